@@ -12,3 +12,5 @@ pub mod proto {
     /// Encoded file descriptor set, served by gRPC reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("meridian_descriptor");
 }
+
+pub mod date;
