@@ -110,7 +110,14 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_date() {
-        for bad in ["", "18", "2020-13-01", "2020-02-30", "yesterday", "2020/01/01"] {
+        for bad in [
+            "",
+            "18",
+            "2020-13-01",
+            "2020-02-30",
+            "yesterday",
+            "2020/01/01",
+        ] {
             assert!(canonical(bad).is_err(), "{bad} accepted");
         }
     }

@@ -10,7 +10,21 @@ pub mod proto {
     tonic::include_proto!("meridian.v1");
 
     /// Encoded file descriptor set, served by gRPC reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("meridian_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("meridian_descriptor");
 }
 
+pub mod cli;
+pub mod config;
 pub mod date;
+pub mod generate;
+pub mod log;
+pub mod merkle;
+pub mod node;
+pub mod record;
+pub mod server;
+pub mod sign;
+pub mod store;
+pub mod sync;
+pub mod tls;
+pub mod trust;

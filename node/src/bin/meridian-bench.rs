@@ -1,0 +1,145 @@
+//! Benchmarks of a real node (not tests): they print numbers.
+//!
+//! `meridian-bench import --records 1000000` generates a holdings file,
+//! starts `meridian serve` (the binary next to this one) and imports the file
+//! through the admin socket with `meridian holdings import`, reporting
+//! records/s and the node's peak RSS. Build both first:
+//! `cargo build --release --bins`.
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use meridian::generate::{Generator, Profile};
+
+#[derive(Parser)]
+#[command(name = "meridian-bench", about = "Benchmarks of a real meridian node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Import generated records through the admin socket.
+    Import {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Bench::Import { records } => import(records),
+    }
+}
+
+fn meridian_binary() -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let bin = me.with_file_name("meridian");
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release --bins)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// A `meridian serve` child process.
+struct Served {
+    child: Child,
+}
+
+impl Served {
+    fn start(bin: &Path, dir: &Path, node_id: &str) -> Result<Self> {
+        let status = Command::new(bin)
+            .args([
+                "init",
+                "--node-id",
+                node_id,
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(dir)
+            .stdout(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("meridian init failed");
+        }
+        let mut child = Command::new(bin)
+            .args(["serve", "--data-dir"])
+            .arg(dir)
+            .env("MERIDIAN_LOG__LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        lines.next().context("serve exited early")??;
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Self { child })
+    }
+
+    /// Peak resident set size of the node, from /proc.
+    fn peak_rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn import(records: u64) -> Result<()> {
+    let bin = meridian_binary()?;
+    let work = tempfile::tempdir()?;
+    let file = work.path().join("holdings.jsonl");
+    let started = Instant::now();
+    {
+        let mut out = BufWriter::new(std::fs::File::create(&file)?);
+        let mut generator = Generator::new(Profile::University, 42);
+        for n in 0..records {
+            writeln!(out, "{}", generator.record(n))?;
+        }
+        out.flush()?;
+    }
+    let size = std::fs::metadata(&file)?.len();
+    println!(
+        "generated {records} records ({:.1} MiB) in {:.1}s",
+        size as f64 / 1048576.0,
+        started.elapsed().as_secs_f64()
+    );
+    let node_dir = work.path().join("node");
+    let node = Served::start(&bin, &node_dir, "bench")?;
+    let started = Instant::now();
+    let out = Command::new(&bin)
+        .args(["holdings", "import"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(&node_dir)
+        .output()?;
+    let secs = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    println!(
+        "import: {records} records in {secs:.1}s = {:.0} records/s through the admin socket ({} cores)",
+        records as f64 / secs,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    if let Some(rss) = node.peak_rss_mib() {
+        println!("node peak RSS: {rss:.0} MiB");
+    }
+    Ok(())
+}

@@ -1,0 +1,2301 @@
+//! The dataset record (DESIGN.md §2): its JSON Lines form, for import and
+//! export, and the rules every record meets, whether it was read from a file
+//! or received from a peer.
+//!
+//! The required properties are the mandatory set of the DataCite Metadata
+//! Schema 4 (identifier, creator, title, publisher, publication year,
+//! resource type). A tombstone (`deleted`) needs only `origin`, `id` and
+//! `version`.
+//!
+//! A valid record is also *canonical*: text trimmed, dates in the text form
+//! of [`crate::date`], DOIs bare and lowercase (`10.1234/abc`), ORCID iDs
+//! bare (`0000-0002-1825-0097`), licenses spelled as the SPDX list spells
+//! them. [`parse_json_line`] rewrites its input into that form and
+//! [`validate`] refuses a record that is not in it. So a peer's record is
+//! kept exactly as its origin wrote it, equal records are equal field by
+//! field (the index can group one DOI held at several nodes), and
+//! [`to_json`] followed by [`parse_json_line`] gives back the same record.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::date;
+use crate::proto::{Access, BoundingBox, Creator, DatasetRecord, TemporalCoverage, Visibility};
+
+/// Longest JSON line accepted, checked before any parsing.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// Longest `id` or `origin`, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+/// Longest `title`, in characters.
+pub const MAX_TITLE_CHARS: usize = 1000;
+/// Longest `description`, in bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 64 * 1024;
+/// Most creators a record may list.
+pub const MAX_CREATORS: usize = 100;
+/// Longest name-like text, in characters: a creator's name or affiliation,
+/// `publisher`, `resource_type`, `project`.
+pub const MAX_NAME_CHARS: usize = 500;
+/// Most keywords a record may list.
+pub const MAX_KEYWORDS: usize = 200;
+/// Most disciplines a record may list.
+pub const MAX_DISCIPLINES: usize = 50;
+/// Most formats a record may list.
+pub const MAX_FORMATS: usize = 50;
+/// Longest keyword, discipline or format, in characters.
+pub const MAX_TERM_CHARS: usize = 200;
+/// Most groups a record may be shown to.
+pub const MAX_GROUPS: usize = 64;
+/// Longest group name, in bytes.
+pub const MAX_GROUP_BYTES: usize = 64;
+/// Most bounding boxes a record may carry.
+pub const MAX_BOXES: usize = 100;
+/// Longest DOI, in bytes.
+pub const MAX_DOI_BYTES: usize = 512;
+/// Longest `landing_url`, in bytes.
+pub const MAX_URL_BYTES: usize = 2048;
+/// Longest `license`, in bytes.
+pub const MAX_LICENSE_BYTES: usize = 128;
+/// Earliest `publication_year` accepted.
+pub const MIN_PUBLICATION_YEAR: u32 = 1000;
+/// Latest `publication_year` accepted.
+pub const MAX_PUBLICATION_YEAR: u32 = 9999;
+
+/// The text names of [`Access`], as the JSON form and the CLI write them.
+pub const ACCESS_NAMES: [&str; 4] = ["open", "registered", "embargoed", "restricted"];
+/// The text names of [`Visibility`], as the JSON form and the CLI write them.
+pub const VISIBILITY_NAMES: [&str; 4] = ["public", "federation", "groups", "private"];
+
+/// Why a record was refused: which field, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct RecordError {
+    /// Path of the offending field, e.g. `title`, `creators[1].orcid`,
+    /// `spatial[0].south`; `json` when the line is not a JSON object.
+    pub field: String,
+    /// What is wrong, written for the person who fixes the input.
+    pub reason: String,
+}
+
+impl RecordError {
+    /// An error about `field`.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The text name of an [`Access`] value; `"unspecified"` for 0 or an unknown value.
+pub fn access_name(access: i32) -> &'static str {
+    match Access::try_from(access) {
+        Ok(Access::Open) => "open",
+        Ok(Access::Registered) => "registered",
+        Ok(Access::Embargoed) => "embargoed",
+        Ok(Access::Restricted) => "restricted",
+        Ok(Access::Unspecified) | Err(_) => "unspecified",
+    }
+}
+
+/// Reads one of [`ACCESS_NAMES`], ignoring ASCII case and surrounding space.
+pub fn parse_access(name: &str) -> Option<Access> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "open" => Some(Access::Open),
+        "registered" => Some(Access::Registered),
+        "embargoed" => Some(Access::Embargoed),
+        "restricted" => Some(Access::Restricted),
+        _ => None,
+    }
+}
+
+/// The text name of a [`Visibility`] value; `"unspecified"` for 0 or an unknown value.
+pub fn visibility_name(visibility: i32) -> &'static str {
+    match Visibility::try_from(visibility) {
+        Ok(Visibility::Public) => "public",
+        Ok(Visibility::Federation) => "federation",
+        Ok(Visibility::Groups) => "groups",
+        Ok(Visibility::Private) => "private",
+        Ok(Visibility::Unspecified) | Err(_) => "unspecified",
+    }
+}
+
+/// Reads one of [`VISIBILITY_NAMES`], ignoring ASCII case and surrounding space.
+pub fn parse_visibility(name: &str) -> Option<Visibility> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "public" => Some(Visibility::Public),
+        "federation" => Some(Visibility::Federation),
+        "groups" => Some(Visibility::Groups),
+        "private" => Some(Visibility::Private),
+        _ => None,
+    }
+}
+
+/// The canonical form of a DOI: bare (`10.1234/abc`, without
+/// `https://doi.org/` or `doi:`), trimmed, ASCII-lowercase (DOI names are
+/// case-insensitive). The result is not checked; [`validate`] does that.
+pub fn canonical_doi(text: &str) -> String {
+    const PREFIXES: [&str; 6] = [
+        "https://doi.org/",
+        "http://doi.org/",
+        "https://dx.doi.org/",
+        "http://dx.doi.org/",
+        "doi.org/",
+        "doi:",
+    ];
+    let text = text.trim();
+    let bare = PREFIXES
+        .iter()
+        .find_map(|prefix| strip_prefix_ignore_case(text, prefix))
+        .unwrap_or(text);
+    bare.trim().to_ascii_lowercase()
+}
+
+/// Parses one line of JSON Lines into a validated, canonical record.
+///
+/// Field names are those of the proto message. `origin`, `version` and
+/// `deleted` are read too, so the node's own export can be imported again;
+/// what to make of them is the node's decision. An absent `visibility` stays
+/// unspecified and an absent `updated_at` stays empty: the node fills both.
+/// `null` counts as absent.
+pub fn parse_json_line(line: &str) -> Result<DatasetRecord, RecordError> {
+    if line.len() > MAX_LINE_BYTES {
+        return Err(RecordError::new(
+            "json",
+            format!(
+                "line is {} bytes long; at most {MAX_LINE_BYTES} are allowed",
+                line.len()
+            ),
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(line);
+    let Object(input): Object<RecordInput> =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
+    deserializer.end().map_err(|error| syntax_error(&error))?;
+    let record = input.into_record()?;
+    validate(&record)?;
+    Ok(record)
+}
+
+/// Checks every rule of a record; the first broken one is reported.
+///
+/// Usable on records from any source: a record that [`parse_json_line`]
+/// would have rewritten (untrimmed text, a DOI URL, a date with an offset)
+/// is refused, since it is not canonical.
+pub fn validate(record: &DatasetRecord) -> Result<(), RecordError> {
+    check_identifier("origin", &record.origin)?;
+    if record.id.is_empty() {
+        return Err(RecordError::new("id", "is required"));
+    }
+    check_identifier("id", &record.id)?;
+    if record.deleted {
+        if record.origin.is_empty() {
+            return Err(RecordError::new(
+                "origin",
+                "is required on a tombstone (`deleted`)",
+            ));
+        }
+        if record.version == 0 {
+            return Err(RecordError::new(
+                "version",
+                "is required on a tombstone (`deleted`): the version it withdraws the record at",
+            ));
+        }
+    }
+    // A tombstone needs nothing more, but what it does carry must still be well-formed.
+    let required = !record.deleted;
+
+    check_text(
+        "title",
+        &record.title,
+        Limit::Chars(MAX_TITLE_CHARS),
+        required,
+        Lines::One,
+    )?;
+    check_text(
+        "description",
+        &record.description,
+        Limit::Bytes(MAX_DESCRIPTION_BYTES),
+        false,
+        Lines::Many,
+    )?;
+    check_creators(&record.creators, required)?;
+    check_text(
+        "publisher",
+        &record.publisher,
+        Limit::Chars(MAX_NAME_CHARS),
+        required,
+        Lines::One,
+    )?;
+    check_publication_year(record.publication_year, required)?;
+    check_text(
+        "resource_type",
+        &record.resource_type,
+        Limit::Chars(MAX_NAME_CHARS),
+        required,
+        Lines::One,
+    )?;
+    check_terms("keywords", &record.keywords, MAX_KEYWORDS)?;
+    check_terms("disciplines", &record.disciplines, MAX_DISCIPLINES)?;
+    check_doi("doi", &record.doi)?;
+    check_url("landing_url", &record.landing_url)?;
+    check_license("license", &record.license)?;
+    check_access(record, required)?;
+    check_visibility(record, required)?;
+    check_spatial(&record.spatial)?;
+    check_temporal(record.temporal.as_ref())?;
+    check_terms("formats", &record.formats, MAX_FORMATS)?;
+    check_text(
+        "project",
+        &record.project,
+        Limit::Chars(MAX_NAME_CHARS),
+        false,
+        Lines::One,
+    )?;
+    check_date("updated_at", &record.updated_at)?;
+    Ok(())
+}
+
+/// The JSON export form: proto field names, enums as lowercase text, empty
+/// and default fields left out; `origin` and `version` included when set,
+/// `deleted` when true. [`parse_json_line`] reads it back to the same record.
+pub fn to_json(record: &DatasetRecord) -> Value {
+    let mut out = Map::new();
+    put_text(&mut out, "origin", &record.origin);
+    put_text(&mut out, "id", &record.id);
+    put_number(&mut out, "version", record.version);
+    put_text(&mut out, "title", &record.title);
+    put_text(&mut out, "description", &record.description);
+    if !record.creators.is_empty() {
+        let creators = record.creators.iter().map(creator_json).collect();
+        out.insert("creators".into(), Value::Array(creators));
+    }
+    put_text(&mut out, "publisher", &record.publisher);
+    put_number(
+        &mut out,
+        "publication_year",
+        u64::from(record.publication_year),
+    );
+    put_text(&mut out, "resource_type", &record.resource_type);
+    put_list(&mut out, "keywords", &record.keywords);
+    put_list(&mut out, "disciplines", &record.disciplines);
+    put_text(&mut out, "doi", &record.doi);
+    put_text(&mut out, "landing_url", &record.landing_url);
+    put_text(&mut out, "license", &record.license);
+    if record.access != Access::Unspecified as i32 {
+        put_text(&mut out, "access", access_name(record.access));
+    }
+    put_text(&mut out, "embargo_until", &record.embargo_until);
+    if record.visibility != Visibility::Unspecified as i32 {
+        put_text(&mut out, "visibility", visibility_name(record.visibility));
+    }
+    put_list(&mut out, "groups", &record.groups);
+    if !record.spatial.is_empty() {
+        let boxes = record.spatial.iter().map(box_json).collect();
+        out.insert("spatial".into(), Value::Array(boxes));
+    }
+    if let Some(temporal) = &record.temporal {
+        let mut coverage = Map::new();
+        put_text(&mut coverage, "start", &temporal.start);
+        put_text(&mut coverage, "end", &temporal.end);
+        out.insert("temporal".into(), Value::Object(coverage));
+    }
+    put_number(&mut out, "size_bytes", record.size_bytes);
+    put_number(&mut out, "file_count", record.file_count);
+    put_list(&mut out, "formats", &record.formats);
+    put_text(&mut out, "project", &record.project);
+    put_text(&mut out, "updated_at", &record.updated_at);
+    if record.deleted {
+        out.insert("deleted".into(), Value::Bool(true));
+    }
+    Value::Object(out)
+}
+
+// ---------------------------------------------------------------------------
+// The JSON input form.
+
+/// One JSON line as written. Every field is optional here so that a missing
+/// required field is reported by [`validate`] with its name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordInput {
+    origin: Option<String>,
+    id: Option<String>,
+    version: Option<u64>,
+    title: Option<String>,
+    description: Option<String>,
+    creators: Option<Vec<Object<CreatorInput>>>,
+    publisher: Option<String>,
+    publication_year: Option<u32>,
+    resource_type: Option<String>,
+    keywords: Option<Vec<String>>,
+    disciplines: Option<Vec<String>>,
+    doi: Option<String>,
+    landing_url: Option<String>,
+    license: Option<String>,
+    access: Option<String>,
+    embargo_until: Option<String>,
+    visibility: Option<String>,
+    groups: Option<Vec<String>>,
+    spatial: Option<Vec<Object<BoxInput>>>,
+    temporal: Option<Object<TemporalInput>>,
+    size_bytes: Option<u64>,
+    file_count: Option<u64>,
+    formats: Option<Vec<String>>,
+    project: Option<String>,
+    updated_at: Option<String>,
+    deleted: Option<bool>,
+}
+
+/// A JSON object and nothing else. A derived struct also takes an array of
+/// its fields in order, which would let `["node-a", "X-1"]` pass for a record.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(ObjectVisitor(std::marker::PhantomData))
+            .map(Object)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatorInput {
+    name: Option<String>,
+    affiliation: Option<String>,
+    orcid: Option<String>,
+}
+
+/// All four sides are required: a missing one must not silently become 0°.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BoxInput {
+    west: f64,
+    south: f64,
+    east: f64,
+    north: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemporalInput {
+    start: Option<String>,
+    end: Option<String>,
+}
+
+impl RecordInput {
+    /// The record in canonical form; not yet validated.
+    fn into_record(self) -> Result<DatasetRecord, RecordError> {
+        let access = match text(self.access).as_str() {
+            "" => Access::Unspecified,
+            name => parse_access(name).ok_or_else(|| {
+                RecordError::new(
+                    "access",
+                    format!("`{name}` is not one of {}", ACCESS_NAMES.join(", ")),
+                )
+            })?,
+        };
+        let visibility = match text(self.visibility).as_str() {
+            "" => Visibility::Unspecified,
+            name => parse_visibility(name).ok_or_else(|| {
+                RecordError::new(
+                    "visibility",
+                    format!("`{name}` is not one of {}", VISIBILITY_NAMES.join(", ")),
+                )
+            })?,
+        };
+        let temporal = match self.temporal {
+            None => None,
+            Some(Object(input)) => {
+                let start = canonical_date("temporal.start", text(input.start))?;
+                let end = canonical_date("temporal.end", text(input.end))?;
+                // Both bounds open is the same as no coverage given.
+                (!start.is_empty() || !end.is_empty()).then_some(TemporalCoverage { start, end })
+            }
+        };
+        let creators = self
+            .creators
+            .unwrap_or_default()
+            .into_iter()
+            .map(|Object(creator)| Creator {
+                name: text(creator.name),
+                affiliation: text(creator.affiliation),
+                orcid: canonical_orcid(&text(creator.orcid)),
+            })
+            .collect();
+        let spatial = self
+            .spatial
+            .unwrap_or_default()
+            .into_iter()
+            .map(|Object(b)| BoundingBox {
+                west: b.west,
+                south: b.south,
+                east: b.east,
+                north: b.north,
+            })
+            .collect();
+        Ok(DatasetRecord {
+            origin: text(self.origin),
+            id: text(self.id),
+            version: self.version.unwrap_or_default(),
+            title: text(self.title),
+            description: text(self.description),
+            creators,
+            publisher: text(self.publisher),
+            publication_year: self.publication_year.unwrap_or_default(),
+            resource_type: text(self.resource_type),
+            keywords: texts(self.keywords),
+            disciplines: texts(self.disciplines),
+            doi: canonical_doi(&text(self.doi)),
+            landing_url: text(self.landing_url),
+            license: canonical_license(&text(self.license)),
+            access: access as i32,
+            embargo_until: canonical_date("embargo_until", text(self.embargo_until))?,
+            visibility: visibility as i32,
+            groups: texts(self.groups),
+            spatial,
+            temporal,
+            size_bytes: self.size_bytes.unwrap_or_default(),
+            file_count: self.file_count.unwrap_or_default(),
+            formats: texts(self.formats),
+            project: text(self.project),
+            updated_at: canonical_date("updated_at", text(self.updated_at))?,
+            deleted: self.deleted.unwrap_or_default(),
+        })
+    }
+}
+
+fn text(value: Option<String>) -> String {
+    match value {
+        Some(value) if value.trim().len() == value.len() => value,
+        Some(value) => value.trim().to_owned(),
+        None => String::new(),
+    }
+}
+
+fn texts(values: Option<Vec<String>>) -> Vec<String> {
+    values
+        .unwrap_or_default()
+        .into_iter()
+        .map(|value| text(Some(value)))
+        .collect()
+}
+
+fn canonical_date(field: &str, value: String) -> Result<String, RecordError> {
+    if value.is_empty() {
+        return Ok(value);
+    }
+    date::canonical(&value).map_err(|error| RecordError::new(field, error.to_string()))
+}
+
+/// Bare ORCID iD with an uppercase check character; `https://orcid.org/` dropped.
+fn canonical_orcid(text: &str) -> String {
+    const PREFIXES: [&str; 3] = ["https://orcid.org/", "http://orcid.org/", "orcid.org/"];
+    let bare = PREFIXES
+        .iter()
+        .find_map(|prefix| strip_prefix_ignore_case(text, prefix))
+        .unwrap_or(text);
+    bare.to_ascii_uppercase()
+}
+
+/// The SPDX list's spelling of a license id (SPDX ids match case-insensitively).
+fn canonical_license(text: &str) -> String {
+    if let Some(rest) = strip_prefix_ignore_case(text, LICENSE_REF) {
+        return format!("{LICENSE_REF}{rest}");
+    }
+    if spdx::license_id(text).is_some_and(|license| license.name == text) {
+        return text.to_owned();
+    }
+    spdx::identifiers::LICENSES
+        .iter()
+        .find(|license| license.name.eq_ignore_ascii_case(text))
+        .map_or_else(|| text.to_owned(), |license| license.name.to_owned())
+}
+
+fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+/// Turns a serde error into the field it is about.
+fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> RecordError {
+    let inner = error.inner();
+    if inner.classify() != serde_json::error::Category::Data {
+        return syntax_error(inner);
+    }
+    let segments: Vec<&serde_path_to_error::Segment> = error.path().iter().collect();
+    let path = path_text(&segments);
+    let message = without_position(inner);
+    let quoted = |prefix: &str| -> Option<(String, String)> {
+        let rest = message.strip_prefix(prefix)?;
+        let (name, rest) = rest.split_once('`')?;
+        Some((name.to_owned(), rest.trim_start_matches(", ").to_owned()))
+    };
+    let child = |name: &str| {
+        if path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    if let Some((name, expected)) = quoted("unknown field `") {
+        // The path already ends with the unknown key.
+        let at_key = matches!(
+            segments.last(),
+            Some(serde_path_to_error::Segment::Map { key }) if *key == name
+        );
+        let field = if at_key { path.clone() } else { child(&name) };
+        let reason = if expected.is_empty() {
+            "unknown field".to_owned()
+        } else {
+            format!("unknown field ({expected})")
+        };
+        return RecordError::new(field, reason);
+    }
+    if let Some((name, _)) = quoted("missing field `") {
+        return RecordError::new(child(&name), "is required");
+    }
+    if let Some((name, _)) = quoted("duplicate field `") {
+        return RecordError::new(child(&name), "is given more than once");
+    }
+    let field = if path.is_empty() {
+        "json".to_owned()
+    } else {
+        path
+    };
+    RecordError::new(field, message)
+}
+
+fn syntax_error(error: &serde_json::Error) -> RecordError {
+    RecordError::new(
+        "json",
+        format!("{} at column {}", without_position(error), error.column()),
+    )
+}
+
+/// serde_json's message without its " at line L column C" tail.
+fn without_position(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let tail = format!(" at line {} column {}", error.line(), error.column());
+    match message.strip_suffix(&tail) {
+        Some(head) => head.to_owned(),
+        None => message,
+    }
+}
+
+/// `creators[0].orcid` from serde's path segments.
+fn path_text(segments: &[&serde_path_to_error::Segment]) -> String {
+    use serde_path_to_error::Segment;
+    let mut path = String::new();
+    for segment in segments {
+        match segment {
+            Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+            }
+            Segment::Unknown => {
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push('?');
+            }
+        }
+    }
+    path
+}
+
+// ---------------------------------------------------------------------------
+// The export form.
+
+fn put_text(out: &mut Map<String, Value>, key: &str, value: &str) {
+    if !value.is_empty() {
+        out.insert(key.to_owned(), Value::from(value));
+    }
+}
+
+fn put_number(out: &mut Map<String, Value>, key: &str, value: u64) {
+    if value != 0 {
+        out.insert(key.to_owned(), Value::from(value));
+    }
+}
+
+fn put_list(out: &mut Map<String, Value>, key: &str, values: &[String]) {
+    if !values.is_empty() {
+        out.insert(key.to_owned(), Value::from(values.to_vec()));
+    }
+}
+
+fn creator_json(creator: &Creator) -> Value {
+    let mut out = Map::new();
+    out.insert("name".into(), Value::from(creator.name.as_str()));
+    put_text(&mut out, "affiliation", &creator.affiliation);
+    put_text(&mut out, "orcid", &creator.orcid);
+    Value::Object(out)
+}
+
+fn box_json(bbox: &BoundingBox) -> Value {
+    let mut out = Map::new();
+    out.insert("west".into(), Value::from(bbox.west));
+    out.insert("south".into(), Value::from(bbox.south));
+    out.insert("east".into(), Value::from(bbox.east));
+    out.insert("north".into(), Value::from(bbox.north));
+    Value::Object(out)
+}
+
+// ---------------------------------------------------------------------------
+// The rules.
+
+const LICENSE_REF: &str = "LicenseRef-";
+
+#[derive(Clone, Copy)]
+enum Limit {
+    Chars(usize),
+    Bytes(usize),
+}
+
+/// Whether a text may hold line breaks and tabs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lines {
+    One,
+    Many,
+}
+
+fn check_text(
+    field: &str,
+    value: &str,
+    limit: Limit,
+    required: bool,
+    lines: Lines,
+) -> Result<(), RecordError> {
+    if value.is_empty() {
+        return if required {
+            Err(RecordError::new(field, "is required"))
+        } else {
+            Ok(())
+        };
+    }
+    if value.trim().len() != value.len() {
+        return Err(RecordError::new(
+            field,
+            "has leading or trailing whitespace",
+        ));
+    }
+    match limit {
+        Limit::Chars(max) => {
+            let count = value.chars().count();
+            if count > max {
+                return Err(RecordError::new(
+                    field,
+                    format!("is {count} characters long; at most {max} are allowed"),
+                ));
+            }
+        }
+        Limit::Bytes(max) => {
+            if value.len() > max {
+                return Err(RecordError::new(
+                    field,
+                    format!("is {} bytes long; at most {max} are allowed", value.len()),
+                ));
+            }
+        }
+    }
+    let allowed = |c: char| lines == Lines::Many && matches!(c, '\n' | '\r' | '\t');
+    if let Some(c) = value.chars().find(|&c| c.is_control() && !allowed(c)) {
+        return Err(RecordError::new(
+            field,
+            format!("contains the control character U+{:04X}", u32::from(c)),
+        ));
+    }
+    Ok(())
+}
+
+/// `id` and `origin`: an identifier, no whitespace. Emptiness is the caller's concern.
+fn check_identifier(field: &str, value: &str) -> Result<(), RecordError> {
+    if value.len() > MAX_ID_BYTES {
+        return Err(RecordError::new(
+            field,
+            format!(
+                "is {} bytes long; at most {MAX_ID_BYTES} are allowed",
+                value.len()
+            ),
+        ));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(RecordError::new(
+            field,
+            format!(
+                "`{}` contains whitespace or a control character (U+{:04X})",
+                value.escape_debug(),
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_creators(creators: &[Creator], required: bool) -> Result<(), RecordError> {
+    if creators.is_empty() && required {
+        return Err(RecordError::new(
+            "creators",
+            "is required: list at least one creator with a name",
+        ));
+    }
+    if creators.len() > MAX_CREATORS {
+        return Err(RecordError::new(
+            "creators",
+            format!(
+                "lists {} creators; at most {MAX_CREATORS} are allowed",
+                creators.len()
+            ),
+        ));
+    }
+    for (index, creator) in creators.iter().enumerate() {
+        let field = |name: &str| format!("creators[{index}].{name}");
+        check_text(
+            &field("name"),
+            &creator.name,
+            Limit::Chars(MAX_NAME_CHARS),
+            true,
+            Lines::One,
+        )?;
+        check_text(
+            &field("affiliation"),
+            &creator.affiliation,
+            Limit::Chars(MAX_NAME_CHARS),
+            false,
+            Lines::One,
+        )?;
+        if !creator.orcid.is_empty() {
+            check_orcid(&field("orcid"), &creator.orcid)?;
+        }
+    }
+    Ok(())
+}
+
+/// `dddd-dddd-dddd-dddX` with an ISO 7064 MOD 11-2 check character.
+fn check_orcid(field: &str, value: &str) -> Result<(), RecordError> {
+    let shape_error = || {
+        RecordError::new(
+            field,
+            format!(
+                "`{}` is not an ORCID iD (expected 0000-0000-0000-000X)",
+                value.escape_debug()
+            ),
+        )
+    };
+    let bytes = value.as_bytes();
+    if bytes.len() != 19 {
+        return Err(shape_error());
+    }
+    let mut digits = [0u8; 15];
+    let mut count = 0;
+    for (position, &byte) in bytes[..18].iter().enumerate() {
+        if matches!(position, 4 | 9 | 14) {
+            if byte != b'-' {
+                return Err(shape_error());
+            }
+        } else if byte.is_ascii_digit() {
+            digits[count] = byte - b'0';
+            count += 1;
+        } else {
+            return Err(shape_error());
+        }
+    }
+    let check = bytes[18];
+    if !(check.is_ascii_digit() || check == b'X') {
+        return Err(shape_error());
+    }
+    if check != orcid_check_character(&digits) {
+        return Err(RecordError::new(
+            field,
+            format!("`{value}` has a wrong check character: the iD is mistyped"),
+        ));
+    }
+    Ok(())
+}
+
+/// ISO 7064 MOD 11-2 over the first 15 digits of an ORCID iD.
+fn orcid_check_character(digits: &[u8; 15]) -> u8 {
+    let total = digits
+        .iter()
+        .fold(0u32, |total, &digit| (total + u32::from(digit)) * 2 % 11);
+    match (12 - total) % 11 {
+        10 => b'X',
+        // Below 10, so it fits a digit.
+        check => b'0' + check as u8,
+    }
+}
+
+fn check_publication_year(year: u32, required: bool) -> Result<(), RecordError> {
+    if year == 0 {
+        return if required {
+            Err(RecordError::new("publication_year", "is required"))
+        } else {
+            Ok(())
+        };
+    }
+    if !(MIN_PUBLICATION_YEAR..=MAX_PUBLICATION_YEAR).contains(&year) {
+        return Err(RecordError::new(
+            "publication_year",
+            format!("{year} is not a year from {MIN_PUBLICATION_YEAR} to {MAX_PUBLICATION_YEAR}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Keywords, disciplines, formats: a bounded list of short non-empty terms.
+fn check_terms(field: &str, values: &[String], max_items: usize) -> Result<(), RecordError> {
+    if values.len() > max_items {
+        return Err(RecordError::new(
+            field,
+            format!(
+                "has {} entries; at most {max_items} are allowed",
+                values.len()
+            ),
+        ));
+    }
+    for (index, value) in values.iter().enumerate() {
+        let path = format!("{field}[{index}]");
+        if value.is_empty() {
+            return Err(RecordError::new(path, "is empty"));
+        }
+        check_text(&path, value, Limit::Chars(MAX_TERM_CHARS), true, Lines::One)?;
+    }
+    Ok(())
+}
+
+/// A bare, lowercase DOI: `10.<registrant>/<suffix>`, the registrant being
+/// at least four digits, optionally with `.`-separated subdivisions.
+fn check_doi(field: &str, value: &str) -> Result<(), RecordError> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    if value.len() > MAX_DOI_BYTES {
+        return Err(RecordError::new(
+            field,
+            format!(
+                "is {} bytes long; at most {MAX_DOI_BYTES} are allowed",
+                value.len()
+            ),
+        ));
+    }
+    let shape_error = || {
+        RecordError::new(
+            field,
+            format!(
+                "`{}` is not a DOI (expected the bare form 10.<registrant>/<suffix>, e.g. 10.1234/abc)",
+                value.escape_debug()
+            ),
+        )
+    };
+    let (registrant, suffix) = value
+        .strip_prefix("10.")
+        .and_then(|rest| rest.split_once('/'))
+        .ok_or_else(shape_error)?;
+    let code_ok = registrant
+        .split('.')
+        .next()
+        .is_some_and(|code| code.len() >= 4)
+        && registrant
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+    if !code_ok || suffix.is_empty() {
+        return Err(shape_error());
+    }
+    if suffix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(RecordError::new(
+            field,
+            "the suffix contains whitespace or a control character",
+        ));
+    }
+    if value.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(RecordError::new(
+            field,
+            format!(
+                "`{value}` is not lowercase (DOIs are case-insensitive and kept as `{}`)",
+                value.to_ascii_lowercase()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An absolute `http` or `https` URL with a host, no credentials, no whitespace.
+fn check_url(field: &str, value: &str) -> Result<(), RecordError> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    if value.len() > MAX_URL_BYTES {
+        return Err(RecordError::new(
+            field,
+            format!(
+                "is {} bytes long; at most {MAX_URL_BYTES} are allowed",
+                value.len()
+            ),
+        ));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(RecordError::new(
+            field,
+            "contains whitespace or a control character (percent-encode it)",
+        ));
+    }
+    let not_http = || {
+        RecordError::new(
+            field,
+            format!("`{value}` is not an absolute http or https URL"),
+        )
+    };
+    let (scheme, rest) = value.split_once("://").ok_or_else(not_http)?;
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return Err(not_http());
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(RecordError::new(
+            field,
+            "must not carry a user name or password",
+        ));
+    }
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        // An IPv6 literal: `[::1]:8080`.
+        let (address, after) = bracketed.split_once(']').ok_or_else(not_http)?;
+        let valid = !address.is_empty()
+            && address
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+        if !valid {
+            return Err(RecordError::new(
+                field,
+                format!("`{address}` is not an IPv6 address"),
+            ));
+        }
+        match after {
+            "" => (address, None),
+            _ => (address, Some(after.strip_prefix(':').ok_or_else(not_http)?)),
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(RecordError::new(field, format!("`{value}` has no host")));
+    }
+    if !authority.starts_with('[')
+        && !host
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+    {
+        return Err(RecordError::new(
+            field,
+            format!("`{host}` is not a host name"),
+        ));
+    }
+    if let Some(port) = port {
+        if port.is_empty()
+            || !port.bytes().all(|b| b.is_ascii_digit())
+            || port.parse::<u16>().is_err()
+        {
+            return Err(RecordError::new(
+                field,
+                format!("`{port}` is not a port number"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One SPDX license identifier, spelled as the SPDX list does, or `LicenseRef-<idstring>`.
+fn check_license(field: &str, value: &str) -> Result<(), RecordError> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    if value.len() > MAX_LICENSE_BYTES {
+        return Err(RecordError::new(
+            field,
+            format!(
+                "is {} bytes long; at most {MAX_LICENSE_BYTES} are allowed",
+                value.len()
+            ),
+        ));
+    }
+    if let Some(idstring) = value.strip_prefix(LICENSE_REF) {
+        let valid = !idstring.is_empty()
+            && idstring
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !valid {
+            return Err(RecordError::new(
+                field,
+                format!(
+                    "`{value}`: after `LicenseRef-` only letters, digits, `.` and `-` may follow"
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    if spdx::license_id(value).is_some_and(|license| license.name == value) {
+        return Ok(());
+    }
+    if value.contains(char::is_whitespace) {
+        return Err(RecordError::new(
+            field,
+            format!("`{value}` looks like a license expression; give one SPDX identifier or a LicenseRef-…"),
+        ));
+    }
+    Err(RecordError::new(
+        field,
+        format!(
+            "`{}` is not an SPDX license identifier (see https://spdx.org/licenses/) nor a LicenseRef-…",
+            value.escape_debug()
+        ),
+    ))
+}
+
+fn check_access(record: &DatasetRecord, required: bool) -> Result<(), RecordError> {
+    let access = Access::try_from(record.access).map_err(|_| {
+        RecordError::new(
+            "access",
+            format!("{} is not a known access value", record.access),
+        )
+    })?;
+    let embargoed = access == Access::Embargoed;
+    if embargoed && record.embargo_until.is_empty() && required {
+        return Err(RecordError::new(
+            "embargo_until",
+            "is required when access is embargoed: the date the embargo ends",
+        ));
+    }
+    if !embargoed && !record.embargo_until.is_empty() {
+        return Err(RecordError::new(
+            "embargo_until",
+            format!(
+                "is only allowed when access is embargoed (access is {})",
+                access_name(record.access)
+            ),
+        ));
+    }
+    check_date("embargo_until", &record.embargo_until)
+}
+
+fn check_visibility(record: &DatasetRecord, required: bool) -> Result<(), RecordError> {
+    let visibility = Visibility::try_from(record.visibility).map_err(|_| {
+        RecordError::new(
+            "visibility",
+            format!("{} is not a known visibility value", record.visibility),
+        )
+    })?;
+    let by_groups = visibility == Visibility::Groups;
+    if by_groups && record.groups.is_empty() && required {
+        return Err(RecordError::new(
+            "groups",
+            "is required when visibility is groups: name at least one group",
+        ));
+    }
+    if !by_groups && !record.groups.is_empty() {
+        return Err(RecordError::new(
+            "groups",
+            format!(
+                "are only allowed when visibility is groups (visibility is {})",
+                visibility_name(record.visibility)
+            ),
+        ));
+    }
+    if record.groups.len() > MAX_GROUPS {
+        return Err(RecordError::new(
+            "groups",
+            format!(
+                "has {} entries; at most {MAX_GROUPS} are allowed",
+                record.groups.len()
+            ),
+        ));
+    }
+    for (index, group) in record.groups.iter().enumerate() {
+        check_group(&format!("groups[{index}]"), group)?;
+    }
+    Ok(())
+}
+
+/// `[a-z0-9][a-z0-9-_.]*`, bounded.
+fn check_group(field: &str, name: &str) -> Result<(), RecordError> {
+    if name.len() > MAX_GROUP_BYTES {
+        return Err(RecordError::new(
+            field,
+            format!(
+                "is {} bytes long; at most {MAX_GROUP_BYTES} are allowed",
+                name.len()
+            ),
+        ));
+    }
+    let mut bytes = name.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let rest_ok = bytes
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
+    if !(first_ok && rest_ok) {
+        return Err(RecordError::new(
+            field,
+            format!(
+                "`{}` is not a group name (lowercase letters, digits, `-`, `_`, `.`; starting with a letter or digit)",
+                name.escape_debug()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// WGS84 degrees; west > east is a box across the antimeridian, and valid.
+fn check_spatial(boxes: &[BoundingBox]) -> Result<(), RecordError> {
+    if boxes.len() > MAX_BOXES {
+        return Err(RecordError::new(
+            "spatial",
+            format!("has {} boxes; at most {MAX_BOXES} are allowed", boxes.len()),
+        ));
+    }
+    for (index, bbox) in boxes.iter().enumerate() {
+        let sides = [
+            ("west", bbox.west, 180.0),
+            ("south", bbox.south, 90.0),
+            ("east", bbox.east, 180.0),
+            ("north", bbox.north, 90.0),
+        ];
+        for (side, degrees, limit) in sides {
+            let field = format!("spatial[{index}].{side}");
+            if !degrees.is_finite() {
+                return Err(RecordError::new(
+                    field,
+                    format!("{degrees} is not a finite number of degrees"),
+                ));
+            }
+            if !(-limit..=limit).contains(&degrees) {
+                return Err(RecordError::new(
+                    field,
+                    format!("{degrees} is outside [-{limit}, {limit}] degrees"),
+                ));
+            }
+        }
+        if bbox.south > bbox.north {
+            return Err(RecordError::new(
+                format!("spatial[{index}].south"),
+                format!(
+                    "south edge {} lies north of the north edge {}",
+                    bbox.south, bbox.north
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Both bounds canonical dates, either open; the start's first second no
+/// later than the end's last second (`2018` to `2018` is the whole year).
+fn check_temporal(temporal: Option<&TemporalCoverage>) -> Result<(), RecordError> {
+    let Some(temporal) = temporal else {
+        return Ok(());
+    };
+    if temporal.start.is_empty() && temporal.end.is_empty() {
+        return Err(RecordError::new(
+            "temporal",
+            "has neither start nor end; leave it out when the coverage is unknown",
+        ));
+    }
+    check_date("temporal.start", &temporal.start)?;
+    check_date("temporal.end", &temporal.end)?;
+    if temporal.start.is_empty() || temporal.end.is_empty() {
+        return Ok(());
+    }
+    let span = |field: &str, text: &str| {
+        date::bounds(text).map_err(|error| RecordError::new(field, error.to_string()))
+    };
+    let (first, _) = span("temporal.start", &temporal.start)?;
+    let (_, last) = span("temporal.end", &temporal.end)?;
+    if first > last {
+        return Err(RecordError::new(
+            "temporal",
+            format!(
+                "starts ({}) after it ends ({})",
+                temporal.start, temporal.end
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A date in canonical form, or empty.
+fn check_date(field: &str, value: &str) -> Result<(), RecordError> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    let canonical =
+        date::canonical(value).map_err(|error| RecordError::new(field, error.to_string()))?;
+    if canonical != value {
+        return Err(RecordError::new(
+            field,
+            format!(
+                "`{}` is not in canonical form; write `{canonical}`",
+                value.escape_debug()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Three lines of the example holdings: a DOI and ORCID with a box across
+    /// the antimeridian; an embargo with year-precision coverage; a record
+    /// shown to groups under a LicenseRef.
+    const SEA_ICE: &str = r#"{"id": "PDC-2021-0412", "title": "Arctic sea ice thickness from CryoSat-2 and SMOS, 2010-2020", "description": "Monthly gridded sea ice thickness over the Arctic Ocean merged from CryoSat-2 radar altimetry and SMOS L-band radiometry, 25 km EASE2 grid, with uncertainty estimates.", "creators": [{"name": "Li, Xinqing", "affiliation": "Polar Research Institute", "orcid": "0000-0002-1825-0097"}], "publisher": "National Polar Science Data Center", "publication_year": 2021, "resource_type": "Dataset", "keywords": ["sea ice", "thickness", "altimetry", "Arctic Ocean"], "disciplines": ["earth"], "doi": "10.1234/pdc.2021.0412", "landing_url": "https://data.example.org/pdc/2021-0412", "license": "CC-BY-4.0", "access": "open", "visibility": "public", "spatial": [{"west": 160.0, "south": 60.0, "east": -120.0, "north": 90.0}], "temporal": {"start": "2010-10-01", "end": "2020-04-30"}, "size_bytes": 48318382080, "file_count": 240, "formats": ["NetCDF"], "project": "Arctic sea ice monitoring", "updated_at": "2023-03-14T08:00:00Z"}"#;
+    const ICE_CORE: &str = r#"{"id": "PDC-2019-0033", "title": "Dome A ice core stable isotopes, 0-800 m", "description": "Oxygen and hydrogen stable isotope ratios measured at 5 cm resolution on the Dome A shallow ice core, with depth-age model.", "creators": [{"name": "Zhang, Wei", "affiliation": "Polar Research Institute"}], "publisher": "National Polar Science Data Center", "publication_year": 2019, "resource_type": "Dataset", "keywords": ["ice core", "stable isotopes", "paleoclimate", "Antarctica"], "disciplines": ["earth"], "license": "CC-BY-4.0", "access": "embargoed", "embargo_until": "2027-01-01", "visibility": "federation", "spatial": [{"west": 77.0, "south": -80.5, "east": 77.5, "north": -80.3}], "temporal": {"start": "1200", "end": "2018"}, "size_bytes": 52428800, "file_count": 3, "formats": ["CSV"], "project": "CHINARE-35", "updated_at": "2024-01-09T02:30:00Z"}"#;
+    const GENOMES: &str = r#"{"id": "GEN-WGS-118", "title": "Whole-genome sequencing of 1,200 hepatocellular carcinoma tumour-normal pairs", "description": "Somatic variant calls and read alignments from paired tumour and blood samples; raw reads available under controlled access after data access committee approval.", "creators": [{"name": "Chen, Yu", "affiliation": "Institute of Genomic Medicine"}], "publisher": "Institute of Genomic Medicine", "publication_year": 2024, "resource_type": "Dataset", "keywords": ["whole-genome sequencing", "liver cancer", "somatic variants"], "disciplines": ["life"], "license": "LicenseRef-controlled-access", "access": "restricted", "visibility": "groups", "groups": ["biomed-consortium"], "size_bytes": 395824185344000, "file_count": 4800, "formats": ["CRAM", "VCF"], "project": "Liver cancer genome atlas", "updated_at": "2024-06-30T12:00:00Z"}"#;
+
+    fn parse(line: &str) -> DatasetRecord {
+        parse_json_line(line).unwrap_or_else(|error| panic!("{error}\n{line}"))
+    }
+
+    /// A valid record to break one rule at a time.
+    fn sea_ice() -> DatasetRecord {
+        parse(SEA_ICE)
+    }
+
+    /// `SEA_ICE` with one top-level field replaced (or added).
+    fn sea_ice_with(field: &str, value: Value) -> String {
+        let mut json: Value = serde_json::from_str(SEA_ICE).unwrap();
+        json[field] = value;
+        json.to_string()
+    }
+
+    #[track_caller]
+    fn assert_rejected(
+        result: Result<impl std::fmt::Debug, RecordError>,
+        field: &str,
+        reason_part: &str,
+    ) {
+        let error = result.expect_err("accepted");
+        assert_eq!(error.field, field, "{error}");
+        assert!(
+            error.reason.contains(reason_part),
+            "reason `{}` lacks `{reason_part}`",
+            error.reason
+        );
+    }
+
+    #[track_caller]
+    fn assert_invalid(record: &DatasetRecord, field: &str, reason_part: &str) {
+        assert_rejected(validate(record), field, reason_part);
+    }
+
+    // --- The example holdings.
+
+    #[test]
+    fn example_holdings_parse_with_every_field() {
+        let record = sea_ice();
+        assert_eq!(record.id, "PDC-2021-0412");
+        assert_eq!(record.creators.len(), 1);
+        assert_eq!(record.creators[0].name, "Li, Xinqing");
+        assert_eq!(record.creators[0].affiliation, "Polar Research Institute");
+        assert_eq!(record.creators[0].orcid, "0000-0002-1825-0097");
+        assert_eq!(record.publication_year, 2021);
+        assert_eq!(record.keywords.len(), 4);
+        assert_eq!(record.disciplines, ["earth"]);
+        assert_eq!(record.doi, "10.1234/pdc.2021.0412");
+        assert_eq!(record.license, "CC-BY-4.0");
+        assert_eq!(record.access, Access::Open as i32);
+        assert_eq!(record.visibility, Visibility::Public as i32);
+        let bbox = &record.spatial[0];
+        assert_eq!(
+            (bbox.west, bbox.south, bbox.east, bbox.north),
+            (160.0, 60.0, -120.0, 90.0)
+        );
+        let temporal = record.temporal.as_ref().unwrap();
+        assert_eq!(
+            (temporal.start.as_str(), temporal.end.as_str()),
+            ("2010-10-01", "2020-04-30")
+        );
+        assert_eq!(record.size_bytes, 48_318_382_080);
+        assert_eq!(record.file_count, 240);
+        assert_eq!(record.formats, ["NetCDF"]);
+        assert_eq!(record.project, "Arctic sea ice monitoring");
+        assert_eq!(record.updated_at, "2023-03-14T08:00:00Z");
+        assert!(record.origin.is_empty() && record.version == 0 && !record.deleted);
+
+        let record = parse(ICE_CORE);
+        assert_eq!(record.access, Access::Embargoed as i32);
+        assert_eq!(record.embargo_until, "2027-01-01");
+        assert_eq!(record.visibility, Visibility::Federation as i32);
+        assert_eq!(record.temporal.unwrap().start, "1200");
+
+        let record = parse(GENOMES);
+        assert_eq!(record.visibility, Visibility::Groups as i32);
+        assert_eq!(record.groups, ["biomed-consortium"]);
+        assert_eq!(record.license, "LicenseRef-controlled-access");
+        assert_eq!(record.size_bytes, 395_824_185_344_000);
+        assert!(record.temporal.is_none() && record.spatial.is_empty());
+    }
+
+    // --- Canonical form on import.
+
+    #[test]
+    fn import_trims_and_canonicalises() {
+        let line = r#"{"id": " X-1 ", "title": "  Ice  ", "creators": [{"name": " A ", "orcid": "https://orcid.org/0000-0002-1694-233x"}],
+            "publisher": "P", "publication_year": 2020, "resource_type": "Dataset", "keywords": [" ice "],
+            "doi": "https://doi.org/10.5281/ZENODO.123", "license": "cc-by-4.0", "access": " Embargoed ",
+            "embargo_until": "2030-01-01T02:00:00+02:00", "visibility": "PRIVATE",
+            "temporal": {"start": " 2010 ", "end": "2011-02-03T04:05:06-01:00"}}"#;
+        let record = parse(line);
+        assert_eq!(record.id, "X-1");
+        assert_eq!(record.title, "Ice");
+        assert_eq!(record.creators[0].name, "A");
+        assert_eq!(record.creators[0].orcid, "0000-0002-1694-233X");
+        assert_eq!(record.keywords, ["ice"]);
+        assert_eq!(record.doi, "10.5281/zenodo.123");
+        assert_eq!(record.license, "CC-BY-4.0");
+        assert_eq!(record.access, Access::Embargoed as i32);
+        assert_eq!(record.embargo_until, "2030-01-01T00:00:00Z");
+        assert_eq!(record.visibility, Visibility::Private as i32);
+        let temporal = record.temporal.unwrap();
+        assert_eq!(temporal.start, "2010");
+        assert_eq!(temporal.end, "2011-02-03T05:05:06Z");
+    }
+
+    #[test]
+    fn doi_is_bare_whatever_form_it_was_given_in() {
+        for given in [
+            "10.1234/abc",
+            "doi:10.1234/abc",
+            "DOI: 10.1234/ABC",
+            "https://doi.org/10.1234/abc",
+            "http://dx.doi.org/10.1234/abc",
+            "HTTPS://DOI.ORG/10.1234/Abc",
+        ] {
+            let record = parse(&sea_ice_with("doi", given.into()));
+            assert_eq!(record.doi, "10.1234/abc", "{given}");
+        }
+    }
+
+    #[test]
+    fn absent_visibility_and_updated_at_are_left_to_the_node() {
+        let mut json: Value = serde_json::from_str(SEA_ICE).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.remove("visibility");
+        object.remove("updated_at");
+        let record = parse(&json.to_string());
+        assert_eq!(record.visibility, Visibility::Unspecified as i32);
+        assert_eq!(record.updated_at, "");
+    }
+
+    #[test]
+    fn null_counts_as_absent() {
+        let record = parse(&sea_ice_with("doi", Value::Null));
+        assert_eq!(record.doi, "");
+        let record = parse(&sea_ice_with("keywords", Value::Null));
+        assert!(record.keywords.is_empty());
+    }
+
+    #[test]
+    fn an_empty_temporal_object_is_no_coverage() {
+        let record = parse(&sea_ice_with("temporal", serde_json::json!({})));
+        assert_eq!(record.temporal, None);
+        let record = parse(&sea_ice_with(
+            "temporal",
+            serde_json::json!({"end": "2020"}),
+        ));
+        assert_eq!(record.temporal.unwrap().start, "");
+    }
+
+    #[test]
+    fn an_unknown_enum_name_is_refused() {
+        let line = sea_ice_with("access", "free".into());
+        assert_rejected(
+            parse_json_line(&line),
+            "access",
+            "`free` is not one of open, registered",
+        );
+        let line = sea_ice_with("visibility", "everyone".into());
+        assert_rejected(
+            parse_json_line(&line),
+            "visibility",
+            "`everyone` is not one of public",
+        );
+    }
+
+    #[test]
+    fn an_unparsable_date_names_its_field_on_import() {
+        let line = sea_ice_with("temporal", serde_json::json!({"start": "spring 2010"}));
+        assert_rejected(
+            parse_json_line(&line),
+            "temporal.start",
+            "`spring 2010` is not a date",
+        );
+        let line = sea_ice_with("updated_at", "yesterday".into());
+        assert_rejected(parse_json_line(&line), "updated_at", "is not a date");
+    }
+
+    #[test]
+    fn the_node_export_fields_are_read_back() {
+        let line = sea_ice_with("origin", "node-a".into());
+        let mut json: Value = serde_json::from_str(&line).unwrap();
+        json["version"] = 7.into();
+        let record = parse(&json.to_string());
+        assert_eq!((record.origin.as_str(), record.version), ("node-a", 7));
+
+        let tombstone =
+            parse(r#"{"origin": "node-a", "id": "PDC-1", "version": 3, "deleted": true}"#);
+        assert!(tombstone.deleted);
+        assert_eq!(tombstone.version, 3);
+    }
+
+    // --- Errors of the JSON itself.
+
+    #[test]
+    fn unknown_top_level_field_is_named() {
+        let line = sea_ice_with("colour", "blue".into());
+        assert_rejected(parse_json_line(&line), "colour", "unknown field");
+        // The reason lists what is known, to spot a misspelling.
+        let line = sea_ice_with("licence", "MIT".into());
+        assert_rejected(parse_json_line(&line), "licence", "`license`");
+    }
+
+    #[test]
+    fn unknown_nested_fields_are_named_with_their_path() {
+        let creators = serde_json::json!([{"name": "A"}, {"name": "B", "email": "b@example.org"}]);
+        let line = sea_ice_with("creators", creators);
+        assert_rejected(parse_json_line(&line), "creators[1].email", "unknown field");
+
+        let spatial = serde_json::json!([{"west": 1.0, "south": 2.0, "east": 3.0, "north": 4.0, "crs": "EPSG:4326"}]);
+        assert_rejected(
+            parse_json_line(&sea_ice_with("spatial", spatial)),
+            "spatial[0].crs",
+            "unknown field",
+        );
+        let temporal = serde_json::json!({"start": "2010", "until": "2011"});
+        assert_rejected(
+            parse_json_line(&sea_ice_with("temporal", temporal)),
+            "temporal.until",
+            "unknown field",
+        );
+    }
+
+    #[test]
+    fn a_missing_box_side_is_named() {
+        let spatial = serde_json::json!([{"west": 1.0, "south": 2.0, "east": 3.0}]);
+        assert_rejected(
+            parse_json_line(&sea_ice_with("spatial", spatial)),
+            "spatial[0].north",
+            "is required",
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_field() {
+        let line = sea_ice_with("publication_year", "2021".into());
+        assert_rejected(parse_json_line(&line), "publication_year", "invalid type");
+        let line = sea_ice_with("keywords", serde_json::json!(["ice", 3]));
+        assert_rejected(parse_json_line(&line), "keywords[1]", "invalid type");
+        let line = sea_ice_with("size_bytes", (-1).into());
+        assert_rejected(parse_json_line(&line), "size_bytes", "invalid value");
+    }
+
+    #[test]
+    fn a_repeated_field_is_named() {
+        let line = r#"{"id": "A", "title": "One", "title": "Two"}"#;
+        assert_rejected(parse_json_line(line), "title", "more than once");
+    }
+
+    #[test]
+    fn a_line_that_is_not_an_object_is_refused() {
+        // serde would take a struct's fields in order from an array.
+        assert_rejected(
+            parse_json_line(r#"["node-a", "X-1"]"#),
+            "json",
+            "expected a JSON object",
+        );
+        assert_rejected(parse_json_line("\"id\""), "json", "expected a JSON object");
+        let line = sea_ice_with("creators", serde_json::json!([["Li", "PRI"]]));
+        assert_rejected(
+            parse_json_line(&line),
+            "creators[0]",
+            "expected a JSON object",
+        );
+        let line = sea_ice_with("spatial", serde_json::json!([[1.0, 2.0, 3.0, 4.0]]));
+        assert_rejected(
+            parse_json_line(&line),
+            "spatial[0]",
+            "expected a JSON object",
+        );
+        let line = sea_ice_with("temporal", serde_json::json!(["2010", "2011"]));
+        assert_rejected(parse_json_line(&line), "temporal", "expected a JSON object");
+    }
+
+    #[test]
+    fn json_syntax_errors_give_the_column() {
+        let error = parse_json_line(r#"{"id": "A", "title" "B"}"#).unwrap_err();
+        assert_eq!(error.field, "json");
+        assert_eq!(error.reason, "expected `:` at column 21");
+        assert_rejected(
+            parse_json_line(r#"{"id": "A""#),
+            "json",
+            "EOF while parsing an object at column 10",
+        );
+        assert_rejected(parse_json_line(""), "json", "column 0");
+        assert_rejected(
+            parse_json_line(&format!("{SEA_ICE} {{}}")),
+            "json",
+            "trailing characters",
+        );
+    }
+
+    #[test]
+    fn an_over_long_line_is_refused_before_parsing() {
+        // Valid JSON, only too long: the size is the reason, nothing else.
+        let padding = " ".repeat(MAX_LINE_BYTES);
+        let line = format!("{SEA_ICE}{padding}");
+        assert_rejected(parse_json_line(&line), "json", "at most 1048576");
+        let fits = format!("{SEA_ICE}{}", " ".repeat(MAX_LINE_BYTES - SEA_ICE.len()));
+        assert!(parse_json_line(&fits).is_ok());
+    }
+
+    #[test]
+    fn error_display_is_field_then_reason() {
+        let error = RecordError::new("creators[1].orcid", "is mistyped");
+        assert_eq!(error.to_string(), "creators[1].orcid: is mistyped");
+    }
+
+    // --- The rules, one at a time.
+
+    #[test]
+    fn the_datacite_mandatory_properties_are_required() {
+        type Clear = fn(&mut DatasetRecord);
+        let cases: [(&str, Clear); 7] = [
+            ("id", |r| r.id.clear()),
+            ("title", |r| r.title.clear()),
+            ("creators", |r| r.creators.clear()),
+            ("creators[0].name", |r| r.creators[0].name.clear()),
+            ("publisher", |r| r.publisher.clear()),
+            ("publication_year", |r| r.publication_year = 0),
+            ("resource_type", |r| r.resource_type.clear()),
+        ];
+        for (field, clear) in cases {
+            let mut record = sea_ice();
+            clear(&mut record);
+            assert_invalid(&record, field, "is required");
+        }
+        // On import too, with the same field named.
+        let line = sea_ice_with("publisher", "   ".into());
+        assert_rejected(parse_json_line(&line), "publisher", "is required");
+    }
+
+    #[test]
+    fn id_is_a_bounded_identifier_without_whitespace() {
+        let mut record = sea_ice();
+        record.id = "PDC 2021".into();
+        assert_invalid(&record, "id", "whitespace");
+        record.id = "PDC\u{7}".into();
+        assert_invalid(&record, "id", "U+0007");
+        record.id = "x".repeat(MAX_ID_BYTES + 1);
+        assert_invalid(&record, "id", "at most 256");
+        record.id = "x".repeat(MAX_ID_BYTES);
+        assert!(validate(&record).is_ok());
+        record.origin = "node a".into();
+        assert_invalid(&record, "origin", "whitespace");
+    }
+
+    #[test]
+    fn text_is_bounded_trimmed_and_free_of_control_characters() {
+        let mut record = sea_ice();
+        record.title = "é".repeat(MAX_TITLE_CHARS);
+        assert!(
+            validate(&record).is_ok(),
+            "the bound counts characters, not bytes"
+        );
+        record.title.push('é');
+        assert_invalid(&record, "title", "at most 1000");
+        record.title = " Ice".into();
+        assert_invalid(&record, "title", "leading or trailing whitespace");
+        record.title = "Ice\nsheet".into();
+        assert_invalid(&record, "title", "control character U+000A");
+
+        let mut record = sea_ice();
+        record.description = "line one\nline two\tand a tab".into();
+        assert!(validate(&record).is_ok(), "a description may span lines");
+        record.description = "x".repeat(MAX_DESCRIPTION_BYTES + 1);
+        assert_invalid(&record, "description", "at most 65536");
+
+        let mut record = sea_ice();
+        record.creators[0].affiliation = "a".repeat(MAX_NAME_CHARS + 1);
+        assert_invalid(&record, "creators[0].affiliation", "at most 500");
+        let mut record = sea_ice();
+        record.project = "p\u{0}".into();
+        assert_invalid(&record, "project", "U+0000");
+    }
+
+    #[test]
+    fn lists_are_bounded_and_their_entries_checked() {
+        let mut record = sea_ice();
+        record.creators = vec![record.creators[0].clone(); MAX_CREATORS + 1];
+        assert_invalid(&record, "creators", "at most 100");
+
+        let mut record = sea_ice();
+        record.keywords = vec!["ice".into(); MAX_KEYWORDS + 1];
+        assert_invalid(&record, "keywords", "at most 200");
+        record.keywords = vec!["ice".into(), String::new()];
+        assert_invalid(&record, "keywords[1]", "is empty");
+        record.keywords = vec!["k".repeat(MAX_TERM_CHARS + 1)];
+        assert_invalid(&record, "keywords[0]", "at most 200 are allowed");
+
+        let mut record = sea_ice();
+        record.disciplines = vec!["earth".into(); MAX_DISCIPLINES + 1];
+        assert_invalid(&record, "disciplines", "at most 50");
+        let mut record = sea_ice();
+        record.formats = vec!["NetCDF".into(), " CSV".into()];
+        assert_invalid(&record, "formats[1]", "whitespace");
+    }
+
+    #[test]
+    fn publication_year_has_four_digits() {
+        let mut record = sea_ice();
+        for year in [999, 10_000] {
+            record.publication_year = year;
+            assert_invalid(&record, "publication_year", "from 1000 to 9999");
+        }
+        for year in [1000, 9999] {
+            record.publication_year = year;
+            assert!(validate(&record).is_ok());
+        }
+    }
+
+    #[test]
+    fn orcid_has_its_shape_and_check_character() {
+        let mut record = sea_ice();
+        record.creators.push(Creator {
+            name: "Carberry, Josiah".into(),
+            affiliation: String::new(),
+            orcid: "0000-0002-1694-233X".into(),
+        });
+        assert!(validate(&record).is_ok(), "X is a valid check character");
+        record.creators[1].orcid = "0000-0002-1694-2330".into();
+        assert_invalid(&record, "creators[1].orcid", "wrong check character");
+        record.creators[1].orcid = "0000-0002-1825-0079".into(); // transposed digits
+        assert_invalid(&record, "creators[1].orcid", "wrong check character");
+        for shape in [
+            "0000000218250097",
+            "0000-0002-1825-009",
+            "https://orcid.org/0000-0002-1825-0097",
+            "0000-0002-1825-009x",
+            "0000-000A-1825-0097",
+        ] {
+            record.creators[1].orcid = shape.into();
+            assert_invalid(&record, "creators[1].orcid", "expected 0000-0000-0000-000X");
+        }
+    }
+
+    #[test]
+    fn doi_is_bare_lowercase_with_a_registrant_and_a_suffix() {
+        let mut record = sea_ice();
+        for good in ["10.1234/x", "10.12345.6/a/b;c(d)", "10.1000/中文"] {
+            record.doi = good.into();
+            assert!(validate(&record).is_ok(), "{good}");
+        }
+        for bad in [
+            "11.1234/x",
+            "10.123/x",
+            "10.1234",
+            "10.1234/",
+            "10.12a4/x",
+            "10..1234/x",
+            "https://doi.org/10.1234/x",
+        ] {
+            record.doi = bad.into();
+            assert_invalid(&record, "doi", "is not a DOI");
+        }
+        record.doi = "10.1234/a b".into();
+        assert_invalid(&record, "doi", "whitespace");
+        record.doi = "10.1234/ABC".into();
+        assert_invalid(&record, "doi", "kept as `10.1234/abc`");
+        // A DOI that is not one is refused on import too.
+        assert_rejected(
+            parse_json_line(&sea_ice_with("doi", "doi:1234/x".into())),
+            "doi",
+            "is not a DOI",
+        );
+    }
+
+    #[test]
+    fn landing_url_is_an_absolute_http_url() {
+        let mut record = sea_ice();
+        for good in [
+            "https://data.example.org",
+            "http://example.org:8080/a?b=c#d",
+            "https://[2001:db8::1]:443/x",
+            "HTTPS://例え.jp/データ",
+        ] {
+            record.landing_url = good.into();
+            assert!(validate(&record).is_ok(), "{good}");
+        }
+        let cases = [
+            ("ftp://example.org/x", "absolute http or https"),
+            ("/pdc/2021-0412", "absolute http or https"),
+            ("example.org/x", "absolute http or https"),
+            ("https:///x", "has no host"),
+            ("https://user:pw@example.org/", "user name or password"),
+            ("https://example.org/a b", "whitespace"),
+            ("https://exa_mple.org/", "not a host name"),
+            ("https://example.org:http/", "not a port number"),
+            ("https://example.org:70000/", "not a port number"),
+        ];
+        for (bad, reason) in cases {
+            record.landing_url = bad.into();
+            assert_invalid(&record, "landing_url", reason);
+        }
+    }
+
+    #[test]
+    fn license_is_one_spdx_identifier_or_a_license_ref() {
+        let mut record = sea_ice();
+        for good in [
+            "MIT",
+            "CC0-1.0",
+            "Apache-2.0",
+            "LicenseRef-controlled-access",
+            "LicenseRef-v1.2",
+        ] {
+            record.license = good.into();
+            assert!(validate(&record).is_ok(), "{good}");
+        }
+        record.license = "CC-BY-5.0".into();
+        assert_invalid(&record, "license", "not an SPDX license identifier");
+        record.license = "MIT+".into();
+        assert_invalid(&record, "license", "not an SPDX license identifier");
+        record.license = "mit".into();
+        assert_invalid(&record, "license", "not an SPDX license identifier");
+        record.license = "MIT OR Apache-2.0".into();
+        assert_invalid(&record, "license", "expression");
+        record.license = "LicenseRef-".into();
+        assert_invalid(&record, "license", "after `LicenseRef-`");
+        record.license = "LicenseRef-a_b".into();
+        assert_invalid(&record, "license", "after `LicenseRef-`");
+        // Import spells an id as the SPDX list does.
+        assert_eq!(
+            parse(&sea_ice_with("license", "apache-2.0".into())).license,
+            "Apache-2.0"
+        );
+        assert_eq!(
+            parse(&sea_ice_with("license", "licenseref-x".into())).license,
+            "LicenseRef-x"
+        );
+    }
+
+    #[test]
+    fn embargo_until_goes_with_embargoed_access_only() {
+        let mut record = parse(ICE_CORE);
+        record.embargo_until.clear();
+        assert_invalid(
+            &record,
+            "embargo_until",
+            "required when access is embargoed",
+        );
+        let mut record = sea_ice();
+        record.embargo_until = "2030-01-01".into();
+        assert_invalid(
+            &record,
+            "embargo_until",
+            "only allowed when access is embargoed (access is open)",
+        );
+        let mut record = parse(ICE_CORE);
+        record.embargo_until = "next year".into();
+        assert_invalid(&record, "embargo_until", "is not a date");
+    }
+
+    #[test]
+    fn groups_go_with_groups_visibility_only() {
+        let mut record = parse(GENOMES);
+        record.groups.clear();
+        assert_invalid(&record, "groups", "required when visibility is groups");
+        let mut record = sea_ice();
+        record.groups = vec!["biomed".into()];
+        assert_invalid(
+            &record,
+            "groups",
+            "only allowed when visibility is groups (visibility is public)",
+        );
+        let mut record = parse(GENOMES);
+        for good in ["a", "0-lab", "biomed_consortium.eu"] {
+            record.groups = vec!["ok".into(), good.into()];
+            assert!(validate(&record).is_ok(), "{good}");
+        }
+        for bad in ["Biomed", "-lab", "_lab", "bio med", "bio/med", ""] {
+            record.groups = vec!["ok".into(), bad.into()];
+            assert_invalid(&record, "groups[1]", "not a group name");
+        }
+        record.groups = vec!["g".repeat(MAX_GROUP_BYTES + 1)];
+        assert_invalid(&record, "groups[0]", "at most 64");
+    }
+
+    #[test]
+    fn enum_values_must_be_known() {
+        let mut record = sea_ice();
+        record.access = 9;
+        assert_invalid(&record, "access", "9 is not a known access value");
+        let mut record = sea_ice();
+        record.visibility = -1;
+        assert_invalid(&record, "visibility", "-1 is not a known visibility value");
+    }
+
+    #[test]
+    fn boxes_are_wgs84_degrees_with_south_below_north() {
+        let mut record = sea_ice();
+        let bbox = |west, south, east, north| BoundingBox {
+            west,
+            south,
+            east,
+            north,
+        };
+        record.spatial = vec![
+            bbox(-180.0, -90.0, 180.0, 90.0),
+            bbox(170.0, -10.0, -170.0, 10.0),
+        ];
+        assert!(
+            validate(&record).is_ok(),
+            "west > east crosses the antimeridian"
+        );
+        let cases = [
+            (
+                bbox(0.0, 0.0, 0.0, 0.0),
+                bbox(180.5, 0.0, 1.0, 1.0),
+                "spatial[1].west",
+                "outside [-180, 180]",
+            ),
+            (
+                bbox(0.0, 0.0, 0.0, 0.0),
+                bbox(0.0, -91.0, 1.0, 1.0),
+                "spatial[1].south",
+                "outside [-90, 90]",
+            ),
+            (
+                bbox(0.0, 0.0, 0.0, 0.0),
+                bbox(0.0, 0.0, -181.0, 1.0),
+                "spatial[1].east",
+                "outside [-180, 180]",
+            ),
+            (
+                bbox(0.0, 0.0, 0.0, 0.0),
+                bbox(0.0, 0.0, 1.0, 90.1),
+                "spatial[1].north",
+                "outside [-90, 90]",
+            ),
+            (
+                bbox(0.0, 0.0, 0.0, 0.0),
+                bbox(f64::NAN, 0.0, 1.0, 1.0),
+                "spatial[1].west",
+                "not a finite number",
+            ),
+            (
+                bbox(0.0, 0.0, 0.0, 0.0),
+                bbox(0.0, f64::INFINITY, 1.0, 1.0),
+                "spatial[1].south",
+                "not a finite number",
+            ),
+            (
+                bbox(0.0, 0.0, 0.0, 0.0),
+                bbox(0.0, 10.0, 1.0, 5.0),
+                "spatial[1].south",
+                "south edge 10 lies north of the north edge 5",
+            ),
+        ];
+        for (first, second, field, reason) in cases {
+            record.spatial = vec![first, second];
+            assert_invalid(&record, field, reason);
+        }
+        record.spatial = vec![bbox(0.0, 0.0, 1.0, 1.0); MAX_BOXES + 1];
+        assert_invalid(&record, "spatial", "at most 100");
+    }
+
+    #[test]
+    fn temporal_start_is_not_after_end_comparing_spans() {
+        let mut record = sea_ice();
+        let coverage = |start: &str, end: &str| {
+            Some(TemporalCoverage {
+                start: start.into(),
+                end: end.into(),
+            })
+        };
+        for (start, end) in [
+            ("2018", "2018"),
+            ("2018-06-01", "2018"),
+            ("2018", "2018-01-01"),
+            ("2018-12-31T23:59:59Z", "2018"),
+            ("", "2018"),
+            ("2018", ""),
+        ] {
+            record.temporal = coverage(start, end);
+            assert!(validate(&record).is_ok(), "{start}..{end}");
+        }
+        for (start, end) in [
+            ("2019", "2018"),
+            ("2019-01-01", "2018"),
+            ("2019-01-01T00:00:00Z", "2018-12-31"),
+        ] {
+            record.temporal = coverage(start, end);
+            assert_invalid(&record, "temporal", "after it ends");
+        }
+        record.temporal = coverage("", "");
+        assert_invalid(&record, "temporal", "neither start nor end");
+        record.temporal = coverage("2018-02-30", "");
+        assert_invalid(&record, "temporal.start", "is not a date");
+        record.temporal = coverage("", "2018-01-01T01:00:00+01:00");
+        assert_invalid(&record, "temporal.end", "write `2018-01-01T00:00:00Z`");
+        record.temporal = coverage(" 2018", "");
+        assert_invalid(&record, "temporal.start", "write `2018`");
+    }
+
+    #[test]
+    fn updated_at_is_a_canonical_date() {
+        let mut record = sea_ice();
+        record.updated_at = "2023-03-14T10:00:00+02:00".into();
+        assert_invalid(&record, "updated_at", "write `2023-03-14T08:00:00Z`");
+        record.updated_at = "14/03/2023".into();
+        assert_invalid(&record, "updated_at", "is not a date");
+    }
+
+    #[test]
+    fn a_tombstone_needs_only_origin_id_and_version() {
+        let tombstone = DatasetRecord {
+            origin: "node-a".into(),
+            id: "PDC-2021-0412".into(),
+            version: 4,
+            deleted: true,
+            ..Default::default()
+        };
+        assert!(validate(&tombstone).is_ok());
+        assert_invalid(
+            &DatasetRecord {
+                origin: String::new(),
+                ..tombstone.clone()
+            },
+            "origin",
+            "tombstone",
+        );
+        assert_invalid(
+            &DatasetRecord {
+                version: 0,
+                ..tombstone.clone()
+            },
+            "version",
+            "tombstone",
+        );
+        assert_invalid(
+            &DatasetRecord {
+                id: String::new(),
+                ..tombstone.clone()
+            },
+            "id",
+            "is required",
+        );
+        // What it does carry must still be well-formed.
+        assert_invalid(
+            &DatasetRecord {
+                doi: "nope".into(),
+                ..tombstone.clone()
+            },
+            "doi",
+            "is not a DOI",
+        );
+        // A live record needs the rest.
+        assert_invalid(
+            &DatasetRecord {
+                deleted: false,
+                ..tombstone
+            },
+            "title",
+            "is required",
+        );
+    }
+
+    // --- Names of the enums.
+
+    #[test]
+    fn enum_names_read_back() {
+        for (value, name) in (1..=4).zip(ACCESS_NAMES) {
+            assert_eq!(access_name(value), name);
+            assert_eq!(parse_access(name).map(|a| a as i32), Some(value));
+            assert_eq!(
+                parse_access(&name.to_uppercase()).map(|a| a as i32),
+                Some(value)
+            );
+        }
+        for (value, name) in (1..=4).zip(VISIBILITY_NAMES) {
+            assert_eq!(visibility_name(value), name);
+            assert_eq!(parse_visibility(name).map(|v| v as i32), Some(value));
+        }
+        assert_eq!(access_name(0), "unspecified");
+        assert_eq!(access_name(42), "unspecified");
+        assert_eq!(visibility_name(-3), "unspecified");
+        assert_eq!(parse_access("unspecified"), None);
+        assert_eq!(parse_visibility("everyone"), None);
+    }
+
+    // --- Export.
+
+    #[test]
+    fn export_leaves_out_defaults_and_writes_enums_as_text() {
+        let record = DatasetRecord {
+            id: "A-1".into(),
+            title: "T".into(),
+            creators: vec![Creator {
+                name: "N".into(),
+                ..Default::default()
+            }],
+            publisher: "P".into(),
+            publication_year: 2020,
+            resource_type: "Dataset".into(),
+            access: Access::Registered as i32,
+            ..Default::default()
+        };
+        let json = to_json(&record);
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "id": "A-1", "title": "T", "creators": [{"name": "N"}], "publisher": "P",
+                "publication_year": 2020, "resource_type": "Dataset", "access": "registered"
+            })
+        );
+        let tombstone = DatasetRecord {
+            origin: "node-a".into(),
+            id: "A-1".into(),
+            version: 2,
+            deleted: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            to_json(&tombstone),
+            serde_json::json!({"origin": "node-a", "id": "A-1", "version": 2, "deleted": true})
+        );
+        let json = to_json(&parse(GENOMES));
+        assert_eq!(json["visibility"], "groups");
+        assert_eq!(json["access"], "restricted");
+        assert_eq!(json["groups"], serde_json::json!(["biomed-consortium"]));
+    }
+
+    #[test]
+    fn example_holdings_round_trip_through_export() {
+        for line in [SEA_ICE, ICE_CORE, GENOMES] {
+            let record = parse(line);
+            assert_eq!(parse(&to_json(&record).to_string()), record);
+        }
+    }
+
+    // --- Properties.
+
+    fn text_of(max: usize) -> impl Strategy<Value = String> {
+        let pattern =
+            format!("[A-Za-z0-9éß冰]([A-Za-z0-9 ,.()/éß冰-]{{0,{max}}}[A-Za-z0-9)éß冰])?");
+        proptest::string::string_regex(&pattern).unwrap()
+    }
+
+    fn maybe(strategy: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
+        prop_oneof![Just(String::new()), strategy]
+    }
+
+    fn a_date() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (1000u32..=9999).prop_map(|y| format!("{y:04}")),
+            (1000u32..=9999, 1u8..=12, 1u8..=28)
+                .prop_map(|(y, m, d)| format!("{y:04}-{m:02}-{d:02}")),
+            (
+                1970u32..=2100,
+                1u8..=12,
+                1u8..=28,
+                0u8..24,
+                0u8..60,
+                0u8..60
+            )
+                .prop_map(|(y, mo, d, h, mi, s)| format!(
+                    "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z"
+                )),
+        ]
+    }
+
+    fn an_orcid() -> impl Strategy<Value = String> {
+        proptest::array::uniform15(0u8..10).prop_map(|digits| {
+            let text: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
+            let check = char::from(orcid_check_character(&digits));
+            format!(
+                "{}-{}-{}-{}{check}",
+                &text[0..4],
+                &text[4..8],
+                &text[8..12],
+                &text[12..15]
+            )
+        })
+    }
+
+    fn a_creator() -> impl Strategy<Value = Creator> {
+        (text_of(30), maybe(text_of(30)), maybe(an_orcid())).prop_map(
+            |(name, affiliation, orcid)| Creator {
+                name,
+                affiliation,
+                orcid,
+            },
+        )
+    }
+
+    fn a_box() -> impl Strategy<Value = BoundingBox> {
+        (
+            -180.0f64..=180.0,
+            -90.0f64..=90.0,
+            -180.0f64..=180.0,
+            -90.0f64..=90.0,
+        )
+            .prop_map(|(west, a, east, b)| BoundingBox {
+                west,
+                south: a.min(b),
+                east,
+                north: a.max(b),
+            })
+    }
+
+    fn a_coverage() -> impl Strategy<Value = Option<TemporalCoverage>> {
+        let coverage = (maybe(a_date()), maybe(a_date())).prop_filter_map("no bound", |(a, b)| {
+            if a.is_empty() && b.is_empty() {
+                return None;
+            }
+            // Order the two spans so that the start begins before the end ends.
+            let swap = !a.is_empty()
+                && !b.is_empty()
+                && date::bounds(&a).unwrap().0 > date::bounds(&b).unwrap().1;
+            let (start, end) = if swap { (b, a) } else { (a, b) };
+            Some(TemporalCoverage { start, end })
+        });
+        prop::option::of(coverage)
+    }
+
+    prop_compose! {
+        fn a_core()(
+            id in "[A-Za-z0-9][A-Za-z0-9._:/-]{0,40}",
+            title in text_of(80),
+            description in maybe("[A-Za-z0-9]([A-Za-z0-9 .,;\n\t]{0,120}[A-Za-z0-9.])?"),
+            creators in prop::collection::vec(a_creator(), 1..4),
+            publisher in text_of(40),
+            publication_year in MIN_PUBLICATION_YEAR..=MAX_PUBLICATION_YEAR,
+            resource_type in text_of(20),
+            keywords in prop::collection::vec(text_of(20), 0..5),
+            disciplines in prop::collection::vec(text_of(10), 0..3),
+            formats in prop::collection::vec(text_of(10), 0..3),
+        ) -> DatasetRecord {
+            DatasetRecord {
+                id, title, description, creators, publisher, publication_year, resource_type,
+                keywords, disciplines, formats, ..Default::default()
+            }
+        }
+    }
+
+    prop_compose! {
+        fn a_valid_record()(
+            core in a_core(),
+            doi in maybe("10\\.[0-9]{4,6}(\\.[0-9]{1,3})?/[a-z0-9._;()/:-]{1,24}"),
+            landing_url in maybe("https?://[a-z0-9]{1,10}\\.example\\.org(:[0-9]{1,4})?(/[a-zA-Z0-9._~%-]{0,8}){0,3}(\\?[a-z]=[0-9])?"),
+            license in prop::sample::select(vec!["", "CC-BY-4.0", "CC0-1.0", "MIT", "ODbL-1.0", "LicenseRef-controlled-access"]),
+            (access, embargo_until) in (0i32..=4, a_date()).prop_map(|(access, date)| {
+                (access, if access == Access::Embargoed as i32 { date } else { String::new() })
+            }),
+            (visibility, groups) in (0i32..=4, prop::collection::vec("[a-z0-9][a-z0-9._-]{0,20}", 1..3)).prop_map(|(visibility, groups)| {
+                (visibility, if visibility == Visibility::Groups as i32 { groups } else { Vec::new() })
+            }),
+            spatial in prop::collection::vec(a_box(), 0..3),
+            temporal in a_coverage(),
+            (size_bytes, file_count) in (any::<u64>(), any::<u64>()),
+            project in maybe(text_of(30)),
+            updated_at in maybe(a_date()),
+            (origin, version, deleted) in (maybe("[a-z0-9][a-z0-9.-]{0,20}"), any::<u64>(), any::<bool>()),
+        ) -> DatasetRecord {
+            DatasetRecord {
+                doi, landing_url, license: license.to_owned(), access, embargo_until, visibility, groups,
+                spatial, temporal, size_bytes, file_count, project, updated_at,
+                deleted: deleted && !origin.is_empty() && version > 0,
+                origin, version,
+                ..core
+            }
+        }
+    }
+
+    fn a_tombstone() -> impl Strategy<Value = DatasetRecord> {
+        (
+            "[a-z0-9][a-z0-9.-]{0,20}",
+            "[A-Za-z0-9][A-Za-z0-9._:/-]{0,40}",
+            1u64..,
+        )
+            .prop_map(|(origin, id, version)| DatasetRecord {
+                origin,
+                id,
+                version,
+                deleted: true,
+                ..Default::default()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn export_then_import_gives_back_the_record(
+            record in prop_oneof![4 => a_valid_record(), 1 => a_tombstone()],
+        ) {
+            prop_assert_eq!(validate(&record), Ok(()));
+            let line = to_json(&record).to_string();
+            prop_assert!(!line.contains('\n'), "one record, one line");
+            prop_assert_eq!(parse_json_line(&line), Ok(record));
+        }
+
+        #[test]
+        fn import_never_panics_on_any_text(line in any::<String>()) {
+            let _ = parse_json_line(&line);
+        }
+
+        #[test]
+        fn import_never_panics_on_json_like_text(line in r#"[{}\[\]":,a-z0-9 .\\-]{0,200}"#) {
+            let _ = parse_json_line(&line);
+        }
+
+        #[test]
+        fn import_never_panics_on_damaged_records(
+            record in a_valid_record(),
+            at in any::<prop::sample::Index>(),
+            insert in any::<char>(),
+            cut in any::<bool>(),
+        ) {
+            let mut line = to_json(&record).to_string();
+            let mut position = at.index(line.len() + 1);
+            while !line.is_char_boundary(position) {
+                position -= 1;
+            }
+            if cut {
+                line.truncate(position);
+            } else {
+                line.insert(position, insert);
+            }
+            let _ = parse_json_line(&line);
+        }
+    }
+}

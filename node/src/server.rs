@@ -1,0 +1,586 @@
+//! The gRPC edge: tonic services that convert between the wire contract and
+//! the node's library calls, and the one function that assembles the servers.
+//!
+//! `Catalog` is served on the node's TCP listener (anonymous callers allowed);
+//! `Admin` only on a Unix socket inside the data directory, mode 0600, so only
+//! the operator's account reaches it. Both serve gRPC health and reflection
+//! (v1 and v1alpha).
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use tokio::net::{TcpListener, UnixListener};
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::Server;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::node::{Node, NodeError, Page, RecordView, Viewer};
+use crate::proto;
+use crate::proto::admin_server::{Admin, AdminServer};
+use crate::proto::catalog_server::{Catalog, CatalogServer};
+use crate::proto::federation_server::FederationServer;
+use crate::trust::{Invite, Peer, PeerState, TrustError};
+
+pub mod federation;
+
+use federation::FederationService;
+
+/// The one mapping from node errors to gRPC status codes. Internal errors are
+/// logged here in full and leave the node without paths or database text.
+pub fn status(error: NodeError) -> Status {
+    match &error {
+        NodeError::Invalid(_) | NodeError::BadPageToken => {
+            Status::invalid_argument(error.to_string())
+        }
+        NodeError::NotFound { .. } => Status::not_found(error.to_string()),
+        NodeError::Trust(
+            TrustError::Invite(_)
+            | TrustError::Key(_)
+            | TrustError::BadGroup(_)
+            | TrustError::SelfPin(_),
+        ) => Status::invalid_argument(error.to_string()),
+        NodeError::Trust(TrustError::AlreadyPinned(_)) => Status::already_exists(error.to_string()),
+        NodeError::Trust(TrustError::UnknownPeer(_)) => Status::not_found(error.to_string()),
+        NodeError::Trust(TrustError::Revoked(_)) => Status::failed_precondition(error.to_string()),
+        NodeError::Config(_)
+        | NodeError::Store(_)
+        | NodeError::Sign(_)
+        | NodeError::Tls(_)
+        | NodeError::Trust(_)
+        | NodeError::DataDir { .. } => {
+            tracing::error!(error = %error, "request failed");
+            Status::internal("internal error; the node's log has the details")
+        }
+    }
+}
+
+fn view_to_proto(view: RecordView) -> proto::RecordView {
+    proto::RecordView {
+        record: Some(view.record),
+        envelope: Some(view.envelope),
+        log_index: view.log_index,
+        verified_key_id: view.verified_key_id,
+    }
+}
+
+fn page_to_proto(page: Page) -> proto::ListRecordsResponse {
+    proto::ListRecordsResponse {
+        records: page.records.into_iter().map(view_to_proto).collect(),
+        next_page_token: page.next_page_token.unwrap_or_default(),
+    }
+}
+
+/// Runs blocking node work off the async executor.
+async fn blocking<T, F>(f: F) -> Result<T, Status>
+where
+    F: FnOnce() -> Result<T, NodeError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+        .map_err(status)
+}
+
+/// The public read service.
+pub struct CatalogService {
+    node: Arc<Node>,
+}
+
+impl CatalogService {
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+
+    /// Who is calling: a pinned peer (by its TLS key), else anonymous.
+    fn viewer<T>(&self, request: &Request<T>) -> Result<Viewer, Status> {
+        federation::viewer(&self.node, request)
+    }
+}
+
+#[tonic::async_trait]
+impl Catalog for CatalogService {
+    async fn get_record(
+        &self,
+        request: Request<proto::GetRecordRequest>,
+    ) -> Result<Response<proto::RecordView>, Status> {
+        let viewer = self.viewer(&request)?;
+        let node = self.node.clone();
+        let req = request.into_inner();
+        let view = blocking(move || node.get(&req.origin, &req.id, &viewer)).await?;
+        Ok(Response::new(view_to_proto(view)))
+    }
+
+    async fn list_records(
+        &self,
+        request: Request<proto::ListRecordsRequest>,
+    ) -> Result<Response<proto::ListRecordsResponse>, Status> {
+        let viewer = self.viewer(&request)?;
+        let node = self.node.clone();
+        let req = request.into_inner();
+        let page = blocking(move || {
+            node.list(
+                &req.origin,
+                page_size(req.page_size),
+                &req.page_token,
+                false,
+                &viewer,
+            )
+        })
+        .await?;
+        Ok(Response::new(page_to_proto(page)))
+    }
+}
+
+fn page_size(requested: u32) -> usize {
+    if requested == 0 {
+        100
+    } else {
+        requested as usize
+    }
+}
+
+/// The operator's service.
+pub struct AdminService {
+    node: Arc<Node>,
+}
+
+impl AdminService {
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+type AckStream = Pin<Box<dyn Stream<Item = Result<proto::ImportAck, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    type ImportStream = AckStream;
+
+    async fn import(
+        &self,
+        request: Request<Streaming<proto::ImportChunk>>,
+    ) -> Result<Response<AckStream>, Status> {
+        let mut chunks = request.into_inner();
+        let node = self.node.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            loop {
+                let chunk = match chunks.message().await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "import stream ended with an error");
+                        break;
+                    }
+                };
+                let node = node.clone();
+                let result = blocking(move || node.import_lines(chunk.first_line, &chunk.lines))
+                    .await
+                    .map(|outcome| proto::ImportAck {
+                        stored: outcome.stored,
+                        unchanged: outcome.unchanged,
+                        rejected: outcome.rejected,
+                        errors: outcome
+                            .errors
+                            .into_iter()
+                            .map(|e| proto::LineError {
+                                line: e.line,
+                                field: e.field,
+                                reason: e.reason,
+                            })
+                            .collect(),
+                        log_size: outcome.log_size,
+                    });
+                let failed = result.is_err();
+                if tx.send(result).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn delete_record(
+        &self,
+        request: Request<proto::DeleteRecordRequest>,
+    ) -> Result<Response<proto::DeleteRecordResponse>, Status> {
+        let node = self.node.clone();
+        let id = request.into_inner().id;
+        let (version, log_index) = blocking(move || node.delete(&id)).await?;
+        Ok(Response::new(proto::DeleteRecordResponse {
+            version,
+            log_index,
+        }))
+    }
+
+    async fn get_record(
+        &self,
+        request: Request<proto::GetRecordRequest>,
+    ) -> Result<Response<proto::RecordView>, Status> {
+        let node = self.node.clone();
+        let req = request.into_inner();
+        let view = blocking(move || node.get(&req.origin, &req.id, &Viewer::Operator)).await?;
+        Ok(Response::new(view_to_proto(view)))
+    }
+
+    async fn list_records(
+        &self,
+        request: Request<proto::ListRecordsRequest>,
+    ) -> Result<Response<proto::ListRecordsResponse>, Status> {
+        let node = self.node.clone();
+        let req = request.into_inner();
+        let page = blocking(move || {
+            node.list(
+                &req.origin,
+                page_size(req.page_size),
+                &req.page_token,
+                req.include_deleted,
+                &Viewer::Operator,
+            )
+        })
+        .await?;
+        Ok(Response::new(page_to_proto(page)))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<proto::StatusRequest>,
+    ) -> Result<Response<proto::StatusResponse>, Status> {
+        let node = self.node.clone();
+        let (log_size, records) = blocking(move || node.holdings_status()).await?;
+        Ok(Response::new(proto::StatusResponse {
+            node_id: self.node.node_id().to_owned(),
+            key_id: self.node.key().key_id().to_string(),
+            log_size,
+            records,
+            listen: self.node.endpoint(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }))
+    }
+
+    async fn keys_show(
+        &self,
+        _request: Request<proto::KeysShowRequest>,
+    ) -> Result<Response<proto::KeysShowResponse>, Status> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let invite = Invite {
+            node_id: self.node.node_id().to_owned(),
+            endpoint: self.node.endpoint(),
+            key: b64.encode(self.node.key().public().ed25519),
+            key_id: self.node.key().key_id().to_string(),
+            tls_key: b64.encode(self.node.tls().spki()),
+        };
+        Ok(Response::new(proto::KeysShowResponse {
+            node_id: invite.node_id.clone(),
+            key_id: invite.key_id.clone(),
+            public_key: invite.key.clone(),
+            endpoint: invite.endpoint.clone(),
+            tls_key: invite.tls_key.clone(),
+            invite: invite.to_token(),
+        }))
+    }
+
+    async fn trust_add(
+        &self,
+        request: Request<proto::TrustAddRequest>,
+    ) -> Result<Response<proto::PeerInfo>, Status> {
+        let req = request.into_inner();
+        let node = self.node.clone();
+        let peer = blocking(move || {
+            let invite = Invite::from_token(&req.invite)?;
+            Ok(node.trust().add(&invite, &req.groups)?)
+        })
+        .await?;
+        self.node.sync_state().wake.notify_one();
+        Ok(Response::new(peer_info(peer)))
+    }
+
+    async fn trust_list(
+        &self,
+        _request: Request<proto::TrustListRequest>,
+    ) -> Result<Response<proto::TrustListResponse>, Status> {
+        let node = self.node.clone();
+        let (peers, audit) =
+            blocking(move || Ok((node.trust().list()?, node.trust().audit_log()?))).await?;
+        Ok(Response::new(proto::TrustListResponse {
+            peers: peers.into_iter().map(peer_info).collect(),
+            audit: audit
+                .iter()
+                .filter_map(|event| serde_json::to_string(event).ok())
+                .collect(),
+        }))
+    }
+
+    async fn trust_set_state(
+        &self,
+        request: Request<proto::TrustSetStateRequest>,
+    ) -> Result<Response<proto::PeerInfo>, Status> {
+        let req = request.into_inner();
+        let state = match req.state.as_str() {
+            "active" => PeerState::Active,
+            "suspended" => PeerState::Suspended,
+            "revoked" => PeerState::Revoked,
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "state: `{other}` is not active, suspended or revoked"
+                )))
+            }
+        };
+        let node = self.node.clone();
+        let peer = blocking(move || Ok(node.trust().set_state(&req.node_id, state)?)).await?;
+        Ok(Response::new(peer_info(peer)))
+    }
+
+    async fn sync_now(
+        &self,
+        _request: Request<proto::SyncNowRequest>,
+    ) -> Result<Response<proto::SyncNowResponse>, Status> {
+        let connector = federation::connector(self.node.clone());
+        let reports = crate::sync::round(self.node.clone(), connector, true).await;
+        Ok(Response::new(proto::SyncNowResponse {
+            reports: reports
+                .into_iter()
+                .map(|r| proto::SyncReport {
+                    peer: r.peer,
+                    ok: r.ok,
+                    entries: r.entries,
+                    origins: r.origins,
+                    error: r.error,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn peers_status(
+        &self,
+        _request: Request<proto::PeersStatusRequest>,
+    ) -> Result<Response<proto::PeersStatusResponse>, Status> {
+        let node = self.node.clone();
+        let peers = blocking(move || Ok(node.trust().list()?)).await?;
+        let known = self.node.sync_state().snapshot();
+        Ok(Response::new(proto::PeersStatusResponse {
+            peers: peers
+                .into_iter()
+                .map(|peer| {
+                    let status = known.get(&peer.node_id).cloned().unwrap_or_default();
+                    proto::PeerStatus {
+                        node_id: peer.node_id,
+                        state: peer.state.to_string(),
+                        reachable: status.reachable,
+                        last_sync: status.last_sync,
+                        lag: status.lag,
+                        entries_received: status.entries_received,
+                        rejected: status.rejected,
+                        last_error: status.last_error,
+                        endpoint: peer.endpoint,
+                        groups: peer.groups,
+                    }
+                })
+                .collect(),
+        }))
+    }
+}
+
+fn peer_info(peer: Peer) -> proto::PeerInfo {
+    proto::PeerInfo {
+        node_id: peer.node_id,
+        endpoint: peer.endpoint,
+        key_id: peer.key_id,
+        groups: peer.groups,
+        state: peer.state.to_string(),
+        added_at: peer.added_at,
+        changed_at: peer.changed_at,
+    }
+}
+
+/// Why the servers could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another node is already serving {0}")]
+    AlreadyRunning(PathBuf),
+    #[error("reflection: {0}")]
+    Reflection(String),
+    #[error("server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Health and reflection services shared by both listeners.
+async fn support_services() -> Result<
+    (
+        tonic_health::server::HealthReporter,
+        tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
+    ServeError,
+> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    Ok((reporter, health, v1, v1alpha))
+}
+
+/// Binds the admin socket in `data_dir`: refuses if a live node holds it,
+/// replaces a stale one, and restricts it to the operator's account.
+pub async fn bind_admin_socket(path: &Path) -> Result<UnixListener, ServeError> {
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return Err(ServeError::AlreadyRunning(path.to_owned()));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let bind_error = |source| ServeError::Bind {
+        addr: path.display().to_string(),
+        source,
+    };
+    let listener = UnixListener::bind(path).map_err(bind_error)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_error)?;
+    Ok(listener)
+}
+
+/// Runs the Catalog on `tcp` and the Admin on `admin` until `shutdown`
+/// resolves, then drains in-flight requests.
+pub async fn serve(
+    node: Arc<Node>,
+    tcp: TcpListener,
+    admin: UnixListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let limits = node.config().limits.clone();
+    let (reporter, health, v1, v1alpha) = support_services().await?;
+    reporter
+        .set_serving::<CatalogServer<CatalogService>>()
+        .await;
+    reporter.set_serving::<AdminServer<AdminService>>().await;
+    let (admin_health_reporter, admin_health, admin_v1, admin_v1alpha) = support_services().await?;
+    admin_health_reporter
+        .set_serving::<AdminServer<AdminService>>()
+        .await;
+
+    reporter
+        .set_serving::<FederationServer<FederationService>>()
+        .await;
+    let catalog = CatalogServer::new(CatalogService::new(node.clone()))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
+    let admin_service = AdminServer::new(AdminService::new(node.clone()))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
+
+    let federation_service = FederationServer::new(FederationService::new(node.clone()))
+        .max_decoding_message_size(limits.max_message_bytes)
+        .max_encoding_message_size(limits.max_message_bytes);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    let connector = federation::connector(node.clone());
+    let interval = Duration::from_secs(node.config().sync.interval_secs);
+    tokio::spawn(crate::sync::run(
+        node.clone(),
+        connector.clone(),
+        interval,
+        stop_rx.clone(),
+    ));
+    tokio::spawn(hint_on_growth(node.clone(), connector, stop_rx.clone()));
+
+    let trust_node = node.clone();
+    let check: crate::tls::ClientCheck =
+        Arc::new(
+            move |spki: &[u8]| match trust_node.trust().by_tls_key(spki) {
+                Ok(Some(peer)) => match peer.state {
+                    PeerState::Active => Ok(()),
+                    state => Err(format!("{} is {state}", peer.node_id)),
+                },
+                Ok(None) => Err("certificate key is not pinned here".to_owned()),
+                Err(e) => Err(format!("trust store: {e}")),
+            },
+        );
+    let tls_config = crate::tls::server_config(node.tls(), check)
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let public = Server::builder()
+        .concurrency_limit_per_connection(limits.concurrency)
+        .timeout(Duration::from_secs(limits.request_timeout_secs))
+        .tcp_nodelay(true)
+        .add_service(health)
+        .add_service(v1)
+        .add_service(v1alpha)
+        .add_service(catalog)
+        .add_service(federation_service)
+        .serve_with_incoming_shutdown(
+            crate::tls::incoming(tcp, Arc::new(tls_config)),
+            stopped(stop_rx.clone()),
+        );
+    // No request timeout on the admin socket: an import of a large file is
+    // one long stream.
+    let operator = Server::builder()
+        .add_service(admin_health)
+        .add_service(admin_v1)
+        .add_service(admin_v1alpha)
+        .add_service(admin_service)
+        .serve_with_incoming_shutdown(UnixListenerStream::new(admin), stopped(stop_rx));
+    let (a, b) = tokio::join!(public, operator);
+    a?;
+    b?;
+    Ok(())
+}
+
+/// Sends peers a hint whenever this node's own log grows, so a change is
+/// searchable across the federation within seconds.
+async fn hint_on_growth(
+    node: Arc<Node>,
+    connector: crate::sync::Connector,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut changes = node.subscribe();
+    let mut last = node.store().log_size(node.node_id()).unwrap_or(0);
+    loop {
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let size = node.store().log_size(node.node_id()).unwrap_or(last);
+        if size > last {
+            last = size;
+            federation::send_hints(
+                node.clone(),
+                connector.clone(),
+                node.node_id().to_owned(),
+                size,
+            )
+            .await;
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! Pinned-key TLS 1.3 between nodes (rustls with the ring provider).
+//!
+//! Each node has a self-signed certificate for a TLS key of its own; its
+//! identity key vouches for that key in its signed key set (as libp2p-tls
+//! does). Nothing here trusts a certificate authority: a peer is accepted only
+//! if its certificate's public key is pinned in the trust store, and a client
+//! checks that the node it reached is the node it dialed. Clients without a
+//! certificate are accepted as anonymous.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{
+    verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tonic::transport::server::Connected;
+
+/// File names of the TLS key and certificate inside the data directory.
+pub const TLS_KEY_FILE: &str = "tls.key";
+pub const TLS_CERT_FILE: &str = "tls.crt";
+/// The name every node presents and every client asks for; identity is the
+/// pinned key, never the name.
+const SERVER_NAME: &str = "meridian.node";
+/// A TLS handshake that takes longer than this is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The key or certificate file could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The key or certificate does not parse.
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+    /// rustls refused the configuration.
+    #[error("tls configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// The ring provider: the one crypto provider this build uses.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// This node's TLS key and self-signed certificate.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    cert: CertificateDer<'static>,
+    key_der: Vec<u8>,
+    spki: Vec<u8>,
+}
+
+impl TlsIdentity {
+    /// Creates a new Ed25519 TLS key and certificate in `dir`.
+    pub fn create(dir: &Path, node_id: &str) -> Result<Self, TlsError> {
+        use rcgen::PublicKeyData;
+        let invalid = |message: String| TlsError::Invalid {
+            path: dir.display().to_string(),
+            message,
+        };
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
+            .map_err(|e| invalid(e.to_string()))?;
+        let mut params = rcgen::CertificateParams::new(vec![SERVER_NAME.to_owned()])
+            .map_err(|e| invalid(e.to_string()))?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, node_id);
+        params.not_after = rcgen::date_time_ymd(2099, 12, 31);
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| invalid(e.to_string()))?;
+        write_private(&dir.join(TLS_KEY_FILE), key.serialize_pem().as_bytes())?;
+        let cert_path = dir.join(TLS_CERT_FILE);
+        std::fs::write(&cert_path, cert.pem()).map_err(|source| TlsError::File {
+            path: cert_path.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            cert: cert.der().clone(),
+            key_der: key.serialize_der(),
+            spki: key.subject_public_key_info(),
+        })
+    }
+
+    /// Loads the key and certificate from `dir`.
+    pub fn load(dir: &Path) -> Result<Self, TlsError> {
+        use rcgen::PublicKeyData;
+        let key_path = dir.join(TLS_KEY_FILE);
+        let cert_path = dir.join(TLS_CERT_FILE);
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|source| TlsError::File {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let key = rcgen::KeyPair::from_pem(&read(&key_path)?).map_err(|e| TlsError::Invalid {
+            path: key_path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let cert_pem = read(&cert_path)?;
+        let cert = pem_to_der(&cert_pem).ok_or_else(|| TlsError::Invalid {
+            path: cert_path.display().to_string(),
+            message: "no CERTIFICATE block".into(),
+        })?;
+        let identity = Self {
+            cert: CertificateDer::from(cert),
+            key_der: key.serialize_der(),
+            spki: key.subject_public_key_info(),
+        };
+        if spki_of(&identity.cert).as_deref() != Some(identity.spki.as_slice()) {
+            return Err(TlsError::Invalid {
+                path: cert_path.display().to_string(),
+                message: "certificate does not match tls.key".into(),
+            });
+        }
+        Ok(identity)
+    }
+
+    /// SubjectPublicKeyInfo (DER) of the TLS key: what peers pin.
+    pub fn spki(&self) -> &[u8] {
+        &self.spki
+    }
+
+    fn key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()))
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| TlsError::File {
+            path: path.display().to_string(),
+            source,
+        })?;
+    file.write_all(bytes).map_err(|source| TlsError::File {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
+/// The SubjectPublicKeyInfo (DER) of a certificate.
+pub fn spki_of(cert: &CertificateDer<'_>) -> Option<Vec<u8>> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    Some(parsed.public_key().raw.to_vec())
+}
+
+/// Decides whether a client certificate key belongs to an accepted peer.
+/// Returns a reason when it does not.
+pub type ClientCheck = Arc<dyn Fn(&[u8]) -> Result<(), String> + Send + Sync>;
+
+#[derive(Debug)]
+struct AnyPinned {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+/// Accepts clients without a certificate (anonymous) and clients whose
+/// certificate key passes `check`.
+struct PinnedClients {
+    check: ClientCheck,
+    inner: AnyPinned,
+}
+
+impl std::fmt::Debug for PinnedClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinnedClients")
+    }
+}
+
+impl ClientCertVerifier for PinnedClients {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let spki = spki_of(end_entity)
+            .ok_or_else(|| rustls::Error::General("client certificate does not parse".into()))?;
+        (self.check)(&spki).map_err(rustls::Error::General)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.inner.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.inner.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.algorithms.supported_schemes()
+    }
+}
+
+/// Accepts a server only if its certificate key is one of the dialed node's
+/// pinned keys.
+#[derive(Debug)]
+struct PinnedServer {
+    dialed: String,
+    pins: Vec<Vec<u8>>,
+    inner: AnyPinned,
+}
+
+impl ServerCertVerifier for PinnedServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let spki = spki_of(end_entity)
+            .ok_or_else(|| rustls::Error::General("server certificate does not parse".into()))?;
+        if self.pins.contains(&spki) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "the node reached is not {}: its TLS key is not the one pinned for it",
+                self.dialed
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.inner.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.inner.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.algorithms.supported_schemes()
+    }
+}
+
+/// Server side: TLS 1.3 only, h2, optional pinned client certificates.
+pub fn server_config(
+    identity: &TlsIdentity,
+    check: ClientCheck,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let provider = provider();
+    let verifier = Arc::new(PinnedClients {
+        check,
+        inner: AnyPinned {
+            algorithms: provider.signature_verification_algorithms,
+        },
+    });
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![identity.cert.clone()], identity.key())?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// Client side for dialing node `dialed` whose TLS keys are `pins`; presents
+/// this node's certificate when `identity` is given (anonymous otherwise).
+pub fn client_config(
+    dialed: &str,
+    pins: Vec<Vec<u8>>,
+    identity: Option<&TlsIdentity>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let provider = provider();
+    let verifier = Arc::new(PinnedServer {
+        dialed: dialed.to_owned(),
+        pins,
+        inner: AnyPinned {
+            algorithms: provider.signature_verification_algorithms,
+        },
+    });
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match identity {
+        Some(identity) => {
+            builder.with_client_auth_cert(vec![identity.cert.clone()], identity.key())?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// What the server knows of a connection's other end.
+#[derive(Debug, Clone)]
+pub struct PeerConnectInfo {
+    pub remote: Option<SocketAddr>,
+    /// The verified client certificate's key, if the client presented one.
+    pub client_spki: Option<Vec<u8>>,
+}
+
+/// A server-side TLS connection that tells tonic who is on the other end.
+pub struct TlsConn(tokio_rustls::server::TlsStream<TcpStream>);
+
+impl Connected for TlsConn {
+    type ConnectInfo = PeerConnectInfo;
+
+    fn connect_info(&self) -> PeerConnectInfo {
+        let (tcp, session) = self.0.get_ref();
+        PeerConnectInfo {
+            remote: tcp.peer_addr().ok(),
+            client_spki: session
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .and_then(spki_of),
+        }
+    }
+}
+
+impl AsyncRead for TlsConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+/// Accepts TCP connections on `listener` and yields those whose TLS handshake
+/// succeeds; failed handshakes are logged and dropped.
+pub fn incoming(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+) -> tokio_stream::wrappers::ReceiverStream<io::Result<TlsConn>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, remote) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            if tx.is_closed() {
+                return;
+            }
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(TlsConn(stream))).await;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(remote = %remote, error = %e, "tls handshake refused")
+                    }
+                    Err(_) => tracing::warn!(remote = %remote, "tls handshake timed out"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// Dials `addr` over TLS and returns a gRPC channel to it.
+pub async fn connect(
+    addr: &str,
+    config: rustls::ClientConfig,
+    timeout: Duration,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let target = addr.to_owned();
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(timeout)
+        .timeout(Duration::from_secs(60))
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let connector = connector.clone();
+            let target = target.clone();
+            async move {
+                let tcp = TcpStream::connect(&target).await?;
+                let _ = tcp.set_nodelay(true);
+                let name = ServerName::try_from(SERVER_NAME).map_err(io::Error::other)?;
+                let tls = connector.connect(name, tcp).await?;
+                Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(tls))
+            }
+        }))
+        .await
+}
