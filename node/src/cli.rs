@@ -11,12 +11,11 @@ use clap::{Args, Parser, Subcommand};
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use crate::config::{Config, ADMIN_SOCKET, CONFIG_FILE, KEY_FILE};
-use crate::node::{Node, STORE_DIR};
+use crate::config::{Config, ADMIN_SOCKET};
+use crate::node::Node;
 use crate::proto::admin_client::AdminClient;
 use crate::proto::{self, DatasetRecord};
 use crate::record;
-use crate::sign::NodeKey;
 
 /// Lines per import chunk, and the byte budget of one chunk.
 const CHUNK_LINES: usize = 2000;
@@ -47,6 +46,8 @@ pub enum Command {
     Init(InitArgs),
     /// Run the node until SIGINT or SIGTERM.
     Serve,
+    /// Run a local federation of three institutions and search across it.
+    Demo(crate::demo::DemoArgs),
     /// Manage this institution's holdings index.
     #[command(subcommand)]
     Holdings(HoldingsCommand),
@@ -55,6 +56,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Search the holdings index (as this node's operator).
+    Search(Box<SearchArgs>),
+    /// The search index.
+    #[command(subcommand)]
+    Index(IndexCommand),
     /// This node's identity.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -67,6 +73,56 @@ pub enum Command {
     /// Replication.
     #[command(subcommand)]
     Sync(SyncCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Free text with fields (`title:ice`, `keyword:"sea ice"`, `creator:wang`),
+    /// phrases, AND/OR/NOT, prefixes (`glaci*`). Empty matches everything.
+    #[arg(default_value = "")]
+    pub query: String,
+    /// local (own holdings), federation (own and replicated) or live.
+    #[arg(long, default_value = "federation")]
+    pub scope: String,
+    #[arg(long = "discipline")]
+    pub disciplines: Vec<String>,
+    #[arg(long = "origin")]
+    pub origins: Vec<String>,
+    /// open, registered, embargoed or restricted.
+    #[arg(long)]
+    pub access: Vec<String>,
+    #[arg(long = "license")]
+    pub licenses: Vec<String>,
+    #[arg(long = "format")]
+    pub formats: Vec<String>,
+    /// Publication years `FROM..TO` (either side may be empty).
+    #[arg(long)]
+    pub year: Option<String>,
+    /// Bounding box `W,S,E,N` in degrees; W > E crosses the antimeridian.
+    #[arg(long, allow_hyphen_values = true)]
+    pub bbox: Option<String>,
+    /// Temporal coverage overlapping from this date.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Temporal coverage overlapping up to this date.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// relevance, updated or size.
+    #[arg(long, default_value = "relevance")]
+    pub sort: String,
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// The cursor printed after the previous page.
+    #[arg(long)]
+    pub after: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Drop the search index and rebuild it from the store.
+    Rebuild,
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,8 +218,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Init(args) => init(&cli.data_dir, &args).map(|()| 0),
         Command::Serve => serve(&cli.data_dir).await.map(|()| 0),
+        Command::Demo(args) => crate::demo::run(args).await.map(|()| 0),
         Command::Holdings(command) => holdings(&cli.data_dir, command).await,
         Command::Status { json } => status(&cli.data_dir, json).await.map(|()| 0),
+        Command::Search(args) => search(&cli.data_dir, *args).await.map(|()| 0),
+        Command::Index(IndexCommand::Rebuild) => rebuild_index(&cli.data_dir).await.map(|()| 0),
         Command::Keys(command) => keys(&cli.data_dir, command).await.map(|()| 0),
         Command::Trust(command) => trust(&cli.data_dir, command).await.map(|()| 0),
         Command::Peers(PeersCommand::Status { json }) => {
@@ -174,33 +233,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
 }
 
 fn init(data_dir: &Path, args: &InitArgs) -> Result<()> {
-    crate::config::validate_node_id(&args.node_id)
-        .map_err(|reason| anyhow::anyhow!("--node-id: {reason}"))?;
-    let config_path = data_dir.join(CONFIG_FILE);
-    let key_path = data_dir.join(KEY_FILE);
-    for existing in [&config_path, &key_path] {
-        if existing.exists() {
-            bail!(
-                "{} already exists: {} holds a node; refusing to overwrite it",
-                existing.display(),
-                data_dir.display()
-            );
-        }
-    }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("restricting {}", data_dir.display()))?;
-    let key = NodeKey::generate();
-    key.save(&key_path)?;
-    crate::tls::TlsIdentity::create(data_dir, &args.node_id)?;
-    let config = Config::new(&args.node_id, args.listen);
-    std::fs::write(&config_path, config.to_toml())
-        .with_context(|| format!("writing {}", config_path.display()))?;
-    crate::store::Store::open(&data_dir.join(STORE_DIR))?.flush()?;
+    let key_id = Node::create(data_dir, &args.node_id, args.listen)?;
     println!("created node {} in {}", args.node_id, data_dir.display());
-    println!("  key id   {}", key.key_id());
+    println!("  key id   {key_id}");
     println!("  listen   {}", args.listen);
     println!(
         "start it with: meridian serve --data-dir {}",
@@ -209,15 +244,21 @@ fn init(data_dir: &Path, args: &InitArgs) -> Result<()> {
     Ok(())
 }
 
-fn process_env() -> BTreeMap<String, String> {
+pub fn process_env() -> BTreeMap<String, String> {
     std::env::vars()
         .filter(|(k, _)| k.starts_with("MERIDIAN_"))
         .collect()
 }
 
 /// Sets up tracing as the node's configuration asks.
-fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+pub fn init_tracing(config: &Config) {
+    // tantivy reports every commit at info; keep it to warnings unless asked.
+    let level = if config.log.level.contains("tantivy") {
+        config.log.level.clone()
+    } else {
+        format!("{},tantivy=warn", config.log.level)
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -904,4 +945,212 @@ async fn sync_now(data_dir: &Path, json: bool) -> Result<i32> {
         println!("no active peers; pin one with `meridian trust add TOKEN`");
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+/// Parses `FROM..TO` years; either side may be empty.
+fn parse_years(text: &str) -> Result<(u32, u32)> {
+    let (from, to) = text.split_once("..").unwrap_or((text, text));
+    let year = |part: &str| -> Result<u32> {
+        if part.trim().is_empty() {
+            return Ok(0);
+        }
+        part.trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--year: `{part}` is not a year"))
+    };
+    Ok((year(from)?, year(to)?))
+}
+
+/// Parses `W,S,E,N`.
+fn parse_bbox(text: &str) -> Result<proto::BoundingBox> {
+    let parts: Vec<f64> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| anyhow::anyhow!("--bbox: `{text}` is not W,S,E,N in degrees"))?;
+    let [west, south, east, north] = parts[..] else {
+        bail!(
+            "--bbox: `{text}` has {} numbers, expected W,S,E,N",
+            parts.len()
+        );
+    };
+    if !(-180.0..=180.0).contains(&west) || !(-180.0..=180.0).contains(&east) {
+        bail!("--bbox: longitudes must be within -180..180");
+    }
+    if !(-90.0..=90.0).contains(&south) || !(-90.0..=90.0).contains(&north) || south > north {
+        bail!("--bbox: latitudes must be within -90..90 with S <= N");
+    }
+    Ok(proto::BoundingBox {
+        west,
+        south,
+        east,
+        north,
+    })
+}
+
+async fn search(data_dir: &Path, args: SearchArgs) -> Result<()> {
+    let (year_from, year_to) = match &args.year {
+        Some(text) => parse_years(text)?,
+        None => (0, 0),
+    };
+    let request = proto::SearchRequest {
+        query: args.query,
+        scope: args.scope,
+        disciplines: args.disciplines,
+        origins: args.origins,
+        access: args.access,
+        licenses: args.licenses,
+        formats: args.formats,
+        year_from,
+        year_to,
+        bbox: args.bbox.as_deref().map(parse_bbox).transpose()?,
+        time_from: args.from.unwrap_or_default(),
+        time_to: args.to.unwrap_or_default(),
+        sort: args.sort,
+        limit: args.limit,
+        after: args.after.unwrap_or_default(),
+        facets: true,
+        highlight: !args.json,
+    };
+    let mut client = admin_client(data_dir).await?;
+    let answer = client
+        .search(request)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if args.json {
+        println!("{}", search_json(&answer));
+        return Ok(());
+    }
+    print_search(&answer);
+    Ok(())
+}
+
+/// The JSON form of a search answer (`--json`).
+pub fn search_json(answer: &proto::SearchResponse) -> serde_json::Value {
+    serde_json::json!({
+        "total": answer.total,
+        "took_micros": answer.took_micros,
+        "next_cursor": answer.next_cursor,
+        "hits": answer.hits.iter().map(|h| serde_json::json!({
+            "origin": h.origin, "id": h.id, "version": h.version, "title": h.title,
+            "doi": h.doi, "publication_year": h.publication_year, "updated_at": h.updated_at,
+            "size_bytes": h.size_bytes, "score": h.score, "snippet": h.snippet,
+            "access": h.access, "visibility": h.visibility, "verified": h.verified,
+        })).collect::<Vec<_>>(),
+        "facets": answer.facets.iter().map(|f| (f.name.clone(), serde_json::json!(
+            f.values.iter().map(|v| serde_json::json!({"value": v.value, "count": v.count})).collect::<Vec<_>>()
+        ))).collect::<serde_json::Map<_, _>>(),
+        "completeness": answer.completeness.iter().map(|c| serde_json::json!({
+            "origin": c.origin, "status": c.status, "as_of": c.as_of,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn strip_marks(snippet: &str) -> String {
+    snippet
+        .replace("<b>", "\x1b[1m")
+        .replace("</b>", "\x1b[0m")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+        .replace("&quot;", "\"")
+}
+
+/// The human form of a search answer: a table of hits, then facets.
+pub fn print_search(answer: &proto::SearchResponse) {
+    let plain = !std::io::stdout().is_terminal();
+    println!(
+        "{} hits ({:.1} ms)",
+        answer.total,
+        answer.took_micros as f64 / 1000.0
+    );
+    if !answer.hits.is_empty() {
+        println!(
+            "{:<12} {:<24} {:>4}  {:<10}  TITLE",
+            "ORIGIN", "ID", "YEAR", "ACCESS"
+        );
+    }
+    for hit in &answer.hits {
+        println!(
+            "{:<12} {:<24} {:>4}  {:<10}  {}{}",
+            truncate(&hit.origin, 12),
+            truncate(&hit.id, 24),
+            hit.publication_year,
+            hit.access,
+            truncate(&hit.title, 70),
+            if hit.verified { "" } else { "  (unverified)" }
+        );
+        if !hit.snippet.is_empty() {
+            let snippet = if plain {
+                strip_marks(&hit.snippet)
+                    .replace("\x1b[1m", "")
+                    .replace("\x1b[0m", "")
+            } else {
+                strip_marks(&hit.snippet)
+            };
+            println!("{:>42}{}", "", snippet.replace('\n', " "));
+        }
+    }
+    for facet in &answer.facets {
+        if facet.values.is_empty() {
+            continue;
+        }
+        let values: Vec<String> = facet
+            .values
+            .iter()
+            .take(8)
+            .map(|v| format!("{} {}", v.value, v.count))
+            .collect();
+        println!("{:>12}: {}", facet.name, values.join(", "));
+    }
+    let sources: Vec<String> = answer
+        .completeness
+        .iter()
+        .map(|c| match c.status.as_str() {
+            "replica" if c.as_of.is_empty() => format!("{} (replica, never synced)", c.origin),
+            "replica" => format!("{} (replica as of {})", c.origin, c.as_of),
+            other => format!("{} ({other})", c.origin),
+        })
+        .collect();
+    println!("  sources: {}", sources.join(", "));
+    if !answer.next_cursor.is_empty() {
+        println!("  more: --after {}", answer.next_cursor);
+    }
+}
+
+async fn rebuild_index(data_dir: &Path) -> Result<()> {
+    let mut client = admin_client(data_dir).await?;
+    let started = Instant::now();
+    let mut stream = client
+        .rebuild_index(proto::RebuildIndexRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(0)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} log entries  {per_sec}  eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut indexed = 0;
+    while let Some(progress) = stream.message().await.map_err(status_error)? {
+        bar.set_length(progress.total);
+        bar.set_position(progress.indexed);
+        indexed = progress.indexed;
+        if progress.done {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    println!(
+        "rebuilt the search index from {indexed} log entries in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }

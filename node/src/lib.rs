@@ -17,11 +17,14 @@ pub mod proto {
 pub mod cli;
 pub mod config;
 pub mod date;
+pub mod demo;
 pub mod generate;
+pub mod index;
 pub mod log;
 pub mod merkle;
 pub mod node;
 pub mod record;
+pub mod search;
 pub mod server;
 pub mod sign;
 pub mod store;

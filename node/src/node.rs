@@ -20,6 +20,8 @@ use crate::sync::SyncState;
 use crate::tls::{TlsError, TlsIdentity};
 use crate::trust::{TrustError, TrustStore};
 
+pub mod indexer;
+
 /// Directory of the store inside the data directory.
 pub const STORE_DIR: &str = "store";
 
@@ -55,32 +57,7 @@ pub enum NodeError {
     DataDir { path: PathBuf, message: String },
 }
 
-/// Who is asking: decides which records may be shown (DESIGN §6).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Viewer {
-    /// The node's operator, over the admin socket: sees everything held.
-    Operator,
-    /// A trusted peer in these groups.
-    Peer { node: String, groups: Vec<String> },
-    /// A client without a certificate: PUBLIC only.
-    Anonymous,
-}
-
-impl Viewer {
-    /// Whether this viewer may see `record`.
-    pub fn may_see(&self, record: &DatasetRecord) -> bool {
-        let visibility = Visibility::try_from(record.visibility).unwrap_or(Visibility::Private);
-        match self {
-            Viewer::Operator => true,
-            Viewer::Anonymous => visibility == Visibility::Public,
-            Viewer::Peer { groups, .. } => match visibility {
-                Visibility::Public | Visibility::Federation => true,
-                Visibility::Groups => record.groups.iter().any(|g| groups.contains(g)),
-                Visibility::Private | Visibility::Unspecified => false,
-            },
-        }
-    }
-}
+pub use crate::search::Viewer;
 
 /// A record as read back: the payload and the envelope it was verified from.
 #[derive(Debug, Clone)]
@@ -136,9 +113,62 @@ pub struct Node {
     changes: tokio::sync::watch::Sender<u64>,
     /// Serialises appends to this node's own log.
     writer: Mutex<()>,
+    /// The search index, replaced whole by a rebuild.
+    index: std::sync::RwLock<Arc<crate::index::HoldingsIndex>>,
+    index_dir: Mutex<PathBuf>,
+    /// Serialises index writers (catch-up, rebuild, removals).
+    index_writer: Mutex<()>,
 }
 
 impl Node {
+    /// Creates a node in `data_dir`: the directory (mode 0700), the
+    /// configuration, the identity key (0600), the TLS key and certificate,
+    /// and an empty store. Refuses to overwrite an existing node.
+    pub fn create(
+        data_dir: &Path,
+        node_id: &str,
+        listen: std::net::SocketAddr,
+    ) -> Result<sign::KeyId, NodeError> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir_error = |message: String| NodeError::DataDir {
+            path: data_dir.to_owned(),
+            message,
+        };
+        crate::config::validate_node_id(node_id)
+            .map_err(|reason| dir_error(format!("node id: {reason}")))?;
+        for existing in [crate::config::CONFIG_FILE, KEY_FILE] {
+            if data_dir.join(existing).exists() {
+                return Err(dir_error(format!(
+                    "{existing} already exists: this directory holds a node; refusing to overwrite it"
+                )));
+            }
+        }
+        std::fs::create_dir_all(data_dir).map_err(|e| dir_error(e.to_string()))?;
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| dir_error(e.to_string()))?;
+        let key = NodeKey::generate();
+        key.save(&data_dir.join(KEY_FILE))?;
+        TlsIdentity::create(data_dir, node_id)?;
+        let config = Config::new(node_id, listen);
+        std::fs::write(data_dir.join(crate::config::CONFIG_FILE), config.to_toml())
+            .map_err(|e| dir_error(e.to_string()))?;
+        Store::open(&data_dir.join(STORE_DIR))?.flush()?;
+        Ok(key.key_id().clone())
+    }
+
+    /// This node's invitation: what a peer's operator needs to pin it.
+    pub fn invite(&self) -> crate::trust::Invite {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        crate::trust::Invite {
+            node_id: self.node_id().to_owned(),
+            endpoint: self.endpoint(),
+            key: b64.encode(self.key.public().ed25519),
+            key_id: self.key.key_id().to_string(),
+            tls_key: b64.encode(self.tls.spki()),
+        }
+    }
+
     /// Opens the node in `data_dir` (made by `meridian init`).
     pub fn open(data_dir: &Path, env: &BTreeMap<String, String>) -> Result<Arc<Self>, NodeError> {
         let config = Config::load(data_dir, env)?;
@@ -151,6 +181,7 @@ impl Node {
             .db()
             .open_tree("frozen_origins_v1")
             .map_err(StoreError::from)?;
+        let (index, index_dir) = indexer::open_index(data_dir)?;
         let node = Self {
             config,
             data_dir: data_dir.to_owned(),
@@ -164,6 +195,9 @@ impl Node {
             endpoint: std::sync::OnceLock::new(),
             changes: tokio::sync::watch::channel(0).0,
             writer: Mutex::new(()),
+            index: std::sync::RwLock::new(Arc::new(index)),
+            index_dir: Mutex::new(index_dir),
+            index_writer: Mutex::new(()),
         };
         node.publish_key_set()?;
         Ok(Arc::new(node))
@@ -206,6 +240,21 @@ impl Node {
 
     pub fn ring(&self) -> &KeyRing {
         &self.ring
+    }
+
+    /// The keys `origin`'s entries verify against: this node's own, or the
+    /// identity key pinned for the peer. `None` for an origin whose peer was
+    /// revoked or is unknown: its entries are quarantined (not served).
+    pub fn origin_ring(&self, origin: &str) -> Result<Option<KeyRing>, NodeError> {
+        if origin == self.node_id() {
+            return Ok(Some(self.ring.clone()));
+        }
+        match self.trust.get(origin)? {
+            Some(peer) if peer.state != crate::trust::PeerState::Revoked => {
+                Ok(Some(peer.key_ring()?))
+            }
+            _ => Ok(None),
+        }
     }
 
     pub fn tls(&self) -> &TlsIdentity {
@@ -509,7 +558,13 @@ impl Node {
             .ok_or_else(|| corrupt(format!("{origin} entry {index} missing")))?;
         let envelope = Envelope::decode(bytes.as_slice())
             .map_err(|e| corrupt(format!("{origin} entry {index}: {e}")))?;
-        let (entry, verified) = sign::open_entry(&envelope, &self.ring)?;
+        let ring = self
+            .origin_ring(origin)?
+            .ok_or_else(|| NodeError::NotFound {
+                origin: origin.to_owned(),
+                id: format!("entry {index}"),
+            })?;
+        let (entry, verified) = sign::open_entry(&envelope, &ring)?;
         let Some(Body::Record(record)) = entry.body else {
             return Err(corrupt(format!("{origin} entry {index} is not a record")).into());
         };

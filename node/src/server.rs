@@ -73,6 +73,149 @@ fn page_to_proto(page: Page) -> proto::ListRecordsResponse {
     }
 }
 
+/// The one conversion of a wire search request into the query model.
+pub fn search_request(
+    req: proto::SearchRequest,
+    own: &str,
+) -> Result<crate::search::SearchRequest, Status> {
+    use crate::search::{Scope, Sort};
+    let scope = match req.scope.as_str() {
+        "" | "federation" => Scope::Federation,
+        "local" => Scope::Local {
+            node: own.to_owned(),
+        },
+        "live" => Scope::Live,
+        other => {
+            return Err(Status::invalid_argument(format!(
+                "scope: `{other}` is not local, federation or live"
+            )))
+        }
+    };
+    let sort = match req.sort.as_str() {
+        "" | "relevance" => Sort::Relevance,
+        "updated" => Sort::Updated,
+        "size" => Sort::Size,
+        other => {
+            return Err(Status::invalid_argument(format!(
+                "sort: `{other}` is not relevance, updated or size"
+            )))
+        }
+    };
+    let open = |year: u32| (year != 0).then_some(year);
+    let year = (req.year_from != 0 || req.year_to != 0)
+        .then_some((open(req.year_from), open(req.year_to)));
+    let text_or_none = |text: String| (!text.is_empty()).then_some(text);
+    Ok(crate::search::SearchRequest {
+        text: req.query,
+        scope,
+        disciplines: req.disciplines,
+        origins: req.origins,
+        access: req.access,
+        licenses: req.licenses,
+        formats: req.formats,
+        year,
+        bbox: req.bbox,
+        time_from: text_or_none(req.time_from),
+        time_to: text_or_none(req.time_to),
+        sort,
+        limit: if req.limit == 0 {
+            20
+        } else {
+            req.limit as usize
+        },
+        after: text_or_none(req.after),
+        facets: req.facets,
+        highlight: req.highlight,
+    })
+}
+
+fn search_status(error: crate::search::SearchError) -> Status {
+    use crate::search::SearchError;
+    match &error {
+        SearchError::Query { .. } | SearchError::Invalid(_) | SearchError::Cursor(_) => {
+            Status::invalid_argument(error.to_string())
+        }
+        SearchError::Index(_) => {
+            tracing::error!(error = %error, "search failed");
+            Status::internal("internal error; the node's log has the details")
+        }
+    }
+}
+
+/// Runs a search for `viewer` and builds the answer with its completeness
+/// report: this node's own holdings are complete; each peer's are a replica
+/// as of its last successful sync.
+pub async fn run_search(
+    node: Arc<Node>,
+    request: proto::SearchRequest,
+    viewer: Viewer,
+) -> Result<proto::SearchResponse, Status> {
+    let started = std::time::Instant::now();
+    let request = search_request(request, node.node_id())?;
+    let local_only = matches!(request.scope, crate::search::Scope::Local { .. });
+    let searcher = node.clone();
+    let results = tokio::task::spawn_blocking(move || searcher.index().search(&request, &viewer))
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(search_status)?;
+    let mut completeness = vec![proto::Completeness {
+        origin: node.node_id().to_owned(),
+        status: "ok".into(),
+        as_of: String::new(),
+    }];
+    if !local_only {
+        let synced = node.sync_state().snapshot();
+        let peers = node.trust().list().map_err(|e| status(e.into()))?;
+        for peer in peers.into_iter().filter(|p| p.state != PeerState::Revoked) {
+            let as_of = synced
+                .get(&peer.node_id)
+                .map(|s| s.last_sync.clone())
+                .unwrap_or_default();
+            completeness.push(proto::Completeness {
+                origin: peer.node_id,
+                status: "replica".into(),
+                as_of,
+            });
+        }
+    }
+    Ok(proto::SearchResponse {
+        hits: results
+            .hits
+            .into_iter()
+            .map(|hit| proto::SearchHit {
+                origin: hit.origin,
+                id: hit.id,
+                version: hit.version,
+                title: hit.title,
+                doi: hit.doi,
+                publication_year: hit.publication_year,
+                updated_at: hit.updated_at,
+                size_bytes: hit.size_bytes,
+                score: hit.score,
+                snippet: hit.snippet,
+                access: crate::record::access_name(hit.access as i32).to_owned(),
+                visibility: crate::record::visibility_name(hit.visibility as i32).to_owned(),
+                verified: true,
+            })
+            .collect(),
+        total: results.total,
+        facets: results
+            .facets
+            .into_iter()
+            .map(|(name, values)| proto::Facet {
+                name,
+                values: values
+                    .into_iter()
+                    .map(|(value, count)| proto::FacetValue { value, count })
+                    .collect(),
+            })
+            .collect(),
+        next_cursor: results.next_cursor.unwrap_or_default(),
+        completeness,
+        took_micros: started.elapsed().as_micros() as u64,
+    })
+}
+
 /// Runs blocking node work off the async executor.
 async fn blocking<T, F>(f: F) -> Result<T, Status>
 where
@@ -103,6 +246,15 @@ impl CatalogService {
 
 #[tonic::async_trait]
 impl Catalog for CatalogService {
+    async fn search(
+        &self,
+        request: Request<proto::SearchRequest>,
+    ) -> Result<Response<proto::SearchResponse>, Status> {
+        let viewer = self.viewer(&request)?;
+        let response = run_search(self.node.clone(), request.into_inner(), viewer).await?;
+        Ok(Response::new(response))
+    }
+
     async fn get_record(
         &self,
         request: Request<proto::GetRecordRequest>,
@@ -159,6 +311,55 @@ type AckStream = Pin<Box<dyn Stream<Item = Result<proto::ImportAck, Status>> + S
 #[tonic::async_trait]
 impl Admin for AdminService {
     type ImportStream = AckStream;
+    type RebuildIndexStream =
+        Pin<Box<dyn Stream<Item = Result<proto::RebuildProgress, Status>> + Send>>;
+
+    async fn search(
+        &self,
+        request: Request<proto::SearchRequest>,
+    ) -> Result<Response<proto::SearchResponse>, Status> {
+        let viewer = Viewer::Operator {
+            node: self.node.node_id().to_owned(),
+        };
+        let response = run_search(self.node.clone(), request.into_inner(), viewer).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn rebuild_index(
+        &self,
+        _request: Request<proto::RebuildIndexRequest>,
+    ) -> Result<Response<Self::RebuildIndexStream>, Status> {
+        let node = self.node.clone();
+        let total: u64 = node
+            .store()
+            .origins()
+            .map_err(|e| status(e.into()))?
+            .iter()
+            .map(|(_, size)| size)
+            .sum();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::task::spawn_blocking(move || {
+            let progress_tx = tx.clone();
+            let result = node.rebuild_index(&mut |indexed| {
+                let _ = progress_tx.blocking_send(Ok(proto::RebuildProgress {
+                    indexed,
+                    total,
+                    done: false,
+                }));
+            });
+            let last = result
+                .map(|indexed| proto::RebuildProgress {
+                    indexed,
+                    total,
+                    done: true,
+                })
+                .map_err(status);
+            let _ = tx.blocking_send(last);
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
 
     async fn import(
         &self,
@@ -224,7 +425,13 @@ impl Admin for AdminService {
     ) -> Result<Response<proto::RecordView>, Status> {
         let node = self.node.clone();
         let req = request.into_inner();
-        let view = blocking(move || node.get(&req.origin, &req.id, &Viewer::Operator)).await?;
+        let view = blocking(move || {
+            let viewer = Viewer::Operator {
+                node: node.node_id().to_owned(),
+            };
+            node.get(&req.origin, &req.id, &viewer)
+        })
+        .await?;
         Ok(Response::new(view_to_proto(view)))
     }
 
@@ -240,7 +447,9 @@ impl Admin for AdminService {
                 page_size(req.page_size),
                 &req.page_token,
                 req.include_deleted,
-                &Viewer::Operator,
+                &Viewer::Operator {
+                    node: node.node_id().to_owned(),
+                },
             )
         })
         .await?;
@@ -267,15 +476,7 @@ impl Admin for AdminService {
         &self,
         _request: Request<proto::KeysShowRequest>,
     ) -> Result<Response<proto::KeysShowResponse>, Status> {
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let invite = Invite {
-            node_id: self.node.node_id().to_owned(),
-            endpoint: self.node.endpoint(),
-            key: b64.encode(self.node.key().public().ed25519),
-            key_id: self.node.key().key_id().to_string(),
-            tls_key: b64.encode(self.node.tls().spki()),
-        };
+        let invite = self.node.invite();
         Ok(Response::new(proto::KeysShowResponse {
             node_id: invite.node_id.clone(),
             key_id: invite.key_id.clone(),
@@ -333,7 +534,15 @@ impl Admin for AdminService {
             }
         };
         let node = self.node.clone();
-        let peer = blocking(move || Ok(node.trust().set_state(&req.node_id, state)?)).await?;
+        let peer = blocking(move || {
+            let peer = node.trust().set_state(&req.node_id, state)?;
+            if peer.state == PeerState::Revoked {
+                // Entries under a revoked key are quarantined: out of search at once.
+                node.unindex_origin(&peer.node_id)?;
+            }
+            Ok(peer)
+        })
+        .await?;
         Ok(Response::new(peer_info(peer)))
     }
 
@@ -502,6 +711,7 @@ pub async fn serve(
         let _ = stop_tx.send(true);
     });
 
+    tokio::spawn(crate::node::indexer::run(node.clone(), stop_rx.clone()));
     let connector = federation::connector(node.clone());
     let interval = Duration::from_secs(node.config().sync.interval_secs);
     tokio::spawn(crate::sync::run(

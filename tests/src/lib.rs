@@ -68,6 +68,8 @@ impl TestNode {
             .args(["serve", "--data-dir"])
             .arg(self.data_dir())
             .env("MERIDIAN_LOG__LEVEL", "warn")
+            // Tests drive sync rounds with `sync now` (and hints).
+            .env("MERIDIAN_SYNC__INTERVAL_SECS", "3600")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -196,6 +198,71 @@ pub async fn anonymous_channel(node: &TestNode) -> tonic::transport::Channel {
     let config =
         meridian::tls::client_config(&node.name, vec![tls_key(node)], None).expect("tls config");
     let addr = node.catalog.expect("running").to_string();
+    meridian::tls::connect(&addr, config, std::time::Duration::from_secs(5))
+        .await
+        .expect("connect")
+}
+
+impl TestNode {
+    /// This node's invitation token.
+    pub fn invite(&self) -> String {
+        self.ok(&["keys", "show", "--invite"]).trim().to_owned()
+    }
+
+    /// Pins `other` in this node's trust store, in `groups`.
+    pub fn trust(&self, other: &TestNode, groups: &[&str]) {
+        let invite = other.invite();
+        let mut args = vec!["trust", "add", invite.as_str()];
+        let joined = groups.join(",");
+        if !groups.is_empty() {
+            args.extend(["--groups", joined.as_str()]);
+        }
+        self.ok(&args);
+    }
+
+    /// Runs `sync now` and returns its JSON reports, keyed by peer.
+    pub fn sync_now(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let out = self.run(&["sync", "now", "--json"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|line| {
+                let value: serde_json::Value = serde_json::from_str(line).expect("report json");
+                (value["peer"].as_str().unwrap_or_default().to_owned(), value)
+            })
+            .collect()
+    }
+
+    /// `peers status --json`, keyed by peer.
+    pub fn peers_status(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
+        self.ok(&["peers", "status", "--json"])
+            .lines()
+            .map(|line| {
+                let value: serde_json::Value = serde_json::from_str(line).expect("status json");
+                (
+                    value["node_id"].as_str().unwrap_or_default().to_owned(),
+                    value,
+                )
+            })
+            .collect()
+    }
+
+    /// Imports JSON Lines through the CLI; panics on failure.
+    pub fn import(&self, lines: &[String]) {
+        let out = self.run_with_stdin(&["holdings", "import", "-"], Some(&lines.join("\n")));
+        assert!(
+            out.status.success(),
+            "import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A TLS channel to `to` that presents `from`'s certificate: a pinned peer.
+pub async fn peer_channel(from: &TestNode, to: &TestNode) -> tonic::transport::Channel {
+    let identity = meridian::tls::TlsIdentity::load(from.data_dir()).expect("tls identity");
+    let config = meridian::tls::client_config(&to.name, vec![tls_key(to)], Some(&identity))
+        .expect("tls config");
+    let addr = to.catalog.expect("running").to_string();
     meridian::tls::connect(&addr, config, std::time::Duration::from_secs(5))
         .await
         .expect("connect")

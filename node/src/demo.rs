@@ -1,0 +1,245 @@
+//! `meridian demo`: a local federation of three institutions on loopback.
+//!
+//! A polar data center, a university and a genomics institute, each with a
+//! generated holdings index, trust each other over pinned-key TLS, replicate,
+//! and answer cross-institution searches. The federation keeps running until
+//! Ctrl-C so it can be queried with the CLI or grpcurl.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::config::ADMIN_SOCKET;
+use crate::generate::{Generator, Profile};
+use crate::node::{Node, Viewer};
+use crate::proto;
+use crate::server::federation::connector;
+
+/// The institutions of the demo: node id, profile, groups it puts its peers in.
+const INSTITUTIONS: [(&str, Profile); 3] = [
+    ("polar-dc", Profile::Polar),
+    ("university", Profile::University),
+    ("genomics", Profile::Genomics),
+];
+
+/// Options of `meridian demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Generated records per institution.
+    #[arg(long, default_value_t = 2000)]
+    pub records: u64,
+    /// Keep the federation in this directory instead of a temporary one.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Stop after the example searches instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+struct Running {
+    node: Arc<Node>,
+    dir: PathBuf,
+    stop: tokio::sync::watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// Runs the demo.
+pub async fn run(args: DemoArgs) -> Result<()> {
+    let temp = tempfile::Builder::new()
+        .prefix("meridian-demo-")
+        .tempdir()?;
+    let root = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
+    println!("Meridian demo: three institutions in {}\n", root.display());
+
+    let mut nodes = Vec::new();
+    for (seed, (id, profile)) in INSTITUTIONS.iter().enumerate() {
+        let running = start(&root.join(id), id).await?;
+        let started = Instant::now();
+        load(&running.node, *profile, seed as u64, args.records).await?;
+        let (log_size, records) = running.node.holdings_status()?;
+        println!(
+            "  {id:<11} {} · {records} records signed into a log of {log_size} entries ({:.1}s)",
+            running.node.endpoint(),
+            started.elapsed().as_secs_f64()
+        );
+        nodes.push(running);
+    }
+
+    // Everyone pins everyone. The university shares the polar and biomedical
+    // consortia; the polar center and the genomics institute share neither.
+    for a in &nodes {
+        for b in &nodes {
+            if a.node.node_id() == b.node.node_id() {
+                continue;
+            }
+            let groups: Vec<String> = match (a.node.node_id(), b.node.node_id()) {
+                ("polar-dc", "university") => vec!["polar-consortium".into()],
+                ("genomics", "university") => vec!["biomed-consortium".into()],
+                _ => Vec::new(),
+            };
+            a.node.trust().add(&b.node.invite(), &groups)?;
+        }
+    }
+    println!("\n  trust: each node pinned the others' identity and TLS keys");
+
+    let started = Instant::now();
+    for _ in 0..2 {
+        for running in &nodes {
+            let reports =
+                crate::sync::round(running.node.clone(), connector(running.node.clone()), true)
+                    .await;
+            for report in reports.iter().filter(|r| !r.ok) {
+                println!(
+                    "  sync {} ← {}: {}",
+                    running.node.node_id(),
+                    report.peer,
+                    report.error
+                );
+            }
+        }
+    }
+    for running in &nodes {
+        let node = running.node.clone();
+        tokio::task::spawn_blocking(move || node.catch_up_index(&mut |_| {})).await??;
+    }
+    println!(
+        "  sync: signed records verified and replicated in {:.1}s\n",
+        started.elapsed().as_secs_f64()
+    );
+
+    let university = nodes[1].node.clone();
+    let searches: [(&str, proto::SearchRequest); 3] = [
+        (
+            "search at the university for \"sea ice\" across the federation",
+            proto::SearchRequest {
+                query: "sea ice".into(),
+                limit: 5,
+                facets: true,
+                highlight: true,
+                ..Default::default()
+            },
+        ),
+        (
+            "datasets over the Bering Strait (box across the antimeridian), 1990-2010",
+            proto::SearchRequest {
+                bbox: Some(proto::BoundingBox {
+                    west: 170.0,
+                    south: 50.0,
+                    east: -160.0,
+                    north: 75.0,
+                }),
+                time_from: "1990".into(),
+                time_to: "2010".into(),
+                limit: 5,
+                facets: true,
+                ..Default::default()
+            },
+        ),
+        (
+            "life-science datasets held at the genomics institute, newest first",
+            proto::SearchRequest {
+                query: "genome OR sequencing OR variants".into(),
+                origins: vec!["genomics".into()],
+                disciplines: vec!["life".into()],
+                sort: "updated".into(),
+                limit: 5,
+                facets: true,
+                ..Default::default()
+            },
+        ),
+    ];
+    for (title, request) in searches {
+        println!("── {title}");
+        let viewer = Viewer::Operator {
+            node: university.node_id().to_owned(),
+        };
+        let answer = crate::server::run_search(university.clone(), request, viewer)
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+        crate::cli::print_search(&answer);
+        println!();
+    }
+
+    let uni_dir = nodes[1].dir.display().to_string();
+    println!("The federation is running. Try, in another terminal:");
+    println!("  meridian search \"ice core\" --data-dir {uni_dir}");
+    println!("  meridian search --bbox 160,60,-120,90 --sort size --data-dir {uni_dir}");
+    println!("  meridian peers status --data-dir {uni_dir}");
+    println!(
+        "  meridian holdings list --data-dir {}",
+        nodes[0].dir.display()
+    );
+    println!(
+        "  grpcurl -insecure -d '{{\"query\":\"glacier\"}}' {} meridian.v1.Catalog/Search",
+        university.endpoint()
+    );
+    if args.dir.is_none() {
+        println!("(everything lives in a temporary directory and is removed on exit)");
+    }
+
+    if !args.no_wait {
+        println!("\nCtrl-C stops the federation.");
+        tokio::signal::ctrl_c().await?;
+    }
+    for running in nodes {
+        let _ = running.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), running.server).await;
+    }
+    Ok(())
+}
+
+async fn start(dir: &Path, id: &str) -> Result<Running> {
+    let loopback = "127.0.0.1:0".parse().expect("loopback address");
+    Node::create(dir, id, loopback)?;
+    let node = Node::open(dir, &Default::default())?;
+    let tcp = tokio::net::TcpListener::bind(loopback).await?;
+    node.set_endpoint(tcp.local_addr()?.to_string());
+    let admin = crate::server::bind_admin_socket(&dir.join(ADMIN_SOCKET)).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            let mut stopped = stopped;
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = crate::server::serve(node, tcp, admin, shutdown).await {
+                tracing::error!(error = %e, "demo node failed");
+            }
+        })
+    };
+    Ok(Running {
+        node,
+        dir: dir.to_owned(),
+        stop,
+        server,
+    })
+}
+
+async fn load(node: &Arc<Node>, profile: Profile, seed: u64, records: u64) -> Result<()> {
+    let node = node.clone();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let mut generator = Generator::new(profile, seed + 1);
+        let mut n = 0;
+        while n < records {
+            let lines: Vec<String> = (n..(n + 2000).min(records))
+                .map(|i| generator.record(i).to_string())
+                .collect();
+            let outcome = node.import_lines(n + 1, &lines)?;
+            if let Some(error) = outcome.errors.first() {
+                anyhow::bail!(
+                    "generated line {}: {}: {}",
+                    error.line,
+                    error.field,
+                    error.reason
+                );
+            }
+            n += lines.len() as u64;
+        }
+        Ok(())
+    })
+    .await
+    .context("loading holdings")?
+}
