@@ -37,7 +37,7 @@ fn main() -> Result<()> {
     }
 }
 
-fn meridian_binary() -> Result<PathBuf> {
+pub fn meridian_binary() -> Result<PathBuf> {
     let me = std::env::current_exe()?;
     let bin = me.with_file_name("meridian");
     if !bin.exists() {
@@ -50,12 +50,12 @@ fn meridian_binary() -> Result<PathBuf> {
 }
 
 /// A `meridian serve` child process.
-struct Served {
+pub struct Served {
     child: Child,
 }
 
 impl Served {
-    fn start(bin: &Path, dir: &Path, node_id: &str) -> Result<Self> {
+    pub fn start(bin: &Path, dir: &Path, node_id: &str) -> Result<Self> {
         let status = Command::new(bin)
             .args([
                 "init",
@@ -85,7 +85,7 @@ impl Served {
     }
 
     /// Peak resident set size of the node, from /proc.
-    fn peak_rss_mib(&self) -> Option<f64> {
+    pub fn peak_rss_mib(&self) -> Option<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
         let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
