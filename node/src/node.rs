@@ -86,6 +86,27 @@ pub struct ImportOutcome {
     pub log_size: u64,
 }
 
+/// A chunk of import lines, parsed and validated, not yet stored.
+#[derive(Debug, Default)]
+pub struct PreparedChunk {
+    records: Vec<DatasetRecord>,
+    outcome: ImportOutcome,
+}
+
+/// Held while an import stream runs; see [`Node::import_guard`].
+pub struct ImportGuard {
+    node: Arc<Node>,
+}
+
+impl Drop for ImportGuard {
+    fn drop(&mut self) {
+        self.node
+            .imports_active
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.node.changed();
+    }
+}
+
 /// A page of records.
 #[derive(Debug, Clone, Default)]
 pub struct Page {
@@ -118,6 +139,8 @@ pub struct Node {
     index_dir: Mutex<PathBuf>,
     /// Serialises index writers (catch-up, rebuild, removals).
     index_writer: Mutex<()>,
+    /// Import streams in progress.
+    imports_active: std::sync::atomic::AtomicUsize,
 }
 
 impl Node {
@@ -198,6 +221,7 @@ impl Node {
             index: std::sync::RwLock::new(Arc::new(index)),
             index_dir: Mutex::new(index_dir),
             index_writer: Mutex::new(()),
+            imports_active: Default::default(),
         };
         node.publish_key_set()?;
         Ok(Arc::new(node))
@@ -337,34 +361,48 @@ impl Node {
         first_line: u64,
         lines: &[String],
     ) -> Result<ImportOutcome, NodeError> {
+        let prepared = self.prepare_lines(first_line, lines);
+        self.store_prepared(prepared)
+    }
+
+    /// The first half of an import, which needs no lock: parses and
+    /// validates the lines in parallel. A pipeline prepares the next chunk
+    /// while [`Node::store_prepared`] stores this one.
+    pub fn prepare_lines(&self, first_line: u64, lines: &[String]) -> PreparedChunk {
         let parsed: Vec<Result<DatasetRecord, RecordError>> = lines
             .par_iter()
-            .map(|line| record::parse_json_line(line))
+            .map(|line| record::parse_json_line(line).and_then(|r| self.adopt(r)))
             .collect();
-        let mut outcome = ImportOutcome::default();
-        let mut candidates = Vec::with_capacity(parsed.len());
+        let mut prepared = PreparedChunk::default();
         for (offset, result) in parsed.into_iter().enumerate() {
-            match result.and_then(|r| self.adopt(r)) {
-                Ok(record) => candidates.push(record),
-                Err(e) => outcome.reject(first_line + offset as u64, e),
+            match result {
+                Ok(record) => prepared.records.push(record),
+                Err(e) => prepared.outcome.reject(first_line + offset as u64, e),
             }
         }
+        prepared
+    }
+
+    /// The second half of an import: assigns versions and log positions,
+    /// signs, appends in one transaction and flushes.
+    pub fn store_prepared(&self, prepared: PreparedChunk) -> Result<ImportOutcome, NodeError> {
+        let PreparedChunk {
+            records,
+            mut outcome,
+        } = prepared;
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let appender = Appender::begin(&self.store, self.node_id())?;
         // The latest state of each id this chunk touches, so an id repeated
         // within the chunk sees its own earlier line.
         let mut touched: HashMap<String, (RecordState, DatasetRecord)> = HashMap::new();
-        let mut planned: Vec<(DatasetRecord, RecordState)> = Vec::new();
-        for mut record in candidates {
+        let mut planned: Vec<(DatasetRecord, RecordState)> = Vec::with_capacity(records.len());
+        for mut record in records {
             let previous = match touched.get(&record.id) {
                 Some((state, old)) => Some((*state, old.clone())),
                 None => self.current(&record.id)?,
             };
-            let Some(state) = plan_version(
-                &mut record,
-                previous,
-                appender.next_index() + planned.len() as u64,
-            ) else {
+            let index = appender.next_index() + planned.len() as u64;
+            let Some(state) = plan_version(&mut record, previous, index) else {
                 outcome.unchanged += 1;
                 continue;
             };
@@ -373,6 +411,21 @@ impl Node {
         }
         self.append_records(appender, planned, &mut outcome)?;
         Ok(outcome)
+    }
+
+    /// Counts an import stream in progress: indexing waits for it to end,
+    /// so a bulk load gets the cores and the index catches up after.
+    pub fn import_guard(self: &Arc<Self>) -> ImportGuard {
+        self.imports_active
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ImportGuard { node: self.clone() }
+    }
+
+    /// Whether an import stream is in progress.
+    pub fn importing(&self) -> bool {
+        self.imports_active
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
     }
 
     /// Withdraws record `id` with a signed tombstone. Returns the tombstone's
@@ -517,6 +570,7 @@ impl Node {
         outcome: &mut ImportOutcome,
     ) -> Result<(), NodeError> {
         let origin = self.node_id();
+        let started = std::time::Instant::now();
         let signed: Vec<(Vec<u8>, crate::merkle::Hash, String, RecordState)> = planned
             .into_par_iter()
             .map(|(record, state)| {
@@ -532,15 +586,28 @@ impl Node {
                 (envelope, leaf, id, state)
             })
             .collect();
+        let signed_at = started.elapsed();
         for (envelope, leaf, id, state) in signed {
             appender.push(envelope, leaf, Some((id, state)))?;
             outcome.stored += 1;
         }
+        let merkle_at = started.elapsed();
         if !appender.is_empty() {
             self.store.commit(&appender.finish())?;
+            let committed_at = started.elapsed();
             self.store.flush()?;
+            let flushed_at = started.elapsed();
             log::checkpoint(&self.store, &self.key, origin)?;
             self.changed();
+            tracing::debug!(
+                entries = outcome.stored,
+                sign_us = signed_at.as_micros() as u64,
+                merkle_us = (merkle_at - signed_at).as_micros() as u64,
+                commit_us = (committed_at - merkle_at).as_micros() as u64,
+                flush_us = (flushed_at - committed_at).as_micros() as u64,
+                checkpoint_us = (started.elapsed() - flushed_at).as_micros() as u64,
+                "appended"
+            );
         }
         outcome.log_size = self.store.log_size(origin)?;
         Ok(())

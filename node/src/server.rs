@@ -368,6 +368,11 @@ impl Admin for AdminService {
         let mut chunks = request.into_inner();
         let node = self.node.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
+        // Two stages: the next chunk is parsed and validated while the
+        // previous one is signed and committed.
+        let (prepared_tx, mut prepared_rx) = tokio::sync::mpsc::channel(1);
+        let guard = node.import_guard();
+        let parser_node = node.clone();
         tokio::spawn(async move {
             loop {
                 let chunk = match chunks.message().await {
@@ -378,8 +383,22 @@ impl Admin for AdminService {
                         break;
                     }
                 };
+                let node = parser_node.clone();
+                let prepared = tokio::task::spawn_blocking(move || {
+                    node.prepare_lines(chunk.first_line, &chunk.lines)
+                })
+                .await;
+                let Ok(prepared) = prepared else { break };
+                if prepared_tx.send(prepared).await.is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let _guard = guard;
+            while let Some(prepared) = prepared_rx.recv().await {
                 let node = node.clone();
-                let result = blocking(move || node.import_lines(chunk.first_line, &chunk.lines))
+                let result = blocking(move || node.store_prepared(prepared))
                     .await
                     .map(|outcome| proto::ImportAck {
                         stored: outcome.stored,

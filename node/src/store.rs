@@ -129,8 +129,8 @@ impl Store {
         }
         Ok(Self {
             records: db.open_tree("records_v1")?,
-            log: db.open_tree("log_entries_by_origin_index_v1")?,
-            merkle: db.open_tree("merkle_nodes_by_origin_level_index_v1")?,
+            log: db.open_tree("log_runs_by_origin_index_v1")?,
+            merkle: db.open_tree("merkle_runs_by_origin_level_index_v1")?,
             heads: db.open_tree("log_size_by_origin_v1")?,
             checkpoints: db.open_tree("checkpoint_by_origin_v1")?,
             db,
@@ -198,7 +198,11 @@ impl Store {
 
     /// The envelope bytes of entry `index` of `origin`'s log.
     pub fn entry(&self, origin: &str, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.log.get(index_key(origin, index))?.map(|v| v.to_vec()))
+        let Some((first, run)) = self.run_containing(&self.log, &origin_prefix(origin), index)?
+        else {
+            return Ok(None);
+        };
+        Ok(run_item(&run, (index - first) as usize)?.map(<[u8]>::to_vec))
     }
 
     /// Entries of `origin` from `from` on, in order, at most `limit`.
@@ -210,14 +214,47 @@ impl Store {
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let prefix = origin_prefix(origin);
         let mut out = Vec::with_capacity(limit.min(4096));
-        for item in self.log.range(index_key(origin, from)..) {
-            let (key, value) = item?;
-            if !key.starts_with(&prefix) || out.len() >= limit {
+        let start = match self.run_containing(&self.log, &prefix, from)? {
+            Some((first, _)) => index_key(origin, first),
+            None => index_key(origin, from),
+        };
+        'runs: for item in self.log.range(start..) {
+            let (key, run) = item?;
+            if !key.starts_with(&prefix) {
                 break;
             }
-            out.push((u64_at(&key[prefix.len()..]), value.to_vec()));
+            let first = u64_at(&key[prefix.len()..]);
+            for (offset, bytes) in run_items(&run)?.into_iter().enumerate() {
+                let index = first + offset as u64;
+                if index < from {
+                    continue;
+                }
+                if out.len() >= limit {
+                    break 'runs;
+                }
+                out.push((index, bytes.to_vec()));
+            }
         }
         Ok(out)
+    }
+
+    /// The run of `tree` under `prefix` whose first index is the largest at
+    /// or below `index`, if `index` falls inside it.
+    fn run_containing(
+        &self,
+        tree: &sled::Tree,
+        prefix: &[u8],
+        index: u64,
+    ) -> Result<Option<(u64, sled::IVec)>, StoreError> {
+        let mut key = prefix.to_vec();
+        key.extend_from_slice(&index.to_be_bytes());
+        let Some(item) = tree.range(prefix.to_vec()..=key).next_back() else {
+            return Ok(None);
+        };
+        let (found, run) = item?;
+        let first = u64_at(&found[prefix.len()..]);
+        let count = run_len(&run)? as u64;
+        Ok((index < first + count).then_some((first, run)))
     }
 
     /// Size of `origin`'s log as held here (0 if unknown).
@@ -247,17 +284,16 @@ impl Store {
         level: u32,
         index: u64,
     ) -> Result<Option<Hash>, StoreError> {
-        match self.merkle.get(node_key(origin, level, index))? {
-            None => Ok(None),
-            Some(bytes) => bytes
-                .as_ref()
-                .try_into()
-                .map(Some)
-                .map_err(|_| StoreError::Corrupt {
-                    tree: "merkle_nodes",
-                    detail: format!("node of {} bytes", bytes.len()),
-                }),
-        }
+        let mut prefix = origin_prefix(origin);
+        prefix.push(level as u8);
+        let Some((first, run)) = self.run_containing(&self.merkle, &prefix, index)? else {
+            return Ok(None);
+        };
+        let hash = run_item(&run, (index - first) as usize)?.unwrap_or_default();
+        hash.try_into().map(Some).map_err(|_| StoreError::Corrupt {
+            tree: "merkle_runs",
+            detail: format!("node of {} bytes", hash.len()),
+        })
     }
 
     /// The latest checkpoint envelope of `origin`.
@@ -275,6 +311,8 @@ impl Store {
     /// states, Merkle nodes and the new log size land together or not at all.
     pub fn commit(&self, append: &LogAppend) -> Result<(), StoreError> {
         let origin = append.origin.as_str();
+        let entry_runs = pack_entries(&append.entries);
+        let node_runs = pack_nodes(&append.nodes);
         let result = (&self.records, &self.log, &self.merkle, &self.heads).transaction(
             |(records, log, merkle, heads)| {
                 let found = heads
@@ -284,14 +322,14 @@ impl Store {
                 if found != append.base_size {
                     return Err(ConflictableTransactionError::Abort(found));
                 }
-                for (index, envelope) in &append.entries {
-                    log.insert(index_key(origin, *index), envelope.as_slice())?;
+                for (first, run) in &entry_runs {
+                    log.insert(index_key(origin, *first), run.as_slice())?;
                 }
                 for (id, state) in &append.records {
                     records.insert(record_key(origin, id), &state.encode()[..])?;
                 }
-                for ((level, index), hash) in &append.nodes {
-                    merkle.insert(node_key(origin, *level, *index), &hash[..])?;
+                for ((level, first), run) in &node_runs {
+                    merkle.insert(node_key(origin, *level, *first), run.as_slice())?;
                 }
                 heads.insert(origin.as_bytes(), &append.new_size().to_be_bytes()[..])?;
                 Ok(())
@@ -307,6 +345,112 @@ impl Store {
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }
     }
+}
+
+/// Most items packed into one stored run.
+const RUN_MAX: usize = 256;
+
+/// Packs consecutive items into runs of at most [`RUN_MAX`]: one sled
+/// write per run instead of one per entry (sled writes, not hashing or
+/// signing, bound the append rate). Layout: item count (u32), then each
+/// item's end offset (u32), then the items.
+fn pack_run<'a>(items: impl ExactSizeIterator<Item = &'a [u8]> + Clone) -> Vec<u8> {
+    let count = items.len();
+    let total: usize = items.clone().map(<[u8]>::len).sum();
+    let mut out = Vec::with_capacity(4 + 4 * count + total);
+    out.extend_from_slice(&(count as u32).to_be_bytes());
+    let mut end = 0u32;
+    for item in items.clone() {
+        end += item.len() as u32;
+        out.extend_from_slice(&end.to_be_bytes());
+    }
+    for item in items {
+        out.extend_from_slice(item);
+    }
+    out
+}
+
+fn corrupt_run(detail: &str) -> StoreError {
+    StoreError::Corrupt {
+        tree: "log_runs",
+        detail: detail.to_owned(),
+    }
+}
+
+fn run_len(run: &[u8]) -> Result<usize, StoreError> {
+    let count = run
+        .get(..4)
+        .ok_or_else(|| corrupt_run("run without a header"))?;
+    Ok(u32::from_be_bytes([count[0], count[1], count[2], count[3]]) as usize)
+}
+
+/// Item `n` of a run, if it has that many.
+fn run_item(run: &[u8], n: usize) -> Result<Option<&[u8]>, StoreError> {
+    let count = run_len(run)?;
+    if n >= count {
+        return Ok(None);
+    }
+    let end_at = |i: usize| -> Result<usize, StoreError> {
+        let at = 4 + 4 * i;
+        let bytes = run
+            .get(at..at + 4)
+            .ok_or_else(|| corrupt_run("short offset table"))?;
+        Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize)
+    };
+    let data = 4 + 4 * count;
+    let start = if n == 0 { 0 } else { end_at(n - 1)? };
+    let end = end_at(n)?;
+    run.get(data + start..data + end)
+        .map(Some)
+        .ok_or_else(|| corrupt_run("item past the end of its run"))
+}
+
+/// Every item of a run, in order.
+fn run_items(run: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
+    (0..run_len(run)?)
+        .map(|n| run_item(run, n)?.ok_or_else(|| corrupt_run("missing item")))
+        .collect()
+}
+
+/// Entry runs of an append: `(first index, packed run)`.
+fn pack_entries(entries: &[(u64, Vec<u8>)]) -> Vec<(u64, Vec<u8>)> {
+    entries
+        .chunks(RUN_MAX)
+        .map(|chunk| {
+            (
+                chunk[0].0,
+                pack_run(chunk.iter().map(|(_, e)| e.as_slice())),
+            )
+        })
+        .collect()
+}
+
+/// Merkle node runs of an append: consecutive indices of one level packed
+/// together, `((level, first index), packed run)`.
+fn pack_nodes(nodes: &[((u32, u64), Hash)]) -> Vec<((u32, u64), Vec<u8>)> {
+    let mut by_level: std::collections::BTreeMap<u32, Vec<(u64, Hash)>> = Default::default();
+    for ((level, index), hash) in nodes {
+        by_level.entry(*level).or_default().push((*index, *hash));
+    }
+    let mut runs = Vec::new();
+    for (level, mut nodes) in by_level {
+        nodes.sort_by_key(|(index, _)| *index);
+        let mut start = 0;
+        for end in 1..=nodes.len() {
+            let breaks = end == nodes.len()
+                || nodes[end].0 != nodes[end - 1].0 + 1
+                || end - start == RUN_MAX;
+            if breaks {
+                let run = &nodes[start..end];
+                runs.push((
+                    (level, run[0].0),
+                    pack_run(run.iter().map(|(_, h)| h.as_slice())),
+                ));
+                start = end;
+            }
+        }
+    }
+    runs
 }
 
 fn u64_at(bytes: &[u8]) -> u64 {
@@ -391,6 +535,72 @@ mod tests {
             listed.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
             ["b"]
         );
+    }
+
+    #[test]
+    fn runs_of_any_size_read_back_entry_by_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut size = 0u64;
+        // Appends of 1, 255, 256, 257 and 600 entries straddle run limits.
+        for n in [1usize, 255, 256, 257, 600, 3] {
+            let entries: Vec<(u64, Vec<u8>)> = (0..n as u64)
+                .map(|i| (size + i, format!("entry {}", size + i).into_bytes()))
+                .collect();
+            let nodes = (0..n as u64)
+                .map(|i| ((0, size + i), [(size + i) as u8; 32]))
+                .collect();
+            let append = LogAppend {
+                origin: "polar".into(),
+                base_size: size,
+                entries,
+                records: Vec::new(),
+                nodes,
+            };
+            store.commit(&append).unwrap();
+            size += n as u64;
+        }
+        for index in 0..size {
+            let want = format!("entry {index}").into_bytes();
+            assert_eq!(
+                store.entry("polar", index).unwrap(),
+                Some(want),
+                "entry {index}"
+            );
+            assert_eq!(
+                store.merkle_node("polar", 0, index).unwrap(),
+                Some([index as u8; 32])
+            );
+        }
+        assert_eq!(store.entry("polar", size).unwrap(), None);
+        assert_eq!(store.merkle_node("polar", 0, size).unwrap(), None);
+        assert_eq!(store.merkle_node("polar", 1, 0).unwrap(), None);
+        for (from, limit) in [(0, 10), (250, 20), (511, 300), (1370, 10), (size - 1, 5)] {
+            let got = store.entries("polar", from, limit).unwrap();
+            let want: Vec<u64> = (from..size).take(limit).collect();
+            assert_eq!(
+                got.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+                want,
+                "from {from}"
+            );
+            for (index, bytes) in got {
+                assert_eq!(bytes, format!("entry {index}").into_bytes());
+            }
+        }
+    }
+
+    #[test]
+    fn merkle_runs_split_where_indices_jump() {
+        let nodes = vec![
+            ((1, 4), [1; 32]),
+            ((0, 8), [2; 32]),
+            ((1, 5), [3; 32]),
+            ((1, 9), [4; 32]),
+        ];
+        let runs = pack_nodes(&nodes);
+        let keys: Vec<(u32, u64)> = runs.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, [(0, 8), (1, 4), (1, 9)]);
+        assert_eq!(run_len(&runs[1].1).unwrap(), 2);
     }
 
     #[test]

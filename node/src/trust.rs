@@ -398,3 +398,101 @@ fn check_group(group: &str) -> Result<(), TrustError> {
         Err(TrustError::BadGroup(group.to_owned()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sign::NodeKey;
+
+    fn invite(node_id: &str) -> Invite {
+        let key = NodeKey::generate();
+        Invite {
+            node_id: node_id.into(),
+            endpoint: "127.0.0.1:7400".into(),
+            key: STANDARD.encode(key.public().ed25519),
+            key_id: key.key_id().to_string(),
+            tls_key: STANDARD.encode(b"spki of the tls key"),
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, TrustStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        (dir, TrustStore::open(&db, "polar").unwrap())
+    }
+
+    #[test]
+    fn an_invitation_round_trips_and_is_checked() {
+        let original = invite("uni");
+        assert_eq!(Invite::from_token(&original.to_token()).unwrap(), original);
+
+        let mut wrong_id = original.clone();
+        wrong_id.key_id = NodeKey::generate().key_id().to_string();
+        let err = Invite::from_token(&wrong_id.to_token()).unwrap_err();
+        assert!(err.to_string().contains("not the id of the key"), "{err}");
+
+        let mut weak = original.clone();
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        weak.key = STANDARD.encode(identity);
+        weak.key_id = KeyId::from_key_bytes(&identity).to_string();
+        assert!(matches!(
+            Invite::from_token(&weak.to_token()),
+            Err(TrustError::Key(_))
+        ));
+
+        let token = original.to_token();
+        let truncated = &token[..token.len() - 10];
+        assert!(Invite::from_token(truncated).is_err());
+        assert!(Invite::from_token("hello")
+            .unwrap_err()
+            .to_string()
+            .contains("meridian-invite-v1"));
+        assert!(Invite::from_token(&"x".repeat(10_000)).is_err());
+    }
+
+    #[test]
+    fn peers_are_pinned_once_and_revocation_is_final() {
+        let (_dir, trust) = store();
+        let peer = trust
+            .add(&invite("uni"), &["polar-consortium".into()])
+            .unwrap();
+        assert_eq!(peer.state, PeerState::Active);
+        assert!(matches!(
+            trust.add(&invite("uni"), &[]),
+            Err(TrustError::AlreadyPinned(_))
+        ));
+        assert!(matches!(
+            trust.add(&invite("polar"), &[]),
+            Err(TrustError::SelfPin(_))
+        ));
+        assert!(matches!(
+            trust.add(&invite("bio"), &["Bad Group".into()]),
+            Err(TrustError::BadGroup(_))
+        ));
+
+        let found = trust.by_tls_key(b"spki of the tls key").unwrap().unwrap();
+        assert_eq!(found.node_id, "uni");
+
+        trust.set_state("uni", PeerState::Suspended).unwrap();
+        assert!(trust.active().unwrap().is_empty());
+        trust.set_state("uni", PeerState::Active).unwrap();
+        trust.set_state("uni", PeerState::Revoked).unwrap();
+        assert!(matches!(
+            trust.set_state("uni", PeerState::Active),
+            Err(TrustError::Revoked(_))
+        ));
+        assert!(matches!(
+            trust.set_state("nobody", PeerState::Active),
+            Err(TrustError::UnknownPeer(_))
+        ));
+
+        let actions: Vec<String> = trust
+            .audit_log()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(actions, ["pin", "suspended", "active", "revoked"]);
+    }
+}

@@ -22,10 +22,17 @@ struct Cli {
     command: Bench,
 }
 
+mod replicate;
+
 #[derive(Subcommand)]
 enum Bench {
     /// Import generated records through the admin socket.
     Import {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+    },
+    /// Replicate generated records from one node to an empty one over TLS.
+    Replicate {
         #[arg(long, default_value_t = 1_000_000)]
         records: u64,
     },
@@ -34,7 +41,41 @@ enum Bench {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Bench::Import { records } => import(records),
+        Bench::Replicate { records } => replicate::run(records),
     }
+}
+
+/// Writes `records` generated records as JSON Lines; returns how many a
+/// peer outside every group may see (PUBLIC and FEDERATION).
+pub fn write_corpus(path: &Path, records: u64, profile: Profile) -> Result<u64> {
+    let mut out = BufWriter::new(std::fs::File::create(path)?);
+    let mut generator = Generator::new(profile, 42);
+    let mut visible = 0;
+    for n in 0..records {
+        let record = generator.record(n);
+        if matches!(record["visibility"].as_str(), Some("public" | "federation")) {
+            visible += 1;
+        }
+        writeln!(out, "{record}")?;
+    }
+    out.flush()?;
+    Ok(visible)
+}
+
+/// Runs a `meridian` command against `dir` and returns its stdout.
+pub fn meridian(bin: &Path, dir: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new(bin)
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "meridian {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 pub fn meridian_binary() -> Result<PathBuf> {
@@ -105,14 +146,7 @@ fn import(records: u64) -> Result<()> {
     let work = tempfile::tempdir()?;
     let file = work.path().join("holdings.jsonl");
     let started = Instant::now();
-    {
-        let mut out = BufWriter::new(std::fs::File::create(&file)?);
-        let mut generator = Generator::new(Profile::University, 42);
-        for n in 0..records {
-            writeln!(out, "{}", generator.record(n))?;
-        }
-        out.flush()?;
-    }
+    write_corpus(&file, records, Profile::University)?;
     let size = std::fs::metadata(&file)?.len();
     println!(
         "generated {records} records ({:.1} MiB) in {:.1}s",
