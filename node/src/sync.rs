@@ -34,6 +34,8 @@ use crate::trust::{Peer, PeerState, TrustError};
 
 /// Entries committed per transaction while pulling.
 pub const BATCH: usize = 2048;
+/// Envelopes per batch verification (one slice per core at a time).
+const VERIFY_SLICE: usize = 256;
 
 /// Why a sync step failed. Each names the peer or origin involved.
 #[derive(Debug, thiserror::Error)]
@@ -295,10 +297,14 @@ pub fn ingest_batch(
             _ => None,
         })
         .collect();
-    let opened = sign::open_entries(
-        &envelopes.iter().map(|(_, e)| *e).collect::<Vec<_>>(),
-        &ingest.ring,
-    );
+    // Batch verification, spread over the cores in slices.
+    let refs: Vec<&Envelope> = envelopes.iter().map(|(_, e)| *e).collect();
+    let opened: Vec<_> = {
+        use rayon::prelude::*;
+        refs.par_chunks(VERIFY_SLICE)
+            .flat_map_iter(|slice| sign::open_entries(slice, &ingest.ring))
+            .collect()
+    };
     let mut opened: HashMap<usize, Result<LogEntry, SignError>> = envelopes
         .iter()
         .map(|(i, _)| *i)

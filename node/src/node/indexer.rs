@@ -204,9 +204,10 @@ pub async fn run(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<bool>) 
             changed = changes.changed() => if changed.is_err() { return },
             _ = stop.wait_for(|s| *s) => return,
         }
-        // Let a burst of commits land before indexing them together, and
-        // leave the cores to a bulk import until it ends.
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // Let a burst of commits (a pull lands every 2,048 entries) gather
+        // before indexing them in one commit, and leave the cores to a bulk
+        // import until it ends.
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         while node.importing() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
