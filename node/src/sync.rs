@@ -28,6 +28,7 @@ use crate::node::{Node, Viewer};
 use crate::proto::{
     log_entry::Body, pull_item, Checkpoint, Envelope, LogEntry, NodeInfo, PullItem, Redacted,
 };
+use crate::record::RecordError;
 use crate::sign::{self, KeyRing, SignError};
 use crate::store::{RecordState, StoreError};
 use crate::trust::{Peer, PeerState, TrustError};
@@ -69,6 +70,15 @@ pub enum SyncError {
         index: u64,
         message: String,
     },
+    /// A validly signed record breaks the record rules (DESIGN §2).
+    #[error("{origin} entry {index}: record `{id}`: {source}")]
+    Invalid {
+        origin: String,
+        index: u64,
+        id: String,
+        #[source]
+        source: RecordError,
+    },
     /// Two validly signed checkpoints disagree: the origin is frozen.
     #[error("{origin}: equivocation: {message}; origin frozen")]
     Equivocation { origin: String, message: String },
@@ -95,6 +105,7 @@ impl SyncError {
             SyncError::Verify { .. }
                 | SyncError::Checkpoint { .. }
                 | SyncError::Sequence { .. }
+                | SyncError::Invalid { .. }
                 | SyncError::Equivocation { .. }
                 | SyncError::WrongNode { .. }
                 | SyncError::TooLarge { .. }
@@ -342,6 +353,14 @@ pub fn ingest_batch(
                 }
                 let (subject, record_state) = match entry.body {
                     Some(Body::Record(record)) => {
+                        // Signed is not valid: a peer's record meets the
+                        // same rules as an imported one.
+                        crate::record::validate(&record).map_err(|source| SyncError::Invalid {
+                            origin: origin.clone(),
+                            index,
+                            id: record.id.clone(),
+                            source,
+                        })?;
                         let previous = match touched.get(&record.id) {
                             Some(state) => Some(*state),
                             None => store.record_state(&origin, &record.id)?,
