@@ -48,6 +48,10 @@ pub enum SyncError {
     /// The peer is not who it was dialed as.
     #[error("{peer}: answered as {found}")]
     WrongNode { peer: String, found: String },
+    /// The node reached at the peer's endpoint is not the peer: its TLS key
+    /// is not the one pinned for it.
+    #[error("{peer}: the node reached is not {peer}: its TLS key is not the one pinned for it")]
+    Impostor { peer: String },
     /// An envelope failed verification.
     #[error("{origin} entry {index}: {source}")]
     Verify {
@@ -108,6 +112,7 @@ impl SyncError {
                 | SyncError::Invalid { .. }
                 | SyncError::Equivocation { .. }
                 | SyncError::WrongNode { .. }
+                | SyncError::Impostor { .. }
                 | SyncError::TooLarge { .. }
         )
     }
@@ -677,9 +682,14 @@ pub async fn round(node: Arc<Node>, connector: Connector, force: bool) -> Vec<Ro
                 Ok(client) => sync_peer(node, peer, client).await,
                 Err(e) => {
                     node.sync_state().update(&peer.node_id, |s| {
-                        s.reachable = false;
+                        s.reachable = !matches!(e, SyncError::Unreachable { .. });
                         s.last_error = e.to_string();
                         s.consecutive_failures += 1;
+                        // A node that answered with the wrong key is counted
+                        // like any peer that sent what it must not.
+                        if e.is_rejection() {
+                            s.rejected += 1;
+                        }
                     });
                     RoundReport {
                         peer: peer.node_id.clone(),
