@@ -751,3 +751,6 @@ pub async fn run(
         round(node.clone(), connector.clone(), false).await;
     }
 }
+
+#[cfg(test)]
+mod tests;
