@@ -28,6 +28,7 @@ use crate::node::{Node, Viewer};
 use crate::proto::{
     log_entry::Body, pull_item, Checkpoint, Envelope, LogEntry, NodeInfo, PullItem, Redacted,
 };
+use crate::record::RecordError;
 use crate::sign::{self, KeyRing, SignError};
 use crate::store::{RecordState, StoreError};
 use crate::trust::{Peer, PeerState, TrustError};
@@ -49,6 +50,10 @@ pub enum SyncError {
     /// The peer is not who it was dialed as.
     #[error("{peer}: answered as {found}")]
     WrongNode { peer: String, found: String },
+    /// The node reached at the peer's endpoint is not the peer: its TLS key
+    /// is not the one pinned for it.
+    #[error("{peer}: the node reached is not {peer}: its TLS key is not the one pinned for it")]
+    Impostor { peer: String },
     /// An envelope failed verification.
     #[error("{origin} entry {index}: {source}")]
     Verify {
@@ -70,6 +75,15 @@ pub enum SyncError {
         origin: String,
         index: u64,
         message: String,
+    },
+    /// A validly signed record breaks the record rules (DESIGN §2).
+    #[error("{origin} entry {index}: record `{id}`: {source}")]
+    Invalid {
+        origin: String,
+        index: u64,
+        id: String,
+        #[source]
+        source: RecordError,
     },
     /// Two validly signed checkpoints disagree: the origin is frozen.
     #[error("{origin}: equivocation: {message}; origin frozen")]
@@ -97,8 +111,10 @@ impl SyncError {
             SyncError::Verify { .. }
                 | SyncError::Checkpoint { .. }
                 | SyncError::Sequence { .. }
+                | SyncError::Invalid { .. }
                 | SyncError::Equivocation { .. }
                 | SyncError::WrongNode { .. }
+                | SyncError::Impostor { .. }
                 | SyncError::TooLarge { .. }
         )
     }
@@ -348,6 +364,14 @@ pub fn ingest_batch(
                 }
                 let (subject, record_state) = match entry.body {
                     Some(Body::Record(record)) => {
+                        // Signed is not valid: a peer's record meets the
+                        // same rules as an imported one.
+                        crate::record::validate(&record).map_err(|source| SyncError::Invalid {
+                            origin: origin.clone(),
+                            index,
+                            id: record.id.clone(),
+                            source,
+                        })?;
                         let previous = match touched.get(&record.id) {
                             Some(state) => Some(*state),
                             None => store.record_state(&origin, &record.id)?,
@@ -664,9 +688,14 @@ pub async fn round(node: Arc<Node>, connector: Connector, force: bool) -> Vec<Ro
                 Ok(client) => sync_peer(node, peer, client).await,
                 Err(e) => {
                     node.sync_state().update(&peer.node_id, |s| {
-                        s.reachable = false;
+                        s.reachable = !matches!(e, SyncError::Unreachable { .. });
                         s.last_error = e.to_string();
                         s.consecutive_failures += 1;
+                        // A node that answered with the wrong key is counted
+                        // like any peer that sent what it must not.
+                        if e.is_rejection() {
+                            s.rejected += 1;
+                        }
                     });
                     RoundReport {
                         peer: peer.node_id.clone(),
@@ -728,3 +757,6 @@ pub async fn run(
         round(node.clone(), connector.clone(), false).await;
     }
 }
+
+#[cfg(test)]
+mod tests;

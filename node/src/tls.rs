@@ -247,6 +247,39 @@ impl ClientCertVerifier for PinnedClients {
     }
 }
 
+/// Why a client refused the server it reached: typed, so a caller can tell an
+/// impostor from a network failure.
+#[derive(Debug, thiserror::Error)]
+#[error("the node reached is not {dialed}: its TLS key is not the one pinned for it")]
+pub struct NotTheDialedNode {
+    pub dialed: String,
+}
+
+/// Whether `error` or one of its causes is a [`NotTheDialedNode`] refusal.
+pub fn is_not_the_dialed_node(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<NotTheDialedNode>() {
+            return true;
+        }
+        if let Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) =
+            e.downcast_ref::<rustls::Error>()
+        {
+            if other.0.is::<NotTheDialedNode>() {
+                return true;
+            }
+        }
+        // An io::Error hides the error it wraps from `source()`.
+        if let Some(inner) = e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
+            if is_not_the_dialed_node(inner) {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// Accepts a server only if its certificate key is one of the dialed node's
 /// pinned keys.
 #[derive(Debug)]
@@ -270,10 +303,11 @@ impl ServerCertVerifier for PinnedServer {
         if self.pins.contains(&spki) {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General(format!(
-                "the node reached is not {}: its TLS key is not the one pinned for it",
-                self.dialed
-            )))
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(NotTheDialedNode {
+                    dialed: self.dialed.clone(),
+                }))),
+            ))
         }
     }
 

@@ -280,7 +280,15 @@ pub fn connector(node: Arc<Node>) -> Connector {
                 .map_err(|e| unreachable(e.to_string()))?;
             let channel = tls::connect(&peer.endpoint, config, Duration::from_secs(5))
                 .await
-                .map_err(|e| unreachable(error_chain(&e)))?;
+                .map_err(|e| {
+                    if tls::is_not_the_dialed_node(&e) {
+                        SyncError::Impostor {
+                            peer: peer.node_id.clone(),
+                        }
+                    } else {
+                        unreachable(error_chain(&e))
+                    }
+                })?;
             let max = node.config().limits.max_message_bytes;
             let client = FederationClient::new(channel)
                 .max_decoding_message_size(max)

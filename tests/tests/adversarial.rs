@@ -1,0 +1,436 @@
+//! Real nodes over real TLS, facing callers they must refuse: an unpinned
+//! node, a pinned peer reached at another node's address, suspended and
+//! revoked peers, an oversized message, and a peer asking for records its
+//! groups may not see.
+
+use std::collections::BTreeSet;
+
+use meridian::proto::catalog_client::CatalogClient;
+use meridian::proto::federation_client::FederationClient;
+use meridian::proto::{
+    pull_item, GetRecordRequest, LogEntry, NodeInfoRequest, PullRequest, SearchRequest,
+    SearchResponse,
+};
+use meridian_e2e::{anonymous_channel, peer_channel, record_line, TestNode};
+use prost::Message;
+use tonic::Code;
+
+/// Reads `origin`'s record `id` as held at `node` (operator view).
+async fn held(node: &TestNode, origin: &str, id: &str) -> Option<meridian::proto::DatasetRecord> {
+    let mut admin = meridian::cli::admin_client(node.data_dir()).await.unwrap();
+    match admin
+        .get_record(GetRecordRequest {
+            origin: origin.into(),
+            id: id.into(),
+        })
+        .await
+    {
+        Ok(view) => view.into_inner().record,
+        Err(status) if status.code() == Code::NotFound => None,
+        Err(status) => panic!("get {origin}/{id} at {}: {status}", node.name),
+    }
+}
+
+/// Ids `meridian search` returns at `node` (operator view, the local index).
+fn searched(node: &TestNode, query: &str) -> BTreeSet<String> {
+    let out = node.ok(&["search", query, "--json", "--limit", "1000"]);
+    let answer: serde_json::Value = serde_json::from_str(&out).expect("search json");
+    answer["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|hit| {
+            format!(
+                "{}/{}",
+                hit["origin"].as_str().unwrap(),
+                hit["id"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// Waits until `check` holds, for at most ten seconds.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unpinned_node_is_refused_at_the_handshake() {
+    let polar = TestNode::start("polar");
+    let stranger = TestNode::start("stranger");
+    stranger.trust(&polar, &[]);
+    polar.import(&[record_line("PDC-open", "Arctic sea ice", "federation")]);
+
+    let reports = stranger.sync_now();
+    let report = &reports["polar"];
+    assert_eq!(report["ok"], false, "{reports:?}");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.starts_with("polar: unreachable: "), "{error}");
+    assert!(held(&stranger, "polar", "PDC-open").await.is_none());
+    let status = stranger.peers_status();
+    assert_eq!(status["polar"]["reachable"], false);
+    assert_eq!(status["polar"]["last_error"], error);
+
+    // The refusing node keeps no trace of the stranger as a peer.
+    assert!(
+        !polar.peers_status().contains_key("stranger"),
+        "{:?}",
+        polar.peers_status()
+    );
+
+    // Without a certificate the Federation service is closed too.
+    let mut anonymous = FederationClient::new(anonymous_channel(&polar).await);
+    let refused = anonymous
+        .get_node_info(NodeInfoRequest {})
+        .await
+        .expect_err("anonymous federation call");
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pinned_peer_reached_at_another_nodes_address_is_refused() {
+    let polar = TestNode::start("polar");
+    let uni = TestNode::start("uni");
+    let genomics = TestNode::start("genomics");
+    genomics.import(&[record_line("GEN-1", "Tumour panel", "federation")]);
+    uni.import(&[record_line("UNI-1", "Campus weather", "federation")]);
+    uni.trust(&polar, &[]);
+    genomics.trust(&polar, &[]);
+    polar.trust(&genomics, &[]);
+    // `uni`'s pinned endpoint leads to `genomics`, a pinned node too.
+    let mut invite = meridian::trust::Invite::from_token(&uni.invite()).unwrap();
+    invite.endpoint = genomics.catalog.unwrap().to_string();
+    polar.ok(&["trust", "add", &invite.to_token()]);
+
+    let reports = polar.sync_now();
+    let report = &reports["uni"];
+    assert_eq!(report["ok"], false, "{reports:?}");
+    let error = report["error"].as_str().unwrap();
+    assert_eq!(
+        error,
+        "uni: the node reached is not uni: its TLS key is not the one pinned for it"
+    );
+    assert_eq!(reports["genomics"]["ok"], true, "{reports:?}");
+    assert!(
+        held(&polar, "uni", "UNI-1").await.is_none(),
+        "nothing pulled as uni"
+    );
+    assert!(held(&polar, "genomics", "GEN-1").await.is_some());
+    let status = polar.peers_status();
+    assert_eq!(status["uni"]["last_error"], error, "{status:?}");
+    assert!(
+        status["uni"]["rejected"].as_u64().unwrap() >= 1,
+        "{status:?}"
+    );
+    assert_eq!(status["uni"]["reachable"], true, "an impostor answered");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suspended_peer_is_neither_served_nor_pulled_until_resumed() {
+    let polar = TestNode::start("polar");
+    let uni = TestNode::start("uni");
+    polar.trust(&uni, &[]);
+    uni.trust(&polar, &[]);
+    // Suspended before either logs grows: a hint would otherwise race it.
+    polar.ok(&["trust", "suspend", "uni"]);
+    polar.import(&[record_line("PDC-1", "Arctic sea ice", "federation")]);
+    uni.import(&[record_line("UNI-1", "Campus weather", "federation")]);
+
+    // The suspended side is refused, with the reason.
+    let reports = uni.sync_now();
+    let report = &reports["polar"];
+    assert_eq!(report["ok"], false, "{reports:?}");
+    let error = report["error"].as_str().unwrap();
+    assert!(error.starts_with("polar: "), "{error}");
+    assert!(held(&uni, "polar", "PDC-1").await.is_none());
+
+    // The suspending side does not pull from it.
+    let reports = polar.sync_now();
+    assert!(!reports.contains_key("uni"), "{reports:?}");
+    assert!(held(&polar, "uni", "UNI-1").await.is_none());
+    assert_eq!(polar.peers_status()["uni"]["state"], "suspended");
+
+    polar.ok(&["trust", "resume", "uni"]);
+    assert_eq!(polar.sync_now()["uni"]["ok"], true);
+    assert!(held(&polar, "uni", "UNI-1").await.is_some());
+    assert_eq!(uni.sync_now()["polar"]["ok"], true);
+    assert!(held(&uni, "polar", "PDC-1").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_peer_is_refused_at_once_and_its_records_leave_search() {
+    let polar = TestNode::start("polar");
+    let uni = TestNode::start("uni");
+    polar.trust(&uni, &[]);
+    uni.trust(&polar, &[]);
+    polar.import(&[record_line("PDC-1", "Arctic sea ice", "federation")]);
+    uni.import(&[
+        record_line("UNI-1", "Campus weather station", "federation"),
+        record_line("UNI-2", "Campus river gauge", "public"),
+    ]);
+    assert_eq!(polar.sync_now()["uni"]["ok"], true);
+    let ids = |set: &[&str]| set.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    eventually("uni's records searchable at polar", || {
+        searched(&polar, "campus") == ids(&["uni/UNI-1", "uni/UNI-2"])
+    });
+
+    // A connection made while uni was trusted.
+    let channel = peer_channel(&uni, &polar).await;
+    let mut federation = FederationClient::new(channel.clone());
+    let mut catalog = CatalogClient::new(channel);
+    federation
+        .get_node_info(NodeInfoRequest {})
+        .await
+        .expect("trusted");
+
+    polar.ok(&["trust", "revoke", "uni"]);
+
+    // Refused on the very same connection, per request.
+    let refused = federation
+        .get_node_info(NodeInfoRequest {})
+        .await
+        .expect_err("revoked");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused}");
+    assert_eq!(refused.message(), "uni is revoked");
+    let refused = federation
+        .pull(PullRequest {
+            origin: "polar".into(),
+            after_index: 0,
+        })
+        .await
+        .expect_err("revoked");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused}");
+    let refused = catalog
+        .search(SearchRequest::default())
+        .await
+        .expect_err("revoked");
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused}");
+
+    // And on a new connection.
+    let reports = uni.sync_now();
+    assert_eq!(reports["polar"]["ok"], false, "{reports:?}");
+
+    // Its records leave search and reads at once, and are not pulled again.
+    assert_eq!(searched(&polar, "campus"), BTreeSet::new());
+    assert!(held(&polar, "uni", "UNI-1").await.is_none());
+    assert!(!polar.sync_now().contains_key("uni"));
+    uni.import(&[record_line("UNI-3", "Campus snow depth", "public")]);
+    polar.sync_now();
+    assert!(held(&polar, "uni", "UNI-3").await.is_none());
+    assert_eq!(searched(&polar, "campus"), BTreeSet::new());
+    assert_eq!(polar.peers_status()["uni"]["state"], "revoked");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_message_is_refused_and_the_node_keeps_serving() {
+    let polar = TestNode::start("polar");
+    let uni = TestNode::start("uni");
+    polar.trust(&uni, &[]);
+    polar.import(&[record_line("PDC-1", "Arctic sea ice", "public")]);
+    let limit = 16 * 1024 * 1024;
+
+    let mut catalog = CatalogClient::new(anonymous_channel(&polar).await);
+    let refused = catalog
+        .search(SearchRequest {
+            query: "x".repeat(limit + 1),
+            ..SearchRequest::default()
+        })
+        .await
+        .expect_err("oversized search");
+    assert!(
+        matches!(refused.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{refused}"
+    );
+
+    // The same from a pinned peer on the Federation service.
+    let mut federation = FederationClient::new(peer_channel(&uni, &polar).await);
+    let refused = federation
+        .hint(meridian::proto::HintRequest {
+            origin: "y".repeat(limit + 1),
+            size: 1,
+        })
+        .await
+        .expect_err("oversized hint");
+    assert!(
+        matches!(refused.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{refused}"
+    );
+
+    // The node still answers, on the same connection and on a new one.
+    let answer = catalog
+        .search(SearchRequest {
+            query: "sea ice".into(),
+            ..SearchRequest::default()
+        })
+        .await
+        .expect("search after the refusal")
+        .into_inner();
+    assert_eq!(answer.hits.len(), 1);
+    federation
+        .get_node_info(NodeInfoRequest {})
+        .await
+        .expect("federation after the refusal");
+    let mut fresh = CatalogClient::new(anonymous_channel(&polar).await);
+    fresh
+        .search(SearchRequest::default())
+        .await
+        .expect("new connection");
+}
+
+/// A record line with its own discipline and license, so facet counts show
+/// whether it was counted.
+fn distinct_line(id: &str, title: &str, visibility: &str, discipline: &str) -> String {
+    let mut value: serde_json::Value =
+        serde_json::from_str(&record_line(id, title, visibility)).unwrap();
+    value["disciplines"] = serde_json::json!([discipline]);
+    value["keywords"] = serde_json::json!([discipline]);
+    value.to_string()
+}
+
+fn facet_values(answer: &SearchResponse, name: &str) -> BTreeSet<String> {
+    answer
+        .facets
+        .iter()
+        .filter(|f| f.name == name)
+        .flat_map(|f| f.values.iter().map(|v| v.value.clone()))
+        .collect()
+}
+
+fn facet_total(answer: &SearchResponse, name: &str) -> u64 {
+    answer
+        .facets
+        .iter()
+        .filter(|f| f.name == name)
+        .flat_map(|f| f.values.iter().map(|v| v.count))
+        .sum()
+}
+
+/// What `pull` of `origin` from `to` streams to `from`: the record ids of
+/// the entries, the number of redacted items, and every byte sent.
+async fn pulled(
+    from: &TestNode,
+    to: &TestNode,
+    origin: &str,
+) -> (BTreeSet<String>, usize, Vec<u8>) {
+    let mut client = FederationClient::new(peer_channel(from, to).await);
+    let mut stream = client
+        .pull(PullRequest {
+            origin: origin.into(),
+            after_index: 0,
+        })
+        .await
+        .expect("pull")
+        .into_inner();
+    let (mut ids, mut redacted, mut bytes) = (BTreeSet::new(), 0, Vec::new());
+    let mut first = true;
+    while let Some(item) = stream.message().await.expect("pull item") {
+        bytes.extend(item.encode_to_vec());
+        match item.item.expect("item") {
+            pull_item::Item::Checkpoint(_) => assert!(first, "checkpoint first"),
+            pull_item::Item::Entry(envelope) => {
+                let entry = LogEntry::decode(envelope.payload.as_slice()).unwrap();
+                if let Some(meridian::proto::log_entry::Body::Record(record)) = entry.body {
+                    ids.insert(record.id);
+                }
+            }
+            pull_item::Item::Redacted(_) => redacted += 1,
+        }
+        first = false;
+    }
+    (ids, redacted, bytes)
+}
+
+async fn peer_search(from: &TestNode, to: &TestNode, query: &str) -> SearchResponse {
+    let mut client = CatalogClient::new(peer_channel(from, to).await);
+    client
+        .search(SearchRequest {
+            query: query.into(),
+            facets: true,
+            limit: 100,
+            ..SearchRequest::default()
+        })
+        .await
+        .expect("search")
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_gets_none_of_the_records_its_groups_may_not_see() {
+    let polar = TestNode::start("polar");
+    let member = TestNode::start("uni");
+    let outsider = TestNode::start("genomics");
+    polar.trust(&member, &["polar-consortium"]);
+    polar.trust(&outsider, &["other-consortium"]);
+    polar.import(&[
+        distinct_line("PDC-open", "Arctic sea ice", "public", "oceanography"),
+        distinct_line("PDC-fed", "Dome A ice core", "federation", "paleoclimate"),
+        distinct_line(
+            "PDC-grp",
+            "Consortium glacier survey",
+            "groups",
+            "glaciology",
+        ),
+        distinct_line(
+            "PDC-priv",
+            "Unpublished borehole logs",
+            "private",
+            "geothermics",
+        ),
+    ]);
+    eventually("records searchable at polar", || {
+        searched(&polar, "").len() == 4
+    });
+
+    // Pull: what a peer may not see arrives as two digests, nothing more.
+    let (ids, redacted, bytes) = pulled(&outsider, &polar, "polar").await;
+    assert_eq!(ids, BTreeSet::from(["PDC-open".into(), "PDC-fed".into()]));
+    assert_eq!(redacted, 2);
+    for secret in [
+        "PDC-grp",
+        "Consortium glacier",
+        "glaciology",
+        "PDC-priv",
+        "borehole",
+        "geothermics",
+    ] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "`{secret}` leaked in the pull stream"
+        );
+    }
+    let (ids, redacted, _) = pulled(&member, &polar, "polar").await;
+    assert_eq!(
+        ids,
+        BTreeSet::from(["PDC-open".into(), "PDC-fed".into(), "PDC-grp".into()])
+    );
+    assert_eq!(redacted, 1, "PRIVATE never leaves the node");
+
+    // Search: neither hits nor totals nor facet counts show them.
+    let answer = peer_search(&outsider, &polar, "").await;
+    let hits: BTreeSet<String> = answer.hits.iter().map(|h| h.id.clone()).collect();
+    assert_eq!(hits, BTreeSet::from(["PDC-open".into(), "PDC-fed".into()]));
+    assert_eq!(answer.total, 2);
+    assert_eq!(
+        facet_values(&answer, "discipline"),
+        BTreeSet::from(["oceanography".into(), "paleoclimate".into()])
+    );
+    for facet in ["discipline", "origin", "access", "license", "year"] {
+        assert_eq!(facet_total(&answer, facet), 2, "facet {facet}: {answer:?}");
+    }
+    for query in ["glacier", "borehole", "keyword:glaciology", "PDC-grp"] {
+        let answer = peer_search(&outsider, &polar, query).await;
+        assert_eq!(answer.total, 0, "{query}: {answer:?}");
+        assert!(answer.hits.is_empty(), "{query}");
+        assert_eq!(facet_total(&answer, "discipline"), 0, "{query}");
+    }
+
+    let answer = peer_search(&member, &polar, "").await;
+    assert_eq!(answer.total, 3);
+    assert!(facet_values(&answer, "discipline").contains("glaciology"));
+    assert!(!facet_values(&answer, "discipline").contains("geothermics"));
+    assert_eq!(facet_total(&answer, "origin"), 3);
+}
