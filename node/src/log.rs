@@ -117,6 +117,11 @@ impl<'a> Appender<'a> {
         Ok(())
     }
 
+    /// The tree head over the log as it would stand after this append.
+    pub fn root(&self) -> Result<Hash, StoreError> {
+        merkle::root(&self.nodes, self.next_index()).map_err(merkle_error)
+    }
+
     /// Number of entries pushed so far.
     pub fn len(&self) -> usize {
         self.append.entries.len()
@@ -151,6 +156,22 @@ pub fn root(store: &Store, origin: &str, size: u64) -> Result<Hash, StoreError> 
         pending: HashMap::new(),
     };
     merkle::root(&nodes, size).map_err(merkle_error)
+}
+
+/// The RFC 9162 consistency proof between sizes `old` and `new` of
+/// `origin`'s log.
+pub fn consistency_proof(
+    store: &Store,
+    origin: &str,
+    old: u64,
+    new: u64,
+) -> Result<Vec<Hash>, StoreError> {
+    let nodes = PendingNodes {
+        store,
+        origin,
+        pending: HashMap::new(),
+    };
+    merkle::consistency_proof(&nodes, old, new).map_err(merkle_error)
 }
 
 /// Signs a checkpoint of `origin`'s log as it stands and stores it. Call only

@@ -26,7 +26,8 @@ use crate::log::{self, Appender, KEYSET_SUBJECT};
 use crate::merkle::Hash;
 use crate::node::{Node, Viewer};
 use crate::proto::{
-    log_entry::Body, pull_item, Checkpoint, Envelope, LogEntry, NodeInfo, PullItem, Redacted,
+    log_entry::Body, pull_item, BatchProof, Checkpoint, Envelope, LogEntry, NodeInfo, PullItem,
+    Redacted,
 };
 use crate::record::RecordError;
 use crate::sign::{self, KeyRing, SignError};
@@ -35,6 +36,8 @@ use crate::trust::{Peer, PeerState, TrustError};
 
 /// Entries committed per transaction while pulling.
 pub const BATCH: usize = 2048;
+/// Most items a peer may send before closing a batch with a proof.
+const MAX_UNPROVEN: usize = 4 * BATCH;
 /// Envelopes per batch verification (one slice per core at a time).
 const VERIFY_SLICE: usize = 256;
 
@@ -85,6 +88,14 @@ pub enum SyncError {
         #[source]
         source: RecordError,
     },
+    /// A batch is not consistent with the checkpoint the peer sent: the
+    /// peer altered or invented digests (or entries). Nothing was kept.
+    #[error("{origin}: entries up to {size} are not part of the signed log: {message}")]
+    Unproven {
+        origin: String,
+        size: u64,
+        message: String,
+    },
     /// Two validly signed checkpoints disagree: the origin is frozen.
     #[error("{origin}: equivocation: {message}; origin frozen")]
     Equivocation { origin: String, message: String },
@@ -111,6 +122,7 @@ impl SyncError {
             SyncError::Verify { .. }
                 | SyncError::Checkpoint { .. }
                 | SyncError::Sequence { .. }
+                | SyncError::Unproven { .. }
                 | SyncError::Invalid { .. }
                 | SyncError::Equivocation { .. }
                 | SyncError::WrongNode { .. }
@@ -300,11 +312,28 @@ fn digest(bytes: &[u8], origin: &str, index: u64, what: &str) -> Result<Hash, Sy
 pub fn ingest_batch(
     node: &Node,
     ingest: &mut Ingest,
-    items: Vec<PullItem>,
+    mut items: Vec<PullItem>,
 ) -> Result<u64, SyncError> {
     let origin = ingest.origin.clone();
     let store = node.store();
     let mut appender = Appender::begin(store, &origin)?;
+    // A batch ends with the proof that it is consistent with the checkpoint.
+    let proof = match items.pop() {
+        Some(PullItem {
+            item: Some(pull_item::Item::Proof(proof)),
+            ..
+        }) => proof,
+        other => {
+            return Err(SyncError::Sequence {
+                origin: origin.clone(),
+                index: appender.next_index() + items.len() as u64,
+                message: format!(
+                    "batch does not end with a consistency proof (ends with {})",
+                    other.map(|item| describe(&item)).unwrap_or("nothing")
+                ),
+            })
+        }
+    };
     let envelopes: Vec<(usize, &Envelope)> = items
         .iter()
         .enumerate()
@@ -409,6 +438,7 @@ pub fn ingest_batch(
             _ => return Err(sequence("neither an entry nor its digests".into())),
         }
     }
+    check_batch_proof(&origin, &appender, &ingest.checkpoint, &proof)?;
     let count = appender.len() as u64;
     if count > 0 {
         store.commit(&appender.finish())?;
@@ -417,6 +447,51 @@ pub fn ingest_batch(
         node.changed();
     }
     Ok(count)
+}
+
+fn describe(item: &PullItem) -> &'static str {
+    match item.item {
+        Some(pull_item::Item::Checkpoint(_)) => "a checkpoint",
+        Some(pull_item::Item::Entry(_)) => "an entry",
+        Some(pull_item::Item::Redacted(_)) => "digests",
+        Some(pull_item::Item::Proof(_)) => "a proof",
+        None => "an empty item",
+    }
+}
+
+/// Checks that the log as it stands after this batch is a prefix of the
+/// log the origin signed: an entry is signed, but digests are not, and this
+/// is what keeps a relay from inventing or altering them. A failure blames
+/// the serving peer, not the origin.
+fn check_batch_proof(
+    origin: &str,
+    appender: &Appender<'_>,
+    checkpoint: &Checkpoint,
+    proof: &BatchProof,
+) -> Result<(), SyncError> {
+    let size = appender.next_index();
+    let unproven = |message: String| SyncError::Unproven {
+        origin: origin.to_owned(),
+        size,
+        message,
+    };
+    if proof.size != size {
+        return Err(unproven(format!("the proof is for size {}", proof.size)));
+    }
+    let hashes = proof
+        .hashes
+        .iter()
+        .map(|h| Hash::try_from(h.as_slice()))
+        .collect::<Result<Vec<Hash>, _>>()
+        .map_err(|_| unproven("a proof hash is not 32 bytes".into()))?;
+    let signed_root: Hash = checkpoint
+        .root
+        .as_slice()
+        .try_into()
+        .map_err(|_| unproven("checkpoint root is not 32 bytes".into()))?;
+    let root = appender.root()?;
+    crate::merkle::verify_consistency(size, checkpoint.size, &root, &signed_root, &hashes)
+        .map_err(|e| unproven(e.to_string()))
 }
 
 /// Ends a pull: once the log reaches the checkpoint, its root must match.
@@ -506,6 +581,30 @@ pub fn serve_entries(
             item: Some(item),
         });
     }
+    Ok(items)
+}
+
+/// Serving side: one batch of a pull — entries `[from, …)` as `viewer` may
+/// receive them (see [`serve_entries`]), closed by the proof that the log up
+/// to the batch's end is consistent with the checkpoint of size `size`.
+pub fn serve_batch(
+    node: &Node,
+    viewer: &Viewer,
+    origin: &str,
+    from: u64,
+    size: u64,
+    max: usize,
+) -> Result<Vec<PullItem>, SyncError> {
+    let mut items = serve_entries(node, viewer, origin, from, size, max)?;
+    let end = items.last().map(|i| i.index + 1).unwrap_or(from);
+    let hashes = log::consistency_proof(node.store(), origin, end, size)?;
+    items.push(PullItem {
+        index: end,
+        item: Some(pull_item::Item::Proof(BatchProof {
+            size: end,
+            hashes: hashes.iter().map(|h| h.to_vec()).collect(),
+        })),
+    });
     Ok(items)
 }
 
@@ -619,9 +718,19 @@ async fn pull_origin(
     let mut failure = None;
     loop {
         let next = stream.next().await;
+        let mut closes = false;
         let done = match next {
             Some(Ok(item)) => {
+                closes = matches!(item.item, Some(pull_item::Item::Proof(_)));
                 batch.push(item);
+                if batch.len() > MAX_UNPROVEN {
+                    failure = Some(SyncError::Sequence {
+                        origin: origin.to_owned(),
+                        index: after,
+                        message: format!("more than {MAX_UNPROVEN} items without a proof"),
+                    });
+                    break;
+                }
                 false
             }
             Some(Err(e)) => {
@@ -630,7 +739,9 @@ async fn pull_origin(
             }
             None => true,
         };
-        if batch.len() >= BATCH || (done && !batch.is_empty()) {
+        // Items after the last proof are unproven: they are dropped, and the
+        // next pull asks for them again.
+        if closes {
             let items = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
             let n = node.clone();
             ingest = tokio::task::spawn_blocking(move || {
@@ -642,6 +753,16 @@ async fn pull_origin(
         if done {
             break;
         }
+    }
+    if !batch.is_empty() && failure.is_none() {
+        failure = Some(SyncError::Sequence {
+            origin: origin.to_owned(),
+            index: node.store().log_size(origin)?,
+            message: format!(
+                "stream ended with {} items after the last proof",
+                batch.len()
+            ),
+        });
     }
     let applied = ingest.applied;
     let n = node.clone();

@@ -338,6 +338,7 @@ async fn pulled(
                 }
             }
             pull_item::Item::Redacted(_) => redacted += 1,
+            pull_item::Item::Proof(_) => {}
         }
         first = false;
     }

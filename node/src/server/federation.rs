@@ -159,11 +159,12 @@ impl Federation for FederationService {
             while from < size {
                 let (n, v, o) = (node.clone(), viewer.clone(), req.origin.clone());
                 let batch = tokio::task::spawn_blocking(move || {
-                    sync::serve_entries(&n, &v, &o, from, size, SERVE_BATCH)
+                    sync::serve_batch(&n, &v, &o, from, size, SERVE_BATCH)
                 })
                 .await;
                 let items = match batch {
-                    Ok(Ok(items)) if !items.is_empty() => items,
+                    // More than the proof alone: entries to send.
+                    Ok(Ok(items)) if items.len() > 1 => items,
                     Ok(Ok(_)) => break,
                     Ok(Err(e)) => {
                         let _ = tx.send(Err(sync_status(e))).await;
@@ -174,7 +175,8 @@ impl Federation for FederationService {
                         return;
                     }
                 };
-                from = items.last().map(|i| i.index + 1).unwrap_or(size);
+                // The last item is the batch's proof; its index is the batch's end.
+                from = items.last().map(|i| i.index).unwrap_or(size);
                 for item in items {
                     if tx.send(Ok(item)).await.is_err() {
                         return;

@@ -195,14 +195,12 @@ impl FederationPeer for Served {
             index: size,
             item: Some(pull_item::Item::Checkpoint(checkpoint)),
         }];
-        items.extend(serve_entries(
-            &self.source,
-            &self.viewer,
-            origin,
-            after_index,
-            size,
-            usize::MAX,
-        )?);
+        let mut from = after_index;
+        while from < size {
+            let batch = serve_batch(&self.source, &self.viewer, origin, from, size, BATCH)?;
+            from = batch.last().map(|proof| proof.index).unwrap_or(size);
+            items.extend(batch);
+        }
         (self.tamper)(&mut items);
         Ok(Box::pin(futures::stream::iter(items.into_iter().map(Ok))))
     }
@@ -230,7 +228,13 @@ fn status(node: &Node, peer: &str) -> PeerStatus {
 fn item(items: &mut [PullItem], index: u64) -> &mut PullItem {
     items
         .iter_mut()
-        .find(|i| i.index == index && !matches!(i.item, Some(pull_item::Item::Checkpoint(_))))
+        .find(|i| {
+            i.index == index
+                && !matches!(
+                    i.item,
+                    Some(pull_item::Item::Checkpoint(_) | pull_item::Item::Proof(_))
+                )
+        })
         .unwrap_or_else(|| panic!("no entry {index} served"))
 }
 
@@ -722,7 +726,7 @@ async fn a_checkpoint_not_signed_by_the_origin_is_refused_and_frames_nobody() {
 }
 
 #[tokio::test]
-async fn a_forged_digest_fails_the_signed_root_and_freezes_the_origin() {
+async fn a_forged_digest_is_refused_with_its_batch_and_blames_the_relay() {
     let fed = federation();
     import(&fed.polar, 1, 2);
     // Entry 3 is a group record `here` may not see: it arrives as digests.
@@ -730,7 +734,6 @@ async fn a_forged_digest_fails_the_signed_root_and_freezes_the_origin() {
         .import_lines(1, &[line("PDC-grp", "Consortium survey", "groups")])
         .unwrap();
     import(&fed.polar, 4, 2);
-    let checkpoint = checkpoint_of(&fed.polar, POLAR);
     let size = fed.polar.store().log_size(POLAR).unwrap();
 
     let report = round_with(
@@ -749,43 +752,52 @@ async fn a_forged_digest_fails_the_signed_root_and_freezes_the_origin() {
         ),
     )
     .await;
-    let expected = SyncError::Equivocation {
-        origin: POLAR.into(),
-        message: format!("entries do not hash to the signed root of size {size}"),
-    }
-    .to_string();
-    assert_refused(&fed.here, &report, UNI, &expected, 1);
-
-    // Frozen, with the signed checkpoint the entries failed kept as evidence.
-    assert!(fed.here.is_frozen(POLAR).unwrap());
-    let (reason, evidence) = frozen_evidence(&fed.here, POLAR);
-    assert_eq!(
-        reason,
-        format!("entries do not hash to the signed root of size {size}")
+    assert!(!report.ok, "accepted: {report:?}");
+    assert!(
+        report.error.starts_with(&format!(
+            "{POLAR}: entries up to {size} are not part of the signed log"
+        )),
+        "{}",
+        report.error
     );
-    assert_eq!(evidence, checkpoint);
-    assert_eq!(
-        fed.here.store().checkpoint(POLAR).unwrap(),
-        None,
-        "a checkpoint the log fails is never adopted"
-    );
+    assert_eq!(status(&fed.here, UNI).rejected, 1, "the relay is blamed");
 
-    // Later pulls of the origin are refused, even from the origin itself, and
-    // this node no longer serves it.
-    import(&fed.polar, 6, 1);
-    let held = fed.here.store().log_size(POLAR).unwrap();
-    let report = round_with(&fed.here, POLAR, Served::honest(&fed.polar, HERE)).await;
-    assert!(report.ok && report.entries == 0, "{report:?}");
-    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), held);
-    let fresh = checkpoint_of(&fed.polar, POLAR);
-    assert!(matches!(
-        begin_ingest(&fed.here, POLAR, &fresh),
-        Err(SyncError::Frozen(origin)) if origin == POLAR
-    ));
-    assert!(matches!(
-        serve_checkpoint(&fed.here, POLAR),
-        Err(SyncError::Frozen(_))
-    ));
+    // Nothing of the batch was kept, and the origin is not framed: the
+    // digests are unsigned, so a forged one says nothing about the origin.
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert!(!fed.here.is_frozen(POLAR).unwrap());
+    assert_eq!(fed.here.store().checkpoint(POLAR).unwrap(), None);
+    assert_honest_retry(&fed).await;
+}
+
+/// A relay that stops before closing a batch leaves nothing unproven behind.
+#[tokio::test]
+async fn a_batch_cut_before_its_proof_is_dropped_and_pulled_again() {
+    let fed = federation();
+    import(&fed.polar, 1, 5);
+    let report = round_with(
+        &fed.here,
+        UNI,
+        Served::relay(
+            UNI,
+            &fed.polar,
+            HERE,
+            Box::new(|items| {
+                items.retain(|i| !matches!(i.item, Some(pull_item::Item::Proof(_))));
+            }),
+        ),
+    )
+    .await;
+    assert!(!report.ok, "{report:?}");
+    assert!(
+        report.error.contains("items after the last proof"),
+        "{}",
+        report.error
+    );
+    assert_eq!(report.entries, 0);
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert_eq!(status(&fed.here, UNI).rejected, 1);
+    assert_honest_retry(&fed).await;
 }
 
 #[tokio::test]
