@@ -260,16 +260,24 @@ async fn an_oversized_message_is_refused_and_the_node_keeps_serving() {
         "{refused}"
     );
 
-    // The node still answers, on the same connection and on a new one.
-    let answer = catalog
-        .search(SearchRequest {
-            query: "sea ice".into(),
-            ..SearchRequest::default()
-        })
-        .await
-        .expect("search after the refusal")
-        .into_inner();
-    assert_eq!(answer.hits.len(), 1);
+    // The node still answers, on the same connection and on a new one
+    // (indexing is asynchronous: the record becomes searchable shortly).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let answer = catalog
+            .search(SearchRequest {
+                query: "sea ice".into(),
+                ..SearchRequest::default()
+            })
+            .await
+            .expect("search after the refusal")
+            .into_inner();
+        if answer.hits.len() == 1 || std::time::Instant::now() > deadline {
+            assert_eq!(answer.hits.len(), 1);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     federation
         .get_node_info(NodeInfoRequest {})
         .await
