@@ -745,9 +745,12 @@ pub async fn serve(
     let check: crate::tls::ClientCheck =
         Arc::new(
             move |spki: &[u8]| match trust_node.trust().by_tls_key(spki) {
+                // A suspended peer completes the handshake so that each
+                // request can tell it why it is refused ("X is suspended");
+                // a revoked key is refused outright.
                 Ok(Some(peer)) => match peer.state {
-                    PeerState::Active => Ok(()),
-                    state => Err(format!("{} is {state}", peer.node_id)),
+                    PeerState::Active | PeerState::Suspended => Ok(()),
+                    PeerState::Revoked => Err(format!("{} is revoked", peer.node_id)),
                 },
                 Ok(None) => Err("certificate key is not pinned here".to_owned()),
                 Err(e) => Err(format!("trust store: {e}")),
