@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 
 use crate::config::ADMIN_SOCKET;
 use crate::generate::{Generator, Profile};
-use crate::node::{Node, Viewer};
+use crate::node::Node;
 use crate::proto;
 use crate::server::federation::connector;
 
@@ -152,9 +152,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     ];
     for (title, request) in searches {
         println!("── {title}");
-        let viewer = Viewer::Operator {
-            node: university.node_id().to_owned(),
-        };
+        let viewer = university.operator();
         let answer = crate::server::run_search(university.clone(), request, viewer)
             .await
             .map_err(|s| anyhow::anyhow!("{}", s.message()))?;

@@ -265,6 +265,13 @@ impl Node {
         }
     }
 
+    /// The viewer of this node's operator: sees everything held here.
+    pub fn operator(&self) -> Viewer {
+        Viewer::Operator {
+            node: self.node_id().to_owned(),
+        }
+    }
+
     pub fn ring(&self) -> &KeyRing {
         &self.ring
     }

@@ -318,9 +318,7 @@ impl Admin for AdminService {
         &self,
         request: Request<proto::SearchRequest>,
     ) -> Result<Response<proto::SearchResponse>, Status> {
-        let viewer = Viewer::Operator {
-            node: self.node.node_id().to_owned(),
-        };
+        let viewer = self.node.operator();
         let response = run_search(self.node.clone(), request.into_inner(), viewer).await?;
         Ok(Response::new(response))
     }
@@ -444,13 +442,7 @@ impl Admin for AdminService {
     ) -> Result<Response<proto::RecordView>, Status> {
         let node = self.node.clone();
         let req = request.into_inner();
-        let view = blocking(move || {
-            let viewer = Viewer::Operator {
-                node: node.node_id().to_owned(),
-            };
-            node.get(&req.origin, &req.id, &viewer)
-        })
-        .await?;
+        let view = blocking(move || node.get(&req.origin, &req.id, &node.operator())).await?;
         Ok(Response::new(view_to_proto(view)))
     }
 
@@ -466,9 +458,7 @@ impl Admin for AdminService {
                 page_size(req.page_size),
                 &req.page_token,
                 req.include_deleted,
-                &Viewer::Operator {
-                    node: node.node_id().to_owned(),
-                },
+                &node.operator(),
             )
         })
         .await?;
