@@ -11,6 +11,7 @@
 //! the same restricted set) and paginate on point-in-time snapshots. The
 //! decisions are recorded in `docs/decisions/search-index.md`.
 
+mod any_field;
 mod collect;
 mod compile;
 mod highlight;
