@@ -20,7 +20,7 @@
 # 3. Prints both and the ratio, stops both servers and removes the work
 #    directory.
 #
-# MERIDIAN_BENCH_DIR=DIR keeps the work in DIR instead (and reuses the
+# SEARCH_BENCH_DIR=DIR keeps the work in DIR instead (and reuses the
 # corpus, the node and the loaded PostgreSQL table on the next run with the
 # same RECORDS). CARGO_TARGET_DIR is honoured.
 set -euo pipefail
@@ -30,8 +30,8 @@ QUERIES=${2:-1000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
-if [[ -n ${MERIDIAN_BENCH_DIR:-} ]]; then
-    WORK=$(mkdir -p "$MERIDIAN_BENCH_DIR" && cd "$MERIDIAN_BENCH_DIR" && pwd)
+if [[ -n ${SEARCH_BENCH_DIR:-} ]]; then
+    WORK=$(mkdir -p "$SEARCH_BENCH_DIR" && cd "$SEARCH_BENCH_DIR" && pwd)
     KEEP=1
 else
     WORK=$(mktemp -d /tmp/meridian-search-bench.XXXXXX)
@@ -122,7 +122,7 @@ chown "$(as_postgres id -u)" "$PGSOCK" 2>/dev/null || true
 # Unix socket only (no TCP port to collide with). Memory as a tuned server
 # would have it for this table; JIT off, since compiling plans only adds
 # latency to queries of this size.
-as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -w -l "$WORK/pg.log" \
+as_postgres "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -w -l "$PGDATA_DIR/server.log" \
     -o "-c listen_addresses='' -k $PGSOCK -p $PGPORT -c shared_buffers=1GB \
         -c work_mem=64MB -c maintenance_work_mem=1GB -c jit=off \
         -c effective_cache_size=8GB -c max_wal_size=8GB -c fsync=off \
@@ -262,8 +262,9 @@ for name, values in (("Meridian", ml), ("PostgreSQL", latencies)):
     print(f"{name:12}" + "".join(f"{rank(values, p):10.2f}" for p in (0.5, 0.9, 0.99, 1.0)))
 print(f"{'ratio':12}" + "".join(f"{rank(latencies, p) / rank(ml, p):9.1f}x"
                                 for p in (0.5, 0.9, 0.99, 1.0)))
-print(f"same total on {agree} of {len(totals)} queries "
-      "(the two stemmers and tokenizers differ on a few words)")
+print(f"same total on {agree} of {len(totals)} queries"
+      + ("" if agree == len(totals) else
+         " (the two tokenizers and stemmers disagree on some words)"))
 PY
 
 "$PYTHON" "$WORK/pg_bench.py" "$WORK" "$RECORDS" "$PGSOCK" "$PGPORT"
