@@ -144,7 +144,8 @@ const TAIL_SYLLABLES: &[&str] = &[
     "sil", "tra", "quin", "zel", "hy", "dro", "lith", "cry", "pho", "gen", "the",
 ];
 
-const DISCIPLINES: &[&str] = &[
+/// The disciplines records are filed under.
+pub const DISCIPLINES: &[&str] = &[
     "earth",
     "life",
     "physical",
@@ -305,6 +306,35 @@ impl Generator {
     }
 }
 
+/// Records of a federation-like mix of institutions, interleaved: half
+/// from a university, three in ten from a polar data center, two in ten
+/// from a genomics institute. Ids are unique across the mix, and output is
+/// deterministic for a seed.
+pub struct Mix {
+    university: Generator,
+    polar: Generator,
+    genomics: Generator,
+}
+
+impl Mix {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            university: Generator::new(Profile::University, seed),
+            polar: Generator::new(Profile::Polar, seed.wrapping_add(1)),
+            genomics: Generator::new(Profile::Genomics, seed.wrapping_add(2)),
+        }
+    }
+
+    /// The `n`th record of the mix.
+    pub fn record(&mut self, n: u64) -> Value {
+        match n % 10 {
+            0..=4 => self.university.record(n),
+            5..=7 => self.polar.record(n),
+            _ => self.genomics.record(n),
+        }
+    }
+}
+
 fn capitalise(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
@@ -326,6 +356,21 @@ mod tests {
             assert_eq!(record, b.record(n));
             crate::record::parse_json_line(&record.to_string())
                 .unwrap_or_else(|e| panic!("record {n} invalid: {e}\n{record}"));
+        }
+    }
+
+    #[test]
+    fn a_mix_has_every_profile_and_unique_ids() {
+        let mut mix = Mix::new(3);
+        let records: Vec<Value> = (0..100).map(|n| mix.record(n)).collect();
+        let ids: std::collections::BTreeSet<&str> =
+            records.iter().filter_map(|r| r["id"].as_str()).collect();
+        assert_eq!(ids.len(), records.len());
+        for prefix in ["UNI-", "PDC-", "GEN-"] {
+            assert!(
+                ids.iter().any(|id| id.starts_with(prefix)),
+                "no {prefix} record"
+            );
         }
     }
 

@@ -11,6 +11,7 @@
 //! the same restricted set) and paginate on point-in-time snapshots. The
 //! decisions are recorded in `docs/decisions/search-index.md`.
 
+mod any_field;
 mod collect;
 mod compile;
 mod highlight;
@@ -19,9 +20,10 @@ mod snapshot;
 mod spatial;
 
 use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use tantivy::directory::MmapDirectory;
@@ -32,7 +34,7 @@ use tantivy::{
     TantivyError, Term,
 };
 
-use self::collect::{PageCollector, TopHit};
+use self::collect::{FacetNames, PageCollector, TopHit};
 use self::compile::Compiler;
 use self::highlight::Highlighter;
 use self::schema::{record_key, Fields, PLAIN_ANALYZER, SCHEMA_VERSION, TEXT_ANALYZER};
@@ -112,6 +114,7 @@ pub struct HoldingsIndex {
     text: TextAnalyzer,
     plain: TextAnalyzer,
     snapshots: Snapshots,
+    names: Arc<FacetNames>,
 }
 
 impl HoldingsIndex {
@@ -172,9 +175,11 @@ impl HoldingsIndex {
                 payload
             }
         };
+        // Reloaded after every commit by `apply`, and when a background
+        // merge publishes its segment, so searches see merged segments.
         let reader = index
             .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
             .try_into()?;
         let analyzer = |name: &str| {
             index.tokenizers().get(name).ok_or_else(|| {
@@ -191,6 +196,7 @@ impl HoldingsIndex {
             text,
             plain,
             snapshots: Snapshots::new(snapshot_ttl),
+            names: Arc::default(),
         })
     }
 
@@ -323,8 +329,16 @@ impl HoldingsIndex {
                 .map(|cursor| (cursor.primary, record_key(&cursor.origin, &cursor.id))),
             facets: plan.facets,
             spatial: plan.bbox.as_ref().map(Rect::parts_of),
+            names: self.names.clone(),
         };
         let page = searcher.search(&*query, &collector)?;
+        self.names.retain(
+            &searcher
+                .segment_readers()
+                .iter()
+                .map(|segment| segment.segment_id())
+                .collect::<HashSet<_>>(),
+        );
         let highlighter = plan
             .highlight
             .then(|| Highlighter::new(&plan.query, &self.fields, &self.text, &self.plain));

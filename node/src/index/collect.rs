@@ -6,14 +6,19 @@
 //! descending, then the record key ascending. Within a segment the key is
 //! compared by term ordinal of the key column (ordinals follow byte order),
 //! so a cursor key is located once per segment and no string is read per
-//! document; strings are read only for the top hits and facet values.
+//! document. Reading a term of a column dictionary decompresses a block, so
+//! facet value names are resolved once per segment and kept in
+//! [`FacetNames`] (segments never change), and keys of top hits are read
+//! only where equal sort values from different segments must be ordered.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::io;
+use std::sync::{Arc, Mutex};
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
+use tantivy::index::SegmentId;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyError};
 
 use super::schema::column;
@@ -39,6 +44,52 @@ fn i64_key(value: i64) -> u64 {
     (value as u64) ^ (1 << 63)
 }
 
+/// The values of each string facet column of each segment, by term
+/// ordinal, shared by every search.
+#[derive(Default)]
+pub(crate) struct FacetNames {
+    held: Mutex<HashMap<FacetColumn, Arc<[String]>>>,
+}
+
+/// A facet column of one segment.
+type FacetColumn = (SegmentId, &'static str);
+
+impl FacetNames {
+    /// The values of `column`, the facet `name` of `segment`.
+    fn of(
+        &self,
+        segment: SegmentId,
+        name: &'static str,
+        column: &StrColumn,
+    ) -> tantivy::Result<Arc<[String]>> {
+        let held = || self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(names) = held().get(&(segment, name)) {
+            return Ok(names.clone());
+        }
+        let mut names = Vec::with_capacity(column.num_terms());
+        let mut stream = column.dictionary().stream()?;
+        while stream.advance() {
+            names.push(String::from_utf8_lossy(stream.key()).into_owned());
+        }
+        if names.len() != column.num_terms() {
+            return Err(TantivyError::from(io::Error::other(
+                "a facet dictionary is shorter than its term count",
+            )));
+        }
+        let names: Arc<[String]> = names.into();
+        held().insert((segment, name), names.clone());
+        Ok(names)
+    }
+
+    /// Forgets segments other than `live` once more than `live` are held.
+    pub fn retain(&self, live: &HashSet<SegmentId>) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if held.len() > live.len() * STR_FACETS.len() {
+            held.retain(|(segment, _), _| live.contains(segment));
+        }
+    }
+}
+
 /// Everything the search asks of one pass.
 pub(crate) struct PageCollector {
     pub sort: Sort,
@@ -51,13 +102,13 @@ pub(crate) struct PageCollector {
     pub facets: bool,
     /// Parts of the query box; `None` without a spatial filter.
     pub spatial: Option<Vec<Rect>>,
+    pub names: Arc<FacetNames>,
 }
 
 /// A top hit, resolved.
 #[derive(Debug, Clone)]
 pub(crate) struct TopHit {
     pub primary: u64,
-    pub key: String,
     pub address: DocAddress,
     pub score: Score,
 }
@@ -130,6 +181,8 @@ const FACET_BLOCK: usize = 512;
 struct StrFacet {
     name: &'static str,
     column: Option<StrColumn>,
+    /// Value of each term ordinal of `column`.
+    names: Arc<[String]>,
     /// Count per term ordinal of the segment.
     counts: Vec<u64>,
 }
@@ -285,11 +338,15 @@ impl Collector for PageCollector {
         if self.facets {
             for name in STR_FACETS {
                 let column = fast.str(name)?;
-                let terms = column.as_ref().map_or(0, |c| c.num_terms());
+                let names = match &column {
+                    Some(column) => self.names.of(reader.segment_id(), name, column)?,
+                    None => Arc::from(Vec::new()),
+                };
                 str_facets.push(StrFacet {
                     name,
                     column,
-                    counts: vec![0; terms],
+                    counts: vec![0; names.len()],
+                    names,
                 });
             }
             years = fast.column_opt(column::YEAR)?.map(YearCounts::new);
@@ -317,35 +374,26 @@ impl Collector for PageCollector {
 
     fn merge_fruits(&self, segments: Vec<SegmentPage>) -> tantivy::Result<Page> {
         let mut page = Page::default();
-        let mut text = String::new();
-        let mut top = Vec::new();
+        let mut candidates = Vec::new();
         let mut years: BTreeMap<u64, u64> = BTreeMap::new();
-        for segment in segments {
+        for (at, segment) in segments.iter().enumerate() {
             page.total += segment.total;
             page.remaining += segment.remaining;
-            for entry in segment.top {
-                resolve(&segment.keys, entry.key_ord, &mut text)?;
-                top.push(TopHit {
-                    primary: entry.primary,
-                    key: text.clone(),
-                    address: DocAddress::new(segment.segment, entry.doc),
-                    score: f32::from_bits(entry.score_bits),
-                });
-            }
-            for facet in segment.str_facets {
+            candidates.extend(segment.top.iter().map(|entry| Candidate {
+                at,
+                entry: *entry,
+                key: None,
+            }));
+            for facet in &segment.str_facets {
                 let values = page.facets.entry(facet.name).or_default();
-                let Some(column) = &facet.column else {
-                    continue;
-                };
-                for (ord, &count) in facet.counts.iter().enumerate() {
+                for (name, &count) in facet.names.iter().zip(&facet.counts) {
                     if count > 0 {
-                        resolve(column, ord as u64, &mut text)?;
-                        *values.entry(text.clone()).or_default() += count;
+                        *values.entry(name.clone()).or_default() += count;
                     }
                 }
             }
-            for (year, count) in segment.year_counts {
-                *years.entry(year).or_default() += count;
+            for (year, count) in &segment.year_counts {
+                *years.entry(*year).or_default() += count;
             }
         }
         if self.facets {
@@ -354,11 +402,89 @@ impl Collector for PageCollector {
                 years.into_iter().map(|(y, c)| (y.to_string(), c)).collect(),
             );
         }
-        top.sort_by(|a, b| b.primary.cmp(&a.primary).then_with(|| a.key.cmp(&b.key)));
-        top.truncate(self.limit);
-        page.top = top;
+        page.top = top_hits(&segments, candidates, self.limit)?;
         Ok(page)
     }
+}
+
+/// A segment's top hit competing for the page.
+struct Candidate {
+    /// Index of its segment in the merge.
+    at: usize,
+    entry: Entry,
+    /// The record key, read only when needed to order equal sort values
+    /// from different segments.
+    key: Option<String>,
+}
+
+impl Candidate {
+    /// Page order: primary descending, then key ascending. Keys of one
+    /// segment compare by ordinal; keys of different segments must have
+    /// been read.
+    fn order(&self, other: &Self) -> Ordering {
+        other
+            .entry
+            .primary
+            .cmp(&self.entry.primary)
+            .then_with(|| match (&self.key, &other.key) {
+                (Some(a), Some(b)) => a.cmp(b),
+                _ => self.entry.key_ord.cmp(&other.entry.key_ord),
+            })
+    }
+}
+
+/// The best `limit` of every segment's top hits, in page order.
+fn top_hits(
+    segments: &[SegmentPage],
+    mut candidates: Vec<Candidate>,
+    limit: usize,
+) -> tantivy::Result<Vec<TopHit>> {
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.entry.primary));
+    if candidates.len() > limit {
+        // Keep the page and whatever ties with its last sort value.
+        let boundary = limit
+            .checked_sub(1)
+            .map(|last| candidates[last].entry.primary);
+        let keep = candidates
+            .iter()
+            .enumerate()
+            .take_while(|(i, c)| *i < limit || Some(c.entry.primary) == boundary)
+            .count();
+        candidates.truncate(keep);
+    }
+    // Runs of equal sort values spanning segments are ordered by key.
+    let mut start = 0;
+    while start < candidates.len() {
+        let primary = candidates[start].entry.primary;
+        let end = start
+            + candidates[start..]
+                .iter()
+                .take_while(|c| c.entry.primary == primary)
+                .count();
+        let run = &mut candidates[start..end];
+        if run.iter().any(|c| c.at != run[0].at) {
+            let mut text = String::new();
+            for candidate in run.iter_mut() {
+                resolve(
+                    &segments[candidate.at].keys,
+                    candidate.entry.key_ord,
+                    &mut text,
+                )?;
+                candidate.key = Some(text.clone());
+            }
+        }
+        start = end;
+    }
+    candidates.sort_by(Candidate::order);
+    candidates.truncate(limit);
+    Ok(candidates
+        .into_iter()
+        .map(|c| TopHit {
+            primary: c.entry.primary,
+            address: DocAddress::new(segments[c.at].segment, c.entry.doc),
+            score: f32::from_bits(c.entry.score_bits),
+        })
+        .collect())
 }
 
 impl PageSegment {

@@ -16,6 +16,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::Term;
 
+use super::any_field::AnyFieldQuery;
 use super::schema::{analyze, group_audience, Fields, ANYONE, PEERS};
 use crate::search::query::{Expr, TextField, TextKind};
 use crate::search::{Plan, Viewer};
@@ -184,6 +185,9 @@ impl Compiler<'_> {
     /// nothing.
     fn text_query(&self, field: Option<TextField>, text: &str, kind: TextKind) -> Matches {
         let Some(field) = field else {
+            if let Some(query) = self.any_field_word(text, kind) {
+                return query;
+            }
             let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
             for field in TextField::ALL {
                 if let Some(query) = self.field_query(field, text, kind) {
@@ -200,6 +204,31 @@ impl Compiler<'_> {
             Some(query) => Matches::Some(query),
             None => Matches::Everything,
         }
+    }
+
+    /// An unfielded word that is one term in every field's analysis (the
+    /// common case) as one [`AnyFieldQuery`]; `None` for phrases, prefixes
+    /// and words an analyzer splits.
+    fn any_field_word(&self, text: &str, kind: TextKind) -> Option<Matches> {
+        if kind != TextKind::Word {
+            return None;
+        }
+        let mut terms = Vec::with_capacity(TextField::ALL.len());
+        for field in TextField::ALL {
+            match analyze(self.analyzer(field), text).as_slice() {
+                [] => {}
+                [(_, term)] => terms.push((
+                    Term::from_field_text(self.fields.text(field), term),
+                    boost(field),
+                )),
+                _ => return None,
+            }
+        }
+        Some(if terms.is_empty() {
+            Matches::Everything
+        } else {
+            Matches::Some(Box::new(AnyFieldQuery::new(terms)))
+        })
     }
 
     fn field_query(&self, field: TextField, text: &str, kind: TextKind) -> Option<Box<dyn Query>> {

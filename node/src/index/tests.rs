@@ -952,6 +952,34 @@ fn sorts_are_descending_with_ties_broken_by_key() {
     assert_eq!(order(Sort::Relevance), ["1", "9", "2", "5", "6"]);
 }
 
+#[test]
+fn ties_across_segments_are_ordered_by_key_at_the_page_boundary() {
+    // One commit per record: every record in its own segment, so equal
+    // sort values from different segments meet at the page boundary.
+    let f = fixture(Vec::new());
+    let ids = [
+        "07", "03", "11", "01", "09", "05", "02", "10", "04", "08", "06",
+    ];
+    for (n, id) in ids.iter().enumerate() {
+        let size = if n % 4 == 0 { 100 } else { 10 };
+        f.add(vec![DatasetRecord {
+            size_bytes: size,
+            ..record(id)
+        }]);
+    }
+    assert!(f.index.reader.searcher().segment_readers().len() > 1);
+    let request = SearchRequest {
+        sort: Sort::Size,
+        limit: 4,
+        ..Default::default()
+    };
+    let (paged, _) = page_through(&f, request, |_| {});
+    assert_eq!(
+        paged,
+        ["04", "07", "09", "01", "02", "03", "05", "06", "08", "10", "11"]
+    );
+}
+
 // ------------------------------------------------------------ pagination
 
 /// Pages through `request` until the end, running `between` after each

@@ -15,14 +15,15 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use meridian::generate::{Generator, Profile};
 
+mod replicate;
+mod search;
+
 #[derive(Parser)]
 #[command(name = "meridian-bench", about = "Benchmarks of a real meridian node")]
 struct Cli {
     #[command(subcommand)]
     command: Bench,
 }
-
-mod replicate;
 
 #[derive(Subcommand)]
 enum Bench {
@@ -36,12 +37,15 @@ enum Bench {
         #[arg(long, default_value_t = 1_000_000)]
         records: u64,
     },
+    /// Latency of Catalog.Search over loopback gRPC with TLS.
+    Search(search::Args),
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Bench::Import { records } => import(records),
         Bench::Replicate { records } => replicate::run(records),
+        Bench::Search(args) => search::run(args),
     }
 }
 
