@@ -167,10 +167,18 @@ pub fn parse_json_line(line: &str) -> Result<DatasetRecord, RecordError> {
             ),
         ));
     }
-    let mut deserializer = serde_json::Deserializer::from_str(line);
-    let Object(input): Object<RecordInput> =
-        serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
-    deserializer.end().map_err(|error| syntax_error(&error))?;
+    // The common case parses without tracking paths; only a line that
+    // fails is parsed again, to name the field.
+    let input = match serde_json::from_str::<Object<RecordInput>>(line) {
+        Ok(Object(input)) => input,
+        Err(_) => {
+            let mut deserializer = serde_json::Deserializer::from_str(line);
+            let Object(input): Object<RecordInput> =
+                serde_path_to_error::deserialize(&mut deserializer).map_err(json_error)?;
+            deserializer.end().map_err(|error| syntax_error(&error))?;
+            input
+        }
+    };
     let record = input.into_record()?;
     validate(&record)?;
     Ok(record)

@@ -111,7 +111,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(path)
-            .cache_capacity(256 * 1024 * 1024)
+            .cache_capacity(64 * 1024 * 1024)
             .open()?;
         let meta = db.open_tree("meta_v1")?;
         match meta.get(FORMAT_KEY)? {
