@@ -714,56 +714,58 @@ async fn pull_origin(
     let Some(mut ingest) = ingest else {
         return Ok(0);
     };
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut failure = None;
-    loop {
-        let next = stream.next().await;
-        let mut closes = false;
-        let done = match next {
-            Some(Ok(item)) => {
-                closes = matches!(item.item, Some(pull_item::Item::Proof(_)));
-                batch.push(item);
-                if batch.len() > MAX_UNPROVEN {
-                    failure = Some(SyncError::Sequence {
-                        origin: origin.to_owned(),
-                        index: after,
-                        message: format!("more than {MAX_UNPROVEN} items without a proof"),
-                    });
-                    break;
+    // Receiving runs ahead of verifying and committing: the next batch
+    // arrives while this one is checked, so neither side waits on the other.
+    let (batches, mut ready) = tokio::sync::mpsc::channel::<Vec<PullItem>>(2);
+    let receiver_origin = origin.to_owned();
+    let receiver = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(BATCH);
+        while let Some(next) = stream.next().await {
+            let item = next?;
+            let closes = matches!(item.item, Some(pull_item::Item::Proof(_)));
+            batch.push(item);
+            if batch.len() > MAX_UNPROVEN {
+                return Err(SyncError::Sequence {
+                    origin: receiver_origin,
+                    index: after,
+                    message: format!("more than {MAX_UNPROVEN} items without a proof"),
+                });
+            }
+            if closes {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if batches.send(full).await.is_err() {
+                    return Ok(0);
                 }
-                false
             }
-            Some(Err(e)) => {
-                failure = Some(e);
-                true
-            }
-            None => true,
-        };
+        }
         // Items after the last proof are unproven: they are dropped, and the
         // next pull asks for them again.
-        if closes {
-            let items = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            let n = node.clone();
-            ingest = tokio::task::spawn_blocking(move || {
-                ingest_batch(&n, &mut ingest, items).map(|_| ingest)
-            })
-            .await
-            .map_err(|e| join_error(origin, e))??;
-        }
-        if done {
-            break;
+        Ok(batch.len())
+    });
+    while let Some(items) = ready.recv().await {
+        let n = node.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let outcome = ingest_batch(&n, &mut ingest, items);
+            (outcome, ingest)
+        })
+        .await
+        .map_err(|e| join_error(origin, e))?;
+        ingest = result.1;
+        if let Err(e) = result.0 {
+            receiver.abort();
+            return Err(e);
         }
     }
-    if !batch.is_empty() && failure.is_none() {
-        failure = Some(SyncError::Sequence {
+    let failure = match receiver.await {
+        Ok(Ok(0)) => None,
+        Ok(Ok(left)) => Some(SyncError::Sequence {
             origin: origin.to_owned(),
             index: node.store().log_size(origin)?,
-            message: format!(
-                "stream ended with {} items after the last proof",
-                batch.len()
-            ),
-        });
-    }
+            message: format!("stream ended with {left} items after the last proof"),
+        }),
+        Ok(Err(e)) => Some(e),
+        Err(e) => Some(join_error(origin, e)),
+    };
     let applied = ingest.applied;
     let n = node.clone();
     tokio::task::spawn_blocking(move || finish_ingest(&n, &ingest))
