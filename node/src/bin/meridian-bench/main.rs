@@ -9,7 +9,7 @@
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -94,27 +94,26 @@ pub fn meridian_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// A `meridian serve` child process.
+/// A `meridian serve` child on a data directory (made by `meridian init`
+/// on first use), stopped with SIGTERM when dropped.
 pub struct Served {
     child: Child,
+    /// The Catalog listener's address.
+    pub catalog: String,
 }
 
 impl Served {
     pub fn start(bin: &Path, dir: &Path, node_id: &str) -> Result<Self> {
-        let status = Command::new(bin)
-            .args([
-                "init",
-                "--node-id",
-                node_id,
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .status()?;
-        if !status.success() {
-            bail!("meridian init failed");
+        if !dir.join("meridian.toml").exists() {
+            let status = Command::new(bin)
+                .args(["init", "--node-id", node_id, "--listen", "127.0.0.1:0"])
+                .arg("--data-dir")
+                .arg(dir)
+                .stdout(Stdio::null())
+                .status()?;
+            if !status.success() {
+                bail!("meridian init failed");
+            }
         }
         let mut child = Command::new(bin)
             .args(["serve", "--data-dir"])
@@ -124,9 +123,51 @@ impl Served {
             .spawn()?;
         let stdout = child.stdout.take().context("stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        lines.next().context("serve exited early")??;
+        let first = lines.next().context("serve exited early")??;
         std::thread::spawn(move || for _ in lines {});
-        Ok(Self { child })
+        // "listening catalog=ADDR admin=SOCKET"
+        let catalog = first
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("catalog="))
+            .with_context(|| format!("unexpected first line from serve: {first}"))?
+            .to_owned();
+        Ok(Self { child, catalog })
+    }
+
+    /// CPU seconds the node has used, from /proc.
+    pub fn cpu_secs(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the parenthesised command name; utime and stime are
+        // the 14th and 15th fields of the line.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / 100.0)
+    }
+
+    /// Waits until the node uses under 5% of a core over two seconds: the
+    /// indexer and the background merges have finished.
+    pub fn wait_idle(&self, at_most: Duration) -> Result<()> {
+        let started = Instant::now();
+        let mut last = self.cpu_secs().context("no /proc stat for the node")?;
+        while started.elapsed() < at_most {
+            std::thread::sleep(Duration::from_secs(2));
+            let now = self.cpu_secs().context("the node exited")?;
+            if now - last < 0.1 {
+                return Ok(());
+            }
+            last = now;
+        }
+        println!("warning: the node was still busy after {at_most:?}");
+        Ok(())
+    }
+
+    pub fn rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
     }
 
     /// Peak resident set size of the node, from /proc.
@@ -140,6 +181,17 @@ impl Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
+        // SIGTERM first: the node shuts down cleanly and its data directory
+        // stays reusable.
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: `pid` is our own child, not yet reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

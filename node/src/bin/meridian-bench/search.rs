@@ -15,9 +15,9 @@
 //! corpus and the node. `bench/search-vs-postgres.sh` runs the same records
 //! and queries against PostgreSQL full-text search.
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -28,6 +28,8 @@ use meridian::proto::catalog_client::CatalogClient;
 use meridian::proto::{KeysShowRequest, SearchRequest};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+use crate::Served;
 use serde_json::json;
 use tonic::transport::Channel;
 
@@ -164,7 +166,7 @@ async fn bench(args: Args) -> Result<()> {
     }
 
     let node_dir = dir.join("node");
-    let node = Node::start(&bin, &node_dir)?;
+    let node = Served::start(&bin, &node_dir, "bench")?;
     let mut admin = meridian::cli::admin_client(&node_dir).await?;
     if indexed(&mut admin).await? != args.records {
         let status = admin
@@ -366,99 +368,5 @@ impl std::fmt::Display for Summary {
             "p50 {:7.2} ms  p90 {:7.2} ms  p99 {:7.2} ms  max {:7.2} ms  mean {:7.2} ms",
             self.p50, self.p90, self.p99, self.max, self.mean
         )
-    }
-}
-
-/// A `meridian serve` child on a data directory, created on first use.
-struct Node {
-    child: Child,
-    /// The Catalog listener's address.
-    catalog: String,
-}
-
-impl Node {
-    fn start(bin: &Path, dir: &Path) -> Result<Self> {
-        if !dir.join("meridian.toml").exists() {
-            let status = Command::new(bin)
-                .args(["init", "--node-id", "bench", "--listen", "127.0.0.1:0"])
-                .arg("--data-dir")
-                .arg(dir)
-                .stdout(Stdio::null())
-                .status()?;
-            if !status.success() {
-                bail!("meridian init failed");
-            }
-        }
-        let mut child = Command::new(bin)
-            .args(["serve", "--data-dir"])
-            .arg(dir)
-            .env("MERIDIAN_LOG__LEVEL", "warn")
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().context("serve exited early")??;
-        std::thread::spawn(move || for _ in lines {});
-        // "listening catalog=ADDR admin=SOCKET"
-        let catalog = first
-            .split_whitespace()
-            .find_map(|word| word.strip_prefix("catalog="))
-            .with_context(|| format!("unexpected first line from serve: {first}"))?
-            .to_owned();
-        Ok(Self { child, catalog })
-    }
-
-    /// CPU seconds the node has used, from /proc.
-    fn cpu_secs(&self) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        // Fields after the parenthesised command name; utime and stime are
-        // the 14th and 15th fields of the line.
-        let rest = stat.rsplit_once(')')?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 =
-            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        Some(ticks / 100.0)
-    }
-
-    /// Waits until the node uses under 5% of a core over two seconds: the
-    /// indexer and the background merges have finished.
-    fn wait_idle(&self, at_most: Duration) -> Result<()> {
-        let started = Instant::now();
-        let mut last = self.cpu_secs().context("no /proc stat for the node")?;
-        while started.elapsed() < at_most {
-            std::thread::sleep(Duration::from_secs(2));
-            let now = self.cpu_secs().context("the node exited")?;
-            if now - last < 0.1 {
-                return Ok(());
-            }
-            last = now;
-        }
-        println!("warning: the node was still busy after {at_most:?}");
-        Ok(())
-    }
-
-    fn rss_mib(&self) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib / 1024.0)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        // SIGTERM first: the node shuts down cleanly and its data directory
-        // stays reusable.
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: `pid` is our own child, not yet reaped.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        for _ in 0..100 {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
