@@ -201,7 +201,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), String> {
         validate_node_id(&self.node_id).map_err(|reason| format!("node_id: {reason}"))?;
-        parse_visibility(&self.default_visibility).ok_or_else(|| {
+        crate::record::parse_visibility(&self.default_visibility).ok_or_else(|| {
             "default_visibility: expected public, federation, groups or private".to_owned()
         })?;
         if self.default_visibility == "groups" {
@@ -224,7 +224,7 @@ impl Config {
 
     /// The configured default visibility as the wire enum.
     pub fn default_visibility(&self) -> Visibility {
-        parse_visibility(&self.default_visibility).unwrap_or(Visibility::Federation)
+        crate::record::parse_visibility(&self.default_visibility).unwrap_or(Visibility::Federation)
     }
 }
 
@@ -240,16 +240,6 @@ pub fn validate_node_id(id: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn parse_visibility(text: &str) -> Option<Visibility> {
-    match text {
-        "public" => Some(Visibility::Public),
-        "federation" => Some(Visibility::Federation),
-        "groups" => Some(Visibility::Groups),
-        "private" => Some(Visibility::Private),
-        _ => None,
-    }
 }
 
 fn apply_overrides(

@@ -43,9 +43,7 @@ use self::spatial::Rect;
 use crate::proto::{DatasetRecord, Visibility};
 use crate::search::cursor::Cursor;
 use crate::search::query::Expr;
-use crate::search::{
-    parse_access, Hit, SearchError, SearchRequest, SearchResults, Viewer, FACETS, FACET_TOP_N,
-};
+use crate::search::{Hit, SearchError, SearchRequest, SearchResults, Viewer, FACETS, FACET_TOP_N};
 
 /// Indexing threads of the writer.
 const WRITER_THREADS: usize = 2;
@@ -440,7 +438,7 @@ impl HoldingsIndex {
             // tantivy passes 0 when the sort needs no scores.
             score: top.score,
             snippet,
-            access: parse_access(&text(f.access)).unwrap_or_default(),
+            access: crate::record::parse_access(&text(f.access)).unwrap_or_default(),
             visibility,
         })
     }

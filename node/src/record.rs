@@ -97,9 +97,11 @@ pub fn access_name(access: i32) -> &'static str {
     }
 }
 
-/// Reads one of [`ACCESS_NAMES`], ignoring ASCII case and surrounding space.
+/// Reads one of [`ACCESS_NAMES`] (or its proto form `ACCESS_OPEN`), ignoring
+/// ASCII case and surrounding space.
 pub fn parse_access(name: &str) -> Option<Access> {
-    match name.trim().to_ascii_lowercase().as_str() {
+    let name = name.trim().to_ascii_lowercase();
+    match name.strip_prefix("access_").unwrap_or(&name) {
         "open" => Some(Access::Open),
         "registered" => Some(Access::Registered),
         "embargoed" => Some(Access::Embargoed),

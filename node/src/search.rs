@@ -229,7 +229,7 @@ pub struct Plan {
     pub local_origin: Option<String>,
     pub disciplines: Vec<String>,
     pub origins: Vec<String>,
-    /// Normalised access names (see [`access_name`]).
+    /// Normalised access names (see [`crate::record::access_name`]).
     pub access: Vec<String>,
     pub licenses: Vec<String>,
     pub formats: Vec<String>,
@@ -263,7 +263,9 @@ impl SearchRequest {
             .access
             .iter()
             .map(|name| {
-                parse_access(name).map(access_name).ok_or_else(|| {
+                crate::record::parse_access(name)
+                    .map(|access| crate::record::access_name(access as i32))
+                    .ok_or_else(|| {
                     SearchError::Invalid(format!(
                         "unknown access `{name}` (expected open, registered, embargoed or restricted)"
                     ))
@@ -350,41 +352,6 @@ impl SearchRequest {
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
         u64::from_be_bytes(first)
-    }
-}
-
-/// The name an access value is indexed, filtered and faceted under.
-pub fn access_name(access: Access) -> &'static str {
-    match access {
-        Access::Unspecified => "unspecified",
-        Access::Open => "open",
-        Access::Registered => "registered",
-        Access::Embargoed => "embargoed",
-        Access::Restricted => "restricted",
-    }
-}
-
-/// Reads an access name: `open` or `ACCESS_OPEN`, any case.
-pub fn parse_access(name: &str) -> Option<Access> {
-    let name = name.trim().to_ascii_lowercase();
-    let name = name.strip_prefix("access_").unwrap_or(&name);
-    match name {
-        "open" => Some(Access::Open),
-        "registered" => Some(Access::Registered),
-        "embargoed" => Some(Access::Embargoed),
-        "restricted" => Some(Access::Restricted),
-        _ => None,
-    }
-}
-
-/// The name a visibility value is indexed under.
-pub fn visibility_name(visibility: Visibility) -> &'static str {
-    match visibility {
-        Visibility::Unspecified => "unspecified",
-        Visibility::Public => "public",
-        Visibility::Federation => "federation",
-        Visibility::Groups => "groups",
-        Visibility::Private => "private",
     }
 }
 

@@ -19,8 +19,8 @@ use tantivy::TantivyDocument;
 
 use super::spatial::Rect;
 use crate::proto::{DatasetRecord, Visibility};
+use crate::record::{access_name, visibility_name};
 use crate::search::query::TextField;
-use crate::search::{access_name, visibility_name};
 
 /// Version of the on-disk layout: schema and analyzers. An index written
 /// under another version is refused and must be rebuilt.
@@ -192,8 +192,8 @@ impl Fields {
         for discipline in &record.disciplines {
             doc.add_text(self.discipline, discipline);
         }
-        doc.add_text(self.access, access_name(record.access()));
-        doc.add_text(self.visibility, visibility_name(record.visibility()));
+        doc.add_text(self.access, access_name(record.access));
+        doc.add_text(self.visibility, visibility_name(record.visibility));
         for term in audience(record.visibility(), &record.groups) {
             doc.add_text(self.audience, term);
         }
