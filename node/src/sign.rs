@@ -10,7 +10,11 @@
 //! - the payload type is specific and checked before the signatures;
 //! - a signature's `key_id` is a hint that selects a key of the ring; it
 //!   grants nothing (the signature must verify under that key);
-//! - `verify_strict` only, and weak keys never enter a [`KeyRing`];
+//! - one validity rule for single and batch verification, ZIP-215's
+//!   cofactored equation with a canonical `s`, so that every node accepts
+//!   the same signatures however its batches fall (see
+//!   `docs/decisions/signature-validity.md`); weak and mixed-order keys
+//!   never enter a [`KeyRing`];
 //! - payloads are parsed only after they verified ([`open_entry`],
 //!   [`open_checkpoint`]).
 //!
@@ -432,8 +436,23 @@ impl NodeKey {
 pub struct KeyRing {
     origin: String,
     version: u64,
-    keys: BTreeMap<KeyId, VerifyingKey>,
+    keys: BTreeMap<KeyId, RingKey>,
     threshold: u32,
+}
+
+/// A key of a ring, decoded once for both verifiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RingKey {
+    key: VerifyingKey,
+    zip215: ed25519_zebra::VerificationKey,
+}
+
+impl RingKey {
+    fn new(key: VerifyingKey) -> Self {
+        let zip215 = ed25519_zebra::VerificationKey::try_from(key.to_bytes())
+            .expect("a vetted key is a curve point");
+        Self { key, zip215 }
+    }
 }
 
 impl KeyRing {
@@ -452,7 +471,7 @@ impl KeyRing {
                     derived: id,
                 });
             }
-            if keys.insert(id.clone(), key).is_some() {
+            if keys.insert(id.clone(), RingKey::new(key)).is_some() {
                 return Err(SignError::DuplicateKey(id));
             }
         }
@@ -466,7 +485,7 @@ impl KeyRing {
         for key in keys {
             let key = parse_key(KeyId::of(key).as_str(), key.as_bytes())?;
             let id = KeyId::of(&key);
-            if map.insert(id.clone(), key).is_some() {
+            if map.insert(id.clone(), RingKey::new(key)).is_some() {
                 return Err(SignError::DuplicateKey(id));
             }
         }
@@ -476,7 +495,7 @@ impl KeyRing {
     fn build(
         origin: String,
         version: u64,
-        keys: BTreeMap<KeyId, VerifyingKey>,
+        keys: BTreeMap<KeyId, RingKey>,
         threshold: u32,
     ) -> Result<Self, SignError> {
         if threshold == 0 || threshold as usize > keys.len() {
@@ -510,7 +529,7 @@ impl KeyRing {
 
     /// The key with this id, if the ring holds it.
     pub fn key(&self, id: &KeyId) -> Option<&VerifyingKey> {
-        self.keys.get(id)
+        self.keys.get(id).map(|k| &k.key)
     }
 
     /// The ids of the ring's keys, in order.
@@ -532,8 +551,7 @@ fn parse_key(listed_as: &str, bytes: &[u8]) -> Result<VerifyingKey, SignError> {
         return Err(malformed("not the canonical encoding of its point"));
     }
     // `is_weak` catches the small-order points; a mixed-order key (a sound
-    // key plus a torsion point) is refused too: no honest key has one, and
-    // with one, batch and single verification could disagree.
+    // key plus a torsion point) is refused too: no honest key has one.
     if key.is_weak() || !point.is_torsion_free() {
         return Err(SignError::WeakKey {
             key_id: KeyId::from_key_bytes(bytes),
@@ -555,7 +573,7 @@ pub struct Verified {
 /// A signature that names a key of the ring, ready to verify.
 struct Candidate<'r> {
     key_id: KeyId,
-    key: &'r VerifyingKey,
+    key: &'r ed25519_zebra::VerificationKey,
     sig: Ed25519Signature,
 }
 
@@ -609,7 +627,7 @@ fn prepare<'r>(
         })?;
         candidates.push(Candidate {
             key_id: key_id.clone(),
-            key,
+            key: &key.zip215,
             sig,
         });
     }
@@ -639,9 +657,10 @@ impl Prepared<'_> {
 }
 
 /// Verifies an envelope against an origin's keys: size bound, then payload
-/// type, then each signature whose key id names a key of `ring`
-/// (`verify_strict` over the [`pae`]); distinct keys count towards the
-/// ring's threshold. Signatures naming other keys are skipped.
+/// type, then each signature whose key id names a key of `ring` (over the
+/// [`pae`], by the ZIP-215 rule: `s` canonical, `[8][s]B = [8]R + [8][k]A`);
+/// distinct keys count towards the ring's threshold. Signatures naming
+/// other keys are skipped.
 pub fn verify(
     envelope: &Envelope,
     expected_type: &str,
@@ -651,7 +670,7 @@ pub fn verify(
     let message = pae(&envelope.payload_type, &envelope.payload);
     for c in &prepared.candidates {
         c.key
-            .verify_strict(&message, &c.sig)
+            .verify(&c.sig, &message)
             .map_err(|_| SignError::BadSignature {
                 key_id: c.key_id.clone(),
             })?;
@@ -659,79 +678,51 @@ pub fn verify(
     prepared.conclude(ring)
 }
 
-/// Whether batch verification of this signature accepts exactly when
-/// `verify_strict` does.
-///
-/// `ed25519_dalek::verify_batch` checks a random linear combination of the
-/// cofactorless equations `[s]B = R + [k]A`. Unlike `verify_strict` it does
-/// not refuse a small-order `R` or `A`, it accepts a non-canonical encoding
-/// of `R`, and a torsion component in `R` or `A` cancels out for some of its
-/// (input-derived, so grindable) coefficients: a signer could make an
-/// envelope that some verifiers accept and others refuse. Weak and
-/// mixed-order keys never enter a [`KeyRing`]; this check sends every
-/// signature whose `R` is not a canonical, torsion-free, non-identity point
-/// to `verify_strict` instead. With `R` and `A` in the prime-order subgroup,
-/// both verifiers accept the same signatures.
-fn batch_safe(sig: &Ed25519Signature) -> bool {
-    let r_bytes = sig.r_bytes();
-    let Ok(r) = VerifyingKey::from_bytes(r_bytes) else {
-        return false;
-    };
-    let point = r.to_edwards();
-    point.compress().as_bytes() == r_bytes && point.is_torsion_free() && !point.is_small_order()
-}
-
 /// Verifies many envelopes, each against its own ring; the result `i` is
 /// what [`verify`] returns for item `i`. All signatures go through one
-/// Ed25519 batch verification (much cheaper than one by one); if the batch
-/// fails, each envelope is verified on its own to name the bad ones.
+/// Ed25519 batch verification, which folds the signatures of each key into
+/// one term and so costs about a quarter of verifying one by one; if the
+/// batch fails, each envelope is verified on its own to name the bad ones.
+///
+/// Batch and single verification check the same cofactored equation, so
+/// they accept exactly the same signatures (up to the batch's 2^-128 chance
+/// of missing a bad one); with the cofactorless equation of
+/// `verify_strict` a signer could put a torsion point in `R` and have some
+/// batches accept what single verification refuses.
 pub fn verify_batch(
     items: &[(&Envelope, &KeyRing)],
     expected_type: &str,
 ) -> Vec<Result<Verified, SignError>> {
-    enum Route<'r> {
-        Done(Result<Verified, SignError>),
-        Batch(Prepared<'r>),
-        Single,
-    }
-    let routes: Vec<Route<'_>> = items
+    let prepared: Vec<Result<Prepared<'_>, SignError>> = items
         .iter()
-        .map(
-            |&(envelope, ring)| match prepare(envelope, expected_type, ring) {
-                Err(e) => Route::Done(Err(e)),
-                Ok(p) if p.candidates.iter().all(|c| batch_safe(&c.sig)) => Route::Batch(p),
-                Ok(_) => Route::Single,
-            },
-        )
+        .map(|&(envelope, ring)| prepare(envelope, expected_type, ring))
         .collect();
-
-    let messages: Vec<Vec<u8>> = items
+    let messages: Vec<Option<Vec<u8>>> = items
         .iter()
-        .zip(&routes)
-        .filter(|(_, route)| matches!(route, Route::Batch(_)))
-        .map(|((envelope, _), _)| pae(&envelope.payload_type, &envelope.payload))
+        .zip(&prepared)
+        .map(|((envelope, _), p)| {
+            p.is_ok()
+                .then(|| pae(&envelope.payload_type, &envelope.payload))
+        })
         .collect();
-    let (mut msgs, mut sigs, mut keys) = (Vec::new(), Vec::new(), Vec::new());
-    let batched = routes.iter().filter_map(|route| match route {
-        Route::Batch(p) => Some(p),
-        _ => None,
-    });
-    for (prepared, message) in batched.zip(&messages) {
-        for c in &prepared.candidates {
-            msgs.push(message.as_slice());
-            sigs.push(c.sig);
-            keys.push(*c.key);
+    let mut batch = ed25519_zebra::batch::Verifier::new();
+    for (p, message) in prepared.iter().zip(&messages) {
+        if let (Ok(p), Some(message)) = (p, message) {
+            for c in &p.candidates {
+                let key = ed25519_zebra::VerificationKeyBytes::from(*c.key);
+                batch.queue((key, c.sig, message));
+            }
         }
     }
-    let batch_ok = ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok();
+    let batch_ok = batch.verify(rand::thread_rng()).is_ok();
 
-    routes
+    prepared
         .into_iter()
         .zip(items)
-        .map(|(route, &(envelope, ring))| match route {
-            Route::Done(result) => result,
-            Route::Batch(prepared) if batch_ok => prepared.conclude(ring),
-            Route::Batch(_) | Route::Single => verify(envelope, expected_type, ring),
+        .map(|(p, &(envelope, ring))| match p {
+            Err(e) => Err(e),
+            Ok(p) if batch_ok => p.conclude(ring),
+            Ok(_) => verify(envelope, expected_type, ring),
         })
         .collect()
 }
@@ -1227,19 +1218,46 @@ mod tests {
         assert!(verify_batch(&[], RECORD_TYPE).is_empty());
     }
 
-    /// A signer can put a torsion point into `R`: `verify_strict` refuses
-    /// such a signature, plain batch verification accepts it for some
-    /// inputs. `verify_batch` must agree with `verify_strict`.
-    #[test]
-    fn batch_verification_agrees_with_strict_on_torsion_nonces() {
+    /// Signs `envelope` by hand with nonce point `[r]B + extra`: what only
+    /// the key's holder can do, and what a hostile origin would do to make
+    /// verifiers disagree.
+    fn sign_with_nonce(
+        key: &NodeKey,
+        envelope: &mut Envelope,
+        extra: curve25519_dalek::EdwardsPoint,
+        encode: impl Fn(&curve25519_dalek::EdwardsPoint) -> [u8; 32],
+    ) {
         use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
         use curve25519_dalek::scalar::Scalar;
         use sha2::Sha512;
 
+        let message = pae(&envelope.payload_type, &envelope.payload);
+        let mut wide = [0u8; 64];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut wide);
+        let r = Scalar::from_bytes_mod_order_wide(&wide);
+        let big_r = encode(&(ED25519_BASEPOINT_POINT * r + extra));
+        let k = Scalar::from_hash(
+            Sha512::new()
+                .chain_update(big_r)
+                .chain_update(key.verifying_key().as_bytes())
+                .chain_update(&message),
+        );
+        let s = r + k * key.signing.to_scalar();
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&big_r);
+        sig[32..].copy_from_slice(s.as_bytes());
+        envelope.signatures[0].sig = sig.to_vec();
+    }
+
+    /// A signer can put a torsion point into `R`. Whatever the rule makes
+    /// of such a signature, every verifier must make the same of it: alone,
+    /// in a batch of good ones, and in a batch that fails for another
+    /// envelope and falls back to one by one.
+    #[test]
+    fn batch_and_single_verification_agree_on_torsion_nonces() {
         let key = NodeKey::generate();
         let ring = ring_of(&[&key], 1);
-        let a = key.signing.to_scalar();
-        let public = key.verifying_key();
+        // (0, -1), the point of order two.
         let order_two = VerifyingKey::from_bytes(&{
             let mut b = [0xffu8; 32];
             b[0] = 0xec;
@@ -1248,43 +1266,83 @@ mod tests {
         })
         .unwrap()
         .to_edwards();
-
-        let mut plain_batch_fooled = false;
-        for i in 0..64u64 {
-            let mut envelope = signed_record(&key, i);
-            let message = pae(&envelope.payload_type, &envelope.payload);
-            let mut wide = [0u8; 64];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut wide);
-            let r = Scalar::from_bytes_mod_order_wide(&wide);
-            let big_r = (ED25519_BASEPOINT_POINT * r + order_two).compress();
-            let k = Scalar::from_hash(
-                Sha512::new()
-                    .chain_update(big_r.as_bytes())
-                    .chain_update(public.as_bytes())
-                    .chain_update(&message),
-            );
-            let s = r + k * a;
-            let mut sig = [0u8; 64];
-            sig[..32].copy_from_slice(big_r.as_bytes());
-            sig[32..].copy_from_slice(s.as_bytes());
-            envelope.signatures[0].sig = sig.to_vec();
-
-            let sig = Ed25519Signature::from_bytes(&sig);
-            plain_batch_fooled |=
-                ed25519_dalek::verify_batch(&[message.as_slice()], &[sig], &[public]).is_ok();
-            assert!(public.verify_strict(&message, &sig).is_err());
-            assert!(matches!(
-                verify(&envelope, RECORD_TYPE, &ring),
-                Err(SignError::BadSignature { .. })
-            ));
-            let results = verify_batch(&[(&envelope, &ring)], RECORD_TYPE);
-            assert!(
-                matches!(results[..], [Err(SignError::BadSignature { .. })]),
-                "{results:?}"
-            );
+        let plain = |p: &curve25519_dalek::EdwardsPoint| p.compress().to_bytes();
+        let cases = [
+            (
+                "torsion-free",
+                curve25519_dalek::EdwardsPoint::default(),
+                true,
+            ),
+            ("order-two component", order_two, false),
+        ];
+        for (name, extra, strict_accepts) in cases {
+            for i in 0..16u64 {
+                let mut odd = signed_record(&key, 1_000 + i);
+                sign_with_nonce(&key, &mut odd, extra, plain);
+                let alone = verify(&odd, RECORD_TYPE, &ring).is_ok();
+                // Both ZIP-215 verifiers accept it: the key's holder signed.
+                assert!(alone, "{name}");
+                // `verify_strict` refuses a torsion component in `R`: the
+                // case where a cofactorless batch would be a coin toss.
+                let sig = Ed25519Signature::from_slice(&odd.signatures[0].sig).unwrap();
+                let message = pae(&odd.payload_type, &odd.payload);
+                let strict = key.verifying_key().verify_strict(&message, &sig).is_ok();
+                assert_eq!(strict, strict_accepts, "{name}");
+                let good: Vec<Envelope> = (0..8).map(|j| signed_record(&key, j)).collect();
+                let mut bad = signed_record(&key, 99);
+                bad.payload[0] ^= 1;
+                for with_bad in [false, true] {
+                    let mut batch: Vec<&Envelope> = good.iter().collect();
+                    batch.insert(3, &odd);
+                    if with_bad {
+                        batch.push(&bad);
+                    }
+                    let pairs: Vec<(&Envelope, &KeyRing)> =
+                        batch.iter().map(|e| (*e, &ring)).collect();
+                    let results = verify_batch(&pairs, RECORD_TYPE);
+                    assert_eq!(
+                        results[3].is_ok(),
+                        alone,
+                        "{name}, bad in batch: {with_bad}"
+                    );
+                    assert_eq!(
+                        results.iter().filter(|r| r.is_err()).count(),
+                        usize::from(with_bad)
+                    );
+                }
+            }
         }
-        // The test means something only if plain batch verification falls for it.
-        assert!(plain_batch_fooled);
+    }
+
+    /// A signature whose `s` is not reduced (`s + l`) verifies under the
+    /// same equation but is refused, alone and in a batch: an observer
+    /// cannot make a second valid signature from a first.
+    #[test]
+    fn a_non_canonical_s_is_refused_alone_and_in_a_batch() {
+        // l = 2^252 + 27742317777372353535851937790883648493, little-endian.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let key = NodeKey::generate();
+        let ring = ring_of(&[&key], 1);
+        let mut envelope = signed_record(&key, 7);
+        let sig = &mut envelope.signatures[0].sig;
+        let mut s = [0u8; 32];
+        s.copy_from_slice(&sig[32..]);
+        // s + l, added as little-endian integers (it stays below 2^256).
+        let mut carry = 0u16;
+        for (si, li) in s.iter_mut().zip(L) {
+            let sum = *si as u16 + li as u16 + carry;
+            *si = sum as u8;
+            carry = sum >> 8;
+        }
+        assert_eq!(carry, 0);
+        sig[32..].copy_from_slice(&s);
+        assert!(verify(&envelope, RECORD_TYPE, &ring).is_err());
+        let good = signed_record(&key, 8);
+        let results = verify_batch(&[(&good, &ring), (&envelope, &ring)], RECORD_TYPE);
+        assert!(results[0].is_ok() && results[1].is_err(), "{results:?}");
     }
 
     #[test]
