@@ -262,7 +262,13 @@ impl HoldingsIndex {
         for op in ops {
             match op {
                 IndexOp::Upsert(record) => {
-                    writer.delete_term(self.key_term(&record.origin, &record.id));
+                    // Versions start at 1 and grow with every entry of a
+                    // record in its origin's log, so version 1 is the first:
+                    // nothing to replace, and no delete for every segment
+                    // to look up (most of a bulk load).
+                    if record.version > 1 {
+                        writer.delete_term(self.key_term(&record.origin, &record.id));
+                    }
                     if !record.deleted {
                         writer.add_document(self.fields.document(&record))?;
                     }

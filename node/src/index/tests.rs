@@ -1125,6 +1125,41 @@ fn after_a_snapshot_expires_pages_continue_by_sort_value_without_repeats() {
 // ------------------------------------------------------------- writes
 
 #[test]
+fn versions_of_one_record_in_one_batch_leave_one_document() {
+    let f = fixture(vec![]);
+    f.add(vec![
+        DatasetRecord {
+            title: "first glacier".into(),
+            ..record("a")
+        },
+        DatasetRecord {
+            version: 2,
+            title: "second moraine".into(),
+            ..record("a")
+        },
+        record("b"),
+    ]);
+    assert_eq!(f.index.doc_count(), 2);
+    assert_eq!(f.text("glacier"), set(&[]));
+    assert_eq!(f.text("moraine"), set(&["a"]));
+    f.add(vec![
+        DatasetRecord {
+            version: 3,
+            title: "third fjord".into(),
+            ..record("a")
+        },
+        DatasetRecord {
+            version: 4,
+            deleted: true,
+            ..record("b")
+        },
+    ]);
+    assert_eq!(f.index.doc_count(), 1);
+    assert_eq!(f.text("moraine"), set(&[]));
+    assert_eq!(f.text("fjord"), set(&["a"]));
+}
+
+#[test]
 fn upsert_replaces_and_remove_and_tombstones_leave_the_index() {
     let f = fixture(vec![
         DatasetRecord {
