@@ -307,13 +307,63 @@ fn digest(bytes: &[u8], origin: &str, index: u64, what: &str) -> Result<Hash, Sy
     })
 }
 
-/// Verifies and commits one batch of pulled entries, in order, in one
-/// transaction with the new cursor. Blocking.
+/// A pulled batch whose signatures were checked: each entry item's opened
+/// log entry, or why it did not open.
+pub struct CheckedBatch {
+    items: Vec<PullItem>,
+    opened: HashMap<usize, Result<LogEntry, SignError>>,
+}
+
+/// Verifies the signatures of a pulled batch against `ring` and decodes
+/// what verified. Touches no stored state, so the next batch is checked
+/// while this one is applied. Blocking (CPU).
+pub fn check_batch(ring: &KeyRing, items: Vec<PullItem>) -> CheckedBatch {
+    let envelopes: Vec<(usize, &Envelope)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| match &item.item {
+            Some(pull_item::Item::Entry(e)) => Some((i, e)),
+            _ => None,
+        })
+        .collect();
+    // Batch verification, spread over the cores in slices.
+    let refs: Vec<&Envelope> = envelopes.iter().map(|(_, e)| *e).collect();
+    let opened: Vec<_> = {
+        use rayon::prelude::*;
+        refs.par_chunks(VERIFY_SLICE)
+            .flat_map_iter(|slice| sign::open_entries(slice, ring))
+            .collect()
+    };
+    let opened = envelopes
+        .iter()
+        .map(|(i, _)| *i)
+        .zip(opened.into_iter().map(|r| r.map(|(entry, _)| entry)))
+        .collect();
+    CheckedBatch { items, opened }
+}
+
+/// Verifies and commits one batch of pulled entries: [`check_batch`], then
+/// [`apply_batch`]. Blocking.
 pub fn ingest_batch(
     node: &Node,
     ingest: &mut Ingest,
-    mut items: Vec<PullItem>,
+    items: Vec<PullItem>,
 ) -> Result<u64, SyncError> {
+    let checked = check_batch(&ingest.ring, items);
+    apply_batch(node, ingest, checked)
+}
+
+/// Commits one checked batch, in order, in one transaction with the new
+/// cursor; nothing of it if any entry is refused. Blocking.
+pub fn apply_batch(
+    node: &Node,
+    ingest: &mut Ingest,
+    checked: CheckedBatch,
+) -> Result<u64, SyncError> {
+    let CheckedBatch {
+        mut items,
+        mut opened,
+    } = checked;
     let origin = ingest.origin.clone();
     let store = node.store();
     let mut appender = Appender::begin(store, &origin)?;
@@ -334,27 +384,6 @@ pub fn ingest_batch(
             })
         }
     };
-    let envelopes: Vec<(usize, &Envelope)> = items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| match &item.item {
-            Some(pull_item::Item::Entry(e)) => Some((i, e)),
-            _ => None,
-        })
-        .collect();
-    // Batch verification, spread over the cores in slices.
-    let refs: Vec<&Envelope> = envelopes.iter().map(|(_, e)| *e).collect();
-    let opened: Vec<_> = {
-        use rayon::prelude::*;
-        refs.par_chunks(VERIFY_SLICE)
-            .flat_map_iter(|slice| sign::open_entries(slice, &ingest.ring))
-            .collect()
-    };
-    let mut opened: HashMap<usize, Result<LogEntry, SignError>> = envelopes
-        .iter()
-        .map(|(i, _)| *i)
-        .zip(opened.into_iter().map(|r| r.map(|(entry, _)| entry)))
-        .collect();
     let mut touched: HashMap<String, RecordState> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
         let index = appender.next_index();
@@ -742,10 +771,24 @@ async fn pull_origin(
         // next pull asks for them again.
         Ok(batch.len())
     });
-    while let Some(items) = ready.recv().await {
+    // Signatures of the next batch are checked while this one is applied:
+    // checking needs no stored state, applying needs the previous batch.
+    let (checked_tx, mut checked) = tokio::sync::mpsc::channel::<CheckedBatch>(1);
+    let ring = ingest.ring.clone();
+    let checker = tokio::spawn(async move {
+        while let Some(items) = ready.recv().await {
+            let ring = ring.clone();
+            let batch = tokio::task::spawn_blocking(move || check_batch(&ring, items)).await?;
+            if checked_tx.send(batch).await.is_err() {
+                break;
+            }
+        }
+        Ok::<(), tokio::task::JoinError>(())
+    });
+    while let Some(batch) = checked.recv().await {
         let n = node.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let outcome = ingest_batch(&n, &mut ingest, items);
+            let outcome = apply_batch(&n, &mut ingest, batch);
             (outcome, ingest)
         })
         .await
@@ -753,7 +796,15 @@ async fn pull_origin(
         ingest = result.1;
         if let Err(e) = result.0 {
             receiver.abort();
+            checker.abort();
             return Err(e);
+        }
+    }
+    match checker.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) | Err(e) => {
+            receiver.abort();
+            return Err(join_error(origin, e));
         }
     }
     let failure = match receiver.await {
