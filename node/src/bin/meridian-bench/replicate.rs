@@ -39,6 +39,7 @@ pub fn run(records: u64) -> Result<()> {
     let invite_b = meridian(&bin, &b_dir, &["keys", "show", "--invite"])?;
     meridian(&bin, &a_dir, &["trust", "add", invite_b.trim()])?;
 
+    let cpu_before = (a.cpu_secs(), b.cpu_secs());
     let started = Instant::now();
     // Pinning starts a background round at once; `sync now` waits for the
     // pull to finish either way.
@@ -60,6 +61,17 @@ pub fn run(records: u64) -> Result<()> {
             .map(|n| n.get())
             .unwrap_or(1)
     );
+    // CPU time is steadier than wall time on a shared machine: what each
+    // side spends per record, whatever else ran beside it.
+    for (name, node, before) in [("origin", &a, cpu_before.0), ("replica", &b, cpu_before.1)] {
+        if let (Some(after), Some(before)) = (node.cpu_secs(), before) {
+            println!(
+                "{name} CPU: {:.1} s, {:.0} µs per record",
+                after - before,
+                (after - before) * 1e6 / records as f64
+            );
+        }
+    }
     for (name, node) in [("origin", &a), ("replica", &b)] {
         if let Some(rss) = node.peak_rss_mib() {
             println!("{name} peak RSS: {rss:.0} MiB");
