@@ -18,6 +18,7 @@ mod highlight;
 mod schema;
 mod snapshot;
 mod spatial;
+mod stem;
 
 use std::collections::BTreeMap;
 use std::collections::HashSet;

@@ -12,12 +12,13 @@ use tantivy::schema::{
     STRING,
 };
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
-    TextAnalyzer, TokenizerManager,
+    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
+    TokenizerManager,
 };
 use tantivy::TantivyDocument;
 
 use super::spatial::Rect;
+use super::stem::MemoStemmer;
 use crate::proto::{DatasetRecord, Visibility};
 use crate::record::{access_name, visibility_name};
 use crate::search::query::TextField;
@@ -286,10 +287,7 @@ pub(crate) fn register_analyzers(manager: &TokenizerManager) {
             .filter(LowerCaser)
             .filter(AsciiFoldingFilter)
     };
-    manager.register(
-        TEXT_ANALYZER,
-        plain().filter(Stemmer::new(Language::English)).build(),
-    );
+    manager.register(TEXT_ANALYZER, plain().filter(MemoStemmer).build());
     manager.register(PLAIN_ANALYZER, plain().build());
 }
 
