@@ -50,13 +50,18 @@ impl Viewer {
     /// Whether this viewer may see `record` (DESIGN §6). The same rule the
     /// index applies inside its queries, for paths that read the store.
     pub fn may_see(&self, record: &crate::proto::DatasetRecord) -> bool {
-        let visibility = Visibility::try_from(record.visibility).unwrap_or(Visibility::Private);
+        self.may_see_audience(record.visibility, &record.groups)
+    }
+
+    /// [`Viewer::may_see`] from a record's `visibility` and `groups` alone.
+    pub fn may_see_audience(&self, visibility: i32, record_groups: &[String]) -> bool {
+        let visibility = Visibility::try_from(visibility).unwrap_or(Visibility::Private);
         match self {
             Viewer::Operator { .. } => true,
             Viewer::Anonymous => visibility == Visibility::Public,
             Viewer::Peer { groups, .. } => match visibility {
                 Visibility::Public | Visibility::Federation => true,
-                Visibility::Groups => record.groups.iter().any(|g| groups.contains(g)),
+                Visibility::Groups => record_groups.iter().any(|g| groups.contains(g)),
                 Visibility::Private | Visibility::Unspecified => false,
             },
         }

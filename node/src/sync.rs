@@ -563,6 +563,29 @@ pub fn serve_checkpoint(node: &Node, origin: &str) -> Result<Option<(Envelope, u
     Ok(Some((envelope, checkpoint.size)))
 }
 
+/// Of a `LogEntry`, what decides who may receive it: the same wire
+/// fields, decoded without the rest of the record (serving a pull reads
+/// every entry, and most of a record's bytes do not matter here).
+#[derive(Clone, PartialEq, prost::Message)]
+struct EntryAudience {
+    /// `LogEntry.record` (a member of the `body` oneof); `None` for a key set.
+    #[prost(message, optional, tag = "3")]
+    record: Option<RecordAudience>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RecordAudience {
+    /// `DatasetRecord.id`.
+    #[prost(string, tag = "2")]
+    id: String,
+    /// `DatasetRecord.visibility`.
+    #[prost(enumeration = "crate::proto::Visibility", tag = "17")]
+    visibility: i32,
+    /// `DatasetRecord.groups`.
+    #[prost(string, repeated, tag = "18")]
+    groups: Vec<String>,
+}
+
 /// Serving side: entries `[from, to)` of `origin` as `viewer` may receive
 /// them; what it may not see goes out as digests. At most `max` items.
 pub fn serve_entries(
@@ -588,14 +611,14 @@ pub fn serve_entries(
                         detail: format!("{origin} entry {index}: {e}"),
                     })?;
                 // Trusted bytes: verified when they were stored.
-                let entry = LogEntry::decode(envelope.payload.as_slice()).map_err(|e| {
+                let entry = EntryAudience::decode(envelope.payload.as_slice()).map_err(|e| {
                     StoreError::Corrupt {
                         tree: "log_entries",
                         detail: format!("{origin} entry {index}: {e}"),
                     }
                 })?;
-                match entry.body {
-                    Some(Body::Record(record)) if !viewer.may_see(&record) => {
+                match entry.record {
+                    Some(record) if !viewer.may_see_audience(record.visibility, &record.groups) => {
                         pull_item::Item::Redacted(Redacted {
                             subject_digest: log::subject_digest(origin, &record.id).to_vec(),
                             payload_digest: log::payload_digest(&envelope.payload).to_vec(),

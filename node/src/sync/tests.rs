@@ -979,3 +979,64 @@ async fn suspended_and_revoked_origins_are_not_pulled_even_through_a_relay() {
         Err(SyncError::NotTrusted(_))
     ));
 }
+
+/// Serving decodes only a record's id, visibility and groups: they must
+/// come out as a full decode gives them, for every visibility, and a key
+/// set must read as no record (it is always sent).
+#[test]
+fn the_audience_of_an_entry_reads_as_its_full_decode() {
+    for (visibility, groups) in [
+        (Visibility::Public, vec![]),
+        (Visibility::Federation, vec![]),
+        (
+            Visibility::Groups,
+            vec!["polar".to_owned(), "ice cores".to_owned()],
+        ),
+        (Visibility::Private, vec![]),
+    ] {
+        let record = DatasetRecord {
+            origin: "polar".into(),
+            id: format!("rec-{}", visibility.as_str_name()),
+            version: 3,
+            title: "Sea ice thickness".into(),
+            description: "Fifty years of it".into(),
+            keywords: vec!["sea ice".into()],
+            visibility: visibility as i32,
+            groups: groups.clone(),
+            ..Default::default()
+        };
+        let entry = LogEntry {
+            origin: "polar".into(),
+            index: 7,
+            body: Some(Body::Record(record.clone())),
+        };
+        let audience = EntryAudience::decode(entry.encode_to_vec().as_slice()).unwrap();
+        let audience = audience.record.expect("a record entry");
+        assert_eq!(audience.id, record.id);
+        assert_eq!(audience.visibility, record.visibility);
+        assert_eq!(audience.groups, groups);
+        for viewer in [
+            Viewer::Anonymous,
+            Viewer::Peer {
+                node: "uni".into(),
+                groups: vec!["polar".into()],
+            },
+            Viewer::Peer {
+                node: "lab".into(),
+                groups: vec![],
+            },
+        ] {
+            assert_eq!(
+                viewer.may_see_audience(audience.visibility, &audience.groups),
+                viewer.may_see(&record)
+            );
+        }
+    }
+    let key_set = LogEntry {
+        origin: "polar".into(),
+        index: 0,
+        body: Some(Body::KeySet(Default::default())),
+    };
+    let audience = EntryAudience::decode(key_set.encode_to_vec().as_slice()).unwrap();
+    assert!(audience.record.is_none());
+}
