@@ -194,11 +194,17 @@ pub async fn run(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<bool>) 
     let mut changes = node.subscribe();
     loop {
         let n = node.clone();
+        let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || n.catch_up_index(&mut |_| {})).await;
         match result {
             Ok(Err(e)) => tracing::error!(error = %e, "indexing failed"),
             Err(e) => tracing::error!(error = %e, "indexer stopped"),
-            Ok(Ok(_)) => {}
+            Ok(Ok(0)) => {}
+            Ok(Ok(entries)) => tracing::debug!(
+                entries,
+                ms = started.elapsed().as_millis() as u64,
+                "index caught up"
+            ),
         }
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },

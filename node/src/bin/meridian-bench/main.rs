@@ -118,7 +118,10 @@ impl Served {
         let mut child = Command::new(bin)
             .args(["serve", "--data-dir"])
             .arg(dir)
-            .env("MERIDIAN_LOG__LEVEL", "warn")
+            .env(
+                "MERIDIAN_LOG__LEVEL",
+                std::env::var("MERIDIAN_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .spawn()?;
         let stdout = child.stdout.take().context("stdout")?;
