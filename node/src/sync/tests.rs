@@ -216,6 +216,19 @@ async fn round_with(here: &Arc<Node>, peer: &str, served: Served) -> RoundReport
     sync_peer(here.clone(), pinned, Arc::new(served)).await
 }
 
+/// A round at `here` with `uni` relaying `polar`'s log, altered by `tamper`.
+async fn tampered_round(
+    fed: &Federation,
+    tamper: impl Fn(&mut Vec<PullItem>) + Send + Sync + 'static,
+) -> RoundReport {
+    round_with(
+        &fed.here,
+        UNI,
+        Served::relay(UNI, &fed.polar, HERE, Box::new(tamper)),
+    )
+    .await
+}
+
 fn status(node: &Node, peer: &str) -> PeerStatus {
     node.sync_state()
         .snapshot()
@@ -319,20 +332,11 @@ async fn assert_honest_retry(fed: &Federation) {
 async fn a_flipped_payload_byte_is_refused_and_its_batch_not_kept() {
     let fed = federation();
     import(&fed.polar, 1, 5);
-    let report = round_with(
-        &fed.here,
-        UNI,
-        Served::relay(
-            UNI,
-            &fed.polar,
-            HERE,
-            Box::new(|items| {
-                let payload = &mut envelope(item(items, 3)).payload;
-                let at = payload.len() / 2;
-                payload[at] ^= 0x01;
-            }),
-        ),
-    )
+    let report = tampered_round(&fed, |items| {
+        let payload = &mut envelope(item(items, 3)).payload;
+        let at = payload.len() / 2;
+        payload[at] ^= 0x01;
+    })
     .await;
     let expected = verify_error(
         3,
@@ -362,33 +366,16 @@ async fn a_record_signed_by_another_pinned_nodes_key_is_refused() {
 
     // Signed under its own key id: not a key of the origin.
     let as_is = forged.clone();
-    let report = round_with(
-        &fed.here,
-        UNI,
-        Served::relay(
-            UNI,
-            &fed.polar,
-            HERE,
-            Box::new(move |items| *envelope(item(items, 3)) = as_is.clone()),
-        ),
-    )
-    .await;
+    let report = tampered_round(&fed, move |items| *envelope(item(items, 3)) = as_is.clone()).await;
     let expected = verify_error(3, SignError::UnknownKey(fed.uni.key().key_id().to_string()));
     assert_refused(&fed.here, &report, UNI, &expected, 1);
 
     // The same signature labelled with the origin's key id: `key_id` is only a hint.
     let mut relabelled = forged;
     relabelled.signatures[0].key_id = polar_key.to_string();
-    let report = round_with(
-        &fed.here,
-        UNI,
-        Served::relay(
-            UNI,
-            &fed.polar,
-            HERE,
-            Box::new(move |items| *envelope(item(items, 3)) = relabelled.clone()),
-        ),
-    )
+    let report = tampered_round(&fed, move |items| {
+        *envelope(item(items, 3)) = relabelled.clone()
+    })
     .await;
     let expected = verify_error(3, SignError::BadSignature { key_id: polar_key });
     assert_refused(&fed.here, &report, UNI, &expected, 2);
@@ -409,17 +396,7 @@ async fn an_older_entry_replayed_at_a_later_index_is_refused() {
     let old = stored_envelope(&fed.polar, POLAR, 1);
 
     // The relay serves version 1 again where version 2 stands.
-    let report = round_with(
-        &fed.here,
-        UNI,
-        Served::relay(
-            UNI,
-            &fed.polar,
-            HERE,
-            Box::new(move |items| *envelope(item(items, 4)) = old.clone()),
-        ),
-    )
-    .await;
+    let report = tampered_round(&fed, move |items| *envelope(item(items, 4)) = old.clone()).await;
     assert_refused(
         &fed.here,
         &report,
@@ -473,24 +450,15 @@ async fn a_rehomed_record_is_refused() {
     let polar_key = fed.polar.key().key_id().clone();
 
     // 1. The relay rewrites the origin inside a signed payload.
-    let report = round_with(
-        &fed.here,
-        UNI,
-        Served::relay(
-            UNI,
-            &fed.polar,
-            HERE,
-            Box::new(|items| {
-                let envelope = envelope(item(items, 2));
-                let mut entry = LogEntry::decode(envelope.payload.as_slice()).unwrap();
-                entry.origin = UNI.into();
-                if let Some(Body::Record(record)) = &mut entry.body {
-                    record.origin = UNI.into();
-                }
-                envelope.payload = entry.encode_to_vec();
-            }),
-        ),
-    )
+    let report = tampered_round(&fed, |items| {
+        let envelope = envelope(item(items, 2));
+        let mut entry = LogEntry::decode(envelope.payload.as_slice()).unwrap();
+        entry.origin = UNI.into();
+        if let Some(Body::Record(record)) = &mut entry.body {
+            record.origin = UNI.into();
+        }
+        envelope.payload = entry.encode_to_vec();
+    })
     .await;
     let expected = verify_error(
         2,
@@ -629,18 +597,9 @@ async fn entries_beyond_the_checkpoint_are_refused() {
     let older = checkpoint_of(&fed.polar, POLAR);
     import(&fed.polar, 4, 3);
     // An older, genuinely signed checkpoint of size 4, and entries up to 7.
-    let report = round_with(
-        &fed.here,
-        UNI,
-        Served::relay(
-            UNI,
-            &fed.polar,
-            HERE,
-            Box::new(move |items| {
-                items[0].item = Some(pull_item::Item::Checkpoint(older.clone()));
-            }),
-        ),
-    )
+    let report = tampered_round(&fed, move |items| {
+        items[0].item = Some(pull_item::Item::Checkpoint(older.clone()));
+    })
     .await;
     assert_refused(
         &fed.here,
@@ -657,16 +616,9 @@ async fn entries_beyond_the_checkpoint_are_refused() {
 async fn an_oversized_envelope_is_refused_before_verification() {
     let fed = federation();
     import(&fed.polar, 1, 3);
-    let report = round_with(
-        &fed.here,
-        UNI,
-        Served::relay(
-            UNI,
-            &fed.polar,
-            HERE,
-            Box::new(|items| envelope(item(items, 2)).payload = vec![7; MAX_ENVELOPE_BYTES]),
-        ),
-    )
+    let report = tampered_round(&fed, |items| {
+        envelope(item(items, 2)).payload = vec![7; MAX_ENVELOPE_BYTES]
+    })
     .await;
     assert!(!report.ok);
     assert!(
@@ -698,18 +650,9 @@ async fn a_checkpoint_not_signed_by_the_origin_is_refused_and_frames_nobody() {
         .uni
         .key()
         .sign(crate::sign::CHECKPOINT_TYPE, forged.encode_to_vec());
-    let report = round_with(
-        &fed.here,
-        UNI,
-        Served::relay(
-            UNI,
-            &fed.polar,
-            HERE,
-            Box::new(move |items| {
-                items[0].item = Some(pull_item::Item::Checkpoint(forged.clone()));
-            }),
-        ),
-    )
+    let report = tampered_round(&fed, move |items| {
+        items[0].item = Some(pull_item::Item::Checkpoint(forged.clone()));
+    })
     .await;
     let expected = SyncError::Checkpoint {
         origin: POLAR.into(),
@@ -736,21 +679,12 @@ async fn a_forged_digest_is_refused_with_its_batch_and_blames_the_relay() {
     import(&fed.polar, 4, 2);
     let size = fed.polar.store().log_size(POLAR).unwrap();
 
-    let report = round_with(
-        &fed.here,
-        UNI,
-        Served::relay(
-            UNI,
-            &fed.polar,
-            HERE,
-            Box::new(|items| match &mut item(items, 3).item {
-                Some(pull_item::Item::Redacted(redacted)) => {
-                    redacted.payload_digest[0] ^= 0x80;
-                }
-                other => panic!("entry 3 should be redacted for {HERE}: {other:?}"),
-            }),
-        ),
-    )
+    let report = tampered_round(&fed, |items| match &mut item(items, 3).item {
+        Some(pull_item::Item::Redacted(redacted)) => {
+            redacted.payload_digest[0] ^= 0x80;
+        }
+        other => panic!("entry 3 should be redacted for {HERE}: {other:?}"),
+    })
     .await;
     assert!(!report.ok, "accepted: {report:?}");
     assert!(
@@ -775,18 +709,9 @@ async fn a_forged_digest_is_refused_with_its_batch_and_blames_the_relay() {
 async fn a_batch_cut_before_its_proof_is_dropped_and_pulled_again() {
     let fed = federation();
     import(&fed.polar, 1, 5);
-    let report = round_with(
-        &fed.here,
-        UNI,
-        Served::relay(
-            UNI,
-            &fed.polar,
-            HERE,
-            Box::new(|items| {
-                items.retain(|i| !matches!(i.item, Some(pull_item::Item::Proof(_))));
-            }),
-        ),
-    )
+    let report = tampered_round(&fed, |items| {
+        items.retain(|i| !matches!(i.item, Some(pull_item::Item::Proof(_))));
+    })
     .await;
     assert!(!report.ok, "{report:?}");
     assert!(
@@ -895,16 +820,9 @@ async fn a_bad_entry_in_a_later_batch_keeps_the_earlier_batches_and_the_pull_res
     let fed = federation();
     import(&fed.polar, 1, BATCH + 20);
     let bad = BATCH as u64 + 7;
-    let report = round_with(
-        &fed.here,
-        UNI,
-        Served::relay(
-            UNI,
-            &fed.polar,
-            HERE,
-            Box::new(move |items| envelope(item(items, bad)).payload[5] ^= 0x20),
-        ),
-    )
+    let report = tampered_round(&fed, move |items| {
+        envelope(item(items, bad)).payload[5] ^= 0x20
+    })
     .await;
     let expected = verify_error(
         bad,
