@@ -183,6 +183,27 @@ pub fn record_line(id: &str, title: &str, visibility: &str) -> String {
     value.to_string()
 }
 
+/// Reads `origin`'s record `id` as held at `node` (operator view, through
+/// the admin socket); `None` when the node does not hold it.
+pub async fn held(
+    node: &TestNode,
+    origin: &str,
+    id: &str,
+) -> Option<meridian::proto::DatasetRecord> {
+    let mut admin = meridian::cli::admin_client(node.data_dir()).await.unwrap();
+    match admin
+        .get_record(meridian::proto::GetRecordRequest {
+            origin: origin.into(),
+            id: id.into(),
+        })
+        .await
+    {
+        Ok(view) => view.into_inner().record,
+        Err(status) if status.code() == tonic::Code::NotFound => None,
+        Err(status) => panic!("get {origin}/{id} at {}: {status}", node.name),
+    }
+}
+
 /// The node's TLS key as pinned by clients (from `meridian keys show --json`).
 pub fn tls_key(node: &TestNode) -> Vec<u8> {
     use base64::Engine;

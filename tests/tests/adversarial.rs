@@ -8,28 +8,11 @@ use std::collections::BTreeSet;
 use meridian::proto::catalog_client::CatalogClient;
 use meridian::proto::federation_client::FederationClient;
 use meridian::proto::{
-    pull_item, GetRecordRequest, LogEntry, NodeInfoRequest, PullRequest, SearchRequest,
-    SearchResponse,
+    pull_item, LogEntry, NodeInfoRequest, PullRequest, SearchRequest, SearchResponse,
 };
-use meridian_e2e::{anonymous_channel, peer_channel, record_line, TestNode};
+use meridian_e2e::{anonymous_channel, held, peer_channel, record_line, TestNode};
 use prost::Message;
 use tonic::Code;
-
-/// Reads `origin`'s record `id` as held at `node` (operator view).
-async fn held(node: &TestNode, origin: &str, id: &str) -> Option<meridian::proto::DatasetRecord> {
-    let mut admin = meridian::cli::admin_client(node.data_dir()).await.unwrap();
-    match admin
-        .get_record(GetRecordRequest {
-            origin: origin.into(),
-            id: id.into(),
-        })
-        .await
-    {
-        Ok(view) => view.into_inner().record,
-        Err(status) if status.code() == Code::NotFound => None,
-        Err(status) => panic!("get {origin}/{id} at {}: {status}", node.name),
-    }
-}
 
 /// Ids `meridian search` returns at `node` (operator view, the local index).
 fn searched(node: &TestNode, query: &str) -> BTreeSet<String> {

@@ -1,24 +1,7 @@
 //! Three real nodes over real TLS: trust, replication, relay, visibility,
 //! deletes and restarts.
 
-use meridian::proto::GetRecordRequest;
-use meridian_e2e::{record_line, TestNode};
-
-/// Reads `origin`'s record `id` as held at `node` (operator view).
-async fn held(node: &TestNode, origin: &str, id: &str) -> Option<meridian::proto::DatasetRecord> {
-    let mut admin = meridian::cli::admin_client(node.data_dir()).await.unwrap();
-    match admin
-        .get_record(GetRecordRequest {
-            origin: origin.into(),
-            id: id.into(),
-        })
-        .await
-    {
-        Ok(view) => view.into_inner().record,
-        Err(status) if status.code() == tonic::Code::NotFound => None,
-        Err(status) => panic!("get {origin}/{id} at {}: {status}", node.name),
-    }
-}
+use meridian_e2e::{held, record_line, TestNode};
 
 fn federation() -> (TestNode, TestNode, TestNode) {
     let a = TestNode::start("polar");
