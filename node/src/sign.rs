@@ -638,6 +638,19 @@ fn prepare<'r>(
 }
 
 impl Prepared<'_> {
+    /// Verifies each candidate signature on its own over `message` (the
+    /// envelope's [`pae`]), then gives the verdict.
+    fn verify_each(self, message: &[u8], ring: &KeyRing) -> Result<Verified, SignError> {
+        for c in &self.candidates {
+            c.key
+                .verify(&c.sig, message)
+                .map_err(|_| SignError::BadSignature {
+                    key_id: c.key_id.clone(),
+                })?;
+        }
+        self.conclude(ring)
+    }
+
     /// The verdict once every candidate signature verified.
     fn conclude(self, ring: &KeyRing) -> Result<Verified, SignError> {
         let signed: BTreeSet<KeyId> = self.candidates.into_iter().map(|c| c.key_id).collect();
@@ -668,14 +681,7 @@ pub fn verify(
 ) -> Result<Verified, SignError> {
     let prepared = prepare(envelope, expected_type, ring)?;
     let message = pae(&envelope.payload_type, &envelope.payload);
-    for c in &prepared.candidates {
-        c.key
-            .verify(&c.sig, &message)
-            .map_err(|_| SignError::BadSignature {
-                key_id: c.key_id.clone(),
-            })?;
-    }
-    prepared.conclude(ring)
+    prepared.verify_each(&message, ring)
 }
 
 /// Verifies many envelopes, each against its own ring; the result `i` is
@@ -693,25 +699,18 @@ pub fn verify_batch(
     items: &[(&Envelope, &KeyRing)],
     expected_type: &str,
 ) -> Vec<Result<Verified, SignError>> {
-    let prepared: Vec<Result<Prepared<'_>, SignError>> = items
+    let prepared: Vec<Result<(Prepared<'_>, Vec<u8>), SignError>> = items
         .iter()
-        .map(|&(envelope, ring)| prepare(envelope, expected_type, ring))
-        .collect();
-    let messages: Vec<Option<Vec<u8>>> = items
-        .iter()
-        .zip(&prepared)
-        .map(|((envelope, _), p)| {
-            p.is_ok()
-                .then(|| pae(&envelope.payload_type, &envelope.payload))
+        .map(|&(envelope, ring)| {
+            let prepared = prepare(envelope, expected_type, ring)?;
+            Ok((prepared, pae(&envelope.payload_type, &envelope.payload)))
         })
         .collect();
     let mut batch = ed25519_zebra::batch::Verifier::new();
-    for (p, message) in prepared.iter().zip(&messages) {
-        if let (Ok(p), Some(message)) = (p, message) {
-            for c in &p.candidates {
-                let key = ed25519_zebra::VerificationKeyBytes::from(*c.key);
-                batch.queue((key, c.sig, message));
-            }
+    for (p, message) in prepared.iter().flatten() {
+        for c in &p.candidates {
+            let key = ed25519_zebra::VerificationKeyBytes::from(*c.key);
+            batch.queue((key, c.sig, message));
         }
     }
     let batch_ok = batch.verify(rand::thread_rng()).is_ok();
@@ -719,10 +718,13 @@ pub fn verify_batch(
     prepared
         .into_iter()
         .zip(items)
-        .map(|(p, &(envelope, ring))| match p {
-            Err(e) => Err(e),
-            Ok(p) if batch_ok => p.conclude(ring),
-            Ok(_) => verify(envelope, expected_type, ring),
+        .map(|(prepared, &(_, ring))| {
+            let (p, message) = prepared?;
+            if batch_ok {
+                p.conclude(ring)
+            } else {
+                p.verify_each(&message, ring)
+            }
         })
         .collect()
 }
