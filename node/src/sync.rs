@@ -342,17 +342,6 @@ pub fn check_batch(ring: &KeyRing, items: Vec<PullItem>) -> CheckedBatch {
     CheckedBatch { items, opened }
 }
 
-/// Verifies and commits one batch of pulled entries: [`check_batch`], then
-/// [`apply_batch`]. Blocking.
-pub fn ingest_batch(
-    node: &Node,
-    ingest: &mut Ingest,
-    items: Vec<PullItem>,
-) -> Result<u64, SyncError> {
-    let checked = check_batch(&ingest.ring, items);
-    apply_batch(node, ingest, checked)
-}
-
 /// Commits one checked batch, in order, in one transaction with the new
 /// cursor; nothing of it if any entry is refused. Blocking.
 pub fn apply_batch(
@@ -797,7 +786,7 @@ async fn pull_origin(
     // Signatures of the next batch are checked while this one is applied:
     // checking needs no stored state, applying needs the previous batch.
     let (checked_tx, mut checked) = tokio::sync::mpsc::channel::<CheckedBatch>(1);
-    let ring = ingest.ring.clone();
+    let ring = Arc::new(ingest.ring.clone());
     let checker = tokio::spawn(async move {
         while let Some(items) = ready.recv().await {
             let ring = ring.clone();

@@ -85,7 +85,6 @@ impl Memo {
         known.push_str(word);
         stem.clear();
         stem.push_str(&stemmed);
-        drop(stemmed);
         word.clear();
         word.push_str(stem);
     }
