@@ -5,12 +5,12 @@
 
 use std::collections::BTreeSet;
 
-use meridian::proto::catalog_client::CatalogClient;
-use meridian::proto::federation_client::FederationClient;
-use meridian::proto::{
+use meridian_proto::catalog_client::CatalogClient;
+use meridian_proto::federation_client::FederationClient;
+use meridian_proto::{
     pull_item, LogEntry, NodeInfoRequest, PullRequest, SearchRequest, SearchResponse,
 };
-use meridian_e2e::{anonymous_channel, held, peer_channel, record_line, TestNode};
+use meridian_testkit::harness::{anonymous_channel, held, peer_channel, record_line, TestNode};
 use prost::Message;
 use tonic::Code;
 
@@ -85,7 +85,7 @@ async fn a_pinned_peer_reached_at_another_nodes_address_is_refused() {
     genomics.trust(&polar, &[]);
     polar.trust(&genomics, &[]);
     // `uni`'s pinned endpoint leads to `genomics`, a pinned node too.
-    let mut invite = meridian::trust::Invite::from_token(&uni.invite()).unwrap();
+    let mut invite = meridian_core::trust::Invite::from_token(&uni.invite()).unwrap();
     invite.endpoint = genomics.catalog.unwrap().to_string();
     polar.ok(&["trust", "add", &invite.to_token()]);
 
@@ -232,7 +232,7 @@ async fn an_oversized_message_is_refused_and_the_node_keeps_serving() {
     // The same from a pinned peer on the Federation service.
     let mut federation = FederationClient::new(peer_channel(&uni, &polar).await);
     let refused = federation
-        .hint(meridian::proto::HintRequest {
+        .hint(meridian_proto::HintRequest {
             origin: "y".repeat(limit + 1),
             size: 1,
         })
@@ -324,7 +324,7 @@ async fn pulled(
             pull_item::Item::Checkpoint(_) => assert!(first, "checkpoint first"),
             pull_item::Item::Entry(envelope) => {
                 let entry = LogEntry::decode(envelope.payload.as_slice()).unwrap();
-                if let Some(meridian::proto::log_entry::Body::Record(record)) = entry.body {
+                if let Some(meridian_proto::log_entry::Body::Record(record)) = entry.body {
                     ids.insert(record.id);
                 }
             }

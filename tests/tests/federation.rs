@@ -1,7 +1,7 @@
 //! Three real nodes over real TLS: trust, replication, relay, visibility,
 //! deletes and restarts.
 
-use meridian_e2e::{held, record_line, TestNode};
+use meridian_testkit::harness::{held, record_line, TestNode};
 
 fn federation() -> (TestNode, TestNode, TestNode) {
     let a = TestNode::start("polar");
@@ -105,7 +105,7 @@ async fn a_restart_mid_sync_loses_and_duplicates_nothing() {
     let a_size = a_size["log_size"].as_u64().unwrap();
 
     // Start a sync at C and kill C while it runs.
-    let sync = std::process::Command::new(meridian_e2e::meridian_bin())
+    let sync = std::process::Command::new(meridian_testkit::harness::meridian_bin())
         .args(["sync", "now", "--data-dir"])
         .arg(c.data_dir())
         .stdout(std::process::Stdio::null())
@@ -118,12 +118,14 @@ async fn a_restart_mid_sync_loses_and_duplicates_nothing() {
     c.serve();
     c.sync_now();
 
-    let mut admin = meridian::cli::admin_client(c.data_dir()).await.unwrap();
+    let mut admin = meridian_server::admin_socket::connect(c.data_dir())
+        .await
+        .unwrap();
     let mut ids = Vec::new();
     let mut token = String::new();
     loop {
         let page = admin
-            .list_records(meridian::proto::ListRecordsRequest {
+            .list_records(meridian_proto::ListRecordsRequest {
                 origin: "polar".into(),
                 page_size: 1000,
                 page_token: token,

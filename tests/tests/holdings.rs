@@ -4,9 +4,9 @@
 use std::io::Write;
 use std::time::Duration;
 
-use meridian::proto::catalog_client::CatalogClient;
-use meridian::proto::{GetRecordRequest, ImportChunk, ListRecordsRequest};
-use meridian_e2e::{record_line, TestNode};
+use meridian_proto::catalog_client::CatalogClient;
+use meridian_proto::{GetRecordRequest, ImportChunk, ListRecordsRequest};
+use meridian_testkit::harness::{record_line, TestNode};
 
 fn listed_ids(node: &TestNode, extra: &[&str]) -> Vec<String> {
     let mut args = vec!["holdings", "list", "--json"];
@@ -134,7 +134,7 @@ async fn anonymous_catalog_clients_see_public_records_only() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let mut client = CatalogClient::new(meridian_e2e::anonymous_channel(&node).await);
+    let mut client = CatalogClient::new(meridian_testkit::harness::anonymous_channel(&node).await);
     let page = client
         .list_records(ListRecordsRequest {
             page_size: 100,
@@ -181,7 +181,9 @@ async fn anonymous_catalog_clients_see_public_records_only() {
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_during_import_loses_no_acknowledged_record() {
     let mut node = TestNode::start("genomics");
-    let mut admin = meridian::cli::admin_client(node.data_dir()).await.unwrap();
+    let mut admin = meridian_server::admin_socket::connect(node.data_dir())
+        .await
+        .unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let producer = tokio::spawn(async move {
         for chunk in 0..200u64 {

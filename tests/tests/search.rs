@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use meridian::proto::catalog_client::CatalogClient;
-use meridian::proto::SearchRequest;
-use meridian_e2e::{record_line, TestNode};
+use meridian_proto::catalog_client::CatalogClient;
+use meridian_proto::SearchRequest;
+use meridian_testkit::harness::{record_line, TestNode};
 
 /// `meridian search --json`, retried until `ready` holds (indexing is
 /// asynchronous: an import is durable at once and searchable a moment later).
@@ -38,7 +38,7 @@ fn ids(answer: &serde_json::Value) -> Vec<String> {
     ids
 }
 
-fn facet_total(response: &meridian::proto::SearchResponse, name: &str) -> u64 {
+fn facet_total(response: &meridian_proto::SearchResponse, name: &str) -> u64 {
     response
         .facets
         .iter()
@@ -77,7 +77,7 @@ async fn each_caller_sees_only_what_it_may_in_hits_and_facets() {
         limit: 100,
         ..Default::default()
     };
-    let mut anonymous = CatalogClient::new(meridian_e2e::anonymous_channel(&a).await);
+    let mut anonymous = CatalogClient::new(meridian_testkit::harness::anonymous_channel(&a).await);
     let answer = anonymous
         .search(request.clone())
         .await
@@ -96,7 +96,8 @@ async fn each_caller_sees_only_what_it_may_in_hits_and_facets() {
         (&b, vec!["ICE-fed", "ICE-grp", "ICE-pub"]),
         (&c, vec!["ICE-fed", "ICE-pub"]),
     ] {
-        let mut client = CatalogClient::new(meridian_e2e::peer_channel(peer, &a).await);
+        let mut client =
+            CatalogClient::new(meridian_testkit::harness::peer_channel(peer, &a).await);
         let answer = client.search(request.clone()).await.unwrap().into_inner();
         let mut seen: Vec<_> = answer.hits.iter().map(|h| h.id.clone()).collect();
         seen.sort();

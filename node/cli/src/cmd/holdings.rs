@@ -1,0 +1,340 @@
+//! `meridian holdings …`: import, put, get, list and withdraw this
+//! institution's records.
+
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use meridian_core::record;
+use meridian_proto as proto;
+use meridian_proto::admin_client::AdminClient;
+use tonic::transport::Channel;
+
+use super::{admin, refused};
+use crate::output;
+
+/// Lines per import chunk, and the byte budget of one chunk.
+const CHUNK_LINES: usize = 2000;
+const CHUNK_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Subcommand)]
+pub enum HoldingsCommand {
+    /// Import JSON Lines records (`-` reads standard input).
+    Import { file: PathBuf },
+    /// Store one record read as JSON from standard input.
+    Put,
+    /// Show one record.
+    Get {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the holdings.
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Also list tombstones of deleted records.
+        #[arg(long)]
+        include_deleted: bool,
+    },
+    /// Withdraw a record (a signed tombstone replaces it).
+    Rm { id: String },
+}
+
+pub async fn run(data_dir: &Path, command: HoldingsCommand) -> Result<i32> {
+    let mut client = admin(data_dir).await?;
+    match command {
+        HoldingsCommand::Import { file } => import(&mut client, &file).await,
+        HoldingsCommand::Put => put(&mut client).await,
+        HoldingsCommand::Get { id, json } => {
+            let view = client
+                .get_record(proto::GetRecordRequest {
+                    origin: String::new(),
+                    id,
+                })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            output::print_record(&view, json);
+            Ok(0)
+        }
+        HoldingsCommand::List {
+            json,
+            include_deleted,
+        } => {
+            list(&mut client, json, include_deleted).await?;
+            Ok(0)
+        }
+        HoldingsCommand::Rm { id } => {
+            let reply = client
+                .delete_record(proto::DeleteRecordRequest { id: id.clone() })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            println!(
+                "deleted {id} (tombstone version {}, log index {})",
+                reply.version, reply.log_index
+            );
+            Ok(0)
+        }
+    }
+}
+
+/// Reads lines of at most `limit` bytes; a longer line is skipped to its end
+/// and reported, so one huge line never has to fit in memory.
+enum Line {
+    Text(String),
+    TooLong,
+    NotUtf8,
+}
+
+fn read_line_bounded(reader: &mut impl BufRead, limit: usize) -> std::io::Result<Option<Line>> {
+    let mut buf = Vec::new();
+    let mut too_long = false;
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            if buf.is_empty() && !too_long {
+                return Ok(None);
+            }
+            break;
+        }
+        let (take, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (available.len(), false),
+        };
+        if !too_long {
+            buf.extend_from_slice(&available[..take]);
+            if buf.len() > limit + 1 {
+                too_long = true;
+                buf = Vec::new();
+            }
+        }
+        reader.consume(take);
+        if done {
+            break;
+        }
+    }
+    if too_long {
+        return Ok(Some(Line::TooLong));
+    }
+    while matches!(buf.last(), Some(b'\n' | b'\r')) {
+        buf.pop();
+    }
+    Ok(Some(match String::from_utf8(buf) {
+        Ok(text) => Line::Text(text),
+        Err(_) => Line::NotUtf8,
+    }))
+}
+
+async fn import(client: &mut AdminClient<Channel>, file: &Path) -> Result<i32> {
+    let (reader, total_bytes): (Box<dyn BufRead + Send>, Option<u64>) = if file == Path::new("-") {
+        (Box::new(BufReader::new(std::io::stdin())), None)
+    } else {
+        let handle =
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        let len = handle.metadata().ok().map(|m| m.len());
+        (Box::new(BufReader::with_capacity(1 << 20, handle)), len)
+    };
+    let progress = progress_bar(total_bytes);
+    let (tx, rx) = tokio::sync::mpsc::channel::<proto::ImportChunk>(4);
+    // Reading runs on its own thread: the file is streamed, never loaded whole.
+    let name = file.display().to_string();
+    let reader_task = tokio::task::spawn_blocking(move || -> Result<Vec<(u64, String)>> {
+        let mut reader = reader;
+        let mut local_errors = Vec::new();
+        let mut line_no = 0u64;
+        let mut chunk = proto::ImportChunk {
+            first_line: 1,
+            ..Default::default()
+        };
+        let mut chunk_bytes = 0usize;
+        loop {
+            let line = read_line_bounded(&mut reader, record::MAX_LINE_BYTES)
+                .with_context(|| format!("reading {name}"))?;
+            let Some(line) = line else { break };
+            line_no += 1;
+            let text = match line {
+                Line::Text(text) if text.trim().is_empty() => continue,
+                Line::Text(text) => text,
+                Line::TooLong => {
+                    local_errors.push((
+                        line_no,
+                        format!("line: longer than {} bytes", record::MAX_LINE_BYTES),
+                    ));
+                    continue;
+                }
+                Line::NotUtf8 => {
+                    local_errors.push((line_no, "line: not valid UTF-8".to_owned()));
+                    continue;
+                }
+            };
+            if chunk.lines.is_empty() {
+                chunk.first_line = line_no;
+            } else if chunk.first_line + chunk.lines.len() as u64 != line_no {
+                // Keep line numbers exact: a skipped line starts a new chunk.
+                let full = std::mem::take(&mut chunk);
+                chunk_bytes = 0;
+                if tx.blocking_send(full).is_err() {
+                    break;
+                }
+                chunk.first_line = line_no;
+            }
+            chunk_bytes += text.len();
+            chunk.lines.push(text);
+            if chunk.lines.len() >= CHUNK_LINES || chunk_bytes >= CHUNK_BYTES {
+                let full = std::mem::take(&mut chunk);
+                chunk_bytes = 0;
+                if tx.blocking_send(full).is_err() {
+                    break;
+                }
+            }
+        }
+        if !chunk.lines.is_empty() {
+            let _ = tx.blocking_send(chunk);
+        }
+        Ok(local_errors)
+    });
+
+    let started = Instant::now();
+    let mut acks = client
+        .import(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map_err(refused)?
+        .into_inner();
+    let (mut stored, mut unchanged, mut rejected) = (0u64, 0u64, 0u64);
+    let mut errors: Vec<(u64, String)> = Vec::new();
+    while let Some(ack) = acks.message().await.map_err(refused)? {
+        stored += ack.stored;
+        unchanged += ack.unchanged;
+        rejected += ack.rejected;
+        for e in ack.errors {
+            errors.push((e.line, format!("{}: {}", e.field, e.reason)));
+        }
+        progress.set_message(format!(
+            "{stored} stored, {unchanged} unchanged, {rejected} rejected"
+        ));
+        progress.inc(0);
+        progress.set_position(stored + unchanged + rejected);
+    }
+    let local_errors = reader_task.await??;
+    rejected += local_errors.len() as u64;
+    errors.extend(local_errors);
+    progress.finish_and_clear();
+    errors.sort_by_key(|(line, _)| *line);
+    let mut stderr = std::io::stderr().lock();
+    for (line, message) in &errors {
+        writeln!(stderr, "line {line}: {message}")?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let total = stored + unchanged + rejected;
+    println!(
+        "stored {stored}, unchanged {unchanged}, rejected {rejected} ({total} records in {secs:.1}s, {:.0} records/s)",
+        total as f64 / secs.max(1e-9)
+    );
+    Ok(if rejected > 0 { 1 } else { 0 })
+}
+
+fn progress_bar(_total_bytes: Option<u64>) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} records  {per_sec}  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+async fn put(client: &mut AdminClient<Channel>) -> Result<i32> {
+    let mut text = String::new();
+    std::io::stdin()
+        .take(record::MAX_LINE_BYTES as u64 + 1)
+        .read_to_string(&mut text)
+        .context("reading the record from standard input")?;
+    if text.len() > record::MAX_LINE_BYTES {
+        bail!("record: longer than {} bytes", record::MAX_LINE_BYTES);
+    }
+    // Accept pretty-printed JSON: the node takes one record per line.
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("json: {e}"))?;
+    let chunk = proto::ImportChunk {
+        first_line: 1,
+        lines: vec![value.to_string()],
+        ..Default::default()
+    };
+    let mut acks = client
+        .import(tokio_stream::iter(vec![chunk]))
+        .await
+        .map_err(refused)?
+        .into_inner();
+    let ack = acks
+        .message()
+        .await
+        .map_err(refused)?
+        .context("the node closed the import without an answer")?;
+    if let Some(e) = ack.errors.first() {
+        eprintln!("{}: {}", e.field, e.reason);
+        return Ok(1);
+    }
+    let id = value.get("id").and_then(|v| v.as_str()).unwrap_or_default();
+    if ack.unchanged > 0 {
+        println!("{id} unchanged");
+    } else {
+        println!("stored {id} (log size {})", ack.log_size);
+    }
+    Ok(0)
+}
+
+async fn list(client: &mut AdminClient<Channel>, json: bool, include_deleted: bool) -> Result<()> {
+    let mut token = String::new();
+    let mut out = std::io::stdout().lock();
+    if !json {
+        writeln!(
+            out,
+            "{:<28} {:>4}  {:<10}  {:<20}  TITLE",
+            "ID", "VER", "VISIBILITY", "UPDATED"
+        )?;
+    }
+    loop {
+        let page = client
+            .list_records(proto::ListRecordsRequest {
+                origin: String::new(),
+                page_size: 500,
+                page_token: token,
+                include_deleted,
+            })
+            .await
+            .map_err(refused)?
+            .into_inner();
+        for view in &page.records {
+            let Some(record) = &view.record else { continue };
+            if json {
+                writeln!(out, "{}", record::to_json(record))?;
+            } else {
+                let title = if record.deleted {
+                    "(deleted)".to_owned()
+                } else {
+                    output::truncate(&record.title, 60)
+                };
+                writeln!(
+                    out,
+                    "{:<28} {:>4}  {:<10}  {:<20}  {}",
+                    output::truncate(&record.id, 28),
+                    record.version,
+                    record::visibility_name(record.visibility),
+                    record.updated_at,
+                    title
+                )?;
+            }
+        }
+        if page.next_page_token.is_empty() {
+            return Ok(());
+        }
+        token = page.next_page_token;
+    }
+}

@@ -1,0 +1,114 @@
+//! `meridian init`, `serve` and `status`: create a node, run it, ask it how
+//! it is.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Result;
+use clap::Args;
+use meridian_core::config::{Config, LogFormat};
+use meridian_core::node::Node;
+use meridian_proto as proto;
+
+use super::{admin, refused};
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// This node's id, e.g. `polar-dc`: the origin of every record it holds.
+    #[arg(long)]
+    pub node_id: String,
+    /// Address of the node's gRPC listener.
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub listen: std::net::SocketAddr,
+}
+
+pub fn init(data_dir: &Path, args: &InitArgs) -> Result<()> {
+    let key_id = Node::create(data_dir, &args.node_id, args.listen)?;
+    println!("created node {} in {}", args.node_id, data_dir.display());
+    println!("  key id   {key_id}");
+    println!("  listen   {}", args.listen);
+    println!(
+        "start it with: meridian serve --data-dir {}",
+        data_dir.display()
+    );
+    Ok(())
+}
+
+/// The `MERIDIAN_*` variables of this process: configuration overrides.
+pub fn process_env() -> BTreeMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("MERIDIAN_"))
+        .collect()
+}
+
+/// Sets up tracing as the node's configuration asks.
+pub fn init_tracing(config: &Config) {
+    // tantivy reports every commit at info; keep it to warnings unless asked.
+    let level = if config.log.level.contains("tantivy") {
+        config.log.level.clone()
+    } else {
+        format!("{},tantivy=warn", config.log.level)
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+pub async fn serve(data_dir: &Path) -> Result<()> {
+    let node = Node::open(data_dir, &process_env())?;
+    init_tracing(node.config());
+    let listeners = meridian_server::Listeners::bind(&node).await?;
+    let (catalog, admin_path) = (listeners.catalog, listeners.admin_path.clone());
+    tracing::info!(node = %node.node_id(), catalog = %catalog, admin = %admin_path.display(), "node serving");
+    // One machine-readable line on stdout: scripts and tests read the port.
+    println!("listening catalog={catalog} admin={}", admin_path.display());
+    std::io::stdout().flush()?;
+    listeners.serve(node, shutdown_signal()).await?;
+    tracing::info!("node stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutdown requested; draining");
+}
+
+pub async fn status(data_dir: &Path, json: bool) -> Result<()> {
+    let mut client = admin(data_dir).await?;
+    let s = client
+        .status(proto::StatusRequest {})
+        .await
+        .map_err(refused)?
+        .into_inner();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "node_id": s.node_id, "key_id": s.key_id, "log_size": s.log_size,
+                "records": s.records, "listen": s.listen, "version": s.version,
+            })
+        );
+    } else {
+        println!("node      {}", s.node_id);
+        println!("key id    {}", s.key_id);
+        println!("listen    {}", s.listen);
+        println!("records   {}", s.records);
+        println!("log size  {}", s.log_size);
+    }
+    Ok(())
+}

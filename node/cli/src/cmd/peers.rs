@@ -1,0 +1,67 @@
+//! `meridian peers status`: per peer, whether it is reachable, its last
+//! sync, lag, what was received and rejected.
+
+use std::path::Path;
+
+use anyhow::Result;
+use clap::Subcommand;
+use meridian_proto as proto;
+
+use super::{admin, refused};
+use crate::output;
+
+#[derive(Debug, Subcommand)]
+pub enum PeersCommand {
+    /// Per peer: reachable, last sync, lag, errors.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(data_dir: &Path, command: PeersCommand) -> Result<()> {
+    let PeersCommand::Status { json } = command;
+    let mut client = admin(data_dir).await?;
+    let status = client
+        .peers_status(proto::PeersStatusRequest {})
+        .await
+        .map_err(refused)?
+        .into_inner();
+    if !json {
+        println!(
+            "{:<20} {:<10} {:<9} {:<21} {:>8} {:>9} {:>8}  LAST ERROR",
+            "PEER", "STATE", "REACHABLE", "LAST SYNC", "LAG", "RECEIVED", "REJECTED"
+        );
+    }
+    for p in &status.peers {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "node_id": p.node_id, "state": output::peer_state(p.state), "reachable": p.reachable,
+                    "last_sync": p.last_sync, "lag": p.lag, "entries_received": p.entries_received,
+                    "rejected": p.rejected, "last_error": p.last_error, "endpoint": p.endpoint,
+                    "groups": p.groups,
+                })
+            );
+        } else {
+            let last = if p.last_sync.is_empty() {
+                "never"
+            } else {
+                p.last_sync.as_str()
+            };
+            println!(
+                "{:<20} {:<10} {:<9} {:<21} {:>8} {:>9} {:>8}  {}",
+                p.node_id,
+                output::peer_state(p.state),
+                if p.reachable { "yes" } else { "no" },
+                last,
+                p.lag,
+                p.entries_received,
+                p.rejected,
+                p.last_error
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! `meridian sync now`: a replication round with every active peer, now,
+//! reported per peer.
+
+use std::path::Path;
+
+use anyhow::Result;
+use clap::Subcommand;
+use meridian_proto as proto;
+
+use super::{admin, refused};
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Run a sync round with every active peer now and report per peer.
+    Now {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(data_dir: &Path, command: SyncCommand) -> Result<i32> {
+    let SyncCommand::Now { json } = command;
+    let mut client = admin(data_dir).await?;
+    let response = client
+        .sync_now(proto::SyncNowRequest {})
+        .await
+        .map_err(refused)?
+        .into_inner();
+    let mut failed = false;
+    for r in &response.reports {
+        failed |= !r.ok;
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"peer": r.peer, "ok": r.ok, "entries": r.entries, "origins": r.origins, "error": r.error})
+            );
+        } else if r.ok {
+            println!(
+                "{:<20} ok      {} entries from [{}]",
+                r.peer,
+                r.entries,
+                r.origins.join(", ")
+            );
+        } else {
+            println!("{:<20} failed  {}", r.peer, r.error);
+        }
+    }
+    if response.reports.is_empty() && !json {
+        println!("no active peers; pin one with `meridian trust add TOKEN`");
+    }
+    Ok(if failed { 1 } else { 0 })
+}

@@ -1,0 +1,139 @@
+//! `meridian trust …`: the peers this node pins, their states and the audit
+//! trail of every change.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use meridian_proto as proto;
+
+use super::{admin, refused};
+use crate::output;
+
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Pin a peer from its invitation token.
+    Add {
+        token: String,
+        /// Groups the peer belongs to, comma-separated (for GROUPS visibility).
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+    },
+    /// List pinned peers.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one peer and the audit trail of its changes.
+    Show { node_id: String },
+    /// Stop serving and pulling from a peer until resumed.
+    Suspend { node_id: String },
+    /// Make a suspended peer active again.
+    Resume { node_id: String },
+    /// Refuse a peer's keys everywhere, for good.
+    Revoke { node_id: String },
+}
+
+fn print_peer(peer: &proto::PeerInfo) {
+    println!(
+        "{:<20} {:<10} {:<22} {:<24} [{}]",
+        peer.node_id,
+        output::peer_state(peer.state),
+        peer.endpoint,
+        peer.key_id,
+        peer.groups.join(",")
+    );
+}
+
+pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
+    let mut client = admin(data_dir).await?;
+    let set_state = |node_id: String, state: proto::PeerState| proto::TrustSetStateRequest {
+        node_id,
+        state: state as i32,
+    };
+    let changed = match command {
+        TrustCommand::Add { token, groups } => {
+            let peer = client
+                .trust_add(proto::TrustAddRequest {
+                    invite: token,
+                    groups,
+                })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            println!(
+                "pinned {} at {} (key {})",
+                peer.node_id, peer.endpoint, peer.key_id
+            );
+            return Ok(());
+        }
+        TrustCommand::List { json } => {
+            let list = client
+                .trust_list(proto::TrustListRequest {})
+                .await
+                .map_err(refused)?
+                .into_inner();
+            if json {
+                for peer in &list.peers {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "node_id": peer.node_id, "state": output::peer_state(peer.state), "endpoint": peer.endpoint,
+                            "key_id": peer.key_id, "groups": peer.groups, "added_at": peer.added_at,
+                            "changed_at": peer.changed_at,
+                        })
+                    );
+                }
+            } else {
+                println!(
+                    "{:<20} {:<10} {:<22} {:<24} GROUPS",
+                    "NODE", "STATE", "ENDPOINT", "KEY ID"
+                );
+                list.peers.iter().for_each(print_peer);
+            }
+            return Ok(());
+        }
+        TrustCommand::Show { node_id } => {
+            let list = client
+                .trust_list(proto::TrustListRequest {})
+                .await
+                .map_err(refused)?
+                .into_inner();
+            let peer = list
+                .peers
+                .iter()
+                .find(|p| p.node_id == node_id)
+                .with_context(|| format!("no peer {node_id} in the trust store"))?;
+            println!("node id     {}", peer.node_id);
+            println!("state       {}", output::peer_state(peer.state));
+            println!("endpoint    {}", peer.endpoint);
+            println!("key id      {}", peer.key_id);
+            println!("groups      {}", peer.groups.join(", "));
+            println!("added       {}", peer.added_at);
+            println!("changed     {}", peer.changed_at);
+            println!("audit:");
+            for event in list.audit.iter().filter(|e| e.peer == node_id) {
+                println!("  {}  {:<10} {}", event.at, event.action, event.detail);
+            }
+            return Ok(());
+        }
+        TrustCommand::Suspend { node_id } => {
+            client
+                .trust_set_state(set_state(node_id, proto::PeerState::Suspended))
+                .await
+        }
+        TrustCommand::Resume { node_id } => {
+            client
+                .trust_set_state(set_state(node_id, proto::PeerState::Active))
+                .await
+        }
+        TrustCommand::Revoke { node_id } => {
+            client
+                .trust_set_state(set_state(node_id, proto::PeerState::Revoked))
+                .await
+        }
+    };
+    let peer = changed.map_err(refused)?.into_inner();
+    println!("{} is now {}", peer.node_id, output::peer_state(peer.state));
+    Ok(())
+}

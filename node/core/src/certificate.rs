@@ -1,0 +1,154 @@
+//! This node's TLS key and self-signed certificate, as files in the data
+//! directory. The identity key vouches for the TLS key in the node's signed
+//! key set; peers pin the key, never a name or a certificate authority. The
+//! rustls side (verifiers, acceptor, dialer) is the edge's (`meridian-server`).
+
+use std::io;
+use std::path::Path;
+
+/// File names of the TLS key and certificate inside the data directory.
+pub const TLS_KEY_FILE: &str = "tls.key";
+pub const TLS_CERT_FILE: &str = "tls.crt";
+/// The name every node presents and every client asks for; identity is the
+/// pinned key, never the name.
+pub const SERVER_NAME: &str = "meridian.node";
+
+/// Why the TLS identity could not be made or read.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The key or certificate file could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The key or certificate does not parse.
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// This node's TLS key and self-signed certificate.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    cert: Vec<u8>,
+    key_der: Vec<u8>,
+    spki: Vec<u8>,
+}
+
+impl TlsIdentity {
+    /// Creates a new Ed25519 TLS key and certificate in `dir`.
+    pub fn create(dir: &Path, node_id: &str) -> Result<Self, TlsError> {
+        use rcgen::PublicKeyData;
+        let invalid = |message: String| TlsError::Invalid {
+            path: dir.display().to_string(),
+            message,
+        };
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
+            .map_err(|e| invalid(e.to_string()))?;
+        let mut params = rcgen::CertificateParams::new(vec![SERVER_NAME.to_owned()])
+            .map_err(|e| invalid(e.to_string()))?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, node_id);
+        params.not_after = rcgen::date_time_ymd(2099, 12, 31);
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| invalid(e.to_string()))?;
+        write_private(&dir.join(TLS_KEY_FILE), key.serialize_pem().as_bytes())?;
+        let cert_path = dir.join(TLS_CERT_FILE);
+        std::fs::write(&cert_path, cert.pem()).map_err(|source| TlsError::File {
+            path: cert_path.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            cert: cert.der().to_vec(),
+            key_der: key.serialize_der(),
+            spki: key.subject_public_key_info(),
+        })
+    }
+
+    /// Loads the key and certificate from `dir`.
+    pub fn load(dir: &Path) -> Result<Self, TlsError> {
+        use rcgen::PublicKeyData;
+        let key_path = dir.join(TLS_KEY_FILE);
+        let cert_path = dir.join(TLS_CERT_FILE);
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|source| TlsError::File {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let key = rcgen::KeyPair::from_pem(&read(&key_path)?).map_err(|e| TlsError::Invalid {
+            path: key_path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let cert_pem = read(&cert_path)?;
+        let cert = pem_to_der(&cert_pem).ok_or_else(|| TlsError::Invalid {
+            path: cert_path.display().to_string(),
+            message: "no CERTIFICATE block".into(),
+        })?;
+        let identity = Self {
+            cert,
+            key_der: key.serialize_der(),
+            spki: key.subject_public_key_info(),
+        };
+        if spki_of(&identity.cert).as_deref() != Some(identity.spki.as_slice()) {
+            return Err(TlsError::Invalid {
+                path: cert_path.display().to_string(),
+                message: "certificate does not match tls.key".into(),
+            });
+        }
+        Ok(identity)
+    }
+
+    /// SubjectPublicKeyInfo (DER) of the TLS key: what peers pin.
+    pub fn spki(&self) -> &[u8] {
+        &self.spki
+    }
+
+    /// The certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert
+    }
+
+    /// The private key, PKCS#8 DER.
+    pub fn key_der(&self) -> &[u8] {
+        &self.key_der
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| TlsError::File {
+            path: path.display().to_string(),
+            source,
+        })?;
+    file.write_all(bytes).map_err(|source| TlsError::File {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
+/// The SubjectPublicKeyInfo (DER) of a certificate.
+pub fn spki_of(cert: &[u8]) -> Option<Vec<u8>> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
+    Some(parsed.public_key().raw.to_vec())
+}

@@ -1,0 +1,524 @@
+//! The node's configuration: one TOML file in the data directory, every key
+//! overridable by a `MERIDIAN_*` variable, unknown keys refused.
+//!
+//! Overrides come from a map the caller passes in (the process environment in
+//! the binary, a literal map in tests). A variable names a key path with `__`
+//! between levels: `MERIDIAN_LISTEN`, `MERIDIAN_SYNC__INTERVAL_SECS`. Which
+//! variables exist, and whether each holds text, a number or a flag, is read
+//! from the JSON Schema of [`Config`] itself, so a key added to the type is
+//! overridable at once and nothing else lists the keys.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::proto::Visibility;
+
+/// File name of the configuration inside the data directory.
+pub const CONFIG_FILE: &str = "meridian.toml";
+/// File name of the node's identity key inside the data directory.
+pub const KEY_FILE: &str = "identity.key";
+/// Unix socket of the Admin service inside the data directory.
+pub const ADMIN_SOCKET: &str = "admin.sock";
+/// Variables the command line reads itself; they are not config keys.
+const CLI_VARIABLES: &[&str] = &["MERIDIAN_DATA_DIR"];
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has a key or value that is not allowed.
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    /// An environment override names no known key or holds a bad value.
+    #[error("environment variable {variable}: {message}")]
+    Override { variable: String, message: String },
+}
+
+/// The validated configuration of one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node's id: the `origin` of every record it holds.
+    pub node_id: String,
+    /// Address of the gRPC listener (Catalog and Federation, TLS 1.3).
+    #[schemars(with = "String")]
+    pub listen: SocketAddr,
+    /// Address peers dial (`host:port`), when it differs from the listener
+    /// (a `0.0.0.0` bind, NAT, a load balancer). Default: the bound address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Visibility of an imported record that names none.
+    #[serde(default)]
+    pub default_visibility: DefaultVisibility,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub sync: SyncConfig,
+}
+
+/// The visibilities a record may get when it names none (GROUPS needs the
+/// record's own group list).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultVisibility {
+    Public,
+    #[default]
+    Federation,
+    Private,
+}
+
+impl DefaultVisibility {
+    /// The wire visibility.
+    pub fn visibility(self) -> Visibility {
+        match self {
+            DefaultVisibility::Public => Visibility::Public,
+            DefaultVisibility::Federation => Visibility::Federation,
+            DefaultVisibility::Private => Visibility::Private,
+        }
+    }
+}
+
+/// Replication settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Seconds between background sync rounds (jittered).
+    #[serde(default = "default_sync_interval")]
+    pub interval_secs: u64,
+}
+
+fn default_sync_interval() -> u64 {
+    30
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: default_sync_interval(),
+        }
+    }
+}
+
+/// The form of the node's own log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// How the node writes its own log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `meridian=debug`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+/// Bounds on what the node accepts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest gRPC message accepted, in bytes.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Most concurrent requests per connection.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Deadline for a single unary request, in seconds.
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_max_message_bytes() -> usize {
+    16 * 1024 * 1024
+}
+fn default_concurrency() -> usize {
+    256
+}
+fn default_request_timeout_secs() -> u64 {
+    60
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::default(),
+            level: default_log_level(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: default_max_message_bytes(),
+            concurrency: default_concurrency(),
+            request_timeout_secs: default_request_timeout_secs(),
+        }
+    }
+}
+
+impl Config {
+    /// A fresh configuration for `meridian init`.
+    pub fn new(node_id: &str, listen: SocketAddr) -> Self {
+        Self {
+            node_id: node_id.to_owned(),
+            listen,
+            endpoint: None,
+            default_visibility: DefaultVisibility::default(),
+            log: LogConfig::default(),
+            limits: Limits::default(),
+            sync: SyncConfig::default(),
+        }
+    }
+
+    /// Reads `meridian.toml` in `data_dir`, applies overrides, validates.
+    pub fn load(data_dir: &Path, env: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let path = data_dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Self::parse(&text, &path, env)
+    }
+
+    /// Parses the text of a configuration file; `path` is only for messages.
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        apply_overrides(&mut table, env)?;
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        config.validate().map_err(invalid)?;
+        Ok(config)
+    }
+
+    /// The configuration as TOML, as `meridian init` writes it.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a configuration serializes")
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        validate_node_id(&self.node_id).map_err(|reason| format!("node_id: {reason}"))?;
+        if self.sync.interval_secs == 0 {
+            return Err("sync.interval_secs: must be at least 1".into());
+        }
+        if self.limits.max_message_bytes < 64 * 1024 {
+            return Err("limits.max_message_bytes: must be at least 65536".into());
+        }
+        Ok(())
+    }
+
+    /// The configured default visibility as the wire enum.
+    pub fn default_visibility(&self) -> Visibility {
+        self.default_visibility.visibility()
+    }
+}
+
+/// Node ids are short lowercase names: they appear in keys, logs and URLs.
+pub fn validate_node_id(id: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
+    if id.is_empty() || id.len() > 64 {
+        return Err("must be 1 to 64 characters".into());
+    }
+    if !id.chars().all(ok_char) || id.starts_with(['-', '.']) {
+        return Err(format!(
+            "`{id}` may hold only a-z, 0-9, '-' and '.', and must start with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// What a configuration key holds, read from the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Integer,
+    Flag,
+}
+
+/// Every key path of [`Config`] (`["limits", "concurrency"]`) and its kind,
+/// from the type's JSON Schema.
+fn schema_keys() -> BTreeMap<Vec<String>, Kind> {
+    let schema = serde_json::to_value(schemars::schema_for!(Config)).expect("a schema serializes");
+    let defs = schema.get("$defs").cloned().unwrap_or(Json::Null);
+    let mut keys = BTreeMap::new();
+    collect_keys(&schema, &defs, &mut Vec::new(), &mut keys);
+    keys
+}
+
+fn resolve<'a>(node: &'a Json, defs: &'a Json) -> &'a Json {
+    match node.get("$ref").and_then(Json::as_str) {
+        Some(reference) => reference
+            .rsplit('/')
+            .next()
+            .and_then(|name| defs.get(name))
+            .unwrap_or(node),
+        None => match node.get("allOf").and_then(Json::as_array) {
+            Some(all) if all.len() == 1 => resolve(&all[0], defs),
+            _ => node,
+        },
+    }
+}
+
+fn collect_keys(
+    node: &Json,
+    defs: &Json,
+    path: &mut Vec<String>,
+    keys: &mut BTreeMap<Vec<String>, Kind>,
+) {
+    let node = resolve(node, defs);
+    if let Some(properties) = node.get("properties").and_then(Json::as_object) {
+        for (name, child) in properties {
+            path.push(name.clone());
+            collect_keys(child, defs, path, keys);
+            path.pop();
+        }
+        return;
+    }
+    let types: Vec<&str> = match node.get("type") {
+        Some(Json::String(t)) => vec![t.as_str()],
+        Some(Json::Array(ts)) => ts.iter().filter_map(Json::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let kind = if types.contains(&"integer") || types.contains(&"number") {
+        Kind::Integer
+    } else if types.contains(&"boolean") {
+        Kind::Flag
+    } else {
+        Kind::Text
+    };
+    keys.insert(path.clone(), kind);
+}
+
+/// Whether `variable` is one Kubernetes injects for a Service named
+/// `meridian` (`MERIDIAN_SERVICE_HOST`, `MERIDIAN_PORT_7400_TCP`, …): not a
+/// configuration key, and not an error.
+fn injected_by_kubernetes(variable: &str) -> bool {
+    let rest = variable.strip_prefix("MERIDIAN_").unwrap_or_default();
+    rest.starts_with("SERVICE_") || rest == "PORT" || rest.starts_with("PORT_")
+}
+
+fn apply_overrides(
+    table: &mut toml::Table,
+    env: &BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    let keys = schema_keys();
+    for (variable, value) in env.range("MERIDIAN_".to_owned()..) {
+        let Some(rest) = variable.strip_prefix("MERIDIAN_") else {
+            break;
+        };
+        if CLI_VARIABLES.contains(&variable.as_str()) {
+            continue;
+        }
+        let path: Vec<String> = rest
+            .split("__")
+            .map(|part| part.to_ascii_lowercase())
+            .collect();
+        let refused = |message: String| ConfigError::Override {
+            variable: variable.clone(),
+            message,
+        };
+        let Some(kind) = keys.get(&path) else {
+            if injected_by_kubernetes(variable) {
+                continue;
+            }
+            return Err(refused("names no configuration key".into()));
+        };
+        let parsed = match kind {
+            Kind::Text => toml::Value::String(value.clone()),
+            Kind::Integer => value
+                .trim()
+                .parse::<i64>()
+                .map(toml::Value::Integer)
+                .map_err(|_| refused(format!("`{value}` is not a whole number")))?,
+            Kind::Flag => value
+                .trim()
+                .parse::<bool>()
+                .map(toml::Value::Boolean)
+                .map_err(|_| refused(format!("`{value}` is neither true nor false")))?,
+        };
+        let mut slot = &mut *table;
+        for key in &path[..path.len() - 1] {
+            let entry = slot
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            slot = entry
+                .as_table_mut()
+                .ok_or_else(|| refused(format!("`{key}` is not a table")))?;
+        }
+        slot.insert(path[path.len() - 1].clone(), parsed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const BASE: &str = "node_id = \"polar\"\nlisten = \"127.0.0.1:7400\"\n";
+
+    #[test]
+    fn round_trips_what_init_writes() {
+        let config = Config::new("polar", "127.0.0.1:0".parse().unwrap());
+        let parsed = Config::parse(&config.to_toml(), Path::new("x"), &env(&[])).unwrap();
+        assert_eq!(parsed, config);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let text = format!("{BASE}colour = \"blue\"\n");
+        let err = Config::parse(&text, Path::new("m.toml"), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+        let text = format!("{BASE}[log]\nverbosity = 3\n");
+        let err = Config::parse(&text, Path::new("m.toml"), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("verbosity"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_keys_at_any_depth() {
+        let vars = env(&[
+            ("MERIDIAN_LISTEN", "127.0.0.1:9999"),
+            ("MERIDIAN_LIMITS__CONCURRENCY", "8"),
+            ("MERIDIAN_LOG__FORMAT", "json"),
+            ("MERIDIAN_DATA_DIR", "/elsewhere"),
+        ]);
+        let config = Config::parse(BASE, Path::new("m.toml"), &vars).unwrap();
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.limits.concurrency, 8);
+        assert_eq!(config.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn unknown_or_bad_overrides_are_refused() {
+        let err = Config::parse(BASE, Path::new("m.toml"), &env(&[("MERIDIAN_COLOUR", "x")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("MERIDIAN_COLOUR"), "{err}");
+        let err = Config::parse(
+            BASE,
+            Path::new("m.toml"),
+            &env(&[("MERIDIAN_LISTEN", "nowhere")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn every_key_of_the_type_can_be_overridden() {
+        let keys = schema_keys();
+        for path in [
+            &["node_id"][..],
+            &["listen"],
+            &["endpoint"],
+            &["default_visibility"],
+            &["log", "format"],
+            &["log", "level"],
+            &["limits", "max_message_bytes"],
+            &["limits", "concurrency"],
+            &["limits", "request_timeout_secs"],
+            &["sync", "interval_secs"],
+        ] {
+            let path: Vec<String> = path.iter().map(|p| p.to_string()).collect();
+            assert!(keys.contains_key(&path), "{path:?} in {keys:?}");
+        }
+        assert_eq!(
+            keys[&vec!["sync".to_owned(), "interval_secs".to_owned()]],
+            Kind::Integer
+        );
+        // Every derived key round-trips through an override.
+        for path in keys.keys() {
+            let variable = format!("MERIDIAN_{}", path.join("__").to_ascii_uppercase());
+            assert!(!injected_by_kubernetes(&variable), "{variable}");
+        }
+    }
+
+    #[test]
+    fn numeric_text_stays_text_and_bad_numbers_name_the_variable() {
+        let vars = env(&[
+            ("MERIDIAN_NODE_ID", "2024"),
+            ("MERIDIAN_ENDPOINT", "10.0.0.1:7400"),
+        ]);
+        let config = Config::parse(BASE, Path::new("m.toml"), &vars).unwrap();
+        assert_eq!(config.node_id, "2024");
+        assert_eq!(config.endpoint.as_deref(), Some("10.0.0.1:7400"));
+        let err = Config::parse(
+            BASE,
+            Path::new("m.toml"),
+            &env(&[("MERIDIAN_SYNC__INTERVAL_SECS", "soon")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("MERIDIAN_SYNC__INTERVAL_SECS"),
+            "{err}"
+        );
+        let err = Config::parse(
+            BASE,
+            Path::new("m.toml"),
+            &env(&[("MERIDIAN_DEFAULT_VISIBILITY", "groups")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("groups"), "{err}");
+    }
+
+    #[test]
+    fn variables_kubernetes_injects_are_not_config_keys() {
+        let vars = env(&[
+            ("MERIDIAN_SERVICE_HOST", "10.96.0.7"),
+            ("MERIDIAN_SERVICE_PORT", "7400"),
+            ("MERIDIAN_PORT", "tcp://10.96.0.7:7400"),
+            ("MERIDIAN_PORT_7400_TCP_ADDR", "10.96.0.7"),
+        ]);
+        assert!(Config::parse(BASE, Path::new("m.toml"), &vars).is_ok());
+    }
+
+    #[test]
+    fn node_ids_are_checked() {
+        assert!(validate_node_id("polar-dc.cn").is_ok());
+        for bad in ["", "Polar", "a b", "-x", "x/y", &"a".repeat(65)] {
+            assert!(validate_node_id(bad).is_err(), "{bad}");
+        }
+        let text = "node_id = \"Bad Name\"\nlisten = \"127.0.0.1:1\"\n";
+        let err = Config::parse(text, Path::new("m.toml"), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("node_id"), "{err}");
+    }
+}

@@ -1,0 +1,468 @@
+//! The holdings index: a tantivy index of every record this node may show,
+//! its own and replicated ones (DESIGN.md §8). It is derived: the store is
+//! the source of truth, and the index can be dropped and rebuilt from it.
+//!
+//! Writes come as batches of [`IndexOp`] together with the per-origin log
+//! positions they bring the index up to. The batch and the positions are
+//! committed atomically (positions in the tantivy commit payload), so after
+//! a crash [`HoldingsIndex::cursors`] says exactly where to resume.
+//!
+//! Reads enforce visibility inside the query (hits, totals and facets see
+//! the same restricted set) and paginate on point-in-time snapshots. The
+//! decisions are recorded in `docs/decisions/search-index.md`.
+
+mod any_field;
+mod collect;
+mod compile;
+mod generation;
+mod highlight;
+mod schema;
+mod snapshot;
+mod spatial;
+mod stem;
+
+use std::collections::BTreeMap;
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use tantivy::directory::MmapDirectory;
+use tantivy::schema::Value;
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{
+    Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, TantivyDocument,
+    TantivyError, Term,
+};
+
+pub use self::generation::{LiveIndex, NextGeneration};
+
+use self::collect::{FacetNames, PageCollector, TopHit};
+use self::compile::Compiler;
+use self::highlight::Highlighter;
+use self::schema::{record_key, Fields, PLAIN_ANALYZER, SCHEMA_VERSION, TEXT_ANALYZER};
+use self::snapshot::{Snapshots, SNAPSHOT_TTL};
+use self::spatial::Rect;
+use crate::proto::{DatasetRecord, Visibility};
+use crate::query::cursor::Cursor;
+use crate::query::expr::Expr;
+use crate::query::{Hit, SearchError, SearchRequest, SearchResults, FACETS, FACET_TOP_N};
+use crate::visibility::Viewer;
+
+/// Indexing threads of the writer.
+const WRITER_THREADS: usize = 2;
+/// Memory the writer buffers before it flushes a segment (all threads).
+const WRITER_HEAP_BYTES: usize = 128 << 20;
+/// Threads a search spreads its segments over.
+const SEARCH_THREADS: usize = 2;
+
+/// One change to the index.
+// Nearly every op of a batch is an upsert; boxing the record would only add
+// an allocation to each.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum IndexOp {
+    /// Index the record, replacing any earlier version of (origin, id). A
+    /// tombstone (`deleted`) removes it.
+    Upsert(DatasetRecord),
+    /// Remove (origin, id): withdrawn, quarantined, or no longer shown.
+    Remove { origin: String, id: String },
+}
+
+/// Why the index could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The directory holds an index of another layout than this build's.
+    #[error(
+        "the search index at {dir} has schema version {found}, this build uses version \
+         {expected}: run `meridian index rebuild`"
+    )]
+    SchemaVersion {
+        dir: PathBuf,
+        found: String,
+        expected: u32,
+    },
+    /// `create_fresh` was pointed at a directory holding something else.
+    #[error("{0} is not empty and does not hold a search index: refusing to clear it")]
+    NotAnIndex(PathBuf),
+    /// The index directory could not be read, created or cleared.
+    #[error("search index directory {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// tantivy failed (disk, lock held by another process, corruption).
+    #[error("search index failure")]
+    Tantivy(#[from] TantivyError),
+}
+
+/// What each commit records besides the documents.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Payload {
+    schema: u32,
+    /// Origin → log position the index has applied up to.
+    cursors: BTreeMap<String, u64>,
+}
+
+/// The holdings index. Shared by reference: searches run concurrently,
+/// `apply` calls are serialised.
+pub struct HoldingsIndex {
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    /// Cursors of the last commit.
+    cursors: RwLock<BTreeMap<String, u64>>,
+    fields: Fields,
+    text: TextAnalyzer,
+    plain: TextAnalyzer,
+    snapshots: Snapshots,
+    names: Arc<FacetNames>,
+}
+
+impl HoldingsIndex {
+    /// Opens the index in `dir`, creating an empty one if there is none.
+    /// An index of another schema version is refused with a message telling
+    /// the operator to rebuild.
+    pub fn open(dir: &Path) -> Result<Self, IndexError> {
+        Self::open_with(dir, SNAPSHOT_TTL)
+    }
+
+    /// Creates an empty index in `dir`, discarding any index there, for a
+    /// rebuild from the store. `dir` must not be open elsewhere; a
+    /// directory holding anything but an index is refused.
+    pub fn create_fresh(dir: &Path) -> Result<Self, IndexError> {
+        let io = |source| IndexError::Io {
+            path: dir.to_owned(),
+            source,
+        };
+        if dir.exists() {
+            let has_entries = fs::read_dir(dir).map_err(io)?.next().is_some();
+            if has_entries && !dir.join("meta.json").exists() {
+                return Err(IndexError::NotAnIndex(dir.to_owned()));
+            }
+            fs::remove_dir_all(dir).map_err(io)?;
+        }
+        Self::open(dir)
+    }
+
+    fn open_with(dir: &Path, snapshot_ttl: Duration) -> Result<Self, IndexError> {
+        let io = |source| IndexError::Io {
+            path: dir.to_owned(),
+            source,
+        };
+        fs::create_dir_all(dir).map_err(io)?;
+        let fields = Fields::new();
+        let directory = MmapDirectory::open(dir).map_err(TantivyError::from)?;
+        let (mut index, payload) = if Index::exists(&directory).map_err(TantivyError::from)? {
+            let index = Index::open(directory)?;
+            let payload = Self::check(dir, &index, &fields)?;
+            (index, payload)
+        } else {
+            let index = Index::create(directory, fields.schema.clone(), IndexSettings::default())?;
+            (index, None)
+        };
+        schema::register_analyzers(index.tokenizers());
+        index.set_multithread_executor(SEARCH_THREADS)?;
+        let mut writer: IndexWriter =
+            index.writer_with_num_threads(WRITER_THREADS, WRITER_HEAP_BYTES)?;
+        let payload = match payload {
+            Some(payload) => payload,
+            None => {
+                // A new index: record its version before anything else.
+                let payload = Payload {
+                    schema: SCHEMA_VERSION,
+                    cursors: BTreeMap::new(),
+                };
+                commit(&mut writer, &payload)?;
+                payload
+            }
+        };
+        // Reloaded after every commit by `apply`, and when a background
+        // merge publishes its segment, so searches see merged segments.
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .try_into()?;
+        let analyzer = |name: &str| {
+            index.tokenizers().get(name).ok_or_else(|| {
+                TantivyError::SchemaError(format!("analyzer {name} is not registered"))
+            })
+        };
+        let text = analyzer(TEXT_ANALYZER)?;
+        let plain = analyzer(PLAIN_ANALYZER)?;
+        Ok(Self {
+            reader,
+            writer: Mutex::new(writer),
+            cursors: RwLock::new(payload.cursors),
+            fields,
+            text,
+            plain,
+            snapshots: Snapshots::new(snapshot_ttl),
+            names: Arc::default(),
+        })
+    }
+
+    /// Checks that an existing index is of this build's layout and returns
+    /// its last payload; `None` for an index created but never committed.
+    fn check(dir: &Path, index: &Index, fields: &Fields) -> Result<Option<Payload>, IndexError> {
+        let refuse = |found: String| IndexError::SchemaVersion {
+            dir: dir.to_owned(),
+            found,
+            expected: SCHEMA_VERSION,
+        };
+        let metas = index.load_metas()?;
+        let Some(text) = metas.payload else {
+            let empty = metas.segments.is_empty();
+            return if empty && index.schema() == fields.schema {
+                Ok(None)
+            } else {
+                Err(refuse("unknown".to_owned()))
+            };
+        };
+        let payload: Payload = serde_json::from_str(&text)
+            .map_err(|_| refuse("unknown (unreadable commit data)".to_owned()))?;
+        if payload.schema != SCHEMA_VERSION {
+            return Err(refuse(payload.schema.to_string()));
+        }
+        if index.schema() != fields.schema {
+            return Err(refuse(format!(
+                "{} (with a different schema)",
+                payload.schema
+            )));
+        }
+        Ok(Some(payload))
+    }
+
+    /// Applies a batch and records `cursors` (merged over the committed
+    /// ones: origins not named keep their position) in one commit; the
+    /// change is searchable when this returns. On error nothing of the
+    /// batch is committed.
+    pub fn apply(
+        &self,
+        ops: Vec<IndexOp>,
+        cursors: &BTreeMap<String, u64>,
+    ) -> Result<(), IndexError> {
+        let mut writer = self.writer();
+        if let Err(error) = self.stage(&writer, ops) {
+            writer.rollback()?;
+            return Err(error.into());
+        }
+        let mut merged = self.cursors();
+        merged.extend(cursors.iter().map(|(origin, at)| (origin.clone(), *at)));
+        let payload = Payload {
+            schema: SCHEMA_VERSION,
+            cursors: merged,
+        };
+        if let Err(error) = commit(&mut writer, &payload) {
+            writer.rollback()?;
+            return Err(error.into());
+        }
+        *self.cursors.write().unwrap_or_else(|p| p.into_inner()) = payload.cursors;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    fn stage(&self, writer: &IndexWriter, ops: Vec<IndexOp>) -> Result<(), TantivyError> {
+        for op in ops {
+            match op {
+                IndexOp::Upsert(record) => {
+                    // Versions start at 1 and grow with every entry of a
+                    // record in its origin's log, so version 1 is the first:
+                    // nothing to replace, and no delete for every segment
+                    // to look up (most of a bulk load).
+                    if record.version > 1 {
+                        writer.delete_term(self.key_term(&record.origin, &record.id));
+                    }
+                    if !record.deleted {
+                        writer.add_document(self.fields.document(&record))?;
+                    }
+                }
+                IndexOp::Remove { origin, id } => {
+                    writer.delete_term(self.key_term(&origin, &id));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn key_term(&self, origin: &str, id: &str) -> Term {
+        Term::from_field_text(self.fields.key, &record_key(origin, id))
+    }
+
+    fn writer(&self) -> MutexGuard<'_, IndexWriter> {
+        // A panic while holding the lock leaves uncommitted changes at most;
+        // the next apply commits or rolls back over them.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Per-origin log positions of the last commit: where to resume.
+    pub fn cursors(&self) -> BTreeMap<String, u64> {
+        self.cursors
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records in the index (all visibilities).
+    pub fn doc_count(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Answers one page of a search as `viewer` may see it.
+    pub fn search(
+        &self,
+        request: &SearchRequest,
+        viewer: &Viewer,
+    ) -> Result<SearchResults, SearchError> {
+        let plan = request.plan()?;
+        let searcher = plan
+            .after
+            .as_ref()
+            .and_then(|cursor| cursor.snapshot)
+            .and_then(|id| self.snapshots.get(id))
+            .unwrap_or_else(|| self.reader.searcher());
+        let compiler = Compiler {
+            fields: &self.fields,
+            text: &self.text,
+            plain: &self.plain,
+        };
+        let query = compiler.build(&plan, viewer);
+        let collector = PageCollector {
+            sort: plan.sort,
+            scored: plan.query != Expr::All,
+            limit: plan.limit,
+            after: plan
+                .after
+                .as_ref()
+                .map(|cursor| (cursor.primary, record_key(&cursor.origin, &cursor.id))),
+            facets: plan.facets,
+            spatial: plan.bbox.as_ref().map(Rect::parts_of),
+            names: self.names.clone(),
+        };
+        let page = searcher.search(&*query, &collector)?;
+        self.names.retain(
+            &searcher
+                .segment_readers()
+                .iter()
+                .map(|segment| segment.segment_id())
+                .collect::<HashSet<_>>(),
+        );
+        let highlighter = plan
+            .highlight
+            .then(|| Highlighter::new(&plan.query, &self.fields, &self.text, &self.plain));
+        let hits = page
+            .top
+            .iter()
+            .map(|top| self.hit(&searcher, top, highlighter.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = match (page.top.last(), hits.last()) {
+            (Some(top), Some(hit)) if page.remaining > hits.len() as u64 => Some(
+                Cursor {
+                    snapshot: Some(self.snapshots.keep(&searcher)),
+                    fingerprint: plan.fingerprint,
+                    sort: plan.sort,
+                    primary: top.primary,
+                    origin: hit.origin.clone(),
+                    id: hit.id.clone(),
+                }
+                .encode(),
+            ),
+            _ => None,
+        };
+        let facets = if plan.facets {
+            let mut counted = page.facets;
+            FACETS
+                .iter()
+                .map(|name| {
+                    let mut values: Vec<(String, u64)> = counted
+                        .remove(name)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect();
+                    values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                    values.truncate(FACET_TOP_N);
+                    ((*name).to_owned(), values)
+                })
+                .collect()
+        } else {
+            BTreeMap::new()
+        };
+        Ok(SearchResults {
+            hits,
+            total: page.total,
+            facets,
+            next_cursor,
+        })
+    }
+
+    /// Merges every segment into one, as background merges eventually do.
+    #[cfg(test)]
+    fn merge_segments(&self) -> Result<(), TantivyError> {
+        let segments = self.reader.searcher().index().searchable_segment_ids()?;
+        let mut writer = self.writer();
+        writer.merge(&segments).wait()?;
+        let payload = Payload {
+            schema: SCHEMA_VERSION,
+            cursors: self.cursors(),
+        };
+        commit(&mut writer, &payload)?;
+        self.reader.reload()
+    }
+
+    fn hit(
+        &self,
+        searcher: &Searcher,
+        top: &TopHit,
+        highlighter: Option<&Highlighter>,
+    ) -> Result<Hit, SearchError> {
+        let doc: TantivyDocument = searcher.doc(top.address)?;
+        let f = &self.fields;
+        let text = |field| {
+            doc.get_first(field)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let number = |field| doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0);
+        let title = text(f.title);
+        let snippet = match highlighter {
+            Some(highlighter) => highlighter.snippet(&title, &text(f.description)),
+            None => String::new(),
+        };
+        let visibility = match text(f.visibility).as_str() {
+            "public" => Visibility::Public,
+            "federation" => Visibility::Federation,
+            "groups" => Visibility::Groups,
+            "private" => Visibility::Private,
+            _ => Visibility::Unspecified,
+        };
+        Ok(Hit {
+            origin: text(f.origin),
+            id: text(f.id),
+            version: number(f.version),
+            title,
+            doi: text(f.doi),
+            publication_year: u32::try_from(number(f.year)).unwrap_or(0),
+            updated_at: text(f.updated_at),
+            size_bytes: number(f.size),
+            // tantivy passes 0 when the sort needs no scores.
+            score: top.score,
+            snippet,
+            access: crate::record::parse_access(&text(f.access)).unwrap_or_default(),
+            visibility,
+        })
+    }
+}
+
+fn commit(writer: &mut IndexWriter, payload: &Payload) -> Result<(), TantivyError> {
+    let payload = serde_json::to_string(payload)
+        .map_err(|e| TantivyError::InternalError(format!("payload: {e}")))?;
+    let mut prepared = writer.prepare_commit()?;
+    prepared.set_payload(&payload);
+    prepared.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,305 @@
+//! A [`Plan`] and a [`Viewer`] compiled into one tantivy query.
+//!
+//! The text query scores; every filter (visibility, scope, value filters,
+//! year, time, the spatial prefilter) is a `Must` clause scoring 0, so
+//! filters change the match set and never the ranking. Visibility is a
+//! clause of the query itself: hits, totals and facet counts all come from
+//! the same restricted match set.
+
+use std::ops::Bound;
+
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, Occur, PhrasePrefixQuery,
+    PhraseQuery, Query, RangeQuery, TermQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::Term;
+
+use super::any_field::AnyFieldQuery;
+use super::schema::{analyze, Fields};
+use crate::query::expr::{Expr, TextField, TextKind};
+use crate::query::Plan;
+use crate::visibility::Viewer;
+
+/// Most index terms a prefix expands to; beyond it the rarest
+/// (lexicographically last) expansions are not searched.
+pub(crate) const PREFIX_EXPANSIONS: u32 = 1000;
+
+/// What part of the index an expression matches.
+enum Matches {
+    Everything,
+    Nothing,
+    Some(Box<dyn Query>),
+}
+
+/// Compiles queries against the index schema and analyzers.
+pub(crate) struct Compiler<'a> {
+    pub fields: &'a Fields,
+    /// The stemming analyzer of most text fields.
+    pub text: &'a TextAnalyzer,
+    /// The analyzer of names and of prefixes (no stemming).
+    pub plain: &'a TextAnalyzer,
+}
+
+impl Compiler<'_> {
+    /// The whole query: text, visibility, scope and filters.
+    pub fn build(&self, plan: &Plan, viewer: &Viewer) -> Box<dyn Query> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        match self.expr(&plan.query) {
+            Matches::Nothing => return Box::new(EmptyQuery),
+            Matches::Everything => {}
+            Matches::Some(query) => clauses.push((Occur::Must, query)),
+        }
+        let fields = self.fields;
+        let mut filters: Vec<Box<dyn Query>> = Vec::new();
+        filters.extend(self.visibility(viewer));
+        if let Some(origin) = &plan.local_origin {
+            filters.push(term(fields.origin, origin));
+        }
+        filters.extend(any_of(fields.discipline, &plan.disciplines));
+        filters.extend(any_of(fields.origin, &plan.origins));
+        filters.extend(any_of(fields.access, &plan.access));
+        filters.extend(any_of(fields.license, &plan.licenses));
+        filters.extend(any_of(fields.format, &plan.formats));
+        if let Some((from, to)) = plan.year {
+            let bound = |year: Option<u64>| {
+                year.map_or(Bound::Unbounded, |y| {
+                    Bound::Included(Term::from_field_u64(fields.year, y))
+                })
+            };
+            filters.push(Box::new(RangeQuery::new(bound(from), bound(to))));
+        }
+        if let Some((from, to)) = plan.time {
+            // Overlap of [start, end] with [from, to]: start <= to and end >= from.
+            // Records without coverage have neither value and never match.
+            if let Some(to) = to {
+                filters.push(Box::new(RangeQuery::new(
+                    Bound::Unbounded,
+                    Bound::Included(Term::from_field_i64(fields.time_start, to)),
+                )));
+            }
+            if let Some(from) = from {
+                filters.push(Box::new(RangeQuery::new(
+                    Bound::Included(Term::from_field_i64(fields.time_end, from)),
+                    Bound::Unbounded,
+                )));
+            }
+        }
+        if let Some(bbox) = &plan.bbox {
+            // A superset by latitude: some part reaches down to the box's
+            // north and some part up to its south. The collector decides
+            // exactly, part by part.
+            filters.push(Box::new(RangeQuery::new(
+                Bound::Unbounded,
+                Bound::Included(Term::from_field_f64(fields.box_south, bbox.north)),
+            )));
+            filters.push(Box::new(RangeQuery::new(
+                Bound::Included(Term::from_field_f64(fields.box_north, bbox.south)),
+                Bound::Unbounded,
+            )));
+        }
+        for filter in filters {
+            clauses.push((Occur::Must, Box::new(ConstScoreQuery::new(filter, 0.0))));
+        }
+        if clauses.is_empty() {
+            return Box::new(AllQuery);
+        }
+        Box::new(BooleanQuery::new(clauses))
+    }
+
+    /// The records `viewer` may see; `None` when it may see all.
+    fn visibility(&self, viewer: &Viewer) -> Option<Box<dyn Query>> {
+        any_of(self.fields.audience, &viewer.index_filter()?)
+    }
+
+    fn expr(&self, expr: &Expr) -> Matches {
+        match expr {
+            Expr::All => Matches::Everything,
+            Expr::Text {
+                field, text, kind, ..
+            } => self.text_query(*field, text, *kind),
+            Expr::And(items) => {
+                let mut clauses = Vec::new();
+                let mut positive = false;
+                for item in items {
+                    let (occur, matches) = match item {
+                        Expr::Not(inner) => (Occur::MustNot, self.expr(inner)),
+                        other => (Occur::Must, self.expr(other)),
+                    };
+                    match (occur, matches) {
+                        (Occur::MustNot, Matches::Everything) => return Matches::Nothing,
+                        (Occur::MustNot, Matches::Nothing) => {}
+                        (_, Matches::Everything) => {}
+                        (_, Matches::Nothing) => return Matches::Nothing,
+                        (occur, Matches::Some(query)) => {
+                            positive |= occur == Occur::Must;
+                            clauses.push((occur, query));
+                        }
+                    }
+                }
+                if clauses.is_empty() {
+                    return Matches::Everything;
+                }
+                if !positive {
+                    clauses.push((Occur::Must, Box::new(AllQuery)));
+                }
+                Matches::Some(Box::new(BooleanQuery::new(clauses)))
+            }
+            Expr::Or(items) => {
+                let mut alternatives = Vec::new();
+                for item in items {
+                    match self.expr(item) {
+                        Matches::Everything => return Matches::Everything,
+                        Matches::Nothing => {}
+                        Matches::Some(query) => alternatives.push((Occur::Should, query)),
+                    }
+                }
+                match alternatives.len() {
+                    0 => Matches::Nothing,
+                    1 => Matches::Some(alternatives.remove(0).1),
+                    _ => Matches::Some(Box::new(BooleanQuery::new(alternatives))),
+                }
+            }
+            Expr::Not(inner) => match self.expr(inner) {
+                Matches::Everything => Matches::Nothing,
+                Matches::Nothing => Matches::Everything,
+                Matches::Some(query) => Matches::Some(Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, Box::new(AllQuery)),
+                    (Occur::MustNot, query),
+                ]))),
+            },
+        }
+    }
+
+    /// A term in one field, or in every text field with per-field boosts.
+    /// A term without searchable content (punctuation only) constrains
+    /// nothing.
+    fn text_query(&self, field: Option<TextField>, text: &str, kind: TextKind) -> Matches {
+        let Some(field) = field else {
+            if let Some(query) = self.any_field_word(text, kind) {
+                return query;
+            }
+            let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            for field in TextField::ALL {
+                if let Some(query) = self.field_query(field, text, kind) {
+                    let boosted: Box<dyn Query> = Box::new(BoostQuery::new(query, boost(field)));
+                    alternatives.push((Occur::Should, boosted));
+                }
+            }
+            return match alternatives.len() {
+                0 => Matches::Everything,
+                _ => Matches::Some(Box::new(BooleanQuery::new(alternatives))),
+            };
+        };
+        match self.field_query(field, text, kind) {
+            Some(query) => Matches::Some(query),
+            None => Matches::Everything,
+        }
+    }
+
+    /// An unfielded word that is one term in every field's analysis (the
+    /// common case) as one [`AnyFieldQuery`]; `None` for phrases, prefixes
+    /// and words an analyzer splits.
+    fn any_field_word(&self, text: &str, kind: TextKind) -> Option<Matches> {
+        if kind != TextKind::Word {
+            return None;
+        }
+        let mut terms = Vec::with_capacity(TextField::ALL.len());
+        for field in TextField::ALL {
+            match analyze(self.analyzer(field), text).as_slice() {
+                [] => {}
+                [(_, term)] => terms.push((
+                    Term::from_field_text(self.fields.text(field), term),
+                    boost(field),
+                )),
+                _ => return None,
+            }
+        }
+        Some(if terms.is_empty() {
+            Matches::Everything
+        } else {
+            Matches::Some(Box::new(AnyFieldQuery::new(terms)))
+        })
+    }
+
+    fn field_query(&self, field: TextField, text: &str, kind: TextKind) -> Option<Box<dyn Query>> {
+        let index_field = self.fields.text(field);
+        let analyzer = self.analyzer(field);
+        let term_of = |text: &str| Term::from_field_text(index_field, text);
+        match kind {
+            TextKind::Word | TextKind::Phrase => {
+                let mut terms = analyze(analyzer, text);
+                match terms.len() {
+                    0 => None,
+                    1 => Some(Box::new(TermQuery::new(
+                        term_of(&terms.remove(0).1),
+                        IndexRecordOption::WithFreqs,
+                    ))),
+                    _ => Some(Box::new(PhraseQuery::new_with_offset(
+                        terms.iter().map(|(at, t)| (*at, term_of(t))).collect(),
+                    ))),
+                }
+            }
+            TextKind::Prefix => {
+                // The last word is a prefix of indexed terms and is not
+                // stemmed; the words before it are matched as indexed.
+                let plain = analyze(self.plain, text);
+                let stemmed = analyze(analyzer, text);
+                let (last_at, last) = plain.last()?;
+                let mut terms: Vec<(usize, Term)> = if stemmed.len() == plain.len() {
+                    stemmed[..stemmed.len() - 1]
+                        .iter()
+                        .map(|(at, t)| (*at, term_of(t)))
+                        .collect()
+                } else {
+                    plain[..plain.len() - 1]
+                        .iter()
+                        .map(|(at, t)| (*at, term_of(t)))
+                        .collect()
+                };
+                terms.push((*last_at, term_of(last)));
+                let mut query = PhrasePrefixQuery::new_with_offset(terms);
+                query.set_max_expansions(PREFIX_EXPANSIONS);
+                Some(Box::new(query))
+            }
+        }
+    }
+
+    fn analyzer(&self, field: TextField) -> &TextAnalyzer {
+        match field {
+            TextField::Creator => self.plain,
+            _ => self.text,
+        }
+    }
+}
+
+/// Weight of a match in each field for unfielded terms.
+fn boost(field: TextField) -> f32 {
+    match field {
+        TextField::Title => 3.0,
+        TextField::Keyword | TextField::Creator => 2.0,
+        TextField::Project => 1.5,
+        TextField::Description => 1.0,
+    }
+}
+
+fn term(field: Field, value: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, value),
+        IndexRecordOption::Basic,
+    ))
+}
+
+/// Records with any of `values` in `field`; `None` without values.
+fn any_of(field: Field, values: &[String]) -> Option<Box<dyn Query>> {
+    match values {
+        [] => None,
+        [one] => Some(term(field, one)),
+        many => Some(Box::new(BooleanQuery::new(
+            many.iter()
+                .map(|value| (Occur::Should, term(field, value)))
+                .collect(),
+        ))),
+    }
+}

@@ -1,0 +1,148 @@
+//! Generations of the index on disk: `index/CURRENT` names the directory
+//! (`g1`, `g2`, …) in use. A rebuild fills the next generation while
+//! searches keep using the current one, then switches `CURRENT` atomically
+//! (write, fsync, rename, fsync the directory) and removes the old one.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use super::{HoldingsIndex, IndexError};
+
+const CURRENT_FILE: &str = "CURRENT";
+
+/// The index in use, replaced whole by a rebuild.
+pub struct LiveIndex {
+    root: PathBuf,
+    current: RwLock<Arc<HoldingsIndex>>,
+    dir: Mutex<PathBuf>,
+    /// Serialises writers: catch-up, rebuild, removals.
+    writer: Mutex<()>,
+}
+
+/// A generation being filled by a rebuild.
+pub struct NextGeneration {
+    pub index: Arc<HoldingsIndex>,
+    dir: PathBuf,
+}
+
+impl LiveIndex {
+    /// Opens the current generation under `root`. An index of another
+    /// layout is derived data: it is replaced by an empty one of this
+    /// layout, which the caller fills from the store.
+    pub fn open(root: &Path) -> Result<Self, IndexError> {
+        fs::create_dir_all(root).map_err(io(root))?;
+        let generation = fs::read_to_string(root.join(CURRENT_FILE))
+            .map(|text| text.trim().to_owned())
+            .unwrap_or_else(|_| "g1".to_owned());
+        let dir = root.join(&generation);
+        let (index, dir) = match HoldingsIndex::open(&dir) {
+            Ok(index) => (index, dir),
+            Err(IndexError::SchemaVersion { .. }) | Err(IndexError::NotAnIndex(_)) => {
+                tracing::warn!(dir = %dir.display(), "search index of another layout; rebuilding from the store");
+                let dir = next_dir(root);
+                let index = HoldingsIndex::create_fresh(&dir)?;
+                switch_current(root, &dir)?;
+                (index, dir)
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Self {
+            root: root.to_owned(),
+            current: RwLock::new(Arc::new(index)),
+            dir: Mutex::new(dir),
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// The index in use.
+    pub fn get(&self) -> Arc<HoldingsIndex> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Held by whoever writes to the index.
+    pub fn writer(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An empty index in the next generation's directory.
+    pub fn next(&self) -> Result<NextGeneration, IndexError> {
+        let dir = next_dir(&self.root);
+        let index = Arc::new(HoldingsIndex::create_fresh(&dir)?);
+        Ok(NextGeneration { index, dir })
+    }
+
+    /// Makes a filled generation the current one and removes the old one
+    /// (open readers of it keep their mapped files until they finish).
+    pub fn switch(&self, next: NextGeneration) -> Result<(), IndexError> {
+        switch_current(&self.root, &next.dir)?;
+        let old = std::mem::replace(
+            &mut *self.current.write().unwrap_or_else(|p| p.into_inner()),
+            next.index,
+        );
+        drop(old);
+        let old_dir = std::mem::replace(
+            &mut *self.dir.lock().unwrap_or_else(|p| p.into_inner()),
+            next.dir,
+        );
+        if let Err(e) = fs::remove_dir_all(&old_dir) {
+            tracing::warn!(dir = %old_dir.display(), error = %e, "old index generation not removed");
+        }
+        Ok(())
+    }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> IndexError + '_ {
+    move |source| IndexError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn next_dir(root: &Path) -> PathBuf {
+    (1u64..)
+        .map(|n| root.join(format!("g{n}")))
+        .find(|dir| !dir.exists())
+        .expect("generations are finite")
+}
+
+/// Points `CURRENT` at `dir`, durably: a crash leaves the old or the new
+/// name, never an empty file.
+fn switch_current(root: &Path, dir: &Path) -> Result<(), IndexError> {
+    use std::io::Write;
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("g1");
+    let tmp = root.join("CURRENT.tmp");
+    let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
+    file.write_all(name.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io(&tmp))?;
+    fs::rename(&tmp, root.join(CURRENT_FILE)).map_err(io(root))?;
+    fs::File::open(root)
+        .and_then(|d| d.sync_all())
+        .map_err(io(root))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_switch_survives_reopen_and_removes_the_old_generation() {
+        let root = tempfile::tempdir().unwrap();
+        let live = LiveIndex::open(root.path()).unwrap();
+        assert!(root.path().join("g1").exists());
+        let next = live.next().unwrap();
+        live.switch(next).unwrap();
+        assert!(!root.path().join("g1").exists());
+        assert_eq!(
+            fs::read_to_string(root.path().join(CURRENT_FILE)).unwrap(),
+            "g2"
+        );
+        drop(live);
+        LiveIndex::open(root.path()).unwrap();
+        assert!(!root.path().join("g1").exists());
+    }
+}

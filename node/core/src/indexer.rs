@@ -1,0 +1,157 @@
+//! Keeps the search index in step with the store (DESIGN §8).
+//!
+//! The index records, per origin, the log position it has applied (in its
+//! commit payload). Catching up reads each origin's log from there, so after
+//! a crash the node resumes without a full rebuild. A rebuild fills a fresh
+//! index generation and switches to it when complete; searches keep using
+//! the old one until then.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::index::{HoldingsIndex, IndexOp};
+use crate::log::StoredEntry;
+use crate::node::{Node, NodeError};
+use crate::proto::log_entry::Body;
+use crate::store::{tree, StoreError};
+
+/// Log entries read and applied per index commit.
+const BATCH: usize = 50_000;
+
+impl Node {
+    /// The search index in use.
+    pub fn index(&self) -> Arc<HoldingsIndex> {
+        self.live_index().get()
+    }
+
+    /// Applies every log entry the index has not seen, in batches; returns
+    /// how many entries were read. `progress` gets the running count.
+    pub fn catch_up_index(&self, progress: &mut dyn FnMut(u64)) -> Result<u64, NodeError> {
+        let _writer = self.live_index().writer();
+        self.fill(&self.index(), progress)
+    }
+
+    fn fill(&self, index: &HoldingsIndex, progress: &mut dyn FnMut(u64)) -> Result<u64, NodeError> {
+        let mut cursors = index.cursors();
+        let mut seen = 0;
+        for (origin, size) in self.store().origins()? {
+            // Quarantined origins (revoked or unknown) stay out of the index.
+            if self.origin_ring(&origin)?.is_none() {
+                continue;
+            }
+            let mut from = cursors.get(&origin).copied().unwrap_or(0);
+            while from < size {
+                let entries = self.store().entries(&origin, from, BATCH)?;
+                let Some((last, _)) = entries.last() else {
+                    break;
+                };
+                from = last + 1;
+                seen += entries.len() as u64;
+                let ops = entries
+                    .iter()
+                    .filter_map(|(index, entry)| index_op(&origin, *index, entry).transpose())
+                    .collect::<Result<Vec<_>, _>>()?;
+                cursors.insert(origin.clone(), from);
+                index.apply(ops, &cursors)?;
+                progress(seen);
+            }
+        }
+        Ok(seen)
+    }
+
+    /// How many log entries the index has yet to apply, over every origin
+    /// it indexes: 0 once everything committed is searchable.
+    pub fn index_behind(&self) -> Result<u64, NodeError> {
+        let cursors = self.index().cursors();
+        let mut behind = 0;
+        for (origin, size) in self.store().origins()? {
+            if self.origin_ring(&origin)?.is_none() {
+                continue;
+            }
+            behind += size.saturating_sub(cursors.get(&origin).copied().unwrap_or(0));
+        }
+        Ok(behind)
+    }
+
+    /// Rebuilds the index from the store into a new generation and switches
+    /// to it. Searches use the old index until the new one is complete.
+    pub fn rebuild_index(&self, progress: &mut dyn FnMut(u64)) -> Result<u64, NodeError> {
+        let _writer = self.live_index().writer();
+        let next = self.live_index().next()?;
+        let seen = self.fill(&next.index, progress)?;
+        self.live_index().switch(next)?;
+        Ok(seen)
+    }
+
+    /// Removes every record of `origin` from the index (its peer was revoked).
+    pub fn unindex_origin(&self, origin: &str) -> Result<(), NodeError> {
+        let _writer = self.live_index().writer();
+        let index = self.index();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store().list_records(origin, after.as_deref(), BATCH)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            let ops = page
+                .into_iter()
+                .map(|(id, _)| IndexOp::Remove {
+                    origin: origin.to_owned(),
+                    id,
+                })
+                .collect();
+            index.apply(ops, &BTreeMap::new())?;
+        }
+        Ok(())
+    }
+}
+
+/// The index change one stored log entry makes, if any.
+fn index_op(origin: &str, index: u64, entry: &StoredEntry) -> Result<Option<IndexOp>, NodeError> {
+    let body = entry
+        .entry()
+        .map_err(|e| StoreError::Corrupt {
+            tree: tree::LOG,
+            detail: format!("{origin} entry {index}: {e}"),
+        })?
+        .and_then(|entry| entry.body);
+    Ok(match body {
+        Some(Body::Record(record)) if record.deleted => Some(IndexOp::Remove {
+            origin: record.origin,
+            id: record.id,
+        }),
+        Some(Body::Record(record)) => Some(IndexOp::Upsert(record)),
+        _ => None,
+    })
+}
+
+/// Keeps the index caught up: at start, then after every committed change,
+/// until `stop` turns true.
+pub async fn run(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut changes = node.subscribe();
+    loop {
+        let n = node.clone();
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || n.catch_up_index(&mut |_| {})).await;
+        match result {
+            Ok(Err(e)) => tracing::error!(error = %e, "indexing failed"),
+            Err(e) => tracing::error!(error = %e, "indexer stopped"),
+            Ok(Ok(0)) => {}
+            Ok(Ok(entries)) => tracing::debug!(
+                entries,
+                ms = started.elapsed().as_millis() as u64,
+                "index caught up"
+            ),
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        // Let a burst of commits (a pull lands every 2,048 entries) gather
+        // before indexing them in one commit, and leave the cores to a bulk
+        // import until it ends.
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        while node.importing() {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Meridian's domain: everything a node knows and decides, with no gRPC
+//! server and no HTTP (those are `meridian-server`'s).
+//!
+//! Modules, from the bottom up (each uses only those above it):
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`config`] | the TOML configuration and its environment overrides |
+//! | [`date`] | dates as records carry them (`YYYY`, `YYYY-MM-DD`, RFC 3339) |
+//! | [`record`] | the metadata model's JSON form and its validation (DESIGN §2) |
+//! | [`merkle`] | RFC 9162 Merkle tree math |
+//! | [`sign`] | DSSE envelopes, Ed25519 keys, verification (DESIGN §3) |
+//! | [`certificate`] | this node's TLS key and certificate files |
+//! | [`log`] | per-origin logs: leaves, stored entries, appends, checkpoints (§4) |
+//! | [`store`] | the sled database, the only user of sled (§9) |
+//! | [`trust`] | the operator's trust store and audit trail (§5) |
+//! | [`visibility`] | who may see what, for every path (§6) |
+//! | [`query`] | the search request, its query language and cursors |
+//! | [`index`] | the tantivy holdings index (§8) |
+//! | [`node`] | a node's parts, opened from its data directory |
+//! | [`holdings`] | the node's own records: import, sign, delete, read |
+//! | [`indexer`] | keeps the index in step with the store |
+//! | [`search`] | answers a search with its completeness report |
+//! | [`sync`] | replication: pull, verify, apply, serve (§7) |
+
+/// The wire types, generated from `proto/` (re-exported from `meridian-proto`).
+pub use meridian_proto as proto;
+
+pub mod certificate;
+pub mod config;
+pub mod date;
+pub mod holdings;
+pub mod index;
+pub mod indexer;
+pub mod log;
+pub mod merkle;
+pub mod node;
+pub mod query;
+pub mod record;
+pub mod search;
+pub mod sign;
+pub mod store;
+pub mod sync;
+pub mod trust;
+pub mod visibility;

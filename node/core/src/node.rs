@@ -1,0 +1,355 @@
+//! A node's parts, opened from its data directory: configuration, keys,
+//! store, trust store and search index. What a node does with them lives in
+//! the modules named for it: [`crate::holdings`] (its own records),
+//! [`crate::indexer`], [`crate::sync`], [`crate::search`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::certificate::{TlsError, TlsIdentity};
+use crate::config::{Config, ConfigError, KEY_FILE};
+use prost::Message;
+use rayon::prelude::*;
+
+use crate::index::{IndexError, LiveIndex};
+use crate::log::{self, Appender, SignedEntry, UnsignedEntry};
+use crate::proto::{KeySet, Visibility};
+use crate::record::RecordError;
+use crate::sign::{self, KeyRing, NodeKey, SignError};
+use crate::store::{OriginNodes, Store, StoreError};
+use crate::trust::{Invite, PeerState, TrustError, TrustStore};
+use crate::visibility::Viewer;
+
+/// Directory of the store inside the data directory.
+pub const STORE_DIR: &str = "store";
+/// Directory of the index generations inside the data directory.
+pub const INDEX_DIR: &str = "index";
+
+/// Why a node operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The configuration is missing or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Input that breaks a rule, naming the field.
+    #[error("{0}")]
+    Invalid(#[from] RecordError),
+    /// No such record visible to the caller.
+    #[error("no record {id} of {origin}")]
+    NotFound { origin: String, id: String },
+    /// A page token that this node did not hand out.
+    #[error("page_token: not a token from this node")]
+    BadPageToken,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The search index failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// A stored entry failed verification or the key could not be used.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// The TLS key or certificate is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The trust store failed or refused the change.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// The data directory is missing a part.
+    #[error("{path}: {message}")]
+    DataDir { path: PathBuf, message: String },
+}
+
+/// A node: configuration, keys, store, trust store and search index.
+pub struct Node {
+    config: Config,
+    data_dir: PathBuf,
+    key: NodeKey,
+    ring: KeyRing,
+    tls: TlsIdentity,
+    store: Store,
+    trust: TrustStore,
+    index: LiveIndex,
+    /// The address peers dial, known once the listener is bound.
+    endpoint: OnceLock<String>,
+    /// Bumped after every committed change of any log.
+    changes: tokio::sync::watch::Sender<u64>,
+    /// Serialises appends to this node's own log.
+    pub(crate) writer: Mutex<()>,
+    /// Import streams in progress.
+    imports_active: AtomicUsize,
+}
+
+/// Held while an import stream runs; see [`Node::import_guard`].
+pub struct ImportGuard {
+    node: Arc<Node>,
+}
+
+impl Drop for ImportGuard {
+    fn drop(&mut self) {
+        self.node.imports_active.fetch_sub(1, Ordering::SeqCst);
+        self.node.changed();
+    }
+}
+
+impl Node {
+    /// Creates a node in `data_dir`: the directory (mode 0700), the
+    /// configuration, the identity key (0600), the TLS key and certificate.
+    /// Refuses to overwrite an existing node.
+    pub fn create(
+        data_dir: &Path,
+        node_id: &str,
+        listen: std::net::SocketAddr,
+    ) -> Result<sign::KeyId, NodeError> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir_error = |message: String| NodeError::DataDir {
+            path: data_dir.to_owned(),
+            message,
+        };
+        crate::config::validate_node_id(node_id)
+            .map_err(|reason| dir_error(format!("node id: {reason}")))?;
+        for existing in [crate::config::CONFIG_FILE, KEY_FILE] {
+            if data_dir.join(existing).exists() {
+                return Err(dir_error(format!(
+                    "{existing} already exists: this directory holds a node; refusing to overwrite it"
+                )));
+            }
+        }
+        std::fs::create_dir_all(data_dir).map_err(|e| dir_error(e.to_string()))?;
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| dir_error(e.to_string()))?;
+        let key = NodeKey::generate();
+        key.save(&data_dir.join(KEY_FILE))?;
+        TlsIdentity::create(data_dir, node_id)?;
+        let config = Config::new(node_id, listen);
+        std::fs::write(data_dir.join(crate::config::CONFIG_FILE), config.to_toml())
+            .map_err(|e| dir_error(e.to_string()))?;
+        // The store is made by the first `open`. Opening it here too would
+        // race that open: sled lets go of its file lock only some time after
+        // the database is dropped, so `create` then `open` in one process
+        // (the demo, tests) failed now and then with "could not acquire lock".
+        Ok(key.key_id().clone())
+    }
+
+    /// Opens the node in `data_dir` (made by `meridian init`). A new log
+    /// starts with the node's key set.
+    pub fn open(data_dir: &Path, env: &BTreeMap<String, String>) -> Result<Arc<Self>, NodeError> {
+        let config = Config::load(data_dir, env)?;
+        let key = NodeKey::load(&data_dir.join(KEY_FILE))?;
+        let ring = KeyRing::new(&config.node_id, &[key.verifying_key()], 1)?;
+        let tls = TlsIdentity::load(data_dir)?;
+        let store = Store::open(&data_dir.join(STORE_DIR))?;
+        let trust = TrustStore::open(&store, &config.node_id)?;
+        let index = LiveIndex::open(&data_dir.join(INDEX_DIR))?;
+        let node = Self {
+            config,
+            data_dir: data_dir.to_owned(),
+            key,
+            ring,
+            tls,
+            store,
+            trust,
+            index,
+            endpoint: OnceLock::new(),
+            changes: tokio::sync::watch::channel(0).0,
+            writer: Mutex::new(()),
+            imports_active: AtomicUsize::new(0),
+        };
+        node.publish_key_set()?;
+        Ok(Arc::new(node))
+    }
+
+    /// This node's invitation: what a peer's operator needs to pin it.
+    pub fn invite(&self) -> Invite {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        Invite {
+            node_id: self.node_id().to_owned(),
+            endpoint: self.endpoint(),
+            key: b64.encode(self.key.public().ed25519),
+            key_id: self.key.key_id().to_string(),
+            tls_key: b64.encode(self.tls.spki()),
+        }
+    }
+
+    /// This node's key set: one identity key, threshold 1, its TLS key.
+    pub fn key_set(&self) -> KeySet {
+        KeySet {
+            origin: self.node_id().to_owned(),
+            version: 1,
+            keys: vec![self.key.public()],
+            threshold: 1,
+            expires: String::new(),
+            tls_keys: vec![self.tls.spki().to_vec()],
+        }
+    }
+
+    /// The viewer of this node's operator: sees everything held here.
+    pub fn operator(&self) -> Viewer {
+        Viewer::Operator {
+            node: self.node_id().to_owned(),
+        }
+    }
+
+    /// The keys this node's own entries verify against.
+    pub fn ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    /// The keys `origin`'s entries verify against: this node's own, or the
+    /// identity key pinned for the peer. `None` for an origin whose peer was
+    /// revoked or is unknown: its entries are quarantined (not served).
+    pub fn origin_ring(&self, origin: &str) -> Result<Option<KeyRing>, NodeError> {
+        if origin == self.node_id() {
+            return Ok(Some(self.ring.clone()));
+        }
+        match self.trust.get(origin)? {
+            Some(peer) if peer.state != PeerState::Revoked => Ok(Some(peer.key_ring()?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Visibility of an imported record that names none.
+    pub fn default_visibility(&self) -> Visibility {
+        self.config.default_visibility()
+    }
+
+    pub fn tls(&self) -> &TlsIdentity {
+        &self.tls
+    }
+
+    pub fn trust(&self) -> &TrustStore {
+        &self.trust
+    }
+
+    /// The search index in use and its writer lock.
+    pub fn live_index(&self) -> &LiveIndex {
+        &self.index
+    }
+
+    /// Records the address peers dial (the bound listener).
+    pub fn set_endpoint(&self, endpoint: String) {
+        let _ = self.endpoint.set(endpoint);
+    }
+
+    /// The address peers dial.
+    pub fn endpoint(&self) -> String {
+        self.endpoint
+            .get()
+            .cloned()
+            .unwrap_or_else(|| self.config.listen.to_string())
+    }
+
+    /// Subscribes to change notifications (the value grows on every commit).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Tells subscribers (indexer, hints) that a log grew.
+    pub fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Counts an import stream in progress: indexing waits for it to end,
+    /// so a bulk load gets the cores and the index catches up after.
+    pub fn import_guard(self: &Arc<Self>) -> ImportGuard {
+        self.imports_active.fetch_add(1, Ordering::SeqCst);
+        ImportGuard { node: self.clone() }
+    }
+
+    /// Whether an import stream is in progress.
+    pub fn importing(&self) -> bool {
+        self.imports_active.load(Ordering::SeqCst) > 0
+    }
+
+    /// Starts a new log with this node's key set, so peers can check the
+    /// binding of its keys from the log itself.
+    fn publish_key_set(&self) -> Result<(), NodeError> {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if self.store.log_size(self.node_id())? > 0 {
+            return Ok(());
+        }
+        let appender = self.store.appender(self.node_id())?;
+        self.append_own(appender, vec![UnsignedEntry::key_set(self.key_set())])?;
+        Ok(())
+    }
+
+    /// Signs entries of this node's own log in parallel, appends them in one
+    /// transaction, flushes, then signs a checkpoint over the new log, and
+    /// tells subscribers. Returns the log size. Call with `writer` held, on
+    /// an appender begun under it.
+    pub(crate) fn append_own(
+        &self,
+        mut appender: Appender<OriginNodes<'_>>,
+        entries: Vec<UnsignedEntry>,
+    ) -> Result<u64, NodeError> {
+        let origin = self.node_id();
+        let first = appender.next_index();
+        let started = std::time::Instant::now();
+        let signed: Vec<SignedEntry> = entries
+            .into_par_iter()
+            .enumerate()
+            .map(|(offset, entry)| log::sign_entry(&self.key, origin, first + offset as u64, entry))
+            .collect();
+        let signed_at = started.elapsed();
+        for (entry, leaf, state) in signed {
+            appender
+                .push(&entry, leaf, state)
+                .map_err(StoreError::from)?;
+        }
+        let merkle_at = started.elapsed();
+        if appender.is_empty() {
+            return Ok(self.store.log_size(origin)?);
+        }
+        let root = appender.root().map_err(StoreError::from)?;
+        let append = appender.finish();
+        let size = append.new_size();
+        self.store.commit(&append)?;
+        let committed_at = started.elapsed();
+        self.store.flush()?;
+        let flushed_at = started.elapsed();
+        let checkpoint = log::sign_checkpoint(&self.key, origin, size, root);
+        self.store
+            .put_checkpoint(origin, &checkpoint.encode_to_vec())?;
+        self.changed();
+        tracing::debug!(
+            entries = append.entries.len(),
+            sign_us = signed_at.as_micros() as u64,
+            merkle_us = (merkle_at - signed_at).as_micros() as u64,
+            commit_us = (committed_at - merkle_at).as_micros() as u64,
+            flush_us = (flushed_at - committed_at).as_micros() as u64,
+            checkpoint_us = (started.elapsed() - flushed_at).as_micros() as u64,
+            "appended"
+        );
+        Ok(size)
+    }
+
+    /// Freezes `origin` after evidence of equivocation, keeping the
+    /// conflicting checkpoint, and alerts the operator.
+    pub fn freeze(&self, origin: &str, reason: &str, evidence: &[u8]) -> Result<(), StoreError> {
+        tracing::error!(target: "audit", origin, reason, "equivocation: origin frozen");
+        self.store.freeze(origin, reason, evidence)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.config.node_id
+    }
+
+    pub fn key(&self) -> &NodeKey {
+        &self.key
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}

@@ -1,0 +1,502 @@
+//! The search request model: what a client may ask of the holdings index
+//! and what comes back. Independent of tonic (the server maps these types at
+//! the edge) and of tantivy (the `index` module executes a [`Plan`]). See
+//! DESIGN.md §8 (search); who may see what is [`crate::visibility`]'s.
+//!
+//! - [`expr`]: the query language of [`SearchRequest::text`].
+//! - [`cursor`]: the opaque `after` token of cursor pagination.
+
+pub mod cursor;
+pub mod expr;
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::proto::{Access, BoundingBox, Visibility};
+
+use self::cursor::Cursor;
+use self::expr::Expr;
+
+/// Hits per page when the request does not say.
+pub const DEFAULT_LIMIT: usize = 20;
+/// The largest page a request may ask for.
+pub const MAX_LIMIT: usize = 1000;
+/// Values returned per facet, the most frequent first.
+pub const FACET_TOP_N: usize = 20;
+/// The facets of [`SearchResults::facets`], in display order.
+pub const FACETS: [&str; 6] = [
+    "discipline",
+    "origin",
+    "access",
+    "license",
+    "format",
+    "year",
+];
+
+/// Which holdings a search covers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// The records whose origin is `node`: the answering node's own holdings.
+    /// The server fills in its own node id.
+    Local { node: String },
+    /// The whole local index: own and replicated records.
+    #[default]
+    Federation,
+    /// Fan out to peers now. The index answers it like `Federation`; the
+    /// fan-out lives in the server.
+    Live,
+}
+
+/// Order of the hits. Every order is descending and ties are broken by the
+/// record key (origin, then id, ascending), so the order is total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    /// BM25 score, best first.
+    #[default]
+    Relevance,
+    /// `updated_at`, newest first; records without one last.
+    Updated,
+    /// `size_bytes`, largest first.
+    Size,
+}
+
+/// One search. `Default` is "everything visible, relevance order, 20 hits".
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    /// Query text in the language of [`query`]; empty matches everything.
+    pub text: String,
+    pub scope: Scope,
+    /// Filters: a record matches a filter when it has one of the listed
+    /// values (OR within a filter); every non-empty filter must match (AND
+    /// across filters). Values are exact, as the facets report them.
+    pub disciplines: Vec<String>,
+    pub origins: Vec<String>,
+    /// Records with one of these access levels.
+    pub access: Vec<Access>,
+    pub licenses: Vec<String>,
+    pub formats: Vec<String>,
+    /// Publication year, inclusive; either end open.
+    pub year: Option<(Option<u32>, Option<u32>)>,
+    /// Records with a box intersecting this one (edges touching count).
+    /// `west > east` crosses the antimeridian.
+    pub bbox: Option<BoundingBox>,
+    /// Records whose temporal coverage overlaps [from, to]; either end open.
+    /// Dates as records write them: `YYYY`, `YYYY-MM-DD` or RFC 3339.
+    pub time_from: Option<String>,
+    pub time_to: Option<String>,
+    pub sort: Sort,
+    /// Hits per page, at most [`MAX_LIMIT`]. 0 returns counts and facets only.
+    pub limit: usize,
+    /// `next_cursor` of the previous page of the same request.
+    pub after: Option<String>,
+    /// Compute facet counts.
+    pub facets: bool,
+    /// Fill [`Hit::snippet`] with a highlighted fragment.
+    pub highlight: bool,
+}
+
+impl Default for SearchRequest {
+    fn default() -> Self {
+        Self {
+            text: String::new(),
+            scope: Scope::default(),
+            disciplines: Vec::new(),
+            origins: Vec::new(),
+            access: Vec::new(),
+            licenses: Vec::new(),
+            formats: Vec::new(),
+            year: None,
+            bbox: None,
+            time_from: None,
+            time_to: None,
+            sort: Sort::default(),
+            limit: DEFAULT_LIMIT,
+            after: None,
+            facets: false,
+            highlight: false,
+        }
+    }
+}
+
+/// One page of an answer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SearchResults {
+    pub hits: Vec<Hit>,
+    /// Exact number of records matching the request that the viewer may see.
+    pub total: u64,
+    /// Facet name (see [`FACETS`]) → the top values with their counts over
+    /// every visible match, most frequent first. Empty unless asked for.
+    pub facets: BTreeMap<String, Vec<(String, u64)>>,
+    /// Pass as `after` to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One matching record, as much as a result list shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub origin: String,
+    pub id: String,
+    pub version: u64,
+    pub title: String,
+    pub doi: String,
+    pub publication_year: u32,
+    pub updated_at: String,
+    pub size_bytes: u64,
+    /// BM25 score under `Sort::Relevance` with query text; 0 otherwise.
+    pub score: f32,
+    /// HTML fragment with matches in `<b>…</b>`, text escaped. Empty unless
+    /// `highlight` was asked for.
+    pub snippet: String,
+    pub access: Access,
+    pub visibility: Visibility,
+}
+
+/// Why a search was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The query text does not parse. `position` is the 0-based character
+    /// (Unicode scalar) offset of the problem when there is one.
+    #[error("query error{}: {message}", position.map(|p| format!(" at character {p}")).unwrap_or_default())]
+    Query {
+        position: Option<usize>,
+        message: String,
+    },
+    /// A filter, the limit or another field of the request is invalid.
+    #[error("invalid search request: {0}")]
+    Invalid(String),
+    /// The `after` token is malformed or belongs to another request.
+    #[error("invalid cursor: {0}")]
+    Cursor(String),
+    /// The index failed. A bug or a broken disk: never caused by the request.
+    #[error("search index failure")]
+    Index(#[source] tantivy::TantivyError),
+    /// Another part of the node needed for the answer failed.
+    #[error("search unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<expr::QueryError> for SearchError {
+    fn from(error: expr::QueryError) -> Self {
+        Self::Query {
+            position: Some(error.position),
+            message: error.message,
+        }
+    }
+}
+
+impl From<tantivy::TantivyError> for SearchError {
+    fn from(error: tantivy::TantivyError) -> Self {
+        Self::Index(error)
+    }
+}
+
+/// An inclusive range whose ends may be open (`None`).
+pub type OpenRange<T> = (Option<T>, Option<T>);
+
+/// A request checked and parsed: what the index executes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub query: Expr,
+    /// Restrict to this origin (`Scope::Local`).
+    pub local_origin: Option<String>,
+    pub disciplines: Vec<String>,
+    pub origins: Vec<String>,
+    /// Normalised access names (see [`crate::record::access_name`]).
+    pub access: Vec<String>,
+    pub licenses: Vec<String>,
+    pub formats: Vec<String>,
+    /// Inclusive publication-year range; `None` when unrestricted.
+    pub year: Option<OpenRange<u64>>,
+    pub bbox: Option<BoundingBox>,
+    /// Inclusive span in Unix seconds; `None` when there is no temporal
+    /// filter. An open end is `None` inside.
+    pub time: Option<OpenRange<i64>>,
+    pub sort: Sort,
+    pub limit: usize,
+    pub after: Option<Cursor>,
+    pub facets: bool,
+    pub highlight: bool,
+    /// Identifies the request (everything that decides the match set and
+    /// the order) so a cursor is only accepted by the request it came from.
+    pub fingerprint: u64,
+}
+
+impl SearchRequest {
+    /// Validates the request and parses its query text.
+    pub fn plan(&self) -> Result<Plan, SearchError> {
+        let query = expr::parse(&self.text)?;
+        if self.limit > MAX_LIMIT {
+            return Err(SearchError::Invalid(format!(
+                "limit {} is above the maximum of {MAX_LIMIT}",
+                self.limit
+            )));
+        }
+        let access = self
+            .access
+            .iter()
+            .map(|access| match access {
+                Access::Unspecified => Err(SearchError::Invalid(
+                    "access: a filter value must be open, registered, embargoed or restricted"
+                        .into(),
+                )),
+                known => Ok(crate::record::access_name(*known as i32).to_owned()),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let year = match self.year {
+            None | Some((None, None)) => None,
+            Some((Some(from), Some(to))) if from > to => {
+                return Err(SearchError::Invalid(format!(
+                    "year range {from}..{to} is empty"
+                )))
+            }
+            Some((from, to)) => Some((from.map(u64::from), to.map(u64::from))),
+        };
+        if let Some(bbox) = &self.bbox {
+            check_bbox(bbox)?;
+        }
+        let time = time_span(self.time_from.as_deref(), self.time_to.as_deref())?;
+        let fingerprint = self.fingerprint();
+        let after = match &self.after {
+            None => None,
+            Some(token) => {
+                let cursor = Cursor::decode(token)?;
+                if cursor.fingerprint != fingerprint || cursor.sort != self.sort {
+                    return Err(SearchError::Cursor(
+                        "the cursor belongs to a different query, filters or sort".into(),
+                    ));
+                }
+                Some(cursor)
+            }
+        };
+        let local_origin = match &self.scope {
+            Scope::Local { node } => Some(node.clone()),
+            Scope::Federation | Scope::Live => None,
+        };
+        Ok(Plan {
+            query,
+            local_origin,
+            disciplines: self.disciplines.clone(),
+            origins: self.origins.clone(),
+            access,
+            licenses: self.licenses.clone(),
+            formats: self.formats.clone(),
+            year,
+            bbox: self.bbox,
+            time,
+            sort: self.sort,
+            limit: self.limit,
+            after,
+            facets: self.facets,
+            highlight: self.highlight,
+            fingerprint,
+        })
+    }
+
+    /// A stable digest of what decides the match set and the order (not the
+    /// page size, the cursor, facets or highlighting).
+    fn fingerprint(&self) -> u64 {
+        let scope = match &self.scope {
+            Scope::Local { node } => format!("local:{node}"),
+            Scope::Federation | Scope::Live => "federation".to_owned(),
+        };
+        let bbox = self
+            .bbox
+            .map(|b| [b.west, b.south, b.east, b.north].map(f64::to_bits));
+        let canonical = serde_json::json!({
+            "text": self.text,
+            "scope": scope,
+            "disciplines": self.disciplines,
+            "origins": self.origins,
+            "access": self.access.iter().map(|a| *a as i32).collect::<Vec<_>>(),
+            "licenses": self.licenses,
+            "formats": self.formats,
+            "year": self.year,
+            "bbox": bbox,
+            "time": [&self.time_from, &self.time_to],
+            "sort": self.sort,
+        });
+        let digest = Sha256::digest(canonical.to_string().as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first)
+    }
+}
+
+fn check_bbox(bbox: &BoundingBox) -> Result<(), SearchError> {
+    let BoundingBox {
+        west,
+        south,
+        east,
+        north,
+    } = *bbox;
+    let lon_ok = |v: f64| (-180.0..=180.0).contains(&v);
+    let lat_ok = |v: f64| (-90.0..=90.0).contains(&v);
+    if !(lon_ok(west) && lon_ok(east) && lat_ok(south) && lat_ok(north)) {
+        return Err(SearchError::Invalid(format!(
+            "bbox {west},{south},{east},{north} is outside WGS84 (longitude -180..180, latitude -90..90)"
+        )));
+    }
+    if south > north {
+        return Err(SearchError::Invalid(format!(
+            "bbox south {south} is above north {north}"
+        )));
+    }
+    Ok(())
+}
+
+/// The inclusive span of a temporal filter: from the first second of `from`
+/// to the last second of `to`.
+fn time_span(from: Option<&str>, to: Option<&str>) -> Result<Option<OpenRange<i64>>, SearchError> {
+    let parse = |name: &str, text: Option<&str>, pick: fn((i64, i64)) -> i64| match text
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        None => Ok(None),
+        Some(text) => crate::date::bounds(text)
+            .map(|span| Some(pick(span)))
+            .map_err(|e| SearchError::Invalid(format!("{name}: {e}"))),
+    };
+    let from = parse("time_from", from, |(first, _)| first)?;
+    let to = parse("time_to", to, |(_, last)| last)?;
+    match (from, to) {
+        (None, None) => Ok(None),
+        (Some(f), Some(t)) if f > t => Err(SearchError::Invalid(
+            "time_from is after time_to".to_owned(),
+        )),
+        span => Ok(Some(span)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_rejects_bad_fields_and_names_them() {
+        let bad = |request: SearchRequest, needle: &str| {
+            let error = request.plan().unwrap_err();
+            assert!(
+                matches!(error, SearchError::Invalid(_)) && error.to_string().contains(needle),
+                "{error}"
+            );
+        };
+        bad(
+            SearchRequest {
+                limit: MAX_LIMIT + 1,
+                ..Default::default()
+            },
+            "limit",
+        );
+        bad(
+            SearchRequest {
+                access: vec![Access::Unspecified],
+                ..Default::default()
+            },
+            "access",
+        );
+        bad(
+            SearchRequest {
+                year: Some((Some(2021), Some(2020))),
+                ..Default::default()
+            },
+            "year",
+        );
+        bad(
+            SearchRequest {
+                time_from: Some("yesterday".into()),
+                ..Default::default()
+            },
+            "time_from",
+        );
+        bad(
+            SearchRequest {
+                time_from: Some("2021".into()),
+                time_to: Some("2020-12-31".into()),
+                ..Default::default()
+            },
+            "after",
+        );
+        bad(
+            SearchRequest {
+                bbox: Some(BoundingBox {
+                    west: 0.0,
+                    south: 10.0,
+                    east: 1.0,
+                    north: 5.0,
+                }),
+                ..Default::default()
+            },
+            "south",
+        );
+        bad(
+            SearchRequest {
+                bbox: Some(BoundingBox {
+                    west: f64::NAN,
+                    south: 0.0,
+                    east: 1.0,
+                    north: 5.0,
+                }),
+                ..Default::default()
+            },
+            "WGS84",
+        );
+    }
+
+    #[test]
+    fn plan_normalises_access_and_spans_dates() {
+        let plan = SearchRequest {
+            access: vec![Access::Open, Access::Embargoed],
+            time_from: Some("2020".into()),
+            time_to: Some("2020-04-30".into()),
+            ..Default::default()
+        }
+        .plan()
+        .unwrap();
+        assert_eq!(plan.access, ["open", "embargoed"]);
+        assert_eq!(plan.time, Some((Some(1_577_836_800), Some(1_588_291_199))));
+        let open = SearchRequest {
+            time_to: Some("2020".into()),
+            ..Default::default()
+        }
+        .plan()
+        .unwrap();
+        assert_eq!(open.time, Some((None, Some(1_609_459_199))));
+    }
+
+    #[test]
+    fn a_cursor_is_refused_by_another_request() {
+        let request = SearchRequest {
+            text: "ice".into(),
+            ..Default::default()
+        };
+        let token = Cursor {
+            snapshot: None,
+            fingerprint: request.fingerprint(),
+            sort: Sort::Relevance,
+            primary: 7,
+            origin: "a".into(),
+            id: "1".into(),
+        }
+        .encode();
+        let same = SearchRequest {
+            after: Some(token.clone()),
+            limit: 5,
+            ..request.clone()
+        };
+        assert!(same.plan().unwrap().after.is_some());
+        let other = SearchRequest {
+            text: "snow".into(),
+            after: Some(token.clone()),
+            ..request.clone()
+        };
+        assert!(matches!(other.plan(), Err(SearchError::Cursor(_))));
+        let resorted = SearchRequest {
+            sort: Sort::Size,
+            after: Some(token),
+            ..request
+        };
+        assert!(matches!(resorted.plan(), Err(SearchError::Cursor(_))));
+    }
+}

@@ -1,0 +1,790 @@
+//! The node's database (sled): records, per-origin logs, Merkle nodes and
+//! checkpoints. The store is the source of truth; the search index is derived
+//! from it.
+//!
+//! Trees are named for what they hold and carry a version (`records_v1`);
+//! the database records its format version and refuses to open an unknown
+//! one. Everything one logical write changes is committed in one transaction,
+//! and a write is acknowledged only after [`Store::flush`].
+
+use std::path::Path;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use crate::log::{Appender, LogAppend, RecordState, StoredEntry};
+use crate::merkle::{self, Hash, NodeStore, TreeError};
+
+/// The database's trees, by name. Each name says what it holds and carries
+/// the version of its layout.
+pub mod tree {
+    pub const META: &str = "meta_v1";
+    pub const RECORDS: &str = "records_v1";
+    pub const LOG: &str = "log_runs_by_origin_index_v1";
+    pub const MERKLE: &str = "merkle_runs_by_origin_level_index_v1";
+    pub const LOG_SIZES: &str = "log_size_by_origin_v1";
+    pub const CHECKPOINTS: &str = "checkpoint_by_origin_v1";
+    pub const FROZEN: &str = "frozen_origins_v1";
+    pub const PEERS: &str = "peers_by_node_v1";
+    pub const AUDIT: &str = "audit_by_seq_v1";
+}
+
+/// On-disk format version of this database.
+pub const FORMAT_VERSION: u32 = 1;
+const FORMAT_KEY: &[u8] = b"format_version";
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or written.
+    #[error("database error: {0}")]
+    Db(#[from] sled::Error),
+    /// The database was written by a format this build does not know.
+    #[error(
+        "the store at {path} has format version {found}, this meridian reads version {FORMAT_VERSION}; \
+         use the matching meridian release or migrate the data directory"
+    )]
+    UnknownFormat { path: String, found: String },
+    /// A log append raced another writer of the same origin log.
+    #[error("log of {origin} moved from size {expected} to {found} during the write")]
+    Conflict {
+        origin: String,
+        expected: u64,
+        found: u64,
+    },
+    /// A stored value does not decode: the database is damaged. `tree` is
+    /// one of [`tree`]'s names.
+    #[error("corrupt value in {tree}: {detail}")]
+    Corrupt { tree: &'static str, detail: String },
+}
+
+impl StoreError {
+    fn corrupt(tree: &'static str, detail: impl Into<String>) -> Self {
+        StoreError::Corrupt {
+            tree,
+            detail: detail.into(),
+        }
+    }
+}
+
+fn encode_state(state: &RecordState) -> [u8; 17] {
+    let mut out = [0u8; 17];
+    out[..8].copy_from_slice(&state.version.to_be_bytes());
+    out[8..16].copy_from_slice(&state.log_index.to_be_bytes());
+    out[16] = u8::from(state.deleted);
+    out
+}
+
+fn decode_state(bytes: &[u8]) -> Result<RecordState, StoreError> {
+    if bytes.len() != 17 {
+        return Err(StoreError::corrupt(
+            tree::RECORDS,
+            format!("record state of {} bytes", bytes.len()),
+        ));
+    }
+    Ok(RecordState {
+        version: u64_at(&bytes[..8]),
+        log_index: u64_at(&bytes[8..16]),
+        deleted: bytes[16] != 0,
+    })
+}
+
+/// The node's database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    records: sled::Tree,
+    log: sled::Tree,
+    merkle: sled::Tree,
+    heads: sled::Tree,
+    checkpoints: sled::Tree,
+    frozen: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path`, checking its format version.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()?;
+        let meta = db.open_tree(tree::META)?;
+        match meta.get(FORMAT_KEY)? {
+            None => {
+                meta.insert(FORMAT_KEY, FORMAT_VERSION.to_string().as_bytes())?;
+                db.flush()?;
+            }
+            Some(found) if found.as_ref() == FORMAT_VERSION.to_string().as_bytes() => {}
+            Some(found) => {
+                return Err(StoreError::UnknownFormat {
+                    path: path.display().to_string(),
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                })
+            }
+        }
+        Ok(Self {
+            records: db.open_tree(tree::RECORDS)?,
+            log: db.open_tree(tree::LOG)?,
+            merkle: db.open_tree(tree::MERKLE)?,
+            heads: db.open_tree(tree::LOG_SIZES)?,
+            checkpoints: db.open_tree(tree::CHECKPOINTS)?,
+            frozen: db.open_tree(tree::FROZEN)?,
+            db,
+        })
+    }
+
+    /// A key-value table for a module that keeps its own records (the trust
+    /// store): `name` is one of [`tree`]'s.
+    pub fn table(&self, name: &'static str) -> Result<Table, StoreError> {
+        Ok(Table {
+            name,
+            tree: self.db.open_tree(name)?,
+            db: self.db.clone(),
+        })
+    }
+
+    /// Makes every committed write durable. Call before acknowledging.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The state of record `id` of `origin`, tombstones included.
+    pub fn record_state(&self, origin: &str, id: &str) -> Result<Option<RecordState>, StoreError> {
+        self.records
+            .get(record_key(origin, id))?
+            .map(|bytes| decode_state(&bytes))
+            .transpose()
+    }
+
+    /// Records of `origin` in id order, starting after `after_id`.
+    pub fn list_records(
+        &self,
+        origin: &str,
+        after_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, RecordState)>, StoreError> {
+        let prefix = origin_prefix(origin);
+        let start = match after_id {
+            Some(id) => {
+                let mut key = record_key(origin, id);
+                key.push(0);
+                key
+            }
+            None => prefix.clone(),
+        };
+        let mut out = Vec::new();
+        for item in self.records.range(start..) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            out.push((id, decode_state(&value)?));
+        }
+        Ok(out)
+    }
+
+    /// Number of live (not deleted) records of `origin`.
+    pub fn count_live(&self, origin: &str) -> Result<u64, StoreError> {
+        let mut count = 0;
+        for item in self.records.scan_prefix(origin_prefix(origin)) {
+            let (_, value) = item?;
+            if !decode_state(&value)?.deleted {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Entry `index` of `origin`'s log.
+    pub fn entry(&self, origin: &str, index: u64) -> Result<Option<StoredEntry>, StoreError> {
+        let Some((first, run)) = self.run_containing(&self.log, &origin_prefix(origin), index)?
+        else {
+            return Ok(None);
+        };
+        run_item(&run, (index - first) as usize)?
+            .map(|bytes| decode_entry(origin, index, bytes))
+            .transpose()
+    }
+
+    /// Entries of `origin` from `from` on, in order, at most `limit`.
+    pub fn entries(
+        &self,
+        origin: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, StoredEntry)>, StoreError> {
+        let prefix = origin_prefix(origin);
+        let mut out = Vec::with_capacity(limit.min(4096));
+        let start = match self.run_containing(&self.log, &prefix, from)? {
+            Some((first, _)) => index_key(origin, first),
+            None => index_key(origin, from),
+        };
+        'runs: for item in self.log.range(start..) {
+            let (key, run) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let first = u64_at(&key[prefix.len()..]);
+            for (offset, bytes) in run_items(&run)?.into_iter().enumerate() {
+                let index = first + offset as u64;
+                if index < from {
+                    continue;
+                }
+                if out.len() >= limit {
+                    break 'runs;
+                }
+                out.push((index, decode_entry(origin, index, bytes)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The run of `tree` under `prefix` whose first index is the largest at
+    /// or below `index`, if `index` falls inside it.
+    fn run_containing(
+        &self,
+        tree: &sled::Tree,
+        prefix: &[u8],
+        index: u64,
+    ) -> Result<Option<(u64, sled::IVec)>, StoreError> {
+        let mut key = prefix.to_vec();
+        key.extend_from_slice(&index.to_be_bytes());
+        let Some(item) = tree.range(prefix.to_vec()..=key).next_back() else {
+            return Ok(None);
+        };
+        let (found, run) = item?;
+        let first = u64_at(&found[prefix.len()..]);
+        let count = run_len(&run)? as u64;
+        Ok((index < first + count).then_some((first, run)))
+    }
+
+    /// Size of `origin`'s log as held here (0 if unknown).
+    pub fn log_size(&self, origin: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .heads
+            .get(origin.as_bytes())?
+            .map(|v| u64_at(&v))
+            .unwrap_or(0))
+    }
+
+    /// Every origin whose log this store holds, with its size.
+    pub fn origins(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.heads
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                Ok((String::from_utf8_lossy(&key).into_owned(), u64_at(&value)))
+            })
+            .collect()
+    }
+
+    /// A stored Merkle node of `origin`'s log.
+    pub fn merkle_node(
+        &self,
+        origin: &str,
+        level: u32,
+        index: u64,
+    ) -> Result<Option<Hash>, StoreError> {
+        let mut prefix = origin_prefix(origin);
+        prefix.push(level as u8);
+        let Some((first, run)) = self.run_containing(&self.merkle, &prefix, index)? else {
+            return Ok(None);
+        };
+        let hash = run_item(&run, (index - first) as usize)?.unwrap_or_default();
+        hash.try_into()
+            .map(Some)
+            .map_err(|_| StoreError::corrupt(tree::MERKLE, format!("node of {} bytes", hash.len())))
+    }
+
+    /// The stored Merkle nodes of `origin`'s log.
+    pub fn merkle_nodes<'a>(&'a self, origin: &'a str) -> OriginNodes<'a> {
+        OriginNodes {
+            store: self,
+            origin,
+        }
+    }
+
+    /// Starts an append at the current end of `origin`'s log.
+    pub fn appender<'a>(
+        &'a self,
+        origin: &'a str,
+    ) -> Result<Appender<OriginNodes<'a>>, StoreError> {
+        let size = self.log_size(origin)?;
+        Ok(Appender::begin(self.merkle_nodes(origin), origin, size))
+    }
+
+    /// The tree head of the first `size` entries of `origin`'s log.
+    pub fn log_root(&self, origin: &str, size: u64) -> Result<Hash, StoreError> {
+        merkle::root(&self.merkle_nodes(origin), size).map_err(StoreError::from)
+    }
+
+    /// The RFC 9162 consistency proof between sizes `old` and `new` of
+    /// `origin`'s log.
+    pub fn consistency_proof(
+        &self,
+        origin: &str,
+        old: u64,
+        new: u64,
+    ) -> Result<Vec<Hash>, StoreError> {
+        merkle::consistency_proof(&self.merkle_nodes(origin), old, new).map_err(StoreError::from)
+    }
+
+    /// The latest checkpoint envelope of `origin`.
+    pub fn checkpoint(&self, origin: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.checkpoints.get(origin.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// Stores `origin`'s latest checkpoint envelope.
+    pub fn put_checkpoint(&self, origin: &str, envelope: &[u8]) -> Result<(), StoreError> {
+        self.checkpoints.insert(origin.as_bytes(), envelope)?;
+        Ok(())
+    }
+
+    /// Whether `origin` is frozen after evidence of equivocation.
+    pub fn is_frozen(&self, origin: &str) -> Result<bool, StoreError> {
+        Ok(self.frozen.contains_key(origin.as_bytes())?)
+    }
+
+    /// The reason and evidence kept for a frozen origin: `reason ␀ evidence`.
+    pub fn frozen_evidence(&self, origin: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.frozen.get(origin.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// Freezes `origin`, keeping `reason` and the conflicting checkpoint as
+    /// evidence; durable when it returns.
+    pub fn freeze(&self, origin: &str, reason: &str, evidence: &[u8]) -> Result<(), StoreError> {
+        let mut value = reason.as_bytes().to_vec();
+        value.push(0);
+        value.extend_from_slice(evidence);
+        self.frozen.insert(origin.as_bytes(), value)?;
+        self.flush()
+    }
+
+    /// Commits one log append in a single transaction: entries, record
+    /// states, Merkle nodes and the new log size land together or not at all.
+    pub fn commit(&self, append: &LogAppend) -> Result<(), StoreError> {
+        let origin = append.origin.as_str();
+        let entry_runs = pack_entries(&append.entries);
+        let node_runs = pack_nodes(&append.nodes);
+        let result = (&self.records, &self.log, &self.merkle, &self.heads).transaction(
+            |(records, log, merkle, heads)| {
+                let found = heads
+                    .get(origin.as_bytes())?
+                    .map(|v| u64_at(&v))
+                    .unwrap_or(0);
+                if found != append.base_size {
+                    return Err(ConflictableTransactionError::Abort(found));
+                }
+                for (first, run) in &entry_runs {
+                    log.insert(index_key(origin, *first), run.as_slice())?;
+                }
+                for (id, state) in &append.records {
+                    records.insert(record_key(origin, id), &encode_state(state)[..])?;
+                }
+                for ((level, first), run) in &node_runs {
+                    merkle.insert(node_key(origin, *level, *first), run.as_slice())?;
+                }
+                heads.insert(origin.as_bytes(), &append.new_size().to_be_bytes()[..])?;
+                Ok(())
+            },
+        );
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(found)) => Err(StoreError::Conflict {
+                origin: origin.to_owned(),
+                expected: append.base_size,
+                found,
+            }),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+}
+
+/// Most items packed into one stored run.
+const RUN_MAX: usize = 256;
+
+/// Packs consecutive items into runs of at most [`RUN_MAX`]: one sled
+/// write per run instead of one per entry (sled writes, not hashing or
+/// signing, bound the append rate). Layout: item count (u32), then each
+/// item's end offset (u32), then the items.
+fn pack_run<'a>(items: impl ExactSizeIterator<Item = &'a [u8]> + Clone) -> Vec<u8> {
+    let count = items.len();
+    let total: usize = items.clone().map(<[u8]>::len).sum();
+    let mut out = Vec::with_capacity(4 + 4 * count + total);
+    out.extend_from_slice(&(count as u32).to_be_bytes());
+    let mut end = 0u32;
+    for item in items.clone() {
+        end += item.len() as u32;
+        out.extend_from_slice(&end.to_be_bytes());
+    }
+    for item in items {
+        out.extend_from_slice(item);
+    }
+    out
+}
+
+fn corrupt_run(detail: &str) -> StoreError {
+    StoreError::corrupt(tree::LOG, detail)
+}
+
+fn decode_entry(origin: &str, index: u64, bytes: &[u8]) -> Result<StoredEntry, StoreError> {
+    StoredEntry::decode(bytes)
+        .map_err(|e| StoreError::corrupt(tree::LOG, format!("{origin} entry {index}: {e}")))
+}
+
+impl From<TreeError<StoreError>> for StoreError {
+    /// A Merkle computation over stored nodes failed: a read error, or nodes
+    /// missing for a size the log claims (damage).
+    fn from(e: TreeError<StoreError>) -> Self {
+        match e {
+            TreeError::Store(e) => e,
+            other => StoreError::corrupt(tree::MERKLE, other.to_string()),
+        }
+    }
+}
+
+/// The stored Merkle nodes of one origin's log.
+#[derive(Clone, Copy)]
+pub struct OriginNodes<'a> {
+    store: &'a Store,
+    origin: &'a str,
+}
+
+impl NodeStore for OriginNodes<'_> {
+    type Error = StoreError;
+
+    fn node(&self, level: u32, index: u64) -> Result<Option<Hash>, StoreError> {
+        self.store.merkle_node(self.origin, level, index)
+    }
+}
+
+/// One named table of bytes, for a module that keeps its own records.
+#[derive(Clone)]
+pub struct Table {
+    name: &'static str,
+    tree: sled::Tree,
+    db: sled::Db,
+}
+
+impl Table {
+    /// The table's tree name, for messages.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Writes `value` under `key` only if the key still holds `expected`
+    /// (`None`: absent). Returns whether it did.
+    pub fn compare_and_swap(
+        &self,
+        key: &[u8],
+        expected: Option<&[u8]>,
+        value: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .tree
+            .compare_and_swap(key, expected, Some(value))?
+            .is_ok())
+    }
+
+    /// Every `(key, value)` in key order.
+    pub fn iter(&self) -> impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), StoreError>> + '_ {
+        self.tree.iter().map(|item| {
+            item.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(StoreError::from)
+        })
+    }
+
+    /// Appends `value` under a new key larger than every key before it.
+    pub fn push(&self, value: Vec<u8>) -> Result<(), StoreError> {
+        let seq = self.db.generate_id()?;
+        self.tree.insert(seq.to_be_bytes(), value)?;
+        Ok(())
+    }
+
+    /// Makes every write durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn run_len(run: &[u8]) -> Result<usize, StoreError> {
+    let count = run
+        .get(..4)
+        .ok_or_else(|| corrupt_run("run without a header"))?;
+    Ok(u32::from_be_bytes([count[0], count[1], count[2], count[3]]) as usize)
+}
+
+/// Item `n` of a run, if it has that many.
+fn run_item(run: &[u8], n: usize) -> Result<Option<&[u8]>, StoreError> {
+    let count = run_len(run)?;
+    if n >= count {
+        return Ok(None);
+    }
+    let end_at = |i: usize| -> Result<usize, StoreError> {
+        let at = 4 + 4 * i;
+        let bytes = run
+            .get(at..at + 4)
+            .ok_or_else(|| corrupt_run("short offset table"))?;
+        Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize)
+    };
+    let data = 4 + 4 * count;
+    let start = if n == 0 { 0 } else { end_at(n - 1)? };
+    let end = end_at(n)?;
+    run.get(data + start..data + end)
+        .map(Some)
+        .ok_or_else(|| corrupt_run("item past the end of its run"))
+}
+
+/// Every item of a run, in order.
+fn run_items(run: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
+    (0..run_len(run)?)
+        .map(|n| run_item(run, n)?.ok_or_else(|| corrupt_run("missing item")))
+        .collect()
+}
+
+/// Entry runs of an append: `(first index, packed run)`.
+fn pack_entries(entries: &[(u64, Vec<u8>)]) -> Vec<(u64, Vec<u8>)> {
+    entries
+        .chunks(RUN_MAX)
+        .map(|chunk| {
+            (
+                chunk[0].0,
+                pack_run(chunk.iter().map(|(_, e)| e.as_slice())),
+            )
+        })
+        .collect()
+}
+
+/// Merkle node runs of an append: consecutive indices of one level packed
+/// together, `((level, first index), packed run)`.
+fn pack_nodes(nodes: &[((u32, u64), Hash)]) -> Vec<((u32, u64), Vec<u8>)> {
+    let mut by_level: std::collections::BTreeMap<u32, Vec<(u64, Hash)>> = Default::default();
+    for ((level, index), hash) in nodes {
+        by_level.entry(*level).or_default().push((*index, *hash));
+    }
+    let mut runs = Vec::new();
+    for (level, mut nodes) in by_level {
+        nodes.sort_by_key(|(index, _)| *index);
+        let mut start = 0;
+        for end in 1..=nodes.len() {
+            let breaks = end == nodes.len()
+                || nodes[end].0 != nodes[end - 1].0 + 1
+                || end - start == RUN_MAX;
+            if breaks {
+                let run = &nodes[start..end];
+                runs.push((
+                    (level, run[0].0),
+                    pack_run(run.iter().map(|(_, h)| h.as_slice())),
+                ));
+                start = end;
+            }
+        }
+    }
+    runs
+}
+
+fn u64_at(bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    let n = bytes.len().min(8);
+    buf[..n].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(buf)
+}
+
+/// Origins and ids never hold NUL (validated), so it separates key parts.
+fn origin_prefix(origin: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(origin.len() + 1);
+    key.extend_from_slice(origin.as_bytes());
+    key.push(0);
+    key
+}
+
+fn record_key(origin: &str, id: &str) -> Vec<u8> {
+    let mut key = origin_prefix(origin);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn index_key(origin: &str, index: u64) -> Vec<u8> {
+    let mut key = origin_prefix(origin);
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn node_key(origin: &str, level: u32, index: u64) -> Vec<u8> {
+    let mut key = origin_prefix(origin);
+    key.push(level as u8);
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Envelope;
+
+    /// A stored entry whose payload is `text`.
+    fn entry(text: &str) -> StoredEntry {
+        StoredEntry::Signed(Envelope {
+            payload: text.as_bytes().to_vec(),
+            ..Default::default()
+        })
+    }
+
+    fn append(origin: &str, base: u64, ids: &[&str]) -> LogAppend {
+        LogAppend {
+            origin: origin.into(),
+            base_size: base,
+            entries: ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (base + i as u64, entry(id).encode()))
+                .collect(),
+            records: ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    let state = RecordState {
+                        version: 1,
+                        log_index: base + i as u64,
+                        deleted: false,
+                    };
+                    (id.to_string(), state)
+                })
+                .collect(),
+            nodes: vec![((0, base), [7u8; 32])],
+        }
+    }
+
+    #[test]
+    fn a_commit_lands_whole_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.commit(&append("polar", 0, &["a", "b"])).unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.log_size("polar").unwrap(), 2);
+        assert_eq!(store.entry("polar", 1).unwrap().unwrap(), entry("b"));
+        let state = store.record_state("polar", "b").unwrap().unwrap();
+        assert_eq!(state.log_index, 1);
+        assert_eq!(store.merkle_node("polar", 0, 0).unwrap(), Some([7u8; 32]));
+        let listed = store.list_records("polar", Some("a"), 10).unwrap();
+        assert_eq!(
+            listed.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            ["b"]
+        );
+    }
+
+    #[test]
+    fn runs_of_any_size_read_back_entry_by_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut size = 0u64;
+        // Appends of 1, 255, 256, 257 and 600 entries straddle run limits.
+        for n in [1usize, 255, 256, 257, 600, 3] {
+            let entries: Vec<(u64, Vec<u8>)> = (0..n as u64)
+                .map(|i| (size + i, entry(&format!("entry {}", size + i)).encode()))
+                .collect();
+            let nodes = (0..n as u64)
+                .map(|i| ((0, size + i), [(size + i) as u8; 32]))
+                .collect();
+            let append = LogAppend {
+                origin: "polar".into(),
+                base_size: size,
+                entries,
+                records: Vec::new(),
+                nodes,
+            };
+            store.commit(&append).unwrap();
+            size += n as u64;
+        }
+        for index in 0..size {
+            let want = entry(&format!("entry {index}"));
+            assert_eq!(
+                store.entry("polar", index).unwrap(),
+                Some(want),
+                "entry {index}"
+            );
+            assert_eq!(
+                store.merkle_node("polar", 0, index).unwrap(),
+                Some([index as u8; 32])
+            );
+        }
+        assert_eq!(store.entry("polar", size).unwrap(), None);
+        assert_eq!(store.merkle_node("polar", 0, size).unwrap(), None);
+        assert_eq!(store.merkle_node("polar", 1, 0).unwrap(), None);
+        for (from, limit) in [(0, 10), (250, 20), (511, 300), (1370, 10), (size - 1, 5)] {
+            let got = store.entries("polar", from, limit).unwrap();
+            let want: Vec<u64> = (from..size).take(limit).collect();
+            assert_eq!(
+                got.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+                want,
+                "from {from}"
+            );
+            for (index, stored) in got {
+                assert_eq!(stored, entry(&format!("entry {index}")));
+            }
+        }
+    }
+
+    #[test]
+    fn merkle_runs_split_where_indices_jump() {
+        let nodes = vec![
+            ((1, 4), [1; 32]),
+            ((0, 8), [2; 32]),
+            ((1, 5), [3; 32]),
+            ((1, 9), [4; 32]),
+        ];
+        let runs = pack_nodes(&nodes);
+        let keys: Vec<(u32, u64)> = runs.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, [(0, 8), (1, 4), (1, 9)]);
+        assert_eq!(run_len(&runs[1].1).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_stale_append_is_refused_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.commit(&append("polar", 0, &["a"])).unwrap();
+        let err = store.commit(&append("polar", 0, &["z"])).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict { found: 1, .. }),
+            "{err}"
+        );
+        assert!(store.record_state("polar", "z").unwrap().is_none());
+        assert_eq!(store.log_size("polar").unwrap(), 1);
+    }
+
+    #[test]
+    fn origins_do_not_bleed_into_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.commit(&append("uni", 0, &["a"])).unwrap();
+        store.commit(&append("uni-b", 0, &["b", "c"])).unwrap();
+        assert_eq!(store.list_records("uni", None, 10).unwrap().len(), 1);
+        assert_eq!(store.entries("uni", 0, 10).unwrap().len(), 1);
+        assert_eq!(store.count_live("uni-b").unwrap(), 2);
+    }
+
+    #[test]
+    fn an_unknown_format_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("meta_v1")
+                .unwrap()
+                .insert(FORMAT_KEY, b"99")
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("format version 99"), "{err}");
+    }
+}

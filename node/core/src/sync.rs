@@ -1,0 +1,475 @@
+//! Replication (DESIGN §7): pull-based, resumable, per origin, with relay.
+//!
+//! A node pulls, for every origin it trusts, from any active peer that holds
+//! more of that origin's log than it does. Each pull starts with the
+//! checkpoint the serving peer holds (signed by the origin), then streams the
+//! entries after the receiver's cursor. Every entry is verified against the
+//! origin's pinned keys before it is decoded; its index must be the next one;
+//! entries the receiver may not see arrive as digests only. Batches commit
+//! atomically with the cursor (the origin's log size here), so an interrupted
+//! pull resumes exactly where it stopped. When the log reaches the
+//! checkpoint's size its Merkle root must equal the signed root; a mismatch
+//! is evidence of equivocation and freezes the origin.
+//!
+//! - [`receive`]: one pull, verified and applied batch by batch.
+//! - [`serve`]: what a peer is told and sent.
+//! - [`Replicator`]: rounds over every peer, backoff, hints, status.
+//!
+//! Transport is behind [`FederationPeer`]; `meridian-server` implements it
+//! over tonic, and the tests with in-process peers that lie.
+
+mod receive;
+mod serve;
+
+use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::Stream;
+use serde::Serialize;
+
+use crate::node::Node;
+use crate::proto::{NodeInfo, PullItem};
+use crate::record::RecordError;
+use crate::sign::SignError;
+use crate::store::StoreError;
+use crate::trust::{Peer, PeerState, TrustError};
+
+pub use self::receive::{
+    apply_batch, begin_ingest, check_batch, finish_ingest, CheckedBatch, Ingest,
+};
+pub use self::serve::{node_info, serve_batch, serve_checkpoint, serve_entries};
+
+/// Entries committed per transaction while pulling.
+pub const BATCH: usize = 2048;
+/// Most items a peer may send before closing a batch with a proof.
+const MAX_UNPROVEN: usize = 4 * BATCH;
+/// Envelopes per batch verification (one slice per core at a time).
+const VERIFY_SLICE: usize = 256;
+
+/// Why a sync step failed. Each names the peer or origin involved.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The peer could not be reached or the connection broke.
+    #[error("{peer}: unreachable: {message}")]
+    Unreachable { peer: String, message: String },
+    /// The peer refused the request.
+    #[error("{peer}: refused: {message}")]
+    Refused { peer: String, message: String },
+    /// The peer is not who it was dialed as.
+    #[error("{peer}: answered as {found}")]
+    WrongNode { peer: String, found: String },
+    /// The node reached at the peer's endpoint is not the peer: its TLS key
+    /// is not the one pinned for it.
+    #[error("{peer}: the node reached is not {peer}: its TLS key is not the one pinned for it")]
+    Impostor { peer: String },
+    /// An envelope failed verification.
+    #[error("{origin} entry {index}: {source}")]
+    Verify {
+        origin: String,
+        index: u64,
+        #[source]
+        source: SignError,
+    },
+    /// The checkpoint failed verification.
+    #[error("{origin} checkpoint: {source}")]
+    Checkpoint {
+        origin: String,
+        #[source]
+        source: SignError,
+    },
+    /// Entries out of order, out of range or inconsistent with their envelope.
+    #[error("{origin} entry {index}: {message}")]
+    Sequence {
+        origin: String,
+        index: u64,
+        message: String,
+    },
+    /// A validly signed record breaks the record rules (DESIGN §2).
+    #[error("{origin} entry {index}: record `{id}`: {source}")]
+    Invalid {
+        origin: String,
+        index: u64,
+        id: String,
+        #[source]
+        source: RecordError,
+    },
+    /// A batch is not consistent with the checkpoint the peer sent: the
+    /// peer altered or invented digests (or entries). Nothing was kept.
+    #[error("{origin}: entries up to {size} are not part of the signed log: {message}")]
+    Unproven {
+        origin: String,
+        size: u64,
+        message: String,
+    },
+    /// Two validly signed checkpoints disagree: the origin is frozen.
+    #[error("{origin}: equivocation: {message}; origin frozen")]
+    Equivocation { origin: String, message: String },
+    /// The origin is frozen after earlier evidence of equivocation.
+    #[error("{0}: frozen after evidence of equivocation")]
+    Frozen(String),
+    /// The origin is not an active peer of this node.
+    #[error("{0}: not an active peer in the trust store")]
+    NotTrusted(String),
+    /// A message was larger than allowed.
+    #[error("{peer}: message too large: {message}")]
+    TooLarge { peer: String, message: String },
+    /// A worker of this node failed (a bug): nothing of the batch was kept.
+    #[error("{origin}: worker failed: {message}")]
+    Worker { origin: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+}
+
+impl SyncError {
+    /// Whether the fault lies with what the peer sent (counted as a rejection).
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            SyncError::Verify { .. }
+                | SyncError::Checkpoint { .. }
+                | SyncError::Sequence { .. }
+                | SyncError::Unproven { .. }
+                | SyncError::Invalid { .. }
+                | SyncError::Equivocation { .. }
+                | SyncError::WrongNode { .. }
+                | SyncError::Impostor { .. }
+                | SyncError::TooLarge { .. }
+        )
+    }
+}
+
+/// A stream of pulled items.
+pub type PullStream = Pin<Box<dyn Stream<Item = Result<PullItem, SyncError>> + Send>>;
+
+/// A connection to one peer's Federation service.
+#[async_trait::async_trait]
+pub trait FederationPeer: Send + Sync {
+    async fn node_info(&self) -> Result<NodeInfo, SyncError>;
+    async fn pull(&self, origin: &str, after_index: u64) -> Result<PullStream, SyncError>;
+    async fn hint(&self, origin: &str, size: u64) -> Result<(), SyncError>;
+}
+
+/// Dials a pinned peer.
+pub type Connector = Arc<
+    dyn Fn(
+            Peer,
+        ) -> Pin<
+            Box<
+                dyn std::future::Future<Output = Result<Arc<dyn FederationPeer>, SyncError>> + Send,
+            >,
+        > + Send
+        + Sync,
+>;
+
+/// What the operator sees of one peer (`meridian peers status`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PeerStatus {
+    pub node_id: String,
+    pub state: String,
+    pub reachable: bool,
+    /// RFC 3339 time of the last successful round.
+    pub last_sync: String,
+    /// Entries this peer holds that this node does not, summed over origins.
+    pub lag: u64,
+    pub entries_received: u64,
+    pub rejected: u64,
+    pub last_error: String,
+    pub consecutive_failures: u32,
+}
+
+/// Outcome of one round with one peer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RoundReport {
+    pub peer: String,
+    pub ok: bool,
+    pub entries: u64,
+    pub origins: Vec<String>,
+    pub error: String,
+}
+
+/// Replication of one node: rounds over its active peers, with per-peer
+/// status and backoff, one pull per origin at a time, and hints.
+pub struct Replicator {
+    node: Arc<Node>,
+    connector: Connector,
+    peers: Mutex<BTreeMap<String, PeerStatus>>,
+    next_try: Mutex<HashMap<String, Instant>>,
+    /// Serialises pulls of one origin.
+    origin_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Wakes the background loop early (hints, `sync now`, a new peer).
+    wake: tokio::sync::Notify,
+}
+
+impl Replicator {
+    /// Replication of `node`, dialing peers with `connector`.
+    pub fn new(node: Arc<Node>, connector: Connector) -> Arc<Self> {
+        Arc::new(Self {
+            node,
+            connector,
+            peers: Mutex::default(),
+            next_try: Mutex::default(),
+            origin_locks: Mutex::default(),
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// A snapshot of what is known of each peer.
+    pub fn status(&self) -> BTreeMap<String, PeerStatus> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Runs the next background round now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn update(&self, peer: &str, f: impl FnOnce(&mut PeerStatus)) {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let status = peers.entry(peer.to_owned()).or_insert_with(|| PeerStatus {
+            node_id: peer.to_owned(),
+            ..PeerStatus::default()
+        });
+        f(status);
+    }
+
+    fn origin_lock(&self, origin: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.origin_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(origin.to_owned()).or_default().clone()
+    }
+
+    /// Pulls every origin `peer` holds more of than this node, from `peer`.
+    pub async fn sync_peer(&self, peer: Peer, client: Arc<dyn FederationPeer>) -> RoundReport {
+        let mut report = RoundReport {
+            peer: peer.node_id.clone(),
+            ..RoundReport::default()
+        };
+        let result = self
+            .sync_peer_inner(&peer, client.as_ref(), &mut report)
+            .await;
+        match result {
+            Ok(lag) => {
+                report.ok = true;
+                self.update(&peer.node_id, |s| {
+                    s.reachable = true;
+                    s.last_sync = crate::date::now_rfc3339();
+                    s.lag = lag;
+                    s.entries_received += report.entries;
+                    s.consecutive_failures = 0;
+                });
+            }
+            Err(e) => {
+                tracing::warn!(peer = %peer.node_id, error = %e, "sync failed");
+                report.error = e.to_string();
+                let unreachable = matches!(e, SyncError::Unreachable { .. });
+                self.update(&peer.node_id, |s| {
+                    s.reachable = !unreachable;
+                    s.last_error = e.to_string();
+                    s.entries_received += report.entries;
+                    s.consecutive_failures += 1;
+                    if e.is_rejection() {
+                        s.rejected += 1;
+                    }
+                });
+            }
+        }
+        report
+    }
+
+    async fn sync_peer_inner(
+        &self,
+        peer: &Peer,
+        client: &dyn FederationPeer,
+        report: &mut RoundReport,
+    ) -> Result<u64, SyncError> {
+        let node = &self.node;
+        let info = client.node_info().await?;
+        if info.node_id != peer.node_id {
+            return Err(SyncError::WrongNode {
+                peer: peer.node_id.clone(),
+                found: info.node_id,
+            });
+        }
+        let mut lag = 0;
+        for head in info.origins {
+            if head.origin == node.node_id() {
+                continue;
+            }
+            let Ok(Some(origin_peer)) = node.trust().get(&head.origin) else {
+                continue;
+            };
+            if origin_peer.state != PeerState::Active || node.store().is_frozen(&head.origin)? {
+                continue;
+            }
+            let lock = self.origin_lock(&head.origin);
+            let _guard = lock.lock().await;
+            let ours = node.store().log_size(&head.origin)?;
+            if head.size <= ours {
+                continue;
+            }
+            let pulled = receive::pull_origin(node, client, &head.origin, ours).await?;
+            report.entries += pulled;
+            report.origins.push(head.origin.clone());
+            let now = node.store().log_size(&head.origin)?;
+            lag += head.size.saturating_sub(now);
+        }
+        Ok(lag)
+    }
+
+    /// One round: every active peer not in backoff (or all, when `force`).
+    pub async fn round(self: &Arc<Self>, force: bool) -> Vec<RoundReport> {
+        let peers = match self.node.trust().active() {
+            Ok(peers) => peers,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the trust store");
+                return Vec::new();
+            }
+        };
+        let now = Instant::now();
+        let mut tasks = Vec::new();
+        for peer in peers {
+            let due = {
+                let next = self.next_try.lock().unwrap_or_else(|p| p.into_inner());
+                next.get(&peer.node_id).is_none_or(|at| *at <= now)
+            };
+            if !due && !force {
+                continue;
+            }
+            let this = self.clone();
+            tasks.push(tokio::spawn(async move {
+                match (this.connector)(peer.clone()).await {
+                    Ok(client) => this.sync_peer(peer, client).await,
+                    Err(e) => {
+                        this.update(&peer.node_id, |s| {
+                            s.reachable = !matches!(e, SyncError::Unreachable { .. });
+                            s.last_error = e.to_string();
+                            s.consecutive_failures += 1;
+                            // A node that answered with the wrong key is counted
+                            // like any peer that sent what it must not.
+                            if e.is_rejection() {
+                                s.rejected += 1;
+                            }
+                        });
+                        RoundReport {
+                            peer: peer.node_id.clone(),
+                            error: e.to_string(),
+                            ..RoundReport::default()
+                        }
+                    }
+                }
+            }));
+        }
+        let mut reports = Vec::new();
+        for task in tasks {
+            if let Ok(report) = task.await {
+                let failures = self
+                    .status()
+                    .get(&report.peer)
+                    .map(|s| s.consecutive_failures)
+                    .unwrap_or(0);
+                let mut next = self.next_try.lock().unwrap_or_else(|p| p.into_inner());
+                next.insert(report.peer.clone(), Instant::now() + backoff(failures));
+                reports.push(report);
+            }
+        }
+        reports
+    }
+
+    /// The background loop: a round every `interval` (with jitter), or at
+    /// once when woken by a hint or `sync now`, until `stop` turns true.
+    pub async fn run(
+        self: Arc<Self>,
+        interval: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            let wait = interval + jitter(interval / 5);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            self.round(false).await;
+        }
+    }
+
+    /// A peer says its copy of `origin` grew to `size`: pull at once if that
+    /// is more than this node holds. Hints are advisory and carry nothing.
+    pub fn hinted(&self, origin: &str, size: u64) {
+        let ours = self.node.store().log_size(origin).unwrap_or(0);
+        if size > ours {
+            self.wake();
+        }
+    }
+
+    /// Tells every active peer, whenever this node's own log grows, so a
+    /// change is searchable across the federation within seconds; runs
+    /// until `stop` turns true. A lost hint only delays the change to the
+    /// peer's next round.
+    pub async fn hint_on_growth(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let node = self.node.clone();
+        let mut changes = node.subscribe();
+        let mut last = node.store().log_size(node.node_id()).unwrap_or(0);
+        loop {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let size = node.store().log_size(node.node_id()).unwrap_or(last);
+            if size > last {
+                last = size;
+                self.send_hints(node.node_id(), size);
+            }
+        }
+    }
+
+    fn send_hints(&self, origin: &str, size: u64) {
+        let Ok(peers) = self.node.trust().active() else {
+            return;
+        };
+        for peer in peers {
+            let connector = self.connector.clone();
+            let origin = origin.to_owned();
+            tokio::spawn(async move {
+                let id = peer.node_id.clone();
+                let result = tokio::time::timeout(HINT_TIMEOUT, async {
+                    connector(peer).await?.hint(&origin, size).await
+                })
+                .await;
+                if let Ok(Err(e)) = result {
+                    tracing::debug!(peer = %id, error = %e, "hint not delivered");
+                }
+            });
+        }
+    }
+}
+
+/// How long a hint may take before it is given up.
+const HINT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Exponential backoff with jitter: 0 failures → none; then 2 s doubling to 5 min.
+fn backoff(failures: u32) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    let base = Duration::from_secs(2u64.saturating_pow(failures.min(9)).min(300));
+    base + jitter(base / 4)
+}
+
+fn jitter(max: Duration) -> Duration {
+    use rand::Rng;
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(rand::thread_rng().gen_range(0..=max.as_millis() as u64))
+}
+
+#[cfg(test)]
+mod tests;

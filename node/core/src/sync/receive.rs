@@ -1,0 +1,442 @@
+//! The receiving side of replication: a pull of one origin from one peer.
+//!
+//! Every entry is verified against the origin's pinned keys before it is
+//! decoded ([`check_batch`], batch verification off the async executor);
+//! [`apply_batch`] is where a replicated record's version is applied: its
+//! signed index must be the next one, its version must grow, and the batch
+//! commits with the cursor only if its consistency proof against the
+//! origin's checkpoint holds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use prost::Message;
+
+use super::{FederationPeer, PeerState, SyncError, BATCH, MAX_UNPROVEN, VERIFY_SLICE};
+use crate::log::{self, Appender, RecordState, StoredEntry, KEYSET_SUBJECT};
+use crate::merkle::Hash;
+use crate::node::Node;
+use crate::proto::{
+    log_entry::Body, pull_item, BatchProof, Checkpoint, Envelope, LogEntry, PullItem, Redacted,
+};
+use crate::sign::{self, KeyRing, SignError};
+use crate::store::{OriginNodes, StoreError};
+
+/// Receiver state of one pull of one origin.
+pub struct Ingest {
+    origin: String,
+    ring: KeyRing,
+    checkpoint: Checkpoint,
+    checkpoint_envelope: Vec<u8>,
+    /// Entries applied by this pull.
+    pub applied: u64,
+}
+
+/// Starts a pull of `origin`: verifies the checkpoint the peer holds and
+/// compares it with what this node holds. `None` when there is nothing new.
+pub fn begin_ingest(
+    node: &Node,
+    origin: &str,
+    checkpoint: &Envelope,
+) -> Result<Option<Ingest>, SyncError> {
+    if node.store().is_frozen(origin)? {
+        return Err(SyncError::Frozen(origin.to_owned()));
+    }
+    let ring = origin_ring(node, origin)?;
+    let (cp, _) =
+        sign::open_checkpoint(checkpoint, &ring).map_err(|source| SyncError::Checkpoint {
+            origin: origin.to_owned(),
+            source,
+        })?;
+    let ours = node.store().log_size(origin)?;
+    if cp.size <= ours {
+        let root = node.store().log_root(origin, cp.size)?;
+        if root.as_slice() != cp.root.as_slice() {
+            let message = format!(
+                "checkpoint of size {} disagrees with the log held here",
+                cp.size
+            );
+            node.freeze(origin, &message, &checkpoint.encode_to_vec())?;
+            return Err(SyncError::Equivocation {
+                origin: origin.to_owned(),
+                message,
+            });
+        }
+        return Ok(None);
+    }
+    Ok(Some(Ingest {
+        origin: origin.to_owned(),
+        ring,
+        checkpoint: cp,
+        checkpoint_envelope: checkpoint.encode_to_vec(),
+        applied: 0,
+    }))
+}
+
+/// The key ring an origin's entries must verify against: this node's own,
+/// or the identity key pinned for an active peer.
+fn origin_ring(node: &Node, origin: &str) -> Result<KeyRing, SyncError> {
+    if origin == node.node_id() {
+        return Ok(node.ring().clone());
+    }
+    match node.trust().get(origin)? {
+        Some(peer) if peer.state == PeerState::Active => Ok(peer.key_ring()?),
+        _ => Err(SyncError::NotTrusted(origin.to_owned())),
+    }
+}
+
+fn digest(bytes: &[u8], origin: &str, index: u64, what: &str) -> Result<Hash, SyncError> {
+    bytes.try_into().map_err(|_| SyncError::Sequence {
+        origin: origin.to_owned(),
+        index,
+        message: format!("{what} digest is {} bytes, not 32", bytes.len()),
+    })
+}
+
+/// A pulled batch whose signatures were checked: each entry item's opened
+/// log entry, or why it did not open.
+pub struct CheckedBatch {
+    items: Vec<PullItem>,
+    opened: HashMap<usize, Result<LogEntry, SignError>>,
+}
+
+/// Verifies the signatures of a pulled batch against `ring` and decodes
+/// what verified. Touches no stored state, so the next batch is checked
+/// while this one is applied. Blocking (CPU).
+pub fn check_batch(ring: &KeyRing, items: Vec<PullItem>) -> CheckedBatch {
+    let envelopes: Vec<(usize, &Envelope)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| match &item.item {
+            Some(pull_item::Item::Entry(e)) => Some((i, e)),
+            _ => None,
+        })
+        .collect();
+    // Batch verification, spread over the cores in slices.
+    let refs: Vec<&Envelope> = envelopes.iter().map(|(_, e)| *e).collect();
+    let opened: Vec<_> = {
+        use rayon::prelude::*;
+        refs.par_chunks(VERIFY_SLICE)
+            .flat_map_iter(|slice| sign::open_entries(slice, ring))
+            .collect()
+    };
+    let opened = envelopes
+        .iter()
+        .map(|(i, _)| *i)
+        .zip(opened.into_iter().map(|r| r.map(|(entry, _)| entry)))
+        .collect();
+    CheckedBatch { items, opened }
+}
+
+/// Commits one checked batch, in order, in one transaction with the new
+/// cursor; nothing of it if any entry is refused. Blocking.
+pub fn apply_batch(
+    node: &Node,
+    ingest: &mut Ingest,
+    checked: CheckedBatch,
+) -> Result<u64, SyncError> {
+    let CheckedBatch {
+        mut items,
+        mut opened,
+    } = checked;
+    let origin = ingest.origin.clone();
+    let store = node.store();
+    let mut appender = store.appender(&origin)?;
+    // A batch ends with the proof that it is consistent with the checkpoint.
+    let proof = match items.pop() {
+        Some(PullItem {
+            item: Some(pull_item::Item::Proof(proof)),
+            ..
+        }) => proof,
+        other => {
+            return Err(SyncError::Sequence {
+                origin: origin.clone(),
+                index: appender.next_index() + items.len() as u64,
+                message: format!(
+                    "batch does not end with a consistency proof (ends with {})",
+                    other.map(|item| describe(&item)).unwrap_or("nothing")
+                ),
+            })
+        }
+    };
+    let mut touched: HashMap<String, RecordState> = HashMap::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let index = appender.next_index();
+        let sequence = |message: String| SyncError::Sequence {
+            origin: origin.clone(),
+            index,
+            message,
+        };
+        if item.index != index {
+            return Err(sequence(format!(
+                "arrived as entry {}, expected {index}",
+                item.index
+            )));
+        }
+        if index >= ingest.checkpoint.size {
+            return Err(sequence(format!(
+                "beyond the checkpoint of size {}",
+                ingest.checkpoint.size
+            )));
+        }
+        match item.item {
+            Some(pull_item::Item::Entry(envelope)) => {
+                let entry = opened
+                    .remove(&i)
+                    .unwrap_or(Err(SignError::NoSignature))
+                    .map_err(|source| SyncError::Verify {
+                        origin: origin.clone(),
+                        index,
+                        source,
+                    })?;
+                if entry.index != index {
+                    return Err(sequence(format!(
+                        "signed as entry {} of its log",
+                        entry.index
+                    )));
+                }
+                let (subject, record_state) = match entry.body {
+                    Some(Body::Record(record)) => {
+                        // Signed is not valid: a peer's record meets the
+                        // same rules as an imported one.
+                        crate::record::validate(&record).map_err(|source| SyncError::Invalid {
+                            origin: origin.clone(),
+                            index,
+                            id: record.id.clone(),
+                            source,
+                        })?;
+                        let previous = match touched.get(&record.id) {
+                            Some(state) => Some(*state),
+                            None => store.record_state(&origin, &record.id)?,
+                        };
+                        if let Some(previous) = previous {
+                            if record.version <= previous.version {
+                                return Err(sequence(format!(
+                                    "record {} version {} does not follow version {}",
+                                    record.id, record.version, previous.version
+                                )));
+                            }
+                        }
+                        let state = RecordState {
+                            version: record.version,
+                            log_index: index,
+                            deleted: record.deleted,
+                        };
+                        touched.insert(record.id.clone(), state);
+                        (record.id.clone(), Some((record.id, state)))
+                    }
+                    _ => (KEYSET_SUBJECT.to_owned(), None),
+                };
+                let leaf = log::entry_leaf(&origin, &subject, &envelope.payload);
+                appender
+                    .push(&StoredEntry::Signed(envelope), leaf, record_state)
+                    .map_err(StoreError::from)?;
+            }
+            Some(pull_item::Item::Redacted(Redacted {
+                subject_digest,
+                payload_digest,
+            })) => {
+                let subject = digest(&subject_digest, &origin, index, "subject")?;
+                let payload = digest(&payload_digest, &origin, index, "payload")?;
+                let leaf = log::leaf_from_digests(&subject, &payload);
+                appender
+                    .push(&StoredEntry::Redacted { subject, payload }, leaf, None)
+                    .map_err(StoreError::from)?;
+            }
+            _ => return Err(sequence("neither an entry nor its digests".into())),
+        }
+    }
+    check_batch_proof(&origin, &appender, &ingest.checkpoint, &proof)?;
+    let count = appender.len() as u64;
+    if count > 0 {
+        store.commit(&appender.finish())?;
+        store.flush()?;
+        ingest.applied += count;
+        node.changed();
+    }
+    Ok(count)
+}
+
+fn describe(item: &PullItem) -> &'static str {
+    match item.item {
+        Some(pull_item::Item::Checkpoint(_)) => "a checkpoint",
+        Some(pull_item::Item::Entry(_)) => "an entry",
+        Some(pull_item::Item::Redacted(_)) => "digests",
+        Some(pull_item::Item::Proof(_)) => "a proof",
+        None => "an empty item",
+    }
+}
+
+/// Checks that the log as it stands after this batch is a prefix of the
+/// log the origin signed: an entry is signed, but digests are not, and this
+/// is what keeps a relay from inventing or altering them. A failure blames
+/// the serving peer, not the origin.
+fn check_batch_proof(
+    origin: &str,
+    appender: &Appender<OriginNodes<'_>>,
+    checkpoint: &Checkpoint,
+    proof: &BatchProof,
+) -> Result<(), SyncError> {
+    let size = appender.next_index();
+    let unproven = |message: String| SyncError::Unproven {
+        origin: origin.to_owned(),
+        size,
+        message,
+    };
+    if proof.size != size {
+        return Err(unproven(format!("the proof is for size {}", proof.size)));
+    }
+    let hashes = proof
+        .hashes
+        .iter()
+        .map(|h| Hash::try_from(h.as_slice()))
+        .collect::<Result<Vec<Hash>, _>>()
+        .map_err(|_| unproven("a proof hash is not 32 bytes".into()))?;
+    let signed_root: Hash = checkpoint
+        .root
+        .as_slice()
+        .try_into()
+        .map_err(|_| unproven("checkpoint root is not 32 bytes".into()))?;
+    let root = appender.root().map_err(StoreError::from)?;
+    crate::merkle::verify_consistency(size, checkpoint.size, &root, &signed_root, &hashes)
+        .map_err(|e| unproven(e.to_string()))
+}
+
+/// Ends a pull: once the log reaches the checkpoint, its root must match.
+pub fn finish_ingest(node: &Node, ingest: &Ingest) -> Result<(), SyncError> {
+    let size = node.store().log_size(&ingest.origin)?;
+    if size != ingest.checkpoint.size {
+        return Ok(());
+    }
+    let root = node.store().log_root(&ingest.origin, size)?;
+    if root.as_slice() != ingest.checkpoint.root.as_slice() {
+        let message = format!("entries do not hash to the signed root of size {size}");
+        node.freeze(&ingest.origin, &message, &ingest.checkpoint_envelope)?;
+        return Err(SyncError::Equivocation {
+            origin: ingest.origin.clone(),
+            message,
+        });
+    }
+    node.store()
+        .put_checkpoint(&ingest.origin, &ingest.checkpoint_envelope)?;
+    Ok(())
+}
+
+/// Pulls one origin from one peer, committing in batches.
+pub(super) async fn pull_origin(
+    node: &Arc<Node>,
+    client: &dyn FederationPeer,
+    origin: &str,
+    after: u64,
+) -> Result<u64, SyncError> {
+    let mut stream = client.pull(origin, after).await?;
+    let first = match stream.next().await {
+        Some(item) => item?,
+        None => return Ok(0),
+    };
+    let Some(pull_item::Item::Checkpoint(checkpoint)) = first.item else {
+        return Err(SyncError::Sequence {
+            origin: origin.to_owned(),
+            index: after,
+            message: "pull did not start with a checkpoint".into(),
+        });
+    };
+    let (n, o) = (node.clone(), origin.to_owned());
+    let ingest = tokio::task::spawn_blocking(move || begin_ingest(&n, &o, &checkpoint))
+        .await
+        .map_err(|e| join_error(origin, e))??;
+    let Some(mut ingest) = ingest else {
+        return Ok(0);
+    };
+    // Receiving runs ahead of verifying and committing: the next batch
+    // arrives while this one is checked, so neither side waits on the other.
+    let (batches, mut ready) = tokio::sync::mpsc::channel::<Vec<PullItem>>(2);
+    let receiver_origin = origin.to_owned();
+    let receiver = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(BATCH);
+        while let Some(next) = stream.next().await {
+            let item = next?;
+            let closes = matches!(item.item, Some(pull_item::Item::Proof(_)));
+            batch.push(item);
+            if batch.len() > MAX_UNPROVEN {
+                return Err(SyncError::Sequence {
+                    origin: receiver_origin,
+                    index: after,
+                    message: format!("more than {MAX_UNPROVEN} items without a proof"),
+                });
+            }
+            if closes {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if batches.send(full).await.is_err() {
+                    return Ok(0);
+                }
+            }
+        }
+        // Items after the last proof are unproven: they are dropped, and the
+        // next pull asks for them again.
+        Ok(batch.len())
+    });
+    // Signatures of the next batch are checked while this one is applied:
+    // checking needs no stored state, applying needs the previous batch.
+    let (checked_tx, mut checked) = tokio::sync::mpsc::channel::<CheckedBatch>(1);
+    let ring = Arc::new(ingest.ring.clone());
+    let checker = tokio::spawn(async move {
+        while let Some(items) = ready.recv().await {
+            let ring = ring.clone();
+            let batch = tokio::task::spawn_blocking(move || check_batch(&ring, items)).await?;
+            if checked_tx.send(batch).await.is_err() {
+                break;
+            }
+        }
+        Ok::<(), tokio::task::JoinError>(())
+    });
+    while let Some(batch) = checked.recv().await {
+        let n = node.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let outcome = apply_batch(&n, &mut ingest, batch);
+            (outcome, ingest)
+        })
+        .await
+        .map_err(|e| join_error(origin, e))?;
+        ingest = result.1;
+        if let Err(e) = result.0 {
+            receiver.abort();
+            checker.abort();
+            return Err(e);
+        }
+    }
+    match checker.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) | Err(e) => {
+            receiver.abort();
+            return Err(join_error(origin, e));
+        }
+    }
+    let failure = match receiver.await {
+        Ok(Ok(0)) => None,
+        Ok(Ok(left)) => Some(SyncError::Sequence {
+            origin: origin.to_owned(),
+            index: node.store().log_size(origin)?,
+            message: format!("stream ended with {left} items after the last proof"),
+        }),
+        Ok(Err(e)) => Some(e),
+        Err(e) => Some(join_error(origin, e)),
+    };
+    let applied = ingest.applied;
+    let n = node.clone();
+    tokio::task::spawn_blocking(move || finish_ingest(&n, &ingest))
+        .await
+        .map_err(|e| join_error(origin, e))??;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(applied),
+    }
+}
+
+fn join_error(origin: &str, e: tokio::task::JoinError) -> SyncError {
+    SyncError::Worker {
+        origin: origin.to_owned(),
+        message: e.to_string(),
+    }
+}

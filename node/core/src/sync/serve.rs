@@ -1,0 +1,127 @@
+//! The serving side of replication: what a node tells a pinned peer about
+//! the logs it holds, and the entries of one log as that peer may receive
+//! them, in batches that each end with a consistency proof.
+
+use prost::Message;
+
+use super::SyncError;
+use crate::log::{self, StoredEntry};
+use crate::node::Node;
+use crate::proto::{
+    pull_item, BatchProof, Checkpoint, Envelope, NodeInfo, OriginHead, PullItem, Redacted,
+};
+use crate::store::{tree, StoreError};
+use crate::visibility::{self, Delivery, Viewer};
+
+/// Who this node is and the logs it holds (frozen origins left out).
+pub fn node_info(node: &Node) -> Result<NodeInfo, SyncError> {
+    let mut origins = Vec::new();
+    for (origin, _) in node.store().origins()? {
+        if node.store().is_frozen(&origin)? {
+            continue;
+        }
+        if let Some((_, size)) = serve_checkpoint(node, &origin)? {
+            origins.push(OriginHead { origin, size });
+        }
+    }
+    let key_set = match node.store().entry(node.node_id(), 0)? {
+        Some(StoredEntry::Signed(envelope)) => Some(envelope),
+        _ => None,
+    };
+    Ok(NodeInfo {
+        node_id: node.node_id().to_owned(),
+        key_set,
+        endpoint: node.endpoint(),
+        origins,
+        key_set_index: 0,
+    })
+}
+
+/// The checkpoint this node holds for `origin`, and its size.
+pub fn serve_checkpoint(node: &Node, origin: &str) -> Result<Option<(Envelope, u64)>, SyncError> {
+    if node.store().is_frozen(origin)? {
+        return Err(SyncError::Frozen(origin.to_owned()));
+    }
+    let Some(bytes) = node.store().checkpoint(origin)? else {
+        return Ok(None);
+    };
+    let corrupt = |e: prost::DecodeError| StoreError::Corrupt {
+        tree: tree::CHECKPOINTS,
+        detail: format!("{origin}: {e}"),
+    };
+    let envelope = Envelope::decode(bytes.as_slice()).map_err(corrupt)?;
+    let checkpoint = Checkpoint::decode(envelope.payload.as_slice()).map_err(corrupt)?;
+    Ok(Some((envelope, checkpoint.size)))
+}
+
+/// Entries `[from, to)` of `origin` as `viewer` may receive them; what it may
+/// not see goes out as digests ([`visibility::pull_delivery`]). At most
+/// `max` items.
+pub fn serve_entries(
+    node: &Node,
+    viewer: &Viewer,
+    origin: &str,
+    from: u64,
+    to: u64,
+    max: usize,
+) -> Result<Vec<PullItem>, SyncError> {
+    let limit = max.min(to.saturating_sub(from) as usize);
+    let mut items = Vec::with_capacity(limit);
+    for (index, stored) in node.store().entries(origin, from, limit)? {
+        let item =
+            match stored {
+                StoredEntry::Redacted { subject, payload } => redacted(&subject, &payload),
+                StoredEntry::Signed(envelope) => {
+                    // Trusted bytes: verified when they were stored.
+                    let (delivery, id) = visibility::pull_delivery(viewer, &envelope.payload)
+                        .map_err(|e| StoreError::Corrupt {
+                            tree: tree::LOG,
+                            detail: format!("{origin} entry {index}: {e}"),
+                        })?;
+                    match (delivery, id) {
+                        (Delivery::Digests, Some(id)) => redacted(
+                            &log::subject_digest(origin, &id),
+                            &log::payload_digest(&envelope.payload),
+                        ),
+                        _ => pull_item::Item::Entry(envelope),
+                    }
+                }
+            };
+        items.push(PullItem {
+            index,
+            item: Some(item),
+        });
+    }
+    Ok(items)
+}
+
+fn redacted(subject: &[u8; 32], payload: &[u8; 32]) -> pull_item::Item {
+    pull_item::Item::Redacted(Redacted {
+        subject_digest: subject.to_vec(),
+        payload_digest: payload.to_vec(),
+    })
+}
+
+/// One batch of a pull: entries `[from, …)` as `viewer` may receive them
+/// (see [`serve_entries`]), closed by the proof that the log up to the
+/// batch's end is consistent with the checkpoint of size `size`.
+pub fn serve_batch(
+    node: &Node,
+    viewer: &Viewer,
+    origin: &str,
+    from: u64,
+    size: u64,
+    max: usize,
+) -> Result<Vec<PullItem>, SyncError> {
+    let mut items = serve_entries(node, viewer, origin, from, size, max)?;
+    let end = items.last().map(|i| i.index + 1).unwrap_or(from);
+    let hashes = node.store().consistency_proof(origin, end, size)?;
+    items.push(PullItem {
+        index: end,
+        item: Some(pull_item::Item::Proof(BatchProof {
+            size: end,
+            hashes: hashes.iter().map(|h| h.to_vec()).collect(),
+        })),
+    });
+    Ok(items)
+}

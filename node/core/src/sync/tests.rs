@@ -1,0 +1,920 @@
+//! Replication against a peer that lies. Each test serves a real node's log
+//! through an in-process [`FederationPeer`] that tampers with the stream, and
+//! shows the receiver refuses it with the error that names the fault, keeps
+//! nothing of the refused batch, counts the rejection against the peer, and
+//! still completes an honest pull afterwards (unless the origin was frozen).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use prost::Message;
+use tempfile::TempDir;
+
+use super::*;
+use crate::log::{self, RecordState, StoredEntry};
+use crate::proto::{
+    log_entry::Body, pull_item, Checkpoint, DatasetRecord, Envelope, LogEntry, OriginHead,
+    Visibility,
+};
+use crate::sign::{SignError, MAX_ENVELOPE_BYTES, RECORD_TYPE};
+use crate::visibility::Viewer;
+
+/// The origin under attack.
+const POLAR: &str = "polar";
+/// A pinned peer with a valid key of its own, relaying `polar`'s log.
+const UNI: &str = "uni";
+/// The receiver.
+const HERE: &str = "genomics";
+
+struct Federation {
+    polar: Arc<Node>,
+    uni: Arc<Node>,
+    here: Arc<Node>,
+    /// Replication at `here`.
+    sync: Arc<Replicator>,
+    _dirs: Vec<TempDir>,
+}
+
+fn open_node(id: &str) -> (Arc<Node>, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join(id);
+    Node::create(&data, id, "127.0.0.1:0".parse().unwrap()).unwrap();
+    (Node::open(&data, &BTreeMap::new()).unwrap(), dir)
+}
+
+/// Three nodes that pin one another; `here` is in no group at `polar`.
+fn federation() -> Federation {
+    let (polar, d1) = open_node(POLAR);
+    let (uni, d2) = open_node(UNI);
+    let (here, d3) = open_node(HERE);
+    let pin = |at: &Node, other: &Node, groups: &[&str]| {
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        at.trust().add(&other.invite(), &groups).unwrap();
+    };
+    pin(&polar, &uni, &["polar-consortium"]);
+    pin(&polar, &here, &[]);
+    pin(&uni, &polar, &[]);
+    pin(&uni, &here, &[]);
+    pin(&here, &polar, &[]);
+    pin(&here, &uni, &[]);
+    let sync = Replicator::new(here.clone(), no_dialing());
+    Federation {
+        polar,
+        uni,
+        here,
+        sync,
+        _dirs: vec![d1, d2, d3],
+    }
+}
+
+/// Tests hand each round its peer; nothing is dialed.
+fn no_dialing() -> Connector {
+    Arc::new(|peer: crate::trust::Peer| {
+        Box::pin(async move {
+            Err(SyncError::Unreachable {
+                peer: peer.node_id,
+                message: "tests do not dial".into(),
+            })
+        })
+    })
+}
+
+fn line(id: &str, title: &str, visibility: &str) -> String {
+    let mut value = serde_json::json!({
+        "id": id,
+        "title": title,
+        "creators": [{"name": "Nansen, Fridtjof"}],
+        "publisher": "Polar Data Center",
+        "publication_year": 2021,
+        "resource_type": "Dataset",
+        "license": "CC-BY-4.0",
+        "access": "open",
+        "visibility": visibility,
+        "updated_at": "2024-01-01T00:00:00Z",
+    });
+    if visibility == "groups" {
+        value["groups"] = serde_json::json!(["polar-consortium"]);
+    }
+    value.to_string()
+}
+
+/// Imports public records `PDC-1..=n` at `node`: entries 1..=n of its log.
+fn import(node: &Node, first: usize, n: usize) {
+    let lines: Vec<String> = (first..first + n)
+        .map(|i| line(&format!("PDC-{i}"), &format!("Ice station {i}"), "public"))
+        .collect();
+    let outcome = node.import_lines(1, &lines).unwrap();
+    assert_eq!(outcome.stored, n as u64, "{outcome:?}");
+}
+
+/// What a faulty or compromised origin could publish: `record` signed with
+/// `node`'s own key at the next index of its log, with a fresh checkpoint.
+fn publish_raw(node: &Node, record: DatasetRecord) -> u64 {
+    let store = node.store();
+    let mut appender = store.appender(node.node_id()).unwrap();
+    let index = appender.next_index();
+    let id = record.id.clone();
+    let state = RecordState {
+        version: record.version,
+        log_index: index,
+        deleted: record.deleted,
+    };
+    let entry = LogEntry {
+        origin: node.node_id().to_owned(),
+        index,
+        body: Some(Body::Record(record)),
+    };
+    let payload = entry.encode_to_vec();
+    let leaf = log::entry_leaf(node.node_id(), &id, &payload);
+    let envelope = node.key().sign(RECORD_TYPE, payload);
+    appender
+        .push(&StoredEntry::Signed(envelope), leaf, Some((id, state)))
+        .unwrap();
+    let root = appender.root().unwrap();
+    let append = appender.finish();
+    store.commit(&append).unwrap();
+    store.flush().unwrap();
+    let checkpoint = log::sign_checkpoint(node.key(), node.node_id(), append.new_size(), root);
+    store
+        .put_checkpoint(node.node_id(), &checkpoint.encode_to_vec())
+        .unwrap();
+    index
+}
+
+/// A valid public record of `origin` at `version`.
+fn raw_record(origin: &str, id: &str, version: u64) -> DatasetRecord {
+    let mut record =
+        crate::record::parse_json_line(&line(id, &format!("{id} version {version}"), "public"))
+            .unwrap();
+    record.origin = origin.into();
+    record.version = version;
+    record.visibility = Visibility::Public as i32;
+    record
+}
+
+type Tamper = Box<dyn Fn(&mut Vec<PullItem>) + Send + Sync>;
+
+/// A peer that serves `source`'s logs as the server would to `viewer`, then
+/// lets `tamper` rewrite the stream (item 0 is the checkpoint).
+struct Served {
+    claims: String,
+    source: Arc<Node>,
+    viewer: Viewer,
+    /// Log size to announce instead of the checkpoint's.
+    head: Option<u64>,
+    tamper: Tamper,
+}
+
+impl Served {
+    /// `source` answering honestly as itself, to `receiver`.
+    fn honest(source: &Arc<Node>, receiver: &str) -> Self {
+        Self::relay(source.node_id(), source, receiver, Box::new(|_| {}))
+    }
+
+    /// Peer `claims` serving what `source` holds, as `source` would serve it
+    /// to `receiver`, rewritten by `tamper`.
+    fn relay(claims: &str, source: &Arc<Node>, receiver: &str, tamper: Tamper) -> Self {
+        let groups = source
+            .trust()
+            .get(receiver)
+            .unwrap()
+            .map(|p| p.groups)
+            .unwrap_or_default();
+        Self {
+            claims: claims.to_owned(),
+            source: source.clone(),
+            viewer: Viewer::Peer {
+                node: receiver.to_owned(),
+                groups,
+            },
+            head: None,
+            tamper,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl FederationPeer for Served {
+    async fn node_info(&self) -> Result<NodeInfo, SyncError> {
+        let mut origins = Vec::new();
+        for (origin, _) in self.source.store().origins()? {
+            if let Some((_, size)) = serve_checkpoint(&self.source, &origin)? {
+                let size = self.head.unwrap_or(size);
+                origins.push(OriginHead { origin, size });
+            }
+        }
+        Ok(NodeInfo {
+            node_id: self.claims.clone(),
+            origins,
+            ..NodeInfo::default()
+        })
+    }
+
+    async fn pull(&self, origin: &str, after_index: u64) -> Result<PullStream, SyncError> {
+        let Some((checkpoint, size)) = serve_checkpoint(&self.source, origin)? else {
+            return Err(SyncError::Refused {
+                peer: self.claims.clone(),
+                message: format!("no log of {origin} here"),
+            });
+        };
+        let mut items = vec![PullItem {
+            index: size,
+            item: Some(pull_item::Item::Checkpoint(checkpoint)),
+        }];
+        let mut from = after_index;
+        while from < size {
+            let batch = serve_batch(&self.source, &self.viewer, origin, from, size, BATCH)?;
+            from = batch.last().map(|proof| proof.index).unwrap_or(size);
+            items.extend(batch);
+        }
+        (self.tamper)(&mut items);
+        Ok(Box::pin(futures::stream::iter(items.into_iter().map(Ok))))
+    }
+
+    async fn hint(&self, _origin: &str, _size: u64) -> Result<(), SyncError> {
+        Ok(())
+    }
+}
+
+/// Runs one round of `here` with the peer pinned as `peer`, served by `served`.
+async fn round_with(sync: &Replicator, peer: &str, served: Served) -> RoundReport {
+    let pinned = sync.node().trust().get(peer).unwrap().expect("peer pinned");
+    sync.sync_peer(pinned, Arc::new(served)).await
+}
+
+/// A round at `here` with `uni` relaying `polar`'s log, altered by `tamper`.
+async fn tampered_round(
+    fed: &Federation,
+    tamper: impl Fn(&mut Vec<PullItem>) + Send + Sync + 'static,
+) -> RoundReport {
+    round_with(
+        &fed.sync,
+        UNI,
+        Served::relay(UNI, &fed.polar, HERE, Box::new(tamper)),
+    )
+    .await
+}
+
+fn status(sync: &Replicator, peer: &str) -> PeerStatus {
+    sync.status().get(peer).cloned().unwrap_or_default()
+}
+
+/// The served item carrying entry `index` (item 0 is the checkpoint).
+fn item(items: &mut [PullItem], index: u64) -> &mut PullItem {
+    items
+        .iter_mut()
+        .find(|i| {
+            i.index == index
+                && !matches!(
+                    i.item,
+                    Some(pull_item::Item::Checkpoint(_) | pull_item::Item::Proof(_))
+                )
+        })
+        .unwrap_or_else(|| panic!("no entry {index} served"))
+}
+
+fn envelope(item: &mut PullItem) -> &mut Envelope {
+    match &mut item.item {
+        Some(pull_item::Item::Entry(envelope)) => envelope,
+        other => panic!("entry {} is not an envelope: {other:?}", item.index),
+    }
+}
+
+/// Entry `index` of `origin`'s log as stored at `node`.
+fn stored_envelope(node: &Node, origin: &str, index: u64) -> Envelope {
+    match node.store().entry(origin, index).unwrap() {
+        Some(StoredEntry::Signed(envelope)) => envelope,
+        other => panic!("{origin} entry {index} is {other:?}"),
+    }
+}
+
+fn checkpoint_of(node: &Node, origin: &str) -> Envelope {
+    serve_checkpoint(node, origin).unwrap().unwrap().0
+}
+
+/// The reason and evidence kept for a frozen origin.
+fn frozen_evidence(node: &Node, origin: &str) -> (String, Envelope) {
+    let value = node
+        .store()
+        .frozen_evidence(origin)
+        .unwrap()
+        .expect("origin frozen");
+    let cut = value.iter().position(|b| *b == 0).unwrap();
+    (
+        String::from_utf8(value[..cut].to_vec()).unwrap(),
+        Envelope::decode(&value[cut + 1..]).unwrap(),
+    )
+}
+
+fn verify_error(index: u64, source: SignError) -> String {
+    SyncError::Verify {
+        origin: POLAR.into(),
+        index,
+        source,
+    }
+    .to_string()
+}
+
+fn sequence_error(index: u64, message: &str) -> String {
+    SyncError::Sequence {
+        origin: POLAR.into(),
+        index,
+        message: message.into(),
+    }
+    .to_string()
+}
+
+/// Asserts the round failed with exactly `expected`, counted as the
+/// `n`-th rejection of `peer`.
+fn assert_refused(sync: &Replicator, report: &RoundReport, peer: &str, expected: &str, n: u64) {
+    assert!(!report.ok, "accepted: {report:?}");
+    assert_eq!(report.error, expected);
+    let status = status(sync, peer);
+    assert_eq!(status.rejected, n, "{status:?}");
+    assert_eq!(status.last_error, expected);
+}
+
+/// An honest pull from `polar` itself completes and leaves `here` with
+/// `polar`'s whole log under its checkpoint.
+async fn assert_honest_retry(fed: &Federation) {
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    let size = fed.polar.store().log_size(POLAR).unwrap();
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), size);
+    assert_eq!(
+        fed.here.store().checkpoint(POLAR).unwrap(),
+        fed.polar.store().checkpoint(POLAR).unwrap(),
+        "the receiver holds the origin's checkpoint over the whole log"
+    );
+    assert!(!fed.here.store().is_frozen(POLAR).unwrap());
+}
+
+#[tokio::test]
+async fn a_flipped_payload_byte_is_refused_and_its_batch_not_kept() {
+    let fed = federation();
+    import(&fed.polar, 1, 5);
+    let report = tampered_round(&fed, |items| {
+        let payload = &mut envelope(item(items, 3)).payload;
+        let at = payload.len() / 2;
+        payload[at] ^= 0x01;
+    })
+    .await;
+    let expected = verify_error(
+        3,
+        SignError::BadSignature {
+            key_id: fed.polar.key().key_id().clone(),
+        },
+    );
+    assert_refused(&fed.sync, &report, UNI, &expected, 1);
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert_eq!(fed.here.store().record_state(POLAR, "PDC-1").unwrap(), None);
+    assert_eq!(status(&fed.sync, UNI).entries_received, 0);
+    assert_honest_retry(&fed).await;
+}
+
+#[tokio::test]
+async fn a_record_signed_by_another_pinned_nodes_key_is_refused() {
+    let fed = federation();
+    import(&fed.polar, 1, 5);
+    // `uni` signs a well-formed entry 3 claiming to be `polar`'s.
+    let forged = LogEntry {
+        origin: POLAR.into(),
+        index: 3,
+        body: Some(Body::Record(raw_record(POLAR, "PDC-3", 7))),
+    };
+    let forged = fed.uni.key().sign(RECORD_TYPE, forged.encode_to_vec());
+    let polar_key = fed.polar.key().key_id().clone();
+
+    // Signed under its own key id: not a key of the origin.
+    let as_is = forged.clone();
+    let report = tampered_round(&fed, move |items| *envelope(item(items, 3)) = as_is.clone()).await;
+    let expected = verify_error(3, SignError::UnknownKey(fed.uni.key().key_id().to_string()));
+    assert_refused(&fed.sync, &report, UNI, &expected, 1);
+
+    // The same signature labelled with the origin's key id: `key_id` is only a hint.
+    let mut relabelled = forged;
+    relabelled.signatures[0].key_id = polar_key.to_string();
+    let report = tampered_round(&fed, move |items| {
+        *envelope(item(items, 3)) = relabelled.clone()
+    })
+    .await;
+    let expected = verify_error(3, SignError::BadSignature { key_id: polar_key });
+    assert_refused(&fed.sync, &report, UNI, &expected, 2);
+
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert_eq!(fed.here.store().record_state(POLAR, "PDC-3").unwrap(), None);
+    assert_honest_retry(&fed).await;
+}
+
+#[tokio::test]
+async fn an_older_entry_replayed_at_a_later_index_is_refused() {
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    // PDC-1 changes: version 2 is entry 4.
+    let changed = line("PDC-1", "Ice station 1, corrected", "public");
+    fed.polar.import_lines(1, &[changed]).unwrap();
+    assert_eq!(fed.polar.store().log_size(POLAR).unwrap(), 5);
+    let old = stored_envelope(&fed.polar, POLAR, 1);
+
+    // The relay serves version 1 again where version 2 stands.
+    let report = tampered_round(&fed, move |items| *envelope(item(items, 4)) = old.clone()).await;
+    assert_refused(
+        &fed.sync,
+        &report,
+        UNI,
+        &sequence_error(4, "signed as entry 1 of its log"),
+        1,
+    );
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert_honest_retry(&fed).await;
+    assert_eq!(
+        fed.here
+            .store()
+            .record_state(POLAR, "PDC-1")
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_lower_version_is_refused_even_when_the_origin_signs_it() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    fed.polar
+        .import_lines(1, &[line("PDC-1", "Ice station 1, corrected", "public")])
+        .unwrap();
+    assert_honest_retry(&fed).await;
+    // The origin itself goes back to version 1 of PDC-1 at a new index: held
+    // here as version 2 since an earlier pull, so a later batch must see it.
+    let index = publish_raw(&fed.polar, raw_record(POLAR, "PDC-1", 1));
+    let before = fed.here.store().log_size(POLAR).unwrap();
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert_refused(
+        &fed.sync,
+        &report,
+        POLAR,
+        &sequence_error(index, "record PDC-1 version 1 does not follow version 2"),
+        1,
+    );
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), before);
+    let state = fed.here.store().record_state(POLAR, "PDC-1").unwrap();
+    assert_eq!(state.unwrap().version, 2, "the held version stands");
+}
+
+#[tokio::test]
+async fn a_rehomed_record_is_refused() {
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    import(&fed.uni, 1, 2);
+    let polar_key = fed.polar.key().key_id().clone();
+
+    // 1. The relay rewrites the origin inside a signed payload.
+    let report = tampered_round(&fed, |items| {
+        let envelope = envelope(item(items, 2));
+        let mut entry = LogEntry::decode(envelope.payload.as_slice()).unwrap();
+        entry.origin = UNI.into();
+        if let Some(Body::Record(record)) = &mut entry.body {
+            record.origin = UNI.into();
+        }
+        envelope.payload = entry.encode_to_vec();
+    })
+    .await;
+    let expected = verify_error(
+        2,
+        SignError::BadSignature {
+            key_id: polar_key.clone(),
+        },
+    );
+    assert_refused(&fed.sync, &report, UNI, &expected, 1);
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+
+    // 2. `uni` slips `polar`'s genuine entry into its own log.
+    let genuine = stored_envelope(&fed.polar, POLAR, 1);
+    let report = round_with(
+        &fed.sync,
+        UNI,
+        Served::relay(
+            UNI,
+            &fed.uni,
+            HERE,
+            Box::new(move |items| *envelope(item(items, 1)) = genuine.clone()),
+        ),
+    )
+    .await;
+    let expected = SyncError::Verify {
+        origin: UNI.into(),
+        index: 1,
+        source: SignError::UnknownKey(polar_key.to_string()),
+    }
+    .to_string();
+    assert_refused(&fed.sync, &report, UNI, &expected, 2);
+    assert_eq!(fed.here.store().log_size(UNI).unwrap(), 0);
+    assert_eq!(fed.here.store().record_state(UNI, "PDC-1").unwrap(), None);
+
+    // 3. `polar` signs, in its own log, a record that names `uni` as origin.
+    let index = publish_raw(&fed.polar, raw_record(UNI, "UNI-claimed", 1));
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    let expected = verify_error(
+        index,
+        SignError::OriginMismatch {
+            expected: POLAR.into(),
+            found: UNI.into(),
+        },
+    );
+    assert_refused(&fed.sync, &report, POLAR, &expected, 1);
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert_eq!(
+        fed.here.store().record_state(UNI, "UNI-claimed").unwrap(),
+        None
+    );
+
+    // `uni`'s own log still arrives intact from `uni`.
+    let report = round_with(&fed.sync, UNI, Served::honest(&fed.uni, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert_eq!(fed.here.store().log_size(UNI).unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_signed_record_that_breaks_the_record_rules_is_refused() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    // No id: it would share the subject digest of the origin's key sets.
+    let mut bad = raw_record(POLAR, "PDC-x", 1);
+    bad.id = String::new();
+    let reason = crate::record::validate(&bad).unwrap_err();
+    let index = publish_raw(&fed.polar, bad);
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    let expected = SyncError::Invalid {
+        origin: POLAR.into(),
+        index,
+        id: String::new(),
+        source: reason,
+    }
+    .to_string();
+    assert_refused(&fed.sync, &report, POLAR, &expected, 1);
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert_eq!(fed.here.store().record_state(POLAR, "").unwrap(), None);
+}
+
+#[tokio::test]
+async fn reordered_skipped_or_stray_entries_are_refused() {
+    let fed = federation();
+    import(&fed.polar, 1, 5);
+    let cases: Vec<(Tamper, String)> = vec![
+        (
+            // Two entries swapped in the stream.
+            Box::new(|items| items.swap(3, 4)),
+            sequence_error(2, "arrived as entry 3, expected 2"),
+        ),
+        (
+            // Two envelopes swapped under their labels.
+            Box::new(|items| {
+                let two = envelope(item(items, 2)).clone();
+                let three = envelope(item(items, 3)).clone();
+                *envelope(item(items, 2)) = three;
+                *envelope(item(items, 3)) = two;
+            }),
+            sequence_error(2, "signed as entry 3 of its log"),
+        ),
+        (
+            // An entry left out.
+            Box::new(|items| {
+                items.remove(3);
+            }),
+            sequence_error(2, "arrived as entry 3, expected 2"),
+        ),
+        (
+            // No checkpoint first.
+            Box::new(|items| {
+                items.remove(0);
+            }),
+            sequence_error(0, "pull did not start with a checkpoint"),
+        ),
+        (
+            // A checkpoint where an entry belongs.
+            Box::new(|items| items[3].item = items[0].item.clone()),
+            sequence_error(2, "neither an entry nor its digests"),
+        ),
+        (
+            // An empty item.
+            Box::new(|items| items[3].item = None),
+            sequence_error(2, "neither an entry nor its digests"),
+        ),
+    ];
+    for (n, (tamper, expected)) in cases.into_iter().enumerate() {
+        let report = round_with(&fed.sync, UNI, Served::relay(UNI, &fed.polar, HERE, tamper)).await;
+        assert_refused(&fed.sync, &report, UNI, &expected, n as u64 + 1);
+        assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0, "{expected}");
+    }
+    assert_honest_retry(&fed).await;
+}
+
+#[tokio::test]
+async fn entries_beyond_the_checkpoint_are_refused() {
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    let older = checkpoint_of(&fed.polar, POLAR);
+    import(&fed.polar, 4, 3);
+    // An older, genuinely signed checkpoint of size 4, and entries up to 7.
+    let report = tampered_round(&fed, move |items| {
+        items[0].item = Some(pull_item::Item::Checkpoint(older.clone()));
+    })
+    .await;
+    assert_refused(
+        &fed.sync,
+        &report,
+        UNI,
+        &sequence_error(4, "beyond the checkpoint of size 4"),
+        1,
+    );
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert_honest_retry(&fed).await;
+}
+
+#[tokio::test]
+async fn an_oversized_envelope_is_refused_before_verification() {
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    let report = tampered_round(&fed, |items| {
+        envelope(item(items, 2)).payload = vec![7; MAX_ENVELOPE_BYTES]
+    })
+    .await;
+    assert!(!report.ok);
+    assert!(
+        report
+            .error
+            .starts_with(&format!("{POLAR} entry 2: envelope of "))
+            && report
+                .error
+                .ends_with(&format!("exceeds the limit of {MAX_ENVELOPE_BYTES} bytes")),
+        "{}",
+        report.error
+    );
+    assert_eq!(status(&fed.sync, UNI).rejected, 1);
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert_honest_retry(&fed).await;
+}
+
+#[tokio::test]
+async fn a_checkpoint_not_signed_by_the_origin_is_refused_and_frames_nobody() {
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    // `uni` signs a checkpoint for `polar` with a root of its choosing.
+    let forged = Checkpoint {
+        origin: POLAR.into(),
+        size: 4,
+        root: vec![9; 32],
+    };
+    let forged = fed
+        .uni
+        .key()
+        .sign(crate::sign::CHECKPOINT_TYPE, forged.encode_to_vec());
+    let report = tampered_round(&fed, move |items| {
+        items[0].item = Some(pull_item::Item::Checkpoint(forged.clone()));
+    })
+    .await;
+    let expected = SyncError::Checkpoint {
+        origin: POLAR.into(),
+        source: SignError::UnknownKey(fed.uni.key().key_id().to_string()),
+    }
+    .to_string();
+    assert_refused(&fed.sync, &report, UNI, &expected, 1);
+    assert!(
+        !fed.here.store().is_frozen(POLAR).unwrap(),
+        "a relay's own signature is no evidence against the origin"
+    );
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert_honest_retry(&fed).await;
+}
+
+#[tokio::test]
+async fn a_forged_digest_is_refused_with_its_batch_and_blames_the_relay() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    // Entry 3 is a group record `here` may not see: it arrives as digests.
+    fed.polar
+        .import_lines(1, &[line("PDC-grp", "Consortium survey", "groups")])
+        .unwrap();
+    import(&fed.polar, 4, 2);
+    let size = fed.polar.store().log_size(POLAR).unwrap();
+
+    let report = tampered_round(&fed, |items| match &mut item(items, 3).item {
+        Some(pull_item::Item::Redacted(redacted)) => {
+            redacted.payload_digest[0] ^= 0x80;
+        }
+        other => panic!("entry 3 should be redacted for {HERE}: {other:?}"),
+    })
+    .await;
+    assert!(!report.ok, "accepted: {report:?}");
+    assert!(
+        report.error.starts_with(&format!(
+            "{POLAR}: entries up to {size} are not part of the signed log"
+        )),
+        "{}",
+        report.error
+    );
+    assert_eq!(status(&fed.sync, UNI).rejected, 1, "the relay is blamed");
+
+    // Nothing of the batch was kept, and the origin is not framed: the
+    // digests are unsigned, so a forged one says nothing about the origin.
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert!(!fed.here.store().is_frozen(POLAR).unwrap());
+    assert_eq!(fed.here.store().checkpoint(POLAR).unwrap(), None);
+    assert_honest_retry(&fed).await;
+}
+
+/// A relay that stops before closing a batch leaves nothing unproven behind.
+#[tokio::test]
+async fn a_batch_cut_before_its_proof_is_dropped_and_pulled_again() {
+    let fed = federation();
+    import(&fed.polar, 1, 5);
+    let report = tampered_round(&fed, |items| {
+        items.retain(|i| !matches!(i.item, Some(pull_item::Item::Proof(_))));
+    })
+    .await;
+    assert!(!report.ok, "{report:?}");
+    assert!(
+        report.error.contains("items after the last proof"),
+        "{}",
+        report.error
+    );
+    assert_eq!(report.entries, 0);
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert_eq!(status(&fed.sync, UNI).rejected, 1);
+    assert_honest_retry(&fed).await;
+}
+
+#[tokio::test]
+async fn a_second_checkpoint_that_disagrees_is_equivocation() {
+    let fed = federation();
+    import(&fed.polar, 1, 4);
+    assert_honest_retry(&fed).await;
+    let held = fed.here.store().log_size(POLAR).unwrap();
+    let first = fed.here.store().checkpoint(POLAR).unwrap().unwrap();
+
+    // The origin's key signs a second tree head for a size already held here.
+    let second = Checkpoint {
+        origin: POLAR.into(),
+        size: held - 1,
+        root: vec![3; 32],
+    };
+    let second = fed
+        .polar
+        .key()
+        .sign(crate::sign::CHECKPOINT_TYPE, second.encode_to_vec());
+    let served = second.clone();
+    let mut relay = Served::relay(
+        UNI,
+        &fed.polar,
+        HERE,
+        Box::new(move |items| {
+            items.truncate(1);
+            items[0].item = Some(pull_item::Item::Checkpoint(served.clone()));
+        }),
+    );
+    relay.head = Some(held + 1);
+    let report = round_with(&fed.sync, UNI, relay).await;
+    let message = format!(
+        "checkpoint of size {} disagrees with the log held here",
+        held - 1
+    );
+    let expected = SyncError::Equivocation {
+        origin: POLAR.into(),
+        message: message.clone(),
+    }
+    .to_string();
+    assert_refused(&fed.sync, &report, UNI, &expected, 1);
+
+    // Both checkpoints are kept: the one held, and the conflicting one as evidence.
+    assert!(fed.here.store().is_frozen(POLAR).unwrap());
+    let (reason, evidence) = frozen_evidence(&fed.here, POLAR);
+    assert_eq!(reason, message);
+    assert_eq!(evidence, second);
+    assert_eq!(fed.here.store().checkpoint(POLAR).unwrap().unwrap(), first);
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), held);
+
+    import(&fed.polar, 5, 1);
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok && report.entries == 0, "{report:?}");
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), held);
+    assert!(matches!(
+        begin_ingest(&fed.here, POLAR, &checkpoint_of(&fed.polar, POLAR)),
+        Err(SyncError::Frozen(_))
+    ));
+}
+
+#[tokio::test]
+async fn an_agreeing_checkpoint_for_a_held_size_is_no_evidence() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    let older = checkpoint_of(&fed.polar, POLAR);
+    import(&fed.polar, 3, 2);
+    assert_honest_retry(&fed).await;
+    assert!(matches!(begin_ingest(&fed.here, POLAR, &older), Ok(None)));
+    assert!(!fed.here.store().is_frozen(POLAR).unwrap());
+}
+
+#[tokio::test]
+async fn a_peer_answering_as_another_node_is_refused() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    // Dialed as `uni`, the peer says it is `polar`.
+    let report = round_with(
+        &fed.sync,
+        UNI,
+        Served::relay(POLAR, &fed.polar, HERE, Box::new(|_| {})),
+    )
+    .await;
+    let expected = SyncError::WrongNode {
+        peer: UNI.into(),
+        found: POLAR.into(),
+    }
+    .to_string();
+    assert_refused(&fed.sync, &report, UNI, &expected, 1);
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_bad_entry_in_a_later_batch_keeps_the_earlier_batches_and_the_pull_resumes() {
+    let fed = federation();
+    import(&fed.polar, 1, BATCH + 20);
+    let bad = BATCH as u64 + 7;
+    let report = tampered_round(&fed, move |items| {
+        envelope(item(items, bad)).payload[5] ^= 0x20
+    })
+    .await;
+    let expected = verify_error(
+        bad,
+        SignError::BadSignature {
+            key_id: fed.polar.key().key_id().clone(),
+        },
+    );
+    assert_refused(&fed.sync, &report, UNI, &expected, 1);
+    // The first batch committed whole with its cursor; nothing of the second.
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), BATCH as u64);
+    let last_good = format!("PDC-{}", BATCH - 1);
+    assert!(fed
+        .here
+        .store()
+        .record_state(POLAR, &last_good)
+        .unwrap()
+        .is_some());
+    let first_refused = format!("PDC-{BATCH}");
+    assert_eq!(
+        fed.here
+            .store()
+            .record_state(POLAR, &first_refused)
+            .unwrap(),
+        None
+    );
+    assert_eq!(fed.here.store().checkpoint(POLAR).unwrap(), None);
+
+    // The honest retry starts where the good batches ended.
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.entries, 21, "only the entries after the cursor");
+    assert_honest_retry(&fed).await;
+}
+
+#[tokio::test]
+async fn suspended_and_revoked_origins_are_not_pulled_even_through_a_relay() {
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    let checkpoint = checkpoint_of(&fed.polar, POLAR);
+    let relay = |fed: &Federation| Served::relay(UNI, &fed.polar, HERE, Box::new(|_| {}));
+
+    fed.here
+        .trust()
+        .set_state(POLAR, PeerState::Suspended)
+        .unwrap();
+    let report = round_with(&fed.sync, UNI, relay(&fed)).await;
+    assert!(report.ok && report.entries == 0, "{report:?}");
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert!(matches!(
+        begin_ingest(&fed.here, POLAR, &checkpoint),
+        Err(SyncError::NotTrusted(origin)) if origin == POLAR
+    ));
+
+    fed.here
+        .trust()
+        .set_state(POLAR, PeerState::Active)
+        .unwrap();
+    import(&fed.polar, 4, 1);
+    let report = round_with(&fed.sync, UNI, relay(&fed)).await;
+    assert!(report.ok && report.entries == 5, "resumed: {report:?}");
+
+    fed.here
+        .trust()
+        .set_state(POLAR, PeerState::Revoked)
+        .unwrap();
+    import(&fed.polar, 5, 1);
+    let report = round_with(&fed.sync, UNI, relay(&fed)).await;
+    assert!(report.ok && report.entries == 0, "{report:?}");
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 5);
+    assert!(matches!(
+        begin_ingest(&fed.here, POLAR, &checkpoint_of(&fed.polar, POLAR)),
+        Err(SyncError::NotTrusted(_))
+    ));
+}

@@ -1,0 +1,22 @@
+//! Generates the gRPC code from `proto/` with a vendored `protoc`, so a fresh
+//! machine builds without a system protobuf compiler.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files: Vec<PathBuf> = ["record", "catalog", "admin", "federation"]
+        .iter()
+        .map(|name| proto_root.join(format!("meridian/v1/{name}.proto")))
+        .collect();
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("meridian_descriptor.bin"))
+        .compile_with_config(config, &files, &[proto_root])?;
+    Ok(())
+}

@@ -1,0 +1,306 @@
+//! `Admin`: the operator's service, served only on the Unix socket inside
+//! the data directory (mode 0600), so only the operator's account reaches
+//! it. The operator sees every record this node holds.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use meridian_core::node::Node;
+use meridian_core::sync::Replicator;
+use meridian_core::trust::{Invite, PeerState};
+use meridian_proto as proto;
+use meridian_proto::admin_server::Admin;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::catalog::{blocking, page_size};
+use crate::{convert, status};
+
+pub struct AdminService {
+    node: Arc<Node>,
+    replicator: Arc<Replicator>,
+}
+
+impl AdminService {
+    pub fn new(replicator: Arc<Replicator>) -> Self {
+        Self {
+            node: replicator.node().clone(),
+            replicator,
+        }
+    }
+}
+
+type AckStream = Pin<Box<dyn Stream<Item = Result<proto::ImportAck, Status>> + Send>>;
+type ProgressStream = Pin<Box<dyn Stream<Item = Result<proto::RebuildProgress, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    type ImportStream = AckStream;
+    type RebuildIndexStream = ProgressStream;
+
+    async fn search(
+        &self,
+        request: Request<proto::SearchRequest>,
+    ) -> Result<Response<proto::SearchResponse>, Status> {
+        let viewer = self.node.operator();
+        let response =
+            crate::catalog::search(self.replicator.clone(), request.into_inner(), viewer).await?;
+        Ok(Response::new(response))
+    }
+
+    async fn rebuild_index(
+        &self,
+        _request: Request<proto::RebuildIndexRequest>,
+    ) -> Result<Response<ProgressStream>, Status> {
+        let node = self.node.clone();
+        let total: u64 = blocking({
+            let node = node.clone();
+            move || Ok(node.store().origins()?)
+        })
+        .await?
+        .iter()
+        .map(|(_, size)| size)
+        .sum();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::task::spawn_blocking(move || {
+            let progress_tx = tx.clone();
+            let result = node.rebuild_index(&mut |indexed| {
+                let _ = progress_tx.blocking_send(Ok(proto::RebuildProgress {
+                    indexed,
+                    total,
+                    done: false,
+                }));
+            });
+            let last = result
+                .map(|indexed| proto::RebuildProgress {
+                    indexed,
+                    total,
+                    done: true,
+                })
+                .map_err(status::node);
+            let _ = tx.blocking_send(last);
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn import(
+        &self,
+        request: Request<Streaming<proto::ImportChunk>>,
+    ) -> Result<Response<AckStream>, Status> {
+        let mut chunks = request.into_inner();
+        let node = self.node.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        // Two stages: the next chunk is parsed and validated while the
+        // previous one is signed and committed.
+        let (prepared_tx, mut prepared_rx) = tokio::sync::mpsc::channel(1);
+        let guard = node.import_guard();
+        let parser_node = node.clone();
+        tokio::spawn(async move {
+            loop {
+                let chunk = match chunks.message().await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "import stream ended with an error");
+                        break;
+                    }
+                };
+                let node = parser_node.clone();
+                let prepared = tokio::task::spawn_blocking(move || {
+                    node.prepare_lines(chunk.first_line, &chunk.lines)
+                })
+                .await;
+                let Ok(prepared) = prepared else { break };
+                if prepared_tx.send(prepared).await.is_err() {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let _guard = guard;
+            while let Some(prepared) = prepared_rx.recv().await {
+                let node = node.clone();
+                let result = blocking(move || node.store_prepared(prepared))
+                    .await
+                    .map(convert::import_ack);
+                let failed = result.is_err();
+                if tx.send(result).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn delete_record(
+        &self,
+        request: Request<proto::DeleteRecordRequest>,
+    ) -> Result<Response<proto::DeleteRecordResponse>, Status> {
+        let node = self.node.clone();
+        let id = request.into_inner().id;
+        let (version, log_index) = blocking(move || node.delete(&id)).await?;
+        Ok(Response::new(proto::DeleteRecordResponse {
+            version,
+            log_index,
+        }))
+    }
+
+    async fn get_record(
+        &self,
+        request: Request<proto::GetRecordRequest>,
+    ) -> Result<Response<proto::RecordView>, Status> {
+        let node = self.node.clone();
+        let req = request.into_inner();
+        let view = blocking(move || node.get(&req.origin, &req.id, &node.operator())).await?;
+        Ok(Response::new(convert::record_view(view)))
+    }
+
+    async fn list_records(
+        &self,
+        request: Request<proto::ListRecordsRequest>,
+    ) -> Result<Response<proto::ListRecordsResponse>, Status> {
+        let node = self.node.clone();
+        let req = request.into_inner();
+        let page = blocking(move || {
+            node.list(
+                &req.origin,
+                page_size(req.page_size),
+                &req.page_token,
+                req.include_deleted,
+                &node.operator(),
+            )
+        })
+        .await?;
+        Ok(Response::new(convert::page(page)))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<proto::StatusRequest>,
+    ) -> Result<Response<proto::StatusResponse>, Status> {
+        let node = self.node.clone();
+        let (log_size, records) = blocking(move || node.holdings_status()).await?;
+        Ok(Response::new(proto::StatusResponse {
+            node_id: self.node.node_id().to_owned(),
+            key_id: self.node.key().key_id().to_string(),
+            log_size,
+            records,
+            listen: self.node.endpoint(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }))
+    }
+
+    async fn keys_show(
+        &self,
+        _request: Request<proto::KeysShowRequest>,
+    ) -> Result<Response<proto::KeysShowResponse>, Status> {
+        let invite = self.node.invite();
+        Ok(Response::new(proto::KeysShowResponse {
+            node_id: invite.node_id.clone(),
+            key_id: invite.key_id.clone(),
+            public_key: invite.key.clone(),
+            endpoint: invite.endpoint.clone(),
+            tls_key: invite.tls_key.clone(),
+            invite: invite.to_token(),
+        }))
+    }
+
+    async fn trust_add(
+        &self,
+        request: Request<proto::TrustAddRequest>,
+    ) -> Result<Response<proto::PeerInfo>, Status> {
+        let req = request.into_inner();
+        let node = self.node.clone();
+        let peer = blocking(move || {
+            let invite = Invite::from_token(&req.invite)?;
+            Ok(node.trust().add(&invite, &req.groups)?)
+        })
+        .await?;
+        self.replicator.wake();
+        Ok(Response::new(convert::peer_info(peer)))
+    }
+
+    async fn trust_list(
+        &self,
+        _request: Request<proto::TrustListRequest>,
+    ) -> Result<Response<proto::TrustListResponse>, Status> {
+        let node = self.node.clone();
+        let (peers, audit) =
+            blocking(move || Ok((node.trust().list()?, node.trust().audit_log()?))).await?;
+        Ok(Response::new(proto::TrustListResponse {
+            peers: peers.into_iter().map(convert::peer_info).collect(),
+            audit: audit.into_iter().map(convert::audit_event).collect(),
+        }))
+    }
+
+    async fn trust_set_state(
+        &self,
+        request: Request<proto::TrustSetStateRequest>,
+    ) -> Result<Response<proto::PeerInfo>, Status> {
+        let req = request.into_inner();
+        let state = convert::requested_peer_state(req.state)?;
+        let node = self.node.clone();
+        let peer = blocking(move || {
+            let peer = node.trust().set_state(&req.node_id, state)?;
+            if peer.state == PeerState::Revoked {
+                // Entries under a revoked key are quarantined: out of search at once.
+                node.unindex_origin(&peer.node_id)?;
+            }
+            Ok(peer)
+        })
+        .await?;
+        Ok(Response::new(convert::peer_info(peer)))
+    }
+
+    async fn sync_now(
+        &self,
+        _request: Request<proto::SyncNowRequest>,
+    ) -> Result<Response<proto::SyncNowResponse>, Status> {
+        let reports = self.replicator.round(true).await;
+        Ok(Response::new(proto::SyncNowResponse {
+            reports: reports
+                .into_iter()
+                .map(|r| proto::SyncReport {
+                    peer: r.peer,
+                    ok: r.ok,
+                    entries: r.entries,
+                    origins: r.origins,
+                    error: r.error,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn peers_status(
+        &self,
+        _request: Request<proto::PeersStatusRequest>,
+    ) -> Result<Response<proto::PeersStatusResponse>, Status> {
+        let node = self.node.clone();
+        let peers = blocking(move || Ok(node.trust().list()?)).await?;
+        let known = self.replicator.status();
+        Ok(Response::new(proto::PeersStatusResponse {
+            peers: peers
+                .into_iter()
+                .map(|peer| {
+                    let status = known.get(&peer.node_id).cloned().unwrap_or_default();
+                    proto::PeerStatus {
+                        node_id: peer.node_id,
+                        state: convert::peer_state(peer.state) as i32,
+                        reachable: status.reachable,
+                        last_sync: status.last_sync,
+                        lag: status.lag,
+                        entries_received: status.entries_received,
+                        rejected: status.rejected,
+                        last_error: status.last_error,
+                        endpoint: peer.endpoint,
+                        groups: peer.groups,
+                    }
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,83 @@
+//! The admin socket: a Unix socket inside the data directory that only the
+//! operator's account can reach, and the client every operator command uses.
+
+use std::path::{Path, PathBuf};
+
+use hyper_util::rt::TokioIo;
+use meridian_core::config::ADMIN_SOCKET;
+use meridian_proto::admin_client::AdminClient;
+use tokio::net::UnixListener;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// Largest message the operator's client sends or accepts.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why the admin socket could not be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("another node is already serving {0}")]
+    AlreadyRunning(PathBuf),
+    #[error("cannot listen on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds the admin socket at `path`: refuses if a live node holds it,
+/// replaces a stale one, and restricts it to the operator's account.
+pub async fn bind(path: &Path) -> Result<UnixListener, BindError> {
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return Err(BindError::AlreadyRunning(path.to_owned()));
+        }
+        let _ = std::fs::remove_file(path);
+    }
+    let bind_error = |source| BindError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let listener = UnixListener::bind(path).map_err(bind_error)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_error)?;
+    Ok(listener)
+}
+
+/// Why the operator's client could not reach the node.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(
+        "no node is running in {dir} (no {ADMIN_SOCKET}); start it with `meridian serve --data-dir {dir}`"
+    )]
+    NotRunning { dir: String },
+    #[error("cannot reach the node's admin socket in {dir}: {source}")]
+    Unreachable {
+        dir: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+}
+
+/// Connects to the admin socket of the node running in `data_dir`.
+pub async fn connect(data_dir: &Path) -> Result<AdminClient<Channel>, ConnectError> {
+    let socket = data_dir.join(ADMIN_SOCKET);
+    let dir = data_dir.display().to_string();
+    if !socket.exists() {
+        return Err(ConnectError::NotRunning { dir });
+    }
+    let channel = Endpoint::from_static("http://admin.local")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let socket = socket.clone();
+            async move {
+                tokio::net::UnixStream::connect(socket)
+                    .await
+                    .map(TokioIo::new)
+            }
+        }))
+        .await
+        .map_err(|source| ConnectError::Unreachable { dir, source })?;
+    Ok(AdminClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}

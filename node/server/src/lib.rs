@@ -1,0 +1,46 @@
+//! Meridian's edge: the gRPC services over the core, the TLS they run on,
+//! and the runtime that owns a node's listeners and background tasks.
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`runtime`] | binds the listeners, assembles the servers, runs and stops the tasks |
+//! | [`stack`] | the one server stack every listener uses: limits, timeouts, tracing |
+//! | [`caller`] | who is calling: a pinned peer or an anonymous client |
+//! | [`catalog`] | `Catalog`: search and read, anonymous callers allowed |
+//! | [`federation`] | `Federation`: the peer-facing service (pull, node info, hints) |
+//! | [`admin`] | `Admin`: the operator's service on the Unix socket |
+//! | [`peer`] | the client side of `Federation`: dialing pinned peers |
+//! | [`admin_socket`] | binding the admin socket, and the client that reaches it |
+//! | [`convert`] | wire ⇄ domain conversions |
+//! | [`status`] | the one mapping from domain errors to gRPC codes |
+//! | [`tls`] | pinned-key TLS 1.3 (rustls with ring) |
+
+pub mod admin;
+pub mod admin_socket;
+pub mod caller;
+pub mod catalog;
+pub mod convert;
+pub mod federation;
+pub mod peer;
+pub mod runtime;
+pub mod stack;
+pub mod status;
+pub mod tls;
+
+pub use runtime::{serve, Listeners, ServeError};
+
+/// The TLS handshake's check of a client certificate key: a pinned peer
+/// that is active or suspended completes the handshake (a suspended one is
+/// then told per request why it is refused); a revoked or unknown key is
+/// refused outright.
+fn trust_check(node: std::sync::Arc<meridian_core::node::Node>) -> tls::ClientCheck {
+    use meridian_core::trust::PeerState;
+    std::sync::Arc::new(move |spki: &[u8]| match node.trust().by_tls_key(spki) {
+        Ok(Some(peer)) => match peer.state {
+            PeerState::Active | PeerState::Suspended => Ok(()),
+            PeerState::Revoked => Err(format!("{} is revoked", peer.node_id)),
+        },
+        Ok(None) => Err("certificate key is not pinned here".to_owned()),
+        Err(e) => Err(format!("trust store: {e}")),
+    })
+}

@@ -1,0 +1,117 @@
+//! The client side of `Federation`: a pinned peer dialed over TLS with this
+//! node's identity, behind the core's [`FederationPeer`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use meridian_core::node::Node;
+use meridian_core::sync::{Connector, FederationPeer, PullStream, SyncError};
+use meridian_core::trust::Peer;
+use meridian_proto as proto;
+use meridian_proto::federation_client::FederationClient;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::{status, tls};
+
+/// How long dialing a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A peer's Federation service over pinned-key TLS.
+pub struct RemotePeer {
+    node_id: String,
+    client: FederationClient<Channel>,
+}
+
+fn remote_error(peer: &str, status: Status) -> SyncError {
+    let message = status.message().to_owned();
+    let peer = peer.to_owned();
+    match status.code() {
+        tonic::Code::PermissionDenied
+        | tonic::Code::Unauthenticated
+        | tonic::Code::FailedPrecondition
+        | tonic::Code::NotFound => SyncError::Refused { peer, message },
+        tonic::Code::ResourceExhausted | tonic::Code::OutOfRange => {
+            SyncError::TooLarge { peer, message }
+        }
+        _ => SyncError::Unreachable {
+            peer,
+            message: format!("{}: {message}", status.code()),
+        },
+    }
+}
+
+#[async_trait::async_trait]
+impl FederationPeer for RemotePeer {
+    async fn node_info(&self) -> Result<proto::NodeInfo, SyncError> {
+        let mut client = self.client.clone();
+        client
+            .get_node_info(Request::new(proto::NodeInfoRequest {}))
+            .await
+            .map(Response::into_inner)
+            .map_err(|s| remote_error(&self.node_id, s))
+    }
+
+    async fn pull(&self, origin: &str, after_index: u64) -> Result<PullStream, SyncError> {
+        let mut client = self.client.clone();
+        let stream = client
+            .pull(proto::PullRequest {
+                origin: origin.to_owned(),
+                after_index,
+            })
+            .await
+            .map_err(|s| remote_error(&self.node_id, s))?
+            .into_inner();
+        let peer = self.node_id.clone();
+        Ok(Box::pin(
+            stream.map(move |item| item.map_err(|s| remote_error(&peer, s))),
+        ))
+    }
+
+    async fn hint(&self, origin: &str, size: u64) -> Result<(), SyncError> {
+        let mut client = self.client.clone();
+        client
+            .hint(proto::HintRequest {
+                origin: origin.to_owned(),
+                size,
+            })
+            .await
+            .map(|_| ())
+            .map_err(|s| remote_error(&self.node_id, s))
+    }
+}
+
+/// Dials pinned peers with `node`'s TLS identity.
+pub fn connector(node: Arc<Node>) -> Connector {
+    Arc::new(move |peer: Peer| {
+        let node = node.clone();
+        Box::pin(async move {
+            let unreachable = |message: String| SyncError::Unreachable {
+                peer: peer.node_id.clone(),
+                message,
+            };
+            let config = tls::client_config(&peer.node_id, peer.tls_keys.clone(), Some(node.tls()))
+                .map_err(|e| unreachable(e.to_string()))?;
+            let channel = tls::connect(&peer.endpoint, config, CONNECT_TIMEOUT)
+                .await
+                .map_err(|e| {
+                    if tls::is_not_the_dialed_node(&e) {
+                        SyncError::Impostor {
+                            peer: peer.node_id.clone(),
+                        }
+                    } else {
+                        unreachable(status::chain(&e))
+                    }
+                })?;
+            let max = node.config().limits.max_message_bytes;
+            let client = FederationClient::new(channel)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max);
+            Ok(Arc::new(RemotePeer {
+                node_id: peer.node_id.clone(),
+                client,
+            }) as Arc<dyn FederationPeer>)
+        })
+    })
+}

@@ -1,0 +1,228 @@
+//! The runtime of a serving node: it assembles the servers on their
+//! listeners, starts the background tasks (indexer, replication rounds,
+//! hints), and on shutdown drains the servers and stops every task.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use meridian_core::config::ADMIN_SOCKET;
+use meridian_core::node::Node;
+use meridian_core::sync::Replicator;
+use meridian_proto::admin_server::AdminServer;
+use meridian_proto::catalog_server::CatalogServer;
+use meridian_proto::federation_server::FederationServer;
+use meridian_proto::FILE_DESCRIPTOR_SET;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::admin::AdminService;
+use crate::catalog::CatalogService;
+use crate::federation::FederationService;
+use crate::stack::{self, Limited};
+use crate::trust_check;
+
+/// How long stopping background tasks may take before they are abandoned.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the servers could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    AdminSocket(#[from] crate::admin_socket::BindError),
+    #[error("reflection: {0}")]
+    Reflection(String),
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// The background tasks of a node, stopped together.
+struct Tasks {
+    stop: watch::Sender<bool>,
+    set: JoinSet<()>,
+}
+
+impl Tasks {
+    fn start(replicator: &Arc<Replicator>) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let node = replicator.node().clone();
+        let interval = Duration::from_secs(node.config().sync.interval_secs);
+        let mut set = JoinSet::new();
+        set.spawn(meridian_core::indexer::run(node, stopped.clone()));
+        set.spawn(replicator.clone().run(interval, stopped.clone()));
+        set.spawn(replicator.clone().hint_on_growth(stopped));
+        Self { stop, set }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        let drained = tokio::time::timeout(STOP_TIMEOUT, async {
+            while self.set.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("background tasks did not stop in time; abandoning them");
+            self.set.abort_all();
+        }
+    }
+}
+
+/// Health and reflection (v1 and v1alpha) for one listener.
+#[allow(clippy::type_complexity)]
+fn support() -> Result<
+    (
+        tonic_health::server::HealthReporter,
+        tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+        tonic_reflection::server::v1::ServerReflectionServer<
+            impl tonic_reflection::server::v1::ServerReflection,
+        >,
+        tonic_reflection::server::v1alpha::ServerReflectionServer<
+            impl tonic_reflection::server::v1alpha::ServerReflection,
+        >,
+    ),
+    ServeError,
+> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let v1 = reflection()
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    Ok((reporter, health, v1, v1alpha))
+}
+
+/// A node's listeners, bound: the TCP listener of `Catalog` and
+/// `Federation`, and the admin socket.
+pub struct Listeners {
+    /// The address the TCP listener is bound to.
+    pub catalog: SocketAddr,
+    /// The admin socket's path.
+    pub admin_path: PathBuf,
+    tcp: TcpListener,
+    admin: UnixListener,
+}
+
+impl Listeners {
+    /// Binds the configured listener (port 0 picks a free port) and the
+    /// admin socket in the data directory, and records the address peers
+    /// dial: the configured `endpoint`, else the bound address.
+    pub async fn bind(node: &Node) -> Result<Self, ServeError> {
+        let listen = node.config().listen;
+        let tcp = TcpListener::bind(listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: listen.to_string(),
+                source,
+            })?;
+        let catalog = tcp.local_addr().map_err(|source| ServeError::Bind {
+            addr: listen.to_string(),
+            source,
+        })?;
+        node.set_endpoint(
+            node.config()
+                .endpoint
+                .clone()
+                .unwrap_or_else(|| catalog.to_string()),
+        );
+        let admin_path = node.data_dir().join(ADMIN_SOCKET);
+        let admin = crate::admin_socket::bind(&admin_path).await?;
+        Ok(Self {
+            catalog,
+            admin_path,
+            tcp,
+            admin,
+        })
+    }
+
+    /// Serves `node` on these listeners until `shutdown` resolves (see
+    /// [`serve`]), then removes the admin socket.
+    pub async fn serve(
+        self,
+        node: Arc<Node>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let result = serve(node, self.tcp, self.admin, shutdown).await;
+        let _ = std::fs::remove_file(&self.admin_path);
+        result
+    }
+}
+
+/// Runs the node: `Catalog` and `Federation` on `tcp` (TLS 1.3), `Admin` on
+/// the Unix socket `admin`, and the background tasks, until `shutdown`
+/// resolves; then drains in-flight requests and stops the tasks.
+pub async fn serve(
+    node: Arc<Node>,
+    tcp: TcpListener,
+    admin: UnixListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let limits = node.config().limits.clone();
+    let replicator = Replicator::new(node.clone(), crate::peer::connector(node.clone()));
+
+    let (public_health, health, v1, v1alpha) = support()?;
+    public_health
+        .set_serving::<CatalogServer<CatalogService>>()
+        .await;
+    public_health
+        .set_serving::<FederationServer<FederationService>>()
+        .await;
+    let (admin_health, admin_health_service, admin_v1, admin_v1alpha) = support()?;
+    admin_health
+        .set_serving::<AdminServer<AdminService>>()
+        .await;
+
+    let catalog = CatalogServer::new(CatalogService::new(replicator.clone())).limited(&limits);
+    let federation =
+        FederationServer::new(FederationService::new(replicator.clone())).limited(&limits);
+    let admin_service = AdminServer::new(AdminService::new(replicator.clone())).limited(&limits);
+
+    let tasks = Tasks::start(&replicator);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let tls_config = crate::tls::server_config(node.tls(), trust_check(node.clone()))?;
+    let public = stack::server(&limits)
+        .add_service(health)
+        .add_service(v1)
+        .add_service(v1alpha)
+        .add_service(catalog)
+        .add_service(federation)
+        .serve_with_incoming_shutdown(
+            crate::tls::incoming(tcp, Arc::new(tls_config)),
+            stopped(stop_rx.clone()),
+        );
+    let operator = stack::server(&limits)
+        .add_service(admin_health_service)
+        .add_service(admin_v1)
+        .add_service(admin_v1alpha)
+        .add_service(admin_service)
+        .serve_with_incoming_shutdown(UnixListenerStream::new(admin), stopped(stop_rx));
+    let (a, b) = tokio::join!(public, operator);
+    tasks.stop().await;
+    a?;
+    b?;
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! The one server stack every listener is built with: per-connection
+//! concurrency, a request deadline, HTTP/2 keepalive, a tracing span per
+//! request, and message-size limits on every service.
+
+use std::time::Duration;
+
+use meridian_core::config::Limits;
+use meridian_proto::admin_server::{Admin, AdminServer};
+use meridian_proto::catalog_server::{Catalog, CatalogServer};
+use meridian_proto::federation_server::{Federation, FederationServer};
+use tonic::transport::Server;
+
+/// How often an idle connection is pinged, and how long the answer may take.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A server builder with the node's limits.
+pub fn server(limits: &Limits) -> Server {
+    Server::builder()
+        .concurrency_limit_per_connection(limits.concurrency)
+        .timeout(Duration::from_secs(limits.request_timeout_secs))
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .trace_fn(|request| tracing::debug_span!("grpc", method = %request.uri().path()))
+}
+
+/// A generated service with the node's message-size limits.
+pub trait Limited: Sized {
+    fn limited(self, limits: &Limits) -> Self;
+}
+
+impl<T: Catalog> Limited for CatalogServer<T> {
+    fn limited(self, limits: &Limits) -> Self {
+        self.max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes)
+    }
+}
+
+impl<T: Federation> Limited for FederationServer<T> {
+    fn limited(self, limits: &Limits) -> Self {
+        self.max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes)
+    }
+}
+
+impl<T: Admin> Limited for AdminServer<T> {
+    fn limited(self, limits: &Limits) -> Self {
+        self.max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes)
+    }
+}

@@ -1,0 +1,213 @@
+//! The one mapping from domain errors to gRPC status codes.
+//!
+//! Every variant of every error the core returns is named here, with no
+//! wildcard, so a new variant does not compile until someone decides its
+//! code. Invalid input is `INVALID_ARGUMENT`, an untrusted or refused caller
+//! `UNAUTHENTICATED`/`PERMISSION_DENIED`, a state the request cannot change
+//! `FAILED_PRECONDITION`, a peer or part that is down `UNAVAILABLE`.
+//! `INTERNAL` is for faults of this node only: the error is logged with an
+//! id and the caller gets nothing but `internal error (id …)`, never a path,
+//! a database message or a panic text.
+
+use meridian_core::certificate::TlsError;
+use meridian_core::config::ConfigError;
+use meridian_core::index::IndexError;
+use meridian_core::node::NodeError;
+use meridian_core::query::SearchError;
+use meridian_core::sign::SignError;
+use meridian_core::store::StoreError;
+use meridian_core::sync::SyncError;
+use meridian_core::trust::TrustError;
+use tonic::Status;
+
+/// A fault of this node: logged in full under a fresh id, which is all the
+/// caller learns.
+pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
+    let id = format!("{:016x}", rand::random::<u64>());
+    tracing::error!(error_id = %id, error = %chain(error), "internal error");
+    Status::internal(format!("internal error (id {id})"))
+}
+
+/// A worker task that failed (panicked or was cancelled).
+pub fn join(error: tokio::task::JoinError) -> Status {
+    internal(&error)
+}
+
+/// An error with its causes, for the node's own log and for operators.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+pub fn node(error: NodeError) -> Status {
+    match error {
+        NodeError::Invalid(_) | NodeError::BadPageToken => {
+            Status::invalid_argument(error.to_string())
+        }
+        NodeError::NotFound { .. } => Status::not_found(error.to_string()),
+        NodeError::Trust(e) => trust(e),
+        NodeError::Store(e) => store(e),
+        NodeError::Config(ref e) => config(e),
+        NodeError::Index(ref e) => index(e),
+        NodeError::Sign(ref e) => sign(e),
+        NodeError::Tls(ref e) => tls(e),
+        NodeError::DataDir { .. } => internal(&error),
+    }
+}
+
+pub fn trust(error: TrustError) -> Status {
+    match error {
+        TrustError::Invite(_)
+        | TrustError::Key(_)
+        | TrustError::BadGroup(_)
+        | TrustError::SelfPin(_) => Status::invalid_argument(error.to_string()),
+        TrustError::AlreadyPinned(_) => Status::already_exists(error.to_string()),
+        TrustError::UnknownPeer(_) => Status::not_found(error.to_string()),
+        TrustError::Revoked(_) => Status::failed_precondition(error.to_string()),
+        TrustError::Store(e) => store(e),
+        TrustError::Corrupt { .. } => internal(&error),
+    }
+}
+
+pub fn search(error: SearchError) -> Status {
+    match error {
+        SearchError::Query { .. } | SearchError::Invalid(_) | SearchError::Cursor(_) => {
+            Status::invalid_argument(error.to_string())
+        }
+        SearchError::Unavailable(_) => Status::unavailable("search is unavailable; try again"),
+        SearchError::Index(_) => internal(&error),
+    }
+}
+
+/// Errors of the serving side of replication, as a peer sees them.
+pub fn sync(error: SyncError) -> Status {
+    match error {
+        SyncError::Frozen(_) | SyncError::NotTrusted(_) => {
+            Status::failed_precondition(error.to_string())
+        }
+        SyncError::Unreachable { .. } => Status::unavailable(error.to_string()),
+        SyncError::Refused { .. } | SyncError::WrongNode { .. } | SyncError::Impostor { .. } => {
+            Status::permission_denied(error.to_string())
+        }
+        SyncError::TooLarge { .. } => Status::resource_exhausted(error.to_string()),
+        SyncError::Verify { .. }
+        | SyncError::Checkpoint { .. }
+        | SyncError::Sequence { .. }
+        | SyncError::Invalid { .. }
+        | SyncError::Unproven { .. }
+        | SyncError::Equivocation { .. } => Status::data_loss(error.to_string()),
+        SyncError::Store(e) => store(e),
+        SyncError::Trust(e) => trust(e),
+        SyncError::Worker { .. } => internal(&error),
+    }
+}
+
+fn store(error: StoreError) -> Status {
+    match error {
+        StoreError::Db(_)
+        | StoreError::UnknownFormat { .. }
+        | StoreError::Conflict { .. }
+        | StoreError::Corrupt { .. } => internal(&error),
+    }
+}
+
+fn config(error: &ConfigError) -> Status {
+    match error {
+        ConfigError::Read { .. } | ConfigError::Invalid { .. } | ConfigError::Override { .. } => {
+            internal(error)
+        }
+    }
+}
+
+fn index(error: &IndexError) -> Status {
+    match error {
+        IndexError::SchemaVersion { .. }
+        | IndexError::NotAnIndex(_)
+        | IndexError::Io { .. }
+        | IndexError::Tantivy(_) => internal(error),
+    }
+}
+
+fn sign(error: &SignError) -> Status {
+    // Reached through a node operation, each of these is an entry stored
+    // here that no longer verifies, or this node's own key: a fault of this
+    // node, never of the request.
+    match error {
+        SignError::TooLarge { .. }
+        | SignError::WrongPayloadType { .. }
+        | SignError::NoSignature
+        | SignError::UnknownKey(_)
+        | SignError::BadSignature { .. }
+        | SignError::MalformedSignature { .. }
+        | SignError::MalformedKey { .. }
+        | SignError::WeakKey { .. }
+        | SignError::KeyIdMismatch { .. }
+        | SignError::DuplicateKey(_)
+        | SignError::InvalidThreshold { .. }
+        | SignError::ThresholdNotMet { .. }
+        | SignError::Decode(_)
+        | SignError::PayloadMismatch { .. }
+        | SignError::OriginMismatch { .. }
+        | SignError::BadCheckpointRoot { .. }
+        | SignError::KeyFile { .. } => internal(error),
+    }
+}
+
+fn tls(error: &TlsError) -> Status {
+    match error {
+        TlsError::File { .. } | TlsError::Invalid { .. } => internal(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_leave_only_an_id() {
+        let error = NodeError::Store(StoreError::Corrupt {
+            tree: "records_v1",
+            detail: "/var/lib/meridian/store: bad bytes".into(),
+        });
+        let status = node(error);
+        assert_eq!(status.code(), tonic::Code::Internal);
+        assert!(
+            status.message().starts_with("internal error (id "),
+            "{}",
+            status.message()
+        );
+        assert!(!status.message().contains("/var/lib"));
+        assert!(!status.message().contains("records_v1"));
+    }
+
+    #[tokio::test]
+    async fn a_panic_text_never_reaches_the_caller() {
+        let failed = tokio::spawn(async { panic!("local datetime out of valid range") })
+            .await
+            .unwrap_err();
+        let status = join(failed);
+        assert_eq!(status.code(), tonic::Code::Internal);
+        assert!(
+            !status.message().contains("datetime"),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[test]
+    fn refusals_say_what_and_keep_their_codes() {
+        let status = node(NodeError::BadPageToken);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().contains("page_token"));
+        let status = trust(TrustError::UnknownPeer("uni".into()));
+        assert_eq!(status.code(), tonic::Code::NotFound);
+        let status = sync(SyncError::Frozen("polar".into()));
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    }
+}

@@ -1,0 +1,376 @@
+//! Pinned-key TLS 1.3 between nodes (rustls with the ring provider).
+//!
+//! Each node has a self-signed certificate for a TLS key of its own; its
+//! identity key vouches for that key in its signed key set (as libp2p-tls
+//! does). Nothing here trusts a certificate authority: a peer is accepted only
+//! if its certificate's public key is pinned in the trust store, and a client
+//! checks that the node it reached is the node it dialed. Clients without a
+//! certificate are accepted as anonymous.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{
+    verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tonic::transport::server::Connected;
+
+use meridian_core::certificate::SERVER_NAME;
+pub use meridian_core::certificate::{spki_of, TlsIdentity};
+
+/// A TLS handshake that takes longer than this is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// rustls refused the configuration.
+    #[error("tls configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// The ring provider: the one crypto provider this build uses.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Decides whether a client certificate key belongs to an accepted peer.
+/// Returns a reason when it does not.
+pub type ClientCheck = Arc<dyn Fn(&[u8]) -> Result<(), String> + Send + Sync>;
+
+#[derive(Debug)]
+struct AnyPinned {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+/// Accepts clients without a certificate (anonymous) and clients whose
+/// certificate key passes `check`.
+struct PinnedClients {
+    check: ClientCheck,
+    inner: AnyPinned,
+}
+
+impl std::fmt::Debug for PinnedClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinnedClients")
+    }
+}
+
+impl ClientCertVerifier for PinnedClients {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let spki = spki_of(end_entity.as_ref())
+            .ok_or_else(|| rustls::Error::General("client certificate does not parse".into()))?;
+        (self.check)(&spki).map_err(rustls::Error::General)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.inner.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.inner.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.algorithms.supported_schemes()
+    }
+}
+
+/// Why a client refused the server it reached: typed, so a caller can tell an
+/// impostor from a network failure.
+#[derive(Debug, thiserror::Error)]
+#[error("the node reached is not {dialed}: its TLS key is not the one pinned for it")]
+pub struct NotTheDialedNode {
+    pub dialed: String,
+}
+
+/// Whether `error` or one of its causes is a [`NotTheDialedNode`] refusal.
+pub fn is_not_the_dialed_node(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<NotTheDialedNode>() {
+            return true;
+        }
+        if let Some(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))) =
+            e.downcast_ref::<rustls::Error>()
+        {
+            if other.0.is::<NotTheDialedNode>() {
+                return true;
+            }
+        }
+        // An io::Error hides the error it wraps from `source()`.
+        if let Some(inner) = e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
+            if is_not_the_dialed_node(inner) {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// Accepts a server only if its certificate key is one of the dialed node's
+/// pinned keys.
+#[derive(Debug)]
+struct PinnedServer {
+    dialed: String,
+    pins: Vec<Vec<u8>>,
+    inner: AnyPinned,
+}
+
+impl ServerCertVerifier for PinnedServer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let spki = spki_of(end_entity.as_ref())
+            .ok_or_else(|| rustls::Error::General("server certificate does not parse".into()))?;
+        if self.pins.contains(&spki) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(NotTheDialedNode {
+                    dialed: self.dialed.clone(),
+                }))),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.inner.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.inner.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.algorithms.supported_schemes()
+    }
+}
+
+fn cert(identity: &TlsIdentity) -> CertificateDer<'static> {
+    CertificateDer::from(identity.cert_der().to_vec())
+}
+
+fn key(identity: &TlsIdentity) -> PrivateKeyDer<'static> {
+    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_der().to_vec()))
+}
+
+/// Server side: TLS 1.3 only, h2, optional pinned client certificates.
+pub fn server_config(
+    identity: &TlsIdentity,
+    check: ClientCheck,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let provider = provider();
+    let verifier = Arc::new(PinnedClients {
+        check,
+        inner: AnyPinned {
+            algorithms: provider.signature_verification_algorithms,
+        },
+    });
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![cert(identity)], key(identity))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// Client side for dialing node `dialed` whose TLS keys are `pins`; presents
+/// this node's certificate when `identity` is given (anonymous otherwise).
+pub fn client_config(
+    dialed: &str,
+    pins: Vec<Vec<u8>>,
+    identity: Option<&TlsIdentity>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let provider = provider();
+    let verifier = Arc::new(PinnedServer {
+        dialed: dialed.to_owned(),
+        pins,
+        inner: AnyPinned {
+            algorithms: provider.signature_verification_algorithms,
+        },
+    });
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match identity {
+        Some(identity) => builder.with_client_auth_cert(vec![cert(identity)], key(identity))?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// What the server knows of a connection's other end.
+#[derive(Debug, Clone)]
+pub struct PeerConnectInfo {
+    pub remote: Option<SocketAddr>,
+    /// The verified client certificate's key, if the client presented one.
+    pub client_spki: Option<Vec<u8>>,
+}
+
+/// A server-side TLS connection that tells tonic who is on the other end.
+pub struct TlsConn(tokio_rustls::server::TlsStream<TcpStream>);
+
+impl Connected for TlsConn {
+    type ConnectInfo = PeerConnectInfo;
+
+    fn connect_info(&self) -> PeerConnectInfo {
+        let (tcp, session) = self.0.get_ref();
+        PeerConnectInfo {
+            remote: tcp.peer_addr().ok(),
+            client_spki: session
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .and_then(|cert| spki_of(cert.as_ref())),
+        }
+    }
+}
+
+impl AsyncRead for TlsConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+/// Accepts TCP connections on `listener` and yields those whose TLS handshake
+/// succeeds; failed handshakes are logged and dropped.
+pub fn incoming(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+) -> tokio_stream::wrappers::ReceiverStream<io::Result<TlsConn>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, remote) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            if tx.is_closed() {
+                return;
+            }
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(TlsConn(stream))).await;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(remote = %remote, error = %e, "tls handshake refused")
+                    }
+                    Err(_) => tracing::warn!(remote = %remote, "tls handshake timed out"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// Dials `addr` over TLS and returns a gRPC channel to it.
+pub async fn connect(
+    addr: &str,
+    config: rustls::ClientConfig,
+    timeout: Duration,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let target = addr.to_owned();
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(timeout)
+        .timeout(Duration::from_secs(60))
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let connector = connector.clone();
+            let target = target.clone();
+            async move {
+                let tcp = TcpStream::connect(&target).await?;
+                let _ = tcp.set_nodelay(true);
+                let name = ServerName::try_from(SERVER_NAME).map_err(io::Error::other)?;
+                let tls = connector.connect(name, tcp).await?;
+                Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(tls))
+            }
+        }))
+        .await
+}

@@ -1,0 +1,139 @@
+//! Benchmarks of a real node (not tests): they print numbers.
+//!
+//! `meridian-bench import --records 1000000` generates a holdings file,
+//! starts `meridian serve` (the binary next to this one) and imports the file
+//! through the admin socket with `meridian holdings import`, reporting
+//! records/s and the node's peak RSS. Build both first:
+//! `cargo build --release --workspace --bins`.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use meridian_testkit::generate::{Generator, Profile};
+use meridian_testkit::harness::TestNode;
+
+mod replicate;
+mod search;
+
+#[derive(Parser)]
+#[command(name = "meridian-bench", about = "Benchmarks of a real meridian node")]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Import generated records through the admin socket.
+    Import {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+    },
+    /// Replicate generated records from one node to an empty one over TLS.
+    Replicate {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+    },
+    /// Latency of Catalog.Search over loopback gRPC with TLS.
+    Search(search::Args),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Bench::Import { records } => import(records),
+        Bench::Replicate { records } => replicate::run(records),
+        Bench::Search(args) => search::run(args),
+    }
+}
+
+/// Writes `records` generated records as JSON Lines; returns how many a
+/// peer outside every group may see (PUBLIC and FEDERATION).
+pub fn write_corpus(path: &Path, records: u64, profile: Profile) -> Result<u64> {
+    let mut out = BufWriter::new(std::fs::File::create(path)?);
+    let mut generator = Generator::new(profile, 42);
+    let mut visible = 0;
+    for n in 0..records {
+        let record = generator.record(n);
+        if matches!(record["visibility"].as_str(), Some("public" | "federation")) {
+            visible += 1;
+        }
+        writeln!(out, "{record}")?;
+    }
+    out.flush()?;
+    Ok(visible)
+}
+
+/// The `meridian` binary next to this one (`cargo build --release --workspace --bins`).
+pub fn meridian_binary() -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let bin = me.with_file_name("meridian");
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release --workspace --bins)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// Starts a node for a benchmark: `bin` in `dir`, logging at
+/// `MERIDIAN_BENCH_LOG` (default `warn`), stopped with SIGTERM when dropped.
+pub fn start_node(bin: &Path, dir: &Path, node_id: &str) -> Result<TestNode> {
+    let level = std::env::var("MERIDIAN_BENCH_LOG").unwrap_or_else(|_| "warn".into());
+    TestNode::start_at(bin, dir, node_id, &[("MERIDIAN_LOG__LEVEL", &level)])
+        .map_err(|e| anyhow::anyhow!("{node_id}: {e}"))
+}
+
+/// Runs a `meridian` command against `node`'s data directory; its stdout.
+pub fn meridian(node: &TestNode, args: &[&str]) -> Result<String> {
+    node.try_ok(args).map_err(anyhow::Error::msg)
+}
+
+/// Waits until `node` has gone idle (indexing and merges done), or says it
+/// did not.
+pub fn wait_idle(node: &TestNode, at_most: Duration) {
+    if !node.wait_idle(at_most) {
+        println!("warning: {} was still busy after {at_most:?}", node.name);
+    }
+}
+
+fn import(records: u64) -> Result<()> {
+    let bin = meridian_binary()?;
+    let work = tempfile::tempdir()?;
+    let file = work.path().join("holdings.jsonl");
+    let started = Instant::now();
+    write_corpus(&file, records, Profile::University)?;
+    let size = std::fs::metadata(&file)?.len();
+    println!(
+        "generated {records} records ({:.1} MiB) in {:.1}s",
+        size as f64 / 1048576.0,
+        started.elapsed().as_secs_f64()
+    );
+    let node_dir = work.path().join("node");
+    let node = start_node(&bin, &node_dir, "bench")?;
+    let started = Instant::now();
+    let out = Command::new(&bin)
+        .args(["holdings", "import"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(&node_dir)
+        .output()?;
+    let secs = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    println!(
+        "import: {records} records in {secs:.1}s = {:.0} records/s through the admin socket ({} cores)",
+        records as f64 / secs,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    if let Some(rss) = node.peak_rss_mib() {
+        println!("node peak RSS: {rss:.0} MiB");
+    }
+    Ok(())
+}

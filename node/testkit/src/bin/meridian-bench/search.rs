@@ -1,0 +1,379 @@
+//! `meridian-bench search`: latency of `Catalog.Search` on a real node.
+//!
+//! Generates N records (a university / polar / genomics mix whose words
+//! follow a Zipf-like law, `meridian_testkit::generate::Mix`), imports them into a
+//! `meridian serve` child process through the admin socket, waits until the
+//! index holds all of them and the node is idle, then sends a fixed, seeded
+//! list of 1-, 2- and 3-term queries (terms drawn from the same Zipf law, so
+//! common and rare words both occur), each with facets and one filter, to
+//! `Catalog.Search` over loopback gRPC with TLS as an anonymous client, one
+//! at a time. Latency is measured at the client, per request.
+//!
+//! Everything stays in `--dir` when given: the corpus (`corpus.jsonl`), the
+//! node (`node/`), the queries (`queries.jsonl`) and the measurements
+//! (`meridian.json`), and a later run with the same `--records` reuses the
+//! corpus and the node. `bench/search-vs-postgres.sh` runs the same records
+//! and queries against PostgreSQL full-text search.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use meridian_proto::admin_client::AdminClient;
+use meridian_proto::catalog_client::CatalogClient;
+use meridian_proto::{KeysShowRequest, SearchRequest};
+use meridian_testkit::generate::{Generator, Mix, Profile, DISCIPLINES};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use serde_json::json;
+use tonic::transport::Channel;
+
+/// Seed of the corpus; the queries use their own.
+const CORPUS_SEED: u64 = 42;
+const QUERY_SEED: u64 = 7;
+/// Hits per page, as a result list shows.
+const LIMIT: u32 = 20;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Records in the corpus.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Measured queries (after as many warm-up queries).
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+    /// Keep corpus, node, queries and results here (reused by later runs);
+    /// a temporary directory otherwise.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Also write per-query latencies and totals to `meridian.json` in
+    /// `--dir`, for the PostgreSQL comparison.
+    #[arg(long, requires = "dir")]
+    pg: bool,
+}
+
+/// One benchmark query: the text and its single filter.
+struct Query {
+    terms: Vec<String>,
+    filter: Filter,
+}
+
+enum Filter {
+    Discipline(&'static str),
+    Access(&'static str),
+    Years(u32, u32),
+}
+
+impl Query {
+    fn text(&self) -> String {
+        self.terms.join(" ")
+    }
+
+    fn request(&self) -> SearchRequest {
+        let mut request = SearchRequest {
+            query: self.text(),
+            limit: LIMIT,
+            facets: true,
+            ..Default::default()
+        };
+        match self.filter {
+            Filter::Discipline(d) => request.disciplines = vec![d.to_owned()],
+            Filter::Access(a) => {
+                let access = meridian_core::record::parse_access(a).expect("an access name");
+                request.access = vec![access as i32];
+            }
+            Filter::Years(from, to) => {
+                request.year_from = from;
+                request.year_to = to;
+            }
+        }
+        request
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let filter = match self.filter {
+            Filter::Discipline(d) => json!({ "discipline": d }),
+            Filter::Access(a) => json!({ "access": a }),
+            Filter::Years(from, to) => json!({ "year_from": from, "year_to": to }),
+        };
+        json!({ "text": self.text(), "terms": self.terms, "filter": filter })
+    }
+}
+
+/// The fixed query mix: 1, 2 and 3 terms in turn, each term drawn from the
+/// corpus's Zipf law (distinct within a query), and a discipline, access or
+/// publication-year filter in turn.
+fn queries(count: usize) -> Vec<Query> {
+    let mut words = Generator::new(Profile::University, QUERY_SEED);
+    let mut rng = StdRng::seed_from_u64(QUERY_SEED);
+    (0..count)
+        .map(|i| {
+            let mut terms: Vec<String> = Vec::new();
+            while terms.len() < i % 3 + 1 {
+                let word = words.word().to_owned();
+                if !terms.contains(&word) {
+                    terms.push(word);
+                }
+            }
+            let filter = match (i / 3) % 3 {
+                0 => Filter::Discipline(DISCIPLINES[rng.gen_range(0..DISCIPLINES.len())]),
+                1 => Filter::Access(["open", "registered", "restricted"][rng.gen_range(0..3)]),
+                _ => {
+                    let from = rng.gen_range(1995..=2020);
+                    Filter::Years(from, from + rng.gen_range(0..=5))
+                }
+            };
+            Query { terms, filter }
+        })
+        .collect()
+}
+
+pub fn run(args: Args) -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?
+        .block_on(bench(args))
+}
+
+async fn bench(args: Args) -> Result<()> {
+    let bin = super::meridian_binary()?;
+    let temporary = tempfile::tempdir()?;
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| temporary.path().to_owned());
+    std::fs::create_dir_all(&dir)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "search benchmark: {} records, {} queries, {cores} cores, in {}",
+        args.records,
+        args.queries,
+        dir.display()
+    );
+
+    let corpus = dir.join("corpus.jsonl");
+    write_corpus(&corpus, args.records)?;
+    let queries = queries(args.queries);
+    {
+        let mut out = BufWriter::new(std::fs::File::create(dir.join("queries.jsonl"))?);
+        for query in &queries {
+            writeln!(out, "{}", query.json())?;
+        }
+        out.flush()?;
+    }
+
+    let node_dir = dir.join("node");
+    let node = super::start_node(&bin, &node_dir, "bench")?;
+    let mut admin = meridian_server::admin_socket::connect(&node_dir).await?;
+    if indexed(&mut admin).await? != args.records {
+        let status = admin
+            .status(meridian_proto::StatusRequest {})
+            .await?
+            .into_inner();
+        if status.records > 0 && status.records != args.records {
+            bail!(
+                "{} holds a node with {} records, not {}: remove it or use another --dir",
+                node_dir.display(),
+                status.records,
+                args.records
+            );
+        }
+        if status.records == 0 {
+            let started = Instant::now();
+            let out = Command::new(&bin)
+                .args(["holdings", "import"])
+                .arg(&corpus)
+                .arg("--data-dir")
+                .arg(&node_dir)
+                .output()?;
+            if !out.status.success() {
+                bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            println!(
+                "imported through the admin socket in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        let started = Instant::now();
+        loop {
+            let total = indexed(&mut admin).await?;
+            if total == args.records {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(3600) {
+                bail!(
+                    "the index holds {total} of {} records after an hour",
+                    args.records
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        println!(
+            "index caught up {:.1}s after the import",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let started = Instant::now();
+    super::wait_idle(&node, Duration::from_secs(600));
+    println!(
+        "node idle (background merges done) after {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let keys = admin.keys_show(KeysShowRequest {}).await?.into_inner();
+    let pin = base64::engine::general_purpose::STANDARD
+        .decode(&keys.tls_key)
+        .context("tls_key is not base64")?;
+    let config = meridian_server::tls::client_config(&keys.node_id, vec![pin], None)?;
+    let channel = meridian_server::tls::connect(
+        &node.catalog.context("node not running")?.to_string(),
+        config,
+        Duration::from_secs(5),
+    )
+    .await?;
+    let mut catalog = CatalogClient::new(channel).max_decoding_message_size(64 << 20);
+
+    let requests: Vec<SearchRequest> = queries.iter().map(Query::request).collect();
+    for request in &requests {
+        catalog.search(request.clone()).await?;
+    }
+    let mut latencies = Vec::with_capacity(requests.len());
+    let mut server = Vec::with_capacity(requests.len());
+    let mut totals = Vec::with_capacity(requests.len());
+    let started = Instant::now();
+    for request in &requests {
+        let at = Instant::now();
+        let answer = catalog.search(request.clone()).await?.into_inner();
+        latencies.push(at.elapsed().as_secs_f64() * 1e3);
+        server.push(answer.took_micros as f64 / 1e3);
+        totals.push(answer.total);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+
+    println!(
+        "Catalog.Search, anonymous, loopback gRPC + TLS, limit {LIMIT}, facets, one filter, \
+         {} queries after {} warm-up, one at a time:",
+        requests.len(),
+        requests.len()
+    );
+    let all = Summary::of(&latencies);
+    println!(
+        "  all      {all}  {:.0} QPS",
+        requests.len() as f64 / elapsed
+    );
+    for terms in 1..=3 {
+        let some: Vec<f64> = latencies
+            .iter()
+            .zip(&queries)
+            .filter(|(_, q)| q.terms.len() == terms)
+            .map(|(l, _)| *l)
+            .collect();
+        println!(
+            "  {terms} term{} {}",
+            if terms == 1 { " " } else { "s" },
+            Summary::of(&some)
+        );
+    }
+    println!("  in node  {} (took_micros)", Summary::of(&server));
+    let mut sorted_totals = totals.clone();
+    sorted_totals.sort_unstable();
+    println!(
+        "  matches per query: median {}, max {}",
+        sorted_totals[sorted_totals.len() / 2],
+        sorted_totals[sorted_totals.len() - 1]
+    );
+    if let Some(rss) = node.rss_mib() {
+        println!("  node RSS {rss:.0} MiB");
+    }
+
+    if args.pg {
+        let results = json!({
+            "records": args.records,
+            "cores": cores,
+            "latency_ms": latencies,
+            "totals": totals,
+            "p50_ms": all.p50,
+            "p99_ms": all.p99,
+        });
+        std::fs::write(dir.join("meridian.json"), results.to_string())?;
+    }
+    drop(node);
+    Ok(())
+}
+
+/// Records in the index, as the operator counts them.
+async fn indexed(admin: &mut AdminClient<Channel>) -> Result<u64> {
+    let answer = admin
+        .search(SearchRequest {
+            limit: 0,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    Ok(answer.total)
+}
+
+/// Writes the corpus unless a complete one of `records` lines is there.
+fn write_corpus(path: &Path, records: u64) -> Result<()> {
+    let stamp = path.with_extension("records");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(&records.to_string()) {
+        println!("corpus: reusing {}", path.display());
+        return Ok(());
+    }
+    let started = Instant::now();
+    let mut out = BufWriter::new(std::fs::File::create(path)?);
+    let mut mix = Mix::new(CORPUS_SEED);
+    for n in 0..records {
+        writeln!(out, "{}", mix.record(n))?;
+    }
+    out.flush()?;
+    std::fs::write(&stamp, records.to_string())?;
+    println!(
+        "corpus: {records} records ({:.0} MiB) generated in {:.1}s",
+        std::fs::metadata(path)?.len() as f64 / 1048576.0,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Nearest-rank percentiles of latencies in milliseconds.
+struct Summary {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+    mean: f64,
+}
+
+impl Summary {
+    fn of(values: &[f64]) -> Self {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let rank = |p: f64| {
+            let at = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+            sorted.get(at - 1).copied().unwrap_or(f64::NAN)
+        };
+        Self {
+            p50: rank(0.50),
+            p90: rank(0.90),
+            p99: rank(0.99),
+            max: sorted.last().copied().unwrap_or(f64::NAN),
+            mean: sorted.iter().sum::<f64>() / sorted.len().max(1) as f64,
+        }
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50 {:7.2} ms  p90 {:7.2} ms  p99 {:7.2} ms  max {:7.2} ms  mean {:7.2} ms",
+            self.p50, self.p90, self.p99, self.max, self.mean
+        )
+    }
+}

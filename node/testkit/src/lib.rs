@@ -1,0 +1,6 @@
+//! Meridian's test kit, shared by the end-to-end tests, the benchmarks and
+//! the demo: realistic generated holdings ([`generate`]) and a harness that
+//! runs real `meridian` processes on port-0 listeners ([`harness`]).
+
+pub mod generate;
+pub mod harness;
