@@ -87,7 +87,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             if a.node.node_id() == b {
                 continue;
             }
-            let groups: Vec<String> = match (a.node.node_id(), b) {
+            let groups: Vec<String> = match (a.node.node_id().as_str(), b) {
                 ("polar-dc", "university") => vec!["polar-consortium".into()],
                 ("genomics", "university") => vec!["biomed-consortium".into()],
                 _ => Vec::new(),
@@ -217,7 +217,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 /// Creates the node in `dir`, binds its listeners (port 0) and serves it.
 async fn start(dir: &Path, id: &str) -> Result<Running> {
     let loopback = "127.0.0.1:0".parse().expect("loopback address");
-    Node::create(dir, id, loopback)?;
+    Node::create(dir, &id.parse()?, loopback)?;
     let node = Node::open(dir, &Default::default())?;
     let listeners = meridian_server::Listeners::bind(&node).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);

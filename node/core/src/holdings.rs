@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
+use crate::ids::{LogIndex, RecordId};
 use crate::log::{RecordState, StoredEntry, UnsignedEntry};
 use crate::node::{Node, NodeError};
 use crate::proto::{log_entry::Body, DatasetRecord, Envelope, Visibility};
@@ -23,7 +24,7 @@ use crate::visibility::Viewer;
 pub struct RecordView {
     pub record: DatasetRecord,
     pub envelope: Envelope,
-    pub log_index: u64,
+    pub log_index: LogIndex,
     pub verified_key_id: String,
 }
 
@@ -111,7 +112,7 @@ impl Node {
                 Some((state, old)) => Some((*state, old.clone())),
                 None => self.current(&record.id)?,
             };
-            let index = appender.next_index() + planned.len() as u64;
+            let index = LogIndex(appender.next_index() + planned.len() as u64);
             let Some(state) = plan_version(&mut record, previous, index) else {
                 outcome.unchanged += 1;
                 continue;
@@ -126,7 +127,7 @@ impl Node {
 
     /// Withdraws record `id` with a signed tombstone. Returns the tombstone's
     /// version and log index.
-    pub fn delete(&self, id: &str) -> Result<(u64, u64), NodeError> {
+    pub fn delete(&self, id: &RecordId) -> Result<(u64, LogIndex), NodeError> {
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let Some((state, old)) = self.current(id)? else {
             return Err(self.not_found(id));
@@ -135,10 +136,10 @@ impl Node {
             return Err(self.not_found(id));
         }
         let appender = self.store().appender(self.node_id())?;
-        let index = appender.next_index();
+        let index = LogIndex(appender.next_index());
         let tombstone = DatasetRecord {
-            origin: self.node_id().to_owned(),
-            id: id.to_owned(),
+            origin: self.node_id().to_string(),
+            id: id.to_string(),
             version: state.version + 1,
             visibility: old.visibility,
             groups: old.groups,
@@ -243,7 +244,7 @@ impl Node {
                 ),
             });
         }
-        record.origin = self.node_id().to_owned();
+        record.origin = self.node_id().to_string();
         if record.visibility == Visibility::Unspecified as i32 {
             record.visibility = self.default_visibility() as i32;
         }
@@ -260,7 +261,7 @@ impl Node {
     }
 
     /// Reads and verifies entry `index` of `origin`'s log.
-    fn read_entry(&self, origin: &str, index: u64) -> Result<RecordView, NodeError> {
+    fn read_entry(&self, origin: &str, index: LogIndex) -> Result<RecordView, NodeError> {
         let corrupt = |detail: String| StoreError::Corrupt {
             tree: crate::store::tree::LOG,
             detail,
@@ -298,7 +299,7 @@ impl Node {
 
     fn not_found(&self, id: &str) -> NodeError {
         NodeError::NotFound {
-            origin: self.node_id().to_owned(),
+            origin: self.node_id().to_string(),
             id: id.to_owned(),
         }
     }
@@ -321,7 +322,7 @@ impl ImportOutcome {
 fn plan_version(
     record: &mut DatasetRecord,
     previous: Option<(RecordState, DatasetRecord)>,
-    index: u64,
+    index: LogIndex,
 ) -> Option<RecordState> {
     let stamp_missing = record.updated_at.is_empty();
     let version = match previous {

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::ids::LogIndex;
 use crate::index::{HoldingsIndex, IndexOp};
 use crate::log::StoredEntry;
 use crate::node::{Node, NodeError};
@@ -41,11 +42,11 @@ impl Node {
             }
             let mut from = cursors.get(&origin).copied().unwrap_or(0);
             while from < size {
-                let entries = self.store().entries(&origin, from, BATCH)?;
+                let entries = self.store().entries(&origin, LogIndex(from), BATCH)?;
                 let Some((last, _)) = entries.last() else {
                     break;
                 };
-                from = last + 1;
+                from = last.next().get();
                 seen += entries.len() as u64;
                 let ops = entries
                     .iter()
@@ -106,7 +107,11 @@ impl Node {
 }
 
 /// The index change one stored log entry makes, if any.
-fn index_op(origin: &str, index: u64, entry: &StoredEntry) -> Result<Option<IndexOp>, NodeError> {
+fn index_op(
+    origin: &str,
+    index: LogIndex,
+    entry: &StoredEntry,
+) -> Result<Option<IndexOp>, NodeError> {
     let body = entry
         .entry()
         .map_err(|e| StoreError::Corrupt {

@@ -5,6 +5,7 @@
 //!
 //! | module | owns |
 //! | --- | --- |
+//! | [`ids`] | the names the domain passes around: node ids, record ids, log positions |
 //! | [`config`] | the TOML configuration and its environment overrides |
 //! | [`date`] | dates as records carry them (`YYYY`, `YYYY-MM-DD`, RFC 3339) |
 //! | [`record`] | the metadata model's JSON form and its validation (DESIGN §2) |
@@ -30,6 +31,7 @@ pub mod certificate;
 pub mod config;
 pub mod date;
 pub mod holdings;
+pub mod ids;
 pub mod index;
 pub mod indexer;
 pub mod log;

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
+use crate::ids::LogIndex;
 use crate::merkle::{self, Hash, NodeStore, TreeError};
 use crate::proto::{log_entry::Body, Checkpoint, DatasetRecord, Envelope, KeySet, LogEntry};
 use crate::sign::{NodeKey, CHECKPOINT_TYPE, KEYSET_TYPE, RECORD_TYPE};
@@ -112,7 +113,7 @@ impl StoredEntry {
 pub struct RecordState {
     pub version: u64,
     /// Position of the entry holding this version in the origin's log.
-    pub log_index: u64,
+    pub log_index: LogIndex,
     pub deleted: bool,
 }
 

@@ -13,6 +13,7 @@ use crate::config::{Config, ConfigError, KEY_FILE};
 use prost::Message;
 use rayon::prelude::*;
 
+use crate::ids::NodeId;
 use crate::index::{IndexError, LiveIndex};
 use crate::log::{self, Appender, SignedEntry, UnsignedEntry};
 use crate::proto::{KeySet, Visibility};
@@ -100,7 +101,7 @@ impl Node {
     /// Refuses to overwrite an existing node.
     pub fn create(
         data_dir: &Path,
-        node_id: &str,
+        node_id: &NodeId,
         listen: std::net::SocketAddr,
     ) -> Result<sign::KeyId, NodeError> {
         use std::os::unix::fs::PermissionsExt;
@@ -108,8 +109,6 @@ impl Node {
             path: data_dir.to_owned(),
             message,
         };
-        crate::config::validate_node_id(node_id)
-            .map_err(|reason| dir_error(format!("node id: {reason}")))?;
         for existing in [crate::config::CONFIG_FILE, KEY_FILE] {
             if data_dir.join(existing).exists() {
                 return Err(dir_error(format!(
@@ -166,7 +165,7 @@ impl Node {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD;
         Invite {
-            node_id: self.node_id().to_owned(),
+            node_id: self.node_id().clone(),
             endpoint: self.endpoint(),
             key: b64.encode(self.key.public().ed25519),
             key_id: self.key.key_id().to_string(),
@@ -177,7 +176,7 @@ impl Node {
     /// This node's key set: one identity key, threshold 1, its TLS key.
     pub fn key_set(&self) -> KeySet {
         KeySet {
-            origin: self.node_id().to_owned(),
+            origin: self.node_id().to_string(),
             version: 1,
             keys: vec![self.key.public()],
             threshold: 1,
@@ -189,7 +188,7 @@ impl Node {
     /// The viewer of this node's operator: sees everything held here.
     pub fn operator(&self) -> Viewer {
         Viewer::Operator {
-            node: self.node_id().to_owned(),
+            node: self.node_id().clone(),
         }
     }
 
@@ -341,7 +340,7 @@ impl Node {
         &self.data_dir
     }
 
-    pub fn node_id(&self) -> &str {
+    pub fn node_id(&self) -> &NodeId {
         &self.config.node_id
     }
 

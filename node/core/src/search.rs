@@ -51,7 +51,7 @@ pub fn search(
 ) -> Result<Answer, SearchError> {
     let results = node.index().search(request, viewer)?;
     let mut completeness = vec![Completeness {
-        origin: node.node_id().to_owned(),
+        origin: node.node_id().to_string(),
         coverage: Coverage::Ok,
         as_of: String::new(),
     }];
@@ -63,11 +63,11 @@ pub fn search(
             .map_err(|e| SearchError::Unavailable(e.to_string()))?;
         for peer in peers.into_iter().filter(|p| p.state != PeerState::Revoked) {
             let as_of = synced
-                .get(&peer.node_id)
+                .get(peer.node_id.as_str())
                 .map(|s| s.last_sync.clone())
                 .unwrap_or_default();
             completeness.push(Completeness {
-                origin: peer.node_id,
+                origin: peer.node_id.to_string(),
                 coverage: Coverage::Replica,
                 as_of,
             });

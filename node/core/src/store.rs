@@ -11,6 +11,7 @@ use std::path::Path;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
+use crate::ids::LogIndex;
 use crate::log::{Appender, LogAppend, RecordState, StoredEntry};
 use crate::merkle::{self, Hash, NodeStore, TreeError};
 
@@ -69,7 +70,7 @@ impl StoreError {
 fn encode_state(state: &RecordState) -> [u8; 17] {
     let mut out = [0u8; 17];
     out[..8].copy_from_slice(&state.version.to_be_bytes());
-    out[8..16].copy_from_slice(&state.log_index.to_be_bytes());
+    out[8..16].copy_from_slice(&state.log_index.get().to_be_bytes());
     out[16] = u8::from(state.deleted);
     out
 }
@@ -83,7 +84,7 @@ fn decode_state(bytes: &[u8]) -> Result<RecordState, StoreError> {
     }
     Ok(RecordState {
         version: u64_at(&bytes[..8]),
-        log_index: u64_at(&bytes[8..16]),
+        log_index: LogIndex(u64_at(&bytes[8..16])),
         deleted: bytes[16] != 0,
     })
 }
@@ -197,7 +198,8 @@ impl Store {
     }
 
     /// Entry `index` of `origin`'s log.
-    pub fn entry(&self, origin: &str, index: u64) -> Result<Option<StoredEntry>, StoreError> {
+    pub fn entry(&self, origin: &str, index: LogIndex) -> Result<Option<StoredEntry>, StoreError> {
+        let index = index.get();
         let Some((first, run)) = self.run_containing(&self.log, &origin_prefix(origin), index)?
         else {
             return Ok(None);
@@ -211,9 +213,10 @@ impl Store {
     pub fn entries(
         &self,
         origin: &str,
-        from: u64,
+        from: LogIndex,
         limit: usize,
-    ) -> Result<Vec<(u64, StoredEntry)>, StoreError> {
+    ) -> Result<Vec<(LogIndex, StoredEntry)>, StoreError> {
+        let from = from.get();
         let prefix = origin_prefix(origin);
         let mut out = Vec::with_capacity(limit.min(4096));
         let start = match self.run_containing(&self.log, &prefix, from)? {
@@ -234,7 +237,7 @@ impl Store {
                 if out.len() >= limit {
                     break 'runs;
                 }
-                out.push((index, decode_entry(origin, index, bytes)?));
+                out.push((LogIndex(index), decode_entry(origin, index, bytes)?));
             }
         }
         Ok(out)
@@ -651,7 +654,7 @@ mod tests {
                 .map(|(i, id)| {
                     let state = RecordState {
                         version: 1,
-                        log_index: base + i as u64,
+                        log_index: LogIndex(base + i as u64),
                         deleted: false,
                     };
                     (id.to_string(), state)
@@ -671,9 +674,12 @@ mod tests {
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.log_size("polar").unwrap(), 2);
-        assert_eq!(store.entry("polar", 1).unwrap().unwrap(), entry("b"));
+        assert_eq!(
+            store.entry("polar", LogIndex(1)).unwrap().unwrap(),
+            entry("b")
+        );
         let state = store.record_state("polar", "b").unwrap().unwrap();
-        assert_eq!(state.log_index, 1);
+        assert_eq!(state.log_index, LogIndex(1));
         assert_eq!(store.merkle_node("polar", 0, 0).unwrap(), Some([7u8; 32]));
         let listed = store.list_records("polar", Some("a"), 10).unwrap();
         assert_eq!(
@@ -708,7 +714,7 @@ mod tests {
         for index in 0..size {
             let want = entry(&format!("entry {index}"));
             assert_eq!(
-                store.entry("polar", index).unwrap(),
+                store.entry("polar", LogIndex(index)).unwrap(),
                 Some(want),
                 "entry {index}"
             );
@@ -717,12 +723,12 @@ mod tests {
                 Some([index as u8; 32])
             );
         }
-        assert_eq!(store.entry("polar", size).unwrap(), None);
+        assert_eq!(store.entry("polar", LogIndex(size)).unwrap(), None);
         assert_eq!(store.merkle_node("polar", 0, size).unwrap(), None);
         assert_eq!(store.merkle_node("polar", 1, 0).unwrap(), None);
         for (from, limit) in [(0, 10), (250, 20), (511, 300), (1370, 10), (size - 1, 5)] {
-            let got = store.entries("polar", from, limit).unwrap();
-            let want: Vec<u64> = (from..size).take(limit).collect();
+            let got = store.entries("polar", LogIndex(from), limit).unwrap();
+            let want: Vec<LogIndex> = (from..size).take(limit).map(LogIndex).collect();
             assert_eq!(
                 got.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
                 want,
@@ -769,7 +775,7 @@ mod tests {
         store.commit(&append("uni", 0, &["a"])).unwrap();
         store.commit(&append("uni-b", 0, &["b", "c"])).unwrap();
         assert_eq!(store.list_records("uni", None, 10).unwrap().len(), 1);
-        assert_eq!(store.entries("uni", 0, 10).unwrap().len(), 1);
+        assert_eq!(store.entries("uni", LogIndex(0), 10).unwrap().len(), 1);
         assert_eq!(store.count_live("uni-b").unwrap(), 2);
     }
 

@@ -248,7 +248,7 @@ impl Replicator {
     /// Pulls every origin `peer` holds more of than this node, from `peer`.
     pub async fn sync_peer(&self, peer: Peer, client: Arc<dyn FederationPeer>) -> RoundReport {
         let mut report = RoundReport {
-            peer: peer.node_id.clone(),
+            peer: peer.node_id.to_string(),
             ..RoundReport::default()
         };
         let result = self
@@ -293,7 +293,7 @@ impl Replicator {
         let info = client.node_info().await?;
         if info.node_id != peer.node_id {
             return Err(SyncError::WrongNode {
-                peer: peer.node_id.clone(),
+                peer: peer.node_id.to_string(),
                 found: info.node_id,
             });
         }
@@ -337,7 +337,7 @@ impl Replicator {
         for peer in peers {
             let due = {
                 let next = self.next_try.lock().unwrap_or_else(|p| p.into_inner());
-                next.get(&peer.node_id).is_none_or(|at| *at <= now)
+                next.get(peer.node_id.as_str()).is_none_or(|at| *at <= now)
             };
             if !due && !force {
                 continue;
@@ -358,7 +358,7 @@ impl Replicator {
                             }
                         });
                         RoundReport {
-                            peer: peer.node_id.clone(),
+                            peer: peer.node_id.to_string(),
                             error: e.to_string(),
                             ..RoundReport::default()
                         }

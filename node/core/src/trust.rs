@@ -12,6 +12,7 @@ use base64::Engine;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
+use crate::ids::NodeId;
 use crate::sign::{KeyId, KeyRing, SignError};
 use crate::store::{tree, Store, StoreError, Table};
 
@@ -46,9 +47,6 @@ pub enum TrustError {
     /// The database failed.
     #[error("trust store: {0}")]
     Store(#[from] StoreError),
-    /// A stored peer does not decode.
-    #[error("trust store entry {key} is damaged: {message}")]
-    Corrupt { key: String, message: String },
 }
 
 /// A peer's state in this node's trust store.
@@ -77,7 +75,7 @@ impl std::fmt::Display for PeerState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Invite {
-    pub node_id: String,
+    pub node_id: NodeId,
     pub endpoint: String,
     /// Ed25519 identity key, base64.
     pub key: String,
@@ -109,8 +107,6 @@ impl Invite {
             .map_err(|_| TrustError::Invite("not base64url; was it copied whole?".into()))?;
         let invite: Invite =
             serde_json::from_slice(&json).map_err(|e| TrustError::Invite(e.to_string()))?;
-        crate::config::validate_node_id(&invite.node_id)
-            .map_err(|reason| TrustError::Invite(format!("node_id: {reason}")))?;
         let key = invite.verifying_key()?;
         if KeyId::of(&key).as_str() != invite.key_id {
             return Err(TrustError::Invite(format!(
@@ -160,7 +156,7 @@ fn parse_verifying_key(bytes: &[u8]) -> Result<VerifyingKey, TrustError> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Peer {
-    pub node_id: String,
+    pub node_id: NodeId,
     pub endpoint: String,
     /// Ed25519 identity key, 32 bytes.
     #[serde(with = "b64")]
@@ -219,16 +215,16 @@ pub struct AuditEvent {
 /// The trust store, kept in the node's database.
 #[derive(Clone)]
 pub struct TrustStore {
-    own_id: String,
+    own_id: NodeId,
     peers: Table,
     audit: Table,
 }
 
 impl TrustStore {
     /// Opens the trust tables of `store` for node `own_id`.
-    pub fn open(store: &Store, own_id: &str) -> Result<Self, TrustError> {
+    pub fn open(store: &Store, own_id: &NodeId) -> Result<Self, TrustError> {
         Ok(Self {
-            own_id: own_id.to_owned(),
+            own_id: own_id.clone(),
             peers: store.table(tree::PEERS)?,
             audit: store.table(tree::AUDIT)?,
         })
@@ -237,7 +233,7 @@ impl TrustStore {
     /// Pins a peer from its invitation, in `groups`.
     pub fn add(&self, invite: &Invite, groups: &[String]) -> Result<Peer, TrustError> {
         if invite.node_id == self.own_id {
-            return Err(TrustError::SelfPin(invite.node_id.clone()));
+            return Err(TrustError::SelfPin(invite.node_id.to_string()));
         }
         for group in groups {
             check_group(group)?;
@@ -261,7 +257,7 @@ impl TrustStore {
             .peers
             .compare_and_swap(peer.node_id.as_bytes(), None, value)?
         {
-            return Err(TrustError::AlreadyPinned(peer.node_id));
+            return Err(TrustError::AlreadyPinned(peer.node_id.to_string()));
         }
         self.record(
             "pin",
@@ -390,9 +386,11 @@ impl TrustStore {
             .iter()
             .map(|item| {
                 let (key, value) = item?;
-                serde_json::from_slice(&value).map_err(|e| TrustError::Corrupt {
-                    key: hex::encode(key),
-                    message: e.to_string(),
+                serde_json::from_slice(&value).map_err(|e| {
+                    TrustError::Store(StoreError::Corrupt {
+                        tree: tree::AUDIT,
+                        detail: format!("event {}: {e}", hex::encode(key)),
+                    })
                 })
             })
             .collect()
@@ -404,9 +402,11 @@ fn encode_peer(peer: &Peer) -> Vec<u8> {
 }
 
 fn decode_peer(key: &str, bytes: &[u8]) -> Result<Peer, TrustError> {
-    serde_json::from_slice(bytes).map_err(|e| TrustError::Corrupt {
-        key: key.to_owned(),
-        message: e.to_string(),
+    serde_json::from_slice(bytes).map_err(|e| {
+        TrustError::Store(StoreError::Corrupt {
+            tree: tree::PEERS,
+            detail: format!("peer {key}: {e}"),
+        })
     })
 }
 
@@ -431,7 +431,7 @@ mod tests {
     fn invite(node_id: &str) -> Invite {
         let key = NodeKey::generate();
         Invite {
-            node_id: node_id.into(),
+            node_id: node_id.parse().unwrap(),
             endpoint: "127.0.0.1:7400".into(),
             key: STANDARD.encode(key.public().ed25519),
             key_id: key.key_id().to_string(),
@@ -442,7 +442,10 @@ mod tests {
     fn store() -> (tempfile::TempDir, TrustStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        (dir, TrustStore::open(&store, "polar").unwrap())
+        (
+            dir,
+            TrustStore::open(&store, &"polar".parse().unwrap()).unwrap(),
+        )
     }
 
     #[test]

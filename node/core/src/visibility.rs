@@ -11,16 +11,17 @@
 
 use prost::Message;
 
+use crate::ids::NodeId;
 use crate::proto::{DatasetRecord, Visibility};
 
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Viewer {
     /// The operator of this node: sees every record the node holds.
-    Operator { node: String },
+    Operator { node: NodeId },
     /// A trusted peer: PUBLIC and FEDERATION records, and GROUPS records
     /// that share one of `groups`. Never PRIVATE.
-    Peer { node: String, groups: Vec<String> },
+    Peer { node: NodeId, groups: Vec<String> },
     /// An unauthenticated client: PUBLIC records only.
     Anonymous,
 }
@@ -148,14 +149,16 @@ mod tests {
             .prop_map(|g| g.into_iter().map(str::to_owned).collect())
     }
 
+    fn node(id: &str) -> NodeId {
+        NodeId::parse(id).unwrap()
+    }
+
     fn viewer() -> impl Strategy<Value = Viewer> {
         prop_oneof![
             Just(Viewer::Anonymous),
-            Just(Viewer::Operator {
-                node: "here".into()
-            }),
+            Just(Viewer::Operator { node: node("here") }),
             groups().prop_map(|groups| Viewer::Peer {
-                node: "peer".into(),
+                node: node("peer"),
                 groups
             }),
         ]
@@ -226,12 +229,12 @@ mod tests {
             ..Default::default()
         };
         let peer = Viewer::Peer {
-            node: "uni".into(),
+            node: node("uni"),
             groups: vec!["biomed".into()],
         };
         assert!(!peer.may_see(&private));
         assert!(!Viewer::Anonymous.may_see(&private));
-        assert!(Viewer::Operator { node: "x".into() }.may_see(&private));
+        assert!(Viewer::Operator { node: node("x") }.may_see(&private));
         assert!(audience_terms(private.visibility, &private.groups).is_empty());
     }
 }

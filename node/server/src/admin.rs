@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
+use meridian_core::ids::RecordId;
 use meridian_core::node::Node;
 use meridian_core::sync::Replicator;
 use meridian_core::trust::{Invite, PeerState};
@@ -141,11 +142,12 @@ impl Admin for AdminService {
         request: Request<proto::DeleteRecordRequest>,
     ) -> Result<Response<proto::DeleteRecordResponse>, Status> {
         let node = self.node.clone();
-        let id = request.into_inner().id;
+        let id = RecordId::parse(&request.into_inner().id)
+            .map_err(|e| Status::invalid_argument(format!("id: {e}")))?;
         let (version, log_index) = blocking(move || node.delete(&id)).await?;
         Ok(Response::new(proto::DeleteRecordResponse {
             version,
-            log_index,
+            log_index: log_index.get(),
         }))
     }
 
@@ -185,7 +187,7 @@ impl Admin for AdminService {
         let node = self.node.clone();
         let (log_size, records) = blocking(move || node.holdings_status()).await?;
         Ok(Response::new(proto::StatusResponse {
-            node_id: self.node.node_id().to_owned(),
+            node_id: self.node.node_id().to_string(),
             key_id: self.node.key().key_id().to_string(),
             log_size,
             records,
@@ -200,7 +202,7 @@ impl Admin for AdminService {
     ) -> Result<Response<proto::KeysShowResponse>, Status> {
         let invite = self.node.invite();
         Ok(Response::new(proto::KeysShowResponse {
-            node_id: invite.node_id.clone(),
+            node_id: invite.node_id.to_string(),
             key_id: invite.key_id.clone(),
             public_key: invite.key.clone(),
             endpoint: invite.endpoint.clone(),
@@ -286,9 +288,12 @@ impl Admin for AdminService {
             peers: peers
                 .into_iter()
                 .map(|peer| {
-                    let status = known.get(&peer.node_id).cloned().unwrap_or_default();
+                    let status = known
+                        .get(peer.node_id.as_str())
+                        .cloned()
+                        .unwrap_or_default();
                     proto::PeerStatus {
-                        node_id: peer.node_id,
+                        node_id: peer.node_id.to_string(),
                         state: convert::peer_state(peer.state) as i32,
                         reachable: status.reachable,
                         last_sync: status.last_sync,

@@ -131,7 +131,7 @@ pub fn record_view(view: RecordView) -> proto::RecordView {
     proto::RecordView {
         record: Some(view.record),
         envelope: Some(view.envelope),
-        log_index: view.log_index,
+        log_index: view.log_index.get(),
         verified_key_id: view.verified_key_id,
     }
 }
@@ -183,7 +183,7 @@ pub fn requested_peer_state(state: i32) -> Result<PeerState, Status> {
 
 pub fn peer_info(peer: Peer) -> proto::PeerInfo {
     proto::PeerInfo {
-        node_id: peer.node_id,
+        node_id: peer.node_id.to_string(),
         endpoint: peer.endpoint,
         key_id: peer.key_id,
         groups: peer.groups,

@@ -88,7 +88,7 @@ pub fn connector(node: Arc<Node>) -> Connector {
         let node = node.clone();
         Box::pin(async move {
             let unreachable = |message: String| SyncError::Unreachable {
-                peer: peer.node_id.clone(),
+                peer: peer.node_id.to_string(),
                 message,
             };
             let config = tls::client_config(&peer.node_id, peer.tls_keys.clone(), Some(node.tls()))
@@ -98,7 +98,7 @@ pub fn connector(node: Arc<Node>) -> Connector {
                 .map_err(|e| {
                     if tls::is_not_the_dialed_node(&e) {
                         SyncError::Impostor {
-                            peer: peer.node_id.clone(),
+                            peer: peer.node_id.to_string(),
                         }
                     } else {
                         unreachable(status::chain(&e))
@@ -109,7 +109,7 @@ pub fn connector(node: Arc<Node>) -> Connector {
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max);
             Ok(Arc::new(RemotePeer {
-                node_id: peer.node_id.clone(),
+                node_id: peer.node_id.to_string(),
                 client,
             }) as Arc<dyn FederationPeer>)
         })

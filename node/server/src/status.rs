@@ -71,7 +71,6 @@ pub fn trust(error: TrustError) -> Status {
         TrustError::UnknownPeer(_) => Status::not_found(error.to_string()),
         TrustError::Revoked(_) => Status::failed_precondition(error.to_string()),
         TrustError::Store(e) => store(e),
-        TrustError::Corrupt { .. } => internal(&error),
     }
 }
 

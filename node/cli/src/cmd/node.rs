@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Result;
 use clap::Args;
 use meridian_core::config::{Config, LogFormat};
+use meridian_core::ids::NodeId;
 use meridian_core::node::Node;
 use meridian_proto as proto;
 
@@ -17,7 +18,7 @@ use super::{admin, refused};
 pub struct InitArgs {
     /// This node's id, e.g. `polar-dc`: the origin of every record it holds.
     #[arg(long)]
-    pub node_id: String,
+    pub node_id: NodeId,
     /// Address of the node's gRPC listener.
     #[arg(long, default_value = "127.0.0.1:7400")]
     pub listen: std::net::SocketAddr,

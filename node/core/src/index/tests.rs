@@ -52,7 +52,9 @@ fn temporal(start: &str, end: &str) -> Option<TemporalCoverage> {
 }
 
 fn operator() -> Viewer {
-    Viewer::Operator { node: HERE.into() }
+    Viewer::Operator {
+        node: HERE.parse().unwrap(),
+    }
 }
 
 struct Fixture {
@@ -635,7 +637,7 @@ fn visibility_corpus() -> Fixture {
 fn each_viewer_sees_only_what_visibility_allows_in_hits_totals_and_facets() {
     let f = visibility_corpus();
     let peer = |groups: &[&str]| Viewer::Peer {
-        node: "peer.example".into(),
+        node: "peer.example".parse().unwrap(),
         groups: groups.iter().map(|g| (*g).to_owned()).collect(),
     };
     let cases = [
@@ -1437,7 +1439,7 @@ fn bench_queries_on_a_large_corpus() {
         index.reader.searcher().segment_readers().len()
     );
     let peer = Viewer::Peer {
-        node: "p".into(),
+        node: "p".parse().unwrap(),
         groups: vec!["g1".into()],
     };
     let mut measure_as =

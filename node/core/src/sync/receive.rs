@@ -14,6 +14,7 @@ use futures::StreamExt;
 use prost::Message;
 
 use super::{FederationPeer, PeerState, SyncError, BATCH, MAX_UNPROVEN, VERIFY_SLICE};
+use crate::ids::LogIndex;
 use crate::log::{self, Appender, RecordState, StoredEntry, KEYSET_SUBJECT};
 use crate::merkle::Hash;
 use crate::node::Node;
@@ -220,7 +221,7 @@ pub fn apply_batch(
                         }
                         let state = RecordState {
                             version: record.version,
-                            log_index: index,
+                            log_index: LogIndex(index),
                             deleted: record.deleted,
                         };
                         touched.insert(record.id.clone(), state);

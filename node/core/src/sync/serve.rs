@@ -5,6 +5,7 @@
 use prost::Message;
 
 use super::SyncError;
+use crate::ids::LogIndex;
 use crate::log::{self, StoredEntry};
 use crate::node::Node;
 use crate::proto::{
@@ -24,12 +25,12 @@ pub fn node_info(node: &Node) -> Result<NodeInfo, SyncError> {
             origins.push(OriginHead { origin, size });
         }
     }
-    let key_set = match node.store().entry(node.node_id(), 0)? {
+    let key_set = match node.store().entry(node.node_id(), LogIndex(0))? {
         Some(StoredEntry::Signed(envelope)) => Some(envelope),
         _ => None,
     };
     Ok(NodeInfo {
-        node_id: node.node_id().to_owned(),
+        node_id: node.node_id().to_string(),
         key_set,
         endpoint: node.endpoint(),
         origins,
@@ -67,7 +68,7 @@ pub fn serve_entries(
 ) -> Result<Vec<PullItem>, SyncError> {
     let limit = max.min(to.saturating_sub(from) as usize);
     let mut items = Vec::with_capacity(limit);
-    for (index, stored) in node.store().entries(origin, from, limit)? {
+    for (index, stored) in node.store().entries(origin, LogIndex(from), limit)? {
         let item =
             match stored {
                 StoredEntry::Redacted { subject, payload } => redacted(&subject, &payload),
@@ -88,7 +89,7 @@ pub fn serve_entries(
                 }
             };
         items.push(PullItem {
-            index,
+            index: index.get(),
             item: Some(item),
         });
     }

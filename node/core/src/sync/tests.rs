@@ -38,7 +38,8 @@ struct Federation {
 fn open_node(id: &str) -> (Arc<Node>, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join(id);
-    Node::create(&data, id, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let node_id = id.parse().unwrap();
+    Node::create(&data, &node_id, "127.0.0.1:0".parse().unwrap()).unwrap();
     (Node::open(&data, &BTreeMap::new()).unwrap(), dir)
 }
 
@@ -72,7 +73,7 @@ fn no_dialing() -> Connector {
     Arc::new(|peer: crate::trust::Peer| {
         Box::pin(async move {
             Err(SyncError::Unreachable {
-                peer: peer.node_id,
+                peer: peer.node_id.to_string(),
                 message: "tests do not dial".into(),
             })
         })
@@ -116,11 +117,11 @@ fn publish_raw(node: &Node, record: DatasetRecord) -> u64 {
     let id = record.id.clone();
     let state = RecordState {
         version: record.version,
-        log_index: index,
+        log_index: crate::ids::LogIndex(index),
         deleted: record.deleted,
     };
     let entry = LogEntry {
-        origin: node.node_id().to_owned(),
+        origin: node.node_id().to_string(),
         index,
         body: Some(Body::Record(record)),
     };
@@ -184,7 +185,7 @@ impl Served {
             claims: claims.to_owned(),
             source: source.clone(),
             viewer: Viewer::Peer {
-                node: receiver.to_owned(),
+                node: receiver.parse().unwrap(),
                 groups,
             },
             head: None,
@@ -282,7 +283,11 @@ fn envelope(item: &mut PullItem) -> &mut Envelope {
 
 /// Entry `index` of `origin`'s log as stored at `node`.
 fn stored_envelope(node: &Node, origin: &str, index: u64) -> Envelope {
-    match node.store().entry(origin, index).unwrap() {
+    match node
+        .store()
+        .entry(origin, crate::ids::LogIndex(index))
+        .unwrap()
+    {
         Some(StoredEntry::Signed(envelope)) => envelope,
         other => panic!("{origin} entry {index} is {other:?}"),
     }
