@@ -25,6 +25,12 @@ use crate::federation::FederationService;
 use crate::stack::{self, Limited};
 use crate::trust_check;
 
+/// The services each listener advertises through reflection.
+const CATALOG_SERVICE: &str = "meridian.v1.Catalog";
+const FEDERATION_SERVICE: &str = "meridian.v1.Federation";
+const ADMIN_SERVICE: &str = "meridian.v1.Admin";
+const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+
 /// How long stopping background tasks may take before they are abandoned.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -78,9 +84,12 @@ impl Tasks {
     }
 }
 
-/// Health and reflection (v1 and v1alpha) for one listener.
+/// Health and reflection (v1 and v1alpha) for one listener, which
+/// advertises `services` (and health) only.
 #[allow(clippy::type_complexity)]
-fn support() -> Result<
+fn support(
+    services: &[&str],
+) -> Result<
     (
         tonic_health::server::HealthReporter,
         tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
@@ -95,9 +104,13 @@ fn support() -> Result<
 > {
     let (reporter, health) = tonic_health::server::health_reporter();
     let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        services.iter().fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name(HEALTH_SERVICE),
+            |builder, service| builder.with_service_name(*service),
+        )
     };
     let v1 = reflection()
         .build_v1()
@@ -176,14 +189,14 @@ pub async fn serve(
     let limits = node.config().limits.clone();
     let replicator = Replicator::new(node.clone(), crate::peer::connector(node.clone()));
 
-    let (public_health, health, v1, v1alpha) = support()?;
+    let (public_health, health, v1, v1alpha) = support(&[CATALOG_SERVICE, FEDERATION_SERVICE])?;
     public_health
         .set_serving::<CatalogServer<CatalogService>>()
         .await;
     public_health
         .set_serving::<FederationServer<FederationService>>()
         .await;
-    let (admin_health, admin_health_service, admin_v1, admin_v1alpha) = support()?;
+    let (admin_health, admin_health_service, admin_v1, admin_v1alpha) = support(&[ADMIN_SERVICE])?;
     admin_health
         .set_serving::<AdminServer<AdminService>>()
         .await;

@@ -700,6 +700,50 @@ fn each_viewer_sees_only_what_visibility_allows_in_hits_totals_and_facets() {
     assert!(hidden.facets.values().all(Vec::is_empty));
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The index's filter and the rule (`Viewer::may_see`) agree on real
+    /// indexed records: every viewer finds exactly the records the rule
+    /// lets it see, in hits and in the total.
+    #[test]
+    fn the_index_shows_each_viewer_what_the_rule_allows(
+        audiences in proptest::collection::vec(
+            (prop_oneof![Just(-1), 0..=4, Just(9)], proptest::sample::subsequence(vec!["a", "b", "c"], 0..=3)),
+            1..24,
+        ),
+        viewer_groups in proptest::collection::vec(proptest::sample::subsequence(vec!["a", "b", "c"], 0..=3), 1..4),
+    ) {
+        let records: Vec<DatasetRecord> = audiences
+            .iter()
+            .enumerate()
+            .map(|(n, (visibility, groups))| DatasetRecord {
+                visibility: *visibility,
+                groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+                ..record(&format!("r{n}"))
+            })
+            .collect();
+        let f = fixture(records.clone());
+        let mut viewers = vec![Viewer::Anonymous, operator()];
+        viewers.extend(viewer_groups.into_iter().map(|groups| Viewer::Peer {
+            node: "peer.example".parse().unwrap(),
+            groups: groups.into_iter().map(str::to_owned).collect(),
+        }));
+        for viewer in viewers {
+            let expected: BTreeSet<String> = records
+                .iter()
+                .filter(|r| viewer.may_see(r))
+                .map(|r| r.id.clone())
+                .collect();
+            let found: BTreeSet<String> = f
+                .ids_as(SearchRequest::default(), &viewer)
+                .into_iter()
+                .collect();
+            prop_assert_eq!(&found, &expected, "{:?}", viewer);
+        }
+    }
+}
+
 #[test]
 fn hits_carry_their_access_and_visibility() {
     let f = visibility_corpus();
