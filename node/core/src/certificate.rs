@@ -1,10 +1,17 @@
-//! This node's TLS key and self-signed certificate, as files in the data
-//! directory. The identity key vouches for the TLS key in the node's signed
-//! key set; peers pin the key, never a name or a certificate authority. The
-//! rustls side (verifiers, acceptor, dialer) is the edge's (`meridian-server`).
+//! This node's certificates, as files in the data directory.
+//!
+//! - [`TlsIdentity`]: the Ed25519 TLS key peers pin. The identity key vouches
+//!   for it in the node's signed key set; peers trust the key, never a name
+//!   or a certificate authority.
+//! - [`PublicIdentity`]: the certificate every mainstream client accepts
+//!   (ECDSA P-256 by default, or the operator's own), for anonymous callers
+//!   of the public listeners (DESIGN §5).
+//!
+//! The rustls side (verifiers, certificate choice, acceptor, dialer) is the
+//! edge's (`meridian-server`).
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// File names of the TLS key and certificate inside the data directory.
 pub const TLS_KEY_FILE: &str = "tls.key";
@@ -151,4 +158,117 @@ fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
 pub fn spki_of(cert: &[u8]) -> Option<Vec<u8>> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;
     Some(parsed.public_key().raw.to_vec())
+}
+
+/// File names of the public certificate and key inside the data directory,
+/// when the operator names none of their own.
+pub const PUBLIC_CERT_FILE: &str = "public.crt";
+pub const PUBLIC_KEY_FILE: &str = "public.key";
+
+/// The certificate public clients see on the node's listeners (anonymous
+/// gRPC, HTTP): an ECDSA P-256 certificate made at `init`, or the operator's
+/// own (an institutional CA, ACME). Peers never see it: they ask for
+/// [`SERVER_NAME`] and get the pinned key's certificate. Held as PEM; the
+/// edge parses it.
+#[derive(Clone)]
+pub struct PublicIdentity {
+    /// The certificate chain, PEM, leaf first.
+    pub cert_pem: String,
+    /// The private key, PEM (PKCS#8, SEC1 or PKCS#1).
+    pub key_pem: zeroize::Zeroizing<String>,
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+impl std::fmt::Debug for PublicIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublicIdentity")
+            .field("cert_path", &self.cert_path)
+            .field("key_path", &self.key_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PublicIdentity {
+    /// Makes an ECDSA P-256 key and a self-signed certificate for `names`
+    /// (DNS names or IP addresses) in `dir`, valid for ten years.
+    pub fn create(dir: &Path, node_id: &str, names: &[String]) -> Result<(), TlsError> {
+        let invalid = |message: String| TlsError::Invalid {
+            path: dir.display().to_string(),
+            message,
+        };
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| invalid(e.to_string()))?;
+        let mut params =
+            rcgen::CertificateParams::new(names.to_vec()).map_err(|e| invalid(e.to_string()))?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, node_id);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Meridian node");
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(1);
+        params.not_after = now + time::Duration::days(3650);
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| invalid(e.to_string()))?;
+        write_private(&dir.join(PUBLIC_KEY_FILE), key.serialize_pem().as_bytes())?;
+        let cert_path = dir.join(PUBLIC_CERT_FILE);
+        std::fs::write(&cert_path, cert.pem()).map_err(|source| TlsError::File {
+            path: cert_path.display().to_string(),
+            source,
+        })?;
+        Ok(())
+    }
+
+    /// The names a certificate made at `init` is valid for: loopback, and
+    /// the listener's own address when it is a specific one.
+    pub fn default_names(listen: std::net::SocketAddr) -> Vec<String> {
+        let mut names = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
+        let ip = listen.ip();
+        if !ip.is_unspecified() && !ip.is_loopback() {
+            names.push(ip.to_string());
+        }
+        names
+    }
+
+    /// Reads the certificate chain and key. The key file must not be
+    /// readable by group or others.
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
+        use std::os::unix::fs::PermissionsExt;
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|source| TlsError::File {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let mode = std::fs::metadata(key_path)
+            .map_err(|source| TlsError::File {
+                path: key_path.display().to_string(),
+                source,
+            })?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(TlsError::Invalid {
+                path: key_path.display().to_string(),
+                message: format!(
+                    "mode {:04o} gives group or others access; run `chmod 600 {}`",
+                    mode & 0o7777,
+                    key_path.display()
+                ),
+            });
+        }
+        Ok(Self {
+            cert_pem: read(cert_path)?,
+            key_pem: zeroize::Zeroizing::new(read(key_path)?),
+            cert_path: cert_path.to_owned(),
+            key_path: key_path.to_owned(),
+        })
+    }
 }

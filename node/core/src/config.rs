@@ -25,6 +25,8 @@ pub const CONFIG_FILE: &str = "meridian.toml";
 pub const KEY_FILE: &str = "identity.key";
 /// Unix socket of the Admin service inside the data directory.
 pub const ADMIN_SOCKET: &str = "admin.sock";
+/// Port of the HTTP listener `init` configures by default.
+pub const DEFAULT_HTTP_PORT: u16 = 7480;
 /// Variables the command line reads itself; they are not config keys.
 const CLI_VARIABLES: &[&str] = &["MERIDIAN_DATA_DIR"];
 
@@ -68,6 +70,38 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub sync: SyncConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub tls: TlsConfig,
+}
+
+/// The HTTP server (OAI-PMH, the HTTP API, the search page).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of the HTTP listener; none: no HTTP server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub listen: Option<SocketAddr>,
+    /// Serve plain HTTP instead of HTTPS, for a node behind a reverse proxy
+    /// that terminates TLS. Never the default.
+    #[serde(default)]
+    pub plaintext: bool,
+}
+
+/// The certificate public clients see (anonymous gRPC and HTTP).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain (leaf first) to present instead of the one
+    /// made at `init`, e.g. from an institutional CA or ACME. Reloaded on
+    /// SIGHUP. Relative paths are read from the data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_cert: Option<PathBuf>,
+    /// PEM private key of `public_cert` (mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<PathBuf>,
 }
 
 /// The visibilities a record may get when it names none (GROUPS needs the
@@ -183,8 +217,15 @@ impl Default for Limits {
 }
 
 impl Config {
-    /// A fresh configuration for `meridian init`.
+    /// A fresh configuration for `meridian init`. The HTTP listener goes on
+    /// the gRPC listener's address at port [`DEFAULT_HTTP_PORT`], or a free
+    /// port when the gRPC listener asks for one (port 0).
     pub fn new(node_id: &NodeId, listen: SocketAddr) -> Self {
+        let http_port = if listen.port() == 0 {
+            0
+        } else {
+            DEFAULT_HTTP_PORT
+        };
         Self {
             node_id: node_id.clone(),
             listen,
@@ -193,6 +234,23 @@ impl Config {
             log: LogConfig::default(),
             limits: Limits::default(),
             sync: SyncConfig::default(),
+            http: HttpConfig {
+                listen: Some(SocketAddr::new(listen.ip(), http_port)),
+                plaintext: false,
+            },
+            tls: TlsConfig::default(),
+        }
+    }
+
+    /// The public certificate's and key's paths: the operator's, relative
+    /// to `data_dir` when not absolute, or the ones made at `init`.
+    pub fn public_identity_paths(&self, data_dir: &Path) -> (PathBuf, PathBuf) {
+        match (&self.tls.public_cert, &self.tls.public_key) {
+            (Some(cert), Some(key)) => (data_dir.join(cert), data_dir.join(key)),
+            _ => (
+                data_dir.join(crate::certificate::PUBLIC_CERT_FILE),
+                data_dir.join(crate::certificate::PUBLIC_KEY_FILE),
+            ),
         }
     }
 
@@ -238,6 +296,9 @@ impl Config {
         }
         if self.limits.max_message_bytes < 64 * 1024 {
             return Err("limits.max_message_bytes: must be at least 65536".into());
+        }
+        if self.tls.public_cert.is_some() != self.tls.public_key.is_some() {
+            return Err("tls.public_cert and tls.public_key: give both or neither".into());
         }
         Ok(())
     }
@@ -443,6 +504,10 @@ mod tests {
             &["limits", "concurrency"],
             &["limits", "request_timeout_secs"],
             &["sync", "interval_secs"],
+            &["http", "listen"],
+            &["http", "plaintext"],
+            &["tls", "public_cert"],
+            &["tls", "public_key"],
         ] {
             let path: Vec<String> = path.iter().map(|p| p.to_string()).collect();
             assert!(keys.contains_key(&path), "{path:?} in {keys:?}");

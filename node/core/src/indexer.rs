@@ -28,11 +28,26 @@ impl Node {
     /// Applies every log entry the index has not seen, in batches; returns
     /// how many entries were read. `progress` gets the running count.
     pub fn catch_up_index(&self, progress: &mut dyn FnMut(u64)) -> Result<u64, NodeError> {
-        let _writer = self.live_index().writer();
-        self.fill(&self.index(), progress)
+        self.catch_up_index_while(progress, &|| true)
     }
 
-    fn fill(&self, index: &HoldingsIndex, progress: &mut dyn FnMut(u64)) -> Result<u64, NodeError> {
+    /// [`Node::catch_up_index`], stopping between batches once `go_on`
+    /// turns false (what was applied stays applied).
+    pub fn catch_up_index_while(
+        &self,
+        progress: &mut dyn FnMut(u64),
+        go_on: &dyn Fn() -> bool,
+    ) -> Result<u64, NodeError> {
+        let _writer = self.live_index().writer();
+        self.fill(&self.index(), progress, go_on)
+    }
+
+    fn fill(
+        &self,
+        index: &HoldingsIndex,
+        progress: &mut dyn FnMut(u64),
+        go_on: &dyn Fn() -> bool,
+    ) -> Result<u64, NodeError> {
         let mut cursors = index.cursors();
         let mut seen = 0;
         for (origin, size) in self.store().origins()? {
@@ -41,7 +56,7 @@ impl Node {
                 continue;
             }
             let mut from = cursors.get(&origin).copied().unwrap_or(0);
-            while from < size {
+            while from < size && go_on() {
                 let entries = self.store().entries(&origin, LogIndex(from), BATCH)?;
                 let Some((last, _)) = entries.last() else {
                     break;
@@ -79,7 +94,7 @@ impl Node {
     pub fn rebuild_index(&self, progress: &mut dyn FnMut(u64)) -> Result<u64, NodeError> {
         let _writer = self.live_index().writer();
         let next = self.live_index().next()?;
-        let seen = self.fill(&next.index, progress)?;
+        let seen = self.fill(&next.index, progress, &|| true)?;
         self.live_index().switch(next)?;
         Ok(seen)
     }
@@ -136,7 +151,11 @@ pub async fn run(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<bool>) 
     loop {
         let n = node.clone();
         let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || n.catch_up_index(&mut |_| {})).await;
+        let running = stop.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            n.catch_up_index_while(&mut |_| {}, &|| !*running.borrow())
+        })
+        .await;
         match result {
             Ok(Err(e)) => tracing::error!(error = %e, "indexing failed"),
             Err(e) => tracing::error!(error = %e, "indexer stopped"),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::certificate::{TlsError, TlsIdentity};
+use crate::certificate::{PublicIdentity, TlsError, TlsIdentity};
 use crate::config::{Config, ConfigError, KEY_FILE};
 use prost::Message;
 use rayon::prelude::*;
@@ -104,7 +104,13 @@ impl Node {
         node_id: &NodeId,
         listen: std::net::SocketAddr,
     ) -> Result<sign::KeyId, NodeError> {
+        Self::create_with(data_dir, Config::new(node_id, listen))
+    }
+
+    /// [`Node::create`] with a configuration of the caller's.
+    pub fn create_with(data_dir: &Path, config: Config) -> Result<sign::KeyId, NodeError> {
         use std::os::unix::fs::PermissionsExt;
+        let node_id = &config.node_id;
         let dir_error = |message: String| NodeError::DataDir {
             path: data_dir.to_owned(),
             message,
@@ -122,7 +128,13 @@ impl Node {
         let key = NodeKey::generate();
         key.save(&data_dir.join(KEY_FILE))?;
         TlsIdentity::create(data_dir, node_id)?;
-        let config = Config::new(node_id, listen);
+        if config.tls.public_cert.is_none() {
+            PublicIdentity::create(
+                data_dir,
+                node_id,
+                &PublicIdentity::default_names(config.listen),
+            )?;
+        }
         std::fs::write(data_dir.join(crate::config::CONFIG_FILE), config.to_toml())
             .map_err(|e| dir_error(e.to_string()))?;
         // The store is made by the first `open`. Opening it here too would
@@ -139,6 +151,15 @@ impl Node {
         let key = NodeKey::load(&data_dir.join(KEY_FILE))?;
         let ring = KeyRing::new(&config.node_id, &[key.verifying_key()], 1)?;
         let tls = TlsIdentity::load(data_dir)?;
+        let (public_cert, _) = config.public_identity_paths(data_dir);
+        if config.tls.public_cert.is_none() && !public_cert.exists() {
+            // A data directory made before public certificates existed.
+            PublicIdentity::create(
+                data_dir,
+                &config.node_id,
+                &PublicIdentity::default_names(config.listen),
+            )?;
+        }
         let store = Store::open(&data_dir.join(STORE_DIR))?;
         let trust = TrustStore::open(&store, &config.node_id)?;
         let index = LiveIndex::open(&data_dir.join(INDEX_DIR))?;
@@ -217,6 +238,13 @@ impl Node {
 
     pub fn tls(&self) -> &TlsIdentity {
         &self.tls
+    }
+
+    /// The certificate public clients see, read from its files now (the
+    /// edge reloads it on SIGHUP).
+    pub fn public_identity(&self) -> Result<PublicIdentity, TlsError> {
+        let (cert, key) = self.config.public_identity_paths(&self.data_dir);
+        PublicIdentity::load(&cert, &key)
     }
 
     pub fn trust(&self) -> &TrustStore {

@@ -9,6 +9,7 @@
 //! | [`catalog`] | `Catalog`: search and read, anonymous callers allowed |
 //! | [`federation`] | `Federation`: the peer-facing service (pull, node info, hints) |
 //! | [`admin`] | `Admin`: the operator's service on the Unix socket |
+//! | [`http`] | the HTTP server beside gRPC: listener, stack, `/healthz` |
 //! | [`peer`] | the client side of `Federation`: dialing pinned peers |
 //! | [`admin_socket`] | binding the admin socket, and the client that reaches it |
 //! | [`convert`] | wire ⇄ domain conversions |
@@ -21,6 +22,7 @@ pub mod caller;
 pub mod catalog;
 pub mod convert;
 pub mod federation;
+pub mod http;
 pub mod peer;
 pub mod runtime;
 pub mod stack;

@@ -126,10 +126,16 @@ fn support(
 pub struct Listeners {
     /// The address the TCP listener is bound to.
     pub catalog: SocketAddr,
+    /// The address the HTTP listener is bound to, if there is one.
+    pub http: Option<SocketAddr>,
     /// The admin socket's path.
     pub admin_path: PathBuf,
     tcp: TcpListener,
+    http_listener: Option<TcpListener>,
     admin: UnixListener,
+    /// SIGHUP, caught from the moment the listeners are bound, so a reload
+    /// asked for right after start is not the signal's default (exit).
+    hangups: Option<tokio::signal::unix::Signal>,
 }
 
 impl Listeners {
@@ -154,13 +160,31 @@ impl Listeners {
                 .clone()
                 .unwrap_or_else(|| catalog.to_string()),
         );
+        let (http, http_listener) = match node.config().http.listen {
+            Some(addr) => {
+                let bind_error = |source| ServeError::Bind {
+                    addr: addr.to_string(),
+                    source,
+                };
+                let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+                (
+                    Some(listener.local_addr().map_err(bind_error)?),
+                    Some(listener),
+                )
+            }
+            None => (None, None),
+        };
         let admin_path = node.data_dir().join(ADMIN_SOCKET);
         let admin = crate::admin_socket::bind(&admin_path).await?;
+        let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         Ok(Self {
             catalog,
+            http,
             admin_path,
             tcp,
+            http_listener,
             admin,
+            hangups,
         })
     }
 
@@ -171,19 +195,41 @@ impl Listeners {
         node: Arc<Node>,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let result = serve(node, self.tcp, self.admin, shutdown).await;
+        let result = run(
+            node,
+            self.tcp,
+            self.http_listener,
+            self.admin,
+            self.hangups,
+            shutdown,
+        )
+        .await;
         let _ = std::fs::remove_file(&self.admin_path);
         result
     }
 }
 
-/// Runs the node: `Catalog` and `Federation` on `tcp` (TLS 1.3), `Admin` on
-/// the Unix socket `admin`, and the background tasks, until `shutdown`
-/// resolves; then drains in-flight requests and stops the tasks.
+/// Runs the node: `Catalog` and `Federation` on `tcp` (TLS 1.3), the HTTP
+/// server on `http` (if any), `Admin` on the Unix socket `admin`, and the
+/// background tasks, until `shutdown` resolves; then drains in-flight
+/// requests and stops the tasks. SIGHUP reloads the public certificate.
 pub async fn serve(
     node: Arc<Node>,
     tcp: TcpListener,
+    http: Option<TcpListener>,
     admin: UnixListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    run(node, tcp, http, admin, hangups, shutdown).await
+}
+
+async fn run(
+    node: Arc<Node>,
+    tcp: TcpListener,
+    http: Option<TcpListener>,
+    admin: UnixListener,
+    hangups: Option<tokio::signal::unix::Signal>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let limits = node.config().limits.clone();
@@ -216,7 +262,33 @@ pub async fn serve(
         let _ = rx.wait_for(|stop| *stop).await;
     };
 
-    let tls_config = crate::tls::server_config(node.tls(), trust_check(node.clone()))?;
+    let certs = Arc::new(crate::tls::CertResolver::new(
+        node.tls(),
+        &node.public_identity().map_err(crate::tls::TlsError::from)?,
+    )?);
+    let reloader = tokio::spawn(reload_on_hangup(
+        node.clone(),
+        certs.clone(),
+        hangups,
+        stop_rx.clone(),
+    ));
+    let tls_config = crate::tls::server_config(certs.clone(), trust_check(node.clone()))?;
+    let web = match http {
+        Some(listener) => {
+            let tls = if node.config().http.plaintext {
+                None
+            } else {
+                Some(Arc::new(crate::tls::http_config(certs.clone())?))
+            };
+            let router = crate::http::router(replicator.clone());
+            let limits = limits.clone();
+            let stopped = stopped(stop_rx.clone());
+            Some(tokio::spawn(async move {
+                crate::http::serve(listener, tls, router, &limits, stopped).await
+            }))
+        }
+        None => None,
+    };
     let public = stack::server(&limits)
         .add_service(health)
         .add_service(v1)
@@ -234,8 +306,45 @@ pub async fn serve(
         .add_service(admin_service)
         .serve_with_incoming_shutdown(UnixListenerStream::new(admin), stopped(stop_rx));
     let (a, b) = tokio::join!(public, operator);
+    if let Some(web) = web {
+        match web.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "http server failed"),
+            Err(e) => tracing::error!(error = %e, "http server stopped"),
+        }
+    }
+    reloader.abort();
     tasks.stop().await;
     a?;
     b?;
     Ok(())
+}
+
+/// Reloads the public certificate on every SIGHUP, until `stop`; a bad
+/// certificate is reported and the one in use is kept.
+async fn reload_on_hangup(
+    node: Arc<Node>,
+    certs: Arc<crate::tls::CertResolver>,
+    hangups: Option<tokio::signal::unix::Signal>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some(mut hangups) = hangups else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hangups.recv() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let reloaded = node
+            .public_identity()
+            .map_err(crate::tls::TlsError::from)
+            .and_then(|public| certs.reload(&public));
+        match reloaded {
+            Ok(()) => tracing::info!("public certificate reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "public certificate not reloaded; keeping the one in use")
+            }
+        }
+    }
 }

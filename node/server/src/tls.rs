@@ -1,11 +1,16 @@
-//! Pinned-key TLS 1.3 between nodes (rustls with the ring provider).
+//! TLS 1.3 on the node's listeners (rustls with the ring provider).
 //!
-//! Each node has a self-signed certificate for a TLS key of its own; its
-//! identity key vouches for that key in its signed key set (as libp2p-tls
-//! does). Nothing here trusts a certificate authority: a peer is accepted only
-//! if its certificate's public key is pinned in the trust store, and a client
-//! checks that the node it reached is the node it dialed. Clients without a
-//! certificate are accepted as anonymous.
+//! Between nodes, keys are pinned: each node has a self-signed certificate
+//! for an Ed25519 TLS key its identity key vouches for in its signed key set
+//! (as libp2p-tls does). A peer is accepted only if its certificate's key is
+//! pinned in the trust store, and a client checks that the node it reached
+//! is the node it dialed. Clients without a certificate are anonymous.
+//!
+//! One listener serves both kinds of client, and the certificate is chosen
+//! per connection ([`CertResolver`]): a peer asks for [`SERVER_NAME`] and
+//! gets the pinned key's certificate; anyone else gets the public
+//! certificate (ECDSA P-256 by default, or the operator's own), which
+//! browsers and BoringSSL-based clients such as Python's grpcio accept.
 
 use std::io;
 use std::net::SocketAddr;
@@ -26,7 +31,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tonic::transport::server::Connected;
 
 use meridian_core::certificate::SERVER_NAME;
-pub use meridian_core::certificate::{spki_of, TlsIdentity};
+pub use meridian_core::certificate::{spki_of, PublicIdentity, TlsIdentity};
+use rustls::sign::CertifiedKey;
 
 /// A TLS handshake that takes longer than this is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,6 +43,92 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("tls configuration: {0}")]
     Config(#[from] rustls::Error),
+    /// The public certificate or key cannot be used; names the file.
+    #[error("{path}: {message}")]
+    PublicIdentity { path: String, message: String },
+    /// The public certificate or key file could not be read.
+    #[error(transparent)]
+    Files(#[from] meridian_core::certificate::TlsError),
+}
+
+/// Chooses the certificate of each connection: the pinned key's for a peer
+/// (which asks for [`SERVER_NAME`]), the public one for everyone else.
+/// The public one can be replaced while connections are served.
+#[derive(Debug)]
+pub struct CertResolver {
+    peer: Arc<CertifiedKey>,
+    public: std::sync::RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertResolver {
+    pub fn new(identity: &TlsIdentity, public: &PublicIdentity) -> Result<Self, TlsError> {
+        let peer = CertifiedKey::from_der(vec![cert(identity)], key(identity), &provider())?;
+        Ok(Self {
+            peer: Arc::new(peer),
+            public: std::sync::RwLock::new(Arc::new(certified_public(public)?)),
+        })
+    }
+
+    /// Serves `public` to new connections from now on; the connections
+    /// already made keep theirs.
+    pub fn reload(&self, public: &PublicIdentity) -> Result<(), TlsError> {
+        let certified = Arc::new(certified_public(public)?);
+        *self.public.write().unwrap_or_else(|p| p.into_inner()) = certified;
+        Ok(())
+    }
+
+    /// The public certificate chain now served, DER, leaf first.
+    pub fn public_chain(&self) -> Vec<CertificateDer<'static>> {
+        self.public
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .cert
+            .clone()
+    }
+}
+
+impl rustls::server::ResolvesServerCert for CertResolver {
+    fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if hello.server_name() == Some(SERVER_NAME) {
+            Some(self.peer.clone())
+        } else {
+            Some(
+                self.public
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone(),
+            )
+        }
+    }
+}
+
+/// Parses a public identity's PEM into a key rustls serves, checking that
+/// the key is the certificate's.
+fn certified_public(public: &PublicIdentity) -> Result<CertifiedKey, TlsError> {
+    use rustls::pki_types::pem::PemObject;
+    let bad = |path: &std::path::Path, message: String| TlsError::PublicIdentity {
+        path: path.display().to_string(),
+        message,
+    };
+    let chain = CertificateDer::pem_slice_iter(public.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            bad(
+                &public.cert_path,
+                format!("not a PEM certificate chain: {e}"),
+            )
+        })?;
+    if chain.is_empty() {
+        return Err(bad(&public.cert_path, "holds no CERTIFICATE block".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(public.key_pem.as_bytes())
+        .map_err(|e| bad(&public.key_path, format!("not a PEM private key: {e}")))?;
+    CertifiedKey::from_der(chain, key, &provider()).map_err(|e| {
+        bad(
+            &public.key_path,
+            format!("cannot be used with {}: {e}", public.cert_path.display()),
+        )
+    })
 }
 
 /// The ring provider: the one crypto provider this build uses.
@@ -209,9 +301,10 @@ fn key(identity: &TlsIdentity) -> PrivateKeyDer<'static> {
     PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_der().to_vec()))
 }
 
-/// Server side: TLS 1.3 only, h2, optional pinned client certificates.
+/// The gRPC listener: TLS 1.3 only, h2, the certificate chosen per
+/// connection by `certs`, optional pinned client certificates.
 pub fn server_config(
-    identity: &TlsIdentity,
+    certs: Arc<CertResolver>,
     check: ClientCheck,
 ) -> Result<rustls::ServerConfig, TlsError> {
     let provider = provider();
@@ -224,8 +317,19 @@ pub fn server_config(
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![cert(identity)], key(identity))?;
+        .with_cert_resolver(certs);
     config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// The HTTP listener: TLS 1.3, the public certificate, no client
+/// certificates, HTTP/2 or HTTP/1.1.
+pub fn http_config(certs: Arc<CertResolver>) -> Result<rustls::ServerConfig, TlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
 
@@ -266,6 +370,13 @@ pub struct PeerConnectInfo {
 
 /// A server-side TLS connection that tells tonic who is on the other end.
 pub struct TlsConn(tokio_rustls::server::TlsStream<TcpStream>);
+
+impl TlsConn {
+    /// The client's address.
+    pub fn remote(&self) -> Option<SocketAddr> {
+        self.0.get_ref().0.peer_addr().ok()
+    }
+}
 
 impl Connected for TlsConn {
     type ConnectInfo = PeerConnectInfo;

@@ -48,6 +48,8 @@ pub struct TestNode {
     /// Extra `MERIDIAN_*` variables for `serve`.
     env: Vec<(String, String)>,
     pub catalog: Option<std::net::SocketAddr>,
+    /// The HTTP listener's address, while it runs.
+    pub http: Option<std::net::SocketAddr>,
     child: Option<Child>,
 }
 
@@ -87,6 +89,7 @@ impl TestNode {
             bin: bin.to_owned(),
             env,
             catalog: None,
+            http: None,
             child: None,
         };
         if !node.data_dir().join("meridian.toml").exists() {
@@ -146,6 +149,10 @@ impl TestNode {
             .find_map(|part| part.strip_prefix("catalog="))
             .ok_or_else(|| format!("unexpected first line from serve: {line}"))?;
         self.catalog = Some(addr.parse().map_err(|e| format!("catalog address: {e}"))?);
+        self.http = line
+            .split_whitespace()
+            .find_map(|part| part.strip_prefix("http="))
+            .and_then(|addr| addr.parse().ok());
         // Keep draining stdout so the node never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         self.child = Some(child);
@@ -158,6 +165,13 @@ impl TestNode {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Sends `signal` to the running node.
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("the node is running");
+        // SAFETY: the pid is our own child, not yet reaped.
+        unsafe { libc::kill(child.id() as i32, signal) };
     }
 
     /// SIGTERM and wait for a graceful exit; returns whether it exited cleanly.

@@ -22,13 +22,26 @@ pub struct InitArgs {
     /// Address of the node's gRPC listener.
     #[arg(long, default_value = "127.0.0.1:7400")]
     pub listen: std::net::SocketAddr,
+    /// Address of the node's HTTP listener (OAI-PMH, HTTP API, search page).
+    /// Default: the gRPC listener's address at port 7480 (a free port when
+    /// `--listen` asks for port 0).
+    #[arg(long)]
+    pub http_listen: Option<std::net::SocketAddr>,
 }
 
 pub fn init(data_dir: &Path, args: &InitArgs) -> Result<()> {
-    let key_id = Node::create(data_dir, &args.node_id, args.listen)?;
+    let mut config = Config::new(&args.node_id, args.listen);
+    if let Some(http) = args.http_listen {
+        config.http.listen = Some(http);
+    }
+    let http = config.http.listen;
+    let key_id = Node::create_with(data_dir, config)?;
     println!("created node {} in {}", args.node_id, data_dir.display());
     println!("  key id   {key_id}");
     println!("  listen   {}", args.listen);
+    if let Some(http) = http {
+        println!("  http     {http}");
+    }
     println!(
         "start it with: meridian serve --data-dir {}",
         data_dir.display()
@@ -67,9 +80,16 @@ pub async fn serve(data_dir: &Path) -> Result<()> {
     init_tracing(node.config());
     let listeners = meridian_server::Listeners::bind(&node).await?;
     let (catalog, admin_path) = (listeners.catalog, listeners.admin_path.clone());
-    tracing::info!(node = %node.node_id(), catalog = %catalog, admin = %admin_path.display(), "node serving");
-    // One machine-readable line on stdout: scripts and tests read the port.
-    println!("listening catalog={catalog} admin={}", admin_path.display());
+    let http = listeners
+        .http
+        .map(|addr| format!(" http={addr}"))
+        .unwrap_or_default();
+    tracing::info!(node = %node.node_id(), catalog = %catalog, http = %http.trim(), admin = %admin_path.display(), "node serving");
+    // One machine-readable line on stdout: scripts and tests read the ports.
+    println!(
+        "listening catalog={catalog}{http} admin={}",
+        admin_path.display()
+    );
     std::io::stdout().flush()?;
     listeners.serve(node, shutdown_signal()).await?;
     tracing::info!("node stopped");

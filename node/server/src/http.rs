@@ -1,0 +1,145 @@
+//! The HTTP server beside gRPC (axum): one listener, with the same limits,
+//! logging and TLS as the gRPC listener, for what web clients, harvesters and
+//! browsers use. Routes are added by the modules that own them; this one
+//! owns the listener, the stack and `/healthz`.
+//!
+//! HTTPS with the public certificate by default; plain HTTP only when the
+//! configuration asks for it (`http.plaintext`, a node behind a reverse
+//! proxy that terminates TLS).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use axum::Router;
+use futures::StreamExt;
+use meridian_core::config::Limits;
+use meridian_core::sync::Replicator;
+use tokio::net::TcpListener;
+
+use crate::tls::TlsConn;
+
+/// What every route may read.
+#[derive(Clone)]
+pub struct AppState {
+    pub replicator: Arc<Replicator>,
+}
+
+/// Every route of the HTTP server.
+pub fn router(replicator: Arc<Replicator>) -> Router {
+    Router::new()
+        .route("/healthz", get(health))
+        .with_state(AppState { replicator })
+}
+
+/// Whether the node serves, and whether its index has caught up with what
+/// it stores (`ready`): 200 either way while the process runs.
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let node = state.replicator.node().clone();
+    let behind = tokio::task::spawn_blocking(move || node.index_behind())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let body = serde_json::json!({
+        "status": "serving",
+        "node_id": state.replicator.node().node_id().as_str(),
+        "index_behind": behind,
+        "ready": behind == Some(0),
+    });
+    (StatusCode::OK, Json(body))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, over TLS with
+/// `tls` (plain HTTP when `None`), within `limits`.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    router: Router,
+    limits: &Limits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = router
+        .layer(axum::extract::DefaultBodyLimit::max(
+            limits.max_message_bytes,
+        ))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(tower_http::trace::TraceLayer::new_for_http())
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    limits.concurrency,
+                ))
+                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    Duration::from_secs(limits.request_timeout_secs),
+                )),
+        );
+    let service = router.into_make_service_with_connect_info::<ClientAddr>();
+    match tls {
+        Some(config) => {
+            let local = listener.local_addr()?;
+            let incoming = crate::tls::incoming(listener, config);
+            axum::serve(TlsListener { incoming, local }, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+}
+
+/// The client's address, for handlers that need it
+/// (`ConnectInfo<ClientAddr>`), over TLS or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+/// The connections of [`crate::tls::incoming`] whose handshake succeeded.
+pub struct TlsListener {
+    incoming: tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsConn>>,
+    local: SocketAddr,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsConn;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TlsConn, SocketAddr) {
+        loop {
+            match self.incoming.next().await {
+                Some(Ok(conn)) => {
+                    let remote = conn.remote().unwrap_or(self.local);
+                    return (conn, remote);
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "accept failed"),
+                // The accepting task ended: nothing more will come.
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
