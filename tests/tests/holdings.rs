@@ -252,3 +252,51 @@ async fn kill_during_import_loses_no_acknowledged_record() {
     let status: serde_json::Value = serde_json::from_str(&node.ok(&["status", "--json"])).unwrap();
     assert_eq!(status["log_size"].as_u64().unwrap(), records + 2);
 }
+
+/// Issue item: a date whose UTC form leaves the years 0000–9999 is refused by
+/// line and field, every other line is stored, and the same date as a search
+/// filter is an invalid argument, not a failure of the node.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_out_of_range_date_is_rejected_by_line_and_the_rest_stored() {
+    let node = TestNode::start("polar");
+    let bad_date = "9999-12-31T23:30:00-01:00";
+    let mut lines: Vec<String> = (1..=60)
+        .map(|i| record_line(&format!("PDC-{i}"), &format!("Ice survey {i}"), "public"))
+        .collect();
+    let mut odd: serde_json::Value =
+        serde_json::from_str(&record_line("PDC-odd", "Far future", "public")).unwrap();
+    odd["temporal"] = serde_json::json!({"start": bad_date, "end": ""});
+    lines.insert(30, odd.to_string());
+    let out = node.run_with_stdin(&["holdings", "import", "-"], Some(&lines.join("\n")));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("stored 60, unchanged 0, rejected 1"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("line 31: temporal.start:") && stderr.contains("outside the years"),
+        "{stderr}"
+    );
+    assert_eq!(listed_ids(&node, &[]).len(), 60);
+
+    let out = node.run(&["search", "ice", "--from", bad_date]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("time_from") && !stderr.contains("panic"),
+        "{stderr}"
+    );
+    let mut client = CatalogClient::new(meridian_testkit::harness::anonymous_channel(&node).await);
+    let err = client
+        .search(meridian_proto::SearchRequest {
+            query: "ice".into(),
+            time_from: bad_date.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("time_from"), "{}", err.message());
+}

@@ -8,8 +8,12 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 /// Why a date was refused; the text is shown after the field name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a date (expected YYYY, YYYY-MM-DD or RFC 3339)")]
-pub struct DateError(pub String);
+pub enum DateError {
+    #[error("`{0}` is not a date (expected YYYY, YYYY-MM-DD or RFC 3339)")]
+    Malformed(String),
+    #[error("`{0}` is outside the years 0000 to 9999 once converted to UTC")]
+    OutOfRange(String),
+}
 
 /// A parsed date with the precision it was written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +27,7 @@ impl Precision {
     /// Parses any accepted form.
     pub fn parse(text: &str) -> Result<Self, DateError> {
         let text = text.trim();
-        let err = || DateError(text.to_owned());
+        let err = || DateError::Malformed(text.to_owned());
         if text.len() == 4 && text.bytes().all(|b| b.is_ascii_digit()) {
             let year: i32 = text.parse().map_err(|_| err())?;
             return Ok(Self::Year(year));
@@ -34,7 +38,14 @@ impl Precision {
             return Ok(Self::Day(date));
         }
         let instant = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| err())?;
-        Ok(Self::Instant(instant.to_offset(UtcOffset::UTC)))
+        // An offset can carry a date written in range out of it
+        // (`9999-12-31T23:30:00-01:00`, `0000-01-01T00:30:00+01:00`); the
+        // canonical form is UTC, so such a date is refused, never wrapped.
+        instant
+            .checked_to_offset(UtcOffset::UTC)
+            .filter(|utc| (0..=9999).contains(&utc.year()))
+            .map(Self::Instant)
+            .ok_or_else(|| DateError::OutOfRange(text.to_owned()))
     }
 
     /// The canonical text: what a record stores.
@@ -47,7 +58,11 @@ impl Precision {
                 u8::from(date.month()),
                 date.day()
             ),
-            Self::Instant(instant) => instant.format(&Rfc3339).unwrap_or_default(),
+            // `parse` keeps instants within RFC 3339's years, so formatting
+            // cannot fail; the fallback keeps the text a date all the same.
+            Self::Instant(instant) => instant
+                .format(&Rfc3339)
+                .unwrap_or_else(|_| format!("{:04}", instant.year())),
         }
     }
 
@@ -119,6 +134,41 @@ mod tests {
             "2020/01/01",
         ] {
             assert!(canonical(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn an_offset_that_carries_a_date_out_of_range_is_refused() {
+        for bad in [
+            "9999-12-31T23:30:00-01:00",
+            "0000-01-01T00:30:00+01:00",
+            "9999-12-31T23:59:59-23:59",
+        ] {
+            assert_eq!(canonical(bad), Err(DateError::OutOfRange(bad.to_owned())));
+            assert!(bounds(bad).is_err());
+        }
+        assert_eq!(
+            canonical("9999-12-31T22:30:00-01:00").unwrap(),
+            "9999-12-31T23:30:00Z"
+        );
+        assert_eq!(canonical("9999").unwrap(), "9999");
+        assert_eq!(canonical("0000-01-01").unwrap(), "0000-01-01");
+    }
+
+    proptest::proptest! {
+        /// No text, however odd, makes date handling panic: every input is
+        /// either a date whose canonical form parses to itself, or an error.
+        #[test]
+        fn any_text_is_a_date_or_an_error(
+            text in "[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))?)?)?|\\PC{0,40}"
+        ) {
+            if let Ok(date) = Precision::parse(&text) {
+                let written = date.canonical();
+                let again = canonical(&written);
+                proptest::prop_assert_eq!(again.as_ref(), Ok(&written));
+                let (first, last) = date.bounds();
+                proptest::prop_assert!(first <= last);
+            }
         }
     }
 

@@ -98,6 +98,9 @@ impl Admin for AdminService {
         let (prepared_tx, mut prepared_rx) = tokio::sync::mpsc::channel(1);
         let guard = node.import_guard();
         let parser_node = node.clone();
+        // A failure in either stage ends the import with an error the client
+        // sees, never with a silent end of acknowledgements that reads as
+        // success: the client knows which chunks were acknowledged.
         tokio::spawn(async move {
             loop {
                 let chunk = match chunks.message().await {
@@ -105,6 +108,7 @@ impl Admin for AdminService {
                     Ok(None) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "import stream ended with an error");
+                        let _ = prepared_tx.send(Err(e)).await;
                         break;
                     }
                 };
@@ -112,9 +116,10 @@ impl Admin for AdminService {
                 let prepared = tokio::task::spawn_blocking(move || {
                     node.prepare_lines(chunk.first_line, &chunk.lines)
                 })
-                .await;
-                let Ok(prepared) = prepared else { break };
-                if prepared_tx.send(prepared).await.is_err() {
+                .await
+                .map_err(status::join);
+                let failed = prepared.is_err();
+                if prepared_tx.send(prepared).await.is_err() || failed {
                     break;
                 }
             }
@@ -122,10 +127,15 @@ impl Admin for AdminService {
         tokio::spawn(async move {
             let _guard = guard;
             while let Some(prepared) = prepared_rx.recv().await {
-                let node = node.clone();
-                let result = blocking(move || node.store_prepared(prepared))
-                    .await
-                    .map(convert::import_ack);
+                let result = match prepared {
+                    Ok(prepared) => {
+                        let node = node.clone();
+                        blocking(move || node.store_prepared(prepared))
+                            .await
+                            .map(convert::import_ack)
+                    }
+                    Err(status) => Err(status),
+                };
                 let failed = result.is_err();
                 if tx.send(result).await.is_err() || failed {
                     break;

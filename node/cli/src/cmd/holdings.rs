@@ -1,8 +1,10 @@
 //! `meridian holdings …`: import, put, get, list and withdraw this
 //! institution's records.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -140,9 +142,21 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path) -> Result<i32> {
     };
     let progress = progress_bar(total_bytes);
     let (tx, rx) = tokio::sync::mpsc::channel::<proto::ImportChunk>(4);
+    // The line span of each chunk sent and not yet acknowledged, in order:
+    // the node acknowledges chunks in the order it receives them, so what is
+    // left when the stream ends was not stored.
+    let pending = Arc::new(Mutex::new(VecDeque::<(u64, u64)>::new()));
+    let send = {
+        let pending = pending.clone();
+        move |chunk: proto::ImportChunk| {
+            let last = chunk.first_line + chunk.lines.len() as u64 - 1;
+            lock(&pending).push_back((chunk.first_line, last));
+            tx.blocking_send(chunk).is_ok()
+        }
+    };
     // Reading runs on its own thread: the file is streamed, never loaded whole.
     let name = file.display().to_string();
-    let reader_task = tokio::task::spawn_blocking(move || -> Result<Vec<(u64, String)>> {
+    let reader_task = tokio::task::spawn_blocking(move || -> Result<ReadOutcome> {
         let mut reader = reader;
         let mut local_errors = Vec::new();
         let mut line_no = 0u64;
@@ -177,8 +191,8 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path) -> Result<i32> {
                 // Keep line numbers exact: a skipped line starts a new chunk.
                 let full = std::mem::take(&mut chunk);
                 chunk_bytes = 0;
-                if tx.blocking_send(full).is_err() {
-                    break;
+                if !send(full) {
+                    return Ok(ReadOutcome::stopped(local_errors, line_no));
                 }
                 chunk.first_line = line_no;
             }
@@ -187,15 +201,19 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path) -> Result<i32> {
             if chunk.lines.len() >= CHUNK_LINES || chunk_bytes >= CHUNK_BYTES {
                 let full = std::mem::take(&mut chunk);
                 chunk_bytes = 0;
-                if tx.blocking_send(full).is_err() {
-                    break;
+                if !send(full) {
+                    return Ok(ReadOutcome::stopped(local_errors, line_no + 1));
                 }
             }
         }
         if !chunk.lines.is_empty() {
-            let _ = tx.blocking_send(chunk);
+            // Unsent, it stays pending and is reported as not stored.
+            send(chunk);
         }
-        Ok(local_errors)
+        Ok(ReadOutcome {
+            errors: local_errors,
+            unread_from: None,
+        })
     });
 
     let started = Instant::now();
@@ -206,7 +224,17 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path) -> Result<i32> {
         .into_inner();
     let (mut stored, mut unchanged, mut rejected) = (0u64, 0u64, 0u64);
     let mut errors: Vec<(u64, String)> = Vec::new();
-    while let Some(ack) = acks.message().await.map_err(refused)? {
+    let mut failure = None;
+    loop {
+        let ack = match acks.message().await {
+            Ok(Some(ack)) => ack,
+            Ok(None) => break,
+            Err(status) => {
+                failure = Some(status);
+                break;
+            }
+        };
+        lock(&pending).pop_front();
         stored += ack.stored;
         unchanged += ack.unchanged;
         rejected += ack.rejected;
@@ -219,14 +247,41 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path) -> Result<i32> {
         progress.inc(0);
         progress.set_position(stored + unchanged + rejected);
     }
-    let local_errors = reader_task.await??;
-    rejected += local_errors.len() as u64;
-    errors.extend(local_errors);
+    drop(acks);
+    let read = reader_task.await??;
+    rejected += read.errors.len() as u64;
+    errors.extend(read.errors);
     progress.finish_and_clear();
     errors.sort_by_key(|(line, _)| *line);
     let mut stderr = std::io::stderr().lock();
     for (line, message) in &errors {
         writeln!(stderr, "line {line}: {message}")?;
+    }
+    let not_stored: Vec<(u64, u64)> = lock(&pending).drain(..).collect();
+    if failure.is_some() || !not_stored.is_empty() || read.unread_from.is_some() {
+        let mut spans: Vec<String> = not_stored
+            .iter()
+            .map(|(first, last)| format!("{first}-{last}"))
+            .collect();
+        if let Some(from) = read.unread_from {
+            spans.push(format!("{from} to the end"));
+        }
+        let reason = match &failure {
+            Some(status) => refused(status.clone()).to_string(),
+            None => "the node ended the import early".to_owned(),
+        };
+        writeln!(stderr, "import stopped: {reason}")?;
+        if !spans.is_empty() {
+            writeln!(
+                stderr,
+                "lines not stored: {} (import them again: stored lines are unchanged on a second import)",
+                spans.join(", ")
+            )?;
+        }
+        println!(
+            "stored {stored}, unchanged {unchanged}, rejected {rejected} before the import stopped"
+        );
+        return Ok(1);
     }
     let secs = started.elapsed().as_secs_f64();
     let total = stored + unchanged + rejected;
@@ -235,6 +290,28 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path) -> Result<i32> {
         total as f64 / secs.max(1e-9)
     );
     Ok(if rejected > 0 { 1 } else { 0 })
+}
+
+/// What the reading thread saw: the lines refused before sending, and the
+/// first line it did not read because the node stopped taking chunks.
+struct ReadOutcome {
+    errors: Vec<(u64, String)>,
+    unread_from: Option<u64>,
+}
+
+impl ReadOutcome {
+    fn stopped(errors: Vec<(u64, String)>, unread_from: u64) -> Self {
+        Self {
+            errors,
+            unread_from: Some(unread_from),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn progress_bar(_total_bytes: Option<u64>) -> indicatif::ProgressBar {

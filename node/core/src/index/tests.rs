@@ -1593,3 +1593,62 @@ fn bench_queries_on_a_large_corpus() {
         ..Default::default()
     });
 }
+
+// ---------------------------------------------------------------- dates
+
+/// Texts that look like dates and texts that do not, including offsets that
+/// carry a date out of the years 0000–9999.
+fn date_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[0-9]{4}",
+        "[0-9]{4}-[0-9]{2}-[0-9]{2}",
+        "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})",
+        "(0000|9999)-(01-01|12-31)T(00:00|23:59):[0-9]{2}[+-][0-9]{2}:[0-9]{2}",
+        "\\PC{0,30}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any date text goes through import (parse and validate), apply (the
+    /// check a replicated record passes), indexing and the search filters
+    /// as a value or as an error naming the field, never as a panic.
+    #[test]
+    fn any_date_text_is_accepted_or_refused_by_field_everywhere(
+        start in date_text(),
+        end in date_text(),
+        filter in date_text(),
+    ) {
+        let mut line: serde_json::Value = serde_json::from_str(
+            r#"{"id":"d","title":"T","creators":[{"name":"A"}],"publisher":"P",
+                "publication_year":2020,"resource_type":"Dataset"}"#,
+        ).unwrap();
+        line["temporal"] = serde_json::json!({"start": start, "end": end});
+        match crate::record::parse_json_line(&line.to_string()) {
+            // What import accepts is canonical: it passes the replica's check.
+            Ok(parsed) => prop_assert!(crate::record::validate(&parsed).is_ok()),
+            Err(error) => prop_assert!(
+                error.to_string().contains("temporal"),
+                "error names the field: {error}"
+            ),
+        }
+        // A peer may send any text: apply validates, the index must cope.
+        let raw = DatasetRecord {
+            temporal: Some(TemporalCoverage { start: start.clone(), end: end.clone() }),
+            updated_at: filter.clone(),
+            ..record("raw")
+        };
+        let _ = crate::record::validate(&raw);
+        let _ = schema::Fields::new().document(&raw);
+        let request = SearchRequest {
+            time_from: Some(filter.clone()),
+            time_to: Some(start),
+            ..Default::default()
+        };
+        if let Err(error) = request.plan() {
+            let text = error.to_string();
+            prop_assert!(text.contains("time_") || text.contains("query"), "{text}");
+        }
+    }
+}
