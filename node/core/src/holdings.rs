@@ -171,8 +171,11 @@ impl Node {
             .store()
             .record_state(origin, id)?
             .ok_or_else(not_found)?;
+        if state.deleted {
+            return Err(not_found());
+        }
         let view = self.read_entry(origin, state.log_index)?;
-        if state.deleted || !viewer.may_see(&view.record) {
+        if !viewer.may_see(&view.record) {
             return Err(not_found());
         }
         Ok(view)
@@ -203,6 +206,16 @@ impl Node {
             for (id, state) in batch {
                 after = Some(id);
                 if state.deleted && !include_deleted {
+                    continue;
+                }
+                if state.deleted
+                    && matches!(
+                        self.store().entry(origin, state.log_index)?,
+                        Some(StoredEntry::Redacted { .. })
+                    )
+                {
+                    // Withdrawn by a version this node may not see: there
+                    // is no tombstone to show.
                     continue;
                 }
                 let view = self.read_entry(origin, state.log_index)?;

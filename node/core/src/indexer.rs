@@ -14,7 +14,7 @@ use crate::index::{HoldingsIndex, IndexOp};
 use crate::log::StoredEntry;
 use crate::node::{Node, NodeError};
 use crate::proto::log_entry::Body;
-use crate::store::{tree, StoreError};
+use crate::store::{tree, Store, StoreError};
 
 /// Log entries read and applied per index commit.
 const BATCH: usize = 50_000;
@@ -65,7 +65,9 @@ impl Node {
                 seen += entries.len() as u64;
                 let ops = entries
                     .iter()
-                    .filter_map(|(index, entry)| index_op(&origin, *index, entry).transpose())
+                    .filter_map(|(index, entry)| {
+                        index_op(self.store(), &origin, *index, entry).transpose()
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 cursors.insert(origin.clone(), from);
                 index.apply(ops, &cursors)?;
@@ -123,10 +125,25 @@ impl Node {
 
 /// The index change one stored log entry makes, if any.
 fn index_op(
+    store: &Store,
     origin: &str,
     index: LogIndex,
     entry: &StoredEntry,
 ) -> Result<Option<IndexOp>, NodeError> {
+    if let StoredEntry::Redacted { subject, .. } = entry {
+        // Digests that withdrew a held version (see `sync::receive`): the
+        // record's state points at them.
+        let Some(id) = store.record_by_subject(origin, subject)? else {
+            return Ok(None);
+        };
+        let withdrawn = store
+            .record_state(origin, &id)?
+            .is_some_and(|state| state.deleted && state.log_index == index);
+        return Ok(withdrawn.then(|| IndexOp::Remove {
+            origin: origin.to_owned(),
+            id,
+        }));
+    }
     let body = entry
         .entry()
         .map_err(|e| StoreError::Corrupt {

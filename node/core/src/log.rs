@@ -127,6 +127,10 @@ pub struct LogAppend {
     pub entries: Vec<(u64, Vec<u8>)>,
     /// New state of each record the entries touch.
     pub records: Vec<(String, RecordState)>,
+    /// Subject digest and id of each record of another origin the entries
+    /// bring: a later entry about it that arrives as digests only names it
+    /// by this digest ([`crate::store::Store::record_by_subject`]).
+    pub subjects: Vec<(Hash, String)>,
     /// Merkle nodes completed by the entries: `((level, index), hash)`.
     pub nodes: Vec<((u32, u64), Hash)>,
 }
@@ -204,6 +208,11 @@ impl<S: NodeStore> Appender<S> {
             self.append.records.push(record);
         }
         Ok(())
+    }
+
+    /// Remembers that `subject` is the digest of record `id`'s subject.
+    pub fn note_subject(&mut self, subject: Hash, id: String) {
+        self.append.subjects.push((subject, id));
     }
 
     /// The tree head over the log as it would stand after this append.

@@ -161,6 +161,7 @@ impl Node {
             )?;
         }
         let store = Store::open(&data_dir.join(STORE_DIR))?;
+        store.index_subjects(config.node_id.as_str())?;
         let trust = TrustStore::open(&store, &config.node_id)?;
         let index = LiveIndex::open(&data_dir.join(INDEX_DIR))?;
         let node = Self {

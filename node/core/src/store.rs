@@ -27,6 +27,8 @@ pub mod tree {
     pub const FROZEN: &str = "frozen_origins_v1";
     pub const PEERS: &str = "peers_by_node_v1";
     pub const AUDIT: &str = "audit_by_seq_v1";
+    /// Record id by origin and subject digest, for records of other origins.
+    pub const SUBJECTS: &str = "record_by_origin_subject_v1";
 }
 
 /// On-disk format version of this database.
@@ -99,6 +101,7 @@ pub struct Store {
     heads: sled::Tree,
     checkpoints: sled::Tree,
     frozen: sled::Tree,
+    subjects: sled::Tree,
 }
 
 impl Store {
@@ -129,6 +132,7 @@ impl Store {
             heads: db.open_tree(tree::LOG_SIZES)?,
             checkpoints: db.open_tree(tree::CHECKPOINTS)?,
             frozen: db.open_tree(tree::FROZEN)?,
+            subjects: db.open_tree(tree::SUBJECTS)?,
             db,
         })
     }
@@ -155,6 +159,52 @@ impl Store {
             .get(record_key(origin, id))?
             .map(|bytes| decode_state(&bytes))
             .transpose()
+    }
+
+    /// The id of the record of `origin` whose subject digest is `subject`,
+    /// if one was ever held here from another origin.
+    pub fn record_by_subject(
+        &self,
+        origin: &str,
+        subject: &Hash,
+    ) -> Result<Option<String>, StoreError> {
+        self.subjects
+            .get(subject_key(origin, subject))?
+            .map(|id| {
+                String::from_utf8(id.to_vec())
+                    .map_err(|_| StoreError::corrupt(tree::SUBJECTS, "an id is not UTF-8"))
+            })
+            .transpose()
+    }
+
+    /// Fills the subject digests of records of origins other than `own`
+    /// held before the store kept them; a no-op once done.
+    pub fn index_subjects(&self, own: &str) -> Result<(), StoreError> {
+        const DONE: &[u8] = b"subjects_indexed";
+        let meta = self.db.open_tree(tree::META)?;
+        if meta.get(DONE)?.is_some() {
+            return Ok(());
+        }
+        let own = origin_prefix(own);
+        for item in self.records.iter() {
+            let (key, _) = item?;
+            if key.starts_with(&own) {
+                continue;
+            }
+            let Some(split) = key.iter().position(|&b| b == 0) else {
+                return Err(StoreError::corrupt(tree::RECORDS, "a key without origin"));
+            };
+            let (origin, id) = (&key[..split], &key[split + 1..]);
+            let (Ok(origin), Ok(id)) = (std::str::from_utf8(origin), std::str::from_utf8(id))
+            else {
+                return Err(StoreError::corrupt(tree::RECORDS, "a key is not UTF-8"));
+            };
+            let subject = crate::log::subject_digest(origin, id);
+            self.subjects
+                .insert(subject_key(origin, &subject), id.as_bytes())?;
+        }
+        meta.insert(DONE, &b"1"[..])?;
+        self.flush()
     }
 
     /// Records of `origin` in id order, starting after `after_id`.
@@ -370,8 +420,14 @@ impl Store {
         let origin = append.origin.as_str();
         let entry_runs = pack_entries(&append.entries);
         let node_runs = pack_nodes(&append.nodes);
-        let result = (&self.records, &self.log, &self.merkle, &self.heads).transaction(
-            |(records, log, merkle, heads)| {
+        let result = (
+            &self.records,
+            &self.log,
+            &self.merkle,
+            &self.heads,
+            &self.subjects,
+        )
+            .transaction(|(records, log, merkle, heads, subjects)| {
                 let found = heads
                     .get(origin.as_bytes())?
                     .map(|v| u64_at(&v))
@@ -388,10 +444,12 @@ impl Store {
                 for ((level, first), run) in &node_runs {
                     merkle.insert(node_key(origin, *level, *first), run.as_slice())?;
                 }
+                for (subject, id) in &append.subjects {
+                    subjects.insert(subject_key(origin, subject), id.as_bytes())?;
+                }
                 heads.insert(origin.as_bytes(), &append.new_size().to_be_bytes()[..])?;
                 Ok(())
-            },
-        );
+            });
         match result {
             Ok(()) => Ok(()),
             Err(TransactionError::Abort(found)) => Err(StoreError::Conflict {
@@ -613,6 +671,12 @@ fn record_key(origin: &str, id: &str) -> Vec<u8> {
     key
 }
 
+fn subject_key(origin: &str, subject: &Hash) -> Vec<u8> {
+    let mut key = origin_prefix(origin);
+    key.extend_from_slice(subject);
+    key
+}
+
 fn index_key(origin: &str, index: u64) -> Vec<u8> {
     let mut key = origin_prefix(origin);
     key.extend_from_slice(&index.to_be_bytes());
@@ -659,6 +723,10 @@ mod tests {
                     };
                     (id.to_string(), state)
                 })
+                .collect(),
+            subjects: ids
+                .iter()
+                .map(|id| (crate::log::subject_digest(origin, id), id.to_string()))
                 .collect(),
             nodes: vec![((0, base), [7u8; 32])],
         }
@@ -707,6 +775,7 @@ mod tests {
                 entries,
                 records: Vec::new(),
                 nodes,
+                subjects: Vec::new(),
             };
             store.commit(&append).unwrap();
             size += n as u64;

@@ -162,6 +162,9 @@ pub fn apply_batch(
         }
     };
     let mut touched: HashMap<String, RecordState> = HashMap::new();
+    // Subject digests of the records this batch brings, for digests later
+    // in the same batch.
+    let mut subjects: HashMap<Hash, String> = HashMap::new();
     for (i, item) in items.into_iter().enumerate() {
         let index = appender.next_index();
         let sequence = |message: String| SyncError::Sequence {
@@ -199,6 +202,7 @@ pub fn apply_batch(
                 }
                 let (subject, record_state) = match entry.body {
                     Some(Body::Record(record)) => {
+                        let subject = log::subject_digest(&origin, &record.id);
                         // Signed is not valid: a peer's record meets the
                         // same rules as an imported one.
                         crate::record::validate(&record).map_err(|source| SyncError::Invalid {
@@ -224,12 +228,17 @@ pub fn apply_batch(
                             log_index: LogIndex(index),
                             deleted: record.deleted,
                         };
+                        if previous.is_none() && !subjects.contains_key(&subject) {
+                            appender.note_subject(subject, record.id.clone());
+                            subjects.insert(subject, record.id.clone());
+                        }
                         touched.insert(record.id.clone(), state);
-                        (record.id.clone(), Some((record.id, state)))
+                        (subject, Some((record.id, state)))
                     }
-                    _ => (KEYSET_SUBJECT.to_owned(), None),
+                    _ => (log::subject_digest(&origin, KEYSET_SUBJECT), None),
                 };
-                let leaf = log::entry_leaf(&origin, &subject, &envelope.payload);
+                let leaf =
+                    log::leaf_from_digests(&subject, &log::payload_digest(&envelope.payload));
                 appender
                     .push(&StoredEntry::Signed(envelope), leaf, record_state)
                     .map_err(StoreError::from)?;
@@ -241,8 +250,12 @@ pub fn apply_batch(
                 let subject = digest(&subject_digest, &origin, index, "subject")?;
                 let payload = digest(&payload_digest, &origin, index, "payload")?;
                 let leaf = log::leaf_from_digests(&subject, &payload);
+                let withdrawn = withdrawal(store, &origin, index, &subject, &subjects, &touched)?;
+                if let Some((id, state)) = &withdrawn {
+                    touched.insert(id.clone(), *state);
+                }
                 appender
-                    .push(&StoredEntry::Redacted { subject, payload }, leaf, None)
+                    .push(&StoredEntry::Redacted { subject, payload }, leaf, withdrawn)
                     .map_err(StoreError::from)?;
             }
             _ => return Err(sequence("neither an entry nor its digests".into())),
@@ -257,6 +270,43 @@ pub fn apply_batch(
         node.changed();
     }
     Ok(count)
+}
+
+/// A later entry about a record this node holds that arrives as digests
+/// only is a version this node may not see: a narrowed visibility, a
+/// tombstone of such a version, or a relay's copy that went out of date.
+/// The held version is withdrawn (its state becomes a deletion at `index`),
+/// so it is neither searched nor served nor relayed any more.
+fn withdrawal(
+    store: &crate::store::Store,
+    origin: &str,
+    index: u64,
+    subject: &Hash,
+    batch_subjects: &HashMap<Hash, String>,
+    touched: &HashMap<String, RecordState>,
+) -> Result<Option<(String, RecordState)>, SyncError> {
+    let id = match batch_subjects.get(subject) {
+        Some(id) => id.clone(),
+        None => match store.record_by_subject(origin, subject)? {
+            Some(id) => id,
+            None => return Ok(None),
+        },
+    };
+    let held = match touched.get(&id) {
+        Some(state) => Some(*state),
+        None => store.record_state(origin, &id)?,
+    };
+    Ok(match held {
+        Some(held) if !held.deleted && held.log_index.get() < index => Some((
+            id,
+            RecordState {
+                version: held.version,
+                log_index: LogIndex(index),
+                deleted: true,
+            },
+        )),
+        _ => None,
+    })
 }
 
 fn describe(item: &PullItem) -> &'static str {

@@ -84,6 +84,16 @@ pub fn serve_entries(
                             &log::subject_digest(origin, &id),
                             &log::payload_digest(&envelope.payload),
                         ),
+                        // A version superseded here (by a later version or
+                        // a withdrawal) goes out as digests: a relay never
+                        // hands on what the origin has since narrowed or
+                        // withdrawn, and the caller needs only the latest.
+                        (Delivery::Envelope, Some(id)) if superseded(node, origin, &id, index)? => {
+                            redacted(
+                                &log::subject_digest(origin, &id),
+                                &log::payload_digest(&envelope.payload),
+                            )
+                        }
                         _ => pull_item::Item::Entry(envelope),
                     }
                 }
@@ -94,6 +104,14 @@ pub fn serve_entries(
         });
     }
     Ok(items)
+}
+
+/// Whether record `id`'s entry at `index` is no longer its current state.
+fn superseded(node: &Node, origin: &str, id: &str, index: LogIndex) -> Result<bool, SyncError> {
+    Ok(node
+        .store()
+        .record_state(origin, id)?
+        .is_some_and(|state| state.log_index > index))
 }
 
 fn redacted(subject: &[u8; 32], payload: &[u8; 32]) -> pull_item::Item {

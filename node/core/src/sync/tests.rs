@@ -923,3 +923,155 @@ async fn suspended_and_revoked_origins_are_not_pulled_even_through_a_relay() {
         Err(SyncError::NotTrusted(_))
     ));
 }
+
+// ------------------------------------------------------------ withdrawal
+
+fn operator_sees(node: &Node, origin: &str, id: &str) -> bool {
+    let operator = Viewer::Operator {
+        node: node.node_id().clone(),
+    };
+    node.get(origin, id, &operator).is_ok()
+}
+
+/// Ids `node` finds for `text` as its operator, after indexing what it holds.
+fn searched(node: &Node, text: &str) -> Vec<String> {
+    node.catch_up_index(&mut |_| {}).unwrap();
+    let request = crate::query::SearchRequest {
+        text: text.into(),
+        limit: 100,
+        ..Default::default()
+    };
+    let operator = Viewer::Operator {
+        node: node.node_id().clone(),
+    };
+    let results = node.index().search(&request, &operator).unwrap();
+    let mut ids: Vec<String> = results.hits.into_iter().map(|hit| hit.id).collect();
+    ids.sort();
+    ids
+}
+
+/// How `source` serves entry `index` of `origin` to `viewer`.
+fn served_as(source: &Node, viewer: &Viewer, origin: &str, index: u64) -> &'static str {
+    let items = serve_entries(source, viewer, origin, index, index + 1, 1).unwrap();
+    match items[0].item {
+        Some(pull_item::Item::Entry(_)) => "entry",
+        Some(pull_item::Item::Redacted(_)) => "digests",
+        _ => "other",
+    }
+}
+
+fn narrow(node: &Node, id: &str, visibility: &str) {
+    let outcome = node
+        .import_lines(1, &[line(id, &format!("Ice station {id}"), visibility)])
+        .unwrap();
+    assert_eq!(outcome.stored, 1, "{outcome:?}");
+}
+
+/// A record made private, then withdrawn, at its origin leaves every
+/// replica: neither read, searched nor relayed, directly or through a relay.
+#[tokio::test]
+async fn a_narrowed_then_withdrawn_record_leaves_the_replicas() {
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert!(operator_sees(&fed.here, POLAR, "PDC-2"));
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2", "PDC-3"]);
+
+    // v2 private, then v3 a tombstone: both reach `here` as digests only.
+    narrow(&fed.polar, "PDC-2", "private");
+    fed.polar
+        .delete(&crate::ids::RecordId::parse("PDC-2").unwrap())
+        .unwrap();
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok && report.entries == 2, "{report:?}");
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-2"));
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-3"]);
+    let page = fed
+        .here
+        .list(
+            POLAR,
+            100,
+            "",
+            true,
+            &Viewer::Operator {
+                node: fed.here.node_id().clone(),
+            },
+        )
+        .unwrap();
+    let ids: Vec<_> = page.records.iter().map(|v| v.record.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["PDC-1", "PDC-3"],
+        "nothing shown for the withdrawn one"
+    );
+
+    // `here` relays v1 to nobody: entry 2 of polar's log goes out as digests.
+    let uni = Viewer::Peer {
+        node: UNI.parse().unwrap(),
+        groups: vec![],
+    };
+    assert_eq!(served_as(&fed.here, &uni, POLAR, 2), "digests");
+    assert_eq!(served_as(&fed.here, &uni, POLAR, 1), "entry");
+
+    // The index forgets it on a rebuild too.
+    fed.here.rebuild_index(&mut |_| {}).unwrap();
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-3"]);
+}
+
+/// Narrowing alone withdraws the copy from a peer outside the new audience,
+/// also when the narrowed version comes through a relay that may see it.
+#[tokio::test]
+async fn narrowing_to_a_group_withdraws_the_copy_outside_it_through_a_relay() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    // `uni` is in polar-consortium; `here` is not.
+    narrow(&fed.polar, "PDC-1", "groups");
+    let report = round_with(
+        &fed.sync,
+        UNI,
+        Served::relay(UNI, &fed.polar, HERE, Box::new(|_| {})),
+    )
+    .await;
+    assert!(report.ok && report.entries == 1, "{report:?}");
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"));
+    assert!(operator_sees(&fed.here, POLAR, "PDC-2"));
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
+
+    // Made public again, it comes back.
+    narrow(&fed.polar, "PDC-1", "public");
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok && report.entries == 1, "{report:?}");
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"));
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
+}
+
+/// A version that stays visible replaces the held one; only the newest goes
+/// out whole, and a fresh replica gets the same records.
+#[tokio::test]
+async fn only_the_current_version_is_served_whole() {
+    let fed = federation();
+    import(&fed.polar, 1, 1);
+    narrow(&fed.polar, "PDC-1", "federation");
+    let viewer = Viewer::Peer {
+        node: HERE.parse().unwrap(),
+        groups: vec![],
+    };
+    assert_eq!(served_as(&fed.polar, &viewer, POLAR, 1), "digests");
+    assert_eq!(served_as(&fed.polar, &viewer, POLAR, 2), "entry");
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok && report.entries == 3, "{report:?}");
+    let operator = Viewer::Operator {
+        node: fed.here.node_id().clone(),
+    };
+    assert_eq!(
+        fed.here
+            .get(POLAR, "PDC-1", &operator)
+            .unwrap()
+            .record
+            .version,
+        2
+    );
+}
