@@ -149,3 +149,81 @@ async fn a_restart_mid_sync_loses_and_duplicates_nothing() {
     // C's copy of A's log is complete and verified against A's checkpoint.
     let _ = a_size;
 }
+
+/// Ids an anonymous Catalog client finds for `text` across the federation
+/// at `node`.
+async fn anonymous_ids(node: &TestNode, text: &str) -> Vec<String> {
+    let channel = meridian_testkit::harness::anonymous_channel(node).await;
+    let answer = meridian_proto::catalog_client::CatalogClient::new(channel)
+        .search(meridian_proto::SearchRequest {
+            query: text.into(),
+            scope: meridian_proto::Scope::Federation as i32,
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("search")
+        .into_inner();
+    let mut ids: Vec<String> = answer.hits.into_iter().map(|hit| hit.id).collect();
+    ids.sort();
+    ids
+}
+
+/// Waits (the index catches up in the background) until `node` answers
+/// `text` with `expected`, and returns what it answered last.
+async fn anonymous_ids_become(node: &TestNode, text: &str, expected: &[&str]) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ids = anonymous_ids(node, text).await;
+        if ids == expected || std::time::Instant::now() > deadline {
+            return ids;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Issue item: a PUBLIC record replicated to C, then made PRIVATE and
+/// withdrawn at its origin, leaves C (anonymous searches, the operator's
+/// reads) and leaves B, which hears of it only through C. Real processes
+/// over TLS.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_made_private_then_withdrawn_leaves_every_replica() {
+    let (mut a, b, c) = federation();
+    a.import(&[
+        record_line("PDC-going", "Vanishing moraine survey", "public"),
+        record_line("PDC-staying", "Lasting moraine survey", "public"),
+    ]);
+    c.sync_now();
+    b.sync_now();
+    assert!(held(&c, "polar", "PDC-going").await.is_some());
+    assert!(held(&b, "polar", "PDC-going").await.is_some());
+    assert_eq!(
+        anonymous_ids_become(&c, "moraine", &["PDC-going", "PDC-staying"]).await,
+        ["PDC-going", "PDC-staying"]
+    );
+
+    a.import(&[record_line(
+        "PDC-going",
+        "Vanishing moraine survey",
+        "private",
+    )]);
+    a.ok(&["holdings", "rm", "PDC-going"]);
+    let reports = c.sync_now();
+    assert_eq!(reports["polar"]["ok"], true, "{reports:?}");
+    assert!(held(&c, "polar", "PDC-going").await.is_none());
+    assert_eq!(
+        anonymous_ids_become(&c, "moraine", &["PDC-staying"]).await,
+        ["PDC-staying"]
+    );
+
+    // B hears of it only through C, with A offline.
+    a.kill9();
+    let reports = b.sync_now();
+    assert_eq!(reports["genomics"]["ok"], true, "{reports:?}");
+    assert!(held(&b, "polar", "PDC-going").await.is_none());
+    assert!(held(&b, "polar", "PDC-staying").await.is_some());
+    assert_eq!(
+        anonymous_ids_become(&b, "moraine", &["PDC-staying"]).await,
+        ["PDC-staying"]
+    );
+}
