@@ -86,6 +86,7 @@ impl TlsIdentity {
                 source,
             })
         };
+        check_private(&key_path)?;
         let key = rcgen::KeyPair::from_pem(&read(&key_path)?).map_err(|e| TlsError::Invalid {
             path: key_path.display().to_string(),
             message: e.to_string(),
@@ -125,22 +126,57 @@ impl TlsIdentity {
     }
 }
 
+/// Refuses a private key file that group or others may access (as ssh
+/// does), saying how to fix it.
+fn check_private(key_path: &Path) -> Result<(), TlsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(key_path)
+        .map_err(|source| TlsError::File {
+            path: key_path.display().to_string(),
+            source,
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(TlsError::Invalid {
+            path: key_path.display().to_string(),
+            message: format!(
+                "mode {:04o} gives group or others access; run `chmod 600 {}`",
+                mode & 0o7777,
+                key_path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Writes a new private file (mode 0600) durably: the file and its
+/// directory entry are on disk before this returns.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let file_error = |source| TlsError::File {
+        path: path.display().to_string(),
+        source,
+    };
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(|source| TlsError::File {
-            path: path.display().to_string(),
-            source,
-        })?;
-    file.write_all(bytes).map_err(|source| TlsError::File {
-        path: path.display().to_string(),
-        source,
-    })
+        .map_err(file_error)?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(file_error)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| TlsError::File {
+                path: dir.display().to_string(),
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
@@ -240,35 +276,46 @@ impl PublicIdentity {
     /// Reads the certificate chain and key. The key file must not be
     /// readable by group or others.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
-        use std::os::unix::fs::PermissionsExt;
         let read = |path: &Path| {
             std::fs::read_to_string(path).map_err(|source| TlsError::File {
                 path: path.display().to_string(),
                 source,
             })
         };
-        let mode = std::fs::metadata(key_path)
-            .map_err(|source| TlsError::File {
-                path: key_path.display().to_string(),
-                source,
-            })?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(TlsError::Invalid {
-                path: key_path.display().to_string(),
-                message: format!(
-                    "mode {:04o} gives group or others access; run `chmod 600 {}`",
-                    mode & 0o7777,
-                    key_path.display()
-                ),
-            });
-        }
+        check_private(key_path)?;
         Ok(Self {
             cert_pem: read(cert_path)?,
             key_pem: zeroize::Zeroizing::new(read(key_path)?),
             cert_path: cert_path.to_owned(),
             key_path: key_path.to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// Issue item (files): a TLS key others may read is refused at load, as
+    /// the identity key is, and a new key is written 0600.
+    #[test]
+    fn a_tls_key_that_group_or_others_may_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        TlsIdentity::create(dir.path(), "polar").unwrap();
+        let key = dir.path().join(TLS_KEY_FILE);
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(TlsIdentity::load(dir.path()).is_ok());
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let Err(error) = TlsIdentity::load(dir.path()) else {
+            panic!("a key others may read was loaded");
+        };
+        let error = error.to_string();
+        assert!(
+            error.contains("mode 0640") && error.contains("chmod 600"),
+            "{error}"
+        );
     }
 }

@@ -1126,15 +1126,17 @@ fn check_visibility(record: &DatasetRecord, required: bool) -> Result<(), Record
     Ok(())
 }
 
-/// `[a-z0-9][a-z0-9-_.]*`, bounded.
 fn check_group(field: &str, name: &str) -> Result<(), RecordError> {
+    check_group_name(name).map_err(|reason| RecordError::new(field, reason))
+}
+
+/// The rule for a group name, wherever one is written (records, the trust
+/// store): `[a-z0-9][a-z0-9-_.]*`, at most [`MAX_GROUP_BYTES`].
+pub fn check_group_name(name: &str) -> Result<(), String> {
     if name.len() > MAX_GROUP_BYTES {
-        return Err(RecordError::new(
-            field,
-            format!(
-                "is {} bytes long; at most {MAX_GROUP_BYTES} are allowed",
-                name.len()
-            ),
+        return Err(format!(
+            "is {} bytes long; at most {MAX_GROUP_BYTES} are allowed",
+            name.len()
         ));
     }
     let mut bytes = name.bytes();
@@ -1144,12 +1146,9 @@ fn check_group(field: &str, name: &str) -> Result<(), RecordError> {
     let rest_ok = bytes
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
     if !(first_ok && rest_ok) {
-        return Err(RecordError::new(
-            field,
-            format!(
-                "`{}` is not a group name (lowercase letters, digits, `-`, `_`, `.`; starting with a letter or digit)",
-                name.escape_debug()
-            ),
+        return Err(format!(
+            "`{}` is not a group name (lowercase letters, digits, `-`, `_`, `.`; starting with a letter or digit)",
+            name.escape_debug()
         ));
     }
     Ok(())

@@ -30,8 +30,18 @@ pub enum TrustError {
     #[error("invitation: identity key: {0}")]
     Key(#[from] SignError),
     /// The node id is already pinned.
-    #[error("{0} is already pinned; revoke it first to pin new keys")]
+    #[error("{0} is already pinned; a node id is pinned once (change its groups with `meridian trust groups`, pause it with `trust suspend`)")]
     AlreadyPinned(String),
+    /// A key of the invitation is pinned for another peer: requests signed
+    /// or authenticated with it could not be told apart.
+    #[error(
+        "the {what} of this invitation is already pinned for {peer}; each peer has keys of its own"
+    )]
+    KeyInUse { what: &'static str, peer: String },
+    /// Two pinned peers share a TLS key (a trust store written before keys
+    /// were unique): a caller presenting it is attributed to neither.
+    #[error("the TLS key presented is pinned for more than one peer ({0}); revoke all but one")]
+    AmbiguousKey(String),
     /// No peer with this node id is pinned.
     #[error("no peer {0} in the trust store")]
     UnknownPeer(String),
@@ -39,10 +49,10 @@ pub enum TrustError {
     #[error("{0} is this node itself")]
     SelfPin(String),
     /// Revocation is final.
-    #[error("{0} is revoked; a revoked peer cannot be resumed (pin it again under new keys)")]
+    #[error("{0} is revoked, and revocation is final: its records stay quarantined; the institution can rejoin only under a new node id")]
     Revoked(String),
-    /// A group name is not allowed.
-    #[error("groups: `{0}` is not a group name (a-z, 0-9, '-', '_', '.')")]
+    /// A group name is not allowed; the reason is the record rule's.
+    #[error("groups: {0}")]
     BadGroup(String),
     /// The database failed.
     #[error("trust store: {0}")]
@@ -238,15 +248,33 @@ impl TrustStore {
         for group in groups {
             check_group(group)?;
         }
+        let identity_key = STANDARD
+            .decode(&invite.key)
+            .map_err(|_| TrustError::Invite("key: not base64".into()))?;
+        let tls_key = invite.tls_key_der()?;
+        for other in self.list()? {
+            if other.node_id == invite.node_id {
+                continue;
+            }
+            let what = if other.identity_key == identity_key {
+                "identity key"
+            } else if other.tls_keys.contains(&tls_key) {
+                "TLS key"
+            } else {
+                continue;
+            };
+            return Err(TrustError::KeyInUse {
+                what,
+                peer: other.node_id.to_string(),
+            });
+        }
         let now = crate::date::now_rfc3339();
         let peer = Peer {
             node_id: invite.node_id.clone(),
             endpoint: invite.endpoint.clone(),
-            identity_key: STANDARD
-                .decode(&invite.key)
-                .map_err(|_| TrustError::Invite("key: not base64".into()))?,
+            identity_key,
             key_id: invite.key_id.clone(),
-            tls_keys: vec![invite.tls_key_der()?],
+            tls_keys: vec![tls_key],
             groups: groups.to_vec(),
             state: PeerState::Active,
             added_at: now.clone(),
@@ -300,12 +328,19 @@ impl TrustStore {
             .collect())
     }
 
-    /// The peer whose pinned TLS key is `spki`, whatever its state.
+    /// The peer whose pinned TLS key is `spki`, whatever its state; an
+    /// error when more than one peer has it (never the first match).
     pub fn by_tls_key(&self, spki: &[u8]) -> Result<Option<Peer>, TrustError> {
-        Ok(self
+        let mut found: Vec<Peer> = self
             .list()?
             .into_iter()
-            .find(|p| p.tls_keys.iter().any(|k| k == spki)))
+            .filter(|p| p.tls_keys.iter().any(|k| k == spki))
+            .collect();
+        if found.len() > 1 {
+            let names: Vec<&str> = found.iter().map(|p| p.node_id.as_str()).collect();
+            return Err(TrustError::AmbiguousKey(names.join(", ")));
+        }
+        Ok(found.pop())
     }
 
     /// Changes a peer's state. Revocation is final.
@@ -410,17 +445,10 @@ fn decode_peer(key: &str, bytes: &[u8]) -> Result<Peer, TrustError> {
     })
 }
 
+/// The records' rule for group names, so a peer can be placed in every
+/// group a record can name and in no other.
 fn check_group(group: &str) -> Result<(), TrustError> {
-    let ok = !group.is_empty()
-        && group.len() <= 64
-        && group
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(TrustError::BadGroup(group.to_owned()))
-    }
+    crate::record::check_group_name(group).map_err(TrustError::BadGroup)
 }
 
 #[cfg(test)]
@@ -435,7 +463,7 @@ mod tests {
             endpoint: "127.0.0.1:7400".into(),
             key: STANDARD.encode(key.public().ed25519),
             key_id: key.key_id().to_string(),
-            tls_key: STANDARD.encode(b"spki of the tls key"),
+            tls_key: STANDARD.encode(format!("spki of {node_id}'s tls key")),
         }
     }
 
@@ -498,7 +526,7 @@ mod tests {
             Err(TrustError::BadGroup(_))
         ));
 
-        let found = trust.by_tls_key(b"spki of the tls key").unwrap().unwrap();
+        let found = trust.by_tls_key(b"spki of uni's tls key").unwrap().unwrap();
         assert_eq!(found.node_id, "uni");
 
         trust.set_state("uni", PeerState::Suspended).unwrap();
@@ -521,5 +549,56 @@ mod tests {
             .map(|e| e.action)
             .collect();
         assert_eq!(actions, ["pin", "suspended", "active", "revoked"]);
+    }
+
+    /// Issue item (trust store): keys are pinned for one peer only, group
+    /// names follow the records' rule, and the advice after a revoke is
+    /// one an operator can follow.
+    #[test]
+    fn keys_are_pinned_for_one_peer_and_group_names_follow_the_record_rule() {
+        let (_dir, trust) = store();
+        let uni = invite("uni");
+        trust.add(&uni, &[]).unwrap();
+        let same_tls = Invite {
+            tls_key: uni.tls_key.clone(),
+            ..invite("bio")
+        };
+        let err = trust.add(&same_tls, &[]).unwrap_err();
+        assert!(
+            matches!(&err, TrustError::KeyInUse { what: "TLS key", peer } if peer == "uni"),
+            "{err}"
+        );
+        let same_identity = Invite {
+            key: uni.key.clone(),
+            key_id: uni.key_id.clone(),
+            ..invite("bio")
+        };
+        assert!(matches!(
+            trust.add(&same_identity, &[]),
+            Err(TrustError::KeyInUse {
+                what: "identity key",
+                ..
+            })
+        ));
+        assert!(trust.list().unwrap().len() == 1, "nothing half-pinned");
+
+        // A name a record may carry is a name a peer may be placed in.
+        for (name, record_ok) in [
+            ("polar-consortium", true),
+            ("-lead", false),
+            ("a.b_c", true),
+        ] {
+            assert_eq!(crate::record::check_group_name(name).is_ok(), record_ok);
+            assert_eq!(check_group(name).is_ok(), record_ok, "{name}");
+        }
+
+        trust.set_state("uni", PeerState::Revoked).unwrap();
+        let advice = trust.add(&invite("uni"), &[]).unwrap_err().to_string();
+        assert!(!advice.contains("revoke it first"), "{advice}");
+        let advice = trust
+            .set_state("uni", PeerState::Active)
+            .unwrap_err()
+            .to_string();
+        assert!(advice.contains("new node id"), "{advice}");
     }
 }

@@ -38,9 +38,25 @@ pub async fn bind(path: &Path) -> Result<UnixListener, BindError> {
         path: path.to_owned(),
         source,
     };
-    let listener = UnixListener::bind(path).map_err(bind_error)?;
+    // The socket is made inside a directory only this account may enter,
+    // restricted there, then moved into place: at no moment can another
+    // account connect to it (a chmod after binding leaves a window, and the
+    // umask is process-wide).
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let private = tempfile::Builder::new()
+        // As long as `admin.sock` with the staged name below: a path that
+        // fits the socket length limit in place fits while staged.
+        .prefix(".a")
+        .tempdir_in(parent)
+        .map_err(bind_error)?;
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_error)?;
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700))
+        .map_err(bind_error)?;
+    let staged = private.path().join("s");
+    let listener = UnixListener::bind(&staged).map_err(bind_error)?;
+    std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))
+        .map_err(bind_error)?;
+    std::fs::rename(&staged, path).map_err(bind_error)?;
     Ok(listener)
 }
 
@@ -80,4 +96,32 @@ pub async fn connect(data_dir: &Path) -> Result<AdminClient<Channel>, ConnectErr
     Ok(AdminClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// Issue item (files): the socket appears in place already restricted
+    /// to the operator's account, and nothing of the staging is left.
+    #[tokio::test]
+    async fn the_socket_appears_restricted_and_leaves_no_staging_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(ADMIN_SOCKET);
+        let _listener = bind(&path).await.unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [std::ffi::OsString::from(ADMIN_SOCKET)]);
+        tokio::net::UnixStream::connect(&path).await.unwrap();
+        assert!(matches!(
+            bind(&path).await,
+            Err(BindError::AlreadyRunning(_))
+        ));
+    }
 }

@@ -36,21 +36,27 @@ pub fn router(replicator: Arc<Replicator>) -> Router {
         .with_state(AppState { replicator })
 }
 
-/// Whether the node serves, and whether its index has caught up with what
-/// it stores (`ready`): 200 either way while the process runs.
+/// Whether the node serves: 200 `serving` once its index has caught up
+/// with what it stores, 503 `starting` before (as gRPC health says).
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let node = state.replicator.node().clone();
     let behind = tokio::task::spawn_blocking(move || node.index_behind())
         .await
         .ok()
         .and_then(Result::ok);
+    let ready = behind == Some(0);
     let body = serde_json::json!({
-        "status": "serving",
+        "status": if ready { "serving" } else { "starting" },
         "node_id": state.replicator.node().node_id().as_str(),
         "index_behind": behind,
-        "ready": behind == Some(0),
+        "ready": ready,
     });
-    (StatusCode::OK, Json(body))
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, over TLS with

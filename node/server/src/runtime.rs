@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::UnixListenerStream;
+use tonic_health::ServingStatus;
 
 use crate::admin::AdminService;
 use crate::catalog::CatalogService;
@@ -236,13 +237,11 @@ async fn run(
     let replicator = Replicator::new(node.clone(), crate::peer::connector(node.clone()));
 
     let (public_health, health, v1, v1alpha) = support(&[CATALOG_SERVICE, FEDERATION_SERVICE])?;
-    public_health
-        .set_serving::<CatalogServer<CatalogService>>()
-        .await;
-    public_health
-        .set_serving::<FederationServer<FederationService>>()
-        .await;
+    let public_health = PublicHealth(public_health);
+    public_health.set(ServingStatus::NotServing).await;
     let (admin_health, admin_health_service, admin_v1, admin_v1alpha) = support(&[ADMIN_SERVICE])?;
+    // The operator's socket serves from the start: it is how a catching-up
+    // node is watched.
     admin_health
         .set_serving::<AdminServer<AdminService>>()
         .await;
@@ -254,8 +253,16 @@ async fn run(
 
     let tasks = Tasks::start(&replicator);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let health_task = tokio::spawn(report_health(
+        node.clone(),
+        public_health.clone(),
+        stop_rx.clone(),
+    ));
     tokio::spawn(async move {
         shutdown.await;
+        // Draining: load balancers and probes see NOT_SERVING before the
+        // listeners stop taking connections.
+        public_health.set(ServingStatus::NotServing).await;
         let _ = stop_tx.send(true);
     });
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -314,10 +321,47 @@ async fn run(
         }
     }
     reloader.abort();
+    health_task.abort();
     tasks.stop().await;
     a?;
     b?;
     Ok(())
+}
+
+/// The public listener's health: the node as a whole (the empty service
+/// name) and each public service, always together.
+#[derive(Clone)]
+struct PublicHealth(tonic_health::server::HealthReporter);
+
+impl PublicHealth {
+    async fn set(&self, status: ServingStatus) {
+        for service in ["", CATALOG_SERVICE, FEDERATION_SERVICE] {
+            self.0.set_service_status(service, status).await;
+        }
+    }
+}
+
+/// Public health turns SERVING once the index has caught up with what the
+/// store held at start (a search before that would miss records), and is
+/// turned back by the drain at shutdown.
+async fn report_health(node: Arc<Node>, health: PublicHealth, stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let n = node.clone();
+        match tokio::task::spawn_blocking(move || n.index_behind()).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot tell how far the index is behind"),
+            Err(e) => tracing::warn!(error = %e, "health check stopped"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    if !*stop.borrow() {
+        health.set(ServingStatus::Serving).await;
+        tracing::info!("index caught up; serving");
+    }
 }
 
 /// Reloads the public certificate on every SIGHUP, until `stop`; a bad

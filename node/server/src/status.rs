@@ -67,7 +67,10 @@ pub fn trust(error: TrustError) -> Status {
         | TrustError::Key(_)
         | TrustError::BadGroup(_)
         | TrustError::SelfPin(_) => Status::invalid_argument(error.to_string()),
-        TrustError::AlreadyPinned(_) => Status::already_exists(error.to_string()),
+        TrustError::AlreadyPinned(_) | TrustError::KeyInUse { .. } => {
+            Status::already_exists(error.to_string())
+        }
+        TrustError::AmbiguousKey(_) => Status::permission_denied(error.to_string()),
         TrustError::UnknownPeer(_) => Status::not_found(error.to_string()),
         TrustError::Revoked(_) => Status::failed_precondition(error.to_string()),
         TrustError::Store(e) => store(e),
