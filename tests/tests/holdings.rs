@@ -300,3 +300,88 @@ async fn an_out_of_range_date_is_rejected_by_line_and_the_rest_stored() {
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("time_from"), "{}", err.message());
 }
+
+/// The operator's search for `query`: its total.
+fn search_total(node: &TestNode, query: &str) -> u64 {
+    let out = node.ok(&["search", query, "--limit", "0", "--json"]);
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    answer["total"].as_u64().unwrap()
+}
+
+/// Read-your-writes: once `import` or `put` returns, a search finds what
+/// they stored (the index catches up asynchronously; the CLI waits for it).
+#[test]
+fn a_search_right_after_import_or_put_finds_every_record() {
+    let node = TestNode::start("ryw");
+    for round in 0..3 {
+        let lines: Vec<String> = (0..400)
+            .map(|n| {
+                record_line(
+                    &format!("RYW-{round}-{n}"),
+                    &format!("Moraine {round} survey {n}"),
+                    "private",
+                )
+            })
+            .collect();
+        let out = node.run_with_stdin(&["holdings", "import", "-"], Some(&lines.join("\n")));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("searchable after "), "{stdout}");
+        assert_eq!(search_total(&node, "moraine"), 400 * (round + 1));
+    }
+
+    let record = record_line("RYW-PUT", "Drumlin field mapping", "public");
+    let out = node.run_with_stdin(&["holdings", "put"], Some(&record));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("searchable after "), "{stdout}");
+    assert_eq!(search_total(&node, "drumlin"), 1);
+
+    // --no-wait says it did not wait.
+    let record = record_line("RYW-NOWAIT", "Esker sediments", "public");
+    let out = node.run_with_stdin(&["holdings", "put", "--no-wait"], Some(&record));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not waiting for the index"));
+}
+
+/// A wait for a log position the node has not reached is refused at once
+/// (it would never end), naming the field.
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_for_a_position_beyond_the_log_is_refused() {
+    let node = TestNode::start("ryw-beyond");
+    let mut admin = meridian_server::admin_socket::connect(node.data_dir())
+        .await
+        .unwrap();
+    let size = admin
+        .status(meridian_proto::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .log_size;
+    let reply = admin
+        .wait_searchable(meridian_proto::WaitSearchableRequest {
+            log_size: size,
+            timeout_ms: 5_000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.searchable);
+    let err = admin
+        .wait_searchable(meridian_proto::WaitSearchableRequest {
+            log_size: size + 1,
+            timeout_ms: 5_000,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().starts_with("log_size: "), "{}", err.message());
+}

@@ -258,8 +258,10 @@ impl HoldingsIndex {
             writer.rollback()?;
             return Err(error.into());
         }
-        *self.cursors.write().unwrap_or_else(|p| p.into_inner()) = payload.cursors;
+        // Searchers see the commit before the cursors say so: a position
+        // in `cursors` is searchable (what read-your-writes waits for).
         self.reader.reload()?;
+        *self.cursors.write().unwrap_or_else(|p| p.into_inner()) = payload.cursors;
         Ok(())
     }
 

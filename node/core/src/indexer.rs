@@ -71,6 +71,7 @@ impl Node {
                     .collect::<Result<Vec<_>, _>>()?;
                 cursors.insert(origin.clone(), from);
                 index.apply(ops, &cursors)?;
+                self.index_advanced();
                 progress(seen);
             }
         }
@@ -98,7 +99,46 @@ impl Node {
         let next = self.live_index().next()?;
         let seen = self.fill(&next.index, progress, &|| true)?;
         self.live_index().switch(next)?;
+        self.index_advanced();
         Ok(seen)
+    }
+
+    /// How much of `origin`'s log the index in use has applied: every entry
+    /// below it is searchable.
+    pub fn indexed(&self, origin: &str) -> u64 {
+        self.index().cursors().get(origin).copied().unwrap_or(0)
+    }
+
+    /// Waits until this node's own log up to `log_size` is searchable, or
+    /// `timeout` passes; returns how much of it the index has applied
+    /// (`>= log_size` when it is searchable). A `log_size` beyond the log
+    /// is refused: it would never be reached.
+    pub async fn wait_searchable(
+        &self,
+        log_size: u64,
+        timeout: std::time::Duration,
+    ) -> Result<u64, NodeError> {
+        let own = self.node_id().as_str();
+        let size = self.store().log_size(self.node_id())?;
+        if log_size > size {
+            return Err(NodeError::BeyondLog {
+                requested: log_size,
+                size,
+            });
+        }
+        // Subscribed before the first look, so no advance is missed.
+        let mut advanced = self.index_progress();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let indexed = self.indexed(own);
+            if indexed >= log_size {
+                return Ok(indexed);
+            }
+            match tokio::time::timeout_at(deadline, advanced.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return Ok(indexed),
+            }
+        }
     }
 
     /// Removes every record of `origin` from the index (its peer was revoked).

@@ -40,6 +40,9 @@ pub enum NodeError {
     /// No such record visible to the caller.
     #[error("no record {id} of {origin}")]
     NotFound { origin: String, id: String },
+    /// A log size to wait for that this node's log has not reached.
+    #[error("log_size: {requested} is beyond this node's log ({size} entries)")]
+    BeyondLog { requested: u64, size: u64 },
     /// A page token that this node did not hand out.
     #[error("page_token: not a token from this node")]
     BadPageToken,
@@ -77,6 +80,8 @@ pub struct Node {
     endpoint: OnceLock<String>,
     /// Bumped after every committed change of any log.
     changes: tokio::sync::watch::Sender<u64>,
+    /// Bumped after every index commit and generation switch.
+    indexed: tokio::sync::watch::Sender<u64>,
     /// Serialises appends to this node's own log.
     pub(crate) writer: Mutex<()>,
     /// Import streams in progress.
@@ -175,6 +180,7 @@ impl Node {
             index,
             endpoint: OnceLock::new(),
             changes: tokio::sync::watch::channel(0).0,
+            indexed: tokio::sync::watch::channel(0).0,
             writer: Mutex::new(()),
             imports_active: AtomicUsize::new(0),
         };
@@ -278,6 +284,16 @@ impl Node {
     /// Tells subscribers (indexer, hints) that a log grew.
     pub fn changed(&self) {
         self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Tells those waiting for the index that it advanced.
+    pub(crate) fn index_advanced(&self) {
+        self.indexed.send_modify(|n| *n += 1);
+    }
+
+    /// A receiver that sees every later [`Node::index_advanced`].
+    pub(crate) fn index_progress(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.indexed.subscribe()
     }
 
     /// Counts an import stream in progress: indexing waits for it to end,

@@ -17,6 +17,10 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::catalog::{blocking, page_size};
 use crate::{convert, status};
 
+/// Longest one `WaitSearchable` call waits (and at most half the unary
+/// request deadline); the client asks again while the index advances.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub struct AdminService {
     node: Arc<Node>,
     replicator: Arc<Replicator>,
@@ -158,6 +162,29 @@ impl Admin for AdminService {
         Ok(Response::new(proto::DeleteRecordResponse {
             version,
             log_index: log_index.get(),
+        }))
+    }
+
+    async fn wait_searchable(
+        &self,
+        request: Request<proto::WaitSearchableRequest>,
+    ) -> Result<Response<proto::WaitSearchableResponse>, Status> {
+        let req = request.into_inner();
+        let deadline =
+            std::time::Duration::from_secs(self.node.config().limits.request_timeout_secs);
+        let bound = MAX_WAIT.min(deadline / 2);
+        let timeout = match req.timeout_ms {
+            0 => bound,
+            ms => std::time::Duration::from_millis(ms.into()).min(bound),
+        };
+        let indexed = self
+            .node
+            .wait_searchable(req.log_size, timeout)
+            .await
+            .map_err(status::node)?;
+        Ok(Response::new(proto::WaitSearchableResponse {
+            searchable: indexed >= req.log_size,
+            indexed,
         }))
     }
 

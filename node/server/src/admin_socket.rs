@@ -1,6 +1,8 @@
 //! The admin socket: a Unix socket inside the data directory that only the
 //! operator's account can reach, and the client every operator command uses.
 
+pub mod authority;
+
 use std::path::{Path, PathBuf};
 
 use hyper_util::rt::TokioIo;

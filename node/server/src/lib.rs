@@ -11,7 +11,7 @@
 //! | [`admin`] | `Admin`: the operator's service on the Unix socket |
 //! | [`http`] | the HTTP server beside gRPC: listener, stack, `/healthz` |
 //! | [`peer`] | the client side of `Federation`: dialing pinned peers |
-//! | [`admin_socket`] | binding the admin socket, and the client that reaches it |
+//! | [`admin_socket`] | binding the admin socket, the filter that lets any client's `:authority` in, and the client that reaches it |
 //! | [`convert`] | wire ⇄ domain conversions |
 //! | [`status`] | the one mapping from domain errors to gRPC codes |
 //! | [`tls`] | pinned-key TLS 1.3 (rustls with ring) |

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use meridian_core::config::ADMIN_SOCKET;
 use meridian_core::node::Node;
 use meridian_core::sync::Replicator;
@@ -311,7 +312,10 @@ async fn run(
         .add_service(admin_v1)
         .add_service(admin_v1alpha)
         .add_service(admin_service)
-        .serve_with_incoming_shutdown(UnixListenerStream::new(admin), stopped(stop_rx));
+        .serve_with_incoming_shutdown(
+            UnixListenerStream::new(admin).map_ok(crate::admin_socket::authority::accept),
+            stopped(stop_rx),
+        );
     let (a, b) = tokio::join!(public, operator);
     if let Some(web) = web {
         match web.await {

@@ -47,7 +47,7 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 pub fn node(error: NodeError) -> Status {
     match error {
-        NodeError::Invalid(_) | NodeError::BadPageToken => {
+        NodeError::Invalid(_) | NodeError::BadPageToken | NodeError::BeyondLog { .. } => {
             Status::invalid_argument(error.to_string())
         }
         NodeError::NotFound { .. } => Status::not_found(error.to_string()),

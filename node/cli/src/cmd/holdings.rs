@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
@@ -23,10 +23,22 @@ const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Subcommand)]
 pub enum HoldingsCommand {
-    /// Import JSON Lines records (`-` reads standard input).
-    Import { file: PathBuf },
-    /// Store one record read as JSON from standard input.
-    Put,
+    /// Import JSON Lines records (`-` reads standard input), then wait
+    /// until they are searchable.
+    Import {
+        file: PathBuf,
+        /// Return once the records are stored, without waiting for the
+        /// index (a search right after may not find them yet).
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Store one record read as JSON from standard input, then wait until
+    /// it is searchable.
+    Put {
+        /// Return once the record is stored, without waiting for the index.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Show one record.
     Get {
         id: String,
@@ -48,8 +60,8 @@ pub enum HoldingsCommand {
 pub async fn run(data_dir: &Path, command: HoldingsCommand) -> Result<i32> {
     let mut client = admin(data_dir).await?;
     match command {
-        HoldingsCommand::Import { file } => import(&mut client, &file).await,
-        HoldingsCommand::Put => put(&mut client).await,
+        HoldingsCommand::Import { file, no_wait } => import(&mut client, &file, !no_wait).await,
+        HoldingsCommand::Put { no_wait } => put(&mut client, !no_wait).await,
         HoldingsCommand::Get { id, json } => {
             let view = client
                 .get_record(proto::GetRecordRequest {
@@ -131,7 +143,7 @@ fn read_line_bounded(reader: &mut impl BufRead, limit: usize) -> std::io::Result
     }))
 }
 
-async fn import(client: &mut AdminClient<Channel>, file: &Path) -> Result<i32> {
+async fn import(client: &mut AdminClient<Channel>, file: &Path, wait: bool) -> Result<i32> {
     let (reader, total_bytes): (Box<dyn BufRead + Send>, Option<u64>) = if file == Path::new("-") {
         (Box::new(BufReader::new(std::io::stdin())), None)
     } else {
@@ -223,6 +235,7 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path) -> Result<i32> {
         .map_err(refused)?
         .into_inner();
     let (mut stored, mut unchanged, mut rejected) = (0u64, 0u64, 0u64);
+    let mut log_size = 0u64;
     let mut errors: Vec<(u64, String)> = Vec::new();
     let mut failure = None;
     loop {
@@ -238,6 +251,7 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path) -> Result<i32> {
         stored += ack.stored;
         unchanged += ack.unchanged;
         rejected += ack.rejected;
+        log_size = log_size.max(ack.log_size);
         for e in ack.errors {
             errors.push((e.line, format!("{}: {}", e.field, e.reason)));
         }
@@ -289,6 +303,9 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path) -> Result<i32> {
         "stored {stored}, unchanged {unchanged}, rejected {rejected} ({total} records in {secs:.1}s, {:.0} records/s)",
         total as f64 / secs.max(1e-9)
     );
+    if stored > 0 {
+        println!("{}", searchable(client, log_size, wait).await?);
+    }
     Ok(if rejected > 0 { 1 } else { 0 })
 }
 
@@ -327,7 +344,7 @@ fn progress_bar(_total_bytes: Option<u64>) -> indicatif::ProgressBar {
     bar
 }
 
-async fn put(client: &mut AdminClient<Channel>) -> Result<i32> {
+async fn put(client: &mut AdminClient<Channel>, wait: bool) -> Result<i32> {
     let mut text = String::new();
     std::io::stdin()
         .take(record::MAX_LINE_BYTES as u64 + 1)
@@ -363,8 +380,52 @@ async fn put(client: &mut AdminClient<Channel>) -> Result<i32> {
         println!("{id} unchanged");
     } else {
         println!("stored {id} (log size {})", ack.log_size);
+        println!("{}", searchable(client, ack.log_size, wait).await?);
     }
     Ok(0)
+}
+
+/// How long the index may go without advancing before the wait gives up.
+const STALLED: Duration = Duration::from_secs(60);
+
+/// Waits, unless told not to, until this node's log up to `log_size` is
+/// searchable; says which, and when.
+async fn searchable(
+    client: &mut AdminClient<Channel>,
+    log_size: u64,
+    wait: bool,
+) -> Result<String> {
+    if !wait {
+        return Ok("not waiting for the index (--no-wait): searches may miss these records for a few seconds".into());
+    }
+    let started = Instant::now();
+    let mut last = (0u64, Instant::now());
+    loop {
+        let reply = client
+            .wait_searchable(proto::WaitSearchableRequest {
+                log_size,
+                timeout_ms: 0,
+            })
+            .await
+            .map_err(refused)?
+            .into_inner();
+        if reply.searchable {
+            return Ok(format!(
+                "searchable after {:.1}s",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        if reply.indexed > last.0 {
+            last = (reply.indexed, Instant::now());
+        } else if last.1.elapsed() >= STALLED {
+            bail!(
+                "stored, but the index has not advanced for {}s (at {} of {log_size} log entries); \
+                 searches may miss these records until it catches up (see the node's log)",
+                STALLED.as_secs(),
+                reply.indexed
+            );
+        }
+    }
 }
 
 async fn list(client: &mut AdminClient<Channel>, json: bool, include_deleted: bool) -> Result<()> {
