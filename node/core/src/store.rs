@@ -177,6 +177,12 @@ impl Store {
         Ok(())
     }
 
+    /// A tree by name, to damage in tests.
+    #[cfg(test)]
+    pub(crate) fn raw_tree(&self, name: &str) -> sled::Tree {
+        self.db.open_tree(name).unwrap()
+    }
+
     /// Size of `origin`'s log as of the last flush: what a crash cannot
     /// take back. At most [`Store::log_size`].
     pub fn durable_log_size(&self, origin: &str) -> u64 {
