@@ -2,6 +2,7 @@
 //! command group. Operator commands talk to the running node over the admin
 //! socket in its data directory.
 
+mod fsck;
 mod holdings;
 mod index;
 mod keys;
@@ -18,6 +19,7 @@ use clap::{Parser, Subcommand};
 use meridian_proto::admin_client::AdminClient;
 use tonic::transport::Channel;
 
+pub use self::fsck::FsckArgs;
 pub use self::holdings::HoldingsCommand;
 pub use self::index::IndexCommand;
 pub use self::keys::KeysCommand;
@@ -79,6 +81,9 @@ pub enum Command {
     /// Replication.
     #[command(subcommand)]
     Sync(SyncCommand),
+    /// Check that a stopped node's log, Merkle tree, checkpoints, record
+    /// states and search index agree; exit 1 on any disagreement.
+    Fsck(FsckArgs),
 }
 
 impl Command {
@@ -103,6 +108,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Trust(command) => trust::run(dir, command).await.map(|()| 0),
         Command::Peers(command) => peers::run(dir, command).await.map(|()| 0),
         Command::Sync(command) => sync::run(dir, command).await,
+        Command::Fsck(args) => fsck::run(dir, &args),
     }
 }
 

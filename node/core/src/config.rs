@@ -133,16 +133,33 @@ pub struct SyncConfig {
     /// Seconds between background sync rounds (jittered).
     #[serde(default = "default_sync_interval")]
     pub interval_secs: u64,
+    /// Seconds a peer may send nothing (no answer, no pulled item) before
+    /// the pull from it ends; what was committed is kept.
+    #[serde(default = "default_sync_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Seconds a round waits for its pulls before it reports; pulls still
+    /// running go on in the background. Below `limits.request_timeout_secs`,
+    /// so `meridian sync now` always gets its per-peer report.
+    #[serde(default = "default_sync_round_timeout")]
+    pub round_timeout_secs: u64,
 }
 
 fn default_sync_interval() -> u64 {
     30
+}
+fn default_sync_idle_timeout() -> u64 {
+    20
+}
+fn default_sync_round_timeout() -> u64 {
+    45
 }
 
 impl Default for SyncConfig {
     fn default() -> Self {
         Self {
             interval_secs: default_sync_interval(),
+            idle_timeout_secs: default_sync_idle_timeout(),
+            round_timeout_secs: default_sync_round_timeout(),
         }
     }
 }
@@ -293,6 +310,17 @@ impl Config {
     fn validate(&self) -> Result<(), String> {
         if self.sync.interval_secs == 0 {
             return Err("sync.interval_secs: must be at least 1".into());
+        }
+        if self.sync.idle_timeout_secs == 0 {
+            return Err("sync.idle_timeout_secs: must be at least 1".into());
+        }
+        if self.sync.round_timeout_secs == 0
+            || self.sync.round_timeout_secs >= self.limits.request_timeout_secs
+        {
+            return Err(format!(
+                "sync.round_timeout_secs: must be at least 1 and less than limits.request_timeout_secs ({})",
+                self.limits.request_timeout_secs
+            ));
         }
         if self.limits.max_message_bytes < 64 * 1024 {
             return Err("limits.max_message_bytes: must be at least 65536".into());
@@ -504,6 +532,8 @@ mod tests {
             &["limits", "concurrency"],
             &["limits", "request_timeout_secs"],
             &["sync", "interval_secs"],
+            &["sync", "idle_timeout_secs"],
+            &["sync", "round_timeout_secs"],
             &["http", "listen"],
             &["http", "plaintext"],
             &["tls", "public_cert"],

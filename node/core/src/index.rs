@@ -306,6 +306,32 @@ impl HoldingsIndex {
             .clone()
     }
 
+    /// Every record in the index as (origin, id, version), in no order;
+    /// a record indexed twice appears twice. For `fsck`: reads every
+    /// document, so it costs a scan of the index.
+    pub fn documents(&self) -> Result<Vec<(String, String, u64)>, IndexError> {
+        let searcher = self.reader.searcher();
+        let mut out = Vec::with_capacity(searcher.num_docs() as usize);
+        for segment in searcher.segment_readers() {
+            let store = segment.get_store_reader(64).map_err(TantivyError::from)?;
+            for doc_id in segment.doc_ids_alive() {
+                let doc: TantivyDocument = store.get(doc_id)?;
+                let text = |field| {
+                    doc.get_first(field)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let version = doc
+                    .get_first(self.fields.version)
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0);
+                out.push((text(self.fields.origin), text(self.fields.id), version));
+            }
+        }
+        Ok(out)
+    }
+
     /// Records in the index (all visibilities).
     pub fn doc_count(&self) -> u64 {
         self.reader.searcher().num_docs()

@@ -50,11 +50,15 @@ impl Node {
     ) -> Result<u64, NodeError> {
         let mut cursors = index.cursors();
         let mut seen = 0;
-        for (origin, size) in self.store().origins()? {
+        for (origin, _) in self.store().origins()? {
             // Quarantined origins (revoked or unknown) stay out of the index.
             if self.origin_ring(&origin)?.is_none() {
                 continue;
             }
+            // Only what is flushed: an entry a crash could still take from
+            // the store never reaches the index, so its cursor never sits
+            // past the log.
+            let size = self.store().durable_log_size(&origin);
             let mut from = cursors.get(&origin).copied().unwrap_or(0);
             while from < size && go_on() {
                 let entries = self.store().entries(&origin, LogIndex(from), BATCH)?;
@@ -76,6 +80,26 @@ impl Node {
             }
         }
         Ok(seen)
+    }
+
+    /// At open: rebuilds the index if its cursor for some origin is past
+    /// that origin's log in the store (the store lost entries to a crash
+    /// after the index applied them), so no search finds what the store
+    /// does not hold. Returns whether it rebuilt.
+    pub fn reconcile_index(&self) -> Result<bool, NodeError> {
+        let mut ahead = Vec::new();
+        for (origin, cursor) in self.index().cursors() {
+            let size = self.store().log_size(&origin)?;
+            if cursor > size {
+                ahead.push(format!("{origin}: index at {cursor}, log at {size}"));
+            }
+        }
+        if ahead.is_empty() {
+            return Ok(false);
+        }
+        tracing::warn!(ahead = %ahead.join("; "), "index ahead of the store; rebuilding it");
+        self.rebuild_index(&mut |_| {})?;
+        Ok(true)
     }
 
     /// How many log entries the index has yet to apply, over every origin

@@ -30,6 +30,7 @@ pub use meridian_proto as proto;
 pub mod certificate;
 pub mod config;
 pub mod date;
+pub mod fsck;
 pub mod holdings;
 pub mod ids;
 pub mod index;

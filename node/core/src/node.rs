@@ -150,8 +150,23 @@ impl Node {
     }
 
     /// Opens the node in `data_dir` (made by `meridian init`). A new log
-    /// starts with the node's key set.
+    /// starts with the node's key set; what a crash can leave behind is set
+    /// right: a log ahead of its checkpoint gets one, an index ahead of the
+    /// store is rebuilt.
     pub fn open(data_dir: &Path, env: &BTreeMap<String, String>) -> Result<Arc<Self>, NodeError> {
+        let node = Self::open_as_is(data_dir, env)?;
+        node.publish_key_set()?;
+        node.checkpoint_own_log()?;
+        node.reconcile_index()?;
+        Ok(node)
+    }
+
+    /// Opens the node in `data_dir` and changes nothing in it: for `fsck`,
+    /// which must see the data directory as a crash left it.
+    pub fn open_as_is(
+        data_dir: &Path,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Arc<Self>, NodeError> {
         let config = Config::load(data_dir, env)?;
         let key = NodeKey::load(&data_dir.join(KEY_FILE))?;
         let ring = KeyRing::new(&config.node_id, &[key.verifying_key()], 1)?;
@@ -184,8 +199,50 @@ impl Node {
             writer: Mutex::new(()),
             imports_active: AtomicUsize::new(0),
         };
-        node.publish_key_set()?;
         Ok(Arc::new(node))
+    }
+
+    /// Signs a checkpoint over this node's whole log if the last one covers
+    /// less of it: a crash between an append and its checkpoint leaves the
+    /// log ahead, and peers pull only what a checkpoint covers.
+    pub(crate) fn checkpoint_own_log(&self) -> Result<bool, NodeError> {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let origin = self.node_id();
+        let size = self.store.log_size(origin)?;
+        let signed = match self.store.checkpoint(origin)? {
+            Some(bytes) => crate::proto::Envelope::decode(bytes.as_slice())
+                .ok()
+                .and_then(|envelope| sign::open_checkpoint(&envelope, &self.ring).ok())
+                .map(|(checkpoint, _)| checkpoint.size),
+            None => None,
+        };
+        match signed {
+            Some(signed) if signed == size => return Ok(false),
+            Some(signed) if signed > size => {
+                // Never re-sign a shorter log: peers hold the longer one.
+                tracing::error!(
+                    signed,
+                    size,
+                    "own log is shorter than its last checkpoint; run `meridian fsck`"
+                );
+                return Ok(false);
+            }
+            _ => {}
+        }
+        if size == 0 {
+            return Ok(false);
+        }
+        let root = self.store.log_root(origin, size)?;
+        let checkpoint = log::sign_checkpoint(&self.key, origin, size, root);
+        self.store
+            .put_checkpoint(origin, &checkpoint.encode_to_vec())?;
+        self.store.flush()?;
+        tracing::warn!(
+            signed = signed.unwrap_or(0),
+            size,
+            "own log was ahead of its last checkpoint; signed a new one"
+        );
+        Ok(true)
     }
 
     /// This node's invitation: what a peer's operator needs to pin it.
@@ -397,3 +454,6 @@ impl Node {
         &self.store
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,9 @@
 //! one. Everything one logical write changes is committed in one transaction,
 //! and a write is acknowledged only after [`Store::flush`].
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
@@ -102,6 +104,12 @@ pub struct Store {
     checkpoints: sled::Tree,
     frozen: sled::Tree,
     subjects: sled::Tree,
+    /// Log sizes as of the last [`Store::flush`]: what survives `kill -9`.
+    /// The indexer reads no further, so the index never holds an entry a
+    /// crash could take from the store.
+    durable: Arc<Mutex<HashMap<String, u64>>>,
+    /// Log sizes committed since the last flush.
+    unflushed: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl Store {
@@ -125,7 +133,7 @@ impl Store {
                 })
             }
         }
-        Ok(Self {
+        let store = Self {
             records: db.open_tree(tree::RECORDS)?,
             log: db.open_tree(tree::LOG)?,
             merkle: db.open_tree(tree::MERKLE)?,
@@ -133,8 +141,14 @@ impl Store {
             checkpoints: db.open_tree(tree::CHECKPOINTS)?,
             frozen: db.open_tree(tree::FROZEN)?,
             subjects: db.open_tree(tree::SUBJECTS)?,
+            durable: Arc::default(),
+            unflushed: Arc::default(),
             db,
-        })
+        };
+        // What was read back at open is on disk.
+        let sizes: HashMap<String, u64> = store.origins()?.into_iter().collect();
+        *store.durable.lock().unwrap_or_else(|p| p.into_inner()) = sizes;
+        Ok(store)
     }
 
     /// A key-value table for a module that keeps its own records (the trust
@@ -149,8 +163,39 @@ impl Store {
 
     /// Makes every committed write durable. Call before acknowledging.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        let flushing =
+            std::mem::take(&mut *self.unflushed.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Err(e) = self.db.flush() {
+            let mut unflushed = self.unflushed.lock().unwrap_or_else(|p| p.into_inner());
+            for (origin, size) in flushing {
+                let at = unflushed.entry(origin).or_default();
+                *at = (*at).max(size);
+            }
+            return Err(e.into());
+        }
+        let mut durable = self.durable.lock().unwrap_or_else(|p| p.into_inner());
+        for (origin, size) in flushing {
+            let at = durable.entry(origin).or_default();
+            *at = (*at).max(size);
+        }
         Ok(())
+    }
+
+    /// A tree by name, to damage in tests.
+    #[cfg(test)]
+    pub(crate) fn raw_tree(&self, name: &str) -> sled::Tree {
+        self.db.open_tree(name).unwrap()
+    }
+
+    /// Size of `origin`'s log as of the last flush: what a crash cannot
+    /// take back. At most [`Store::log_size`].
+    pub fn durable_log_size(&self, origin: &str) -> u64 {
+        self.durable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(origin)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The state of record `id` of `origin`, tombstones included.
@@ -451,7 +496,13 @@ impl Store {
                 Ok(())
             });
         match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.unflushed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(origin.to_owned(), append.new_size());
+                Ok(())
+            }
             Err(TransactionError::Abort(found)) => Err(StoreError::Conflict {
                 origin: origin.to_owned(),
                 expected: append.base_size,
@@ -754,6 +805,26 @@ mod tests {
             listed.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
             ["b"]
         );
+    }
+
+    #[test]
+    fn the_durable_size_grows_only_at_a_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.commit(&append("polar", 0, &["a", "b"])).unwrap();
+            assert_eq!(store.log_size("polar").unwrap(), 2);
+            assert_eq!(store.durable_log_size("polar"), 0, "committed, not flushed");
+            store.flush().unwrap();
+            assert_eq!(store.durable_log_size("polar"), 2);
+            store.commit(&append("polar", 2, &["c"])).unwrap();
+            assert_eq!(store.durable_log_size("polar"), 2);
+            store.flush().unwrap();
+        }
+        // What a store opens with is on disk.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.durable_log_size("polar"), 3);
+        assert_eq!(store.durable_log_size("uni"), 0);
     }
 
     #[test]

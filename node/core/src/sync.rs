@@ -54,6 +54,10 @@ pub enum SyncError {
     /// The peer could not be reached or the connection broke.
     #[error("{peer}: unreachable: {message}")]
     Unreachable { peer: String, message: String },
+    /// The peer sent nothing (no answer, no pulled item) for the idle
+    /// timeout: the pull ended and kept what was committed.
+    #[error("{peer}: sent nothing for {secs} s")]
+    Stalled { peer: String, secs: u64 },
     /// The peer refused the request.
     #[error("{peer}: refused: {message}")]
     Refused { peer: String, message: String },
@@ -186,9 +190,46 @@ pub struct PeerStatus {
 pub struct RoundReport {
     pub peer: String,
     pub ok: bool,
+    /// `ok`, `timeout` (the peer stalled, or its pull outlasted the round's
+    /// deadline), `unreachable` or `error`.
+    pub outcome: String,
     pub entries: u64,
     pub origins: Vec<String>,
     pub error: String,
+}
+
+/// One pull of one origin from one of its holders.
+struct Attempt {
+    /// The holder's position among the round's peers.
+    holder: usize,
+    origin: String,
+    entries: u64,
+    result: Result<(), SyncError>,
+}
+
+impl Attempt {
+    fn failed(holder: usize, origin: &str, e: SyncError) -> Self {
+        Self {
+            holder,
+            origin: origin.to_owned(),
+            entries: 0,
+            result: Err(e),
+        }
+    }
+}
+
+/// Whether a peer that failed with `e` still counts as reachable.
+fn reachable_after(e: &SyncError) -> bool {
+    !matches!(e, SyncError::Unreachable { .. } | SyncError::Stalled { .. })
+}
+
+/// The report's word for a failure.
+fn outcome_of(e: &SyncError) -> &'static str {
+    match e {
+        SyncError::Stalled { .. } => "timeout",
+        SyncError::Unreachable { .. } => "unreachable",
+        _ => "error",
+    }
 }
 
 /// Replication of one node: rounds over its active peers, with per-peer
@@ -245,85 +286,308 @@ impl Replicator {
         locks.entry(origin.to_owned()).or_default().clone()
     }
 
-    /// Pulls every origin `peer` holds more of than this node, from `peer`.
-    pub async fn sync_peer(&self, peer: Peer, client: Arc<dyn FederationPeer>) -> RoundReport {
-        let mut report = RoundReport {
-            peer: peer.node_id.to_string(),
-            ..RoundReport::default()
-        };
-        let result = self
-            .sync_peer_inner(&peer, client.as_ref(), &mut report)
-            .await;
-        match result {
-            Ok(lag) => {
-                report.ok = true;
-                self.update(&peer.node_id, |s| {
-                    s.reachable = true;
-                    s.last_sync = crate::date::now_rfc3339();
-                    s.lag = lag;
-                    s.entries_received += report.entries;
-                    s.consecutive_failures = 0;
-                });
-            }
-            Err(e) => {
-                tracing::warn!(peer = %peer.node_id, error = %e, "sync failed");
-                report.error = e.to_string();
-                let unreachable = matches!(e, SyncError::Unreachable { .. });
-                self.update(&peer.node_id, |s| {
-                    s.reachable = !unreachable;
-                    s.last_error = e.to_string();
-                    s.entries_received += report.entries;
-                    s.consecutive_failures += 1;
-                    if e.is_rejection() {
-                        s.rejected += 1;
-                    }
-                });
-            }
-        }
-        report
+    /// How long a peer may send nothing before a step with it is given up.
+    fn idle(&self) -> Duration {
+        Duration::from_secs(self.node.config().sync.idle_timeout_secs)
     }
 
-    async fn sync_peer_inner(
-        &self,
-        peer: &Peer,
-        client: &dyn FederationPeer,
-        report: &mut RoundReport,
-    ) -> Result<u64, SyncError> {
-        let node = &self.node;
-        let info = client.node_info().await?;
+    /// How long a round waits for its pulls before it reports.
+    fn round_deadline(&self) -> Duration {
+        Duration::from_secs(self.node.config().sync.round_timeout_secs)
+    }
+
+    /// Pulls every origin `peer` holds more of than this node, from `peer`.
+    pub async fn sync_peer(
+        self: &Arc<Self>,
+        peer: Peer,
+        client: Arc<dyn FederationPeer>,
+    ) -> RoundReport {
+        let id = peer.node_id.to_string();
+        match self.ask(&peer, client.as_ref()).await {
+            Ok(info) => self
+                .pull_all(vec![(peer, client, info)])
+                .await
+                .pop()
+                .unwrap_or_default(),
+            Err(e) => self.failed(&id, e),
+        }
+    }
+
+    /// Asks `peer` what it holds, within the idle timeout.
+    async fn ask(&self, peer: &Peer, client: &dyn FederationPeer) -> Result<NodeInfo, SyncError> {
+        let info = receive::within(&peer.node_id, self.idle(), client.node_info()).await??;
         if info.node_id != peer.node_id {
             return Err(SyncError::WrongNode {
                 peer: peer.node_id.to_string(),
                 found: info.node_id,
             });
         }
-        let mut lag = 0;
-        for head in info.origins {
-            if head.origin == node.node_id() {
-                continue;
+        Ok(info)
+    }
+
+    /// Records that nothing could be pulled from `peer` this round.
+    fn failed(&self, peer: &str, e: SyncError) -> RoundReport {
+        tracing::warn!(peer = %peer, error = %e, "sync failed");
+        self.update(peer, |s| {
+            s.reachable = reachable_after(&e);
+            s.last_error = e.to_string();
+            s.consecutive_failures += 1;
+            // A node that answered with the wrong key is counted like any
+            // peer that sent what it must not.
+            if e.is_rejection() {
+                s.rejected += 1;
             }
-            let Ok(Some(origin_peer)) = node.trust().get(&head.origin) else {
-                continue;
-            };
-            if origin_peer.state != PeerState::Active || node.store().is_frozen(&head.origin)? {
-                continue;
-            }
-            let lock = self.origin_lock(&head.origin);
-            let _guard = lock.lock().await;
-            let ours = node.store().log_size(&head.origin)?;
-            if head.size <= ours {
-                continue;
-            }
-            let pulled = receive::pull_origin(node, client, &head.origin, ours).await?;
-            report.entries += pulled;
-            report.origins.push(head.origin.clone());
-            let now = node.store().log_size(&head.origin)?;
-            lag += head.size.saturating_sub(now);
+        });
+        RoundReport {
+            peer: peer.to_owned(),
+            outcome: outcome_of(&e).into(),
+            error: e.to_string(),
+            ..RoundReport::default()
         }
-        Ok(lag)
+    }
+
+    /// Pulls, from the peers that answered, every origin this node trusts
+    /// and lacks: one task per origin, all at once, each trying the
+    /// origin's holders in turn (the origin itself first, then by size) so
+    /// an origin whose holder failed or stalled is pulled from the next
+    /// one in the same round. Waits at most the round deadline; a pull
+    /// still running then goes on in the background and its peer is
+    /// reported as `timeout`.
+    async fn pull_all(
+        self: &Arc<Self>,
+        answered: Vec<(Peer, Arc<dyn FederationPeer>, NodeInfo)>,
+    ) -> Vec<RoundReport> {
+        let node = &self.node;
+        let started = Instant::now();
+        // Who holds how much of each origin worth pulling.
+        let mut holders: BTreeMap<String, Vec<(usize, u64)>> = BTreeMap::new();
+        let mut reports: Vec<RoundReport> = answered
+            .iter()
+            .map(|(peer, _, _)| RoundReport {
+                peer: peer.node_id.to_string(),
+                ok: true,
+                outcome: "ok".into(),
+                ..RoundReport::default()
+            })
+            .collect();
+        let mut errors: Vec<Vec<SyncError>> = answered.iter().map(|_| Vec::new()).collect();
+        for (i, (_, _, info)) in answered.iter().enumerate() {
+            for head in &info.origins {
+                if head.origin == node.node_id() {
+                    continue;
+                }
+                match self.worth_pulling(&head.origin, head.size) {
+                    Ok(true) => holders
+                        .entry(head.origin.clone())
+                        .or_default()
+                        .push((i, head.size)),
+                    Ok(false) => {}
+                    Err(e) => errors[i].push(e),
+                }
+            }
+        }
+        let peers: Arc<Vec<(Peer, Arc<dyn FederationPeer>)>> = Arc::new(
+            answered
+                .iter()
+                .map(|(peer, client, _)| (peer.clone(), client.clone()))
+                .collect(),
+        );
+        let mut tasks = tokio::task::JoinSet::new();
+        // The holders of each origin whose task has not reported.
+        let mut unfinished: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (origin, mut holding) in holders {
+            // The origin serves its own log first; then the fullest copy.
+            holding.sort_by_key(|(i, size)| {
+                (
+                    peers[*i].0.node_id.as_str() != origin,
+                    std::cmp::Reverse(*size),
+                    *i,
+                )
+            });
+            unfinished.insert(origin.clone(), holding.iter().map(|(i, _)| *i).collect());
+            let (this, peers) = (self.clone(), peers.clone());
+            tasks.spawn(async move {
+                let attempts = this.pull_from_holders(&origin, &holding, &peers).await;
+                (origin, attempts)
+            });
+        }
+        let deadline = tokio::time::sleep(self.round_deadline());
+        tokio::pin!(deadline);
+        let mut finished = Vec::new();
+        loop {
+            tokio::select! {
+                joined = tasks.join_next() => match joined {
+                    Some(Ok((origin, attempts))) => {
+                        unfinished.remove(&origin);
+                        finished.extend(attempts);
+                    }
+                    Some(Err(e)) => tracing::error!(error = %e, "a pull task failed"),
+                    None => break,
+                },
+                _ = &mut deadline => {
+                    // The pulls go on; their outcome reaches the status.
+                    tasks.detach_all();
+                    break;
+                }
+            }
+        }
+        let mut pending = vec![false; answered.len()];
+        for i in unfinished.values().flatten() {
+            pending[*i] = true;
+        }
+        for attempt in finished {
+            let report = &mut reports[attempt.holder];
+            report.entries += attempt.entries;
+            report.origins.push(attempt.origin);
+            if let Err(e) = attempt.result {
+                errors[attempt.holder].push(e);
+            }
+        }
+        let waited = started.elapsed().as_secs();
+        for (i, ((peer, _, info), report)) in answered.iter().zip(&mut reports).enumerate() {
+            let errors = std::mem::take(&mut errors[i]);
+            if pending[i] {
+                report.ok = false;
+                report.outcome = "timeout".into();
+                report.error = format!(
+                    "{}: still pulling after {waited} s; the pull goes on in the background",
+                    peer.node_id
+                );
+                continue;
+            }
+            if let Some(first) = errors.first() {
+                report.ok = false;
+                report.outcome = outcome_of(first).into();
+                report.error = errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                self.update(&peer.node_id, |s| s.consecutive_failures += 1);
+                continue;
+            }
+            let lag = info
+                .origins
+                .iter()
+                .filter(|head| head.origin != node.node_id())
+                .filter(|head| self.worth_pulling(&head.origin, 0).unwrap_or(false))
+                .map(|head| {
+                    let held = node.store().log_size(&head.origin).unwrap_or(0);
+                    head.size.saturating_sub(held)
+                })
+                .sum();
+            self.update(&peer.node_id, |s| {
+                s.reachable = true;
+                s.last_sync = crate::date::now_rfc3339();
+                s.lag = lag;
+                s.consecutive_failures = 0;
+            });
+        }
+        reports
+    }
+
+    /// Whether `origin` is trusted, active, not frozen, and `size` is more
+    /// than this node holds of it (`size` 0: whether it may be pulled).
+    fn worth_pulling(&self, origin: &str, size: u64) -> Result<bool, SyncError> {
+        let node = &self.node;
+        let Ok(Some(origin_peer)) = node.trust().get(origin) else {
+            return Ok(false);
+        };
+        if origin_peer.state != PeerState::Active || node.store().is_frozen(origin)? {
+            return Ok(false);
+        }
+        let ours = node.store().log_size(origin)?;
+        Ok(size == 0 || size > ours || (size == ours && self.lacks_checkpoint(origin, ours)?))
+    }
+
+    /// Whether the checkpoint held for `origin` covers less than the `held`
+    /// entries (a crash took it): a pull of nothing new brings it back.
+    fn lacks_checkpoint(&self, origin: &str, held: u64) -> Result<bool, SyncError> {
+        if held == 0 {
+            return Ok(false);
+        }
+        let signed = self
+            .node
+            .store()
+            .checkpoint(origin)?
+            .as_deref()
+            .and_then(receive::stored_checkpoint_size);
+        Ok(signed.is_none_or(|signed| signed < held))
+    }
+
+    /// Pulls `origin` from its holders in turn, under the origin's lock,
+    /// until this node holds what the holders advertised or none is left.
+    async fn pull_from_holders(
+        &self,
+        origin: &str,
+        holding: &[(usize, u64)],
+        peers: &[(Peer, Arc<dyn FederationPeer>)],
+    ) -> Vec<Attempt> {
+        let node = &self.node;
+        let lock = self.origin_lock(origin);
+        let _guard = lock.lock().await;
+        let mut attempts = Vec::new();
+        for (i, size) in holding {
+            let (peer, client) = &peers[*i];
+            let ours = match node.store().log_size(origin) {
+                Ok(ours) => ours,
+                Err(e) => {
+                    attempts.push(Attempt::failed(*i, origin, e.into()));
+                    break;
+                }
+            };
+            let lacks = match self.lacks_checkpoint(origin, ours) {
+                Ok(lacks) => lacks,
+                Err(e) => {
+                    attempts.push(Attempt::failed(*i, origin, e));
+                    break;
+                }
+            };
+            if *size < ours || (*size == ours && !lacks) {
+                continue;
+            }
+            if node.store().is_frozen(origin).unwrap_or(true) {
+                break;
+            }
+            let result = receive::pull_origin(
+                node,
+                client.as_ref(),
+                &peer.node_id,
+                origin,
+                ours,
+                self.idle(),
+            )
+            .await;
+            let attempt = match result {
+                Ok(entries) => {
+                    self.update(&peer.node_id, |s| s.entries_received += entries);
+                    Attempt {
+                        holder: *i,
+                        origin: origin.to_owned(),
+                        entries,
+                        result: Ok(()),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(peer = %peer.node_id, origin = %origin, error = %e, "pull failed");
+                    self.update(&peer.node_id, |s| {
+                        s.reachable = reachable_after(&e);
+                        s.last_error = e.to_string();
+                        if e.is_rejection() {
+                            s.rejected += 1;
+                        }
+                    });
+                    Attempt::failed(*i, origin, e)
+                }
+            };
+            attempts.push(attempt);
+        }
+        attempts
     }
 
     /// One round: every active peer not in backoff (or all, when `force`).
+    /// Peers are dialed and asked at once, each within the idle timeout,
+    /// and the round reports within its deadline whatever a peer does.
     pub async fn round(self: &Arc<Self>, force: bool) -> Vec<RoundReport> {
         let peers = match self.node.trust().active() {
             Ok(peers) => peers,
@@ -333,7 +597,7 @@ impl Replicator {
             }
         };
         let now = Instant::now();
-        let mut tasks = Vec::new();
+        let mut dials = tokio::task::JoinSet::new();
         for peer in peers {
             let due = {
                 let next = self.next_try.lock().unwrap_or_else(|p| p.into_inner());
@@ -343,41 +607,42 @@ impl Replicator {
                 continue;
             }
             let this = self.clone();
-            tasks.push(tokio::spawn(async move {
-                match (this.connector)(peer.clone()).await {
-                    Ok(client) => this.sync_peer(peer, client).await,
-                    Err(e) => {
-                        this.update(&peer.node_id, |s| {
-                            s.reachable = !matches!(e, SyncError::Unreachable { .. });
-                            s.last_error = e.to_string();
-                            s.consecutive_failures += 1;
-                            // A node that answered with the wrong key is counted
-                            // like any peer that sent what it must not.
-                            if e.is_rejection() {
-                                s.rejected += 1;
-                            }
-                        });
-                        RoundReport {
-                            peer: peer.node_id.to_string(),
-                            error: e.to_string(),
-                            ..RoundReport::default()
-                        }
-                    }
-                }
-            }));
+            dials.spawn(async move {
+                let id = peer.node_id.to_string();
+                let dialed =
+                    match receive::within(&id, this.idle(), (this.connector)(peer.clone())).await {
+                        Ok(Ok(client)) => Ok(client),
+                        Ok(Err(e)) | Err(e) => Err(e),
+                    };
+                let answer = match dialed {
+                    Ok(client) => match this.ask(&peer, client.as_ref()).await {
+                        Ok(info) => Ok((peer, client, info)),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                };
+                (id, answer)
+            });
         }
+        let mut answered = Vec::new();
         let mut reports = Vec::new();
-        for task in tasks {
-            if let Ok(report) = task.await {
-                let failures = self
-                    .status()
-                    .get(&report.peer)
-                    .map(|s| s.consecutive_failures)
-                    .unwrap_or(0);
-                let mut next = self.next_try.lock().unwrap_or_else(|p| p.into_inner());
-                next.insert(report.peer.clone(), Instant::now() + backoff(failures));
-                reports.push(report);
+        while let Some(joined) = dials.join_next().await {
+            match joined {
+                Ok((_, Ok(answer))) => answered.push(answer),
+                Ok((id, Err(e))) => reports.push(self.failed(&id, e)),
+                Err(e) => tracing::error!(error = %e, "a dial task failed"),
             }
+        }
+        reports.extend(self.pull_all(answered).await);
+        reports.sort_by(|a, b| a.peer.cmp(&b.peer));
+        for report in &reports {
+            let failures = self
+                .status()
+                .get(&report.peer)
+                .map(|s| s.consecutive_failures)
+                .unwrap_or(0);
+            let mut next = self.next_try.lock().unwrap_or_else(|p| p.into_inner());
+            next.insert(report.peer.clone(), Instant::now() + backoff(failures));
         }
         reports
     }

@@ -309,6 +309,7 @@ impl Admin for AdminService {
                     entries: r.entries,
                     origins: r.origins,
                     error: r.error,
+                    outcome: r.outcome,
                 })
                 .collect(),
         }))

@@ -10,9 +10,11 @@ use meridian_proto::catalog_server::{Catalog, CatalogServer};
 use meridian_proto::federation_server::{Federation, FederationServer};
 use tonic::transport::Server;
 
-/// How often an idle connection is pinged, and how long the answer may take.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often an idle connection is pinged, and how long the answer may take
+/// (also on the client side of a peer connection, `tls::connect`; TCP
+/// keepalive is set where connections are accepted, `tls::incoming`).
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A server builder with the node's limits.
 pub fn server(limits: &Limits) -> Server {

@@ -94,6 +94,7 @@ pub fn sync(error: SyncError) -> Status {
             Status::failed_precondition(error.to_string())
         }
         SyncError::Unreachable { .. } => Status::unavailable(error.to_string()),
+        SyncError::Stalled { .. } => Status::deadline_exceeded(error.to_string()),
         SyncError::Refused { .. } | SyncError::WrongNode { .. } | SyncError::Impostor { .. } => {
             Status::permission_denied(error.to_string())
         }

@@ -440,6 +440,7 @@ pub fn incoming(
                 }
             };
             let _ = tcp.set_nodelay(true);
+            keepalive(&tcp);
             if tx.is_closed() {
                 return;
             }
@@ -461,7 +462,29 @@ pub fn incoming(
     tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
-/// Dials `addr` over TLS and returns a gRPC channel to it.
+/// TCP keepalive on a connection: the kernel probes it after
+/// [`TCP_KEEPALIVE_IDLE`] of silence and closes it when
+/// [`TCP_KEEPALIVE_PROBES`] probes go unanswered, so a peer behind a dead
+/// link or a dropped partition is noticed even when HTTP/2 is quiet.
+pub fn keepalive(tcp: &TcpStream) {
+    let settings = socket2::TcpKeepalive::new()
+        .with_time(TCP_KEEPALIVE_IDLE)
+        .with_interval(TCP_KEEPALIVE_PROBE_INTERVAL)
+        .with_retries(TCP_KEEPALIVE_PROBES);
+    if let Err(e) = socket2::SockRef::from(tcp).set_tcp_keepalive(&settings) {
+        tracing::debug!(error = %e, "tcp keepalive not set");
+    }
+}
+
+/// Silence before the first TCP keepalive probe.
+pub const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+/// Time between unanswered TCP keepalive probes.
+pub const TCP_KEEPALIVE_PROBE_INTERVAL: Duration = Duration::from_secs(10);
+/// Unanswered TCP keepalive probes after which the connection is closed.
+pub const TCP_KEEPALIVE_PROBES: u32 = 3;
+
+/// Dials `addr` over TLS and returns a gRPC channel to it, with HTTP/2
+/// keepalive (pings even while no call is open) and TCP keepalive.
 pub async fn connect(
     addr: &str,
     config: rustls::ClientConfig,
@@ -472,12 +495,16 @@ pub async fn connect(
     tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(timeout)
         .timeout(Duration::from_secs(60))
+        .http2_keep_alive_interval(crate::stack::KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(crate::stack::KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
         .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
             let connector = connector.clone();
             let target = target.clone();
             async move {
                 let tcp = TcpStream::connect(&target).await?;
                 let _ = tcp.set_nodelay(true);
+                keepalive(&tcp);
                 let name = ServerName::try_from(SERVER_NAME).map_err(io::Error::other)?;
                 let tls = connector.connect(name, tcp).await?;
                 Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(tls))

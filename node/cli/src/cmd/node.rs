@@ -76,8 +76,10 @@ pub fn init_tracing(config: &Config) {
 }
 
 pub async fn serve(data_dir: &Path) -> Result<()> {
-    let node = Node::open(data_dir, &process_env())?;
-    init_tracing(node.config());
+    let env = process_env();
+    // Logging first: opening the node may repair what a crash left.
+    init_tracing(&Config::load(data_dir, &env)?);
+    let node = Node::open(data_dir, &env)?;
     let listeners = meridian_server::Listeners::bind(&node).await?;
     let (catalog, admin_path) = (listeners.catalog, listeners.admin_path.clone());
     let http = listeners

@@ -32,7 +32,7 @@ pub async fn run(data_dir: &Path, command: SyncCommand) -> Result<i32> {
         if json {
             println!(
                 "{}",
-                serde_json::json!({"peer": r.peer, "ok": r.ok, "entries": r.entries, "origins": r.origins, "error": r.error})
+                serde_json::json!({"peer": r.peer, "ok": r.ok, "outcome": r.outcome, "entries": r.entries, "origins": r.origins, "error": r.error})
             );
         } else if r.ok {
             println!(
@@ -42,7 +42,12 @@ pub async fn run(data_dir: &Path, command: SyncCommand) -> Result<i32> {
                 r.origins.join(", ")
             );
         } else {
-            println!("{:<20} failed  {}", r.peer, r.error);
+            let outcome = if r.outcome.is_empty() {
+                "failed"
+            } else {
+                r.outcome.as_str()
+            };
+            println!("{:<20} {outcome:<7} {}", r.peer, r.error);
         }
     }
     if response.reports.is_empty() && !json {

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use prost::Message;
@@ -63,6 +64,17 @@ pub fn begin_ingest(
                 origin: origin.to_owned(),
                 message,
             });
+        }
+        // The log is whole but its checkpoint was lost (a crash before the
+        // checkpoint reached the disk): keep this one, which covers it.
+        if cp.size == ours {
+            let held = node.store().checkpoint(origin)?;
+            let held_size = held.as_deref().and_then(stored_checkpoint_size);
+            if held_size.is_none_or(|held| held < cp.size) {
+                node.store()
+                    .put_checkpoint(origin, &checkpoint.encode_to_vec())?;
+                node.store().flush()?;
+            }
         }
         return Ok(None);
     }
@@ -371,18 +383,49 @@ pub fn finish_ingest(node: &Node, ingest: &Ingest) -> Result<(), SyncError> {
     }
     node.store()
         .put_checkpoint(&ingest.origin, &ingest.checkpoint_envelope)?;
+    // Durable before the pull reports: the checkpoint is what this node
+    // serves and checks the next pull against.
+    node.store().flush()?;
     Ok(())
 }
 
-/// Pulls one origin from one peer, committing in batches.
+/// The size a stored checkpoint envelope signs (it was verified when
+/// stored); `None` if it does not decode.
+pub fn stored_checkpoint_size(envelope: &[u8]) -> Option<u64> {
+    let envelope = Envelope::decode(envelope).ok()?;
+    Checkpoint::decode(envelope.payload.as_slice())
+        .ok()
+        .map(|c| c.size)
+}
+
+/// `what` from `peer`, or [`SyncError::Stalled`] once it has taken `idle`.
+pub(super) async fn within<T>(
+    peer: &str,
+    idle: Duration,
+    what: impl std::future::Future<Output = T>,
+) -> Result<T, SyncError> {
+    tokio::time::timeout(idle, what)
+        .await
+        .map_err(|_| SyncError::Stalled {
+            peer: peer.to_owned(),
+            secs: idle.as_secs(),
+        })
+}
+
+/// Pulls one origin from one peer, committing in batches. The peer may
+/// send nothing for at most `idle` at any point (the answer, each item);
+/// then the pull ends with [`SyncError::Stalled`], keeping every batch
+/// committed so far.
 pub(super) async fn pull_origin(
     node: &Arc<Node>,
     client: &dyn FederationPeer,
+    peer: &str,
     origin: &str,
     after: u64,
+    idle: Duration,
 ) -> Result<u64, SyncError> {
-    let mut stream = client.pull(origin, after).await?;
-    let first = match stream.next().await {
+    let mut stream = within(peer, idle, client.pull(origin, after)).await??;
+    let first = match within(peer, idle, stream.next()).await? {
         Some(item) => item?,
         None => return Ok(0),
     };
@@ -404,9 +447,10 @@ pub(super) async fn pull_origin(
     // arrives while this one is checked, so neither side waits on the other.
     let (batches, mut ready) = tokio::sync::mpsc::channel::<Vec<PullItem>>(2);
     let receiver_origin = origin.to_owned();
+    let receiver_peer = peer.to_owned();
     let receiver = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
-        while let Some(next) = stream.next().await {
+        while let Some(next) = within(&receiver_peer, idle, stream.next()).await? {
             let item = next?;
             let closes = matches!(item.item, Some(pull_item::Item::Proof(_)));
             batch.push(item);

@@ -35,19 +35,28 @@ struct Federation {
     _dirs: Vec<TempDir>,
 }
 
-fn open_node(id: &str) -> (Arc<Node>, TempDir) {
+fn open_node(id: &str, env: &BTreeMap<String, String>) -> (Arc<Node>, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join(id);
     let node_id = id.parse().unwrap();
     Node::create(&data, &node_id, "127.0.0.1:0".parse().unwrap()).unwrap();
-    (Node::open(&data, &BTreeMap::new()).unwrap(), dir)
+    (Node::open(&data, env).unwrap(), dir)
 }
 
 /// Three nodes that pin one another; `here` is in no group at `polar`.
 fn federation() -> Federation {
-    let (polar, d1) = open_node(POLAR);
-    let (uni, d2) = open_node(UNI);
-    let (here, d3) = open_node(HERE);
+    federation_with(&[])
+}
+
+/// [`federation`] with configuration overrides at `here`.
+fn federation_with(overrides: &[(&str, &str)]) -> Federation {
+    let env: BTreeMap<String, String> = overrides
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let (polar, d1) = open_node(POLAR, &BTreeMap::new());
+    let (uni, d2) = open_node(UNI, &BTreeMap::new());
+    let (here, d3) = open_node(HERE, &env);
     let pin = |at: &Node, other: &Node, groups: &[&str]| {
         let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
         at.trust().add(&other.invite(), &groups).unwrap();
@@ -238,7 +247,11 @@ impl FederationPeer for Served {
 }
 
 /// Runs one round of `here` with the peer pinned as `peer`, served by `served`.
-async fn round_with(sync: &Replicator, peer: &str, served: Served) -> RoundReport {
+async fn round_with(
+    sync: &Arc<Replicator>,
+    peer: &str,
+    served: impl FederationPeer + 'static,
+) -> RoundReport {
     let pinned = sync.node().trust().get(peer).unwrap().expect("peer pinned");
     sync.sync_peer(pinned, Arc::new(served)).await
 }
@@ -331,7 +344,13 @@ fn sequence_error(index: u64, message: &str) -> String {
 
 /// Asserts the round failed with exactly `expected`, counted as the
 /// `n`-th rejection of `peer`.
-fn assert_refused(sync: &Replicator, report: &RoundReport, peer: &str, expected: &str, n: u64) {
+fn assert_refused(
+    sync: &Arc<Replicator>,
+    report: &RoundReport,
+    peer: &str,
+    expected: &str,
+    n: u64,
+) {
     assert!(!report.ok, "accepted: {report:?}");
     assert_eq!(report.error, expected);
     let status = status(sync, peer);
@@ -1014,9 +1033,11 @@ async fn a_narrowed_then_withdrawn_record_leaves_the_replicas() {
     assert_eq!(served_as(&fed.here, &uni, POLAR, 2), "digests");
     assert_eq!(served_as(&fed.here, &uni, POLAR, 1), "entry");
 
-    // The index forgets it on a rebuild too.
+    // The index forgets it on a rebuild too, and fsck finds all in order.
     fed.here.rebuild_index(&mut |_| {}).unwrap();
     assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-3"]);
+    let report = crate::fsck::check(&fed.here).unwrap();
+    assert!(report.clean(), "{:?}", report.findings);
 }
 
 /// Narrowing alone withdraws the copy from a peer outside the new audience,
@@ -1073,5 +1094,279 @@ async fn only_the_current_version_is_served_whole() {
             .record
             .version,
         2
+    );
+}
+
+/// A peer that serves like `served` but goes silent: it never answers what
+/// it holds (`stall_after` 0), or it stops after `stall_after` items of a
+/// pull (1: right after the checkpoint) without closing the stream.
+struct Silent {
+    served: Served,
+    stall_after: usize,
+}
+
+#[async_trait::async_trait]
+impl FederationPeer for Silent {
+    async fn node_info(&self) -> Result<NodeInfo, SyncError> {
+        if self.stall_after == 0 {
+            futures::future::pending::<()>().await;
+        }
+        self.served.node_info().await
+    }
+
+    async fn pull(&self, origin: &str, after_index: u64) -> Result<PullStream, SyncError> {
+        use futures::StreamExt;
+        let sent = self
+            .served
+            .pull(origin, after_index)
+            .await?
+            .take(self.stall_after);
+        Ok(Box::pin(sent.chain(futures::stream::pending())))
+    }
+
+    async fn hint(&self, _origin: &str, _size: u64) -> Result<(), SyncError> {
+        Ok(())
+    }
+}
+
+fn dyn_peer(peer: impl FederationPeer + 'static) -> Arc<dyn FederationPeer> {
+    Arc::new(peer)
+}
+
+/// Dials each peer to the in-process peer given for it.
+fn dialing(peers: Vec<(&str, Arc<dyn FederationPeer>)>) -> Connector {
+    let peers: Arc<BTreeMap<String, Arc<dyn FederationPeer>>> = Arc::new(
+        peers
+            .into_iter()
+            .map(|(id, peer)| (id.to_owned(), peer))
+            .collect(),
+    );
+    Arc::new(move |peer: crate::trust::Peer| {
+        let found = peers.get(peer.node_id.as_str()).cloned();
+        Box::pin(async move {
+            found.ok_or_else(|| SyncError::Unreachable {
+                peer: peer.node_id.to_string(),
+                message: "not served in this test".into(),
+            })
+        })
+    })
+}
+
+const IDLE_1S: (&str, &str) = ("MERIDIAN_SYNC__IDLE_TIMEOUT_SECS", "1");
+
+fn report_of<'a>(reports: &'a [RoundReport], peer: &str) -> &'a RoundReport {
+    reports
+        .iter()
+        .find(|r| r.peer == peer)
+        .unwrap_or_else(|| panic!("no report for {peer}: {reports:?}"))
+}
+
+#[tokio::test]
+async fn a_relay_silent_after_its_checkpoint_never_holds_up_an_honest_origin() {
+    let fed = federation_with(&[IDLE_1S]);
+    import(&fed.polar, 1, 5);
+    // `uni` holds a log of its own and goes silent after sending its
+    // checkpoint, the stream left open.
+    let uni_lines: Vec<String> = (1..=3)
+        .map(|i| line(&format!("UNI-{i}"), &format!("Soil core {i}"), "public"))
+        .collect();
+    fed.uni.import_lines(1, &uni_lines).unwrap();
+    let silent = Silent {
+        served: Served::honest(&fed.uni, HERE),
+        stall_after: 1,
+    };
+    let sync = Replicator::new(
+        fed.here.clone(),
+        dialing(vec![
+            (POLAR, dyn_peer(Served::honest(&fed.polar, HERE))),
+            (UNI, dyn_peer(silent)),
+        ]),
+    );
+    let started = Instant::now();
+    let reports = sync.round(true).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "the round took {took:?}");
+
+    let honest = report_of(&reports, POLAR);
+    assert!(honest.ok, "{honest:?}");
+    assert_eq!((honest.outcome.as_str(), honest.entries), ("ok", 6));
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 6);
+    assert_eq!(
+        fed.here.store().checkpoint(POLAR).unwrap(),
+        fed.polar.store().checkpoint(POLAR).unwrap()
+    );
+
+    let stuck = report_of(&reports, UNI);
+    assert!(!stuck.ok, "{stuck:?}");
+    assert_eq!(stuck.outcome, "timeout");
+    assert_eq!(stuck.error, "uni: sent nothing for 1 s");
+    assert_eq!(fed.here.store().log_size(UNI).unwrap(), 0);
+    // `peers status` gives the reason.
+    let status = status(&sync, UNI);
+    assert_eq!(status.last_error, "uni: sent nothing for 1 s");
+    assert!(!status.reachable);
+    assert_eq!(status.rejected, 0, "silence is no rejection");
+    assert!(status.consecutive_failures >= 1);
+    assert!(self::status(&sync, POLAR).reachable);
+
+    // The origin lock was released: the next round pulls `uni` honestly.
+    let report = round_with(&sync, UNI, Served::honest(&fed.uni, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert_eq!(fed.here.store().log_size(UNI).unwrap(), 4);
+}
+
+#[tokio::test]
+async fn an_origin_silent_mid_pull_is_pulled_from_another_holder_in_the_same_round() {
+    let fed = federation_with(&[IDLE_1S]);
+    import(&fed.polar, 1, 5);
+    // The origin itself is tried first; it sends its checkpoint and then
+    // nothing. `uni` relays the same log.
+    let sync = Replicator::new(
+        fed.here.clone(),
+        dialing(vec![
+            (
+                POLAR,
+                dyn_peer(Silent {
+                    served: Served::honest(&fed.polar, HERE),
+                    stall_after: 1,
+                }),
+            ),
+            (
+                UNI,
+                dyn_peer(Served::relay(UNI, &fed.polar, HERE, Box::new(|_| {}))),
+            ),
+        ]),
+    );
+    let started = Instant::now();
+    let reports = sync.round(true).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let origin = report_of(&reports, POLAR);
+    assert_eq!(origin.outcome, "timeout", "{origin:?}");
+    assert_eq!(origin.error, "polar: sent nothing for 1 s");
+    let relay = report_of(&reports, UNI);
+    assert!(relay.ok, "{relay:?}");
+    assert_eq!(relay.entries, 6, "the key set and five records");
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 6);
+    assert_eq!(
+        fed.here.store().checkpoint(POLAR).unwrap(),
+        fed.polar.store().checkpoint(POLAR).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_peer_that_never_answers_is_reported_within_the_idle_timeout() {
+    let fed = federation_with(&[IDLE_1S]);
+    import(&fed.polar, 1, 4);
+    let sync = Replicator::new(
+        fed.here.clone(),
+        dialing(vec![
+            (
+                POLAR,
+                dyn_peer(Silent {
+                    served: Served::honest(&fed.polar, HERE),
+                    stall_after: 0,
+                }),
+            ),
+            (
+                UNI,
+                dyn_peer(Served::relay(UNI, &fed.polar, HERE, Box::new(|_| {}))),
+            ),
+        ]),
+    );
+    let started = Instant::now();
+    let reports = sync.round(true).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let silent = report_of(&reports, POLAR);
+    assert_eq!(
+        (silent.outcome.as_str(), silent.error.as_str()),
+        ("timeout", "polar: sent nothing for 1 s")
+    );
+    assert!(report_of(&reports, UNI).ok, "{reports:?}");
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 5);
+}
+
+#[tokio::test]
+async fn a_stall_after_a_batch_keeps_the_batch_and_the_next_pull_resumes() {
+    let fed = federation_with(&[IDLE_1S]);
+    import(&fed.polar, 1, BATCH + 20);
+    // The checkpoint, the first batch's entries and its proof; then silence.
+    let silent = Silent {
+        served: Served::honest(&fed.polar, HERE),
+        stall_after: 1 + BATCH + 1,
+    };
+    let report = round_with(&fed.sync, POLAR, silent).await;
+    assert_eq!(report.error, "polar: sent nothing for 1 s");
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), BATCH as u64);
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.entries, 21, "only the entries after the cursor");
+    assert_honest_retry(&fed).await;
+}
+
+#[tokio::test]
+async fn a_round_reports_by_its_deadline_while_a_slow_pull_goes_on() {
+    // The idle timeout is long; the round's deadline is what bounds it.
+    let fed = federation_with(&[
+        ("MERIDIAN_SYNC__IDLE_TIMEOUT_SECS", "30"),
+        ("MERIDIAN_SYNC__ROUND_TIMEOUT_SECS", "1"),
+    ]);
+    import(&fed.polar, 1, 3);
+    let uni_lines: Vec<String> = (1..=2)
+        .map(|i| line(&format!("UNI-{i}"), &format!("Soil core {i}"), "public"))
+        .collect();
+    fed.uni.import_lines(1, &uni_lines).unwrap();
+    let sync = Replicator::new(
+        fed.here.clone(),
+        dialing(vec![
+            (
+                POLAR,
+                dyn_peer(Silent {
+                    served: Served::honest(&fed.polar, HERE),
+                    stall_after: 1,
+                }),
+            ),
+            (UNI, dyn_peer(Served::honest(&fed.uni, HERE))),
+        ]),
+    );
+    let started = Instant::now();
+    let reports = sync.round(true).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let slow = report_of(&reports, POLAR);
+    assert_eq!(slow.outcome, "timeout", "{slow:?}");
+    assert!(slow.error.contains("still pulling after 1 s"), "{slow:?}");
+    let other = report_of(&reports, UNI);
+    assert!(other.ok, "{other:?}");
+    assert_eq!(fed.here.store().log_size(UNI).unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_checkpoint_lost_in_a_crash_is_kept_again_at_the_next_pull() {
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    assert_honest_retry(&fed).await;
+    let older = fed.here.store().checkpoint(POLAR).unwrap().unwrap();
+    import(&fed.polar, 4, 2);
+    assert_honest_retry(&fed).await;
+    // The log reached the disk, its newest checkpoint did not.
+    fed.here.store().put_checkpoint(POLAR, &older).unwrap();
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.entries, 0, "nothing left to pull");
+    assert_eq!(
+        fed.here.store().checkpoint(POLAR).unwrap(),
+        fed.polar.store().checkpoint(POLAR).unwrap(),
+        "the checkpoint over the whole log is held again"
     );
 }

@@ -1,0 +1,681 @@
+//! `meridian fsck`: whether a node's log, Merkle tree, signed checkpoints,
+//! record states and search index agree, and exactly where they do not.
+//!
+//! For each origin held: every log entry is present, decodes, sits at the
+//! index it was signed for and verifies against the origin's keys (batch
+//! verification); the Merkle nodes stored give the root of the leaves the
+//! log hashes to (RFC 9162); the stored checkpoint verifies, covers no more
+//! than the log and signs the root of the log at its size (the own log's
+//! checkpoint covers the whole log); each record state names the record's
+//! last entry; and the index holds exactly the live records up to its
+//! cursor, each once, at its version. [`repair`] re-derives what can be
+//! derived without anyone else's key: the index, and the own log's
+//! checkpoint.
+
+use std::collections::{BTreeMap, HashMap};
+
+use prost::Message;
+use serde::Serialize;
+
+use crate::ids::LogIndex;
+use crate::log::{self, RecordState, StoredEntry, KEYSET_SUBJECT};
+use crate::merkle::{Hash, MemoryTree};
+use crate::node::{Node, NodeError};
+use crate::proto::{log_entry::Body, Envelope};
+use crate::sign::{self, KeyRing};
+use crate::store::tree;
+
+/// Entries read (and verified) at a time.
+const CHUNK: usize = 4096;
+
+/// One disagreement, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// What disagrees: `log`, `merkle`, `checkpoint`, `record` or `index`.
+    pub part: &'static str,
+    /// The sled tree, or `index`, holding the bad item.
+    pub tree: &'static str,
+    pub origin: String,
+    /// The record id, when one record is concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The log index, when one entry is concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
+    pub message: String,
+    /// Whether [`repair`] re-derives it.
+    pub repairable: bool,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} [{}] {}", self.part, self.tree, self.origin)?;
+        if let Some(index) = self.log_index {
+            write!(f, " entry {index}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, " record `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// What a check found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FsckReport {
+    /// Origins whose logs were checked.
+    pub origins: u64,
+    /// Log entries read.
+    pub entries: u64,
+    /// Record states read.
+    pub records: u64,
+    /// Documents in the index.
+    pub indexed: u64,
+    /// Entries committed but not yet indexed (the indexer catches up).
+    pub index_behind: u64,
+    pub findings: Vec<Finding>,
+    /// What [`repair`] did.
+    pub repaired: Vec<String>,
+}
+
+impl FsckReport {
+    /// Whether everything agrees.
+    pub fn clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// Builds the findings of one origin.
+struct Findings<'a> {
+    origin: &'a str,
+    out: &'a mut Vec<Finding>,
+}
+
+impl Findings<'_> {
+    fn add(
+        &mut self,
+        part: &'static str,
+        tree: &'static str,
+        key: Option<&str>,
+        log_index: Option<u64>,
+        message: impl Into<String>,
+        repairable: bool,
+    ) {
+        self.out.push(Finding {
+            part,
+            tree,
+            origin: self.origin.to_owned(),
+            key: key.map(str::to_owned),
+            log_index,
+            message: message.into(),
+            repairable,
+        });
+    }
+}
+
+/// What the log says an origin holds: its leaves and each record's last
+/// signed entry.
+struct LogScan {
+    leaves: Vec<Hash>,
+    latest: HashMap<String, RecordState>,
+}
+
+/// Checks the node as it is. Reads everything; changes nothing.
+pub fn check(node: &Node) -> Result<FsckReport, NodeError> {
+    let store = node.store();
+    let mut report = FsckReport::default();
+    let index = node.index();
+    let cursors = index.cursors();
+    // The index's documents by origin and id: the versions indexed.
+    let mut documents: BTreeMap<String, HashMap<String, Vec<u64>>> = BTreeMap::new();
+    for (origin, id, version) in index.documents()? {
+        report.indexed += 1;
+        documents
+            .entry(origin)
+            .or_default()
+            .entry(id)
+            .or_default()
+            .push(version);
+    }
+    let origins = store.origins()?;
+    for (origin, size) in &origins {
+        report.origins += 1;
+        let mut findings = Findings {
+            origin,
+            out: &mut report.findings,
+        };
+        let ring = node.origin_ring(origin)?;
+        let scan = scan_log(node, origin, *size, ring.as_ref(), &mut findings)?;
+        report.entries += scan.leaves.len() as u64;
+        check_merkle(node, origin, &scan, &mut findings)?;
+        check_checkpoint(node, origin, &scan, ring.as_ref(), &mut findings)?;
+        report.records += check_records(node, origin, &scan, &mut findings)?;
+        let cursor = cursors.get(origin.as_str()).copied().unwrap_or(0);
+        let durable = store.durable_log_size(origin).min(*size);
+        if ring.is_some() {
+            report.index_behind += durable.saturating_sub(cursor);
+        }
+        check_index(
+            *size,
+            cursor,
+            ring.is_some(),
+            &scan,
+            documents.remove(origin.as_str()).unwrap_or_default(),
+            &mut findings,
+        );
+    }
+    // Whatever is left in the index belongs to no origin held here.
+    for (origin, ids) in documents {
+        let mut ids: Vec<String> = ids.into_keys().collect();
+        ids.sort();
+        for id in ids {
+            report.findings.push(Finding {
+                part: "index",
+                tree: "index",
+                origin: origin.clone(),
+                key: Some(id),
+                log_index: None,
+                message: "indexed, but this node holds no log of its origin".into(),
+                repairable: true,
+            });
+        }
+    }
+    for (origin, cursor) in &cursors {
+        if !origins.iter().any(|(o, _)| o == origin) && *cursor > 0 {
+            report.findings.push(Finding {
+                part: "index",
+                tree: "index",
+                origin: origin.clone(),
+                key: None,
+                log_index: Some(*cursor),
+                message: format!("the index has applied {cursor} entries of a log not held here"),
+                repairable: true,
+            });
+        }
+    }
+    Ok(report)
+}
+
+/// Checks, then re-derives what can be: the own log's checkpoint and the
+/// index. Returns the check after the repairs, with what was done.
+pub fn repair(node: &Node) -> Result<FsckReport, NodeError> {
+    let before = check(node)?;
+    let mut repaired = Vec::new();
+    let own = node.node_id().as_str();
+    if before
+        .findings
+        .iter()
+        .any(|f| f.repairable && f.part == "checkpoint" && f.origin == own)
+        && node.checkpoint_own_log()?
+    {
+        repaired.push(format!(
+            "signed a checkpoint over the whole log of {own} ({} entries)",
+            node.store().log_size(own)?
+        ));
+    }
+    if before
+        .findings
+        .iter()
+        .any(|f| f.repairable && f.part == "index")
+    {
+        let seen = node.rebuild_index(&mut |_| {})?;
+        repaired.push(format!("rebuilt the index from the store ({seen} entries)"));
+    }
+    let mut after = check(node)?;
+    after.repaired = repaired;
+    Ok(after)
+}
+
+fn scan_log(
+    node: &Node,
+    origin: &str,
+    size: u64,
+    ring: Option<&KeyRing>,
+    findings: &mut Findings<'_>,
+) -> Result<LogScan, NodeError> {
+    let store = node.store();
+    let mut scan = LogScan {
+        leaves: Vec::with_capacity(size as usize),
+        latest: HashMap::new(),
+    };
+    let mut next = 0u64;
+    while next < size {
+        let entries = match store.entries(origin, LogIndex(next), CHUNK) {
+            Ok(entries) => entries,
+            Err(e) => {
+                findings.add(
+                    "log",
+                    tree::LOG,
+                    None,
+                    Some(next),
+                    format!("cannot be read: {e}"),
+                    false,
+                );
+                return Ok(scan);
+            }
+        };
+        let Some((first, _)) = entries.first() else {
+            findings.add(
+                "log",
+                tree::LOG,
+                None,
+                Some(next),
+                format!("missing: the log size is {size}, entries end at {next}"),
+                false,
+            );
+            return Ok(scan);
+        };
+        if first.get() != next {
+            findings.add(
+                "log",
+                tree::LOG,
+                None,
+                Some(next),
+                format!("missing: the next entry stored is {}", first.get()),
+                false,
+            );
+            return Ok(scan);
+        }
+        // Signatures in one batch per chunk.
+        let envelopes: Vec<&Envelope> = entries
+            .iter()
+            .filter_map(|(_, e)| match e {
+                StoredEntry::Signed(envelope) => Some(envelope),
+                StoredEntry::Redacted { .. } => None,
+            })
+            .collect();
+        let verified: Vec<Result<(), String>> = match ring {
+            Some(ring) => sign::open_entries(&envelopes, ring)
+                .into_iter()
+                .map(|r| r.map(|_| ()).map_err(|e| e.to_string()))
+                .collect(),
+            // A quarantined origin: its key is no longer trusted here.
+            None => vec![Ok(()); envelopes.len()],
+        };
+        let mut verified = verified.into_iter();
+        for (index, entry) in &entries {
+            let index = index.get();
+            if index != next {
+                findings.add(
+                    "log",
+                    tree::LOG,
+                    None,
+                    Some(next),
+                    format!("missing: the next entry stored is {index}"),
+                    false,
+                );
+                return Ok(scan);
+            }
+            next += 1;
+            let leaf = match entry {
+                StoredEntry::Redacted { subject, payload } => {
+                    // Digests after a version held here withdrew it (see
+                    // `sync::receive::withdrawal`): the state is a deletion
+                    // at the digests' position.
+                    if let Some(id) = store.record_by_subject(origin, subject)? {
+                        if let Some(held) = scan.latest.get_mut(&id) {
+                            if !held.deleted {
+                                held.log_index = LogIndex(index);
+                                held.deleted = true;
+                            }
+                        }
+                    }
+                    log::leaf_from_digests(subject, payload)
+                }
+                StoredEntry::Signed(envelope) => {
+                    if let Some(Err(e)) = verified.next() {
+                        findings.add(
+                            "log",
+                            tree::LOG,
+                            None,
+                            Some(index),
+                            format!("does not verify: {e}"),
+                            false,
+                        );
+                    }
+                    let decoded = match entry.entry() {
+                        Ok(Some(decoded)) => decoded,
+                        Ok(None) => unreachable!("a signed entry has a payload"),
+                        Err(e) => {
+                            findings.add(
+                                "log",
+                                tree::LOG,
+                                None,
+                                Some(index),
+                                format!("does not decode: {e}"),
+                                false,
+                            );
+                            scan.leaves.push([0u8; 32]);
+                            continue;
+                        }
+                    };
+                    if decoded.index != index || decoded.origin != origin {
+                        findings.add(
+                            "log",
+                            tree::LOG,
+                            None,
+                            Some(index),
+                            format!(
+                                "signed as entry {} of {}'s log",
+                                decoded.index, decoded.origin
+                            ),
+                            false,
+                        );
+                    }
+                    let subject = match decoded.body {
+                        Some(Body::Record(record)) => {
+                            let state = RecordState {
+                                version: record.version,
+                                log_index: LogIndex(index),
+                                deleted: record.deleted,
+                            };
+                            if let Some(previous) = scan.latest.get(&record.id) {
+                                if previous.version >= record.version {
+                                    findings.add(
+                                        "log",
+                                        tree::LOG,
+                                        Some(&record.id),
+                                        Some(index),
+                                        format!(
+                                            "version {} does not follow version {} (entry {})",
+                                            record.version,
+                                            previous.version,
+                                            previous.log_index.get()
+                                        ),
+                                        false,
+                                    );
+                                }
+                            }
+                            scan.latest.insert(record.id.clone(), state);
+                            record.id
+                        }
+                        _ => KEYSET_SUBJECT.to_owned(),
+                    };
+                    log::entry_leaf(origin, &subject, &envelope.payload)
+                }
+            };
+            scan.leaves.push(leaf);
+        }
+    }
+    Ok(scan)
+}
+
+fn check_merkle(
+    node: &Node,
+    origin: &str,
+    scan: &LogScan,
+    findings: &mut Findings<'_>,
+) -> Result<(), NodeError> {
+    let size = scan.leaves.len() as u64;
+    if size == 0 {
+        return Ok(());
+    }
+    let computed = MemoryTree::from_leaves(scan.leaves.iter().copied()).root();
+    match node.store().log_root(origin, size) {
+        Ok(stored) if stored == computed => {}
+        Ok(stored) => findings.add(
+            "merkle",
+            tree::MERKLE,
+            None,
+            None,
+            format!(
+                "the stored nodes give root {} at size {size}; the log's leaves give {}",
+                hex::encode(stored),
+                hex::encode(computed)
+            ),
+            false,
+        ),
+        Err(e) => findings.add(
+            "merkle",
+            tree::MERKLE,
+            None,
+            None,
+            format!("no root at size {size}: {e}"),
+            false,
+        ),
+    }
+    Ok(())
+}
+
+fn check_checkpoint(
+    node: &Node,
+    origin: &str,
+    scan: &LogScan,
+    ring: Option<&KeyRing>,
+    findings: &mut Findings<'_>,
+) -> Result<(), NodeError> {
+    let size = scan.leaves.len() as u64;
+    let own = origin == node.node_id().as_str();
+    let Some(bytes) = node.store().checkpoint(origin)? else {
+        // A peer's log without a checkpoint is a pull under way: the
+        // checkpoint is kept once the log reaches it.
+        if size > 0 && own {
+            let message = format!("none stored for a log of {size} entries");
+            findings.add("checkpoint", tree::CHECKPOINTS, None, None, message, true);
+        }
+        return Ok(());
+    };
+    let checkpoint = match Envelope::decode(bytes.as_slice()) {
+        Ok(envelope) => match ring {
+            Some(ring) => match sign::open_checkpoint(&envelope, ring) {
+                Ok((checkpoint, _)) => checkpoint,
+                Err(e) => {
+                    findings.add(
+                        "checkpoint",
+                        tree::CHECKPOINTS,
+                        None,
+                        None,
+                        format!("does not verify: {e}"),
+                        own,
+                    );
+                    return Ok(());
+                }
+            },
+            None => match crate::proto::Checkpoint::decode(envelope.payload.as_slice()) {
+                Ok(checkpoint) => checkpoint,
+                Err(e) => {
+                    findings.add(
+                        "checkpoint",
+                        tree::CHECKPOINTS,
+                        None,
+                        None,
+                        format!("does not decode: {e}"),
+                        false,
+                    );
+                    return Ok(());
+                }
+            },
+        },
+        Err(e) => {
+            findings.add(
+                "checkpoint",
+                tree::CHECKPOINTS,
+                None,
+                None,
+                format!("does not decode: {e}"),
+                own,
+            );
+            return Ok(());
+        }
+    };
+    if checkpoint.size > size {
+        findings.add(
+            "checkpoint",
+            tree::CHECKPOINTS,
+            None,
+            None,
+            format!("signs {} entries; the log holds {size}", checkpoint.size),
+            false,
+        );
+        return Ok(());
+    }
+    if checkpoint.size > 0 {
+        let root =
+            MemoryTree::from_leaves(scan.leaves[..checkpoint.size as usize].iter().copied()).root();
+        if root.as_slice() != checkpoint.root.as_slice() {
+            findings.add(
+                "checkpoint",
+                tree::CHECKPOINTS,
+                None,
+                None,
+                format!(
+                    "signs root {} at size {}; the log's first {} entries hash to {}",
+                    hex::encode(&checkpoint.root),
+                    checkpoint.size,
+                    checkpoint.size,
+                    hex::encode(root)
+                ),
+                false,
+            );
+            return Ok(());
+        }
+    }
+    if own && checkpoint.size < size {
+        findings.add(
+            "checkpoint",
+            tree::CHECKPOINTS,
+            None,
+            Some(checkpoint.size),
+            format!("covers {} of the own log's {size} entries", checkpoint.size),
+            true,
+        );
+    }
+    Ok(())
+}
+
+/// Record states against the log's last entry of each record. Returns how
+/// many states were read.
+fn check_records(
+    node: &Node,
+    origin: &str,
+    scan: &LogScan,
+    findings: &mut Findings<'_>,
+) -> Result<u64, NodeError> {
+    let mut expected = scan.latest.clone();
+    let mut after: Option<String> = None;
+    let mut read = 0;
+    loop {
+        let page = node.store().list_records(origin, after.as_deref(), CHUNK)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        for (id, state) in page {
+            read += 1;
+            match expected.remove(&id) {
+                None => findings.add(
+                    "record",
+                    tree::RECORDS,
+                    Some(&id),
+                    Some(state.log_index.get()),
+                    format!(
+                        "the state points to entry {}, but the log has no entry of this record",
+                        state.log_index.get()
+                    ),
+                    false,
+                ),
+                Some(last) if last != state => findings.add(
+                    "record",
+                    tree::RECORDS,
+                    Some(&id),
+                    Some(state.log_index.get()),
+                    format!(
+                        "the state says version {} at entry {}{}; the log's last entry is version {} at entry {}{}",
+                        state.version,
+                        state.log_index.get(),
+                        if state.deleted { " (deleted)" } else { "" },
+                        last.version,
+                        last.log_index.get(),
+                        if last.deleted { " (deleted)" } else { "" },
+                    ),
+                    false,
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+    let mut missing: Vec<_> = expected.into_iter().collect();
+    missing.sort_by_key(|(_, state)| state.log_index);
+    for (id, state) in missing {
+        findings.add(
+            "record",
+            tree::RECORDS,
+            Some(&id),
+            Some(state.log_index.get()),
+            format!(
+                "no state, but entry {} is version {} of it",
+                state.log_index.get(),
+                state.version
+            ),
+            false,
+        );
+    }
+    Ok(read)
+}
+
+/// The index against the log up to the index's cursor: each live record
+/// indexed once at its version, nothing else. `documents` are the index's
+/// documents of this origin (id → versions).
+fn check_index(
+    size: u64,
+    cursor: u64,
+    indexed: bool,
+    scan: &LogScan,
+    mut documents: HashMap<String, Vec<u64>>,
+    findings: &mut Findings<'_>,
+) {
+    if cursor > size {
+        findings.add(
+            "index",
+            "index",
+            None,
+            Some(cursor),
+            format!("the index has applied {cursor} entries; the log holds {size}"),
+            true,
+        );
+    }
+    let mut ids: Vec<(&String, &RecordState)> = scan.latest.iter().collect();
+    ids.sort_by_key(|(_, state)| state.log_index);
+    for (id, state) in ids {
+        let found = documents.remove(id.as_str());
+        let at = Some(state.log_index.get());
+        let key = Some(id.as_str());
+        let mut add = |message: String| findings.add("index", "index", key, at, message, true);
+        if !indexed {
+            if found.is_some() {
+                add("indexed, but its origin is quarantined (revoked or unknown)".into());
+            }
+            continue;
+        }
+        if state.log_index.get() >= cursor {
+            // Not applied yet: the indexer catches up.
+            continue;
+        }
+        match found {
+            None if state.deleted => {}
+            None => add(format!("version {} is not indexed", state.version)),
+            Some(_) if state.deleted => add("deleted, but still indexed".into()),
+            Some(versions) if versions.len() > 1 => {
+                add(format!("indexed {} times", versions.len()))
+            }
+            Some(versions) if versions[0] != state.version => add(format!(
+                "indexed at version {}; the log's last is version {}",
+                versions[0], state.version
+            )),
+            Some(_) => {}
+        }
+    }
+    let mut extra: Vec<String> = documents.into_keys().collect();
+    extra.sort();
+    for id in extra {
+        findings.add(
+            "index",
+            "index",
+            Some(&id),
+            None,
+            "indexed, but the log has no entry of this record",
+            true,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+//! The crash windows a node closes at open and while indexing: a log ahead
+//! of its checkpoint, an index ahead of the store, and entries committed
+//! but not yet flushed.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::ids::LogIndex;
+use crate::log::RecordState;
+use crate::proto::Envelope;
+
+const POLAR: &str = "polar";
+
+fn create() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join(POLAR);
+    Node::create(
+        &data,
+        &POLAR.parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    (dir, data)
+}
+
+/// Opens the node, waiting for a dropped one to let go of the store.
+fn open(data: &Path) -> Arc<Node> {
+    let started = Instant::now();
+    loop {
+        match Node::open(data, &BTreeMap::new()) {
+            Ok(node) => return node,
+            Err(e) if started.elapsed() < Duration::from_secs(10) => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("cannot reopen: {e}"),
+        }
+    }
+}
+
+fn line(i: usize) -> String {
+    serde_json::json!({
+        "id": format!("PDC-{i}"),
+        "title": format!("Ice station {i}"),
+        "creators": [{"name": "Nansen, Fridtjof"}],
+        "publisher": "Polar Data Center",
+        "publication_year": 2021,
+        "resource_type": "Dataset",
+        "license": "CC-BY-4.0",
+        "access": "open",
+        "visibility": "public",
+        "updated_at": "2024-01-01T00:00:00Z",
+    })
+    .to_string()
+}
+
+fn import(node: &Node, ids: std::ops::RangeInclusive<usize>) {
+    let lines: Vec<String> = ids.map(line).collect();
+    let outcome = node.import_lines(1, &lines).unwrap();
+    assert_eq!(outcome.stored, lines.len() as u64, "{outcome:?}");
+}
+
+/// The size and root the node's own checkpoint signs (verified).
+fn own_checkpoint(node: &Node) -> (u64, Vec<u8>) {
+    let bytes = node
+        .store()
+        .checkpoint(POLAR)
+        .unwrap()
+        .expect("a checkpoint");
+    let envelope = Envelope::decode(bytes.as_slice()).unwrap();
+    let (checkpoint, _) = sign::open_checkpoint(&envelope, node.ring()).unwrap();
+    (checkpoint.size, checkpoint.root)
+}
+
+#[test]
+fn a_log_ahead_of_its_checkpoint_is_checkpointed_at_open() {
+    let (_dir, data) = create();
+    let node = open(&data);
+    import(&node, 1..=3);
+    let older = node.store().checkpoint(POLAR).unwrap().unwrap();
+    import(&node, 4..=5);
+    let size = node.store().log_size(POLAR).unwrap();
+    assert_eq!(size, 6, "the key set and five records");
+    // A crash between the append and its checkpoint: the log is on disk,
+    // the checkpoint that covers it is not.
+    node.store().put_checkpoint(POLAR, &older).unwrap();
+    node.store().flush().unwrap();
+    assert_eq!(own_checkpoint(&node).0, 4);
+    drop(node);
+
+    let node = open(&data);
+    let (signed, root) = own_checkpoint(&node);
+    assert_eq!(signed, size);
+    assert_eq!(root, node.store().log_root(POLAR, size).unwrap().to_vec());
+}
+
+#[test]
+fn an_index_ahead_of_the_store_is_rebuilt_at_open() {
+    let (dir, data) = create();
+    let node = open(&data);
+    import(&node, 1..=2);
+    node.catch_up_index(&mut |_| {}).unwrap();
+    drop(node);
+    let store = data.join(STORE_DIR);
+    let saved = dir.path().join("store-before");
+    copy_dir(&store, &saved);
+
+    let node = open(&data);
+    import(&node, 3..=5);
+    node.catch_up_index(&mut |_| {}).unwrap();
+    assert_eq!(node.index().doc_count(), 5);
+    assert_eq!(node.index().cursors()[POLAR], 6);
+    drop(node);
+    // The store loses what it had not flushed; the index had applied it.
+    let started = Instant::now();
+    while std::fs::remove_dir_all(&store).is_err() && started.elapsed().as_secs() < 10 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    copy_dir(&saved, &store);
+
+    let node = open(&data);
+    assert_eq!(node.store().log_size(POLAR).unwrap(), 3);
+    assert_eq!(
+        node.index().cursors()[POLAR],
+        3,
+        "the cursor is back on the log"
+    );
+    assert_eq!(
+        node.index().doc_count(),
+        2,
+        "no record the store lost is found"
+    );
+    assert_eq!(node.index_behind().unwrap(), 0);
+    // And indexing goes on from there.
+    import(&node, 6..=6);
+    node.catch_up_index(&mut |_| {}).unwrap();
+    assert_eq!(node.index().doc_count(), 3);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_indexer_never_reads_past_what_is_flushed() {
+    let (_dir, data) = create();
+    let node = open(&data);
+    import(&node, 1..=2);
+    node.catch_up_index(&mut |_| {}).unwrap();
+    assert_eq!(node.index().doc_count(), 2);
+
+    // One more record committed to the log, not yet flushed.
+    let mut record = crate::record::parse_json_line(&line(3)).unwrap();
+    record.origin = POLAR.into();
+    record.version = 1;
+    let mut appender = node.store().appender(POLAR).unwrap();
+    let index = appender.next_index();
+    let state = RecordState {
+        version: 1,
+        log_index: LogIndex(index),
+        deleted: false,
+    };
+    let (entry, leaf, state) = log::sign_entry(
+        node.key(),
+        POLAR,
+        index,
+        UnsignedEntry::record(record, state),
+    );
+    appender.push(&entry, leaf, state).unwrap();
+    node.store().commit(&appender.finish()).unwrap();
+
+    assert_eq!(node.catch_up_index(&mut |_| {}).unwrap(), 0);
+    assert_eq!(
+        node.index().doc_count(),
+        2,
+        "nothing a crash could take back"
+    );
+    assert_eq!(node.index().cursors()[POLAR], index);
+    node.store().flush().unwrap();
+    assert_eq!(node.catch_up_index(&mut |_| {}).unwrap(), 1);
+    assert_eq!(node.index().doc_count(), 3);
+}

@@ -1,0 +1,73 @@
+//! A peer that stops answering (its process stopped with SIGSTOP: the
+//! kernel still accepts its TCP connections, nothing answers them) never
+//! holds up `sync now`, and the origin it would have served comes through
+//! a relay in the same round.
+
+use std::time::{Duration, Instant};
+
+use meridian_testkit::harness::{held, meridian_bin, record_line, TestNode};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_peer_never_holds_up_sync_now_and_its_origin_comes_through_a_relay() {
+    let polar = TestNode::start("polar");
+    let uni = TestNode::start("uni");
+    let dir = tempfile::tempdir().unwrap();
+    let mut here = TestNode::start_at(
+        meridian_bin(),
+        &dir.path().join("genomics"),
+        "genomics",
+        &[
+            ("MERIDIAN_SYNC__IDLE_TIMEOUT_SECS", "2"),
+            ("MERIDIAN_SYNC__ROUND_TIMEOUT_SECS", "20"),
+        ],
+    )
+    .unwrap();
+    polar.trust(&uni, &[]);
+    uni.trust(&polar, &[]);
+    polar.trust(&here, &[]);
+    uni.trust(&here, &[]);
+    polar.import(&[
+        record_line("PDC-1", "Arctic sea ice thickness", "public"),
+        record_line("PDC-2", "Dome A ice core isotopes", "public"),
+        record_line("PDC-3", "Glacier survey", "public"),
+    ]);
+    let relayed = uni.sync_now();
+    assert_eq!(relayed["polar"]["ok"], true, "{relayed:?}");
+
+    // The origin stops answering; `uni` holds its log. `here` pins both
+    // only now, so nothing reached it before.
+    let polar_invite = polar.invite();
+    polar.signal(libc::SIGSTOP);
+    here.ok(&["trust", "add", &polar_invite]);
+    here.trust(&uni, &[]);
+    let started = Instant::now();
+    let reports = here.sync_now();
+    let took = started.elapsed();
+    let status = here.peers_status();
+    polar.signal(libc::SIGCONT);
+    assert!(took < Duration::from_secs(15), "sync now took {took:?}");
+
+    let silent = &reports["polar"];
+    assert_eq!(silent["ok"], false, "{reports:?}");
+    assert_eq!(silent["outcome"], "timeout", "{reports:?}");
+    assert_eq!(
+        silent["error"], "polar: sent nothing for 2 s",
+        "{reports:?}"
+    );
+    assert_eq!(reports["uni"]["ok"], true, "{reports:?}");
+    assert!(
+        held(&here, "polar", "PDC-3").await.is_some(),
+        "polar's records came through uni"
+    );
+    assert_eq!(
+        status["polar"]["last_error"], "polar: sent nothing for 2 s",
+        "{status:?}"
+    );
+    assert_eq!(status["polar"]["reachable"], false, "{status:?}");
+    eprintln!("sync now with a stopped peer answered in {took:?}");
+
+    // Once it answers again, it is pulled from as before.
+    let again = here.sync_now();
+    assert_eq!(again["polar"]["ok"], true, "{again:?}");
+    assert!(here.stop());
+}
