@@ -199,6 +199,28 @@ pub struct Limits {
     /// Deadline for a single unary request, in seconds.
     #[serde(default = "default_request_timeout_secs")]
     pub request_timeout_secs: u64,
+    /// Anonymous reads (GetRecord, ListRecords) served at once; more wait
+    /// a moment, then get RESOURCE_EXHAUSTED.
+    #[serde(default = "default_anonymous_reads")]
+    pub anonymous_reads: usize,
+    /// Connections open at once on each public listener; more are closed
+    /// as soon as they are accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// TLS handshakes in progress at once on each public listener.
+    #[serde(default = "default_max_handshakes")]
+    pub max_handshakes: usize,
+    /// Requests per second one client (an address, or a pinned peer) may
+    /// make on average; more get RESOURCE_EXHAUSTED.
+    #[serde(default = "default_requests_per_second")]
+    pub requests_per_second: u32,
+    /// Requests one client may make at once above its rate.
+    #[serde(default = "default_request_burst")]
+    pub request_burst: u32,
+    /// A pinned peer's hints start at most one sync round per this many
+    /// seconds.
+    #[serde(default = "default_hint_interval_secs")]
+    pub hint_interval_secs: u64,
 }
 
 fn default_log_level() -> String {
@@ -212,6 +234,24 @@ fn default_concurrency() -> usize {
 }
 fn default_request_timeout_secs() -> u64 {
     60
+}
+fn default_anonymous_reads() -> usize {
+    4
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_max_handshakes() -> usize {
+    64
+}
+fn default_requests_per_second() -> u32 {
+    50
+}
+fn default_request_burst() -> u32 {
+    100
+}
+fn default_hint_interval_secs() -> u64 {
+    5
 }
 
 impl Default for LogConfig {
@@ -229,6 +269,12 @@ impl Default for Limits {
             max_message_bytes: default_max_message_bytes(),
             concurrency: default_concurrency(),
             request_timeout_secs: default_request_timeout_secs(),
+            anonymous_reads: default_anonymous_reads(),
+            max_connections: default_max_connections(),
+            max_handshakes: default_max_handshakes(),
+            requests_per_second: default_requests_per_second(),
+            request_burst: default_request_burst(),
+            hint_interval_secs: default_hint_interval_secs(),
         }
     }
 }
@@ -321,6 +367,20 @@ impl Config {
                 "sync.round_timeout_secs: must be at least 1 and less than limits.request_timeout_secs ({})",
                 self.limits.request_timeout_secs
             ));
+        }
+        for (key, value) in [
+            ("anonymous_reads", self.limits.anonymous_reads),
+            ("max_connections", self.limits.max_connections),
+            ("max_handshakes", self.limits.max_handshakes),
+            (
+                "requests_per_second",
+                self.limits.requests_per_second as usize,
+            ),
+            ("request_burst", self.limits.request_burst as usize),
+        ] {
+            if value == 0 {
+                return Err(format!("limits.{key}: must be at least 1"));
+            }
         }
         if self.limits.max_message_bytes < 64 * 1024 {
             return Err("limits.max_message_bytes: must be at least 65536".into());

@@ -17,7 +17,7 @@ use crate::proto::{log_entry::Body, DatasetRecord, Envelope, Visibility};
 use crate::record::{self, RecordError};
 use crate::sign;
 use crate::store::StoreError;
-use crate::visibility::Viewer;
+use crate::visibility::{self, Delivery, Viewer};
 
 /// A record as read back: the payload and the envelope it was verified from.
 #[derive(Debug, Clone)]
@@ -58,6 +58,14 @@ pub struct PreparedChunk {
 pub struct Page {
     pub records: Vec<RecordView>,
     pub next_page_token: Option<String>,
+    /// Entries looked at for this page (not sent).
+    pub scanned: usize,
+    /// Signatures verified for this page: only of records the viewer sees
+    /// (not sent).
+    pub verified: usize,
+    /// The deadline passed before the page filled (not sent): the token
+    /// resumes after the last entry scanned.
+    pub cut_short: bool,
 }
 
 /// Largest page a list call returns.
@@ -167,6 +175,10 @@ impl Node {
             origin: origin.to_owned(),
             id: id.to_owned(),
         };
+        // A quarantined origin's records answer exactly as missing ones.
+        if self.origin_ring(origin)?.is_none() {
+            return Err(not_found());
+        }
         let state = self
             .store()
             .record_state(origin, id)?
@@ -190,6 +202,24 @@ impl Node {
         include_deleted: bool,
         viewer: &Viewer,
     ) -> Result<Page, NodeError> {
+        self.list_until(origin, page_size, page_token, include_deleted, viewer, None)
+    }
+
+    /// [`Node::list`] that stops scanning when `deadline` passes: the page
+    /// then holds what was found, and its token resumes after the last
+    /// entry scanned. Visibility is decided before any signature is
+    /// verified, from the audience fields of the stored payload (verified
+    /// when it was stored), so records the viewer may not see cost a read
+    /// and a small decode, never a verification.
+    pub fn list_until(
+        &self,
+        origin: &str,
+        page_size: usize,
+        page_token: &str,
+        include_deleted: bool,
+        viewer: &Viewer,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Page, NodeError> {
         let origin = if origin.is_empty() {
             self.node_id()
         } else {
@@ -198,27 +228,45 @@ impl Node {
         let page_size = page_size.clamp(1, MAX_PAGE);
         let mut after = decode_page_token(page_token)?;
         let mut page = Page::default();
+        // A quarantined origin lists as one this node holds nothing of.
+        let Some(ring) = self.origin_ring(origin)? else {
+            return Ok(page);
+        };
         loop {
             let batch = self
                 .store()
                 .list_records(origin, after.as_deref(), page_size)?;
             let exhausted = batch.len() < page_size;
             for (id, state) in batch {
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    page.cut_short = true;
+                    page.next_page_token = after.as_deref().map(encode_page_token);
+                    return Ok(page);
+                }
                 after = Some(id);
+                page.scanned += 1;
                 if state.deleted && !include_deleted {
                     continue;
                 }
-                if state.deleted
-                    && matches!(
-                        self.store().entry(origin, state.log_index)?,
-                        Some(StoredEntry::Redacted { .. })
-                    )
-                {
+                let envelope = match self.store().entry(origin, state.log_index)? {
+                    Some(StoredEntry::Signed(envelope)) => envelope,
                     // Withdrawn by a version this node may not see: there
                     // is no tombstone to show.
+                    Some(StoredEntry::Redacted { .. }) if state.deleted => continue,
+                    _ => self.stored_envelope(origin, state.log_index)?,
+                };
+                let (delivery, _) =
+                    visibility::pull_delivery(viewer, &envelope.payload).map_err(|e| {
+                        StoreError::Corrupt {
+                            tree: crate::store::tree::LOG,
+                            detail: format!("{origin} entry {}: {e}", state.log_index),
+                        }
+                    })?;
+                if delivery == Delivery::Digests {
                     continue;
                 }
-                let view = self.read_entry(origin, state.log_index)?;
+                page.verified += 1;
+                let view = open_view(origin, envelope, state.log_index, &ring)?;
                 if viewer.may_see(&view.record) {
                     page.records.push(view);
                 }
@@ -275,39 +323,29 @@ impl Node {
 
     /// Reads and verifies entry `index` of `origin`'s log.
     fn read_entry(&self, origin: &str, index: LogIndex) -> Result<RecordView, NodeError> {
-        let corrupt = |detail: String| StoreError::Corrupt {
-            tree: crate::store::tree::LOG,
-            detail,
-        };
-        let envelope = match self.store().entry(origin, index)? {
-            Some(StoredEntry::Signed(envelope)) => envelope,
-            Some(StoredEntry::Redacted { .. }) => {
-                return Err(
-                    corrupt(format!("{origin} entry {index} is held as digests only")).into(),
-                )
-            }
-            None => return Err(corrupt(format!("{origin} entry {index} missing")).into()),
-        };
+        let envelope = self.stored_envelope(origin, index)?;
         let ring = self
             .origin_ring(origin)?
             .ok_or_else(|| NodeError::NotFound {
                 origin: origin.to_owned(),
                 id: format!("entry {index}"),
             })?;
-        let (entry, verified) = sign::open_entry(&envelope, &ring)?;
-        let Some(Body::Record(record)) = entry.body else {
-            return Err(corrupt(format!("{origin} entry {index} is not a record")).into());
+        open_view(origin, envelope, index, &ring)
+    }
+
+    /// The signed envelope of entry `index` of `origin`'s log, unverified.
+    fn stored_envelope(&self, origin: &str, index: LogIndex) -> Result<Envelope, NodeError> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            tree: crate::store::tree::LOG,
+            detail,
         };
-        Ok(RecordView {
-            record,
-            envelope,
-            log_index: index,
-            verified_key_id: verified
-                .key_ids
-                .first()
-                .map(|k| k.to_string())
-                .unwrap_or_default(),
-        })
+        match self.store().entry(origin, index)? {
+            Some(StoredEntry::Signed(envelope)) => Ok(envelope),
+            Some(StoredEntry::Redacted { .. }) => {
+                Err(corrupt(format!("{origin} entry {index} is held as digests only")).into())
+            }
+            None => Err(corrupt(format!("{origin} entry {index} missing")).into()),
+        }
     }
 
     fn not_found(&self, id: &str) -> NodeError {
@@ -367,6 +405,33 @@ fn plan_version(
     })
 }
 
+/// Verifies a stored envelope of `origin` against `ring` and reads its record.
+fn open_view(
+    origin: &str,
+    envelope: Envelope,
+    index: LogIndex,
+    ring: &sign::KeyRing,
+) -> Result<RecordView, NodeError> {
+    let (entry, verified) = sign::open_entry(&envelope, ring)?;
+    let Some(Body::Record(record)) = entry.body else {
+        return Err(StoreError::Corrupt {
+            tree: crate::store::tree::LOG,
+            detail: format!("{origin} entry {index} is not a record"),
+        }
+        .into());
+    };
+    Ok(RecordView {
+        record,
+        envelope,
+        log_index: index,
+        verified_key_id: verified
+            .key_ids
+            .first()
+            .map(|k| k.to_string())
+            .unwrap_or_default(),
+    })
+}
+
 fn encode_page_token(after_id: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(after_id)
@@ -383,4 +448,86 @@ fn decode_page_token(token: &str) -> Result<Option<String>, NodeError> {
     String::from_utf8(bytes)
         .map(Some)
         .map_err(|_| NodeError::BadPageToken)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    fn line(id: &str, visibility: &str) -> String {
+        serde_json::json!({
+            "id": id,
+            "title": format!("Ice core {id}"),
+            "creators": [{"name": "Nansen, Fridtjof"}],
+            "publisher": "Polar Data Center",
+            "publication_year": 2021,
+            "resource_type": "Dataset",
+            "license": "CC-BY-4.0",
+            "access": "open",
+            "visibility": visibility,
+            "updated_at": "2024-01-01T00:00:00Z",
+        })
+        .to_string()
+    }
+
+    /// Issue 9, item 4: an anonymous ListRecords over many records it may
+    /// not see verifies no signature for them, and stops at its deadline.
+    #[test]
+    fn reads_cost_what_they_return() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("polar");
+        Node::create(
+            &data,
+            &"polar".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        let node = Node::open(&data, &BTreeMap::new()).unwrap();
+        let mut lines: Vec<String> = (0..3000)
+            .map(|i| line(&format!("HIDDEN-{i:05}"), "federation"))
+            .collect();
+        lines.push(line("OPEN-1", "public"));
+        lines.push(line("OPEN-2", "public"));
+        let outcome = node.import_lines(1, &lines).unwrap();
+        assert_eq!(outcome.stored, 3002, "{outcome:?}");
+
+        let page = node.list("", 10, "", false, &Viewer::Anonymous).unwrap();
+        let ids: Vec<&str> = page.records.iter().map(|v| v.record.id.as_str()).collect();
+        assert_eq!(ids, ["OPEN-1", "OPEN-2"]);
+        assert_eq!(page.scanned, 3002);
+        assert_eq!(
+            page.verified, 2,
+            "signatures verified for invisible records"
+        );
+
+        // The operator sees all, and each record it is sent is verified.
+        let page = node.list("", 10, "", false, &node.operator()).unwrap();
+        assert_eq!((page.records.len(), page.verified), (10, 10));
+
+        // A deadline that has passed stops the scan at once, with a token
+        // that resumes where it stopped.
+        let page = node
+            .list_until("", 10, "", false, &Viewer::Anonymous, Some(Instant::now()))
+            .unwrap();
+        assert!(page.cut_short && page.records.is_empty() && page.scanned == 0);
+        let soon = Instant::now() + Duration::from_millis(1);
+        let page = node
+            .list_until("", 10, "", false, &Viewer::Anonymous, Some(soon))
+            .unwrap();
+        if page.cut_short {
+            let rest = node
+                .list(
+                    "",
+                    10,
+                    page.next_page_token.as_deref().unwrap_or(""),
+                    false,
+                    &Viewer::Anonymous,
+                )
+                .unwrap();
+            assert_eq!(page.records.len() + rest.records.len(), 2);
+        }
+    }
 }

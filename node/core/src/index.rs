@@ -98,6 +98,32 @@ pub enum IndexError {
     Tantivy(#[from] TantivyError),
 }
 
+/// BM25 statistics that do not come from the corpus: every term is as rare
+/// as can be and every field of a typical length, so a score is a function
+/// of the record and the query alone. Used for every caller who may not see
+/// every record: with the corpus's own statistics, comparing scores with
+/// visible totals would estimate how many hidden records hold a word. It
+/// also makes scores of different nodes comparable as they are.
+struct FixedStatistics;
+
+/// The corpus size [`FixedStatistics`] claims, and the tokens of a field.
+const FIXED_DOCS: u64 = 1_000_000;
+const FIXED_FIELD_TOKENS: u64 = 16;
+
+impl tantivy::query::Bm25StatisticsProvider for FixedStatistics {
+    fn total_num_tokens(&self, _field: tantivy::schema::Field) -> tantivy::Result<u64> {
+        Ok(FIXED_DOCS * FIXED_FIELD_TOKENS)
+    }
+
+    fn total_num_docs(&self) -> tantivy::Result<u64> {
+        Ok(FIXED_DOCS)
+    }
+
+    fn doc_freq(&self, _term: &Term) -> tantivy::Result<u64> {
+        Ok(1)
+    }
+}
+
 /// What each commit records besides the documents.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Payload {
@@ -244,6 +270,22 @@ impl HoldingsIndex {
         cursors: &BTreeMap<String, u64>,
     ) -> Result<(), IndexError> {
         let mut writer = self.writer();
+        // A record deleted, or changed to an audience other than everyone
+        // (it may have narrowed), must not stay readable in a snapshot.
+        let withdrawn: Vec<String> = ops
+            .iter()
+            .filter_map(|op| match op {
+                IndexOp::Upsert(record)
+                    if record.deleted
+                        || (record.version > 1
+                            && record.visibility != Visibility::Public as i32) =>
+                {
+                    Some(record_key(&record.origin, &record.id))
+                }
+                IndexOp::Remove { origin, id } => Some(record_key(origin, id)),
+                IndexOp::Upsert(_) => None,
+            })
+            .collect();
         if let Err(error) = self.stage(&writer, ops) {
             writer.rollback()?;
             return Err(error.into());
@@ -262,6 +304,7 @@ impl HoldingsIndex {
         // in `cursors` is searchable (what read-your-writes waits for).
         self.reader.reload()?;
         *self.cursors.write().unwrap_or_else(|p| p.into_inner()) = payload.cursors;
+        self.snapshots.withdraw(&withdrawn);
         Ok(())
     }
 
@@ -332,6 +375,11 @@ impl HoldingsIndex {
         Ok(out)
     }
 
+    /// Drops every held snapshot (see [`Snapshots::clear`]).
+    pub fn drop_snapshots(&self) {
+        self.snapshots.clear();
+    }
+
     /// Records in the index (all visibilities).
     pub fn doc_count(&self) -> u64 {
         self.reader.searcher().num_docs()
@@ -344,18 +392,32 @@ impl HoldingsIndex {
         viewer: &Viewer,
     ) -> Result<SearchResults, SearchError> {
         let plan = request.plan()?;
-        let searcher = plan
+        let (searcher, withdrawn) = plan
             .after
             .as_ref()
             .and_then(|cursor| cursor.snapshot)
             .and_then(|id| self.snapshots.get(id))
-            .unwrap_or_else(|| self.reader.searcher());
+            .unwrap_or_else(|| (self.reader.searcher(), Arc::default()));
         let compiler = Compiler {
             fields: &self.fields,
             text: &self.text,
             plain: &self.plain,
         };
         let query = compiler.build(&plan, viewer);
+        let query: Box<dyn tantivy::query::Query> = if withdrawn.is_empty() {
+            query
+        } else {
+            let keys = withdrawn
+                .iter()
+                .map(|key| Term::from_field_text(self.fields.key, key));
+            Box::new(tantivy::query::BooleanQuery::new(vec![
+                (tantivy::query::Occur::Must, query),
+                (
+                    tantivy::query::Occur::MustNot,
+                    Box::new(tantivy::query::TermSetQuery::new(keys)),
+                ),
+            ]))
+        };
         let collector = PageCollector {
             sort: plan.sort,
             scored: plan.query != Expr::All,
@@ -368,7 +430,14 @@ impl HoldingsIndex {
             spatial: plan.bbox.as_ref().map(Rect::parts_of),
             names: self.names.clone(),
         };
-        let page = searcher.search(&*query, &collector)?;
+        // Callers who may not see every record get scores that use no
+        // statistics of the corpus, so no score depends on a hidden record.
+        let page = match viewer.index_filter() {
+            None => searcher.search(&*query, &collector)?,
+            Some(_) => {
+                searcher.search_with_statistics_provider(&*query, &collector, &FixedStatistics)?
+            }
+        };
         self.names.retain(
             &searcher
                 .segment_readers()

@@ -183,6 +183,8 @@ impl Node {
                 .collect();
             index.apply(ops, &BTreeMap::new())?;
         }
+        // Searches paged before the revocation read it no more.
+        index.drop_snapshots();
         Ok(())
     }
 }

@@ -17,6 +17,7 @@ use crate::ids::NodeId;
 use crate::index::{IndexError, LiveIndex};
 use crate::log::{self, Appender, SignedEntry, UnsignedEntry};
 use crate::proto::{KeySet, Visibility};
+use crate::query::cursor::CursorKey;
 use crate::record::RecordError;
 use crate::sign::{self, KeyRing, NodeKey, SignError};
 use crate::store::{OriginNodes, Store, StoreError};
@@ -86,6 +87,8 @@ pub struct Node {
     pub(crate) writer: Mutex<()>,
     /// Import streams in progress.
     imports_active: AtomicUsize,
+    /// Seals the search cursors this node hands out.
+    cursor_key: CursorKey,
 }
 
 /// Held while an import stream runs; see [`Node::import_guard`].
@@ -184,9 +187,11 @@ impl Node {
         store.index_subjects(config.node_id.as_str())?;
         let trust = TrustStore::open(&store, &config.node_id)?;
         let index = LiveIndex::open(&data_dir.join(INDEX_DIR))?;
+        let cursor_key = CursorKey::new(key.derive_secret("search cursor"));
         let node = Self {
             config,
             data_dir: data_dir.to_owned(),
+            cursor_key,
             key,
             ring,
             tls,
@@ -309,6 +314,11 @@ impl Node {
     pub fn public_identity(&self) -> Result<PublicIdentity, TlsError> {
         let (cert, key) = self.config.public_identity_paths(&self.data_dir);
         PublicIdentity::load(&cert, &key)
+    }
+
+    /// Seals and opens the search cursors handed to clients.
+    pub fn cursor_key(&self) -> &CursorKey {
+        &self.cursor_key
     }
 
     pub fn trust(&self) -> &TrustStore {

@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::node::Node;
 use crate::proto::{NodeInfo, PullItem};
 use crate::record::RecordError;
-use crate::sign::SignError;
+use crate::sign::{SignError, MAX_ENVELOPE_BYTES};
 use crate::store::StoreError;
 use crate::trust::{Peer, PeerState, TrustError};
 
@@ -47,6 +47,21 @@ pub const BATCH: usize = 2048;
 const MAX_UNPROVEN: usize = 4 * BATCH;
 /// Envelopes per batch verification (one slice per core at a time).
 const VERIFY_SLICE: usize = 256;
+/// Largest pulled item: an envelope at its bound ([`MAX_ENVELOPE_BYTES`])
+/// and the item's own framing. The Federation client decodes nothing larger.
+pub const MAX_PULL_ITEM_BYTES: usize = MAX_ENVELOPE_BYTES + 1024;
+/// Most bytes of items a peer may send before closing a batch with a proof.
+/// Batches are served under half of it ([`SERVE_BATCH_BYTES`]).
+const MAX_BATCH_BYTES: usize = 32 << 20;
+/// Bytes a server puts in one batch before closing it (at least one entry).
+pub const SERVE_BATCH_BYTES: usize = 16 << 20;
+/// Most bytes of pulled items held at once by one pull: received, being
+/// verified and being applied. The receiver waits for room, so a peer
+/// faster than this node cannot make it buffer more.
+const MAX_PULL_BYTES: usize = 3 * MAX_BATCH_BYTES;
+/// Most hashes in a batch's consistency proof: an RFC 9162 proof holds
+/// about one per level of the tree, and a log has at most 64 levels.
+const MAX_PROOF_HASHES: usize = 128;
 
 /// Why a sync step failed. Each names the peer or origin involved.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +134,17 @@ pub enum SyncError {
     /// A message was larger than allowed.
     #[error("{peer}: message too large: {message}")]
     TooLarge { peer: String, message: String },
+    /// A peer sent a pulled item over its bound (an envelope over 1 MiB, a
+    /// digest that is not 32 bytes, a batch over its byte budget): the pull
+    /// was cut off as the item arrived, before it was buffered, and nothing
+    /// of the open batch was kept.
+    #[error("{peer}: pull of {origin} cut off at entry {index}: {message}")]
+    Overrun {
+        peer: String,
+        origin: String,
+        index: u64,
+        message: String,
+    },
     /// A worker of this node failed (a bug): nothing of the batch was kept.
     #[error("{origin}: worker failed: {message}")]
     Worker { origin: String, message: String },
@@ -142,6 +168,7 @@ impl SyncError {
                 | SyncError::WrongNode { .. }
                 | SyncError::Impostor { .. }
                 | SyncError::TooLarge { .. }
+                | SyncError::Overrun { .. }
         )
     }
 }
@@ -243,6 +270,8 @@ pub struct Replicator {
     origin_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Wakes the background loop early (hints, `sync now`, a new peer).
     wake: tokio::sync::Notify,
+    /// When each peer's hint last started a round.
+    hint_rounds: Mutex<HashMap<String, Instant>>,
 }
 
 impl Replicator {
@@ -255,6 +284,7 @@ impl Replicator {
             next_try: Mutex::default(),
             origin_locks: Mutex::default(),
             wake: tokio::sync::Notify::new(),
+            hint_rounds: Mutex::default(),
         })
     }
 
@@ -665,13 +695,31 @@ impl Replicator {
         }
     }
 
-    /// A peer says its copy of `origin` grew to `size`: pull at once if that
-    /// is more than this node holds. Hints are advisory and carry nothing.
-    pub fn hinted(&self, origin: &str, size: u64) {
+    /// `peer` says its copy of `origin` grew to `size`: pull at once if that
+    /// is more than this node holds, unless a hint of `peer` started a round
+    /// less than `limits.hint_interval_secs` ago (a peer cannot make this
+    /// node sync without pause; the change then waits for the next round).
+    /// Hints are advisory and carry nothing. Returns whether a round starts.
+    pub fn hinted(&self, peer: &str, origin: &str, size: u64) -> bool {
         let ours = self.node.store().log_size(origin).unwrap_or(0);
-        if size > ours {
-            self.wake();
+        if size <= ours {
+            return false;
         }
+        let interval = Duration::from_secs(self.node.config().limits.hint_interval_secs);
+        let now = Instant::now();
+        {
+            let mut rounds = self.hint_rounds.lock().unwrap_or_else(|p| p.into_inner());
+            if rounds
+                .get(peer)
+                .is_some_and(|last| now.duration_since(*last) < interval)
+            {
+                tracing::debug!(peer = %peer, origin = %origin, "hint ignored: a round started from this peer's hints lately");
+                return false;
+            }
+            rounds.insert(peer.to_owned(), now);
+        }
+        self.wake();
+        true
     }
 
     /// Tells every active peer, whenever this node's own log grows, so a

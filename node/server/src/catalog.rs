@@ -2,31 +2,110 @@
 //! records only; a pinned peer sees what the records' audiences allow.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use meridian_core::node::Node;
 use meridian_core::sync::Replicator;
 use meridian_core::visibility::Viewer;
 use meridian_proto as proto;
 use meridian_proto::catalog_server::Catalog;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
+use crate::limit::{self, RateLimiter};
 use crate::{caller, convert, status};
 
 /// Default and largest page of `ListRecords`.
 const DEFAULT_PAGE: u32 = 100;
+/// How long an anonymous read waits for a free slot before it is refused.
+const ANONYMOUS_QUEUE_WAIT: Duration = Duration::from_secs(1);
 
 pub struct CatalogService {
     node: Arc<Node>,
     replicator: Arc<Replicator>,
+    /// Anonymous reads (GetRecord, ListRecords) running at once: they take
+    /// blocking threads from this budget only, so the open network cannot
+    /// starve import, sync or search.
+    anonymous_reads: Arc<Semaphore>,
+    anonymous_limit: usize,
+    request_timeout: Duration,
+    rates: RateLimiter,
 }
 
 impl CatalogService {
     pub fn new(replicator: Arc<Replicator>) -> Self {
+        let limits = replicator.node().config().limits.clone();
         Self {
             node: replicator.node().clone(),
             replicator,
+            anonymous_reads: Arc::new(Semaphore::new(limits.anonymous_reads)),
+            anonymous_limit: limits.anonymous_reads,
+            request_timeout: Duration::from_secs(limits.request_timeout_secs),
+            rates: RateLimiter::new(&limits),
         }
     }
+
+    /// Who is calling, once their request fits their rate.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Viewer, Status> {
+        let viewer = caller::viewer(&self.node, request)?;
+        let peer = match &viewer {
+            Viewer::Peer { node, .. } => Some(node.as_str()),
+            _ => None,
+        };
+        self.rates.check(&limit::client(request, peer))?;
+        Ok(viewer)
+    }
+
+    /// A slot for a read by `viewer`: anonymous reads wait briefly for one
+    /// of their own and are refused when none frees up; others need none.
+    async fn read_slot(&self, viewer: &Viewer) -> Result<Option<OwnedSemaphorePermit>, Status> {
+        if !matches!(viewer, Viewer::Anonymous) {
+            return Ok(None);
+        }
+        match tokio::time::timeout(
+            ANONYMOUS_QUEUE_WAIT,
+            self.anonymous_reads.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            _ => Err(Status::resource_exhausted(format!(
+                "too many anonymous reads in progress (at most {} at once); retry later",
+                self.anonymous_limit
+            ))),
+        }
+    }
+
+    /// When the caller stops waiting: its `grpc-timeout`, at most the
+    /// node's request timeout.
+    fn deadline<T>(&self, request: &Request<T>) -> Instant {
+        let asked = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        Instant::now() + asked.map_or(self.request_timeout, |t| t.min(self.request_timeout))
+    }
+}
+
+/// A `grpc-timeout` header value: at most 8 digits and a unit (gRPC over
+/// HTTP/2: `H`, `M`, `S`, `m`, `u`, `n`).
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let unit = value.chars().last()?;
+    let digits = &value[..value.len() - unit.len_utf8()];
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        'H' => Duration::from_secs(n * 3600),
+        'M' => Duration::from_secs(n * 60),
+        'S' => Duration::from_secs(n),
+        'm' => Duration::from_millis(n),
+        'u' => Duration::from_micros(n),
+        'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 /// Runs a search for `viewer` off the async executor and answers it on the
@@ -76,7 +155,7 @@ impl Catalog for CatalogService {
         &self,
         request: Request<proto::SearchRequest>,
     ) -> Result<Response<proto::SearchResponse>, Status> {
-        let viewer = caller::viewer(&self.node, &request)?;
+        let viewer = self.caller(&request)?;
         let response = search(self.replicator.clone(), request.into_inner(), viewer).await?;
         Ok(Response::new(response))
     }
@@ -85,7 +164,8 @@ impl Catalog for CatalogService {
         &self,
         request: Request<proto::GetRecordRequest>,
     ) -> Result<Response<proto::RecordView>, Status> {
-        let viewer = caller::viewer(&self.node, &request)?;
+        let viewer = self.caller(&request)?;
+        let _slot = self.read_slot(&viewer).await?;
         let node = self.node.clone();
         let req = request.into_inner();
         let view = blocking(move || node.get(&req.origin, &req.id, &viewer)).await?;
@@ -96,19 +176,43 @@ impl Catalog for CatalogService {
         &self,
         request: Request<proto::ListRecordsRequest>,
     ) -> Result<Response<proto::ListRecordsResponse>, Status> {
-        let viewer = caller::viewer(&self.node, &request)?;
+        let viewer = self.caller(&request)?;
+        let deadline = self.deadline(&request);
+        let _slot = self.read_slot(&viewer).await?;
         let node = self.node.clone();
         let req = request.into_inner();
         let page = blocking(move || {
-            node.list(
+            node.list_until(
                 &req.origin,
                 page_size(req.page_size),
                 &req.page_token,
                 false,
                 &viewer,
+                Some(deadline),
             )
         })
         .await?;
+        if page.cut_short {
+            return Err(Status::deadline_exceeded(format!(
+                "the deadline passed after {} records were scanned; ask again with the page token of the last page or a longer deadline",
+                page.scanned
+            )));
+        }
         Ok(Response::new(convert::page(page)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_and_bad_ones_are_ignored() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
+        for bad in ["", "S", "123456789S", "10x", "-1S", "1.5S", "é"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad}");
+        }
     }
 }

@@ -111,6 +111,7 @@ pub fn search_response(answer: Answer, took_micros: u64) -> proto::SearchRespons
                 origin: c.origin,
                 status: coverage(c.coverage) as i32,
                 as_of: c.as_of,
+                peers: c.peers,
             })
             .collect(),
         took_micros,

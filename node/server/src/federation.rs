@@ -14,6 +14,7 @@ use meridian_proto::federation_server::Federation;
 use meridian_proto::{pull_item, PullItem};
 use tonic::{Request, Response, Status};
 
+use crate::limit::{self, RateLimiter};
 use crate::{caller, status};
 
 /// Items read from the store per blocking step while serving a pull.
@@ -22,20 +23,26 @@ const SERVE_BATCH: usize = 1024;
 pub struct FederationService {
     node: Arc<Node>,
     replicator: Arc<Replicator>,
+    rates: RateLimiter,
 }
 
 impl FederationService {
     pub fn new(replicator: Arc<Replicator>) -> Self {
         Self {
+            rates: RateLimiter::new(&replicator.node().config().limits),
             node: replicator.node().clone(),
             replicator,
         }
     }
 
+    /// The pinned peer calling, once its request fits its rate.
     fn peer<T>(&self, request: &Request<T>) -> Result<Peer, Status> {
-        caller::peer(&self.node, request)?.ok_or_else(|| {
+        let peer = caller::peer(&self.node, request)?.ok_or_else(|| {
             Status::unauthenticated("federation requires a pinned client certificate")
-        })
+        })?;
+        self.rates
+            .check(&limit::client(request, Some(peer.node_id.as_str())))?;
+        Ok(peer)
     }
 }
 
@@ -124,7 +131,8 @@ impl Federation for FederationService {
         let peer = self.peer(&request)?;
         let hint = request.into_inner();
         tracing::debug!(peer = %peer.node_id, origin = %hint.origin, size = hint.size, "hint");
-        self.replicator.hinted(&hint.origin, hint.size);
+        self.replicator
+            .hinted(peer.node_id.as_str(), &hint.origin, hint.size);
         Ok(Response::new(proto::HintResponse {}))
     }
 }

@@ -87,7 +87,7 @@ pub async fn serve(
     match tls {
         Some(config) => {
             let local = listener.local_addr()?;
-            let incoming = crate::tls::incoming(listener, config);
+            let incoming = crate::tls::incoming(listener, config, crate::tls::ConnCaps::of(limits));
             axum::serve(TlsListener { incoming, local }, service)
                 .with_graceful_shutdown(shutdown)
                 .await

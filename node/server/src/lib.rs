@@ -6,6 +6,7 @@
 //! | [`runtime`] | binds the listeners, assembles the servers, runs and stops the tasks |
 //! | [`stack`] | the one server stack every listener uses: limits, timeouts, tracing |
 //! | [`caller`] | who is calling: a pinned peer or an anonymous client |
+//! | [`limit`] | per-client request rates |
 //! | [`catalog`] | `Catalog`: search and read, anonymous callers allowed |
 //! | [`federation`] | `Federation`: the peer-facing service (pull, node info, hints) |
 //! | [`admin`] | `Admin`: the operator's service on the Unix socket |
@@ -23,6 +24,7 @@ pub mod catalog;
 pub mod convert;
 pub mod federation;
 pub mod http;
+pub mod limit;
 pub mod peer;
 pub mod runtime;
 pub mod stack;

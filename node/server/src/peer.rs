@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use meridian_core::node::Node;
-use meridian_core::sync::{Connector, FederationPeer, PullStream, SyncError};
+use meridian_core::sync::{Connector, FederationPeer, PullStream, SyncError, MAX_PULL_ITEM_BYTES};
 use meridian_core::trust::Peer;
 use meridian_proto as proto;
 use meridian_proto::federation_client::FederationClient;
@@ -17,6 +17,10 @@ use crate::{status, tls};
 
 /// How long dialing a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest message decoded from a peer: a pulled item at its bound, or a
+/// `NodeInfo` (one key-set envelope and the heads of the origins it holds).
+/// A larger one is refused by the decoder before it is buffered whole.
+const MAX_DECODE_BYTES: usize = MAX_PULL_ITEM_BYTES + 64 * 1024;
 
 /// A peer's Federation service over pinned-key TLS.
 pub struct RemotePeer {
@@ -106,7 +110,7 @@ pub fn connector(node: Arc<Node>) -> Connector {
                 })?;
             let max = node.config().limits.max_message_bytes;
             let client = FederationClient::new(channel)
-                .max_decoding_message_size(max)
+                .max_decoding_message_size(MAX_DECODE_BYTES.min(max))
                 .max_encoding_message_size(max);
             Ok(Arc::new(RemotePeer {
                 node_id: peer.node_id.to_string(),

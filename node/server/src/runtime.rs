@@ -304,7 +304,7 @@ async fn run(
         .add_service(catalog)
         .add_service(federation)
         .serve_with_incoming_shutdown(
-            crate::tls::incoming(tcp, Arc::new(tls_config)),
+            crate::tls::incoming(tcp, Arc::new(tls_config), crate::tls::ConnCaps::of(&limits)),
             stopped(stop_rx.clone()),
         );
     let operator = stack::server(&limits)

@@ -98,7 +98,9 @@ pub fn sync(error: SyncError) -> Status {
         SyncError::Refused { .. } | SyncError::WrongNode { .. } | SyncError::Impostor { .. } => {
             Status::permission_denied(error.to_string())
         }
-        SyncError::TooLarge { .. } => Status::resource_exhausted(error.to_string()),
+        SyncError::TooLarge { .. } | SyncError::Overrun { .. } => {
+            Status::resource_exhausted(error.to_string())
+        }
         SyncError::Verify { .. }
         | SyncError::Checkpoint { .. }
         | SyncError::Sequence { .. }

@@ -369,12 +369,17 @@ pub struct PeerConnectInfo {
 }
 
 /// A server-side TLS connection that tells tonic who is on the other end.
-pub struct TlsConn(tokio_rustls::server::TlsStream<TcpStream>);
+pub struct TlsConn {
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    /// This connection's place under its listener's connection cap, given
+    /// back when the connection closes.
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
 
 impl TlsConn {
     /// The client's address.
     pub fn remote(&self) -> Option<SocketAddr> {
-        self.0.get_ref().0.peer_addr().ok()
+        self.stream.get_ref().0.peer_addr().ok()
     }
 }
 
@@ -382,7 +387,7 @@ impl Connected for TlsConn {
     type ConnectInfo = PeerConnectInfo;
 
     fn connect_info(&self) -> PeerConnectInfo {
-        let (tcp, session) = self.0.get_ref();
+        let (tcp, session) = self.stream.get_ref();
         PeerConnectInfo {
             remote: tcp.peer_addr().ok(),
             client_spki: session
@@ -399,7 +404,7 @@ impl AsyncRead for TlsConn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
     }
 }
 
@@ -409,26 +414,51 @@ impl AsyncWrite for TlsConn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// Caps on one listener's connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnCaps {
+    /// Connections open at once (handshaking or established); more are
+    /// closed as soon as they are accepted.
+    pub connections: usize,
+    /// TLS handshakes in progress at once; more are closed as soon as they
+    /// are accepted, so slow handshakes cannot hold the listener.
+    pub handshakes: usize,
+}
+
+impl ConnCaps {
+    /// The caps the node's limits set.
+    pub fn of(limits: &meridian_core::config::Limits) -> Self {
+        Self {
+            connections: limits.max_connections,
+            handshakes: limits.max_handshakes,
+        }
     }
 }
 
 /// Accepts TCP connections on `listener` and yields those whose TLS handshake
-/// succeeds; failed handshakes are logged and dropped.
+/// succeeds; failed handshakes are logged and dropped. A connection over
+/// `caps` is closed at once, before any TLS work.
 pub fn incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
+    caps: ConnCaps,
 ) -> tokio_stream::wrappers::ReceiverStream<io::Result<TlsConn>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let connections = Arc::new(tokio::sync::Semaphore::new(caps.connections));
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(caps.handshakes));
     tokio::spawn(async move {
         loop {
             let (tcp, remote) = match listener.accept().await {
@@ -439,17 +469,32 @@ pub fn incoming(
                     continue;
                 }
             };
-            let _ = tcp.set_nodelay(true);
-            keepalive(&tcp);
             if tx.is_closed() {
                 return;
             }
+            let Ok(slot) = connections.clone().try_acquire_owned() else {
+                tracing::warn!(remote = %remote, limit = caps.connections, "connection closed: too many connections");
+                continue;
+            };
+            let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
+                tracing::warn!(remote = %remote, limit = caps.handshakes, "connection closed: too many tls handshakes in progress");
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            keepalive(&tcp);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                drop(handshake);
+                match accepted {
                     Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(TlsConn(stream))).await;
+                        let _ = tx
+                            .send(Ok(TlsConn {
+                                stream,
+                                _slot: slot,
+                            }))
+                            .await;
                     }
                     Ok(Err(e)) => {
                         tracing::warn!(remote = %remote, error = %e, "tls handshake refused")
@@ -511,4 +556,64 @@ pub async fn connect(
             }
         }))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// Issue 9, item 5: connections that never finish their handshake hold
+    /// at most the handshake cap; one more is closed at once, and so is any
+    /// beyond the connection cap.
+    #[tokio::test]
+    async fn limits_on_the_open_listener_close_what_is_over_the_caps() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = TlsIdentity::create(dir.path(), "polar").unwrap();
+        PublicIdentity::create(
+            dir.path(),
+            "polar",
+            &PublicIdentity::default_names("127.0.0.1:0".parse().unwrap()),
+        )
+        .unwrap();
+        use meridian_core::certificate::{PUBLIC_CERT_FILE, PUBLIC_KEY_FILE};
+        let public = PublicIdentity::load(
+            &dir.path().join(PUBLIC_CERT_FILE),
+            &dir.path().join(PUBLIC_KEY_FILE),
+        )
+        .unwrap();
+        let certs = Arc::new(CertResolver::new(&identity, &public).unwrap());
+        let config = server_config(certs, Arc::new(|_: &[u8]| Ok(()))).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let caps = ConnCaps {
+            connections: 3,
+            handshakes: 2,
+        };
+        let _incoming = incoming(listener, Arc::new(config), caps);
+
+        // Closed by the server within a second: reads end (or fail).
+        async fn closed_at_once(stream: &mut TcpStream) -> bool {
+            let mut byte = [0u8; 1];
+            matches!(
+                tokio::time::timeout(Duration::from_secs(1), stream.read(&mut byte)).await,
+                Ok(Ok(0)) | Ok(Err(_))
+            )
+        }
+        let mut slow = Vec::new();
+        for _ in 0..2 {
+            slow.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        assert!(
+            closed_at_once(&mut third).await,
+            "a third handshake was let in"
+        );
+        for stream in &mut slow {
+            assert!(
+                !closed_at_once(stream).await,
+                "a handshake within the cap was closed"
+            );
+        }
+    }
 }

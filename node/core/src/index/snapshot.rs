@@ -7,23 +7,43 @@
 //! committed meanwhile. Pages of one generation share one entry, so the
 //! number held is bounded by commits per TTL and by [`MAX_SNAPSHOTS`]. A
 //! held searcher pins its segment files; expiry releases them.
+//!
+//! A snapshot never serves what was withdrawn after it was taken: a
+//! deleted record, or a record whose audience may have narrowed, is
+//! recorded against every held snapshot and left out of its later pages
+//! ([`Snapshots::withdraw`]); a revoked origin drops every snapshot
+//! ([`Snapshots::clear`]). However often it is used, a snapshot is dropped
+//! [`MAX_CURSOR_AGE`] after it was taken.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tantivy::Searcher;
+
+use crate::query::cursor::MAX_CURSOR_AGE;
 
 /// How long an unused snapshot is kept.
 pub(crate) const SNAPSHOT_TTL: Duration = Duration::from_secs(5 * 60);
 /// Most snapshots held at once; the least recently used goes first.
 pub(crate) const MAX_SNAPSHOTS: usize = 32;
+/// Most withdrawn records one snapshot leaves out; past it the snapshot is
+/// dropped (its next pages read the index as it is).
+pub(crate) const MAX_WITHDRAWN: usize = 4096;
+
+struct Held {
+    searcher: Searcher,
+    taken: Instant,
+    used: Instant,
+    /// Record keys withdrawn since the snapshot was taken.
+    withdrawn: Arc<BTreeSet<String>>,
+}
 
 pub(crate) struct Snapshots {
     /// Distinguishes this process's generations from a previous one's.
     epoch: u64,
     ttl: Duration,
-    held: Mutex<HashMap<u64, (Searcher, Instant)>>,
+    held: Mutex<HashMap<u64, Held>>,
 }
 
 impl Snapshots {
@@ -35,17 +55,34 @@ impl Snapshots {
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Held>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Keeps `searcher` for a while and returns its snapshot id.
     pub fn keep(&self, searcher: &Searcher) -> (u64, u64) {
         let generation = searcher.generation().generation_id();
         let now = Instant::now();
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        held.retain(|_, (_, used)| now.duration_since(*used) < self.ttl);
-        held.insert(generation, (searcher.clone(), now));
+        let mut held = self.lock();
+        self.expire(&mut held, now);
+        match held.get_mut(&generation) {
+            Some(entry) => entry.used = now,
+            None => {
+                held.insert(
+                    generation,
+                    Held {
+                        searcher: searcher.clone(),
+                        taken: now,
+                        used: now,
+                        withdrawn: Arc::default(),
+                    },
+                );
+            }
+        }
         while held.len() > MAX_SNAPSHOTS {
             let oldest = held
                 .iter()
-                .min_by_key(|(_, (_, used))| *used)
+                .min_by_key(|(_, entry)| entry.used)
                 .map(|(generation, _)| *generation);
             match oldest {
                 Some(generation) => held.remove(&generation),
@@ -55,16 +92,46 @@ impl Snapshots {
         (self.epoch, generation)
     }
 
-    /// The searcher of a snapshot id, if still held.
-    pub fn get(&self, (epoch, generation): (u64, u64)) -> Option<Searcher> {
+    /// The searcher of a snapshot id, if still held, and the record keys
+    /// withdrawn since it was taken.
+    pub fn get(
+        &self,
+        (epoch, generation): (u64, u64),
+    ) -> Option<(Searcher, Arc<BTreeSet<String>>)> {
         if epoch != self.epoch {
             return None;
         }
         let now = Instant::now();
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        held.retain(|_, (_, used)| now.duration_since(*used) < self.ttl);
-        let (searcher, used) = held.get_mut(&generation)?;
-        *used = now;
-        Some(searcher.clone())
+        let mut held = self.lock();
+        self.expire(&mut held, now);
+        let entry = held.get_mut(&generation)?;
+        entry.used = now;
+        Some((entry.searcher.clone(), entry.withdrawn.clone()))
+    }
+
+    /// Records that `keys` were withdrawn: no held snapshot shows them again.
+    pub fn withdraw(&self, keys: &[String]) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut held = self.lock();
+        held.retain(|_, entry| {
+            let withdrawn = Arc::make_mut(&mut entry.withdrawn);
+            withdrawn.extend(keys.iter().cloned());
+            withdrawn.len() <= MAX_WITHDRAWN
+        });
+    }
+
+    /// Drops every held snapshot: the next page of each search reads the
+    /// index as it is now (search-after on its sort position).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn expire(&self, held: &mut HashMap<u64, Held>, now: Instant) {
+        held.retain(|_, entry| {
+            now.duration_since(entry.used) < self.ttl
+                && now.duration_since(entry.taken) < MAX_CURSOR_AGE
+        });
     }
 }

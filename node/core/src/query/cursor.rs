@@ -6,6 +6,12 @@
 //! inserts, deletes and score changes underneath neither skip nor repeat a
 //! hit) and the sort position of the last hit (the fallback when the
 //! snapshot has expired: search-after on (sort value, record key)).
+//!
+//! What a client holds is the token sealed by [`CursorKey`]: the time the
+//! search's first page was read and an HMAC-SHA256 under a secret of this
+//! node. A cursor that was altered, or made anywhere but here, is refused
+//! before it is read; one older than [`MAX_CURSOR_AGE`] has expired, however
+//! often it was used, so no client can keep a snapshot alive for long.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -16,6 +22,12 @@ use super::{SearchError, Sort};
 const FORMAT: &str = "mc1";
 /// Longer tokens are refused before decoding.
 const MAX_TOKEN_LEN: usize = 4096;
+/// Longer sealed tokens are refused before their MAC is checked.
+const MAX_SEALED_LEN: usize = MAX_TOKEN_LEN + 64;
+/// How long after a search's first page its cursors are accepted.
+pub const MAX_CURSOR_AGE: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+/// What the MAC covers besides the token, so it is no MAC of anything else.
+const MAC_DOMAIN: &[u8] = b"meridian search cursor v1\0";
 
 /// The decoded content of an `after` token.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -68,6 +80,68 @@ impl Cursor {
     }
 }
 
+/// Seals and opens the cursors handed to clients.
+pub struct CursorKey(zeroize::Zeroizing<[u8; 32]>);
+
+impl CursorKey {
+    /// A key from a secret of this node (see `NodeKey::derive_secret`).
+    pub fn new(secret: zeroize::Zeroizing<[u8; 32]>) -> Self {
+        Self(secret)
+    }
+
+    fn mac(&self, body: &[u8]) -> [u8; 32] {
+        let mut message = MAC_DOMAIN.to_vec();
+        message.extend_from_slice(body);
+        crate::sign::hmac_sha256(self.0.as_slice(), &message)
+    }
+
+    /// `token` as a client receives it: `issued` (Unix seconds of the
+    /// search's first page) and the token, under this node's MAC.
+    pub fn seal(&self, token: &str, issued: u64) -> String {
+        let mut body = issued.to_be_bytes().to_vec();
+        body.extend_from_slice(token.as_bytes());
+        let mac = self.mac(&body);
+        body.extend_from_slice(&mac);
+        URL_SAFE_NO_PAD.encode(body)
+    }
+
+    /// The token inside a sealed cursor and when its search began, if the
+    /// MAC holds and the cursor is not older than [`MAX_CURSOR_AGE`] at
+    /// `now` (Unix seconds).
+    pub fn open(&self, sealed: &str, now: u64) -> Result<(String, u64), SearchError> {
+        let forged = || {
+            SearchError::Cursor(
+                "the cursor was not issued by this node or was altered; run the search again"
+                    .to_owned(),
+            )
+        };
+        if sealed.len() > MAX_SEALED_LEN {
+            return Err(forged());
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(sealed.trim())
+            .map_err(|_| forged())?;
+        if bytes.len() < 8 + 32 {
+            return Err(forged());
+        }
+        let (body, mac) = bytes.split_at(bytes.len() - 32);
+        if !crate::sign::constant_time_eq(&self.mac(body), mac) {
+            return Err(forged());
+        }
+        let (issued, token) = body.split_at(8);
+        let issued = u64::from_be_bytes(issued.try_into().map_err(|_| forged())?);
+        let age = now.saturating_sub(issued);
+        if age > MAX_CURSOR_AGE.as_secs() {
+            return Err(SearchError::Cursor(format!(
+                "the cursor expired: its search began {age} s ago, cursors last {} s; run the search again",
+                MAX_CURSOR_AGE.as_secs()
+            )));
+        }
+        let token = String::from_utf8(token.to_vec()).map_err(|_| forged())?;
+        Ok((token, issued))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,7 +172,53 @@ mod tests {
         assert!(error.to_string().contains("another version"), "{error}");
     }
 
+    fn key(byte: u8) -> CursorKey {
+        CursorKey::new(zeroize::Zeroizing::new([byte; 32]))
+    }
+
+    /// Issue 9, item 6: a cursor is accepted only as this node issued it,
+    /// and only for [`MAX_CURSOR_AGE`] after its search began.
+    #[test]
+    fn revocation_is_final_everywhere_cursors_are_authenticated_and_expire() {
+        let token = Cursor {
+            snapshot: Some((1, 2)),
+            fingerprint: 3,
+            sort: Sort::Relevance,
+            primary: 4,
+            origin: "a".into(),
+            id: "b".into(),
+        }
+        .encode();
+        let sealed = key(1).seal(&token, 1_000);
+        assert_eq!(key(1).open(&sealed, 1_000).unwrap(), (token.clone(), 1_000));
+        let age = MAX_CURSOR_AGE.as_secs();
+        assert!(key(1).open(&sealed, 1_000 + age).is_ok());
+
+        let expired = key(1).open(&sealed, 1_001 + age).unwrap_err().to_string();
+        assert!(expired.contains("the cursor expired"), "{expired}");
+        let foreign = key(2).open(&sealed, 1_000).unwrap_err().to_string();
+        assert!(foreign.contains("not issued by this node"), "{foreign}");
+        // Any flipped bit, in the time, the token or the MAC, is refused.
+        let mut bytes = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+        for i in 0..bytes.len() {
+            bytes[i] ^= 1;
+            let tampered = URL_SAFE_NO_PAD.encode(&bytes);
+            assert!(
+                matches!(key(1).open(&tampered, 1_000), Err(SearchError::Cursor(_))),
+                "byte {i}"
+            );
+            bytes[i] ^= 1;
+        }
+        // The unsealed token is refused too.
+        assert!(key(1).open(&token, 1_000).is_err());
+    }
+
     proptest! {
+        #[test]
+        fn sealed_never_panics_on_arbitrary_tokens(token in ".{0,200}") {
+            let _ = key(0).open(&token, 0);
+        }
+
         #[test]
         fn never_panics_on_arbitrary_tokens(token in ".{0,200}") {
             let _ = Cursor::decode(&token);

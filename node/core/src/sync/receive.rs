@@ -14,7 +14,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use prost::Message;
 
-use super::{FederationPeer, PeerState, SyncError, BATCH, MAX_UNPROVEN, VERIFY_SLICE};
+use super::{
+    FederationPeer, PeerState, SyncError, BATCH, MAX_BATCH_BYTES, MAX_PROOF_HASHES, MAX_PULL_BYTES,
+    MAX_PULL_ITEM_BYTES, MAX_UNPROVEN, VERIFY_SLICE,
+};
 use crate::ids::LogIndex;
 use crate::log::{self, Appender, RecordState, StoredEntry, KEYSET_SUBJECT};
 use crate::merkle::Hash;
@@ -22,7 +25,7 @@ use crate::node::Node;
 use crate::proto::{
     log_entry::Body, pull_item, BatchProof, Checkpoint, Envelope, LogEntry, PullItem, Redacted,
 };
-use crate::sign::{self, KeyRing, SignError};
+use crate::sign::{self, KeyRing, SignError, MAX_ENVELOPE_BYTES};
 use crate::store::{OriginNodes, StoreError};
 
 /// Receiver state of one pull of one origin.
@@ -412,6 +415,117 @@ pub(super) async fn within<T>(
         })
 }
 
+/// What one pull may hold: each item is checked against its bound as it
+/// arrives, before it is kept; the open batch has a byte budget; and every
+/// batch holds its bytes of the pull's budget until it is applied, so the
+/// receiver waits rather than buffer more than [`MAX_PULL_BYTES`].
+struct Bounds {
+    peer: String,
+    origin: String,
+    budget: Arc<tokio::sync::Semaphore>,
+    /// Bytes of the open batch, and the room they hold in the budget.
+    batch_bytes: usize,
+    held: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Bounds {
+    fn new(peer: &str, origin: &str) -> Self {
+        Self {
+            peer: peer.to_owned(),
+            origin: origin.to_owned(),
+            budget: Arc::new(tokio::sync::Semaphore::new(MAX_PULL_BYTES)),
+            batch_bytes: 0,
+            held: None,
+        }
+    }
+
+    fn overrun(&self, index: u64, message: String) -> SyncError {
+        SyncError::Overrun {
+            peer: self.peer.clone(),
+            origin: self.origin.clone(),
+            index,
+            message,
+        }
+    }
+
+    /// Checks one arriving item against its bound and the batch's budget,
+    /// and takes its bytes from the pull's budget (waiting for room).
+    async fn admit(&mut self, item: &PullItem) -> Result<(), SyncError> {
+        let size = item_bounds(item).map_err(|message| self.overrun(item.index, message))?;
+        if self.batch_bytes + size > MAX_BATCH_BYTES {
+            return Err(self.overrun(
+                item.index,
+                format!("more than {MAX_BATCH_BYTES} bytes without a proof"),
+            ));
+        }
+        self.batch_bytes += size;
+        // `size` is at most MAX_PULL_ITEM_BYTES, far below u32::MAX.
+        let permit = self
+            .budget
+            .clone()
+            .acquire_many_owned(size as u32)
+            .await
+            .map_err(|_| self.overrun(item.index, "the pull was closed".into()))?;
+        match &mut self.held {
+            Some(held) => held.merge(permit),
+            None => self.held = Some(permit),
+        }
+        Ok(())
+    }
+
+    /// Closes the open batch: its room in the budget goes with it.
+    fn close(&mut self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.batch_bytes = 0;
+        self.held.take()
+    }
+}
+
+/// The size of a pulled item if it is within its bound, or what is wrong
+/// with it. Looks at lengths only: no decoding, no crypto.
+fn item_bounds(item: &PullItem) -> Result<usize, String> {
+    let size = item.encoded_len();
+    match &item.item {
+        Some(pull_item::Item::Entry(envelope)) | Some(pull_item::Item::Checkpoint(envelope)) => {
+            let envelope_size = envelope.encoded_len();
+            if envelope_size > MAX_ENVELOPE_BYTES {
+                return Err(SignError::TooLarge {
+                    size: envelope_size,
+                    max: MAX_ENVELOPE_BYTES,
+                }
+                .to_string());
+            }
+        }
+        Some(pull_item::Item::Redacted(Redacted {
+            subject_digest,
+            payload_digest,
+        })) => {
+            for (what, digest) in [("subject", subject_digest), ("payload", payload_digest)] {
+                if digest.len() != 32 {
+                    return Err(format!("{what} digest is {} bytes, not 32", digest.len()));
+                }
+            }
+        }
+        Some(pull_item::Item::Proof(proof)) => {
+            if proof.hashes.len() > MAX_PROOF_HASHES {
+                return Err(format!(
+                    "a proof of {} hashes, more than {MAX_PROOF_HASHES}",
+                    proof.hashes.len()
+                ));
+            }
+            if let Some(hash) = proof.hashes.iter().find(|h| h.len() != 32) {
+                return Err(format!("a proof hash is {} bytes, not 32", hash.len()));
+            }
+        }
+        None => {}
+    }
+    if size > MAX_PULL_ITEM_BYTES {
+        return Err(format!(
+            "an item of {size} bytes exceeds the limit of {MAX_PULL_ITEM_BYTES} bytes"
+        ));
+    }
+    Ok(size)
+}
+
 /// Pulls one origin from one peer, committing in batches. The peer may
 /// send nothing for at most `idle` at any point (the answer, each item);
 /// then the pull ends with [`SyncError::Stalled`], keeping every batch
@@ -425,10 +539,13 @@ pub(super) async fn pull_origin(
     idle: Duration,
 ) -> Result<u64, SyncError> {
     let mut stream = within(peer, idle, client.pull(origin, after)).await??;
+    let mut bounds = Bounds::new(peer, origin);
     let first = match within(peer, idle, stream.next()).await? {
         Some(item) => item?,
         None => return Ok(0),
     };
+    bounds.admit(&first).await?;
+    bounds.close();
     let Some(pull_item::Item::Checkpoint(checkpoint)) = first.item else {
         return Err(SyncError::Sequence {
             origin: origin.to_owned(),
@@ -445,13 +562,16 @@ pub(super) async fn pull_origin(
     };
     // Receiving runs ahead of verifying and committing: the next batch
     // arrives while this one is checked, so neither side waits on the other.
-    let (batches, mut ready) = tokio::sync::mpsc::channel::<Vec<PullItem>>(2);
+    // Each batch carries its room in the pull's byte budget until applied.
+    type Room = Option<tokio::sync::OwnedSemaphorePermit>;
+    let (batches, mut ready) = tokio::sync::mpsc::channel::<(Vec<PullItem>, Room)>(2);
     let receiver_origin = origin.to_owned();
     let receiver_peer = peer.to_owned();
     let receiver = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
         while let Some(next) = within(&receiver_peer, idle, stream.next()).await? {
             let item = next?;
+            bounds.admit(&item).await?;
             let closes = matches!(item.item, Some(pull_item::Item::Proof(_)));
             batch.push(item);
             if batch.len() > MAX_UNPROVEN {
@@ -463,7 +583,7 @@ pub(super) async fn pull_origin(
             }
             if closes {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                if batches.send(full).await.is_err() {
+                if batches.send((full, bounds.close())).await.is_err() {
                     return Ok(0);
                 }
             }
@@ -474,19 +594,19 @@ pub(super) async fn pull_origin(
     });
     // Signatures of the next batch are checked while this one is applied:
     // checking needs no stored state, applying needs the previous batch.
-    let (checked_tx, mut checked) = tokio::sync::mpsc::channel::<CheckedBatch>(1);
+    let (checked_tx, mut checked) = tokio::sync::mpsc::channel::<(CheckedBatch, Room)>(1);
     let ring = Arc::new(ingest.ring.clone());
     let checker = tokio::spawn(async move {
-        while let Some(items) = ready.recv().await {
+        while let Some((items, room)) = ready.recv().await {
             let ring = ring.clone();
             let batch = tokio::task::spawn_blocking(move || check_batch(&ring, items)).await?;
-            if checked_tx.send(batch).await.is_err() {
+            if checked_tx.send((batch, room)).await.is_err() {
                 break;
             }
         }
         Ok::<(), tokio::task::JoinError>(())
     });
-    while let Some(batch) = checked.recv().await {
+    while let Some((batch, room)) = checked.recv().await {
         let n = node.clone();
         let result = tokio::task::spawn_blocking(move || {
             let outcome = apply_batch(&n, &mut ingest, batch);
@@ -494,6 +614,7 @@ pub(super) async fn pull_origin(
         })
         .await
         .map_err(|e| join_error(origin, e))?;
+        drop(room);
         ingest = result.1;
         if let Err(e) = result.0 {
             receiver.abort();
@@ -533,5 +654,90 @@ fn join_error(origin: &str, e: tokio::task::JoinError) -> SyncError {
     SyncError::Worker {
         origin: origin.to_owned(),
         message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn entry(index: u64, bytes: usize) -> PullItem {
+        PullItem {
+            index,
+            item: Some(pull_item::Item::Entry(Envelope {
+                payload: vec![0; bytes],
+                payload_type: String::new(),
+                signatures: Vec::new(),
+            })),
+        }
+    }
+
+    /// Issue 9, item 3: batches not yet applied hold their bytes, so a peer
+    /// that sends faster than this node applies makes the receiver wait at
+    /// the pull's budget instead of buffering more.
+    #[tokio::test]
+    async fn peer_input_is_bounded_before_it_is_buffered_per_pull() {
+        let mut bounds = Bounds::new("uni", "polar");
+        let item_bytes = MAX_ENVELOPE_BYTES - 64;
+        let per_batch = MAX_BATCH_BYTES / MAX_PULL_ITEM_BYTES;
+        let mut unapplied = Vec::new();
+        let mut index = 0;
+        let mut held = 0;
+        while held + per_batch * item_bytes <= MAX_PULL_BYTES {
+            for _ in 0..per_batch {
+                bounds.admit(&entry(index, item_bytes)).await.unwrap();
+                index += 1;
+            }
+            held += per_batch * item_bytes;
+            unapplied.push(bounds.close());
+        }
+        // The budget is nearly spent: one more batch does not fit.
+        let more = async {
+            for i in 0..per_batch as u64 {
+                bounds.admit(&entry(index + i, item_bytes)).await.unwrap();
+            }
+        };
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), more)
+                .await
+                .is_err(),
+            "the receiver buffered past the pull's budget"
+        );
+        // Applying a batch makes room again.
+        bounds.close();
+        drop(unapplied.remove(0));
+        let admitted = tokio::time::timeout(
+            Duration::from_millis(200),
+            bounds.admit(&entry(index, item_bytes)),
+        )
+        .await;
+        assert!(matches!(admitted, Ok(Ok(()))), "{admitted:?}");
+    }
+
+    #[test]
+    fn items_over_their_bounds_are_named() {
+        let big = entry(3, MAX_ENVELOPE_BYTES);
+        assert!(item_bounds(&big).unwrap_err().contains("exceeds the limit"));
+        let proof = PullItem {
+            index: 4,
+            item: Some(pull_item::Item::Proof(BatchProof {
+                size: 4,
+                hashes: vec![vec![0; 32]; MAX_PROOF_HASHES + 1],
+            })),
+        };
+        assert!(item_bounds(&proof).unwrap_err().contains("hashes"));
+        let short = PullItem {
+            index: 5,
+            item: Some(pull_item::Item::Redacted(Redacted {
+                subject_digest: vec![0; 32],
+                payload_digest: vec![0; 31],
+            })),
+        };
+        assert_eq!(
+            item_bounds(&short).unwrap_err(),
+            "payload digest is 31 bytes, not 32"
+        );
+        assert!(item_bounds(&entry(6, 1000)).is_ok());
     }
 }

@@ -4,7 +4,7 @@
 
 use prost::Message;
 
-use super::SyncError;
+use super::{PeerState, SyncError, SERVE_BATCH_BYTES};
 use crate::ids::LogIndex;
 use crate::log::{self, StoredEntry};
 use crate::node::Node;
@@ -14,7 +14,20 @@ use crate::proto::{
 use crate::store::{tree, StoreError};
 use crate::visibility::{self, Delivery, Viewer};
 
-/// Who this node is and the logs it holds (frozen origins left out).
+/// Whether `origin`'s entries are quarantined here: its peer was revoked or
+/// is no longer pinned. They are neither served, relayed nor announced.
+fn quarantined(node: &Node, origin: &str) -> Result<bool, SyncError> {
+    if origin == node.node_id().as_str() {
+        return Ok(false);
+    }
+    Ok(!matches!(
+        node.trust().get(origin)?,
+        Some(peer) if peer.state != PeerState::Revoked
+    ))
+}
+
+/// Who this node is and the logs it holds (frozen and quarantined origins
+/// left out).
 pub fn node_info(node: &Node) -> Result<NodeInfo, SyncError> {
     let mut origins = Vec::new();
     for (origin, _) in node.store().origins()? {
@@ -38,10 +51,14 @@ pub fn node_info(node: &Node) -> Result<NodeInfo, SyncError> {
     })
 }
 
-/// The checkpoint this node holds for `origin`, and its size.
+/// The checkpoint this node holds for `origin`, and its size; `None` for an
+/// origin it holds nothing of, or whose entries are quarantined.
 pub fn serve_checkpoint(node: &Node, origin: &str) -> Result<Option<(Envelope, u64)>, SyncError> {
     if node.store().is_frozen(origin)? {
         return Err(SyncError::Frozen(origin.to_owned()));
+    }
+    if quarantined(node, origin)? {
+        return Ok(None);
     }
     let Some(bytes) = node.store().checkpoint(origin)? else {
         return Ok(None);
@@ -57,7 +74,8 @@ pub fn serve_checkpoint(node: &Node, origin: &str) -> Result<Option<(Envelope, u
 
 /// Entries `[from, to)` of `origin` as `viewer` may receive them; what it may
 /// not see goes out as digests ([`visibility::pull_delivery`]). At most
-/// `max` items.
+/// `max` items, and no more after [`SERVE_BATCH_BYTES`] (at least one), so
+/// an honest batch fits the receiver's budget however large its records.
 pub fn serve_entries(
     node: &Node,
     viewer: &Viewer,
@@ -68,6 +86,7 @@ pub fn serve_entries(
 ) -> Result<Vec<PullItem>, SyncError> {
     let limit = max.min(to.saturating_sub(from) as usize);
     let mut items = Vec::with_capacity(limit);
+    let mut bytes = 0;
     for (index, stored) in node.store().entries(origin, LogIndex(from), limit)? {
         let item =
             match stored {
@@ -98,10 +117,15 @@ pub fn serve_entries(
                     }
                 }
             };
-        items.push(PullItem {
+        let item = PullItem {
             index: index.get(),
             item: Some(item),
-        });
+        };
+        bytes += item.encoded_len();
+        items.push(item);
+        if bytes >= SERVE_BATCH_BYTES {
+            break;
+        }
     }
     Ok(items)
 }

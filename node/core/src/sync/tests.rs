@@ -667,12 +667,11 @@ async fn an_oversized_envelope_is_refused_before_verification() {
     .await;
     assert!(!report.ok);
     assert!(
-        report
+        report.error.starts_with(&format!(
+            "{UNI}: pull of {POLAR} cut off at entry 2: envelope of "
+        )) && report
             .error
-            .starts_with(&format!("{POLAR} entry 2: envelope of "))
-            && report
-                .error
-                .ends_with(&format!("exceeds the limit of {MAX_ENVELOPE_BYTES} bytes")),
+            .ends_with(&format!("exceeds the limit of {MAX_ENVELOPE_BYTES} bytes")),
         "{}",
         report.error
     );
@@ -1369,4 +1368,192 @@ async fn a_checkpoint_lost_in_a_crash_is_kept_again_at_the_next_pull() {
         fed.polar.store().checkpoint(POLAR).unwrap(),
         "the checkpoint over the whole log is held again"
     );
+}
+
+/// A peer that claims `uni`, announces `polar`'s head, and answers a pull
+/// with `polar`'s checkpoint and then `item(index)` for each next index,
+/// up to `cap` items, counting how many the receiver took.
+struct Endless {
+    source: Arc<Node>,
+    item: Arc<dyn Fn(u64) -> pull_item::Item + Send + Sync>,
+    cap: usize,
+    taken: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl FederationPeer for Endless {
+    async fn node_info(&self) -> Result<NodeInfo, SyncError> {
+        let (_, size) = serve_checkpoint(&self.source, POLAR)?.expect("polar has a log");
+        Ok(NodeInfo {
+            node_id: UNI.into(),
+            origins: vec![OriginHead {
+                origin: POLAR.into(),
+                size,
+            }],
+            ..NodeInfo::default()
+        })
+    }
+
+    async fn pull(&self, origin: &str, after_index: u64) -> Result<PullStream, SyncError> {
+        let (checkpoint, size) = serve_checkpoint(&self.source, origin)?.expect("a log");
+        let first = PullItem {
+            index: size,
+            item: Some(pull_item::Item::Checkpoint(checkpoint)),
+        };
+        let (item, taken) = (self.item.clone(), self.taken.clone());
+        let rest = (after_index..).take(self.cap).map(move |index| {
+            taken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(PullItem {
+                index,
+                item: Some(item(index)),
+            })
+        });
+        Ok(Box::pin(futures::stream::iter(
+            std::iter::once(Ok(first)).chain(rest),
+        )))
+    }
+
+    async fn hint(&self, _origin: &str, _size: u64) -> Result<(), SyncError> {
+        Ok(())
+    }
+}
+
+async fn endless_round(
+    fed: &Federation,
+    cap: usize,
+    item: impl Fn(u64) -> pull_item::Item + Send + Sync + 'static,
+) -> (RoundReport, usize) {
+    let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let peer = Endless {
+        source: fed.polar.clone(),
+        item: Arc::new(item),
+        cap,
+        taken: taken.clone(),
+    };
+    let pinned = fed.sync.node().trust().get(UNI).unwrap().unwrap();
+    let report = fed.sync.sync_peer(pinned, Arc::new(peer)).await;
+    (report, taken.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+/// Issue 9, item 3: a relay streaming redacted items with oversized digests
+/// is cut off at the first one, before it is buffered, by an error that
+/// names the relay; nothing is kept and an honest pull still completes.
+#[tokio::test]
+async fn peer_input_is_bounded_before_it_is_buffered_oversized_digests() {
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    let (report, taken) = endless_round(&fed, 10_000, |_| {
+        pull_item::Item::Redacted(crate::proto::Redacted {
+            subject_digest: vec![1; 4096],
+            payload_digest: vec![2; 4096],
+        })
+    })
+    .await;
+    let expected = SyncError::Overrun {
+        peer: UNI.into(),
+        origin: POLAR.into(),
+        index: 0,
+        message: "subject digest is 4096 bytes, not 32".into(),
+    }
+    .to_string();
+    assert_eq!(report.error, expected, "{report:?}");
+    assert!(report
+        .error
+        .starts_with("uni: pull of polar cut off at entry 0"));
+    assert!(
+        taken <= 2,
+        "the receiver took {taken} items past the bad one"
+    );
+    assert_eq!(status(&fed.sync, UNI).rejected, 1);
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert_honest_retry(&fed).await;
+}
+
+/// Issue 9, item 3: envelopes each under the 1 MiB bound, sent without ever
+/// closing a batch, are cut off once the batch's byte budget is spent, long
+/// before the item count limit (8,192 items of up to 1 MiB each).
+#[tokio::test]
+async fn peer_input_is_bounded_before_it_is_buffered_batch_budget() {
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    let envelope = Envelope {
+        payload: vec![7; 512 * 1024],
+        payload_type: RECORD_TYPE.into(),
+        signatures: Vec::new(),
+    };
+    let (report, taken) =
+        endless_round(&fed, 200, move |_| pull_item::Item::Entry(envelope.clone())).await;
+    assert!(!report.ok, "{report:?}");
+    assert!(
+        report
+            .error
+            .starts_with("uni: pull of polar cut off at entry ")
+            && report.error.ends_with(&format!(
+                "more than {MAX_BATCH_BYTES} bytes without a proof"
+            )),
+        "{}",
+        report.error
+    );
+    assert!(
+        taken <= MAX_BATCH_BYTES / (512 * 1024) + 1,
+        "the receiver took {taken} items"
+    );
+    assert_eq!(status(&fed.sync, UNI).rejected, 1);
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert_honest_retry(&fed).await;
+}
+
+/// Issue 9, item 6: once an origin is revoked here, this node neither
+/// announces nor serves its log to any peer: a revoked origin is not relayed.
+#[tokio::test]
+async fn revocation_is_final_everywhere_a_revoked_origin_is_not_relayed() {
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    assert_honest_retry(&fed).await;
+    let announced = |node: &Node| -> Vec<String> {
+        node_info(node)
+            .unwrap()
+            .origins
+            .into_iter()
+            .map(|head| head.origin)
+            .collect()
+    };
+    assert!(announced(&fed.here).contains(&POLAR.to_owned()));
+    assert!(serve_checkpoint(&fed.here, POLAR).unwrap().is_some());
+
+    fed.here
+        .trust()
+        .set_state(POLAR, PeerState::Revoked)
+        .unwrap();
+    assert!(!announced(&fed.here).contains(&POLAR.to_owned()));
+    assert!(serve_checkpoint(&fed.here, POLAR).unwrap().is_none());
+    assert!(announced(&fed.here).contains(&HERE.to_owned()));
+    // `uni` pulling from `here` finds nothing of polar to take.
+    let uni_sync = Replicator::new(fed.uni.clone(), no_dialing());
+    let pinned = fed.uni.trust().get(HERE).unwrap().unwrap();
+    let report = uni_sync
+        .sync_peer(pinned, Arc::new(Served::honest(&fed.here, UNI)))
+        .await;
+    assert!(report.ok, "{report:?}");
+    assert!(!report.origins.contains(&POLAR.to_owned()), "{report:?}");
+    assert_eq!(fed.uni.store().log_size(POLAR).unwrap(), 0);
+}
+
+/// Issue 9, item 5: a pinned peer's hints start at most one round per
+/// interval, however many it sends; another peer's hint is not held back.
+#[tokio::test]
+async fn limits_on_the_open_listener_hints_start_one_round_per_interval() {
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    let size = fed.polar.store().log_size(POLAR).unwrap();
+    assert!(fed.sync.hinted(POLAR, POLAR, size));
+    for _ in 0..100 {
+        assert!(
+            !fed.sync.hinted(POLAR, POLAR, size),
+            "a hint flood started rounds"
+        );
+    }
+    assert!(fed.sync.hinted(UNI, POLAR, size));
+    // A hint for what is already held starts nothing.
+    assert!(!fed.sync.hinted(HERE, POLAR, 0));
 }

@@ -82,10 +82,21 @@ pub fn meridian_binary() -> Result<PathBuf> {
 
 /// Starts a node for a benchmark: `bin` in `dir`, logging at
 /// `MERIDIAN_BENCH_LOG` (default `warn`), stopped with SIGTERM when dropped.
+/// The benchmark client is one address asking as fast as the node answers,
+/// so the per-client request rate is lifted for it.
 pub fn start_node(bin: &Path, dir: &Path, node_id: &str) -> Result<TestNode> {
     let level = std::env::var("MERIDIAN_BENCH_LOG").unwrap_or_else(|_| "warn".into());
-    TestNode::start_at(bin, dir, node_id, &[("MERIDIAN_LOG__LEVEL", &level)])
-        .map_err(|e| anyhow::anyhow!("{node_id}: {e}"))
+    TestNode::start_at(
+        bin,
+        dir,
+        node_id,
+        &[
+            ("MERIDIAN_LOG__LEVEL", &level),
+            ("MERIDIAN_LIMITS__REQUESTS_PER_SECOND", "1000000"),
+            ("MERIDIAN_LIMITS__REQUEST_BURST", "1000000"),
+        ],
+    )
+    .map_err(|e| anyhow::anyhow!("{node_id}: {e}"))
 }
 
 /// Runs a `meridian` command against `node`'s data directory; its stdout.

@@ -1,0 +1,165 @@
+//! Real nodes over real TLS facing hostile or careless callers and peers:
+//! revocation is final on every path, and nothing about records a caller
+//! may not see leaks through errors, cursors or reports.
+
+use std::collections::BTreeSet;
+
+use meridian_proto::catalog_client::CatalogClient;
+use meridian_proto::federation_client::FederationClient;
+use meridian_proto::{
+    GetRecordRequest, NodeInfoRequest, PullRequest, SearchRequest, SearchResponse,
+};
+use meridian_testkit::harness::{anonymous_channel, held, peer_channel, record_line, TestNode};
+use tonic::Code;
+
+fn origins_of(answer: &SearchResponse) -> BTreeSet<String> {
+    answer.hits.iter().map(|hit| hit.origin.clone()).collect()
+}
+
+/// `polar` publishes, `uni` replicates and serves, `genomics` asks `uni`.
+fn federation() -> (TestNode, TestNode, TestNode) {
+    let polar = TestNode::start("polar");
+    let uni = TestNode::start("uni");
+    let genomics = TestNode::start("genomics");
+    polar.trust(&uni, &[]);
+    uni.trust(&polar, &[]);
+    uni.trust(&genomics, &[]);
+    genomics.trust(&uni, &[]);
+    genomics.trust(&polar, &[]);
+    (polar, uni, genomics)
+}
+
+/// Issue 9, item 6: once `uni` revokes `polar`, no path of `uni` serves
+/// `polar`'s records: not a search page read from a snapshot taken before,
+/// not GetNodeInfo or Pull to another peer, not GetRecord. A cursor that was
+/// altered is refused with INVALID_ARGUMENT.
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_is_final_everywhere() {
+    let (polar, uni, genomics) = federation();
+    let lines: Vec<String> = (1..=6)
+        .map(|i| {
+            record_line(
+                &format!("PDC-{i}"),
+                &format!("Sea ice station {i}"),
+                "public",
+            )
+        })
+        .collect();
+    polar.import(&lines);
+    uni.import(&[record_line("UNI-1", "Sea ice model", "public")]);
+    let reports = uni.sync_now();
+    assert_eq!(reports["polar"]["ok"], true, "{reports:?}");
+    assert!(held(&uni, "polar", "PDC-1").await.is_some());
+
+    let mut catalog = CatalogClient::new(anonymous_channel(&uni).await);
+    let ask = |after: String| SearchRequest {
+        query: "ice".into(),
+        limit: 2,
+        after,
+        ..SearchRequest::default()
+    };
+    let first = catalog
+        .search(ask(String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.total, 7);
+    assert!(!first.next_cursor.is_empty());
+
+    let mut federation = FederationClient::new(peer_channel(&genomics, &uni).await);
+    let info = federation
+        .get_node_info(NodeInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(info.origins.iter().any(|head| head.origin == "polar"));
+
+    uni.ok(&["trust", "revoke", "polar"]);
+
+    // The next page reads no snapshot held from before the revocation.
+    let mut after = first.next_cursor.clone();
+    while !after.is_empty() {
+        let page = catalog.search(ask(after)).await.unwrap().into_inner();
+        assert!(
+            !origins_of(&page).contains("polar"),
+            "a revoked origin's record served from a held snapshot: {page:?}"
+        );
+        after = page.next_cursor;
+    }
+    let fresh = catalog
+        .search(ask(String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fresh.total, 1, "{fresh:?}");
+
+    // Not relayed: not announced, not served.
+    let info = federation
+        .get_node_info(NodeInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !info.origins.iter().any(|head| head.origin == "polar"),
+        "{info:?}"
+    );
+    let pulled = federation
+        .pull(PullRequest {
+            origin: "polar".into(),
+            after_index: 0,
+        })
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(pulled.code(), Code::NotFound, "{pulled:?}");
+    let reports = genomics.sync_now();
+    assert_eq!(reports["uni"]["ok"], true, "{reports:?}");
+    assert!(held(&genomics, "polar", "PDC-1").await.is_none());
+
+    // GetRecord on the revoked origin answers exactly like a missing record.
+    let get = |id: &str| GetRecordRequest {
+        origin: "polar".into(),
+        id: id.into(),
+    };
+    let revoked = catalog.get_record(get("PDC-1")).await.unwrap_err();
+    let missing = catalog.get_record(get("PDC-404")).await.unwrap_err();
+    assert_eq!(revoked.code(), Code::NotFound);
+    assert_eq!(
+        revoked.message().replace("PDC-1", "<id>"),
+        missing.message().replace("PDC-404", "<id>"),
+    );
+    assert!(!revoked.message().contains("entry"), "{revoked:?}");
+
+    // A cursor altered by the caller is refused, and says why.
+    let page = catalog
+        .search(SearchRequest {
+            query: "ice".into(),
+            limit: 0,
+            ..ask(String::new())
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(page.next_cursor.is_empty(), "one record left: {page:?}");
+    uni.import(&[
+        record_line("UNI-2", "Sea ice drift", "public"),
+        record_line("UNI-3", "Sea ice albedo", "public"),
+    ]);
+    let page = catalog
+        .search(ask(String::new()))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut cursor = page.next_cursor.into_bytes();
+    assert!(!cursor.is_empty());
+    let last = cursor.len() - 3;
+    cursor[last] = if cursor[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(cursor).unwrap();
+    let refused = catalog.search(ask(tampered)).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("cursor"),
+        "{}",
+        refused.message()
+    );
+}
