@@ -92,11 +92,14 @@ fn import_reports_bad_lines_and_keeps_the_good_ones_across_restart() {
         .unwrap()
         .starts_with("ed25519:"));
 
-    let out = node.ok(&["holdings", "rm", "PDC-2"]);
+    let out = node.ok(&["holdings", "rm", "PDC-2", "--yes"]);
     assert!(out.contains("deleted PDC-2"), "{out}");
     assert!(!node.run(&["holdings", "get", "PDC-2"]).status.success());
     assert!(
-        !node.run(&["holdings", "rm", "PDC-2"]).status.success(),
+        !node
+            .run(&["holdings", "rm", "PDC-2", "--yes"])
+            .status
+            .success(),
         "a second delete is refused"
     );
 

@@ -51,8 +51,15 @@ pub enum HoldingsCommand {
         #[arg(long)]
         include_deleted: bool,
     },
-    /// Withdraw a record (a signed tombstone replaces it).
-    Rm { id: String },
+    /// Withdraw a record (a signed tombstone replaces it); asks first on a
+    /// terminal.
+    Rm {
+        id: String,
+        /// Do not ask for confirmation (needed when standard input is not a
+        /// terminal).
+        #[arg(long, short)]
+        yes: bool,
+    },
 }
 
 pub async fn run(data_dir: &Path, command: HoldingsCommand) -> Result<i32> {
@@ -79,7 +86,13 @@ pub async fn run(data_dir: &Path, command: HoldingsCommand) -> Result<i32> {
             list(&mut client, json, include_deleted).await?;
             Ok(0)
         }
-        HoldingsCommand::Rm { id } => {
+        HoldingsCommand::Rm { id, yes } => {
+            if !super::confirm(
+                &format!("withdraw {id} (a signed tombstone replaces it everywhere)"),
+                yes,
+            )? {
+                return Ok(1);
+            }
             let reply = client
                 .delete_record(proto::DeleteRecordRequest { id: id.clone() })
                 .await
@@ -102,7 +115,11 @@ enum Line {
     NotUtf8,
 }
 
-fn read_line_bounded(reader: &mut impl BufRead, limit: usize) -> std::io::Result<Option<Line>> {
+fn read_line_bounded(
+    reader: &mut impl BufRead,
+    limit: usize,
+    consumed: &mut u64,
+) -> std::io::Result<Option<Line>> {
     let mut buf = Vec::new();
     let mut too_long = false;
     loop {
@@ -125,6 +142,7 @@ fn read_line_bounded(reader: &mut impl BufRead, limit: usize) -> std::io::Result
             }
         }
         reader.consume(take);
+        *consumed += take as u64;
         if done {
             break;
         }
@@ -154,6 +172,7 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path, wait: bool) -> R
     let (tx, rx) = tokio::sync::mpsc::channel::<proto::ImportChunk>(4);
     // Reading runs on its own thread: the file is streamed, never loaded whole.
     let name = file.display().to_string();
+    let read_bar = progress.clone();
     let reader_task = tokio::task::spawn_blocking(move || -> Result<Vec<(u64, String)>> {
         let mut reader = reader;
         let mut local_errors = Vec::new();
@@ -164,8 +183,10 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path, wait: bool) -> R
         };
         let mut chunk_bytes = 0usize;
         loop {
-            let line = read_line_bounded(&mut reader, record::MAX_LINE_BYTES)
+            let mut consumed = 0;
+            let line = read_line_bounded(&mut reader, record::MAX_LINE_BYTES, &mut consumed)
                 .with_context(|| format!("reading {name}"))?;
+            read_bar.inc(consumed);
             let Some(line) = line else { break };
             line_no += 1;
             let text = match line {
@@ -230,8 +251,6 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path, wait: bool) -> R
         progress.set_message(format!(
             "{stored} stored, {unchanged} unchanged, {rejected} rejected"
         ));
-        progress.inc(0);
-        progress.set_position(stored + unchanged + rejected);
     }
     let local_errors = reader_task.await??;
     rejected += local_errors.len() as u64;
@@ -254,14 +273,26 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path, wait: bool) -> R
     Ok(if rejected > 0 { 1 } else { 0 })
 }
 
-fn progress_bar(_total_bytes: Option<u64>) -> indicatif::ProgressBar {
+/// A byte-based progress bar with rate and ETA on a terminal (a spinner
+/// with bytes and rate for standard input, whose size is unknown); nothing
+/// when standard error is not a terminal.
+fn progress_bar(total_bytes: Option<u64>) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = indicatif::ProgressBar::new_spinner();
+    let (bar, template) = match total_bytes {
+        Some(total) => (
+            indicatif::ProgressBar::new(total),
+            "{bar:30} {bytes}/{total_bytes}  {bytes_per_sec}  ETA {eta}  {msg}",
+        ),
+        None => (
+            indicatif::ProgressBar::new_spinner(),
+            "{spinner} {bytes}  {bytes_per_sec}  {msg}",
+        ),
+    };
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {pos} records  {per_sec}  {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar

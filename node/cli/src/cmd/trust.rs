@@ -30,8 +30,14 @@ pub enum TrustCommand {
     Suspend { node_id: String },
     /// Make a suspended peer active again.
     Resume { node_id: String },
-    /// Refuse a peer's keys everywhere, for good.
-    Revoke { node_id: String },
+    /// Refuse a peer's keys everywhere, for good; asks first on a terminal.
+    Revoke {
+        node_id: String,
+        /// Do not ask for confirmation (needed when standard input is not a
+        /// terminal).
+        #[arg(long, short)]
+        yes: bool,
+    },
 }
 
 fn print_peer(peer: &proto::PeerInfo) {
@@ -127,7 +133,11 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
                 .trust_set_state(set_state(node_id, proto::PeerState::Active))
                 .await
         }
-        TrustCommand::Revoke { node_id } => {
+        TrustCommand::Revoke { node_id, yes } => {
+            let what = format!("revoke {node_id} (its keys are refused everywhere, for good)");
+            if !super::confirm(&what, yes)? {
+                anyhow::bail!("{node_id} was not revoked");
+            }
             client
                 .trust_set_state(set_state(node_id, proto::PeerState::Revoked))
                 .await
