@@ -154,3 +154,55 @@ fn demo_keeps_its_federation_in_the_data_dir() {
         );
     }
 }
+
+/// Every command that takes `--json` prints exactly one valid JSON value,
+/// and a listing with nothing in it is `[]`.
+#[test]
+fn every_json_output_is_one_json_value() {
+    let node = TestNode::start("json");
+    let parse = |out: &[u8], args: &[&str]| -> serde_json::Value {
+        serde_json::from_slice(out)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(out)))
+    };
+    let ok = |args: &[&str]| parse(node.ok(args).as_bytes(), args);
+    for args in [
+        &["holdings", "list", "--json"][..],
+        &["holdings", "list", "--json", "--include-deleted"],
+        &["trust", "list", "--json"],
+        &["peers", "status", "--json"],
+        &["sync", "now", "--json"],
+    ] {
+        assert_eq!(ok(args), serde_json::json!([]), "{args:?}");
+    }
+    node.import(&[
+        record_line("J-1", "Fjord temperature", "public"),
+        record_line("J-2", "Fjord salinity", "private"),
+    ]);
+    assert_eq!(
+        ok(&["holdings", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(ok(&["holdings", "get", "J-1", "--json"])["id"], "J-1");
+    assert_eq!(ok(&["status", "--json"])["node_id"], "json");
+    assert_eq!(ok(&["keys", "show", "--json"])["node_id"], "json");
+    assert_eq!(ok(&["search", "fjord", "--json"])["total"], 2);
+    assert_eq!(ok(&["search", "nothing-matches", "--json"])["total"], 0);
+
+    let peer = TestNode::start("json-peer");
+    node.trust(&peer, &[]);
+    assert_eq!(
+        ok(&["trust", "list", "--json"]).as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        ok(&["peers", "status", "--json"]).as_array().unwrap().len(),
+        1
+    );
+    // The peer has not pinned this node: the round fails, still one array.
+    let args = ["sync", "now", "--json"];
+    let reports = parse(&node.run(&args).stdout, &args);
+    assert_eq!(reports.as_array().unwrap().len(), 1, "{reports}");
+}

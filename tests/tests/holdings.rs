@@ -11,12 +11,11 @@ use meridian_testkit::harness::{record_line, TestNode};
 fn listed_ids(node: &TestNode, extra: &[&str]) -> Vec<String> {
     let mut args = vec!["holdings", "list", "--json"];
     args.extend_from_slice(extra);
-    node.ok(&args)
-        .lines()
-        .map(|line| {
-            let value: serde_json::Value = serde_json::from_str(line).expect("json line");
-            value["id"].as_str().expect("id").to_owned()
-        })
+    let records: Vec<serde_json::Value> =
+        serde_json::from_str(&node.ok(&args)).expect("records: a JSON array");
+    records
+        .iter()
+        .map(|value| value["id"].as_str().expect("id").to_owned())
         .collect()
 }
 

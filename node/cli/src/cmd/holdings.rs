@@ -385,6 +385,7 @@ async fn searchable(
 async fn list(client: &mut AdminClient<Channel>, json: bool, include_deleted: bool) -> Result<()> {
     let mut token = String::new();
     let mut out = std::io::stdout().lock();
+    let mut array = json.then(|| output::JsonArray::new(std::io::stdout()));
     if !json {
         writeln!(
             out,
@@ -405,8 +406,8 @@ async fn list(client: &mut AdminClient<Channel>, json: bool, include_deleted: bo
             .into_inner();
         for view in &page.records {
             let Some(record) = &view.record else { continue };
-            if json {
-                writeln!(out, "{}", record::to_json(record))?;
+            if let Some(array) = &mut array {
+                array.push(&record::to_json(record))?;
             } else {
                 let title = if record.deleted {
                     "(deleted)".to_owned()
@@ -425,6 +426,10 @@ async fn list(client: &mut AdminClient<Channel>, json: bool, include_deleted: bo
             }
         }
         if page.next_page_token.is_empty() {
+            drop(out);
+            if let Some(array) = array {
+                array.finish()?;
+            }
             return Ok(());
         }
         token = page.next_page_token;

@@ -80,16 +80,17 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
                 .map_err(refused)?
                 .into_inner();
             if json {
+                let mut array = output::JsonArray::new(std::io::stdout().lock());
                 for peer in &list.peers {
-                    println!(
-                        "{}",
-                        serde_json::json!({
+                    array.push(
+                        &serde_json::json!({
                             "node_id": peer.node_id, "state": output::peer_state(peer.state), "endpoint": peer.endpoint,
                             "key_id": peer.key_id, "groups": peer.groups, "added_at": peer.added_at,
                             "changed_at": peer.changed_at,
-                        })
-                    );
+                        }),
+                    )?;
                 }
+                array.finish()?;
             } else {
                 println!(
                     "{:<20} {:<10} {:<22} {:<24} GROUPS",
