@@ -170,7 +170,7 @@ async fn a_revoked_peer_is_refused_at_once_and_its_records_leave_search() {
         .await
         .expect("trusted");
 
-    polar.ok(&["trust", "revoke", "uni"]);
+    polar.ok(&["trust", "revoke", "uni", "--yes"]);
 
     // Refused on the very same connection, per request.
     let refused = federation

@@ -55,7 +55,7 @@ async fn records_flow_across_the_federation_with_visibility_and_deletes() {
     );
 
     // A delete at A disappears at C.
-    a.ok(&["holdings", "rm", "PDC-fed"]);
+    a.ok(&["holdings", "rm", "PDC-fed", "--yes"]);
     c.sync_now();
     assert!(
         held(&c, "polar", "PDC-fed").await.is_none(),

@@ -11,12 +11,11 @@ use meridian_testkit::harness::{record_line, TestNode};
 fn listed_ids(node: &TestNode, extra: &[&str]) -> Vec<String> {
     let mut args = vec!["holdings", "list", "--json"];
     args.extend_from_slice(extra);
-    node.ok(&args)
-        .lines()
-        .map(|line| {
-            let value: serde_json::Value = serde_json::from_str(line).expect("json line");
-            value["id"].as_str().expect("id").to_owned()
-        })
+    let records: Vec<serde_json::Value> =
+        serde_json::from_str(&node.ok(&args)).expect("records: a JSON array");
+    records
+        .iter()
+        .map(|value| value["id"].as_str().expect("id").to_owned())
         .collect()
 }
 
@@ -92,11 +91,14 @@ fn import_reports_bad_lines_and_keeps_the_good_ones_across_restart() {
         .unwrap()
         .starts_with("ed25519:"));
 
-    let out = node.ok(&["holdings", "rm", "PDC-2"]);
+    let out = node.ok(&["holdings", "rm", "PDC-2", "--yes"]);
     assert!(out.contains("deleted PDC-2"), "{out}");
     assert!(!node.run(&["holdings", "get", "PDC-2"]).status.success());
     assert!(
-        !node.run(&["holdings", "rm", "PDC-2"]).status.success(),
+        !node
+            .run(&["holdings", "rm", "PDC-2", "--yes"])
+            .status
+            .success(),
         "a second delete is refused"
     );
 

@@ -151,7 +151,7 @@ async fn federation_scope_finds_replicated_records_with_their_origin() {
     assert_eq!(ids(&filtered), ["ICE-fed", "ICE-pub"]);
 
     // A delete at the origin leaves the federation index after a sync.
-    a.ok(&["holdings", "rm", "ICE-pub"]);
+    a.ok(&["holdings", "rm", "ICE-pub", "--yes"]);
     c.sync_now();
     let after = search_until(&c, &["sea ice", "--origin", "polar"], |v| v["total"] == 1);
     assert_eq!(ids(&after), ["ICE-fed"]);

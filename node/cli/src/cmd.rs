@@ -36,14 +36,10 @@ pub use self::trust::TrustCommand;
     about = "A federated node for signed research-data metadata"
 )]
 pub struct Cli {
-    /// The node's data directory.
-    #[arg(
-        long,
-        global = true,
-        env = "MERIDIAN_DATA_DIR",
-        default_value = "meridian-data"
-    )]
-    pub data_dir: PathBuf,
+    /// The node's data directory [default: meridian-data]; for `demo`, the
+    /// directory that keeps the federation (a temporary one if not given).
+    #[arg(long, global = true, env = "MERIDIAN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -84,6 +80,14 @@ pub enum Command {
     /// Check that a stopped node's log, Merkle tree, checkpoints, record
     /// states and search index agree; exit 1 on any disagreement.
     Fsck(FsckArgs),
+    /// Print the shell completion script for SHELL (source it, or install it
+    /// where the shell looks for completions).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages of `meridian` and every subcommand into DIR.
+    Man { dir: PathBuf },
 }
 
 impl Command {
@@ -93,13 +97,24 @@ impl Command {
     }
 }
 
+/// The data directory when neither `--data-dir` nor `MERIDIAN_DATA_DIR`
+/// names one.
+const DEFAULT_DATA_DIR: &str = "meridian-data";
+
 /// Runs a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> Result<i32> {
-    let dir = cli.data_dir.as_path();
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let dir = data_dir.as_path();
     match cli.command {
         Command::Init(args) => node::init(dir, &args).map(|()| 0),
         Command::Serve => node::serve(dir).await.map(|()| 0),
-        Command::Demo(args) => crate::demo::run(args).await.map(|()| 0),
+        Command::Demo(mut args) => {
+            args.dir = args.dir.or(cli.data_dir);
+            crate::demo::run(args).await.map(|()| 0)
+        }
         Command::Status { json } => node::status(dir, json).await.map(|()| 0),
         Command::Holdings(command) => holdings::run(dir, command).await,
         Command::Search(args) => search::run(dir, *args).await.map(|()| 0),
@@ -109,7 +124,53 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Peers(command) => peers::run(dir, command).await.map(|()| 0),
         Command::Sync(command) => sync::run(dir, command).await,
         Command::Fsck(args) => fsck::run(dir, &args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "meridian",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+        Command::Man { dir } => man(&dir).map(|()| 0),
     }
+}
+
+/// Writes `meridian.1` and one page per subcommand (`meridian-holdings-import.1`, …) into `dir`.
+fn man(dir: &Path) -> Result<()> {
+    use anyhow::Context;
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    clap_mangen::generate_to(Cli::command(), dir)
+        .with_context(|| format!("cannot write man pages into {}", dir.display()))?;
+    println!("man pages written to {}", dir.display());
+    Ok(())
+}
+
+/// Asks the operator to confirm `what` when standard input is a terminal;
+/// `--yes` confirms in advance. Without a terminal and without `--yes` the
+/// command is refused, so a script never takes something away by accident.
+fn confirm(what: &str, yes: bool) -> Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "{what}: not confirmed (standard input is not a terminal); pass --yes to confirm"
+        );
+    }
+    eprint!("{what}? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    let confirmed = matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes");
+    if !confirmed {
+        eprintln!("cancelled");
+    }
+    Ok(confirmed)
 }
 
 /// Connects to the running node's admin socket.

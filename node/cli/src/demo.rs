@@ -37,7 +37,8 @@ pub struct DemoArgs {
     /// Generated records per institution.
     #[arg(long, default_value_t = 2000)]
     pub records: u64,
-    /// Keep the federation in this directory instead of a temporary one.
+    /// Keep the federation in this directory instead of a temporary one
+    /// (`--data-dir` says the same).
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// Stop after the example searches instead of serving until Ctrl-C.

@@ -7,6 +7,32 @@ use meridian_core::record;
 use meridian_proto as proto;
 use meridian_proto::DatasetRecord;
 
+/// Prints one JSON array, item by item as they come (a listing of a million
+/// records is never held whole): `[]` when there are none.
+pub struct JsonArray<W: std::io::Write> {
+    out: W,
+    items: u64,
+}
+
+impl<W: std::io::Write> JsonArray<W> {
+    pub fn new(out: W) -> Self {
+        Self { out, items: 0 }
+    }
+
+    pub fn push(&mut self, item: &serde_json::Value) -> std::io::Result<()> {
+        let sep = if self.items == 0 { "[" } else { "," };
+        self.items += 1;
+        write!(self.out, "{sep}{item}")
+    }
+
+    pub fn finish(mut self) -> std::io::Result<()> {
+        if self.items == 0 {
+            write!(self.out, "[")?;
+        }
+        writeln!(self.out, "]")
+    }
+}
+
 /// The lowercase name of a peer state, as the CLI shows it.
 pub fn peer_state(state: i32) -> &'static str {
     match proto::PeerState::try_from(state) {

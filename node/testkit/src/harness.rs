@@ -390,21 +390,22 @@ impl TestNode {
     /// Runs `sync now` and returns its JSON reports, keyed by peer.
     pub fn sync_now(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
         let out = self.run(&["sync", "now", "--json"]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|line| {
-                let value: serde_json::Value = serde_json::from_str(line).expect("report json");
-                (value["peer"].as_str().unwrap_or_default().to_owned(), value)
-            })
+        let reports: Vec<serde_json::Value> =
+            serde_json::from_slice(&out.stdout).expect("reports: a JSON array");
+        reports
+            .into_iter()
+            .map(|value| (value["peer"].as_str().unwrap_or_default().to_owned(), value))
             .collect()
     }
 
     /// `peers status --json`, keyed by peer.
     pub fn peers_status(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
-        self.ok(&["peers", "status", "--json"])
-            .lines()
-            .map(|line| {
-                let value: serde_json::Value = serde_json::from_str(line).expect("status json");
+        let peers: Vec<serde_json::Value> =
+            serde_json::from_str(&self.ok(&["peers", "status", "--json"]))
+                .expect("peers: a JSON array");
+        peers
+            .into_iter()
+            .map(|value| {
                 (
                     value["node_id"].as_str().unwrap_or_default().to_owned(),
                     value,

@@ -53,8 +53,15 @@ pub enum HoldingsCommand {
         #[arg(long)]
         include_deleted: bool,
     },
-    /// Withdraw a record (a signed tombstone replaces it).
-    Rm { id: String },
+    /// Withdraw a record (a signed tombstone replaces it); asks first on a
+    /// terminal.
+    Rm {
+        id: String,
+        /// Do not ask for confirmation (needed when standard input is not a
+        /// terminal).
+        #[arg(long, short)]
+        yes: bool,
+    },
 }
 
 pub async fn run(data_dir: &Path, command: HoldingsCommand) -> Result<i32> {
@@ -81,7 +88,13 @@ pub async fn run(data_dir: &Path, command: HoldingsCommand) -> Result<i32> {
             list(&mut client, json, include_deleted).await?;
             Ok(0)
         }
-        HoldingsCommand::Rm { id } => {
+        HoldingsCommand::Rm { id, yes } => {
+            if !super::confirm(
+                &format!("withdraw {id} (a signed tombstone replaces it everywhere)"),
+                yes,
+            )? {
+                return Ok(1);
+            }
             let reply = client
                 .delete_record(proto::DeleteRecordRequest { id: id.clone() })
                 .await
@@ -104,7 +117,11 @@ enum Line {
     NotUtf8,
 }
 
-fn read_line_bounded(reader: &mut impl BufRead, limit: usize) -> std::io::Result<Option<Line>> {
+fn read_line_bounded(
+    reader: &mut impl BufRead,
+    limit: usize,
+    consumed: &mut u64,
+) -> std::io::Result<Option<Line>> {
     let mut buf = Vec::new();
     let mut too_long = false;
     loop {
@@ -127,6 +144,7 @@ fn read_line_bounded(reader: &mut impl BufRead, limit: usize) -> std::io::Result
             }
         }
         reader.consume(take);
+        *consumed += take as u64;
         if done {
             break;
         }
@@ -168,6 +186,7 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path, wait: bool) -> R
     };
     // Reading runs on its own thread: the file is streamed, never loaded whole.
     let name = file.display().to_string();
+    let read_bar = progress.clone();
     let reader_task = tokio::task::spawn_blocking(move || -> Result<ReadOutcome> {
         let mut reader = reader;
         let mut local_errors = Vec::new();
@@ -178,8 +197,10 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path, wait: bool) -> R
         };
         let mut chunk_bytes = 0usize;
         loop {
-            let line = read_line_bounded(&mut reader, record::MAX_LINE_BYTES)
+            let mut consumed = 0;
+            let line = read_line_bounded(&mut reader, record::MAX_LINE_BYTES, &mut consumed)
                 .with_context(|| format!("reading {name}"))?;
+            read_bar.inc(consumed);
             let Some(line) = line else { break };
             line_no += 1;
             let text = match line {
@@ -258,8 +279,6 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path, wait: bool) -> R
         progress.set_message(format!(
             "{stored} stored, {unchanged} unchanged, {rejected} rejected"
         ));
-        progress.inc(0);
-        progress.set_position(stored + unchanged + rejected);
     }
     drop(acks);
     let read = reader_task.await??;
@@ -331,14 +350,26 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn progress_bar(_total_bytes: Option<u64>) -> indicatif::ProgressBar {
+/// A byte-based progress bar with rate and ETA on a terminal (a spinner
+/// with bytes and rate for standard input, whose size is unknown); nothing
+/// when standard error is not a terminal.
+fn progress_bar(total_bytes: Option<u64>) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = indicatif::ProgressBar::new_spinner();
+    let (bar, template) = match total_bytes {
+        Some(total) => (
+            indicatif::ProgressBar::new(total),
+            "{bar:30} {bytes}/{total_bytes}  {bytes_per_sec}  ETA {eta}  {msg}",
+        ),
+        None => (
+            indicatif::ProgressBar::new_spinner(),
+            "{spinner} {bytes}  {bytes_per_sec}  {msg}",
+        ),
+    };
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {pos} records  {per_sec}  {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
@@ -431,6 +462,7 @@ async fn searchable(
 async fn list(client: &mut AdminClient<Channel>, json: bool, include_deleted: bool) -> Result<()> {
     let mut token = String::new();
     let mut out = std::io::stdout().lock();
+    let mut array = json.then(|| output::JsonArray::new(std::io::stdout()));
     if !json {
         writeln!(
             out,
@@ -451,8 +483,8 @@ async fn list(client: &mut AdminClient<Channel>, json: bool, include_deleted: bo
             .into_inner();
         for view in &page.records {
             let Some(record) = &view.record else { continue };
-            if json {
-                writeln!(out, "{}", record::to_json(record))?;
+            if let Some(array) = &mut array {
+                array.push(&record::to_json(record))?;
             } else {
                 let title = if record.deleted {
                     "(deleted)".to_owned()
@@ -471,6 +503,10 @@ async fn list(client: &mut AdminClient<Channel>, json: bool, include_deleted: bo
             }
         }
         if page.next_page_token.is_empty() {
+            drop(out);
+            if let Some(array) = array {
+                array.finish()?;
+            }
             return Ok(());
         }
         token = page.next_page_token;

@@ -33,17 +33,17 @@ pub async fn run(data_dir: &Path, command: PeersCommand) -> Result<()> {
             "PEER", "STATE", "REACHABLE", "LAST SYNC", "LAG", "RECEIVED", "REJECTED"
         );
     }
+    let mut array = json.then(|| output::JsonArray::new(std::io::stdout()));
     for p in &status.peers {
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({
+        if let Some(array) = &mut array {
+            array.push(
+                &serde_json::json!({
                     "node_id": p.node_id, "state": output::peer_state(p.state), "reachable": p.reachable,
                     "last_sync": p.last_sync, "lag": p.lag, "entries_received": p.entries_received,
                     "rejected": p.rejected, "last_error": p.last_error, "endpoint": p.endpoint,
                     "groups": p.groups,
-                })
-            );
+                }),
+            )?;
         } else {
             let last = if p.last_sync.is_empty() {
                 "never"
@@ -62,6 +62,9 @@ pub async fn run(data_dir: &Path, command: PeersCommand) -> Result<()> {
                 p.last_error
             );
         }
+    }
+    if let Some(array) = array {
+        array.finish()?;
     }
     Ok(())
 }

@@ -27,13 +27,13 @@ pub async fn run(data_dir: &Path, command: SyncCommand) -> Result<i32> {
         .map_err(refused)?
         .into_inner();
     let mut failed = false;
+    let mut array = json.then(|| crate::output::JsonArray::new(std::io::stdout()));
     for r in &response.reports {
         failed |= !r.ok;
-        if json {
-            println!(
-                "{}",
-                serde_json::json!({"peer": r.peer, "ok": r.ok, "outcome": r.outcome, "entries": r.entries, "origins": r.origins, "error": r.error})
-            );
+        if let Some(array) = &mut array {
+            array.push(
+                &serde_json::json!({"peer": r.peer, "ok": r.ok, "outcome": r.outcome, "entries": r.entries, "origins": r.origins, "error": r.error}),
+            )?;
         } else if r.ok {
             println!(
                 "{:<20} ok      {} entries from [{}]",
@@ -50,7 +50,9 @@ pub async fn run(data_dir: &Path, command: SyncCommand) -> Result<i32> {
             println!("{:<20} {outcome:<7} {}", r.peer, r.error);
         }
     }
-    if response.reports.is_empty() && !json {
+    if let Some(array) = array {
+        array.finish()?;
+    } else if response.reports.is_empty() {
         println!("no active peers; pin one with `meridian trust add TOKEN`");
     }
     Ok(if failed { 1 } else { 0 })

@@ -30,8 +30,14 @@ pub enum TrustCommand {
     Suspend { node_id: String },
     /// Make a suspended peer active again.
     Resume { node_id: String },
-    /// Refuse a peer's keys everywhere, for good.
-    Revoke { node_id: String },
+    /// Refuse a peer's keys everywhere, for good; asks first on a terminal.
+    Revoke {
+        node_id: String,
+        /// Do not ask for confirmation (needed when standard input is not a
+        /// terminal).
+        #[arg(long, short)]
+        yes: bool,
+    },
 }
 
 fn print_peer(peer: &proto::PeerInfo) {
@@ -74,16 +80,17 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
                 .map_err(refused)?
                 .into_inner();
             if json {
+                let mut array = output::JsonArray::new(std::io::stdout().lock());
                 for peer in &list.peers {
-                    println!(
-                        "{}",
-                        serde_json::json!({
+                    array.push(
+                        &serde_json::json!({
                             "node_id": peer.node_id, "state": output::peer_state(peer.state), "endpoint": peer.endpoint,
                             "key_id": peer.key_id, "groups": peer.groups, "added_at": peer.added_at,
                             "changed_at": peer.changed_at,
-                        })
-                    );
+                        }),
+                    )?;
                 }
+                array.finish()?;
             } else {
                 println!(
                     "{:<20} {:<10} {:<22} {:<24} GROUPS",
@@ -127,7 +134,11 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
                 .trust_set_state(set_state(node_id, proto::PeerState::Active))
                 .await
         }
-        TrustCommand::Revoke { node_id } => {
+        TrustCommand::Revoke { node_id, yes } => {
+            let what = format!("revoke {node_id} (its keys are refused everywhere, for good)");
+            if !super::confirm(&what, yes)? {
+                anyhow::bail!("{node_id} was not revoked");
+            }
             client
                 .trust_set_state(set_state(node_id, proto::PeerState::Revoked))
                 .await

@@ -1,0 +1,208 @@
+//! Habits of the command line: completions and man pages from its grammar,
+//! typos in fixed-choice flags answered with the allowed values, and
+//! confirmation before taking something away.
+
+use std::process::{Command, Stdio};
+
+use meridian_testkit::harness::{meridian_bin, record_line, TestNode};
+
+fn meridian(args: &[&str]) -> std::process::Output {
+    Command::new(meridian_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("meridian runs")
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = meridian(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains("holdings"), "{shell}: {script}");
+        assert!(script.contains("no-wait"), "{shell} completes flags");
+    }
+}
+
+#[test]
+fn man_pages_are_written_for_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("man1");
+    let out = meridian(&["man", target.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let top = std::fs::read_to_string(target.join("meridian.1")).unwrap();
+    assert!(top.contains(".TH meridian"), "{top}");
+    let names: Vec<String> = std::fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for page in [
+        "meridian-holdings.1",
+        "meridian-holdings-import.1",
+        "meridian-search.1",
+    ] {
+        assert!(names.iter().any(|n| n == page), "{page} in {names:?}");
+    }
+    let import = std::fs::read_to_string(target.join("meridian-holdings-import.1")).unwrap();
+    assert!(import.contains("no\\-wait"), "{import}");
+}
+
+#[test]
+fn a_typo_in_a_fixed_choice_flag_shows_the_allowed_values() {
+    for (args, allowed) in [
+        (
+            &["search", "ice", "--scope", "locl"][..],
+            "local, federation",
+        ),
+        (&["search", "ice", "--sort", "newest"][..], "relevance"),
+        (&["completions", "bsh"][..], "bash"),
+    ] {
+        let out = meridian(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("possible values"), "{args:?}: {stderr}");
+        assert!(stderr.contains(allowed), "{args:?}: {stderr}");
+    }
+}
+
+/// Without a terminal, `holdings rm` and `trust revoke` refuse unless
+/// `--yes`; on a terminal they ask, and only "y" goes ahead.
+#[test]
+fn taking_something_away_needs_confirmation() {
+    let node = TestNode::start("confirm");
+    node.import(&[record_line("KEEP-1", "Kept unless confirmed", "public")]);
+
+    let out = node.run(&["holdings", "rm", "KEEP-1"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("pass --yes"), "{stderr}");
+    assert!(node.run(&["holdings", "get", "KEEP-1"]).status.success());
+
+    let out = node.run(&["trust", "revoke", "someone"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pass --yes"));
+
+    // On a terminal (script(1) gives the command one): "n" keeps it.
+    let on_terminal = |answer: &str| {
+        let line = format!(
+            "{} holdings rm KEEP-1 --data-dir {}",
+            meridian_bin().display(),
+            node.data_dir().display()
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script(1) runs");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{answer}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = on_terminal("n");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("withdraw KEEP-1"), "{shown}");
+    assert!(shown.contains("[y/N]"), "{shown}");
+    assert!(node.run(&["holdings", "get", "KEEP-1"]).status.success());
+    let out = on_terminal("y");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!node.run(&["holdings", "get", "KEEP-1"]).status.success());
+
+    let out = node.run(&["holdings", "rm", "KEEP-1", "--yes"]);
+    assert!(!out.status.success(), "already withdrawn");
+}
+
+/// `demo --data-dir DIR` keeps the federation in DIR, one data directory
+/// per institution, that the CLI can then be pointed at.
+#[test]
+fn demo_keeps_its_federation_in_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("federation");
+    let out = Command::new(meridian_bin())
+        .args(["demo", "--records", "20", "--exit", "--data-dir"])
+        .arg(&root)
+        .stdin(Stdio::null())
+        .output()
+        .expect("demo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&root.display().to_string()), "{stdout}");
+    assert!(!stdout.contains("temporary directory"), "{stdout}");
+    for institution in ["polar-dc", "university", "genomics"] {
+        assert!(
+            root.join(institution).join("meridian.toml").exists(),
+            "{institution}"
+        );
+    }
+}
+
+/// Every command that takes `--json` prints exactly one valid JSON value,
+/// and a listing with nothing in it is `[]`.
+#[test]
+fn every_json_output_is_one_json_value() {
+    let node = TestNode::start("json");
+    let parse = |out: &[u8], args: &[&str]| -> serde_json::Value {
+        serde_json::from_slice(out)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(out)))
+    };
+    let ok = |args: &[&str]| parse(node.ok(args).as_bytes(), args);
+    for args in [
+        &["holdings", "list", "--json"][..],
+        &["holdings", "list", "--json", "--include-deleted"],
+        &["trust", "list", "--json"],
+        &["peers", "status", "--json"],
+        &["sync", "now", "--json"],
+    ] {
+        assert_eq!(ok(args), serde_json::json!([]), "{args:?}");
+    }
+    node.import(&[
+        record_line("J-1", "Fjord temperature", "public"),
+        record_line("J-2", "Fjord salinity", "private"),
+    ]);
+    assert_eq!(
+        ok(&["holdings", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(ok(&["holdings", "get", "J-1", "--json"])["id"], "J-1");
+    assert_eq!(ok(&["status", "--json"])["node_id"], "json");
+    assert_eq!(ok(&["keys", "show", "--json"])["node_id"], "json");
+    assert_eq!(ok(&["search", "fjord", "--json"])["total"], 2);
+    assert_eq!(ok(&["search", "nothing-matches", "--json"])["total"], 0);
+
+    let peer = TestNode::start("json-peer");
+    node.trust(&peer, &[]);
+    assert_eq!(
+        ok(&["trust", "list", "--json"]).as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        ok(&["peers", "status", "--json"]).as_array().unwrap().len(),
+        1
+    );
+    // The peer has not pinned this node: the round fails, still one array.
+    let args = ["sync", "now", "--json"];
+    let reports = parse(&node.run(&args).stdout, &args);
+    assert_eq!(reports.as_array().unwrap().len(), 1, "{reports}");
+}
