@@ -105,12 +105,11 @@ fn assert_only_open_repairs(node: &TestNode, own: &str, kill: usize) -> Vec<Stri
 
 /// The ids `node` holds of `origin` (`holdings list` for its own).
 fn own_ids(node: &TestNode) -> Vec<String> {
-    node.ok(&["holdings", "list", "--json"])
-        .lines()
-        .map(|line| {
-            let value: serde_json::Value = serde_json::from_str(line).expect("list json");
-            value["id"].as_str().expect("id").to_owned()
-        })
+    let records: Vec<serde_json::Value> =
+        serde_json::from_str(&node.ok(&["holdings", "list", "--json"])).expect("a JSON array");
+    records
+        .iter()
+        .map(|value| value["id"].as_str().expect("id").to_owned())
         .collect()
 }
 
