@@ -119,11 +119,17 @@ fn kill_9_during_an_import_loses_no_acknowledged_record() {
     let mut rng = Rng::new(plan.seed);
     let all = lines(plan.records);
     let mut node = TestNode::start("polar");
+    let work = tempfile::tempdir().unwrap();
+    let chunk_file = work.path().join("chunk.jsonl");
     let mut acked: BTreeSet<usize> = BTreeSet::new();
     let mut next = 0usize;
     let started = Instant::now();
+    // Each kill falls in its own share of the records, so it hits an
+    // import in progress (or, when the share is done early, an idle node).
+    let share = plan.records.div_ceil(plan.kills);
     for kill in 0..plan.kills {
-        let delay = Duration::from_millis(50 + rng.below(1500));
+        let delay = Duration::from_millis(10 + rng.below(400));
+        let round_end = ((kill + 1) * share).min(all.len());
         let reached = std::thread::scope(|s| {
             let node = &node;
             s.spawn(move || {
@@ -131,12 +137,12 @@ fn kill_9_during_an_import_loses_no_acknowledged_record() {
                 node.signal(libc::SIGKILL);
             });
             let mut reached = next;
-            while reached < all.len() {
-                let end = (reached + IMPORT_CHUNK).min(all.len());
-                let out = node.run_with_stdin(
-                    &["holdings", "import", "-"],
-                    Some(&all[reached..end].join("\n")),
-                );
+            while reached < round_end {
+                let end = (reached + IMPORT_CHUNK).min(round_end);
+                // From a file: a node killed mid-import closes the
+                // connection before the CLI has read all its input.
+                std::fs::write(&chunk_file, all[reached..end].join("\n")).unwrap();
+                let out = node.run(&["holdings", "import", chunk_file.to_str().unwrap()]);
                 if !out.status.success() {
                     break;
                 }
@@ -196,14 +202,20 @@ fn kill_9_during_a_pull_resumes_from_the_cursor() {
     let mut replica = TestNode::start("uni");
     source.trust(&replica, &[]);
     replica.trust(&source, &[]);
-    for chunk in lines(plan.records).chunks(2_000) {
-        source.import(chunk);
-    }
+    let all = lines(plan.records);
+    let share = plan.records.div_ceil(plan.kills);
     let want = plan.records as u64 + 1;
     let started = Instant::now();
     let mut sizes = Vec::new();
     for kill in 0..plan.kills {
-        let delay = Duration::from_millis(100 + rng.below(2_000));
+        // A share of new records at the source, so each kill hits a pull
+        // in progress (or, when it is done early, an idle node).
+        let from = (kill * share).min(all.len());
+        let to = ((kill + 1) * share).min(all.len());
+        for chunk in all[from..to].chunks(2_000) {
+            source.import(chunk);
+        }
+        let delay = Duration::from_millis(10 + rng.below(600));
         std::thread::scope(|s| {
             let replica = &replica;
             s.spawn(move || {
