@@ -458,19 +458,7 @@ mod tests {
     use super::*;
 
     fn line(id: &str, visibility: &str) -> String {
-        serde_json::json!({
-            "id": id,
-            "title": format!("Ice core {id}"),
-            "creators": [{"name": "Nansen, Fridtjof"}],
-            "publisher": "Polar Data Center",
-            "publication_year": 2021,
-            "resource_type": "Dataset",
-            "license": "CC-BY-4.0",
-            "access": "open",
-            "visibility": visibility,
-            "updated_at": "2024-01-01T00:00:00Z",
-        })
-        .to_string()
+        crate::test_support::record_line(id, &format!("Ice core {id}"), visibility)
     }
 
     /// Issue 9, item 4: an anonymous ListRecords over many records it may

@@ -44,5 +44,7 @@ pub mod search;
 pub mod sign;
 pub mod store;
 pub mod sync;
+#[cfg(test)]
+mod test_support;
 pub mod trust;
 pub mod visibility;

@@ -23,19 +23,7 @@ fn node() -> (Arc<Node>, tempfile::TempDir) {
 }
 
 fn line(i: usize, title: &str) -> String {
-    serde_json::json!({
-        "id": format!("PDC-{i}"),
-        "title": title,
-        "creators": [{"name": "Nansen, Fridtjof"}],
-        "publisher": "Polar Data Center",
-        "publication_year": 2021,
-        "resource_type": "Dataset",
-        "license": "CC-BY-4.0",
-        "access": "open",
-        "visibility": "public",
-        "updated_at": "2024-01-01T00:00:00Z",
-    })
-    .to_string()
+    crate::test_support::record_line(&format!("PDC-{i}"), title, "public")
 }
 
 /// A node holding PDC-1..=5, PDC-2 at version 2 and PDC-5 deleted, indexed.

@@ -40,19 +40,7 @@ fn open(data: &Path) -> Arc<Node> {
 }
 
 fn line(i: usize) -> String {
-    serde_json::json!({
-        "id": format!("PDC-{i}"),
-        "title": format!("Ice station {i}"),
-        "creators": [{"name": "Nansen, Fridtjof"}],
-        "publisher": "Polar Data Center",
-        "publication_year": 2021,
-        "resource_type": "Dataset",
-        "license": "CC-BY-4.0",
-        "access": "open",
-        "visibility": "public",
-        "updated_at": "2024-01-01T00:00:00Z",
-    })
-    .to_string()
+    crate::test_support::record_line(&format!("PDC-{i}"), &format!("Ice station {i}"), "public")
 }
 
 fn import(node: &Node, ids: std::ops::RangeInclusive<usize>) {

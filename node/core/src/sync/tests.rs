@@ -90,22 +90,7 @@ fn no_dialing() -> Connector {
 }
 
 fn line(id: &str, title: &str, visibility: &str) -> String {
-    let mut value = serde_json::json!({
-        "id": id,
-        "title": title,
-        "creators": [{"name": "Nansen, Fridtjof"}],
-        "publisher": "Polar Data Center",
-        "publication_year": 2021,
-        "resource_type": "Dataset",
-        "license": "CC-BY-4.0",
-        "access": "open",
-        "visibility": visibility,
-        "updated_at": "2024-01-01T00:00:00Z",
-    });
-    if visibility == "groups" {
-        value["groups"] = serde_json::json!(["polar-consortium"]);
-    }
-    value.to_string()
+    crate::test_support::record_line(id, title, visibility)
 }
 
 /// Imports public records `PDC-1..=n` at `node`: entries 1..=n of its log.
