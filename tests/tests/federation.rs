@@ -207,7 +207,7 @@ async fn a_record_made_private_then_withdrawn_leaves_every_replica() {
         "Vanishing moraine survey",
         "private",
     )]);
-    a.ok(&["holdings", "rm", "PDC-going"]);
+    a.ok(&["holdings", "rm", "PDC-going", "--yes"]);
     let reports = c.sync_now();
     assert_eq!(reports["polar"]["ok"], true, "{reports:?}");
     assert!(held(&c, "polar", "PDC-going").await.is_none());

@@ -86,7 +86,7 @@ async fn revocation_is_final_everywhere() {
         .into_inner();
     assert!(info.origins.iter().any(|head| head.origin == "polar"));
 
-    uni.ok(&["trust", "revoke", "polar"]);
+    uni.ok(&["trust", "revoke", "polar", "--yes"]);
 
     // The next page reads no snapshot held from before the revocation.
     let mut after = first.next_cursor.clone();
