@@ -185,10 +185,31 @@ fn every_json_output_is_one_json_value() {
             .len(),
         2
     );
+    let args = ["holdings", "import", "-", "--json"];
+    let out = node.run_with_stdin(&args, Some(&record_line("J-3", "Fjord ice", "public")));
+    let summary = parse(&out.stdout, &args);
+    assert_eq!(summary["stored"], 1, "{summary}");
+    assert_eq!(summary["searchable"], true, "{summary}");
+    assert_eq!(summary["errors"], serde_json::json!([]), "{summary}");
+    let args = ["holdings", "put", "--json"];
+    let out = node.run_with_stdin(&args, Some(&record_line("J-4", "Fjord sediment", "public")));
+    let put = parse(&out.stdout, &args);
+    assert_eq!(put["id"], "J-4", "{put}");
+    assert_eq!(put["stored"], true, "{put}");
+    // import and put wait until searchable: all four are found at once.
+    assert_eq!(ok(&["search", "fjord", "--json"])["total"], 4);
+    let removed = ok(&["holdings", "rm", "J-4", "--yes", "--json"]);
+    assert_eq!(removed["deleted"], true, "{removed}");
+    assert_eq!(
+        ok(&["holdings", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     assert_eq!(ok(&["holdings", "get", "J-1", "--json"])["id"], "J-1");
     assert_eq!(ok(&["status", "--json"])["node_id"], "json");
     assert_eq!(ok(&["keys", "show", "--json"])["node_id"], "json");
-    assert_eq!(ok(&["search", "fjord", "--json"])["total"], 2);
     assert_eq!(ok(&["search", "nothing-matches", "--json"])["total"], 0);
 
     let peer = TestNode::start("json-peer");

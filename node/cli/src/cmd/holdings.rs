@@ -31,6 +31,9 @@ pub enum HoldingsCommand {
         /// index (a search right after may not find them yet).
         #[arg(long)]
         no_wait: bool,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Store one record read as JSON from standard input, then wait until
     /// it is searchable.
@@ -38,6 +41,9 @@ pub enum HoldingsCommand {
         /// Return once the record is stored, without waiting for the index.
         #[arg(long)]
         no_wait: bool,
+        /// Print the outcome as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Show one record.
     Get {
@@ -61,14 +67,21 @@ pub enum HoldingsCommand {
         /// terminal).
         #[arg(long, short)]
         yes: bool,
+        /// Print the tombstone as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 pub async fn run(data_dir: &Path, command: HoldingsCommand) -> Result<i32> {
     let mut client = admin(data_dir).await?;
     match command {
-        HoldingsCommand::Import { file, no_wait } => import(&mut client, &file, !no_wait).await,
-        HoldingsCommand::Put { no_wait } => put(&mut client, !no_wait).await,
+        HoldingsCommand::Import {
+            file,
+            no_wait,
+            json,
+        } => import(&mut client, &file, !no_wait, json).await,
+        HoldingsCommand::Put { no_wait, json } => put(&mut client, !no_wait, json).await,
         HoldingsCommand::Get { id, json } => {
             let view = client
                 .get_record(proto::GetRecordRequest {
@@ -88,7 +101,7 @@ pub async fn run(data_dir: &Path, command: HoldingsCommand) -> Result<i32> {
             list(&mut client, json, include_deleted).await?;
             Ok(0)
         }
-        HoldingsCommand::Rm { id, yes } => {
+        HoldingsCommand::Rm { id, yes, json } => {
             if !super::confirm(
                 &format!("withdraw {id} (a signed tombstone replaces it everywhere)"),
                 yes,
@@ -100,10 +113,17 @@ pub async fn run(data_dir: &Path, command: HoldingsCommand) -> Result<i32> {
                 .await
                 .map_err(refused)?
                 .into_inner();
-            println!(
-                "deleted {id} (tombstone version {}, log index {})",
-                reply.version, reply.log_index
-            );
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"id": id, "deleted": true, "version": reply.version, "log_index": reply.log_index})
+                );
+            } else {
+                println!(
+                    "deleted {id} (tombstone version {}, log index {})",
+                    reply.version, reply.log_index
+                );
+            }
             Ok(0)
         }
     }
@@ -161,7 +181,12 @@ fn read_line_bounded(
     }))
 }
 
-async fn import(client: &mut AdminClient<Channel>, file: &Path, wait: bool) -> Result<i32> {
+async fn import(
+    client: &mut AdminClient<Channel>,
+    file: &Path,
+    wait: bool,
+    json: bool,
+) -> Result<i32> {
     let (reader, total_bytes): (Box<dyn BufRead + Send>, Option<u64>) = if file == Path::new("-") {
         (Box::new(BufReader::new(std::io::stdin())), None)
     } else {
@@ -318,12 +343,32 @@ async fn import(client: &mut AdminClient<Channel>, file: &Path, wait: bool) -> R
     }
     let secs = started.elapsed().as_secs_f64();
     let total = stored + unchanged + rejected;
-    println!(
-        "stored {stored}, unchanged {unchanged}, rejected {rejected} ({total} records in {secs:.1}s, {:.0} records/s)",
-        total as f64 / secs.max(1e-9)
-    );
-    if stored > 0 {
-        println!("{}", searchable(client, log_size, wait).await?);
+    let waited = if stored > 0 {
+        searchable(client, log_size, wait).await?
+    } else {
+        Some(0.0)
+    };
+    if json {
+        let errors: Vec<serde_json::Value> = errors
+            .iter()
+            .map(|(line, message)| serde_json::json!({"line": line, "message": message}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "stored": stored, "unchanged": unchanged, "rejected": rejected, "errors": errors,
+                "seconds": secs, "log_size": log_size,
+                "searchable": waited.is_some(), "searchable_after_secs": waited,
+            })
+        );
+    } else {
+        println!(
+            "stored {stored}, unchanged {unchanged}, rejected {rejected} ({total} records in {secs:.1}s, {:.0} records/s)",
+            total as f64 / secs.max(1e-9)
+        );
+        if stored > 0 {
+            println!("{}", searchable_line(waited));
+        }
     }
     Ok(if rejected > 0 { 1 } else { 0 })
 }
@@ -375,7 +420,7 @@ fn progress_bar(total_bytes: Option<u64>) -> indicatif::ProgressBar {
     bar
 }
 
-async fn put(client: &mut AdminClient<Channel>, wait: bool) -> Result<i32> {
+async fn put(client: &mut AdminClient<Channel>, wait: bool, json: bool) -> Result<i32> {
     let mut text = String::new();
     std::io::stdin()
         .take(record::MAX_LINE_BYTES as u64 + 1)
@@ -403,15 +448,36 @@ async fn put(client: &mut AdminClient<Channel>, wait: bool) -> Result<i32> {
         .map_err(refused)?
         .context("the node closed the import without an answer")?;
     if let Some(e) = ack.errors.first() {
-        eprintln!("{}: {}", e.field, e.reason);
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"stored": false, "errors": [{"field": e.field, "reason": e.reason}]})
+            );
+        } else {
+            eprintln!("{}: {}", e.field, e.reason);
+        }
         return Ok(1);
     }
     let id = value.get("id").and_then(|v| v.as_str()).unwrap_or_default();
-    if ack.unchanged > 0 {
-        println!("{id} unchanged");
+    let changed = ack.unchanged == 0;
+    let waited = if changed {
+        searchable(client, ack.log_size, wait).await?
     } else {
+        Some(0.0)
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "id": id, "stored": changed, "unchanged": !changed, "log_size": ack.log_size,
+                "searchable": waited.is_some(), "searchable_after_secs": waited,
+            })
+        );
+    } else if changed {
         println!("stored {id} (log size {})", ack.log_size);
-        println!("{}", searchable(client, ack.log_size, wait).await?);
+        println!("{}", searchable_line(waited));
+    } else {
+        println!("{id} unchanged");
     }
     Ok(0)
 }
@@ -420,14 +486,22 @@ async fn put(client: &mut AdminClient<Channel>, wait: bool) -> Result<i32> {
 const STALLED: Duration = Duration::from_secs(60);
 
 /// Waits, unless told not to, until this node's log up to `log_size` is
-/// searchable; says which, and when.
+/// searchable; the seconds it took, or `None` when it did not wait.
+/// What the summary says of [`searchable`]'s answer.
+fn searchable_line(waited: Option<f64>) -> String {
+    match waited {
+        Some(secs) => format!("searchable after {secs:.1}s"),
+        None => "not waiting for the index (--no-wait): searches may miss these records for a few seconds".into(),
+    }
+}
+
 async fn searchable(
     client: &mut AdminClient<Channel>,
     log_size: u64,
     wait: bool,
-) -> Result<String> {
+) -> Result<Option<f64>> {
     if !wait {
-        return Ok("not waiting for the index (--no-wait): searches may miss these records for a few seconds".into());
+        return Ok(None);
     }
     let started = Instant::now();
     let mut last = (0u64, Instant::now());
@@ -441,10 +515,7 @@ async fn searchable(
             .map_err(refused)?
             .into_inner();
         if reply.searchable {
-            return Ok(format!(
-                "searchable after {:.1}s",
-                started.elapsed().as_secs_f64()
-            ));
+            return Ok(Some(started.elapsed().as_secs_f64()));
         }
         if reply.indexed > last.0 {
             last = (reply.indexed, Instant::now());
