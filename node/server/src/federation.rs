@@ -4,6 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::Stream;
 use meridian_core::node::Node;
@@ -19,6 +20,33 @@ use crate::{caller, status};
 
 /// Items read from the store per blocking step while serving a pull.
 const SERVE_BATCH: usize = 1024;
+
+/// Sends `item` to a pull's reader unless it has taken nothing for `idle`;
+/// `false` when the pull is over (the reader left or stopped reading), so
+/// the serving task and the batch it holds never wait on a reader forever.
+async fn send_within<T>(
+    tx: &tokio::sync::mpsc::Sender<T>,
+    item: T,
+    idle: Duration,
+    peer: &str,
+) -> bool {
+    match tokio::time::timeout(idle, tx.send(item)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            tracing::warn!(peer = %peer, secs = idle.as_secs(), "pull ended: the reader took nothing");
+            false
+        }
+    }
+}
+
+fn viewer_name(viewer: &meridian_core::visibility::Viewer) -> String {
+    use meridian_core::visibility::Viewer;
+    match viewer {
+        Viewer::Peer { node, .. } | Viewer::Operator { node } => node.to_string(),
+        Viewer::Anonymous => "anonymous".to_owned(),
+    }
+}
 
 pub struct FederationService {
     node: Arc<Node>,
@@ -82,12 +110,16 @@ impl Federation for FederationService {
         };
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let node = self.node.clone();
+        // A peer that stops reading ends its pull after the idle timeout
+        // that bounds a pulling node's wait for items.
+        let idle = Duration::from_secs(node.config().sync.idle_timeout_secs);
+        let peer_name = viewer_name(&viewer);
         tokio::spawn(async move {
             let first = PullItem {
                 index: size,
                 item: Some(pull_item::Item::Checkpoint(checkpoint)),
             };
-            if tx.send(Ok(first)).await.is_err() {
+            if !send_within(&tx, Ok(first), idle, &peer_name).await {
                 return;
             }
             let mut from = req.after_index;
@@ -102,18 +134,18 @@ impl Federation for FederationService {
                     Ok(Ok(items)) if items.len() > 1 => items,
                     Ok(Ok(_)) => break,
                     Ok(Err(e)) => {
-                        let _ = tx.send(Err(status::sync(e))).await;
+                        send_within(&tx, Err(status::sync(e)), idle, &peer_name).await;
                         return;
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(status::join(e))).await;
+                        send_within(&tx, Err(status::join(e)), idle, &peer_name).await;
                         return;
                     }
                 };
                 // The last item is the batch's proof; its index is the batch's end.
                 from = items.last().map(|i| i.index).unwrap_or(size);
                 for item in items {
-                    if tx.send(Ok(item)).await.is_err() {
+                    if !send_within(&tx, Ok(item), idle, &peer_name).await {
                         return;
                     }
                 }
@@ -134,5 +166,24 @@ impl Federation for FederationService {
         self.replicator
             .hinted(peer.node_id.as_str(), &hint.origin, hint.size);
         Ok(Response::new(proto::HintResponse {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue item (limits): a pull whose reader stops reading ends once the
+    /// idle timeout passes, instead of holding its task and batch forever.
+    #[tokio::test]
+    async fn a_pull_whose_reader_stops_reading_ends() {
+        let (tx, _rx) = tokio::sync::mpsc::channel::<u32>(1);
+        let idle = Duration::from_millis(50);
+        assert!(send_within(&tx, 1, idle, "uni").await, "room for one");
+        let started = std::time::Instant::now();
+        assert!(!send_within(&tx, 2, idle, "uni").await, "nobody reads");
+        assert!(started.elapsed() >= idle && started.elapsed() < Duration::from_secs(2));
+        drop(_rx);
+        assert!(!send_within(&tx, 3, idle, "uni").await, "the reader left");
     }
 }
