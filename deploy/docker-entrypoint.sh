@@ -2,7 +2,7 @@
 # Container entrypoint for the meridian image.
 #
 #   docker-entrypoint.sh [serve]     create the node on first start, then run it
-#   docker-entrypoint.sh healthcheck TCP check of the node's gRPC listener
+#   docker-entrypoint.sh healthcheck `meridian health`: the node answers and its index has caught up
 #   docker-entrypoint.sh CMD ARGS... run CMD (e.g. `meridian status`, `bash`)
 #
 # First start: if the data directory holds no node yet, run
@@ -76,21 +76,9 @@ check_node_id() {
 # TCP check of the listener. The address is MERIDIAN_LISTEN if set, else
 # `listen` from meridian.toml; a wildcard address is checked on loopback.
 healthcheck() {
-	local addr host port
-	addr="${MERIDIAN_LISTEN:-}"
-	[[ -n "$addr" ]] || addr="$(config_value listen)"
-	[[ -n "$addr" ]] || addr="$INIT_LISTEN"
-	port="${addr##*:}"
-	host="${addr%:*}"
-	host="${host#[}"
-	host="${host%]}"
-	case "$host" in
-	"" | 0.0.0.0) host=127.0.0.1 ;;
-	::) host=::1 ;;
-	*) ;;
-	esac
-	# shellcheck disable=SC2016 # $1 and $2 expand in the inner shell
-	timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"' healthcheck "$host" "$port"
+	# Over the admin socket: no TLS handshake (which a TCP probe leaves
+	# half-done, logged as a warning each time) and no network needed.
+	exec meridian health
 }
 
 case "${1:-serve}" in

@@ -198,6 +198,7 @@ fn every_json_output_is_one_json_value() {
     assert_eq!(put["stored"], true, "{put}");
     // import and put wait until searchable: all four are found at once.
     assert_eq!(ok(&["search", "fjord", "--json"])["total"], 4);
+    assert_eq!(ok(&["health", "--json"])["healthy"], true);
     let removed = ok(&["holdings", "rm", "J-4", "--yes", "--json"]);
     assert_eq!(removed["deleted"], true, "{removed}");
     assert_eq!(

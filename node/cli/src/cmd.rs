@@ -60,6 +60,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Exit 0 when the node answers and its index has caught up, 1 (with
+    /// the reason) otherwise: for health checks and probes.
+    Health {
+        #[arg(long)]
+        json: bool,
+    },
     /// Search the holdings index (as this node's operator).
     Search(Box<SearchArgs>),
     /// The search index.
@@ -116,6 +122,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             crate::demo::run(args).await.map(|()| 0)
         }
         Command::Status { json } => node::status(dir, json).await.map(|()| 0),
+        Command::Health { json } => node::health(dir, json).await,
         Command::Holdings(command) => holdings::run(dir, command).await,
         Command::Search(args) => search::run(dir, *args).await.map(|()| 0),
         Command::Index(command) => index::run(dir, command).await.map(|()| 0),

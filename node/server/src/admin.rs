@@ -222,7 +222,8 @@ impl Admin for AdminService {
         _request: Request<proto::StatusRequest>,
     ) -> Result<Response<proto::StatusResponse>, Status> {
         let node = self.node.clone();
-        let (log_size, records) = blocking(move || node.holdings_status()).await?;
+        let ((log_size, records), index_behind) =
+            blocking(move || Ok((node.holdings_status()?, node.index_behind()?))).await?;
         Ok(Response::new(proto::StatusResponse {
             node_id: self.node.node_id().to_string(),
             key_id: self.node.key().key_id().to_string(),
@@ -230,6 +231,7 @@ impl Admin for AdminService {
             records,
             listen: self.node.endpoint(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            index_behind,
         }))
     }
 

@@ -124,6 +124,7 @@ pub async fn status(data_dir: &Path, json: bool) -> Result<()> {
             serde_json::json!({
                 "node_id": s.node_id, "key_id": s.key_id, "log_size": s.log_size,
                 "records": s.records, "listen": s.listen, "version": s.version,
+                "index_behind": s.index_behind,
             })
         );
     } else {
@@ -134,4 +135,42 @@ pub async fn status(data_dir: &Path, json: bool) -> Result<()> {
         println!("log size  {}", s.log_size);
     }
     Ok(())
+}
+
+/// `meridian health`: 0 when the node answers on its admin socket and its
+/// index has caught up with its store (it serves complete answers), 1
+/// otherwise, with the reason. For probes: it needs no TLS and no network.
+pub async fn health(data_dir: &Path, json: bool) -> Result<i32> {
+    let answer = match admin(data_dir).await {
+        Ok(mut client) => client
+            .status(proto::StatusRequest {})
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|status| status.message().to_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    let (healthy, reason, node_id, behind) = match &answer {
+        Ok(s) if s.index_behind == 0 => (true, "serving".to_owned(), s.node_id.clone(), 0),
+        Ok(s) => (
+            false,
+            format!("the index is {} entries behind the store", s.index_behind),
+            s.node_id.clone(),
+            s.index_behind,
+        ),
+        Err(e) => (false, e.clone(), String::new(), 0),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "healthy": healthy, "reason": reason, "node_id": node_id,
+                "index_behind": behind,
+            })
+        );
+    } else if healthy {
+        println!("healthy: {node_id} {reason}");
+    } else {
+        eprintln!("unhealthy: {reason}");
+    }
+    Ok(if healthy { 0 } else { 1 })
 }
