@@ -314,9 +314,8 @@ fn scan_log(
                     // at the digests' position.
                     if let Some(id) = store.record_by_subject(origin, subject)? {
                         if let Some(held) = scan.latest.get_mut(&id) {
-                            if !held.deleted {
-                                held.log_index = LogIndex(index);
-                                held.deleted = true;
+                            if let Some(withdrawn) = held.withdrawn_at(LogIndex(index)) {
+                                *held = withdrawn;
                             }
                         }
                     }
@@ -455,45 +454,28 @@ fn check_checkpoint(
         }
         return Ok(());
     };
-    let checkpoint = match Envelope::decode(bytes.as_slice()) {
-        Ok(envelope) => match ring {
-            Some(ring) => match sign::open_checkpoint(&envelope, ring) {
-                Ok((checkpoint, _)) => checkpoint,
-                Err(e) => {
-                    findings.add(
-                        "checkpoint",
-                        tree::CHECKPOINTS,
-                        None,
-                        None,
-                        format!("does not verify: {e}"),
-                        own,
-                    );
-                    return Ok(());
-                }
-            },
-            None => match crate::proto::Checkpoint::decode(envelope.payload.as_slice()) {
-                Ok(checkpoint) => checkpoint,
-                Err(e) => {
-                    findings.add(
-                        "checkpoint",
-                        tree::CHECKPOINTS,
-                        None,
-                        None,
-                        format!("does not decode: {e}"),
-                        false,
-                    );
-                    return Ok(());
-                }
-            },
-        },
-        Err(e) => {
+    // Verified against the origin's keys when they are trusted here; only
+    // decoded for a quarantined origin. A finding is repairable for the own
+    // log (its checkpoint is re-signed), except one that merely decodes.
+    let opened = Envelope::decode(bytes.as_slice())
+        .map_err(|e| (format!("does not decode: {e}"), own))
+        .and_then(|envelope| match ring {
+            Some(ring) => sign::open_checkpoint(&envelope, ring)
+                .map(|(checkpoint, _)| checkpoint)
+                .map_err(|e| (format!("does not verify: {e}"), own)),
+            None => crate::proto::Checkpoint::decode(envelope.payload.as_slice())
+                .map_err(|e| (format!("does not decode: {e}"), false)),
+        });
+    let checkpoint = match opened {
+        Ok(checkpoint) => checkpoint,
+        Err((message, repairable)) => {
             findings.add(
                 "checkpoint",
                 tree::CHECKPOINTS,
                 None,
                 None,
-                format!("does not decode: {e}"),
-                own,
+                message,
+                repairable,
             );
             return Ok(());
         }

@@ -117,6 +117,19 @@ pub struct RecordState {
     pub deleted: bool,
 }
 
+impl RecordState {
+    /// The state after digests at `index` superseded this held version
+    /// (a version this node may not see): a deletion there, or `None` when
+    /// nothing is held to withdraw. One rule for apply and for fsck.
+    pub fn withdrawn_at(self, index: LogIndex) -> Option<RecordState> {
+        (!self.deleted && self.log_index < index).then_some(RecordState {
+            log_index: index,
+            deleted: true,
+            ..self
+        })
+    }
+}
+
 /// Everything one append to an origin log changes, committed at once.
 #[derive(Debug, Default)]
 pub struct LogAppend {

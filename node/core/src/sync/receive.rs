@@ -311,17 +311,9 @@ fn withdrawal(
         Some(state) => Some(*state),
         None => store.record_state(origin, &id)?,
     };
-    Ok(match held {
-        Some(held) if !held.deleted && held.log_index.get() < index => Some((
-            id,
-            RecordState {
-                version: held.version,
-                log_index: LogIndex(index),
-                deleted: true,
-            },
-        )),
-        _ => None,
-    })
+    Ok(held
+        .and_then(|held| held.withdrawn_at(LogIndex(index)))
+        .map(|state| (id, state)))
 }
 
 fn describe(item: &PullItem) -> &'static str {

@@ -1199,12 +1199,10 @@ async fn a_relay_silent_after_its_checkpoint_never_holds_up_an_honest_origin() {
     assert_eq!(fed.here.store().log_size(UNI).unwrap(), 4);
 }
 
-#[tokio::test]
-async fn an_origin_silent_mid_pull_is_pulled_from_another_holder_in_the_same_round() {
-    let fed = federation_with(&[IDLE_1S]);
-    import(&fed.polar, 1, 5);
-    // The origin itself is tried first; it sends its checkpoint and then
-    // nothing. `uni` relays the same log.
+/// A round at `here` in which `polar` itself goes silent after
+/// `stall_after` items (0: it never answers) while `uni` relays its log;
+/// the round must report within 4 s, whatever the silent peer does.
+async fn round_beside_a_silent_origin(fed: &Federation, stall_after: usize) -> Vec<RoundReport> {
     let sync = Replicator::new(
         fed.here.clone(),
         dialing(vec![
@@ -1212,7 +1210,7 @@ async fn an_origin_silent_mid_pull_is_pulled_from_another_holder_in_the_same_rou
                 POLAR,
                 dyn_peer(Silent {
                     served: Served::honest(&fed.polar, HERE),
-                    stall_after: 1,
+                    stall_after,
                 }),
             ),
             (
@@ -1228,6 +1226,16 @@ async fn an_origin_silent_mid_pull_is_pulled_from_another_holder_in_the_same_rou
         "{:?}",
         started.elapsed()
     );
+    reports
+}
+
+#[tokio::test]
+async fn an_origin_silent_mid_pull_is_pulled_from_another_holder_in_the_same_round() {
+    let fed = federation_with(&[IDLE_1S]);
+    import(&fed.polar, 1, 5);
+    // The origin itself is tried first; it sends its checkpoint and then
+    // nothing. `uni` relays the same log.
+    let reports = round_beside_a_silent_origin(&fed, 1).await;
     let origin = report_of(&reports, POLAR);
     assert_eq!(origin.outcome, "timeout", "{origin:?}");
     assert_eq!(origin.error, "polar: sent nothing for 1 s");
@@ -1245,29 +1253,7 @@ async fn an_origin_silent_mid_pull_is_pulled_from_another_holder_in_the_same_rou
 async fn a_peer_that_never_answers_is_reported_within_the_idle_timeout() {
     let fed = federation_with(&[IDLE_1S]);
     import(&fed.polar, 1, 4);
-    let sync = Replicator::new(
-        fed.here.clone(),
-        dialing(vec![
-            (
-                POLAR,
-                dyn_peer(Silent {
-                    served: Served::honest(&fed.polar, HERE),
-                    stall_after: 0,
-                }),
-            ),
-            (
-                UNI,
-                dyn_peer(Served::relay(UNI, &fed.polar, HERE, Box::new(|_| {}))),
-            ),
-        ]),
-    );
-    let started = Instant::now();
-    let reports = sync.round(true).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
+    let reports = round_beside_a_silent_origin(&fed, 0).await;
     let silent = report_of(&reports, POLAR);
     assert_eq!(
         (silent.outcome.as_str(), silent.error.as_str()),
