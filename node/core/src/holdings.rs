@@ -248,13 +248,13 @@ impl Node {
                 if state.deleted && !include_deleted {
                     continue;
                 }
-                let envelope = match self.store().entry(origin, state.log_index)? {
-                    Some(StoredEntry::Signed(envelope)) => envelope,
+                let stored = self.store().entry(origin, state.log_index)?;
+                if state.deleted && matches!(stored, Some(StoredEntry::Redacted { .. })) {
                     // Withdrawn by a version this node may not see: there
                     // is no tombstone to show.
-                    Some(StoredEntry::Redacted { .. }) if state.deleted => continue,
-                    _ => self.stored_envelope(origin, state.log_index)?,
-                };
+                    continue;
+                }
+                let envelope = signed_envelope(origin, state.log_index, stored)?;
                 let (delivery, _) =
                     visibility::pull_delivery(viewer, &envelope.payload).map_err(|e| {
                         StoreError::Corrupt {
@@ -335,17 +335,7 @@ impl Node {
 
     /// The signed envelope of entry `index` of `origin`'s log, unverified.
     fn stored_envelope(&self, origin: &str, index: LogIndex) -> Result<Envelope, NodeError> {
-        let corrupt = |detail: String| StoreError::Corrupt {
-            tree: crate::store::tree::LOG,
-            detail,
-        };
-        match self.store().entry(origin, index)? {
-            Some(StoredEntry::Signed(envelope)) => Ok(envelope),
-            Some(StoredEntry::Redacted { .. }) => {
-                Err(corrupt(format!("{origin} entry {index} is held as digests only")).into())
-            }
-            None => Err(corrupt(format!("{origin} entry {index} missing")).into()),
-        }
+        signed_envelope(origin, index, self.store().entry(origin, index)?)
     }
 
     fn not_found(&self, id: &str) -> NodeError {
@@ -353,6 +343,26 @@ impl Node {
             origin: self.node_id().to_string(),
             id: id.to_owned(),
         }
+    }
+}
+
+/// The signed envelope in entry `index` of `origin`'s log as read from the
+/// store; digests only or nothing there is a corrupt store.
+fn signed_envelope(
+    origin: &str,
+    index: LogIndex,
+    stored: Option<StoredEntry>,
+) -> Result<Envelope, NodeError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        tree: crate::store::tree::LOG,
+        detail,
+    };
+    match stored {
+        Some(StoredEntry::Signed(envelope)) => Ok(envelope),
+        Some(StoredEntry::Redacted { .. }) => {
+            Err(corrupt(format!("{origin} entry {index} is held as digests only")).into())
+        }
+        None => Err(corrupt(format!("{origin} entry {index} missing")).into()),
     }
 }
 
