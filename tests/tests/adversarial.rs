@@ -183,6 +183,7 @@ async fn a_revoked_peer_is_refused_at_once_and_its_records_leave_search() {
         .pull(PullRequest {
             origin: "polar".into(),
             after_index: 0,
+            max_batch: 0,
         })
         .await
         .expect_err("revoked");
@@ -312,6 +313,7 @@ async fn pulled(
         .pull(PullRequest {
             origin: origin.into(),
             after_index: 0,
+            max_batch: 0,
         })
         .await
         .expect("pull")

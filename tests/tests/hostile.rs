@@ -119,6 +119,7 @@ async fn revocation_is_final_everywhere() {
         .pull(PullRequest {
             origin: "polar".into(),
             after_index: 0,
+            max_batch: 0,
         })
         .await
         .map(|_| ())

@@ -282,7 +282,7 @@ fn check(readme_line: &str, out: &str) {
         expect("Arctic sea ice thickness");
     } else if readme_line.contains("meridian.v1.Admin/Status") {
         expect("\"nodeId\": \"polar-dc\"");
-    } else if readme_line.starts_with("grpcurl -insecure") && readme_line.ends_with(" list") {
+    } else if readme_line.starts_with("grpcurl ") && readme_line.ends_with(" list") {
         expect("meridian.v1.Catalog");
     } else if readme_line.starts_with("meridian holdings import") {
         expect("rejected 0");

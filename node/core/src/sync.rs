@@ -43,6 +43,11 @@ pub use self::serve::{node_info, serve_batch, serve_checkpoint, serve_entries};
 
 /// Entries committed per transaction while pulling.
 pub const BATCH: usize = 2048;
+/// The batch first asked for after a pull broke before committing: half of
+/// what servers send unasked.
+const FIRST_SMALLER_BATCH: u32 = 512;
+/// The smallest batch a puller asks for.
+const SMALLEST_BATCH_ASK: u32 = 16;
 /// Most items a peer may send before closing a batch with a proof.
 const MAX_UNPROVEN: usize = 4 * BATCH;
 /// Envelopes per batch verification (one slice per core at a time).
@@ -180,7 +185,14 @@ pub type PullStream = Pin<Box<dyn Stream<Item = Result<PullItem, SyncError>> + S
 #[async_trait::async_trait]
 pub trait FederationPeer: Send + Sync {
     async fn node_info(&self) -> Result<NodeInfo, SyncError>;
-    async fn pull(&self, origin: &str, after_index: u64) -> Result<PullStream, SyncError>;
+    /// Streams `origin`'s log from `after_index`, in batches of at most
+    /// `max_batch` entries (0: the server's choice).
+    async fn pull(
+        &self,
+        origin: &str,
+        after_index: u64,
+        max_batch: u32,
+    ) -> Result<PullStream, SyncError>;
     async fn hint(&self, origin: &str, size: u64) -> Result<(), SyncError>;
 }
 
@@ -272,6 +284,9 @@ pub struct Replicator {
     wake: tokio::sync::Notify,
     /// When each peer's hint last started a round.
     hint_rounds: Mutex<HashMap<String, Instant>>,
+    /// Per origin, the batch size asked for while pulls break before a
+    /// batch completes (absent: the server's choice).
+    batch_asks: Mutex<HashMap<String, u32>>,
 }
 
 impl Replicator {
@@ -285,6 +300,7 @@ impl Replicator {
             origin_locks: Mutex::default(),
             wake: tokio::sync::Notify::new(),
             hint_rounds: Mutex::default(),
+            batch_asks: Mutex::default(),
         })
     }
 
@@ -309,6 +325,42 @@ impl Replicator {
             ..PeerStatus::default()
         });
         f(status);
+    }
+
+    /// The batch size to ask for when pulling `origin` (0: the server's).
+    fn batch_ask(&self, origin: &str) -> u32 {
+        self.batch_asks
+            .lock()
+            .expect("batch asks lock")
+            .get(origin)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// After a pull of `origin` that committed `committed` entries: a pull
+    /// that broke on the link before committing anything asks for half the
+    /// batch next time (a flapping or slow link then still makes progress);
+    /// a pull that completed leaves the size to the server again.
+    fn adapt_batch(&self, origin: &str, result: &Result<u64, SyncError>, committed: u64) {
+        let mut asks = self.batch_asks.lock().expect("batch asks lock");
+        match result {
+            Ok(_) => {
+                asks.remove(origin);
+            }
+            Err(e) if !reachable_after(e) && committed == 0 => {
+                let now = asks.get(origin).copied().unwrap_or(FIRST_SMALLER_BATCH * 2);
+                let next = (now / 2).max(SMALLEST_BATCH_ASK);
+                if next != now {
+                    tracing::info!(
+                        origin,
+                        batch = next,
+                        "pulls break before a batch completes: asking for smaller batches"
+                    );
+                }
+                asks.insert(origin.to_owned(), next);
+            }
+            Err(_) => {}
+        }
     }
 
     fn origin_lock(&self, origin: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -579,15 +631,19 @@ impl Replicator {
             if node.store().is_frozen(origin).unwrap_or(true) {
                 break;
             }
+            let ask = self.batch_ask(origin);
             let result = receive::pull_origin(
                 node,
                 client.as_ref(),
                 &peer.node_id,
                 origin,
                 ours,
+                ask,
                 self.idle(),
             )
             .await;
+            let committed = node.store().log_size(origin).map_or(0, |now| now - ours);
+            self.adapt_batch(origin, &result, committed);
             let attempt = match result {
                 Ok(entries) => {
                     self.update(&peer.node_id, |s| s.entries_received += entries);

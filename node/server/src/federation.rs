@@ -20,6 +20,17 @@ use crate::{caller, status};
 
 /// Items read from the store per blocking step while serving a pull.
 const SERVE_BATCH: usize = 1024;
+/// The smallest batch served when a puller asks for small ones: each batch
+/// carries a proof, so smaller would spend more on proofs than entries.
+const MIN_SERVE_BATCH: usize = 16;
+
+/// Entries per batch for a puller that asked for `asked` (0: no wish).
+fn batch_size(asked: u32) -> usize {
+    match asked {
+        0 => SERVE_BATCH,
+        n => (n as usize).clamp(MIN_SERVE_BATCH, SERVE_BATCH),
+    }
+}
 
 /// Sends `item` to a pull's reader unless it has taken nothing for `idle`;
 /// `false` when the pull is over (the reader left or stopped reading), so
@@ -123,10 +134,11 @@ impl Federation for FederationService {
                 return;
             }
             let mut from = req.after_index;
+            let per_batch = batch_size(req.max_batch);
             while from < size {
                 let (n, v, o) = (node.clone(), viewer.clone(), req.origin.clone());
                 let batch = tokio::task::spawn_blocking(move || {
-                    sync::serve_batch(&n, &v, &o, from, size, SERVE_BATCH)
+                    sync::serve_batch(&n, &v, &o, from, size, per_batch)
                 })
                 .await;
                 let items = match batch {
@@ -185,5 +197,17 @@ mod tests {
         assert!(started.elapsed() >= idle && started.elapsed() < Duration::from_secs(2));
         drop(_rx);
         assert!(!send_within(&tx, 3, idle, "uni").await, "the reader left");
+    }
+
+    #[test]
+    fn a_pullers_batch_wish_is_kept_within_bounds() {
+        assert_eq!(batch_size(0), SERVE_BATCH, "no wish: the server's size");
+        assert_eq!(batch_size(256), 256);
+        assert_eq!(
+            batch_size(1),
+            MIN_SERVE_BATCH,
+            "proofs would outweigh entries"
+        );
+        assert_eq!(batch_size(u32::MAX), SERVE_BATCH, "never more than unasked");
     }
 }

@@ -57,12 +57,18 @@ impl FederationPeer for RemotePeer {
             .map_err(|s| remote_error(&self.node_id, s))
     }
 
-    async fn pull(&self, origin: &str, after_index: u64) -> Result<PullStream, SyncError> {
+    async fn pull(
+        &self,
+        origin: &str,
+        after_index: u64,
+        max_batch: u32,
+    ) -> Result<PullStream, SyncError> {
         let mut client = self.client.clone();
         let stream = client
             .pull(proto::PullRequest {
                 origin: origin.to_owned(),
                 after_index,
+                max_batch,
             })
             .await
             .map_err(|s| remote_error(&self.node_id, s))?

@@ -2,5 +2,6 @@
 //! the demo: realistic generated holdings ([`generate`]) and a harness that
 //! runs real `meridian` processes on port-0 listeners ([`harness`]).
 
+pub mod fault;
 pub mod generate;
 pub mod harness;

@@ -528,9 +528,10 @@ pub(super) async fn pull_origin(
     peer: &str,
     origin: &str,
     after: u64,
+    max_batch: u32,
     idle: Duration,
 ) -> Result<u64, SyncError> {
-    let mut stream = within(peer, idle, client.pull(origin, after)).await??;
+    let mut stream = within(peer, idle, client.pull(origin, after, max_batch)).await??;
     let mut bounds = Bounds::new(peer, origin);
     let first = match within(peer, idle, stream.next()).await? {
         Some(item) => item?,

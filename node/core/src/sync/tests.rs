@@ -205,7 +205,12 @@ impl FederationPeer for Served {
         })
     }
 
-    async fn pull(&self, origin: &str, after_index: u64) -> Result<PullStream, SyncError> {
+    async fn pull(
+        &self,
+        origin: &str,
+        after_index: u64,
+        max_batch: u32,
+    ) -> Result<PullStream, SyncError> {
         let Some((checkpoint, size)) = serve_checkpoint(&self.source, origin)? else {
             return Err(SyncError::Refused {
                 peer: self.claims.clone(),
@@ -216,9 +221,13 @@ impl FederationPeer for Served {
             index: size,
             item: Some(pull_item::Item::Checkpoint(checkpoint)),
         }];
+        let per_batch = match max_batch {
+            0 => BATCH,
+            n => n as usize,
+        };
         let mut from = after_index;
         while from < size {
-            let batch = serve_batch(&self.source, &self.viewer, origin, from, size, BATCH)?;
+            let batch = serve_batch(&self.source, &self.viewer, origin, from, size, per_batch)?;
             from = batch.last().map(|proof| proof.index).unwrap_or(size);
             items.extend(batch);
         }
@@ -1098,11 +1107,16 @@ impl FederationPeer for Silent {
         self.served.node_info().await
     }
 
-    async fn pull(&self, origin: &str, after_index: u64) -> Result<PullStream, SyncError> {
+    async fn pull(
+        &self,
+        origin: &str,
+        after_index: u64,
+        max_batch: u32,
+    ) -> Result<PullStream, SyncError> {
         use futures::StreamExt;
         let sent = self
             .served
-            .pull(origin, after_index)
+            .pull(origin, after_index, max_batch)
             .await?
             .take(self.stall_after);
         Ok(Box::pin(sent.chain(futures::stream::pending())))
@@ -1264,6 +1278,40 @@ async fn a_peer_that_never_answers_is_reported_within_the_idle_timeout() {
 }
 
 #[tokio::test]
+async fn pulls_that_break_before_a_batch_completes_ask_for_smaller_batches_until_they_commit() {
+    let fed = federation_with(&[IDLE_1S]);
+    import(&fed.polar, 1, 1000);
+    // Every connection carries 300 items and then goes silent: shorter than
+    // the batches a server sends unasked.
+    let sync = Replicator::new(
+        fed.here.clone(),
+        dialing(vec![(
+            POLAR,
+            dyn_peer(Silent {
+                served: Served::honest(&fed.polar, HERE),
+                stall_after: 300,
+            }),
+        )]),
+    );
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        sync.round(true).await;
+        held.push(fed.here.store().log_size(POLAR).unwrap());
+        if held.last() == Some(&1001) {
+            break;
+        }
+    }
+    // 2048 and then 512 per batch: nothing commits; 256 per batch does.
+    assert_eq!(held[..3], [0, 0, 256], "{held:?}");
+    assert_eq!(held.last(), Some(&1001), "the whole log arrived: {held:?}");
+    assert_eq!(sync.batch_ask(POLAR), 256);
+    assert_eq!(
+        fed.here.store().checkpoint(POLAR).unwrap(),
+        fed.polar.store().checkpoint(POLAR).unwrap()
+    );
+}
+
+#[tokio::test]
 async fn a_stall_after_a_batch_keeps_the_batch_and_the_next_pull_resumes() {
     let fed = federation_with(&[IDLE_1S]);
     import(&fed.polar, 1, BATCH + 20);
@@ -1365,7 +1413,12 @@ impl FederationPeer for Endless {
         })
     }
 
-    async fn pull(&self, origin: &str, after_index: u64) -> Result<PullStream, SyncError> {
+    async fn pull(
+        &self,
+        origin: &str,
+        after_index: u64,
+        _max_batch: u32,
+    ) -> Result<PullStream, SyncError> {
         let (checkpoint, size) = serve_checkpoint(&self.source, origin)?.expect("a log");
         let first = PullItem {
             index: size,
