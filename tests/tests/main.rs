@@ -6,6 +6,7 @@ mod admin_socket;
 mod adversarial;
 mod cli;
 mod crash;
+mod doctor;
 mod federation;
 mod health;
 mod holdings;

@@ -2,6 +2,7 @@
 //! command group. Operator commands talk to the running node over the admin
 //! socket in its data directory.
 
+mod doctor;
 mod fsck;
 mod holdings;
 mod index;
@@ -19,6 +20,7 @@ use clap::{Parser, Subcommand};
 use meridian_proto::admin_client::AdminClient;
 use tonic::transport::Channel;
 
+pub use self::doctor::DoctorArgs;
 pub use self::fsck::FsckArgs;
 pub use self::holdings::HoldingsCommand;
 pub use self::index::IndexCommand;
@@ -86,6 +88,10 @@ pub enum Command {
     /// Check that a stopped node's log, Merkle tree, checkpoints, record
     /// states and search index agree; exit 1 on any disagreement.
     Fsck(FsckArgs),
+    /// Check a data directory and, when it runs, the node: permissions,
+    /// configuration, keys, certificate, clock, disk space, listeners and
+    /// peers; say what to fix. Exit 1 when a check fails.
+    Doctor(DoctorArgs),
     /// Print the shell completion script for SHELL (source it, or install it
     /// where the shell looks for completions).
     Completions {
@@ -131,6 +137,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Peers(command) => peers::run(dir, command).await.map(|()| 0),
         Command::Sync(command) => sync::run(dir, command).await,
         Command::Fsck(args) => fsck::run(dir, &args),
+        Command::Doctor(args) => doctor::run(dir, &args).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

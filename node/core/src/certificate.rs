@@ -190,6 +190,18 @@ fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(body).ok()
 }
 
+/// The first certificate of a PEM file's validity, as Unix seconds
+/// (not before, not after); `None` if it does not parse.
+pub fn validity_of_pem(pem: &str) -> Option<(i64, i64)> {
+    let der = pem_to_der(pem)?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(&der).ok()?;
+    let validity = parsed.validity();
+    Some((
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    ))
+}
+
 /// The SubjectPublicKeyInfo (DER) of a certificate.
 pub fn spki_of(cert: &[u8]) -> Option<Vec<u8>> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;

@@ -42,10 +42,13 @@ pub fn init(data_dir: &Path, args: &InitArgs) -> Result<()> {
     if let Some(http) = http {
         println!("  http     {http}");
     }
-    println!(
-        "start it with: meridian serve --data-dir {}",
-        data_dir.display()
-    );
+    let dir = data_dir.display();
+    println!("\nnext:");
+    println!("  1. start the node          meridian serve --data-dir {dir}");
+    println!("  2. share your invitation   meridian keys show --invite --data-dir {dir}");
+    println!("     (a peer's operator runs `meridian trust add TOKEN`; pin theirs the same way)");
+    println!("  3. load your holdings      meridian holdings import FILE.jsonl --data-dir {dir}");
+    println!("check the set-up any time:   meridian doctor --data-dir {dir}");
     Ok(())
 }
 
