@@ -213,12 +213,35 @@ fn every_json_output_is_one_json_value() {
     assert_eq!(ok(&["keys", "show", "--json"])["node_id"], "json");
     assert_eq!(ok(&["search", "nothing-matches", "--json"])["total"], 0);
 
+    assert_eq!(ok(&["doctor", "--json"])[0]["check"], "data directory");
+    let rebuilt = ok(&["index", "rebuild", "--json"]);
+    assert!(rebuilt["indexed"].as_u64().unwrap() >= 4, "{rebuilt}");
+
     let peer = TestNode::start("json-peer");
-    node.trust(&peer, &[]);
+    let pinned = ok(&["trust", "add", &peer.invite(), "--json"]);
+    assert_eq!(pinned["node_id"], "json-peer", "{pinned}");
+    assert_eq!(pinned["state"], "active", "{pinned}");
     assert_eq!(
         ok(&["trust", "list", "--json"]).as_array().unwrap().len(),
         1
     );
+    assert_eq!(
+        ok(&["trust", "suspend", "json-peer", "--json"])["state"],
+        "suspended"
+    );
+    assert_eq!(
+        ok(&["trust", "resume", "json-peer", "--json"])["state"],
+        "active"
+    );
+    let shown = ok(&["trust", "show", "json-peer", "--json"]);
+    assert_eq!(shown["node_id"], "json-peer");
+    let actions: Vec<&str> = shown["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions.len(), 3, "added, suspended, resumed: {shown}");
     assert_eq!(
         ok(&["peers", "status", "--json"]).as_array().unwrap().len(),
         1
@@ -227,4 +250,23 @@ fn every_json_output_is_one_json_value() {
     let args = ["sync", "now", "--json"];
     let reports = parse(&node.run(&args).stdout, &args);
     assert_eq!(reports.as_array().unwrap().len(), 1, "{reports}");
+    assert_eq!(
+        ok(&["trust", "revoke", "json-peer", "--yes", "--json"])["state"],
+        "revoked"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh");
+    let args = [
+        "init",
+        "--node-id",
+        "fresh",
+        "--listen",
+        "127.0.0.1:0",
+        "--json",
+    ];
+    let out = meridian(&[&args[..], &["--data-dir", data.to_str().unwrap()]].concat());
+    let created = parse(&out.stdout, &args);
+    assert_eq!(created["node_id"], "fresh", "{created}");
+    assert!(created["key_id"].as_str().unwrap().starts_with("ed25519:"));
 }

@@ -496,6 +496,11 @@ pub fn incoming(
                             }))
                             .await;
                     }
+                    // Closed before a hello: a TCP probe (a load balancer,
+                    // `meridian doctor`), not a client in trouble.
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        tracing::debug!(remote = %remote, "connection closed before a tls hello")
+                    }
                     Ok(Err(e)) => {
                         tracing::warn!(remote = %remote, error = %e, "tls handshake refused")
                     }

@@ -14,11 +14,14 @@ use super::{admin, refused};
 #[derive(Debug, Subcommand)]
 pub enum IndexCommand {
     /// Drop the search index and rebuild it from the store.
-    Rebuild,
+    Rebuild {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(data_dir: &Path, command: IndexCommand) -> Result<()> {
-    let IndexCommand::Rebuild = command;
+    let IndexCommand::Rebuild { json } = command;
     let mut client = admin(data_dir).await?;
     let started = Instant::now();
     let mut stream = client
@@ -47,9 +50,14 @@ pub async fn run(data_dir: &Path, command: IndexCommand) -> Result<()> {
         }
     }
     bar.finish_and_clear();
-    println!(
-        "rebuilt the search index from {indexed} log entries in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
+    let secs = started.elapsed().as_secs_f64();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"indexed": indexed, "seconds": secs})
+        );
+    } else {
+        println!("rebuilt the search index from {indexed} log entries in {secs:.1}s");
+    }
     Ok(())
 }

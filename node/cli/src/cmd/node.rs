@@ -27,6 +27,8 @@ pub struct InitArgs {
     /// `--listen` asks for port 0).
     #[arg(long)]
     pub http_listen: Option<std::net::SocketAddr>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn init(data_dir: &Path, args: &InitArgs) -> Result<()> {
@@ -36,6 +38,16 @@ pub fn init(data_dir: &Path, args: &InitArgs) -> Result<()> {
     }
     let http = config.http.listen;
     let key_id = Node::create_with(data_dir, config)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "node_id": args.node_id.as_str(), "key_id": key_id.to_string(),
+                "listen": args.listen, "http": http, "data_dir": data_dir,
+            })
+        );
+        return Ok(());
+    }
     println!("created node {} in {}", args.node_id, data_dir.display());
     println!("  key id   {key_id}");
     println!("  listen   {}", args.listen);

@@ -18,6 +18,8 @@ pub enum TrustCommand {
         /// Groups the peer belongs to, comma-separated (for GROUPS visibility).
         #[arg(long, value_delimiter = ',')]
         groups: Vec<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// List pinned peers.
     List {
@@ -25,11 +27,23 @@ pub enum TrustCommand {
         json: bool,
     },
     /// Show one peer and the audit trail of its changes.
-    Show { node_id: String },
+    Show {
+        node_id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop serving and pulling from a peer until resumed.
-    Suspend { node_id: String },
+    Suspend {
+        node_id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Make a suspended peer active again.
-    Resume { node_id: String },
+    Resume {
+        node_id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Refuse a peer's keys everywhere, for good; asks first on a terminal.
     Revoke {
         node_id: String,
@@ -37,7 +51,19 @@ pub enum TrustCommand {
         /// terminal).
         #[arg(long, short)]
         yes: bool,
+        #[arg(long)]
+        json: bool,
     },
+}
+
+/// One peer as JSON: what `trust list --json` lists and the other
+/// commands print.
+fn peer_json(peer: &proto::PeerInfo) -> serde_json::Value {
+    serde_json::json!({
+        "node_id": peer.node_id, "state": output::peer_state(peer.state), "endpoint": peer.endpoint,
+        "key_id": peer.key_id, "groups": peer.groups, "added_at": peer.added_at,
+        "changed_at": peer.changed_at,
+    })
 }
 
 fn print_peer(peer: &proto::PeerInfo) {
@@ -58,7 +84,11 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
         state: state as i32,
     };
     let changed = match command {
-        TrustCommand::Add { token, groups } => {
+        TrustCommand::Add {
+            token,
+            groups,
+            json,
+        } => {
             let peer = client
                 .trust_add(proto::TrustAddRequest {
                     invite: token,
@@ -67,10 +97,14 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
                 .await
                 .map_err(refused)?
                 .into_inner();
-            println!(
-                "pinned {} at {} (key {})",
-                peer.node_id, peer.endpoint, peer.key_id
-            );
+            if json {
+                println!("{}", peer_json(&peer));
+            } else {
+                println!(
+                    "pinned {} at {} (key {})",
+                    peer.node_id, peer.endpoint, peer.key_id
+                );
+            }
             return Ok(());
         }
         TrustCommand::List { json } => {
@@ -82,13 +116,7 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
             if json {
                 let mut array = output::JsonArray::new(std::io::stdout().lock());
                 for peer in &list.peers {
-                    array.push(
-                        &serde_json::json!({
-                            "node_id": peer.node_id, "state": output::peer_state(peer.state), "endpoint": peer.endpoint,
-                            "key_id": peer.key_id, "groups": peer.groups, "added_at": peer.added_at,
-                            "changed_at": peer.changed_at,
-                        }),
-                    )?;
+                    array.push(&peer_json(peer))?;
                 }
                 array.finish()?;
             } else {
@@ -100,7 +128,7 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
             }
             return Ok(());
         }
-        TrustCommand::Show { node_id } => {
+        TrustCommand::Show { node_id, json } => {
             let list = client
                 .trust_list(proto::TrustListRequest {})
                 .await
@@ -111,6 +139,17 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
                 .iter()
                 .find(|p| p.node_id == node_id)
                 .with_context(|| format!("no peer {node_id} in the trust store"))?;
+            let audit = list.audit.iter().filter(|e| e.peer == node_id);
+            if json {
+                let mut shown = peer_json(peer);
+                shown["audit"] = audit
+                    .map(
+                        |e| serde_json::json!({"at": e.at, "action": e.action, "detail": e.detail}),
+                    )
+                    .collect();
+                println!("{shown}");
+                return Ok(());
+            }
             println!("node id     {}", peer.node_id);
             println!("state       {}", output::peer_state(peer.state));
             println!("endpoint    {}", peer.endpoint);
@@ -119,32 +158,42 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
             println!("added       {}", peer.added_at);
             println!("changed     {}", peer.changed_at);
             println!("audit:");
-            for event in list.audit.iter().filter(|e| e.peer == node_id) {
+            for event in audit {
                 println!("  {}  {:<10} {}", event.at, event.action, event.detail);
             }
             return Ok(());
         }
-        TrustCommand::Suspend { node_id } => {
+        TrustCommand::Suspend { node_id, json } => (
             client
                 .trust_set_state(set_state(node_id, proto::PeerState::Suspended))
-                .await
-        }
-        TrustCommand::Resume { node_id } => {
+                .await,
+            json,
+        ),
+        TrustCommand::Resume { node_id, json } => (
             client
                 .trust_set_state(set_state(node_id, proto::PeerState::Active))
-                .await
-        }
-        TrustCommand::Revoke { node_id, yes } => {
+                .await,
+            json,
+        ),
+        TrustCommand::Revoke { node_id, yes, json } => {
             let what = format!("revoke {node_id} (its keys are refused everywhere, for good)");
             if !super::confirm(&what, yes)? {
                 anyhow::bail!("{node_id} was not revoked");
             }
-            client
-                .trust_set_state(set_state(node_id, proto::PeerState::Revoked))
-                .await
+            (
+                client
+                    .trust_set_state(set_state(node_id, proto::PeerState::Revoked))
+                    .await,
+                json,
+            )
         }
     };
+    let (changed, json) = changed;
     let peer = changed.map_err(refused)?.into_inner();
-    println!("{} is now {}", peer.node_id, output::peer_state(peer.state));
+    if json {
+        println!("{}", peer_json(&peer));
+    } else {
+        println!("{} is now {}", peer.node_id, output::peer_state(peer.state));
+    }
     Ok(())
 }
