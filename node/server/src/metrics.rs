@@ -134,7 +134,10 @@ impl NodeState {
         let mut origins = Vec::with_capacity(names.len());
         for origin in names {
             let frozen = store.is_frozen(&origin)?;
-            let quarantined = meridian_core::sync::quarantined(node, &origin)?;
+            // Quarantine is of entries: a revoked peer this node holds
+            // nothing of has none.
+            let holds = held.iter().any(|(o, size)| *o == origin && *size > 0);
+            let quarantined = holds && meridian_core::sync::quarantined(node, &origin)?;
             origins.push((origin, frozen, quarantined));
         }
         let mut peers_by_state = [
