@@ -11,6 +11,7 @@ mod federation;
 mod health;
 mod holdings;
 mod hostile;
+mod metrics;
 mod partition;
 mod public_tls;
 mod python_client;

@@ -50,6 +50,8 @@ struct Running {
     node: Arc<Node>,
     dir: PathBuf,
     admin: AdminClient<Channel>,
+    /// Where its Prometheus metrics are served.
+    metrics: Option<std::net::SocketAddr>,
     stop: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -200,6 +202,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         "  grpcurl -insecure -d '{{\"query\":\"glacier\"}}' {} meridian.v1.Catalog/Search",
         nodes[1].node.endpoint()
     );
+    if let Some(metrics) = nodes[1].metrics {
+        println!("  curl -s http://{metrics}/metrics | grep '^meridian_sync'");
+    }
     if args.dir.is_none() {
         println!("(everything lives in a temporary directory and is removed on exit)");
     }
@@ -219,8 +224,15 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 async fn start(dir: &Path, id: &str) -> Result<Running> {
     let loopback = "127.0.0.1:0".parse().expect("loopback address");
     Node::create(dir, &id.parse()?, loopback)?;
-    let node = Node::open(dir, &Default::default())?;
+    // Metrics on a free loopback port, as an operator would keep them.
+    let env = [(
+        "MERIDIAN_METRICS__LISTEN".to_owned(),
+        "127.0.0.1:0".to_owned(),
+    )]
+    .into();
+    let node = Node::open(dir, &env)?;
     let listeners = meridian_server::Listeners::bind(&node).await?;
+    let metrics = listeners.metrics;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let server = {
         let node = node.clone();
@@ -239,6 +251,7 @@ async fn start(dir: &Path, id: &str) -> Result<Running> {
         node,
         dir: dir.to_owned(),
         admin,
+        metrics,
         stop,
         server,
     })

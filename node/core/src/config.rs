@@ -74,6 +74,20 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub tls: TlsConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// The Prometheus metrics listener (`/metrics`): operator data, plain HTTP,
+/// for a loopback or monitoring-network address only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the metrics listener; none (the default): no metrics
+    /// listener.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub listen: Option<SocketAddr>,
 }
 
 /// The HTTP server (OAI-PMH, the HTTP API, the search page).
@@ -302,6 +316,7 @@ impl Config {
                 plaintext: false,
             },
             tls: TlsConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 
@@ -598,6 +613,7 @@ mod tests {
             &["http", "plaintext"],
             &["tls", "public_cert"],
             &["tls", "public_key"],
+            &["metrics", "listen"],
         ] {
             let path: Vec<String> = path.iter().map(|p| p.to_string()).collect();
             assert!(keys.contains_key(&path), "{path:?} in {keys:?}");

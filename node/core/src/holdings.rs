@@ -12,6 +12,7 @@ use rayon::prelude::*;
 
 use crate::ids::{LogIndex, RecordId};
 use crate::log::{RecordState, StoredEntry, UnsignedEntry};
+use crate::metrics::ImportResult;
 use crate::node::{Node, NodeError};
 use crate::proto::{log_entry::Body, DatasetRecord, Envelope, Visibility};
 use crate::record::{self, RecordError};
@@ -130,6 +131,10 @@ impl Node {
         }
         outcome.stored = planned.len() as u64;
         outcome.log_size = self.append_own(appender, planned)?;
+        let imports = &self.metrics().imports;
+        imports.add(ImportResult::Stored, outcome.stored);
+        imports.add(ImportResult::Unchanged, outcome.unchanged);
+        imports.add(ImportResult::Rejected, outcome.rejected);
         Ok(outcome)
     }
 
@@ -469,6 +474,32 @@ mod tests {
 
     fn line(id: &str, visibility: &str) -> String {
         crate::test_support::record_line(id, &format!("Ice core {id}"), visibility)
+    }
+
+    /// The import counters say what became of each line: stored, unchanged
+    /// on a re-import, rejected with its reason reported.
+    #[test]
+    fn imports_are_counted_by_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("polar");
+        Node::create(
+            &data,
+            &"polar".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        let node = Node::open(&data, &BTreeMap::new()).unwrap();
+        let lines = vec![
+            line("A", "public"),
+            line("B", "federation"),
+            "{\"id\": \"C\"}".to_owned(),
+        ];
+        node.import_lines(1, &lines).unwrap();
+        node.import_lines(1, &lines[..1]).unwrap();
+        let imports = &node.metrics().imports;
+        assert_eq!(imports.get(ImportResult::Stored), 2);
+        assert_eq!(imports.get(ImportResult::Unchanged), 1);
+        assert_eq!(imports.get(ImportResult::Rejected), 1);
     }
 
     /// Issue 9, item 4: an anonymous ListRecords over many records it may

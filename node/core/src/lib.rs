@@ -9,6 +9,7 @@
 //! | [`config`] | the TOML configuration and its environment overrides |
 //! | [`date`] | dates as records carry them (`YYYY`, `YYYY-MM-DD`, RFC 3339) |
 //! | [`record`] | the metadata model's JSON form and its validation (DESIGN §2) |
+//! | [`metrics`] | what the node counts as it works (Prometheus) |
 //! | [`merkle`] | RFC 9162 Merkle tree math |
 //! | [`sign`] | DSSE envelopes, Ed25519 keys, verification (DESIGN §3) |
 //! | [`certificate`] | this node's TLS key and certificate files |
@@ -37,6 +38,7 @@ pub mod index;
 pub mod indexer;
 pub mod log;
 pub mod merkle;
+pub mod metrics;
 pub mod node;
 pub mod query;
 pub mod record;

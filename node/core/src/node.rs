@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use crate::ids::NodeId;
 use crate::index::{IndexError, LiveIndex};
 use crate::log::{self, Appender, SignedEntry, UnsignedEntry};
+use crate::metrics::Metrics;
 use crate::proto::{KeySet, Visibility};
 use crate::query::cursor::CursorKey;
 use crate::record::RecordError;
@@ -89,6 +90,8 @@ pub struct Node {
     imports_active: AtomicUsize,
     /// Seals the search cursors this node hands out.
     cursor_key: CursorKey,
+    /// What the node counts as it works.
+    metrics: Metrics,
 }
 
 /// Held while an import stream runs; see [`Node::import_guard`].
@@ -203,6 +206,7 @@ impl Node {
             indexed: tokio::sync::watch::channel(0).0,
             writer: Mutex::new(()),
             imports_active: AtomicUsize::new(0),
+            metrics: Metrics::default(),
         };
         Ok(Arc::new(node))
     }
@@ -442,6 +446,11 @@ impl Node {
     pub fn freeze(&self, origin: &str, reason: &str, evidence: &[u8]) -> Result<(), StoreError> {
         tracing::error!(target: "audit", origin, reason, "equivocation: origin frozen");
         self.store.freeze(origin, reason, evidence)
+    }
+
+    /// The node's counters, for the places that count and for scrapes.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     pub fn config(&self) -> &Config {

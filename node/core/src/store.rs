@@ -161,6 +161,11 @@ impl Store {
         })
     }
 
+    /// Bytes the database takes on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
     /// Makes every committed write durable. Call before acknowledging.
     pub fn flush(&self) -> Result<(), StoreError> {
         let flushing =

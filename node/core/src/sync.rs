@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use futures::Stream;
 use serde::Serialize;
 
+use crate::metrics::{LabelValue, PullOutcome, RejectReason};
 use crate::node::Node;
 use crate::proto::{NodeInfo, PullItem};
 use crate::record::RecordError;
@@ -39,7 +40,7 @@ use crate::trust::{Peer, PeerState, TrustError};
 pub use self::receive::{
     apply_batch, begin_ingest, check_batch, finish_ingest, CheckedBatch, Ingest,
 };
-pub use self::serve::{node_info, serve_batch, serve_checkpoint, serve_entries};
+pub use self::serve::{node_info, quarantined, serve_batch, serve_checkpoint, serve_entries};
 
 /// Entries committed per transaction while pulling.
 pub const BATCH: usize = 2048;
@@ -162,19 +163,29 @@ pub enum SyncError {
 impl SyncError {
     /// Whether the fault lies with what the peer sent (counted as a rejection).
     pub fn is_rejection(&self) -> bool {
-        matches!(
-            self,
-            SyncError::Verify { .. }
-                | SyncError::Checkpoint { .. }
-                | SyncError::Sequence { .. }
-                | SyncError::Unproven { .. }
-                | SyncError::Invalid { .. }
-                | SyncError::Equivocation { .. }
-                | SyncError::WrongNode { .. }
-                | SyncError::Impostor { .. }
-                | SyncError::TooLarge { .. }
-                | SyncError::Overrun { .. }
-        )
+        self.rejection().is_some()
+    }
+
+    /// Why what the peer sent was rejected, when the fault lies with it.
+    pub fn rejection(&self) -> Option<RejectReason> {
+        Some(match self {
+            SyncError::Verify { .. } => RejectReason::Signature,
+            SyncError::Checkpoint { .. } => RejectReason::Checkpoint,
+            SyncError::Sequence { .. } => RejectReason::Sequence,
+            SyncError::Unproven { .. } => RejectReason::Unproven,
+            SyncError::Invalid { .. } => RejectReason::InvalidRecord,
+            SyncError::Equivocation { .. } => RejectReason::Equivocation,
+            SyncError::WrongNode { .. } | SyncError::Impostor { .. } => RejectReason::WrongNode,
+            SyncError::TooLarge { .. } | SyncError::Overrun { .. } => RejectReason::TooLarge,
+            SyncError::Unreachable { .. }
+            | SyncError::Stalled { .. }
+            | SyncError::Refused { .. }
+            | SyncError::Frozen(_)
+            | SyncError::NotTrusted(_)
+            | SyncError::Worker { .. }
+            | SyncError::Store(_)
+            | SyncError::Trust(_) => return None,
+        })
     }
 }
 
@@ -264,11 +275,35 @@ fn reachable_after(e: &SyncError) -> bool {
 
 /// The report's word for a failure.
 fn outcome_of(e: &SyncError) -> &'static str {
+    pull_outcome(e).as_str()
+}
+
+/// How a pull that failed with `e` is counted.
+fn pull_outcome(e: &SyncError) -> PullOutcome {
     match e {
-        SyncError::Stalled { .. } => "timeout",
-        SyncError::Unreachable { .. } => "unreachable",
-        _ => "error",
+        SyncError::Stalled { .. } => PullOutcome::Timeout,
+        SyncError::Unreachable { .. } => PullOutcome::Unreachable,
+        _ => PullOutcome::Error,
     }
+}
+
+/// How far behind this node is on one origin, as its peers advertised it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginLag {
+    pub origin: String,
+    /// Entries the fullest holder advertised that this node does not hold.
+    pub entries: u64,
+    /// Time since this node first learned of entries it still lacks
+    /// (zero when it holds all it knows of).
+    pub behind_for: Duration,
+}
+
+/// The most a peer advertised of one origin, and since when this node has
+/// lacked part of it.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    advertised: u64,
+    behind_since: Option<Instant>,
 }
 
 /// Replication of one node: rounds over its active peers, with per-peer
@@ -287,6 +322,8 @@ pub struct Replicator {
     /// Per origin, the batch size asked for while pulls break before a
     /// batch completes (absent: the server's choice).
     batch_asks: Mutex<HashMap<String, u32>>,
+    /// What peers advertised of each trusted origin (for its lag).
+    heads: Mutex<BTreeMap<String, Head>>,
 }
 
 impl Replicator {
@@ -301,6 +338,7 @@ impl Replicator {
             wake: tokio::sync::Notify::new(),
             hint_rounds: Mutex::default(),
             batch_asks: Mutex::default(),
+            heads: Mutex::default(),
         })
     }
 
@@ -316,6 +354,58 @@ impl Replicator {
     /// Runs the next background round now.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Counts `e` by its reason when the fault lies with what the peer sent.
+    fn count_rejection(&self, e: &SyncError) {
+        if let Some(reason) = e.rejection() {
+            self.node.metrics().rejections.inc(reason);
+        }
+    }
+
+    /// Notes that a peer holds `size` entries of `origin`.
+    fn advertised(&self, origin: &str, size: u64) {
+        let held = self.node.store().log_size(origin).unwrap_or(0);
+        let mut heads = self.heads.lock().unwrap_or_else(|p| p.into_inner());
+        let head = heads.entry(origin.to_owned()).or_insert(Head {
+            advertised: 0,
+            behind_since: None,
+        });
+        head.advertised = head.advertised.max(size);
+        if head.advertised > held && head.behind_since.is_none() {
+            head.behind_since = Some(Instant::now());
+        }
+    }
+
+    /// Whether `origin` is an active peer: one this node pulls.
+    fn is_active(&self, origin: &str) -> bool {
+        matches!(self.node.trust().get(origin), Ok(Some(peer)) if peer.state == PeerState::Active)
+    }
+
+    /// How far behind this node is on each active origin a peer has
+    /// advertised, by what it holds now. Origins no longer active (not
+    /// pulled) are left out, so the list is bounded by the trust store.
+    pub fn lag(&self) -> Vec<OriginLag> {
+        let now = Instant::now();
+        let mut heads = self.heads.lock().unwrap_or_else(|p| p.into_inner());
+        heads.retain(|origin, _| self.is_active(origin));
+        heads
+            .iter_mut()
+            .map(|(origin, head)| {
+                let held = self.node.store().log_size(origin).unwrap_or(0);
+                let entries = head.advertised.saturating_sub(held);
+                if entries == 0 {
+                    head.behind_since = None;
+                }
+                OriginLag {
+                    origin: origin.clone(),
+                    entries,
+                    behind_for: head
+                        .behind_since
+                        .map_or(Duration::ZERO, |since| now.duration_since(since)),
+                }
+            })
+            .collect()
     }
 
     fn update(&self, peer: &str, f: impl FnOnce(&mut PeerStatus)) {
@@ -420,6 +510,7 @@ impl Replicator {
                 s.rejected += 1;
             }
         });
+        self.count_rejection(&e);
         RoundReport {
             peer: peer.to_owned(),
             outcome: outcome_of(&e).into(),
@@ -457,6 +548,9 @@ impl Replicator {
             for head in &info.origins {
                 if head.origin == node.node_id() {
                     continue;
+                }
+                if self.is_active(&head.origin) {
+                    self.advertised(&head.origin, head.size);
                 }
                 match self.worth_pulling(&head.origin, head.size) {
                     Ok(true) => holders
@@ -644,6 +738,10 @@ impl Replicator {
             .await;
             let committed = node.store().log_size(origin).map_or(0, |now| now - ours);
             self.adapt_batch(origin, &result, committed);
+            node.metrics().pulls.inc(match &result {
+                Ok(_) => PullOutcome::Ok,
+                Err(e) => pull_outcome(e),
+            });
             let attempt = match result {
                 Ok(entries) => {
                     self.update(&peer.node_id, |s| s.entries_received += entries);
@@ -663,6 +761,7 @@ impl Replicator {
                             s.rejected += 1;
                         }
                     });
+                    self.count_rejection(&e);
                     Attempt::failed(*i, origin, e)
                 }
             };

@@ -14,6 +14,8 @@ use tonic::{Request, Response, Status};
 
 use crate::limit::{self, RateLimiter};
 use crate::{caller, convert, status};
+use meridian_core::metrics::{Limit, SearchScope};
+use meridian_core::query::Scope;
 
 /// Default and largest page of `ListRecords`.
 const DEFAULT_PAGE: u32 = 100;
@@ -35,13 +37,14 @@ pub struct CatalogService {
 impl CatalogService {
     pub fn new(replicator: Arc<Replicator>) -> Self {
         let limits = replicator.node().config().limits.clone();
+        let rates = RateLimiter::new(&limits, replicator.node().metrics());
         Self {
             node: replicator.node().clone(),
             replicator,
             anonymous_reads: Arc::new(Semaphore::new(limits.anonymous_reads)),
             anonymous_limit: limits.anonymous_reads,
             request_timeout: Duration::from_secs(limits.request_timeout_secs),
-            rates: RateLimiter::new(&limits),
+            rates,
         }
     }
 
@@ -69,10 +72,13 @@ impl CatalogService {
         .await
         {
             Ok(Ok(permit)) => Ok(Some(permit)),
-            _ => Err(Status::resource_exhausted(format!(
-                "too many anonymous reads in progress (at most {} at once); retry later",
-                self.anonymous_limit
-            ))),
+            _ => {
+                self.node.metrics().limit_hits.inc(Limit::AnonymousReads);
+                Err(Status::resource_exhausted(format!(
+                    "too many anonymous reads in progress (at most {} at once); retry later",
+                    self.anonymous_limit
+                )))
+            }
         }
     }
 
@@ -117,16 +123,21 @@ pub async fn search(
 ) -> Result<proto::SearchResponse, Status> {
     let started = std::time::Instant::now();
     let request = convert::search_request(request, replicator.node().node_id())?;
+    let scope = match request.scope {
+        Scope::Local { .. } => SearchScope::Local,
+        Scope::Federation => SearchScope::Federation,
+        Scope::Live => SearchScope::Live,
+    };
+    let metrics = replicator.node().metrics().clone();
     let answer = tokio::task::spawn_blocking(move || {
         meridian_core::search::search(replicator.node(), &replicator, &request, &viewer)
     })
     .await
     .map_err(status::join)?
     .map_err(status::search)?;
-    Ok(convert::search_response(
-        answer,
-        started.elapsed().as_micros() as u64,
-    ))
+    let elapsed = started.elapsed();
+    metrics.observe_search(scope, elapsed.as_secs_f64());
+    Ok(convert::search_response(answer, elapsed.as_micros() as u64))
 }
 
 /// Runs blocking node work off the async executor.

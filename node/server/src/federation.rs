@@ -68,7 +68,10 @@ pub struct FederationService {
 impl FederationService {
     pub fn new(replicator: Arc<Replicator>) -> Self {
         Self {
-            rates: RateLimiter::new(&replicator.node().config().limits),
+            rates: RateLimiter::new(
+                &replicator.node().config().limits,
+                replicator.node().metrics(),
+            ),
             node: replicator.node().clone(),
             replicator,
         }

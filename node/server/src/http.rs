@@ -18,6 +18,7 @@ use axum::routing::get;
 use axum::Router;
 use futures::StreamExt;
 use meridian_core::config::Limits;
+use meridian_core::metrics::{Listener, Metrics};
 use meridian_core::sync::Replicator;
 use tokio::net::TcpListener;
 
@@ -60,12 +61,14 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, over TLS with
-/// `tls` (plain HTTP when `None`), within `limits`.
+/// `tls` (plain HTTP when `None`), within `limits`; its connections are
+/// counted in `metrics`.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
     limits: &Limits,
+    metrics: &Metrics,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = router
@@ -87,7 +90,11 @@ pub async fn serve(
     match tls {
         Some(config) => {
             let local = listener.local_addr()?;
-            let incoming = crate::tls::incoming(listener, config, crate::tls::ConnCaps::of(limits));
+            let incoming = crate::tls::incoming(
+                listener,
+                config,
+                crate::tls::ConnCaps::of(limits, Listener::Http, metrics),
+            );
             axum::serve(TlsListener { incoming, local }, service)
                 .with_graceful_shutdown(shutdown)
                 .await

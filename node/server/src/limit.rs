@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use meridian_core::config::Limits;
+use meridian_core::metrics::{Counters, Limit, Metrics};
 use tonic::{Request, Status};
 
 use crate::tls::PeerConnectInfo;
@@ -20,19 +21,31 @@ pub struct RateLimiter {
     per_second: f64,
     burst: f64,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    /// Where refusals are counted.
+    hits: Counters<Limit>,
 }
 
 impl RateLimiter {
-    pub fn new(limits: &Limits) -> Self {
+    /// Buckets at `limits`' rate; refusals are counted in `metrics`.
+    pub fn new(limits: &Limits, metrics: &Metrics) -> Self {
         Self {
             per_second: f64::from(limits.requests_per_second),
             burst: f64::from(limits.request_burst),
             buckets: Mutex::new(HashMap::new()),
+            hits: metrics.limit_hits.clone(),
         }
     }
 
     /// Takes one request from `client`'s bucket, or says why it may not.
     pub fn check(&self, client: &str) -> Result<(), Status> {
+        let checked = self.take(client);
+        if checked.is_err() {
+            self.hits.inc(Limit::RequestRate);
+        }
+        checked
+    }
+
+    fn take(&self, client: &str) -> Result<(), Status> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_CLIENTS && !buckets.contains_key(client) {
@@ -94,7 +107,8 @@ mod tests {
             request_burst: 3,
             ..Limits::default()
         };
-        let limiter = RateLimiter::new(&limits);
+        let metrics = Metrics::default();
+        let limiter = RateLimiter::new(&limits, &metrics);
         for _ in 0..3 {
             limiter.check("192.0.2.1").unwrap();
         }
@@ -109,5 +123,6 @@ mod tests {
         );
         limiter.check("192.0.2.2").unwrap();
         limiter.check("peer uni").unwrap();
+        assert_eq!(metrics.limit_hits.get(Limit::RequestRate), 1);
     }
 }

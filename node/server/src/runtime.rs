@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use meridian_core::config::ADMIN_SOCKET;
+use meridian_core::metrics::Listener;
 use meridian_core::node::Node;
 use meridian_core::sync::Replicator;
 use meridian_proto::admin_server::AdminServer;
@@ -124,16 +125,20 @@ fn support(
 }
 
 /// A node's listeners, bound: the TCP listener of `Catalog` and
-/// `Federation`, and the admin socket.
+/// `Federation`, the HTTP and metrics listeners when configured, and the
+/// admin socket.
 pub struct Listeners {
     /// The address the TCP listener is bound to.
     pub catalog: SocketAddr,
     /// The address the HTTP listener is bound to, if there is one.
     pub http: Option<SocketAddr>,
+    /// The address the metrics listener is bound to, if there is one.
+    pub metrics: Option<SocketAddr>,
     /// The admin socket's path.
     pub admin_path: PathBuf,
     tcp: TcpListener,
     http_listener: Option<TcpListener>,
+    metrics_listener: Option<TcpListener>,
     admin: UnixListener,
     /// SIGHUP, caught from the moment the listeners are bound, so a reload
     /// asked for right after start is not the signal's default (exit).
@@ -162,29 +167,19 @@ impl Listeners {
                 .clone()
                 .unwrap_or_else(|| catalog.to_string()),
         );
-        let (http, http_listener) = match node.config().http.listen {
-            Some(addr) => {
-                let bind_error = |source| ServeError::Bind {
-                    addr: addr.to_string(),
-                    source,
-                };
-                let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
-                (
-                    Some(listener.local_addr().map_err(bind_error)?),
-                    Some(listener),
-                )
-            }
-            None => (None, None),
-        };
+        let (http, http_listener) = bind_optional(node.config().http.listen).await?;
+        let (metrics, metrics_listener) = bind_optional(node.config().metrics.listen).await?;
         let admin_path = node.data_dir().join(ADMIN_SOCKET);
         let admin = crate::admin_socket::bind(&admin_path).await?;
         let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         Ok(Self {
             catalog,
             http,
+            metrics,
             admin_path,
             tcp,
             http_listener,
+            metrics_listener,
             admin,
             hangups,
         })
@@ -201,6 +196,7 @@ impl Listeners {
             node,
             self.tcp,
             self.http_listener,
+            self.metrics_listener,
             self.admin,
             self.hangups,
             shutdown,
@@ -223,13 +219,32 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    run(node, tcp, http, admin, hangups, shutdown).await
+    run(node, tcp, http, None, admin, hangups, shutdown).await
+}
+
+/// Binds `addr` when one is configured: the listener and its bound address.
+async fn bind_optional(
+    addr: Option<SocketAddr>,
+) -> Result<(Option<SocketAddr>, Option<TcpListener>), ServeError> {
+    let Some(addr) = addr else {
+        return Ok((None, None));
+    };
+    let bind_error = |source| ServeError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    Ok((
+        Some(listener.local_addr().map_err(bind_error)?),
+        Some(listener),
+    ))
 }
 
 async fn run(
     node: Arc<Node>,
     tcp: TcpListener,
     http: Option<TcpListener>,
+    metrics: Option<TcpListener>,
     admin: UnixListener,
     hangups: Option<tokio::signal::unix::Signal>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -290,13 +305,21 @@ async fn run(
             };
             let router = crate::http::router(replicator.clone());
             let limits = limits.clone();
+            let counted = node.metrics().clone();
             let stopped = stopped(stop_rx.clone());
             Some(tokio::spawn(async move {
-                crate::http::serve(listener, tls, router, &limits, stopped).await
+                crate::http::serve(listener, tls, router, &limits, &counted, stopped).await
             }))
         }
         None => None,
     };
+    let scrapes = metrics.map(|listener| {
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            replicator.clone(),
+            stopped(stop_rx.clone()),
+        ))
+    });
     let public = stack::server(&limits)
         .add_service(health)
         .add_service(v1)
@@ -304,7 +327,11 @@ async fn run(
         .add_service(catalog)
         .add_service(federation)
         .serve_with_incoming_shutdown(
-            crate::tls::incoming(tcp, Arc::new(tls_config), crate::tls::ConnCaps::of(&limits)),
+            crate::tls::incoming(
+                tcp,
+                Arc::new(tls_config),
+                crate::tls::ConnCaps::of(&limits, Listener::Grpc, node.metrics()),
+            ),
             stopped(stop_rx.clone()),
         );
     let operator = stack::server(&limits)
@@ -322,6 +349,13 @@ async fn run(
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "http server failed"),
             Err(e) => tracing::error!(error = %e, "http server stopped"),
+        }
+    }
+    if let Some(scrapes) = scrapes {
+        match scrapes.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "metrics server failed"),
+            Err(e) => tracing::error!(error = %e, "metrics server stopped"),
         }
     }
     reloader.abort();

@@ -32,6 +32,7 @@ use tonic::transport::server::Connected;
 
 use meridian_core::certificate::SERVER_NAME;
 pub use meridian_core::certificate::{spki_of, PublicIdentity, TlsIdentity};
+use meridian_core::metrics::{Limit, Listener, Metrics};
 use rustls::sign::CertifiedKey;
 
 /// A TLS handshake that takes longer than this is dropped.
@@ -373,7 +374,20 @@ pub struct TlsConn {
     stream: tokio_rustls::server::TlsStream<TcpStream>,
     /// This connection's place under its listener's connection cap, given
     /// back when the connection closes.
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    _slot: Slot,
+}
+
+/// A connection's place under its listener's cap, counted as open until
+/// the connection closes.
+struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    open: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
 }
 
 impl TlsConn {
@@ -426,8 +440,9 @@ impl AsyncWrite for TlsConn {
     }
 }
 
-/// Caps on one listener's connections.
-#[derive(Debug, Clone, Copy)]
+/// Caps on one listener's connections, and where its connections and
+/// refusals are counted.
+#[derive(Debug, Clone)]
 pub struct ConnCaps {
     /// Connections open at once (handshaking or established); more are
     /// closed as soon as they are accepted.
@@ -435,14 +450,23 @@ pub struct ConnCaps {
     /// TLS handshakes in progress at once; more are closed as soon as they
     /// are accepted, so slow handshakes cannot hold the listener.
     pub handshakes: usize,
+    /// Which listener this is, in the metrics.
+    pub listener: Listener,
+    pub metrics: Metrics,
 }
 
 impl ConnCaps {
-    /// The caps the node's limits set.
-    pub fn of(limits: &meridian_core::config::Limits) -> Self {
+    /// The caps the node's limits set, for `listener`, counted in `metrics`.
+    pub fn of(
+        limits: &meridian_core::config::Limits,
+        listener: Listener,
+        metrics: &Metrics,
+    ) -> Self {
         Self {
             connections: limits.max_connections,
             handshakes: limits.max_handshakes,
+            listener,
+            metrics: metrics.clone(),
         }
     }
 }
@@ -472,13 +496,22 @@ pub fn incoming(
             if tx.is_closed() {
                 return;
             }
-            let Ok(slot) = connections.clone().try_acquire_owned() else {
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
+                caps.metrics.limit_hits.inc(Limit::Connections);
                 tracing::warn!(remote = %remote, limit = caps.connections, "connection closed: too many connections");
                 continue;
             };
             let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
+                caps.metrics.limit_hits.inc(Limit::Handshakes);
                 tracing::warn!(remote = %remote, limit = caps.handshakes, "connection closed: too many tls handshakes in progress");
                 continue;
+            };
+            caps.metrics.connections_accepted.inc(caps.listener);
+            let open = caps.metrics.connections_open.of(caps.listener);
+            open.inc();
+            let slot = Slot {
+                _permit: permit,
+                open,
             };
             let _ = tcp.set_nodelay(true);
             keepalive(&tcp);
@@ -591,9 +624,12 @@ mod tests {
         let config = server_config(certs, Arc::new(|_: &[u8]| Ok(()))).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let metrics = Metrics::default();
         let caps = ConnCaps {
             connections: 3,
             handshakes: 2,
+            listener: Listener::Grpc,
+            metrics: metrics.clone(),
         };
         let _incoming = incoming(listener, Arc::new(config), caps);
 
@@ -620,5 +656,17 @@ mod tests {
                 "a handshake within the cap was closed"
             );
         }
+        // The refusal and the two connections are counted; a connection
+        // that closes is no longer open.
+        assert_eq!(metrics.limit_hits.get(Limit::Handshakes), 1);
+        assert_eq!(metrics.connections_accepted.get(Listener::Grpc), 2);
+        let open = metrics.connections_open.of(Listener::Grpc);
+        assert_eq!(open.get(), 2);
+        drop(slow);
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while open.get() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(open.get(), 0, "closed connections still counted as open");
     }
 }

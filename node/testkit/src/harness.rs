@@ -50,6 +50,8 @@ pub struct TestNode {
     pub catalog: Option<std::net::SocketAddr>,
     /// The HTTP listener's address, while it runs.
     pub http: Option<std::net::SocketAddr>,
+    /// The metrics listener's address, while it runs.
+    pub metrics: Option<std::net::SocketAddr>,
     child: Option<Child>,
 }
 
@@ -90,6 +92,7 @@ impl TestNode {
             env,
             catalog: None,
             http: None,
+            metrics: None,
             child: None,
         };
         if !node.data_dir().join("meridian.toml").exists() {
@@ -126,7 +129,9 @@ impl TestNode {
             .arg(self.data_dir())
             .env("MERIDIAN_LOG__LEVEL", "warn")
             // Tests drive sync rounds with `sync now` (and hints).
-            .env("MERIDIAN_SYNC__INTERVAL_SECS", "3600");
+            .env("MERIDIAN_SYNC__INTERVAL_SECS", "3600")
+            // Metrics on a free loopback port, as an operator would keep them.
+            .env("MERIDIAN_METRICS__LISTEN", "127.0.0.1:0");
         for (key, value) in &self.env {
             command.env(key, value);
         }
@@ -149,10 +154,13 @@ impl TestNode {
             .find_map(|part| part.strip_prefix("catalog="))
             .ok_or_else(|| format!("unexpected first line from serve: {line}"))?;
         self.catalog = Some(addr.parse().map_err(|e| format!("catalog address: {e}"))?);
-        self.http = line
-            .split_whitespace()
-            .find_map(|part| part.strip_prefix("http="))
-            .and_then(|addr| addr.parse().ok());
+        let listed = |name: &str| {
+            line.split_whitespace()
+                .find_map(|part| part.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|addr| addr.parse().ok())
+        };
+        self.http = listed("http");
+        self.metrics = listed("metrics");
         // Keep draining stdout so the node never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         self.child = Some(child);

@@ -101,10 +101,14 @@ pub async fn serve(data_dir: &Path) -> Result<()> {
         .http
         .map(|addr| format!(" http={addr}"))
         .unwrap_or_default();
-    tracing::info!(node = %node.node_id(), catalog = %catalog, http = %http.trim(), admin = %admin_path.display(), "node serving");
+    let metrics = listeners
+        .metrics
+        .map(|addr| format!(" metrics={addr}"))
+        .unwrap_or_default();
+    tracing::info!(node = %node.node_id(), catalog = %catalog, http = %http.trim(), metrics = %metrics.trim(), admin = %admin_path.display(), "node serving");
     // One machine-readable line on stdout: scripts and tests read the ports.
     println!(
-        "listening catalog={catalog}{http} admin={}",
+        "listening catalog={catalog}{http}{metrics} admin={}",
         admin_path.display()
     );
     std::io::stdout().flush()?;

@@ -63,6 +63,26 @@ impl LiveIndex {
             .clone()
     }
 
+    /// Bytes the index takes on disk: every generation's files (a rebuild
+    /// in progress included). Files that vanish while counted (a merge, a
+    /// switch) count as nothing.
+    pub fn size_on_disk(&self) -> u64 {
+        fn walk(dir: &Path) -> u64 {
+            let Ok(entries) = fs::read_dir(dir) else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .map(|entry| match entry.file_type() {
+                    Ok(kind) if kind.is_dir() => walk(&entry.path()),
+                    Ok(_) => entry.metadata().map_or(0, |m| m.len()),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.root)
+    }
+
     /// Held by whoever writes to the index.
     pub fn writer(&self) -> MutexGuard<'_, ()> {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())

@@ -282,6 +282,7 @@ pub fn apply_batch(
         store.commit(&appender.finish())?;
         store.flush()?;
         ingest.applied += count;
+        node.metrics().entries_pulled.inc_by(count);
         node.changed();
     }
     Ok(count)

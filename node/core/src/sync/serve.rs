@@ -16,7 +16,7 @@ use crate::visibility::{self, Delivery, Viewer};
 
 /// Whether `origin`'s entries are quarantined here: its peer was revoked or
 /// is no longer pinned. They are neither served, relayed nor announced.
-fn quarantined(node: &Node, origin: &str) -> Result<bool, SyncError> {
+pub fn quarantined(node: &Node, origin: &str) -> Result<bool, SyncError> {
     if origin == node.node_id().as_str() {
         return Ok(false);
     }

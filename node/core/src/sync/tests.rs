@@ -1581,3 +1581,61 @@ async fn limits_on_the_open_listener_hints_start_one_round_per_interval() {
     // A hint for what is already held starts nothing.
     assert!(!fed.sync.hinted(HERE, POLAR, 0));
 }
+
+/// The metrics tell pulls apart: a tampered pull counts its rejection by
+/// reason and an error, an honest one an ok and its entries once. Lag is
+/// measured against what peers advertise, for pinned origins only, clears
+/// when this node holds what it was told of, and stays up while a peer
+/// advertises more than it serves.
+#[tokio::test]
+async fn metrics_count_pulls_rejections_and_lag() {
+    let fed = federation();
+    import(&fed.polar, 1, 5);
+    let metrics = fed.here.metrics();
+    let lag_of = |origin: &str| fed.sync.lag().into_iter().find(|lag| lag.origin == origin);
+
+    tampered_round(&fed, |items| {
+        let payload = &mut envelope(item(items, 3)).payload;
+        let at = payload.len() / 2;
+        payload[at] ^= 0x01;
+    })
+    .await;
+    assert_eq!(metrics.rejections.get(RejectReason::Signature), 1);
+    assert_eq!(metrics.rejections.get(RejectReason::Sequence), 0);
+    assert_eq!(metrics.pulls.get(PullOutcome::Error), 1);
+    assert_eq!(metrics.pulls.get(PullOutcome::Ok), 0);
+    assert_eq!(metrics.entries_pulled.get(), 0);
+    // The key set and five records were advertised; none is held.
+    assert_eq!(lag_of(POLAR).unwrap().entries, 6);
+
+    assert_honest_retry(&fed).await;
+    assert_eq!(metrics.pulls.get(PullOutcome::Ok), 1);
+    assert_eq!(metrics.entries_pulled.get(), 6);
+    let caught_up = lag_of(POLAR).unwrap();
+    assert_eq!(
+        (caught_up.entries, caught_up.behind_for),
+        (0, Duration::ZERO)
+    );
+
+    // A peer that advertises more than it serves keeps the lag up, and
+    // the time behind grows.
+    let mut inflated = Served::honest(&fed.polar, HERE);
+    inflated.head = Some(100);
+    round_with(&fed.sync, POLAR, inflated).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let behind = lag_of(POLAR).unwrap();
+    assert_eq!(behind.entries, 94);
+    assert!(behind.behind_for >= Duration::from_millis(20), "{behind:?}");
+
+    // An origin this node does not pin never gets a series, whatever a
+    // peer advertises.
+    let (stranger, _dir) = open_node("stranger", &BTreeMap::new());
+    import(&stranger, 1, 2);
+    round_with(
+        &fed.sync,
+        UNI,
+        Served::relay(UNI, &stranger, HERE, Box::new(|_| {})),
+    )
+    .await;
+    assert!(lag_of("stranger").is_none(), "{:?}", fed.sync.lag());
+}
