@@ -1,6 +1,6 @@
 //! Every end-to-end suite, in one test binary: real `meridian` processes,
 //! real sockets, several nodes at once. Each module is one suite;
-//! `cargo test -p meridian-e2e -- crash::` runs one of them.
+//! `cargo test --workspace -- crash::` runs one of them.
 
 mod admin_socket;
 mod adversarial;

@@ -18,8 +18,13 @@ pub fn meridian_bin() -> &'static Path {
             .nth(2)
             .expect("node/testkit sits in the workspace");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // Every target of the workspace, as `cargo test --workspace` selects
+        // them: the same features resolve, so the binary reuses what the
+        // tests built instead of rebuilding its dependencies (a build of the
+        // binary alone leaves out dev-dependencies' features, and each kind
+        // of build would undo the other).
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "meridian", "--bin", "meridian"])
+            .args(["build", "--quiet", "--workspace", "--all-targets"])
             .current_dir(workspace)
             .status()
             .expect("cargo runs");
