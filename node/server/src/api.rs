@@ -357,7 +357,12 @@ async fn json_body<T: serde::de::DeserializeOwned>(
                 ),
             )
         } else {
-            ApiError::invalid(&path, format!("{path}: {inner}"))
+            // pbjson reads a number as a number or a string holding one.
+            let why = inner.to_string().replace(
+                "data did not match any variant of untagged enum Content",
+                "expected a number, or a string holding one",
+            );
+            ApiError::invalid(&path, format!("{path}: {why}"))
         }
     })?;
     reader.end().map_err(|e| {
