@@ -36,7 +36,7 @@ pub const OPENAPI: &str = include_str!("api/openapi.json");
 /// Largest request body (a JSON search request), in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest query string, in bytes.
-pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+pub const MAX_QUERY_BYTES: usize = 8 * 1024;
 
 /// One route of the HTTP server: a method, an axum path and its handler.
 pub struct Route {
@@ -347,7 +347,8 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." {
+        // A body that is not JSON at all is the body's fault, not a field's.
+        if path == "." || inner.is_syntax() || inner.is_eof() {
             ApiError::invalid(
                 "body",
                 format!(
