@@ -11,6 +11,7 @@ mod federation;
 mod health;
 mod holdings;
 mod hostile;
+mod http_api;
 mod metrics;
 mod partition;
 mod public_tls;

@@ -102,6 +102,12 @@ pub struct HttpConfig {
     /// that terminates TLS. Never the default.
     #[serde(default)]
     pub plaintext: bool,
+    /// Origins of web pages whose scripts may call the HTTP API from a
+    /// browser (CORS), each `scheme://host[:port]`, or `*` for any page.
+    /// None by default: only same-origin pages and non-browser clients.
+    /// As an environment override, a comma-separated list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cors_origins: Vec<String>,
 }
 
 /// The certificate public clients see (anonymous gRPC and HTTP).
@@ -314,6 +320,7 @@ impl Config {
             http: HttpConfig {
                 listen: Some(SocketAddr::new(listen.ip(), http_port)),
                 plaintext: false,
+                cors_origins: Vec::new(),
             },
             tls: TlsConfig::default(),
             metrics: MetricsConfig::default(),
@@ -400,6 +407,10 @@ impl Config {
         if self.limits.max_message_bytes < 64 * 1024 {
             return Err("limits.max_message_bytes: must be at least 65536".into());
         }
+        for origin in &self.http.cors_origins {
+            check_cors_origin(origin)
+                .map_err(|why| format!("http.cors_origins: `{origin}` {why}"))?;
+        }
         if self.tls.public_cert.is_some() != self.tls.public_key.is_some() {
             return Err("tls.public_cert and tls.public_key: give both or neither".into());
         }
@@ -412,12 +423,56 @@ impl Config {
     }
 }
 
+/// Whether `origin` is what a browser sends as `Origin`: `*`, or
+/// `http`/`https`, `://`, a host and an optional port, nothing after.
+fn check_cors_origin(origin: &str) -> Result<(), &'static str> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or("must start with https:// or http:// (or be *)")?;
+    let bad = "must be scheme://host[:port] with no path";
+    let (host, port) = match rest.strip_prefix('[') {
+        // An IPv6 literal: `[::1]` or `[::1]:8080`.
+        Some(v6) => {
+            let (address, after) = v6.split_once(']').ok_or(bad)?;
+            if address.is_empty() || !address.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+                return Err(bad);
+            }
+            match after {
+                "" => (address, None),
+                _ => (address, Some(after.strip_prefix(':').ok_or(bad)?)),
+            }
+        }
+        None => match rest.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (rest, None),
+        },
+    };
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b))
+    {
+        return Err(bad);
+    }
+    if let Some(port) = port {
+        port.parse::<u16>()
+            .map_err(|_| "has a port that is not a number from 0 to 65535")?;
+    }
+    Ok(())
+}
+
 /// What a configuration key holds, read from the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Text,
     Integer,
     Flag,
+    /// A list of text: comma-separated in an environment variable.
+    List,
 }
 
 /// Every key path of [`Config`] (`["limits", "concurrency"]`) and its kind,
@@ -464,7 +519,9 @@ fn collect_keys(
         Some(Json::Array(ts)) => ts.iter().filter_map(Json::as_str).collect(),
         _ => Vec::new(),
     };
-    let kind = if types.contains(&"integer") || types.contains(&"number") {
+    let kind = if types.contains(&"array") {
+        Kind::List
+    } else if types.contains(&"integer") || types.contains(&"number") {
         Kind::Integer
     } else if types.contains(&"boolean") {
         Kind::Flag
@@ -510,6 +567,14 @@ fn apply_overrides(
         };
         let parsed = match kind {
             Kind::Text => toml::Value::String(value.clone()),
+            Kind::List => toml::Value::Array(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(|item| toml::Value::String(item.to_owned()))
+                    .collect(),
+            ),
             Kind::Integer => value
                 .trim()
                 .parse::<i64>()
@@ -547,6 +612,37 @@ mod tests {
     }
 
     const BASE: &str = "node_id = \"polar\"\nlisten = \"127.0.0.1:7400\"\n";
+
+    #[test]
+    fn cors_origins_come_from_the_file_or_a_comma_separated_override() {
+        let file = format!("{BASE}[http]\ncors_origins = [\"https://portal.example.org\"]\n");
+        let config = Config::parse(&file, Path::new("m.toml"), &env(&[])).unwrap();
+        assert_eq!(config.http.cors_origins, ["https://portal.example.org"]);
+        let vars = env(&[(
+            "MERIDIAN_HTTP__CORS_ORIGINS",
+            "https://a.example.org, http://[::1]:8080,*",
+        )]);
+        let config = Config::parse(BASE, Path::new("m.toml"), &vars).unwrap();
+        assert_eq!(
+            config.http.cors_origins,
+            ["https://a.example.org", "http://[::1]:8080", "*"]
+        );
+        for bad in [
+            "portal.example.org",
+            "https://portal.example.org/search",
+            "https://portal.example.org:99999",
+            "ftp://portal.example.org",
+            "https://",
+        ] {
+            let vars = env(&[("MERIDIAN_HTTP__CORS_ORIGINS", bad)]);
+            let err = Config::parse(BASE, Path::new("m.toml"), &vars).unwrap_err();
+            assert!(
+                err.to_string().contains("http.cors_origins"),
+                "{bad}: {err}"
+            );
+            assert!(err.to_string().contains(bad), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn round_trips_what_init_writes() {
@@ -611,6 +707,7 @@ mod tests {
             &["sync", "round_timeout_secs"],
             &["http", "listen"],
             &["http", "plaintext"],
+            &["http", "cors_origins"],
             &["tls", "public_cert"],
             &["tls", "public_key"],
             &["metrics", "listen"],

@@ -1,5 +1,9 @@
 //! `Catalog`: search and read. Anonymous callers are allowed and see PUBLIC
 //! records only; a pinned peer sees what the records' audiences allow.
+//!
+//! [`Catalog`] holds the reads and their limits; the gRPC service
+//! ([`CatalogService`]) and the HTTP API ([`crate::api`]) both call it, so
+//! there is one search path and one read path whatever the protocol.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +12,6 @@ use meridian_core::node::Node;
 use meridian_core::sync::Replicator;
 use meridian_core::visibility::Viewer;
 use meridian_proto as proto;
-use meridian_proto::catalog_server::Catalog;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
@@ -22,7 +25,10 @@ const DEFAULT_PAGE: u32 = 100;
 /// How long an anonymous read waits for a free slot before it is refused.
 const ANONYMOUS_QUEUE_WAIT: Duration = Duration::from_secs(1);
 
-pub struct CatalogService {
+/// The Catalog's reads with the limits they run under: one per node,
+/// shared by the gRPC service and the HTTP API, so a client meets the same
+/// rate, read slots and answers whichever protocol it speaks.
+pub struct Catalog {
     node: Arc<Node>,
     replicator: Arc<Replicator>,
     /// Anonymous reads (GetRecord, ListRecords) running at once: they take
@@ -34,7 +40,7 @@ pub struct CatalogService {
     rates: RateLimiter,
 }
 
-impl CatalogService {
+impl Catalog {
     pub fn new(replicator: Arc<Replicator>) -> Self {
         let limits = replicator.node().config().limits.clone();
         let rates = RateLimiter::new(&limits, replicator.node().metrics());
@@ -48,15 +54,13 @@ impl CatalogService {
         }
     }
 
-    /// Who is calling, once their request fits their rate.
-    fn caller<T>(&self, request: &Request<T>) -> Result<Viewer, Status> {
-        let viewer = caller::viewer(&self.node, request)?;
-        let peer = match &viewer {
-            Viewer::Peer { node, .. } => Some(node.as_str()),
-            _ => None,
-        };
-        self.rates.check(&limit::client(request, peer))?;
-        Ok(viewer)
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Takes one request from `client`'s rate (see [`limit::client`]).
+    pub fn admit(&self, client: &str) -> Result<(), Status> {
+        self.rates.check(client)
     }
 
     /// A slot for a read by `viewer`: anonymous reads wait briefly for one
@@ -82,6 +86,86 @@ impl CatalogService {
         }
     }
 
+    /// When a caller that asked for `asked` stops waiting: at most the
+    /// node's request timeout from now.
+    pub fn deadline(&self, asked: Option<Duration>) -> Instant {
+        Instant::now() + asked.map_or(self.request_timeout, |t| t.min(self.request_timeout))
+    }
+
+    /// A search for `viewer`, with its completeness report.
+    pub async fn search(
+        &self,
+        request: proto::SearchRequest,
+        viewer: Viewer,
+    ) -> Result<proto::SearchResponse, Status> {
+        search(self.replicator.clone(), request, viewer).await
+    }
+
+    /// One record with its envelope, as `viewer` may see it: a record the
+    /// viewer may not see is NOT_FOUND, exactly as a missing one.
+    pub async fn get_record(
+        &self,
+        request: proto::GetRecordRequest,
+        viewer: Viewer,
+    ) -> Result<proto::RecordView, Status> {
+        let _slot = self.read_slot(&viewer).await?;
+        let node = self.node.clone();
+        let view = blocking(move || node.get(&request.origin, &request.id, &viewer)).await?;
+        Ok(convert::record_view(view))
+    }
+
+    /// A page of an origin's records that `viewer` may see, scanned until
+    /// `deadline` at most.
+    pub async fn list_records(
+        &self,
+        request: proto::ListRecordsRequest,
+        viewer: Viewer,
+        deadline: Instant,
+    ) -> Result<proto::ListRecordsResponse, Status> {
+        let _slot = self.read_slot(&viewer).await?;
+        let node = self.node.clone();
+        let page = blocking(move || {
+            node.list_until(
+                &request.origin,
+                page_size(request.page_size),
+                &request.page_token,
+                false,
+                &viewer,
+                Some(deadline),
+            )
+        })
+        .await?;
+        if page.cut_short {
+            return Err(Status::deadline_exceeded(format!(
+                "the deadline passed after {} records were scanned; ask again with the page token of the last page or a longer deadline",
+                page.scanned
+            )));
+        }
+        Ok(convert::page(page))
+    }
+}
+
+/// `Catalog` on gRPC: who is calling, then the shared [`Catalog`].
+pub struct CatalogService {
+    catalog: Arc<Catalog>,
+}
+
+impl CatalogService {
+    pub fn new(catalog: Arc<Catalog>) -> Self {
+        Self { catalog }
+    }
+
+    /// Who is calling, once their request fits their rate.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Viewer, Status> {
+        let viewer = caller::viewer(self.catalog.node(), request)?;
+        let peer = match &viewer {
+            Viewer::Peer { node, .. } => Some(node.as_str()),
+            _ => None,
+        };
+        self.catalog.admit(&limit::client(request, peer))?;
+        Ok(viewer)
+    }
+
     /// When the caller stops waiting: its `grpc-timeout`, at most the
     /// node's request timeout.
     fn deadline<T>(&self, request: &Request<T>) -> Instant {
@@ -90,7 +174,7 @@ impl CatalogService {
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout);
-        Instant::now() + asked.map_or(self.request_timeout, |t| t.min(self.request_timeout))
+        self.catalog.deadline(asked)
     }
 }
 
@@ -161,13 +245,13 @@ pub(crate) fn page_size(requested: u32) -> usize {
 }
 
 #[tonic::async_trait]
-impl Catalog for CatalogService {
+impl proto::catalog_server::Catalog for CatalogService {
     async fn search(
         &self,
         request: Request<proto::SearchRequest>,
     ) -> Result<Response<proto::SearchResponse>, Status> {
         let viewer = self.caller(&request)?;
-        let response = search(self.replicator.clone(), request.into_inner(), viewer).await?;
+        let response = self.catalog.search(request.into_inner(), viewer).await?;
         Ok(Response::new(response))
     }
 
@@ -176,11 +260,11 @@ impl Catalog for CatalogService {
         request: Request<proto::GetRecordRequest>,
     ) -> Result<Response<proto::RecordView>, Status> {
         let viewer = self.caller(&request)?;
-        let _slot = self.read_slot(&viewer).await?;
-        let node = self.node.clone();
-        let req = request.into_inner();
-        let view = blocking(move || node.get(&req.origin, &req.id, &viewer)).await?;
-        Ok(Response::new(convert::record_view(view)))
+        let view = self
+            .catalog
+            .get_record(request.into_inner(), viewer)
+            .await?;
+        Ok(Response::new(view))
     }
 
     async fn list_records(
@@ -189,27 +273,11 @@ impl Catalog for CatalogService {
     ) -> Result<Response<proto::ListRecordsResponse>, Status> {
         let viewer = self.caller(&request)?;
         let deadline = self.deadline(&request);
-        let _slot = self.read_slot(&viewer).await?;
-        let node = self.node.clone();
-        let req = request.into_inner();
-        let page = blocking(move || {
-            node.list_until(
-                &req.origin,
-                page_size(req.page_size),
-                &req.page_token,
-                false,
-                &viewer,
-                Some(deadline),
-            )
-        })
-        .await?;
-        if page.cut_short {
-            return Err(Status::deadline_exceeded(format!(
-                "the deadline passed after {} records were scanned; ask again with the page token of the last page or a longer deadline",
-                page.scanned
-            )));
-        }
-        Ok(Response::new(convert::page(page)))
+        let page = self
+            .catalog
+            .list_records(request.into_inner(), viewer, deadline)
+            .await?;
+        Ok(Response::new(page))
     }
 }
 

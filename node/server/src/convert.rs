@@ -33,8 +33,9 @@ pub fn search_request(
         .access
         .iter()
         .map(|value| {
-            proto::Access::try_from(*value)
-                .map_err(|_| Status::invalid_argument(format!("access: unknown value {value}")))
+            proto::Access::try_from(*value).map_err(|_| {
+                crate::status::invalid_field("access", format!("access: unknown value {value}"))
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let open = |year: u32| (year != 0).then_some(year);

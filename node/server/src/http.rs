@@ -1,7 +1,8 @@
 //! The HTTP server beside gRPC (axum): one listener, with the same limits,
 //! logging and TLS as the gRPC listener, for what web clients, harvesters and
-//! browsers use. Routes are added by the modules that own them; this one
-//! owns the listener, the stack and `/healthz`.
+//! browsers use. Every route is listed in [`crate::api::table`], which the
+//! OpenAPI document is checked against; this module owns the listener, the
+//! stack, CORS and `/healthz`.
 //!
 //! HTTPS with the public certificate by default; plain HTTP only when the
 //! configuration asks for it (`http.plaintext`, a node behind a reverse
@@ -12,34 +13,61 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Json};
-use axum::routing::get;
 use axum::Router;
 use futures::StreamExt;
 use meridian_core::config::Limits;
 use meridian_core::metrics::{Listener, Metrics};
 use meridian_core::sync::Replicator;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::catalog::Catalog;
 use crate::tls::TlsConn;
 
 /// What every route may read.
 #[derive(Clone)]
 pub struct AppState {
     pub replicator: Arc<Replicator>,
+    /// The Catalog's reads and limits, shared with gRPC.
+    pub catalog: Arc<Catalog>,
 }
 
-/// Every route of the HTTP server.
-pub fn router(replicator: Arc<Replicator>) -> Router {
-    Router::new()
-        .route("/healthz", get(health))
-        .with_state(AppState { replicator })
+/// Every route of the HTTP server ([`crate::api::table`]), with
+/// the CORS policy of the node's configuration.
+pub fn router(replicator: Arc<Replicator>, catalog: Arc<Catalog>) -> Router {
+    let cors = cors(&replicator.node().config().http.cors_origins);
+    crate::api::routes().layer(cors).with_state(AppState {
+        replicator,
+        catalog,
+    })
+}
+
+/// The CORS layer for `origins` (none: browsers allow no other page's
+/// scripts to read the answers). The configuration checked each origin.
+fn cors(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(3600));
+    if origins.iter().any(|origin| origin == "*") {
+        return layer.allow_origin(AllowOrigin::any());
+    }
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    if list.is_empty() {
+        layer
+    } else {
+        layer.allow_origin(list)
+    }
 }
 
 /// Whether the node serves: 200 `serving` once its index has caught up
 /// with what it stores, 503 `starting` before (as gRPC health says).
-async fn health(State(state): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let node = state.replicator.node().clone();
     let behind = tokio::task::spawn_blocking(move || node.index_behind())
         .await

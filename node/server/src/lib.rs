@@ -10,16 +10,18 @@
 //! | [`catalog`] | `Catalog`: search and read, anonymous callers allowed |
 //! | [`federation`] | `Federation`: the peer-facing service (pull, node info, hints) |
 //! | [`admin`] | `Admin`: the operator's service on the Unix socket |
-//! | [`http`] | the HTTP server beside gRPC: listener, stack, `/healthz` |
+//! | [`http`] | the HTTP server beside gRPC: listener, stack, CORS, `/healthz` |
+//! | [`api`] | the HTTP/JSON API (`/api/v1`) over [`catalog`], and its OpenAPI document |
 //! | [`metrics`] | `/metrics` (Prometheus) on its own listener: kept counters and state read at scrape time |
 //! | [`peer`] | the client side of `Federation`: dialing pinned peers |
 //! | [`admin_socket`] | binding the admin socket, the filter that lets any client's `:authority` in, and the client that reaches it |
 //! | [`convert`] | wire ⇄ domain conversions |
-//! | [`status`] | the one mapping from domain errors to gRPC codes |
+//! | [`status`] | the one mapping from domain errors to gRPC codes (and those to HTTP statuses) |
 //! | [`tls`] | pinned-key TLS 1.3 (rustls with ring) |
 
 pub mod admin;
 pub mod admin_socket;
+pub mod api;
 pub mod caller;
 pub mod catalog;
 pub mod convert;

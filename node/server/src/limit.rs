@@ -82,13 +82,20 @@ impl RateLimiter {
 /// Who a request counts against: `peer` when it is a pinned peer's, else
 /// the address it came from.
 pub fn client<T>(request: &Request<T>, peer: Option<&str>) -> String {
+    let addr = request
+        .extensions()
+        .get::<PeerConnectInfo>()
+        .and_then(|info| info.remote)
+        .or_else(|| request.remote_addr());
+    client_at(addr, peer)
+}
+
+/// Who a request from `addr` counts against (`peer` when it is a pinned
+/// peer's): the same bucket whichever protocol the request came by.
+pub fn client_at(addr: Option<std::net::SocketAddr>, peer: Option<&str>) -> String {
     match peer {
         Some(peer) => format!("peer {peer}"),
-        None => request
-            .extensions()
-            .get::<PeerConnectInfo>()
-            .and_then(|info| info.remote)
-            .or_else(|| request.remote_addr())
+        None => addr
             .map(|addr| addr.ip().to_string())
             .unwrap_or_else(|| "an unknown address".to_owned()),
     }

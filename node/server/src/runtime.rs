@@ -23,7 +23,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic_health::ServingStatus;
 
 use crate::admin::AdminService;
-use crate::catalog::CatalogService;
+use crate::catalog::{Catalog, CatalogService};
 use crate::federation::FederationService;
 use crate::stack::{self, Limited};
 use crate::trust_check;
@@ -262,7 +262,8 @@ async fn run(
         .set_serving::<AdminServer<AdminService>>()
         .await;
 
-    let catalog = CatalogServer::new(CatalogService::new(replicator.clone())).limited(&limits);
+    let reads = Arc::new(Catalog::new(replicator.clone()));
+    let catalog = CatalogServer::new(CatalogService::new(reads.clone())).limited(&limits);
     let federation =
         FederationServer::new(FederationService::new(replicator.clone())).limited(&limits);
     let admin_service = AdminServer::new(AdminService::new(replicator.clone())).limited(&limits);
@@ -303,7 +304,7 @@ async fn run(
             } else {
                 Some(Arc::new(crate::tls::http_config(certs.clone())?))
             };
-            let router = crate::http::router(replicator.clone());
+            let router = crate::http::router(replicator.clone(), reads.clone());
             let limits = limits.clone();
             let counted = node.metrics().clone();
             let stopped = stopped(stop_rx.clone());

@@ -8,6 +8,10 @@
 //! `INTERNAL` is for faults of this node only: the error is logged with an
 //! id and the caller gets nothing but `internal error (id …)`, never a path,
 //! a database message or a panic text.
+//!
+//! Refused input also names the request field it is about, in the
+//! `meridian-field` metadata of the status (proto field name), and
+//! [`http`] maps every code to the HTTP status the HTTP API answers with.
 
 use meridian_core::certificate::TlsError;
 use meridian_core::config::ConfigError;
@@ -45,9 +49,47 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Metadata key of the request field a refusal is about.
+pub const FIELD: &str = "meridian-field";
+
+/// INVALID_ARGUMENT about the request field `field` (its proto name).
+pub fn invalid_field(field: &str, message: impl Into<String>) -> Status {
+    let mut status = Status::invalid_argument(message);
+    if let Ok(value) = field.parse() {
+        status.metadata_mut().insert(FIELD, value);
+    }
+    status
+}
+
+/// The request field `status` is about, if it names one.
+pub fn field(status: &Status) -> Option<&str> {
+    status.metadata().get(FIELD).and_then(|v| v.to_str().ok())
+}
+
+/// The HTTP status of a gRPC code, as the HTTP API answers (the mapping
+/// of `google.rpc.Code` and grpc-gateway).
+pub fn http(code: tonic::Code) -> u16 {
+    use tonic::Code;
+    match code {
+        Code::Ok => 200,
+        Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => 400,
+        Code::Unauthenticated => 401,
+        Code::PermissionDenied => 403,
+        Code::NotFound => 404,
+        Code::AlreadyExists | Code::Aborted => 409,
+        Code::ResourceExhausted => 429,
+        Code::Cancelled => 499,
+        Code::Unimplemented => 501,
+        Code::Unavailable => 503,
+        Code::DeadlineExceeded => 504,
+        Code::Unknown | Code::Internal | Code::DataLoss => 500,
+    }
+}
+
 pub fn node(error: NodeError) -> Status {
     match error {
-        NodeError::Invalid(_) | NodeError::BadPageToken | NodeError::BeyondLog { .. } => {
+        NodeError::BadPageToken => invalid_field("page_token", error.to_string()),
+        NodeError::Invalid(_) | NodeError::BeyondLog { .. } => {
             Status::invalid_argument(error.to_string())
         }
         NodeError::NotFound { .. } => Status::not_found(error.to_string()),
@@ -79,12 +121,33 @@ pub fn trust(error: TrustError) -> Status {
 
 pub fn search(error: SearchError) -> Status {
     match error {
-        SearchError::Query { .. } | SearchError::Invalid(_) | SearchError::Cursor(_) => {
-            Status::invalid_argument(error.to_string())
-        }
+        SearchError::Query { .. } => invalid_field("query", error.to_string()),
+        SearchError::Cursor(_) => invalid_field("after", error.to_string()),
+        SearchError::Invalid(ref what) => match search_field(what) {
+            Some(field) => invalid_field(field, error.to_string()),
+            None => Status::invalid_argument(error.to_string()),
+        },
         SearchError::Unavailable(_) => Status::unavailable("search is unavailable; try again"),
         SearchError::Index(_) => internal(&error),
     }
+}
+
+/// The field of `SearchRequest` an invalid-request message is about: the
+/// core's messages start with the field's name (`limit 5000 is above…`,
+/// `time_from: …`, `year range 2020..2010 is empty`).
+fn search_field(message: &str) -> Option<&'static str> {
+    let first = message
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .next()?;
+    Some(match first {
+        "limit" => "limit",
+        "access" => "access",
+        "bbox" => "bbox",
+        "time_from" => "time_from",
+        "time_to" => "time_to",
+        "year" => "year_from",
+        _ => return None,
+    })
 }
 
 /// Errors of the serving side of replication, as a peer sees them.
@@ -210,9 +273,52 @@ mod tests {
         let status = node(NodeError::BadPageToken);
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
         assert!(status.message().contains("page_token"));
+        assert_eq!(field(&status), Some("page_token"));
         let status = trust(TrustError::UnknownPeer("uni".into()));
         assert_eq!(status.code(), tonic::Code::NotFound);
         let status = sync(SyncError::Frozen("polar".into()));
         assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(field(&status), None);
+    }
+
+    #[test]
+    fn refused_searches_name_their_field() {
+        let named = |error: SearchError| {
+            let status = search(error);
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            field(&status).map(str::to_owned)
+        };
+        let query = SearchError::Query {
+            position: Some(3),
+            message: "unbalanced parenthesis".into(),
+        };
+        assert_eq!(named(query).as_deref(), Some("query"));
+        assert_eq!(
+            named(SearchError::Cursor("bad".into())).as_deref(),
+            Some("after")
+        );
+        for (message, expected) in [
+            ("limit 5000 is above the maximum of 1000", "limit"),
+            ("time_to: not a date", "time_to"),
+            ("time_from is after time_to", "time_from"),
+            ("year range 2020..2010 is empty", "year_from"),
+            ("bbox south 10 is above north 0", "bbox"),
+            ("access: a filter value must be open", "access"),
+        ] {
+            assert_eq!(
+                named(SearchError::Invalid(message.into())).as_deref(),
+                Some(expected),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn http_statuses_follow_the_codes() {
+        assert_eq!(http(tonic::Code::InvalidArgument), 400);
+        assert_eq!(http(tonic::Code::NotFound), 404);
+        assert_eq!(http(tonic::Code::ResourceExhausted), 429);
+        assert_eq!(http(tonic::Code::Unavailable), 503);
+        assert_eq!(http(tonic::Code::Internal), 500);
     }
 }

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 use meridian_testkit::generate::{Generator, Profile};
 use meridian_testkit::harness::TestNode;
 
+mod http;
 mod replicate;
 mod search;
 
@@ -38,7 +39,8 @@ enum Bench {
         #[arg(long, default_value_t = 1_000_000)]
         records: u64,
     },
-    /// Latency of Catalog.Search over loopback gRPC with TLS.
+    /// Latency of Catalog.Search over loopback gRPC with TLS (and, with
+    /// `--http`, of the same searches over the HTTP/JSON API).
     Search(search::Args),
 }
 

@@ -9,6 +9,11 @@
 //! `Catalog.Search` over loopback gRPC with TLS as an anonymous client, one
 //! at a time. Latency is measured at the client, per request.
 //!
+//! With `--http`, the same searches then also go to the HTTP/JSON API
+//! (`POST /api/v1/search`, HTTPS/1.1 keep-alive), interleaved one for one
+//! with gRPC (alternating which goes first), and the HTTP overhead is
+//! reported as the difference of the two.
+//!
 //! Everything stays in `--dir` when given: the corpus (`corpus.jsonl`), the
 //! node (`node/`), the queries (`queries.jsonl`) and the measurements
 //! (`meridian.json`), and a later run with the same `--records` reuses the
@@ -54,6 +59,10 @@ pub struct Args {
     /// `--dir`, for the PostgreSQL comparison.
     #[arg(long, requires = "dir")]
     pg: bool,
+    /// Also time the same searches over the HTTP/JSON API, interleaved
+    /// with gRPC, and report the difference.
+    #[arg(long)]
+    http: bool,
 }
 
 /// One benchmark query: the text and its single filter.
@@ -291,6 +300,10 @@ async fn bench(args: Args) -> Result<()> {
         println!("  node RSS {rss:.0} MiB");
     }
 
+    if args.http {
+        http_vs_grpc(&node, &node_dir, &mut catalog, &requests).await?;
+    }
+
     if args.pg {
         let results = json!({
             "records": args.records,
@@ -304,6 +317,77 @@ async fn bench(args: Args) -> Result<()> {
     }
     drop(node);
     Ok(())
+}
+
+/// The same searches over HTTP (`POST /api/v1/search`) and gRPC, one for
+/// one, alternating which goes first; both must find the same totals.
+async fn http_vs_grpc(
+    node: &meridian_testkit::harness::TestNode,
+    node_dir: &Path,
+    catalog: &mut CatalogClient<Channel>,
+    requests: &[SearchRequest],
+) -> Result<()> {
+    let addr = node.http.context("the node has no HTTP listener")?;
+    let mut client = super::http::Client::connect(addr, &node_dir.join("public.crt")).await?;
+    let bodies = requests
+        .iter()
+        .map(serde_json::to_vec)
+        .collect::<Result<Vec<_>, _>>()?;
+    for body in &bodies {
+        http_total(&mut client, body).await?;
+    }
+    let (mut over_http, mut over_grpc, mut overhead) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, (request, body)) in requests.iter().zip(&bodies).enumerate() {
+        let grpc_first = i % 2 == 0;
+        let mut grpc_ms = 0.0;
+        let mut grpc_total = 0;
+        if grpc_first {
+            let at = Instant::now();
+            grpc_total = catalog.search(request.clone()).await?.into_inner().total;
+            grpc_ms = at.elapsed().as_secs_f64() * 1e3;
+        }
+        let at = Instant::now();
+        let found = http_total(&mut client, body).await?;
+        let http_ms = at.elapsed().as_secs_f64() * 1e3;
+        if !grpc_first {
+            let at = Instant::now();
+            grpc_total = catalog.search(request.clone()).await?.into_inner().total;
+            grpc_ms = at.elapsed().as_secs_f64() * 1e3;
+        }
+        if found != grpc_total {
+            bail!("query {i}: HTTP found {found}, gRPC {grpc_total}");
+        }
+        over_http.push(http_ms);
+        over_grpc.push(grpc_ms);
+        overhead.push(http_ms - grpc_ms);
+    }
+    let (http, grpc) = (Summary::of(&over_http), Summary::of(&over_grpc));
+    println!(
+        "HTTP/JSON POST /api/v1/search vs Catalog.Search, interleaved, {} queries after {} warm-up:",
+        requests.len(),
+        requests.len()
+    );
+    println!("  HTTP     {http}");
+    println!("  gRPC     {grpc}");
+    println!(
+        "  HTTP overhead: p50 {:+.3} ms (p50 HTTP - p50 gRPC), median per query {:+.3} ms",
+        http.p50 - grpc.p50,
+        Summary::of(&overhead).p50
+    );
+    Ok(())
+}
+
+/// One HTTP search: its total, or why it failed.
+async fn http_total(client: &mut super::http::Client, body: &[u8]) -> Result<u64> {
+    let (status, answer) = client.post_json("/api/v1/search", body).await?;
+    if status != 200 {
+        bail!("HTTP search: {status} {}", String::from_utf8_lossy(&answer));
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&answer)?;
+    answer["total"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .context("an answer without total")
 }
 
 /// Records in the index, as the operator counts them.
