@@ -14,4 +14,5 @@ mod http_api;
 mod public_tls;
 mod readme;
 mod search;
+mod search_page;
 mod stall;

@@ -12,6 +12,7 @@
 //! | [`admin`] | `Admin`: the operator's service on the Unix socket |
 //! | [`http`] | the HTTP server beside gRPC: listener, stack, CORS, `/healthz` |
 //! | [`api`] | the HTTP/JSON API (`/api/v1`) over [`catalog`], and its OpenAPI document |
+//! | [`page`] | the search page and a page per record, with JSON-LD |
 //! | [`peer`] | the client side of `Federation`: dialing pinned peers |
 //! | [`admin_socket`] | binding the admin socket, the filter that lets any client's `:authority` in, and the client that reaches it |
 //! | [`convert`] | wire ⇄ domain conversions |
@@ -27,6 +28,7 @@ pub mod convert;
 pub mod federation;
 pub mod http;
 pub mod limit;
+pub mod page;
 pub mod peer;
 pub mod runtime;
 pub mod stack;
