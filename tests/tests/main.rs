@@ -18,4 +18,5 @@ mod public_tls;
 mod python_client;
 mod readme;
 mod search;
+mod search_page;
 mod stall;

@@ -38,10 +38,13 @@ pub struct AppState {
 /// the CORS policy of the node's configuration.
 pub fn router(replicator: Arc<Replicator>, catalog: Arc<Catalog>) -> Router {
     let cors = cors(&replicator.node().config().http.cors_origins);
-    crate::api::routes().layer(cors).with_state(AppState {
-        replicator,
-        catalog,
-    })
+    crate::api::routes()
+        .layer(cors)
+        .merge(crate::page::routes())
+        .with_state(AppState {
+            replicator,
+            catalog,
+        })
 }
 
 /// The CORS layer for `origins` (none: browsers allow no other page's

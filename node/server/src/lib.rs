@@ -13,6 +13,7 @@
 //! | [`http`] | the HTTP server beside gRPC: listener, stack, CORS, `/healthz` |
 //! | [`api`] | the HTTP/JSON API (`/api/v1`) over [`catalog`], and its OpenAPI document |
 //! | [`metrics`] | `/metrics` (Prometheus) on its own listener: kept counters and state read at scrape time |
+//! | [`page`] | the search page and a page per record, with JSON-LD |
 //! | [`peer`] | the client side of `Federation`: dialing pinned peers |
 //! | [`admin_socket`] | binding the admin socket, the filter that lets any client's `:authority` in, and the client that reaches it |
 //! | [`convert`] | wire ⇄ domain conversions |
@@ -29,6 +30,7 @@ pub mod federation;
 pub mod http;
 pub mod limit;
 pub mod metrics;
+pub mod page;
 pub mod peer;
 pub mod runtime;
 pub mod stack;
