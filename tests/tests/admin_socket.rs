@@ -11,18 +11,7 @@ use std::process::Command;
 
 use meridian_testkit::harness::TestNode;
 
-/// Whether `tool` runs; with `CI` set, a missing tool fails the test.
-pub(crate) fn available(tool: &str, probe: &mut Command) -> bool {
-    let found = probe.output().is_ok_and(|out| out.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{tool} is not installed; .ci/run installs it"
-        );
-        eprintln!("skipped: {tool} is not installed");
-    }
-    found
-}
+use crate::support::available;
 
 #[test]
 fn grpcurl_reaches_the_admin_socket_with_its_default_authority() {

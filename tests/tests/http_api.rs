@@ -12,6 +12,8 @@ use meridian_proto::catalog_client::CatalogClient;
 use meridian_testkit::harness::{anonymous_channel, record_line, TestNode};
 use serde_json::{json, Value};
 
+use crate::support::available;
+
 /// An HTTP answer: status, headers (lowercase names) and body.
 struct Reply {
     status: u16,
@@ -799,19 +801,6 @@ async fn the_rate_limit_is_shared_with_grpc() {
     assert!(reply.header("retry-after").is_some());
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(get(&node, "/api/v1/search?query=ice").status, 200);
-}
-
-/// Whether `tool` runs; with `CI` set, a missing tool fails the test.
-fn available(tool: &str, probe: &mut Command) -> bool {
-    let found = probe.output().is_ok_and(|out| out.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{tool} is not installed; .ci/run installs it"
-        );
-        eprintln!("skipped: {tool} is not installed");
-    }
-    found
 }
 
 /// schemathesis generates requests from `/openapi.json` (valid and

@@ -20,3 +20,4 @@ mod readme;
 mod search;
 mod search_page;
 mod stall;
+mod support;

@@ -14,7 +14,7 @@ use meridian_proto::catalog_client::CatalogClient;
 use meridian_proto::SearchRequest;
 use meridian_testkit::harness::{anonymous_channel, meridian_bin, record_line, TestNode};
 
-use crate::admin_socket::available;
+use crate::support::available;
 
 /// One HTTP/1.1 GET of `path` on a plain listener: the status line, the
 /// headers and the body.

@@ -11,25 +11,18 @@ use std::process::{Command, Output};
 
 use meridian_testkit::harness::{record_line, TestNode};
 
+use crate::support::available;
+
 fn client_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python")
 }
 
-/// Whether Python has the client's requirements; with `CI` set, missing
-/// ones fail the test.
+/// Whether Python has the client's requirements.
 fn requirements_installed() -> bool {
-    let found = Command::new("python3")
-        .args(["-c", "import grpc, grpc_tools, nacl, google.protobuf"])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the Python client's requirements are not installed; .ci/run installs them"
-        );
-        eprintln!("skipped: pip install -r examples/python/requirements.txt");
-    }
-    found
+    available(
+        "the Python client's requirements (examples/python/requirements.txt)",
+        Command::new("python3").args(["-c", "import grpc, grpc_tools, nacl, google.protobuf"]),
+    )
 }
 
 /// A node serving one PUBLIC and one PRIVATE record, and the PEM file a

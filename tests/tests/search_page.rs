@@ -12,20 +12,14 @@ use std::process::Command;
 
 use meridian_testkit::harness::TestNode;
 
+use crate::support::available;
+
 fn browser_available() -> bool {
-    let found = Path::new("/usr/bin/chromium").exists()
-        && Command::new("python3")
-            .args(["-c", "import playwright"])
-            .output()
-            .is_ok_and(|out| out.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium or playwright is not installed; .ci/run installs them"
-        );
-        eprintln!("skipped: apt-get install chromium; pip install playwright");
-    }
-    found
+    available("chromium", Command::new("chromium").arg("--version"))
+        && available(
+            "playwright",
+            Command::new("python3").args(["-c", "import playwright"]),
+        )
 }
 
 fn record(
