@@ -476,10 +476,8 @@ mod tests {
         crate::test_support::record_line(id, &format!("Ice core {id}"), visibility)
     }
 
-    /// The import counters say what became of each line: stored, unchanged
-    /// on a re-import, rejected with its reason reported.
-    #[test]
-    fn imports_are_counted_by_result() {
+    /// A new node `polar` in a temporary directory.
+    fn polar() -> (std::sync::Arc<Node>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("polar");
         Node::create(
@@ -488,7 +486,14 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
         )
         .unwrap();
-        let node = Node::open(&data, &BTreeMap::new()).unwrap();
+        (Node::open(&data, &BTreeMap::new()).unwrap(), dir)
+    }
+
+    /// The import counters say what became of each line: stored, unchanged
+    /// on a re-import, rejected with its reason reported.
+    #[test]
+    fn imports_are_counted_by_result() {
+        let (node, _dir) = polar();
         let lines = vec![
             line("A", "public"),
             line("B", "federation"),
@@ -506,15 +511,7 @@ mod tests {
     /// not see verifies no signature for them, and stops at its deadline.
     #[test]
     fn reads_cost_what_they_return() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("polar");
-        Node::create(
-            &data,
-            &"polar".parse().unwrap(),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .unwrap();
-        let node = Node::open(&data, &BTreeMap::new()).unwrap();
+        let (node, _dir) = polar();
         let mut lines: Vec<String> = (0..3000)
             .map(|i| line(&format!("HIDDEN-{i:05}"), "federation"))
             .collect();

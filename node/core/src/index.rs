@@ -16,6 +16,8 @@ mod collect;
 mod compile;
 mod generation;
 mod highlight;
+
+pub use self::highlight::escape as escape_html;
 mod schema;
 mod snapshot;
 mod spatial;

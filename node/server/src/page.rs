@@ -13,6 +13,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use meridian_core::index::escape_html as escape;
 use meridian_core::visibility::Viewer;
 use meridian_proto as proto;
 use serde_json::{json, Value};
@@ -135,22 +136,6 @@ fn head(title: &str, extra: &str) -> String {
          <body><header><h1><a href=\"/\">Meridian</a></h1></header>",
         escape(title)
     )
-}
-
-/// Text for HTML content and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A link only for http(s) addresses: a record's URL field never becomes a

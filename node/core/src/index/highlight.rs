@@ -116,7 +116,8 @@ fn leading(text: &str, max: usize) -> String {
     }
 }
 
-fn escape(text: &str) -> String {
+/// Text made safe for HTML content and attribute values.
+pub fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
