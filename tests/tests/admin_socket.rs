@@ -12,7 +12,7 @@ use std::process::Command;
 use meridian_testkit::harness::TestNode;
 
 /// Whether `tool` runs; with `CI` set, a missing tool fails the test.
-fn available(tool: &str, probe: &mut Command) -> bool {
+pub(crate) fn available(tool: &str, probe: &mut Command) -> bool {
     let found = probe.output().is_ok_and(|out| out.status.success());
     if !found {
         assert!(

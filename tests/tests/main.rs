@@ -10,6 +10,7 @@ mod federation;
 mod health;
 mod holdings;
 mod hostile;
+mod oai;
 mod public_tls;
 mod readme;
 mod search;

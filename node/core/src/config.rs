@@ -74,6 +74,46 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub tls: TlsConfig,
+    #[serde(default)]
+    pub oai: OaiConfig,
+}
+
+/// The OAI-PMH provider at `/oai` on the HTTP listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OaiConfig {
+    /// Records (or headers) per ListRecords or ListIdentifiers response;
+    /// a harvester follows resumption tokens for the rest. 1 to 1000.
+    #[serde(default = "default_oai_page_size")]
+    pub page_size: usize,
+    /// `repositoryName` in Identify. Default: "Meridian node NODE_ID".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_name: Option<String>,
+    /// `adminEmail` in Identify. Default: `meridian@NODE_ID.invalid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_email: Option<String>,
+    /// `baseURL` in Identify, when harvesters reach the node through a
+    /// proxy. Default: the scheme and host of the request, then `/oai`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+}
+
+/// Largest OAI-PMH page.
+pub const MAX_OAI_PAGE_SIZE: usize = 1000;
+
+fn default_oai_page_size() -> usize {
+    100
+}
+
+impl Default for OaiConfig {
+    fn default() -> Self {
+        Self {
+            page_size: default_oai_page_size(),
+            repository_name: None,
+            admin_email: None,
+            base_url: None,
+        }
+    }
 }
 
 /// The HTTP server (OAI-PMH, the HTTP API, the search page).
@@ -302,6 +342,7 @@ impl Config {
                 plaintext: false,
             },
             tls: TlsConfig::default(),
+            oai: OaiConfig::default(),
         }
     }
 
@@ -384,6 +425,23 @@ impl Config {
         }
         if self.limits.max_message_bytes < 64 * 1024 {
             return Err("limits.max_message_bytes: must be at least 65536".into());
+        }
+        if !(1..=MAX_OAI_PAGE_SIZE).contains(&self.oai.page_size) {
+            return Err(format!(
+                "oai.page_size: must be 1 to {MAX_OAI_PAGE_SIZE}, not {}",
+                self.oai.page_size
+            ));
+        }
+        if let Some(email) = &self.oai.admin_email {
+            let valid = email
+                .split_once('@')
+                .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
+                && !email.chars().any(char::is_whitespace);
+            if !valid {
+                return Err(format!(
+                    "oai.admin_email: `{email}` is not an e-mail address (user@host.domain)"
+                ));
+            }
         }
         if self.tls.public_cert.is_some() != self.tls.public_key.is_some() {
             return Err("tls.public_cert and tls.public_key: give both or neither".into());

@@ -33,7 +33,10 @@ pub struct AppState {
 pub fn router(replicator: Arc<Replicator>) -> Router {
     Router::new()
         .route("/healthz", get(health))
-        .with_state(AppState { replicator })
+        .with_state(AppState {
+            replicator: replicator.clone(),
+        })
+        .merge(crate::oai::router(replicator))
 }
 
 /// Whether the node serves: 200 `serving` once its index has caught up

@@ -11,6 +11,7 @@
 //! | [`federation`] | `Federation`: the peer-facing service (pull, node info, hints) |
 //! | [`admin`] | `Admin`: the operator's service on the Unix socket |
 //! | [`http`] | the HTTP server beside gRPC: listener, stack, `/healthz` |
+//! | [`oai`] | the OAI-PMH 2.0 provider at `/oai` on the HTTP server |
 //! | [`peer`] | the client side of `Federation`: dialing pinned peers |
 //! | [`admin_socket`] | binding the admin socket, the filter that lets any client's `:authority` in, and the client that reaches it |
 //! | [`convert`] | wire ⇄ domain conversions |
@@ -25,6 +26,7 @@ pub mod convert;
 pub mod federation;
 pub mod http;
 pub mod limit;
+pub mod oai;
 pub mod peer;
 pub mod runtime;
 pub mod stack;
