@@ -115,7 +115,9 @@ async fn post_oai(
             v.trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
-    if !form {
+    // An empty body carries no arguments whatever its type (clients send
+    // none with it): the request then lacks a verb.
+    if !form && !body.is_empty() {
         return (
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "OAI-PMH requests by POST must be application/x-www-form-urlencoded\n",
