@@ -98,7 +98,9 @@ pub enum Status {
     Live(Box<RecordView>),
     /// Deleted for this harvester: `last_public` is its latest PUBLIC
     /// version (for its sets), when still held.
-    Deleted { last_public: Option<DatasetRecord> },
+    Deleted {
+        last_public: Option<Box<DatasetRecord>>,
+    },
 }
 
 /// One record as a harvester receives it.
@@ -147,12 +149,12 @@ enum Verdict {
     /// The current PUBLIC version of `record` (decoded, not yet verified).
     Live {
         id: String,
-        record: DatasetRecord,
+        record: Box<DatasetRecord>,
         envelope: crate::proto::Envelope,
     },
     Deleted {
         id: String,
-        last_public: Option<DatasetRecord>,
+        last_public: Option<Box<DatasetRecord>>,
     },
 }
 
@@ -238,7 +240,7 @@ pub fn scan(
                 let item = match verdict {
                     Verdict::Skip => continue,
                     Verdict::Live { record, .. } if !matches(Some(&record)) => continue,
-                    Verdict::Deleted { last_public, .. } if !matches(last_public.as_ref()) => {
+                    Verdict::Deleted { last_public, .. } if !matches(last_public.as_deref()) => {
                         continue
                     }
                     _ if counting => {
@@ -422,7 +424,7 @@ fn judge(
     }
     if public && !state.deleted {
         if let Some(envelope) = envelope {
-            let record = record_of(&envelope).map_err(corrupt)?;
+            let record = Box::new(record_of(&envelope).map_err(corrupt)?);
             return Ok(Verdict::Live {
                 id,
                 record,
@@ -444,7 +446,7 @@ fn last_public_version(
     node: &Node,
     origin: &str,
     index: LogIndex,
-) -> Result<Option<DatasetRecord>, NodeError> {
+) -> Result<Option<Box<DatasetRecord>>, NodeError> {
     let store = node.store();
     let mut at = index;
     for _ in 0..MAX_VERSIONS_BACK {
@@ -462,7 +464,7 @@ fn last_public_version(
         };
         if let Ok(record) = record_of(&envelope) {
             if !record.deleted {
-                return Ok(Some(record));
+                return Ok(Some(Box::new(record)));
             }
         }
     }
