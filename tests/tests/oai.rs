@@ -577,3 +577,51 @@ fn a_harvester_gets_thousands_of_records_per_second() {
     eprintln!("oai: sickle harvested {count} records in {seconds:.2} s ({rate:.0} records/s; {wall:?} with the interpreter)");
     assert!(rate > 100.0, "{rate:.0} records/s");
 }
+
+/// A replica serves the records it replicated with their provenance, and
+/// one the origin took out of its view as deleted.
+#[test]
+fn a_replica_serves_replicated_records_with_their_provenance() {
+    if !tools_ready() {
+        return;
+    }
+    let origin = TestNode::start("oai-origin");
+    let replica = TestNode::start("oai-replica");
+    origin.trust(&replica, &[]);
+    replica.trust(&origin, &[]);
+    origin.import(&[
+        line("PUB-1", "public", "earth", ""),
+        line("PUB-2", "public", "earth", ""),
+        line("FED-1", "federation", "earth", ""),
+        line("GRP-1", "groups", "earth", ""),
+    ]);
+    let reports = replica.sync_now();
+    assert_eq!(reports["oai-origin"]["ok"], true, "{reports:?}");
+    // Narrowed to a group the replica is not in: it gets digests only and
+    // withdraws its copy.
+    origin.import(&[line("PUB-2", "groups", "earth", "")]);
+    replica.sync_now();
+
+    let harvest = check(&replica, "sickle", &["oai_dc"], None);
+    let seen = once(&harvest["records"]);
+    assert_eq!(
+        seen,
+        BTreeMap::from([
+            ("oai:oai-replica:oai-origin/PUB-1".to_owned(), false),
+            ("oai:oai-replica:oai-origin/PUB-2".to_owned(), true),
+        ]),
+        "{harvest}"
+    );
+    let keys: Value = serde_json::from_str(&origin.ok(&["keys", "show", "--json"])).unwrap();
+    for record in harvest["records"].as_array().unwrap() {
+        if record[1] == json!(false) {
+            let provenance = &record[4];
+            assert_eq!(provenance[0], "oai-origin", "{record}");
+            assert!(provenance[1].as_str().unwrap().parse::<u64>().is_ok());
+            assert!(
+                keys.to_string().contains(provenance[2].as_str().unwrap()),
+                "signed by a key of the origin: {record} {keys}"
+            );
+        }
+    }
+}
