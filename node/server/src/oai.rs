@@ -95,8 +95,10 @@ async fn get_oai(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
+    // One past the most a request may carry, so too many is still seen.
     let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .into_owned()
+        .take(request::MAX_ARGUMENTS + 1)
         .collect();
     serve(provider, client, &headers, pairs).await
 }
@@ -124,7 +126,10 @@ async fn post_oai(
         )
             .into_response();
     }
-    let pairs = form_urlencoded::parse(&body).into_owned().collect();
+    let pairs = form_urlencoded::parse(&body)
+        .into_owned()
+        .take(request::MAX_ARGUMENTS + 1)
+        .collect();
     serve(provider, client, &headers, pairs).await
 }
 

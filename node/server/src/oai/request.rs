@@ -552,6 +552,10 @@ mod tests {
             "badArgument"
         );
         assert_eq!(code(&[("verb", "ListRecords")]), "badArgument");
+        let many: Vec<(&str, &str)> = std::iter::once(("verb", "Identify"))
+            .chain(std::iter::repeat_n(("x", "y"), MAX_ARGUMENTS))
+            .collect();
+        assert_eq!(code(&many), "badArgument");
         assert_eq!(
             code(&[("verb", "GetRecord"), ("metadataPrefix", "oai_dc")]),
             "badArgument"
