@@ -13,6 +13,7 @@ mod holdings;
 mod hostile;
 mod http_api;
 mod metrics;
+mod oai;
 mod partition;
 mod public_tls;
 mod python_client;

@@ -76,6 +76,8 @@ pub struct Config {
     pub tls: TlsConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub oai: OaiConfig,
 }
 
 /// The Prometheus metrics listener (`/metrics`): operator data, plain HTTP,
@@ -88,6 +90,44 @@ pub struct MetricsConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub listen: Option<SocketAddr>,
+}
+
+/// The OAI-PMH provider at `/oai` on the HTTP listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OaiConfig {
+    /// Records (or headers) per ListRecords or ListIdentifiers response;
+    /// a harvester follows resumption tokens for the rest. 1 to 1000.
+    #[serde(default = "default_oai_page_size")]
+    pub page_size: usize,
+    /// `repositoryName` in Identify. Default: "Meridian node NODE_ID".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_name: Option<String>,
+    /// `adminEmail` in Identify. Default: `meridian@NODE_ID.invalid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_email: Option<String>,
+    /// `baseURL` in Identify, when harvesters reach the node through a
+    /// proxy. Default: the scheme and host of the request, then `/oai`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+}
+
+/// Largest OAI-PMH page.
+pub const MAX_OAI_PAGE_SIZE: usize = 1000;
+
+fn default_oai_page_size() -> usize {
+    100
+}
+
+impl Default for OaiConfig {
+    fn default() -> Self {
+        Self {
+            page_size: default_oai_page_size(),
+            repository_name: None,
+            admin_email: None,
+            base_url: None,
+        }
+    }
 }
 
 /// The HTTP server (OAI-PMH, the HTTP API, the search page).
@@ -324,6 +364,7 @@ impl Config {
             },
             tls: TlsConfig::default(),
             metrics: MetricsConfig::default(),
+            oai: OaiConfig::default(),
         }
     }
 
@@ -410,6 +451,23 @@ impl Config {
         for origin in &self.http.cors_origins {
             check_cors_origin(origin)
                 .map_err(|why| format!("http.cors_origins: `{origin}` {why}"))?;
+        }
+        if !(1..=MAX_OAI_PAGE_SIZE).contains(&self.oai.page_size) {
+            return Err(format!(
+                "oai.page_size: must be 1 to {MAX_OAI_PAGE_SIZE}, not {}",
+                self.oai.page_size
+            ));
+        }
+        if let Some(email) = &self.oai.admin_email {
+            let valid = email
+                .split_once('@')
+                .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
+                && !email.chars().any(char::is_whitespace);
+            if !valid {
+                return Err(format!(
+                    "oai.admin_email: `{email}` is not an e-mail address (user@host.domain)"
+                ));
+            }
         }
         if self.tls.public_cert.is_some() != self.tls.public_key.is_some() {
             return Err("tls.public_cert and tls.public_key: give both or neither".into());

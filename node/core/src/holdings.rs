@@ -421,7 +421,7 @@ fn plan_version(
 }
 
 /// Verifies a stored envelope of `origin` against `ring` and reads its record.
-fn open_view(
+pub(crate) fn open_view(
     origin: &str,
     envelope: Envelope,
     index: LogIndex,

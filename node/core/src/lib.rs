@@ -24,6 +24,7 @@
 //! | [`indexer`] | keeps the index in step with the store |
 //! | [`search`] | answers a search with its completeness report |
 //! | [`sync`] | replication: pull, verify, apply, serve (§7) |
+//! | [`oai`] | what the OAI-PMH provider lists: order, datestamps, sets, deleted records |
 
 /// The wire types, generated from `proto/` (re-exported from `meridian-proto`).
 pub use meridian_proto as proto;
@@ -40,6 +41,7 @@ pub mod log;
 pub mod merkle;
 pub mod metrics;
 pub mod node;
+pub mod oai;
 pub mod query;
 pub mod record;
 pub mod search;

@@ -31,6 +31,14 @@ pub mod tree {
     pub const AUDIT: &str = "audit_by_seq_v1";
     /// Record id by origin and subject digest, for records of other origins.
     pub const SUBJECTS: &str = "record_by_origin_subject_v1";
+    /// Appends in the order this node stored them: sequence → when, which
+    /// origin, which entries ([`super::Arrival`]).
+    pub const ARRIVALS: &str = "arrivals_by_seq_v1";
+    /// The same appends by origin and first index, to date one entry.
+    pub const ARRIVAL_BY_ORIGIN: &str = "arrival_by_origin_index_v1";
+    /// For an entry that changed a record held before, the log index of the
+    /// version it replaced: a record's versions, newest first.
+    pub const PREVIOUS: &str = "previous_version_by_origin_index_v1";
 }
 
 /// On-disk format version of this database.
@@ -93,6 +101,67 @@ fn decode_state(bytes: &[u8]) -> Result<RecordState, StoreError> {
     })
 }
 
+/// One append as this node stored it: `count` entries of `origin`'s log
+/// from index `first`, stored at `stored_at` (Unix seconds), the `seq`-th
+/// (in order, with gaps) of every append this node made or received.
+/// Arrival times never decrease with `seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    pub seq: u64,
+    pub stored_at: u64,
+    pub origin: String,
+    pub first: u64,
+    pub count: u64,
+}
+
+impl Arrival {
+    /// Value in [`tree::ARRIVALS`]: time, first, count, origin.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(24 + self.origin.len());
+        out.extend_from_slice(&self.stored_at.to_be_bytes());
+        out.extend_from_slice(&self.first.to_be_bytes());
+        out.extend_from_slice(&self.count.to_be_bytes());
+        out.extend_from_slice(self.origin.as_bytes());
+        out
+    }
+
+    fn decode(seq: &[u8], value: &[u8]) -> Result<Self, StoreError> {
+        if seq.len() != 8 || value.len() < 24 {
+            return Err(StoreError::corrupt(tree::ARRIVALS, "short arrival"));
+        }
+        Ok(Self {
+            seq: u64_at(seq),
+            stored_at: u64_at(&value[..8]),
+            first: u64_at(&value[8..16]),
+            count: u64_at(&value[16..24]),
+            origin: String::from_utf8(value[24..].to_vec())
+                .map_err(|_| StoreError::corrupt(tree::ARRIVALS, "origin is not UTF-8"))?,
+        })
+    }
+
+    /// Value in [`tree::ARRIVAL_BY_ORIGIN`]: seq, time, count.
+    fn by_origin_value(&self) -> [u8; 24] {
+        let mut out = [0u8; 24];
+        out[..8].copy_from_slice(&self.seq.to_be_bytes());
+        out[8..16].copy_from_slice(&self.stored_at.to_be_bytes());
+        out[16..].copy_from_slice(&self.count.to_be_bytes());
+        out
+    }
+
+    /// Index after the last entry of the append.
+    pub fn end(&self) -> u64 {
+        self.first + self.count
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// The node's database.
 #[derive(Clone)]
 pub struct Store {
@@ -104,6 +173,13 @@ pub struct Store {
     checkpoints: sled::Tree,
     frozen: sled::Tree,
     subjects: sled::Tree,
+    arrivals: sled::Tree,
+    arrival_by_origin: sled::Tree,
+    previous: sled::Tree,
+    /// Held while an append commits, so that appends commit in the order of
+    /// their arrival sequence; holds the last arrival's time, so that
+    /// arrival times never go back even when the clock does.
+    arrival_clock: Arc<Mutex<u64>>,
     /// Log sizes as of the last [`Store::flush`]: what survives `kill -9`.
     /// The indexer reads no further, so the index never holds an entry a
     /// crash could take from the store.
@@ -141,14 +217,125 @@ impl Store {
             checkpoints: db.open_tree(tree::CHECKPOINTS)?,
             frozen: db.open_tree(tree::FROZEN)?,
             subjects: db.open_tree(tree::SUBJECTS)?,
+            arrivals: db.open_tree(tree::ARRIVALS)?,
+            arrival_by_origin: db.open_tree(tree::ARRIVAL_BY_ORIGIN)?,
+            previous: db.open_tree(tree::PREVIOUS)?,
+            arrival_clock: Arc::default(),
             durable: Arc::default(),
             unflushed: Arc::default(),
             db,
         };
         // What was read back at open is on disk.
         let sizes: HashMap<String, u64> = store.origins()?.into_iter().collect();
+        store.date_unarrived(&sizes)?;
         *store.durable.lock().unwrap_or_else(|p| p.into_inner()) = sizes;
         Ok(store)
+    }
+
+    /// Dates entries stored before appends had arrival records (a store
+    /// written by an older release): each origin's undated tail becomes one
+    /// arrival, now. A no-op once every entry is dated.
+    fn date_unarrived(&self, sizes: &HashMap<String, u64>) -> Result<(), StoreError> {
+        let mut origins: Vec<(&String, &u64)> = sizes.iter().collect();
+        origins.sort();
+        let mut last = self
+            .arrivals
+            .last()?
+            .map(|(seq, value)| Arrival::decode(&seq, &value))
+            .transpose()?
+            .map_or(0, |a| a.stored_at);
+        let mut dated_any = false;
+        for (origin, &size) in origins {
+            let dated = self.dated_size(origin)?;
+            if dated >= size {
+                continue;
+            }
+            last = last.max(unix_now());
+            let arrival = Arrival {
+                seq: self.db.generate_id()?,
+                stored_at: last,
+                origin: origin.clone(),
+                first: dated,
+                count: size - dated,
+            };
+            self.arrivals
+                .insert(arrival.seq.to_be_bytes(), arrival.encode())?;
+            self.arrival_by_origin
+                .insert(index_key(origin, dated), &arrival.by_origin_value()[..])?;
+            dated_any = true;
+        }
+        *self.arrival_clock.lock().unwrap_or_else(|p| p.into_inner()) = last;
+        if dated_any {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// How many of `origin`'s first entries have an arrival.
+    fn dated_size(&self, origin: &str) -> Result<u64, StoreError> {
+        let prefix = origin_prefix(origin);
+        let Some(item) = self.arrival_by_origin.scan_prefix(&prefix).next_back() else {
+            return Ok(0);
+        };
+        let (key, value) = item?;
+        if value.len() != 24 {
+            return Err(StoreError::corrupt(tree::ARRIVAL_BY_ORIGIN, "short value"));
+        }
+        Ok(u64_at(&key[prefix.len()..]) + u64_at(&value[16..24]))
+    }
+
+    /// Appends from sequence `seq` on, in the order they were stored.
+    pub fn arrivals_from(
+        &self,
+        seq: u64,
+    ) -> impl Iterator<Item = Result<Arrival, StoreError>> + '_ {
+        self.arrivals.range(seq.to_be_bytes()..).map(|item| {
+            let (key, value) = item?;
+            Arrival::decode(&key, &value)
+        })
+    }
+
+    /// The first append this node stored, if any.
+    pub fn first_arrival(&self) -> Result<Option<Arrival>, StoreError> {
+        self.arrivals_from(0).next().transpose()
+    }
+
+    /// The append that brought entry `index` of `origin`'s log.
+    pub fn arrival_of(&self, origin: &str, index: LogIndex) -> Result<Option<Arrival>, StoreError> {
+        let prefix = origin_prefix(origin);
+        let key = index_key(origin, index.get());
+        let Some(item) = self
+            .arrival_by_origin
+            .range(prefix.clone()..=key)
+            .next_back()
+        else {
+            return Ok(None);
+        };
+        let (found, value) = item?;
+        if value.len() != 24 {
+            return Err(StoreError::corrupt(tree::ARRIVAL_BY_ORIGIN, "short value"));
+        }
+        let arrival = Arrival {
+            seq: u64_at(&value[..8]),
+            stored_at: u64_at(&value[8..16]),
+            count: u64_at(&value[16..24]),
+            first: u64_at(&found[prefix.len()..]),
+            origin: origin.to_owned(),
+        };
+        Ok((index.get() < arrival.end()).then_some(arrival))
+    }
+
+    /// The log index of the version of a record that entry `index` of
+    /// `origin`'s log replaced, if it replaced one.
+    pub fn previous_version(
+        &self,
+        origin: &str,
+        index: LogIndex,
+    ) -> Result<Option<LogIndex>, StoreError> {
+        Ok(self
+            .previous
+            .get(index_key(origin, index.get()))?
+            .map(|v| LogIndex(u64_at(&v))))
     }
 
     /// A key-value table for a module that keeps its own records (the trust
@@ -470,38 +657,77 @@ impl Store {
         let origin = append.origin.as_str();
         let entry_runs = pack_entries(&append.entries);
         let node_runs = pack_nodes(&append.nodes);
+        // Appends commit one at a time in arrival order: a listing by
+        // arrival never passes a sequence number whose append lands later.
+        let mut clock = self.arrival_clock.lock().unwrap_or_else(|p| p.into_inner());
+        let arrival = (!append.entries.is_empty())
+            .then(|| -> Result<Arrival, StoreError> {
+                Ok(Arrival {
+                    seq: self.db.generate_id()?,
+                    stored_at: unix_now().max(*clock),
+                    origin: origin.to_owned(),
+                    first: append.base_size,
+                    count: append.entries.len() as u64,
+                })
+            })
+            .transpose()?;
         let result = (
             &self.records,
             &self.log,
             &self.merkle,
             &self.heads,
             &self.subjects,
+            &self.arrivals,
+            &self.arrival_by_origin,
+            &self.previous,
         )
-            .transaction(|(records, log, merkle, heads, subjects)| {
-                let found = heads
-                    .get(origin.as_bytes())?
-                    .map(|v| u64_at(&v))
-                    .unwrap_or(0);
-                if found != append.base_size {
-                    return Err(ConflictableTransactionError::Abort(found));
-                }
-                for (first, run) in &entry_runs {
-                    log.insert(index_key(origin, *first), run.as_slice())?;
-                }
-                for (id, state) in &append.records {
-                    records.insert(record_key(origin, id), &encode_state(state)[..])?;
-                }
-                for ((level, first), run) in &node_runs {
-                    merkle.insert(node_key(origin, *level, *first), run.as_slice())?;
-                }
-                for (subject, id) in &append.subjects {
-                    subjects.insert(subject_key(origin, subject), id.as_bytes())?;
-                }
-                heads.insert(origin.as_bytes(), &append.new_size().to_be_bytes()[..])?;
-                Ok(())
-            });
+            .transaction(
+                |(records, log, merkle, heads, subjects, arrivals, by_origin, previous)| {
+                    let found = heads
+                        .get(origin.as_bytes())?
+                        .map(|v| u64_at(&v))
+                        .unwrap_or(0);
+                    if found != append.base_size {
+                        return Err(ConflictableTransactionError::Abort(found));
+                    }
+                    for (first, run) in &entry_runs {
+                        log.insert(index_key(origin, *first), run.as_slice())?;
+                    }
+                    for (id, state) in &append.records {
+                        let key = record_key(origin, id);
+                        if let Some(old) = records.insert(key, &encode_state(state)[..])? {
+                            let old = decode_state(&old).ok();
+                            if let Some(old) = old.filter(|old| old.log_index != state.log_index) {
+                                previous.insert(
+                                    index_key(origin, state.log_index.get()),
+                                    &old.log_index.get().to_be_bytes()[..],
+                                )?;
+                            }
+                        }
+                    }
+                    if let Some(arrival) = &arrival {
+                        arrivals.insert(arrival.seq.to_be_bytes().to_vec(), arrival.encode())?;
+                        by_origin.insert(
+                            index_key(origin, arrival.first),
+                            &arrival.by_origin_value()[..],
+                        )?;
+                    }
+                    for ((level, first), run) in &node_runs {
+                        merkle.insert(node_key(origin, *level, *first), run.as_slice())?;
+                    }
+                    for (subject, id) in &append.subjects {
+                        subjects.insert(subject_key(origin, subject), id.as_bytes())?;
+                    }
+                    heads.insert(origin.as_bytes(), &append.new_size().to_be_bytes()[..])?;
+                    Ok(())
+                },
+            );
         match result {
             Ok(()) => {
+                if let Some(arrival) = &arrival {
+                    *clock = arrival.stored_at;
+                }
+                drop(clock);
                 self.unflushed
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

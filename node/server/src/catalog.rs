@@ -69,13 +69,19 @@ impl Catalog {
         if !matches!(viewer, Viewer::Anonymous) {
             return Ok(None);
         }
+        self.anonymous_read_slot().await.map(Some)
+    }
+
+    /// A slot for an anonymous read (a search, a record, a harvest): waits
+    /// briefly for one and is refused when none frees up.
+    pub async fn anonymous_read_slot(&self) -> Result<OwnedSemaphorePermit, Status> {
         match tokio::time::timeout(
             ANONYMOUS_QUEUE_WAIT,
             self.anonymous_reads.clone().acquire_owned(),
         )
         .await
         {
-            Ok(Ok(permit)) => Ok(Some(permit)),
+            Ok(Ok(permit)) => Ok(permit),
             _ => {
                 self.node.metrics().limit_hits.inc(Limit::AnonymousReads);
                 Err(Status::resource_exhausted(format!(

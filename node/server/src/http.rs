@@ -42,9 +42,10 @@ pub fn router(replicator: Arc<Replicator>, catalog: Arc<Catalog>) -> Router {
         .layer(cors)
         .merge(crate::page::routes())
         .with_state(AppState {
-            replicator,
-            catalog,
+            replicator: replicator.clone(),
+            catalog: catalog.clone(),
         })
+        .merge(crate::oai::router(replicator, catalog))
 }
 
 /// The CORS layer for `origins` (none: browsers allow no other page's

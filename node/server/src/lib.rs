@@ -12,6 +12,7 @@
 //! | [`admin`] | `Admin`: the operator's service on the Unix socket |
 //! | [`http`] | the HTTP server beside gRPC: listener, stack, CORS, `/healthz` |
 //! | [`api`] | the HTTP/JSON API (`/api/v1`) over [`catalog`], and its OpenAPI document |
+//! | [`oai`] | the OAI-PMH 2.0 provider at `/oai` on the HTTP server |
 //! | [`metrics`] | `/metrics` (Prometheus) on its own listener: kept counters and state read at scrape time |
 //! | [`page`] | the search page and a page per record, with JSON-LD |
 //! | [`peer`] | the client side of `Federation`: dialing pinned peers |
@@ -30,6 +31,7 @@ pub mod federation;
 pub mod http;
 pub mod limit;
 pub mod metrics;
+pub mod oai;
 pub mod page;
 pub mod peer;
 pub mod runtime;

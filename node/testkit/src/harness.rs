@@ -69,6 +69,18 @@ impl TestNode {
             .unwrap_or_else(|e| panic!("{name}: {e}"))
     }
 
+    /// [`TestNode::start`] with extra `MERIDIAN_*` variables for `serve`
+    /// (kept for restarts).
+    pub fn start_with(name: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::launch(meridian_bin(), DataDir::Temp(dir), name, env)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
     /// Starts `bin` as node `name` in `dir`, made by `meridian init` on
     /// first use; `env` holds extra `MERIDIAN_*` variables.
     pub fn start_at(

@@ -1,0 +1,708 @@
+//! What the OAI-PMH 2.0 provider lists
+//! (<https://www.openarchives.org/OAI/openarchivesprotocol.html>), without
+//! HTTP or XML: the order of a harvest, each record's datestamp, its sets,
+//! and whether an anonymous harvester sees it whole, as deleted, or not at
+//! all.
+//!
+//! **Order and datestamps.** A harvest walks the appends in the order this
+//! node stored them ([`Store::arrivals_from`]): a [`Position`] names an
+//! append and an entry of it, so it stays valid across restarts and index
+//! rebuilds. Each record appears at the entry that holds its current
+//! version; a record changed during a harvest moves to a later position and
+//! is listed there (never skipped, and listed twice only when it really
+//! changed). A record's datestamp is when that entry was stored here
+//! ([`crate::store::Arrival::stored_at`]), which never decreases along the
+//! order, so `from`/`until` select a contiguous stretch of it.
+//!
+//! **Visibility.** Harvesters are anonymous: a record is listed whole only
+//! when its current version is PUBLIC by [`Viewer::may_see`] (decided first
+//! by [`visibility::pull_delivery`], the same rule). A record that is not
+//! (deleted, withdrawn, or narrowed) is listed as deleted when one of its
+//! earlier versions was PUBLIC, so harvesters that took it drop it; a record
+//! that was never PUBLIC is not listed at all and answers as if it did not
+//! exist.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::holdings::{open_view, RecordView};
+use crate::ids::LogIndex;
+use crate::log::StoredEntry;
+use crate::node::{Node, NodeError};
+use crate::proto::{log_entry::Body, DatasetRecord, LogEntry};
+use crate::sign::KeyRing;
+use crate::store::StoreError;
+use crate::visibility::{self, Delivery, Viewer};
+
+/// Versions of one record walked back to find one that was PUBLIC.
+pub const MAX_VERSIONS_BACK: usize = 64;
+
+/// Where a harvest stands: the next entry to look at is entry `index` of
+/// the append with sequence `seq` (an index past that append's end means
+/// the next append).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    pub seq: u64,
+    pub index: u64,
+}
+
+/// A set of the provider: records sharing a discipline, an origin or a
+/// project.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Set {
+    Discipline(String),
+    Origin(String),
+    Project(String),
+}
+
+impl Set {
+    /// The sets `record` belongs to.
+    pub fn of(record: &DatasetRecord) -> Vec<Set> {
+        let mut sets = vec![Set::Origin(record.origin.clone())];
+        sets.extend(
+            record
+                .disciplines
+                .iter()
+                .filter(|d| !d.is_empty())
+                .map(|d| Set::Discipline(d.clone())),
+        );
+        if !record.project.is_empty() {
+            sets.push(Set::Project(record.project.clone()));
+        }
+        sets
+    }
+
+    fn contains(&self, record: &DatasetRecord) -> bool {
+        match self {
+            Set::Origin(origin) => &record.origin == origin,
+            Set::Discipline(d) => record.disciplines.iter().any(|x| x == d),
+            Set::Project(p) => &record.project == p,
+        }
+    }
+}
+
+/// What a listing selects, besides visibility.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Datestamps at or after, in Unix seconds.
+    pub from: Option<u64>,
+    /// Datestamps at or before, in Unix seconds.
+    pub until: Option<u64>,
+    pub set: Option<Set>,
+}
+
+/// How an anonymous harvester sees one record.
+#[derive(Debug, Clone)]
+pub enum Status {
+    /// Its current version, verified.
+    Live(Box<RecordView>),
+    /// Deleted for this harvester: `last_public` is its latest PUBLIC
+    /// version (for its sets), when still held.
+    Deleted {
+        last_public: Option<Box<DatasetRecord>>,
+    },
+}
+
+/// One record as a harvester receives it.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub origin: String,
+    pub id: String,
+    /// When the entry holding the record's current state was stored here
+    /// (Unix seconds).
+    pub datestamp: u64,
+    /// That entry's index in the origin's log.
+    pub log_index: LogIndex,
+    pub status: Status,
+}
+
+impl Item {
+    /// The sets the record is listed in.
+    pub fn sets(&self) -> Vec<Set> {
+        match &self.status {
+            Status::Live(view) => Set::of(&view.record),
+            Status::Deleted {
+                last_public: Some(record),
+            } => Set::of(record),
+            Status::Deleted { last_public: None } => vec![Set::Origin(self.origin.clone())],
+        }
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    pub items: Vec<Item>,
+    /// Where the next page starts; `None` when the list is complete.
+    pub next: Option<Position>,
+    /// When counting was asked for: how many more records match after this
+    /// page, `None` if the deadline passed before the count finished.
+    pub remaining: Option<u64>,
+    /// The deadline passed before the page filled: `next` resumes there.
+    pub cut_short: bool,
+}
+
+/// What the judgement of one entry found, before any signature check.
+enum Verdict {
+    /// Not listed: superseded, a key set, or never PUBLIC.
+    Skip,
+    /// The current PUBLIC version of `record` (decoded, not yet verified).
+    Live {
+        id: String,
+        record: Box<DatasetRecord>,
+        envelope: crate::proto::Envelope,
+    },
+    Deleted {
+        id: String,
+        last_public: Option<Box<DatasetRecord>>,
+    },
+}
+
+/// Lists records for an anonymous harvester from `start`: at most `want`,
+/// then looks on for the rest: counts it when `count` is set, else stops
+/// at the first (both until `deadline`). `next` is set only when a record
+/// is known to follow or the deadline cut the page or the count short.
+pub fn scan(
+    node: &Node,
+    start: Position,
+    filter: &Filter,
+    want: usize,
+    count: bool,
+    deadline: Instant,
+) -> Result<Scan, NodeError> {
+    let store = node.store();
+    let mut rings: HashMap<String, Option<KeyRing>> = HashMap::new();
+    let mut out = Scan::default();
+    let mut remaining = 0u64;
+    let mut counting = false;
+    for arrival in store.arrivals_from(start.seq) {
+        let arrival = arrival?;
+        if filter.until.is_some_and(|until| arrival.stored_at > until) {
+            // Arrival times never decrease: nothing later matches.
+            break;
+        }
+        if filter.from.is_some_and(|from| arrival.stored_at < from) {
+            continue;
+        }
+        if let Some(Set::Origin(origin)) = &filter.set {
+            if origin != &arrival.origin {
+                continue;
+            }
+        }
+        let ring = match rings.get(&arrival.origin) {
+            Some(ring) => ring.clone(),
+            None => {
+                let ring = node.origin_ring(&arrival.origin)?;
+                rings.insert(arrival.origin.clone(), ring.clone());
+                ring
+            }
+        };
+        // A quarantined origin lists as one this node holds nothing of.
+        let Some(ring) = ring else { continue };
+        let mut index = if arrival.seq == start.seq {
+            start.index.max(arrival.first)
+        } else {
+            arrival.first
+        };
+        while index < arrival.end() {
+            let batch = store.entries(
+                &arrival.origin,
+                LogIndex(index),
+                (arrival.end() - index).min(256) as usize,
+            )?;
+            if batch.is_empty() {
+                return Err(StoreError::Corrupt {
+                    tree: crate::store::tree::LOG,
+                    detail: format!("{} entry {index} missing", arrival.origin),
+                }
+                .into());
+            }
+            for (at, stored) in batch {
+                if Instant::now() >= deadline {
+                    if counting {
+                        // Unknown whether more follow: keep the token.
+                        out.remaining = None;
+                        return Ok(out);
+                    }
+                    out.cut_short = true;
+                    out.next = Some(Position {
+                        seq: arrival.seq,
+                        index: at.get(),
+                    });
+                    return Ok(out);
+                }
+                index = at.get() + 1;
+                let verdict = judge(node, &arrival.origin, at, stored)?;
+                let matches = |record: Option<&DatasetRecord>| match &filter.set {
+                    None | Some(Set::Origin(_)) => true,
+                    Some(set) => record.is_some_and(|r| set.contains(r)),
+                };
+                let item = match verdict {
+                    Verdict::Skip => continue,
+                    Verdict::Live { record, .. } if !matches(Some(&record)) => continue,
+                    Verdict::Deleted { last_public, .. } if !matches(last_public.as_deref()) => {
+                        continue
+                    }
+                    _ if counting => {
+                        remaining += 1;
+                        if !count {
+                            // One more exists: the page gets a token.
+                            return Ok(out);
+                        }
+                        continue;
+                    }
+                    Verdict::Live { id, envelope, .. } => {
+                        let view = open_view(&arrival.origin, envelope, at, &ring)?;
+                        if !Viewer::Anonymous.may_see(&view.record) {
+                            continue;
+                        }
+                        Item {
+                            origin: arrival.origin.clone(),
+                            id,
+                            datestamp: arrival.stored_at,
+                            log_index: at,
+                            status: Status::Live(Box::new(view)),
+                        }
+                    }
+                    Verdict::Deleted { id, last_public } => Item {
+                        origin: arrival.origin.clone(),
+                        id,
+                        datestamp: arrival.stored_at,
+                        log_index: at,
+                        status: Status::Deleted { last_public },
+                    },
+                };
+                out.items.push(item);
+                if out.items.len() >= want {
+                    out.next = Some(Position {
+                        seq: arrival.seq,
+                        index: at.get() + 1,
+                    });
+                    // Look on: to count the rest, or to learn whether there
+                    // is any (a token must lead to at least one record).
+                    counting = true;
+                }
+            }
+        }
+    }
+    // The end of what is stored: a token only if records follow the page.
+    if remaining == 0 {
+        out.next = None;
+    }
+    out.remaining = Some(remaining);
+    Ok(out)
+}
+
+/// Record `id` of `origin` as an anonymous harvester sees it; `None` when
+/// it may not know of it (or it does not exist).
+pub fn get(node: &Node, origin: &str, id: &str) -> Result<Option<Item>, NodeError> {
+    let store = node.store();
+    let Some(ring) = node.origin_ring(origin)? else {
+        return Ok(None);
+    };
+    let Some(state) = store.record_state(origin, id)? else {
+        return Ok(None);
+    };
+    let Some(stored) = store.entry(origin, state.log_index)? else {
+        return Ok(None);
+    };
+    let Some(arrival) = store.arrival_of(origin, state.log_index)? else {
+        return Ok(None);
+    };
+    let status = match judge(node, origin, state.log_index, stored)? {
+        Verdict::Skip => return Ok(None),
+        Verdict::Live {
+            id: found,
+            envelope,
+            ..
+        } if found == id => {
+            let view = open_view(origin, envelope, state.log_index, &ring)?;
+            if !Viewer::Anonymous.may_see(&view.record) {
+                return Ok(None);
+            }
+            Status::Live(Box::new(view))
+        }
+        Verdict::Deleted {
+            id: found,
+            last_public,
+        } if found == id => Status::Deleted { last_public },
+        _ => return Ok(None),
+    };
+    Ok(Some(Item {
+        origin: origin.to_owned(),
+        id: id.to_owned(),
+        datestamp: arrival.stored_at,
+        log_index: state.log_index,
+        status,
+    }))
+}
+
+/// Adds to `sets` every set of a PUBLIC record from `start` on, until
+/// `deadline`. Returns where it stopped and whether that is the end of
+/// what is stored.
+pub fn sets_from(
+    node: &Node,
+    start: Position,
+    sets: &mut std::collections::BTreeSet<Set>,
+    deadline: Instant,
+) -> Result<(Position, bool), NodeError> {
+    let store = node.store();
+    let mut reached = start;
+    for arrival in store.arrivals_from(start.seq) {
+        let arrival = arrival?;
+        let mut index = if arrival.seq == start.seq {
+            start.index.max(arrival.first)
+        } else {
+            arrival.first
+        };
+        if node.origin_ring(&arrival.origin)?.is_none() {
+            index = arrival.end();
+        }
+        while index < arrival.end() {
+            if Instant::now() >= deadline {
+                let at = Position {
+                    seq: arrival.seq,
+                    index,
+                };
+                return Ok((at, false));
+            }
+            let batch = store.entries(
+                &arrival.origin,
+                LogIndex(index),
+                (arrival.end() - index).min(256) as usize,
+            )?;
+            if batch.is_empty() {
+                break;
+            }
+            for (at, stored) in batch {
+                index = at.get() + 1;
+                if let Verdict::Live { record, .. } = judge(node, &arrival.origin, at, stored)? {
+                    sets.extend(Set::of(&record));
+                }
+            }
+        }
+        reached = Position {
+            seq: arrival.seq,
+            index: arrival.end(),
+        };
+    }
+    Ok((reached, true))
+}
+
+/// How an anonymous harvester sees entry `index` of `origin`'s log.
+fn judge(
+    node: &Node,
+    origin: &str,
+    index: LogIndex,
+    stored: StoredEntry,
+) -> Result<Verdict, NodeError> {
+    let store = node.store();
+    let corrupt = |e: prost::DecodeError| StoreError::Corrupt {
+        tree: crate::store::tree::LOG,
+        detail: format!("{origin} entry {index}: {e}"),
+    };
+    let (public, id, envelope) = match stored {
+        StoredEntry::Signed(envelope) => {
+            let (delivery, id) = visibility::pull_delivery(&Viewer::Anonymous, &envelope.payload)
+                .map_err(corrupt)?;
+            let Some(id) = id else {
+                return Ok(Verdict::Skip);
+            };
+            (delivery == Delivery::Envelope, id, Some(envelope))
+        }
+        StoredEntry::Redacted { subject, .. } => match store.record_by_subject(origin, &subject)? {
+            Some(id) => (false, id, None),
+            None => return Ok(Verdict::Skip),
+        },
+    };
+    let Some(state) = store.record_state(origin, &id)? else {
+        return Ok(Verdict::Skip);
+    };
+    if state.log_index != index {
+        // Superseded: the record is listed where its current state is.
+        return Ok(Verdict::Skip);
+    }
+    if public && !state.deleted {
+        if let Some(envelope) = envelope {
+            let record = Box::new(record_of(&envelope).map_err(corrupt)?);
+            return Ok(Verdict::Live {
+                id,
+                record,
+                envelope,
+            });
+        }
+    }
+    // Not public now: deleted if it was PUBLIC before, else unknown.
+    let last_public = last_public_version(node, origin, index)?;
+    if last_public.is_some() || (public && state.deleted) {
+        return Ok(Verdict::Deleted { id, last_public });
+    }
+    Ok(Verdict::Skip)
+}
+
+/// The latest PUBLIC live version of the record whose entry `index`
+/// replaced earlier ones, walking back at most [`MAX_VERSIONS_BACK`].
+fn last_public_version(
+    node: &Node,
+    origin: &str,
+    index: LogIndex,
+) -> Result<Option<Box<DatasetRecord>>, NodeError> {
+    let store = node.store();
+    let mut at = index;
+    for _ in 0..MAX_VERSIONS_BACK {
+        let Some(previous) = store.previous_version(origin, at)? else {
+            return Ok(None);
+        };
+        at = previous;
+        let Some(StoredEntry::Signed(envelope)) = store.entry(origin, at)? else {
+            continue;
+        };
+        let Ok((Delivery::Envelope, Some(_))) =
+            visibility::pull_delivery(&Viewer::Anonymous, &envelope.payload)
+        else {
+            continue;
+        };
+        if let Ok(record) = record_of(&envelope) {
+            if !record.deleted {
+                return Ok(Some(Box::new(record)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The record in a stored envelope, decoded without checking its signature
+/// (it was verified when stored; records sent to a harvester are verified
+/// again by [`open_view`]).
+fn record_of(envelope: &crate::proto::Envelope) -> Result<DatasetRecord, prost::DecodeError> {
+    use prost::Message;
+    match LogEntry::decode(envelope.payload.as_slice())?.body {
+        Some(Body::Record(record)) => Ok(record),
+        _ => Ok(DatasetRecord::default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ids::RecordId;
+
+    fn line(id: &str, visibility: &str) -> String {
+        crate::test_support::record_line(id, &format!("Ice core {id}"), visibility)
+    }
+
+    fn node(dir: &std::path::Path) -> std::sync::Arc<Node> {
+        let data = dir.join("polar");
+        Node::create(
+            &data,
+            &"polar".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        Node::open(&data, &BTreeMap::new()).unwrap()
+    }
+
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    /// Every page from the start, following `next`: `(id, deleted)`.
+    fn harvest(node: &Node, filter: &Filter, page: usize) -> Vec<(String, bool)> {
+        let mut out = Vec::new();
+        let mut at = Position::default();
+        loop {
+            let scan = scan(node, at, filter, page, false, later()).unwrap();
+            assert!(!scan.cut_short);
+            assert!(scan.items.len() <= page);
+            out.extend(
+                scan.items
+                    .iter()
+                    .map(|i| (i.id.clone(), matches!(i.status, Status::Deleted { .. }))),
+            );
+            match scan.next {
+                Some(next) => {
+                    assert_eq!(scan.items.len(), page, "a token only after a full page");
+                    at = next;
+                }
+                None => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn a_harvest_lists_each_public_record_once_and_what_left_public_view_as_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(dir.path());
+        let mut lines: Vec<String> = (0..25)
+            .map(|i| line(&format!("P-{i:02}"), "public"))
+            .collect();
+        lines.extend((0..10).map(|i| line(&format!("F-{i:02}"), "federation")));
+        lines.extend((0..5).map(|i| line(&format!("X-{i:02}"), "private")));
+        node.import_lines(1, &lines).unwrap();
+        // Deleted while public; deleted while never public; narrowed;
+        // widened; changed while public.
+        node.delete(&RecordId::parse("P-03").unwrap()).unwrap();
+        node.delete(&RecordId::parse("F-00").unwrap()).unwrap();
+        let mut changed = vec![line("P-04", "federation"), line("F-01", "public")];
+        changed.push(crate::test_support::record_line(
+            "P-05",
+            "Ice core P-05, revised",
+            "public",
+        ));
+        node.import_lines(1, &changed).unwrap();
+
+        let mut want: BTreeSet<(String, bool)> = (0..25)
+            .map(|i| (format!("P-{i:02}"), matches!(i, 3 | 4)))
+            .collect();
+        want.insert(("F-01".into(), false));
+        for page in [1, 7, 26, 1000] {
+            let got = harvest(&node, &Filter::default(), page);
+            let set: BTreeSet<(String, bool)> = got.iter().cloned().collect();
+            assert_eq!(set.len(), got.len(), "a record twice with pages of {page}");
+            assert_eq!(set, want, "pages of {page}");
+            // The changed record comes last: at its new version's place.
+            assert_eq!(got.last().unwrap().0, "P-05", "pages of {page}");
+        }
+
+        // The first page counts the whole list.
+        let first = scan(
+            &node,
+            Position::default(),
+            &Filter::default(),
+            7,
+            true,
+            later(),
+        )
+        .unwrap();
+        assert_eq!(
+            first.items.len() as u64 + first.remaining.unwrap(),
+            want.len() as u64
+        );
+
+        // Reads answer as lists do; never-public records do not exist.
+        assert!(matches!(
+            get(&node, "polar", "P-00").unwrap().unwrap().status,
+            Status::Live(_)
+        ));
+        for deleted in ["P-03", "P-04"] {
+            let item = get(&node, "polar", deleted).unwrap().unwrap();
+            let Status::Deleted {
+                last_public: Some(record),
+            } = item.status
+            else {
+                panic!("{deleted}: {:?}", item.status);
+            };
+            assert_eq!(record.id, deleted);
+        }
+        for hidden in ["F-00", "F-02", "X-00", "nothing"] {
+            assert!(get(&node, "polar", hidden).unwrap().is_none(), "{hidden}");
+        }
+        assert!(get(&node, "elsewhere", "P-00").unwrap().is_none());
+    }
+
+    #[test]
+    fn from_and_until_select_by_when_the_entry_was_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(dir.path());
+        node.import_lines(1, &[line("A", "public"), line("B", "public")])
+            .unwrap();
+        let first = get(&node, "polar", "A").unwrap().unwrap().datestamp;
+        std::thread::sleep(Duration::from_millis(1100));
+        node.import_lines(1, &[line("C", "public")]).unwrap();
+        let second = get(&node, "polar", "C").unwrap().unwrap().datestamp;
+        assert!(second > first);
+        let ids = |filter: Filter| -> Vec<String> {
+            harvest(&node, &filter, 10)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect()
+        };
+        assert_eq!(
+            ids(Filter {
+                from: Some(second),
+                ..Filter::default()
+            }),
+            ["C"]
+        );
+        assert_eq!(
+            ids(Filter {
+                until: Some(first),
+                ..Filter::default()
+            }),
+            ["A", "B"]
+        );
+        assert_eq!(
+            ids(Filter {
+                from: Some(first),
+                until: Some(second),
+                ..Filter::default()
+            }),
+            ["A", "B", "C"]
+        );
+        assert!(ids(Filter {
+            from: Some(second + 1),
+            ..Filter::default()
+        })
+        .is_empty());
+    }
+
+    #[test]
+    fn a_position_survives_a_reopen_and_sets_hold_only_public_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("polar");
+        let mut lines: Vec<String> = (0..10).map(|i| line(&format!("P-{i}"), "public")).collect();
+        let mut secret: serde_json::Value = serde_json::from_str(&line("S", "federation")).unwrap();
+        secret["project"] = serde_json::json!("Secret project");
+        secret["disciplines"] = serde_json::json!(["secretdiscipline"]);
+        lines.push(secret.to_string());
+        let (position, first) = {
+            let node = node(dir.path());
+            node.import_lines(1, &lines).unwrap();
+            let scan = scan(
+                &node,
+                Position::default(),
+                &Filter::default(),
+                4,
+                false,
+                later(),
+            )
+            .unwrap();
+            (scan.next.unwrap(), scan.items)
+        };
+        let node = Node::open(&data, &BTreeMap::new()).unwrap();
+        let rest = harvest_from(&node, position);
+        let all: Vec<String> = first.iter().map(|i| i.id.clone()).chain(rest).collect();
+        assert_eq!(all, (0..10).map(|i| format!("P-{i}")).collect::<Vec<_>>());
+
+        let mut sets = std::collections::BTreeSet::new();
+        let (_, done) = sets_from(&node, Position::default(), &mut sets, later()).unwrap();
+        assert!(done);
+        assert_eq!(sets, BTreeSet::from([Set::Origin("polar".into())]));
+        // A passed deadline stops a scan where it stood.
+        let stopped = scan(
+            &node,
+            Position::default(),
+            &Filter::default(),
+            4,
+            false,
+            Instant::now(),
+        )
+        .unwrap();
+        assert!(stopped.cut_short && stopped.items.is_empty() && stopped.next.is_some());
+    }
+
+    fn harvest_from(node: &Node, mut at: Position) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let scan = scan(node, at, &Filter::default(), 4, false, later()).unwrap();
+            out.extend(scan.items.iter().map(|i| i.id.clone()));
+            match scan.next {
+                Some(next) => at = next,
+                None => return out,
+            }
+        }
+    }
+}

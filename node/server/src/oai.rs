@@ -1,0 +1,596 @@
+//! The OAI-PMH 2.0 data provider at `/oai`
+//! (<https://www.openarchives.org/OAI/openarchivesprotocol.html>): all six
+//! verbs over GET and POST (`application/x-www-form-urlencoded`), the
+//! formats `oai_dc` and `oai_datacite`, sets by discipline, origin and
+//! project, `from`/`until` at seconds (and day) granularity, resumption
+//! tokens, and persistent deleted records.
+//!
+//! What is listed, in which order, with which datestamp and whether a
+//! harvester sees a record whole or as deleted is decided in the core
+//! ([`meridian_core::oai`], with the visibility rule of
+//! [`meridian_core::visibility`]); this module checks requests
+//! ([`request`]), seals tokens ([`token`]) and writes XML ([`xml`]).
+//! Harvesters are anonymous: they see PUBLIC records only. Reads run off
+//! the async executor within the node's budget of anonymous reads and each
+//! client's request rate; a harvester over either gets HTTP 503 with
+//! `Retry-After`, as the protocol provides.
+
+pub mod request;
+pub mod token;
+pub mod xml;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use meridian_core::node::Node;
+use meridian_core::oai::{self, Filter, Item, Position, Set, Status};
+use meridian_core::sync::Replicator;
+
+use crate::catalog::Catalog;
+use crate::http::ClientAddr;
+use crate::limit;
+use request::{Checked, ListArgs, OaiError, Prefix, Request, Verb};
+use token::{Token, TokenKey};
+use xml::Xml;
+
+/// Seconds a refused harvester is told to wait.
+const RETRY_AFTER_SECS: &str = "2";
+
+/// The provider's state.
+pub struct Provider {
+    node: Arc<Node>,
+    tokens: TokenKey,
+    page_size: usize,
+    plaintext: bool,
+    /// The anonymous reads and request rates the Catalog keeps: one
+    /// budget for gRPC, the HTTP API and harvests alike.
+    catalog: Arc<Catalog>,
+    /// How long one request may scan.
+    budget: Duration,
+    /// The sets seen so far and where the scan for them stopped.
+    sets: Mutex<(Position, BTreeSet<Set>)>,
+}
+
+/// The routes of the provider: `/oai` (GET and POST) and the schema of its
+/// provenance records at `/oai/provenance.xsd`.
+pub fn router(replicator: Arc<Replicator>, catalog: Arc<Catalog>) -> Router {
+    let node = replicator.node().clone();
+    let config = node.config();
+    let limits = config.limits.clone();
+    let provider = Arc::new(Provider {
+        tokens: TokenKey::new(node.key().derive_secret("oai resumption token").as_slice()),
+        page_size: config.oai.page_size,
+        plaintext: config.http.plaintext,
+        catalog,
+        // Leave room to write the answer inside the request timeout.
+        budget: Duration::from_secs(limits.request_timeout_secs) * 3 / 4,
+        sets: Mutex::default(),
+        node,
+    });
+    Router::new()
+        .route("/oai", get(get_oai).post(post_oai))
+        .route("/oai/provenance.xsd", get(provenance_schema))
+        .with_state(provider)
+}
+
+async fn provenance_schema() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
+        xml::PROVENANCE_XSD,
+    )
+}
+
+async fn get_oai(
+    State(provider): State<Arc<Provider>>,
+    ConnectInfo(client): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    // One past the most a request may carry, so too many is still seen.
+    let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .take(request::MAX_ARGUMENTS + 1)
+        .collect();
+    serve(provider, client, &headers, pairs).await
+}
+
+async fn post_oai(
+    State(provider): State<Arc<Provider>>,
+    ConnectInfo(client): ConnectInfo<ClientAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    // An empty body carries no arguments whatever its type (clients send
+    // none with it): the request then lacks a verb.
+    if !form && !body.is_empty() {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "OAI-PMH requests by POST must be application/x-www-form-urlencoded\n",
+        )
+            .into_response();
+    }
+    let pairs = form_urlencoded::parse(&body)
+        .into_owned()
+        .take(request::MAX_ARGUMENTS + 1)
+        .collect();
+    serve(provider, client, &headers, pairs).await
+}
+
+/// 503 with Retry-After: the protocol's way to tell a harvester to wait.
+fn busy(why: String) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, RETRY_AFTER_SECS)],
+        why,
+    )
+        .into_response()
+}
+
+async fn serve(
+    provider: Arc<Provider>,
+    client: ClientAddr,
+    headers: &HeaderMap,
+    pairs: Vec<(String, String)>,
+) -> Response {
+    if let Err(status) = provider
+        .catalog
+        .admit(&limit::client_at(Some(client.0), None))
+    {
+        return busy(format!("{}\n", status.message()));
+    }
+    let slot = match provider.catalog.anonymous_read_slot().await {
+        Ok(slot) => slot,
+        Err(status) => return busy(format!("{}\n", status.message())),
+    };
+    let base_url = provider.base_url(headers);
+    let work = provider.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        work.answer(&base_url, pairs)
+    })
+    .await;
+    match answer {
+        Ok(Ok(body)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+        Ok(Err(Fault::Busy(why))) => busy(why),
+        Ok(Err(Fault::Node(e))) => {
+            let id = rand::random::<u32>();
+            tracing::error!(error = %e, fault = id, "oai request failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal error (id {id:08x})\n"),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            let id = rand::random::<u32>();
+            tracing::error!(error = %e, fault = id, "oai worker failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal error (id {id:08x})\n"),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Why a request got no OAI-PMH answer.
+enum Fault {
+    /// The scan found nothing before its deadline: ask again.
+    Busy(String),
+    /// The node failed (logged with an id; the harvester learns no more).
+    Node(meridian_core::node::NodeError),
+}
+
+impl From<meridian_core::node::NodeError> for Fault {
+    fn from(e: meridian_core::node::NodeError) -> Self {
+        Fault::Node(e)
+    }
+}
+
+impl From<meridian_core::store::StoreError> for Fault {
+    fn from(e: meridian_core::store::StoreError) -> Self {
+        Fault::Node(e.into())
+    }
+}
+
+/// A response being written.
+struct Draft {
+    xml: Xml,
+}
+
+impl Provider {
+    /// `baseURL`: the configured one, else the request's scheme and host
+    /// with `/oai`.
+    fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(url) = &self.node.config().oai.base_url {
+            return url.clone();
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 255
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.node.config().node_id.to_string());
+        let scheme = if self.plaintext { "http" } else { "https" };
+        format!("{scheme}://{host}/oai")
+    }
+
+    fn node_id(&self) -> &str {
+        self.node.node_id()
+    }
+
+    /// Answers one request: the XML of the response, or a fault.
+    fn answer(&self, base_url: &str, pairs: Vec<(String, String)>) -> Result<Vec<u8>, Fault> {
+        let deadline = Instant::now() + self.budget;
+        let checked = match request::check(pairs) {
+            Ok(checked) => checked,
+            Err((verb, echo, error)) => return Ok(self.error(base_url, verb, &echo, &error)),
+        };
+        match self.verb(base_url, &checked, deadline) {
+            Ok(body) => Ok(body),
+            Err(Answer::Oai(error)) => {
+                Ok(self.error(base_url, Some(checked.verb), &checked.echo, &error))
+            }
+            Err(Answer::Fault(fault)) => Err(fault),
+        }
+    }
+
+    /// The start of every response, up to and including `request`.
+    fn begin(&self, base_url: &str, verb: Option<Verb>, echo: &[(String, String)]) -> Draft {
+        let mut xml = Xml::new();
+        let location = format!("{} {}", xml::OAI_NS, xml::OAI_XSD);
+        xml.open(
+            "OAI-PMH",
+            &[
+                ("xmlns", xml::OAI_NS),
+                ("xmlns:xsi", xml::XSI_NS),
+                ("xsi:schemaLocation", &location),
+            ],
+        );
+        xml.leaf("responseDate", &[], &request::datestamp(now()));
+        let mut attrs: Vec<(&str, &str)> = Vec::new();
+        if let Some(verb) = verb {
+            attrs.push(("verb", verb.name()));
+            attrs.extend(echo.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+        xml.leaf("request", &attrs, base_url);
+        Draft { xml }
+    }
+
+    fn end(mut response: Draft) -> Vec<u8> {
+        response.xml.close("OAI-PMH");
+        response.xml.finish()
+    }
+
+    fn error(
+        &self,
+        base_url: &str,
+        verb: Option<Verb>,
+        echo: &[(String, String)],
+        error: &OaiError,
+    ) -> Vec<u8> {
+        let (verb, echo) = if error.echoes_arguments() {
+            (verb, echo)
+        } else {
+            (None, &[][..])
+        };
+        let mut response = self.begin(base_url, verb, echo);
+        response
+            .xml
+            .leaf("error", &[("code", error.code())], error.message());
+        Self::end(response)
+    }
+
+    fn verb(
+        &self,
+        base_url: &str,
+        checked: &Checked,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, Answer> {
+        match &checked.request {
+            Request::Identify => self.identify(base_url, checked),
+            Request::ListMetadataFormats { identifier } => {
+                if let Some(identifier) = identifier {
+                    self.find(identifier)?;
+                }
+                let mut response = self.begin(base_url, Some(checked.verb), &checked.echo);
+                let xml = &mut response.xml;
+                xml.open("ListMetadataFormats", &[]);
+                for (prefix, schema, namespace) in [
+                    ("oai_dc", xml::OAI_DC_XSD, xml::OAI_DC_NS),
+                    ("oai_datacite", xml::OAI_DATACITE_XSD, xml::OAI_DATACITE_NS),
+                ] {
+                    xml.open("metadataFormat", &[]);
+                    xml.leaf("metadataPrefix", &[], prefix);
+                    xml.leaf("schema", &[], schema);
+                    xml.leaf("metadataNamespace", &[], namespace);
+                    xml.close("metadataFormat");
+                }
+                xml.close("ListMetadataFormats");
+                Ok(Self::end(response))
+            }
+            Request::ListSets { resumption_token } => {
+                if resumption_token.is_some() {
+                    return Err(Answer::Oai(OaiError::BadResumptionToken(
+                        "this repository lists every set in one response and issues no resumptionToken for ListSets".into(),
+                    )));
+                }
+                let sets = self.sets(deadline)?;
+                if sets.is_empty() {
+                    return Err(Answer::Oai(OaiError::NoSetHierarchy(
+                        "this repository holds no public records yet, so it has no sets".into(),
+                    )));
+                }
+                let mut response = self.begin(base_url, Some(checked.verb), &checked.echo);
+                let xml = &mut response.xml;
+                xml.open("ListSets", &[]);
+                for set in &sets {
+                    xml.open("set", &[]);
+                    xml.leaf("setSpec", &[], &request::set_spec(set));
+                    xml.leaf("setName", &[], &request::set_name(set));
+                    xml.close("set");
+                }
+                xml.close("ListSets");
+                Ok(Self::end(response))
+            }
+            Request::GetRecord { identifier, prefix } => {
+                let item = self.find(identifier)?;
+                let mut response = self.begin(base_url, Some(checked.verb), &checked.echo);
+                response.xml.open("GetRecord", &[]);
+                self.record(&mut response.xml, base_url, &item, *prefix, true);
+                response.xml.close("GetRecord");
+                Ok(Self::end(response))
+            }
+            Request::List { records, args } => {
+                let token = Token {
+                    records: *records,
+                    args: args.clone(),
+                    position: Position::default(),
+                    cursor: 0,
+                    complete: None,
+                };
+                self.list(base_url, checked, token, false, deadline)
+            }
+            Request::Resume { records, token } => {
+                let token = self
+                    .tokens
+                    .open(token)
+                    .map_err(|e| Answer::Oai(OaiError::BadResumptionToken(e)))?;
+                if token.records != *records {
+                    let (issued, used) = if token.records {
+                        ("ListRecords", "ListIdentifiers")
+                    } else {
+                        ("ListIdentifiers", "ListRecords")
+                    };
+                    return Err(Answer::Oai(OaiError::BadResumptionToken(format!(
+                        "this resumptionToken continues a {issued} list, not {used}"
+                    ))));
+                }
+                self.list(base_url, checked, token, true, deadline)
+            }
+        }
+    }
+
+    fn identify(&self, base_url: &str, checked: &Checked) -> Result<Vec<u8>, Answer> {
+        let config = self.node.config();
+        let earliest = self
+            .node
+            .store()
+            .first_arrival()
+            .map_err(|e| Answer::Fault(e.into()))?
+            .map_or_else(now, |a| a.stored_at);
+        let name = config
+            .oai
+            .repository_name
+            .clone()
+            .unwrap_or_else(|| format!("Meridian node {}", self.node_id()));
+        let email = config
+            .oai
+            .admin_email
+            .clone()
+            .unwrap_or_else(|| format!("meridian@{}.invalid", self.node_id()));
+        let mut response = self.begin(base_url, Some(checked.verb), &checked.echo);
+        let xml = &mut response.xml;
+        xml.open("Identify", &[]);
+        xml.leaf("repositoryName", &[], &name);
+        xml.leaf("baseURL", &[], base_url);
+        xml.leaf("protocolVersion", &[], "2.0");
+        xml.leaf("adminEmail", &[], &email);
+        xml.leaf("earliestDatestamp", &[], &request::datestamp(earliest));
+        xml.leaf("deletedRecord", &[], "persistent");
+        xml.leaf("granularity", &[], "YYYY-MM-DDThh:mm:ssZ");
+        xml.close("Identify");
+        Ok(Self::end(response))
+    }
+
+    /// The record an identifier names, as a harvester may see it.
+    fn find(&self, identifier: &str) -> Result<Item, Answer> {
+        let unknown = || {
+            Answer::Oai(OaiError::IdDoesNotExist(format!(
+                "no record {identifier} in this repository"
+            )))
+        };
+        let (origin, id) =
+            request::parse_identifier(self.node_id(), identifier).ok_or_else(unknown)?;
+        oai::get(&self.node, &origin, &id)
+            .map_err(|e| Answer::Fault(e.into()))?
+            .ok_or_else(unknown)
+    }
+
+    /// Every set of a PUBLIC record: the sets found so far, extended by a
+    /// scan of what was stored since, within the deadline.
+    fn sets(&self, deadline: Instant) -> Result<BTreeSet<Set>, Answer> {
+        let mut cache = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+        let from = cache.0;
+        let (reached, _) = oai::sets_from(&self.node, from, &mut cache.1, deadline)
+            .map_err(|e| Answer::Fault(e.into()))?;
+        cache.0 = reached;
+        Ok(cache.1.clone())
+    }
+
+    fn list(
+        &self,
+        base_url: &str,
+        checked: &Checked,
+        token: Token,
+        resumed: bool,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, Answer> {
+        let ListArgs {
+            prefix,
+            set,
+            from,
+            until,
+            ..
+        } = token.args.clone();
+        let filter = Filter { from, until, set };
+        let scan = oai::scan(
+            &self.node,
+            token.position,
+            &filter,
+            self.page_size,
+            token.complete.is_none(),
+            deadline,
+        )
+        .map_err(|e| Answer::Fault(e.into()))?;
+        if scan.items.is_empty() {
+            if scan.cut_short {
+                return Err(Answer::Fault(Fault::Busy(
+                    "the list could not be read in time; retry the same request\n".into(),
+                )));
+            }
+            let why = if resumed {
+                "no more records match: those that remained were withdrawn since the list began"
+            } else {
+                "no records match the request"
+            };
+            return Err(Answer::Oai(OaiError::NoRecordsMatch(why.into())));
+        }
+        let sent = token.cursor + scan.items.len() as u64;
+        let complete = token
+            .complete
+            .or_else(|| scan.remaining.map(|rest| sent + rest));
+        let mut response = self.begin(base_url, Some(checked.verb), &checked.echo);
+        let records = token.records;
+        let container = if records {
+            "ListRecords"
+        } else {
+            "ListIdentifiers"
+        };
+        response.xml.open(container, &[]);
+        for item in &scan.items {
+            if records {
+                self.record(&mut response.xml, base_url, item, prefix, true);
+            } else {
+                self.header(&mut response.xml, item);
+            }
+        }
+        let cursor = token.cursor.to_string();
+        let size = complete.filter(|&n| n > 0).map(|n| n.to_string());
+        let mut attrs: Vec<(&str, &str)> = Vec::new();
+        if let Some(size) = &size {
+            attrs.push(("completeListSize", size.as_str()));
+        }
+        attrs.push(("cursor", cursor.as_str()));
+        match scan.next {
+            Some(position) => {
+                let next = self.tokens.seal(&Token {
+                    position,
+                    cursor: sent,
+                    complete,
+                    ..token
+                });
+                response.xml.leaf("resumptionToken", &attrs, &next);
+            }
+            // The last page of a list that took several: an empty token.
+            None if resumed => response.xml.leaf("resumptionToken", &attrs, ""),
+            None => {}
+        }
+        response.xml.close(container);
+        Ok(Self::end(response))
+    }
+
+    fn header(&self, xml: &mut Xml, item: &Item) {
+        let deleted = matches!(item.status, Status::Deleted { .. });
+        let attrs: &[(&str, &str)] = if deleted {
+            &[("status", "deleted")]
+        } else {
+            &[]
+        };
+        xml.open("header", attrs);
+        xml.leaf(
+            "identifier",
+            &[],
+            &request::identifier(self.node_id(), &item.origin, &item.id),
+        );
+        xml.leaf("datestamp", &[], &request::datestamp(item.datestamp));
+        for set in item.sets() {
+            xml.leaf("setSpec", &[], &request::set_spec(&set));
+        }
+        xml.close("header");
+    }
+
+    fn record(&self, xml: &mut Xml, base_url: &str, item: &Item, prefix: Prefix, about: bool) {
+        xml.open("record", &[]);
+        self.header(xml, item);
+        if let Status::Live(view) = &item.status {
+            xml.open("metadata", &[]);
+            match prefix {
+                Prefix::OaiDc => xml::oai_dc(xml, &view.record),
+                Prefix::OaiDatacite => xml::oai_datacite(xml, &view.record),
+            }
+            xml.close("metadata");
+            if about {
+                xml.open("about", &[]);
+                xml::provenance(
+                    xml,
+                    &item.origin,
+                    item.log_index.get(),
+                    view.record.version,
+                    &view.verified_key_id,
+                    &format!("{base_url}/provenance.xsd"),
+                );
+                xml.close("about");
+            }
+        }
+        xml.close("record");
+    }
+}
+
+/// How a verb ended when not with its response.
+enum Answer {
+    Oai(OaiError),
+    Fault(Fault),
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
