@@ -459,7 +459,7 @@ fn bad_input_is_refused_with_400_naming_the_field() {
         "body",
         400,
     );
-    let huge = json!({"query": "ice", "origins": vec!["x".repeat(100); 1000]});
+    let huge = json!({"query": "ice", "origins": vec!["x".repeat(100); 680]});
     // Refused before it is read to the end: over HTTP/1.1 curl reads the
     // answer (over HTTP/2 the stream is reset once the answer is sent).
     let oversized = call_with(
@@ -470,7 +470,7 @@ fn bad_input_is_refused_with_400_naming_the_field() {
         &["Content-Type: application/json"],
         &["--http1.1"],
     );
-    refused(oversized, "body", 413);
+    refused(oversized, "body", 400);
     refused(
         call(
             &node,
@@ -483,7 +483,7 @@ fn bad_input_is_refused_with_400_naming_the_field() {
         415,
     );
     let long = format!("{search}?query={}", "a".repeat(10_000));
-    refused(get(&node, &long), "query string", 414);
+    refused(get(&node, &long), "query string", 400);
     refused(
         get(&node, "/api/v1/records?pageToken=garbage"),
         "pageToken",

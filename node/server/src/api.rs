@@ -338,7 +338,7 @@ async fn json_body<T: serde::de::DeserializeOwned>(
         .map_err(|_| ApiError {
             field: Some("body".into()),
             ..ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
+                StatusCode::BAD_REQUEST,
                 "INVALID_ARGUMENT",
                 format!("the body is larger than {MAX_BODY_BYTES} bytes"),
             )
@@ -381,7 +381,7 @@ impl Params {
             return Err(ApiError {
                 field: Some("query string".into()),
                 ..ApiError::new(
-                    StatusCode::URI_TOO_LONG,
+                    StatusCode::BAD_REQUEST,
                     "INVALID_ARGUMENT",
                     format!("the query string is longer than {MAX_QUERY_BYTES} bytes"),
                 )
@@ -614,10 +614,9 @@ mod tests {
             assert!(err.message.starts_with(field), "{query}: {err:?}");
         }
         let long = format!("query={}", "a".repeat(MAX_QUERY_BYTES));
-        assert_eq!(
-            search_params(&long).unwrap_err().status,
-            StatusCode::URI_TOO_LONG
-        );
+        let err = search_params(&long).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.field.as_deref(), Some("query string"));
     }
 
     #[test]
