@@ -318,6 +318,18 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
+    // Read first (bounded), so a client still sending its body gets the
+    // answer rather than a reset stream.
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError {
+            field: Some("body".into()),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_ARGUMENT",
+                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        })?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -333,16 +345,6 @@ async fn json_body<T: serde::de::DeserializeOwned>(
             )
         });
     }
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError {
-            field: Some("body".into()),
-            ..ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "INVALID_ARGUMENT",
-                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-            )
-        })?;
     let mut reader = serde_json::Deserializer::from_slice(&bytes);
     let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
         let path = e.path().to_string();
