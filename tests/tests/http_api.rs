@@ -461,7 +461,7 @@ fn bad_input_is_refused_with_400_naming_the_field() {
         "body",
         400,
     );
-    let huge = json!({"query": "ice", "origins": vec!["x".repeat(100); 1000]});
+    let huge = json!({"query": "ice", "origins": vec!["x".repeat(100); 680]});
     // Refused before it is read to the end: over HTTP/1.1 curl reads the
     // answer (over HTTP/2 the stream is reset once the answer is sent).
     let oversized = call_with(
@@ -472,7 +472,7 @@ fn bad_input_is_refused_with_400_naming_the_field() {
         &["Content-Type: application/json"],
         &["--http1.1"],
     );
-    refused(oversized, "body", 413);
+    refused(oversized, "body", 400);
     refused(
         call(
             &node,
@@ -485,7 +485,7 @@ fn bad_input_is_refused_with_400_naming_the_field() {
         415,
     );
     let long = format!("{search}?query={}", "a".repeat(10_000));
-    refused(get(&node, &long), "query string", 414);
+    refused(get(&node, &long), "query string", 400);
     refused(
         get(&node, "/api/v1/records?pageToken=garbage"),
         "pageToken",
@@ -830,7 +830,10 @@ fn schemathesis_finds_no_failure() {
     glaciers(&node);
     let http = node.http.unwrap();
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/schemathesis.toml");
+    // schemathesis keeps a cache in its working directory: a temporary one.
+    let work = tempfile::tempdir().unwrap();
     let out = Command::new("schemathesis")
+        .current_dir(work.path())
         .arg("--config-file")
         .arg(config)
         .arg("run")

@@ -318,6 +318,18 @@ async fn json_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
+    // Read first (bounded), so a client still sending its body gets the
+    // answer rather than a reset stream.
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError {
+            field: Some("body".into()),
+            ..ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_ARGUMENT",
+                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        })?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -333,16 +345,6 @@ async fn json_body<T: serde::de::DeserializeOwned>(
             )
         });
     }
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError {
-            field: Some("body".into()),
-            ..ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "INVALID_ARGUMENT",
-                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-            )
-        })?;
     let mut reader = serde_json::Deserializer::from_slice(&bytes);
     let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
         let path = e.path().to_string();
@@ -381,7 +383,7 @@ impl Params {
             return Err(ApiError {
                 field: Some("query string".into()),
                 ..ApiError::new(
-                    StatusCode::URI_TOO_LONG,
+                    StatusCode::BAD_REQUEST,
                     "INVALID_ARGUMENT",
                     format!("the query string is longer than {MAX_QUERY_BYTES} bytes"),
                 )
@@ -614,10 +616,9 @@ mod tests {
             assert!(err.message.starts_with(field), "{query}: {err:?}");
         }
         let long = format!("query={}", "a".repeat(MAX_QUERY_BYTES));
-        assert_eq!(
-            search_params(&long).unwrap_err().status,
-            StatusCode::URI_TOO_LONG
-        );
+        let err = search_params(&long).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert_eq!(err.field.as_deref(), Some("query string"));
     }
 
     #[test]
