@@ -26,6 +26,8 @@ const README: &str = include_str!("../../README.md");
 const README_DIR: &str = "/var/lib/meridian";
 const README_LISTEN: &str = "0.0.0.0:7400";
 const README_ADDRESS: &str = "127.0.0.1:7400";
+/// The HTTP listener as the README's `curl` lines name it.
+const README_HTTP: &str = "localhost:7480";
 /// Records the test's holdings file and `record.json` hold together.
 const HOLDINGS: u64 = 1 + 300 + 50 + 1;
 /// The peer the README's trust examples name.
@@ -41,7 +43,11 @@ fn readme_commands() -> Vec<String> {
             in_shell = !in_shell && trimmed == "```sh";
             continue;
         }
-        if in_shell && (trimmed.starts_with("meridian ") || trimmed.starts_with("grpcurl ")) {
+        if in_shell
+            && ["meridian ", "grpcurl ", "curl "]
+                .iter()
+                .any(|tool| trimmed.starts_with(tool))
+        {
             commands.push(trimmed.to_owned());
         }
     }
@@ -73,6 +79,8 @@ struct Place {
     work: tempfile::TempDir,
     data_dir: PathBuf,
     address: Option<String>,
+    /// The HTTP listener's port, once the node serves.
+    http_port: Option<u16>,
     invite: String,
     cursor: String,
 }
@@ -84,6 +92,9 @@ impl Place {
             .replace(README_LISTEN, "127.0.0.1:0");
         if let Some(address) = &self.address {
             line = line.replace(README_ADDRESS, address);
+        }
+        if let Some(port) = self.http_port {
+            line = line.replace(README_HTTP, &format!("localhost:{port}"));
         }
         if line.starts_with("meridian trust add TOKEN") {
             line = line.replace("TOKEN", &self.invite);
@@ -166,6 +177,11 @@ impl Place {
             .find_map(|word| word.strip_prefix("catalog="))
             .unwrap_or_else(|| panic!("`{readme_line}` printed `{first}`"));
         self.address = Some(address.to_owned());
+        self.http_port = first
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("http="))
+            .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok())
+            .map(|addr| addr.port());
         std::thread::spawn(move || for _ in lines {});
         child
     }
@@ -219,6 +235,7 @@ fn every_command_the_readme_shows_runs_against_a_live_node() {
         data_dir,
         work,
         address: None,
+        http_port: None,
         invite: university.invite(),
         cursor: String::new(),
     };
@@ -278,7 +295,18 @@ fn check(readme_line: &str, out: &str) {
             "README line `{readme_line}` printed:\n{out}\nwithout `{needle}`"
         )
     };
-    if readme_line.contains("meridian.v1.Catalog/GetRecord") {
+    if readme_line.starts_with("curl ") && readme_line.contains("/api/v1/records/") {
+        expect("\"title\":\"Arctic sea ice thickness");
+        expect("\"verifiedKeyId\"");
+    } else if readme_line.starts_with("curl ") {
+        let answer: serde_json::Value = serde_json::from_str(out).unwrap_or_else(|e| {
+            panic!("README line `{readme_line}` printed no JSON ({e}):\n{out}")
+        });
+        assert!(
+            answer.get("hits").is_some() || answer.get("total").is_some(),
+            "{answer}"
+        );
+    } else if readme_line.contains("meridian.v1.Catalog/GetRecord") {
         expect("Arctic sea ice thickness");
     } else if readme_line.contains("meridian.v1.Admin/Status") {
         expect("\"nodeId\": \"polar-dc\"");
