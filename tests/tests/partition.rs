@@ -179,10 +179,12 @@ fn a_link_cut_mid_stream_then_rejected_resumes_without_loss_or_duplicates() {
     proxy.set(Fault::Pass);
     let reports = here.sync_now();
     assert_eq!(reports["polar"]["ok"], true, "{reports:?}");
+    // Exactly what was missing: the cursor kept every committed entry.
     let resumed = reports["polar"]["entries"].as_u64().unwrap();
-    assert!(
-        resumed < RECORDS as u64 + 1,
-        "resumed from the cursor, not from the start: {resumed}"
+    assert_eq!(
+        resumed,
+        RECORDS as u64 - kept,
+        "resumed from the cursor, neither from the start nor past a gap"
     );
     wait_polar_records(&here, RECORDS as u64);
     assert_eq!(here.peers_status()["polar"]["lag"], 0);

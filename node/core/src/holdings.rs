@@ -467,7 +467,6 @@ fn decode_page_token(token: &str) -> Result<Option<String>, NodeError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::time::{Duration, Instant};
 
     use super::*;
@@ -478,15 +477,7 @@ mod tests {
 
     /// A new node `polar` in a temporary directory.
     fn polar() -> (std::sync::Arc<Node>, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("polar");
-        Node::create(
-            &data,
-            &"polar".parse().unwrap(),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .unwrap();
-        (Node::open(&data, &BTreeMap::new()).unwrap(), dir)
+        crate::test_support::opened_node("polar")
     }
 
     /// The import counters say what became of each line: stored, unchanged

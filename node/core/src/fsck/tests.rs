@@ -10,16 +10,7 @@ use crate::index::IndexOp;
 const POLAR: &str = "polar";
 
 fn node() -> (Arc<Node>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join(POLAR);
-    Node::create(
-        &data,
-        &POLAR.parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .unwrap();
-    let node = Node::open(&data, &BTreeMap::new()).unwrap();
-    (node, dir)
+    crate::test_support::opened_node(POLAR)
 }
 
 fn line(i: usize, title: &str) -> String {

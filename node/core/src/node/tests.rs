@@ -13,15 +13,7 @@ use crate::proto::Envelope;
 const POLAR: &str = "polar";
 
 fn create() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join(POLAR);
-    Node::create(
-        &data,
-        &POLAR.parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .unwrap();
-    (dir, data)
+    crate::test_support::created_node(POLAR)
 }
 
 /// Opens the node, waiting for a dropped one to let go of the store.
