@@ -50,7 +50,10 @@ fn public_cert(node: &TestNode) -> Vec<CertificateDer<'static>> {
 fn curl_health(node: &TestNode) -> std::process::Output {
     let http = node.http.expect("an HTTP listener");
     Command::new("curl")
-        .args(["--silent", "--show-error", "--fail", "--cacert"])
+        // A node just started answers 503 until its index has caught up:
+        // curl retries that, as a probe would.
+        .args(["--silent", "--show-error", "--fail", "--retry", "10"])
+        .args(["--retry-delay", "1", "--cacert"])
         .arg(node.data_dir().join("public.crt"))
         .arg("--resolve")
         .arg(format!("localhost:{}:127.0.0.1", http.port()))
