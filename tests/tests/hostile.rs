@@ -3,6 +3,7 @@
 //! may not see leaks through errors, cursors or reports.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use meridian_proto::catalog_client::CatalogClient;
 use meridian_proto::federation_client::FederationClient;
@@ -189,4 +190,98 @@ async fn revocation_is_final_everywhere() {
         "{}",
         refused.message()
     );
+}
+
+/// A TLS connection to `node`'s public listener that says nothing after
+/// its handshake; `None` when the node closes it at once.
+async fn silent_connection(
+    node: &TestNode,
+) -> Option<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let config = meridian_server::tls::client_config(
+        &node.name,
+        vec![meridian_testkit::harness::tls_key(node)],
+        None,
+    )
+    .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(node.catalog.unwrap())
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from(meridian_core::certificate::SERVER_NAME)
+        .unwrap()
+        .to_owned();
+    let mut stream = connector.connect(name, tcp).await.ok()?;
+    // The node writes its HTTP/2 settings first; a closed connection reads 0.
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 256];
+    match tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => None,
+        _ => Some(stream),
+    }
+}
+
+/// Reads until the node closes the connection; how long that took.
+async fn closed_after(
+    stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    limit: Duration,
+) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout_at((started + limit).into(), stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Issue 9, item 5: connections that connect and then say nothing cannot
+/// keep the listener's places: each is closed once it has held no request
+/// for `limits.idle_timeout_secs`, and its place goes to the next client. A
+/// connection whose requests keep coming is never closed for idleness.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_give_their_place_back() {
+    let node = TestNode::start_with(
+        "polar",
+        &[
+            ("MERIDIAN_LIMITS__MAX_CONNECTIONS", "2"),
+            ("MERIDIAN_LIMITS__IDLE_TIMEOUT_SECS", "2"),
+        ],
+    );
+    // Two silent clients take both places; a third is turned away.
+    let mut first = silent_connection(&node).await.expect("a place");
+    let mut second = silent_connection(&node).await.expect("a place");
+    assert!(silent_connection(&node).await.is_none(), "no place left");
+
+    // Both are closed after the idle timeout, not before.
+    let waited = closed_after(&mut first, Duration::from_secs(10)).await;
+    let waited = waited.expect("the idle connection is closed");
+    assert!(waited >= Duration::from_millis(1000), "{waited:?}");
+    assert!(closed_after(&mut second, Duration::from_secs(5))
+        .await
+        .is_some());
+
+    // A client whose requests keep coming keeps its one connection across
+    // three idle timeouts.
+    let accepted = |text: &str| {
+        crate::metrics::value(
+            text,
+            "meridian_connections_accepted_total{listener=\"grpc\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let before = accepted(&crate::metrics::scrape(&node));
+    let mut catalog = CatalogClient::new(anonymous_channel(&node).await);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(6) {
+        catalog
+            .search(SearchRequest::default())
+            .await
+            .expect("the busy connection is served");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let after = accepted(&crate::metrics::scrape(&node));
+    assert_eq!(after - before, 1.0, "one connection for every request");
 }

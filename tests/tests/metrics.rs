@@ -18,7 +18,7 @@ use crate::support::available;
 
 /// One HTTP/1.1 GET of `path` on a plain listener: the status line, the
 /// headers and the body.
-fn get(addr: SocketAddr, path: &str) -> (String, String, String) {
+pub(crate) fn get(addr: SocketAddr, path: &str) -> (String, String, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -40,7 +40,7 @@ fn get(addr: SocketAddr, path: &str) -> (String, String, String) {
 }
 
 /// The node's `/metrics` text.
-fn scrape(node: &TestNode) -> String {
+pub(crate) fn scrape(node: &TestNode) -> String {
     let addr = node.metrics.expect("test nodes serve metrics");
     let (status, headers, body) = get(addr, "/metrics");
     assert!(status.contains(" 200 "), "{status}\n{body}");
@@ -52,7 +52,7 @@ fn scrape(node: &TestNode) -> String {
 }
 
 /// The value of the series written exactly as `series` (name and labels).
-fn value(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn value(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .map(|v| v.parse().expect("a number"))

@@ -270,6 +270,10 @@ pub struct Limits {
     /// TLS handshakes in progress at once on each public listener.
     #[serde(default = "default_max_handshakes")]
     pub max_handshakes: usize,
+    /// A connection on a public listener that has held no request for this
+    /// many seconds is closed, giving its place back.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
     /// Requests per second one client (an address, or a pinned peer) may
     /// make on average; more get RESOURCE_EXHAUSTED.
     #[serde(default = "default_requests_per_second")]
@@ -304,6 +308,9 @@ fn default_max_connections() -> usize {
 fn default_max_handshakes() -> usize {
     64
 }
+fn default_idle_timeout_secs() -> u64 {
+    180
+}
 fn default_requests_per_second() -> u32 {
     50
 }
@@ -332,6 +339,7 @@ impl Default for Limits {
             anonymous_reads: default_anonymous_reads(),
             max_connections: default_max_connections(),
             max_handshakes: default_max_handshakes(),
+            idle_timeout_secs: default_idle_timeout_secs(),
             requests_per_second: default_requests_per_second(),
             request_burst: default_request_burst(),
             hint_interval_secs: default_hint_interval_secs(),
@@ -435,6 +443,7 @@ impl Config {
             ("anonymous_reads", self.limits.anonymous_reads),
             ("max_connections", self.limits.max_connections),
             ("max_handshakes", self.limits.max_handshakes),
+            ("idle_timeout_secs", self.limits.idle_timeout_secs as usize),
             (
                 "requests_per_second",
                 self.limits.requests_per_second as usize,

@@ -14,7 +14,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -220,7 +220,7 @@ fn admit(catalog: &Catalog, addr: ClientAddr) -> Result<Viewer, ApiError> {
 /// `GET /api/v1/search`: the request's fields as query parameters.
 async fn search_get(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<ClientAddr>,
+    addr: ClientAddr,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let viewer = admit(&state.catalog, addr)?;
@@ -232,7 +232,7 @@ async fn search_get(
 /// `POST /api/v1/search`: a `SearchRequest` in the proto3 JSON mapping.
 async fn search_post(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<ClientAddr>,
+    addr: ClientAddr,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -245,7 +245,7 @@ async fn search_post(
 /// `GET /api/v1/records/{origin}/{id}`: one record with its envelope.
 async fn get_record(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<ClientAddr>,
+    addr: ClientAddr,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let viewer = admit(&state.catalog, addr)?;
@@ -265,7 +265,7 @@ async fn get_record(
 /// `GET /api/v1/records`: a page of an origin's records.
 async fn list_records(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<ClientAddr>,
+    addr: ClientAddr,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let viewer = admit(&state.catalog, addr)?;
@@ -297,10 +297,7 @@ async fn list_records(
 /// `GET /api/v1/node`: who this node is, its key set (to verify its
 /// records' signatures) and the size of its own log. The other logs it
 /// holds are left out: an anonymous caller does not learn its peers.
-async fn node_info(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<ClientAddr>,
-) -> Result<Response, ApiError> {
+async fn node_info(State(state): State<AppState>, addr: ClientAddr) -> Result<Response, ApiError> {
     admit(&state.catalog, addr)?;
     let node = state.catalog.node().clone();
     let mut info = tokio::task::spawn_blocking(move || meridian_core::sync::node_info(&node))

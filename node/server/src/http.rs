@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Json};
 use axum::Router;
@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::catalog::Catalog;
+use crate::idle::{Activity, IdleLayer};
 use crate::tls::TlsConn;
 
 /// What every route may read.
@@ -118,7 +119,12 @@ pub async fn serve(
                     Duration::from_secs(limits.request_timeout_secs),
                 )),
         );
-    let service = router.into_make_service_with_connect_info::<ClientAddr>();
+    let router = router.layer(IdleLayer::new(|extensions| {
+        extensions
+            .get::<ConnectInfo<ClientConn>>()
+            .and_then(|info| info.activity.clone())
+    }));
+    let service = router.into_make_service_with_connect_info::<ClientConn>();
     match tls {
         Some(config) => {
             let local = listener.local_addr()?;
@@ -139,24 +145,55 @@ pub async fn serve(
     }
 }
 
-/// The client's address, for handlers that need it
-/// (`ConnectInfo<ClientAddr>`), over TLS or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub SocketAddr);
+/// What the server knows of a request's connection: where it came from
+/// and, over TLS, the requests open on it ([`crate::idle`]).
+#[derive(Debug, Clone)]
+pub struct ClientConn {
+    pub addr: SocketAddr,
+    pub activity: Option<Arc<Activity>>,
+}
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for ClientAddr
+    for ClientConn
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        Self(*stream.remote_addr())
+        Self {
+            addr: *stream.remote_addr(),
+            activity: Some(stream.io().activity().clone()),
+        }
     }
 }
 
+/// Behind a reverse proxy the proxy keeps the connections: no idle timer.
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
-    for ClientAddr
+    for ClientConn
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
-        Self(*stream.remote_addr())
+        Self {
+            addr: *stream.remote_addr(),
+            activity: None,
+        }
+    }
+}
+
+/// The client's address, for handlers that need it, over TLS or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = (StatusCode, &'static str);
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<ConnectInfo<ClientConn>>() {
+            Some(conn) => Ok(Self(conn.addr)),
+            None => Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error: the connection's address is unknown",
+            )),
+        }
     }
 }
 

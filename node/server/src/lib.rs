@@ -29,6 +29,7 @@ pub mod catalog;
 pub mod convert;
 pub mod federation;
 pub mod http;
+pub mod idle;
 pub mod limit;
 pub mod metrics;
 pub mod oai;

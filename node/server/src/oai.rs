@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -89,7 +89,7 @@ async fn provenance_schema() -> impl IntoResponse {
 
 async fn get_oai(
     State(provider): State<Arc<Provider>>,
-    ConnectInfo(client): ConnectInfo<ClientAddr>,
+    client: ClientAddr,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -103,7 +103,7 @@ async fn get_oai(
 
 async fn post_oai(
     State(provider): State<Arc<Provider>>,
-    ConnectInfo(client): ConnectInfo<ClientAddr>,
+    client: ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {

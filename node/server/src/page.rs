@@ -8,7 +8,7 @@
 //! page asks the Catalog as an anonymous caller, so it shows exactly what
 //! the API would: PUBLIC records only, and "not found" for any other.
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -91,7 +91,7 @@ fn nosniff(mut response: Response) -> Response {
 /// its JSON-LD; asked of the Catalog as an anonymous caller.
 async fn record(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<ClientAddr>,
+    addr: ClientAddr,
     Path((origin, id)): Path<(String, String)>,
 ) -> Response {
     if let Err(refused) = state.catalog.admit(&limit::client_at(Some(addr.0), None)) {

@@ -9,6 +9,10 @@ use meridian_proto::admin_server::{Admin, AdminServer};
 use meridian_proto::catalog_server::{Catalog, CatalogServer};
 use meridian_proto::federation_server::{Federation, FederationServer};
 use tonic::transport::Server;
+use tower::layer::util::Identity;
+
+use crate::idle::IdleLayer;
+use crate::tls::PeerConnectInfo;
 
 /// How often an idle connection is pinged, and how long the answer may take
 /// (also on the client side of a peer connection, `tls::connect`; TCP
@@ -16,8 +20,10 @@ use tonic::transport::Server;
 pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A server builder with the node's limits.
-pub fn server(limits: &Limits) -> Server {
+/// A server builder with the node's limits. Requests are counted on the
+/// connection they came on, which is closed once it holds none for the idle
+/// timeout ([`crate::idle`]).
+pub fn server(limits: &Limits) -> Server<tower::layer::util::Stack<IdleLayer, Identity>> {
     Server::builder()
         .concurrency_limit_per_connection(limits.concurrency)
         .timeout(Duration::from_secs(limits.request_timeout_secs))
@@ -25,6 +31,11 @@ pub fn server(limits: &Limits) -> Server {
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .trace_fn(|request| tracing::debug_span!("grpc", method = %request.uri().path()))
+        .layer(IdleLayer::new(|extensions| {
+            extensions
+                .get::<PeerConnectInfo>()
+                .map(|info| info.activity.clone())
+        }))
 }
 
 /// A generated service with the node's message-size limits.

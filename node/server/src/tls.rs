@@ -33,6 +33,8 @@ use tonic::transport::server::Connected;
 use meridian_core::certificate::SERVER_NAME;
 pub use meridian_core::certificate::{spki_of, PublicIdentity, TlsIdentity};
 use meridian_core::metrics::{Limit, Listener, Metrics};
+
+use crate::idle::{Activity, IdleTimer};
 use rustls::sign::CertifiedKey;
 
 /// A TLS handshake that takes longer than this is dropped.
@@ -367,11 +369,16 @@ pub struct PeerConnectInfo {
     pub remote: Option<SocketAddr>,
     /// The verified client certificate's key, if the client presented one.
     pub client_spki: Option<Vec<u8>>,
+    /// The requests open on the connection ([`crate::idle`]).
+    pub activity: Arc<Activity>,
 }
 
 /// A server-side TLS connection that tells tonic who is on the other end.
 pub struct TlsConn {
     stream: tokio_rustls::server::TlsStream<TcpStream>,
+    /// Ends the connection's reads once it has held no request for the
+    /// listener's idle timeout.
+    idle: IdleTimer,
     /// This connection's place under its listener's connection cap, given
     /// back when the connection closes.
     _slot: Slot,
@@ -395,6 +402,11 @@ impl TlsConn {
     pub fn remote(&self) -> Option<SocketAddr> {
         self.stream.get_ref().0.peer_addr().ok()
     }
+
+    /// The requests open on the connection.
+    pub fn activity(&self) -> &Arc<Activity> {
+        self.idle.activity()
+    }
 }
 
 impl Connected for TlsConn {
@@ -408,6 +420,7 @@ impl Connected for TlsConn {
                 .peer_certificates()
                 .and_then(|certs| certs.first())
                 .and_then(|cert| spki_of(cert.as_ref())),
+            activity: self.idle.activity().clone(),
         }
     }
 }
@@ -418,7 +431,15 @@ impl AsyncRead for TlsConn {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        let this = self.get_mut();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Pending if this.idle.poll_expired(cx) => {
+                tracing::debug!(remote = ?this.remote(), "connection closed: idle");
+                // The end of the stream: the server closes the connection.
+                Poll::Ready(Ok(()))
+            }
+            polled => polled,
+        }
     }
 }
 
@@ -450,6 +471,8 @@ pub struct ConnCaps {
     /// TLS handshakes in progress at once; more are closed as soon as they
     /// are accepted, so slow handshakes cannot hold the listener.
     pub handshakes: usize,
+    /// How long a connection may hold no request before it is closed.
+    pub idle_timeout: Duration,
     /// Which listener this is, in the metrics.
     pub listener: Listener,
     pub metrics: Metrics,
@@ -465,6 +488,7 @@ impl ConnCaps {
         Self {
             connections: limits.max_connections,
             handshakes: limits.max_handshakes,
+            idle_timeout: Duration::from_secs(limits.idle_timeout_secs),
             listener,
             metrics: metrics.clone(),
         }
@@ -517,6 +541,7 @@ pub fn incoming(
             keepalive(&tcp);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
+            let idle_timeout = caps.idle_timeout;
             tokio::spawn(async move {
                 let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
                 drop(handshake);
@@ -525,6 +550,7 @@ pub fn incoming(
                         let _ = tx
                             .send(Ok(TlsConn {
                                 stream,
+                                idle: IdleTimer::new(Activity::new(), idle_timeout),
                                 _slot: slot,
                             }))
                             .await;
@@ -628,6 +654,7 @@ mod tests {
         let caps = ConnCaps {
             connections: 3,
             handshakes: 2,
+            idle_timeout: Duration::from_secs(180),
             listener: Listener::Grpc,
             metrics: metrics.clone(),
         };
