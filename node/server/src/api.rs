@@ -27,8 +27,8 @@ use serde::Serialize;
 use tonic::Status;
 
 use crate::catalog::Catalog;
-use crate::http::{AppState, ClientAddr};
 use crate::limit;
+use crate::web::{AppState, ClientAddr};
 
 /// The OpenAPI 3.1 document of every route the HTTP server serves.
 pub const OPENAPI: &str = include_str!("api/openapi.json");
@@ -70,9 +70,9 @@ impl Route {
 /// nothing else, and a test holds it and `/openapi.json` to each other.
 pub fn table() -> Vec<Route> {
     vec![
-        Route::new(Method::GET, "/healthz", crate::http::health),
+        Route::new(Method::GET, "/healthz", health),
         Route::new(Method::GET, "/openapi.json", openapi),
-        Route::new(Method::GET, "/api/v1/health", crate::http::health),
+        Route::new(Method::GET, "/api/v1/health", health),
         Route::new(Method::GET, "/api/v1/node", node_info),
         Route::new(Method::GET, "/api/v1/search", search_get),
         Route::new(Method::POST, "/api/v1/search", search_post),
@@ -527,6 +527,29 @@ fn parse_bbox(value: &str) -> Result<proto::BoundingBox, ApiError> {
         east,
         north,
     })
+}
+
+/// Whether the node serves: 200 `serving` once its index has caught up
+/// with what it stores, 503 `starting` before (as gRPC health says).
+pub(crate) async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let node = state.replicator.node().clone();
+    let behind = tokio::task::spawn_blocking(move || node.index_behind())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let ready = behind == Some(0);
+    let body = serde_json::json!({
+        "status": if ready { "serving" } else { "starting" },
+        "node_id": state.replicator.node().node_id().as_str(),
+        "index_behind": behind,
+        "ready": ready,
+    });
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body))
 }
 
 #[cfg(test)]

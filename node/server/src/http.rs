@@ -12,9 +12,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Json};
+
 use axum::Router;
 use futures::StreamExt;
 use meridian_core::config::Limits;
@@ -24,16 +24,9 @@ use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::catalog::Catalog;
-use crate::idle::{Activity, IdleLayer};
+use crate::idle::IdleLayer;
 use crate::tls::TlsConn;
-
-/// What every route may read.
-#[derive(Clone)]
-pub struct AppState {
-    pub replicator: Arc<Replicator>,
-    /// The Catalog's reads and limits, shared with gRPC.
-    pub catalog: Arc<Catalog>,
-}
+use crate::web::{AppState, ClientConn};
 
 /// Every route of the HTTP server ([`crate::api::table`]), with
 /// the CORS policy of the node's configuration.
@@ -68,29 +61,6 @@ fn cors(origins: &[String]) -> CorsLayer {
     } else {
         layer.allow_origin(list)
     }
-}
-
-/// Whether the node serves: 200 `serving` once its index has caught up
-/// with what it stores, 503 `starting` before (as gRPC health says).
-pub(crate) async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let node = state.replicator.node().clone();
-    let behind = tokio::task::spawn_blocking(move || node.index_behind())
-        .await
-        .ok()
-        .and_then(Result::ok);
-    let ready = behind == Some(0);
-    let body = serde_json::json!({
-        "status": if ready { "serving" } else { "starting" },
-        "node_id": state.replicator.node().node_id().as_str(),
-        "index_behind": behind,
-        "ready": ready,
-    });
-    let code = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (code, Json(body))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, over TLS with
@@ -145,14 +115,6 @@ pub async fn serve(
     }
 }
 
-/// What the server knows of a request's connection: where it came from
-/// and, over TLS, the requests open on it ([`crate::idle`]).
-#[derive(Debug, Clone)]
-pub struct ClientConn {
-    pub addr: SocketAddr,
-    pub activity: Option<Arc<Activity>>,
-}
-
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
     for ClientConn
 {
@@ -172,27 +134,6 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpL
         Self {
             addr: *stream.remote_addr(),
             activity: None,
-        }
-    }
-}
-
-/// The client's address, for handlers that need it, over TLS or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub SocketAddr);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
-    type Rejection = (StatusCode, &'static str);
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        match parts.extensions.get::<ConnectInfo<ClientConn>>() {
-            Some(conn) => Ok(Self(conn.addr)),
-            None => Err((
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error: the connection's address is unknown",
-            )),
         }
     }
 }

@@ -39,6 +39,7 @@ pub mod runtime;
 pub mod stack;
 pub mod status;
 pub mod tls;
+pub mod web;
 
 pub use runtime::{serve, Listeners, ServeError};
 

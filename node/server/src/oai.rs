@@ -34,8 +34,8 @@ use meridian_core::oai::{self, Filter, Item, Position, Set, Status};
 use meridian_core::sync::Replicator;
 
 use crate::catalog::Catalog;
-use crate::http::ClientAddr;
 use crate::limit;
+use crate::web::ClientAddr;
 use request::{Checked, ListArgs, OaiError, Prefix, Request, Verb};
 use token::{Token, TokenKey};
 use xml::Xml;

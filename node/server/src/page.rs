@@ -18,8 +18,8 @@ use meridian_core::visibility::Viewer;
 use meridian_proto as proto;
 use serde_json::{json, Value};
 
-use crate::http::{AppState, ClientAddr};
 use crate::limit;
+use crate::web::{AppState, ClientAddr};
 
 const INDEX_HTML: &str = include_str!("page/index.html");
 const APP_JS: &str = include_str!("page/app.js");

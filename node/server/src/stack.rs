@@ -12,13 +12,7 @@ use tonic::transport::Server;
 use tower::layer::util::Identity;
 
 use crate::idle::IdleLayer;
-use crate::tls::PeerConnectInfo;
-
-/// How often an idle connection is pinged, and how long the answer may take
-/// (also on the client side of a peer connection, `tls::connect`; TCP
-/// keepalive is set where connections are accepted, `tls::incoming`).
-pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+use crate::tls::{PeerConnectInfo, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT};
 
 /// A server builder with the node's limits. Requests are counted on the
 /// connection they came on, which is closed once it holds none for the idle

@@ -585,6 +585,12 @@ pub fn keepalive(tcp: &TcpStream) {
     }
 }
 
+/// How often an idle HTTP/2 connection is pinged, and how long the answer
+/// may take: on every server of [`crate::stack`] and on the client side of
+/// a peer connection ([`connect`]).
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Silence before the first TCP keepalive probe.
 pub const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 /// Time between unanswered TCP keepalive probes.
@@ -604,8 +610,8 @@ pub async fn connect(
     tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(timeout)
         .timeout(Duration::from_secs(60))
-        .http2_keep_alive_interval(crate::stack::KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(crate::stack::KEEPALIVE_TIMEOUT)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
         .keep_alive_while_idle(true)
         .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
             let connector = connector.clone();

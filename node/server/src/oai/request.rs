@@ -9,6 +9,9 @@ use time::macros::format_description;
 
 /// Longest argument value accepted, in bytes (tokens have their own bound).
 pub const MAX_VALUE_BYTES: usize = 4096;
+/// Longest resumption token accepted, in characters, checked before any
+/// decoding.
+pub const MAX_TOKEN_LEN: usize = 2048;
 /// Most arguments one request may carry.
 pub const MAX_ARGUMENTS: usize = 16;
 
@@ -227,7 +230,7 @@ pub fn check(pairs: Vec<(String, String)>) -> Result<Checked, Refusal> {
             return Err(bad(format!("the argument {key} is repeated")));
         }
         let limit = if key == "resumptionToken" {
-            super::token::MAX_TOKEN_LEN
+            MAX_TOKEN_LEN
         } else {
             MAX_VALUE_BYTES
         };

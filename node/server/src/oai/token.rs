@@ -10,10 +10,8 @@ use base64::Engine;
 use meridian_core::oai::Position;
 use serde::{Deserialize, Serialize};
 
-use super::request::{ListArgs, Prefix};
+use super::request::{ListArgs, Prefix, MAX_TOKEN_LEN};
 
-/// Longest token accepted, in characters, checked before any decoding.
-pub const MAX_TOKEN_LEN: usize = 2048;
 /// Format of the token body; a token of another format is refused.
 const FORMAT: u8 = 1;
 /// Domain of the MAC, so no other sealed value of the node passes as a token.
