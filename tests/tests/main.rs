@@ -12,6 +12,7 @@ mod health;
 mod holdings;
 mod hostile;
 mod http_api;
+mod layers;
 mod metrics;
 mod oai;
 mod partition;
