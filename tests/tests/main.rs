@@ -23,3 +23,4 @@ mod search;
 mod search_page;
 mod stall;
 mod support;
+mod tutorial;

@@ -69,5 +69,8 @@ async fn a_silent_peer_never_holds_up_sync_now_and_its_origin_comes_through_a_re
     // Once it answers again, it is pulled from as before.
     let again = here.sync_now();
     assert_eq!(again["polar"]["ok"], true, "{again:?}");
+    let status = here.peers_status();
+    assert_eq!(status["polar"]["last_error"], "", "{status:?}");
+    assert_eq!(status["polar"]["reachable"], true, "{status:?}");
     assert!(here.stop());
 }

@@ -165,6 +165,24 @@ impl Node {
         }
     }
 
+    /// Waits until every stored entry is searchable, or `timeout` passes;
+    /// returns how many entries are still not (0 when caught up).
+    pub async fn wait_caught_up(&self, timeout: std::time::Duration) -> Result<u64, NodeError> {
+        // Subscribed before the first look, so no advance is missed.
+        let mut advanced = self.index_progress();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let behind = self.index_behind()?;
+            if behind == 0 {
+                return Ok(0);
+            }
+            match tokio::time::timeout_at(deadline, advanced.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return Ok(behind),
+            }
+        }
+    }
+
     /// Removes every record of `origin` from the index (its peer was revoked).
     pub fn unindex_origin(&self, origin: &str) -> Result<(), NodeError> {
         let _writer = self.live_index().writer();

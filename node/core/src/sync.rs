@@ -657,6 +657,8 @@ impl Replicator {
                 s.last_sync = crate::date::now_rfc3339();
                 s.lag = lag;
                 s.consecutive_failures = 0;
+                // The peer works again: an error from before would mislead.
+                s.last_error.clear();
             });
         }
         reports

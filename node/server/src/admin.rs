@@ -301,8 +301,25 @@ impl Admin for AdminService {
         &self,
         _request: Request<proto::SyncNowRequest>,
     ) -> Result<Response<proto::SyncNowResponse>, Status> {
+        let started = std::time::Instant::now();
         let reports = self.replicator.round(true).await;
+        // What the round pulled is searchable when the answer comes, as
+        // after an import; the wait fits in what is left of the deadline.
+        let deadline =
+            std::time::Duration::from_secs(self.node.config().limits.request_timeout_secs);
+        let left = deadline
+            .saturating_sub(started.elapsed())
+            .saturating_sub(std::time::Duration::from_secs(1));
+        let index_behind = if reports.iter().any(|r| r.entries > 0) {
+            self.node
+                .wait_caught_up(MAX_WAIT.min(left))
+                .await
+                .map_err(status::node)?
+        } else {
+            0
+        };
         Ok(Response::new(proto::SyncNowResponse {
+            index_behind,
             reports: reports
                 .into_iter()
                 .map(|r| proto::SyncReport {

@@ -54,6 +54,11 @@ pub async fn run(data_dir: &Path, command: SyncCommand) -> Result<i32> {
         array.finish()?;
     } else if response.reports.is_empty() {
         println!("no active peers; pin one with `meridian trust add TOKEN`");
+    } else if response.index_behind > 0 {
+        println!(
+            "{} entries not yet searchable: the index is catching up (`meridian health`)",
+            response.index_behind
+        );
     }
     Ok(if failed { 1 } else { 0 })
 }
