@@ -31,6 +31,7 @@ pub mod federation;
 pub mod http;
 pub mod limit;
 pub mod metrics;
+pub mod notify;
 pub mod oai;
 pub mod page;
 pub mod peer;
