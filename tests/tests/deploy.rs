@@ -351,3 +351,43 @@ async fn systemd_hears_ready_only_once_the_node_serves_and_stopping_at_shutdown(
     assert!(node.stop());
     wait_for(&manager, "STOPPING=1", Duration::from_secs(5));
 }
+
+/// A pod in a namespace with Services named `meridian` and
+/// `meridian-metrics` gets these variables; the node starts with them, and
+/// still refuses a mistyped key.
+#[test]
+fn the_node_starts_with_the_service_links_kubernetes_injects() {
+    let injected = [
+        ("MERIDIAN_SERVICE_HOST", "10.96.0.7"),
+        ("MERIDIAN_SERVICE_PORT", "7400"),
+        ("MERIDIAN_SERVICE_PORT_GRPC_TLS", "7400"),
+        ("MERIDIAN_PORT", "tcp://10.96.0.7:7400"),
+        ("MERIDIAN_PORT_7400_TCP", "tcp://10.96.0.7:7400"),
+        ("MERIDIAN_PORT_7400_TCP_PROTO", "tcp"),
+        ("MERIDIAN_PORT_7400_TCP_PORT", "7400"),
+        ("MERIDIAN_PORT_7400_TCP_ADDR", "10.96.0.7"),
+        ("MERIDIAN_METRICS_SERVICE_HOST", "10.96.0.9"),
+        ("MERIDIAN_METRICS_PORT", "tcp://10.96.0.9:9474"),
+        (
+            "MERIDIAN_ENDPOINT",
+            "meridian-0.meridian-headless.meridian.svc:7400",
+        ),
+    ];
+    let node = TestNode::start_with("polar-dc", &injected);
+    let status: serde_json::Value = serde_json::from_str(&node.ok(&["status", "--json"])).unwrap();
+    assert_eq!(
+        status["listen"], "meridian-0.meridian-headless.meridian.svc:7400",
+        "MERIDIAN_ENDPOINT applies beside the service links"
+    );
+    let invite = node.ok(&["keys", "show", "--json"]);
+    assert!(invite.contains("meridian-0.meridian-headless.meridian.svc:7400"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut typo = injected.to_vec();
+    typo.push(("MERIDIAN_LISTEN_PORT", "7400"));
+    let err = match TestNode::start_at(meridian_bin(), dir.path(), "genomics", &typo) {
+        Ok(_) => panic!("a node started with MERIDIAN_LISTEN_PORT"),
+        Err(e) => e,
+    };
+    assert!(err.contains("exited before listening"), "{err}");
+}
