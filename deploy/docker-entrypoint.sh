@@ -3,15 +3,16 @@
 #
 #   docker-entrypoint.sh [serve]     create the node on first start, then run it
 #   docker-entrypoint.sh healthcheck `meridian health`: the node answers and its index has caught up
-#   docker-entrypoint.sh CMD ARGS... run CMD (e.g. `meridian status`, `bash`)
+#   docker-entrypoint.sh CMD ARGS... run CMD (e.g. `meridian status`, `meridian-bootstrap`, `bash`)
 #
 # First start: if the data directory holds no node yet, run
 #   meridian init --node-id "$MERIDIAN_NODE_ID" --listen 0.0.0.0:7400
 # Later starts reuse the node in the data directory as it is.
 #
 # Note: `meridian serve` refuses any MERIDIAN_* variable that names no
-# configuration key, so this script reads only keys meridian knows
-# (MERIDIAN_DATA_DIR, MERIDIAN_NODE_ID, MERIDIAN_LISTEN) and defines none.
+# configuration key (service links such as MERIDIAN_PORT=tcp://... excepted),
+# so this script reads only keys meridian knows (MERIDIAN_DATA_DIR,
+# MERIDIAN_NODE_ID) and defines none.
 set -euo pipefail
 
 readonly INIT_LISTEN="0.0.0.0:7400"
@@ -73,12 +74,10 @@ check_node_id() {
 	fi
 }
 
-# TCP check of the listener. The address is MERIDIAN_LISTEN if set, else
-# `listen` from meridian.toml; a wildcard address is checked on loopback.
+# Over the admin socket: no TLS handshake (which a TCP probe leaves
+# half-done, logged as a warning each time) and no network needed.
 healthcheck() {
-	# Over the admin socket: no TLS handshake (which a TCP probe leaves
-	# half-done, logged as a warning each time) and no network needed.
-	exec meridian health
+	exec meridian health --data-dir "$data_dir"
 }
 
 case "${1:-serve}" in

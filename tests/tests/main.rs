@@ -6,6 +6,7 @@ mod admin_socket;
 mod adversarial;
 mod cli;
 mod crash;
+mod deploy;
 mod doctor;
 mod federation;
 mod health;

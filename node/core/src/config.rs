@@ -598,12 +598,67 @@ fn collect_keys(
     keys.insert(path.clone(), kind);
 }
 
-/// Whether `variable` is one Kubernetes injects for a Service named
-/// `meridian` (`MERIDIAN_SERVICE_HOST`, `MERIDIAN_PORT_7400_TCP`, …): not a
-/// configuration key, and not an error.
-fn injected_by_kubernetes(variable: &str) -> bool {
-    let rest = variable.strip_prefix("MERIDIAN_").unwrap_or_default();
-    rest.starts_with("SERVICE_") || rest == "PORT" || rest.starts_with("PORT_")
+/// Whether `variable=value` is a service link Kubernetes (or a Docker link)
+/// injects for a Service whose name starts with `meridian`: not a
+/// configuration key, and not an error. For a Service `meridian-headless`
+/// with a port `grpc-tls` 7400 at 10.96.0.7 these are
+/// `MERIDIAN_HEADLESS_SERVICE_HOST=10.96.0.7`,
+/// `MERIDIAN_HEADLESS_SERVICE_PORT=7400`,
+/// `MERIDIAN_HEADLESS_SERVICE_PORT_GRPC_TLS=7400`,
+/// `MERIDIAN_HEADLESS_PORT=tcp://10.96.0.7:7400` and
+/// `MERIDIAN_HEADLESS_PORT_7400_TCP{,_PROTO,_PORT,_ADDR}`. Name and value
+/// must both have that shape, so a mistyped key (`MERIDIAN_LISTEN_PORT=7400`,
+/// `MERIDIAN_PORT=7400`) is still refused.
+fn injected_service_link(variable: &str, value: &str) -> bool {
+    let is_port = |text: &str| text.trim().parse::<u16>().is_ok();
+    let is_link_url = |text: &str| {
+        ["tcp://", "udp://", "sctp://"].iter().any(|scheme| {
+            text.strip_prefix(scheme)
+                .is_some_and(|addr| addr.parse::<SocketAddr>().is_ok())
+        })
+    };
+    // The Service's name, upper-cased, `-` as `_`: never empty here.
+    let named = |service: &str| !service.is_empty();
+    if let Some(service) = variable.strip_suffix("_SERVICE_HOST") {
+        return named(service) && value.trim().parse::<std::net::IpAddr>().is_ok();
+    }
+    if let Some(service) = variable.strip_suffix("_SERVICE_PORT") {
+        return named(service) && is_port(value);
+    }
+    if let Some((service, port_name)) = variable.rsplit_once("_SERVICE_PORT_") {
+        return named(service) && !port_name.is_empty() && is_port(value);
+    }
+    if let Some(service) = variable.strip_suffix("_PORT") {
+        if named(service) && is_link_url(value) {
+            return true;
+        }
+    }
+    // `{SERVICE}_PORT_{NUMBER}_{PROTOCOL}[_{FIELD}]`.
+    let parts: Vec<&str> = variable.rsplitn(4, '_').collect();
+    let (protocol_at, field) = match parts.first() {
+        Some(&("PROTO" | "PORT" | "ADDR")) => (1, parts[0]),
+        _ => (0, ""),
+    };
+    let tail: Vec<&str> = variable.rsplitn(protocol_at + 4, '_').collect();
+    let (Some(protocol), Some(number), Some(port), Some(service)) = (
+        tail.get(protocol_at),
+        tail.get(protocol_at + 1),
+        tail.get(protocol_at + 2),
+        tail.get(protocol_at + 3),
+    ) else {
+        return false;
+    };
+    let shaped = named(service)
+        && *port == "PORT"
+        && is_port(number)
+        && matches!(*protocol, "TCP" | "UDP" | "SCTP");
+    shaped
+        && match field {
+            "" => is_link_url(value),
+            "PROTO" => value.eq_ignore_ascii_case(protocol),
+            "PORT" => value.trim() == *number,
+            _ => value.trim().parse::<std::net::IpAddr>().is_ok(),
+        }
 }
 
 fn apply_overrides(
@@ -627,7 +682,7 @@ fn apply_overrides(
             message,
         };
         let Some(kind) = keys.get(&path) else {
-            if injected_by_kubernetes(variable) {
+            if injected_service_link(variable, value) {
                 continue;
             }
             return Err(refused("names no configuration key".into()));
@@ -789,7 +844,9 @@ mod tests {
         // Every derived key round-trips through an override.
         for path in keys.keys() {
             let variable = format!("MERIDIAN_{}", path.join("__").to_ascii_uppercase());
-            assert!(!injected_by_kubernetes(&variable), "{variable}");
+            for value in ["tcp://10.0.0.1:7400", "7400", "10.0.0.1", "tcp"] {
+                assert!(!injected_service_link(&variable, value), "{variable}");
+            }
         }
     }
 
@@ -821,15 +878,82 @@ mod tests {
         assert!(err.to_string().contains("groups"), "{err}");
     }
 
-    #[test]
-    fn variables_kubernetes_injects_are_not_config_keys() {
-        let vars = env(&[
+    /// Exactly what Kubernetes injects into a pod of a namespace holding the
+    /// Services of deploy/kubernetes (`meridian`, `meridian-headless`,
+    /// `meridian-metrics`), with service links left on.
+    fn injected() -> Vec<(&'static str, &'static str)> {
+        vec![
             ("MERIDIAN_SERVICE_HOST", "10.96.0.7"),
             ("MERIDIAN_SERVICE_PORT", "7400"),
+            ("MERIDIAN_SERVICE_PORT_GRPC_TLS", "7400"),
             ("MERIDIAN_PORT", "tcp://10.96.0.7:7400"),
+            ("MERIDIAN_PORT_7400_TCP", "tcp://10.96.0.7:7400"),
+            ("MERIDIAN_PORT_7400_TCP_PROTO", "tcp"),
+            ("MERIDIAN_PORT_7400_TCP_PORT", "7400"),
             ("MERIDIAN_PORT_7400_TCP_ADDR", "10.96.0.7"),
-        ]);
-        assert!(Config::parse(BASE, Path::new("m.toml"), &vars).is_ok());
+            ("MERIDIAN_METRICS_SERVICE_HOST", "10.96.0.9"),
+            ("MERIDIAN_METRICS_SERVICE_PORT", "9474"),
+            ("MERIDIAN_METRICS_SERVICE_PORT_METRICS", "9474"),
+            ("MERIDIAN_METRICS_PORT", "tcp://10.96.0.9:9474"),
+            ("MERIDIAN_METRICS_PORT_9474_TCP", "tcp://10.96.0.9:9474"),
+            ("MERIDIAN_METRICS_PORT_9474_TCP_PROTO", "tcp"),
+            ("MERIDIAN_METRICS_PORT_9474_TCP_PORT", "9474"),
+            ("MERIDIAN_METRICS_PORT_9474_TCP_ADDR", "10.96.0.9"),
+            ("MERIDIAN_HTTP_SERVICE_HOST", "fd00:10:96::a"),
+            ("MERIDIAN_HTTP_SERVICE_PORT", "7480"),
+            ("MERIDIAN_HTTP_PORT", "tcp://[fd00:10:96::a]:7480"),
+            ("MERIDIAN_HTTP_PORT_7480_TCP_ADDR", "fd00:10:96::a"),
+        ]
+    }
+
+    #[test]
+    fn variables_kubernetes_injects_are_not_config_keys() {
+        let mut vars = env(&injected());
+        vars.insert("MERIDIAN_LISTEN".into(), "0.0.0.0:7400".into());
+        vars.insert(
+            "MERIDIAN_ENDPOINT".into(),
+            "meridian-0.meridian-headless:7400".into(),
+        );
+        vars.insert("MERIDIAN_METRICS__LISTEN".into(), "0.0.0.0:9474".into());
+        let config = Config::parse(BASE, Path::new("m.toml"), &vars).unwrap();
+        assert_eq!(config.listen.to_string(), "0.0.0.0:7400");
+        assert_eq!(
+            config.endpoint.as_deref(),
+            Some("meridian-0.meridian-headless:7400")
+        );
+        assert_eq!(config.metrics.listen.unwrap().port(), 9474);
+    }
+
+    #[test]
+    fn a_mistyped_key_shaped_like_a_service_link_is_still_refused() {
+        for (variable, value) in [
+            // An operator who meant the listener's port.
+            ("MERIDIAN_PORT", "7400"),
+            ("MERIDIAN_LISTEN_PORT", "7400"),
+            ("MERIDIAN_SERVICE_HOST", "meridian.example.org"),
+            ("MERIDIAN_SERVICE_PORT", "grpc"),
+            ("MERIDIAN_PORT_7400_TCP", "7400"),
+            ("MERIDIAN_PORT_7400_TCP_PORT", "7401"),
+            ("MERIDIAN_PORT_7400_TCP_ADDR", "somewhere"),
+            ("MERIDIAN_PORT_7400_HTTP", "tcp://10.96.0.7:7400"),
+            ("MERIDIAN_PORT_GRPC_TCP", "tcp://10.96.0.7:7400"),
+            ("MERIDIAN_LISTEN_SERVICE", "10.96.0.7"),
+        ] {
+            let err = Config::parse(BASE, Path::new("m.toml"), &env(&[(variable, value)]))
+                .expect_err(variable);
+            assert!(
+                err.to_string().contains(variable) && err.to_string().contains("names no"),
+                "{variable}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_service_link_never_hides_a_bad_configuration_value() {
+        let mut vars = env(&injected());
+        vars.insert("MERIDIAN_LISTEN".into(), "tcp://10.96.0.7:7400".into());
+        let err = Config::parse(BASE, Path::new("m.toml"), &vars).unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod http;
 pub mod idle;
 pub mod limit;
 pub mod metrics;
+pub mod notify;
 pub mod oai;
 pub mod page;
 pub mod peer;

@@ -270,13 +270,16 @@ async fn run(
 
     let tasks = Tasks::start(&replicator);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let manager = crate::notify::Notifier::from_env();
     let health_task = tokio::spawn(report_health(
         node.clone(),
         public_health.clone(),
+        manager.clone(),
         stop_rx.clone(),
     ));
     tokio::spawn(async move {
         shutdown.await;
+        manager.stopping();
         // Draining: load balancers and probes see NOT_SERVING before the
         // listeners stop taking connections.
         public_health.set(ServingStatus::NotServing).await;
@@ -382,8 +385,16 @@ impl PublicHealth {
 
 /// Public health turns SERVING once the index has caught up with what the
 /// store held at start (a search before that would miss records), and is
-/// turned back by the drain at shutdown.
-async fn report_health(node: Arc<Node>, health: PublicHealth, stop: watch::Receiver<bool>) {
+/// turned back by the drain at shutdown. The service manager (systemd's
+/// `Type=notify`) hears `READY=1` at the same moment, and how far the index
+/// is behind until then.
+async fn report_health(
+    node: Arc<Node>,
+    health: PublicHealth,
+    manager: crate::notify::Notifier,
+    stop: watch::Receiver<bool>,
+) {
+    let mut reported = std::time::Instant::now();
     loop {
         if *stop.borrow() {
             return;
@@ -391,7 +402,12 @@ async fn report_health(node: Arc<Node>, health: PublicHealth, stop: watch::Recei
         let n = node.clone();
         match tokio::task::spawn_blocking(move || n.index_behind()).await {
             Ok(Ok(0)) => break,
-            Ok(Ok(_)) => {}
+            Ok(Ok(behind)) => {
+                if reported.elapsed() >= std::time::Duration::from_secs(5) {
+                    manager.catching_up(behind);
+                    reported = std::time::Instant::now();
+                }
+            }
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot tell how far the index is behind"),
             Err(e) => tracing::warn!(error = %e, "health check stopped"),
         }
@@ -399,6 +415,7 @@ async fn report_health(node: Arc<Node>, health: PublicHealth, stop: watch::Recei
     }
     if !*stop.borrow() {
         health.set(ServingStatus::Serving).await;
+        manager.ready();
         tracing::info!("index caught up; serving");
     }
 }
