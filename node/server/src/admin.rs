@@ -232,6 +232,7 @@ impl Admin for AdminService {
             listen: self.node.endpoint(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             index_behind,
+            recovering: self.node.recovering(),
         }))
     }
 
@@ -314,6 +315,40 @@ impl Admin for AdminService {
                     outcome: r.outcome,
                 })
                 .collect(),
+        }))
+    }
+
+    async fn backup(
+        &self,
+        request: Request<proto::BackupRequest>,
+    ) -> Result<Response<proto::BackupResponse>, Status> {
+        let dir = std::path::PathBuf::from(request.into_inner().dir);
+        if !dir.is_absolute() {
+            return Err(Status::invalid_argument(format!(
+                "dir: {} is not an absolute path",
+                dir.display()
+            )));
+        }
+        let node = self.node.clone();
+        let manifest =
+            tokio::task::spawn_blocking(move || meridian_core::backup::create(&node, &dir))
+                .await
+                .map_err(status::join)?
+                .map_err(status::backup)?;
+        Ok(Response::new(proto::BackupResponse {
+            manifest_json: serde_json::to_string_pretty(&manifest)
+                .map_err(|e| Status::internal(e.to_string()))?,
+        }))
+    }
+
+    async fn finish_recovery(
+        &self,
+        _request: Request<proto::FinishRecoveryRequest>,
+    ) -> Result<Response<proto::FinishRecoveryResponse>, Status> {
+        let node = self.node.clone();
+        let was_recovering = blocking(move || node.finish_recovery()).await?;
+        Ok(Response::new(proto::FinishRecoveryResponse {
+            was_recovering,
         }))
     }
 
