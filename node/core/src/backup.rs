@@ -43,9 +43,7 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const STORE_DUMP: &str = "store.dump";
 /// Version of the backup layout this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
-/// In a data directory: the node was restored and is recovering its own
-/// log from its peers.
-pub const RECOVERY_FILE: &str = "recovering";
+pub use crate::node::RECOVERY_FILE;
 /// The files of a data directory a backup carries, besides the store.
 /// The first three every node has.
 const NODE_FILES: [&str; 6] = [
@@ -233,6 +231,7 @@ pub fn create(node: &Node, dest: &Path) -> Result<Manifest, BackupError> {
         bytes: 0,
     };
     let own = node.node_id().as_str();
+    let dump_started = std::time::Instant::now();
     let (summary, checkpoint) = {
         // Own appends sign a checkpoint after their commit, under this lock:
         // held, the own log and its checkpoint agree.
@@ -244,6 +243,7 @@ pub fn create(node: &Node, dest: &Path) -> Result<Manifest, BackupError> {
                 source,
             })?
     };
+    let writes_held = dump_started.elapsed();
     let Hashing { inner, hash, bytes } = out;
     inner
         .into_inner()
@@ -299,6 +299,7 @@ pub fn create(node: &Node, dest: &Path) -> Result<Manifest, BackupError> {
         dir = %dest.display(),
         own_log_size = manifest.own_log_size,
         origins = manifest.origins.len(),
+        writes_held_ms = writes_held.as_millis() as u64,
         "backup written"
     );
     Ok(manifest)

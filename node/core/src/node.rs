@@ -29,6 +29,9 @@ use crate::visibility::Viewer;
 pub const STORE_DIR: &str = "store";
 /// Directory of the index generations inside the data directory.
 pub const INDEX_DIR: &str = "index";
+/// In a data directory: the node was restored from a backup and is
+/// recovering its own log from its peers ([`crate::backup`]).
+pub const RECOVERY_FILE: &str = "recovering";
 
 /// Why a node operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +105,7 @@ pub struct Node {
     /// What the node counts as it works.
     metrics: Metrics,
     /// Restored from a backup, still pulling its own log back from its
-    /// peers ([`crate::backup::RECOVERY_FILE`]).
+    /// peers ([`RECOVERY_FILE`]).
     recovering: std::sync::atomic::AtomicBool,
 }
 
@@ -219,7 +222,7 @@ impl Node {
             writer: Mutex::new(()),
             imports_active: AtomicUsize::new(0),
             metrics: Metrics::default(),
-            recovering: data_dir.join(crate::backup::RECOVERY_FILE).exists().into(),
+            recovering: data_dir.join(RECOVERY_FILE).exists().into(),
         };
         Ok(Arc::new(node))
     }
@@ -471,7 +474,7 @@ impl Node {
         if !self.recovering() {
             return Ok(false);
         }
-        let marker = self.data_dir.join(crate::backup::RECOVERY_FILE);
+        let marker = self.data_dir.join(RECOVERY_FILE);
         let dir_error = |e: std::io::Error| NodeError::DataDir {
             path: marker.clone(),
             message: e.to_string(),
