@@ -27,6 +27,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -139,18 +140,21 @@ pub struct Manifest {
     pub files: BTreeMap<String, FileEntry>,
 }
 
-/// A writer that hashes and counts what passes through it.
-struct Hashing<W> {
+/// A writer that hashes and counts what passes through it, and adds the
+/// count to `written` (for progress reports).
+struct Hashing<'a, W> {
     inner: W,
     hash: Sha256,
     bytes: u64,
+    written: &'a AtomicU64,
 }
 
-impl<W: Write> Write for Hashing<W> {
+impl<W: Write> Write for Hashing<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hash.update(&buf[..n]);
         self.bytes += n as u64;
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 
@@ -177,7 +181,8 @@ fn sync_dir(dir: &Path) -> Result<(), BackupError> {
 
 /// Writes a backup of `node` into `dest`, which must not exist. The node
 /// may be serving meanwhile: only its store writes wait for the dump.
-pub fn create(node: &Node, dest: &Path) -> Result<Manifest, BackupError> {
+/// Adds the bytes it writes to `written` as it goes.
+pub fn create(node: &Node, dest: &Path, written: &AtomicU64) -> Result<Manifest, BackupError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if dest.exists() {
         return Err(BackupError::Exists(dest.to_owned()));
@@ -215,6 +220,7 @@ pub fn create(node: &Node, dest: &Path) -> Result<Manifest, BackupError> {
         out.write_all(&bytes)
             .and_then(|()| out.sync_all())
             .map_err(io(&target))?;
+        written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         files.insert(
             file.to_owned(),
             FileEntry {
@@ -229,6 +235,7 @@ pub fn create(node: &Node, dest: &Path) -> Result<Manifest, BackupError> {
         inner: std::io::BufWriter::new(create_private(&dump_path)?),
         hash: Sha256::new(),
         bytes: 0,
+        written,
     };
     let own = node.node_id().as_str();
     let dump_started = std::time::Instant::now();
@@ -244,7 +251,9 @@ pub fn create(node: &Node, dest: &Path) -> Result<Manifest, BackupError> {
             })?
     };
     let writes_held = dump_started.elapsed();
-    let Hashing { inner, hash, bytes } = out;
+    let Hashing {
+        inner, hash, bytes, ..
+    } = out;
     inner
         .into_inner()
         .map_err(|e| e.into_error())

@@ -48,18 +48,29 @@ pub async fn backup(data_dir: &Path, args: &BackupArgs) -> Result<()> {
         .with_context(|| format!("{}: not a usable path", args.dir.display()))?;
     let manifest: Manifest = if running(data_dir) {
         let mut client = admin(data_dir).await?;
-        let response = client
+        let mut progress = client
             .backup(proto::BackupRequest {
                 dir: dir.display().to_string(),
             })
             .await
             .map_err(refused)?
             .into_inner();
-        serde_json::from_str(&response.manifest_json).context("the node's manifest")?
+        let mut manifest = None;
+        while let Some(message) = progress.message().await.map_err(refused)? {
+            if !message.manifest_json.is_empty() {
+                manifest = Some(message.manifest_json);
+                break;
+            }
+            if !args.json {
+                eprintln!("{} bytes written", message.bytes);
+            }
+        }
+        let manifest = manifest.context("the node ended the backup without its manifest")?;
+        serde_json::from_str(&manifest).context("the node's manifest")?
     } else {
         let node = Node::open_as_is(data_dir, &process_env())
             .with_context(|| format!("{}: cannot open the node", data_dir.display()))?;
-        backup::create(&node, &dir)?
+        backup::create(&node, &dir, &Default::default())?
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&manifest)?);

@@ -20,7 +20,10 @@ fn backed_up() -> (tempfile::TempDir, std::path::PathBuf, Manifest) {
     let (node, dir) = opened_node("polar");
     node.import_lines(1, &lines(0..20)).unwrap();
     let backup = dir.path().join("backup-1");
-    let manifest = create(&node, &backup).unwrap();
+    let written = std::sync::atomic::AtomicU64::new(0);
+    let manifest = create(&node, &backup, &written).unwrap();
+    let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
+    assert_eq!(written.into_inner(), bytes, "progress counts every byte");
     (dir, backup, manifest)
 }
 
@@ -123,7 +126,7 @@ fn a_restore_goes_only_into_an_empty_directory_and_a_backup_never_overwrites() {
     let (node, _keep) = opened_node("other");
     let err = restore(&backup, node.data_dir(), Recovery::Skip).unwrap_err();
     assert!(matches!(err, BackupError::NotEmpty(_)), "{err}");
-    let err = create(&node, &backup).unwrap_err();
+    let err = create(&node, &backup, &Default::default()).unwrap_err();
     assert!(matches!(err, BackupError::Exists(_)), "{err}");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
