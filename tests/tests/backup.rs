@@ -246,7 +246,7 @@ async fn a_restored_node_recovers_its_own_log_from_its_peer_and_never_forks_it()
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_stopped_node_is_backed_up_and_restored_without_recovery_when_asked() {
+async fn a_stopped_node_is_backed_up_and_restored_with_or_without_recovery() {
     let mut node = TestNode::start("polar");
     node.import(&lines(0..20));
     assert!(node.stop());
@@ -288,4 +288,22 @@ async fn a_stopped_node_is_backed_up_and_restored_without_recovery_when_asked() 
     assert!(held(&restored, "polar", "PDC-0019").await.is_some());
     restored.import(&lines(20..21));
     assert_eq!(status(&restored)["log_size"], 22);
+
+    // Recovering with no peer to ask: it waits until the operator ends it.
+    let waiting_dir = work.path().join("waiting");
+    let out = meridian(&waiting_dir, &["restore", dest.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let waiting = TestNode::start_at(meridian_bin(), &waiting_dir, "polar", &[]).unwrap();
+    waiting.sync_now();
+    assert_eq!(status(&waiting)["recovering"], true);
+    let said = waiting.ok(&["finish-recovery"]);
+    assert!(said.contains("recovery ended"), "{said}");
+    assert_eq!(status(&waiting)["recovering"], false);
+    assert!(!waiting_dir.join("recovering").exists());
+    waiting.import(&lines(20..22));
+    assert_eq!(status(&waiting)["log_size"], 23);
 }
