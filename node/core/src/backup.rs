@@ -183,7 +183,7 @@ fn sync_dir(dir: &Path) -> Result<(), BackupError> {
 /// may be serving meanwhile: only its store writes wait for the dump.
 /// Adds the bytes it writes to `written` as it goes.
 pub fn create(node: &Node, dest: &Path, written: &AtomicU64) -> Result<Manifest, BackupError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     if dest.exists() {
         return Err(BackupError::Exists(dest.to_owned()));
     }
@@ -208,6 +208,40 @@ pub fn create(node: &Node, dest: &Path, written: &AtomicU64) -> Result<Manifest,
         .mode(0o700)
         .create(&partial)
         .map_err(io(&partial))?;
+    let (manifest, writes_held) = match write_into(node, &partial, written) {
+        Ok(done) => done,
+        Err(e) => {
+            // A failed backup leaves nothing behind (a killed one leaves a
+            // hidden directory without a manifest, which restore refuses).
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(e);
+        }
+    };
+    if dest.exists() {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(BackupError::Exists(dest.to_owned()));
+    }
+    std::fs::rename(&partial, dest).map_err(io(dest))?;
+    sync_dir(&parent)?;
+    tracing::info!(
+        dir = %dest.display(),
+        own_log_size = manifest.own_log_size,
+        origins = manifest.origins.len(),
+        writes_held_ms = writes_held.as_millis() as u64,
+        "backup written"
+    );
+    Ok(manifest)
+}
+
+/// Writes the files of a backup of `node` into the new directory `partial`,
+/// the manifest last, each fsynced. Returns the manifest and how long store
+/// writes were held.
+fn write_into(
+    node: &Node,
+    partial: &Path,
+    written: &AtomicU64,
+) -> Result<(Manifest, std::time::Duration), BackupError> {
+    use std::os::unix::fs::PermissionsExt;
     let mut files = BTreeMap::new();
     for file in NODE_FILES {
         let source = node.data_dir().join(file);
@@ -298,20 +332,8 @@ pub fn create(node: &Node, dest: &Path, written: &AtomicU64) -> Result<Manifest,
     out.write_all(&json)
         .and_then(|()| out.sync_all())
         .map_err(io(&manifest_path))?;
-    sync_dir(&partial)?;
-    if dest.exists() {
-        return Err(BackupError::Exists(dest.to_owned()));
-    }
-    std::fs::rename(&partial, dest).map_err(io(dest))?;
-    sync_dir(&parent)?;
-    tracing::info!(
-        dir = %dest.display(),
-        own_log_size = manifest.own_log_size,
-        origins = manifest.origins.len(),
-        writes_held_ms = writes_held.as_millis() as u64,
-        "backup written"
-    );
-    Ok(manifest)
+    sync_dir(partial)?;
+    Ok((manifest, writes_held))
 }
 
 /// Reads the manifest of the backup in `dir` and checks every file it
