@@ -4,6 +4,7 @@
 
 mod admin_socket;
 mod adversarial;
+mod backup;
 mod cli;
 mod crash;
 mod deploy;

@@ -2,6 +2,7 @@
 //! command group. Operator commands talk to the running node over the admin
 //! socket in its data directory.
 
+mod backup;
 mod doctor;
 mod fsck;
 mod holdings;
@@ -20,6 +21,7 @@ use clap::{Parser, Subcommand};
 use meridian_proto::admin_client::AdminClient;
 use tonic::transport::Channel;
 
+pub use self::backup::{BackupArgs, RestoreArgs};
 pub use self::doctor::DoctorArgs;
 pub use self::fsck::FsckArgs;
 pub use self::holdings::HoldingsCommand;
@@ -92,6 +94,16 @@ pub enum Command {
     /// configuration, keys, certificate, clock, disk space, listeners and
     /// peers; say what to fix. Exit 1 when a check fails.
     Doctor(DoctorArgs),
+    /// Write a consistent backup of the node (running or stopped) into a
+    /// new directory DIR: store, keys, trust store, audit trail and
+    /// configuration; not the search index, which a node re-derives.
+    Backup(BackupArgs),
+    /// Restore the backup in DIR into the empty directory --data-dir; the
+    /// restored node recovers its own log from its peers before it appends.
+    Restore(RestoreArgs),
+    /// End the recovery of a restored node when no peer holds more of its
+    /// own log (it ends by itself once every peer was reached).
+    FinishRecovery,
     /// Print the shell completion script for SHELL (source it, or install it
     /// where the shell looks for completions).
     Completions {
@@ -138,6 +150,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Sync(command) => sync::run(dir, command).await,
         Command::Fsck(args) => fsck::run(dir, &args),
         Command::Doctor(args) => doctor::run(dir, &args).await,
+        Command::Backup(args) => backup::backup(dir, &args).await.map(|()| 0),
+        Command::Restore(args) => backup::restore(dir, &args).map(|()| 0),
+        Command::FinishRecovery => backup::finish_recovery(dir).await.map(|()| 0),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -20,6 +20,7 @@
 //! | [`query`] | the search request, its query language and cursors |
 //! | [`index`] | the tantivy holdings index (§8) |
 //! | [`node`] | a node's parts, opened from its data directory |
+//! | [`backup`] | backups of a node, restores, and the recovery a restore starts |
 //! | [`holdings`] | the node's own records: import, sign, delete, read |
 //! | [`indexer`] | keeps the index in step with the store |
 //! | [`search`] | answers a search with its completeness report |
@@ -29,6 +30,7 @@
 /// The wire types, generated from `proto/` (re-exported from `meridian-proto`).
 pub use meridian_proto as proto;
 
+pub mod backup;
 pub mod certificate;
 pub mod config;
 pub mod date;

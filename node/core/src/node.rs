@@ -29,6 +29,9 @@ use crate::visibility::Viewer;
 pub const STORE_DIR: &str = "store";
 /// Directory of the index generations inside the data directory.
 pub const INDEX_DIR: &str = "index";
+/// In a data directory: the node was restored from a backup and is
+/// recovering its own log from its peers ([`crate::backup`]).
+pub const RECOVERY_FILE: &str = "recovering";
 
 /// Why a node operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +69,15 @@ pub enum NodeError {
     /// The data directory is missing a part.
     #[error("{path}: {message}")]
     DataDir { path: PathBuf, message: String },
+    /// The node was restored from a backup and has not yet pulled its own
+    /// log back from its peers: an entry signed now could take an index a
+    /// peer already holds a different entry at (a fork of its own log).
+    #[error(
+        "this node was restored from a backup and is recovering its own log from its peers; \
+         it appends nothing of its own until then (see `meridian status`; \
+         `meridian finish-recovery` ends it once no peer holds more)"
+    )]
+    Recovering,
 }
 
 /// A node: configuration, keys, store, trust store and search index.
@@ -92,6 +104,9 @@ pub struct Node {
     cursor_key: CursorKey,
     /// What the node counts as it works.
     metrics: Metrics,
+    /// Restored from a backup, still pulling its own log back from its
+    /// peers ([`RECOVERY_FILE`]).
+    recovering: std::sync::atomic::AtomicBool,
 }
 
 /// Held while an import stream runs; see [`Node::import_guard`].
@@ -207,6 +222,7 @@ impl Node {
             writer: Mutex::new(()),
             imports_active: AtomicUsize::new(0),
             metrics: Metrics::default(),
+            recovering: data_dir.join(RECOVERY_FILE).exists().into(),
         };
         Ok(Arc::new(node))
     }
@@ -383,7 +399,7 @@ impl Node {
     /// binding of its keys from the log itself.
     fn publish_key_set(&self) -> Result<(), NodeError> {
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        if self.store.log_size(self.node_id())? > 0 {
+        if self.recovering() || self.store.log_size(self.node_id())? > 0 {
             return Ok(());
         }
         let appender = self.store.appender(self.node_id())?;
@@ -400,6 +416,9 @@ impl Node {
         mut appender: Appender<OriginNodes<'_>>,
         entries: Vec<UnsignedEntry>,
     ) -> Result<u64, NodeError> {
+        if self.recovering() {
+            return Err(NodeError::Recovering);
+        }
         let origin = self.node_id();
         let first = appender.next_index();
         let started = std::time::Instant::now();
@@ -439,6 +458,41 @@ impl Node {
             "appended"
         );
         Ok(size)
+    }
+
+    /// Whether the node was restored from a backup and is still pulling
+    /// its own log back from its peers: it appends nothing of its own.
+    pub fn recovering(&self) -> bool {
+        self.recovering.load(Ordering::SeqCst)
+    }
+
+    /// Ends the recovery of a restored node: it appends its own entries
+    /// again after the last one it holds. Returns whether it was
+    /// recovering.
+    pub fn finish_recovery(&self) -> Result<bool, NodeError> {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.recovering() {
+            return Ok(false);
+        }
+        let marker = self.data_dir.join(RECOVERY_FILE);
+        let dir_error = |e: std::io::Error| NodeError::DataDir {
+            path: marker.clone(),
+            message: e.to_string(),
+        };
+        match std::fs::remove_file(&marker) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(dir_error(e)),
+        }
+        std::fs::File::open(&self.data_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(dir_error)?;
+        self.recovering.store(false, Ordering::SeqCst);
+        tracing::warn!(
+            log_size = self.store.log_size(self.node_id())?,
+            "recovery ended: this node appends its own entries again"
+        );
+        Ok(true)
     }
 
     /// Freezes `origin` after evidence of equivocation, keeping the

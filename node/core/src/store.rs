@@ -8,8 +8,10 @@
 //! and a write is acknowledged only after [`Store::flush`].
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
@@ -186,6 +188,67 @@ pub struct Store {
     durable: Arc<Mutex<HashMap<String, u64>>>,
     /// Log sizes committed since the last flush.
     unflushed: Arc<Mutex<HashMap<String, u64>>>,
+    /// Every write holds it shared; [`Store::dump`] holds it alone, so a
+    /// dump sees every tree at one point between writes (sled has no
+    /// snapshot across trees).
+    gate: Arc<RwLock<()>>,
+    /// Sequence numbers for [`tree::ARRIVALS`] and [`Table::push`].
+    ids: Arc<IdGen>,
+}
+
+/// Sequence numbers that grow past every one already stored: sled's own
+/// counter starts again at 0 in a database loaded from a dump.
+struct IdGen {
+    db: sled::Db,
+    last: AtomicU64,
+}
+
+impl IdGen {
+    fn next(&self) -> Result<u64, StoreError> {
+        let generated = self.db.generate_id()?;
+        let mut last = self.last.load(Ordering::SeqCst);
+        loop {
+            let next = generated.max(last.saturating_add(1));
+            match self
+                .last
+                .compare_exchange(last, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return Ok(next),
+                Err(now) => last = now,
+            }
+        }
+    }
+}
+
+/// First line of a store dump ([`Store::dump`]); the version of its layout.
+pub const DUMP_MAGIC: &[u8] = b"meridian-store-dump v1\n";
+/// Most bytes of one tree name, key or value a dump may declare.
+const DUMP_ITEM_MAX: u32 = 64 << 20;
+const DUMP_TREE: u8 = 1;
+const DUMP_PAIR: u8 = 2;
+const DUMP_END: u8 = 0;
+
+/// What a dump holds: the size of every origin's log it caught.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DumpSummary {
+    pub trees: u64,
+    pub pairs: u64,
+    pub origins: std::collections::BTreeMap<String, u64>,
+}
+
+/// Why a dump could not be written or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The dump is not one this build reads, or is cut short or damaged.
+    #[error("not a whole store dump: {0}")]
+    Malformed(String),
+    /// Loading goes only into a directory that holds no store.
+    #[error("{0}: a store is already there; a dump loads only into an empty directory")]
+    NotEmpty(String),
 }
 
 impl Store {
@@ -223,8 +286,24 @@ impl Store {
             arrival_clock: Arc::default(),
             durable: Arc::default(),
             unflushed: Arc::default(),
+            gate: Arc::default(),
+            ids: Arc::new(IdGen {
+                db: db.clone(),
+                last: AtomicU64::new(0),
+            }),
             db,
         };
+        let floor = [tree::ARRIVALS, tree::AUDIT]
+            .into_iter()
+            .map(|name| -> Result<u64, StoreError> {
+                Ok(store
+                    .db
+                    .open_tree(name)?
+                    .last()?
+                    .map_or(0, |(key, _)| u64_at(&key)))
+            })
+            .try_fold(0u64, |max, last| last.map(|last| max.max(last)))?;
+        store.ids.last.store(floor, Ordering::SeqCst);
         // What was read back at open is on disk.
         let sizes: HashMap<String, u64> = store.origins()?.into_iter().collect();
         store.date_unarrived(&sizes)?;
@@ -252,7 +331,7 @@ impl Store {
             }
             last = last.max(unix_now());
             let arrival = Arrival {
-                seq: self.db.generate_id()?,
+                seq: self.ids.next()?,
                 stored_at: last,
                 origin: origin.clone(),
                 first: dated,
@@ -345,6 +424,8 @@ impl Store {
             name,
             tree: self.db.open_tree(name)?,
             db: self.db.clone(),
+            gate: self.gate.clone(),
+            ids: self.ids.clone(),
         })
     }
 
@@ -423,6 +504,7 @@ impl Store {
             return Ok(());
         }
         let own = origin_prefix(own);
+        let gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
         for item in self.records.iter() {
             let (key, _) = item?;
             if key.starts_with(&own) {
@@ -441,6 +523,7 @@ impl Store {
                 .insert(subject_key(origin, &subject), id.as_bytes())?;
         }
         meta.insert(DONE, &b"1"[..])?;
+        drop(gate);
         self.flush()
     }
 
@@ -627,6 +710,7 @@ impl Store {
 
     /// Stores `origin`'s latest checkpoint envelope.
     pub fn put_checkpoint(&self, origin: &str, envelope: &[u8]) -> Result<(), StoreError> {
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
         self.checkpoints.insert(origin.as_bytes(), envelope)?;
         Ok(())
     }
@@ -647,8 +731,134 @@ impl Store {
         let mut value = reason.as_bytes().to_vec();
         value.push(0);
         value.extend_from_slice(evidence);
-        self.frozen.insert(origin.as_bytes(), value)?;
+        {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            self.frozen.insert(origin.as_bytes(), value)?;
+        }
         self.flush()
+    }
+
+    /// Writes every tree of the database to `out` as one dump, holding off
+    /// every write while it reads, so the dump is the database at one point
+    /// between writes. `held` runs first, under the same hold (the caller
+    /// reads what must agree with the dump). Readers are not held up.
+    pub fn dump<T>(
+        &self,
+        out: &mut dyn Write,
+        held: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<(DumpSummary, T), DumpError> {
+        let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let value = held(self)?;
+        let mut summary = DumpSummary::default();
+        out.write_all(DUMP_MAGIC)?;
+        let mut names = self.db.tree_names();
+        names.sort();
+        for name in names {
+            let tree = self.db.open_tree(&name).map_err(StoreError::from)?;
+            out.write_all(&[DUMP_TREE])?;
+            write_item(out, &name)?;
+            summary.trees += 1;
+            for item in tree.iter() {
+                let (key, value) = item.map_err(StoreError::from)?;
+                out.write_all(&[DUMP_PAIR])?;
+                write_item(out, &key)?;
+                write_item(out, &value)?;
+                summary.pairs += 1;
+            }
+        }
+        out.write_all(&[DUMP_END])?;
+        out.write_all(&summary.trees.to_be_bytes())?;
+        out.write_all(&summary.pairs.to_be_bytes())?;
+        summary.origins = self.origins()?.into_iter().collect();
+        Ok((summary, value))
+    }
+
+    /// Makes a new store in `path` (which must hold none) from a dump that
+    /// [`Store::dump`] wrote, durably; refuses a dump cut short or damaged.
+    pub fn load_dump(path: &Path, input: &mut dyn Read) -> Result<DumpSummary, DumpError> {
+        if path.exists() && std::fs::read_dir(path)?.next().is_some() {
+            return Err(DumpError::NotEmpty(path.display().to_string()));
+        }
+        let mut magic = vec![0u8; DUMP_MAGIC.len()];
+        read_exact(input, &mut magic, "the header")?;
+        if magic != DUMP_MAGIC {
+            return Err(DumpError::Malformed(
+                "it does not start with the header of a version 1 dump".into(),
+            ));
+        }
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(StoreError::from)?;
+        let mut summary = DumpSummary::default();
+        let mut tree: Option<sled::Tree> = None;
+        let mut batch = sled::Batch::default();
+        let mut pending = 0usize;
+        loop {
+            let mut tag = [0u8; 1];
+            read_exact(input, &mut tag, "the next item")?;
+            match tag[0] {
+                DUMP_TREE => {
+                    if let Some(tree) = &tree {
+                        tree.apply_batch(std::mem::take(&mut batch))
+                            .map_err(StoreError::from)?;
+                        pending = 0;
+                    }
+                    let name = read_item(input)?;
+                    tree = Some(db.open_tree(name).map_err(StoreError::from)?);
+                    summary.trees += 1;
+                }
+                DUMP_PAIR => {
+                    let Some(tree) = &tree else {
+                        return Err(DumpError::Malformed("a pair before any tree".into()));
+                    };
+                    let key = read_item(input)?;
+                    let value = read_item(input)?;
+                    batch.insert(key, value);
+                    summary.pairs += 1;
+                    pending += 1;
+                    if pending == 10_000 {
+                        tree.apply_batch(std::mem::take(&mut batch))
+                            .map_err(StoreError::from)?;
+                        pending = 0;
+                    }
+                }
+                DUMP_END => break,
+                other => {
+                    return Err(DumpError::Malformed(format!(
+                        "unknown item tag {other} after {} pairs",
+                        summary.pairs
+                    )))
+                }
+            }
+        }
+        if let Some(tree) = &tree {
+            tree.apply_batch(batch).map_err(StoreError::from)?;
+        }
+        let mut counts = [0u8; 16];
+        read_exact(input, &mut counts, "the closing counts")?;
+        let (trees, pairs) = (u64_at(&counts[..8]), u64_at(&counts[8..]));
+        if (trees, pairs) != (summary.trees, summary.pairs) {
+            return Err(DumpError::Malformed(format!(
+                "it declares {trees} trees and {pairs} pairs but holds {} and {}",
+                summary.trees, summary.pairs
+            )));
+        }
+        if input.read(&mut [0u8; 1])? != 0 {
+            return Err(DumpError::Malformed("bytes after its end".into()));
+        }
+        db.flush().map_err(StoreError::from)?;
+        for item in db
+            .open_tree(tree::LOG_SIZES)
+            .map_err(StoreError::from)?
+            .iter()
+        {
+            let (key, value) = item.map_err(StoreError::from)?;
+            summary
+                .origins
+                .insert(String::from_utf8_lossy(&key).into_owned(), u64_at(&value));
+        }
+        Ok(summary)
     }
 
     /// Commits one log append in a single transaction: entries, record
@@ -657,13 +867,14 @@ impl Store {
         let origin = append.origin.as_str();
         let entry_runs = pack_entries(&append.entries);
         let node_runs = pack_nodes(&append.nodes);
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
         // Appends commit one at a time in arrival order: a listing by
         // arrival never passes a sequence number whose append lands later.
         let mut clock = self.arrival_clock.lock().unwrap_or_else(|p| p.into_inner());
         let arrival = (!append.entries.is_empty())
             .then(|| -> Result<Arrival, StoreError> {
                 Ok(Arrival {
-                    seq: self.db.generate_id()?,
+                    seq: self.ids.next()?,
                     stored_at: unix_now().max(*clock),
                     origin: origin.to_owned(),
                     first: append.base_size,
@@ -808,6 +1019,8 @@ pub struct Table {
     name: &'static str,
     tree: sled::Tree,
     db: sled::Db,
+    gate: Arc<RwLock<()>>,
+    ids: Arc<IdGen>,
 }
 
 impl Table {
@@ -828,6 +1041,7 @@ impl Table {
         expected: Option<&[u8]>,
         value: Vec<u8>,
     ) -> Result<bool, StoreError> {
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
         Ok(self
             .tree
             .compare_and_swap(key, expected, Some(value))?
@@ -844,7 +1058,8 @@ impl Table {
 
     /// Appends `value` under a new key larger than every key before it.
     pub fn push(&self, value: Vec<u8>) -> Result<(), StoreError> {
-        let seq = self.db.generate_id()?;
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let seq = self.ids.next()?;
         self.tree.insert(seq.to_be_bytes(), value)?;
         Ok(())
     }
@@ -930,6 +1145,32 @@ fn pack_nodes(nodes: &[((u32, u64), Hash)]) -> Vec<((u32, u64), Vec<u8>)> {
         }
     }
     runs
+}
+
+fn write_item(out: &mut dyn Write, bytes: &[u8]) -> std::io::Result<()> {
+    out.write_all(&(bytes.len() as u32).to_be_bytes())?;
+    out.write_all(bytes)
+}
+
+fn read_exact(input: &mut dyn Read, buf: &mut [u8], what: &str) -> Result<(), DumpError> {
+    input.read_exact(buf).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => DumpError::Malformed(format!("it ends before {what}")),
+        _ => DumpError::Io(e),
+    })
+}
+
+fn read_item(input: &mut dyn Read) -> Result<Vec<u8>, DumpError> {
+    let mut len = [0u8; 4];
+    read_exact(input, &mut len, "an item's length")?;
+    let len = u32::from_be_bytes(len);
+    if len > DUMP_ITEM_MAX {
+        return Err(DumpError::Malformed(format!(
+            "an item of {len} bytes (at most {DUMP_ITEM_MAX})"
+        )));
+    }
+    let mut item = vec![0u8; len as usize];
+    read_exact(input, &mut item, "an item's end")?;
+    Ok(item)
 }
 
 fn u64_at(bytes: &[u8]) -> u64 {
@@ -1148,6 +1389,53 @@ mod tests {
         assert_eq!(store.list_records("uni", None, 10).unwrap().len(), 1);
         assert_eq!(store.entries("uni", LogIndex(0), 10).unwrap().len(), 1);
         assert_eq!(store.count_live("uni-b").unwrap(), 2);
+    }
+
+    #[test]
+    fn a_dump_loads_into_an_equal_store_whose_sequences_go_on_growing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("a")).unwrap();
+        store.commit(&append("polar", 0, &["a", "b"])).unwrap();
+        store.put_checkpoint("polar", b"signed").unwrap();
+        store
+            .table(tree::AUDIT)
+            .unwrap()
+            .push(b"pinned".to_vec())
+            .unwrap();
+        let mut dump = Vec::new();
+        let (summary, held) = store.dump(&mut dump, |s| s.checkpoint("polar")).unwrap();
+        assert_eq!(held.as_deref(), Some(&b"signed"[..]));
+        assert_eq!(summary.origins.get("polar"), Some(&2));
+        let loaded = Store::load_dump(&dir.path().join("b"), &mut dump.as_slice()).unwrap();
+        assert_eq!(loaded.pairs, summary.pairs);
+        let copy = Store::open(&dir.path().join("b")).unwrap();
+        assert_eq!(copy.log_size("polar").unwrap(), 2);
+        assert_eq!(copy.entry("polar", LogIndex(1)).unwrap(), Some(entry("b")));
+        assert_eq!(copy.checkpoint("polar").unwrap().unwrap(), b"signed");
+        // New arrivals and audit entries land after the loaded ones.
+        let before: Vec<u64> = copy.arrivals_from(0).map(|a| a.unwrap().seq).collect();
+        copy.commit(&append("polar", 2, &["c"])).unwrap();
+        let after: Vec<u64> = copy.arrivals_from(0).map(|a| a.unwrap().seq).collect();
+        assert_eq!(after.len(), before.len() + 1);
+        assert!(after.last() > before.last());
+        let audit = copy.table(tree::AUDIT).unwrap();
+        audit.push(b"later".to_vec()).unwrap();
+        let values: Vec<Vec<u8>> = audit.iter().map(|kv| kv.unwrap().1).collect();
+        assert_eq!(values, [b"pinned".to_vec(), b"later".to_vec()]);
+    }
+
+    #[test]
+    fn a_cut_or_damaged_dump_is_refused_and_a_store_is_never_loaded_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("a")).unwrap();
+        store.commit(&append("polar", 0, &["a"])).unwrap();
+        let mut dump = Vec::new();
+        store.dump(&mut dump, |_| Ok(())).unwrap();
+        let cut = &dump[..dump.len() - 5];
+        let err = Store::load_dump(&dir.path().join("b"), &mut &cut[..]).unwrap_err();
+        assert!(err.to_string().contains("ends before"), "{err}");
+        let err = Store::load_dump(&dir.path().join("a"), &mut dump.as_slice()).unwrap_err();
+        assert!(matches!(err, DumpError::NotEmpty(_)), "{err}");
     }
 
     #[test]

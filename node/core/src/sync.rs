@@ -546,7 +546,9 @@ impl Replicator {
         let mut errors: Vec<Vec<SyncError>> = answered.iter().map(|_| Vec::new()).collect();
         for (i, (_, _, info)) in answered.iter().enumerate() {
             for head in &info.origins {
-                if head.origin == node.node_id() {
+                // A node pulls its own log only to recover it after a
+                // restore (crate::backup): otherwise it is the one source.
+                if head.origin == node.node_id() && !node.recovering() {
                     continue;
                 }
                 if self.is_active(&head.origin) {
@@ -668,11 +670,18 @@ impl Replicator {
     /// than this node holds of it (`size` 0: whether it may be pulled).
     fn worth_pulling(&self, origin: &str, size: u64) -> Result<bool, SyncError> {
         let node = &self.node;
-        let Ok(Some(origin_peer)) = node.trust().get(origin) else {
-            return Ok(false);
-        };
-        if origin_peer.state != PeerState::Active || node.store().is_frozen(origin)? {
-            return Ok(false);
+        if origin == node.node_id() {
+            // Verified with this node's own key, as any peer verifies it.
+            if !node.recovering() || node.store().is_frozen(origin)? {
+                return Ok(false);
+            }
+        } else {
+            let Ok(Some(origin_peer)) = node.trust().get(origin) else {
+                return Ok(false);
+            };
+            if origin_peer.state != PeerState::Active || node.store().is_frozen(origin)? {
+                return Ok(false);
+            }
         }
         let ours = node.store().log_size(origin)?;
         Ok(size == 0 || size > ours || (size == ours && self.lacks_checkpoint(origin, ours)?))
@@ -784,6 +793,7 @@ impl Replicator {
             }
         };
         let now = Instant::now();
+        let expected = peers.len();
         let mut dials = tokio::task::JoinSet::new();
         for peer in peers {
             let due = {
@@ -820,8 +830,19 @@ impl Replicator {
                 Err(e) => tracing::error!(error = %e, "a dial task failed"),
             }
         }
+        let recovering = self.node.recovering();
+        let own = self.node.node_id().to_string();
+        let own_held_by_peers: Vec<u64> = answered
+            .iter()
+            .flat_map(|(_, _, info)| &info.origins)
+            .filter(|head| head.origin == own)
+            .map(|head| head.size)
+            .collect();
         reports.extend(self.pull_all(answered).await);
         reports.sort_by(|a, b| a.peer.cmp(&b.peer));
+        if recovering {
+            self.end_recovery_if_whole(expected, &reports, &own_held_by_peers);
+        }
         for report in &reports {
             let failures = self
                 .status()
@@ -832,6 +853,39 @@ impl Replicator {
             next.insert(report.peer.clone(), Instant::now() + backoff(failures));
         }
         reports
+    }
+
+    /// Ends the recovery of a restored node once every active peer was
+    /// reached in this round (`expected` of them, each `ok`), and this node
+    /// holds, with a checkpoint over it, as much of its own log as any of
+    /// them (`own_held_by_peers`). A peer that was not reached may hold
+    /// more, so recovery waits for it (or for the operator).
+    fn end_recovery_if_whole(
+        &self,
+        expected: usize,
+        reports: &[RoundReport],
+        own_held_by_peers: &[u64],
+    ) {
+        let node = &self.node;
+        let own = node.node_id().as_str();
+        let Ok(ours) = node.store().log_size(own) else {
+            return;
+        };
+        let reached = expected > 0 && reports.len() == expected && reports.iter().all(|r| r.ok);
+        let covered = !self.lacks_checkpoint(own, ours).unwrap_or(true);
+        let highest = own_held_by_peers.iter().copied().max().unwrap_or(0);
+        if !reached || !covered || highest > ours {
+            tracing::info!(
+                held = ours,
+                highest,
+                reached,
+                "recovering the own log from peers"
+            );
+            return;
+        }
+        if let Err(e) = node.finish_recovery() {
+            tracing::error!(error = %e, "cannot end recovery");
+        }
     }
 
     /// The background loop: a round every `interval` (with jitter), or at

@@ -21,6 +21,9 @@ use crate::{convert, status};
 /// request deadline); the client asks again while the index advances.
 const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How often a backup in progress reports the bytes it wrote.
+const BACKUP_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct AdminService {
     node: Arc<Node>,
     replicator: Arc<Replicator>,
@@ -36,12 +39,14 @@ impl AdminService {
 }
 
 type AckStream = Pin<Box<dyn Stream<Item = Result<proto::ImportAck, Status>> + Send>>;
+type BackupStream = Pin<Box<dyn Stream<Item = Result<proto::BackupProgress, Status>> + Send>>;
 type ProgressStream = Pin<Box<dyn Stream<Item = Result<proto::RebuildProgress, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Admin for AdminService {
     type ImportStream = AckStream;
     type RebuildIndexStream = ProgressStream;
+    type BackupStream = BackupStream;
 
     async fn search(
         &self,
@@ -232,6 +237,7 @@ impl Admin for AdminService {
             listen: self.node.endpoint(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             index_behind,
+            recovering: self.node.recovering(),
         }))
     }
 
@@ -331,6 +337,70 @@ impl Admin for AdminService {
                     outcome: r.outcome,
                 })
                 .collect(),
+        }))
+    }
+
+    async fn backup(
+        &self,
+        request: Request<proto::BackupRequest>,
+    ) -> Result<Response<BackupStream>, Status> {
+        let dir = std::path::PathBuf::from(request.into_inner().dir);
+        if !dir.is_absolute() {
+            return Err(Status::invalid_argument(format!(
+                "dir: {} is not an absolute path",
+                dir.display()
+            )));
+        }
+        let node = self.node.clone();
+        let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = written.clone();
+        let mut job = tokio::task::spawn_blocking(move || {
+            meridian_core::backup::create(&node, &dir, &counter)
+        });
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        // The backup goes on to its end even if the client leaves: it is
+        // complete and in place, or not there at all.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(BACKUP_PROGRESS_EVERY);
+            tick.tick().await;
+            loop {
+                let bytes = || written.load(std::sync::atomic::Ordering::Relaxed);
+                tokio::select! {
+                    done = &mut job => {
+                        let last = done
+                            .map_err(status::join)
+                            .and_then(|result| result.map_err(status::backup))
+                            .and_then(|manifest| {
+                                serde_json::to_string_pretty(&manifest)
+                                    .map_err(|e| Status::internal(e.to_string()))
+                            })
+                            .map(|manifest_json| proto::BackupProgress {
+                                bytes: bytes(),
+                                manifest_json,
+                            });
+                        let _ = tx.send(last).await;
+                        return;
+                    }
+                    _ = tick.tick() => {
+                        let progress = proto::BackupProgress { bytes: bytes(), manifest_json: String::new() };
+                        let _ = tx.try_send(Ok(progress));
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn finish_recovery(
+        &self,
+        _request: Request<proto::FinishRecoveryRequest>,
+    ) -> Result<Response<proto::FinishRecoveryResponse>, Status> {
+        let node = self.node.clone();
+        let was_recovering = blocking(move || node.finish_recovery()).await?;
+        Ok(Response::new(proto::FinishRecoveryResponse {
+            was_recovering,
         }))
     }
 

@@ -100,6 +100,18 @@ pub fn node(error: NodeError) -> Status {
         NodeError::Sign(ref e) => sign(e),
         NodeError::Tls(ref e) => tls(e),
         NodeError::DataDir { .. } => internal(&error),
+        NodeError::Recovering => Status::failed_precondition(error.to_string()),
+    }
+}
+
+/// A backup the node could not write. The operator asked for the path, so
+/// the message names it.
+pub fn backup(error: meridian_core::backup::BackupError) -> Status {
+    use meridian_core::backup::BackupError;
+    match error {
+        BackupError::Exists(_) => Status::already_exists(error.to_string()),
+        BackupError::Node(e) => node(e),
+        other => Status::failed_precondition(other.to_string()),
     }
 }
 

@@ -143,7 +143,7 @@ pub async fn status(data_dir: &Path, json: bool) -> Result<()> {
             serde_json::json!({
                 "node_id": s.node_id, "key_id": s.key_id, "log_size": s.log_size,
                 "records": s.records, "listen": s.listen, "version": s.version,
-                "index_behind": s.index_behind,
+                "index_behind": s.index_behind, "recovering": s.recovering,
             })
         );
     } else {
@@ -152,6 +152,13 @@ pub async fn status(data_dir: &Path, json: bool) -> Result<()> {
         println!("listen    {}", s.listen);
         println!("records   {}", s.records);
         println!("log size  {}", s.log_size);
+        if s.recovering {
+            println!(
+                "state     recovering: restored from a backup, pulling its own log back from its \
+                 peers; own imports are refused until then (`meridian finish-recovery` ends it \
+                 when no peer holds more)"
+            );
+        }
     }
     Ok(())
 }

@@ -1639,3 +1639,92 @@ async fn metrics_count_pulls_rejections_and_lag() {
     .await;
     assert!(lag_of("stranger").is_none(), "{:?}", fed.sync.lag());
 }
+
+/// A connector that reaches `nodes` (served honestly to `receiver`); any
+/// other peer is unreachable.
+fn reaching(nodes: Vec<Arc<Node>>, receiver: &str) -> Connector {
+    let receiver = receiver.to_owned();
+    Arc::new(move |peer: crate::trust::Peer| {
+        let found = nodes.iter().find(|n| n.node_id() == &peer.node_id).cloned();
+        let receiver = receiver.clone();
+        Box::pin(async move {
+            match found {
+                Some(node) => {
+                    Ok(Arc::new(Served::honest(&node, &receiver)) as Arc<dyn FederationPeer>)
+                }
+                None => Err(SyncError::Unreachable {
+                    peer: peer.node_id.to_string(),
+                    message: "down".into(),
+                }),
+            }
+        })
+    })
+}
+
+#[tokio::test]
+async fn a_restored_node_takes_its_own_log_back_before_it_signs_again() {
+    let fed = federation();
+    let uni_sync = Replicator::new(fed.uni.clone(), no_dialing());
+    import(&fed.polar, 1, 5);
+    let backups = tempfile::tempdir().unwrap();
+    let backup = backups.path().join("polar-1");
+    crate::backup::create(&fed.polar, &backup, &Default::default()).unwrap();
+    // Signed and published after the backup: uni holds entries 6..=9.
+    import(&fed.polar, 6, 4);
+    let published = fed.polar.store().log_size(POLAR).unwrap();
+    let report = round_with(&uni_sync, POLAR, Served::honest(&fed.polar, UNI)).await;
+    assert!(report.ok, "{report:?}");
+    assert_eq!(fed.uni.store().log_size(POLAR).unwrap(), published);
+
+    let restored_dir = backups.path().join("restored");
+    crate::backup::restore(&backup, &restored_dir, crate::backup::Recovery::FromPeers).unwrap();
+    let restored = Node::open(&restored_dir, &BTreeMap::new()).unwrap();
+    assert!(restored.recovering());
+    assert_eq!(restored.store().log_size(POLAR).unwrap(), 6);
+
+    // Pulling from a peer that alters its own entries is refused like any
+    // other origin's: verified with its own key.
+    let sync = Replicator::new(restored.clone(), no_dialing());
+    let report = round_with(
+        &sync,
+        UNI,
+        Served::relay(
+            UNI,
+            &fed.uni,
+            POLAR,
+            Box::new(|items| envelope(item(items, 7)).payload[3] ^= 1),
+        ),
+    )
+    .await;
+    assert!(!report.ok, "{report:?}");
+    assert_eq!(restored.store().log_size(POLAR).unwrap(), 6);
+
+    // One peer reached, one down: the entries come back, recovery waits
+    // for the peer that may hold more.
+    let sync = Replicator::new(restored.clone(), reaching(vec![fed.uni.clone()], POLAR));
+    sync.round(true).await;
+    assert_eq!(restored.store().log_size(POLAR).unwrap(), published);
+    assert!(restored.recovering(), "genomics was not reached");
+    let err = restored
+        .import_lines(1, &[line("PDC-new", "After", "public")])
+        .unwrap_err();
+    assert!(matches!(err, crate::node::NodeError::Recovering), "{err}");
+
+    // Every peer reached, none holds more: it signs on after the last.
+    let sync = Replicator::new(
+        restored.clone(),
+        reaching(vec![fed.uni.clone(), fed.here.clone()], POLAR),
+    );
+    let reports = sync.round(true).await;
+    assert!(reports.iter().all(|r| r.ok), "{reports:?}");
+    assert!(!restored.recovering());
+    let outcome = restored
+        .import_lines(1, &[line("PDC-new", "After", "public")])
+        .unwrap();
+    assert_eq!(outcome.log_size, published + 1);
+    // uni takes the new entry: the log it holds is a prefix of this one.
+    let report = round_with(&uni_sync, POLAR, Served::honest(&restored, UNI)).await;
+    assert!(report.ok, "{report:?}");
+    assert_eq!(fed.uni.store().log_size(POLAR).unwrap(), published + 1);
+    assert!(!fed.uni.store().is_frozen(POLAR).unwrap());
+}

@@ -1,0 +1,519 @@
+//! Backups of a node and restores from them (`docs/operations.md`).
+//!
+//! A backup is a directory: the node's configuration, identity and TLS
+//! keys and certificates as files, the whole store (records, logs, Merkle
+//! nodes, checkpoints, the trust store and its audit trail) as one dump
+//! ([`Store::dump`]), and `manifest.json`, written last, naming every file
+//! with its SHA-256. The search index is not in it: a node re-derives it
+//! from the store when it starts.
+//!
+//! Consistency: sled has no snapshot across trees, so the dump holds off
+//! every store write while it reads (and the node's own-log writer, so the
+//! own log and its signed checkpoint agree). The dump is the store at one
+//! point between two writes: a state a crash could have left, which a node
+//! opens as it opens after a crash. Searches and pulls go on meanwhile.
+//!
+//! Atomicity: everything is written into a hidden directory beside the
+//! target, fsynced, and renamed into place; an interrupted backup leaves
+//! no directory under the target's name, and the hidden one has no
+//! manifest, so [`verify`] refuses it.
+//!
+//! A restored node may have signed and published entries after the backup
+//! was taken; signing others at the same indices would fork its log. So a
+//! restore leaves [`RECOVERY_FILE`] in the data directory: the node then
+//! appends nothing of its own until it has pulled its own log back from its
+//! peers ([`crate::sync`]) or the operator ends the recovery.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::certificate::{PUBLIC_CERT_FILE, PUBLIC_KEY_FILE, TLS_CERT_FILE, TLS_KEY_FILE};
+use crate::config::{CONFIG_FILE, KEY_FILE};
+use crate::node::{Node, NodeError, STORE_DIR};
+use crate::sign;
+use crate::store::{DumpError, Store, StoreError};
+
+/// The manifest of a backup, written last.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// The store's dump inside a backup.
+pub const STORE_DUMP: &str = "store.dump";
+/// Version of the backup layout this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+pub use crate::node::RECOVERY_FILE;
+/// The files of a data directory a backup carries, besides the store.
+/// The first three every node has.
+const NODE_FILES: [&str; 6] = [
+    CONFIG_FILE,
+    KEY_FILE,
+    TLS_KEY_FILE,
+    TLS_CERT_FILE,
+    PUBLIC_CERT_FILE,
+    PUBLIC_KEY_FILE,
+];
+/// Files that hold private keys: restored with mode 0600 whatever the
+/// manifest says.
+const PRIVATE_FILES: [&str; 3] = [KEY_FILE, TLS_KEY_FILE, PUBLIC_KEY_FILE];
+/// Largest manifest read.
+const MANIFEST_MAX_BYTES: u64 = 1 << 20;
+
+/// Why a backup or restore failed. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The target of a backup is already there.
+    #[error("{0}: already exists; a backup never overwrites one (choose a new directory)")]
+    Exists(PathBuf),
+    /// A restore target that is not empty.
+    #[error(
+        "{0}: not empty; a backup is restored only into an empty directory, never over a node"
+    )]
+    NotEmpty(PathBuf),
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The backup has no manifest: it was interrupted, or is not a backup.
+    #[error("{0}: missing; this is not a complete backup (an interrupted backup has no manifest)")]
+    NoManifest(PathBuf),
+    /// The manifest does not parse or breaks a rule.
+    #[error("{path}: {message}")]
+    Manifest { path: PathBuf, message: String },
+    /// A file of the backup is missing or does not match its digest.
+    #[error("{path}: {message}; the backup is damaged or partial, refusing it")]
+    Damaged { path: PathBuf, message: String },
+    /// The store could not be dumped or loaded.
+    #[error("{path}: {source}")]
+    Dump {
+        path: PathBuf,
+        #[source]
+        source: DumpError,
+    },
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
+    move |source| BackupError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// One file of a backup.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+    pub bytes: u64,
+    /// Unix mode the file had in the data directory.
+    pub mode: u32,
+}
+
+/// What a backup holds, written last as `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format: u32,
+    pub node_id: String,
+    /// When the backup was taken (RFC 3339, UTC).
+    pub created: String,
+    /// This node's own log size in the backup.
+    pub own_log_size: u64,
+    /// The size the own signed checkpoint in the backup covers.
+    pub own_checkpoint_size: u64,
+    /// The own signed checkpoint envelope, hex.
+    pub own_checkpoint: String,
+    /// Every origin's log size in the backup.
+    pub origins: BTreeMap<String, u64>,
+    /// Every file of the backup but the manifest, by name.
+    pub files: BTreeMap<String, FileEntry>,
+}
+
+/// A writer that hashes and counts what passes through it, and adds the
+/// count to `written` (for progress reports).
+struct Hashing<'a, W> {
+    inner: W,
+    hash: Sha256,
+    bytes: u64,
+    written: &'a AtomicU64,
+}
+
+impl<W: Write> Write for Hashing<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.bytes += n as u64;
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn create_private(path: &Path) -> Result<std::fs::File, BackupError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), BackupError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
+}
+
+/// Writes a backup of `node` into `dest`, which must not exist. The node
+/// may be serving meanwhile: only its store writes wait for the dump.
+/// Adds the bytes it writes to `written` as it goes.
+pub fn create(node: &Node, dest: &Path, written: &AtomicU64) -> Result<Manifest, BackupError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dest.exists() {
+        return Err(BackupError::Exists(dest.to_owned()));
+    }
+    let name = dest
+        .file_name()
+        .ok_or_else(|| BackupError::Manifest {
+            path: dest.to_owned(),
+            message: "a backup needs a directory name".into(),
+        })?
+        .to_string_lossy()
+        .into_owned();
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let partial = parent.join(format!(".{name}.partial-{}-{nanos}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&partial)
+        .map_err(io(&partial))?;
+    let (manifest, writes_held) = match write_into(node, &partial, written) {
+        Ok(done) => done,
+        Err(e) => {
+            // A failed backup leaves nothing behind (a killed one leaves a
+            // hidden directory without a manifest, which restore refuses).
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(e);
+        }
+    };
+    if dest.exists() {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(BackupError::Exists(dest.to_owned()));
+    }
+    std::fs::rename(&partial, dest).map_err(io(dest))?;
+    sync_dir(&parent)?;
+    tracing::info!(
+        dir = %dest.display(),
+        own_log_size = manifest.own_log_size,
+        origins = manifest.origins.len(),
+        writes_held_ms = writes_held.as_millis() as u64,
+        "backup written"
+    );
+    Ok(manifest)
+}
+
+/// Writes the files of a backup of `node` into the new directory `partial`,
+/// the manifest last, each fsynced. Returns the manifest and how long store
+/// writes were held.
+fn write_into(
+    node: &Node,
+    partial: &Path,
+    written: &AtomicU64,
+) -> Result<(Manifest, std::time::Duration), BackupError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = BTreeMap::new();
+    for file in NODE_FILES {
+        let source = node.data_dir().join(file);
+        let Ok(meta) = std::fs::metadata(&source) else {
+            continue;
+        };
+        let bytes = std::fs::read(&source).map_err(io(&source))?;
+        let target = partial.join(file);
+        let mut out = create_private(&target)?;
+        out.write_all(&bytes)
+            .and_then(|()| out.sync_all())
+            .map_err(io(&target))?;
+        written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        files.insert(
+            file.to_owned(),
+            FileEntry {
+                sha256: hex::encode(Sha256::digest(&bytes)),
+                bytes: bytes.len() as u64,
+                mode: meta.permissions().mode() & 0o777,
+            },
+        );
+    }
+    let dump_path = partial.join(STORE_DUMP);
+    let mut out = Hashing {
+        inner: std::io::BufWriter::new(create_private(&dump_path)?),
+        hash: Sha256::new(),
+        bytes: 0,
+        written,
+    };
+    let own = node.node_id().as_str();
+    let dump_started = std::time::Instant::now();
+    let (summary, checkpoint) = {
+        // Own appends sign a checkpoint after their commit, under this lock:
+        // held, the own log and its checkpoint agree.
+        let _writer = node.writer.lock().unwrap_or_else(|p| p.into_inner());
+        node.store()
+            .dump(&mut out, |store| store.checkpoint(own))
+            .map_err(|source| BackupError::Dump {
+                path: dump_path.clone(),
+                source,
+            })?
+    };
+    let writes_held = dump_started.elapsed();
+    let Hashing {
+        inner, hash, bytes, ..
+    } = out;
+    inner
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|file| file.sync_all())
+        .map_err(io(&dump_path))?;
+    files.insert(
+        STORE_DUMP.to_owned(),
+        FileEntry {
+            sha256: hex::encode(hash.finalize()),
+            bytes,
+            mode: 0o600,
+        },
+    );
+    let own_checkpoint_size = match &checkpoint {
+        Some(bytes) => {
+            let envelope = crate::proto::Envelope::decode(bytes.as_slice()).map_err(|e| {
+                StoreError::Corrupt {
+                    tree: crate::store::tree::CHECKPOINTS,
+                    detail: format!("{own}: {e}"),
+                }
+            })?;
+            sign::open_checkpoint(&envelope, node.ring())
+                .map_err(NodeError::from)?
+                .0
+                .size
+        }
+        None => 0,
+    };
+    let manifest = Manifest {
+        format: FORMAT_VERSION,
+        node_id: own.to_owned(),
+        created: crate::date::now_rfc3339(),
+        own_log_size: summary.origins.get(own).copied().unwrap_or(0),
+        own_checkpoint_size,
+        own_checkpoint: checkpoint.map(hex::encode).unwrap_or_default(),
+        origins: summary.origins,
+        files,
+    };
+    let manifest_path = partial.join(MANIFEST_FILE);
+    let mut out = create_private(&manifest_path)?;
+    let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
+    out.write_all(&json)
+        .and_then(|()| out.sync_all())
+        .map_err(io(&manifest_path))?;
+    sync_dir(partial)?;
+    Ok((manifest, writes_held))
+}
+
+/// Reads the manifest of the backup in `dir` and checks every file it
+/// names against its size and digest. Refuses a backup without a manifest
+/// (interrupted), of an unknown format, or with a file missing or changed,
+/// naming the file.
+pub fn verify(dir: &Path) -> Result<Manifest, BackupError> {
+    let path = dir.join(MANIFEST_FILE);
+    let manifest_error = |message: String| BackupError::Manifest {
+        path: path.clone(),
+        message,
+    };
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(BackupError::NoManifest(path))
+        }
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let mut text = Vec::new();
+    file.take(MANIFEST_MAX_BYTES + 1)
+        .read_to_end(&mut text)
+        .map_err(io(&path))?;
+    if text.len() as u64 > MANIFEST_MAX_BYTES {
+        return Err(manifest_error(format!(
+            "larger than {MANIFEST_MAX_BYTES} bytes"
+        )));
+    }
+    // The format first, so an unknown one is named as such.
+    let value: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| manifest_error(format!("not JSON: {e}")))?;
+    match value.get("format").and_then(serde_json::Value::as_u64) {
+        Some(found) if found == u64::from(FORMAT_VERSION) => {}
+        Some(found) => {
+            return Err(manifest_error(format!(
+                "format: version {found}, this meridian reads version {FORMAT_VERSION}; \
+                 use the matching meridian release"
+            )))
+        }
+        None => return Err(manifest_error("format: missing".into())),
+    }
+    let manifest: Manifest =
+        serde_json::from_value(value).map_err(|e| manifest_error(e.to_string()))?;
+    for required in [
+        STORE_DUMP,
+        CONFIG_FILE,
+        KEY_FILE,
+        TLS_KEY_FILE,
+        TLS_CERT_FILE,
+    ] {
+        if !manifest.files.contains_key(required) {
+            return Err(manifest_error(format!("files: {required} is not listed")));
+        }
+    }
+    for (name, entry) in &manifest.files {
+        if !NODE_FILES.contains(&name.as_str()) && name != STORE_DUMP {
+            return Err(manifest_error(format!(
+                "files: {name:?} is not a file a backup holds"
+            )));
+        }
+        let file_path = dir.join(name);
+        let damaged = |message: String| BackupError::Damaged {
+            path: file_path.clone(),
+            message,
+        };
+        let mut file = match std::fs::File::open(&file_path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(damaged("missing".into()))
+            }
+            Err(e) => return Err(io(&file_path)(e)),
+        };
+        let mut hash = Sha256::new();
+        let bytes = std::io::copy(&mut file, &mut hash).map_err(io(&file_path))?;
+        if bytes != entry.bytes {
+            return Err(damaged(format!(
+                "{bytes} bytes, the manifest says {}",
+                entry.bytes
+            )));
+        }
+        if hex::encode(hash.finalize()) != entry.sha256 {
+            return Err(damaged("its SHA-256 differs from the manifest's".into()));
+        }
+    }
+    Ok(manifest)
+}
+
+/// How a restore ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// The node starts recovering its own log from its peers (the default).
+    FromPeers,
+    /// The operator knows no peer holds more of the own log than the
+    /// backup: the node starts as it was.
+    Skip,
+}
+
+/// Restores the backup in `backup` into `data_dir`, which must be empty
+/// or absent: verifies it ([`verify`]), writes the files with the modes
+/// `meridian init` gives them, loads the store, and (with
+/// [`Recovery::FromPeers`]) marks the node as recovering.
+pub fn restore(
+    backup: &Path,
+    data_dir: &Path,
+    recovery: Recovery,
+) -> Result<Manifest, BackupError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let manifest = verify(backup)?;
+    if data_dir.exists() {
+        let mut entries = std::fs::read_dir(data_dir).map_err(io(data_dir))?;
+        if entries.next().is_some() {
+            return Err(BackupError::NotEmpty(data_dir.to_owned()));
+        }
+    }
+    std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(io(data_dir))?;
+    for (name, entry) in &manifest.files {
+        if name == STORE_DUMP {
+            continue;
+        }
+        let mode = if PRIVATE_FILES.contains(&name.as_str()) {
+            0o600
+        } else {
+            entry.mode & 0o644
+        };
+        let (source, target) = (backup.join(name), data_dir.join(name));
+        let bytes = std::fs::read(&source).map_err(io(&source))?;
+        if hex::encode(Sha256::digest(&bytes)) != entry.sha256 {
+            return Err(BackupError::Damaged {
+                path: source,
+                message: "changed while it was restored".into(),
+            });
+        }
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&target)
+            .map_err(io(&target))?;
+        out.write_all(&bytes)
+            .and_then(|()| out.set_permissions(std::fs::Permissions::from_mode(mode)))
+            .and_then(|()| out.sync_all())
+            .map_err(io(&target))?;
+    }
+    let dump_path = backup.join(STORE_DUMP);
+    let dump = std::fs::File::open(&dump_path).map_err(io(&dump_path))?;
+    let summary = Store::load_dump(
+        &data_dir.join(STORE_DIR),
+        &mut std::io::BufReader::new(dump),
+    )
+    .map_err(|source| BackupError::Dump {
+        path: dump_path.clone(),
+        source,
+    })?;
+    if summary.origins != manifest.origins {
+        return Err(BackupError::Damaged {
+            path: dump_path,
+            message: "its logs differ in size from the manifest's".into(),
+        });
+    }
+    if recovery == Recovery::FromPeers {
+        let marker = data_dir.join(RECOVERY_FILE);
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&marker)
+            .map_err(io(&marker))?;
+        let note = format!(
+            "restored from the backup of {} taken {} (own log {} entries)\n",
+            manifest.node_id, manifest.created, manifest.own_log_size
+        );
+        out.write_all(note.as_bytes())
+            .and_then(|()| out.sync_all())
+            .map_err(io(&marker))?;
+    }
+    sync_dir(data_dir)?;
+    Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests;

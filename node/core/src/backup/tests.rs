@@ -1,0 +1,153 @@
+//! A backup restores to the node it was taken of; a damaged, partial or
+//! foreign one is refused naming the file; a restored node appends nothing
+//! of its own until its recovery ends.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use super::*;
+use crate::test_support::{opened_node, record_line};
+
+fn lines(range: std::ops::Range<usize>) -> Vec<String> {
+    range
+        .map(|i| record_line(&format!("PDC-{i}"), &format!("Ice core {i}"), "public"))
+        .collect()
+}
+
+/// A node with records, and a backup of it in `backup` beside it.
+fn backed_up() -> (tempfile::TempDir, std::path::PathBuf, Manifest) {
+    let (node, dir) = opened_node("polar");
+    node.import_lines(1, &lines(0..20)).unwrap();
+    let backup = dir.path().join("backup-1");
+    let written = std::sync::atomic::AtomicU64::new(0);
+    let manifest = create(&node, &backup, &written).unwrap();
+    let bytes: u64 = manifest.files.values().map(|f| f.bytes).sum();
+    assert_eq!(written.into_inner(), bytes, "progress counts every byte");
+    (dir, backup, manifest)
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn a_backup_restores_to_the_node_it_was_taken_of() {
+    let (dir, backup, manifest) = backed_up();
+    assert_eq!(manifest.node_id, "polar");
+    assert_eq!(manifest.own_log_size, 21, "the key set and 20 records");
+    assert_eq!(manifest.own_checkpoint_size, manifest.own_log_size);
+    assert!(!manifest.files.contains_key("index"));
+    assert_eq!(verify(&backup).unwrap(), manifest);
+
+    let restored = dir.path().join("restored");
+    restore(&backup, &restored, Recovery::Skip).unwrap();
+    assert_eq!(mode(&restored), 0o700);
+    for key in [KEY_FILE, TLS_KEY_FILE] {
+        assert_eq!(mode(&restored.join(key)), 0o600, "{key}");
+    }
+    let node = Node::open(&restored, &BTreeMap::new()).unwrap();
+    assert!(!node.recovering());
+    assert_eq!(node.store().log_size("polar").unwrap(), 21);
+    let report = crate::fsck::check(&node).unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    // It signs on after the backup's end.
+    let outcome = node.import_lines(1, &lines(20..21)).unwrap();
+    assert_eq!(outcome.log_size, 22);
+}
+
+#[test]
+fn a_flipped_byte_names_the_file_it_is_in() {
+    for file in [STORE_DUMP, KEY_FILE, CONFIG_FILE] {
+        let (dir, backup, _) = backed_up();
+        let path = backup.join(file);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = verify(&backup).unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{file}: {err}");
+        assert!(err.contains("SHA-256"), "{file}: {err}");
+        let target = dir.path().join("restored");
+        let err = restore(&backup, &target, Recovery::FromPeers).unwrap_err();
+        assert!(err.to_string().contains(file), "{err}");
+        assert!(!target.exists(), "nothing is written from a damaged backup");
+    }
+}
+
+#[test]
+fn a_partial_or_foreign_backup_is_refused_clearly() {
+    let (dir, backup, manifest) = backed_up();
+    // Interrupted before its manifest.
+    let partial = dir.path().join("partial");
+    std::fs::create_dir(&partial).unwrap();
+    std::fs::copy(backup.join(STORE_DUMP), partial.join(STORE_DUMP)).unwrap();
+    let err = verify(&partial).unwrap_err().to_string();
+    assert!(err.contains("manifest.json: missing"), "{err}");
+
+    // A file cut short.
+    let dump = backup.join(STORE_DUMP);
+    let bytes = std::fs::read(&dump).unwrap();
+    std::fs::write(&dump, &bytes[..bytes.len() - 1]).unwrap();
+    let err = verify(&backup).unwrap_err().to_string();
+    assert!(err.contains("store.dump") && err.contains("bytes"), "{err}");
+    std::fs::write(&dump, &bytes).unwrap();
+
+    // A file gone.
+    std::fs::remove_file(backup.join(TLS_CERT_FILE)).unwrap();
+    let err = verify(&backup).unwrap_err().to_string();
+    assert!(err.contains("tls.crt") && err.contains("missing"), "{err}");
+
+    // An unknown format, and a file name that leaves the directory.
+    let mut newer = manifest.clone();
+    newer.format = 99;
+    std::fs::write(
+        backup.join(MANIFEST_FILE),
+        serde_json::to_vec(&newer).unwrap(),
+    )
+    .unwrap();
+    let err = verify(&backup).unwrap_err().to_string();
+    assert!(err.contains("version 99"), "{err}");
+    let mut escaping = manifest;
+    let entry = escaping.files[KEY_FILE].clone();
+    escaping.files.insert("../identity.key".into(), entry);
+    std::fs::write(
+        backup.join(MANIFEST_FILE),
+        serde_json::to_vec(&escaping).unwrap(),
+    )
+    .unwrap();
+    let err = verify(&backup).unwrap_err().to_string();
+    assert!(err.contains("not a file a backup holds"), "{err}");
+}
+
+#[test]
+fn a_restore_goes_only_into_an_empty_directory_and_a_backup_never_overwrites() {
+    let (dir, backup, _) = backed_up();
+    let (node, _keep) = opened_node("other");
+    let err = restore(&backup, node.data_dir(), Recovery::Skip).unwrap_err();
+    assert!(matches!(err, BackupError::NotEmpty(_)), "{err}");
+    let err = create(&node, &backup, &Default::default()).unwrap_err();
+    assert!(matches!(err, BackupError::Exists(_)), "{err}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_recovering_node_appends_nothing_of_its_own_until_recovery_ends() {
+    let (dir, backup, _) = backed_up();
+    let restored = dir.path().join("restored");
+    restore(&backup, &restored, Recovery::FromPeers).unwrap();
+    let node = Node::open(&restored, &BTreeMap::new()).unwrap();
+    assert!(node.recovering());
+    let err = node.import_lines(1, &lines(20..21)).unwrap_err();
+    assert!(matches!(err, NodeError::Recovering), "{err}");
+    assert!(err.to_string().contains("recovering its own log"), "{err}");
+    assert_eq!(node.store().log_size("polar").unwrap(), 21);
+    assert!(node.finish_recovery().unwrap());
+    assert!(!restored.join(RECOVERY_FILE).exists());
+    assert_eq!(node.import_lines(1, &lines(20..21)).unwrap().log_size, 22);
+}
