@@ -262,6 +262,11 @@ impl TestNode {
         String::from_utf8(out.stdout).map_err(|e| e.to_string())
     }
 
+    /// The process id of the running node.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     fn proc_file(&self, name: &str) -> Option<String> {
         let pid = self.child.as_ref()?.id();
         std::fs::read_to_string(format!("/proc/{pid}/{name}")).ok()
