@@ -12,8 +12,9 @@
 //! 1. **before**: the replica serves its own small, warm index;
 //! 2. **pull**: the replica pins the origin and pulls all N records
 //!    (`sync now` until every record it may see is searchable);
-//! 3. **stalled**: the origin gets more records, a pull of them starts and
-//!    the proxy then goes silent mid-stream (connections stay open, nothing
+//! 3. **stalled**: once the replica is idle again, the origin gets more
+//!    records, a pull of them starts and the proxy then goes silent
+//!    mid-stream (connections stay open, nothing
 //!    passes) while the replica keeps running sync rounds.
 //!
 //! Reported per phase: searches, errors (any failed or unanswered search:
@@ -199,6 +200,15 @@ pub fn run(args: Args) -> Result<()> {
     }
     let pulled = started.elapsed();
     phases.push(("pull", load.finish(&runtime), rss.finish()));
+
+    // The replica merges what it indexed before the next phase, so that
+    // the next phase measures the stall, not the tail of the pull.
+    let settling = Instant::now();
+    crate::wait_idle(&replica, Duration::from_secs(1800));
+    println!(
+        "replica: idle {:.1}s after the pull (indexing and merges done)",
+        settling.elapsed().as_secs_f64()
+    );
 
     // 3. A peer stalled mid-stream: new records at the origin, a pull of
     // them under way, then the link goes silent.
