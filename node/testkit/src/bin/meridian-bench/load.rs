@@ -12,7 +12,9 @@
 //! 1. **before**: the replica serves its own small, warm index;
 //! 2. **pull**: the replica pins the origin and pulls all N records
 //!    (`sync now` until every record it may see is searchable);
-//! 3. **stalled**: once the replica is idle again, the origin gets more
+//! 3. **after**: once the replica is idle again, against the grown index
+//!    (the baseline of the next phase);
+//! 4. **stalled**: the origin gets more
 //!    records, a pull of them starts and the proxy then goes silent
 //!    mid-stream (connections stay open, nothing
 //!    passes) while the replica keeps running sync rounds.
@@ -44,9 +46,6 @@ use crate::{meridian, meridian_binary, start_node_with, write_corpus};
 const SEARCH_DEADLINE: Duration = Duration::from_secs(10);
 /// Distinct queries the searchers cycle through.
 const QUERIES: usize = 1000;
-/// The replica's idle timeout of a pulled stream, seconds: how soon it
-/// gives up a silent peer.
-const IDLE_SECS: &str = "5";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -66,14 +65,18 @@ pub struct Args {
     /// Records of the replica's own, indexed before anything is measured.
     #[arg(long, default_value_t = 10_000)]
     warm: u64,
-    /// Length of the "before" and "stalled" phases, seconds.
+    /// The replica's idle timeout of a pulled stream, seconds: how soon
+    /// it gives up a silent peer.
+    #[arg(long, default_value_t = 5)]
+    idle_secs: u64,
+    /// Length of the "before", "after" and "stalled" phases, seconds.
     #[arg(long, default_value_t = 20)]
     phase_secs: u64,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    if args.searchers == 0 || args.connections == 0 || args.records == 0 {
-        bail!("--records, --searchers and --connections must be at least 1");
+    if args.searchers == 0 || args.connections == 0 || args.records == 0 || args.idle_secs == 0 {
+        bail!("--records, --searchers, --connections and --idle-secs must be at least 1");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -119,7 +122,10 @@ pub fn run(args: Args) -> Result<()> {
         &bin,
         &work.path().join("replica"),
         "replica",
-        &[("MERIDIAN_SYNC__IDLE_TIMEOUT_SECS", IDLE_SECS)],
+        &[(
+            "MERIDIAN_SYNC__IDLE_TIMEOUT_SECS",
+            &args.idle_secs.to_string(),
+        )],
     )?;
     let own = work.path().join("replica.jsonl");
     write_corpus(&own, args.warm, Profile::University)?;
@@ -210,7 +216,14 @@ pub fn run(args: Args) -> Result<()> {
         settling.elapsed().as_secs_f64()
     );
 
-    // 3. A peer stalled mid-stream: new records at the origin, a pull of
+    // 3. After the pull, nothing else going on: what the grown index costs
+    // a search, for comparison with the stall.
+    let load = Load::start(&runtime, &clients, &requests, &args);
+    let rss = Rss::sample(pid);
+    std::thread::sleep(Duration::from_secs(args.phase_secs));
+    phases.push(("after", load.finish(&runtime), rss.finish()));
+
+    // 4. A peer stalled mid-stream: new records at the origin, a pull of
     // them under way, then the link goes silent.
     let more = (args.records / 10).clamp(1, 50_000);
     let extra = work.path().join("more.jsonl");
