@@ -1,12 +1,14 @@
-//! `kill -9` at random moments during an import and during a pull, with
-//! real processes. After each kill: `meridian fsck` on the data directory
-//! at rest finds nothing but what opening the node sets right, and after
-//! the restart every acknowledged record is there, once. At the end the
-//! node is stopped cleanly and `fsck` is clean.
+//! `kill -9` at random moments during an import, during a pull and during
+//! `meridian index rebuild`, with real processes. After each kill:
+//! `meridian fsck` on the data directory at rest finds nothing but what
+//! opening the node sets right, and after the restart every acknowledged
+//! record is there, once (and, after a rebuild cut short, searchable, with
+//! no unfinished index generation left on disk). At the end the node is
+//! stopped cleanly and `fsck` is clean.
 //!
-//! The default run imports 5,000 records and kills 5 times; with
-//! `MERIDIAN_LONG_TESTS=1`, 200,000 records and 20 kills. The seed is
-//! printed; `MERIDIAN_CRASH_SEED` replays a run.
+//! The default run holds 5,000 records and kills 5 times; with
+//! `MERIDIAN_LONG_TESTS=1`, 200,000 records and 20 kills (5 during a
+//! rebuild). The seed is printed; `MERIDIAN_CRASH_SEED` replays a run.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -22,7 +24,8 @@ struct Plan {
     kills: usize,
 }
 
-fn plan(name: &str) -> Plan {
+/// The run's size: `kills` is for the short and the long run.
+fn plan(name: &str, kills: (usize, usize)) -> Plan {
     let long = std::env::var("MERIDIAN_LONG_TESTS").is_ok_and(|v| v == "1");
     let seed = std::env::var("MERIDIAN_CRASH_SEED")
         .ok()
@@ -33,7 +36,11 @@ fn plan(name: &str) -> Plan {
                 .unwrap()
                 .as_nanos() as u64
         });
-    let (records, kills) = if long { (200_000, 20) } else { (5_000, 5) };
+    let (records, kills) = if long {
+        (200_000, kills.1)
+    } else {
+        (5_000, kills.0)
+    };
     eprintln!("{name}: MERIDIAN_CRASH_SEED={seed} records={records} kills={kills}");
     Plan {
         seed,
@@ -115,7 +122,7 @@ fn own_ids(node: &TestNode) -> Vec<String> {
 
 #[test]
 fn kill_9_during_an_import_loses_no_acknowledged_record() {
-    let plan = plan("import");
+    let plan = plan("import", (5, 20));
     let mut rng = Rng::new(plan.seed);
     let all = lines(plan.records);
     let mut node = TestNode::start("polar");
@@ -196,7 +203,7 @@ fn kill_9_during_an_import_loses_no_acknowledged_record() {
 
 #[test]
 fn kill_9_during_a_pull_resumes_from_the_cursor() {
-    let plan = plan("pull");
+    let plan = plan("pull", (5, 20));
     let mut rng = Rng::new(plan.seed ^ 0x5eed);
     let source = TestNode::start("polar");
     let mut replica = TestNode::start("uni");
@@ -267,6 +274,126 @@ fn kill_9_during_a_pull_resumes_from_the_cursor() {
         "pull: {} records, {} kills in {:?}",
         plan.records,
         plan.kills,
+        started.elapsed()
+    );
+}
+
+/// What `meridian search` finds of `query` (as the operator): its total.
+fn found(node: &TestNode, query: &str) -> Result<u64, String> {
+    let out = node.try_ok(&["search", query, "--limit", "0", "--json"])?;
+    let answer: serde_json::Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+    answer["total"]
+        .as_u64()
+        .ok_or_else(|| format!("no total in {answer}"))
+}
+
+/// Waits until `query` finds `want` records; panics with what it found.
+fn wait_found(node: &TestNode, query: &str, want: u64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let total = found(node, query);
+        if total == Ok(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: searching {query:?} finds {total:?}, not {want}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The index generations on disk (`g1`, `g2`, …): after an open, only the
+/// one `CURRENT` names.
+fn generations(node: &TestNode) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(node.data_dir().join("index"))
+        .expect("the index directory")
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "CURRENT")
+        .collect();
+    names.sort();
+    names
+}
+
+/// `meridian index rebuild --json`: the entries it indexed, or why it failed.
+fn rebuild(node: &TestNode) -> Result<u64, String> {
+    let out = node.try_ok(&["index", "rebuild", "--json"])?;
+    let report: serde_json::Value = serde_json::from_str(&out).map_err(|e| e.to_string())?;
+    report["indexed"]
+        .as_u64()
+        .ok_or_else(|| format!("no count in {report}"))
+}
+
+#[test]
+fn kill_9_during_an_index_rebuild_leaves_a_usable_index() {
+    let plan = plan("rebuild", (5, 5));
+    let mut rng = Rng::new(plan.seed ^ 0x1d3c);
+    let mut node = TestNode::start("polar");
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("holdings.jsonl");
+    std::fs::write(&file, lines(plan.records).join("\n")).unwrap();
+    node.ok(&["holdings", "import", file.to_str().unwrap()]);
+    let want = plan.records as u64;
+    // The key set, then each record once.
+    let entries = want + 1;
+    wait_found(&node, "station", want, "after the import");
+    // `index rebuild` is online only: the serving node does the work, so
+    // that is the process killed. A first rebuild measures how long one
+    // takes, and each kill falls at a random moment within that.
+    let started = Instant::now();
+    assert_eq!(rebuild(&node), Ok(entries), "a first rebuild");
+    let took = started.elapsed();
+    eprintln!("rebuild: {entries} entries in {took:?}");
+    let window = took.as_millis().max(1) as u64;
+    let mut outcomes = Vec::new();
+    for kill in 0..plan.kills {
+        let delay = Duration::from_millis(rng.below(window));
+        let finished = std::thread::scope(|s| {
+            let node = &node;
+            s.spawn(move || {
+                std::thread::sleep(delay);
+                node.signal(libc::SIGKILL);
+            });
+            rebuild(node).is_ok()
+        });
+        node.kill9();
+        let findings = assert_only_open_repairs(&node, "polar", kill);
+        node.serve();
+        assert_eq!(
+            generations(&node).len(),
+            1,
+            "kill {kill}: index generations left after the restart: {:?}",
+            generations(&node)
+        );
+        wait_found(&node, "station", want, &format!("kill {kill}"));
+        wait_found(&node, "", want, &format!("kill {kill}"));
+        assert_eq!(
+            rebuild(&node),
+            Ok(entries),
+            "kill {kill}: a rebuild after the restart"
+        );
+        wait_found(&node, "station", want, &format!("kill {kill}, rebuilt"));
+        assert_eq!(generations(&node).len(), 1, "kill {kill}: after a rebuild");
+        eprintln!(
+            "rebuild kill {kill}: after {delay:?}, rebuild {}; at rest: {findings:?}",
+            if finished {
+                "had finished"
+            } else {
+                "cut short"
+            }
+        );
+        outcomes.push(finished);
+    }
+    assert!(node.stop(), "the node stops cleanly");
+    let (clean, report) = fsck(&node);
+    assert!(clean, "{report}");
+    assert_eq!(report["records"], want, "{report}");
+    assert_eq!(report["indexed"], want, "{report}");
+    eprintln!(
+        "rebuild: {} records, {} kills ({} cut a rebuild short) in {:?}",
+        plan.records,
+        plan.kills,
+        outcomes.iter().filter(|done| !**done).count(),
         started.elapsed()
     );
 }

@@ -173,12 +173,14 @@ impl Node {
     /// Opens the node in `data_dir` (made by `meridian init`). A new log
     /// starts with the node's key set; what a crash can leave behind is set
     /// right: a log ahead of its checkpoint gets one, an index ahead of the
-    /// store is rebuilt.
+    /// store is rebuilt, index generations a rebuild left unfinished are
+    /// removed.
     pub fn open(data_dir: &Path, env: &BTreeMap<String, String>) -> Result<Arc<Self>, NodeError> {
         let node = Self::open_as_is(data_dir, env)?;
         node.publish_key_set()?;
         node.checkpoint_own_log()?;
         node.reconcile_index()?;
+        node.live_index().remove_abandoned();
         Ok(node)
     }
 

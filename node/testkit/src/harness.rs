@@ -36,6 +36,27 @@ pub fn meridian_bin() -> &'static Path {
     })
 }
 
+/// Variables that steer the tests and benchmarks, not a node: `meridian`
+/// refuses a `MERIDIAN_*` variable that names no configuration key, so the
+/// commands the harness runs never see them (`MERIDIAN_LONG_TESTS=1 cargo
+/// test` would otherwise stop every node at start).
+const HARNESS_VARIABLES: [&str; 5] = [
+    "MERIDIAN_LONG_TESTS",
+    "MERIDIAN_CRASH_SEED",
+    "MERIDIAN_BENCH_LOG",
+    "MERIDIAN_FUZZ_SECS",
+    "MERIDIAN_CHROMIUM",
+];
+
+/// A `meridian` command without the harness's own variables.
+fn meridian_command(bin: &Path) -> Command {
+    let mut command = Command::new(bin);
+    for name in HARNESS_VARIABLES {
+        command.env_remove(name);
+    }
+    command
+}
+
 /// Where a node's data directory lives.
 enum DataDir {
     /// Removed when the node is dropped.
@@ -140,7 +161,7 @@ impl TestNode {
 
     fn try_serve(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "{} already running", self.name);
-        let mut command = Command::new(&self.bin);
+        let mut command = meridian_command(&self.bin);
         command
             .args(["serve", "--data-dir"])
             .arg(self.data_dir())
@@ -226,7 +247,7 @@ impl TestNode {
 
     /// Like [`run`](Self::run), feeding `stdin`.
     pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut command = Command::new(&self.bin);
+        let mut command = meridian_command(&self.bin);
         command.args(args).arg("--data-dir").arg(self.data_dir());
         command.stdin(if stdin.is_some() {
             Stdio::piped()
@@ -260,6 +281,11 @@ impl TestNode {
             ));
         }
         String::from_utf8(out.stdout).map_err(|e| e.to_string())
+    }
+
+    /// The process id of the running node.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     fn proc_file(&self, name: &str) -> Option<String> {

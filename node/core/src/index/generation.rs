@@ -2,6 +2,10 @@
 //! (`g1`, `g2`, …) in use. A rebuild fills the next generation while
 //! searches keep using the current one, then switches `CURRENT` atomically
 //! (write, fsync, rename, fsync the directory) and removes the old one.
+//! A rebuild cut short by a crash leaves its unfinished generation (or,
+//! killed between the switch and the removal, the old one) behind;
+//! [`LiveIndex::remove_abandoned`], run when the node opens, removes every
+//! generation but the current one, so neither piles up.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -122,6 +126,50 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> IndexError + '_ {
     }
 }
 
+impl LiveIndex {
+    /// Removes every generation but the current one, and a `CURRENT` not
+    /// yet renamed into place: what a crash during a rebuild or a switch
+    /// leaves. Holds the writer lock, so no rebuild is filling one; nothing
+    /// reads them, so a failure to remove is only logged.
+    pub fn remove_abandoned(&self) {
+        let _writer = self.writer();
+        let current = self.dir.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        remove_abandoned(&self.root, &current);
+    }
+}
+
+fn remove_abandoned(root: &Path, current: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let removed = if name == "CURRENT.tmp" {
+            fs::remove_file(&path)
+        } else if is_generation(&name) && path != current {
+            fs::remove_dir_all(&path)
+        } else {
+            continue;
+        };
+        match removed {
+            Ok(()) => {
+                tracing::warn!(path = %path.display(), "removed an abandoned index generation")
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "abandoned index generation not removed")
+            }
+        }
+    }
+}
+
+/// Whether `name` is a generation's directory name (`g` and a number).
+fn is_generation(name: &str) -> bool {
+    name.strip_prefix('g')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn next_dir(root: &Path) -> PathBuf {
     (1u64..)
         .map(|n| root.join(format!("g{n}")))
@@ -164,5 +212,43 @@ mod tests {
         drop(live);
         LiveIndex::open(root.path()).unwrap();
         assert!(!root.path().join("g1").exists());
+    }
+
+    #[test]
+    fn removing_abandoned_drops_a_rebuild_cut_short_and_keeps_the_current_index() {
+        let root = tempfile::tempdir().unwrap();
+        let live = LiveIndex::open(root.path()).unwrap();
+        live.switch(live.next().unwrap()).unwrap();
+        // A rebuild killed while filling g1 (the lowest free name), one
+        // killed before its switch renamed CURRENT, and a stray directory
+        // that is no generation.
+        let unfinished = live.next().unwrap();
+        drop(unfinished);
+        fs::write(root.path().join("CURRENT.tmp"), "g1").unwrap();
+        fs::create_dir(root.path().join("gx")).unwrap();
+        drop(live);
+        let live = LiveIndex::open(root.path()).unwrap();
+        assert!(
+            root.path().join("g1").exists(),
+            "opening alone changes nothing"
+        );
+        live.remove_abandoned();
+        assert!(
+            !root.path().join("g1").exists(),
+            "abandoned generation kept"
+        );
+        assert!(!root.path().join("CURRENT.tmp").exists());
+        assert!(root.path().join("g2").exists(), "the current index removed");
+        assert!(
+            root.path().join("gx").exists(),
+            "a foreign directory removed"
+        );
+        assert_eq!(live.next().unwrap().dir, root.path().join("g1"));
+    }
+
+    #[test]
+    fn generation_names() {
+        assert!(is_generation("g1") && is_generation("g42"));
+        assert!(!is_generation("g") && !is_generation("gx") && !is_generation("CURRENT"));
     }
 }

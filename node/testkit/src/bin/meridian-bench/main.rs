@@ -3,7 +3,9 @@
 //! `meridian-bench import --records 1000000` generates a holdings file,
 //! starts `meridian serve` (the binary next to this one) and imports the file
 //! through the admin socket with `meridian holdings import`, reporting
-//! records/s and the node's peak RSS. Build both first:
+//! records/s and the node's peak RSS. `replicate`, `search` and `load`
+//! (searches during a pull and a stalled peer) are in their modules. Build
+//! both first:
 //! `cargo build --release --workspace --bins`.
 
 use std::io::{BufWriter, Write};
@@ -17,6 +19,7 @@ use meridian_testkit::generate::{Generator, Profile};
 use meridian_testkit::harness::TestNode;
 
 mod http;
+mod load;
 mod replicate;
 mod search;
 
@@ -42,6 +45,9 @@ enum Bench {
     /// Latency of Catalog.Search over loopback gRPC with TLS (and, with
     /// `--http`, of the same searches over the HTTP/JSON API).
     Search(search::Args),
+    /// Searches against a replica while it pulls N records from an
+    /// origin, and while that origin is stalled.
+    Load(load::Args),
 }
 
 fn main() -> Result<()> {
@@ -49,6 +55,7 @@ fn main() -> Result<()> {
         Bench::Import { records } => import(records),
         Bench::Replicate { records } => replicate::run(records),
         Bench::Search(args) => search::run(args),
+        Bench::Load(args) => load::run(args),
     }
 }
 
@@ -87,18 +94,24 @@ pub fn meridian_binary() -> Result<PathBuf> {
 /// The benchmark client is one address asking as fast as the node answers,
 /// so the per-client request rate is lifted for it.
 pub fn start_node(bin: &Path, dir: &Path, node_id: &str) -> Result<TestNode> {
+    start_node_with(bin, dir, node_id, &[])
+}
+
+/// [`start_node`] with more `MERIDIAN_*` variables.
+pub fn start_node_with(
+    bin: &Path,
+    dir: &Path,
+    node_id: &str,
+    env: &[(&str, &str)],
+) -> Result<TestNode> {
     let level = std::env::var("MERIDIAN_BENCH_LOG").unwrap_or_else(|_| "warn".into());
-    TestNode::start_at(
-        bin,
-        dir,
-        node_id,
-        &[
-            ("MERIDIAN_LOG__LEVEL", &level),
-            ("MERIDIAN_LIMITS__REQUESTS_PER_SECOND", "1000000"),
-            ("MERIDIAN_LIMITS__REQUEST_BURST", "1000000"),
-        ],
-    )
-    .map_err(|e| anyhow::anyhow!("{node_id}: {e}"))
+    let mut all = vec![
+        ("MERIDIAN_LOG__LEVEL", level.as_str()),
+        ("MERIDIAN_LIMITS__REQUESTS_PER_SECOND", "1000000"),
+        ("MERIDIAN_LIMITS__REQUEST_BURST", "1000000"),
+    ];
+    all.extend_from_slice(env);
+    TestNode::start_at(bin, dir, node_id, &all).map_err(|e| anyhow::anyhow!("{node_id}: {e}"))
 }
 
 /// Runs a `meridian` command against `node`'s data directory; its stdout.

@@ -81,16 +81,21 @@ pub fn run(records: u64) -> Result<()> {
     Ok(())
 }
 
+/// How many records of `origin` `node` finds (as its operator).
+pub(crate) fn searchable(node: &TestNode, origin: &str) -> Result<u64> {
+    let answer = meridian(
+        node,
+        &["search", "--origin", origin, "--limit", "0", "--json"],
+    )?;
+    let answer: serde_json::Value = serde_json::from_str(&answer)?;
+    Ok(answer["total"].as_u64().unwrap_or(0))
+}
+
 /// Waits until `node` finds `count` records of `origin` (as its operator).
-fn wait_searchable(node: &TestNode, origin: &str, count: u64) -> Result<()> {
+pub(crate) fn wait_searchable(node: &TestNode, origin: &str, count: u64) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(3600);
     loop {
-        let answer = meridian(
-            node,
-            &["search", "--origin", origin, "--limit", "0", "--json"],
-        )?;
-        let answer: serde_json::Value = serde_json::from_str(&answer)?;
-        let total = answer["total"].as_u64().unwrap_or(0);
+        let total = searchable(node, origin)?;
         if total >= count {
             return Ok(());
         }

@@ -66,7 +66,7 @@ pub struct Args {
 }
 
 /// One benchmark query: the text and its single filter.
-struct Query {
+pub(crate) struct Query {
     terms: Vec<String>,
     filter: Filter,
 }
@@ -82,7 +82,7 @@ impl Query {
         self.terms.join(" ")
     }
 
-    fn request(&self) -> SearchRequest {
+    pub(crate) fn request(&self) -> SearchRequest {
         let mut request = SearchRequest {
             query: self.text(),
             limit: LIMIT,
@@ -116,7 +116,7 @@ impl Query {
 /// The fixed query mix: 1, 2 and 3 terms in turn, each term drawn from the
 /// corpus's Zipf law (distinct within a query), and a discipline, access or
 /// publication-year filter in turn.
-fn queries(count: usize) -> Vec<Query> {
+pub(crate) fn queries(count: usize) -> Vec<Query> {
     let mut words = Generator::new(Profile::University, QUERY_SEED);
     let mut rng = StdRng::seed_from_u64(QUERY_SEED);
     (0..count)
@@ -234,18 +234,7 @@ async fn bench(args: Args) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let keys = admin.keys_show(KeysShowRequest {}).await?.into_inner();
-    let pin = base64::engine::general_purpose::STANDARD
-        .decode(&keys.tls_key)
-        .context("tls_key is not base64")?;
-    let config = meridian_server::tls::client_config(&keys.node_id, vec![pin], None)?;
-    let channel = meridian_server::tls::connect(
-        &node.catalog.context("node not running")?.to_string(),
-        config,
-        Duration::from_secs(5),
-    )
-    .await?;
-    let mut catalog = CatalogClient::new(channel).max_decoding_message_size(64 << 20);
+    let mut catalog = catalog_client(&node, &mut admin).await?;
 
     let requests: Vec<SearchRequest> = queries.iter().map(Query::request).collect();
     for request in &requests {
@@ -377,6 +366,26 @@ async fn http_vs_grpc(
     Ok(())
 }
 
+/// An anonymous `Catalog` client of `node` over its own TLS connection,
+/// pinning the key the node's admin socket shows.
+pub(crate) async fn catalog_client(
+    node: &meridian_testkit::harness::TestNode,
+    admin: &mut AdminClient<Channel>,
+) -> Result<CatalogClient<Channel>> {
+    let keys = admin.keys_show(KeysShowRequest {}).await?.into_inner();
+    let pin = base64::engine::general_purpose::STANDARD
+        .decode(&keys.tls_key)
+        .context("tls_key is not base64")?;
+    let config = meridian_server::tls::client_config(&keys.node_id, vec![pin], None)?;
+    let channel = meridian_server::tls::connect(
+        &node.catalog.context("node not running")?.to_string(),
+        config,
+        Duration::from_secs(5),
+    )
+    .await?;
+    Ok(CatalogClient::new(channel).max_decoding_message_size(64 << 20))
+}
+
 /// One HTTP search: its total, or why it failed.
 async fn http_total(client: &mut super::http::Client, body: &[u8]) -> Result<u64> {
     let (status, answer) = client.post_json("/api/v1/search", body).await?;
@@ -426,16 +435,16 @@ fn write_corpus(path: &Path, records: u64) -> Result<()> {
 }
 
 /// Nearest-rank percentiles of latencies in milliseconds.
-struct Summary {
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    max: f64,
-    mean: f64,
+pub(crate) struct Summary {
+    pub(crate) p50: f64,
+    pub(crate) p90: f64,
+    pub(crate) p99: f64,
+    pub(crate) max: f64,
+    pub(crate) mean: f64,
 }
 
 impl Summary {
-    fn of(values: &[f64]) -> Self {
+    pub(crate) fn of(values: &[f64]) -> Self {
         let mut sorted = values.to_vec();
         sorted.sort_by(f64::total_cmp);
         let rank = |p: f64| {
