@@ -227,7 +227,13 @@ pub fn run(args: Args) -> Result<()> {
     // them under way, then the link goes silent.
     let more = (args.records / 10).clamp(1, 50_000);
     let extra = work.path().join("more.jsonl");
-    let more_visible = write_more(&extra, args.records, more)?;
+    // Numbered after the first records: their ids are new.
+    let more_visible = crate::write_records(
+        &extra,
+        args.records..args.records + more,
+        Profile::University,
+        43,
+    )?;
     meridian(&origin, &["holdings", "import", path(&extra)?])?;
     let before_stall = searchable(&replica, "origin")?;
     let load = Load::start(&runtime, &clients, &requests, &args);
@@ -318,24 +324,6 @@ pub fn run(args: Args) -> Result<()> {
 
 fn path(path: &Path) -> Result<&str> {
     path.to_str().context("a temporary path that is not UTF-8")
-}
-
-/// Writes `count` more records, numbered after the first `from` (so their
-/// ids are new); returns how many a peer outside every group may see.
-fn write_more(path: &Path, from: u64, count: u64) -> Result<u64> {
-    use std::io::Write;
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut generator = meridian_testkit::generate::Generator::new(Profile::University, 43);
-    let mut visible = 0;
-    for n in from..from + count {
-        let record = generator.record(n);
-        if matches!(record["visibility"].as_str(), Some("public" | "federation")) {
-            visible += 1;
-        }
-        writeln!(out, "{record}")?;
-    }
-    out.flush()?;
-    Ok(visible)
 }
 
 /// One `sync now` of the replica: how long it took and what it reported.

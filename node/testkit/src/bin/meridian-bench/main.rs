@@ -62,10 +62,22 @@ fn main() -> Result<()> {
 /// Writes `records` generated records as JSON Lines; returns how many a
 /// peer outside every group may see (PUBLIC and FEDERATION).
 pub fn write_corpus(path: &Path, records: u64, profile: Profile) -> Result<u64> {
+    write_records(path, 0..records, profile, 42)
+}
+
+/// Writes the generated records numbered `numbers` (of the generator
+/// seeded with `seed`) as JSON Lines; returns how many a peer outside every
+/// group may see (PUBLIC and FEDERATION).
+pub fn write_records(
+    path: &Path,
+    numbers: std::ops::Range<u64>,
+    profile: Profile,
+    seed: u64,
+) -> Result<u64> {
     let mut out = BufWriter::new(std::fs::File::create(path)?);
-    let mut generator = Generator::new(profile, 42);
+    let mut generator = Generator::new(profile, seed);
     let mut visible = 0;
-    for n in 0..records {
+    for n in numbers {
         let record = generator.record(n);
         if matches!(record["visibility"].as_str(), Some("public" | "federation")) {
             visible += 1;
