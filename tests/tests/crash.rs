@@ -134,8 +134,12 @@ fn kill_9_during_an_import_loses_no_acknowledged_record() {
     // Each kill falls in its own share of the records, so it hits an
     // import in progress (or, when the share is done early, an idle node).
     let share = plan.records.div_ceil(plan.kills);
+    // Imports of a few chunks per share, with kills spread over them: in the
+    // long run the kills reach deep into a large log, not only its start.
+    let chunk = (share / 5).max(IMPORT_CHUNK);
+    let latest_kill = 400 * (chunk / IMPORT_CHUNK) as u64;
     for kill in 0..plan.kills {
-        let delay = Duration::from_millis(10 + rng.below(400));
+        let delay = Duration::from_millis(10 + rng.below(latest_kill));
         let round_end = ((kill + 1) * share).min(all.len());
         let reached = std::thread::scope(|s| {
             let node = &node;
@@ -145,7 +149,7 @@ fn kill_9_during_an_import_loses_no_acknowledged_record() {
             });
             let mut reached = next;
             while reached < round_end {
-                let end = (reached + IMPORT_CHUNK).min(round_end);
+                let end = (reached + chunk).min(round_end);
                 // From a file: a node killed mid-import closes the
                 // connection before the CLI has read all its input.
                 std::fs::write(&chunk_file, all[reached..end].join("\n")).unwrap();

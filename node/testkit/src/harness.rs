@@ -143,7 +143,28 @@ impl TestNode {
             }
         }
         node.try_serve()?;
+        node.wait_ready()?;
         Ok(node)
+    }
+
+    /// Waits until the node says it serves (`meridian health`): a fresh
+    /// node indexes its first entries just after it listens, and a test of
+    /// anything but start-up should not race that.
+    fn wait_ready(&self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = self.run(&["health"]);
+            if out.status.success() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "not ready after 60 s: {}",
+                    String::from_utf8_lossy(&out.stdout)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
