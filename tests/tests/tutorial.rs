@@ -19,7 +19,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use meridian_testkit::harness::meridian_bin;
+use meridian_testkit::harness::{meridian_bin, without_meridian_env};
 
 const TUTORIAL: &str = include_str!("../../docs/tutorial.md");
 /// The data directory the tutorial names on both machines.
@@ -165,12 +165,8 @@ impl Network {
         env: &BTreeMap<String, String>,
     ) -> Command {
         let mut shell = Command::new("ip");
-        // The node refuses MERIDIAN_* variables it does not know: only the
-        // machine's own reach it.
-        for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("MERIDIAN_")) {
-            shell.env_remove(key);
-        }
-        shell
+        // Only the machine's own MERIDIAN_* variables reach it.
+        without_meridian_env(&mut shell)
             .args(["netns", "exec", &self.names[machine], "sh", "-c", command])
             .current_dir(dir)
             .envs(env)

@@ -302,19 +302,12 @@ async fn load(node: &Arc<Node>, profile: Profile, seed: u64, records: u64) -> Re
 
 /// Waits until everything `node` holds is searchable.
 async fn searchable(node: &Arc<Node>) -> Result<()> {
-    let deadline = Instant::now() + SETTLE_TIMEOUT;
-    loop {
-        let n = node.clone();
-        let behind = tokio::task::spawn_blocking(move || n.index_behind()).await??;
-        if behind == 0 {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{}: the index is still {behind} entries behind",
-                node.node_id()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let behind = node.wait_caught_up(SETTLE_TIMEOUT).await?;
+    if behind > 0 {
+        bail!(
+            "{}: the index is still {behind} entries behind",
+            node.node_id()
+        );
     }
+    Ok(())
 }

@@ -36,24 +36,25 @@ pub fn meridian_bin() -> &'static Path {
     })
 }
 
-/// Variables that steer the tests and benchmarks, not a node: `meridian`
-/// refuses a `MERIDIAN_*` variable that names no configuration key, so the
-/// commands the harness runs never see them (`MERIDIAN_LONG_TESTS=1 cargo
-/// test` would otherwise stop every node at start).
-const HARNESS_VARIABLES: [&str; 5] = [
-    "MERIDIAN_LONG_TESTS",
-    "MERIDIAN_CRASH_SEED",
-    "MERIDIAN_BENCH_LOG",
-    "MERIDIAN_FUZZ_SECS",
-    "MERIDIAN_CHROMIUM",
-];
+/// Keeps every `MERIDIAN_*` variable of the test's own environment from
+/// `command`. Those steer the tests and benchmarks (`MERIDIAN_LONG_TESTS`,
+/// `MERIDIAN_CRASH_SEED`, …), not a node, and `meridian` refuses one that
+/// names no configuration key: `MERIDIAN_LONG_TESTS=1 cargo test` would
+/// otherwise stop every node at start. What a node is configured with is
+/// set on the command explicitly.
+pub fn without_meridian_env(command: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("MERIDIAN_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
 
-/// A `meridian` command without the harness's own variables.
+/// A `meridian` command with none of the test's `MERIDIAN_*` variables.
 fn meridian_command(bin: &Path) -> Command {
     let mut command = Command::new(bin);
-    for name in HARNESS_VARIABLES {
-        command.env_remove(name);
-    }
+    without_meridian_env(&mut command);
     command
 }
 
