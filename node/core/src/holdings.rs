@@ -181,7 +181,7 @@ impl Node {
             id: id.to_owned(),
         };
         // A quarantined origin's records answer exactly as missing ones.
-        if self.origin_ring(origin)?.is_none() {
+        if !self.holds_origin(origin)? {
             return Err(not_found());
         }
         let state = self

@@ -52,7 +52,7 @@ impl Node {
         let mut seen = 0;
         for (origin, _) in self.store().origins()? {
             // Quarantined origins (revoked or unknown) stay out of the index.
-            if self.origin_ring(&origin)?.is_none() {
+            if !self.holds_origin(&origin)? {
                 continue;
             }
             // Only what is flushed: an entry a crash could still take from
@@ -108,7 +108,7 @@ impl Node {
         let cursors = self.index().cursors();
         let mut behind = 0;
         for (origin, size) in self.store().origins()? {
-            if self.origin_ring(&origin)?.is_none() {
+            if !self.holds_origin(&origin)? {
                 continue;
             }
             behind += size.saturating_sub(cursors.get(&origin).copied().unwrap_or(0));

@@ -322,6 +322,16 @@ impl Node {
         }
     }
 
+    /// Whether this node serves and indexes `origin`'s records: its own, or
+    /// a pinned peer's that is not revoked (quarantined origins answer as
+    /// missing). [`Node::origin_ring`] without parsing the keys.
+    pub fn holds_origin(&self, origin: &str) -> Result<bool, NodeError> {
+        if origin == self.node_id() {
+            return Ok(true);
+        }
+        Ok(matches!(self.trust.get(origin)?, Some(peer) if peer.state != PeerState::Revoked))
+    }
+
     /// Visibility of an imported record that names none.
     pub fn default_visibility(&self) -> Visibility {
         self.config.default_visibility()

@@ -355,7 +355,7 @@ pub fn sets_from(
         } else {
             arrival.first
         };
-        if node.origin_ring(&arrival.origin)?.is_none() {
+        if !node.holds_origin(&arrival.origin)? {
             index = arrival.end();
         }
         while index < arrival.end() {
