@@ -31,11 +31,12 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use tantivy::directory::MmapDirectory;
+use tantivy::query::EnableScoring;
 use tantivy::schema::Value;
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{
-    Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, TantivyDocument,
-    TantivyError, Term,
+    Executor, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher,
+    TantivyDocument, TantivyError, Term,
 };
 
 pub use self::generation::{LiveIndex, NextGeneration};
@@ -43,12 +44,12 @@ pub use self::generation::{LiveIndex, NextGeneration};
 use self::collect::{FacetNames, PageCollector, TopHit};
 use self::compile::Compiler;
 use self::highlight::Highlighter;
-use self::schema::{record_key, Fields, PLAIN_ANALYZER, SCHEMA_VERSION, TEXT_ANALYZER};
+use self::schema::{record_key, Fields, PLAIN_ANALYZER, SCHEMA_VERSION};
 use self::snapshot::{Snapshots, SNAPSHOT_TTL};
 use self::spatial::Rect;
 use crate::proto::{DatasetRecord, Visibility};
 use crate::query::cursor::Cursor;
-use crate::query::expr::Expr;
+use crate::query::expr::{Expr, TextField};
 use crate::query::{Hit, SearchError, SearchRequest, SearchResults, FACETS, FACET_TOP_N};
 use crate::visibility::Viewer;
 
@@ -58,6 +59,8 @@ const WRITER_THREADS: usize = 2;
 const WRITER_HEAP_BYTES: usize = 128 << 20;
 /// Threads a search spreads its segments over.
 const SEARCH_THREADS: usize = 2;
+/// Postings a search must read before spreading it over threads pays.
+const SPREAD_POSTINGS: u64 = 50_000;
 
 /// One change to the index.
 // Nearly every op of a batch is an upsert; boxing the record would only add
@@ -217,7 +220,7 @@ impl HoldingsIndex {
                 TantivyError::SchemaError(format!("analyzer {name} is not registered"))
             })
         };
-        let text = analyzer(TEXT_ANALYZER)?;
+        let text = schema::query_text_analyzer();
         let plain = analyzer(PLAIN_ANALYZER)?;
         Ok(Self {
             reader,
@@ -387,6 +390,29 @@ impl HoldingsIndex {
         self.reader.searcher().num_docs()
     }
 
+    /// Whether a search should spread its segments over the search threads:
+    /// only when there are several segments and it reads many postings. A
+    /// query for a few rare words is done before a second thread would have
+    /// woken up, and waking it costs more than the whole search; work is
+    /// estimated as the postings of the query's words, or the whole index
+    /// for a query without words (filters, facets of everything).
+    fn worth_spreading(&self, searcher: &Searcher, query: &dyn tantivy::query::Query) -> bool {
+        if searcher.segment_readers().len() < 2 {
+            return false;
+        }
+        let text = TextField::ALL.map(|field| self.fields.text(field));
+        let mut words = false;
+        let mut postings = 0u64;
+        query.query_terms(&mut |term, _| {
+            if text.contains(&term.field()) {
+                words = true;
+                postings += searcher.doc_freq(term).unwrap_or(u64::MAX / 4);
+            }
+        });
+        let work = if words { postings } else { searcher.num_docs() };
+        work >= SPREAD_POSTINGS
+    }
+
     /// Answers one page of a search as `viewer` may see it.
     pub fn search(
         &self,
@@ -434,12 +460,21 @@ impl HoldingsIndex {
         };
         // Callers who may not see every record get scores that use no
         // statistics of the corpus, so no score depends on a hidden record.
-        let page = match viewer.index_filter() {
-            None => searcher.search(&*query, &collector)?,
-            Some(_) => {
-                searcher.search_with_statistics_provider(&*query, &collector, &FixedStatistics)?
-            }
+        let statistics: &dyn tantivy::query::Bm25StatisticsProvider = match viewer.index_filter() {
+            None => &searcher,
+            Some(_) => &FixedStatistics,
         };
+        let scoring = if tantivy::collector::Collector::requires_scoring(&collector) {
+            EnableScoring::enabled_from_statistics_provider(statistics, &searcher)
+        } else {
+            EnableScoring::disabled_from_searcher(&searcher)
+        };
+        let executor = if self.worth_spreading(&searcher, &*query) {
+            searcher.index().search_executor()
+        } else {
+            &Executor::SingleThread
+        };
+        let page = searcher.search_with_executor(&*query, &collector, executor, scoring)?;
         self.names.retain(
             &searcher
                 .segment_readers()

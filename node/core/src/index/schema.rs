@@ -12,8 +12,8 @@ use tantivy::schema::{
     STRING,
 };
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
-    TokenizerManager,
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
+    TextAnalyzer, TextAnalyzerBuilder, TokenizerManager,
 };
 use tantivy::TantivyDocument;
 
@@ -259,14 +259,24 @@ pub(crate) fn temporal_span(record: &DatasetRecord) -> Option<(i64, i64)> {
 /// Registers the analyzers the schema names; needed on every open, since
 /// tantivy does not persist them.
 pub(crate) fn register_analyzers(manager: &TokenizerManager) {
-    let plain = || {
-        TextAnalyzer::builder(SimpleTokenizer::default())
-            .filter(RemoveLongFilter::limit(64))
-            .filter(LowerCaser)
-            .filter(AsciiFoldingFilter)
-    };
     manager.register(TEXT_ANALYZER, plain().filter(MemoStemmer).build());
     manager.register(PLAIN_ANALYZER, plain().build());
+}
+
+/// [`TEXT_ANALYZER`] for the few words of a query or of one hit's snippet:
+/// the same terms, stemmed without the memo. A memo pays off over a whole
+/// corpus; a query clones its analyzer, so a memo would be a table
+/// allocated, filled with a few words and dropped on every search.
+pub(crate) fn query_text_analyzer() -> TextAnalyzer {
+    plain().filter(Stemmer::new(Language::English)).build()
+}
+
+/// Words, at most 64 bytes, lower case, ASCII-folded: every analyzer's start.
+fn plain() -> TextAnalyzerBuilder<impl tantivy::tokenizer::Tokenizer> {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(64))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
 }
 
 /// Runs `analyzer` over `text` and returns the terms it produces with
@@ -280,4 +290,30 @@ pub(crate) fn analyze(analyzer: &TextAnalyzer, text: &str) -> Vec<(usize, String
         terms.push((token.position, token.text.clone()));
     }
     terms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A query finds what was indexed only if both analyzers give the same
+    /// terms at the same positions: folding, long words, punctuation,
+    /// numbers and stems alike.
+    #[test]
+    fn queries_are_analyzed_as_documents_are() {
+        let manager = TokenizerManager::default();
+        register_analyzers(&manager);
+        let indexing = manager.get(TEXT_ANALYZER).expect("registered");
+        let query = query_text_analyzer();
+        for text in [
+            "Sea-ice thickness, Fram Strait (2003–2011): ULS moorings",
+            "Océan Glacial Arctique — études des glaciers",
+            "running runs ran studies studying analyses analyzed",
+            "NaN 1e-9 CO₂ ΔT x-ray",
+            &"a".repeat(70),
+            "",
+        ] {
+            assert_eq!(analyze(&query, text), analyze(&indexing, text), "{text}");
+        }
+    }
 }
