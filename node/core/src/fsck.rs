@@ -213,6 +213,12 @@ pub fn repair(node: &Node) -> Result<FsckReport, NodeError> {
             node.store().log_size(own)?
         ));
     }
+    for finding in &before.findings {
+        if finding.repairable && finding.tree == tree::LIVE {
+            let live = node.store().recount_live(&finding.origin)?;
+            repaired.push(format!("counted {live} live records of {}", finding.origin));
+        }
+    }
     if before
         .findings
         .iter()
@@ -536,12 +542,14 @@ fn check_records(
     let mut expected = scan.latest.clone();
     let mut after: Option<String> = None;
     let mut read = 0;
+    let mut live = 0;
     loop {
         let page = node.store().list_records(origin, after.as_deref(), CHUNK)?;
         let Some((last, _)) = page.last() else { break };
         after = Some(last.clone());
         for (id, state) in page {
             read += 1;
+            live += u64::from(!state.deleted);
             match expected.remove(&id) {
                 None => findings.add(
                     "record",
@@ -573,6 +581,17 @@ fn check_records(
                 Some(_) => {}
             }
         }
+    }
+    let counted = node.store().count_live(origin)?;
+    if counted != live {
+        findings.add(
+            "record",
+            tree::LIVE,
+            None,
+            None,
+            format!("the live count says {counted} records, the states hold {live} live ones"),
+            true,
+        );
     }
     let mut missing: Vec<_> = expected.into_iter().collect();
     missing.sort_by_key(|(_, state)| state.log_index);

@@ -41,6 +41,9 @@ pub mod tree {
     /// For an entry that changed a record held before, the log index of the
     /// version it replaced: a record's versions, newest first.
     pub const PREVIOUS: &str = "previous_version_by_origin_index_v1";
+    /// Records of each origin that are not deleted, kept with every commit
+    /// so that a node's status costs one read whatever it holds.
+    pub const LIVE: &str = "live_records_by_origin_v1";
 }
 
 /// On-disk format version of this database.
@@ -178,6 +181,7 @@ pub struct Store {
     arrivals: sled::Tree,
     arrival_by_origin: sled::Tree,
     previous: sled::Tree,
+    live: sled::Tree,
     /// Held while an append commits, so that appends commit in the order of
     /// their arrival sequence; holds the last arrival's time, so that
     /// arrival times never go back even when the clock does.
@@ -283,6 +287,7 @@ impl Store {
             arrivals: db.open_tree(tree::ARRIVALS)?,
             arrival_by_origin: db.open_tree(tree::ARRIVAL_BY_ORIGIN)?,
             previous: db.open_tree(tree::PREVIOUS)?,
+            live: db.open_tree(tree::LIVE)?,
             arrival_clock: Arc::default(),
             durable: Arc::default(),
             unflushed: Arc::default(),
@@ -307,8 +312,38 @@ impl Store {
         // What was read back at open is on disk.
         let sizes: HashMap<String, u64> = store.origins()?.into_iter().collect();
         store.date_unarrived(&sizes)?;
+        store.count_live_once()?;
         *store.durable.lock().unwrap_or_else(|p| p.into_inner()) = sizes;
         Ok(store)
+    }
+
+    /// Counts each origin's live records of a store written before the
+    /// counts were kept; a no-op once done.
+    fn count_live_once(&self) -> Result<(), StoreError> {
+        const DONE: &[u8] = b"live_counted";
+        let meta = self.db.open_tree(tree::META)?;
+        if meta.get(DONE)?.is_some() {
+            return Ok(());
+        }
+        let mut counts: HashMap<Vec<u8>, u64> = HashMap::new();
+        for item in self.records.iter() {
+            let (key, value) = item?;
+            let Some(split) = key.iter().position(|&b| b == 0) else {
+                return Err(StoreError::corrupt(tree::RECORDS, "a key without origin"));
+            };
+            let count = counts.entry(key[..split].to_vec()).or_default();
+            if !decode_state(&value)?.deleted {
+                *count += 1;
+            }
+        }
+        let mut batch = sled::Batch::default();
+        for (origin, count) in counts {
+            batch.insert(origin, &count.to_be_bytes()[..]);
+        }
+        self.live.apply_batch(batch)?;
+        meta.insert(DONE, &b"1"[..])?;
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Dates entries stored before appends had arrival records (a store
@@ -557,13 +592,24 @@ impl Store {
 
     /// Number of live (not deleted) records of `origin`.
     pub fn count_live(&self, origin: &str) -> Result<u64, StoreError> {
-        let mut count = 0;
+        Ok(self
+            .live
+            .get(origin.as_bytes())?
+            .map_or(0, |count| u64_at(&count)))
+    }
+
+    /// Counts `origin`'s live records again from their states (`fsck
+    /// --repair`), with writes held; returns the count.
+    pub fn recount_live(&self, origin: &str) -> Result<u64, StoreError> {
+        let _gate = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        let mut count = 0u64;
         for item in self.records.scan_prefix(origin_prefix(origin)) {
             let (_, value) = item?;
-            if !decode_state(&value)?.deleted {
-                count += 1;
-            }
+            count += u64::from(!decode_state(&value)?.deleted);
         }
+        self.live
+            .insert(origin.as_bytes(), &count.to_be_bytes()[..])?;
+        self.live.flush()?;
         Ok(count)
     }
 
@@ -891,9 +937,10 @@ impl Store {
             &self.arrivals,
             &self.arrival_by_origin,
             &self.previous,
+            &self.live,
         )
             .transaction(
-                |(records, log, merkle, heads, subjects, arrivals, by_origin, previous)| {
+                |(records, log, merkle, heads, subjects, arrivals, by_origin, previous, live)| {
                     let found = heads
                         .get(origin.as_bytes())?
                         .map(|v| u64_at(&v))
@@ -904,10 +951,14 @@ impl Store {
                     for (first, run) in &entry_runs {
                         log.insert(index_key(origin, *first), run.as_slice())?;
                     }
+                    // Live records gained (+1) and lost (-1) by this append.
+                    let mut gained: i64 = 0;
                     for (id, state) in &append.records {
                         let key = record_key(origin, id);
+                        gained += i64::from(!state.deleted);
                         if let Some(old) = records.insert(key, &encode_state(state)[..])? {
                             let old = decode_state(&old).ok();
+                            gained -= i64::from(old.is_some_and(|old| !old.deleted));
                             if let Some(old) = old.filter(|old| old.log_index != state.log_index) {
                                 previous.insert(
                                     index_key(origin, state.log_index.get()),
@@ -928,6 +979,11 @@ impl Store {
                     }
                     for (subject, id) in &append.subjects {
                         subjects.insert(subject_key(origin, subject), id.as_bytes())?;
+                    }
+                    if gained != 0 {
+                        let count = live.get(origin.as_bytes())?.map_or(0, |c| u64_at(&c));
+                        let count = count.saturating_add_signed(gained);
+                        live.insert(origin.as_bytes(), &count.to_be_bytes()[..])?;
                     }
                     heads.insert(origin.as_bytes(), &append.new_size().to_be_bytes()[..])?;
                     Ok(())
@@ -1378,6 +1434,46 @@ mod tests {
         );
         assert!(store.record_state("polar", "z").unwrap().is_none());
         assert_eq!(store.log_size("polar").unwrap(), 1);
+    }
+
+    /// The live count follows puts, deletions, versions of a deleted
+    /// record and deletions of a deleted record, and a store written before
+    /// counts were kept is counted once at open.
+    #[test]
+    fn live_records_are_counted_as_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.commit(&append("polar", 0, &["a", "b", "c"])).unwrap();
+        assert_eq!(store.count_live("polar").unwrap(), 3);
+        let version = |base: u64, id: &str, version: u64, deleted: bool| {
+            let mut next = append("polar", base, &[id]);
+            next.records[0].1.version = version;
+            next.records[0].1.deleted = deleted;
+            next.subjects.clear();
+            next
+        };
+        store.commit(&version(3, "b", 2, true)).unwrap();
+        assert_eq!(store.count_live("polar").unwrap(), 2);
+        store.commit(&version(4, "b", 3, true)).unwrap();
+        assert_eq!(store.count_live("polar").unwrap(), 2, "deleting twice");
+        store.commit(&version(5, "a", 2, false)).unwrap();
+        assert_eq!(store.count_live("polar").unwrap(), 2, "a new version");
+        store.commit(&version(6, "b", 4, false)).unwrap();
+        assert_eq!(store.count_live("polar").unwrap(), 3, "put back");
+        assert_eq!(store.count_live("uni").unwrap(), 0);
+        store.flush().unwrap();
+        // As a store of an older release: no counts, no mark.
+        store.live.clear().unwrap();
+        store
+            .db
+            .open_tree(tree::META)
+            .unwrap()
+            .remove(b"live_counted")
+            .unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.count_live("polar").unwrap(), 3);
     }
 
     #[test]

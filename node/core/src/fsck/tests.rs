@@ -71,6 +71,19 @@ fn a_lost_record_state_is_named_with_its_entry() {
             repairable: false,
         }]
     );
+    // The live count went with the state; repair counts what is left.
+    assert_eq!(
+        report.repaired,
+        vec![format!(
+            "counted {} live records of {POLAR}",
+            node.store().count_live(POLAR).unwrap()
+        )]
+    );
+    assert!(check(&node)
+        .unwrap()
+        .findings
+        .iter()
+        .all(|f| f.tree != tree::LIVE));
 }
 
 #[test]
