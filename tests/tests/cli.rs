@@ -4,7 +4,9 @@
 
 use std::process::{Command, Stdio};
 
-use meridian_testkit::harness::{held, meridian_bin, record_line, TestNode};
+use meridian_proto::catalog_client::CatalogClient;
+use meridian_proto::SearchRequest;
+use meridian_testkit::harness::{anonymous_channel, held, meridian_bin, record_line, TestNode};
 
 fn meridian(args: &[&str]) -> std::process::Output {
     Command::new(meridian_bin())
@@ -231,6 +233,25 @@ async fn demo_tours_the_federation_and_keeps_it_in_the_data_dir() {
     let (origin, id) = group.split_once('/').unwrap();
     assert!(held(&nodes[2], origin, id).await.is_some(), "member");
     assert!(held(&nodes[1], origin, id).await.is_none(), "not a member");
+    // Anonymous callers of the member see public records only.
+    let mut catalog = CatalogClient::new(anonymous_channel(&nodes[2]).await);
+    let anonymous = catalog
+        .search(SearchRequest {
+            query: "\"sea ice drift\"".into(),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(anonymous.total > 0, "the public sea ice drift products");
+    assert!(
+        !anonymous
+            .hits
+            .iter()
+            .any(|h| h.origin == origin && h.id == id),
+        "anonymous search at the member shows the consortium record"
+    );
     for node in &nodes[..2] {
         let answer: serde_json::Value = serde_json::from_str(&node.ok(&[
             "search",
