@@ -748,3 +748,57 @@ async fn searchable(node: &Arc<Node>) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(origin: &str, id: &str) -> serde_json::Value {
+        let institution = INSTITUTIONS
+            .iter()
+            .find(|i| i.id == origin)
+            .expect("an institution of the demo");
+        institution
+            .samples
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("{origin}/{id} is not in the samples"))
+    }
+
+    /// A rebuild of deploy/samples that drops or re-labels a record the tour
+    /// names fails here, before any node starts.
+    #[test]
+    fn the_records_the_tour_names_have_the_audience_it_explains() {
+        let (origin, id) = GROUP_RECORD;
+        let group = sample(origin, id);
+        assert_eq!(group["visibility"], "groups");
+        assert_eq!(group["groups"], serde_json::json!([GROUP]));
+        assert!(in_group(origin, "materials") && !in_group(origin, "genomics"));
+
+        let (origin, id) = WITHDRAWN;
+        assert_eq!(sample(origin, id)["visibility"], "public");
+
+        for (origin, id) in ACROSS_180 {
+            let record = sample(origin, id);
+            assert_eq!(record["visibility"], "public", "{id}");
+            assert!(record["spatial"].as_array().is_some_and(|b| !b.is_empty()));
+        }
+        let gnatsgo = sample(ACROSS_180[0].0, ACROSS_180[0].1);
+        assert!(gnatsgo["spatial"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["west"].as_f64() > b["east"].as_f64()));
+    }
+
+    #[test]
+    fn every_sample_line_parses_as_a_record() {
+        for institution in &INSTITUTIONS {
+            for (n, line) in institution.samples.lines().enumerate() {
+                meridian_core::record::parse_json_line(line)
+                    .unwrap_or_else(|e| panic!("{}.jsonl line {}: {e}", institution.id, n + 1));
+            }
+        }
+    }
+}
