@@ -21,6 +21,7 @@ derived. The output is deterministic (sorted input, no clock, no random).
 import json
 import re
 import sys
+import zlib
 from pathlib import Path
 
 # Records per institution, at most.
@@ -60,14 +61,14 @@ def main() -> None:
     dois = set()
     for institution, records in holdings.items():
         records = records[:PER_INSTITUTION]
-        for n, record in enumerate(records):
+        for record in records:
             # One DOI names one dataset: never give two records the same one.
             if "doi" in record:
                 if record["doi"] in dois:
                     del record["doi"]
                 else:
                     dois.add(record["doi"])
-            record.update(audience(institution, record["id"], n))
+            record.update(audience(institution, record["id"]))
         path = out / f"{institution}.jsonl"
         with path.open("w", encoding="utf-8") as f:
             for record in records:
@@ -83,12 +84,14 @@ def load(path: Path):
         sys.exit(f"{path}: {e.strerror} (SOURCES.md says how to fetch it)")
 
 
-def audience(institution: str, record_id: str, n: int) -> dict:
+def audience(institution: str, record_id: str) -> dict:
     """The demo's choice of who may see a record: most are public, and every
-    institution has some of each other visibility."""
+    institution has some of each other visibility. Drawn from a checksum of
+    the id, so a record keeps its visibility when others come or go."""
     visibility = PINNED.get((institution, record_id))
     if visibility is None:
-        visibility = {3: "federation", 6: "groups", 9: "private"}.get(n % 10, "public")
+        draw = zlib.crc32(record_id.encode()) % 10
+        visibility = {3: "federation", 6: "groups", 9: "private"}.get(draw, "public")
     if visibility == "groups":
         return {"visibility": "groups", "groups": [GROUP]}
     return {"visibility": visibility}
@@ -181,6 +184,7 @@ def extent(c: dict) -> dict:
         box = {"west": w, "south": s, "east": e, "north": n}
         if box not in kept:
             kept.append(box)
+    kept = join_at_antimeridian(kept)
     if kept:
         out["spatial"] = kept
     interval = c.get("extent", {}).get("temporal", {}).get("interval", [[None, None]])[0]
@@ -207,6 +211,23 @@ def snapshot_year(c: dict) -> int:
     return int(end[:4]) if end else SNAPSHOT_YEAR
 
 
+def join_at_antimeridian(boxes: list) -> list:
+    """STAC splits a box that crosses 180° in two (one ending at 180, one
+    starting at -180); a record can say it as one box with west > east.
+    Two halves with the same latitudes are joined, nothing else changes."""
+    out = list(boxes)
+    for east_half in boxes:
+        for west_half in boxes:
+            if (east_half in out and west_half in out
+                    and east_half["east"] == 180 and west_half["west"] == -180
+                    and east_half["west"] > west_half["east"]
+                    and (east_half["south"], east_half["north"]) == (west_half["south"], west_half["north"])):
+                joined = dict(east_half, east=west_half["east"])
+                out[out.index(east_half)] = joined
+                out.remove(west_half)
+    return out
+
+
 def covers(outer: list, inner: list) -> bool:
     """Whether `outer` (no antimeridian crossing) holds `inner`."""
     return (outer[0] <= inner[0] <= inner[2] <= outer[2]
@@ -222,7 +243,6 @@ PLANETARY_EARTH = {
     "goes-glm": "NOAA",
     "goes-cmi": "NOAA",
     "noaa-hrrr": "NOAA",
-    "fws-nwi": "National Wetlands Inventory",
     "noaa-cdr-sea-surface-temperature-optimum-interpolation": "NOAA",
     "noaa-cdr-ocean-heat-content": "NOAA",
     "era5-pds": "ECMWF",
