@@ -4,7 +4,9 @@
 
 use std::process::{Command, Stdio};
 
-use meridian_testkit::harness::{meridian_bin, record_line, TestNode};
+use meridian_proto::catalog_client::CatalogClient;
+use meridian_proto::SearchRequest;
+use meridian_testkit::harness::{anonymous_channel, held, meridian_bin, record_line, TestNode};
 
 fn meridian(args: &[&str]) -> std::process::Output {
     Command::new(meridian_bin())
@@ -127,10 +129,14 @@ fn taking_something_away_needs_confirmation() {
     assert!(!out.status.success(), "already withdrawn");
 }
 
-/// `demo --data-dir DIR` keeps the federation in DIR, one data directory
-/// per institution, that the CLI can then be pointed at.
-#[test]
-fn demo_keeps_its_federation_in_the_data_dir() {
+/// `demo --data-dir DIR` runs the guided tour over the real sample
+/// holdings and keeps the federation in DIR, one data directory per
+/// institution. Each step's answer is read from what the demo printed and
+/// checked again on the nodes it left behind, restarted from DIR: the
+/// `consortium` record is at the member only, the withdrawn record is gone
+/// everywhere, the box across 180° finds the two institutions' records.
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_tours_the_federation_and_keeps_it_in_the_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("federation");
     let out = Command::new(meridian_bin())
@@ -139,19 +145,133 @@ fn demo_keeps_its_federation_in_the_data_dir() {
         .stdin(Stdio::null())
         .output()
         .expect("demo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "{}",
+        "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&root.display().to_string()), "{stdout}");
     assert!(!stdout.contains("temporary directory"), "{stdout}");
-    for institution in ["polar-dc", "university", "genomics"] {
+    let institutions = ["polar-dc", "genomics", "materials"];
+    for institution in institutions {
         assert!(
             root.join(institution).join("meridian.toml").exists(),
             "{institution}"
         );
+    }
+
+    // What each step printed.
+    let line = |start: &str| -> &str {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("no line starting {start:?} in\n{stdout}"))
+    };
+    for (institution, samples) in [("polar-dc", 112), ("genomics", 105), ("materials", 67)] {
+        let loaded = line(institution);
+        assert!(
+            loaded.contains(&format!("{samples} real records"))
+                && loaded.contains("+ 20 generated"),
+            "{loaded}"
+        );
+    }
+    assert!(line("polar-dc and materials also vouch").contains("consortium"));
+    assert!(
+        line("Checked record by record").contains("public"),
+        "{stdout}"
+    );
+    let by_origin = line("by origin:");
+    for institution in institutions {
+        assert!(by_origin.contains(institution), "{by_origin}");
+    }
+    let tour = stdout
+        .split("4. Searches")
+        .nth(1)
+        .expect("the searches are printed");
+    let across = tour
+        .split("── ")
+        .find(|s| s.starts_with("A box across"))
+        .unwrap();
+    assert!(across.contains("--bbox 172,50,-170,56"), "{across}");
+    for (origin, id) in [("polar-dc", "PC-gnatsgo-rasters"), ("genomics", "PC-fia")] {
+        assert!(
+            across.lines().any(|l| l.contains(origin) && l.contains(id)),
+            "{across}"
+        );
+    }
+    let group = "polar-dc/CMEMS-SEAICE_ARC_SEAICE_L3_REP_OBSERVATIONS_011_010";
+    assert!(
+        line("at materials (a member)").contains(&format!("found {group}")),
+        "{stdout}"
+    );
+    assert!(
+        line("at genomics (not a member)").contains("not found"),
+        "{stdout}"
+    );
+    assert_eq!(
+        line("before:"),
+        "  before: found at polar-dc, found at genomics"
+    );
+    assert_eq!(
+        line("after the sync:"),
+        "  after the sync: not found at polar-dc, not found at genomics"
+    );
+    for institution in institutions {
+        let page = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(institution) && l.contains("https://"))
+            .unwrap_or_else(|| panic!("no search page for {institution}: {stdout}"));
+        assert!(page.trim_end().ends_with('/'), "{page}");
+    }
+
+    // The nodes it left behind agree.
+    let mut nodes: Vec<TestNode> = institutions
+        .iter()
+        .map(|id| TestNode::start_at(meridian_bin(), &root.join(id), id, &[]).unwrap())
+        .collect();
+    let (origin, id) = group.split_once('/').unwrap();
+    assert!(held(&nodes[2], origin, id).await.is_some(), "member");
+    assert!(held(&nodes[1], origin, id).await.is_none(), "not a member");
+    // Anonymous callers of the member see public records only.
+    let mut catalog = CatalogClient::new(anonymous_channel(&nodes[2]).await);
+    let anonymous = catalog
+        .search(SearchRequest {
+            query: "\"sea ice drift\"".into(),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(anonymous.total > 0, "the public sea ice drift products");
+    assert!(
+        !anonymous
+            .hits
+            .iter()
+            .any(|h| h.origin == origin && h.id == id),
+        "anonymous search at the member shows the consortium record"
+    );
+    for node in &nodes[..2] {
+        let answer: serde_json::Value = serde_json::from_str(&node.ok(&[
+            "search",
+            "superconductivity",
+            "--json",
+            "--limit",
+            "100",
+        ]))
+        .unwrap();
+        let hits = answer["hits"].as_array().unwrap();
+        assert!(
+            !hits
+                .iter()
+                .any(|h| h["id"] == "matminer-superconductivity2018"),
+            "{}: {answer}",
+            node.name
+        );
+    }
+    for node in &mut nodes {
+        assert!(node.stop(), "{}", node.name);
     }
 }
 

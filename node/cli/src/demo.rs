@@ -1,32 +1,87 @@
-//! `meridian demo`: a local federation of three institutions on loopback.
+//! `meridian demo`: a guided tour of a local federation of three
+//! institutions on loopback.
 //!
-//! A polar data center, a university and a genomics institute, each a real
-//! node (TLS listener, admin socket, background tasks) in this process, with
-//! a generated holdings index. They pin each other, replicate through the
-//! same admin calls an operator makes (`sync now`), and answer
-//! cross-institution searches. The federation keeps running until Ctrl-C
-//! (or stops after the searches with `--exit`) so it can be queried with the
-//! CLI or grpcurl.
+//! A polar and ocean data center, a genomics institute and a materials
+//! laboratory, each a real node (TLS listener, HTTP search page, admin
+//! socket, background tasks) in this process, holding the real public
+//! metadata of `deploy/samples/` (embedded; `deploy/samples/SOURCES.md` says
+//! where it comes from), plus `--records N` generated records each for
+//! load. They pin each other, replicate through the same admin calls an
+//! operator makes (`sync now`), and the tour runs searches chosen to show
+//! what the federation does: one query over all three institutions, a box
+//! across the antimeridian, a facet, a record only a group's members may
+//! see, and a withdrawal reaching the other nodes. Each step prints the
+//! command a user would type and why the answer is what it is, and checks
+//! that answer: a step whose answer is wrong stops the demo with an error.
+//! The federation keeps running until Ctrl-C (or stops after the tour with
+//! `--exit`) so it can be queried with the CLI, a browser or grpcurl.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use meridian_core::node::Node;
 use meridian_proto as proto;
 use meridian_proto::admin_client::AdminClient;
 use meridian_testkit::generate::{Generator, Profile};
 use tonic::transport::Channel;
 
-use crate::output;
+/// One institution of the demo.
+struct Institution {
+    /// Its node id.
+    id: &'static str,
+    /// What it is, in a few words.
+    what: &'static str,
+    /// Its sample holdings, JSON Lines.
+    samples: &'static str,
+    /// Where the samples come from.
+    sources: &'static str,
+    /// The profile of its generated records (`--records`).
+    profile: Profile,
+}
 
-/// The institutions of the demo: node id and the holdings it generates.
-const INSTITUTIONS: [(&str, Profile); 3] = [
-    ("polar-dc", Profile::Polar),
-    ("university", Profile::University),
-    ("genomics", Profile::Genomics),
+/// The institutions of the demo, as in deploy/docker-compose.yml.
+const INSTITUTIONS: [Institution; 3] = [
+    Institution {
+        id: "polar-dc",
+        what: "a polar and ocean data center (earth)",
+        samples: include_str!("../../../deploy/samples/polar-dc.jsonl"),
+        sources: "Copernicus Marine and Planetary Computer collections, FAIRsharing",
+        profile: Profile::Polar,
+    },
+    Institution {
+        id: "genomics",
+        what: "a genomics institute (life)",
+        samples: include_str!("../../../deploy/samples/genomics.jsonl"),
+        sources: "FAIRsharing databases, Planetary Computer biodiversity collections",
+        profile: Profile::Genomics,
+    },
+    Institution {
+        id: "materials",
+        what: "a materials laboratory (matter)",
+        samples: include_str!("../../../deploy/samples/materials.jsonl"),
+        sources: "matminer and Matbench datasets, FAIRsharing",
+        profile: Profile::University,
+    },
 ];
+
+/// The group polar-dc and materials vouch for each other in; genomics is in
+/// none.
+const GROUP: &str = "consortium";
+/// A polar-dc sample record shared with `GROUP` only (deploy/samples/build.py
+/// pins its visibility).
+const GROUP_RECORD: (&str, &str) = (
+    "polar-dc",
+    "CMEMS-SEAICE_ARC_SEAICE_L3_REP_OBSERVATIONS_011_010",
+);
+/// Two sample records whose boxes cross the antimeridian near the Aleutians.
+const ACROSS_180: [(&str, &str); 2] = [("polar-dc", "PC-gnatsgo-rasters"), ("genomics", "PC-fia")];
+/// The public materials record the tour withdraws.
+const WITHDRAWN: (&str, &str) = ("materials", "matminer-superconductivity2018");
+
+/// Hits shown per search.
+const SHOWN: usize = 5;
 
 /// How long the demo waits for replication and indexing to settle.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -34,14 +89,15 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Options of `meridian demo`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// Generated records per institution.
-    #[arg(long, default_value_t = 2000)]
+    /// Generated records per institution, added to its real sample holdings
+    /// (for load).
+    #[arg(long, default_value_t = 0)]
     pub records: u64,
     /// Keep the federation in this directory instead of a temporary one
     /// (`--data-dir` says the same).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Stop after the example searches instead of serving until Ctrl-C.
+    /// Stop after the tour instead of serving until Ctrl-C.
     #[arg(long, alias = "no-wait")]
     pub exit: bool,
 }
@@ -50,10 +106,49 @@ struct Running {
     node: Arc<Node>,
     dir: PathBuf,
     admin: AdminClient<Channel>,
+    /// Where its search page is served (HTTPS).
+    http: Option<std::net::SocketAddr>,
     /// Where its Prometheus metrics are served.
     metrics: Option<std::net::SocketAddr>,
     stop: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn id(&self) -> &str {
+        self.node.node_id().as_str()
+    }
+
+    /// The CLI's `--data-dir` for this node, as a user would type it.
+    fn data_dir(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    async fn search(&mut self, request: proto::SearchRequest) -> Result<proto::SearchResponse> {
+        let id = self.id().to_owned();
+        Ok(self
+            .admin
+            .search(request)
+            .await
+            .map_err(|s| anyhow::anyhow!("search at {id}: {}", s.message()))?
+            .into_inner())
+    }
+
+    /// Pulls from every peer now and waits until it is searchable.
+    async fn sync(&mut self) -> Result<()> {
+        let id = self.id().to_owned();
+        let reports = self
+            .admin
+            .sync_now(proto::SyncNowRequest {})
+            .await
+            .map_err(|s| anyhow::anyhow!("sync at {id}: {}", s.message()))?
+            .into_inner()
+            .reports;
+        for report in reports.iter().filter(|r| !r.ok) {
+            println!("  sync {id} ← {}: {}", report.peer, report.error);
+        }
+        searchable(&self.node).await
+    }
 }
 
 /// Runs the demo.
@@ -64,145 +159,100 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let root = args.dir.clone().unwrap_or_else(|| temp.path().to_owned());
     println!("Meridian demo: three institutions in {}\n", root.display());
 
+    println!("1. Each institution signs its holdings into its own log");
     let mut nodes = Vec::new();
-    for (seed, (id, profile)) in INSTITUTIONS.iter().enumerate() {
-        let running = start(&root.join(id), id).await?;
+    for (seed, institution) in INSTITUTIONS.iter().enumerate() {
+        let running = start(&root.join(institution.id), institution.id).await?;
         let started = Instant::now();
-        load(&running.node, *profile, seed as u64, args.records).await?;
+        let samples = load(&running.node, institution, seed as u64, args.records).await?;
         let (log_size, records) = running.node.holdings_status()?;
         println!(
-            "  {id:<11} {} · {records} records signed into a log of {log_size} entries ({:.1}s)",
+            "  {:<10} {}, {}: {samples} real records ({}){} → {records} records, log of {log_size} signed entries ({:.1}s)",
+            institution.id,
+            institution.what,
             running.node.endpoint(),
+            institution.sources,
+            if args.records > 0 {
+                format!(" + {} generated", args.records)
+            } else {
+                String::new()
+            },
             started.elapsed().as_secs_f64()
         );
         nodes.push(running);
     }
+    println!("  (the samples are real public metadata: deploy/samples/SOURCES.md)\n");
 
-    // Everyone pins everyone. The university shares the polar and biomedical
-    // consortia; the polar center and the genomics institute share neither.
-    let invites = invites(&root).await?;
-    for a in &mut nodes {
-        for (b, invite) in INSTITUTIONS
-            .iter()
-            .map(|(id, _)| *id)
-            .zip(invites.iter().cloned())
-        {
-            if a.node.node_id() == b {
-                continue;
-            }
-            let groups: Vec<String> = match (a.node.node_id().as_str(), b) {
-                ("polar-dc", "university") => vec!["polar-consortium".into()],
-                ("genomics", "university") => vec!["biomed-consortium".into()],
-                _ => Vec::new(),
-            };
-            a.admin
-                .trust_add(proto::TrustAddRequest { invite, groups })
-                .await
-                .map_err(|s| {
-                    anyhow::anyhow!("trust add at {}: {}", a.node.node_id(), s.message())
-                })?;
-        }
-    }
-    println!("\n  trust: each node pinned the others' identity and TLS keys");
+    println!("2. Who trusts whom");
+    pin(&root, &mut nodes).await?;
+    println!(
+        "  Each institution pinned the other two from their invitations: node id, root key, TLS keys.\n  \
+         $ meridian keys show --invite --data-dir DIR      (at each institution)\n  \
+         $ meridian trust add INVITE --data-dir DIR        (at each of the others)\n  \
+         polar-dc and materials also vouch for each other as members of the group `{GROUP}`\n  \
+         ($ meridian trust add INVITE --groups {GROUP}); genomics is in no group.\n"
+    );
 
+    println!("3. Replication: each node pulls the others' signed logs and verifies every entry");
     let started = Instant::now();
     // Two rounds: the second carries what each node relays for the others.
     for _ in 0..2 {
-        for running in &mut nodes {
-            let reports = running
-                .admin
-                .sync_now(proto::SyncNowRequest {})
-                .await
-                .map_err(|s| {
-                    anyhow::anyhow!("sync at {}: {}", running.node.node_id(), s.message())
-                })?
-                .into_inner()
-                .reports;
-            for report in reports.iter().filter(|r| !r.ok) {
-                println!(
-                    "  sync {} ← {}: {}",
-                    running.node.node_id(),
-                    report.peer,
-                    report.error
-                );
-            }
+        for running in nodes.iter_mut() {
+            running.sync().await?;
         }
     }
-    for running in &nodes {
-        searchable(&running.node).await?;
+    for running in nodes.iter_mut() {
+        let everything = running
+            .search(proto::SearchRequest {
+                limit: 0,
+                facets: true,
+                ..Default::default()
+            })
+            .await?;
+        println!(
+            "  at {:<10} searchable by origin: {}",
+            running.id(),
+            counts(&everything, "origin")
+        );
     }
+    let checked = audiences(&mut nodes).await?;
     println!(
-        "  sync: signed records verified and replicated in {:.1}s\n",
+        "  ({:.1}s; `$ meridian sync now` forces a round, a background task runs one every interval.)\n  \
+         Checked record by record: {checked}.\n",
         started.elapsed().as_secs_f64()
     );
 
-    let searches: [(&str, proto::SearchRequest); 3] = [
-        (
-            "search at the university for \"sea ice\" across the federation",
-            proto::SearchRequest {
-                query: "sea ice".into(),
-                limit: 5,
-                facets: true,
-                highlight: true,
-                ..Default::default()
-            },
-        ),
-        (
-            "datasets over the Bering Strait (box across the antimeridian), 1990-2010",
-            proto::SearchRequest {
-                bbox: Some(proto::BoundingBox {
-                    west: 170.0,
-                    south: 50.0,
-                    east: -160.0,
-                    north: 75.0,
-                }),
-                time_from: "1990".into(),
-                time_to: "2010".into(),
-                limit: 5,
-                facets: true,
-                ..Default::default()
-            },
-        ),
-        (
-            "life-science datasets held at the genomics institute, newest first",
-            proto::SearchRequest {
-                query: "genome OR sequencing OR variants".into(),
-                origins: vec!["genomics".into()],
-                disciplines: vec!["life".into()],
-                sort: proto::Sort::Updated as i32,
-                limit: 5,
-                facets: true,
-                ..Default::default()
-            },
-        ),
-    ];
-    let university = &mut nodes[1];
-    for (title, request) in searches {
-        println!("── {title}");
-        let answer = university
-            .admin
-            .search(request)
-            .await
-            .map_err(|s| anyhow::anyhow!("search: {}", s.message()))?
-            .into_inner();
-        output::print_search(&answer);
-        println!();
-    }
+    println!("4. Searches");
+    across_institutions(&mut nodes[1]).await?;
+    across_antimeridian(&mut nodes[2]).await?;
+    facet(&mut nodes[0]).await?;
+    group_only(&mut nodes).await?;
+    withdrawal(&mut nodes).await?;
 
-    let uni_dir = nodes[1].dir.display().to_string();
-    println!("The federation is running. Try, in another terminal:");
-    println!("  meridian search \"ice core\" --data-dir {uni_dir}");
-    println!("  meridian search --bbox 160,60,-120,90 --sort size --data-dir {uni_dir}");
-    println!("  meridian peers status --data-dir {uni_dir}");
+    println!("The federation is running. Each node's search page (HTTPS; the certificate is public.crt in its directory):");
+    for running in &nodes {
+        match running.http {
+            Some(http) => println!("  {:<10} https://{http}/", running.id()),
+            None => println!("  {:<10} (no HTTP listener)", running.id()),
+        }
+    }
+    let polar = nodes[0].data_dir();
+    let genomics = nodes[1].data_dir();
+    println!("Try, in another terminal:");
+    println!("  meridian search \"sea ice\" --data-dir {polar}");
+    println!("  meridian search 'keyword:Genomics' --discipline life --data-dir {polar}");
+    println!("  meridian search --bbox 160,50,-120,75 --from 2000 --data-dir {genomics}");
+    println!("  meridian search \"band gap\" --sort updated --json --data-dir {genomics}");
+    println!("  meridian peers status --data-dir {polar}");
     println!(
         "  meridian holdings list --data-dir {}",
-        nodes[0].dir.display()
+        nodes[2].data_dir()
     );
     println!(
         "  grpcurl -insecure -d '{{\"query\":\"glacier\"}}' {} meridian.v1.Catalog/Search",
         nodes[1].node.endpoint()
     );
-    if let Some(metrics) = nodes[1].metrics {
+    if let Some(metrics) = nodes[0].metrics {
         println!("  curl -s http://{metrics}/metrics | grep '^meridian_sync'");
     }
     if args.dir.is_none() {
@@ -220,6 +270,372 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
+/// Whether `member` is in [`GROUP`] as `origin` signed it.
+fn in_group(origin: &str, member: &str) -> bool {
+    matches!(
+        (origin, member),
+        ("polar-dc", "materials") | ("materials", "polar-dc")
+    )
+}
+
+/// Checks that every sample record reached exactly the nodes its
+/// visibility allows; says what was checked.
+async fn audiences(nodes: &mut [Running]) -> Result<String> {
+    let mut reached = std::collections::BTreeMap::<String, usize>::new();
+    for institution in &INSTITUTIONS {
+        for line in institution.samples.lines() {
+            let record: serde_json::Value = serde_json::from_str(line)?;
+            let id = record["id"].as_str().context("a sample without an id")?;
+            let visibility = record["visibility"].as_str().unwrap_or("public");
+            *reached.entry(visibility.to_owned()).or_default() += 1;
+            for running in nodes.iter_mut().filter(|n| n.id() != institution.id) {
+                let expected = match visibility {
+                    "public" | "federation" => true,
+                    "groups" => in_group(institution.id, running.id()),
+                    _ => false,
+                };
+                let held = running
+                    .admin
+                    .get_record(proto::GetRecordRequest {
+                        origin: institution.id.into(),
+                        id: id.into(),
+                    })
+                    .await
+                    .is_ok();
+                ensure!(
+                    held == expected,
+                    "{}/{id} ({visibility}) {} at {}",
+                    institution.id,
+                    if held { "reached" } else { "did not reach" },
+                    running.id()
+                );
+            }
+        }
+    }
+    let n = |v: &str| reached.get(v).copied().unwrap_or(0);
+    Ok(format!(
+        "the {} public and {} federation records reached both peers,\n  \
+         the {} `{GROUP}` ones only the fellow members of their origin, none of the {} private ones left home",
+        n("public"),
+        n("federation"),
+        n("groups"),
+        n("private")
+    ))
+}
+
+/// Everyone pins everyone; polar-dc and materials vouch for each other in
+/// [`GROUP`].
+async fn pin(root: &Path, nodes: &mut [Running]) -> Result<()> {
+    let invites = invites(root).await?;
+    for a in nodes.iter_mut() {
+        for (b, invite) in INSTITUTIONS
+            .iter()
+            .map(|i| i.id)
+            .zip(invites.iter().cloned())
+        {
+            if a.id() == b {
+                continue;
+            }
+            let groups = if in_group(a.id(), b) {
+                vec![GROUP.to_owned()]
+            } else {
+                Vec::new()
+            };
+            let id = a.id().to_owned();
+            a.admin
+                .trust_add(proto::TrustAddRequest { invite, groups })
+                .await
+                .map_err(|s| anyhow::anyhow!("trust add at {id}: {}", s.message()))?;
+        }
+    }
+    Ok(())
+}
+
+async fn across_institutions(at: &mut Running) -> Result<()> {
+    let query = "chemistry";
+    println!(
+        "── One query over three institutions (asked at {})",
+        at.id()
+    );
+    println!("  $ meridian search {query} --data-dir {}", at.data_dir());
+    let answer = at
+        .search(proto::SearchRequest {
+            query: query.into(),
+            limit: SHOWN as u32,
+            facets: true,
+            ..Default::default()
+        })
+        .await?;
+    show(&answer);
+    let origins = facet_values(&answer, "origin");
+    ensure!(
+        INSTITUTIONS
+            .iter()
+            .all(|i| origins.iter().any(|(origin, _)| origin == i.id)),
+        "\"{query}\" at {} should find records of all three institutions, found {}",
+        at.id(),
+        counts(&answer, "origin")
+    );
+    let sources: Vec<String> = answer
+        .completeness
+        .iter()
+        .map(|c| match crate::output::coverage(c.status) {
+            "replica" => format!("{} replica as of {}", c.origin, c.as_of),
+            other => format!("{} {other}", c.origin),
+        })
+        .collect();
+    println!(
+        "  by origin: {}\n  completeness: {}\n  \
+         Why: {} holds its own records and verified replicas of the others' in one index, so one\n  \
+         query ranks them together; the completeness report says how fresh each institution's part is.\n",
+        counts(&answer, "origin"),
+        sources.join("; "),
+        at.id()
+    );
+    Ok(())
+}
+
+async fn across_antimeridian(at: &mut Running) -> Result<()> {
+    println!(
+        "── A box across the antimeridian: the Aleutians, 172°E to 170°W (asked at {})",
+        at.id()
+    );
+    println!(
+        "  $ meridian search \"soil OR forest\" --bbox 172,50,-170,56 --data-dir {}",
+        at.data_dir()
+    );
+    let answer = at
+        .search(proto::SearchRequest {
+            query: "soil OR forest".into(),
+            bbox: Some(proto::BoundingBox {
+                west: 172.0,
+                south: 50.0,
+                east: -170.0,
+                north: 56.0,
+            }),
+            limit: 20,
+            facets: true,
+            ..Default::default()
+        })
+        .await?;
+    show(&answer);
+    for (origin, id) in ACROSS_180 {
+        ensure!(
+            found(&answer, origin, id),
+            "the box across 180° at {} should find {origin}/{id}",
+            at.id()
+        );
+    }
+    println!(
+        "  Why: west > east means the box crosses 180°. gNATSGO's Alaska box (157.4°E to 117.3°W) and the\n  \
+         Forest Inventory's Aleutian boxes overlap it; read naively (170°W to 172°E) it would span the\n  \
+         other 342° of the globe.\n"
+    );
+    Ok(())
+}
+
+async fn facet(at: &mut Running) -> Result<()> {
+    let query = "temperature";
+    println!(
+        "── Facets: \"{query}\" by discipline (asked at {})",
+        at.id()
+    );
+    println!("  $ meridian search {query} --data-dir {}", at.data_dir());
+    let answer = at
+        .search(proto::SearchRequest {
+            query: query.into(),
+            limit: 0,
+            facets: true,
+            ..Default::default()
+        })
+        .await?;
+    println!(
+        "  {} hits; discipline: {}",
+        answer.total,
+        counts(&answer, "discipline")
+    );
+    let matter = facet_values(&answer, "discipline")
+        .into_iter()
+        .find(|(value, _)| value == "matter")
+        .map(|(_, count)| count)
+        .context("no materials record mentions temperature")?;
+    println!(
+        "  $ meridian search {query} --discipline matter --data-dir {}",
+        at.data_dir()
+    );
+    let narrowed = at
+        .search(proto::SearchRequest {
+            query: query.into(),
+            disciplines: vec!["matter".into()],
+            limit: SHOWN as u32,
+            ..Default::default()
+        })
+        .await?;
+    show(&narrowed);
+    ensure!(
+        narrowed.total == matter,
+        "the facet promised {matter} materials hits, the filter found {}",
+        narrowed.total
+    );
+    println!(
+        "  Why: every answer counts its hits by discipline, origin, access, license, format and year\n  \
+         (only what the caller may see); choosing a value filters on it: {matter} promised, {matter} found.\n"
+    );
+    Ok(())
+}
+
+async fn group_only(nodes: &mut [Running]) -> Result<()> {
+    let (origin, id) = GROUP_RECORD;
+    let query = "\"sea ice drift\"";
+    println!("── A record for the `{GROUP}` only: {origin}/{id}");
+    let mut seen = Vec::new();
+    for (at, member) in [(2, true), (1, false)] {
+        let running = &mut nodes[at];
+        println!(
+            "  $ meridian search '{query}' --data-dir {}",
+            running.data_dir()
+        );
+        let answer = running
+            .search(proto::SearchRequest {
+                query: query.into(),
+                limit: 50,
+                ..Default::default()
+            })
+            .await?;
+        let there = found(&answer, origin, id);
+        println!(
+            "  at {} ({}): {} ({} hits)",
+            running.id(),
+            if member { "a member" } else { "not a member" },
+            if there {
+                format!("found {origin}/{id}")
+            } else {
+                "not found".to_owned()
+            },
+            answer.total
+        );
+        seen.push((running.id().to_owned(), member, there));
+    }
+    for (at, member, there) in seen {
+        ensure!(
+            member == there,
+            "{origin}/{id} is for {GROUP} members, yet at {at} found = {there}"
+        );
+    }
+    println!(
+        "  Why: {origin} signed the list of its `{GROUP}` members (materials) into its log. Every node\n  \
+         enforces that signed audience, not its own trust store: genomics was never sent the record.\n"
+    );
+    Ok(())
+}
+
+async fn withdrawal(nodes: &mut [Running]) -> Result<()> {
+    let (origin, id) = WITHDRAWN;
+    let query = "superconductivity";
+    println!("── A record withdrawn at its origin: {origin}/{id}");
+    let before = at_others(nodes, origin, query, id).await?;
+    ensure!(
+        before.iter().all(|(_, there)| *there),
+        "before the withdrawal, {origin}/{id} should be found everywhere: {before:?}"
+    );
+    println!("  before: {}", listing(&before));
+    let at = nodes
+        .iter_mut()
+        .find(|n| n.id() == origin)
+        .expect("the origin runs");
+    println!(
+        "  $ meridian holdings rm {id} --yes --data-dir {}",
+        at.data_dir()
+    );
+    at.admin
+        .delete_record(proto::DeleteRecordRequest { id: id.into() })
+        .await
+        .map_err(|s| anyhow::anyhow!("holdings rm at {origin}: {}", s.message()))?;
+    for running in nodes.iter_mut().filter(|n| n.id() != origin) {
+        println!("  $ meridian sync now --data-dir {}", running.data_dir());
+        running.sync().await?;
+    }
+    let after = at_others(nodes, origin, query, id).await?;
+    println!("  after the sync: {}", listing(&after));
+    ensure!(
+        after.iter().all(|(_, there)| !*there),
+        "after the withdrawal, {origin}/{id} is still found: {after:?}"
+    );
+    println!(
+        "  Why: the withdrawal is a signed tombstone appended to the log of {origin}. The others verified it\n  \
+         like any entry and dropped the record from their indexes; no relay can bring it back.\n"
+    );
+    Ok(())
+}
+
+/// Whether `id` of `origin` is found for `query` at each node but `origin`.
+async fn at_others(
+    nodes: &mut [Running],
+    origin: &str,
+    query: &str,
+    id: &str,
+) -> Result<Vec<(String, bool)>> {
+    let mut out = Vec::new();
+    for running in nodes.iter_mut().filter(|n| n.id() != origin) {
+        println!(
+            "  $ meridian search {query} --data-dir {}",
+            running.data_dir()
+        );
+        let answer = running
+            .search(proto::SearchRequest {
+                query: query.into(),
+                limit: 50,
+                ..Default::default()
+            })
+            .await?;
+        out.push((running.id().to_owned(), found(&answer, origin, id)));
+    }
+    Ok(out)
+}
+
+fn listing(found: &[(String, bool)]) -> String {
+    found
+        .iter()
+        .map(|(at, there)| format!("{} at {at}", if *there { "found" } else { "not found" }))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn found(answer: &proto::SearchResponse, origin: &str, id: &str) -> bool {
+    answer.hits.iter().any(|h| h.origin == origin && h.id == id)
+}
+
+/// The first hits of an answer, one line each, with the count.
+fn show(answer: &proto::SearchResponse) {
+    println!("  {} hits", answer.total);
+    for hit in answer.hits.iter().take(SHOWN) {
+        println!(
+            "    {:<10} {:<40} {}",
+            hit.origin,
+            hit.id,
+            crate::output::truncate(&hit.title, 60)
+        );
+    }
+}
+
+fn facet_values(answer: &proto::SearchResponse, name: &str) -> Vec<(String, u64)> {
+    answer
+        .facets
+        .iter()
+        .filter(|f| f.name == name)
+        .flat_map(|f| f.values.iter().map(|v| (v.value.clone(), v.count)))
+        .collect()
+}
+
+/// `a 12, b 3` for a facet of an answer.
+fn counts(answer: &proto::SearchResponse, name: &str) -> String {
+    facet_values(answer, name)
+        .iter()
+        .map(|(value, count)| format!("{value} {count}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Creates the node in `dir`, binds its listeners (port 0) and serves it.
 async fn start(dir: &Path, id: &str) -> Result<Running> {
     let loopback = "127.0.0.1:0".parse().expect("loopback address");
@@ -233,6 +649,7 @@ async fn start(dir: &Path, id: &str) -> Result<Running> {
     let node = Node::open(dir, &env)?;
     let listeners = meridian_server::Listeners::bind(&node).await?;
     let metrics = listeners.metrics;
+    let http = listeners.http;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let server = {
         let node = node.clone();
@@ -251,6 +668,7 @@ async fn start(dir: &Path, id: &str) -> Result<Running> {
         node,
         dir: dir.to_owned(),
         admin,
+        http,
         metrics,
         stop,
         server,
@@ -261,7 +679,7 @@ async fn start(dir: &Path, id: &str) -> Result<Running> {
 /// `meridian keys show --invite` prints it.
 async fn invites(root: &Path) -> Result<Vec<String>> {
     let mut invites = Vec::new();
-    for (id, _) in INSTITUTIONS {
+    for Institution { id, .. } in INSTITUTIONS {
         let mut admin = meridian_server::admin_socket::connect(&root.join(id)).await?;
         let keys = admin
             .keys_show(proto::KeysShowRequest {})
@@ -273,17 +691,36 @@ async fn invites(root: &Path) -> Result<Vec<String>> {
     Ok(invites)
 }
 
-/// Signs generated holdings into `node`'s log, as an import would.
-async fn load(node: &Arc<Node>, profile: Profile, seed: u64, records: u64) -> Result<()> {
+/// Signs the institution's sample holdings into `node`'s log, then
+/// `generated` generated records, as an import would; returns the number of
+/// samples.
+async fn load(
+    node: &Arc<Node>,
+    institution: &Institution,
+    seed: u64,
+    generated: u64,
+) -> Result<usize> {
     let node = node.clone();
-    tokio::task::spawn_blocking(move || -> Result<()> {
+    let samples: Vec<String> = institution.samples.lines().map(str::to_owned).collect();
+    let (id, profile) = (institution.id, institution.profile);
+    tokio::task::spawn_blocking(move || -> Result<usize> {
+        let outcome = node.import_lines(1, &samples)?;
+        if let Some(error) = outcome.errors.first() {
+            bail!(
+                "deploy/samples/{id}.jsonl line {}: {}: {}",
+                error.line,
+                error.field,
+                error.reason
+            );
+        }
         let mut generator = Generator::new(profile, seed + 1);
         let mut n = 0;
-        while n < records {
-            let lines: Vec<String> = (n..(n + 2000).min(records))
+        while n < generated {
+            let lines: Vec<String> = (n..(n + 2000).min(generated))
                 .map(|i| generator.record(i).to_string())
                 .collect();
-            let outcome = node.import_lines(n + 1, &lines)?;
+            let first = samples.len() as u64 + n + 1;
+            let outcome = node.import_lines(first, &lines)?;
             if let Some(error) = outcome.errors.first() {
                 bail!(
                     "generated line {}: {}: {}",
@@ -294,7 +731,7 @@ async fn load(node: &Arc<Node>, profile: Profile, seed: u64, records: u64) -> Re
             }
             n += lines.len() as u64;
         }
-        Ok(())
+        Ok(samples.len())
     })
     .await
     .context("loading holdings")?
@@ -310,4 +747,58 @@ async fn searchable(node: &Arc<Node>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(origin: &str, id: &str) -> serde_json::Value {
+        let institution = INSTITUTIONS
+            .iter()
+            .find(|i| i.id == origin)
+            .expect("an institution of the demo");
+        institution
+            .samples
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("{origin}/{id} is not in the samples"))
+    }
+
+    /// A rebuild of deploy/samples that drops or re-labels a record the tour
+    /// names fails here, before any node starts.
+    #[test]
+    fn the_records_the_tour_names_have_the_audience_it_explains() {
+        let (origin, id) = GROUP_RECORD;
+        let group = sample(origin, id);
+        assert_eq!(group["visibility"], "groups");
+        assert_eq!(group["groups"], serde_json::json!([GROUP]));
+        assert!(in_group(origin, "materials") && !in_group(origin, "genomics"));
+
+        let (origin, id) = WITHDRAWN;
+        assert_eq!(sample(origin, id)["visibility"], "public");
+
+        for (origin, id) in ACROSS_180 {
+            let record = sample(origin, id);
+            assert_eq!(record["visibility"], "public", "{id}");
+            assert!(record["spatial"].as_array().is_some_and(|b| !b.is_empty()));
+        }
+        let gnatsgo = sample(ACROSS_180[0].0, ACROSS_180[0].1);
+        assert!(gnatsgo["spatial"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["west"].as_f64() > b["east"].as_f64()));
+    }
+
+    #[test]
+    fn every_sample_line_parses_as_a_record() {
+        for institution in &INSTITUTIONS {
+            for (n, line) in institution.samples.lines().enumerate() {
+                meridian_core::record::parse_json_line(line)
+                    .unwrap_or_else(|e| panic!("{}.jsonl line {}: {e}", institution.id, n + 1));
+            }
+        }
+    }
 }
