@@ -15,6 +15,7 @@ mod holdings;
 mod hostile;
 mod http_api;
 mod layers;
+mod live_search;
 mod metrics;
 mod oai;
 mod partition;

@@ -2,6 +2,7 @@
 //! command group. Operator commands talk to the running node over the admin
 //! socket in its data directory.
 
+mod audit;
 mod backup;
 mod doctor;
 mod fsck;
@@ -21,6 +22,7 @@ use clap::{Parser, Subcommand};
 use meridian_proto::admin_client::AdminClient;
 use tonic::transport::Channel;
 
+pub use self::audit::AuditCommand;
 pub use self::backup::{BackupArgs, RestoreArgs};
 pub use self::doctor::DoctorArgs;
 pub use self::fsck::FsckArgs;
@@ -87,6 +89,9 @@ pub enum Command {
     /// Replication.
     #[command(subcommand)]
     Sync(SyncCommand),
+    /// What peers asked this node (`audit queries`).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Check that a stopped node's log, Merkle tree, checkpoints, record
     /// states and search index agree; exit 1 on any disagreement.
     Fsck(FsckArgs),
@@ -148,6 +153,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Trust(command) => trust::run(dir, command).await.map(|()| 0),
         Command::Peers(command) => peers::run(dir, command).await.map(|()| 0),
         Command::Sync(command) => sync::run(dir, command).await,
+        Command::Audit(command) => audit::run(dir, command).await.map(|()| 0),
         Command::Fsck(args) => fsck::run(dir, &args),
         Command::Doctor(args) => doctor::run(dir, &args).await,
         Command::Backup(args) => backup::backup(dir, &args).await.map(|()| 0),

@@ -122,6 +122,7 @@ fn print_human(r: &DatasetRecord, view: &proto::RecordView) {
 pub fn search_json(answer: &proto::SearchResponse) -> serde_json::Value {
     serde_json::json!({
         "total": answer.total,
+        "total_is_lower_bound": answer.total_is_lower_bound,
         "took_micros": answer.took_micros,
         "next_cursor": answer.next_cursor,
         "hits": answer.hits.iter().map(|h| serde_json::json!({
@@ -130,12 +131,14 @@ pub fn search_json(answer: &proto::SearchResponse) -> serde_json::Value {
             "size_bytes": h.size_bytes, "score": h.score, "snippet": h.snippet,
             "access": record::access_name(h.access), "visibility": record::visibility_name(h.visibility),
             "verified": h.verified,
+            "also_at": h.also_at.iter().map(|a| serde_json::json!({"origin": a.origin, "id": a.id})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "facets": answer.facets.iter().map(|f| (f.name.clone(), serde_json::json!(
             f.values.iter().map(|v| serde_json::json!({"value": v.value, "count": v.count})).collect::<Vec<_>>()
         ))).collect::<serde_json::Map<_, _>>(),
         "completeness": answer.completeness.iter().map(|c| serde_json::json!({
             "origin": c.origin, "status": coverage(c.status), "as_of": c.as_of,
+            "peers": c.peers, "log_size": c.log_size, "answered_by": c.answered_by,
         })).collect::<Vec<_>>(),
     })
 }
@@ -174,6 +177,9 @@ pub fn print_search(answer: &proto::SearchResponse) {
             truncate(&hit.title, 70),
             if hit.verified { "" } else { "  (unverified)" }
         );
+        for copy in &hit.also_at {
+            println!("{:>42}also at {} {}", "", copy.origin, copy.id);
+        }
         if !hit.snippet.is_empty() {
             let snippet = if plain {
                 strip_marks(&hit.snippet)
@@ -200,10 +206,30 @@ pub fn print_search(answer: &proto::SearchResponse) {
     let sources: Vec<String> = answer
         .completeness
         .iter()
-        .map(|c| match coverage(c.status) {
-            "replica" if c.as_of.is_empty() => format!("{} (replica, never synced)", c.origin),
-            "replica" => format!("{} (replica as of {})", c.origin, c.as_of),
-            other => format!("{} ({other})", c.origin),
+        .map(|c| {
+            let who = if c.origin.is_empty() {
+                format!("{} peers", c.peers)
+            } else {
+                c.origin.clone()
+            };
+            let at = if c.log_size > 0 {
+                format!(" at log size {}", c.log_size)
+            } else {
+                String::new()
+            };
+            match coverage(c.status) {
+                "replica" if c.as_of.is_empty() => format!("{who} (replica, never synced)"),
+                "replica" => format!("{who} (replica as of {}{at})", c.as_of),
+                "ok" if !c.answered_by.is_empty() => {
+                    format!("{who} (ok, answered by {})", c.answered_by)
+                }
+                "ok" => format!("{who} (ok)"),
+                // A live search that missed a peer answered from the replica.
+                other if c.log_size > 0 => {
+                    format!("{who} ({other}; replica as of {}{at} used)", c.as_of)
+                }
+                other => format!("{who} ({other})"),
+            }
         })
         .collect();
     println!("  sources: {}", sources.join(", "));

@@ -71,6 +71,8 @@ pub struct Config {
     #[serde(default)]
     pub sync: SyncConfig,
     #[serde(default)]
+    pub search: SearchConfig,
+    #[serde(default)]
     pub http: HttpConfig,
     #[serde(default)]
     pub tls: TlsConfig,
@@ -224,6 +226,44 @@ impl Default for SyncConfig {
     }
 }
 
+/// Searches: the live fan-out's deadlines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Milliseconds a live search waits for peers when the caller names no
+    /// deadline.
+    #[serde(default = "default_live_deadline_ms")]
+    pub live_deadline_ms: u64,
+    /// The longest deadline a caller may ask a live search for, in
+    /// milliseconds; longer ones are cut to it.
+    #[serde(default = "default_max_live_deadline_ms")]
+    pub max_live_deadline_ms: u64,
+    /// Days the audit of queries answered for peers keeps an entry.
+    #[serde(default = "default_audit_retention_days")]
+    pub audit_retention_days: u64,
+}
+
+fn default_audit_retention_days() -> u64 {
+    90
+}
+
+fn default_live_deadline_ms() -> u64 {
+    2000
+}
+fn default_max_live_deadline_ms() -> u64 {
+    10_000
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            live_deadline_ms: default_live_deadline_ms(),
+            max_live_deadline_ms: default_max_live_deadline_ms(),
+            audit_retention_days: default_audit_retention_days(),
+        }
+    }
+}
+
 /// The form of the node's own log lines.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -365,6 +405,7 @@ impl Config {
             log: LogConfig::default(),
             limits: Limits::default(),
             sync: SyncConfig::default(),
+            search: SearchConfig::default(),
             http: HttpConfig {
                 listen: Some(SocketAddr::new(listen.ip(), http_port)),
                 plaintext: false,
@@ -425,6 +466,17 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if self.search.live_deadline_ms == 0
+            || self.search.live_deadline_ms > self.search.max_live_deadline_ms
+        {
+            return Err(format!(
+                "search.live_deadline_ms: must be at least 1 and at most search.max_live_deadline_ms ({})",
+                self.search.max_live_deadline_ms
+            ));
+        }
+        if self.search.audit_retention_days == 0 {
+            return Err("search.audit_retention_days: must be at least 1".into());
+        }
         if self.sync.interval_secs == 0 {
             return Err("sync.interval_secs: must be at least 1".into());
         }

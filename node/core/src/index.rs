@@ -585,6 +585,7 @@ impl HoldingsIndex {
             snippet,
             access: crate::record::parse_access(&text(f.access)).unwrap_or_default(),
             visibility,
+            also_at: Vec::new(),
         })
     }
 }

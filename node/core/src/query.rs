@@ -151,6 +151,16 @@ pub struct Hit {
     pub snippet: String,
     pub access: Access,
     pub visibility: Visibility,
+    /// Other origins' copies of the same DOI merged into this hit, which is
+    /// the authoritative one ([`crate::search::dedupe`]).
+    pub also_at: Vec<AlsoAt>,
+}
+
+/// Another origin's copy of a hit's DOI.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AlsoAt {
+    pub origin: String,
+    pub id: String,
 }
 
 /// Why a search was refused or failed.

@@ -31,6 +31,9 @@ pub mod tree {
     pub const FROZEN: &str = "frozen_origins_v1";
     pub const PEERS: &str = "peers_by_node_v1";
     pub const AUDIT: &str = "audit_by_seq_v1";
+    /// Live searches answered for peers, in the order answered (the
+    /// query audit, `search::audit`).
+    pub const QUERY_AUDIT: &str = "query_audit_by_seq_v1";
     /// Record id by origin and subject digest, for records of other origins.
     pub const SUBJECTS: &str = "record_by_origin_subject_v1";
     /// Appends in the order this node stored them: sequence → when, which
@@ -298,7 +301,7 @@ impl Store {
             }),
             db,
         };
-        let floor = [tree::ARRIVALS, tree::AUDIT]
+        let floor = [tree::ARRIVALS, tree::AUDIT, tree::QUERY_AUDIT]
             .into_iter()
             .map(|name| -> Result<u64, StoreError> {
                 Ok(store
@@ -1117,6 +1120,13 @@ impl Table {
         let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
         let seq = self.ids.next()?;
         self.tree.insert(seq.to_be_bytes(), value)?;
+        Ok(())
+    }
+
+    /// Removes `key` (absent: nothing to do).
+    pub fn remove(&self, key: &[u8]) -> Result<(), StoreError> {
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        self.tree.remove(key)?;
         Ok(())
     }
 

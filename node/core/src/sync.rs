@@ -21,7 +21,7 @@
 mod receive;
 mod serve;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use crate::metrics::{LabelValue, PullOutcome, RejectReason};
 use crate::node::Node;
-use crate::proto::{NodeInfo, PullItem};
+use crate::proto::{NodeInfo, PeerSearchRequest, PeerSearchResponse, PullItem};
 use crate::record::RecordError;
 use crate::sign::{SignError, MAX_ENVELOPE_BYTES};
 use crate::store::StoreError;
@@ -205,6 +205,9 @@ pub trait FederationPeer: Send + Sync {
         max_batch: u32,
     ) -> Result<PullStream, SyncError>;
     async fn hint(&self, origin: &str, size: u64) -> Result<(), SyncError>;
+    /// One page of a live search, answered from the peer's own index for
+    /// the audience the request claims (see [`crate::search::live`]).
+    async fn search(&self, request: PeerSearchRequest) -> Result<PeerSearchResponse, SyncError>;
 }
 
 /// Dials a pinned peer.
@@ -324,6 +327,9 @@ pub struct Replicator {
     batch_asks: Mutex<HashMap<String, u32>>,
     /// What peers advertised of each trusted origin (for its lag).
     heads: Mutex<BTreeMap<String, Head>>,
+    /// Per peer, the origins it advertised in its last answer: the holders
+    /// a live search may ask for an origin that does not answer itself.
+    holdings: Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl Replicator {
@@ -339,7 +345,25 @@ impl Replicator {
             hint_rounds: Mutex::default(),
             batch_asks: Mutex::default(),
             heads: Mutex::default(),
+            holdings: Mutex::default(),
         })
+    }
+
+    /// Dials `peer` with this node's identity.
+    pub async fn dial(&self, peer: Peer) -> Result<Arc<dyn FederationPeer>, SyncError> {
+        (self.connector)(peer).await
+    }
+
+    /// The peers other than `origin` itself that advertised a copy of
+    /// `origin`'s log in their last answer, by node id.
+    pub fn replica_holders(&self, origin: &str) -> Vec<String> {
+        self.holdings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(peer, origins)| peer.as_str() != origin && origins.contains(origin))
+            .map(|(peer, _)| peer.clone())
+            .collect()
     }
 
     pub fn node(&self) -> &Arc<Node> {
@@ -544,7 +568,14 @@ impl Replicator {
             })
             .collect();
         let mut errors: Vec<Vec<SyncError>> = answered.iter().map(|_| Vec::new()).collect();
-        for (i, (_, _, info)) in answered.iter().enumerate() {
+        for (i, (peer, _, info)) in answered.iter().enumerate() {
+            self.holdings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    peer.node_id.to_string(),
+                    info.origins.iter().map(|h| h.origin.clone()).collect(),
+                );
             for head in &info.origins {
                 // A node pulls its own log only to recover it after a
                 // restore (crate::backup): otherwise it is the one source.

@@ -54,7 +54,8 @@ impl Admin for AdminService {
     ) -> Result<Response<proto::SearchResponse>, Status> {
         let viewer = self.node.operator();
         let response =
-            crate::catalog::search(self.replicator.clone(), request.into_inner(), viewer).await?;
+            crate::catalog::search(self.replicator.clone(), request.into_inner(), viewer, None)
+                .await?;
         Ok(Response::new(response))
     }
 
@@ -401,6 +402,37 @@ impl Admin for AdminService {
         let was_recovering = blocking(move || node.finish_recovery()).await?;
         Ok(Response::new(proto::FinishRecoveryResponse {
             was_recovering,
+        }))
+    }
+
+    async fn audit_queries(
+        &self,
+        request: Request<proto::AuditQueriesRequest>,
+    ) -> Result<Response<proto::AuditQueriesResponse>, Status> {
+        let req = request.into_inner();
+        let node = self.node.clone();
+        let entries = tokio::task::spawn_blocking(move || {
+            let audit = meridian_core::search::audit::QueryAudit::open(&node)?;
+            let peer = (!req.peer.is_empty()).then_some(req.peer.as_str());
+            let since = (!req.since.is_empty()).then_some(req.since.as_str());
+            audit.read(peer, since)
+        })
+        .await
+        .map_err(status::join)?
+        .map_err(status::audit)?;
+        Ok(Response::new(proto::AuditQueriesResponse {
+            entries: entries
+                .into_iter()
+                .map(|e| proto::QueryAuditEntry {
+                    at: e.at,
+                    peer: e.peer,
+                    on_behalf_of: e.on_behalf_of,
+                    query_hash: e.query_hash,
+                    filters: e.filters,
+                    hits: e.hits,
+                    total: e.total,
+                })
+                .collect(),
         }))
     }
 

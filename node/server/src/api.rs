@@ -225,7 +225,7 @@ async fn search_get(
 ) -> Result<Response, ApiError> {
     let viewer = admit(&state.catalog, addr)?;
     let request = search_params(query.as_deref().unwrap_or_default())?;
-    let answer = state.catalog.search(request, viewer).await?;
+    let answer = state.catalog.search(request, viewer, None).await?;
     Ok(json(StatusCode::OK, &answer))
 }
 
@@ -238,7 +238,7 @@ async fn search_post(
 ) -> Result<Response, ApiError> {
     let viewer = admit(&state.catalog, addr)?;
     let request: proto::SearchRequest = json_body(&headers, body).await?;
-    let answer = state.catalog.search(request, viewer).await?;
+    let answer = state.catalog.search(request, viewer, None).await?;
     Ok(json(StatusCode::OK, &answer))
 }
 
@@ -474,6 +474,7 @@ fn search_params(query: &str) -> Result<proto::SearchRequest, ApiError> {
             "timeFrom" => request.time_from = value,
             "timeTo" => request.time_to = value,
             "limit" => request.limit = parse_u32(&name, &value)?,
+            "deadlineMs" => request.deadline_ms = parse_u32(&name, &value)?,
             "after" => request.after = value,
             "facets" => request.facets = parse_bool(&name, &value)?,
             "highlight" => request.highlight = parse_bool(&name, &value)?,

@@ -19,6 +19,7 @@ use crate::limit::{self, RateLimiter};
 use crate::{caller, convert, status};
 use meridian_core::metrics::{Limit, SearchScope};
 use meridian_core::query::Scope;
+use meridian_core::search::live;
 
 /// Default and largest page of `ListRecords`.
 const DEFAULT_PAGE: u32 = 100;
@@ -98,13 +99,15 @@ impl Catalog {
         Instant::now() + asked.map_or(self.request_timeout, |t| t.min(self.request_timeout))
     }
 
-    /// A search for `viewer`, with its completeness report.
+    /// A search for `viewer`, with its completeness report; a live one
+    /// waits for peers at most `within` (the caller's own deadline) too.
     pub async fn search(
         &self,
         request: proto::SearchRequest,
         viewer: Viewer,
+        within: Option<Duration>,
     ) -> Result<proto::SearchResponse, Status> {
-        search(self.replicator.clone(), request, viewer).await
+        search(self.replicator.clone(), request, viewer, within).await
     }
 
     /// One record with its envelope, as `viewer` may see it: a record the
@@ -206,12 +209,16 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 
 /// Runs a search for `viewer` off the async executor and answers it on the
 /// wire, with its completeness report. Shared by `Catalog` and `Admin`.
+/// A live search asks peers for at most the request's `deadline_ms` (the
+/// configured default when 0), `within`, and `search.max_live_deadline_ms`.
 pub async fn search(
     replicator: Arc<Replicator>,
     request: proto::SearchRequest,
     viewer: Viewer,
+    within: Option<Duration>,
 ) -> Result<proto::SearchResponse, Status> {
     let started = std::time::Instant::now();
+    let wire = request.clone();
     let request = convert::search_request(request, replicator.node().node_id())?;
     let scope = match request.scope {
         Scope::Local { .. } => SearchScope::Local,
@@ -219,12 +226,24 @@ pub async fn search(
         Scope::Live => SearchScope::Live,
     };
     let metrics = replicator.node().metrics().clone();
-    let answer = tokio::task::spawn_blocking(move || {
-        meridian_core::search::search(replicator.node(), &replicator, &request, &viewer)
-    })
-    .await
-    .map_err(status::join)?
-    .map_err(status::search)?;
+    let answer = if scope == SearchScope::Live {
+        let asked = (wire.deadline_ms != 0).then(|| Duration::from_millis(wire.deadline_ms.into()));
+        let asked = match (asked, within) {
+            (Some(a), Some(w)) => Some(a.min(w)),
+            (a, w) => a.or(w),
+        };
+        let wait = live::deadline(&replicator.node().config().search, asked);
+        live::live(replicator, request, wire, viewer, wait)
+            .await
+            .map_err(status::search)?
+    } else {
+        tokio::task::spawn_blocking(move || {
+            meridian_core::search::search(replicator.node(), &replicator, &request, &viewer)
+        })
+        .await
+        .map_err(status::join)?
+        .map_err(status::search)?
+    };
     let elapsed = started.elapsed();
     metrics.observe_search(scope, elapsed.as_secs_f64());
     Ok(convert::search_response(answer, elapsed.as_micros() as u64))
@@ -257,7 +276,18 @@ impl proto::catalog_server::Catalog for CatalogService {
         request: Request<proto::SearchRequest>,
     ) -> Result<Response<proto::SearchResponse>, Status> {
         let viewer = self.caller(&request)?;
-        let response = self.catalog.search(request.into_inner(), viewer).await?;
+        // A live search answers before the caller's own deadline: peers get
+        // at most three quarters of it, the rest is for merging.
+        let within = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .map(|t| t * 3 / 4);
+        let response = self
+            .catalog
+            .search(request.into_inner(), viewer, within)
+            .await?;
         Ok(Response::new(response))
     }
 

@@ -2,10 +2,13 @@
 //! service converts here and nowhere else.
 
 use meridian_core::holdings::{ImportOutcome, Page, RecordView};
+use meridian_core::query::Hit;
 use meridian_core::query::{self, Scope, Sort};
+use meridian_core::search::live::Forwarded;
 use meridian_core::search::{Answer, Coverage};
 use meridian_core::trust::{AuditEvent, Peer, PeerState};
 use meridian_proto as proto;
+use std::collections::BTreeMap;
 use tonic::Status;
 
 /// Hits per page when the request does not say.
@@ -73,38 +76,9 @@ pub fn search_response(answer: Answer, took_micros: u64) -> proto::SearchRespons
         completeness,
     } = answer;
     proto::SearchResponse {
-        hits: results
-            .hits
-            .into_iter()
-            .map(|hit| proto::SearchHit {
-                origin: hit.origin,
-                id: hit.id,
-                version: hit.version,
-                title: hit.title,
-                doi: hit.doi,
-                publication_year: hit.publication_year,
-                updated_at: hit.updated_at,
-                size_bytes: hit.size_bytes,
-                score: hit.score,
-                snippet: hit.snippet,
-                access: hit.access as i32,
-                visibility: hit.visibility as i32,
-                // The index holds only records whose signature was verified.
-                verified: true,
-            })
-            .collect(),
+        hits: results.hits.into_iter().map(hit).collect(),
         total: results.total,
-        facets: results
-            .facets
-            .into_iter()
-            .map(|(name, values)| proto::Facet {
-                name,
-                values: values
-                    .into_iter()
-                    .map(|(value, count)| proto::FacetValue { value, count })
-                    .collect(),
-            })
-            .collect(),
+        facets: facets(results.facets),
         next_cursor: results.next_cursor.unwrap_or_default(),
         completeness: completeness
             .into_iter()
@@ -113,9 +87,67 @@ pub fn search_response(answer: Answer, took_micros: u64) -> proto::SearchRespons
                 status: coverage(c.coverage) as i32,
                 as_of: c.as_of,
                 peers: c.peers,
+                log_size: c.log_size,
+                answered_by: c.answered_by,
             })
             .collect(),
         took_micros,
+        total_is_lower_bound: true,
+    }
+}
+
+/// One hit on the wire.
+pub fn hit(hit: Hit) -> proto::SearchHit {
+    proto::SearchHit {
+        origin: hit.origin,
+        id: hit.id,
+        version: hit.version,
+        title: hit.title,
+        doi: hit.doi,
+        publication_year: hit.publication_year,
+        updated_at: hit.updated_at,
+        size_bytes: hit.size_bytes,
+        score: hit.score,
+        snippet: hit.snippet,
+        access: hit.access as i32,
+        visibility: hit.visibility as i32,
+        // The index holds only records whose signature was verified.
+        verified: true,
+        also_at: hit
+            .also_at
+            .into_iter()
+            .map(|a| proto::AlsoAt {
+                origin: a.origin,
+                id: a.id,
+            })
+            .collect(),
+    }
+}
+
+fn facets(facets: BTreeMap<String, Vec<(String, u64)>>) -> Vec<proto::Facet> {
+    facets
+        .into_iter()
+        .map(|(name, values)| proto::Facet {
+            name,
+            values: values
+                .into_iter()
+                .map(|(value, count)| proto::FacetValue { value, count })
+                .collect(),
+        })
+        .collect()
+}
+
+/// A forwarded search's answer on the wire.
+pub fn forwarded(forwarded: Forwarded) -> proto::PeerSearchResponse {
+    proto::PeerSearchResponse {
+        hits: forwarded.results.hits.into_iter().map(hit).collect(),
+        total: forwarded.results.total,
+        facets: facets(forwarded.results.facets),
+        positions: forwarded
+            .positions
+            .into_iter()
+            .map(|(origin, size)| proto::OriginHead { origin, size })
+            .collect(),
     }
 }
 

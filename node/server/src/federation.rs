@@ -16,7 +16,10 @@ use meridian_proto::{pull_item, PullItem};
 use tonic::{Request, Response, Status};
 
 use crate::limit::{self, RateLimiter};
-use crate::{caller, status};
+use crate::{caller, convert, status};
+use meridian_core::query::SearchError;
+use meridian_core::search::audit::QueryAudit;
+use meridian_core::search::live::{self, OnBehalfOf};
 
 /// Items read from the store per blocking step while serving a pull.
 const SERVE_BATCH: usize = 1024;
@@ -188,6 +191,45 @@ impl Federation for FederationService {
         self.replicator
             .hinted(peer.node_id.as_str(), &hint.origin, hint.size);
         Ok(Response::new(proto::HintResponse {}))
+    }
+
+    /// A live search forwarded by a peer: answered from this node's index
+    /// for the claimed audience narrowed to the peer's pin, never forwarded
+    /// again.
+    async fn search(
+        &self,
+        request: Request<proto::PeerSearchRequest>,
+    ) -> Result<Response<proto::PeerSearchResponse>, Status> {
+        let peer = self.peer(&request)?;
+        let req = request.into_inner();
+        let claim = OnBehalfOf::from_wire(req.on_behalf_of);
+        let asker = peer.node_id.to_string();
+        let viewer = live::forwarded_viewer(caller::peer_viewer(peer), claim);
+        let wire = req
+            .request
+            .ok_or_else(|| status::invalid_field("request", "request: missing"))?;
+        let request = convert::search_request(wire, self.node.node_id())?;
+        let node = self.node.clone();
+        let forwarded = tokio::task::spawn_blocking(move || {
+            let forwarded = live::answer_forwarded(&node, request.clone(), &viewer)?;
+            // Every query answered for a peer is audited; one that cannot
+            // be is not answered.
+            QueryAudit::open(&node)
+                .map_err(|e| SearchError::Unavailable(e.to_string()))?
+                .log(
+                    &asker,
+                    claim,
+                    &request,
+                    forwarded.results.hits.len() as u64,
+                    forwarded.results.total,
+                )
+                .map_err(|e| SearchError::Unavailable(e.to_string()))?;
+            Ok::<_, SearchError>(forwarded)
+        })
+        .await
+        .map_err(status::join)?
+        .map_err(status::search)?;
+        Ok(Response::new(convert::forwarded(forwarded)))
     }
 }
 

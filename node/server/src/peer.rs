@@ -90,6 +90,18 @@ impl FederationPeer for RemotePeer {
             .map(|_| ())
             .map_err(|s| remote_error(&self.node_id, s))
     }
+
+    async fn search(
+        &self,
+        request: proto::PeerSearchRequest,
+    ) -> Result<proto::PeerSearchResponse, SyncError> {
+        let mut client = self.client.clone();
+        client
+            .search(request)
+            .await
+            .map(Response::into_inner)
+            .map_err(|s| remote_error(&self.node_id, s))
+    }
 }
 
 /// Dials pinned peers with `node`'s TLS identity.

@@ -18,6 +18,7 @@ use meridian_core::config::ConfigError;
 use meridian_core::index::IndexError;
 use meridian_core::node::NodeError;
 use meridian_core::query::SearchError;
+use meridian_core::search::audit::AuditError;
 use meridian_core::sign::SignError;
 use meridian_core::store::StoreError;
 use meridian_core::sync::SyncError;
@@ -128,6 +129,14 @@ pub fn trust(error: TrustError) -> Status {
         TrustError::UnknownPeer(_) => Status::not_found(error.to_string()),
         TrustError::Revoked(_) => Status::failed_precondition(error.to_string()),
         TrustError::Store(e) => store(e),
+    }
+}
+
+pub fn audit(error: AuditError) -> Status {
+    match error {
+        AuditError::Since(_) => invalid_field("since", error.to_string()),
+        AuditError::Store(e) => store(e),
+        AuditError::Corrupt { .. } => internal(&error),
     }
 }
 

@@ -49,6 +49,10 @@ pub struct SearchArgs {
     /// The cursor printed after the previous page.
     #[arg(long)]
     pub after: Option<String>,
+    /// With `--scope live`: how long to wait for peers, in milliseconds
+    /// (default: the node's `search.live_deadline_ms`).
+    #[arg(long)]
+    pub deadline_ms: Option<u32>,
     #[arg(long)]
     pub json: bool,
 }
@@ -175,6 +179,7 @@ pub async fn run(data_dir: &Path, args: SearchArgs) -> Result<()> {
         after: args.after.unwrap_or_default(),
         facets: true,
         highlight: !args.json,
+        deadline_ms: args.deadline_ms.unwrap_or(0),
     };
     let mut client = admin(data_dir).await?;
     let answer = client.search(request).await.map_err(refused)?.into_inner();

@@ -238,6 +238,16 @@ impl FederationPeer for Served {
     async fn hint(&self, _origin: &str, _size: u64) -> Result<(), SyncError> {
         Ok(())
     }
+
+    async fn search(
+        &self,
+        _request: crate::proto::PeerSearchRequest,
+    ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
+        Err(SyncError::Refused {
+            peer: "test".into(),
+            message: "replication tests serve no searches".into(),
+        })
+    }
 }
 
 /// Runs one round of `here` with the peer pinned as `peer`, served by `served`.
@@ -1125,6 +1135,16 @@ impl FederationPeer for Silent {
     async fn hint(&self, _origin: &str, _size: u64) -> Result<(), SyncError> {
         Ok(())
     }
+
+    async fn search(
+        &self,
+        _request: crate::proto::PeerSearchRequest,
+    ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
+        Err(SyncError::Refused {
+            peer: "test".into(),
+            message: "replication tests serve no searches".into(),
+        })
+    }
 }
 
 fn dyn_peer(peer: impl FederationPeer + 'static) -> Arc<dyn FederationPeer> {
@@ -1439,6 +1459,16 @@ impl FederationPeer for Endless {
 
     async fn hint(&self, _origin: &str, _size: u64) -> Result<(), SyncError> {
         Ok(())
+    }
+
+    async fn search(
+        &self,
+        _request: crate::proto::PeerSearchRequest,
+    ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
+        Err(SyncError::Refused {
+            peer: "test".into(),
+            message: "replication tests serve no searches".into(),
+        })
     }
 }
 

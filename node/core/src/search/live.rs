@@ -1,0 +1,553 @@
+//! Live search (DESIGN §8, scope `live`): the query is sent now, at once,
+//! to the peers that hold what this node's index may lack, each under the
+//! caller's deadline, and merged with the local index's answer for every
+//! origin no peer answered for.
+//!
+//! Which peers are asked, how answers are checked and merged, and what the
+//! completeness report says are decided here; the transport is
+//! [`FederationPeer::search`], implemented by `meridian-server` over the
+//! pinned-key mTLS client, as for pulls.
+//!
+//! - Each active peer is asked for its own records (origin = itself). When
+//!   it fails, or has not answered after half the deadline, one peer that
+//!   advertised a copy of its log is asked too (a hedge); the first answer
+//!   wins. A peer past the deadline is dropped: it never delays the answer.
+//! - Origins nobody answered for, and every origin no active peer stands
+//!   for, are answered from the local index (as of the last sync).
+//! - The caller's identity travels as a claim ([`OnBehalfOf`]): anonymous
+//!   callers (and pinned peers calling this node's Catalog) are asked for
+//!   as anonymous, so peers send PUBLIC records only; only the operator's
+//!   searches are asked for on behalf of this node. The answering node runs
+//!   the query for [`forwarded_viewer`]: the claim narrowed to the pin of
+//!   the node that connected, never widened, and never forwards it again
+//!   ([`answer_forwarded`]).
+//! - Each answer is checked before it is merged: hits of another origin
+//!   than the one asked for, or that the viewer may not see, are dropped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Answer, Completeness, Coverage};
+use crate::config::SearchConfig;
+use crate::node::Node;
+use crate::proto::{self, Access, Visibility};
+use crate::query::{
+    Hit, Scope, SearchError, SearchRequest, SearchResults, Sort, FACETS, FACET_TOP_N,
+};
+use crate::sync::{Replicator, SyncError};
+use crate::trust::Peer;
+use crate::visibility::Viewer;
+
+/// On whose behalf a node asks a peer (`PeerSearchRequest.on_behalf_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnBehalfOf {
+    /// An anonymous caller: the peer answers with PUBLIC records only.
+    Anonymous,
+    /// The asking node itself: the peer answers with what the asking
+    /// node's pin allows.
+    Node,
+}
+
+impl OnBehalfOf {
+    /// Whom a fan-out for `viewer` claims to ask for. Only the operator's
+    /// searches are asked for as this node: a pinned peer calling this
+    /// node's Catalog may see less than this node, and its own node can ask
+    /// the others itself.
+    pub fn for_viewer(viewer: &Viewer) -> Self {
+        match viewer {
+            Viewer::Operator { .. } => OnBehalfOf::Node,
+            Viewer::Peer { .. } | Viewer::Anonymous => OnBehalfOf::Anonymous,
+        }
+    }
+
+    /// The wire value.
+    pub fn to_wire(self) -> proto::OnBehalfOf {
+        match self {
+            OnBehalfOf::Anonymous => proto::OnBehalfOf::Anonymous,
+            OnBehalfOf::Node => proto::OnBehalfOf::Node,
+        }
+    }
+
+    /// From the wire: an unspecified or unknown value is anonymous (fail
+    /// closed).
+    pub fn from_wire(value: i32) -> Self {
+        match proto::OnBehalfOf::try_from(value) {
+            Ok(proto::OnBehalfOf::Node) => OnBehalfOf::Node,
+            _ => OnBehalfOf::Anonymous,
+        }
+    }
+}
+
+/// The viewer a forwarded query runs for at the answering node: `pinned`
+/// is what the connecting peer may see by its pin; the claim can only
+/// narrow it, never widen it.
+pub fn forwarded_viewer(pinned: Viewer, claim: OnBehalfOf) -> Viewer {
+    match (claim, pinned) {
+        (OnBehalfOf::Node, pinned @ Viewer::Peer { .. }) => pinned,
+        _ => Viewer::Anonymous,
+    }
+}
+
+/// How long a live search waits for peers: the caller's wish (`None`: the
+/// configured default), at most the configured maximum.
+pub fn deadline(config: &SearchConfig, asked: Option<Duration>) -> Duration {
+    let max = Duration::from_millis(config.max_live_deadline_ms);
+    asked
+        .unwrap_or(Duration::from_millis(config.live_deadline_ms))
+        .min(max)
+}
+
+/// A forwarded query's answer: one page, and for each origin asked for the
+/// log position the index had reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forwarded {
+    pub results: SearchResults,
+    pub positions: Vec<(String, u64)>,
+}
+
+/// Most origins one forwarded query may name.
+pub const MAX_FORWARDED_ORIGINS: usize = 16;
+
+/// Answers a query another node forwarded, for `viewer` (see
+/// [`forwarded_viewer`]), from this node's own index only: a forwarded
+/// query is never forwarded again. Blocking.
+pub fn answer_forwarded(
+    node: &Node,
+    mut request: SearchRequest,
+    viewer: &Viewer,
+) -> Result<Forwarded, SearchError> {
+    if request.after.is_some() {
+        return Err(SearchError::Invalid(
+            "after: a forwarded search answers one page and takes no cursor".into(),
+        ));
+    }
+    if request.origins.is_empty() || request.origins.len() > MAX_FORWARDED_ORIGINS {
+        return Err(SearchError::Invalid(format!(
+            "origins: a forwarded search names 1 to {MAX_FORWARDED_ORIGINS} origins, not {}",
+            request.origins.len()
+        )));
+    }
+    request.scope = Scope::Federation;
+    let mut results = node.index().search(&request, viewer)?;
+    results.next_cursor = None;
+    let cursors = node.index().cursors();
+    let positions = request
+        .origins
+        .iter()
+        .map(|o| (o.clone(), cursors.get(o).copied().unwrap_or(0)))
+        .collect();
+    Ok(Forwarded { results, positions })
+}
+
+/// One origin to ask, and who may answer for it: the origin itself first,
+/// then at most one replica holder to hedge to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub origin: String,
+    pub holders: Vec<Peer>,
+}
+
+/// The origins a live search asks peers about: every active peer but this
+/// node, within the request's origin filter; each with the origin itself
+/// and the first other active peer that advertised a copy of its log.
+pub fn plan(
+    own: &str,
+    active: &[Peer],
+    replica_holders: impl Fn(&str) -> Vec<String>,
+    origins: &[String],
+) -> Vec<Target> {
+    let by_id: BTreeMap<&str, &Peer> = active.iter().map(|p| (p.node_id.as_str(), p)).collect();
+    active
+        .iter()
+        .filter(|p| p.node_id.as_str() != own)
+        .filter(|p| origins.is_empty() || origins.iter().any(|o| o == p.node_id.as_str()))
+        .map(|origin| {
+            let mut holders = vec![origin.clone()];
+            holders.extend(
+                replica_holders(origin.node_id.as_str())
+                    .iter()
+                    .filter(|h| h.as_str() != own && h.as_str() != origin.node_id.as_str())
+                    .find_map(|h| by_id.get(h.as_str()).map(|p| (*p).clone())),
+            );
+            Target {
+                origin: origin.node_id.to_string(),
+                holders,
+            }
+        })
+        .collect()
+}
+
+/// What came of asking for one origin.
+#[derive(Debug)]
+enum Outcome {
+    Answered {
+        by: String,
+        response: proto::PeerSearchResponse,
+    },
+    Failed(Coverage),
+}
+
+/// The report's word for a peer that failed with `e`.
+fn coverage_of(e: &SyncError) -> Coverage {
+    match e {
+        SyncError::Refused { .. } | SyncError::NotTrusted(_) | SyncError::TooLarge { .. } => {
+            Coverage::Refused
+        }
+        SyncError::Stalled { .. } => Coverage::Timeout,
+        _ => Coverage::Unreachable,
+    }
+}
+
+async fn ask(
+    replicator: Arc<Replicator>,
+    peer: Peer,
+    request: proto::PeerSearchRequest,
+) -> Result<proto::PeerSearchResponse, SyncError> {
+    replicator.dial(peer).await?.search(request).await
+}
+
+/// Asks the target's origin, hedging to its replica holder when the
+/// origin fails or is slow (half the time left), until `deadline`.
+async fn ask_origin(
+    replicator: Arc<Replicator>,
+    target: Target,
+    request: proto::PeerSearchRequest,
+    deadline: Instant,
+) -> (String, Outcome) {
+    let origin = target.origin.clone();
+    let hedge_at = Instant::now() + (deadline - Instant::now()) / 2;
+    let mut holders = target.holders.into_iter();
+    let Some(primary) = holders.next() else {
+        return (origin, Outcome::Failed(Coverage::Unreachable));
+    };
+    let second = holders.next();
+    let primary_id = primary.node_id.to_string();
+    let mut first = Box::pin(ask(replicator.clone(), primary, request.clone()));
+    let early = tokio::select! {
+        result = &mut first => Some(result),
+        _ = tokio::time::sleep_until(hedge_at) => None,
+    };
+    let outcome = match (early, second) {
+        (Some(Ok(response)), _) => Outcome::Answered {
+            by: primary_id,
+            response,
+        },
+        (Some(Err(e)), None) => Outcome::Failed(coverage_of(&e)),
+        (Some(Err(e)), Some(holder)) => {
+            let by = holder.node_id.to_string();
+            match tokio::time::timeout_at(deadline, ask(replicator, holder, request)).await {
+                Ok(Ok(response)) => Outcome::Answered { by, response },
+                // The origin's own failure is what the report names.
+                Ok(Err(_)) | Err(_) => Outcome::Failed(coverage_of(&e)),
+            }
+        }
+        (None, None) => match tokio::time::timeout_at(deadline, first).await {
+            Ok(Ok(response)) => Outcome::Answered {
+                by: primary_id,
+                response,
+            },
+            Ok(Err(e)) => Outcome::Failed(coverage_of(&e)),
+            Err(_) => Outcome::Failed(Coverage::Timeout),
+        },
+        (None, Some(holder)) => {
+            let by = holder.node_id.to_string();
+            let hedge = Box::pin(ask(replicator, holder, request));
+            race(first, primary_id, hedge, by, deadline).await
+        }
+    };
+    (origin, outcome)
+}
+
+/// The first of two asks to answer, until `deadline`; when both fail, the
+/// first one's failure.
+async fn race(
+    first: impl std::future::Future<Output = Result<proto::PeerSearchResponse, SyncError>> + Unpin,
+    first_id: String,
+    second: impl std::future::Future<Output = Result<proto::PeerSearchResponse, SyncError>> + Unpin,
+    second_id: String,
+    deadline: Instant,
+) -> Outcome {
+    let both = async {
+        match futures::future::select(first, second).await {
+            futures::future::Either::Left((Ok(response), _)) => Outcome::Answered {
+                by: first_id,
+                response,
+            },
+            futures::future::Either::Right((Ok(response), _)) => Outcome::Answered {
+                by: second_id,
+                response,
+            },
+            futures::future::Either::Left((Err(e), other)) => match other.await {
+                Ok(response) => Outcome::Answered {
+                    by: second_id,
+                    response,
+                },
+                Err(_) => Outcome::Failed(coverage_of(&e)),
+            },
+            futures::future::Either::Right((Err(_), other)) => match other.await {
+                Ok(response) => Outcome::Answered {
+                    by: first_id,
+                    response,
+                },
+                Err(e) => Outcome::Failed(coverage_of(&e)),
+            },
+        }
+    };
+    tokio::time::timeout_at(deadline, both)
+        .await
+        .unwrap_or(Outcome::Failed(Coverage::Timeout))
+}
+
+/// A peer's hit in the core's form.
+fn hit_from_wire(hit: proto::SearchHit) -> Hit {
+    Hit {
+        origin: hit.origin,
+        id: hit.id,
+        version: hit.version,
+        title: hit.title,
+        doi: hit.doi,
+        publication_year: hit.publication_year,
+        updated_at: hit.updated_at,
+        size_bytes: hit.size_bytes,
+        score: hit.score,
+        snippet: hit.snippet,
+        access: Access::try_from(hit.access).unwrap_or_default(),
+        visibility: Visibility::try_from(hit.visibility).unwrap_or(Visibility::Private),
+        also_at: Vec::new(),
+    }
+}
+
+/// A peer's answer for `origin` as results `viewer` may be shown: hits of
+/// another origin, or that the viewer may not see, are dropped (a peer
+/// that breaks the rule leaks nothing through this node); at most `limit`
+/// hits and the known facets' top values are kept.
+pub(crate) fn accept(
+    origin: &str,
+    viewer: &Viewer,
+    limit: usize,
+    response: proto::PeerSearchResponse,
+) -> SearchResults {
+    let hits: Vec<Hit> = response
+        .hits
+        .into_iter()
+        .filter(|h| h.origin == origin && viewer.may_see_audience(h.visibility, &[]))
+        .take(limit)
+        .map(hit_from_wire)
+        .collect();
+    let facets = response
+        .facets
+        .into_iter()
+        .filter(|f| FACETS.contains(&f.name.as_str()))
+        .map(|f| {
+            let mut values: Vec<(String, u64)> =
+                f.values.into_iter().map(|v| (v.value, v.count)).collect();
+            values.truncate(FACET_TOP_N);
+            (f.name, values)
+        })
+        .collect();
+    SearchResults {
+        total: response.total.max(hits.len() as u64),
+        hits,
+        facets,
+        next_cursor: None,
+    }
+}
+
+/// The order of `sort` over hits from several nodes: descending, ties by
+/// (origin, id).
+fn order(sort: Sort, a: &Hit, b: &Hit) -> std::cmp::Ordering {
+    let key = match sort {
+        Sort::Relevance => b.score.total_cmp(&a.score),
+        Sort::Updated => b.updated_at.cmp(&a.updated_at),
+        Sort::Size => b.size_bytes.cmp(&a.size_bytes),
+    };
+    key.then_with(|| (&a.origin, &a.id).cmp(&(&b.origin, &b.id)))
+}
+
+/// Several nodes' pages as one: hits in `sort` order, each record once and
+/// each DOI once ([`super::dedupe`]), the first `limit`; totals and facet
+/// counts summed (the parts cover disjoint origins).
+pub(crate) fn merge(sort: Sort, limit: usize, parts: Vec<SearchResults>) -> SearchResults {
+    let mut total = 0;
+    let mut hits = Vec::new();
+    let mut facets: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for part in parts {
+        total += part.total;
+        hits.extend(part.hits);
+        for (name, values) in part.facets {
+            let counts = facets.entry(name).or_default();
+            for (value, count) in values {
+                *counts.entry(value).or_default() += count;
+            }
+        }
+    }
+    hits.sort_by(|a, b| order(sort, a, b));
+    let mut seen = BTreeSet::new();
+    hits.retain(|h| seen.insert((h.origin.clone(), h.id.clone())));
+    let mut hits = super::dedupe(hits);
+    hits.truncate(limit);
+    let facets = facets
+        .into_iter()
+        .map(|(name, counts)| {
+            let mut values: Vec<(String, u64)> = counts.into_iter().collect();
+            values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            values.truncate(FACET_TOP_N);
+            (name, values)
+        })
+        .collect();
+    SearchResults {
+        hits,
+        total,
+        facets,
+        next_cursor: None,
+    }
+}
+
+/// Runs a live search for `viewer`: `request` as the core reads it, `wire`
+/// as peers are sent it, waiting at most `wait` for peers.
+pub async fn live(
+    replicator: Arc<Replicator>,
+    request: SearchRequest,
+    wire: proto::SearchRequest,
+    viewer: Viewer,
+    wait: Duration,
+) -> Result<Answer, SearchError> {
+    if request.after.is_some() {
+        return Err(SearchError::Invalid(
+            "after: a live search answers one page; page through the federation scope".into(),
+        ));
+    }
+    // The query must parse here before it is sent anywhere.
+    request.plan()?;
+    let deadline = Instant::now() + wait;
+    let node = replicator.node().clone();
+    let own = node.node_id().to_string();
+    let active = node
+        .trust()
+        .active()
+        .map_err(|e| SearchError::Unavailable(e.to_string()))?;
+    let targets = plan(
+        &own,
+        &active,
+        |origin| replicator.replica_holders(origin),
+        &request.origins,
+    );
+    let claim = OnBehalfOf::for_viewer(&viewer);
+    let asks = targets.into_iter().map(|target| {
+        let mut asked = wire.clone();
+        asked.scope = proto::Scope::Federation as i32;
+        asked.origins = vec![target.origin.clone()];
+        asked.after = String::new();
+        asked.deadline_ms = 0;
+        let request = proto::PeerSearchRequest {
+            request: Some(asked),
+            on_behalf_of: claim.to_wire() as i32,
+        };
+        tokio::spawn(ask_origin(replicator.clone(), target, request, deadline))
+    });
+    let outcomes: Vec<(String, Outcome)> = futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect();
+
+    let mut parts = Vec::new();
+    let mut lines = Vec::new();
+    let mut answered = BTreeSet::new();
+    let synced = replicator.status();
+    let as_of = |origin: &str| {
+        synced
+            .get(origin)
+            .map(|s| s.last_sync.clone())
+            .unwrap_or_default()
+    };
+    let held = |origin: &str| node.store().log_size(origin).unwrap_or(0);
+    for (origin, outcome) in outcomes {
+        match outcome {
+            Outcome::Answered { by, response } => {
+                let log_size = response
+                    .positions
+                    .iter()
+                    .find(|p| p.origin == origin)
+                    .map_or(0, |p| p.size);
+                parts.push(accept(&origin, &viewer, request.limit, response));
+                lines.push(Completeness {
+                    answered_by: if by == origin { String::new() } else { by },
+                    coverage: Coverage::Ok,
+                    as_of: String::new(),
+                    peers: 0,
+                    log_size,
+                    origin: origin.clone(),
+                });
+                answered.insert(origin);
+            }
+            Outcome::Failed(coverage) => lines.push(Completeness {
+                as_of: as_of(&origin),
+                log_size: held(&origin),
+                coverage,
+                peers: 0,
+                answered_by: String::new(),
+                origin,
+            }),
+        }
+    }
+    // Everything no peer answered for comes from the local index.
+    let cursors = node.index().cursors();
+    let local_origins: Vec<String> = cursors
+        .keys()
+        .cloned()
+        .chain(std::iter::once(own.clone()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|o| !answered.contains(o))
+        .filter(|o| request.origins.is_empty() || request.origins.contains(o))
+        .collect();
+    let reported: BTreeSet<String> = lines.iter().map(|l| l.origin.clone()).collect();
+    for origin in local_origins
+        .iter()
+        .filter(|o| **o != own && !reported.contains(*o))
+    {
+        lines.push(Completeness {
+            origin: origin.clone(),
+            coverage: Coverage::Replica,
+            as_of: as_of(origin),
+            peers: 0,
+            log_size: held(origin),
+            answered_by: String::new(),
+        });
+    }
+    if !local_origins.is_empty() {
+        let mut local = request.clone();
+        local.scope = Scope::Federation;
+        local.origins = local_origins;
+        let (node, viewer) = (node.clone(), viewer.clone());
+        let results = tokio::task::spawn_blocking(move || node.index().search(&local, &viewer))
+            .await
+            .map_err(|e| SearchError::Unavailable(e.to_string()))??;
+        parts.push(results);
+    }
+    lines.sort_by(|a, b| a.origin.cmp(&b.origin));
+    let mut completeness = vec![Completeness {
+        origin: own.clone(),
+        coverage: Coverage::Ok,
+        as_of: String::new(),
+        peers: 0,
+        log_size: cursors.get(&own).copied().unwrap_or(0),
+        answered_by: String::new(),
+    }];
+    if viewer == Viewer::Anonymous {
+        completeness.extend(super::anonymous_lines(lines));
+    } else {
+        completeness.extend(lines);
+    }
+    Ok(Answer {
+        results: merge(request.sort, request.limit, parts),
+        completeness,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+use super::*;
+use crate::ids::NodeId;
+use crate::trust::PeerState;
+
+fn peer(id: &str) -> Peer {
+    Peer {
+        node_id: NodeId::parse(id).unwrap(),
+        endpoint: format!("{id}.example:7443"),
+        identity_key: vec![0; 32],
+        key_id: String::new(),
+        tls_keys: Vec::new(),
+        groups: vec!["polar".into()],
+        state: PeerState::Active,
+        added_at: String::new(),
+        changed_at: String::new(),
+    }
+}
+
+fn hit(origin: &str, id: &str, score: f32, visibility: Visibility) -> proto::SearchHit {
+    proto::SearchHit {
+        origin: origin.into(),
+        id: id.into(),
+        score,
+        visibility: visibility as i32,
+        ..Default::default()
+    }
+}
+
+fn ids(results: &SearchResults) -> Vec<(String, String)> {
+    results
+        .hits
+        .iter()
+        .map(|h| (h.origin.clone(), h.id.clone()))
+        .collect()
+}
+
+#[test]
+fn the_plan_asks_each_other_active_origin_with_one_replica_holder_to_hedge_to() {
+    let active = [peer("a"), peer("b"), peer("c")];
+    let holders = |origin: &str| match origin {
+        // "gone" is not an active peer: it cannot be asked.
+        "b" => vec!["gone".into(), "a".into(), "c".into()],
+        "c" => vec!["own".into()],
+        _ => Vec::new(),
+    };
+    let targets = plan("own", &active, holders, &[]);
+    let asked: Vec<(&str, Vec<&str>)> = targets
+        .iter()
+        .map(|t| {
+            (
+                t.origin.as_str(),
+                t.holders.iter().map(|p| p.node_id.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![("a", vec!["a"]), ("b", vec!["b", "a"]), ("c", vec!["c"])]
+    );
+    // The origin filter narrows who is asked; this node is never asked.
+    let targets = plan("a", &active, |_| Vec::new(), &["a".into(), "c".into()]);
+    assert_eq!(
+        targets
+            .iter()
+            .map(|t| t.origin.as_str())
+            .collect::<Vec<_>>(),
+        vec!["c"]
+    );
+}
+
+#[test]
+fn a_claim_narrows_what_the_pin_allows_and_never_widens_it() {
+    let pinned = Viewer::Peer {
+        node: NodeId::parse("a").unwrap(),
+        groups: vec!["polar".into()],
+    };
+    assert_eq!(
+        forwarded_viewer(pinned.clone(), OnBehalfOf::Node),
+        pinned.clone()
+    );
+    assert_eq!(
+        forwarded_viewer(pinned.clone(), OnBehalfOf::Anonymous),
+        Viewer::Anonymous
+    );
+    // Unknown and unspecified claims are anonymous.
+    assert_eq!(OnBehalfOf::from_wire(0), OnBehalfOf::Anonymous);
+    assert_eq!(OnBehalfOf::from_wire(99), OnBehalfOf::Anonymous);
+    assert_eq!(
+        OnBehalfOf::from_wire(proto::OnBehalfOf::Node as i32),
+        OnBehalfOf::Node
+    );
+    // Only the operator's searches are asked for as the node itself.
+    assert_eq!(
+        OnBehalfOf::for_viewer(&Viewer::Operator {
+            node: NodeId::parse("a").unwrap()
+        }),
+        OnBehalfOf::Node
+    );
+    assert_eq!(OnBehalfOf::for_viewer(&pinned), OnBehalfOf::Anonymous);
+    assert_eq!(
+        OnBehalfOf::for_viewer(&Viewer::Anonymous),
+        OnBehalfOf::Anonymous
+    );
+}
+
+#[test]
+fn a_peer_answer_keeps_only_the_asked_origin_and_what_the_viewer_may_see() {
+    let response = proto::PeerSearchResponse {
+        hits: vec![
+            hit("b", "public", 3.0, Visibility::Public),
+            hit("b", "federation", 2.0, Visibility::Federation),
+            hit("b", "private", 2.0, Visibility::Private),
+            hit("x", "injected", 9.0, Visibility::Public),
+        ],
+        total: 4,
+        facets: vec![
+            proto::Facet {
+                name: "origin".into(),
+                values: vec![proto::FacetValue {
+                    value: "b".into(),
+                    count: 4,
+                }],
+            },
+            proto::Facet {
+                name: "made-up".into(),
+                values: Vec::new(),
+            },
+        ],
+        positions: Vec::new(),
+    };
+    let anonymous = accept("b", &Viewer::Anonymous, 20, response.clone());
+    assert_eq!(ids(&anonymous), vec![("b".into(), "public".into())]);
+    assert!(anonymous.facets.contains_key("origin"));
+    assert!(!anonymous.facets.contains_key("made-up"));
+    let operator = Viewer::Operator {
+        node: NodeId::parse("a").unwrap(),
+    };
+    let seen = accept("b", &operator, 2, response);
+    assert_eq!(
+        ids(&seen),
+        vec![
+            ("b".into(), "public".into()),
+            ("b".into(), "federation".into())
+        ]
+    );
+}
+
+#[test]
+fn merged_pages_rank_in_one_order_and_sum_totals_and_facets() {
+    let part = |origin: &str, scores: &[f32], total: u64, count: u64| SearchResults {
+        hits: scores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| hit_from_wire(hit(origin, &format!("r{i}"), *s, Visibility::Public)))
+            .collect(),
+        total,
+        facets: [(
+            "access".to_owned(),
+            vec![("open".to_owned(), count), (origin.to_owned(), 1)],
+        )]
+        .into(),
+        next_cursor: None,
+    };
+    let merged = merge(
+        Sort::Relevance,
+        3,
+        vec![part("a", &[5.0, 1.0], 10, 4), part("b", &[3.0, 1.0], 7, 2)],
+    );
+    assert_eq!(
+        ids(&merged),
+        vec![
+            ("a".into(), "r0".into()),
+            ("b".into(), "r0".into()),
+            // Equal scores: ties by (origin, id).
+            ("a".into(), "r1".into()),
+        ]
+    );
+    assert_eq!(merged.total, 17);
+    assert_eq!(
+        merged.facets["access"],
+        vec![("open".into(), 6), ("a".into(), 1), ("b".into(), 1)]
+    );
+    assert_eq!(merged.next_cursor, None);
+}
+
+#[test]
+fn the_deadline_defaults_and_is_capped() {
+    let config = SearchConfig {
+        live_deadline_ms: 2000,
+        max_live_deadline_ms: 5000,
+        ..SearchConfig::default()
+    };
+    assert_eq!(deadline(&config, None), Duration::from_secs(2));
+    assert_eq!(
+        deadline(&config, Some(Duration::from_millis(300))),
+        Duration::from_millis(300)
+    );
+    assert_eq!(
+        deadline(&config, Some(Duration::from_secs(60))),
+        Duration::from_secs(5)
+    );
+}
+
+#[test]
+fn anonymous_callers_get_counts_per_coverage_not_peer_names() {
+    let line = |origin: &str, coverage, as_of: &str| Completeness {
+        origin: origin.into(),
+        coverage,
+        as_of: as_of.into(),
+        peers: 0,
+        log_size: 7,
+        answered_by: "z".into(),
+    };
+    let lines = super::super::anonymous_lines(vec![
+        line("b", Coverage::Ok, ""),
+        line("c", Coverage::Timeout, "2026-01-02T00:00:00Z"),
+        line("d", Coverage::Timeout, "2026-01-01T00:00:00Z"),
+    ]);
+    assert_eq!(lines.len(), 2);
+    assert!(lines
+        .iter()
+        .all(|l| l.origin.is_empty() && l.answered_by.is_empty() && l.log_size == 0));
+    assert_eq!((lines[0].coverage, lines[0].peers), (Coverage::Ok, 1));
+    assert_eq!(
+        (lines[1].coverage, lines[1].peers, lines[1].as_of.as_str()),
+        (Coverage::Timeout, 2, "2026-01-01T00:00:00Z")
+    );
+}
