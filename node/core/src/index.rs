@@ -459,11 +459,15 @@ impl HoldingsIndex {
             names: self.names.clone(),
         };
         // Callers who may not see every record get scores that use no
-        // statistics of the corpus, so no score depends on a hidden record.
-        let statistics: &dyn tantivy::query::Bm25StatisticsProvider = match viewer.index_filter() {
-            None => &searcher,
-            Some(_) => &FixedStatistics,
-        };
+        // statistics of the corpus, so no score depends on a hidden record;
+        // nor do scores merged with other nodes' (a live search), so that
+        // the order does not depend on where a record lives.
+        let statistics: &dyn tantivy::query::Bm25StatisticsProvider =
+            if viewer.index_filter().is_none() && !plan.comparable_scores {
+                &searcher
+            } else {
+                &FixedStatistics
+            };
         let scoring = if tantivy::collector::Collector::requires_scoring(&collector) {
             EnableScoring::enabled_from_statistics_provider(statistics, &searcher)
         } else {

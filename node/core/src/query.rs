@@ -231,6 +231,10 @@ pub struct Plan {
     /// Identifies the request (everything that decides the match set and
     /// the order) so a cursor is only accepted by the request it came from.
     pub fingerprint: u64,
+    /// Scores are merged with other nodes' (`Scope::Live`), so they may
+    /// depend on the record and the query only, never on this index's
+    /// statistics (`docs/decisions/live-search-on-behalf-of.md`).
+    pub comparable_scores: bool,
 }
 
 impl SearchRequest {
@@ -301,6 +305,7 @@ impl SearchRequest {
             facets: self.facets,
             highlight: self.highlight,
             fingerprint,
+            comparable_scores: matches!(self.scope, Scope::Live),
         })
     }
 

@@ -521,7 +521,8 @@ pub async fn live(
     }
     if !local_origins.is_empty() {
         let mut local = request.clone();
-        local.scope = Scope::Federation;
+        // Live: scored as the peers score, to merge with their hits.
+        local.scope = Scope::Live;
         local.origins = local_origins;
         let (node, viewer) = (node.clone(), viewer.clone());
         let results = tokio::task::spawn_blocking(move || node.index().search(&local, &viewer))

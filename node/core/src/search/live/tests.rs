@@ -1,5 +1,6 @@
 use super::*;
 use crate::ids::NodeId;
+use crate::proto::DatasetRecord;
 use crate::trust::PeerState;
 
 fn peer(id: &str) -> Peer {
@@ -225,4 +226,100 @@ fn anonymous_callers_get_counts_per_coverage_not_peer_names() {
         (lines[1].coverage, lines[1].peers, lines[1].as_of.as_str()),
         (Coverage::Timeout, 2, "2026-01-01T00:00:00Z")
     );
+}
+
+/// The real sample holdings of three institutions, each as its origin would
+/// index them.
+fn samples() -> Vec<(&'static str, Vec<DatasetRecord>)> {
+    [
+        (
+            "polar-dc",
+            include_str!("../../../../../deploy/samples/polar-dc.jsonl"),
+        ),
+        (
+            "genomics",
+            include_str!("../../../../../deploy/samples/genomics.jsonl"),
+        ),
+        (
+            "materials",
+            include_str!("../../../../../deploy/samples/materials.jsonl"),
+        ),
+    ]
+    .into_iter()
+    .map(|(origin, lines)| {
+        let records = lines
+            .lines()
+            .map(|line| {
+                let mut record = crate::record::parse_json_line(line).unwrap();
+                record.origin = origin.into();
+                record.version = 1;
+                record.visibility = Visibility::Public as i32;
+                record
+            })
+            .collect();
+        (origin, records)
+    })
+    .collect()
+}
+
+fn index_of(records: Vec<DatasetRecord>) -> (crate::index::HoldingsIndex, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let index = crate::index::HoldingsIndex::open(dir.path()).unwrap();
+    let ops = records
+        .into_iter()
+        .map(crate::index::IndexOp::Upsert)
+        .collect();
+    index.apply(ops, &Default::default()).unwrap();
+    (index, dir)
+}
+
+/// One ranking: a live search's hits, merged from three nodes that each
+/// hold one institution's records, come in the order one index holding all
+/// of them gives, whoever asks; the queries are words and pairs of words
+/// from the records' own titles.
+#[test]
+fn live_hits_rank_as_one_index_holding_everything_ranks_them() {
+    let samples = samples();
+    let everything: Vec<DatasetRecord> = samples.iter().flat_map(|(_, r)| r.clone()).collect();
+    let mut queries: Vec<String> = Vec::new();
+    for record in &everything {
+        let words: Vec<String> = record
+            .title
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.len() > 3)
+            .map(str::to_lowercase)
+            .collect();
+        queries.extend(words.first().cloned());
+        if let [a, b, ..] = words.as_slice() {
+            queries.push(format!("{a} {b}"));
+        }
+    }
+    queries.sort();
+    queries.dedup();
+    assert!(queries.len() >= 300, "{} queries", queries.len());
+    let (one, _one_dir) = index_of(everything);
+    let nodes: Vec<_> = samples.into_iter().map(|(_, r)| index_of(r)).collect();
+    let operator = Viewer::Operator {
+        node: NodeId::parse("polar-dc").unwrap(),
+    };
+    for viewer in [operator, Viewer::Anonymous] {
+        for text in &queries {
+            let request = SearchRequest {
+                text: text.clone(),
+                scope: Scope::Live,
+                limit: 10,
+                ..Default::default()
+            };
+            let parts = nodes
+                .iter()
+                .map(|(index, _)| index.search(&request, &viewer).unwrap())
+                .collect();
+            let merged = merge(Sort::Relevance, 10, parts);
+            let alone = one.search(&request, &viewer).unwrap();
+            assert_eq!(merged.total, alone.total, "{text}");
+            let scores = |r: &SearchResults| r.hits.iter().map(|h| h.score).collect::<Vec<_>>();
+            assert_eq!(scores(&merged), scores(&alone), "{text}");
+            assert_eq!(ids(&merged), ids(&alone), "{text}");
+        }
+    }
 }
