@@ -217,12 +217,39 @@ async fn demo_tours_the_federation_and_keeps_it_in_the_data_dir() {
         line("after the sync:"),
         "  after the sync: not found at polar-dc, not found at genomics"
     );
+    // genomics stops; a live search at polar-dc still finds its records,
+    // and the report does not pretend genomics answered.
+    let stopped = stdout
+        .split("── genomics stops; a live search still answers")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no stopped-institution step: {stdout}"));
+    let report = stopped
+        .lines()
+        .find(|l| l.trim_start().starts_with("completeness:"))
+        .unwrap_or_else(|| panic!("no completeness: {stopped}"));
+    assert!(
+        report.contains("genomics ok (answered by materials)")
+            || report.contains("genomics unreachable"),
+        "{report}"
+    );
+    assert!(
+        stopped
+            .lines()
+            .take_while(|l| !l.trim_start().starts_with("completeness:"))
+            .any(|l| l.trim_start().starts_with("genomics ")),
+        "genomics' records from a copy: {stopped}"
+    );
     for institution in institutions {
         let page = stdout
             .lines()
-            .find(|l| l.trim_start().starts_with(institution) && l.contains("https://"))
+            .find(|l| {
+                l.trim_start().starts_with(institution)
+                    && (l.contains("https://") || l.contains("(stopped"))
+            })
             .unwrap_or_else(|| panic!("no search page for {institution}: {stdout}"));
-        assert!(page.trim_end().ends_with('/'), "{page}");
+        if institution != "genomics" {
+            assert!(page.trim_end().ends_with('/'), "{page}");
+        }
     }
 
     // The nodes it left behind agree.

@@ -228,6 +228,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     facet(&mut nodes[0]).await?;
     group_only(&mut nodes).await?;
     withdrawal(&mut nodes).await?;
+    let stopped = one_stopped(&mut nodes).await?;
 
     println!("The federation is running. Each node's search page (HTTPS; the certificate is public.crt in its directory):");
     for running in &nodes {
@@ -236,21 +237,20 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             None => println!("  {:<10} (no HTTP listener)", running.id()),
         }
     }
+    println!("  {stopped:<10} (stopped in the last search)");
     let polar = nodes[0].data_dir();
-    let genomics = nodes[1].data_dir();
+    let materials = nodes[1].data_dir();
     println!("Try, in another terminal:");
     println!("  meridian search \"sea ice\" --data-dir {polar}");
     println!("  meridian search 'keyword:Genomics' --discipline life --data-dir {polar}");
-    println!("  meridian search --bbox 160,50,-120,75 --from 2000 --data-dir {genomics}");
-    println!("  meridian search \"band gap\" --sort updated --json --data-dir {genomics}");
+    println!("  meridian search --bbox 160,50,-120,75 --from 2000 --data-dir {materials}");
+    println!("  meridian search \"band gap\" --sort updated --json --data-dir {materials}");
+    println!("  meridian search genome --scope live --data-dir {polar}");
     println!("  meridian peers status --data-dir {polar}");
-    println!(
-        "  meridian holdings list --data-dir {}",
-        nodes[2].data_dir()
-    );
+    println!("  meridian holdings list --data-dir {materials}");
     println!(
         "  grpcurl -insecure -d '{{\"query\":\"glacier\"}}' {} meridian.v1.Catalog/Search",
-        nodes[1].node.endpoint()
+        nodes[0].node.endpoint()
     );
     if let Some(metrics) = nodes[0].metrics {
         println!("  curl -s http://{metrics}/metrics | grep '^meridian_sync'");
@@ -270,7 +270,71 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
-/// Whether `member` is in [`GROUP`] as `origin` signed it.
+/// Stops genomics and searches live at polar-dc: the answer still comes,
+/// with genomics' records from a copy, and the completeness report says so.
+/// Returns the stopped node's id; the node is gone from `nodes`.
+async fn one_stopped(nodes: &mut Vec<Running>) -> Result<String> {
+    let stopped = nodes.remove(1);
+    let id = stopped.id().to_owned();
+    let _ = stopped.stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), stopped.server).await;
+    let at = &mut nodes[0];
+    let query = "genome";
+    println!(
+        "── {id} stops; a live search still answers (asked at {})",
+        at.id()
+    );
+    println!(
+        "  $ meridian search {query} --scope live --data-dir {}",
+        at.data_dir()
+    );
+    let started = Instant::now();
+    let answer = at
+        .search(proto::SearchRequest {
+            query: query.into(),
+            scope: proto::Scope::Live as i32,
+            limit: SHOWN as u32,
+            deadline_ms: 2000,
+            ..Default::default()
+        })
+        .await?;
+    let took = started.elapsed();
+    show(&answer);
+    let lines: Vec<String> = answer
+        .completeness
+        .iter()
+        .map(|c| {
+            let by = if c.answered_by.is_empty() {
+                String::new()
+            } else {
+                format!(" (answered by {})", c.answered_by)
+            };
+            format!("{} {}{by}", c.origin, crate::output::coverage(c.status))
+        })
+        .collect();
+    println!("  completeness: {}", lines.join("; "));
+    let line = answer.completeness.iter().find(|c| c.origin == id);
+    ensure!(
+        line.is_some_and(
+            |c| !(crate::output::coverage(c.status) == "ok" && c.answered_by.is_empty())
+        ),
+        "a live search with {id} stopped should not report {id} as answered by itself: {}",
+        lines.join("; ")
+    );
+    ensure!(
+        answer.hits.iter().any(|h| h.origin == id),
+        "\"{query}\" should still find {id}'s records from a copy"
+    );
+    println!(
+        "  Why: a live search asks each institution now, under a deadline (answered in {:.2}s here), and takes what a\n  \
+         stopped one cannot give from a verified copy: another institution's, or its own. The report\n  \
+         says which part came from where, so a missing answer is never mistaken for no answer.\n",
+        took.as_secs_f64()
+    );
+    Ok(id)
+}
+
+/// Whether `origin`'s operator placed `member` in [`GROUP`].
 fn in_group(origin: &str, member: &str) -> bool {
     matches!(
         (origin, member),
@@ -523,8 +587,9 @@ async fn group_only(nodes: &mut [Running]) -> Result<()> {
         );
     }
     println!(
-        "  Why: {origin} signed the list of its `{GROUP}` members (materials) into its log. Every node\n  \
-         enforces that signed audience, not its own trust store: genomics was never sent the record.\n"
+        "  Why: the record is signed for the group `{GROUP}`, and {origin}'s operator placed materials in it\n  \
+         (`trust add --groups`). A node sends a group's records only to peers in the group and serves them\n  \
+         only to callers in it: genomics was never sent the record.\n"
     );
     Ok(())
 }
