@@ -322,6 +322,9 @@ pub struct Replicator {
     wake: tokio::sync::Notify,
     /// When each peer's hint last started a round.
     hint_rounds: Mutex<HashMap<String, Instant>>,
+    /// Peers whose hint arrived within the interval and waits for its end
+    /// (one deferred round per peer, however many hints came).
+    deferred_hints: Mutex<BTreeSet<String>>,
     /// Per origin, the batch size asked for while pulls break before a
     /// batch completes (absent: the server's choice).
     batch_asks: Mutex<HashMap<String, u32>>,
@@ -343,6 +346,7 @@ impl Replicator {
             origin_locks: Mutex::default(),
             wake: tokio::sync::Notify::new(),
             hint_rounds: Mutex::default(),
+            deferred_hints: Mutex::default(),
             batch_asks: Mutex::default(),
             heads: Mutex::default(),
             holdings: Mutex::default(),
@@ -940,9 +944,12 @@ impl Replicator {
     /// `peer` says its copy of `origin` grew to `size`: pull at once if that
     /// is more than this node holds, unless a hint of `peer` started a round
     /// less than `limits.hint_interval_secs` ago (a peer cannot make this
-    /// node sync without pause; the change then waits for the next round).
-    /// Hints are advisory and carry nothing. Returns whether a round starts.
-    pub fn hinted(&self, peer: &str, origin: &str, size: u64) -> bool {
+    /// node sync without pause): the hint is then deferred to the end of
+    /// that interval, coalesced with every other hint of `peer` meanwhile,
+    /// so a change is searchable within one interval, not at the next
+    /// background round. Hints are advisory and carry nothing. Returns
+    /// whether a round starts now.
+    pub fn hinted(self: &Arc<Self>, peer: &str, origin: &str, size: u64) -> bool {
         let ours = self.node.store().log_size(origin).unwrap_or(0);
         if size <= ours {
             return false;
@@ -951,17 +958,57 @@ impl Replicator {
         let now = Instant::now();
         {
             let mut rounds = self.hint_rounds.lock().unwrap_or_else(|p| p.into_inner());
-            if rounds
+            if let Some(last) = rounds
                 .get(peer)
-                .is_some_and(|last| now.duration_since(*last) < interval)
+                .copied()
+                .filter(|last| now.duration_since(*last) < interval)
             {
-                tracing::debug!(peer = %peer, origin = %origin, "hint ignored: a round started from this peer's hints lately");
+                drop(rounds);
+                self.defer_hint(peer, last + interval);
+                tracing::debug!(peer = %peer, origin = %origin, "hint deferred: a round started from this peer's hints lately");
                 return false;
             }
             rounds.insert(peer.to_owned(), now);
         }
+        self.retry_now(peer);
         self.wake();
         true
+    }
+
+    /// A hint from `peer` came over its pinned connection, so it is up: the
+    /// round the hint starts tries it whatever backoff earlier failures
+    /// (say, before it pinned this node) left it with.
+    fn retry_now(&self, peer: &str) {
+        self.next_try
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(peer);
+    }
+
+    /// Starts a round at `at` for `peer`'s hints, unless one is pending.
+    fn defer_hint(self: &Arc<Self>, peer: &str, at: Instant) {
+        if !self
+            .deferred_hints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(peer.to_owned())
+        {
+            return;
+        }
+        let (this, peer) = (self.clone(), peer.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            this.deferred_hints
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&peer);
+            this.hint_rounds
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(peer.clone(), Instant::now());
+            this.retry_now(&peer);
+            this.wake();
+        });
     }
 
     /// Tells every active peer, whenever this node's own log grows, so a

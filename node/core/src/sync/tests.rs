@@ -1607,6 +1607,16 @@ async fn limits_on_the_open_listener_hints_start_one_round_per_interval() {
             "a hint flood started rounds"
         );
     }
+    // The flood is coalesced into one round at the interval's end.
+    assert_eq!(
+        fed.sync
+            .deferred_hints
+            .lock()
+            .unwrap()
+            .iter()
+            .collect::<Vec<_>>(),
+        [POLAR]
+    );
     assert!(fed.sync.hinted(UNI, POLAR, size));
     // A hint for what is already held starts nothing.
     assert!(!fed.sync.hinted(HERE, POLAR, 0));

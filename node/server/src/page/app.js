@@ -52,6 +52,7 @@ function formToParams() {
   }
   const box = ["west", "south", "east", "north"].map((id) => $(id).value.trim());
   if (box.every((v) => v !== "")) params.set("bbox", box.join(",")); else params.delete("bbox");
+  if ($("live").checked) params.set("scope", "SCOPE_LIVE"); else params.delete("scope");
   return params;
 }
 
@@ -61,6 +62,7 @@ function paramsToForm(params) {
   $("year-to").value = params.get("yearTo") || "";
   const box = (params.get("bbox") || "").split(",");
   ["west", "south", "east", "north"].forEach((id, i) => { $(id).value = box.length === 4 ? box[i] : ""; });
+  $("live").checked = params.get("scope") === "SCOPE_LIVE";
 }
 
 function apiQuery(params) {
@@ -150,6 +152,10 @@ function renderHits(answer) {
     const item = el("li", { class: "hit" },
       el("h3", {}, el("a", { href: recordUrl(hit), text: hit.title })), meta);
     if (hit.snippet) item.append(snippet(hit.snippet));
+    if (hit.alsoAt && hit.alsoAt.length) {
+      item.append(el("p", { class: "meta also-at" }, "Also at: " +
+        hit.alsoAt.map((a) => a.origin + " (" + a.id + ")").join(", ")));
+    }
     hits.append(item);
   }
 }
@@ -170,12 +176,15 @@ function renderPager(answer) {
 }
 
 function renderCompleteness(lines) {
-  const parts = (lines || []).map((c) => {
+  const parts = (lines || []).map((c, i) => {
     const status = String(c.status || "").replace(/^COMPLETENESS_STATUS_/, "").toLowerCase();
     const who = c.origin || (c.peers + " peer" + (c.peers === 1 ? "" : "s"));
-    if (status === "ok") return who + ": this node's own holdings";
+    // The first line is always this node's own holdings.
+    if (status === "ok" && i === 0) return who + ": this node's own holdings";
+    if (status === "ok") return who + ": asked now" + (c.answeredBy ? " (answered by " + c.answeredBy + ")" : "");
     if (status === "replica") return who + ": copy as of " + (c.asOf || "never synced");
-    return who + ": " + status;
+    // A live search that missed a peer used this node's copy instead.
+    return who + ": " + status + (c.asOf ? ", copy as of " + c.asOf + " used" : "");
   });
   $("completeness").textContent = parts.length ? "Searched — " + parts.join("; ") + "." : "";
 }
