@@ -35,7 +35,6 @@ use sha2::{Digest, Sha256};
 use crate::certificate::{PUBLIC_CERT_FILE, PUBLIC_KEY_FILE, TLS_CERT_FILE, TLS_KEY_FILE};
 use crate::config::{CONFIG_FILE, KEY_FILE};
 use crate::node::{Node, NodeError, STORE_DIR};
-use crate::sign;
 use crate::store::{DumpError, Store, StoreError};
 
 /// The manifest of a backup, written last.
@@ -309,9 +308,9 @@ fn write_into(
                     detail: format!("{own}: {e}"),
                 }
             })?;
-            sign::open_checkpoint(&envelope, node.ring())
+            node.own_chain()
+                .open_checkpoint(&envelope)
                 .map_err(NodeError::from)?
-                .0
                 .size
         }
         None => 0,

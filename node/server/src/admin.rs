@@ -256,6 +256,54 @@ impl Admin for AdminService {
         }))
     }
 
+    async fn keys_rotate(
+        &self,
+        request: Request<proto::KeysRotateRequest>,
+    ) -> Result<Response<proto::KeysStatusResponse>, Status> {
+        let req = request.into_inner();
+        let mut roots = Vec::with_capacity(req.root_seeds.len());
+        for (i, seed) in req.root_seeds.iter().enumerate() {
+            let seed: &[u8; 32] = seed.as_slice().try_into().map_err(|_| {
+                Status::invalid_argument(format!("root_seeds[{i}]: not a 32-byte seed"))
+            })?;
+            roots.push(meridian_core::sign::NodeKey::from_seed(seed));
+        }
+        if roots.len() > 16 {
+            return Err(Status::invalid_argument(
+                "root_seeds: more than 16 root keys",
+            ));
+        }
+        let node = self.node.clone();
+        let chain =
+            blocking(move || node.rotate_keys(roots, req.keep_signing_key, req.expires_days))
+                .await?;
+        Ok(Response::new(convert::keys_status(
+            &chain,
+            Some(self.node.key().key_id().to_string()),
+        )))
+    }
+
+    async fn keys_status(
+        &self,
+        request: Request<proto::KeysStatusRequest>,
+    ) -> Result<Response<proto::KeysStatusResponse>, Status> {
+        let origin = request.into_inner().origin;
+        let own = origin.is_empty() || origin == self.node.node_id().as_str();
+        let node = self.node.clone();
+        let lookup = origin.clone();
+        let chain = blocking(move || {
+            if own {
+                Ok(Some(node.own_chain()))
+            } else {
+                node.origin_keys(&lookup)
+            }
+        })
+        .await?
+        .ok_or_else(|| Status::not_found(format!("no trusted origin {origin} here")))?;
+        let signing = own.then(|| self.node.key().key_id().to_string());
+        Ok(Response::new(convert::keys_status(&chain, signing)))
+    }
+
     async fn trust_add(
         &self,
         request: Request<proto::TrustAddRequest>,
@@ -409,12 +457,28 @@ impl Admin for AdminService {
         _request: Request<proto::PeersStatusRequest>,
     ) -> Result<Response<proto::PeersStatusResponse>, Status> {
         let node = self.node.clone();
-        let peers = blocking(move || Ok(node.trust().list()?)).await?;
+        let peers = blocking(move || {
+            let now = meridian_core::keyset::now_unix();
+            let mut peers = Vec::new();
+            for peer in node.trust().list()? {
+                // A chain that no longer verifies is reported by sync; here
+                // only expiry is asked.
+                let expired = node
+                    .origin_keys(peer.node_id.as_str())
+                    .ok()
+                    .flatten()
+                    .and_then(|chain| chain.expired(now))
+                    .unwrap_or_default();
+                peers.push((peer, expired));
+            }
+            Ok(peers)
+        })
+        .await?;
         let known = self.replicator.status();
         Ok(Response::new(proto::PeersStatusResponse {
             peers: peers
                 .into_iter()
-                .map(|peer| {
+                .map(|(peer, keys_expired)| {
                     let status = known
                         .get(peer.node_id.as_str())
                         .cloned()
@@ -430,6 +494,7 @@ impl Admin for AdminService {
                         last_error: status.last_error,
                         endpoint: peer.endpoint,
                         groups: peer.groups,
+                        keys_expired,
                     }
                 })
                 .collect(),

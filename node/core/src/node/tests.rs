@@ -49,7 +49,7 @@ fn own_checkpoint(node: &Node) -> (u64, Vec<u8>) {
         .unwrap()
         .expect("a checkpoint");
     let envelope = Envelope::decode(bytes.as_slice()).unwrap();
-    let (checkpoint, _) = sign::open_checkpoint(&envelope, node.ring()).unwrap();
+    let checkpoint = node.own_chain().open_checkpoint(&envelope).unwrap();
     (checkpoint.size, checkpoint.root)
 }
 
@@ -151,7 +151,7 @@ fn the_indexer_never_reads_past_what_is_flushed() {
         deleted: false,
     };
     let (entry, leaf, state) = log::sign_entry(
-        node.key(),
+        &node.key(),
         POLAR,
         index,
         UnsignedEntry::record(record, state),

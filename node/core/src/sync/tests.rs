@@ -129,7 +129,7 @@ fn publish_raw(node: &Node, record: DatasetRecord) -> u64 {
     let append = appender.finish();
     store.commit(&append).unwrap();
     store.flush().unwrap();
-    let checkpoint = log::sign_checkpoint(node.key(), node.node_id(), append.new_size(), root);
+    let checkpoint = log::sign_checkpoint(&node.key(), node.node_id(), append.new_size(), root);
     store
         .put_checkpoint(node.node_id(), &checkpoint.encode_to_vec())
         .unwrap();
@@ -232,6 +232,17 @@ impl FederationPeer for Served {
             items.extend(batch);
         }
         (self.tamper)(&mut items);
+        // The key sets announced after the checkpoint, as the Federation
+        // service sends them; the tampers above see the stream without them.
+        let announced = serve_key_sets(&self.source, origin, after_index, size)?;
+        let at = usize::from(matches!(
+            items.first(),
+            Some(PullItem {
+                item: Some(pull_item::Item::Checkpoint(_)),
+                ..
+            })
+        ));
+        items.splice(at..at, announced);
         Ok(Box::pin(futures::stream::iter(items.into_iter().map(Ok))))
     }
 
@@ -275,7 +286,11 @@ fn item(items: &mut [PullItem], index: u64) -> &mut PullItem {
             i.index == index
                 && !matches!(
                     i.item,
-                    Some(pull_item::Item::Checkpoint(_) | pull_item::Item::Proof(_))
+                    Some(
+                        pull_item::Item::Checkpoint(_)
+                            | pull_item::Item::Proof(_)
+                            | pull_item::Item::KeySet(_)
+                    )
                 )
         })
         .unwrap_or_else(|| panic!("no entry {index} served"))
@@ -817,7 +832,7 @@ async fn a_second_checkpoint_that_disagrees_is_equivocation() {
     assert!(report.ok && report.entries == 0, "{report:?}");
     assert_eq!(fed.here.store().log_size(POLAR).unwrap(), held);
     assert!(matches!(
-        begin_ingest(&fed.here, POLAR, &checkpoint_of(&fed.polar, POLAR)),
+        begin_ingest(&fed.here, POLAR, &checkpoint_of(&fed.polar, POLAR), &[]),
         Err(SyncError::Frozen(_))
     ));
 }
@@ -829,7 +844,10 @@ async fn an_agreeing_checkpoint_for_a_held_size_is_no_evidence() {
     let older = checkpoint_of(&fed.polar, POLAR);
     import(&fed.polar, 3, 2);
     assert_honest_retry(&fed).await;
-    assert!(matches!(begin_ingest(&fed.here, POLAR, &older), Ok(None)));
+    assert!(matches!(
+        begin_ingest(&fed.here, POLAR, &older, &[]),
+        Ok(None)
+    ));
     assert!(!fed.here.store().is_frozen(POLAR).unwrap());
 }
 
@@ -910,7 +928,7 @@ async fn suspended_and_revoked_origins_are_not_pulled_even_through_a_relay() {
     assert!(report.ok && report.entries == 0, "{report:?}");
     assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
     assert!(matches!(
-        begin_ingest(&fed.here, POLAR, &checkpoint),
+        begin_ingest(&fed.here, POLAR, &checkpoint, &[]),
         Err(SyncError::NotTrusted(origin)) if origin == POLAR
     ));
 
@@ -931,7 +949,7 @@ async fn suspended_and_revoked_origins_are_not_pulled_even_through_a_relay() {
     assert!(report.ok && report.entries == 0, "{report:?}");
     assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 5);
     assert!(matches!(
-        begin_ingest(&fed.here, POLAR, &checkpoint_of(&fed.polar, POLAR)),
+        begin_ingest(&fed.here, POLAR, &checkpoint_of(&fed.polar, POLAR), &[]),
         Err(SyncError::NotTrusted(_))
     ));
 }
@@ -1315,10 +1333,11 @@ async fn pulls_that_break_before_a_batch_completes_ask_for_smaller_batches_until
 async fn a_stall_after_a_batch_keeps_the_batch_and_the_next_pull_resumes() {
     let fed = federation_with(&[IDLE_1S]);
     import(&fed.polar, 1, BATCH + 20);
-    // The checkpoint, the first batch's entries and its proof; then silence.
+    // The checkpoint, the first key set's announcement, the first batch's
+    // entries and its proof; then silence.
     let silent = Silent {
         served: Served::honest(&fed.polar, HERE),
-        stall_after: 1 + BATCH + 1,
+        stall_after: 1 + 1 + BATCH + 1,
     };
     let report = round_with(&fed.sync, POLAR, silent).await;
     assert_eq!(report.error, "polar: sent nothing for 1 s");
@@ -1424,6 +1443,11 @@ impl FederationPeer for Endless {
             index: size,
             item: Some(pull_item::Item::Checkpoint(checkpoint)),
         };
+        let announced: Vec<Result<PullItem, SyncError>> =
+            serve_key_sets(&self.source, origin, after_index, size)?
+                .into_iter()
+                .map(Ok)
+                .collect();
         let (item, taken) = (self.item.clone(), self.taken.clone());
         let rest = (after_index..).take(self.cap).map(move |index| {
             taken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -1433,7 +1457,7 @@ impl FederationPeer for Endless {
             })
         });
         Ok(Box::pin(futures::stream::iter(
-            std::iter::once(Ok(first)).chain(rest),
+            std::iter::once(Ok(first)).chain(announced).chain(rest),
         )))
     }
 
