@@ -593,6 +593,37 @@ impl Node {
         Ok(true)
     }
 
+    /// Periodic key upkeep: renews this node's key set when it is due,
+    /// then counts the origins whose key set expired ([`Node::stale_origins_at`]).
+    pub fn key_upkeep(&self) {
+        if let Err(e) = self.renew_keys_if_due() {
+            tracing::error!(error = %e, "cannot renew this node's key set");
+        }
+        if let Err(e) = self.stale_origins_at(keyset::now_unix()) {
+            tracing::error!(error = %e, "cannot read the origins' key sets");
+        }
+    }
+
+    /// The origins held here (this node included) whose current key set
+    /// expired at `now`, with when: they stay searchable, are flagged in
+    /// `peers status` and counted in the `keys_stale_origins` gauge, and
+    /// are never taken as freshly vouched for.
+    pub fn stale_origins_at(&self, now: i64) -> Result<Vec<(String, String)>, NodeError> {
+        let mut stale = Vec::new();
+        for (origin, _) in self.store.origins()? {
+            // A chain that does not verify is sync's to report.
+            let Ok(Some(chain)) = self.origin_keys(&origin) else {
+                continue;
+            };
+            if let Some(expired) = chain.expired(now) {
+                tracing::warn!(origin = %origin, expired = %expired, "key set expired: origin is stale");
+                stale.push((origin, expired));
+            }
+        }
+        self.metrics.keys_stale_origins.set(stale.len() as i64);
+        Ok(stale)
+    }
+
     /// Appends key set N+1 to this node's log, signed by `roots` (or by the
     /// root in the data directory, or, for a node made before root keys, by
     /// its identity key): a new signing key, or with `keep_signing_key` the

@@ -909,6 +909,10 @@ impl Replicator {
                 _ = stop.wait_for(|s| *s) => return,
             }
             self.round(false).await;
+            // Key upkeep rides on the round: renew this node's set before
+            // it lapses, and flag origins whose set did.
+            let node = self.node.clone();
+            let _ = tokio::task::spawn_blocking(move || node.key_upkeep()).await;
         }
     }
 

@@ -458,20 +458,19 @@ impl Admin for AdminService {
     ) -> Result<Response<proto::PeersStatusResponse>, Status> {
         let node = self.node.clone();
         let peers = blocking(move || {
-            let now = meridian_core::keyset::now_unix();
-            let mut peers = Vec::new();
-            for peer in node.trust().list()? {
-                // A chain that no longer verifies is reported by sync; here
-                // only expiry is asked.
-                let expired = node
-                    .origin_keys(peer.node_id.as_str())
-                    .ok()
-                    .flatten()
-                    .and_then(|chain| chain.expired(now))
-                    .unwrap_or_default();
-                peers.push((peer, expired));
-            }
-            Ok(peers)
+            let stale: std::collections::BTreeMap<String, String> = node
+                .stale_origins_at(meridian_core::keyset::now_unix())?
+                .into_iter()
+                .collect();
+            Ok(node
+                .trust()
+                .list()?
+                .into_iter()
+                .map(|peer| {
+                    let expired = stale.get(peer.node_id.as_str()).cloned();
+                    (peer, expired.unwrap_or_default())
+                })
+                .collect::<Vec<_>>())
         })
         .await?;
         let known = self.replicator.status();
