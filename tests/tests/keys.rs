@@ -113,6 +113,18 @@ async fn a_replica_follows_a_signing_key_rotation_with_no_re_pinning() {
     assert_eq!(sets[0]["retired_at"], 4);
     assert_eq!(sets[1]["signing_keys"][0], new_key.as_str());
     assert_eq!(sets[1]["root_keys"], sets[0]["root_keys"]);
+    // Audited.
+    let changes = keys_status(&polar, None)["changes"].clone();
+    let audited = changes[0].as_str().unwrap_or_default();
+    assert!(
+        audited.contains("keys-rotate") && audited.contains(&old_key) && audited.contains(&new_key),
+        "{changes}"
+    );
+    // `keys show` names the key records verify under, and the root peers pin.
+    let shown: serde_json::Value =
+        serde_json::from_str(&polar.ok(&["keys", "show", "--json"])).unwrap();
+    assert_eq!(shown["key_id"], new_key.as_str());
+    assert_eq!(shown["root_key_id"], sets[0]["root_keys"][0]);
 
     let second: Vec<String> = (4..=6).map(|i| format!("PDC-{i}")).collect();
     polar.import(&lines(&second));

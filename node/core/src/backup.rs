@@ -44,11 +44,14 @@ pub const STORE_DUMP: &str = "store.dump";
 /// Version of the backup layout this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 pub use crate::node::RECOVERY_FILE;
+use crate::node::ROOT_KEY_FILE;
 /// The files of a data directory a backup carries, besides the store.
 /// The first three every node has.
-const NODE_FILES: [&str; 6] = [
+const NODE_FILES: [&str; 7] = [
     CONFIG_FILE,
     KEY_FILE,
+    // The root key, when the operator keeps it in the data directory.
+    ROOT_KEY_FILE,
     TLS_KEY_FILE,
     TLS_CERT_FILE,
     PUBLIC_CERT_FILE,
@@ -56,7 +59,7 @@ const NODE_FILES: [&str; 6] = [
 ];
 /// Files that hold private keys: restored with mode 0600 whatever the
 /// manifest says.
-const PRIVATE_FILES: [&str; 3] = [KEY_FILE, TLS_KEY_FILE, PUBLIC_KEY_FILE];
+const PRIVATE_FILES: [&str; 4] = [KEY_FILE, ROOT_KEY_FILE, TLS_KEY_FILE, PUBLIC_KEY_FILE];
 /// Largest manifest read.
 const MANIFEST_MAX_BYTES: u64 = 1 << 20;
 

@@ -245,14 +245,19 @@ impl Admin for AdminService {
         &self,
         _request: Request<proto::KeysShowRequest>,
     ) -> Result<Response<proto::KeysShowResponse>, Status> {
+        use base64::Engine as _;
         let invite = self.node.invite();
+        let signing = self.node.key();
         Ok(Response::new(proto::KeysShowResponse {
             node_id: invite.node_id.to_string(),
-            key_id: invite.key_id.clone(),
-            public_key: invite.key.clone(),
+            key_id: signing.key_id().to_string(),
+            public_key: base64::engine::general_purpose::STANDARD
+                .encode(signing.verifying_key().as_bytes()),
             endpoint: invite.endpoint.clone(),
             tls_key: invite.tls_key.clone(),
             invite: invite.to_token(),
+            root_key_id: invite.key_id.clone(),
+            root_public_key: invite.key.clone(),
         }))
     }
 
@@ -301,7 +306,17 @@ impl Admin for AdminService {
         .await?
         .ok_or_else(|| Status::not_found(format!("no trusted origin {origin} here")))?;
         let signing = own.then(|| self.node.key().key_id().to_string());
-        Ok(Response::new(convert::keys_status(&chain, signing)))
+        let mut status = convert::keys_status(&chain, signing);
+        if own {
+            let node = self.node.clone();
+            status.changes = blocking(move || Ok(node.trust().audit_log()?))
+                .await?
+                .into_iter()
+                .filter(|event| event.action.starts_with("keys-"))
+                .map(|event| format!("{} {} {}", event.at, event.action, event.detail))
+                .collect();
+        }
+        Ok(Response::new(status))
     }
 
     async fn trust_add(

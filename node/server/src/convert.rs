@@ -250,5 +250,6 @@ pub fn keys_status(
         sets,
         stale: chain.expired(meridian_core::keyset::now_unix()).is_some(),
         signing_key: signing_key.unwrap_or_default(),
+        changes: Vec::new(),
     }
 }

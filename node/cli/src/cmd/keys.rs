@@ -127,6 +127,7 @@ fn print_status(status: &proto::KeysStatusResponse, json: bool) {
             "{}",
             serde_json::json!({
                 "origin": status.origin, "stale": status.stale, "sets": sets,
+                "changes": status.changes,
                 "signing_key": (!status.signing_key.is_empty()).then_some(&status.signing_key),
             })
         );
@@ -171,6 +172,12 @@ fn print_status(status: &proto::KeysStatusResponse, json: bool) {
             );
         }
     }
+    if !status.changes.is_empty() {
+        println!("\nchanges");
+        for change in &status.changes {
+            println!("  {change}");
+        }
+    }
 }
 
 async fn show(data_dir: &Path, invite: bool, cert: bool, json: bool) -> Result<()> {
@@ -198,12 +205,14 @@ async fn show(data_dir: &Path, invite: bool, cert: bool, json: bool) -> Result<(
             serde_json::json!({
                 "node_id": keys.node_id, "key_id": keys.key_id, "public_key": keys.public_key,
                 "endpoint": keys.endpoint, "tls_key": keys.tls_key, "invite": keys.invite,
+                "root_key_id": keys.root_key_id, "root_public_key": keys.root_public_key,
             })
         );
     } else {
         println!("node id     {}", keys.node_id);
         println!("key id      {}", keys.key_id);
         println!("public key  {}", keys.public_key);
+        println!("root key    {} (peers pin it)", keys.root_key_id);
         println!("endpoint    {}", keys.endpoint);
         println!(
             "\ninvite a peer's operator to run:\n  meridian trust add {}",
