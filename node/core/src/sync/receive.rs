@@ -60,6 +60,15 @@ pub fn begin_ingest(
     }
     let ours = node.store().log_size(origin)?;
     let mut chain = origin_chain(node, origin)?;
+    if chain.links().is_empty() && origin == node.node_id().as_str() && !announced.is_empty() {
+        // This node's own first set comes from its own store (or its
+        // `init`), never from a peer: nothing pins it here but that.
+        return Err(SyncError::Sequence {
+            origin: origin.to_owned(),
+            index: 0,
+            message: "this node's own first key set is not taken from a peer".into(),
+        });
+    }
     if !announced.is_empty() {
         let extended = Arc::make_mut(&mut chain);
         let now = keyset::now_unix();
