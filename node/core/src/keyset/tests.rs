@@ -329,3 +329,37 @@ fn a_legacy_identity_key_is_root_and_signing_key() {
     let mut own = KeyChain::new(ORIGIN, None);
     own.extend(0, &genesis, now_unix()).unwrap();
 }
+
+/// Cost of verifying by position: a pulled batch of 2048 records checked
+/// through a two-set chain against the same batch checked against one ring
+/// (what a pull did before key sets were read). Prints both; run with
+/// `cargo test -p meridian-core keyset -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn verifying_by_position_costs_what_verifying_against_one_ring_does() {
+    let origin = new_origin();
+    let (chain, _, _) = rotated(&origin);
+    let envelopes: Vec<Envelope> = (5..5 + 2048)
+        .map(|i| record(&origin.signing[1], i))
+        .collect();
+    let items: Vec<(u64, &Envelope)> = envelopes
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as u64 + 5, e))
+        .collect();
+    let refs: Vec<&Envelope> = envelopes.iter().collect();
+    let ring = chain.ring_at(5).unwrap().clone();
+    for round in 0..3 {
+        let started = std::time::Instant::now();
+        assert!(sign::open_entries(&refs, &ring).iter().all(Result::is_ok));
+        let one_ring = started.elapsed();
+        let started = std::time::Instant::now();
+        assert!(chain.open_entries(&items).iter().all(Result::is_ok));
+        let by_position = started.elapsed();
+        println!(
+            "round {round}: one ring {:.1} µs/entry, by position {:.1} µs/entry",
+            one_ring.as_secs_f64() * 1e6 / 2048.0,
+            by_position.as_secs_f64() * 1e6 / 2048.0
+        );
+    }
+}
