@@ -331,7 +331,8 @@ async fn pulled(
                 }
             }
             pull_item::Item::Redacted(_) => redacted += 1,
-            pull_item::Item::Proof(_) => {}
+            // Key sets are public; they carry no record.
+            pull_item::Item::Proof(_) | pull_item::Item::KeySet(_) => {}
         }
         first = false;
     }

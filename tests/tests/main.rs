@@ -14,6 +14,7 @@ mod health;
 mod holdings;
 mod hostile;
 mod http_api;
+mod keys;
 mod layers;
 mod live_search;
 mod metrics;

@@ -35,7 +35,6 @@ use sha2::{Digest, Sha256};
 use crate::certificate::{PUBLIC_CERT_FILE, PUBLIC_KEY_FILE, TLS_CERT_FILE, TLS_KEY_FILE};
 use crate::config::{CONFIG_FILE, KEY_FILE};
 use crate::node::{Node, NodeError, STORE_DIR};
-use crate::sign;
 use crate::store::{DumpError, Store, StoreError};
 
 /// The manifest of a backup, written last.
@@ -45,11 +44,14 @@ pub const STORE_DUMP: &str = "store.dump";
 /// Version of the backup layout this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 pub use crate::node::RECOVERY_FILE;
+use crate::node::ROOT_KEY_FILE;
 /// The files of a data directory a backup carries, besides the store.
 /// The first three every node has.
-const NODE_FILES: [&str; 6] = [
+const NODE_FILES: [&str; 7] = [
     CONFIG_FILE,
     KEY_FILE,
+    // The root key, when the operator keeps it in the data directory.
+    ROOT_KEY_FILE,
     TLS_KEY_FILE,
     TLS_CERT_FILE,
     PUBLIC_CERT_FILE,
@@ -57,7 +59,7 @@ const NODE_FILES: [&str; 6] = [
 ];
 /// Files that hold private keys: restored with mode 0600 whatever the
 /// manifest says.
-const PRIVATE_FILES: [&str; 3] = [KEY_FILE, TLS_KEY_FILE, PUBLIC_KEY_FILE];
+const PRIVATE_FILES: [&str; 4] = [KEY_FILE, ROOT_KEY_FILE, TLS_KEY_FILE, PUBLIC_KEY_FILE];
 /// Largest manifest read.
 const MANIFEST_MAX_BYTES: u64 = 1 << 20;
 
@@ -309,9 +311,9 @@ fn write_into(
                     detail: format!("{own}: {e}"),
                 }
             })?;
-            sign::open_checkpoint(&envelope, node.ring())
+            node.own_chain()
+                .open_checkpoint(&envelope)
                 .map_err(NodeError::from)?
-                .0
                 .size
         }
         None => 0,

@@ -18,11 +18,11 @@ use prost::Message;
 use serde::Serialize;
 
 use crate::ids::LogIndex;
+use crate::keyset::KeyChain;
 use crate::log::{self, RecordState, StoredEntry, KEYSET_SUBJECT};
 use crate::merkle::{Hash, MemoryTree};
 use crate::node::{Node, NodeError};
 use crate::proto::{log_entry::Body, Envelope};
-use crate::sign::{self, KeyRing};
 use crate::store::tree;
 
 /// Entries read (and verified) at a time.
@@ -144,11 +144,11 @@ pub fn check(node: &Node) -> Result<FsckReport, NodeError> {
             origin,
             out: &mut report.findings,
         };
-        let ring = node.origin_ring(origin)?;
-        let scan = scan_log(node, origin, *size, ring.as_ref(), &mut findings)?;
+        let ring = node.origin_keys(origin)?;
+        let scan = scan_log(node, origin, *size, ring.as_deref(), &mut findings)?;
         report.entries += scan.leaves.len() as u64;
         check_merkle(node, origin, &scan, &mut findings)?;
-        check_checkpoint(node, origin, &scan, ring.as_ref(), &mut findings)?;
+        check_checkpoint(node, origin, &scan, ring.as_deref(), &mut findings)?;
         report.records += check_records(node, origin, &scan, &mut findings)?;
         let cursor = cursors.get(origin.as_str()).copied().unwrap_or(0);
         let durable = store.durable_log_size(origin).min(*size);
@@ -236,7 +236,7 @@ fn scan_log(
     node: &Node,
     origin: &str,
     size: u64,
-    ring: Option<&KeyRing>,
+    ring: Option<&KeyChain>,
     findings: &mut Findings<'_>,
 ) -> Result<LogScan, NodeError> {
     let store = node.store();
@@ -283,15 +283,16 @@ fn scan_log(
             return Ok(scan);
         }
         // Signatures in one batch per chunk.
-        let envelopes: Vec<&Envelope> = entries
+        let envelopes: Vec<(u64, &Envelope)> = entries
             .iter()
-            .filter_map(|(_, e)| match e {
-                StoredEntry::Signed(envelope) => Some(envelope),
+            .filter_map(|(index, e)| match e {
+                StoredEntry::Signed(envelope) => Some((index.get(), envelope)),
                 StoredEntry::Redacted { .. } => None,
             })
             .collect();
         let verified: Vec<Result<(), String>> = match ring {
-            Some(ring) => sign::open_entries(&envelopes, ring)
+            Some(ring) => ring
+                .open_entries(&envelopes)
                 .into_iter()
                 .map(|r| r.map(|_| ()).map_err(|e| e.to_string()))
                 .collect(),
@@ -446,7 +447,7 @@ fn check_checkpoint(
     node: &Node,
     origin: &str,
     scan: &LogScan,
-    ring: Option<&KeyRing>,
+    ring: Option<&KeyChain>,
     findings: &mut Findings<'_>,
 ) -> Result<(), NodeError> {
     let size = scan.leaves.len() as u64;
@@ -466,8 +467,8 @@ fn check_checkpoint(
     let opened = Envelope::decode(bytes.as_slice())
         .map_err(|e| (format!("does not decode: {e}"), own))
         .and_then(|envelope| match ring {
-            Some(ring) => sign::open_checkpoint(&envelope, ring)
-                .map(|(checkpoint, _)| checkpoint)
+            Some(ring) => ring
+                .open_checkpoint(&envelope)
                 .map_err(|e| (format!("does not verify: {e}"), own)),
             None => crate::proto::Checkpoint::decode(envelope.payload.as_slice())
                 .map_err(|e| (format!("does not decode: {e}"), false)),

@@ -16,7 +16,6 @@ use crate::metrics::ImportResult;
 use crate::node::{Node, NodeError};
 use crate::proto::{log_entry::Body, DatasetRecord, Envelope, Visibility};
 use crate::record::{self, RecordError};
-use crate::sign;
 use crate::store::StoreError;
 use crate::visibility::{self, Delivery, Viewer};
 
@@ -234,7 +233,7 @@ impl Node {
         let mut after = decode_page_token(page_token)?;
         let mut page = Page::default();
         // A quarantined origin lists as one this node holds nothing of.
-        let Some(ring) = self.origin_ring(origin)? else {
+        let Some(ring) = self.origin_keys(origin)? else {
             return Ok(page);
         };
         loop {
@@ -330,7 +329,7 @@ impl Node {
     fn read_entry(&self, origin: &str, index: LogIndex) -> Result<RecordView, NodeError> {
         let envelope = self.stored_envelope(origin, index)?;
         let ring = self
-            .origin_ring(origin)?
+            .origin_keys(origin)?
             .ok_or_else(|| NodeError::NotFound {
                 origin: origin.to_owned(),
                 id: format!("entry {index}"),
@@ -425,9 +424,9 @@ pub(crate) fn open_view(
     origin: &str,
     envelope: Envelope,
     index: LogIndex,
-    ring: &sign::KeyRing,
+    keys: &crate::keyset::KeyChain,
 ) -> Result<RecordView, NodeError> {
-    let (entry, verified) = sign::open_entry(&envelope, ring)?;
+    let (entry, verified) = keys.open_record(index.get(), &envelope)?;
     let Some(Body::Record(record)) = entry.body else {
         return Err(StoreError::Corrupt {
             tree: crate::store::tree::LOG,

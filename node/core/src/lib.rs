@@ -39,6 +39,7 @@ pub mod holdings;
 pub mod ids;
 pub mod index;
 pub mod indexer;
+pub mod keyset;
 pub mod log;
 pub mod merkle;
 pub mod metrics;

@@ -146,6 +146,8 @@ pub struct LogAppend {
     pub subjects: Vec<(Hash, String)>,
     /// Merkle nodes completed by the entries: `((level, index), hash)`.
     pub nodes: Vec<((u32, u64), Hash)>,
+    /// Positions of the key-set entries among the entries.
+    pub key_sets: Vec<u64>,
 }
 
 impl LogAppend {
@@ -215,6 +217,9 @@ impl<S: NodeStore> Appender<S> {
             let at = (node.level, node.index);
             self.nodes.pending.insert(at, node.hash);
             self.append.nodes.push((at, node.hash));
+        }
+        if matches!(entry, StoredEntry::Signed(e) if e.payload_type == KEYSET_TYPE) {
+            self.append.key_sets.push(index);
         }
         self.append.entries.push((index, entry.encode()));
         if let Some(record) = record {

@@ -230,6 +230,8 @@ pub struct Metrics {
     pub connections_accepted: Counters<Listener>,
     /// Connections open per public listener.
     pub connections_open: Gauges<Listener>,
+    /// Origins held here whose current key set expired.
+    pub keys_stale_origins: Gauge,
 }
 
 impl Default for Metrics {
@@ -248,6 +250,7 @@ impl Default for Metrics {
             limit_hits: Counters::default(),
             connections_accepted: Counters::default(),
             connections_open: Gauges::default(),
+            keys_stale_origins: Gauge::default(),
         }
     }
 }
@@ -303,6 +306,11 @@ impl Metrics {
             "connections_open",
             "Connections open now (handshaking or established), by public listener",
             self.connections_open.family.clone(),
+        );
+        registry.register(
+            "keys_stale_origins",
+            "Origins held here (this node included) whose current key set expired: still searchable, flagged stale",
+            self.keys_stale_origins.clone(),
         );
     }
 }

@@ -6,21 +6,22 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crate::certificate::{PublicIdentity, TlsError, TlsIdentity};
 use crate::config::{Config, ConfigError, KEY_FILE};
 use prost::Message;
 use rayon::prelude::*;
 
-use crate::ids::NodeId;
+use crate::ids::{LogIndex, NodeId};
 use crate::index::{IndexError, LiveIndex};
-use crate::log::{self, Appender, SignedEntry, UnsignedEntry};
+use crate::keyset::{self, KeyChain};
+use crate::log::{self, Appender, SignedEntry, StoredEntry, UnsignedEntry, KEYSET_SUBJECT};
 use crate::metrics::Metrics;
 use crate::proto::{KeySet, Visibility};
 use crate::query::cursor::CursorKey;
 use crate::record::RecordError;
-use crate::sign::{self, KeyRing, NodeKey, SignError};
+use crate::sign::{self, KeyId, NodeKey, SignError};
 use crate::store::{OriginNodes, Store, StoreError};
 use crate::trust::{Invite, PeerState, TrustError, TrustStore};
 use crate::visibility::Viewer;
@@ -32,6 +33,15 @@ pub const INDEX_DIR: &str = "index";
 /// In a data directory: the node was restored from a backup and is
 /// recovering its own log from its peers ([`crate::backup`]).
 pub const RECOVERY_FILE: &str = "recovering";
+/// In a data directory: the root key, unless the operator keeps it
+/// elsewhere (`meridian init --root-key FILE`).
+pub const ROOT_KEY_FILE: &str = "root.key";
+/// In a data directory: the first key set, signed by the root at `init`,
+/// which the first start puts at entry 0 of the log.
+pub const GENESIS_FILE: &str = "keyset-1.dsse";
+/// In a data directory during a rotation: the new signing key, until the
+/// key set that lists it is durable and it replaces the key file.
+pub const NEXT_KEY_FILE: &str = "identity.key.next";
 
 /// Why a node operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +79,9 @@ pub enum NodeError {
     /// The data directory is missing a part.
     #[error("{path}: {message}")]
     DataDir { path: PathBuf, message: String },
+    /// A key operation cannot be done; the message says why and what to do.
+    #[error("keys: {0}")]
+    Keys(String),
     /// The node was restored from a backup and has not yet pulled its own
     /// log back from its peers: an entry signed now could take an index a
     /// peer already holds a different entry at (a fork of its own log).
@@ -84,8 +97,16 @@ pub enum NodeError {
 pub struct Node {
     config: Config,
     data_dir: PathBuf,
-    key: NodeKey,
-    ring: KeyRing,
+    /// The online signing key; replaced by a rotation.
+    key: RwLock<Arc<NodeKey>>,
+    /// The key sets of this node's own log.
+    chain: RwLock<Arc<KeyChain>>,
+    /// Verified key chains of other origins, with the key-set positions
+    /// and pinned root they were built from.
+    chains: Mutex<std::collections::HashMap<String, CachedChain>>,
+    /// The signing key was read from [`NEXT_KEY_FILE`]: a rotation ended
+    /// before it replaced the key file.
+    key_pending_rename: bool,
     tls: TlsIdentity,
     store: Store,
     trust: TrustStore,
@@ -108,6 +129,10 @@ pub struct Node {
     /// peers ([`RECOVERY_FILE`]).
     recovering: std::sync::atomic::AtomicBool,
 }
+
+/// A verified chain of another origin, with the key-set positions and the
+/// pinned root it was built from.
+type CachedChain = (Vec<u64>, [u8; 32], Arc<KeyChain>);
 
 /// Held while an import stream runs; see [`Node::import_guard`].
 pub struct ImportGuard {
@@ -133,8 +158,22 @@ impl Node {
         Self::create_with(data_dir, Config::new(node_id, listen))
     }
 
-    /// [`Node::create`] with a configuration of the caller's.
+    /// [`Node::create`] with a configuration of the caller's; the root key
+    /// goes into the data directory.
     pub fn create_with(data_dir: &Path, config: Config) -> Result<sign::KeyId, NodeError> {
+        Self::create_with_root(data_dir, config, None, keyset::DEFAULT_EXPIRY_DAYS)
+    }
+
+    /// [`Node::create_with`], writing the root key to `root_file` (which
+    /// must not exist) when given, so the operator can move it offline, and
+    /// signing the first key set to expire in `expires_days`.
+    pub fn create_with_root(
+        data_dir: &Path,
+        config: Config,
+        root_file: Option<&Path>,
+        expires_days: u32,
+    ) -> Result<sign::KeyId, NodeError> {
+        check_expiry_days(expires_days)?;
         use std::os::unix::fs::PermissionsExt;
         let node_id = &config.node_id;
         let dir_error = |message: String| NodeError::DataDir {
@@ -152,8 +191,25 @@ impl Node {
         std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| dir_error(e.to_string()))?;
         let key = NodeKey::generate();
+        let root = NodeKey::generate();
+        let root_path = root_file
+            .map(Path::to_owned)
+            .unwrap_or_else(|| data_dir.join(ROOT_KEY_FILE));
+        root.save(&root_path)?;
         key.save(&data_dir.join(KEY_FILE))?;
-        TlsIdentity::create(data_dir, node_id)?;
+        let tls = TlsIdentity::create(data_dir, node_id)?;
+        let first = keyset::key_set(
+            node_id.as_str(),
+            1,
+            &[&key],
+            &[root.public()],
+            1,
+            keyset::expiry_after(keyset::now_unix(), expires_days),
+            vec![tls.spki().to_vec()],
+        );
+        let genesis = keyset::sign_key_set(&[&root], node_id.as_str(), 0, first);
+        write_durably(&data_dir.join(GENESIS_FILE), &genesis.encode_to_vec())
+            .map_err(|e| dir_error(format!("{GENESIS_FILE}: {e}")))?;
         if config.tls.public_cert.is_none() {
             PublicIdentity::create(
                 data_dir,
@@ -178,7 +234,11 @@ impl Node {
     pub fn open(data_dir: &Path, env: &BTreeMap<String, String>) -> Result<Arc<Self>, NodeError> {
         let node = Self::open_as_is(data_dir, env)?;
         node.publish_key_set()?;
+        node.finish_key_rename()?;
         node.checkpoint_own_log()?;
+        // Renewal and the stale count only log what fails: a node whose
+        // root is elsewhere still starts.
+        node.key_upkeep();
         node.reconcile_index()?;
         node.live_index().remove_abandoned();
         Ok(node)
@@ -192,7 +252,6 @@ impl Node {
     ) -> Result<Arc<Self>, NodeError> {
         let config = Config::load(data_dir, env)?;
         let key = NodeKey::load(&data_dir.join(KEY_FILE))?;
-        let ring = KeyRing::new(&config.node_id, &[key.verifying_key()], 1)?;
         let tls = TlsIdentity::load(data_dir)?;
         let (public_cert, _) = config.public_identity_paths(data_dir);
         if config.tls.public_cert.is_none() && !public_cert.exists() {
@@ -206,14 +265,18 @@ impl Node {
         let store = Store::open(&data_dir.join(STORE_DIR))?;
         store.index_subjects(config.node_id.as_str())?;
         let trust = TrustStore::open(&store, &config.node_id)?;
+        let chain = build_chain(&store, config.node_id.as_str(), None)?;
+        let (key, key_pending_rename) = current_signing_key(data_dir, &chain, key)?;
         let index = LiveIndex::open(&data_dir.join(INDEX_DIR))?;
         let cursor_key = CursorKey::new(key.derive_secret("search cursor"));
         let node = Self {
             config,
             data_dir: data_dir.to_owned(),
             cursor_key,
-            key,
-            ring,
+            key: RwLock::new(Arc::new(key)),
+            chain: RwLock::new(Arc::new(chain)),
+            chains: Mutex::default(),
+            key_pending_rename,
             tls,
             store,
             trust,
@@ -239,8 +302,8 @@ impl Node {
         let signed = match self.store.checkpoint(origin)? {
             Some(bytes) => crate::proto::Envelope::decode(bytes.as_slice())
                 .ok()
-                .and_then(|envelope| sign::open_checkpoint(&envelope, &self.ring).ok())
-                .map(|(checkpoint, _)| checkpoint.size),
+                .and_then(|envelope| self.own_chain().open_checkpoint(&envelope).ok())
+                .map(|checkpoint| checkpoint.size),
             None => None,
         };
         match signed {
@@ -260,7 +323,7 @@ impl Node {
             return Ok(false);
         }
         let root = self.store.log_root(origin, size)?;
-        let checkpoint = log::sign_checkpoint(&self.key, origin, size, root);
+        let checkpoint = log::sign_checkpoint(&self.key(), origin, size, root);
         self.store
             .put_checkpoint(origin, &checkpoint.encode_to_vec())?;
         self.store.flush()?;
@@ -272,28 +335,45 @@ impl Node {
         Ok(true)
     }
 
-    /// This node's invitation: what a peer's operator needs to pin it.
+    /// This node's invitation: what a peer's operator needs to pin it. Its
+    /// key is the root of the node's first key set, which peers pin (for a
+    /// node made before root keys, its identity key).
     pub fn invite(&self) -> Invite {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD;
+        let chain = self.own_chain();
+        let root = chain
+            .links()
+            .first()
+            .map(|first| {
+                if first.set.root_keys.is_empty() {
+                    first.set.keys[0].clone()
+                } else {
+                    first.set.root_keys[0].clone()
+                }
+            })
+            .unwrap_or_else(|| self.key().public());
         Invite {
             node_id: self.node_id().clone(),
             endpoint: self.endpoint(),
-            key: b64.encode(self.key.public().ed25519),
-            key_id: self.key.key_id().to_string(),
+            key: b64.encode(&root.ed25519),
+            key_id: root.key_id,
             tls_key: b64.encode(self.tls.spki()),
         }
     }
 
-    /// This node's key set: one identity key, threshold 1, its TLS key.
-    pub fn key_set(&self) -> KeySet {
+    /// The legacy first key set, for a data directory made before root
+    /// keys: one identity key, root and signing key at once, threshold 1,
+    /// no expiry, its TLS key.
+    fn legacy_key_set(&self) -> KeySet {
         KeySet {
             origin: self.node_id().to_string(),
             version: 1,
-            keys: vec![self.key.public()],
+            keys: vec![self.key().public()],
             threshold: 1,
             expires: String::new(),
             tls_keys: vec![self.tls.spki().to_vec()],
+            ..KeySet::default()
         }
     }
 
@@ -304,22 +384,45 @@ impl Node {
         }
     }
 
-    /// The keys this node's own entries verify against.
-    pub fn ring(&self) -> &KeyRing {
-        &self.ring
+    /// The key sets of this node's own log.
+    pub fn own_chain(&self) -> Arc<KeyChain> {
+        self.chain.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The keys `origin`'s entries verify against: this node's own, or the
-    /// identity key pinned for the peer. `None` for an origin whose peer was
-    /// revoked or is unknown: its entries are quarantined (not served).
-    pub fn origin_ring(&self, origin: &str) -> Result<Option<KeyRing>, NodeError> {
+    /// The key sets `origin`'s entries verify against: this node's own, or
+    /// the chain stored for the peer, verified from the root pinned for it.
+    /// `None` for an origin whose peer was revoked or is unknown: its
+    /// entries are quarantined (not served).
+    pub fn origin_keys(&self, origin: &str) -> Result<Option<Arc<KeyChain>>, NodeError> {
         if origin == self.node_id() {
-            return Ok(Some(self.ring.clone()));
+            return Ok(Some(self.own_chain()));
         }
         match self.trust.get(origin)? {
-            Some(peer) if peer.state != PeerState::Revoked => Ok(Some(peer.key_ring()?)),
+            Some(peer) if peer.state != PeerState::Revoked => {
+                Ok(Some(self.peer_chain(origin, &peer.pinned_root()?)?))
+            }
             _ => Ok(None),
         }
+    }
+
+    /// The stored chain of `origin`, verified from `pinned`; rebuilt only
+    /// when a key set was added since.
+    pub fn peer_chain(
+        &self,
+        origin: &str,
+        pinned: &ed25519_dalek::VerifyingKey,
+    ) -> Result<Arc<KeyChain>, NodeError> {
+        let positions = self.store.key_set_positions(origin)?;
+        let pinned_bytes = pinned.to_bytes();
+        let mut cache = self.chains.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((held, root, chain)) = cache.get(origin) {
+            if *held == positions && *root == pinned_bytes {
+                return Ok(chain.clone());
+            }
+        }
+        let chain = Arc::new(build_chain(&self.store, origin, Some(*pinned))?);
+        cache.insert(origin.to_owned(), (positions, pinned_bytes, chain.clone()));
+        Ok(chain)
     }
 
     /// Whether this node serves and indexes `origin`'s records: its own, or
@@ -415,8 +518,251 @@ impl Node {
             return Ok(());
         }
         let appender = self.store.appender(self.node_id())?;
-        self.append_own(appender, vec![UnsignedEntry::key_set(self.key_set())])?;
+        let genesis_path = self.data_dir.join(GENESIS_FILE);
+        match std::fs::read(&genesis_path) {
+            Ok(bytes) => {
+                let dir_error = |message: String| NodeError::DataDir {
+                    path: genesis_path.clone(),
+                    message,
+                };
+                let envelope = crate::proto::Envelope::decode(bytes.as_slice())
+                    .map_err(|e| dir_error(e.to_string()))?;
+                let mut chain = KeyChain::new(self.node_id().as_str(), None);
+                chain
+                    .extend(0, &envelope, keyset::now_unix())
+                    .map_err(|e| dir_error(e.to_string()))?;
+                let leaf = log::entry_leaf(self.node_id(), KEYSET_SUBJECT, &envelope.payload);
+                let key = self.key();
+                self.commit_own(
+                    appender,
+                    vec![(StoredEntry::Signed(envelope), leaf, None)],
+                    &key,
+                )?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A data directory made before root keys: its identity key
+                // is root and signing key (docs/decisions/key-sets.md).
+                self.append_own(
+                    appender,
+                    vec![UnsignedEntry::key_set(self.legacy_key_set())],
+                )?;
+            }
+            Err(e) => {
+                return Err(NodeError::DataDir {
+                    path: genesis_path,
+                    message: e.to_string(),
+                })
+            }
+        }
+        self.reload_own_chain()?;
         Ok(())
+    }
+
+    fn reload_own_chain(&self) -> Result<Arc<KeyChain>, NodeError> {
+        let chain = Arc::new(build_chain(&self.store, self.node_id().as_str(), None)?);
+        *self.chain.write().unwrap_or_else(|p| p.into_inner()) = chain.clone();
+        Ok(chain)
+    }
+
+    /// Ends a rotation that stopped after its key set was durable: the new
+    /// signing key replaces the key file.
+    fn finish_key_rename(&self) -> Result<(), NodeError> {
+        if !self.key_pending_rename {
+            return Ok(());
+        }
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        replace_key_file(&self.data_dir)?;
+        tracing::warn!("a key rotation was finished at start: the new signing key is in place");
+        Ok(())
+    }
+
+    /// Appends a renewed key set (same keys, a new expiry) when the current
+    /// one expires within [`keyset::RENEW_WITHIN_DAYS`] and the root is in
+    /// the data directory; warns when the root is not at hand.
+    pub fn renew_keys_if_due(&self) -> Result<bool, NodeError> {
+        if self.recovering() || !self.own_chain().renewal_due(keyset::now_unix()) {
+            return Ok(false);
+        }
+        if !self.data_dir.join(ROOT_KEY_FILE).exists() {
+            tracing::warn!(
+                expires = %self.own_chain().latest().map(|l| l.set.expires.clone()).unwrap_or_default(),
+                "key set expires soon and the root key is not in the data directory; \
+                 run `meridian keys renew --root-key FILE`"
+            );
+            return Ok(false);
+        }
+        self.rotate_keys(Vec::new(), true, keyset::DEFAULT_EXPIRY_DAYS)?;
+        Ok(true)
+    }
+
+    /// Periodic key upkeep: renews this node's key set when it is due,
+    /// then counts the origins whose key set expired ([`Node::stale_origins_at`]).
+    pub fn key_upkeep(&self) {
+        if let Err(e) = self.renew_keys_if_due() {
+            tracing::error!(error = %e, "cannot renew this node's key set");
+        }
+        if let Err(e) = self.stale_origins_at(keyset::now_unix()) {
+            tracing::error!(error = %e, "cannot read the origins' key sets");
+        }
+    }
+
+    /// The origins held here (this node included) whose current key set
+    /// expired at `now`, with when: they stay searchable, are flagged in
+    /// `peers status` and counted in the `keys_stale_origins` gauge, and
+    /// are never taken as freshly vouched for.
+    pub fn stale_origins_at(&self, now: i64) -> Result<Vec<(String, String)>, NodeError> {
+        let mut stale = Vec::new();
+        for (origin, _) in self.store.origins()? {
+            // A chain that does not verify is sync's to report.
+            let Ok(Some(chain)) = self.origin_keys(&origin) else {
+                continue;
+            };
+            if let Some(expired) = chain.expired(now) {
+                tracing::warn!(origin = %origin, expired = %expired, "key set expired: origin is stale");
+                stale.push((origin, expired));
+            }
+        }
+        self.metrics.keys_stale_origins.set(stale.len() as i64);
+        Ok(stale)
+    }
+
+    /// Appends key set N+1 to this node's log, signed by `roots` (or by the
+    /// root in the data directory, or, for a node made before root keys, by
+    /// its identity key): a new signing key, or with `keep_signing_key` the
+    /// same keys with a new expiry. The new key is durable before the set
+    /// is, and replaces the key file once the set is. Audited.
+    pub fn rotate_keys(
+        &self,
+        roots: Vec<NodeKey>,
+        keep_signing_key: bool,
+        expires_days: u32,
+    ) -> Result<Arc<KeyChain>, NodeError> {
+        let expires_days = if expires_days == 0 {
+            keyset::DEFAULT_EXPIRY_DAYS
+        } else {
+            expires_days
+        };
+        check_expiry_days(expires_days)?;
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if self.recovering() {
+            return Err(NodeError::Recovering);
+        }
+        let chain = self.own_chain();
+        let latest = chain
+            .latest()
+            .ok_or_else(|| NodeError::Keys("this node's log holds no key set yet".into()))?;
+        let current = self.key();
+        let root_path = self.data_dir.join(ROOT_KEY_FILE);
+        let mut roots = roots;
+        let mut save_legacy_root = false;
+        if roots.is_empty() {
+            if root_path.exists() {
+                roots.push(NodeKey::load(&root_path)?);
+            } else if latest.root().key(current.key_id()).is_some() {
+                // The identity key of a node made before root keys is its
+                // root: it is kept as the root key file before the key file
+                // gets the new signing key.
+                roots.push(NodeKey::from_seed(&current.seed()));
+                save_legacy_root = !keep_signing_key;
+            } else {
+                return Err(NodeError::Keys(format!(
+                    "no root key given and none in {}; pass --root-key FILE",
+                    root_path.display()
+                )));
+            }
+        }
+        for root in &roots {
+            if latest.root().key(root.key_id()).is_none() {
+                return Err(NodeError::Keys(format!(
+                    "{} is not a root key of key set {} (its root keys: {})",
+                    root.key_id(),
+                    latest.set.version,
+                    latest
+                        .root()
+                        .key_ids()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        let next_key_path = self.data_dir.join(NEXT_KEY_FILE);
+        let signing = if keep_signing_key {
+            current.clone()
+        } else {
+            match std::fs::remove_file(&next_key_path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(NodeError::DataDir {
+                        path: next_key_path,
+                        message: e.to_string(),
+                    })
+                }
+            }
+            let key = NodeKey::generate();
+            key.save(&next_key_path)?;
+            Arc::new(key)
+        };
+        if save_legacy_root {
+            roots[0].save(&root_path)?;
+        }
+        let (root_keys, root_threshold) = if latest.set.root_keys.is_empty() {
+            (latest.set.keys.clone(), latest.set.threshold)
+        } else {
+            (latest.set.root_keys.clone(), latest.set.root_threshold)
+        };
+        let expires = keyset::expiry_after(keyset::now_unix(), expires_days);
+        let set = keyset::key_set(
+            self.node_id().as_str(),
+            latest.set.version + 1,
+            &[&signing],
+            &root_keys,
+            root_threshold,
+            expires.clone(),
+            vec![self.tls.spki().to_vec()],
+        );
+        let appender = self.store.appender(self.node_id())?;
+        let index = appender.next_index();
+        let root_refs: Vec<&NodeKey> = roots.iter().collect();
+        let envelope = keyset::sign_key_set(&root_refs, self.node_id().as_str(), index, set);
+        // Checked as a peer will check it before anything is written.
+        let mut next = (*chain).clone();
+        next.extend(index, &envelope, keyset::now_unix())
+            .map_err(|e| NodeError::Keys(format!("the new key set would not verify: {e}")))?;
+        let leaf = log::entry_leaf(self.node_id(), KEYSET_SUBJECT, &envelope.payload);
+        self.commit_own(
+            appender,
+            vec![(StoredEntry::Signed(envelope), leaf, None)],
+            &signing,
+        )?;
+        if !keep_signing_key {
+            replace_key_file(&self.data_dir)?;
+        }
+        *self.key.write().unwrap_or_else(|p| p.into_inner()) = signing.clone();
+        let chain = self.reload_own_chain()?;
+        let (action, detail) = if keep_signing_key {
+            (
+                "keys-renew",
+                format!(
+                    "key set {} at log index {index}: same signing key {}, expires {expires}",
+                    latest.set.version + 1,
+                    signing.key_id()
+                ),
+            )
+        } else {
+            (
+                "keys-rotate",
+                format!(
+                    "key set {} at log index {index}: signing key {} retired, {} in use, expires {expires}",
+                    latest.set.version + 1,
+                    current.key_id(),
+                    signing.key_id()
+                ),
+            )
+        };
+        self.trust.record(action, self.node_id(), &detail)?;
+        Ok(chain)
     }
 
     /// Signs entries of this node's own log in parallel, appends them in one
@@ -425,7 +771,7 @@ impl Node {
     /// an appender begun under it.
     pub(crate) fn append_own(
         &self,
-        mut appender: Appender<OriginNodes<'_>>,
+        appender: Appender<OriginNodes<'_>>,
         entries: Vec<UnsignedEntry>,
     ) -> Result<u64, NodeError> {
         if self.recovering() {
@@ -433,12 +779,26 @@ impl Node {
         }
         let origin = self.node_id();
         let first = appender.next_index();
-        let started = std::time::Instant::now();
+        let key = self.key();
         let signed: Vec<SignedEntry> = entries
             .into_par_iter()
             .enumerate()
-            .map(|(offset, entry)| log::sign_entry(&self.key, origin, first + offset as u64, entry))
+            .map(|(offset, entry)| log::sign_entry(&key, origin, first + offset as u64, entry))
             .collect();
+        self.commit_own(appender, signed, &key)
+    }
+
+    /// Appends signed entries to this node's own log in one transaction,
+    /// flushes, signs a checkpoint with `key` (the signing key governing
+    /// the new size) and tells subscribers. Call with `writer` held.
+    fn commit_own(
+        &self,
+        mut appender: Appender<OriginNodes<'_>>,
+        signed: Vec<SignedEntry>,
+        key: &NodeKey,
+    ) -> Result<u64, NodeError> {
+        let origin = self.node_id();
+        let started = std::time::Instant::now();
         let signed_at = started.elapsed();
         for (entry, leaf, state) in signed {
             appender
@@ -456,7 +816,7 @@ impl Node {
         let committed_at = started.elapsed();
         self.store.flush()?;
         let flushed_at = started.elapsed();
-        let checkpoint = log::sign_checkpoint(&self.key, origin, size, root);
+        let checkpoint = log::sign_checkpoint(key, origin, size, root);
         self.store
             .put_checkpoint(origin, &checkpoint.encode_to_vec())?;
         self.changed();
@@ -531,13 +891,114 @@ impl Node {
         &self.config.node_id
     }
 
-    pub fn key(&self) -> &NodeKey {
-        &self.key
+    /// The signing key in use now.
+    pub fn key(&self) -> Arc<NodeKey> {
+        self.key.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
+}
+
+/// Builds the key chain of `origin` from the key-set entries stored for
+/// it, verifying each link (from `pinned` for a peer).
+pub(crate) fn build_chain(
+    store: &Store,
+    origin: &str,
+    pinned: Option<ed25519_dalek::VerifyingKey>,
+) -> Result<KeyChain, NodeError> {
+    let mut chain = KeyChain::new(origin, pinned);
+    let now = keyset::now_unix();
+    for index in store.key_set_positions(origin)? {
+        match store.entry(origin, LogIndex(index))? {
+            Some(StoredEntry::Signed(envelope)) => chain.extend(index, &envelope, now)?,
+            _ => {
+                return Err(StoreError::Corrupt {
+                    tree: crate::store::tree::KEYSETS,
+                    detail: format!("{origin} entry {index} is not a stored key set"),
+                }
+                .into())
+            }
+        }
+    }
+    Ok(chain)
+}
+
+/// The signing key to use: the key file's, if the current set lists it,
+/// or the one a rotation left in [`NEXT_KEY_FILE`] (with `true`: it still
+/// has to replace the key file).
+fn current_signing_key(
+    data_dir: &Path,
+    chain: &KeyChain,
+    key: NodeKey,
+) -> Result<(NodeKey, bool), NodeError> {
+    let Some(latest) = chain.latest() else {
+        return Ok((key, false));
+    };
+    if latest.signing().key(key.key_id()).is_some() {
+        return Ok((key, false));
+    }
+    let next = data_dir.join(NEXT_KEY_FILE);
+    if next.exists() {
+        let next_key = NodeKey::load(&next)?;
+        if latest.signing().key(next_key.key_id()).is_some() {
+            return Ok((next_key, true));
+        }
+    }
+    Err(NodeError::DataDir {
+        path: data_dir.join(KEY_FILE),
+        message: format!(
+            "signing key {} is not in this node's key set {} (its signing keys: {}); \
+             restore the key file of that set",
+            key.key_id(),
+            latest.set.version,
+            latest
+                .signing()
+                .key_ids()
+                .map(KeyId::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
+}
+
+/// Moves [`NEXT_KEY_FILE`] over the key file, durably.
+fn replace_key_file(data_dir: &Path) -> Result<(), NodeError> {
+    let dir_error = |e: std::io::Error| NodeError::DataDir {
+        path: data_dir.join(NEXT_KEY_FILE),
+        message: e.to_string(),
+    };
+    std::fs::rename(data_dir.join(NEXT_KEY_FILE), data_dir.join(KEY_FILE)).map_err(dir_error)?;
+    std::fs::File::open(data_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(dir_error)
+}
+
+/// Writes a new file and makes it and its directory entry durable.
+fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Refuses a key-set validity beyond the cap.
+fn check_expiry_days(days: u32) -> Result<(), NodeError> {
+    if days == 0 || days > keyset::MAX_EXPIRY_DAYS {
+        return Err(NodeError::Keys(format!(
+            "expires_days: {days} is not between 1 and {}",
+            keyset::MAX_EXPIRY_DAYS
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -30,7 +30,6 @@ use crate::ids::LogIndex;
 use crate::log::StoredEntry;
 use crate::node::{Node, NodeError};
 use crate::proto::{log_entry::Body, DatasetRecord, LogEntry};
-use crate::sign::KeyRing;
 use crate::store::StoreError;
 use crate::visibility::{self, Delivery, Viewer};
 
@@ -171,7 +170,8 @@ pub fn scan(
     deadline: Instant,
 ) -> Result<Scan, NodeError> {
     let store = node.store();
-    let mut rings: HashMap<String, Option<KeyRing>> = HashMap::new();
+    let mut rings: HashMap<String, Option<std::sync::Arc<crate::keyset::KeyChain>>> =
+        HashMap::new();
     let mut out = Scan::default();
     let mut remaining = 0u64;
     let mut counting = false;
@@ -192,7 +192,7 @@ pub fn scan(
         let ring = match rings.get(&arrival.origin) {
             Some(ring) => ring.clone(),
             None => {
-                let ring = node.origin_ring(&arrival.origin)?;
+                let ring = node.origin_keys(&arrival.origin)?;
                 rings.insert(arrival.origin.clone(), ring.clone());
                 ring
             }
@@ -297,7 +297,7 @@ pub fn scan(
 /// it may not know of it (or it does not exist).
 pub fn get(node: &Node, origin: &str, id: &str) -> Result<Option<Item>, NodeError> {
     let store = node.store();
-    let Some(ring) = node.origin_ring(origin)? else {
+    let Some(ring) = node.origin_keys(origin)? else {
         return Ok(None);
     };
     let Some(state) = store.record_state(origin, id)? else {

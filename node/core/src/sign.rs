@@ -212,6 +212,32 @@ pub enum SignError {
     /// A checkpoint's root is not a 32-byte hash.
     #[error("checkpoint root is {len} bytes, not 32")]
     BadCheckpointRoot { len: usize },
+    /// The entry is signed by a key that an earlier key set listed and a
+    /// later one dropped: it signs nothing at or after that set's position.
+    #[error(
+        "key {key_id} was retired by the key set at log index {retired_at}; it is not valid here"
+    )]
+    RetiredKey { key_id: KeyId, retired_at: u64 },
+    /// A key set that does not follow the chain's latest (a skipped set).
+    #[error("key set version {found} does not follow version {latest}: a chain goes N to N+1 (a skipped set)")]
+    KeySetSkipped { latest: u64, found: u64 },
+    /// A key set with a version the chain already holds (a replayed set).
+    #[error("key set version {found} is not newer than version {latest} (a replayed set)")]
+    KeySetReplayed { latest: u64, found: u64 },
+    /// A key set at a log position the chain cannot take (not entry 0 for
+    /// the first set, not after the latest, not announced).
+    #[error("key set at log index {index}: {message}")]
+    KeySetPosition { index: u64, message: String },
+    /// The first key set does not list, or is not signed by, the root key
+    /// pinned for the origin.
+    #[error("the first key set is not signed by the pinned root key {pinned}")]
+    PinnedRootMissing { pinned: KeyId },
+    /// A key set's expiry is missing, unreadable or beyond the cap.
+    #[error("key set expiry: {0}")]
+    KeySetExpiry(String),
+    /// No key set covers this log position (the chain is empty).
+    #[error("no key set of the origin is known for log index {0}")]
+    NoKeySet(u64),
     /// A key file cannot be used; the message names the file and the reason.
     #[error("key file `{}`: {problem}", path.display())]
     KeyFile {
@@ -275,6 +301,17 @@ impl NodeKey {
     fn from_signing_key(signing: SigningKey) -> Self {
         let key_id = KeyId::of(&signing.verifying_key());
         Self { signing, key_id }
+    }
+
+    /// A key from its 32-byte seed (as [`NodeKey::seed`] gives it).
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self::from_signing_key(SigningKey::from_bytes(seed))
+    }
+
+    /// The secret seed, for handing a root key from the CLI to the node
+    /// over the operator-only admin socket. Zeroed on drop.
+    pub fn seed(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.signing.to_bytes())
     }
 
     /// The id of this key.
@@ -488,6 +525,30 @@ impl KeyRing {
             }
         }
         Self::build(set.origin.clone(), set.version, keys, set.threshold)
+    }
+
+    /// The root ring of a published key set: its root keys and root
+    /// threshold, or, in the legacy form that lists no root keys, its
+    /// signing keys and threshold. Same checks as [`KeyRing::from_key_set`].
+    pub fn root_of_key_set(set: &KeySet) -> Result<Self, SignError> {
+        if set.root_keys.is_empty() {
+            return Self::from_key_set(set);
+        }
+        Self::from_key_set(&KeySet {
+            keys: set.root_keys.clone(),
+            threshold: set.root_threshold,
+            ..KeySet::default()
+        })
+        .map(|ring| Self {
+            origin: set.origin.clone(),
+            version: set.version,
+            ..ring
+        })
+    }
+
+    /// Whether both rings hold the same keys with the same threshold.
+    pub fn same_keys(&self, other: &KeyRing) -> bool {
+        self.threshold == other.threshold && self.keys.keys().eq(other.keys.keys())
     }
 
     /// A ring of the given keys (version 0), with the same checks as

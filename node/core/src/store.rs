@@ -47,6 +47,10 @@ pub mod tree {
     /// Records of each origin that are not deleted, kept with every commit
     /// so that a node's status costs one read whatever it holds.
     pub const LIVE: &str = "live_records_by_origin_v1";
+    /// Log positions of the key-set entries after entry 0, by origin
+    /// (entry 0 is always the first set; a store written before key
+    /// rotation holds no others).
+    pub const KEYSETS: &str = "keyset_by_origin_index_v1";
 }
 
 /// On-disk format version of this database.
@@ -185,6 +189,7 @@ pub struct Store {
     arrival_by_origin: sled::Tree,
     previous: sled::Tree,
     live: sled::Tree,
+    keysets: sled::Tree,
     /// Held while an append commits, so that appends commit in the order of
     /// their arrival sequence; holds the last arrival's time, so that
     /// arrival times never go back even when the clock does.
@@ -291,6 +296,7 @@ impl Store {
             arrival_by_origin: db.open_tree(tree::ARRIVAL_BY_ORIGIN)?,
             previous: db.open_tree(tree::PREVIOUS)?,
             live: db.open_tree(tree::LIVE)?,
+            keysets: db.open_tree(tree::KEYSETS)?,
             arrival_clock: Arc::default(),
             durable: Arc::default(),
             unflushed: Arc::default(),
@@ -681,6 +687,24 @@ impl Store {
         Ok((index < first + count).then_some((first, run)))
     }
 
+    /// Log positions of `origin`'s key-set entries, in order: entry 0 (the
+    /// first set) when the log has entries, and every later one.
+    pub fn key_set_positions(&self, origin: &str) -> Result<Vec<u64>, StoreError> {
+        let mut positions = Vec::new();
+        if self.log_size(origin)? > 0 {
+            positions.push(0);
+        }
+        let prefix = origin_prefix(origin);
+        for item in self.keysets.scan_prefix(&prefix) {
+            let (key, _) = item?;
+            let index = u64_at(&key[prefix.len()..]);
+            if index > 0 {
+                positions.push(index);
+            }
+        }
+        Ok(positions)
+    }
+
     /// Size of `origin`'s log as held here (0 if unknown).
     pub fn log_size(&self, origin: &str) -> Result<u64, StoreError> {
         Ok(self
@@ -941,9 +965,21 @@ impl Store {
             &self.arrival_by_origin,
             &self.previous,
             &self.live,
+            &self.keysets,
         )
             .transaction(
-                |(records, log, merkle, heads, subjects, arrivals, by_origin, previous, live)| {
+                |(
+                    records,
+                    log,
+                    merkle,
+                    heads,
+                    subjects,
+                    arrivals,
+                    by_origin,
+                    previous,
+                    live,
+                    keysets,
+                )| {
                     let found = heads
                         .get(origin.as_bytes())?
                         .map(|v| u64_at(&v))
@@ -987,6 +1023,9 @@ impl Store {
                         let count = live.get(origin.as_bytes())?.map_or(0, |c| u64_at(&c));
                         let count = count.saturating_add_signed(gained);
                         live.insert(origin.as_bytes(), &count.to_be_bytes()[..])?;
+                    }
+                    for index in &append.key_sets {
+                        keysets.insert(index_key(origin, *index), &[][..])?;
                     }
                     heads.insert(origin.as_bytes(), &append.new_size().to_be_bytes()[..])?;
                     Ok(())
@@ -1318,6 +1357,7 @@ mod tests {
                 .map(|id| (crate::log::subject_digest(origin, id), id.to_string()))
                 .collect(),
             nodes: vec![((0, base), [7u8; 32])],
+            key_sets: Vec::new(),
         }
     }
 
@@ -1385,6 +1425,7 @@ mod tests {
                 records: Vec::new(),
                 nodes,
                 subjects: Vec::new(),
+                key_sets: Vec::new(),
             };
             store.commit(&append).unwrap();
             size += n as u64;

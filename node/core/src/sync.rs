@@ -40,7 +40,9 @@ use crate::trust::{Peer, PeerState, TrustError};
 pub use self::receive::{
     apply_batch, begin_ingest, check_batch, finish_ingest, CheckedBatch, Ingest,
 };
-pub use self::serve::{node_info, quarantined, serve_batch, serve_checkpoint, serve_entries};
+pub use self::serve::{
+    node_info, quarantined, serve_batch, serve_checkpoint, serve_entries, serve_key_sets,
+};
 
 /// Entries committed per transaction while pulling.
 pub const BATCH: usize = 2048;
@@ -65,6 +67,10 @@ pub const SERVE_BATCH_BYTES: usize = 16 << 20;
 /// verified and being applied. The receiver waits for room, so a peer
 /// faster than this node cannot make it buffer more.
 const MAX_PULL_BYTES: usize = 3 * MAX_BATCH_BYTES;
+/// Most key sets a peer may announce at the start of one pull: a pull
+/// covers at most this many rotations (the next pull covers the rest, as
+/// the receiver asks from its cursor and the server announces from there).
+pub const MAX_ANNOUNCED_KEY_SETS: usize = 64;
 /// Most hashes in a batch's consistency proof: an RFC 9162 proof holds
 /// about one per level of the tree, and a log has at most 64 levels.
 const MAX_PROOF_HASHES: usize = 128;
@@ -938,6 +944,10 @@ impl Replicator {
                 _ = stop.wait_for(|s| *s) => return,
             }
             self.round(false).await;
+            // Key upkeep rides on the round: renew this node's set before
+            // it lapses, and flag origins whose set did.
+            let node = self.node.clone();
+            let _ = tokio::task::spawn_blocking(move || node.key_upkeep()).await;
         }
     }
 

@@ -182,10 +182,13 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// The key ring to verify this peer's own entries with.
-    pub fn key_ring(&self) -> Result<KeyRing, TrustError> {
+    /// The root key pinned for this peer: its first key set must be signed
+    /// by it (for a node made before root keys, its identity key).
+    pub fn pinned_root(&self) -> Result<VerifyingKey, TrustError> {
         let key = parse_verifying_key(&self.identity_key)?;
-        Ok(KeyRing::new(&self.node_id, &[key], 1)?)
+        // The same vetting a key ring gives its keys.
+        KeyRing::new(&self.node_id, &[key], 1)?;
+        Ok(key)
     }
 }
 

@@ -246,15 +246,78 @@ impl Admin for AdminService {
         &self,
         _request: Request<proto::KeysShowRequest>,
     ) -> Result<Response<proto::KeysShowResponse>, Status> {
+        use base64::Engine as _;
         let invite = self.node.invite();
+        let signing = self.node.key();
         Ok(Response::new(proto::KeysShowResponse {
             node_id: invite.node_id.to_string(),
-            key_id: invite.key_id.clone(),
-            public_key: invite.key.clone(),
+            key_id: signing.key_id().to_string(),
+            public_key: base64::engine::general_purpose::STANDARD
+                .encode(signing.verifying_key().as_bytes()),
             endpoint: invite.endpoint.clone(),
             tls_key: invite.tls_key.clone(),
             invite: invite.to_token(),
+            root_key_id: invite.key_id.clone(),
+            root_public_key: invite.key.clone(),
         }))
+    }
+
+    async fn keys_rotate(
+        &self,
+        request: Request<proto::KeysRotateRequest>,
+    ) -> Result<Response<proto::KeysStatusResponse>, Status> {
+        let req = request.into_inner();
+        let mut roots = Vec::with_capacity(req.root_seeds.len());
+        for (i, seed) in req.root_seeds.iter().enumerate() {
+            let seed: &[u8; 32] = seed.as_slice().try_into().map_err(|_| {
+                Status::invalid_argument(format!("root_seeds[{i}]: not a 32-byte seed"))
+            })?;
+            roots.push(meridian_core::sign::NodeKey::from_seed(seed));
+        }
+        if roots.len() > 16 {
+            return Err(Status::invalid_argument(
+                "root_seeds: more than 16 root keys",
+            ));
+        }
+        let node = self.node.clone();
+        let chain =
+            blocking(move || node.rotate_keys(roots, req.keep_signing_key, req.expires_days))
+                .await?;
+        Ok(Response::new(convert::keys_status(
+            &chain,
+            Some(self.node.key().key_id().to_string()),
+        )))
+    }
+
+    async fn keys_status(
+        &self,
+        request: Request<proto::KeysStatusRequest>,
+    ) -> Result<Response<proto::KeysStatusResponse>, Status> {
+        let origin = request.into_inner().origin;
+        let own = origin.is_empty() || origin == self.node.node_id().as_str();
+        let node = self.node.clone();
+        let lookup = origin.clone();
+        let chain = blocking(move || {
+            if own {
+                Ok(Some(node.own_chain()))
+            } else {
+                node.origin_keys(&lookup)
+            }
+        })
+        .await?
+        .ok_or_else(|| Status::not_found(format!("no trusted origin {origin} here")))?;
+        let signing = own.then(|| self.node.key().key_id().to_string());
+        let mut status = convert::keys_status(&chain, signing);
+        if own {
+            let node = self.node.clone();
+            status.changes = blocking(move || Ok(node.trust().audit_log()?))
+                .await?
+                .into_iter()
+                .filter(|event| event.action.starts_with("keys-"))
+                .map(|event| format!("{} {} {}", event.at, event.action, event.detail))
+                .collect();
+        }
+        Ok(Response::new(status))
     }
 
     async fn trust_add(
@@ -441,12 +504,27 @@ impl Admin for AdminService {
         _request: Request<proto::PeersStatusRequest>,
     ) -> Result<Response<proto::PeersStatusResponse>, Status> {
         let node = self.node.clone();
-        let peers = blocking(move || Ok(node.trust().list()?)).await?;
+        let peers = blocking(move || {
+            let stale: std::collections::BTreeMap<String, String> = node
+                .stale_origins_at(meridian_core::keyset::now_unix())?
+                .into_iter()
+                .collect();
+            Ok(node
+                .trust()
+                .list()?
+                .into_iter()
+                .map(|peer| {
+                    let expired = stale.get(peer.node_id.as_str()).cloned();
+                    (peer, expired.unwrap_or_default())
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
         let known = self.replicator.status();
         Ok(Response::new(proto::PeersStatusResponse {
             peers: peers
                 .into_iter()
-                .map(|peer| {
+                .map(|(peer, keys_expired)| {
                     let status = known
                         .get(peer.node_id.as_str())
                         .cloned()
@@ -462,6 +540,7 @@ impl Admin for AdminService {
                         last_error: status.last_error,
                         endpoint: peer.endpoint,
                         groups: peer.groups,
+                        keys_expired,
                     }
                 })
                 .collect(),

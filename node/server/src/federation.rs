@@ -146,6 +146,28 @@ impl Federation for FederationService {
             if !send_within(&tx, Ok(first), idle, &peer_name).await {
                 return;
             }
+            // The key sets after the caller's cursor, so it can verify the
+            // checkpoint and the entries of keys it does not know yet.
+            let (n, o, after) = (node.clone(), req.origin.clone(), req.after_index);
+            let announced =
+                tokio::task::spawn_blocking(move || sync::serve_key_sets(&n, &o, after, size))
+                    .await;
+            let announced = match announced {
+                Ok(Ok(items)) => items,
+                Ok(Err(e)) => {
+                    send_within(&tx, Err(status::sync(e)), idle, &peer_name).await;
+                    return;
+                }
+                Err(e) => {
+                    send_within(&tx, Err(status::join(e)), idle, &peer_name).await;
+                    return;
+                }
+            };
+            for item in announced {
+                if !send_within(&tx, Ok(item), idle, &peer_name).await {
+                    return;
+                }
+            }
             let mut from = req.after_index;
             let per_batch = batch_size(req.max_batch);
             while from < size {

@@ -101,7 +101,9 @@ pub fn node(error: NodeError) -> Status {
         NodeError::Sign(ref e) => sign(e),
         NodeError::Tls(ref e) => tls(e),
         NodeError::DataDir { .. } => internal(&error),
-        NodeError::Recovering => Status::failed_precondition(error.to_string()),
+        NodeError::Recovering | NodeError::Keys(_) => {
+            Status::failed_precondition(error.to_string())
+        }
     }
 }
 
@@ -244,6 +246,13 @@ fn sign(error: &SignError) -> Status {
         | SignError::PayloadMismatch { .. }
         | SignError::OriginMismatch { .. }
         | SignError::BadCheckpointRoot { .. }
+        | SignError::RetiredKey { .. }
+        | SignError::KeySetSkipped { .. }
+        | SignError::KeySetReplayed { .. }
+        | SignError::KeySetPosition { .. }
+        | SignError::PinnedRootMissing { .. }
+        | SignError::KeySetExpiry(_)
+        | SignError::NoKeySet(_)
         | SignError::KeyFile { .. } => internal(error),
     }
 }

@@ -1,12 +1,15 @@
-//! `meridian keys show`: this node's identity, the invitation a peer's
-//! operator passes to `meridian trust add`, and the public certificate
-//! standard TLS clients trust.
+//! `meridian keys`: this node's identity (`show`), its key sets
+//! (`status`), and key set N+1 signed by the root (`rotate`, `renew`). The
+//! root key is read here, from the operator's file, and handed to the node
+//! over the operator-only admin socket; it is never written by the node
+//! (docs/decisions/key-sets.md).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use clap::Subcommand;
 use meridian_core::config::Config;
+use meridian_core::sign::NodeKey;
 use meridian_proto as proto;
 
 use super::node::process_env;
@@ -26,10 +29,158 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Replace the signing key: append key set N+1, signed by the root, with
+    /// a new signing key. Entries signed before keep verifying; the old key
+    /// signs nothing after the new set. Peers follow with no re-pinning.
+    Rotate {
+        #[command(flatten)]
+        root: RootArgs,
+    },
+    /// Keep the signing key and extend the key set's expiry: append key set
+    /// N+1 signed by the root. The node does this itself, when its root key
+    /// is in the data directory, 30 days before expiry.
+    Renew {
+        #[command(flatten)]
+        root: RootArgs,
+    },
+    /// The key sets of this node's log (or of a peer's, `--origin`): their
+    /// keys, thresholds, expiry, and where each retired signing key stops.
+    Status {
+        /// A replicated origin instead of this node.
+        #[arg(long)]
+        origin: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RootArgs {
+    /// A root key file (repeat for a threshold above 1). Default: the root
+    /// key in the data directory.
+    #[arg(long = "root-key", value_name = "FILE")]
+    root_keys: Vec<PathBuf>,
+    /// Days until the new key set expires (at most 366; default 365).
+    #[arg(long, default_value_t = 0)]
+    expires_days: u32,
+    #[arg(long)]
+    json: bool,
 }
 
 pub async fn run(data_dir: &Path, command: KeysCommand) -> Result<()> {
-    let KeysCommand::Show { invite, cert, json } = command;
+    match command {
+        KeysCommand::Show { invite, cert, json } => show(data_dir, invite, cert, json).await,
+        KeysCommand::Rotate { root } => rotate(data_dir, root, false).await,
+        KeysCommand::Renew { root } => rotate(data_dir, root, true).await,
+        KeysCommand::Status { origin, json } => {
+            let mut client = admin(data_dir).await?;
+            let status = client
+                .keys_status(proto::KeysStatusRequest {
+                    origin: origin.unwrap_or_default(),
+                })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            print_status(&status, json);
+            Ok(())
+        }
+    }
+}
+
+async fn rotate(data_dir: &Path, root: RootArgs, keep_signing_key: bool) -> Result<()> {
+    let mut root_seeds = Vec::with_capacity(root.root_keys.len());
+    for path in &root.root_keys {
+        // The same checks as every key file: mode 0600, format, key id.
+        let key = NodeKey::load(path)?;
+        root_seeds.push(key.seed().to_vec());
+    }
+    let mut client = admin(data_dir).await?;
+    let status = client
+        .keys_rotate(proto::KeysRotateRequest {
+            root_seeds,
+            keep_signing_key,
+            expires_days: root.expires_days,
+        })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    print_status(&status, root.json);
+    Ok(())
+}
+
+fn print_status(status: &proto::KeysStatusResponse, json: bool) {
+    if json {
+        let sets: Vec<serde_json::Value> = status
+            .sets
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "index": s.index, "version": s.version, "signing_keys": s.signing_keys,
+                    "threshold": s.threshold, "root_keys": s.root_keys,
+                    "root_threshold": s.root_threshold, "expires": s.expires,
+                    "retired_keys": s.retired_keys,
+                    "retired_at": (s.retired_at > 0).then_some(s.retired_at),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "origin": status.origin, "stale": status.stale, "sets": sets,
+                "changes": status.changes,
+                "signing_key": (!status.signing_key.is_empty()).then_some(&status.signing_key),
+            })
+        );
+        return;
+    }
+    println!("origin       {}", status.origin);
+    if !status.signing_key.is_empty() {
+        println!("signing key  {}", status.signing_key);
+    }
+    if status.stale {
+        println!("STALE: the current key set expired");
+    }
+    for s in &status.sets {
+        println!(
+            "\nkey set {} at log index {}{}",
+            s.version,
+            s.index,
+            if s.retired_at == 0 { " (current)" } else { "" }
+        );
+        println!(
+            "  signing  {} of {}",
+            s.threshold,
+            s.signing_keys.join(", ")
+        );
+        println!(
+            "  root     {} of {}",
+            s.root_threshold,
+            s.root_keys.join(", ")
+        );
+        println!(
+            "  expires  {}",
+            if s.expires.is_empty() {
+                "never (made before key sets expired)"
+            } else {
+                &s.expires
+            }
+        );
+        for key in &s.retired_keys {
+            println!(
+                "  retired  {key}: valid for entries before {}",
+                s.retired_at
+            );
+        }
+    }
+    if !status.changes.is_empty() {
+        println!("\nchanges");
+        for change in &status.changes {
+            println!("  {change}");
+        }
+    }
+}
+
+async fn show(data_dir: &Path, invite: bool, cert: bool, json: bool) -> Result<()> {
     if cert {
         // Read at rest from the data directory: the certificate is public
         // and the node need not be running.
@@ -54,12 +205,14 @@ pub async fn run(data_dir: &Path, command: KeysCommand) -> Result<()> {
             serde_json::json!({
                 "node_id": keys.node_id, "key_id": keys.key_id, "public_key": keys.public_key,
                 "endpoint": keys.endpoint, "tls_key": keys.tls_key, "invite": keys.invite,
+                "root_key_id": keys.root_key_id, "root_public_key": keys.root_public_key,
             })
         );
     } else {
         println!("node id     {}", keys.node_id);
         println!("key id      {}", keys.key_id);
         println!("public key  {}", keys.public_key);
+        println!("root key    {} (peers pin it)", keys.root_key_id);
         println!("endpoint    {}", keys.endpoint);
         println!(
             "\ninvite a peer's operator to run:\n  meridian trust add {}",

@@ -27,6 +27,14 @@ pub struct InitArgs {
     /// `--listen` asks for port 0).
     #[arg(long)]
     pub http_listen: Option<std::net::SocketAddr>,
+    /// Write the root key, which signs this node's key sets, to FILE (which
+    /// must not exist) instead of the data directory, so it can be kept
+    /// offline; `keys rotate` and `keys renew` then take `--root-key FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub root_key: Option<std::path::PathBuf>,
+    /// Days until the first key set expires (at most 366).
+    #[arg(long, default_value_t = meridian_core::keyset::DEFAULT_EXPIRY_DAYS)]
+    pub expires_days: u32,
     #[arg(long)]
     pub json: bool,
 }
@@ -37,7 +45,12 @@ pub fn init(data_dir: &Path, args: &InitArgs) -> Result<()> {
         config.http.listen = Some(http);
     }
     let http = config.http.listen;
-    let key_id = Node::create_with(data_dir, config)?;
+    let key_id = Node::create_with_root(
+        data_dir,
+        config,
+        args.root_key.as_deref(),
+        args.expires_days,
+    )?;
     if args.json {
         println!(
             "{}",
@@ -50,6 +63,9 @@ pub fn init(data_dir: &Path, args: &InitArgs) -> Result<()> {
     }
     println!("created node {} in {}", args.node_id, data_dir.display());
     println!("  key id   {key_id}");
+    if let Some(root) = &args.root_key {
+        println!("  root key {} (move it offline)", root.display());
+    }
     println!("  listen   {}", args.listen);
     if let Some(http) = http {
         println!("  http     {http}");

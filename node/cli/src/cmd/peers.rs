@@ -41,7 +41,8 @@ pub async fn run(data_dir: &Path, command: PeersCommand) -> Result<()> {
                     "node_id": p.node_id, "state": output::peer_state(p.state), "reachable": p.reachable,
                     "last_sync": p.last_sync, "lag": p.lag, "entries_received": p.entries_received,
                     "rejected": p.rejected, "last_error": p.last_error, "endpoint": p.endpoint,
-                    "groups": p.groups,
+                    "groups": p.groups, "stale": !p.keys_expired.is_empty(),
+                    "keys_expired": p.keys_expired,
                 }),
             )?;
         } else {
@@ -59,7 +60,14 @@ pub async fn run(data_dir: &Path, command: PeersCommand) -> Result<()> {
                 p.lag,
                 p.entries_received,
                 p.rejected,
-                p.last_error
+                if p.keys_expired.is_empty() {
+                    p.last_error.clone()
+                } else {
+                    format!(
+                        "STALE: key set expired {}; {}",
+                        p.keys_expired, p.last_error
+                    )
+                }
             );
         }
     }

@@ -49,7 +49,7 @@ fn own_checkpoint(node: &Node) -> (u64, Vec<u8>) {
         .unwrap()
         .expect("a checkpoint");
     let envelope = Envelope::decode(bytes.as_slice()).unwrap();
-    let (checkpoint, _) = sign::open_checkpoint(&envelope, node.ring()).unwrap();
+    let checkpoint = node.own_chain().open_checkpoint(&envelope).unwrap();
     (checkpoint.size, checkpoint.root)
 }
 
@@ -151,7 +151,7 @@ fn the_indexer_never_reads_past_what_is_flushed() {
         deleted: false,
     };
     let (entry, leaf, state) = log::sign_entry(
-        node.key(),
+        &node.key(),
         POLAR,
         index,
         UnsignedEntry::record(record, state),
@@ -169,4 +169,88 @@ fn the_indexer_never_reads_past_what_is_flushed() {
     node.store().flush().unwrap();
     assert_eq!(node.catch_up_index(&mut |_| {}).unwrap(), 1);
     assert_eq!(node.index().doc_count(), 3);
+}
+
+/// A data directory made before root keys (no root key file, no signed
+/// first set) keeps working: its identity key is root and signing key,
+/// and on the first rotation it becomes the root key file while the key
+/// file gets the new signing key; the node reopens with both.
+#[test]
+fn a_node_made_before_root_keys_rotates_with_its_identity_key_as_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("polar");
+    Node::create(
+        &data,
+        &"polar".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_file(data.join(super::GENESIS_FILE)).unwrap();
+    std::fs::remove_file(data.join(super::ROOT_KEY_FILE)).unwrap();
+    let identity = {
+        let node = Node::open(&data, &BTreeMap::new()).unwrap();
+        let chain = node.own_chain();
+        let first = &chain.links()[0].set;
+        assert!(first.root_keys.is_empty() && first.expires.is_empty());
+        let identity = node.key().key_id().clone();
+        // Peers pin the identity key: it is the root.
+        assert_eq!(node.invite().key_id, identity.to_string());
+        let chain = node.rotate_keys(Vec::new(), false, 30).unwrap();
+        let second = &chain.links()[1].set;
+        assert_eq!(second.root_keys[0].key_id, identity.to_string());
+        assert_ne!(node.key().key_id(), &identity);
+        assert_eq!(node.invite().key_id, identity.to_string());
+        identity
+    };
+    let root = crate::sign::NodeKey::load(&data.join(super::ROOT_KEY_FILE)).unwrap();
+    assert_eq!(root.key_id(), &identity);
+    let node = Node::open(&data, &BTreeMap::new()).unwrap();
+    assert_eq!(node.own_chain().links().len(), 2);
+    assert_ne!(node.key().key_id(), &identity);
+    // A root that is not the node's is refused, naming the key.
+    let stranger = crate::sign::NodeKey::generate();
+    let err = node
+        .rotate_keys(vec![stranger], false, 30)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is not a root key of key set 2"), "{err}");
+    // Beyond the cap.
+    assert!(node.rotate_keys(Vec::new(), true, 400).is_err());
+}
+
+/// A rotation that stopped after its key set was durable, before the new
+/// key replaced the key file, is finished at the next start.
+#[test]
+fn a_rotation_cut_before_the_key_file_was_replaced_is_finished_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("polar");
+    Node::create(
+        &data,
+        &"polar".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let old_key = std::fs::read(data.join(crate::config::KEY_FILE)).unwrap();
+    let new_id = {
+        let node = Node::open(&data, &BTreeMap::new()).unwrap();
+        node.rotate_keys(Vec::new(), false, 30).unwrap();
+        node.key().key_id().clone()
+    };
+    // As if the rename had not happened: the new key back in `.next`,
+    // the old one in the key file.
+    std::fs::rename(
+        data.join(crate::config::KEY_FILE),
+        data.join(super::NEXT_KEY_FILE),
+    )
+    .unwrap();
+    std::fs::write(data.join(crate::config::KEY_FILE), old_key).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        data.join(crate::config::KEY_FILE),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let node = Node::open(&data, &BTreeMap::new()).unwrap();
+    assert_eq!(node.key().key_id(), &new_id);
+    assert!(!data.join(super::NEXT_KEY_FILE).exists());
 }

@@ -1,7 +1,12 @@
 //! The receiving side of replication: a pull of one origin from one peer.
 //!
-//! Every entry is verified against the origin's pinned keys before it is
-//! decoded ([`check_batch`], batch verification off the async executor);
+//! Every entry is verified against the origin's key chain before it is
+//! decoded ([`check_batch`], batch verification off the async executor):
+//! the chain as stored here, verified from the root pinned for the origin,
+//! and extended first by the key sets the serving peer announces after the
+//! checkpoint, so entries and checkpoints signed by a new signing key verify
+//! with no re-pinning, and each entry only against the keys valid at its
+//! position (`crate::keyset`);
 //! [`apply_batch`] is where a replicated record's version is applied: its
 //! signed index must be the next one, its version must grow, and the batch
 //! commits with the cursor only if its consistency proof against the
@@ -15,46 +20,91 @@ use futures::StreamExt;
 use prost::Message;
 
 use super::{
-    FederationPeer, PeerState, SyncError, BATCH, MAX_BATCH_BYTES, MAX_PROOF_HASHES, MAX_PULL_BYTES,
-    MAX_PULL_ITEM_BYTES, MAX_UNPROVEN, VERIFY_SLICE,
+    FederationPeer, PeerState, SyncError, BATCH, MAX_ANNOUNCED_KEY_SETS, MAX_BATCH_BYTES,
+    MAX_PROOF_HASHES, MAX_PULL_BYTES, MAX_PULL_ITEM_BYTES, MAX_UNPROVEN, VERIFY_SLICE,
 };
 use crate::ids::LogIndex;
+use crate::keyset::{self, KeyChain};
 use crate::log::{self, Appender, RecordState, StoredEntry, KEYSET_SUBJECT};
 use crate::merkle::Hash;
 use crate::node::Node;
 use crate::proto::{
     log_entry::Body, pull_item, BatchProof, Checkpoint, Envelope, LogEntry, PullItem, Redacted,
 };
-use crate::sign::{self, KeyRing, SignError, MAX_ENVELOPE_BYTES};
+use crate::sign::{SignError, MAX_ENVELOPE_BYTES};
 use crate::store::{OriginNodes, StoreError};
 
 /// Receiver state of one pull of one origin.
 pub struct Ingest {
     origin: String,
-    ring: KeyRing,
+    chain: Arc<KeyChain>,
     checkpoint: Checkpoint,
     checkpoint_envelope: Vec<u8>,
     /// Entries applied by this pull.
     pub applied: u64,
 }
 
-/// Starts a pull of `origin`: verifies the checkpoint the peer holds and
-/// compares it with what this node holds. `None` when there is nothing new.
+/// Starts a pull of `origin`: extends the origin's key chain by the key
+/// sets announced after the checkpoint (`announced`, each at its log
+/// position, each verified as N → N+1), verifies the checkpoint the peer
+/// holds against the keys governing its size, and compares it with what
+/// this node holds. `None` when there is nothing new.
 pub fn begin_ingest(
     node: &Node,
     origin: &str,
     checkpoint: &Envelope,
+    announced: &[(u64, Envelope)],
 ) -> Result<Option<Ingest>, SyncError> {
     if node.store().is_frozen(origin)? {
         return Err(SyncError::Frozen(origin.to_owned()));
     }
-    let ring = origin_ring(node, origin)?;
-    let (cp, _) =
-        sign::open_checkpoint(checkpoint, &ring).map_err(|source| SyncError::Checkpoint {
+    let ours = node.store().log_size(origin)?;
+    let mut chain = origin_chain(node, origin)?;
+    if chain.links().is_empty() && origin == node.node_id().as_str() && !announced.is_empty() {
+        // This node's own first set comes from its own store (or its
+        // `init`), never from a peer: nothing pins it here but that.
+        return Err(SyncError::Sequence {
+            origin: origin.to_owned(),
+            index: 0,
+            message: "this node's own first key set is not taken from a peer".into(),
+        });
+    }
+    if !announced.is_empty() {
+        let extended = Arc::make_mut(&mut chain);
+        let now = keyset::now_unix();
+        for (index, envelope) in announced {
+            if *index < ours {
+                return Err(SyncError::Sequence {
+                    origin: origin.to_owned(),
+                    index: *index,
+                    message: format!("key set announced before the cursor ({ours})"),
+                });
+            }
+            extended
+                .extend(*index, envelope, now)
+                .map_err(|source| SyncError::Verify {
+                    origin: origin.to_owned(),
+                    index: *index,
+                    source,
+                })?;
+        }
+    }
+    let cp = chain
+        .open_checkpoint(checkpoint)
+        .map_err(|source| SyncError::Checkpoint {
             origin: origin.to_owned(),
             source,
         })?;
-    let ours = node.store().log_size(origin)?;
+    if let Some((index, _)) = announced.iter().find(|(index, _)| *index >= cp.size) {
+        return Err(SyncError::Sequence {
+            origin: origin.to_owned(),
+            index: *index,
+            message: format!(
+                "key set announced beyond the checkpoint of size {}",
+                cp.size
+            ),
+        });
+    }
     if cp.size <= ours {
         let root = node.store().log_root(origin, cp.size)?;
         if root.as_slice() != cp.root.as_slice() {
@@ -83,21 +133,34 @@ pub fn begin_ingest(
     }
     Ok(Some(Ingest {
         origin: origin.to_owned(),
-        ring,
+        chain,
         checkpoint: cp,
         checkpoint_envelope: checkpoint.encode_to_vec(),
         applied: 0,
     }))
 }
 
-/// The key ring an origin's entries must verify against: this node's own,
-/// or the identity key pinned for an active peer.
-fn origin_ring(node: &Node, origin: &str) -> Result<KeyRing, SyncError> {
+/// The key chain an origin's entries must verify against: this node's
+/// own, or the one stored for an active peer, verified from its pinned root.
+fn origin_chain(node: &Node, origin: &str) -> Result<Arc<KeyChain>, SyncError> {
     if origin == node.node_id() {
-        return Ok(node.ring().clone());
+        return Ok(node.own_chain());
     }
     match node.trust().get(origin)? {
-        Some(peer) if peer.state == PeerState::Active => Ok(peer.key_ring()?),
+        Some(peer) if peer.state == PeerState::Active => node
+            .peer_chain(origin, &peer.pinned_root()?)
+            .map_err(|e| match e {
+                crate::node::NodeError::Sign(source) => SyncError::Verify {
+                    origin: origin.to_owned(),
+                    index: 0,
+                    source,
+                },
+                crate::node::NodeError::Store(e) => SyncError::Store(e),
+                other => SyncError::Worker {
+                    origin: origin.to_owned(),
+                    message: other.to_string(),
+                },
+            }),
         _ => Err(SyncError::NotTrusted(origin.to_owned())),
     }
 }
@@ -117,31 +180,28 @@ pub struct CheckedBatch {
     opened: HashMap<usize, Result<LogEntry, SignError>>,
 }
 
-/// Verifies the signatures of a pulled batch against `ring` and decodes
+/// Verifies the signatures of a pulled batch against the origin's key
+/// chain, each entry against the keys valid at its position, and decodes
 /// what verified. Touches no stored state, so the next batch is checked
 /// while this one is applied. Blocking (CPU).
-pub fn check_batch(ring: &KeyRing, items: Vec<PullItem>) -> CheckedBatch {
-    let envelopes: Vec<(usize, &Envelope)> = items
+pub fn check_batch(chain: &KeyChain, items: Vec<PullItem>) -> CheckedBatch {
+    let envelopes: Vec<(usize, (u64, &Envelope))> = items
         .iter()
         .enumerate()
         .filter_map(|(i, item)| match &item.item {
-            Some(pull_item::Item::Entry(e)) => Some((i, e)),
+            Some(pull_item::Item::Entry(e)) => Some((i, (item.index, e))),
             _ => None,
         })
         .collect();
     // Batch verification, spread over the cores in slices.
-    let refs: Vec<&Envelope> = envelopes.iter().map(|(_, e)| *e).collect();
+    let refs: Vec<(u64, &Envelope)> = envelopes.iter().map(|(_, e)| *e).collect();
     let opened: Vec<_> = {
         use rayon::prelude::*;
         refs.par_chunks(VERIFY_SLICE)
-            .flat_map_iter(|slice| sign::open_entries(slice, ring))
+            .flat_map_iter(|slice| chain.open_entries(slice))
             .collect()
     };
-    let opened = envelopes
-        .iter()
-        .map(|(i, _)| *i)
-        .zip(opened.into_iter().map(|r| r.map(|(entry, _)| entry)))
-        .collect();
+    let opened = envelopes.iter().map(|(i, _)| *i).zip(opened).collect();
     CheckedBatch { items, opened }
 }
 
@@ -323,6 +383,7 @@ fn describe(item: &PullItem) -> &'static str {
         Some(pull_item::Item::Entry(_)) => "an entry",
         Some(pull_item::Item::Redacted(_)) => "digests",
         Some(pull_item::Item::Proof(_)) => "a proof",
+        Some(pull_item::Item::KeySet(_)) => "a key set announcement",
         None => "an empty item",
     }
 }
@@ -478,7 +539,9 @@ impl Bounds {
 fn item_bounds(item: &PullItem) -> Result<usize, String> {
     let size = item.encoded_len();
     match &item.item {
-        Some(pull_item::Item::Entry(envelope)) | Some(pull_item::Item::Checkpoint(envelope)) => {
+        Some(pull_item::Item::Entry(envelope))
+        | Some(pull_item::Item::Checkpoint(envelope))
+        | Some(pull_item::Item::KeySet(envelope)) => {
             let envelope_size = envelope.encoded_len();
             if envelope_size > MAX_ENVELOPE_BYTES {
                 return Err(SignError::TooLarge {
@@ -547,8 +610,32 @@ pub(super) async fn pull_origin(
             message: "pull did not start with a checkpoint".into(),
         });
     };
+    // The key sets after the cursor come next, announced before the
+    // entries, so the checkpoint and new keys verify.
+    let mut announced = Vec::new();
+    let mut pending = None;
+    while let Some(next) = within(peer, idle, stream.next()).await? {
+        let item = next?;
+        bounds.admit(&item).await?;
+        bounds.close();
+        match item.item {
+            Some(pull_item::Item::KeySet(envelope)) => {
+                if announced.len() >= MAX_ANNOUNCED_KEY_SETS {
+                    return Err(bounds.overrun(
+                        item.index,
+                        format!("more than {MAX_ANNOUNCED_KEY_SETS} key sets in one pull"),
+                    ));
+                }
+                announced.push((item.index, envelope));
+            }
+            _ => {
+                pending = Some(item);
+                break;
+            }
+        }
+    }
     let (n, o) = (node.clone(), origin.to_owned());
-    let ingest = tokio::task::spawn_blocking(move || begin_ingest(&n, &o, &checkpoint))
+    let ingest = tokio::task::spawn_blocking(move || begin_ingest(&n, &o, &checkpoint, &announced))
         .await
         .map_err(|e| join_error(origin, e))??;
     let Some(mut ingest) = ingest else {
@@ -563,8 +650,17 @@ pub(super) async fn pull_origin(
     let receiver_peer = peer.to_owned();
     let receiver = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
-        while let Some(next) = within(&receiver_peer, idle, stream.next()).await? {
-            let item = next?;
+        let mut pending = pending;
+        loop {
+            let item = match pending.take() {
+                // Its bytes were admitted and released: admit them again
+                // for the batch it opens.
+                Some(item) => item,
+                None => match within(&receiver_peer, idle, stream.next()).await? {
+                    Some(next) => next?,
+                    None => break,
+                },
+            };
             bounds.admit(&item).await?;
             let closes = matches!(item.item, Some(pull_item::Item::Proof(_)));
             batch.push(item);
@@ -589,11 +685,11 @@ pub(super) async fn pull_origin(
     // Signatures of the next batch are checked while this one is applied:
     // checking needs no stored state, applying needs the previous batch.
     let (checked_tx, mut checked) = tokio::sync::mpsc::channel::<(CheckedBatch, Room)>(1);
-    let ring = Arc::new(ingest.ring.clone());
+    let chain = ingest.chain.clone();
     let checker = tokio::spawn(async move {
         while let Some((items, room)) = ready.recv().await {
-            let ring = ring.clone();
-            let batch = tokio::task::spawn_blocking(move || check_batch(&ring, items)).await?;
+            let chain = chain.clone();
+            let batch = tokio::task::spawn_blocking(move || check_batch(&chain, items)).await?;
             if checked_tx.send((batch, room)).await.is_err() {
                 break;
             }

@@ -4,7 +4,7 @@
 
 use prost::Message;
 
-use super::{PeerState, SyncError, SERVE_BATCH_BYTES};
+use super::{PeerState, SyncError, MAX_ANNOUNCED_KEY_SETS, SERVE_BATCH_BYTES};
 use crate::ids::LogIndex;
 use crate::log::{self, StoredEntry};
 use crate::node::Node;
@@ -38,7 +38,16 @@ pub fn node_info(node: &Node) -> Result<NodeInfo, SyncError> {
             origins.push(OriginHead { origin, size });
         }
     }
-    let key_set = match node.store().entry(node.node_id(), LogIndex(0))? {
+    let key_set_index = node
+        .store()
+        .key_set_positions(node.node_id())?
+        .last()
+        .copied()
+        .unwrap_or(0);
+    let key_set = match node
+        .store()
+        .entry(node.node_id(), LogIndex(key_set_index))?
+    {
         Some(StoredEntry::Signed(envelope)) => Some(envelope),
         _ => None,
     };
@@ -47,7 +56,7 @@ pub fn node_info(node: &Node) -> Result<NodeInfo, SyncError> {
         key_set,
         endpoint: node.endpoint(),
         origins,
-        key_set_index: 0,
+        key_set_index,
     })
 }
 
@@ -70,6 +79,42 @@ pub fn serve_checkpoint(node: &Node, origin: &str) -> Result<Option<(Envelope, u
     let envelope = Envelope::decode(bytes.as_slice()).map_err(corrupt)?;
     let checkpoint = Checkpoint::decode(envelope.payload.as_slice()).map_err(corrupt)?;
     Ok(Some((envelope, checkpoint.size)))
+}
+
+/// The key-set entries of `origin` in `[from, to)`, announced at the start
+/// of a pull so the receiver can extend the origin's key chain before it
+/// verifies the checkpoint (at most [`MAX_ANNOUNCED_KEY_SETS`]: a pull
+/// then ends before the first set not announced, see `serve_batch`'s
+/// caller). Key sets are public to every peer: no visibility applies.
+pub fn serve_key_sets(
+    node: &Node,
+    origin: &str,
+    from: u64,
+    to: u64,
+) -> Result<Vec<PullItem>, SyncError> {
+    let mut items = Vec::new();
+    for index in node.store().key_set_positions(origin)? {
+        if index < from || index >= to {
+            continue;
+        }
+        if items.len() >= MAX_ANNOUNCED_KEY_SETS {
+            break;
+        }
+        match node.store().entry(origin, LogIndex(index))? {
+            Some(StoredEntry::Signed(envelope)) => items.push(PullItem {
+                index,
+                item: Some(pull_item::Item::KeySet(envelope)),
+            }),
+            _ => {
+                return Err(StoreError::Corrupt {
+                    tree: tree::KEYSETS,
+                    detail: format!("{origin} entry {index} is not a stored key set"),
+                }
+                .into())
+            }
+        }
+    }
+    Ok(items)
 }
 
 /// Entries `[from, to)` of `origin` as `viewer` may receive them; what it may

@@ -129,7 +129,7 @@ fn publish_raw(node: &Node, record: DatasetRecord) -> u64 {
     let append = appender.finish();
     store.commit(&append).unwrap();
     store.flush().unwrap();
-    let checkpoint = log::sign_checkpoint(node.key(), node.node_id(), append.new_size(), root);
+    let checkpoint = log::sign_checkpoint(&node.key(), node.node_id(), append.new_size(), root);
     store
         .put_checkpoint(node.node_id(), &checkpoint.encode_to_vec())
         .unwrap();
@@ -232,6 +232,17 @@ impl FederationPeer for Served {
             items.extend(batch);
         }
         (self.tamper)(&mut items);
+        // The key sets announced after the checkpoint, as the Federation
+        // service sends them; the tampers above see the stream without them.
+        let announced = serve_key_sets(&self.source, origin, after_index, size)?;
+        let at = usize::from(matches!(
+            items.first(),
+            Some(PullItem {
+                item: Some(pull_item::Item::Checkpoint(_)),
+                ..
+            })
+        ));
+        items.splice(at..at, announced);
         Ok(Box::pin(futures::stream::iter(items.into_iter().map(Ok))))
     }
 
@@ -285,7 +296,11 @@ fn item(items: &mut [PullItem], index: u64) -> &mut PullItem {
             i.index == index
                 && !matches!(
                     i.item,
-                    Some(pull_item::Item::Checkpoint(_) | pull_item::Item::Proof(_))
+                    Some(
+                        pull_item::Item::Checkpoint(_)
+                            | pull_item::Item::Proof(_)
+                            | pull_item::Item::KeySet(_)
+                    )
                 )
         })
         .unwrap_or_else(|| panic!("no entry {index} served"))
@@ -827,7 +842,7 @@ async fn a_second_checkpoint_that_disagrees_is_equivocation() {
     assert!(report.ok && report.entries == 0, "{report:?}");
     assert_eq!(fed.here.store().log_size(POLAR).unwrap(), held);
     assert!(matches!(
-        begin_ingest(&fed.here, POLAR, &checkpoint_of(&fed.polar, POLAR)),
+        begin_ingest(&fed.here, POLAR, &checkpoint_of(&fed.polar, POLAR), &[]),
         Err(SyncError::Frozen(_))
     ));
 }
@@ -839,7 +854,10 @@ async fn an_agreeing_checkpoint_for_a_held_size_is_no_evidence() {
     let older = checkpoint_of(&fed.polar, POLAR);
     import(&fed.polar, 3, 2);
     assert_honest_retry(&fed).await;
-    assert!(matches!(begin_ingest(&fed.here, POLAR, &older), Ok(None)));
+    assert!(matches!(
+        begin_ingest(&fed.here, POLAR, &older, &[]),
+        Ok(None)
+    ));
     assert!(!fed.here.store().is_frozen(POLAR).unwrap());
 }
 
@@ -920,7 +938,7 @@ async fn suspended_and_revoked_origins_are_not_pulled_even_through_a_relay() {
     assert!(report.ok && report.entries == 0, "{report:?}");
     assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
     assert!(matches!(
-        begin_ingest(&fed.here, POLAR, &checkpoint),
+        begin_ingest(&fed.here, POLAR, &checkpoint, &[]),
         Err(SyncError::NotTrusted(origin)) if origin == POLAR
     ));
 
@@ -941,7 +959,7 @@ async fn suspended_and_revoked_origins_are_not_pulled_even_through_a_relay() {
     assert!(report.ok && report.entries == 0, "{report:?}");
     assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 5);
     assert!(matches!(
-        begin_ingest(&fed.here, POLAR, &checkpoint_of(&fed.polar, POLAR)),
+        begin_ingest(&fed.here, POLAR, &checkpoint_of(&fed.polar, POLAR), &[]),
         Err(SyncError::NotTrusted(_))
     ));
 }
@@ -1335,10 +1353,11 @@ async fn pulls_that_break_before_a_batch_completes_ask_for_smaller_batches_until
 async fn a_stall_after_a_batch_keeps_the_batch_and_the_next_pull_resumes() {
     let fed = federation_with(&[IDLE_1S]);
     import(&fed.polar, 1, BATCH + 20);
-    // The checkpoint, the first batch's entries and its proof; then silence.
+    // The checkpoint, the first key set's announcement, the first batch's
+    // entries and its proof; then silence.
     let silent = Silent {
         served: Served::honest(&fed.polar, HERE),
-        stall_after: 1 + BATCH + 1,
+        stall_after: 1 + 1 + BATCH + 1,
     };
     let report = round_with(&fed.sync, POLAR, silent).await;
     assert_eq!(report.error, "polar: sent nothing for 1 s");
@@ -1444,6 +1463,11 @@ impl FederationPeer for Endless {
             index: size,
             item: Some(pull_item::Item::Checkpoint(checkpoint)),
         };
+        let announced: Vec<Result<PullItem, SyncError>> =
+            serve_key_sets(&self.source, origin, after_index, size)?
+                .into_iter()
+                .map(Ok)
+                .collect();
         let (item, taken) = (self.item.clone(), self.taken.clone());
         let rest = (after_index..).take(self.cap).map(move |index| {
             taken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -1453,7 +1477,7 @@ impl FederationPeer for Endless {
             })
         });
         Ok(Box::pin(futures::stream::iter(
-            std::iter::once(Ok(first)).chain(rest),
+            std::iter::once(Ok(first)).chain(announced).chain(rest),
         )))
     }
 
@@ -1767,4 +1791,147 @@ async fn a_restored_node_takes_its_own_log_back_before_it_signs_again() {
     assert!(report.ok, "{report:?}");
     assert_eq!(fed.uni.store().log_size(POLAR).unwrap(), published + 1);
     assert!(!fed.uni.store().is_frozen(POLAR).unwrap());
+}
+
+// ------------------------------------------------------------ key rotation
+
+/// Entries `[0, size)` of `origin` at `node` all verify against the keys
+/// that govern their positions in the chain held there.
+fn all_entries_verify(node: &Node, origin: &str) {
+    let chain = node.origin_keys(origin).unwrap().expect("a trusted origin");
+    let size = node.store().log_size(origin).unwrap();
+    let stored: Vec<(u64, Envelope)> = (0..size)
+        .map(|i| (i, stored_envelope(node, origin, i)))
+        .collect();
+    let refs: Vec<(u64, &Envelope)> = stored.iter().map(|(i, e)| (*i, e)).collect();
+    for (result, (index, _)) in chain.open_entries(&refs).into_iter().zip(&refs) {
+        assert!(result.is_ok(), "{origin} entry {index}: {result:?}");
+    }
+}
+
+/// Issue 11, item 2: the origin rotates its signing key between two pulls
+/// (and a relay serves the rotation); the receiver follows the chain
+/// N -> N+1 from the root it pinned, with no re-pinning, and every entry
+/// it holds verifies against the keys of its position.
+#[tokio::test]
+async fn replication_continues_through_a_rotation_with_no_re_pinning() {
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    assert_honest_retry(&fed).await;
+    let old = fed.polar.key().key_id().clone();
+    let chain = fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+    assert_eq!(chain.links().len(), 2);
+    assert_ne!(fed.polar.key().key_id(), &old);
+    import(&fed.polar, 4, 3);
+    // Through the relay, which has not pulled the rotation itself.
+    let report = tampered_round(&fed, |_| {}).await;
+    assert!(report.ok && report.entries == 4, "{report:?}");
+    assert_honest_retry(&fed).await;
+    let held = fed.here.origin_keys(POLAR).unwrap().unwrap();
+    assert_eq!(held.links().len(), 2);
+    assert_eq!(held.links()[1].index, 4);
+    all_entries_verify(&fed.here, POLAR);
+    // A second rotation, pulled by a node that already holds the first.
+    fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+    import(&fed.polar, 7, 2);
+    assert_honest_retry(&fed).await;
+    assert_eq!(
+        fed.here.origin_keys(POLAR).unwrap().unwrap().links().len(),
+        3
+    );
+    all_entries_verify(&fed.here, POLAR);
+}
+
+/// Adversarial: whoever still holds a retired signing key signs a new
+/// entry. The batch is refused whole, the origin does not advance, and
+/// the error names the origin, the index and the key.
+#[tokio::test]
+async fn a_retired_key_signing_a_new_entry_is_refused_and_nothing_advances() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    assert_honest_retry(&fed).await;
+    let held = fed.here.store().log_size(POLAR).unwrap();
+    let old = fed.polar.key();
+    fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+    assert_eq!(held, 3, "the rotation is entry 3");
+    import(&fed.polar, 3, 2);
+    let forged = old.sign(RECORD_TYPE, stored_envelope(&fed.polar, POLAR, 5).payload);
+    let report = tampered_round(&fed, move |items| {
+        *envelope(item(items, 5)) = forged.clone()
+    })
+    .await;
+    let expected = verify_error(
+        5,
+        SignError::RetiredKey {
+            key_id: old.key_id().clone(),
+            retired_at: 3,
+        },
+    );
+    assert_refused(&fed.sync, &report, UNI, &expected, 1);
+    assert!(
+        expected.contains(POLAR)
+            && expected.contains("entry 5")
+            && expected.contains(old.key_id().as_str()),
+        "{expected}"
+    );
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), held);
+    assert_eq!(
+        fed.here.origin_keys(POLAR).unwrap().unwrap().links().len(),
+        1
+    );
+    assert_honest_retry(&fed).await;
+    all_entries_verify(&fed.here, POLAR);
+}
+
+/// Adversarial: a relay that passes the announced key set off as another
+/// entry at its position (here, relabelled as a record) is refused: the
+/// chain holds the set at that position, and nothing else is taken there.
+#[tokio::test]
+async fn an_entry_in_place_of_the_announced_key_set_is_refused() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    assert_honest_retry(&fed).await;
+    fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+    import(&fed.polar, 3, 1);
+    let held = fed.here.store().log_size(POLAR).unwrap();
+    let report = tampered_round(&fed, |items| {
+        let envelope = envelope(item(items, 3));
+        envelope.payload_type = RECORD_TYPE.into();
+    })
+    .await;
+    assert!(!report.ok, "{report:?}");
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), held);
+    assert_honest_retry(&fed).await;
+}
+
+/// Issue 11, item 3: an origin whose key set expired is stale: still
+/// held and searchable, flagged, counted in the gauge; a renewal ends it.
+#[tokio::test]
+async fn an_expired_key_set_makes_its_origin_stale_until_renewed() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    fed.polar.rotate_keys(Vec::new(), true, 1).unwrap();
+    assert_honest_retry(&fed).await;
+    let now = crate::keyset::now_unix();
+    assert!(fed.here.stale_origins_at(now).unwrap().is_empty());
+    let later = now + 2 * 86_400;
+    let stale = fed.here.stale_origins_at(later).unwrap();
+    let origins: Vec<&str> = stale.iter().map(|(o, _)| o.as_str()).collect();
+    assert!(origins.contains(&POLAR), "{stale:?}");
+    assert_eq!(
+        fed.here.metrics().keys_stale_origins.get(),
+        stale.len() as i64
+    );
+    // Still held: its records are there to search.
+    assert!(fed
+        .here
+        .store()
+        .record_state(POLAR, "PDC-1")
+        .unwrap()
+        .is_some());
+    // The origin renews; once pulled, it is no longer stale then.
+    fed.polar.rotate_keys(Vec::new(), true, 30).unwrap();
+    assert_honest_retry(&fed).await;
+    let stale = fed.here.stale_origins_at(later).unwrap();
+    assert!(!stale.iter().any(|(o, _)| o == POLAR), "{stale:?}");
 }

@@ -1,0 +1,495 @@
+//! An origin's key sets (DESIGN §5; `docs/decisions/key-sets.md`): the
+//! chain of sets its log carries, which keys are valid at which log
+//! position, and when the current set expires.
+//!
+//! - A **root** (threshold *t* of *n*) signs key sets; online **signing
+//!   keys** sign entries and checkpoints. A set that lists no root keys is
+//!   the legacy form: its signing keys are its root as well.
+//! - Set 1 is entry 0 of the log, signed by its own root; when the origin
+//!   is a peer, by the root key pinned for it too.
+//! - Set N+1 is signed by a threshold of set N's root (and of its own root
+//!   when the root changes), and carries version N+1: a skipped or replayed
+//!   set is refused.
+//! - The set carried by the entry at position *k* governs the entries after
+//!   *k* and the checkpoints of size above *k*. A signing key that set N+1
+//!   drops is retired at N+1's position: it stays valid for the entries
+//!   before it only. Validity is judged by log position, never by a clock;
+//!   the clock only decides whether a chain is stale (its current set
+//!   expired), which flags the origin and trusts nothing more or less.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use ed25519_dalek::VerifyingKey;
+use prost::Message as _;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::proto::{log_entry::Body, Checkpoint, Envelope, KeySet, LogEntry};
+use crate::sign::{self, KeyId, KeyRing, SignError, KEYSET_TYPE};
+
+/// The longest a key set may be valid for, in days from when it is
+/// checked: a set is renewed at least once a year.
+pub const MAX_EXPIRY_DAYS: u32 = 366;
+/// Validity of a new set unless the operator says otherwise.
+pub const DEFAULT_EXPIRY_DAYS: u32 = 365;
+/// A node renews its current set (when its root is at hand) once fewer
+/// than this many days are left.
+pub const RENEW_WITHIN_DAYS: i64 = 30;
+/// Clock difference between an origin and its peers tolerated when a set's
+/// expiry is checked against the cap.
+const CLOCK_SLACK_SECS: i64 = 86_400;
+const DAY_SECS: i64 = 86_400;
+
+/// The current time in Unix seconds.
+pub fn now_unix() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// RFC 3339 text (UTC, to the second) of `days` days after `now`.
+pub fn expiry_after(now: i64, days: u32) -> String {
+    let at = OffsetDateTime::from_unix_timestamp(now + i64::from(days) * DAY_SECS)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    at.format(&Rfc3339).unwrap_or_default()
+}
+
+/// One key set of the chain, with the position of the entry carrying it.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// Log position of the key-set entry.
+    pub index: u64,
+    /// The set as signed.
+    pub set: KeySet,
+    /// The signed payload bytes (to recognise the entry when it arrives).
+    payload: Vec<u8>,
+    signing: KeyRing,
+    root: KeyRing,
+    /// Expiry in Unix seconds; `None` for a legacy set without one.
+    expires: Option<i64>,
+}
+
+impl Link {
+    /// The keys that sign entries and checkpoints under this set.
+    pub fn signing(&self) -> &KeyRing {
+        &self.signing
+    }
+
+    /// The keys that sign the next set.
+    pub fn root(&self) -> &KeyRing {
+        &self.root
+    }
+
+    /// Expiry in Unix seconds, if the set has one.
+    pub fn expires(&self) -> Option<i64> {
+        self.expires
+    }
+}
+
+/// The verified key sets of one origin, in log order.
+#[derive(Debug, Clone)]
+pub struct KeyChain {
+    origin: String,
+    pinned: Option<VerifyingKey>,
+    links: Vec<Link>,
+}
+
+impl KeyChain {
+    /// An empty chain of `origin`. `pinned` is the root key the operator
+    /// pinned for a peer; `None` for this node's own log, which it wrote.
+    pub fn new(origin: &str, pinned: Option<VerifyingKey>) -> Self {
+        Self {
+            origin: origin.to_owned(),
+            pinned,
+            links: Vec::new(),
+        }
+    }
+
+    /// The origin whose keys these are.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The sets, oldest first.
+    pub fn links(&self) -> &[Link] {
+        &self.links
+    }
+
+    /// The current set.
+    pub fn latest(&self) -> Option<&Link> {
+        self.links.last()
+    }
+
+    /// Verifies the key-set entry `envelope` at log position `index` as the
+    /// next set of the chain and appends it. `now` (Unix seconds) only
+    /// bounds the expiry a set may carry.
+    pub fn extend(&mut self, index: u64, envelope: &Envelope, now: i64) -> Result<(), SignError> {
+        let position = |message: String| SignError::KeySetPosition { index, message };
+        let (entry, root) = match self.links.last() {
+            None => {
+                if index != 0 {
+                    return Err(position(
+                        "the first key set must be entry 0 of the log".into(),
+                    ));
+                }
+                // Verify before parsing: against the pinned root when there is one.
+                let entry = match &self.pinned {
+                    Some(pinned) => {
+                        let ring = KeyRing::new(&self.origin, &[*pinned], 1)?;
+                        sign::open_entry(envelope, &ring)
+                            .map_err(|e| match e {
+                                SignError::UnknownKey(_) | SignError::ThresholdNotMet { .. } => {
+                                    SignError::PinnedRootMissing {
+                                        pinned: KeyId::of(pinned),
+                                    }
+                                }
+                                other => other,
+                            })?
+                            .0
+                    }
+                    // This node's own first set, read from its own store.
+                    None => decode_key_set_entry(envelope, &self.origin)?,
+                };
+                let set = key_set_of(&entry)?;
+                let root = KeyRing::root_of_key_set(set)?;
+                if let Some(pinned) = &self.pinned {
+                    if root.key(&KeyId::of(pinned)).is_none() {
+                        return Err(SignError::PinnedRootMissing {
+                            pinned: KeyId::of(pinned),
+                        });
+                    }
+                }
+                // The threshold of its own root.
+                let _ = sign::verify(envelope, KEYSET_TYPE, &root)?;
+                if set.version != 1 {
+                    return Err(SignError::KeySetSkipped {
+                        latest: 0,
+                        found: set.version,
+                    });
+                }
+                (entry, root)
+            }
+            Some(last) => {
+                if index <= last.index {
+                    return Err(position(format!(
+                        "not after the latest key set, at log index {}",
+                        last.index
+                    )));
+                }
+                // Signed by the threshold of the current set's root.
+                let (entry, _) = sign::open_entry(envelope, &last.root)?;
+                let set = key_set_of(&entry)?;
+                if set.version <= last.set.version {
+                    return Err(SignError::KeySetReplayed {
+                        latest: last.set.version,
+                        found: set.version,
+                    });
+                }
+                if set.version != last.set.version + 1 {
+                    return Err(SignError::KeySetSkipped {
+                        latest: last.set.version,
+                        found: set.version,
+                    });
+                }
+                let root = KeyRing::root_of_key_set(set)?;
+                if !root.same_keys(&last.root) {
+                    // A new root accepts its office by signing too.
+                    let _ = sign::verify(envelope, KEYSET_TYPE, &root)?;
+                }
+                (entry, root)
+            }
+        };
+        if entry.index != index {
+            return Err(position(format!("signed as entry {}", entry.index)));
+        }
+        let Some(Body::KeySet(set)) = entry.body else {
+            unreachable!("key_set_of checked the body");
+        };
+        let signing = KeyRing::from_key_set(&set)?;
+        let expires = check_expiry(&set, now)?;
+        self.links.push(Link {
+            index,
+            set,
+            payload: envelope.payload.clone(),
+            signing,
+            root,
+            expires,
+        });
+        Ok(())
+    }
+
+    /// Position in `links` of the set governing log position `index` (an
+    /// entry at `index`, or a checkpoint of size `index`): the latest set
+    /// carried by an entry before it.
+    fn governing(&self, index: u64) -> Result<usize, SignError> {
+        self.links
+            .iter()
+            .rposition(|link| link.index < index)
+            .ok_or(SignError::NoKeySet(index))
+    }
+
+    /// The signing keys valid for the entry at `index` (and for a
+    /// checkpoint of size `index`).
+    pub fn ring_at(&self, index: u64) -> Result<&KeyRing, SignError> {
+        self.governing(index).map(|at| &self.links[at].signing)
+    }
+
+    /// The set carried by the entry at exactly `index`, if it is one.
+    pub fn set_at(&self, index: u64) -> Option<&Link> {
+        self.links.iter().find(|link| link.index == index)
+    }
+
+    /// Where `key` was retired, if a set before `index` listed it and a
+    /// later set at or before `index` dropped it.
+    fn retirement(&self, key: &KeyId, index: u64) -> Option<u64> {
+        let governing = self.governing(index).ok()?;
+        if self.links[governing].signing.key(key).is_some() {
+            return None;
+        }
+        self.links[..governing]
+            .iter()
+            .rposition(|link| link.signing.key(key).is_some())
+            .map(|at| self.links[at + 1].index)
+    }
+
+    /// Names a retired key instead of an unknown one.
+    fn explain(&self, index: u64, error: SignError) -> SignError {
+        if let SignError::UnknownKey(hint) = &error {
+            if let Ok(key_id) = KeyId::from_str(hint) {
+                if let Some(retired_at) = self.retirement(&key_id, index) {
+                    return SignError::RetiredKey { key_id, retired_at };
+                }
+            }
+        }
+        error
+    }
+
+    /// Verifies and opens log entries of the origin, each at its position:
+    /// a record against the signing keys that govern its position (one
+    /// batch per set), a key-set entry only if it is the very set the chain
+    /// holds there.
+    pub fn open_entries(&self, items: &[(u64, &Envelope)]) -> Vec<Result<LogEntry, SignError>> {
+        let mut results: Vec<Option<Result<LogEntry, SignError>>> =
+            (0..items.len()).map(|_| None).collect();
+        let mut by_set: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (at, (index, envelope)) in items.iter().enumerate() {
+            if envelope.payload_type == KEYSET_TYPE {
+                results[at] = Some(self.open_key_set_entry(*index, envelope));
+                continue;
+            }
+            match self.governing(*index) {
+                Ok(set) => by_set.entry(set).or_default().push(at),
+                Err(e) => results[at] = Some(Err(e)),
+            }
+        }
+        for (set, positions) in by_set {
+            let envelopes: Vec<&Envelope> = positions.iter().map(|&at| items[at].1).collect();
+            let opened = sign::open_entries(&envelopes, &self.links[set].signing);
+            for (at, result) in positions.into_iter().zip(opened) {
+                let index = items[at].0;
+                results[at] = Some(
+                    result
+                        .map(|(entry, _)| entry)
+                        .map_err(|e| self.explain(index, e)),
+                );
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every item has a result"))
+            .collect()
+    }
+
+    /// Verifies and opens the record entry at `index` against the signing
+    /// keys governing it, saying which keys signed.
+    pub fn open_record(
+        &self,
+        index: u64,
+        envelope: &Envelope,
+    ) -> Result<(LogEntry, sign::Verified), SignError> {
+        sign::open_entry(envelope, self.ring_at(index)?).map_err(|e| self.explain(index, e))
+    }
+
+    /// [`KeyChain::open_entries`] for one entry.
+    pub fn open_entry(&self, index: u64, envelope: &Envelope) -> Result<LogEntry, SignError> {
+        self.open_entries(&[(index, envelope)])
+            .pop()
+            .expect("one result")
+    }
+
+    fn open_key_set_entry(&self, index: u64, envelope: &Envelope) -> Result<LogEntry, SignError> {
+        match self.set_at(index) {
+            Some(link) if link.payload == envelope.payload => {
+                decode_key_set_entry(envelope, &self.origin)
+            }
+            Some(_) => Err(SignError::KeySetPosition {
+                index,
+                message: "differs from the key set verified for this position".into(),
+            }),
+            None => Err(SignError::KeySetPosition {
+                index,
+                message: "not a key set of the origin's verified chain".into(),
+            }),
+        }
+    }
+
+    /// Verifies a checkpoint of the origin: it must be signed by the keys
+    /// of the set that governs its size. Each set's keys are tried, newest
+    /// first, before the payload is parsed.
+    pub fn open_checkpoint(&self, envelope: &Envelope) -> Result<Checkpoint, SignError> {
+        let mut first_error = None;
+        for (at, link) in self.links.iter().enumerate().rev() {
+            match sign::open_checkpoint(envelope, &link.signing) {
+                Ok((checkpoint, verified)) => {
+                    let governing = self.governing(checkpoint.size)?;
+                    if governing == at {
+                        return Ok(checkpoint);
+                    }
+                    if governing > at {
+                        return Err(SignError::RetiredKey {
+                            key_id: verified.key_ids[0].clone(),
+                            retired_at: self.links[at + 1].index,
+                        });
+                    }
+                    return Err(SignError::KeySetPosition {
+                        index: link.index,
+                        message: format!(
+                            "its keys sign a checkpoint of size {}, which it does not cover",
+                            checkpoint.size
+                        ),
+                    });
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or(SignError::NoKeySet(0)))
+    }
+
+    /// The current set's expiry, if it has passed at `now`.
+    pub fn expired(&self, now: i64) -> Option<String> {
+        let latest = self.latest()?;
+        latest
+            .expires
+            .filter(|&at| at <= now)
+            .map(|_| latest.set.expires.clone())
+    }
+
+    /// Whether the current set expires within the renewal window.
+    pub fn renewal_due(&self, now: i64) -> bool {
+        self.latest()
+            .and_then(|l| l.expires)
+            .is_some_and(|at| at - now < RENEW_WITHIN_DAYS * DAY_SECS)
+    }
+}
+
+fn key_set_of(entry: &LogEntry) -> Result<&KeySet, SignError> {
+    match &entry.body {
+        Some(Body::KeySet(set)) => Ok(set),
+        Some(Body::Record(_)) => Err(SignError::PayloadMismatch {
+            payload_type: KEYSET_TYPE.into(),
+            body: "a record",
+        }),
+        None => Err(SignError::PayloadMismatch {
+            payload_type: KEYSET_TYPE.into(),
+            body: "no body",
+        }),
+    }
+}
+
+/// Decodes a key-set entry whose signatures were checked (or that this
+/// node wrote), checking its type and origin.
+fn decode_key_set_entry(envelope: &Envelope, origin: &str) -> Result<LogEntry, SignError> {
+    if envelope.payload_type != KEYSET_TYPE {
+        return Err(SignError::WrongPayloadType {
+            expected: KEYSET_TYPE.into(),
+            found: envelope.payload_type.chars().take(80).collect(),
+        });
+    }
+    let entry = LogEntry::decode(envelope.payload.as_slice()).map_err(SignError::Decode)?;
+    let set = key_set_of(&entry)?;
+    for found in [&entry.origin, &set.origin] {
+        if found != origin {
+            return Err(SignError::OriginMismatch {
+                expected: origin.to_owned(),
+                found: found.chars().take(80).collect(),
+            });
+        }
+    }
+    Ok(entry)
+}
+
+/// The expiry of a set in Unix seconds; refuses one beyond the cap, and a
+/// set with root keys that carries none.
+fn check_expiry(set: &KeySet, now: i64) -> Result<Option<i64>, SignError> {
+    if set.expires.is_empty() {
+        if set.root_keys.is_empty() {
+            return Ok(None);
+        }
+        return Err(SignError::KeySetExpiry(
+            "a key set with root keys must carry an expiry".into(),
+        ));
+    }
+    let at = OffsetDateTime::parse(&set.expires, &Rfc3339)
+        .map_err(|_| {
+            SignError::KeySetExpiry(format!(
+                "`{}` is not an RFC 3339 time",
+                set.expires.chars().take(40).collect::<String>()
+            ))
+        })?
+        .unix_timestamp();
+    let cap = now + i64::from(MAX_EXPIRY_DAYS) * DAY_SECS + CLOCK_SLACK_SECS;
+    if at > cap {
+        return Err(SignError::KeySetExpiry(format!(
+            "{} is more than {MAX_EXPIRY_DAYS} days ahead",
+            set.expires
+        )));
+    }
+    Ok(Some(at))
+}
+
+/// Signs `set` as entry `index` of `origin`'s log with each of `roots`:
+/// the envelope of a key-set entry.
+pub fn sign_key_set(roots: &[&sign::NodeKey], origin: &str, index: u64, set: KeySet) -> Envelope {
+    let payload = LogEntry {
+        origin: origin.to_owned(),
+        index,
+        body: Some(Body::KeySet(set)),
+    }
+    .encode_to_vec();
+    let mut envelope = Envelope {
+        payload,
+        payload_type: KEYSET_TYPE.to_owned(),
+        signatures: Vec::new(),
+    };
+    for root in roots {
+        root.cosign(&mut envelope);
+    }
+    envelope
+}
+
+/// A key set of `origin` (version, signing keys, root keys, expiry, TLS
+/// keys), thresholds 1 and 1.
+pub fn key_set(
+    origin: &str,
+    version: u64,
+    signing: &[&sign::NodeKey],
+    roots: &[crate::proto::PublicKey],
+    root_threshold: u32,
+    expires: String,
+    tls_keys: Vec<Vec<u8>>,
+) -> KeySet {
+    KeySet {
+        origin: origin.to_owned(),
+        version,
+        keys: signing.iter().map(|k| k.public()).collect(),
+        threshold: 1,
+        expires,
+        tls_keys,
+        root_keys: roots.to_vec(),
+        root_threshold,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,365 @@
+use prost::Message as _;
+
+use super::*;
+use crate::proto::{DatasetRecord, PublicKey};
+use crate::sign::{NodeKey, CHECKPOINT_TYPE, RECORD_TYPE};
+
+const ORIGIN: &str = "polar";
+
+struct Origin {
+    root: NodeKey,
+    signing: Vec<NodeKey>,
+}
+
+fn roots(key: &NodeKey) -> Vec<PublicKey> {
+    vec![key.public()]
+}
+
+fn set(origin: &Origin, version: u64, signing: usize, expires: String) -> KeySet {
+    key_set(
+        ORIGIN,
+        version,
+        &[&origin.signing[signing]],
+        &roots(&origin.root),
+        1,
+        expires,
+        Vec::new(),
+    )
+}
+
+fn in_a_year() -> String {
+    expiry_after(now_unix(), 300)
+}
+
+fn record(key: &NodeKey, index: u64) -> Envelope {
+    let entry = LogEntry {
+        origin: ORIGIN.into(),
+        index,
+        body: Some(Body::Record(DatasetRecord {
+            origin: ORIGIN.into(),
+            id: format!("r{index}"),
+            version: 1,
+            ..Default::default()
+        })),
+    };
+    key.sign(RECORD_TYPE, entry.encode_to_vec())
+}
+
+fn checkpoint(key: &NodeKey, size: u64) -> Envelope {
+    let checkpoint = Checkpoint {
+        origin: ORIGIN.into(),
+        size,
+        root: vec![1; 32],
+    };
+    key.sign(CHECKPOINT_TYPE, checkpoint.encode_to_vec())
+}
+
+fn new_origin() -> Origin {
+    Origin {
+        root: NodeKey::generate(),
+        signing: (0..3).map(|_| NodeKey::generate()).collect(),
+    }
+}
+
+/// Set 1 at entry 0 (signing key 0), records 1–3, set 2 at entry 4
+/// (signing key 1), as the origin writes them.
+fn rotated(origin: &Origin) -> (KeyChain, Envelope, Envelope) {
+    let genesis = sign_key_set(&[&origin.root], ORIGIN, 0, set(origin, 1, 0, in_a_year()));
+    let second = sign_key_set(&[&origin.root], ORIGIN, 4, set(origin, 2, 1, in_a_year()));
+    let mut chain = KeyChain::new(ORIGIN, Some(origin.root.verifying_key()));
+    chain.extend(0, &genesis, now_unix()).unwrap();
+    chain.extend(4, &second, now_unix()).unwrap();
+    (chain, genesis, second)
+}
+
+#[test]
+fn entries_verify_against_the_set_governing_their_position() {
+    let origin = new_origin();
+    let (chain, genesis, second) = rotated(&origin);
+    let before: Vec<Envelope> = (1..4).map(|i| record(&origin.signing[0], i)).collect();
+    let after: Vec<Envelope> = (5..8).map(|i| record(&origin.signing[1], i)).collect();
+    let mut items: Vec<(u64, &Envelope)> = vec![(0, &genesis)];
+    items.extend(before.iter().enumerate().map(|(i, e)| (i as u64 + 1, e)));
+    items.push((4, &second));
+    items.extend(after.iter().enumerate().map(|(i, e)| (i as u64 + 5, e)));
+    for (result, (index, _)) in chain.open_entries(&items).into_iter().zip(&items) {
+        assert_eq!(result.unwrap().index, *index);
+    }
+    assert_eq!(
+        chain.ring_at(4).unwrap().key_ids().next(),
+        Some(origin.signing[0].key_id())
+    );
+    assert_eq!(
+        chain.ring_at(5).unwrap().key_ids().next(),
+        Some(origin.signing[1].key_id())
+    );
+    // Checkpoints: by the keys governing their size.
+    assert_eq!(
+        chain
+            .open_checkpoint(&checkpoint(&origin.signing[0], 4))
+            .unwrap()
+            .size,
+        4
+    );
+    assert_eq!(
+        chain
+            .open_checkpoint(&checkpoint(&origin.signing[1], 8))
+            .unwrap()
+            .size,
+        8
+    );
+}
+
+/// Adversarial: a retired key signing a new entry is refused, and the
+/// error names the key and where it was retired.
+#[test]
+fn a_retired_key_signs_nothing_after_its_retirement() {
+    let origin = new_origin();
+    let (chain, _, _) = rotated(&origin);
+    let late = record(&origin.signing[0], 6);
+    let err = chain.open_entry(6, &late).unwrap_err();
+    assert!(
+        matches!(&err, SignError::RetiredKey { key_id, retired_at: 4 } if key_id == origin.signing[0].key_id()),
+        "{err}"
+    );
+    assert!(err.to_string().contains("retired"), "{err}");
+    // Its checkpoints past the rotation too.
+    let err = chain
+        .open_checkpoint(&checkpoint(&origin.signing[0], 6))
+        .unwrap_err();
+    assert!(
+        matches!(err, SignError::RetiredKey { retired_at: 4, .. }),
+        "{err}"
+    );
+    // A new key cannot sign entries before its set either.
+    assert!(chain.open_entry(2, &record(&origin.signing[1], 2)).is_err());
+    // A key never listed is unknown, not retired.
+    let stranger = NodeKey::generate();
+    assert!(matches!(
+        chain.open_entry(6, &record(&stranger, 6)),
+        Err(SignError::UnknownKey(_))
+    ));
+}
+
+/// Adversarial: a chain that skips N+1 is refused.
+#[test]
+fn a_chain_that_skips_a_version_is_refused() {
+    let origin = new_origin();
+    let (mut chain, _, _) = rotated(&origin);
+    let skipping = sign_key_set(&[&origin.root], ORIGIN, 9, set(&origin, 4, 2, in_a_year()));
+    let err = chain.extend(9, &skipping, now_unix()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SignError::KeySetSkipped {
+                latest: 2,
+                found: 4
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(chain.links().len(), 2, "nothing was appended");
+    // The first set must be version 1, at entry 0.
+    let mut fresh = KeyChain::new(ORIGIN, Some(origin.root.verifying_key()));
+    let late_first = sign_key_set(&[&origin.root], ORIGIN, 0, set(&origin, 2, 0, in_a_year()));
+    assert!(matches!(
+        fresh.extend(0, &late_first, now_unix()),
+        Err(SignError::KeySetSkipped { .. })
+    ));
+    let elsewhere = sign_key_set(&[&origin.root], ORIGIN, 3, set(&origin, 1, 0, in_a_year()));
+    assert!(matches!(
+        fresh.extend(3, &elsewhere, now_unix()),
+        Err(SignError::KeySetPosition { index: 3, .. })
+    ));
+}
+
+/// Adversarial: an old key set replayed at a later position is refused,
+/// and so is a set in the stream that is not the one verified there.
+#[test]
+fn a_replayed_key_set_is_refused() {
+    let origin = new_origin();
+    let (mut chain, genesis, _) = rotated(&origin);
+    // Set 1 again, re-signed by the root for a later index.
+    let replay = sign_key_set(&[&origin.root], ORIGIN, 7, set(&origin, 1, 0, in_a_year()));
+    assert!(matches!(
+        chain.extend(7, &replay, now_unix()),
+        Err(SignError::KeySetReplayed {
+            latest: 2,
+            found: 1
+        })
+    ));
+    let again = sign_key_set(&[&origin.root], ORIGIN, 7, set(&origin, 2, 0, in_a_year()));
+    assert!(matches!(
+        chain.extend(7, &again, now_unix()),
+        Err(SignError::KeySetReplayed { .. })
+    ));
+    // The genesis envelope itself, at another position.
+    assert!(chain.extend(7, &genesis, now_unix()).is_err());
+    assert!(matches!(
+        chain.open_entry(7, &genesis),
+        Err(SignError::KeySetPosition { index: 7, .. })
+    ));
+}
+
+/// Adversarial: a key set signed by a key that is not the root (the
+/// online signing key, or a stranger) is refused.
+#[test]
+fn a_key_set_not_signed_by_the_root_is_refused() {
+    let origin = new_origin();
+    let (mut chain, _, _) = rotated(&origin);
+    let by_signing_key = sign_key_set(
+        &[&origin.signing[1]],
+        ORIGIN,
+        9,
+        set(&origin, 3, 2, in_a_year()),
+    );
+    let err = chain.extend(9, &by_signing_key, now_unix()).unwrap_err();
+    assert!(matches!(err, SignError::UnknownKey(_)), "{err}");
+    // A first set that the pinned root did not sign.
+    let impostor = new_origin();
+    let forged = sign_key_set(
+        &[&impostor.root],
+        ORIGIN,
+        0,
+        set(&impostor, 1, 0, in_a_year()),
+    );
+    let mut fresh = KeyChain::new(ORIGIN, Some(origin.root.verifying_key()));
+    assert!(matches!(
+        fresh.extend(0, &forged, now_unix()),
+        Err(SignError::PinnedRootMissing { .. })
+    ));
+    // A new root must sign its own appointment.
+    let new_root = NodeKey::generate();
+    let mut handover = set(&origin, 3, 2, in_a_year());
+    handover.root_keys = vec![new_root.public()];
+    let only_old = sign_key_set(&[&origin.root], ORIGIN, 9, handover.clone());
+    assert!(chain.extend(9, &only_old, now_unix()).is_err());
+    let both = sign_key_set(&[&origin.root, &new_root], ORIGIN, 9, handover);
+    chain.extend(9, &both, now_unix()).unwrap();
+    assert!(chain
+        .latest()
+        .unwrap()
+        .root()
+        .key(new_root.key_id())
+        .is_some());
+}
+
+/// Adversarial: an expired set makes the chain stale; a set valid for more
+/// than the cap, or one with root keys and no expiry, is refused.
+#[test]
+fn expiry_is_capped_and_an_expired_set_is_stale() {
+    let origin = new_origin();
+    let now = now_unix();
+    let lapsed = sign_key_set(
+        &[&origin.root],
+        ORIGIN,
+        0,
+        set(&origin, 1, 0, expiry_after(now - 10 * DAY_SECS, 1)),
+    );
+    let mut chain = KeyChain::new(ORIGIN, Some(origin.root.verifying_key()));
+    chain.extend(0, &lapsed, now).unwrap();
+    assert!(chain.expired(now).is_some());
+    assert!(chain.renewal_due(now));
+    // Still usable for what it signed: the flag trusts nothing more or less.
+    assert!(chain.open_entry(1, &record(&origin.signing[0], 1)).is_ok());
+
+    let renewed = sign_key_set(&[&origin.root], ORIGIN, 2, set(&origin, 2, 0, in_a_year()));
+    chain.extend(2, &renewed, now).unwrap();
+    assert!(chain.expired(now).is_none());
+    assert!(!chain.renewal_due(now));
+
+    let too_long = sign_key_set(
+        &[&origin.root],
+        ORIGIN,
+        0,
+        set(&origin, 1, 0, expiry_after(now, 3 * 365)),
+    );
+    let mut fresh = KeyChain::new(ORIGIN, Some(origin.root.verifying_key()));
+    assert!(matches!(
+        fresh.extend(0, &too_long, now),
+        Err(SignError::KeySetExpiry(_))
+    ));
+    let none = sign_key_set(
+        &[&origin.root],
+        ORIGIN,
+        0,
+        set(&origin, 1, 0, String::new()),
+    );
+    assert!(matches!(
+        fresh.extend(0, &none, now),
+        Err(SignError::KeySetExpiry(_))
+    ));
+}
+
+/// A node made before root keys: its one identity key is root and signing
+/// key, its first set lists no root keys and no expiry, and it rotates.
+#[test]
+fn a_legacy_identity_key_is_root_and_signing_key() {
+    let identity = NodeKey::generate();
+    let legacy = KeySet {
+        origin: ORIGIN.into(),
+        version: 1,
+        keys: vec![identity.public()],
+        threshold: 1,
+        ..KeySet::default()
+    };
+    let genesis = sign_key_set(&[&identity], ORIGIN, 0, legacy);
+    let mut chain = KeyChain::new(ORIGIN, Some(identity.verifying_key()));
+    chain.extend(0, &genesis, now_unix()).unwrap();
+    assert!(chain.expired(now_unix()).is_none());
+    let signing = NodeKey::generate();
+    let next = key_set(
+        ORIGIN,
+        2,
+        &[&signing],
+        &roots(&identity),
+        1,
+        in_a_year(),
+        Vec::new(),
+    );
+    chain
+        .extend(5, &sign_key_set(&[&identity], ORIGIN, 5, next), now_unix())
+        .unwrap();
+    assert!(chain.open_entry(6, &record(&signing, 6)).is_ok());
+    assert!(matches!(
+        chain.open_entry(6, &record(&identity, 6)),
+        Err(SignError::RetiredKey { retired_at: 5, .. })
+    ));
+    // This node's own chain needs no pin.
+    let mut own = KeyChain::new(ORIGIN, None);
+    own.extend(0, &genesis, now_unix()).unwrap();
+}
+
+/// Cost of verifying by position: a pulled batch of 2048 records checked
+/// through a two-set chain against the same batch checked against one ring
+/// (what a pull did before key sets were read). Prints both; run with
+/// `cargo test -p meridian-core keyset -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn verifying_by_position_costs_what_verifying_against_one_ring_does() {
+    let origin = new_origin();
+    let (chain, _, _) = rotated(&origin);
+    let envelopes: Vec<Envelope> = (5..5 + 2048)
+        .map(|i| record(&origin.signing[1], i))
+        .collect();
+    let items: Vec<(u64, &Envelope)> = envelopes
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as u64 + 5, e))
+        .collect();
+    let refs: Vec<&Envelope> = envelopes.iter().collect();
+    let ring = chain.ring_at(5).unwrap().clone();
+    for round in 0..3 {
+        let started = std::time::Instant::now();
+        assert!(sign::open_entries(&refs, &ring).iter().all(Result::is_ok));
+        let one_ring = started.elapsed();
+        let started = std::time::Instant::now();
+        assert!(chain.open_entries(&items).iter().all(Result::is_ok));
+        let by_position = started.elapsed();
+        println!(
+            "round {round}: one ring {:.1} µs/entry, by position {:.1} µs/entry",
+            one_ring.as_secs_f64() * 1e6 / 2048.0,
+            by_position.as_secs_f64() * 1e6 / 2048.0
+        );
+    }
+}
