@@ -51,6 +51,7 @@ pub fn coverage(status: i32) -> &'static str {
         Ok(proto::CompletenessStatus::Timeout) => "timeout",
         Ok(proto::CompletenessStatus::Unreachable) => "unreachable",
         Ok(proto::CompletenessStatus::Refused) => "refused",
+        Ok(proto::CompletenessStatus::Stale) => "stale",
         Ok(proto::CompletenessStatus::Unspecified) | Err(_) => "unknown",
     }
 }

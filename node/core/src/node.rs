@@ -104,6 +104,9 @@ pub struct Node {
     /// Verified key chains of other origins, with the key-set positions
     /// and pinned root they were built from.
     chains: Mutex<std::collections::HashMap<String, CachedChain>>,
+    /// Origins whose key set had expired at the last key upkeep
+    /// ([`Node::stale_origins_at`]), for completeness reports.
+    stale: RwLock<Arc<std::collections::BTreeSet<String>>>,
     /// The signing key was read from [`NEXT_KEY_FILE`]: a rotation ended
     /// before it replaced the key file.
     key_pending_rename: bool,
@@ -276,6 +279,7 @@ impl Node {
             key: RwLock::new(Arc::new(key)),
             chain: RwLock::new(Arc::new(chain)),
             chains: Mutex::default(),
+            stale: RwLock::default(),
             key_pending_rename,
             tls,
             store,
@@ -623,7 +627,18 @@ impl Node {
             }
         }
         self.metrics.keys_stale_origins.set(stale.len() as i64);
+        *self.stale.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(stale.iter().map(|(origin, _)| origin.clone()).collect());
         Ok(stale)
+    }
+
+    /// Whether `origin`'s key set had expired at the last key upkeep (at
+    /// start and after every sync round).
+    pub fn is_stale(&self, origin: &str) -> bool {
+        self.stale
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(origin)
     }
 
     /// Appends key set N+1 to this node's log, signed by `roots` (or by the

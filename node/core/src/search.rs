@@ -27,6 +27,9 @@ pub enum Coverage {
     Unreachable,
     /// The origin refused the query.
     Refused,
+    /// The origin's key set expired: still searched, no longer vouched for
+    /// ([`Node::is_stale`]).
+    Stale,
 }
 
 /// One origin's line of the completeness report.
@@ -150,16 +153,29 @@ pub fn search(
                 peers: 0,
                 answered_by: String::new(),
             });
+        let mut lines: Vec<Completeness> = lines.collect();
+        mark_stale(node, &mut lines);
         if *viewer == Viewer::Anonymous {
-            completeness.extend(anonymous_lines(lines.collect()));
+            completeness.extend(anonymous_lines(lines));
         } else {
             completeness.extend(lines);
         }
     }
+    mark_stale(node, &mut completeness[..1]);
     Ok(Answer {
         results,
         completeness,
     })
+}
+
+/// Lines of origins whose key set expired say so, whatever answered for
+/// them: their hits are kept, the caller is told they are not vouched for.
+pub(crate) fn mark_stale(node: &Node, lines: &mut [Completeness]) {
+    for line in lines {
+        if node.is_stale(&line.origin) {
+            line.coverage = Coverage::Stale;
+        }
+    }
 }
 
 /// A DOI as compared across origins ([`crate::record::canonical_doi`]:

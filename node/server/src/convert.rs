@@ -158,6 +158,7 @@ fn coverage(coverage: Coverage) -> proto::CompletenessStatus {
         Coverage::Timeout => proto::CompletenessStatus::Timeout,
         Coverage::Unreachable => proto::CompletenessStatus::Unreachable,
         Coverage::Refused => proto::CompletenessStatus::Refused,
+        Coverage::Stale => proto::CompletenessStatus::Stale,
     }
 }
 

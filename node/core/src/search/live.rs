@@ -531,6 +531,7 @@ pub async fn live(
         parts.push(results);
     }
     lines.sort_by(|a, b| a.origin.cmp(&b.origin));
+    super::mark_stale(&node, &mut lines);
     let mut completeness = vec![Completeness {
         origin: own.clone(),
         coverage: Coverage::Ok,
@@ -539,6 +540,7 @@ pub async fn live(
         log_size: cursors.get(&own).copied().unwrap_or(0),
         answered_by: String::new(),
     }];
+    super::mark_stale(&node, &mut completeness);
     if viewer == Viewer::Anonymous {
         completeness.extend(super::anonymous_lines(lines));
     } else {

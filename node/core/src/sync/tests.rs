@@ -1929,9 +1929,38 @@ async fn an_expired_key_set_makes_its_origin_stale_until_renewed() {
         .record_state(POLAR, "PDC-1")
         .unwrap()
         .is_some());
+    // A search's completeness report says so, for the operator and (as a
+    // count) for an anonymous caller.
+    let coverage = |viewer: &Viewer| {
+        crate::search::search(
+            &fed.here,
+            &fed.sync,
+            &crate::query::SearchRequest::default(),
+            viewer,
+        )
+        .unwrap()
+        .completeness
+        .into_iter()
+        .map(|line| (line.origin, line.coverage))
+        .collect::<Vec<_>>()
+    };
+    let operator = Viewer::Operator {
+        node: fed.here.node_id().clone(),
+    };
+    assert!(
+        coverage(&operator).contains(&(POLAR.to_owned(), crate::search::Coverage::Stale)),
+        "{:?}",
+        coverage(&operator)
+    );
+    assert!(coverage(&Viewer::Anonymous)
+        .iter()
+        .any(|(origin, c)| origin.is_empty() && *c == crate::search::Coverage::Stale));
     // The origin renews; once pulled, it is no longer stale then.
     fed.polar.rotate_keys(Vec::new(), true, 30).unwrap();
     assert_honest_retry(&fed).await;
     let stale = fed.here.stale_origins_at(later).unwrap();
     assert!(!stale.iter().any(|(o, _)| o == POLAR), "{stale:?}");
+    assert!(!coverage(&operator)
+        .iter()
+        .any(|(_, c)| *c == crate::search::Coverage::Stale));
 }

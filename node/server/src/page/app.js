@@ -183,6 +183,7 @@ function renderCompleteness(lines) {
     if (status === "ok" && i === 0) return who + ": this node's own holdings";
     if (status === "ok") return who + ": asked now" + (c.answeredBy ? " (answered by " + c.answeredBy + ")" : "");
     if (status === "replica") return who + ": copy as of " + (c.asOf || "never synced");
+    if (status === "stale") return who + ": stale (its key set expired; searched, not vouched for)";
     // A live search that missed a peer used this node's copy instead.
     return who + ": " + status + (c.asOf ? ", copy as of " + c.asOf + " used" : "");
   });
