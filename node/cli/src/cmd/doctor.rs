@@ -335,7 +335,7 @@ fn disk_space(dir: &Path) -> Check {
             detail,
             "free space or move the data directory: sled and the index need room to write",
         )
-    } else if free < 10 * MIN_FREE_BYTES || free.saturating_mul(10) < total {
+    } else if free < 10 * MIN_FREE_BYTES {
         Check::warn(
             "disk space",
             detail,
