@@ -33,6 +33,7 @@ pub use meridian_proto as proto;
 pub mod backup;
 pub mod certificate;
 pub mod config;
+pub mod crosswalk;
 pub mod date;
 pub mod fsck;
 pub mod holdings;
