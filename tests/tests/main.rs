@@ -7,6 +7,7 @@ mod adversarial;
 mod backup;
 mod cli;
 mod crash;
+mod datacite;
 mod deploy;
 mod doctor;
 mod federation;

@@ -942,6 +942,17 @@ pub fn to_xml(record: &DatasetRecord) -> String {
     String::from_utf8_lossy(&writer.into_inner()).into_owned()
 }
 
+/// Writes the record's kernel-4 `resource` element to `out`, indented,
+/// followed by a line break (for a document of many records).
+pub fn write_resource<W: std::io::Write>(
+    out: &mut W,
+    record: &DatasetRecord,
+) -> std::io::Result<()> {
+    let mut writer = quick_xml::Writer::new_with_indent(&mut *out, b' ', 2);
+    write_xml(&mut writer, &from_record(record))?;
+    out.write_all(b"\n")
+}
+
 /// The record as a DataCite REST API DOI object (`id`, `type`, `attributes`).
 pub fn to_json(record: &DatasetRecord) -> Value {
     let r = from_record(record);
