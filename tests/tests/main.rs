@@ -11,6 +11,7 @@ mod datacite;
 mod deploy;
 mod doctor;
 mod federation;
+mod harvest;
 mod health;
 mod holdings;
 mod hostile;

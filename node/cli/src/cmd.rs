@@ -5,6 +5,7 @@
 mod backup;
 mod doctor;
 mod fsck;
+mod harvest;
 mod holdings;
 mod index;
 mod keys;
@@ -24,6 +25,7 @@ use tonic::transport::Channel;
 pub use self::backup::{BackupArgs, RestoreArgs};
 pub use self::doctor::DoctorArgs;
 pub use self::fsck::FsckArgs;
+pub use self::harvest::HarvestCommand;
 pub use self::holdings::HoldingsCommand;
 pub use self::index::IndexCommand;
 pub use self::keys::KeysCommand;
@@ -59,6 +61,10 @@ pub enum Command {
     /// Manage this institution's holdings index.
     #[command(subcommand)]
     Holdings(HoldingsCommand),
+    /// Harvest OAI-PMH providers (DSpace, Dataverse, CKAN, InvenioRDM,
+    /// another node's /oai) into the holdings.
+    #[command(subcommand)]
+    Harvest(HarvestCommand),
     /// Show the running node's status.
     Status {
         #[arg(long)]
@@ -148,6 +154,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Trust(command) => trust::run(dir, command).await.map(|()| 0),
         Command::Peers(command) => peers::run(dir, command).await.map(|()| 0),
         Command::Sync(command) => sync::run(dir, command).await,
+        Command::Harvest(command) => harvest::run(dir, command).await,
         Command::Fsck(args) => fsck::run(dir, &args),
         Command::Doctor(args) => doctor::run(dir, &args).await,
         Command::Backup(args) => backup::backup(dir, &args).await.map(|()| 0),

@@ -36,6 +36,7 @@ pub mod config;
 pub mod crosswalk;
 pub mod date;
 pub mod fsck;
+pub mod harvest;
 pub mod holdings;
 pub mod ids;
 pub mod index;

@@ -1,0 +1,201 @@
+//! The OAI-PMH harvester end to end: one node harvests another's `/oai`
+//! over HTTPS (real TLS, the provider's certificate given with
+//! `--ca-cert`) through several resumption tokens, then incrementally after
+//! records were changed, added and deleted at the provider; deletions
+//! become signed tombstones. Sources are listed, shown and removed with
+//! the CLI; bad settings and an unreachable provider are reported.
+
+use std::collections::BTreeMap;
+
+use meridian_testkit::harness::{record_line, TestNode};
+use serde_json::Value;
+
+fn json(node: &TestNode, args: &[&str]) -> Value {
+    serde_json::from_str(&node.ok(args)).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// The harvested holdings: id → (title, version, deleted).
+fn held(node: &TestNode) -> BTreeMap<String, (String, u64, bool)> {
+    let list = json(node, &["holdings", "list", "--json", "--include-deleted"]);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                (
+                    r["title"].as_str().unwrap_or_default().to_owned(),
+                    r["version"].as_u64().unwrap(),
+                    r["deleted"].as_bool().unwrap_or(false),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn run(node: &TestNode, name: &str) -> Value {
+    let out = node.run(&["harvest", "run", name, "--json"]);
+    assert!(
+        out.status.success(),
+        "harvest run: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn counts(status: &Value) -> [u64; 4] {
+    ["added", "changed", "deleted", "rejected"].map(|k| status[k].as_u64().unwrap())
+}
+
+#[test]
+fn a_node_harvests_another_nodes_oai_incrementally_with_tombstones() {
+    let provider = TestNode::start_with("provider", &[("MERIDIAN_OAI__PAGE_SIZE", "3")]);
+    let mut lines: Vec<String> = (1..=10)
+        .map(|i| {
+            record_line(
+                &format!("P-{i}"),
+                &format!("Glacier mass balance {i}"),
+                "public",
+            )
+        })
+        .collect();
+    lines.push(record_line("S-1", "Private station log", "private"));
+    provider.import(&lines);
+    let url = format!(
+        "https://localhost:{}/oai",
+        provider.http.expect("http listener").port()
+    );
+    let ca = provider.data_dir().join("public.crt");
+
+    let node = TestNode::start("harvester");
+    let added = json(
+        &node,
+        &[
+            "harvest",
+            "add",
+            "prov",
+            &url,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--every",
+            "6h",
+            "--json",
+        ],
+    );
+    assert_eq!(added["prefix"], "oai_datacite");
+    assert_eq!(added["every_secs"], 21_600);
+
+    let status = run(&node, "prov");
+    assert_eq!(counts(&status), [10, 0, 0, 0], "{status}");
+    assert_eq!(
+        status["pages"], 4,
+        "pages of 3: the tokens were followed to the end"
+    );
+    assert_eq!(status["granularity"], "YYYY-MM-DDThh:mm:ssZ");
+    assert!(!status["from"].as_str().unwrap().is_empty());
+    let first = held(&node);
+    assert_eq!(
+        first.len(),
+        10,
+        "only PUBLIC records are harvested: {first:?}"
+    );
+    let id = |n: u32| format!("oai:provider:provider/P-{n}");
+    assert_eq!(
+        first[&id(4)],
+        ("Glacier mass balance 4".to_owned(), 1, false)
+    );
+
+    // Nothing changed: nothing stored.
+    let status = run(&node, "prov");
+    assert_eq!(counts(&status), [0, 0, 0, 0], "{status}");
+
+    // At the provider: one changed, one deleted, one added.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    provider.import(&[
+        record_line("P-1", "Glacier mass balance 1, revised", "public"),
+        record_line("P-11", "Glacier mass balance 11", "public"),
+    ]);
+    provider.ok(&["holdings", "rm", "P-2", "--yes"]);
+    let status = run(&node, "prov");
+    assert_eq!(counts(&status), [1, 1, 1, 0], "{status}");
+    let second = held(&node);
+    assert_eq!(second.len(), 11);
+    assert_eq!(
+        second[&id(1)],
+        ("Glacier mass balance 1, revised".to_owned(), 2, false)
+    );
+    assert_eq!(second[&id(2)].1, 2);
+    assert!(
+        second[&id(2)].2,
+        "a deletion at the provider is a tombstone here"
+    );
+    assert_eq!(second[&id(11)].1, 1);
+
+    // Status and list say the same.
+    let shown = json(&node, &["harvest", "status", "prov", "--json"]);
+    assert_eq!(counts(&shown), [1, 1, 1, 0]);
+    assert_eq!(shown["last_error"], "");
+    assert!(!shown["next_run"].as_str().unwrap().is_empty());
+    let text = node.ok(&["harvest", "status", "prov"]);
+    assert!(text.contains("1 added, 1 changed"), "{text}");
+    let listed = json(&node, &["harvest", "list", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    node.ok(&["harvest", "rm", "prov"]);
+    assert_eq!(
+        json(&node, &["harvest", "list", "--json"]),
+        serde_json::json!([])
+    );
+    assert_eq!(held(&node).len(), 11, "the records stay");
+}
+
+#[test]
+fn bad_sources_and_unreachable_providers_are_reported() {
+    let node = TestNode::start("harvester");
+    let out = node.run(&["harvest", "add", "x", "ftp://repo.example.org/oai"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("url"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = node.run(&[
+        "harvest",
+        "add",
+        "x",
+        "https://repo.example.org/oai",
+        "--prefix",
+        "marc21",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("prefix"));
+    let out = node.run(&["harvest", "run", "nothing"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no harvest source `nothing`"));
+
+    // A provider that is not there: the run fails, the error is kept.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    node.ok(&[
+        "harvest",
+        "add",
+        "gone",
+        &format!("http://127.0.0.1:{port}/oai"),
+    ]);
+    let out = node.run(&["harvest", "run", "gone"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot connect"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = json(&node, &["harvest", "status", "gone", "--json"]);
+    assert!(
+        shown["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect"),
+        "{shown}"
+    );
+}
