@@ -199,3 +199,186 @@ fn bad_sources_and_unreachable_providers_are_reported() {
         "{shown}"
     );
 }
+
+/// The third-party provider of `tests/fixtures/harvest/provider.py`
+/// serving the records of `data`, stopped when dropped.
+struct Provider {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn provider(data: &std::path::Path, args: &[&str]) -> Option<Provider> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    if !crate::support::available(
+        "python3 with oaipmh 4.x",
+        Command::new("python3").args(["-c", "import oaipmh.server"]),
+    ) {
+        return None;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/harvest/provider.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(data)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("provider said {line:?}"));
+    Some(Provider {
+        child,
+        url: format!("http://127.0.0.1:{port}/oai"),
+    })
+}
+
+/// A Dublin Core record as a repository writes it.
+fn dc(id: u32, stamp: &str, title: &str) -> Value {
+    serde_json::json!({
+        "id": format!("oai:fixture.example.org:{id}"), "datestamp": stamp,
+        "dc": {"title": [title], "creator": ["Ortega, Lucía"], "publisher": ["Fixture University"],
+               "date": ["2019-00-00"], "type": ["Dataset"], "subject": ["hydrology"],
+               "identifier": [format!("https://doi.org/10.5555/fixture.{id}")],
+               "rights": ["CC-BY-4.0", "info:eu-repo/semantics/openAccess"]}
+    })
+}
+
+fn write_data(path: &std::path::Path, records: &[Value]) {
+    std::fs::write(path, serde_json::to_vec(records).unwrap()).unwrap();
+}
+
+#[test]
+fn a_third_party_provider_is_harvested_through_503_bad_records_deletes_and_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("records.json");
+    let mut records: Vec<Value> = (1..=12)
+        .map(|i| dc(i, "2024-03-01", &format!("River gauge series {i}")))
+        .collect();
+    // No publisher: cannot be made valid; reported and skipped.
+    let mut bad = dc(13, "2024-03-01", "Unpublished");
+    bad["dc"].as_object_mut().unwrap().remove("publisher");
+    records.push(bad);
+    // Deleted before this node ever saw it: nothing to withdraw.
+    records.push(serde_json::json!({"id": "oai:fixture.example.org:14", "datestamp": "2024-03-01", "deleted": true}));
+    write_data(&data, &records);
+    // The first two requests are answered 503 with Retry-After; every
+    // ListRecords page takes 0.7 s, so the node can be killed mid-list.
+    let Some(provider) = provider(&data, &["--busy", "2", "--slow", "0.7"]) else {
+        return;
+    };
+
+    let mut node = TestNode::start("harvester");
+    node.ok(&[
+        "harvest",
+        "add",
+        "fixture",
+        &provider.url,
+        "--prefix",
+        "oai_dc",
+    ]);
+    // Kill the node in the middle of the list (5 pages of 3).
+    let runner = {
+        let args: Vec<String> = ["harvest", "run", "fixture"].map(String::from).to_vec();
+        let data_dir = node.data_dir().to_owned();
+        std::thread::spawn(move || {
+            let _ = std::process::Command::new(meridian_testkit::harness::meridian_bin())
+                .args(&args)
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .output();
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let shown = json(&node, &["harvest", "status", "fixture", "--json"]);
+        if shown["pages"].as_u64().unwrap_or(0) >= 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no progress: {shown}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    node.kill9();
+    let _ = runner.join();
+    node.serve();
+    let shown = json(&node, &["harvest", "status", "fixture", "--json"]);
+    assert_eq!(shown["interrupted"], true, "{shown}");
+    let partial = held(&node).len();
+    assert!(
+        (1..12).contains(&partial),
+        "stopped mid-list: {partial} held"
+    );
+
+    let out = node.run(&["harvest", "run", "fixture", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a rejected record makes the run exit 1"
+    );
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Counts carry over from the interrupted run; a page stored just before
+    // the kill, and listed again, counts as unchanged.
+    let [added, changed, deleted, rejected] = counts(&status);
+    assert!((9..=12).contains(&added), "{status}");
+    assert_eq!((changed, deleted, rejected), (0, 0, 1), "{status}");
+    assert_eq!(status["interrupted"], false);
+    assert_eq!(status["granularity"], "YYYY-MM-DD");
+    assert!(
+        status["rejections"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("oai:fixture.example.org:13: publisher"),
+        "{status}"
+    );
+    let first = held(&node);
+    assert_eq!(first.len(), 12);
+    assert!(
+        first
+            .values()
+            .all(|(_, version, deleted)| *version == 1 && !deleted),
+        "none stored twice: {first:?}"
+    );
+
+    // At the provider: one changed, one deleted, one added, today.
+    records[0] = dc(1, "now", "River gauge series 1, corrected");
+    records[1] =
+        serde_json::json!({"id": "oai:fixture.example.org:2", "datestamp": "now", "deleted": true});
+    records.push(dc(15, "now", "River gauge series 15"));
+    write_data(&data, &records);
+    let status = run(&node, "fixture");
+    assert_eq!(
+        counts(&status),
+        [1, 1, 1, 0],
+        "only what changed is listed: {status}"
+    );
+    let second = held(&node);
+    let id = |n: u32| format!("oai:fixture.example.org:{n}");
+    assert_eq!(
+        second[&id(1)],
+        ("River gauge series 1, corrected".to_owned(), 2, false)
+    );
+    assert_eq!(
+        (second[&id(2)].1, second[&id(2)].2),
+        (2, true),
+        "a tombstone"
+    );
+    assert_eq!(second[&id(15)].1, 1);
+    let record = json(&node, &["holdings", "get", &id(15), "--json"]);
+    let text = record.to_string();
+    assert!(
+        text.contains("10.5555/fixture.15") && text.contains("2019"),
+        "{text}"
+    );
+}
