@@ -338,32 +338,18 @@ impl Harvester {
             Format::DataciteXml
         };
         let mut restarts = 0;
+        // The next page is fetched while this one is stored; the state
+        // records a page's token only once the page is stored.
+        let mut prefetched: Option<tokio::task::JoinHandle<Result<Vec<u8>, String>>> = None;
         loop {
-            let url = if state.token.is_empty() {
-                let mut url = format!(
-                    "{}?verb=ListRecords&metadataPrefix={}",
-                    source.url,
-                    encode_query(&source.prefix)
-                );
-                if !source.set.is_empty() {
-                    url.push_str(&format!("&set={}", encode_query(&source.set)));
-                }
-                if !state.from.is_empty() {
-                    url.push_str(&format!("&from={}", encode_query(&state.from)));
-                }
-                url
-            } else {
-                format!(
-                    "{}?verb=ListRecords&resumptionToken={}",
-                    source.url,
-                    encode_query(&state.token)
-                )
-            };
-            let body = self
-                .fetch
-                .get(&url, &source.ca_cert)
-                .await
-                .map_err(HarvestError::Fetch)?;
+            let url = list_url(source, &state.token, &state.from);
+            let body = match prefetched.take() {
+                Some(handle) => handle
+                    .await
+                    .map_err(|e| HarvestError::Fetch(format!("{url}: {e}")))?,
+                None => self.fetch.get(&url, &source.ca_cert).await,
+            }
+            .map_err(HarvestError::Fetch)?;
             let mut reader = XmlRecords::new(body.as_slice(), format);
             let items: Vec<crosswalk::Item> = reader
                 .by_ref()
@@ -395,9 +381,18 @@ impl Harvester {
                     "{url}: not an OAI-PMH response (no responseDate)"
                 )));
             }
+            let next = envelope.resumption_token.unwrap_or_default();
+            if !next.is_empty() {
+                let (fetch, url, ca) = (
+                    self.fetch.clone(),
+                    list_url(source, &next, &state.from),
+                    source.ca_cert.clone(),
+                );
+                prefetched = Some(tokio::spawn(async move { fetch.get(&url, &ca).await }));
+            }
             self.apply(source, state, items).await?;
             state.pages += 1;
-            state.token = envelope.resumption_token.unwrap_or_default();
+            state.token = next;
             self.save(source, state)?;
             progress(state);
             if state.token.is_empty() {
@@ -449,7 +444,7 @@ impl Harvester {
             record::parse_visibility(&source.visibility).unwrap_or(Visibility::Unspecified);
         let groups = source.groups.clone();
         let (outcome, rejections, normalised, deleted) = tokio::task::spawn_blocking(move || {
-            let mut lines = Vec::new();
+            let mut records = Vec::new();
             let mut ids = Vec::new();
             let mut new = Vec::new();
             let mut rejections = Vec::new();
@@ -471,7 +466,7 @@ impl Harvester {
                         let held = node.store().record_state(node.node_id(), &record.id)?;
                         new.push(held.is_none());
                         ids.push(oai_id);
-                        lines.push(record::to_json(&record).to_string());
+                        records.push(record);
                     }
                     Outcome::Refused(e) => {
                         rejections.push(format!("{oai_id}: {}: {}", e.field, e.reason))
@@ -489,8 +484,9 @@ impl Harvester {
                     }
                 }
             }
-            let outcome = node.import_lines(1, &lines)?;
-            let mut refused = vec![false; lines.len()];
+            let count = records.len();
+            let outcome = node.import_records(1, records)?;
+            let mut refused = vec![false; count];
             for error in &outcome.errors {
                 let at = (error.line as usize).saturating_sub(1);
                 if let Some(slot) = refused.get_mut(at) {
@@ -648,6 +644,29 @@ fn rfc3339(unix: i64) -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+/// The ListRecords request that continues at `token`, or starts the list.
+fn list_url(source: &Source, token: &str, from: &str) -> String {
+    if !token.is_empty() {
+        return format!(
+            "{}?verb=ListRecords&resumptionToken={}",
+            source.url,
+            encode_query(token)
+        );
+    }
+    let mut url = format!(
+        "{}?verb=ListRecords&metadataPrefix={}",
+        source.url,
+        encode_query(&source.prefix)
+    );
+    if !source.set.is_empty() {
+        url.push_str(&format!("&set={}", encode_query(&source.set)));
+    }
+    if !from.is_empty() {
+        url.push_str(&format!("&from={}", encode_query(from)));
+    }
+    url
 }
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters kept).
