@@ -6,6 +6,7 @@ mod audit;
 mod backup;
 mod doctor;
 mod fsck;
+mod harvest;
 mod holdings;
 mod index;
 mod keys;
@@ -26,6 +27,7 @@ pub use self::audit::AuditCommand;
 pub use self::backup::{BackupArgs, RestoreArgs};
 pub use self::doctor::DoctorArgs;
 pub use self::fsck::FsckArgs;
+pub use self::harvest::HarvestCommand;
 pub use self::holdings::HoldingsCommand;
 pub use self::index::IndexCommand;
 pub use self::keys::KeysCommand;
@@ -61,6 +63,10 @@ pub enum Command {
     /// Manage this institution's holdings index.
     #[command(subcommand)]
     Holdings(HoldingsCommand),
+    /// Harvest OAI-PMH providers (DSpace, Dataverse, CKAN, InvenioRDM,
+    /// another node's /oai) into the holdings.
+    #[command(subcommand)]
+    Harvest(HarvestCommand),
     /// Show the running node's status.
     Status {
         #[arg(long)]
@@ -154,6 +160,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Peers(command) => peers::run(dir, command).await.map(|()| 0),
         Command::Sync(command) => sync::run(dir, command).await,
         Command::Audit(command) => audit::run(dir, command).await.map(|()| 0),
+        Command::Harvest(command) => harvest::run(dir, command).await,
         Command::Fsck(args) => fsck::run(dir, &args),
         Command::Doctor(args) => doctor::run(dir, &args).await,
         Command::Backup(args) => backup::backup(dir, &args).await.map(|()| 0),

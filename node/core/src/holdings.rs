@@ -84,6 +84,28 @@ impl Node {
         self.store_prepared(prepared)
     }
 
+    /// [`Node::import_lines`] for records already read (a harvest's): the
+    /// same checks, versions, signing and storing, without a JSON round trip.
+    /// Blocking: call from a blocking thread.
+    pub fn import_records(
+        &self,
+        first_line: u64,
+        records: Vec<DatasetRecord>,
+    ) -> Result<ImportOutcome, NodeError> {
+        let checked: Vec<Result<DatasetRecord, RecordError>> = records
+            .into_par_iter()
+            .map(|r| record::validate(&r).and_then(|()| self.adopt(r)))
+            .collect();
+        let mut prepared = PreparedChunk::default();
+        for (offset, result) in checked.into_iter().enumerate() {
+            match result {
+                Ok(record) => prepared.records.push(record),
+                Err(e) => prepared.outcome.reject(first_line + offset as u64, e),
+            }
+        }
+        self.store_prepared(prepared)
+    }
+
     /// The first half of an import, which needs no lock: parses and
     /// validates the lines in parallel. A pipeline prepares the next chunk
     /// while [`Node::store_prepared`] stores this one.

@@ -516,7 +516,7 @@ fn canonical_date(field: &str, value: String) -> Result<String, RecordError> {
 }
 
 /// Bare ORCID iD with an uppercase check character; `https://orcid.org/` dropped.
-fn canonical_orcid(text: &str) -> String {
+pub fn canonical_orcid(text: &str) -> String {
     const PREFIXES: [&str; 3] = ["https://orcid.org/", "http://orcid.org/", "orcid.org/"];
     let bare = PREFIXES
         .iter()
@@ -526,7 +526,7 @@ fn canonical_orcid(text: &str) -> String {
 }
 
 /// The SPDX list's spelling of a license id (SPDX ids match case-insensitively).
-fn canonical_license(text: &str) -> String {
+pub fn canonical_license(text: &str) -> String {
     if let Some(rest) = strip_prefix_ignore_case(text, LICENSE_REF) {
         return format!("{LICENSE_REF}{rest}");
     }

@@ -1154,18 +1154,18 @@ impl Table {
         })
     }
 
+    /// Removes `key` and its value (absent: nothing to do).
+    pub fn remove(&self, key: &[u8]) -> Result<(), StoreError> {
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        self.tree.remove(key)?;
+        Ok(())
+    }
+
     /// Appends `value` under a new key larger than every key before it.
     pub fn push(&self, value: Vec<u8>) -> Result<(), StoreError> {
         let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
         let seq = self.ids.next()?;
         self.tree.insert(seq.to_be_bytes(), value)?;
-        Ok(())
-    }
-
-    /// Removes `key` (absent: nothing to do).
-    pub fn remove(&self, key: &[u8]) -> Result<(), StoreError> {
-        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
-        self.tree.remove(key)?;
         Ok(())
     }
 

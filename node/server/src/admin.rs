@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::Stream;
+use meridian_core::harvest::{Harvester, Source, State};
 use meridian_core::ids::RecordId;
 use meridian_core::node::Node;
 use meridian_core::sync::Replicator;
@@ -27,16 +28,54 @@ const BACKUP_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_sec
 pub struct AdminService {
     node: Arc<Node>,
     replicator: Arc<Replicator>,
+    harvester: Arc<Harvester>,
 }
 
 impl AdminService {
-    pub fn new(replicator: Arc<Replicator>) -> Self {
+    pub fn new(replicator: Arc<Replicator>, harvester: Arc<Harvester>) -> Self {
         Self {
             node: replicator.node().clone(),
             replicator,
+            harvester,
         }
     }
 }
+
+/// A harvest source and its state on the wire.
+fn harvest_status(source: Source, state: State, running: bool) -> proto::HarvestSourceStatus {
+    proto::HarvestSourceStatus {
+        source: Some(proto::HarvestSource {
+            name: source.name,
+            url: source.url,
+            set: source.set,
+            prefix: source.prefix,
+            every_secs: source.every_secs,
+            visibility: source.visibility,
+            groups: source.groups,
+            ca_cert: source.ca_cert,
+        }),
+        state: Some(proto::HarvestState {
+            granularity: state.granularity,
+            from: state.from,
+            interrupted: state.interrupted,
+            running,
+            last_started: state.last_started,
+            last_finished: state.last_finished,
+            next_run: state.next_run,
+            added: state.added,
+            changed: state.changed,
+            unchanged: state.unchanged,
+            deleted: state.deleted,
+            rejected: state.rejected,
+            normalised: state.normalised,
+            pages: state.pages,
+            last_error: state.last_error,
+            rejections: state.rejections,
+        }),
+    }
+}
+
+type HarvestStream = Pin<Box<dyn Stream<Item = Result<proto::HarvestSourceStatus, Status>> + Send>>;
 
 type AckStream = Pin<Box<dyn Stream<Item = Result<proto::ImportAck, Status>> + Send>>;
 type BackupStream = Pin<Box<dyn Stream<Item = Result<proto::BackupProgress, Status>> + Send>>;
@@ -45,6 +84,106 @@ type ProgressStream = Pin<Box<dyn Stream<Item = Result<proto::RebuildProgress, S
 #[tonic::async_trait]
 impl Admin for AdminService {
     type ImportStream = AckStream;
+    type HarvestRunStream = HarvestStream;
+
+    async fn harvest_add(
+        &self,
+        request: Request<proto::HarvestSource>,
+    ) -> Result<Response<proto::HarvestSourceStatus>, Status> {
+        let s = request.into_inner();
+        let source = Source {
+            name: s.name,
+            url: s.url,
+            set: s.set,
+            prefix: s.prefix,
+            every_secs: s.every_secs,
+            visibility: s.visibility,
+            groups: s.groups,
+            ca_cert: s.ca_cert,
+        };
+        let harvester = self.harvester.clone();
+        let name = source.name.clone();
+        let added = tokio::task::spawn_blocking(move || {
+            harvester.add(source)?;
+            harvester
+                .list()
+                .map(|all| all.into_iter().find(|(s, _, _)| s.name == name))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(status::harvest)?;
+        let (source, state, running) =
+            added.ok_or_else(|| Status::internal("added source not listed"))?;
+        Ok(Response::new(harvest_status(source, state, running)))
+    }
+
+    async fn harvest_run(
+        &self,
+        request: Request<proto::HarvestRunRequest>,
+    ) -> Result<Response<HarvestStream>, Status> {
+        let name = request.into_inner().name;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let harvester = self.harvester.clone();
+        // The run goes on when the client leaves: it is the node's work.
+        tokio::spawn(async move {
+            let progress_tx = tx.clone();
+            let progress_name = name.clone();
+            let progress = move |state: &State| {
+                let source = Source {
+                    name: progress_name.clone(),
+                    ..Default::default()
+                };
+                let _ = progress_tx.try_send(Ok(harvest_status(source, state.clone(), true)));
+            };
+            let result = harvester.run(&name, &progress).await;
+            let last = match result {
+                Ok(_) => {
+                    let all = harvester.list().map_err(status::harvest);
+                    all.and_then(|all| {
+                        all.into_iter()
+                            .find(|(s, _, _)| s.name == name)
+                            .map(|(s, st, _)| harvest_status(s, st, false))
+                            .ok_or_else(|| Status::not_found(format!("no harvest source `{name}`")))
+                    })
+                }
+                Err(e) => Err(status::harvest(e)),
+            };
+            let _ = tx.send(last).await;
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn harvest_list(
+        &self,
+        _request: Request<proto::HarvestListRequest>,
+    ) -> Result<Response<proto::HarvestListResponse>, Status> {
+        let harvester = self.harvester.clone();
+        let all = tokio::task::spawn_blocking(move || harvester.list())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(status::harvest)?;
+        Ok(Response::new(proto::HarvestListResponse {
+            sources: all
+                .into_iter()
+                .map(|(source, state, running)| harvest_status(source, state, running))
+                .collect(),
+        }))
+    }
+
+    async fn harvest_remove(
+        &self,
+        request: Request<proto::HarvestRemoveRequest>,
+    ) -> Result<Response<proto::HarvestRemoveResponse>, Status> {
+        let name = request.into_inner().name;
+        let harvester = self.harvester.clone();
+        tokio::task::spawn_blocking(move || harvester.remove(&name))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(status::harvest)?;
+        Ok(Response::new(proto::HarvestRemoveResponse {}))
+    }
     type RebuildIndexStream = ProgressStream;
     type BackupStream = BackupStream;
 

@@ -28,6 +28,7 @@ pub mod caller;
 pub mod catalog;
 pub mod convert;
 pub mod federation;
+pub mod fetch;
 pub mod http;
 pub mod idle;
 pub mod limit;

@@ -50,6 +50,8 @@ pub enum ServeError {
     AdminSocket(#[from] crate::admin_socket::BindError),
     #[error("reflection: {0}")]
     Reflection(String),
+    #[error("harvest sources: {0}")]
+    Harvest(String),
     #[error("tls: {0}")]
     Tls(#[from] crate::tls::TlsError),
     #[error("server failed: {0}")]
@@ -63,14 +65,18 @@ struct Tasks {
 }
 
 impl Tasks {
-    fn start(replicator: &Arc<Replicator>) -> Self {
+    fn start(
+        replicator: &Arc<Replicator>,
+        harvester: &Arc<meridian_core::harvest::Harvester>,
+    ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let node = replicator.node().clone();
         let interval = Duration::from_secs(node.config().sync.interval_secs);
         let mut set = JoinSet::new();
         set.spawn(meridian_core::indexer::run(node, stopped.clone()));
         set.spawn(replicator.clone().run(interval, stopped.clone()));
-        set.spawn(replicator.clone().hint_on_growth(stopped));
+        set.spawn(replicator.clone().hint_on_growth(stopped.clone()));
+        set.spawn(scheduled_harvests(harvester.clone(), stopped));
         Self { stop, set }
     }
 
@@ -83,6 +89,43 @@ impl Tasks {
         if drained.is_err() {
             tracing::warn!("background tasks did not stop in time; abandoning them");
             self.set.abort_all();
+        }
+    }
+}
+
+/// How often the schedule of the harvest sources is looked at.
+const HARVEST_TICK: Duration = Duration::from_secs(30);
+
+/// Runs each harvest source with `--every` when its next run is due; one
+/// source at a time, so harvests never compete with each other for the
+/// node's writer.
+async fn scheduled_harvests(
+    harvester: Arc<meridian_core::harvest::Harvester>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let due = {
+            let harvester = harvester.clone();
+            tokio::task::spawn_blocking(move || harvester.due(&meridian_core::date::now_rfc3339()))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default()
+        };
+        for name in due {
+            if *stopped.borrow() {
+                return;
+            }
+            match harvester.run(&name, &|_| {}).await {
+                Ok(state) => {
+                    tracing::info!(source = %name, added = state.added, changed = state.changed, deleted = state.deleted, rejected = state.rejected, "scheduled harvest done")
+                }
+                Err(e) => tracing::warn!(source = %name, error = %e, "scheduled harvest failed"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(HARVEST_TICK) => {}
+            _ = stopped.changed() => return,
         }
     }
 }
@@ -266,9 +309,14 @@ async fn run(
     let catalog = CatalogServer::new(CatalogService::new(reads.clone())).limited(&limits);
     let federation =
         FederationServer::new(FederationService::new(replicator.clone())).limited(&limits);
-    let admin_service = AdminServer::new(AdminService::new(replicator.clone())).limited(&limits);
+    let harvester = Arc::new(
+        meridian_core::harvest::Harvester::new(node.clone(), Arc::new(crate::fetch::HttpFetch))
+            .map_err(|e| ServeError::Harvest(e.to_string()))?,
+    );
+    let admin_service =
+        AdminServer::new(AdminService::new(replicator.clone(), harvester.clone())).limited(&limits);
 
-    let tasks = Tasks::start(&replicator);
+    let tasks = Tasks::start(&replicator, &harvester);
     let (stop_tx, stop_rx) = watch::channel(false);
     let manager = crate::notify::Notifier::from_env();
     let health_task = tokio::spawn(report_health(

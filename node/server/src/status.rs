@@ -107,6 +107,24 @@ pub fn node(error: NodeError) -> Status {
     }
 }
 
+/// A harvest call that failed. The operator gave the URL, so the message
+/// names it; a provider that failed is the provider's state, not a bug.
+pub fn harvest(error: meridian_core::harvest::HarvestError) -> Status {
+    use meridian_core::harvest::HarvestError;
+    match error {
+        HarvestError::Invalid(e) => invalid_field(&e.field.clone(), e.to_string()),
+        HarvestError::NotFound(_) => Status::not_found(error.to_string()),
+        HarvestError::Exists(_) => Status::already_exists(error.to_string()),
+        HarvestError::Running(_) => Status::failed_precondition(error.to_string()),
+        HarvestError::Fetch(_) | HarvestError::Protocol(_) => {
+            Status::unavailable(error.to_string())
+        }
+        HarvestError::Version { .. } => Status::failed_precondition(error.to_string()),
+        HarvestError::Node(e) => node(e),
+        HarvestError::Store(e) => store(e),
+    }
+}
+
 /// A backup the node could not write. The operator asked for the path, so
 /// the message names it.
 pub fn backup(error: meridian_core::backup::BackupError) -> Status {

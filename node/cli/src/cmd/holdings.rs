@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
+use meridian_core::crosswalk::{self, Format, Outcome, XmlRecords};
 use meridian_core::record;
 use meridian_proto as proto;
 use meridian_proto::admin_client::AdminClient;
@@ -23,10 +24,16 @@ const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Subcommand)]
 pub enum HoldingsCommand {
-    /// Import JSON Lines records (`-` reads standard input), then wait
-    /// until they are searchable.
+    /// Import records (`-` reads standard input), then wait until they
+    /// are searchable. Records read from DataCite or Dublin Core are
+    /// normalised where needed, and each change is reported.
     Import {
         file: PathBuf,
+        /// What the file holds: jsonl, datacite-json (one DOI per line),
+        /// datacite-xml (every `resource` element), oai-dc (every
+        /// `oai_dc:dc` element).
+        #[arg(long, default_value = "jsonl")]
+        format: Format,
         /// Return once the records are stored, without waiting for the
         /// index (a search right after may not find them yet).
         #[arg(long)]
@@ -44,6 +51,13 @@ pub enum HoldingsCommand {
         /// Print the outcome as one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Write every record of the holdings (not the tombstones) to standard
+    /// output: jsonl, datacite-json (one DOI object per line) or
+    /// datacite-xml (one document of `resource` elements).
+    Export {
+        #[arg(long, default_value = "jsonl")]
+        format: Format,
     },
     /// Show one record.
     Get {
@@ -78,9 +92,11 @@ pub async fn run(data_dir: &Path, command: HoldingsCommand) -> Result<i32> {
     match command {
         HoldingsCommand::Import {
             file,
+            format,
             no_wait,
             json,
-        } => import(&mut client, &file, !no_wait, json).await,
+        } => import(&mut client, &file, format, !no_wait, json).await,
+        HoldingsCommand::Export { format } => export(&mut client, format).await,
         HoldingsCommand::Put { no_wait, json } => put(&mut client, !no_wait, json).await,
         HoldingsCommand::Get { id, json } => {
             let view = client
@@ -184,6 +200,7 @@ fn read_line_bounded(
 async fn import(
     client: &mut AdminClient<Channel>,
     file: &Path,
+    format: Format,
     wait: bool,
     json: bool,
 ) -> Result<i32> {
@@ -212,7 +229,18 @@ async fn import(
     // Reading runs on its own thread: the file is streamed, never loaded whole.
     let name = file.display().to_string();
     let read_bar = progress.clone();
+    // For a format other than JSON Lines, chunk lines are numbered by
+    // record (1, 2, …) and `positions` maps each to its line in the file.
+    let positions = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let foreign_positions = positions.clone();
     let reader_task = tokio::task::spawn_blocking(move || -> Result<ReadOutcome> {
+        if format != Format::Jsonl {
+            let reader = Box::new(Counted {
+                inner: reader,
+                bar: read_bar,
+            });
+            return read_foreign(format, reader, &name, &foreign_positions, send);
+        }
         let mut reader = reader;
         let mut local_errors = Vec::new();
         let mut line_no = 0u64;
@@ -271,6 +299,8 @@ async fn import(
         Ok(ReadOutcome {
             errors: local_errors,
             unread_from: None,
+            changes: Vec::new(),
+            deleted: 0,
         })
     });
 
@@ -299,7 +329,8 @@ async fn import(
         rejected += ack.rejected;
         log_size = log_size.max(ack.log_size);
         for e in ack.errors {
-            errors.push((e.line, format!("{}: {}", e.field, e.reason)));
+            let line = file_line(&positions, e.line);
+            errors.push((line, format!("{}: {}", e.field, e.reason)));
         }
         progress.set_message(format!(
             "{stored} stored, {unchanged} unchanged, {rejected} rejected"
@@ -312,17 +343,31 @@ async fn import(
     progress.finish_and_clear();
     errors.sort_by_key(|(line, _)| *line);
     let mut stderr = std::io::stderr().lock();
+    for (line, message) in &read.changes {
+        writeln!(stderr, "line {line}: changed: {message}")?;
+    }
     for (line, message) in &errors {
         writeln!(stderr, "line {line}: {message}")?;
     }
-    let not_stored: Vec<(u64, u64)> = lock(&pending).drain(..).collect();
+    if read.deleted > 0 {
+        writeln!(
+            stderr,
+            "{} record(s) marked deleted in the file were not imported",
+            read.deleted
+        )?;
+    }
+    let changed = read.changes.len();
+    let not_stored: Vec<(u64, u64)> = lock(&pending)
+        .drain(..)
+        .map(|(first, last)| (file_line(&positions, first), file_line(&positions, last)))
+        .collect();
     if failure.is_some() || !not_stored.is_empty() || read.unread_from.is_some() {
         let mut spans: Vec<String> = not_stored
             .iter()
             .map(|(first, last)| format!("{first}-{last}"))
             .collect();
         if let Some(from) = read.unread_from {
-            spans.push(format!("{from} to the end"));
+            spans.push(format!("{} to the end", file_line(&positions, from)));
         }
         let reason = match &failure {
             Some(status) => refused(status.clone()).to_string(),
@@ -357,6 +402,7 @@ async fn import(
             "{}",
             serde_json::json!({
                 "stored": stored, "unchanged": unchanged, "rejected": rejected, "errors": errors,
+                "changes": read.changes.iter().map(|(line, message)| serde_json::json!({"line": line, "message": message})).collect::<Vec<_>>(),
                 "seconds": secs, "log_size": log_size,
                 "searchable": waited.is_some(), "searchable_after_secs": waited,
             })
@@ -366,6 +412,9 @@ async fn import(
             "stored {stored}, unchanged {unchanged}, rejected {rejected} ({total} records in {secs:.1}s, {:.0} records/s)",
             total as f64 / secs.max(1e-9)
         );
+        if changed > 0 {
+            println!("{changed} change(s) made to records to make them valid (listed above)");
+        }
         if stored > 0 {
             println!("{}", searchable_line(waited));
         }
@@ -373,11 +422,15 @@ async fn import(
     Ok(if rejected > 0 { 1 } else { 0 })
 }
 
-/// What the reading thread saw: the lines refused before sending, and the
-/// first line it did not read because the node stopped taking chunks.
+/// What the reading thread saw: the lines refused before sending, the
+/// first line it did not read because the node stopped taking chunks, the
+/// changes made to records to make them valid, and how many records the
+/// file marks deleted (not imported).
 struct ReadOutcome {
     errors: Vec<(u64, String)>,
     unread_from: Option<u64>,
+    changes: Vec<(u64, String)>,
+    deleted: u64,
 }
 
 impl ReadOutcome {
@@ -385,8 +438,229 @@ impl ReadOutcome {
         Self {
             errors,
             unread_from: Some(unread_from),
+            changes: Vec::new(),
+            deleted: 0,
         }
     }
+}
+
+/// The file line of chunk line `n`: itself for JSON Lines, else the line
+/// the `n`-th record starts on.
+fn file_line(positions: &Mutex<Vec<u64>>, n: u64) -> u64 {
+    let positions = lock(positions);
+    if positions.is_empty() {
+        return n;
+    }
+    usize::try_from(n)
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|i| positions.get(i).copied())
+        .unwrap_or(n)
+}
+
+/// A reader that moves the progress bar by what is consumed.
+struct Counted {
+    inner: Box<dyn BufRead + Send>,
+    bar: indicatif::ProgressBar,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+impl BufRead for Counted {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.bar.inc(amt as u64);
+        self.inner.consume(amt);
+    }
+}
+
+/// Reads DataCite or Dublin Core records, converts each to a JSON line and
+/// sends them in chunks numbered by record; records that cannot be made
+/// valid are reported by their line in the file and not sent.
+fn read_foreign(
+    format: Format,
+    reader: Box<dyn BufRead + Send>,
+    name: &str,
+    positions: &Mutex<Vec<u64>>,
+    send: impl Fn(proto::ImportChunk) -> bool,
+) -> Result<ReadOutcome> {
+    let mut outcome = ReadOutcome {
+        errors: Vec::new(),
+        unread_from: None,
+        changes: Vec::new(),
+        deleted: 0,
+    };
+    let mut chunk = proto::ImportChunk {
+        first_line: 1,
+        ..Default::default()
+    };
+    let mut chunk_bytes = 0usize;
+    let mut ordinal = 0u64;
+    let flush = |chunk: &mut proto::ImportChunk, chunk_bytes: &mut usize| -> bool {
+        let full = std::mem::take(chunk);
+        *chunk_bytes = 0;
+        chunk.first_line = full.first_line + full.lines.len() as u64;
+        full.lines.is_empty() || send(full)
+    };
+    let items: Box<dyn Iterator<Item = Result<crosswalk::Item, crosswalk::XmlError>>> = match format
+    {
+        Format::DataciteJson => Box::new(json_items(reader, name)),
+        _ => Box::new(XmlRecords::new(reader, format)),
+    };
+    for item in items {
+        let item = match item {
+            Ok(item) => item,
+            Err(e) => {
+                outcome.errors.push((
+                    e.line,
+                    format!("xml: {} (the rest of the file is not read)", e.message),
+                ));
+                break;
+            }
+        };
+        let converted = match item.outcome {
+            Outcome::Deleted => {
+                outcome.deleted += 1;
+                continue;
+            }
+            Outcome::Refused(e) => {
+                outcome
+                    .errors
+                    .push((item.line, format!("{}: {}", e.field, e.reason)));
+                continue;
+            }
+            Outcome::Record(converted) => converted,
+        };
+        for change in &converted.changes {
+            outcome.changes.push((item.line, change.to_string()));
+        }
+        ordinal += 1;
+        lock(positions).push(item.line);
+        let text = record::to_json(&converted.record).to_string();
+        chunk_bytes += text.len();
+        chunk.lines.push(text);
+        if (chunk.lines.len() >= CHUNK_LINES || chunk_bytes >= CHUNK_BYTES)
+            && !flush(&mut chunk, &mut chunk_bytes)
+        {
+            // The records after this one were not read: from the next line on.
+            lock(positions).push(item.line + 1);
+            outcome.unread_from = Some(ordinal + 1);
+            return Ok(outcome);
+        }
+    }
+    // Unsent, a chunk stays pending and is reported as not stored.
+    flush(&mut chunk, &mut chunk_bytes);
+    Ok(outcome)
+}
+
+/// DataCite JSON, one DOI per line, as crosswalk items.
+fn json_items(
+    mut reader: Box<dyn BufRead + Send>,
+    name: &str,
+) -> impl Iterator<Item = Result<crosswalk::Item, crosswalk::XmlError>> {
+    let name = name.to_owned();
+    let mut line_no = 0u64;
+    std::iter::from_fn(move || loop {
+        let mut consumed = 0;
+        let line = match read_line_bounded(&mut reader, record::MAX_LINE_BYTES, &mut consumed) {
+            Ok(line) => line?,
+            Err(e) => {
+                return Some(Err(crosswalk::XmlError {
+                    line: line_no + 1,
+                    message: format!("reading {name}: {e}"),
+                }))
+            }
+        };
+        line_no += 1;
+        let outcome = match line {
+            Line::Text(text) if text.trim().is_empty() => continue,
+            Line::Text(text) => match crosswalk::read_datacite_json(&text) {
+                Ok(converted) => Outcome::Record(Box::new(converted)),
+                Err(e) => Outcome::Refused(e),
+            },
+            Line::TooLong => Outcome::Refused(record::RecordError::new(
+                "line",
+                format!("longer than {} bytes", record::MAX_LINE_BYTES),
+            )),
+            Line::NotUtf8 => Outcome::Refused(record::RecordError::new("line", "not valid UTF-8")),
+        };
+        return Some(Ok(crosswalk::Item {
+            line: line_no,
+            header: None,
+            outcome,
+        }));
+    })
+}
+
+/// Writes every live record of the holdings to standard output in `format`.
+async fn export(client: &mut AdminClient<Channel>, format: Format) -> Result<i32> {
+    if format == Format::OaiDc {
+        bail!("oai-dc is read on import only; the node's /oai serves oai_dc to harvesters");
+    }
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} records  {per_sec}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if format == Format::DataciteXml {
+        writeln!(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>")?;
+        writeln!(out, "<resources>")?;
+    }
+    let mut token = String::new();
+    let mut count = 0u64;
+    loop {
+        let page = client
+            .list_records(proto::ListRecordsRequest {
+                origin: String::new(),
+                page_size: 500,
+                page_token: token,
+                include_deleted: false,
+            })
+            .await
+            .map_err(refused)?
+            .into_inner();
+        for view in &page.records {
+            let Some(record) = &view.record else { continue };
+            if record.deleted {
+                continue;
+            }
+            match format {
+                Format::DataciteXml => crosswalk::datacite::write_resource(&mut out, record)?,
+                Format::DataciteJson => {
+                    writeln!(out, "{}", crosswalk::datacite::to_json(record))?;
+                }
+                _ => writeln!(out, "{}", record::to_json(record))?,
+            }
+            count += 1;
+        }
+        progress.set_position(count);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    if format == Format::DataciteXml {
+        writeln!(out, "</resources>")?;
+    }
+    out.flush()?;
+    progress.finish_and_clear();
+    Ok(0)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

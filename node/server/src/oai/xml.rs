@@ -2,7 +2,9 @@
 //! every text and attribute value and drops the characters XML 1.0 forbids
 //! (control characters other than tab, line feed and carriage return, and
 //! U+FFFE, U+FFFF), and the two metadata formats mapped from the record
-//! model (`docs/oai-pmh.md` has the mapping as a table).
+//! model (`docs/oai-pmh.md` has the mapping as a table; the DataCite
+//! resource is written by `meridian_core::crosswalk::datacite`, the same
+//! mapping the DataCite export uses).
 
 use meridian_core::proto::{Access, DatasetRecord};
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
@@ -16,8 +18,6 @@ pub const OAI_DC_XSD: &str = "http://www.openarchives.org/OAI/2.0/oai_dc.xsd";
 pub const DC_NS: &str = "http://purl.org/dc/elements/1.1/";
 pub const OAI_DATACITE_NS: &str = "http://schema.datacite.org/oai/oai-1.1/";
 pub const OAI_DATACITE_XSD: &str = "http://schema.datacite.org/oai/oai-1.1/oai.xsd";
-pub const DATACITE_NS: &str = "http://datacite.org/schema/kernel-4";
-pub const DATACITE_XSD: &str = "http://schema.datacite.org/meta/kernel-4/metadata.xsd";
 /// Namespace of the provenance this node writes in a record's `about`.
 pub const PROVENANCE_NS: &str = "urn:meridian:oai:provenance:1";
 /// Its schema, served by the node at `/oai/provenance.xsd`.
@@ -168,54 +168,6 @@ fn access_uri(record: &DatasetRecord) -> &'static str {
     }
 }
 
-/// DataCite's `resourceTypeGeneral` values (kernel 4.5).
-const RESOURCE_TYPES: &[&str] = &[
-    "Audiovisual",
-    "Book",
-    "BookChapter",
-    "Collection",
-    "ComputationalNotebook",
-    "ConferencePaper",
-    "ConferenceProceeding",
-    "DataPaper",
-    "Dataset",
-    "Dissertation",
-    "Event",
-    "Image",
-    "Instrument",
-    "InteractiveResource",
-    "Journal",
-    "JournalArticle",
-    "Model",
-    "OutputManagementPlan",
-    "PeerReview",
-    "PhysicalObject",
-    "Preprint",
-    "Report",
-    "Service",
-    "Software",
-    "Sound",
-    "Standard",
-    "StudyRegistration",
-    "Text",
-    "Workflow",
-    "Other",
-];
-
-/// The `resourceTypeGeneral` of a record's free `resource_type`: the
-/// DataCite term it names (any case, spaces ignored), else Dataset.
-fn resource_type_general(resource_type: &str) -> &'static str {
-    let wanted: String = resource_type
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    RESOURCE_TYPES
-        .iter()
-        .find(|t| t.eq_ignore_ascii_case(&wanted))
-        .copied()
-        .unwrap_or("Dataset")
-}
-
 /// The record in DataCite kernel 4 inside the `oai_datacite` wrapper.
 /// `datacentre` is the origin node's id.
 pub fn oai_datacite(xml: &mut Xml, record: &DatasetRecord) {
@@ -230,166 +182,10 @@ pub fn oai_datacite(xml: &mut Xml, record: &DatasetRecord) {
     xml.leaf("schemaVersion", &[], "4");
     xml.leaf("datacentreSymbol", &[], &record.origin);
     xml.open("payload", &[]);
-    let location = format!("{DATACITE_NS} {DATACITE_XSD}");
-    xml.open(
-        "resource",
-        &[("xmlns", DATACITE_NS), ("xsi:schemaLocation", &location)],
-    );
-    if !record.doi.is_empty() {
-        xml.leaf("identifier", &[("identifierType", "DOI")], &record.doi);
-    }
-    xml.open("creators", &[]);
-    for creator in &record.creators {
-        xml.open("creator", &[]);
-        xml.leaf("creatorName", &[], &creator.name);
-        if !creator.orcid.is_empty() {
-            xml.leaf(
-                "nameIdentifier",
-                &[
-                    ("nameIdentifierScheme", "ORCID"),
-                    ("schemeURI", "https://orcid.org"),
-                ],
-                &creator.orcid,
-            );
-        }
-        xml.leaf_if("affiliation", &creator.affiliation);
-        xml.close("creator");
-    }
-    xml.close("creators");
-    xml.open("titles", &[]);
-    xml.leaf("title", &[], &record.title);
-    xml.close("titles");
-    xml.leaf("publisher", &[], &record.publisher);
-    xml.leaf("publicationYear", &[], &record.publication_year.to_string());
-    xml.leaf(
-        "resourceType",
-        &[(
-            "resourceTypeGeneral",
-            resource_type_general(&record.resource_type),
-        )],
-        &record.resource_type,
-    );
-    if !record.keywords.is_empty() || !record.disciplines.is_empty() {
-        xml.open("subjects", &[]);
-        for keyword in &record.keywords {
-            xml.leaf("subject", &[], keyword);
-        }
-        for discipline in &record.disciplines {
-            xml.leaf(
-                "subject",
-                &[("subjectScheme", "meridian discipline")],
-                discipline,
-            );
-        }
-        xml.close("subjects");
-    }
-    let temporal = record
-        .temporal
-        .as_ref()
-        .filter(|t| !t.start.is_empty() || !t.end.is_empty());
-    if !record.updated_at.is_empty() || !record.embargo_until.is_empty() || temporal.is_some() {
-        xml.open("dates", &[]);
-        if !record.updated_at.is_empty() {
-            xml.leaf("date", &[("dateType", "Updated")], &record.updated_at);
-        }
-        if !record.embargo_until.is_empty() {
-            xml.leaf("date", &[("dateType", "Available")], &record.embargo_until);
-        }
-        if let Some(t) = temporal {
-            xml.leaf(
-                "date",
-                &[("dateType", "Collected")],
-                &format!("{}/{}", t.start, t.end),
-            );
-        }
-        xml.close("dates");
-    }
-    xml.open("alternateIdentifiers", &[]);
-    let local = format!("{}/{}", record.origin, record.id);
-    xml.leaf(
-        "alternateIdentifier",
-        &[("alternateIdentifierType", "meridian")],
-        &local,
-    );
-    if !record.landing_url.is_empty() {
-        xml.leaf(
-            "alternateIdentifier",
-            &[("alternateIdentifierType", "URL")],
-            &record.landing_url,
-        );
-    }
-    xml.close("alternateIdentifiers");
-    if record.size_bytes != 0 || record.file_count != 0 {
-        xml.open("sizes", &[]);
-        if record.size_bytes != 0 {
-            xml.leaf("size", &[], &format!("{} bytes", record.size_bytes));
-        }
-        if record.file_count != 0 {
-            xml.leaf("size", &[], &format!("{} files", record.file_count));
-        }
-        xml.close("sizes");
-    }
-    if !record.formats.is_empty() {
-        xml.open("formats", &[]);
-        for format in &record.formats {
-            xml.leaf("format", &[], format);
-        }
-        xml.close("formats");
-    }
-    let access = access_uri(record);
-    if !record.license.is_empty() || !access.is_empty() {
-        xml.open("rightsList", &[]);
-        if !record.license.is_empty() {
-            let uri = format!("https://spdx.org/licenses/{}", record.license);
-            let spdx = !record.license.starts_with("LicenseRef-");
-            let mut attrs = vec![("rightsIdentifier", record.license.as_str())];
-            if spdx {
-                attrs.extend([
-                    ("rightsIdentifierScheme", "SPDX"),
-                    ("schemeURI", "https://spdx.org/licenses/"),
-                    ("rightsURI", uri.as_str()),
-                ]);
-            }
-            xml.leaf("rights", &attrs, &record.license);
-        }
-        if !access.is_empty() {
-            xml.leaf("rights", &[("rightsURI", access)], "");
-        }
-        xml.close("rightsList");
-    }
-    if !record.description.is_empty() || !record.project.is_empty() {
-        xml.open("descriptions", &[]);
-        if !record.description.is_empty() {
-            xml.leaf(
-                "description",
-                &[("descriptionType", "Abstract")],
-                &record.description,
-            );
-        }
-        if !record.project.is_empty() {
-            xml.leaf(
-                "description",
-                &[("descriptionType", "Other")],
-                &format!("Project: {}", record.project),
-            );
-        }
-        xml.close("descriptions");
-    }
-    if !record.spatial.is_empty() {
-        xml.open("geoLocations", &[]);
-        for b in &record.spatial {
-            xml.open("geoLocation", &[]);
-            xml.open("geoLocationBox", &[]);
-            xml.leaf("westBoundLongitude", &[], &b.west.to_string());
-            xml.leaf("eastBoundLongitude", &[], &b.east.to_string());
-            xml.leaf("southBoundLatitude", &[], &b.south.to_string());
-            xml.leaf("northBoundLatitude", &[], &b.north.to_string());
-            xml.close("geoLocationBox");
-            xml.close("geoLocation");
-        }
-        xml.close("geoLocations");
-    }
-    xml.close("resource");
+    // The one DataCite mapping: the same the export writes and the import reads.
+    let resource = meridian_core::crosswalk::datacite::from_record(record);
+    // Into a Vec: infallible.
+    let _ = meridian_core::crosswalk::datacite::write_xml(&mut xml.writer, &resource);
     xml.close("payload");
     xml.close("oai_datacite");
 }
@@ -439,12 +235,5 @@ mod tests {
         for c in ['\u{0}', '\u{8}', '\u{b}', '\u{1f}', '\u{FFFE}', '\u{FFFF}'] {
             assert!(!out.contains(c));
         }
-    }
-
-    #[test]
-    fn free_resource_types_map_to_datacite_terms() {
-        assert_eq!(resource_type_general("dataset"), "Dataset");
-        assert_eq!(resource_type_general("Journal Article"), "JournalArticle");
-        assert_eq!(resource_type_general("Ice core samples"), "Dataset");
     }
 }

@@ -3,7 +3,7 @@
 //! `meridian-bench import --records 1000000` generates a holdings file,
 //! starts `meridian serve` (the binary next to this one) and imports the file
 //! through the admin socket with `meridian holdings import`, reporting
-//! records/s and the node's peak RSS. `replicate`, `search` and `load`
+//! records/s and the node's peak RSS. `replicate`, `search`, `load` and `harvest`
 //! (searches during a pull and a stalled peer) are in their modules. Build
 //! both first:
 //! `cargo build --release --workspace --bins`.
@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 use meridian_testkit::generate::{Generator, Profile};
 use meridian_testkit::harness::TestNode;
 
+mod harvest;
 mod http;
 mod load;
 mod replicate;
@@ -48,6 +49,11 @@ enum Bench {
     /// Searches against a replica while it pulls N records from an
     /// origin, and while that origin is stalled.
     Load(load::Args),
+    /// One node harvests another's /oai (OAI-PMH over HTTPS on loopback).
+    Harvest {
+        #[arg(long, default_value_t = 100_000)]
+        records: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -56,6 +62,7 @@ fn main() -> Result<()> {
         Bench::Replicate { records } => replicate::run(records),
         Bench::Search(args) => search::run(args),
         Bench::Load(args) => load::run(args),
+        Bench::Harvest { records } => harvest::run(records),
     }
 }
 

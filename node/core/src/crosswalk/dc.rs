@@ -1,0 +1,194 @@
+//! Simple Dublin Core (`oai_dc`) → the record model. Dublin Core says less
+//! than the model, and repositories fill it in their own ways, so this
+//! mapping is loose; `docs/datacite.md` says which element feeds which field.
+
+use super::normalise::{short, Notes, Shape};
+use super::tree::Element;
+use super::IdSource;
+use crate::proto::{Access, BoundingBox, Creator, DatasetRecord, TemporalCoverage};
+use crate::record::{self, RecordError};
+
+/// The record an `oai_dc:dc` element describes, normalised and validated.
+pub fn to_record(
+    dc: &Element,
+    id: &IdSource,
+    notes: &mut Notes,
+) -> Result<DatasetRecord, RecordError> {
+    let texts = |name: &str| -> Vec<&str> {
+        dc.children
+            .iter()
+            .filter(|e| e.name == name)
+            .map(|e| e.text.trim())
+            .filter(|t| !t.is_empty())
+            .collect()
+    };
+    let mut record = DatasetRecord::default();
+    for identifier in texts("identifier") {
+        let doi = record::canonical_doi(identifier);
+        if record.doi.is_empty() && doi.starts_with("10.") && doi.contains('/') {
+            record.doi = doi;
+        } else if record.landing_url.is_empty()
+            && (identifier.starts_with("https://") || identifier.starts_with("http://"))
+        {
+            record.landing_url = identifier.to_owned();
+        }
+    }
+    record.id = match id {
+        IdSource::Given(id) => id.clone(),
+        IdSource::FromMetadata => {
+            let other = texts("identifier")
+                .into_iter()
+                .find(|i| !i.contains("://") && !i.chars().any(char::is_whitespace))
+                .map(str::to_owned);
+            (!record.doi.is_empty())
+                .then(|| record.doi.clone())
+                .or(other)
+                .ok_or_else(|| RecordError::new("id", "no dc:identifier to take an id from"))?
+        }
+    };
+    if let Some(title) = texts("title").first() {
+        record.title = notes.text("title", title, Shape::OneLine);
+    }
+    for (index, creator) in texts("creator").iter().enumerate() {
+        record.creators.push(Creator {
+            name: notes.text(&format!("creators[{index}].name"), creator, Shape::OneLine),
+            ..Default::default()
+        });
+    }
+    for subject in texts("subject") {
+        let term = notes.term(&format!("keywords[{}]", record.keywords.len()), subject);
+        if !term.is_empty() && !record.keywords.contains(&term) {
+            record.keywords.push(term);
+        }
+    }
+    if record.keywords.len() > record::MAX_KEYWORDS {
+        notes.note(
+            "keywords",
+            format!(
+                "kept the first {} of {}",
+                record::MAX_KEYWORDS,
+                record.keywords.len()
+            ),
+        );
+        record.keywords.truncate(record::MAX_KEYWORDS);
+    }
+    let descriptions = texts("description");
+    if !descriptions.is_empty() {
+        record.description =
+            notes.text("description", &descriptions.join("\n\n"), Shape::Paragraphs);
+    }
+    if let Some(publisher) = texts("publisher").first() {
+        record.publisher = notes.text("publisher", publisher, Shape::OneLine);
+    }
+    // The publication year: the first dc:date that reads as a date.
+    let mut date_error = None;
+    for date in texts("date") {
+        match notes.year("publication_year", date) {
+            Ok(year) => {
+                record.publication_year = year;
+                date_error = None;
+                break;
+            }
+            Err(e) => date_error = date_error.or(Some(e)),
+        }
+    }
+    if let Some(error) = date_error {
+        return Err(error);
+    }
+    // dc:type: the first that is not an info:eu-repo vocabulary URI.
+    if let Some(kind) = texts("type").into_iter().find(|t| !t.starts_with("info:")) {
+        record.resource_type = notes.text("resource_type", kind, Shape::OneLine);
+    }
+    for format in texts("format") {
+        if let Some(bytes) = format
+            .strip_suffix(" bytes")
+            .and_then(|n| n.trim().parse().ok())
+        {
+            record.size_bytes = bytes;
+            continue;
+        }
+        let term = notes.term(&format!("formats[{}]", record.formats.len()), format);
+        if !term.is_empty()
+            && !record.formats.contains(&term)
+            && record.formats.len() < record::MAX_FORMATS
+        {
+            record.formats.push(term);
+        }
+    }
+    if let Some(relation) = texts("relation").into_iter().find(|r| !r.contains("://")) {
+        record.project = notes.text("project", relation, Shape::OneLine);
+    }
+    for rights in texts("rights") {
+        match rights.strip_prefix("info:eu-repo/semantics/") {
+            Some("openAccess") => record.access = Access::Open as i32,
+            Some("restrictedAccess") | Some("closedAccess") => {
+                record.access = Access::Restricted as i32
+            }
+            // The model needs the embargo's end, which DC does not give.
+            Some("embargoedAccess") => {
+                notes.note(
+                    "access",
+                    "embargoed access without an end date; access left unset",
+                );
+            }
+            _ if record.license.is_empty() => {
+                let license = record::canonical_license(rights);
+                if spdx::license_id(&license).is_some() {
+                    record.license = license;
+                } else {
+                    notes.note(
+                        "license",
+                        format!("`{}` is not an SPDX license; not kept", short(rights)),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    for coverage in texts("coverage") {
+        if let Some(b) = dcmi_box(coverage) {
+            record.spatial.push(b);
+        } else if let Some((start, end)) = coverage.split_once('/') {
+            if record.temporal.is_none() {
+                let start = if start.trim().is_empty() {
+                    String::new()
+                } else {
+                    notes.date("temporal.start", start)?
+                };
+                let end = if end.trim().is_empty() {
+                    String::new()
+                } else {
+                    notes.date("temporal.end", end)?
+                };
+                record.temporal = Some(TemporalCoverage { start, end });
+            }
+        }
+    }
+    record::validate(&record)?;
+    Ok(record)
+}
+
+/// A DCMI Box (`westlimit=…; southlimit=…; eastlimit=…; northlimit=…`).
+fn dcmi_box(text: &str) -> Option<BoundingBox> {
+    let mut sides = [None; 4];
+    for part in text.split(';') {
+        let (key, value) = part.split_once('=')?;
+        let slot = match key.trim() {
+            "westlimit" => 0,
+            "southlimit" => 1,
+            "eastlimit" => 2,
+            "northlimit" => 3,
+            _ => continue,
+        };
+        sides[slot] = Some(value.trim().parse::<f64>().ok()?);
+    }
+    let [Some(west), Some(south), Some(east), Some(north)] = sides else {
+        return None;
+    };
+    Some(BoundingBox {
+        west,
+        south,
+        east,
+        north,
+    })
+}

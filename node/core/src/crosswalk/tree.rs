@@ -1,0 +1,545 @@
+//! Reading XML documents of any size one record at a time: a streaming
+//! scan (quick-xml) that builds a small tree for each metadata element it
+//! is asked for (DataCite `resource`, Dublin Core `dc`), with the OAI-PMH
+//! header around it when there is one, and the page's resumption token and
+//! error. Namespace prefixes are ignored: elements are matched by local name.
+
+use std::borrow::Cow;
+use std::io::BufRead;
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+
+/// Largest metadata element accepted, in bytes of text and attribute
+/// values, checked while it is read: a bigger one is skipped and reported.
+pub const MAX_RECORD_XML_BYTES: usize = 1 << 20;
+/// Deepest nesting accepted inside a metadata element.
+pub const MAX_DEPTH: usize = 64;
+
+/// An element: its local name, attributes (local names), text and children.
+#[derive(Debug, Default, Clone)]
+pub struct Element {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub text: String,
+    pub children: Vec<Element>,
+}
+
+impl Element {
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+
+    /// The children named `item` of the child named `list` (`creators/creator`).
+    pub fn list<'a>(
+        &'a self,
+        list: &'a str,
+        item: &'a str,
+    ) -> impl Iterator<Item = &'a Element> + 'a {
+        self.all(list).flat_map(move |l| l.all(item))
+    }
+
+    /// The text of the child named `name`, or "".
+    pub fn child_text(&self, name: &str) -> &str {
+        self.child(name).map_or("", |c| c.text.as_str())
+    }
+}
+
+/// The OAI-PMH header of the record a metadata element sits in.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub identifier: String,
+    pub datestamp: String,
+    pub deleted: bool,
+}
+
+/// What the scan found.
+#[derive(Debug)]
+pub enum Found {
+    /// A metadata element, with the header of its OAI-PMH record if any.
+    Metadata {
+        line: u64,
+        header: Option<Header>,
+        element: Result<Element, String>,
+        /// Bytes that were not UTF-8 were replaced (U+FFFD).
+        replaced: bool,
+    },
+    /// An OAI-PMH record whose header says `deleted`.
+    Deleted { line: u64, header: Header },
+}
+
+/// A document that is not well-formed XML, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct XmlError {
+    pub line: u64,
+    pub message: String,
+}
+
+/// The OAI-PMH parts of a response, filled in as the scan passes them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// `resumptionToken` text (empty on the last page) when the element is present.
+    pub resumption_token: Option<String>,
+    /// `error` elements: code and message.
+    pub errors: Vec<(String, String)>,
+    /// `responseDate`.
+    pub response_date: String,
+}
+
+/// Counts the lines consumed from a reader.
+struct Lines<R> {
+    inner: R,
+    line: u64,
+}
+
+impl<R: BufRead> std::io::Read for Lines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Lines<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        // The buffer is not empty (it holds `amt` bytes), so this does no I/O.
+        if let Ok(buf) = self.inner.fill_buf() {
+            let n = amt.min(buf.len());
+            self.line += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+        self.inner.consume(amt);
+    }
+}
+
+/// The scan: an iterator over what it finds; it ends at the end of the
+/// document or at the first well-formedness error (yielded last).
+pub struct Scan<R: BufRead> {
+    reader: Reader<Lines<R>>,
+    target: &'static str,
+    buf: Vec<u8>,
+    /// Local names of the open elements outside a captured one.
+    path: Vec<String>,
+    header: Option<Header>,
+    /// Whether the current OAI record has yielded its metadata.
+    yielded: bool,
+    pub envelope: Envelope,
+    done: bool,
+}
+
+impl<R: BufRead> Scan<R> {
+    /// Scans `input` for elements named `target` (local name).
+    pub fn new(input: R, target: &'static str) -> Self {
+        let mut reader = Reader::from_reader(Lines {
+            inner: input,
+            line: 1,
+        });
+        let config = reader.config_mut();
+        config.expand_empty_elements = true;
+        config.trim_text(false);
+        Self {
+            reader,
+            target,
+            buf: Vec::new(),
+            path: Vec::new(),
+            header: None,
+            yielded: false,
+            envelope: Envelope::default(),
+            done: false,
+        }
+    }
+
+    fn line(&self) -> u64 {
+        self.reader.get_ref().line
+    }
+
+    fn error(&mut self, message: impl std::fmt::Display) -> Option<Result<Found, XmlError>> {
+        self.done = true;
+        Some(Err(XmlError {
+            line: self.line(),
+            message: message.to_string(),
+        }))
+    }
+
+    /// Reads the element whose start was just read, to its end.
+    fn capture(&mut self, start: Element) -> Result<(Result<Element, String>, bool), XmlError> {
+        let mut stack = vec![start];
+        let mut size = 0usize;
+        let mut replaced = false;
+        let mut too_big = None;
+        loop {
+            self.buf.clear();
+            let event = self
+                .reader
+                .read_event_into(&mut self.buf)
+                .map_err(|e| XmlError {
+                    line: self.reader.get_ref().line,
+                    message: e.to_string(),
+                })?;
+            match event {
+                Event::Start(e) => {
+                    let (element, r) = element(&e);
+                    replaced |= r;
+                    size += element
+                        .attrs
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len())
+                        .sum::<usize>();
+                    if stack.len() >= MAX_DEPTH && too_big.is_none() {
+                        too_big = Some(format!("elements nested deeper than {MAX_DEPTH}"));
+                    }
+                    stack.push(element);
+                }
+                Event::End(_) => {
+                    let Some(done) = stack.pop() else {
+                        return Err(XmlError {
+                            line: self.reader.get_ref().line,
+                            message: "an end tag without its start".into(),
+                        });
+                    };
+                    match stack.last_mut() {
+                        Some(parent) => {
+                            if too_big.is_none() {
+                                parent.children.push(done);
+                            }
+                        }
+                        None => {
+                            return Ok((too_big.map_or(Ok(done), Err), replaced));
+                        }
+                    }
+                }
+                Event::Text(t) => {
+                    let (text, r) = decode(&t);
+                    replaced |= r;
+                    let text = match quick_xml::escape::unescape_with(&text, html_entity) {
+                        Ok(text) => text.into_owned(),
+                        Err(e) => {
+                            if too_big.is_none() {
+                                too_big = Some(format!("text cannot be read: {e}"));
+                            }
+                            String::new()
+                        }
+                    };
+                    size += text.len();
+                    if let Some(top) = stack.last_mut() {
+                        if too_big.is_none() {
+                            top.text.push_str(&text);
+                        }
+                    }
+                }
+                Event::CData(t) => {
+                    let (text, r) = decode(&t);
+                    replaced |= r;
+                    size += text.len();
+                    if let Some(top) = stack.last_mut() {
+                        if too_big.is_none() {
+                            top.text.push_str(&text);
+                        }
+                    }
+                }
+                Event::Eof => {
+                    return Err(XmlError {
+                        line: self.reader.get_ref().line,
+                        message: format!("the document ends inside <{}>", self.target),
+                    })
+                }
+                _ => {}
+            }
+            if size > MAX_RECORD_XML_BYTES && too_big.is_none() {
+                too_big = Some(format!(
+                    "<{}> holds more than {MAX_RECORD_XML_BYTES} bytes",
+                    self.target
+                ));
+                // Keep reading to its end, but drop what was built.
+                for element in &mut stack {
+                    element.children.clear();
+                    element.text.clear();
+                }
+            }
+        }
+    }
+}
+
+/// HTML entities common in repository metadata that XML does not define.
+fn html_entity(name: &str) -> Option<&'static str> {
+    match name {
+        "nbsp" => Some("\u{a0}"),
+        "ndash" => Some("\u{2013}"),
+        "mdash" => Some("\u{2014}"),
+        "hellip" => Some("\u{2026}"),
+        _ => quick_xml::escape::resolve_predefined_entity(name),
+    }
+}
+
+/// Bytes as text; invalid UTF-8 replaced (and said so).
+fn decode(bytes: &[u8]) -> (Cow<'_, str>, bool) {
+    let text = String::from_utf8_lossy(bytes);
+    let replaced = matches!(text, Cow::Owned(_));
+    (text, replaced)
+}
+
+fn element(start: &BytesStart<'_>) -> (Element, bool) {
+    let (name, mut replaced) = decode(start.local_name().into_inner());
+    let mut attrs = Vec::new();
+    for attr in start.attributes().flatten() {
+        let key = attr.key;
+        if key.as_namespace_binding().is_some() {
+            continue;
+        }
+        let (local, r1) = decode(key.local_name().into_inner());
+        let (value, r2) = decode(&attr.value);
+        replaced |= r1 || r2;
+        let value = quick_xml::escape::unescape_with(&value, html_entity)
+            .map_or_else(|_| value.to_string(), Cow::into_owned);
+        attrs.push((local.into_owned(), value));
+    }
+    (
+        Element {
+            name: name.into_owned(),
+            attrs,
+            ..Default::default()
+        },
+        replaced,
+    )
+}
+
+impl<R: BufRead> Iterator for Scan<R> {
+    type Item = Result<Found, XmlError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        loop {
+            self.buf.clear();
+            let event = match self.reader.read_event_into(&mut self.buf) {
+                Ok(event) => event.into_owned(),
+                Err(e) => return self.error(e),
+            };
+            match event {
+                Event::Start(e) => {
+                    let (start, _) = element(&e);
+                    if start.name == self.target {
+                        let line = self.line();
+                        let header = self.header.clone().filter(|_| self.in_record());
+                        match self.capture(start) {
+                            Ok((element, replaced)) => {
+                                self.yielded = true;
+                                return Some(Ok(Found::Metadata {
+                                    line,
+                                    header,
+                                    element,
+                                    replaced,
+                                }));
+                            }
+                            Err(e) => {
+                                self.done = true;
+                                return Some(Err(e));
+                            }
+                        }
+                    }
+                    let name = start.name.clone();
+                    match name.as_str() {
+                        "record" => {
+                            self.header = None;
+                            self.yielded = false;
+                        }
+                        "header" if self.in_record() => {
+                            self.header = Some(Header {
+                                deleted: start.attr("status") == Some("deleted"),
+                                ..Default::default()
+                            });
+                        }
+                        "resumptionToken" => self.envelope.resumption_token = Some(String::new()),
+                        "error" => self.envelope.errors.push((
+                            start.attr("code").unwrap_or_default().to_owned(),
+                            String::new(),
+                        )),
+                        _ => {}
+                    }
+                    self.path.push(name);
+                }
+                Event::Text(t) => {
+                    let (text, _) = decode(&t);
+                    let text = quick_xml::escape::unescape_with(&text, html_entity)
+                        .map_or_else(|_| text.to_string(), Cow::into_owned);
+                    let parent = self
+                        .path
+                        .len()
+                        .checked_sub(2)
+                        .map(|i| self.path[i].as_str());
+                    match (parent, self.path.last().map(String::as_str)) {
+                        (Some("header"), Some("identifier")) => {
+                            if let Some(h) = &mut self.header {
+                                h.identifier.push_str(text.trim());
+                            }
+                        }
+                        (Some("header"), Some("datestamp")) => {
+                            if let Some(h) = &mut self.header {
+                                h.datestamp.push_str(text.trim());
+                            }
+                        }
+                        (_, Some("resumptionToken")) => {
+                            if let Some(token) = &mut self.envelope.resumption_token {
+                                token.push_str(text.trim());
+                            }
+                        }
+                        (_, Some("error")) => {
+                            if let Some((_, message)) = self.envelope.errors.last_mut() {
+                                message.push_str(text.trim());
+                            }
+                        }
+                        (_, Some("responseDate")) => {
+                            self.envelope.response_date.push_str(text.trim())
+                        }
+                        _ => {}
+                    }
+                }
+                Event::End(_) => {
+                    let closed = self.path.pop();
+                    if closed.as_deref() == Some("record") {
+                        let header = self.header.take();
+                        if let Some(header) = header.filter(|h| h.deleted && !self.yielded) {
+                            return Some(Ok(Found::Deleted {
+                                line: self.line(),
+                                header,
+                            }));
+                        }
+                    }
+                }
+                Event::Eof => {
+                    self.done = true;
+                    return None;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl<R: BufRead> Scan<R> {
+    /// Whether the scan is inside an OAI-PMH `record` element.
+    fn in_record(&self) -> bool {
+        self.path.iter().any(|name| name == "record")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/">
+  <responseDate>2024-01-02T03:04:05Z</responseDate>
+  <ListRecords>
+    <record>
+      <header><identifier>oai:x:1</identifier><datestamp>2024-01-01</datestamp></header>
+      <metadata><oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/"
+          xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>A &amp; B&nbsp;C</dc:title><dc:creator/></oai_dc:dc></metadata>
+    </record>
+    <record>
+      <header status="deleted"><identifier>oai:x:2</identifier><datestamp>2024-01-01</datestamp></header>
+    </record>
+    <resumptionToken cursor="0">tok-1</resumptionToken>
+  </ListRecords>
+</OAI-PMH>"#;
+
+    #[test]
+    fn finds_metadata_with_headers_deletions_and_the_token() {
+        let mut scan = Scan::new(PAGE.as_bytes(), "dc");
+        let found: Vec<Found> = scan.by_ref().map(Result::unwrap).collect();
+        assert_eq!(found.len(), 2);
+        match &found[0] {
+            Found::Metadata {
+                line,
+                header,
+                element,
+                replaced,
+            } => {
+                assert_eq!(*line, 8);
+                assert_eq!(header.as_ref().unwrap().identifier, "oai:x:1");
+                let element = element.as_ref().unwrap();
+                assert_eq!(element.child_text("title"), "A & B\u{a0}C");
+                assert_eq!(element.all("creator").count(), 1);
+                assert!(!replaced);
+            }
+            other => panic!("{other:?}"),
+        }
+        match &found[1] {
+            Found::Deleted { header, .. } => assert_eq!(header.identifier, "oai:x:2"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(scan.envelope.resumption_token.as_deref(), Some("tok-1"));
+        assert_eq!(scan.envelope.response_date, "2024-01-02T03:04:05Z");
+    }
+
+    #[test]
+    fn errors_and_broken_documents_are_reported_with_a_line() {
+        let doc = r#"<OAI-PMH><error code="noRecordsMatch">nothing here</error></OAI-PMH>"#;
+        let mut scan = Scan::new(doc.as_bytes(), "resource");
+        assert!(scan.next().is_none());
+        assert_eq!(
+            scan.envelope.errors,
+            vec![("noRecordsMatch".into(), "nothing here".into())]
+        );
+        let broken = "<a>\n<resource>\n<title>x</titel></resource></a>";
+        let error = Scan::new(broken.as_bytes(), "resource")
+            .find_map(Result::err)
+            .unwrap();
+        assert_eq!(error.line, 3, "{error}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_said_so() {
+        let doc = b"<resource><title>caf\xe9</title></resource>";
+        match Scan::new(&doc[..], "resource").next() {
+            Some(Ok(Found::Metadata {
+                element, replaced, ..
+            })) => {
+                assert!(replaced);
+                assert_eq!(element.unwrap().child_text("title"), "caf\u{fffd}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_oversized_record_is_refused_and_the_next_one_read() {
+        let big = "x".repeat(MAX_RECORD_XML_BYTES + 10);
+        let doc = format!("<all><resource><title>{big}</title></resource><resource><title>ok</title></resource></all>");
+        let found: Vec<Found> = Scan::new(doc.as_bytes(), "resource")
+            .map(Result::unwrap)
+            .collect();
+        match (&found[0], &found[1]) {
+            (
+                Found::Metadata {
+                    element: Err(e), ..
+                },
+                Found::Metadata {
+                    element: Ok(ok), ..
+                },
+            ) => {
+                assert!(e.contains("more than"), "{e}");
+                assert_eq!(ok.child_text("title"), "ok");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,342 @@
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::*;
+
+/// An OAI-PMH provider in memory: day granularity, pages of 2, records
+/// in `oai_dc`; it can fail a request or forget its tokens on demand.
+#[derive(Default)]
+struct Provider {
+    /// identifier → (datestamp, title or None when deleted)
+    records: Mutex<BTreeMap<String, (String, Option<String>)>>,
+    requests: Mutex<Vec<String>>,
+    /// Fails the request with this number (1-based) with a network error.
+    fail_at: AtomicU32,
+    /// Token epoch: tokens of an older epoch are refused.
+    epoch: AtomicU32,
+}
+
+fn query(url: &str) -> BTreeMap<String, String> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn envelope(body: &str) -> Vec<u8> {
+    format!(
+        r#"<?xml version="1.0"?><OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><responseDate>2024-03-05T10:00:00Z</responseDate>{body}</OAI-PMH>"#
+    )
+    .into_bytes()
+}
+
+#[async_trait::async_trait]
+impl Fetch for Provider {
+    async fn get(&self, url: &str, _ca: &str) -> Result<Vec<u8>, String> {
+        let n = {
+            let mut requests = lock(&self.requests);
+            requests.push(url.to_owned());
+            requests.len() as u32
+        };
+        if self.fail_at.load(Ordering::SeqCst) == n {
+            return Err("connection reset".into());
+        }
+        let q = query(url);
+        if q.get("verb").map(String::as_str) == Some("Identify") {
+            return Ok(envelope(
+                "<Identify><granularity>YYYY-MM-DD</granularity></Identify>",
+            ));
+        }
+        let (from, offset) = match q.get("resumptionToken") {
+            Some(token) => {
+                let parts: Vec<&str> = token.split('!').collect();
+                let fresh = parts[0].parse::<u32>().ok() == Some(self.epoch.load(Ordering::SeqCst));
+                if !fresh {
+                    return Ok(envelope(
+                        r#"<error code="badResumptionToken">unknown token</error>"#,
+                    ));
+                }
+                (parts[1].to_owned(), parts[2].parse::<usize>().unwrap())
+            }
+            None => (q.get("from").cloned().unwrap_or_default(), 0),
+        };
+        let records = lock(&self.records);
+        let matching: Vec<_> = records
+            .iter()
+            .filter(|(_, (stamp, _))| stamp.as_str() >= from.as_str())
+            .collect();
+        if matching.is_empty() {
+            return Ok(envelope(r#"<error code="noRecordsMatch">none</error>"#));
+        }
+        let mut body = String::from("<ListRecords>");
+        for (id, (stamp, title)) in matching.iter().skip(offset).take(2) {
+            match title {
+                None => body.push_str(&format!(
+                    r#"<record><header status="deleted"><identifier>{id}</identifier><datestamp>{stamp}</datestamp></header></record>"#
+                )),
+                Some(title) => body.push_str(&format!(
+                    r#"<record><header><identifier>{id}</identifier><datestamp>{stamp}</datestamp></header><metadata><oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>{title}</dc:title><dc:creator>Ruiz, Ana</dc:creator><dc:publisher>Repo</dc:publisher><dc:date>2020</dc:date><dc:type>Dataset</dc:type></oai_dc:dc></metadata></record>"#
+                )),
+            }
+        }
+        if offset + 2 < matching.len() {
+            body.push_str(&format!(
+                "<resumptionToken>{}!{from}!{}</resumptionToken>",
+                self.epoch.load(Ordering::SeqCst),
+                offset + 2
+            ));
+        } else if offset > 0 {
+            body.push_str("<resumptionToken/>");
+        }
+        body.push_str("</ListRecords>");
+        Ok(envelope(&body))
+    }
+}
+
+impl Provider {
+    fn put(&self, id: &str, stamp: &str, title: Option<&str>) {
+        lock(&self.records).insert(
+            format!("oai:repo:{id}"),
+            (stamp.to_owned(), title.map(str::to_owned)),
+        );
+    }
+}
+
+fn setup() -> (Arc<Provider>, Harvester, Arc<Node>, tempfile::TempDir) {
+    let (node, dir) = crate::test_support::opened_node("polar");
+    let provider = Arc::new(Provider::default());
+    for i in 1..=5 {
+        provider.put(&i.to_string(), "2024-03-01", Some(&format!("Record {i}")));
+    }
+    provider.put("6", "2024-03-01", Some("")); // no title: refused
+    let harvester = Harvester::new(node.clone(), provider.clone()).unwrap();
+    harvester
+        .add(Source {
+            name: "repo".into(),
+            url: "https://repo.example.org/oai".into(),
+            prefix: "oai_dc".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    (provider, harvester, node, dir)
+}
+
+fn held(node: &Node) -> BTreeMap<String, (u64, bool)> {
+    let store = node.store();
+    (1..=7)
+        .filter_map(|i| {
+            let id = format!("oai:repo:{i}");
+            store
+                .record_state(node.node_id(), &id)
+                .unwrap()
+                .map(|s| (id, (s.version, s.deleted)))
+        })
+        .collect()
+}
+
+fn quiet(_: &State) {}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn harvests_follow_tokens_then_go_incremental_with_deletes_as_tombstones() {
+    let (provider, harvester, node, _dir) = setup();
+    let state = harvester.run("repo", &quiet).await.unwrap();
+    assert_eq!(
+        (state.added, state.changed, state.deleted, state.rejected),
+        (5, 0, 0, 1)
+    );
+    assert_eq!(state.pages, 3);
+    assert_eq!(state.granularity, "YYYY-MM-DD");
+    assert_eq!(
+        state.from, "2024-03-05",
+        "the next run starts at the provider's day"
+    );
+    assert!(
+        state.rejections[0].starts_with("oai:repo:6: title:"),
+        "{:?}",
+        state.rejections
+    );
+    assert_eq!(held(&node).len(), 5);
+
+    // Change one, delete one, add one at the provider; the next run lists only those.
+    provider.put("2", "2024-03-06", Some("Record 2, revised"));
+    provider.put("3", "2024-03-06", None);
+    provider.put("7", "2024-03-06", Some("Record 7"));
+    let state = harvester.run("repo", &quiet).await.unwrap();
+    assert_eq!(
+        (state.added, state.changed, state.deleted, state.rejected),
+        (1, 1, 1, 0)
+    );
+    assert!(lock(&provider.requests)
+        .iter()
+        .any(|u| u.contains("metadataPrefix=oai_dc&from=2024-03-05")));
+    let held = held(&node);
+    assert_eq!(held["oai:repo:2"], (2, false));
+    assert_eq!(
+        held["oai:repo:3"],
+        (2, true),
+        "a deletion is a signed tombstone"
+    );
+    assert_eq!(held["oai:repo:7"], (1, false));
+
+    // Nothing new: noRecordsMatch is success.
+    provider.put("2", "2024-03-01", Some("Record 2, revised"));
+    provider.put("3", "2024-03-01", None);
+    provider.put("7", "2024-03-01", Some("Record 7"));
+    let state = harvester.run("repo", &quiet).await.unwrap();
+    assert_eq!(
+        (state.added, state.changed, state.deleted, state.pages),
+        (0, 0, 0, 0)
+    );
+    assert!(state.last_error.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_harvest_resumes_at_its_token_without_loss_or_duplication() {
+    let (provider, harvester, node, _dir) = setup();
+    // Identify, page 1, then page 2 fails.
+    provider.fail_at.store(3, Ordering::SeqCst);
+    let error = harvester.run("repo", &quiet).await.unwrap_err();
+    assert!(error.to_string().contains("connection reset"));
+    let (_, state, _) = harvester.list().unwrap().remove(0);
+    assert!(state.interrupted);
+    assert!(!state.token.is_empty(), "the token to resume at is kept");
+    assert_eq!(state.last_error, "connection reset");
+    assert_eq!(held(&node).len(), 2);
+
+    let state = harvester.run("repo", &quiet).await.unwrap();
+    assert!(lock(&provider.requests)
+        .last()
+        .unwrap()
+        .contains("resumptionToken="));
+    assert_eq!(
+        lock(&provider.requests)
+            .iter()
+            .filter(|u| u.contains("metadataPrefix"))
+            .count(),
+        1,
+        "resumed at the token, not listed again"
+    );
+    assert_eq!(
+        (state.added, state.unchanged, state.rejected),
+        (5, 0, 1),
+        "counts cover the whole run"
+    );
+    assert!(
+        held(&node).values().all(|(version, _)| *version == 1),
+        "nothing stored twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_token_lists_again_from_the_start_of_the_list() {
+    let (provider, harvester, node, _dir) = setup();
+    provider.fail_at.store(3, Ordering::SeqCst);
+    harvester.run("repo", &quiet).await.unwrap_err();
+    // The provider restarted: its old tokens mean nothing now.
+    provider.epoch.store(1, Ordering::SeqCst);
+    let state = harvester.run("repo", &quiet).await.unwrap();
+    assert_eq!(state.added, 5);
+    assert_eq!(state.unchanged, 2, "the first page again: no-ops");
+    assert_eq!(held(&node).len(), 5);
+    assert!(held(&node).values().all(|(version, _)| *version == 1));
+}
+
+#[test]
+fn sources_are_checked_named_and_removed() {
+    let (_provider, harvester, _node, _dir) = setup();
+    let source = |name: &str, url: &str, prefix: &str, visibility: &str, groups: &[&str]| Source {
+        name: name.into(),
+        url: url.into(),
+        prefix: prefix.into(),
+        visibility: visibility.into(),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        ..Default::default()
+    };
+    let field = |s: Source| match harvester.add(s) {
+        Err(HarvestError::Invalid(e)) => e.field,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(field(source("a b", "https://x/oai", "", "", &[])), "name");
+    assert_eq!(field(source("a", "ftp://x/oai", "", "", &[])), "url");
+    assert_eq!(
+        field(source("a", "https://x/oai?verb=Identify", "", "", &[])),
+        "url"
+    );
+    assert_eq!(
+        field(source("a", "https://x/oai", "marc21", "", &[])),
+        "prefix"
+    );
+    assert_eq!(
+        field(source("a", "https://x/oai", "", "everyone", &[])),
+        "visibility"
+    );
+    assert_eq!(
+        field(source("a", "https://x/oai", "", "groups", &[])),
+        "groups"
+    );
+    assert_eq!(
+        field(source("a", "https://x/oai", "", "", &["g"])),
+        "groups"
+    );
+    assert!(matches!(
+        harvester.add(source("repo", "https://x/oai", "", "", &[])),
+        Err(HarvestError::Exists(_))
+    ));
+    harvester
+        .add(source("b", "https://x/oai", "", "groups", &["g"]))
+        .unwrap();
+    let names: Vec<String> = harvester
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|(s, _, _)| s.name)
+        .collect();
+    assert_eq!(names, ["b", "repo"]);
+    assert_eq!(
+        harvester.list().unwrap()[0].0.prefix,
+        "oai_datacite",
+        "the default prefix"
+    );
+    harvester.remove("b").unwrap();
+    assert!(matches!(
+        harvester.remove("b"),
+        Err(HarvestError::NotFound(_))
+    ));
+    assert_eq!(harvester.list().unwrap().len(), 1);
+}
+
+#[test]
+fn next_from_follows_the_granularity() {
+    assert_eq!(
+        next_from("2024-03-05T10:00:00Z", "YYYY-MM-DD"),
+        "2024-03-05"
+    );
+    assert_eq!(
+        next_from("2024-03-05T10:00:00Z", "YYYY-MM-DDThh:mm:ssZ"),
+        "2024-03-05T09:59:59Z"
+    );
+    assert_eq!(next_from("", "YYYY-MM-DD"), "");
+    assert_eq!(
+        later("2024-03-05T10:00:00Z", 6 * 3600),
+        "2024-03-05T16:00:00Z"
+    );
+    assert_eq!(encode_query("oai:x/1 2"), "oai%3Ax%2F1%202");
+}

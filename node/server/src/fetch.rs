@@ -1,0 +1,226 @@
+//! The harvester's HTTP client ([`meridian_core::harvest::Fetch`]): HTTP/1.1
+//! over TCP or TLS (rustls with ring, the one crypto provider of the node),
+//! redirects followed, `503` with `Retry-After` honoured within bounds, and
+//! the body bounded before it is buffered. Providers' certificates are
+//! checked against the system's roots (the PEM bundle of the distribution)
+//! and the source's own `ca_cert` file. Responses are asked for without
+//! compression (`Accept-Encoding: identity`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::rt::TokioIo;
+use meridian_core::harvest::{Fetch, MAX_RESPONSE_BYTES};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+/// Redirects followed for one request.
+const MAX_REDIRECTS: u32 = 5;
+/// `503` answers retried for one request.
+const MAX_RETRIES: u32 = 5;
+/// Longest `Retry-After` waited, and the wait when none is given.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Time for one request, from connecting to the last byte.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Where distributions keep the system's trusted roots.
+const SYSTEM_ROOTS: [&str; 3] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// Gets OAI-PMH responses over HTTP(S).
+#[derive(Default)]
+pub struct HttpFetch;
+
+#[async_trait::async_trait]
+impl Fetch for HttpFetch {
+    async fn get(&self, url: &str, ca_cert: &str) -> Result<Vec<u8>, String> {
+        let mut url = url.to_owned();
+        let (mut redirects, mut retries) = (0, 0);
+        loop {
+            let uri: Uri = url.parse().map_err(|e| format!("{url}: not a URL: {e}"))?;
+            let response = tokio::time::timeout(REQUEST_TIMEOUT, request(&uri, ca_cert))
+                .await
+                .map_err(|_| format!("{url}: no answer within {}s", REQUEST_TIMEOUT.as_secs()))??;
+            let status = response.status();
+            if status == StatusCode::OK {
+                let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES);
+                let body = tokio::time::timeout(REQUEST_TIMEOUT, body.collect())
+                    .await
+                    .map_err(|_| {
+                        format!(
+                            "{url}: the body did not arrive within {}s",
+                            REQUEST_TIMEOUT.as_secs()
+                        )
+                    })?
+                    .map_err(|e| {
+                        format!("{url}: reading the body: {e} (at most {MAX_RESPONSE_BYTES} bytes)")
+                    })?;
+                return Ok(body.to_bytes().to_vec());
+            }
+            if status.is_redirection() && redirects < MAX_REDIRECTS {
+                let location = response
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| format!("{url}: HTTP {status} without a Location"))?;
+                url = resolve(&uri, location);
+                redirects += 1;
+                continue;
+            }
+            if status == StatusCode::SERVICE_UNAVAILABLE && retries < MAX_RETRIES {
+                let wait = response
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map_or(DEFAULT_RETRY_AFTER, Duration::from_secs)
+                    .clamp(Duration::from_secs(1), MAX_RETRY_AFTER);
+                tracing::info!(url = %url, wait_secs = wait.as_secs(), "provider busy; retrying");
+                tokio::time::sleep(wait).await;
+                retries += 1;
+                continue;
+            }
+            return Err(format!("{url}: HTTP {status}"));
+        }
+    }
+}
+
+/// A `Location` made absolute against the URI that answered.
+fn resolve(base: &Uri, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.to_owned();
+    }
+    let scheme = base.scheme_str().unwrap_or("http");
+    let authority = base.authority().map_or("", |a| a.as_str());
+    if location.starts_with('/') {
+        format!("{scheme}://{authority}{location}")
+    } else {
+        let path = base.path();
+        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        format!("{scheme}://{authority}{dir}{location}")
+    }
+}
+
+async fn request(
+    uri: &Uri,
+    ca_cert: &str,
+) -> Result<http::Response<hyper::body::Incoming>, String> {
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(format!("{uri}: only http and https are harvested")),
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("{uri}: no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| format!("{uri}: cannot connect: {e}"))?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let authority = uri.authority().map_or(host.as_str(), |a| a.as_str());
+    let request = Request::get(path)
+        .header(header::HOST, authority)
+        .header(
+            header::USER_AGENT,
+            concat!("meridian-harvester/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(header::ACCEPT_ENCODING, "identity")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("{uri}: {e}"))?;
+    if https {
+        let config = client_config(ca_cert)?;
+        let name = ServerName::try_from(host.clone()).map_err(|e| format!("{uri}: {e}"))?;
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("{uri}: TLS: {e}"))?;
+        send(uri, TokioIo::new(stream), request).await
+    } else {
+        send(uri, TokioIo::new(tcp), request).await
+    }
+}
+
+async fn send<T>(
+    uri: &Uri,
+    io: T,
+    request: Request<Empty<Bytes>>,
+) -> Result<http::Response<hyper::body::Incoming>, String>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("{uri}: {e}"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "harvest connection ended");
+        }
+    });
+    sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("{uri}: {e}"))
+}
+
+/// rustls with ring, trusting the system's roots and `ca_cert`.
+fn client_config(ca_cert: &str) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for path in SYSTEM_ROOTS {
+        if let Ok(certs) = CertificateDer::pem_file_iter(path) {
+            for cert in certs.flatten() {
+                let _ = roots.add(cert);
+            }
+            break;
+        }
+    }
+    if !ca_cert.is_empty() {
+        let certs = CertificateDer::pem_file_iter(ca_cert)
+            .map_err(|e| format!("ca_cert {ca_cert}: {e}"))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("ca_cert {ca_cert}: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("ca_cert {ca_cert}: {e}"))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_resolve_against_the_answering_uri() {
+        let base: Uri = "https://repo.example.org:8443/oai/request?verb=Identify"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            resolve(&base, "https://other.org/oai"),
+            "https://other.org/oai"
+        );
+        assert_eq!(
+            resolve(&base, "/v2/oai?verb=Identify"),
+            "https://repo.example.org:8443/v2/oai?verb=Identify"
+        );
+        assert_eq!(
+            resolve(&base, "provider?verb=Identify"),
+            "https://repo.example.org:8443/oai/provider?verb=Identify"
+        );
+    }
+}
