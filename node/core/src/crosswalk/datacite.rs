@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::normalise::{short, Notes, Shape};
 use super::tree::Element;
 use super::IdSource;
-use crate::proto::{Access, BoundingBox, Creator, DatasetRecord, TemporalCoverage};
+use crate::proto::{Access, BoundingBox, Creator, DatasetRecord};
 use crate::record::{self, RecordError};
 
 /// The DataCite kernel-4 namespace.
@@ -436,19 +436,7 @@ pub fn to_record(
             }
             "Collected" if record.temporal.is_none() => {
                 let (start, end) = date.split_once('/').unwrap_or((date, date));
-                let start = if start.trim().is_empty() {
-                    String::new()
-                } else {
-                    notes.date("temporal.start", start)?
-                };
-                let end = if end.trim().is_empty() {
-                    String::new()
-                } else {
-                    notes.date("temporal.end", end)?
-                };
-                if !start.is_empty() || !end.is_empty() {
-                    record.temporal = Some(TemporalCoverage { start, end });
-                }
+                record.temporal = notes.date_range(start, end)?;
             }
             _ => {}
         }

@@ -5,7 +5,7 @@
 use super::normalise::{short, Notes, Shape};
 use super::tree::Element;
 use super::IdSource;
-use crate::proto::{Access, BoundingBox, Creator, DatasetRecord, TemporalCoverage};
+use crate::proto::{Access, BoundingBox, Creator, DatasetRecord};
 use crate::record::{self, RecordError};
 
 /// The record an `oai_dc:dc` element describes, normalised and validated.
@@ -150,17 +150,7 @@ pub fn to_record(
             record.spatial.push(b);
         } else if let Some((start, end)) = coverage.split_once('/') {
             if record.temporal.is_none() {
-                let start = if start.trim().is_empty() {
-                    String::new()
-                } else {
-                    notes.date("temporal.start", start)?
-                };
-                let end = if end.trim().is_empty() {
-                    String::new()
-                } else {
-                    notes.date("temporal.end", end)?
-                };
-                record.temporal = Some(TemporalCoverage { start, end });
+                record.temporal = notes.date_range(start, end)?;
             }
         }
     }

@@ -4,6 +4,7 @@
 //! Every change is noted, so the import report can say what was done.
 
 use crate::date;
+use crate::proto::TemporalCoverage;
 use crate::record::{RecordError, MAX_TERM_CHARS};
 
 /// One change made to a record's input to make it valid.
@@ -133,6 +134,25 @@ impl Notes {
             date::canonical(&fixed).map_err(|e| RecordError::new(field, e.to_string()))?;
         self.note(field, format!("`{}` read as {canonical}", short(&text)));
         Ok(canonical)
+    }
+
+    /// A temporal coverage `start/end` (either end may be empty: open),
+    /// each end read by [`Notes::date`]; `None` when both ends are empty.
+    pub fn date_range(
+        &mut self,
+        start: &str,
+        end: &str,
+    ) -> Result<Option<TemporalCoverage>, RecordError> {
+        let mut end_of = |field: &str, raw: &str| -> Result<String, RecordError> {
+            if raw.trim().is_empty() {
+                Ok(String::new())
+            } else {
+                self.date(field, raw)
+            }
+        };
+        let start = end_of("temporal.start", start)?;
+        let end = end_of("temporal.end", end)?;
+        Ok((!start.is_empty() || !end.is_empty()).then_some(TemporalCoverage { start, end }))
     }
 
     /// The year of a date ([`Notes::date`]'s rules).
