@@ -106,7 +106,7 @@ pub struct Node {
     chains: Mutex<std::collections::HashMap<String, CachedChain>>,
     /// Origins whose key set had expired at the last key upkeep
     /// ([`Node::stale_origins_at`]), for completeness reports.
-    stale: RwLock<Arc<std::collections::BTreeSet<String>>>,
+    stale: RwLock<std::collections::BTreeSet<String>>,
     /// The signing key was read from [`NEXT_KEY_FILE`]: a rotation ended
     /// before it replaced the key file.
     key_pending_rename: bool,
@@ -628,7 +628,7 @@ impl Node {
         }
         self.metrics.keys_stale_origins.set(stale.len() as i64);
         *self.stale.write().unwrap_or_else(|p| p.into_inner()) =
-            Arc::new(stale.iter().map(|(origin, _)| origin.clone()).collect());
+            stale.iter().map(|(origin, _)| origin.clone()).collect();
         Ok(stale)
     }
 

@@ -8,9 +8,11 @@
 pub mod audit;
 pub mod live;
 
+use std::collections::BTreeMap;
+
 use crate::node::Node;
 use crate::query::{Scope, SearchError, SearchRequest, SearchResults};
-use crate::sync::Replicator;
+use crate::sync::{PeerStatus, Replicator};
 use crate::trust::PeerState;
 use crate::visibility::Viewer;
 
@@ -120,61 +122,73 @@ pub fn search(
     results.next_cursor = results
         .next_cursor
         .map(|token| node.cursor_key().seal(&token, issued));
-    let mut completeness = vec![Completeness {
-        origin: node.node_id().to_string(),
-        coverage: Coverage::Ok,
-        as_of: String::new(),
-        peers: 0,
-        log_size: node
-            .index()
-            .cursors()
-            .get(node.node_id().as_str())
-            .copied()
-            .unwrap_or(0),
-        answered_by: String::new(),
-    }];
+    let mut completeness = vec![own_line(node)];
     if !matches!(request.scope, Scope::Local { .. }) {
         let synced = replicator.status();
         let peers = node
             .trust()
             .list()
             .map_err(|e| SearchError::Unavailable(e.to_string()))?;
-        let lines = peers
+        let lines: Vec<Completeness> = peers
             .into_iter()
             .filter(|p| p.state != PeerState::Revoked)
-            .map(|peer| Completeness {
-                as_of: synced
-                    .get(peer.node_id.as_str())
-                    .map(|s| s.last_sync.clone())
-                    .unwrap_or_default(),
-                log_size: node.store().log_size(peer.node_id.as_str()).unwrap_or(0),
-                origin: peer.node_id.to_string(),
-                coverage: Coverage::Replica,
-                peers: 0,
-                answered_by: String::new(),
-            });
-        let mut lines: Vec<Completeness> = lines.collect();
-        mark_stale(node, &mut lines);
+            .map(|peer| copy_line(node, &synced, peer.node_id.as_str(), Coverage::Replica))
+            .collect();
         if *viewer == Viewer::Anonymous {
             completeness.extend(anonymous_lines(lines));
         } else {
             completeness.extend(lines);
         }
     }
-    mark_stale(node, &mut completeness[..1]);
     Ok(Answer {
         results,
         completeness,
     })
 }
 
-/// Lines of origins whose key set expired say so, whatever answered for
-/// them: their hits are kept, the caller is told they are not vouched for.
-pub(crate) fn mark_stale(node: &Node, lines: &mut [Completeness]) {
-    for line in lines {
-        if node.is_stale(&line.origin) {
-            line.coverage = Coverage::Stale;
-        }
+/// The line of this node's own holdings: complete as far as the index has
+/// applied its log.
+pub(crate) fn own_line(node: &Node) -> Completeness {
+    let own = node.node_id().as_str();
+    Completeness {
+        origin: own.to_owned(),
+        coverage: vouched(node, own, Coverage::Ok),
+        as_of: String::new(),
+        peers: 0,
+        log_size: node.indexed(own),
+        answered_by: String::new(),
+    }
+}
+
+/// The line of an origin whose hits came from this node's copy of its log
+/// (as of the last sync with it), `coverage` saying why.
+pub(crate) fn copy_line(
+    node: &Node,
+    synced: &BTreeMap<String, PeerStatus>,
+    origin: &str,
+    coverage: Coverage,
+) -> Completeness {
+    Completeness {
+        origin: origin.to_owned(),
+        coverage: vouched(node, origin, coverage),
+        as_of: synced
+            .get(origin)
+            .map(|s| s.last_sync.clone())
+            .unwrap_or_default(),
+        peers: 0,
+        log_size: node.store().log_size(origin).unwrap_or(0),
+        answered_by: String::new(),
+    }
+}
+
+/// `coverage`, unless the origin's key set expired: then `Stale`, whatever
+/// answered for it. Its hits are kept; the caller is told nothing vouches
+/// for its keys.
+pub(crate) fn vouched(node: &Node, origin: &str, coverage: Coverage) -> Coverage {
+    if node.is_stale(origin) {
+        Coverage::Stale
+    } else {
+        coverage
     }
 }
 

@@ -458,13 +458,6 @@ pub async fn live(
     let mut lines = Vec::new();
     let mut answered = BTreeSet::new();
     let synced = replicator.status();
-    let as_of = |origin: &str| {
-        synced
-            .get(origin)
-            .map(|s| s.last_sync.clone())
-            .unwrap_or_default()
-    };
-    let held = |origin: &str| node.store().log_size(origin).unwrap_or(0);
     for (origin, outcome) in outcomes {
         match outcome {
             Outcome::Answered { by, response } => {
@@ -476,7 +469,7 @@ pub async fn live(
                 parts.push(accept(&origin, &viewer, request.limit, response));
                 lines.push(Completeness {
                     answered_by: if by == origin { String::new() } else { by },
-                    coverage: Coverage::Ok,
+                    coverage: super::vouched(&node, &origin, Coverage::Ok),
                     as_of: String::new(),
                     peers: 0,
                     log_size,
@@ -484,14 +477,9 @@ pub async fn live(
                 });
                 answered.insert(origin);
             }
-            Outcome::Failed(coverage) => lines.push(Completeness {
-                as_of: as_of(&origin),
-                log_size: held(&origin),
-                coverage,
-                peers: 0,
-                answered_by: String::new(),
-                origin,
-            }),
+            Outcome::Failed(coverage) => {
+                lines.push(super::copy_line(&node, &synced, &origin, coverage))
+            }
         }
     }
     // Everything no peer answered for comes from the local index.
@@ -510,14 +498,7 @@ pub async fn live(
         .iter()
         .filter(|o| **o != own && !reported.contains(*o))
     {
-        lines.push(Completeness {
-            origin: origin.clone(),
-            coverage: Coverage::Replica,
-            as_of: as_of(origin),
-            peers: 0,
-            log_size: held(origin),
-            answered_by: String::new(),
-        });
+        lines.push(super::copy_line(&node, &synced, origin, Coverage::Replica));
     }
     if !local_origins.is_empty() {
         let mut local = request.clone();
@@ -531,16 +512,7 @@ pub async fn live(
         parts.push(results);
     }
     lines.sort_by(|a, b| a.origin.cmp(&b.origin));
-    super::mark_stale(&node, &mut lines);
-    let mut completeness = vec![Completeness {
-        origin: own.clone(),
-        coverage: Coverage::Ok,
-        as_of: String::new(),
-        peers: 0,
-        log_size: cursors.get(&own).copied().unwrap_or(0),
-        answered_by: String::new(),
-    }];
-    super::mark_stale(&node, &mut completeness);
+    let mut completeness = vec![super::own_line(&node)];
     if viewer == Viewer::Anonymous {
         completeness.extend(super::anonymous_lines(lines));
     } else {
