@@ -35,6 +35,16 @@ fn batch_size(asked: u32) -> usize {
     }
 }
 
+/// Items of a pull made off the async executor (they read the store).
+async fn serve(
+    make: impl FnOnce() -> Result<Vec<PullItem>, sync::SyncError> + Send + 'static,
+) -> Result<Vec<PullItem>, Status> {
+    tokio::task::spawn_blocking(make)
+        .await
+        .map_err(status::join)?
+        .map_err(status::sync)
+}
+
 /// Sends `item` to a pull's reader unless it has taken nothing for `idle`;
 /// `false` when the pull is over (the reader left or stopped reading), so
 /// the serving task and the batch it holds never wait on a reader forever.
@@ -149,17 +159,10 @@ impl Federation for FederationService {
             // The key sets after the caller's cursor, so it can verify the
             // checkpoint and the entries of keys it does not know yet.
             let (n, o, after) = (node.clone(), req.origin.clone(), req.after_index);
-            let announced =
-                tokio::task::spawn_blocking(move || sync::serve_key_sets(&n, &o, after, size))
-                    .await;
-            let announced = match announced {
-                Ok(Ok(items)) => items,
-                Ok(Err(e)) => {
-                    send_within(&tx, Err(status::sync(e)), idle, &peer_name).await;
-                    return;
-                }
+            let announced = match serve(move || sync::serve_key_sets(&n, &o, after, size)).await {
+                Ok(items) => items,
                 Err(e) => {
-                    send_within(&tx, Err(status::join(e)), idle, &peer_name).await;
+                    send_within(&tx, Err(e), idle, &peer_name).await;
                     return;
                 }
             };
@@ -172,20 +175,13 @@ impl Federation for FederationService {
             let per_batch = batch_size(req.max_batch);
             while from < size {
                 let (n, v, o) = (node.clone(), viewer.clone(), req.origin.clone());
-                let batch = tokio::task::spawn_blocking(move || {
-                    sync::serve_batch(&n, &v, &o, from, size, per_batch)
-                })
-                .await;
-                let items = match batch {
+                let batch = serve(move || sync::serve_batch(&n, &v, &o, from, size, per_batch));
+                let items = match batch.await {
                     // More than the proof alone: entries to send.
-                    Ok(Ok(items)) if items.len() > 1 => items,
-                    Ok(Ok(_)) => break,
-                    Ok(Err(e)) => {
-                        send_within(&tx, Err(status::sync(e)), idle, &peer_name).await;
-                        return;
-                    }
+                    Ok(items) if items.len() > 1 => items,
+                    Ok(_) => break,
                     Err(e) => {
-                        send_within(&tx, Err(status::join(e)), idle, &peer_name).await;
+                        send_within(&tx, Err(e), idle, &peer_name).await;
                         return;
                     }
                 };

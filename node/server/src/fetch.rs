@@ -172,17 +172,28 @@ where
         .map_err(|e| format!("{uri}: {e}"))
 }
 
-/// rustls with ring, trusting the system's roots and `ca_cert`.
-fn client_config(ca_cert: &str) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    for path in SYSTEM_ROOTS {
-        if let Ok(certs) = CertificateDer::pem_file_iter(path) {
-            for cert in certs.flatten() {
-                let _ = roots.add(cert);
+/// The system's roots, read once: every page of a harvest over TLS needs
+/// them, and the bundle is a file of a hundred-odd certificates.
+fn system_roots() -> &'static rustls::RootCertStore {
+    static ROOTS: std::sync::OnceLock<rustls::RootCertStore> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        for path in SYSTEM_ROOTS {
+            if let Ok(certs) = CertificateDer::pem_file_iter(path) {
+                for cert in certs.flatten() {
+                    let _ = roots.add(cert);
+                }
+                break;
             }
-            break;
         }
-    }
+        roots
+    })
+}
+
+/// rustls with ring, trusting the system's roots and `ca_cert` (read at
+/// each request, so an operator's replaced file takes effect at once).
+fn client_config(ca_cert: &str) -> Result<rustls::ClientConfig, String> {
+    let mut roots = system_roots().clone();
     if !ca_cert.is_empty() {
         let certs = CertificateDer::pem_file_iter(ca_cert)
             .map_err(|e| format!("ca_cert {ca_cert}: {e}"))?;
