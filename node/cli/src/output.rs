@@ -238,3 +238,17 @@ pub fn print_search(answer: &proto::SearchResponse) {
         println!("  more: --after {}", answer.next_cursor);
     }
 }
+
+/// `bar` drawn with `template` and ticking while standard error is a
+/// terminal; a hidden bar otherwise, so logs and pipes get no progress lines.
+pub fn progress(bar: indicatif::ProgressBar, template: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}

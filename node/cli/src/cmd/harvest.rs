@@ -1,9 +1,7 @@
 //! `meridian harvest …`: the OAI-PMH providers this node harvests into its
 //! holdings (`docs/harvest.md`). The harvest itself runs inside the node.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
@@ -139,12 +137,10 @@ pub async fn run(data_dir: &Path, command: HarvestCommand) -> Result<i32> {
                 .await
                 .map_err(refused)?
                 .into_inner();
-            let bar = if std::io::stderr().is_terminal() && !json {
-                let bar = indicatif::ProgressBar::new_spinner();
-                bar.enable_steady_tick(Duration::from_millis(200));
-                bar
-            } else {
+            let bar = if json {
                 indicatif::ProgressBar::hidden()
+            } else {
+                crate::output::progress(indicatif::ProgressBar::new_spinner(), "{spinner} {msg}")
             };
             let mut last = None;
             while let Some(status) = stream.message().await.map_err(|s| {

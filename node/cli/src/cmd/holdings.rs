@@ -2,7 +2,7 @@
 //! institution's records.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -606,40 +606,19 @@ async fn export(client: &mut AdminClient<Channel>, format: Format) -> Result<i32
     if format == Format::OaiDc {
         bail!("oai-dc is read on import only; the node's /oai serves oai_dc to harvesters");
     }
-    let progress = if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos} records  {per_sec}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        bar.enable_steady_tick(Duration::from_millis(200));
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let progress = output::progress(
+        indicatif::ProgressBar::new_spinner(),
+        "{spinner} {pos} records  {per_sec}",
+    );
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if format == Format::DataciteXml {
         writeln!(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>")?;
         writeln!(out, "<resources>")?;
     }
-    let mut token = String::new();
     let mut count = 0u64;
-    loop {
-        let page = client
-            .list_records(proto::ListRecordsRequest {
-                origin: String::new(),
-                page_size: 500,
-                page_token: token,
-                include_deleted: false,
-            })
-            .await
-            .map_err(refused)?
-            .into_inner();
-        for view in &page.records {
+    each_page(client, false, |records| {
+        for view in records {
             let Some(record) = &view.record else { continue };
-            if record.deleted {
-                continue;
-            }
             match format {
                 Format::DataciteXml => crosswalk::datacite::write_resource(&mut out, record)?,
                 Format::DataciteJson => {
@@ -650,11 +629,9 @@ async fn export(client: &mut AdminClient<Channel>, format: Format) -> Result<i32
             count += 1;
         }
         progress.set_position(count);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        token = page.next_page_token;
-    }
+        Ok(())
+    })
+    .await?;
     if format == Format::DataciteXml {
         writeln!(out, "</resources>")?;
     }
@@ -673,9 +650,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// with bytes and rate for standard input, whose size is unknown); nothing
 /// when standard error is not a terminal.
 fn progress_bar(total_bytes: Option<u64>) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
     let (bar, template) = match total_bytes {
         Some(total) => (
             indicatif::ProgressBar::new(total),
@@ -686,12 +660,7 @@ fn progress_bar(total_bytes: Option<u64>) -> indicatif::ProgressBar {
             "{spinner} {bytes}  {bytes_per_sec}  {msg}",
         ),
     };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    bar
+    output::progress(bar, template)
 }
 
 async fn put(client: &mut AdminClient<Channel>, wait: bool, json: bool) -> Result<i32> {
@@ -805,7 +774,6 @@ async fn searchable(
 }
 
 async fn list(client: &mut AdminClient<Channel>, json: bool, include_deleted: bool) -> Result<()> {
-    let mut token = String::new();
     let mut out = std::io::stdout().lock();
     let mut array = json.then(|| output::JsonArray::new(std::io::stdout()));
     if !json {
@@ -815,18 +783,8 @@ async fn list(client: &mut AdminClient<Channel>, json: bool, include_deleted: bo
             "ID", "VER", "VISIBILITY", "UPDATED"
         )?;
     }
-    loop {
-        let page = client
-            .list_records(proto::ListRecordsRequest {
-                origin: String::new(),
-                page_size: 500,
-                page_token: token,
-                include_deleted,
-            })
-            .await
-            .map_err(refused)?
-            .into_inner();
-        for view in &page.records {
+    each_page(client, include_deleted, |records| {
+        for view in records {
             let Some(record) = &view.record else { continue };
             if let Some(array) = &mut array {
                 array.push(&record::to_json(record))?;
@@ -847,11 +805,37 @@ async fn list(client: &mut AdminClient<Channel>, json: bool, include_deleted: bo
                 )?;
             }
         }
+        Ok(())
+    })
+    .await?;
+    drop(out);
+    if let Some(array) = array {
+        array.finish()?;
+    }
+    Ok(())
+}
+
+/// Pages through this node's own holdings (`Admin.ListRecords`), handing
+/// each page to `each` as it arrives.
+async fn each_page(
+    client: &mut AdminClient<Channel>,
+    include_deleted: bool,
+    mut each: impl FnMut(&[proto::RecordView]) -> Result<()>,
+) -> Result<()> {
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_records(proto::ListRecordsRequest {
+                origin: String::new(),
+                page_size: 500,
+                page_token: token,
+                include_deleted,
+            })
+            .await
+            .map_err(refused)?
+            .into_inner();
+        each(&page.records)?;
         if page.next_page_token.is_empty() {
-            drop(out);
-            if let Some(array) = array {
-                array.finish()?;
-            }
             return Ok(());
         }
         token = page.next_page_token;

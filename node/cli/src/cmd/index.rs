@@ -1,7 +1,6 @@
 //! `meridian index rebuild`: drop the search index and rebuild it from the
 //! store, with progress.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Instant;
 
@@ -29,16 +28,9 @@ pub async fn run(data_dir: &Path, command: IndexCommand) -> Result<()> {
         .await
         .map_err(refused)?
         .into_inner();
-    let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new(0)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} log entries  {per_sec}  eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    let bar = crate::output::progress(
+        indicatif::ProgressBar::new(0),
+        "{bar:40} {pos}/{len} log entries  {per_sec}  eta {eta}",
     );
     let mut indexed = 0;
     while let Some(progress) = stream.message().await.map_err(refused)? {
