@@ -55,6 +55,23 @@ fn held(node: &TestNode) -> BTreeMap<String, DatasetRecord> {
         .collect()
 }
 
+/// `holdings import --format FORMAT PATH` at `node`: exit code, stdout,
+/// stderr.
+fn import(node: &TestNode, format: &str, path: &Path) -> (Option<i32>, String, String) {
+    let out = node.run(&[
+        "holdings",
+        "import",
+        "--format",
+        format,
+        path.to_str().unwrap(),
+    ]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -70,19 +87,8 @@ fn datacite_xml_imports_exports_valid_xml_and_round_trips() {
     let mut expected = BTreeMap::new();
     for example in EXAMPLES {
         let path = fixture(example);
-        let out = node.run(&[
-            "holdings",
-            "import",
-            "--format",
-            "datacite-xml",
-            path.to_str().unwrap(),
-        ]);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{example}: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (code, stdout, stderr) = import(&node, "datacite-xml", &path);
+        assert_eq!(code, Some(0), "{example}: {stdout} {stderr}");
         assert!(
             stdout.contains("stored 1, unchanged 0, rejected 0"),
             "{example}: {stdout}"
@@ -93,20 +99,8 @@ fn datacite_xml_imports_exports_valid_xml_and_round_trips() {
 
     // Messy records: two made valid with each change reported, one refused by line.
     let messy = fixture("messy.xml");
-    let out = node.run(&[
-        "holdings",
-        "import",
-        "--format",
-        "datacite-xml",
-        messy.to_str().unwrap(),
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a refused record fails the import: {stderr}"
-    );
+    let (code, stdout, stderr) = import(&node, "datacite-xml", &messy);
+    assert_eq!(code, Some(1), "a refused record fails the import: {stderr}");
     assert!(
         stdout.contains("stored 2, unchanged 0, rejected 1"),
         "{stdout}"
@@ -124,14 +118,11 @@ fn datacite_xml_imports_exports_valid_xml_and_round_trips() {
     expected.extend(read_xml(&messy));
 
     // A second import of the same file changes nothing.
-    let out = node.run(&[
-        "holdings",
-        "import",
-        "--format",
-        "datacite-xml",
-        messy.to_str().unwrap(),
-    ]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("stored 0, unchanged 2, rejected 1"));
+    let (_, stdout, _) = import(&node, "datacite-xml", &messy);
+    assert!(
+        stdout.contains("stored 0, unchanged 2, rejected 1"),
+        "{stdout}"
+    );
 
     let holdings = held(&node);
     assert_eq!(holdings.len(), 5);
@@ -179,19 +170,8 @@ fn datacite_xml_imports_exports_valid_xml_and_round_trips() {
         let text = node.ok(&["holdings", "export", "--format", format]);
         let path = write(dir.path(), &format!("export.{format}"), &text);
         let other = TestNode::start("mirror");
-        let out = other.run(&[
-            "holdings",
-            "import",
-            "--format",
-            format,
-            path.to_str().unwrap(),
-        ]);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{format}: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (code, stdout, stderr) = import(&other, format, &path);
+        assert_eq!(code, Some(0), "{format}: {stdout} {stderr}");
         assert!(
             stdout.contains("stored 5, unchanged 0, rejected 0"),
             "{format}: {stdout}"
@@ -217,18 +197,8 @@ fn oai_dc_and_bad_input_are_reported_by_line() {
 <record><header status="deleted"><identifier>oai:repo.example.org:8</identifier><datestamp>2024-01-01</datestamp></header></record>
 </ListRecords></OAI-PMH>"#;
     let path = write(dir.path(), "dc.xml", dc);
-    let out = node.run(&[
-        "holdings",
-        "import",
-        "--format",
-        "oai-dc",
-        path.to_str().unwrap(),
-    ]);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(out.status.success(), "{stdout} {stderr}");
+    let (code, stdout, stderr) = import(&node, "oai-dc", &path);
+    assert_eq!(code, Some(0), "{stdout} {stderr}");
     assert!(
         stdout.contains("stored 1, unchanged 0, rejected 0"),
         "{stdout}"
@@ -252,18 +222,8 @@ fn oai_dc_and_bad_input_are_reported_by_line() {
             .replace("<?xml version=\"1.0\" encoding=\"UTF-8\"?>", "<all>")
     );
     let path = write(dir.path(), "broken.xml", &broken);
-    let out = node.run(&[
-        "holdings",
-        "import",
-        "--format",
-        "datacite-xml",
-        path.to_str().unwrap(),
-    ]);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert_eq!(out.status.code(), Some(1));
+    let (code, stdout, stderr) = import(&node, "datacite-xml", &path);
+    assert_eq!(code, Some(1), "{stdout} {stderr}");
     assert!(
         stdout.contains("stored 1, unchanged 0, rejected 1"),
         "{stdout}"
@@ -280,17 +240,7 @@ fn oai_dc_and_bad_input_are_reported_by_line() {
         good.replace("Lake sediment cores", "")
     );
     let path = write(dir.path(), "dois.jsonl", &lines);
-    let out = node.run(&[
-        "holdings",
-        "import",
-        "--format",
-        "datacite-json",
-        path.to_str().unwrap(),
-    ]);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let (_, stdout, stderr) = import(&node, "datacite-json", &path);
     assert!(
         stdout.contains("stored 0, unchanged 1, rejected 2"),
         "{stdout} {stderr}"

@@ -177,14 +177,7 @@ fn the_indexer_never_reads_past_what_is_flushed() {
 /// file gets the new signing key; the node reopens with both.
 #[test]
 fn a_node_made_before_root_keys_rotates_with_its_identity_key_as_root() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("polar");
-    Node::create(
-        &data,
-        &"polar".parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .unwrap();
+    let (_dir, data) = create();
     std::fs::remove_file(data.join(super::GENESIS_FILE)).unwrap();
     std::fs::remove_file(data.join(super::ROOT_KEY_FILE)).unwrap();
     let identity = {
@@ -222,14 +215,7 @@ fn a_node_made_before_root_keys_rotates_with_its_identity_key_as_root() {
 /// key replaced the key file, is finished at the next start.
 #[test]
 fn a_rotation_cut_before_the_key_file_was_replaced_is_finished_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("polar");
-    Node::create(
-        &data,
-        &"polar".parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .unwrap();
+    let (_dir, data) = create();
     let old_key = std::fs::read(data.join(crate::config::KEY_FILE)).unwrap();
     let new_id = {
         let node = Node::open(&data, &BTreeMap::new()).unwrap();

@@ -254,10 +254,7 @@ impl FederationPeer for Served {
         &self,
         _request: crate::proto::PeerSearchRequest,
     ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
-        Err(SyncError::Refused {
-            peer: "test".into(),
-            message: "replication tests serve no searches".into(),
-        })
+        Err(no_searches())
     }
 }
 
@@ -1158,10 +1155,15 @@ impl FederationPeer for Silent {
         &self,
         _request: crate::proto::PeerSearchRequest,
     ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
-        Err(SyncError::Refused {
-            peer: "test".into(),
-            message: "replication tests serve no searches".into(),
-        })
+        Err(no_searches())
+    }
+}
+
+/// What the fake peers of these tests answer to a live search.
+fn no_searches() -> SyncError {
+    SyncError::Refused {
+        peer: "test".into(),
+        message: "replication tests serve no searches".into(),
     }
 }
 
@@ -1489,10 +1491,7 @@ impl FederationPeer for Endless {
         &self,
         _request: crate::proto::PeerSearchRequest,
     ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
-        Err(SyncError::Refused {
-            peer: "test".into(),
-            message: "replication tests serve no searches".into(),
-        })
+        Err(no_searches())
     }
 }
 
