@@ -622,13 +622,17 @@ impl Node {
                 continue;
             };
             if let Some(expired) = chain.expired(now) {
-                tracing::warn!(origin = %origin, expired = %expired, "key set expired: origin is stale");
                 stale.push((origin, expired));
             }
         }
         self.metrics.keys_stale_origins.set(stale.len() as i64);
-        *self.stale.write().unwrap_or_else(|p| p.into_inner()) =
-            stale.iter().map(|(origin, _)| origin.clone()).collect();
+        let mut held = self.stale.write().unwrap_or_else(|p| p.into_inner());
+        // Said once when an origin turns stale, not at every round after.
+        for (origin, expired) in stale.iter().filter(|(o, _)| !held.contains(o)) {
+            tracing::warn!(origin = %origin, expired = %expired, "key set expired: origin is stale");
+        }
+        *held = stale.iter().map(|(origin, _)| origin.clone()).collect();
+        drop(held);
         Ok(stale)
     }
 
