@@ -397,7 +397,9 @@ impl HoldingsIndex {
     /// estimated as the postings of the query's words, or the whole index
     /// for a query without words (filters, facets of everything).
     fn worth_spreading(&self, searcher: &Searcher, query: &dyn tantivy::query::Query) -> bool {
-        if searcher.segment_readers().len() < 2 {
+        // A smaller index never holds enough postings to be worth it, and
+        // is what most nodes hold: no dictionary lookups for those.
+        if searcher.segment_readers().len() < 2 || searcher.num_docs() < SPREAD_POSTINGS {
             return false;
         }
         let text = TextField::ALL.map(|field| self.fields.text(field));
