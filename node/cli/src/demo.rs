@@ -134,6 +134,20 @@ impl Running {
             .into_inner())
     }
 
+    /// Prints the `meridian search` command that asks `request` here, as a
+    /// user would type it, then asks it.
+    async fn search_typed(
+        &mut self,
+        request: proto::SearchRequest,
+    ) -> Result<proto::SearchResponse> {
+        println!(
+            "  $ meridian search {} --data-dir {}",
+            typed(&request),
+            self.data_dir()
+        );
+        self.search(request).await
+    }
+
     /// Pulls from every peer now and waits until it is searchable.
     async fn sync(&mut self) -> Result<()> {
         let id = self.id().to_owned();
@@ -284,13 +298,9 @@ async fn one_stopped(nodes: &mut Vec<Running>) -> Result<String> {
         "── {id} stops; a live search still answers (asked at {})",
         at.id()
     );
-    println!(
-        "  $ meridian search {query} --scope live --data-dir {}",
-        at.data_dir()
-    );
     let started = Instant::now();
     let answer = at
-        .search(proto::SearchRequest {
+        .search_typed(proto::SearchRequest {
             query: query.into(),
             scope: proto::Scope::Live as i32,
             limit: SHOWN as u32,
@@ -421,9 +431,8 @@ async fn across_institutions(at: &mut Running) -> Result<()> {
         "── One query over three institutions (asked at {})",
         at.id()
     );
-    println!("  $ meridian search {query} --data-dir {}", at.data_dir());
     let answer = at
-        .search(proto::SearchRequest {
+        .search_typed(proto::SearchRequest {
             query: query.into(),
             limit: SHOWN as u32,
             facets: true,
@@ -464,12 +473,8 @@ async fn across_antimeridian(at: &mut Running) -> Result<()> {
         "── A box across the antimeridian: the Aleutians, 172°E to 170°W (asked at {})",
         at.id()
     );
-    println!(
-        "  $ meridian search \"soil OR forest\" --bbox 172,50,-170,56 --data-dir {}",
-        at.data_dir()
-    );
     let answer = at
-        .search(proto::SearchRequest {
+        .search_typed(proto::SearchRequest {
             query: "soil OR forest".into(),
             bbox: Some(proto::BoundingBox {
                 west: 172.0,
@@ -504,9 +509,8 @@ async fn facet(at: &mut Running) -> Result<()> {
         "── Facets: \"{query}\" by discipline (asked at {})",
         at.id()
     );
-    println!("  $ meridian search {query} --data-dir {}", at.data_dir());
     let answer = at
-        .search(proto::SearchRequest {
+        .search_typed(proto::SearchRequest {
             query: query.into(),
             limit: 0,
             facets: true,
@@ -523,12 +527,8 @@ async fn facet(at: &mut Running) -> Result<()> {
         .find(|(value, _)| value == "matter")
         .map(|(_, count)| count)
         .context("no materials record mentions temperature")?;
-    println!(
-        "  $ meridian search {query} --discipline matter --data-dir {}",
-        at.data_dir()
-    );
     let narrowed = at
-        .search(proto::SearchRequest {
+        .search_typed(proto::SearchRequest {
             query: query.into(),
             disciplines: vec!["matter".into()],
             limit: SHOWN as u32,
@@ -555,12 +555,8 @@ async fn group_only(nodes: &mut [Running]) -> Result<()> {
     let mut seen = Vec::new();
     for (at, member) in [(2, true), (1, false)] {
         let running = &mut nodes[at];
-        println!(
-            "  $ meridian search '{query}' --data-dir {}",
-            running.data_dir()
-        );
         let answer = running
-            .search(proto::SearchRequest {
+            .search_typed(proto::SearchRequest {
                 query: query.into(),
                 limit: 50,
                 ..Default::default()
@@ -642,12 +638,8 @@ async fn at_others(
 ) -> Result<Vec<(String, bool)>> {
     let mut out = Vec::new();
     for running in nodes.iter_mut().filter(|n| n.id() != origin) {
-        println!(
-            "  $ meridian search {query} --data-dir {}",
-            running.data_dir()
-        );
         let answer = running
-            .search(proto::SearchRequest {
+            .search_typed(proto::SearchRequest {
                 query: query.into(),
                 limit: 50,
                 ..Default::default()
@@ -664,6 +656,32 @@ fn listing(found: &[(String, bool)]) -> String {
         .map(|(at, there)| format!("{} at {at}", if *there { "found" } else { "not found" }))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The arguments of `meridian search` that ask `request`: the query,
+/// quoted as a shell needs it, then its flags.
+fn typed(request: &proto::SearchRequest) -> String {
+    let query = &request.query;
+    let mut args = vec![if query.contains('"') {
+        format!("'{query}'")
+    } else if query.contains(' ') {
+        format!("\"{query}\"")
+    } else {
+        query.clone()
+    }];
+    if request.scope == proto::Scope::Live as i32 {
+        args.push("--scope live".into());
+    }
+    if let Some(b) = &request.bbox {
+        args.push(format!(
+            "--bbox {},{},{},{}",
+            b.west, b.south, b.east, b.north
+        ));
+    }
+    for discipline in &request.disciplines {
+        args.push(format!("--discipline {discipline}"));
+    }
+    args.join(" ")
 }
 
 fn found(answer: &proto::SearchResponse, origin: &str, id: &str) -> bool {
@@ -855,6 +873,38 @@ mod tests {
             .unwrap()
             .iter()
             .any(|b| b["west"].as_f64() > b["east"].as_f64()));
+    }
+
+    /// The commands the tour prints are the searches it asks, typed as a
+    /// shell takes them.
+    #[test]
+    fn the_tour_prints_each_search_as_a_user_types_it() {
+        let ask = |query: &str| proto::SearchRequest {
+            query: query.into(),
+            ..Default::default()
+        };
+        assert_eq!(typed(&ask("chemistry")), "chemistry");
+        assert_eq!(typed(&ask("\"sea ice drift\"")), "'\"sea ice drift\"'");
+        let boxed = proto::SearchRequest {
+            bbox: Some(proto::BoundingBox {
+                west: 172.0,
+                south: 50.0,
+                east: -170.0,
+                north: 56.0,
+            }),
+            ..ask("soil OR forest")
+        };
+        assert_eq!(typed(&boxed), "\"soil OR forest\" --bbox 172,50,-170,56");
+        let narrowed = proto::SearchRequest {
+            disciplines: vec!["matter".into()],
+            ..ask("temperature")
+        };
+        assert_eq!(typed(&narrowed), "temperature --discipline matter");
+        let live = proto::SearchRequest {
+            scope: proto::Scope::Live as i32,
+            ..ask("genome")
+        };
+        assert_eq!(typed(&live), "genome --scope live");
     }
 
     #[test]
