@@ -21,7 +21,10 @@ use serde_json::{Map, Value};
 
 use crate::date;
 use crate::ids::{NodeId, RecordId};
-use crate::proto::{Access, BoundingBox, Creator, DatasetRecord, TemporalCoverage, Visibility};
+use crate::proto::{
+    Access, AlternateIdentifier, BoundingBox, Creator, DatasetRecord, FundingReference, GeoPoint,
+    GeoPolygon, RelatedIdentifier, Rights, Subject, TemporalCoverage, TypedDate, Visibility,
+};
 
 /// Longest JSON line accepted, checked before any parsing.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
@@ -56,10 +59,148 @@ pub const MAX_DOI_BYTES: usize = 512;
 pub const MAX_URL_BYTES: usize = 2048;
 /// Longest `license`, in bytes.
 pub const MAX_LICENSE_BYTES: usize = 128;
+/// Most `subjects` (terms with a scheme) a record may list.
+pub const MAX_SUBJECTS: usize = 200;
+/// Longest subject value, in characters.
+pub const MAX_SUBJECT_CHARS: usize = 500;
+/// Most `related_identifiers` a record may list.
+pub const MAX_RELATED_IDENTIFIERS: usize = 500;
+/// Most `funding_references` a record may list.
+pub const MAX_FUNDING_REFERENCES: usize = 100;
+/// Most `geo_points` a record may carry.
+pub const MAX_GEO_POINTS: usize = 100;
+/// Most `geo_polygons` a record may carry.
+pub const MAX_GEO_POLYGONS: usize = 20;
+/// Most points of one polygon, the closing point included.
+pub const MAX_POLYGON_POINTS: usize = 1000;
+/// Fewest points of one polygon, the closing point included (a triangle).
+pub const MIN_POLYGON_POINTS: usize = 4;
+/// Most `geo_places` a record may name.
+pub const MAX_GEO_PLACES: usize = 100;
+/// Most typed `dates` a record may list.
+pub const MAX_DATES: usize = 50;
+/// Most `rights` statements a record may list.
+pub const MAX_RIGHTS: usize = 20;
+/// Longest rights statement, in characters.
+pub const MAX_RIGHTS_CHARS: usize = 2000;
+/// Most `alternate_identifiers` a record may list.
+pub const MAX_ALTERNATE_IDENTIFIERS: usize = 50;
+/// Longest identifier of another resource, a funder or an award, in bytes.
+pub const MAX_IDENTIFIER_BYTES: usize = 2048;
+/// Longest URI (scheme, value, rights, award URIs), in bytes.
+pub const MAX_URI_BYTES: usize = 2048;
+/// Longest `dataset_version`, in characters.
+pub const MAX_VERSION_CHARS: usize = 100;
+/// Longest `language` tag, in bytes.
+pub const MAX_LANGUAGE_BYTES: usize = 35;
 /// Earliest `publication_year` accepted.
 pub const MIN_PUBLICATION_YEAR: u32 = 1000;
 /// Latest `publication_year` accepted.
 pub const MAX_PUBLICATION_YEAR: u32 = 9999;
+
+/// DataCite's `relationType` values (kernel 4.6).
+pub const RELATION_TYPES: &[&str] = &[
+    "IsCitedBy",
+    "Cites",
+    "IsSupplementTo",
+    "IsSupplementedBy",
+    "IsContinuedBy",
+    "Continues",
+    "IsNewVersionOf",
+    "IsPreviousVersionOf",
+    "IsPartOf",
+    "HasPart",
+    "IsPublishedIn",
+    "IsReferencedBy",
+    "References",
+    "IsDocumentedBy",
+    "Documents",
+    "IsCompiledBy",
+    "Compiles",
+    "IsVariantFormOf",
+    "IsOriginalFormOf",
+    "IsIdenticalTo",
+    "HasMetadata",
+    "IsMetadataFor",
+    "Reviews",
+    "IsReviewedBy",
+    "IsDerivedFrom",
+    "IsSourceOf",
+    "Describes",
+    "IsDescribedBy",
+    "HasVersion",
+    "IsVersionOf",
+    "Requires",
+    "IsRequiredBy",
+    "Obsoletes",
+    "IsObsoletedBy",
+    "Collects",
+    "IsCollectedBy",
+    "HasTranslation",
+    "IsTranslationOf",
+];
+/// DataCite's `relatedIdentifierType` values (kernel 4.6).
+pub const RELATED_IDENTIFIER_TYPES: &[&str] = &[
+    "ARK", "arXiv", "bibcode", "CSTR", "DOI", "EAN13", "EISSN", "Handle", "IGSN", "ISBN", "ISSN",
+    "ISTC", "LISSN", "LSID", "PMID", "PURL", "RRID", "UPC", "URL", "URN", "w3id",
+];
+/// DataCite's `dateType` values (kernel 4.6).
+pub const DATE_TYPES: &[&str] = &[
+    "Accepted",
+    "Available",
+    "Collected",
+    "Copyrighted",
+    "Coverage",
+    "Created",
+    "Issued",
+    "Other",
+    "Submitted",
+    "Updated",
+    "Valid",
+    "Withdrawn",
+];
+/// DataCite's `funderIdentifierType` values (kernel 4.6).
+pub const FUNDER_IDENTIFIER_TYPES: &[&str] =
+    &["ISNI", "GRID", "ROR", "Crossref Funder ID", "Other"];
+/// DataCite's `resourceTypeGeneral` values (kernel 4.6).
+pub const RESOURCE_TYPES: &[&str] = &[
+    "Audiovisual",
+    "Award",
+    "Book",
+    "BookChapter",
+    "Collection",
+    "ComputationalNotebook",
+    "ConferencePaper",
+    "ConferenceProceeding",
+    "DataPaper",
+    "Dataset",
+    "Dissertation",
+    "Event",
+    "Image",
+    "Instrument",
+    "InteractiveResource",
+    "Journal",
+    "JournalArticle",
+    "Model",
+    "OutputManagementPlan",
+    "PeerReview",
+    "PhysicalObject",
+    "Preprint",
+    "Project",
+    "Report",
+    "Service",
+    "Software",
+    "Sound",
+    "Standard",
+    "StudyRegistration",
+    "Text",
+    "Workflow",
+    "Other",
+];
+/// Subject scheme of the model's own disciplines, as DataCite export writes them.
+pub const DISCIPLINE_SCHEME: &str = "meridian discipline";
+/// Alternate identifier type of a record's `ORIGIN/ID`, as DataCite export writes it.
+pub const MERIDIAN_ID_TYPE: &str = "meridian";
 
 /// The text names of [`Access`], as the JSON form and the CLI write them.
 pub const ACCESS_NAMES: [&str; 4] = ["open", "registered", "embargoed", "restricted"];
@@ -151,6 +292,170 @@ pub fn canonical_doi(text: &str) -> String {
         .find_map(|prefix| strip_prefix_ignore_case(text, prefix))
         .unwrap_or(text);
     bare.trim().to_ascii_lowercase()
+}
+
+/// The spelling `list` gives `value` (matched ignoring ASCII case and
+/// surrounding space), e.g. `IsCitedBy` for `iscitedby`.
+pub fn canonical_term(value: &str, list: &[&'static str]) -> Option<&'static str> {
+    let value = value.trim();
+    list.iter().copied().find(|t| t.eq_ignore_ascii_case(value))
+}
+
+/// The access right an `info:eu-repo/semantics/…Access` rights URI states.
+pub fn access_of_rights_uri(uri: &str) -> Option<Access> {
+    match uri.trim().strip_prefix("info:eu-repo/semantics/") {
+        Some("openAccess") => Some(Access::Open),
+        Some("embargoedAccess") => Some(Access::Embargoed),
+        Some("restrictedAccess") | Some("closedAccess") => Some(Access::Restricted),
+        _ => None,
+    }
+}
+
+/// The license a rights statement names, as `license` keeps it: from its
+/// `rightsIdentifier`, an SPDX or Creative Commons URI, or its text, the
+/// first that is an SPDX id or a `LicenseRef-…`.
+pub fn rights_license(rights: &Rights) -> Option<String> {
+    let uri = rights.uri.trim();
+    let candidates = [
+        rights.identifier.trim().to_owned(),
+        uri.strip_prefix("https://spdx.org/licenses/")
+            .or_else(|| uri.strip_prefix("http://spdx.org/licenses/"))
+            .map(|id| id.trim_end_matches(".html").to_owned())
+            .unwrap_or_default(),
+        creative_commons(uri).unwrap_or_default(),
+        rights.statement.trim().to_owned(),
+    ];
+    candidates
+        .iter()
+        .filter(|c| !c.is_empty())
+        .map(|c| canonical_license(c))
+        .find(|license| {
+            if license.starts_with(LICENSE_REF) {
+                check_license("license", license).is_ok()
+            } else {
+                spdx::license_id(license).is_some()
+            }
+        })
+}
+
+/// The SPDX id of a Creative Commons license URI.
+fn creative_commons(uri: &str) -> Option<String> {
+    let rest = uri
+        .split_once("creativecommons.org/")
+        .map(|(_, rest)| rest.trim_end_matches('/'))?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        ["publicdomain", "zero", version, ..] => Some(format!("CC0-{version}")),
+        ["licenses", kind, version, ..] => {
+            Some(format!("CC-{}-{version}", kind.to_ascii_uppercase()))
+        }
+        _ => None,
+    }
+}
+
+/// The rights statement that stands for `license` alone, as DataCite
+/// export writes it. A statement of exactly this form is read back as the
+/// license, not kept in `rights`.
+pub fn license_rights(license: &str) -> Rights {
+    if license.starts_with(LICENSE_REF) {
+        return Rights {
+            statement: license.to_owned(),
+            identifier: license.to_owned(),
+            ..Default::default()
+        };
+    }
+    Rights {
+        statement: license.to_owned(),
+        uri: format!("https://spdx.org/licenses/{license}"),
+        identifier: license.to_owned(),
+        identifier_scheme: "SPDX".to_owned(),
+        scheme_uri: "https://spdx.org/licenses/".to_owned(),
+    }
+}
+
+/// Whether a subject is a plain keyword: a value with no scheme, URI or code.
+pub fn is_keyword(subject: &Subject) -> bool {
+    subject.scheme.is_empty()
+        && subject.scheme_uri.is_empty()
+        && subject.value_uri.is_empty()
+        && subject.classification_code.is_empty()
+}
+
+/// The discipline a Fields of Science (FOS) subject names (`FOS: ` dropped).
+pub fn subject_discipline(subject: &Subject) -> Option<String> {
+    let scheme = subject.scheme.trim().to_ascii_lowercase();
+    if scheme != "fos" && !scheme.contains("fields of science") {
+        return None;
+    }
+    let value = subject.value.trim();
+    let value = value.strip_prefix("FOS: ").unwrap_or(value).trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+/// Adds to `disciplines` the ones its FOS subjects name and it lacks.
+pub fn add_subject_disciplines(record: &mut DatasetRecord) {
+    for subject in &record.subjects {
+        if let Some(discipline) = subject_discipline(subject) {
+            if !record.disciplines.contains(&discipline) {
+                record.disciplines.push(discipline);
+            }
+        }
+    }
+}
+
+/// Every area a record covers as boxes: its `spatial` boxes, its points
+/// (as boxes of no size) and the bounding box of each polygon. The spatial
+/// filter of search matches these.
+pub fn record_boxes(record: &DatasetRecord) -> Vec<BoundingBox> {
+    let points = record.geo_points.iter().map(|p| BoundingBox {
+        west: p.longitude,
+        south: p.latitude,
+        east: p.longitude,
+        north: p.latitude,
+    });
+    let polygons = record
+        .geo_polygons
+        .iter()
+        .filter_map(|polygon| polygon_bounds(&polygon.points));
+    record
+        .spatial
+        .iter()
+        .cloned()
+        .chain(points)
+        .chain(polygons)
+        .collect()
+}
+
+/// The smallest box holding every point of a polygon, crossing the
+/// antimeridian (west > east) when that is smaller: the longitudes are
+/// covered by the circle less its widest gap between two of them.
+pub fn polygon_bounds(points: &[GeoPoint]) -> Option<BoundingBox> {
+    let first = points.first()?;
+    let (mut south, mut north) = (first.latitude, first.latitude);
+    let mut longitudes: Vec<f64> = Vec::with_capacity(points.len());
+    for point in points {
+        south = south.min(point.latitude);
+        north = north.max(point.latitude);
+        longitudes.push(point.longitude);
+    }
+    longitudes.sort_by(f64::total_cmp);
+    longitudes.dedup();
+    let (min, max) = (longitudes[0], longitudes[longitudes.len() - 1]);
+    // The gap across the antimeridian, from the easternmost round to the westernmost.
+    let (mut gap, mut west, mut east) = (min + 360.0 - max, min, max);
+    for pair in longitudes.windows(2) {
+        if pair[1] - pair[0] > gap {
+            gap = pair[1] - pair[0];
+            west = pair[1];
+            east = pair[0];
+        }
+    }
+    Some(BoundingBox {
+        west,
+        south,
+        east,
+        north,
+    })
 }
 
 /// Parses one line of JSON Lines into a validated, canonical record.
@@ -265,6 +570,21 @@ pub fn validate(record: &DatasetRecord) -> Result<(), RecordError> {
         Lines::One,
     )?;
     check_date("updated_at", &record.updated_at)?;
+    check_subjects(record)?;
+    check_related_identifiers(&record.related_identifiers)?;
+    check_funding_references(&record.funding_references)?;
+    check_geo(record)?;
+    check_dates(record)?;
+    check_rights(record)?;
+    check_alternate_identifiers(record)?;
+    check_text(
+        "dataset_version",
+        &record.dataset_version,
+        Limit::Chars(MAX_VERSION_CHARS),
+        false,
+        Lines::One,
+    )?;
+    check_language("language", &record.language)?;
     Ok(())
 }
 
@@ -317,6 +637,80 @@ pub fn to_json(record: &DatasetRecord) -> Value {
     put_list(&mut out, "formats", &record.formats);
     put_text(&mut out, "project", &record.project);
     put_text(&mut out, "updated_at", &record.updated_at);
+    put_objects(&mut out, "subjects", &record.subjects, |s| {
+        object(&[
+            ("value", &s.value),
+            ("scheme", &s.scheme),
+            ("scheme_uri", &s.scheme_uri),
+            ("value_uri", &s.value_uri),
+            ("classification_code", &s.classification_code),
+        ])
+    });
+    put_objects(
+        &mut out,
+        "related_identifiers",
+        &record.related_identifiers,
+        |r| {
+            object(&[
+                ("identifier", &r.identifier),
+                ("identifier_type", &r.identifier_type),
+                ("relation_type", &r.relation_type),
+                ("resource_type_general", &r.resource_type_general),
+            ])
+        },
+    );
+    put_objects(
+        &mut out,
+        "funding_references",
+        &record.funding_references,
+        |f| {
+            object(&[
+                ("funder_name", &f.funder_name),
+                ("funder_identifier", &f.funder_identifier),
+                ("funder_identifier_type", &f.funder_identifier_type),
+                ("award_number", &f.award_number),
+                ("award_uri", &f.award_uri),
+                ("award_title", &f.award_title),
+            ])
+        },
+    );
+    put_objects(&mut out, "geo_points", &record.geo_points, point_json);
+    put_objects(&mut out, "geo_polygons", &record.geo_polygons, |p| {
+        let points = p.points.iter().map(point_json).collect();
+        let mut polygon = Map::new();
+        polygon.insert("points".into(), Value::Array(points));
+        Value::Object(polygon)
+    });
+    put_list(&mut out, "geo_places", &record.geo_places);
+    put_objects(&mut out, "dates", &record.dates, |d| {
+        object(&[
+            ("date", &d.date),
+            ("date_type", &d.date_type),
+            ("information", &d.information),
+        ])
+    });
+    put_objects(&mut out, "rights", &record.rights, |r| {
+        object(&[
+            ("statement", &r.statement),
+            ("uri", &r.uri),
+            ("identifier", &r.identifier),
+            ("identifier_scheme", &r.identifier_scheme),
+            ("scheme_uri", &r.scheme_uri),
+        ])
+    });
+    put_objects(
+        &mut out,
+        "alternate_identifiers",
+        &record.alternate_identifiers,
+        |a| {
+            object(&[
+                ("identifier", &a.identifier),
+                ("identifier_type", &a.identifier_type),
+            ])
+        },
+    );
+    put_text(&mut out, "dataset_version", &record.dataset_version);
+    put_text(&mut out, "language", &record.language);
     if record.deleted {
         out.insert("deleted".into(), Value::Bool(true));
     }
@@ -357,6 +751,17 @@ struct RecordInput {
     project: Option<String>,
     updated_at: Option<String>,
     deleted: Option<bool>,
+    subjects: Option<Vec<Object<SubjectInput>>>,
+    related_identifiers: Option<Vec<Object<RelatedInput>>>,
+    funding_references: Option<Vec<Object<FundingInput>>>,
+    geo_points: Option<Vec<Object<PointInput>>>,
+    geo_polygons: Option<Vec<Object<PolygonInput>>>,
+    geo_places: Option<Vec<String>>,
+    dates: Option<Vec<Object<DateInput>>>,
+    rights: Option<Vec<Object<RightsInput>>>,
+    alternate_identifiers: Option<Vec<Object<AlternateInput>>>,
+    dataset_version: Option<String>,
+    language: Option<String>,
 }
 
 /// A JSON object and nothing else. A derived struct also takes an array of
@@ -410,6 +815,94 @@ struct TemporalInput {
     end: Option<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectInput {
+    value: Option<String>,
+    scheme: Option<String>,
+    scheme_uri: Option<String>,
+    value_uri: Option<String>,
+    classification_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RelatedInput {
+    identifier: Option<String>,
+    identifier_type: Option<String>,
+    relation_type: Option<String>,
+    resource_type_general: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FundingInput {
+    funder_name: Option<String>,
+    funder_identifier: Option<String>,
+    funder_identifier_type: Option<String>,
+    award_number: Option<String>,
+    award_uri: Option<String>,
+    award_title: Option<String>,
+}
+
+/// Both coordinates are required: a missing one must not silently become 0°.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PointInput {
+    longitude: f64,
+    latitude: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolygonInput {
+    points: Vec<Object<PointInput>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DateInput {
+    date: Option<String>,
+    date_type: Option<String>,
+    information: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RightsInput {
+    statement: Option<String>,
+    uri: Option<String>,
+    identifier: Option<String>,
+    identifier_scheme: Option<String>,
+    scheme_uri: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlternateInput {
+    identifier: Option<String>,
+    identifier_type: Option<String>,
+}
+
+/// A vocabulary term in the list's spelling; unknown terms are left as
+/// given for [`validate`] to name.
+fn vocabulary(value: Option<String>, list: &[&'static str]) -> String {
+    let value = text(value);
+    canonical_term(&value, list).map_or(value, str::to_owned)
+}
+
+/// A typed date or range `start/end` with each bound in canonical form.
+fn canonical_date_or_range(field: &str, value: String) -> Result<String, RecordError> {
+    match value.split_once('/') {
+        None => canonical_date(field, value),
+        Some((start, end)) => Ok(format!(
+            "{}/{}",
+            canonical_date(field, start.trim().to_owned())?,
+            canonical_date(field, end.trim().to_owned())?
+        )),
+    }
+}
+
 impl RecordInput {
     /// The record in canonical form; not yet validated.
     fn into_record(self) -> Result<DatasetRecord, RecordError> {
@@ -461,7 +954,98 @@ impl RecordInput {
                 north: b.north,
             })
             .collect();
-        Ok(DatasetRecord {
+        let subjects = self
+            .subjects
+            .unwrap_or_default()
+            .into_iter()
+            .map(|Object(s)| Subject {
+                value: text(s.value),
+                scheme: text(s.scheme),
+                scheme_uri: text(s.scheme_uri),
+                value_uri: text(s.value_uri),
+                classification_code: text(s.classification_code),
+            })
+            .collect();
+        let related_identifiers = self
+            .related_identifiers
+            .unwrap_or_default()
+            .into_iter()
+            .map(|Object(r)| RelatedIdentifier {
+                identifier: text(r.identifier),
+                identifier_type: vocabulary(r.identifier_type, RELATED_IDENTIFIER_TYPES),
+                relation_type: vocabulary(r.relation_type, RELATION_TYPES),
+                resource_type_general: vocabulary(r.resource_type_general, RESOURCE_TYPES),
+            })
+            .collect();
+        let funding_references = self
+            .funding_references
+            .unwrap_or_default()
+            .into_iter()
+            .map(|Object(f)| FundingReference {
+                funder_name: text(f.funder_name),
+                funder_identifier: text(f.funder_identifier),
+                funder_identifier_type: vocabulary(
+                    f.funder_identifier_type,
+                    FUNDER_IDENTIFIER_TYPES,
+                ),
+                award_number: text(f.award_number),
+                award_uri: text(f.award_uri),
+                award_title: text(f.award_title),
+            })
+            .collect();
+        let point = |Object(p): Object<PointInput>| GeoPoint {
+            longitude: p.longitude,
+            latitude: p.latitude,
+        };
+        let geo_points = self
+            .geo_points
+            .unwrap_or_default()
+            .into_iter()
+            .map(point)
+            .collect();
+        let geo_polygons = self
+            .geo_polygons
+            .unwrap_or_default()
+            .into_iter()
+            .map(|Object(p)| GeoPolygon {
+                points: p.points.into_iter().map(point).collect(),
+            })
+            .collect();
+        let dates = self
+            .dates
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(index, Object(d))| {
+                Ok(TypedDate {
+                    date: canonical_date_or_range(&format!("dates[{index}].date"), text(d.date))?,
+                    date_type: vocabulary(d.date_type, DATE_TYPES),
+                    information: text(d.information),
+                })
+            })
+            .collect::<Result<_, RecordError>>()?;
+        let rights = self
+            .rights
+            .unwrap_or_default()
+            .into_iter()
+            .map(|Object(r)| Rights {
+                statement: text(r.statement),
+                uri: text(r.uri),
+                identifier: text(r.identifier),
+                identifier_scheme: text(r.identifier_scheme),
+                scheme_uri: text(r.scheme_uri),
+            })
+            .collect();
+        let alternate_identifiers = self
+            .alternate_identifiers
+            .unwrap_or_default()
+            .into_iter()
+            .map(|Object(a)| AlternateIdentifier {
+                identifier: text(a.identifier),
+                identifier_type: text(a.identifier_type),
+            })
+            .collect();
+        let mut record = DatasetRecord {
             origin: text(self.origin),
             id: text(self.id),
             version: self.version.unwrap_or_default(),
@@ -488,7 +1072,27 @@ impl RecordInput {
             project: text(self.project),
             updated_at: canonical_date("updated_at", text(self.updated_at))?,
             deleted: self.deleted.unwrap_or_default(),
-        })
+            subjects,
+            related_identifiers,
+            funding_references,
+            geo_points,
+            geo_polygons,
+            geo_places: texts(self.geo_places),
+            dates,
+            rights,
+            alternate_identifiers,
+            dataset_version: text(self.dataset_version),
+            language: text(self.language),
+        };
+        // Derived fields, as DataCite import derives them: a license a
+        // rights statement names, the disciplines FOS subjects name.
+        if record.license.is_empty() {
+            if let Some(license) = record.rights.iter().find_map(rights_license) {
+                record.license = license;
+            }
+        }
+        add_subject_disciplines(&mut record);
+        Ok(record)
     }
 }
 
@@ -654,6 +1258,33 @@ fn put_list(out: &mut Map<String, Value>, key: &str, values: &[String]) {
     if !values.is_empty() {
         out.insert(key.to_owned(), Value::from(values.to_vec()));
     }
+}
+
+fn put_objects<T>(
+    out: &mut Map<String, Value>,
+    key: &str,
+    values: &[T],
+    to_json: impl Fn(&T) -> Value,
+) {
+    if !values.is_empty() {
+        out.insert(key.to_owned(), values.iter().map(to_json).collect());
+    }
+}
+
+/// An object of the non-empty text fields among `fields`.
+fn object(fields: &[(&str, &String)]) -> Value {
+    let mut out = Map::new();
+    for (key, value) in fields {
+        put_text(&mut out, key, value);
+    }
+    Value::Object(out)
+}
+
+fn point_json(point: &GeoPoint) -> Value {
+    let mut out = Map::new();
+    out.insert("longitude".into(), Value::from(point.longitude));
+    out.insert("latitude".into(), Value::from(point.latitude));
+    Value::Object(out)
 }
 
 fn creator_json(creator: &Creator) -> Value {
@@ -1225,6 +1856,492 @@ fn check_temporal(temporal: Option<&TemporalCoverage>) -> Result<(), RecordError
             format!(
                 "starts ({}) after it ends ({})",
                 temporal.start, temporal.end
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A bounded list: the count, before anything in it is looked at.
+fn check_count(field: &str, count: usize, max: usize) -> Result<(), RecordError> {
+    if count > max {
+        return Err(RecordError::new(
+            field,
+            format!("has {count} entries; at most {max} are allowed"),
+        ));
+    }
+    Ok(())
+}
+
+/// One of a controlled list, spelled as the list does.
+fn check_vocabulary(
+    field: &str,
+    value: &str,
+    list: &[&str],
+    required: bool,
+) -> Result<(), RecordError> {
+    if value.is_empty() {
+        return if required {
+            Err(RecordError::new(field, "is required"))
+        } else {
+            Ok(())
+        };
+    }
+    if !list.contains(&value) {
+        return Err(RecordError::new(
+            field,
+            format!(
+                "`{}` is not one of DataCite's terms: {}",
+                short_text(value),
+                list.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An identifier of something else: one line, bounded in bytes.
+fn check_identifier(field: &str, value: &str, required: bool) -> Result<(), RecordError> {
+    check_text(
+        field,
+        value,
+        Limit::Bytes(MAX_IDENTIFIER_BYTES),
+        required,
+        Lines::One,
+    )
+}
+
+/// An absolute URI (`scheme:rest`, any scheme: `https:`, `info:`, `urn:`),
+/// without whitespace, bounded; or empty.
+fn check_uri(field: &str, value: &str) -> Result<(), RecordError> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    if value.len() > MAX_URI_BYTES {
+        return Err(RecordError::new(
+            field,
+            format!(
+                "is {} bytes long; at most {MAX_URI_BYTES} are allowed",
+                value.len()
+            ),
+        ));
+    }
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(RecordError::new(
+            field,
+            "contains whitespace or a control character (percent-encode it)",
+        ));
+    }
+    let scheme = value.split_once(':').map(|(scheme, _)| scheme);
+    let scheme_ok = scheme.is_some_and(|scheme| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    if !scheme_ok {
+        return Err(RecordError::new(
+            field,
+            format!(
+                "`{}` is not an absolute URI (expected scheme:…, e.g. https://…)",
+                short_text(value)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Text for an error message: at most 60 characters of it, escaped.
+fn short_text(value: &str) -> String {
+    let mut shown: String = value.chars().take(60).collect();
+    if shown.len() < value.len() {
+        shown.push('…');
+    }
+    shown.escape_debug().to_string()
+}
+
+/// Subjects: bounded; each a value with a scheme, a URI or a code (a bare
+/// value is a keyword); the disciplines FOS subjects name are listed.
+fn check_subjects(record: &DatasetRecord) -> Result<(), RecordError> {
+    check_count("subjects", record.subjects.len(), MAX_SUBJECTS)?;
+    for (index, subject) in record.subjects.iter().enumerate() {
+        let field = |name: &str| format!("subjects[{index}].{name}");
+        check_text(
+            &field("value"),
+            &subject.value,
+            Limit::Chars(MAX_SUBJECT_CHARS),
+            true,
+            Lines::One,
+        )?;
+        check_text(
+            &field("scheme"),
+            &subject.scheme,
+            Limit::Chars(MAX_NAME_CHARS),
+            false,
+            Lines::One,
+        )?;
+        check_uri(&field("scheme_uri"), &subject.scheme_uri)?;
+        check_uri(&field("value_uri"), &subject.value_uri)?;
+        check_text(
+            &field("classification_code"),
+            &subject.classification_code,
+            Limit::Chars(MAX_TERM_CHARS),
+            false,
+            Lines::One,
+        )?;
+        if subject.classification_code.contains(char::is_whitespace) {
+            return Err(RecordError::new(
+                field("classification_code"),
+                "contains whitespace",
+            ));
+        }
+        if is_keyword(subject) {
+            return Err(RecordError::new(
+                format!("subjects[{index}]"),
+                "has no scheme, URI or code: a bare term belongs in `keywords`",
+            ));
+        }
+        let discipline_only = subject.scheme.eq_ignore_ascii_case(DISCIPLINE_SCHEME)
+            && subject.scheme_uri.is_empty()
+            && subject.value_uri.is_empty()
+            && subject.classification_code.is_empty();
+        if discipline_only {
+            return Err(RecordError::new(
+                format!("subjects[{index}]"),
+                "is a discipline: give it in `disciplines`",
+            ));
+        }
+        if let Some(discipline) = subject_discipline(subject) {
+            if !record.disciplines.contains(&discipline) {
+                return Err(RecordError::new(
+                    "disciplines",
+                    format!("lacks `{discipline}`, which subjects[{index}] names"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_related_identifiers(related: &[RelatedIdentifier]) -> Result<(), RecordError> {
+    check_count(
+        "related_identifiers",
+        related.len(),
+        MAX_RELATED_IDENTIFIERS,
+    )?;
+    for (index, r) in related.iter().enumerate() {
+        let field = |name: &str| format!("related_identifiers[{index}].{name}");
+        check_identifier(&field("identifier"), &r.identifier, true)?;
+        check_vocabulary(
+            &field("identifier_type"),
+            &r.identifier_type,
+            RELATED_IDENTIFIER_TYPES,
+            true,
+        )?;
+        check_vocabulary(
+            &field("relation_type"),
+            &r.relation_type,
+            RELATION_TYPES,
+            true,
+        )?;
+        check_vocabulary(
+            &field("resource_type_general"),
+            &r.resource_type_general,
+            RESOURCE_TYPES,
+            false,
+        )?;
+    }
+    Ok(())
+}
+
+fn check_funding_references(funding: &[FundingReference]) -> Result<(), RecordError> {
+    check_count("funding_references", funding.len(), MAX_FUNDING_REFERENCES)?;
+    for (index, f) in funding.iter().enumerate() {
+        let field = |name: &str| format!("funding_references[{index}].{name}");
+        check_text(
+            &field("funder_name"),
+            &f.funder_name,
+            Limit::Chars(MAX_NAME_CHARS),
+            true,
+            Lines::One,
+        )?;
+        check_identifier(&field("funder_identifier"), &f.funder_identifier, false)?;
+        check_vocabulary(
+            &field("funder_identifier_type"),
+            &f.funder_identifier_type,
+            FUNDER_IDENTIFIER_TYPES,
+            !f.funder_identifier.is_empty(),
+        )?;
+        if f.funder_identifier.is_empty() && !f.funder_identifier_type.is_empty() {
+            return Err(RecordError::new(
+                field("funder_identifier_type"),
+                "is given without a funder_identifier",
+            ));
+        }
+        check_identifier(&field("award_number"), &f.award_number, false)?;
+        check_uri(&field("award_uri"), &f.award_uri)?;
+        check_text(
+            &field("award_title"),
+            &f.award_title,
+            Limit::Chars(MAX_TITLE_CHARS),
+            false,
+            Lines::One,
+        )?;
+    }
+    Ok(())
+}
+
+/// WGS84 degrees, finite and in range.
+fn check_point(field: &str, point: &GeoPoint) -> Result<(), RecordError> {
+    for (name, degrees, limit) in [
+        ("longitude", point.longitude, 180.0),
+        ("latitude", point.latitude, 90.0),
+    ] {
+        if !degrees.is_finite() {
+            return Err(RecordError::new(
+                format!("{field}.{name}"),
+                format!("{degrees} is not a finite number of degrees"),
+            ));
+        }
+        if !(-limit..=limit).contains(&degrees) {
+            return Err(RecordError::new(
+                format!("{field}.{name}"),
+                format!("{degrees} is outside [-{limit}, {limit}] degrees"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Points, polygons (closed rings of bounded length) and place names.
+fn check_geo(record: &DatasetRecord) -> Result<(), RecordError> {
+    check_count("geo_points", record.geo_points.len(), MAX_GEO_POINTS)?;
+    for (index, point) in record.geo_points.iter().enumerate() {
+        check_point(&format!("geo_points[{index}]"), point)?;
+    }
+    check_count("geo_polygons", record.geo_polygons.len(), MAX_GEO_POLYGONS)?;
+    for (index, polygon) in record.geo_polygons.iter().enumerate() {
+        let field = format!("geo_polygons[{index}].points");
+        let count = polygon.points.len();
+        if count > MAX_POLYGON_POINTS {
+            return Err(RecordError::new(
+                field,
+                format!("has {count} points; at most {MAX_POLYGON_POINTS} are allowed"),
+            ));
+        }
+        if count < MIN_POLYGON_POINTS {
+            return Err(RecordError::new(
+                field,
+                format!(
+                    "has {count} points; a polygon is a closed ring of at least {MIN_POLYGON_POINTS} (the last repeating the first)"
+                ),
+            ));
+        }
+        for (at, point) in polygon.points.iter().enumerate() {
+            check_point(&format!("{field}[{at}]"), point)?;
+        }
+        let (first, last) = (&polygon.points[0], &polygon.points[count - 1]);
+        if first != last {
+            return Err(RecordError::new(
+                field,
+                format!(
+                    "is not closed: the last point ({}, {}) must repeat the first ({}, {})",
+                    last.longitude, last.latitude, first.longitude, first.latitude
+                ),
+            ));
+        }
+    }
+    check_count("geo_places", record.geo_places.len(), MAX_GEO_PLACES)?;
+    for (index, place) in record.geo_places.iter().enumerate() {
+        check_text(
+            &format!("geo_places[{index}]"),
+            place,
+            Limit::Chars(MAX_NAME_CHARS),
+            true,
+            Lines::One,
+        )?;
+    }
+    Ok(())
+}
+
+/// Typed dates: a canonical date or range, a DataCite type. A plain
+/// `Updated` or `Collected` date goes in `updated_at` or `temporal` first.
+fn check_dates(record: &DatasetRecord) -> Result<(), RecordError> {
+    check_count("dates", record.dates.len(), MAX_DATES)?;
+    for (index, d) in record.dates.iter().enumerate() {
+        let field = |name: &str| format!("dates[{index}].{name}");
+        if d.date.is_empty() {
+            return Err(RecordError::new(field("date"), "is required"));
+        }
+        match d.date.split_once('/') {
+            None => check_date(&field("date"), &d.date)?,
+            Some((start, end)) => {
+                if start.is_empty() && end.is_empty() {
+                    return Err(RecordError::new(
+                        field("date"),
+                        "is a range with neither start nor end",
+                    ));
+                }
+                check_date(&field("date"), start)?;
+                check_date(&field("date"), end)?;
+            }
+        }
+        check_vocabulary(&field("date_type"), &d.date_type, DATE_TYPES, true)?;
+        check_text(
+            &field("information"),
+            &d.information,
+            Limit::Chars(MAX_NAME_CHARS),
+            false,
+            Lines::One,
+        )?;
+        if d.information.is_empty() {
+            let dedicated = match d.date_type.as_str() {
+                "Updated" if record.updated_at.is_empty() => Some("updated_at"),
+                "Collected" if record.temporal.is_none() => Some("temporal"),
+                _ => None,
+            };
+            if let Some(dedicated) = dedicated {
+                return Err(RecordError::new(
+                    format!("dates[{index}]"),
+                    format!(
+                        "is the record's {} date: give it as `{dedicated}`",
+                        d.date_type
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rights statements: bounded; none stating an access right (that is
+/// `access`) or standing for the record's license alone (that is
+/// `license`); a license they name is kept in `license` too.
+fn check_rights(record: &DatasetRecord) -> Result<(), RecordError> {
+    check_count("rights", record.rights.len(), MAX_RIGHTS)?;
+    for (index, r) in record.rights.iter().enumerate() {
+        let field = |name: &str| format!("rights[{index}].{name}");
+        check_text(
+            &field("statement"),
+            &r.statement,
+            Limit::Chars(MAX_RIGHTS_CHARS),
+            false,
+            Lines::Many,
+        )?;
+        check_uri(&field("uri"), &r.uri)?;
+        check_identifier(&field("identifier"), &r.identifier, false)?;
+        check_text(
+            &field("identifier_scheme"),
+            &r.identifier_scheme,
+            Limit::Chars(MAX_NAME_CHARS),
+            false,
+            Lines::One,
+        )?;
+        check_uri(&field("scheme_uri"), &r.scheme_uri)?;
+        if r.statement.is_empty() && r.uri.is_empty() && r.identifier.is_empty() {
+            return Err(RecordError::new(
+                format!("rights[{index}]"),
+                "has no statement, URI or identifier",
+            ));
+        }
+        if access_of_rights_uri(&r.uri).is_some() {
+            return Err(RecordError::new(
+                field("uri"),
+                format!("`{}` is an access right: give it as `access`", r.uri),
+            ));
+        }
+        if !record.license.is_empty() && license_rights(&record.license) == *r {
+            return Err(RecordError::new(
+                format!("rights[{index}]"),
+                "stands for the license alone: give it as `license`",
+            ));
+        }
+    }
+    if record.license.is_empty() {
+        if let Some((index, license)) = record
+            .rights
+            .iter()
+            .enumerate()
+            .find_map(|(index, r)| Some((index, rights_license(r)?)))
+        {
+            return Err(RecordError::new(
+                "license",
+                format!("is required: rights[{index}] names `{license}`"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Alternate identifiers other than the two the model keeps elsewhere: the
+/// landing page (`URL`) and the node's own `ORIGIN/ID` (`meridian`).
+fn check_alternate_identifiers(record: &DatasetRecord) -> Result<(), RecordError> {
+    let list = &record.alternate_identifiers;
+    check_count(
+        "alternate_identifiers",
+        list.len(),
+        MAX_ALTERNATE_IDENTIFIERS,
+    )?;
+    for (index, a) in list.iter().enumerate() {
+        let field = |name: &str| format!("alternate_identifiers[{index}].{name}");
+        check_identifier(&field("identifier"), &a.identifier, true)?;
+        check_text(
+            &field("identifier_type"),
+            &a.identifier_type,
+            Limit::Chars(MAX_NAME_CHARS),
+            true,
+            Lines::One,
+        )?;
+        if a.identifier_type == MERIDIAN_ID_TYPE {
+            return Err(RecordError::new(
+                field("identifier_type"),
+                "`meridian` is the node's own ORIGIN/ID, written on export",
+            ));
+        }
+        let url = a.identifier_type.eq_ignore_ascii_case("URL");
+        if url && (record.landing_url.is_empty() || a.identifier == record.landing_url) {
+            return Err(RecordError::new(
+                format!("alternate_identifiers[{index}]"),
+                "is the landing page: give it as `landing_url`",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `value` is a language tag `language` accepts.
+pub fn check_language_tag(value: &str) -> bool {
+    !value.is_empty() && check_language("language", value).is_ok()
+}
+
+/// An IETF BCP 47 tag with an ISO 639 primary subtag, in the shape
+/// `xs:language` takes: `[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*`.
+fn check_language(field: &str, value: &str) -> Result<(), RecordError> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    if value.len() > MAX_LANGUAGE_BYTES {
+        return Err(RecordError::new(
+            field,
+            format!(
+                "is {} bytes long; at most {MAX_LANGUAGE_BYTES} are allowed",
+                value.len()
+            ),
+        ));
+    }
+    let mut parts = value.split('-');
+    // The primary language subtag: ISO 639 (two or three letters).
+    let primary_ok = parts
+        .next()
+        .is_some_and(|p| (2..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphabetic()));
+    let rest_ok =
+        parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if !(primary_ok && rest_ok) {
+        return Err(RecordError::new(
+            field,
+            format!(
+                "`{}` is not a language tag (IETF BCP 47, e.g. `en`, `pt-BR`)",
+                short_text(value)
             ),
         ));
     }
@@ -2021,6 +3138,471 @@ mod tests {
             },
             "title",
             "is required",
+        );
+    }
+
+    // --- Record model v2 (docs/decisions/record-model-v2.md).
+
+    fn rich() -> DatasetRecord {
+        parse(&crate::test_support::rich_record_line(
+            "BS-1",
+            "Bering Strait moorings",
+            "public",
+        ))
+    }
+
+    /// The rich record's JSON with `field` replaced.
+    fn rich_with(field: &str, value: Value) -> String {
+        let line =
+            crate::test_support::rich_record_line("BS-1", "Bering Strait moorings", "public");
+        let mut json: Value = serde_json::from_str(&line).unwrap();
+        json[field] = value;
+        json.to_string()
+    }
+
+    #[test]
+    fn v2_fields_parse_and_export_back() {
+        let record = rich();
+        assert_eq!(record.subjects.len(), 2);
+        assert_eq!(record.subjects[0].scheme, "GCMD Science Keywords");
+        assert!(record.subjects[0].value_uri.ends_with("699bd062"));
+        assert_eq!(record.subjects[1].classification_code, "0105");
+        assert_eq!(record.related_identifiers[0].relation_type, "IsCitedBy");
+        assert_eq!(
+            record.related_identifiers[0].resource_type_general,
+            "JournalArticle"
+        );
+        let funder = &record.funding_references[0];
+        assert_eq!(funder.funder_identifier_type, "ROR");
+        assert_eq!(funder.award_number, "22H05201");
+        assert_eq!(funder.award_title, "Arctic Challenge for Sustainability");
+        assert_eq!(record.funding_references[1].award_title, "");
+        assert_eq!(
+            record.geo_points,
+            [GeoPoint {
+                longitude: -168.95,
+                latitude: 65.78
+            }]
+        );
+        assert_eq!(record.geo_polygons[0].points.len(), 5);
+        assert_eq!(record.geo_places, ["Bering Strait"]);
+        assert_eq!(record.dates[1].date, "2024-01-01/2026-12-31");
+        assert_eq!(record.dates[2].information, "Instrument recalibration");
+        assert_eq!(record.rights.len(), 2);
+        assert_eq!(
+            record.alternate_identifiers[0].identifier_type,
+            "ADS accession"
+        );
+        assert_eq!(record.dataset_version, "2.1");
+        assert_eq!(record.language, "en-US");
+        let line = to_json(&record).to_string();
+        assert_eq!(parse_json_line(&line), Ok(record));
+    }
+
+    #[test]
+    fn v2_import_canonicalises_terms_dates_and_derived_fields() {
+        let mut json: Value = serde_json::from_str(&rich_with(
+            "related_identifiers",
+            serde_json::json!([{"identifier": "10.1/x", "identifier_type": "doi", "relation_type": " iscitedby "}]),
+        ))
+        .unwrap();
+        json["dates"] = serde_json::json!([
+            {"date": "2020-03-04T10:11:12+01:00/2021", "date_type": "valid"}
+        ]);
+        json["funding_references"] = serde_json::json!([{"funder_name": "F", "funder_identifier": "x", "funder_identifier_type": "crossref funder id"}]);
+        // No license given: the rights statement names one.
+        json.as_object_mut().unwrap().remove("license");
+        // The discipline an FOS subject names is added.
+        json["disciplines"] = serde_json::json!([]);
+        let record = parse(&json.to_string());
+        let related = &record.related_identifiers[0];
+        assert_eq!(
+            (
+                related.identifier_type.as_str(),
+                related.relation_type.as_str()
+            ),
+            ("DOI", "IsCitedBy")
+        );
+        assert_eq!(record.dates[0].date_type, "Valid");
+        assert_eq!(record.dates[0].date, "2020-03-04T09:11:12Z/2021");
+        assert_eq!(
+            record.funding_references[0].funder_identifier_type,
+            "Crossref Funder ID"
+        );
+        assert_eq!(record.license, "CC-BY-4.0");
+        assert_eq!(
+            record.disciplines,
+            ["Earth and related environmental sciences"]
+        );
+    }
+
+    #[test]
+    fn v2_lists_are_bounded_naming_the_field() {
+        let subject = serde_json::json!({"value": "v", "scheme": "S"});
+        let point = serde_json::json!({"longitude": 1.0, "latitude": 2.0});
+        let ring = serde_json::json!({"points": [point, {"longitude": 2.0, "latitude": 2.0}, {"longitude": 2.0, "latitude": 3.0}, point]});
+        let cases: [(&str, Value, usize); 9] = [
+            ("subjects", subject, MAX_SUBJECTS),
+            (
+                "related_identifiers",
+                serde_json::json!({"identifier": "10.1/x", "identifier_type": "DOI", "relation_type": "Cites"}),
+                MAX_RELATED_IDENTIFIERS,
+            ),
+            (
+                "funding_references",
+                serde_json::json!({"funder_name": "F"}),
+                MAX_FUNDING_REFERENCES,
+            ),
+            ("geo_points", point.clone(), MAX_GEO_POINTS),
+            ("geo_polygons", ring, MAX_GEO_POLYGONS),
+            ("geo_places", Value::from("Bering Strait"), MAX_GEO_PLACES),
+            (
+                "dates",
+                serde_json::json!({"date": "2020", "date_type": "Created"}),
+                MAX_DATES,
+            ),
+            (
+                "rights",
+                serde_json::json!({"statement": "Acknowledge us."}),
+                MAX_RIGHTS,
+            ),
+            (
+                "alternate_identifiers",
+                serde_json::json!({"identifier": "A-1", "identifier_type": "Local"}),
+                MAX_ALTERNATE_IDENTIFIERS,
+            ),
+        ];
+        for (field, entry, max) in cases {
+            let at_max = rich_with(field, Value::Array(vec![entry.clone(); max]));
+            parse_json_line(&at_max).unwrap_or_else(|e| panic!("{field} at its bound: {e}"));
+            let over = rich_with(field, Value::Array(vec![entry; max + 1]));
+            assert_rejected(
+                parse_json_line(&over),
+                field,
+                &format!("has {} entries; at most {max} are allowed", max + 1),
+            );
+        }
+    }
+
+    #[test]
+    fn v2_strings_are_bounded_and_checked_naming_the_field() {
+        let long = |n: usize| "x".repeat(n);
+        let cases: Vec<(&str, Value, &str, String)> = vec![
+            (
+                "subjects",
+                serde_json::json!([{"value": long(MAX_SUBJECT_CHARS + 1), "scheme": "S"}]),
+                "subjects[0].value",
+                format!("at most {MAX_SUBJECT_CHARS}"),
+            ),
+            (
+                "subjects",
+                serde_json::json!([{"value": "v", "scheme_uri": "not a uri"}]),
+                "subjects[0].scheme_uri",
+                "whitespace".into(),
+            ),
+            (
+                "subjects",
+                serde_json::json!([{"value": "v", "value_uri": format!("https://{}", long(MAX_URI_BYTES))}]),
+                "subjects[0].value_uri",
+                format!("at most {MAX_URI_BYTES}"),
+            ),
+            (
+                "subjects",
+                serde_json::json!([{"value": "v"}]),
+                "subjects[0]",
+                "belongs in `keywords`".into(),
+            ),
+            (
+                "related_identifiers",
+                serde_json::json!([{"identifier": long(MAX_IDENTIFIER_BYTES + 1), "identifier_type": "DOI", "relation_type": "Cites"}]),
+                "related_identifiers[0].identifier",
+                format!("at most {MAX_IDENTIFIER_BYTES}"),
+            ),
+            (
+                "related_identifiers",
+                serde_json::json!([{"identifier": "x", "identifier_type": "DOI", "relation_type": "IsRelatedTo"}]),
+                "related_identifiers[0].relation_type",
+                "not one of DataCite's terms".into(),
+            ),
+            (
+                "related_identifiers",
+                serde_json::json!([{"identifier": "x", "identifier_type": "DOI"}]),
+                "related_identifiers[0].relation_type",
+                "is required".into(),
+            ),
+            (
+                "funding_references",
+                serde_json::json!([{"funder_name": "F", "award_title": long(MAX_TITLE_CHARS + 1)}]),
+                "funding_references[0].award_title",
+                format!("at most {MAX_TITLE_CHARS}"),
+            ),
+            (
+                "funding_references",
+                serde_json::json!([{"award_number": "1"}]),
+                "funding_references[0].funder_name",
+                "is required".into(),
+            ),
+            (
+                "funding_references",
+                serde_json::json!([{"funder_name": "F", "funder_identifier": "x"}]),
+                "funding_references[0].funder_identifier_type",
+                "is required".into(),
+            ),
+            (
+                "geo_places",
+                serde_json::json!([long(MAX_NAME_CHARS + 1)]),
+                "geo_places[0]",
+                format!("at most {MAX_NAME_CHARS}"),
+            ),
+            (
+                "dates",
+                serde_json::json!([{"date": "2020", "date_type": "Created", "information": long(MAX_NAME_CHARS + 1)}]),
+                "dates[0].information",
+                format!("at most {MAX_NAME_CHARS}"),
+            ),
+            (
+                "dates",
+                serde_json::json!([{"date": "2020", "date_type": "Published"}]),
+                "dates[0].date_type",
+                "not one of DataCite's terms".into(),
+            ),
+            (
+                "dates",
+                serde_json::json!([{"date": "next year", "date_type": "Created"}]),
+                "dates[0].date",
+                "not a date".into(),
+            ),
+            (
+                "rights",
+                serde_json::json!([{"statement": long(MAX_RIGHTS_CHARS + 1)}]),
+                "rights[0].statement",
+                format!("at most {MAX_RIGHTS_CHARS}"),
+            ),
+            (
+                "rights",
+                serde_json::json!([{"uri": "info:eu-repo/semantics/openAccess"}]),
+                "rights[0].uri",
+                "give it as `access`".into(),
+            ),
+            (
+                "alternate_identifiers",
+                serde_json::json!([{"identifier": "A-1"}]),
+                "alternate_identifiers[0].identifier_type",
+                "is required".into(),
+            ),
+            (
+                "alternate_identifiers",
+                serde_json::json!([{"identifier": "https://ads.example.org/dataset/A-001", "identifier_type": "URL"}]),
+                "alternate_identifiers[0]",
+                "landing page".into(),
+            ),
+            (
+                "alternate_identifiers",
+                serde_json::json!([{"identifier": "polar/A-1", "identifier_type": "meridian"}]),
+                "alternate_identifiers[0].identifier_type",
+                "ORIGIN/ID".into(),
+            ),
+            (
+                "dataset_version",
+                Value::from(long(MAX_VERSION_CHARS + 1)),
+                "dataset_version",
+                format!("at most {MAX_VERSION_CHARS}"),
+            ),
+            (
+                "language",
+                Value::from("english language"),
+                "language",
+                "not a language tag".into(),
+            ),
+            (
+                "language",
+                Value::from(format!("en-{}", ["abcdefgh"; 5].join("-"))),
+                "language",
+                format!("at most {MAX_LANGUAGE_BYTES}"),
+            ),
+        ];
+        for (field, value, path, reason) in cases {
+            assert_rejected(parse_json_line(&rich_with(field, value)), path, &reason);
+        }
+    }
+
+    #[test]
+    fn polygons_are_closed_rings_of_valid_points() {
+        let p = |longitude: f64, latitude: f64| serde_json::json!({"longitude": longitude, "latitude": latitude});
+        let polygon = |points: Vec<Value>| serde_json::json!([{"points": points}]);
+        let open = polygon(vec![p(0.0, 0.0), p(1.0, 0.0), p(1.0, 1.0), p(0.0, 1.0)]);
+        assert_rejected(
+            parse_json_line(&rich_with("geo_polygons", open)),
+            "geo_polygons[0].points",
+            "is not closed",
+        );
+        let triangle = polygon(vec![p(0.0, 0.0), p(1.0, 0.0), p(0.0, 0.0)]);
+        assert_rejected(
+            parse_json_line(&rich_with("geo_polygons", triangle)),
+            "geo_polygons[0].points",
+            "at least 4",
+        );
+        let north_of_the_pole = polygon(vec![p(0.0, 0.0), p(1.0, 91.0), p(1.0, 1.0), p(0.0, 0.0)]);
+        assert_rejected(
+            parse_json_line(&rich_with("geo_polygons", north_of_the_pole)),
+            "geo_polygons[0].points[1].latitude",
+            "outside [-90, 90]",
+        );
+        let too_long = polygon(
+            (0..MAX_POLYGON_POINTS)
+                .map(|i| p(i as f64 / 10.0, 0.0))
+                .chain([p(0.0, 0.0)])
+                .collect(),
+        );
+        assert_rejected(
+            parse_json_line(&rich_with("geo_polygons", too_long)),
+            "geo_polygons[0].points",
+            &format!("at most {MAX_POLYGON_POINTS}"),
+        );
+        let missing = polygon(vec![serde_json::json!({"longitude": 1.0})]);
+        assert_rejected(
+            parse_json_line(&rich_with("geo_polygons", missing)),
+            "geo_polygons[0].points[0].latitude",
+            "is required",
+        );
+        assert_rejected(
+            parse_json_line(&rich_with("geo_points", serde_json::json!([p(181.0, 0.0)]))),
+            "geo_points[0].longitude",
+            "outside [-180, 180]",
+        );
+        let mut record = rich();
+        record.geo_points[0].latitude = f64::NAN;
+        assert_invalid(&record, "geo_points[0].latitude", "not a finite number");
+    }
+
+    #[test]
+    fn rights_subjects_and_dates_keep_to_the_fields_export_reads_them_into() {
+        // A license a statement names must be the license.
+        let mut record = rich();
+        record.license.clear();
+        assert_invalid(&record, "license", "rights[0] names `CC-BY-4.0`");
+        // The statement that stands for the license alone is the license.
+        let mut record = rich();
+        record.rights.push(license_rights("CC-BY-4.0"));
+        assert_invalid(&record, "rights[2]", "give it as `license`");
+        // A discipline of the node's own scheme is a discipline.
+        let mut record = rich();
+        record.subjects[0].scheme = DISCIPLINE_SCHEME.into();
+        record.subjects[0].scheme_uri.clear();
+        record.subjects[0].value_uri.clear();
+        assert_invalid(&record, "subjects[0]", "give it in `disciplines`");
+        // An FOS subject's discipline is listed.
+        let mut record = rich();
+        record.disciplines.clear();
+        assert_invalid(&record, "disciplines", "which subjects[1] names");
+        // A plain Updated or Collected date has its own field.
+        let mut record = rich();
+        record.updated_at.clear();
+        record.dates.push(TypedDate {
+            date: "2024".into(),
+            date_type: "Updated".into(),
+            information: String::new(),
+        });
+        assert_invalid(&record, "dates[3]", "give it as `updated_at`");
+        record.dates[3].information = "metadata only".into();
+        assert_eq!(validate(&record), Ok(()));
+        // An alternate URL other than the landing page stays.
+        let mut record = rich();
+        record.alternate_identifiers.push(AlternateIdentifier {
+            identifier: "https://mirror.example.org/A-001".into(),
+            identifier_type: "URL".into(),
+        });
+        assert_eq!(validate(&record), Ok(()));
+        record.landing_url.clear();
+        assert_invalid(&record, "alternate_identifiers[1]", "landing page");
+    }
+
+    #[test]
+    fn boxes_of_a_record_cover_points_and_polygons_across_the_antimeridian() {
+        let record = rich();
+        let boxes = record_boxes(&record);
+        assert_eq!(
+            boxes,
+            [
+                BoundingBox {
+                    west: -168.95,
+                    south: 65.78,
+                    east: -168.95,
+                    north: 65.78
+                },
+                // 175.5°E to 175.5°W: 9° wide across the antimeridian, not 351°.
+                BoundingBox {
+                    west: 175.5,
+                    south: 60.0,
+                    east: -175.5,
+                    north: 63.25
+                },
+            ]
+        );
+        let square = |west: f64, east: f64| {
+            [
+                (west, 0.0),
+                (east, 0.0),
+                (east, 1.0),
+                (west, 1.0),
+                (west, 0.0),
+            ]
+            .map(|(longitude, latitude)| GeoPoint {
+                longitude,
+                latitude,
+            })
+        };
+        let bounds = polygon_bounds(&square(-10.0, 20.0)).unwrap();
+        assert_eq!((bounds.west, bounds.east), (-10.0, 20.0));
+        assert_eq!(polygon_bounds(&[]), None);
+    }
+
+    /// DatasetRecord as a node before record model v2 knows it (fields 1-26).
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct RecordV1 {
+        #[prost(string, tag = "1")]
+        origin: String,
+        #[prost(string, tag = "2")]
+        id: String,
+        #[prost(uint64, tag = "3")]
+        version: u64,
+        #[prost(string, tag = "4")]
+        title: String,
+        #[prost(string, tag = "14")]
+        license: String,
+        #[prost(message, repeated, tag = "19")]
+        spatial: Vec<BoundingBox>,
+        #[prost(string, tag = "25")]
+        updated_at: String,
+    }
+
+    #[test]
+    fn an_older_reader_skips_v2_fields_and_v1_payloads_read_as_before() {
+        use prost::Message;
+        let record = rich();
+        let payload = record.encode_to_vec();
+        let old = RecordV1::decode(payload.as_slice()).unwrap();
+        assert_eq!(
+            (old.id.as_str(), old.title.as_str(), old.license.as_str()),
+            (record.id.as_str(), record.title.as_str(), "CC-BY-4.0")
+        );
+        assert_eq!(old.updated_at, record.updated_at);
+        // A payload written before v2 reads with every v2 field empty.
+        let v1 = RecordV1 {
+            id: "PDC-1".into(),
+            title: "Ice".into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let read = DatasetRecord::decode(v1.as_slice()).unwrap();
+        assert_eq!(read.id, "PDC-1");
+        assert_eq!(
+            read,
+            DatasetRecord {
+                id: "PDC-1".into(),
+                title: "Ice".into(),
+                ..Default::default()
+            }
         );
     }
 

@@ -294,6 +294,19 @@ fn json_ld(record: &proto::DatasetRecord) -> Value {
             "geo": {"@type": "GeoShape", "box": format!("{} {} {} {}", b.south, b.west, b.north, b.east)},
         })).collect::<Vec<_>>());
     }
+    if !record.dataset_version.is_empty() {
+        ld["version"] = json!(record.dataset_version);
+    }
+    if !record.language.is_empty() {
+        ld["inLanguage"] = json!(record.language);
+    }
+    if !record.funding_references.is_empty() {
+        ld["funder"] = json!(record
+            .funding_references
+            .iter()
+            .map(|f| json!({"@type": "Organization", "name": f.funder_name}))
+            .collect::<Vec<_>>());
+    }
     if record.size_bytes > 0 {
         ld["contentSize"] = json!(format!("{} B", record.size_bytes));
     }

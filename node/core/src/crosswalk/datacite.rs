@@ -10,17 +10,18 @@ use serde_json::{json, Map, Value};
 use super::normalise::{short, Notes, Shape};
 use super::tree::Element;
 use super::IdSource;
-use crate::proto::{Access, BoundingBox, Creator, DatasetRecord};
+use crate::proto::{
+    Access, AlternateIdentifier, BoundingBox, Creator, DatasetRecord, FundingReference, GeoPoint,
+    GeoPolygon, RelatedIdentifier, Rights, Subject, TypedDate,
+};
 use crate::record::{self, RecordError};
+
+pub use crate::record::{DISCIPLINE_SCHEME, MERIDIAN_ID_TYPE, RESOURCE_TYPES};
 
 /// The DataCite kernel-4 namespace.
 pub const NAMESPACE: &str = "http://datacite.org/schema/kernel-4";
 /// Where its schema is published.
 pub const SCHEMA_LOCATION: &str = "http://schema.datacite.org/meta/kernel-4/metadata.xsd";
-/// Subject scheme the model's disciplines are written with.
-pub const DISCIPLINE_SCHEME: &str = "meridian discipline";
-/// Alternate identifier type of a record's `ORIGIN/ID`.
-pub const MERIDIAN_ID_TYPE: &str = "meridian";
 
 /// A creator as DataCite writes one.
 #[derive(Debug, Default, Clone)]
@@ -30,15 +31,6 @@ pub struct Name {
     pub family: String,
     pub orcid: String,
     pub affiliations: Vec<String>,
-}
-
-/// A `rights` entry.
-#[derive(Debug, Default, Clone)]
-pub struct Rights {
-    pub text: String,
-    pub uri: String,
-    pub identifier: String,
-    pub scheme: String,
 }
 
 /// The DataCite properties the record model holds, as read, before
@@ -53,15 +45,24 @@ pub struct Resource {
     pub publication_year: String,
     pub resource_type: String,
     pub resource_type_general: String,
-    pub subjects: Vec<(String, String)>,
-    pub dates: Vec<(String, String)>,
+    pub subjects: Vec<Subject>,
+    pub dates: Vec<TypedDate>,
     pub alternate_ids: Vec<(String, String)>,
     pub sizes: Vec<String>,
     pub formats: Vec<String>,
     pub rights: Vec<Rights>,
     pub descriptions: Vec<(String, String)>,
-    /// west, south, east, north (a point has west = east, south = north).
+    /// west, south, east, north.
     pub boxes: Vec<[String; 4]>,
+    /// longitude, latitude.
+    pub points: Vec<[String; 2]>,
+    /// Each polygon's points: longitude, latitude.
+    pub polygons: Vec<Vec<[String; 2]>>,
+    pub places: Vec<String>,
+    pub related: Vec<RelatedIdentifier>,
+    pub funding: Vec<FundingReference>,
+    pub version: String,
+    pub language: String,
 }
 
 // ---------------------------------------------------------------------------
@@ -109,19 +110,53 @@ pub fn from_xml(resource: &Element) -> Resource {
             .unwrap_or_default()
             .to_owned();
     }
+    let attr = |e: &Element, name: &str| e.attr(name).unwrap_or_default().to_owned();
     out.subjects = resource
         .list("subjects", "subject")
-        .map(|s| {
-            (
-                text(s),
-                s.attr("subjectScheme").unwrap_or_default().to_owned(),
-            )
+        .map(|s| Subject {
+            value: text(s),
+            scheme: attr(s, "subjectScheme"),
+            scheme_uri: attr(s, "schemeURI"),
+            value_uri: attr(s, "valueURI"),
+            classification_code: attr(s, "classificationCode"),
         })
         .collect();
     out.dates = resource
         .list("dates", "date")
-        .map(|d| (text(d), d.attr("dateType").unwrap_or_default().to_owned()))
+        .map(|d| TypedDate {
+            date: text(d),
+            date_type: attr(d, "dateType"),
+            information: attr(d, "dateInformation"),
+        })
         .collect();
+    out.related = resource
+        .list("relatedIdentifiers", "relatedIdentifier")
+        .map(|r| RelatedIdentifier {
+            identifier: text(r),
+            identifier_type: attr(r, "relatedIdentifierType"),
+            relation_type: attr(r, "relationType"),
+            resource_type_general: attr(r, "resourceTypeGeneral"),
+        })
+        .collect();
+    out.funding = resource
+        .list("fundingReferences", "fundingReference")
+        .map(|f| {
+            let identifier = f.child("funderIdentifier");
+            let award = f.child("awardNumber");
+            FundingReference {
+                funder_name: f.child_text("funderName").to_owned(),
+                funder_identifier: identifier.map(text).unwrap_or_default(),
+                funder_identifier_type: identifier
+                    .map(|i| attr(i, "funderIdentifierType"))
+                    .unwrap_or_default(),
+                award_number: award.map(text).unwrap_or_default(),
+                award_uri: award.map(|a| attr(a, "awardURI")).unwrap_or_default(),
+                award_title: f.child_text("awardTitle").to_owned(),
+            }
+        })
+        .collect();
+    out.version = resource.child_text("version").to_owned();
+    out.language = resource.child_text("language").to_owned();
     out.alternate_ids = resource
         .list("alternateIdentifiers", "alternateIdentifier")
         .map(|a| {
@@ -138,13 +173,11 @@ pub fn from_xml(resource: &Element) -> Resource {
     out.rights = resource
         .list("rightsList", "rights")
         .map(|r| Rights {
-            text: text(r),
-            uri: r.attr("rightsURI").unwrap_or_default().to_owned(),
-            identifier: r.attr("rightsIdentifier").unwrap_or_default().to_owned(),
-            scheme: r
-                .attr("rightsIdentifierScheme")
-                .unwrap_or_default()
-                .to_owned(),
+            statement: text(r),
+            uri: attr(r, "rightsURI"),
+            identifier: attr(r, "rightsIdentifier"),
+            identifier_scheme: attr(r, "rightsIdentifierScheme"),
+            scheme_uri: attr(r, "schemeURI"),
         })
         .collect();
     out.descriptions = resource
@@ -156,8 +189,18 @@ pub fn from_xml(resource: &Element) -> Resource {
             )
         })
         .collect();
+    let point = |p: &Element| {
+        [
+            p.child_text("pointLongitude").to_owned(),
+            p.child_text("pointLatitude").to_owned(),
+        ]
+    };
     for location in resource.list("geoLocations", "geoLocation") {
-        if let Some(b) = location.child("geoLocationBox") {
+        out.places
+            .extend(location.all("geoLocationPlace").map(text));
+        out.points
+            .extend(location.all("geoLocationPoint").map(point));
+        for b in location.all("geoLocationBox") {
             out.boxes.push([
                 b.child_text("westBoundLongitude").to_owned(),
                 b.child_text("southBoundLatitude").to_owned(),
@@ -165,17 +208,9 @@ pub fn from_xml(resource: &Element) -> Resource {
                 b.child_text("northBoundLatitude").to_owned(),
             ]);
         }
-        if let Some(p) = location.child("geoLocationPoint") {
-            let (lon, lat) = (
-                p.child_text("pointLongitude"),
-                p.child_text("pointLatitude"),
-            );
-            out.boxes.push([
-                lon.to_owned(),
-                lat.to_owned(),
-                lon.to_owned(),
-                lat.to_owned(),
-            ]);
+        for polygon in location.all("geoLocationPolygon") {
+            out.polygons
+                .push(polygon.all("polygonPoint").map(point).collect());
         }
     }
     out
@@ -224,8 +259,8 @@ pub fn from_json(value: &Value) -> Result<Resource, RecordError> {
         publisher: s(a.get("publisher")),
         publication_year: s(a.get("publicationYear")),
         titles: pairs("titles", "title", "titleType"),
-        subjects: pairs("subjects", "subject", "subjectScheme"),
-        dates: pairs("dates", "date", "dateType"),
+        version: s(a.get("version")),
+        language: s(a.get("language")),
         alternate_ids: pairs(
             "alternateIdentifiers",
             "alternateIdentifier",
@@ -236,6 +271,44 @@ pub fn from_json(value: &Value) -> Result<Resource, RecordError> {
         formats: list("formats").iter().map(|v| s(Some(v))).collect(),
         ..Default::default()
     };
+    out.subjects = list("subjects")
+        .iter()
+        .map(|v| Subject {
+            value: s(v.get("subject")),
+            scheme: s(v.get("subjectScheme")),
+            scheme_uri: s(v.get("schemeUri")),
+            value_uri: s(v.get("valueUri")),
+            classification_code: s(v.get("classificationCode")),
+        })
+        .collect();
+    out.dates = list("dates")
+        .iter()
+        .map(|v| TypedDate {
+            date: s(v.get("date")),
+            date_type: s(v.get("dateType")),
+            information: s(v.get("dateInformation")),
+        })
+        .collect();
+    out.related = list("relatedIdentifiers")
+        .iter()
+        .map(|v| RelatedIdentifier {
+            identifier: s(v.get("relatedIdentifier")),
+            identifier_type: s(v.get("relatedIdentifierType")),
+            relation_type: s(v.get("relationType")),
+            resource_type_general: s(v.get("resourceTypeGeneral")),
+        })
+        .collect();
+    out.funding = list("fundingReferences")
+        .iter()
+        .map(|v| FundingReference {
+            funder_name: s(v.get("funderName")),
+            funder_identifier: s(v.get("funderIdentifier")),
+            funder_identifier_type: s(v.get("funderIdentifierType")),
+            award_number: s(v.get("awardNumber")),
+            award_uri: s(v.get("awardUri")),
+            award_title: s(v.get("awardTitle")),
+        })
+        .collect();
     if let Some(types) = a.get("types") {
         out.resource_type = s(types.get("resourceType"));
         out.resource_type_general = s(types.get("resourceTypeGeneral"));
@@ -270,10 +343,11 @@ pub fn from_json(value: &Value) -> Result<Resource, RecordError> {
     out.rights = list("rightsList")
         .iter()
         .map(|r| Rights {
-            text: s(r.get("rights")),
+            statement: s(r.get("rights")),
             uri: s(r.get("rightsUri")),
             identifier: s(r.get("rightsIdentifier")),
-            scheme: s(r.get("rightsIdentifierScheme")),
+            identifier_scheme: s(r.get("rightsIdentifierScheme")),
+            scheme_uri: s(r.get("schemeUri")),
         })
         .collect();
     for location in list("geoLocations") {
@@ -285,9 +359,30 @@ pub fn from_json(value: &Value) -> Result<Resource, RecordError> {
                 s(b.get("northBoundLatitude")),
             ]);
         }
+        let point = |p: &Value| [s(p.get("pointLongitude")), s(p.get("pointLatitude"))];
         if let Some(p) = location.get("geoLocationPoint") {
-            let (lon, lat) = (s(p.get("pointLongitude")), s(p.get("pointLatitude")));
-            out.boxes.push([lon.clone(), lat.clone(), lon, lat]);
+            out.points.push(point(p));
+        }
+        match location.get("geoLocationPlace") {
+            Some(Value::Array(places)) => out.places.extend(places.iter().map(|p| s(Some(p)))),
+            Some(place) => out.places.push(s(Some(place))),
+            None => {}
+        }
+        // One polygon: `[{"polygonPoint": {…}}, …]`; several: an array of those.
+        let polygons = match location.get("geoLocationPolygon") {
+            Some(Value::Array(items)) if items.iter().all(Value::is_array) => items.clone(),
+            Some(Value::Array(items)) => vec![Value::Array(items.clone())],
+            _ => Vec::new(),
+        };
+        for polygon in polygons {
+            let points = polygon
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|item| item.get("polygonPoint"))
+                .map(point)
+                .collect();
+            out.polygons.push(points);
         }
     }
     Ok(out)
@@ -373,25 +468,51 @@ pub fn to_record(
             Shape::OneLine,
         );
     }
-    for (subject, scheme) in &resource.subjects {
-        let discipline = scheme.eq_ignore_ascii_case(DISCIPLINE_SCHEME)
-            || scheme.to_ascii_lowercase().contains("fields of science")
-            || scheme.eq_ignore_ascii_case("FOS");
-        let (list, name) = if discipline {
-            (&mut record.disciplines, "disciplines")
-        } else {
-            (&mut record.keywords, "keywords")
+    // A bare term is a keyword, one of the node's own disciplines a
+    // discipline; any other subject is kept whole, and a Fields of Science
+    // one names a discipline too.
+    for raw in &resource.subjects {
+        let subject = Subject {
+            value: raw.value.clone(),
+            scheme: raw.scheme.trim().to_owned(),
+            scheme_uri: raw.scheme_uri.trim().to_owned(),
+            value_uri: raw.value_uri.trim().to_owned(),
+            classification_code: raw.classification_code.trim().to_owned(),
         };
-        let subject = subject
-            .trim()
-            .strip_prefix("FOS: ")
-            .filter(|_| discipline)
-            .unwrap_or(subject);
-        let term = notes.term(&format!("{name}[{}]", list.len()), subject);
-        if !term.is_empty() && !list.contains(&term) {
-            list.push(term);
+        let own_discipline = subject.scheme.eq_ignore_ascii_case(DISCIPLINE_SCHEME)
+            && subject.scheme_uri.is_empty()
+            && subject.value_uri.is_empty()
+            && subject.classification_code.is_empty();
+        if record::is_keyword(&subject) || own_discipline {
+            let (list, name) = if own_discipline {
+                (&mut record.disciplines, "disciplines")
+            } else {
+                (&mut record.keywords, "keywords")
+            };
+            let term = notes.term(&format!("{name}[{}]", list.len()), &subject.value);
+            if !term.is_empty() && !list.contains(&term) {
+                list.push(term);
+            }
+            continue;
+        }
+        let field = format!("subjects[{}].value", record.subjects.len());
+        let value = notes.text(&field, &subject.value, Shape::OneLine);
+        if !value.is_empty() {
+            record.subjects.push(Subject { value, ..subject });
         }
     }
+    if record.subjects.len() > record::MAX_SUBJECTS {
+        notes.note(
+            "subjects",
+            format!(
+                "kept the first {} of {}",
+                record::MAX_SUBJECTS,
+                record.subjects.len()
+            ),
+        );
+        record.subjects.truncate(record::MAX_SUBJECTS);
+    }
+    record::add_subject_disciplines(&mut record);
     limit(
         &mut record.keywords,
         record::MAX_KEYWORDS,
@@ -412,6 +533,25 @@ pub fn to_record(
     if record.landing_url.is_empty() {
         record.landing_url = resource.url.trim().to_owned();
     }
+    // The others, but for the node's own ORIGIN/ID and the landing page.
+    for (text, kind) in &resource.alternate_ids {
+        let (text, kind) = (text.trim(), kind.trim());
+        let landing = kind.eq_ignore_ascii_case("URL") && text == record.landing_url;
+        if text.is_empty() || kind == MERIDIAN_ID_TYPE || landing {
+            continue;
+        }
+        if kind.is_empty() {
+            notes.note(
+                "alternate_identifiers",
+                format!("`{}` has no type; not kept", short(text)),
+            );
+            continue;
+        }
+        record.alternate_identifiers.push(AlternateIdentifier {
+            identifier: text.to_owned(),
+            identifier_type: kind.to_owned(),
+        });
+    }
     for size in &resource.sizes {
         read_size(size, &mut record, notes);
     }
@@ -425,25 +565,70 @@ pub fn to_record(
     for rights in &resource.rights {
         read_rights(rights, &mut record, notes);
     }
-    let mut available = String::new();
-    for (date, kind) in &resource.dates {
-        match kind.as_str() {
-            "Updated" if record.updated_at.is_empty() => {
+    limit_to(&mut record.rights, record::MAX_RIGHTS, "rights", notes);
+    limit_to(
+        &mut record.alternate_identifiers,
+        record::MAX_ALTERNATE_IDENTIFIERS,
+        "alternate_identifiers",
+        notes,
+    );
+    // The first plain Updated, Available (when embargoed) and Collected
+    // dates have fields of their own; the others are kept as typed dates.
+    let embargoed = record.access == Access::Embargoed as i32;
+    for raw in &resource.dates {
+        let (date, information) = (raw.date.as_str(), raw.information.trim());
+        let Some(kind) = record::canonical_term(&raw.date_type, record::DATE_TYPES) else {
+            notes.note(
+                "dates",
+                format!(
+                    "`{}` is not a DataCite date type; the date `{}` is not kept",
+                    short(&raw.date_type),
+                    short(date)
+                ),
+            );
+            continue;
+        };
+        match kind {
+            "Updated" if information.is_empty() && record.updated_at.is_empty() => {
                 record.updated_at = notes.date("updated_at", date)?;
+                continue;
             }
-            "Available" if available.is_empty() => {
-                available = notes.date("embargo_until", date)?;
+            "Available"
+                if embargoed && information.is_empty() && record.embargo_until.is_empty() =>
+            {
+                record.embargo_until = notes.date("embargo_until", date)?;
+                continue;
             }
-            "Collected" if record.temporal.is_none() => {
+            "Collected" if information.is_empty() && record.temporal.is_none() => {
                 let (start, end) = date.split_once('/').unwrap_or((date, date));
                 record.temporal = notes.date_range(start, end)?;
+                continue;
             }
             _ => {}
         }
+        let field = format!("dates[{}]", record.dates.len());
+        let date = match date.split_once('/') {
+            None => notes.date(&field, date)?,
+            Some((start, end)) => {
+                let bound = |notes: &mut Notes, text: &str| -> Result<String, RecordError> {
+                    if text.trim().is_empty() {
+                        Ok(String::new())
+                    } else {
+                        notes.date(&field, text)
+                    }
+                };
+                let start = bound(notes, start)?;
+                let end = bound(notes, end)?;
+                format!("{start}/{end}")
+            }
+        };
+        record.dates.push(TypedDate {
+            date,
+            date_type: kind.to_owned(),
+            information: notes.text(&format!("{field}.information"), information, Shape::OneLine),
+        });
     }
-    if record.access == Access::Embargoed as i32 {
-        record.embargo_until = available;
-    }
+    limit_to(&mut record.dates, record::MAX_DATES, "dates", notes);
     let abstract_ = resource
         .descriptions
         .iter()
@@ -466,6 +651,31 @@ pub fn to_record(
             record.project = notes.text("project", project, Shape::OneLine);
         }
     }
+    read_related(resource, &mut record, notes);
+    read_funding(resource, &mut record, notes);
+    for (index, [lon, lat]) in resource.points.iter().enumerate() {
+        let point = read_point(&format!("geo_points[{index}]"), lon, lat)?;
+        record.geo_points.push(point);
+    }
+    for (index, points) in resource.polygons.iter().enumerate() {
+        let points = points
+            .iter()
+            .enumerate()
+            .map(|(at, [lon, lat])| {
+                read_point(&format!("geo_polygons[{index}].points[{at}]"), lon, lat)
+            })
+            .collect::<Result<_, _>>()?;
+        record.geo_polygons.push(GeoPolygon { points });
+    }
+    for place in &resource.places {
+        let field = format!("geo_places[{}]", record.geo_places.len());
+        let place = notes.text(&field, place, Shape::OneLine);
+        if !place.is_empty() {
+            record.geo_places.push(place);
+        }
+    }
+    record.dataset_version = notes.text("dataset_version", &resource.version, Shape::OneLine);
+    record.language = resource.language.trim().to_owned();
     for (index, edges) in resource.boxes.iter().enumerate() {
         let mut values = [0.0f64; 4];
         for (value, (text, side)) in values
@@ -493,10 +703,143 @@ pub fn to_record(
 
 /// Keeps the first `max` entries of a list, noting what was dropped.
 fn limit(list: &mut Vec<String>, max: usize, field: &str, notes: &mut Notes) {
+    limit_to(list, max, field, notes);
+}
+
+fn limit_to<T>(list: &mut Vec<T>, max: usize, field: &str, notes: &mut Notes) {
     if list.len() > max {
         notes.note(field, format!("kept the first {max} of {}", list.len()));
         list.truncate(max);
     }
+}
+
+/// A point from its text coordinates; a coordinate that is not a number is
+/// refused with its field.
+fn read_point(field: &str, lon: &str, lat: &str) -> Result<GeoPoint, RecordError> {
+    let degrees = |name: &str, text: &str| -> Result<f64, RecordError> {
+        text.trim().parse().map_err(|_| {
+            RecordError::new(
+                format!("{field}.{name}"),
+                format!("`{}` is not a number of degrees", short(text)),
+            )
+        })
+    };
+    Ok(GeoPoint {
+        longitude: degrees("longitude", lon)?,
+        latitude: degrees("latitude", lat)?,
+    })
+}
+
+/// Related identifiers with DataCite's types; one whose identifier or
+/// relation type is not DataCite's is reported and not kept.
+fn read_related(resource: &Resource, record: &mut DatasetRecord, notes: &mut Notes) {
+    for raw in &resource.related {
+        let field = format!("related_identifiers[{}]", record.related_identifiers.len());
+        let identifier = notes.text(&field, &raw.identifier, Shape::OneLine);
+        if identifier.is_empty() {
+            continue;
+        }
+        let kind = record::canonical_term(&raw.identifier_type, record::RELATED_IDENTIFIER_TYPES);
+        let relation = record::canonical_term(&raw.relation_type, record::RELATION_TYPES);
+        let (Some(kind), Some(relation)) = (kind, relation) else {
+            notes.note(
+                &field,
+                format!(
+                    "`{}`: `{}` / `{}` are not DataCite's identifier and relation types; not kept",
+                    short(&identifier),
+                    short(&raw.identifier_type),
+                    short(&raw.relation_type)
+                ),
+            );
+            continue;
+        };
+        let general = raw.resource_type_general.trim();
+        let general = match record::canonical_term(general, RESOURCE_TYPES) {
+            Some(general) => general.to_owned(),
+            None if general.is_empty() => String::new(),
+            None => {
+                notes.note(
+                    &format!("{field}.resource_type_general"),
+                    format!(
+                        "`{}` is not a DataCite resource type; not kept",
+                        short(general)
+                    ),
+                );
+                String::new()
+            }
+        };
+        record.related_identifiers.push(RelatedIdentifier {
+            identifier,
+            identifier_type: kind.to_owned(),
+            relation_type: relation.to_owned(),
+            resource_type_general: general,
+        });
+    }
+    limit_to(
+        &mut record.related_identifiers,
+        record::MAX_RELATED_IDENTIFIERS,
+        "related_identifiers",
+        notes,
+    );
+}
+
+/// Funding references; a funder identifier of a type DataCite does not
+/// know is reported and not kept (the funder is).
+fn read_funding(resource: &Resource, record: &mut DatasetRecord, notes: &mut Notes) {
+    for raw in &resource.funding {
+        let field = format!("funding_references[{}]", record.funding_references.len());
+        let funder_name = notes.text(
+            &format!("{field}.funder_name"),
+            &raw.funder_name,
+            Shape::OneLine,
+        );
+        if funder_name.is_empty() {
+            notes.note(
+                &field,
+                "a funding reference without a funder name is not kept",
+            );
+            continue;
+        }
+        let mut funder_identifier = raw.funder_identifier.trim().to_owned();
+        let mut funder_identifier_type = String::new();
+        if !funder_identifier.is_empty() {
+            match record::canonical_term(
+                &raw.funder_identifier_type,
+                record::FUNDER_IDENTIFIER_TYPES,
+            ) {
+                Some(kind) => funder_identifier_type = kind.to_owned(),
+                None => {
+                    notes.note(
+                        &format!("{field}.funder_identifier"),
+                        format!(
+                            "`{}` has no DataCite funder identifier type (`{}`); not kept",
+                            short(&funder_identifier),
+                            short(&raw.funder_identifier_type)
+                        ),
+                    );
+                    funder_identifier.clear();
+                }
+            }
+        }
+        record.funding_references.push(FundingReference {
+            funder_name,
+            funder_identifier,
+            funder_identifier_type,
+            award_number: raw.award_number.trim().to_owned(),
+            award_uri: raw.award_uri.trim().to_owned(),
+            award_title: notes.text(
+                &format!("{field}.award_title"),
+                &raw.award_title,
+                Shape::OneLine,
+            ),
+        });
+    }
+    limit_to(
+        &mut record.funding_references,
+        record::MAX_FUNDING_REFERENCES,
+        "funding_references",
+        notes,
+    );
 }
 
 /// `N bytes`, `N files`, or a size with a decimal unit (`2.5 GB`).
@@ -538,105 +881,45 @@ fn read_size(size: &str, record: &mut DatasetRecord, notes: &mut Notes) {
     }
 }
 
-/// A license (SPDX id, SPDX or Creative Commons URI) or an access right
-/// (`info:eu-repo/semantics/…Access`).
-fn read_rights(rights: &Rights, record: &mut DatasetRecord, notes: &mut Notes) {
-    let uri = rights.uri.trim();
-    let access = match uri.strip_prefix("info:eu-repo/semantics/") {
-        Some("openAccess") => Some(Access::Open),
-        Some("embargoedAccess") => Some(Access::Embargoed),
-        Some("restrictedAccess") | Some("closedAccess") => Some(Access::Restricted),
-        _ => None,
-    };
-    if let Some(access) = access {
+/// An access right (`info:eu-repo/semantics/…Access`), or a rights
+/// statement: kept as written, the first license one names kept as
+/// `license` too; the statement that stands for that license alone (as
+/// export writes it) is the license and is not kept twice.
+pub(super) fn read_rights(raw: &Rights, record: &mut DatasetRecord, notes: &mut Notes) {
+    if let Some(access) = record::access_of_rights_uri(&raw.uri) {
         if record.access == Access::Unspecified as i32 {
             record.access = access as i32;
         }
         return;
     }
-    if !record.license.is_empty() {
+    let field = format!("rights[{}]", record.rights.len());
+    let rights = Rights {
+        statement: notes.text(
+            &format!("{field}.statement"),
+            &raw.statement,
+            Shape::Paragraphs,
+        ),
+        uri: raw.uri.trim().to_owned(),
+        identifier: raw.identifier.trim().to_owned(),
+        identifier_scheme: raw.identifier_scheme.trim().to_owned(),
+        scheme_uri: raw.scheme_uri.trim().to_owned(),
+    };
+    if rights.statement.is_empty() && rights.uri.is_empty() && rights.identifier.is_empty() {
         return;
     }
-    let candidates = [
-        rights.identifier.trim().to_owned(),
-        uri.strip_prefix("https://spdx.org/licenses/")
-            .or_else(|| uri.strip_prefix("http://spdx.org/licenses/"))
-            .map(|id| id.trim_end_matches(".html").to_owned())
-            .unwrap_or_default(),
-        creative_commons(uri).unwrap_or_default(),
-        rights.text.trim().to_owned(),
-    ];
-    for candidate in candidates.iter().filter(|c| !c.is_empty()) {
-        let license = record::canonical_license(candidate);
-        if spdx::license_id(&license).is_some() {
+    if record.license.is_empty() {
+        if let Some(license) = record::rights_license(&rights) {
             record.license = license;
-            return;
         }
     }
-    let shown = if rights.text.trim().is_empty() {
-        uri
-    } else {
-        rights.text.trim()
-    };
-    if !shown.is_empty() {
-        notes.note(
-            "license",
-            format!("`{}` is not an SPDX license; not kept", short(shown)),
-        );
+    if !record.license.is_empty() && record::license_rights(&record.license) == rights {
+        return;
     }
-}
-
-/// The SPDX id of a Creative Commons license URI.
-fn creative_commons(uri: &str) -> Option<String> {
-    let rest = uri
-        .split_once("creativecommons.org/")
-        .map(|(_, rest)| rest.trim_end_matches('/'))?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    match parts.as_slice() {
-        ["publicdomain", "zero", version, ..] => Some(format!("CC0-{version}")),
-        ["licenses", kind, version, ..] => {
-            Some(format!("CC-{}-{version}", kind.to_ascii_uppercase()))
-        }
-        _ => None,
-    }
+    record.rights.push(rights);
 }
 
 // ---------------------------------------------------------------------------
 // Writing.
-
-/// DataCite's `resourceTypeGeneral` values (kernel 4.5).
-pub const RESOURCE_TYPES: &[&str] = &[
-    "Audiovisual",
-    "Book",
-    "BookChapter",
-    "Collection",
-    "ComputationalNotebook",
-    "ConferencePaper",
-    "ConferenceProceeding",
-    "DataPaper",
-    "Dataset",
-    "Dissertation",
-    "Event",
-    "Image",
-    "Instrument",
-    "InteractiveResource",
-    "Journal",
-    "JournalArticle",
-    "Model",
-    "OutputManagementPlan",
-    "PeerReview",
-    "PhysicalObject",
-    "Preprint",
-    "Report",
-    "Service",
-    "Software",
-    "Sound",
-    "Standard",
-    "StudyRegistration",
-    "Text",
-    "Workflow",
-    "Other",
-];
 
 /// The `resourceTypeGeneral` of a record's free `resource_type`: the
 /// DataCite term it names (any case, spaces ignored), else Dataset.
@@ -696,24 +979,34 @@ pub fn from_record(record: &DatasetRecord) -> Resource {
             ..Default::default()
         })
         .collect();
+    let term = |value: &String, scheme: &str| Subject {
+        value: value.clone(),
+        scheme: scheme.to_owned(),
+        ..Default::default()
+    };
     out.subjects = record
         .keywords
         .iter()
-        .map(|k| (k.clone(), String::new()))
+        .map(|k| term(k, ""))
         .chain(
             record
                 .disciplines
                 .iter()
-                .map(|d| (d.clone(), DISCIPLINE_SCHEME.to_owned())),
+                .map(|d| term(d, DISCIPLINE_SCHEME)),
         )
+        .chain(record.subjects.iter().cloned())
         .collect();
+    let date = |date: String, kind: &str| TypedDate {
+        date,
+        date_type: kind.to_owned(),
+        information: String::new(),
+    };
     if !record.updated_at.is_empty() {
-        out.dates
-            .push((record.updated_at.clone(), "Updated".into()));
+        out.dates.push(date(record.updated_at.clone(), "Updated"));
     }
     if !record.embargo_until.is_empty() {
         out.dates
-            .push((record.embargo_until.clone(), "Available".into()));
+            .push(date(record.embargo_until.clone(), "Available"));
     }
     if let Some(t) = record
         .temporal
@@ -721,8 +1014,9 @@ pub fn from_record(record: &DatasetRecord) -> Resource {
         .filter(|t| !t.start.is_empty() || !t.end.is_empty())
     {
         out.dates
-            .push((format!("{}/{}", t.start, t.end), "Collected".into()));
+            .push(date(format!("{}/{}", t.start, t.end), "Collected"));
     }
+    out.dates.extend(record.dates.iter().cloned());
     out.alternate_ids.push((
         if record.origin.is_empty() {
             format!("/{}", record.id)
@@ -735,6 +1029,12 @@ pub fn from_record(record: &DatasetRecord) -> Resource {
         out.alternate_ids
             .push((record.landing_url.clone(), "URL".into()));
     }
+    out.alternate_ids.extend(
+        record
+            .alternate_identifiers
+            .iter()
+            .map(|a| (a.identifier.clone(), a.identifier_type.clone())),
+    );
     if record.size_bytes != 0 {
         out.sizes.push(format!("{} bytes", record.size_bytes));
     }
@@ -742,18 +1042,9 @@ pub fn from_record(record: &DatasetRecord) -> Resource {
         out.sizes.push(format!("{} files", record.file_count));
     }
     if !record.license.is_empty() {
-        let spdx = !record.license.starts_with("LicenseRef-");
-        out.rights.push(Rights {
-            text: record.license.clone(),
-            uri: if spdx {
-                format!("https://spdx.org/licenses/{}", record.license)
-            } else {
-                String::new()
-            },
-            identifier: record.license.clone(),
-            scheme: if spdx { "SPDX".into() } else { String::new() },
-        });
+        out.rights.push(record::license_rights(&record.license));
     }
+    out.rights.extend(record.rights.iter().cloned());
     let access = access_uri(record.access);
     if !access.is_empty() {
         out.rights.push(Rights {
@@ -781,6 +1072,18 @@ pub fn from_record(record: &DatasetRecord) -> Resource {
             ]
         })
         .collect();
+    let point = |p: &GeoPoint| [p.longitude.to_string(), p.latitude.to_string()];
+    out.points = record.geo_points.iter().map(point).collect();
+    out.polygons = record
+        .geo_polygons
+        .iter()
+        .map(|polygon| polygon.points.iter().map(point).collect())
+        .collect();
+    out.places = record.geo_places.clone();
+    out.related = record.related_identifiers.clone();
+    out.funding = record.funding_references.clone();
+    out.version = record.dataset_version.clone();
+    out.language = record.language.clone();
     out
 }
 
@@ -837,17 +1140,36 @@ pub fn write_xml<W: std::io::Write>(
     )?;
     if !r.subjects.is_empty() {
         w.open("subjects", &[])?;
-        for (subject, scheme) in &r.subjects {
-            w.leaf("subject", &attrs(&[("subjectScheme", scheme)]), subject)?;
+        for s in &r.subjects {
+            w.leaf(
+                "subject",
+                &attrs(&[
+                    ("subjectScheme", &s.scheme),
+                    ("schemeURI", &s.scheme_uri),
+                    ("valueURI", &s.value_uri),
+                    ("classificationCode", &s.classification_code),
+                ]),
+                &s.value,
+            )?;
         }
         w.close("subjects")?;
     }
     if !r.dates.is_empty() {
         w.open("dates", &[])?;
-        for (date, kind) in &r.dates {
-            w.leaf("date", &[("dateType", kind)], date)?;
+        for d in &r.dates {
+            w.leaf(
+                "date",
+                &attrs(&[
+                    ("dateType", &d.date_type),
+                    ("dateInformation", &d.information),
+                ]),
+                &d.date,
+            )?;
         }
         w.close("dates")?;
+    }
+    if !r.language.is_empty() {
+        w.leaf("language", &[], &r.language)?;
     }
     if !r.alternate_ids.is_empty() {
         w.open("alternateIdentifiers", &[])?;
@@ -859,6 +1181,21 @@ pub fn write_xml<W: std::io::Write>(
             )?;
         }
         w.close("alternateIdentifiers")?;
+    }
+    if !r.related.is_empty() {
+        w.open("relatedIdentifiers", &[])?;
+        for related in &r.related {
+            w.leaf(
+                "relatedIdentifier",
+                &attrs(&[
+                    ("relatedIdentifierType", &related.identifier_type),
+                    ("relationType", &related.relation_type),
+                    ("resourceTypeGeneral", &related.resource_type_general),
+                ]),
+                &related.identifier,
+            )?;
+        }
+        w.close("relatedIdentifiers")?;
     }
     if !r.sizes.is_empty() {
         w.open("sizes", &[])?;
@@ -874,23 +1211,21 @@ pub fn write_xml<W: std::io::Write>(
         }
         w.close("formats")?;
     }
+    if !r.version.is_empty() {
+        w.leaf("version", &[], &r.version)?;
+    }
     if !r.rights.is_empty() {
         w.open("rightsList", &[])?;
         for rights in &r.rights {
-            let scheme_uri = if rights.scheme == "SPDX" {
-                "https://spdx.org/licenses/"
-            } else {
-                ""
-            };
             w.leaf(
                 "rights",
                 &attrs(&[
                     ("rightsURI", &rights.uri),
                     ("rightsIdentifier", &rights.identifier),
-                    ("rightsIdentifierScheme", &rights.scheme),
-                    ("schemeURI", scheme_uri),
+                    ("rightsIdentifierScheme", &rights.identifier_scheme),
+                    ("schemeURI", &rights.scheme_uri),
                 ]),
-                &rights.text,
+                &rights.statement,
             )?;
         }
         w.close("rightsList")?;
@@ -902,8 +1237,24 @@ pub fn write_xml<W: std::io::Write>(
         }
         w.close("descriptions")?;
     }
-    if !r.boxes.is_empty() {
+    let located = !(r.boxes.is_empty()
+        && r.points.is_empty()
+        && r.polygons.is_empty()
+        && r.places.is_empty());
+    if located {
+        // One geoLocation each: the model keeps places, points, boxes and
+        // polygons as lists of their own, not grouped.
         w.open("geoLocations", &[])?;
+        for place in &r.places {
+            w.open("geoLocation", &[])?;
+            w.leaf("geoLocationPlace", &[], place)?;
+            w.close("geoLocation")?;
+        }
+        for point in &r.points {
+            w.open("geoLocation", &[])?;
+            w.point("geoLocationPoint", point)?;
+            w.close("geoLocation")?;
+        }
         for [west, south, east, north] in &r.boxes {
             w.open("geoLocation", &[])?;
             w.open("geoLocationBox", &[])?;
@@ -914,7 +1265,42 @@ pub fn write_xml<W: std::io::Write>(
             w.close("geoLocationBox")?;
             w.close("geoLocation")?;
         }
+        for polygon in &r.polygons {
+            w.open("geoLocation", &[])?;
+            w.open("geoLocationPolygon", &[])?;
+            for point in polygon {
+                w.point("polygonPoint", point)?;
+            }
+            w.close("geoLocationPolygon")?;
+            w.close("geoLocation")?;
+        }
         w.close("geoLocations")?;
+    }
+    if !r.funding.is_empty() {
+        w.open("fundingReferences", &[])?;
+        for f in &r.funding {
+            w.open("fundingReference", &[])?;
+            w.leaf("funderName", &[], &f.funder_name)?;
+            if !f.funder_identifier.is_empty() {
+                w.leaf(
+                    "funderIdentifier",
+                    &[("funderIdentifierType", &f.funder_identifier_type)],
+                    &f.funder_identifier,
+                )?;
+            }
+            if !f.award_number.is_empty() || !f.award_uri.is_empty() {
+                w.leaf(
+                    "awardNumber",
+                    &attrs(&[("awardURI", &f.award_uri)]),
+                    &f.award_number,
+                )?;
+            }
+            if !f.award_title.is_empty() {
+                w.leaf("awardTitle", &[], &f.award_title)?;
+            }
+            w.close("fundingReference")?;
+        }
+        w.close("fundingReferences")?;
     }
     w.close("resource")
 }
@@ -990,9 +1376,72 @@ pub fn to_json(record: &DatasetRecord) -> Value {
     );
     put(
         "subjects",
-        pairs_json(&r.subjects, "subject", "subjectScheme"),
+        Value::Array(
+            r.subjects
+                .iter()
+                .map(|s| {
+                    fields_json(&[
+                        ("subject", &s.value),
+                        ("subjectScheme", &s.scheme),
+                        ("schemeUri", &s.scheme_uri),
+                        ("valueUri", &s.value_uri),
+                        ("classificationCode", &s.classification_code),
+                    ])
+                })
+                .collect(),
+        ),
     );
-    put("dates", pairs_json(&r.dates, "date", "dateType"));
+    put(
+        "dates",
+        Value::Array(
+            r.dates
+                .iter()
+                .map(|d| {
+                    fields_json(&[
+                        ("date", &d.date),
+                        ("dateType", &d.date_type),
+                        ("dateInformation", &d.information),
+                    ])
+                })
+                .collect(),
+        ),
+    );
+    put("language", json!(r.language));
+    put("version", json!(r.version));
+    put(
+        "relatedIdentifiers",
+        Value::Array(
+            r.related
+                .iter()
+                .map(|x| {
+                    fields_json(&[
+                        ("relatedIdentifier", &x.identifier),
+                        ("relatedIdentifierType", &x.identifier_type),
+                        ("relationType", &x.relation_type),
+                        ("resourceTypeGeneral", &x.resource_type_general),
+                    ])
+                })
+                .collect(),
+        ),
+    );
+    put(
+        "fundingReferences",
+        Value::Array(
+            r.funding
+                .iter()
+                .map(|f| {
+                    fields_json(&[
+                        ("funderName", &f.funder_name),
+                        ("funderIdentifier", &f.funder_identifier),
+                        ("funderIdentifierType", &f.funder_identifier_type),
+                        ("awardNumber", &f.award_number),
+                        ("awardUri", &f.award_uri),
+                        ("awardTitle", &f.award_title),
+                    ])
+                })
+                .collect(),
+        ),
+    );
     put(
         "alternateIdentifiers",
         pairs_json(
@@ -1009,18 +1458,13 @@ pub fn to_json(record: &DatasetRecord) -> Value {
             r.rights
                 .iter()
                 .map(|x| {
-                    let mut o = Map::new();
-                    for (k, v) in [
-                        ("rights", &x.text),
+                    fields_json(&[
+                        ("rights", &x.statement),
                         ("rightsUri", &x.uri),
                         ("rightsIdentifier", &x.identifier),
-                        ("rightsIdentifierScheme", &x.scheme),
-                    ] {
-                        if !v.is_empty() {
-                            o.insert(k.into(), json!(v));
-                        }
-                    }
-                    Value::Object(o)
+                        ("rightsIdentifierScheme", &x.identifier_scheme),
+                        ("schemeUri", &x.scheme_uri),
+                    ])
                 })
                 .collect(),
         ),
@@ -1029,20 +1473,32 @@ pub fn to_json(record: &DatasetRecord) -> Value {
         "descriptions",
         pairs_json(&r.descriptions, "description", "descriptionType"),
     );
+    let point = |p: &GeoPoint| json!({"pointLongitude": p.longitude, "pointLatitude": p.latitude});
+    let places = record
+        .geo_places
+        .iter()
+        .map(|place| json!({ "geoLocationPlace": place }));
+    let points = record
+        .geo_points
+        .iter()
+        .map(|p| json!({ "geoLocationPoint": point(p) }));
+    let boxes = record.spatial.iter().map(|b| {
+        json!({"geoLocationBox": {
+            "westBoundLongitude": b.west, "eastBoundLongitude": b.east,
+            "southBoundLatitude": b.south, "northBoundLatitude": b.north
+        }})
+    });
+    let polygons = record.geo_polygons.iter().map(|polygon| {
+        let points: Vec<Value> = polygon
+            .points
+            .iter()
+            .map(|p| json!({ "polygonPoint": point(p) }))
+            .collect();
+        json!({ "geoLocationPolygon": points })
+    });
     put(
         "geoLocations",
-        Value::Array(
-            record
-                .spatial
-                .iter()
-                .map(|b| {
-                    json!({"geoLocationBox": {
-                        "westBoundLongitude": b.west, "eastBoundLongitude": b.east,
-                        "southBoundLatitude": b.south, "northBoundLatitude": b.north
-                    }})
-                })
-                .collect(),
-        ),
+        Value::Array(places.chain(points).chain(boxes).chain(polygons).collect()),
     );
     put("schemaVersion", json!(NAMESPACE));
     let id = if record.doi.is_empty() {
@@ -1067,6 +1523,17 @@ fn pairs_json(pairs: &[(String, String)], text: &str, kind: &str) -> Value {
             })
             .collect(),
     )
+}
+
+/// A JSON object of the non-empty values among `fields`.
+fn fields_json(fields: &[(&str, &String)]) -> Value {
+    let mut o = Map::new();
+    for (key, value) in fields {
+        if !value.is_empty() {
+            o.insert((*key).into(), json!(value));
+        }
+    }
+    Value::Object(o)
 }
 
 /// Attributes with empty values left out.
@@ -1095,6 +1562,13 @@ impl<W: std::io::Write> XmlOut<'_, W> {
         self.0.write_event(quick_xml::events::Event::End(
             quick_xml::events::BytesEnd::new(name),
         ))
+    }
+
+    fn point(&mut self, name: &str, [longitude, latitude]: &[String; 2]) -> std::io::Result<()> {
+        self.open(name, &[])?;
+        self.leaf("pointLongitude", &[], longitude)?;
+        self.leaf("pointLatitude", &[], latitude)?;
+        self.close(name)
     }
 
     fn leaf(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) -> std::io::Result<()> {

@@ -5,7 +5,7 @@
 use super::normalise::{short, Notes, Shape};
 use super::tree::Element;
 use super::IdSource;
-use crate::proto::{Access, BoundingBox, Creator, DatasetRecord};
+use crate::proto::{Access, BoundingBox, Creator, DatasetRecord, RelatedIdentifier, Rights};
 use crate::record::{self, RecordError};
 
 /// The record an `oai_dc:dc` element describes, normalised and validated.
@@ -115,8 +115,48 @@ pub fn to_record(
             record.formats.push(term);
         }
     }
-    if let Some(relation) = texts("relation").into_iter().find(|r| !r.contains("://")) {
-        record.project = notes.text("project", relation, Shape::OneLine);
+    // dc:relation: a DOI or a URL is a related resource (DC does not say
+    // how it relates: `References`); the first other text names the project.
+    for relation in texts("relation") {
+        let doi = record::canonical_doi(relation);
+        let kind = if doi.starts_with("10.") && doi.contains('/') && !doi.contains(' ') {
+            Some(("DOI", doi))
+        } else if relation.starts_with("https://") || relation.starts_with("http://") {
+            Some(("URL", relation.to_owned()))
+        } else {
+            None
+        };
+        match kind {
+            Some((kind, identifier))
+                if record.related_identifiers.len() < record::MAX_RELATED_IDENTIFIERS =>
+            {
+                record.related_identifiers.push(RelatedIdentifier {
+                    identifier,
+                    identifier_type: kind.to_owned(),
+                    relation_type: "References".to_owned(),
+                    resource_type_general: String::new(),
+                });
+            }
+            Some(_) => {}
+            None if record.project.is_empty() => {
+                record.project = notes.text("project", relation, Shape::OneLine);
+            }
+            None => {}
+        }
+    }
+    // dc:language: the first that is a language tag.
+    for language in texts("language") {
+        if record::check_language_tag(language) {
+            record.language = language.to_owned();
+            break;
+        }
+        notes.note(
+            "language",
+            format!(
+                "`{}` is not a language tag (BCP 47); not kept",
+                short(language)
+            ),
+        );
     }
     for rights in texts("rights") {
         match rights.strip_prefix("info:eu-repo/semantics/") {
@@ -131,18 +171,25 @@ pub fn to_record(
                     "embargoed access without an end date; access left unset",
                 );
             }
-            _ if record.license.is_empty() => {
-                let license = record::canonical_license(rights);
-                if spdx::license_id(&license).is_some() {
-                    record.license = license;
+            // A statement or a URI: kept as a rights statement, and as
+            // the license when it names one.
+            _ => {
+                let uri = rights.contains("://") && !rights.contains(char::is_whitespace);
+                let statement = if uri {
+                    Rights {
+                        uri: rights.to_owned(),
+                        ..Default::default()
+                    }
                 } else {
-                    notes.note(
-                        "license",
-                        format!("`{}` is not an SPDX license; not kept", short(rights)),
-                    );
+                    Rights {
+                        statement: rights.to_owned(),
+                        ..Default::default()
+                    }
+                };
+                if record.rights.len() < record::MAX_RIGHTS {
+                    super::datacite::read_rights(&statement, &mut record, notes);
                 }
             }
-            _ => {}
         }
     }
     for coverage in texts("coverage") {

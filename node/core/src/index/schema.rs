@@ -181,14 +181,25 @@ impl Fields {
         doc.add_u64(self.version, record.version);
         doc.add_text(self.title, &record.title);
         doc.add_text(self.description, &record.description);
+        // Subjects drawn from a vocabulary are keywords to a searcher too.
         for keyword in &record.keywords {
             doc.add_text(self.keyword, keyword);
+        }
+        for subject in &record.subjects {
+            doc.add_text(self.keyword, &subject.value);
         }
         for creator in &record.creators {
             doc.add_text(self.creator, &creator.name);
         }
         if !record.project.is_empty() {
             doc.add_text(self.project, &record.project);
+        }
+        // What funded the work is searched as its project: funders and awards.
+        for funding in &record.funding_references {
+            doc.add_text(self.project, &funding.funder_name);
+            if !funding.award_title.is_empty() {
+                doc.add_text(self.project, &funding.award_title);
+            }
         }
         for discipline in &record.disciplines {
             doc.add_text(self.discipline, discipline);
@@ -219,7 +230,9 @@ impl Fields {
             doc.add_i64(self.time_start, start);
             doc.add_i64(self.time_end, end);
         }
-        for part in record.spatial.iter().flat_map(Rect::parts_of) {
+        // Boxes, points and the bounding boxes of polygons.
+        let boxes = crate::record::record_boxes(record);
+        for part in boxes.iter().flat_map(Rect::parts_of) {
             doc.add_f64(self.box_west, part.west);
             doc.add_f64(self.box_south, part.south);
             doc.add_f64(self.box_east, part.east);

@@ -1963,3 +1963,69 @@ async fn an_expired_key_set_makes_its_origin_stale_until_renewed() {
         .iter()
         .any(|(_, c)| *c == crate::search::Coverage::Stale));
 }
+
+// ------------------------------------------------------------ record model v2
+
+/// Where `needle` starts in `payload`.
+fn position(payload: &[u8], needle: &[u8]) -> usize {
+    payload
+        .windows(needle.len())
+        .position(|window| window == needle)
+        .unwrap_or_else(|| panic!("{} not in the payload", String::from_utf8_lossy(needle)))
+}
+
+#[tokio::test]
+async fn a_flipped_byte_in_a_record_model_v2_field_is_refused_and_the_honest_copy_arrives_whole() {
+    let fed = federation();
+    let line = crate::test_support::rich_record_line("PDC-V2", "Bering Strait moorings", "public");
+    let outcome = fed.polar.import_lines(1, &[line]).unwrap();
+    assert_eq!(outcome.stored, 1, "{outcome:?}");
+    let operator = |node: &Node| Viewer::Operator {
+        node: node.node_id().clone(),
+    };
+    let original = fed
+        .polar
+        .get(POLAR, "PDC-V2", &operator(&fed.polar))
+        .unwrap();
+    let index = original.log_index.0;
+    assert!(!original.record.funding_references.is_empty());
+
+    // One byte of the award title (field 29, unknown to a v1 node) flipped.
+    let at = position(&original.envelope.payload, b"Sustainability");
+    let report = tampered_round(&fed, move |items| {
+        envelope(item(items, index)).payload[at] ^= 0x01;
+    })
+    .await;
+    let expected = verify_error(
+        index,
+        SignError::BadSignature {
+            key_id: fed.polar.key().key_id().clone(),
+        },
+    );
+    assert_refused(&fed.sync, &report, UNI, &expected, 1);
+    assert_eq!(
+        fed.here.store().record_state(POLAR, "PDC-V2").unwrap(),
+        None
+    );
+
+    // The same for a polygon's coordinate: the signature covers field 31.
+    let payload = &original.envelope.payload;
+    let Some(Body::Record(record)) = LogEntry::decode(payload.as_slice()).unwrap().body else {
+        panic!("a record entry")
+    };
+    let latitude = record.geo_polygons[0].points[2].latitude.to_le_bytes();
+    let polygon_at = position(payload, &latitude);
+    let report = tampered_round(&fed, move |items| {
+        envelope(item(items, index)).payload[polygon_at + 7] ^= 0x40;
+    })
+    .await;
+    assert_refused(&fed.sync, &report, UNI, &expected, 2);
+
+    assert_honest_retry(&fed).await;
+    let held = fed.here.get(POLAR, "PDC-V2", &operator(&fed.here)).unwrap();
+    assert_eq!(held.record, original.record, "every v2 field arrives");
+    assert_eq!(
+        held.envelope.payload, original.envelope.payload,
+        "forwarded byte for byte"
+    );
+}

@@ -120,6 +120,9 @@ pub fn oai_dc(xml: &mut Xml, record: &DatasetRecord) {
     for discipline in &record.disciplines {
         xml.leaf_if("dc:subject", discipline);
     }
+    for subject in &record.subjects {
+        xml.leaf_if("dc:subject", &subject.value);
+    }
     xml.leaf_if("dc:description", &record.description);
     xml.leaf_if("dc:publisher", &record.publisher);
     if record.publication_year != 0 {
@@ -137,6 +140,19 @@ pub fn oai_dc(xml: &mut Xml, record: &DatasetRecord) {
     }
     xml.leaf_if("dc:identifier", &record.landing_url);
     xml.leaf_if("dc:relation", &record.project);
+    // Dublin Core has no relation types: the related resource alone.
+    for related in &record.related_identifiers {
+        let relation = if related.identifier_type == "DOI" {
+            format!("https://doi.org/{}", related.identifier)
+        } else {
+            related.identifier.clone()
+        };
+        xml.leaf_if("dc:relation", &relation);
+    }
+    xml.leaf_if("dc:language", &record.language);
+    for place in &record.geo_places {
+        xml.leaf_if("dc:coverage", place);
+    }
     for b in &record.spatial {
         xml.leaf_if(
             "dc:coverage",
@@ -152,6 +168,14 @@ pub fn oai_dc(xml: &mut Xml, record: &DatasetRecord) {
         }
     }
     xml.leaf_if("dc:rights", &record.license);
+    for rights in &record.rights {
+        let text = if rights.statement.is_empty() {
+            &rights.uri
+        } else {
+            &rights.statement
+        };
+        xml.leaf_if("dc:rights", text);
+    }
     xml.leaf_if("dc:rights", access_uri(record));
     xml.close("oai_dc:dc");
 }
