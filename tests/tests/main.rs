@@ -25,6 +25,7 @@ mod partition;
 mod public_tls;
 mod python_client;
 mod readme;
+mod record_model;
 mod search;
 mod search_page;
 mod stall;
