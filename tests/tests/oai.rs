@@ -66,6 +66,29 @@ fn line(id: &str, visibility: &str, discipline: &str, project: &str) -> String {
     value["disciplines"] = json!([discipline]);
     if !project.is_empty() {
         value["project"] = json!(project);
+        // Record model v2 fields, so the schema checks see them written.
+        let v2 = json!({
+            "subjects": [{"value": "SEA ICE", "scheme": "GCMD Science Keywords",
+                "scheme_uri": "https://gcmd.earthdata.nasa.gov/kms", "classification_code": "0105"}],
+            "related_identifiers": [{"identifier": "10.1029/2023jc020111", "identifier_type": "DOI",
+                "relation_type": "IsCitedBy", "resource_type_general": "JournalArticle"}],
+            "funding_references": [{"funder_name": "Polar Fund", "funder_identifier": "https://ror.org/00hhkn466",
+                "funder_identifier_type": "ROR", "award_number": "22H05201", "award_uri": "https://grants.example.org/1",
+                "award_title": "Sea ice & snow"}],
+            "geo_points": [{"longitude": -168.95, "latitude": 65.78}],
+            "geo_polygons": [{"points": [{"longitude": 175.5, "latitude": 60.0}, {"longitude": -175.5, "latitude": 60.0},
+                {"longitude": -175.5, "latitude": 63.25}, {"longitude": 175.5, "latitude": 60.0}]}],
+            "geo_places": ["Bering Strait"],
+            "dates": [{"date": "2023-11-30", "date_type": "Created"},
+                {"date": "2015/2016", "date_type": "Other", "information": "recalibration"}],
+            "rights": [{"statement": "Acknowledge the programme.", "uri": "https://example.org/terms"}],
+            "alternate_identifiers": [{"identifier": "A-1", "identifier_type": "Local"}],
+            "dataset_version": "2.1",
+            "language": "en",
+        });
+        for (key, field) in v2.as_object().unwrap() {
+            value[key] = field.clone();
+        }
     }
     value.to_string()
 }
