@@ -675,3 +675,42 @@ mod v2_round_trip {
         }
     }
 }
+
+#[test]
+fn v2_values_datacite_does_not_know_are_reported_and_left_out() {
+    let rich = RICH
+        .replace(
+            r#"relationType="IsSupplementTo""#,
+            r#"relationType="IsRelatedTo""#,
+        )
+        .replace(r#"dateType="Created""#, r#"dateType="Published""#)
+        .replace(
+            r#"funderIdentifierType="ROR""#,
+            r#"funderIdentifierType="Wikidata""#,
+        )
+        .replace(
+            "<funderName>Bering Strait Moorings Consortium</funderName>",
+            "<funderName> </funderName>",
+        );
+    let items = items(&rich, Format::DataciteXml);
+    let Converted { record: r, changes } = record(&items[0]);
+    let said: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    for expected in [
+        "related_identifiers[1]: `https://www.pmel.noaa.gov/arctic-zone/bering-strait`: `URL` / `IsRelatedTo` are not DataCite's",
+        "dates: `Published` is not a DataCite date type",
+        "funding_references[0].funder_identifier: `https://ror.org/00hhkn466` has no DataCite funder identifier type",
+        "funding_references[2]: a funding reference without a funder name is not kept",
+    ] {
+        assert!(
+            said.iter().any(|s| s.starts_with(expected)),
+            "{expected} in {said:#?}"
+        );
+    }
+    assert_eq!(said.len(), 4, "{said:#?}");
+    assert_eq!(r.related_identifiers.len(), 3);
+    assert_eq!(r.dates.len(), 4);
+    assert_eq!(r.funding_references.len(), 2);
+    assert_eq!(r.funding_references[0].funder_identifier, "");
+    assert_eq!(r.funding_references[0].funder_identifier_type, "");
+    assert_eq!(r.funding_references[0].award_number, "22H05201");
+}
