@@ -449,6 +449,36 @@ pub(crate) fn open_view(
     keys: &crate::keyset::KeyChain,
 ) -> Result<RecordView, NodeError> {
     let (entry, verified) = keys.open_record(index.get(), &envelope)?;
+    view_of(origin, envelope, index, entry, verified)
+}
+
+/// [`open_view`] for many records of one origin: their signatures are
+/// verified in one batch per key set, about a third of the cost of one at a
+/// time. Fails as a whole if any fails.
+pub(crate) fn open_views(
+    origin: &str,
+    items: Vec<(LogIndex, Envelope)>,
+    keys: &crate::keyset::KeyChain,
+) -> Result<Vec<RecordView>, NodeError> {
+    let refs: Vec<(u64, &Envelope)> = items.iter().map(|(at, e)| (at.get(), e)).collect();
+    let opened = keys.open_records(&refs);
+    items
+        .into_iter()
+        .zip(opened)
+        .map(|((index, envelope), opened)| {
+            let (entry, verified) = opened?;
+            view_of(origin, envelope, index, entry, verified)
+        })
+        .collect()
+}
+
+fn view_of(
+    origin: &str,
+    envelope: Envelope,
+    index: LogIndex,
+    entry: crate::proto::LogEntry,
+    verified: crate::sign::Verified,
+) -> Result<RecordView, NodeError> {
     let Some(Body::Record(record)) = entry.body else {
         return Err(StoreError::Corrupt {
             tree: crate::store::tree::LOG,

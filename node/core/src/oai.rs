@@ -23,13 +23,15 @@
 //! exist.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::holdings::{open_view, RecordView};
+use crate::holdings::{open_view, open_views, RecordView};
 use crate::ids::LogIndex;
+use crate::keyset::KeyChain;
 use crate::log::StoredEntry;
 use crate::node::{Node, NodeError};
-use crate::proto::{log_entry::Body, DatasetRecord, LogEntry};
+use crate::proto::{log_entry::Body, DatasetRecord, Envelope, LogEntry};
 use crate::store::StoreError;
 use crate::visibility::{self, Delivery, Viewer};
 
@@ -170,9 +172,9 @@ pub fn scan(
     deadline: Instant,
 ) -> Result<Scan, NodeError> {
     let store = node.store();
-    let mut rings: HashMap<String, Option<std::sync::Arc<crate::keyset::KeyChain>>> =
-        HashMap::new();
+    let mut rings: HashMap<String, Option<Arc<KeyChain>>> = HashMap::new();
     let mut out = Scan::default();
+    let mut slots: Vec<Slot> = Vec::new();
     let mut remaining = 0u64;
     let mut counting = false;
     for arrival in store.arrivals_from(start.seq) {
@@ -222,14 +224,14 @@ pub fn scan(
                     if counting {
                         // Unknown whether more follow: keep the token.
                         out.remaining = None;
-                        return Ok(out);
+                        return finish(out, slots);
                     }
                     out.cut_short = true;
                     out.next = Some(Position {
                         seq: arrival.seq,
                         index: at.get(),
                     });
-                    return Ok(out);
+                    return finish(out, slots);
                 }
                 index = at.get() + 1;
                 let verdict = judge(node, &arrival.origin, at, stored)?;
@@ -247,33 +249,31 @@ pub fn scan(
                         remaining += 1;
                         if !count {
                             // One more exists: the page gets a token.
-                            return Ok(out);
+                            return finish(out, slots);
                         }
                         continue;
                     }
-                    Verdict::Live { id, envelope, .. } => {
-                        let view = open_view(&arrival.origin, envelope, at, &ring)?;
-                        if !Viewer::Anonymous.may_see(&view.record) {
-                            continue;
-                        }
-                        Item {
-                            origin: arrival.origin.clone(),
-                            id,
-                            datestamp: arrival.stored_at,
-                            log_index: at,
-                            status: Status::Live(Box::new(view)),
-                        }
-                    }
-                    Verdict::Deleted { id, last_public } => Item {
+                    // Visibility is decided on the decoded record before
+                    // its signature is checked, with the page's others.
+                    Verdict::Live { record, .. } if !Viewer::Anonymous.may_see(&record) => continue,
+                    Verdict::Live { id, envelope, .. } => Slot::Unverified {
+                        origin: arrival.origin.clone(),
+                        id,
+                        datestamp: arrival.stored_at,
+                        log_index: at,
+                        envelope,
+                        keys: ring.clone(),
+                    },
+                    Verdict::Deleted { id, last_public } => Slot::Ready(Item {
                         origin: arrival.origin.clone(),
                         id,
                         datestamp: arrival.stored_at,
                         log_index: at,
                         status: Status::Deleted { last_public },
-                    },
+                    }),
                 };
-                out.items.push(item);
-                if out.items.len() >= want {
+                slots.push(item);
+                if slots.len() >= want {
                     out.next = Some(Position {
                         seq: arrival.seq,
                         index: at.get() + 1,
@@ -290,7 +290,79 @@ pub fn scan(
         out.next = None;
     }
     out.remaining = Some(remaining);
-    Ok(out)
+    finish(out, slots)
+}
+
+/// One item of a page as [`scan`] collects it: a deleted record is ready;
+/// a live one waits for its signature to be checked with the page's
+/// others.
+enum Slot {
+    Ready(Item),
+    Unverified {
+        origin: String,
+        id: String,
+        datestamp: u64,
+        log_index: LogIndex,
+        envelope: Envelope,
+        keys: Arc<KeyChain>,
+    },
+}
+
+/// The live records of one origin on a page, with the origin's keys.
+type Batch = (Arc<KeyChain>, Vec<(LogIndex, Envelope)>);
+
+/// Verifies the page's live records, one batch per origin, and puts the
+/// page in order into `scan`. Any record that fails its check fails the
+/// page, as a single check would (the store holds only what verified).
+fn finish(mut scan: Scan, slots: Vec<Slot>) -> Result<Scan, NodeError> {
+    // The page's live records by origin, in page order, and the keys of each.
+    let mut batches: HashMap<String, Batch> = HashMap::new();
+    let mut order = Vec::with_capacity(slots.len());
+    for slot in slots {
+        match slot {
+            Slot::Ready(item) => order.push(Ok(item)),
+            Slot::Unverified {
+                origin,
+                id,
+                datestamp,
+                log_index,
+                envelope,
+                keys,
+            } => {
+                batches
+                    .entry(origin.clone())
+                    .or_insert_with(|| (keys, Vec::new()))
+                    .1
+                    .push((log_index, envelope));
+                order.push(Err((origin, id, datestamp, log_index)));
+            }
+        }
+    }
+    let mut views: HashMap<String, std::vec::IntoIter<RecordView>> = HashMap::new();
+    for (origin, (keys, items)) in batches {
+        let opened = open_views(&origin, items, &keys)?;
+        views.insert(origin, opened.into_iter());
+    }
+    scan.items = order
+        .into_iter()
+        .map(|slot| match slot {
+            Ok(item) => item,
+            Err((origin, id, datestamp, log_index)) => {
+                let view = views
+                    .get_mut(&origin)
+                    .and_then(Iterator::next)
+                    .expect("one view per live record of the page, in order");
+                Item {
+                    origin,
+                    id,
+                    datestamp,
+                    log_index,
+                    status: Status::Live(Box::new(view)),
+                }
+            }
+        })
+        .collect();
+    Ok(scan)
 }
 
 /// Record `id` of `origin` as an anonymous harvester sees it; `None` when

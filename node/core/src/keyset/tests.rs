@@ -363,3 +363,24 @@ fn verifying_by_position_costs_what_verifying_against_one_ring_does() {
         );
     }
 }
+
+#[test]
+fn records_opened_in_a_batch_name_their_signer_and_fail_one_by_one() {
+    let origin = new_origin();
+    let (chain, genesis, _) = rotated(&origin);
+    let before = record(&origin.signing[0], 1);
+    let after = record(&origin.signing[1], 5);
+    // A retired key signing after its retirement, in the same batch.
+    let late = record(&origin.signing[0], 6);
+    let items = [(1, &before), (5, &after), (6, &late), (0, &genesis)];
+    let opened = chain.open_records(&items);
+    let (entry, verified) = opened[0].as_ref().unwrap();
+    assert_eq!(entry.index, 1);
+    assert_eq!(verified.key_ids, vec![origin.signing[0].key_id().clone()]);
+    let (entry, verified) = opened[1].as_ref().unwrap();
+    assert_eq!(entry.index, 5);
+    assert_eq!(verified.key_ids, vec![origin.signing[1].key_id().clone()]);
+    let late = opened[2].as_ref().unwrap_err().to_string();
+    assert!(late.contains("retired"), "{late}");
+    assert!(matches!(opened[3], Err(SignError::WrongPayloadType { .. })));
+}
