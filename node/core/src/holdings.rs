@@ -212,7 +212,17 @@ impl Node {
         if state.deleted {
             return Err(not_found());
         }
-        let view = self.read_entry(origin, state.log_index)?;
+        let chain = self.origin_keys(origin)?.ok_or_else(not_found)?;
+        let envelope = self.stored_envelope(origin, state.log_index)?;
+        // A version signed by a revoked key answers as missing, for every
+        // viewer, until the origin re-signs it (crate::quarantine).
+        if chain
+            .quarantines(state.log_index.get(), &envelope)
+            .is_some()
+        {
+            return Err(not_found());
+        }
+        let view = open_view(origin, envelope, state.log_index, &chain)?;
         if !viewer.may_see(&view.record) {
             return Err(not_found());
         }
@@ -289,6 +299,9 @@ impl Node {
                         }
                     })?;
                 if delivery == Delivery::Digests {
+                    continue;
+                }
+                if ring.quarantines(state.log_index.get(), &envelope).is_some() {
                     continue;
                 }
                 page.verified += 1;
