@@ -361,6 +361,18 @@ mod tests {
         assert!(node.resign(false).unwrap().ids.is_empty(), "idempotent");
         node.catch_up_index(&mut |_| {}).unwrap();
         assert_eq!(node.index().doc_count(), 4);
+        // Re-importing a quarantined record's content, unchanged, is not a
+        // no-op: it gets a new version like a re-signing.
+        node.import_lines(1, &[line("E")]).unwrap();
+        let leaked_again = node.key().key_id().clone();
+        let at = node.store().log_size("polar").unwrap() - 1;
+        node.revoke_key(Vec::new(), leaked_again, at, "again".into(), 30)
+            .unwrap();
+        assert_eq!(node.quarantine_count("polar").unwrap(), 1);
+        let outcome = node.import_lines(1, &[line("E")]).unwrap();
+        assert_eq!((outcome.stored, outcome.unchanged), (1, 0));
+        assert_eq!(node.quarantine_count("polar").unwrap(), 0);
+        assert_eq!(node.get("", "E", &operator).unwrap().record.version, 2);
         // Entries signed before the index still verify under the leaked key.
         assert_eq!(
             node.get("", "A", &operator).unwrap().verified_key_id,
