@@ -2,13 +2,20 @@
 //! outside its data directory rotates its signing key between two imports;
 //! a replica keeps pulling with no re-pinning, and every record it holds
 //! verifies under the key valid at its log position, before and after both
-//! nodes restart.
+//! nodes restart. And the compromise drill: a leaked signing key, forged
+//! records replicated, the key revoked from the first forged index, the
+//! forged records quarantined at every peer, the genuine ones re-signed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use meridian_testkit::harness::{meridian_bin, record_line, without_meridian_env, TestNode};
+use meridian_proto::catalog_client::CatalogClient;
+use meridian_proto::SearchRequest;
+use meridian_testkit::harness::{
+    anonymous_channel, held, meridian_bin, peer_channel, record_line, without_meridian_env,
+    TestNode,
+};
 
 /// `keys status --json` (of `origin`, or of the node itself).
 fn keys_status(node: &TestNode, origin: Option<&str>) -> serde_json::Value {
@@ -173,4 +180,313 @@ async fn a_replica_follows_a_signing_key_rotation_with_no_re_pinning() {
     assert_eq!(keys["PDC-7"], new_key);
     check(keys);
     assert_eq!(uni.peers_status()["polar"]["rejected"], 0);
+}
+
+/// Ids (`origin/id`) of the hits of `query` at `node` through `channel`
+/// (an anonymous caller or a pinned peer), federation scope.
+async fn hits(channel: tonic::transport::Channel, query: &str) -> BTreeSet<String> {
+    let answer = CatalogClient::new(channel)
+        .search(SearchRequest {
+            query: query.into(),
+            limit: 100,
+            ..SearchRequest::default()
+        })
+        .await
+        .expect("search")
+        .into_inner();
+    answer
+        .hits
+        .into_iter()
+        .map(|hit| format!("{}/{}", hit.origin, hit.id))
+        .collect()
+}
+
+/// What `meridian search` finds at `node` (the operator: everything held).
+fn operator_hits(node: &TestNode, query: &str) -> BTreeSet<String> {
+    let out = node.ok(&["search", query, "--json", "--limit", "100"]);
+    let answer: serde_json::Value = serde_json::from_str(&out).expect("search json");
+    answer["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|hit| {
+            format!(
+                "{}/{}",
+                hit["origin"].as_str().unwrap(),
+                hit["id"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// Waits until `check` holds, for at most twenty seconds (the index
+/// applies a commit asynchronously).
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Imports `lines` at `node` and returns its log size afterwards.
+fn import_at(node: &TestNode, lines: &[String]) -> u64 {
+    let out = node.run_with_stdin(
+        &["holdings", "import", "-", "--json"],
+        Some(&lines.join("\n")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("import json");
+    summary["log_size"].as_u64().expect("log_size")
+}
+
+fn set(ids: &[&str]) -> BTreeSet<String> {
+    ids.iter().map(|s| s.to_string()).collect()
+}
+
+/// The compromise drill of `docs/operations/keys.md`, scripted: the
+/// signing key leaks; the thief, with the key and a shell on the origin's
+/// host, appends forged records (a new one, and a forged version of a
+/// genuine one) that the origin's process signs with the leaked key, as a
+/// rogue origin process would; the operator, not yet aware, adds a genuine
+/// record with the same key; a peer replicates all of it. The operator
+/// revokes the key from the first forged index (with a new signing key,
+/// one command, the root brought from offline): the origin and the peer
+/// that already holds the forged entries quarantine them (not served,
+/// not searched by anonymous callers, peers or the operator; counted in
+/// `peers status` and `keys status`), and a peer that joins afterwards
+/// never receives them. The operator deletes the forged record, puts the
+/// genuine content back, and `keys resign` re-signs the genuine record the
+/// leaked key signed; the federation syncs on with no re-pinning and every
+/// peer ends with the genuine records, each verified, and nothing forged.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_compromise_drill_revokes_quarantines_and_resigns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("polar");
+    let root_key = tmp.path().join("polar-root.key");
+    let out = without_meridian_env(&mut Command::new(meridian_bin()))
+        .args(["init", "--node-id", "polar", "--listen", "127.0.0.1:0"])
+        .arg("--root-key")
+        .arg(&root_key)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let polar = TestNode::start_at(meridian_bin(), &data, "polar", &[]).unwrap();
+    let uni = TestNode::start("uni");
+    let genomics = TestNode::start("genomics");
+    polar.trust(&uni, &[]);
+    uni.trust(&polar, &[]);
+    polar.trust(&genomics, &[]);
+    uni.trust(&genomics, &[]);
+    genomics.trust(&uni, &[]);
+
+    // Before the leak: three genuine records, replicated.
+    let genuine = |id: &str| record_line(id, &format!("Ice core {id}"), "public");
+    let before = import_at(&polar, &["PDC-1", "PDC-2", "PDC-3"].map(genuine));
+    assert_eq!(uni.sync_now()["polar"]["ok"], true);
+
+    // The signing key leaks.
+    let leaked = meridian_core::sign::NodeKey::load(&data.join("identity.key")).unwrap();
+    let leaked_id = leaked.key_id().to_string();
+    assert_eq!(keys_status(&polar, None)["signing_key"], leaked_id.as_str());
+
+    // The thief appends: a forged record and a forged version of PDC-2.
+    let first_forged = before;
+    import_at(
+        &polar,
+        &[
+            record_line("FORGED-1", "Forged ice core", "public"),
+            record_line("PDC-2", "Forged ice core PDC-2", "public"),
+        ],
+    );
+    // The operator, unaware, adds a genuine record: the leaked key signs it too.
+    import_at(&polar, &[genuine("PDC-4")]);
+    assert_eq!(uni.sync_now()["polar"]["ok"], true);
+    let signed = verified_keys(&uni, "polar", &["FORGED-1".into(), "PDC-4".into()]).await;
+    assert!(signed.values().all(|key| *key == leaked_id), "{signed:?}");
+    assert_eq!(
+        hits(anonymous_channel(&uni).await, "forged").await,
+        set(&["polar/FORGED-1", "polar/PDC-2"]),
+        "the peer serves the forgeries before the revocation"
+    );
+
+    // Revocation refused without the root, and for a later index than the
+    // key's retirement would allow: it only moves validity back.
+    let refused = polar.run(&["keys", "revoke", &leaked_id, "--from-index", "4"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--root-key"));
+    let root_arg = root_key.to_str().unwrap();
+    let too_late = polar.run(&[
+        "keys",
+        "revoke",
+        &leaked_id,
+        "--from-index",
+        "999",
+        "--root-key",
+        root_arg,
+    ]);
+    assert!(!too_late.status.success());
+    let message = String::from_utf8_lossy(&too_late.stderr);
+    assert!(
+        message.contains("only moves a key's validity back"),
+        "{message}"
+    );
+
+    // The operator revokes the leaked key from the first forged index.
+    let from = first_forged.to_string();
+    let revoked: serde_json::Value = serde_json::from_str(&polar.ok(&[
+        "keys",
+        "revoke",
+        &leaked_id,
+        "--from-index",
+        &from,
+        "--reason",
+        "identity.key leaked",
+        "--root-key",
+        root_arg,
+        "--json",
+    ]))
+    .unwrap();
+    let new_key = revoked["signing_key"].as_str().unwrap().to_owned();
+    assert_ne!(
+        new_key, leaked_id,
+        "a new signing key replaces the revoked one"
+    );
+    assert_eq!(revoked["revocations"][0]["key_id"], leaked_id.as_str());
+    assert_eq!(revoked["revocations"][0]["from_index"], first_forged);
+    assert_eq!(revoked["revocations"][0]["reason"], "identity.key leaked");
+    // FORGED-1, the forged PDC-2 and the genuine PDC-4.
+    assert_eq!(revoked["quarantined"], 3, "{revoked}");
+    assert!(keys_status(&polar, None)["changes"]
+        .to_string()
+        .contains("keys-revoke"));
+
+    // The origin quarantines them itself: not read, not searched.
+    for id in ["FORGED-1", "PDC-2", "PDC-4"] {
+        assert!(held(&polar, "polar", id).await.is_none(), "{id} at polar");
+    }
+    assert!(held(&polar, "polar", "PDC-1").await.is_some());
+    let origin = &polar;
+    eventually("the origin's index drops them", || async move {
+        operator_hits(origin, "ice").is_disjoint(&set(&[
+            "polar/FORGED-1",
+            "polar/PDC-2",
+            "polar/PDC-4",
+        ]))
+    })
+    .await;
+    assert_eq!(
+        hits(anonymous_channel(&polar).await, "ice").await,
+        set(&["polar/PDC-1", "polar/PDC-3"])
+    );
+
+    // The peer that already indexed the forged entries drops them once it
+    // pulls the revoking set.
+    assert_eq!(uni.sync_now()["polar"]["ok"], true);
+    for id in ["FORGED-1", "PDC-2", "PDC-4"] {
+        assert!(held(&uni, "polar", id).await.is_none(), "{id} at uni");
+    }
+    let status = uni.peers_status();
+    assert_eq!(status["polar"]["quarantined"], 3, "{status:?}");
+    assert_eq!(status["polar"]["rejected"], 0, "{status:?}");
+    let seen = keys_status(&uni, Some("polar"));
+    assert_eq!(seen["quarantined"], 3, "{seen}");
+    assert_eq!(seen["revocations"][0]["from_index"], first_forged);
+    let replica = &uni;
+    eventually("the peer's index drops them", || async move {
+        hits(anonymous_channel(replica).await, "forged")
+            .await
+            .is_empty()
+    })
+    .await;
+    assert_eq!(operator_hits(&uni, "forged"), BTreeSet::new());
+    assert_eq!(
+        hits(anonymous_channel(&uni).await, "ice").await,
+        set(&["polar/PDC-1", "polar/PDC-3"])
+    );
+    // A peer searching it finds none of them either.
+    assert_eq!(
+        hits(peer_channel(&genomics, &uni).await, "ice").await,
+        set(&["polar/PDC-1", "polar/PDC-3"])
+    );
+    let metrics = crate::metrics::scrape(&uni);
+    assert_eq!(
+        crate::metrics::value(&metrics, "meridian_keys_quarantined_records"),
+        Some(3.0),
+        "{metrics}"
+    );
+
+    // A peer that joins now never receives them: they are served as digests.
+    genomics.trust(&polar, &[]);
+    assert_eq!(genomics.sync_now()["polar"]["ok"], true);
+    for id in ["FORGED-1", "PDC-2", "PDC-4"] {
+        assert!(
+            held(&genomics, "polar", id).await.is_none(),
+            "{id} at genomics"
+        );
+    }
+    assert!(held(&genomics, "polar", "PDC-1").await.is_some());
+    assert_eq!(operator_hits(&genomics, "forged"), BTreeSet::new());
+
+    // The operator removes what the thief wrote, and puts PDC-2 back.
+    polar.ok(&["holdings", "rm", "FORGED-1", "--yes"]);
+    let put = polar.run_with_stdin(&["holdings", "put"], Some(&genuine("PDC-2")));
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    // What is left is the genuine record the leaked key signed.
+    let dry: serde_json::Value =
+        serde_json::from_str(&polar.ok(&["keys", "resign", "--dry-run", "--json"])).unwrap();
+    assert_eq!(dry["ids"], serde_json::json!(["PDC-4"]), "{dry}");
+    let resigned: serde_json::Value =
+        serde_json::from_str(&polar.ok(&["keys", "resign", "--json"])).unwrap();
+    assert_eq!(resigned["resigned"], 1, "{resigned}");
+    let again: serde_json::Value =
+        serde_json::from_str(&polar.ok(&["keys", "resign", "--json"])).unwrap();
+    assert_eq!(again["resigned"], 0, "idempotent: {again}");
+    assert_eq!(keys_status(&polar, None)["quarantined"], 0);
+
+    // The federation syncs on, no re-pinning: every peer ends with the
+    // genuine records, verified, and nothing forged.
+    for peer in [&uni, &genomics] {
+        let reports = peer.sync_now();
+        assert_eq!(reports["polar"]["ok"], true, "{reports:?}");
+        let all: Vec<String> = (1..=4).map(|i| format!("PDC-{i}")).collect();
+        let keys = verified_keys(peer, "polar", &all).await;
+        assert_eq!(
+            keys["PDC-1"], leaked_id,
+            "signed before the leak: still valid"
+        );
+        assert_eq!(keys["PDC-3"], leaked_id);
+        assert_eq!(keys["PDC-2"], new_key);
+        assert_eq!(keys["PDC-4"], new_key);
+        let pdc2 = held(peer, "polar", "PDC-2").await.unwrap();
+        assert_eq!(pdc2.title, "Ice core PDC-2", "the genuine content");
+        assert!(held(peer, "polar", "FORGED-1").await.is_none());
+        let status = peer.peers_status();
+        assert_eq!(status["polar"]["quarantined"], 0, "{status:?}");
+        assert_eq!(status["polar"]["rejected"], 0, "{status:?}");
+        eventually("the genuine records are searchable", || async move {
+            hits(anonymous_channel(peer).await, "ice").await
+                == set(&["polar/PDC-1", "polar/PDC-2", "polar/PDC-3", "polar/PDC-4"])
+        })
+        .await;
+        assert_eq!(operator_hits(peer, "forged"), BTreeSet::new());
+    }
 }

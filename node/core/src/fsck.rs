@@ -155,11 +155,18 @@ pub fn check(node: &Node) -> Result<FsckReport, NodeError> {
         if ring.is_some() {
             report.index_behind += durable.saturating_sub(cursor);
         }
+        // Records a key revocation quarantines are kept out of the index.
+        let quarantined: std::collections::HashSet<String> = node
+            .quarantined(origin)?
+            .into_iter()
+            .map(|q| q.id)
+            .collect();
         check_index(
             *size,
             cursor,
             ring.is_some(),
             &scan,
+            &quarantined,
             documents.remove(origin.as_str()).unwrap_or_default(),
             &mut findings,
         );
@@ -621,6 +628,7 @@ fn check_index(
     cursor: u64,
     indexed: bool,
     scan: &LogScan,
+    quarantined: &std::collections::HashSet<String>,
     mut documents: HashMap<String, Vec<u64>>,
     findings: &mut Findings<'_>,
 ) {
@@ -649,6 +657,13 @@ fn check_index(
         }
         if state.log_index.get() >= cursor {
             // Not applied yet: the indexer catches up.
+            continue;
+        }
+        if quarantined.contains(id.as_str()) {
+            // Dropped when the indexer reaches the set that revoked its key.
+            if found.is_some() && cursor >= size {
+                add("signed by a revoked key (quarantined), but still indexed".into());
+            }
             continue;
         }
         match found {

@@ -137,13 +137,26 @@ impl Node {
         // within the chunk sees its own earlier line.
         let mut touched: HashMap<String, (RecordState, DatasetRecord)> = HashMap::new();
         let mut planned: Vec<UnsignedEntry> = Vec::with_capacity(records.len());
+        // Whether any of this node's entries is quarantined (a revoked key).
+        let chain = self.own_chain();
+        let revoking = !chain.revocations().is_empty();
         for mut record in records {
+            let mut quarantined = false;
             let previous = match touched.get(&record.id) {
                 Some((state, old)) => Some((*state, old.clone())),
-                None => self.current(&record.id)?,
+                None => {
+                    let current = self.current(&record.id)?;
+                    if let Some((state, _)) = current.as_ref().filter(|_| revoking) {
+                        let envelope = self.stored_envelope(self.node_id(), state.log_index)?;
+                        quarantined = chain
+                            .quarantines(state.log_index.get(), &envelope)
+                            .is_some();
+                    }
+                    current
+                }
             };
             let index = LogIndex(appender.next_index() + planned.len() as u64);
-            let Some(state) = plan_version(&mut record, previous, index) else {
+            let Some(state) = plan_version(&mut record, previous, quarantined, index) else {
                 outcome.unchanged += 1;
                 continue;
             };
@@ -212,7 +225,17 @@ impl Node {
         if state.deleted {
             return Err(not_found());
         }
-        let view = self.read_entry(origin, state.log_index)?;
+        let chain = self.origin_keys(origin)?.ok_or_else(not_found)?;
+        let envelope = self.stored_envelope(origin, state.log_index)?;
+        // A version signed by a revoked key answers as missing, for every
+        // viewer, until the origin re-signs it (crate::quarantine).
+        if chain
+            .quarantines(state.log_index.get(), &envelope)
+            .is_some()
+        {
+            return Err(not_found());
+        }
+        let view = open_view(origin, envelope, state.log_index, &chain)?;
         if !viewer.may_see(&view.record) {
             return Err(not_found());
         }
@@ -289,6 +312,9 @@ impl Node {
                         }
                     })?;
                 if delivery == Delivery::Digests {
+                    continue;
+                }
+                if ring.quarantines(state.log_index.get(), &envelope).is_some() {
                     continue;
                 }
                 page.verified += 1;
@@ -406,9 +432,13 @@ impl ImportOutcome {
 /// Decides the version of an incoming record against the one stored, or
 /// `None` when nothing changed (re-importing an unchanged record is a no-op).
 /// A record without `updated_at` keeps the stored one when otherwise equal.
+/// A stored version that is `quarantined` (signed by a revoked key) is
+/// never "unchanged": the same content gets a new version, signed by the
+/// key in use, which ends the quarantine.
 fn plan_version(
     record: &mut DatasetRecord,
     previous: Option<(RecordState, DatasetRecord)>,
+    quarantined: bool,
     index: LogIndex,
 ) -> Option<RecordState> {
     let stamp_missing = record.updated_at.is_empty();
@@ -422,7 +452,7 @@ fn plan_version(
             if stamp_missing {
                 candidate.updated_at = old.updated_at.clone();
             }
-            if !state.deleted && candidate == old {
+            if !state.deleted && candidate == old && !quarantined {
                 return None;
             }
             state.version + 1

@@ -11,10 +11,14 @@ use std::sync::Arc;
 
 use crate::ids::LogIndex;
 use crate::index::{HoldingsIndex, IndexOp};
+use crate::keyset::KeyChain;
 use crate::log::StoredEntry;
 use crate::node::{Node, NodeError};
 use crate::proto::log_entry::Body;
+use crate::proto::{Envelope, LogEntry};
+use crate::sign::{KEYSET_TYPE, RECORD_TYPE};
 use crate::store::{tree, Store, StoreError};
+use prost::Message as _;
 
 /// Log entries read and applied per index commit.
 const BATCH: usize = 50_000;
@@ -60,6 +64,16 @@ impl Node {
             // past the log.
             let size = self.store().durable_log_size(&origin);
             let mut from = cursors.get(&origin).copied().unwrap_or(0);
+            // Revocations decide what is quarantined (crate::quarantine).
+            // A chain that does not verify is sync's to report; its
+            // entries were verified when they were stored.
+            let chain = match self.origin_keys(&origin) {
+                Ok(chain) => chain.filter(|chain| !chain.revocations().is_empty()),
+                Err(e) => {
+                    tracing::warn!(origin = %origin, error = %e, "cannot read the origin's key sets");
+                    None
+                }
+            };
             while from < size && go_on() {
                 let entries = self.store().entries(&origin, LogIndex(from), BATCH)?;
                 let Some((last, _)) = entries.last() else {
@@ -67,12 +81,34 @@ impl Node {
                 };
                 from = last.next().get();
                 seen += entries.len() as u64;
-                let ops = entries
-                    .iter()
-                    .filter_map(|(index, entry)| {
-                        index_op(self.store(), &origin, *index, entry).transpose()
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut ops = Vec::with_capacity(entries.len());
+                for (index, entry) in &entries {
+                    if let Some(chain) = &chain {
+                        if revokes(entry) {
+                            // A set that revokes a key: what it quarantines
+                            // leaves the index, with the cursor past it.
+                            ops.extend(self.quarantined(&origin)?.into_iter().map(|q| {
+                                IndexOp::Remove {
+                                    origin: origin.clone(),
+                                    id: q.id,
+                                }
+                            }));
+                            continue;
+                        }
+                        if let StoredEntry::Signed(envelope) = entry {
+                            if let Some(id) = quarantined_id(chain, *index, envelope) {
+                                ops.push(IndexOp::Remove {
+                                    origin: origin.clone(),
+                                    id,
+                                });
+                                continue;
+                            }
+                        }
+                    }
+                    if let Some(op) = index_op(self.store(), &origin, *index, entry)? {
+                        ops.push(op);
+                    }
+                }
                 cursors.insert(origin.clone(), from);
                 index.apply(ops, &cursors)?;
                 self.index_advanced();
@@ -204,6 +240,33 @@ impl Node {
         // Searches paged before the revocation read it no more.
         index.drop_snapshots();
         Ok(())
+    }
+}
+
+/// Whether a stored entry is a key set that revokes a key.
+fn revokes(entry: &StoredEntry) -> bool {
+    match entry {
+        StoredEntry::Signed(envelope) if envelope.payload_type == KEYSET_TYPE => matches!(
+            entry.entry(),
+            Ok(Some(LogEntry { body: Some(Body::KeySet(set)), .. })) if !set.revocations.is_empty()
+        ),
+        _ => false,
+    }
+}
+
+/// The id of the record in entry `index` when `chain` quarantines it: its
+/// version is not indexed, and one indexed before it leaves the index.
+fn quarantined_id(chain: &KeyChain, index: LogIndex, envelope: &Envelope) -> Option<String> {
+    if envelope.payload_type != RECORD_TYPE {
+        return None;
+    }
+    chain.quarantines(index.get(), envelope)?;
+    match LogEntry::decode(envelope.payload.as_slice()) {
+        Ok(LogEntry {
+            body: Some(Body::Record(record)),
+            ..
+        }) => Some(record.id),
+        _ => None,
     }
 }
 

@@ -16,6 +16,13 @@
 //!   before it only. Validity is judged by log position, never by a clock;
 //!   the clock only decides whether a chain is stale (its current set
 //!   expired), which flags the origin and trusts nothing more or less.
+//! - A set may **revoke** a signing key of an earlier set from a log index
+//!   on (a key compromise): entries that key signed from there to its
+//!   retirement stay in the log, and verify, but are quarantined
+//!   ([`KeyChain::quarantines`]): not served, searched or relayed as
+//!   trusted until the origin re-signs their records. A revocation only
+//!   moves a key's validity back, never forward, and a revoked key never
+//!   signs again.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -40,6 +47,27 @@ pub const RENEW_WITHIN_DAYS: i64 = 30;
 /// expiry is checked against the cap.
 const CLOCK_SLACK_SECS: i64 = 86_400;
 const DAY_SECS: i64 = 86_400;
+/// Most revocations one key set may carry.
+pub const MAX_REVOCATIONS: usize = 64;
+/// Longest reason a revocation may give, in bytes.
+pub const MAX_REASON_BYTES: usize = 512;
+
+/// A revocation the chain holds: entries `key_id` signed at log positions
+/// `from..until` are not trusted. `until` is where a set dropped the key:
+/// it signs nothing at or after it anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    pub key_id: KeyId,
+    /// The first position whose entries by the key are quarantined.
+    pub from: u64,
+    /// The position of the set that retired the key.
+    pub until: u64,
+    /// The position of the set that published (or last moved back) the
+    /// revocation.
+    pub published_at: u64,
+    /// The operator's words.
+    pub reason: String,
+}
 
 /// An entry opened by [`KeyChain::open_batched`].
 type Opened = Result<(LogEntry, Option<sign::Verified>), SignError>;
@@ -94,6 +122,8 @@ pub struct KeyChain {
     origin: String,
     pinned: Option<VerifyingKey>,
     links: Vec<Link>,
+    /// Every revocation the sets published, one per key.
+    revoked: Vec<Revoked>,
 }
 
 impl KeyChain {
@@ -104,6 +134,7 @@ impl KeyChain {
             origin: origin.to_owned(),
             pinned,
             links: Vec::new(),
+            revoked: Vec::new(),
         }
     }
 
@@ -209,6 +240,8 @@ impl KeyChain {
         };
         let signing = KeyRing::from_key_set(&set)?;
         let expires = check_expiry(&set, now)?;
+        let revoked = self.revocations_with(index, &set)?;
+        self.revoked = revoked;
         self.links.push(Link {
             index,
             set,
@@ -218,6 +251,137 @@ impl KeyChain {
             expires,
         });
         Ok(())
+    }
+
+    /// The chain's revocations once the set `set` at `index` is added:
+    /// each names a signing key of an earlier set that `set` does not list,
+    /// from a position before the key's retirement, and never later than a
+    /// revocation of the same key already held. A set may not list a
+    /// revoked key as a signing key again.
+    fn revocations_with(&self, index: u64, set: &KeySet) -> Result<Vec<Revoked>, SignError> {
+        let position = |message: String| SignError::KeySetPosition { index, message };
+        if let Some(listed) = set
+            .keys
+            .iter()
+            .find(|k| self.revoked.iter().any(|r| r.key_id.as_str() == k.key_id))
+        {
+            return Err(position(format!(
+                "lists {} as a signing key, which an earlier set revoked",
+                listed.key_id.chars().take(80).collect::<String>()
+            )));
+        }
+        let mut revoked = self.revoked.clone();
+        if set.revocations.len() > MAX_REVOCATIONS {
+            return Err(position(format!(
+                "{} revocations, more than {MAX_REVOCATIONS}",
+                set.revocations.len()
+            )));
+        }
+        for (i, revocation) in set.revocations.iter().enumerate() {
+            let what = format!("revocations[{i}]");
+            let key_id = KeyId::from_str(&revocation.key_id)
+                .map_err(|e| position(format!("{what}: {e}")))?;
+            if revocation.reason.len() > MAX_REASON_BYTES {
+                return Err(position(format!(
+                    "{what}: a reason of {} bytes, more than {MAX_REASON_BYTES}",
+                    revocation.reason.len()
+                )));
+            }
+            if set.keys.iter().any(|k| k.key_id == key_id.as_str()) {
+                return Err(position(format!(
+                    "{what}: revokes {key_id} but still lists it as a signing key"
+                )));
+            }
+            let Some(last) = self
+                .links
+                .iter()
+                .rposition(|link| link.signing.key(&key_id).is_some())
+            else {
+                return Err(position(format!(
+                    "{what}: {key_id} is not a signing key of an earlier key set of {}",
+                    self.origin
+                )));
+            };
+            let until = self.links.get(last + 1).map_or(index, |link| link.index);
+            if revocation.from_index >= until {
+                return Err(position(format!(
+                    "{what}: from index {} is at or after {until}, where {key_id} was retired; \
+                     a revocation only moves a key's validity back",
+                    revocation.from_index
+                )));
+            }
+            match revoked.iter_mut().find(|r| r.key_id == key_id) {
+                Some(held) if revocation.from_index > held.from => {
+                    return Err(position(format!(
+                        "{what}: {key_id} is revoked from index {} already; \
+                         a revocation never moves a key's validity forward",
+                        held.from
+                    )))
+                }
+                Some(held) => {
+                    held.from = revocation.from_index;
+                    held.published_at = index;
+                    held.reason = revocation.reason.clone();
+                }
+                None => revoked.push(Revoked {
+                    key_id,
+                    from: revocation.from_index,
+                    until,
+                    published_at: index,
+                    reason: revocation.reason.clone(),
+                }),
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// The revocations the chain holds, in the order first published.
+    pub fn revocations(&self) -> &[Revoked] {
+        &self.revoked
+    }
+
+    /// The revocations covering log position `index`.
+    fn revoked_at(&self, index: u64) -> impl Iterator<Item = &Revoked> {
+        self.revoked
+            .iter()
+            .filter(move |r| r.from <= index && index < r.until)
+    }
+
+    /// The signing keys valid at `index` once the keys revoked there are
+    /// taken out; `Err` with the revocation when they cannot meet the
+    /// threshold (every entry there was signed by a revoked key), `Ok(None)`
+    /// when no revocation covers `index`.
+    fn unrevoked_ring(&self, index: u64) -> Result<Option<KeyRing>, &Revoked> {
+        let Some(first) = self.revoked_at(index).next() else {
+            return Ok(None);
+        };
+        let Ok(ring) = self.ring_at(index) else {
+            return Ok(None);
+        };
+        let removed: Vec<&KeyId> = self.revoked_at(index).map(|r| &r.key_id).collect();
+        ring.without(&removed).map(Some).ok_or(first)
+    }
+
+    /// Whether the record entry `envelope` at `index` (verified when it
+    /// was stored) is quarantined: a revocation covers its position and it
+    /// does not verify without the keys revoked there. Costs nothing when
+    /// no revocation covers `index`, and no crypto when every key of the
+    /// set there is revoked.
+    pub fn quarantines(&self, index: u64, envelope: &Envelope) -> Option<&Revoked> {
+        match self.unrevoked_ring(index) {
+            Ok(None) => None,
+            Err(revoked) => Some(revoked),
+            Ok(Some(rest)) => {
+                let first = self.revoked_at(index).next()?;
+                sign::open_entry(envelope, &rest).is_err().then_some(first)
+            }
+        }
+    }
+
+    /// Whether an entry at `index` held as digests only was necessarily
+    /// signed by a revoked key (every signing key valid there is revoked).
+    pub fn quarantines_any_entry_at(&self, index: u64) -> Option<&Revoked> {
+        self.unrevoked_ring(index).err()
     }
 
     /// Position in `links` of the set governing log position `index` (an
@@ -522,6 +686,7 @@ pub fn key_set(
         tls_keys,
         root_keys: roots.to_vec(),
         root_threshold,
+        revocations: Vec::new(),
     }
 }
 

@@ -22,6 +22,7 @@
 //! | [`node`] | a node's parts, opened from its data directory |
 //! | [`backup`] | backups of a node, restores, and the recovery a restore starts |
 //! | [`holdings`] | the node's own records: import, sign, delete, read |
+//! | [`quarantine`] | records a key revocation quarantines, counted, and re-signed |
 //! | [`indexer`] | keeps the index in step with the store |
 //! | [`search`] | answers a search with its completeness report |
 //! | [`sync`] | replication: pull, verify, apply, serve (§7) |
@@ -47,6 +48,7 @@ pub mod merkle;
 pub mod metrics;
 pub mod node;
 pub mod oai;
+pub mod quarantine;
 pub mod query;
 pub mod record;
 pub mod search;

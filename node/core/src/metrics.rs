@@ -232,6 +232,9 @@ pub struct Metrics {
     pub connections_open: Gauges<Listener>,
     /// Origins held here whose current key set expired.
     pub keys_stale_origins: Gauge,
+    /// Records held here whose current version a key revocation
+    /// quarantines (per origin in `peers status`).
+    pub keys_quarantined_records: Gauge,
 }
 
 impl Default for Metrics {
@@ -251,6 +254,7 @@ impl Default for Metrics {
             connections_accepted: Counters::default(),
             connections_open: Gauges::default(),
             keys_stale_origins: Gauge::default(),
+            keys_quarantined_records: Gauge::default(),
         }
     }
 }
@@ -311,6 +315,11 @@ impl Metrics {
             "keys_stale_origins",
             "Origins held here (this node included) whose current key set expired: still searchable, flagged stale",
             self.keys_stale_origins.clone(),
+        );
+        registry.register(
+            "keys_quarantined_records",
+            "Records held here (own and replicated) whose current version was signed by a revoked key: not served, not searched until re-signed",
+            self.keys_quarantined_records.clone(),
         );
     }
 }

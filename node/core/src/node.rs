@@ -131,6 +131,24 @@ pub struct Node {
     /// Restored from a backup, still pulling its own log back from its
     /// peers ([`RECOVERY_FILE`]).
     recovering: std::sync::atomic::AtomicBool,
+    /// Quarantined records per origin, with the log size and key-set count
+    /// they were counted at ([`crate::quarantine`]).
+    pub(crate) quarantine_counts: Mutex<std::collections::HashMap<String, (u64, usize, u64)>>,
+}
+
+/// What a new key set of this node changes.
+enum KeyChange {
+    /// A new signing key.
+    Rotate,
+    /// The same keys, a later expiry.
+    Renew,
+    /// Revokes a signing key from a log index on; with a new signing key
+    /// when it is the one in use.
+    Revoke {
+        key_id: KeyId,
+        from: u64,
+        reason: String,
+    },
 }
 
 /// A verified chain of another origin, with the key-set positions and the
@@ -292,6 +310,7 @@ impl Node {
             imports_active: AtomicUsize::new(0),
             metrics: Metrics::default(),
             recovering: data_dir.join(RECOVERY_FILE).exists().into(),
+            quarantine_counts: Mutex::default(),
         };
         Ok(Arc::new(node))
     }
@@ -608,6 +627,9 @@ impl Node {
         if let Err(e) = self.stale_origins_at(keyset::now_unix()) {
             tracing::error!(error = %e, "cannot read the origins' key sets");
         }
+        if let Err(e) = self.quarantine_counts() {
+            tracing::error!(error = %e, "cannot count quarantined records");
+        }
     }
 
     /// The origins held here (this node included) whose current key set
@@ -656,6 +678,49 @@ impl Node {
         keep_signing_key: bool,
         expires_days: u32,
     ) -> Result<Arc<KeyChain>, NodeError> {
+        let change = if keep_signing_key {
+            KeyChange::Renew
+        } else {
+            KeyChange::Rotate
+        };
+        self.change_keys(roots, change, expires_days)
+    }
+
+    /// Appends key set N+1 that revokes signing key `key_id` from log index
+    /// `from` on (docs/decisions/key-sets.md), signed by `roots` as for
+    /// [`Node::rotate_keys`]. When `key_id` is the key in use, the set
+    /// drops it for a new signing key. The entries it signed from `from` on
+    /// are quarantined here at once and at every peer once it pulls the
+    /// set, until `keys resign` gives their records new versions. Audited.
+    pub fn revoke_key(
+        &self,
+        roots: Vec<NodeKey>,
+        key_id: KeyId,
+        from: u64,
+        reason: String,
+        expires_days: u32,
+    ) -> Result<Arc<KeyChain>, NodeError> {
+        let chain = self.change_keys(
+            roots,
+            KeyChange::Revoke {
+                key_id,
+                from,
+                reason,
+            },
+            expires_days,
+        )?;
+        // The gauge says at once what this node now holds back.
+        self.quarantine_counts()?;
+        Ok(chain)
+    }
+
+    /// Appends key set N+1 making `change`; see [`Node::rotate_keys`].
+    fn change_keys(
+        &self,
+        roots: Vec<NodeKey>,
+        change: KeyChange,
+        expires_days: u32,
+    ) -> Result<Arc<KeyChain>, NodeError> {
         let expires_days = if expires_days == 0 {
             keyset::DEFAULT_EXPIRY_DAYS
         } else {
@@ -671,6 +736,12 @@ impl Node {
             .latest()
             .ok_or_else(|| NodeError::Keys("this node's log holds no key set yet".into()))?;
         let current = self.key();
+        let keep_signing_key = match &change {
+            KeyChange::Renew => true,
+            KeyChange::Rotate => false,
+            // A retired key is revoked without a new signing key.
+            KeyChange::Revoke { key_id, .. } => latest.signing().key(key_id).is_none(),
+        };
         let root_path = self.data_dir.join(ROOT_KEY_FILE);
         let mut roots = roots;
         let mut save_legacy_root = false;
@@ -732,7 +803,7 @@ impl Node {
             (latest.set.root_keys.clone(), latest.set.root_threshold)
         };
         let expires = keyset::expiry_after(keyset::now_unix(), expires_days);
-        let set = keyset::key_set(
+        let mut set = keyset::key_set(
             self.node_id().as_str(),
             latest.set.version + 1,
             &[&signing],
@@ -741,6 +812,18 @@ impl Node {
             expires.clone(),
             vec![self.tls.spki().to_vec()],
         );
+        if let KeyChange::Revoke {
+            key_id,
+            from,
+            reason,
+        } = &change
+        {
+            set.revocations.push(crate::proto::Revocation {
+                key_id: key_id.to_string(),
+                from_index: *from,
+                reason: reason.clone(),
+            });
+        }
         let appender = self.store.appender(self.node_id())?;
         let index = appender.next_index();
         let root_refs: Vec<&NodeKey> = roots.iter().collect();
@@ -748,7 +831,19 @@ impl Node {
         // Checked as a peer will check it before anything is written.
         let mut next = (*chain).clone();
         next.extend(index, &envelope, keyset::now_unix())
-            .map_err(|e| NodeError::Keys(format!("the new key set would not verify: {e}")))?;
+            .inspect_err(|_| {
+                if !keep_signing_key {
+                    // Nothing was written: the new key is not needed.
+                    let _ = std::fs::remove_file(&next_key_path);
+                }
+            })
+            .map_err(|e| match (&change, e) {
+                // A revocation the chain refuses says why in its own words.
+                (KeyChange::Revoke { .. }, SignError::KeySetPosition { message, .. }) => {
+                    NodeError::Keys(format!("cannot revoke: {message}"))
+                }
+                (_, e) => NodeError::Keys(format!("the new key set would not verify: {e}")),
+            })?;
         let leaf = log::entry_leaf(self.node_id(), KEYSET_SUBJECT, &envelope.payload);
         self.commit_own(
             appender,
@@ -760,7 +855,22 @@ impl Node {
         }
         *self.key.write().unwrap_or_else(|p| p.into_inner()) = signing.clone();
         let chain = self.reload_own_chain()?;
-        let (action, detail) = if keep_signing_key {
+        let (action, detail) = if let KeyChange::Revoke {
+            key_id,
+            from,
+            reason,
+        } = &change
+        {
+            (
+                "keys-revoke",
+                format!(
+                    "key set {} at log index {index}: signing key {key_id} revoked from log index {from} \
+                     ({reason}), {} in use, expires {expires}",
+                    latest.set.version + 1,
+                    signing.key_id()
+                ),
+            )
+        } else if keep_signing_key {
             (
                 "keys-renew",
                 format!(

@@ -234,7 +234,7 @@ pub fn scan(
                     return finish(out, slots);
                 }
                 index = at.get() + 1;
-                let verdict = judge(node, &arrival.origin, at, stored)?;
+                let verdict = judge(node, &ring, &arrival.origin, at, stored)?;
                 let matches = |record: Option<&DatasetRecord>| match &filter.set {
                     None | Some(Set::Origin(_)) => true,
                     Some(set) => record.is_some_and(|r| set.contains(r)),
@@ -381,7 +381,7 @@ pub fn get(node: &Node, origin: &str, id: &str) -> Result<Option<Item>, NodeErro
     let Some(arrival) = store.arrival_of(origin, state.log_index)? else {
         return Ok(None);
     };
-    let status = match judge(node, origin, state.log_index, stored)? {
+    let status = match judge(node, &ring, origin, state.log_index, stored)? {
         Verdict::Skip => return Ok(None),
         Verdict::Live {
             id: found,
@@ -427,7 +427,9 @@ pub fn sets_from(
         } else {
             arrival.first
         };
-        if !node.holds_origin(&arrival.origin)? {
+        // A quarantined origin lists as one this node holds nothing of.
+        let chain = node.origin_keys(&arrival.origin)?;
+        if chain.is_none() {
             index = arrival.end();
         }
         while index < arrival.end() {
@@ -448,7 +450,10 @@ pub fn sets_from(
             }
             for (at, stored) in batch {
                 index = at.get() + 1;
-                if let Verdict::Live { record, .. } = judge(node, &arrival.origin, at, stored)? {
+                let Some(chain) = &chain else { break };
+                if let Verdict::Live { record, .. } =
+                    judge(node, chain, &arrival.origin, at, stored)?
+                {
                     sets.extend(Set::of(&record));
                 }
             }
@@ -461,9 +466,12 @@ pub fn sets_from(
     Ok((reached, true))
 }
 
-/// How an anonymous harvester sees entry `index` of `origin`'s log.
+/// How an anonymous harvester sees entry `index` of `origin`'s log. A
+/// current version signed by a key the origin revoked (`chain`) is not
+/// live: a harvester that may have seen the record is told it is deleted.
 fn judge(
     node: &Node,
+    chain: &crate::keyset::KeyChain,
     origin: &str,
     index: LogIndex,
     stored: StoredEntry,
@@ -494,7 +502,10 @@ fn judge(
         // Superseded: the record is listed where its current state is.
         return Ok(Verdict::Skip);
     }
-    if public && !state.deleted {
+    let quarantined = envelope
+        .as_ref()
+        .is_some_and(|envelope| chain.quarantines(index.get(), envelope).is_some());
+    if public && !state.deleted && !quarantined {
         if let Some(envelope) = envelope {
             let record = Box::new(record_of(&envelope).map_err(corrupt)?);
             return Ok(Verdict::Live {
@@ -506,7 +517,7 @@ fn judge(
     }
     // Not public now: deleted if it was PUBLIC before, else unknown.
     let last_public = last_public_version(node, origin, index)?;
-    if last_public.is_some() || (public && state.deleted) {
+    if last_public.is_some() || (public && (state.deleted || quarantined)) {
         return Ok(Verdict::Deleted { id, last_public });
     }
     Ok(Verdict::Skip)

@@ -609,6 +609,24 @@ impl KeyRing {
     pub fn key_ids(&self) -> impl Iterator<Item = &KeyId> {
         self.keys.keys()
     }
+
+    /// The ring without the keys `removed`, with the same threshold; `None`
+    /// when the keys left cannot meet it (nothing would verify).
+    pub fn without(&self, removed: &[&KeyId]) -> Option<KeyRing> {
+        let keys: BTreeMap<KeyId, RingKey> = self
+            .keys
+            .iter()
+            .filter(|(id, _)| !removed.contains(id))
+            .map(|(id, key)| (id.clone(), key.clone()))
+            .collect();
+        if (keys.len() as u64) < u64::from(self.threshold) {
+            return None;
+        }
+        Some(KeyRing {
+            keys,
+            ..self.clone()
+        })
+    }
 }
 
 /// Decodes and vets one public key; `listed_as` names it in errors.

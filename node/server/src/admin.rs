@@ -42,6 +42,26 @@ impl AdminService {
 }
 
 /// A harvest source and its state on the wire.
+/// The root keys an operator's request carries as seeds (read by the CLI
+/// from the key files): at most 16, each 32 bytes.
+fn root_keys(seeds: &[Vec<u8>]) -> Result<Vec<meridian_core::sign::NodeKey>, Status> {
+    if seeds.len() > 16 {
+        return Err(Status::invalid_argument(
+            "root_seeds: more than 16 root keys",
+        ));
+    }
+    seeds
+        .iter()
+        .enumerate()
+        .map(|(i, seed)| {
+            let seed: &[u8; 32] = seed.as_slice().try_into().map_err(|_| {
+                Status::invalid_argument(format!("root_seeds[{i}]: not a 32-byte seed"))
+            })?;
+            Ok(meridian_core::sign::NodeKey::from_seed(seed))
+        })
+        .collect()
+}
+
 fn harvest_status(source: Source, state: State, running: bool) -> proto::HarvestSourceStatus {
     proto::HarvestSourceStatus {
         source: Some(proto::HarvestSource {
@@ -406,18 +426,7 @@ impl Admin for AdminService {
         request: Request<proto::KeysRotateRequest>,
     ) -> Result<Response<proto::KeysStatusResponse>, Status> {
         let req = request.into_inner();
-        let mut roots = Vec::with_capacity(req.root_seeds.len());
-        for (i, seed) in req.root_seeds.iter().enumerate() {
-            let seed: &[u8; 32] = seed.as_slice().try_into().map_err(|_| {
-                Status::invalid_argument(format!("root_seeds[{i}]: not a 32-byte seed"))
-            })?;
-            roots.push(meridian_core::sign::NodeKey::from_seed(seed));
-        }
-        if roots.len() > 16 {
-            return Err(Status::invalid_argument(
-                "root_seeds: more than 16 root keys",
-            ));
-        }
+        let roots = root_keys(&req.root_seeds)?;
         let node = self.node.clone();
         let chain =
             blocking(move || node.rotate_keys(roots, req.keep_signing_key, req.expires_days))
@@ -426,6 +435,53 @@ impl Admin for AdminService {
             &chain,
             Some(self.node.key().key_id().to_string()),
         )))
+    }
+
+    async fn keys_revoke(
+        &self,
+        request: Request<proto::KeysRevokeRequest>,
+    ) -> Result<Response<proto::KeysStatusResponse>, Status> {
+        let req = request.into_inner();
+        let roots = root_keys(&req.root_seeds)?;
+        let key_id: meridian_core::sign::KeyId = req
+            .key_id
+            .parse()
+            .map_err(|e| Status::invalid_argument(format!("key_id: {e}")))?;
+        if req.reason.len() > meridian_core::keyset::MAX_REASON_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "reason: {} bytes, more than {}",
+                req.reason.len(),
+                meridian_core::keyset::MAX_REASON_BYTES
+            )));
+        }
+        let node = self.node.clone();
+        let chain = blocking(move || {
+            node.revoke_key(roots, key_id, req.from_index, req.reason, req.expires_days)
+        })
+        .await?;
+        let node = self.node.clone();
+        let quarantined = blocking(move || {
+            let own = node.node_id().to_string();
+            node.quarantine_count(&own)
+        })
+        .await?;
+        let mut status = convert::keys_status(&chain, Some(self.node.key().key_id().to_string()));
+        status.quarantined = quarantined;
+        Ok(Response::new(status))
+    }
+
+    async fn keys_resign(
+        &self,
+        request: Request<proto::KeysResignRequest>,
+    ) -> Result<Response<proto::KeysResignResponse>, Status> {
+        let dry_run = request.into_inner().dry_run;
+        let node = self.node.clone();
+        let done = blocking(move || node.resign(dry_run)).await?;
+        Ok(Response::new(proto::KeysResignResponse {
+            resigned: done.ids.len() as u64,
+            log_size: done.log_size,
+            ids: done.ids,
+        }))
     }
 
     async fn keys_status(
@@ -447,6 +503,9 @@ impl Admin for AdminService {
         .ok_or_else(|| Status::not_found(format!("no trusted origin {origin} here")))?;
         let signing = own.then(|| self.node.key().key_id().to_string());
         let mut status = convert::keys_status(&chain, signing);
+        let node = self.node.clone();
+        let counted = chain.origin().to_owned();
+        status.quarantined = blocking(move || node.quarantine_count(&counted)).await?;
         if own {
             let node = self.node.clone();
             status.changes = blocking(move || Ok(node.trust().audit_log()?))
@@ -648,13 +707,15 @@ impl Admin for AdminService {
                 .stale_origins_at(meridian_core::keyset::now_unix())?
                 .into_iter()
                 .collect();
+            let quarantined = node.quarantine_counts()?;
             Ok(node
                 .trust()
                 .list()?
                 .into_iter()
                 .map(|peer| {
                     let expired = stale.get(peer.node_id.as_str()).cloned();
-                    (peer, expired.unwrap_or_default())
+                    let held = quarantined.get(peer.node_id.as_str()).copied();
+                    (peer, expired.unwrap_or_default(), held.unwrap_or(0))
                 })
                 .collect::<Vec<_>>())
         })
@@ -663,7 +724,7 @@ impl Admin for AdminService {
         Ok(Response::new(proto::PeersStatusResponse {
             peers: peers
                 .into_iter()
-                .map(|(peer, keys_expired)| {
+                .map(|(peer, keys_expired, quarantined)| {
                     let status = known
                         .get(peer.node_id.as_str())
                         .cloned()
@@ -680,6 +741,7 @@ impl Admin for AdminService {
                         endpoint: peer.endpoint,
                         groups: peer.groups,
                         keys_expired,
+                        quarantined,
                     }
                 })
                 .collect(),

@@ -284,5 +284,17 @@ pub fn keys_status(
         stale: chain.expired(meridian_core::keyset::now_unix()).is_some(),
         signing_key: signing_key.unwrap_or_default(),
         changes: Vec::new(),
+        revocations: chain
+            .revocations()
+            .iter()
+            .map(|r| proto::RevocationStatus {
+                key_id: r.key_id.to_string(),
+                from_index: r.from,
+                until_index: r.until,
+                published_at: r.published_at,
+                reason: r.reason.clone(),
+            })
+            .collect(),
+        quarantined: 0,
     }
 }

@@ -1,5 +1,7 @@
 //! `meridian keys`: this node's identity (`show`), its key sets
-//! (`status`), and key set N+1 signed by the root (`rotate`, `renew`). The
+//! (`status`), key set N+1 signed by the root (`rotate`, `renew`,
+//! `revoke`), and new versions of what a revocation quarantined
+//! (`resign`). The
 //! root key is read here, from the operator's file, and handed to the node
 //! over the operator-only admin socket; it is never written by the node
 //! (docs/decisions/key-sets.md).
@@ -43,8 +45,39 @@ pub enum KeysCommand {
         #[command(flatten)]
         root: RootArgs,
     },
+    /// Revoke a signing key from a log index on (a key compromise): append
+    /// key set N+1, signed by the root, that drops the key (with a new
+    /// signing key when it is the one in use) and says entries it signed at
+    /// or after the index are not to be trusted. Every peer quarantines them
+    /// (not served, not searched) until `keys resign`.
+    Revoke {
+        /// The signing key revoked (`ed25519:…`, as `keys status` lists it).
+        key_id: String,
+        /// The first log index whose entries by the key are not trusted: the
+        /// first one the thief may have signed.
+        #[arg(long, value_name = "I")]
+        from_index: u64,
+        /// Why, for the peers' operators (at most 512 bytes).
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        root: RootArgs,
+    },
+    /// Re-sign, with the signing key in use, each record whose current
+    /// version a revocation quarantined: a new version with the same
+    /// content, which ends its quarantine here and at every peer at its next
+    /// pull. Delete (`holdings rm`) or correct (`holdings put`) what the
+    /// thief wrote first; `--dry-run` lists what would be re-signed.
+    Resign {
+        /// Only list the records that would be re-signed.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// The key sets of this node's log (or of a peer's, `--origin`): their
-    /// keys, thresholds, expiry, and where each retired signing key stops.
+    /// keys, thresholds, expiry, where each retired signing key stops, the
+    /// revocations and how many records they quarantine here.
     Status {
         /// A replicated origin instead of this node.
         #[arg(long)]
@@ -72,6 +105,56 @@ pub async fn run(data_dir: &Path, command: KeysCommand) -> Result<()> {
         KeysCommand::Show { invite, cert, json } => show(data_dir, invite, cert, json).await,
         KeysCommand::Rotate { root } => rotate(data_dir, root, false).await,
         KeysCommand::Renew { root } => rotate(data_dir, root, true).await,
+        KeysCommand::Revoke {
+            key_id,
+            from_index,
+            reason,
+            root,
+        } => {
+            let root_seeds = root_seeds(&root)?;
+            let mut client = admin(data_dir).await?;
+            let status = client
+                .keys_revoke(proto::KeysRevokeRequest {
+                    root_seeds,
+                    key_id,
+                    from_index,
+                    reason,
+                    expires_days: root.expires_days,
+                })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            print_status(&status, root.json);
+            Ok(())
+        }
+        KeysCommand::Resign { dry_run, json } => {
+            let mut client = admin(data_dir).await?;
+            let done = client
+                .keys_resign(proto::KeysResignRequest { dry_run })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "resigned": done.resigned, "dry_run": dry_run,
+                        "log_size": done.log_size, "ids": done.ids,
+                    })
+                );
+            } else if dry_run {
+                println!("{} quarantined records would be re-signed", done.resigned);
+                for id in &done.ids {
+                    println!("  {id}");
+                }
+            } else {
+                println!(
+                    "{} quarantined records re-signed (log size {})",
+                    done.resigned, done.log_size
+                );
+            }
+            Ok(())
+        }
         KeysCommand::Status { origin, json } => {
             let mut client = admin(data_dir).await?;
             let status = client
@@ -87,13 +170,17 @@ pub async fn run(data_dir: &Path, command: KeysCommand) -> Result<()> {
     }
 }
 
+/// The seeds of the root key files given, each checked as every key file
+/// is: mode 0600, format, key id.
+fn root_seeds(root: &RootArgs) -> Result<Vec<Vec<u8>>> {
+    root.root_keys
+        .iter()
+        .map(|path| Ok(NodeKey::load(path)?.seed().to_vec()))
+        .collect()
+}
+
 async fn rotate(data_dir: &Path, root: RootArgs, keep_signing_key: bool) -> Result<()> {
-    let mut root_seeds = Vec::with_capacity(root.root_keys.len());
-    for path in &root.root_keys {
-        // The same checks as every key file: mode 0600, format, key id.
-        let key = NodeKey::load(path)?;
-        root_seeds.push(key.seed().to_vec());
-    }
+    let root_seeds = root_seeds(&root)?;
     let mut client = admin(data_dir).await?;
     let status = client
         .keys_rotate(proto::KeysRotateRequest {
@@ -123,12 +210,23 @@ fn print_status(status: &proto::KeysStatusResponse, json: bool) {
                 })
             })
             .collect();
+        let revocations: Vec<serde_json::Value> = status
+            .revocations
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "key_id": r.key_id, "from_index": r.from_index, "until_index": r.until_index,
+                    "published_at": r.published_at, "reason": r.reason,
+                })
+            })
+            .collect();
         println!(
             "{}",
             serde_json::json!({
                 "origin": status.origin, "stale": status.stale, "sets": sets,
                 "changes": status.changes,
                 "signing_key": (!status.signing_key.is_empty()).then_some(&status.signing_key),
+                "revocations": revocations, "quarantined": status.quarantined,
             })
         );
         return;
@@ -171,6 +269,26 @@ fn print_status(status: &proto::KeysStatusResponse, json: bool) {
                 s.retired_at
             );
         }
+    }
+    for r in &status.revocations {
+        println!(
+            "\nREVOKED {}: entries from log index {} to {} are not trusted (key set at {}){}",
+            r.key_id,
+            r.from_index,
+            r.until_index,
+            r.published_at,
+            if r.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", r.reason)
+            }
+        );
+    }
+    if status.quarantined > 0 || !status.revocations.is_empty() {
+        println!(
+            "quarantined  {} records held here (not served, not searched until re-signed)",
+            status.quarantined
+        );
     }
     if !status.changes.is_empty() {
         println!("\nchanges");

@@ -1,5 +1,6 @@
 //! `meridian peers status`: per peer, whether it is reachable, its last
-//! sync, lag, what was received and rejected.
+//! sync, lag, what was received and rejected, and how many of its records
+//! a key revocation quarantines here.
 
 use std::path::Path;
 
@@ -42,7 +43,7 @@ pub async fn run(data_dir: &Path, command: PeersCommand) -> Result<()> {
                     "last_sync": p.last_sync, "lag": p.lag, "entries_received": p.entries_received,
                     "rejected": p.rejected, "last_error": p.last_error, "endpoint": p.endpoint,
                     "groups": p.groups, "stale": !p.keys_expired.is_empty(),
-                    "keys_expired": p.keys_expired,
+                    "keys_expired": p.keys_expired, "quarantined": p.quarantined,
                 }),
             )?;
         } else {
@@ -60,13 +61,21 @@ pub async fn run(data_dir: &Path, command: PeersCommand) -> Result<()> {
                 p.lag,
                 p.entries_received,
                 p.rejected,
-                if p.keys_expired.is_empty() {
-                    p.last_error.clone()
-                } else {
-                    format!(
-                        "STALE: key set expired {}; {}",
-                        p.keys_expired, p.last_error
-                    )
+                {
+                    let mut notes = Vec::new();
+                    if !p.keys_expired.is_empty() {
+                        notes.push(format!("STALE: key set expired {}", p.keys_expired));
+                    }
+                    if p.quarantined > 0 {
+                        notes.push(format!(
+                            "QUARANTINED: {} records signed by a revoked key",
+                            p.quarantined
+                        ));
+                    }
+                    if !p.last_error.is_empty() || notes.is_empty() {
+                        notes.push(p.last_error.clone());
+                    }
+                    notes.join("; ")
                 }
             );
         }

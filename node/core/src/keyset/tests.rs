@@ -291,6 +291,220 @@ fn expiry_is_capped_and_an_expired_set_is_stale() {
     ));
 }
 
+/// A set of version `version` with signing keys `signing` (threshold 1)
+/// that revokes each `(key, from)` of `revoked`.
+fn revoking(origin: &Origin, version: u64, signing: &[usize], revoked: &[(usize, u64)]) -> KeySet {
+    let keys: Vec<&NodeKey> = signing.iter().map(|&i| &origin.signing[i]).collect();
+    let mut set = key_set(
+        ORIGIN,
+        version,
+        &keys,
+        &roots(&origin.root),
+        1,
+        in_a_year(),
+        Vec::new(),
+    );
+    set.revocations = revoked
+        .iter()
+        .map(|&(key, from)| crate::proto::Revocation {
+            key_id: origin.signing[key].key_id().to_string(),
+            from_index: from,
+            reason: "key file leaked".into(),
+        })
+        .collect();
+    set
+}
+
+/// Adversarial: a revoked key's entries from the revocation's index on are
+/// quarantined (they still verify: the log stays verifiable), the entries
+/// before it are not, and anything it signs after the revoking set is
+/// refused as from a retired key.
+#[test]
+fn a_revoked_keys_later_entries_are_quarantined_and_refused() {
+    let origin = new_origin();
+    let (mut chain, _, _) = rotated(&origin);
+    // Key 1 signs entries 5-7; set 3 at 8 revokes it from 6 for key 2.
+    let third = sign_key_set(
+        &[&origin.root],
+        ORIGIN,
+        8,
+        revoking(&origin, 3, &[2], &[(1, 6)]),
+    );
+    chain.extend(8, &third, now_unix()).unwrap();
+    let revoked = &chain.revocations()[0];
+    assert_eq!(
+        (
+            &revoked.key_id,
+            revoked.from,
+            revoked.until,
+            revoked.published_at
+        ),
+        (origin.signing[1].key_id(), 6, 8, 8)
+    );
+    let by_key1: Vec<Envelope> = (5..8).map(|i| record(&origin.signing[1], i)).collect();
+    assert!(
+        chain.quarantines(5, &by_key1[0]).is_none(),
+        "before the index"
+    );
+    for (index, envelope) in [(6, &by_key1[1]), (7, &by_key1[2])] {
+        assert_eq!(
+            chain.quarantines(index, envelope).map(|r| r.from),
+            Some(6),
+            "entry {index}"
+        );
+        assert!(chain.open_entry(index, envelope).is_ok(), "still verifies");
+        assert!(chain.quarantines_any_entry_at(index).is_some());
+    }
+    assert!(chain.quarantines_any_entry_at(5).is_none());
+    // Entries before the revoked key's time are untouched.
+    assert!(chain
+        .quarantines(2, &record(&origin.signing[0], 2))
+        .is_none());
+    // After the revoking set the key signs nothing.
+    let late = record(&origin.signing[1], 9);
+    assert!(matches!(
+        chain.open_entry(9, &late),
+        Err(SignError::RetiredKey { retired_at: 8, .. })
+    ));
+    let good = record(&origin.signing[2], 9);
+    assert!(chain.open_entry(9, &good).is_ok());
+    assert!(chain.quarantines(9, &good).is_none());
+    // A revoked key never comes back as a signing key.
+    let back = sign_key_set(&[&origin.root], ORIGIN, 10, revoking(&origin, 4, &[1], &[]));
+    let err = chain.extend(10, &back, now_unix()).unwrap_err();
+    assert!(err.to_string().contains("revoked"), "{err}");
+}
+
+/// Adversarial: a revocation moves a key's validity back only: never from
+/// or after its retirement, never later than a revocation already held; it
+/// names a key the origin had, which the set no longer lists; and only the
+/// root publishes it.
+#[test]
+fn a_revocation_only_moves_a_keys_validity_back() {
+    let origin = new_origin();
+    let (chain, _, _) = rotated(&origin);
+    let refused = |set: KeySet, what: &str| {
+        let mut attempt = chain.clone();
+        let envelope = sign_key_set(&[&origin.root], ORIGIN, 8, set);
+        let err = attempt.extend(8, &envelope, now_unix()).unwrap_err();
+        assert!(
+            matches!(err, SignError::KeySetPosition { index: 8, .. }),
+            "{what}: {err}"
+        );
+        assert!(err.to_string().contains(what), "{err}");
+        assert_eq!(attempt.links().len(), 2, "nothing was appended");
+    };
+    // Key 0 was retired at 4: from 4 or later would move it forward.
+    refused(
+        revoking(&origin, 3, &[1], &[(0, 4)]),
+        "only moves a key's validity back",
+    );
+    // Key 1 is retired by this very set at 8.
+    refused(revoking(&origin, 3, &[2], &[(1, 8)]), "at or after 8");
+    refused(revoking(&origin, 3, &[1], &[(1, 5)]), "still lists it");
+    let mut stranger = revoking(&origin, 3, &[1], &[]);
+    stranger.revocations.push(crate::proto::Revocation {
+        key_id: NodeKey::generate().key_id().to_string(),
+        from_index: 2,
+        reason: String::new(),
+    });
+    refused(stranger, "not a signing key of an earlier key set");
+    let mut garbled = revoking(&origin, 3, &[1], &[]);
+    garbled.revocations.push(crate::proto::Revocation {
+        key_id: "ed25519:zz".into(),
+        from_index: 2,
+        reason: String::new(),
+    });
+    refused(garbled, "revocations[0]");
+    let mut wordy = revoking(&origin, 3, &[1], &[(0, 2)]);
+    wordy.revocations[0].reason = "x".repeat(MAX_REASON_BYTES + 1);
+    refused(wordy, "reason");
+
+    // A retired key revoked later, with the signing key kept.
+    let mut chain = chain;
+    let third = sign_key_set(
+        &[&origin.root],
+        ORIGIN,
+        8,
+        revoking(&origin, 3, &[1], &[(0, 2)]),
+    );
+    chain.extend(8, &third, now_unix()).unwrap();
+    assert!(chain
+        .quarantines(1, &record(&origin.signing[0], 1))
+        .is_none());
+    assert!(chain
+        .quarantines(3, &record(&origin.signing[0], 3))
+        .is_some());
+    assert!(chain
+        .quarantines(6, &record(&origin.signing[1], 6))
+        .is_none());
+    // Later: never forward, but further back is fine.
+    let forward = sign_key_set(
+        &[&origin.root],
+        ORIGIN,
+        9,
+        revoking(&origin, 4, &[1], &[(0, 3)]),
+    );
+    let err = chain.clone().extend(9, &forward, now_unix()).unwrap_err();
+    assert!(err.to_string().contains("never moves"), "{err}");
+    let back = sign_key_set(
+        &[&origin.root],
+        ORIGIN,
+        9,
+        revoking(&origin, 4, &[1], &[(0, 1)]),
+    );
+    chain.extend(9, &back, now_unix()).unwrap();
+    assert_eq!(chain.revocations().len(), 1);
+    assert_eq!(chain.revocations()[0].from, 1);
+    assert!(chain
+        .quarantines(1, &record(&origin.signing[0], 1))
+        .is_some());
+
+    // Published by a signing key instead of the root: refused.
+    let (mut chain, _, _) = rotated(&origin);
+    let by_signing_key = sign_key_set(
+        &[&origin.signing[1]],
+        ORIGIN,
+        8,
+        revoking(&origin, 3, &[2], &[(1, 5)]),
+    );
+    assert!(chain.extend(8, &by_signing_key, now_unix()).is_err());
+    assert!(chain.revocations().is_empty());
+}
+
+/// With two signing keys, only what the revoked one signed is quarantined:
+/// an entry the other key signed verifies without it.
+#[test]
+fn only_entries_of_the_revoked_key_are_quarantined() {
+    let origin = new_origin();
+    let genesis = sign_key_set(
+        &[&origin.root],
+        ORIGIN,
+        0,
+        revoking(&origin, 1, &[0, 1], &[]),
+    );
+    let second = sign_key_set(
+        &[&origin.root],
+        ORIGIN,
+        4,
+        revoking(&origin, 2, &[1], &[(0, 2)]),
+    );
+    let mut chain = KeyChain::new(ORIGIN, Some(origin.root.verifying_key()));
+    chain.extend(0, &genesis, now_unix()).unwrap();
+    chain.extend(4, &second, now_unix()).unwrap();
+    assert!(chain
+        .quarantines(2, &record(&origin.signing[0], 2))
+        .is_some());
+    assert!(chain
+        .quarantines(2, &record(&origin.signing[1], 2))
+        .is_none());
+    assert!(chain
+        .quarantines(1, &record(&origin.signing[0], 1))
+        .is_none());
+    // Digests alone cannot say which key signed: not counted there.
+    assert!(chain.quarantines_any_entry_at(2).is_none());
+}
+
 /// A node made before root keys: its one identity key is root and signing
 /// key, its first set lists no root keys and no expiry, and it rotates.
 #[test]

@@ -130,6 +130,18 @@ pub fn serve_entries(
     max: usize,
 ) -> Result<Vec<PullItem>, SyncError> {
     let limit = max.min(to.saturating_sub(from) as usize);
+    // The origin's revocations, when it has any: entries signed by a
+    // revoked key go out as digests (crate::quarantine).
+    let revoking = node
+        .origin_keys(origin)
+        .map_err(|e| match e {
+            crate::node::NodeError::Store(e) => SyncError::Store(e),
+            other => SyncError::Worker {
+                origin: origin.to_owned(),
+                message: other.to_string(),
+            },
+        })?
+        .filter(|chain| !chain.revocations().is_empty());
     let mut items = Vec::with_capacity(limit);
     let mut bytes = 0;
     for (index, stored) in node.store().entries(origin, LogIndex(from), limit)? {
@@ -153,6 +165,19 @@ pub fn serve_entries(
                         // hands on what the origin has since narrowed or
                         // withdrawn, and the caller needs only the latest.
                         (Delivery::Envelope, Some(id)) if superseded(node, origin, &id, index)? => {
+                            redacted(
+                                &log::subject_digest(origin, &id),
+                                &log::payload_digest(&envelope.payload),
+                            )
+                        }
+                        // Quarantined: signed by a key the origin revoked
+                        // from before this position. Never relayed as
+                        // trusted; the digests keep the log verifiable.
+                        (Delivery::Envelope, Some(id))
+                            if revoking.as_ref().is_some_and(|chain| {
+                                chain.quarantines(index.get(), &envelope).is_some()
+                            }) =>
+                        {
                             redacted(
                                 &log::subject_digest(origin, &id),
                                 &log::payload_digest(&envelope.payload),

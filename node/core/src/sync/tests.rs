@@ -2029,3 +2029,61 @@ async fn a_flipped_byte_in_a_record_model_v2_field_is_refused_and_the_honest_cop
         "forwarded byte for byte"
     );
 }
+
+/// Issue 11, item 4: the replica pulled what the leaked key signed before
+/// the origin revoked it; once it pulls the revoking set, it quarantines
+/// them (not read, not indexed, relayed as digests only) and counts them,
+/// with no re-pinning; the origin's re-signed versions end the quarantine.
+#[tokio::test]
+async fn a_revocation_pulled_after_the_entries_quarantines_them_at_the_replica() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    let from = fed.polar.store().log_size(POLAR).unwrap();
+    import(&fed.polar, 3, 2);
+    assert_honest_retry(&fed).await;
+    fed.here.catch_up_index(&mut |_| {}).unwrap();
+    assert_eq!(fed.here.index().doc_count(), 4);
+    let operator = Viewer::Operator {
+        node: fed.here.node_id().clone(),
+    };
+    assert!(fed.here.get(POLAR, "PDC-3", &operator).is_ok());
+
+    let leaked = fed.polar.key().key_id().clone();
+    fed.polar
+        .revoke_key(Vec::new(), leaked.clone(), from, "leaked".into(), 30)
+        .unwrap();
+    assert_honest_retry(&fed).await;
+    let held = fed.here.quarantined(POLAR).unwrap();
+    let ids: Vec<&str> = held.iter().map(|q| q.id.as_str()).collect();
+    assert_eq!(ids, ["PDC-3", "PDC-4"]);
+    assert_eq!(fed.here.quarantine_count(POLAR).unwrap(), 2);
+    assert!(matches!(
+        fed.here.get(POLAR, "PDC-3", &operator),
+        Err(crate::node::NodeError::NotFound { .. })
+    ));
+    assert!(fed.here.get(POLAR, "PDC-1", &operator).is_ok());
+    let listed = fed.here.list(POLAR, 100, "", false, &operator).unwrap();
+    assert_eq!(listed.records.len(), 2);
+    fed.here.catch_up_index(&mut |_| {}).unwrap();
+    assert_eq!(fed.here.index().doc_count(), 2, "dropped from the index");
+    // Relayed as digests only.
+    let peer = Viewer::Peer {
+        node: UNI.parse().unwrap(),
+        groups: Vec::new(),
+    };
+    let size = fed.here.store().log_size(POLAR).unwrap();
+    let items = serve_entries(&fed.here, &peer, POLAR, from, size, 100).unwrap();
+    assert!(items[..2]
+        .iter()
+        .all(|item| matches!(item.item, Some(pull_item::Item::Redacted(_)))));
+    assert!(fed.sync.status().values().all(|peer| peer.rejected == 0));
+
+    assert_eq!(fed.polar.resign(false).unwrap().ids, ["PDC-3", "PDC-4"]);
+    assert_honest_retry(&fed).await;
+    assert_eq!(fed.here.quarantine_count(POLAR).unwrap(), 0);
+    let view = fed.here.get(POLAR, "PDC-3", &operator).unwrap();
+    assert_eq!(view.verified_key_id, fed.polar.key().key_id().to_string());
+    fed.here.catch_up_index(&mut |_| {}).unwrap();
+    assert_eq!(fed.here.index().doc_count(), 4);
+    all_entries_verify(&fed.here, POLAR);
+}
