@@ -338,24 +338,27 @@ impl Harvester {
             Format::DataciteXml
         };
         let mut restarts = 0;
-        // The next page is fetched while this one is stored; the state
-        // records a page's token only once the page is stored.
-        let mut prefetched: Option<tokio::task::JoinHandle<Result<Vec<u8>, String>>> = None;
+        // The next page is fetched and parsed while this one is stored, so
+        // the XML of one page and the signing, storing and indexing of the
+        // other share the cores; the state records a page's token only once
+        // the page is stored.
+        let mut prefetched: Option<tokio::task::JoinHandle<Result<Page, HarvestError>>> = None;
         loop {
             let url = list_url(source, &state.token, &state.from);
-            let body = match prefetched.take() {
+            let Page { items, envelope } = match prefetched.take() {
                 Some(handle) => handle
                     .await
                     .map_err(|e| HarvestError::Fetch(format!("{url}: {e}")))?,
-                None => self.fetch.get(&url, &source.ca_cert).await,
-            }
-            .map_err(HarvestError::Fetch)?;
-            let mut reader = XmlRecords::new(body.as_slice(), format);
-            let items: Vec<crosswalk::Item> = reader
-                .by_ref()
-                .collect::<Result<_, _>>()
-                .map_err(|e| HarvestError::Protocol(format!("{url}: not well-formed XML: {e}")))?;
-            let envelope = reader.envelope().clone();
+                None => {
+                    fetch_page(
+                        self.fetch.clone(),
+                        url.clone(),
+                        source.ca_cert.clone(),
+                        format,
+                    )
+                    .await
+                }
+            }?;
             if state.token.is_empty() && !envelope.response_date.is_empty() {
                 state.list_started = envelope.response_date.clone();
             }
@@ -388,7 +391,7 @@ impl Harvester {
                     list_url(source, &next, &state.from),
                     source.ca_cert.clone(),
                 );
-                prefetched = Some(tokio::spawn(async move { fetch.get(&url, &ca).await }));
+                prefetched = Some(tokio::spawn(fetch_page(fetch, url, ca, format)));
             }
             self.apply(source, state, items).await?;
             state.pages += 1;
@@ -644,6 +647,38 @@ fn rfc3339(unix: i64) -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+/// One page of a list: its records and its OAI-PMH envelope.
+struct Page {
+    items: Vec<crosswalk::Item>,
+    envelope: crosswalk::tree::Envelope,
+}
+
+/// Fetches the page at `url` and parses it on a blocking thread: a page
+/// of a thousand DataCite records is tens of milliseconds of XML, which
+/// would otherwise hold a runtime thread.
+async fn fetch_page(
+    fetch: Arc<dyn Fetch>,
+    url: String,
+    ca_cert: String,
+    format: Format,
+) -> Result<Page, HarvestError> {
+    let body = fetch
+        .get(&url, &ca_cert)
+        .await
+        .map_err(HarvestError::Fetch)?;
+    tokio::task::spawn_blocking(move || {
+        let mut reader = XmlRecords::new(body.as_slice(), format);
+        let items: Vec<crosswalk::Item> = reader
+            .by_ref()
+            .collect::<Result<_, _>>()
+            .map_err(|e| HarvestError::Protocol(format!("{url}: not well-formed XML: {e}")))?;
+        let envelope = reader.envelope().clone();
+        Ok(Page { items, envelope })
+    })
+    .await
+    .map_err(|e| HarvestError::Protocol(format!("harvest task failed: {e}")))?
 }
 
 /// The ListRecords request that continues at `token`, or starts the list.
