@@ -14,23 +14,7 @@ use meridian_testkit::harness::{anonymous_channel, held, peer_channel, record_li
 use prost::Message;
 use tonic::Code;
 
-/// Ids `meridian search` returns at `node` (operator view, the local index).
-fn searched(node: &TestNode, query: &str) -> BTreeSet<String> {
-    let out = node.ok(&["search", query, "--json", "--limit", "1000"]);
-    let answer: serde_json::Value = serde_json::from_str(&out).expect("search json");
-    answer["hits"]
-        .as_array()
-        .expect("hits")
-        .iter()
-        .map(|hit| {
-            format!(
-                "{}/{}",
-                hit["origin"].as_str().unwrap(),
-                hit["id"].as_str().unwrap()
-            )
-        })
-        .collect()
-}
+use crate::support::searched;
 
 /// Waits until `check` holds, for at most ten seconds.
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {

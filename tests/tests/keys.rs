@@ -17,6 +17,26 @@ use meridian_testkit::harness::{
     TestNode,
 };
 
+use crate::support::searched;
+
+/// `meridian init` of node `polar` in `data`, its root key written to
+/// `root_key` (outside the data directory).
+fn init_polar(data: &std::path::Path, root_key: &std::path::Path) {
+    let out = without_meridian_env(&mut Command::new(meridian_bin()))
+        .args(["init", "--node-id", "polar", "--listen", "127.0.0.1:0"])
+        .arg("--root-key")
+        .arg(root_key)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `keys status --json` (of `origin`, or of the node itself).
 fn keys_status(node: &TestNode, origin: Option<&str>) -> serde_json::Value {
     let mut args = vec!["keys", "status", "--json"];
@@ -61,19 +81,7 @@ async fn a_replica_follows_a_signing_key_rotation_with_no_re_pinning() {
     let offline = tmp.path().join("offline");
     std::fs::create_dir(&offline).unwrap();
     let root_key = offline.join("polar-root.key");
-    let out = without_meridian_env(&mut Command::new(meridian_bin()))
-        .args(["init", "--node-id", "polar", "--listen", "127.0.0.1:0"])
-        .arg("--root-key")
-        .arg(&root_key)
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    init_polar(&data, &root_key);
     // The root went where the operator said, private; not into the data directory.
     let mode = std::fs::metadata(&root_key).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -201,24 +209,6 @@ async fn hits(channel: tonic::transport::Channel, query: &str) -> BTreeSet<Strin
         .collect()
 }
 
-/// What `meridian search` finds at `node` (the operator: everything held).
-fn operator_hits(node: &TestNode, query: &str) -> BTreeSet<String> {
-    let out = node.ok(&["search", query, "--json", "--limit", "100"]);
-    let answer: serde_json::Value = serde_json::from_str(&out).expect("search json");
-    answer["hits"]
-        .as_array()
-        .expect("hits")
-        .iter()
-        .map(|hit| {
-            format!(
-                "{}/{}",
-                hit["origin"].as_str().unwrap(),
-                hit["id"].as_str().unwrap()
-            )
-        })
-        .collect()
-}
-
 /// Waits until `check` holds, for at most twenty seconds (the index
 /// applies a commit asynchronously).
 async fn eventually<F, Fut>(what: &str, mut check: F)
@@ -272,19 +262,7 @@ async fn the_compromise_drill_revokes_quarantines_and_resigns() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("polar");
     let root_key = tmp.path().join("polar-root.key");
-    let out = without_meridian_env(&mut Command::new(meridian_bin()))
-        .args(["init", "--node-id", "polar", "--listen", "127.0.0.1:0"])
-        .arg("--root-key")
-        .arg(&root_key)
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    init_polar(&data, &root_key);
     let polar = TestNode::start_at(meridian_bin(), &data, "polar", &[]).unwrap();
     let uni = TestNode::start("uni");
     let genomics = TestNode::start("genomics");
@@ -382,11 +360,7 @@ async fn the_compromise_drill_revokes_quarantines_and_resigns() {
     assert!(held(&polar, "polar", "PDC-1").await.is_some());
     let origin = &polar;
     eventually("the origin's index drops them", || async move {
-        operator_hits(origin, "ice").is_disjoint(&set(&[
-            "polar/FORGED-1",
-            "polar/PDC-2",
-            "polar/PDC-4",
-        ]))
+        searched(origin, "ice").is_disjoint(&set(&["polar/FORGED-1", "polar/PDC-2", "polar/PDC-4"]))
     })
     .await;
     assert_eq!(
@@ -413,7 +387,7 @@ async fn the_compromise_drill_revokes_quarantines_and_resigns() {
             .is_empty()
     })
     .await;
-    assert_eq!(operator_hits(&uni, "forged"), BTreeSet::new());
+    assert_eq!(searched(&uni, "forged"), BTreeSet::new());
     assert_eq!(
         hits(anonymous_channel(&uni).await, "ice").await,
         set(&["polar/PDC-1", "polar/PDC-3"])
@@ -440,7 +414,7 @@ async fn the_compromise_drill_revokes_quarantines_and_resigns() {
         );
     }
     assert!(held(&genomics, "polar", "PDC-1").await.is_some());
-    assert_eq!(operator_hits(&genomics, "forged"), BTreeSet::new());
+    assert_eq!(searched(&genomics, "forged"), BTreeSet::new());
 
     // The operator removes what the thief wrote, and puts PDC-2 back.
     polar.ok(&["holdings", "rm", "FORGED-1", "--yes"]);
@@ -487,6 +461,6 @@ async fn the_compromise_drill_revokes_quarantines_and_resigns() {
                 == set(&["polar/PDC-1", "polar/PDC-2", "polar/PDC-3", "polar/PDC-4"])
         })
         .await;
-        assert_eq!(operator_hits(peer, "forged"), BTreeSet::new());
+        assert_eq!(searched(peer, "forged"), BTreeSet::new());
     }
 }
