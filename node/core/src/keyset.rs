@@ -488,6 +488,7 @@ pub fn key_set(
         tls_keys,
         root_keys: roots.to_vec(),
         root_threshold,
+        doi_prefixes: Vec::new(),
     }
 }
 
