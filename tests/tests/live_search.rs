@@ -453,6 +453,19 @@ fn doi_hits(answer: &SearchResponse) -> Vec<(String, Vec<String>)> {
     hits
 }
 
+/// Waits (bounded) until `request` at `node` has `hits` hits: the index
+/// applies what a sync stored just after it.
+async fn settled(node: &TestNode, request: &SearchRequest, hits: usize) {
+    let started = Instant::now();
+    while operator_search(node, request.clone()).await.hits.len() != hits {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never {hits} hits"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Issue 14, item 4: the origin that alone claims a DOI's prefix in its
 /// signed key set (`doi_prefixes`) holds the authoritative copy, even when
 /// another origin's copy is older; once a second trusted origin claims the
@@ -494,6 +507,7 @@ async fn the_doi_registrants_copy_is_authoritative_unless_its_prefix_is_conteste
         ),
         ("registrar/REG-2".to_owned(), vec![]),
     ];
+    settled(&asker, &federation, 3).await;
     for request in [federation.clone(), live("permafrost", 2000)] {
         let answer = operator_search(&asker, request).await;
         assert_eq!(doi_hits(&answer), registrar_wins, "{answer:?}");
@@ -513,6 +527,7 @@ async fn the_doi_registrants_copy_is_authoritative_unless_its_prefix_is_conteste
         ("mirror/MIR-2".to_owned(), vec![]),
         ("registrar/REG-2".to_owned(), vec![]),
     ];
+    settled(&asker, &federation, 3).await;
     for request in [federation, live("permafrost", 2000)] {
         let answer = operator_search(&asker, request).await;
         assert_eq!(doi_hits(&answer), oldest_wins, "{answer:?}");

@@ -49,7 +49,7 @@ pub struct Args {
     changes: usize,
     /// A change starts every this many milliseconds (whether or not the
     /// previous ones have converged).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 1000)]
     pace_ms: u64,
     /// Records each node holds before the changes start.
     #[arg(long, default_value_t = 10)]
@@ -197,6 +197,9 @@ async fn bench(nodes: &[TestNode], args: &Args) -> Result<()> {
 
     // The changes.
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    // Records whose last change is still being measured: not changed
+    // again until it is everywhere, or a later change would hide it.
+    let in_flight: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>> = Arc::default();
     let mut measures = tokio::task::JoinSet::new();
     let pace = Duration::from_millis(args.pace_ms);
     let started = tokio::time::Instant::now();
@@ -204,7 +207,13 @@ async fn bench(nodes: &[TestNode], args: &Args) -> Result<()> {
         tokio::time::sleep_until(started + pace * c as u32).await;
         let n = rng.gen_range(0..names.len());
         let roll: f64 = rng.gen();
-        let kind = if held[n].is_empty() || roll < 0.5 {
+        let settled: Vec<usize> = {
+            let busy = in_flight.lock().expect("in-flight lock");
+            (0..held[n].len())
+                .filter(|i| !busy.contains(&held[n][*i].0))
+                .collect()
+        };
+        let kind = if settled.is_empty() || roll < 0.5 {
             Kind::New
         } else if roll < 0.8 {
             Kind::Edit
@@ -228,7 +237,7 @@ async fn bench(nodes: &[TestNode], args: &Args) -> Result<()> {
                 }
             }
             Kind::Edit => {
-                let pick = rng.gen_range(0..held[n].len());
+                let pick = settled[rng.gen_range(0..settled.len())];
                 let id = held[n][pick].0.clone();
                 let line = record_line(&id, &format!("Edited {word}"), "federation");
                 let log_size = import(&mut admins[n], vec![line]).await?;
@@ -242,7 +251,7 @@ async fn bench(nodes: &[TestNode], args: &Args) -> Result<()> {
                 }
             }
             Kind::Withdraw => {
-                let pick = rng.gen_range(0..held[n].len());
+                let pick = settled[rng.gen_range(0..settled.len())];
                 let (id, old_word) = held[n].swap_remove(pick);
                 let deleted = admins[n]
                     .delete_record(DeleteRecordRequest { id: id.clone() })
@@ -257,8 +266,13 @@ async fn bench(nodes: &[TestNode], args: &Args) -> Result<()> {
                 }
             }
         };
+        in_flight
+            .lock()
+            .expect("in-flight lock")
+            .insert(change.id.clone());
         let change = Arc::new(change);
         let admins = admins.clone();
+        let in_flight = in_flight.clone();
         measures.spawn(async move {
             // Every node, the origin included: the change's time is its
             // last node's.
@@ -267,11 +281,15 @@ async fn bench(nodes: &[TestNode], args: &Args) -> Result<()> {
                 let change = change.clone();
                 each.spawn(async move { converged(admin, &change, at).await });
             }
-            let mut slowest = Duration::ZERO;
+            let mut slowest = Ok(Duration::ZERO);
             while let Some(took) = each.join_next().await {
-                slowest = slowest.max(took??);
+                slowest = match (slowest, took?) {
+                    (Ok(a), Ok(b)) => Ok(a.max(b)),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
             }
-            anyhow::Ok((kind, slowest))
+            in_flight.lock().expect("in-flight lock").remove(&change.id);
+            slowest.map(|took| (kind, took))
         });
     }
 
