@@ -13,7 +13,13 @@
 //!   advertised a copy of its log is asked too (a hedge); the first answer
 //!   wins. A peer past the deadline is dropped: it never delays the answer.
 //! - Origins nobody answered for, and every origin no active peer stands
-//!   for, are answered from the local index (as of the last sync).
+//!   for, are answered from the local index (as of the last sync). Those
+//!   are searched while the peers are asked: every origin no peer is asked
+//!   for at once, an origin whose peer failed when it failed, and one that
+//!   has not answered by half the deadline from then on, so an origin that
+//!   never answers costs nothing past the deadline but the merge.
+//! - One hit per DOI, the registrant's copy authoritative
+//!   ([`super::Registrants`], docs/decisions/doi-registrant.md).
 //! - The caller's identity travels as a claim ([`OnBehalfOf`]): anonymous
 //!   callers (and pinned peers calling this node's Catalog) are asked for
 //!   as anonymous, so peers send PUBLIC records only; only the operator's

@@ -11,7 +11,9 @@
 //! deadline, a few at a time.
 //!
 //! Reported: latency at the client (p50, p99, max) against the target of
-//! the deadline + 20 ms, and for every answer whether
+//! the deadline + 20 ms, the node's own time for the same searches (its
+//! `took_micros`: what is not there was spent in transport or waiting for
+//! a core), and for every answer whether
 //!
 //! - each healthy peer answered live (`ok`) with all its matching records,
 //! - the blackholed and the slowed peer are reported (`timeout` or
@@ -73,6 +75,8 @@ pub struct Args {
 /// What one answer showed.
 struct Checked {
     latency: Duration,
+    /// How long the node took by its own account (`took_micros`).
+    took: Duration,
     /// Why the answer breaks a check (empty: it does not).
     problems: Vec<String>,
     /// The faulty peers' statuses, by peer.
@@ -157,6 +161,14 @@ pub fn run(args: Args) -> Result<()> {
         .collect();
     let summary = Summary::of(&latencies);
     println!("live search latency at the client: {summary}");
+    let took: Vec<f64> = checked
+        .iter()
+        .map(|c| c.took.as_secs_f64() * 1000.0)
+        .collect();
+    println!(
+        "the node's own time (took_micros):    {}",
+        Summary::of(&took)
+    );
     let bound = (DEFAULT_DEADLINE + TARGET_MARGIN).as_secs_f64() * 1000.0;
     println!(
         "target p99 <= deadline + 20 ms = {bound:.0} ms: {}",
@@ -270,6 +282,7 @@ impl Expect {
         }
         Checked {
             latency,
+            took: Duration::from_micros(answer.took_micros),
             problems,
             faulty,
         }
