@@ -965,7 +965,9 @@ impl Replicator {
     /// Returns whether a sync starts now.
     pub fn hinted(self: &Arc<Self>, peer: &str, origin: &str, size: u64) -> bool {
         let ours = self.node.store().log_size(origin).unwrap_or(0);
-        if size <= ours {
+        // Only origins this node pulls: what a peer's hints may name stays
+        // bounded by the trust store.
+        if size <= ours || !self.is_active(origin) {
             return false;
         }
         let now = Instant::now();
