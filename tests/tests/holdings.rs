@@ -372,6 +372,7 @@ async fn waiting_for_a_position_beyond_the_log_is_refused() {
         .wait_searchable(meridian_proto::WaitSearchableRequest {
             log_size: size,
             timeout_ms: 5_000,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -381,6 +382,7 @@ async fn waiting_for_a_position_beyond_the_log_is_refused() {
         .wait_searchable(meridian_proto::WaitSearchableRequest {
             log_size: size + 1,
             timeout_ms: 5_000,
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -64,6 +64,12 @@ pub struct Config {
     /// Visibility of an imported record that names none.
     #[serde(default)]
     pub default_visibility: DefaultVisibility,
+    /// The DOI prefixes (`10.5285`) this institution registers DOIs under.
+    /// Published in the node's key set; where this node alone claims a
+    /// prefix, its copy of a DOI under it is the authoritative one at every
+    /// peer (docs/decisions/doi-registrant.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub doi_prefixes: Vec<String>,
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
@@ -321,8 +327,9 @@ pub struct Limits {
     /// Requests one client may make at once above its rate.
     #[serde(default = "default_request_burst")]
     pub request_burst: u32,
-    /// A pinned peer's hints start at most one sync round per this many
-    /// seconds.
+    /// A pinned peer's hints start one sync with it at a time; a peer whose
+    /// hinted sync did not bring what its hints announced has its hints
+    /// start at most one sync round per this many seconds.
     #[serde(default = "default_hint_interval_secs")]
     pub hint_interval_secs: u64,
 }
@@ -402,6 +409,7 @@ impl Config {
             listen,
             endpoint: None,
             default_visibility: DefaultVisibility::default(),
+            doi_prefixes: Vec::new(),
             log: LogConfig::default(),
             limits: Limits::default(),
             sync: SyncConfig::default(),
@@ -476,6 +484,17 @@ impl Config {
         }
         if self.search.audit_retention_days == 0 {
             return Err("search.audit_retention_days: must be at least 1".into());
+        }
+        if self.doi_prefixes.len() > MAX_DOI_PREFIXES {
+            return Err(format!(
+                "doi_prefixes: at most {MAX_DOI_PREFIXES} prefixes, not {}",
+                self.doi_prefixes.len()
+            ));
+        }
+        if let Some(bad) = self.doi_prefixes.iter().find(|p| !is_doi_prefix(p)) {
+            return Err(format!(
+                "doi_prefixes: `{bad}` is not a DOI prefix (`10.` and digits, dot-separated, e.g. `10.5285`)"
+            ));
         }
         if self.sync.interval_secs == 0 {
             return Err("sync.interval_secs: must be at least 1".into());
@@ -713,6 +732,19 @@ fn injected_service_link(variable: &str, value: &str) -> bool {
         }
 }
 
+/// Most DOI prefixes one node may claim (`doi_prefixes`).
+pub const MAX_DOI_PREFIXES: usize = 64;
+
+/// Whether `prefix` is a DOI prefix: `10.` then dot-separated runs of
+/// digits (`10.5285`, `10.1000.100`), at most 32 characters.
+pub fn is_doi_prefix(prefix: &str) -> bool {
+    prefix.len() <= 32
+        && prefix.strip_prefix("10.").is_some_and(|rest| {
+            rest.split('.')
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
 fn apply_overrides(
     table: &mut toml::Table,
     env: &BTreeMap<String, String>,
@@ -786,6 +818,29 @@ mod tests {
     }
 
     const BASE: &str = "node_id = \"polar\"\nlisten = \"127.0.0.1:7400\"\n";
+
+    #[test]
+    fn doi_prefixes_are_checked_and_named_when_bad() {
+        let config = Config::parse(
+            BASE,
+            Path::new("m.toml"),
+            &env(&[("MERIDIAN_DOI_PREFIXES", "10.5285, 10.1000.100")]),
+        )
+        .unwrap();
+        assert_eq!(config.doi_prefixes, ["10.5285", "10.1000.100"]);
+        for bad in ["11.5285", "10.", "10.52a5", "10..5", "10.5285/x"] {
+            let err = Config::parse(
+                BASE,
+                Path::new("m.toml"),
+                &env(&[("MERIDIAN_DOI_PREFIXES", bad)]),
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("doi_prefixes: `{bad}`")),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn cors_origins_come_from_the_file_or_a_comma_separated_override() {

@@ -186,11 +186,25 @@ impl Node {
                 size,
             });
         }
+        self.wait_indexed(own, log_size, timeout).await
+    }
+
+    /// Waits until `origin`'s log up to `log_size` is searchable here, or
+    /// `timeout` passes; returns how much of it the index has applied. For
+    /// another origin the entries may not have arrived yet: waiting for
+    /// them to be pulled and indexed is the point (a change made at a peer
+    /// becoming searchable here).
+    pub async fn wait_indexed(
+        &self,
+        origin: &str,
+        log_size: u64,
+        timeout: std::time::Duration,
+    ) -> Result<u64, NodeError> {
         // Subscribed before the first look, so no advance is missed.
         let mut advanced = self.index_progress();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let indexed = self.indexed(own);
+            let indexed = self.indexed(origin);
             if indexed >= log_size {
                 return Ok(indexed);
             }

@@ -687,6 +687,7 @@ pub fn key_set(
         root_keys: roots.to_vec(),
         root_threshold,
         revocations: Vec::new(),
+        doi_prefixes: Vec::new(),
     }
 }
 

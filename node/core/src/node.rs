@@ -107,6 +107,9 @@ pub struct Node {
     /// Origins whose key set had expired at the last key upkeep
     /// ([`Node::stale_origins_at`]), for completeness reports.
     stale: RwLock<std::collections::BTreeSet<String>>,
+    /// DOI prefixes claimed by more than one origin, as last logged
+    /// ([`crate::search::Registrants::of`]).
+    doi_conflicts: Mutex<std::collections::BTreeMap<String, Vec<String>>>,
     /// The signing key was read from [`NEXT_KEY_FILE`]: a rotation ended
     /// before it replaced the key file.
     key_pending_rename: bool,
@@ -298,6 +301,7 @@ impl Node {
             chain: RwLock::new(Arc::new(chain)),
             chains: Mutex::default(),
             stale: RwLock::default(),
+            doi_conflicts: Mutex::default(),
             key_pending_rename,
             tls,
             store,
@@ -618,11 +622,50 @@ impl Node {
         Ok(true)
     }
 
-    /// Periodic key upkeep: renews this node's key set when it is due,
-    /// then counts the origins whose key set expired ([`Node::stale_origins_at`]).
+    /// The DOI prefixes the configuration declares, sorted, once each: what
+    /// this node's next key set publishes.
+    fn declared_doi_prefixes(&self) -> Vec<String> {
+        let prefixes: std::collections::BTreeSet<&String> =
+            self.config.doi_prefixes.iter().collect();
+        prefixes.into_iter().cloned().collect()
+    }
+
+    /// Appends a key set (same keys, a new expiry) that publishes the
+    /// configured `doi_prefixes` when they differ from the current set's
+    /// and the root is in the data directory; warns when it is not.
+    pub fn publish_doi_prefixes_if_changed(&self) -> Result<bool, NodeError> {
+        let declared = self.declared_doi_prefixes();
+        let published = self
+            .own_chain()
+            .latest()
+            .map(|l| l.set.doi_prefixes.clone())
+            .unwrap_or_default();
+        if self.recovering() || declared == published {
+            return Ok(false);
+        }
+        if !self.data_dir.join(ROOT_KEY_FILE).exists() {
+            tracing::warn!(
+                declared = ?declared,
+                published = ?published,
+                "doi_prefixes differ from the key set's and the root key is not in the data directory; \
+                 run `meridian keys renew --root-key FILE` to publish them"
+            );
+            return Ok(false);
+        }
+        self.rotate_keys(Vec::new(), true, keyset::DEFAULT_EXPIRY_DAYS)?;
+        tracing::info!(doi_prefixes = ?declared, "doi prefixes published in a new key set");
+        Ok(true)
+    }
+
+    /// Periodic key upkeep: renews this node's key set when it is due, or
+    /// when the configured DOI prefixes changed, then counts the origins
+    /// whose key set expired ([`Node::stale_origins_at`]).
     pub fn key_upkeep(&self) {
         if let Err(e) = self.renew_keys_if_due() {
             tracing::error!(error = %e, "cannot renew this node's key set");
+        }
+        if let Err(e) = self.publish_doi_prefixes_if_changed() {
+            tracing::error!(error = %e, "cannot publish this node's doi prefixes");
         }
         if let Err(e) = self.stale_origins_at(keyset::now_unix()) {
             tracing::error!(error = %e, "cannot read the origins' key sets");
@@ -656,6 +699,27 @@ impl Node {
         *held = stale.iter().map(|(origin, _)| origin.clone()).collect();
         drop(held);
         Ok(stale)
+    }
+
+    /// Logs the DOI prefixes more than one origin claims, once each time
+    /// the set of conflicts changes: their DOIs fall back to the oldest
+    /// signed copy.
+    pub(crate) fn note_doi_conflicts(
+        &self,
+        conflicts: std::collections::BTreeMap<String, Vec<String>>,
+    ) {
+        let mut said = self.doi_conflicts.lock().unwrap_or_else(|p| p.into_inner());
+        if *said == conflicts {
+            return;
+        }
+        for (prefix, claimants) in conflicts.iter().filter(|(p, c)| said.get(*p) != Some(*c)) {
+            tracing::warn!(
+                prefix = %prefix,
+                claimants = ?claimants,
+                "doi prefix claimed by several origins: none is its registrant, the oldest signed copy of its dois is authoritative"
+            );
+        }
+        *said = conflicts;
     }
 
     /// Whether `origin`'s key set had expired at the last key upkeep (at
@@ -824,6 +888,7 @@ impl Node {
                 reason: reason.clone(),
             });
         }
+        set.doi_prefixes = self.declared_doi_prefixes();
         let appender = self.store.appender(self.node_id())?;
         let index = appender.next_index();
         let root_refs: Vec<&NodeKey> = roots.iter().collect();

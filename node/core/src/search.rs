@@ -118,7 +118,7 @@ pub fn search(
         }
     };
     let mut results = node.index().search(&request, viewer)?;
-    results.hits = dedupe(std::mem::take(&mut results.hits));
+    results.hits = dedupe(std::mem::take(&mut results.hits), &Registrants::of(node));
     results.next_cursor = results
         .next_cursor
         .map(|token| node.cursor_key().seal(&token, issued));
@@ -200,14 +200,105 @@ fn doi_key(doi: &str) -> Option<String> {
     (!canonical.is_empty()).then_some(canonical)
 }
 
+/// Who registers DOIs under which prefix, as the origins claim it in their
+/// key sets (`KeySet.doi_prefixes`, signed by each origin's root, so no
+/// relay can add or drop a claim): a prefix claimed by exactly one origin
+/// this node trusts (itself or an active peer) names that origin, unless
+/// its key set expired; a prefix claimed by several names none, and the
+/// conflict is logged (docs/decisions/doi-registrant.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registrants {
+    by_prefix: BTreeMap<String, String>,
+}
+
+/// One origin's claim: its id, the prefixes its current key set lists, and
+/// whether that set is in force (not expired).
+pub struct Claim<'a> {
+    pub origin: &'a str,
+    pub prefixes: &'a [String],
+    pub vouched: bool,
+}
+
+impl Registrants {
+    /// The registrants `claims` establish, and the prefixes more than one
+    /// origin claims, with their claimants. A claimed prefix that is not a
+    /// DOI prefix is ignored, as the configuration refuses it.
+    pub fn from_claims<'a>(
+        claims: impl IntoIterator<Item = Claim<'a>>,
+    ) -> (Self, BTreeMap<String, Vec<String>>) {
+        let mut claimants: BTreeMap<&str, BTreeMap<&str, bool>> = BTreeMap::new();
+        for claim in claims {
+            for prefix in claim.prefixes {
+                if crate::config::is_doi_prefix(prefix) {
+                    claimants
+                        .entry(prefix.as_str())
+                        .or_default()
+                        .insert(claim.origin, claim.vouched);
+                }
+            }
+        }
+        let mut by_prefix = BTreeMap::new();
+        let mut conflicts = BTreeMap::new();
+        for (prefix, origins) in claimants {
+            let mut each = origins.iter();
+            match (each.next(), each.next()) {
+                (Some((origin, true)), None) => {
+                    by_prefix.insert(prefix.to_owned(), (*origin).to_owned());
+                }
+                (Some(_), None) | (None, _) => {}
+                (Some(_), Some(_)) => {
+                    conflicts.insert(
+                        prefix.to_owned(),
+                        origins.keys().map(|o| (*o).to_owned()).collect(),
+                    );
+                }
+            }
+        }
+        (Self { by_prefix }, conflicts)
+    }
+
+    /// The claims of this node (its key set as published, not as
+    /// configured) and of its active peers (their key sets as held here).
+    pub fn of(node: &Node) -> Self {
+        let mut held: Vec<(String, Vec<String>, bool)> = Vec::new();
+        let own = node.node_id().to_string();
+        let mut origins = vec![own];
+        if let Ok(peers) = node.trust().active() {
+            origins.extend(peers.into_iter().map(|p| p.node_id.to_string()));
+        }
+        for origin in origins {
+            if let Ok(Some(chain)) = node.origin_keys(&origin) {
+                if let Some(latest) = chain.latest() {
+                    let vouched = !node.is_stale(&origin);
+                    held.push((origin, latest.set.doi_prefixes.clone(), vouched));
+                }
+            }
+        }
+        let (registrants, conflicts) =
+            Self::from_claims(held.iter().map(|(origin, prefixes, vouched)| Claim {
+                origin,
+                prefixes,
+                vouched: *vouched,
+            }));
+        node.note_doi_conflicts(conflicts);
+        registrants
+    }
+
+    /// The registrant of a DOI as [`doi_key`] gives it: the origin that
+    /// alone claims its prefix (what precedes the first `/`).
+    fn of_doi(&self, key: &str) -> Option<&str> {
+        let (prefix, _) = key.split_once('/')?;
+        self.by_prefix.get(prefix).map(String::as_str)
+    }
+}
+
 /// One hit per DOI: copies of the same DOI from several origins become the
 /// authoritative copy's hit, at the place of the best-ranked copy, listing
-/// the others in [`Hit::also_at`]. The authoritative copy is the oldest
-/// signed one (earliest `updated_at`, which the origin signed; then origin
-/// and id), as no registry of DOI registrants is known to the node. Hits
-/// without a DOI never merge.
-pub fn dedupe(hits: Vec<crate::query::Hit>) -> Vec<crate::query::Hit> {
-    use std::collections::BTreeMap;
+/// the others in [`Hit::also_at`]. The authoritative copy is the one from
+/// the DOI's registrant ([`Registrants`]) when it is among the copies;
+/// failing that, the oldest signed one (earliest `updated_at`, which the
+/// origin signed; then origin and id). Hits without a DOI never merge.
+pub fn dedupe(hits: Vec<crate::query::Hit>, registrants: &Registrants) -> Vec<crate::query::Hit> {
     let mut groups: BTreeMap<String, Vec<crate::query::Hit>> = BTreeMap::new();
     // Each place in the page: a hit without a DOI, or the first of a DOI.
     enum Slot {
@@ -233,8 +324,10 @@ pub fn dedupe(hits: Vec<crate::query::Hit>) -> Vec<crate::query::Hit> {
             Slot::Single(hit) => *hit,
             Slot::Doi(key) => {
                 let mut copies = groups.remove(&key).unwrap_or_default();
+                let registrant = registrants.of_doi(&key);
                 let oldest = |h: &crate::query::Hit| {
                     (
+                        registrant != Some(h.origin.as_str()),
                         h.updated_at.is_empty(),
                         h.updated_at.clone(),
                         h.origin.clone(),
@@ -312,7 +405,7 @@ mod tests {
             hit("gen", "G-3", "10.9999/other", ""),
         ];
         assert_eq!(
-            keys(&dedupe(hits)),
+            keys(&dedupe(hits, &Registrants::default())),
             vec![
                 // At the best-ranked copy's place, the oldest signed copy.
                 (
@@ -326,6 +419,65 @@ mod tests {
                 ("gen".into(), "G-3".into(), vec![]),
             ]
         );
+    }
+
+    fn claim<'a>(origin: &'a str, prefixes: &'a [String], vouched: bool) -> Claim<'a> {
+        Claim {
+            origin,
+            prefixes,
+            vouched,
+        }
+    }
+
+    #[test]
+    fn the_registrants_copy_wins_even_when_younger_and_a_contested_prefix_falls_back_to_the_oldest()
+    {
+        let polar = vec!["10.5285".to_owned()];
+        let uni = vec!["10.1234".to_owned(), "not-a-prefix".to_owned()];
+        let gen = vec!["10.1234".to_owned()];
+        let hits = || {
+            vec![
+                hit("uni", "U-1", "10.5285/ICE", "2019-01-01T00:00:00Z"),
+                hit(
+                    "polar",
+                    "P-1",
+                    "https://doi.org/10.5285/ice",
+                    "2024-01-01T00:00:00Z",
+                ),
+                hit("gen", "G-1", "10.1234/x", "2024-01-01T00:00:00Z"),
+                hit("uni", "U-2", "10.1234/X", "2023-01-01T00:00:00Z"),
+                hit("polar", "P-2", "", "2020-01-01T00:00:00Z"),
+                hit("gen", "G-2", "", "2020-01-01T00:00:00Z"),
+            ]
+        };
+        let (registrants, conflicts) = Registrants::from_claims([
+            claim("polar", &polar, true),
+            claim("uni", &uni, true),
+            claim("gen", &gen, true),
+        ]);
+        assert_eq!(
+            conflicts,
+            BTreeMap::from([(
+                "10.1234".to_owned(),
+                vec!["gen".to_owned(), "uni".to_owned()]
+            )])
+        );
+        assert_eq!(
+            keys(&dedupe(hits(), &registrants)),
+            vec![
+                // polar alone registers 10.5285: its younger copy wins.
+                ("polar".into(), "P-1".into(), vec!["uni/U-1".into()]),
+                // 10.1234 is claimed twice: the oldest signed copy.
+                ("uni".into(), "U-2".into(), vec!["gen/G-1".into()]),
+                // Records without a DOI never merge.
+                ("polar".into(), "P-2".into(), vec![]),
+                ("gen".into(), "G-2".into(), vec![]),
+            ]
+        );
+        // A sole claimant whose key set expired is no registrant.
+        let (stale, conflicts) = Registrants::from_claims([claim("polar", &polar, false)]);
+        assert!(conflicts.is_empty());
+        assert_eq!(keys(&dedupe(hits(), &stale))[0].0, "uni");
     }
 
     #[test]

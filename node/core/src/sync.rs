@@ -326,10 +326,10 @@ pub struct Replicator {
     origin_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Wakes the background loop early (hints, `sync now`, a new peer).
     wake: tokio::sync::Notify,
-    /// When each peer's hint last started a round.
-    hint_rounds: Mutex<HashMap<String, Instant>>,
-    /// Peers whose hint arrived within the interval and waits for its end
-    /// (one deferred round per peer, however many hints came).
+    /// Per peer, the sync its hints started and what they announced.
+    hints: Mutex<HashMap<String, HintState>>,
+    /// Peers whose hints are held to the interval and whose deferred round
+    /// waits for its end (one per peer, however many hints came).
     deferred_hints: Mutex<BTreeSet<String>>,
     /// Per origin, the batch size asked for while pulls break before a
     /// batch completes (absent: the server's choice).
@@ -351,7 +351,7 @@ impl Replicator {
             next_try: Mutex::default(),
             origin_locks: Mutex::default(),
             wake: tokio::sync::Notify::new(),
-            hint_rounds: Mutex::default(),
+            hints: Mutex::default(),
             deferred_hints: Mutex::default(),
             batch_asks: Mutex::default(),
             heads: Mutex::default(),
@@ -951,43 +951,104 @@ impl Replicator {
         }
     }
 
-    /// `peer` says its copy of `origin` grew to `size`: pull at once if that
-    /// is more than this node holds, unless a hint of `peer` started a round
-    /// less than `limits.hint_interval_secs` ago (a peer cannot make this
-    /// node sync without pause): the hint is then deferred to the end of
-    /// that interval, coalesced with every other hint of `peer` meanwhile,
-    /// so a change is searchable within one interval, not at the next
-    /// background round. Hints are advisory and carry nothing. Returns
-    /// whether a round starts now.
+    /// `peer` says its copy of `origin` grew to `size`: if that is more
+    /// than this node holds, sync with `peer` alone, at once. One hinted
+    /// sync per peer runs at a time: hints that arrive meanwhile are
+    /// coalesced into one more sync when it ends, so however fast a peer
+    /// hints, this node pulls from it back to back at most, and each pull
+    /// brings what the peer really added. A peer whose hinted sync did not
+    /// bring what its hints announced (it hinted entries it does not serve,
+    /// or the pull failed) has its hints held to one round per
+    /// `limits.hint_interval_secs`: they are deferred to the interval's
+    /// end and coalesced there, so a peer cannot make this node sync
+    /// without pause for nothing. Hints are advisory and carry nothing.
+    /// Returns whether a sync starts now.
     pub fn hinted(self: &Arc<Self>, peer: &str, origin: &str, size: u64) -> bool {
         let ours = self.node.store().log_size(origin).unwrap_or(0);
-        if size <= ours {
+        // Only origins this node pulls: what a peer's hints may name stays
+        // bounded by the trust store.
+        if size <= ours || !self.is_active(origin) {
             return false;
         }
-        let interval = Duration::from_secs(self.node.config().limits.hint_interval_secs);
         let now = Instant::now();
-        {
-            let mut rounds = self.hint_rounds.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(last) = rounds
-                .get(peer)
-                .copied()
-                .filter(|last| now.duration_since(*last) < interval)
-            {
-                drop(rounds);
-                self.defer_hint(peer, last + interval);
-                tracing::debug!(peer = %peer, origin = %origin, "hint deferred: a round started from this peer's hints lately");
-                return false;
-            }
-            rounds.insert(peer.to_owned(), now);
+        let mut hints = self.hints.lock().unwrap_or_else(|p| p.into_inner());
+        let state = hints.entry(peer.to_owned()).or_default();
+        let announced = state.announced.entry(origin.to_owned()).or_default();
+        *announced = (*announced).max(size);
+        if let Some(until) = state.held_until.filter(|until| now < *until) {
+            drop(hints);
+            self.defer_hint(peer, until);
+            tracing::debug!(peer = %peer, origin = %origin, "hint deferred: this peer's hints are held to the interval");
+            return false;
         }
+        if state.running {
+            state.again = true;
+            return false;
+        }
+        state.running = true;
+        drop(hints);
         self.retry_now(peer);
-        self.wake();
+        tokio::spawn(self.clone().hinted_sync(peer.to_owned()));
         true
     }
 
+    /// Syncs with `peer` for its hints until none came during the last
+    /// sync; holds the peer's hints to the interval when a sync did not
+    /// bring what they announced.
+    async fn hinted_sync(self: Arc<Self>, peer: String) {
+        loop {
+            let announced = {
+                let mut hints = self.hints.lock().unwrap_or_else(|p| p.into_inner());
+                let state = hints.entry(peer.clone()).or_default();
+                state.again = false;
+                std::mem::take(&mut state.announced)
+            };
+            self.sync_with(&peer).await;
+            let unserved: Vec<&String> = announced
+                .iter()
+                .filter(|(origin, size)| self.node.store().log_size(origin).unwrap_or(0) < **size)
+                .map(|(origin, _)| origin)
+                .collect();
+            let mut hints = self.hints.lock().unwrap_or_else(|p| p.into_inner());
+            let state = hints.entry(peer.clone()).or_default();
+            if !unserved.is_empty() {
+                let interval = Duration::from_secs(self.node.config().limits.hint_interval_secs);
+                state.held_until = Some(Instant::now() + interval);
+                tracing::info!(peer = %peer, origins = ?unserved, "hints held to one round per interval: a hinted sync did not bring what they announced");
+            }
+            if state.again && unserved.is_empty() {
+                continue;
+            }
+            state.running = false;
+            let deferred = state.again.then_some(state.held_until).flatten();
+            state.again = false;
+            drop(hints);
+            if let Some(until) = deferred {
+                self.defer_hint(&peer, until);
+            }
+            return;
+        }
+    }
+
+    /// Dials `peer` and pulls from it every origin it holds more of.
+    async fn sync_with(self: &Arc<Self>, peer: &str) {
+        let pinned = match self.node.trust().get(peer) {
+            Ok(Some(pinned)) if pinned.state == PeerState::Active => pinned,
+            _ => return,
+        };
+        match receive::within(peer, self.idle(), (self.connector)(pinned.clone())).await {
+            Ok(Ok(client)) => {
+                self.sync_peer(pinned, client).await;
+            }
+            Ok(Err(e)) | Err(e) => {
+                self.failed(peer, e);
+            }
+        }
+    }
+
     /// A hint from `peer` came over its pinned connection, so it is up: the
-    /// round the hint starts tries it whatever backoff earlier failures
-    /// (say, before it pinned this node) left it with.
+    /// sync or round the hint starts tries it whatever backoff earlier
+    /// failures (say, before it pinned this node) left it with.
     fn retry_now(&self, peer: &str) {
         self.next_try
             .lock()
@@ -1012,10 +1073,6 @@ impl Replicator {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&peer);
-            this.hint_rounds
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(peer.clone(), Instant::now());
             this.retry_now(&peer);
             this.wake();
         });
@@ -1061,6 +1118,19 @@ impl Replicator {
             });
         }
     }
+}
+
+/// What a peer's hints have asked of this node.
+#[derive(Debug, Default)]
+struct HintState {
+    /// A sync the peer's hints started is running.
+    running: bool,
+    /// Another hint came while it ran: sync once more when it ends.
+    again: bool,
+    /// The largest log size hinted per origin since the running sync began.
+    announced: BTreeMap<String, u64>,
+    /// The peer's hints are held to one round per interval until then.
+    held_until: Option<Instant>,
 }
 
 /// How long a hint may take before it is given up.

@@ -342,11 +342,14 @@ impl Admin for AdminService {
             0 => bound,
             ms => std::time::Duration::from_millis(ms.into()).min(bound),
         };
-        let indexed = self
-            .node
-            .wait_searchable(req.log_size, timeout)
-            .await
-            .map_err(status::node)?;
+        let indexed = if req.origin.is_empty() || req.origin == self.node.node_id().as_str() {
+            self.node.wait_searchable(req.log_size, timeout).await
+        } else {
+            self.node
+                .wait_indexed(&req.origin, req.log_size, timeout)
+                .await
+        }
+        .map_err(status::node)?;
         Ok(Response::new(proto::WaitSearchableResponse {
             searchable: indexed >= req.log_size,
             indexed,

@@ -753,6 +753,7 @@ async fn searchable(
             .wait_searchable(proto::WaitSearchableRequest {
                 log_size,
                 timeout_ms: 0,
+                origin: String::new(),
             })
             .await
             .map_err(refused)?

@@ -13,7 +13,13 @@
 //!   advertised a copy of its log is asked too (a hedge); the first answer
 //!   wins. A peer past the deadline is dropped: it never delays the answer.
 //! - Origins nobody answered for, and every origin no active peer stands
-//!   for, are answered from the local index (as of the last sync).
+//!   for, are answered from the local index (as of the last sync). Those
+//!   are searched while the peers are asked: every origin no peer is asked
+//!   for at once, an origin whose peer failed when it failed, and one that
+//!   has not answered by half the deadline from then on, so an origin that
+//!   never answers costs nothing past the deadline but the merge.
+//! - One hit per DOI, the registrant's copy authoritative
+//!   ([`super::Registrants`], docs/decisions/doi-registrant.md).
 //! - The caller's identity travels as a claim ([`OnBehalfOf`]): anonymous
 //!   callers (and pinned peers calling this node's Catalog) are asked for
 //!   as anonymous, so peers send PUBLIC records only; only the operator's
@@ -301,6 +307,91 @@ async fn race(
         .unwrap_or(Outcome::Failed(Coverage::Timeout))
 }
 
+/// What a live search learned of one origin.
+enum Found {
+    /// The origin, or the replica holder `by` in its place, answered.
+    Live {
+        by: String,
+        response: proto::PeerSearchResponse,
+    },
+    /// Nobody answered, for the reason `coverage`: this node's copy of the
+    /// origin answered instead.
+    Replica {
+        coverage: Coverage,
+        results: Result<SearchResults, SearchError>,
+    },
+}
+
+/// Searches of this node's own index as part of a live search: scored as
+/// the peers score (fixed statistics), so the hits merge with theirs.
+#[derive(Clone)]
+struct LocalIndex {
+    node: Arc<Node>,
+    request: SearchRequest,
+    viewer: Viewer,
+}
+
+impl LocalIndex {
+    /// Starts searching the index for `origins`' records, off the executor.
+    fn search(&self, origins: Vec<String>) -> LocalSearch {
+        let (node, viewer) = (self.node.clone(), self.viewer.clone());
+        let mut request = self.request.clone();
+        request.scope = Scope::Live;
+        request.origins = origins;
+        LocalSearch(tokio::task::spawn_blocking(move || {
+            node.index().search(&request, &viewer)
+        }))
+    }
+}
+
+/// A search of the local index under way.
+struct LocalSearch(tokio::task::JoinHandle<Result<SearchResults, SearchError>>);
+
+impl LocalSearch {
+    async fn results(self) -> Result<SearchResults, SearchError> {
+        self.0
+            .await
+            .map_err(|e| SearchError::Unavailable(e.to_string()))?
+    }
+}
+
+/// Asks for one origin ([`ask_origin`]). When the origin has not answered
+/// by half the deadline, or fails, this node's copy of it is searched
+/// meanwhile: an origin that never answers then costs nothing past the
+/// deadline but the merge (its copy is ready when the deadline passes).
+/// A copy searched for an origin that answers after all is dropped.
+async fn ask_or_replica(
+    replicator: Arc<Replicator>,
+    target: Target,
+    request: proto::PeerSearchRequest,
+    deadline: Instant,
+    local: LocalIndex,
+) -> (String, Found) {
+    let origin = target.origin.clone();
+    let halfway = Instant::now() + deadline.saturating_duration_since(Instant::now()) / 2;
+    let asking = ask_origin(replicator, target, request, deadline);
+    tokio::pin!(asking);
+    let mut copy = None;
+    let (_, outcome) = tokio::select! {
+        done = &mut asking => done,
+        _ = tokio::time::sleep_until(halfway) => {
+            copy = Some(local.search(vec![origin.clone()]));
+            asking.await
+        }
+    };
+    let found = match outcome {
+        Outcome::Answered { by, response } => Found::Live { by, response },
+        Outcome::Failed(coverage) => {
+            let copy = copy.unwrap_or_else(|| local.search(vec![origin.clone()]));
+            Found::Replica {
+                coverage,
+                results: copy.results().await,
+            }
+        }
+    };
+    (origin, found)
+}
+
 /// A peer's hit in the core's form.
 fn hit_from_wire(hit: proto::SearchHit) -> Hit {
     Hit {
@@ -368,9 +459,15 @@ fn order(sort: Sort, a: &Hit, b: &Hit) -> std::cmp::Ordering {
 }
 
 /// Several nodes' pages as one: hits in `sort` order, each record once and
-/// each DOI once ([`super::dedupe`]), the first `limit`; totals and facet
-/// counts summed (the parts cover disjoint origins).
-pub(crate) fn merge(sort: Sort, limit: usize, parts: Vec<SearchResults>) -> SearchResults {
+/// each DOI once ([`super::dedupe`], the registrant's copy authoritative),
+/// the first `limit`; totals and facet counts summed (the parts cover
+/// disjoint origins).
+pub(crate) fn merge(
+    sort: Sort,
+    limit: usize,
+    parts: Vec<SearchResults>,
+    registrants: &super::Registrants,
+) -> SearchResults {
     let mut total = 0;
     let mut hits = Vec::new();
     let mut facets: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
@@ -387,7 +484,7 @@ pub(crate) fn merge(sort: Sort, limit: usize, parts: Vec<SearchResults>) -> Sear
     hits.sort_by(|a, b| order(sort, a, b));
     let mut seen = BTreeSet::new();
     hits.retain(|h| seen.insert((h.origin.clone(), h.id.clone())));
-    let mut hits = super::dedupe(hits);
+    let mut hits = super::dedupe(hits, registrants);
     hits.truncate(limit);
     let facets = facets
         .into_iter()
@@ -436,6 +533,25 @@ pub async fn live(
         &request.origins,
     );
     let claim = OnBehalfOf::for_viewer(&viewer);
+    let local = LocalIndex {
+        node: node.clone(),
+        request: request.clone(),
+        viewer: viewer.clone(),
+    };
+    // Every origin no peer is asked for comes from the local index (as of
+    // the last sync), searched while the peers are asked.
+    let asked: BTreeSet<&str> = targets.iter().map(|t| t.origin.as_str()).collect();
+    let local_only: Vec<String> = node
+        .index()
+        .cursors()
+        .into_keys()
+        .chain(std::iter::once(own.clone()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|o| !asked.contains(o.as_str()))
+        .filter(|o| request.origins.is_empty() || request.origins.contains(o))
+        .collect();
+    let local_part = (!local_only.is_empty()).then(|| local.search(local_only.clone()));
     let asks = targets.into_iter().map(|target| {
         let mut asked = wire.clone();
         asked.scope = proto::Scope::Federation as i32;
@@ -446,9 +562,17 @@ pub async fn live(
             request: Some(asked),
             on_behalf_of: claim.to_wire() as i32,
         };
-        tokio::spawn(ask_origin(replicator.clone(), target, request, deadline))
+        tokio::spawn(ask_or_replica(
+            replicator.clone(),
+            target,
+            request,
+            deadline,
+            local.clone(),
+        ))
     });
-    let outcomes: Vec<(String, Outcome)> = futures::future::join_all(asks)
+    // Known before the deadline, so the answer costs only the merge after.
+    let registrants = super::Registrants::of(&node);
+    let found: Vec<(String, Found)> = futures::future::join_all(asks)
         .await
         .into_iter()
         .filter_map(Result::ok)
@@ -456,11 +580,10 @@ pub async fn live(
 
     let mut parts = Vec::new();
     let mut lines = Vec::new();
-    let mut answered = BTreeSet::new();
     let synced = replicator.status();
-    for (origin, outcome) in outcomes {
-        match outcome {
-            Outcome::Answered { by, response } => {
+    for (origin, found) in found {
+        match found {
+            Found::Live { by, response } => {
                 let log_size = response
                     .positions
                     .iter()
@@ -475,41 +598,18 @@ pub async fn live(
                     log_size,
                     origin: origin.clone(),
                 });
-                answered.insert(origin);
             }
-            Outcome::Failed(coverage) => {
-                lines.push(super::copy_line(&node, &synced, &origin, coverage))
+            Found::Replica { coverage, results } => {
+                parts.push(results?);
+                lines.push(super::copy_line(&node, &synced, &origin, coverage));
             }
         }
     }
-    // Everything no peer answered for comes from the local index.
-    let cursors = node.index().cursors();
-    let local_origins: Vec<String> = cursors
-        .keys()
-        .cloned()
-        .chain(std::iter::once(own.clone()))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .filter(|o| !answered.contains(o))
-        .filter(|o| request.origins.is_empty() || request.origins.contains(o))
-        .collect();
-    let reported: BTreeSet<String> = lines.iter().map(|l| l.origin.clone()).collect();
-    for origin in local_origins
-        .iter()
-        .filter(|o| **o != own && !reported.contains(*o))
-    {
+    for origin in local_only.iter().filter(|o| **o != own) {
         lines.push(super::copy_line(&node, &synced, origin, Coverage::Replica));
     }
-    if !local_origins.is_empty() {
-        let mut local = request.clone();
-        // Live: scored as the peers score, to merge with their hits.
-        local.scope = Scope::Live;
-        local.origins = local_origins;
-        let (node, viewer) = (node.clone(), viewer.clone());
-        let results = tokio::task::spawn_blocking(move || node.index().search(&local, &viewer))
-            .await
-            .map_err(|e| SearchError::Unavailable(e.to_string()))??;
-        parts.push(results);
+    if let Some(search) = local_part {
+        parts.push(search.results().await?);
     }
     lines.sort_by(|a, b| a.origin.cmp(&b.origin));
     let mut completeness = vec![super::own_line(&node)];
@@ -519,7 +619,7 @@ pub async fn live(
         completeness.extend(lines);
     }
     Ok(Answer {
-        results: merge(request.sort, request.limit, parts),
+        results: merge(request.sort, request.limit, parts, &registrants),
         completeness,
     })
 }

@@ -1616,21 +1616,67 @@ async fn revocation_is_final_everywhere_a_revoked_origin_is_not_relayed() {
     assert_eq!(fed.uni.store().log_size(POLAR).unwrap(), 0);
 }
 
-/// Issue 9, item 5: a pinned peer's hints start at most one round per
-/// interval, however many it sends; another peer's hint is not held back.
-#[tokio::test]
-async fn limits_on_the_open_listener_hints_start_one_round_per_interval() {
-    let fed = federation();
+/// Issue 9, item 5, and issue 14, item 6: a pinned peer's hints start one
+/// sync with it at a time, at once, and a flood of them while it runs is
+/// coalesced into one more; a peer whose hinted sync does not bring what
+/// it announced has its hints held to one round per interval. Another
+/// peer's hint is not held back.
+#[tokio::test(flavor = "multi_thread")]
+async fn hints_start_one_sync_at_a_time_and_a_false_one_holds_the_peer_to_the_interval() {
+    let mut fed = federation();
+    fed.sync = Replicator::new(
+        fed.here.clone(),
+        dialing(vec![(POLAR, Arc::new(Served::honest(&fed.polar, HERE)))]),
+    );
+    let running = |sync: &Replicator| {
+        sync.hints
+            .lock()
+            .unwrap()
+            .get(POLAR)
+            .is_some_and(|state| state.running || state.again)
+    };
+    let settled = |sync: Arc<Replicator>| async move {
+        for _ in 0..500 {
+            if !running(&sync) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the hinted sync never ended");
+    };
     import(&fed.polar, 1, 3);
     let size = fed.polar.store().log_size(POLAR).unwrap();
     assert!(fed.sync.hinted(POLAR, POLAR, size));
+    let mut started = 1;
+    for _ in 0..100 {
+        if fed.sync.hinted(POLAR, POLAR, size) {
+            started += 1;
+        }
+    }
+    // While a sync runs, the flood is one more sync; one that already
+    // brought the entries makes the rest start nothing.
+    assert!(started <= 2, "a hint flood started {started} syncs");
+    settled(fed.sync.clone()).await;
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), size);
+    // An honest peer's next change is pulled at once, not at the
+    // interval's end.
+    import(&fed.polar, 4, 1);
+    let grown = fed.polar.store().log_size(POLAR).unwrap();
+    assert!(fed.sync.hinted(POLAR, POLAR, grown));
+    settled(fed.sync.clone()).await;
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), grown);
+    assert!(fed.sync.deferred_hints.lock().unwrap().is_empty());
+
+    // A hint of entries polar does not serve: the sync brings less, and
+    // polar's hints are held to the interval, coalesced at its end.
+    assert!(fed.sync.hinted(POLAR, POLAR, grown + 100));
+    settled(fed.sync.clone()).await;
     for _ in 0..100 {
         assert!(
-            !fed.sync.hinted(POLAR, POLAR, size),
-            "a hint flood started rounds"
+            !fed.sync.hinted(POLAR, POLAR, grown + 100),
+            "a held peer's hint started a sync"
         );
     }
-    // The flood is coalesced into one round at the interval's end.
     assert_eq!(
         fed.sync
             .deferred_hints
@@ -1640,7 +1686,7 @@ async fn limits_on_the_open_listener_hints_start_one_round_per_interval() {
             .collect::<Vec<_>>(),
         [POLAR]
     );
-    assert!(fed.sync.hinted(UNI, POLAR, size));
+    assert!(fed.sync.hinted(UNI, POLAR, grown + 1));
     // A hint for what is already held starts nothing.
     assert!(!fed.sync.hinted(HERE, POLAR, 0));
 }

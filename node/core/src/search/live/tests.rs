@@ -166,6 +166,7 @@ fn merged_pages_rank_in_one_order_and_sum_totals_and_facets() {
         Sort::Relevance,
         3,
         vec![part("a", &[5.0, 1.0], 10, 4), part("b", &[3.0, 1.0], 7, 2)],
+        &Default::default(),
     );
     assert_eq!(
         ids(&merged),
@@ -314,7 +315,7 @@ fn live_hits_rank_as_one_index_holding_everything_ranks_them() {
                 .iter()
                 .map(|(index, _)| index.search(&request, &viewer).unwrap())
                 .collect();
-            let merged = merge(Sort::Relevance, 10, parts);
+            let merged = merge(Sort::Relevance, 10, parts, &Default::default());
             let alone = one.search(&request, &viewer).unwrap();
             assert_eq!(merged.total, alone.total, "{text}");
             let scores = |r: &SearchResults| r.hits.iter().map(|h| h.score).collect::<Vec<_>>();

@@ -3,8 +3,10 @@
 //! `meridian-bench import --records 1000000` generates a holdings file,
 //! starts `meridian serve` (the binary next to this one) and imports the file
 //! through the admin socket with `meridian holdings import`, reporting
-//! records/s and the node's peak RSS. `replicate`, `search`, `load` and `harvest`
-//! (searches during a pull and a stalled peer) are in their modules. Build
+//! records/s and the node's peak RSS. `replicate`, `search`, `load`
+//! (searches during a pull and a stalled peer), `harvest`, `fanout` (live
+//! searches while peers fail) and `converge` (changes searchable at every
+//! node of a federation) are in their modules. Build
 //! both first:
 //! `cargo build --release --workspace --bins`.
 
@@ -18,6 +20,8 @@ use clap::{Parser, Subcommand};
 use meridian_testkit::generate::{Generator, Profile};
 use meridian_testkit::harness::TestNode;
 
+mod converge;
+mod fanout;
 mod harvest;
 mod http;
 mod load;
@@ -54,6 +58,12 @@ enum Bench {
         #[arg(long, default_value_t = 100_000)]
         records: u64,
     },
+    /// Live searches at a node whose peers sit behind fault proxies, one
+    /// blackholed and one slowed.
+    Fanout(fanout::Args),
+    /// Changes at random nodes of a fully meshed federation: time until
+    /// each is searchable (or gone) at every node.
+    Converge(converge::Args),
 }
 
 fn main() -> Result<()> {
@@ -63,6 +73,8 @@ fn main() -> Result<()> {
         Bench::Search(args) => search::run(args),
         Bench::Load(args) => load::run(args),
         Bench::Harvest { records } => harvest::run(records),
+        Bench::Fanout(args) => fanout::run(args),
+        Bench::Converge(args) => converge::run(args),
     }
 }
 
