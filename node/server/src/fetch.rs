@@ -3,8 +3,9 @@
 //! redirects followed, `503` with `Retry-After` honoured within bounds, and
 //! the body bounded before it is buffered. Providers' certificates are
 //! checked against the system's roots (the PEM bundle of the distribution)
-//! and the source's own `ca_cert` file. Responses are asked for without
-//! compression (`Accept-Encoding: identity`).
+//! and the source's own `ca_cert` file. Responses may come gzip-encoded
+//! (`Accept-Encoding: gzip, identity`); what they inflate to is bounded like
+//! an uncompressed body, so a small response cannot unpack into gigabytes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +50,7 @@ impl Fetch for HttpFetch {
                 .map_err(|_| format!("{url}: no answer within {}s", REQUEST_TIMEOUT.as_secs()))??;
             let status = response.status();
             if status == StatusCode::OK {
+                let encoding = Encoding::of(&response).map_err(|e| format!("{url}: {e}"))?;
                 let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES);
                 let body = tokio::time::timeout(REQUEST_TIMEOUT, body.collect())
                     .await
@@ -61,7 +63,9 @@ impl Fetch for HttpFetch {
                     .map_err(|e| {
                         format!("{url}: reading the body: {e} (at most {MAX_RESPONSE_BYTES} bytes)")
                     })?;
-                return Ok(body.to_bytes().to_vec());
+                return encoding
+                    .decode(body.to_bytes())
+                    .map_err(|e| format!("{url}: {e}"));
             }
             if status.is_redirection() && redirects < MAX_REDIRECTS {
                 let location = response
@@ -87,6 +91,53 @@ impl Fetch for HttpFetch {
                 continue;
             }
             return Err(format!("{url}: HTTP {status}"));
+        }
+    }
+}
+
+/// How a response body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+}
+
+impl Encoding {
+    /// The response's `Content-Encoding`: none, `identity`, `gzip` or
+    /// `x-gzip`; anything else was not asked for and is an error.
+    fn of<B>(response: &http::Response<B>) -> Result<Self, String> {
+        let Some(value) = response.headers().get(header::CONTENT_ENCODING) else {
+            return Ok(Encoding::Identity);
+        };
+        let value = value.to_str().unwrap_or("").trim().to_ascii_lowercase();
+        match value.as_str() {
+            "" | "identity" => Ok(Encoding::Identity),
+            "gzip" | "x-gzip" => Ok(Encoding::Gzip),
+            other => Err(format!(
+                "Content-Encoding `{}` was not asked for (gzip or identity)",
+                other.chars().take(40).collect::<String>()
+            )),
+        }
+    }
+
+    /// The body as sent, inflated at most to [`MAX_RESPONSE_BYTES`].
+    fn decode(self, body: Bytes) -> Result<Vec<u8>, String> {
+        match self {
+            Encoding::Identity => Ok(body.to_vec()),
+            Encoding::Gzip => {
+                use std::io::Read;
+                let mut out = Vec::new();
+                flate2::read::MultiGzDecoder::new(body.as_ref())
+                    .take(MAX_RESPONSE_BYTES as u64 + 1)
+                    .read_to_end(&mut out)
+                    .map_err(|e| format!("gzip body: {e}"))?;
+                if out.len() > MAX_RESPONSE_BYTES {
+                    return Err(format!(
+                        "gzip body inflates to more than {MAX_RESPONSE_BYTES} bytes"
+                    ));
+                }
+                Ok(out)
+            }
         }
     }
 }
@@ -134,7 +185,7 @@ async fn request(
             header::USER_AGENT,
             concat!("meridian-harvester/", env!("CARGO_PKG_VERSION")),
         )
-        .header(header::ACCEPT_ENCODING, "identity")
+        .header(header::ACCEPT_ENCODING, "gzip, identity")
         .body(Empty::<Bytes>::new())
         .map_err(|e| format!("{uri}: {e}"))?;
     if https {
@@ -215,6 +266,87 @@ fn client_config(ca_cert: &str) -> Result<rustls::ClientConfig, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn gzip(bytes: &[u8]) -> Bytes {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(bytes).unwrap();
+        Bytes::from(encoder.finish().unwrap())
+    }
+
+    fn answer(encoding: Option<&str>) -> http::Response<()> {
+        let mut response = http::Response::builder();
+        if let Some(encoding) = encoding {
+            response = response.header(header::CONTENT_ENCODING, encoding);
+        }
+        response.body(()).unwrap()
+    }
+
+    #[test]
+    fn gzip_bodies_inflate_and_other_encodings_are_refused() {
+        let page = b"<OAI-PMH><responseDate>2024-03-05T00:00:00Z</responseDate></OAI-PMH>";
+        for header in ["gzip", "x-gzip", " GZIP "] {
+            let encoding = Encoding::of(&answer(Some(header))).unwrap();
+            assert_eq!(encoding.decode(gzip(page)).unwrap(), page, "{header}");
+        }
+        for header in [None, Some("identity")] {
+            let encoding = Encoding::of(&answer(header)).unwrap();
+            assert_eq!(encoding.decode(Bytes::from_static(page)).unwrap(), page);
+        }
+        let refused = Encoding::of(&answer(Some("br"))).unwrap_err();
+        assert!(refused.contains("`br` was not asked for"), "{refused}");
+        let broken = Encoding::Gzip
+            .decode(Bytes::from_static(b"not gzip at all"))
+            .unwrap_err();
+        assert!(broken.starts_with("gzip body:"), "{broken}");
+    }
+
+    /// Over a real socket: the request asks for gzip, and a gzip answer
+    /// arrives inflated.
+    #[tokio::test]
+    async fn a_provider_answering_in_gzip_is_read_inflated() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let page = b"<OAI-PMH><responseDate>2024-03-05T00:00:00Z</responseDate></OAI-PMH>";
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let provider = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                socket.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            let body = gzip(page);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Encoding: gzip\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            socket.write_all(answer.as_bytes()).await.unwrap();
+            socket.write_all(&body).await.unwrap();
+            String::from_utf8(head).unwrap().to_ascii_lowercase()
+        });
+        let url = format!("http://127.0.0.1:{port}/oai?verb=Identify");
+        let got = HttpFetch.get(&url, "").await.unwrap();
+        assert_eq!(got, page);
+        let head = provider.await.unwrap();
+        assert!(head.contains("accept-encoding: gzip, identity"), "{head}");
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_response_bound() {
+        // 65 MiB of zeros compress to ~65 KiB: inflated, one byte over the bound.
+        let bomb = gzip(&vec![0u8; MAX_RESPONSE_BYTES + 1]);
+        assert!(bomb.len() < MAX_RESPONSE_BYTES / 500);
+        let refused = Encoding::Gzip.decode(bomb).unwrap_err();
+        assert!(refused.contains("inflates to more than"), "{refused}");
+        let at_bound = gzip(&vec![0u8; MAX_RESPONSE_BYTES]);
+        assert_eq!(
+            Encoding::Gzip.decode(at_bound).unwrap().len(),
+            MAX_RESPONSE_BYTES
+        );
+    }
 
     #[test]
     fn redirects_resolve_against_the_answering_uri() {
