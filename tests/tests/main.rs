@@ -30,4 +30,5 @@ mod search;
 mod search_page;
 mod stall;
 mod support;
+mod tls_keys;
 mod tutorial;

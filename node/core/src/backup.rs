@@ -32,7 +32,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::certificate::{PUBLIC_CERT_FILE, PUBLIC_KEY_FILE, TLS_CERT_FILE, TLS_KEY_FILE};
+use crate::certificate::{
+    PUBLIC_CERT_FILE, PUBLIC_KEY_FILE, TLS_CERT_FILE, TLS_KEY_FILE, TLS_NEXT_CERT_FILE,
+    TLS_NEXT_KEY_FILE,
+};
 use crate::config::{CONFIG_FILE, KEY_FILE};
 use crate::node::{Node, NodeError, STORE_DIR};
 use crate::store::{DumpError, Store, StoreError};
@@ -47,7 +50,7 @@ pub use crate::node::RECOVERY_FILE;
 use crate::node::ROOT_KEY_FILE;
 /// The files of a data directory a backup carries, besides the store.
 /// The first three every node has.
-const NODE_FILES: [&str; 7] = [
+const NODE_FILES: [&str; 9] = [
     CONFIG_FILE,
     KEY_FILE,
     // The root key, when the operator keeps it in the data directory.
@@ -56,10 +59,19 @@ const NODE_FILES: [&str; 7] = [
     TLS_CERT_FILE,
     PUBLIC_CERT_FILE,
     PUBLIC_KEY_FILE,
+    // The next TLS key, while a TLS key rotation is under way.
+    TLS_NEXT_KEY_FILE,
+    TLS_NEXT_CERT_FILE,
 ];
 /// Files that hold private keys: restored with mode 0600 whatever the
 /// manifest says.
-const PRIVATE_FILES: [&str; 4] = [KEY_FILE, ROOT_KEY_FILE, TLS_KEY_FILE, PUBLIC_KEY_FILE];
+const PRIVATE_FILES: [&str; 5] = [
+    KEY_FILE,
+    ROOT_KEY_FILE,
+    TLS_KEY_FILE,
+    PUBLIC_KEY_FILE,
+    TLS_NEXT_KEY_FILE,
+];
 /// Largest manifest read.
 const MANIFEST_MAX_BYTES: u64 = 1 << 20;
 

@@ -16,6 +16,11 @@ use std::path::{Path, PathBuf};
 /// File names of the TLS key and certificate inside the data directory.
 pub const TLS_KEY_FILE: &str = "tls.key";
 pub const TLS_CERT_FILE: &str = "tls.crt";
+/// The next TLS key and certificate: made by `keys rotate --tls`, listed in
+/// the key set next to the key in use, served once `keys switch-tls` makes
+/// them the key in use.
+pub const TLS_NEXT_KEY_FILE: &str = "tls-next.key";
+pub const TLS_NEXT_CERT_FILE: &str = "tls-next.crt";
 /// The name every node presents and every client asks for; identity is the
 /// pinned key, never the name.
 pub const SERVER_NAME: &str = "meridian.node";
@@ -46,6 +51,40 @@ pub struct TlsIdentity {
 impl TlsIdentity {
     /// Creates a new Ed25519 TLS key and certificate in `dir`.
     pub fn create(dir: &Path, node_id: &str) -> Result<Self, TlsError> {
+        Self::create_as(dir, node_id, TLS_KEY_FILE, TLS_CERT_FILE)
+    }
+
+    /// Creates the next TLS key and certificate in `dir`
+    /// ([`TLS_NEXT_KEY_FILE`]), replacing a next key made before.
+    pub fn create_next(dir: &Path, node_id: &str) -> Result<Self, TlsError> {
+        Self::remove_next(dir)?;
+        Self::create_as(dir, node_id, TLS_NEXT_KEY_FILE, TLS_NEXT_CERT_FILE)
+    }
+
+    /// Removes the next TLS key and certificate, if there are any.
+    pub fn remove_next(dir: &Path) -> Result<(), TlsError> {
+        for name in [TLS_NEXT_KEY_FILE, TLS_NEXT_CERT_FILE] {
+            let path = dir.join(name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(TlsError::File {
+                        path: path.display().to_string(),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn create_as(
+        dir: &Path,
+        node_id: &str,
+        key_file: &str,
+        cert_file: &str,
+    ) -> Result<Self, TlsError> {
         use rcgen::PublicKeyData;
         let invalid = |message: String| TlsError::Invalid {
             path: dir.display().to_string(),
@@ -62,12 +101,14 @@ impl TlsIdentity {
         let cert = params
             .self_signed(&key)
             .map_err(|e| invalid(e.to_string()))?;
-        write_private(&dir.join(TLS_KEY_FILE), key.serialize_pem().as_bytes())?;
-        let cert_path = dir.join(TLS_CERT_FILE);
-        std::fs::write(&cert_path, cert.pem()).map_err(|source| TlsError::File {
-            path: cert_path.display().to_string(),
-            source,
-        })?;
+        write_private(&dir.join(key_file), key.serialize_pem().as_bytes())?;
+        let cert_path = dir.join(cert_file);
+        std::fs::write(&cert_path, cert.pem())
+            .and_then(|()| std::fs::File::open(&cert_path)?.sync_all())
+            .map_err(|source| TlsError::File {
+                path: cert_path.display().to_string(),
+                source,
+            })?;
         Ok(Self {
             cert: cert.der().to_vec(),
             key_der: key.serialize_der(),
@@ -75,11 +116,41 @@ impl TlsIdentity {
         })
     }
 
-    /// Loads the key and certificate from `dir`.
+    /// Loads the key and certificate in use from `dir`, first finishing a
+    /// switch to the next key that stopped between its two renames.
     pub fn load(dir: &Path) -> Result<Self, TlsError> {
+        if !dir.join(TLS_NEXT_KEY_FILE).exists() && dir.join(TLS_NEXT_CERT_FILE).exists() {
+            rename_durably(dir, TLS_NEXT_CERT_FILE, TLS_CERT_FILE)?;
+        }
+        Self::load_from(dir, TLS_KEY_FILE, TLS_CERT_FILE)
+    }
+
+    /// Loads the next key and certificate from `dir`; `None` when there is
+    /// no next key.
+    pub fn load_next(dir: &Path) -> Result<Option<Self>, TlsError> {
+        if !dir.join(TLS_NEXT_KEY_FILE).exists() {
+            return Ok(None);
+        }
+        Self::load_from(dir, TLS_NEXT_KEY_FILE, TLS_NEXT_CERT_FILE).map(Some)
+    }
+
+    /// Makes the next key and certificate in `dir` the ones in use: the key
+    /// file is renamed first, so [`TlsIdentity::load`] finishes a switch a
+    /// crash cut between the renames. Returns the new identity.
+    pub fn switch_to_next(dir: &Path) -> Result<Self, TlsError> {
+        let next = Self::load_next(dir)?.ok_or_else(|| TlsError::Invalid {
+            path: dir.join(TLS_NEXT_KEY_FILE).display().to_string(),
+            message: "no next TLS key: run `meridian keys rotate --tls` first".into(),
+        })?;
+        rename_durably(dir, TLS_NEXT_KEY_FILE, TLS_KEY_FILE)?;
+        rename_durably(dir, TLS_NEXT_CERT_FILE, TLS_CERT_FILE)?;
+        Ok(next)
+    }
+
+    fn load_from(dir: &Path, key_file: &str, cert_file: &str) -> Result<Self, TlsError> {
         use rcgen::PublicKeyData;
-        let key_path = dir.join(TLS_KEY_FILE);
-        let cert_path = dir.join(TLS_CERT_FILE);
+        let key_path = dir.join(key_file);
+        let cert_path = dir.join(cert_file);
         let read = |path: &Path| {
             std::fs::read_to_string(path).map_err(|source| TlsError::File {
                 path: path.display().to_string(),
@@ -104,7 +175,7 @@ impl TlsIdentity {
         if spki_of(&identity.cert).as_deref() != Some(identity.spki.as_slice()) {
             return Err(TlsError::Invalid {
                 path: cert_path.display().to_string(),
-                message: "certificate does not match tls.key".into(),
+                message: format!("certificate does not match {key_file}"),
             });
         }
         Ok(identity)
@@ -124,6 +195,28 @@ impl TlsIdentity {
     pub fn key_der(&self) -> &[u8] {
         &self.key_der
     }
+}
+
+/// Renames `from` to `to` inside `dir` (replacing `to`) and makes the
+/// rename durable.
+fn rename_durably(dir: &Path, from: &str, to: &str) -> Result<(), TlsError> {
+    let file_error = |path: &Path, source| TlsError::File {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::rename(dir.join(from), dir.join(to)).map_err(|e| file_error(&dir.join(from), e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| file_error(dir, e))
+}
+
+/// How operators and logs name a TLS key: `sha256:` and the first 16 bytes
+/// of the SHA-256 of its SubjectPublicKeyInfo, in hex.
+pub fn tls_key_id(spki: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(spki);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 /// Refuses a private key file that group or others may access (as ssh
@@ -329,5 +422,38 @@ mod tests {
             error.contains("mode 0640") && error.contains("chmod 600"),
             "{error}"
         );
+    }
+
+    /// A switch to the next TLS key that a crash cut between its two
+    /// renames (the key renamed, the certificate not) is finished at the
+    /// next load, never left with a key and a certificate that disagree.
+    #[test]
+    fn a_switch_cut_between_its_renames_is_finished_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = TlsIdentity::create(dir.path(), "polar").unwrap();
+        let next = TlsIdentity::create_next(dir.path(), "polar").unwrap();
+        assert_eq!(
+            TlsIdentity::load_next(dir.path()).unwrap().unwrap().spki(),
+            next.spki()
+        );
+        assert_eq!(TlsIdentity::load(dir.path()).unwrap().spki(), old.spki());
+        // The crash: only the key was renamed.
+        rename_durably(dir.path(), TLS_NEXT_KEY_FILE, TLS_KEY_FILE).unwrap();
+        let loaded = TlsIdentity::load(dir.path()).unwrap();
+        assert_eq!(loaded.spki(), next.spki());
+        assert!(TlsIdentity::load_next(dir.path()).unwrap().is_none());
+        assert!(!dir.path().join(TLS_NEXT_CERT_FILE).exists());
+
+        // A whole switch, then none to make.
+        let third = TlsIdentity::create_next(dir.path(), "polar").unwrap();
+        assert_eq!(
+            TlsIdentity::switch_to_next(dir.path()).unwrap().spki(),
+            third.spki()
+        );
+        assert_eq!(TlsIdentity::load(dir.path()).unwrap().spki(), third.spki());
+        let none = TlsIdentity::switch_to_next(dir.path()).err().unwrap();
+        assert!(none.to_string().contains("keys rotate --tls"), "{none}");
+        assert_ne!(tls_key_id(old.spki()), tls_key_id(third.spki()));
+        assert!(tls_key_id(old.spki()).starts_with("sha256:"));
     }
 }

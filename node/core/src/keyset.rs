@@ -51,6 +51,12 @@ const DAY_SECS: i64 = 86_400;
 pub const MAX_REVOCATIONS: usize = 64;
 /// Longest reason a revocation may give, in bytes.
 pub const MAX_REASON_BYTES: usize = 512;
+/// At most this many TLS keys in a set: the key in use and the next one
+/// while a TLS key rotation is under way, and room to spare.
+pub const MAX_TLS_KEYS: usize = 4;
+/// A TLS key's SubjectPublicKeyInfo is at most this long (an Ed25519 one is
+/// 44 bytes, an RSA-4096 one about 550).
+pub const MAX_TLS_KEY_BYTES: usize = 1024;
 
 /// A revocation the chain holds: entries `key_id` signed at log positions
 /// `from..until` are not trusted. `until` is where a set dropped the key:
@@ -239,6 +245,7 @@ impl KeyChain {
             unreachable!("key_set_of checked the body");
         };
         let signing = KeyRing::from_key_set(&set)?;
+        check_tls_keys(index, &set)?;
         let expires = check_expiry(&set, now)?;
         let revoked = self.revocations_with(index, &set)?;
         self.revoked = revoked;
@@ -644,6 +651,31 @@ fn check_expiry(set: &KeySet, now: i64) -> Result<Option<i64>, SignError> {
         )));
     }
     Ok(Some(at))
+}
+
+/// The TLS keys a set lists (the keys peers accept in this origin's
+/// certificate while it is the current set): bounded, none empty, none
+/// twice.
+fn check_tls_keys(index: u64, set: &KeySet) -> Result<(), SignError> {
+    let position = |message: String| SignError::KeySetPosition { index, message };
+    if set.tls_keys.len() > MAX_TLS_KEYS {
+        return Err(position(format!(
+            "{} TLS keys, more than {MAX_TLS_KEYS}",
+            set.tls_keys.len()
+        )));
+    }
+    for (i, key) in set.tls_keys.iter().enumerate() {
+        if key.is_empty() || key.len() > MAX_TLS_KEY_BYTES {
+            return Err(position(format!(
+                "tls_keys[{i}]: {} bytes, not 1 to {MAX_TLS_KEY_BYTES}",
+                key.len()
+            )));
+        }
+        if set.tls_keys[..i].contains(key) {
+            return Err(position(format!("tls_keys[{i}]: listed twice")));
+        }
+    }
+    Ok(())
 }
 
 /// Signs `set` as entry `index` of `origin`'s log with each of `roots`:

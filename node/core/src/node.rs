@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use crate::certificate::{PublicIdentity, TlsError, TlsIdentity};
+use crate::certificate::{self, PublicIdentity, TlsError, TlsIdentity};
 use crate::config::{Config, ConfigError, KEY_FILE};
 use prost::Message;
 use rayon::prelude::*;
@@ -23,7 +23,7 @@ use crate::query::cursor::CursorKey;
 use crate::record::RecordError;
 use crate::sign::{self, KeyId, NodeKey, SignError};
 use crate::store::{OriginNodes, Store, StoreError};
-use crate::trust::{Invite, PeerState, TrustError, TrustStore};
+use crate::trust::{Invite, Peer, PeerState, TrustError, TrustStore};
 use crate::visibility::Viewer;
 
 /// Directory of the store inside the data directory.
@@ -113,7 +113,11 @@ pub struct Node {
     /// The signing key was read from [`NEXT_KEY_FILE`]: a rotation ended
     /// before it replaced the key file.
     key_pending_rename: bool,
-    tls: TlsIdentity,
+    /// The TLS key and certificate in use; replaced by `keys switch-tls`.
+    tls: RwLock<Arc<TlsIdentity>>,
+    /// The next TLS key (`keys rotate --tls`): listed in the key set beside
+    /// the one in use, so peers accept it before it is served.
+    tls_next: RwLock<Option<Arc<TlsIdentity>>>,
     store: Store,
     trust: TrustStore,
     index: LiveIndex,
@@ -152,6 +156,9 @@ enum KeyChange {
         from: u64,
         reason: String,
     },
+    /// The same signing keys and a new TLS key, listed beside the one in
+    /// use until `keys switch-tls`.
+    StageTls,
 }
 
 /// A verified chain of another origin, with the key-set positions and the
@@ -263,6 +270,7 @@ impl Node {
         // Renewal and the stale count only log what fails: a node whose
         // root is elsewhere still starts.
         node.key_upkeep();
+        node.warn_if_tls_key_unlisted();
         node.reconcile_index()?;
         node.live_index().remove_abandoned();
         Ok(node)
@@ -277,6 +285,7 @@ impl Node {
         let config = Config::load(data_dir, env)?;
         let key = NodeKey::load(&data_dir.join(KEY_FILE))?;
         let tls = TlsIdentity::load(data_dir)?;
+        let tls_next = TlsIdentity::load_next(data_dir)?;
         let (public_cert, _) = config.public_identity_paths(data_dir);
         if config.tls.public_cert.is_none() && !public_cert.exists() {
             // A data directory made before public certificates existed.
@@ -303,7 +312,8 @@ impl Node {
             stale: RwLock::default(),
             doi_conflicts: Mutex::default(),
             key_pending_rename,
-            tls,
+            tls: RwLock::new(Arc::new(tls)),
+            tls_next: RwLock::new(tls_next.map(Arc::new)),
             store,
             trust,
             index,
@@ -385,7 +395,7 @@ impl Node {
             endpoint: self.endpoint(),
             key: b64.encode(&root.ed25519),
             key_id: root.key_id,
-            tls_key: b64.encode(self.tls.spki()),
+            tls_key: b64.encode(self.tls().spki()),
         }
     }
 
@@ -399,7 +409,7 @@ impl Node {
             keys: vec![self.key().public()],
             threshold: 1,
             expires: String::new(),
-            tls_keys: vec![self.tls.spki().to_vec()],
+            tls_keys: self.listed_tls_keys(),
             ..KeySet::default()
         }
     }
@@ -467,8 +477,73 @@ impl Node {
         self.config.default_visibility()
     }
 
-    pub fn tls(&self) -> &TlsIdentity {
-        &self.tls
+    /// The TLS key and certificate this node presents to peers now.
+    pub fn tls(&self) -> Arc<TlsIdentity> {
+        self.tls.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The next TLS key, while a TLS key rotation is under way.
+    pub fn tls_next(&self) -> Option<Arc<TlsIdentity>> {
+        self.tls_next
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The TLS keys this node's next key set lists: the one in use, and the
+    /// next one while a rotation is under way.
+    fn listed_tls_keys(&self) -> Vec<Vec<u8>> {
+        let mut keys = vec![self.tls().spki().to_vec()];
+        keys.extend(self.tls_next().map(|next| next.spki().to_vec()));
+        keys
+    }
+
+    /// Warns when the TLS key in use is not in this node's current key set
+    /// (a data directory restored with an older key): peers refuse it.
+    fn warn_if_tls_key_unlisted(&self) {
+        let chain = self.own_chain();
+        let Some(latest) = chain.latest() else {
+            return;
+        };
+        let tls = self.tls();
+        if !latest.set.tls_keys.iter().any(|k| k == tls.spki()) {
+            tracing::warn!(
+                tls_key = %certificate::tls_key_id(tls.spki()),
+                key_set = latest.set.version,
+                "the TLS key in use is not listed in this node's current key set: peers will \
+                 refuse it; restore the TLS key the set lists, or list this one with \
+                 `meridian keys renew`"
+            );
+        }
+    }
+
+    /// The TLS keys this node accepts in `peer`'s certificate: those its
+    /// current key set lists, as verified here from the root pinned for it
+    /// (DESIGN §5), so a TLS key rotation needs no re-pinning. Before any
+    /// key set of the peer is held, the key its invitation named.
+    pub fn peer_tls_keys(&self, peer: &Peer) -> Result<Vec<Vec<u8>>, NodeError> {
+        let chain = self.peer_chain(peer.node_id.as_str(), &peer.pinned_root()?)?;
+        Ok(match chain.latest() {
+            Some(link) => link.set.tls_keys.clone(),
+            None => peer.tls_keys.clone(),
+        })
+    }
+
+    /// The pinned peer, in any state, whose current TLS keys
+    /// ([`Node::peer_tls_keys`]) include `spki`; an error when more than one
+    /// lists it (never the first match).
+    pub fn peer_by_tls_key(&self, spki: &[u8]) -> Result<Option<Peer>, NodeError> {
+        let mut found = Vec::new();
+        for peer in self.trust.list()? {
+            if self.peer_tls_keys(&peer)?.iter().any(|k| k == spki) {
+                found.push(peer);
+            }
+        }
+        if found.len() > 1 {
+            let names: Vec<&str> = found.iter().map(|p| p.node_id.as_str()).collect();
+            return Err(TrustError::AmbiguousKey(names.join(", ")).into());
+        }
+        Ok(found.pop())
     }
 
     /// The certificate public clients see, read from its files now (the
@@ -750,6 +825,77 @@ impl Node {
         self.change_keys(roots, change, expires_days)
     }
 
+    /// Appends key set N+1, signed by `roots` as for [`Node::rotate_keys`],
+    /// that lists a new TLS key beside the one in use (the same signing
+    /// keys). Peers accept the new key once they hold the set;
+    /// [`Node::switch_tls`] then makes it the key served. Audited.
+    pub fn rotate_tls(
+        &self,
+        roots: Vec<NodeKey>,
+        expires_days: u32,
+    ) -> Result<Arc<KeyChain>, NodeError> {
+        self.change_keys(roots, KeyChange::StageTls, expires_days)
+    }
+
+    /// Makes a new next TLS key for [`Node::rotate_tls`]; refused while a
+    /// next key the current set lists waits for its switch.
+    fn stage_tls(&self, latest: &keyset::Link) -> Result<Arc<TlsIdentity>, NodeError> {
+        if let Some(next) = self.tls_next() {
+            if latest.set.tls_keys.iter().any(|k| k == next.spki()) {
+                return Err(NodeError::Keys(format!(
+                    "the next TLS key {} is listed in key set {} already; \
+                     run `meridian keys switch-tls` before another TLS rotation",
+                    certificate::tls_key_id(next.spki()),
+                    latest.set.version
+                )));
+            }
+        }
+        let next = Arc::new(TlsIdentity::create_next(
+            &self.data_dir,
+            self.node_id().as_str(),
+        )?);
+        *self.tls_next.write().unwrap_or_else(|p| p.into_inner()) = Some(next.clone());
+        Ok(next)
+    }
+
+    /// Serves the next TLS key from now on (new connections, as server and
+    /// as client): it must be listed in the current key set, so every peer
+    /// holding that set accepts it. The key it replaces stays listed until
+    /// the next key set (`keys renew` drops it at once). Audited.
+    pub fn switch_tls(&self) -> Result<Arc<TlsIdentity>, NodeError> {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let next = self.tls_next().ok_or_else(|| {
+            NodeError::Keys("no next TLS key: run `meridian keys rotate --tls` first".into())
+        })?;
+        let chain = self.own_chain();
+        let latest = chain
+            .latest()
+            .ok_or_else(|| NodeError::Keys("this node's log holds no key set yet".into()))?;
+        if !latest.set.tls_keys.iter().any(|k| k == next.spki()) {
+            return Err(NodeError::Keys(format!(
+                "the next TLS key {} is not listed in the current key set {}: peers would \
+                 refuse it; run `meridian keys rotate --tls` to list a new one",
+                certificate::tls_key_id(next.spki()),
+                latest.set.version
+            )));
+        }
+        let before = self.tls();
+        let switched = Arc::new(TlsIdentity::switch_to_next(&self.data_dir)?);
+        *self.tls.write().unwrap_or_else(|p| p.into_inner()) = switched.clone();
+        *self.tls_next.write().unwrap_or_else(|p| p.into_inner()) = None;
+        self.trust.record(
+            "keys-switch-tls",
+            self.node_id(),
+            &format!(
+                "TLS key {} in use, was {}; key set {} lists both until the next set",
+                certificate::tls_key_id(switched.spki()),
+                certificate::tls_key_id(before.spki()),
+                latest.set.version
+            ),
+        )?;
+        Ok(switched)
+    }
+
     /// Appends key set N+1 that revokes signing key `key_id` from log index
     /// `from` on (docs/decisions/key-sets.md), signed by `roots` as for
     /// [`Node::rotate_keys`]. When `key_id` is the key in use, the set
@@ -801,7 +947,7 @@ impl Node {
             .ok_or_else(|| NodeError::Keys("this node's log holds no key set yet".into()))?;
         let current = self.key();
         let keep_signing_key = match &change {
-            KeyChange::Renew => true,
+            KeyChange::Renew | KeyChange::StageTls => true,
             KeyChange::Rotate => false,
             // A retired key is revoked without a new signing key.
             KeyChange::Revoke { key_id, .. } => latest.signing().key(key_id).is_none(),
@@ -866,6 +1012,10 @@ impl Node {
         } else {
             (latest.set.root_keys.clone(), latest.set.root_threshold)
         };
+        let staged_tls = match &change {
+            KeyChange::StageTls => Some(self.stage_tls(latest)?),
+            _ => None,
+        };
         let expires = keyset::expiry_after(keyset::now_unix(), expires_days);
         let mut set = keyset::key_set(
             self.node_id().as_str(),
@@ -874,7 +1024,7 @@ impl Node {
             &root_keys,
             root_threshold,
             expires.clone(),
-            vec![self.tls.spki().to_vec()],
+            self.listed_tls_keys(),
         );
         if let KeyChange::Revoke {
             key_id,
@@ -897,9 +1047,13 @@ impl Node {
         let mut next = (*chain).clone();
         next.extend(index, &envelope, keyset::now_unix())
             .inspect_err(|_| {
+                // Nothing was written: the new keys are not needed.
                 if !keep_signing_key {
-                    // Nothing was written: the new key is not needed.
                     let _ = std::fs::remove_file(&next_key_path);
+                }
+                if staged_tls.is_some() {
+                    let _ = TlsIdentity::remove_next(&self.data_dir);
+                    *self.tls_next.write().unwrap_or_else(|p| p.into_inner()) = None;
                 }
             })
             .map_err(|e| match (&change, e) {
@@ -933,6 +1087,16 @@ impl Node {
                      ({reason}), {} in use, expires {expires}",
                     latest.set.version + 1,
                     signing.key_id()
+                ),
+            )
+        } else if let Some(next) = &staged_tls {
+            (
+                "keys-rotate-tls",
+                format!(
+                    "key set {} at log index {index}: next TLS key {} listed beside {} in use, expires {expires}",
+                    latest.set.version + 1,
+                    certificate::tls_key_id(next.spki()),
+                    certificate::tls_key_id(self.tls().spki()),
                 ),
             )
         } else if keep_signing_key {

@@ -32,6 +32,67 @@ pub struct AdminService {
 }
 
 impl AdminService {
+    /// This node's key sets, with the keys it signs and serves TLS with now.
+    fn own_keys_status(
+        &self,
+        chain: &meridian_core::keyset::KeyChain,
+    ) -> proto::KeysStatusResponse {
+        use meridian_core::certificate::tls_key_id;
+        let mut status = convert::keys_status(chain, Some(self.node.key().key_id().to_string()));
+        status.tls_key = tls_key_id(self.node.tls().spki());
+        status.tls_next = self
+            .node
+            .tls_next()
+            .map(|next| tls_key_id(next.spki()))
+            .unwrap_or_default();
+        status
+    }
+
+    /// Asks every active peer, at once, how much of this node's log it
+    /// holds: those past `index`, and the others with why.
+    async fn peers_holding_own_log_past(
+        &self,
+        index: u64,
+    ) -> Result<(Vec<String>, Vec<String>), Status> {
+        const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+        let node = self.node.clone();
+        let peers = blocking(move || Ok(node.trust().active()?)).await?;
+        let own = self.node.node_id().to_string();
+        let asks = peers.into_iter().map(|peer| {
+            let replicator = self.replicator.clone();
+            let own = own.clone();
+            async move {
+                let name = peer.node_id.to_string();
+                let asked = tokio::time::timeout(ASK_TIMEOUT, async {
+                    replicator.dial(peer).await?.node_info().await
+                })
+                .await;
+                let held = match asked {
+                    Err(_) => Err(format!("{name}: no answer in {}s", ASK_TIMEOUT.as_secs())),
+                    Ok(Err(e)) => Err(format!("{name}: {e}")),
+                    Ok(Ok(info)) => Ok(info
+                        .origins
+                        .iter()
+                        .find(|head| head.origin == own)
+                        .map_or(0, |head| head.size)),
+                };
+                match held {
+                    Ok(size) if size > index => Ok(name),
+                    Ok(size) => Err(format!("{name}: holds {size} entries of this node's log")),
+                    Err(why) => Err(why),
+                }
+            }
+        });
+        let (mut ready, mut not_ready) = (Vec::new(), Vec::new());
+        for answer in futures::future::join_all(asks).await {
+            match answer {
+                Ok(name) => ready.push(name),
+                Err(why) => not_ready.push(why),
+            }
+        }
+        Ok((ready, not_ready))
+    }
+
     pub fn new(replicator: Arc<Replicator>, harvester: Arc<Harvester>) -> Self {
         Self {
             node: replicator.node().clone(),
@@ -431,13 +492,59 @@ impl Admin for AdminService {
         let req = request.into_inner();
         let roots = root_keys(&req.root_seeds)?;
         let node = self.node.clone();
-        let chain =
-            blocking(move || node.rotate_keys(roots, req.keep_signing_key, req.expires_days))
-                .await?;
-        Ok(Response::new(convert::keys_status(
-            &chain,
-            Some(self.node.key().key_id().to_string()),
-        )))
+        let chain = blocking(move || {
+            if req.tls {
+                node.rotate_tls(roots, req.expires_days)
+            } else {
+                node.rotate_keys(roots, req.keep_signing_key, req.expires_days)
+            }
+        })
+        .await?;
+        Ok(Response::new(self.own_keys_status(&chain)))
+    }
+
+    async fn keys_switch_tls(
+        &self,
+        request: Request<proto::KeysSwitchTlsRequest>,
+    ) -> Result<Response<proto::KeysSwitchTlsResponse>, Status> {
+        use meridian_core::certificate::tls_key_id;
+        let force = request.into_inner().force;
+        let next = self.node.tls_next().ok_or_else(|| {
+            Status::failed_precondition("no next TLS key: run `meridian keys rotate --tls` first")
+        })?;
+        // The first set that lists the next key: a peer holds it once its
+        // copy of this node's log is longer than that set's position.
+        let listed_at = self
+            .node
+            .own_chain()
+            .links()
+            .iter()
+            .find(|link| link.set.tls_keys.iter().any(|k| k == next.spki()))
+            .map(|link| link.index)
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "the next TLS key {} is not listed in a key set of this node",
+                    tls_key_id(next.spki())
+                ))
+            })?;
+        let (ready, not_ready) = self.peers_holding_own_log_past(listed_at).await?;
+        if !not_ready.is_empty() && !force {
+            return Err(Status::failed_precondition(format!(
+                "not every active peer holds key set at log index {listed_at}, which lists the \
+                 next TLS key: {}; they could not dial this node after the switch (wait for \
+                 their next sync round, or pass --force when they can get the set from a relay)",
+                not_ready.join("; ")
+            )));
+        }
+        let replaced = tls_key_id(self.node.tls().spki());
+        let node = self.node.clone();
+        let switched = blocking(move || node.switch_tls()).await?;
+        Ok(Response::new(proto::KeysSwitchTlsResponse {
+            tls_key: tls_key_id(switched.spki()),
+            replaced,
+            ready,
+            not_ready,
+        }))
     }
 
     async fn keys_revoke(
@@ -468,7 +575,7 @@ impl Admin for AdminService {
             node.quarantine_count(&own)
         })
         .await?;
-        let mut status = convert::keys_status(&chain, Some(self.node.key().key_id().to_string()));
+        let mut status = self.own_keys_status(&chain);
         status.quarantined = quarantined;
         Ok(Response::new(status))
     }
@@ -504,8 +611,11 @@ impl Admin for AdminService {
         })
         .await?
         .ok_or_else(|| Status::not_found(format!("no trusted origin {origin} here")))?;
-        let signing = own.then(|| self.node.key().key_id().to_string());
-        let mut status = convert::keys_status(&chain, signing);
+        let mut status = if own {
+            self.own_keys_status(&chain)
+        } else {
+            convert::keys_status(&chain, None)
+        };
         let node = self.node.clone();
         let counted = chain.origin().to_owned();
         status.quarantined = blocking(move || node.quarantine_count(&counted)).await?;

@@ -20,10 +20,11 @@ pub fn peer<T>(node: &Node, request: &Request<T>) -> Result<Option<Peer>, Status
         return Ok(None);
     };
     let peer = node
-        .trust()
-        .by_tls_key(&spki)
-        .map_err(crate::status::trust)?
-        .ok_or_else(|| Status::unauthenticated("certificate key is not pinned here"))?;
+        .peer_by_tls_key(&spki)
+        .map_err(crate::status::node)?
+        .ok_or_else(|| {
+            Status::unauthenticated("certificate key is not in the key set of a peer pinned here")
+        })?;
     match peer.state {
         PeerState::Active => Ok(Some(peer)),
         PeerState::Suspended => Err(Status::permission_denied(format!(

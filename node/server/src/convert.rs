@@ -275,6 +275,12 @@ pub fn keys_status(
                 expires: link.set.expires.clone(),
                 retired_keys,
                 retired_at: next.map(|n| n.index).unwrap_or(0),
+                tls_keys: link
+                    .set
+                    .tls_keys
+                    .iter()
+                    .map(|k| meridian_core::certificate::tls_key_id(k))
+                    .collect(),
             }
         })
         .collect();
@@ -296,5 +302,7 @@ pub fn keys_status(
             })
             .collect(),
         quarantined: 0,
+        tls_key: String::new(),
+        tls_next: String::new(),
     }
 }

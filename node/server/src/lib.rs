@@ -46,17 +46,19 @@ pub mod web;
 pub use runtime::{serve, Listeners, ServeError};
 
 /// The TLS handshake's check of a client certificate key: a pinned peer
-/// that is active or suspended completes the handshake (a suspended one is
+/// whose current key set lists the key (or, before any is held here, whose
+/// invitation named it) and that is active or suspended completes the
+/// handshake (a suspended one is
 /// then told per request why it is refused); a revoked or unknown key is
 /// refused outright.
 fn trust_check(node: std::sync::Arc<meridian_core::node::Node>) -> tls::ClientCheck {
     use meridian_core::trust::PeerState;
-    std::sync::Arc::new(move |spki: &[u8]| match node.trust().by_tls_key(spki) {
+    std::sync::Arc::new(move |spki: &[u8]| match node.peer_by_tls_key(spki) {
         Ok(Some(peer)) => match peer.state {
             PeerState::Active | PeerState::Suspended => Ok(()),
             PeerState::Revoked => Err(format!("{} is revoked", peer.node_id)),
         },
-        Ok(None) => Err("certificate key is not pinned here".to_owned()),
+        Ok(None) => Err("certificate key is not in the key set of a peer pinned here".to_owned()),
         Err(e) => Err(format!("trust store: {e}")),
     })
 }

@@ -113,7 +113,12 @@ pub fn connector(node: Arc<Node>) -> Connector {
                 peer: peer.node_id.to_string(),
                 message,
             };
-            let config = tls::client_config(&peer.node_id, peer.tls_keys.clone(), Some(node.tls()))
+            // The keys of the peer's current key set, verified here from
+            // its pinned root: a TLS key rotation needs no re-pinning.
+            let pins = node
+                .peer_tls_keys(&peer)
+                .map_err(|e| unreachable(format!("its TLS keys: {e}")))?;
+            let config = tls::client_config(&peer.node_id, pins, Some(&node.tls()))
                 .map_err(|e| unreachable(e.to_string()))?;
             let channel = tls::connect(&peer.endpoint, config, CONNECT_TIMEOUT)
                 .await

@@ -337,8 +337,9 @@ async fn run(
         let _ = rx.wait_for(|stop| *stop).await;
     };
 
+    let presented = node.clone();
     let certs = Arc::new(crate::tls::CertResolver::new(
-        node.tls(),
+        Arc::new(move || presented.tls()),
         &node.public_identity().map_err(crate::tls::TlsError::from)?,
     )?);
     let reloader = tokio::spawn(reload_on_hangup(

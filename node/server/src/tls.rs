@@ -54,22 +54,50 @@ pub enum TlsError {
     Files(#[from] meridian_core::certificate::TlsError),
 }
 
+/// The TLS identity a node presents to peers now (it changes with
+/// `keys switch-tls`).
+pub type IdentitySource = Arc<dyn Fn() -> Arc<TlsIdentity> + Send + Sync>;
+
 /// Chooses the certificate of each connection: the pinned key's for a peer
 /// (which asks for [`SERVER_NAME`]), the public one for everyone else.
-/// The public one can be replaced while connections are served.
-#[derive(Debug)]
+/// Both can be replaced while connections are served: the peer one follows
+/// `identity`, the public one [`CertResolver::reload`].
 pub struct CertResolver {
-    peer: Arc<CertifiedKey>,
+    identity: IdentitySource,
+    /// The peer certificate last served, with the key it was made from.
+    peer: std::sync::RwLock<(Arc<TlsIdentity>, Arc<CertifiedKey>)>,
     public: std::sync::RwLock<Arc<CertifiedKey>>,
 }
 
+impl std::fmt::Debug for CertResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CertResolver")
+    }
+}
+
 impl CertResolver {
-    pub fn new(identity: &TlsIdentity, public: &PublicIdentity) -> Result<Self, TlsError> {
-        let peer = CertifiedKey::from_der(vec![cert(identity)], key(identity), &provider())?;
+    pub fn new(identity: IdentitySource, public: &PublicIdentity) -> Result<Self, TlsError> {
+        let current = identity();
+        let peer = Arc::new(certified_peer(&current)?);
         Ok(Self {
-            peer: Arc::new(peer),
+            identity,
+            peer: std::sync::RwLock::new((current, peer)),
             public: std::sync::RwLock::new(Arc::new(certified_public(public)?)),
         })
+    }
+
+    /// The certificate of the TLS key the node presents to peers now.
+    fn peer_cert(&self) -> Option<Arc<CertifiedKey>> {
+        let current = (self.identity)();
+        {
+            let held = self.peer.read().unwrap_or_else(|p| p.into_inner());
+            if Arc::ptr_eq(&held.0, &current) {
+                return Some(held.1.clone());
+            }
+        }
+        let certified = Arc::new(certified_peer(&current).ok()?);
+        *self.peer.write().unwrap_or_else(|p| p.into_inner()) = (current, certified.clone());
+        Some(certified)
     }
 
     /// Serves `public` to new connections from now on; the connections
@@ -93,7 +121,7 @@ impl CertResolver {
 impl rustls::server::ResolvesServerCert for CertResolver {
     fn resolve(&self, hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         if hello.server_name() == Some(SERVER_NAME) {
-            Some(self.peer.clone())
+            self.peer_cert()
         } else {
             Some(
                 self.public
@@ -103,6 +131,14 @@ impl rustls::server::ResolvesServerCert for CertResolver {
             )
         }
     }
+}
+
+fn certified_peer(identity: &TlsIdentity) -> Result<CertifiedKey, TlsError> {
+    Ok(CertifiedKey::from_der(
+        vec![cert(identity)],
+        key(identity),
+        &provider(),
+    )?)
 }
 
 /// Parses a public identity's PEM into a key rustls serves, checking that
@@ -652,7 +688,8 @@ mod tests {
             &dir.path().join(PUBLIC_KEY_FILE),
         )
         .unwrap();
-        let certs = Arc::new(CertResolver::new(&identity, &public).unwrap());
+        let held = Arc::new(identity.clone());
+        let certs = Arc::new(CertResolver::new(Arc::new(move || held.clone()), &public).unwrap());
         let config = server_config(certs, Arc::new(|_: &[u8]| Ok(()))).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -1,8 +1,7 @@
 //! `meridian keys`: this node's identity (`show`), its key sets
 //! (`status`), key set N+1 signed by the root (`rotate`, `renew`,
-//! `revoke`), and new versions of what a revocation quarantined
-//! (`resign`). The
-//! root key is read here, from the operator's file, and handed to the node
+//! `revoke`), the TLS key those sets list served (`switch-tls`), and new
+//! versions of what a revocation quarantined (`resign`). The root key is read here, from the operator's file, and handed to the node
 //! over the operator-only admin socket; it is never written by the node
 //! (docs/decisions/key-sets.md).
 
@@ -34,9 +33,26 @@ pub enum KeysCommand {
     /// Replace the signing key: append key set N+1, signed by the root, with
     /// a new signing key. Entries signed before keep verifying; the old key
     /// signs nothing after the new set. Peers follow with no re-pinning.
+    /// With `--tls`, keep the signing key and list a new TLS key beside the
+    /// one in use instead; `keys switch-tls` serves it once peers hold the set.
     Rotate {
+        /// Rotate the TLS key (first step) instead of the signing key.
+        #[arg(long)]
+        tls: bool,
         #[command(flatten)]
         root: RootArgs,
+    },
+    /// Serve the next TLS key (listed by `keys rotate --tls`) from now on,
+    /// as server and as client. Refused while an active peer does not hold
+    /// the key set that lists it (it could not dial this node), unless
+    /// `--force`. Run `keys renew` afterwards to drop the old key from the
+    /// key set at once (otherwise the next set drops it).
+    SwitchTls {
+        /// Switch even when peers are unreachable or behind.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Keep the signing key and extend the key set's expiry: append key set
     /// N+1 signed by the root. The node does this itself, when its root key
@@ -103,8 +119,35 @@ pub struct RootArgs {
 pub async fn run(data_dir: &Path, command: KeysCommand) -> Result<()> {
     match command {
         KeysCommand::Show { invite, cert, json } => show(data_dir, invite, cert, json).await,
-        KeysCommand::Rotate { root } => rotate(data_dir, root, false).await,
-        KeysCommand::Renew { root } => rotate(data_dir, root, true).await,
+        KeysCommand::Rotate { tls, root } => rotate(data_dir, root, false, tls).await,
+        KeysCommand::Renew { root } => rotate(data_dir, root, true, false).await,
+        KeysCommand::SwitchTls { force, json } => {
+            let mut client = admin(data_dir).await?;
+            let done = client
+                .keys_switch_tls(proto::KeysSwitchTlsRequest { force })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "tls_key": done.tls_key, "replaced": done.replaced,
+                        "ready": done.ready, "not_ready": done.not_ready,
+                    })
+                );
+            } else {
+                println!("TLS key {} in use (was {})", done.tls_key, done.replaced);
+                println!(
+                    "peers holding the key set that lists it: {}",
+                    done.ready.len()
+                );
+                for why in &done.not_ready {
+                    println!("  NOT READY {why}");
+                }
+            }
+            Ok(())
+        }
         KeysCommand::Revoke {
             key_id,
             from_index,
@@ -179,7 +222,7 @@ fn root_seeds(root: &RootArgs) -> Result<Vec<Vec<u8>>> {
         .collect()
 }
 
-async fn rotate(data_dir: &Path, root: RootArgs, keep_signing_key: bool) -> Result<()> {
+async fn rotate(data_dir: &Path, root: RootArgs, keep_signing_key: bool, tls: bool) -> Result<()> {
     let root_seeds = root_seeds(&root)?;
     let mut client = admin(data_dir).await?;
     let status = client
@@ -187,6 +230,7 @@ async fn rotate(data_dir: &Path, root: RootArgs, keep_signing_key: bool) -> Resu
             root_seeds,
             keep_signing_key,
             expires_days: root.expires_days,
+            tls,
         })
         .await
         .map_err(refused)?
@@ -205,7 +249,7 @@ fn print_status(status: &proto::KeysStatusResponse, json: bool) {
                     "index": s.index, "version": s.version, "signing_keys": s.signing_keys,
                     "threshold": s.threshold, "root_keys": s.root_keys,
                     "root_threshold": s.root_threshold, "expires": s.expires,
-                    "retired_keys": s.retired_keys,
+                    "retired_keys": s.retired_keys, "tls_keys": s.tls_keys,
                     "retired_at": (s.retired_at > 0).then_some(s.retired_at),
                 })
             })
@@ -227,6 +271,8 @@ fn print_status(status: &proto::KeysStatusResponse, json: bool) {
                 "changes": status.changes,
                 "signing_key": (!status.signing_key.is_empty()).then_some(&status.signing_key),
                 "revocations": revocations, "quarantined": status.quarantined,
+                "tls_key": (!status.tls_key.is_empty()).then_some(&status.tls_key),
+                "tls_next": (!status.tls_next.is_empty()).then_some(&status.tls_next),
             })
         );
         return;
@@ -234,6 +280,15 @@ fn print_status(status: &proto::KeysStatusResponse, json: bool) {
     println!("origin       {}", status.origin);
     if !status.signing_key.is_empty() {
         println!("signing key  {}", status.signing_key);
+    }
+    if !status.tls_key.is_empty() {
+        println!("TLS key     {}", status.tls_key);
+    }
+    if !status.tls_next.is_empty() {
+        println!(
+            "next TLS key {} (run `meridian keys switch-tls` once peers hold the set that lists it)",
+            status.tls_next
+        );
     }
     if status.stale {
         println!("STALE: the current key set expired");
@@ -263,6 +318,7 @@ fn print_status(status: &proto::KeysStatusResponse, json: bool) {
                 &s.expires
             }
         );
+        println!("  TLS      {}", s.tls_keys.join(", "));
         for key in &s.retired_keys {
             println!(
                 "  retired  {key}: valid for entries before {}",

@@ -598,3 +598,42 @@ fn records_opened_in_a_batch_name_their_signer_and_fail_one_by_one() {
     assert!(late.contains("retired"), "{late}");
     assert!(matches!(opened[3], Err(SignError::WrongPayloadType { .. })));
 }
+
+/// Adversarial: a set that lists too many TLS keys, an empty one, an
+/// oversized one or one twice is refused before it governs anything; the
+/// set before it stays current.
+#[test]
+fn a_key_sets_tls_keys_are_bounded() {
+    let origin = new_origin();
+    let (chain, _, _) = rotated(&origin);
+    let with_tls = |tls_keys: Vec<Vec<u8>>| {
+        let mut third = set(&origin, 3, 1, in_a_year());
+        third.tls_keys = tls_keys;
+        sign_key_set(&[&origin.root], ORIGIN, 9, third)
+    };
+    let refused = |tls_keys: Vec<Vec<u8>>, says: &str| {
+        let mut chain = chain.clone();
+        match chain.extend(9, &with_tls(tls_keys), now_unix()) {
+            Err(SignError::KeySetPosition { index: 9, message }) => {
+                assert!(message.contains(says), "{message}")
+            }
+            other => panic!("expected a refusal saying {says:?}, got {other:?}"),
+        }
+        assert_eq!(chain.latest().unwrap().set.version, 2);
+    };
+    refused(vec![vec![1; 44]; MAX_TLS_KEYS + 1], "TLS keys, more than");
+    refused(vec![vec![1; 44], Vec::new()], "tls_keys[1]: 0 bytes");
+    refused(
+        vec![vec![1; MAX_TLS_KEY_BYTES + 1]],
+        "tls_keys[0]: 1025 bytes",
+    );
+    refused(
+        vec![vec![1; 44], vec![2; 44], vec![1; 44]],
+        "tls_keys[2]: listed twice",
+    );
+    let mut chain = chain.clone();
+    chain
+        .extend(9, &with_tls(vec![vec![1; 44], vec![2; 44]]), now_unix())
+        .unwrap();
+    assert_eq!(chain.latest().unwrap().set.tls_keys.len(), 2);
+}
