@@ -219,4 +219,27 @@ async fn a_tls_key_rotation_is_a_signed_event_and_needs_no_re_pinning() {
     assert_eq!(uni.sync_now()["polar"]["ok"], true);
     assert!(held(&uni, "polar", "PDC-4").await.is_some());
     assert_eq!(polar.sync_now()["uni"]["ok"], true);
+
+    // uni's operator sees polar's key history as uni verified it.
+    let shown: serde_json::Value =
+        serde_json::from_str(&uni.ok(&["trust", "show", "polar", "--json"])).unwrap();
+    let history: Vec<serde_json::Value> = shown["key_sets"]
+        .as_array()
+        .expect("key_sets")
+        .iter()
+        .map(|set| set["tls_keys"].clone())
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            serde_json::json!([old_key]),
+            serde_json::json!([old_key, new_key]),
+            serde_json::json!([new_key]),
+        ]
+    );
+    let text = uni.ok(&["trust", "show", "polar"]);
+    assert!(
+        text.contains("3 at log index") && text.contains("(current)"),
+        "{text}"
+    );
 }

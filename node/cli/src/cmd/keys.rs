@@ -239,42 +239,45 @@ async fn rotate(data_dir: &Path, root: RootArgs, keep_signing_key: bool, tls: bo
     Ok(())
 }
 
+/// `keys status --json`: the key sets of one origin, its revocations and
+/// (own node) the keys in use and the changes made.
+pub(super) fn status_json(status: &proto::KeysStatusResponse) -> serde_json::Value {
+    let sets: Vec<serde_json::Value> = status
+        .sets
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "index": s.index, "version": s.version, "signing_keys": s.signing_keys,
+                "threshold": s.threshold, "root_keys": s.root_keys,
+                "root_threshold": s.root_threshold, "expires": s.expires,
+                "retired_keys": s.retired_keys, "tls_keys": s.tls_keys,
+                "retired_at": (s.retired_at > 0).then_some(s.retired_at),
+            })
+        })
+        .collect();
+    let revocations: Vec<serde_json::Value> = status
+        .revocations
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "key_id": r.key_id, "from_index": r.from_index, "until_index": r.until_index,
+                "published_at": r.published_at, "reason": r.reason,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "origin": status.origin, "stale": status.stale, "sets": sets,
+        "changes": status.changes,
+        "signing_key": (!status.signing_key.is_empty()).then_some(&status.signing_key),
+        "revocations": revocations, "quarantined": status.quarantined,
+        "tls_key": (!status.tls_key.is_empty()).then_some(&status.tls_key),
+        "tls_next": (!status.tls_next.is_empty()).then_some(&status.tls_next),
+    })
+}
+
 fn print_status(status: &proto::KeysStatusResponse, json: bool) {
     if json {
-        let sets: Vec<serde_json::Value> = status
-            .sets
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "index": s.index, "version": s.version, "signing_keys": s.signing_keys,
-                    "threshold": s.threshold, "root_keys": s.root_keys,
-                    "root_threshold": s.root_threshold, "expires": s.expires,
-                    "retired_keys": s.retired_keys, "tls_keys": s.tls_keys,
-                    "retired_at": (s.retired_at > 0).then_some(s.retired_at),
-                })
-            })
-            .collect();
-        let revocations: Vec<serde_json::Value> = status
-            .revocations
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "key_id": r.key_id, "from_index": r.from_index, "until_index": r.until_index,
-                    "published_at": r.published_at, "reason": r.reason,
-                })
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({
-                "origin": status.origin, "stale": status.stale, "sets": sets,
-                "changes": status.changes,
-                "signing_key": (!status.signing_key.is_empty()).then_some(&status.signing_key),
-                "revocations": revocations, "quarantined": status.quarantined,
-                "tls_key": (!status.tls_key.is_empty()).then_some(&status.tls_key),
-                "tls_next": (!status.tls_next.is_empty()).then_some(&status.tls_next),
-            })
-        );
+        println!("{}", status_json(status));
         return;
     }
     println!("origin       {}", status.origin);

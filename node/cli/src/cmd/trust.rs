@@ -26,7 +26,9 @@ pub enum TrustCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show one peer and the audit trail of its changes.
+    /// Show one peer, its key history (the key sets verified here from its
+    /// pinned root: signing, root and TLS keys, expiry, revocations) and the
+    /// audit trail of its changes.
     Show {
         node_id: String,
         #[arg(long)]
@@ -140,8 +142,31 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
                 .find(|p| p.node_id == node_id)
                 .with_context(|| format!("no peer {node_id} in the trust store"))?;
             let audit = list.audit.iter().filter(|e| e.peer == node_id);
+            // The peer's key history as this node verified it from the
+            // pinned root; none before its first key set is held here (or
+            // for a revoked peer, whose chain is no longer read).
+            let history = match client
+                .keys_status(proto::KeysStatusRequest {
+                    origin: node_id.clone(),
+                })
+                .await
+            {
+                Ok(status) => Some(status.into_inner()),
+                Err(status) if status.code() == tonic::Code::NotFound => None,
+                Err(status) => return Err(refused(status)),
+            };
             if json {
                 let mut shown = peer_json(peer);
+                let history = history.as_ref().map(super::keys::status_json);
+                shown["key_sets"] = history
+                    .as_ref()
+                    .map_or(serde_json::json!([]), |h| h["sets"].clone());
+                shown["revocations"] = history
+                    .as_ref()
+                    .map_or(serde_json::json!([]), |h| h["revocations"].clone());
+                shown["stale"] = history
+                    .as_ref()
+                    .map_or(serde_json::json!(false), |h| h["stale"].clone());
                 shown["audit"] = audit
                     .map(
                         |e| serde_json::json!({"at": e.at, "action": e.action, "detail": e.detail}),
@@ -157,6 +182,35 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
             println!("groups      {}", peer.groups.join(", "));
             println!("added       {}", peer.added_at);
             println!("changed     {}", peer.changed_at);
+            match &history {
+                Some(history) if !history.sets.is_empty() => {
+                    println!("key sets (as verified here from the pinned root):");
+                    for set in &history.sets {
+                        println!(
+                            "  {} at log index {}{}: signing {} of [{}], root {} of [{}], TLS [{}], expires {}",
+                            set.version,
+                            set.index,
+                            if set.retired_at == 0 { " (current)" } else { "" },
+                            set.threshold,
+                            set.signing_keys.join(", "),
+                            set.root_threshold,
+                            set.root_keys.join(", "),
+                            set.tls_keys.join(", "),
+                            if set.expires.is_empty() { "never" } else { &set.expires },
+                        );
+                    }
+                    for r in &history.revocations {
+                        println!(
+                            "  REVOKED {} from log index {} (key set at {}) {}",
+                            r.key_id, r.from_index, r.published_at, r.reason
+                        );
+                    }
+                    if history.stale {
+                        println!("  STALE: the current key set expired");
+                    }
+                }
+                _ => println!("key sets:   none held here yet (pinned from the invitation)"),
+            }
             println!("audit:");
             for event in audit {
                 println!("  {}  {:<10} {}", event.at, event.action, event.detail);
