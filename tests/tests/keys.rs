@@ -464,3 +464,115 @@ async fn the_compromise_drill_revokes_quarantines_and_resigns() {
         assert_eq!(searched(peer, "forged"), BTreeSet::new());
     }
 }
+
+/// A root of two of three keys kept apart: one key alone signs no key set;
+/// two renew it; two hand over to a new root (which signs too); the old
+/// root signs nothing after; a replica follows every step, and a peer that
+/// pins the node only after the handover verifies the whole chain from the
+/// root its invitation names.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_two_of_three_root_hands_over_to_a_new_root_with_no_re_pinning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("polar");
+    let safe = tmp.path().join("safe");
+    std::fs::create_dir(&safe).unwrap();
+    let root = |name: &str| safe.join(name).to_str().unwrap().to_owned();
+    let (r1, r2, r3, n1) = (
+        root("r1.key"),
+        root("r2.key"),
+        root("r3.key"),
+        root("n1.key"),
+    );
+    let out = without_meridian_env(&mut Command::new(meridian_bin()))
+        .args(["init", "--node-id", "polar", "--listen", "127.0.0.1:0"])
+        .args(["--root-key", &r1, "--root-key", &r2, "--root-key", &r3])
+        .args(["--root-threshold", "2", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let polar = TestNode::start_at(meridian_bin(), &data, "polar", &[]).unwrap();
+    let uni = TestNode::start("uni");
+    polar.trust(&uni, &[]);
+    uni.trust(&polar, &[]);
+    polar.import(&lines(&["PDC-1".to_owned()]));
+    assert_eq!(uni.sync_now()["polar"]["ok"], true);
+    let first = keys_status(&polar, None);
+    assert_eq!(first["sets"][0]["root_threshold"], 2);
+    assert_eq!(first["sets"][0]["root_keys"].as_array().unwrap().len(), 3);
+
+    // One key of three signs nothing.
+    let alone = polar.run(&["keys", "renew", "--root-key", &r1]);
+    assert!(
+        !alone.status.success(),
+        "one root key of a 2-of-3 root renewed the set"
+    );
+    assert_eq!(
+        keys_status(&polar, None)["sets"].as_array().unwrap().len(),
+        1
+    );
+    // Two do.
+    polar.ok(&["keys", "renew", "--root-key", &r1, "--root-key", &r3]);
+
+    // The handover: two old keys and the new one sign set 3.
+    let handed: serde_json::Value = serde_json::from_str(&polar.ok(&[
+        "keys",
+        "rotate-root",
+        "--root-key",
+        &r1,
+        "--root-key",
+        &r2,
+        "--new-root-key",
+        &n1,
+        "--json",
+    ]))
+    .unwrap();
+    let sets = handed["sets"].as_array().unwrap();
+    assert_eq!(sets.len(), 3, "{handed}");
+    assert_eq!(sets[2]["root_threshold"], 1);
+    assert_eq!(sets[2]["root_keys"].as_array().unwrap().len(), 1);
+    assert_ne!(sets[2]["root_keys"][0], sets[1]["root_keys"][0]);
+    // The signing key stays.
+    assert_eq!(sets[2]["signing_keys"], sets[1]["signing_keys"]);
+    let mode = std::fs::metadata(&n1).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the new root key file is private");
+    assert!(keys_status(&polar, None)["changes"]
+        .to_string()
+        .contains("keys-rotate-root"));
+
+    // Adversarial: the old root signs nothing after the handover.
+    let old = polar.run(&["keys", "renew", "--root-key", &r1, "--root-key", &r2]);
+    assert!(!old.status.success());
+    let message = String::from_utf8_lossy(&old.stderr);
+    assert!(message.contains("not a root key"), "{message}");
+
+    // The new root rotates the signing key; the replica follows it all.
+    polar.ok(&["keys", "rotate", "--root-key", &n1]);
+    polar.import(&lines(&["PDC-2".to_owned()]));
+    assert_eq!(uni.sync_now()["polar"]["ok"], true);
+    let seen = keys_status(&uni, Some("polar"));
+    assert_eq!(seen["sets"].as_array().unwrap().len(), 4, "{seen}");
+    assert_eq!(seen["sets"][2]["root_keys"], sets[2]["root_keys"]);
+    assert!(held(&uni, "polar", "PDC-2").await.is_some());
+    assert_eq!(uni.peers_status()["polar"]["rejected"], 0);
+
+    // A peer that pins polar after the handover: its invitation names the
+    // root of set 1, from which the whole chain verifies.
+    let lab = TestNode::start("lab");
+    lab.trust(&polar, &[]);
+    polar.trust(&lab, &[]);
+    assert_eq!(lab.sync_now()["polar"]["ok"], true);
+    assert!(held(&lab, "polar", "PDC-1").await.is_some());
+    assert!(held(&lab, "polar", "PDC-2").await.is_some());
+    assert_eq!(
+        keys_status(&lab, Some("polar"))["sets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+}

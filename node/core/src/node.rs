@@ -159,6 +159,9 @@ enum KeyChange {
     /// The same signing keys and a new TLS key, listed beside the one in
     /// use until `keys switch-tls`.
     StageTls,
+    /// The same signing keys and a new root: `threshold` of `roots` sign
+    /// the sets after this one (which both roots sign).
+    Root { roots: Vec<NodeKey>, threshold: u32 },
 }
 
 /// A verified chain of another origin, with the key-set positions and the
@@ -192,19 +195,23 @@ impl Node {
     /// [`Node::create`] with a configuration of the caller's; the root key
     /// goes into the data directory.
     pub fn create_with(data_dir: &Path, config: Config) -> Result<sign::KeyId, NodeError> {
-        Self::create_with_root(data_dir, config, None, keyset::DEFAULT_EXPIRY_DAYS)
+        Self::create_with_root(data_dir, config, &[], 1, keyset::DEFAULT_EXPIRY_DAYS)
     }
 
-    /// [`Node::create_with`], writing the root key to `root_file` (which
-    /// must not exist) when given, so the operator can move it offline, and
-    /// signing the first key set to expire in `expires_days`.
+    /// [`Node::create_with`], writing one root key to each of `root_files`
+    /// (which must not exist) when given, so the operators can keep them
+    /// offline, apart, with `root_threshold` of them needed to sign a key
+    /// set; and signing the first key set to expire in `expires_days`.
+    /// Without root files the one root key goes into the data directory.
     pub fn create_with_root(
         data_dir: &Path,
         config: Config,
-        root_file: Option<&Path>,
+        root_files: &[PathBuf],
+        root_threshold: u32,
         expires_days: u32,
     ) -> Result<sign::KeyId, NodeError> {
         check_expiry_days(expires_days)?;
+        check_root_threshold(root_threshold, root_files.len().max(1))?;
         use std::os::unix::fs::PermissionsExt;
         let node_id = &config.node_id;
         let dir_error = |message: String| NodeError::DataDir {
@@ -222,23 +229,38 @@ impl Node {
         std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| dir_error(e.to_string()))?;
         let key = NodeKey::generate();
-        let root = NodeKey::generate();
-        let root_path = root_file
-            .map(Path::to_owned)
-            .unwrap_or_else(|| data_dir.join(ROOT_KEY_FILE));
-        root.save(&root_path)?;
+        let root_paths = if root_files.is_empty() {
+            vec![data_dir.join(ROOT_KEY_FILE)]
+        } else {
+            root_files.to_vec()
+        };
+        if let Some(taken) = root_paths.iter().find(|path| path.exists()) {
+            return Err(NodeError::Keys(format!(
+                "{}: already exists; a root key is never overwritten",
+                taken.display()
+            )));
+        }
+        let roots: Vec<NodeKey> = root_paths.iter().map(|_| NodeKey::generate()).collect();
+        for (root, path) in roots.iter().zip(&root_paths) {
+            root.save(path)?;
+        }
         key.save(&data_dir.join(KEY_FILE))?;
         let tls = TlsIdentity::create(data_dir, node_id)?;
         let first = keyset::key_set(
             node_id.as_str(),
             1,
             &[&key],
-            &[root.public()],
-            1,
+            &roots.iter().map(NodeKey::public).collect::<Vec<_>>(),
+            root_threshold,
             keyset::expiry_after(keyset::now_unix(), expires_days),
             vec![tls.spki().to_vec()],
         );
-        let genesis = keyset::sign_key_set(&[&root], node_id.as_str(), 0, first);
+        let genesis = keyset::sign_key_set(
+            &roots.iter().collect::<Vec<_>>(),
+            node_id.as_str(),
+            0,
+            first,
+        );
         write_durably(&data_dir.join(GENESIS_FILE), &genesis.encode_to_vec())
             .map_err(|e| dir_error(format!("{GENESIS_FILE}: {e}")))?;
         if config.tls.public_cert.is_none() {
@@ -825,6 +847,56 @@ impl Node {
         self.change_keys(roots, change, expires_days)
     }
 
+    /// Appends key set N+1 with a new root: `threshold` of `new_roots` sign
+    /// the sets after it. Signed by `roots` (a threshold of the current
+    /// root, as for [`Node::rotate_keys`]) and by every new root key, as
+    /// peers require (DESIGN §5); the signing keys stay. Peers follow with
+    /// no re-pinning. When the current root was the data directory's, the
+    /// one new root key takes its place there (with several, none does:
+    /// renewals then need `--root-key`). Audited.
+    pub fn rotate_root(
+        &self,
+        roots: Vec<NodeKey>,
+        new_roots: Vec<NodeKey>,
+        threshold: u32,
+        expires_days: u32,
+    ) -> Result<Arc<KeyChain>, NodeError> {
+        self.change_keys(
+            roots,
+            KeyChange::Root {
+                roots: new_roots,
+                threshold,
+            },
+            expires_days,
+        )
+    }
+
+    /// Puts the one new root key in the data directory in place of the old
+    /// one (or, for several, removes the old one: it signs nothing now).
+    fn replace_data_dir_root(&self, new_roots: &[NodeKey]) -> Result<(), NodeError> {
+        let root_path = self.data_dir.join(ROOT_KEY_FILE);
+        let staged = self.data_dir.join(format!("{ROOT_KEY_FILE}.new"));
+        let file_error = |path: &Path, e: std::io::Error| NodeError::DataDir {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
+        match new_roots {
+            [one] => {
+                let _ = std::fs::remove_file(&staged);
+                one.save(&staged)?;
+                std::fs::rename(&staged, &root_path).map_err(|e| file_error(&root_path, e))?;
+            }
+            _ => {
+                std::fs::remove_file(&root_path).map_err(|e| file_error(&root_path, e))?;
+                tracing::warn!(
+                    "the root is now several keys: the data directory keeps none; \
+                     renew the key set with `meridian keys renew --root-key FILE …`"
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Appends key set N+1, signed by `roots` as for [`Node::rotate_keys`],
     /// that lists a new TLS key beside the one in use (the same signing
     /// keys). Peers accept the new key once they hold the set;
@@ -947,7 +1019,7 @@ impl Node {
             .ok_or_else(|| NodeError::Keys("this node's log holds no key set yet".into()))?;
         let current = self.key();
         let keep_signing_key = match &change {
-            KeyChange::Renew | KeyChange::StageTls => true,
+            KeyChange::Renew | KeyChange::StageTls | KeyChange::Root { .. } => true,
             KeyChange::Rotate => false,
             // A retired key is revoked without a new signing key.
             KeyChange::Revoke { key_id, .. } => latest.signing().key(key_id).is_none(),
@@ -955,8 +1027,10 @@ impl Node {
         let root_path = self.data_dir.join(ROOT_KEY_FILE);
         let mut roots = roots;
         let mut save_legacy_root = false;
+        let mut root_in_data_dir = false;
         if roots.is_empty() {
             if root_path.exists() {
+                root_in_data_dir = true;
                 roots.push(NodeKey::load(&root_path)?);
             } else if latest.root().key(current.key_id()).is_some() {
                 // The identity key of a node made before root keys is its
@@ -1007,10 +1081,16 @@ impl Node {
         if save_legacy_root {
             roots[0].save(&root_path)?;
         }
-        let (root_keys, root_threshold) = if latest.set.root_keys.is_empty() {
-            (latest.set.keys.clone(), latest.set.threshold)
-        } else {
-            (latest.set.root_keys.clone(), latest.set.root_threshold)
+        let (root_keys, root_threshold) = match &change {
+            KeyChange::Root {
+                roots: new_roots,
+                threshold,
+            } => {
+                check_root_threshold(*threshold, new_roots.len())?;
+                (new_roots.iter().map(NodeKey::public).collect(), *threshold)
+            }
+            _ if latest.set.root_keys.is_empty() => (latest.set.keys.clone(), latest.set.threshold),
+            _ => (latest.set.root_keys.clone(), latest.set.root_threshold),
         };
         let staged_tls = match &change {
             KeyChange::StageTls => Some(self.stage_tls(latest)?),
@@ -1041,7 +1121,18 @@ impl Node {
         set.doi_prefixes = self.declared_doi_prefixes();
         let appender = self.store.appender(self.node_id())?;
         let index = appender.next_index();
-        let root_refs: Vec<&NodeKey> = roots.iter().collect();
+        let mut root_refs: Vec<&NodeKey> = roots.iter().collect();
+        if let KeyChange::Root {
+            roots: new_roots, ..
+        } = &change
+        {
+            // A new root accepts its office by signing the set too.
+            for new_root in new_roots {
+                if !root_refs.iter().any(|r| r.key_id() == new_root.key_id()) {
+                    root_refs.push(new_root);
+                }
+            }
+        }
         let envelope = keyset::sign_key_set(&root_refs, self.node_id().as_str(), index, set);
         // Checked as a peer will check it before anything is written.
         let mut next = (*chain).clone();
@@ -1072,6 +1163,15 @@ impl Node {
         if !keep_signing_key {
             replace_key_file(&self.data_dir)?;
         }
+        if let (
+            KeyChange::Root {
+                roots: new_roots, ..
+            },
+            true,
+        ) = (&change, root_in_data_dir)
+        {
+            self.replace_data_dir_root(new_roots)?;
+        }
         *self.key.write().unwrap_or_else(|p| p.into_inner()) = signing.clone();
         let chain = self.reload_own_chain()?;
         let (action, detail) = if let KeyChange::Revoke {
@@ -1087,6 +1187,32 @@ impl Node {
                      ({reason}), {} in use, expires {expires}",
                     latest.set.version + 1,
                     signing.key_id()
+                ),
+            )
+        } else if let KeyChange::Root {
+            roots: new_roots,
+            threshold,
+        } = &change
+        {
+            let ids = |keys: &[crate::proto::PublicKey]| {
+                keys.iter()
+                    .map(|k| k.key_id.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let (old_keys, old_threshold) = if latest.set.root_keys.is_empty() {
+                (&latest.set.keys, latest.set.threshold)
+            } else {
+                (&latest.set.root_keys, latest.set.root_threshold)
+            };
+            (
+                "keys-rotate-root",
+                format!(
+                    "key set {} at log index {index}: root {threshold} of [{}] replaces {old_threshold} of [{}], \
+                     expires {expires}",
+                    latest.set.version + 1,
+                    ids(&new_roots.iter().map(NodeKey::public).collect::<Vec<_>>()),
+                    ids(old_keys),
                 ),
             )
         } else if let Some(next) = &staged_tls {
@@ -1344,6 +1470,16 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// A root threshold of 1 to `keys` (the number of root keys).
+fn check_root_threshold(threshold: u32, keys: usize) -> Result<(), NodeError> {
+    if threshold == 0 || threshold as usize > keys {
+        return Err(NodeError::Keys(format!(
+            "a root threshold of {threshold} with {keys} root key(s): it must be 1 to {keys}"
+        )));
     }
     Ok(())
 }

@@ -492,8 +492,16 @@ impl Admin for AdminService {
         let req = request.into_inner();
         let roots = root_keys(&req.root_seeds)?;
         let node = self.node.clone();
+        let new_roots = root_keys(&req.new_root_seeds)?;
+        if req.tls && !new_roots.is_empty() {
+            return Err(Status::invalid_argument(
+                "a TLS key rotation and a root rotation are two key sets: run them one by one",
+            ));
+        }
         let chain = blocking(move || {
-            if req.tls {
+            if !new_roots.is_empty() {
+                node.rotate_root(roots, new_roots, req.new_root_threshold, req.expires_days)
+            } else if req.tls {
                 node.rotate_tls(roots, req.expires_days)
             } else {
                 node.rotate_keys(roots, req.keep_signing_key, req.expires_days)

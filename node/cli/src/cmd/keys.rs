@@ -1,6 +1,7 @@
 //! `meridian keys`: this node's identity (`show`), its key sets
 //! (`status`), key set N+1 signed by the root (`rotate`, `renew`,
-//! `revoke`), the TLS key those sets list served (`switch-tls`), and new
+//! `revoke`, `rotate-root`), the TLS key those sets list served
+//! (`switch-tls`), and new
 //! versions of what a revocation quarantined (`resign`). The root key is read here, from the operator's file, and handed to the node
 //! over the operator-only admin socket; it is never written by the node
 //! (docs/decisions/key-sets.md).
@@ -39,6 +40,21 @@ pub enum KeysCommand {
         /// Rotate the TLS key (first step) instead of the signing key.
         #[arg(long)]
         tls: bool,
+        #[command(flatten)]
+        root: RootArgs,
+    },
+    /// Replace the root: append key set N+1 that lists new root keys (the
+    /// threshold of them then signs every later set), signed by the current
+    /// root and by every new root key. The signing keys stay; peers follow
+    /// with no re-pinning.
+    RotateRoot {
+        /// A new root key file: read when it exists (mode 0600), made
+        /// otherwise. Repeat for a root of several keys, kept apart.
+        #[arg(long = "new-root-key", value_name = "FILE", required = true)]
+        new_root_keys: Vec<PathBuf>,
+        /// How many of the new root keys must sign a later key set.
+        #[arg(long, default_value_t = 1)]
+        new_root_threshold: u32,
         #[command(flatten)]
         root: RootArgs,
     },
@@ -121,6 +137,40 @@ pub async fn run(data_dir: &Path, command: KeysCommand) -> Result<()> {
         KeysCommand::Show { invite, cert, json } => show(data_dir, invite, cert, json).await,
         KeysCommand::Rotate { tls, root } => rotate(data_dir, root, false, tls).await,
         KeysCommand::Renew { root } => rotate(data_dir, root, true, false).await,
+        KeysCommand::RotateRoot {
+            new_root_keys,
+            new_root_threshold,
+            root,
+        } => {
+            let root_seeds = root_seeds(&root)?;
+            let mut new_root_seeds = Vec::new();
+            for path in &new_root_keys {
+                let key = if path.exists() {
+                    NodeKey::load(path)?
+                } else {
+                    let key = NodeKey::generate();
+                    key.save(path)?;
+                    eprintln!("made new root key {} ({})", path.display(), key.key_id());
+                    key
+                };
+                new_root_seeds.push(key.seed().to_vec());
+            }
+            let mut client = admin(data_dir).await?;
+            let status = client
+                .keys_rotate(proto::KeysRotateRequest {
+                    root_seeds,
+                    keep_signing_key: true,
+                    expires_days: root.expires_days,
+                    tls: false,
+                    new_root_seeds,
+                    new_root_threshold,
+                })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            print_status(&status, root.json);
+            Ok(())
+        }
         KeysCommand::SwitchTls { force, json } => {
             let mut client = admin(data_dir).await?;
             let done = client
@@ -231,6 +281,8 @@ async fn rotate(data_dir: &Path, root: RootArgs, keep_signing_key: bool, tls: bo
             keep_signing_key,
             expires_days: root.expires_days,
             tls,
+            new_root_seeds: Vec::new(),
+            new_root_threshold: 0,
         })
         .await
         .map_err(refused)?

@@ -30,8 +30,13 @@ pub struct InitArgs {
     /// Write the root key, which signs this node's key sets, to FILE (which
     /// must not exist) instead of the data directory, so it can be kept
     /// offline; `keys rotate` and `keys renew` then take `--root-key FILE`.
+    /// Repeat for a root of several keys, kept by different people.
     #[arg(long, value_name = "FILE")]
-    pub root_key: Option<std::path::PathBuf>,
+    pub root_key: Vec<std::path::PathBuf>,
+    /// How many of the root keys must sign a key set (with several
+    /// `--root-key`; default 1).
+    #[arg(long, default_value_t = 1)]
+    pub root_threshold: u32,
     /// Days until the first key set expires (at most 366).
     #[arg(long, default_value_t = meridian_core::keyset::DEFAULT_EXPIRY_DAYS)]
     pub expires_days: u32,
@@ -48,7 +53,8 @@ pub fn init(data_dir: &Path, args: &InitArgs) -> Result<()> {
     let key_id = Node::create_with_root(
         data_dir,
         config,
-        args.root_key.as_deref(),
+        &args.root_key,
+        args.root_threshold,
         args.expires_days,
     )?;
     if args.json {
@@ -63,8 +69,15 @@ pub fn init(data_dir: &Path, args: &InitArgs) -> Result<()> {
     }
     println!("created node {} in {}", args.node_id, data_dir.display());
     println!("  key id   {key_id}");
-    if let Some(root) = &args.root_key {
+    for root in &args.root_key {
         println!("  root key {} (move it offline)", root.display());
+    }
+    if args.root_key.len() > 1 {
+        println!(
+            "  root     {} of {} keys sign a key set",
+            args.root_threshold,
+            args.root_key.len()
+        );
     }
     println!("  listen   {}", args.listen);
     if let Some(http) = http {

@@ -240,3 +240,50 @@ fn a_rotation_cut_before_the_key_file_was_replaced_is_finished_at_start() {
     assert_eq!(node.key().key_id(), &new_id);
     assert!(!data.join(super::NEXT_KEY_FILE).exists());
 }
+
+/// A root kept in the data directory hands over to a new one: the new key
+/// takes its place there (so renewals still need no `--root-key`), the old
+/// one signs nothing after, and a bad threshold is refused before anything
+/// is written.
+#[test]
+fn a_root_in_the_data_directory_is_replaced_by_the_new_one() {
+    let (_tmp, data) = create();
+    let node = open(&data);
+    let old_root = NodeKey::load(&data.join(ROOT_KEY_FILE)).unwrap();
+    let new_root = NodeKey::generate();
+    let refused = node
+        .rotate_root(
+            Vec::new(),
+            vec![NodeKey::from_seed(&new_root.seed())],
+            2,
+            30,
+        )
+        .unwrap_err();
+    assert!(refused.to_string().contains("must be 1 to 1"), "{refused}");
+    assert_eq!(node.own_chain().links().len(), 1);
+
+    let chain = node
+        .rotate_root(
+            Vec::new(),
+            vec![NodeKey::from_seed(&new_root.seed())],
+            1,
+            30,
+        )
+        .unwrap();
+    let latest = chain.latest().unwrap();
+    assert_eq!(latest.set.root_keys, vec![new_root.public()]);
+    assert_eq!(
+        NodeKey::load(&data.join(ROOT_KEY_FILE)).unwrap().key_id(),
+        new_root.key_id()
+    );
+    // Renewal with the data directory's root: the new one.
+    assert_eq!(
+        node.rotate_keys(Vec::new(), true, 30)
+            .unwrap()
+            .links()
+            .len(),
+        3
+    );
+    let stale = node.rotate_keys(vec![old_root], true, 30).unwrap_err();
+    assert!(stale.to_string().contains("not a root key"), "{stale}");
+}
