@@ -26,6 +26,7 @@ mod harvest;
 mod http;
 mod load;
 mod replicate;
+mod rotate;
 mod search;
 
 #[derive(Parser)]
@@ -44,6 +45,12 @@ enum Bench {
     },
     /// Replicate generated records from one node to an empty one over TLS.
     Replicate {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+    },
+    /// A replica pulls N records while the origin rotates its signing key
+    /// and its TLS key; rates before, during and after.
+    Rotate {
         #[arg(long, default_value_t = 1_000_000)]
         records: u64,
     },
@@ -70,6 +77,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Bench::Import { records } => import(records),
         Bench::Replicate { records } => replicate::run(records),
+        Bench::Rotate { records } => rotate::run(records),
         Bench::Search(args) => search::run(args),
         Bench::Load(args) => load::run(args),
         Bench::Harvest { records } => harvest::run(records),
