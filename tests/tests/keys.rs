@@ -8,42 +8,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 use meridian_proto::catalog_client::CatalogClient;
 use meridian_proto::SearchRequest;
 use meridian_testkit::harness::{
-    anonymous_channel, held, meridian_bin, peer_channel, record_line, without_meridian_env,
-    TestNode,
+    anonymous_channel, held, meridian_bin, peer_channel, record_line, TestNode,
 };
 
-use crate::support::searched;
+use crate::support::{init_node, keys_status, searched};
 
 /// `meridian init` of node `polar` in `data`, its root key written to
 /// `root_key` (outside the data directory).
 fn init_polar(data: &std::path::Path, root_key: &std::path::Path) {
-    let out = without_meridian_env(&mut Command::new(meridian_bin()))
-        .args(["init", "--node-id", "polar", "--listen", "127.0.0.1:0"])
-        .arg("--root-key")
-        .arg(root_key)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `keys status --json` (of `origin`, or of the node itself).
-fn keys_status(node: &TestNode, origin: Option<&str>) -> serde_json::Value {
-    let mut args = vec!["keys", "status", "--json"];
-    if let Some(origin) = origin {
-        args.extend(["--origin", origin]);
-    }
-    serde_json::from_str(&node.ok(&args)).expect("keys status: JSON")
+    init_node("polar", data, &["--root-key", root_key.to_str().unwrap()]);
 }
 
 /// The key id that verified each of `origin`'s records held at `node`
@@ -483,17 +460,19 @@ async fn a_two_of_three_root_hands_over_to_a_new_root_with_no_re_pinning() {
         root("r3.key"),
         root("n1.key"),
     );
-    let out = without_meridian_env(&mut Command::new(meridian_bin()))
-        .args(["init", "--node-id", "polar", "--listen", "127.0.0.1:0"])
-        .args(["--root-key", &r1, "--root-key", &r2, "--root-key", &r3])
-        .args(["--root-threshold", "2", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    init_node(
+        "polar",
+        &data,
+        &[
+            "--root-key",
+            &r1,
+            "--root-key",
+            &r2,
+            "--root-key",
+            &r3,
+            "--root-threshold",
+            "2",
+        ],
     );
     let polar = TestNode::start_at(meridian_bin(), &data, "polar", &[]).unwrap();
     let uni = TestNode::start("uni");

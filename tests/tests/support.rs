@@ -3,7 +3,33 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use meridian_testkit::harness::TestNode;
+use meridian_testkit::harness::{meridian_bin, without_meridian_env, TestNode};
+
+/// `meridian init` of node `name` in `data` on a free port, with `extra`
+/// arguments (root key files, thresholds); panics with its stderr.
+pub fn init_node(name: &str, data: &std::path::Path, extra: &[&str]) {
+    let out = without_meridian_env(&mut Command::new(meridian_bin()))
+        .args(["init", "--node-id", name, "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `keys status --json` (of `origin`, or of the node itself).
+pub fn keys_status(node: &TestNode, origin: Option<&str>) -> serde_json::Value {
+    let mut args = vec!["keys", "status", "--json"];
+    if let Some(origin) = origin {
+        args.extend(["--origin", origin]);
+    }
+    serde_json::from_str(&node.ok(&args)).expect("keys status: JSON")
+}
 
 /// Whether `tool` runs (`probe` exits 0). Without it a test is skipped with
 /// a note, except under `CI`, where `.ci/run` installs every tool: there a

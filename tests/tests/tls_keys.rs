@@ -8,22 +8,14 @@
 use std::path::Path;
 
 use meridian_proto::federation_client::FederationClient;
-use meridian_testkit::harness::{
-    held, meridian_bin, record_line, tls_key, without_meridian_env, TestNode,
-};
+use meridian_testkit::harness::{held, meridian_bin, record_line, tls_key, TestNode};
+
+use crate::support::{init_node, keys_status};
 
 fn lines(ids: &[&str]) -> Vec<String> {
     ids.iter()
         .map(|id| record_line(id, &format!("Sea ice {id}"), "public"))
         .collect()
-}
-
-fn keys_status(node: &TestNode, origin: Option<&str>) -> serde_json::Value {
-    let mut args = vec!["keys", "status", "--json"];
-    if let Some(origin) = origin {
-        args.extend(["--origin", origin]);
-    }
-    serde_json::from_str(&node.ok(&args)).expect("keys status: JSON")
 }
 
 /// The TLS key ids the current key set of `status` lists.
@@ -77,17 +69,7 @@ async fn answered_as_peer(identity_dir: &Path, to: &TestNode) -> Result<(), Stri
 async fn a_tls_key_rotation_is_a_signed_event_and_needs_no_re_pinning() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("polar");
-    let out = without_meridian_env(&mut std::process::Command::new(meridian_bin()))
-        .args(["init", "--node-id", "polar", "--listen", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    init_node("polar", &data, &[]);
     let mut polar = start_polar(&data, "127.0.0.1:0");
     let listen = polar.catalog.unwrap().to_string();
     let uni = TestNode::start("uni");

@@ -135,14 +135,25 @@ pub struct RootArgs {
 pub async fn run(data_dir: &Path, command: KeysCommand) -> Result<()> {
     match command {
         KeysCommand::Show { invite, cert, json } => show(data_dir, invite, cert, json).await,
-        KeysCommand::Rotate { tls, root } => rotate(data_dir, root, false, tls).await,
-        KeysCommand::Renew { root } => rotate(data_dir, root, true, false).await,
+        KeysCommand::Rotate { tls, root } => {
+            let request = proto::KeysRotateRequest {
+                tls,
+                ..Default::default()
+            };
+            rotate(data_dir, root, request).await
+        }
+        KeysCommand::Renew { root } => {
+            let request = proto::KeysRotateRequest {
+                keep_signing_key: true,
+                ..Default::default()
+            };
+            rotate(data_dir, root, request).await
+        }
         KeysCommand::RotateRoot {
             new_root_keys,
             new_root_threshold,
             root,
         } => {
-            let root_seeds = root_seeds(&root)?;
             let mut new_root_seeds = Vec::new();
             for path in &new_root_keys {
                 let key = if path.exists() {
@@ -155,21 +166,13 @@ pub async fn run(data_dir: &Path, command: KeysCommand) -> Result<()> {
                 };
                 new_root_seeds.push(key.seed().to_vec());
             }
-            let mut client = admin(data_dir).await?;
-            let status = client
-                .keys_rotate(proto::KeysRotateRequest {
-                    root_seeds,
-                    keep_signing_key: true,
-                    expires_days: root.expires_days,
-                    tls: false,
-                    new_root_seeds,
-                    new_root_threshold,
-                })
-                .await
-                .map_err(refused)?
-                .into_inner();
-            print_status(&status, root.json);
-            Ok(())
+            let request = proto::KeysRotateRequest {
+                keep_signing_key: true,
+                new_root_seeds,
+                new_root_threshold,
+                ..Default::default()
+            };
+            rotate(data_dir, root, request).await
         }
         KeysCommand::SwitchTls { force, json } => {
             let mut client = admin(data_dir).await?;
@@ -272,18 +275,17 @@ fn root_seeds(root: &RootArgs) -> Result<Vec<Vec<u8>>> {
         .collect()
 }
 
-async fn rotate(data_dir: &Path, root: RootArgs, keep_signing_key: bool, tls: bool) -> Result<()> {
-    let root_seeds = root_seeds(&root)?;
+/// Sends `request` (a rotation, renewal or root handover) with the root
+/// keys and expiry of `root`, and prints the key sets after it.
+async fn rotate(data_dir: &Path, root: RootArgs, request: proto::KeysRotateRequest) -> Result<()> {
+    let request = proto::KeysRotateRequest {
+        root_seeds: root_seeds(&root)?,
+        expires_days: root.expires_days,
+        ..request
+    };
     let mut client = admin(data_dir).await?;
     let status = client
-        .keys_rotate(proto::KeysRotateRequest {
-            root_seeds,
-            keep_signing_key,
-            expires_days: root.expires_days,
-            tls,
-            new_root_seeds: Vec::new(),
-            new_root_threshold: 0,
-        })
+        .keys_rotate(request)
         .await
         .map_err(refused)?
         .into_inner();
