@@ -230,16 +230,20 @@ impl Harvester {
         Ok(out)
     }
 
-    /// Names of the scheduled sources whose next run is due at `now` (RFC 3339).
+    /// Names of the sources to run at `now` (RFC 3339): the scheduled ones
+    /// whose next run is due, and any whose last run a crash or a stop cut
+    /// short (it resumes at its token at once, scheduled or not). A run
+    /// that ended in an error waits for its next scheduled run instead.
     pub fn due(&self, now: &str) -> Result<Vec<String>, HarvestError> {
         let now = crate::date::bounds(now).map(|b| b.0).unwrap_or(i64::MAX);
         Ok(self
             .list()?
             .into_iter()
             .filter(|(source, state, running)| {
-                source.every_secs > 0
-                    && !running
-                    && crate::date::bounds(&state.next_run).map_or(true, |b| b.0 <= now)
+                !running
+                    && (cut_short(state)
+                        || source.every_secs > 0
+                            && crate::date::bounds(&state.next_run).map_or(true, |b| b.0 <= now))
             })
             .map(|(source, _, _)| source.name)
             .collect())
@@ -516,6 +520,18 @@ impl Harvester {
         state.rejections.drain(..excess);
         Ok(())
     }
+}
+
+/// Whether the last run of a source started and never finished: the node
+/// stopped (or crashed) under it. An error finishes a run.
+fn cut_short(state: &State) -> bool {
+    let at = |stamp: &str| crate::date::bounds(stamp).ok().map(|b| b.0);
+    state.interrupted
+        && match (at(&state.last_started), at(&state.last_finished)) {
+            (Some(started), Some(finished)) => finished < started,
+            (Some(_), None) => true,
+            _ => false,
+        }
 }
 
 fn encode(source: &Source, state: &State) -> Vec<u8> {

@@ -245,6 +245,45 @@ async fn an_interrupted_harvest_resumes_at_its_token_without_loss_or_duplication
     );
 }
 
+/// A run the node's stop cut short (started, never finished) is due at
+/// once, scheduled or not, and resumes at its token; a run that ended in an
+/// error is not (it waits for its schedule, so a provider that is down is
+/// not asked again every tick).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_harvest_cut_short_by_a_stop_resumes_at_start_up() {
+    let (provider, harvester, node, _dir) = setup();
+    let now = crate::date::now_rfc3339();
+    assert!(harvester.due(&now).unwrap().is_empty(), "unscheduled");
+    provider.fail_at.store(3, Ordering::SeqCst);
+    harvester.run("repo", &quiet).await.unwrap_err();
+    assert!(
+        harvester.due(&now).unwrap().is_empty(),
+        "an error finishes a run: not due until its schedule"
+    );
+    // As a crash leaves it: started after it last finished, mid-list.
+    let (source, mut state) = harvester.load("repo").unwrap().unwrap();
+    state.last_started = later(&state.last_finished, 1);
+    harvester.save(&source, &state).unwrap();
+    let now = crate::date::now_rfc3339();
+    assert_eq!(
+        harvester.due(&later(&now, 2)).unwrap(),
+        vec!["repo".to_owned()]
+    );
+
+    let state = harvester.run("repo", &quiet).await.unwrap();
+    assert!(!state.interrupted);
+    assert_eq!(
+        lock(&provider.requests)
+            .iter()
+            .filter(|u| u.contains("metadataPrefix"))
+            .count(),
+        1,
+        "resumed at the token"
+    );
+    assert_eq!(held(&node).len(), 5);
+    assert!(harvester.due(&later(&now, 2)).unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_token_lists_again_from_the_start_of_the_list() {
     let (provider, harvester, node, _dir) = setup();
