@@ -512,6 +512,11 @@ async fn the_doi_registrants_copy_is_authoritative_unless_its_prefix_is_conteste
         let answer = operator_search(&asker, request).await;
         assert_eq!(doi_hits(&answer), registrar_wins, "{answer:?}");
     }
+    let status = asker.peers_status();
+    assert_eq!(
+        status["registrar"]["contested_doi_prefixes"],
+        serde_json::json!([])
+    );
 
     // A second origin claims the prefix: neither is its registrant.
     let rival = TestNode::start_with("rival", &[("MERIDIAN_DOI_PREFIXES", "10.5555")]);
@@ -532,6 +537,21 @@ async fn the_doi_registrants_copy_is_authoritative_unless_its_prefix_is_conteste
         let answer = operator_search(&asker, request).await;
         assert_eq!(doi_hits(&answer), oldest_wins, "{answer:?}");
     }
+    // The operator sees the conflict where it is: both claimants, no one else.
+    let status = asker.peers_status();
+    for claimant in ["registrar", "rival"] {
+        assert_eq!(
+            status[claimant]["contested_doi_prefixes"],
+            serde_json::json!(["10.5555"]),
+            "{claimant}"
+        );
+    }
+    assert_eq!(
+        status["mirror"]["contested_doi_prefixes"],
+        serde_json::json!([])
+    );
+    let text = asker.ok(&["peers", "status"]);
+    assert!(text.contains("CONTESTED DOI prefixes"), "{text}");
 }
 
 /// The fan-out benchmark's scenario in small (`meridian-bench fanout`): an

@@ -259,7 +259,16 @@ impl Registrants {
 
     /// The claims of this node (its key set as published, not as
     /// configured) and of its active peers (their key sets as held here).
+    /// A conflict that is new since the last call is logged.
     pub fn of(node: &Node) -> Self {
+        let (registrants, conflicts) = Self::with_conflicts(node);
+        node.note_doi_conflicts(conflicts);
+        registrants
+    }
+
+    /// [`Registrants::of`], with the prefixes more than one origin claims
+    /// and their claimants (for `peers status`), logging nothing.
+    pub fn with_conflicts(node: &Node) -> (Self, BTreeMap<String, Vec<String>>) {
         let mut held: Vec<(String, Vec<String>, bool)> = Vec::new();
         let own = node.node_id().to_string();
         let mut origins = vec![own];
@@ -274,14 +283,11 @@ impl Registrants {
                 }
             }
         }
-        let (registrants, conflicts) =
-            Self::from_claims(held.iter().map(|(origin, prefixes, vouched)| Claim {
-                origin,
-                prefixes,
-                vouched: *vouched,
-            }));
-        node.note_doi_conflicts(conflicts);
-        registrants
+        Self::from_claims(held.iter().map(|(origin, prefixes, vouched)| Claim {
+            origin,
+            prefixes,
+            vouched: *vouched,
+        }))
     }
 
     /// The registrant of a DOI as [`doi_key`] gives it: the origin that

@@ -829,6 +829,7 @@ impl Admin for AdminService {
                 .into_iter()
                 .collect();
             let quarantined = node.quarantine_counts()?;
+            let (_, contested) = meridian_core::search::Registrants::with_conflicts(&node);
             Ok(node
                 .trust()
                 .list()?
@@ -836,7 +837,17 @@ impl Admin for AdminService {
                 .map(|peer| {
                     let expired = stale.get(peer.node_id.as_str()).cloned();
                     let held = quarantined.get(peer.node_id.as_str()).copied();
-                    (peer, expired.unwrap_or_default(), held.unwrap_or(0))
+                    let prefixes: Vec<String> = contested
+                        .iter()
+                        .filter(|(_, claimants)| claimants.iter().any(|c| *c == *peer.node_id))
+                        .map(|(prefix, _)| prefix.clone())
+                        .collect();
+                    (
+                        peer,
+                        expired.unwrap_or_default(),
+                        held.unwrap_or(0),
+                        prefixes,
+                    )
                 })
                 .collect::<Vec<_>>())
         })
@@ -845,26 +856,29 @@ impl Admin for AdminService {
         Ok(Response::new(proto::PeersStatusResponse {
             peers: peers
                 .into_iter()
-                .map(|(peer, keys_expired, quarantined)| {
-                    let status = known
-                        .get(peer.node_id.as_str())
-                        .cloned()
-                        .unwrap_or_default();
-                    proto::PeerStatus {
-                        node_id: peer.node_id.to_string(),
-                        state: convert::peer_state(peer.state) as i32,
-                        reachable: status.reachable,
-                        last_sync: status.last_sync,
-                        lag: status.lag,
-                        entries_received: status.entries_received,
-                        rejected: status.rejected,
-                        last_error: status.last_error,
-                        endpoint: peer.endpoint,
-                        groups: peer.groups,
-                        keys_expired,
-                        quarantined,
-                    }
-                })
+                .map(
+                    |(peer, keys_expired, quarantined, contested_doi_prefixes)| {
+                        let status = known
+                            .get(peer.node_id.as_str())
+                            .cloned()
+                            .unwrap_or_default();
+                        proto::PeerStatus {
+                            node_id: peer.node_id.to_string(),
+                            state: convert::peer_state(peer.state) as i32,
+                            reachable: status.reachable,
+                            last_sync: status.last_sync,
+                            lag: status.lag,
+                            entries_received: status.entries_received,
+                            rejected: status.rejected,
+                            last_error: status.last_error,
+                            endpoint: peer.endpoint,
+                            groups: peer.groups,
+                            keys_expired,
+                            quarantined,
+                            contested_doi_prefixes,
+                        }
+                    },
+                )
                 .collect(),
         }))
     }

@@ -44,6 +44,7 @@ pub async fn run(data_dir: &Path, command: PeersCommand) -> Result<()> {
                     "rejected": p.rejected, "last_error": p.last_error, "endpoint": p.endpoint,
                     "groups": p.groups, "stale": !p.keys_expired.is_empty(),
                     "keys_expired": p.keys_expired, "quarantined": p.quarantined,
+                    "contested_doi_prefixes": p.contested_doi_prefixes,
                 }),
             )?;
         } else {
@@ -70,6 +71,12 @@ pub async fn run(data_dir: &Path, command: PeersCommand) -> Result<()> {
                         notes.push(format!(
                             "QUARANTINED: {} records signed by a revoked key",
                             p.quarantined
+                        ));
+                    }
+                    if !p.contested_doi_prefixes.is_empty() {
+                        notes.push(format!(
+                            "CONTESTED DOI prefixes (another origin claims them too): {}",
+                            p.contested_doi_prefixes.join(", ")
                         ));
                     }
                     if !p.last_error.is_empty() || notes.is_empty() {
