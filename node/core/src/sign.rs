@@ -49,6 +49,9 @@ use crate::proto::{log_entry, Checkpoint, Envelope, KeySet, LogEntry, PublicKey,
 pub const RECORD_TYPE: &str = "application/vnd.meridian.record.v1+proto";
 /// Payload type of an envelope whose payload is a `LogEntry` holding a key set.
 pub const KEYSET_TYPE: &str = "application/vnd.meridian.keyset.v1+proto";
+/// Payload type of an envelope whose payload is a `LogEntry` holding the
+/// origin's audience (who its FEDERATION and GROUPS records are for).
+pub const AUDIENCE_TYPE: &str = "application/vnd.meridian.audience.v1+proto";
 /// Payload type of an envelope whose payload is a `Checkpoint`.
 pub const CHECKPOINT_TYPE: &str = "application/vnd.meridian.checkpoint.v1+proto";
 
@@ -876,8 +879,9 @@ fn entry_type(envelope: &Envelope) -> Result<&'static str, SignError> {
     match envelope.payload_type.as_str() {
         RECORD_TYPE => Ok(RECORD_TYPE),
         KEYSET_TYPE => Ok(KEYSET_TYPE),
+        AUDIENCE_TYPE => Ok(AUDIENCE_TYPE),
         other => Err(SignError::WrongPayloadType {
-            expected: format!("{RECORD_TYPE} or {KEYSET_TYPE}"),
+            expected: format!("{RECORD_TYPE}, {KEYSET_TYPE} or {AUDIENCE_TYPE}"),
             found: truncate(other),
         }),
     }
@@ -893,12 +897,14 @@ fn decode_entry(
     let body_origin = match (payload_type, &entry.body) {
         (RECORD_TYPE, Some(log_entry::Body::Record(record))) => &record.origin,
         (KEYSET_TYPE, Some(log_entry::Body::KeySet(set))) => &set.origin,
+        (AUDIENCE_TYPE, Some(log_entry::Body::Audience(audience))) => &audience.origin,
         (_, body) => {
             return Err(SignError::PayloadMismatch {
                 payload_type: payload_type.to_owned(),
                 body: match body {
                     Some(log_entry::Body::Record(_)) => "a record",
                     Some(log_entry::Body::KeySet(_)) => "a key set",
+                    Some(log_entry::Body::Audience(_)) => "an audience",
                     None => "no body",
                 },
             })

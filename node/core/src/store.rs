@@ -51,6 +51,9 @@ pub mod tree {
     /// (entry 0 is always the first set; a store written before key
     /// rotation holds no others).
     pub const KEYSETS: &str = "keyset_by_origin_index_v1";
+    /// Log positions of the audience entries, by origin: the last one is
+    /// the audience every node enforces for the origin's records.
+    pub const AUDIENCES: &str = "audience_by_origin_index_v1";
 }
 
 /// On-disk format version of this database.
@@ -190,6 +193,7 @@ pub struct Store {
     previous: sled::Tree,
     live: sled::Tree,
     keysets: sled::Tree,
+    audiences: sled::Tree,
     /// Held while an append commits, so that appends commit in the order of
     /// their arrival sequence; holds the last arrival's time, so that
     /// arrival times never go back even when the clock does.
@@ -297,6 +301,7 @@ impl Store {
             previous: db.open_tree(tree::PREVIOUS)?,
             live: db.open_tree(tree::LIVE)?,
             keysets: db.open_tree(tree::KEYSETS)?,
+            audiences: db.open_tree(tree::AUDIENCES)?,
             arrival_clock: Arc::default(),
             durable: Arc::default(),
             unflushed: Arc::default(),
@@ -705,6 +710,15 @@ impl Store {
         Ok(positions)
     }
 
+    /// Log position of `origin`'s latest audience entry, if it published one.
+    pub fn latest_audience_position(&self, origin: &str) -> Result<Option<u64>, StoreError> {
+        let prefix = origin_prefix(origin);
+        Ok(match self.audiences.scan_prefix(&prefix).next_back() {
+            Some(item) => Some(u64_at(&item?.0[prefix.len()..])),
+            None => None,
+        })
+    }
+
     /// Size of `origin`'s log as held here (0 if unknown).
     pub fn log_size(&self, origin: &str) -> Result<u64, StoreError> {
         Ok(self
@@ -966,6 +980,7 @@ impl Store {
             &self.previous,
             &self.live,
             &self.keysets,
+            &self.audiences,
         )
             .transaction(
                 |(
@@ -979,6 +994,7 @@ impl Store {
                     previous,
                     live,
                     keysets,
+                    audiences,
                 )| {
                     let found = heads
                         .get(origin.as_bytes())?
@@ -1019,6 +1035,14 @@ impl Store {
                     for (subject, id) in &append.subjects {
                         subjects.insert(subject_key(origin, subject), id.as_bytes())?;
                     }
+                    // Withdrawn by an audience: no entry of their own, so
+                    // no previous version is noted for them.
+                    for (id, state) in &append.withdrawn {
+                        let key = record_key(origin, id);
+                        if let Some(old) = records.insert(key, &encode_state(state)[..])? {
+                            gained -= i64::from(decode_state(&old).is_ok_and(|old| !old.deleted));
+                        }
+                    }
                     if gained != 0 {
                         let count = live.get(origin.as_bytes())?.map_or(0, |c| u64_at(&c));
                         let count = count.saturating_add_signed(gained);
@@ -1026,6 +1050,9 @@ impl Store {
                     }
                     for index in &append.key_sets {
                         keysets.insert(index_key(origin, *index), &[][..])?;
+                    }
+                    for index in &append.audiences {
+                        audiences.insert(index_key(origin, *index), &[][..])?;
                     }
                     heads.insert(origin.as_bytes(), &append.new_size().to_be_bytes()[..])?;
                     Ok(())
@@ -1358,6 +1385,7 @@ mod tests {
                 .collect(),
             nodes: vec![((0, base), [7u8; 32])],
             key_sets: Vec::new(),
+            ..LogAppend::default()
         }
     }
 
@@ -1426,6 +1454,7 @@ mod tests {
                 nodes,
                 subjects: Vec::new(),
                 key_sets: Vec::new(),
+                ..LogAppend::default()
             };
             store.commit(&append).unwrap();
             size += n as u64;

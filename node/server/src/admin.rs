@@ -529,7 +529,10 @@ impl Admin for AdminService {
         let node = self.node.clone();
         let peer = blocking(move || {
             let invite = Invite::from_token(&req.invite)?;
-            Ok(node.trust().add(&invite, &req.groups)?)
+            let peer = node.trust().add(&invite, &req.groups)?;
+            // Who the node's records are for changed: it says so, signed.
+            node.publish_audience()?;
+            Ok(peer)
         })
         .await?;
         self.replicator.wake();
@@ -562,9 +565,26 @@ impl Admin for AdminService {
                 // Entries under a revoked key are quarantined: out of search at once.
                 node.unindex_origin(&peer.node_id)?;
             }
+            node.publish_audience()?;
             Ok(peer)
         })
         .await?;
+        Ok(Response::new(convert::peer_info(peer)))
+    }
+
+    async fn trust_set_groups(
+        &self,
+        request: Request<proto::TrustSetGroupsRequest>,
+    ) -> Result<Response<proto::PeerInfo>, Status> {
+        let req = request.into_inner();
+        let node = self.node.clone();
+        let peer = blocking(move || {
+            let peer = node.trust().set_groups(&req.node_id, &req.groups)?;
+            node.publish_audience()?;
+            Ok(peer)
+        })
+        .await?;
+        self.replicator.wake();
         Ok(Response::new(convert::peer_info(peer)))
     }
 

@@ -33,6 +33,7 @@ use crate::proto::{
 };
 use crate::sign::{SignError, MAX_ENVELOPE_BYTES};
 use crate::store::{OriginNodes, StoreError};
+use crate::visibility::{AudienceView, Grants, Viewer};
 
 /// Receiver state of one pull of one origin.
 pub struct Ingest {
@@ -240,6 +241,9 @@ pub fn apply_batch(
     // Subject digests of the records this batch brings, for digests later
     // in the same batch.
     let mut subjects: HashMap<Hash, String> = HashMap::new();
+    // Visibility and groups of the records this batch brings, for an
+    // audience later in the same batch.
+    let mut audiences: HashMap<String, (i32, Vec<String>)> = HashMap::new();
     for (i, item) in items.into_iter().enumerate() {
         let index = appender.next_index();
         let sequence = |message: String| SyncError::Sequence {
@@ -308,8 +312,24 @@ pub fn apply_batch(
                             subjects.insert(subject, record.id.clone());
                         }
                         touched.insert(record.id.clone(), state);
+                        audiences.insert(record.id.clone(), (record.visibility, record.groups));
                         (subject, Some((record.id, state)))
                     }
+                    Some(Body::Audience(audience)) => {
+                        let view = AudienceView::check(&origin, &audience)
+                            .map_err(|e| sequence(e.to_string()))?;
+                        if origin != node.node_id().as_str() {
+                            for (id, state) in
+                                no_longer_for_us(node, &origin, index, &view, &touched, &audiences)?
+                            {
+                                touched.insert(id.clone(), state);
+                                appender.withdraw(id, state);
+                            }
+                        }
+                        (log::subject_digest(&origin, KEYSET_SUBJECT), None)
+                    }
+                    // Key sets, and kinds of entry a later version adds:
+                    // verified, kept and relayed, about no record.
                     _ => (log::subject_digest(&origin, KEYSET_SUBJECT), None),
                 };
                 let leaf =
@@ -375,6 +395,61 @@ fn withdrawal(
     Ok(held
         .and_then(|held| held.withdrawn_at(LogIndex(index)))
         .map(|state| (id, state)))
+}
+
+/// The records of `origin` this node holds that `audience` (the origin's
+/// new audience, at `index`) no longer lets it see, each with its state
+/// withdrawn at `index`: this node is honest about itself, and drops what
+/// the origin no longer shares with it, as for a narrowed record.
+fn no_longer_for_us(
+    node: &Node,
+    origin: &str,
+    index: u64,
+    audience: &AudienceView,
+    touched: &HashMap<String, RecordState>,
+    batch: &HashMap<String, (i32, Vec<String>)>,
+) -> Result<Vec<(String, RecordState)>, SyncError> {
+    let store = node.store();
+    let us = Viewer::peer(
+        node.node_id().clone(),
+        Grants::of(origin, Some(audience), node.node_id().as_str(), false),
+    );
+    let mut held: Vec<(String, RecordState)> = touched
+        .iter()
+        .map(|(id, state)| (id.clone(), *state))
+        .collect();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list_records(origin, after.as_deref(), BATCH)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        held.extend(page.into_iter().filter(|(id, _)| !touched.contains_key(id)));
+    }
+    let mut withdrawn = Vec::new();
+    for (id, state) in held {
+        let Some(withdrawn_state) = state.withdrawn_at(LogIndex(index)) else {
+            continue;
+        };
+        let may_see = match batch.get(&id) {
+            Some((visibility, groups)) => us.may_see_audience(origin, *visibility, groups),
+            None => match store.entry(origin, state.log_index)? {
+                Some(StoredEntry::Signed(envelope)) => {
+                    let (delivery, _) = crate::visibility::pull_delivery(&us, &envelope.payload)
+                        .map_err(|e| StoreError::Corrupt {
+                            tree: crate::store::tree::LOG,
+                            detail: format!("{origin} entry {}: {e}", state.log_index.get()),
+                        })?;
+                    delivery == crate::visibility::Delivery::Envelope
+                }
+                // Held as digests only: nothing of it to withdraw.
+                _ => true,
+            },
+        };
+        if !may_see {
+            withdrawn.push((id, withdrawn_state));
+        }
+    }
+    Ok(withdrawn)
 }
 
 fn describe(item: &PullItem) -> &'static str {

@@ -154,7 +154,8 @@ type Tamper = Box<dyn Fn(&mut Vec<PullItem>) + Send + Sync>;
 struct Served {
     claims: String,
     source: Arc<Node>,
-    viewer: Viewer,
+    /// Who pulls: served what `source` grants it, as the server does.
+    receiver: crate::ids::NodeId,
     /// Log size to announce instead of the checkpoint's.
     head: Option<u64>,
     tamper: Tamper,
@@ -169,19 +170,10 @@ impl Served {
     /// Peer `claims` serving what `source` holds, as `source` would serve it
     /// to `receiver`, rewritten by `tamper`.
     fn relay(claims: &str, source: &Arc<Node>, receiver: &str, tamper: Tamper) -> Self {
-        let groups = source
-            .trust()
-            .get(receiver)
-            .unwrap()
-            .map(|p| p.groups)
-            .unwrap_or_default();
         Self {
             claims: claims.to_owned(),
             source: source.clone(),
-            viewer: Viewer::Peer {
-                node: receiver.parse().unwrap(),
-                groups,
-            },
+            receiver: receiver.parse().unwrap(),
             head: None,
             tamper,
         }
@@ -225,9 +217,13 @@ impl FederationPeer for Served {
             0 => BATCH,
             n => n as usize,
         };
+        let viewer = self
+            .source
+            .peer_viewer(&self.receiver)
+            .expect("the source's audiences");
         let mut from = after_index;
         while from < size {
-            let batch = serve_batch(&self.source, &self.viewer, origin, from, size, per_batch)?;
+            let batch = serve_batch(&self.source, &viewer, origin, from, size, per_batch)?;
             from = batch.last().map(|proof| proof.index).unwrap_or(size);
             items.extend(batch);
         }
@@ -1044,10 +1040,7 @@ async fn a_narrowed_then_withdrawn_record_leaves_the_replicas() {
     );
 
     // `here` relays v1 to nobody: entry 2 of polar's log goes out as digests.
-    let uni = Viewer::Peer {
-        node: UNI.parse().unwrap(),
-        groups: vec![],
-    };
+    let uni = fed.here.peer_viewer(&UNI.parse().unwrap()).unwrap();
     assert_eq!(served_as(&fed.here, &uni, POLAR, 2), "digests");
     assert_eq!(served_as(&fed.here, &uni, POLAR, 1), "entry");
 
@@ -1094,10 +1087,7 @@ async fn only_the_current_version_is_served_whole() {
     let fed = federation();
     import(&fed.polar, 1, 1);
     narrow(&fed.polar, "PDC-1", "federation");
-    let viewer = Viewer::Peer {
-        node: HERE.parse().unwrap(),
-        groups: vec![],
-    };
+    let viewer = fed.polar.peer_viewer(&HERE.parse().unwrap()).unwrap();
     assert_eq!(served_as(&fed.polar, &viewer, POLAR, 1), "digests");
     assert_eq!(served_as(&fed.polar, &viewer, POLAR, 2), "entry");
     let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
@@ -2113,10 +2103,7 @@ async fn a_revocation_pulled_after_the_entries_quarantines_them_at_the_replica()
     fed.here.catch_up_index(&mut |_| {}).unwrap();
     assert_eq!(fed.here.index().doc_count(), 2, "dropped from the index");
     // Relayed as digests only.
-    let peer = Viewer::Peer {
-        node: UNI.parse().unwrap(),
-        groups: Vec::new(),
-    };
+    let peer = fed.here.peer_viewer(&UNI.parse().unwrap()).unwrap();
     let size = fed.here.store().log_size(POLAR).unwrap();
     let items = serve_entries(&fed.here, &peer, POLAR, from, size, 100).unwrap();
     assert!(items[..2]
