@@ -247,6 +247,25 @@ impl Node {
         }
     }
 
+    /// Puts `records` in the index as they are: entries the indexer passed
+    /// as digests that a refill brought whole (`sync::receive`).
+    pub fn index_records(
+        &self,
+        records: Vec<crate::proto::DatasetRecord>,
+    ) -> Result<(), NodeError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let _writer = self.live_index().writer();
+        let index = self.index();
+        index.apply(
+            records.into_iter().map(IndexOp::Upsert).collect(),
+            &BTreeMap::new(),
+        )?;
+        self.index_advanced();
+        Ok(())
+    }
+
     /// Removes every record of `origin` from the index (its peer was revoked).
     pub fn unindex_origin(&self, origin: &str) -> Result<(), NodeError> {
         let _writer = self.live_index().writer();

@@ -54,6 +54,10 @@ pub mod tree {
     /// Log positions of the audience entries, by origin: the last one is
     /// the audience every node enforces for the origin's records.
     pub const AUDIENCES: &str = "audience_by_origin_index_v1";
+    /// Origins whose new audience grants this node more than it held: the
+    /// log position of that audience. Entries held as digests before it
+    /// are asked for again ([`super::Store::refill`]).
+    pub const REFILLS: &str = "refill_by_origin_v1";
 }
 
 /// On-disk format version of this database.
@@ -194,6 +198,7 @@ pub struct Store {
     live: sled::Tree,
     keysets: sled::Tree,
     audiences: sled::Tree,
+    refills: sled::Tree,
     /// Held while an append commits, so that appends commit in the order of
     /// their arrival sequence; holds the last arrival's time, so that
     /// arrival times never go back even when the clock does.
@@ -302,6 +307,7 @@ impl Store {
             live: db.open_tree(tree::LIVE)?,
             keysets: db.open_tree(tree::KEYSETS)?,
             audiences: db.open_tree(tree::AUDIENCES)?,
+            refills: db.open_tree(tree::REFILLS)?,
             arrival_clock: Arc::default(),
             durable: Arc::default(),
             unflushed: Arc::default(),
@@ -717,6 +723,101 @@ impl Store {
             Some(item) => Some(u64_at(&item?.0[prefix.len()..])),
             None => None,
         })
+    }
+
+    /// The position of the audience of `origin` that asks for a refill, if
+    /// one is due.
+    pub fn refill_due(&self, origin: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.refills.get(origin.as_bytes())?.map(|v| u64_at(&v)))
+    }
+
+    /// Marks a refill of `origin` due, up to the audience at `at`.
+    pub fn mark_refill(&self, origin: &str, at: u64) -> Result<(), StoreError> {
+        self.refills
+            .insert(origin.as_bytes(), &at.to_be_bytes()[..])?;
+        Ok(())
+    }
+
+    /// Clears the refill of `origin` marked at `at` (not a later one).
+    pub fn refill_done(&self, origin: &str, at: u64) -> Result<(), StoreError> {
+        let _ = self.refills.compare_and_swap(
+            origin.as_bytes(),
+            Some(&at.to_be_bytes()[..]),
+            None as Option<&[u8]>,
+        )?;
+        Ok(())
+    }
+
+    /// Puts the whole entries of a refill in place of the digests held at
+    /// their positions (`replaced`: index, stored entry bytes), and the
+    /// records they bring back (`records`, with their subject digests), in
+    /// one transaction. The leaves do not change: each entry hashes to the
+    /// digests it replaces (the caller checked), so the log and its tree
+    /// stay as they are. Call under the origin's sync lock.
+    pub fn refill(
+        &self,
+        origin: &str,
+        replaced: &[(u64, Vec<u8>)],
+        restored: &[(String, RecordState, Hash)],
+    ) -> Result<(), StoreError> {
+        let prefix = origin_prefix(origin);
+        // Each run that holds a replaced entry, rewritten whole.
+        let mut runs: std::collections::BTreeMap<u64, Vec<Vec<u8>>> = Default::default();
+        for (index, bytes) in replaced {
+            let Some((first, run)) = self.run_containing(&self.log, &prefix, *index)? else {
+                return Err(StoreError::Corrupt {
+                    tree: tree::LOG,
+                    detail: format!("{origin} entry {index}: not held"),
+                });
+            };
+            let items = match runs.entry(first) {
+                std::collections::btree_map::Entry::Occupied(items) => items.into_mut(),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(run_items(&run)?.into_iter().map(<[u8]>::to_vec).collect())
+                }
+            };
+            items[(index - first) as usize] = bytes.clone();
+        }
+        let packed: Vec<(Vec<u8>, Vec<u8>)> = runs
+            .into_iter()
+            .map(|(first, items)| {
+                (
+                    index_key(origin, first),
+                    pack_run(items.iter().map(Vec::as_slice)),
+                )
+            })
+            .collect();
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        (&self.log, &self.records, &self.live, &self.subjects)
+            .transaction(|(log, records, live, subjects)| {
+                for (key, run) in &packed {
+                    log.insert(key.as_slice(), run.as_slice())?;
+                }
+                let mut gained: i64 = 0;
+                for (id, state, subject) in restored {
+                    gained += i64::from(!state.deleted);
+                    if let Some(old) =
+                        records.insert(record_key(origin, id), &encode_state(state)[..])?
+                    {
+                        gained -= i64::from(decode_state(&old).is_ok_and(|old| !old.deleted));
+                    }
+                    subjects.insert(subject_key(origin, subject), id.as_bytes())?;
+                }
+                if gained != 0 {
+                    let count = live.get(origin.as_bytes())?.map_or(0, |c| u64_at(&c));
+                    let count = count.saturating_add_signed(gained);
+                    live.insert(origin.as_bytes(), &count.to_be_bytes()[..])?;
+                }
+                Ok(())
+            })
+            .map_err(|e: TransactionError<()>| match e {
+                TransactionError::Abort(()) => StoreError::Corrupt {
+                    tree: tree::LOG,
+                    detail: format!("{origin}: refill aborted"),
+                },
+                TransactionError::Storage(e) => e.into(),
+            })?;
+        Ok(())
     }
 
     /// Size of `origin`'s log as held here (0 if unknown).

@@ -91,6 +91,11 @@ impl Grants {
         grants
     }
 
+    /// Whether these grants include everything `other` grants.
+    pub fn includes(&self, other: &Grants) -> bool {
+        self.federation.is_superset(&other.federation) && self.groups.is_superset(&other.groups)
+    }
+
     fn admits(&self, origin: &str, visibility: Visibility, record_groups: &[String]) -> bool {
         match visibility {
             Visibility::Public => true,

@@ -2120,3 +2120,65 @@ async fn a_revocation_pulled_after_the_entries_quarantines_them_at_the_replica()
     assert_eq!(fed.here.index().doc_count(), 4);
     all_entries_verify(&fed.here, POLAR);
 }
+
+/// Issue 11 item 6: the origin's audience decides, and its changes reach
+/// the holder within a round. Added to the group, `here` gets whole what it
+/// held as digests (a refill); taken out again, it withdraws the record
+/// from reads and search; and a relay that pins `here` in the group does
+/// not widen it.
+#[tokio::test]
+async fn an_audience_that_adds_then_removes_this_node_refills_then_withdraws() {
+    let fed = federation();
+    // `uni` is in polar-consortium by polar's audience; `here` is not.
+    fed.polar.publish_audience().unwrap().expect("an audience");
+    import(&fed.polar, 1, 2);
+    narrow(&fed.polar, "PDC-1", "groups");
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"));
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
+
+    // A relay whose operator places `here` in the group serves it digests.
+    fed.uni
+        .trust()
+        .set_groups(HERE, &["polar-consortium".into()])
+        .unwrap();
+    let at_uni = Replicator::new(fed.uni.clone(), no_dialing());
+    let report = round_with(&at_uni, POLAR, Served::honest(&fed.polar, UNI)).await;
+    assert!(report.ok, "{report:?}");
+    let widened = fed.uni.peer_viewer(&HERE.parse().unwrap()).unwrap();
+    // Entry 4 is PDC-1 v2 (0: key set, 1: audience, 2 and 3: the import).
+    assert_eq!(served_as(&fed.uni, &widened, POLAR, 4), "digests");
+    assert_eq!(served_as(&fed.uni, &widened, POLAR, 3), "entry");
+
+    // Added by the origin: one round brings the record whole.
+    fed.polar
+        .trust()
+        .set_groups(HERE, &["polar-consortium".into()])
+        .unwrap();
+    fed.polar
+        .publish_audience()
+        .unwrap()
+        .expect("a new audience");
+    assert!(fed.polar.publish_audience().unwrap().is_none(), "coalesced");
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "refilled");
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
+    assert_eq!(fed.here.store().refill_due(POLAR).unwrap(), None);
+
+    // Removed by the origin: one round withdraws it.
+    fed.polar.trust().set_groups(HERE, &[]).unwrap();
+    fed.polar
+        .publish_audience()
+        .unwrap()
+        .expect("a narrower audience");
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "withdrawn");
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
+    fed.here.rebuild_index(&mut |_| {}).unwrap();
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
+    let report = crate::fsck::check(&fed.here).unwrap();
+    assert!(report.clean(), "{:?}", report.findings);
+}
