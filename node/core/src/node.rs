@@ -783,6 +783,9 @@ impl Node {
         )?;
         // The gauge says at once what this node now holds back.
         self.quarantine_counts()?;
+        // An audience the revoked key signed no longer counts: the trust
+        // store's is signed again with the key now in use.
+        self.publish_audience()?;
         Ok(chain)
     }
 

@@ -716,6 +716,16 @@ impl Store {
         Ok(positions)
     }
 
+    /// Log positions of `origin`'s audience entries, latest first.
+    pub fn audience_positions(&self, origin: &str) -> Result<Vec<u64>, StoreError> {
+        let prefix = origin_prefix(origin);
+        self.audiences
+            .scan_prefix(&prefix)
+            .rev()
+            .map(|item| Ok(u64_at(&item?.0[prefix.len()..])))
+            .collect()
+    }
+
     /// Log position of `origin`'s latest audience entry, if it published one.
     pub fn latest_audience_position(&self, origin: &str) -> Result<Option<u64>, StoreError> {
         let prefix = origin_prefix(origin);

@@ -14,8 +14,9 @@ use crate::store::{tree, StoreError};
 use crate::trust::PeerState;
 use crate::visibility::{self, AudienceView, Grants, Viewer};
 
-/// The latest audience read per origin: its log position and what it says.
-pub(crate) type Cache = HashMap<String, (u64, Arc<AudienceView>)>;
+/// The audience chosen per origin, with the latest audience position and
+/// the number of the origin's revocations it was chosen at.
+pub(crate) type Cache = HashMap<String, (u64, usize, Option<Arc<AudienceView>>)>;
 
 impl Node {
     /// Appends this node's audience to its own log when its trust store
@@ -37,12 +38,22 @@ impl Node {
                 .iter()
                 .map(|p| (p.node_id.as_str(), p.groups.as_slice())),
         )?;
-        match self.own_audience()? {
-            Some(published) if published == audience => return Ok(None),
+        // Compared with the audience in force (not one a revoked key
+        // signed), so a revocation is followed by the genuine audience.
+        let derived = AudienceView::check(self.node_id().as_str(), &audience)?;
+        match self.audience(self.node_id().as_str())? {
+            Some(in_force) if *in_force == derived => return Ok(None),
             // No peer can pull a node that pins none, so nobody holds its
             // records to enforce an audience for: the first one is
             // published with the first peer.
-            None if audience.roster.is_empty() => return Ok(None),
+            None if audience.roster.is_empty()
+                && self
+                    .store
+                    .latest_audience_position(self.node_id().as_str())?
+                    .is_none() =>
+            {
+                return Ok(None)
+            }
             _ => {}
         }
         let summary = format!(
@@ -66,31 +77,57 @@ impl Node {
         Ok(Some(index))
     }
 
-    /// This node's latest published audience, as signed.
-    fn own_audience(&self) -> Result<Option<Audience>, NodeError> {
-        let origin = self.node_id().as_str();
-        let Some(index) = self.store.latest_audience_position(origin)? else {
-            return Ok(None);
-        };
-        Ok(Some(read_audience(self, origin, index)?))
-    }
-
     /// The latest audience of `origin` held here, checked; `None` when the
-    /// origin has published none (a log written before audiences).
+    /// origin has published none (a log written before audiences). An
+    /// audience signed by a key the origin revoked from before its position
+    /// is quarantined like a record (`crate::quarantine`): the latest one
+    /// before it counts.
     pub fn audience(&self, origin: &str) -> Result<Option<Arc<AudienceView>>, NodeError> {
-        let Some(index) = self.store.latest_audience_position(origin)? else {
+        let Some(latest) = self.store.latest_audience_position(origin)? else {
             return Ok(None);
         };
-        if let Some((at, view)) = self
+        let revoking = match self.origin_keys(origin) {
+            Ok(chain) => chain.filter(|chain| !chain.revocations().is_empty()),
+            // A chain that does not verify is sync's to report.
+            Err(_) => None,
+        };
+        let revocations = revoking.as_ref().map_or(0, |c| c.revocations().len());
+        if let Some((at, seen, view)) = self
             .audiences
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(origin)
         {
-            if *at == index {
-                return Ok(Some(view.clone()));
+            if *at == latest && *seen == revocations {
+                return Ok(view.clone());
             }
         }
+        let mut chosen = None;
+        for index in self.store.audience_positions(origin)? {
+            if let Some(chain) = &revoking {
+                if let Some(StoredEntry::Signed(envelope)) =
+                    self.store.entry(origin, LogIndex(index))?
+                {
+                    if chain.quarantines(index, &envelope).is_some() {
+                        continue;
+                    }
+                }
+            }
+            chosen = Some(index);
+            break;
+        }
+        let view = match chosen {
+            Some(index) => Some(self.checked_audience(origin, index)?),
+            None => None,
+        };
+        self.audiences
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(origin.to_owned(), (latest, revocations, view.clone()));
+        Ok(view)
+    }
+
+    fn checked_audience(&self, origin: &str, index: u64) -> Result<Arc<AudienceView>, NodeError> {
         let audience = read_audience(self, origin, index)?;
         let view =
             Arc::new(
@@ -99,11 +136,7 @@ impl Node {
                     detail: format!("{origin} entry {index}: {e}"),
                 })?,
             );
-        self.audiences
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(origin.to_owned(), (index, view.clone()));
-        Ok(Some(view))
+        Ok(view)
     }
 
     /// What pinned peer `peer` may see of every origin held here, by each

@@ -2182,3 +2182,47 @@ async fn an_audience_that_adds_then_removes_this_node_refills_then_withdraws() {
     let report = crate::fsck::check(&fed.here).unwrap();
     assert!(report.clean(), "{:?}", report.findings);
 }
+
+/// An audience signed by a key the origin later revokes from before it is
+/// quarantined like a record: holders go back to the audience before it,
+/// so a thief's audience cannot widen a group past the revocation.
+#[tokio::test]
+async fn an_audience_signed_by_a_revoked_key_no_longer_counts() {
+    let fed = federation();
+    fed.polar.publish_audience().unwrap().expect("an audience");
+    let from = fed.polar.store().log_size(POLAR).unwrap();
+    // The leaked key publishes an audience that places `here` in the group.
+    fed.polar
+        .trust()
+        .set_groups(HERE, &["polar-consortium".into()])
+        .unwrap();
+    fed.polar
+        .publish_audience()
+        .unwrap()
+        .expect("the thief's audience");
+    // The operator's trust store never said so.
+    fed.polar.trust().set_groups(HERE, &[]).unwrap();
+    assert_honest_retry(&fed).await;
+    let here_in_group = |node: &Node| {
+        node.peer_viewer(&HERE.parse().unwrap())
+            .unwrap()
+            .may_see_audience(
+                POLAR,
+                crate::proto::Visibility::Groups as i32,
+                &["polar-consortium".into()],
+            )
+    };
+    assert!(here_in_group(&fed.polar));
+    assert!(here_in_group(&fed.here), "before the revocation");
+
+    let leaked = fed.polar.key().key_id().clone();
+    fed.polar
+        .revoke_key(Vec::new(), leaked, from, "leaked".into(), 30)
+        .unwrap();
+    assert_honest_retry(&fed).await;
+    assert!(
+        !here_in_group(&fed.here),
+        "the revoked key's audience is quarantined"
+    );
+    assert!(!here_in_group(&fed.polar));
+}
