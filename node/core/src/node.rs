@@ -1069,6 +1069,9 @@ impl Node {
             log_size = self.store.log_size(self.node_id())?,
             "recovery ended: this node appends its own entries again"
         );
+        drop(_guard);
+        // Trust changes made while recovering are published now.
+        self.publish_audience()?;
         Ok(true)
     }
 
