@@ -148,6 +148,11 @@ impl Viewer {
         match self {
             Viewer::Operator { .. } => true,
             Viewer::Anonymous => visibility == Visibility::Public,
+            // A peer's own records, as relayed back to it: what it shared.
+            Viewer::Peer { node, .. } if node.as_str() == origin => matches!(
+                visibility,
+                Visibility::Public | Visibility::Federation | Visibility::Groups
+            ),
             Viewer::Peer { grants, .. } => grants.admits(origin, visibility, record_groups),
         }
     }
@@ -159,8 +164,8 @@ impl Viewer {
         match self {
             Viewer::Operator { .. } => None,
             Viewer::Anonymous => Some(vec![ANYONE.to_owned()]),
-            Viewer::Peer { grants, .. } => {
-                let mut terms = vec![ANYONE.to_owned()];
+            Viewer::Peer { node, grants } => {
+                let mut terms = vec![ANYONE.to_owned(), shared_term(node.as_str())];
                 terms.extend(grants.federation.iter().map(|o| federation_term(o)));
                 terms.extend(grants.groups.iter().map(|(o, g)| group_term(o, g)));
                 Some(terms)
@@ -173,6 +178,10 @@ impl Viewer {
 const ANYONE: &str = "anyone";
 
 /// Node ids hold no ':', so these terms cannot collide.
+fn shared_term(origin: &str) -> String {
+    format!("own:{origin}")
+}
+
 fn federation_term(origin: &str) -> String {
     format!("fed:{origin}")
 }
@@ -183,13 +192,17 @@ fn group_term(origin: &str, group: &str) -> String {
 
 /// The terms the index stores with a record of `origin`, naming who may see
 /// it besides the operator. PRIVATE and unknown visibilities have none.
+/// Every record the origin shares also carries `own:<origin>`, so the
+/// origin, as a peer of the node relaying its records, sees them all.
 pub fn audience_terms(origin: &str, visibility: i32, groups: &[String]) -> Vec<String> {
-    match Visibility::try_from(visibility).unwrap_or(Visibility::Private) {
+    let mut terms = match Visibility::try_from(visibility).unwrap_or(Visibility::Private) {
         Visibility::Public => vec![ANYONE.to_owned()],
         Visibility::Federation => vec![federation_term(origin)],
         Visibility::Groups => groups.iter().map(|g| group_term(origin, g)).collect(),
-        Visibility::Private | Visibility::Unspecified => Vec::new(),
-    }
+        Visibility::Private | Visibility::Unspecified => return Vec::new(),
+    };
+    terms.push(shared_term(origin));
+    terms
 }
 
 /// An origin's audience, checked: what [`Grants::add`] reads.
@@ -467,6 +480,13 @@ mod tests {
             Viewer::Peer { node, .. } => node.as_str(),
         };
         let at = ORIGINS.iter().position(|o| *o == record.origin).unwrap();
+        if peer == record.origin {
+            // Its own records, relayed back: whatever it shared.
+            return matches!(
+                visibility,
+                Visibility::Public | Visibility::Federation | Visibility::Groups
+            );
+        }
         match (visibility, &audiences[at]) {
             (Visibility::Public, _) => true,
             (Visibility::Federation, Some(a)) => a.roster.iter().any(|n| n == peer),
