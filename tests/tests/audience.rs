@@ -191,8 +191,7 @@ fn assert_no_secret_unless_held(answer: &SearchResponse) {
 }
 
 /// Waits until `check` holds, for at most ten seconds (the index follows
-/// the store within a moment: a hint may have brought the change before
-/// the round, and `sync now` waits only for what the round itself pulled).
+/// the store within a moment).
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !check() {
