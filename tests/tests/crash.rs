@@ -215,7 +215,9 @@ fn kill_9_during_a_pull_resumes_from_the_cursor() {
     replica.trust(&source, &[]);
     let all = lines(plan.records);
     let share = plan.records.div_ceil(plan.kills);
-    let want = plan.records as u64 + 1;
+    // The source's log: its key set, its audience (it pins the replica)
+    // and the records.
+    let want = plan.records as u64 + 2;
     let started = Instant::now();
     let mut sizes = Vec::new();
     for kill in 0..plan.kills {
@@ -272,8 +274,8 @@ fn kill_9_during_a_pull_resumes_from_the_cursor() {
     assert!(replica.stop(), "the replica stops cleanly");
     let (clean, report) = fsck(&replica);
     assert!(clean, "{report}");
-    // The replica's own key set, and the source's whole log.
-    assert_eq!(report["entries"], want + 1, "{report}");
+    // The replica's own key set and audience, and the source's whole log.
+    assert_eq!(report["entries"], want + 2, "{report}");
     eprintln!(
         "pull: {} records, {} kills in {:?}",
         plan.records,

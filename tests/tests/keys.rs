@@ -99,10 +99,11 @@ async fn a_replica_follows_a_signing_key_rotation_with_no_re_pinning() {
     assert_eq!(sets.len(), 2, "{rotated}");
     let new_key = rotated["signing_key"].as_str().unwrap().to_owned();
     assert_ne!(new_key, old_key);
-    // Set 1's signing key is retired at the rotation's position (entry 4:
-    // the first set, three records, then set 2).
+    // Set 1's signing key is retired at the rotation's position (entry 5:
+    // the first set, the audience (polar pins uni), three records, then
+    // set 2).
     assert_eq!(sets[0]["retired_keys"][0], old_key.as_str());
-    assert_eq!(sets[0]["retired_at"], 4);
+    assert_eq!(sets[0]["retired_at"], 5);
     assert_eq!(sets[1]["signing_keys"][0], new_key.as_str());
     assert_eq!(sets[1]["root_keys"], sets[0]["root_keys"]);
     // Audited.

@@ -4,6 +4,7 @@
 
 mod admin_socket;
 mod adversarial;
+mod audience;
 mod backup;
 mod cli;
 mod crash;

@@ -197,8 +197,8 @@ fn metrics_tell_an_import_and_a_sync_as_they_happened() {
         "meridian_import_records_total{result=\"rejected\"}",
         1.0,
     );
-    // The key set and four records.
-    expect(&text, "meridian_log_entries{origin=\"polar\"}", 5.0);
+    // The key set, the audience (polar pins uni) and four records.
+    expect(&text, "meridian_log_entries{origin=\"polar\"}", 6.0);
     expect(&text, "meridian_peers{state=\"active\"}", 1.0);
     expect(
         &text,
@@ -216,7 +216,7 @@ fn metrics_tell_an_import_and_a_sync_as_they_happened() {
     assert!(value(&text, "meridian_sync_pulls_total{outcome=\"ok\"}").unwrap() >= 1.0);
     expect(&text, "meridian_sync_pulls_total{outcome=\"error\"}", 0.0);
     expect(&text, "meridian_sync_pulls_total{outcome=\"timeout\"}", 0.0);
-    expect(&text, "meridian_sync_entries_pulled_total", 5.0);
+    expect(&text, "meridian_sync_entries_pulled_total", 6.0);
     expect(
         &text,
         "meridian_sync_rejections_total{reason=\"signature\"}",
@@ -224,7 +224,7 @@ fn metrics_tell_an_import_and_a_sync_as_they_happened() {
     );
     expect(&text, "meridian_sync_lag_entries{origin=\"polar\"}", 0.0);
     expect(&text, "meridian_sync_lag_seconds{origin=\"polar\"}", 0.0);
-    expect(&text, "meridian_log_entries{origin=\"polar\"}", 5.0);
+    expect(&text, "meridian_log_entries{origin=\"polar\"}", 6.0);
     expect(&text, "meridian_origin_frozen{origin=\"polar\"}", 0.0);
     expect(&text, "meridian_origin_quarantined{origin=\"polar\"}", 0.0);
     expect(&text, "meridian_peer_up{peer=\"polar\"}", 1.0);

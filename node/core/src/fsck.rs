@@ -24,6 +24,7 @@ use crate::merkle::{Hash, MemoryTree};
 use crate::node::{Node, NodeError};
 use crate::proto::{log_entry::Body, Envelope};
 use crate::store::tree;
+use crate::visibility::{self, AudienceView, Delivery, Grants, Viewer};
 
 /// Entries read (and verified) at a time.
 const CHUNK: usize = 4096;
@@ -118,6 +119,10 @@ impl Findings<'_> {
 struct LogScan {
     leaves: Vec<Hash>,
     latest: HashMap<String, RecordState>,
+    /// Records withdrawn by an audience of the origin that a later one
+    /// grants this node again: the state before the withdrawal, which a
+    /// refill restores (`sync::receive::refill_batch`) once a peer served it.
+    restorable: HashMap<String, RecordState>,
 }
 
 /// Checks the node as it is. Reads everything; changes nothing.
@@ -250,7 +255,10 @@ fn scan_log(
     let mut scan = LogScan {
         leaves: Vec::with_capacity(size as usize),
         latest: HashMap::new(),
+        restorable: HashMap::new(),
     };
+    // Before an audience withdrew them: what a later audience may restore.
+    let mut withdrawn_by_audience: HashMap<String, RecordState> = HashMap::new();
     let mut next = 0u64;
     while next < size {
         let entries = match store.entries(origin, LogIndex(next), CHUNK) {
@@ -400,7 +408,43 @@ fn scan_log(
                                 }
                             }
                             scan.latest.insert(record.id.clone(), state);
+                            withdrawn_by_audience.remove(&record.id);
+                            scan.restorable.remove(&record.id);
                             record.id
+                        }
+                        // What `sync::receive` withdraws at an audience of
+                        // another origin that no longer names this node.
+                        Some(Body::Audience(audience)) if origin != node.node_id().as_str() => {
+                            let me = node.node_id().as_str();
+                            if let Ok(view) = AudienceView::check(origin, &audience) {
+                                let us = Viewer::peer(
+                                    node.node_id().clone(),
+                                    Grants::of(origin, Some(&view), me, false),
+                                );
+                                let sees = |state: &RecordState| -> Result<bool, NodeError> {
+                                    Ok(match store.entry(origin, state.log_index)? {
+                                        Some(StoredEntry::Signed(e)) => visibility::pull_delivery(
+                                            &us, &e.payload,
+                                        )
+                                        .is_ok_and(|(delivery, _)| delivery == Delivery::Envelope),
+                                        _ => true,
+                                    })
+                                };
+                                for (id, held) in scan.latest.iter_mut() {
+                                    if let Some(withdrawn) = held.withdrawn_at(LogIndex(index)) {
+                                        if !sees(held)? {
+                                            withdrawn_by_audience.insert(id.clone(), *held);
+                                            *held = withdrawn;
+                                        }
+                                    }
+                                }
+                                for (id, before) in &withdrawn_by_audience {
+                                    if sees(before)? {
+                                        scan.restorable.insert(id.clone(), *before);
+                                    }
+                                }
+                            }
+                            KEYSET_SUBJECT.to_owned()
                         }
                         _ => KEYSET_SUBJECT.to_owned(),
                     };
@@ -570,7 +614,7 @@ fn check_records(
                     ),
                     false,
                 ),
-                Some(last) if last != state => findings.add(
+                Some(last) if last != state && scan.restorable.get(&id) != Some(&state) => findings.add(
                     "record",
                     tree::RECORDS,
                     Some(&id),

@@ -16,7 +16,7 @@ use crate::log::StoredEntry;
 use crate::node::{Node, NodeError};
 use crate::proto::log_entry::Body;
 use crate::proto::{Envelope, LogEntry};
-use crate::sign::{KEYSET_TYPE, RECORD_TYPE};
+use crate::sign::{AUDIENCE_TYPE, KEYSET_TYPE, RECORD_TYPE};
 use crate::store::{tree, Store, StoreError};
 use prost::Message as _;
 
@@ -104,6 +104,20 @@ impl Node {
                                 continue;
                             }
                         }
+                    }
+                    if is_audience(entry) && origin != self.node_id().as_str() {
+                        // An audience that no longer names this node for
+                        // records it held: they were withdrawn at its
+                        // position (`sync::receive`).
+                        ops.extend(
+                            withdrawn_at(self.store(), &origin, *index)?
+                                .into_iter()
+                                .map(|id| IndexOp::Remove {
+                                    origin: origin.clone(),
+                                    id,
+                                }),
+                        );
+                        continue;
                     }
                     if let Some(op) = index_op(self.store(), &origin, *index, entry)? {
                         ops.push(op);
@@ -233,6 +247,25 @@ impl Node {
         }
     }
 
+    /// Puts `records` in the index as they are: entries the indexer passed
+    /// as digests that a refill brought whole (`sync::receive`).
+    pub fn index_records(
+        &self,
+        records: Vec<crate::proto::DatasetRecord>,
+    ) -> Result<(), NodeError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let _writer = self.live_index().writer();
+        let index = self.index();
+        index.apply(
+            records.into_iter().map(IndexOp::Upsert).collect(),
+            &BTreeMap::new(),
+        )?;
+        self.index_advanced();
+        Ok(())
+    }
+
     /// Removes every record of `origin` from the index (its peer was revoked).
     pub fn unindex_origin(&self, origin: &str) -> Result<(), NodeError> {
         let _writer = self.live_index().writer();
@@ -255,6 +288,30 @@ impl Node {
         index.drop_snapshots();
         Ok(())
     }
+}
+
+/// Whether a stored entry is an origin's audience.
+fn is_audience(entry: &StoredEntry) -> bool {
+    matches!(entry, StoredEntry::Signed(envelope) if envelope.payload_type == AUDIENCE_TYPE)
+}
+
+/// Records of `origin` whose state is a withdrawal at `index`: what the
+/// audience entry there withdrew. Reads the origin's record states; an
+/// audience change is rare, and one that withdraws nothing costs one scan.
+fn withdrawn_at(store: &Store, origin: &str, index: LogIndex) -> Result<Vec<String>, NodeError> {
+    let mut ids = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list_records(origin, after.as_deref(), BATCH)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        ids.extend(
+            page.into_iter()
+                .filter(|(_, state)| state.deleted && state.log_index == index)
+                .map(|(id, _)| id),
+        );
+    }
+    Ok(ids)
 }
 
 /// Whether a stored entry is a key set that revokes a key.

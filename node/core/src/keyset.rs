@@ -595,6 +595,10 @@ fn key_set_of(entry: &LogEntry) -> Result<&KeySet, SignError> {
             payload_type: KEYSET_TYPE.into(),
             body: "a record",
         }),
+        Some(Body::Audience(_)) => Err(SignError::PayloadMismatch {
+            payload_type: KEYSET_TYPE.into(),
+            body: "an audience",
+        }),
         None => Err(SignError::PayloadMismatch {
             payload_type: KEYSET_TYPE.into(),
             body: "no body",

@@ -18,10 +18,15 @@ use sha2::{Digest, Sha256};
 
 use crate::ids::LogIndex;
 use crate::merkle::{self, Hash, NodeStore, TreeError};
-use crate::proto::{log_entry::Body, Checkpoint, DatasetRecord, Envelope, KeySet, LogEntry};
-use crate::sign::{NodeKey, CHECKPOINT_TYPE, KEYSET_TYPE, RECORD_TYPE};
+use crate::proto::{
+    log_entry::Body, Audience, Checkpoint, DatasetRecord, Envelope, KeySet, LogEntry,
+};
+use crate::sign::{NodeKey, AUDIENCE_TYPE, CHECKPOINT_TYPE, KEYSET_TYPE, RECORD_TYPE};
 
-/// Subject of key-set entries (record ids are never empty).
+/// Subject of key-set entries, and of every other entry that is not about
+/// a record (audiences, and kinds a later version adds): record ids are
+/// never empty. A node that does not know an entry's kind computes its leaf
+/// with this subject, so the origin must too.
 pub const KEYSET_SUBJECT: &str = "";
 
 /// Digest naming what an entry is about: one record of one origin.
@@ -148,6 +153,12 @@ pub struct LogAppend {
     pub nodes: Vec<((u32, u64), Hash)>,
     /// Positions of the key-set entries among the entries.
     pub key_sets: Vec<u64>,
+    /// Positions of the audience entries among the entries.
+    pub audiences: Vec<u64>,
+    /// Records of the origin withdrawn by this append without an entry of
+    /// their own: held here, and no longer for this node by the audience
+    /// the append brings (`sync::receive`).
+    pub withdrawn: Vec<(String, RecordState)>,
 }
 
 impl LogAppend {
@@ -221,11 +232,20 @@ impl<S: NodeStore> Appender<S> {
         if matches!(entry, StoredEntry::Signed(e) if e.payload_type == KEYSET_TYPE) {
             self.append.key_sets.push(index);
         }
+        if matches!(entry, StoredEntry::Signed(e) if e.payload_type == AUDIENCE_TYPE) {
+            self.append.audiences.push(index);
+        }
         self.append.entries.push((index, entry.encode()));
         if let Some(record) = record {
             self.append.records.push(record);
         }
         Ok(())
+    }
+
+    /// Withdraws record `id` held here, with no entry of its own: the
+    /// audience this append brings no longer names this node for it.
+    pub fn withdraw(&mut self, id: String, state: RecordState) {
+        self.append.withdrawn.push((id, state));
     }
 
     /// Remembers that `subject` is the digest of record `id`'s subject.
@@ -282,6 +302,15 @@ impl UnsignedEntry {
             state: None,
         }
     }
+
+    /// The origin's audience.
+    pub fn audience(audience: Audience) -> Self {
+        Self {
+            body: Body::Audience(audience),
+            subject: KEYSET_SUBJECT.to_owned(),
+            state: None,
+        }
+    }
 }
 
 /// An entry signed and ready to append: its stored form, its leaf, and
@@ -295,6 +324,7 @@ pub fn sign_entry(key: &NodeKey, origin: &str, index: u64, entry: UnsignedEntry)
     let payload_type = match entry.body {
         Body::Record(_) => RECORD_TYPE,
         Body::KeySet(_) => KEYSET_TYPE,
+        Body::Audience(_) => AUDIENCE_TYPE,
     };
     let payload = LogEntry {
         origin: origin.to_owned(),

@@ -76,6 +76,9 @@ pub enum NodeError {
     /// The trust store failed or refused the change.
     #[error(transparent)]
     Trust(#[from] TrustError),
+    /// This node's audience cannot be published as its trust store stands.
+    #[error(transparent)]
+    Audience(#[from] crate::visibility::AudienceError),
     /// The data directory is missing a part.
     #[error("{path}: {message}")]
     DataDir { path: PathBuf, message: String },
@@ -141,6 +144,9 @@ pub struct Node {
     /// Quarantined records per origin, with the log size and key-set count
     /// they were counted at ([`crate::quarantine`]).
     pub(crate) quarantine_counts: Mutex<std::collections::HashMap<String, (u64, usize, u64)>>,
+    /// The latest audience of each origin, with the log position it was
+    /// read at ([`Node::audience`]).
+    pub(crate) audiences: Mutex<audience::Cache>,
 }
 
 /// What a new key set of this node changes.
@@ -288,6 +294,7 @@ impl Node {
         let node = Self::open_as_is(data_dir, env)?;
         node.publish_key_set()?;
         node.finish_key_rename()?;
+        node.publish_audience()?;
         node.checkpoint_own_log()?;
         // Renewal and the stale count only log what fails: a node whose
         // root is elsewhere still starts.
@@ -347,6 +354,7 @@ impl Node {
             metrics: Metrics::default(),
             recovering: data_dir.join(RECOVERY_FILE).exists().into(),
             quarantine_counts: Mutex::default(),
+            audiences: Mutex::default(),
         };
         Ok(Arc::new(node))
     }
@@ -993,6 +1001,9 @@ impl Node {
         )?;
         // The gauge says at once what this node now holds back.
         self.quarantine_counts()?;
+        // An audience the revoked key signed no longer counts: the trust
+        // store's is signed again with the key now in use.
+        self.publish_audience()?;
         Ok(chain)
     }
 
@@ -1348,6 +1359,9 @@ impl Node {
             log_size = self.store.log_size(self.node_id())?,
             "recovery ended: this node appends its own entries again"
         );
+        drop(_guard);
+        // Trust changes made while recovering are published now.
+        self.publish_audience()?;
         Ok(true)
     }
 
@@ -1495,5 +1509,6 @@ fn check_expiry_days(days: u32) -> Result<(), NodeError> {
     Ok(())
 }
 
+mod audience;
 #[cfg(test)]
 mod tests;

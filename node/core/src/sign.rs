@@ -49,6 +49,9 @@ use crate::proto::{log_entry, Checkpoint, Envelope, KeySet, LogEntry, PublicKey,
 pub const RECORD_TYPE: &str = "application/vnd.meridian.record.v1+proto";
 /// Payload type of an envelope whose payload is a `LogEntry` holding a key set.
 pub const KEYSET_TYPE: &str = "application/vnd.meridian.keyset.v1+proto";
+/// Payload type of an envelope whose payload is a `LogEntry` holding the
+/// origin's audience (who its FEDERATION and GROUPS records are for).
+pub const AUDIENCE_TYPE: &str = "application/vnd.meridian.audience.v1+proto";
 /// Payload type of an envelope whose payload is a `Checkpoint`.
 pub const CHECKPOINT_TYPE: &str = "application/vnd.meridian.checkpoint.v1+proto";
 
@@ -835,6 +838,20 @@ fn check_origin(ring: &KeyRing, found: &str) -> Result<(), SignError> {
 /// body must name the ring's origin.
 pub fn open_entry(envelope: &Envelope, ring: &KeyRing) -> Result<(LogEntry, Verified), SignError> {
     let payload_type = entry_type(envelope)?;
+    if payload_type == FUTURE_ENTRY {
+        // A kind a later version adds: verified by the signing keys like a
+        // record; its body is unknown here, so it is about no record.
+        let verified = verify(envelope, &envelope.payload_type, ring)?;
+        let entry = LogEntry::decode(envelope.payload.as_slice()).map_err(SignError::Decode)?;
+        if entry.body.is_some() {
+            return Err(SignError::PayloadMismatch {
+                payload_type: truncate(&envelope.payload_type),
+                body: "a known kind of entry",
+            });
+        }
+        check_origin(ring, &entry.origin)?;
+        return Ok((entry, verified));
+    }
     let verified = verify(envelope, payload_type, ring)?;
     decode_entry(envelope, payload_type, ring).map(|entry| (entry, verified))
 }
@@ -870,14 +887,36 @@ pub fn open_entries(
         .collect()
 }
 
+/// What [`entry_type`] answers for a log entry of a kind a later version
+/// adds (`application/vnd.meridian.<kind>.v<n>+proto`, not a checkpoint):
+/// it verifies, is stored and relayed, and is about no record, so a node
+/// need not be upgraded before its peers publish a new kind.
+const FUTURE_ENTRY: &str = "future log entry";
+
+fn is_future_entry_type(payload_type: &str) -> bool {
+    payload_type
+        .strip_prefix("application/vnd.meridian.")
+        .and_then(|rest| rest.strip_suffix("+proto"))
+        .is_some_and(|kind| {
+            !kind.is_empty()
+                && kind.len() <= 64
+                && kind
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+        })
+        && payload_type != CHECKPOINT_TYPE
+}
+
 /// The payload type of a log entry envelope, after the size bound.
 fn entry_type(envelope: &Envelope) -> Result<&'static str, SignError> {
     check_size(envelope)?;
     match envelope.payload_type.as_str() {
         RECORD_TYPE => Ok(RECORD_TYPE),
         KEYSET_TYPE => Ok(KEYSET_TYPE),
+        AUDIENCE_TYPE => Ok(AUDIENCE_TYPE),
+        other if is_future_entry_type(other) => Ok(FUTURE_ENTRY),
         other => Err(SignError::WrongPayloadType {
-            expected: format!("{RECORD_TYPE} or {KEYSET_TYPE}"),
+            expected: format!("{RECORD_TYPE}, {KEYSET_TYPE} or {AUDIENCE_TYPE}"),
             found: truncate(other),
         }),
     }
@@ -893,12 +932,14 @@ fn decode_entry(
     let body_origin = match (payload_type, &entry.body) {
         (RECORD_TYPE, Some(log_entry::Body::Record(record))) => &record.origin,
         (KEYSET_TYPE, Some(log_entry::Body::KeySet(set))) => &set.origin,
+        (AUDIENCE_TYPE, Some(log_entry::Body::Audience(audience))) => &audience.origin,
         (_, body) => {
             return Err(SignError::PayloadMismatch {
                 payload_type: payload_type.to_owned(),
                 body: match body {
                     Some(log_entry::Body::Record(_)) => "a record",
                     Some(log_entry::Body::KeySet(_)) => "a key set",
+                    Some(log_entry::Body::Audience(_)) => "an audience",
                     None => "no body",
                 },
             })
@@ -1262,6 +1303,56 @@ mod tests {
             open_entry(&checkpoint, &ring),
             Err(SignError::WrongPayloadType { .. })
         ));
+    }
+
+    /// A kind of entry a later version adds verifies, and is about no
+    /// record: an older node keeps and relays it rather than stop the
+    /// origin's log there. It cannot pass off a known kind, or a foreign
+    /// type, or another origin.
+    #[test]
+    fn an_entry_of_a_later_kind_opens_as_about_no_record() {
+        let key = NodeKey::generate();
+        let ring = ring_of(&[&key], 1);
+        const LATER: &str = "application/vnd.meridian.widget.v2+proto";
+        // The bytes of a body this version does not know: field 9.
+        let mut payload = LogEntry {
+            origin: ORIGIN.into(),
+            index: 6,
+            body: None,
+        }
+        .encode_to_vec();
+        payload.extend_from_slice(&[0x4a, 0x02, 0x08, 0x01]);
+        let (entry, verified) = open_entry(&key.sign(LATER, payload.clone()), &ring).unwrap();
+        assert_eq!((entry.index, entry.body), (6, None));
+        assert_eq!(verified.key_ids, [key.key_id().clone()]);
+        let mut forged = key.sign(LATER, payload);
+        forged.signatures[0].sig[0] ^= 1;
+        assert!(matches!(
+            open_entry(&forged, &ring),
+            Err(SignError::BadSignature { .. })
+        ));
+        assert!(matches!(
+            open_entry(
+                &key.sign(LATER, record_entry(ORIGIN, 6).encode_to_vec()),
+                &ring
+            ),
+            Err(SignError::PayloadMismatch { .. })
+        ));
+        let elsewhere = LogEntry {
+            origin: "node-b".into(),
+            index: 6,
+            body: None,
+        };
+        assert!(matches!(
+            open_entry(&key.sign(LATER, elsewhere.encode_to_vec()), &ring),
+            Err(SignError::OriginMismatch { .. })
+        ));
+        for foreign in ["application/json", "application/vnd.meridian.+proto"] {
+            assert!(matches!(
+                open_entry(&key.sign(foreign, Vec::new()), &ring),
+                Err(SignError::WrongPayloadType { .. })
+            ));
+        }
     }
 
     #[test]

@@ -51,6 +51,13 @@ pub mod tree {
     /// (entry 0 is always the first set; a store written before key
     /// rotation holds no others).
     pub const KEYSETS: &str = "keyset_by_origin_index_v1";
+    /// Log positions of the audience entries, by origin: the last one is
+    /// the audience every node enforces for the origin's records.
+    pub const AUDIENCES: &str = "audience_by_origin_index_v1";
+    /// Origins whose new audience grants this node more than it held: the
+    /// log position of that audience. Entries held as digests before it
+    /// are asked for again ([`super::Store::refill`]).
+    pub const REFILLS: &str = "refill_by_origin_v1";
 }
 
 /// On-disk format version of this database.
@@ -190,6 +197,8 @@ pub struct Store {
     previous: sled::Tree,
     live: sled::Tree,
     keysets: sled::Tree,
+    audiences: sled::Tree,
+    refills: sled::Tree,
     /// Held while an append commits, so that appends commit in the order of
     /// their arrival sequence; holds the last arrival's time, so that
     /// arrival times never go back even when the clock does.
@@ -297,6 +306,8 @@ impl Store {
             previous: db.open_tree(tree::PREVIOUS)?,
             live: db.open_tree(tree::LIVE)?,
             keysets: db.open_tree(tree::KEYSETS)?,
+            audiences: db.open_tree(tree::AUDIENCES)?,
+            refills: db.open_tree(tree::REFILLS)?,
             arrival_clock: Arc::default(),
             durable: Arc::default(),
             unflushed: Arc::default(),
@@ -705,6 +716,120 @@ impl Store {
         Ok(positions)
     }
 
+    /// Log positions of `origin`'s audience entries, latest first.
+    pub fn audience_positions(&self, origin: &str) -> Result<Vec<u64>, StoreError> {
+        let prefix = origin_prefix(origin);
+        self.audiences
+            .scan_prefix(&prefix)
+            .rev()
+            .map(|item| Ok(u64_at(&item?.0[prefix.len()..])))
+            .collect()
+    }
+
+    /// Log position of `origin`'s latest audience entry, if it published one.
+    pub fn latest_audience_position(&self, origin: &str) -> Result<Option<u64>, StoreError> {
+        let prefix = origin_prefix(origin);
+        Ok(match self.audiences.scan_prefix(&prefix).next_back() {
+            Some(item) => Some(u64_at(&item?.0[prefix.len()..])),
+            None => None,
+        })
+    }
+
+    /// The position of the audience of `origin` that asks for a refill, if
+    /// one is due.
+    pub fn refill_due(&self, origin: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.refills.get(origin.as_bytes())?.map(|v| u64_at(&v)))
+    }
+
+    /// Marks a refill of `origin` due, up to the audience at `at`.
+    pub fn mark_refill(&self, origin: &str, at: u64) -> Result<(), StoreError> {
+        self.refills
+            .insert(origin.as_bytes(), &at.to_be_bytes()[..])?;
+        Ok(())
+    }
+
+    /// Clears the refill of `origin` marked at `at` (not a later one).
+    pub fn refill_done(&self, origin: &str, at: u64) -> Result<(), StoreError> {
+        let _ = self.refills.compare_and_swap(
+            origin.as_bytes(),
+            Some(&at.to_be_bytes()[..]),
+            None as Option<&[u8]>,
+        )?;
+        Ok(())
+    }
+
+    /// Puts the whole entries of a refill in place of the digests held at
+    /// their positions (`replaced`: index, stored entry bytes), and the
+    /// records they bring back (`records`, with their subject digests), in
+    /// one transaction. The leaves do not change: each entry hashes to the
+    /// digests it replaces (the caller checked), so the log and its tree
+    /// stay as they are. Call under the origin's sync lock.
+    pub fn refill(
+        &self,
+        origin: &str,
+        replaced: &[(u64, Vec<u8>)],
+        restored: &[(String, RecordState, Hash)],
+    ) -> Result<(), StoreError> {
+        let prefix = origin_prefix(origin);
+        // Each run that holds a replaced entry, rewritten whole.
+        let mut runs: std::collections::BTreeMap<u64, Vec<Vec<u8>>> = Default::default();
+        for (index, bytes) in replaced {
+            let Some((first, run)) = self.run_containing(&self.log, &prefix, *index)? else {
+                return Err(StoreError::Corrupt {
+                    tree: tree::LOG,
+                    detail: format!("{origin} entry {index}: not held"),
+                });
+            };
+            let items = match runs.entry(first) {
+                std::collections::btree_map::Entry::Occupied(items) => items.into_mut(),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(run_items(&run)?.into_iter().map(<[u8]>::to_vec).collect())
+                }
+            };
+            items[(index - first) as usize] = bytes.clone();
+        }
+        let packed: Vec<(Vec<u8>, Vec<u8>)> = runs
+            .into_iter()
+            .map(|(first, items)| {
+                (
+                    index_key(origin, first),
+                    pack_run(items.iter().map(Vec::as_slice)),
+                )
+            })
+            .collect();
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        (&self.log, &self.records, &self.live, &self.subjects)
+            .transaction(|(log, records, live, subjects)| {
+                for (key, run) in &packed {
+                    log.insert(key.as_slice(), run.as_slice())?;
+                }
+                let mut gained: i64 = 0;
+                for (id, state, subject) in restored {
+                    gained += i64::from(!state.deleted);
+                    if let Some(old) =
+                        records.insert(record_key(origin, id), &encode_state(state)[..])?
+                    {
+                        gained -= i64::from(decode_state(&old).is_ok_and(|old| !old.deleted));
+                    }
+                    subjects.insert(subject_key(origin, subject), id.as_bytes())?;
+                }
+                if gained != 0 {
+                    let count = live.get(origin.as_bytes())?.map_or(0, |c| u64_at(&c));
+                    let count = count.saturating_add_signed(gained);
+                    live.insert(origin.as_bytes(), &count.to_be_bytes()[..])?;
+                }
+                Ok(())
+            })
+            .map_err(|e: TransactionError<()>| match e {
+                TransactionError::Abort(()) => StoreError::Corrupt {
+                    tree: tree::LOG,
+                    detail: format!("{origin}: refill aborted"),
+                },
+                TransactionError::Storage(e) => e.into(),
+            })?;
+        Ok(())
+    }
+
     /// Size of `origin`'s log as held here (0 if unknown).
     pub fn log_size(&self, origin: &str) -> Result<u64, StoreError> {
         Ok(self
@@ -966,6 +1091,7 @@ impl Store {
             &self.previous,
             &self.live,
             &self.keysets,
+            &self.audiences,
         )
             .transaction(
                 |(
@@ -979,6 +1105,7 @@ impl Store {
                     previous,
                     live,
                     keysets,
+                    audiences,
                 )| {
                     let found = heads
                         .get(origin.as_bytes())?
@@ -1019,6 +1146,14 @@ impl Store {
                     for (subject, id) in &append.subjects {
                         subjects.insert(subject_key(origin, subject), id.as_bytes())?;
                     }
+                    // Withdrawn by an audience: no entry of their own, so
+                    // no previous version is noted for them.
+                    for (id, state) in &append.withdrawn {
+                        let key = record_key(origin, id);
+                        if let Some(old) = records.insert(key, &encode_state(state)[..])? {
+                            gained -= i64::from(decode_state(&old).is_ok_and(|old| !old.deleted));
+                        }
+                    }
                     if gained != 0 {
                         let count = live.get(origin.as_bytes())?.map_or(0, |c| u64_at(&c));
                         let count = count.saturating_add_signed(gained);
@@ -1026,6 +1161,9 @@ impl Store {
                     }
                     for index in &append.key_sets {
                         keysets.insert(index_key(origin, *index), &[][..])?;
+                    }
+                    for index in &append.audiences {
+                        audiences.insert(index_key(origin, *index), &[][..])?;
                     }
                     heads.insert(origin.as_bytes(), &append.new_size().to_be_bytes()[..])?;
                     Ok(())
@@ -1358,6 +1496,7 @@ mod tests {
                 .collect(),
             nodes: vec![((0, base), [7u8; 32])],
             key_sets: Vec::new(),
+            ..LogAppend::default()
         }
     }
 
@@ -1426,6 +1565,7 @@ mod tests {
                 nodes,
                 subjects: Vec::new(),
                 key_sets: Vec::new(),
+                ..LogAppend::default()
             };
             store.commit(&append).unwrap();
             size += n as u64;

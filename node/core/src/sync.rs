@@ -772,6 +772,8 @@ impl Replicator {
                 }
             };
             if *size < ours || (*size == ours && !lacks) {
+                self.refill_if_due(origin, &peer.node_id, client.as_ref(), *size)
+                    .await;
                 continue;
             }
             if node.store().is_frozen(origin).unwrap_or(true) {
@@ -817,9 +819,49 @@ impl Replicator {
                     Attempt::failed(*i, origin, e)
                 }
             };
+            let refill = attempt.result.is_ok();
             attempts.push(attempt);
+            if refill {
+                let size = node.store().log_size(origin).unwrap_or(0);
+                self.refill_if_due(origin, &peer.node_id, client.as_ref(), size)
+                    .await;
+            }
         }
         attempts
+    }
+
+    /// When an audience of `origin` granted this node more than it held,
+    /// asks `peer` (which holds `size` entries of it) for the entries held
+    /// here as digests only, once the peer holds that audience too
+    /// (`receive::refill_origin`). A failure is logged and tried again in
+    /// the next round.
+    async fn refill_if_due(
+        &self,
+        origin: &str,
+        peer: &str,
+        client: &dyn FederationPeer,
+        size: u64,
+    ) {
+        let node = &self.node;
+        let Ok(Some(at)) = node.store().refill_due(origin) else {
+            return;
+        };
+        if size <= at {
+            return;
+        }
+        match receive::refill_origin(node, client, peer, origin, at, self.idle()).await {
+            Ok((restored, covers)) => {
+                tracing::info!(peer = %peer, origin = %origin, restored, "refilled after a wider audience");
+                if covers {
+                    if let Err(e) = node.store().refill_done(origin, at) {
+                        tracing::warn!(origin = %origin, error = %e, "cannot clear the refill");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(peer = %peer, origin = %origin, error = %e, "refill failed");
+            }
+        }
     }
 
     /// One round: every active peer not in backoff (or all, when `force`).

@@ -647,7 +647,10 @@ impl Admin for AdminService {
         let node = self.node.clone();
         let peer = blocking(move || {
             let invite = Invite::from_token(&req.invite)?;
-            Ok(node.trust().add(&invite, &req.groups)?)
+            let peer = node.trust().add(&invite, &req.groups)?;
+            // Who the node's records are for changed: it says so, signed.
+            node.publish_audience()?;
+            Ok(peer)
         })
         .await?;
         self.replicator.wake();
@@ -680,9 +683,26 @@ impl Admin for AdminService {
                 // Entries under a revoked key are quarantined: out of search at once.
                 node.unindex_origin(&peer.node_id)?;
             }
+            node.publish_audience()?;
             Ok(peer)
         })
         .await?;
+        Ok(Response::new(convert::peer_info(peer)))
+    }
+
+    async fn trust_set_groups(
+        &self,
+        request: Request<proto::TrustSetGroupsRequest>,
+    ) -> Result<Response<proto::PeerInfo>, Status> {
+        let req = request.into_inner();
+        let node = self.node.clone();
+        let peer = blocking(move || {
+            let peer = node.trust().set_groups(&req.node_id, &req.groups)?;
+            node.publish_audience()?;
+            Ok(peer)
+        })
+        .await?;
+        self.replicator.wake();
         Ok(Response::new(convert::peer_info(peer)))
     }
 
@@ -699,14 +719,14 @@ impl Admin for AdminService {
         let left = deadline
             .saturating_sub(started.elapsed())
             .saturating_sub(std::time::Duration::from_secs(1));
-        let index_behind = if reports.iter().any(|r| r.entries > 0) {
-            self.node
-                .wait_caught_up(MAX_WAIT.min(left))
-                .await
-                .map_err(status::node)?
-        } else {
-            0
-        };
+        // Also what a hint pulled just before (an appended audience or
+        // record hints at once): the round then finds nothing new, but the
+        // operator's next search must see it.
+        let index_behind = self
+            .node
+            .wait_caught_up(MAX_WAIT.min(left))
+            .await
+            .map_err(status::node)?;
         Ok(Response::new(proto::SyncNowResponse {
             index_behind,
             reports: reports

@@ -41,15 +41,14 @@ pub fn peer<T>(node: &Node, request: &Request<T>) -> Result<Option<Peer>, Status
 /// The viewer a request speaks for (anonymous without a certificate).
 pub fn viewer<T>(node: &Node, request: &Request<T>) -> Result<Viewer, Status> {
     Ok(match peer(node, request)? {
-        Some(peer) => peer_viewer(peer),
+        Some(peer) => peer_viewer(node, peer)?,
         None => Viewer::Anonymous,
     })
 }
 
-/// What a pinned peer may see.
-pub fn peer_viewer(peer: Peer) -> Viewer {
-    Viewer::Peer {
-        node: peer.node_id,
-        groups: peer.groups,
-    }
+/// What a pinned peer may see: per origin, what that origin's latest
+/// audience held here grants it (`Node::peer_viewer`), never what this
+/// node's own trust store says of the peer's groups.
+pub fn peer_viewer(node: &Node, peer: Peer) -> Result<Viewer, Status> {
+    node.peer_viewer(&peer.node_id).map_err(crate::status::node)
 }

@@ -131,7 +131,7 @@ impl Federation for FederationService {
         let viewer = if peer.node_id.as_str() == req.origin {
             meridian_core::visibility::Viewer::Operator { node: peer.node_id }
         } else {
-            caller::peer_viewer(peer)
+            caller::peer_viewer(&self.node, peer)?
         };
         let node = self.node.clone();
         let origin = req.origin.clone();
@@ -222,7 +222,7 @@ impl Federation for FederationService {
         let req = request.into_inner();
         let claim = OnBehalfOf::from_wire(req.on_behalf_of);
         let asker = peer.node_id.to_string();
-        let viewer = live::forwarded_viewer(caller::peer_viewer(peer), claim);
+        let viewer = live::forwarded_viewer(caller::peer_viewer(&self.node, peer)?, claim);
         let wire = req
             .request
             .ok_or_else(|| status::invalid_field("request", "request: missing"))?;

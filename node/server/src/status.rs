@@ -101,7 +101,7 @@ pub fn node(error: NodeError) -> Status {
         NodeError::Sign(ref e) => sign(e),
         NodeError::Tls(ref e) => tls(e),
         NodeError::DataDir { .. } => internal(&error),
-        NodeError::Recovering | NodeError::Keys(_) => {
+        NodeError::Recovering | NodeError::Keys(_) | NodeError::Audience(_) => {
             Status::failed_precondition(error.to_string())
         }
     }

@@ -34,6 +34,17 @@ pub enum TrustCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Set a peer's groups (replacing the ones it had; none to clear them).
+    /// The node publishes its new audience, signed: every node that serves
+    /// its records enforces it from the next sync round.
+    Groups {
+        node_id: String,
+        /// Groups, comma-separated; omit to place the peer in none.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop serving and pulling from a peer until resumed.
     Suspend {
         node_id: String,
@@ -214,6 +225,27 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
             println!("audit:");
             for event in audit {
                 println!("  {}  {:<10} {}", event.at, event.action, event.detail);
+            }
+            return Ok(());
+        }
+        TrustCommand::Groups {
+            node_id,
+            groups,
+            json,
+        } => {
+            let peer = client
+                .trust_set_groups(proto::TrustSetGroupsRequest { node_id, groups })
+                .await
+                .map_err(refused)?
+                .into_inner();
+            if json {
+                println!("{}", peer_json(&peer));
+            } else {
+                println!(
+                    "{} is now in groups [{}]",
+                    peer.node_id,
+                    peer.groups.join(",")
+                );
             }
             return Ok(());
         }

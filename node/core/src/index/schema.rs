@@ -25,7 +25,7 @@ use crate::record::{access_name, visibility_name};
 
 /// Version of the on-disk layout: schema and analyzers. An index written
 /// under another version is refused and must be rebuilt.
-pub(crate) const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 /// English text: words, lower case, ASCII-folded, stemmed.
 pub(crate) const TEXT_ANALYZER: &str = "meridian_text";
@@ -206,7 +206,9 @@ impl Fields {
         }
         doc.add_text(self.access, access_name(record.access));
         doc.add_text(self.visibility, visibility_name(record.visibility));
-        for term in crate::visibility::audience_terms(record.visibility, &record.groups) {
+        for term in
+            crate::visibility::audience_terms(&record.origin, record.visibility, &record.groups)
+        {
             doc.add_text(self.audience, term);
         }
         if !record.license.is_empty() {

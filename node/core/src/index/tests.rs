@@ -636,10 +636,7 @@ fn visibility_corpus() -> Fixture {
 #[test]
 fn each_viewer_sees_only_what_visibility_allows_in_hits_totals_and_facets() {
     let f = visibility_corpus();
-    let peer = |groups: &[&str]| Viewer::Peer {
-        node: "peer.example".parse().unwrap(),
-        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-    };
+    let peer = |groups: &[&str]| Viewer::peer_of("peer.example", HERE, groups);
     let cases = [
         (Viewer::Anonymous, set(&["public"])),
         (peer(&[]), set(&["public", "federation"])),
@@ -725,10 +722,11 @@ proptest! {
             .collect();
         let f = fixture(records.clone());
         let mut viewers = vec![Viewer::Anonymous, operator()];
-        viewers.extend(viewer_groups.into_iter().map(|groups| Viewer::Peer {
-            node: "peer.example".parse().unwrap(),
-            groups: groups.into_iter().map(str::to_owned).collect(),
-        }));
+        viewers.extend(
+            viewer_groups
+                .into_iter()
+                .map(|groups| Viewer::peer_of("peer.example", HERE, &groups)),
+        );
         for viewer in viewers {
             let expected: BTreeSet<String> = records
                 .iter()
@@ -1579,10 +1577,7 @@ fn bench_queries_on_a_large_corpus() {
         started.elapsed(),
         index.reader.searcher().segment_readers().len()
     );
-    let peer = Viewer::Peer {
-        node: "p".parse().unwrap(),
-        groups: vec!["g1".into()],
-    };
+    let peer = Viewer::peer_of("p", HERE, &["g1"]);
     let mut measure_as =
         |label: &str, viewer: &Viewer, make: &mut dyn FnMut(&mut StdRng) -> SearchRequest| {
             let mut times = Vec::new();

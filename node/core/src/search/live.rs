@@ -424,7 +424,7 @@ pub(crate) fn accept(
     let hits: Vec<Hit> = response
         .hits
         .into_iter()
-        .filter(|h| h.origin == origin && viewer.may_see_audience(h.visibility, &[]))
+        .filter(|h| h.origin == origin && viewer.may_see_audience(origin, h.visibility, &[]))
         .take(limit)
         .map(hit_from_wire)
         .collect();

@@ -33,6 +33,7 @@ use crate::proto::{
 };
 use crate::sign::{SignError, MAX_ENVELOPE_BYTES};
 use crate::store::{OriginNodes, StoreError};
+use crate::visibility::{AudienceView, Grants, Viewer};
 
 /// Receiver state of one pull of one origin.
 pub struct Ingest {
@@ -240,6 +241,13 @@ pub fn apply_batch(
     // Subject digests of the records this batch brings, for digests later
     // in the same batch.
     let mut subjects: HashMap<Hash, String> = HashMap::new();
+    // Visibility and groups of the records this batch brings, for an
+    // audience later in the same batch.
+    let mut audiences: HashMap<String, (i32, Vec<String>)> = HashMap::new();
+    // The origin's audience as of the entry being applied, once this batch
+    // brings one; and the position of one that grants this node more.
+    let mut latest_audience: Option<Arc<AudienceView>> = None;
+    let mut refill_at = None;
     for (i, item) in items.into_iter().enumerate() {
         let index = appender.next_index();
         let sequence = |message: String| SyncError::Sequence {
@@ -308,8 +316,39 @@ pub fn apply_batch(
                             subjects.insert(subject, record.id.clone());
                         }
                         touched.insert(record.id.clone(), state);
+                        audiences.insert(record.id.clone(), (record.visibility, record.groups));
                         (subject, Some((record.id, state)))
                     }
+                    Some(Body::Audience(audience)) => {
+                        let view = AudienceView::check(&origin, &audience)
+                            .map_err(|e| sequence(e.to_string()))?;
+                        if origin != node.node_id().as_str() {
+                            let me = node.node_id().as_str();
+                            let before = match &latest_audience {
+                                Some(view) => Some(Arc::clone(view)),
+                                None => node
+                                    .audience(&origin)
+                                    .map_err(|e| sequence(e.to_string()))?,
+                            };
+                            let granted = Grants::of(&origin, Some(&view), me, false);
+                            let held = Grants::of(&origin, before.as_deref(), me, false);
+                            if !held.includes(&granted) {
+                                // More for this node than before: what it
+                                // holds as digests may now come whole.
+                                refill_at = Some(index);
+                            }
+                            for (id, state) in
+                                no_longer_for_us(node, &origin, index, &view, &touched, &audiences)?
+                            {
+                                touched.insert(id.clone(), state);
+                                appender.withdraw(id, state);
+                            }
+                            latest_audience = Some(Arc::new(view));
+                        }
+                        (log::subject_digest(&origin, KEYSET_SUBJECT), None)
+                    }
+                    // Key sets, and kinds of entry a later version adds:
+                    // verified, kept and relayed, about no record.
                     _ => (log::subject_digest(&origin, KEYSET_SUBJECT), None),
                 };
                 let leaf =
@@ -337,6 +376,11 @@ pub fn apply_batch(
         }
     }
     check_batch_proof(&origin, &appender, &ingest.checkpoint, &proof)?;
+    if let Some(at) = refill_at {
+        // Before the commit: a crash between the two asks for a refill that
+        // finds nothing, never forgets one.
+        store.mark_refill(&origin, at)?;
+    }
     let count = appender.len() as u64;
     if count > 0 {
         store.commit(&appender.finish())?;
@@ -375,6 +419,61 @@ fn withdrawal(
     Ok(held
         .and_then(|held| held.withdrawn_at(LogIndex(index)))
         .map(|state| (id, state)))
+}
+
+/// The records of `origin` this node holds that `audience` (the origin's
+/// new audience, at `index`) no longer lets it see, each with its state
+/// withdrawn at `index`: this node is honest about itself, and drops what
+/// the origin no longer shares with it, as for a narrowed record.
+fn no_longer_for_us(
+    node: &Node,
+    origin: &str,
+    index: u64,
+    audience: &AudienceView,
+    touched: &HashMap<String, RecordState>,
+    batch: &HashMap<String, (i32, Vec<String>)>,
+) -> Result<Vec<(String, RecordState)>, SyncError> {
+    let store = node.store();
+    let us = Viewer::peer(
+        node.node_id().clone(),
+        Grants::of(origin, Some(audience), node.node_id().as_str(), false),
+    );
+    let mut held: Vec<(String, RecordState)> = touched
+        .iter()
+        .map(|(id, state)| (id.clone(), *state))
+        .collect();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.list_records(origin, after.as_deref(), BATCH)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        held.extend(page.into_iter().filter(|(id, _)| !touched.contains_key(id)));
+    }
+    let mut withdrawn = Vec::new();
+    for (id, state) in held {
+        let Some(withdrawn_state) = state.withdrawn_at(LogIndex(index)) else {
+            continue;
+        };
+        let may_see = match batch.get(&id) {
+            Some((visibility, groups)) => us.may_see_audience(origin, *visibility, groups),
+            None => match store.entry(origin, state.log_index)? {
+                Some(StoredEntry::Signed(envelope)) => {
+                    let (delivery, _) = crate::visibility::pull_delivery(&us, &envelope.payload)
+                        .map_err(|e| StoreError::Corrupt {
+                            tree: crate::store::tree::LOG,
+                            detail: format!("{origin} entry {}: {e}", state.log_index.get()),
+                        })?;
+                    delivery == crate::visibility::Delivery::Envelope
+                }
+                // Held as digests only: nothing of it to withdraw.
+                _ => true,
+            },
+        };
+        if !may_see {
+            withdrawn.push((id, withdrawn_state));
+        }
+    }
+    Ok(withdrawn)
 }
 
 fn describe(item: &PullItem) -> &'static str {
@@ -738,6 +837,171 @@ pub(super) async fn pull_origin(
         Some(e) => Err(e),
         None => Ok(applied),
     }
+}
+
+/// Asks `peer` again for the entries of `origin` below `upto` (the
+/// position of an audience that grants this node more than it held) and
+/// puts each that now comes whole in place of the digests held for it
+/// ([`refill_batch`]). Returns how many records came back, and whether the
+/// peer holds the audience (its checkpoint covers `upto`): only then is
+/// the refill done, since a peer that lacks it still serves digests.
+pub(super) async fn refill_origin(
+    node: &Arc<Node>,
+    client: &dyn FederationPeer,
+    peer: &str,
+    origin: &str,
+    upto: u64,
+    idle: Duration,
+) -> Result<(u64, bool), SyncError> {
+    let chain = origin_chain(node, origin)?;
+    let mut stream = within(peer, idle, client.pull(origin, 0, 0)).await??;
+    let mut covers = false;
+    let mut restored = 0;
+    let mut batch: Vec<PullItem> = Vec::new();
+    let mut bytes = 0;
+    let bounds = Bounds::new(peer, origin);
+    while let Some(next) = within(peer, idle, stream.next()).await? {
+        let item = next?;
+        let size = item_bounds(&item).map_err(|message| bounds.overrun(item.index, message))?;
+        match &item.item {
+            Some(pull_item::Item::Checkpoint(envelope)) => {
+                let checkpoint =
+                    chain
+                        .open_checkpoint(envelope)
+                        .map_err(|source| SyncError::Checkpoint {
+                            origin: origin.to_owned(),
+                            source,
+                        })?;
+                covers = checkpoint.size > upto;
+                continue;
+            }
+            Some(pull_item::Item::Entry(_)) if item.index < upto => {}
+            Some(pull_item::Item::Entry(_)) | Some(pull_item::Item::Redacted(_))
+                if item.index >= upto =>
+            {
+                break
+            }
+            _ => continue,
+        }
+        bytes += size;
+        batch.push(item);
+        if batch.len() >= BATCH || bytes >= MAX_BATCH_BYTES {
+            let items = std::mem::take(&mut batch);
+            bytes = 0;
+            restored += refill_blocking(node, &chain, origin, items).await?;
+        }
+    }
+    if !batch.is_empty() {
+        restored += refill_blocking(node, &chain, origin, batch).await?;
+    }
+    Ok((restored, covers))
+}
+
+async fn refill_blocking(
+    node: &Arc<Node>,
+    chain: &Arc<KeyChain>,
+    origin: &str,
+    items: Vec<PullItem>,
+) -> Result<u64, SyncError> {
+    let (n, c, o) = (node.clone(), chain.clone(), origin.to_owned());
+    tokio::task::spawn_blocking(move || refill_batch(&n, &c, &o, items))
+        .await
+        .map_err(|e| join_error(origin, e))?
+}
+
+/// One batch of a refill: each whole entry, verified against the origin's
+/// keys at its position, that hashes to the digests held at its position
+/// replaces them (the log and its tree do not change), and its record
+/// becomes the current state when it is newer than what is held, or when
+/// what is held is this very version withdrawn (by digests at this
+/// position, or by an earlier audience). Anything else is ignored: a relay
+/// cannot make this node hold what the origin did not sign there.
+pub fn refill_batch(
+    node: &Node,
+    chain: &KeyChain,
+    origin: &str,
+    items: Vec<PullItem>,
+) -> Result<u64, SyncError> {
+    let checked = check_batch(chain, items);
+    let store = node.store();
+    let mut replaced = Vec::new();
+    let mut restored: HashMap<String, (RecordState, Hash, crate::proto::DatasetRecord)> =
+        HashMap::new();
+    let CheckedBatch { items, mut opened } = checked;
+    for (i, item) in items.into_iter().enumerate() {
+        let Some(pull_item::Item::Entry(envelope)) = item.item else {
+            continue;
+        };
+        let index = item.index;
+        let Some(Ok(entry)) = opened.remove(&i) else {
+            continue;
+        };
+        let Some(Body::Record(record)) = entry.body else {
+            continue;
+        };
+        if entry.index != index || crate::record::validate(&record).is_err() {
+            continue;
+        }
+        let subject = log::subject_digest(origin, &record.id);
+        let payload = log::payload_digest(&envelope.payload);
+        match store.entry(origin, LogIndex(index))? {
+            Some(StoredEntry::Redacted {
+                subject: held_subject,
+                payload: held_payload,
+            }) if held_subject == subject && held_payload == payload => {
+                replaced.push((index, StoredEntry::Signed(envelope).encode()));
+            }
+            Some(StoredEntry::Signed(held)) if held.payload == envelope.payload => {}
+            _ => continue,
+        }
+        let state = RecordState {
+            version: record.version,
+            log_index: LogIndex(index),
+            deleted: record.deleted,
+        };
+        let current = match restored.get(&record.id) {
+            Some((state, _, _)) => Some(*state),
+            None => store.record_state(origin, &record.id)?,
+        };
+        let takes = match current {
+            None => true,
+            Some(held) if held.log_index < LogIndex(index) => held.version < record.version,
+            // Withdrawn by these very digests.
+            Some(held) if held.log_index == LogIndex(index) => held.deleted,
+            // This version, withdrawn by an audience that a later one undid.
+            Some(held) => {
+                held.deleted
+                    && held.version == record.version
+                    && matches!(
+                        store.entry(origin, held.log_index)?,
+                        Some(StoredEntry::Signed(e)) if e.payload_type == crate::sign::AUDIENCE_TYPE
+                    )
+            }
+        };
+        if takes {
+            restored.insert(record.id.clone(), (state, subject, record));
+        }
+    }
+    if replaced.is_empty() && restored.is_empty() {
+        return Ok(0);
+    }
+    let states: Vec<(String, RecordState, Hash)> = restored
+        .iter()
+        .map(|(id, (state, subject, _))| (id.clone(), *state, *subject))
+        .collect();
+    store.refill(origin, &replaced, &states)?;
+    store.flush()?;
+    let records: Vec<crate::proto::DatasetRecord> = restored
+        .into_values()
+        .filter(|(state, _, _)| !state.deleted)
+        .map(|(_, _, record)| record)
+        .collect();
+    let count = records.len() as u64;
+    node.index_records(records).map_err(|e| SyncError::Worker {
+        origin: origin.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok(count)
 }
 
 fn join_error(origin: &str, e: tokio::task::JoinError) -> SyncError {

@@ -154,7 +154,8 @@ type Tamper = Box<dyn Fn(&mut Vec<PullItem>) + Send + Sync>;
 struct Served {
     claims: String,
     source: Arc<Node>,
-    viewer: Viewer,
+    /// Who pulls: served what `source` grants it, as the server does.
+    receiver: crate::ids::NodeId,
     /// Log size to announce instead of the checkpoint's.
     head: Option<u64>,
     tamper: Tamper,
@@ -169,19 +170,10 @@ impl Served {
     /// Peer `claims` serving what `source` holds, as `source` would serve it
     /// to `receiver`, rewritten by `tamper`.
     fn relay(claims: &str, source: &Arc<Node>, receiver: &str, tamper: Tamper) -> Self {
-        let groups = source
-            .trust()
-            .get(receiver)
-            .unwrap()
-            .map(|p| p.groups)
-            .unwrap_or_default();
         Self {
             claims: claims.to_owned(),
             source: source.clone(),
-            viewer: Viewer::Peer {
-                node: receiver.parse().unwrap(),
-                groups,
-            },
+            receiver: receiver.parse().unwrap(),
             head: None,
             tamper,
         }
@@ -225,9 +217,13 @@ impl FederationPeer for Served {
             0 => BATCH,
             n => n as usize,
         };
+        let viewer = self
+            .source
+            .peer_viewer(&self.receiver)
+            .expect("the source's audiences");
         let mut from = after_index;
         while from < size {
-            let batch = serve_batch(&self.source, &self.viewer, origin, from, size, per_batch)?;
+            let batch = serve_batch(&self.source, &viewer, origin, from, size, per_batch)?;
             from = batch.last().map(|proof| proof.index).unwrap_or(size);
             items.extend(batch);
         }
@@ -1044,10 +1040,7 @@ async fn a_narrowed_then_withdrawn_record_leaves_the_replicas() {
     );
 
     // `here` relays v1 to nobody: entry 2 of polar's log goes out as digests.
-    let uni = Viewer::Peer {
-        node: UNI.parse().unwrap(),
-        groups: vec![],
-    };
+    let uni = fed.here.peer_viewer(&UNI.parse().unwrap()).unwrap();
     assert_eq!(served_as(&fed.here, &uni, POLAR, 2), "digests");
     assert_eq!(served_as(&fed.here, &uni, POLAR, 1), "entry");
 
@@ -1094,10 +1087,7 @@ async fn only_the_current_version_is_served_whole() {
     let fed = federation();
     import(&fed.polar, 1, 1);
     narrow(&fed.polar, "PDC-1", "federation");
-    let viewer = Viewer::Peer {
-        node: HERE.parse().unwrap(),
-        groups: vec![],
-    };
+    let viewer = fed.polar.peer_viewer(&HERE.parse().unwrap()).unwrap();
     assert_eq!(served_as(&fed.polar, &viewer, POLAR, 1), "digests");
     assert_eq!(served_as(&fed.polar, &viewer, POLAR, 2), "entry");
     let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
@@ -1827,14 +1817,17 @@ async fn a_restored_node_takes_its_own_log_back_before_it_signs_again() {
     let reports = sync.round(true).await;
     assert!(reports.iter().all(|r| r.ok), "{reports:?}");
     assert!(!restored.recovering());
+    // Its first own entry after the recovery is the audience its trust
+    // store says (the fixture pins peers without publishing one), then the
+    // new record.
     let outcome = restored
         .import_lines(1, &[line("PDC-new", "After", "public")])
         .unwrap();
-    assert_eq!(outcome.log_size, published + 1);
-    // uni takes the new entry: the log it holds is a prefix of this one.
+    assert_eq!(outcome.log_size, published + 2);
+    // uni takes the new entries: the log it holds is a prefix of this one.
     let report = round_with(&uni_sync, POLAR, Served::honest(&restored, UNI)).await;
     assert!(report.ok, "{report:?}");
-    assert_eq!(fed.uni.store().log_size(POLAR).unwrap(), published + 1);
+    assert_eq!(fed.uni.store().log_size(POLAR).unwrap(), published + 2);
     assert!(!fed.uni.store().is_frozen(POLAR).unwrap());
 }
 
@@ -2113,10 +2106,7 @@ async fn a_revocation_pulled_after_the_entries_quarantines_them_at_the_replica()
     fed.here.catch_up_index(&mut |_| {}).unwrap();
     assert_eq!(fed.here.index().doc_count(), 2, "dropped from the index");
     // Relayed as digests only.
-    let peer = Viewer::Peer {
-        node: UNI.parse().unwrap(),
-        groups: Vec::new(),
-    };
+    let peer = fed.here.peer_viewer(&UNI.parse().unwrap()).unwrap();
     let size = fed.here.store().log_size(POLAR).unwrap();
     let items = serve_entries(&fed.here, &peer, POLAR, from, size, 100).unwrap();
     assert!(items[..2]
@@ -2132,4 +2122,110 @@ async fn a_revocation_pulled_after_the_entries_quarantines_them_at_the_replica()
     fed.here.catch_up_index(&mut |_| {}).unwrap();
     assert_eq!(fed.here.index().doc_count(), 4);
     all_entries_verify(&fed.here, POLAR);
+}
+
+/// Issue 11 item 6: the origin's audience decides, and its changes reach
+/// the holder within a round. Added to the group, `here` gets whole what it
+/// held as digests (a refill); taken out again, it withdraws the record
+/// from reads and search; and a relay that pins `here` in the group does
+/// not widen it.
+#[tokio::test]
+async fn an_audience_that_adds_then_removes_this_node_refills_then_withdraws() {
+    let fed = federation();
+    // `uni` is in polar-consortium by polar's audience; `here` is not.
+    fed.polar.publish_audience().unwrap().expect("an audience");
+    import(&fed.polar, 1, 2);
+    narrow(&fed.polar, "PDC-1", "groups");
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"));
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
+
+    // A relay whose operator places `here` in the group serves it digests.
+    fed.uni
+        .trust()
+        .set_groups(HERE, &["polar-consortium".into()])
+        .unwrap();
+    let at_uni = Replicator::new(fed.uni.clone(), no_dialing());
+    let report = round_with(&at_uni, POLAR, Served::honest(&fed.polar, UNI)).await;
+    assert!(report.ok, "{report:?}");
+    let widened = fed.uni.peer_viewer(&HERE.parse().unwrap()).unwrap();
+    // Entry 4 is PDC-1 v2 (0: key set, 1: audience, 2 and 3: the import).
+    assert_eq!(served_as(&fed.uni, &widened, POLAR, 4), "digests");
+    assert_eq!(served_as(&fed.uni, &widened, POLAR, 3), "entry");
+
+    // Added by the origin: one round brings the record whole.
+    fed.polar
+        .trust()
+        .set_groups(HERE, &["polar-consortium".into()])
+        .unwrap();
+    fed.polar
+        .publish_audience()
+        .unwrap()
+        .expect("a new audience");
+    assert!(fed.polar.publish_audience().unwrap().is_none(), "coalesced");
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "refilled");
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
+    assert_eq!(fed.here.store().refill_due(POLAR).unwrap(), None);
+
+    // Removed by the origin: one round withdraws it.
+    fed.polar.trust().set_groups(HERE, &[]).unwrap();
+    fed.polar
+        .publish_audience()
+        .unwrap()
+        .expect("a narrower audience");
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "withdrawn");
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
+    fed.here.rebuild_index(&mut |_| {}).unwrap();
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
+    let report = crate::fsck::check(&fed.here).unwrap();
+    assert!(report.clean(), "{:?}", report.findings);
+}
+
+/// An audience signed by a key the origin later revokes from before it is
+/// quarantined like a record: holders go back to the audience before it,
+/// so a thief's audience cannot widen a group past the revocation.
+#[tokio::test]
+async fn an_audience_signed_by_a_revoked_key_no_longer_counts() {
+    let fed = federation();
+    fed.polar.publish_audience().unwrap().expect("an audience");
+    let from = fed.polar.store().log_size(POLAR).unwrap();
+    // The leaked key publishes an audience that places `here` in the group.
+    fed.polar
+        .trust()
+        .set_groups(HERE, &["polar-consortium".into()])
+        .unwrap();
+    fed.polar
+        .publish_audience()
+        .unwrap()
+        .expect("the thief's audience");
+    // The operator's trust store never said so.
+    fed.polar.trust().set_groups(HERE, &[]).unwrap();
+    assert_honest_retry(&fed).await;
+    let here_in_group = |node: &Node| {
+        node.peer_viewer(&HERE.parse().unwrap())
+            .unwrap()
+            .may_see_audience(
+                POLAR,
+                crate::proto::Visibility::Groups as i32,
+                &["polar-consortium".into()],
+            )
+    };
+    assert!(here_in_group(&fed.polar));
+    assert!(here_in_group(&fed.here), "before the revocation");
+
+    let leaked = fed.polar.key().key_id().clone();
+    fed.polar
+        .revoke_key(Vec::new(), leaked, from, "leaked".into(), 30)
+        .unwrap();
+    assert_honest_retry(&fed).await;
+    assert!(
+        !here_in_group(&fed.here),
+        "the revoked key's audience is quarantined"
+    );
+    assert!(!here_in_group(&fed.polar));
 }

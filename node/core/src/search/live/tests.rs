@@ -71,10 +71,7 @@ fn the_plan_asks_each_other_active_origin_with_one_replica_holder_to_hedge_to() 
 
 #[test]
 fn a_claim_narrows_what_the_pin_allows_and_never_widens_it() {
-    let pinned = Viewer::Peer {
-        node: NodeId::parse("a").unwrap(),
-        groups: vec!["polar".into()],
-    };
+    let pinned = Viewer::peer_of("a", "polar", &["polar"]);
     assert_eq!(
         forwarded_viewer(pinned.clone(), OnBehalfOf::Node),
         pinned.clone()

@@ -1,0 +1,177 @@
+//! The audiences a node keeps: its own, published from its trust store
+//! whenever the trust store changes what it says, and the latest one of
+//! every other origin it holds, read from that origin's log. The rule that
+//! reads them is `crate::visibility`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{Node, NodeError};
+use crate::ids::{LogIndex, NodeId};
+use crate::log::{StoredEntry, UnsignedEntry};
+use crate::proto::{log_entry::Body, Audience};
+use crate::store::{tree, StoreError};
+use crate::trust::PeerState;
+use crate::visibility::{self, AudienceView, Grants, Viewer};
+
+/// The audience chosen per origin, with the latest audience position and
+/// the number of the origin's revocations it was chosen at.
+pub(crate) type Cache = HashMap<String, (u64, usize, Option<Arc<AudienceView>>)>;
+
+impl Node {
+    /// Appends this node's audience to its own log when its trust store
+    /// says something else than the latest one published: at start and
+    /// after every change of a peer's state or groups. Nothing is appended
+    /// when the change does not alter the audience (a suspended peer
+    /// resumed before anyone noticed, the same groups set again), so a
+    /// burst of operator changes costs one entry per distinct audience.
+    pub fn publish_audience(&self) -> Result<Option<u64>, NodeError> {
+        if self.recovering() {
+            // Appends wait until the node holds its own log again.
+            return Ok(None);
+        }
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let peers = self.trust.active()?;
+        let audience = visibility::audience_of(
+            self.node_id().as_str(),
+            peers
+                .iter()
+                .map(|p| (p.node_id.as_str(), p.groups.as_slice())),
+        )?;
+        // Compared with the audience in force (not one a revoked key
+        // signed), so a revocation is followed by the genuine audience.
+        let derived = AudienceView::check(self.node_id().as_str(), &audience)?;
+        match self.audience(self.node_id().as_str())? {
+            Some(in_force) if *in_force == derived => return Ok(None),
+            // No peer can pull a node that pins none, so nobody holds its
+            // records to enforce an audience for: the first one is
+            // published with the first peer.
+            None if audience.roster.is_empty()
+                && self
+                    .store
+                    .latest_audience_position(self.node_id().as_str())?
+                    .is_none() =>
+            {
+                return Ok(None)
+            }
+            _ => {}
+        }
+        let summary = format!(
+            "roster [{}], groups [{}]",
+            audience.roster.join(","),
+            audience
+                .groups
+                .iter()
+                .map(|g| format!("{}: {}", g.name, g.members.join(" ")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        let appender = self.store.appender(self.node_id())?;
+        let index = appender.next_index();
+        self.append_own(appender, vec![UnsignedEntry::audience(audience)])?;
+        self.trust.record(
+            "audience",
+            self.node_id(),
+            &format!("published at log index {index}: {summary}"),
+        )?;
+        Ok(Some(index))
+    }
+
+    /// The latest audience of `origin` held here, checked; `None` when the
+    /// origin has published none (a log written before audiences). An
+    /// audience signed by a key the origin revoked from before its position
+    /// is quarantined like a record (`crate::quarantine`): the latest one
+    /// before it counts.
+    pub fn audience(&self, origin: &str) -> Result<Option<Arc<AudienceView>>, NodeError> {
+        let Some(latest) = self.store.latest_audience_position(origin)? else {
+            return Ok(None);
+        };
+        let revoking = match self.origin_keys(origin) {
+            Ok(chain) => chain.filter(|chain| !chain.revocations().is_empty()),
+            // A chain that does not verify is sync's to report.
+            Err(_) => None,
+        };
+        let revocations = revoking.as_ref().map_or(0, |c| c.revocations().len());
+        if let Some((at, seen, view)) = self
+            .audiences
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(origin)
+        {
+            if *at == latest && *seen == revocations {
+                return Ok(view.clone());
+            }
+        }
+        let mut chosen = None;
+        for index in self.store.audience_positions(origin)? {
+            if let Some(chain) = &revoking {
+                if let Some(StoredEntry::Signed(envelope)) =
+                    self.store.entry(origin, LogIndex(index))?
+                {
+                    if chain.quarantines(index, &envelope).is_some() {
+                        continue;
+                    }
+                }
+            }
+            chosen = Some(index);
+            break;
+        }
+        let view = match chosen {
+            Some(index) => Some(self.checked_audience(origin, index)?),
+            None => None,
+        };
+        self.audiences
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(origin.to_owned(), (latest, revocations, view.clone()));
+        Ok(view)
+    }
+
+    fn checked_audience(&self, origin: &str, index: u64) -> Result<Arc<AudienceView>, NodeError> {
+        let audience = read_audience(self, origin, index)?;
+        let view =
+            Arc::new(
+                AudienceView::check(origin, &audience).map_err(|e| StoreError::Corrupt {
+                    tree: tree::LOG,
+                    detail: format!("{origin} entry {index}: {e}"),
+                })?,
+            );
+        Ok(view)
+    }
+
+    /// What pinned peer `peer` may see of every origin held here, by each
+    /// origin's latest audience (`visibility::Grants`). An origin with no
+    /// audience yet falls back to this node's pin for FEDERATION, and to
+    /// nobody for GROUPS.
+    pub fn peer_viewer(&self, peer: &NodeId) -> Result<Viewer, NodeError> {
+        let pinned = matches!(
+            self.trust.get(peer.as_str())?,
+            Some(p) if p.state == PeerState::Active
+        );
+        let mut grants = Grants::default();
+        for (origin, _) in self.store.origins()? {
+            let audience = self.audience(&origin)?;
+            grants.add(&origin, audience.as_deref(), peer.as_str(), pinned);
+        }
+        Ok(Viewer::peer(peer.clone(), grants))
+    }
+}
+
+/// The audience entry at `index` of `origin`'s log (verified when stored).
+fn read_audience(node: &Node, origin: &str, index: u64) -> Result<Audience, NodeError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        tree: tree::LOG,
+        detail: format!("{origin} entry {index}: {detail}"),
+    };
+    let entry = match node.store.entry(origin, LogIndex(index))? {
+        Some(entry @ StoredEntry::Signed(_)) => entry,
+        _ => return Err(corrupt("not a stored audience".into()).into()),
+    };
+    match entry.entry().map_err(|e| corrupt(e.to_string()))? {
+        Some(crate::proto::LogEntry {
+            body: Some(Body::Audience(audience)),
+            ..
+        }) => Ok(audience),
+        _ => Err(corrupt("not an audience".into()).into()),
+    }
+}
