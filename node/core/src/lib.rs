@@ -26,6 +26,7 @@
 //! | [`indexer`] | keeps the index in step with the store |
 //! | [`search`] | answers a search with its completeness report |
 //! | [`sync`] | replication: pull, verify, apply, serve (§7) |
+//! | [`witness`] | cosigned checkpoints, their comparison between peers, evidence of equivocation (§4–§5) |
 //! | [`oai`] | what the OAI-PMH provider lists: order, datestamps, sets, deleted records |
 
 /// The wire types, generated from `proto/` (re-exported from `meridian-proto`).
@@ -59,3 +60,4 @@ pub mod sync;
 mod test_support;
 pub mod trust;
 pub mod visibility;
+pub mod witness;

@@ -44,6 +44,8 @@ pub async fn run(data_dir: &Path, command: PeersCommand) -> Result<()> {
                     "rejected": p.rejected, "last_error": p.last_error, "endpoint": p.endpoint,
                     "groups": p.groups, "stale": !p.keys_expired.is_empty(),
                     "keys_expired": p.keys_expired, "quarantined": p.quarantined,
+                    "frozen": p.frozen, "frozen_reason": p.frozen_reason,
+                    "evidence": p.evidence, "cosigners": p.cosigners,
                 }),
             )?;
         } else {
@@ -63,6 +65,17 @@ pub async fn run(data_dir: &Path, command: PeersCommand) -> Result<()> {
                 p.rejected,
                 {
                     let mut notes = Vec::new();
+                    if p.frozen {
+                        notes.push(format!(
+                            "FROZEN: {}{}",
+                            p.frozen_reason,
+                            if p.evidence {
+                                format!(" (`meridian evidence export {}`)", p.node_id)
+                            } else {
+                                String::new()
+                            }
+                        ));
+                    }
                     if !p.keys_expired.is_empty() {
                         notes.push(format!("STALE: key set expired {}", p.keys_expired));
                     }

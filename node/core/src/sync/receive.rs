@@ -142,7 +142,7 @@ pub fn begin_ingest(
 
 /// The key chain an origin's entries must verify against: this node's
 /// own, or the one stored for an active peer, verified from its pinned root.
-fn origin_chain(node: &Node, origin: &str) -> Result<Arc<KeyChain>, SyncError> {
+pub(crate) fn origin_chain(node: &Node, origin: &str) -> Result<Arc<KeyChain>, SyncError> {
     if origin == node.node_id() {
         return Ok(node.own_chain());
     }
