@@ -31,3 +31,4 @@ mod search_page;
 mod stall;
 mod support;
 mod tutorial;
+mod witness;
