@@ -108,6 +108,23 @@ pub fn begin_ingest(
     if cp.size <= ours {
         let root = node.store().log_root(origin, cp.size)?;
         if root.as_slice() != cp.root.as_slice() {
+            // Against the checkpoint held here, the conflict is provable
+            // offline: kept as evidence (`crate::witness`).
+            let witnessed = crate::proto::WitnessedCheckpoint {
+                checkpoint: Some(checkpoint.clone()),
+                origin: origin.to_owned(),
+                ..Default::default()
+            };
+            if let Ok(crate::witness::Seen::Equivocation(message)) =
+                crate::witness::check(node, "a pull", origin, &witnessed)
+            {
+                return Err(SyncError::Equivocation {
+                    origin: origin.to_owned(),
+                    message,
+                });
+            }
+            // Beyond the checkpoint held here (entries of a pull not yet
+            // finished): frozen, without an offline proof.
             let message = format!(
                 "checkpoint of size {} disagrees with the log held here",
                 cp.size

@@ -816,7 +816,7 @@ async fn a_second_checkpoint_that_disagrees_is_equivocation() {
     relay.head = Some(held + 1);
     let report = round_with(&fed.sync, UNI, relay).await;
     let message = format!(
-        "checkpoint of size {} disagrees with the log held here",
+        "the signed checkpoint of size {} is not a prefix of the signed checkpoint of size {held} (seen through a pull)",
         held - 1
     );
     let expected = SyncError::Equivocation {
@@ -833,6 +833,21 @@ async fn a_second_checkpoint_that_disagrees_is_equivocation() {
     assert_eq!(evidence, second);
     assert_eq!(fed.here.store().checkpoint(POLAR).unwrap().unwrap(), first);
     assert_eq!(fed.here.store().log_size(POLAR).unwrap(), held);
+    // The evidence file proves it with nothing else.
+    let file = fed
+        .here
+        .store()
+        .evidence(POLAR)
+        .unwrap()
+        .expect("evidence kept");
+    let proven = crate::witness::verify(&file).unwrap();
+    assert_eq!(
+        proven.conflict,
+        crate::witness::Conflict::NotAPrefix {
+            smaller: held - 1,
+            larger: held
+        }
+    );
 
     import(&fed.polar, 5, 1);
     let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
@@ -2132,4 +2147,122 @@ async fn a_revocation_pulled_after_the_entries_quarantines_them_at_the_replica()
     fed.here.catch_up_index(&mut |_| {}).unwrap();
     assert_eq!(fed.here.index().doc_count(), 4);
     all_entries_verify(&fed.here, POLAR);
+}
+
+/// Witnessing between two nodes: the same checkpoint, a newer one with its
+/// proof, a proof that does not hold (the peer's fault: nothing frozen),
+/// and a signed larger tree that does not extend the log held here (the
+/// origin's equivocation: frozen, with evidence that verifies alone).
+#[tokio::test]
+async fn witnessed_checkpoints_are_told_apart_from_forks() {
+    use crate::proto::{OriginHead, WitnessRequest};
+    use crate::witness::{self, Seen};
+    let fed = federation();
+    import(&fed.polar, 1, 4);
+    assert_honest_retry(&fed).await;
+    let held = fed.here.store().log_size(POLAR).unwrap();
+    let ask = |size: u64| WitnessRequest {
+        held: vec![OriginHead {
+            origin: POLAR.into(),
+            size,
+        }],
+    };
+
+    // The origin answers with the checkpoint held here, cosigned.
+    let answer = witness::answer(&fed.polar, &ask(held)).unwrap();
+    let same = &answer.checkpoints[0];
+    assert!(same.consistency.is_empty() && same.prefix_root.is_empty());
+    assert_eq!(
+        witness::check(&fed.here, POLAR, POLAR, same).unwrap(),
+        Seen::Consistent
+    );
+    let chain = fed.here.origin_keys(POLAR).unwrap().unwrap();
+    let cosigned =
+        witness::open_cosignature(&chain, POLAR, same.cosignature.as_ref().unwrap()).unwrap();
+    assert_eq!((cosigned.origin.as_str(), cosigned.size), (POLAR, held));
+    assert!(witness::open_cosignature(&chain, UNI, same.cosignature.as_ref().unwrap()).is_none());
+
+    // A newer checkpoint comes with the proof from the size held here.
+    import(&fed.polar, 5, 3);
+    let answer = witness::answer(&fed.polar, &ask(held)).unwrap();
+    let newer = answer.checkpoints[0].clone();
+    assert!(!newer.consistency.is_empty());
+    assert_eq!(
+        witness::check(&fed.here, POLAR, POLAR, &newer).unwrap(),
+        Seen::Newer
+    );
+
+    // A proof that does not lead from the root held here to it blames the
+    // peer that sent it; the origin is not frozen.
+    let mut bogus = newer.clone();
+    bogus.prefix_root = vec![9; 32];
+    assert!(matches!(
+        witness::check(&fed.here, UNI, POLAR, &bogus),
+        Err(SyncError::Unproven { .. })
+    ));
+    let mut no_proof = newer.clone();
+    no_proof.prefix_root.clear();
+    assert!(witness::check(&fed.here, UNI, POLAR, &no_proof).is_err());
+    assert!(!fed.here.store().is_frozen(POLAR).unwrap());
+
+    // The origin signs a larger tree that shares only entry 0 with the log
+    // held here, and a relay passes it on with an honest proof of that tree.
+    let leaves = (0..held + 2).map(|i| {
+        if i == 0 {
+            fed.here.store().log_root(POLAR, 1).unwrap()
+        } else {
+            crate::merkle::leaf_hash(format!("forked {i}").as_bytes())
+        }
+    });
+    let tree = crate::merkle::MemoryTree::from_leaves(leaves);
+    let forked = log::sign_checkpoint(&fed.polar.key(), POLAR, held + 2, tree.root());
+    let fork = crate::proto::WitnessedCheckpoint {
+        checkpoint: Some(forked),
+        prefix_root: crate::merkle::root(&tree, held).unwrap().to_vec(),
+        consistency: crate::merkle::consistency_proof(&tree, held, held + 2)
+            .unwrap()
+            .iter()
+            .map(|h| h.to_vec())
+            .collect(),
+        cosignature: None,
+        origin: POLAR.into(),
+    };
+    let seen = witness::check(&fed.here, UNI, POLAR, &fork).unwrap();
+    assert!(
+        matches!(&seen, Seen::Equivocation(reason) if reason.contains("through uni")),
+        "{seen:?}"
+    );
+    assert!(fed.here.store().is_frozen(POLAR).unwrap());
+    let file = fed.here.store().evidence(POLAR).unwrap().unwrap();
+    assert_eq!(
+        witness::verify(&file).unwrap().conflict,
+        witness::Conflict::NotAPrefix {
+            smaller: held,
+            larger: held + 2
+        }
+    );
+    // A frozen origin is neither announced nor witnessed any more.
+    assert!(witness::answer(&fed.here, &ask(1))
+        .unwrap()
+        .checkpoints
+        .is_empty());
+    assert!(witness::request(&fed.here).unwrap().held.is_empty());
+}
+
+#[test]
+fn a_witness_request_over_its_bound_is_refused_before_any_work() {
+    let fed = federation();
+    let request = crate::proto::WitnessRequest {
+        held: vec![
+            crate::proto::OriginHead {
+                origin: POLAR.into(),
+                size: 1
+            };
+            crate::witness::MAX_WITNESS_ORIGINS + 1
+        ],
+    };
+    assert!(matches!(
+        crate::witness::answer(&fed.here, &request),
+        Err(SyncError::TooLarge { .. })
+    ));
 }
