@@ -30,7 +30,7 @@ pub mod tree {
     pub const CHECKPOINTS: &str = "checkpoint_by_origin_v1";
     pub const FROZEN: &str = "frozen_origins_v1";
     /// Offline-verifiable evidence of equivocation by origin: the JSON of
-    /// `crate::witness::Evidence`, kept with the freeze it caused.
+    /// `crate::sync::witness::Evidence`, kept with the freeze it caused.
     pub const EVIDENCE: &str = "evidence_by_origin_v1";
     pub const PEERS: &str = "peers_by_node_v1";
     pub const AUDIT: &str = "audit_by_seq_v1";

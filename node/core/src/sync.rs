@@ -22,6 +22,7 @@ use prost::Message as _;
 
 pub(crate) mod receive;
 pub(crate) mod serve;
+pub mod witness;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::pin::Pin;
@@ -217,7 +218,7 @@ pub trait FederationPeer: Send + Sync {
     /// the audience the request claims (see [`crate::search::live`]).
     async fn search(&self, request: PeerSearchRequest) -> Result<PeerSearchResponse, SyncError>;
     /// The peer's newest checkpoints of the origins asked about, with
-    /// consistency proofs and its cosignatures ([`crate::witness`]). A peer
+    /// consistency proofs and its cosignatures ([`witness`]). A peer
     /// that does not witness answers nothing.
     async fn witness(
         &self,
@@ -351,7 +352,7 @@ pub struct Replicator {
     /// a live search may ask for an origin that does not answer itself.
     holdings: Mutex<BTreeMap<String, BTreeSet<String>>>,
     /// Witnesses that cosigned the newest checkpoint held of each origin.
-    cosigners: crate::witness::Cosigners,
+    cosigners: witness::Cosigners,
 }
 
 impl Replicator {
@@ -369,7 +370,7 @@ impl Replicator {
             batch_asks: Mutex::default(),
             heads: Mutex::default(),
             holdings: Mutex::default(),
-            cosigners: crate::witness::Cosigners::default(),
+            cosigners: witness::Cosigners::default(),
         })
     }
 
@@ -391,7 +392,7 @@ impl Replicator {
 
     /// Asks each peer that answered this round for its newest checkpoints
     /// of the origins held here and compares them with ours
-    /// ([`crate::witness::check`]): a conflict freezes the origin with its
+    /// ([`witness::check`]): a conflict freezes the origin with its
     /// evidence. Each answer is bounded (count, sizes) before any work;
     /// a peer that stalls is given up after the idle timeout. Returns, per
     /// peer, what it sent that could not be checked or that conflicted.
@@ -420,7 +421,7 @@ impl Replicator {
 
     async fn witness_with(&self, peer: &str, client: &dyn FederationPeer) -> Vec<String> {
         let node = self.node.clone();
-        let request = match crate::witness::request(&node) {
+        let request = match witness::request(&node) {
             Ok(request) if !request.held.is_empty() => request,
             Ok(_) => return Vec::new(),
             Err(e) => return vec![e.to_string()],
@@ -440,7 +441,7 @@ impl Replicator {
                 asked.len()
             )];
         }
-        let witness_chain = receive::origin_chain(&node, peer).ok();
+        let witness_chain = origin_chain(&node, peer).ok();
         let mut problems = Vec::new();
         let mut seen = BTreeSet::new();
         for item in answer.checkpoints {
@@ -461,10 +462,9 @@ impl Replicator {
             }
             let (n, p, o, checked) = (node.clone(), peer.to_owned(), origin.clone(), item.clone());
             let verdict =
-                tokio::task::spawn_blocking(move || crate::witness::check(&n, &p, &o, &checked))
-                    .await;
+                tokio::task::spawn_blocking(move || witness::check(&n, &p, &o, &checked)).await;
             match verdict {
-                Ok(Ok(crate::witness::Seen::Equivocation(reason))) => {
+                Ok(Ok(witness::Seen::Equivocation(reason))) => {
                     tracing::error!(origin = %origin, via = peer, reason = %reason, "origin frozen");
                     problems.push(format!("{origin}: equivocation: {reason}; origin frozen"));
                 }
@@ -474,8 +474,7 @@ impl Replicator {
                     else {
                         continue;
                     };
-                    let Some(cosigned) = crate::witness::open_cosignature(chain, peer, cosignature)
-                    else {
+                    let Some(cosigned) = witness::open_cosignature(chain, peer, cosignature) else {
                         continue;
                     };
                     let Ok(checkpoint) =
@@ -1326,3 +1325,31 @@ fn jitter(max: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests;
+
+/// The key chain an origin's entries must verify against: this node's
+/// own, or the one stored for an active peer, verified from its pinned root.
+pub(crate) fn origin_chain(
+    node: &Node,
+    origin: &str,
+) -> Result<Arc<crate::keyset::KeyChain>, SyncError> {
+    if origin == node.node_id() {
+        return Ok(node.own_chain());
+    }
+    match node.trust().get(origin)? {
+        Some(peer) if peer.state == PeerState::Active => node
+            .peer_chain(origin, &peer.pinned_root()?)
+            .map_err(|e| match e {
+                crate::node::NodeError::Sign(source) => SyncError::Verify {
+                    origin: origin.to_owned(),
+                    index: 0,
+                    source,
+                },
+                crate::node::NodeError::Store(e) => SyncError::Store(e),
+                other => SyncError::Worker {
+                    origin: origin.to_owned(),
+                    message: other.to_string(),
+                },
+            }),
+        _ => Err(SyncError::NotTrusted(origin.to_owned())),
+    }
+}

@@ -213,7 +213,7 @@ impl Federation for FederationService {
 
     /// Witnessing: this node's newest checkpoints of the origins the peer
     /// asks about, with consistency proofs from the sizes it holds and this
-    /// node's cosignatures (`meridian_core::witness`).
+    /// node's cosignatures (`meridian_core::sync::witness`).
     async fn witness(
         &self,
         request: Request<proto::WitnessRequest>,
@@ -222,7 +222,7 @@ impl Federation for FederationService {
         let req = request.into_inner();
         let node = self.node.clone();
         let answer =
-            tokio::task::spawn_blocking(move || meridian_core::witness::answer(&node, &req))
+            tokio::task::spawn_blocking(move || meridian_core::sync::witness::answer(&node, &req))
                 .await
                 .map_err(status::join)?
                 .map_err(status::sync)?;

@@ -1,7 +1,7 @@
 //! `meridian evidence export ORIGIN --out FILE`: the evidence of
 //! equivocation a frozen origin was frozen for, as a self-contained file;
 //! `meridian evidence verify FILE`: checks such a file with no node and no
-//! data directory (`meridian_core::witness`, `docs/decisions/witnesses.md`).
+//! data directory (`meridian_core::sync::witness`, `docs/decisions/witnesses.md`).
 
 use std::path::{Path, PathBuf};
 
@@ -58,7 +58,7 @@ pub async fn run(data_dir: &Path, command: EvidenceCommand) -> Result<i32> {
 /// Verifies `file`; the exit code.
 fn verify(file: &Path, json: bool) -> i32 {
     let verdict = read_bounded(file).and_then(|bytes| {
-        meridian_core::witness::verify(&bytes).map_err(|e| format!("{}: {e}", file.display()))
+        meridian_core::sync::witness::verify(&bytes).map_err(|e| format!("{}: {e}", file.display()))
     });
     match (verdict, json) {
         (Ok(proven), false) => {
@@ -91,7 +91,7 @@ fn verify(file: &Path, json: bool) -> i32 {
 }
 
 fn read_bounded(file: &Path) -> Result<Vec<u8>, String> {
-    let max = meridian_core::witness::MAX_EVIDENCE_BYTES as u64;
+    let max = meridian_core::sync::witness::MAX_EVIDENCE_BYTES as u64;
     let size = std::fs::metadata(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?
         .len();

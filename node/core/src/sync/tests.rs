@@ -840,10 +840,10 @@ async fn a_second_checkpoint_that_disagrees_is_equivocation() {
         .evidence(POLAR)
         .unwrap()
         .expect("evidence kept");
-    let proven = crate::witness::verify(&file).unwrap();
+    let proven = crate::sync::witness::verify(&file).unwrap();
     assert_eq!(
         proven.conflict,
-        crate::witness::Conflict::NotAPrefix {
+        crate::sync::witness::Conflict::NotAPrefix {
             smaller: held - 1,
             larger: held
         }
@@ -2156,7 +2156,7 @@ async fn a_revocation_pulled_after_the_entries_quarantines_them_at_the_replica()
 #[tokio::test]
 async fn witnessed_checkpoints_are_told_apart_from_forks() {
     use crate::proto::{OriginHead, WitnessRequest};
-    use crate::witness::{self, Seen};
+    use crate::sync::witness::{self, Seen};
     let fed = federation();
     import(&fed.polar, 1, 4);
     assert_honest_retry(&fed).await;
@@ -2258,11 +2258,11 @@ fn a_witness_request_over_its_bound_is_refused_before_any_work() {
                 origin: POLAR.into(),
                 size: 1
             };
-            crate::witness::MAX_WITNESS_ORIGINS + 1
+            crate::sync::witness::MAX_WITNESS_ORIGINS + 1
         ],
     };
     assert!(matches!(
-        crate::witness::answer(&fed.here, &request),
+        crate::sync::witness::answer(&fed.here, &request),
         Err(SyncError::TooLarge { .. })
     ));
 }

@@ -24,6 +24,7 @@ use base64::Engine as _;
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
 
+use super::SyncError;
 use crate::keyset::{self, KeyChain};
 use crate::merkle::{self, Hash, MerkleError};
 use crate::node::Node;
@@ -33,7 +34,6 @@ use crate::proto::{
 };
 use crate::sign::{self, KeyId, SignError, MAX_ENVELOPE_BYTES};
 use crate::store::StoreError;
-use crate::sync::SyncError;
 
 /// Payload type of a witness's cosignature of a checkpoint.
 pub const COSIGNATURE_TYPE: &str = "application/vnd.meridian.cosignature.v1+proto";
@@ -391,7 +391,7 @@ pub fn check(
             index: 0,
             message: format!("{via} sent a witnessed checkpoint without a checkpoint"),
         })?;
-    let chain = crate::sync::receive::origin_chain(node, origin)?;
+    let chain = super::origin_chain(node, origin)?;
     let theirs = chain
         .open_checkpoint(envelope)
         .map_err(|source| SyncError::Checkpoint {
@@ -504,7 +504,7 @@ pub fn answer(node: &Node, request: &WitnessRequest) -> Result<WitnessResponse, 
         .collect();
     let mut checkpoints = Vec::new();
     for (origin, size) in asked {
-        let served = match crate::sync::serve::serve_checkpoint(node, origin) {
+        let served = match super::serve::serve_checkpoint(node, origin) {
             Ok(Some(served)) => served,
             Ok(None) | Err(SyncError::Frozen(_)) => continue,
             Err(e) => return Err(e),
@@ -577,7 +577,11 @@ pub fn request(node: &Node) -> Result<WitnessRequest, SyncError> {
         let Some(bytes) = node.store().checkpoint(&origin)? else {
             continue;
         };
-        let Some(size) = crate::sync::receive::stored_checkpoint_size(&bytes) else {
+        let size = Envelope::decode(bytes.as_slice())
+            .ok()
+            .and_then(|e| Checkpoint::decode(e.payload.as_slice()).ok())
+            .map(|c| c.size);
+        let Some(size) = size else {
             continue;
         };
         held.push(OriginHead { origin, size });
