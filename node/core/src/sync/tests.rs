@@ -2266,3 +2266,46 @@ fn a_witness_request_over_its_bound_is_refused_before_any_work() {
         Err(SyncError::TooLarge { .. })
     ));
 }
+
+/// An older checkpoint of the same log is no evidence; a second tree head
+/// of the size held here is, and its file proves it alone.
+#[tokio::test]
+async fn a_second_head_of_the_held_size_is_evidence_an_older_head_is_not() {
+    use crate::sync::witness::{self, Conflict, Seen};
+    let fed = federation();
+    import(&fed.polar, 1, 4);
+    assert_honest_retry(&fed).await;
+    let held = fed.here.store().log_size(POLAR).unwrap();
+    let signed = |size: u64, root: crate::merkle::Hash| crate::proto::WitnessedCheckpoint {
+        checkpoint: Some(log::sign_checkpoint(&fed.polar.key(), POLAR, size, root)),
+        origin: POLAR.into(),
+        ..Default::default()
+    };
+    let older = signed(
+        held - 2,
+        fed.polar.store().log_root(POLAR, held - 2).unwrap(),
+    );
+    assert_eq!(
+        witness::check(&fed.here, UNI, POLAR, &older).unwrap(),
+        Seen::Consistent
+    );
+    // Signed by a key that is not the origin's: the relay's fault.
+    let mut forged = signed(held, [4; 32]);
+    forged.checkpoint = Some(log::sign_checkpoint(&fed.uni.key(), POLAR, held, [4; 32]));
+    assert!(matches!(
+        witness::check(&fed.here, UNI, POLAR, &forged),
+        Err(SyncError::Checkpoint { .. })
+    ));
+    assert!(!fed.here.store().is_frozen(POLAR).unwrap());
+
+    let second = signed(held, [4; 32]);
+    assert!(matches!(
+        witness::check(&fed.here, UNI, POLAR, &second).unwrap(),
+        Seen::Equivocation(_)
+    ));
+    let file = fed.here.store().evidence(POLAR).unwrap().unwrap();
+    assert_eq!(
+        witness::verify(&file).unwrap().conflict,
+        Conflict::SameSize { size: held }
+    );
+}
