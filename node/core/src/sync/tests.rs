@@ -2241,12 +2241,16 @@ async fn witnessed_checkpoints_are_told_apart_from_forks() {
             larger: held + 2
         }
     );
-    // A frozen origin is neither announced nor witnessed any more.
-    assert!(witness::answer(&fed.here, &ask(1))
-        .unwrap()
-        .checkpoints
-        .is_empty());
+    // A frozen origin is not asked about any more, but its checkpoint is
+    // still given to witnesses: they find the conflict themselves.
     assert!(witness::request(&fed.here).unwrap().held.is_empty());
+    let still = witness::answer(&fed.here, &ask(1)).unwrap();
+    assert_eq!(still.checkpoints.len(), 1);
+    assert!(node_info(&fed.here)
+        .unwrap()
+        .origins
+        .iter()
+        .all(|head| head.origin != POLAR));
 }
 
 #[test]

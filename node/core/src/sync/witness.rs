@@ -484,8 +484,9 @@ pub fn check(
     Ok(Seen::Equivocation(reason))
 }
 
-/// What this node answers a peer's [`WitnessRequest`]: its newest served
-/// checkpoint of each origin asked about, with a consistency proof from the
+/// What this node answers a peer's [`WitnessRequest`]: its newest
+/// checkpoint of each origin asked about that it holds and does not
+/// quarantine (frozen ones included), with a consistency proof from the
 /// size the peer holds, and its cosignature.
 pub fn answer(node: &Node, request: &WitnessRequest) -> Result<WitnessResponse, SyncError> {
     if request.held.len() > MAX_WITNESS_ORIGINS {
@@ -504,15 +505,21 @@ pub fn answer(node: &Node, request: &WitnessRequest) -> Result<WitnessResponse, 
         .collect();
     let mut checkpoints = Vec::new();
     for (origin, size) in asked {
-        let served = match super::serve::serve_checkpoint(node, origin) {
-            Ok(Some(served)) => served,
-            Ok(None) | Err(SyncError::Frozen(_)) => continue,
-            Err(e) => return Err(e),
+        // A frozen origin's checkpoint is still given: it is how the
+        // asker finds the conflict itself. Its entries are not served.
+        if super::serve::quarantined(node, origin)? {
+            continue;
+        }
+        let Some(bytes) = node.store().checkpoint(origin)? else {
+            continue;
         };
-        let (envelope, held) = served;
+        let Ok(envelope) = Envelope::decode(bytes.as_slice()) else {
+            continue;
+        };
         let Ok(checkpoint) = Checkpoint::decode(envelope.payload.as_slice()) else {
             continue;
         };
+        let held = checkpoint.size;
         let (prefix_root, consistency) = if size > 0 && size < held {
             (
                 node.store().log_root(origin, size)?.to_vec(),
