@@ -2313,3 +2313,50 @@ async fn a_second_head_of_the_held_size_is_evidence_an_older_head_is_not() {
         Conflict::SameSize { size: held }
     );
 }
+
+/// A suspended origin is not asked about; a checkpoint beyond the log held
+/// here that does not verify (it may be signed by keys not pulled yet) is
+/// left for later, not held against the peer.
+#[tokio::test]
+async fn what_cannot_be_checked_now_is_neither_asked_nor_blamed() {
+    use crate::sync::witness::{self, Seen};
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    assert_honest_retry(&fed).await;
+    let held = fed.here.store().log_size(POLAR).unwrap();
+    assert_eq!(witness::request(&fed.here).unwrap().held.len(), 1);
+    let beyond = crate::proto::WitnessedCheckpoint {
+        checkpoint: Some(log::sign_checkpoint(
+            &fed.uni.key(),
+            POLAR,
+            held + 5,
+            [1; 32],
+        )),
+        origin: POLAR.into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        witness::check(&fed.here, UNI, POLAR, &beyond).unwrap(),
+        Seen::Unheld
+    );
+    fed.here
+        .trust()
+        .set_state(POLAR, PeerState::Suspended)
+        .unwrap();
+    assert!(witness::request(&fed.here).unwrap().held.is_empty());
+    let answer = witness::answer(
+        &fed.polar,
+        &crate::proto::WitnessRequest {
+            held: vec![crate::proto::OriginHead {
+                origin: POLAR.into(),
+                size: held,
+            }],
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        witness::check(&fed.here, POLAR, POLAR, &answer.checkpoints[0]).unwrap(),
+        Seen::Unheld
+    );
+    assert!(!fed.here.store().is_frozen(POLAR).unwrap());
+}

@@ -318,7 +318,9 @@ pub enum Seen {
     Consistent,
     /// A checkpoint of a longer log that extends the one held here.
     Newer,
-    /// Nothing to compare it with: no checkpoint is held here.
+    /// Nothing to compare it with now: no checkpoint is held here, the
+    /// origin is no longer active, or the checkpoint is beyond the log held
+    /// here and signed by keys not pulled yet.
     Unheld,
     /// The two conflict: the origin is now frozen, with this reason.
     Equivocation(String),
@@ -391,13 +393,28 @@ pub fn check(
             index: 0,
             message: format!("{via} sent a witnessed checkpoint without a checkpoint"),
         })?;
-    let chain = super::origin_chain(node, origin)?;
-    let theirs = chain
-        .open_checkpoint(envelope)
-        .map_err(|source| SyncError::Checkpoint {
-            origin: origin.to_owned(),
-            source,
-        })?;
+    let chain = match super::origin_chain(node, origin) {
+        Ok(chain) => chain,
+        // Suspended or revoked since it was asked about: nothing to compare.
+        Err(SyncError::NotTrusted(_)) => return Ok(Seen::Unheld),
+        Err(e) => return Err(e),
+    };
+    let theirs = match chain.open_checkpoint(envelope) {
+        Ok(theirs) => theirs,
+        Err(source) => {
+            // A checkpoint beyond the log held here may be signed under a
+            // key set this node has not pulled yet: not checkable now. The
+            // size it claims only decides that; nothing else of it is used.
+            let claimed = Checkpoint::decode(envelope.payload.as_slice()).map(|c| c.size);
+            if claimed.is_ok_and(|size| size > store.log_size(origin).unwrap_or(0)) {
+                return Ok(Seen::Unheld);
+            }
+            return Err(SyncError::Checkpoint {
+                origin: origin.to_owned(),
+                source,
+            });
+        }
+    };
     let Some(held_bytes) = store.checkpoint(origin)? else {
         return Ok(Seen::Unheld);
     };
@@ -572,13 +589,17 @@ pub fn open_cosignature(
     (cosignature.witness == witness).then_some(cosignature)
 }
 
-/// The request this node sends a witness: every origin of another node it
-/// holds a checkpoint of and has not frozen, with that checkpoint's size
+/// The request this node sends a witness: every origin of an active peer
+/// it holds a checkpoint of and has not frozen, with that checkpoint's size
 /// (at most [`MAX_WITNESS_ORIGINS`]).
 pub fn request(node: &Node) -> Result<WitnessRequest, SyncError> {
     let mut held = Vec::new();
     for (origin, _) in node.store().origins()? {
         if origin == node.node_id().as_str() || node.store().is_frozen(&origin)? {
+            continue;
+        }
+        if !matches!(node.trust().get(&origin)?, Some(peer) if peer.state == super::PeerState::Active)
+        {
             continue;
         }
         let Some(bytes) = node.store().checkpoint(&origin)? else {
