@@ -412,6 +412,8 @@ impl Replicator {
         while let Some(joined) = tasks.join_next().await {
             if let Ok((peer, problems)) = joined {
                 if !problems.is_empty() {
+                    let message = problems.join("; ");
+                    self.update(&peer, |s| s.last_error = message);
                     out.insert(peer, problems);
                 }
             }
@@ -1035,20 +1037,26 @@ impl Replicator {
             .iter()
             .map(|(peer, client, _)| (peer.node_id.to_string(), client.clone()))
             .collect();
+        let started = Instant::now();
         reports.extend(self.pull_all(answered).await);
         // After the pulls: the checkpoints held here are the newest this
-        // round could verify; each peer's are compared with them.
-        for (peer, problems) in self.witness_all(witnesses).await {
-            if let Some(report) = reports.iter_mut().find(|r| r.peer == peer) {
-                report.ok = false;
-                report.outcome = "error".into();
-                if !report.error.is_empty() {
-                    report.error.push_str("; ");
+        // round could verify; each peer's are compared with them, within
+        // what is left of the round's deadline (then in the background,
+        // where what it finds reaches the status and the store).
+        let this = self.clone();
+        let witnessing = tokio::spawn(async move { this.witness_all(witnesses).await });
+        let left = self.round_deadline().saturating_sub(started.elapsed());
+        if let Ok(Ok(found)) = tokio::time::timeout(left, witnessing).await {
+            for (peer, problems) in found {
+                if let Some(report) = reports.iter_mut().find(|r| r.peer == peer) {
+                    report.ok = false;
+                    report.outcome = "error".into();
+                    if !report.error.is_empty() {
+                        report.error.push_str("; ");
+                    }
+                    report.error.push_str(&problems.join("; "));
                 }
-                report.error.push_str(&problems.join("; "));
             }
-            let message = problems.join("; ");
-            self.update(&peer, |s| s.last_error = message);
         }
         reports.sort_by(|a, b| a.peer.cmp(&b.peer));
         if recovering {
