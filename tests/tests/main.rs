@@ -33,3 +33,4 @@ mod stall;
 mod support;
 mod tls_keys;
 mod tutorial;
+mod witness;

@@ -5,6 +5,7 @@
 mod audit;
 mod backup;
 mod doctor;
+mod evidence;
 mod fsck;
 mod harvest;
 mod holdings;
@@ -26,6 +27,7 @@ use tonic::transport::Channel;
 pub use self::audit::AuditCommand;
 pub use self::backup::{BackupArgs, RestoreArgs};
 pub use self::doctor::DoctorArgs;
+pub use self::evidence::EvidenceCommand;
 pub use self::fsck::FsckArgs;
 pub use self::harvest::HarvestCommand;
 pub use self::holdings::HoldingsCommand;
@@ -95,6 +97,10 @@ pub enum Command {
     /// Replication.
     #[command(subcommand)]
     Sync(SyncCommand),
+    /// Evidence of equivocation: export what froze an origin, verify a
+    /// file offline.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
     /// What peers asked this node (`audit queries`).
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -159,6 +165,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Trust(command) => trust::run(dir, command).await.map(|()| 0),
         Command::Peers(command) => peers::run(dir, command).await.map(|()| 0),
         Command::Sync(command) => sync::run(dir, command).await,
+        Command::Evidence(command) => evidence::run(dir, command).await,
         Command::Audit(command) => audit::run(dir, command).await.map(|()| 0),
         Command::Harvest(command) => harvest::run(dir, command).await,
         Command::Fsck(args) => fsck::run(dir, &args),

@@ -25,7 +25,7 @@
 //! | [`quarantine`] | records a key revocation quarantines, counted, and re-signed |
 //! | [`indexer`] | keeps the index in step with the store |
 //! | [`search`] | answers a search with its completeness report |
-//! | [`sync`] | replication: pull, verify, apply, serve (§7) |
+//! | [`sync`] | replication: pull, verify, apply, serve (§7); witnesses and evidence of equivocation (`sync::witness`, §4–§5) |
 //! | [`oai`] | what the OAI-PMH provider lists: order, datestamps, sets, deleted records |
 
 /// The wire types, generated from `proto/` (re-exported from `meridian-proto`).

@@ -29,6 +29,9 @@ pub mod tree {
     pub const LOG_SIZES: &str = "log_size_by_origin_v1";
     pub const CHECKPOINTS: &str = "checkpoint_by_origin_v1";
     pub const FROZEN: &str = "frozen_origins_v1";
+    /// Offline-verifiable evidence of equivocation by origin: the JSON of
+    /// `crate::sync::witness::Evidence`, kept with the freeze it caused.
+    pub const EVIDENCE: &str = "evidence_by_origin_v1";
     pub const PEERS: &str = "peers_by_node_v1";
     pub const AUDIT: &str = "audit_by_seq_v1";
     /// Live searches answered for peers, in the order answered (the
@@ -191,6 +194,7 @@ pub struct Store {
     heads: sled::Tree,
     checkpoints: sled::Tree,
     frozen: sled::Tree,
+    evidence: sled::Tree,
     subjects: sled::Tree,
     arrivals: sled::Tree,
     arrival_by_origin: sled::Tree,
@@ -300,6 +304,7 @@ impl Store {
             heads: db.open_tree(tree::LOG_SIZES)?,
             checkpoints: db.open_tree(tree::CHECKPOINTS)?,
             frozen: db.open_tree(tree::FROZEN)?,
+            evidence: db.open_tree(tree::EVIDENCE)?,
             subjects: db.open_tree(tree::SUBJECTS)?,
             arrivals: db.open_tree(tree::ARRIVALS)?,
             arrival_by_origin: db.open_tree(tree::ARRIVAL_BY_ORIGIN)?,
@@ -934,6 +939,28 @@ impl Store {
             self.frozen.insert(origin.as_bytes(), value)?;
         }
         self.flush()
+    }
+
+    /// Freezes `origin` as [`Store::freeze`] does, keeping `evidence` (the
+    /// offline-verifiable file) beside it; both durable when it returns.
+    pub fn freeze_with_evidence(
+        &self,
+        origin: &str,
+        reason: &str,
+        conflicting: &[u8],
+        evidence: &[u8],
+    ) -> Result<(), StoreError> {
+        {
+            let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+            self.evidence.insert(origin.as_bytes(), evidence)?;
+        }
+        self.freeze(origin, reason, conflicting)
+    }
+
+    /// The evidence file kept for a frozen origin, if the conflict it was
+    /// frozen for could be proven offline.
+    pub fn evidence(&self, origin: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.evidence.get(origin.as_bytes())?.map(|v| v.to_vec()))
     }
 
     /// Writes every tree of the database to `out` as one dump, holding off

@@ -18,8 +18,11 @@
 //! Transport is behind [`FederationPeer`]; `meridian-server` implements it
 //! over tonic, and the tests with in-process peers that lie.
 
-mod receive;
-mod serve;
+use prost::Message as _;
+
+pub(crate) mod receive;
+pub(crate) mod serve;
+pub mod witness;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::pin::Pin;
@@ -214,6 +217,15 @@ pub trait FederationPeer: Send + Sync {
     /// One page of a live search, answered from the peer's own index for
     /// the audience the request claims (see [`crate::search::live`]).
     async fn search(&self, request: PeerSearchRequest) -> Result<PeerSearchResponse, SyncError>;
+    /// The peer's newest checkpoints of the origins asked about, with
+    /// consistency proofs and its cosignatures ([`witness`]). A peer
+    /// that does not witness answers nothing.
+    async fn witness(
+        &self,
+        _request: crate::proto::WitnessRequest,
+    ) -> Result<crate::proto::WitnessResponse, SyncError> {
+        Ok(crate::proto::WitnessResponse::default())
+    }
 }
 
 /// Dials a pinned peer.
@@ -339,6 +351,8 @@ pub struct Replicator {
     /// Per peer, the origins it advertised in its last answer: the holders
     /// a live search may ask for an origin that does not answer itself.
     holdings: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Witnesses that cosigned the newest checkpoint held of each origin.
+    cosigners: witness::Cosigners,
 }
 
 impl Replicator {
@@ -356,7 +370,147 @@ impl Replicator {
             batch_asks: Mutex::default(),
             heads: Mutex::default(),
             holdings: Mutex::default(),
+            cosigners: witness::Cosigners::default(),
         })
+    }
+
+    /// How many peers cosigned the newest checkpoint of `origin` held here.
+    pub fn cosigners(&self, origin: &str) -> u32 {
+        let held = self
+            .node
+            .store()
+            .checkpoint(origin)
+            .ok()
+            .flatten()
+            .and_then(|bytes| crate::proto::Envelope::decode(bytes.as_slice()).ok())
+            .and_then(|e| crate::proto::Checkpoint::decode(e.payload.as_slice()).ok());
+        match held {
+            Some(checkpoint) => self.cosigners.count(origin, &checkpoint.root),
+            None => 0,
+        }
+    }
+
+    /// Asks each peer that answered this round for its newest checkpoints
+    /// of the origins held here and compares them with ours
+    /// ([`witness::check`]): a conflict freezes the origin with its
+    /// evidence. Each answer is bounded (count, sizes) before any work;
+    /// a peer that stalls is given up after the idle timeout. Returns, per
+    /// peer, what it sent that could not be checked or that conflicted.
+    async fn witness_all(
+        self: &Arc<Self>,
+        peers: Vec<(String, Arc<dyn FederationPeer>)>,
+    ) -> BTreeMap<String, Vec<String>> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (peer, client) in peers {
+            let this = self.clone();
+            tasks.spawn(async move {
+                let problems = this.witness_with(&peer, client.as_ref()).await;
+                (peer, problems)
+            });
+        }
+        let mut out = BTreeMap::new();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((peer, problems)) = joined {
+                if !problems.is_empty() {
+                    let message = problems.join("; ");
+                    self.update(&peer, |s| s.last_error = message);
+                    out.insert(peer, problems);
+                }
+            }
+        }
+        out
+    }
+
+    async fn witness_with(&self, peer: &str, client: &dyn FederationPeer) -> Vec<String> {
+        let node = self.node.clone();
+        let request = match witness::request(&node) {
+            Ok(request) if !request.held.is_empty() => request,
+            Ok(_) => return Vec::new(),
+            Err(e) => return vec![e.to_string()],
+        };
+        let asked: BTreeSet<String> = request.held.iter().map(|h| h.origin.clone()).collect();
+        let answer = match receive::within(peer, self.idle(), client.witness(request)).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) | Err(e) => {
+                tracing::debug!(peer, error = %e, "witness exchange failed");
+                return Vec::new();
+            }
+        };
+        if answer.checkpoints.len() > asked.len() {
+            return vec![format!(
+                "{peer}: {} witnessed checkpoints for {} origins asked about",
+                answer.checkpoints.len(),
+                asked.len()
+            )];
+        }
+        let witness_chain = origin_chain(&node, peer).ok();
+        let mut problems = Vec::new();
+        let mut seen = BTreeSet::new();
+        for item in answer.checkpoints {
+            let origin = item.origin.clone();
+            if !asked.contains(&origin) || !seen.insert(origin.clone()) {
+                problems.push(format!("{peer}: a checkpoint of {origin}, not asked for"));
+                continue;
+            }
+            if item
+                .checkpoint
+                .as_ref()
+                .is_some_and(|e| e.encoded_len() > crate::sign::MAX_ENVELOPE_BYTES)
+            {
+                problems.push(format!(
+                    "{peer}: a checkpoint of {origin} over its size bound"
+                ));
+                continue;
+            }
+            let (n, p, o, checked) = (node.clone(), peer.to_owned(), origin.clone(), item.clone());
+            let verdict =
+                tokio::task::spawn_blocking(move || witness::check(&n, &p, &o, &checked)).await;
+            match verdict {
+                Ok(Ok(witness::Seen::Equivocation(reason))) => {
+                    tracing::error!(origin = %origin, via = peer, reason = %reason, "origin frozen");
+                    problems.push(format!("{origin}: equivocation: {reason}; origin frozen"));
+                }
+                Ok(Ok(_)) => {
+                    let (Some(chain), Some(cosignature), Some(envelope)) =
+                        (&witness_chain, &item.cosignature, &item.checkpoint)
+                    else {
+                        continue;
+                    };
+                    let Some(cosigned) = witness::open_cosignature(chain, peer, cosignature) else {
+                        continue;
+                    };
+                    let Ok(checkpoint) =
+                        crate::proto::Checkpoint::decode(envelope.payload.as_slice())
+                    else {
+                        continue;
+                    };
+                    if cosigned.origin == origin
+                        && cosigned.size == checkpoint.size
+                        && cosigned.root == checkpoint.root
+                    {
+                        if let Ok(Some(held)) = node.store().checkpoint(&origin) {
+                            let held = crate::proto::Envelope::decode(held.as_slice())
+                                .ok()
+                                .and_then(|e| {
+                                    crate::proto::Checkpoint::decode(e.payload.as_slice()).ok()
+                                });
+                            if let Some(held) = held {
+                                self.cosigners
+                                    .note(&origin, &held.root, &cosigned.root, peer);
+                            }
+                        }
+                    }
+                }
+                Ok(Err(e)) => {
+                    if e.is_rejection() {
+                        self.count_rejection(&e);
+                    }
+                    problems.push(e.to_string());
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        problems
     }
 
     /// Dials `peer` with this node's identity.
@@ -921,7 +1075,31 @@ impl Replicator {
             .filter(|head| head.origin == own)
             .map(|head| head.size)
             .collect();
+        let witnesses: Vec<(String, Arc<dyn FederationPeer>)> = answered
+            .iter()
+            .map(|(peer, client, _)| (peer.node_id.to_string(), client.clone()))
+            .collect();
+        let started = Instant::now();
         reports.extend(self.pull_all(answered).await);
+        // After the pulls: the checkpoints held here are the newest this
+        // round could verify; each peer's are compared with them, within
+        // what is left of the round's deadline (then in the background,
+        // where what it finds reaches the status and the store).
+        let this = self.clone();
+        let witnessing = tokio::spawn(async move { this.witness_all(witnesses).await });
+        let left = self.round_deadline().saturating_sub(started.elapsed());
+        if let Ok(Ok(found)) = tokio::time::timeout(left, witnessing).await {
+            for (peer, problems) in found {
+                if let Some(report) = reports.iter_mut().find(|r| r.peer == peer) {
+                    report.ok = false;
+                    report.outcome = "error".into();
+                    if !report.error.is_empty() {
+                        report.error.push_str("; ");
+                    }
+                    report.error.push_str(&problems.join("; "));
+                }
+            }
+        }
         reports.sort_by(|a, b| a.peer.cmp(&b.peer));
         if recovering {
             self.end_recovery_if_whole(expected, &reports, &own_held_by_peers);
@@ -1197,3 +1375,31 @@ fn jitter(max: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests;
+
+/// The key chain an origin's entries must verify against: this node's
+/// own, or the one stored for an active peer, verified from its pinned root.
+pub(crate) fn origin_chain(
+    node: &Node,
+    origin: &str,
+) -> Result<Arc<crate::keyset::KeyChain>, SyncError> {
+    if origin == node.node_id() {
+        return Ok(node.own_chain());
+    }
+    match node.trust().get(origin)? {
+        Some(peer) if peer.state == PeerState::Active => node
+            .peer_chain(origin, &peer.pinned_root()?)
+            .map_err(|e| match e {
+                crate::node::NodeError::Sign(source) => SyncError::Verify {
+                    origin: origin.to_owned(),
+                    index: 0,
+                    source,
+                },
+                crate::node::NodeError::Store(e) => SyncError::Store(e),
+                other => SyncError::Worker {
+                    origin: origin.to_owned(),
+                    message: other.to_string(),
+                },
+            }),
+        _ => Err(SyncError::NotTrusted(origin.to_owned())),
+    }
+}

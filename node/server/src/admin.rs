@@ -850,56 +850,95 @@ impl Admin for AdminService {
                 .collect();
             let quarantined = node.quarantine_counts()?;
             let (_, contested) = meridian_core::search::Registrants::with_conflicts(&node);
-            Ok(node
-                .trust()
-                .list()?
-                .into_iter()
-                .map(|peer| {
-                    let expired = stale.get(peer.node_id.as_str()).cloned();
-                    let held = quarantined.get(peer.node_id.as_str()).copied();
-                    let prefixes: Vec<String> = contested
-                        .iter()
-                        .filter(|(_, claimants)| claimants.iter().any(|c| *c == *peer.node_id))
-                        .map(|(prefix, _)| prefix.clone())
-                        .collect();
-                    (
-                        peer,
-                        expired.unwrap_or_default(),
-                        held.unwrap_or(0),
-                        prefixes,
-                    )
-                })
-                .collect::<Vec<_>>())
+            let mut peers = Vec::new();
+            for peer in node.trust().list()? {
+                let expired = stale.get(peer.node_id.as_str()).cloned();
+                let held = quarantined.get(peer.node_id.as_str()).copied();
+                let frozen = node.store().frozen_evidence(peer.node_id.as_str())?;
+                let evidence = node.store().evidence(peer.node_id.as_str())?.is_some();
+                let frozen = frozen.map(|value| {
+                    let reason = value.split(|b| *b == 0).next().unwrap_or_default();
+                    String::from_utf8_lossy(reason).into_owned()
+                });
+                let contested_doi_prefixes: Vec<String> = contested
+                    .iter()
+                    .filter(|(_, claimants)| claimants.iter().any(|c| *c == *peer.node_id))
+                    .map(|(prefix, _)| prefix.clone())
+                    .collect();
+                peers.push((
+                    peer,
+                    expired.unwrap_or_default(),
+                    held.unwrap_or(0),
+                    frozen,
+                    evidence,
+                    contested_doi_prefixes,
+                ));
+            }
+            Ok(peers)
         })
         .await?;
         let known = self.replicator.status();
         Ok(Response::new(proto::PeersStatusResponse {
             peers: peers
                 .into_iter()
-                .map(
-                    |(peer, keys_expired, quarantined, contested_doi_prefixes)| {
-                        let status = known
-                            .get(peer.node_id.as_str())
-                            .cloned()
-                            .unwrap_or_default();
-                        proto::PeerStatus {
-                            node_id: peer.node_id.to_string(),
-                            state: convert::peer_state(peer.state) as i32,
-                            reachable: status.reachable,
-                            last_sync: status.last_sync,
-                            lag: status.lag,
-                            entries_received: status.entries_received,
-                            rejected: status.rejected,
-                            last_error: status.last_error,
-                            endpoint: peer.endpoint,
-                            groups: peer.groups,
-                            keys_expired,
-                            quarantined,
-                            contested_doi_prefixes,
-                        }
-                    },
-                )
+                .map(|(peer, keys_expired, quarantined, frozen, evidence, contested)| {
+                    let cosigners = self.replicator.cosigners(peer.node_id.as_str());
+                    let status = known
+                        .get(peer.node_id.as_str())
+                        .cloned()
+                        .unwrap_or_default();
+                    proto::PeerStatus {
+                        node_id: peer.node_id.to_string(),
+                        state: convert::peer_state(peer.state) as i32,
+                        reachable: status.reachable,
+                        last_sync: status.last_sync,
+                        lag: status.lag,
+                        entries_received: status.entries_received,
+                        rejected: status.rejected,
+                        last_error: status.last_error,
+                        endpoint: peer.endpoint,
+                        groups: peer.groups,
+                        keys_expired,
+                        quarantined,
+                        frozen: frozen.is_some(),
+                        frozen_reason: frozen.unwrap_or_default(),
+                        evidence,
+                        cosigners,
+                        contested_doi_prefixes: contested,
+                    }
+                })
                 .collect(),
         }))
+    }
+
+    async fn export_evidence(
+        &self,
+        request: Request<proto::ExportEvidenceRequest>,
+    ) -> Result<Response<proto::ExportEvidenceResponse>, Status> {
+        let origin = request.into_inner().origin;
+        let node = self.node.clone();
+        let asked = origin.clone();
+        let (frozen, evidence) = tokio::task::spawn_blocking(move || {
+            Ok::<_, meridian_core::store::StoreError>((
+                node.store().frozen_evidence(&asked)?,
+                node.store().evidence(&asked)?,
+            ))
+        })
+        .await
+        .map_err(status::join)?
+        .map_err(status::store)?;
+        match (frozen, evidence) {
+            (_, Some(evidence)) => Ok(Response::new(proto::ExportEvidenceResponse { evidence })),
+            (None, None) => Err(Status::not_found(format!(
+                "{origin} is not frozen: there is no evidence of equivocation against it"
+            ))),
+            (Some(value), None) => {
+                let reason = value.split(|b| *b == 0).next().unwrap_or_default();
+                Err(Status::failed_precondition(format!(
+                    "{origin} is frozen ({}), but the conflict was found before evidence was kept: there is no file to export",
+                    String::from_utf8_lossy(reason)
+                )))
+            }
+        }
     }
 }

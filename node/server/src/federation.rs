@@ -211,6 +211,24 @@ impl Federation for FederationService {
         Ok(Response::new(proto::HintResponse {}))
     }
 
+    /// Witnessing: this node's newest checkpoints of the origins the peer
+    /// asks about, with consistency proofs from the sizes it holds and this
+    /// node's cosignatures (`meridian_core::sync::witness`).
+    async fn witness(
+        &self,
+        request: Request<proto::WitnessRequest>,
+    ) -> Result<Response<proto::WitnessResponse>, Status> {
+        let _peer = self.peer(&request)?;
+        let req = request.into_inner();
+        let node = self.node.clone();
+        let answer =
+            tokio::task::spawn_blocking(move || meridian_core::sync::witness::answer(&node, &req))
+                .await
+                .map_err(status::join)?
+                .map_err(status::sync)?;
+        Ok(Response::new(answer))
+    }
+
     /// A live search forwarded by a peer: answered from this node's index
     /// for the claimed audience narrowed to the peer's pin, never forwarded
     /// again.

@@ -313,6 +313,14 @@ impl Collector for NodeState {
             None,
             &frozen,
         )?;
+        let frozen_total = self.origins.iter().filter(|(_, frozen, _)| *frozen).count();
+        gauge(
+            e,
+            "origins_frozen",
+            "Origins frozen here after evidence of equivocation (`meridian peers status`, `meridian evidence export`)",
+            None,
+            frozen_total as i64,
+        )?;
         let quarantined: Vec<(Labels, i64)> = self
             .origins
             .iter()

@@ -102,6 +102,18 @@ impl FederationPeer for RemotePeer {
             .map(Response::into_inner)
             .map_err(|s| remote_error(&self.node_id, s))
     }
+
+    async fn witness(
+        &self,
+        request: proto::WitnessRequest,
+    ) -> Result<proto::WitnessResponse, SyncError> {
+        let mut client = self.client.clone();
+        client
+            .witness(request)
+            .await
+            .map(Response::into_inner)
+            .map_err(|s| remote_error(&self.node_id, s))
+    }
 }
 
 /// Dials pinned peers with `node`'s TLS identity.

@@ -217,7 +217,7 @@ pub fn sync(error: SyncError) -> Status {
     }
 }
 
-fn store(error: StoreError) -> Status {
+pub fn store(error: StoreError) -> Status {
     match error {
         StoreError::Db(_)
         | StoreError::UnknownFormat { .. }

@@ -45,6 +45,8 @@ pub async fn run(data_dir: &Path, command: PeersCommand) -> Result<()> {
                     "groups": p.groups, "stale": !p.keys_expired.is_empty(),
                     "keys_expired": p.keys_expired, "quarantined": p.quarantined,
                     "contested_doi_prefixes": p.contested_doi_prefixes,
+                    "frozen": p.frozen, "frozen_reason": p.frozen_reason,
+                    "evidence": p.evidence, "cosigners": p.cosigners,
                 }),
             )?;
         } else {
@@ -64,6 +66,17 @@ pub async fn run(data_dir: &Path, command: PeersCommand) -> Result<()> {
                 p.rejected,
                 {
                     let mut notes = Vec::new();
+                    if p.frozen {
+                        notes.push(format!(
+                            "FROZEN: {}{}",
+                            p.frozen_reason,
+                            if p.evidence {
+                                format!(" (`meridian evidence export {}`)", p.node_id)
+                            } else {
+                                String::new()
+                            }
+                        ));
+                    }
                     if !p.keys_expired.is_empty() {
                         notes.push(format!("STALE: key set expired {}", p.keys_expired));
                     }

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use prost::Message;
 
 use super::{
-    FederationPeer, PeerState, SyncError, BATCH, MAX_ANNOUNCED_KEY_SETS, MAX_BATCH_BYTES,
+    origin_chain, FederationPeer, SyncError, BATCH, MAX_ANNOUNCED_KEY_SETS, MAX_BATCH_BYTES,
     MAX_PROOF_HASHES, MAX_PULL_BYTES, MAX_PULL_ITEM_BYTES, MAX_UNPROVEN, VERIFY_SLICE,
 };
 use crate::ids::LogIndex;
@@ -109,6 +109,23 @@ pub fn begin_ingest(
     if cp.size <= ours {
         let root = node.store().log_root(origin, cp.size)?;
         if root.as_slice() != cp.root.as_slice() {
+            // Against the checkpoint held here, the conflict is provable
+            // offline: kept as evidence (`super::witness`).
+            let witnessed = crate::proto::WitnessedCheckpoint {
+                checkpoint: Some(checkpoint.clone()),
+                origin: origin.to_owned(),
+                ..Default::default()
+            };
+            if let Ok(super::witness::Seen::Equivocation(message)) =
+                super::witness::check(node, "a pull", origin, &witnessed)
+            {
+                return Err(SyncError::Equivocation {
+                    origin: origin.to_owned(),
+                    message,
+                });
+            }
+            // Beyond the checkpoint held here (entries of a pull not yet
+            // finished): frozen, without an offline proof.
             let message = format!(
                 "checkpoint of size {} disagrees with the log held here",
                 cp.size
@@ -139,31 +156,6 @@ pub fn begin_ingest(
         checkpoint_envelope: checkpoint.encode_to_vec(),
         applied: 0,
     }))
-}
-
-/// The key chain an origin's entries must verify against: this node's
-/// own, or the one stored for an active peer, verified from its pinned root.
-fn origin_chain(node: &Node, origin: &str) -> Result<Arc<KeyChain>, SyncError> {
-    if origin == node.node_id() {
-        return Ok(node.own_chain());
-    }
-    match node.trust().get(origin)? {
-        Some(peer) if peer.state == PeerState::Active => node
-            .peer_chain(origin, &peer.pinned_root()?)
-            .map_err(|e| match e {
-                crate::node::NodeError::Sign(source) => SyncError::Verify {
-                    origin: origin.to_owned(),
-                    index: 0,
-                    source,
-                },
-                crate::node::NodeError::Store(e) => SyncError::Store(e),
-                other => SyncError::Worker {
-                    origin: origin.to_owned(),
-                    message: other.to_string(),
-                },
-            }),
-        _ => Err(SyncError::NotTrusted(origin.to_owned())),
-    }
 }
 
 fn digest(bytes: &[u8], origin: &str, index: u64, what: &str) -> Result<Hash, SyncError> {

@@ -812,7 +812,7 @@ async fn a_second_checkpoint_that_disagrees_is_equivocation() {
     relay.head = Some(held + 1);
     let report = round_with(&fed.sync, UNI, relay).await;
     let message = format!(
-        "checkpoint of size {} disagrees with the log held here",
+        "the signed checkpoint of size {} is not a prefix of the signed checkpoint of size {held} (seen through a pull)",
         held - 1
     );
     let expected = SyncError::Equivocation {
@@ -829,6 +829,21 @@ async fn a_second_checkpoint_that_disagrees_is_equivocation() {
     assert_eq!(evidence, second);
     assert_eq!(fed.here.store().checkpoint(POLAR).unwrap().unwrap(), first);
     assert_eq!(fed.here.store().log_size(POLAR).unwrap(), held);
+    // The evidence file proves it with nothing else.
+    let file = fed
+        .here
+        .store()
+        .evidence(POLAR)
+        .unwrap()
+        .expect("evidence kept");
+    let proven = crate::sync::witness::verify(&file).unwrap();
+    assert_eq!(
+        proven.conflict,
+        crate::sync::witness::Conflict::NotAPrefix {
+            smaller: held - 1,
+            larger: held
+        }
+    );
 
     import(&fed.polar, 5, 1);
     let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
@@ -2228,4 +2243,214 @@ async fn an_audience_signed_by_a_revoked_key_no_longer_counts() {
         "the revoked key's audience is quarantined"
     );
     assert!(!here_in_group(&fed.polar));
+/// Witnessing between two nodes: the same checkpoint, a newer one with its
+/// proof, a proof that does not hold (the peer's fault: nothing frozen),
+/// and a signed larger tree that does not extend the log held here (the
+/// origin's equivocation: frozen, with evidence that verifies alone).
+#[tokio::test]
+async fn witnessed_checkpoints_are_told_apart_from_forks() {
+    use crate::proto::{OriginHead, WitnessRequest};
+    use crate::sync::witness::{self, Seen};
+    let fed = federation();
+    import(&fed.polar, 1, 4);
+    assert_honest_retry(&fed).await;
+    let held = fed.here.store().log_size(POLAR).unwrap();
+    let ask = |size: u64| WitnessRequest {
+        held: vec![OriginHead {
+            origin: POLAR.into(),
+            size,
+        }],
+    };
+
+    // The origin answers with the checkpoint held here, cosigned.
+    let answer = witness::answer(&fed.polar, &ask(held)).unwrap();
+    let same = &answer.checkpoints[0];
+    assert!(same.consistency.is_empty() && same.prefix_root.is_empty());
+    assert_eq!(
+        witness::check(&fed.here, POLAR, POLAR, same).unwrap(),
+        Seen::Consistent
+    );
+    let chain = fed.here.origin_keys(POLAR).unwrap().unwrap();
+    let cosigned =
+        witness::open_cosignature(&chain, POLAR, same.cosignature.as_ref().unwrap()).unwrap();
+    assert_eq!((cosigned.origin.as_str(), cosigned.size), (POLAR, held));
+    assert!(witness::open_cosignature(&chain, UNI, same.cosignature.as_ref().unwrap()).is_none());
+
+    // A newer checkpoint comes with the proof from the size held here.
+    import(&fed.polar, 5, 3);
+    let answer = witness::answer(&fed.polar, &ask(held)).unwrap();
+    let newer = answer.checkpoints[0].clone();
+    assert!(!newer.consistency.is_empty());
+    assert_eq!(
+        witness::check(&fed.here, POLAR, POLAR, &newer).unwrap(),
+        Seen::Newer
+    );
+
+    // A proof that does not lead from the root held here to it blames the
+    // peer that sent it; the origin is not frozen.
+    let mut bogus = newer.clone();
+    bogus.prefix_root = vec![9; 32];
+    assert!(matches!(
+        witness::check(&fed.here, UNI, POLAR, &bogus),
+        Err(SyncError::Unproven { .. })
+    ));
+    let mut no_proof = newer.clone();
+    no_proof.prefix_root.clear();
+    assert!(witness::check(&fed.here, UNI, POLAR, &no_proof).is_err());
+    assert!(!fed.here.store().is_frozen(POLAR).unwrap());
+
+    // The origin signs a larger tree that shares only entry 0 with the log
+    // held here, and a relay passes it on with an honest proof of that tree.
+    let leaves = (0..held + 2).map(|i| {
+        if i == 0 {
+            fed.here.store().log_root(POLAR, 1).unwrap()
+        } else {
+            crate::merkle::leaf_hash(format!("forked {i}").as_bytes())
+        }
+    });
+    let tree = crate::merkle::MemoryTree::from_leaves(leaves);
+    let forked = log::sign_checkpoint(&fed.polar.key(), POLAR, held + 2, tree.root());
+    let fork = crate::proto::WitnessedCheckpoint {
+        checkpoint: Some(forked),
+        prefix_root: crate::merkle::root(&tree, held).unwrap().to_vec(),
+        consistency: crate::merkle::consistency_proof(&tree, held, held + 2)
+            .unwrap()
+            .iter()
+            .map(|h| h.to_vec())
+            .collect(),
+        cosignature: None,
+        origin: POLAR.into(),
+    };
+    let seen = witness::check(&fed.here, UNI, POLAR, &fork).unwrap();
+    assert!(
+        matches!(&seen, Seen::Equivocation(reason) if reason.contains("through uni")),
+        "{seen:?}"
+    );
+    assert!(fed.here.store().is_frozen(POLAR).unwrap());
+    let file = fed.here.store().evidence(POLAR).unwrap().unwrap();
+    assert_eq!(
+        witness::verify(&file).unwrap().conflict,
+        witness::Conflict::NotAPrefix {
+            smaller: held,
+            larger: held + 2
+        }
+    );
+    // A frozen origin is not asked about any more, but its checkpoint is
+    // still given to witnesses: they find the conflict themselves.
+    assert!(witness::request(&fed.here).unwrap().held.is_empty());
+    let still = witness::answer(&fed.here, &ask(1)).unwrap();
+    assert_eq!(still.checkpoints.len(), 1);
+    assert!(node_info(&fed.here)
+        .unwrap()
+        .origins
+        .iter()
+        .all(|head| head.origin != POLAR));
+}
+
+#[test]
+fn a_witness_request_over_its_bound_is_refused_before_any_work() {
+    let fed = federation();
+    let request = crate::proto::WitnessRequest {
+        held: vec![
+            crate::proto::OriginHead {
+                origin: POLAR.into(),
+                size: 1
+            };
+            crate::sync::witness::MAX_WITNESS_ORIGINS + 1
+        ],
+    };
+    assert!(matches!(
+        crate::sync::witness::answer(&fed.here, &request),
+        Err(SyncError::TooLarge { .. })
+    ));
+}
+
+/// An older checkpoint of the same log is no evidence; a second tree head
+/// of the size held here is, and its file proves it alone.
+#[tokio::test]
+async fn a_second_head_of_the_held_size_is_evidence_an_older_head_is_not() {
+    use crate::sync::witness::{self, Conflict, Seen};
+    let fed = federation();
+    import(&fed.polar, 1, 4);
+    assert_honest_retry(&fed).await;
+    let held = fed.here.store().log_size(POLAR).unwrap();
+    let signed = |size: u64, root: crate::merkle::Hash| crate::proto::WitnessedCheckpoint {
+        checkpoint: Some(log::sign_checkpoint(&fed.polar.key(), POLAR, size, root)),
+        origin: POLAR.into(),
+        ..Default::default()
+    };
+    let older = signed(
+        held - 2,
+        fed.polar.store().log_root(POLAR, held - 2).unwrap(),
+    );
+    assert_eq!(
+        witness::check(&fed.here, UNI, POLAR, &older).unwrap(),
+        Seen::Consistent
+    );
+    // Signed by a key that is not the origin's: the relay's fault.
+    let mut forged = signed(held, [4; 32]);
+    forged.checkpoint = Some(log::sign_checkpoint(&fed.uni.key(), POLAR, held, [4; 32]));
+    assert!(matches!(
+        witness::check(&fed.here, UNI, POLAR, &forged),
+        Err(SyncError::Checkpoint { .. })
+    ));
+    assert!(!fed.here.store().is_frozen(POLAR).unwrap());
+
+    let second = signed(held, [4; 32]);
+    assert!(matches!(
+        witness::check(&fed.here, UNI, POLAR, &second).unwrap(),
+        Seen::Equivocation(_)
+    ));
+    let file = fed.here.store().evidence(POLAR).unwrap().unwrap();
+    assert_eq!(
+        witness::verify(&file).unwrap().conflict,
+        Conflict::SameSize { size: held }
+    );
+}
+
+/// A suspended origin is not asked about; a checkpoint beyond the log held
+/// here that does not verify (it may be signed by keys not pulled yet) is
+/// left for later, not held against the peer.
+#[tokio::test]
+async fn what_cannot_be_checked_now_is_neither_asked_nor_blamed() {
+    use crate::sync::witness::{self, Seen};
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    assert_honest_retry(&fed).await;
+    let held = fed.here.store().log_size(POLAR).unwrap();
+    assert_eq!(witness::request(&fed.here).unwrap().held.len(), 1);
+    let beyond = crate::proto::WitnessedCheckpoint {
+        checkpoint: Some(log::sign_checkpoint(
+            &fed.uni.key(),
+            POLAR,
+            held + 5,
+            [1; 32],
+        )),
+        origin: POLAR.into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        witness::check(&fed.here, UNI, POLAR, &beyond).unwrap(),
+        Seen::Unheld
+    );
+    fed.here
+        .trust()
+        .set_state(POLAR, PeerState::Suspended)
+        .unwrap();
+    assert!(witness::request(&fed.here).unwrap().held.is_empty());
+    let answer = witness::answer(
+        &fed.polar,
+        &crate::proto::WitnessRequest {
+            held: vec![crate::proto::OriginHead {
+                origin: POLAR.into(),
+                size: held,
+            }],
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        witness::check(&fed.here, POLAR, POLAR, &answer.checkpoints[0]).unwrap(),
+        Seen::Unheld
+    );
+    assert!(!fed.here.store().is_frozen(POLAR).unwrap());
 }
