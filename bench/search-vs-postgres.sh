@@ -303,7 +303,8 @@ if disagree:
     print(f"  of the {len(disagree)} others, {near} within 10%; Meridian finds more on {more}, "
           f"PostgreSQL on {len(disagree) - more}")
 if no_match:
-    print(f"PostgreSQL found nothing for {no_match} queries")
+    examples = ", ".join(repr(q["text"]) for q, t in zip(queries, totals) if t == 0)
+    print(f"PostgreSQL found nothing for {no_match} queries: {examples[:300]}")
 for text, a, b in disagree[:10]:
     print(f"  {text!r}: Meridian {a}, PostgreSQL {b}")
 PY
