@@ -3,6 +3,13 @@
 # side, on the same generated records and the same queries.
 #
 #   bench/search-vs-postgres.sh [RECORDS] [QUERIES]     (defaults 1000000 1000)
+#   CORPUS=debian bench/search-vs-postgres.sh [QUERIES]  (default 1000)
+#
+# CORPUS=debian searches a real catalogue instead: the Debian archive's
+# package lists that apt keeps (/var/lib/apt/lists, or APT_LISTS), one
+# PUBLIC record per package, and 1-3 adjacent words of real package titles
+# as queries (top 10 + facets, no filter); both sides run the same queries
+# on the same records. See docs/benchmarks.md for the mapping.
 #
 # 1. Builds the release binaries and runs `meridian-bench search --pg`: it
 #    generates RECORDS records (Zipf-like words), imports them into a real
@@ -25,8 +32,23 @@
 # same RECORDS). CARGO_TARGET_DIR is honoured.
 set -euo pipefail
 
-RECORDS=${1:-1000000}
-QUERIES=${2:-1000}
+CORPUS=${CORPUS:-generated}
+case $CORPUS in
+generated)
+    RECORDS=${1:-1000000}
+    QUERIES=${2:-1000}
+    CORPUS_ARGS=(--records "$RECORDS")
+    ;;
+debian)
+    RECORDS=debian
+    QUERIES=${1:-1000}
+    CORPUS_ARGS=(--corpus debian --apt-lists "${APT_LISTS:-/var/lib/apt/lists}")
+    ;;
+*)
+    echo "CORPUS=$CORPUS: expected generated or debian" >&2
+    exit 2
+    ;;
+esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 
@@ -104,7 +126,7 @@ echo "== building release binaries"
 (cd "$ROOT" && cargo build --release -p meridian --bins)
 
 echo "== Meridian"
-"$TARGET/release/meridian-bench" search --records "$RECORDS" --queries "$QUERIES" \
+"$TARGET/release/meridian-bench" search "${CORPUS_ARGS[@]}" --queries "$QUERIES" \
     --dir "$WORK/meridian" --pg &
 BENCH_PID=$!
 wait "$BENCH_PID"
@@ -133,12 +155,16 @@ cat >"$WORK/pg_bench.py" <<'PY'
 import json, math, os, sys, time
 import psycopg
 
-work, records, pgsock, port = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+work, corpus_name, pgsock, port = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 mdir = os.path.join(work, "meridian")
+meridian = json.load(open(os.path.join(mdir, "meridian.json")))
+records = meridian["records"]
+# What the loaded table holds: the corpus and its size.
+corpus_key = f"{meridian.get('corpus', 'generated')}:{records}"
 conn = psycopg.connect(host=pgsock, port=port, user="postgres", dbname="postgres", autocommit=True)
 
 stamp = os.path.join(work, "pg.records")
-loaded = os.path.exists(stamp) and open(stamp).read() == str(records)
+loaded = os.path.exists(stamp) and open(stamp).read() == corpus_key
 if not loaded:
     started = time.perf_counter()
     conn.execute("DROP TABLE IF EXISTS records")
@@ -190,7 +216,7 @@ if not loaded:
     for column in ("discipline", "access", "year", "visibility"):
         conn.execute(f"CREATE INDEX records_{column} ON records ({column})")
     conn.execute("VACUUM ANALYZE records")
-    open(stamp, "w").write(str(records))
+    open(stamp, "w").write(corpus_key)
     print(f"loaded {records} records in {loaded_at - started:.1f}s, "
           f"indexed in {time.perf_counter() - loaded_at:.1f}s")
 size = conn.execute("SELECT pg_size_pretty(pg_total_relation_size('records'))").fetchone()[0]
@@ -204,7 +230,7 @@ m AS MATERIALIZED (
     FROM records r, q
     WHERE r.tsv @@ q.q AND r.visibility = 'public' AND {filter}
 ),
-top AS (SELECT id, title, doi, year, rank FROM m ORDER BY rank DESC, id LIMIT 20),
+top AS (SELECT id, title, doi, year, rank FROM m ORDER BY rank DESC, id LIMIT {limit}),
 facets AS (
     SELECT discipline, origin, access, license, format, year, count(*) AS n FROM m
     GROUP BY GROUPING SETS ((discipline), (origin), (access), (license), (format), (year), ())
@@ -216,11 +242,14 @@ SELECT (SELECT count(*) FROM m),
 
 def statement(query):
     f = query["filter"]
+    limit = int(query.get("limit", 20))
+    if not f:
+        return SQL.format(filter="TRUE", limit=limit), {}
     if "discipline" in f:
-        return SQL.format(filter="r.discipline = %(value)s"), {"value": f["discipline"]}
+        return SQL.format(filter="r.discipline = %(value)s", limit=limit), {"value": f["discipline"]}
     if "access" in f:
-        return SQL.format(filter="r.access = %(value)s"), {"value": f["access"]}
-    return (SQL.format(filter="r.year BETWEEN %(from)s AND %(to)s"),
+        return SQL.format(filter="r.access = %(value)s", limit=limit), {"value": f["access"]}
+    return (SQL.format(filter="r.year BETWEEN %(from)s AND %(to)s", limit=limit),
             {"from": f["year_from"], "to": f["year_to"]})
 
 queries = [json.loads(line) for line in open(os.path.join(mdir, "queries.jsonl"))]
@@ -249,13 +278,16 @@ def rank(values, p):
     s = sorted(values)
     return s[max(1, math.ceil(p * len(s))) - 1]
 
-meridian = json.load(open(os.path.join(mdir, "meridian.json")))
 ml = meridian["latency_ms"]
 agree = sum(1 for a, b in zip(meridian["totals"], totals) if a == b)
+disagree = [(q["text"], a, b) for q, a, b in zip(queries, meridian["totals"], totals) if a != b]
+no_match = sum(1 for t in totals if t == 0)
 print(f"PostgreSQL: {len(latencies)} queries after {len(latencies)} warm-up, one at a time, "
       f"{len(latencies) / elapsed:.1f} QPS")
 print()
-print(f"{records} records, {len(queries)} queries (1-3 terms, facets, one filter), "
+shape = ("real package-title words, top 10, facets, no filter" if corpus_name == "debian"
+         else "1-3 terms, facets, one filter")
+print(f"{records} records ({corpus_name}), {len(queries)} queries ({shape}), "
       f"{os.cpu_count()} cores")
 print(f"{'':12}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'max ms':>10}")
 for name, values in (("Meridian", ml), ("PostgreSQL", latencies)):
@@ -265,6 +297,16 @@ print(f"{'ratio':12}" + "".join(f"{rank(latencies, p) / rank(ml, p):9.1f}x"
 print(f"same total on {agree} of {len(totals)} queries"
       + ("" if agree == len(totals) else
          " (the two tokenizers and stemmers disagree on some words)"))
+if disagree:
+    near = sum(1 for _, a, b in disagree if abs(a - b) <= 0.1 * max(a, b))
+    more = sum(1 for _, a, b in disagree if a > b)
+    print(f"  of the {len(disagree)} others, {near} within 10%; Meridian finds more on {more}, "
+          f"PostgreSQL on {len(disagree) - more}")
+if no_match:
+    examples = ", ".join(repr(q["text"]) for q, t in zip(queries, totals) if t == 0)
+    print(f"PostgreSQL found nothing for {no_match} queries: {examples[:300]}")
+for text, a, b in disagree[:10]:
+    print(f"  {text!r}: Meridian {a}, PostgreSQL {b}")
 PY
 
-"$PYTHON" "$WORK/pg_bench.py" "$WORK" "$RECORDS" "$PGSOCK" "$PGPORT"
+"$PYTHON" "$WORK/pg_bench.py" "$WORK" "$CORPUS" "$PGSOCK" "$PGPORT"

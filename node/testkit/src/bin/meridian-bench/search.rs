@@ -9,6 +9,12 @@
 //! `Catalog.Search` over loopback gRPC with TLS as an anonymous client, one
 //! at a time. Latency is measured at the client, per request.
 //!
+//! With `--corpus debian`, the records are instead the Debian archive's
+//! package catalogue from apt's lists (`meridian_testkit::debian`, every
+//! package a PUBLIC record), and the queries 1–3 adjacent words of the
+//! titles of records drawn with a fixed seed, each with limit 10 and facets
+//! and no filter.
+//!
 //! With `--http`, the same searches then also go to the HTTP/JSON API
 //! (`POST /api/v1/search`, HTTPS/1.1 keep-alive), interleaved one for one
 //! with gRPC (alternating which goes first), and the HTTP overhead is
@@ -42,6 +48,17 @@ const CORPUS_SEED: u64 = 42;
 const QUERY_SEED: u64 = 7;
 /// Hits per page, as a result list shows.
 const LIMIT: u32 = 20;
+/// Hits per page on the real catalogue: a top ten.
+const DEBIAN_LIMIT: u32 = 10;
+
+/// Where the benchmark's records come from.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Corpus {
+    /// Generated research records (Zipf-like words), `--records` of them.
+    Generated,
+    /// The Debian package catalogue from apt's lists (`--apt-lists`).
+    Debian,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -63,12 +80,20 @@ pub struct Args {
     /// with gRPC, and report the difference.
     #[arg(long)]
     http: bool,
+    /// Which records to search: generated ones or the Debian package
+    /// catalogue (then `--records` is ignored).
+    #[arg(long, value_enum, default_value_t = Corpus::Generated)]
+    corpus: Corpus,
+    /// Where apt keeps its lists, for `--corpus debian`.
+    #[arg(long, default_value = meridian_testkit::debian::APT_LISTS)]
+    apt_lists: PathBuf,
 }
 
-/// One benchmark query: the text and its single filter.
+/// One benchmark query: the text, its page size and its filter, if any.
 pub(crate) struct Query {
     terms: Vec<String>,
-    filter: Filter,
+    limit: u32,
+    filter: Option<Filter>,
 }
 
 enum Filter {
@@ -85,31 +110,33 @@ impl Query {
     pub(crate) fn request(&self) -> SearchRequest {
         let mut request = SearchRequest {
             query: self.text(),
-            limit: LIMIT,
+            limit: self.limit,
             facets: true,
             ..Default::default()
         };
         match self.filter {
-            Filter::Discipline(d) => request.disciplines = vec![d.to_owned()],
-            Filter::Access(a) => {
+            Some(Filter::Discipline(d)) => request.disciplines = vec![d.to_owned()],
+            Some(Filter::Access(a)) => {
                 let access = meridian_core::record::parse_access(a).expect("an access name");
                 request.access = vec![access as i32];
             }
-            Filter::Years(from, to) => {
+            Some(Filter::Years(from, to)) => {
                 request.year_from = from;
                 request.year_to = to;
             }
+            None => {}
         }
         request
     }
 
     fn json(&self) -> serde_json::Value {
         let filter = match self.filter {
-            Filter::Discipline(d) => json!({ "discipline": d }),
-            Filter::Access(a) => json!({ "access": a }),
-            Filter::Years(from, to) => json!({ "year_from": from, "year_to": to }),
+            Some(Filter::Discipline(d)) => json!({ "discipline": d }),
+            Some(Filter::Access(a)) => json!({ "access": a }),
+            Some(Filter::Years(from, to)) => json!({ "year_from": from, "year_to": to }),
+            None => json!({}),
         };
-        json!({ "text": self.text(), "terms": self.terms, "filter": filter })
+        json!({ "text": self.text(), "terms": self.terms, "limit": self.limit, "filter": filter })
     }
 }
 
@@ -136,7 +163,24 @@ pub(crate) fn queries(count: usize) -> Vec<Query> {
                     Filter::Years(from, from + rng.gen_range(0..=5))
                 }
             };
-            Query { terms, filter }
+            Query {
+                terms,
+                limit: LIMIT,
+                filter: Some(filter),
+            }
+        })
+        .collect()
+}
+
+/// The Debian catalogue's queries: real title words
+/// ([`meridian_testkit::debian::queries`]), top ten, facets, no filter.
+fn debian_queries(records: &[serde_json::Value], count: usize) -> Vec<Query> {
+    meridian_testkit::debian::queries(records, count, QUERY_SEED)
+        .into_iter()
+        .map(|terms| Query {
+            terms,
+            limit: DEBIAN_LIMIT,
+            filter: None,
         })
         .collect()
 }
@@ -158,16 +202,38 @@ async fn bench(args: Args) -> Result<()> {
         .unwrap_or_else(|| temporary.path().to_owned());
     std::fs::create_dir_all(&dir)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let corpus = dir.join("corpus.jsonl");
+    let (records, queries) = match args.corpus {
+        Corpus::Generated => {
+            write_corpus(&corpus, args.records)?;
+            (args.records, queries(args.queries))
+        }
+        Corpus::Debian => {
+            let started = Instant::now();
+            let records = meridian_testkit::debian::records(&args.apt_lists)?;
+            // Not a generated corpus a later run may reuse.
+            let _ = std::fs::remove_file(corpus.with_extension("records"));
+            let mut out = BufWriter::new(std::fs::File::create(&corpus)?);
+            for record in &records {
+                writeln!(out, "{record}")?;
+            }
+            out.flush()?;
+            println!(
+                "corpus: {} Debian packages from {} ({:.0} MiB) in {:.1}s",
+                records.len(),
+                args.apt_lists.display(),
+                std::fs::metadata(&corpus)?.len() as f64 / 1048576.0,
+                started.elapsed().as_secs_f64()
+            );
+            let queries = debian_queries(&records, args.queries);
+            (records.len() as u64, queries)
+        }
+    };
     println!(
-        "search benchmark: {} records, {} queries, {cores} cores, in {}",
-        args.records,
-        args.queries,
+        "search benchmark: {records} records, {} queries, {cores} cores, in {}",
+        queries.len(),
         dir.display()
     );
-
-    let corpus = dir.join("corpus.jsonl");
-    write_corpus(&corpus, args.records)?;
-    let queries = queries(args.queries);
     {
         let mut out = BufWriter::new(std::fs::File::create(dir.join("queries.jsonl"))?);
         for query in &queries {
@@ -179,17 +245,17 @@ async fn bench(args: Args) -> Result<()> {
     let node_dir = dir.join("node");
     let node = super::start_node(&bin, &node_dir, "bench")?;
     let mut admin = meridian_server::admin_socket::connect(&node_dir).await?;
-    if indexed(&mut admin).await? != args.records {
+    if indexed(&mut admin).await? != records {
         let status = admin
             .status(meridian_proto::StatusRequest {})
             .await?
             .into_inner();
-        if status.records > 0 && status.records != args.records {
+        if status.records > 0 && status.records != records {
             bail!(
                 "{} holds a node with {} records, not {}: remove it or use another --dir",
                 node_dir.display(),
                 status.records,
-                args.records
+                records
             );
         }
         if status.records == 0 {
@@ -211,13 +277,13 @@ async fn bench(args: Args) -> Result<()> {
         let started = Instant::now();
         loop {
             let total = indexed(&mut admin).await?;
-            if total == args.records {
+            if total == records {
                 break;
             }
             if started.elapsed() > Duration::from_secs(3600) {
                 bail!(
                     "the index holds {total} of {} records after an hour",
-                    args.records
+                    records
                 );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -254,8 +320,13 @@ async fn bench(args: Args) -> Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
 
     println!(
-        "Catalog.Search, anonymous, loopback gRPC + TLS, limit {LIMIT}, facets, one filter, \
+        "Catalog.Search, anonymous, loopback gRPC + TLS, limit {}, facets, {}, \
          {} queries after {} warm-up, one at a time:",
+        requests.first().map_or(0, |r| r.limit),
+        match args.corpus {
+            Corpus::Generated => "one filter",
+            Corpus::Debian => "no filter",
+        },
         requests.len(),
         requests.len()
     );
@@ -278,6 +349,22 @@ async fn bench(args: Args) -> Result<()> {
         );
     }
     println!("  in node  {} (took_micros)", Summary::of(&server));
+    let (mut found, mut none) = (Vec::new(), Vec::new());
+    for (latency, total) in latencies.iter().zip(&totals) {
+        if *total > 0 {
+            found.push(*latency);
+        } else {
+            none.push(*latency);
+        }
+    }
+    if !none.is_empty() {
+        println!(
+            "  matching {} ({} queries)",
+            Summary::of(&found),
+            found.len()
+        );
+        println!("  no match {} ({} queries)", Summary::of(&none), none.len());
+    }
     let mut sorted_totals = totals.clone();
     sorted_totals.sort_unstable();
     println!(
@@ -295,8 +382,12 @@ async fn bench(args: Args) -> Result<()> {
 
     if args.pg {
         let results = json!({
-            "records": args.records,
+            "records": records,
             "cores": cores,
+            "corpus": match args.corpus {
+                Corpus::Generated => "generated",
+                Corpus::Debian => "debian",
+            },
             "latency_ms": latencies,
             "totals": totals,
             "p50_ms": all.p50,
