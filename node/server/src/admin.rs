@@ -881,32 +881,34 @@ impl Admin for AdminService {
         Ok(Response::new(proto::PeersStatusResponse {
             peers: peers
                 .into_iter()
-                .map(|(peer, keys_expired, quarantined, frozen, evidence, contested)| {
-                    let cosigners = self.replicator.cosigners(peer.node_id.as_str());
-                    let status = known
-                        .get(peer.node_id.as_str())
-                        .cloned()
-                        .unwrap_or_default();
-                    proto::PeerStatus {
-                        node_id: peer.node_id.to_string(),
-                        state: convert::peer_state(peer.state) as i32,
-                        reachable: status.reachable,
-                        last_sync: status.last_sync,
-                        lag: status.lag,
-                        entries_received: status.entries_received,
-                        rejected: status.rejected,
-                        last_error: status.last_error,
-                        endpoint: peer.endpoint,
-                        groups: peer.groups,
-                        keys_expired,
-                        quarantined,
-                        frozen: frozen.is_some(),
-                        frozen_reason: frozen.unwrap_or_default(),
-                        evidence,
-                        cosigners,
-                        contested_doi_prefixes: contested,
-                    }
-                })
+                .map(
+                    |(peer, keys_expired, quarantined, frozen, evidence, contested)| {
+                        let cosigners = self.replicator.cosigners(peer.node_id.as_str());
+                        let status = known
+                            .get(peer.node_id.as_str())
+                            .cloned()
+                            .unwrap_or_default();
+                        proto::PeerStatus {
+                            node_id: peer.node_id.to_string(),
+                            state: convert::peer_state(peer.state) as i32,
+                            reachable: status.reachable,
+                            last_sync: status.last_sync,
+                            lag: status.lag,
+                            entries_received: status.entries_received,
+                            rejected: status.rejected,
+                            last_error: status.last_error,
+                            endpoint: peer.endpoint,
+                            groups: peer.groups,
+                            keys_expired,
+                            quarantined,
+                            frozen: frozen.is_some(),
+                            frozen_reason: frozen.unwrap_or_default(),
+                            evidence,
+                            cosigners,
+                            contested_doi_prefixes: contested,
+                        }
+                    },
+                )
                 .collect(),
         }))
     }

@@ -2243,6 +2243,8 @@ async fn an_audience_signed_by_a_revoked_key_no_longer_counts() {
         "the revoked key's audience is quarantined"
     );
     assert!(!here_in_group(&fed.polar));
+}
+
 /// Witnessing between two nodes: the same checkpoint, a newer one with its
 /// proof, a proof that does not hold (the peer's fault: nothing frozen),
 /// and a signed larger tree that does not extend the log held here (the
