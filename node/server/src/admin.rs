@@ -624,6 +624,7 @@ impl Admin for AdminService {
         } else {
             convert::keys_status(&chain, None)
         };
+        status.cosigners = self.replicator.cosigners(chain.origin());
         let node = self.node.clone();
         let counted = chain.origin().to_owned();
         status.quarantined = blocking(move || node.quarantine_count(&counted)).await?;

@@ -304,5 +304,6 @@ pub fn keys_status(
         quarantined: 0,
         tls_key: String::new(),
         tls_next: String::new(),
+        cosigners: 0,
     }
 }

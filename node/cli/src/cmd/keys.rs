@@ -326,6 +326,7 @@ pub(super) fn status_json(status: &proto::KeysStatusResponse) -> serde_json::Val
         "revocations": revocations, "quarantined": status.quarantined,
         "tls_key": (!status.tls_key.is_empty()).then_some(&status.tls_key),
         "tls_next": (!status.tls_next.is_empty()).then_some(&status.tls_next),
+        "cosigners": status.cosigners,
     })
 }
 
@@ -349,6 +350,12 @@ fn print_status(status: &proto::KeysStatusResponse, json: bool) {
     }
     if status.stale {
         println!("STALE: the current key set expired");
+    }
+    if status.cosigners > 0 {
+        println!(
+            "witnesses    {} peers cosigned the newest checkpoint held here",
+            status.cosigners
+        );
     }
     for s in &status.sets {
         println!(
