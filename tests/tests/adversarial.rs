@@ -14,7 +14,7 @@ use meridian_testkit::harness::{anonymous_channel, held, peer_channel, record_li
 use prost::Message;
 use tonic::Code;
 
-use crate::support::searched;
+use crate::support::{facet_total, searched};
 
 /// Waits until `check` holds, for at most ten seconds.
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -274,15 +274,6 @@ fn facet_values(answer: &SearchResponse, name: &str) -> BTreeSet<String> {
         .filter(|f| f.name == name)
         .flat_map(|f| f.values.iter().map(|v| v.value.clone()))
         .collect()
-}
-
-fn facet_total(answer: &SearchResponse, name: &str) -> u64 {
-    answer
-        .facets
-        .iter()
-        .filter(|f| f.name == name)
-        .flat_map(|f| f.values.iter().map(|v| v.count))
-        .sum()
 }
 
 /// What `pull` of `origin` from `to` streams to `from`: the record ids of

@@ -18,7 +18,7 @@ use meridian_testkit::harness::{held, peer_channel, record_line, TestNode};
 use prost::Message;
 use tonic::Code;
 
-use crate::support::searched;
+use crate::support::{facet_total, searched};
 
 const GROUP: &str = "polar-consortium";
 /// Words only the group's record holds: none may reach the outsider.
@@ -73,15 +73,6 @@ fn assert_no_secret(what: &str, bytes: &[u8]) {
 
 fn hit_ids(answer: &SearchResponse) -> BTreeSet<String> {
     answer.hits.iter().map(|h| h.id.clone()).collect()
-}
-
-fn facet_total(answer: &SearchResponse, name: &str) -> u64 {
-    answer
-        .facets
-        .iter()
-        .filter(|f| f.name == name)
-        .flat_map(|f| f.values.iter().map(|v| v.count))
-        .sum()
 }
 
 /// Everything `from`, as a pinned peer, can learn of `origin`'s records at

@@ -7,6 +7,8 @@ use meridian_proto::catalog_client::CatalogClient;
 use meridian_proto::SearchRequest;
 use meridian_testkit::harness::{record_line, TestNode};
 
+use crate::support::facet_total;
+
 /// `meridian search --json`, retried until `ready` holds (indexing is
 /// asynchronous: an import is durable at once and searchable a moment later).
 fn search_until(
@@ -36,15 +38,6 @@ fn ids(answer: &serde_json::Value) -> Vec<String> {
         .collect();
     ids.sort();
     ids
-}
-
-fn facet_total(response: &meridian_proto::SearchResponse, name: &str) -> u64 {
-    response
-        .facets
-        .iter()
-        .find(|f| f.name == name)
-        .map(|f| f.values.iter().map(|v| v.count).sum())
-        .unwrap_or(0)
 }
 
 fn corpus() -> Vec<String> {

@@ -64,3 +64,14 @@ pub fn searched(node: &TestNode, query: &str) -> BTreeSet<String> {
         })
         .collect()
 }
+
+/// The sum of the counts of facet `name` in `answer`: how many records the
+/// facet counted, whatever their values.
+pub fn facet_total(answer: &meridian_proto::SearchResponse, name: &str) -> u64 {
+    answer
+        .facets
+        .iter()
+        .filter(|f| f.name == name)
+        .flat_map(|f| f.values.iter().map(|v| v.count))
+        .sum()
+}

@@ -67,6 +67,21 @@ fn frozen(node: &TestNode) -> std::collections::BTreeMap<String, serde_json::Val
     }
 }
 
+/// Starts the origin from `dir` on `port`, imports `ids` there, lets
+/// `relay` pull them, and stops it: one branch of the fork, shown to one
+/// relay.
+fn show_branch(dir: &std::path::Path, port: u16, ids: &[&str], relay: &TestNode) {
+    let mut origin = origin_at(dir, port);
+    let title = format!("Shown to {}", relay.name);
+    let lines: Vec<String> = ids
+        .iter()
+        .map(|id| record_line(id, &title, "public"))
+        .collect();
+    origin.import(&lines);
+    assert_eq!(relay.sync_now()["polar"]["ok"], true);
+    assert!(origin.stop());
+}
+
 fn pins_each_other(a: &TestNode, b: &TestNode) {
     a.trust(b, &[]);
     b.trust(a, &[]);
@@ -109,26 +124,10 @@ fn forked(b_ids: &[&str], c_ids: &[&str]) -> Forked {
     drop(polar);
     copy_dir(&honest_dir, &fork_dir);
     relay_c.ok(&["trust", "suspend", "polar"]);
-    let mut polar = origin_at(&honest_dir, port);
-    let lines: Vec<String> = b_ids
-        .iter()
-        .map(|id| record_line(id, "Shown to relay b", "public"))
-        .collect();
-    polar.import(&lines);
-    assert_eq!(relay_b.sync_now()["polar"]["ok"], true);
-    assert!(polar.stop());
-    drop(polar);
+    show_branch(&honest_dir, port, b_ids, &relay_b);
     relay_b.ok(&["trust", "suspend", "polar"]);
     relay_c.ok(&["trust", "resume", "polar"]);
-    let mut fork = origin_at(&fork_dir, port);
-    let lines: Vec<String> = c_ids
-        .iter()
-        .map(|id| record_line(id, "Shown to relay c", "public"))
-        .collect();
-    fork.import(&lines);
-    assert_eq!(relay_c.sync_now()["polar"]["ok"], true);
-    assert!(fork.stop());
-    drop(fork);
+    show_branch(&fork_dir, port, c_ids, &relay_c);
     relay_b.ok(&["trust", "resume", "polar"]);
     for relay in [&relay_b, &relay_c] {
         assert_eq!(relay.peers_status()["polar"]["frozen"], false);
