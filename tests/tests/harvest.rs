@@ -302,32 +302,31 @@ fn a_third_party_provider_is_harvested_through_503_bad_records_deletes_and_a_cra
         })
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
+    let cut = loop {
         let shown = json(&node, &["harvest", "status", "fixture", "--json"]);
         if shown["pages"].as_u64().unwrap_or(0) >= 2 {
-            break;
+            break shown;
         }
         assert!(std::time::Instant::now() < deadline, "no progress: {shown}");
         std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    };
     node.kill9();
     let _ = runner.join();
-    node.serve();
-    let shown = json(&node, &["harvest", "status", "fixture", "--json"]);
-    assert_eq!(shown["interrupted"], true, "{shown}");
-    let partial = held(&node).len();
-    assert!(
-        (1..12).contains(&partial),
-        "stopped mid-list: {partial} held"
-    );
+    // Killed mid-list: the run had started and not finished.
+    assert_eq!(cut["interrupted"], true, "{cut}");
+    assert!(cut["pages"].as_u64().unwrap_or(0) < 5, "{cut}");
 
-    let out = node.run(&["harvest", "run", "fixture", "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a rejected record makes the run exit 1"
-    );
-    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Back up, the node resumes the run the kill cut short by itself.
+    node.serve();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        let shown = json(&node, &["harvest", "status", "fixture", "--json"]);
+        if shown["interrupted"] == false && shown["running"] == false {
+            break shown;
+        }
+        assert!(std::time::Instant::now() < deadline, "not resumed: {shown}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     // Counts carry over from the interrupted run; a page stored just before
     // the kill, and listed again, counts as unchanged.
     let [added, changed, deleted, rejected] = counts(&status);
