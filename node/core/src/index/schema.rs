@@ -25,7 +25,7 @@ use crate::record::{access_name, visibility_name};
 
 /// Version of the on-disk layout: schema and analyzers. An index written
 /// under another version is refused and must be rebuilt.
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 
 /// English text: words, lower case, ASCII-folded, stemmed.
 pub(crate) const TEXT_ANALYZER: &str = "meridian_text";
