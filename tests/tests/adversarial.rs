@@ -7,14 +7,11 @@ use std::collections::BTreeSet;
 
 use meridian_proto::catalog_client::CatalogClient;
 use meridian_proto::federation_client::FederationClient;
-use meridian_proto::{
-    pull_item, LogEntry, NodeInfoRequest, PullRequest, SearchRequest, SearchResponse,
-};
+use meridian_proto::{NodeInfoRequest, PullRequest, SearchRequest, SearchResponse};
 use meridian_testkit::harness::{anonymous_channel, held, peer_channel, record_line, TestNode};
-use prost::Message;
 use tonic::Code;
 
-use crate::support::{facet_total, searched};
+use crate::support::{facet_total, pulled, searched};
 
 /// Waits until `check` holds, for at most ten seconds.
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
@@ -274,44 +271,6 @@ fn facet_values(answer: &SearchResponse, name: &str) -> BTreeSet<String> {
         .filter(|f| f.name == name)
         .flat_map(|f| f.values.iter().map(|v| v.value.clone()))
         .collect()
-}
-
-/// What `pull` of `origin` from `to` streams to `from`: the record ids of
-/// the entries, the number of redacted items, and every byte sent.
-async fn pulled(
-    from: &TestNode,
-    to: &TestNode,
-    origin: &str,
-) -> (BTreeSet<String>, usize, Vec<u8>) {
-    let mut client = FederationClient::new(peer_channel(from, to).await);
-    let mut stream = client
-        .pull(PullRequest {
-            origin: origin.into(),
-            after_index: 0,
-            max_batch: 0,
-        })
-        .await
-        .expect("pull")
-        .into_inner();
-    let (mut ids, mut redacted, mut bytes) = (BTreeSet::new(), 0, Vec::new());
-    let mut first = true;
-    while let Some(item) = stream.message().await.expect("pull item") {
-        bytes.extend(item.encode_to_vec());
-        match item.item.expect("item") {
-            pull_item::Item::Checkpoint(_) => assert!(first, "checkpoint first"),
-            pull_item::Item::Entry(envelope) => {
-                let entry = LogEntry::decode(envelope.payload.as_slice()).unwrap();
-                if let Some(meridian_proto::log_entry::Body::Record(record)) = entry.body {
-                    ids.insert(record.id);
-                }
-            }
-            pull_item::Item::Redacted(_) => redacted += 1,
-            // Key sets are public; they carry no record.
-            pull_item::Item::Proof(_) | pull_item::Item::KeySet(_) => {}
-        }
-        first = false;
-    }
-    (ids, redacted, bytes)
 }
 
 async fn peer_search(from: &TestNode, to: &TestNode, query: &str) -> SearchResponse {

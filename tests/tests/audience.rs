@@ -11,14 +11,14 @@ use std::collections::BTreeSet;
 use meridian_proto::catalog_client::CatalogClient;
 use meridian_proto::federation_client::FederationClient;
 use meridian_proto::{
-    pull_item, GetRecordRequest, ListRecordsRequest, LogEntry, OnBehalfOf, PeerSearchRequest,
-    PullRequest, Scope, SearchRequest, SearchResponse,
+    GetRecordRequest, ListRecordsRequest, OnBehalfOf, PeerSearchRequest, Scope, SearchRequest,
+    SearchResponse,
 };
 use meridian_testkit::harness::{held, peer_channel, record_line, TestNode};
 use prost::Message;
 use tonic::Code;
 
-use crate::support::{facet_total, searched};
+use crate::support::{facet_total, pulled, searched};
 
 const GROUP: &str = "polar-consortium";
 /// Words only the group's record holds: none may reach the outsider.
@@ -34,32 +34,6 @@ fn line(id: &str, title: &str, visibility: &str, discipline: &str) -> String {
 
 fn set(ids: &[&str]) -> BTreeSet<String> {
     ids.iter().map(|id| (*id).to_owned()).collect()
-}
-
-/// The record ids `from` receives whole when it pulls `origin` from `to`,
-/// and every byte of the stream.
-async fn pulled(from: &TestNode, to: &TestNode, origin: &str) -> (BTreeSet<String>, Vec<u8>) {
-    let mut client = FederationClient::new(peer_channel(from, to).await);
-    let mut stream = client
-        .pull(PullRequest {
-            origin: origin.into(),
-            after_index: 0,
-            max_batch: 0,
-        })
-        .await
-        .expect("pull")
-        .into_inner();
-    let (mut ids, mut bytes) = (BTreeSet::new(), Vec::new());
-    while let Some(item) = stream.message().await.expect("pull item") {
-        bytes.extend(item.encode_to_vec());
-        if let Some(pull_item::Item::Entry(envelope)) = item.item {
-            let entry = LogEntry::decode(envelope.payload.as_slice()).unwrap();
-            if let Some(meridian_proto::log_entry::Body::Record(record)) = entry.body {
-                ids.insert(record.id);
-            }
-        }
-    }
-    (ids, bytes)
 }
 
 fn assert_no_secret(what: &str, bytes: &[u8]) {
@@ -84,7 +58,7 @@ async fn seen_by_peer(
     origin: &str,
     probe: &str,
 ) -> (BTreeSet<String>, Vec<u8>) {
-    let (mut ids, mut bytes) = pulled(from, to, origin).await;
+    let (mut ids, _, mut bytes) = pulled(from, to, origin).await;
     let mut catalog = CatalogClient::new(peer_channel(from, to).await);
     let answer = catalog
         .search(SearchRequest {

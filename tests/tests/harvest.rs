@@ -380,4 +380,18 @@ fn a_third_party_provider_is_harvested_through_503_bad_records_deletes_and_a_cra
         text.contains("10.5555/fixture.15") && text.contains("2019"),
         "{text}"
     );
+
+    // A run that had to skip a record says so in its exit code.
+    let mut bad = dc(16, "now", "Unpublished again");
+    bad["dc"].as_object_mut().unwrap().remove("publisher");
+    records.push(bad);
+    write_data(&data, &records);
+    let out = node.run(&["harvest", "run", "fixture", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a rejected record makes the run exit 1"
+    );
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(counts(&status), [0, 0, 0, 1], "{status}");
 }

@@ -3,7 +3,10 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use meridian_testkit::harness::{meridian_bin, without_meridian_env, TestNode};
+use meridian_proto::federation_client::FederationClient;
+use meridian_proto::{log_entry, pull_item, LogEntry, PullRequest};
+use meridian_testkit::harness::{meridian_bin, peer_channel, without_meridian_env, TestNode};
+use prost::Message;
 
 /// `meridian init` of node `name` in `data` on a free port, with `extra`
 /// arguments (root key files, thresholds); panics with its stderr.
@@ -74,4 +77,42 @@ pub fn facet_total(answer: &meridian_proto::SearchResponse, name: &str) -> u64 {
         .filter(|f| f.name == name)
         .flat_map(|f| f.values.iter().map(|v| v.count))
         .sum()
+}
+
+/// What `pull` of `origin` from `to` streams to `from`: the record ids of
+/// the entries, the number of redacted items, and every byte sent.
+pub async fn pulled(
+    from: &TestNode,
+    to: &TestNode,
+    origin: &str,
+) -> (BTreeSet<String>, usize, Vec<u8>) {
+    let mut client = FederationClient::new(peer_channel(from, to).await);
+    let mut stream = client
+        .pull(PullRequest {
+            origin: origin.into(),
+            after_index: 0,
+            max_batch: 0,
+        })
+        .await
+        .expect("pull")
+        .into_inner();
+    let (mut ids, mut redacted, mut bytes) = (BTreeSet::new(), 0, Vec::new());
+    let mut first = true;
+    while let Some(item) = stream.message().await.expect("pull item") {
+        bytes.extend(item.encode_to_vec());
+        match item.item.expect("item") {
+            pull_item::Item::Checkpoint(_) => assert!(first, "checkpoint first"),
+            pull_item::Item::Entry(envelope) => {
+                let entry = LogEntry::decode(envelope.payload.as_slice()).unwrap();
+                if let Some(log_entry::Body::Record(record)) = entry.body {
+                    ids.insert(record.id);
+                }
+            }
+            pull_item::Item::Redacted(_) => redacted += 1,
+            // Key sets are public; they carry no record.
+            pull_item::Item::Proof(_) | pull_item::Item::KeySet(_) => {}
+        }
+        first = false;
+    }
+    (ids, redacted, bytes)
 }

@@ -51,6 +51,21 @@ fn verify_offline(file: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// `evidence export polar` at `node` into `dir`, then `evidence verify`
+/// of that file with no node: the file and what the check said.
+fn export_and_verify(node: &TestNode, dir: &Path) -> (std::path::PathBuf, std::process::Output) {
+    let file = dir.join("polar.evidence.json");
+    node.ok(&[
+        "evidence",
+        "export",
+        "polar",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    let out = verify_offline(&file);
+    (file, out)
+}
+
 /// `peers status` once `polar` is frozen at `node` (within 30 s).
 fn frozen(node: &TestNode) -> std::collections::BTreeMap<String, serde_json::Value> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -207,15 +222,7 @@ async fn forked_checkpoints_seen_through_two_relays_freeze_the_origin_with_evide
     );
 
     // The evidence file proves it offline; a tampered one proves nothing.
-    let file = tmp.path().join("polar.evidence.json");
-    witness.ok(&[
-        "evidence",
-        "export",
-        "polar",
-        "--out",
-        file.to_str().unwrap(),
-    ]);
-    let out = verify_offline(&file);
+    let (file, out) = export_and_verify(&witness, tmp.path());
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -294,15 +301,7 @@ async fn a_longer_fork_is_proven_by_the_proof_its_relay_serves() {
             && reason.contains("relay-c"),
         "{reason}"
     );
-    let file = tmp.path().join("polar.evidence.json");
-    witness.ok(&[
-        "evidence",
-        "export",
-        "polar",
-        "--out",
-        file.to_str().unwrap(),
-    ]);
-    let out = verify_offline(&file);
+    let (_, out) = export_and_verify(&witness, tmp.path());
     assert!(
         out.status.success(),
         "{}",

@@ -465,30 +465,31 @@ impl Node {
             return Ok(Some(self.own_chain()));
         }
         match self.trust.get(origin)? {
-            Some(peer) if peer.state != PeerState::Revoked => {
-                Ok(Some(self.peer_chain(origin, &peer.pinned_root()?)?))
-            }
+            Some(peer) if peer.state != PeerState::Revoked => Ok(Some(self.peer_chain(&peer)?)),
             _ => Ok(None),
         }
     }
 
-    /// The stored chain of `origin`, verified from `pinned`; rebuilt only
-    /// when a key set was added since.
-    pub fn peer_chain(
-        &self,
-        origin: &str,
-        pinned: &ed25519_dalek::VerifyingKey,
-    ) -> Result<Arc<KeyChain>, NodeError> {
+    /// The stored chain of `peer`'s log, verified from the root pinned for
+    /// it; rebuilt only when a key set was added since or the pin changed.
+    /// The pinned key is parsed and vetted only when the chain is built
+    /// (vetting costs tens of microseconds, and every request of a peer
+    /// looks its chain up).
+    pub fn peer_chain(&self, peer: &Peer) -> Result<Arc<KeyChain>, NodeError> {
+        let origin = peer.node_id.as_str();
         let positions = self.store.key_set_positions(origin)?;
-        let pinned_bytes = pinned.to_bytes();
         let mut cache = self.chains.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((held, root, chain)) = cache.get(origin) {
-            if *held == positions && *root == pinned_bytes {
+            if *held == positions && root[..] == peer.identity_key[..] {
                 return Ok(chain.clone());
             }
         }
-        let chain = Arc::new(build_chain(&self.store, origin, Some(*pinned))?);
-        cache.insert(origin.to_owned(), (positions, pinned_bytes, chain.clone()));
+        let pinned = peer.pinned_root()?;
+        let chain = Arc::new(build_chain(&self.store, origin, Some(pinned))?);
+        cache.insert(
+            origin.to_owned(),
+            (positions, pinned.to_bytes(), chain.clone()),
+        );
         Ok(chain)
     }
 
@@ -552,7 +553,7 @@ impl Node {
     /// (DESIGN §5), so a TLS key rotation needs no re-pinning. Before any
     /// key set of the peer is held, the key its invitation named.
     pub fn peer_tls_keys(&self, peer: &Peer) -> Result<Vec<Vec<u8>>, NodeError> {
-        let chain = self.peer_chain(peer.node_id.as_str(), &peer.pinned_root()?)?;
+        let chain = self.peer_chain(peer)?;
         Ok(match chain.latest() {
             Some(link) => link.set.tls_keys.clone(),
             None => peer.tls_keys.clone(),
@@ -938,27 +939,41 @@ impl Node {
         Ok(next)
     }
 
+    /// The next TLS key and the log position of the first key set that
+    /// lists it (a peer accepts the key once its copy of this node's log
+    /// is longer); refused when there is none or the current set does not
+    /// list it (peers would refuse it).
+    pub fn next_tls_key(&self) -> Result<(Arc<TlsIdentity>, u64), NodeError> {
+        let next = self.tls_next().ok_or_else(|| {
+            NodeError::Keys("no next TLS key: run `meridian keys rotate --tls` first".into())
+        })?;
+        let chain = self.own_chain();
+        let lists = |link: &&keyset::Link| link.set.tls_keys.iter().any(|k| k == next.spki());
+        match chain.latest() {
+            Some(latest) if lists(&latest) => {}
+            _ => {
+                return Err(NodeError::Keys(format!(
+                    "the next TLS key {} is not listed in the current key set: peers would \
+                     refuse it; run `meridian keys rotate --tls` to list a new one",
+                    certificate::tls_key_id(next.spki()),
+                )))
+            }
+        }
+        let listed_at = chain
+            .links()
+            .iter()
+            .find(lists)
+            .map_or(0, |link| link.index);
+        Ok((next, listed_at))
+    }
+
     /// Serves the next TLS key from now on (new connections, as server and
     /// as client): it must be listed in the current key set, so every peer
     /// holding that set accepts it. The key it replaces stays listed until
     /// the next key set (`keys renew` drops it at once). Audited.
     pub fn switch_tls(&self) -> Result<Arc<TlsIdentity>, NodeError> {
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let next = self.tls_next().ok_or_else(|| {
-            NodeError::Keys("no next TLS key: run `meridian keys rotate --tls` first".into())
-        })?;
-        let chain = self.own_chain();
-        let latest = chain
-            .latest()
-            .ok_or_else(|| NodeError::Keys("this node's log holds no key set yet".into()))?;
-        if !latest.set.tls_keys.iter().any(|k| k == next.spki()) {
-            return Err(NodeError::Keys(format!(
-                "the next TLS key {} is not listed in the current key set {}: peers would \
-                 refuse it; run `meridian keys rotate --tls` to list a new one",
-                certificate::tls_key_id(next.spki()),
-                latest.set.version
-            )));
-        }
+        self.next_tls_key()?;
         let before = self.tls();
         let switched = Arc::new(TlsIdentity::switch_to_next(&self.data_dir)?);
         *self.tls.write().unwrap_or_else(|p| p.into_inner()) = switched.clone();
@@ -967,10 +982,9 @@ impl Node {
             "keys-switch-tls",
             self.node_id(),
             &format!(
-                "TLS key {} in use, was {}; key set {} lists both until the next set",
+                "TLS key {} in use, was {}; the current key set lists both until the next one",
                 certificate::tls_key_id(switched.spki()),
                 certificate::tls_key_id(before.spki()),
-                latest.set.version
             ),
         )?;
         Ok(switched)
@@ -1205,25 +1219,16 @@ impl Node {
             threshold,
         } = &change
         {
-            let ids = |keys: &[crate::proto::PublicKey]| {
-                keys.iter()
-                    .map(|k| k.key_id.clone())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let (old_keys, old_threshold) = if latest.set.root_keys.is_empty() {
-                (&latest.set.keys, latest.set.threshold)
-            } else {
-                (&latest.set.root_keys, latest.set.root_threshold)
-            };
+            let ids = |keys: Vec<String>| keys.join(", ");
             (
                 "keys-rotate-root",
                 format!(
-                    "key set {} at log index {index}: root {threshold} of [{}] replaces {old_threshold} of [{}], \
+                    "key set {} at log index {index}: root {threshold} of [{}] replaces {} of [{}], \
                      expires {expires}",
                     latest.set.version + 1,
-                    ids(&new_roots.iter().map(NodeKey::public).collect::<Vec<_>>()),
-                    ids(old_keys),
+                    ids(new_roots.iter().map(|k| k.key_id().to_string()).collect()),
+                    latest.root().threshold(),
+                    ids(latest.root().key_ids().map(ToString::to_string).collect()),
                 ),
             )
         } else if let Some(next) = &staged_tls {

@@ -928,6 +928,15 @@ impl Store {
         Ok(self.frozen.get(origin.as_bytes())?.map(|v| v.to_vec()))
     }
 
+    /// Why `origin` was frozen (the `reason` of [`Store::freeze`]); `None`
+    /// when it is not frozen.
+    pub fn frozen_reason(&self, origin: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.frozen.get(origin.as_bytes())?.map(|value| {
+            let reason = value.split(|b| *b == 0).next().unwrap_or_default();
+            String::from_utf8_lossy(reason).into_owned()
+        }))
+    }
+
     /// Freezes `origin`, keeping `reason` and the conflicting checkpoint as
     /// evidence; durable when it returns.
     pub fn freeze(&self, origin: &str, reason: &str, evidence: &[u8]) -> Result<(), StoreError> {

@@ -1386,9 +1386,8 @@ pub(crate) fn origin_chain(
         return Ok(node.own_chain());
     }
     match node.trust().get(origin)? {
-        Some(peer) if peer.state == PeerState::Active => node
-            .peer_chain(origin, &peer.pinned_root()?)
-            .map_err(|e| match e {
+        Some(peer) if peer.state == PeerState::Active => {
+            node.peer_chain(&peer).map_err(|e| match e {
                 crate::node::NodeError::Sign(source) => SyncError::Verify {
                     origin: origin.to_owned(),
                     index: 0,
@@ -1399,7 +1398,8 @@ pub(crate) fn origin_chain(
                     origin: origin.to_owned(),
                     message: other.to_string(),
                 },
-            }),
+            })
+        }
         _ => Err(SyncError::NotTrusted(origin.to_owned())),
     }
 }

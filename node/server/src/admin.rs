@@ -517,24 +517,8 @@ impl Admin for AdminService {
     ) -> Result<Response<proto::KeysSwitchTlsResponse>, Status> {
         use meridian_core::certificate::tls_key_id;
         let force = request.into_inner().force;
-        let next = self.node.tls_next().ok_or_else(|| {
-            Status::failed_precondition("no next TLS key: run `meridian keys rotate --tls` first")
-        })?;
-        // The first set that lists the next key: a peer holds it once its
-        // copy of this node's log is longer than that set's position.
-        let listed_at = self
-            .node
-            .own_chain()
-            .links()
-            .iter()
-            .find(|link| link.set.tls_keys.iter().any(|k| k == next.spki()))
-            .map(|link| link.index)
-            .ok_or_else(|| {
-                Status::failed_precondition(format!(
-                    "the next TLS key {} is not listed in a key set of this node",
-                    tls_key_id(next.spki())
-                ))
-            })?;
+        let node = self.node.clone();
+        let (_, listed_at) = blocking(move || node.next_tls_key()).await?;
         let (ready, not_ready) = self.peers_holding_own_log_past(listed_at).await?;
         if !not_ready.is_empty() && !force {
             return Err(Status::failed_precondition(format!(
@@ -855,12 +839,8 @@ impl Admin for AdminService {
             for peer in node.trust().list()? {
                 let expired = stale.get(peer.node_id.as_str()).cloned();
                 let held = quarantined.get(peer.node_id.as_str()).copied();
-                let frozen = node.store().frozen_evidence(peer.node_id.as_str())?;
+                let frozen = node.store().frozen_reason(peer.node_id.as_str())?;
                 let evidence = node.store().evidence(peer.node_id.as_str())?.is_some();
-                let frozen = frozen.map(|value| {
-                    let reason = value.split(|b| *b == 0).next().unwrap_or_default();
-                    String::from_utf8_lossy(reason).into_owned()
-                });
                 let contested_doi_prefixes: Vec<String> = contested
                     .iter()
                     .filter(|(_, claimants)| claimants.iter().any(|c| *c == *peer.node_id))
@@ -921,27 +901,21 @@ impl Admin for AdminService {
         let origin = request.into_inner().origin;
         let node = self.node.clone();
         let asked = origin.clone();
-        let (frozen, evidence) = tokio::task::spawn_blocking(move || {
-            Ok::<_, meridian_core::store::StoreError>((
-                node.store().frozen_evidence(&asked)?,
+        let (frozen, evidence) = blocking(move || {
+            Ok((
+                node.store().frozen_reason(&asked)?,
                 node.store().evidence(&asked)?,
             ))
         })
-        .await
-        .map_err(status::join)?
-        .map_err(status::store)?;
+        .await?;
         match (frozen, evidence) {
             (_, Some(evidence)) => Ok(Response::new(proto::ExportEvidenceResponse { evidence })),
             (None, None) => Err(Status::not_found(format!(
                 "{origin} is not frozen: there is no evidence of equivocation against it"
             ))),
-            (Some(value), None) => {
-                let reason = value.split(|b| *b == 0).next().unwrap_or_default();
-                Err(Status::failed_precondition(format!(
-                    "{origin} is frozen ({}), but the conflict was found before evidence was kept: there is no file to export",
-                    String::from_utf8_lossy(reason)
-                )))
-            }
+            (Some(reason), None) => Err(Status::failed_precondition(format!(
+                "{origin} is frozen ({reason}), but the conflict was found before evidence was kept: there is no file to export"
+            ))),
         }
     }
 }

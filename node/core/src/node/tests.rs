@@ -287,3 +287,27 @@ fn a_root_in_the_data_directory_is_replaced_by_the_new_one() {
     let stale = node.rotate_keys(vec![old_root], true, 30).unwrap_err();
     assert!(stale.to_string().contains("not a root key"), "{stale}");
 }
+
+/// Cost of finding the peer behind a client certificate key among 20
+/// pinned peers (each request of a pinned peer pays it once).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn finding_the_peer_behind_a_tls_key_costs() {
+    let peers: Vec<Arc<Node>> = (0..20)
+        .map(|i| crate::test_support::opened_node(&format!("peer{i}")).0)
+        .collect();
+    let (node, _dir) = crate::test_support::opened_node("here");
+    for peer in &peers {
+        node.trust().add(&peer.invite(), &[]).unwrap();
+    }
+    let last = peers.last().unwrap().tls().spki().to_vec();
+    assert!(node.peer_by_tls_key(&last).unwrap().is_some());
+    let started = Instant::now();
+    for _ in 0..2_000 {
+        node.peer_by_tls_key(&last).unwrap();
+    }
+    eprintln!(
+        "peer_by_tls_key, 20 peers: {:?} per call",
+        started.elapsed() / 2_000
+    );
+}
