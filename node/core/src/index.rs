@@ -41,7 +41,7 @@ use tantivy::{
 
 pub use self::generation::{LiveIndex, NextGeneration};
 
-use self::collect::{FacetNames, PageCollector, TopHit};
+use self::collect::{PageCollector, SegmentColumns, TopHit};
 use self::compile::Compiler;
 use self::highlight::Highlighter;
 use self::schema::{record_key, Fields, PLAIN_ANALYZER, SCHEMA_VERSION};
@@ -148,7 +148,7 @@ pub struct HoldingsIndex {
     text: TextAnalyzer,
     plain: TextAnalyzer,
     snapshots: Snapshots,
-    names: Arc<FacetNames>,
+    columns: Arc<SegmentColumns>,
 }
 
 impl HoldingsIndex {
@@ -230,7 +230,7 @@ impl HoldingsIndex {
             text,
             plain,
             snapshots: Snapshots::new(snapshot_ttl),
-            names: Arc::default(),
+            columns: Arc::default(),
         })
     }
 
@@ -391,28 +391,47 @@ impl HoldingsIndex {
     }
 
     /// Whether a search should spread its segments over the search threads:
-    /// only when there are several segments and it reads many postings. A
-    /// query for a few rare words is done before a second thread would have
-    /// woken up, and waking it costs more than the whole search; work is
-    /// estimated as the postings of the query's words, or the whole index
-    /// for a query without words (filters, facets of everything).
+    /// only when a second thread would save it at least half of
+    /// [`SPREAD_POSTINGS`]. A query for a few rare words is done before a
+    /// second thread would have woken up, and waking it costs more than the
+    /// whole search. Work is estimated as the postings of the query's words
+    /// (counted in the largest segment and scaled to the index: records
+    /// land in segments regardless of their words), or the whole index for
+    /// a query without words (filters, facets of everything). With the
+    /// largest segment on one thread, the other saves at most the smaller
+    /// of that segment and the rest, so an index that is mostly one segment
+    /// is searched on one thread.
     fn worth_spreading(&self, searcher: &Searcher, query: &dyn tantivy::query::Query) -> bool {
+        let total = searcher.num_docs();
+        let segments = searcher.segment_readers();
         // A smaller index never holds enough postings to be worth it, and
         // is what most nodes hold: no dictionary lookups for those.
-        if searcher.segment_readers().len() < 2 || searcher.num_docs() < SPREAD_POSTINGS {
+        let Some(largest) = segments.iter().max_by_key(|segment| segment.num_docs()) else {
+            return false;
+        };
+        if segments.len() < 2 || total < SPREAD_POSTINGS {
             return false;
         }
+        let largest_docs = u64::from(largest.num_docs()).max(1);
+        let shared = largest_docs.min(total - largest_docs.min(total)) as f64 / total as f64;
         let text = TextField::ALL.map(|field| self.fields.text(field));
         let mut words = false;
         let mut postings = 0u64;
         query.query_terms(&mut |term, _| {
             if text.contains(&term.field()) {
                 words = true;
-                postings += searcher.doc_freq(term).unwrap_or(u64::MAX / 4);
+                let found = largest
+                    .inverted_index(term.field())
+                    .and_then(|index| Ok(index.doc_freq(term)?));
+                postings = postings.saturating_add(found.map_or(u64::MAX / 4, u64::from));
             }
         });
-        let work = if words { postings } else { searcher.num_docs() };
-        work >= SPREAD_POSTINGS
+        let work = if words {
+            postings as f64 * total as f64 / largest_docs as f64
+        } else {
+            total as f64
+        };
+        work * shared >= SPREAD_POSTINGS as f64 / 2.0
     }
 
     /// Answers one page of a search as `viewer` may see it.
@@ -458,7 +477,7 @@ impl HoldingsIndex {
                 .map(|cursor| (cursor.primary, record_key(&cursor.origin, &cursor.id))),
             facets: plan.facets,
             spatial: plan.bbox.as_ref().map(Rect::parts_of),
-            names: self.names.clone(),
+            columns: self.columns.clone(),
         };
         // Callers who may not see every record get scores that use no
         // statistics of the corpus, so no score depends on a hidden record;
@@ -481,7 +500,7 @@ impl HoldingsIndex {
             &Executor::SingleThread
         };
         let page = searcher.search_with_executor(&*query, &collector, executor, scoring)?;
-        self.names.retain(
+        self.columns.retain(
             &searcher
                 .segment_readers()
                 .iter()

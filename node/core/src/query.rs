@@ -310,29 +310,49 @@ impl SearchRequest {
     }
 
     /// A stable digest of what decides the match set and the order (not the
-    /// page size, the cursor, facets or highlighting).
+    /// page size, the cursor, facets or highlighting): each part tagged and
+    /// length-prefixed, so no two requests share an encoding.
     fn fingerprint(&self) -> u64 {
-        let scope = match &self.scope {
-            Scope::Local { node } => format!("local:{node}"),
-            Scope::Federation | Scope::Live => "federation".to_owned(),
+        let mut digest = Sha256::new();
+        let mut part = |tag: u8, bytes: &[u8]| {
+            digest.update([tag]);
+            digest.update((bytes.len() as u64).to_be_bytes());
+            digest.update(bytes);
         };
-        let bbox = self
-            .bbox
-            .map(|b| [b.west, b.south, b.east, b.north].map(f64::to_bits));
-        let canonical = serde_json::json!({
-            "text": self.text,
-            "scope": scope,
-            "disciplines": self.disciplines,
-            "origins": self.origins,
-            "access": self.access.iter().map(|a| *a as i32).collect::<Vec<_>>(),
-            "licenses": self.licenses,
-            "formats": self.formats,
-            "year": self.year,
-            "bbox": bbox,
-            "time": [&self.time_from, &self.time_to],
-            "sort": self.sort,
-        });
-        let digest = Sha256::digest(canonical.to_string().as_bytes());
+        part(b'q', self.text.as_bytes());
+        match &self.scope {
+            Scope::Local { node } => part(b'L', node.as_bytes()),
+            Scope::Federation | Scope::Live => part(b'F', b""),
+        }
+        let lists = [
+            (b'd', &self.disciplines),
+            (b'o', &self.origins),
+            (b'l', &self.licenses),
+            (b'f', &self.formats),
+        ];
+        for (tag, values) in lists {
+            for value in values {
+                part(tag, value.as_bytes());
+            }
+        }
+        for access in &self.access {
+            part(b'a', &(*access as i32).to_be_bytes());
+        }
+        let bound = |value: Option<u32>| value.map_or(-1, i64::from).to_be_bytes();
+        if let Some((from, to)) = self.year {
+            part(b'y', &[bound(from), bound(to)].concat());
+        }
+        if let Some(b) = self.bbox {
+            let corners = [b.west, b.south, b.east, b.north].map(|c| c.to_bits().to_be_bytes());
+            part(b'b', &corners.concat());
+        }
+        for (tag, time) in [(b's', &self.time_from), (b'e', &self.time_to)] {
+            if let Some(time) = time {
+                part(tag, time.as_bytes());
+            }
+        }
+        part(b'r', &[self.sort as u8]);
+        let digest = digest.finalize();
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
         u64::from_be_bytes(first)
@@ -513,5 +533,87 @@ mod tests {
             ..request
         };
         assert!(matches!(resorted.plan(), Err(SearchError::Cursor(_))));
+    }
+
+    #[test]
+    fn every_part_of_the_match_set_and_order_is_in_the_fingerprint() {
+        let base = SearchRequest {
+            text: "ice".into(),
+            disciplines: vec!["earth".into()],
+            ..Default::default()
+        };
+        let changed = [
+            SearchRequest {
+                text: "ic".into(),
+                ..base.clone()
+            },
+            SearchRequest {
+                scope: Scope::Local { node: "a".into() },
+                ..base.clone()
+            },
+            // The same value under another filter, or split differently.
+            SearchRequest {
+                disciplines: vec![],
+                origins: vec!["earth".into()],
+                ..base.clone()
+            },
+            SearchRequest {
+                disciplines: vec!["ear".into(), "th".into()],
+                ..base.clone()
+            },
+            SearchRequest {
+                licenses: vec!["cc-by".into()],
+                ..base.clone()
+            },
+            SearchRequest {
+                formats: vec!["csv".into()],
+                ..base.clone()
+            },
+            SearchRequest {
+                access: vec![Access::Open],
+                ..base.clone()
+            },
+            SearchRequest {
+                year: Some((Some(2000), None)),
+                ..base.clone()
+            },
+            SearchRequest {
+                year: Some((None, Some(2000))),
+                ..base.clone()
+            },
+            SearchRequest {
+                bbox: Some(BoundingBox {
+                    west: -10.0,
+                    south: -10.0,
+                    east: 10.0,
+                    north: 10.0,
+                }),
+                ..base.clone()
+            },
+            SearchRequest {
+                time_from: Some("2020".into()),
+                ..base.clone()
+            },
+            SearchRequest {
+                time_to: Some("2020".into()),
+                ..base.clone()
+            },
+            SearchRequest {
+                sort: Sort::Updated,
+                ..base.clone()
+            },
+        ];
+        let mut seen = std::collections::HashSet::from([base.fingerprint()]);
+        for request in &changed {
+            assert!(seen.insert(request.fingerprint()), "{request:?}");
+        }
+        // What does not decide the match set or the order is not in it.
+        let paged = SearchRequest {
+            limit: 3,
+            facets: true,
+            highlight: true,
+            ..base.clone()
+        };
+        assert_eq!(paged.fingerprint(), base.fingerprint());
     }
 }

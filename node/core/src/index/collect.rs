@@ -6,10 +6,11 @@
 //! descending, then the record key ascending. Within a segment the key is
 //! compared by term ordinal of the key column (ordinals follow byte order),
 //! so a cursor key is located once per segment and no string is read per
-//! document. Reading a term of a column dictionary decompresses a block, so
-//! facet value names are resolved once per segment and kept in
-//! [`FacetNames`] (segments never change), and keys of top hits are read
-//! only where equal sort values from different segments must be ordered.
+//! document. Opening a column and reading the terms of its dictionary cost
+//! more than a small search, so each segment's columns and facet value
+//! names are opened once and kept in [`SegmentColumns`] (segments never
+//! change), and keys of top hits are read only where equal sort values from
+//! different segments must be ordered.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -44,50 +45,101 @@ fn i64_key(value: i64) -> u64 {
     (value as u64) ^ (1 << 63)
 }
 
-/// The values of each string facet column of each segment, by term
-/// ordinal, shared by every search.
+/// The columns a search reads, of every live segment, opened once and
+/// shared by every search: opening a column parses its header and its
+/// dictionary's index, which for a search of a few rare words cost more
+/// than the scan itself (segments never change).
 #[derive(Default)]
-pub(crate) struct FacetNames {
-    held: Mutex<HashMap<FacetColumn, Arc<[String]>>>,
+pub(crate) struct SegmentColumns {
+    held: Mutex<HashMap<SegmentId, Arc<Columns>>>,
 }
 
-/// A facet column of one segment.
-type FacetColumn = (SegmentId, &'static str);
+/// One segment's columns.
+struct Columns {
+    keys: StrColumn,
+    updated: Option<Column<i64>>,
+    size: Option<Column<u64>>,
+    /// West, south, east, north; none when no record of the segment has a
+    /// box.
+    boxes: Option<[Column<f64>; 4]>,
+    /// Each of [`STR_FACETS`], with the value of each term ordinal.
+    facets: Vec<(Option<StrColumn>, Arc<[String]>)>,
+    years: Option<Column<u64>>,
+}
 
-impl FacetNames {
-    /// The values of `column`, the facet `name` of `segment`.
-    fn of(
-        &self,
-        segment: SegmentId,
-        name: &'static str,
-        column: &StrColumn,
-    ) -> tantivy::Result<Arc<[String]>> {
+impl SegmentColumns {
+    /// The columns of `reader`'s segment.
+    fn of(&self, reader: &SegmentReader) -> tantivy::Result<Arc<Columns>> {
         let held = || self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(names) = held().get(&(segment, name)) {
-            return Ok(names.clone());
+        if let Some(columns) = held().get(&reader.segment_id()) {
+            return Ok(columns.clone());
         }
-        let mut names = Vec::with_capacity(column.num_terms());
-        let mut stream = column.dictionary().stream()?;
-        while stream.advance() {
-            names.push(String::from_utf8_lossy(stream.key()).into_owned());
-        }
-        if names.len() != column.num_terms() {
-            return Err(TantivyError::from(io::Error::other(
-                "a facet dictionary is shorter than its term count",
-            )));
-        }
-        let names: Arc<[String]> = names.into();
-        held().insert((segment, name), names.clone());
-        Ok(names)
+        let columns = Arc::new(Columns::open(reader)?);
+        held().insert(reader.segment_id(), columns.clone());
+        Ok(columns)
     }
 
     /// Forgets segments other than `live` once more than `live` are held.
     pub fn retain(&self, live: &HashSet<SegmentId>) {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if held.len() > live.len() * STR_FACETS.len() {
-            held.retain(|(segment, _), _| live.contains(segment));
+        if held.len() > live.len() {
+            held.retain(|segment, _| live.contains(segment));
         }
     }
+}
+
+impl Columns {
+    fn open(reader: &SegmentReader) -> tantivy::Result<Self> {
+        let fast = reader.fast_fields();
+        let keys = fast.str(column::KEY)?.ok_or_else(|| {
+            TantivyError::SchemaError("the key column is missing from a segment".into())
+        })?;
+        let [w, s, e, n] = [
+            column::BOX_WEST,
+            column::BOX_SOUTH,
+            column::BOX_EAST,
+            column::BOX_NORTH,
+        ]
+        .map(|name| fast.column_opt::<f64>(name));
+        let boxes = match (w?, s?, e?, n?) {
+            (Some(w), Some(s), Some(e), Some(n)) => Some([w, s, e, n]),
+            _ => None,
+        };
+        let facets = STR_FACETS
+            .iter()
+            .map(|name| {
+                let column = fast.str(name)?;
+                let names = match &column {
+                    Some(column) => value_names(column)?,
+                    None => Arc::from(Vec::new()),
+                };
+                Ok((column, names))
+            })
+            .collect::<tantivy::Result<_>>()?;
+        Ok(Self {
+            keys,
+            updated: fast.column_opt(column::UPDATED)?,
+            size: fast.column_opt(column::SIZE)?,
+            boxes,
+            facets,
+            years: fast.column_opt(column::YEAR)?,
+        })
+    }
+}
+
+/// The value of each term ordinal of a facet column.
+fn value_names(column: &StrColumn) -> tantivy::Result<Arc<[String]>> {
+    let mut names = Vec::with_capacity(column.num_terms());
+    let mut stream = column.dictionary().stream()?;
+    while stream.advance() {
+        names.push(String::from_utf8_lossy(stream.key()).into_owned());
+    }
+    if names.len() != column.num_terms() {
+        return Err(TantivyError::from(io::Error::other(
+            "a facet dictionary is shorter than its term count",
+        )));
+    }
+    Ok(names.into())
 }
 
 /// Everything the search asks of one pass.
@@ -102,7 +154,7 @@ pub(crate) struct PageCollector {
     pub facets: bool,
     /// Parts of the query box; `None` without a spatial filter.
     pub spatial: Option<Vec<Rect>>,
-    pub names: Arc<FacetNames>,
+    pub columns: Arc<SegmentColumns>,
 }
 
 /// A top hit, resolved.
@@ -299,61 +351,38 @@ impl Collector for PageCollector {
         segment: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<PageSegment> {
-        let fast = reader.fast_fields();
-        let keys = fast.str(column::KEY)?.ok_or_else(|| {
-            TantivyError::SchemaError("the key column is missing from a segment".into())
-        })?;
+        let columns = self.columns.of(reader)?;
         let sort = match self.sort {
             Sort::Relevance => SortColumn::Score,
-            Sort::Updated => SortColumn::I64(fast.column_opt(column::UPDATED)?),
-            Sort::Size => SortColumn::U64(fast.column_opt(column::SIZE)?),
+            Sort::Updated => SortColumn::I64(columns.updated.clone()),
+            Sort::Size => SortColumn::U64(columns.size.clone()),
         };
         let after = match &self.after {
             None => None,
-            Some((primary, key)) => Some((*primary, locate(&keys, key)?)),
+            Some((primary, key)) => Some((*primary, locate(&columns.keys, key)?)),
         };
-        let spatial = match &self.spatial {
-            None => None,
-            Some(parts) => {
-                let columns = [
-                    column::BOX_WEST,
-                    column::BOX_SOUTH,
-                    column::BOX_EAST,
-                    column::BOX_NORTH,
-                ]
-                .map(|name| fast.column_opt::<f64>(name));
-                let [w, s, e, n] = columns;
-                let columns = match (w?, s?, e?, n?) {
-                    (Some(w), Some(s), Some(e), Some(n)) => Some([w, s, e, n]),
-                    _ => None,
-                };
-                Some(SpatialCheck {
-                    parts: parts.clone(),
-                    columns,
-                })
-            }
-        };
-        let mut str_facets = Vec::new();
-        let mut years = None;
-        if self.facets {
-            for name in STR_FACETS {
-                let column = fast.str(name)?;
-                let names = match &column {
-                    Some(column) => self.names.of(reader.segment_id(), name, column)?,
-                    None => Arc::from(Vec::new()),
-                };
-                str_facets.push(StrFacet {
+        let spatial = self.spatial.as_ref().map(|parts| SpatialCheck {
+            parts: parts.clone(),
+            columns: columns.boxes.clone(),
+        });
+        let (str_facets, years) = if self.facets {
+            let str_facets = STR_FACETS
+                .iter()
+                .zip(&columns.facets)
+                .map(|(name, (column, names))| StrFacet {
                     name,
-                    column,
+                    column: column.clone(),
                     counts: vec![0; names.len()],
-                    names,
-                });
-            }
-            years = fast.column_opt(column::YEAR)?.map(YearCounts::new);
-        }
+                    names: names.clone(),
+                })
+                .collect();
+            (str_facets, columns.years.clone().map(YearCounts::new))
+        } else {
+            (Vec::new(), None)
+        };
         Ok(PageSegment {
             segment,
-            keys,
+            keys: columns.keys.clone(),
             sort,
             after,
             spatial,
