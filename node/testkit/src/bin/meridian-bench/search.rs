@@ -87,6 +87,14 @@ pub struct Args {
     /// Where apt keeps its lists, for `--corpus debian`.
     #[arg(long, default_value = meridian_testkit::debian::APT_LISTS)]
     apt_lists: PathBuf,
+    /// Before the searches, stop the node and start it again, timing how
+    /// long it takes to listen and to answer its first search.
+    #[arg(long)]
+    restart: bool,
+    /// Measure only the queries that matched nothing in the warm-up, each
+    /// this many times: a query's fixed cost, for profiling.
+    #[arg(long, value_name = "ROUNDS")]
+    no_match_only: Option<usize>,
 }
 
 /// One benchmark query: the text, its page size and its filter, if any.
@@ -243,7 +251,7 @@ async fn bench(args: Args) -> Result<()> {
     }
 
     let node_dir = dir.join("node");
-    let node = super::start_node(&bin, &node_dir, "bench")?;
+    let mut node = super::start_node(&bin, &node_dir, "bench")?;
     let mut admin = meridian_server::admin_socket::connect(&node_dir).await?;
     if indexed(&mut admin).await? != records {
         let status = admin
@@ -300,12 +308,34 @@ async fn bench(args: Args) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
+    let mut requests: Vec<SearchRequest> = queries.iter().map(Query::request).collect();
+    if args.restart {
+        if let Some(rss) = node.peak_rss_mib() {
+            println!("node peak RSS before the restart: {rss:.0} MiB");
+        }
+        admin = restart(&mut node, &node_dir, &requests[0]).await?;
+    }
     let mut catalog = catalog_client(&node, &mut admin).await?;
 
-    let requests: Vec<SearchRequest> = queries.iter().map(Query::request).collect();
+    let mut warm_totals = Vec::with_capacity(requests.len());
     for request in &requests {
-        catalog.search(request.clone()).await?;
+        warm_totals.push(catalog.search(request.clone()).await?.into_inner().total);
     }
+    let queries: Vec<&Query> = match args.no_match_only {
+        None => queries.iter().collect(),
+        Some(rounds) => {
+            let none: Vec<usize> = (0..requests.len())
+                .filter(|&i| warm_totals[i] == 0)
+                .collect();
+            println!(
+                "only the {} queries that match nothing, {rounds} times each",
+                none.len()
+            );
+            let picked: Vec<usize> = none.iter().flat_map(|&i| [i].repeat(rounds)).collect();
+            requests = picked.iter().map(|&i| requests[i].clone()).collect();
+            picked.iter().map(|&i| &queries[i]).collect()
+        }
+    };
     let mut latencies = Vec::with_capacity(requests.len());
     let mut server = Vec::with_capacity(requests.len());
     let mut totals = Vec::with_capacity(requests.len());
@@ -328,7 +358,7 @@ async fn bench(args: Args) -> Result<()> {
             Corpus::Debian => "no filter",
         },
         requests.len(),
-        requests.len()
+        warm_totals.len()
     );
     let all = Summary::of(&latencies);
     println!(
@@ -349,12 +379,13 @@ async fn bench(args: Args) -> Result<()> {
         );
     }
     println!("  in node  {} (took_micros)", Summary::of(&server));
-    let (mut found, mut none) = (Vec::new(), Vec::new());
-    for (latency, total) in latencies.iter().zip(&totals) {
+    let (mut found, mut none, mut none_in_node) = (Vec::new(), Vec::new(), Vec::new());
+    for ((latency, in_node), total) in latencies.iter().zip(&server).zip(&totals) {
         if *total > 0 {
             found.push(*latency);
         } else {
             none.push(*latency);
+            none_in_node.push(*in_node);
         }
     }
     if !none.is_empty() {
@@ -364,6 +395,7 @@ async fn bench(args: Args) -> Result<()> {
             found.len()
         );
         println!("  no match {} ({} queries)", Summary::of(&none), none.len());
+        println!("  in node  {} (no match)", Summary::of(&none_in_node));
     }
     let mut sorted_totals = totals.clone();
     sorted_totals.sort_unstable();
@@ -372,8 +404,8 @@ async fn bench(args: Args) -> Result<()> {
         sorted_totals[sorted_totals.len() / 2],
         sorted_totals[sorted_totals.len() - 1]
     );
-    if let Some(rss) = node.rss_mib() {
-        println!("  node RSS {rss:.0} MiB");
+    if let (Some(rss), Some(peak)) = (node.rss_mib(), node.peak_rss_mib()) {
+        println!("  node RSS {rss:.0} MiB (peak {peak:.0} MiB since it started)");
     }
 
     if args.http {
@@ -475,6 +507,43 @@ pub(crate) async fn catalog_client(
     )
     .await?;
     Ok(CatalogClient::new(channel).max_decoding_message_size(64 << 20))
+}
+
+/// Stops `node` and starts it again on the same data directory, printing
+/// how long it took to listen, to say it serves, and to answer `first`
+/// (warm page cache: the files were just in use). Returns a new admin
+/// client.
+async fn restart(
+    node: &mut meridian_testkit::harness::TestNode,
+    node_dir: &Path,
+    first: &SearchRequest,
+) -> Result<AdminClient<Channel>> {
+    if !node.stop() {
+        bail!("the node did not stop cleanly");
+    }
+    let started = Instant::now();
+    node.serve();
+    let listening = started.elapsed();
+    let mut admin = meridian_server::admin_socket::connect(node_dir).await?;
+    let mut catalog = catalog_client(node, &mut admin).await?;
+    let answer = catalog.search(first.clone()).await?.into_inner();
+    let answered = started.elapsed();
+    while node.run(&["health"]).status.code() != Some(0) {
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("not serving 600 s after a restart");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "restart: listening after {:.0} ms, first search answered after {:.0} ms \
+         ({} matches), health SERVING by {:.0} ms; RSS then {:.0} MiB",
+        listening.as_secs_f64() * 1e3,
+        answered.as_secs_f64() * 1e3,
+        answer.total,
+        started.elapsed().as_secs_f64() * 1e3,
+        node.rss_mib().unwrap_or(f64::NAN)
+    );
+    Ok(admin)
 }
 
 /// One HTTP search: its total, or why it failed.
