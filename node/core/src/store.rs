@@ -1230,6 +1230,32 @@ impl Store {
 /// Most items packed into one stored run.
 const RUN_MAX: usize = 256;
 
+/// A run is closed once its items hold this many bytes. sled keeps up to
+/// 17 values in a leaf and writes a leaf over a quarter of its 512 KiB
+/// segment as a blob, which its cache counts by the pointer's size and so
+/// never pages out: a node reading its whole log (the indexer catching up)
+/// kept every run it read in memory. Runs this small keep leaves inline.
+const RUN_BYTES: usize = 4 * 1024;
+
+/// Where runs of `lens` (item sizes in bytes) break: at most [`RUN_MAX`]
+/// items, and no more once the run holds [`RUN_BYTES`].
+fn run_lengths(lens: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut runs = Vec::new();
+    let (mut items, mut bytes) = (0, 0);
+    for len in lens {
+        items += 1;
+        bytes += len;
+        if items == RUN_MAX || bytes >= RUN_BYTES {
+            runs.push(items);
+            (items, bytes) = (0, 0);
+        }
+    }
+    if items > 0 {
+        runs.push(items);
+    }
+    runs
+}
+
 /// Packs consecutive items into runs of at most [`RUN_MAX`]: one sled
 /// write per run instead of one per entry (sled writes, not hashing or
 /// signing, bound the append rate). Layout: item count (u32), then each
@@ -1387,9 +1413,12 @@ fn run_items(run: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
 
 /// Entry runs of an append: `(first index, packed run)`.
 fn pack_entries(entries: &[(u64, Vec<u8>)]) -> Vec<(u64, Vec<u8>)> {
-    entries
-        .chunks(RUN_MAX)
-        .map(|chunk| {
+    let mut rest = entries;
+    run_lengths(entries.iter().map(|(_, e)| e.len()))
+        .into_iter()
+        .map(|len| {
+            let (chunk, after) = rest.split_at(len);
+            rest = after;
             (
                 chunk[0].0,
                 pack_run(chunk.iter().map(|(_, e)| e.as_slice())),
@@ -1412,7 +1441,7 @@ fn pack_nodes(nodes: &[((u32, u64), Hash)]) -> Vec<((u32, u64), Vec<u8>)> {
         for end in 1..=nodes.len() {
             let breaks = end == nodes.len()
                 || nodes[end].0 != nodes[end - 1].0 + 1
-                || end - start == RUN_MAX;
+                || (end - start) * std::mem::size_of::<Hash>() >= RUN_BYTES;
             if breaks {
                 let run = &nodes[start..end];
                 runs.push((
@@ -1578,6 +1607,21 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.durable_log_size("polar"), 3);
         assert_eq!(store.durable_log_size("uni"), 0);
+    }
+
+    #[test]
+    fn runs_break_by_count_and_by_bytes() {
+        // Tiny items: RUN_MAX each.
+        assert_eq!(run_lengths(std::iter::repeat_n(8, 600)), [256, 256, 88]);
+        // Envelopes of about a kilobyte: four to a run.
+        assert_eq!(run_lengths(std::iter::repeat_n(1024, 9)), [4, 4, 1]);
+        // An item over the limit closes the run it joins.
+        assert_eq!(run_lengths([100, 70_000, 100].into_iter()), [2, 1]);
+        assert!(run_lengths(std::iter::empty()).is_empty());
+        // A leaf of sled (up to 17 values) of the largest runs that small
+        // items make stays under the blob threshold of a 512 KiB segment.
+        let largest = RUN_BYTES + 1024 + 4 * RUN_MAX;
+        assert!(17 * largest < (512 << 10) / 4);
     }
 
     #[test]
