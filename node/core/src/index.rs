@@ -62,6 +62,24 @@ const SEARCH_THREADS: usize = 2;
 /// Postings a search must read before spreading it over threads pays.
 const SPREAD_POSTINGS: u64 = 50_000;
 
+/// Whether spreading a search of an index of `total` records, `largest` of
+/// them in its largest segment, over two threads saves at least half of
+/// [`SPREAD_POSTINGS`]: the work is the postings of the query's words
+/// counted in the largest segment and scaled to the index (`None`: a query
+/// without words reads the whole index), and with the largest segment on
+/// one thread the other takes at most the smaller of it and the rest.
+fn spread_pays(total: u64, largest: u64, postings_in_largest: Option<u64>) -> bool {
+    if total < SPREAD_POSTINGS || largest == 0 {
+        return false;
+    }
+    let work = match postings_in_largest {
+        Some(postings) => postings as f64 * total as f64 / largest as f64,
+        None => total as f64,
+    };
+    let shared = largest.min(total.saturating_sub(largest)) as f64 / total as f64;
+    work * shared >= SPREAD_POSTINGS as f64 / 2.0
+}
+
 /// One change to the index.
 // Nearly every op of a batch is an upsert; boxing the record would only add
 // an allocation to each.
@@ -406,32 +424,24 @@ impl HoldingsIndex {
         let segments = searcher.segment_readers();
         // A smaller index never holds enough postings to be worth it, and
         // is what most nodes hold: no dictionary lookups for those.
-        let Some(largest) = segments.iter().max_by_key(|segment| segment.num_docs()) else {
-            return false;
-        };
         if segments.len() < 2 || total < SPREAD_POSTINGS {
             return false;
         }
-        let largest_docs = u64::from(largest.num_docs()).max(1);
-        let shared = largest_docs.min(total - largest_docs.min(total)) as f64 / total as f64;
+        let Some(largest) = segments.iter().max_by_key(|segment| segment.num_docs()) else {
+            return false;
+        };
         let text = TextField::ALL.map(|field| self.fields.text(field));
-        let mut words = false;
-        let mut postings = 0u64;
+        let mut postings = None::<u64>;
         query.query_terms(&mut |term, _| {
             if text.contains(&term.field()) {
-                words = true;
                 let found = largest
                     .inverted_index(term.field())
                     .and_then(|index| Ok(index.doc_freq(term)?));
-                postings = postings.saturating_add(found.map_or(u64::MAX / 4, u64::from));
+                let found = found.map_or(u64::MAX / 4, u64::from);
+                postings = Some(postings.unwrap_or(0).saturating_add(found));
             }
         });
-        let work = if words {
-            postings as f64 * total as f64 / largest_docs as f64
-        } else {
-            total as f64
-        };
-        work * shared >= SPREAD_POSTINGS as f64 / 2.0
+        spread_pays(total, largest.num_docs().into(), postings)
     }
 
     /// Answers one page of a search as `viewer` may see it.

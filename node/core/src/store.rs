@@ -279,10 +279,7 @@ pub enum DumpError {
 impl Store {
     /// Opens (or creates) the store in `path`, checking its format version.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(64 * 1024 * 1024)
-            .open()?;
+        let db = open_db(path)?;
         let meta = db.open_tree(tree::META)?;
         match meta.get(FORMAT_KEY)? {
             None => {
@@ -1020,10 +1017,7 @@ impl Store {
                 "it does not start with the header of a version 1 dump".into(),
             ));
         }
-        let db = sled::Config::new()
-            .path(path)
-            .open()
-            .map_err(StoreError::from)?;
+        let db = open_db(path)?;
         let mut summary = DumpSummary::default();
         let mut tree: Option<sled::Tree> = None;
         let mut batch = sled::Batch::default();
@@ -1227,6 +1221,34 @@ impl Store {
     }
 }
 
+/// Opens sled in `path`. sled lets go of its file lock only some time after
+/// a database is dropped (its threads hold it until they stop), so opening
+/// again what this process just closed (a loaded dump, a reopen) waits up
+/// to [`LOCK_RELEASE`] for that; a lock another process holds is still an
+/// error, after that wait.
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_RELEASE;
+    loop {
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()
+        {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return Ok(opened?),
+        }
+    }
+}
+
+/// How long [`open_db`] waits for this process's sled threads to let go
+/// of a store's lock.
+const LOCK_RELEASE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Most items packed into one stored run.
 const RUN_MAX: usize = 256;
 
@@ -1237,15 +1259,20 @@ const RUN_MAX: usize = 256;
 /// kept every run it read in memory. Runs this small keep leaves inline.
 const RUN_BYTES: usize = 4 * 1024;
 
-/// Where runs of `lens` (item sizes in bytes) break: at most [`RUN_MAX`]
-/// items, and no more once the run holds [`RUN_BYTES`].
+/// Whether a run of `items` holding `bytes` takes no more: it has
+/// [`RUN_MAX`] items or holds [`RUN_BYTES`].
+fn run_full(items: usize, bytes: usize) -> bool {
+    items == RUN_MAX || bytes >= RUN_BYTES
+}
+
+/// Where runs of `lens` (item sizes in bytes) break ([`run_full`]).
 fn run_lengths(lens: impl Iterator<Item = usize>) -> Vec<usize> {
     let mut runs = Vec::new();
     let (mut items, mut bytes) = (0, 0);
     for len in lens {
         items += 1;
         bytes += len;
-        if items == RUN_MAX || bytes >= RUN_BYTES {
+        if run_full(items, bytes) {
             runs.push(items);
             (items, bytes) = (0, 0);
         }
@@ -1256,8 +1283,8 @@ fn run_lengths(lens: impl Iterator<Item = usize>) -> Vec<usize> {
     runs
 }
 
-/// Packs consecutive items into runs of at most [`RUN_MAX`]: one sled
-/// write per run instead of one per entry (sled writes, not hashing or
+/// Packs consecutive items into one run ([`run_full`] says how many): one
+/// sled write per run instead of one per entry (sled writes, not hashing or
 /// signing, bound the append rate). Layout: item count (u32), then each
 /// item's end offset (u32), then the items.
 fn pack_run<'a>(items: impl ExactSizeIterator<Item = &'a [u8]> + Clone) -> Vec<u8> {
@@ -1441,7 +1468,7 @@ fn pack_nodes(nodes: &[((u32, u64), Hash)]) -> Vec<((u32, u64), Vec<u8>)> {
         for end in 1..=nodes.len() {
             let breaks = end == nodes.len()
                 || nodes[end].0 != nodes[end - 1].0 + 1
-                || (end - start) * std::mem::size_of::<Hash>() >= RUN_BYTES;
+                || run_full(end - start, (end - start) * std::mem::size_of::<Hash>());
             if breaks {
                 let run = &nodes[start..end];
                 runs.push((
@@ -1618,10 +1645,30 @@ mod tests {
         // An item over the limit closes the run it joins.
         assert_eq!(run_lengths([100, 70_000, 100].into_iter()), [2, 1]);
         assert!(run_lengths(std::iter::empty()).is_empty());
-        // A leaf of sled (up to 17 values) of the largest runs that small
-        // items make stays under the blob threshold of a 512 KiB segment.
-        let largest = RUN_BYTES + 1024 + 4 * RUN_MAX;
-        assert!(17 * largest < (512 << 10) / 4);
+    }
+
+    /// sled never pages a blob out of its cache (it counts one by its
+    /// pointer), so a log kept in blobs stays in memory once read: the runs
+    /// of a log of kilobyte entries, and their Merkle runs, stay inline.
+    #[test]
+    fn a_log_of_kilobyte_entries_is_stored_without_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let text = "x".repeat(1000);
+        for chunk in 0..4u64 {
+            let base = chunk * 2000;
+            let ids: Vec<String> = (base..base + 2000).map(|i| format!("{i}{text}")).collect();
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let mut append = append("polar", base, &ids);
+            append.nodes = (base..base + 2000).map(|i| ((0, i), [1; 32])).collect();
+            store.commit(&append).unwrap();
+        }
+        store.flush().unwrap();
+        assert_eq!(store.log_size("polar").unwrap(), 8000);
+        let blobs = std::fs::read_dir(dir.path().join("blobs"))
+            .map(|dir| dir.count())
+            .unwrap_or(0);
+        assert_eq!(blobs, 0, "sled wrote blobs");
     }
 
     #[test]
@@ -1758,25 +1805,6 @@ mod tests {
         assert_eq!(store.count_live("uni-b").unwrap(), 2);
     }
 
-    /// Opens the store in `path` once the process's last handle on it has
-    /// let go of sled's file lock, which sled's threads release some time
-    /// after the database is dropped.
-    fn open_once_released(path: &Path) -> Store {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            match Store::open(path) {
-                Ok(store) => return store,
-                Err(e)
-                    if e.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => panic!("{}: {e}", path.display()),
-            }
-        }
-    }
-
     #[test]
     fn a_dump_loads_into_an_equal_store_whose_sequences_go_on_growing() {
         let dir = tempfile::tempdir().unwrap();
@@ -1794,7 +1822,7 @@ mod tests {
         assert_eq!(summary.origins.get("polar"), Some(&2));
         let loaded = Store::load_dump(&dir.path().join("b"), &mut dump.as_slice()).unwrap();
         assert_eq!(loaded.pairs, summary.pairs);
-        let copy = open_once_released(&dir.path().join("b"));
+        let copy = Store::open(&dir.path().join("b")).unwrap();
         assert_eq!(copy.log_size("polar").unwrap(), 2);
         assert_eq!(copy.entry("polar", LogIndex(1)).unwrap(), Some(entry("b")));
         assert_eq!(copy.checkpoint("polar").unwrap().unwrap(), b"signed");

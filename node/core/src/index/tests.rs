@@ -1744,3 +1744,23 @@ proptest! {
         }
     }
 }
+
+/// Two threads only where the second one takes a real share of the work:
+/// never for one segment or a mostly-one-segment index unless the query
+/// reads most of it, always for a broad query over balanced segments.
+#[test]
+fn a_search_spreads_only_where_a_second_thread_saves_work() {
+    // One segment: nothing to share.
+    assert!(!spread_pays(1_000_000, 1_000_000, Some(900_000)));
+    assert!(!spread_pays(1_000_000, 1_000_000, None));
+    // 200,000 + 33,000 + 17,000 records: the small segments are a fifth.
+    assert!(!spread_pays(250_000, 200_000, Some(60_000)));
+    assert!(spread_pays(250_000, 200_000, Some(200_000)));
+    // Two halves: spread from 50,000 postings over the index on.
+    assert!(spread_pays(1_000_000, 500_000, Some(30_000)));
+    assert!(!spread_pays(1_000_000, 500_000, Some(20_000)));
+    // No words: the whole index is read.
+    assert!(spread_pays(1_000_000, 500_000, None));
+    // A small index never spreads.
+    assert!(!spread_pays(40_000, 20_000, None));
+}

@@ -331,7 +331,10 @@ async fn bench(args: Args) -> Result<()> {
                 "only the {} queries that match nothing, {rounds} times each",
                 none.len()
             );
-            let picked: Vec<usize> = none.iter().flat_map(|&i| [i].repeat(rounds)).collect();
+            let picked: Vec<usize> = none
+                .iter()
+                .flat_map(|&i| std::iter::repeat_n(i, rounds))
+                .collect();
             requests = picked.iter().map(|&i| requests[i].clone()).collect();
             picked.iter().map(|&i| &queries[i]).collect()
         }
