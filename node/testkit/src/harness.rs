@@ -297,8 +297,9 @@ impl TestNode {
         let out = self.run(args);
         if !out.status.success() {
             return Err(format!(
-                "meridian {args:?} failed ({}): {}",
+                "meridian {args:?} failed ({}): {}{}",
                 out.status,
+                String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             ));
         }

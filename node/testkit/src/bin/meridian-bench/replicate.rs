@@ -9,7 +9,7 @@ use meridian_testkit::generate::Profile;
 
 use meridian_testkit::harness::TestNode;
 
-use crate::{meridian, meridian_binary, start_node, write_corpus};
+use crate::{meridian, meridian_binary, start_node, start_node_with, write_corpus};
 
 pub fn run(records: u64) -> Result<()> {
     let bin = meridian_binary()?;
@@ -35,7 +35,18 @@ pub fn run(records: u64) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let b = start_node(&bin, &b_dir, "replica")?;
+    // `sync now` waits for the whole pull: a round at a million records
+    // outlasts the default 45 s after which a round is left to finish in
+    // the background (and a round must end within a request's time).
+    let b = start_node_with(
+        &bin,
+        &b_dir,
+        "replica",
+        &[
+            ("MERIDIAN_SYNC__ROUND_TIMEOUT_SECS", "3600"),
+            ("MERIDIAN_LIMITS__REQUEST_TIMEOUT_SECS", "3601"),
+        ],
+    )?;
     let invite_a = meridian(&a, &["keys", "show", "--invite"])?;
     let invite_b = meridian(&b, &["keys", "show", "--invite"])?;
     meridian(&a, &["trust", "add", invite_b.trim()])?;
