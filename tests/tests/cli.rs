@@ -27,6 +27,29 @@ fn completions_are_printed_for_each_shell() {
     }
 }
 
+/// The node gives memory back: the binary allocates with jemalloc, which
+/// returns freed pages after a second from its own thread (with glibc a
+/// node kept a gigabyte after an index rebuild; docs/benchmarks.md).
+#[test]
+fn the_binary_returns_freed_memory_within_a_second() {
+    let out = Command::new(meridian_bin())
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .stdin(Stdio::null())
+        .output()
+        .expect("meridian runs");
+    assert!(out.status.success());
+    // jemalloc prints its statistics, options included, at exit.
+    let stats = String::from_utf8_lossy(&out.stderr);
+    for option in [
+        "opt.background_thread: true",
+        "opt.dirty_decay_ms: 1000",
+        "opt.muzzy_decay_ms: 0",
+    ] {
+        assert!(stats.contains(option), "{option} missing from:\n{stats}");
+    }
+}
+
 #[test]
 fn man_pages_are_written_for_every_subcommand() {
     let dir = tempfile::tempdir().unwrap();
