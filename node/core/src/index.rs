@@ -14,6 +14,7 @@
 mod any_field;
 mod collect;
 mod compile;
+mod cost;
 mod generation;
 mod highlight;
 
@@ -49,8 +50,8 @@ use self::snapshot::{Snapshots, SNAPSHOT_TTL};
 use self::spatial::Rect;
 use crate::proto::{DatasetRecord, Visibility};
 use crate::query::cursor::Cursor;
-use crate::query::expr::{Expr, TextField};
-use crate::query::{Hit, SearchError, SearchRequest, SearchResults, FACETS, FACET_TOP_N};
+use crate::query::expr::Expr;
+use crate::query::{Hit, Plan, SearchError, SearchRequest, SearchResults, FACETS, FACET_TOP_N};
 use crate::visibility::Viewer;
 
 /// Indexing threads of the writer.
@@ -61,6 +62,46 @@ const WRITER_HEAP_BYTES: usize = 128 << 20;
 const SEARCH_THREADS: usize = 2;
 /// Postings a search must read before spreading it over threads pays.
 const SPREAD_POSTINGS: u64 = 50_000;
+/// Postings a search reads in well under a millisecond (a few nanoseconds
+/// each in a row, about a hundred per seek): fewer than this, and it runs
+/// on the thread that asked (see [`Work::Small`]).
+const INLINE_POSTINGS: u64 = 20_000;
+
+/// How a search is run, by the postings it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Done before a handoff to another thread would be: run it where it
+    /// was asked, even on an async executor's thread.
+    Small,
+    /// On one thread, not the async executor's.
+    Single,
+    /// Its segments spread over the search threads.
+    Spread,
+}
+
+/// A search compiled against a point-in-time view of the index, with what
+/// it will cost; [`PreparedSearch::run`] answers it.
+pub struct PreparedSearch {
+    index: Arc<HoldingsIndex>,
+    plan: Plan,
+    searcher: Searcher,
+    query: Box<dyn tantivy::query::Query>,
+    /// Whether scores may use the corpus's statistics.
+    corpus_statistics: bool,
+    work: Work,
+}
+
+impl PreparedSearch {
+    pub fn work(&self) -> Work {
+        self.work
+    }
+
+    /// Answers the search. Blocks for as long as [`Self::work`] says.
+    pub fn run(self) -> Result<SearchResults, SearchError> {
+        let index = self.index.clone();
+        index.run(self)
+    }
+}
 
 /// Whether spreading a search of an index of `total` records, `largest` of
 /// them in its largest segment, over two threads saves at least half of
@@ -408,48 +449,68 @@ impl HoldingsIndex {
         self.reader.searcher().num_docs()
     }
 
-    /// Whether a search should spread its segments over the search threads:
-    /// only when a second thread would save it at least half of
-    /// [`SPREAD_POSTINGS`]. A query for a few rare words is done before a
-    /// second thread would have woken up, and waking it costs more than the
-    /// whole search. Work is estimated as the postings of the query's words
-    /// (counted in the largest segment and scaled to the index: records
+    /// How a search of `query` is best run: on the caller's thread when it
+    /// reads fewer than [`INLINE_POSTINGS`] (handing it to another thread
+    /// would cost more than the search), over the search threads only when
+    /// a second thread would save at least half of [`SPREAD_POSTINGS`] (a
+    /// query for a few rare words is done before a second thread would
+    /// have woken up). Work is the postings the query reads ([`cost`]),
+    /// counted in the largest segment and scaled to the index (records
     /// land in segments regardless of their words), or the whole index for
-    /// a query without words (filters, facets of everything). With the
-    /// largest segment on one thread, the other saves at most the smaller
-    /// of that segment and the rest, so an index that is mostly one segment
-    /// is searched on one thread.
-    fn worth_spreading(&self, searcher: &Searcher, query: &dyn tantivy::query::Query) -> bool {
+    /// a query whose cost is not known from its terms. With the largest
+    /// segment on one thread the other saves at most the smaller of that
+    /// segment and the rest, so an index that is mostly one segment is
+    /// searched on one thread.
+    fn work(&self, searcher: &Searcher, plan: &Plan, query: &dyn tantivy::query::Query) -> Work {
         let total = searcher.num_docs();
-        let segments = searcher.segment_readers();
-        // A smaller index never holds enough postings to be worth it, and
-        // is what most nodes hold: no dictionary lookups for those.
-        if segments.len() < 2 || total < SPREAD_POSTINGS {
-            return false;
+        // A small index is searched before a handoff would be done, and is
+        // what most nodes hold: no dictionary lookups for those.
+        if total <= INLINE_POSTINGS {
+            return Work::Small;
         }
+        let segments = searcher.segment_readers();
         let Some(largest) = segments.iter().max_by_key(|segment| segment.num_docs()) else {
-            return false;
+            return Work::Small;
         };
-        let text = TextField::ALL.map(|field| self.fields.text(field));
-        let mut postings = None::<u64>;
-        query.query_terms(&mut |term, _| {
-            if text.contains(&term.field()) {
-                let found = largest
+        let largest_docs = u64::from(largest.num_docs());
+        let postings = if cost::has_prefix(&plan.query) {
+            None
+        } else {
+            cost::postings(query, &mut |term| {
+                largest
                     .inverted_index(term.field())
-                    .and_then(|index| Ok(index.doc_freq(term)?));
-                let found = found.map_or(u64::MAX / 4, u64::from);
-                postings = Some(postings.unwrap_or(0).saturating_add(found));
-            }
+                    .and_then(|index| Ok(index.doc_freq(term)?))
+                    .map_or(largest_docs, u64::from)
+            })
+        };
+        let scaled = postings.map_or(total, |postings| {
+            (postings as f64 * total as f64 / largest_docs.max(1) as f64) as u64
         });
-        spread_pays(total, largest.num_docs().into(), postings)
+        if scaled <= INLINE_POSTINGS {
+            Work::Small
+        } else if segments.len() >= 2 && spread_pays(total, largest_docs, postings) {
+            Work::Spread
+        } else {
+            Work::Single
+        }
     }
 
     /// Answers one page of a search as `viewer` may see it.
     pub fn search(
-        &self,
+        self: &Arc<Self>,
         request: &SearchRequest,
         viewer: &Viewer,
     ) -> Result<SearchResults, SearchError> {
+        self.prepare(request, viewer)?.run()
+    }
+
+    /// Compiles a search and tells what it will cost
+    /// ([`PreparedSearch::work`]) without running it.
+    pub fn prepare(
+        self: &Arc<Self>,
+        request: &SearchRequest,
+        viewer: &Viewer,
+    ) -> Result<PreparedSearch, SearchError> {
         let plan = request.plan()?;
         let (searcher, withdrawn) = plan
             .after
@@ -477,6 +538,32 @@ impl HoldingsIndex {
                 ),
             ]))
         };
+        let work = self.work(&searcher, &plan, &*query);
+        Ok(PreparedSearch {
+            index: self.clone(),
+            // Callers who may not see every record get scores that use no
+            // statistics of the corpus, so no score depends on a hidden
+            // record; nor do scores merged with other nodes' (a live
+            // search), so that the order does not depend on where a record
+            // lives.
+            corpus_statistics: viewer.index_filter().is_none() && !plan.comparable_scores,
+            plan,
+            searcher,
+            query,
+            work,
+        })
+    }
+
+    /// Runs a prepared search.
+    fn run(&self, prepared: PreparedSearch) -> Result<SearchResults, SearchError> {
+        let PreparedSearch {
+            plan,
+            searcher,
+            query,
+            corpus_statistics,
+            work,
+            ..
+        } = prepared;
         let collector = PageCollector {
             sort: plan.sort,
             scored: plan.query != Expr::All,
@@ -489,25 +576,19 @@ impl HoldingsIndex {
             spatial: plan.bbox.as_ref().map(Rect::parts_of),
             columns: self.columns.clone(),
         };
-        // Callers who may not see every record get scores that use no
-        // statistics of the corpus, so no score depends on a hidden record;
-        // nor do scores merged with other nodes' (a live search), so that
-        // the order does not depend on where a record lives.
-        let statistics: &dyn tantivy::query::Bm25StatisticsProvider =
-            if viewer.index_filter().is_none() && !plan.comparable_scores {
-                &searcher
-            } else {
-                &FixedStatistics
-            };
+        let statistics: &dyn tantivy::query::Bm25StatisticsProvider = if corpus_statistics {
+            &searcher
+        } else {
+            &FixedStatistics
+        };
         let scoring = if tantivy::collector::Collector::requires_scoring(&collector) {
             EnableScoring::enabled_from_statistics_provider(statistics, &searcher)
         } else {
             EnableScoring::disabled_from_searcher(&searcher)
         };
-        let executor = if self.worth_spreading(&searcher, &*query) {
-            searcher.index().search_executor()
-        } else {
-            &Executor::SingleThread
+        let executor = match work {
+            Work::Spread => searcher.index().search_executor(),
+            Work::Small | Work::Single => &Executor::SingleThread,
         };
         let page = searcher.search_with_executor(&*query, &collector, executor, scoring)?;
         self.columns.retain(

@@ -10,6 +10,7 @@ pub mod live;
 
 use std::collections::BTreeMap;
 
+use crate::index::{PreparedSearch, Work};
 use crate::node::Node;
 use crate::query::{Scope, SearchError, SearchRequest, SearchResults};
 use crate::sync::{PeerStatus, Replicator};
@@ -94,16 +95,37 @@ pub struct Answer {
 }
 
 /// Runs `request` for `viewer` against the local index. Blocking.
-///
-/// Cursors leave this node sealed ([`crate::query::cursor::CursorKey`]):
-/// one that comes back is opened and checked before the index reads it,
-/// and the next page's cursor keeps the time of the search's first page.
 pub fn search(
     node: &Node,
     replicator: &Replicator,
     request: &SearchRequest,
     viewer: &Viewer,
 ) -> Result<Answer, SearchError> {
+    prepare(node, request, viewer)?.answer(node, replicator)
+}
+
+/// A local search compiled and sized, not yet run: [`Prepared::work`] tells
+/// whether it is worth a thread of its own.
+pub struct Prepared {
+    search: PreparedSearch,
+    scope: Scope,
+    /// The caller is anonymous: peers are counted, not named.
+    anonymous: bool,
+    /// When the search's first page was asked (Unix seconds).
+    issued: u64,
+}
+
+/// Opens `request`'s cursor and compiles it against the index; cheap, and
+/// bounded by the query's size.
+///
+/// Cursors leave this node sealed ([`crate::query::cursor::CursorKey`]):
+/// one that comes back is opened and checked before the index reads it,
+/// and the next page's cursor keeps the time of the search's first page.
+pub fn prepare(
+    node: &Node,
+    request: &SearchRequest,
+    viewer: &Viewer,
+) -> Result<Prepared, SearchError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -117,33 +139,52 @@ pub fn search(
             (std::borrow::Cow::Owned(opened), issued)
         }
     };
-    let mut results = node.index().search(&request, viewer)?;
-    results.hits = dedupe(std::mem::take(&mut results.hits), &Registrants::of(node));
-    results.next_cursor = results
-        .next_cursor
-        .map(|token| node.cursor_key().seal(&token, issued));
-    let mut completeness = vec![own_line(node)];
-    if !matches!(request.scope, Scope::Local { .. }) {
-        let synced = replicator.status();
-        let peers = node
-            .trust()
-            .list()
-            .map_err(|e| SearchError::Unavailable(e.to_string()))?;
-        let lines: Vec<Completeness> = peers
-            .into_iter()
-            .filter(|p| p.state != PeerState::Revoked)
-            .map(|peer| copy_line(node, &synced, peer.node_id.as_str(), Coverage::Replica))
-            .collect();
-        if *viewer == Viewer::Anonymous {
-            completeness.extend(anonymous_lines(lines));
-        } else {
-            completeness.extend(lines);
-        }
-    }
-    Ok(Answer {
-        results,
-        completeness,
+    Ok(Prepared {
+        search: node.index().prepare(&request, viewer)?,
+        scope: request.scope.clone(),
+        anonymous: *viewer == Viewer::Anonymous,
+        issued,
     })
+}
+
+impl Prepared {
+    pub fn work(&self) -> Work {
+        self.search.work()
+    }
+
+    /// Runs the search: hits from the index, and the completeness report.
+    /// Blocks for as long as [`Self::work`] says.
+    pub fn answer(self, node: &Node, replicator: &Replicator) -> Result<Answer, SearchError> {
+        let mut results = self.search.run()?;
+        if shares_a_doi(&results.hits) {
+            results.hits = dedupe(std::mem::take(&mut results.hits), &Registrants::of(node));
+        }
+        results.next_cursor = results
+            .next_cursor
+            .map(|token| node.cursor_key().seal(&token, self.issued));
+        let mut completeness = vec![own_line(node)];
+        if !matches!(self.scope, Scope::Local { .. }) {
+            let synced = replicator.status();
+            let peers = node
+                .trust()
+                .list()
+                .map_err(|e| SearchError::Unavailable(e.to_string()))?;
+            let lines: Vec<Completeness> = peers
+                .into_iter()
+                .filter(|p| p.state != PeerState::Revoked)
+                .map(|peer| copy_line(node, &synced, peer.node_id.as_str(), Coverage::Replica))
+                .collect();
+            if self.anonymous {
+                completeness.extend(anonymous_lines(lines));
+            } else {
+                completeness.extend(lines);
+            }
+        }
+        Ok(Answer {
+            results,
+            completeness,
+        })
+    }
 }
 
 /// The line of this node's own holdings: complete as far as the index has
@@ -304,6 +345,16 @@ impl Registrants {
 /// the DOI's registrant ([`Registrants`]) when it is among the copies;
 /// failing that, the oldest signed one (earliest `updated_at`, which the
 /// origin signed; then origin and id). Hits without a DOI never merge.
+/// Whether two of `hits` carry one DOI: only then does [`dedupe`] change
+/// the page, and only then are the registrants (read from the store)
+/// needed.
+fn shares_a_doi(hits: &[crate::query::Hit]) -> bool {
+    let mut seen = std::collections::BTreeSet::new();
+    hits.iter()
+        .filter_map(|hit| doi_key(&hit.doi))
+        .any(|key| !seen.insert(key))
+}
+
 pub fn dedupe(hits: Vec<crate::query::Hit>, registrants: &Registrants) -> Vec<crate::query::Hit> {
     let mut groups: BTreeMap<String, Vec<crate::query::Hit>> = BTreeMap::new();
     // Each place in the page: a hit without a DOI, or the first of a DOI.
@@ -484,6 +535,26 @@ mod tests {
         let (stale, conflicts) = Registrants::from_claims([claim("polar", &polar, false)]);
         assert!(conflicts.is_empty());
         assert_eq!(keys(&dedupe(hits(), &stale))[0].0, "uni");
+    }
+
+    /// A page without a shared DOI is what dedupe would leave, so the
+    /// registrants need not be read for it.
+    #[test]
+    fn only_a_shared_doi_needs_dedupe() {
+        let unique = vec![
+            hit("uni", "U-1", "10.1234/abc", "2024-05-01T00:00:00Z"),
+            hit("uni", "U-2", "", ""),
+            hit("gen", "G-1", "", ""),
+            hit("gen", "G-2", "10.1234/other", ""),
+        ];
+        assert!(!shares_a_doi(&unique));
+        assert_eq!(dedupe(unique.clone(), &Registrants::default()), unique);
+        let shared = vec![
+            hit("uni", "U-1", "10.1234/ABC", ""),
+            hit("polar", "P-1", "https://doi.org/10.1234/abc", ""),
+        ];
+        assert!(shares_a_doi(&shared));
+        assert_eq!(dedupe(shared, &Registrants::default()).len(), 1);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use meridian_core::index::Work;
 use meridian_core::node::Node;
 use meridian_core::sync::Replicator;
 use meridian_core::visibility::Viewer;
@@ -237,12 +238,19 @@ pub async fn search(
             .await
             .map_err(status::search)?
     } else {
-        tokio::task::spawn_blocking(move || {
-            meridian_core::search::search(replicator.node(), &replicator, &request, &viewer)
-        })
-        .await
-        .map_err(status::join)?
-        .map_err(status::search)?
+        let prepared = meridian_core::search::prepare(replicator.node(), &request, &viewer)
+            .map_err(status::search)?;
+        if prepared.work() == Work::Small {
+            // Done sooner than a blocking thread would wake up for it.
+            prepared
+                .answer(replicator.node(), &replicator)
+                .map_err(status::search)?
+        } else {
+            tokio::task::spawn_blocking(move || prepared.answer(replicator.node(), &replicator))
+                .await
+                .map_err(status::join)?
+                .map_err(status::search)?
+        }
     };
     let elapsed = started.elapsed();
     metrics.observe_search(scope, elapsed.as_secs_f64());

@@ -205,9 +205,18 @@ impl Compiler<'_> {
         if kind != TextKind::Word {
             return None;
         }
+        // Fields share two analyzers: each analyzes the word once.
+        let (mut stemmed, mut plain) = (None, None);
         let mut terms = Vec::with_capacity(TextField::ALL.len());
         for field in TextField::ALL {
-            match analyze(self.analyzer(field), text).as_slice() {
+            let analyzer = self.analyzer(field);
+            let slot = if std::ptr::eq(analyzer, self.plain) {
+                &mut plain
+            } else {
+                &mut stemmed
+            };
+            let analyzed = slot.get_or_insert_with(|| analyze(analyzer, text));
+            match analyzed.as_slice() {
                 [] => {}
                 [(_, term)] => terms.push((
                     Term::from_field_text(self.fields.text(field), term),

@@ -58,7 +58,7 @@ fn operator() -> Viewer {
 }
 
 struct Fixture {
-    index: HoldingsIndex,
+    index: Arc<HoldingsIndex>,
     _dir: TempDir,
 }
 
@@ -68,7 +68,7 @@ fn upserts(records: Vec<DatasetRecord>) -> Vec<IndexOp> {
 
 fn fixture(records: Vec<DatasetRecord>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let index = HoldingsIndex::open(dir.path()).unwrap();
+    let index = Arc::new(HoldingsIndex::open(dir.path()).unwrap());
     index.apply(upserts(records), &BTreeMap::new()).unwrap();
     Fixture { index, _dir: dir }
 }
@@ -1220,7 +1220,7 @@ fn nothing_about_invisible_records_leaks_through_scores() {
 #[test]
 fn after_a_snapshot_expires_pages_continue_by_sort_value_without_repeats() {
     let dir = tempfile::tempdir().unwrap();
-    let index = HoldingsIndex::open_with(dir.path(), std::time::Duration::ZERO).unwrap();
+    let index = Arc::new(HoldingsIndex::open_with(dir.path(), std::time::Duration::ZERO).unwrap());
     let original: Vec<DatasetRecord> = (0..20)
         .map(|n| DatasetRecord {
             size_bytes: 100 + 10 * n as u64,
@@ -1506,7 +1506,7 @@ fn bench_queries_on_a_large_corpus() {
     let dir = std::env::var_os("MERIDIAN_BENCH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| temporary.path().to_owned());
-    let index = HoldingsIndex::open(&dir).unwrap();
+    let index = Arc::new(HoldingsIndex::open(&dir).unwrap());
     let n = if index.doc_count() > 0 { 0 } else { n };
     let started = Instant::now();
     let mut batch = Vec::new();
@@ -1763,4 +1763,39 @@ fn a_search_spreads_only_where_a_second_thread_saves_work() {
     assert!(spread_pays(1_000_000, 500_000, None));
     // A small index never spreads.
     assert!(!spread_pays(40_000, 20_000, None));
+}
+
+/// A search runs where it was asked (`Work::Small`) only when it reads
+/// few postings: a rare word, or a conjunction a rare word leads. A common
+/// word, a union with one, a prefix (its term does not tell what it
+/// expands to) or no words at all go to a search thread.
+#[test]
+fn only_searches_reading_few_postings_run_where_they_are_asked() {
+    let records: Vec<DatasetRecord> = (0..INLINE_POSTINGS + 1000)
+        .map(|n| DatasetRecord {
+            title: format!("common {}", if n % 1000 == 7 { "rare" } else { "plain" }),
+            ..record(&format!("r{n:05}"))
+        })
+        .collect();
+    let rare = records.iter().filter(|r| r.title.ends_with("rare")).count();
+    let f = fixture(records);
+    let prepare = |text: &str| {
+        let request = SearchRequest {
+            text: text.into(),
+            facets: true,
+            limit: 100,
+            ..Default::default()
+        };
+        f.index.prepare(&request, &operator()).unwrap()
+    };
+    for text in ["rare", "common rare", "rare -plain", "nowhere"] {
+        assert_eq!(prepare(text).work(), Work::Small, "{text}");
+    }
+    for text in ["common", "rare OR common", "rar*", ""] {
+        assert_eq!(prepare(text).work(), Work::Single, "{text}");
+    }
+    let small = prepare("common rare").run().unwrap();
+    assert_eq!(small.total, rare as u64);
+    assert_eq!(small.facets["access"], [("open".to_owned(), rare as u64)]);
+    assert_eq!(small.hits.len(), rare);
 }

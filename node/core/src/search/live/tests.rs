@@ -260,9 +260,14 @@ fn samples() -> Vec<(&'static str, Vec<DatasetRecord>)> {
     .collect()
 }
 
-fn index_of(records: Vec<DatasetRecord>) -> (crate::index::HoldingsIndex, tempfile::TempDir) {
+fn index_of(
+    records: Vec<DatasetRecord>,
+) -> (
+    std::sync::Arc<crate::index::HoldingsIndex>,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().unwrap();
-    let index = crate::index::HoldingsIndex::open(dir.path()).unwrap();
+    let index = std::sync::Arc::new(crate::index::HoldingsIndex::open(dir.path()).unwrap());
     let ops = records
         .into_iter()
         .map(crate::index::IndexOp::Upsert)

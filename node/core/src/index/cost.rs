@@ -1,0 +1,150 @@
+//! What a search will cost, told before it runs, from the term
+//! dictionaries alone: the postings its compiled query reads.
+//!
+//! A conjunction reads its smallest required clause's postings and seeks
+//! each other clause to every one of them (tantivy leads with the
+//! smallest), a disjunction the sum of its clauses, and a term query (or a
+//! wrapper of term queries) the postings of its terms. A query without
+//! terms (a range, every record) reads a column of the whole segment, so
+//! its cost is not known from the dictionary: `None`.
+
+use tantivy::query::{BooleanQuery, EmptyQuery, Occur, Query};
+use tantivy::Term;
+
+use crate::query::expr::{Expr, TextKind};
+
+/// What seeking a clause to a document costs, in postings read in a row:
+/// a seek decodes the block of postings it lands in.
+const SEEK_POSTINGS: u64 = 4;
+
+/// Postings `query` reads, roughly and never less than it does, with
+/// `doc_freq` giving each term's; `None` when that is not known from terms.
+pub(crate) fn postings(query: &dyn Query, doc_freq: &mut dyn FnMut(&Term) -> u64) -> Option<u64> {
+    if query.is::<EmptyQuery>() {
+        return Some(0);
+    }
+    if let Some(boolean) = query.downcast_ref::<BooleanQuery>() {
+        let clauses = boolean.clauses();
+        let required: Vec<&dyn Query> = clauses
+            .iter()
+            .filter(|(occur, _)| *occur == Occur::Must)
+            .map(|(_, clause)| &**clause)
+            .collect();
+        if !required.is_empty() {
+            // The smallest known clause leads, and every clause is sought
+            // to each of its documents; without a known clause, the whole
+            // segment is read.
+            let lead = required
+                .iter()
+                .filter_map(|clause| postings(*clause, doc_freq))
+                .min()?;
+            let sought = (required.len() as u64 - 1).saturating_mul(SEEK_POSTINGS);
+            return Some(lead.saturating_mul(1 + sought));
+        }
+        return clauses
+            .iter()
+            .filter(|(occur, _)| *occur == Occur::Should)
+            .try_fold(0u64, |sum, (_, clause)| {
+                Some(sum.saturating_add(postings(&**clause, doc_freq)?))
+            });
+    }
+    let mut sum = None::<u64>;
+    query.query_terms(&mut |term, _| {
+        sum = Some(sum.unwrap_or(0).saturating_add(doc_freq(term)));
+    });
+    sum
+}
+
+/// Whether `expr` holds a prefix: its query reads the postings of up to
+/// [`super::compile::PREFIX_EXPANSIONS`] terms the dictionary expands it
+/// to, which its own term does not tell.
+pub(crate) fn has_prefix(expr: &Expr) -> bool {
+    match expr {
+        Expr::All => false,
+        Expr::Text { kind, .. } => *kind == TextKind::Prefix,
+        Expr::And(items) | Expr::Or(items) => items.iter().any(has_prefix),
+        Expr::Not(inner) => has_prefix(inner),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tantivy::query::{AllQuery, BoostQuery, ConstScoreQuery, TermQuery};
+    use tantivy::schema::{IndexRecordOption, Schema, STRING};
+
+    fn term(text: &str) -> Term {
+        let mut builder = Schema::builder();
+        let field = builder.add_text_field("f", STRING);
+        Term::from_field_text(field, text)
+    }
+
+    fn query(text: &str) -> Box<dyn Query> {
+        Box::new(TermQuery::new(term(text), IndexRecordOption::Basic))
+    }
+
+    /// Each term's postings: its length in characters times 100.
+    fn cost(query: &dyn Query) -> Option<u64> {
+        postings(query, &mut |term| {
+            100 * term.value().as_str().map_or(0, |text| text.len() as u64)
+        })
+    }
+
+    #[test]
+    fn a_conjunction_costs_its_smallest_clause_per_clause_and_a_disjunction_the_sum() {
+        let and = BooleanQuery::new(vec![
+            (Occur::Must, query("aaaa")),
+            (Occur::Must, query("aa")),
+            (Occur::MustNot, query("a")),
+            (Occur::Must, Box::new(AllQuery)),
+        ]);
+        // "aa" leads, and the two other clauses are sought to each of its
+        // documents.
+        assert_eq!(cost(&and), Some(200 * (1 + 2 * SEEK_POSTINGS)));
+        let or = BooleanQuery::new(vec![
+            (Occur::Should, query("aaaa")),
+            (Occur::Should, query("aa")),
+        ]);
+        assert_eq!(cost(&or), Some(600));
+        // Wrappers count the terms inside them.
+        let wrapped = BooleanQuery::new(vec![
+            (Occur::Must, Box::new(BoostQuery::new(Box::new(or), 2.0))),
+            (
+                Occur::Must,
+                Box::new(ConstScoreQuery::new(query("aaaaaaaa"), 0.0)),
+            ),
+        ]);
+        assert_eq!(cost(&wrapped), Some(600 * (1 + SEEK_POSTINGS)));
+        assert_eq!(cost(&EmptyQuery), Some(0));
+    }
+
+    #[test]
+    fn a_query_without_terms_has_no_known_cost() {
+        assert_eq!(cost(&AllQuery), None);
+        let or = BooleanQuery::new(vec![
+            (Occur::Should, query("aa")),
+            (Occur::Should, Box::new(AllQuery)),
+        ]);
+        assert_eq!(cost(&or), None);
+        let and = BooleanQuery::new(vec![(Occur::Must, Box::new(AllQuery))]);
+        assert_eq!(cost(&and), None);
+    }
+
+    #[test]
+    fn prefixes_are_found_at_any_depth() {
+        let text = |kind| Expr::Text {
+            field: None,
+            text: "ice".into(),
+            kind,
+            position: 0,
+        };
+        assert!(!has_prefix(&Expr::And(vec![
+            text(TextKind::Word),
+            text(TextKind::Phrase)
+        ])));
+        assert!(has_prefix(&Expr::Or(vec![
+            text(TextKind::Word),
+            Expr::Not(Box::new(text(TextKind::Prefix)))
+        ])));
+    }
+}
