@@ -8,6 +8,8 @@
 pub mod audit;
 pub mod live;
 
+use std::borrow::Borrow;
+use std::cell::LazyCell;
 use std::collections::BTreeMap;
 
 use crate::index::{PreparedSearch, Work};
@@ -156,9 +158,7 @@ impl Prepared {
     /// Blocks for as long as [`Self::work`] says.
     pub fn answer(self, node: &Node, replicator: &Replicator) -> Result<Answer, SearchError> {
         let mut results = self.search.run()?;
-        if shares_a_doi(&results.hits) {
-            results.hits = dedupe(std::mem::take(&mut results.hits), &Registrants::of(node));
-        }
+        results.hits = dedupe(std::mem::take(&mut results.hits), || Registrants::of(node));
         results.next_cursor = results
             .next_cursor
             .map(|token| node.cursor_key().seal(&token, self.issued));
@@ -345,17 +345,14 @@ impl Registrants {
 /// the DOI's registrant ([`Registrants`]) when it is among the copies;
 /// failing that, the oldest signed one (earliest `updated_at`, which the
 /// origin signed; then origin and id). Hits without a DOI never merge.
-/// Whether two of `hits` carry one DOI: only then does [`dedupe`] change
-/// the page, and only then are the registrants (read from the store)
-/// needed.
-fn shares_a_doi(hits: &[crate::query::Hit]) -> bool {
-    let mut seen = std::collections::BTreeSet::new();
-    hits.iter()
-        .filter_map(|hit| doi_key(&hit.doi))
-        .any(|key| !seen.insert(key))
-}
-
-pub fn dedupe(hits: Vec<crate::query::Hit>, registrants: &Registrants) -> Vec<crate::query::Hit> {
+///
+/// `registrants` is asked only when two hits share a DOI (reading them
+/// walks the trust store, and most pages have no shared DOI).
+pub fn dedupe<R: Borrow<Registrants>>(
+    hits: Vec<crate::query::Hit>,
+    registrants: impl FnOnce() -> R,
+) -> Vec<crate::query::Hit> {
+    let registrants = LazyCell::new(registrants);
     let mut groups: BTreeMap<String, Vec<crate::query::Hit>> = BTreeMap::new();
     // Each place in the page: a hit without a DOI, or the first of a DOI.
     enum Slot {
@@ -381,7 +378,10 @@ pub fn dedupe(hits: Vec<crate::query::Hit>, registrants: &Registrants) -> Vec<cr
             Slot::Single(hit) => *hit,
             Slot::Doi(key) => {
                 let mut copies = groups.remove(&key).unwrap_or_default();
-                let registrant = registrants.of_doi(&key);
+                if copies.len() == 1 {
+                    return copies.remove(0);
+                }
+                let registrant = (*registrants).borrow().of_doi(&key);
                 let oldest = |h: &crate::query::Hit| {
                     (
                         registrant != Some(h.origin.as_str()),
@@ -462,7 +462,7 @@ mod tests {
             hit("gen", "G-3", "10.9999/other", ""),
         ];
         assert_eq!(
-            keys(&dedupe(hits, &Registrants::default())),
+            keys(&dedupe(hits, Registrants::default)),
             vec![
                 // At the best-ranked copy's place, the oldest signed copy.
                 (
@@ -520,7 +520,7 @@ mod tests {
             )])
         );
         assert_eq!(
-            keys(&dedupe(hits(), &registrants)),
+            keys(&dedupe(hits(), || &registrants)),
             vec![
                 // polar alone registers 10.5285: its younger copy wins.
                 ("polar".into(), "P-1".into(), vec!["uni/U-1".into()]),
@@ -534,27 +534,33 @@ mod tests {
         // A sole claimant whose key set expired is no registrant.
         let (stale, conflicts) = Registrants::from_claims([claim("polar", &polar, false)]);
         assert!(conflicts.is_empty());
-        assert_eq!(keys(&dedupe(hits(), &stale))[0].0, "uni");
+        assert_eq!(keys(&dedupe(hits(), || &stale))[0].0, "uni");
     }
 
-    /// A page without a shared DOI is what dedupe would leave, so the
-    /// registrants need not be read for it.
+    /// The registrants (read from the store) are asked for only when two
+    /// hits share a DOI; a page without one comes back as it was.
     #[test]
-    fn only_a_shared_doi_needs_dedupe() {
+    fn registrants_are_read_only_for_a_shared_doi() {
         let unique = vec![
             hit("uni", "U-1", "10.1234/abc", "2024-05-01T00:00:00Z"),
             hit("uni", "U-2", "", ""),
             hit("gen", "G-1", "", ""),
             hit("gen", "G-2", "10.1234/other", ""),
         ];
-        assert!(!shares_a_doi(&unique));
-        assert_eq!(dedupe(unique.clone(), &Registrants::default()), unique);
+        let untouched = dedupe(unique.clone(), || -> Registrants {
+            panic!("registrants read for a page without a shared DOI")
+        });
+        assert_eq!(untouched, unique);
         let shared = vec![
             hit("uni", "U-1", "10.1234/ABC", ""),
             hit("polar", "P-1", "https://doi.org/10.1234/abc", ""),
         ];
-        assert!(shares_a_doi(&shared));
-        assert_eq!(dedupe(shared, &Registrants::default()).len(), 1);
+        let mut asked = 0;
+        let merged = dedupe(shared, || {
+            asked += 1;
+            Registrants::default()
+        });
+        assert_eq!((merged.len(), asked), (1, 1));
     }
 
     #[test]

@@ -484,7 +484,7 @@ pub(crate) fn merge(
     hits.sort_by(|a, b| order(sort, a, b));
     let mut seen = BTreeSet::new();
     hits.retain(|h| seen.insert((h.origin.clone(), h.id.clone())));
-    let mut hits = super::dedupe(hits, registrants);
+    let mut hits = super::dedupe(hits, || registrants);
     hits.truncate(limit);
     let facets = facets
         .into_iter()
