@@ -37,7 +37,7 @@ use tantivy::schema::Value;
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{
     Executor, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher,
-    TantivyDocument, TantivyError, Term,
+    SegmentReader, TantivyDocument, TantivyError, Term,
 };
 
 pub use self::generation::{LiveIndex, NextGeneration};
@@ -461,38 +461,57 @@ impl HoldingsIndex {
     /// segment on one thread the other saves at most the smaller of that
     /// segment and the rest, so an index that is mostly one segment is
     /// searched on one thread.
-    fn work(&self, searcher: &Searcher, plan: &Plan, query: &dyn tantivy::query::Query) -> Work {
+    ///
+    /// `None` when the dictionaries alone tell that the query matches no
+    /// record: a word it needs is in no segment. Tantivy would build a
+    /// scorer for each word, field and segment only to find them empty.
+    fn work(
+        &self,
+        searcher: &Searcher,
+        plan: &Plan,
+        query: &dyn tantivy::query::Query,
+    ) -> Option<Work> {
         let total = searcher.num_docs();
         // A small index is searched before a handoff would be done, and is
         // what most nodes hold: no dictionary lookups for those.
         if total <= INLINE_POSTINGS {
-            return Work::Small;
+            return Some(Work::Small);
         }
         let segments = searcher.segment_readers();
-        let Some(largest) = segments.iter().max_by_key(|segment| segment.num_docs()) else {
-            return Work::Small;
-        };
+        let largest = segments.iter().max_by_key(|segment| segment.num_docs())?;
         let largest_docs = u64::from(largest.num_docs());
+        // A term's documents in a segment, deleted ones included (so zero
+        // is exact); the whole segment when the dictionary cannot tell.
+        let doc_freq = |segment: &SegmentReader, term: &Term| {
+            segment
+                .inverted_index(term.field())
+                .and_then(|index| Ok(index.doc_freq(term)?))
+                .map_or(u64::from(segment.max_doc()), u64::from)
+        };
         let postings = if cost::has_prefix(&plan.query) {
             None
         } else {
-            cost::postings(query, &mut |term| {
-                largest
-                    .inverted_index(term.field())
-                    .and_then(|index| Ok(index.doc_freq(term)?))
-                    .map_or(largest_docs, u64::from)
-            })
+            cost::postings(query, &mut |term| doc_freq(largest, term))
         };
+        // Nothing in the largest segment: most likely nothing anywhere,
+        // which the other segments' dictionaries confirm.
+        if postings == Some(0)
+            && cost::postings(query, &mut |term| {
+                segments.iter().map(|segment| doc_freq(segment, term)).sum()
+            }) == Some(0)
+        {
+            return None;
+        }
         let scaled = postings.map_or(total, |postings| {
             (postings as f64 * total as f64 / largest_docs.max(1) as f64) as u64
         });
-        if scaled <= INLINE_POSTINGS {
+        Some(if scaled <= INLINE_POSTINGS {
             Work::Small
         } else if segments.len() >= 2 && spread_pays(total, largest_docs, postings) {
             Work::Spread
         } else {
             Work::Single
-        }
+        })
     }
 
     /// Answers one page of a search as `viewer` may see it.
@@ -538,7 +557,14 @@ impl HoldingsIndex {
                 ),
             ]))
         };
-        let work = self.work(&searcher, &plan, &*query);
+        let (query, work) = match self.work(&searcher, &plan, &*query) {
+            Some(work) => (query, work),
+            // Answered as every search is, from no documents.
+            None => (
+                Box::new(tantivy::query::EmptyQuery) as Box<dyn tantivy::query::Query>,
+                Work::Small,
+            ),
+        };
         Ok(PreparedSearch {
             index: self.clone(),
             // Callers who may not see every record get scores that use no

@@ -3,12 +3,13 @@
 //!
 //! A conjunction reads its smallest required clause's postings and seeks
 //! each other clause to every one of them (tantivy leads with the
-//! smallest), a disjunction the sum of its clauses, and a term query (or a
-//! wrapper of term queries) the postings of its terms. A query without
+//! smallest), a disjunction the sum of its clauses, a phrase its rarest
+//! word's postings and a seek into each other word's, and a term query (or
+//! a wrapper of term queries) the postings of its terms. A query without
 //! terms (a range, every record) reads a column of the whole segment, so
 //! its cost is not known from the dictionary: `None`.
 
-use tantivy::query::{BooleanQuery, EmptyQuery, Occur, Query};
+use tantivy::query::{BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query};
 use tantivy::Term;
 
 use crate::query::expr::{Expr, TextKind};
@@ -49,6 +50,14 @@ pub(crate) fn postings(query: &dyn Query, doc_freq: &mut dyn FnMut(&Term) -> u64
             .try_fold(0u64, |sum, (_, clause)| {
                 Some(sum.saturating_add(postings(&**clause, doc_freq)?))
             });
+    }
+    if let Some(phrase) = query.downcast_ref::<PhraseQuery>() {
+        let terms = phrase.phrase_terms();
+        let lead = terms.iter().map(&mut *doc_freq).min()?;
+        let sought = (terms.len() as u64)
+            .saturating_sub(1)
+            .saturating_mul(SEEK_POSTINGS);
+        return Some(lead.saturating_mul(1 + sought));
     }
     let mut sum = None::<u64>;
     query.query_terms(&mut |term, _| {
@@ -118,6 +127,9 @@ mod tests {
         ]);
         assert_eq!(cost(&wrapped), Some(600 * (1 + SEEK_POSTINGS)));
         assert_eq!(cost(&EmptyQuery), Some(0));
+        // A phrase needs every word: the rarest leads.
+        let phrase = PhraseQuery::new(vec![term("aaaa"), term("aa"), term("aaa")]);
+        assert_eq!(cost(&phrase), Some(200 * (1 + 2 * SEEK_POSTINGS)));
     }
 
     #[test]

@@ -1799,3 +1799,68 @@ fn only_searches_reading_few_postings_run_where_they_are_asked() {
     assert_eq!(small.facets["access"], [("open".to_owned(), rare as u64)]);
     assert_eq!(small.hits.len(), rare);
 }
+
+/// A query needing a word that no segment holds is answered from the
+/// dictionaries, with no scorer built, and reads as any search that
+/// matches nothing: no hits, no cursor, every facet empty. A word only a
+/// small segment holds is still found.
+#[test]
+fn a_word_no_segment_holds_is_answered_from_the_dictionaries() {
+    let titled = |numbers: std::ops::Range<u64>, word: &str| {
+        numbers
+            .map(|n| DatasetRecord {
+                title: format!("common {word}"),
+                ..record(&format!("r{n:05}"))
+            })
+            .collect::<Vec<_>>()
+    };
+    let f = fixture(titled(0..INLINE_POSTINGS + 1000, "plain"));
+    f.add(titled(
+        INLINE_POSTINGS + 1000..INLINE_POSTINGS + 1010,
+        "late",
+    ));
+    assert!(f.index.reader.searcher().segment_readers().len() > 1);
+    let prepare = |text: &str| {
+        let request = SearchRequest {
+            text: text.into(),
+            facets: true,
+            limit: 100,
+            ..Default::default()
+        };
+        f.index.prepare(&request, &operator()).unwrap()
+    };
+    for text in [
+        "nowhere",
+        "common nowhere",
+        "nowhere -plain",
+        "title:nowhere",
+        "title:\"common nowhere\"",
+    ] {
+        let prepared = prepare(text);
+        assert!(prepared.query.is::<tantivy::query::EmptyQuery>(), "{text}");
+        assert_eq!(prepared.work(), Work::Small, "{text}");
+        let results = prepared.run().unwrap();
+        assert_eq!((results.total, results.hits.len()), (0, 0), "{text}");
+        assert!(results.next_cursor.is_none(), "{text}");
+        assert_eq!(
+            results
+                .facets
+                .keys()
+                .map(String::as_str)
+                .collect::<BTreeSet<_>>(),
+            FACETS.iter().copied().collect::<BTreeSet<_>>(),
+            "{text}"
+        );
+        assert!(results.facets.values().all(Vec::is_empty), "{text}");
+    }
+    for text in ["late", "common late", "late OR nowhere", "common"] {
+        let prepared = prepare(text);
+        assert!(!prepared.query.is::<tantivy::query::EmptyQuery>(), "{text}");
+        let expected = if text == "common" {
+            INLINE_POSTINGS + 1010
+        } else {
+            10
+        };
+        assert_eq!(prepared.run().unwrap().total, expected, "{text}");
+    }
+}
