@@ -74,6 +74,17 @@ fn fixture(records: Vec<DatasetRecord>) -> Fixture {
 }
 
 impl Fixture {
+    /// `text` prepared for the operator: facets, a page of 100.
+    fn prepare(&self, text: &str) -> PreparedSearch {
+        let request = SearchRequest {
+            text: text.into(),
+            facets: true,
+            limit: 100,
+            ..Default::default()
+        };
+        self.index.prepare(&request, &operator()).unwrap()
+    }
+
     fn add(&self, records: Vec<DatasetRecord>) {
         self.index
             .apply(upserts(records), &BTreeMap::new())
@@ -1779,22 +1790,13 @@ fn only_searches_reading_few_postings_run_where_they_are_asked() {
         .collect();
     let rare = records.iter().filter(|r| r.title.ends_with("rare")).count();
     let f = fixture(records);
-    let prepare = |text: &str| {
-        let request = SearchRequest {
-            text: text.into(),
-            facets: true,
-            limit: 100,
-            ..Default::default()
-        };
-        f.index.prepare(&request, &operator()).unwrap()
-    };
     for text in ["rare", "common rare", "rare -plain", "nowhere"] {
-        assert_eq!(prepare(text).work(), Work::Small, "{text}");
+        assert_eq!(f.prepare(text).work(), Work::Small, "{text}");
     }
     for text in ["common", "rare OR common", "rar*", ""] {
-        assert_eq!(prepare(text).work(), Work::Single, "{text}");
+        assert_eq!(f.prepare(text).work(), Work::Single, "{text}");
     }
-    let small = prepare("common rare").run().unwrap();
+    let small = f.prepare("common rare").run().unwrap();
     assert_eq!(small.total, rare as u64);
     assert_eq!(small.facets["access"], [("open".to_owned(), rare as u64)]);
     assert_eq!(small.hits.len(), rare);
@@ -1820,15 +1822,6 @@ fn a_word_no_segment_holds_is_answered_from_the_dictionaries() {
         "late",
     ));
     assert!(f.index.reader.searcher().segment_readers().len() > 1);
-    let prepare = |text: &str| {
-        let request = SearchRequest {
-            text: text.into(),
-            facets: true,
-            limit: 100,
-            ..Default::default()
-        };
-        f.index.prepare(&request, &operator()).unwrap()
-    };
     for text in [
         "nowhere",
         "common nowhere",
@@ -1836,7 +1829,7 @@ fn a_word_no_segment_holds_is_answered_from_the_dictionaries() {
         "title:nowhere",
         "title:\"common nowhere\"",
     ] {
-        let prepared = prepare(text);
+        let prepared = f.prepare(text);
         assert!(prepared.query.is::<tantivy::query::EmptyQuery>(), "{text}");
         assert_eq!(prepared.work(), Work::Small, "{text}");
         let results = prepared.run().unwrap();
@@ -1854,7 +1847,7 @@ fn a_word_no_segment_holds_is_answered_from_the_dictionaries() {
         assert!(results.facets.values().all(Vec::is_empty), "{text}");
     }
     for text in ["late", "common late", "late OR nowhere", "common"] {
-        let prepared = prepare(text);
+        let prepared = f.prepare(text);
         assert!(!prepared.query.is::<tantivy::query::EmptyQuery>(), "{text}");
         let expected = if text == "common" {
             INLINE_POSTINGS + 1010
