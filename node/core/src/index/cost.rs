@@ -22,6 +22,8 @@ const SEEK_POSTINGS: u64 = 4;
 
 /// Postings `query` reads, roughly and never less than it does, with
 /// `doc_freq` giving each term's; `None` when that is not known from terms.
+/// `Some(0)` only when a clause it needs has no postings, that is, when it
+/// matches nothing ([`super::HoldingsIndex`] answers those without a search).
 pub(crate) fn postings(query: &dyn Query, doc_freq: &mut dyn FnMut(&Term) -> u64) -> Option<u64> {
     if query.is::<EmptyQuery>() {
         return Some(0);

@@ -95,6 +95,10 @@ pub struct Args {
     /// this many times: a query's fixed cost, for profiling.
     #[arg(long, value_name = "ROUNDS")]
     no_match_only: Option<usize>,
+    /// Misspell the last word of every query (`qx` added): the no-match
+    /// query people type most, a word no record holds.
+    #[arg(long)]
+    misspell: bool,
 }
 
 /// One benchmark query: the text, its page size and its filter, if any.
@@ -211,7 +215,7 @@ async fn bench(args: Args) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let corpus = dir.join("corpus.jsonl");
-    let (records, queries) = match args.corpus {
+    let (records, mut queries) = match args.corpus {
         Corpus::Generated => {
             write_corpus(&corpus, args.records)?;
             (args.records, queries(args.queries))
@@ -237,6 +241,13 @@ async fn bench(args: Args) -> Result<()> {
             (records.len() as u64, queries)
         }
     };
+    if args.misspell {
+        for query in &mut queries {
+            if let Some(last) = query.terms.last_mut() {
+                last.push_str("qx");
+            }
+        }
+    }
     println!(
         "search benchmark: {records} records, {} queries, {cores} cores, in {}",
         queries.len(),
