@@ -79,6 +79,8 @@ pub struct Config {
     #[serde(default)]
     pub search: SearchConfig,
     #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
     pub http: HttpConfig,
     #[serde(default)]
     pub tls: TlsConfig,
@@ -229,6 +231,39 @@ impl Default for SyncConfig {
             idle_timeout_secs: default_sync_idle_timeout(),
             round_timeout_secs: default_sync_round_timeout(),
         }
+    }
+}
+
+/// The record store on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Mebibytes of the store's pages kept decoded in memory. More spares
+    /// reads and decoding when the store outgrows it (a replica of a large
+    /// origin); the node's resident memory grows by about as much.
+    #[serde(default = "default_store_cache_mib")]
+    pub cache_mib: u64,
+}
+
+/// Smallest and largest `store.cache_mib` accepted.
+pub const STORE_CACHE_MIB: std::ops::RangeInclusive<u64> = 8..=65_536;
+
+fn default_store_cache_mib() -> u64 {
+    crate::store::DEFAULT_CACHE_MIB
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            cache_mib: default_store_cache_mib(),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The cache's size in bytes.
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache_mib << 20
     }
 }
 
@@ -414,6 +449,7 @@ impl Config {
             limits: Limits::default(),
             sync: SyncConfig::default(),
             search: SearchConfig::default(),
+            store: StoreConfig::default(),
             http: HttpConfig {
                 listen: Some(SocketAddr::new(listen.ip(), http_port)),
                 plaintext: false,
@@ -480,6 +516,14 @@ impl Config {
             return Err(format!(
                 "search.live_deadline_ms: must be at least 1 and at most search.max_live_deadline_ms ({})",
                 self.search.max_live_deadline_ms
+            ));
+        }
+        if !STORE_CACHE_MIB.contains(&self.store.cache_mib) {
+            return Err(format!(
+                "store.cache_mib: must be {} to {}, not {}",
+                STORE_CACHE_MIB.start(),
+                STORE_CACHE_MIB.end(),
+                self.store.cache_mib
             ));
         }
         if self.search.audit_retention_days == 0 {
@@ -874,6 +918,27 @@ mod tests {
     }
 
     #[test]
+    fn the_store_cache_is_sized_in_mebibytes_within_bounds() {
+        let config = Config::parse(BASE, Path::new("m.toml"), &env(&[])).unwrap();
+        assert_eq!(config.store.cache_bytes(), 64 << 20);
+        let file = format!("{BASE}[store]\ncache_mib = 256\n");
+        let config = Config::parse(&file, Path::new("m.toml"), &env(&[])).unwrap();
+        assert_eq!(config.store.cache_bytes(), 256 << 20);
+        let vars = env(&[("MERIDIAN_STORE__CACHE_MIB", "512")]);
+        let config = Config::parse(BASE, Path::new("m.toml"), &vars).unwrap();
+        assert_eq!(config.store.cache_mib, 512);
+        for bad in ["0", "7", "65537"] {
+            let vars = env(&[("MERIDIAN_STORE__CACHE_MIB", bad)]);
+            let err = Config::parse(BASE, Path::new("m.toml"), &vars).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains(&format!("store.cache_mib: must be 8 to 65536, not {bad}")),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn round_trips_what_init_writes() {
         let config = Config::new(&"polar".parse().unwrap(), "127.0.0.1:0".parse().unwrap());
         let parsed = Config::parse(&config.to_toml(), Path::new("x"), &env(&[])).unwrap();
@@ -934,6 +999,7 @@ mod tests {
             &["sync", "interval_secs"],
             &["sync", "idle_timeout_secs"],
             &["sync", "round_timeout_secs"],
+            &["store", "cache_mib"],
             &["http", "listen"],
             &["http", "plaintext"],
             &["http", "cors_origins"],

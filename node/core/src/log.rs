@@ -248,8 +248,10 @@ impl<S: NodeStore> Appender<S> {
         self.append.withdrawn.push((id, state));
     }
 
-    /// Remembers that `subject` is the digest of record `id`'s subject.
+    /// Remembers that `subject` is the digest of record `id`'s subject,
+    /// [`subject_digest`] of this append's origin and `id`.
     pub fn note_subject(&mut self, subject: Hash, id: String) {
+        debug_assert_eq!(subject, subject_digest(&self.append.origin, &id));
         self.append.subjects.push((subject, id));
     }
 

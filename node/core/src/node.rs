@@ -324,7 +324,7 @@ impl Node {
                 &PublicIdentity::default_names(config.listen),
             )?;
         }
-        let store = Store::open(&data_dir.join(STORE_DIR))?;
+        let store = Store::open_with_cache(&data_dir.join(STORE_DIR), config.store.cache_bytes())?;
         store.index_subjects(config.node_id.as_str())?;
         let trust = TrustStore::open(&store, &config.node_id)?;
         let chain = build_chain(&store, config.node_id.as_str(), None)?;

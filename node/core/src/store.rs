@@ -277,9 +277,16 @@ pub enum DumpError {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `path`, checking its format version.
+    /// Opens (or creates) the store in `path`, checking its format version,
+    /// with the cache a node has when its configuration names none.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = open_db(path)?;
+        Self::open_with_cache(path, DEFAULT_CACHE_MIB << 20)
+    }
+
+    /// [`Store::open`] keeping up to `cache_bytes` of decoded pages in
+    /// memory (`store.cache_mib`).
+    pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = open_db(path, cache_bytes)?;
         let meta = db.open_tree(tree::META)?;
         match meta.get(FORMAT_KEY)? {
             None => {
@@ -1017,7 +1024,7 @@ impl Store {
                 "it does not start with the header of a version 1 dump".into(),
             ));
         }
-        let db = open_db(path)?;
+        let db = open_db(path, DEFAULT_CACHE_MIB << 20)?;
         let mut summary = DumpSummary::default();
         let mut tree: Option<sled::Tree> = None;
         let mut batch = sled::Batch::default();
@@ -1091,11 +1098,25 @@ impl Store {
 
     /// Commits one log append in a single transaction: entries, record
     /// states, Merkle nodes and the new log size land together or not at all.
+    ///
+    /// The subject digests the append notes go in first, in a batch of
+    /// their own: a sled transaction reads every key it writes, and these
+    /// keys are random. A digest is a hash of its origin and id, so one
+    /// that lands while its append does not (a crash between the two, a
+    /// stale append) is still true of that id, and names a record the
+    /// store does not hold: a later withdrawal finds nothing to withdraw.
     pub fn commit(&self, append: &LogAppend) -> Result<(), StoreError> {
         let origin = append.origin.as_str();
         let entry_runs = pack_entries(&append.entries);
         let node_runs = pack_nodes(&append.nodes);
         let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        if !append.subjects.is_empty() {
+            let mut subjects = sled::Batch::default();
+            for (subject, id) in &append.subjects {
+                subjects.insert(subject_key(origin, subject), id.as_bytes());
+            }
+            self.subjects.apply_batch(subjects)?;
+        }
         // Appends commit one at a time in arrival order: a listing by
         // arrival never passes a sequence number whose append lands later.
         let mut clock = self.arrival_clock.lock().unwrap_or_else(|p| p.into_inner());
@@ -1115,7 +1136,6 @@ impl Store {
             &self.log,
             &self.merkle,
             &self.heads,
-            &self.subjects,
             &self.arrivals,
             &self.arrival_by_origin,
             &self.previous,
@@ -1129,7 +1149,6 @@ impl Store {
                     log,
                     merkle,
                     heads,
-                    subjects,
                     arrivals,
                     by_origin,
                     previous,
@@ -1172,9 +1191,6 @@ impl Store {
                     }
                     for ((level, first), run) in &node_runs {
                         merkle.insert(node_key(origin, *level, *first), run.as_slice())?;
-                    }
-                    for (subject, id) in &append.subjects {
-                        subjects.insert(subject_key(origin, subject), id.as_bytes())?;
                     }
                     // Withdrawn by an audience: no entry of their own, so
                     // no previous version is noted for them.
@@ -1226,12 +1242,12 @@ impl Store {
 /// again what this process just closed (a loaded dump, a reopen) waits up
 /// to [`LOCK_RELEASE`] for that; a lock another process holds is still an
 /// error, after that wait.
-fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + LOCK_RELEASE;
     loop {
         match sled::Config::new()
             .path(path)
-            .cache_capacity(64 * 1024 * 1024)
+            .cache_capacity(cache_bytes)
             .open()
         {
             Err(sled::Error::Io(e))
@@ -1244,6 +1260,10 @@ fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
         }
     }
 }
+
+/// Mebibytes of decoded pages a store keeps in memory unless its node's
+/// configuration says otherwise (`store.cache_mib`).
+pub const DEFAULT_CACHE_MIB: u64 = 64;
 
 /// How long [`open_db`] waits for this process's sled threads to let go
 /// of a store's lock.
@@ -1740,8 +1760,10 @@ mod tests {
         assert_eq!(run_len(&runs[1].1).unwrap(), 2);
     }
 
+    /// Nothing of a stale append lands but its subject digests, which are
+    /// true of their ids whether or not the record is held.
     #[test]
-    fn a_stale_append_is_refused_and_writes_nothing() {
+    fn a_stale_append_is_refused_and_stores_nothing_of_its_log() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.commit(&append("polar", 0, &["a"])).unwrap();
@@ -1752,6 +1774,10 @@ mod tests {
         );
         assert!(store.record_state("polar", "z").unwrap().is_none());
         assert_eq!(store.log_size("polar").unwrap(), 1);
+        assert_eq!(store.count_live("polar").unwrap(), 1);
+        let first = store.entry("polar", LogIndex(0)).unwrap();
+        assert!(matches!(first, Some(StoredEntry::Signed(e)) if e.payload == b"a"));
+        assert!(store.entry("polar", LogIndex(1)).unwrap().is_none());
     }
 
     /// The live count follows puts, deletions, versions of a deleted

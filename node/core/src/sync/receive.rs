@@ -1006,7 +1006,56 @@ fn join_error(origin: &str, e: tokio::task::JoinError) -> SyncError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::LogAppend;
     use std::time::Duration;
+
+    /// An append of record `id` of `origin` at `base`, noting its subject.
+    fn record_append(origin: &str, base: u64, id: &str) -> LogAppend {
+        let state = RecordState {
+            version: 1,
+            log_index: LogIndex(base),
+            deleted: false,
+        };
+        LogAppend {
+            origin: origin.into(),
+            base_size: base,
+            entries: vec![(base, id.as_bytes().to_vec())],
+            records: vec![(id.into(), state)],
+            subjects: vec![(log::subject_digest(origin, id), id.into())],
+            ..LogAppend::default()
+        }
+    }
+
+    /// The subject map is written ahead of its append, outside the
+    /// append's transaction. An append that does not land (here refused as
+    /// stale) may leave its record's subject behind: a later entry that
+    /// arrives as digests about that subject withdraws nothing, and one
+    /// about a record that did land withdraws it.
+    #[test]
+    fn a_subject_whose_append_did_not_land_withdraws_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        store.commit(&record_append("polar", 0, "held")).unwrap();
+        let stale = store.commit(&record_append("polar", 0, "lost"));
+        assert!(
+            matches!(stale, Err(StoreError::Conflict { .. })),
+            "{stale:?}"
+        );
+        assert_eq!(store.record_state("polar", "lost").unwrap(), None);
+
+        let none = HashMap::new();
+        let lost = log::subject_digest("polar", "lost");
+        assert_eq!(
+            withdrawal(&store, "polar", 5, &lost, &HashMap::new(), &none).unwrap(),
+            None
+        );
+        let held = log::subject_digest("polar", "held");
+        let (id, state) = withdrawal(&store, "polar", 5, &held, &HashMap::new(), &none)
+            .unwrap()
+            .expect("the held record is withdrawn");
+        assert_eq!(id, "held");
+        assert_eq!((state.log_index, state.deleted), (LogIndex(5), true));
+    }
 
     fn entry(index: u64, bytes: usize) -> PullItem {
         PullItem {

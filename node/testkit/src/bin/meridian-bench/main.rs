@@ -47,6 +47,9 @@ enum Bench {
     Replicate {
         #[arg(long, default_value_t = 1_000_000)]
         records: u64,
+        /// Both nodes' `store.cache_mib` (the node's own default if not given).
+        #[arg(long)]
+        cache_mib: Option<u64>,
     },
     /// A replica pulls N records while the origin rotates its signing key
     /// and its TLS key; rates before, during and after.
@@ -76,7 +79,7 @@ enum Bench {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Bench::Import { records } => import(records),
-        Bench::Replicate { records } => replicate::run(records),
+        Bench::Replicate { records, cache_mib } => replicate::run(records, cache_mib),
         Bench::Rotate { records } => rotate::run(records),
         Bench::Search(args) => search::run(args),
         Bench::Load(args) => load::run(args),

@@ -9,15 +9,20 @@ use meridian_testkit::generate::Profile;
 
 use meridian_testkit::harness::TestNode;
 
-use crate::{meridian, meridian_binary, start_node, start_node_with, write_corpus};
+use crate::{meridian, meridian_binary, start_node_with, write_corpus};
 
-pub fn run(records: u64) -> Result<()> {
+pub fn run(records: u64, cache_mib: Option<u64>) -> Result<()> {
     let bin = meridian_binary()?;
+    let cache = cache_mib.map(|mib| mib.to_string());
+    let cache: Vec<(&str, &str)> = cache
+        .iter()
+        .map(|mib| ("MERIDIAN_STORE__CACHE_MIB", mib.as_str()))
+        .collect();
     let work = tempfile::tempdir()?;
     let file = work.path().join("holdings.jsonl");
     let visible = write_corpus(&file, records, Profile::Polar)?;
     let (a_dir, b_dir) = (work.path().join("origin"), work.path().join("replica"));
-    let a = start_node(&bin, &a_dir, "origin")?;
+    let a = start_node_with(&bin, &a_dir, "origin", &cache)?;
     let started = Instant::now();
     meridian(
         &a,
@@ -43,9 +48,13 @@ pub fn run(records: u64) -> Result<()> {
         &b_dir,
         "replica",
         &[
-            ("MERIDIAN_SYNC__ROUND_TIMEOUT_SECS", "3600"),
-            ("MERIDIAN_LIMITS__REQUEST_TIMEOUT_SECS", "3601"),
-        ],
+            &[
+                ("MERIDIAN_SYNC__ROUND_TIMEOUT_SECS", "3600"),
+                ("MERIDIAN_LIMITS__REQUEST_TIMEOUT_SECS", "3601"),
+            ],
+            &cache[..],
+        ]
+        .concat(),
     )?;
     let invite_a = meridian(&a, &["keys", "show", "--invite"])?;
     let invite_b = meridian(&b, &["keys", "show", "--invite"])?;
