@@ -280,7 +280,7 @@ impl Store {
     /// Opens (or creates) the store in `path`, checking its format version,
     /// with the cache a node has when its configuration names none.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with_cache(path, DEFAULT_CACHE_MIB << 20)
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
     }
 
     /// [`Store::open`] keeping up to `cache_bytes` of decoded pages in
@@ -772,7 +772,8 @@ impl Store {
     /// records they bring back (`records`, with their subject digests), in
     /// one transaction. The leaves do not change: each entry hashes to the
     /// digests it replaces (the caller checked), so the log and its tree
-    /// stay as they are. Call under the origin's sync lock.
+    /// stay as they are; the subject digests go in just before
+    /// ([`Store::put_subjects`]). Call under the origin's sync lock.
     pub fn refill(
         &self,
         origin: &str,
@@ -807,20 +808,25 @@ impl Store {
             })
             .collect();
         let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
-        (&self.log, &self.records, &self.live, &self.subjects)
-            .transaction(|(log, records, live, subjects)| {
+        self.put_subjects(
+            origin,
+            restored
+                .iter()
+                .map(|(id, _, subject)| (subject, id.as_str())),
+        )?;
+        (&self.log, &self.records, &self.live)
+            .transaction(|(log, records, live)| {
                 for (key, run) in &packed {
                     log.insert(key.as_slice(), run.as_slice())?;
                 }
                 let mut gained: i64 = 0;
-                for (id, state, subject) in restored {
+                for (id, state, _) in restored {
                     gained += i64::from(!state.deleted);
                     if let Some(old) =
                         records.insert(record_key(origin, id), &encode_state(state)[..])?
                     {
                         gained -= i64::from(decode_state(&old).is_ok_and(|old| !old.deleted));
                     }
-                    subjects.insert(subject_key(origin, subject), id.as_bytes())?;
                 }
                 if gained != 0 {
                     let count = live.get(origin.as_bytes())?.map_or(0, |c| u64_at(&c));
@@ -1024,7 +1030,7 @@ impl Store {
                 "it does not start with the header of a version 1 dump".into(),
             ));
         }
-        let db = open_db(path, DEFAULT_CACHE_MIB << 20)?;
+        let db = open_db(path, DEFAULT_CACHE_BYTES)?;
         let mut summary = DumpSummary::default();
         let mut tree: Option<sled::Tree> = None;
         let mut batch = sled::Batch::default();
@@ -1096,27 +1102,47 @@ impl Store {
         Ok(summary)
     }
 
+    /// Notes the subject digest of each record id of `origin`, ahead of
+    /// the transaction that stores the records, in a batch of its own: a
+    /// sled transaction reads every key it writes, under a lock that stops
+    /// every other read of the store, and these keys are random. A digest
+    /// is a hash of its origin and id, so one that lands while its records
+    /// do not (a crash between the two, a stale append) is still true of
+    /// that id, and names a record the store does not hold: a later
+    /// withdrawal finds nothing to withdraw. Call under the gate.
+    fn put_subjects<'a>(
+        &self,
+        origin: &str,
+        subjects: impl Iterator<Item = (&'a Hash, &'a str)>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut any = false;
+        for (subject, id) in subjects {
+            batch.insert(subject_key(origin, subject), id.as_bytes());
+            any = true;
+        }
+        if any {
+            self.subjects.apply_batch(batch)?;
+        }
+        Ok(())
+    }
+
     /// Commits one log append in a single transaction: entries, record
-    /// states, Merkle nodes and the new log size land together or not at all.
-    ///
-    /// The subject digests the append notes go in first, in a batch of
-    /// their own: a sled transaction reads every key it writes, and these
-    /// keys are random. A digest is a hash of its origin and id, so one
-    /// that lands while its append does not (a crash between the two, a
-    /// stale append) is still true of that id, and names a record the
-    /// store does not hold: a later withdrawal finds nothing to withdraw.
+    /// states, Merkle nodes and the new log size land together or not at
+    /// all. The subject digests it notes go in just before
+    /// ([`Store::put_subjects`]).
     pub fn commit(&self, append: &LogAppend) -> Result<(), StoreError> {
         let origin = append.origin.as_str();
         let entry_runs = pack_entries(&append.entries);
         let node_runs = pack_nodes(&append.nodes);
         let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
-        if !append.subjects.is_empty() {
-            let mut subjects = sled::Batch::default();
-            for (subject, id) in &append.subjects {
-                subjects.insert(subject_key(origin, subject), id.as_bytes());
-            }
-            self.subjects.apply_batch(subjects)?;
-        }
+        self.put_subjects(
+            origin,
+            append
+                .subjects
+                .iter()
+                .map(|(subject, id)| (subject, id.as_str())),
+        )?;
         // Appends commit one at a time in arrival order: a listing by
         // arrival never passes a sequence number whose append lands later.
         let mut clock = self.arrival_clock.lock().unwrap_or_else(|p| p.into_inner());
@@ -1264,6 +1290,7 @@ fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
 /// Mebibytes of decoded pages a store keeps in memory unless its node's
 /// configuration says otherwise (`store.cache_mib`).
 pub const DEFAULT_CACHE_MIB: u64 = 64;
+const DEFAULT_CACHE_BYTES: u64 = DEFAULT_CACHE_MIB << 20;
 
 /// How long [`open_db`] waits for this process's sled threads to let go
 /// of a store's lock.

@@ -1042,15 +1042,20 @@ mod tests {
             "{stale:?}"
         );
         assert_eq!(store.record_state("polar", "lost").unwrap(), None);
-
-        let none = HashMap::new();
+        // The case at hand: the map names a record the store does not hold.
         let lost = log::subject_digest("polar", "lost");
         assert_eq!(
-            withdrawal(&store, "polar", 5, &lost, &HashMap::new(), &none).unwrap(),
+            store.record_by_subject("polar", &lost).unwrap().as_deref(),
+            Some("lost")
+        );
+
+        let (batch, touched) = (HashMap::new(), HashMap::new());
+        assert_eq!(
+            withdrawal(&store, "polar", 5, &lost, &batch, &touched).unwrap(),
             None
         );
         let held = log::subject_digest("polar", "held");
-        let (id, state) = withdrawal(&store, "polar", 5, &held, &HashMap::new(), &none)
+        let (id, state) = withdrawal(&store, "polar", 5, &held, &batch, &touched)
             .unwrap()
             .expect("the held record is withdrawn");
         assert_eq!(id, "held");
