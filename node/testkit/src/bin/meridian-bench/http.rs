@@ -1,21 +1,23 @@
-//! A minimal HTTPS/1.1 client for `meridian-bench search --http`: one
-//! keep-alive connection that trusts the node's public certificate, so the
-//! HTTP API is timed over the same kind of link as gRPC (loopback, TLS),
-//! without a client library's own overhead in the figures.
+//! The HTTPS/1.1 client of `meridian-bench search --http`: one keep-alive
+//! connection (hyper's HTTP/1 connection over rustls) that trusts the node's
+//! public certificate, so the HTTP API is timed over the same kind of link
+//! as gRPC (loopback, TLS), without a connection pool in the figures.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
 
 /// One HTTPS connection to a node's HTTP listener.
 pub struct Client {
-    stream: BufReader<TlsStream<TcpStream>>,
+    sender: SendRequest<Full<Bytes>>,
     host: String,
 }
 
@@ -37,50 +39,30 @@ impl Client {
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(ServerName::try_from("localhost")?, tcp)
             .await?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .context("HTTP/1.1 handshake")?;
+        tokio::spawn(connection);
         Ok(Self {
-            stream: BufReader::new(tls),
+            sender,
             host: format!("localhost:{}", addr.port()),
         })
     }
 
-    /// POSTs `body` (JSON) to `path`; the status and the body of the answer.
+    /// POSTs `body` (JSON) to `path`; the status and the body of the answer,
+    /// whichever framing (length or chunks) the node chose.
     pub async fn post_json(&mut self, path: &str, body: &[u8]) -> Result<(u16, Vec<u8>)> {
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            self.host,
-            body.len()
-        );
-        let stream = self.stream.get_mut();
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(body).await?;
-        stream.flush().await?;
-
-        let mut line = String::new();
-        self.stream.read_line(&mut line).await?;
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .with_context(|| format!("bad status line {line:?}"))?;
-        let mut length = None;
-        loop {
-            line.clear();
-            if self.stream.read_line(&mut line).await? == 0 {
-                bail!("connection closed in the headers");
-            }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = Some(value.trim().parse::<usize>()?);
-                }
-            }
-        }
-        let length = length.context("an answer without Content-Length")?;
-        let mut body = vec![0; length];
-        self.stream.read_exact(&mut body).await?;
-        Ok((status, body))
+        let request = hyper::Request::post(path)
+            .header(hyper::header::HOST, &self.host)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::copy_from_slice(body)))?;
+        self.sender
+            .ready()
+            .await
+            .context("the HTTP connection closed")?;
+        let answer = self.sender.send_request(request).await?;
+        let status = answer.status().as_u16();
+        let body = answer.into_body().collect().await?.to_bytes();
+        Ok((status, body.to_vec()))
     }
 }

@@ -198,8 +198,7 @@ fn debian_queries(records: &[serde_json::Value], count: usize) -> Vec<Query> {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(bench(args))
