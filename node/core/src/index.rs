@@ -15,6 +15,7 @@ mod any_field;
 mod collect;
 mod compile;
 mod cost;
+mod filter;
 mod generation;
 mod highlight;
 
@@ -44,6 +45,7 @@ pub use self::generation::{LiveIndex, NextGeneration};
 
 use self::collect::{PageCollector, SegmentColumns, TopHit};
 use self::compile::Compiler;
+use self::filter::FilterCache;
 use self::highlight::Highlighter;
 use self::schema::{record_key, Fields, PLAIN_ANALYZER, SCHEMA_VERSION};
 use self::snapshot::{Snapshots, SNAPSHOT_TTL};
@@ -208,6 +210,7 @@ pub struct HoldingsIndex {
     plain: TextAnalyzer,
     snapshots: Snapshots,
     columns: Arc<SegmentColumns>,
+    filter_cache: Arc<FilterCache>,
 }
 
 impl HoldingsIndex {
@@ -290,6 +293,7 @@ impl HoldingsIndex {
             plain,
             snapshots: Snapshots::new(snapshot_ttl),
             columns: Arc::default(),
+            filter_cache: Arc::default(),
         })
     }
 
@@ -539,6 +543,7 @@ impl HoldingsIndex {
             .unwrap_or_else(|| (self.reader.searcher(), Arc::default()));
         let compiler = Compiler {
             fields: &self.fields,
+            filter_cache: &self.filter_cache,
             text: &self.text,
             plain: &self.plain,
         };
@@ -617,13 +622,13 @@ impl HoldingsIndex {
             Work::Small | Work::Single => &Executor::SingleThread,
         };
         let page = searcher.search_with_executor(&*query, &collector, executor, scoring)?;
-        self.columns.retain(
-            &searcher
-                .segment_readers()
-                .iter()
-                .map(|segment| segment.segment_id())
-                .collect::<HashSet<_>>(),
-        );
+        let live = searcher
+            .segment_readers()
+            .iter()
+            .map(|segment| segment.segment_id())
+            .collect::<HashSet<_>>();
+        self.columns.retain(&live);
+        self.filter_cache.retain(&live);
         let highlighter = plan
             .highlight
             .then(|| Highlighter::new(&plan.query, &self.fields, &self.text, &self.plain));

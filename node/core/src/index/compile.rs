@@ -4,9 +4,12 @@
 //! year, time, the spatial prefilter) is a `Must` clause scoring 0, so
 //! filters change the match set and never the ranking. Visibility is a
 //! clause of the query itself: hits, totals and facet counts all come from
-//! the same restricted match set.
+//! the same restricted match set. The keyword filters (visibility, origin,
+//! discipline, access, licence, format) are one clause, a bitset per
+//! segment ([`super::filter`]).
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, Occur, PhrasePrefixQuery,
@@ -17,6 +20,7 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::Term;
 
 use super::any_field::AnyFieldQuery;
+use super::filter::{FilterCache, FilterQuery};
 use super::schema::{analyze, Fields};
 use crate::query::expr::{Expr, TextField, TextKind};
 use crate::query::Plan;
@@ -36,6 +40,8 @@ enum Matches {
 /// Compiles queries against the index schema and analyzers.
 pub(crate) struct Compiler<'a> {
     pub fields: &'a Fields,
+    /// Bitsets of the keyword filters' dense terms.
+    pub filter_cache: &'a Arc<FilterCache>,
     /// The stemming analyzer of most text fields.
     pub text: &'a TextAnalyzer,
     /// The analyzer of names and of prefixes (no stemming).
@@ -52,16 +58,28 @@ impl Compiler<'_> {
             Matches::Some(query) => clauses.push((Occur::Must, query)),
         }
         let fields = self.fields;
-        let mut filters: Vec<Box<dyn Query>> = Vec::new();
-        filters.extend(self.visibility(viewer));
-        if let Some(origin) = &plan.local_origin {
-            filters.push(term(fields.origin, origin));
+        let mut keywords: Vec<Vec<Term>> = Vec::new();
+        let mut keyword = |field: Field, values: &[String]| {
+            if !values.is_empty() {
+                let terms = values.iter().map(|v| Term::from_field_text(field, v));
+                keywords.push(terms.collect());
+            }
+        };
+        if let Some(audience) = viewer.index_filter() {
+            keyword(fields.audience, &audience);
         }
-        filters.extend(any_of(fields.discipline, &plan.disciplines));
-        filters.extend(any_of(fields.origin, &plan.origins));
-        filters.extend(any_of(fields.access, &plan.access));
-        filters.extend(any_of(fields.license, &plan.licenses));
-        filters.extend(any_of(fields.format, &plan.formats));
+        if let Some(origin) = &plan.local_origin {
+            keyword(fields.origin, std::slice::from_ref(origin));
+        }
+        keyword(fields.discipline, &plan.disciplines);
+        keyword(fields.origin, &plan.origins);
+        keyword(fields.access, &plan.access);
+        keyword(fields.license, &plan.licenses);
+        keyword(fields.format, &plan.formats);
+        if let Some(keywords) = FilterQuery::new(keywords, self.filter_cache.clone()) {
+            clauses.push((Occur::Must, Box::new(keywords)));
+        }
+        let mut filters: Vec<Box<dyn Query>> = Vec::new();
         if let Some((from, to)) = plan.year {
             let bound = |year: Option<u64>| {
                 year.map_or(Bound::Unbounded, |y| {
@@ -106,11 +124,6 @@ impl Compiler<'_> {
             return Box::new(AllQuery);
         }
         Box::new(BooleanQuery::new(clauses))
-    }
-
-    /// The records `viewer` may see; `None` when it may see all.
-    fn visibility(&self, viewer: &Viewer) -> Option<Box<dyn Query>> {
-        any_of(self.fields.audience, &viewer.index_filter()?)
     }
 
     fn expr(&self, expr: &Expr) -> Matches {
@@ -290,25 +303,5 @@ fn boost(field: TextField) -> f32 {
         TextField::Keyword | TextField::Creator => 2.0,
         TextField::Project => 1.5,
         TextField::Description => 1.0,
-    }
-}
-
-fn term(field: Field, value: &str) -> Box<dyn Query> {
-    Box::new(TermQuery::new(
-        Term::from_field_text(field, value),
-        IndexRecordOption::Basic,
-    ))
-}
-
-/// Records with any of `values` in `field`; `None` without values.
-fn any_of(field: Field, values: &[String]) -> Option<Box<dyn Query>> {
-    match values {
-        [] => None,
-        [one] => Some(term(field, one)),
-        many => Some(Box::new(BooleanQuery::new(
-            many.iter()
-                .map(|value| (Occur::Should, term(field, value)))
-                .collect(),
-        ))),
     }
 }

@@ -5,13 +5,15 @@
 //! each other clause to every one of them (tantivy leads with the
 //! smallest), a disjunction the sum of its clauses, a phrase its rarest
 //! word's postings and a seek into each other word's, and a term query (or
-//! a wrapper of term queries) the postings of its terms. A query without
+//! a wrapper of term queries) the postings of its terms; the keyword
+//! filters, those of their narrowest filter. A query without
 //! terms (a range, every record) reads a column of the whole segment, so
 //! its cost is not known from the dictionary: `None`.
 
 use tantivy::query::{BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query};
 use tantivy::Term;
 
+use super::filter::FilterQuery;
 use crate::query::expr::{Expr, TextKind};
 
 /// What seeking a clause to a document costs, in postings read in a row:
@@ -52,6 +54,15 @@ pub(crate) fn postings(query: &dyn Query, doc_freq: &mut dyn FnMut(&Term) -> u64
             .try_fold(0u64, |sum, (_, clause)| {
                 Some(sum.saturating_add(postings(&**clause, doc_freq)?))
             });
+    }
+    if let Some(filters) = query.downcast_ref::<FilterQuery>() {
+        // Read as a bitset; its documents are those of its narrowest filter
+        // at most.
+        return filters
+            .filters()
+            .iter()
+            .map(|terms| terms.iter().map(&mut *doc_freq).sum::<u64>())
+            .min();
     }
     if let Some(phrase) = query.downcast_ref::<PhraseQuery>() {
         let terms = phrase.phrase_terms();
