@@ -12,6 +12,7 @@
 //! decisions are recorded in `docs/decisions/search-index.md`.
 
 mod any_field;
+mod bits;
 mod collect;
 mod compile;
 mod cost;
@@ -43,9 +44,9 @@ use tantivy::{
 
 pub use self::generation::{LiveIndex, NextGeneration};
 
+use self::bits::BitsCache;
 use self::collect::{PageCollector, SegmentColumns, TopHit};
 use self::compile::Compiler;
-use self::filter::FilterCache;
 use self::highlight::Highlighter;
 use self::schema::{record_key, Fields, PLAIN_ANALYZER, SCHEMA_VERSION};
 use self::snapshot::{Snapshots, SNAPSHOT_TTL};
@@ -210,7 +211,7 @@ pub struct HoldingsIndex {
     plain: TextAnalyzer,
     snapshots: Snapshots,
     columns: Arc<SegmentColumns>,
-    filter_cache: Arc<FilterCache>,
+    bits_cache: Arc<BitsCache>,
 }
 
 impl HoldingsIndex {
@@ -293,7 +294,7 @@ impl HoldingsIndex {
             plain,
             snapshots: Snapshots::new(snapshot_ttl),
             columns: Arc::default(),
-            filter_cache: Arc::default(),
+            bits_cache: Arc::default(),
         })
     }
 
@@ -543,7 +544,7 @@ impl HoldingsIndex {
             .unwrap_or_else(|| (self.reader.searcher(), Arc::default()));
         let compiler = Compiler {
             fields: &self.fields,
-            filter_cache: &self.filter_cache,
+            bits_cache: &self.bits_cache,
             text: &self.text,
             plain: &self.plain,
         };
@@ -628,7 +629,7 @@ impl HoldingsIndex {
             .map(|segment| segment.segment_id())
             .collect::<HashSet<_>>();
         self.columns.retain(&live);
-        self.filter_cache.retain(&live);
+        self.bits_cache.retain(&live);
         let highlighter = plan
             .highlight
             .then(|| Highlighter::new(&plan.query, &self.fields, &self.text, &self.plain));

@@ -20,7 +20,8 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::Term;
 
 use super::any_field::AnyFieldQuery;
-use super::filter::{FilterCache, FilterQuery};
+use super::bits::BitsCache;
+use super::filter::FilterQuery;
 use super::schema::{analyze, Fields};
 use crate::query::expr::{Expr, TextField, TextKind};
 use crate::query::Plan;
@@ -40,8 +41,8 @@ enum Matches {
 /// Compiles queries against the index schema and analyzers.
 pub(crate) struct Compiler<'a> {
     pub fields: &'a Fields,
-    /// Bitsets of the keyword filters' dense terms.
-    pub filter_cache: &'a Arc<FilterCache>,
+    /// Bitsets of the dense keyword filters.
+    pub bits_cache: &'a Arc<BitsCache>,
     /// The stemming analyzer of most text fields.
     pub text: &'a TextAnalyzer,
     /// The analyzer of names and of prefixes (no stemming).
@@ -76,7 +77,7 @@ impl Compiler<'_> {
         keyword(fields.access, &plan.access);
         keyword(fields.license, &plan.licenses);
         keyword(fields.format, &plan.formats);
-        if let Some(keywords) = FilterQuery::new(keywords, self.filter_cache.clone()) {
+        if let Some(keywords) = FilterQuery::new(keywords, self.bits_cache.clone()) {
             clauses.push((Occur::Must, Box::new(keywords)));
         }
         let mut filters: Vec<Box<dyn Query>> = Vec::new();

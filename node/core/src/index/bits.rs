@@ -1,0 +1,286 @@
+//! Sets of a segment's documents as bitsets, held for the term sets that
+//! searches use over and over.
+//!
+//! A conjunction seeks each of its clauses to every document the rest of
+//! the query proposes. Through postings a seek decodes blocks; for a viewer
+//! with several audience terms it seeks a union of postings. The same few
+//! sets come back in nearly every search: `anyone`, a peer's grants, the
+//! common disciplines. So the documents holding any of a set of terms, when
+//! they are at least one in [`DENSE`] of a segment, are kept as a bitset of
+//! that segment ([`BitsCache`]), built once from the postings; a seek into
+//! it is a word lookup.
+//!
+//! A bitset counts deleted documents too, as postings do: the collector
+//! skips those. Segments never change their postings, so a held bitset is
+//! valid for as long as its segment lives.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tantivy::index::SegmentId;
+use tantivy::query::Scorer;
+use tantivy::schema::IndexRecordOption;
+use tantivy::{DocId, DocSet, Score, SegmentReader, Term, TERMINATED};
+
+/// Documents are held as a bitset once they are at least one in this many
+/// of their segment: a bitset costs a bit per document, postings about a
+/// byte per document they name.
+pub(crate) const DENSE: u32 = 64;
+
+/// Most bytes of bitsets held; past it the oldest are dropped.
+const MAX_HELD_BYTES: usize = 64 << 20;
+
+/// Documents of one segment, a bit each.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Bits {
+    words: Box<[u64]>,
+    max_doc: DocId,
+}
+
+impl Bits {
+    pub fn empty(max_doc: DocId) -> Self {
+        Self {
+            words: vec![0; (max_doc as usize).div_ceil(64)].into_boxed_slice(),
+            max_doc,
+        }
+    }
+
+    /// The documents holding any of `terms` in `reader`'s segment.
+    fn of_terms(reader: &SegmentReader, terms: &[Term]) -> tantivy::Result<Self> {
+        let mut bits = Self::empty(reader.max_doc());
+        for term in terms {
+            let inverted = reader.inverted_index(term.field())?;
+            if let Some(mut postings) = inverted.read_postings(term, IndexRecordOption::Basic)? {
+                let mut doc = postings.doc();
+                while doc != TERMINATED {
+                    bits.words[doc as usize / 64] |= 1 << (doc % 64);
+                    doc = postings.advance();
+                }
+            }
+        }
+        Ok(bits)
+    }
+
+    /// Keeps the documents also in `other` (of the same segment).
+    pub fn and(&mut self, other: &Bits) {
+        for (word, other) in self.words.iter_mut().zip(other.words.iter()) {
+            *word &= other;
+        }
+    }
+
+    pub fn len(&self) -> u32 {
+        self.words.iter().map(|w| w.count_ones()).sum()
+    }
+
+    fn bytes(&self) -> usize {
+        self.words.len() * 8
+    }
+
+    /// The first document at or after `from`, or [`TERMINATED`].
+    pub fn next_from(&self, from: DocId) -> DocId {
+        if from >= self.max_doc {
+            return TERMINATED;
+        }
+        let mut at = from as usize / 64;
+        let mut word = self.words[at] & (u64::MAX << (from % 64));
+        loop {
+            if word != 0 {
+                return (at * 64) as DocId + word.trailing_zeros();
+            }
+            at += 1;
+            if at == self.words.len() {
+                return TERMINATED;
+            }
+            word = self.words[at];
+        }
+    }
+}
+
+/// The bitsets of dense term sets, per segment, at most [`MAX_HELD_BYTES`]
+/// of them.
+pub(crate) struct BitsCache {
+    held: Mutex<Held>,
+    max_bytes: usize,
+}
+
+type Key = (SegmentId, Box<[Term]>);
+
+#[derive(Default)]
+struct Held {
+    sets: HashMap<Key, Arc<Bits>>,
+    /// Keys in the order they were held, oldest first.
+    order: VecDeque<Key>,
+    bytes: usize,
+}
+
+impl Default for BitsCache {
+    fn default() -> Self {
+        Self::holding(MAX_HELD_BYTES)
+    }
+}
+
+impl BitsCache {
+    /// A cache of at most `max_bytes` of bitsets.
+    pub fn holding(max_bytes: usize) -> Self {
+        Self {
+            held: Mutex::default(),
+            max_bytes,
+        }
+    }
+
+    /// The documents of `reader`'s segment holding any of `terms`, from the
+    /// cache when they are dense there (built and held on first use);
+    /// `None` when they are not dense.
+    pub fn dense(
+        &self,
+        reader: &SegmentReader,
+        terms: &[Term],
+    ) -> tantivy::Result<Option<Arc<Bits>>> {
+        let key: Key = (reader.segment_id(), terms.into());
+        if let Some(bits) = self.lock().sets.get(&key) {
+            return Ok(Some(bits.clone()));
+        }
+        let mut doc_freq = 0u32;
+        for term in terms {
+            let inverted = reader.inverted_index(term.field())?;
+            doc_freq = doc_freq.saturating_add(inverted.doc_freq(term)?);
+        }
+        if doc_freq.saturating_mul(DENSE) < reader.max_doc() {
+            return Ok(None);
+        }
+        let bits = Arc::new(Bits::of_terms(reader, terms)?);
+        self.hold(key, bits.clone());
+        Ok(Some(bits))
+    }
+
+    /// The documents of `reader`'s segment holding any of `terms`: held
+    /// when they are dense there, read from the postings otherwise.
+    pub fn any(&self, reader: &SegmentReader, terms: &[Term]) -> tantivy::Result<Arc<Bits>> {
+        match self.dense(reader, terms)? {
+            Some(bits) => Ok(bits),
+            None => Ok(Arc::new(Bits::of_terms(reader, terms)?)),
+        }
+    }
+
+    fn hold(&self, key: Key, bits: Arc<Bits>) {
+        let mut held = self.lock();
+        let Held { sets, order, bytes } = &mut *held;
+        while *bytes + bits.bytes() > self.max_bytes {
+            let Some(oldest) = order.pop_front() else {
+                // Larger than the whole cache: not held.
+                return;
+            };
+            if let Some(dropped) = sets.remove(&oldest) {
+                *bytes -= dropped.bytes();
+            }
+        }
+        *bytes += bits.bytes();
+        order.push_back(key.clone());
+        if let Some(replaced) = sets.insert(key, bits) {
+            *bytes -= replaced.bytes();
+        }
+    }
+
+    /// Forgets the bitsets of segments other than `live`.
+    pub fn retain(&self, live: &HashSet<SegmentId>) {
+        let mut held = self.lock();
+        let Held { sets, order, bytes } = &mut *held;
+        sets.retain(|(segment, _), bits| {
+            let keep = live.contains(segment);
+            if !keep {
+                *bytes -= bits.bytes();
+            }
+            keep
+        });
+        order.retain(|(segment, _)| live.contains(segment));
+    }
+
+    /// Bitsets held, and their bytes.
+    #[cfg(test)]
+    pub fn held(&self) -> (usize, usize) {
+        let held = self.lock();
+        (held.sets.len(), held.bytes)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The documents of one segment's [`Bits`], in order; a scorer that scores
+/// 0.
+pub(crate) struct BitsDocSet {
+    bits: Arc<Bits>,
+    len: u32,
+    doc: DocId,
+}
+
+impl BitsDocSet {
+    pub fn new(bits: Arc<Bits>) -> Self {
+        let doc = bits.next_from(0);
+        let len = bits.len();
+        Self { bits, len, doc }
+    }
+}
+
+impl DocSet for BitsDocSet {
+    fn advance(&mut self) -> DocId {
+        if self.doc != TERMINATED {
+            self.doc = self.bits.next_from(self.doc + 1);
+        }
+        self.doc
+    }
+
+    fn seek(&mut self, target: DocId) -> DocId {
+        if self.doc < target {
+            self.doc = self.bits.next_from(target);
+        }
+        self.doc
+    }
+
+    fn doc(&self) -> DocId {
+        self.doc
+    }
+
+    fn size_hint(&self) -> u32 {
+        self.len
+    }
+}
+
+impl Scorer for BitsDocSet {
+    fn score(&mut self) -> Score {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_are_found_across_words_and_up_to_the_last_document() {
+        let mut bits = Bits::empty(130);
+        for doc in [0, 63, 64, 129] {
+            bits.words[doc as usize / 64] |= 1 << (doc % 64);
+        }
+        assert_eq!(bits.len(), 4);
+        let found: Vec<DocId> = [0, 1, 63, 64, 65, 129, 130, 5_000]
+            .iter()
+            .map(|&from| bits.next_from(from))
+            .collect();
+        assert_eq!(found, [0, 63, 63, 64, 129, 129, TERMINATED, TERMINATED]);
+        let mut scorer = BitsDocSet::new(Arc::new(bits));
+        assert_eq!(scorer.size_hint(), 4);
+        assert_eq!(
+            [
+                scorer.doc(),
+                scorer.advance(),
+                scorer.seek(100),
+                scorer.advance()
+            ],
+            [0, 63, 129, TERMINATED]
+        );
+        assert_eq!(scorer.advance(), TERMINATED);
+        assert_eq!(BitsDocSet::new(Arc::new(Bits::empty(0))).doc(), TERMINATED);
+    }
+}
