@@ -197,6 +197,9 @@ fn search_pages_with_facets_and_cursors_by_get_and_post() {
     let first = get(&node, "/api/v1/search?query=glacier&facets=true&limit=10");
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(first.header("content-type"), Some("application/json"));
+    // Sized, not chunked: the connection's request counting keeps the size.
+    let length = first.body.len().to_string();
+    assert_eq!(first.header("content-length"), Some(length.as_str()));
     let first = first.json();
     // 64-bit integers are strings in the proto3 JSON mapping.
     assert_eq!(first["total"], "25", "{first}");

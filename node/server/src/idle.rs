@@ -17,7 +17,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Extensions, Request, Response};
-use http_body_util::BodyExt;
 use tokio::time::{Instant, Sleep};
 
 /// How many requests are open on one connection, and since when none has
@@ -154,10 +153,41 @@ pub struct Counted<S> {
     find: FindActivity,
 }
 
-type CountedBody<B> = http_body_util::combinators::MapFrame<
-    B,
-    Box<dyn FnMut(http_body::Frame<bytes::Bytes>) -> http_body::Frame<bytes::Bytes> + Send + Sync>,
->;
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request open until its last frame or
+    /// until it is dropped. It tells its size and its end as the body it
+    /// wraps does, so an HTTP/1.1 answer keeps its `Content-Length`.
+    pub struct CountedBody<B> {
+        #[pin]
+        inner: B,
+        open: Option<InFlight>,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let frame = this.inner.poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            this.open.take();
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 impl<S, ReqBody, ResBody> tower::Service<Request<ReqBody>> for Counted<S>
 where
@@ -178,14 +208,9 @@ where
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await?;
-            // The body keeps the request open until it is done or dropped.
-            Ok(response.map(|body| {
-                let keep = in_flight;
-                let frame: Box<dyn FnMut(_) -> _ + Send + Sync> = Box::new(move |frame| {
-                    let _open = &keep;
-                    frame
-                });
-                body.map_frame(frame)
+            Ok(response.map(|inner| CountedBody {
+                inner,
+                open: in_flight,
             }))
         })
     }
@@ -231,6 +256,42 @@ mod tests {
         assert_eq!(activity.idle_until(Duration::ZERO), None, "open");
         drop(response);
         assert!(activity.idle_until(Duration::ZERO).is_some(), "closed");
+    }
+
+    /// An answer of known size keeps it (hyper then sends `Content-Length`
+    /// rather than chunks), and its request closes at its last frame even
+    /// before the body is dropped.
+    #[tokio::test]
+    async fn a_counted_body_tells_its_size_and_closes_at_its_end() {
+        use http_body::Body;
+        use http_body_util::BodyExt;
+        use tower::{Service, ServiceExt};
+        let activity = Activity::new();
+        let find: FindActivity = |extensions| extensions.get::<Arc<Activity>>().cloned();
+        let mut service = tower::Layer::layer(
+            &IdleLayer::new(find),
+            tower::service_fn(|_: Request<()>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::new(
+                    bytes::Bytes::from_static(b"hello"),
+                )))
+            }),
+        );
+        let mut request = Request::new(());
+        request.extensions_mut().insert(activity.clone());
+        let response = service.ready().await.unwrap().call(request).await.unwrap();
+        let mut body = response.into_body();
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert!(!body.is_end_stream());
+        assert_eq!(activity.idle_until(Duration::ZERO), None, "open");
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "hello");
+        assert!(body.frame().await.is_none());
+        assert!(
+            activity.idle_until(Duration::ZERO).is_some(),
+            "closed at the end"
+        );
+        drop(body);
+        assert!(activity.idle_until(Duration::ZERO).is_some());
     }
 
     impl IdleLayer {
