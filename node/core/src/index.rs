@@ -623,10 +623,13 @@ impl HoldingsIndex {
             Work::Small | Work::Single => &Executor::SingleThread,
         };
         let page = searcher.search_with_executor(&*query, &collector, executor, scoring)?;
-        let live = searcher
-            .segment_readers()
-            .iter()
+        // What this search, the index as it is now and the held snapshots
+        // read: a page of an older snapshot keeps the current segments'.
+        let live = [&searcher, &self.reader.searcher()]
+            .into_iter()
+            .flat_map(|searcher| searcher.segment_readers())
             .map(|segment| segment.segment_id())
+            .chain(self.snapshots.segments())
             .collect::<HashSet<_>>();
         self.columns.retain(&live);
         self.bits_cache.retain(&live);

@@ -146,6 +146,27 @@ mod tests {
     }
 
     #[test]
+    fn the_keyword_filters_cost_their_narrowest_filter() {
+        let filters = |sets: &[&[&str]]| {
+            let filters = sets
+                .iter()
+                .map(|terms| terms.iter().map(|t| term(t)).collect())
+                .collect();
+            FilterQuery::new(filters, Default::default()).unwrap()
+        };
+        // Either of "aa" and "aaaa" (600), and "aaa" (300).
+        let both = filters(&[&["aa", "aaaa"], &["aaa"]]);
+        assert_eq!(cost(&both), Some(300));
+        let and = BooleanQuery::new(vec![
+            (Occur::Must, query("aaaaa")),
+            (Occur::Must, Box::new(both)),
+        ]);
+        assert_eq!(cost(&and), Some(300 * (1 + SEEK_POSTINGS)));
+        // A filter whose only term no record holds: nothing matches.
+        assert_eq!(cost(&filters(&[&["aa"], &[""]])), Some(0));
+    }
+
+    #[test]
     fn a_query_without_terms_has_no_known_cost() {
         assert_eq!(cost(&AllQuery), None);
         let or = BooleanQuery::new(vec![

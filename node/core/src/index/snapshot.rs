@@ -19,6 +19,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tantivy::index::SegmentId;
 use tantivy::Searcher;
 
 use crate::query::cursor::MAX_CURSOR_AGE;
@@ -126,6 +127,17 @@ impl Snapshots {
     /// index as it is now (search-after on its sort position).
     pub fn clear(&self) {
         self.lock().clear();
+    }
+
+    /// The segments the held snapshots read.
+    pub fn segments(&self) -> impl Iterator<Item = SegmentId> {
+        let held = self.lock();
+        let segments: Vec<SegmentId> = held
+            .values()
+            .flat_map(|entry| entry.searcher.segment_readers())
+            .map(|segment| segment.segment_id())
+            .collect();
+        segments.into_iter()
     }
 
     fn expire(&self, held: &mut HashMap<u64, Held>, now: Instant) {

@@ -1857,3 +1857,38 @@ fn a_word_no_segment_holds_is_answered_from_the_dictionaries() {
         assert_eq!(prepared.run().unwrap().total, expected, "{text}");
     }
 }
+
+/// The held filter bitsets are those of every segment still read: a page
+/// of an older snapshot keeps the current segments' bitsets, and a search
+/// of the current index keeps the snapshot's.
+#[test]
+fn filter_bitsets_of_segments_still_read_are_kept() {
+    let f = fixture((0..20).map(|n| glacier_record(n, "a")).collect());
+    f.add((0..20).map(|n| glacier_record(n, "b")).collect());
+    let segments = f.index.reader.searcher().segment_readers().len();
+    assert!(segments >= 2);
+    let request = SearchRequest {
+        text: "glacier".into(),
+        limit: 5,
+        ..Default::default()
+    };
+    // Each segment read through the bitset of `anyone`.
+    let first = f.search(request.clone(), &Viewer::Anonymous);
+    assert!(first.next_cursor.is_some(), "the snapshot is held");
+    assert_eq!(f.index.bits_cache.held().0, segments);
+    // One merged segment now, and the snapshot's still held.
+    f.index.merge_segments().unwrap();
+    assert_eq!(f.index.reader.searcher().segment_readers().len(), 1);
+    f.search(request.clone(), &Viewer::Anonymous);
+    assert_eq!(f.index.bits_cache.held().0, segments + 1);
+    let next = SearchRequest {
+        after: first.next_cursor,
+        ..request.clone()
+    };
+    assert_eq!(f.search(next, &Viewer::Anonymous).hits.len(), 5);
+    assert_eq!(f.index.bits_cache.held().0, segments + 1);
+    // Without the snapshot, only the merged segment's is kept.
+    f.index.snapshots.clear();
+    f.search(request, &Viewer::Anonymous);
+    assert_eq!(f.index.bits_cache.held().0, 1);
+}
