@@ -447,6 +447,13 @@ fn bad_input_is_refused_with_400_naming_the_field() {
         400,
     );
     refused(post(&node, search, r#"{"limit": -3}"#), "limit", 400);
+    // Each filter value is looked up in every segment: at most 256.
+    let origins: Vec<String> = (0..257).map(|n| format!("node-{n}")).collect();
+    refused(
+        post(&node, search, &json!({"origins": origins}).to_string()),
+        "origins",
+        400,
+    );
     refused(
         post(&node, search, r#"{"sort": "SORT_SIDEWAYS"}"#),
         "sort",

@@ -22,6 +22,9 @@ use self::expr::Expr;
 pub const DEFAULT_LIMIT: usize = 20;
 /// The largest page a request may ask for.
 pub const MAX_LIMIT: usize = 1000;
+/// Most values one filter (disciplines, origins, access, licences,
+/// formats) may name: each is looked up in every segment.
+pub const MAX_FILTER_VALUES: usize = 256;
 /// Values returned per facet, the most frequent first.
 pub const FACET_TOP_N: usize = 20;
 /// The facets of [`SearchResults::facets`], in display order.
@@ -247,6 +250,19 @@ impl SearchRequest {
                 self.limit
             )));
         }
+        for (field, count) in [
+            ("disciplines", self.disciplines.len()),
+            ("origins", self.origins.len()),
+            ("access", self.access.len()),
+            ("licenses", self.licenses.len()),
+            ("formats", self.formats.len()),
+        ] {
+            if count > MAX_FILTER_VALUES {
+                return Err(SearchError::Invalid(format!(
+                    "{field}: {count} values, at most {MAX_FILTER_VALUES}"
+                )));
+            }
+        }
         let access = self
             .access
             .iter()
@@ -431,6 +447,26 @@ mod tests {
             },
             "access",
         );
+        let many = |n: usize| (0..n).map(|i| format!("v{i}")).collect::<Vec<_>>();
+        bad(
+            SearchRequest {
+                origins: many(MAX_FILTER_VALUES + 1),
+                ..Default::default()
+            },
+            "origins: 257 values, at most 256",
+        );
+        bad(
+            SearchRequest {
+                disciplines: many(MAX_FILTER_VALUES + 1),
+                ..Default::default()
+            },
+            "disciplines",
+        );
+        let at_most = SearchRequest {
+            licenses: many(MAX_FILTER_VALUES),
+            ..Default::default()
+        };
+        assert!(at_most.plan().is_ok());
         bad(
             SearchRequest {
                 year: Some((Some(2021), Some(2020))),

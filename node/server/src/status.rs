@@ -183,6 +183,10 @@ fn search_field(message: &str) -> Option<&'static str> {
     Some(match first {
         "limit" => "limit",
         "access" => "access",
+        "disciplines" => "disciplines",
+        "origins" => "origins",
+        "licenses" => "licenses",
+        "formats" => "formats",
         "bbox" => "bbox",
         "time_from" => "time_from",
         "time_to" => "time_to",
