@@ -17,7 +17,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tantivy::index::SegmentId;
+use tantivy::index::{InvertedIndexReader, SegmentId};
+use tantivy::postings::TermInfo;
 use tantivy::query::Scorer;
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DocId, DocSet, Score, SegmentReader, Term, TERMINATED};
@@ -25,16 +26,17 @@ use tantivy::{DocId, DocSet, Score, SegmentReader, Term, TERMINATED};
 /// Documents are held as a bitset once they are at least one in this many
 /// of their segment: a bitset costs a bit per document, postings about a
 /// byte per document they name.
-pub(crate) const DENSE: u32 = 64;
+const DENSE: u32 = 64;
 
 /// Most bytes of bitsets held; past it the oldest are dropped.
 const MAX_HELD_BYTES: usize = 64 << 20;
 
-/// Documents of one segment, a bit each.
-#[derive(Debug, Clone, PartialEq)]
+/// Documents of one segment, a bit each, and how many there are.
+#[derive(Debug, Clone)]
 pub(crate) struct Bits {
     words: Box<[u64]>,
     max_doc: DocId,
+    len: u32,
 }
 
 impl Bits {
@@ -42,22 +44,27 @@ impl Bits {
         Self {
             words: vec![0; (max_doc as usize).div_ceil(64)].into_boxed_slice(),
             max_doc,
+            len: 0,
         }
     }
 
-    /// The documents holding any of `terms` in `reader`'s segment.
-    fn of_terms(reader: &SegmentReader, terms: &[Term]) -> tantivy::Result<Self> {
+    /// The documents of the postings of `terms` in `reader`'s segment,
+    /// each term with its dictionary entry.
+    fn of_postings(
+        reader: &SegmentReader,
+        terms: &[(Arc<InvertedIndexReader>, TermInfo)],
+    ) -> tantivy::Result<Self> {
         let mut bits = Self::empty(reader.max_doc());
-        for term in terms {
-            let inverted = reader.inverted_index(term.field())?;
-            if let Some(mut postings) = inverted.read_postings(term, IndexRecordOption::Basic)? {
-                let mut doc = postings.doc();
-                while doc != TERMINATED {
-                    bits.words[doc as usize / 64] |= 1 << (doc % 64);
-                    doc = postings.advance();
-                }
+        for (inverted, info) in terms {
+            let mut postings =
+                inverted.read_postings_from_terminfo(info, IndexRecordOption::Basic)?;
+            let mut doc = postings.doc();
+            while doc != TERMINATED {
+                bits.words[doc as usize / 64] |= 1 << (doc % 64);
+                doc = postings.advance();
             }
         }
+        bits.count();
         Ok(bits)
     }
 
@@ -66,10 +73,15 @@ impl Bits {
         for (word, other) in self.words.iter_mut().zip(other.words.iter()) {
             *word &= other;
         }
+        self.count();
+    }
+
+    fn count(&mut self) {
+        self.len = self.words.iter().map(|w| w.count_ones()).sum();
     }
 
     pub fn len(&self) -> u32 {
-        self.words.iter().map(|w| w.count_ones()).sum()
+        self.len
     }
 
     fn bytes(&self) -> usize {
@@ -128,43 +140,38 @@ impl BitsCache {
         }
     }
 
-    /// The documents of `reader`'s segment holding any of `terms`, from the
-    /// cache when they are dense there (built and held on first use);
-    /// `None` when they are not dense.
-    pub fn dense(
-        &self,
-        reader: &SegmentReader,
-        terms: &[Term],
-    ) -> tantivy::Result<Option<Arc<Bits>>> {
+    /// The documents of `reader`'s segment holding any of `terms`: held
+    /// when they are dense there (built from the postings on first use),
+    /// read from the postings otherwise.
+    pub fn any(&self, reader: &SegmentReader, terms: &[Term]) -> tantivy::Result<Arc<Bits>> {
         let key: Key = (reader.segment_id(), terms.into());
         if let Some(bits) = self.lock().sets.get(&key) {
-            return Ok(Some(bits.clone()));
+            return Ok(bits.clone());
         }
+        let mut found = Vec::with_capacity(terms.len());
         let mut doc_freq = 0u32;
         for term in terms {
             let inverted = reader.inverted_index(term.field())?;
-            doc_freq = doc_freq.saturating_add(inverted.doc_freq(term)?);
+            if let Some(info) = inverted.get_term_info(term)? {
+                doc_freq = doc_freq.saturating_add(info.doc_freq);
+                found.push((inverted, info));
+            }
         }
-        if doc_freq.saturating_mul(DENSE) < reader.max_doc() {
-            return Ok(None);
+        let bits = Arc::new(Bits::of_postings(reader, &found)?);
+        if doc_freq.saturating_mul(DENSE) >= reader.max_doc() {
+            self.hold(key, bits.clone());
         }
-        let bits = Arc::new(Bits::of_terms(reader, terms)?);
-        self.hold(key, bits.clone());
-        Ok(Some(bits))
+        Ok(bits)
     }
 
-    /// The documents of `reader`'s segment holding any of `terms`: held
-    /// when they are dense there, read from the postings otherwise.
-    pub fn any(&self, reader: &SegmentReader, terms: &[Term]) -> tantivy::Result<Arc<Bits>> {
-        match self.dense(reader, terms)? {
-            Some(bits) => Ok(bits),
-            None => Ok(Arc::new(Bits::of_terms(reader, terms)?)),
-        }
-    }
-
+    /// Holds `bits` under `key`, dropping the oldest held until they fit;
+    /// a key another search has held meanwhile stays as it is.
     fn hold(&self, key: Key, bits: Arc<Bits>) {
         let mut held = self.lock();
         let Held { sets, order, bytes } = &mut *held;
+        if sets.contains_key(&key) {
+            return;
+        }
         while *bytes + bits.bytes() > self.max_bytes {
             let Some(oldest) = order.pop_front() else {
                 // Larger than the whole cache: not held.
@@ -176,9 +183,7 @@ impl BitsCache {
         }
         *bytes += bits.bytes();
         order.push_back(key.clone());
-        if let Some(replaced) = sets.insert(key, bits) {
-            *bytes -= replaced.bytes();
-        }
+        sets.insert(key, bits);
     }
 
     /// Forgets the bitsets of segments other than `live`.
@@ -211,15 +216,13 @@ impl BitsCache {
 /// 0.
 pub(crate) struct BitsDocSet {
     bits: Arc<Bits>,
-    len: u32,
     doc: DocId,
 }
 
 impl BitsDocSet {
     pub fn new(bits: Arc<Bits>) -> Self {
         let doc = bits.next_from(0);
-        let len = bits.len();
-        Self { bits, len, doc }
+        Self { bits, doc }
     }
 }
 
@@ -243,7 +246,7 @@ impl DocSet for BitsDocSet {
     }
 
     fn size_hint(&self) -> u32 {
-        self.len
+        self.bits.len()
     }
 }
 
@@ -263,7 +266,14 @@ mod tests {
         for doc in [0, 63, 64, 129] {
             bits.words[doc as usize / 64] |= 1 << (doc % 64);
         }
+        bits.count();
         assert_eq!(bits.len(), 4);
+        // A narrowed copy counts what it kept.
+        let mut narrowed = bits.clone();
+        let mut other = Bits::empty(130);
+        other.words[0] = 1 << 63;
+        narrowed.and(&other);
+        assert_eq!((narrowed.len(), narrowed.next_from(0)), (1, 63));
         let found: Vec<DocId> = [0, 1, 63, 64, 65, 129, 130, 5_000]
             .iter()
             .map(|&from| bits.next_from(from))
