@@ -713,6 +713,15 @@ fn check_index(
         match found {
             None if state.deleted => {}
             None => add(format!("version {} is not indexed", state.version)),
+            // Withdrawn by an audience that a later one undid: indexed
+            // again once a refill restored it (`check_records` holds the
+            // state to the same rule).
+            Some(versions)
+                if state.deleted
+                    && scan
+                        .restorable
+                        .get(id.as_str())
+                        .is_some_and(|before| versions == [before.version]) => {}
             Some(_) if state.deleted => add("deleted, but still indexed".into()),
             Some(versions) if versions.len() > 1 => {
                 add(format!("indexed {} times", versions.len()))

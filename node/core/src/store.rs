@@ -7,7 +7,7 @@
 //! one. Everything one logical write changes is committed in one transaction,
 //! and a write is acknowledged only after [`Store::flush`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -615,6 +615,27 @@ impl Store {
             }
             let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
             out.push((id, decode_state(&value)?));
+        }
+        Ok(out)
+    }
+
+    /// The records of `origin` whose state is a withdrawal by one of its
+    /// audiences (a version this node may no longer see), each with the
+    /// version withdrawn: what a later, wider audience can bring back.
+    pub fn withdrawn_by_audience(&self, origin: &str) -> Result<HashMap<String, u64>, StoreError> {
+        let audiences: HashSet<u64> = self.audience_positions(origin)?.into_iter().collect();
+        let mut out = HashMap::new();
+        if audiences.is_empty() {
+            return Ok(out);
+        }
+        let prefix = origin_prefix(origin);
+        for item in self.records.scan_prefix(&prefix) {
+            let (key, value) = item?;
+            let state = decode_state(&value)?;
+            if state.deleted && audiences.contains(&state.log_index.get()) {
+                let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                out.insert(id, state.version);
+            }
         }
         Ok(out)
     }

@@ -329,11 +329,13 @@ pub fn apply_batch(
                                 // holds as digests may now come whole.
                                 refill_at = Some(index);
                             }
-                            for (id, state) in
-                                no_longer_for_us(node, &origin, index, &view, &touched, &audiences)?
-                            {
-                                touched.insert(id.clone(), state);
-                                appender.withdraw(id, state);
+                            if may_narrow(&ingest.chain, &origin, before.as_deref(), &granted, me) {
+                                for (id, state) in no_longer_for_us(
+                                    node, &origin, index, &view, &touched, &audiences,
+                                )? {
+                                    touched.insert(id.clone(), state);
+                                    appender.withdraw(id, state);
+                                }
                             }
                             latest_audience = Some(Arc::new(view));
                         }
@@ -411,6 +413,26 @@ fn withdrawal(
     Ok(held
         .and_then(|held| held.withdrawn_at(LogIndex(index)))
         .map(|state| (id, state)))
+}
+
+/// Whether an audience granting this node `granted` may leave out a record
+/// it holds of `origin`, so that each must be checked again
+/// ([`no_longer_for_us`], a read of every held record's entry). It cannot
+/// when it grants at least what `before` (the audience in force here until
+/// now) did: every record held whole was served under an audience of the
+/// origin no older than the one in force when it arrived, each audience
+/// since withdrew what it left out, and none was set aside. With no
+/// audience before, the origin served FEDERATION records to the peers it
+/// pinned, so this node may hold those. A revocation sets aside the
+/// audiences its key signed, and what they let in is checked again.
+fn may_narrow(
+    chain: &KeyChain,
+    origin: &str,
+    before: Option<&AudienceView>,
+    granted: &Grants,
+    me: &str,
+) -> bool {
+    !chain.revocations().is_empty() || !granted.includes(&Grants::of(origin, before, me, true))
 }
 
 /// The records of `origin` this node holds that `audience` (the origin's
@@ -846,6 +868,11 @@ pub(super) async fn refill_origin(
     idle: Duration,
 ) -> Result<(u64, bool), SyncError> {
     let chain = origin_chain(node, origin)?;
+    let (n, o) = (node.clone(), origin.to_owned());
+    let withdrawn = tokio::task::spawn_blocking(move || n.store().withdrawn_by_audience(&o))
+        .await
+        .map_err(|e| join_error(origin, e))??;
+    let withdrawn = Arc::new(withdrawn);
     let mut stream = within(peer, idle, client.pull(origin, 0, 0)).await??;
     let mut covers = false;
     let mut restored = 0;
@@ -880,11 +907,11 @@ pub(super) async fn refill_origin(
         if batch.len() >= BATCH || bytes >= MAX_BATCH_BYTES {
             let items = std::mem::take(&mut batch);
             bytes = 0;
-            restored += refill_blocking(node, &chain, origin, items).await?;
+            restored += refill_blocking(node, &chain, origin, items, &withdrawn).await?;
         }
     }
     if !batch.is_empty() {
-        restored += refill_blocking(node, &chain, origin, batch).await?;
+        restored += refill_blocking(node, &chain, origin, batch, &withdrawn).await?;
     }
     Ok((restored, covers))
 }
@@ -894,9 +921,15 @@ async fn refill_blocking(
     chain: &Arc<KeyChain>,
     origin: &str,
     items: Vec<PullItem>,
+    withdrawn: &Arc<HashMap<String, u64>>,
 ) -> Result<u64, SyncError> {
-    let (n, c, o) = (node.clone(), chain.clone(), origin.to_owned());
-    tokio::task::spawn_blocking(move || refill_batch(&n, &c, &o, items))
+    let (n, c, o, w) = (
+        node.clone(),
+        chain.clone(),
+        origin.to_owned(),
+        withdrawn.clone(),
+    );
+    tokio::task::spawn_blocking(move || refill_batch(&n, &c, &o, items, &w))
         .await
         .map_err(|e| join_error(origin, e))?
 }
@@ -908,25 +941,71 @@ async fn refill_blocking(
 /// what is held is this very version withdrawn (by digests at this
 /// position, or by an earlier audience). Anything else is ignored: a relay
 /// cannot make this node hold what the origin did not sign there.
+///
+/// Only what can change is verified: an entry held whole already, byte for
+/// byte, was verified when it arrived and brings back only a version in
+/// `withdrawn` (the records an audience withdrew, by id, with their
+/// version); an entry whose payload does not hash to the digests held at
+/// its position is ignored before its signature is checked.
 pub fn refill_batch(
     node: &Node,
     chain: &KeyChain,
     origin: &str,
     items: Vec<PullItem>,
+    withdrawn: &HashMap<String, u64>,
 ) -> Result<u64, SyncError> {
-    let checked = check_batch(chain, items);
     let store = node.store();
+    let mut held = HeldEntries::new(store, origin);
+    // In log order: each entry that may change something, and whether it
+    // replaces digests (then its signature is checked) or is held whole.
+    let mut candidates: Vec<(u64, Candidate)> = Vec::new();
+    let mut unverified: Vec<PullItem> = Vec::new();
+    for item in items {
+        let index = item.index;
+        let Some(pull_item::Item::Entry(envelope)) = &item.item else {
+            continue;
+        };
+        match held.at(index)? {
+            Some(StoredEntry::Redacted { subject, payload })
+                if *payload == log::payload_digest(&envelope.payload) =>
+            {
+                candidates.push((index, Candidate::Digests(*subject, unverified.len())));
+                unverified.push(item);
+            }
+            Some(StoredEntry::Signed(whole))
+                if !withdrawn.is_empty() && whole.payload == envelope.payload =>
+            {
+                if let Ok(entry) = LogEntry::decode(whole.payload.as_slice()) {
+                    let back = matches!(&entry.body, Some(Body::Record(r))
+                        if withdrawn.get(&r.id) == Some(&r.version));
+                    if back {
+                        candidates.push((index, Candidate::Whole(Box::new(entry))));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(0);
+    }
+    let CheckedBatch {
+        items: verified,
+        mut opened,
+    } = check_batch(chain, unverified);
+    let mut verified: Vec<Option<PullItem>> = verified.into_iter().map(Some).collect();
     let mut replaced = Vec::new();
     let mut restored: HashMap<String, (RecordState, Hash, crate::proto::DatasetRecord)> =
         HashMap::new();
-    let CheckedBatch { items, mut opened } = checked;
-    for (i, item) in items.into_iter().enumerate() {
-        let Some(pull_item::Item::Entry(envelope)) = item.item else {
-            continue;
-        };
-        let index = item.index;
-        let Some(Ok(entry)) = opened.remove(&i) else {
-            continue;
+    for (index, candidate) in candidates {
+        let (entry, subject) = match candidate {
+            Candidate::Digests(subject, at) => {
+                let Some(Ok(entry)) = opened.remove(&at) else {
+                    continue;
+                };
+                (entry, Some((subject, at)))
+            }
+            Candidate::Whole(entry) => (*entry, None),
         };
         let Some(Body::Record(record)) = entry.body else {
             continue;
@@ -934,17 +1013,19 @@ pub fn refill_batch(
         if entry.index != index || crate::record::validate(&record).is_err() {
             continue;
         }
-        let subject = log::subject_digest(origin, &record.id);
-        let payload = log::payload_digest(&envelope.payload);
-        match store.entry(origin, LogIndex(index))? {
-            Some(StoredEntry::Redacted {
-                subject: held_subject,
-                payload: held_payload,
-            }) if held_subject == subject && held_payload == payload => {
-                replaced.push((index, StoredEntry::Signed(envelope).encode()));
+        let digest = log::subject_digest(origin, &record.id);
+        if let Some((held_subject, at)) = subject {
+            if held_subject != digest {
+                continue;
             }
-            Some(StoredEntry::Signed(held)) if held.payload == envelope.payload => {}
-            _ => continue,
+            let Some(PullItem {
+                item: Some(pull_item::Item::Entry(envelope)),
+                ..
+            }) = verified[at].take()
+            else {
+                continue;
+            };
+            replaced.push((index, StoredEntry::Signed(envelope).encode()));
         }
         let state = RecordState {
             version: record.version,
@@ -971,7 +1052,7 @@ pub fn refill_batch(
             }
         };
         if takes {
-            restored.insert(record.id.clone(), (state, subject, record));
+            restored.insert(record.id.clone(), (state, digest, record));
         }
     }
     if replaced.is_empty() && restored.is_empty() {
@@ -994,6 +1075,54 @@ pub fn refill_batch(
         message: e.to_string(),
     })?;
     Ok(count)
+}
+
+/// An entry of a refill batch that may change what is held.
+enum Candidate {
+    /// Replaces the digests held at its position, whose subject digest is
+    /// given: the entry is the `usize`-th of those whose signatures are
+    /// checked.
+    Digests(Hash, usize),
+    /// The very entry held, already verified: brings back a version an
+    /// audience withdrew.
+    Whole(Box<LogEntry>),
+}
+
+/// The entries of `origin` held here, read in runs of a batch's size as a
+/// refill walks its positions forward.
+struct HeldEntries<'a> {
+    store: &'a crate::store::Store,
+    origin: &'a str,
+    window: HashMap<u64, StoredEntry>,
+    /// The positions read: `start..end`.
+    start: u64,
+    end: u64,
+}
+
+impl<'a> HeldEntries<'a> {
+    fn new(store: &'a crate::store::Store, origin: &'a str) -> Self {
+        Self {
+            store,
+            origin,
+            window: HashMap::new(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// The entry held at `index`; positions are asked in increasing order.
+    fn at(&mut self, index: u64) -> Result<Option<&StoredEntry>, StoreError> {
+        if !(self.start..self.end).contains(&index) {
+            self.window = self
+                .store
+                .entries(self.origin, LogIndex(index), BATCH)?
+                .into_iter()
+                .map(|(at, entry)| (at.get(), entry))
+                .collect();
+            (self.start, self.end) = (index, index + BATCH as u64);
+        }
+        Ok(self.window.get(&index))
+    }
 }
 
 fn join_error(origin: &str, e: tokio::task::JoinError) -> SyncError {

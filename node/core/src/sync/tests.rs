@@ -2201,6 +2201,122 @@ async fn an_audience_that_adds_then_removes_this_node_refills_then_withdraws() {
     assert!(report.clean(), "{:?}", report.findings);
 }
 
+/// A record an audience withdrew comes back when a later audience lets this
+/// node see it again: the refill finds the entry held whole (not verified
+/// again) and makes its version current once more.
+#[tokio::test]
+async fn a_record_an_audience_withdrew_comes_back_with_a_wider_audience() {
+    let fed = federation();
+    let in_group = |groups: &[&str]| {
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        fed.polar.trust().set_groups(HERE, &groups).unwrap();
+        fed.polar.publish_audience().unwrap().expect("an audience");
+    };
+    in_group(&["polar-consortium"]);
+    import(&fed.polar, 1, 2);
+    narrow(&fed.polar, "PDC-1", "groups");
+    assert_honest_retry(&fed).await;
+    assert!(
+        operator_sees(&fed.here, POLAR, "PDC-1"),
+        "whole in the group"
+    );
+
+    in_group(&[]);
+    assert_honest_retry(&fed).await;
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "withdrawn");
+    let withdrawn = fed.here.store().withdrawn_by_audience(POLAR).unwrap();
+    assert_eq!(
+        withdrawn.into_iter().collect::<Vec<_>>(),
+        [("PDC-1".to_string(), 2)]
+    );
+
+    in_group(&["polar-consortium"]);
+    assert_honest_retry(&fed).await;
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "back");
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
+    assert_eq!(fed.here.store().refill_due(POLAR).unwrap(), None);
+    assert!(fed
+        .here
+        .store()
+        .withdrawn_by_audience(POLAR)
+        .unwrap()
+        .is_empty());
+    let report = crate::fsck::check(&fed.here).unwrap();
+    assert!(report.clean(), "{:?}", report.findings);
+}
+
+/// Before its first audience an origin serves FEDERATION records to the
+/// peers it pins; a first audience that leaves this node off its roster
+/// withdraws them, although it grants no less than "no audience" would.
+#[tokio::test]
+async fn a_first_audience_without_this_node_withdraws_what_the_pin_let_in() {
+    let fed = federation();
+    let lines = [line("PDC-1", "Ice station 1", "federation")];
+    assert_eq!(fed.polar.import_lines(1, &lines).unwrap().stored, 1);
+    import(&fed.polar, 2, 1);
+    assert_honest_retry(&fed).await;
+    assert!(
+        operator_sees(&fed.here, POLAR, "PDC-1"),
+        "served under the pin"
+    );
+    assert!(fed.here.audience(POLAR).unwrap().is_none());
+
+    fed.polar
+        .trust()
+        .set_state(HERE, crate::trust::PeerState::Suspended)
+        .unwrap();
+    fed.polar
+        .publish_audience()
+        .unwrap()
+        .expect("a first audience");
+    assert_honest_retry(&fed).await;
+    assert!(fed.here.audience(POLAR).unwrap().is_some());
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "withdrawn");
+    assert!(operator_sees(&fed.here, POLAR, "PDC-2"));
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
+}
+
+/// What a revoked key's audience let in is checked again at the next
+/// audience, even one that grants all that the audience before it did.
+#[tokio::test]
+async fn what_a_revoked_keys_audience_let_in_is_withdrawn_at_the_next_audience() {
+    let fed = federation();
+    fed.polar.publish_audience().unwrap().expect("an audience");
+    import(&fed.polar, 1, 2);
+    narrow(&fed.polar, "PDC-1", "groups");
+    let from = fed.polar.store().log_size(POLAR).unwrap();
+    // The leaked key places `here` in the group; `here` pulls PDC-1 whole.
+    fed.polar
+        .trust()
+        .set_groups(HERE, &["polar-consortium".into()])
+        .unwrap();
+    fed.polar
+        .publish_audience()
+        .unwrap()
+        .expect("the thief's audience");
+    fed.polar.trust().set_groups(HERE, &[]).unwrap();
+    assert_honest_retry(&fed).await;
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "let in");
+
+    let leaked = fed.polar.key().key_id().clone();
+    fed.polar
+        .revoke_key(Vec::new(), leaked, from, "leaked".into(), 30)
+        .unwrap();
+    assert_honest_retry(&fed).await;
+    // The genuine audience grants `here` what the first one did, and more.
+    fed.polar
+        .trust()
+        .set_groups(HERE, &["other-group".into()])
+        .unwrap();
+    fed.polar
+        .publish_audience()
+        .unwrap()
+        .expect("a new audience");
+    assert_honest_retry(&fed).await;
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "withdrawn");
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
+}
+
 /// An audience signed by a key the origin later revokes from before it is
 /// quarantined like a record: holders go back to the audience before it,
 /// so a thief's audience cannot widen a group past the revocation.
