@@ -381,6 +381,14 @@ fn index_op(
 
 /// Keeps the index caught up: at start, then after every committed change,
 /// until `stop` turns true.
+/// How long the indexer lets changes gather after a round that applied
+/// `applied` entries: a quarter of a second for a trickle, a second while
+/// a pull or an import streams in.
+fn gather(applied: u64) -> std::time::Duration {
+    const STREAMING: u64 = 10_000;
+    std::time::Duration::from_millis(if applied >= STREAMING { 1_000 } else { 250 })
+}
+
 pub async fn run(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut changes = node.subscribe();
     loop {
@@ -391,15 +399,19 @@ pub async fn run(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<bool>) 
             n.catch_up_index_while(&mut |_| {}, &|| !*running.borrow())
         })
         .await;
+        let mut applied = 0;
         match result {
             Ok(Err(e)) => tracing::error!(error = %e, "indexing failed"),
             Err(e) => tracing::error!(error = %e, "indexer stopped"),
             Ok(Ok(0)) => {}
-            Ok(Ok(entries)) => tracing::debug!(
-                entries,
-                ms = started.elapsed().as_millis() as u64,
-                "index caught up"
-            ),
+            Ok(Ok(entries)) => {
+                applied = entries;
+                tracing::debug!(
+                    entries,
+                    ms = started.elapsed().as_millis() as u64,
+                    "index caught up"
+                )
+            }
         }
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },
@@ -407,8 +419,9 @@ pub async fn run(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<bool>) 
         }
         // Let a burst of commits (a pull lands every 2,048 entries) gather
         // before indexing them in one commit, and leave the cores to a bulk
-        // import until it ends.
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        // import until it ends. While a pull streams in, wait longer: each
+        // commit writes new segments that merges then read and write again.
+        tokio::time::sleep(gather(applied)).await;
         while node.importing() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
