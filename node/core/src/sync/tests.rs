@@ -2276,6 +2276,20 @@ async fn a_first_audience_without_this_node_withdraws_what_the_pin_let_in() {
     assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
 }
 
+/// The leaked key of `polar` publishes an audience that places `here` in
+/// the group; the operator's trust store never said so.
+fn publish_thiefs_audience(polar: &Node) {
+    polar
+        .trust()
+        .set_groups(HERE, &["polar-consortium".into()])
+        .unwrap();
+    polar
+        .publish_audience()
+        .unwrap()
+        .expect("the thief's audience");
+    polar.trust().set_groups(HERE, &[]).unwrap();
+}
+
 /// What a revoked key's audience let in is checked again at the next
 /// audience, even one that grants all that the audience before it did.
 #[tokio::test]
@@ -2285,16 +2299,8 @@ async fn what_a_revoked_keys_audience_let_in_is_withdrawn_at_the_next_audience()
     import(&fed.polar, 1, 2);
     narrow(&fed.polar, "PDC-1", "groups");
     let from = fed.polar.store().log_size(POLAR).unwrap();
-    // The leaked key places `here` in the group; `here` pulls PDC-1 whole.
-    fed.polar
-        .trust()
-        .set_groups(HERE, &["polar-consortium".into()])
-        .unwrap();
-    fed.polar
-        .publish_audience()
-        .unwrap()
-        .expect("the thief's audience");
-    fed.polar.trust().set_groups(HERE, &[]).unwrap();
+    // `here` pulls PDC-1 whole.
+    publish_thiefs_audience(&fed.polar);
     assert_honest_retry(&fed).await;
     assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "let in");
 
@@ -2325,17 +2331,7 @@ async fn an_audience_signed_by_a_revoked_key_no_longer_counts() {
     let fed = federation();
     fed.polar.publish_audience().unwrap().expect("an audience");
     let from = fed.polar.store().log_size(POLAR).unwrap();
-    // The leaked key publishes an audience that places `here` in the group.
-    fed.polar
-        .trust()
-        .set_groups(HERE, &["polar-consortium".into()])
-        .unwrap();
-    fed.polar
-        .publish_audience()
-        .unwrap()
-        .expect("the thief's audience");
-    // The operator's trust store never said so.
-    fed.polar.trust().set_groups(HERE, &[]).unwrap();
+    publish_thiefs_audience(&fed.polar);
     assert_honest_retry(&fed).await;
     let here_in_group = |node: &Node| {
         node.peer_viewer(&HERE.parse().unwrap())
