@@ -379,8 +379,6 @@ fn index_op(
     })
 }
 
-/// Keeps the index caught up: at start, then after every committed change,
-/// until `stop` turns true.
 /// How long the indexer lets changes gather after a round that applied
 /// `applied` entries: a quarter of a second for a trickle, a second while
 /// a pull or an import streams in.
@@ -389,6 +387,8 @@ fn gather(applied: u64) -> std::time::Duration {
     std::time::Duration::from_millis(if applied >= STREAMING { 1_000 } else { 250 })
 }
 
+/// Keeps the index caught up: at start, then after every committed change,
+/// until `stop` turns true.
 pub async fn run(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut changes = node.subscribe();
     loop {
