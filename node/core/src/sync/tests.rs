@@ -2201,6 +2201,111 @@ async fn an_audience_that_adds_then_removes_this_node_refills_then_withdraws() {
     assert!(report.clean(), "{:?}", report.findings);
 }
 
+/// A refill takes from the serving peer only what the origin signed at the
+/// position of the digests held there: a whole entry with a broken
+/// signature, or one whose payload does not hash to those digests, leaves
+/// the digests and the record as they were.
+#[tokio::test]
+async fn a_refill_restores_nothing_a_relay_altered() {
+    let fed = federation();
+    fed.polar.publish_audience().unwrap().expect("an audience");
+    import(&fed.polar, 1, 2);
+    narrow(&fed.polar, "PDC-1", "groups");
+    assert_honest_retry(&fed).await;
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "digests only");
+    fed.polar
+        .trust()
+        .set_groups(HERE, &["polar-consortium".into()])
+        .unwrap();
+    let at = fed
+        .polar
+        .publish_audience()
+        .unwrap()
+        .expect("a wider audience");
+    // Entry 4 is PDC-1 v2, held here as digests.
+    async fn refill(fed: &Federation, at: u64, change: fn(&mut Envelope)) -> (u64, bool) {
+        let tamper = move |items: &mut Vec<PullItem>| change(envelope(item(items, 4)));
+        let relay = Served::relay(UNI, &fed.polar, HERE, Box::new(tamper));
+        let idle = std::time::Duration::from_secs(5);
+        receive::refill_origin(&fed.here, &relay, UNI, POLAR, at, idle)
+            .await
+            .unwrap()
+    }
+    let digests_held = || {
+        matches!(
+            fed.here
+                .store()
+                .entry(POLAR, crate::ids::LogIndex(4))
+                .unwrap(),
+            Some(StoredEntry::Redacted { .. })
+        )
+    };
+
+    let broken = refill(&fed, at, |e| e.signatures[0].sig[0] ^= 0x01).await;
+    assert_eq!(broken, (0, true), "a broken signature restores nothing");
+    let other = refill(&fed, at, |e| e.payload.push(0)).await;
+    assert_eq!(other, (0, true), "another payload restores nothing");
+    assert!(digests_held());
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"));
+
+    assert_eq!(
+        refill(&fed, at, |_| {}).await,
+        (1, true),
+        "the origin's entry"
+    );
+    assert!(!digests_held());
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"));
+}
+
+/// A refill still due (one that failed midway keeps its mark) is asked of
+/// a holder of the audience in the next round, although the origin has
+/// appended nothing since.
+#[tokio::test]
+async fn a_refill_still_due_is_tried_again_in_a_round_with_nothing_new() {
+    let fed = federation();
+    fed.polar.publish_audience().unwrap().expect("an audience");
+    import(&fed.polar, 1, 2);
+    narrow(&fed.polar, "PDC-1", "groups");
+    assert_honest_retry(&fed).await;
+    fed.polar
+        .trust()
+        .set_groups(HERE, &["polar-consortium".into()])
+        .unwrap();
+    let at = fed
+        .polar
+        .publish_audience()
+        .unwrap()
+        .expect("a wider audience");
+    // The round through the relay pulls the audience; its refill fails.
+    let report = round_with(
+        &fed.sync,
+        UNI,
+        Served::relay(
+            UNI,
+            &fed.polar,
+            HERE,
+            Box::new(|items: &mut Vec<PullItem>| {
+                if let Some(entry) = items
+                    .iter_mut()
+                    .find(|i| i.index == 4 && matches!(i.item, Some(pull_item::Item::Entry(_))))
+                {
+                    envelope(entry).signatures[0].sig[0] ^= 0x01;
+                }
+            }),
+        ),
+    )
+    .await;
+    assert!(report.ok, "{report:?}");
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"));
+    // The relay held the audience, so its refill counted as done; a
+    // refill that fails midway keeps the mark, as here.
+    fed.here.store().mark_refill(POLAR, at).unwrap();
+
+    assert_honest_retry(&fed).await;
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "refilled");
+    assert_eq!(fed.here.store().refill_due(POLAR).unwrap(), None);
+}
+
 /// A record an audience withdrew comes back when a later audience lets this
 /// node see it again: the refill finds the entry held whole (not verified
 /// again) and makes its version current once more.
