@@ -130,14 +130,12 @@ impl Snapshots {
     }
 
     /// The segments the held snapshots read.
-    pub fn segments(&self) -> impl Iterator<Item = SegmentId> {
-        let held = self.lock();
-        let segments: Vec<SegmentId> = held
+    pub fn segments(&self) -> Vec<SegmentId> {
+        self.lock()
             .values()
             .flat_map(|entry| entry.searcher.segment_readers())
             .map(|segment| segment.segment_id())
-            .collect();
-        segments.into_iter()
+            .collect()
     }
 
     fn expire(&self, held: &mut HashMap<u64, Held>, now: Instant) {
