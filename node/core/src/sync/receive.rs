@@ -1041,14 +1041,12 @@ pub fn refill_batch(
             Some(held) if held.log_index < LogIndex(index) => held.version < record.version,
             // Withdrawn by these very digests.
             Some(held) if held.log_index == LogIndex(index) => held.deleted,
-            // This version, withdrawn by an audience that a later one undid.
+            // This version, withdrawn by an audience that a later one undid
+            // (the state is the store's: the refill holds the origin's lock).
             Some(held) => {
                 held.deleted
                     && held.version == record.version
-                    && matches!(
-                        store.entry(origin, held.log_index)?,
-                        Some(StoredEntry::Signed(e)) if e.payload_type == crate::sign::AUDIENCE_TYPE
-                    )
+                    && withdrawn.get(&record.id) == Some(&record.version)
             }
         };
         if takes {
