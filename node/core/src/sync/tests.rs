@@ -2170,14 +2170,7 @@ async fn an_audience_that_adds_then_removes_this_node_refills_then_withdraws() {
     assert_eq!(served_as(&fed.uni, &widened, POLAR, 3), "entry");
 
     // Added by the origin: one round brings the record whole.
-    fed.polar
-        .trust()
-        .set_groups(HERE, &["polar-consortium".into()])
-        .unwrap();
-    fed.polar
-        .publish_audience()
-        .unwrap()
-        .expect("a new audience");
+    publish_with_here_in(&fed.polar, &["polar-consortium"]);
     assert!(fed.polar.publish_audience().unwrap().is_none(), "coalesced");
     let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
     assert!(report.ok, "{report:?}");
@@ -2186,11 +2179,7 @@ async fn an_audience_that_adds_then_removes_this_node_refills_then_withdraws() {
     assert_eq!(fed.here.store().refill_due(POLAR).unwrap(), None);
 
     // Removed by the origin: one round withdraws it.
-    fed.polar.trust().set_groups(HERE, &[]).unwrap();
-    fed.polar
-        .publish_audience()
-        .unwrap()
-        .expect("a narrower audience");
+    publish_with_here_in(&fed.polar, &[]);
     let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
     assert!(report.ok, "{report:?}");
     assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "withdrawn");
@@ -2201,6 +2190,25 @@ async fn an_audience_that_adds_then_removes_this_node_refills_then_withdraws() {
     assert!(report.clean(), "{:?}", report.findings);
 }
 
+/// `here` holds PDC-1 v2 (entry 4) as digests, and then `polar` publishes
+/// an audience that places `here` in its group; returns its position.
+async fn digests_then_a_wider_audience(fed: &Federation) -> u64 {
+    fed.polar.publish_audience().unwrap().expect("an audience");
+    import(&fed.polar, 1, 2);
+    narrow(&fed.polar, "PDC-1", "groups");
+    assert_honest_retry(fed).await;
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "digests only");
+    publish_with_here_in(&fed.polar, &["polar-consortium"])
+}
+
+/// `polar` places `here` in `groups` (only) and publishes its audience;
+/// returns the audience's position.
+fn publish_with_here_in(polar: &Node, groups: &[&str]) -> u64 {
+    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    polar.trust().set_groups(HERE, &groups).unwrap();
+    polar.publish_audience().unwrap().expect("a new audience")
+}
+
 /// A refill takes from the serving peer only what the origin signed at the
 /// position of the digests held there: a whole entry with a broken
 /// signature, or one whose payload does not hash to those digests, leaves
@@ -2208,21 +2216,7 @@ async fn an_audience_that_adds_then_removes_this_node_refills_then_withdraws() {
 #[tokio::test]
 async fn a_refill_restores_nothing_a_relay_altered() {
     let fed = federation();
-    fed.polar.publish_audience().unwrap().expect("an audience");
-    import(&fed.polar, 1, 2);
-    narrow(&fed.polar, "PDC-1", "groups");
-    assert_honest_retry(&fed).await;
-    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "digests only");
-    fed.polar
-        .trust()
-        .set_groups(HERE, &["polar-consortium".into()])
-        .unwrap();
-    let at = fed
-        .polar
-        .publish_audience()
-        .unwrap()
-        .expect("a wider audience");
-    // Entry 4 is PDC-1 v2, held here as digests.
+    let at = digests_then_a_wider_audience(&fed).await;
     async fn refill(fed: &Federation, at: u64, change: fn(&mut Envelope)) -> (u64, bool) {
         let tamper = move |items: &mut Vec<PullItem>| change(envelope(item(items, 4)));
         let relay = Served::relay(UNI, &fed.polar, HERE, Box::new(tamper));
@@ -2263,19 +2257,7 @@ async fn a_refill_restores_nothing_a_relay_altered() {
 #[tokio::test]
 async fn a_refill_still_due_is_tried_again_in_a_round_with_nothing_new() {
     let fed = federation();
-    fed.polar.publish_audience().unwrap().expect("an audience");
-    import(&fed.polar, 1, 2);
-    narrow(&fed.polar, "PDC-1", "groups");
-    assert_honest_retry(&fed).await;
-    fed.polar
-        .trust()
-        .set_groups(HERE, &["polar-consortium".into()])
-        .unwrap();
-    let at = fed
-        .polar
-        .publish_audience()
-        .unwrap()
-        .expect("a wider audience");
+    let at = digests_then_a_wider_audience(&fed).await;
     // The round through the relay pulls the audience; its refill fails.
     let report = round_with(
         &fed.sync,
@@ -2285,11 +2267,9 @@ async fn a_refill_still_due_is_tried_again_in_a_round_with_nothing_new() {
             &fed.polar,
             HERE,
             Box::new(|items: &mut Vec<PullItem>| {
-                if let Some(entry) = items
-                    .iter_mut()
-                    .find(|i| i.index == 4 && matches!(i.item, Some(pull_item::Item::Entry(_))))
-                {
-                    envelope(entry).signatures[0].sig[0] ^= 0x01;
+                // The pull starts after entry 4; the refill serves it.
+                if items.iter().any(|i| i.index == 4) {
+                    envelope(item(items, 4)).signatures[0].sig[0] ^= 0x01;
                 }
             }),
         ),
@@ -2312,11 +2292,7 @@ async fn a_refill_still_due_is_tried_again_in_a_round_with_nothing_new() {
 #[tokio::test]
 async fn a_record_an_audience_withdrew_comes_back_with_a_wider_audience() {
     let fed = federation();
-    let in_group = |groups: &[&str]| {
-        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-        fed.polar.trust().set_groups(HERE, &groups).unwrap();
-        fed.polar.publish_audience().unwrap().expect("an audience");
-    };
+    let in_group = |groups: &[&str]| publish_with_here_in(&fed.polar, groups);
     in_group(&["polar-consortium"]);
     import(&fed.polar, 1, 2);
     narrow(&fed.polar, "PDC-1", "groups");
@@ -2384,14 +2360,7 @@ async fn a_first_audience_without_this_node_withdraws_what_the_pin_let_in() {
 /// The leaked key of `polar` publishes an audience that places `here` in
 /// the group; the operator's trust store never said so.
 fn publish_thiefs_audience(polar: &Node) {
-    polar
-        .trust()
-        .set_groups(HERE, &["polar-consortium".into()])
-        .unwrap();
-    polar
-        .publish_audience()
-        .unwrap()
-        .expect("the thief's audience");
+    publish_with_here_in(polar, &["polar-consortium"]);
     polar.trust().set_groups(HERE, &[]).unwrap();
 }
 
@@ -2415,14 +2384,7 @@ async fn what_a_revoked_keys_audience_let_in_is_withdrawn_at_the_next_audience()
         .unwrap();
     assert_honest_retry(&fed).await;
     // The genuine audience grants `here` what the first one did, and more.
-    fed.polar
-        .trust()
-        .set_groups(HERE, &["other-group".into()])
-        .unwrap();
-    fed.polar
-        .publish_audience()
-        .unwrap()
-        .expect("a new audience");
+    publish_with_here_in(&fed.polar, &["other-group"]);
     assert_honest_retry(&fed).await;
     assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "withdrawn");
     assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
