@@ -881,11 +881,10 @@ impl Replicator {
         let ours = node.store().log_size(origin)?;
         // A refill still due (one that failed, or a relay that lacked the
         // audience) is asked of a holder of that audience with nothing new.
-        let refill = node.store().refill_due(origin)?.is_some_and(|at| size > at);
         Ok(size == 0
             || size > ours
-            || refill
-            || (size == ours && self.lacks_checkpoint(origin, ours)?))
+            || (size == ours && self.lacks_checkpoint(origin, ours)?)
+            || node.store().refill_due(origin)?.is_some_and(|at| size > at))
     }
 
     /// Whether the checkpoint held for `origin` covers less than the `held`
