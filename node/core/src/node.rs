@@ -147,6 +147,9 @@ pub struct Node {
     /// The latest audience of each origin, with the log position it was
     /// read at ([`Node::audience`]).
     pub(crate) audiences: Mutex<audience::Cache>,
+    /// Entries sync applied, decoded, for the indexer to take rather than
+    /// read back ([`crate::indexer::Handoff`]).
+    pub(crate) handoff: crate::indexer::Handoff,
 }
 
 /// What a new key set of this node changes.
@@ -355,6 +358,7 @@ impl Node {
             recovering: data_dir.join(RECOVERY_FILE).exists().into(),
             quarantine_counts: Mutex::default(),
             audiences: Mutex::default(),
+            handoff: crate::indexer::Handoff::default(),
         };
         Ok(Arc::new(node))
     }

@@ -24,6 +24,7 @@ use super::{
     MAX_PROOF_HASHES, MAX_PULL_BYTES, MAX_PULL_ITEM_BYTES, MAX_UNPROVEN, VERIFY_SLICE,
 };
 use crate::ids::LogIndex;
+use crate::indexer::Handed;
 use crate::keyset::{self, KeyChain};
 use crate::log::{self, Appender, RecordState, StoredEntry, KEYSET_SUBJECT};
 use crate::merkle::Hash;
@@ -240,6 +241,8 @@ pub fn apply_batch(
     // brings one; and the position of one that grants this node more.
     let mut latest_audience: Option<Arc<AudienceView>> = None;
     let mut refill_at = None;
+    let first = appender.next_index();
+    let mut handed = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let index = appender.next_index();
         let sequence = |message: String| SyncError::Sequence {
@@ -308,8 +311,13 @@ pub fn apply_batch(
                             subjects.insert(subject, record.id.clone());
                         }
                         touched.insert(record.id.clone(), state);
-                        audiences.insert(record.id.clone(), (record.visibility, record.groups));
-                        (subject, Some((record.id, state)))
+                        audiences.insert(
+                            record.id.clone(),
+                            (record.visibility, record.groups.clone()),
+                        );
+                        let id = record.id.clone();
+                        handed.push(Handed::Record(Box::new(record)));
+                        (subject, Some((id, state)))
                     }
                     Some(Body::Audience(audience)) => {
                         let view = AudienceView::check(&origin, &audience)
@@ -347,9 +355,14 @@ pub fn apply_batch(
                 };
                 let leaf =
                     log::leaf_from_digests(&subject, &log::payload_digest(&envelope.payload));
+                let is_record = record_state.is_some();
+                let stored = StoredEntry::Signed(envelope);
                 appender
-                    .push(&StoredEntry::Signed(envelope), leaf, record_state)
+                    .push(&stored, leaf, record_state)
                     .map_err(StoreError::from)?;
+                if !is_record {
+                    handed.push(Handed::Stored(stored));
+                }
             }
             Some(pull_item::Item::Redacted(Redacted {
                 subject_digest,
@@ -362,9 +375,11 @@ pub fn apply_batch(
                 if let Some((id, state)) = &withdrawn {
                     touched.insert(id.clone(), *state);
                 }
+                let stored = StoredEntry::Redacted { subject, payload };
                 appender
-                    .push(&StoredEntry::Redacted { subject, payload }, leaf, withdrawn)
+                    .push(&stored, leaf, withdrawn)
                     .map_err(StoreError::from)?;
+                handed.push(Handed::Stored(stored));
             }
             _ => return Err(sequence("neither an entry nor its digests".into())),
         }
@@ -379,6 +394,11 @@ pub fn apply_batch(
     if count > 0 {
         store.commit(&appender.finish())?;
         store.flush()?;
+        // One handed entry per entry committed, in order.
+        debug_assert_eq!(handed.len() as u64, count);
+        if handed.len() as u64 == count {
+            node.handoff.give(&origin, first, handed);
+        }
         ingest.applied += count;
         node.metrics().entries_pulled.inc_by(count);
         node.changed();
@@ -1062,6 +1082,8 @@ pub fn refill_batch(
         .collect();
     store.refill(origin, &replaced, &states)?;
     store.flush()?;
+    // Digests handed over at these positions are whole now.
+    node.handoff.forget(origin);
     let records: Vec<crate::proto::DatasetRecord> = restored
         .into_values()
         .filter(|(state, _, _)| !state.deleted)

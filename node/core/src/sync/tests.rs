@@ -1066,6 +1066,41 @@ async fn a_narrowed_then_withdrawn_record_leaves_the_replicas() {
     assert!(report.clean(), "{:?}", report.findings);
 }
 
+/// The indexer takes what a pull applied from sync's hands instead of
+/// reading it back, and indexes the same as from the store: new records,
+/// a version, a deletion, and a version withdrawn by digests in the same
+/// batch as the one it replaces.
+#[tokio::test]
+async fn a_pull_is_indexed_from_what_sync_handed_over_as_a_rebuild_indexes_it() {
+    let fed = federation();
+    import(&fed.polar, 1, 4);
+    narrow(&fed.polar, "PDC-2", "private");
+    narrow(&fed.polar, "PDC-4", "public");
+    fed.polar
+        .delete(&crate::ids::RecordId::parse("PDC-3").unwrap())
+        .unwrap();
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    let size = fed.here.store().log_size(POLAR).unwrap();
+    assert_eq!(
+        fed.here.handoff.held() as u64,
+        size,
+        "every entry handed over"
+    );
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-4"]);
+    assert_eq!(fed.here.handoff.held(), 0, "all taken by the indexer");
+    let mut handed = fed.here.index().documents().unwrap();
+    fed.here.rebuild_index(&mut |_| {}).unwrap();
+    let mut rebuilt = fed.here.index().documents().unwrap();
+    handed.sort();
+    rebuilt.sort();
+    assert_eq!(handed, rebuilt);
+    assert!(
+        handed.contains(&(POLAR.into(), "PDC-4".into(), 2)),
+        "{handed:?}"
+    );
+}
+
 /// Narrowing alone withdraws the copy from a peer outside the new audience,
 /// also when the narrowed version comes through a relay that may see it.
 #[tokio::test]
