@@ -241,6 +241,8 @@ pub fn apply_batch(
     // brings one; and the position of one that grants this node more.
     let mut latest_audience: Option<Arc<AudienceView>> = None;
     let mut refill_at = None;
+    // For the indexer, one per entry in order: a record entry's record,
+    // any other entry as stored (`indexer::Handoff`).
     let first = appender.next_index();
     let mut handed = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
