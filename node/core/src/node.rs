@@ -148,8 +148,8 @@ pub struct Node {
     /// read at ([`Node::audience`]).
     pub(crate) audiences: Mutex<audience::Cache>,
     /// Entries sync applied, decoded, for the indexer to take rather than
-    /// read back ([`crate::indexer::Handoff`]).
-    pub(crate) handoff: crate::indexer::Handoff,
+    /// read back ([`handoff::Handoff`]).
+    pub(crate) handoff: handoff::Handoff,
 }
 
 /// What a new key set of this node changes.
@@ -358,7 +358,7 @@ impl Node {
             recovering: data_dir.join(RECOVERY_FILE).exists().into(),
             quarantine_counts: Mutex::default(),
             audiences: Mutex::default(),
-            handoff: crate::indexer::Handoff::default(),
+            handoff: handoff::Handoff::default(),
         };
         Ok(Arc::new(node))
     }
@@ -1519,5 +1519,6 @@ fn check_expiry_days(days: u32) -> Result<(), NodeError> {
 }
 
 mod audience;
+pub(crate) mod handoff;
 #[cfg(test)]
 mod tests;

@@ -24,10 +24,10 @@ use super::{
     MAX_PROOF_HASHES, MAX_PULL_BYTES, MAX_PULL_ITEM_BYTES, MAX_UNPROVEN, VERIFY_SLICE,
 };
 use crate::ids::LogIndex;
-use crate::indexer::Handed;
 use crate::keyset::{self, KeyChain};
 use crate::log::{self, Appender, RecordState, StoredEntry, KEYSET_SUBJECT};
 use crate::merkle::Hash;
+use crate::node::handoff::Handed;
 use crate::node::Node;
 use crate::proto::{
     log_entry::Body, pull_item, BatchProof, Checkpoint, Envelope, LogEntry, PullItem, Redacted,
@@ -242,7 +242,7 @@ pub fn apply_batch(
     let mut latest_audience: Option<Arc<AudienceView>> = None;
     let mut refill_at = None;
     // For the indexer, one per entry in order: a record entry's record,
-    // any other entry as stored (`indexer::Handoff`).
+    // any other entry as stored (`node::handoff`).
     let first = appender.next_index();
     let mut handed = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
