@@ -107,7 +107,7 @@ impl Node {
                         }
                         Handed::Stored(entry) => entry,
                     };
-                    let (index, entry) = (&index, &entry);
+                    let entry = &entry;
                     if let Some(chain) = &chain {
                         if revokes(entry) {
                             // A set that revokes a key: what it quarantines
@@ -121,7 +121,7 @@ impl Node {
                             continue;
                         }
                         if let StoredEntry::Signed(envelope) = entry {
-                            if let Some(id) = quarantined_id(chain, *index, envelope) {
+                            if let Some(id) = quarantined_id(chain, index, envelope) {
                                 ops.push(IndexOp::Remove {
                                     origin: origin.clone(),
                                     id,
@@ -134,17 +134,15 @@ impl Node {
                         // An audience that no longer names this node for
                         // records it held: they were withdrawn at its
                         // position (`sync::receive`).
-                        ops.extend(
-                            withdrawn_at(self.store(), &origin, *index)?
-                                .into_iter()
-                                .map(|id| IndexOp::Remove {
-                                    origin: origin.clone(),
-                                    id,
-                                }),
-                        );
+                        ops.extend(withdrawn_at(self.store(), &origin, index)?.into_iter().map(
+                            |id| IndexOp::Remove {
+                                origin: origin.clone(),
+                                id,
+                            },
+                        ));
                         continue;
                     }
-                    if let Some(op) = index_op(self.store(), &origin, *index, entry)? {
+                    if let Some(op) = index_op(self.store(), &origin, index, entry)? {
                         ops.push(op);
                     }
                 }

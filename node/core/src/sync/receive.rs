@@ -280,7 +280,8 @@ pub fn apply_batch(
                         entry.index
                     )));
                 }
-                let (subject, record_state) = match entry.body {
+                // The record, kept for the indexer.
+                let (subject, record_state, record) = match entry.body {
                     Some(Body::Record(record)) => {
                         let subject = log::subject_digest(&origin, &record.id);
                         // Signed is not valid: a peer's record meets the
@@ -317,9 +318,11 @@ pub fn apply_batch(
                             record.id.clone(),
                             (record.visibility, record.groups.clone()),
                         );
-                        let id = record.id.clone();
-                        handed.push(Handed::Record(Box::new(record)));
-                        (subject, Some((id, state)))
+                        (
+                            subject,
+                            Some((record.id.clone(), state)),
+                            Some(Box::new(record)),
+                        )
                     }
                     Some(Body::Audience(audience)) => {
                         let view = AudienceView::check(&origin, &audience)
@@ -349,22 +352,22 @@ pub fn apply_batch(
                             }
                             latest_audience = Some(Arc::new(view));
                         }
-                        (log::subject_digest(&origin, KEYSET_SUBJECT), None)
+                        (log::subject_digest(&origin, KEYSET_SUBJECT), None, None)
                     }
                     // Key sets, and kinds of entry a later version adds:
                     // verified, kept and relayed, about no record.
-                    _ => (log::subject_digest(&origin, KEYSET_SUBJECT), None),
+                    _ => (log::subject_digest(&origin, KEYSET_SUBJECT), None, None),
                 };
                 let leaf =
                     log::leaf_from_digests(&subject, &log::payload_digest(&envelope.payload));
-                let is_record = record_state.is_some();
                 let stored = StoredEntry::Signed(envelope);
                 appender
                     .push(&stored, leaf, record_state)
                     .map_err(StoreError::from)?;
-                if !is_record {
-                    handed.push(Handed::Stored(stored));
-                }
+                handed.push(match record {
+                    Some(record) => Handed::Record(record),
+                    None => Handed::Stored(stored),
+                });
             }
             Some(pull_item::Item::Redacted(Redacted {
                 subject_digest,
