@@ -278,12 +278,16 @@ async fn bench(args: Args) -> Result<()> {
         }
         if status.records == 0 {
             let started = Instant::now();
-            let out = Command::new(&bin)
+            // Off this thread: the runtime must go on answering the node's
+            // keepalive pings on the admin channel, or the node closes it
+            // during a long import.
+            let mut import = Command::new(&bin);
+            import
                 .args(["holdings", "import"])
                 .arg(&corpus)
                 .arg("--data-dir")
-                .arg(&node_dir)
-                .output()?;
+                .arg(&node_dir);
+            let out = tokio::task::spawn_blocking(move || import.output()).await??;
             if !out.status.success() {
                 bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
             }
