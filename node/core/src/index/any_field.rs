@@ -10,7 +10,9 @@
 //! the documents the rest of the query proposes, and scores only the
 //! documents that are collected.
 
-use tantivy::query::{EmptyScorer, EnableScoring, Explanation, Query, Scorer, TermQuery, Weight};
+use tantivy::fieldnorm::FieldNormReader;
+use tantivy::postings::{Postings, SegmentPostings};
+use tantivy::query::{Bm25Weight, EmptyScorer, EnableScoring, Explanation, Query, Scorer, Weight};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DocId, DocSet, Score, SegmentReader, TantivyError, Term, TERMINATED};
 
@@ -28,15 +30,37 @@ impl AnyFieldQuery {
 
 impl Query for AnyFieldQuery {
     fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
-        let weights = self
+        let schema = scoring.schema();
+        let terms = self
             .terms
             .iter()
             .map(|(term, boost)| {
-                let query = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
-                Ok((query.weight(scoring)?, *boost))
+                let entry = schema.get_field_entry(term.field());
+                if !entry.is_indexed() {
+                    return Err(TantivyError::SchemaError(format!(
+                        "field {:?} is not indexed",
+                        entry.name()
+                    )));
+                }
+                // The statistics a term query's weight reads, so scores
+                // are the same as the union of term queries would give.
+                let bm25 = match scoring {
+                    EnableScoring::Enabled {
+                        statistics_provider,
+                        ..
+                    } => Some(
+                        Bm25Weight::for_terms(statistics_provider, std::slice::from_ref(term))?
+                            .boost_by(*boost),
+                    ),
+                    EnableScoring::Disabled { .. } => None,
+                };
+                Ok(FieldTerm {
+                    term: term.clone(),
+                    bm25,
+                })
             })
             .collect::<tantivy::Result<_>>()?;
-        Ok(Box::new(AnyFieldWeight { weights }))
+        Ok(Box::new(AnyFieldWeight { terms }))
     }
 
     fn query_terms<'a>(&'a self, visitor: &mut dyn FnMut(&'a Term, bool)) {
@@ -46,23 +70,60 @@ impl Query for AnyFieldQuery {
     }
 }
 
+/// One field's term and, when scores are asked for, its BM25 weight with
+/// the field's boost.
+struct FieldTerm {
+    term: Term,
+    bm25: Option<Bm25Weight>,
+}
+
+impl FieldTerm {
+    /// The term's postings in `reader`'s segment; `None` when the segment
+    /// does not hold it.
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Option<FieldScorer>> {
+        let field = self.term.field();
+        let option = if self.bm25.is_some() {
+            IndexRecordOption::WithFreqs
+        } else {
+            IndexRecordOption::Basic
+        };
+        let Some(postings) = reader
+            .inverted_index(field)?
+            .read_postings(&self.term, option)?
+        else {
+            return Ok(None);
+        };
+        if postings.doc() == TERMINATED {
+            return Ok(None);
+        }
+        let scoring = match &self.bm25 {
+            None => None,
+            Some(bm25) => {
+                let norms = reader
+                    .fieldnorms_readers()
+                    .get_field(field)?
+                    .unwrap_or_else(|| FieldNormReader::constant(reader.max_doc(), 1));
+                Some((norms, bm25.boost_by(boost)))
+            }
+        };
+        Ok(Some(FieldScorer { postings, scoring }))
+    }
+}
+
 struct AnyFieldWeight {
-    weights: Vec<(Box<dyn Weight>, Score)>,
+    terms: Vec<FieldTerm>,
 }
 
 impl Weight for AnyFieldWeight {
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        let mut scorers = Vec::with_capacity(self.weights.len());
-        for (weight, field_boost) in &self.weights {
-            let scorer = weight.scorer(reader, boost * field_boost)?;
-            if scorer.doc() != TERMINATED {
-                scorers.push(scorer);
-            }
+        let mut scorers = Vec::with_capacity(self.terms.len());
+        for term in &self.terms {
+            scorers.extend(term.scorer(reader, boost)?);
         }
-        Ok(match scorers.len() {
-            0 => Box::new(EmptyScorer),
-            1 => scorers.remove(0),
-            _ => Box::new(AnyFieldScorer::new(scorers)),
+        Ok(if scorers.is_empty() {
+            Box::new(EmptyScorer)
+        } else {
+            Box::new(AnyFieldScorer::new(scorers))
         })
     }
 
@@ -74,24 +135,69 @@ impl Weight for AnyFieldWeight {
             )));
         }
         let mut explanation = Explanation::new("sum of the word's field scores", scorer.score());
-        for (weight, _) in &self.weights {
-            if let Ok(detail) = weight.explain(reader, doc) {
-                explanation.add_detail(detail);
+        for term in &self.terms {
+            let Some(mut field) = term.scorer(reader, 1.0)? else {
+                continue;
+            };
+            if field.seek(doc) == doc {
+                if let Some((norms, bm25)) = &field.scoring {
+                    let mut detail =
+                        bm25.explain(norms.fieldnorm_id(doc), field.postings.term_freq());
+                    detail.add_context(format!("Term={:?}", term.term));
+                    explanation.add_detail(detail);
+                }
             }
         }
         Ok(explanation)
     }
 }
 
+/// One field's postings of the word, scored as tantivy's term scorer
+/// scores them. Held by value rather than as a boxed scorer: the union
+/// asks each field for its document on every step, and a call through a
+/// box is not inlined.
+struct FieldScorer {
+    postings: SegmentPostings,
+    /// The field's norms and BM25 weight; none when scores are not asked
+    /// for.
+    scoring: Option<(FieldNormReader, Bm25Weight)>,
+}
+
+impl FieldScorer {
+    #[inline]
+    fn doc(&self) -> DocId {
+        self.postings.doc()
+    }
+
+    #[inline]
+    fn seek(&mut self, target: DocId) -> DocId {
+        self.postings.seek(target)
+    }
+
+    #[inline]
+    fn score(&self) -> Score {
+        match &self.scoring {
+            Some((norms, bm25)) => {
+                bm25.score(norms.fieldnorm_id(self.doc()), self.postings.term_freq())
+            }
+            None => 1.0,
+        }
+    }
+}
+
 /// The field scorers, each on its own document; the union is on the least.
 struct AnyFieldScorer {
-    scorers: Vec<Box<dyn Scorer>>,
+    scorers: Vec<FieldScorer>,
     doc: DocId,
 }
 
 impl AnyFieldScorer {
-    fn new(scorers: Vec<Box<dyn Scorer>>) -> Self {
-        let doc = scorers.iter().map(|s| s.doc()).min().unwrap_or(TERMINATED);
+    fn new(scorers: Vec<FieldScorer>) -> Self {
+        let doc = scorers
+            .iter()
+            .map(FieldScorer::doc)
+            .min()
+            .unwrap_or(TERMINATED);
         Self { scorers, doc }
     }
 }
@@ -103,7 +209,7 @@ impl DocSet for AnyFieldScorer {
         for scorer in &mut self.scorers {
             let mut doc = scorer.doc();
             if doc == current {
-                doc = scorer.advance();
+                doc = scorer.postings.advance();
             }
             next = next.min(doc);
         }
@@ -134,7 +240,7 @@ impl DocSet for AnyFieldScorer {
     fn size_hint(&self) -> u32 {
         self.scorers
             .iter()
-            .map(|s| s.size_hint())
+            .map(|s| s.postings.size_hint())
             .max()
             .unwrap_or(0)
     }
@@ -144,9 +250,9 @@ impl Scorer for AnyFieldScorer {
     fn score(&mut self) -> Score {
         let doc = self.doc;
         self.scorers
-            .iter_mut()
+            .iter()
             .filter(|s| s.doc() == doc)
-            .map(|s| s.score())
+            .map(FieldScorer::score)
             .sum()
     }
 }
@@ -155,7 +261,7 @@ impl Scorer for AnyFieldScorer {
 mod tests {
     use super::*;
     use tantivy::collector::TopDocs;
-    use tantivy::query::{BooleanQuery, BoostQuery, Occur};
+    use tantivy::query::{BooleanQuery, BoostQuery, Occur, TermQuery};
     use tantivy::schema::{Schema, TEXT};
     use tantivy::{doc, Index};
 
@@ -228,5 +334,22 @@ mod tests {
         };
         close(&top(&and(any())), &top(&and(union())));
         assert!(!top(&and(any())).is_empty());
+
+        // The explanation adds up to the score, a detail per field held.
+        let (score, address) = top(&*any())[0];
+        let weight = any()
+            .weight(EnableScoring::enabled_from_searcher(&searcher))
+            .unwrap();
+        let reader = searcher.segment_reader(address.segment_ord);
+        let explanation = weight.explain(reader, address.doc_id).unwrap();
+        assert!((explanation.value() - score).abs() < 1e-4);
+        let matching = top(&*any())
+            .iter()
+            .filter(|(_, a)| a.segment_ord == address.segment_ord)
+            .count();
+        let explained = (0..reader.max_doc())
+            .filter(|doc| weight.explain(reader, *doc).is_ok())
+            .count();
+        assert_eq!(explained, matching);
     }
 }
