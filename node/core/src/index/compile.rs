@@ -53,10 +53,20 @@ impl Compiler<'_> {
     /// The whole query: text, visibility, scope and filters.
     pub fn build(&self, plan: &Plan, viewer: &Viewer) -> Box<dyn Query> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        match self.expr(&plan.query) {
-            Matches::Nothing => return Box::new(EmptyQuery),
-            Matches::Everything => {}
-            Matches::Some(query) => clauses.push((Occur::Must, query)),
+        // The words of a conjunction are clauses of the whole query, beside
+        // the filters, rather than a query of their own: one intersection
+        // leapfrogs over every clause, where a nested one was sought
+        // through a call that builds a list of its clauses on every seek.
+        match &plan.query {
+            Expr::And(items) => match self.conjunction(items) {
+                Some(words) => clauses.extend(words),
+                None => return Box::new(EmptyQuery),
+            },
+            other => match self.expr(other) {
+                Matches::Nothing => return Box::new(EmptyQuery),
+                Matches::Everything => {}
+                Matches::Some(query) => clauses.push((Occur::Must, query)),
+            },
         }
         let fields = self.fields;
         let mut keywords: Vec<Vec<Term>> = Vec::new();
@@ -124,7 +134,32 @@ impl Compiler<'_> {
         if clauses.is_empty() {
             return Box::new(AllQuery);
         }
+        if !clauses.iter().any(|(occur, _)| *occur == Occur::Must) {
+            // Only exclusions: they are taken from everything.
+            clauses.push((Occur::Must, Box::new(AllQuery)));
+        }
         Box::new(BooleanQuery::new(clauses))
+    }
+
+    /// The clauses of a conjunction: each item required, or excluded when
+    /// negated; none when it matches everything; `None` when it matches
+    /// nothing. Clauses may all be exclusions.
+    fn conjunction(&self, items: &[Expr]) -> Option<Vec<(Occur, Box<dyn Query>)>> {
+        let mut clauses = Vec::new();
+        for item in items {
+            let (occur, matches) = match item {
+                Expr::Not(inner) => (Occur::MustNot, self.expr(inner)),
+                other => (Occur::Must, self.expr(other)),
+            };
+            match (occur, matches) {
+                (Occur::MustNot, Matches::Everything) => return None,
+                (Occur::MustNot, Matches::Nothing) => {}
+                (_, Matches::Everything) => {}
+                (_, Matches::Nothing) => return None,
+                (occur, Matches::Some(query)) => clauses.push((occur, query)),
+            }
+        }
+        Some(clauses)
     }
 
     fn expr(&self, expr: &Expr) -> Matches {
@@ -134,28 +169,13 @@ impl Compiler<'_> {
                 field, text, kind, ..
             } => self.text_query(*field, text, *kind),
             Expr::And(items) => {
-                let mut clauses = Vec::new();
-                let mut positive = false;
-                for item in items {
-                    let (occur, matches) = match item {
-                        Expr::Not(inner) => (Occur::MustNot, self.expr(inner)),
-                        other => (Occur::Must, self.expr(other)),
-                    };
-                    match (occur, matches) {
-                        (Occur::MustNot, Matches::Everything) => return Matches::Nothing,
-                        (Occur::MustNot, Matches::Nothing) => {}
-                        (_, Matches::Everything) => {}
-                        (_, Matches::Nothing) => return Matches::Nothing,
-                        (occur, Matches::Some(query)) => {
-                            positive |= occur == Occur::Must;
-                            clauses.push((occur, query));
-                        }
-                    }
-                }
+                let Some(mut clauses) = self.conjunction(items) else {
+                    return Matches::Nothing;
+                };
                 if clauses.is_empty() {
                     return Matches::Everything;
                 }
-                if !positive {
+                if !clauses.iter().any(|(occur, _)| *occur == Occur::Must) {
                     clauses.push((Occur::Must, Box::new(AllQuery)));
                 }
                 Matches::Some(Box::new(BooleanQuery::new(clauses)))

@@ -868,6 +868,9 @@ fn phrases_operators_and_prefixes() {
     assert_eq!(f.text("glacier -ocean"), set(&["t1"]));
     assert_eq!(f.text("glacier NOT title:ocean"), set(&["t1"]));
     assert_eq!(f.text("-glacier"), set(&["t3"]));
+    // Exclusions alone, a conjunction of them, are taken from everything.
+    assert_eq!(f.text("-glacier -ocean"), set(&["t3"]));
+    assert_eq!(f.text("-glacier -nowhere"), set(&["t3"]));
     assert_eq!(f.text("NOT (glacier OR ocean)"), set(&["t3"]));
     assert_eq!(f.text("glaci*"), set(&["t1", "t2"]));
     assert_eq!(f.text("title:sval*"), set(&["t1"]));
