@@ -134,11 +134,7 @@ impl Compiler<'_> {
         if clauses.is_empty() {
             return Box::new(AllQuery);
         }
-        if !clauses.iter().any(|(occur, _)| *occur == Occur::Must) {
-            // Only exclusions: they are taken from everything.
-            clauses.push((Occur::Must, Box::new(AllQuery)));
-        }
-        Box::new(BooleanQuery::new(clauses))
+        boolean(clauses)
     }
 
     /// The clauses of a conjunction: each item required, or excluded when
@@ -169,16 +165,13 @@ impl Compiler<'_> {
                 field, text, kind, ..
             } => self.text_query(*field, text, *kind),
             Expr::And(items) => {
-                let Some(mut clauses) = self.conjunction(items) else {
+                let Some(clauses) = self.conjunction(items) else {
                     return Matches::Nothing;
                 };
                 if clauses.is_empty() {
                     return Matches::Everything;
                 }
-                if !clauses.iter().any(|(occur, _)| *occur == Occur::Must) {
-                    clauses.push((Occur::Must, Box::new(AllQuery)));
-                }
-                Matches::Some(Box::new(BooleanQuery::new(clauses)))
+                Matches::Some(boolean(clauses))
             }
             Expr::Or(items) => {
                 let mut alternatives = Vec::new();
@@ -198,10 +191,7 @@ impl Compiler<'_> {
             Expr::Not(inner) => match self.expr(inner) {
                 Matches::Everything => Matches::Nothing,
                 Matches::Nothing => Matches::Everything,
-                Matches::Some(query) => Matches::Some(Box::new(BooleanQuery::new(vec![
-                    (Occur::Must, Box::new(AllQuery)),
-                    (Occur::MustNot, query),
-                ]))),
+                Matches::Some(query) => Matches::Some(boolean(vec![(Occur::MustNot, query)])),
             },
         }
     }
@@ -315,6 +305,15 @@ impl Compiler<'_> {
             _ => self.text,
         }
     }
+}
+
+/// The conjunction of `clauses`; exclusions alone are taken from every
+/// record.
+fn boolean(mut clauses: Vec<(Occur, Box<dyn Query>)>) -> Box<dyn Query> {
+    if !clauses.iter().any(|(occur, _)| *occur == Occur::Must) {
+        clauses.push((Occur::Must, Box::new(AllQuery)));
+    }
+    Box::new(BooleanQuery::new(clauses))
 }
 
 /// Weight of a match in each field for unfielded terms.
