@@ -74,3 +74,28 @@ async fn a_silent_peer_never_holds_up_sync_now_and_its_origin_comes_through_a_re
     assert_eq!(status["polar"]["reachable"], true, "{status:?}");
     assert!(here.stop());
 }
+
+/// A client that opens a connection and then stops answering (here on the
+/// admin socket: the HTTP/2 preface and settings, then nothing read) never
+/// holds up a stop: HTTP/2's graceful close waits for the client to answer
+/// a ping, and the node closes what is still open a few seconds after the
+/// stop was asked for, well within what an orchestrator waits.
+#[test]
+fn a_client_that_stops_answering_never_holds_up_a_stop() {
+    use std::io::Write;
+
+    let mut node = TestNode::start("stuck");
+    let mut stuck = std::os::unix::net::UnixStream::connect(node.data_dir().join("admin.sock"))
+        .expect("connect to the admin socket");
+    // The client preface, then an empty SETTINGS frame.
+    stuck
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    assert!(node.stop(), "the node stopped cleanly");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(12), "the stop took {took:?}");
+    eprintln!("stopped with a silent client connected in {took:?}");
+    drop(stuck);
+}

@@ -36,6 +36,12 @@ const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
 
 /// How long stopping background tasks may take before they are abandoned.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections have to finish their requests once a stop is
+/// asked for; then they are closed. HTTP/2's graceful close waits for the
+/// client to answer a ping, so a client that stops answering (a hung
+/// process, a hostile peer) would hold the node up until its keepalive
+/// gives up, 50 s, past what an orchestrator waits before it kills.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the servers could not start.
 #[derive(Debug, thiserror::Error)]
@@ -394,23 +400,37 @@ async fn run(
         .add_service(admin_service)
         .serve_with_incoming_shutdown(
             UnixListenerStream::new(admin).map_ok(crate::admin_socket::authority::accept),
-            stopped(stop_rx),
+            stopped(stop_rx.clone()),
         );
-    let (a, b) = tokio::join!(public, operator);
-    if let Some(web) = web {
-        match web.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "http server failed"),
-            Err(e) => tracing::error!(error = %e, "http server stopped"),
+    let servers = async {
+        let (a, b) = tokio::join!(public, operator);
+        if let Some(web) = web {
+            match web.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "http server failed"),
+                Err(e) => tracing::error!(error = %e, "http server stopped"),
+            }
         }
-    }
-    if let Some(scrapes) = scrapes {
-        match scrapes.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "metrics server failed"),
-            Err(e) => tracing::error!(error = %e, "metrics server stopped"),
+        if let Some(scrapes) = scrapes {
+            match scrapes.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "metrics server failed"),
+                Err(e) => tracing::error!(error = %e, "metrics server stopped"),
+            }
         }
-    }
+        (a, b)
+    };
+    let drain_over = async {
+        stopped(stop_rx).await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    let (a, b) = tokio::select! {
+        done = servers => done,
+        () = drain_over => {
+            tracing::warn!(after = ?DRAIN_TIMEOUT, "connections still open after the stop; closing them");
+            (Ok(()), Ok(()))
+        }
+    };
     reloader.abort();
     health_task.abort();
     tasks.stop().await;
