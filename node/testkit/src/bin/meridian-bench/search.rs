@@ -327,6 +327,9 @@ async fn bench(args: Args) -> Result<()> {
         if let Some(rss) = node.peak_rss_mib() {
             println!("node peak RSS before the restart: {rss:.0} MiB");
         }
+        // Closed first: a stop waits for open connections to finish, and
+        // this thread cannot answer the node while it waits for the stop.
+        drop(admin);
         admin = restart(&mut node, &node_dir, &requests[0]).await?;
     }
     let mut catalog = catalog_client(&node, &mut admin).await?;
