@@ -327,9 +327,11 @@ async fn bench(args: Args) -> Result<()> {
         if let Some(rss) = node.peak_rss_mib() {
             println!("node peak RSS before the restart: {rss:.0} MiB");
         }
-        // Closed first: a stop waits for open connections to finish, and
-        // this thread cannot answer the node while it waits for the stop.
+        // Closed first, and given a moment to close: a stop waits for open
+        // connections to finish, and this thread cannot answer the node
+        // while it waits for the stop.
         drop(admin);
+        tokio::time::sleep(Duration::from_millis(100)).await;
         admin = restart(&mut node, &node_dir, &requests[0]).await?;
     }
     let mut catalog = catalog_client(&node, &mut admin).await?;
