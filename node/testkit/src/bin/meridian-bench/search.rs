@@ -449,6 +449,9 @@ async fn bench(args: Args) -> Result<()> {
         });
         std::fs::write(dir.join("meridian.json"), results.to_string())?;
     }
+    // The channels close before the stop, which waits for them.
+    drop((catalog, admin));
+    tokio::time::sleep(Duration::from_millis(100)).await;
     drop(node);
     Ok(())
 }
