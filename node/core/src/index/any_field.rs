@@ -128,30 +128,33 @@ impl Weight for AnyFieldWeight {
     }
 
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
-        let mut scorer = self.scorer(reader, 1.0)?;
-        if scorer.doc() > doc || scorer.seek(doc) != doc {
-            return Err(TantivyError::InvalidArgument(format!(
-                "document #({doc}) does not match"
-            )));
-        }
-        let mut explanation = Explanation::new("sum of the word's field scores", scorer.score());
+        // The union's score is the sum of the fields on the document.
+        let mut matched = false;
+        let mut score = 0.0;
+        let mut details = Vec::new();
         for term in &self.terms {
             let Some(mut field) = term.scorer(reader, 1.0)? else {
                 continue;
             };
-            let at = if field.doc() < doc {
-                field.seek(doc)
-            } else {
-                field.doc()
-            };
-            if at == doc {
-                if let Some((norms, bm25)) = &field.scoring {
-                    let mut detail =
-                        bm25.explain(norms.fieldnorm_id(doc), field.postings.term_freq());
-                    detail.add_context(format!("Term={:?}", term.term));
-                    explanation.add_detail(detail);
-                }
+            if field.seek(doc) != doc {
+                continue;
             }
+            matched = true;
+            score += field.score();
+            if let Some((norms, bm25)) = &field.scoring {
+                let mut detail = bm25.explain(norms.fieldnorm_id(doc), field.postings.term_freq());
+                detail.add_context(format!("Term={:?}", term.term));
+                details.push(detail);
+            }
+        }
+        if !matched {
+            return Err(TantivyError::InvalidArgument(format!(
+                "document #({doc}) does not match"
+            )));
+        }
+        let mut explanation = Explanation::new("sum of the word's field scores", score);
+        for detail in details {
+            explanation.add_detail(detail);
         }
         Ok(explanation)
     }
@@ -174,8 +177,13 @@ impl FieldScorer {
         self.postings.doc()
     }
 
+    /// The first document at or after `target`; never moves back.
     #[inline]
     fn seek(&mut self, target: DocId) -> DocId {
+        let doc = self.doc();
+        if doc >= target {
+            return doc;
+        }
         self.postings.seek(target)
     }
 
@@ -228,11 +236,7 @@ impl DocSet for AnyFieldScorer {
         }
         let mut next = TERMINATED;
         for scorer in &mut self.scorers {
-            let mut doc = scorer.doc();
-            if doc < target {
-                doc = scorer.seek(target);
-            }
-            next = next.min(doc);
+            next = next.min(scorer.seek(target));
         }
         self.doc = next;
         next
