@@ -327,11 +327,7 @@ async fn bench(args: Args) -> Result<()> {
         if let Some(rss) = node.peak_rss_mib() {
             println!("node peak RSS before the restart: {rss:.0} MiB");
         }
-        // Closed first, and given a moment to close: a stop waits for open
-        // connections to finish, and this thread cannot answer the node
-        // while it waits for the stop.
-        drop(admin);
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        hang_up(admin).await;
         admin = restart(&mut node, &node_dir, &requests[0]).await?;
     }
     let mut catalog = catalog_client(&node, &mut admin).await?;
@@ -449,11 +445,17 @@ async fn bench(args: Args) -> Result<()> {
         });
         std::fs::write(dir.join("meridian.json"), results.to_string())?;
     }
-    // The channels close before the stop, which waits for them.
-    drop((catalog, admin));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    hang_up((catalog, admin)).await;
     drop(node);
     Ok(())
+}
+
+/// Closes `channels` to the node and gives this thread's runtime a moment
+/// to close their connections: a stop waits for open connections, and
+/// this thread cannot answer the node while it waits for the stop.
+async fn hang_up<T>(channels: T) {
+    drop(channels);
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 /// The same searches over HTTP (`POST /api/v1/search`) and gRPC, one for
