@@ -93,8 +93,13 @@ pub struct Args {
     restart: bool,
     /// Measure only the queries that matched nothing in the warm-up, each
     /// this many times: a query's fixed cost, for profiling.
-    #[arg(long, value_name = "ROUNDS")]
+    #[arg(long, value_name = "ROUNDS", conflicts_with = "slowest_only")]
     no_match_only: Option<usize>,
+    /// Measure only the slowest 1% of the queries in the warm-up (the ones
+    /// that make p99), each this many times: the heavy searches, for
+    /// profiling.
+    #[arg(long, value_name = "ROUNDS")]
+    slowest_only: Option<usize>,
     /// Misspell the last word of every query (`qx` added): the no-match
     /// query people type most, a word no record holds.
     #[arg(long)]
@@ -333,12 +338,14 @@ async fn bench(args: Args) -> Result<()> {
     let mut catalog = catalog_client(&node, &mut admin).await?;
 
     let mut warm_totals = Vec::with_capacity(requests.len());
+    let mut warm_times = Vec::with_capacity(requests.len());
     for request in &requests {
+        let at = Instant::now();
         warm_totals.push(catalog.search(request.clone()).await?.into_inner().total);
+        warm_times.push(at.elapsed());
     }
-    let queries: Vec<&Query> = match args.no_match_only {
-        None => queries.iter().collect(),
-        Some(rounds) => {
+    let only = match (args.no_match_only, args.slowest_only) {
+        (Some(rounds), _) => {
             let none: Vec<usize> = (0..requests.len())
                 .filter(|&i| warm_totals[i] == 0)
                 .collect();
@@ -346,7 +353,32 @@ async fn bench(args: Args) -> Result<()> {
                 "only the {} queries that match nothing, {rounds} times each",
                 none.len()
             );
-            let picked: Vec<usize> = none
+            Some((none, rounds))
+        }
+        (None, Some(rounds)) => {
+            let mut slowest: Vec<usize> = (0..requests.len()).collect();
+            slowest.sort_by_key(|&i| std::cmp::Reverse(warm_times[i]));
+            slowest.truncate(requests.len().div_ceil(100));
+            println!(
+                "only the {} slowest queries of the warm-up, {rounds} times each:",
+                slowest.len()
+            );
+            for &i in &slowest {
+                println!(
+                    "  {:7.2} ms  {:>9} matches  {}",
+                    warm_times[i].as_secs_f64() * 1e3,
+                    warm_totals[i],
+                    queries[i].json()
+                );
+            }
+            Some((slowest, rounds))
+        }
+        (None, None) => None,
+    };
+    let queries: Vec<&Query> = match only {
+        None => queries.iter().collect(),
+        Some((picked, rounds)) => {
+            let picked: Vec<usize> = picked
                 .iter()
                 .flat_map(|&i| std::iter::repeat_n(i, rounds))
                 .collect();
