@@ -282,6 +282,7 @@ mod tests {
         let title = builder.add_text_field("title", TEXT);
         let body = builder.add_text_field("body", TEXT);
         let tag = builder.add_text_field("tag", TEXT);
+        let note = builder.add_text_field("note", TEXT);
         let index = Index::create_in_ram(builder.build());
         let mut writer: tantivy::IndexWriter =
             index.writer_with_num_threads(1, 20_000_000).unwrap();
@@ -291,7 +292,8 @@ mod tests {
                 .add_document(doc!(
                     title => format!("{} {}", word(7), "x ".repeat((n % 5) as usize)),
                     body => format!("{} {}", word(3), word(11)),
-                    tag => if n % 2 == 0 { "even" } else { "odd" },
+                    tag => format!("{} {}", if n % 2 == 0 { "even" } else { "odd" }, if n % 5 == 0 { "five" } else { "other" }),
+                    note => word(4),
                 ))
                 .unwrap();
             if n % 1000 == 999 {
@@ -303,6 +305,7 @@ mod tests {
         let terms = vec![
             (Term::from_field_text(title, "ice"), 3.0),
             (Term::from_field_text(body, "ice"), 1.0),
+            (Term::from_field_text(note, "ice"), 0.5),
         ];
         let union = || -> Box<dyn Query> {
             Box::new(BooleanQuery::new(
@@ -319,12 +322,13 @@ mod tests {
             ))
         };
         let any = || -> Box<dyn Query> { Box::new(AnyFieldQuery::new(terms.clone())) };
-        let even = || -> Box<dyn Query> {
+        let tagged = |value: &str| -> Box<dyn Query> {
             Box::new(TermQuery::new(
-                Term::from_field_text(tag, "even"),
+                Term::from_field_text(tag, value),
                 IndexRecordOption::Basic,
             ))
         };
+        let even = || tagged("even");
         let top = |query: &dyn Query| {
             let mut hits = searcher.search(query, &TopDocs::with_limit(5000)).unwrap();
             hits.sort_by_key(|(_, address)| *address);
@@ -343,6 +347,59 @@ mod tests {
         };
         close(&top(&and(any())), &top(&and(union())));
         assert!(!top(&and(any())).is_empty());
+        // Sought to documents a third clause mostly turns down; and
+        // excluded.
+        let and3 = |text: Box<dyn Query>| {
+            BooleanQuery::new(vec![
+                (Occur::Must, text),
+                (Occur::Must, even()),
+                (Occur::Must, tagged("five")),
+            ])
+        };
+        close(&top(&and3(any())), &top(&and3(union())));
+        assert!(!top(&and3(any())).is_empty());
+        let but = |text: Box<dyn Query>| {
+            BooleanQuery::new(vec![(Occur::Must, even()), (Occur::MustNot, text)])
+        };
+        close(&top(&but(any())), &top(&but(union())));
+        assert!(!top(&but(any())).is_empty());
+
+        // Stepped and sought by turns, as a conjunction does, the word is
+        // always on the least document at or after where it was sent, with
+        // that document's score.
+        let scoring = EnableScoring::enabled_from_searcher(&searcher);
+        let any_weight = any().weight(scoring).unwrap();
+        let union_weight = union().weight(scoring).unwrap();
+        let mut random = 7u32;
+        for reader in searcher.segment_readers() {
+            let mut expected = std::collections::BTreeMap::new();
+            let mut reference = union_weight.scorer(reader, 1.0).unwrap();
+            while reference.doc() != TERMINATED {
+                expected.insert(reference.doc(), reference.score());
+                reference.advance();
+            }
+            let mut scorer = any_weight.scorer(reader, 1.0).unwrap();
+            let mut at = scorer.doc();
+            while at != TERMINATED {
+                random = random.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                let (doc, target) = match (random >> 16) % 3 {
+                    0 => (scorer.advance(), at + 1),
+                    _ => {
+                        let target = at + 1 + (random >> 20) % 24;
+                        (scorer.seek(target), target)
+                    }
+                };
+                let want = expected.range(target..).next();
+                assert_eq!(
+                    Some(doc).filter(|&d| d != TERMINATED),
+                    want.map(|(d, _)| *d)
+                );
+                if let Some((_, score)) = want.filter(|_| random & 1 == 0) {
+                    assert!((scorer.score() - score).abs() < 1e-4);
+                }
+                at = doc;
+            }
+        }
 
         // Every match, and only a match, is explained, with its score.
         let weight = any()
