@@ -16,6 +16,7 @@ mod bits;
 mod collect;
 mod compile;
 mod cost;
+mod directory;
 mod filter;
 mod generation;
 mod highlight;
@@ -33,7 +34,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
-use tantivy::directory::MmapDirectory;
 use tantivy::query::EnableScoring;
 use tantivy::schema::Value;
 use tantivy::tokenizer::TextAnalyzer;
@@ -47,6 +47,7 @@ pub use self::generation::{LiveIndex, NextGeneration};
 use self::bits::BitsCache;
 use self::collect::{PageCollector, SegmentColumns, TopHit};
 use self::compile::Compiler;
+use self::directory::IndexDirectory;
 use self::highlight::Highlighter;
 use self::schema::{record_key, Fields, PLAIN_ANALYZER, SCHEMA_VERSION};
 use self::snapshot::{Snapshots, SNAPSHOT_TTL};
@@ -247,7 +248,7 @@ impl HoldingsIndex {
         };
         fs::create_dir_all(dir).map_err(io)?;
         let fields = Fields::new();
-        let directory = MmapDirectory::open(dir).map_err(TantivyError::from)?;
+        let directory = IndexDirectory::open(dir).map_err(TantivyError::from)?;
         let (mut index, payload) = if Index::exists(&directory).map_err(TantivyError::from)? {
             let index = Index::open(directory)?;
             let payload = Self::check(dir, &index, &fields)?;
