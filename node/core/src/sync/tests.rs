@@ -2174,6 +2174,61 @@ async fn a_revocation_pulled_after_the_entries_quarantines_them_at_the_replica()
     all_entries_verify(&fed.here, POLAR);
 }
 
+/// A peer that serves whole the entries its origin serves as digests once
+/// a revocation quarantines them (a stale or hostile relay): they arrive
+/// in the same pull as the revocation and verify, since the key signed
+/// them before it was revoked. Decoded, they are handed to the indexer as
+/// every pulled record is. Two checks keep them out of the index, each
+/// enough alone: for an origin with revocations the indexer reads entries
+/// from the store, not the handoff, and checks each against the
+/// revocations; and the revoking key set removes what it quarantines.
+#[tokio::test]
+async fn whole_entries_pulled_with_the_revocation_that_quarantines_them_are_never_indexed() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    assert_honest_retry(&fed).await;
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
+
+    let from = fed.polar.store().log_size(POLAR).unwrap();
+    import(&fed.polar, 3, 2);
+    let viewer = fed.polar.peer_viewer(&HERE.parse().unwrap()).unwrap();
+    let size = fed.polar.store().log_size(POLAR).unwrap();
+    let whole = serve_entries(&fed.polar, &viewer, POLAR, from, size, 100).unwrap();
+    let leaked = fed.polar.key().key_id().clone();
+    fed.polar
+        .revoke_key(Vec::new(), leaked, from, "leaked".into(), 30)
+        .unwrap();
+    let tamper: Tamper = Box::new(move |items| {
+        for item in items.iter_mut() {
+            if let Some(entry) = whole.iter().find(|w| w.index == item.index) {
+                *item = entry.clone();
+            }
+        }
+    });
+    let report = round_with(
+        &fed.sync,
+        POLAR,
+        Served::relay(POLAR, &fed.polar, HERE, tamper),
+    )
+    .await;
+    assert!(report.ok, "{report:?}");
+    assert_eq!(fed.here.quarantine_count(POLAR).unwrap(), 2);
+    assert!(
+        fed.here.handoff.held() > 0,
+        "the pull handed its records on"
+    );
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
+    assert_eq!(fed.here.handoff.held(), 0, "what was handed is let go");
+
+    // Signed again with the origin's new key, they come back.
+    assert_eq!(fed.polar.resign(false).unwrap().ids, ["PDC-3", "PDC-4"]);
+    assert_honest_retry(&fed).await;
+    assert_eq!(
+        searched(&fed.here, "station"),
+        ["PDC-1", "PDC-2", "PDC-3", "PDC-4"]
+    );
+}
+
 /// Issue 11 item 6: the origin's audience decides, and its changes reach
 /// the holder within a round. Added to the group, `here` gets whole what it
 /// held as digests (a refill); taken out again, it withdraws the record
