@@ -1422,6 +1422,12 @@ fn cursors_and_records_survive_a_reopen() {
     let fresh = HoldingsIndex::create_fresh(dir.path()).unwrap();
     assert!(fresh.cursors().is_empty());
     assert_eq!(fresh.doc_count(), 0);
+    // A new index compresses stored documents in small blocks.
+    let settings = |index: &HoldingsIndex| index.reader.searcher().index().settings().clone();
+    assert_eq!(
+        settings(&fresh).docstore_blocksize,
+        super::STORE_BLOCK_BYTES
+    );
 }
 
 #[test]
