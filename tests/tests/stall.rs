@@ -95,7 +95,8 @@ fn a_client_that_stops_answering_never_holds_up_a_stop() {
     let started = Instant::now();
     assert!(node.stop(), "the node stopped cleanly");
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(12), "the stop took {took:?}");
+    // Docker kills a container 10 s after it asked it to stop.
+    assert!(took < Duration::from_secs(10), "the stop took {took:?}");
     eprintln!("stopped with a silent client connected in {took:?}");
     drop(stuck);
 }

@@ -288,11 +288,13 @@ mod tests {
             index.writer_with_num_threads(1, 20_000_000).unwrap();
         for n in 0..3000u32 {
             let word = |m: u32| if n % m == 0 { "ice" } else { "rock" };
+            let parity = if n % 2 == 0 { "even" } else { "odd" };
+            let fifth = if n % 5 == 0 { "five" } else { "other" };
             writer
                 .add_document(doc!(
                     title => format!("{} {}", word(7), "x ".repeat((n % 5) as usize)),
                     body => format!("{} {}", word(3), word(11)),
-                    tag => format!("{} {}", if n % 2 == 0 { "even" } else { "odd" }, if n % 5 == 0 { "five" } else { "other" }),
+                    tag => format!("{parity} {fifth}"),
                     note => word(4),
                 ))
                 .unwrap();

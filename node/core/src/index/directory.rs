@@ -1,5 +1,6 @@
 //! The index directory: memory-mapped, except the document stores, which
-//! are read with `pread`.
+//! are read with `pread` (and mapped only for reads of a megabyte or more,
+//! for as long as their bytes are held).
 //!
 //! A search reads its postings, norms and columns over and over, and maps
 //! them; it reads stored documents only for the page's hits, a block of a

@@ -1423,11 +1423,8 @@ fn cursors_and_records_survive_a_reopen() {
     assert!(fresh.cursors().is_empty());
     assert_eq!(fresh.doc_count(), 0);
     // A new index compresses stored documents in small blocks.
-    let settings = |index: &HoldingsIndex| index.reader.searcher().index().settings().clone();
-    assert_eq!(
-        settings(&fresh).docstore_blocksize,
-        super::STORE_BLOCK_BYTES
-    );
+    let settings = fresh.reader.searcher().index().settings().clone();
+    assert_eq!(settings.docstore_blocksize, super::STORE_BLOCK_BYTES);
 }
 
 #[test]
