@@ -20,6 +20,7 @@ mod directory;
 mod filter;
 mod generation;
 mod highlight;
+mod pieces;
 
 pub use self::highlight::escape as escape_html;
 mod schema;
@@ -116,8 +117,8 @@ impl PreparedSearch {
 /// them in its largest segment, over two threads saves at least half of
 /// [`SPREAD_POSTINGS`]: the work is the postings of the query's words
 /// counted in the largest segment and scaled to the index (`None`: a query
-/// without words reads the whole index), and with the largest segment on
-/// one thread the other takes at most the smaller of it and the rest.
+/// without words reads the whole index), and it is cut into equal pieces
+/// whatever the segments ([`pieces`]), so the second thread takes half.
 fn spread_pays(total: u64, largest: u64, postings_in_largest: Option<u64>) -> bool {
     if total < SPREAD_POSTINGS || largest == 0 {
         return false;
@@ -126,8 +127,7 @@ fn spread_pays(total: u64, largest: u64, postings_in_largest: Option<u64>) -> bo
         Some(postings) => postings as f64 * total as f64 / largest as f64,
         None => total as f64,
     };
-    let shared = largest.min(total.saturating_sub(largest)) as f64 / total as f64;
-    work * shared >= SPREAD_POSTINGS as f64 / 2.0
+    work / 2.0 >= SPREAD_POSTINGS as f64 / 2.0
 }
 
 /// One change to the index.
@@ -522,7 +522,7 @@ impl HoldingsIndex {
         });
         Some(if scaled <= INLINE_POSTINGS {
             Work::Small
-        } else if segments.len() >= 2 && spread_pays(total, largest_docs, postings) {
+        } else if spread_pays(total, largest_docs, postings) {
             Work::Spread
         } else {
             Work::Single
@@ -628,11 +628,22 @@ impl HoldingsIndex {
         } else {
             EnableScoring::disabled_from_searcher(&searcher)
         };
-        let executor = match work {
-            Work::Spread => searcher.index().search_executor(),
-            Work::Small | Work::Single => &Executor::SingleThread,
+        let page = match work {
+            Work::Spread => pieces::search(
+                &searcher,
+                &*query,
+                &collector,
+                searcher.index().search_executor(),
+                SEARCH_THREADS,
+                scoring,
+            )?,
+            Work::Small | Work::Single => searcher.search_with_executor(
+                &*query,
+                &collector,
+                &Executor::SingleThread,
+                scoring,
+            )?,
         };
-        let page = searcher.search_with_executor(&*query, &collector, executor, scoring)?;
         // What this search, the index as it is now and the held snapshots
         // read: a page of an older snapshot keeps the current segments'.
         let live = [&searcher, &self.reader.searcher()]

@@ -1763,16 +1763,17 @@ proptest! {
 }
 
 /// Two threads only where the second one takes a real share of the work:
-/// never for one segment or a mostly-one-segment index unless the query
-/// reads most of it, always for a broad query over balanced segments.
+/// the work is cut into equal pieces, so the segments do not matter, only
+/// how many postings the query reads over the whole index.
 #[test]
 fn a_search_spreads_only_where_a_second_thread_saves_work() {
-    // One segment: nothing to share.
-    assert!(!spread_pays(1_000_000, 1_000_000, Some(900_000)));
-    assert!(!spread_pays(1_000_000, 1_000_000, None));
-    // 200,000 + 33,000 + 17,000 records: the small segments are a fifth.
-    assert!(!spread_pays(250_000, 200_000, Some(60_000)));
-    assert!(spread_pays(250_000, 200_000, Some(200_000)));
+    // One segment is cut as well.
+    assert!(spread_pays(1_000_000, 1_000_000, Some(900_000)));
+    assert!(spread_pays(1_000_000, 1_000_000, None));
+    assert!(!spread_pays(1_000_000, 1_000_000, Some(40_000)));
+    // 200,000 + 33,000 + 17,000 records: postings scaled to the index.
+    assert!(spread_pays(250_000, 200_000, Some(60_000)));
+    assert!(!spread_pays(250_000, 200_000, Some(30_000)));
     // Two halves: spread from 50,000 postings over the index on.
     assert!(spread_pays(1_000_000, 500_000, Some(30_000)));
     assert!(!spread_pays(1_000_000, 500_000, Some(20_000)));
@@ -1780,6 +1781,88 @@ fn a_search_spreads_only_where_a_second_thread_saves_work() {
     assert!(spread_pays(1_000_000, 500_000, None));
     // A small index never spreads.
     assert!(!spread_pays(40_000, 20_000, None));
+}
+
+/// A search cut into pieces of segments answers as one that walks each
+/// segment whole: the same hits in the same order with the same scores,
+/// the same totals and facets, page after page, and versions replaced in
+/// earlier segments (deleted documents) left out of both.
+#[test]
+fn a_search_cut_into_pieces_answers_as_one_over_whole_segments() {
+    const WORDS: [&str; 5] = ["glacier", "ice", "ocean", "snow", "melt"];
+    let make = |n: usize, version: u64| DatasetRecord {
+        title: format!(
+            "{} {}",
+            WORDS[(n + version as usize) % 5],
+            WORDS[(n / 5) % 5]
+        ),
+        description: format!("{} core", WORDS[(n * 7) % 5]),
+        size_bytes: (n % 13) as u64,
+        updated_at: format!("2023-01-{:02}T00:00:00Z", 1 + n % 28),
+        version,
+        access: if n % 3 == 0 {
+            Access::Restricted
+        } else {
+            Access::Open
+        } as i32,
+        ..record(&format!("r{n:04}"))
+    };
+    // However the writer's threads share the first 600 records, one of
+    // them writes a segment above a quarter of the index.
+    let f = fixture((0..600).map(|n| make(n, 1)).collect());
+    f.add((600..700).map(|n| make(n, 1)).collect());
+    f.add((0..700).step_by(3).map(|n| make(n, 2)).collect());
+    let searcher = f.index.reader.searcher();
+    let max_docs: Vec<u32> = searcher
+        .segment_readers()
+        .iter()
+        .map(|s| s.max_doc())
+        .collect();
+    assert!(searcher
+        .segment_readers()
+        .iter()
+        .any(|s| s.alive_bitset().is_some()));
+    assert!(pieces::pieces_of(&max_docs, SEARCH_THREADS) > max_docs.len());
+
+    let pages = |request: &SearchRequest, work: Work| {
+        let mut pages = Vec::new();
+        let mut after = None;
+        loop {
+            let request = SearchRequest {
+                after: after.take(),
+                ..request.clone()
+            };
+            let mut prepared = f.index.prepare(&request, &operator()).unwrap();
+            prepared.work = work;
+            let mut page = prepared.run().unwrap();
+            after = page.next_cursor.take();
+            pages.push(page);
+            if after.is_none() {
+                return pages;
+            }
+        }
+    };
+    for text in [
+        "",
+        "glacier",
+        "glacier ice",
+        "ice OR melt",
+        "core -snow",
+        "\"ocean glacier\"",
+    ] {
+        for sort in [Sort::Relevance, Sort::Updated, Sort::Size] {
+            let request = SearchRequest {
+                text: text.into(),
+                sort,
+                facets: true,
+                limit: 37,
+                ..Default::default()
+            };
+            let whole = pages(&request, Work::Single);
+            assert!(whole[0].total > 0, "{text}");
+            assert_eq!(pages(&request, Work::Spread), whole, "{text} by {sort:?}");
+        }
+    }
 }
 
 /// A search runs where it was asked (`Work::Small`) only when it reads

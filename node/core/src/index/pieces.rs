@@ -1,0 +1,220 @@
+//! A search spread over threads by equal shares of documents, not by
+//! segments.
+//!
+//! tantivy hands each segment to one thread, so a search is as slow as the
+//! thread with the most documents: five segments of 200,000 on two threads
+//! are three on one and two on the other. Here the segments are laid end
+//! to end and cut into equal shares, each a run of ranges of document ids
+//! searched by scorers of their own that seek to each range's start, so
+//! the threads get equal work whatever the segments.
+
+use std::ops::Range;
+
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::query::{EnableScoring, Query, Weight};
+use tantivy::{DocId, DocSet, Executor, Searcher, SegmentReader, TERMINATED};
+
+/// Shares per thread: more than one lets a thread that finishes early
+/// take over work (matches need not spread evenly over the documents);
+/// fewer keeps the scorers built per search down.
+const SHARES_PER_THREAD: u64 = 2;
+
+/// One range of one segment's documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Piece {
+    segment: usize,
+    docs: Range<DocId>,
+}
+
+/// Cuts segments of `max_docs` documents, laid end to end, into equal
+/// shares for `threads` threads: each share is the pieces of segments it
+/// covers, in order. Empty segments have nothing to search.
+fn shares(max_docs: &[DocId], threads: usize) -> Vec<Vec<Piece>> {
+    let total: u64 = max_docs.iter().map(|&docs| u64::from(docs)).sum();
+    if total == 0 {
+        return Vec::new();
+    }
+    let count = (SHARES_PER_THREAD * threads.max(1) as u64).min(total);
+    let mut shares: Vec<Vec<Piece>> = vec![Vec::new(); count as usize];
+    // Document `n` of the whole belongs to share `n * count / total`.
+    let mut offset = 0u64;
+    for (segment, &docs) in max_docs.iter().enumerate() {
+        let end = offset + u64::from(docs);
+        let mut at = offset;
+        while at < end {
+            let share = at * count / total;
+            // The first document of the next share, or the segment's end.
+            let next = ((share + 1) * total).div_ceil(count).min(end);
+            shares[share as usize].push(Piece {
+                segment,
+                docs: (at - offset) as DocId..(next - offset) as DocId,
+            });
+            at = next;
+        }
+        offset = end;
+    }
+    shares
+}
+
+/// Runs `query` over every document of `searcher` as tantivy's
+/// `search_with_executor` does, with the work cut into [`shares`] for
+/// `threads` threads. The collector gets one fruit per piece, so several
+/// may come from one segment.
+pub(crate) fn search<C: Collector>(
+    searcher: &Searcher,
+    query: &dyn Query,
+    collector: &C,
+    executor: &Executor,
+    threads: usize,
+    scoring: EnableScoring<'_>,
+) -> tantivy::Result<C::Fruit> {
+    let weight = query.weight(scoring)?;
+    let readers = searcher.segment_readers();
+    let max_docs: Vec<DocId> = readers.iter().map(SegmentReader::max_doc).collect();
+    let fruits = executor.map(
+        |share: Vec<Piece>| {
+            share
+                .into_iter()
+                .map(|piece| {
+                    collect(
+                        collector,
+                        weight.as_ref(),
+                        piece.segment as u32,
+                        &readers[piece.segment],
+                        piece.docs,
+                    )
+                })
+                .collect::<tantivy::Result<Vec<_>>>()
+        },
+        shares(&max_docs, threads).into_iter(),
+    )?;
+    collector.merge_fruits(fruits.into_iter().flatten().collect())
+}
+
+/// Feeds the live documents of `docs` that match to a new segment
+/// collector, with their scores when the collector wants them.
+fn collect<C: Collector>(
+    collector: &C,
+    weight: &dyn Weight,
+    segment: u32,
+    reader: &SegmentReader,
+    docs: Range<DocId>,
+) -> tantivy::Result<<C::Child as SegmentCollector>::Fruit> {
+    let mut child = collector.for_segment(segment, reader)?;
+    let mut scorer = weight.scorer(reader, 1.0)?;
+    let mut doc = scorer.doc();
+    if doc < docs.start {
+        doc = scorer.seek(docs.start);
+    }
+    let alive = reader.alive_bitset();
+    let scored = collector.requires_scoring();
+    // TERMINATED is above every range's end.
+    while doc < docs.end {
+        if alive.is_none_or(|alive| alive.is_alive(doc)) {
+            let score = if scored { scorer.score() } else { 0.0 };
+            child.collect(doc, score);
+        }
+        doc = scorer.advance();
+    }
+    debug_assert!(doc == TERMINATED || doc >= docs.end);
+    Ok(child.harvest())
+}
+
+/// How many pieces [`search`] cuts segments of `max_docs` documents into.
+#[cfg(test)]
+pub(crate) fn pieces_of(max_docs: &[DocId], threads: usize) -> usize {
+    shares(max_docs, threads).iter().map(Vec::len).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranges(max_docs: &[DocId], threads: usize) -> Vec<Vec<(usize, Range<DocId>)>> {
+        shares(max_docs, threads)
+            .into_iter()
+            .map(|share| share.into_iter().map(|p| (p.segment, p.docs)).collect())
+            .collect()
+    }
+
+    #[test]
+    fn one_segment_is_cut_into_equal_shares() {
+        assert_eq!(
+            ranges(&[1_000_000], 2),
+            [
+                [(0, 0..250_000)],
+                [(0, 250_000..500_000)],
+                [(0, 500_000..750_000)],
+                [(0, 750_000..1_000_000)],
+            ]
+        );
+    }
+
+    #[test]
+    fn five_equal_segments_make_two_equal_halves() {
+        let shares = ranges(&[200_000; 5], 1);
+        assert_eq!(
+            shares,
+            [
+                vec![(0, 0..200_000), (1, 0..200_000), (2, 0..100_000)],
+                vec![(2, 100_000..200_000), (3, 0..200_000), (4, 0..200_000)],
+            ]
+        );
+    }
+
+    #[test]
+    fn shares_cross_segments_and_skip_empty_ones() {
+        // 1,000 documents, four shares of 250.
+        assert_eq!(
+            ranges(&[700, 0, 100, 200], 2),
+            [
+                vec![(0, 0..250)],
+                vec![(0, 250..500)],
+                vec![(0, 500..700), (2, 0..50)],
+                vec![(2, 50..100), (3, 0..200)],
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tiny_index_has_no_empty_shares() {
+        assert_eq!(
+            ranges(&[1, 0, 2], 2),
+            [[(0, 0..1)], [(2, 0..1)], [(2, 1..2)]]
+        );
+        assert!(ranges(&[], 2).is_empty());
+        assert!(ranges(&[0], 2).is_empty());
+    }
+
+    #[test]
+    fn every_document_is_in_exactly_one_piece_and_shares_are_equal() {
+        for max_docs in [
+            vec![1],
+            vec![3, 1, 4, 1, 5, 9, 2, 6],
+            vec![999_983, 0, 17, 65_536],
+        ] {
+            let total: u64 = max_docs.iter().map(|&d| u64::from(d)).sum();
+            for threads in 1..=4 {
+                let shares = shares(&max_docs, threads);
+                let sizes: Vec<u64> = shares
+                    .iter()
+                    .map(|share| share.iter().map(|p| u64::from(p.docs.len() as u32)).sum())
+                    .collect();
+                assert_eq!(sizes.iter().sum::<u64>(), total);
+                let (least, most) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+                assert!(most - least <= 1, "{max_docs:?} on {threads}: {sizes:?}");
+                let mut pieces: Vec<&Piece> = shares.iter().flatten().collect();
+                pieces.sort_by_key(|p| (p.segment, p.docs.start));
+                for (segment, &docs) in max_docs.iter().enumerate() {
+                    let mut next = 0;
+                    for piece in pieces.iter().filter(|p| p.segment == segment) {
+                        assert_eq!(piece.docs.start, next, "{max_docs:?} on {threads}");
+                        assert!(!piece.docs.is_empty());
+                        next = piece.docs.end;
+                    }
+                    assert_eq!(next, docs, "{max_docs:?} on {threads}");
+                }
+            }
+        }
+    }
+}
