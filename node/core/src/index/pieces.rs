@@ -28,11 +28,27 @@ struct Piece {
 
 /// Cuts segments of `max_docs` documents, laid end to end, into equal
 /// shares for `threads` threads: each share is the pieces of segments it
-/// covers, in order. Empty segments have nothing to search.
+/// covers, in order. Where whole segments already give each thread about
+/// the same number of documents, each segment is a share of its own, as
+/// in tantivy, and no scorer more is built. Empty segments have nothing
+/// to search.
 fn shares(max_docs: &[DocId], threads: usize) -> Vec<Vec<Piece>> {
     let total: u64 = max_docs.iter().map(|&docs| u64::from(docs)).sum();
     if total == 0 {
         return Vec::new();
+    }
+    if whole_segments_balance(max_docs, threads, total) {
+        return max_docs
+            .iter()
+            .enumerate()
+            .filter(|(_, &docs)| docs > 0)
+            .map(|(segment, &docs)| {
+                vec![Piece {
+                    segment,
+                    docs: 0..docs,
+                }]
+            })
+            .collect();
     }
     let count = (SHARES_PER_THREAD * threads.max(1) as u64).min(total);
     let mut shares: Vec<Vec<Piece>> = vec![Vec::new(); count as usize];
@@ -54,6 +70,22 @@ fn shares(max_docs: &[DocId], threads: usize) -> Vec<Vec<Piece>> {
         offset = end;
     }
     shares
+}
+
+/// Whether whole segments, the largest first each to the thread with the
+/// fewest documents so far, leave no thread more than a tenth above an
+/// equal share.
+fn whole_segments_balance(max_docs: &[DocId], threads: usize, total: u64) -> bool {
+    let mut sizes: Vec<u64> = max_docs.iter().map(|&docs| u64::from(docs)).collect();
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    let mut loads = vec![0u64; threads.max(1)];
+    for size in sizes {
+        if let Some(least) = loads.iter_mut().min() {
+            *least += size;
+        }
+    }
+    let most = loads.iter().copied().max().unwrap_or(0);
+    most * loads.len() as u64 * 10 <= total * 11
 }
 
 /// Runs `query` over every document of `searcher` as tantivy's
@@ -151,15 +183,30 @@ mod tests {
     }
 
     #[test]
-    fn five_equal_segments_make_two_equal_halves() {
-        let shares = ranges(&[200_000; 5], 1);
+    fn five_equal_segments_are_cut_into_four_equal_shares() {
+        // Whole, they would be three on one thread and two on the other.
         assert_eq!(
-            shares,
+            ranges(&[200_000; 5], 2),
             [
-                vec![(0, 0..200_000), (1, 0..200_000), (2, 0..100_000)],
-                vec![(2, 100_000..200_000), (3, 0..200_000), (4, 0..200_000)],
+                vec![(0, 0..200_000), (1, 0..50_000)],
+                vec![(1, 50_000..200_000), (2, 0..100_000)],
+                vec![(2, 100_000..200_000), (3, 0..150_000)],
+                vec![(3, 150_000..200_000), (4, 0..200_000)],
             ]
         );
+    }
+
+    #[test]
+    fn segments_that_already_balance_stay_whole() {
+        // The 10,000,000-record benchmark index: 5.0M and 5.0M whole.
+        let max_docs = [
+            1_733_196, 1_684_807, 1_650_000, 1_650_000, 1_632_357, 1_617_643, 16_804, 15_193,
+        ];
+        let whole: Vec<_> = (0..8).map(|s| vec![(s, 0..max_docs[s])]).collect();
+        assert_eq!(ranges(&max_docs, 2), whole);
+        // One thread: nothing to balance.
+        assert_eq!(ranges(&[10, 20], 1), [[(0, 0..10)], [(1, 0..20)]]);
+        assert_eq!(ranges(&[10, 0, 10], 2), [[(0, 0..10)], [(2, 0..10)]]);
     }
 
     #[test]
@@ -187,7 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn every_document_is_in_exactly_one_piece_and_shares_are_equal() {
+    fn every_document_is_in_exactly_one_piece_and_cut_shares_are_equal() {
         for max_docs in [
             vec![1],
             vec![3, 1, 4, 1, 5, 9, 2, 6],
@@ -202,7 +249,14 @@ mod tests {
                     .collect();
                 assert_eq!(sizes.iter().sum::<u64>(), total);
                 let (least, most) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
-                assert!(most - least <= 1, "{max_docs:?} on {threads}: {sizes:?}");
+                let whole = shares
+                    .iter()
+                    .flatten()
+                    .all(|p| p.docs.start == 0 && p.docs.end == max_docs[p.segment]);
+                assert!(
+                    whole || most - least <= 1,
+                    "{max_docs:?} on {threads}: {sizes:?}"
+                );
                 let mut pieces: Vec<&Piece> = shares.iter().flatten().collect();
                 pieces.sort_by_key(|p| (p.segment, p.docs.start));
                 for (segment, &docs) in max_docs.iter().enumerate() {

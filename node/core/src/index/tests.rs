@@ -1807,10 +1807,10 @@ fn a_search_cut_into_pieces_answers_as_one_over_whole_segments() {
         } as i32,
         ..record(&format!("r{n:04}"))
     };
-    // However the writer's threads share the first 600 records, one of
-    // them writes a segment above a quarter of the index.
-    let f = fixture((0..600).map(|n| make(n, 1)).collect());
-    f.add((600..700).map(|n| make(n, 1)).collect());
+    // One segment of 700 and new versions of a third of its records:
+    // whole segments cannot balance, so the large one is cut.
+    let f = fixture((0..700).map(|n| make(n, 1)).collect());
+    f.index.merge_segments().unwrap();
     f.add((0..700).step_by(3).map(|n| make(n, 2)).collect());
     let searcher = f.index.reader.searcher();
     let max_docs: Vec<u32> = searcher
