@@ -63,7 +63,7 @@ use crate::visibility::Viewer;
 const WRITER_THREADS: usize = 2;
 /// Memory the writer buffers before it flushes a segment (all threads).
 const WRITER_HEAP_BYTES: usize = 128 << 20;
-/// Threads a search spreads its segments over.
+/// Threads a search spreads its documents over.
 const SEARCH_THREADS: usize = 2;
 /// Bytes of stored documents compressed together (new indexes): a hit
 /// reads and decompresses its whole block. With tantivy's default of
