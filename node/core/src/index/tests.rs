@@ -1785,8 +1785,9 @@ fn a_search_spreads_only_where_a_second_thread_saves_work() {
 
 /// A search cut into pieces of segments answers as one that walks each
 /// segment whole: the same hits in the same order with the same scores,
-/// the same totals and facets, page after page, and versions replaced in
-/// earlier segments (deleted documents) left out of both.
+/// the same totals and facets, page after page, with every kind of filter
+/// (each a scorer that must seek to a piece's start), and versions
+/// replaced in earlier segments (deleted documents) left out of both.
 #[test]
 fn a_search_cut_into_pieces_answers_as_one_over_whole_segments() {
     const WORDS: [&str; 5] = ["glacier", "ice", "ocean", "snow", "melt"];
@@ -1805,6 +1806,15 @@ fn a_search_cut_into_pieces_answers_as_one_over_whole_segments() {
         } else {
             Access::Open
         } as i32,
+        disciplines: vec![["glaciology", "oceanography", "biology"][n % 3].into()],
+        publication_year: 2000 + (n % 20) as u32,
+        spatial: vec![bbox(
+            (n % 36) as f64 * 10.0 - 180.0,
+            -10.0,
+            (n % 36) as f64 * 10.0 - 175.0,
+            10.0,
+        )],
+        temporal: temporal(&format!("{}-01-01", 1990 + n % 30), "2020-12-31"),
         ..record(&format!("r{n:04}"))
     };
     // One segment of 700 and new versions of a third of its records:
@@ -1842,25 +1852,43 @@ fn a_search_cut_into_pieces_answers_as_one_over_whole_segments() {
             }
         }
     };
-    for text in [
+    let filters = [
+        SearchRequest::default(),
+        SearchRequest {
+            disciplines: vec!["oceanography".into()],
+            access: vec![Access::Open],
+            ..Default::default()
+        },
+        SearchRequest {
+            year: Some((Some(2005), Some(2012))),
+            ..Default::default()
+        },
+        in_box(-100.0, -5.0, 20.0, 5.0),
+        during(Some("2012-06-01"), None),
+    ];
+    let texts = [
         "",
         "glacier",
         "glacier ice",
         "ice OR melt",
         "core -snow",
         "\"ocean glacier\"",
-    ] {
-        for sort in [Sort::Relevance, Sort::Updated, Sort::Size] {
-            let request = SearchRequest {
-                text: text.into(),
-                sort,
-                facets: true,
-                limit: 37,
-                ..Default::default()
-            };
-            let whole = pages(&request, Work::Single);
-            assert!(whole[0].total > 0, "{text}");
-            assert_eq!(pages(&request, Work::Spread), whole, "{text} by {sort:?}");
+    ];
+    for text in texts {
+        for (n, filter) in filters.iter().enumerate() {
+            for sort in [Sort::Relevance, Sort::Updated, Sort::Size] {
+                let request = SearchRequest {
+                    text: text.into(),
+                    sort,
+                    facets: true,
+                    limit: 37,
+                    ..filter.clone()
+                };
+                let whole = pages(&request, Work::Single);
+                assert!(whole[0].total > 0, "{text} with filter {n}");
+                let spread = pages(&request, Work::Spread);
+                assert_eq!(spread, whole, "{text} with filter {n} by {sort:?}");
+            }
         }
     }
 }
