@@ -6,7 +6,8 @@
 //! are three on one and two on the other. Here the segments are laid end
 //! to end and cut into equal shares, each a run of ranges of document ids
 //! searched by scorers of their own that seek to each range's start, so
-//! the threads get equal work whatever the segments.
+//! the threads get equal work whatever the segments. Segments that already
+//! balance over the threads stay whole.
 
 use std::ops::Range;
 
