@@ -113,12 +113,12 @@ impl PreparedSearch {
     }
 }
 
-/// Whether spreading a search of an index of `total` records, `largest` of
-/// them in its largest segment, over two threads saves at least half of
-/// [`SPREAD_POSTINGS`]: the work is the postings of the query's words
-/// counted in the largest segment and scaled to the index (`None`: a query
-/// without words reads the whole index), and it is cut into equal pieces
-/// whatever the segments ([`pieces`]), so the second thread takes half.
+/// Whether a search of an index of `total` records, `largest` of them in
+/// its largest segment, reads at least [`SPREAD_POSTINGS`]: the postings of
+/// the query's words counted in the largest segment and scaled to the
+/// index (`None`: a query without words reads the whole index). A spread
+/// search is cut into equal shares whatever the segments ([`pieces`]), so
+/// the segments do not matter.
 fn spread_pays(total: u64, largest: u64, postings_in_largest: Option<u64>) -> bool {
     if total < SPREAD_POSTINGS || largest == 0 {
         return false;
@@ -127,7 +127,7 @@ fn spread_pays(total: u64, largest: u64, postings_in_largest: Option<u64>) -> bo
         Some(postings) => postings as f64 * total as f64 / largest as f64,
         None => total as f64,
     };
-    work / 2.0 >= SPREAD_POSTINGS as f64 / 2.0
+    work >= SPREAD_POSTINGS as f64
 }
 
 /// One change to the index.

@@ -209,6 +209,18 @@ mod tests {
         assert_eq!(names(&before), expected);
         // One descriptor per store, shared by the readers of a segment.
         assert_eq!(directory.stores.lock().unwrap().len(), 3);
+        let held = directory
+            .stores
+            .lock()
+            .unwrap()
+            .keys()
+            .next()
+            .unwrap()
+            .clone();
+        assert!(Arc::ptr_eq(
+            &directory.store(&held).unwrap(),
+            &directory.store(&held).unwrap()
+        ));
 
         let segments = index.searchable_segment_ids().unwrap();
         writer.merge(&segments).wait().unwrap();

@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::{EnableScoring, Query, Weight};
-use tantivy::{DocId, DocSet, Executor, Searcher, SegmentReader, TERMINATED};
+use tantivy::{DocId, DocSet, Executor, Searcher, SegmentReader};
 
 /// Shares per thread: more than one lets a thread that finishes early
 /// take over work (matches need not spread evenly over the documents);
@@ -22,7 +22,7 @@ const SHARES_PER_THREAD: u64 = 2;
 
 /// One range of one segment's documents.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Piece {
+pub(super) struct Piece {
     segment: usize,
     docs: Range<DocId>,
 }
@@ -33,7 +33,7 @@ struct Piece {
 /// the same number of documents, each segment is a share of its own, as
 /// in tantivy, and no scorer more is built. Empty segments have nothing
 /// to search.
-fn shares(max_docs: &[DocId], threads: usize) -> Vec<Vec<Piece>> {
+pub(super) fn shares(max_docs: &[DocId], threads: usize) -> Vec<Vec<Piece>> {
     let total: u64 = max_docs.iter().map(|&docs| u64::from(docs)).sum();
     if total == 0 {
         return Vec::new();
@@ -141,7 +141,7 @@ fn collect<C: Collector>(
     }
     let alive = reader.alive_bitset();
     let scored = collector.requires_scoring();
-    // TERMINATED is above every range's end.
+    // `TERMINATED` is above every range's end.
     while doc < docs.end {
         if alive.is_none_or(|alive| alive.is_alive(doc)) {
             let score = if scored { scorer.score() } else { 0.0 };
@@ -149,14 +149,7 @@ fn collect<C: Collector>(
         }
         doc = scorer.advance();
     }
-    debug_assert!(doc == TERMINATED || doc >= docs.end);
     Ok(child.harvest())
-}
-
-/// How many pieces [`search`] cuts segments of `max_docs` documents into.
-#[cfg(test)]
-pub(crate) fn pieces_of(max_docs: &[DocId], threads: usize) -> usize {
-    shares(max_docs, threads).iter().map(Vec::len).sum()
 }
 
 #[cfg(test)]

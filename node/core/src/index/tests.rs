@@ -1832,7 +1832,11 @@ fn a_search_cut_into_pieces_answers_as_one_over_whole_segments() {
         .segment_readers()
         .iter()
         .any(|s| s.alive_bitset().is_some()));
-    assert!(pieces::pieces_of(&max_docs, SEARCH_THREADS) > max_docs.len());
+    let pieces: usize = pieces::shares(&max_docs, SEARCH_THREADS)
+        .iter()
+        .map(Vec::len)
+        .sum();
+    assert!(pieces > max_docs.len());
 
     let pages = |request: &SearchRequest, work: Work| {
         let mut pages = Vec::new();
