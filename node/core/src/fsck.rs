@@ -415,33 +415,35 @@ fn scan_log(
                         // What `sync::receive` withdraws at an audience of
                         // another origin that no longer names this node.
                         Some(Body::Audience(audience)) if origin != node.node_id().as_str() => {
-                            let me = node.node_id().as_str();
                             if let Ok(view) = AudienceView::check(origin, &audience) {
-                                let us = Viewer::peer(
-                                    node.node_id().clone(),
-                                    Grants::of(origin, Some(&view), me, false),
-                                );
-                                let sees = |state: &RecordState| -> Result<bool, NodeError> {
-                                    Ok(match store.entry(origin, state.log_index)? {
-                                        Some(StoredEntry::Signed(e)) => visibility::pull_delivery(
-                                            &us, &e.payload,
-                                        )
-                                        .is_ok_and(|(delivery, _)| delivery == Delivery::Envelope),
-                                        _ => true,
-                                    })
-                                };
-                                for (id, held) in scan.latest.iter_mut() {
-                                    if let Some(withdrawn) = held.withdrawn_at(LogIndex(index)) {
-                                        if !sees(held)? {
-                                            withdrawn_by_audience.insert(id.clone(), *held);
-                                            *held = withdrawn;
-                                        }
-                                    }
-                                }
-                                for (id, before) in &withdrawn_by_audience {
-                                    if sees(before)? {
-                                        scan.restorable.insert(id.clone(), *before);
-                                    }
+                                replay_audience(
+                                    node,
+                                    origin,
+                                    index,
+                                    Some(&view),
+                                    &mut scan,
+                                    &mut withdrawn_by_audience,
+                                )?;
+                            }
+                            KEYSET_SUBJECT.to_owned()
+                        }
+                        // And at a revocation that set aside the audience in
+                        // force (one the revoked key signed).
+                        Some(Body::KeySet(set))
+                            if !set.revocations.is_empty() && origin != node.node_id().as_str() =>
+                        {
+                            if let Some(ring) = ring {
+                                if let Some(set_aside) =
+                                    node.set_aside_at(origin, ring, index, &[])?
+                                {
+                                    replay_audience(
+                                        node,
+                                        origin,
+                                        index,
+                                        set_aside.in_force.as_deref(),
+                                        &mut scan,
+                                        &mut withdrawn_by_audience,
+                                    )?;
                                 }
                             }
                             KEYSET_SUBJECT.to_owned()
@@ -455,6 +457,48 @@ fn scan_log(
         }
     }
     Ok(scan)
+}
+
+/// Replays what `sync::receive` does when `audience` (`None`: the pin
+/// decides) becomes the one in force at `index`: each held record it does
+/// not let this node see is withdrawn there, remembered as it was before,
+/// and what it lets this node see again of what was withdrawn so is
+/// restorable (a refill brings it back).
+fn replay_audience(
+    node: &Node,
+    origin: &str,
+    index: u64,
+    audience: Option<&AudienceView>,
+    scan: &mut LogScan,
+    withdrawn_by_audience: &mut HashMap<String, RecordState>,
+) -> Result<(), NodeError> {
+    let store = node.store();
+    let me = node.node_id().as_str();
+    let us = Viewer::peer(
+        node.node_id().clone(),
+        Grants::of(origin, audience, me, false),
+    );
+    let sees = |state: &RecordState| -> Result<bool, NodeError> {
+        Ok(match store.entry(origin, state.log_index)? {
+            Some(StoredEntry::Signed(e)) => visibility::pull_delivery(&us, &e.payload)
+                .is_ok_and(|(delivery, _)| delivery == Delivery::Envelope),
+            _ => true,
+        })
+    };
+    for (id, held) in scan.latest.iter_mut() {
+        if let Some(withdrawn) = held.withdrawn_at(LogIndex(index)) {
+            if !sees(held)? {
+                withdrawn_by_audience.insert(id.clone(), *held);
+                *held = withdrawn;
+            }
+        }
+    }
+    for (id, before) in withdrawn_by_audience.iter() {
+        if sees(before)? {
+            scan.restorable.insert(id.clone(), *before);
+        }
+    }
+    Ok(())
 }
 
 fn check_merkle(

@@ -111,13 +111,25 @@ impl Node {
                     if let Some(chain) = &chain {
                         if revokes(entry) {
                             // A set that revokes a key: what it quarantines
-                            // leaves the index, with the cursor past it.
+                            // leaves the index, with the cursor past it, and
+                            // so does what an audience it set aside had let
+                            // in (withdrawn at its position, `sync::receive`).
                             ops.extend(self.quarantined(&origin)?.into_iter().map(|q| {
                                 IndexOp::Remove {
                                     origin: origin.clone(),
                                     id: q.id,
                                 }
                             }));
+                            if origin != self.node_id().as_str() {
+                                ops.extend(
+                                    withdrawn_at(self.store(), &origin, index)?.into_iter().map(
+                                        |id| IndexOp::Remove {
+                                            origin: origin.clone(),
+                                            id,
+                                        },
+                                    ),
+                                );
+                            }
                             continue;
                         }
                         if let StoredEntry::Signed(envelope) = entry {
@@ -319,8 +331,9 @@ fn is_audience(entry: &StoredEntry) -> bool {
 }
 
 /// Records of `origin` whose state is a withdrawal at `index`: what the
-/// audience entry there withdrew. Reads the origin's record states; an
-/// audience change is rare, and one that withdraws nothing costs one scan.
+/// audience entry there withdrew, or the revocation there that set an
+/// audience aside. Reads the origin's record states; both are rare, and
+/// one that withdraws nothing costs one scan.
 fn withdrawn_at(store: &Store, origin: &str, index: LogIndex) -> Result<Vec<String>, NodeError> {
     let mut ids = Vec::new();
     let mut after: Option<String> = None;

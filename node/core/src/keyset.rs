@@ -347,6 +347,21 @@ impl KeyChain {
         &self.revoked
     }
 
+    /// The chain as it stood once the entry at `index` was in the log: its
+    /// sets up to that position, and the revocations they published. What
+    /// a revocation set aside when it arrived does not depend on sets the
+    /// origin appended later.
+    pub fn as_of(&self, index: u64) -> KeyChain {
+        let mut chain = KeyChain::new(&self.origin, self.pinned);
+        for link in self.links.iter().take_while(|link| link.index <= index) {
+            chain.revoked = chain
+                .revocations_with(link.index, &link.set)
+                .expect("each set's revocations were checked when it joined the chain");
+            chain.links.push(link.clone());
+        }
+        chain
+    }
+
     /// The revocations covering log position `index`.
     fn revoked_at(&self, index: u64) -> impl Iterator<Item = &Revoked> {
         self.revoked

@@ -620,10 +620,15 @@ impl Store {
     }
 
     /// The records of `origin` whose state is a withdrawal by one of its
-    /// audiences (a version this node may no longer see), each with the
-    /// version withdrawn: what a later, wider audience can bring back.
+    /// audiences, or by a revocation that set an audience aside (key sets
+    /// withdraw nothing else), each with the version withdrawn (a version
+    /// this node may no longer see): what a later, wider audience can bring
+    /// back.
     pub fn withdrawn_by_audience(&self, origin: &str) -> Result<HashMap<String, u64>, StoreError> {
-        let audiences: HashSet<u64> = self.audience_positions(origin)?.into_iter().collect();
+        let mut audiences: HashSet<u64> = self.audience_positions(origin)?.into_iter().collect();
+        if !audiences.is_empty() {
+            audiences.extend(self.key_set_positions(origin)?);
+        }
         let mut out = HashMap::new();
         if audiences.is_empty() {
             return Ok(out);

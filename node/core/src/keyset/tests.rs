@@ -459,6 +459,26 @@ fn a_revocation_only_moves_a_keys_validity_back() {
     assert!(chain
         .quarantines(1, &record(&origin.signing[0], 1))
         .is_some());
+    // As it stood at 8, the chain revoked key 0 from 2 only; before 8, not
+    // at all. Later sets do not change what an earlier position saw.
+    let at_8 = chain.as_of(8);
+    assert_eq!(at_8.links().len(), 3);
+    assert_eq!(
+        at_8.revocations()
+            .iter()
+            .map(|r| (r.from, r.published_at))
+            .collect::<Vec<_>>(),
+        [(2, 8)]
+    );
+    assert!(at_8
+        .quarantines(1, &record(&origin.signing[0], 1))
+        .is_none());
+    assert!(at_8
+        .quarantines(3, &record(&origin.signing[0], 3))
+        .is_some());
+    assert!(chain.as_of(7).revocations().is_empty());
+    assert_eq!(chain.as_of(7).links().len(), 2);
+    assert_eq!(chain.as_of(9).revocations()[0].from, 1);
 
     // Published by a signing key instead of the root: refused.
     let (mut chain, _, _) = rotated(&origin);

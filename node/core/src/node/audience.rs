@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use super::{Node, NodeError};
 use crate::ids::{LogIndex, NodeId};
+use crate::keyset::KeyChain;
 use crate::log::{StoredEntry, UnsignedEntry};
-use crate::proto::{log_entry::Body, Audience};
+use crate::proto::{log_entry::Body, Audience, Envelope};
 use crate::store::{tree, StoreError};
 use crate::trust::PeerState;
 use crate::visibility::{self, AudienceView, Grants, Viewer};
@@ -17,6 +18,14 @@ use crate::visibility::{self, AudienceView, Grants, Viewer};
 /// The audience chosen per origin, with the latest audience position and
 /// the number of the origin's revocations it was chosen at.
 pub(crate) type Cache = HashMap<String, (u64, usize, Option<Arc<AudienceView>>)>;
+
+/// An origin's audience that a revocation set aside ([`Node::set_aside_at`]).
+#[derive(Debug)]
+pub(crate) struct SetAside {
+    /// The audience that counts instead; `None` when every earlier one is
+    /// set aside too (the origin's pin decides, as before any audience).
+    pub in_force: Option<Arc<AudienceView>>,
+}
 
 impl Node {
     /// Appends this node's audience to its own log when its trust store
@@ -125,6 +134,54 @@ impl Node {
             .unwrap_or_else(|p| p.into_inner())
             .insert(origin.to_owned(), (latest, revocations, view.clone()));
         Ok(view)
+    }
+
+    /// What the revocation carried by `origin`'s key set at `at` sets aside
+    /// here: when the latest audience before `at` was signed by a key the
+    /// revocation covers (judged by `chain` as it stood at `at`), the
+    /// audience that counts from `at` on is the latest one before it that
+    /// no revocation covers, or none. `None` when the latest audience
+    /// stands. `pending` are audiences not stored yet (the batch being
+    /// applied), oldest first, each with its checked view.
+    pub(crate) fn set_aside_at(
+        &self,
+        origin: &str,
+        chain: &KeyChain,
+        at: u64,
+        pending: &[(u64, Envelope, Arc<AudienceView>)],
+    ) -> Result<Option<SetAside>, NodeError> {
+        let chain = chain.as_of(at);
+        if chain.revocations().is_empty() {
+            return Ok(None);
+        }
+        let mut set_aside = false;
+        for (index, envelope, view) in pending.iter().rev().filter(|(index, ..)| *index < at) {
+            if chain.quarantines(*index, envelope).is_none() {
+                return Ok(set_aside.then(|| SetAside {
+                    in_force: Some(Arc::clone(view)),
+                }));
+            }
+            set_aside = true;
+        }
+        for index in self.store.audience_positions(origin)? {
+            if index >= at {
+                continue;
+            }
+            let Some(StoredEntry::Signed(envelope)) = self.store.entry(origin, LogIndex(index))?
+            else {
+                continue;
+            };
+            if chain.quarantines(index, &envelope).is_none() {
+                if !set_aside {
+                    return Ok(None);
+                }
+                return Ok(Some(SetAside {
+                    in_force: Some(self.checked_audience(origin, index)?),
+                }));
+            }
+            set_aside = true;
+        }
+        Ok(set_aside.then_some(SetAside { in_force: None }))
     }
 
     fn checked_audience(&self, origin: &str, index: u64) -> Result<Arc<AudienceView>, NodeError> {

@@ -237,10 +237,7 @@ pub fn apply_batch(
     // Visibility and groups of the records this batch brings, for an
     // audience later in the same batch.
     let mut audiences: HashMap<String, (i32, Vec<String>)> = HashMap::new();
-    // The origin's audience as of the entry being applied, once this batch
-    // brings one; and the position of one that grants this node more.
-    let mut latest_audience: Option<Arc<AudienceView>> = None;
-    let mut refill_at = None;
+    let mut audience = AudienceInBatch::default();
     // For the indexer, one per entry in order: a record entry's record,
     // any other entry as stored (`node::handoff`).
     let first = appender.next_index();
@@ -324,33 +321,44 @@ pub fn apply_batch(
                             Some(Box::new(record)),
                         )
                     }
-                    Some(Body::Audience(audience)) => {
-                        let view = AudienceView::check(&origin, &audience)
+                    Some(Body::Audience(body)) => {
+                        let view = AudienceView::check(&origin, &body)
                             .map_err(|e| sequence(e.to_string()))?;
                         if origin != node.node_id().as_str() {
-                            let me = node.node_id().as_str();
-                            let before = match &latest_audience {
-                                Some(view) => Some(Arc::clone(view)),
-                                None => node
-                                    .audience(&origin)
-                                    .map_err(|e| sequence(e.to_string()))?,
-                            };
-                            let granted = Grants::of(&origin, Some(&view), me, false);
-                            let held = Grants::of(&origin, before.as_deref(), me, false);
-                            if !held.includes(&granted) {
-                                // More for this node than before: what it
-                                // holds as digests may now come whole.
-                                refill_at = Some(index);
+                            let view = Arc::new(view);
+                            let at = (node, &*ingest.chain, origin.as_str(), index);
+                            for (id, state) in audience.change(
+                                at,
+                                Some(Arc::clone(&view)),
+                                &touched,
+                                &audiences,
+                            )? {
+                                touched.insert(id.clone(), state);
+                                appender.withdraw(id, state);
                             }
-                            if may_narrow(&ingest.chain, &origin, before.as_deref(), &granted, me) {
-                                for (id, state) in no_longer_for_us(
-                                    node, &origin, index, &view, &touched, &audiences,
-                                )? {
-                                    touched.insert(id.clone(), state);
-                                    appender.withdraw(id, state);
-                                }
+                            audience.brought.push((index, envelope.clone(), view));
+                        }
+                        (log::subject_digest(&origin, KEYSET_SUBJECT), None, None)
+                    }
+                    // A revocation that sets aside the audience in force
+                    // here (one the revoked key signed): the latest one
+                    // before it that no revocation covers counts again, and
+                    // what the set-aside one let in is withdrawn now, not at
+                    // the origin's next audience.
+                    Some(Body::KeySet(set))
+                        if !set.revocations.is_empty() && origin != node.node_id().as_str() =>
+                    {
+                        if let Some(set_aside) = node
+                            .set_aside_at(&origin, &ingest.chain, index, &audience.brought)
+                            .map_err(|e| sequence(e.to_string()))?
+                        {
+                            let at = (node, &*ingest.chain, origin.as_str(), index);
+                            for (id, state) in
+                                audience.change(at, set_aside.in_force, &touched, &audiences)?
+                            {
+                                touched.insert(id.clone(), state);
+                                appender.withdraw(id, state);
                             }
-                            latest_audience = Some(Arc::new(view));
                         }
                         (log::subject_digest(&origin, KEYSET_SUBJECT), None, None)
                     }
@@ -390,7 +398,7 @@ pub fn apply_batch(
         }
     }
     check_batch_proof(&origin, &appender, &ingest.checkpoint, &proof)?;
-    if let Some(at) = refill_at {
+    if let Some(at) = audience.refill_at {
         // Before the commit: a crash between the two asks for a refill that
         // finds nothing, never forgets one.
         store.mark_refill(&origin, at)?;
@@ -440,6 +448,58 @@ fn withdrawal(
         .map(|state| (id, state)))
 }
 
+/// The origin's audience as a batch applies it.
+#[derive(Default)]
+struct AudienceInBatch {
+    /// In force as of the entry being applied, once the batch changed it
+    /// (an audience, or a revocation that set one aside); the store's
+    /// until then.
+    in_force: Option<Option<Arc<AudienceView>>>,
+    /// The audiences the batch brought, oldest first.
+    brought: Vec<(u64, Envelope, Arc<AudienceView>)>,
+    /// The position of a change that grants this node more than before.
+    refill_at: Option<u64>,
+}
+
+impl AudienceInBatch {
+    /// Makes `to` the audience in force from entry `index` (`at`: the node,
+    /// the origin's chain, the origin, `index`) on. Notes a refill when it
+    /// grants this node more than the one before, and returns the records
+    /// held here that it no longer lets this node see, each withdrawn at
+    /// `index` (`touched` and `batch`: what the batch brought so far).
+    fn change(
+        &mut self,
+        (node, chain, origin, index): (&Node, &KeyChain, &str, u64),
+        to: Option<Arc<AudienceView>>,
+        touched: &HashMap<String, RecordState>,
+        batch: &HashMap<String, (i32, Vec<String>)>,
+    ) -> Result<Vec<(String, RecordState)>, SyncError> {
+        let me = node.node_id().as_str();
+        let before = match &self.in_force {
+            Some(view) => view.clone(),
+            None => node.audience(origin).map_err(|e| SyncError::Sequence {
+                origin: origin.to_owned(),
+                index,
+                message: e.to_string(),
+            })?,
+        };
+        let granted = Grants::of(origin, to.as_deref(), me, false);
+        let held = Grants::of(origin, before.as_deref(), me, false);
+        if !held.includes(&granted) {
+            // More for this node than before: what it holds as digests may
+            // now come whole.
+            self.refill_at = Some(index);
+        }
+        let withdrawn = if may_narrow(chain, origin, before.as_deref(), &granted, me) {
+            no_longer_for_us(node, origin, index, to.as_deref(), touched, batch)?
+        } else {
+            Vec::new()
+        };
+        self.in_force = Some(to);
+        Ok(withdrawn)
+    }
+}
+
 /// Whether an audience granting this node `granted` may leave out a record
 /// it holds of `origin`, so that each must be checked again
 /// ([`no_longer_for_us`], a read of every held record's entry). It cannot
@@ -461,21 +521,22 @@ fn may_narrow(
 }
 
 /// The records of `origin` this node holds that `audience` (the origin's
-/// new audience, at `index`) no longer lets it see, each with its state
-/// withdrawn at `index`: this node is honest about itself, and drops what
-/// the origin no longer shares with it, as for a narrowed record.
+/// audience in force from `index` on; `None`: the pin decides) no longer
+/// lets it see, each with its state withdrawn at `index`: this node is
+/// honest about itself, and drops what the origin no longer shares with
+/// it, as for a narrowed record.
 fn no_longer_for_us(
     node: &Node,
     origin: &str,
     index: u64,
-    audience: &AudienceView,
+    audience: Option<&AudienceView>,
     touched: &HashMap<String, RecordState>,
     batch: &HashMap<String, (i32, Vec<String>)>,
 ) -> Result<Vec<(String, RecordState)>, SyncError> {
     let store = node.store();
     let us = Viewer::peer(
         node.node_id().clone(),
-        Grants::of(origin, Some(audience), node.node_id().as_str(), false),
+        Grants::of(origin, audience, node.node_id().as_str(), false),
     );
     let mut held: Vec<(String, RecordState)> = touched
         .iter()
