@@ -237,7 +237,7 @@ pub fn apply_batch(
     // Visibility and groups of the records this batch brings, for an
     // audience later in the same batch.
     let mut audiences: HashMap<String, (i32, Vec<String>)> = HashMap::new();
-    let mut audience = AudienceInBatch::default();
+    let mut audience = AudienceInBatch::new(node, &ingest.chain, &origin);
     // For the indexer, one per entry in order: a record entry's record,
     // any other entry as stored (`node::handoff`).
     let first = appender.next_index();
@@ -326,9 +326,8 @@ pub fn apply_batch(
                             .map_err(|e| sequence(e.to_string()))?;
                         if origin != node.node_id().as_str() {
                             let view = Arc::new(view);
-                            let at = (node, &*ingest.chain, origin.as_str(), index);
                             for (id, state) in audience.change(
-                                at,
+                                index,
                                 Some(Arc::clone(&view)),
                                 &touched,
                                 &audiences,
@@ -352,9 +351,8 @@ pub fn apply_batch(
                             .set_aside_at(&origin, &ingest.chain, index, &audience.brought)
                             .map_err(|e| sequence(e.to_string()))?
                         {
-                            let at = (node, &*ingest.chain, origin.as_str(), index);
                             for (id, state) in
-                                audience.change(at, set_aside.in_force, &touched, &audiences)?
+                                audience.change(index, set_aside.in_force, &touched, &audiences)?
                             {
                                 touched.insert(id.clone(), state);
                                 appender.withdraw(id, state);
@@ -449,8 +447,10 @@ fn withdrawal(
 }
 
 /// The origin's audience as a batch applies it.
-#[derive(Default)]
-struct AudienceInBatch {
+struct AudienceInBatch<'a> {
+    node: &'a Node,
+    chain: &'a KeyChain,
+    origin: &'a str,
     /// In force as of the entry being applied, once the batch changed it
     /// (an audience, or a revocation that set one aside); the store's
     /// until then.
@@ -461,19 +461,31 @@ struct AudienceInBatch {
     refill_at: Option<u64>,
 }
 
-impl AudienceInBatch {
-    /// Makes `to` the audience in force from entry `index` (`at`: the node,
-    /// the origin's chain, the origin, `index`) on. Notes a refill when it
-    /// grants this node more than the one before, and returns the records
-    /// held here that it no longer lets this node see, each withdrawn at
-    /// `index` (`touched` and `batch`: what the batch brought so far).
+impl<'a> AudienceInBatch<'a> {
+    fn new(node: &'a Node, chain: &'a KeyChain, origin: &'a str) -> Self {
+        Self {
+            node,
+            chain,
+            origin,
+            in_force: None,
+            brought: Vec::new(),
+            refill_at: None,
+        }
+    }
+
+    /// Makes `to` the audience in force from entry `index` on. Notes a
+    /// refill when it grants this node more than the one before, and
+    /// returns the records held here that it no longer lets this node see,
+    /// each withdrawn at `index` (`touched` and `batch`: what the batch
+    /// brought so far).
     fn change(
         &mut self,
-        (node, chain, origin, index): (&Node, &KeyChain, &str, u64),
+        index: u64,
         to: Option<Arc<AudienceView>>,
         touched: &HashMap<String, RecordState>,
         batch: &HashMap<String, (i32, Vec<String>)>,
     ) -> Result<Vec<(String, RecordState)>, SyncError> {
+        let (node, origin) = (self.node, self.origin);
         let me = node.node_id().as_str();
         let before = match &self.in_force {
             Some(view) => view.clone(),
@@ -490,7 +502,7 @@ impl AudienceInBatch {
             // now come whole.
             self.refill_at = Some(index);
         }
-        let withdrawn = if may_narrow(chain, origin, before.as_deref(), &granted, me) {
+        let withdrawn = if may_narrow(self.chain, origin, before.as_deref(), &granted, me) {
             no_longer_for_us(node, origin, index, to.as_deref(), touched, batch)?
         } else {
             Vec::new()
