@@ -351,6 +351,12 @@ pub fn apply_batch(
                             .set_aside_at(&origin, &ingest.chain, index, &audience.brought)
                             .map_err(|e| sequence(e.to_string()))?
                         {
+                            tracing::warn!(
+                                origin = origin.as_str(),
+                                index,
+                                "a revocation set aside the origin's audience in force here \
+                                 (the revoked key signed it); the one before it counts again"
+                            );
                             for (id, state) in
                                 audience.change(index, set_aside.in_force, &touched, &audiences)?
                             {
@@ -507,6 +513,14 @@ impl<'a> AudienceInBatch<'a> {
         } else {
             Vec::new()
         };
+        if !withdrawn.is_empty() {
+            tracing::info!(
+                origin,
+                index,
+                records = withdrawn.len(),
+                "the origin's audience no longer lets this node see records it held; withdrawn"
+            );
+        }
         self.in_force = Some(to);
         Ok(withdrawn)
     }
