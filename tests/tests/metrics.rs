@@ -265,6 +265,28 @@ fn metrics_tell_an_import_and_a_sync_as_they_happened() {
         0.0,
     );
 
+    // A record narrowed to private reaches uni as digests: withdrawn there.
+    expect(
+        &text,
+        "meridian_sync_withdrawn_records_total{reason=\"narrowed\"}",
+        0.0,
+    );
+    polar.import(&[record_line("PDC-0", "Ice core 0", "private")]);
+    let reports = uni.sync_now();
+    assert_eq!(reports["polar"]["outcome"], "ok", "{reports:?}");
+    let text = scrape_until(&uni, |t| value(t, "meridian_index_documents") == Some(3.0));
+    expect(
+        &text,
+        "meridian_sync_withdrawn_records_total{reason=\"narrowed\"}",
+        1.0,
+    );
+    expect(
+        &text,
+        "meridian_sync_withdrawn_records_total{reason=\"audience\"}",
+        0.0,
+    );
+    promtool_passes(&text);
+
     // Suspending and revoking move peers between states; a revoked
     // origin's entries are quarantined.
     uni.ok(&["trust", "revoke", "polar", "--yes"]);

@@ -105,6 +105,20 @@ label!(
 );
 
 label!(
+    /// Why a record this node held whole was withdrawn (it neither serves
+    /// nor searches it any more).
+    WithdrawReason, "reason", {
+        /// A later version arrived as digests only: narrowed, or a
+        /// tombstone of a version this node may not see.
+        Narrowed => "narrowed",
+        /// The origin's new audience no longer lets this node see it.
+        Audience => "audience",
+        /// A revocation set aside the audience that had let it in.
+        Revocation => "revocation",
+    }
+);
+
+label!(
     /// The search scopes (DESIGN §8).
     SearchScope, "scope", {
         Local => "local",
@@ -222,6 +236,8 @@ pub struct Metrics {
     pub rejections: Counters<RejectReason>,
     /// Entries of other origins verified and applied.
     pub entries_pulled: Counter,
+    /// Records held whole and then withdrawn by a pull, by reason.
+    pub withdrawn: Counters<WithdrawReason>,
     /// Searches answered, by scope, in seconds.
     search_seconds: Family<Label, Histogram, fn() -> Histogram>,
     /// Requests and connections refused by a limit.
@@ -249,6 +265,7 @@ impl Default for Metrics {
             pulls: Counters::default(),
             rejections: Counters::default(),
             entries_pulled: Counter::default(),
+            withdrawn: Counters::default(),
             search_seconds,
             limit_hits: Counters::default(),
             connections_accepted: Counters::default(),
@@ -289,6 +306,11 @@ impl Metrics {
             "sync_entries_pulled",
             "Log entries of other origins verified and applied",
             self.entries_pulled.clone(),
+        );
+        registry.register(
+            "sync_withdrawn_records",
+            "Records held whole that a pull withdrew (no longer served or searched here), by reason",
+            self.withdrawn.family.clone(),
         );
         registry.register_with_unit(
             "search_duration",

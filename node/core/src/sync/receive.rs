@@ -27,6 +27,7 @@ use crate::ids::LogIndex;
 use crate::keyset::{self, KeyChain};
 use crate::log::{self, Appender, RecordState, StoredEntry, KEYSET_SUBJECT};
 use crate::merkle::Hash;
+use crate::metrics::{LabelValue, WithdrawReason};
 use crate::node::handoff::Handed;
 use crate::node::Node;
 use crate::proto::{
@@ -238,6 +239,8 @@ pub fn apply_batch(
     // audience later in the same batch.
     let mut audiences: HashMap<String, (i32, Vec<String>)> = HashMap::new();
     let mut audience = AudienceInBatch::new(node, &ingest.chain, &origin);
+    // Held versions that later digests withdrew.
+    let mut narrowed = 0;
     // For the indexer, one per entry in order: a record entry's record,
     // any other entry as stored (`node::handoff`).
     let first = appender.next_index();
@@ -327,6 +330,7 @@ pub fn apply_batch(
                         if origin != node.node_id().as_str() {
                             let view = Arc::new(view);
                             for (id, state) in audience.change(
+                                WithdrawReason::Audience,
                                 index,
                                 Some(Arc::clone(&view)),
                                 &touched,
@@ -357,9 +361,13 @@ pub fn apply_batch(
                                 "a revocation set aside the origin's audience in force here \
                                  (the revoked key signed it); the one before it counts again"
                             );
-                            for (id, state) in
-                                audience.change(index, set_aside.in_force, &touched, &audiences)?
-                            {
+                            for (id, state) in audience.change(
+                                WithdrawReason::Revocation,
+                                index,
+                                set_aside.in_force,
+                                &touched,
+                                &audiences,
+                            )? {
                                 touched.insert(id.clone(), state);
                                 appender.withdraw(id, state);
                             }
@@ -391,6 +399,7 @@ pub fn apply_batch(
                 let withdrawn = withdrawal(store, &origin, index, &subject, &subjects, &touched)?;
                 if let Some((id, state)) = &withdrawn {
                     touched.insert(id.clone(), *state);
+                    narrowed += 1;
                 }
                 let stored = StoredEntry::Redacted { subject, payload };
                 appender
@@ -417,7 +426,12 @@ pub fn apply_batch(
             node.handoff.give(&origin, first, handed);
         }
         ingest.applied += count;
-        node.metrics().entries_pulled.inc_by(count);
+        let metrics = node.metrics();
+        metrics.entries_pulled.inc_by(count);
+        metrics.withdrawn.add(WithdrawReason::Narrowed, narrowed);
+        for (reason, n) in audience.withdrawn {
+            metrics.withdrawn.add(reason, n);
+        }
         node.changed();
     }
     Ok(count)
@@ -465,6 +479,8 @@ struct AudienceInBatch<'a> {
     brought: Vec<(u64, Envelope, Arc<AudienceView>)>,
     /// The position of a change that grants this node more than before.
     refill_at: Option<u64>,
+    /// Records the changes withdrew, by why.
+    withdrawn: Vec<(WithdrawReason, u64)>,
 }
 
 impl<'a> AudienceInBatch<'a> {
@@ -476,16 +492,19 @@ impl<'a> AudienceInBatch<'a> {
             in_force: None,
             brought: Vec::new(),
             refill_at: None,
+            withdrawn: Vec::new(),
         }
     }
 
-    /// Makes `to` the audience in force from entry `index` on. Notes a
-    /// refill when it grants this node more than the one before, and
-    /// returns the records held here that it no longer lets this node see,
-    /// each withdrawn at `index` (`touched` and `batch`: what the batch
-    /// brought so far).
+    /// Makes `to` the audience in force from entry `index` on (`why`: an
+    /// audience, or a revocation that set one aside). Notes a refill when
+    /// it grants this node more than the one before, and returns the
+    /// records held here that it no longer lets this node see, each
+    /// withdrawn at `index` (`touched` and `batch`: what the batch brought
+    /// so far).
     fn change(
         &mut self,
+        why: WithdrawReason,
         index: u64,
         to: Option<Arc<AudienceView>>,
         touched: &HashMap<String, RecordState>,
@@ -518,8 +537,10 @@ impl<'a> AudienceInBatch<'a> {
                 origin,
                 index,
                 records = withdrawn.len(),
-                "the origin's audience no longer lets this node see records it held; withdrawn"
+                reason = why.as_str(),
+                "the origin's audience in force no longer lets this node see records it held; withdrawn"
             );
+            self.withdrawn.push((why, withdrawn.len() as u64));
         }
         self.in_force = Some(to);
         Ok(withdrawn)

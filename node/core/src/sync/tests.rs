@@ -981,6 +981,18 @@ fn operator_sees(node: &Node, origin: &str, id: &str) -> bool {
     node.get(origin, id, &operator).is_ok()
 }
 
+/// Records `node` withdrew after holding them whole: narrowed, by an
+/// audience, by a revocation (`meridian_sync_withdrawn_records_total`).
+fn withdrawn(node: &Node) -> [u64; 3] {
+    use crate::metrics::WithdrawReason::{Audience, Narrowed, Revocation};
+    let counts = &node.metrics().withdrawn;
+    [
+        counts.get(Narrowed),
+        counts.get(Audience),
+        counts.get(Revocation),
+    ]
+}
+
 /// Ids `node` finds for `text` as its operator, after indexing what it holds.
 fn searched(node: &Node, text: &str) -> Vec<String> {
     node.catch_up_index(&mut |_| {}).unwrap();
@@ -1035,6 +1047,7 @@ async fn a_narrowed_then_withdrawn_record_leaves_the_replicas() {
     assert!(report.ok && report.entries == 2, "{report:?}");
     assert!(!operator_sees(&fed.here, POLAR, "PDC-2"));
     assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-3"]);
+    assert_eq!(withdrawn(&fed.here), [1, 0, 0], "counted once, as narrowed");
     let page = fed
         .here
         .list(
@@ -2485,6 +2498,11 @@ async fn what_a_revoked_keys_audience_let_in_is_withdrawn_at_the_revocation() {
     assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "withdrawn");
     assert!(operator_sees(&fed.here, POLAR, "PDC-2"));
     assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
+    assert_eq!(
+        withdrawn(&fed.here),
+        [0, 0, 1],
+        "counted as by the revocation"
+    );
     fed.here.rebuild_index(&mut |_| {}).unwrap();
     assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
     let report = crate::fsck::check(&fed.here).unwrap();
@@ -2528,6 +2546,11 @@ async fn what_a_revoked_keys_audience_withdrew_comes_back_at_the_revocation() {
         .unwrap();
     assert_honest_retry(&fed).await;
     assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "withdrawn");
+    assert_eq!(
+        withdrawn(&fed.here),
+        [0, 1, 0],
+        "counted as by the audience"
+    );
 
     let leaked = fed.polar.key().key_id().clone();
     fed.polar
