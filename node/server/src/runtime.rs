@@ -434,6 +434,13 @@ async fn run(
     reloader.abort();
     health_task.abort();
     tasks.stop().await;
+    // What the last requests wrote (an import's checkpoint is written after
+    // its entries are flushed) is on disk before the process exits: sled
+    // writes on its own only every half second, and the process exits
+    // without waiting for its threads.
+    if let Err(e) = node.store().flush() {
+        tracing::error!(error = %e, "cannot flush the store at the stop");
+    }
     a?;
     b?;
     Ok(())
