@@ -239,6 +239,9 @@ pub fn repair(node: &Node) -> Result<FsckReport, NodeError> {
         let seen = node.rebuild_index(&mut |_| {})?;
         repaired.push(format!("rebuilt the index from the store ({seen} entries)"));
     }
+    // Repairs are on disk when the command returns, whatever else still
+    // holds the store open.
+    node.store().flush()?;
     let mut after = check(node)?;
     after.repaired = repaired;
     Ok(after)
