@@ -131,15 +131,7 @@ fn a_clean_stop_right_after_an_import_leaves_fsck_clean() {
     for (round, chunk) in lines.chunks(10).enumerate() {
         // Acknowledged once stored and signed, not once searchable: the
         // stop follows at once.
-        let out = node.run_with_stdin(
-            &["holdings", "import", "-", "--no-wait"],
-            Some(&chunk.join("\n")),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        node.import_no_wait(chunk);
         assert!(node.stop(), "round {round}: a clean stop");
         let (_, report) = fsck(&node);
         assert_eq!(report["clean"], true, "round {round}: {report}");

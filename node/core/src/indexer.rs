@@ -114,21 +114,11 @@ impl Node {
                             // leaves the index, with the cursor past it, and
                             // so does what an audience it set aside had let
                             // in (withdrawn at its position, `sync::receive`).
-                            ops.extend(self.quarantined(&origin)?.into_iter().map(|q| {
-                                IndexOp::Remove {
-                                    origin: origin.clone(),
-                                    id: q.id,
-                                }
-                            }));
+                            let quarantined = self.quarantined(&origin)?.into_iter().map(|q| q.id);
+                            ops.extend(removals(&origin, quarantined));
                             if origin != self.node_id().as_str() {
-                                ops.extend(
-                                    withdrawn_at(self.store(), &origin, index)?.into_iter().map(
-                                        |id| IndexOp::Remove {
-                                            origin: origin.clone(),
-                                            id,
-                                        },
-                                    ),
-                                );
+                                let withdrawn = withdrawn_at(self.store(), &origin, index)?;
+                                ops.extend(removals(&origin, withdrawn));
                             }
                             continue;
                         }
@@ -146,12 +136,8 @@ impl Node {
                         // An audience that no longer names this node for
                         // records it held: they were withdrawn at its
                         // position (`sync::receive`).
-                        ops.extend(withdrawn_at(self.store(), &origin, index)?.into_iter().map(
-                            |id| IndexOp::Remove {
-                                origin: origin.clone(),
-                                id,
-                            },
-                        ));
+                        let withdrawn = withdrawn_at(self.store(), &origin, index)?;
+                        ops.extend(removals(&origin, withdrawn));
                         continue;
                     }
                     if let Some(op) = index_op(self.store(), &origin, index, entry)? {
@@ -328,6 +314,17 @@ impl Node {
 /// Whether a stored entry is an origin's audience.
 fn is_audience(entry: &StoredEntry) -> bool {
     matches!(entry, StoredEntry::Signed(envelope) if envelope.payload_type == AUDIENCE_TYPE)
+}
+
+/// The index changes that take records `ids` of `origin` out.
+fn removals<'a>(
+    origin: &'a str,
+    ids: impl IntoIterator<Item = String> + 'a,
+) -> impl Iterator<Item = IndexOp> + 'a {
+    ids.into_iter().map(move |id| IndexOp::Remove {
+        origin: origin.to_owned(),
+        id,
+    })
 }
 
 /// Records of `origin` whose state is a withdrawal at `index`: what the

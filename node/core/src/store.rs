@@ -625,19 +625,18 @@ impl Store {
     /// this node may no longer see): what a later, wider audience can bring
     /// back.
     pub fn withdrawn_by_audience(&self, origin: &str) -> Result<HashMap<String, u64>, StoreError> {
-        let mut audiences: HashSet<u64> = self.audience_positions(origin)?.into_iter().collect();
-        if !audiences.is_empty() {
-            audiences.extend(self.key_set_positions(origin)?);
-        }
+        // With no audience, nothing was ever withdrawn by one or set aside.
+        let mut positions: HashSet<u64> = self.audience_positions(origin)?.into_iter().collect();
         let mut out = HashMap::new();
-        if audiences.is_empty() {
+        if positions.is_empty() {
             return Ok(out);
         }
+        positions.extend(self.key_set_positions(origin)?);
         let prefix = origin_prefix(origin);
         for item in self.records.scan_prefix(&prefix) {
             let (key, value) = item?;
             let state = decode_state(&value)?;
-            if state.deleted && audiences.contains(&state.log_index.get()) {
+            if state.deleted && positions.contains(&state.log_index.get()) {
                 let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
                 out.insert(id, state.version);
             }

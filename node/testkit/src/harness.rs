@@ -490,7 +490,19 @@ impl TestNode {
 
     /// Imports JSON Lines through the CLI; panics on failure.
     pub fn import(&self, lines: &[String]) {
-        let out = self.run_with_stdin(&["holdings", "import", "-"], Some(&lines.join("\n")));
+        self.import_with(lines, &[]);
+    }
+
+    /// Imports `lines` and returns once they are stored and signed, before
+    /// they are searchable (`--no-wait`).
+    pub fn import_no_wait(&self, lines: &[String]) {
+        self.import_with(lines, &["--no-wait"]);
+    }
+
+    fn import_with(&self, lines: &[String], flags: &[&str]) {
+        let mut args = vec!["holdings", "import", "-"];
+        args.extend_from_slice(flags);
+        let out = self.run_with_stdin(&args, Some(&lines.join("\n")));
         assert!(
             out.status.success(),
             "import failed: {}",

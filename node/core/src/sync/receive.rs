@@ -237,7 +237,7 @@ pub fn apply_batch(
     let mut subjects: HashMap<Hash, String> = HashMap::new();
     // Visibility and groups of the records this batch brings, for an
     // audience later in the same batch.
-    let mut audiences: HashMap<String, (i32, Vec<String>)> = HashMap::new();
+    let mut audiences: RecordAudiences = HashMap::new();
     let mut audience = AudienceInBatch::new(node, &ingest.chain, &origin);
     // Held versions that later digests withdrew.
     let mut narrowed = 0;
@@ -329,16 +329,13 @@ pub fn apply_batch(
                             .map_err(|e| sequence(e.to_string()))?;
                         if origin != node.node_id().as_str() {
                             let view = Arc::new(view);
-                            for (id, state) in audience.change(
+                            audience.change(
                                 WithdrawReason::Audience,
                                 index,
                                 Some(Arc::clone(&view)),
-                                &touched,
-                                &audiences,
-                            )? {
-                                touched.insert(id.clone(), state);
-                                appender.withdraw(id, state);
-                            }
+                                (&mut touched, &audiences),
+                                &mut appender,
+                            )?;
                             audience.brought.push((index, envelope.clone(), view));
                         }
                         (log::subject_digest(&origin, KEYSET_SUBJECT), None, None)
@@ -361,16 +358,13 @@ pub fn apply_batch(
                                 "a revocation set aside the origin's audience in force here \
                                  (the revoked key signed it); the one before it counts again"
                             );
-                            for (id, state) in audience.change(
+                            audience.change(
                                 WithdrawReason::Revocation,
                                 index,
                                 set_aside.in_force,
-                                &touched,
-                                &audiences,
-                            )? {
-                                touched.insert(id.clone(), state);
-                                appender.withdraw(id, state);
-                            }
+                                (&mut touched, &audiences),
+                                &mut appender,
+                            )?;
                         }
                         (log::subject_digest(&origin, KEYSET_SUBJECT), None, None)
                     }
@@ -466,6 +460,9 @@ fn withdrawal(
         .map(|state| (id, state)))
 }
 
+/// Visibility and groups of each record a batch brought, by id.
+type RecordAudiences = HashMap<String, (i32, Vec<String>)>;
+
 /// The origin's audience as a batch applies it.
 struct AudienceInBatch<'a> {
     node: &'a Node,
@@ -498,18 +495,18 @@ impl<'a> AudienceInBatch<'a> {
 
     /// Makes `to` the audience in force from entry `index` on (`why`: an
     /// audience, or a revocation that set one aside). Notes a refill when
-    /// it grants this node more than the one before, and returns the
-    /// records held here that it no longer lets this node see, each
-    /// withdrawn at `index` (`touched` and `batch`: what the batch brought
-    /// so far).
+    /// it grants this node more than the one before, and withdraws at
+    /// `index`, in `appender` and in `touched`, the records held here that
+    /// it no longer lets this node see (`touched` and `batch`: the states
+    /// and audiences of what the batch brought so far).
     fn change(
         &mut self,
         why: WithdrawReason,
         index: u64,
         to: Option<Arc<AudienceView>>,
-        touched: &HashMap<String, RecordState>,
-        batch: &HashMap<String, (i32, Vec<String>)>,
-    ) -> Result<Vec<(String, RecordState)>, SyncError> {
+        (touched, batch): (&mut HashMap<String, RecordState>, &RecordAudiences),
+        appender: &mut Appender<OriginNodes<'_>>,
+    ) -> Result<(), SyncError> {
         let (node, origin) = (self.node, self.origin);
         let me = node.node_id().as_str();
         let before = match &self.in_force {
@@ -542,8 +539,12 @@ impl<'a> AudienceInBatch<'a> {
             );
             self.withdrawn.push((why, withdrawn.len() as u64));
         }
+        for (id, state) in withdrawn {
+            touched.insert(id.clone(), state);
+            appender.withdraw(id, state);
+        }
         self.in_force = Some(to);
-        Ok(withdrawn)
+        Ok(())
     }
 }
 
@@ -578,7 +579,7 @@ fn no_longer_for_us(
     index: u64,
     audience: Option<&AudienceView>,
     touched: &HashMap<String, RecordState>,
-    batch: &HashMap<String, (i32, Vec<String>)>,
+    batch: &RecordAudiences,
 ) -> Result<Vec<(String, RecordState)>, SyncError> {
     let store = node.store();
     let us = Viewer::peer(

@@ -993,6 +993,20 @@ fn withdrawn(node: &Node) -> [u64; 3] {
     ]
 }
 
+/// `fsck` finds `node`'s store and index in order.
+fn assert_fsck_clean(node: &Node) {
+    let report = crate::fsck::check(node).unwrap();
+    assert!(report.clean(), "{:?}", report.findings);
+}
+
+/// An index rebuilt from `node`'s store finds `ids` for "station", and
+/// `fsck` finds all in order.
+fn assert_rebuilt_and_clean(node: &Node, ids: &[&str]) {
+    node.rebuild_index(&mut |_| {}).unwrap();
+    assert_eq!(searched(node, "station"), ids);
+    assert_fsck_clean(node);
+}
+
 /// Ids `node` finds for `text` as its operator, after indexing what it holds.
 fn searched(node: &Node, text: &str) -> Vec<String> {
     node.catch_up_index(&mut |_| {}).unwrap();
@@ -1073,10 +1087,7 @@ async fn a_narrowed_then_withdrawn_record_leaves_the_replicas() {
     assert_eq!(served_as(&fed.here, &uni, POLAR, 1), "entry");
 
     // The index forgets it on a rebuild too, and fsck finds all in order.
-    fed.here.rebuild_index(&mut |_| {}).unwrap();
-    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-3"]);
-    let report = crate::fsck::check(&fed.here).unwrap();
-    assert!(report.clean(), "{:?}", report.findings);
+    assert_rebuilt_and_clean(&fed.here, &["PDC-1", "PDC-3"]);
 }
 
 /// The indexer takes what a pull applied from sync's hands instead of
@@ -2287,10 +2298,7 @@ async fn an_audience_that_adds_then_removes_this_node_refills_then_withdraws() {
     assert!(report.ok, "{report:?}");
     assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "withdrawn");
     assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
-    fed.here.rebuild_index(&mut |_| {}).unwrap();
-    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
-    let report = crate::fsck::check(&fed.here).unwrap();
-    assert!(report.clean(), "{:?}", report.findings);
+    assert_rebuilt_and_clean(&fed.here, &["PDC-2"]);
 }
 
 /// `here` holds PDC-1 v2 (entry 4) as digests, and then `polar` publishes
@@ -2425,8 +2433,7 @@ async fn a_record_an_audience_withdrew_comes_back_with_a_wider_audience() {
         .withdrawn_by_audience(POLAR)
         .unwrap()
         .is_empty());
-    let report = crate::fsck::check(&fed.here).unwrap();
-    assert!(report.clean(), "{:?}", report.findings);
+    assert_fsck_clean(&fed.here);
 }
 
 /// Before its first audience an origin serves FEDERATION records to the
@@ -2503,10 +2510,7 @@ async fn what_a_revoked_keys_audience_let_in_is_withdrawn_at_the_revocation() {
         [0, 0, 1],
         "counted as by the revocation"
     );
-    fed.here.rebuild_index(&mut |_| {}).unwrap();
-    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
-    let report = crate::fsck::check(&fed.here).unwrap();
-    assert!(report.clean(), "{:?}", report.findings);
+    assert_rebuilt_and_clean(&fed.here, &["PDC-2"]);
 
     // A genuine audience that places `here` in another group changes
     // nothing of that; one from the origin's operator that places it in
@@ -2522,8 +2526,7 @@ async fn what_a_revoked_keys_audience_let_in_is_withdrawn_at_the_revocation() {
         "granted by the origin"
     );
     assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
-    let report = crate::fsck::check(&fed.here).unwrap();
-    assert!(report.clean(), "{:?}", report.findings);
+    assert_fsck_clean(&fed.here);
 }
 
 /// What a revoked key's audience withdrew comes back when the revocation
@@ -2560,10 +2563,7 @@ async fn what_a_revoked_keys_audience_withdrew_comes_back_at_the_revocation() {
     assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "back");
     assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
     assert_eq!(fed.here.store().refill_due(POLAR).unwrap(), None);
-    fed.here.rebuild_index(&mut |_| {}).unwrap();
-    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
-    let report = crate::fsck::check(&fed.here).unwrap();
-    assert!(report.clean(), "{:?}", report.findings);
+    assert_rebuilt_and_clean(&fed.here, &["PDC-1", "PDC-2"]);
 }
 
 /// An audience signed by a key the origin later revokes from before it is
