@@ -16,8 +16,10 @@ use crate::trust::PeerState;
 use crate::visibility::{self, AudienceView, Grants, Viewer};
 
 /// The audience chosen per origin, with the latest audience position and
-/// the number of the origin's revocations it was chosen at.
-pub(crate) type Cache = HashMap<String, (u64, usize, Option<Arc<AudienceView>>)>;
+/// the position of the key set that last published or moved back one of
+/// the origin's revocations, as they were when it was chosen: a second
+/// revocation of a key moves its range without adding a revocation.
+pub(crate) type Cache = HashMap<String, (u64, Option<u64>, Option<Arc<AudienceView>>)>;
 
 /// An origin's audience that a revocation set aside ([`Node::set_aside_at`]).
 #[derive(Debug)]
@@ -100,7 +102,9 @@ impl Node {
             // A chain that does not verify is sync's to report.
             Err(_) => None,
         };
-        let revocations = revoking.as_ref().map_or(0, |c| c.revocations().len());
+        let revocations = revoking
+            .as_ref()
+            .and_then(|c| c.revocations().iter().map(|r| r.published_at).max());
         if let Some((at, seen, view)) = self
             .audiences
             .lock()

@@ -2467,6 +2467,18 @@ async fn a_first_audience_without_this_node_withdraws_what_the_pin_let_in() {
     assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
 }
 
+/// Whether `node` holds that `polar`'s audience in force places `here` in
+/// polar-consortium.
+fn here_in_group(node: &Node) -> bool {
+    node.peer_viewer(&HERE.parse().unwrap())
+        .unwrap()
+        .may_see_audience(
+            POLAR,
+            crate::proto::Visibility::Groups as i32,
+            &["polar-consortium".into()],
+        )
+}
+
 /// The leaked key of `polar` publishes an audience that places `here` in
 /// the group; the operator's trust store never said so.
 fn publish_thiefs_audience(polar: &Node) {
@@ -2529,6 +2541,61 @@ async fn what_a_revoked_keys_audience_let_in_is_withdrawn_at_the_revocation() {
     assert_fsck_clean(&fed.here);
 }
 
+/// A revocation sets aside what it covered when it arrived, not what later
+/// revocations cover: the first of two revocations of one key leaves the
+/// audience before the one it covers in force, and only the second, which
+/// moves the key's validity back past that audience, withdraws what it let
+/// in. A rebuild and fsck, which replay the log with both revocations
+/// known, agree with what the pulls did one at a time.
+#[tokio::test]
+async fn a_later_revocation_does_not_change_what_an_earlier_one_set_aside() {
+    let fed = federation();
+    fed.polar.publish_audience().unwrap().expect("an audience");
+    import(&fed.polar, 1, 2);
+    narrow(&fed.polar, "PDC-1", "groups");
+    let long_ago = fed.polar.store().log_size(POLAR).unwrap();
+    publish_with_here_in(&fed.polar, &["polar-consortium"]);
+    let lately = fed.polar.store().log_size(POLAR).unwrap();
+    publish_with_here_in(&fed.polar, &["polar-consortium", "other-group"]);
+    assert_honest_retry(&fed).await;
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "in the group");
+
+    // The key leaked lately: the audience before the one it covers grants
+    // the group, as the trust store does, so no audience follows.
+    fed.polar
+        .trust()
+        .set_groups(HERE, &["polar-consortium".into()])
+        .unwrap();
+    let leaked = fed.polar.key().key_id().clone();
+    let before = fed.polar.store().log_size(POLAR).unwrap();
+    fed.polar
+        .revoke_key(Vec::new(), leaked.clone(), lately, "leaked".into(), 30)
+        .unwrap();
+    assert_eq!(fed.polar.store().log_size(POLAR).unwrap(), before + 1);
+    assert_honest_retry(&fed).await;
+    assert!(
+        operator_sees(&fed.here, POLAR, "PDC-1"),
+        "the audience before the revoked one grants the group"
+    );
+    assert!(here_in_group(&fed.here) && here_in_group(&fed.polar));
+    assert_eq!(withdrawn(&fed.here), [0, 0, 0]);
+    assert_rebuilt_and_clean(&fed.here, &["PDC-1", "PDC-2"]);
+
+    // It leaked long ago: the first audience, which leaves `here` out of
+    // the group, is the one in force again.
+    fed.polar.trust().set_groups(HERE, &[]).unwrap();
+    let before = fed.polar.store().log_size(POLAR).unwrap();
+    fed.polar
+        .revoke_key(Vec::new(), leaked, long_ago, "leaked earlier".into(), 30)
+        .unwrap();
+    assert_eq!(fed.polar.store().log_size(POLAR).unwrap(), before + 1);
+    assert_honest_retry(&fed).await;
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "withdrawn");
+    assert!(!here_in_group(&fed.here) && !here_in_group(&fed.polar));
+    assert_eq!(withdrawn(&fed.here), [0, 0, 1]);
+    assert_rebuilt_and_clean(&fed.here, &["PDC-2"]);
+}
+
 /// What a revoked key's audience withdrew comes back when the revocation
 /// arrives: the audience in force again grants it, so the record is asked
 /// for again (a refill) and is held, searched and checked as before.
@@ -2576,15 +2643,6 @@ async fn an_audience_signed_by_a_revoked_key_no_longer_counts() {
     let from = fed.polar.store().log_size(POLAR).unwrap();
     publish_thiefs_audience(&fed.polar);
     assert_honest_retry(&fed).await;
-    let here_in_group = |node: &Node| {
-        node.peer_viewer(&HERE.parse().unwrap())
-            .unwrap()
-            .may_see_audience(
-                POLAR,
-                crate::proto::Visibility::Groups as i32,
-                &["polar-consortium".into()],
-            )
-    };
     assert!(here_in_group(&fed.polar));
     assert!(here_in_group(&fed.here), "before the revocation");
 
