@@ -2545,8 +2545,9 @@ async fn what_a_revoked_keys_audience_let_in_is_withdrawn_at_the_revocation() {
 /// revocations cover: the first of two revocations of one key leaves the
 /// audience before the one it covers in force, and only the second, which
 /// moves the key's validity back past that audience, withdraws what it let
-/// in. A rebuild and fsck, which replay the log with both revocations
-/// known, agree with what the pulls did one at a time.
+/// in and quarantines the record the key signed in between. A rebuild and
+/// fsck, which replay the log with both revocations known, agree with what
+/// the pulls did one at a time.
 #[tokio::test]
 async fn a_later_revocation_does_not_change_what_an_earlier_one_set_aside() {
     let fed = federation();
@@ -2555,6 +2556,7 @@ async fn a_later_revocation_does_not_change_what_an_earlier_one_set_aside() {
     narrow(&fed.polar, "PDC-1", "groups");
     let long_ago = fed.polar.store().log_size(POLAR).unwrap();
     publish_with_here_in(&fed.polar, &["polar-consortium"]);
+    import(&fed.polar, 3, 1);
     let lately = fed.polar.store().log_size(POLAR).unwrap();
     publish_with_here_in(&fed.polar, &["polar-consortium", "other-group"]);
     assert_honest_retry(&fed).await;
@@ -2579,7 +2581,7 @@ async fn a_later_revocation_does_not_change_what_an_earlier_one_set_aside() {
     );
     assert!(here_in_group(&fed.here) && here_in_group(&fed.polar));
     assert_eq!(withdrawn(&fed.here), [0, 0, 0]);
-    assert_rebuilt_and_clean(&fed.here, &["PDC-1", "PDC-2"]);
+    assert_rebuilt_and_clean(&fed.here, &["PDC-1", "PDC-2", "PDC-3"]);
 
     // It leaked long ago: the first audience, which leaves `here` out of
     // the group, is the one in force again.
@@ -2591,6 +2593,7 @@ async fn a_later_revocation_does_not_change_what_an_earlier_one_set_aside() {
     assert_eq!(fed.polar.store().log_size(POLAR).unwrap(), before + 1);
     assert_honest_retry(&fed).await;
     assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "withdrawn");
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-3"), "quarantined");
     assert!(!here_in_group(&fed.here) && !here_in_group(&fed.polar));
     assert_eq!(withdrawn(&fed.here), [0, 0, 1]);
     assert_rebuilt_and_clean(&fed.here, &["PDC-2"]);
