@@ -235,6 +235,8 @@ fn set(ids: &[&str]) -> BTreeSet<String> {
 /// genuine content back, and `keys resign` re-signs the genuine record the
 /// leaked key signed; the federation syncs on with no re-pinning and every
 /// peer ends with the genuine records, each verified, and nothing forged.
+/// When the leak turns out to be older, the key is revoked again from
+/// further back, and the same steps end the quarantine of what it adds.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_compromise_drill_revokes_quarantines_and_resigns() {
     let tmp = tempfile::tempdir().unwrap();
@@ -440,6 +442,54 @@ async fn the_compromise_drill_revokes_quarantines_and_resigns() {
         })
         .await;
         assert_eq!(searched(peer, "forged"), BTreeSet::new());
+    }
+
+    // Later the operator learns that the key leaked before PDC-3 was
+    // signed: revoked again from further back, it quarantines PDC-3 at
+    // the origin and at every peer, and `keys resign` brings it back
+    // signed by the key in use.
+    let pdc3 = first_forged - 1;
+    let moved: serde_json::Value = serde_json::from_str(&polar.ok(&[
+        "keys",
+        "revoke",
+        &leaked_id,
+        "--from-index",
+        &pdc3.to_string(),
+        "--reason",
+        "leaked before PDC-3",
+        "--root-key",
+        root_arg,
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(moved["signing_key"], new_key.as_str(), "{moved}");
+    assert_eq!(moved["revocations"][0]["from_index"], pdc3, "{moved}");
+    assert_eq!(moved["quarantined"], 1, "{moved}");
+    assert!(held(&polar, "polar", "PDC-3").await.is_none());
+    for peer in [&uni, &genomics] {
+        assert_eq!(peer.sync_now()["polar"]["ok"], true);
+        assert!(held(peer, "polar", "PDC-3").await.is_none());
+        let status = peer.peers_status();
+        assert_eq!(status["polar"]["quarantined"], 1, "{status:?}");
+        eventually("PDC-3 leaves search", || async move {
+            hits(anonymous_channel(peer).await, "ice").await
+                == set(&["polar/PDC-1", "polar/PDC-2", "polar/PDC-4"])
+        })
+        .await;
+    }
+    let resigned: serde_json::Value =
+        serde_json::from_str(&polar.ok(&["keys", "resign", "--json"])).unwrap();
+    assert_eq!(resigned["resigned"], 1, "{resigned}");
+    for peer in [&uni, &genomics] {
+        assert_eq!(peer.sync_now()["polar"]["ok"], true);
+        let keys = verified_keys(peer, "polar", &["PDC-1".into(), "PDC-3".into()]).await;
+        assert_eq!(keys["PDC-1"], leaked_id, "signed before both ranges");
+        assert_eq!(keys["PDC-3"], new_key);
+        eventually("PDC-3 is back", || async move {
+            hits(anonymous_channel(peer).await, "ice").await
+                == set(&["polar/PDC-1", "polar/PDC-2", "polar/PDC-3", "polar/PDC-4"])
+        })
+        .await;
     }
 }
 
