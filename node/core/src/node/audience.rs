@@ -102,7 +102,8 @@ impl Node {
             // A chain that does not verify is sync's to report.
             Err(_) => None,
         };
-        let revocations = revoking
+        // Every revocation published or moved back comes with a new set.
+        let revised_at = revoking
             .as_ref()
             .and_then(|c| c.revocations().iter().map(|r| r.published_at).max());
         if let Some((at, seen, view)) = self
@@ -111,7 +112,7 @@ impl Node {
             .unwrap_or_else(|p| p.into_inner())
             .get(origin)
         {
-            if *at == latest && *seen == revocations {
+            if *at == latest && *seen == revised_at {
                 return Ok(view.clone());
             }
         }
@@ -136,7 +137,7 @@ impl Node {
         self.audiences
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(origin.to_owned(), (latest, revocations, view.clone()));
+            .insert(origin.to_owned(), (latest, revised_at, view.clone()));
         Ok(view)
     }
 
