@@ -16,9 +16,9 @@ use crate::trust::PeerState;
 use crate::visibility::{self, AudienceView, Grants, Viewer};
 
 /// The audience chosen per origin, with the latest audience position and
-/// the position of the key set that last published or moved back one of
-/// the origin's revocations, as they were when it was chosen: a second
-/// revocation of a key moves its range without adding a revocation.
+/// the position of the origin's last key set (once it has revocations) it
+/// was chosen at: every revocation, and every move of one further back,
+/// comes with a new set.
 pub(crate) type Cache = HashMap<String, (u64, Option<u64>, Option<Arc<AudienceView>>)>;
 
 /// An origin's audience that a revocation set aside ([`Node::set_aside_at`]).
@@ -102,10 +102,10 @@ impl Node {
             // A chain that does not verify is sync's to report.
             Err(_) => None,
         };
-        // Every revocation published or moved back comes with a new set.
         let revised_at = revoking
             .as_ref()
-            .and_then(|c| c.revocations().iter().map(|r| r.published_at).max());
+            .and_then(|c| c.latest())
+            .map(|link| link.index);
         if let Some((at, seen, view)) = self
             .audiences
             .lock()
