@@ -58,6 +58,14 @@ pub const CHECKPOINT_TYPE: &str = "application/vnd.meridian.checkpoint.v1+proto"
 /// The largest envelope (protobuf-encoded) this node verifies: 1 MiB.
 pub const MAX_ENVELOPE_BYTES: usize = 1 << 20;
 
+/// Most signatures one envelope may carry. The signature list is covered by
+/// no signature, so a relay could pad it: this bounds what a padded entry
+/// adds (about 3.5 KiB) to what this node stores and hands on. An honest
+/// envelope carries a threshold of one key set's keys, of two during a
+/// rotation or a handover of roots, and witness cosignatures on a
+/// checkpoint.
+pub const MAX_SIGNATURES: usize = 32;
+
 /// Domain separation for key ids, so a key id is never a hash that some
 /// other protocol also computes over the same key.
 const KEY_ID_DOMAIN: &[u8] = b"meridian key id v1 ed25519\0";
@@ -167,6 +175,15 @@ pub enum SignError {
     /// The envelope carries no signature.
     #[error("envelope has no signature")]
     NoSignature,
+    /// The envelope carries more than [`MAX_SIGNATURES`] signatures.
+    #[error("envelope has {count} signatures, more than the {max} allowed")]
+    TooManySignatures { count: usize, max: usize },
+    /// A signature's key id is not one (`ed25519:` and 32 hex digits).
+    #[error("signature {position} names {hint}, not a key id")]
+    NotAKeyId { position: usize, hint: String },
+    /// Two signatures name the same key: a signer signs an envelope once.
+    #[error("key {0} signs the envelope more than once")]
+    DuplicateSignature(KeyId),
     /// No signature names a key of the ring; the first hint is given.
     #[error("no signature is by a key of the origin (first key id seen: `{0}`)")]
     UnknownKey(String),
@@ -703,24 +720,38 @@ fn prepare<'r>(
     if envelope.signatures.is_empty() {
         return Err(SignError::NoSignature);
     }
+    if envelope.signatures.len() > MAX_SIGNATURES {
+        return Err(SignError::TooManySignatures {
+            count: envelope.signatures.len(),
+            max: MAX_SIGNATURES,
+        });
+    }
+    // Every signature is well formed, known key or not, and names its key
+    // once: what a relay could add to an envelope is bounded, and a
+    // signature repeated is not verified again and again.
+    let mut named = BTreeSet::new();
     let mut candidates = Vec::with_capacity(envelope.signatures.len());
     let mut first_unknown = None;
-    for signature in &envelope.signatures {
-        let known = KeyId::from_str(&signature.key_id)
-            .ok()
-            .and_then(|id| ring.keys.get_key_value(&id));
-        let Some((key_id, key)) = known else {
-            first_unknown.get_or_insert_with(|| truncate(&signature.key_id));
-            continue;
-        };
+    for (position, signature) in envelope.signatures.iter().enumerate() {
+        let key_id = KeyId::from_str(&signature.key_id).map_err(|_| SignError::NotAKeyId {
+            position,
+            hint: format!("`{}`", truncate(&signature.key_id)),
+        })?;
         let sig = Ed25519Signature::from_slice(&signature.sig).map_err(|_| {
             SignError::MalformedSignature {
                 key_id: key_id.clone(),
                 len: signature.sig.len(),
             }
         })?;
+        if !named.insert(key_id.clone()) {
+            return Err(SignError::DuplicateSignature(key_id));
+        }
+        let Some(key) = ring.keys.get(&key_id) else {
+            first_unknown.get_or_insert_with(|| key_id.to_string());
+            continue;
+        };
         candidates.push(Candidate {
-            key_id: key_id.clone(),
+            key_id,
             key: &key.zip215,
             sig,
         });
@@ -1131,18 +1162,67 @@ mod tests {
         ));
     }
 
+    /// The signature list is signed by no one, so a relay could pad it:
+    /// with signatures of keys the ring does not hold (skipped, but stored
+    /// and handed on), or with the genuine one again and again (each
+    /// verified). Every signature must be well formed and name its key
+    /// once, and there are at most [`MAX_SIGNATURES`].
+    #[test]
+    fn a_padded_signature_list_is_refused_before_any_crypto() {
+        let key = NodeKey::generate();
+        let ring = ring_of(&[&key], 1);
+        let genuine = signed_record(&key, 1);
+        let padded = |pad: &dyn Fn(&mut Envelope)| {
+            let mut envelope = genuine.clone();
+            pad(&mut envelope);
+            verify(&envelope, RECORD_TYPE, &ring)
+        };
+        let others: Vec<NodeKey> = (0..MAX_SIGNATURES).map(|_| NodeKey::generate()).collect();
+        // Up to the bound, unknown keys are skipped.
+        let result = padded(&|e| others[1..].iter().for_each(|k| k.cosign(e)));
+        assert_eq!(result.unwrap().key_ids, [key.key_id().clone()]);
+        let result = padded(&|e| others.iter().for_each(|k| k.cosign(e)));
+        assert!(
+            matches!(
+                result,
+                Err(SignError::TooManySignatures { count: 33, max: 32 })
+            ),
+            "{result:?}"
+        );
+        let result = padded(&|e| {
+            let again = e.signatures[0].clone();
+            e.signatures.push(again);
+        });
+        assert!(
+            matches!(&result, Err(SignError::DuplicateSignature(id)) if id == key.key_id()),
+            "{result:?}"
+        );
+        let result = padded(&|e| {
+            e.signatures.push(Signature {
+                key_id: "x".repeat(4096),
+                sig: vec![0; 64],
+            })
+        });
+        let message = result.unwrap_err().to_string();
+        assert!(message.starts_with("signature 1 names `xxx"), "{message}");
+        assert!(message.len() < 200, "the hint is cut: {message}");
+        let result = padded(&|e| {
+            e.signatures.push(Signature {
+                key_id: others[0].key_id().to_string(),
+                sig: vec![0; 4096],
+            })
+        });
+        assert!(
+            matches!(&result, Err(SignError::MalformedSignature { key_id, len: 4096 }) if key_id == others[0].key_id()),
+            "{result:?}"
+        );
+    }
+
     #[test]
     fn the_threshold_counts_distinct_keys() {
         let (a, b) = (NodeKey::generate(), NodeKey::generate());
         let ring = ring_of(&[&a, &b], 2);
         let mut envelope = signed_record(&a, 1);
-        assert!(matches!(
-            verify(&envelope, RECORD_TYPE, &ring),
-            Err(SignError::ThresholdNotMet { have: 1, need: 2 })
-        ));
-        // The same key twice is still one key.
-        let again = envelope.signatures[0].clone();
-        envelope.signatures.push(again);
         assert!(matches!(
             verify(&envelope, RECORD_TYPE, &ring),
             Err(SignError::ThresholdNotMet { have: 1, need: 2 })

@@ -255,6 +255,9 @@ fn sign(error: &SignError) -> Status {
         SignError::TooLarge { .. }
         | SignError::WrongPayloadType { .. }
         | SignError::NoSignature
+        | SignError::TooManySignatures { .. }
+        | SignError::NotAKeyId { .. }
+        | SignError::DuplicateSignature(_)
         | SignError::UnknownKey(_)
         | SignError::BadSignature { .. }
         | SignError::MalformedSignature { .. }
