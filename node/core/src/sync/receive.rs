@@ -231,6 +231,17 @@ pub fn apply_batch(
             })
         }
     };
+    // A batch brings at least one entry (an honest peer serves none past
+    // the checkpoint): one of proofs alone would hold a pull, and the
+    // origin's sync with it, open for as long as the peer goes on.
+    if items.is_empty() {
+        return Err(SyncError::Sequence {
+            origin: origin.clone(),
+            index: appender.next_index(),
+            message: "a batch with no entries, only its proof".into(),
+        });
+    }
+    let about_no_record = log::subject_digest(&origin, KEYSET_SUBJECT);
     let mut touched: HashMap<String, RecordState> = HashMap::new();
     // Subject digests of the records this batch brings, for digests later
     // in the same batch.
@@ -389,6 +400,18 @@ pub fn apply_batch(
             })) => {
                 let subject = digest(&subject_digest, &origin, index, "subject")?;
                 let payload = digest(&payload_digest, &origin, index, "payload")?;
+                // An entry about no record (a key set, an audience, a kind
+                // a later version adds) goes to every peer whole. Taken as
+                // digests, a relay could hide an audience that narrows what
+                // a peer may see, or a revocation, and this node would
+                // enforce the one before it for good.
+                if subject == about_no_record {
+                    return Err(sequence(
+                        "an entry about no record (a key set or an audience) came as digests; \
+                         every node must receive those whole"
+                            .into(),
+                    ));
+                }
                 let leaf = log::leaf_from_digests(&subject, &payload);
                 let withdrawn = withdrawal(store, &origin, index, &subject, &subjects, &touched)?;
                 if let Some((id, state)) = &withdrawn {
@@ -893,7 +916,6 @@ pub(super) async fn pull_origin(
     // Each batch carries its room in the pull's byte budget until applied.
     type Room = Option<tokio::sync::OwnedSemaphorePermit>;
     let (batches, mut ready) = tokio::sync::mpsc::channel::<(Vec<PullItem>, Room)>(2);
-    let receiver_origin = origin.to_owned();
     let receiver_peer = peer.to_owned();
     let receiver = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
@@ -909,15 +931,14 @@ pub(super) async fn pull_origin(
                 },
             };
             bounds.admit(&item).await?;
+            if batch.len() >= MAX_UNPROVEN {
+                return Err(bounds.overrun(
+                    item.index,
+                    format!("more than {MAX_UNPROVEN} items without a proof"),
+                ));
+            }
             let closes = matches!(item.item, Some(pull_item::Item::Proof(_)));
             batch.push(item);
-            if batch.len() > MAX_UNPROVEN {
-                return Err(SyncError::Sequence {
-                    origin: receiver_origin,
-                    index: after,
-                    message: format!("more than {MAX_UNPROVEN} items without a proof"),
-                });
-            }
             if closes {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                 if batches.send((full, bounds.close())).await.is_err() {
@@ -1013,9 +1034,40 @@ pub(super) async fn refill_origin(
     let mut batch: Vec<PullItem> = Vec::new();
     let mut bytes = 0;
     let bounds = Bounds::new(peer, origin);
+    // What a pull may bring, so that a peer cannot keep one going without
+    // progress: one checkpoint first, the key sets it announces, entries
+    // at rising positions, and a proof after each batch of them.
+    let (mut checkpoints, mut key_sets, mut last_entry, mut entries_since_proof) =
+        (0, 0, None::<u64>, 0);
     while let Some(next) = within(peer, idle, stream.next()).await? {
         let item = next?;
         let size = item_bounds(&item).map_err(|message| bounds.overrun(item.index, message))?;
+        let unexpected = match &item.item {
+            Some(pull_item::Item::Checkpoint(_)) => {
+                checkpoints += 1;
+                (checkpoints > 1).then(|| "a second checkpoint".to_owned())
+            }
+            Some(pull_item::Item::KeySet(_)) => {
+                key_sets += 1;
+                (key_sets > MAX_ANNOUNCED_KEY_SETS)
+                    .then(|| format!("more than {MAX_ANNOUNCED_KEY_SETS} key sets in one pull"))
+            }
+            Some(pull_item::Item::Proof(_)) => {
+                let empty = entries_since_proof == 0;
+                entries_since_proof = 0;
+                empty.then(|| "a proof of a batch with no entries".to_owned())
+            }
+            Some(pull_item::Item::Entry(_)) | Some(pull_item::Item::Redacted(_)) => {
+                entries_since_proof += 1;
+                let behind = last_entry.is_some_and(|last| item.index <= last);
+                last_entry = Some(item.index);
+                behind.then(|| "an entry at or before the one before it".to_owned())
+            }
+            None => None,
+        };
+        if let Some(message) = unexpected {
+            return Err(bounds.overrun(item.index, message));
+        }
         match &item.item {
             Some(pull_item::Item::Checkpoint(envelope)) => {
                 let checkpoint =

@@ -647,6 +647,60 @@ async fn reordered_skipped_or_stray_entries_are_refused() {
     assert_honest_retry(&fed).await;
 }
 
+/// Digests in place of `items`' entry `index`, as a relay sends a record
+/// the receiver may not see.
+fn as_digests(items: &mut [PullItem], index: u64) {
+    let entry = item(items, index);
+    let payload = log::payload_digest(&envelope(entry).payload);
+    entry.item = Some(pull_item::Item::Redacted(crate::proto::Redacted {
+        subject_digest: log::subject_digest(POLAR, log::KEYSET_SUBJECT).to_vec(),
+        payload_digest: payload.to_vec(),
+    }));
+}
+
+/// An entry about no record goes to every peer whole. A relay that sends
+/// an audience as digests (with the right digests, so the log's proof
+/// holds) would have the receiver enforce the audience before it for good:
+/// here, one that still places `here` in the group the origin has since
+/// taken it out of. The batch is refused and the relay blamed; the same
+/// for the key set at entry 0.
+#[tokio::test]
+async fn an_audience_or_a_key_set_sent_as_digests_is_refused() {
+    let fed = federation();
+    publish_with_here_in(&fed.polar, &["polar-consortium"]);
+    import(&fed.polar, 1, 2);
+    narrow(&fed.polar, "PDC-1", "groups");
+    assert_honest_retry(&fed).await;
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "in the group");
+    let held = fed.here.store().log_size(POLAR).unwrap();
+
+    let narrowed = publish_with_here_in(&fed.polar, &[]);
+    let report = tampered_round(&fed, move |items| as_digests(items, narrowed)).await;
+    let refused = "an entry about no record (a key set or an audience) came as digests; \
+                   every node must receive those whole";
+    assert_refused(
+        &fed.sync,
+        &report,
+        UNI,
+        &sequence_error(narrowed, refused),
+        1,
+    );
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), held);
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "nothing changed");
+
+    // From the origin itself, whole: the record leaves.
+    assert_honest_retry(&fed).await;
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "withdrawn");
+
+    // The key set at entry 0, at a node that holds nothing yet.
+    let fresh = federation();
+    import(&fresh.polar, 1, 2);
+    let report = tampered_round(&fresh, |items| as_digests(items, 0)).await;
+    assert_refused(&fresh.sync, &report, UNI, &sequence_error(0, refused), 1);
+    assert_eq!(fresh.here.store().log_size(POLAR).unwrap(), 0);
+    assert_honest_retry(&fresh).await;
+}
+
 #[tokio::test]
 async fn entries_beyond_the_checkpoint_are_refused() {
     let fed = federation();
@@ -1574,6 +1628,72 @@ async fn endless_round(
     let pinned = fed.sync.node().trust().get(UNI).unwrap().unwrap();
     let report = fed.sync.sync_peer(pinned, Arc::new(peer)).await;
     (report, taken.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+/// A peer that answers a pull with proofs alone, batch after batch, brings
+/// nothing and would hold the pull, and with it the origin's sync, open for
+/// as long as it went on: the first batch without entries ends the pull.
+#[tokio::test]
+async fn a_pull_of_proofs_alone_is_cut_off_at_the_first() {
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    let (report, taken) = endless_round(&fed, 10_000, |_| {
+        pull_item::Item::Proof(crate::proto::BatchProof {
+            size: 0,
+            hashes: Vec::new(),
+        })
+    })
+    .await;
+    let expected = sequence_error(0, "a batch with no entries, only its proof");
+    assert_refused(&fed.sync, &report, UNI, &expected, 1);
+    assert!(taken <= 16, "the receiver took {taken} empty batches");
+    assert_honest_retry(&fed).await;
+}
+
+/// A refill reads a stream that must make progress too: a second
+/// checkpoint, or a proof with no entries before it, cuts it off at once,
+/// naming the peer.
+#[tokio::test]
+async fn a_refill_from_a_peer_that_makes_no_progress_is_cut_off() {
+    let fed = federation();
+    let at = digests_then_a_wider_audience(&fed).await;
+    let checkpoint = checkpoint_of(&fed.polar, POLAR);
+    let cases: Vec<(pull_item::Item, &str)> = vec![
+        (
+            pull_item::Item::Checkpoint(checkpoint),
+            "a second checkpoint",
+        ),
+        (
+            pull_item::Item::Proof(crate::proto::BatchProof {
+                size: 0,
+                hashes: Vec::new(),
+            }),
+            "a proof of a batch with no entries",
+        ),
+    ];
+    for (sent, message) in cases {
+        let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let peer = Endless {
+            source: fed.polar.clone(),
+            item: Arc::new(move |_| sent.clone()),
+            cap: 10_000,
+            taken: taken.clone(),
+        };
+        let idle = std::time::Duration::from_secs(5);
+        let error = receive::refill_origin(&fed.here, &peer, UNI, POLAR, at, idle)
+            .await
+            .unwrap_err();
+        let expected = SyncError::Overrun {
+            peer: UNI.into(),
+            origin: POLAR.into(),
+            index: 0,
+            message: message.into(),
+        };
+        assert_eq!(error.to_string(), expected.to_string());
+        let taken = taken.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(taken <= 1, "the refill took {taken} items");
+    }
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "digests still");
 }
 
 /// Issue 9, item 3: a relay streaming redacted items with oversized digests
