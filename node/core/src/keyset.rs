@@ -339,6 +339,20 @@ impl KeyChain {
                 }),
             }
         }
+        // A revoked key may have leaked: as a root it would still sign the
+        // next key set, naming whatever signing key its holder likes. (A
+        // set without root keys has its signing keys for root, checked
+        // above.)
+        if let Some(root) = set
+            .root_keys
+            .iter()
+            .find(|k| revoked.iter().any(|r| r.key_id.as_str() == k.key_id))
+        {
+            return Err(position(format!(
+                "lists {} as a root key, which is revoked; the root must change first",
+                root.key_id
+            )));
+        }
         Ok(revoked)
     }
 

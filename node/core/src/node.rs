@@ -1053,6 +1053,21 @@ impl Node {
             // A retired key is revoked without a new signing key.
             KeyChange::Revoke { key_id, .. } => latest.signing().key(key_id).is_none(),
         };
+        if let KeyChange::Revoke { key_id, .. } = &change {
+            // The root the next set keeps: its own, or its signing keys.
+            let root = if latest.set.root_keys.is_empty() {
+                &latest.set.keys
+            } else {
+                &latest.set.root_keys
+            };
+            if root.iter().any(|k| k.key_id == key_id.as_str()) {
+                return Err(NodeError::Keys(format!(
+                    "{key_id} is also a root key of this node, and a revoked key must not \
+                     sign the next key set: move the root first (`meridian keys rotate-root`, \
+                     docs/operations/keys.md), then revoke it"
+                )));
+            }
+        }
         let root_path = self.data_dir.join(ROOT_KEY_FILE);
         let mut roots = roots;
         let mut save_legacy_root = false;

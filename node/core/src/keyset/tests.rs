@@ -564,6 +564,71 @@ fn a_legacy_identity_key_is_root_and_signing_key() {
     own.extend(0, &genesis, now_unix()).unwrap();
 }
 
+/// A key revoked may have leaked: a set that revokes a legacy identity
+/// key as a signing key and keeps it as its root would leave its holder
+/// able to sign the next set. Refused; with a new root that signs too, the
+/// same revocation is taken.
+#[test]
+fn a_revoked_key_cannot_stay_a_root_key() {
+    let identity = NodeKey::generate();
+    let legacy = KeySet {
+        origin: ORIGIN.into(),
+        version: 1,
+        keys: vec![identity.public()],
+        threshold: 1,
+        ..KeySet::default()
+    };
+    let mut chain = KeyChain::new(ORIGIN, Some(identity.verifying_key()));
+    let genesis = sign_key_set(&[&identity], ORIGIN, 0, legacy);
+    chain.extend(0, &genesis, now_unix()).unwrap();
+    let signing = NodeKey::generate();
+    let second = key_set(
+        ORIGIN,
+        2,
+        &[&signing],
+        &roots(&identity),
+        1,
+        in_a_year(),
+        Vec::new(),
+    );
+    chain
+        .extend(
+            5,
+            &sign_key_set(&[&identity], ORIGIN, 5, second),
+            now_unix(),
+        )
+        .unwrap();
+    let revoking = |root: &NodeKey| {
+        let mut third = key_set(
+            ORIGIN,
+            3,
+            &[&signing],
+            &roots(root),
+            1,
+            in_a_year(),
+            Vec::new(),
+        );
+        third.revocations = vec![crate::proto::Revocation {
+            key_id: identity.key_id().to_string(),
+            from_index: 1,
+            reason: "key file leaked".into(),
+        }];
+        third
+    };
+    let kept = sign_key_set(&[&identity], ORIGIN, 8, revoking(&identity));
+    let refused = chain.extend(8, &kept, now_unix()).unwrap_err();
+    assert!(
+        matches!(&refused, SignError::KeySetPosition { index: 8, message }
+            if message.contains("as a root key, which is revoked")),
+        "{refused}"
+    );
+    assert_eq!(chain.links().len(), 2);
+    let new_root = NodeKey::generate();
+    let moved = sign_key_set(&[&identity, &new_root], ORIGIN, 8, revoking(&new_root));
+    chain.extend(8, &moved, now_unix()).unwrap();
+    assert_eq!(chain.revocations()[0].key_id, *identity.key_id());
+}
+
 /// Cost of verifying by position: a pulled batch of 2048 records checked
 /// through a two-set chain against the same batch checked against one ring
 /// (what a pull did before key sets were read). Prints both; run with

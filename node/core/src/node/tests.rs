@@ -209,6 +209,19 @@ fn a_node_made_before_root_keys_rotates_with_its_identity_key_as_root() {
     assert!(err.contains("is not a root key of key set 2"), "{err}");
     // Beyond the cap.
     assert!(node.rotate_keys(Vec::new(), true, 400).is_err());
+
+    // The identity key signed entries and is still the root: revoked as it
+    // is, it would stay the root, and whoever holds it could name the next
+    // set's signing key. Refused, with what to do, until the root moves.
+    let revoke = || node.revoke_key(Vec::new(), identity.clone(), 0, "leaked".into(), 30);
+    let err = revoke().unwrap_err().to_string();
+    assert!(err.contains("is also a root key of this node"), "{err}");
+    assert!(err.contains("keys rotate-root"), "{err}");
+    assert_eq!(node.own_chain().links().len(), 2, "nothing appended");
+    let new_root = crate::sign::NodeKey::generate();
+    node.rotate_root(Vec::new(), vec![new_root], 1, 30).unwrap();
+    let chain = revoke().unwrap();
+    assert_eq!(chain.revocations()[0].key_id, identity);
 }
 
 /// A rotation that stopped after its key set was durable, before the new
