@@ -435,6 +435,21 @@ pub fn verify(dir: &Path) -> Result<Manifest, BackupError> {
     Ok(manifest)
 }
 
+/// Writes the recovery marker `path` with `note`, durably.
+fn write_marker(path: &Path, note: &str) -> Result<(), BackupError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    out.write_all(note.as_bytes())
+        .and_then(|()| out.sync_all())
+        .map_err(io(path))
+}
+
 /// How a restore ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recovery {
@@ -465,6 +480,19 @@ pub fn restore(
     std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
     std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
         .map_err(io(data_dir))?;
+    // Marked recovering before anything else is written: a restore cut
+    // short (killed, or refused below) leaves a node that takes its own log
+    // back from its peers before it signs, never one that signs again at
+    // positions its peers already hold (they would freeze it as a fork).
+    let marker = data_dir.join(RECOVERY_FILE);
+    write_marker(
+        &marker,
+        &format!(
+            "a restore of the backup of {} taken {} began and did not finish\n",
+            manifest.node_id, manifest.created
+        ),
+    )?;
+    sync_dir(data_dir)?;
     for (name, entry) in &manifest.files {
         if name == STORE_DUMP {
             continue;
@@ -509,21 +537,15 @@ pub fn restore(
             message: "its logs differ in size from the manifest's".into(),
         });
     }
-    if recovery == Recovery::FromPeers {
-        let marker = data_dir.join(RECOVERY_FILE);
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&marker)
-            .map_err(io(&marker))?;
-        let note = format!(
-            "restored from the backup of {} taken {} (own log {} entries)\n",
-            manifest.node_id, manifest.created, manifest.own_log_size
-        );
-        out.write_all(note.as_bytes())
-            .and_then(|()| out.sync_all())
-            .map_err(io(&marker))?;
+    match recovery {
+        Recovery::FromPeers => write_marker(
+            &marker,
+            &format!(
+                "restored from the backup of {} taken {} (own log {} entries)\n",
+                manifest.node_id, manifest.created, manifest.own_log_size
+            ),
+        )?,
+        Recovery::Skip => std::fs::remove_file(&marker).map_err(io(&marker))?,
     }
     sync_dir(data_dir)?;
     Ok(manifest)

@@ -151,3 +151,25 @@ fn a_recovering_node_appends_nothing_of_its_own_until_recovery_ends() {
     assert!(!restored.join(RECOVERY_FILE).exists());
     assert_eq!(node.import_lines(1, &lines(20..21)).unwrap().log_size, 22);
 }
+
+/// A restore that stops before its end (here refused once the store is
+/// loaded: the manifest names other log sizes) leaves a node that is
+/// recovering, even when a finished restore would not have been: it
+/// appends nothing of its own before its peers give its log back.
+#[test]
+fn a_restore_cut_short_leaves_a_recovering_node() {
+    let (dir, backup, mut manifest) = backed_up();
+    manifest.origins.insert("polar".into(), 999);
+    std::fs::write(
+        backup.join(MANIFEST_FILE),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    let restored = dir.path().join("restored");
+    let err = restore(&backup, &restored, Recovery::Skip).unwrap_err();
+    assert!(err.to_string().contains("differ in size"), "{err}");
+    let node = Node::open(&restored, &BTreeMap::new()).unwrap();
+    assert!(node.recovering());
+    let err = node.import_lines(1, &lines(20..21)).unwrap_err();
+    assert!(err.to_string().contains("recovering its own log"), "{err}");
+}
