@@ -227,6 +227,19 @@ impl Node {
         }
         let chain = self.origin_keys(origin)?.ok_or_else(not_found)?;
         let envelope = self.stored_envelope(origin, state.log_index)?;
+        // Whether the viewer may see it, from the few fields that say so,
+        // before any signature is checked: a hidden record answers about
+        // as fast as a missing one, so the time taken does not tell that
+        // it exists.
+        let (delivery, _) = visibility::pull_delivery(viewer, &envelope.payload).map_err(|e| {
+            StoreError::Corrupt {
+                tree: crate::store::tree::LOG,
+                detail: format!("{origin} entry {}: {e}", state.log_index),
+            }
+        })?;
+        if delivery == Delivery::Digests {
+            return Err(not_found());
+        }
         // A version signed by a revoked key answers as missing, for every
         // viewer, until the origin re-signs it (crate::quarantine).
         if chain
@@ -577,6 +590,38 @@ mod tests {
         assert_eq!(imports.get(ImportResult::Stored), 2);
         assert_eq!(imports.get(ImportResult::Unchanged), 1);
         assert_eq!(imports.get(ImportResult::Rejected), 1);
+    }
+
+    /// A read of a record the caller may not see checks no signature: it
+    /// answers about as fast as a read of a record that is not there, so
+    /// the time taken does not tell that the record exists.
+    #[test]
+    fn a_hidden_record_is_judged_before_its_signature_is_checked() {
+        let (node, _dir) = polar();
+        node.import_lines(1, &[line("OPEN", "public"), line("HIDDEN", "federation")])
+            .unwrap();
+        let timed = |id: &str| {
+            let started = Instant::now();
+            let found = node.get("polar", id, &Viewer::Anonymous).is_ok();
+            (started.elapsed(), found)
+        };
+        let (mut open, mut hidden) = (Vec::new(), Vec::new());
+        for _ in 0..51 {
+            let (took, found) = timed("OPEN");
+            assert!(found);
+            open.push(took);
+            let (took, found) = timed("HIDDEN");
+            assert!(!found);
+            hidden.push(took);
+        }
+        open.sort();
+        hidden.sort();
+        assert!(
+            hidden[25] * 2 < open[25],
+            "hidden {:?} against visible {:?}",
+            hidden[25],
+            open[25]
+        );
     }
 
     /// Issue 9, item 4: an anonymous ListRecords over many records it may
