@@ -471,13 +471,16 @@ pub(crate) fn merge(
     let mut total = 0;
     let mut hits = Vec::new();
     let mut facets: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    // Peers' counts are theirs to claim: summed without overflow, so a
+    // peer's u64::MAX neither panics nor wraps the total to a small one.
     for part in parts {
-        total += part.total;
+        total = u64::saturating_add(total, part.total);
         hits.extend(part.hits);
         for (name, values) in part.facets {
             let counts = facets.entry(name).or_default();
             for (value, count) in values {
-                *counts.entry(value).or_default() += count;
+                let sum = counts.entry(value).or_default();
+                *sum = sum.saturating_add(count);
             }
         }
     }

@@ -180,6 +180,19 @@ fn merged_pages_rank_in_one_order_and_sum_totals_and_facets() {
         vec![("open".into(), 6), ("a".into(), 1), ("b".into(), 1)]
     );
     assert_eq!(merged.next_cursor, None);
+
+    // A peer claiming the largest counts: the sums stay at the largest.
+    let merged = merge(
+        Sort::Relevance,
+        3,
+        vec![
+            part("a", &[1.0], u64::MAX, u64::MAX),
+            part("b", &[1.0], 7, 2),
+        ],
+        &Default::default(),
+    );
+    assert_eq!(merged.total, u64::MAX);
+    assert_eq!(merged.facets["access"][0], ("open".into(), u64::MAX));
 }
 
 #[test]
