@@ -629,6 +629,27 @@ fn a_revoked_key_cannot_stay_a_root_key() {
     assert_eq!(chain.revocations()[0].key_id, *identity.key_id());
 }
 
+/// A renewed set keeps its signing key. A checkpoint of a size the earlier
+/// set governs, signed by that key (a lagging witness's, a relay's behind
+/// this node), opens under the earlier set, not refused by the later one.
+#[test]
+fn a_checkpoint_under_an_earlier_set_with_the_same_key_opens() {
+    let origin = new_origin();
+    let genesis = sign_key_set(&[&origin.root], ORIGIN, 0, set(&origin, 1, 0, in_a_year()));
+    let renewed = sign_key_set(&[&origin.root], ORIGIN, 5, set(&origin, 2, 0, in_a_year()));
+    let mut chain = KeyChain::new(ORIGIN, Some(origin.root.verifying_key()));
+    chain.extend(0, &genesis, now_unix()).unwrap();
+    chain.extend(5, &renewed, now_unix()).unwrap();
+    for size in [3, 5, 8] {
+        let opened = chain.open_checkpoint(&checkpoint(&origin.signing[0], size));
+        assert_eq!(opened.map(|c| c.size).ok(), Some(size), "size {size}");
+    }
+    // A key of neither set opens nothing.
+    assert!(chain
+        .open_checkpoint(&checkpoint(&origin.signing[1], 3))
+        .is_err());
+}
+
 /// Cost of verifying by position: a pulled batch of 2048 records checked
 /// through a two-set chain against the same batch checked against one ring
 /// (what a pull did before key sets were read). Prints both; run with
