@@ -567,9 +567,43 @@ impl KeyChain {
     }
 
     /// Verifies a checkpoint of the origin: it must be signed by the keys
-    /// of the set that governs its size. Each set's keys are tried, newest
-    /// first, before the payload is parsed.
+    /// of the set that governs its size, and a key revoked from before its
+    /// size does not count. Each set's keys are tried, newest first, before
+    /// the payload is parsed.
     pub fn open_checkpoint(&self, envelope: &Envelope) -> Result<Checkpoint, SignError> {
+        let checkpoint = self.opened_checkpoint(envelope)?;
+        // A checkpoint vouches for every entry before its size: one that
+        // needs a key revoked from before that size to meet the threshold
+        // vouches for what the key's thief may have forged. Refused, so a
+        // thief's checkpoint with an invented root freezes no one's copy
+        // of the origin as a fork.
+        let size = checkpoint.size;
+        let ring = self.ring_at(size)?;
+        let Some(first) = self
+            .revoked
+            .iter()
+            .find(|r| r.from < size && ring.key(&r.key_id).is_some())
+        else {
+            return Ok(checkpoint);
+        };
+        let removed: Vec<&KeyId> = self
+            .revoked
+            .iter()
+            .filter(|r| r.from < size)
+            .map(|r| &r.key_id)
+            .collect();
+        let refused = || SignError::RevokedCheckpoint {
+            key_id: first.key_id.clone(),
+            from: first.from,
+            size,
+        };
+        let rest = ring.without(&removed).ok_or_else(refused)?;
+        let (checkpoint, _) = sign::open_checkpoint(envelope, &rest).map_err(|_| refused())?;
+        Ok(checkpoint)
+    }
+
+    /// [`Self::open_checkpoint`] before revocations are considered.
+    fn opened_checkpoint(&self, envelope: &Envelope) -> Result<Checkpoint, SignError> {
         let mut first_error = None;
         for (at, link) in self.links.iter().enumerate().rev() {
             match sign::open_checkpoint(envelope, &link.signing) {

@@ -238,6 +238,13 @@ pub enum SignError {
         "key {key_id} was retired by the key set at log index {retired_at}; it is not valid here"
     )]
     RetiredKey { key_id: KeyId, retired_at: u64 },
+    /// A checkpoint that meets its threshold only with a key revoked from
+    /// before its size: it vouches for entries the key may have forged.
+    #[error(
+        "checkpoint of size {size} is signed by {key_id}, revoked from log index {from}; \
+         it vouches for entries the key may have forged"
+    )]
+    RevokedCheckpoint { key_id: KeyId, from: u64, size: u64 },
     /// A key set that does not follow the chain's latest (a skipped set).
     #[error("key set version {found} does not follow version {latest}: a chain goes N to N+1 (a skipped set)")]
     KeySetSkipped { latest: u64, found: u64 },

@@ -272,6 +272,7 @@ fn sign(error: &SignError) -> Status {
         | SignError::OriginMismatch { .. }
         | SignError::BadCheckpointRoot { .. }
         | SignError::RetiredKey { .. }
+        | SignError::RevokedCheckpoint { .. }
         | SignError::KeySetSkipped { .. }
         | SignError::KeySetReplayed { .. }
         | SignError::KeySetPosition { .. }

@@ -650,6 +650,41 @@ fn a_checkpoint_under_an_earlier_set_with_the_same_key_opens() {
         .is_err());
 }
 
+/// A thief holding a revoked key could sign a checkpoint with an invented
+/// root and have peers freeze the origin as a fork. A checkpoint that needs
+/// a key revoked from before its size is refused; one of a size before the
+/// revocation's start, when the key was the origin's, still opens.
+#[test]
+fn a_checkpoint_by_a_key_revoked_before_its_size_is_refused() {
+    let origin = new_origin();
+    let genesis = sign_key_set(&[&origin.root], ORIGIN, 0, set(&origin, 1, 0, in_a_year()));
+    let revoking_set = sign_key_set(
+        &[&origin.root],
+        ORIGIN,
+        8,
+        revoking(&origin, 2, &[1], &[(0, 3)]),
+    );
+    let mut chain = KeyChain::new(ORIGIN, Some(origin.root.verifying_key()));
+    chain.extend(0, &genesis, now_unix()).unwrap();
+    chain.extend(8, &revoking_set, now_unix()).unwrap();
+    for size in [4, 8] {
+        let refused = chain
+            .open_checkpoint(&checkpoint(&origin.signing[0], size))
+            .unwrap_err();
+        assert!(
+            matches!(&refused, SignError::RevokedCheckpoint { key_id, from: 3, size: s }
+                if key_id == origin.signing[0].key_id() && *s == size),
+            "{refused}"
+        );
+    }
+    for size in [2, 3] {
+        let opened = chain.open_checkpoint(&checkpoint(&origin.signing[0], size));
+        assert_eq!(opened.map(|c| c.size).ok(), Some(size), "size {size}");
+    }
+    let opened = chain.open_checkpoint(&checkpoint(&origin.signing[1], 12));
+    assert_eq!(opened.map(|c| c.size).ok(), Some(12));
+}
+
 /// Cost of verifying by position: a pulled batch of 2048 records checked
 /// through a two-set chain against the same batch checked against one ring
 /// (what a pull did before key sets were read). Prints both; run with

@@ -778,6 +778,46 @@ async fn a_checkpoint_not_signed_by_the_origin_is_refused_and_frames_nobody() {
     assert_honest_retry(&fed).await;
 }
 
+/// The thief of a key the origin has revoked signs a checkpoint with a
+/// root of its choosing over the range the revocation covers. It no longer
+/// speaks for the origin: refused, and the origin is not frozen as a fork
+/// at the node that holds the revocation.
+#[tokio::test]
+async fn a_checkpoint_by_a_revoked_key_is_refused_and_frames_nobody() {
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    let leaked = fed.polar.key();
+    fed.polar
+        .revoke_key(Vec::new(), leaked.key_id().clone(), 2, "leaked".into(), 30)
+        .unwrap();
+    assert_honest_retry(&fed).await;
+    let forged = Checkpoint {
+        origin: POLAR.into(),
+        size: 4,
+        root: vec![9; 32],
+    };
+    let forged = leaked.sign(crate::sign::CHECKPOINT_TYPE, forged.encode_to_vec());
+    let tamper = move |items: &mut Vec<PullItem>| {
+        items[0].item = Some(pull_item::Item::Checkpoint(forged.clone()));
+    };
+    let mut relay = Served::relay(UNI, &fed.polar, HERE, Box::new(tamper));
+    // Announcing more than `here` holds, so that it pulls.
+    relay.head = Some(100);
+    let report = round_with(&fed.sync, UNI, relay).await;
+    let expected = SyncError::Checkpoint {
+        origin: POLAR.into(),
+        source: SignError::RevokedCheckpoint {
+            key_id: leaked.key_id().clone(),
+            from: 2,
+            size: 4,
+        },
+    }
+    .to_string();
+    assert_refused(&fed.sync, &report, UNI, &expected, 1);
+    assert!(!fed.here.store().is_frozen(POLAR).unwrap(), "framed");
+    assert_honest_retry(&fed).await;
+}
+
 #[tokio::test]
 async fn a_forged_digest_is_refused_with_its_batch_and_blames_the_relay() {
     let fed = federation();
