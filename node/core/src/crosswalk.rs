@@ -147,6 +147,11 @@ impl<R: BufRead> Iterator for XmlRecords<R> {
                 header: Some(header),
                 outcome: Outcome::Deleted,
             },
+            tree::Found::Refused { line, reason } => Item {
+                line,
+                header: None,
+                outcome: Outcome::Refused(RecordError::new("header", reason)),
+            },
             tree::Found::Metadata {
                 line,
                 header,

@@ -12,7 +12,9 @@
 //! next token and the `from` of the list) is stored durably, so a run cut
 //! short by a crash or a network failure resumes where it stopped; a
 //! provider that no longer knows the token (`badResumptionToken`) gets the
-//! list again from `from`, and the pages seen twice change nothing.
+//! list again from `from`, and the pages seen twice change nothing. A
+//! provider whose list does not move on (the token it was asked with, or
+//! [`MAX_EMPTY_PAGES`] pages in a row without a record) stops the run.
 //!
 //! HTTP is not done here: the edge supplies a [`Fetch`].
 
@@ -40,6 +42,10 @@ pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
 pub const KEPT_REJECTIONS: usize = 20;
 /// Times one run starts its list again after `badResumptionToken`.
 const MAX_RESTARTS: u32 = 3;
+/// Pages in a row without a record after which a run stops: a provider may
+/// send a few empty pages (a set filtered after paging), but one that sends
+/// only empty pages with fresh tokens would keep a run going for ever.
+pub const MAX_EMPTY_PAGES: u32 = 100;
 /// The metadata prefixes a source may use.
 pub const PREFIXES: [&str; 2] = ["oai_datacite", "oai_dc"];
 
@@ -342,6 +348,7 @@ impl Harvester {
             Format::DataciteXml
         };
         let mut restarts = 0;
+        let mut empty_pages = 0;
         // The next page is fetched while this one is stored; the state
         // records a page's token only once the page is stored. (Parsing it
         // meanwhile too was measured: no faster end to end, and ~10% more
@@ -383,6 +390,17 @@ impl Harvester {
                 )));
             }
             let next = envelope.resumption_token.unwrap_or_default();
+            if !next.is_empty() && next == state.token {
+                return Err(HarvestError::Protocol(format!(
+                    "{url}: the provider answered with the token it was asked with: its list does not move on"
+                )));
+            }
+            empty_pages = if items.is_empty() { empty_pages + 1 } else { 0 };
+            if empty_pages >= MAX_EMPTY_PAGES && !next.is_empty() {
+                return Err(HarvestError::Protocol(format!(
+                    "{url}: {MAX_EMPTY_PAGES} pages in a row without a record: the provider's list does not end"
+                )));
+            }
             if !next.is_empty() {
                 let (fetch, url, ca) = (
                     self.fetch.clone(),
@@ -671,10 +689,10 @@ struct Page {
 async fn parse_page(body: Vec<u8>, format: Format, url: String) -> Result<Page, HarvestError> {
     tokio::task::spawn_blocking(move || {
         let mut reader = XmlRecords::new(body.as_slice(), format);
-        let items: Vec<crosswalk::Item> = reader
-            .by_ref()
-            .collect::<Result<_, _>>()
-            .map_err(|e| HarvestError::Protocol(format!("{url}: not well-formed XML: {e}")))?;
+        let items: Vec<crosswalk::Item> =
+            reader.by_ref().collect::<Result<_, _>>().map_err(|e| {
+                HarvestError::Protocol(format!("{url}: the response cannot be read: {e}"))
+            })?;
         let envelope = reader.envelope().clone();
         Ok(Page { items, envelope })
     })

@@ -714,3 +714,45 @@ fn v2_values_datacite_does_not_know_are_reported_and_left_out() {
     assert_eq!(r.funding_references[0].funder_identifier_type, "");
     assert_eq!(r.funding_references[0].award_number, "22H05201");
 }
+
+/// An OAI identifier or datestamp past its bound refuses its record,
+/// named by line (the identifier is not kept), and the page reads on.
+#[test]
+fn an_overlong_oai_header_refuses_its_record_by_line() {
+    let long = "x".repeat(tree::MAX_HEADER_VALUE_BYTES + 1);
+    let dc = r#"<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>T</dc:title></oai_dc:dc>"#;
+    let doc = format!(
+        r#"<OAI-PMH><ListRecords>
+<record><header><identifier>{long}</identifier><datestamp>2024-01-01</datestamp></header><metadata>{dc}</metadata></record>
+<record><header status="deleted"><identifier>{long}</identifier><datestamp>2024-01-01</datestamp></header></record>
+<record><header><identifier>oai:x:3</identifier><datestamp>{long}</datestamp></header><metadata>{dc}</metadata></record>
+<record><header status="deleted"><identifier>oai:x:4</identifier><datestamp>2024-01-01</datestamp></header></record>
+</ListRecords></OAI-PMH>"#
+    );
+    let items = items(&doc, Format::OaiDc);
+    assert_eq!(items.len(), 4, "{items:?}");
+    for (item, line, what) in [
+        (&items[0], 2, "identifier"),
+        (&items[1], 3, "identifier"),
+        (&items[2], 4, "datestamp"),
+    ] {
+        assert_eq!(item.line, line);
+        assert_eq!(
+            item.header, None,
+            "line {line}: the over-long header is not kept"
+        );
+        match &item.outcome {
+            Outcome::Refused(e) => {
+                assert_eq!(e.field, "header", "line {line}");
+                assert!(e.reason.contains(what), "line {line}: {e:?}");
+                assert!(
+                    e.reason.contains(&tree::MAX_HEADER_VALUE_BYTES.to_string()),
+                    "line {line}: {e:?}"
+                );
+            }
+            other => panic!("line {line}: {other:?}"),
+        }
+    }
+    assert_eq!(items[3].outcome, Outcome::Deleted);
+    assert_eq!(items[3].header.as_ref().unwrap().identifier, "oai:x:4");
+}

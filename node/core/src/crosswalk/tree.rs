@@ -10,11 +10,29 @@ use std::io::BufRead;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
-/// Largest metadata element accepted, in bytes of text and attribute
-/// values, checked while it is read: a bigger one is skipped and reported.
+/// Largest metadata element accepted, in bytes of element names, text and
+/// attributes, checked while it is read: a bigger one is skipped and reported.
 pub const MAX_RECORD_XML_BYTES: usize = 1 << 20;
 /// Deepest nesting accepted inside a metadata element.
 pub const MAX_DEPTH: usize = 64;
+/// Most elements accepted in a metadata element. An empty element holds no
+/// text yet costs a node of the tree; a rich DataCite record has a few
+/// thousand.
+pub const MAX_RECORD_ELEMENTS: usize = 100_000;
+/// Deepest nesting accepted around the metadata elements: the OAI-PMH
+/// envelope is four deep (`OAI-PMH/ListRecords/record/metadata`); a deeper
+/// document is an error.
+pub const MAX_DOCUMENT_DEPTH: usize = 2 * MAX_DEPTH;
+/// Longest OAI identifier, datestamp or `responseDate` accepted, in bytes.
+/// Identifiers are URIs and datestamps twenty characters long.
+pub const MAX_HEADER_VALUE_BYTES: usize = 1024;
+/// Longest resumption token accepted, in bytes: tokens are opaque, and
+/// repositories' are well under 1 KiB.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Longest OAI-PMH `error` (code and message) accepted, in bytes.
+pub const MAX_ERROR_BYTES: usize = 8 * 1024;
+/// Most OAI-PMH `error` elements accepted in one response.
+pub const MAX_ERRORS: usize = 16;
 
 /// An element: its local name, attributes (local names), text and children.
 #[derive(Debug, Default, Clone)]
@@ -77,9 +95,14 @@ pub enum Found {
     },
     /// An OAI-PMH record whose header says `deleted`.
     Deleted { line: u64, header: Header },
+    /// An OAI-PMH record refused for its header (a value past its bound),
+    /// named by line: the header is not kept.
+    Refused { line: u64, reason: String },
 }
 
-/// A document that is not well-formed XML, and where.
+/// A document that cannot be read on, and where: it is not well-formed
+/// XML, is nested deeper than [`MAX_DOCUMENT_DEPTH`], or has an OAI-PMH
+/// envelope value past its bound.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]
 pub struct XmlError {
@@ -135,9 +158,14 @@ pub struct Scan<R: BufRead> {
     reader: Reader<Lines<R>>,
     target: &'static str,
     buf: Vec<u8>,
-    /// Local names of the open elements outside a captured one.
+    /// Local names of the open elements outside a captured one, at most
+    /// [`MAX_DOCUMENT_DEPTH`].
     path: Vec<String>,
+    /// How many of them are OAI-PMH `record` elements.
+    records: usize,
     header: Option<Header>,
+    /// Why the header of the current OAI record is refused, when it is.
+    header_refused: Option<String>,
     /// Whether the current OAI record has yielded its metadata.
     yielded: bool,
     pub envelope: Envelope,
@@ -159,7 +187,9 @@ impl<R: BufRead> Scan<R> {
             target,
             buf: Vec::new(),
             path: Vec::new(),
+            records: 0,
             header: None,
+            header_refused: None,
             yielded: false,
             envelope: Envelope::default(),
             done: false,
@@ -172,18 +202,25 @@ impl<R: BufRead> Scan<R> {
 
     fn error(&mut self, message: impl std::fmt::Display) -> Option<Result<Found, XmlError>> {
         self.done = true;
-        Some(Err(XmlError {
-            line: self.line(),
-            message: message.to_string(),
-        }))
+        Some(Err(self.error_here(message)))
     }
 
-    /// Reads the element whose start was just read, to its end.
+    /// An error at the line the reader has reached.
+    fn error_here(&self, message: impl std::fmt::Display) -> XmlError {
+        XmlError {
+            line: self.line(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Reads the element whose start was just read, to its end. One past a
+    /// bound is refused: it is read on to its end keeping nothing, so the
+    /// rest of the document is read as before.
     fn capture(&mut self, start: Element) -> Result<(Result<Element, String>, bool), XmlError> {
+        let mut size = weight(&start);
+        let mut elements = 1usize;
         let mut stack = vec![start];
-        let mut size = 0usize;
         let mut replaced = false;
-        let mut too_big = None;
         loop {
             self.buf.clear();
             let event = self
@@ -193,55 +230,40 @@ impl<R: BufRead> Scan<R> {
                     line: self.reader.get_ref().line,
                     message: e.to_string(),
                 })?;
-            match event {
+            let refused = match event {
                 Event::Start(e) => {
                     let (element, r) = element(&e);
                     replaced |= r;
-                    size += element
-                        .attrs
-                        .iter()
-                        .map(|(k, v)| k.len() + v.len())
-                        .sum::<usize>();
-                    if stack.len() >= MAX_DEPTH && too_big.is_none() {
-                        too_big = Some(format!("elements nested deeper than {MAX_DEPTH}"));
-                    }
+                    size += weight(&element);
+                    elements += 1;
                     stack.push(element);
+                    (stack.len() > MAX_DEPTH)
+                        .then(|| format!("elements nested deeper than {MAX_DEPTH}"))
                 }
                 Event::End(_) => {
                     let Some(done) = stack.pop() else {
-                        return Err(XmlError {
-                            line: self.reader.get_ref().line,
-                            message: "an end tag without its start".into(),
-                        });
+                        return Err(self.error_here("an end tag without its start"));
                     };
                     match stack.last_mut() {
                         Some(parent) => {
-                            if too_big.is_none() {
-                                parent.children.push(done);
-                            }
+                            parent.children.push(done);
+                            None
                         }
-                        None => {
-                            return Ok((too_big.map_or(Ok(done), Err), replaced));
-                        }
+                        None => return Ok((Ok(done), replaced)),
                     }
                 }
                 Event::Text(t) => {
                     let (text, r) = decode(&t);
                     replaced |= r;
-                    let text = match quick_xml::escape::unescape_with(&text, html_entity) {
-                        Ok(text) => text.into_owned(),
-                        Err(e) => {
-                            if too_big.is_none() {
-                                too_big = Some(format!("text cannot be read: {e}"));
+                    match quick_xml::escape::unescape_with(&text, html_entity) {
+                        Ok(text) => {
+                            size += text.len();
+                            if let Some(top) = stack.last_mut() {
+                                top.text.push_str(&text);
                             }
-                            String::new()
+                            None
                         }
-                    };
-                    size += text.len();
-                    if let Some(top) = stack.last_mut() {
-                        if too_big.is_none() {
-                            top.text.push_str(&text);
-                        }
+                        Err(e) => Some(format!("text cannot be read: {e}")),
                     }
                 }
                 Event::CData(t) => {
@@ -249,32 +271,73 @@ impl<R: BufRead> Scan<R> {
                     replaced |= r;
                     size += text.len();
                     if let Some(top) = stack.last_mut() {
-                        if too_big.is_none() {
-                            top.text.push_str(&text);
-                        }
+                        top.text.push_str(&text);
                     }
+                    None
                 }
-                Event::Eof => {
-                    return Err(XmlError {
-                        line: self.reader.get_ref().line,
-                        message: format!("the document ends inside <{}>", self.target),
-                    })
+                Event::Eof => return Err(self.ends_inside()),
+                _ => None,
+            };
+            let refused = refused.or_else(|| {
+                if size > MAX_RECORD_XML_BYTES {
+                    Some(format!(
+                        "<{}> holds more than {MAX_RECORD_XML_BYTES} bytes",
+                        self.target
+                    ))
+                } else if elements > MAX_RECORD_ELEMENTS {
+                    Some(format!(
+                        "<{}> holds more than {MAX_RECORD_ELEMENTS} elements",
+                        self.target
+                    ))
+                } else {
+                    None
                 }
-                _ => {}
-            }
-            if size > MAX_RECORD_XML_BYTES && too_big.is_none() {
-                too_big = Some(format!(
-                    "<{}> holds more than {MAX_RECORD_XML_BYTES} bytes",
-                    self.target
-                ));
-                // Keep reading to its end, but drop what was built.
-                for element in &mut stack {
-                    element.children.clear();
-                    element.text.clear();
-                }
+            });
+            if let Some(reason) = refused {
+                let depth = stack.len();
+                drop(stack);
+                self.skip(depth)?;
+                return Ok((Err(reason), replaced));
             }
         }
     }
+
+    /// Reads on to the end of an element refused `depth` elements deep,
+    /// keeping only that count, however deep it goes.
+    fn skip(&mut self, mut depth: usize) -> Result<(), XmlError> {
+        while depth > 0 {
+            self.buf.clear();
+            let event = self
+                .reader
+                .read_event_into(&mut self.buf)
+                .map_err(|e| XmlError {
+                    line: self.reader.get_ref().line,
+                    message: e.to_string(),
+                })?;
+            match event {
+                Event::Start(_) => depth += 1,
+                Event::End(_) => depth -= 1,
+                Event::Eof => return Err(self.ends_inside()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn ends_inside(&self) -> XmlError {
+        self.error_here(format!("the document ends inside <{}>", self.target))
+    }
+}
+
+/// What an element counts toward [`MAX_RECORD_XML_BYTES`]: its name and
+/// attributes (its text is counted as it is read).
+fn weight(element: &Element) -> usize {
+    element.name.len()
+        + element
+            .attrs
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
 }
 
 /// HTML entities common in repository metadata that XML does not define.
@@ -338,6 +401,16 @@ impl<R: BufRead> Iterator for Scan<R> {
                     let (start, _) = element(&e);
                     if start.name == self.target {
                         let line = self.line();
+                        if let Some(reason) =
+                            self.header_refused.clone().filter(|_| self.in_record())
+                        {
+                            if let Err(e) = self.skip(1) {
+                                self.done = true;
+                                return Some(Err(e));
+                            }
+                            self.yielded = true;
+                            return Some(Ok(Found::Refused { line, reason }));
+                        }
                         let header = self.header.clone().filter(|_| self.in_record());
                         match self.capture(start) {
                             Ok((element, replaced)) => {
@@ -355,10 +428,16 @@ impl<R: BufRead> Iterator for Scan<R> {
                             }
                         }
                     }
+                    if self.path.len() >= MAX_DOCUMENT_DEPTH {
+                        return self
+                            .error(format!("elements nested deeper than {MAX_DOCUMENT_DEPTH}"));
+                    }
                     let name = start.name.clone();
                     match name.as_str() {
                         "record" => {
+                            self.records += 1;
                             self.header = None;
+                            self.header_refused = None;
                             self.yielded = false;
                         }
                         "header" if self.in_record() => {
@@ -368,10 +447,20 @@ impl<R: BufRead> Iterator for Scan<R> {
                             });
                         }
                         "resumptionToken" => self.envelope.resumption_token = Some(String::new()),
-                        "error" => self.envelope.errors.push((
-                            start.attr("code").unwrap_or_default().to_owned(),
-                            String::new(),
-                        )),
+                        "error" => {
+                            let code = start.attr("code").unwrap_or_default();
+                            if self.envelope.errors.len() >= MAX_ERRORS {
+                                return self.error(format!(
+                                    "more than {MAX_ERRORS} OAI-PMH error elements"
+                                ));
+                            }
+                            if code.len() > MAX_ERROR_BYTES {
+                                return self.error(format!(
+                                    "error code longer than {MAX_ERROR_BYTES} bytes"
+                                ));
+                            }
+                            self.envelope.errors.push((code.to_owned(), String::new()));
+                        }
                         _ => {}
                     }
                     self.path.push(name);
@@ -385,29 +474,59 @@ impl<R: BufRead> Iterator for Scan<R> {
                         .len()
                         .checked_sub(2)
                         .map(|i| self.path[i].as_str());
+                    let text = text.trim();
                     match (parent, self.path.last().map(String::as_str)) {
-                        (Some("header"), Some("identifier")) => {
-                            if let Some(h) = &mut self.header {
-                                h.identifier.push_str(text.trim());
-                            }
-                        }
-                        (Some("header"), Some("datestamp")) => {
-                            if let Some(h) = &mut self.header {
-                                h.datestamp.push_str(text.trim());
+                        (Some("header"), Some(field @ ("identifier" | "datestamp"))) => {
+                            let Some(h) = self
+                                .header
+                                .as_mut()
+                                .filter(|_| self.header_refused.is_none())
+                            else {
+                                continue;
+                            };
+                            let value = if field == "identifier" {
+                                &mut h.identifier
+                            } else {
+                                &mut h.datestamp
+                            };
+                            if value.len() + text.len() > MAX_HEADER_VALUE_BYTES {
+                                // The record is refused by line; what it held is dropped.
+                                self.header = None;
+                                self.header_refused = Some(format!(
+                                    "the OAI {field} is longer than {MAX_HEADER_VALUE_BYTES} bytes"
+                                ));
+                            } else {
+                                value.push_str(text);
                             }
                         }
                         (_, Some("resumptionToken")) => {
                             if let Some(token) = &mut self.envelope.resumption_token {
-                                token.push_str(text.trim());
+                                if token.len() + text.len() > MAX_TOKEN_BYTES {
+                                    return self.error(format!(
+                                        "resumptionToken longer than {MAX_TOKEN_BYTES} bytes"
+                                    ));
+                                }
+                                token.push_str(text);
                             }
                         }
                         (_, Some("error")) => {
-                            if let Some((_, message)) = self.envelope.errors.last_mut() {
-                                message.push_str(text.trim());
+                            if let Some((code, message)) = self.envelope.errors.last_mut() {
+                                if code.len() + message.len() + text.len() > MAX_ERROR_BYTES {
+                                    return self.error(format!(
+                                        "error longer than {MAX_ERROR_BYTES} bytes"
+                                    ));
+                                }
+                                message.push_str(text);
                             }
                         }
                         (_, Some("responseDate")) => {
-                            self.envelope.response_date.push_str(text.trim())
+                            let date = &mut self.envelope.response_date;
+                            if date.len() + text.len() > MAX_HEADER_VALUE_BYTES {
+                                return self.error(format!(
+                                    "responseDate longer than {MAX_HEADER_VALUE_BYTES} bytes"
+                                ));
+                            }
+                            date.push_str(text);
                         }
                         _ => {}
                     }
@@ -415,7 +534,15 @@ impl<R: BufRead> Iterator for Scan<R> {
                 Event::End(_) => {
                     let closed = self.path.pop();
                     if closed.as_deref() == Some("record") {
+                        self.records = self.records.saturating_sub(1);
                         let header = self.header.take();
+                        let refused = self.header_refused.take();
+                        if let Some(reason) = refused.filter(|_| !self.yielded) {
+                            return Some(Ok(Found::Refused {
+                                line: self.line(),
+                                reason,
+                            }));
+                        }
                         if let Some(header) = header.filter(|h| h.deleted && !self.yielded) {
                             return Some(Ok(Found::Deleted {
                                 line: self.line(),
@@ -437,7 +564,7 @@ impl<R: BufRead> Iterator for Scan<R> {
 impl<R: BufRead> Scan<R> {
     /// Whether the scan is inside an OAI-PMH `record` element.
     fn in_record(&self) -> bool {
-        self.path.iter().any(|name| name == "record")
+        self.records > 0
     }
 }
 
@@ -540,6 +667,138 @@ mod tests {
                 assert_eq!(ok.child_text("title"), "ok");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    fn refusal(found: &Found) -> &str {
+        match found {
+            Found::Metadata {
+                element: Err(e), ..
+            } => e,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    /// `<a/>` holds no text but costs a node of the tree: a record of
+    /// countless empty elements is refused, not built.
+    #[test]
+    fn a_record_of_countless_empty_elements_is_refused_and_the_next_one_read() {
+        let empty = "<a/>".repeat(MAX_RECORD_ELEMENTS + 1);
+        let doc = format!(
+            "<all><resource>{empty}</resource><resource><title>ok</title></resource></all>"
+        );
+        let found: Vec<Found> = Scan::new(doc.as_bytes(), "resource")
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(found.len(), 2);
+        let e = refusal(&found[0]);
+        assert!(
+            e.contains(&format!("more than {MAX_RECORD_ELEMENTS} elements")),
+            "{e}"
+        );
+        match &found[1] {
+            Found::Metadata {
+                element: Ok(ok), ..
+            } => assert_eq!(ok.child_text("title"), "ok"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A record nested far past the bound is read to its end keeping only
+    /// a count, refused, and the next record read.
+    #[test]
+    fn a_record_nested_far_too_deep_is_refused_and_the_next_one_read() {
+        let depth = 200_000;
+        let doc = format!(
+            "<all><resource>{}{}</resource>\n<resource><title>ok</title></resource></all>",
+            "<a>".repeat(depth),
+            "</a>".repeat(depth)
+        );
+        let found: Vec<Found> = Scan::new(doc.as_bytes(), "resource")
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(found.len(), 2);
+        let e = refusal(&found[0]);
+        assert!(
+            e.contains(&format!("nested deeper than {MAX_DEPTH}")),
+            "{e}"
+        );
+        match &found[1] {
+            Found::Metadata {
+                line,
+                element: Ok(ok),
+                ..
+            } => assert_eq!((*line, ok.child_text("title")), (2, "ok")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Nesting outside the metadata elements is bounded too: a deeper
+    /// document is an error at the line where it went too deep.
+    #[test]
+    fn a_document_nested_past_the_bound_is_an_error_naming_its_line() {
+        let depth = 100_000;
+        let doc = format!(
+            "<OAI-PMH>\n<ListRecords>\n{}{}</ListRecords></OAI-PMH>",
+            "<record>".repeat(depth),
+            "</record>".repeat(depth)
+        );
+        let error = Scan::new(doc.as_bytes(), "dc")
+            .find_map(Result::err)
+            .expect("too deep");
+        assert_eq!(error.line, 3, "{error}");
+        assert!(
+            error
+                .message
+                .contains(&format!("nested deeper than {MAX_DOCUMENT_DEPTH}")),
+            "{error}"
+        );
+    }
+
+    /// The token, the date and the errors of a response are bounded, and
+    /// one too long is an error: a token cut short would resume the list
+    /// at the wrong place.
+    #[test]
+    fn overlong_envelope_values_are_errors_naming_their_line() {
+        let page = |body: String| format!("<OAI-PMH>\n{body}\n</OAI-PMH>");
+        let cases = [
+            (
+                page(format!(
+                    "<ListRecords><resumptionToken>{}</resumptionToken></ListRecords>",
+                    "t".repeat(MAX_TOKEN_BYTES + 1)
+                )),
+                "resumptionToken",
+            ),
+            (
+                page(format!(
+                    "<responseDate>{}</responseDate>",
+                    "2".repeat(MAX_HEADER_VALUE_BYTES + 1)
+                )),
+                "responseDate",
+            ),
+            (
+                page("<responseDate>2024-01-02T03:04:05Z</responseDate>".repeat(100)),
+                "responseDate",
+            ),
+            (
+                page(format!(
+                    r#"<error code="badArgument">{}</error>"#,
+                    "m".repeat(MAX_ERROR_BYTES + 1)
+                )),
+                "error",
+            ),
+            (
+                page(r#"<error code="badArgument">m</error>"#.repeat(MAX_ERRORS + 1)),
+                "error",
+            ),
+        ];
+        for (doc, what) in cases {
+            let mut scan = Scan::new(doc.as_bytes(), "dc");
+            let error = scan
+                .find_map(Result::err)
+                .unwrap_or_else(|| panic!("{what}: no error"));
+            assert_eq!(error.line, 2, "{what}: {error}");
+            assert!(error.message.contains(what), "{what}: {error}");
         }
     }
 }

@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use super::*;
 
@@ -378,4 +379,159 @@ fn next_from_follows_the_granularity() {
         "2024-03-05T16:00:00Z"
     );
     assert_eq!(encode_query("oai:x/1 2"), "oai%3Ax%2F1%202");
+}
+
+/// A hostile or broken provider: Identify as usual, and every ListRecords
+/// answered by `page` from the request's resumption token ("" for the first).
+struct Scripted {
+    page: Box<dyn Fn(&str) -> String + Send + Sync>,
+}
+
+#[async_trait::async_trait]
+impl Fetch for Scripted {
+    async fn get(&self, url: &str, _ca: &str) -> Result<Vec<u8>, String> {
+        let q = query(url);
+        if q.get("verb").map(String::as_str) == Some("Identify") {
+            return Ok(envelope(
+                "<Identify><granularity>YYYY-MM-DD</granularity></Identify>",
+            ));
+        }
+        let token = q.get("resumptionToken").map_or("", String::as_str);
+        Ok(envelope(&(self.page)(token)))
+    }
+}
+
+/// One `oai_dc` record with id `oai:loop:{n}`.
+fn dc_record(n: u32) -> String {
+    format!(
+        r#"<record><header><identifier>oai:loop:{n}</identifier><datestamp>2024-03-01</datestamp></header><metadata><oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Record {n}</dc:title><dc:creator>Ruiz, Ana</dc:creator><dc:publisher>Repo</dc:publisher><dc:date>2020</dc:date><dc:type>Dataset</dc:type></oai_dc:dc></metadata></record>"#
+    )
+}
+
+/// The page number a token `p{n}` names (0 for the first page).
+fn page_number(token: &str) -> u32 {
+    token.strip_prefix('p').map_or(0, |n| n.parse().unwrap())
+}
+
+/// Runs source `loop` of a node harvesting `page`; the run must end within
+/// a minute (before the bounds, these runs never ended).
+async fn run_scripted(
+    page: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> (Result<State, HarvestError>, Harvester, tempfile::TempDir) {
+    let (node, dir) = crate::test_support::opened_node("polar");
+    let fetch = Arc::new(Scripted {
+        page: Box::new(page),
+    });
+    let harvester = Harvester::new(node, fetch).unwrap();
+    harvester
+        .add(Source {
+            name: "loop".into(),
+            url: "https://loop.example.org/oai".into(),
+            prefix: "oai_dc".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(60), harvester.run("loop", &quiet))
+        .await
+        .expect("the run ends");
+    (result, harvester, dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_answering_with_the_token_it_was_asked_with_is_stopped() {
+    let (result, harvester, _dir) = run_scripted(|_| {
+        format!(
+            "<ListRecords>{}<resumptionToken>same</resumptionToken></ListRecords>",
+            dc_record(1)
+        )
+    })
+    .await;
+    let error = result.unwrap_err();
+    assert!(matches!(error, HarvestError::Protocol(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("https://loop.example.org/oai?verb=ListRecords&resumptionToken=same: "),
+        "{message}"
+    );
+    assert!(message.contains("the token it was asked with"), "{message}");
+    let (_, state, _) = harvester.list().unwrap().remove(0);
+    assert_eq!(state.last_error, message);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_sending_only_empty_pages_is_stopped() {
+    let (result, _harvester, _dir) = run_scripted(|token| {
+        format!(
+            "<ListRecords><resumptionToken>p{}</resumptionToken></ListRecords>",
+            page_number(token) + 1
+        )
+    })
+    .await;
+    let error = result.unwrap_err();
+    assert!(matches!(error, HarvestError::Protocol(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("https://loop.example.org/oai?verb=ListRecords&resumptionToken=p"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "{MAX_EMPTY_PAGES} pages in a row without a record"
+        )),
+        "{message}"
+    );
+}
+
+/// Empty pages between records, fewer than the bound in a row, are a
+/// provider's right: such a list is harvested to its end.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_with_long_runs_of_empty_pages_is_harvested_to_its_end() {
+    let last = 2 * MAX_EMPTY_PAGES + 50;
+    let (result, _harvester, _dir) = run_scripted(move |token| {
+        let n = page_number(token);
+        let records = if n % MAX_EMPTY_PAGES == 50 {
+            dc_record(n)
+        } else {
+            String::new()
+        };
+        let next = if n < last {
+            format!("p{}", n + 1)
+        } else {
+            String::new()
+        };
+        format!("<ListRecords>{records}<resumptionToken>{next}</resumptionToken></ListRecords>")
+    })
+    .await;
+    let state = result.unwrap();
+    assert_eq!((state.added, state.pages), (3, u64::from(last) + 1));
+}
+
+/// A token too long to be honest is a page error naming the URL, not a
+/// token cut short to resume from.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_overlong_resumption_token_is_an_error_naming_the_url() {
+    let (result, harvester, _dir) = run_scripted(|token| {
+        if token.is_empty() {
+            format!(
+                "<ListRecords>{}<resumptionToken>{}</resumptionToken></ListRecords>",
+                dc_record(1),
+                "t".repeat(crosswalk::tree::MAX_TOKEN_BYTES + 1)
+            )
+        } else {
+            "<ListRecords><resumptionToken/></ListRecords>".to_owned()
+        }
+    })
+    .await;
+    let error = result.unwrap_err();
+    assert!(matches!(error, HarvestError::Protocol(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message
+            .starts_with("https://loop.example.org/oai?verb=ListRecords&metadataPrefix=oai_dc: "),
+        "{message}"
+    );
+    assert!(message.contains("resumptionToken"), "{message}");
+    let (_, state, _) = harvester.list().unwrap().remove(0);
+    assert!(state.token.is_empty(), "no token cut short is kept");
+    assert_eq!(state.added, 0);
 }
