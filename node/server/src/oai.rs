@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -42,6 +42,9 @@ use xml::Xml;
 
 /// Seconds a refused harvester is told to wait.
 const RETRY_AFTER_SECS: &str = "2";
+/// Largest body of a request by POST, in bytes: a request carries at most
+/// [`request::MAX_ARGUMENTS`] arguments of [`request::MAX_VALUE_BYTES`] each.
+pub const MAX_POST_BYTES: usize = 64 * 1024;
 
 /// The provider's state.
 pub struct Provider {
@@ -105,8 +108,17 @@ async fn post_oai(
     State(provider): State<Arc<Provider>>,
     client: ClientAddr,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    // Read first (bounded), so a client still sending its body gets the
+    // answer rather than a reset stream.
+    let Ok(body) = axum::body::to_bytes(body, MAX_POST_BYTES).await else {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("an OAI-PMH request by POST carries at most {MAX_POST_BYTES} bytes\n"),
+        )
+            .into_response();
+    };
     let form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -593,4 +605,65 @@ fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::ClientConn;
+    use axum::extract::ConnectInfo;
+    use tower::ServiceExt;
+
+    /// The provider of a new node, behind the server's own body limit.
+    fn provider() -> (Router, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("polar");
+        Node::create(
+            &data,
+            &"polar".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        let node = Node::open(&data, &std::collections::BTreeMap::new()).unwrap();
+        let replicator = Replicator::new(node.clone(), crate::peer::connector(node.clone()));
+        let catalog = Arc::new(Catalog::new(replicator.clone()));
+        let limit = node.config().limits.max_message_bytes;
+        let router = router(replicator, catalog).layer(axum::extract::DefaultBodyLimit::max(limit));
+        (router, dir)
+    }
+
+    async fn post(router: &Router, body: String) -> (StatusCode, String) {
+        let mut request = axum::http::Request::post("/oai")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        request.extensions_mut().insert(ConnectInfo(ClientConn {
+            addr: "127.0.0.1:4000".parse().unwrap(),
+            activity: None,
+        }));
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// A request by POST is a few KiB; a body past [`MAX_POST_BYTES`] is
+    /// refused as too large, not read on to the server's limit.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_post_body_past_the_bound_is_refused_as_too_large() {
+        let (router, _dir) = provider();
+        let (status, body) = post(&router, "verb=Identify".into()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.contains("<Identify>"), "{body}");
+
+        let padded = format!("verb=Identify&x={}", "a".repeat(MAX_POST_BYTES));
+        let (status, body) = post(&router, padded).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        assert!(
+            body.contains(&format!("at most {MAX_POST_BYTES} bytes")),
+            "{body}"
+        );
+    }
 }
