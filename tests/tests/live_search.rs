@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::searched;
 use meridian_proto::catalog_client::CatalogClient;
 use meridian_proto::federation_client::FederationClient;
 use meridian_proto::{
@@ -81,6 +82,41 @@ fn holdings(b: &TestNode) {
         record_line("UNI-grp", "Sea ice consortium survey", "groups"),
         record_line("UNI-priv", "Sea ice drafts", "private"),
     ]);
+}
+
+/// A peer's forwarded live searches have a rate of their own at each
+/// node they ask: `uni` allows `polar` one request a second in bursts of
+/// ten; once `polar`'s users have spent that on live searches (`uni`
+/// refuses the rest), `polar` still syncs from `uni` at once, on the
+/// allowance its pulls keep for themselves.
+#[tokio::test(flavor = "multi_thread")]
+async fn live_searches_never_spend_the_rate_sync_needs() {
+    let a = TestNode::start("polar");
+    let b = TestNode::start_with(
+        "uni",
+        &[
+            ("MERIDIAN_LIMITS__REQUESTS_PER_SECOND", "1"),
+            ("MERIDIAN_LIMITS__REQUEST_BURST", "10"),
+        ],
+    );
+    a.trust(&b, &[]);
+    b.trust(&a, &[]);
+    holdings(&b);
+    let mut refused = 0;
+    for _ in 0..20 {
+        let answer = operator_search(&a, live("sea ice", 2000)).await;
+        if status_of(&answer, "uni").0 == CompletenessStatus::Refused {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 5, "uni refused {refused} of 20 live searches");
+    let reports = a.sync_now();
+    assert_eq!(reports["uni"]["ok"], true, "{reports:?}");
+    assert_eq!(
+        searched(&a, "algae"),
+        ["uni/UNI-open".to_owned()].into(),
+        "pulled from uni"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

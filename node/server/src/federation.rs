@@ -92,11 +92,23 @@ impl FederationService {
 
     /// The pinned peer calling, once its request fits its rate.
     fn peer<T>(&self, request: &Request<T>) -> Result<Peer, Status> {
+        self.peer_calling(request, "")
+    }
+
+    /// The pinned peer forwarding a live search, once it fits the rate of
+    /// its searches: a bucket of their own, so that a peer whose users
+    /// search without pause spends it, never the rate its pulls, hints and
+    /// witness questions need to keep its replicas current.
+    fn searching_peer<T>(&self, request: &Request<T>) -> Result<Peer, Status> {
+        self.peer_calling(request, ", searching")
+    }
+
+    fn peer_calling<T>(&self, request: &Request<T>, calls: &str) -> Result<Peer, Status> {
         let peer = caller::peer(&self.node, request)?.ok_or_else(|| {
             Status::unauthenticated("federation requires a pinned client certificate")
         })?;
-        self.rates
-            .check(&limit::client(request, Some(peer.node_id.as_str())))?;
+        let client = limit::client(request, Some(peer.node_id.as_str()));
+        self.rates.check(&format!("{client}{calls}"))?;
         Ok(peer)
     }
 }
@@ -236,7 +248,7 @@ impl Federation for FederationService {
         &self,
         request: Request<proto::PeerSearchRequest>,
     ) -> Result<Response<proto::PeerSearchResponse>, Status> {
-        let peer = self.peer(&request)?;
+        let peer = self.searching_peer(&request)?;
         let req = request.into_inner();
         let claim = OnBehalfOf::from_wire(req.on_behalf_of);
         let asker = peer.node_id.to_string();
