@@ -149,6 +149,10 @@ pub enum SyncError {
     /// A message was larger than allowed.
     #[error("{peer}: message too large: {message}")]
     TooLarge { peer: String, message: String },
+    /// The peer holds this node to a rate or a limit and refused the
+    /// request for now: no fault of what either side sent.
+    #[error("{peer}: busy: {message}")]
+    Busy { peer: String, message: String },
     /// A peer sent a pulled item over its bound (an envelope over 1 MiB, a
     /// digest that is not 32 bytes, a batch over its byte budget): the pull
     /// was cut off as the item arrived, before it was buffered, and nothing
@@ -188,6 +192,7 @@ impl SyncError {
             SyncError::TooLarge { .. } | SyncError::Overrun { .. } => RejectReason::TooLarge,
             SyncError::Unreachable { .. }
             | SyncError::Stalled { .. }
+            | SyncError::Busy { .. }
             | SyncError::Refused { .. }
             | SyncError::Frozen(_)
             | SyncError::NotTrusted(_)

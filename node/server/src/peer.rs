@@ -36,9 +36,10 @@ fn remote_error(peer: &str, status: Status) -> SyncError {
         | tonic::Code::Unauthenticated
         | tonic::Code::FailedPrecondition
         | tonic::Code::NotFound => SyncError::Refused { peer, message },
-        tonic::Code::ResourceExhausted | tonic::Code::OutOfRange => {
-            SyncError::TooLarge { peer, message }
-        }
+        // tonic refuses a message over its size limit as OUT_OF_RANGE; a
+        // peer's rates and limits answer RESOURCE_EXHAUSTED.
+        tonic::Code::OutOfRange => SyncError::TooLarge { peer, message },
+        tonic::Code::ResourceExhausted => SyncError::Busy { peer, message },
         _ => SyncError::Unreachable {
             peer,
             message: format!("{}: {message}", status.code()),
@@ -153,4 +154,27 @@ pub fn connector(node: Arc<Node>) -> Connector {
             }) as Arc<dyn FederationPeer>)
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer that holds this node to its rate is busy, not at fault: the
+    /// refusal is not counted against it as a rejection of what it sent,
+    /// and not reported as a message too large, which tonic answers as
+    /// OUT_OF_RANGE.
+    #[test]
+    fn a_rate_refusal_is_busy_and_an_oversized_message_a_rejection() {
+        let busy = remote_error("uni", Status::resource_exhausted("too many requests"));
+        assert!(matches!(busy, SyncError::Busy { .. }), "{busy}");
+        assert!(!busy.is_rejection());
+        assert_eq!(busy.to_string(), "uni: busy: too many requests");
+        let large = remote_error(
+            "uni",
+            Status::out_of_range("decoded message length too large"),
+        );
+        assert!(matches!(large, SyncError::TooLarge { .. }), "{large}");
+        assert!(large.is_rejection());
+    }
 }

@@ -206,7 +206,7 @@ pub fn sync(error: SyncError) -> Status {
         SyncError::Refused { .. } | SyncError::WrongNode { .. } | SyncError::Impostor { .. } => {
             Status::permission_denied(error.to_string())
         }
-        SyncError::TooLarge { .. } | SyncError::Overrun { .. } => {
+        SyncError::TooLarge { .. } | SyncError::Overrun { .. } | SyncError::Busy { .. } => {
             Status::resource_exhausted(error.to_string())
         }
         SyncError::Verify { .. }

@@ -199,9 +199,10 @@ enum Outcome {
 /// The report's word for a peer that failed with `e`.
 fn coverage_of(e: &SyncError) -> Coverage {
     match e {
-        SyncError::Refused { .. } | SyncError::NotTrusted(_) | SyncError::TooLarge { .. } => {
-            Coverage::Refused
-        }
+        SyncError::Refused { .. }
+        | SyncError::NotTrusted(_)
+        | SyncError::TooLarge { .. }
+        | SyncError::Busy { .. } => Coverage::Refused,
         SyncError::Stalled { .. } => Coverage::Timeout,
         _ => Coverage::Unreachable,
     }
