@@ -146,10 +146,12 @@ impl Catalog {
         })
         .await?;
         if page.cut_short {
-            return Err(Status::deadline_exceeded(format!(
-                "the deadline passed after {} records were scanned; ask again with the page token of the last page or a longer deadline",
-                page.scanned
-            )));
+            // Without how many records were scanned: that counts records
+            // the caller may not see.
+            return Err(Status::deadline_exceeded(
+                "the deadline passed before the page was full; ask again with the page token \
+                 of the last page or a longer deadline",
+            ));
         }
         Ok(convert::page(page))
     }
