@@ -25,6 +25,10 @@ pub const MAX_LIMIT: usize = 1000;
 /// Most values one filter (disciplines, origins, access, licences,
 /// formats) may name: each is looked up in every segment.
 pub const MAX_FILTER_VALUES: usize = 256;
+/// Longest value of a filter, in bytes: node ids, disciplines, licences
+/// and formats are short words. A live search copies the request to every
+/// peer, and each peer keeps its filters in its audit for months.
+pub const MAX_FILTER_VALUE_BYTES: usize = 256;
 /// Values returned per facet, the most frequent first.
 pub const FACET_TOP_N: usize = 20;
 /// The facets of [`SearchResults::facets`], in display order.
@@ -263,6 +267,23 @@ impl SearchRequest {
                 )));
             }
         }
+        for (field, values) in [
+            ("disciplines", &self.disciplines),
+            ("origins", &self.origins),
+            ("licenses", &self.licenses),
+            ("formats", &self.formats),
+        ] {
+            if let Some((i, value)) = values
+                .iter()
+                .enumerate()
+                .find(|(_, v)| v.len() > MAX_FILTER_VALUE_BYTES)
+            {
+                return Err(SearchError::Invalid(format!(
+                    "{field}[{i}]: {} bytes, at most {MAX_FILTER_VALUE_BYTES}",
+                    value.len()
+                )));
+            }
+        }
         let access = self
             .access
             .iter()
@@ -467,6 +488,20 @@ mod tests {
             ..Default::default()
         };
         assert!(at_most.plan().is_ok());
+        // A value past its bound, which a live search would copy to every
+        // peer and each peer keep in its audit.
+        bad(
+            SearchRequest {
+                formats: vec!["text/csv".into(), "x".repeat(MAX_FILTER_VALUE_BYTES + 1)],
+                ..Default::default()
+            },
+            "formats[1]: 257 bytes, at most 256",
+        );
+        let longest = SearchRequest {
+            disciplines: vec!["x".repeat(MAX_FILTER_VALUE_BYTES)],
+            ..Default::default()
+        };
+        assert!(longest.plan().is_ok());
         bad(
             SearchRequest {
                 year: Some((Some(2021), Some(2020))),
