@@ -97,6 +97,10 @@ def main(base, shots):
         # The record page: every field, provenance, JSON-LD.
         page.fill("#q", "Bering")
         page.click("button[type=submit]")
+        # The snippet: the description as text, its match in bold.
+        snippet = page.locator("#hits .snippet").first
+        expect(snippet).to_contain_text('Bering Sea ice & snow <depth> survey, "2018')
+        expect(snippet.locator("b").first).to_have_text("Bering")
         page.click("#hits li h3 a")
         expect(page.locator("h1#title")).to_have_text("Bering Sea ice survey")
         expect(page.locator("#fields")).to_contain_text("10.5555/bering")

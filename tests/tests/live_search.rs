@@ -145,6 +145,10 @@ async fn live_answers_carry_the_callers_audience_never_more() {
         "A's pin at B: public, federation and the consortium, never private"
     );
     assert_eq!(answer.total, 4);
+    // Only the hits from A's own index are verified here; B's are its word.
+    for hit in &answer.hits {
+        assert_eq!(hit.verified, hit.origin == "polar", "{hit:?}");
+    }
     assert!(answer.total_is_lower_bound);
     let (status, log_size, by) = status_of(&answer, "uni");
     assert_eq!(status, CompletenessStatus::Ok);

@@ -76,6 +76,7 @@ fn a_researcher_searches_pages_filters_and_opens_a_record_in_a_browser() {
         ));
     }
     let mut bering = record("bering", "Bering Sea ice survey", 2018, "earth", "public");
+    bering["description"] = "Bering Sea ice & snow <depth> survey, \"2018\"".into();
     bering["doi"] = "10.5555/bering".into();
     bering["spatial"] =
         serde_json::json!([{"west": 175.0, "south": 55.0, "east": -170.0, "north": 65.0}]);

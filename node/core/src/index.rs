@@ -19,7 +19,7 @@ mod cost;
 mod directory;
 mod filter;
 mod generation;
-mod highlight;
+pub(crate) mod highlight;
 mod pieces;
 
 pub use self::highlight::escape as escape_html;
@@ -758,6 +758,7 @@ impl HoldingsIndex {
             access: crate::record::parse_access(&text(f.access)).unwrap_or_default(),
             visibility,
             also_at: Vec::new(),
+            verified: true,
         })
     }
 }

@@ -161,6 +161,9 @@ pub struct Hit {
     /// Other origins' copies of the same DOI merged into this hit, which is
     /// the authoritative one ([`crate::search::dedupe`]).
     pub also_at: Vec<AlsoAt>,
+    /// From this node's index, which holds only records whose signature it
+    /// verified; false for a peer's live answer, which is its word.
+    pub verified: bool,
 }
 
 /// Another origin's copy of a hit's DOI.

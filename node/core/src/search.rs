@@ -428,6 +428,7 @@ mod tests {
             access: Default::default(),
             visibility: crate::proto::Visibility::Public,
             also_at: Vec::new(),
+            verified: true,
         }
     }
 

@@ -111,8 +111,7 @@ pub fn hit(hit: Hit) -> proto::SearchHit {
         snippet: hit.snippet,
         access: hit.access as i32,
         visibility: hit.visibility as i32,
-        // The index holds only records whose signature was verified.
-        verified: true,
+        verified: hit.verified,
         also_at: hit
             .also_at
             .into_iter()

@@ -132,9 +132,73 @@ pub fn escape(text: &str) -> String {
     escaped
 }
 
+/// `snippet`, which another node says is a snippet, as this node writes
+/// one: text escaped, with `<b>` and `</b>` the only markup and balanced.
+/// The entities [`escape`] writes are kept; any other `<`, `>`, `&` or
+/// quote is escaped, so nothing a peer sends becomes markup of its own.
+pub fn sanitize(snippet: &str) -> String {
+    const ENTITIES: [&str; 5] = ["&amp;", "&lt;", "&gt;", "&quot;", "&#39;"];
+    let mut out = String::with_capacity(snippet.len());
+    let mut open = false;
+    let mut rest = snippet;
+    while let Some(c) = rest.chars().next() {
+        if let Some(entity) = ENTITIES.iter().find(|e| rest.starts_with(**e)) {
+            out.push_str(entity);
+            rest = &rest[entity.len()..];
+        } else if rest.starts_with("<b>") {
+            if !open {
+                out.push_str("<b>");
+                open = true;
+            }
+            rest = &rest[3..];
+        } else if rest.starts_with("</b>") {
+            if open {
+                out.push_str("</b>");
+                open = false;
+            }
+            rest = &rest[4..];
+        } else {
+            out.push_str(&escape(&rest[..c.len_utf8()]));
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    if open {
+        out.push_str("</b>");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a peer sends as a snippet becomes what this node writes:
+    /// escaped text with balanced `<b>` marks, nothing else.
+    #[test]
+    fn a_peers_snippet_keeps_only_bold_marks_and_escaped_text() {
+        let cases = [
+            ("sea <b>ice</b> &amp; snow", "sea <b>ice</b> &amp; snow"),
+            (
+                "<img src=x onerror=alert(1)>",
+                "&lt;img src=x onerror=alert(1)&gt;",
+            ),
+            (
+                "<b onclick=x>ice</b> & \"q\" 'a'",
+                "&lt;b onclick=x&gt;ice &amp; &quot;q&quot; &#39;a&#39;",
+            ),
+            ("&lt;script&gt;", "&lt;script&gt;"),
+            ("&#x3c;script", "&amp;#x3c;script"),
+            ("<b><b>ice", "<b>ice</b>"),
+            ("</b>ice</b>", "ice"),
+            ("<B>ice</B>", "&lt;B&gt;ice&lt;/B&gt;"),
+        ];
+        for (sent, kept) in cases {
+            assert_eq!(sanitize(sent), kept, "{sent}");
+        }
+        // This node's own snippets pass unchanged.
+        let own = format!("{} <b>{}</b>", escape("a & <b>"), escape("ice"));
+        assert_eq!(sanitize(&own), own);
+    }
 
     #[test]
     fn leading_text_is_cut_at_a_word_and_escaped() {

@@ -393,8 +393,16 @@ async fn ask_or_replica(
     (origin, found)
 }
 
-/// A peer's hit in the core's form.
+/// A peer's hit in the core's form: its word, not verified here. Its
+/// snippet is made markup this node would write (escaped text, `<b>`
+/// marks), and a score that is not a finite, non-negative number counts 0,
+/// so no peer ranks first by NaN or infinity.
 fn hit_from_wire(hit: proto::SearchHit) -> Hit {
+    let score = if hit.score.is_finite() && hit.score > 0.0 {
+        hit.score
+    } else {
+        0.0
+    };
     Hit {
         origin: hit.origin,
         id: hit.id,
@@ -404,11 +412,12 @@ fn hit_from_wire(hit: proto::SearchHit) -> Hit {
         publication_year: hit.publication_year,
         updated_at: hit.updated_at,
         size_bytes: hit.size_bytes,
-        score: hit.score,
-        snippet: hit.snippet,
+        score,
+        snippet: crate::index::highlight::sanitize(&hit.snippet),
         access: Access::try_from(hit.access).unwrap_or_default(),
         visibility: Visibility::try_from(hit.visibility).unwrap_or(Visibility::Private),
         also_at: Vec::new(),
+        verified: false,
     }
 }
 

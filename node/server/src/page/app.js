@@ -19,11 +19,21 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-// The server marks matches with <b>…</b>; everything else is text.
+// The server sends escaped text with matches in <b>…</b> (a peer's snippet
+// is made so too). It is rebuilt here as text and <b> elements, never
+// parsed as HTML: the entities are read back as the characters they stand
+// for, and any other markup stays text.
 function snippet(html) {
   const span = el("span", { class: "snippet" });
-  const escaped = html.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-  span.innerHTML = escaped.replace(/&lt;b&gt;/g, "<b>").replace(/&lt;\/b&gt;/g, "</b>");
+  const text = (part) => part
+    .replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&#39;/g, "'")
+    .replace(/&amp;/g, "&");
+  let bold = false;
+  for (const part of html.split(/(<b>|<\/b>)/)) {
+    if (part === "<b>") bold = true;
+    else if (part === "</b>") bold = false;
+    else if (part) span.append(bold ? el("b", { text: text(part) }) : text(part));
+  }
   return span;
 }
 

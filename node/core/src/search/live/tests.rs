@@ -143,6 +143,29 @@ fn a_peer_answer_keeps_only_the_asked_origin_and_what_the_viewer_may_see() {
     );
 }
 
+/// A peer's hit is its word: not marked verified, its snippet made markup
+/// this node would write, and a score that is not a finite positive number
+/// counts 0, so no peer ranks first by NaN or infinity.
+#[test]
+fn a_peers_hit_is_unverified_sanitized_and_cannot_outrank_by_nan() {
+    let mut sent = hit("a", "r0", f32::NAN, Visibility::Public);
+    sent.snippet = "<script>x</script><b>ice</b>".into();
+    let taken = hit_from_wire(sent);
+    assert!(!taken.verified);
+    assert_eq!(taken.score, 0.0);
+    assert_eq!(taken.snippet, "&lt;script&gt;x&lt;/script&gt;<b>ice</b>");
+    for score in [f32::INFINITY, f32::NEG_INFINITY, -3.0] {
+        assert_eq!(
+            hit_from_wire(hit("a", "r0", score, Visibility::Public)).score,
+            0.0
+        );
+    }
+    assert_eq!(
+        hit_from_wire(hit("a", "r0", 2.5, Visibility::Public)).score,
+        2.5
+    );
+}
+
 #[test]
 fn merged_pages_rank_in_one_order_and_sum_totals_and_facets() {
     let part = |origin: &str, scores: &[f32], total: u64, count: u64| SearchResults {
