@@ -344,6 +344,11 @@ pub struct Limits {
     /// a moment, then get RESOURCE_EXHAUSTED.
     #[serde(default = "default_anonymous_reads")]
     pub anonymous_reads: usize,
+    /// Searches run at once for others than the operator (anonymous
+    /// callers, peers, the live searches peers forward); more wait a
+    /// moment, then get RESOURCE_EXHAUSTED.
+    #[serde(default = "default_searches")]
+    pub searches: usize,
     /// Connections open at once on each public listener; more are closed
     /// as soon as they are accepted.
     #[serde(default = "default_max_connections")]
@@ -384,6 +389,9 @@ fn default_request_timeout_secs() -> u64 {
 fn default_anonymous_reads() -> usize {
     4
 }
+fn default_searches() -> usize {
+    8
+}
 fn default_max_connections() -> usize {
     1024
 }
@@ -419,6 +427,7 @@ impl Default for Limits {
             concurrency: default_concurrency(),
             request_timeout_secs: default_request_timeout_secs(),
             anonymous_reads: default_anonymous_reads(),
+            searches: default_searches(),
             max_connections: default_max_connections(),
             max_handshakes: default_max_handshakes(),
             idle_timeout_secs: default_idle_timeout_secs(),
@@ -556,6 +565,7 @@ impl Config {
         }
         for (key, value) in [
             ("anonymous_reads", self.limits.anonymous_reads),
+            ("searches", self.limits.searches),
             ("max_connections", self.limits.max_connections),
             ("max_handshakes", self.limits.max_handshakes),
             ("idle_timeout_secs", self.limits.idle_timeout_secs as usize),

@@ -138,6 +138,8 @@ label!(
         RequestRate => "request_rate",
         /// Anonymous reads in progress.
         AnonymousReads => "anonymous_reads",
+        /// Searches in progress for others than the operator.
+        Searches => "searches",
     }
 );
 

@@ -150,6 +150,9 @@ pub struct Node {
     /// Entries sync applied, decoded, for the indexer to take rather than
     /// read back ([`handoff::Handoff`]).
     pub(crate) handoff: handoff::Handoff,
+    /// Places for the searches run for others than the operator
+    /// (`limits.searches`).
+    search_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// What a new key set of this node changes.
@@ -334,6 +337,7 @@ impl Node {
         let (key, key_pending_rename) = current_signing_key(data_dir, &chain, key)?;
         let index = LiveIndex::open(&data_dir.join(INDEX_DIR))?;
         let cursor_key = CursorKey::new(key.derive_secret("search cursor"));
+        let search_slots = Arc::new(tokio::sync::Semaphore::new(config.limits.searches));
         let node = Self {
             config,
             data_dir: data_dir.to_owned(),
@@ -359,6 +363,7 @@ impl Node {
             quarantine_counts: Mutex::default(),
             audiences: Mutex::default(),
             handoff: handoff::Handoff::default(),
+            search_slots,
         };
         Ok(Arc::new(node))
     }
@@ -1403,6 +1408,13 @@ impl Node {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Places for the searches run for others than the operator: at most
+    /// `limits.searches` at once, so that expensive queries cannot pile up
+    /// on the blocking threads.
+    pub fn search_slots(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.search_slots
     }
 
     pub fn data_dir(&self) -> &Path {

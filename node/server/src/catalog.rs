@@ -210,6 +210,34 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
+/// A place among the searches run for others than the operator (anonymous
+/// callers, peers, live searches peers forward): at most `limits.searches`
+/// at once, so that expensive queries cannot pile up on the blocking
+/// threads. Waits briefly for one, then refuses; the operator never waits.
+pub(crate) async fn search_slot(
+    node: &Node,
+    viewer: &Viewer,
+) -> Result<Option<OwnedSemaphorePermit>, Status> {
+    if matches!(viewer, Viewer::Operator { .. }) {
+        return Ok(None);
+    }
+    match tokio::time::timeout(
+        ANONYMOUS_QUEUE_WAIT,
+        node.search_slots().clone().acquire_owned(),
+    )
+    .await
+    {
+        Ok(Ok(permit)) => Ok(Some(permit)),
+        _ => {
+            node.metrics().limit_hits.inc(Limit::Searches);
+            Err(Status::resource_exhausted(format!(
+                "too many searches in progress (at most {} at once); retry later",
+                node.config().limits.searches
+            )))
+        }
+    }
+}
+
 /// Runs a search for `viewer` off the async executor and answers it on the
 /// wire, with its completeness report. Shared by `Catalog` and `Admin`.
 /// A live search asks peers for at most the request's `deadline_ms` (the
@@ -221,6 +249,7 @@ pub async fn search(
     within: Option<Duration>,
 ) -> Result<proto::SearchResponse, Status> {
     let started = std::time::Instant::now();
+    let _slot = search_slot(replicator.node(), &viewer).await?;
     let wire = request.clone();
     let request = convert::search_request(request, replicator.node().node_id())?;
     let scope = match request.scope {
@@ -339,5 +368,38 @@ mod tests {
         for bad in ["", "S", "123456789S", "10x", "-1S", "1.5S", "é"] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad}");
         }
+    }
+
+    /// With `limits.searches` places taken, another caller's search waits a
+    /// moment and is refused (and counted); the operator's is not held up.
+    #[tokio::test]
+    async fn searches_beyond_their_places_are_refused_and_the_operators_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("polar");
+        Node::create(
+            &data,
+            &"polar".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        let env = [("MERIDIAN_LIMITS__SEARCHES".to_owned(), "1".to_owned())];
+        let node = Node::open(&data, &env.into_iter().collect()).unwrap();
+        let replicator = Replicator::new(node.clone(), crate::peer::connector(node.clone()));
+        let search = |viewer: Viewer| {
+            search(
+                replicator.clone(),
+                proto::SearchRequest::default(),
+                viewer,
+                None,
+            )
+        };
+        let held = search_slot(&node, &Viewer::Anonymous).await.unwrap();
+        let refused = search(Viewer::Anonymous).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused}");
+        assert!(refused.message().contains("at most 1 at once"), "{refused}");
+        assert_eq!(node.metrics().limit_hits.get(Limit::Searches), 1);
+        search(node.operator()).await.unwrap();
+        drop(held);
+        search(Viewer::Anonymous).await.unwrap();
     }
 }

@@ -257,6 +257,7 @@ impl Federation for FederationService {
             .request
             .ok_or_else(|| status::invalid_field("request", "request: missing"))?;
         let request = convert::search_request(wire, self.node.node_id())?;
+        let _slot = crate::catalog::search_slot(&self.node, &viewer).await?;
         let node = self.node.clone();
         let forwarded = tokio::task::spawn_blocking(move || {
             let forwarded = live::answer_forwarded(&node, request.clone(), &viewer)?;
