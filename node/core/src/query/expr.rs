@@ -27,8 +27,13 @@ use std::fmt;
 pub const MAX_QUERY_CHARS: usize = 1000;
 /// Deepest nesting of parentheses and negations.
 pub const MAX_DEPTH: usize = 16;
-/// Most terms (words, phrases, prefixes) in one query.
+/// Most terms in one query: each word counts, those of a phrase or of a
+/// word the analyzer splits (`sea-ice`) each on its own, since a phrase
+/// seeks every one of its words.
 pub const MAX_TERMS: usize = 64;
+/// Most prefixes (`glac*`) in one query: each reads the postings of up to
+/// a thousand terms in five fields.
+pub const MAX_PREFIXES: usize = 8;
 
 /// A text field a query term may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -135,6 +140,7 @@ pub fn parse(text: &str) -> Result<Expr, QueryError> {
         at: 0,
         end: chars.len(),
         terms: 0,
+        prefixes: 0,
     };
     let items = parser.and(0, None)?;
     if let Some(token) = parser.peek() {
@@ -270,6 +276,7 @@ struct Parser<'t> {
     /// Length of the text in characters: the position of "the end".
     end: usize,
     terms: usize,
+    prefixes: usize,
 }
 
 impl Parser<'_> {
@@ -330,6 +337,7 @@ impl Parser<'_> {
             self.expect_operand("OR")?;
             alternatives.push(self.unary(depth, field)?);
         }
+        without_repeats(&mut alternatives);
         Ok(if alternatives.len() == 1 {
             alternatives.remove(0)
         } else {
@@ -410,8 +418,17 @@ impl Parser<'_> {
             }
             Kind::Word(word) => {
                 self.at += 1;
-                self.count_term(token.position)?;
+                self.count_terms(token.position, &word)?;
                 let stem = word.trim_end_matches('*');
+                if !stem.is_empty() && stem.len() < word.len() {
+                    self.prefixes += 1;
+                    if self.prefixes > MAX_PREFIXES {
+                        return error(
+                            token.position,
+                            format!("the query has more than {MAX_PREFIXES} prefixes"),
+                        );
+                    }
+                }
                 Ok(if stem.is_empty() {
                     Expr::All
                 } else {
@@ -429,7 +446,7 @@ impl Parser<'_> {
             }
             Kind::Phrase(phrase) => {
                 self.at += 1;
-                self.count_term(token.position)?;
+                self.count_terms(token.position, &phrase)?;
                 Ok(Expr::Text {
                     field,
                     text: phrase,
@@ -444,8 +461,13 @@ impl Parser<'_> {
         }
     }
 
-    fn count_term(&mut self, position: usize) -> Result<(), QueryError> {
-        self.terms += 1;
+    /// Counts the words of `text` (at least one) towards [`MAX_TERMS`].
+    fn count_terms(&mut self, position: usize, text: &str) -> Result<(), QueryError> {
+        let words = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .count();
+        self.terms += words.max(1);
         if self.terms > MAX_TERMS {
             return error(
                 position,
@@ -456,7 +478,28 @@ impl Parser<'_> {
     }
 }
 
+/// Drops a term that repeats one before it (same field, text and kind):
+/// `a AND a` and `a OR a` match what `a` does, and a query of one prefix
+/// many times would read its thousand terms' postings as often.
+fn without_repeats(items: &mut Vec<Expr>) {
+    let mut seen: Vec<(Option<TextField>, String, TextKind)> = Vec::new();
+    items.retain(|item| match item {
+        Expr::Text {
+            field, text, kind, ..
+        } => {
+            let key = (*field, text.clone(), *kind);
+            let first = !seen.contains(&key);
+            if first {
+                seen.push(key);
+            }
+            first
+        }
+        _ => true,
+    });
+}
+
 fn all_of(mut items: Vec<Expr>) -> Expr {
+    without_repeats(&mut items);
     match items.len() {
         0 => Expr::All,
         1 => items.remove(0),
@@ -482,6 +525,20 @@ mod tests {
         let error = parse(text).unwrap_err();
         assert_eq!(error.position, position, "{text:?}: {error}");
         assert!(error.message.contains(needle), "{text:?}: {error}");
+    }
+
+    /// A term repeated in a conjunction or an alternative is read once.
+    #[test]
+    fn a_repeated_term_is_one_term() {
+        assert_eq!(parse("ice ice").unwrap(), word("ice", 0));
+        assert_eq!(parse("ice OR ice").unwrap(), word("ice", 0));
+        assert_eq!(
+            parse("sea ice sea").unwrap(),
+            Expr::And(vec![word("sea", 0), word("ice", 4)])
+        );
+        // Not the same term: another field, or a prefix.
+        assert!(matches!(parse("ice title:ice").unwrap(), Expr::And(items) if items.len() == 2));
+        assert!(matches!(parse("ice ice*").unwrap(), Expr::And(items) if items.len() == 2));
     }
 
     #[test]
@@ -628,6 +685,15 @@ mod tests {
         );
         let many = vec!["w"; MAX_TERMS + 1].join(" ");
         fails_at(&many, 2 * MAX_TERMS, "terms");
+        // A phrase's words count each, and so do those of a word the
+        // analyzer splits.
+        let phrase = format!("\"{}\"", vec!["w"; MAX_TERMS + 1].join(" "));
+        fails_at(&phrase, 0, "terms");
+        fails_at(&vec!["w"; MAX_TERMS + 1].join("-"), 0, "terms");
+        assert!(parse(&format!("\"{}\"", vec!["w"; MAX_TERMS].join(" "))).is_ok());
+        let prefixes: Vec<String> = (0..=MAX_PREFIXES).map(|i| format!("p{i}*")).collect();
+        fails_at(&prefixes.join(" "), 4 * MAX_PREFIXES, "prefixes");
+        assert!(parse(&prefixes[..MAX_PREFIXES].join(" ")).is_ok());
         fails_at(&"x".repeat(MAX_QUERY_CHARS + 1), MAX_QUERY_CHARS, "longer");
     }
 
