@@ -863,3 +863,91 @@ fn schemathesis_finds_no_failure() {
     assert!(out.status.success(), "schemathesis failed:\n{report}");
     assert!(report.contains("passed"), "{report}");
 }
+
+/// A client that starts a POST and sends its body no further, on `node`'s
+/// HTTP listener; its stdin stays open (and the upload unfinished) until
+/// the returned child is waited for or killed.
+fn slow_upload(node: &TestNode) -> std::process::Child {
+    let http = node.http.expect("an HTTP listener");
+    let mut child = Command::new("curl")
+        .args(["--silent", "--show-error", "--cacert"])
+        .arg(node.data_dir().join("public.crt"))
+        .arg("--resolve")
+        .arg(format!("localhost:{}:127.0.0.1", http.port()))
+        .args([
+            "--header",
+            "Content-Type: application/json",
+            "--request",
+            "POST",
+            "--upload-file",
+            "-",
+            "--write-out",
+            "\n%{http_code}",
+        ])
+        .arg(format!("https://localhost:{}/api/v1/search", http.port()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("curl runs");
+    let stdin = child.stdin.as_mut().unwrap();
+    stdin.write_all(b"{").unwrap();
+    stdin.flush().unwrap();
+    child
+}
+
+/// With one request place: clients that never finish their bodies each
+/// hold it in turn, and a request queued behind them is answered by its
+/// own deadline (3 s), not after theirs one after the other; a slow body
+/// is given up after 10 s, however long the request deadline.
+#[test]
+fn a_slow_body_holds_its_place_no_longer_than_its_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start_at(
+        meridian_testkit::harness::meridian_bin(),
+        dir.path(),
+        "polar",
+        &[
+            ("MERIDIAN_LIMITS__CONCURRENCY", "1"),
+            ("MERIDIAN_LIMITS__REQUEST_TIMEOUT_SECS", "3"),
+            ("MERIDIAN_SYNC__ROUND_TIMEOUT_SECS", "2"),
+        ],
+    )
+    .unwrap();
+    let mut slow: Vec<std::process::Child> = Vec::new();
+    for _ in 0..3 {
+        slow.push(slow_upload(&node));
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    let started = std::time::Instant::now();
+    let queued = get(&node, "/api/v1/search?query=ice");
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "answered after {took:?} ({})",
+        queued.status
+    );
+    for mut child in slow {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let patient = TestNode::start_at(
+        meridian_testkit::harness::meridian_bin(),
+        dir.path(),
+        "polar",
+        &[("MERIDIAN_LIMITS__REQUEST_TIMEOUT_SECS", "60")],
+    )
+    .unwrap();
+    let mut child = slow_upload(&patient);
+    // The upload is left unfinished past the 10 s; then it is finished, and
+    // curl hands over what it was answered. Had the node waited for the
+    // body, the answer would be 400 (a body of `{` alone).
+    std::thread::sleep(std::time::Duration::from_secs(12));
+    drop(child.stdin.take());
+    let slow = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&slow.stdout);
+    assert!(out.ends_with("\n408"), "{out}");
+    assert!(out.contains("did not arrive whole within 10 s"), "{out}");
+}

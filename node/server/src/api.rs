@@ -317,15 +317,25 @@ async fn json_body<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ApiError> {
     // Read first (bounded), so a client still sending its body gets the
     // answer rather than a reset stream.
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+    let bytes: Bytes = crate::web::read_body(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| ApiError {
+        .map_err(|e| ApiError {
             field: Some("body".into()),
-            ..ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "INVALID_ARGUMENT",
-                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-            )
+            ..match e {
+                crate::web::BodyError::TooLarge => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_ARGUMENT",
+                    format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                ),
+                crate::web::BodyError::TooSlow => ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "DEADLINE_EXCEEDED",
+                    format!(
+                        "the body did not arrive whole within {} s",
+                        crate::web::BODY_ARRIVAL.as_secs()
+                    ),
+                ),
+            }
         })?;
     let is_json = headers
         .get(header::CONTENT_TYPE)

@@ -63,6 +63,17 @@ fn cors(origins: &[String]) -> CorsLayer {
     }
 }
 
+/// Runs `request` once one of the listener's `places` is free.
+async fn within_places(
+    places: &Arc<tokio::sync::Semaphore>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    // The semaphore is never closed.
+    let _place = places.acquire().await;
+    next.run(request).await
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, over TLS with
 /// `tls` (plain HTTP when `None`), within `limits`; its connections are
 /// counted in `metrics`.
@@ -74,20 +85,27 @@ pub async fn serve(
     metrics: &Metrics,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let places = Arc::new(tokio::sync::Semaphore::new(limits.concurrency));
     let router = router
         .layer(axum::extract::DefaultBodyLimit::max(
             limits.max_message_bytes,
         ))
         .layer(
+            // The deadline is outside the cap on requests at once, and the
+            // place is taken when the request is called (tower's limit
+            // takes it before, where no deadline runs): time spent waiting
+            // for a place counts, so a request queued behind slow ones is
+            // answered by its own deadline.
             tower::ServiceBuilder::new()
                 .layer(tower_http::trace::TraceLayer::new_for_http())
-                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                    limits.concurrency,
-                ))
                 .layer(tower_http::timeout::TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,
                     Duration::from_secs(limits.request_timeout_secs),
-                )),
+                ))
+                .layer(axum::middleware::from_fn(move |request, next| {
+                    let places = places.clone();
+                    async move { within_places(&places, request, next).await }
+                })),
         );
     let router = router.layer(IdleLayer::new(|extensions| {
         extensions

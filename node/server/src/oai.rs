@@ -112,12 +112,25 @@ async fn post_oai(
 ) -> Response {
     // Read first (bounded), so a client still sending its body gets the
     // answer rather than a reset stream.
-    let Ok(body) = axum::body::to_bytes(body, MAX_POST_BYTES).await else {
-        return (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("an OAI-PMH request by POST carries at most {MAX_POST_BYTES} bytes\n"),
-        )
-            .into_response();
+    let body = match crate::web::read_body(body, MAX_POST_BYTES).await {
+        Ok(body) => body,
+        Err(crate::web::BodyError::TooLarge) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("an OAI-PMH request by POST carries at most {MAX_POST_BYTES} bytes\n"),
+            )
+                .into_response()
+        }
+        Err(crate::web::BodyError::TooSlow) => {
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request's body did not arrive whole within {} s\n",
+                    crate::web::BODY_ARRIVAL.as_secs()
+                ),
+            )
+                .into_response()
+        }
     };
     let form = headers
         .get(header::CONTENT_TYPE)

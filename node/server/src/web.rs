@@ -47,3 +47,57 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
         }
     }
 }
+
+/// How long a request's body may take to arrive whole: a client that sends
+/// its body a byte at a time holds one of the listener's request places for
+/// no longer than this.
+pub const BODY_ARRIVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why a request's body was not read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// Larger than the route takes (or broken off).
+    TooLarge,
+    /// Not whole within [`BODY_ARRIVAL`].
+    TooSlow,
+}
+
+/// Reads a request's body of at most `max` bytes, arriving within
+/// [`BODY_ARRIVAL`].
+pub async fn read_body(body: axum::body::Body, max: usize) -> Result<axum::body::Bytes, BodyError> {
+    read_body_within(body, max, BODY_ARRIVAL).await
+}
+
+async fn read_body_within(
+    body: axum::body::Body,
+    max: usize,
+    within: std::time::Duration,
+) -> Result<axum::body::Bytes, BodyError> {
+    match tokio::time::timeout(within, axum::body::to_bytes(body, max)).await {
+        Err(_) => Err(BodyError::TooSlow),
+        Ok(Err(_)) => Err(BodyError::TooLarge),
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// A body that never ends is given up when its time is out; one over
+    /// the bound is too large; one that arrives is read.
+    #[tokio::test]
+    async fn a_body_must_arrive_whole_in_time_and_within_its_bound() {
+        let pending = futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+        let within = Duration::from_millis(50);
+        let started = Instant::now();
+        let slow = read_body_within(axum::body::Body::from_stream(pending), 1024, within).await;
+        assert_eq!(slow.unwrap_err(), BodyError::TooSlow);
+        assert!(started.elapsed() >= within && started.elapsed() < Duration::from_secs(5));
+        let large = read_body(axum::body::Body::from(vec![0u8; 2048]), 1024).await;
+        assert_eq!(large.unwrap_err(), BodyError::TooLarge);
+        let read = read_body(axum::body::Body::from("verb=Identify"), 1024).await;
+        assert_eq!(read.unwrap(), "verb=Identify");
+    }
+}
