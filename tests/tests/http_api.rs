@@ -197,6 +197,7 @@ fn search_pages_with_facets_and_cursors_by_get_and_post() {
     let first = get(&node, "/api/v1/search?query=glacier&facets=true&limit=10");
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(first.header("content-type"), Some("application/json"));
+    assert_eq!(first.header("x-content-type-options"), Some("nosniff"));
     // Sized, not chunked: the connection's request counting keeps the size.
     let length = first.body.len().to_string();
     assert_eq!(first.header("content-length"), Some(length.as_str()));

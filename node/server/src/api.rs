@@ -199,9 +199,14 @@ fn camel_case(name: &str) -> String {
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
+        // nosniff: an answer (an error that quotes the request, a record's
+        // text) is never taken for HTML, whatever it holds.
         Ok(bytes) => (
             status,
-            [(header::CONTENT_TYPE, "application/json")],
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
             Body::from(bytes),
         )
             .into_response(),
