@@ -374,17 +374,7 @@ mod tests {
     /// moment and is refused (and counted); the operator's is not held up.
     #[tokio::test]
     async fn searches_beyond_their_places_are_refused_and_the_operators_run() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("polar");
-        Node::create(
-            &data,
-            &"polar".parse().unwrap(),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .unwrap();
-        let env = [("MERIDIAN_LIMITS__SEARCHES".to_owned(), "1".to_owned())];
-        let node = Node::open(&data, &env.into_iter().collect()).unwrap();
-        let replicator = Replicator::new(node.clone(), crate::peer::connector(node.clone()));
+        let (node, replicator, _dir) = crate::test_node(&[("MERIDIAN_LIMITS__SEARCHES", "1")]);
         let search = |viewer: Viewer| {
             search(
                 replicator.clone(),

@@ -45,6 +45,35 @@ pub mod web;
 
 pub use runtime::{serve, Listeners, ServeError};
 
+/// A new node `polar` in a temporary directory, opened with the
+/// configuration overrides `env` (`MERIDIAN_…` names), and its replicator.
+#[cfg(test)]
+pub(crate) fn test_node(
+    env: &[(&str, &str)],
+) -> (
+    std::sync::Arc<meridian_core::node::Node>,
+    std::sync::Arc<meridian_core::sync::Replicator>,
+    tempfile::TempDir,
+) {
+    use meridian_core::node::Node;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("polar");
+    Node::create(
+        &data,
+        &"polar".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let node = Node::open(&data, &env).unwrap();
+    let replicator =
+        meridian_core::sync::Replicator::new(node.clone(), peer::connector(node.clone()));
+    (node, replicator, dir)
+}
+
 /// The TLS handshake's check of a client certificate key: a pinned peer
 /// whose current key set lists the key (or, before any is held here, whose
 /// invitation named it) and that is active or suspended completes the

@@ -629,16 +629,7 @@ mod tests {
 
     /// The provider of a new node, behind the server's own body limit.
     fn provider() -> (Router, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("polar");
-        Node::create(
-            &data,
-            &"polar".parse().unwrap(),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .unwrap();
-        let node = Node::open(&data, &std::collections::BTreeMap::new()).unwrap();
-        let replicator = Replicator::new(node.clone(), crate::peer::connector(node.clone()));
+        let (node, replicator, dir) = crate::test_node(&[]);
         let catalog = Arc::new(Catalog::new(replicator.clone()));
         let limit = node.config().limits.max_message_bytes;
         let router = router(replicator, catalog).layer(axum::extract::DefaultBodyLimit::max(limit));

@@ -525,10 +525,11 @@ fn only_entries_of_the_revoked_key_are_quarantined() {
     assert!(chain.quarantines_any_entry_at(2).is_none());
 }
 
-/// A node made before root keys: its one identity key is root and signing
-/// key, its first set lists no root keys and no expiry, and it rotates.
-#[test]
-fn a_legacy_identity_key_is_root_and_signing_key() {
+/// A node made before root keys: its identity key the one key of its
+/// first set (no root keys, no expiry), at entry 0; then set 2 at entry 5
+/// with a new signing key and the identity key as root. Returns the
+/// identity key, the new signing key, the chain and the first set.
+fn legacy_rotated() -> (NodeKey, NodeKey, KeyChain, Envelope) {
     let identity = NodeKey::generate();
     let legacy = KeySet {
         origin: ORIGIN.into(),
@@ -554,6 +555,14 @@ fn a_legacy_identity_key_is_root_and_signing_key() {
     chain
         .extend(5, &sign_key_set(&[&identity], ORIGIN, 5, next), now_unix())
         .unwrap();
+    (identity, signing, chain, genesis)
+}
+
+/// A node made before root keys: its one identity key is root and signing
+/// key, its first set lists no root keys and no expiry, and it rotates.
+#[test]
+fn a_legacy_identity_key_is_root_and_signing_key() {
+    let (identity, signing, chain, genesis) = legacy_rotated();
     assert!(chain.open_entry(6, &record(&signing, 6)).is_ok());
     assert!(matches!(
         chain.open_entry(6, &record(&identity, 6)),
@@ -570,34 +579,7 @@ fn a_legacy_identity_key_is_root_and_signing_key() {
 /// same revocation is taken.
 #[test]
 fn a_revoked_key_cannot_stay_a_root_key() {
-    let identity = NodeKey::generate();
-    let legacy = KeySet {
-        origin: ORIGIN.into(),
-        version: 1,
-        keys: vec![identity.public()],
-        threshold: 1,
-        ..KeySet::default()
-    };
-    let mut chain = KeyChain::new(ORIGIN, Some(identity.verifying_key()));
-    let genesis = sign_key_set(&[&identity], ORIGIN, 0, legacy);
-    chain.extend(0, &genesis, now_unix()).unwrap();
-    let signing = NodeKey::generate();
-    let second = key_set(
-        ORIGIN,
-        2,
-        &[&signing],
-        &roots(&identity),
-        1,
-        in_a_year(),
-        Vec::new(),
-    );
-    chain
-        .extend(
-            5,
-            &sign_key_set(&[&identity], ORIGIN, 5, second),
-            now_unix(),
-        )
-        .unwrap();
+    let (identity, signing, mut chain, _) = legacy_rotated();
     let revoking = |root: &NodeKey| {
         let mut third = key_set(
             ORIGIN,
