@@ -1035,10 +1035,12 @@ pub(super) async fn refill_origin(
     let mut bytes = 0;
     let bounds = Bounds::new(peer, origin);
     // What a pull may bring, so that a peer cannot keep one going without
-    // progress: one checkpoint first, the key sets it announces, entries
-    // at rising positions, and a proof after each batch of them.
-    let (mut checkpoints, mut key_sets, mut last_entry, mut entries_since_proof) =
-        (0, 0, None::<u64>, 0);
+    // progress: one checkpoint first, the key sets it announces at rising
+    // positions within it (a refill reads from the start of the log, so
+    // there may be more than a pull's 64), entries at rising positions, and
+    // a proof after each batch of them.
+    let (mut checkpoints, mut signed_size, mut last_key_set) = (0, None::<u64>, None::<u64>);
+    let (mut last_entry, mut entries_since_proof) = (None::<u64>, 0);
     while let Some(next) = within(peer, idle, stream.next()).await? {
         let item = next?;
         let size = item_bounds(&item).map_err(|message| bounds.overrun(item.index, message))?;
@@ -1048,9 +1050,15 @@ pub(super) async fn refill_origin(
                 (checkpoints > 1).then(|| "a second checkpoint".to_owned())
             }
             Some(pull_item::Item::KeySet(_)) => {
-                key_sets += 1;
-                (key_sets > MAX_ANNOUNCED_KEY_SETS)
-                    .then(|| format!("more than {MAX_ANNOUNCED_KEY_SETS} key sets in one pull"))
+                let behind = last_key_set.is_some_and(|last| item.index <= last);
+                last_key_set = Some(item.index);
+                match signed_size {
+                    None => Some("a key set before the checkpoint".to_owned()),
+                    Some(size) if item.index >= size => {
+                        Some(format!("a key set beyond the checkpoint of size {size}"))
+                    }
+                    _ => behind.then(|| "a key set at or before the one before it".to_owned()),
+                }
             }
             Some(pull_item::Item::Proof(_)) => {
                 let empty = entries_since_proof == 0;
@@ -1078,6 +1086,7 @@ pub(super) async fn refill_origin(
                             source,
                         })?;
                 covers = checkpoint.size > upto;
+                signed_size = Some(checkpoint.size);
                 continue;
             }
             Some(pull_item::Item::Entry(_)) if item.index < upto => {}

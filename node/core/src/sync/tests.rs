@@ -1710,6 +1710,12 @@ async fn a_refill_from_a_peer_that_makes_no_progress_is_cut_off() {
             }),
             "a proof of a batch with no entries",
         ),
+        (
+            // The key set at entry 0 again and again, after the
+            // announced ones.
+            pull_item::Item::KeySet(stored_envelope(&fed.polar, POLAR, 0)),
+            "a key set at or before the one before it",
+        ),
     ];
     for (sent, message) in cases {
         let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
