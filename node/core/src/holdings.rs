@@ -231,13 +231,7 @@ impl Node {
         // before any signature is checked: a hidden record answers about
         // as fast as a missing one, so the time taken does not tell that
         // it exists.
-        let (delivery, _) = visibility::pull_delivery(viewer, &envelope.payload).map_err(|e| {
-            StoreError::Corrupt {
-                tree: crate::store::tree::LOG,
-                detail: format!("{origin} entry {}: {e}", state.log_index),
-            }
-        })?;
-        if delivery == Delivery::Digests {
+        if !may_receive(viewer, origin, state.log_index, &envelope)? {
             return Err(not_found());
         }
         // A version signed by a revoked key answers as missing, for every
@@ -317,14 +311,7 @@ impl Node {
                     continue;
                 }
                 let envelope = signed_envelope(origin, state.log_index, stored)?;
-                let (delivery, _) =
-                    visibility::pull_delivery(viewer, &envelope.payload).map_err(|e| {
-                        StoreError::Corrupt {
-                            tree: crate::store::tree::LOG,
-                            detail: format!("{origin} entry {}: {e}", state.log_index),
-                        }
-                    })?;
-                if delivery == Delivery::Digests {
+                if !may_receive(viewer, origin, state.log_index, &envelope)? {
                     continue;
                 }
                 if ring.quarantines(state.log_index.get(), &envelope).is_some() {
@@ -557,6 +544,23 @@ fn decode_page_token(token: &str) -> Result<Option<String>, NodeError> {
     String::from_utf8(bytes)
         .map(Some)
         .map_err(|_| NodeError::BadPageToken)
+}
+
+/// Whether `viewer` may receive the stored entry `envelope` (`origin`'s at
+/// `index`), from the few payload fields that decide it: no signature is
+/// checked, so records it may not see cost no verification.
+fn may_receive(
+    viewer: &Viewer,
+    origin: &str,
+    index: LogIndex,
+    envelope: &Envelope,
+) -> Result<bool, StoreError> {
+    let (delivery, _) =
+        visibility::pull_delivery(viewer, &envelope.payload).map_err(|e| StoreError::Corrupt {
+            tree: crate::store::tree::LOG,
+            detail: format!("{origin} entry {index}: {e}"),
+        })?;
+    Ok(delivery == Delivery::Envelope)
 }
 
 #[cfg(test)]

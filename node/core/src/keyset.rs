@@ -571,55 +571,66 @@ impl KeyChain {
     /// size does not count. Each set's keys are tried, newest first, before
     /// the payload is parsed.
     pub fn open_checkpoint(&self, envelope: &Envelope) -> Result<Checkpoint, SignError> {
-        let checkpoint = self.opened_checkpoint(envelope)?;
+        let (checkpoint, governing, signers) = self.opened_checkpoint(envelope)?;
         // A checkpoint vouches for every entry before its size: one that
         // needs a key revoked from before that size to meet the threshold
         // vouches for what the key's thief may have forged. Refused, so a
         // thief's checkpoint with an invented root freezes no one's copy
-        // of the origin as a fork.
+        // of the origin as a fork. `signers` are every key of the governing
+        // set whose signature verified, so no signature is checked again.
         let size = checkpoint.size;
-        let ring = self.ring_at(size)?;
-        let Some(first) = self
-            .revoked
-            .iter()
-            .find(|r| r.from < size && ring.key(&r.key_id).is_some())
-        else {
+        let revoked = |key: &KeyId| {
+            self.revoked
+                .iter()
+                .find(|r| r.from < size && &r.key_id == key)
+        };
+        let Some(first) = signers.iter().find_map(&revoked) else {
             return Ok(checkpoint);
         };
-        let removed: Vec<&KeyId> = self
-            .revoked
-            .iter()
-            .filter(|r| r.from < size)
-            .map(|r| &r.key_id)
-            .collect();
-        let refused = || SignError::RevokedCheckpoint {
+        let standing = signers.iter().filter(|key| revoked(key).is_none()).count();
+        if standing >= self.links[governing].signing.threshold() as usize {
+            return Ok(checkpoint);
+        }
+        Err(SignError::RevokedCheckpoint {
             key_id: first.key_id.clone(),
             from: first.from,
             size,
-        };
-        let rest = ring.without(&removed).ok_or_else(refused)?;
-        let (checkpoint, _) = sign::open_checkpoint(envelope, &rest).map_err(|_| refused())?;
-        Ok(checkpoint)
+        })
     }
 
-    /// [`Self::open_checkpoint`] before revocations are considered.
-    fn opened_checkpoint(&self, envelope: &Envelope) -> Result<Checkpoint, SignError> {
+    /// [`Self::open_checkpoint`] before revocations are considered: the
+    /// checkpoint, the position in `links` of the set governing its size,
+    /// and the keys of that set whose signatures verified.
+    fn opened_checkpoint(
+        &self,
+        envelope: &Envelope,
+    ) -> Result<(Checkpoint, usize, Vec<KeyId>), SignError> {
         let mut first_error = None;
         for (at, link) in self.links.iter().enumerate().rev() {
             match sign::open_checkpoint(envelope, &link.signing) {
                 Ok((checkpoint, verified)) => {
                     let governing = self.governing(checkpoint.size)?;
                     if governing == at {
-                        return Ok(checkpoint);
+                        return Ok((checkpoint, at, verified.key_ids));
                     }
                     // A later set that kept the key (a renewal, a new TLS
                     // or root key) verified it first: it is judged by the
-                    // set of its size.
+                    // set of its size. The keys both sets hold verified
+                    // already; only when they fall short of its threshold
+                    // are its own keys tried.
                     if governing < at {
-                        if let Ok((checkpoint, _)) =
-                            sign::open_checkpoint(envelope, &self.links[governing].signing)
-                        {
-                            return Ok(checkpoint);
+                        let ring = &self.links[governing].signing;
+                        let shared: Vec<KeyId> = verified
+                            .key_ids
+                            .iter()
+                            .filter(|key| ring.key(key).is_some())
+                            .cloned()
+                            .collect();
+                        if shared.len() >= ring.threshold() as usize {
+                            return Ok((checkpoint, governing, shared));
+                        }
+                        if let Ok((checkpoint, verified)) = sign::open_checkpoint(envelope, ring) {
+                            return Ok((checkpoint, governing, verified.key_ids));
                         }
                     }
                     if governing > at {

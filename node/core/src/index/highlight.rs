@@ -120,16 +120,21 @@ fn leading(text: &str, max: usize) -> String {
 pub fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            c => escaped.push(c),
-        }
+        push_escaped(&mut escaped, c);
     }
     escaped
+}
+
+/// `c` onto `out`, escaped as [`escape`] does.
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '&' => out.push_str("&amp;"),
+        '<' => out.push_str("&lt;"),
+        '>' => out.push_str("&gt;"),
+        '"' => out.push_str("&quot;"),
+        '\'' => out.push_str("&#39;"),
+        c => out.push(c),
+    }
 }
 
 /// `snippet`, which another node says is a snippet, as this node writes
@@ -158,7 +163,7 @@ pub fn sanitize(snippet: &str) -> String {
             }
             rest = &rest[4..];
         } else {
-            out.push_str(&escape(&rest[..c.len_utf8()]));
+            push_escaped(&mut out, c);
             rest = &rest[c.len_utf8()..];
         }
     }
