@@ -33,7 +33,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tantivy::query::EnableScoring;
 use tantivy::schema::Value;
@@ -50,6 +50,7 @@ use self::collect::{PageCollector, SegmentColumns, TopHit};
 use self::compile::Compiler;
 use self::directory::IndexDirectory;
 use self::highlight::Highlighter;
+use self::pieces::Deadline;
 use self::schema::{record_key, Fields, PLAIN_ANALYZER, SCHEMA_VERSION};
 use self::snapshot::{Snapshots, SNAPSHOT_TTL};
 use self::spatial::Rect;
@@ -108,8 +109,16 @@ impl PreparedSearch {
 
     /// Answers the search. Blocks for as long as [`Self::work`] says.
     pub fn run(self) -> Result<SearchResults, SearchError> {
+        self.run_until(None)
+    }
+
+    /// [`Self::run`] that gives up when `deadline` passes
+    /// ([`SearchError::Deadline`]), so that a search nobody waits for any
+    /// more stops taking a thread. A [`Work::Small`] search is done sooner
+    /// than a look at the clock would matter and always runs to its end.
+    pub fn run_until(self, deadline: Option<Instant>) -> Result<SearchResults, SearchError> {
         let index = self.index.clone();
-        index.run(self)
+        index.run(self, deadline)
     }
 }
 
@@ -538,6 +547,17 @@ impl HoldingsIndex {
         self.prepare(request, viewer)?.run()
     }
 
+    /// [`Self::search`] that gives up when `deadline` passes
+    /// ([`PreparedSearch::run_until`]).
+    pub fn search_until(
+        self: &Arc<Self>,
+        request: &SearchRequest,
+        viewer: &Viewer,
+        deadline: Instant,
+    ) -> Result<SearchResults, SearchError> {
+        self.prepare(request, viewer)?.run_until(Some(deadline))
+    }
+
     /// Compiles a search and tells what it will cost
     /// ([`PreparedSearch::work`]) without running it.
     pub fn prepare(
@@ -596,8 +616,12 @@ impl HoldingsIndex {
         })
     }
 
-    /// Runs a prepared search.
-    fn run(&self, prepared: PreparedSearch) -> Result<SearchResults, SearchError> {
+    /// Runs a prepared search, until `deadline` at most.
+    fn run(
+        &self,
+        prepared: PreparedSearch,
+        deadline: Option<Instant>,
+    ) -> Result<SearchResults, SearchError> {
         let PreparedSearch {
             plan,
             searcher,
@@ -628,6 +652,7 @@ impl HoldingsIndex {
         } else {
             EnableScoring::disabled_from_searcher(&searcher)
         };
+        let deadline = deadline.map(Deadline::new);
         let page = match work {
             Work::Spread => pieces::search(
                 &searcher,
@@ -636,14 +661,27 @@ impl HoldingsIndex {
                 searcher.index().search_executor(),
                 SEARCH_THREADS,
                 scoring,
+                deadline.as_ref(),
             )?,
-            Work::Small | Work::Single => searcher.search_with_executor(
+            Work::Single => pieces::search(
+                &searcher,
+                &*query,
+                &collector,
+                &Executor::SingleThread,
+                1,
+                scoring,
+                deadline.as_ref(),
+            )?,
+            Work::Small => searcher.search_with_executor(
                 &*query,
                 &collector,
                 &Executor::SingleThread,
                 scoring,
             )?,
         };
+        if deadline.as_ref().is_some_and(Deadline::passed) {
+            return Err(SearchError::Deadline);
+        }
         // What this search, the index as it is now and the held snapshots
         // read: a page of an older snapshot keeps the current segments'.
         let live = [&searcher, &self.reader.searcher()]

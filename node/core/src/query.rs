@@ -195,6 +195,12 @@ pub enum SearchError {
     /// Another part of the node needed for the answer failed.
     #[error("search unavailable: {0}")]
     Unavailable(String),
+    /// The deadline passed before the search was done: it was given up.
+    #[error(
+        "the search did not finish before its deadline; narrow the query (fewer common words, \
+         more filters) or allow a longer deadline"
+    )]
+    Deadline,
 }
 
 impl From<expr::QueryError> for SearchError {

@@ -103,7 +103,7 @@ pub fn search(
     request: &SearchRequest,
     viewer: &Viewer,
 ) -> Result<Answer, SearchError> {
-    prepare(node, request, viewer)?.answer(node, replicator)
+    prepare(node, request, viewer)?.answer(node, replicator, None)
 }
 
 /// A local search compiled and sized, not yet run: [`Prepared::work`] tells
@@ -155,9 +155,15 @@ impl Prepared {
     }
 
     /// Runs the search: hits from the index, and the completeness report.
-    /// Blocks for as long as [`Self::work`] says.
-    pub fn answer(self, node: &Node, replicator: &Replicator) -> Result<Answer, SearchError> {
-        let mut results = self.search.run()?;
+    /// Blocks for as long as [`Self::work`] says, and gives up when
+    /// `deadline` passes ([`PreparedSearch::run_until`]).
+    pub fn answer(
+        self,
+        node: &Node,
+        replicator: &Replicator,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Answer, SearchError> {
+        let mut results = self.search.run_until(deadline)?;
         results.hits = dedupe(std::mem::take(&mut results.hits), || Registrants::of(node));
         results.next_cursor = results
             .next_cursor

@@ -181,13 +181,17 @@ impl CatalogService {
     /// When the caller stops waiting: its `grpc-timeout`, at most the
     /// node's request timeout.
     fn deadline<T>(&self, request: &Request<T>) -> Instant {
-        let asked = request
-            .metadata()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout);
-        self.catalog.deadline(asked)
+        self.catalog.deadline(asked_timeout(request))
     }
+}
+
+/// The `grpc-timeout` a caller sent, if it is well formed.
+pub(crate) fn asked_timeout<T>(request: &Request<T>) -> Option<Duration> {
+    request
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout)
 }
 
 /// A `grpc-timeout` header value: at most 8 digits and a unit (gRPC over
@@ -249,7 +253,11 @@ pub async fn search(
     within: Option<Duration>,
 ) -> Result<proto::SearchResponse, Status> {
     let started = std::time::Instant::now();
-    let _slot = search_slot(replicator.node(), &viewer).await?;
+    // The search gives up when its caller stops waiting: a caller that
+    // leaves early does not leave a thread searching for nobody.
+    let timeout = Duration::from_secs(replicator.node().config().limits.request_timeout_secs);
+    let deadline = started + within.map_or(timeout, |within| within.min(timeout));
+    let slot = search_slot(replicator.node(), &viewer).await?;
     let wire = request.clone();
     let request = convert::search_request(request, replicator.node().node_id())?;
     let scope = match request.scope {
@@ -274,13 +282,18 @@ pub async fn search(
         if prepared.work() == Work::Small {
             // Done sooner than a blocking thread would wake up for it.
             prepared
-                .answer(replicator.node(), &replicator)
+                .answer(replicator.node(), &replicator, Some(deadline))
                 .map_err(status::search)?
         } else {
-            tokio::task::spawn_blocking(move || prepared.answer(replicator.node(), &replicator))
-                .await
-                .map_err(status::join)?
-                .map_err(status::search)?
+            // The place goes with the work: it is given back when the
+            // search ends, not when a caller that left drops this future.
+            tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                prepared.answer(replicator.node(), &replicator, Some(deadline))
+            })
+            .await
+            .map_err(status::join)?
+            .map_err(status::search)?
         }
     };
     let elapsed = started.elapsed();
@@ -317,12 +330,7 @@ impl proto::catalog_server::Catalog for CatalogService {
         let viewer = self.caller(&request)?;
         // A live search answers before the caller's own deadline: peers get
         // at most three quarters of it, the rest is for merging.
-        let within = request
-            .metadata()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout)
-            .map(|t| t * 3 / 4);
+        let within = asked_timeout(&request).map(|t| t * 3 / 4);
         let response = self
             .catalog
             .search(request.into_inner(), viewer, within)
@@ -391,5 +399,79 @@ mod tests {
         search(node.operator()).await.unwrap();
         drop(held);
         search(Viewer::Anonymous).await.unwrap();
+    }
+
+    /// A search gives up when its caller's deadline passes, and keeps its
+    /// place while it runs even when the caller has left: a caller that
+    /// hangs up at once cannot start more searches than there are places.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_search_keeps_its_place_until_it_ends_and_ends_at_its_deadline() {
+        let (node, replicator, _dir) = crate::test_node(&[("MERIDIAN_LIMITS__SEARCHES", "1")]);
+        // Enough records that a search of all of them runs on a thread of
+        // its own.
+        let lines: Vec<String> = (0..30_000)
+            .map(|n| {
+                serde_json::json!({
+                    "id": format!("r{n:05}"),
+                    "title": format!("Ice core {n}"),
+                    "creators": [{"name": "Nansen, Fridtjof"}],
+                    "publisher": "Polar Data Center",
+                    "publication_year": 2021,
+                    "resource_type": "Dataset",
+                    "license": "CC-BY-4.0",
+                    "access": "open",
+                    "visibility": "public",
+                    "updated_at": "2024-01-01T00:00:00Z",
+                })
+                .to_string()
+            })
+            .collect();
+        let stored = tokio::task::block_in_place(|| {
+            let outcome = node.import_lines(1, &lines).unwrap();
+            node.catch_up_index(&mut |_| {}).unwrap();
+            outcome
+        });
+        assert_eq!(stored.stored, 30_000, "{:?}", stored.errors.first());
+        // A thousand hits to read and highlight: long enough that the
+        // caller below leaves well before the end.
+        let everything = || proto::SearchRequest {
+            query: "ice OR core".into(),
+            facets: true,
+            limit: 1000,
+            ..Default::default()
+        };
+        let search = |within: Option<Duration>| {
+            search(replicator.clone(), everything(), Viewer::Anonymous, within)
+        };
+
+        // The shorter of two: the first search also opens the columns.
+        let mut took = Duration::MAX;
+        for _ in 0..2 {
+            let started = std::time::Instant::now();
+            let whole = search(None).await.unwrap();
+            took = took.min(started.elapsed());
+            assert_eq!(whole.total, 30_000);
+        }
+
+        let given_up = search(Some(Duration::ZERO)).await.unwrap_err();
+        assert_eq!(given_up.code(), tonic::Code::DeadlineExceeded, "{given_up}");
+        assert!(given_up.message().contains("deadline"), "{given_up}");
+
+        // The caller leaves a tenth of the way through.
+        let left = tokio::time::timeout(took / 10, search(None)).await;
+        assert!(left.is_err(), "a search of everything took {took:?}");
+        assert_eq!(
+            node.search_slots().available_permits(),
+            0,
+            "the search still runs and holds its place"
+        );
+        let waited = std::time::Instant::now();
+        while node.search_slots().available_permits() == 0 {
+            assert!(
+                waited.elapsed() < took * 20,
+                "the place was never given back"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 }

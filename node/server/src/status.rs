@@ -170,6 +170,7 @@ pub fn search(error: SearchError) -> Status {
         },
         SearchError::Unavailable(_) => Status::unavailable("search is unavailable; try again"),
         SearchError::Index(_) => internal(&error),
+        SearchError::Deadline => Status::deadline_exceeded(error.to_string()),
     }
 }
 

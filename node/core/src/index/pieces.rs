@@ -10,6 +10,8 @@
 //! balance over the threads stay whole.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::{EnableScoring, Query, Weight};
@@ -19,6 +21,44 @@ use tantivy::{DocId, DocSet, Executor, Searcher, SegmentReader};
 /// take over work (matches need not spread evenly over the documents);
 /// fewer keeps the scorers built per search down.
 const SHARES_PER_THREAD: u64 = 2;
+
+/// Documents a search steps over between two looks at the clock: tens
+/// of microseconds of work, against some 25 ns per look.
+const STEPS_PER_LOOK: u32 = 1024;
+
+/// When a search gives up, shared by its threads: the first to see the
+/// time pass stops the others at their next look.
+#[derive(Debug)]
+pub(crate) struct Deadline {
+    at: Instant,
+    passed: AtomicBool,
+}
+
+impl Deadline {
+    pub fn new(at: Instant) -> Self {
+        Self {
+            at,
+            passed: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the search was cut short: some thread saw `at` pass.
+    pub fn passed(&self) -> bool {
+        self.passed.load(Ordering::Relaxed)
+    }
+
+    /// Looks at the clock (and at the other threads).
+    fn look(&self) -> bool {
+        if self.passed() {
+            return true;
+        }
+        let passed = Instant::now() >= self.at;
+        if passed {
+            self.passed.store(true, Ordering::Relaxed);
+        }
+        passed
+    }
+}
 
 /// One range of one segment's documents.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +132,9 @@ fn whole_segments_balance(max_docs: &[DocId], threads: usize, total: u64) -> boo
 /// Runs `query` over every document of `searcher` as tantivy's
 /// `search_with_executor` does, with the work cut into [`shares`] for
 /// `threads` threads. The collector gets one fruit per piece, so several
-/// may come from one segment.
+/// may come from one segment. Every thread stops stepping once `deadline`
+/// passes, with what it collected so far: the caller asks
+/// [`Deadline::passed`] whether the fruit is whole.
 pub(crate) fn search<C: Collector>(
     searcher: &Searcher,
     query: &dyn Query,
@@ -100,6 +142,7 @@ pub(crate) fn search<C: Collector>(
     executor: &Executor,
     threads: usize,
     scoring: EnableScoring<'_>,
+    deadline: Option<&Deadline>,
 ) -> tantivy::Result<C::Fruit> {
     let weight = query.weight(scoring)?;
     let readers = searcher.segment_readers();
@@ -115,6 +158,7 @@ pub(crate) fn search<C: Collector>(
                         piece.segment as u32,
                         &readers[piece.segment],
                         piece.docs,
+                        deadline,
                     )
                 })
                 .collect::<tantivy::Result<Vec<_>>>()
@@ -125,15 +169,20 @@ pub(crate) fn search<C: Collector>(
 }
 
 /// Feeds the live documents of `docs` that match to a new segment
-/// collector, with their scores when the collector wants them.
+/// collector, with their scores when the collector wants them, until
+/// `deadline` passes.
 fn collect<C: Collector>(
     collector: &C,
     weight: &dyn Weight,
     segment: u32,
     reader: &SegmentReader,
     docs: Range<DocId>,
+    deadline: Option<&Deadline>,
 ) -> tantivy::Result<<C::Child as SegmentCollector>::Fruit> {
     let mut child = collector.for_segment(segment, reader)?;
+    if deadline.is_some_and(Deadline::look) {
+        return Ok(child.harvest());
+    }
     let mut scorer = weight.scorer(reader, 1.0)?;
     let mut doc = scorer.doc();
     if doc < docs.start {
@@ -141,6 +190,7 @@ fn collect<C: Collector>(
     }
     let alive = reader.alive_bitset();
     let scored = collector.requires_scoring();
+    let mut steps = STEPS_PER_LOOK;
     // `TERMINATED` is above every range's end.
     while doc < docs.end {
         if alive.is_none_or(|alive| alive.is_alive(doc)) {
@@ -148,6 +198,13 @@ fn collect<C: Collector>(
             child.collect(doc, score);
         }
         doc = scorer.advance();
+        steps -= 1;
+        if steps == 0 {
+            if deadline.is_some_and(Deadline::look) {
+                break;
+            }
+            steps = STEPS_PER_LOOK;
+        }
     }
     Ok(child.harvest())
 }

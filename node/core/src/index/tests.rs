@@ -1923,6 +1923,41 @@ fn only_searches_reading_few_postings_run_where_they_are_asked() {
     assert_eq!(small.hits.len(), rare);
 }
 
+/// A search gives up once its deadline passes, on one thread or spread,
+/// so that a caller who left does not keep a search thread busy; one that
+/// reads few postings is done before a look at the clock would matter.
+#[test]
+fn a_search_past_its_deadline_is_given_up() {
+    let records: Vec<DatasetRecord> = (0..INLINE_POSTINGS + 1000)
+        .map(|n| DatasetRecord {
+            title: format!("common {}", if n % 1000 == 7 { "rare" } else { "plain" }),
+            ..record(&format!("r{n:05}"))
+        })
+        .collect();
+    let f = fixture(records);
+    let passed = std::time::Instant::now();
+    let ahead = passed + std::time::Duration::from_secs(600);
+    for work in [Work::Single, Work::Spread] {
+        let prepare = || {
+            let mut prepared = f.prepare("common");
+            prepared.work = work;
+            prepared
+        };
+        let whole = prepare().run_until(Some(ahead)).unwrap();
+        assert_eq!(whole.total, INLINE_POSTINGS + 1000, "{work:?}");
+        assert!(
+            matches!(
+                prepare().run_until(Some(passed)),
+                Err(SearchError::Deadline)
+            ),
+            "{work:?}"
+        );
+    }
+    let small = f.prepare("common rare");
+    assert_eq!(small.work(), Work::Small);
+    assert_eq!(small.run_until(Some(passed)).unwrap().total, 21);
+}
+
 /// A query needing a word that no segment holds is answered from the
 /// dictionaries, with no scorer built, and reads as any search that
 /// matches nothing: no hits, no cursor, every facet empty. A word only a

@@ -124,6 +124,7 @@ pub fn answer_forwarded(
     node: &Node,
     mut request: SearchRequest,
     viewer: &Viewer,
+    until: std::time::Instant,
 ) -> Result<Forwarded, SearchError> {
     if request.after.is_some() {
         return Err(SearchError::Invalid(
@@ -137,7 +138,7 @@ pub fn answer_forwarded(
         )));
     }
     request.scope = Scope::Federation;
-    let mut results = node.index().search(&request, viewer)?;
+    let mut results = node.index().search_until(&request, viewer, until)?;
     results.next_cursor = None;
     let cursors = node.index().cursors();
     let positions = request
@@ -330,6 +331,10 @@ struct LocalIndex {
     node: Arc<Node>,
     request: SearchRequest,
     viewer: Viewer,
+    /// When a search of the local index gives up: the node's request
+    /// timeout after the live search began (not the peers' deadline, which
+    /// a search of the local copy may outlast).
+    until: std::time::Instant,
 }
 
 impl LocalIndex {
@@ -339,8 +344,9 @@ impl LocalIndex {
         let mut request = self.request.clone();
         request.scope = Scope::Live;
         request.origins = origins;
+        let until = self.until;
         LocalSearch(tokio::task::spawn_blocking(move || {
-            node.index().search(&request, &viewer)
+            node.index().search_until(&request, &viewer, until)
         }))
     }
 }
@@ -550,6 +556,8 @@ pub async fn live(
         node: node.clone(),
         request: request.clone(),
         viewer: viewer.clone(),
+        until: std::time::Instant::now()
+            + Duration::from_secs(node.config().limits.request_timeout_secs),
     };
     // Every origin no peer is asked for comes from the local index (as of
     // the last sync), searched while the peers are asked.
