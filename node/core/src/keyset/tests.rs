@@ -667,6 +667,127 @@ fn a_checkpoint_by_a_key_revoked_before_its_size_is_refused() {
     assert_eq!(opened.map(|c| c.size).ok(), Some(12));
 }
 
+/// An origin with four signing keys (sets below use some of them).
+fn four_keyed_origin() -> Origin {
+    Origin {
+        root: NodeKey::generate(),
+        signing: (0..4).map(|_| NodeKey::generate()).collect(),
+    }
+}
+
+/// A set of version `version` with signing keys `signing`, `threshold` of
+/// them, revoking each `(key, from)` of `revoked`.
+fn multi_key(
+    origin: &Origin,
+    version: u64,
+    signing: &[usize],
+    threshold: u32,
+    revoked: &[(usize, u64)],
+) -> KeySet {
+    let mut set = revoking(origin, version, signing, revoked);
+    set.threshold = threshold;
+    set
+}
+
+/// A checkpoint of `size` signed by every key of `keys`.
+fn checkpoint_by(keys: &[&NodeKey], size: u64) -> Envelope {
+    let mut envelope = checkpoint(keys[0], size);
+    for key in &keys[1..] {
+        key.cosign(&mut envelope);
+    }
+    envelope
+}
+
+/// Set 1 at entry 0: keys 0, 1, 2, two of them to sign; then `second` at
+/// entry 6.
+fn two_of_three_then(origin: &Origin, second: KeySet) -> KeyChain {
+    let genesis = sign_key_set(
+        &[&origin.root],
+        ORIGIN,
+        0,
+        multi_key(origin, 1, &[0, 1, 2], 2, &[]),
+    );
+    let second = sign_key_set(&[&origin.root], ORIGIN, 6, second);
+    let mut chain = KeyChain::new(ORIGIN, Some(origin.root.verifying_key()));
+    chain.extend(0, &genesis, now_unix()).unwrap();
+    chain.extend(6, &second, now_unix()).unwrap();
+    chain
+}
+
+/// A checkpoint signed by two keys of a 2-of-3 set, at a size that set
+/// governs, opens whatever the next set (which keeps one of the keys and
+/// adds another) makes of it: when the next set verifies it alone (1 of
+/// 2), the keys both hold fall short of the first set's threshold and the
+/// first set is tried on its own; when the next set keeps both keys, they
+/// suffice; when it needs two of its own keys, it does not verify it and
+/// the first set does. Either way a single key, or a key of the next set
+/// alone, never vouches for a size the first set governs.
+#[test]
+fn a_checkpoint_of_a_multi_key_set_opens_under_it_after_the_next_set() {
+    let origin = four_keyed_origin();
+    let k = &origin.signing;
+    // (signing keys of set 2, its threshold)
+    for (keys, threshold) in [(&[0, 3][..], 1), (&[0, 1, 3][..], 1), (&[0, 3][..], 2)] {
+        let chain = two_of_three_then(&origin, multi_key(&origin, 2, keys, threshold, &[]));
+        let case = format!("set 2: keys {keys:?}, {threshold} to sign");
+        for size in [3, 6] {
+            for signers in [[&k[0], &k[1]], [&k[0], &k[2]], [&k[1], &k[2]]] {
+                let opened = chain.open_checkpoint(&checkpoint_by(&signers, size));
+                assert_eq!(
+                    opened.map(|c| c.size).ok(),
+                    Some(size),
+                    "{case}, size {size}"
+                );
+            }
+            for signers in [&[&k[0]][..], &[&k[0], &k[3]][..], &[&k[3]][..]] {
+                assert!(
+                    chain
+                        .open_checkpoint(&checkpoint_by(signers, size))
+                        .is_err(),
+                    "{case}, size {size}: below set 1's threshold"
+                );
+            }
+        }
+        // Past set 2, its own keys and threshold decide.
+        let both = chain.open_checkpoint(&checkpoint_by(&[&k[0], &k[3]], 8));
+        assert_eq!(both.map(|c| c.size).ok(), Some(8), "{case}");
+        let retired = chain.open_checkpoint(&checkpoint_by(&[&k[2]], 8));
+        assert!(retired.is_err(), "{case}: a key set 2 dropped");
+    }
+}
+
+/// A checkpoint of a 2-of-3 set that meets the threshold only with a key
+/// revoked from before its size is refused, naming the key, whether the
+/// next set (the revoking one) verified it first or not; with two keys
+/// that stand, or at a size before the revocation's start, it opens.
+#[test]
+fn a_multi_key_checkpoint_short_of_its_threshold_without_a_revoked_key_is_refused() {
+    let origin = four_keyed_origin();
+    let k = &origin.signing;
+    for threshold in [1, 2] {
+        // Set 2 at 6 drops key 1 and revokes it from 3.
+        let chain = two_of_three_then(
+            &origin,
+            multi_key(&origin, 2, &[0, 3], threshold, &[(1, 3)]),
+        );
+        let case = format!("set 2: {threshold} to sign");
+        for (signers, size) in [([&k[0], &k[1]], 4), ([&k[1], &k[2]], 6)] {
+            let refused = chain
+                .open_checkpoint(&checkpoint_by(&signers, size))
+                .unwrap_err();
+            assert!(
+                matches!(&refused, SignError::RevokedCheckpoint { key_id, from: 3, size: s }
+                    if key_id == k[1].key_id() && *s == size),
+                "{case}: {refused}"
+            );
+        }
+        let standing = chain.open_checkpoint(&checkpoint_by(&[&k[0], &k[1], &k[2]], 4));
+        assert_eq!(standing.map(|c| c.size).ok(), Some(4), "{case}");
+        let before = chain.open_checkpoint(&checkpoint_by(&[&k[0], &k[1]], 3));
+        assert_eq!(before.map(|c| c.size).ok(), Some(3), "{case}");
+    }
+}
+
 /// Cost of verifying by position: a pulled batch of 2048 records checked
 /// through a two-set chain against the same batch checked against one ring
 /// (what a pull did before key sets were read). Prints both; run with
