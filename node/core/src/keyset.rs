@@ -616,8 +616,11 @@ impl KeyChain {
                     // A later set that kept the key (a renewal, a new TLS
                     // or root key) verified it first: it is judged by the
                     // set of its size. The keys both sets hold verified
-                    // already; only when they fall short of its threshold
-                    // are its own keys tried.
+                    // already; its own keys are tried only when those fall
+                    // short of its threshold, or when a key only it holds
+                    // signed too: the revocation check counts every signer
+                    // of the governing set, and that one may be what meets
+                    // the threshold once a revoked key is taken away.
                     if governing < at {
                         let ring = &self.links[governing].signing;
                         let shared: Vec<KeyId> = verified
@@ -626,7 +629,9 @@ impl KeyChain {
                             .filter(|key| ring.key(key).is_some())
                             .cloned()
                             .collect();
-                        if shared.len() >= ring.threshold() as usize {
+                        if shared.len() >= ring.threshold() as usize
+                            && shared.len() == named_in(envelope, ring)
+                        {
                             return Ok((checkpoint, governing, shared));
                         }
                         if let Ok((checkpoint, verified)) = sign::open_checkpoint(envelope, ring) {
@@ -670,6 +675,16 @@ impl KeyChain {
             .and_then(|l| l.expires)
             .is_some_and(|at| at - now < RENEW_WITHIN_DAYS * DAY_SECS)
     }
+}
+
+/// How many of `envelope`'s signatures name a key of `ring` (before any
+/// is verified; a key is named at most once, `sign::verify` refuses more).
+fn named_in(envelope: &Envelope, ring: &KeyRing) -> usize {
+    envelope
+        .signatures
+        .iter()
+        .filter(|s| KeyId::from_str(&s.key_id).is_ok_and(|key| ring.key(&key).is_some()))
+        .count()
 }
 
 fn key_set_of(entry: &LogEntry) -> Result<&KeySet, SignError> {

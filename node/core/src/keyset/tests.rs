@@ -788,6 +788,37 @@ fn a_multi_key_checkpoint_short_of_its_threshold_without_a_revoked_key_is_refuse
     }
 }
 
+/// Keys both a set and a later one hold may verify a checkpoint for the
+/// earlier set; when one of them was revoked after (by a third set), the
+/// keys of the earlier set alone that signed count too: a checkpoint of a
+/// 2-of-3 set signed by all three keys, one revoked later, still has two
+/// that stand.
+#[test]
+fn a_multi_key_checkpoint_counts_every_standing_signer_after_a_later_revocation() {
+    let origin = four_keyed_origin();
+    let k = &origin.signing;
+    // Set 2 at 6 keeps keys 0 and 1 (one to sign); set 3 at 9 drops key 1,
+    // revoking it from 3, and needs two keys.
+    let mut chain = two_of_three_then(&origin, multi_key(&origin, 2, &[0, 1, 3], 1, &[]));
+    let third = sign_key_set(
+        &[&origin.root],
+        ORIGIN,
+        9,
+        multi_key(&origin, 3, &[0, 3], 2, &[(1, 3)]),
+    );
+    chain.extend(9, &third, now_unix()).unwrap();
+    let opened = chain.open_checkpoint(&checkpoint_by(&[&k[0], &k[1], &k[2]], 4));
+    assert_eq!(opened.map(|c| c.size).ok(), Some(4), "keys 0 and 2 stand");
+    let refused = chain
+        .open_checkpoint(&checkpoint_by(&[&k[0], &k[1]], 4))
+        .unwrap_err();
+    assert!(
+        matches!(&refused, SignError::RevokedCheckpoint { key_id, from: 3, size: 4 }
+            if key_id == k[1].key_id()),
+        "{refused}"
+    );
+}
+
 /// Cost of verifying by position: a pulled batch of 2048 records checked
 /// through a two-set chain against the same batch checked against one ring
 /// (what a pull did before key sets were read). Prints both; run with
