@@ -292,6 +292,54 @@ impl Federation for FederationService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use meridian_core::metrics::Limit;
+    use meridian_core::visibility::Viewer;
+
+    /// A search a pinned peer forwards takes one of the `limits.searches`
+    /// places, as every search not the operator's does: with them all
+    /// held it waits a moment and is refused (and counted), then runs once
+    /// a place is free.
+    #[tokio::test]
+    async fn a_peers_search_beyond_the_places_is_refused() {
+        let (node, replicator, _dir) = crate::test_node(&[("MERIDIAN_LIMITS__SEARCHES", "1")]);
+        let peer_dir = tempfile::tempdir().unwrap();
+        let peer_data = peer_dir.path().join("uni");
+        Node::create(
+            &peer_data,
+            &"uni".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .unwrap();
+        let uni = Node::open(&peer_data, &Default::default()).unwrap();
+        let pinned = node.trust().add(&uni.invite(), &[]).unwrap();
+        let service = FederationService::new(replicator);
+        let request = || {
+            let mut request = Request::new(proto::PeerSearchRequest {
+                request: Some(proto::SearchRequest {
+                    origins: vec!["polar".into()],
+                    ..Default::default()
+                }),
+                on_behalf_of: proto::OnBehalfOf::Node as i32,
+            });
+            request
+                .extensions_mut()
+                .insert(crate::tls::PeerConnectInfo {
+                    remote: None,
+                    client_spki: Some(pinned.tls_keys[0].clone()),
+                    activity: crate::idle::Activity::new(),
+                });
+            request
+        };
+        let held = crate::catalog::search_slot(&node, &Viewer::Anonymous)
+            .await
+            .unwrap();
+        let refused = service.search(request()).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused}");
+        assert!(refused.message().contains("at most 1 at once"), "{refused}");
+        assert_eq!(node.metrics().limit_hits.get(Limit::Searches), 1);
+        drop(held);
+        service.search(request()).await.unwrap();
+    }
 
     /// Issue item (limits): a pull whose reader stops reading ends once the
     /// idle timeout passes, instead of holding its task and batch forever.
