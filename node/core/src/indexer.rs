@@ -66,13 +66,23 @@ impl Node {
             let size = self.store().durable_log_size(&origin);
             let mut from = cursors.get(&origin).copied().unwrap_or(0);
             // Revocations decide what is quarantined (crate::quarantine).
-            // A chain that does not verify is sync's to report; its
-            // entries were verified when they were stored.
+            // While the origin's chain does not verify from its pin (a
+            // stored set that no longer verifies, a pin changed since), its
+            // revocations are unknown: nothing more of it is indexed, and
+            // its cursor stays where it is, so it catches up once the chain
+            // verifies again. The other origins go on.
             let chain = match self.origin_keys(&origin) {
                 Ok(chain) => chain.filter(|chain| !chain.revocations().is_empty()),
                 Err(e) => {
-                    tracing::warn!(origin = %origin, error = %e, "cannot read the origin's key sets");
-                    None
+                    self.handoff.forget(&origin);
+                    if from < size {
+                        tracing::error!(
+                            origin = %origin,
+                            error = %e,
+                            "the origin's key chain does not verify: its new entries are not indexed"
+                        );
+                    }
+                    continue;
                 }
             };
             if chain.is_some() {
@@ -174,12 +184,16 @@ impl Node {
     }
 
     /// How many log entries the index has yet to apply, over every origin
-    /// it indexes: 0 once everything committed is searchable.
+    /// it indexes: 0 once everything committed is searchable. An origin
+    /// whose key chain does not verify is held back, not behind: the
+    /// indexer takes none of its entries until it does (and says so), so
+    /// counting them would keep the node from ever reporting itself
+    /// caught up.
     pub fn index_behind(&self) -> Result<u64, NodeError> {
         let cursors = self.index().cursors();
         let mut behind = 0;
         for (origin, size) in self.store().origins()? {
-            if !self.holds_origin(&origin)? {
+            if !self.holds_origin(&origin)? || self.origin_keys(&origin).is_err() {
                 continue;
             }
             behind += size.saturating_sub(cursors.get(&origin).copied().unwrap_or(0));

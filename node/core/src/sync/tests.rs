@@ -2419,6 +2419,96 @@ async fn whole_entries_pulled_with_the_revocation_that_quarantines_them_are_neve
     );
 }
 
+/// Pins `origin` at `node` to the root key `root` instead, as a pin
+/// changed under a store (or a store whose key sets no longer match the
+/// pin): the origin's stored key chain no longer verifies. Returns the
+/// root pinned before.
+fn repin(node: &Node, origin: &str, root: &[u8]) -> Vec<u8> {
+    let peers = node.store().table(crate::store::tree::PEERS).unwrap();
+    let held = peers
+        .get(origin.as_bytes())
+        .unwrap()
+        .expect("a pinned peer");
+    let mut peer: crate::trust::Peer = serde_json::from_slice(&held).unwrap();
+    let before = std::mem::replace(&mut peer.identity_key, root.to_vec());
+    let changed = serde_json::to_vec(&peer).unwrap();
+    assert!(peers
+        .compare_and_swap(origin.as_bytes(), Some(&held), changed)
+        .unwrap());
+    before
+}
+
+/// A root key no key set of any origin here names.
+fn stranger_root() -> Vec<u8> {
+    crate::sign::NodeKey::generate()
+        .verifying_key()
+        .to_bytes()
+        .to_vec()
+}
+
+/// An origin's revocations are read from its key chain. While that chain
+/// does not verify from the pin, the indexer cannot tell what they
+/// quarantine: it indexes nothing more of the origin (not the entries a
+/// revocation quarantines, which it would take as trusted without the
+/// chain), keeps its cursor, and goes on with the other origins; the
+/// origin is held back, not counted as behind. Once the chain verifies
+/// again, the origin catches up, with its quarantine applied.
+#[tokio::test]
+async fn an_origin_whose_key_chain_does_not_verify_is_not_indexed_until_it_does() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    assert_honest_retry(&fed).await;
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
+    let cursor = fed.here.indexed(POLAR);
+
+    // Pulled whole before the revocation, then the revocation: nothing of
+    // either is indexed yet.
+    let from = fed.polar.store().log_size(POLAR).unwrap();
+    import(&fed.polar, 3, 2);
+    assert_honest_retry(&fed).await;
+    let leaked = fed.polar.key().key_id().clone();
+    fed.polar
+        .revoke_key(Vec::new(), leaked, from, "leaked".into(), 30)
+        .unwrap();
+    assert_honest_retry(&fed).await;
+    assert_eq!(fed.here.quarantine_count(POLAR).unwrap(), 2);
+    fed.uni
+        .import_lines(1, &[line("UNI-1", "Ice station at uni", "public")])
+        .unwrap();
+    let report = round_with(&fed.sync, UNI, Served::honest(&fed.uni, HERE)).await;
+    assert!(report.ok, "{report:?}");
+
+    let pinned = repin(&fed.here, POLAR, &stranger_root());
+    assert!(fed.here.origin_keys(POLAR).is_err());
+    assert_eq!(
+        searched(&fed.here, "station"),
+        ["PDC-1", "PDC-2", "UNI-1"],
+        "the other origin is indexed; nothing more of the unverified one"
+    );
+    assert_eq!(fed.here.indexed(POLAR), cursor, "its cursor stays");
+    assert_eq!(
+        fed.here.indexed(UNI),
+        fed.here.store().log_size(UNI).unwrap()
+    );
+    assert_eq!(fed.here.index_behind().unwrap(), 0, "held back, not behind");
+    assert_eq!(
+        fed.here.catch_up_index(&mut |_| {}).unwrap(),
+        0,
+        "a round after reads nothing again"
+    );
+
+    repin(&fed.here, POLAR, &pinned);
+    assert_eq!(
+        searched(&fed.here, "station"),
+        ["PDC-1", "PDC-2", "UNI-1"],
+        "caught up, its quarantine applied"
+    );
+    assert_eq!(
+        fed.here.indexed(POLAR),
+        fed.here.store().log_size(POLAR).unwrap()
+    );
+}
+
 /// Issue 11 item 6: the origin's audience decides, and its changes reach
 /// the holder within a round. Added to the group, `here` gets whole what it
 /// held as digests (a refill); taken out again, it withdraws the record
