@@ -92,16 +92,16 @@ impl Node {
     /// origin has published none (a log written before audiences). An
     /// audience signed by a key the origin revoked from before its position
     /// is quarantined like a record (`crate::quarantine`): the latest one
-    /// before it counts.
+    /// before it counts. An error when the origin's key chain does not
+    /// verify: which audience a revocation sets aside is unknown then, so
+    /// none is chosen.
     pub fn audience(&self, origin: &str) -> Result<Option<Arc<AudienceView>>, NodeError> {
         let Some(latest) = self.store.latest_audience_position(origin)? else {
             return Ok(None);
         };
-        let revoking = match self.origin_keys(origin) {
-            Ok(chain) => chain.filter(|chain| !chain.revocations().is_empty()),
-            // A chain that does not verify is sync's to report.
-            Err(_) => None,
-        };
+        let revoking = self
+            .origin_keys(origin)?
+            .filter(|chain| !chain.revocations().is_empty());
         let revised_at = revoking
             .as_ref()
             .and_then(|c| c.latest())
@@ -204,7 +204,9 @@ impl Node {
     /// What pinned peer `peer` may see of every origin held here, by each
     /// origin's latest audience (`visibility::Grants`). An origin with no
     /// audience yet falls back to this node's pin for FEDERATION, and to
-    /// nobody for GROUPS.
+    /// nobody for GROUPS. An origin whose audience cannot be checked (its
+    /// key chain does not verify) grants nothing but its PUBLIC records,
+    /// and the other origins' grants stand.
     pub fn peer_viewer(&self, peer: &NodeId) -> Result<Viewer, NodeError> {
         let pinned = matches!(
             self.trust.get(peer.as_str())?,
@@ -212,8 +214,15 @@ impl Node {
         );
         let mut grants = Grants::default();
         for (origin, _) in self.store.origins()? {
-            let audience = self.audience(&origin)?;
-            grants.add(&origin, audience.as_deref(), peer.as_str(), pinned);
+            match self.audience(&origin) {
+                Ok(audience) => grants.add(&origin, audience.as_deref(), peer.as_str(), pinned),
+                Err(e) => tracing::warn!(
+                    origin = %origin,
+                    peer = %peer,
+                    error = %e,
+                    "cannot check the origin's audience: the peer is granted none of its records but the public ones"
+                ),
+            }
         }
         Ok(Viewer::peer(peer.clone(), grants))
     }

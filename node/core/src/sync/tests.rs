@@ -2509,6 +2509,43 @@ async fn an_origin_whose_key_chain_does_not_verify_is_not_indexed_until_it_does(
     );
 }
 
+/// Which audience of an origin counts depends on its revocations, read
+/// from its key chain. While the chain does not verify, no audience is
+/// chosen (an error), and a pinned peer is granted none of the origin's
+/// records but the public ones: never what an audience the chain would
+/// set aside grants. The other origins' grants stand.
+#[tokio::test]
+async fn an_audience_that_cannot_be_checked_against_the_key_chain_grants_nothing() {
+    let fed = federation();
+    // `uni` is on polar's roster and in its polar-consortium.
+    fed.polar.publish_audience().unwrap().expect("an audience");
+    import(&fed.polar, 1, 1);
+    assert_honest_retry(&fed).await;
+    let sees = |origin: &str, visibility: Visibility, groups: &[&str]| {
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        fed.here
+            .peer_viewer(&UNI.parse().unwrap())
+            .unwrap()
+            .may_see_audience(origin, visibility as i32, &groups)
+    };
+    assert!(fed.here.audience(POLAR).unwrap().is_some());
+    assert!(sees(POLAR, Visibility::Federation, &[]));
+    assert!(sees(POLAR, Visibility::Groups, &["polar-consortium"]));
+
+    let pinned = repin(&fed.here, POLAR, &stranger_root());
+    assert!(fed.here.audience(POLAR).is_err());
+    assert!(!sees(POLAR, Visibility::Federation, &[]));
+    assert!(!sees(POLAR, Visibility::Groups, &["polar-consortium"]));
+    assert!(sees(POLAR, Visibility::Public, &[]));
+    assert!(
+        sees(HERE, Visibility::Federation, &[]),
+        "other origins stand"
+    );
+
+    repin(&fed.here, POLAR, &pinned);
+    assert!(sees(POLAR, Visibility::Federation, &[]));
+}
+
 /// Issue 11 item 6: the origin's audience decides, and its changes reach
 /// the holder within a round. Added to the group, `here` gets whole what it
 /// held as digests (a refill); taken out again, it withdraws the record
