@@ -793,16 +793,24 @@ impl Node {
     /// The origins held here (this node included) whose current key set
     /// expired at `now`, with when: they stay searchable, are flagged in
     /// `peers status` and counted in the `keys_stale_origins` gauge, and
-    /// are never taken as freshly vouched for.
+    /// are never taken as freshly vouched for. An origin whose key chain
+    /// does not verify from its pin is not vouched for either: it is not
+    /// listed (it has no expiry to show), but [`Node::is_stale`] says so
+    /// until the chain verifies again.
     pub fn stale_origins_at(&self, now: i64) -> Result<Vec<(String, String)>, NodeError> {
         let mut stale = Vec::new();
+        let mut unverified = Vec::new();
         for (origin, _) in self.store.origins()? {
-            // A chain that does not verify is sync's to report.
-            let Ok(Some(chain)) = self.origin_keys(&origin) else {
-                continue;
-            };
-            if let Some(expired) = chain.expired(now) {
-                stale.push((origin, expired));
+            match self.origin_keys(&origin) {
+                Ok(Some(chain)) => {
+                    if let Some(expired) = chain.expired(now) {
+                        stale.push((origin, expired));
+                    }
+                }
+                // Revoked or unknown: not served at all.
+                Ok(None) => {}
+                // Named by the indexer and by sync, which stop at it.
+                Err(_) => unverified.push(origin),
             }
         }
         self.metrics.keys_stale_origins.set(stale.len() as i64);
@@ -811,7 +819,11 @@ impl Node {
         for (origin, expired) in stale.iter().filter(|(o, _)| !held.contains(o)) {
             tracing::warn!(origin = %origin, expired = %expired, "key set expired: origin is stale");
         }
-        *held = stale.iter().map(|(origin, _)| origin.clone()).collect();
+        *held = stale
+            .iter()
+            .map(|(origin, _)| origin.clone())
+            .chain(unverified)
+            .collect();
         drop(held);
         Ok(stale)
     }
@@ -837,8 +849,8 @@ impl Node {
         *said = conflicts;
     }
 
-    /// Whether `origin`'s key set had expired at the last key upkeep (at
-    /// start and after every sync round).
+    /// Whether `origin`'s key set had expired, or its key chain did not
+    /// verify, at the last key upkeep (at start and after every sync round).
     pub fn is_stale(&self, origin: &str) -> bool {
         self.stale
             .read()

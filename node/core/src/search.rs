@@ -32,8 +32,8 @@ pub enum Coverage {
     Unreachable,
     /// The origin refused the query.
     Refused,
-    /// The origin's key set expired: still searched, no longer vouched for
-    /// ([`Node::is_stale`]).
+    /// The origin's key set expired, or its key chain does not verify from
+    /// its pin: still searched, no longer vouched for ([`Node::is_stale`]).
     Stale,
 }
 
@@ -228,9 +228,9 @@ pub(crate) fn copy_line(
     }
 }
 
-/// `coverage`, unless the origin's key set expired: then `Stale`, whatever
-/// answered for it. Its hits are kept; the caller is told nothing vouches
-/// for its keys.
+/// `coverage`, unless the origin's key set expired (or its key chain does
+/// not verify): then `Stale`, whatever answered for it. Its hits are kept;
+/// the caller is told nothing vouches for its keys.
 pub(crate) fn vouched(node: &Node, origin: &str, coverage: Coverage) -> Coverage {
     if node.is_stale(origin) {
         Coverage::Stale
@@ -315,26 +315,44 @@ impl Registrants {
 
     /// [`Registrants::of`], with the prefixes more than one origin claims
     /// and their claimants (for `peers status`), logging nothing.
+    ///
+    /// When the claims of some trusted origin cannot be read (the trust
+    /// store, or an origin's key chain that does not verify), no prefix
+    /// names a registrant: the unread claim could contest any of them, and
+    /// a false claimant must not become the sole one because the true
+    /// registrant's claim went missing. Every DOI falls back to the oldest
+    /// signed copy until the claims can be read again.
     pub fn with_conflicts(node: &Node) -> (Self, BTreeMap<String, Vec<String>>) {
         let mut held: Vec<(String, Vec<String>, bool)> = Vec::new();
         let own = node.node_id().to_string();
         let mut origins = vec![own];
-        if let Ok(peers) = node.trust().active() {
-            origins.extend(peers.into_iter().map(|p| p.node_id.to_string()));
+        let mut unread = false;
+        match node.trust().active() {
+            Ok(peers) => origins.extend(peers.into_iter().map(|p| p.node_id.to_string())),
+            Err(_) => unread = true,
         }
         for origin in origins {
-            if let Ok(Some(chain)) = node.origin_keys(&origin) {
-                if let Some(latest) = chain.latest() {
-                    let vouched = !node.is_stale(&origin);
-                    held.push((origin, latest.set.doi_prefixes.clone(), vouched));
+            match node.origin_keys(&origin) {
+                Ok(Some(chain)) => {
+                    if let Some(latest) = chain.latest() {
+                        let vouched = !node.is_stale(&origin);
+                        held.push((origin, latest.set.doi_prefixes.clone(), vouched));
+                    }
                 }
+                Ok(None) => {}
+                Err(_) => unread = true,
             }
         }
-        Self::from_claims(held.iter().map(|(origin, prefixes, vouched)| Claim {
-            origin,
-            prefixes,
-            vouched: *vouched,
-        }))
+        let (registrants, conflicts) =
+            Self::from_claims(held.iter().map(|(origin, prefixes, vouched)| Claim {
+                origin,
+                prefixes,
+                vouched: *vouched,
+            }));
+        if unread {
+            return (Self::default(), conflicts);
+        }
+        (registrants, conflicts)
     }
 
     /// The registrant of a DOI as [`doi_key`] gives it: the origin that

@@ -50,13 +50,24 @@ fn federation() -> Federation {
 
 /// [`federation`] with configuration overrides at `here`.
 fn federation_with(overrides: &[(&str, &str)]) -> Federation {
-    let env: BTreeMap<String, String> = overrides
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let (polar, d1) = open_node(POLAR, &BTreeMap::new());
-    let (uni, d2) = open_node(UNI, &BTreeMap::new());
-    let (here, d3) = open_node(HERE, &env);
+    federation_configured(&[], &[], overrides)
+}
+
+/// [`federation`] with configuration overrides at `polar`, `uni` and `here`.
+fn federation_configured(
+    at_polar: &[(&str, &str)],
+    at_uni: &[(&str, &str)],
+    at_here: &[(&str, &str)],
+) -> Federation {
+    let env = |overrides: &[(&str, &str)]| -> BTreeMap<String, String> {
+        overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let (polar, d1) = open_node(POLAR, &env(at_polar));
+    let (uni, d2) = open_node(UNI, &env(at_uni));
+    let (here, d3) = open_node(HERE, &env(at_here));
     let pin = |at: &Node, other: &Node, groups: &[&str]| {
         let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
         at.trust().add(&other.invite(), &groups).unwrap();
@@ -2544,6 +2555,52 @@ async fn an_audience_that_cannot_be_checked_against_the_key_chain_grants_nothing
 
     repin(&fed.here, POLAR, &pinned);
     assert!(sees(POLAR, Visibility::Federation, &[]));
+}
+
+/// An origin whose key chain does not verify is vouched for by nothing:
+/// a search reports it stale, and no DOI prefix names a registrant while
+/// its claim cannot be read, so a rival claimant of its prefix does not
+/// become the sole one (`docs/decisions/doi-registrant.md`).
+#[tokio::test]
+async fn an_origin_whose_key_chain_does_not_verify_is_not_vouched_for() {
+    let claim = [("MERIDIAN_DOI_PREFIXES", "10.5555")];
+    let fed = federation_configured(&claim, &claim, &[]);
+    for claimant in [&fed.polar, &fed.uni] {
+        claimant.publish_doi_prefixes_if_changed().unwrap();
+        let chain = claimant.own_chain();
+        assert_eq!(chain.latest().unwrap().set.doi_prefixes, ["10.5555"]);
+    }
+    assert_honest_retry(&fed).await;
+    let report = round_with(&fed.sync, UNI, Served::honest(&fed.uni, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    let (registrants, contested) = crate::search::Registrants::with_conflicts(&fed.here);
+    assert_eq!(registrants, crate::search::Registrants::default());
+    assert_eq!(contested["10.5555"], [POLAR, UNI]);
+    let now = crate::keyset::now_unix();
+    fed.here.stale_origins_at(now).unwrap();
+    assert!(!fed.here.is_stale(POLAR));
+
+    let pinned = repin(&fed.here, POLAR, &stranger_root());
+    let (registrants, _) = crate::search::Registrants::with_conflicts(&fed.here);
+    assert_eq!(
+        registrants,
+        crate::search::Registrants::default(),
+        "uni's claim is not the only one"
+    );
+    assert!(
+        fed.here.stale_origins_at(now).unwrap().is_empty(),
+        "not expired"
+    );
+    assert!(fed.here.is_stale(POLAR));
+    assert!(!fed.here.is_stale(UNI));
+    assert_eq!(
+        crate::search::vouched(&fed.here, POLAR, crate::search::Coverage::Replica),
+        crate::search::Coverage::Stale
+    );
+
+    repin(&fed.here, POLAR, &pinned);
+    fed.here.stale_origins_at(now).unwrap();
+    assert!(!fed.here.is_stale(POLAR));
 }
 
 /// Issue 11 item 6: the origin's audience decides, and its changes reach
