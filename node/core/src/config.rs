@@ -282,10 +282,21 @@ pub struct SearchConfig {
     /// Days the audit of queries answered for peers keeps an entry.
     #[serde(default = "default_audit_retention_days")]
     pub audit_retention_days: u64,
+    /// The longest a search of the index runs for anyone but the operator
+    /// (anonymous callers, peers, the live searches peers forward), in
+    /// milliseconds, whatever deadline the caller names: a longer one is
+    /// given up with DEADLINE_EXCEEDED, so a few costly queries cannot hold
+    /// every search place for a whole request timeout.
+    #[serde(default = "default_max_search_ms")]
+    pub max_search_ms: u64,
 }
 
 fn default_audit_retention_days() -> u64 {
     90
+}
+
+fn default_max_search_ms() -> u64 {
+    10_000
 }
 
 fn default_live_deadline_ms() -> u64 {
@@ -301,6 +312,7 @@ impl Default for SearchConfig {
             live_deadline_ms: default_live_deadline_ms(),
             max_live_deadline_ms: default_max_live_deadline_ms(),
             audit_retention_days: default_audit_retention_days(),
+            max_search_ms: default_max_search_ms(),
         }
     }
 }
@@ -526,6 +538,9 @@ impl Config {
                 "search.live_deadline_ms: must be at least 1 and at most search.max_live_deadline_ms ({})",
                 self.search.max_live_deadline_ms
             ));
+        }
+        if self.search.max_search_ms == 0 {
+            return Err("search.max_search_ms: must be at least 1".into());
         }
         if !STORE_CACHE_MIB.contains(&self.store.cache_mib) {
             return Err(format!(

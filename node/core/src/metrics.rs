@@ -140,6 +140,9 @@ label!(
         AnonymousReads => "anonymous_reads",
         /// Searches in progress for others than the operator.
         Searches => "searches",
+        /// A search for others than the operator that ran out of
+        /// `search.max_search_ms`.
+        SearchTime => "search_time",
     }
 );
 

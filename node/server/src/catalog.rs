@@ -18,8 +18,8 @@ use tonic::{Request, Response, Status};
 
 use crate::limit::{self, RateLimiter};
 use crate::{caller, convert, status};
-use meridian_core::metrics::{Limit, SearchScope};
-use meridian_core::query::Scope;
+use meridian_core::metrics::{Limit, Metrics, SearchScope};
+use meridian_core::query::{Scope, SearchError};
 use meridian_core::search::live;
 
 /// Default and largest page of `ListRecords`.
@@ -253,10 +253,7 @@ pub async fn search(
     within: Option<Duration>,
 ) -> Result<proto::SearchResponse, Status> {
     let started = std::time::Instant::now();
-    // The search gives up when its caller stops waiting: a caller that
-    // leaves early does not leave a thread searching for nobody.
-    let timeout = Duration::from_secs(replicator.node().config().limits.request_timeout_secs);
-    let deadline = started + within.map_or(timeout, |within| within.min(timeout));
+    let (deadline, capped) = search_deadline(replicator.node(), &viewer, started, within);
     let slot = search_slot(replicator.node(), &viewer).await?;
     let wire = request.clone();
     let request = convert::search_request(request, replicator.node().node_id())?;
@@ -279,11 +276,9 @@ pub async fn search(
     } else {
         let prepared = meridian_core::search::prepare(replicator.node(), &request, &viewer)
             .map_err(status::search)?;
-        if prepared.work() == Work::Small {
+        let answered = if prepared.work() == Work::Small {
             // Done sooner than a blocking thread would wake up for it.
-            prepared
-                .answer(replicator.node(), &replicator, Some(deadline))
-                .map_err(status::search)?
+            prepared.answer(replicator.node(), &replicator, Some(deadline))
         } else {
             // The place goes with the work: it is given back when the
             // search ends, not when a caller that left drops this future.
@@ -293,12 +288,42 @@ pub async fn search(
             })
             .await
             .map_err(status::join)?
-            .map_err(status::search)?
-        }
+        };
+        ran_out(&metrics, &answered, capped);
+        answered.map_err(status::search)?
     };
     let elapsed = started.elapsed();
     metrics.observe_search(scope, elapsed.as_secs_f64());
     Ok(convert::search_response(answer, elapsed.as_micros() as u64))
+}
+
+/// When a search for `viewer` begun at `started` gives up: when its caller
+/// stops waiting (`within`, at most the request timeout), and for anyone
+/// but the operator after `search.max_search_ms` at most. Whether that
+/// bound is the one that applies comes with it.
+pub(crate) fn search_deadline(
+    node: &Node,
+    viewer: &Viewer,
+    started: Instant,
+    within: Option<Duration>,
+) -> (Instant, bool) {
+    let config = node.config();
+    let timeout = Duration::from_secs(config.limits.request_timeout_secs);
+    let asked = within.map_or(timeout, |within| within.min(timeout));
+    let most = Duration::from_millis(config.search.max_search_ms);
+    if matches!(viewer, Viewer::Operator { .. }) || asked <= most {
+        (started + asked, false)
+    } else {
+        (started + most, true)
+    }
+}
+
+/// Counts a search given up at `search.max_search_ms` (`capped`) as a
+/// limit hit; one given up because its caller stopped waiting is not.
+pub(crate) fn ran_out<T>(metrics: &Metrics, answered: &Result<T, SearchError>, capped: bool) {
+    if capped && matches!(answered, Err(SearchError::Deadline)) {
+        metrics.limit_hits.inc(Limit::SearchTime);
+    }
 }
 
 /// Runs blocking node work off the async executor.
@@ -401,14 +426,9 @@ mod tests {
         search(Viewer::Anonymous).await.unwrap();
     }
 
-    /// A search gives up when its caller's deadline passes, and keeps its
-    /// place while it runs even when the caller has left: a caller that
-    /// hangs up at once cannot start more searches than there are places.
-    #[tokio::test(flavor = "multi_thread")]
-    async fn a_search_keeps_its_place_until_it_ends_and_ends_at_its_deadline() {
-        let (node, replicator, _dir) = crate::test_node(&[("MERIDIAN_LIMITS__SEARCHES", "1")]);
-        // Enough records that a search of all of them runs on a thread of
-        // its own.
+    /// Imports 30,000 records titled "Ice core N", enough that a search of
+    /// all of them runs on a thread of its own, and indexes them.
+    fn ice_cores(node: &Node) {
         let lines: Vec<String> = (0..30_000)
             .map(|n| {
                 serde_json::json!({
@@ -432,6 +452,49 @@ mod tests {
             outcome
         });
         assert_eq!(stored.stored, 30_000, "{:?}", stored.errors.first());
+    }
+
+    /// A search for anyone but the operator runs `search.max_search_ms` at
+    /// most, whatever deadline its caller names, and is counted when that
+    /// bound cuts it; one its caller's own deadline cuts is not counted.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_search_runs_no_longer_than_the_node_allows_but_the_operators() {
+        let (node, replicator, _dir) = crate::test_node(&[("MERIDIAN_SEARCH__MAX_SEARCH_MS", "1")]);
+        ice_cores(&node);
+        let request = || proto::SearchRequest {
+            query: "ice OR core".into(),
+            facets: true,
+            ..Default::default()
+        };
+        let asked = Some(Duration::from_secs(30));
+        let cut = search(replicator.clone(), request(), Viewer::Anonymous, asked)
+            .await
+            .unwrap_err();
+        assert_eq!(cut.code(), tonic::Code::DeadlineExceeded, "{cut}");
+        assert_eq!(node.metrics().limit_hits.get(Limit::SearchTime), 1);
+        let operators = search(replicator.clone(), request(), node.operator(), asked)
+            .await
+            .unwrap();
+        assert_eq!(operators.total, 30_000);
+        let left = search(
+            replicator.clone(),
+            request(),
+            node.operator(),
+            Some(Duration::ZERO),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(left.code(), tonic::Code::DeadlineExceeded, "{left}");
+        assert_eq!(node.metrics().limit_hits.get(Limit::SearchTime), 1);
+    }
+
+    /// A search gives up when its caller's deadline passes, and keeps its
+    /// place while it runs even when the caller has left: a caller that
+    /// hangs up at once cannot start more searches than there are places.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_search_keeps_its_place_until_it_ends_and_ends_at_its_deadline() {
+        let (node, replicator, _dir) = crate::test_node(&[("MERIDIAN_LIMITS__SEARCHES", "1")]);
+        ice_cores(&node);
         // A thousand hits to read and highlight: long enough that the
         // caller below leaves well before the end.
         let everything = || proto::SearchRequest {

@@ -249,11 +249,8 @@ impl Federation for FederationService {
         request: Request<proto::PeerSearchRequest>,
     ) -> Result<Response<proto::PeerSearchResponse>, Status> {
         let peer = self.searching_peer(&request)?;
-        // The asker waits no longer than its `grpc-timeout`, nor does the
-        // search.
-        let timeout = Duration::from_secs(self.node.config().limits.request_timeout_secs);
-        let until = std::time::Instant::now()
-            + crate::catalog::asked_timeout(&request).map_or(timeout, |t| t.min(timeout));
+        let started = std::time::Instant::now();
+        let asked = crate::catalog::asked_timeout(&request);
         let req = request.into_inner();
         let claim = OnBehalfOf::from_wire(req.on_behalf_of);
         let asker = peer.node_id.to_string();
@@ -262,12 +259,17 @@ impl Federation for FederationService {
             .request
             .ok_or_else(|| status::invalid_field("request", "request: missing"))?;
         let request = convert::search_request(wire, self.node.node_id())?;
+        // The asker waits no longer than its `grpc-timeout`, nor does the
+        // search.
+        let (until, capped) = crate::catalog::search_deadline(&self.node, &viewer, started, asked);
         let slot = crate::catalog::search_slot(&self.node, &viewer).await?;
         let node = self.node.clone();
         let forwarded = tokio::task::spawn_blocking(move || {
             // Held until the search ends, even when the asker has left.
             let _slot = slot;
-            let forwarded = live::answer_forwarded(&node, request.clone(), &viewer, until)?;
+            let forwarded = live::answer_forwarded(&node, request.clone(), &viewer, until);
+            crate::catalog::ran_out(node.metrics(), &forwarded, capped);
+            let forwarded = forwarded?;
             // Every query answered for a peer is audited; one that cannot
             // be is not answered.
             QueryAudit::open(&node)

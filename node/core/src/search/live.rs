@@ -331,9 +331,9 @@ struct LocalIndex {
     node: Arc<Node>,
     request: SearchRequest,
     viewer: Viewer,
-    /// When a search of the local index gives up: the node's request
-    /// timeout after the live search began (not the peers' deadline, which
-    /// a search of the local copy may outlast).
+    /// When a search of the local index gives up: [`local_search_time`]
+    /// after the live search began (not the peers' deadline, which a search
+    /// of the local copy may outlast).
     until: std::time::Instant,
 }
 
@@ -359,6 +359,19 @@ impl LocalSearch {
         self.0
             .await
             .map_err(|e| SearchError::Unavailable(e.to_string()))?
+    }
+}
+
+/// How long a search of the local index may run within a live search:
+/// the request timeout, and for anyone but the operator
+/// `search.max_search_ms` at most.
+fn local_search_time(node: &Node, viewer: &Viewer) -> Duration {
+    let config = node.config();
+    let timeout = Duration::from_secs(config.limits.request_timeout_secs);
+    if matches!(viewer, Viewer::Operator { .. }) {
+        timeout
+    } else {
+        timeout.min(Duration::from_millis(config.search.max_search_ms))
     }
 }
 
@@ -556,8 +569,7 @@ pub async fn live(
         node: node.clone(),
         request: request.clone(),
         viewer: viewer.clone(),
-        until: std::time::Instant::now()
-            + Duration::from_secs(node.config().limits.request_timeout_secs),
+        until: std::time::Instant::now() + local_search_time(&node, &viewer),
     };
     // Every origin no peer is asked for comes from the local index (as of
     // the last sync), searched while the peers are asked.
