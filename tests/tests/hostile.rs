@@ -237,6 +237,50 @@ async fn closed_after(
     }
 }
 
+/// One address cannot take every place of the listener: with
+/// `limits.connections_per_address` at 2, two connections from 127.0.0.1
+/// held open leave no third one from it, the refusal is counted, and once
+/// one of the two closes the next is let in.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_holds_at_most_its_share_of_connections() {
+    let node = TestNode::start_with(
+        "polar",
+        &[("MERIDIAN_LIMITS__CONNECTIONS_PER_ADDRESS", "2")],
+    );
+    let first = silent_connection(&node).await.expect("a place");
+    let _second = silent_connection(&node).await.expect("a place");
+    assert!(
+        silent_connection(&node).await.is_none(),
+        "a third connection from the same address was let in"
+    );
+    let refused = |text: &str| {
+        crate::metrics::value(
+            text,
+            "meridian_limit_hits_total{limit=\"connections_per_address\"}",
+        )
+    };
+    assert_eq!(refused(&crate::metrics::scrape(&node)), Some(1.0));
+
+    // The node sees the close and gives the place back.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut again = None;
+    while again.is_none() && Instant::now() < deadline {
+        again = silent_connection(&node).await;
+        if again.is_none() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(
+        again.is_some(),
+        "the closed connection's place was not given back"
+    );
+    assert!(
+        silent_connection(&node).await.is_none(),
+        "still two at most"
+    );
+}
+
 /// Issue 9, item 5: connections that connect and then say nothing cannot
 /// keep the listener's places: each is closed once it has held no request
 /// for `limits.idle_timeout_secs`, and its place goes to the next client. A

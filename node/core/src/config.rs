@@ -365,6 +365,13 @@ pub struct Limits {
     /// as soon as they are accepted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections one client address may hold open at once on each public
+    /// listener (an IPv6 address counts by its /64 network); more are
+    /// closed as soon as they are accepted. 0 sets no cap per address: for
+    /// a listener behind a proxy or load balancer that hides client
+    /// addresses, where every client is the proxy's address.
+    #[serde(default = "default_connections_per_address")]
+    pub connections_per_address: usize,
     /// TLS handshakes in progress at once on each public listener.
     #[serde(default = "default_max_handshakes")]
     pub max_handshakes: usize,
@@ -407,6 +414,9 @@ fn default_searches() -> usize {
 fn default_max_connections() -> usize {
     1024
 }
+fn default_connections_per_address() -> usize {
+    64
+}
 fn default_max_handshakes() -> usize {
     64
 }
@@ -441,6 +451,7 @@ impl Default for Limits {
             anonymous_reads: default_anonymous_reads(),
             searches: default_searches(),
             max_connections: default_max_connections(),
+            connections_per_address: default_connections_per_address(),
             max_handshakes: default_max_handshakes(),
             idle_timeout_secs: default_idle_timeout_secs(),
             requests_per_second: default_requests_per_second(),

@@ -132,6 +132,8 @@ label!(
     Limit, "limit", {
         /// A public listener's cap on open connections.
         Connections => "connections",
+        /// A public listener's cap on open connections from one address.
+        ConnectionsPerAddress => "connections_per_address",
         /// A public listener's cap on TLS handshakes in progress.
         Handshakes => "handshakes",
         /// A client's request rate.

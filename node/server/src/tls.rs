@@ -12,8 +12,9 @@
 //! certificate (ECDSA P-256 by default, or the operator's own), which
 //! browsers and BoringSSL-based clients such as Python's grpcio accept.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -420,10 +421,12 @@ pub struct TlsConn {
     _slot: Slot,
 }
 
-/// A connection's place under its listener's cap, counted as open until
+/// A connection's place under its listener's caps, counted as open until
 /// the connection closes.
 struct Slot {
     _permit: tokio::sync::OwnedSemaphorePermit,
+    /// Its place among its address's connections, when they are capped.
+    _address: Option<AddressPlace>,
     open: prometheus_client::metrics::gauge::Gauge,
 }
 
@@ -497,6 +500,77 @@ impl AsyncWrite for TlsConn {
     }
 }
 
+/// The connections open on one listener from each client address, for
+/// `limits.connections_per_address`. An address is in the map only while
+/// it holds a connection, so the map holds at most as many addresses as
+/// the listener holds connections.
+#[derive(Debug)]
+struct PerAddress {
+    cap: usize,
+    open: std::sync::Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerAddress {
+    /// A place for one more connection from `remote`, or `None` when its
+    /// address holds `cap` already.
+    fn take(self: &Arc<Self>, remote: IpAddr) -> Option<AddressPlace> {
+        let address = address_of(remote);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(address).or_insert(0);
+        if *count >= self.cap {
+            return None;
+        }
+        *count += 1;
+        Some(AddressPlace {
+            table: self.clone(),
+            address,
+        })
+    }
+
+    /// How many addresses hold a connection now.
+    #[cfg(test)]
+    fn addresses(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// One connection's place among those of its address, given back when it
+/// is dropped; the address leaves the map with its last connection.
+#[derive(Debug)]
+struct AddressPlace {
+    table: Arc<PerAddress>,
+    address: IpAddr,
+}
+
+impl Drop for AddressPlace {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// The address a connection from `remote` counts against: an IPv4 address
+/// (also when written as IPv4-mapped IPv6) as it is, an IPv6 address by its
+/// /64 network, the least a site or a host is usually given, so that one
+/// host cannot take a new place with each of its addresses.
+fn address_of(remote: IpAddr) -> IpAddr {
+    match remote {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 /// Caps on one listener's connections, and where its connections and
 /// refusals are counted.
 #[derive(Debug, Clone)]
@@ -504,6 +578,10 @@ pub struct ConnCaps {
     /// Connections open at once (handshaking or established); more are
     /// closed as soon as they are accepted.
     pub connections: usize,
+    /// Connections one client address (an IPv6 address by its /64) may hold
+    /// open at once; more are closed as soon as they are accepted. 0: no
+    /// cap per address.
+    pub per_address: usize,
     /// TLS handshakes in progress at once; more are closed as soon as they
     /// are accepted, so slow handshakes cannot hold the listener.
     pub handshakes: usize,
@@ -523,6 +601,7 @@ impl ConnCaps {
     ) -> Self {
         Self {
             connections: limits.max_connections,
+            per_address: limits.connections_per_address,
             handshakes: limits.max_handshakes,
             idle_timeout: Duration::from_secs(limits.idle_timeout_secs),
             listener,
@@ -533,7 +612,8 @@ impl ConnCaps {
 
 /// Accepts TCP connections on `listener` and yields those whose TLS handshake
 /// succeeds; failed handshakes are logged and dropped. A connection over
-/// `caps` is closed at once, before any TLS work.
+/// `caps` (its address's, the listener's, the handshakes') is closed at
+/// once, before any TLS work.
 pub fn incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
@@ -543,6 +623,12 @@ pub fn incoming(
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let connections = Arc::new(tokio::sync::Semaphore::new(caps.connections));
     let handshakes = Arc::new(tokio::sync::Semaphore::new(caps.handshakes));
+    let per_address = (caps.per_address > 0).then(|| {
+        Arc::new(PerAddress {
+            cap: caps.per_address,
+            open: std::sync::Mutex::default(),
+        })
+    });
     tokio::spawn(async move {
         loop {
             let (tcp, remote) = match listener.accept().await {
@@ -556,6 +642,17 @@ pub fn incoming(
             if tx.is_closed() {
                 return;
             }
+            let address = match &per_address {
+                Some(table) => match table.take(remote.ip()) {
+                    Some(place) => Some(place),
+                    None => {
+                        caps.metrics.limit_hits.inc(Limit::ConnectionsPerAddress);
+                        tracing::warn!(remote = %remote, limit = caps.per_address, "connection closed: too many connections from its address");
+                        continue;
+                    }
+                },
+                None => None,
+            };
             let Ok(permit) = connections.clone().try_acquire_owned() else {
                 caps.metrics.limit_hits.inc(Limit::Connections);
                 tracing::warn!(remote = %remote, limit = caps.connections, "connection closed: too many connections");
@@ -571,6 +668,7 @@ pub fn incoming(
             open.inc();
             let slot = Slot {
                 _permit: permit,
+                _address: address,
                 open,
             };
             let _ = tcp.set_nodelay(true);
@@ -696,6 +794,7 @@ mod tests {
         let metrics = Metrics::default();
         let caps = ConnCaps {
             connections: 3,
+            per_address: 0,
             handshakes: 2,
             idle_timeout: Duration::from_secs(180),
             listener: Listener::Grpc,
@@ -738,5 +837,29 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(open.get(), 0, "closed connections still counted as open");
+    }
+
+    /// Places per address: an IPv6 host's addresses share their /64 and an
+    /// IPv4-mapped address is its IPv4 one; each place given back frees one,
+    /// and an address whose last connection closed is forgotten.
+    #[test]
+    fn an_address_holds_at_most_its_places_and_is_forgotten_when_it_holds_none() {
+        let table = Arc::new(PerAddress {
+            cap: 2,
+            open: std::sync::Mutex::default(),
+        });
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let first = table.take(ip("2001:db8:1:2::1")).unwrap();
+        let second = table.take(ip("2001:db8:1:2:ffff::9")).unwrap();
+        assert!(table.take(ip("2001:db8:1:2::3")).is_none(), "same /64");
+        assert!(table.take(ip("2001:db8:1:3::1")).is_some(), "another /64");
+        let v4 = table.take(ip("192.0.2.7")).unwrap();
+        let mapped = table.take(ip("::ffff:192.0.2.7")).unwrap();
+        assert!(table.take(ip("192.0.2.7")).is_none(), "mapped is the same");
+        assert_eq!(table.addresses(), 2);
+        drop(first);
+        let third = table.take(ip("2001:db8:1:2::4")).unwrap();
+        drop((second, third, v4, mapped));
+        assert_eq!(table.addresses(), 0, "addresses without connections kept");
     }
 }
