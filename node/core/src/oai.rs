@@ -409,9 +409,46 @@ pub fn get(node: &Node, origin: &str, id: &str) -> Result<Option<Item>, NodeErro
     }))
 }
 
+/// What the sets [`sets_from`] finds depend on: each origin's log size,
+/// and the keys its entries are judged by (a revocation, a peer revoked or
+/// pinned again replace them). Sets found at one stamp are the sets for as
+/// long as the holdings keep it; any append, narrowing and withdrawal
+/// included, changes it.
+#[derive(Debug, Clone)]
+pub struct Stamp(Vec<(String, u64, Option<Arc<KeyChain>>)>);
+
+impl Stamp {
+    /// The holdings' stamp now.
+    pub fn of(node: &Node) -> Result<Stamp, NodeError> {
+        let mut origins = Vec::new();
+        for (origin, size) in node.store().origins()? {
+            let keys = node.origin_keys(&origin)?;
+            origins.push((origin, size, keys));
+        }
+        Ok(Stamp(origins))
+    }
+}
+
+impl PartialEq for Stamp {
+    fn eq(&self, other: &Self) -> bool {
+        let same_keys = |a: &Option<Arc<KeyChain>>, b: &Option<Arc<KeyChain>>| match (a, b) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(&other.0)
+                .all(|(a, b)| a.0 == b.0 && a.1 == b.1 && same_keys(&a.2, &b.2))
+    }
+}
+
 /// Adds to `sets` every set of a PUBLIC record from `start` on, until
 /// `deadline`. Returns where it stopped and whether that is the end of
-/// what is stored.
+/// what is stored. Sets only accumulate: a record that left public view
+/// after it was read keeps its sets in `sets`, so a caller that keeps them
+/// starts again from nothing once the [`Stamp`] changed.
 pub fn sets_from(
     node: &Node,
     start: Position,

@@ -57,8 +57,20 @@ pub struct Provider {
     catalog: Arc<Catalog>,
     /// How long one request may scan.
     budget: Duration,
-    /// The sets seen so far and where the scan for them stopped.
-    sets: Mutex<(Position, BTreeSet<Set>)>,
+    /// The sets of the holdings as they last stood when asked for.
+    sets: Mutex<SetsFound>,
+}
+
+/// The sets of the PUBLIC records at one state of the holdings, as far as
+/// the scan for them went.
+#[derive(Default)]
+struct SetsFound {
+    /// The holdings they were read from; `None` before the first ListSets.
+    stamp: Option<oai::Stamp>,
+    /// Where the scan stopped, and whether it read everything stored.
+    reached: Position,
+    done: bool,
+    sets: BTreeSet<Set>,
 }
 
 /// The routes of the provider: `/oai` (GET and POST) and the schema of its
@@ -368,7 +380,7 @@ impl Provider {
                 let sets = self.sets(deadline)?;
                 if sets.is_empty() {
                     return Err(Answer::Oai(OaiError::NoSetHierarchy(
-                        "this repository holds no public records yet, so it has no sets".into(),
+                        "this repository holds no public records now, so it has no sets".into(),
                     )));
                 }
                 let mut response = self.begin(base_url, Some(checked.verb), &checked.echo);
@@ -467,15 +479,36 @@ impl Provider {
             .ok_or_else(unknown)
     }
 
-    /// Every set of a PUBLIC record: the sets found so far, extended by a
-    /// scan of what was stored since, within the deadline.
+    /// Every set of a record PUBLIC now. The sets are kept while the
+    /// holdings stay as they were read; once anything was stored since
+    /// (a narrowed or withdrawn record included), they are read again from
+    /// the start, so a set none of whose records a harvester may still see
+    /// is no longer named. A scan the deadline cuts short is continued by
+    /// the next ListSets while the holdings stay the same.
     fn sets(&self, deadline: Instant) -> Result<BTreeSet<Set>, Answer> {
-        let mut cache = self.sets.lock().unwrap_or_else(|p| p.into_inner());
-        let from = cache.0;
-        let (reached, _) = oai::sets_from(&self.node, from, &mut cache.1, deadline)
-            .map_err(|e| Answer::Fault(e.into()))?;
-        cache.0 = reached;
-        Ok(cache.1.clone())
+        // Taken before the scan: what is stored during it changes the
+        // stamp, and the next ListSets reads again.
+        let stamp = oai::Stamp::of(&self.node).map_err(|e| Answer::Fault(e.into()))?;
+        let mut found = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+        if found.stamp.as_ref() != Some(&stamp) {
+            *found = SetsFound {
+                stamp: Some(stamp),
+                ..SetsFound::default()
+            };
+        }
+        if !found.done {
+            let SetsFound { reached, sets, .. } = &mut *found;
+            let (at, done) = oai::sets_from(&self.node, *reached, sets, deadline)
+                .map_err(|e| Answer::Fault(e.into()))?;
+            found.reached = at;
+            found.done = done;
+        }
+        if !found.done {
+            return Err(Answer::Fault(Fault::Busy(
+                "the sets could not be read in time; retry the same request\n".into(),
+            )));
+        }
+        Ok(found.sets.clone())
     }
 
     fn list(
@@ -628,12 +661,30 @@ mod tests {
     use tower::ServiceExt;
 
     /// The provider of a new node, behind the server's own body limit.
-    fn provider() -> (Router, tempfile::TempDir) {
+    fn provider() -> (Router, Arc<Node>, tempfile::TempDir) {
         let (node, replicator, dir) = crate::test_node(&[]);
         let catalog = Arc::new(Catalog::new(replicator.clone()));
         let limit = node.config().limits.max_message_bytes;
         let router = router(replicator, catalog).layer(axum::extract::DefaultBodyLimit::max(limit));
-        (router, dir)
+        (router, node, dir)
+    }
+
+    /// An import line of record `id` in `discipline`.
+    fn record(id: &str, visibility: &str, discipline: &str) -> String {
+        serde_json::json!({
+            "id": id,
+            "title": format!("Ice core {id}"),
+            "creators": [{"name": "Nansen, Fridtjof"}],
+            "publisher": "Polar Data Center",
+            "publication_year": 2021,
+            "resource_type": "Dataset",
+            "license": "CC-BY-4.0",
+            "access": "open",
+            "visibility": visibility,
+            "disciplines": [discipline],
+            "updated_at": "2024-01-01T00:00:00Z",
+        })
+        .to_string()
     }
 
     async fn post(router: &Router, body: String) -> (StatusCode, String) {
@@ -657,7 +708,7 @@ mod tests {
     /// refused as too large, not read on to the server's limit.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_post_body_past_the_bound_is_refused_as_too_large() {
-        let (router, _dir) = provider();
+        let (router, _node, _dir) = provider();
         let (status, body) = post(&router, "verb=Identify".into()).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert!(body.contains("<Identify>"), "{body}");
@@ -669,5 +720,64 @@ mod tests {
             body.contains(&format!("at most {MAX_POST_BYTES} bytes")),
             "{body}"
         );
+    }
+
+    /// A set is named while a harvester may see one of its records: once
+    /// the only PUBLIC record of a discipline is narrowed, and the only one
+    /// of another withdrawn, ListSets names neither, so a set's name does
+    /// not tell that records of it are still held.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn list_sets_names_only_sets_of_records_public_now() {
+        let (router, node, _dir) = provider();
+        async fn list_sets(router: &Router) -> String {
+            let (status, body) = post(router, "verb=ListSets".into()).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body
+        }
+        node.import_lines(
+            1,
+            &[
+                record("OPEN", "public", "oceanography"),
+                record("NARROWED", "public", "glaciology"),
+                record("WITHDRAWN", "public", "volcanology"),
+            ],
+        )
+        .unwrap();
+        let listed = list_sets(&router).await;
+        for set in [
+            "discipline:oceanography",
+            "discipline:glaciology",
+            "discipline:volcanology",
+        ] {
+            assert!(
+                listed.contains(&format!("<setSpec>{set}</setSpec>")),
+                "{set}: {listed}"
+            );
+        }
+
+        node.import_lines(1, &[record("NARROWED", "federation", "glaciology")])
+            .unwrap();
+        let listed = list_sets(&router).await;
+        assert!(!listed.contains("glaciology"), "{listed}");
+        assert!(
+            listed.contains("<setSpec>discipline:volcanology</setSpec>"),
+            "{listed}"
+        );
+
+        node.delete(&meridian_core::ids::RecordId::parse("WITHDRAWN").unwrap())
+            .unwrap();
+        let listed = list_sets(&router).await;
+        assert!(!listed.contains("volcanology"), "{listed}");
+        assert!(
+            listed.contains("<setSpec>discipline:oceanography</setSpec>"),
+            "{listed}"
+        );
+
+        // Nothing PUBLIC left: no sets at all.
+        node.delete(&meridian_core::ids::RecordId::parse("OPEN").unwrap())
+            .unwrap();
+        let listed = list_sets(&router).await;
+        assert!(listed.contains("noSetHierarchy"), "{listed}");
+        assert!(!listed.contains("<setSpec>"), "{listed}");
     }
 }
