@@ -18,10 +18,11 @@
 //!
 //! HTTP is not done here: the edge supplies a [`Fetch`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::crosswalk::{self, Format, Outcome, XmlRecords};
 use crate::ids::RecordId;
@@ -349,6 +350,9 @@ impl Harvester {
         };
         let mut restarts = 0;
         let mut empty_pages = 0;
+        // Digests of the tokens this run was given, by page: a list that
+        // hands out a token again goes round in a circle, records or not.
+        let mut tokens_seen: HashMap<[u8; 32], u64> = HashMap::new();
         // The next page is fetched while this one is stored; the state
         // records a page's token only once the page is stored. (Parsing it
         // meanwhile too was measured: no faster end to end, and ~10% more
@@ -373,6 +377,7 @@ impl Harvester {
                     "badResumptionToken" if !state.token.is_empty() && restarts < MAX_RESTARTS => {
                         tracing::info!(source = %source.name, "resumption token refused; listing again from the start");
                         restarts += 1;
+                        tokens_seen.clear();
                         state.token.clear();
                         self.save(source, state)?;
                         continue;
@@ -394,6 +399,16 @@ impl Harvester {
                 return Err(HarvestError::Protocol(format!(
                     "{url}: the provider answered with the token it was asked with: its list does not move on"
                 )));
+            }
+            if !next.is_empty() {
+                let digest: [u8; 32] = Sha256::digest(next.as_bytes()).into();
+                if let Some(page) = tokens_seen.insert(digest, state.pages) {
+                    return Err(HarvestError::Protocol(format!(
+                        "{url}: the provider answered with the token it gave {} pages before: \
+                         its list goes round in a circle",
+                        state.pages - page
+                    )));
+                }
             }
             empty_pages = if items.is_empty() { empty_pages + 1 } else { 0 };
             if empty_pages >= MAX_EMPTY_PAGES && !next.is_empty() {

@@ -458,6 +458,36 @@ async fn a_provider_answering_with_the_token_it_was_asked_with_is_stopped() {
     assert_eq!(state.last_error, message);
 }
 
+/// A provider whose tokens go round in a circle, with records on every
+/// page, is stopped when a token comes back: before, such a run fetched
+/// and imported the same pages for ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_whose_tokens_go_round_in_a_circle_is_stopped() {
+    let (result, harvester, _dir) = run_scripted(|token| {
+        let n = page_number(token);
+        format!(
+            "<ListRecords>{}<resumptionToken>p{}</resumptionToken></ListRecords>",
+            dc_record(n),
+            (n + 1) % 3
+        )
+    })
+    .await;
+    let error = result.unwrap_err();
+    assert!(matches!(error, HarvestError::Protocol(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("https://loop.example.org/oai?verb=ListRecords&resumptionToken=p0: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("the token it gave 3 pages before"),
+        "{message}"
+    );
+    let (_, state, _) = harvester.list().unwrap().remove(0);
+    // The first page again (p0) is read, and its token, p1, stops the run.
+    assert_eq!((state.added, state.pages), (3, 3));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_provider_sending_only_empty_pages_is_stopped() {
     let (result, _harvester, _dir) = run_scripted(|token| {
