@@ -76,6 +76,19 @@ pub enum NodeError {
     /// The trust store failed or refused the change.
     #[error(transparent)]
     Trust(#[from] TrustError),
+    /// A pinned peer presented a TLS key that may be its own, but its key
+    /// chain does not verify from the root pinned for it (`source` says
+    /// why): which TLS keys are its is unknown, so it is not identified
+    /// until the chain verifies again.
+    #[error(
+        "{peer}: its key chain does not verify from the root pinned for it here, \
+         so it is not identified until it does"
+    )]
+    PeerUnverified {
+        peer: String,
+        #[source]
+        source: Box<NodeError>,
+    },
     /// This node's audience cannot be published as its trust store stands.
     #[error(transparent)]
     Audience(#[from] crate::visibility::AudienceError),
@@ -572,18 +585,74 @@ impl Node {
     /// The pinned peer, in any state, whose current TLS keys
     /// ([`Node::peer_tls_keys`]) include `spki`; an error when more than one
     /// lists it (never the first match).
+    ///
+    /// A peer whose key chain does not verify from its pinned root is never
+    /// identified, and it holds up no other peer: a key that could be its
+    /// own and no other peer's is refused with [`NodeError::PeerUnverified`],
+    /// naming it and why, and the other peers' keys are judged as usual.
+    ///
+    /// For the rule that a key listed for two peers is refused for both,
+    /// the unverified peer lists every key that could be its
+    /// ([`Node::tls_keys_of_unverified`]), not only those pinned for it: its
+    /// chain may list others, which cannot be checked against the rule
+    /// while it does not verify. Refused, such a key costs only a peer
+    /// whose key the unverified peer's stored sets name; taken as the other
+    /// peer's, it could let the unverified peer, were it to hold the key,
+    /// be served as the other. No other key is refused on its account, so
+    /// one broken chain does not take the other peers off the federation.
     pub fn peer_by_tls_key(&self, spki: &[u8]) -> Result<Option<Peer>, NodeError> {
         let mut found = Vec::new();
+        let mut unverified = None;
         for peer in self.trust.list()? {
-            if self.peer_tls_keys(&peer)?.iter().any(|k| k == spki) {
-                found.push(peer);
+            match self.peer_tls_keys(&peer) {
+                Ok(keys) => {
+                    if keys.iter().any(|k| k == spki) {
+                        found.push(peer);
+                    }
+                }
+                Err(e) => {
+                    if self.tls_keys_of_unverified(&peer).iter().any(|k| k == spki) {
+                        unverified = Some((peer.node_id.to_string(), e));
+                        found.push(peer);
+                    }
+                }
             }
         }
         if found.len() > 1 {
             let names: Vec<&str> = found.iter().map(|p| p.node_id.as_str()).collect();
             return Err(TrustError::AmbiguousKey(names.join(", ")).into());
         }
+        if let Some((peer, e)) = unverified {
+            return Err(NodeError::PeerUnverified {
+                peer,
+                source: Box::new(e),
+            });
+        }
         Ok(found.pop())
+    }
+
+    /// Every TLS key that could be `peer`'s while its key chain does not
+    /// verify: those pinned for it (which need no chain) and those any of
+    /// its stored key sets lists, read without verifying them. Only ever
+    /// used to refuse a key, never to accept one. A stored set that cannot
+    /// be read adds nothing: what it lists is unknown to this node.
+    fn tls_keys_of_unverified(&self, peer: &Peer) -> Vec<Vec<u8>> {
+        use crate::proto::{log_entry::Body, LogEntry};
+        let origin = peer.node_id.as_str();
+        let mut keys = peer.tls_keys.clone();
+        for index in self.store.key_set_positions(origin).unwrap_or_default() {
+            let Ok(Some(stored)) = self.store.entry(origin, LogIndex(index)) else {
+                continue;
+            };
+            if let Ok(Some(LogEntry {
+                body: Some(Body::KeySet(set)),
+                ..
+            })) = stored.entry()
+            {
+                keys.extend(set.tls_keys);
+            }
+        }
+        keys
     }
 
     /// The certificate public clients see, read from its files now (the

@@ -79,7 +79,8 @@ pub(crate) fn test_node(
 /// invitation named it) and that is active or suspended completes the
 /// handshake (a suspended one is
 /// then told per request why it is refused); a revoked or unknown key is
-/// refused outright.
+/// refused outright, and so is a key that could be a peer's whose key chain
+/// does not verify here, or two peers' (`Node::peer_by_tls_key`), with why.
 fn trust_check(node: std::sync::Arc<meridian_core::node::Node>) -> tls::ClientCheck {
     use meridian_core::trust::PeerState;
     std::sync::Arc::new(move |spki: &[u8]| match node.peer_by_tls_key(spki) {
@@ -88,6 +89,6 @@ fn trust_check(node: std::sync::Arc<meridian_core::node::Node>) -> tls::ClientCh
             PeerState::Revoked => Err(format!("{} is revoked", peer.node_id)),
         },
         Ok(None) => Err("certificate key is not in the key set of a peer pinned here".to_owned()),
-        Err(e) => Err(format!("trust store: {e}")),
+        Err(e) => Err(status::chain(&e)),
     })
 }

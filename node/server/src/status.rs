@@ -95,6 +95,13 @@ pub fn node(error: NodeError) -> Status {
         }
         NodeError::NotFound { .. } => Status::not_found(error.to_string()),
         NodeError::Trust(e) => trust(e),
+        NodeError::PeerUnverified { ref source, .. } => match **source {
+            // What of its key sets does not verify: its operator can act on it.
+            NodeError::Sign(_) => Status::unauthenticated(chain(&error)),
+            // A fault of this node's store: the peer learns only that it
+            // is not identified.
+            _ => Status::unauthenticated(error.to_string()),
+        },
         NodeError::Store(e) => store(e),
         NodeError::Config(ref e) => config(e),
         NodeError::Index(ref e) => index(e),
@@ -336,6 +343,41 @@ mod tests {
         let status = sync(SyncError::Frozen("polar".into()));
         assert_eq!(status.code(), tonic::Code::FailedPrecondition);
         assert_eq!(field(&status), None);
+    }
+
+    /// A peer whose key chain does not verify is told so, naming it; why
+    /// only when the reason is its key sets, never a fault of this store.
+    #[test]
+    fn an_unverified_peer_is_told_why_but_never_a_store_fault() {
+        let unverified = |source: NodeError| {
+            node(NodeError::PeerUnverified {
+                peer: "polar".into(),
+                source: Box::new(source),
+            })
+        };
+        let pinned: meridian_core::sign::KeyId =
+            "ed25519:00000000000000000000000000000000".parse().unwrap();
+        let status = unverified(NodeError::Sign(SignError::PinnedRootMissing { pinned }));
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        assert!(status
+            .message()
+            .starts_with("polar: its key chain does not verify"));
+        assert!(
+            status.message().contains("ed25519:0000"),
+            "{}",
+            status.message()
+        );
+        let status = unverified(NodeError::Store(StoreError::Corrupt {
+            tree: "keysets_v1",
+            detail: "/var/lib/meridian/store: bad bytes".into(),
+        }));
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        assert!(status.message().starts_with("polar: "));
+        assert!(
+            !status.message().contains("/var/lib"),
+            "{}",
+            status.message()
+        );
     }
 
     #[test]

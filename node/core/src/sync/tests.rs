@@ -12,6 +12,7 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::log::{self, RecordState, StoredEntry};
+use crate::node::NodeError;
 use crate::proto::{
     log_entry::Body, pull_item, Checkpoint, DatasetRecord, Envelope, LogEntry, OriginHead,
     Visibility,
@@ -2601,6 +2602,87 @@ async fn an_origin_whose_key_chain_does_not_verify_is_not_vouched_for() {
     repin(&fed.here, POLAR, &pinned);
     fed.here.stale_origins_at(now).unwrap();
     assert!(!fed.here.is_stale(POLAR));
+}
+
+/// Sets the TLS keys pinned for `origin` at `node`, as a trust store
+/// written before keys were unique per peer could hold them.
+fn pin_tls_keys(node: &Node, origin: &str, keys: Vec<Vec<u8>>) {
+    let peers = node.store().table(crate::store::tree::PEERS).unwrap();
+    let held = peers
+        .get(origin.as_bytes())
+        .unwrap()
+        .expect("a pinned peer");
+    let mut peer: crate::trust::Peer = serde_json::from_slice(&held).unwrap();
+    peer.tls_keys = keys;
+    let changed = serde_json::to_vec(&peer).unwrap();
+    assert!(peers
+        .compare_and_swap(origin.as_bytes(), Some(&held), changed)
+        .unwrap());
+}
+
+/// One peer whose key chain does not verify takes no other peer off the
+/// federation: the others are identified by their TLS keys as before. It
+/// is never identified itself: a key that could be its own (pinned for
+/// it, or listed by one of its stored key sets, verified or not) is
+/// refused naming it; and a key that could be its and is another peer's
+/// too stays refused for both, though its chain cannot say whether it
+/// lists the key now. Revoked, it holds up nobody either.
+#[tokio::test]
+async fn a_peer_whose_key_chain_does_not_verify_is_not_identified_and_holds_up_no_other() {
+    let fed = federation();
+    fed.polar.rotate_tls(Vec::new(), 30).unwrap();
+    let polar_next = fed.polar.tls_next().unwrap().spki().to_vec();
+    assert_honest_retry(&fed).await;
+    let polar_key = fed.polar.tls().spki().to_vec();
+    let uni_key = fed.uni.tls().spki().to_vec();
+    let here = &fed.here;
+    let identified = |spki: &[u8]| {
+        here.peer_by_tls_key(spki)
+            .unwrap()
+            .map(|peer| peer.node_id.to_string())
+    };
+    assert_eq!(identified(&polar_next).as_deref(), Some(POLAR));
+
+    let pinned = repin(here, POLAR, &stranger_root());
+    assert_eq!(identified(&uni_key).as_deref(), Some(UNI));
+    for key in [&polar_key, &polar_next] {
+        match here.peer_by_tls_key(key) {
+            Err(NodeError::PeerUnverified { peer, source }) => {
+                assert_eq!(peer, POLAR);
+                assert!(
+                    matches!(
+                        *source,
+                        NodeError::Sign(SignError::PinnedRootMissing { .. })
+                    ),
+                    "{source}"
+                );
+            }
+            other => panic!("polar identified: {other:?}"),
+        }
+    }
+    assert_eq!(identified(&stranger_root()), None);
+    repin(here, POLAR, &pinned);
+    assert_eq!(identified(&polar_key).as_deref(), Some(POLAR));
+
+    // Uni's pin names polar's pinned key and the one only polar's set lists.
+    repin(here, POLAR, &stranger_root());
+    pin_tls_keys(
+        here,
+        UNI,
+        vec![uni_key.clone(), polar_key.clone(), polar_next.clone()],
+    );
+    for key in [&polar_key, &polar_next] {
+        match here.peer_by_tls_key(key) {
+            Err(NodeError::Trust(TrustError::AmbiguousKey(names))) => {
+                assert_eq!(names, "polar, uni")
+            }
+            other => panic!("a key two peers list was attributed: {other:?}"),
+        }
+    }
+    assert_eq!(identified(&uni_key).as_deref(), Some(UNI));
+
+    here.trust().set_state(POLAR, PeerState::Revoked).unwrap();
+    assert_eq!(identified(&uni_key).as_deref(), Some(UNI));
 }
 
 /// Issue 11 item 6: the origin's audience decides, and its changes reach
