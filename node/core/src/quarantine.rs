@@ -12,6 +12,8 @@
 //! later version: the origin re-signs it ([`Node::resign`]), or its operator
 //! puts or deletes it with the signing key in use.
 
+use std::collections::BTreeMap;
+
 use crate::ids::LogIndex;
 use crate::keyset::KeyChain;
 use crate::log::{RecordState, StoredEntry, UnsignedEntry};
@@ -34,6 +36,18 @@ pub struct Quarantined {
     pub index: LogIndex,
     /// The revoked key that signed it.
     pub key_id: KeyId,
+}
+
+/// What [`Node::quarantine_counts`] found, per origin held here.
+#[derive(Debug, Default)]
+pub struct QuarantineCounts {
+    /// Quarantined records per origin, only origins with any.
+    pub held: BTreeMap<String, u64>,
+    /// Origins whose key chain does not verify from the root pinned for
+    /// them, with why: what their revocations quarantine is unknown, and
+    /// they are held back meanwhile (not indexed further, no audience
+    /// chosen, stale).
+    pub unverified: BTreeMap<String, NodeError>,
 }
 
 /// What [`Node::resign`] did.
@@ -158,22 +172,31 @@ impl Node {
         Ok(count)
     }
 
-    /// Quarantined records per origin held here (this node included), only
-    /// origins with any; sets the `keys_quarantined_records` gauge.
-    pub fn quarantine_counts(&self) -> Result<std::collections::BTreeMap<String, u64>, NodeError> {
-        let mut counts = std::collections::BTreeMap::new();
+    /// Quarantined records per origin held here (this node included), and
+    /// the origins whose count is unknown because their key chain does not
+    /// verify; sets the `keys_quarantined_records` gauge from the counted
+    /// ones. One origin's chain holds up none of the others.
+    pub fn quarantine_counts(&self) -> Result<QuarantineCounts, NodeError> {
+        let mut counts = QuarantineCounts::default();
         for (origin, _) in self.store().origins()? {
-            // A chain that does not verify is sync's to report.
-            let Ok(count) = self.quarantine_count(&origin) else {
+            // Its revocations say what is quarantined: unknown without them.
+            if let Err(e) = self.origin_keys(&origin) {
+                counts.unverified.insert(origin, e);
                 continue;
-            };
-            if count > 0 {
-                counts.insert(origin, count);
+            }
+            match self.quarantine_count(&origin) {
+                Ok(0) => {}
+                Ok(count) => {
+                    counts.held.insert(origin, count);
+                }
+                Err(e) => {
+                    tracing::warn!(origin = %origin, error = %e, "cannot count the origin's quarantined records");
+                }
             }
         }
         self.metrics()
             .keys_quarantined_records
-            .set(counts.values().sum::<u64>() as i64);
+            .set(counts.held.values().sum::<u64>() as i64);
         Ok(counts)
     }
 

@@ -833,12 +833,17 @@ impl Admin for AdminService {
                 .stale_origins_at(meridian_core::keyset::now_unix())?
                 .into_iter()
                 .collect();
-            let quarantined = node.quarantine_counts()?;
+            let counts = node.quarantine_counts()?;
             let (_, contested) = meridian_core::search::Registrants::with_conflicts(&node);
             let mut peers = Vec::new();
             for peer in node.trust().list()? {
                 let expired = stale.get(peer.node_id.as_str()).cloned();
-                let held = quarantined.get(peer.node_id.as_str()).copied();
+                let held = counts.held.get(peer.node_id.as_str()).copied();
+                let unverified = counts
+                    .unverified
+                    .get(peer.node_id.as_str())
+                    .map(|e| status::chain(e))
+                    .unwrap_or_default();
                 let frozen = node.store().frozen_reason(peer.node_id.as_str())?;
                 let evidence = node.store().evidence(peer.node_id.as_str())?.is_some();
                 let contested_doi_prefixes: Vec<String> = contested
@@ -853,6 +858,7 @@ impl Admin for AdminService {
                     frozen,
                     evidence,
                     contested_doi_prefixes,
+                    unverified,
                 ));
             }
             Ok(peers)
@@ -863,7 +869,7 @@ impl Admin for AdminService {
             peers: peers
                 .into_iter()
                 .map(
-                    |(peer, keys_expired, quarantined, frozen, evidence, contested)| {
+                    |(peer, keys_expired, quarantined, frozen, evidence, contested, unverified)| {
                         let cosigners = self.replicator.cosigners(peer.node_id.as_str());
                         let status = known
                             .get(peer.node_id.as_str())
@@ -887,6 +893,7 @@ impl Admin for AdminService {
                             evidence,
                             cosigners,
                             contested_doi_prefixes: contested,
+                            keys_unverified: unverified,
                         }
                     },
                 )

@@ -447,7 +447,20 @@ fn peer_checks(peers: Vec<proto::PeerStatus>) -> Vec<Check> {
         .into_iter()
         .filter(|p| p.state == proto::PeerState::Active as i32)
         .map(|p| {
-            if p.last_sync.is_empty() && p.last_error.is_empty() {
+            if !p.keys_unverified.is_empty() {
+                Check::fail(
+                    "peer",
+                    format!(
+                        "{}: its key chain does not verify from the pinned root: {}",
+                        p.node_id, p.keys_unverified
+                    ),
+                    format!(
+                        "compare the root pinned for it (`meridian trust show {}`) with its operator's; \
+                         its log is held back and its connections refused until the chain verifies",
+                        p.node_id
+                    ),
+                )
+            } else if p.last_sync.is_empty() && p.last_error.is_empty() {
                 Check::warn(
                     "peer",
                     format!("{}: not synced yet", p.node_id),

@@ -1,6 +1,6 @@
 //! `meridian peers status`: per peer, whether it is reachable, its last
-//! sync, lag, what was received and rejected, and how many of its records
-//! a key revocation quarantines here.
+//! sync, lag, what was received and rejected, how many of its records a
+//! key revocation quarantines here, and whether its key chain verifies.
 
 use std::path::Path;
 
@@ -42,8 +42,10 @@ pub async fn run(data_dir: &Path, command: PeersCommand) -> Result<()> {
                     "node_id": p.node_id, "state": output::peer_state(p.state), "reachable": p.reachable,
                     "last_sync": p.last_sync, "lag": p.lag, "entries_received": p.entries_received,
                     "rejected": p.rejected, "last_error": p.last_error, "endpoint": p.endpoint,
-                    "groups": p.groups, "stale": !p.keys_expired.is_empty(),
-                    "keys_expired": p.keys_expired, "quarantined": p.quarantined,
+                    "groups": p.groups,
+                    "stale": !p.keys_expired.is_empty() || !p.keys_unverified.is_empty(),
+                    "keys_expired": p.keys_expired, "keys_unverified": p.keys_unverified,
+                    "quarantined": p.quarantined,
                     "contested_doi_prefixes": p.contested_doi_prefixes,
                     "frozen": p.frozen, "frozen_reason": p.frozen_reason,
                     "evidence": p.evidence, "cosigners": p.cosigners,
@@ -75,6 +77,13 @@ pub async fn run(data_dir: &Path, command: PeersCommand) -> Result<()> {
                             } else {
                                 String::new()
                             }
+                        ));
+                    }
+                    if !p.keys_unverified.is_empty() {
+                        notes.push(format!(
+                            "UNVERIFIED: its key chain does not verify from the pinned root, \
+                             its log is held back and its TLS keys refused: {}",
+                            p.keys_unverified
                         ));
                     }
                     if !p.keys_expired.is_empty() {

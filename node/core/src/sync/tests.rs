@@ -2685,6 +2685,56 @@ async fn a_peer_whose_key_chain_does_not_verify_is_not_identified_and_holds_up_n
     assert_eq!(identified(&uni_key).as_deref(), Some(UNI));
 }
 
+/// Quarantine counts are per origin: an origin whose key chain does not
+/// verify is listed apart with why (what its revocations quarantine is
+/// unknown), and the others are counted as before, the gauge with them.
+#[tokio::test]
+async fn quarantine_counts_name_an_origin_whose_key_chain_does_not_verify_and_count_the_others() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    let from = fed.polar.store().log_size(POLAR).unwrap();
+    import(&fed.polar, 3, 2);
+    // Pulled whole before the revocation, then the revocation.
+    assert_honest_retry(&fed).await;
+    let leaked = fed.polar.key().key_id().clone();
+    fed.polar
+        .revoke_key(Vec::new(), leaked, from, "leaked".into(), 30)
+        .unwrap();
+    assert_honest_retry(&fed).await;
+    fed.here
+        .import_lines(1, &[line("HERE-1", "Ice station here", "public")])
+        .unwrap();
+    let own = fed.here.store().log_size(HERE).unwrap() - 1;
+    let key = fed.here.key().key_id().clone();
+    fed.here
+        .revoke_key(Vec::new(), key, own, "leaked".into(), 30)
+        .unwrap();
+    let counts = fed.here.quarantine_counts().unwrap();
+    assert_eq!(
+        counts.held,
+        BTreeMap::from([(HERE.into(), 1), (POLAR.into(), 2)])
+    );
+    assert!(counts.unverified.is_empty());
+
+    let pinned = repin(&fed.here, POLAR, &stranger_root());
+    let counts = fed.here.quarantine_counts().unwrap();
+    assert_eq!(counts.held, BTreeMap::from([(HERE.into(), 1)]));
+    let unverified: Vec<&String> = counts.unverified.keys().collect();
+    assert_eq!(unverified, [POLAR]);
+    assert!(
+        matches!(
+            counts.unverified[POLAR],
+            NodeError::Sign(SignError::PinnedRootMissing { .. })
+        ),
+        "{}",
+        counts.unverified[POLAR]
+    );
+    assert_eq!(fed.here.metrics().keys_quarantined_records.get(), 1);
+
+    repin(&fed.here, POLAR, &pinned);
+    assert_eq!(fed.here.quarantine_counts().unwrap().held.len(), 2);
+}
+
 /// Issue 11 item 6: the origin's audience decides, and its changes reach
 /// the holder within a round. Added to the group, `here` gets whole what it
 /// held as digests (a refill); taken out again, it withdraws the record
