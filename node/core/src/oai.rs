@@ -194,12 +194,13 @@ pub fn scan(
         let ring = match rings.get(&arrival.origin) {
             Some(ring) => ring.clone(),
             None => {
-                let ring = node.origin_keys(&arrival.origin)?;
+                let ring = listed_keys(node, &arrival.origin);
                 rings.insert(arrival.origin.clone(), ring.clone());
                 ring
             }
         };
-        // A quarantined origin lists as one this node holds nothing of.
+        // A quarantined origin, or one whose chain does not verify, lists
+        // as one this node holds nothing of.
         let Some(ring) = ring else { continue };
         let mut index = if arrival.seq == start.seq {
             start.index.max(arrival.first)
@@ -291,6 +292,24 @@ pub fn scan(
     }
     out.remaining = Some(remaining);
     finish(out, slots)
+}
+
+/// The key chain `origin`'s records are listed under: `None` for a
+/// quarantined origin, and for one whose chain does not verify from its
+/// pinned root (its records are not served until it does; said once per
+/// call, so once per listing), which holds up none of the others.
+fn listed_keys(node: &Node, origin: &str) -> Option<Arc<KeyChain>> {
+    match node.origin_keys(origin) {
+        Ok(chain) => chain,
+        Err(e) => {
+            tracing::warn!(
+                origin = %origin,
+                error = %e,
+                "the origin's key chain does not verify: its records are left out of the listing"
+            );
+            None
+        }
+    }
 }
 
 /// One item of a page as [`scan`] collects it: a deleted record is ready;
@@ -422,7 +441,9 @@ impl Stamp {
     pub fn of(node: &Node) -> Result<Stamp, NodeError> {
         let mut origins = Vec::new();
         for (origin, size) in node.store().origins()? {
-            let keys = node.origin_keys(&origin)?;
+            // A chain that does not verify stamps as no keys: once it
+            // verifies again the stamp changes, and its sets are read.
+            let keys = node.origin_keys(&origin).ok().flatten();
             origins.push((origin, size, keys));
         }
         Ok(Stamp(origins))
@@ -457,6 +478,9 @@ pub fn sets_from(
 ) -> Result<(Position, bool), NodeError> {
     let store = node.store();
     let mut reached = start;
+    // Each origin's keys, looked up once per call (and a chain that does
+    // not verify said once).
+    let mut chains: HashMap<String, Option<Arc<KeyChain>>> = HashMap::new();
     for arrival in store.arrivals_from(start.seq) {
         let arrival = arrival?;
         let mut index = if arrival.seq == start.seq {
@@ -464,8 +488,12 @@ pub fn sets_from(
         } else {
             arrival.first
         };
-        // A quarantined origin lists as one this node holds nothing of.
-        let chain = node.origin_keys(&arrival.origin)?;
+        // A quarantined origin, or one whose chain does not verify, lists
+        // as one this node holds nothing of.
+        let chain = chains
+            .entry(arrival.origin.clone())
+            .or_insert_with(|| listed_keys(node, &arrival.origin))
+            .clone();
         if chain.is_none() {
             index = arrival.end();
         }

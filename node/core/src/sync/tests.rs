@@ -2735,6 +2735,74 @@ async fn quarantine_counts_name_an_origin_whose_key_chain_does_not_verify_and_co
     assert_eq!(fed.here.quarantine_counts().unwrap().held.len(), 2);
 }
 
+/// OAI-PMH listings leave out the records of an origin whose key chain
+/// does not verify (they are not served while it does not) and list the
+/// others'; its sets come back, and its records are listed again, once the
+/// chain verifies.
+#[tokio::test]
+async fn harvests_leave_out_an_origin_whose_key_chain_does_not_verify_and_list_the_rest() {
+    use crate::oai::{self, Filter, Position, Set, Stamp};
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    assert_honest_retry(&fed).await;
+    fed.uni
+        .import_lines(1, &[line("UNI-1", "Ice station at uni", "public")])
+        .unwrap();
+    let report = round_with(&fed.sync, UNI, Served::honest(&fed.uni, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    fed.here
+        .import_lines(1, &[line("HERE-1", "Ice station here", "public")])
+        .unwrap();
+    let later = || std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let listed = || -> Vec<String> {
+        let scan = oai::scan(
+            &fed.here,
+            Position::default(),
+            &Filter::default(),
+            100,
+            true,
+            later(),
+        )
+        .unwrap();
+        assert_eq!(scan.remaining, Some(0));
+        scan.items.iter().map(|i| i.id.clone()).collect()
+    };
+    // The origins among the sets of a scan from the start (what ListSets
+    // reads whenever the holdings' stamp changed).
+    let origins = || -> Vec<String> {
+        let mut sets = std::collections::BTreeSet::new();
+        let (_, done) = oai::sets_from(&fed.here, Position::default(), &mut sets, later()).unwrap();
+        assert!(done);
+        sets.iter()
+            .filter_map(|set| match set {
+                Set::Origin(origin) => Some(origin.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut all = listed();
+    all.sort();
+    assert_eq!(all, ["HERE-1", "PDC-1", "PDC-2", "UNI-1"]);
+
+    let pinned = repin(&fed.here, POLAR, &stranger_root());
+    let mut rest = listed();
+    rest.sort();
+    assert_eq!(rest, ["HERE-1", "UNI-1"]);
+    assert!(oai::get(&fed.here, UNI, "UNI-1").unwrap().is_some());
+    assert_eq!(origins(), [HERE, UNI]);
+    let broken = Stamp::of(&fed.here).unwrap();
+
+    repin(&fed.here, POLAR, &pinned);
+    assert!(
+        Stamp::of(&fed.here).unwrap() != broken,
+        "the sets are read again once the chain verifies"
+    );
+    assert_eq!(origins(), [HERE, POLAR, UNI]);
+    let mut again = listed();
+    again.sort();
+    assert_eq!(again, all);
+}
+
 /// Issue 11 item 6: the origin's audience decides, and its changes reach
 /// the holder within a round. Added to the group, `here` gets whole what it
 /// held as digests (a refill); taken out again, it withdraws the record
