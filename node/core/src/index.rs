@@ -65,7 +65,7 @@ const WRITER_THREADS: usize = 2;
 /// Memory the writer buffers before it flushes a segment (all threads).
 const WRITER_HEAP_BYTES: usize = 128 << 20;
 /// Threads a search spreads its documents over.
-const SEARCH_THREADS: usize = 2;
+pub(crate) const SEARCH_THREADS: usize = 2;
 /// Bytes of stored documents compressed together (new indexes): a hit
 /// reads and decompresses its whole block. With tantivy's default of
 /// 16 KiB, reading a page of hits took 6% of a search at 1M records; with

@@ -67,6 +67,13 @@ impl LiveIndex {
             .clone()
     }
 
+    /// Holds every [`LiveIndex::get`], and with it every search, until the
+    /// guard is dropped: for tests that need searches to take long.
+    #[cfg(test)]
+    pub(crate) fn hold(&self) -> std::sync::RwLockWriteGuard<'_, Arc<HoldingsIndex>> {
+        self.current.write().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Bytes the index takes on disk: every generation's files (a rebuild
     /// in progress included). Files that vanish while counted (a merge, a
     /// switch) count as nothing.

@@ -17,7 +17,9 @@
 //!   are searched while the peers are asked: every origin no peer is asked
 //!   for at once, an origin whose peer failed when it failed, and one that
 //!   has not answered by half the deadline from then on, so an origin that
-//!   never answers costs nothing past the deadline but the merge.
+//!   never answers costs nothing past the deadline but the merge. One live
+//!   search runs at most two of them at once (`LOCAL_SEARCHES`), however
+//!   many peers fail; the others wait for a place.
 //! - One hit per DOI, the registrant's copy authoritative
 //!   ([`super::Registrants`], docs/decisions/doi-registrant.md).
 //! - The caller's identity travels as a claim ([`OnBehalfOf`]): anonymous
@@ -324,6 +326,12 @@ enum Found {
     },
 }
 
+/// Searches of the local index one live search runs at once: as many as
+/// one search of the index spreads over ([`crate::index::SEARCH_THREADS`]),
+/// so that a live search with many peers down or slow, each answered from
+/// the local copy, holds no more blocking threads than that.
+const LOCAL_SEARCHES: usize = crate::index::SEARCH_THREADS;
+
 /// Searches of this node's own index as part of a live search: scored as
 /// the peers score (fixed statistics), so the hits merge with theirs.
 #[derive(Clone)]
@@ -335,30 +343,64 @@ struct LocalIndex {
     /// after the live search began (not the peers' deadline, which a search
     /// of the local copy may outlast).
     until: std::time::Instant,
+    /// The live search's places for searches of the local index
+    /// ([`LOCAL_SEARCHES`]), shared by all of them.
+    places: Arc<tokio::sync::Semaphore>,
 }
 
 impl LocalIndex {
-    /// Starts searching the index for `origins`' records, off the executor.
+    fn new(node: Arc<Node>, request: SearchRequest, viewer: Viewer) -> Self {
+        let until = std::time::Instant::now() + local_search_time(&node, &viewer);
+        Self {
+            node,
+            request,
+            viewer,
+            until,
+            places: Arc::new(tokio::sync::Semaphore::new(LOCAL_SEARCHES)),
+        }
+    }
+
+    /// Starts searching the index for `origins`' records, off the executor,
+    /// once one of the live search's places is free. The place is held
+    /// until the search ends, even when the search's answer is no longer
+    /// wanted, since a blocking search cannot be called back.
     fn search(&self, origins: Vec<String>) -> LocalSearch {
         let (node, viewer) = (self.node.clone(), self.viewer.clone());
         let mut request = self.request.clone();
         request.scope = Scope::Live;
         request.origins = origins;
         let until = self.until;
-        LocalSearch(tokio::task::spawn_blocking(move || {
-            node.index().search_until(&request, &viewer, until)
+        let places = self.places.clone();
+        LocalSearch(tokio::spawn(async move {
+            let place = places
+                .acquire_owned()
+                .await
+                .map_err(|e| SearchError::Unavailable(e.to_string()))?;
+            tokio::task::spawn_blocking(move || {
+                let _place = place;
+                node.index().search_until(&request, &viewer, until)
+            })
+            .await
+            .map_err(|e| SearchError::Unavailable(e.to_string()))?
         }))
     }
 }
 
-/// A search of the local index under way.
+/// A search of the local index, waiting for a place or under way. Dropped
+/// before it has a place, it never starts.
 struct LocalSearch(tokio::task::JoinHandle<Result<SearchResults, SearchError>>);
 
 impl LocalSearch {
-    async fn results(self) -> Result<SearchResults, SearchError> {
-        self.0
+    async fn results(mut self) -> Result<SearchResults, SearchError> {
+        (&mut self.0)
             .await
             .map_err(|e| SearchError::Unavailable(e.to_string()))?
+    }
+}
+
+impl Drop for LocalSearch {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -377,9 +419,11 @@ fn local_search_time(node: &Node, viewer: &Viewer) -> Duration {
 
 /// Asks for one origin ([`ask_origin`]). When the origin has not answered
 /// by half the deadline, or fails, this node's copy of it is searched
-/// meanwhile: an origin that never answers then costs nothing past the
-/// deadline but the merge (its copy is ready when the deadline passes).
-/// A copy searched for an origin that answers after all is dropped.
+/// meanwhile (once one of the live search's places is free): an origin
+/// that never answers then costs nothing past the deadline but the merge
+/// (its copy is ready when the deadline passes). A copy searched for an
+/// origin that answers after all is dropped: not started if it still
+/// waits for a place, else its search keeps the place until it ends.
 async fn ask_or_replica(
     replicator: Arc<Replicator>,
     target: Target,
@@ -565,12 +609,7 @@ pub async fn live(
         &request.origins,
     );
     let claim = OnBehalfOf::for_viewer(&viewer);
-    let local = LocalIndex {
-        node: node.clone(),
-        request: request.clone(),
-        viewer: viewer.clone(),
-        until: std::time::Instant::now() + local_search_time(&node, &viewer),
-    };
+    let local = LocalIndex::new(node.clone(), request.clone(), viewer.clone());
     // Every origin no peer is asked for comes from the local index (as of
     // the last sync), searched while the peers are asked.
     let asked: BTreeSet<&str> = targets.iter().map(|t| t.origin.as_str()).collect();

@@ -362,3 +362,174 @@ fn live_hits_rank_as_one_index_holding_everything_ranks_them() {
         }
     }
 }
+
+/// Holds every search of `node`'s index (on a thread of its own) until the
+/// returned sender is dropped.
+fn hold_searches(node: &Arc<Node>) -> std::sync::mpsc::Sender<()> {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (held, holding) = std::sync::mpsc::channel();
+    let node = node.clone();
+    std::thread::spawn(move || {
+        let _held = node.live_index().hold();
+        held.send(()).unwrap();
+        let _ = released.recv();
+    });
+    holding.recv().unwrap();
+    release
+}
+
+/// Dials peers as `peer` says, counting the dials.
+fn dialing(
+    dialed: Arc<std::sync::atomic::AtomicUsize>,
+    peer: impl Fn() -> Result<Arc<dyn crate::sync::FederationPeer>, SyncError> + Send + Sync + 'static,
+) -> crate::sync::Connector {
+    let peer = Arc::new(peer);
+    Arc::new(move |_: Peer| {
+        dialed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let answer = peer();
+        Box::pin(async move { answer })
+    })
+}
+
+/// A peer that answers a live search, with nothing, after `after`.
+struct Slow {
+    after: Duration,
+}
+
+#[async_trait::async_trait]
+impl crate::sync::FederationPeer for Slow {
+    async fn node_info(&self) -> Result<proto::NodeInfo, SyncError> {
+        Err(SyncError::NotTrusted("slow".into()))
+    }
+    async fn pull(
+        &self,
+        _origin: &str,
+        _after_index: u64,
+        _max_batch: u32,
+    ) -> Result<crate::sync::PullStream, SyncError> {
+        Err(SyncError::NotTrusted("slow".into()))
+    }
+    async fn hint(&self, _origin: &str, _size: u64) -> Result<(), SyncError> {
+        Ok(())
+    }
+    async fn search(
+        &self,
+        _request: proto::PeerSearchRequest,
+    ) -> Result<proto::PeerSearchResponse, SyncError> {
+        tokio::time::sleep(self.after).await;
+        Ok(proto::PeerSearchResponse::default())
+    }
+}
+
+/// Waits until `check` holds, for at most ten seconds.
+async fn until(what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn target(origin: &str) -> Target {
+    Target {
+        origin: origin.into(),
+        holders: vec![peer(origin)],
+    }
+}
+
+/// However many peers are down, one live search searches at most two local
+/// copies at once (the blocking threads one search may take): with six
+/// origins failing together, two copies are searched and four wait for a
+/// place; once the searches end, every origin is answered from its copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_search_searches_at_most_two_local_copies_at_once() {
+    let (node, _dir) = crate::test_support::opened_node("here");
+    let dialed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let down = dialing(dialed.clone(), || {
+        Err(SyncError::Unreachable {
+            peer: "down".into(),
+            message: "connection refused".into(),
+        })
+    });
+    let replicator = Replicator::new(node.clone(), down);
+    let local = LocalIndex::new(node.clone(), SearchRequest::default(), Viewer::Anonymous);
+    let places = local.places.clone();
+    let searching = || LOCAL_SEARCHES - places.available_permits();
+
+    let held = hold_searches(&node);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let asks: Vec<_> = (1..=6)
+        .map(|i| {
+            tokio::spawn(ask_or_replica(
+                replicator.clone(),
+                target(&format!("peer-{i}")),
+                proto::PeerSearchRequest::default(),
+                deadline,
+                local.clone(),
+            ))
+        })
+        .collect();
+    until("every origin failed and copies are searched", || {
+        dialed.load(std::sync::atomic::Ordering::SeqCst) == 6 && searching() >= 2
+    })
+    .await;
+    // The other four asked for their copies at the same moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(searching(), 2, "local copies searched at once");
+
+    drop(held);
+    for ask in asks {
+        let (origin, found) = ask.await.unwrap();
+        let Found::Replica { coverage, results } = found else {
+            panic!("{origin}: answered live");
+        };
+        assert_eq!(coverage, Coverage::Unreachable, "{origin}");
+        results.unwrap();
+    }
+    assert_eq!(searching(), 0, "every place given back");
+}
+
+/// A copy searched for an origin that answers after all is dropped: one
+/// still waiting for a place never starts, and one under way keeps its
+/// place until its search ends (a blocking search cannot be called back),
+/// so the places count the blocking threads a live search holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_copy_starts_no_search_and_a_running_one_keeps_its_place() {
+    let (node, _dir) = crate::test_support::opened_node("here");
+    let dialed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Answers after half the deadline: its copy is searched meanwhile.
+    let slow = dialing(dialed, || {
+        Ok(Arc::new(Slow {
+            after: Duration::from_millis(1500),
+        }) as Arc<dyn crate::sync::FederationPeer>)
+    });
+    let replicator = Replicator::new(node.clone(), slow);
+    let local = LocalIndex::new(node.clone(), SearchRequest::default(), Viewer::Anonymous);
+    let places = local.places.clone();
+    let searching = || LOCAL_SEARCHES - places.available_permits();
+    let held = hold_searches(&node);
+    let ask = |local: LocalIndex| {
+        ask_or_replica(
+            replicator.clone(),
+            target("slow"),
+            proto::PeerSearchRequest::default(),
+            Instant::now() + Duration::from_secs(2),
+            local,
+        )
+    };
+
+    // Every place taken: the copy waits, and is dropped before it starts.
+    let taken = places.clone().acquire_many_owned(2).await.unwrap();
+    let (_, found) = ask(local.clone()).await;
+    assert!(matches!(found, Found::Live { .. }));
+    drop(taken);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(searching(), 0, "a dropped copy started a search");
+
+    // A place free: the copy's search starts and outlasts the answer.
+    let (_, found) = ask(local.clone()).await;
+    assert!(matches!(found, Found::Live { .. }));
+    assert_eq!(searching(), 1, "the running search keeps its place");
+    drop(held);
+    until("the search ended", || searching() == 0).await;
+}
