@@ -1,14 +1,16 @@
 //! Real nodes over real TLS, facing callers they must refuse: an unpinned
 //! node, a pinned peer reached at another node's address, suspended and
-//! revoked peers, an oversized message, and a peer asking for records its
-//! groups may not see.
+//! revoked peers, a peer whose key chain no longer verifies, an oversized
+//! message, and a peer asking for records its groups may not see.
 
 use std::collections::BTreeSet;
 
 use meridian_proto::catalog_client::CatalogClient;
 use meridian_proto::federation_client::FederationClient;
 use meridian_proto::{NodeInfoRequest, PullRequest, SearchRequest, SearchResponse};
-use meridian_testkit::harness::{anonymous_channel, held, peer_channel, record_line, TestNode};
+use meridian_testkit::harness::{
+    anonymous_channel, held, meridian_bin, peer_channel, record_line, TestNode,
+};
 use tonic::Code;
 
 use crate::support::{facet_total, pulled, searched};
@@ -188,6 +190,85 @@ async fn a_revoked_peer_is_refused_at_once_and_its_records_leave_search() {
     assert!(held(&polar, "uni", "UNI-3").await.is_none());
     assert_eq!(searched(&polar, "campus"), BTreeSet::new());
     assert_eq!(polar.peers_status()["uni"]["state"], "revoked");
+}
+
+/// Pins `origin`, in the store of the stopped node in `data`, to a root key
+/// no key set names: its stored key chain no longer verifies, as after a
+/// pin changed under the store.
+fn repin_to_a_stranger(data: &std::path::Path, origin: &str) {
+    use meridian_core::store::{tree, Store};
+    let store = Store::open(&data.join("store")).expect("store");
+    let peers = store.table(tree::PEERS).unwrap();
+    let held = peers.get(origin.as_bytes()).unwrap().expect("pinned");
+    let mut peer: meridian_core::trust::Peer = serde_json::from_slice(&held).unwrap();
+    let stranger = meridian_core::sign::NodeKey::generate();
+    peer.identity_key = stranger.verifying_key().to_bytes().to_vec();
+    let changed = serde_json::to_vec(&peer).unwrap();
+    assert!(peers
+        .compare_and_swap(origin.as_bytes(), Some(&held), changed)
+        .unwrap());
+    store.flush().unwrap();
+}
+
+/// Starts node `name` in `data` again on `listen`, where its peers dial it,
+/// once this process has let go of its store (the lock outlives the
+/// store's drop by a moment).
+fn restart(data: &std::path::Path, name: &str, listen: &str) -> TestNode {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match TestNode::start_at(meridian_bin(), data, name, &[("MERIDIAN_LISTEN", listen)]) {
+            Ok(node) => return node,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("{name} not started yet: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => panic!("{name}: {e}"),
+        }
+    }
+}
+
+/// One peer whose key chain, as stored at a node, no longer verifies from
+/// the root pinned for it is held back alone: `peers status` names it with
+/// why, its connections are refused, and the other peers' handshakes and
+/// requests go on as before, both ways.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_whose_key_chain_does_not_verify_holds_up_no_other_peer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("here");
+    let mut here = TestNode::start_at(meridian_bin(), &data, "here", &[]).unwrap();
+    let polar = TestNode::start("polar");
+    let uni = TestNode::start("uni");
+    for peer in [&polar, &uni] {
+        here.trust(peer, &[]);
+        peer.trust(&here, &[]);
+    }
+    polar.import(&[record_line("PDC-1", "Arctic sea ice", "public")]);
+    let reports = here.sync_now();
+    assert_eq!(reports["polar"]["ok"], true, "{reports:?}");
+    let listen = here.catalog.unwrap().to_string();
+    assert!(here.stop());
+    repin_to_a_stranger(&data, "polar");
+    let here = restart(&data, "here", &listen);
+
+    let status = here.peers_status();
+    let why = status["polar"]["keys_unverified"].as_str().unwrap();
+    assert!(why.contains("not signed by the pinned root key"), "{why}");
+    assert_eq!(status["polar"]["stale"], true);
+    assert_eq!(status["uni"]["keys_unverified"], "");
+    assert_eq!(status["uni"]["stale"], false);
+
+    uni.import(&[record_line("UNI-1", "Campus weather station", "public")]);
+    here.import(&[record_line("HERE-1", "Harbour tide gauge", "public")]);
+    let reports = uni.sync_now();
+    assert_eq!(reports["here"]["ok"], true, "{reports:?}");
+    assert!(held(&uni, "here", "HERE-1").await.is_some());
+    let reports = here.sync_now();
+    assert_eq!(reports["uni"]["ok"], true, "{reports:?}");
+    assert!(held(&here, "uni", "UNI-1").await.is_some());
+
+    let reports = polar.sync_now();
+    assert_eq!(reports["here"]["ok"], false, "{reports:?}");
+    assert!(held(&polar, "here", "HERE-1").await.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread")]
