@@ -7,10 +7,11 @@
 //! log hashes to (RFC 9162); the stored checkpoint verifies, covers no more
 //! than the log and signs the root of the log at its size (the own log's
 //! checkpoint covers the whole log); each record state names the record's
-//! last entry; and the index holds exactly the live records up to its
-//! cursor, each once, at its version. [`repair`] re-derives what can be
-//! derived without anyone else's key: the index, and the own log's
-//! checkpoint.
+//! last entry and notes its latest public version where the log has it;
+//! and the index holds exactly the live records up to its cursor, each
+//! once, at its version. [`repair`] re-derives what can be derived without
+//! anyone else's key: the index, the notes of the latest public versions,
+//! and the own log's checkpoint.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,7 +20,7 @@ use serde::Serialize;
 
 use crate::ids::LogIndex;
 use crate::keyset::KeyChain;
-use crate::log::{self, RecordState, StoredEntry, KEYSET_SUBJECT};
+use crate::log::{self, LastPublic, RecordState, StoredEntry, KEYSET_SUBJECT};
 use crate::merkle::{Hash, MemoryTree};
 use crate::node::{Node, NodeError};
 use crate::proto::{log_entry::Body, Envelope};
@@ -127,6 +128,13 @@ struct LogScan {
 
 /// Checks the node as it is. Reads everything; changes nothing.
 pub fn check(node: &Node) -> Result<FsckReport, NodeError> {
+    examine(node, false)
+}
+
+/// [`check`]; with `renote`, also writes into the record states the notes
+/// of the latest public version the log gives where they disagree or are
+/// missing (the check has the log in hand then), saying so in `repaired`.
+fn examine(node: &Node, renote: bool) -> Result<FsckReport, NodeError> {
     let store = node.store();
     let mut report = FsckReport::default();
     let index = node.index();
@@ -154,7 +162,13 @@ pub fn check(node: &Node) -> Result<FsckReport, NodeError> {
         report.entries += scan.leaves.len() as u64;
         check_merkle(node, origin, &scan, &mut findings)?;
         check_checkpoint(node, origin, &scan, ring.as_deref(), &mut findings)?;
-        report.records += check_records(node, origin, &scan, &mut findings)?;
+        let (read, noted) = check_records(node, origin, &scan, renote, &mut findings)?;
+        report.records += read;
+        if noted > 0 {
+            report.repaired.push(format!(
+                "noted the latest public version in {noted} record states of {origin}"
+            ));
+        }
         let cursor = cursors.get(origin.as_str()).copied().unwrap_or(0);
         let durable = store.durable_log_size(origin).min(*size);
         if ring.is_some() {
@@ -208,11 +222,13 @@ pub fn check(node: &Node) -> Result<FsckReport, NodeError> {
     Ok(report)
 }
 
-/// Checks, then re-derives what can be: the own log's checkpoint and the
-/// index. Returns the check after the repairs, with what was done.
+/// Checks, then re-derives what can be: the own log's checkpoint, the
+/// notes of each record's latest public version (a store written before
+/// they were kept gets them all here) and the index. Returns the check
+/// after the repairs, with what was done.
 pub fn repair(node: &Node) -> Result<FsckReport, NodeError> {
-    let before = check(node)?;
-    let mut repaired = Vec::new();
+    let before = examine(node, true)?;
+    let mut repaired = before.repaired.clone();
     let own = node.node_id().as_str();
     if before
         .findings
@@ -388,12 +404,9 @@ fn scan_log(
                     }
                     let subject = match decoded.body {
                         Some(Body::Record(record)) => {
-                            let state = RecordState {
-                                version: record.version,
-                                log_index: LogIndex(index),
-                                deleted: record.deleted,
-                            };
-                            if let Some(previous) = scan.latest.get(&record.id) {
+                            let previous = scan.latest.get(&record.id);
+                            let state = RecordState::of_version(&record, LogIndex(index), previous);
+                            if let Some(previous) = previous {
                                 if previous.version >= record.version {
                                     findings.add(
                                         "log",
@@ -630,26 +643,63 @@ fn check_checkpoint(
     Ok(())
 }
 
-/// Record states against the log's last entry of each record. Returns how
-/// many states were read.
+/// Record states against the log's last entry of each record, their notes
+/// of the latest public version included (a state written before the
+/// notes were kept notes none, and agrees). With `renote`, writes the
+/// log's note into each state that agrees but for its note, or has none.
+/// Returns how many states were read, and how many were noted.
 fn check_records(
     node: &Node,
     origin: &str,
     scan: &LogScan,
+    renote: bool,
     findings: &mut Findings<'_>,
-) -> Result<u64, NodeError> {
+) -> Result<(u64, u64), NodeError> {
     let mut expected = scan.latest.clone();
     let mut after: Option<String> = None;
     let mut read = 0;
     let mut live = 0;
+    let mut noted = 0;
     loop {
         let page = node.store().list_records(origin, after.as_deref(), CHUNK)?;
         let Some((last, _)) = page.last() else { break };
         after = Some(last.clone());
+        let mut notes = Vec::new();
         for (id, state) in page {
             read += 1;
             live += u64::from(!state.deleted);
-            match expected.remove(&id) {
+            // The log's state of the record, or the one a refill restores,
+            // when the stored one is that version.
+            let logged = expected.remove(&id);
+            let same = logged
+                .filter(|last| same_version(last, &state))
+                .or_else(|| {
+                    scan.restorable
+                        .get(&id)
+                        .filter(|before| same_version(before, &state))
+                        .copied()
+                });
+            if let Some(log) = same {
+                if log.last_public != state.last_public {
+                    if state.last_public != LastPublic::Unnoted {
+                        findings.add(
+                            "record",
+                            tree::RECORDS,
+                            Some(&id),
+                            Some(state.log_index.get()),
+                            format!(
+                                "the latest public version is {} by the state, {} by the log",
+                                describe_note(state.last_public),
+                                describe_note(log.last_public)
+                            ),
+                            true,
+                        );
+                    }
+                    notes.push((id, state, log.last_public));
+                }
+                continue;
+            }
+            match logged {
                 None => findings.add(
                     "record",
                     tree::RECORDS,
@@ -661,7 +711,7 @@ fn check_records(
                     ),
                     false,
                 ),
-                Some(last) if last != state && scan.restorable.get(&id) != Some(&state) => findings.add(
+                Some(last) => findings.add(
                     "record",
                     tree::RECORDS,
                     Some(&id),
@@ -677,8 +727,10 @@ fn check_records(
                     ),
                     false,
                 ),
-                Some(_) => {}
             }
+        }
+        if renote && !notes.is_empty() {
+            noted += node.store().renote(origin, &notes)?;
         }
     }
     let counted = node.store().count_live(origin)?;
@@ -708,7 +760,21 @@ fn check_records(
             false,
         );
     }
-    Ok(read)
+    Ok((read, noted))
+}
+
+/// Whether two states are of the same version at the same entry, their
+/// notes aside.
+fn same_version(a: &RecordState, b: &RecordState) -> bool {
+    (a.version, a.log_index, a.deleted) == (b.version, b.log_index, b.deleted)
+}
+
+fn describe_note(note: LastPublic) -> String {
+    match note {
+        LastPublic::Unnoted => "not noted".into(),
+        LastPublic::Never => "none".into(),
+        LastPublic::At(index) => format!("entry {}", index.get()),
+    }
 }
 
 /// The index against the log up to the index's cursor: each live record

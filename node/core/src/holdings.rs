@@ -194,11 +194,7 @@ impl Node {
             deleted: true,
             ..DatasetRecord::default()
         };
-        let new_state = RecordState {
-            version: tombstone.version,
-            log_index: index,
-            deleted: true,
-        };
+        let new_state = RecordState::of_version(&tombstone, index, Some(&state));
         self.append_own(appender, vec![UnsignedEntry::record(tombstone, new_state)])?;
         Ok((new_state.version, index))
     }
@@ -442,6 +438,7 @@ fn plan_version(
     index: LogIndex,
 ) -> Option<RecordState> {
     let stamp_missing = record.updated_at.is_empty();
+    let before = previous.as_ref().map(|(state, _)| *state);
     let version = match previous {
         Some((state, old)) => {
             if record.deleted && state.deleted {
@@ -464,11 +461,7 @@ fn plan_version(
         record.updated_at = crate::date::now_rfc3339();
     }
     record.version = version;
-    Some(RecordState {
-        version,
-        log_index: index,
-        deleted: record.deleted,
-    })
+    Some(RecordState::of_version(record, index, before.as_ref()))
 }
 
 /// Verifies a stored envelope of `origin` against `ring` and reads its record.

@@ -22,6 +22,7 @@ use crate::proto::{
     log_entry::Body, Audience, Checkpoint, DatasetRecord, Envelope, KeySet, LogEntry,
 };
 use crate::sign::{NodeKey, AUDIENCE_TYPE, CHECKPOINT_TYPE, KEYSET_TYPE, RECORD_TYPE};
+use crate::visibility::public_version;
 
 /// Subject of key-set entries, and of every other entry that is not about
 /// a record (audiences, and kinds a later version adds): record ids are
@@ -112,20 +113,71 @@ impl StoredEntry {
 }
 
 /// What the log says of one record without reading its entry: its latest
-/// version, where that version sits in the log, and whether it is a
-/// tombstone.
+/// version, where that version sits in the log, whether it is a
+/// tombstone, and where its latest version anonymous callers saw whole is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordState {
     pub version: u64,
     /// Position of the entry holding this version in the origin's log.
     pub log_index: LogIndex,
     pub deleted: bool,
+    /// The record's latest version that anonymous callers see whole, noted
+    /// as each version is stored: what an OAI-PMH harvester is told of a
+    /// record no longer public, without reading any of its versions.
+    pub last_public: LastPublic,
+}
+
+/// Where a record's latest version that anonymous callers see whole
+/// (PUBLIC, not a tombstone: [`public_version`]) sits in its origin's log,
+/// as the record's state notes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastPublic {
+    /// Not noted: a state written before the notes were kept, and no
+    /// version stored since was public. The record's versions tell
+    /// (`oai` walks them back, a bounded number).
+    Unnoted,
+    /// None of the versions this node stored whole was.
+    Never,
+    /// The version at this position.
+    At(LogIndex),
+}
+
+impl LastPublic {
+    /// The note once a version at `index` followed: that version when it
+    /// is `public`, else the note as it was.
+    pub fn followed_by(self, index: LogIndex, public: bool) -> Self {
+        if public {
+            LastPublic::At(index)
+        } else {
+            self
+        }
+    }
 }
 
 impl RecordState {
+    /// The state once `record` (a version of it, or its tombstone) is
+    /// entry `index` of its origin's log, after `previous` (the state held
+    /// before, `None` when none was): the note of its latest public
+    /// version carried forward, or this one when it is public. One rule for
+    /// imports, pulls, refills and fsck.
+    pub fn of_version(
+        record: &DatasetRecord,
+        index: LogIndex,
+        previous: Option<&RecordState>,
+    ) -> RecordState {
+        let before = previous.map_or(LastPublic::Never, |state| state.last_public);
+        RecordState {
+            version: record.version,
+            log_index: index,
+            deleted: record.deleted,
+            last_public: before.followed_by(index, public_version(record)),
+        }
+    }
+
     /// The state after digests at `index` superseded this held version
-    /// (a version this node may not see): a deletion there, or `None` when
-    /// nothing is held to withdraw. One rule for apply and for fsck.
+    /// (a version this node may not see): a deletion there, its note of
+    /// the latest public version carried forward, or `None` when nothing
+    /// is held to withdraw. One rule for apply and for fsck.
     pub fn withdrawn_at(self, index: LogIndex) -> Option<RecordState> {
         (!self.deleted && self.log_index < index).then_some(RecordState {
             log_index: index,

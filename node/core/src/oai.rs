@@ -18,9 +18,10 @@
 //! when its current version is PUBLIC by [`Viewer::may_see`] (decided first
 //! by [`visibility::pull_delivery`], the same rule). A record that is not
 //! (deleted, withdrawn, or narrowed) is listed as deleted when one of its
-//! earlier versions was PUBLIC, so harvesters that took it drop it; a record
-//! that was never PUBLIC is not listed at all and answers as if it did not
-//! exist.
+//! versions was PUBLIC, so harvesters that took it drop it; a record that
+//! was never PUBLIC is not listed at all and answers as if it did not
+//! exist. Which it is, the record's state says
+//! ([`RecordState::last_public`]), without a walk of its versions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,13 +30,15 @@ use std::time::Instant;
 use crate::holdings::{open_view, open_views, RecordView};
 use crate::ids::LogIndex;
 use crate::keyset::KeyChain;
-use crate::log::StoredEntry;
+use crate::log::{LastPublic, RecordState, StoredEntry};
 use crate::node::{Node, NodeError};
 use crate::proto::{log_entry::Body, DatasetRecord, Envelope, LogEntry};
 use crate::store::StoreError;
 use crate::visibility::{self, Delivery, Viewer};
 
-/// Versions of one record walked back to find one that was PUBLIC.
+/// Versions of one record walked back to find one that was PUBLIC, for a
+/// record whose state does not note its latest public version (written
+/// before the notes were kept, [`LastPublic::Unnoted`]).
 pub const MAX_VERSIONS_BACK: usize = 64;
 
 /// Where a harvest stands: the next entry to look at is entry `index` of
@@ -385,7 +388,13 @@ fn finish(mut scan: Scan, slots: Vec<Slot>) -> Result<Scan, NodeError> {
 }
 
 /// Record `id` of `origin` as an anonymous harvester sees it; `None` when
-/// it may not know of it (or it does not exist).
+/// it may not know of it (or it does not exist). A record none of whose
+/// versions was PUBLIC is told so by its state's note alone
+/// ([`RecordState::last_public`]), before any entry is read, so it answers
+/// about as fast as a missing one however many versions it has; for the
+/// others, whether the current version is shown is decided from its
+/// audience fields before its signature is checked, and one earlier
+/// version at most is read.
 pub fn get(node: &Node, origin: &str, id: &str) -> Result<Option<Item>, NodeError> {
     let store = node.store();
     let Some(ring) = node.origin_keys(origin)? else {
@@ -394,30 +403,28 @@ pub fn get(node: &Node, origin: &str, id: &str) -> Result<Option<Item>, NodeErro
     let Some(state) = store.record_state(origin, id)? else {
         return Ok(None);
     };
+    if state.last_public == LastPublic::Never {
+        return Ok(None);
+    }
     let Some(stored) = store.entry(origin, state.log_index)? else {
         return Ok(None);
     };
-    let Some(arrival) = store.arrival_of(origin, state.log_index)? else {
-        return Ok(None);
-    };
     let status = match judge(node, &ring, origin, state.log_index, stored)? {
-        Verdict::Skip => return Ok(None),
         Verdict::Live {
             id: found,
+            record,
             envelope,
-            ..
-        } if found == id => {
-            let view = open_view(origin, envelope, state.log_index, &ring)?;
-            if !Viewer::Anonymous.may_see(&view.record) {
-                return Ok(None);
-            }
-            Status::Live(Box::new(view))
-        }
+        } if found == id && Viewer::Anonymous.may_see(&record) => Status::Live(Box::new(
+            open_view(origin, envelope, state.log_index, &ring)?,
+        )),
         Verdict::Deleted {
             id: found,
             last_public,
         } if found == id => Status::Deleted { last_public },
         _ => return Ok(None),
+    };
+    let Some(arrival) = store.arrival_of(origin, state.log_index)? else {
+        return Ok(None);
     };
     Ok(Some(Item {
         origin: origin.to_owned(),
@@ -567,11 +574,10 @@ fn judge(
         // Superseded: the record is listed where its current state is.
         return Ok(Verdict::Skip);
     }
-    let quarantined = envelope
-        .as_ref()
-        .is_some_and(|envelope| chain.quarantines(index.get(), envelope).is_some());
-    if public && !state.deleted && !quarantined {
-        if let Some(envelope) = envelope {
+    // Whether a revocation set it aside is asked last: it can take a
+    // signature check, which a hidden record never costs.
+    if let Some(envelope) = envelope.filter(|_| public && !state.deleted) {
+        if chain.quarantines(index.get(), &envelope).is_none() {
             let record = Box::new(record_of(&envelope).map_err(corrupt)?);
             return Ok(Verdict::Live {
                 id,
@@ -580,17 +586,48 @@ fn judge(
             });
         }
     }
-    // Not public now: deleted if it was PUBLIC before, else unknown.
-    let last_public = last_public_version(node, origin, index)?;
-    if last_public.is_some() || (public && (state.deleted || quarantined)) {
-        return Ok(Verdict::Deleted { id, last_public });
-    }
-    Ok(Verdict::Skip)
+    // Not public now: deleted if a version of it was PUBLIC (a current one
+    // set aside by a revocation included), else unknown.
+    let last_public = match state.last_public {
+        LastPublic::Never => return Ok(Verdict::Skip),
+        LastPublic::At(noted) => earlier_public_version(node, origin, noted, &state)?,
+        // As before the notes: a PUBLIC current version (a tombstone, or
+        // set aside) is told deleted too.
+        LastPublic::Unnoted => {
+            let walked = walk_to_public_version(node, origin, index)?;
+            if walked.is_none() && !public {
+                return Ok(Verdict::Skip);
+            }
+            walked
+        }
+    };
+    Ok(Verdict::Deleted { id, last_public })
 }
 
-/// The latest PUBLIC live version of the record whose entry `index`
-/// replaced earlier ones, walking back at most [`MAX_VERSIONS_BACK`].
-fn last_public_version(
+/// The record's latest version that anonymous callers saw whole, the one
+/// its state notes at `noted`, when it is earlier than the current one
+/// (`state`) and held whole. A current version that is PUBLIC but set
+/// aside (signed by a revoked key) is the one noted: no earlier one is
+/// shown for it.
+fn earlier_public_version(
+    node: &Node,
+    origin: &str,
+    noted: LogIndex,
+    state: &RecordState,
+) -> Result<Option<Box<DatasetRecord>>, NodeError> {
+    if noted >= state.log_index {
+        return Ok(None);
+    }
+    let Some(StoredEntry::Signed(envelope)) = node.store().entry(origin, noted)? else {
+        return Ok(None);
+    };
+    Ok(record_of(&envelope).ok().map(Box::new))
+}
+
+/// For a state written before the notes were kept: the latest PUBLIC live
+/// version of the record whose entry `index` replaced earlier ones,
+/// walking back at most [`MAX_VERSIONS_BACK`].
+fn walk_to_public_version(
     node: &Node,
     origin: &str,
     index: LogIndex,
@@ -840,6 +877,144 @@ mod tests {
         )
         .unwrap();
         assert!(stopped.cut_short && stopped.items.is_empty() && stopped.next.is_some());
+    }
+
+    /// A record that was PUBLIC is told deleted however many hidden
+    /// versions followed, with the sets of its last PUBLIC version. In a
+    /// store written before the notes were kept the versions are walked
+    /// back, 64 at most, as before; `fsck --repair` notes them.
+    #[test]
+    fn a_record_public_long_ago_is_told_deleted_however_many_versions_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(dir.path());
+        let mut first: serde_json::Value = serde_json::from_str(&line("LONG", "public")).unwrap();
+        first["disciplines"] = serde_json::json!(["glaciology"]);
+        node.import_lines(1, &[first.to_string()]).unwrap();
+        for version in 0..100 {
+            let title = format!("Ice core, hidden revision {version}");
+            let hidden = crate::test_support::record_line("LONG", &title, "federation");
+            node.import_lines(1, &[hidden]).unwrap();
+        }
+        let told = |node: &Node| {
+            let item = get(node, "polar", "LONG").unwrap().expect("told deleted");
+            let Status::Deleted {
+                last_public: Some(record),
+            } = &item.status
+            else {
+                panic!("{:?}", item.status);
+            };
+            assert_eq!(record.disciplines, ["glaciology"]);
+            assert!(item.sets().contains(&Set::Discipline("glaciology".into())));
+            assert_eq!(
+                harvest(node, &Filter::default(), 10),
+                vec![("LONG".to_owned(), true)]
+            );
+        };
+        told(&node);
+
+        // A store of an earlier release: no state notes anything.
+        node.store().forget_public_notes();
+        assert!(get(&node, "polar", "LONG").unwrap().is_none());
+        let report = crate::fsck::repair(&node).unwrap();
+        assert!(report.clean(), "{:?}", report.findings);
+        assert!(
+            report.repaired.iter().any(|r| r.starts_with("noted")),
+            "{:?}",
+            report.repaired
+        );
+        told(&node);
+    }
+
+    /// A store written before the notes were kept answers as it did: a
+    /// record PUBLIC a few versions back is told deleted, one never PUBLIC
+    /// is not told; the first PUBLIC version stored since is noted.
+    #[test]
+    fn a_store_written_before_the_notes_walks_back_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(dir.path());
+        node.import_lines(1, &[line("OLD", "public"), line("SECRET", "federation")])
+            .unwrap();
+        for version in 0..3 {
+            let lines = ["OLD", "SECRET"].map(|id| {
+                let title = format!("Ice core {id}, hidden revision {version}");
+                crate::test_support::record_line(id, &title, "federation")
+            });
+            node.import_lines(1, &lines).unwrap();
+        }
+        node.store().forget_public_notes();
+        let state = |id: &str| node.store().record_state("polar", id).unwrap().unwrap();
+        assert_eq!(state("OLD").last_public, LastPublic::Unnoted);
+        let item = get(&node, "polar", "OLD").unwrap().expect("told deleted");
+        assert!(
+            matches!(&item.status, Status::Deleted { last_public: Some(r) } if r.title == "Ice core OLD"),
+            "{:?}",
+            item.status
+        );
+        assert!(get(&node, "polar", "SECRET").unwrap().is_none());
+        assert_eq!(
+            harvest(&node, &Filter::default(), 10),
+            vec![("OLD".to_owned(), true)]
+        );
+
+        // Hidden again after a PUBLIC version: the note tells, not the walk.
+        node.import_lines(1, &[line("SECRET", "public")]).unwrap();
+        let public_at = state("SECRET").log_index;
+        node.import_lines(1, &[line("SECRET", "private")]).unwrap();
+        assert_eq!(state("SECRET").last_public, LastPublic::At(public_at));
+        assert!(matches!(
+            get(&node, "polar", "SECRET").unwrap().unwrap().status,
+            Status::Deleted {
+                last_public: Some(_)
+            }
+        ));
+    }
+
+    /// A GetRecord of a record a harvester may not know of reads none of
+    /// its versions: one with a hundred hidden versions answers about as
+    /// fast as one with a single version and as a missing one, so the time
+    /// taken tells neither that it exists nor how often it changed.
+    #[test]
+    fn a_hidden_record_answers_as_fast_however_many_versions_it_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(dir.path());
+        node.import_lines(1, &[line("ONE", "federation")]).unwrap();
+        for version in 0..100 {
+            let title = format!("Ice core, revision {version}");
+            let hidden = crate::test_support::record_line("MANY", &title, "federation");
+            node.import_lines(1, &[hidden]).unwrap();
+        }
+        let timed = |id: &str| {
+            let started = Instant::now();
+            assert!(get(&node, "polar", id).unwrap().is_none(), "{id}");
+            started.elapsed()
+        };
+        let (mut one, mut many, mut missing) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..101 {
+            one.push(timed("ONE"));
+            many.push(timed("MANY"));
+            missing.push(timed("MISSING"));
+        }
+        one.sort();
+        many.sort();
+        missing.sort();
+        eprintln!(
+            "median: one version {:?}, a hundred {:?}, missing {:?}",
+            one[50], many[50], missing[50]
+        );
+        assert!(
+            many[50] < one[50] * 2,
+            "a hundred versions {:?} against one {:?}",
+            many[50],
+            one[50]
+        );
+        // A read of the store more than a missing record's, nothing like a
+        // signature check or a version's decoding.
+        assert!(
+            many[50] < missing[50] * 4,
+            "a hundred versions {:?} against a missing record {:?}",
+            many[50],
+            missing[50]
+        );
     }
 
     fn harvest_from(node: &Node, mut at: Position) -> Vec<String> {

@@ -271,11 +271,14 @@ impl Node {
                 };
                 let mut record = record;
                 record.version += 1;
-                let state = RecordState {
-                    version: record.version,
-                    log_index: LogIndex(first + offset as u64),
-                    deleted: record.deleted,
-                };
+                // The note of its latest public version goes on from the
+                // state of the version re-signed.
+                let held_state = self.store().record_state(&origin, &held.id)?;
+                let state = RecordState::of_version(
+                    &record,
+                    LogIndex(first + offset as u64),
+                    held_state.as_ref(),
+                );
                 planned.push(UnsignedEntry::record(record, state));
             }
             log_size = self.append_own(appender, planned)?;

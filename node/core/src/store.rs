@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
 use crate::ids::LogIndex;
-use crate::log::{Appender, LogAppend, RecordState, StoredEntry};
+use crate::log::{Appender, LastPublic, LogAppend, RecordState, StoredEntry};
 use crate::merkle::{self, Hash, NodeStore, TreeError};
 
 /// The database's trees, by name. Each name says what it holds and carries
@@ -63,8 +63,14 @@ pub mod tree {
     pub const REFILLS: &str = "refill_by_origin_v1";
 }
 
-/// On-disk format version of this database.
-pub const FORMAT_VERSION: u32 = 1;
+/// On-disk format version of this database. Version 2 adds to each record
+/// state the note of the record's latest public version
+/// ([`LastPublic`]), which a release that reads version 1 would take for a
+/// damaged state: marked so, it refuses the store clearly instead.
+pub const FORMAT_VERSION: u32 = 2;
+/// Versions this build opens as they are and marks [`FORMAT_VERSION`]:
+/// version 1 is version 2 with no state noted.
+const FORMAT_UPGRADES: [&[u8]; 1] = [b"1"];
 const FORMAT_KEY: &[u8] = b"format_version";
 
 /// Why a store operation failed.
@@ -101,25 +107,57 @@ impl StoreError {
     }
 }
 
-fn encode_state(state: &RecordState) -> [u8; 17] {
-    let mut out = [0u8; 17];
-    out[..8].copy_from_slice(&state.version.to_be_bytes());
-    out[8..16].copy_from_slice(&state.log_index.get().to_be_bytes());
-    out[16] = u8::from(state.deleted);
-    out
+/// A record state as [`tree::RECORDS`] holds it: version, log index and
+/// whether it is a tombstone (17 bytes: all a state written before the
+/// notes were kept holds, read as [`LastPublic::Unnoted`]), then the note
+/// of the latest public version: 0 for none, or 1 and its log index.
+struct EncodedState {
+    bytes: [u8; 26],
+    len: usize,
+}
+
+impl std::ops::Deref for EncodedState {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+fn encode_state(state: &RecordState) -> EncodedState {
+    let mut bytes = [0u8; 26];
+    bytes[..8].copy_from_slice(&state.version.to_be_bytes());
+    bytes[8..16].copy_from_slice(&state.log_index.get().to_be_bytes());
+    bytes[16] = u8::from(state.deleted);
+    let len = match state.last_public {
+        LastPublic::Unnoted => 17,
+        LastPublic::Never => 18,
+        LastPublic::At(index) => {
+            bytes[17] = 1;
+            bytes[18..].copy_from_slice(&index.get().to_be_bytes());
+            26
+        }
+    };
+    EncodedState { bytes, len }
 }
 
 fn decode_state(bytes: &[u8]) -> Result<RecordState, StoreError> {
-    if bytes.len() != 17 {
-        return Err(StoreError::corrupt(
-            tree::RECORDS,
-            format!("record state of {} bytes", bytes.len()),
-        ));
-    }
+    let last_public = match (bytes.len(), bytes.get(17)) {
+        (17, _) => LastPublic::Unnoted,
+        (18, Some(0)) => LastPublic::Never,
+        (26, Some(1)) => LastPublic::At(LogIndex(u64_at(&bytes[18..26]))),
+        (len, _) => {
+            return Err(StoreError::corrupt(
+                tree::RECORDS,
+                format!("record state of {len} bytes"),
+            ))
+        }
+    };
     Ok(RecordState {
         version: u64_at(&bytes[..8]),
         log_index: LogIndex(u64_at(&bytes[8..16])),
         deleted: bytes[16] != 0,
+        last_public,
     })
 }
 
@@ -294,6 +332,10 @@ impl Store {
                 db.flush()?;
             }
             Some(found) if found.as_ref() == FORMAT_VERSION.to_string().as_bytes() => {}
+            Some(found) if FORMAT_UPGRADES.contains(&found.as_ref()) => {
+                meta.insert(FORMAT_KEY, FORMAT_VERSION.to_string().as_bytes())?;
+                db.flush()?;
+            }
             Some(found) => {
                 return Err(StoreError::UnknownFormat {
                     path: path.display().to_string(),
@@ -524,6 +566,16 @@ impl Store {
         self.db.open_tree(name).unwrap()
     }
 
+    /// Cuts every record state back to what a store of format 1 held (no
+    /// note of the latest public version), to test what such a store does.
+    #[cfg(test)]
+    pub(crate) fn forget_public_notes(&self) {
+        for item in self.records.iter() {
+            let (key, value) = item.unwrap();
+            self.records.insert(key, &value[..17]).unwrap();
+        }
+    }
+
     /// Size of `origin`'s log as of the last flush: what a crash cannot
     /// take back. At most [`Store::log_size`].
     pub fn durable_log_size(&self, origin: &str) -> u64 {
@@ -642,6 +694,33 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Writes into record states of `origin` the notes of their latest
+    /// public version that the log gives (`fsck --repair`): each
+    /// `(id, held, note)` where the state is still `held`. Returns how many
+    /// were written.
+    pub fn renote(
+        &self,
+        origin: &str,
+        notes: &[(String, RecordState, LastPublic)],
+    ) -> Result<u64, StoreError> {
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let mut written = 0;
+        for (id, held, note) in notes {
+            let noted = RecordState {
+                last_public: *note,
+                ..*held
+            };
+            let swapped = self.records.compare_and_swap(
+                record_key(origin, id),
+                Some(&*encode_state(held)),
+                Some(&*encode_state(&noted)),
+            )?;
+            written += u64::from(swapped.is_ok());
+        }
+        self.records.flush()?;
+        Ok(written)
     }
 
     /// Number of live (not deleted) records of `origin`.
@@ -1650,6 +1729,7 @@ mod tests {
                         version: 1,
                         log_index: LogIndex(base + i as u64),
                         deleted: false,
+                        last_public: LastPublic::Never,
                     };
                     (id.to_string(), state)
                 })
@@ -1928,6 +2008,92 @@ mod tests {
         assert!(err.to_string().contains("ends before"), "{err}");
         let err = Store::load_dump(&dir.path().join("a"), &mut dump.as_slice()).unwrap_err();
         assert!(matches!(err, DumpError::NotEmpty(_)), "{err}");
+    }
+
+    fn last_public() -> impl proptest::strategy::Strategy<Value = LastPublic> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(LastPublic::Unnoted),
+            Just(LastPublic::Never),
+            any::<u64>().prop_map(|at| LastPublic::At(LogIndex(at))),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Every state reads back as written, and its first 17 bytes (all
+        /// a store of format 1 held) as the same state, not noted.
+        #[test]
+        fn a_record_state_reads_back_as_written(
+            version: u64,
+            at: u64,
+            deleted: bool,
+            note in last_public(),
+        ) {
+            let state = RecordState {
+                version,
+                log_index: LogIndex(at),
+                deleted,
+                last_public: note,
+            };
+            let bytes = encode_state(&state);
+            proptest::prop_assert_eq!(decode_state(&bytes).unwrap(), state);
+            let old = RecordState { last_public: LastPublic::Unnoted, ..state };
+            proptest::prop_assert_eq!(decode_state(&bytes[..17]).unwrap(), old);
+        }
+    }
+
+    /// A record state's note of its latest public version comes back after
+    /// a reopen and from a dump (it lives in the state itself).
+    #[test]
+    fn a_record_states_note_survives_a_reopen_and_a_dump() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut noted = append("polar", 0, &["never", "at", "unnoted"]);
+        noted.records[1].1.last_public = LastPublic::At(LogIndex(1));
+        noted.records[2].1.last_public = LastPublic::Unnoted;
+        let states = noted.records.clone();
+        {
+            let store = Store::open(&dir.path().join("a")).unwrap();
+            store.commit(&noted).unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(&dir.path().join("a")).unwrap();
+        let mut dump = Vec::new();
+        store.dump(&mut dump, |_| Ok(())).unwrap();
+        Store::load_dump(&dir.path().join("b"), &mut dump.as_slice()).unwrap();
+        let copy = Store::open(&dir.path().join("b")).unwrap();
+        for (id, state) in &states {
+            assert_eq!(
+                store.record_state("polar", id).unwrap().as_ref(),
+                Some(state)
+            );
+            assert_eq!(
+                copy.record_state("polar", id).unwrap().as_ref(),
+                Some(state)
+            );
+        }
+    }
+
+    /// A store of format 1 opens as it is, its record states noting nothing,
+    /// and is marked format 2, which a release that reads only format 1
+    /// refuses clearly.
+    #[test]
+    fn a_store_of_format_1_opens_and_is_marked_format_2() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.commit(&append("polar", 0, &["a"])).unwrap();
+            store.forget_public_notes();
+            store.raw_tree(tree::META).insert(FORMAT_KEY, b"1").unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let state = store.record_state("polar", "a").unwrap().unwrap();
+        assert_eq!(
+            (state.log_index, state.last_public),
+            (LogIndex(0), LastPublic::Unnoted)
+        );
+        let format = store.raw_tree(tree::META).get(FORMAT_KEY).unwrap().unwrap();
+        assert_eq!(format.as_ref(), b"2");
     }
 
     #[test]

@@ -325,6 +325,14 @@ pub enum Delivery {
     Digests,
 }
 
+/// Whether anonymous callers see `record`, one version of a record, whole:
+/// PUBLIC, and not a tombstone. The latest such version is what a record's
+/// state notes ([`crate::log::LastPublic`]) and what an OAI-PMH harvester
+/// is told of a record that left public view.
+pub fn public_version(record: &DatasetRecord) -> bool {
+    !record.deleted && Viewer::Anonymous.may_see(record)
+}
+
 /// Of a `LogEntry`, what decides who may receive it: the same wire fields,
 /// decoded without the rest of the record (serving a pull reads every
 /// entry, and most of a record's bytes do not matter here). The tags are

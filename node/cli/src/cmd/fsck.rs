@@ -1,8 +1,9 @@
 //! `meridian fsck [--repair] [--json]`: checks that a stopped node's log,
 //! Merkle tree, signed checkpoints, record states and search index agree
 //! (`meridian_core::fsck`), prints each disagreement with where it is, and
-//! exits 1 if any remains. `--repair` re-derives the index and the own
-//! log's checkpoint first.
+//! exits 1 if any remains. `--repair` re-derives the index, the own log's
+//! checkpoint and each record state's note of its latest public version
+//! first.
 
 use std::path::Path;
 
@@ -16,7 +17,8 @@ use super::node::process_env;
 #[derive(Debug, Args)]
 pub struct FsckArgs {
     /// Re-derive what can be derived (the search index, the checkpoint of
-    /// this node's own log), then check again.
+    /// this node's own log, each record state's note of its latest public
+    /// version), then check again.
     #[arg(long)]
     pub repair: bool,
     /// Print one JSON object: counts, findings, repairs.

@@ -51,6 +51,16 @@ fn a_backup_restores_to_the_node_it_was_taken_of() {
     assert_eq!(node.store().log_size("polar").unwrap(), 21);
     let report = crate::fsck::check(&node).unwrap();
     assert!(report.findings.is_empty(), "{:?}", report.findings);
+    // Each record state came with its note of the latest public version.
+    let state = node
+        .store()
+        .record_state("polar", "PDC-3")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        state.last_public,
+        crate::log::LastPublic::At(state.log_index)
+    );
     // It signs on after the backup's end.
     let outcome = node.import_lines(1, &lines(20..21)).unwrap();
     assert_eq!(outcome.log_size, 22);

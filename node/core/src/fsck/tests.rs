@@ -225,3 +225,77 @@ fn a_damaged_merkle_node_and_entry_are_named_and_not_repaired() {
     assert!(report.findings.iter().all(|f| !f.repairable));
     assert!(!report.clean());
 }
+
+/// A record state's note of the record's latest public version is held to
+/// the log: a wrong one is named, and repair writes the log's.
+#[test]
+fn a_wrong_note_of_the_latest_public_version_is_named_and_repaired() {
+    let (node, _dir) = holding();
+    let records = node.store().raw_tree(tree::RECORDS);
+    // PDC-2 noted at its first version (entry 2), PDC-3 as never public.
+    let mut earlier = records.get(key("PDC-2")).unwrap().unwrap().to_vec();
+    earlier[18..].copy_from_slice(&2u64.to_be_bytes());
+    records.insert(key("PDC-2"), earlier).unwrap();
+    let mut never = records.get(key("PDC-3")).unwrap().unwrap().to_vec();
+    never.truncate(18);
+    never[17] = 0;
+    records.insert(key("PDC-3"), never).unwrap();
+    let report = check(&node).unwrap();
+    assert_eq!(
+        report
+            .findings
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>(),
+        [
+            "record [records_v1] polar entry 6 record `PDC-2`: the latest public version \
+             is entry 2 by the state, entry 6 by the log",
+            "record [records_v1] polar entry 3 record `PDC-3`: the latest public version \
+             is none by the state, entry 3 by the log",
+        ]
+    );
+    assert!(report.findings.iter().all(|f| f.repairable));
+    let repaired = repair(&node).unwrap();
+    assert!(repaired.clean(), "{:#?}", repaired.findings);
+    assert_eq!(
+        repaired.repaired,
+        ["noted the latest public version in 2 record states of polar"]
+    );
+    let noted = |id: &str| {
+        let state = node.store().record_state(POLAR, id).unwrap().unwrap();
+        state.last_public
+    };
+    assert_eq!(noted("PDC-2"), LastPublic::At(LogIndex(6)));
+    assert_eq!(noted("PDC-3"), LastPublic::At(LogIndex(3)));
+}
+
+/// The states of a store written before the notes were kept note nothing,
+/// which is no damage; repair notes them all from the log, a tombstone's
+/// the version it deleted.
+#[test]
+fn repair_notes_the_states_of_a_store_written_before() {
+    let (node, _dir) = holding();
+    node.store().forget_public_notes();
+    assert!(check(&node).unwrap().clean());
+    let repaired = repair(&node).unwrap();
+    assert!(repaired.clean(), "{:#?}", repaired.findings);
+    assert_eq!(
+        repaired.repaired,
+        ["noted the latest public version in 5 record states of polar"]
+    );
+    let noted: Vec<LastPublic> = (1..=5)
+        .map(|i| {
+            let id = format!("PDC-{i}");
+            node.store()
+                .record_state(POLAR, &id)
+                .unwrap()
+                .unwrap()
+                .last_public
+        })
+        .collect();
+    assert_eq!(
+        noted,
+        [1, 6, 3, 4, 5].map(|at| LastPublic::At(LogIndex(at)))
+    );
+    assert!(repair(&node).unwrap().repaired.is_empty(), "once is enough");
+}

@@ -145,11 +145,7 @@ fn the_indexer_never_reads_past_what_is_flushed() {
     record.version = 1;
     let mut appender = node.store().appender(POLAR).unwrap();
     let index = appender.next_index();
-    let state = RecordState {
-        version: 1,
-        log_index: LogIndex(index),
-        deleted: false,
-    };
+    let state = RecordState::of_version(&record, LogIndex(index), None);
     let (entry, leaf, state) = log::sign_entry(
         &node.key(),
         POLAR,

@@ -315,11 +315,8 @@ pub fn apply_batch(
                                 )));
                             }
                         }
-                        let state = RecordState {
-                            version: record.version,
-                            log_index: LogIndex(index),
-                            deleted: record.deleted,
-                        };
+                        let state =
+                            RecordState::of_version(&record, LogIndex(index), previous.as_ref());
                         if previous.is_none() && !subjects.contains_key(&subject) {
                             appender.note_subject(subject, record.id.clone());
                             subjects.insert(subject, record.id.clone());
@@ -1222,15 +1219,11 @@ pub fn refill_batch(
             };
             replaced.push((index, StoredEntry::Signed(envelope).encode()));
         }
-        let state = RecordState {
-            version: record.version,
-            log_index: LogIndex(index),
-            deleted: record.deleted,
-        };
         let current = match restored.get(&record.id) {
             Some((state, _, _)) => Some(*state),
             None => store.record_state(origin, &record.id)?,
         };
+        let state = RecordState::of_version(&record, LogIndex(index), current.as_ref());
         let takes = match current {
             None => true,
             Some(held) if held.log_index < LogIndex(index) => held.version < record.version,
@@ -1339,6 +1332,7 @@ mod tests {
             version: 1,
             log_index: LogIndex(base),
             deleted: false,
+            last_public: crate::log::LastPublic::Never,
         };
         LogAppend {
             origin: origin.into(),

@@ -11,7 +11,7 @@ use prost::Message;
 use tempfile::TempDir;
 
 use super::*;
-use crate::log::{self, RecordState, StoredEntry};
+use crate::log::{self, LastPublic, RecordState, StoredEntry};
 use crate::node::NodeError;
 use crate::proto::{
     log_entry::Body, pull_item, Checkpoint, DatasetRecord, Envelope, LogEntry, OriginHead,
@@ -121,11 +121,8 @@ fn publish_raw(node: &Node, record: DatasetRecord) -> u64 {
     let mut appender = store.appender(node.node_id()).unwrap();
     let index = appender.next_index();
     let id = record.id.clone();
-    let state = RecordState {
-        version: record.version,
-        log_index: crate::ids::LogIndex(index),
-        deleted: record.deleted,
-    };
+    let previous = store.record_state(node.node_id(), &id).unwrap();
+    let state = RecordState::of_version(&record, crate::ids::LogIndex(index), previous.as_ref());
     let entry = LogEntry {
         origin: node.node_id().to_string(),
         index,
@@ -1258,6 +1255,62 @@ async fn narrowing_to_a_group_withdraws_the_copy_outside_it_through_a_relay() {
     assert!(report.ok && report.entries == 1, "{report:?}");
     assert!(operator_sees(&fed.here, POLAR, "PDC-1"));
     assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
+}
+
+/// A replica notes each record's latest public version as it applies a
+/// pull, so an OAI-PMH harvester there is told deleted a record it held
+/// PUBLIC and that was hidden since (by a version the replica holds whole,
+/// then by one it may not see), with that PUBLIC version. A record never
+/// PUBLIC is not told at all, nor is one whose PUBLIC version the replica
+/// never held whole (superseded before it pulled, it came as digests).
+#[tokio::test]
+async fn a_replica_tells_harvesters_what_was_public_from_its_notes() {
+    let fed = federation();
+    import(&fed.polar, 1, 1);
+    let public_at = fed
+        .polar
+        .store()
+        .record_state(POLAR, "PDC-1")
+        .unwrap()
+        .unwrap();
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    import(&fed.polar, 3, 1);
+    let hidden = [
+        line("PDC-1", "Ice station 1, for the federation", "federation"),
+        line("PDC-2", "Ice station 2", "federation"),
+        line("PDC-3", "Ice station 3, for the federation", "federation"),
+    ];
+    fed.polar.import_lines(1, &hidden).unwrap();
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "held whole");
+    let note = |id: &str| {
+        let state = fed.here.store().record_state(POLAR, id).unwrap().unwrap();
+        state.last_public
+    };
+    let told = |id: &str| crate::oai::get(&fed.here, POLAR, id).unwrap();
+    let told_deleted = |id: &str| match told(id).map(|item| item.status) {
+        Some(crate::oai::Status::Deleted {
+            last_public: Some(record),
+        }) => record.title,
+        other => panic!("{id}: {other:?}"),
+    };
+    assert_eq!(note("PDC-1"), LastPublic::At(public_at.log_index));
+    assert_eq!(told_deleted("PDC-1"), "Ice station 1");
+    for never in ["PDC-2", "PDC-3"] {
+        assert_eq!(note(never), LastPublic::Never, "{never}");
+        assert!(told(never).is_none(), "{never}");
+    }
+
+    // Private now: digests at `here` withdraw it; the note stays.
+    narrow(&fed.polar, "PDC-1", "private");
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok && report.entries == 1, "{report:?}");
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "withdrawn");
+    assert_eq!(note("PDC-1"), LastPublic::At(public_at.log_index));
+    assert_eq!(told_deleted("PDC-1"), "Ice station 1");
+    assert_fsck_clean(&fed.here);
 }
 
 /// A version that stays visible replaces the held one; only the newest goes
