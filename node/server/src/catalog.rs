@@ -426,25 +426,11 @@ mod tests {
         search(Viewer::Anonymous).await.unwrap();
     }
 
-    /// Imports 30,000 records titled "Ice core N", enough that a search of
+    /// Imports 30,000 records titled "Ice core rN", enough that a search of
     /// all of them runs on a thread of its own, and indexes them.
     fn ice_cores(node: &Node) {
         let lines: Vec<String> = (0..30_000)
-            .map(|n| {
-                serde_json::json!({
-                    "id": format!("r{n:05}"),
-                    "title": format!("Ice core {n}"),
-                    "creators": [{"name": "Nansen, Fridtjof"}],
-                    "publisher": "Polar Data Center",
-                    "publication_year": 2021,
-                    "resource_type": "Dataset",
-                    "license": "CC-BY-4.0",
-                    "access": "open",
-                    "visibility": "public",
-                    "updated_at": "2024-01-01T00:00:00Z",
-                })
-                .to_string()
-            })
+            .map(|n| crate::record_line(&format!("r{n:05}"), "public", "earth"))
             .collect();
         let stored = tokio::task::block_in_place(|| {
             let outcome = node.import_lines(1, &lines).unwrap();

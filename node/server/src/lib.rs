@@ -45,6 +45,26 @@ pub mod web;
 
 pub use runtime::{serve, Listeners, ServeError};
 
+/// An import line of record `id` of the Polar Data Center with
+/// `visibility`, titled "Ice core `id`", in `discipline`.
+#[cfg(test)]
+pub(crate) fn record_line(id: &str, visibility: &str, discipline: &str) -> String {
+    serde_json::json!({
+        "id": id,
+        "title": format!("Ice core {id}"),
+        "creators": [{"name": "Nansen, Fridtjof"}],
+        "publisher": "Polar Data Center",
+        "publication_year": 2021,
+        "resource_type": "Dataset",
+        "license": "CC-BY-4.0",
+        "access": "open",
+        "visibility": visibility,
+        "disciplines": [discipline],
+        "updated_at": "2024-01-01T00:00:00Z",
+    })
+    .to_string()
+}
+
 /// A new node `polar` in a temporary directory, opened with the
 /// configuration overrides `env` (`MERIDIAN_…` names), and its replicator.
 #[cfg(test)]

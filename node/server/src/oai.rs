@@ -669,24 +669,6 @@ mod tests {
         (router, node, dir)
     }
 
-    /// An import line of record `id` in `discipline`.
-    fn record(id: &str, visibility: &str, discipline: &str) -> String {
-        serde_json::json!({
-            "id": id,
-            "title": format!("Ice core {id}"),
-            "creators": [{"name": "Nansen, Fridtjof"}],
-            "publisher": "Polar Data Center",
-            "publication_year": 2021,
-            "resource_type": "Dataset",
-            "license": "CC-BY-4.0",
-            "access": "open",
-            "visibility": visibility,
-            "disciplines": [discipline],
-            "updated_at": "2024-01-01T00:00:00Z",
-        })
-        .to_string()
-    }
-
     async fn post(router: &Router, body: String) -> (StatusCode, String) {
         let mut request = axum::http::Request::post("/oai")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -737,9 +719,9 @@ mod tests {
         node.import_lines(
             1,
             &[
-                record("OPEN", "public", "oceanography"),
-                record("NARROWED", "public", "glaciology"),
-                record("WITHDRAWN", "public", "volcanology"),
+                crate::record_line("OPEN", "public", "oceanography"),
+                crate::record_line("NARROWED", "public", "glaciology"),
+                crate::record_line("WITHDRAWN", "public", "volcanology"),
             ],
         )
         .unwrap();
@@ -755,8 +737,11 @@ mod tests {
             );
         }
 
-        node.import_lines(1, &[record("NARROWED", "federation", "glaciology")])
-            .unwrap();
+        node.import_lines(
+            1,
+            &[crate::record_line("NARROWED", "federation", "glaciology")],
+        )
+        .unwrap();
         let listed = list_sets(&router).await;
         assert!(!listed.contains("glaciology"), "{listed}");
         assert!(

@@ -379,6 +379,15 @@ fn assert_refused(
     assert_eq!(status.last_error, expected);
 }
 
+/// `polar` revokes its signing key from log position `from` on, as after
+/// a leak.
+fn revoke_polar_key_from(fed: &Federation, from: u64) {
+    let leaked = fed.polar.key().key_id().clone();
+    fed.polar
+        .revoke_key(Vec::new(), leaked, from, "leaked".into(), 30)
+        .unwrap();
+}
+
 /// An honest pull from `polar` itself completes and leaves `here` with
 /// `polar`'s whole log under its checkpoint.
 async fn assert_honest_retry(fed: &Federation) {
@@ -2449,10 +2458,7 @@ async fn whole_entries_pulled_with_the_revocation_that_quarantines_them_are_neve
     let viewer = fed.polar.peer_viewer(&HERE.parse().unwrap()).unwrap();
     let size = fed.polar.store().log_size(POLAR).unwrap();
     let whole = serve_entries(&fed.polar, &viewer, POLAR, from, size, 100).unwrap();
-    let leaked = fed.polar.key().key_id().clone();
-    fed.polar
-        .revoke_key(Vec::new(), leaked, from, "leaked".into(), 30)
-        .unwrap();
+    revoke_polar_key_from(&fed, from);
     let tamper: Tamper = Box::new(move |items| {
         for item in items.iter_mut() {
             if let Some(entry) = whole.iter().find(|w| w.index == item.index) {
@@ -2489,18 +2495,27 @@ async fn whole_entries_pulled_with_the_revocation_that_quarantines_them_are_neve
 /// pin): the origin's stored key chain no longer verifies. Returns the
 /// root pinned before.
 fn repin(node: &Node, origin: &str, root: &[u8]) -> Vec<u8> {
+    let mut before = Vec::new();
+    edit_pin(node, origin, |peer| {
+        before = std::mem::replace(&mut peer.identity_key, root.to_vec());
+    });
+    before
+}
+
+/// Changes what the trust store holds for `origin` at `node`, behind the
+/// trust store's back.
+fn edit_pin(node: &Node, origin: &str, change: impl FnOnce(&mut crate::trust::Peer)) {
     let peers = node.store().table(crate::store::tree::PEERS).unwrap();
     let held = peers
         .get(origin.as_bytes())
         .unwrap()
         .expect("a pinned peer");
     let mut peer: crate::trust::Peer = serde_json::from_slice(&held).unwrap();
-    let before = std::mem::replace(&mut peer.identity_key, root.to_vec());
+    change(&mut peer);
     let changed = serde_json::to_vec(&peer).unwrap();
     assert!(peers
         .compare_and_swap(origin.as_bytes(), Some(&held), changed)
         .unwrap());
-    before
 }
 
 /// A root key no key set of any origin here names.
@@ -2531,10 +2546,7 @@ async fn an_origin_whose_key_chain_does_not_verify_is_not_indexed_until_it_does(
     let from = fed.polar.store().log_size(POLAR).unwrap();
     import(&fed.polar, 3, 2);
     assert_honest_retry(&fed).await;
-    let leaked = fed.polar.key().key_id().clone();
-    fed.polar
-        .revoke_key(Vec::new(), leaked, from, "leaked".into(), 30)
-        .unwrap();
+    revoke_polar_key_from(&fed, from);
     assert_honest_retry(&fed).await;
     assert_eq!(fed.here.quarantine_count(POLAR).unwrap(), 2);
     fed.uni
@@ -2660,17 +2672,7 @@ async fn an_origin_whose_key_chain_does_not_verify_is_not_vouched_for() {
 /// Sets the TLS keys pinned for `origin` at `node`, as a trust store
 /// written before keys were unique per peer could hold them.
 fn pin_tls_keys(node: &Node, origin: &str, keys: Vec<Vec<u8>>) {
-    let peers = node.store().table(crate::store::tree::PEERS).unwrap();
-    let held = peers
-        .get(origin.as_bytes())
-        .unwrap()
-        .expect("a pinned peer");
-    let mut peer: crate::trust::Peer = serde_json::from_slice(&held).unwrap();
-    peer.tls_keys = keys;
-    let changed = serde_json::to_vec(&peer).unwrap();
-    assert!(peers
-        .compare_and_swap(origin.as_bytes(), Some(&held), changed)
-        .unwrap());
+    edit_pin(node, origin, |peer| peer.tls_keys = keys);
 }
 
 /// One peer whose key chain does not verify takes no other peer off the
@@ -2749,10 +2751,7 @@ async fn quarantine_counts_name_an_origin_whose_key_chain_does_not_verify_and_co
     import(&fed.polar, 3, 2);
     // Pulled whole before the revocation, then the revocation.
     assert_honest_retry(&fed).await;
-    let leaked = fed.polar.key().key_id().clone();
-    fed.polar
-        .revoke_key(Vec::new(), leaked, from, "leaked".into(), 30)
-        .unwrap();
+    revoke_polar_key_from(&fed, from);
     assert_honest_retry(&fed).await;
     fed.here
         .import_lines(1, &[line("HERE-1", "Ice station here", "public")])
@@ -3234,10 +3233,7 @@ async fn what_a_revoked_keys_audience_withdrew_comes_back_at_the_revocation() {
         "counted as by the audience"
     );
 
-    let leaked = fed.polar.key().key_id().clone();
-    fed.polar
-        .revoke_key(Vec::new(), leaked, from, "leaked".into(), 30)
-        .unwrap();
+    revoke_polar_key_from(&fed, from);
     assert_honest_retry(&fed).await;
     assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "back");
     assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
@@ -3258,10 +3254,7 @@ async fn an_audience_signed_by_a_revoked_key_no_longer_counts() {
     assert!(here_in_group(&fed.polar));
     assert!(here_in_group(&fed.here), "before the revocation");
 
-    let leaked = fed.polar.key().key_id().clone();
-    fed.polar
-        .revoke_key(Vec::new(), leaked, from, "leaked".into(), 30)
-        .unwrap();
+    revoke_polar_key_from(&fed, from);
     assert_honest_retry(&fed).await;
     assert!(
         !here_in_group(&fed.here),
