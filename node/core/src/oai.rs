@@ -397,7 +397,9 @@ fn finish(mut scan: Scan, slots: Vec<Slot>) -> Result<Scan, NodeError> {
 /// version at most is read.
 pub fn get(node: &Node, origin: &str, id: &str) -> Result<Option<Item>, NodeError> {
     let store = node.store();
-    let Some(ring) = node.origin_keys(origin)? else {
+    // An origin that is quarantined, or whose chain does not verify, has
+    // no record to show, as in the listings.
+    let Some(ring) = listed_keys(node, origin) else {
         return Ok(None);
     };
     let Some(state) = store.record_state(origin, id)? else {

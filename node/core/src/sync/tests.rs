@@ -2841,6 +2841,10 @@ async fn harvests_leave_out_an_origin_whose_key_chain_does_not_verify_and_list_t
     rest.sort();
     assert_eq!(rest, ["HERE-1", "UNI-1"]);
     assert!(oai::get(&fed.here, UNI, "UNI-1").unwrap().is_some());
+    assert!(
+        oai::get(&fed.here, POLAR, "PDC-1").unwrap().is_none(),
+        "a record of the origin answers as missing, not as a fault"
+    );
     assert_eq!(origins(), [HERE, UNI]);
     let broken = Stamp::of(&fed.here).unwrap();
 
