@@ -270,7 +270,7 @@ pub async fn search(
             (a, w) => a.or(w),
         };
         let wait = live::deadline(&replicator.node().config().search, asked);
-        live::live(replicator, request, wire, viewer, wait)
+        live::live(replicator, request, wire, viewer, wait, slot)
             .await
             .map_err(status::search)?
     } else {

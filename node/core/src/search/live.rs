@@ -36,6 +36,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::{Answer, Completeness, Coverage};
@@ -346,10 +347,20 @@ struct LocalIndex {
     /// The live search's places for searches of the local index
     /// ([`LOCAL_SEARCHES`]), shared by all of them.
     places: Arc<tokio::sync::Semaphore>,
+    /// The caller's place among the node's searches (`limits.searches`),
+    /// when it takes one: given back once the live search and every search
+    /// of the local index it started have ended, so a caller that hangs up
+    /// does not leave searches running outside the node's count.
+    caller: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 impl LocalIndex {
-    fn new(node: Arc<Node>, request: SearchRequest, viewer: Viewer) -> Self {
+    fn new(
+        node: Arc<Node>,
+        request: SearchRequest,
+        viewer: Viewer,
+        caller: Option<OwnedSemaphorePermit>,
+    ) -> Self {
         let until = std::time::Instant::now() + local_search_time(&node, &viewer);
         Self {
             node,
@@ -357,6 +368,7 @@ impl LocalIndex {
             viewer,
             until,
             places: Arc::new(tokio::sync::Semaphore::new(LOCAL_SEARCHES)),
+            caller: caller.map(Arc::new),
         }
     }
 
@@ -371,13 +383,14 @@ impl LocalIndex {
         request.origins = origins;
         let until = self.until;
         let places = self.places.clone();
+        let caller = self.caller.clone();
         LocalSearch(tokio::spawn(async move {
             let place = places
                 .acquire_owned()
                 .await
                 .map_err(|e| SearchError::Unavailable(e.to_string()))?;
             tokio::task::spawn_blocking(move || {
-                let _place = place;
+                let _places = (place, caller);
                 node.index().search_until(&request, &viewer, until)
             })
             .await
@@ -580,13 +593,16 @@ pub(crate) fn merge(
 }
 
 /// Runs a live search for `viewer`: `request` as the core reads it, `wire`
-/// as peers are sent it, waiting at most `wait` for peers.
+/// as peers are sent it, waiting at most `wait` for peers. `place`, the
+/// caller's place among the node's searches, is held until this search
+/// and every search of the local index it started have ended.
 pub async fn live(
     replicator: Arc<Replicator>,
     request: SearchRequest,
     wire: proto::SearchRequest,
     viewer: Viewer,
     wait: Duration,
+    place: Option<OwnedSemaphorePermit>,
 ) -> Result<Answer, SearchError> {
     if request.after.is_some() {
         return Err(SearchError::Invalid(
@@ -609,7 +625,7 @@ pub async fn live(
         &request.origins,
     );
     let claim = OnBehalfOf::for_viewer(&viewer);
-    let local = LocalIndex::new(node.clone(), request.clone(), viewer.clone());
+    let local = LocalIndex::new(node.clone(), request.clone(), viewer.clone(), place);
     // Every origin no peer is asked for comes from the local index (as of
     // the last sync), searched while the peers are asked.
     let asked: BTreeSet<&str> = targets.iter().map(|t| t.origin.as_str()).collect();

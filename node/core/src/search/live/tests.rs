@@ -452,7 +452,12 @@ async fn a_live_search_searches_at_most_two_local_copies_at_once() {
         })
     });
     let replicator = Replicator::new(node.clone(), down);
-    let local = LocalIndex::new(node.clone(), SearchRequest::default(), Viewer::Anonymous);
+    let local = LocalIndex::new(
+        node.clone(),
+        SearchRequest::default(),
+        Viewer::Anonymous,
+        None,
+    );
     let places = local.places.clone();
     let searching = || LOCAL_SEARCHES - places.available_permits();
 
@@ -504,7 +509,15 @@ async fn a_dropped_copy_starts_no_search_and_a_running_one_keeps_its_place() {
         }) as Arc<dyn crate::sync::FederationPeer>)
     });
     let replicator = Replicator::new(node.clone(), slow);
-    let local = LocalIndex::new(node.clone(), SearchRequest::default(), Viewer::Anonymous);
+    // The caller's place among the node's searches (`limits.searches`).
+    let searches = Arc::new(tokio::sync::Semaphore::new(1));
+    let caller = searches.clone().acquire_owned().await.unwrap();
+    let local = LocalIndex::new(
+        node.clone(),
+        SearchRequest::default(),
+        Viewer::Anonymous,
+        Some(caller),
+    );
     let places = local.places.clone();
     let searching = || LOCAL_SEARCHES - places.available_permits();
     let held = hold_searches(&node);
@@ -526,10 +539,21 @@ async fn a_dropped_copy_starts_no_search_and_a_running_one_keeps_its_place() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(searching(), 0, "a dropped copy started a search");
 
-    // A place free: the copy's search starts and outlasts the answer.
+    // A place free: the copy's search starts and outlasts the answer, and
+    // the live search itself (its caller hung up).
     let (_, found) = ask(local.clone()).await;
     assert!(matches!(found, Found::Live { .. }));
     assert_eq!(searching(), 1, "the running search keeps its place");
+    drop(local);
+    assert_eq!(
+        searches.available_permits(),
+        0,
+        "the running search keeps the caller's place too"
+    );
     drop(held);
     until("the search ended", || searching() == 0).await;
+    until("the caller's place is given back", || {
+        searches.available_permits() == 1
+    })
+    .await;
 }
