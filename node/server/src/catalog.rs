@@ -506,8 +506,12 @@ mod tests {
         assert_eq!(given_up.code(), tonic::Code::DeadlineExceeded, "{given_up}");
         assert!(given_up.message().contains("deadline"), "{given_up}");
 
-        // The caller leaves a tenth of the way through.
-        let left = tokio::time::timeout(took / 10, search(None)).await;
+        // The caller leaves after a millisecond, well before the end.
+        assert!(
+            took >= Duration::from_millis(10),
+            "{took:?}: too short to leave early"
+        );
+        let left = tokio::time::timeout(Duration::from_millis(1), search(None)).await;
         assert!(left.is_err(), "a search of everything took {took:?}");
         assert_eq!(
             node.search_slots().available_permits(),
@@ -517,7 +521,7 @@ mod tests {
         let waited = std::time::Instant::now();
         while node.search_slots().available_permits() == 0 {
             assert!(
-                waited.elapsed() < took * 20,
+                waited.elapsed() < Duration::from_secs(30),
                 "the place was never given back"
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
