@@ -11,6 +11,7 @@ pub mod live;
 use std::borrow::Borrow;
 use std::cell::LazyCell;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::index::{PreparedSearch, Work};
 use crate::node::Node;
@@ -104,6 +105,22 @@ pub fn search(
     viewer: &Viewer,
 ) -> Result<Answer, SearchError> {
     prepare(node, request, viewer)?.answer(node, replicator, None)
+}
+
+/// How long a search for `viewer` may run: what its caller waits
+/// (`asked`, at most the request timeout), and for anyone but the
+/// operator `search.max_search_ms` at most. Whether that bound is the one
+/// that applies comes with it (a search it cuts is counted as a limit hit).
+pub fn time_allowed(node: &Node, viewer: &Viewer, asked: Option<Duration>) -> (Duration, bool) {
+    let config = node.config();
+    let timeout = Duration::from_secs(config.limits.request_timeout_secs);
+    let asked = asked.map_or(timeout, |asked| asked.min(timeout));
+    let most = Duration::from_millis(config.search.max_search_ms);
+    if matches!(viewer, Viewer::Operator { .. }) || asked <= most {
+        (asked, false)
+    } else {
+        (most, true)
+    }
 }
 
 /// A local search compiled and sized, not yet run: [`Prepared::work`] tells

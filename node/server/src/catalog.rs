@@ -297,25 +297,17 @@ pub async fn search(
     Ok(convert::search_response(answer, elapsed.as_micros() as u64))
 }
 
-/// When a search for `viewer` begun at `started` gives up: when its caller
-/// stops waiting (`within`, at most the request timeout), and for anyone
-/// but the operator after `search.max_search_ms` at most. Whether that
-/// bound is the one that applies comes with it.
+/// When a search for `viewer` begun at `started` gives up
+/// ([`meridian_core::search::time_allowed`]), and whether
+/// `search.max_search_ms` is what sets it.
 pub(crate) fn search_deadline(
     node: &Node,
     viewer: &Viewer,
     started: Instant,
     within: Option<Duration>,
 ) -> (Instant, bool) {
-    let config = node.config();
-    let timeout = Duration::from_secs(config.limits.request_timeout_secs);
-    let asked = within.map_or(timeout, |within| within.min(timeout));
-    let most = Duration::from_millis(config.search.max_search_ms);
-    if matches!(viewer, Viewer::Operator { .. }) || asked <= most {
-        (started + asked, false)
-    } else {
-        (started + most, true)
-    }
+    let (allowed, capped) = meridian_core::search::time_allowed(node, viewer, within);
+    (started + allowed, capped)
 }
 
 /// Counts a search given up at `search.max_search_ms` (`capped`) as a

@@ -340,9 +340,9 @@ struct LocalIndex {
     node: Arc<Node>,
     request: SearchRequest,
     viewer: Viewer,
-    /// When a search of the local index gives up: [`local_search_time`]
-    /// after the live search began (not the peers' deadline, which a search
-    /// of the local copy may outlast).
+    /// When a search of the local index gives up: what
+    /// [`super::time_allowed`] allows after the live search began (not the
+    /// peers' deadline, which a search of the local copy may outlast).
     until: std::time::Instant,
     /// The live search's places for searches of the local index
     /// ([`LOCAL_SEARCHES`]), shared by all of them.
@@ -361,7 +361,7 @@ impl LocalIndex {
         viewer: Viewer,
         caller: Option<OwnedSemaphorePermit>,
     ) -> Self {
-        let until = std::time::Instant::now() + local_search_time(&node, &viewer);
+        let until = std::time::Instant::now() + super::time_allowed(&node, &viewer, None).0;
         Self {
             node,
             request,
@@ -414,19 +414,6 @@ impl LocalSearch {
 impl Drop for LocalSearch {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// How long a search of the local index may run within a live search:
-/// the request timeout, and for anyone but the operator
-/// `search.max_search_ms` at most.
-fn local_search_time(node: &Node, viewer: &Viewer) -> Duration {
-    let config = node.config();
-    let timeout = Duration::from_secs(config.limits.request_timeout_secs);
-    if matches!(viewer, Viewer::Operator { .. }) {
-        timeout
-    } else {
-        timeout.min(Duration::from_millis(config.search.max_search_ms))
     }
 }
 
