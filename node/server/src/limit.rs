@@ -4,6 +4,7 @@
 //! RESOURCE_EXHAUSTED with a message saying which limit and when to retry.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -91,12 +92,18 @@ pub fn client<T>(request: &Request<T>, peer: Option<&str>) -> String {
 }
 
 /// Who a request from `addr` counts against (`peer` when it is a pinned
-/// peer's): the same bucket whichever protocol the request came by.
+/// peer's): the same bucket whichever protocol the request came by. An
+/// IPv6 client counts by its /64, as for connections
+/// ([`crate::tls::address_of`]): a host given a /64 could otherwise take a
+/// fresh bucket with each of its addresses.
 pub fn client_at(addr: Option<std::net::SocketAddr>, peer: Option<&str>) -> String {
     match peer {
         Some(peer) => format!("peer {peer}"),
         None => addr
-            .map(|addr| addr.ip().to_string())
+            .map(|addr| match crate::tls::address_of(addr.ip()) {
+                IpAddr::V6(network) => format!("{network}/64"),
+                v4 => v4.to_string(),
+            })
             .unwrap_or_else(|| "an unknown address".to_owned()),
     }
 }
@@ -131,5 +138,37 @@ mod tests {
         limiter.check("192.0.2.2").unwrap();
         limiter.check("peer uni").unwrap();
         assert_eq!(metrics.limit_hits.get(Limit::RequestRate), 1);
+    }
+
+    /// The addresses of one IPv6 /64 share a bucket, so a host cannot take a
+    /// fresh one with each address it is given; another /64, and an IPv4
+    /// client written as IPv4-mapped IPv6, count as themselves.
+    #[test]
+    fn an_ipv6_client_is_rated_by_its_64() {
+        let limits = Limits {
+            requests_per_second: 1,
+            request_burst: 2,
+            ..Limits::default()
+        };
+        let limiter = RateLimiter::new(&limits, &Metrics::default());
+        let at = |address: &str| client_at(Some(format!("[{address}]:443").parse().unwrap()), None);
+        assert_eq!(at("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        limiter.check(&at("2001:db8:1:2::1")).unwrap();
+        limiter.check(&at("2001:db8:1:2:ffff::9")).unwrap();
+        let refused = limiter.check(&at("2001:db8:1:2:abcd::77")).unwrap_err();
+        assert!(
+            refused
+                .message()
+                .starts_with("too many requests from 2001:db8:1:2::/64:"),
+            "{}",
+            refused.message()
+        );
+        limiter.check(&at("2001:db8:1:3::1")).unwrap();
+        assert_eq!(at("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(
+            client_at(Some("192.0.2.7:443".parse().unwrap()), None),
+            "192.0.2.7"
+        );
+        assert_eq!(client_at(None, Some("uni")), "peer uni");
     }
 }
