@@ -281,6 +281,68 @@ async fn one_address_holds_at_most_its_share_of_connections() {
     );
 }
 
+/// A plain TCP connection to `addr` that says nothing, or `None` when the
+/// listener closes it at once.
+async fn silent_plain_connection(addr: std::net::SocketAddr) -> Option<tokio::net::TcpStream> {
+    use tokio::io::AsyncReadExt;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(Duration::from_millis(500), tcp.read(&mut buf)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => None,
+        _ => Some(tcp),
+    }
+}
+
+/// A plain HTTP listener (`http.plaintext`, behind a reverse proxy) holds
+/// at most `limits.max_connections` connections at once, as a TLS listener
+/// does: one more is closed at accept and counted, and a closed
+/// connection's place goes to the next request.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plain_http_listener_holds_at_most_its_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = TestNode::start_with(
+        "polar",
+        &[
+            ("MERIDIAN_HTTP__PLAINTEXT", "true"),
+            ("MERIDIAN_LIMITS__MAX_CONNECTIONS", "2"),
+        ],
+    );
+    let http = node.http.expect("an HTTP listener");
+    let first = silent_plain_connection(http).await.expect("a place");
+    let _second = silent_plain_connection(http).await.expect("a place");
+    assert!(
+        silent_plain_connection(http).await.is_none(),
+        "a third plain connection was let in"
+    );
+    let scraped = crate::metrics::scrape(&node);
+    assert_eq!(
+        crate::metrics::value(&scraped, "meridian_limit_hits_total{limit=\"connections\"}"),
+        Some(1.0),
+        "{scraped}"
+    );
+    assert_eq!(
+        crate::metrics::value(&scraped, "meridian_connections_open{listener=\"http\"}"),
+        Some(2.0),
+        "{scraped}"
+    );
+
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let mut tcp = tokio::net::TcpStream::connect(http).await.unwrap();
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_string(&mut answer)).await;
+        if !answer.is_empty() || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
 /// Issue 9, item 5: connections that connect and then say nothing cannot
 /// keep the listener's places: each is closed once it has held no request
 /// for `limits.idle_timeout_secs`, and its place goes to the next client. A

@@ -126,10 +126,100 @@ pub async fn serve(
                 .await
         }
         None => {
-            axum::serve(listener, service)
+            let caps = crate::tls::ConnCaps::of(limits, Listener::Http, metrics);
+            let plain = PlainListener {
+                places: Arc::new(tokio::sync::Semaphore::new(caps.connections)),
+                listener,
+                caps,
+            };
+            axum::serve(plain, service)
                 .with_graceful_shutdown(shutdown)
                 .await
         }
+    }
+}
+
+/// Plain HTTP connections (a node behind a reverse proxy), at most
+/// `limits.max_connections` open at once: one more is closed as soon as it
+/// is accepted, as on a TLS listener. Nothing else is capped here: every
+/// connection comes from the proxy, which keeps its clients' connections
+/// and their timeouts.
+pub struct PlainListener {
+    listener: TcpListener,
+    places: Arc<tokio::sync::Semaphore>,
+    caps: crate::tls::ConnCaps,
+}
+
+/// A plain HTTP connection, holding its place under the listener's cap
+/// until it closes.
+pub struct PlainConn {
+    tcp: tokio::net::TcpStream,
+    _slot: crate::tls::Slot,
+}
+
+impl axum::serve::Listener for PlainListener {
+    type Io = PlainConn;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (PlainConn, SocketAddr) {
+        loop {
+            let (tcp, remote) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Some(slot) = crate::tls::Slot::take(&self.places, None, &self.caps, remote) else {
+                continue;
+            };
+            self.caps
+                .metrics
+                .connections_accepted
+                .inc(self.caps.listener);
+            let _ = tcp.set_nodelay(true);
+            crate::tls::keepalive(&tcp);
+            return (PlainConn { tcp, _slot: slot }, remote);
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+impl tokio::io::AsyncRead for PlainConn {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for PlainConn {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
     }
 }
 
@@ -145,10 +235,10 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
 }
 
 /// Behind a reverse proxy the proxy keeps the connections: no idle timer.
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, PlainListener>>
     for ClientConn
 {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, PlainListener>) -> Self {
         Self {
             addr: *stream.remote_addr(),
             activity: None,

@@ -423,11 +423,36 @@ pub struct TlsConn {
 
 /// A connection's place under its listener's caps, counted as open until
 /// the connection closes.
-struct Slot {
+pub(crate) struct Slot {
     _permit: tokio::sync::OwnedSemaphorePermit,
     /// Its place among its address's connections, when they are capped.
     _address: Option<AddressPlace>,
     open: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl Slot {
+    /// A place under `connections` for a connection `caps`' listener
+    /// accepted from `remote`, counted as open while it is held; `None`
+    /// (the refusal logged and counted) when every place is taken.
+    pub(crate) fn take(
+        connections: &Arc<tokio::sync::Semaphore>,
+        address: Option<AddressPlace>,
+        caps: &ConnCaps,
+        remote: SocketAddr,
+    ) -> Option<Slot> {
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            caps.metrics.limit_hits.inc(Limit::Connections);
+            tracing::warn!(remote = %remote, limit = caps.connections, "connection closed: too many connections");
+            return None;
+        };
+        let open = caps.metrics.connections_open.of(caps.listener);
+        open.inc();
+        Some(Slot {
+            _permit: permit,
+            _address: address,
+            open,
+        })
+    }
 }
 
 impl Drop for Slot {
@@ -537,7 +562,7 @@ impl PerAddress {
 /// One connection's place among those of its address, given back when it
 /// is dropped; the address leaves the map with its last connection.
 #[derive(Debug)]
-struct AddressPlace {
+pub(crate) struct AddressPlace {
     table: Arc<PerAddress>,
     address: IpAddr,
 }
@@ -558,7 +583,7 @@ impl Drop for AddressPlace {
 /// (also when written as IPv4-mapped IPv6) as it is, an IPv6 address by its
 /// /64 network, the least a site or a host is usually given, so that one
 /// host cannot take a new place with each of its addresses.
-fn address_of(remote: IpAddr) -> IpAddr {
+pub(crate) fn address_of(remote: IpAddr) -> IpAddr {
     match remote {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -653,9 +678,7 @@ pub fn incoming(
                 },
                 None => None,
             };
-            let Ok(permit) = connections.clone().try_acquire_owned() else {
-                caps.metrics.limit_hits.inc(Limit::Connections);
-                tracing::warn!(remote = %remote, limit = caps.connections, "connection closed: too many connections");
+            let Some(slot) = Slot::take(&connections, address, &caps, remote) else {
                 continue;
             };
             let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
@@ -664,13 +687,6 @@ pub fn incoming(
                 continue;
             };
             caps.metrics.connections_accepted.inc(caps.listener);
-            let open = caps.metrics.connections_open.of(caps.listener);
-            open.inc();
-            let slot = Slot {
-                _permit: permit,
-                _address: address,
-                open,
-            };
             let _ = tcp.set_nodelay(true);
             keepalive(&tcp);
             let acceptor = acceptor.clone();
