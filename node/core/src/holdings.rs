@@ -2,20 +2,25 @@
 //! change signed into the origin log and durable before it is acknowledged;
 //! and reading records back, verified, for a viewer.
 //!
-//! [`Node::store_prepared`] decides each record's version and log position;
-//! [`Node::append_own`] signs the entries ([`crate::log::sign_entry`]),
-//! appends them in one transaction, flushes, then signs a checkpoint.
+//! An import chunk is planned (each record's version and log position),
+//! signed ([`crate::log::sign_entry`]), then committed: appended in one
+//! transaction, flushed, and covered by a signed checkpoint
+//! ([`Node::commit_signed`]). An import stream signs a chunk while the one
+//! before it commits ([`Node::import_step`]); the commit checks, under the
+//! writer lock, that the chunk's place in the log and its key still hold.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use crate::ids::{LogIndex, RecordId};
-use crate::log::{RecordState, StoredEntry, UnsignedEntry};
+use crate::log::{RecordState, SignedEntry, StoredEntry, UnsignedEntry};
 use crate::metrics::ImportResult;
 use crate::node::{Node, NodeError};
 use crate::proto::{log_entry::Body, DatasetRecord, Envelope, Visibility};
 use crate::record::{self, RecordError};
+use crate::sign::NodeKey;
 use crate::store::StoreError;
 use crate::visibility::{self, Delivery, Viewer};
 
@@ -51,6 +56,39 @@ pub struct ImportOutcome {
 pub struct PreparedChunk {
     records: Vec<DatasetRecord>,
     outcome: ImportOutcome,
+}
+
+/// States planned for records but not yet stored, by id.
+type Touched = HashMap<String, (RecordState, DatasetRecord)>;
+
+/// A chunk whose records have versions and log positions, not yet signed.
+struct PlannedChunk {
+    prepared: PreparedChunk,
+    first: u64,
+    entries: Vec<UnsignedEntry>,
+    touched: Touched,
+    unchanged: u64,
+}
+
+/// A chunk planned and signed, waiting to commit ([`Node::commit_signed`]).
+/// It keeps the records as prepared, to plan them again should the log
+/// move before it commits.
+pub struct SignedChunk {
+    prepared: PreparedChunk,
+    /// The log position of its first entry, and the key that signed it.
+    first: u64,
+    key: Arc<NodeKey>,
+    signed: Vec<SignedEntry>,
+    /// The states its records leave, for the chunk planned after it.
+    touched: Touched,
+    unchanged: u64,
+}
+
+/// What one [`Node::import_step`] did: the pending chunk's commit and the
+/// next chunk signed, each when there was one.
+pub struct ImportStep {
+    pub committed: Option<Result<ImportOutcome, NodeError>>,
+    pub signed: Option<Result<SignedChunk, NodeError>>,
 }
 
 /// A page of records.
@@ -107,8 +145,8 @@ impl Node {
     }
 
     /// The first half of an import, which needs no lock: parses and
-    /// validates the lines in parallel. A pipeline prepares the next chunk
-    /// while [`Node::store_prepared`] stores this one.
+    /// validates the lines in parallel. An import stream prepares the next
+    /// chunk while [`Node::import_step`] signs and commits earlier ones.
     pub fn prepare_lines(&self, first_line: u64, lines: &[String]) -> PreparedChunk {
         let parsed: Vec<Result<DatasetRecord, RecordError>> = lines
             .par_iter()
@@ -127,22 +165,88 @@ impl Node {
     /// The second half of an import: assigns versions and log positions,
     /// signs, appends in one transaction and flushes.
     pub fn store_prepared(&self, prepared: PreparedChunk) -> Result<ImportOutcome, NodeError> {
-        let PreparedChunk {
-            records,
-            mut outcome,
-        } = prepared;
-        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let appender = self.store().appender(self.node_id())?;
+        let planned = self.plan_chunk(prepared, None)?;
+        self.commit_signed(self.sign_chunk(planned))
+    }
+
+    /// One step of an import stream, which signs a chunk while the one
+    /// before it commits: plans `next` to follow `pending`, then commits
+    /// `pending` on a thread of its own while `next` is signed. Either may
+    /// be absent (the first chunk has nothing to commit; the last, or one
+    /// whose successor has not arrived yet, nothing to sign). Blocking.
+    ///
+    /// `next` is planned before `pending` commits, on the states `pending`
+    /// leaves: its reads never wait for `pending`'s transaction. Its place
+    /// in the log and its key are checked again when it commits
+    /// ([`Node::commit_signed`]).
+    pub fn import_step(
+        &self,
+        pending: Option<SignedChunk>,
+        next: Option<PreparedChunk>,
+    ) -> ImportStep {
+        let planned = next.map(|next| self.plan_chunk(next, pending.as_ref()));
+        std::thread::scope(|scope| {
+            let committing = pending.map(|chunk| scope.spawn(|| self.commit_signed(chunk)));
+            let signed = planned.map(|planned| planned.map(|planned| self.sign_chunk(planned)));
+            let committed = committing.map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            });
+            ImportStep { committed, signed }
+        })
+    }
+
+    /// Decides each record's version and log position, the first at the
+    /// end of the log, or after `after` when that chunk has yet to commit
+    /// (its records' states are then the ones it leaves). Reads the store;
+    /// takes no lock.
+    fn plan_chunk(
+        &self,
+        prepared: PreparedChunk,
+        after: Option<&SignedChunk>,
+    ) -> Result<PlannedChunk, NodeError> {
+        let (first, earlier) = match after {
+            Some(after) => (
+                after.first + after.signed.len() as u64,
+                Some(&after.touched),
+            ),
+            None => (self.store().log_size(self.node_id())?, None),
+        };
+        let (entries, touched, unchanged) = self.plan(&prepared.records, first, earlier)?;
+        Ok(PlannedChunk {
+            prepared,
+            first,
+            entries,
+            touched,
+            unchanged,
+        })
+    }
+
+    /// The versions of `records` as entries from log position `first`, with
+    /// the states they leave and how many records are unchanged. `earlier`
+    /// holds states planned but not yet stored.
+    fn plan(
+        &self,
+        records: &[DatasetRecord],
+        first: u64,
+        earlier: Option<&Touched>,
+    ) -> Result<(Vec<UnsignedEntry>, Touched, u64), NodeError> {
         // The latest state of each id this chunk touches, so an id repeated
         // within the chunk sees its own earlier line.
-        let mut touched: HashMap<String, (RecordState, DatasetRecord)> = HashMap::new();
+        let mut touched = Touched::new();
         let mut planned: Vec<UnsignedEntry> = Vec::with_capacity(records.len());
+        let mut unchanged = 0;
         // Whether any of this node's entries is quarantined (a revoked key).
         let chain = self.own_chain();
         let revoking = !chain.revocations().is_empty();
-        for mut record in records {
+        for record in records {
+            let mut record = record.clone();
             let mut quarantined = false;
-            let previous = match touched.get(&record.id) {
+            let planned_before = touched
+                .get(&record.id)
+                .or_else(|| earlier.and_then(|earlier| earlier.get(&record.id)));
+            let previous = match planned_before {
                 Some((state, old)) => Some((*state, old.clone())),
                 None => {
                     let current = self.current(&record.id)?;
@@ -155,16 +259,66 @@ impl Node {
                     current
                 }
             };
-            let index = LogIndex(appender.next_index() + planned.len() as u64);
+            let index = LogIndex(first + planned.len() as u64);
             let Some(state) = plan_version(&mut record, previous, quarantined, index) else {
-                outcome.unchanged += 1;
+                unchanged += 1;
                 continue;
             };
             touched.insert(record.id.clone(), (state, record.clone()));
             planned.push(UnsignedEntry::record(record, state));
         }
-        outcome.stored = planned.len() as u64;
-        outcome.log_size = self.append_own(appender, planned)?;
+        Ok((planned, touched, unchanged))
+    }
+
+    /// Signs a planned chunk's entries with the signing key in use, in
+    /// parallel. Touches no store.
+    fn sign_chunk(&self, planned: PlannedChunk) -> SignedChunk {
+        let key = self.key();
+        let signed = self.sign_own(&key, planned.first, planned.entries);
+        SignedChunk {
+            prepared: planned.prepared,
+            first: planned.first,
+            key,
+            signed,
+            touched: planned.touched,
+            unchanged: planned.unchanged,
+        }
+    }
+
+    /// Appends a signed chunk in one transaction, flushes and signs a
+    /// checkpoint, under the writer lock. When the log has moved since the
+    /// chunk was planned (a delete or a key change came in between) or the
+    /// signing key changed, the chunk is planned and signed again first, so
+    /// what is stored is what planning under the lock would have stored.
+    pub fn commit_signed(&self, chunk: SignedChunk) -> Result<ImportOutcome, NodeError> {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if self.recovering() {
+            return Err(NodeError::Recovering);
+        }
+        let appender = self.store().appender(self.node_id())?;
+        let chunk = if appender.next_index() == chunk.first && Arc::ptr_eq(&chunk.key, &self.key())
+        {
+            chunk
+        } else {
+            tracing::debug!(
+                planned_at = chunk.first,
+                log_size = appender.next_index(),
+                "the log moved while an import chunk was signed; planning it again"
+            );
+            let first = appender.next_index();
+            let (entries, touched, unchanged) = self.plan(&chunk.prepared.records, first, None)?;
+            self.sign_chunk(PlannedChunk {
+                prepared: chunk.prepared,
+                first,
+                entries,
+                touched,
+                unchanged,
+            })
+        };
+        let mut outcome = chunk.prepared.outcome;
+        outcome.unchanged += chunk.unchanged;
+        outcome.stored = chunk.signed.len() as u64;
+        outcome.log_size = self.commit_own(appender, chunk.signed, &chunk.key)?;
         let imports = &self.metrics().imports;
         imports.add(ImportResult::Stored, outcome.stored);
         imports.add(ImportResult::Unchanged, outcome.unchanged);
@@ -587,6 +741,88 @@ mod tests {
         assert_eq!(imports.get(ImportResult::Stored), 2);
         assert_eq!(imports.get(ImportResult::Unchanged), 1);
         assert_eq!(imports.get(ImportResult::Rejected), 1);
+    }
+
+    /// An import stream signs a chunk while the one before it commits: the
+    /// chunk signed ahead sees the states the committing one leaves (a
+    /// record it changes gets the next version, one it repeats is
+    /// unchanged), and the log it leaves is the one chunk-by-chunk imports
+    /// would have written.
+    #[test]
+    fn a_chunk_signed_while_the_one_before_commits_sees_its_states() {
+        let (node, _dir) = polar();
+        let first = vec![line("A", "public"), line("B", "public")];
+        let second = vec![
+            crate::test_support::record_line("A", "Ice core A, second edition", "public"),
+            line("B", "public"),
+            line("C", "federation"),
+        ];
+        let size_before = node.store().log_size("polar").unwrap();
+        let step = node.import_step(None, Some(node.prepare_lines(1, &first)));
+        assert!(step.committed.is_none());
+        let signed = step.signed.unwrap().unwrap();
+        // Planned on the states the first chunk leaves, not on the store,
+        // which does not hold them yet (planned again at commit otherwise).
+        let planned = node
+            .plan_chunk(node.prepare_lines(3, &second), Some(&signed))
+            .unwrap();
+        assert_eq!(planned.first, size_before + 2);
+        assert_eq!(planned.unchanged, 1);
+        let versions: Vec<u64> = planned
+            .entries
+            .iter()
+            .map(|entry| entry.state.unwrap().version)
+            .collect();
+        assert_eq!(versions, [2, 1]);
+        let step = node.import_step(Some(signed), Some(node.prepare_lines(3, &second)));
+        let committed = step.committed.unwrap().unwrap();
+        assert_eq!((committed.stored, committed.unchanged), (2, 0));
+        assert_eq!(committed.log_size, size_before + 2);
+        let step = node.import_step(Some(step.signed.unwrap().unwrap()), None);
+        assert!(step.signed.is_none());
+        let committed = step.committed.unwrap().unwrap();
+        assert_eq!((committed.stored, committed.unchanged), (2, 1));
+        assert_eq!(committed.log_size, size_before + 4);
+
+        let operator = node.operator();
+        let a = node.get("polar", "A", &operator).unwrap();
+        assert_eq!(a.record.version, 2);
+        assert_eq!(a.record.title, "Ice core A, second edition");
+        assert_eq!(a.log_index.get(), size_before + 2);
+        assert_eq!(node.get("polar", "B", &operator).unwrap().record.version, 1);
+        assert_eq!(
+            node.get("polar", "C", &operator).unwrap().log_index.get(),
+            size_before + 3
+        );
+        let report = crate::fsck::check(&node).unwrap();
+        assert!(report.clean(), "{:?}", report.findings);
+    }
+
+    /// A chunk signed ahead whose place in the log was taken before it
+    /// committed (here by a delete) is planned and signed again under the
+    /// writer lock: nothing is stored at a position twice, and the record
+    /// deleted in between is stored again as its next version.
+    #[test]
+    fn a_chunk_whose_place_was_taken_is_planned_again() {
+        let (node, _dir) = polar();
+        node.import_lines(1, &[line("A", "public")]).unwrap();
+        let signed = node
+            .import_step(
+                None,
+                Some(node.prepare_lines(2, &[line("A", "public"), line("B", "public")])),
+            )
+            .signed
+            .unwrap()
+            .unwrap();
+        let (_, tombstone_at) = node.delete(&RecordId::parse("A").unwrap()).unwrap();
+        let committed = node.commit_signed(signed).unwrap();
+        assert_eq!((committed.stored, committed.unchanged), (2, 0));
+        assert_eq!(committed.log_size, tombstone_at.get() + 3);
+        let a = node.get("polar", "A", &node.operator()).unwrap();
+        assert_eq!(a.record.version, 3);
+        assert_eq!(a.log_index.get(), tombstone_at.get() + 1);
+        let report = crate::fsck::check(&node).unwrap();
+        assert!(report.clean(), "{:?}", report.findings);
     }
 
     /// A read of a record the caller may not see checks no signature: it

@@ -1382,21 +1382,31 @@ impl Node {
         if self.recovering() {
             return Err(NodeError::Recovering);
         }
-        let origin = self.node_id();
-        let first = appender.next_index();
         let key = self.key();
-        let signed: Vec<SignedEntry> = entries
+        let signed = self.sign_own(&key, appender.next_index(), entries);
+        self.commit_own(appender, signed, &key)
+    }
+
+    /// Signs `entries` with `key` as this node's log entries from position
+    /// `first` on, in parallel.
+    pub(crate) fn sign_own(
+        &self,
+        key: &NodeKey,
+        first: u64,
+        entries: Vec<UnsignedEntry>,
+    ) -> Vec<SignedEntry> {
+        let origin = self.node_id();
+        entries
             .into_par_iter()
             .enumerate()
-            .map(|(offset, entry)| log::sign_entry(&key, origin, first + offset as u64, entry))
-            .collect();
-        self.commit_own(appender, signed, &key)
+            .map(|(offset, entry)| log::sign_entry(key, origin, first + offset as u64, entry))
+            .collect()
     }
 
     /// Appends signed entries to this node's own log in one transaction,
     /// flushes, signs a checkpoint with `key` (the signing key governing
     /// the new size) and tells subscribers. Call with `writer` held.
-    fn commit_own(
+    pub(crate) fn commit_own(
         &self,
         mut appender: Appender<OriginNodes<'_>>,
         signed: Vec<SignedEntry>,

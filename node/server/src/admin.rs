@@ -323,8 +323,8 @@ impl Admin for AdminService {
         let mut chunks = request.into_inner();
         let node = self.node.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        // Two stages: the next chunk is parsed and validated while the
-        // previous one is signed and committed.
+        // Three stages at once: a chunk is parsed and validated while the
+        // one before it is signed and the one before that commits.
         let (prepared_tx, mut prepared_rx) = tokio::sync::mpsc::channel(1);
         let guard = node.import_guard();
         let parser_node = node.clone();
@@ -354,21 +354,59 @@ impl Admin for AdminService {
                 }
             }
         });
+        // The second stage signs a chunk while the one before it commits
+        // (`Node::import_step`). A signed chunk waits for the next only if
+        // that one is parsed already: an acknowledgement is never held back
+        // waiting for the client.
         tokio::spawn(async move {
             let _guard = guard;
-            while let Some(prepared) = prepared_rx.recv().await {
-                let result = match prepared {
-                    Ok(prepared) => {
-                        let node = node.clone();
-                        blocking(move || node.store_prepared(prepared))
-                            .await
-                            .map(convert::import_ack)
+            let mut pending: Option<meridian_core::holdings::SignedChunk> = None;
+            loop {
+                let next = if pending.is_some() {
+                    prepared_rx.try_recv().ok()
+                } else {
+                    match prepared_rx.recv().await {
+                        Some(next) => Some(next),
+                        None => break,
                     }
-                    Err(status) => Err(status),
                 };
-                let failed = result.is_err();
-                if tx.send(result).await.is_err() || failed {
+                let (next, refused) = match next {
+                    Some(Ok(next)) => (Some(next), None),
+                    Some(Err(status)) => (None, Some(status)),
+                    None => (None, None),
+                };
+                let step = {
+                    let node = node.clone();
+                    let pending = pending.take();
+                    tokio::task::spawn_blocking(move || node.import_step(pending, next))
+                        .await
+                        .map_err(status::join)
+                };
+                let step = match step {
+                    Ok(step) => step,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        break;
+                    }
+                };
+                if let Some(committed) = step.committed {
+                    let result = committed.map(convert::import_ack).map_err(status::node);
+                    let failed = result.is_err();
+                    if tx.send(result).await.is_err() || failed {
+                        break;
+                    }
+                }
+                if let Some(status) = refused {
+                    let _ = tx.send(Err(status)).await;
                     break;
+                }
+                match step.signed {
+                    Some(Ok(signed)) => pending = Some(signed),
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(status::node(e))).await;
+                        break;
+                    }
+                    None => {}
                 }
             }
         });
