@@ -398,8 +398,17 @@ fn finish(mut scan: Scan, slots: Vec<Slot>) -> Result<Scan, NodeError> {
 pub fn get(node: &Node, origin: &str, id: &str) -> Result<Option<Item>, NodeError> {
     let store = node.store();
     // An origin that is quarantined, or whose chain does not verify, has
-    // no record to show, as in the listings.
-    let Some(ring) = listed_keys(node, origin) else {
+    // no record to show, as in the listings. A broken chain is said here
+    // at debug level only: a harvester asks once per record, and the
+    // listings, the indexer and `peers status` say it already.
+    let ring = match node.origin_keys(origin) {
+        Ok(ring) => ring,
+        Err(e) => {
+            tracing::debug!(origin = %origin, error = %e, "the origin's key chain does not verify: its records are not served");
+            None
+        }
+    };
+    let Some(ring) = ring else {
         return Ok(None);
     };
     let Some(state) = store.record_state(origin, id)? else {
