@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crate::certificate::{self, PublicIdentity, TlsError, TlsIdentity};
@@ -120,6 +120,8 @@ pub struct Node {
     /// Verified key chains of other origins, with the key-set positions
     /// and pinned root they were built from.
     chains: Mutex<std::collections::HashMap<String, CachedChain>>,
+    /// How many times a peer's key chain was built and verified.
+    chain_builds: AtomicU64,
     /// Origins whose key set had expired at the last key upkeep
     /// ([`Node::stale_origins_at`]), for completeness reports.
     stale: RwLock<std::collections::BTreeSet<String>>,
@@ -191,7 +193,19 @@ enum KeyChange {
 
 /// A verified chain of another origin, with the key-set positions and the
 /// pinned root it was built from.
-type CachedChain = (Vec<u64>, [u8; 32], Arc<KeyChain>);
+/// A peer's key chain as last built: from which key-set positions and
+/// pinned root, and the chain or why it did not verify (with when that was
+/// found, so that a chain that does not verify is built again at most every
+/// [`BROKEN_CHAIN_RECHECK`], not on every request of the peer).
+struct CachedChain {
+    positions: Vec<u64>,
+    root: [u8; 32],
+    built: Result<Arc<KeyChain>, (SignError, std::time::Instant)>,
+}
+
+/// How long a key chain that did not verify is taken as still broken while
+/// neither its key sets nor its pin change.
+const BROKEN_CHAIN_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Held while an import stream runs; see [`Node::import_guard`].
 pub struct ImportGuard {
@@ -358,6 +372,7 @@ impl Node {
             key: RwLock::new(Arc::new(key)),
             chain: RwLock::new(Arc::new(chain)),
             chains: Mutex::default(),
+            chain_builds: AtomicU64::new(0),
             stale: RwLock::default(),
             doi_conflicts: Mutex::default(),
             key_pending_rename,
@@ -494,25 +509,53 @@ impl Node {
 
     /// The stored chain of `peer`'s log, verified from the root pinned for
     /// it; rebuilt only when a key set was added since or the pin changed.
-    /// The pinned key is parsed and vetted only when the chain is built
-    /// (vetting costs tens of microseconds, and every request of a peer
-    /// looks its chain up).
+    /// A chain that does not verify is refused with the same error, without
+    /// being built again, for [`BROKEN_CHAIN_RECHECK`]. The pinned key is
+    /// parsed and vetted only when the chain is built (vetting costs tens
+    /// of microseconds, and every request of a peer looks its chain up).
     pub fn peer_chain(&self, peer: &Peer) -> Result<Arc<KeyChain>, NodeError> {
         let origin = peer.node_id.as_str();
         let positions = self.store.key_set_positions(origin)?;
         let mut cache = self.chains.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((held, root, chain)) = cache.get(origin) {
-            if *held == positions && root[..] == peer.identity_key[..] {
-                return Ok(chain.clone());
+        if let Some(cached) = cache.get(origin) {
+            if cached.positions == positions && cached.root[..] == peer.identity_key[..] {
+                match &cached.built {
+                    Ok(chain) => return Ok(chain.clone()),
+                    Err((refused, at)) if at.elapsed() < BROKEN_CHAIN_RECHECK => {
+                        return Err(NodeError::Sign(refused.clone()))
+                    }
+                    Err(_) => {}
+                }
             }
         }
         let pinned = peer.pinned_root()?;
-        let chain = Arc::new(build_chain(&self.store, origin, Some(pinned))?);
+        self.chain_builds.fetch_add(1, Ordering::Relaxed);
+        let built = match build_chain(&self.store, origin, Some(pinned)) {
+            Ok(chain) => Ok(Arc::new(chain)),
+            Err(NodeError::Sign(refused)) => Err((refused, std::time::Instant::now())),
+            // A store that failed to read is not a chain that does not
+            // verify: asked again next time.
+            Err(other) => return Err(other),
+        };
+        let answer = match &built {
+            Ok(chain) => Ok(chain.clone()),
+            Err((refused, _)) => Err(NodeError::Sign(refused.clone())),
+        };
         cache.insert(
             origin.to_owned(),
-            (positions, pinned.to_bytes(), chain.clone()),
+            CachedChain {
+                positions,
+                root: pinned.to_bytes(),
+                built,
+            },
         );
-        Ok(chain)
+        answer
+    }
+
+    /// How many times a peer's key chain was built and verified so far.
+    #[cfg(test)]
+    pub(crate) fn chain_builds(&self) -> u64 {
+        self.chain_builds.load(Ordering::Relaxed)
     }
 
     /// Whether this node serves and indexes `origin`'s records: its own, or

@@ -163,7 +163,7 @@ impl FromStr for KeyId {
 }
 
 /// Why an envelope, a key set or a key file was refused.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SignError {
     /// The envelope is larger than [`MAX_ENVELOPE_BYTES`]; nothing else was
     /// looked at.
@@ -289,6 +289,19 @@ pub enum KeyFileProblem {
     /// `ErrorKind::AlreadyExists`; a missing one on load is `NotFound`).
     #[error("{0}")]
     Io(io::Error),
+}
+
+/// A copy keeps an I/O error's kind and message (an `io::Error` is not
+/// `Clone`).
+impl Clone for KeyFileProblem {
+    fn clone(&self) -> Self {
+        match self {
+            Self::TooOpen { mode } => Self::TooOpen { mode: *mode },
+            Self::NotAFile => Self::NotAFile,
+            Self::Format(message) => Self::Format(message.clone()),
+            Self::Io(e) => Self::Io(io::Error::new(e.kind(), e.to_string())),
+        }
+    }
 }
 
 fn key_file_error(path: &Path, problem: KeyFileProblem) -> SignError {

@@ -2699,8 +2699,9 @@ async fn a_peer_whose_key_chain_does_not_verify_is_not_identified_and_holds_up_n
     assert_eq!(identified(&polar_next).as_deref(), Some(POLAR));
 
     let pinned = repin(here, POLAR, &stranger_root());
+    let builds = here.chain_builds();
     assert_eq!(identified(&uni_key).as_deref(), Some(UNI));
-    for key in [&polar_key, &polar_next] {
+    for key in [&polar_key, &polar_next, &polar_key, &polar_next] {
         match here.peer_by_tls_key(key) {
             Err(NodeError::PeerUnverified { peer, source }) => {
                 assert_eq!(peer, POLAR);
@@ -2716,6 +2717,9 @@ async fn a_peer_whose_key_chain_does_not_verify_is_not_identified_and_holds_up_n
         }
     }
     assert_eq!(identified(&stranger_root()), None);
+    // The broken chain was built and refused once, not per request.
+    assert_eq!(here.chain_builds() - builds, 1);
+    // A pin put right is taken at once.
     repin(here, POLAR, &pinned);
     assert_eq!(identified(&polar_key).as_deref(), Some(POLAR));
 
