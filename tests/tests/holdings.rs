@@ -389,3 +389,69 @@ async fn waiting_for_a_position_beyond_the_log_is_refused() {
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().starts_with("log_size: "), "{}", err.message());
 }
+
+/// Withdrawals that come in while a large import streams land between its
+/// chunks. The import signs a chunk while the one before it commits, and a
+/// chunk whose place in the log a withdrawal took meanwhile is planned and
+/// signed again: every line is stored once, every withdrawal holds, the
+/// log holds exactly one entry for each, and `fsck` finds nothing.
+#[test]
+fn withdrawals_during_an_import_each_land_and_nothing_is_stored_twice() {
+    let mut node = TestNode::start("polar");
+    let status = |node: &TestNode| -> serde_json::Value {
+        serde_json::from_str(&node.ok(&["status", "--json"])).unwrap()
+    };
+    let early: Vec<String> = (0..40)
+        .map(|i| {
+            record_line(
+                &format!("OLD-{i:03}"),
+                &format!("Old station {i}"),
+                "public",
+            )
+        })
+        .collect();
+    node.import_no_wait(&early);
+    let size_before = status(&node)["log_size"].as_u64().unwrap();
+    let big: Vec<String> = (0..20_000)
+        .map(|i| {
+            record_line(
+                &format!("NEW-{i:06}"),
+                &format!("Ice station {i}"),
+                "public",
+            )
+        })
+        .collect();
+    let withdrawn = 30;
+    let imported = std::thread::scope(|scope| {
+        let importer = scope.spawn(|| {
+            node.run_with_stdin(
+                &["holdings", "import", "-", "--json", "--no-wait"],
+                Some(&big.join("\n")),
+            )
+        });
+        for i in 0..withdrawn {
+            node.ok(&["holdings", "rm", &format!("OLD-{i:03}"), "--yes"]);
+        }
+        importer.join().unwrap()
+    });
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&imported.stdout).unwrap();
+    assert_eq!(summary["stored"], 20_000, "{summary}");
+    assert_eq!(summary["rejected"], 0, "{summary}");
+
+    let after = status(&node);
+    assert_eq!(
+        after["log_size"].as_u64().unwrap(),
+        size_before + 20_000 + withdrawn,
+        "{after}"
+    );
+    assert_eq!(after["records"], 40 - withdrawn + 20_000, "{after}");
+    assert!(node.stop(), "a clean stop");
+    let out = node.run(&["fsck", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["clean"], true, "{report}");
+}
