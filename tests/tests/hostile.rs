@@ -343,6 +343,98 @@ async fn a_plain_http_listener_holds_at_most_its_connections() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
+/// One plain HTTP/1.1 `GET path` from `source` (any free port), with an
+/// `X-Forwarded-For` of `forwarded_for`; the whole answer.
+async fn plain_get_from(
+    source: std::net::IpAddr,
+    http: std::net::SocketAddr,
+    path: &str,
+    forwarded_for: &str,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(source, 0)).unwrap();
+    let mut tcp = socket.connect(http).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: {forwarded_for}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(20), tcp.read_to_string(&mut answer))
+        .await
+        .expect("an answer within 20 s")
+        .unwrap();
+    answer
+}
+
+/// Asks `path` from `source` with each of `forwarded` in turn, round and
+/// round, until the node refuses one for its rate: the refusal's answer.
+async fn first_refusal(
+    source: std::net::IpAddr,
+    http: std::net::SocketAddr,
+    forwarded: &[&str],
+) -> String {
+    for round in 0..50 {
+        let answer = plain_get_from(
+            source,
+            http,
+            "/api/v1/node",
+            forwarded[round % forwarded.len()],
+        )
+        .await;
+        if answer.starts_with("HTTP/1.1 429") {
+            return answer;
+        }
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    panic!("no request was refused for its rate");
+}
+
+/// Behind a reverse proxy (`http.trusted_proxies`), each client forwarded
+/// by the proxy has its own rate, named in the refusal; what a client
+/// writes into `X-Forwarded-For` itself is not believed, and the header
+/// of a connection from any other address is ignored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trusted_proxy_names_its_clients_and_no_one_else_does() {
+    let node = TestNode::start_with(
+        "polar",
+        &[
+            ("MERIDIAN_HTTP__PLAINTEXT", "true"),
+            ("MERIDIAN_HTTP__TRUSTED_PROXIES", "127.0.0.1"),
+            ("MERIDIAN_LIMITS__REQUESTS_PER_SECOND", "1"),
+            ("MERIDIAN_LIMITS__REQUEST_BURST", "3"),
+        ],
+    );
+    let http = node.http.expect("an HTTP listener");
+    let proxy: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+
+    // The proxy's client 192.0.2.1 runs out of requests; entries it wrote
+    // itself to the left of the proxy's do not change whose they are.
+    let refused = first_refusal(proxy, http, &["192.0.2.1", "203.0.113.9, 192.0.2.1"]).await;
+    assert!(
+        refused.contains("too many requests from 192.0.2.1"),
+        "{refused}"
+    );
+    // Another client of the same proxy is still served.
+    let other = plain_get_from(proxy, http, "/api/v1/node", "192.0.2.2").await;
+    assert!(other.starts_with("HTTP/1.1 200"), "{other}");
+
+    // A client that connects directly from another address names whoever
+    // it likes in vain: every request counts against its own address.
+    let direct: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let refused = first_refusal(
+        direct,
+        http,
+        &["198.51.100.1", "198.51.100.2", "198.51.100.3"],
+    )
+    .await;
+    assert!(
+        refused.contains("too many requests from 127.0.0.2"),
+        "{refused}"
+    );
+}
+
 /// Issue 9, item 5: connections that connect and then say nothing cannot
 /// keep the listener's places: each is closed once it has held no request
 /// for `limits.idle_timeout_secs`, and its place goes to the next client. A

@@ -158,6 +158,41 @@ pub struct HttpConfig {
     /// As an environment override, a comma-separated list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cors_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client: addresses
+    /// or networks (`127.0.0.1`, `10.0.0.0/8`, `fd00::/8`). A request from
+    /// one of them counts against the address the proxies forwarded it for
+    /// (rate limits, anonymous read places); the header of any other
+    /// connection is ignored. None by default. As an environment override,
+    /// a comma-separated list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl HttpConfig {
+    /// The networks of [`HttpConfig::trusted_proxies`];
+    /// [`Config::check`] refused any that does not parse.
+    pub fn trusted_networks(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|text| parse_network(text).ok())
+            .collect()
+    }
+}
+
+/// An address or network: `192.0.2.1` (one address), `10.0.0.0/8`,
+/// `2001:db8::/32`.
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(address) = text.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(address));
+    }
+    match text.parse::<ipnet::IpNet>() {
+        Ok(network) if network == network.trunc() => Ok(network),
+        Ok(network) => Err(format!(
+            "has host bits set past its prefix (the network is {})",
+            network.trunc()
+        )),
+        Err(_) => Err("is not an address or a network such as 10.0.0.0/8".to_owned()),
+    }
 }
 
 /// The certificate public clients see (anonymous gRPC and HTTP).
@@ -486,6 +521,7 @@ impl Config {
                 listen: Some(SocketAddr::new(listen.ip(), http_port)),
                 plaintext: false,
                 cors_origins: Vec::new(),
+                trusted_proxies: Vec::new(),
             },
             tls: TlsConfig::default(),
             metrics: MetricsConfig::default(),
@@ -611,6 +647,9 @@ impl Config {
         for origin in &self.http.cors_origins {
             check_cors_origin(origin)
                 .map_err(|why| format!("http.cors_origins: `{origin}` {why}"))?;
+        }
+        for proxy in &self.http.trusted_proxies {
+            parse_network(proxy).map_err(|why| format!("http.trusted_proxies: `{proxy}` {why}"))?;
         }
         if !(1..=MAX_OAI_PAGE_SIZE).contains(&self.oai.page_size) {
             return Err(format!(
@@ -954,6 +993,43 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_are_addresses_or_networks_and_bad_ones_are_named() {
+        let file = format!("{BASE}[http]\ntrusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\"]\n");
+        let config = Config::parse(&file, Path::new("m.toml"), &env(&[])).unwrap();
+        let networks: Vec<String> = config
+            .http
+            .trusted_networks()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(networks, ["127.0.0.1/32", "10.0.0.0/8"]);
+        let vars = env(&[("MERIDIAN_HTTP__TRUSTED_PROXIES", "::1, fd00::/8")]);
+        let config = Config::parse(BASE, Path::new("m.toml"), &vars).unwrap();
+        assert_eq!(config.http.trusted_proxies, ["::1", "fd00::/8"]);
+        assert_eq!(config.http.trusted_networks().len(), 2);
+        for (bad, why) in [
+            ("proxy.example.org", "not an address or a network"),
+            ("10.0.0.0/33", "not an address or a network"),
+            ("10.1.2.3/8", "the network is 10.0.0.0/8"),
+            ("10.0.0.1:80", "not an address or a network"),
+        ] {
+            let vars = env(&[("MERIDIAN_HTTP__TRUSTED_PROXIES", bad)]);
+            let file = format!("{BASE}[http]\ntrusted_proxies = [\"{bad}\"]\n");
+            for err in [
+                Config::parse(BASE, Path::new("m.toml"), &vars).unwrap_err(),
+                Config::parse(&file, Path::new("m.toml"), &env(&[])).unwrap_err(),
+            ] {
+                let err = err.to_string();
+                assert!(
+                    err.contains(&format!("http.trusted_proxies: `{bad}`")),
+                    "{bad}: {err}"
+                );
+                assert!(err.contains(why), "{bad}: {err}");
+            }
+        }
+    }
+
+    #[test]
     fn the_store_cache_is_sized_in_mebibytes_within_bounds() {
         let config = Config::parse(BASE, Path::new("m.toml"), &env(&[])).unwrap();
         assert_eq!(config.store.cache_bytes(), 64 << 20);
@@ -1039,6 +1115,7 @@ mod tests {
             &["http", "listen"],
             &["http", "plaintext"],
             &["http", "cors_origins"],
+            &["http", "trusted_proxies"],
             &["tls", "public_cert"],
             &["tls", "public_key"],
             &["metrics", "listen"],

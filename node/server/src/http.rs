@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::catalog::Catalog;
+use crate::forwarded::TrustedProxies;
 use crate::idle::IdleLayer;
 use crate::tls::TlsConn;
 use crate::web::{AppState, ClientConn};
@@ -76,12 +77,14 @@ async fn within_places(
 
 /// Serves `router` on `listener` until `shutdown` resolves, over TLS with
 /// `tls` (plain HTTP when `None`), within `limits`; its connections are
-/// counted in `metrics`.
+/// counted in `metrics`. A request from one of `proxies` counts as the
+/// client it was forwarded for ([`crate::forwarded`]).
 pub async fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
     limits: &Limits,
+    proxies: TrustedProxies,
     metrics: &Metrics,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -97,6 +100,10 @@ pub async fn serve(
             // for a place counts, so a request queued behind slow ones is
             // answered by its own deadline.
             tower::ServiceBuilder::new()
+                .map_request(move |mut request: axum::extract::Request| {
+                    crate::forwarded::resolve(&proxies, &mut request);
+                    request
+                })
                 .layer(tower_http::trace::TraceLayer::new_for_http())
                 .layer(tower_http::timeout::TimeoutLayer::with_status_code(
                     StatusCode::REQUEST_TIMEOUT,

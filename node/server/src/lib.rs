@@ -11,6 +11,7 @@
 //! | [`federation`] | `Federation`: the peer-facing service (pull, node info, hints) |
 //! | [`admin`] | `Admin`: the operator's service on the Unix socket |
 //! | [`http`] | the HTTP server beside gRPC: listener, stack, CORS, `/healthz` |
+//! | [`forwarded`] | the client behind a trusted reverse proxy (`X-Forwarded-For`) |
 //! | [`api`] | the HTTP/JSON API (`/api/v1`) over [`catalog`], and its OpenAPI document |
 //! | [`oai`] | the OAI-PMH 2.0 provider at `/oai` on the HTTP server |
 //! | [`metrics`] | `/metrics` (Prometheus) on its own listener: kept counters and state read at scrape time |
@@ -29,6 +30,7 @@ pub mod catalog;
 pub mod convert;
 pub mod federation;
 pub mod fetch;
+pub mod forwarded;
 pub mod http;
 pub mod idle;
 pub mod limit;

@@ -25,6 +25,7 @@ use tonic_health::ServingStatus;
 use crate::admin::AdminService;
 use crate::catalog::{Catalog, CatalogService};
 use crate::federation::FederationService;
+use crate::forwarded::TrustedProxies;
 use crate::stack::{self, Limited};
 use crate::trust_check;
 
@@ -364,10 +365,11 @@ async fn run(
             };
             let router = crate::http::router(replicator.clone(), reads.clone());
             let limits = limits.clone();
+            let proxies = TrustedProxies::new(node.config().http.trusted_networks());
             let counted = node.metrics().clone();
             let stopped = stopped(stop_rx.clone());
             Some(tokio::spawn(async move {
-                crate::http::serve(listener, tls, router, &limits, &counted, stopped).await
+                crate::http::serve(listener, tls, router, &limits, proxies, &counted, stopped).await
             }))
         }
         None => None,

@@ -1,0 +1,256 @@
+//! The client behind a reverse proxy: a request that arrives from one of
+//! the configured proxies (`http.trusted_proxies`) counts against the
+//! address its `X-Forwarded-For` names, so that rate limits and anonymous
+//! read places apply to each client, not to the proxy as a whole.
+//!
+//! Each proxy appends the address it received the request from, so the
+//! list is read from its right end: the first entry that is not a trusted
+//! proxy is the client. Entries to its left were written by the client
+//! itself and are never believed. The header of a connection from any
+//! other address is ignored.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ConnectInfo;
+use axum::http::HeaderMap;
+use ipnet::IpNet;
+
+use crate::web::ClientConn;
+
+/// The header proxies (nginx, HAProxy, Apache, Traefik, cloud balancers)
+/// append the address they received a request from to.
+const FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// How many entries of the list are read at most, from the right: a
+/// chain of proxies longer than this is not a deployment, and a client
+/// cannot make the node walk a header of thousands of entries.
+const MAX_HOPS: usize = 16;
+
+/// The proxies whose `X-Forwarded-For` is believed.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies {
+    networks: Vec<IpNet>,
+}
+
+impl TrustedProxies {
+    pub fn new(networks: Vec<IpNet>) -> Self {
+        Self { networks }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.networks.is_empty()
+    }
+
+    fn trusts(&self, address: IpAddr) -> bool {
+        let address = address.to_canonical();
+        self.networks
+            .iter()
+            .any(|network| network.contains(&address))
+    }
+
+    /// Who a request from `peer` with `headers` speaks for: `peer` unless
+    /// it is a trusted proxy, else the rightmost forwarded address that is
+    /// not one. An entry that is not an address ends the walk at the proxy
+    /// that passed it on; when every entry is a trusted proxy, the
+    /// leftmost is the client.
+    pub fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
+        if !self.trusts(peer.ip()) {
+            return peer;
+        }
+        let mut client = peer.ip().to_canonical();
+        let values: Vec<&[u8]> = headers
+            .get_all(FORWARDED_FOR)
+            .iter()
+            .map(|value| value.as_bytes())
+            .collect();
+        // Several headers are one list, in the order they came.
+        let entries = values
+            .iter()
+            .rev()
+            .flat_map(|value| value.rsplit(|&b| b == b','))
+            .take(MAX_HOPS);
+        for entry in entries {
+            let Some(address) = std::str::from_utf8(entry).ok().and_then(parse_entry) else {
+                break;
+            };
+            client = address.to_canonical();
+            if !self.trusts(client) {
+                break;
+            }
+        }
+        SocketAddr::new(client, 0)
+    }
+}
+
+/// One entry of the list: an address, as proxies write it with or without
+/// a port (`192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1`, `[2001:db8::1]:4711`).
+fn parse_entry(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|at| at.ip()))
+}
+
+/// Puts the forwarded client in place of the proxy's address in the
+/// request's connection info, which every route's client address
+/// ([`crate::web::ClientAddr`]) reads.
+pub fn resolve(proxies: &TrustedProxies, request: &mut axum::extract::Request) {
+    if proxies.is_empty() {
+        return;
+    }
+    let Some(ConnectInfo(conn)) = request.extensions().get::<ConnectInfo<ClientConn>>() else {
+        return;
+    };
+    let client = proxies.client(conn.addr, request.headers());
+    if client != conn.addr {
+        let conn = ClientConn {
+            addr: client,
+            activity: conn.activity.clone(),
+        };
+        request.extensions_mut().insert(ConnectInfo(conn));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn proxies(networks: &[&str]) -> TrustedProxies {
+        TrustedProxies::new(networks.iter().map(|n| n.parse().unwrap()).collect())
+    }
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(FORWARDED_FOR, HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    fn client(proxies: &TrustedProxies, peer: &str, values: &[&str]) -> String {
+        proxies
+            .client(peer.parse().unwrap(), &headers(values))
+            .ip()
+            .to_string()
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_is_believed() {
+        let trusted = proxies(&["127.0.0.1/32", "10.0.0.0/8"]);
+        assert_eq!(
+            client(&trusted, "127.0.0.1:5000", &["192.0.2.7"]),
+            "192.0.2.7"
+        );
+        // A client that connects directly names whoever it likes in vain.
+        assert_eq!(
+            trusted
+                .client(
+                    "198.51.100.9:5000".parse().unwrap(),
+                    &headers(&["192.0.2.7"])
+                )
+                .to_string(),
+            "198.51.100.9:5000"
+        );
+        // No proxies configured: nothing is believed.
+        assert_eq!(
+            client(&TrustedProxies::default(), "127.0.0.1:5000", &["192.0.2.7"]),
+            "127.0.0.1"
+        );
+        // A trusted proxy that forwards nothing is its own client.
+        assert_eq!(client(&trusted, "10.1.2.3:5000", &[]), "10.1.2.3");
+    }
+
+    #[test]
+    fn the_rightmost_address_that_is_not_a_proxy_is_the_client() {
+        let trusted = proxies(&["127.0.0.1/32", "10.0.0.0/8"]);
+        // The client wrote its own first entries; the proxy appended the
+        // address it saw.
+        assert_eq!(
+            client(&trusted, "127.0.0.1:5000", &["1.1.1.1, 2.2.2.2, 192.0.2.7"]),
+            "192.0.2.7"
+        );
+        // Two proxies: the outer one's entry is skipped.
+        assert_eq!(
+            client(
+                &trusted,
+                "127.0.0.1:5000",
+                &["1.1.1.1, 192.0.2.7, 10.0.0.5"]
+            ),
+            "192.0.2.7"
+        );
+        // Several headers are one list in their order.
+        assert_eq!(
+            client(
+                &trusted,
+                "127.0.0.1:5000",
+                &["1.1.1.1", "192.0.2.7, 10.0.0.5"]
+            ),
+            "192.0.2.7"
+        );
+        // Every entry a proxy: the leftmost is the client.
+        assert_eq!(
+            client(&trusted, "127.0.0.1:5000", &["10.9.9.9, 10.0.0.5"]),
+            "10.9.9.9"
+        );
+    }
+
+    #[test]
+    fn a_broken_entry_ends_the_walk_at_the_proxy_that_passed_it_on() {
+        let trusted = proxies(&["127.0.0.1/32", "10.0.0.0/8"]);
+        assert_eq!(
+            client(
+                &trusted,
+                "127.0.0.1:5000",
+                &["192.0.2.7, unknown, 10.0.0.5"]
+            ),
+            "10.0.0.5"
+        );
+        assert_eq!(client(&trusted, "127.0.0.1:5000", &[""]), "127.0.0.1");
+        assert_eq!(
+            client(&trusted, "127.0.0.1:5000", &["192.0.2.7, , "]),
+            "127.0.0.1"
+        );
+        let mut bytes = HeaderMap::new();
+        bytes.append(
+            FORWARDED_FOR,
+            HeaderValue::from_bytes(b"192.0.2.7, \xff10.0.0.5").unwrap(),
+        );
+        assert_eq!(
+            trusted
+                .client("127.0.0.1:5000".parse().unwrap(), &bytes)
+                .ip()
+                .to_string(),
+            "127.0.0.1"
+        );
+    }
+
+    #[test]
+    fn ports_and_ipv6_are_read_and_mapped_addresses_are_plain() {
+        let trusted = proxies(&["::1/128", "fd00::/8", "127.0.0.1/32"]);
+        assert_eq!(
+            client(&trusted, "[::1]:5000", &["[2001:db8::7]:4711, fd00::2"]),
+            "2001:db8::7"
+        );
+        assert_eq!(
+            client(&trusted, "[::1]:5000", &["192.0.2.7:4711"]),
+            "192.0.2.7"
+        );
+        // An IPv4 proxy seen through a dual-stack socket is still trusted.
+        assert_eq!(
+            client(&trusted, "[::ffff:127.0.0.1]:5000", &["::ffff:192.0.2.7"]),
+            "192.0.2.7"
+        );
+    }
+
+    #[test]
+    fn a_long_list_is_read_only_so_far() {
+        let trusted = proxies(&["10.0.0.0/8"]);
+        let mut list = vec!["192.0.2.7".to_owned()];
+        list.extend((0..100).map(|i| format!("10.0.0.{}", i % 250)));
+        // The walk stops after MAX_HOPS entries, at a proxy's address.
+        let found = client(&trusted, "10.0.0.1:5000", &[&list.join(", ")]);
+        assert!(found.starts_with("10.0.0."), "{found}");
+    }
+}
