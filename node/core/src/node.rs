@@ -122,6 +122,9 @@ pub struct Node {
     chains: Mutex<std::collections::HashMap<String, CachedChain>>,
     /// How many times a peer's key chain was built and verified.
     chain_builds: AtomicU64,
+    /// How many times the TLS keys of a peer's stored key sets were read
+    /// without verifying them ([`Node::tls_keys_of_unverified`]).
+    unverified_reads: AtomicU64,
     /// Origins whose key set had expired at the last key upkeep
     /// ([`Node::stale_origins_at`]), for completeness reports.
     stale: RwLock<std::collections::BTreeSet<String>>,
@@ -191,8 +194,6 @@ enum KeyChange {
     Root { roots: Vec<NodeKey>, threshold: u32 },
 }
 
-/// A verified chain of another origin, with the key-set positions and the
-/// pinned root it was built from.
 /// A peer's key chain as last built: from which key-set positions and
 /// pinned root, and the chain or why it did not verify (with when that was
 /// found, so that a chain that does not verify is built again at most every
@@ -200,7 +201,17 @@ enum KeyChange {
 struct CachedChain {
     positions: Vec<u64>,
     root: [u8; 32],
-    built: Result<Arc<KeyChain>, (SignError, std::time::Instant)>,
+    built: Result<Arc<KeyChain>, Refusal>,
+}
+
+/// Why a peer's key chain did not verify, when that was found, and the
+/// TLS keys its stored sets list, read without verifying them (each
+/// handshake while the chain is refused asks for them:
+/// [`Node::tls_keys_of_unverified`]).
+struct Refusal {
+    error: SignError,
+    at: std::time::Instant,
+    listed: Arc<[Vec<u8>]>,
 }
 
 /// How long a key chain that did not verify is taken as still broken while
@@ -373,6 +384,7 @@ impl Node {
             chain: RwLock::new(Arc::new(chain)),
             chains: Mutex::default(),
             chain_builds: AtomicU64::new(0),
+            unverified_reads: AtomicU64::new(0),
             stale: RwLock::default(),
             doi_conflicts: Mutex::default(),
             key_pending_rename,
@@ -521,8 +533,8 @@ impl Node {
             if cached.positions == positions && cached.root[..] == peer.identity_key[..] {
                 match &cached.built {
                     Ok(chain) => return Ok(chain.clone()),
-                    Err((refused, at)) if at.elapsed() < BROKEN_CHAIN_RECHECK => {
-                        return Err(NodeError::Sign(refused.clone()))
+                    Err(refused) if refused.at.elapsed() < BROKEN_CHAIN_RECHECK => {
+                        return Err(NodeError::Sign(refused.error.clone()))
                     }
                     Err(_) => {}
                 }
@@ -532,14 +544,18 @@ impl Node {
         self.chain_builds.fetch_add(1, Ordering::Relaxed);
         let built = match build_chain(&self.store, origin, Some(pinned)) {
             Ok(chain) => Ok(Arc::new(chain)),
-            Err(NodeError::Sign(refused)) => Err((refused, std::time::Instant::now())),
+            Err(NodeError::Sign(error)) => Err(Refusal {
+                error,
+                at: std::time::Instant::now(),
+                listed: self.stored_tls_keys(origin, &positions).into(),
+            }),
             // A store that failed to read is not a chain that does not
             // verify: asked again next time.
             Err(other) => return Err(other),
         };
         let answer = match &built {
             Ok(chain) => Ok(chain.clone()),
-            Err((refused, _)) => Err(NodeError::Sign(refused.clone())),
+            Err(refused) => Err(NodeError::Sign(refused.error.clone())),
         };
         cache.insert(
             origin.to_owned(),
@@ -556,6 +572,13 @@ impl Node {
     #[cfg(test)]
     pub(crate) fn chain_builds(&self) -> u64 {
         self.chain_builds.load(Ordering::Relaxed)
+    }
+
+    /// How many times the stored key sets of a peer were read for the TLS
+    /// keys they list, without verifying them, so far.
+    #[cfg(test)]
+    pub(crate) fn unverified_reads(&self) -> u64 {
+        self.unverified_reads.load(Ordering::Relaxed)
     }
 
     /// Whether this node serves and indexes `origin`'s records: its own, or
@@ -677,13 +700,34 @@ impl Node {
     /// Every TLS key that could be `peer`'s while its key chain does not
     /// verify: those pinned for it (which need no chain) and those any of
     /// its stored key sets lists, read without verifying them. Only ever
-    /// used to refuse a key, never to accept one. A stored set that cannot
-    /// be read adds nothing: what it lists is unknown to this node.
+    /// used to refuse a key, never to accept one. What the stored sets
+    /// list is kept with the chain's refusal while their positions stay
+    /// the same ([`Refusal`]), so a handshake does not read them again.
     fn tls_keys_of_unverified(&self, peer: &Peer) -> Vec<Vec<u8>> {
-        use crate::proto::{log_entry::Body, LogEntry};
         let origin = peer.node_id.as_str();
+        let positions = self.store.key_set_positions(origin).unwrap_or_default();
+        let kept = {
+            let cache = self.chains.lock().unwrap_or_else(|p| p.into_inner());
+            cache
+                .get(origin)
+                .filter(|cached| cached.positions == positions)
+                .and_then(|cached| cached.built.as_ref().err())
+                .map(|refused| refused.listed.clone())
+        };
+        let listed = kept.unwrap_or_else(|| self.stored_tls_keys(origin, &positions).into());
         let mut keys = peer.tls_keys.clone();
-        for index in self.store.key_set_positions(origin).unwrap_or_default() {
+        keys.extend(listed.iter().cloned());
+        keys
+    }
+
+    /// The TLS keys the key sets stored at `positions` of `origin`'s log
+    /// list, read without verifying them. A stored set that cannot be read
+    /// adds nothing: what it lists is unknown to this node.
+    fn stored_tls_keys(&self, origin: &str, positions: &[u64]) -> Vec<Vec<u8>> {
+        use crate::proto::{log_entry::Body, LogEntry};
+        self.unverified_reads.fetch_add(1, Ordering::Relaxed);
+        let mut keys = Vec::new();
+        for &index in positions {
             let Ok(Some(stored)) = self.store.entry(origin, LogIndex(index)) else {
                 continue;
             };

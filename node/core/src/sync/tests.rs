@@ -2700,6 +2700,7 @@ async fn a_peer_whose_key_chain_does_not_verify_is_not_identified_and_holds_up_n
 
     let pinned = repin(here, POLAR, &stranger_root());
     let builds = here.chain_builds();
+    let reads = here.unverified_reads();
     assert_eq!(identified(&uni_key).as_deref(), Some(UNI));
     for key in [&polar_key, &polar_next, &polar_key, &polar_next] {
         match here.peer_by_tls_key(key) {
@@ -2717,8 +2718,10 @@ async fn a_peer_whose_key_chain_does_not_verify_is_not_identified_and_holds_up_n
         }
     }
     assert_eq!(identified(&stranger_root()), None);
-    // The broken chain was built and refused once, not per request.
+    // The broken chain was built and refused once, not per request, and
+    // the keys its stored sets list were read once with it.
     assert_eq!(here.chain_builds() - builds, 1);
+    assert_eq!(here.unverified_reads() - reads, 1);
     // A pin put right is taken at once.
     repin(here, POLAR, &pinned);
     assert_eq!(identified(&polar_key).as_deref(), Some(POLAR));
