@@ -1322,8 +1322,30 @@ enum Lines {
     Many,
 }
 
+/// Where a rule's error points: a field's name, or a path such as
+/// `keywords[3]` built only when there is an error to report (a valid
+/// record is checked without formatting one).
+trait FieldPath {
+    fn path(self) -> String;
+}
+
+impl FieldPath for &str {
+    fn path(self) -> String {
+        self.to_owned()
+    }
+}
+
+/// A path built on demand.
+struct Lazy<F>(F);
+
+impl<F: FnOnce() -> String> FieldPath for Lazy<F> {
+    fn path(self) -> String {
+        (self.0)()
+    }
+}
+
 fn check_text(
-    field: &str,
+    field: impl FieldPath,
     value: &str,
     limit: Limit,
     required: bool,
@@ -1331,23 +1353,28 @@ fn check_text(
 ) -> Result<(), RecordError> {
     if value.is_empty() {
         return if required {
-            Err(RecordError::new(field, "is required"))
+            Err(RecordError::new(field.path(), "is required"))
         } else {
             Ok(())
         };
     }
-    if value.trim().len() != value.len() {
+    if value.starts_with(char::is_whitespace) || value.ends_with(char::is_whitespace) {
         return Err(RecordError::new(
-            field,
+            field.path(),
             "has leading or trailing whitespace",
         ));
     }
+    let ascii = value.is_ascii();
     match limit {
         Limit::Chars(max) => {
-            let count = value.chars().count();
+            let count = if ascii {
+                value.len()
+            } else {
+                value.chars().count()
+            };
             if count > max {
                 return Err(RecordError::new(
-                    field,
+                    field.path(),
                     format!("is {count} characters long; at most {max} are allowed"),
                 ));
             }
@@ -1355,16 +1382,27 @@ fn check_text(
         Limit::Bytes(max) => {
             if value.len() > max {
                 return Err(RecordError::new(
-                    field,
+                    field.path(),
                     format!("is {} bytes long; at most {max} are allowed", value.len()),
                 ));
             }
         }
     }
     let allowed = |c: char| lines == Lines::Many && matches!(c, '\n' | '\r' | '\t');
-    if let Some(c) = value.chars().find(|&c| c.is_control() && !allowed(c)) {
+    let control = |c: char| c.is_control() && !allowed(c);
+    // In ASCII text the control characters are the bytes below 0x20 and
+    // 0x7F; other text is read character by character (C1 controls).
+    let found = if ascii {
+        value
+            .bytes()
+            .find(|&b| (b < 0x20 || b == 0x7f) && control(char::from(b)))
+            .map(char::from)
+    } else {
+        value.chars().find(|&c| control(c))
+    };
+    if let Some(c) = found {
         return Err(RecordError::new(
-            field,
+            field.path(),
             format!("contains the control character U+{:04X}", u32::from(c)),
         ));
     }
@@ -1391,14 +1429,14 @@ fn check_creators(creators: &[Creator], required: bool) -> Result<(), RecordErro
     for (index, creator) in creators.iter().enumerate() {
         let field = |name: &str| format!("creators[{index}].{name}");
         check_text(
-            &field("name"),
+            Lazy(|| field("name")),
             &creator.name,
             Limit::Chars(MAX_NAME_CHARS),
             true,
             Lines::One,
         )?;
         check_text(
-            &field("affiliation"),
+            Lazy(|| field("affiliation")),
             &creator.affiliation,
             Limit::Chars(MAX_NAME_CHARS),
             false,
@@ -1494,11 +1532,17 @@ fn check_terms(field: &str, values: &[String], max_items: usize) -> Result<(), R
         ));
     }
     for (index, value) in values.iter().enumerate() {
-        let path = format!("{field}[{index}]");
+        let path = || format!("{field}[{index}]");
         if value.is_empty() {
-            return Err(RecordError::new(path, "is empty"));
+            return Err(RecordError::new(path(), "is empty"));
         }
-        check_text(&path, value, Limit::Chars(MAX_TERM_CHARS), true, Lines::One)?;
+        check_text(
+            Lazy(path),
+            value,
+            Limit::Chars(MAX_TERM_CHARS),
+            true,
+            Lines::One,
+        )?;
     }
     Ok(())
 }
@@ -1967,14 +2011,14 @@ fn check_subjects(record: &DatasetRecord) -> Result<(), RecordError> {
     for (index, subject) in record.subjects.iter().enumerate() {
         let field = |name: &str| format!("subjects[{index}].{name}");
         check_text(
-            &field("value"),
+            Lazy(|| field("value")),
             &subject.value,
             Limit::Chars(MAX_SUBJECT_CHARS),
             true,
             Lines::One,
         )?;
         check_text(
-            &field("scheme"),
+            Lazy(|| field("scheme")),
             &subject.scheme,
             Limit::Chars(MAX_NAME_CHARS),
             false,
@@ -1983,7 +2027,7 @@ fn check_subjects(record: &DatasetRecord) -> Result<(), RecordError> {
         check_uri(&field("scheme_uri"), &subject.scheme_uri)?;
         check_uri(&field("value_uri"), &subject.value_uri)?;
         check_text(
-            &field("classification_code"),
+            Lazy(|| field("classification_code")),
             &subject.classification_code,
             Limit::Chars(MAX_TERM_CHARS),
             false,
@@ -2059,7 +2103,7 @@ fn check_funding_references(funding: &[FundingReference]) -> Result<(), RecordEr
     for (index, f) in funding.iter().enumerate() {
         let field = |name: &str| format!("funding_references[{index}].{name}");
         check_text(
-            &field("funder_name"),
+            Lazy(|| field("funder_name")),
             &f.funder_name,
             Limit::Chars(MAX_NAME_CHARS),
             true,
@@ -2081,7 +2125,7 @@ fn check_funding_references(funding: &[FundingReference]) -> Result<(), RecordEr
         check_identifier(&field("award_number"), &f.award_number, false)?;
         check_uri(&field("award_uri"), &f.award_uri)?;
         check_text(
-            &field("award_title"),
+            Lazy(|| field("award_title")),
             &f.award_title,
             Limit::Chars(MAX_TITLE_CHARS),
             false,
@@ -2154,7 +2198,7 @@ fn check_geo(record: &DatasetRecord) -> Result<(), RecordError> {
     check_count("geo_places", record.geo_places.len(), MAX_GEO_PLACES)?;
     for (index, place) in record.geo_places.iter().enumerate() {
         check_text(
-            &format!("geo_places[{index}]"),
+            Lazy(|| format!("geo_places[{index}]")),
             place,
             Limit::Chars(MAX_NAME_CHARS),
             true,
@@ -2188,7 +2232,7 @@ fn check_dates(record: &DatasetRecord) -> Result<(), RecordError> {
         }
         check_vocabulary(&field("date_type"), &d.date_type, DATE_TYPES, true)?;
         check_text(
-            &field("information"),
+            Lazy(|| field("information")),
             &d.information,
             Limit::Chars(MAX_NAME_CHARS),
             false,
@@ -2222,7 +2266,7 @@ fn check_rights(record: &DatasetRecord) -> Result<(), RecordError> {
     for (index, r) in record.rights.iter().enumerate() {
         let field = |name: &str| format!("rights[{index}].{name}");
         check_text(
-            &field("statement"),
+            Lazy(|| field("statement")),
             &r.statement,
             Limit::Chars(MAX_RIGHTS_CHARS),
             false,
@@ -2231,7 +2275,7 @@ fn check_rights(record: &DatasetRecord) -> Result<(), RecordError> {
         check_uri(&field("uri"), &r.uri)?;
         check_identifier(&field("identifier"), &r.identifier, false)?;
         check_text(
-            &field("identifier_scheme"),
+            Lazy(|| field("identifier_scheme")),
             &r.identifier_scheme,
             Limit::Chars(MAX_NAME_CHARS),
             false,
@@ -2286,7 +2330,7 @@ fn check_alternate_identifiers(record: &DatasetRecord) -> Result<(), RecordError
         let field = |name: &str| format!("alternate_identifiers[{index}].{name}");
         check_identifier(&field("identifier"), &a.identifier, true)?;
         check_text(
-            &field("identifier_type"),
+            Lazy(|| field("identifier_type")),
             &a.identifier_type,
             Limit::Chars(MAX_NAME_CHARS),
             true,
