@@ -56,7 +56,11 @@ const FIRST_SMALLER_BATCH: u32 = 512;
 const SMALLEST_BATCH_ASK: u32 = 16;
 /// Most items a peer may send before closing a batch with a proof.
 const MAX_UNPROVEN: usize = 4 * BATCH;
-/// Envelopes per batch verification (one slice per core at a time).
+/// Fewest envelopes per batch verification: a pulled batch is cut into one
+/// slice per core, none smaller than this. A batch verification costs less
+/// per signature the larger it is (ed25519-zebra, one key, 900-byte
+/// messages: 11.2–11.4 µs at 256, 10.3–10.6 µs at 1,024), and below 256
+/// it takes another algorithm that costs 12.7–13.3 µs.
 const VERIFY_SLICE: usize = 256;
 /// Largest pulled item: an envelope at its bound ([`MAX_ENVELOPE_BYTES`])
 /// and the item's own framing. The Federation client decodes nothing larger.
