@@ -2790,16 +2790,19 @@ mod tests {
         assert_invalid(&record, "title", "control character U+000A");
         // ASCII text is read by bytes, other text by characters: the same
         // controls are found either way, and the same lengths counted.
-        record.title = "Ice\u{7f}sheet".into();
-        assert_invalid(&record, "title", "control character U+007F");
-        record.title = "Eis\u{85}décke".into();
-        assert_invalid(&record, "title", "control character U+0085");
-        record.title = "Eisdecke\u{1b}é".into();
-        assert_invalid(&record, "title", "control character U+001B");
-        record.title = "x".repeat(MAX_TITLE_CHARS + 1);
-        assert_invalid(&record, "title", "at most 1000");
-        record.title = "Ice sheet\u{a0}".into();
-        assert_invalid(&record, "title", "leading or trailing whitespace");
+        for (title, reason) in [
+            ("Ice\u{7f}sheet".to_owned(), "control character U+007F"),
+            ("Eis\u{85}décke".to_owned(), "control character U+0085"),
+            ("Eisdecke\u{1b}é".to_owned(), "control character U+001B"),
+            ("x".repeat(MAX_TITLE_CHARS + 1), "at most 1000"),
+            (
+                "Ice sheet\u{a0}".to_owned(),
+                "leading or trailing whitespace",
+            ),
+        ] {
+            record.title = title;
+            assert_invalid(&record, "title", reason);
+        }
         let mut record = sea_ice();
         record.keywords = vec!["ice".into(), "sea\u{0}ice".into()];
         assert_invalid(&record, "keywords[1]", "control character U+0000");
