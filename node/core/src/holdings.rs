@@ -213,6 +213,16 @@ impl Node {
             ),
             None => (self.store().log_size(self.node_id())?, None),
         };
+        self.plan_at(prepared, first, earlier)
+    }
+
+    /// Plans `prepared` from log position `first` ([`Node::plan`]).
+    fn plan_at(
+        &self,
+        prepared: PreparedChunk,
+        first: u64,
+        earlier: Option<&Touched>,
+    ) -> Result<PlannedChunk, NodeError> {
         let (entries, touched, unchanged) = self.plan(&prepared.records, first, earlier)?;
         Ok(PlannedChunk {
             prepared,
@@ -305,15 +315,7 @@ impl Node {
                 log_size = appender.next_index(),
                 "the log moved while an import chunk was signed; planning it again"
             );
-            let first = appender.next_index();
-            let (entries, touched, unchanged) = self.plan(&chunk.prepared.records, first, None)?;
-            self.sign_chunk(PlannedChunk {
-                prepared: chunk.prepared,
-                first,
-                entries,
-                touched,
-                unchanged,
-            })
+            self.sign_chunk(self.plan_at(chunk.prepared, appender.next_index(), None)?)
         };
         let mut outcome = chunk.prepared.outcome;
         outcome.unchanged += chunk.unchanged;

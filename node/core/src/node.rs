@@ -211,7 +211,29 @@ struct CachedChain {
 struct Refusal {
     error: SignError,
     at: std::time::Instant,
-    listed: Arc<[Vec<u8>]>,
+    listed: ListedKeys,
+}
+
+/// TLS keys a peer's stored key sets list, read without verifying them.
+type ListedKeys = Arc<[Vec<u8>]>;
+
+impl Refusal {
+    /// The error and the listed keys [`Node::chain_or_refusal`] answers.
+    fn answer(&self) -> (NodeError, Option<ListedKeys>) {
+        (
+            NodeError::Sign(self.error.clone()),
+            Some(self.listed.clone()),
+        )
+    }
+}
+
+/// The TLS keys `peer`'s verified `chain` lists in its current set; before
+/// any key set of the peer is held, the key its invitation named.
+fn tls_keys_in(chain: &KeyChain, peer: &Peer) -> Vec<Vec<u8>> {
+    match chain.latest() {
+        Some(link) => link.set.tls_keys.clone(),
+        None => peer.tls_keys.clone(),
+    }
 }
 
 /// How long a key chain that did not verify is taken as still broken while
@@ -526,21 +548,34 @@ impl Node {
     /// parsed and vetted only when the chain is built (vetting costs tens
     /// of microseconds, and every request of a peer looks its chain up).
     pub fn peer_chain(&self, peer: &Peer) -> Result<Arc<KeyChain>, NodeError> {
+        self.chain_or_refusal(peer).map_err(|(error, _)| error)
+    }
+
+    /// [`Node::peer_chain`], and with a chain that does not verify, the TLS
+    /// keys its stored sets list, read without verifying them (kept with
+    /// the refusal: [`Refusal`]); none with any other error.
+    fn chain_or_refusal(
+        &self,
+        peer: &Peer,
+    ) -> Result<Arc<KeyChain>, (NodeError, Option<ListedKeys>)> {
         let origin = peer.node_id.as_str();
-        let positions = self.store.key_set_positions(origin)?;
+        let positions = self
+            .store
+            .key_set_positions(origin)
+            .map_err(|e| (e.into(), None))?;
         let mut cache = self.chains.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(cached) = cache.get(origin) {
             if cached.positions == positions && cached.root[..] == peer.identity_key[..] {
                 match &cached.built {
                     Ok(chain) => return Ok(chain.clone()),
                     Err(refused) if refused.at.elapsed() < BROKEN_CHAIN_RECHECK => {
-                        return Err(NodeError::Sign(refused.error.clone()))
+                        return Err(refused.answer());
                     }
                     Err(_) => {}
                 }
             }
         }
-        let pinned = peer.pinned_root()?;
+        let pinned = peer.pinned_root().map_err(|e| (e.into(), None))?;
         self.chain_builds.fetch_add(1, Ordering::Relaxed);
         let built = match build_chain(&self.store, origin, Some(pinned)) {
             Ok(chain) => Ok(Arc::new(chain)),
@@ -551,11 +586,11 @@ impl Node {
             }),
             // A store that failed to read is not a chain that does not
             // verify: asked again next time.
-            Err(other) => return Err(other),
+            Err(other) => return Err((other, None)),
         };
         let answer = match &built {
             Ok(chain) => Ok(chain.clone()),
-            Err(refused) => Err(NodeError::Sign(refused.error.clone())),
+            Err(refused) => Err(refused.answer()),
         };
         cache.insert(
             origin.to_owned(),
@@ -641,11 +676,7 @@ impl Node {
     /// (DESIGN §5), so a TLS key rotation needs no re-pinning. Before any
     /// key set of the peer is held, the key its invitation named.
     pub fn peer_tls_keys(&self, peer: &Peer) -> Result<Vec<Vec<u8>>, NodeError> {
-        let chain = self.peer_chain(peer)?;
-        Ok(match chain.latest() {
-            Some(link) => link.set.tls_keys.clone(),
-            None => peer.tls_keys.clone(),
-        })
+        Ok(tls_keys_in(&*self.peer_chain(peer)?, peer))
     }
 
     /// The pinned peer, in any state, whose current TLS keys
@@ -670,14 +701,18 @@ impl Node {
         let mut found = Vec::new();
         let mut unverified = None;
         for peer in self.trust.list()? {
-            match self.peer_tls_keys(&peer) {
-                Ok(keys) => {
-                    if keys.iter().any(|k| k == spki) {
+            match self.chain_or_refusal(&peer) {
+                Ok(chain) => {
+                    if tls_keys_in(&chain, &peer).iter().any(|k| k == spki) {
                         found.push(peer);
                     }
                 }
-                Err(e) => {
-                    if self.tls_keys_of_unverified(&peer).iter().any(|k| k == spki) {
+                Err((e, listed)) => {
+                    if self
+                        .tls_keys_of_unverified(&peer, listed)
+                        .iter()
+                        .any(|k| k == spki)
+                    {
                         unverified = Some((peer.node_id.to_string(), e));
                         found.push(peer);
                     }
@@ -700,21 +735,16 @@ impl Node {
     /// Every TLS key that could be `peer`'s while its key chain does not
     /// verify: those pinned for it (which need no chain) and those any of
     /// its stored key sets lists, read without verifying them. Only ever
-    /// used to refuse a key, never to accept one. What the stored sets
-    /// list is kept with the chain's refusal while their positions stay
-    /// the same ([`Refusal`]), so a handshake does not read them again.
-    fn tls_keys_of_unverified(&self, peer: &Peer) -> Vec<Vec<u8>> {
-        let origin = peer.node_id.as_str();
-        let positions = self.store.key_set_positions(origin).unwrap_or_default();
-        let kept = {
-            let cache = self.chains.lock().unwrap_or_else(|p| p.into_inner());
-            cache
-                .get(origin)
-                .filter(|cached| cached.positions == positions)
-                .and_then(|cached| cached.built.as_ref().err())
-                .map(|refused| refused.listed.clone())
-        };
-        let listed = kept.unwrap_or_else(|| self.stored_tls_keys(origin, &positions).into());
+    /// used to refuse a key, never to accept one. `listed`: what the
+    /// stored sets list as kept with the chain's refusal
+    /// ([`Node::chain_or_refusal`]); read here when there is none (the
+    /// chain could not be built for another reason).
+    fn tls_keys_of_unverified(&self, peer: &Peer, listed: Option<ListedKeys>) -> Vec<Vec<u8>> {
+        let listed = listed.unwrap_or_else(|| {
+            let origin = peer.node_id.as_str();
+            let positions = self.store.key_set_positions(origin).unwrap_or_default();
+            self.stored_tls_keys(origin, &positions).into()
+        });
         let mut keys = peer.tls_keys.clone();
         keys.extend(listed.iter().cloned());
         keys

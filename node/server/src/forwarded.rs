@@ -58,16 +58,12 @@ impl TrustedProxies {
             return peer;
         }
         let mut client = peer.ip().to_canonical();
-        let values: Vec<&[u8]> = headers
+        // Several headers are one list, in the order they came.
+        let entries = headers
             .get_all(FORWARDED_FOR)
             .iter()
-            .map(|value| value.as_bytes())
-            .collect();
-        // Several headers are one list, in the order they came.
-        let entries = values
-            .iter()
             .rev()
-            .flat_map(|value| value.rsplit(|&b| b == b','))
+            .flat_map(|value| value.as_bytes().rsplit(|&b| b == b','))
             .take(MAX_HOPS);
         for entry in entries {
             let Some(address) = std::str::from_utf8(entry).ok().and_then(parse_entry) else {
