@@ -351,14 +351,26 @@ async fn plain_get_from(
     path: &str,
     forwarded_for: &str,
 ) -> String {
+    plain_get_with(source, http, path, &[("X-Forwarded-For", forwarded_for)]).await
+}
+
+/// Asks `path` over plain HTTP/1.1 from the local address `source`, with
+/// `headers` besides `Host: localhost`: the whole answer.
+async fn plain_get_with(
+    source: std::net::IpAddr,
+    http: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(std::net::SocketAddr::new(source, 0)).unwrap();
     let mut tcp = socket.connect(http).await.unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: {forwarded_for}\r\n\
-         Connection: close\r\n\r\n"
-    );
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("Connection: close\r\n\r\n");
     tcp.write_all(request.as_bytes()).await.unwrap();
     let mut answer = String::new();
     tokio::time::timeout(Duration::from_secs(20), tcp.read_to_string(&mut answer))
@@ -433,6 +445,51 @@ async fn a_trusted_proxy_names_its_clients_and_no_one_else_does() {
         refused.contains("too many requests from 127.0.0.2"),
         "{refused}"
     );
+}
+
+/// Behind a TLS-terminating proxy, the harvest endpoint a harvester is
+/// told (OAI-PMH `baseURL`) is the one it asked the proxy for: the scheme
+/// and host of the trusted proxy's `X-Forwarded-Proto` and
+/// `X-Forwarded-Host`. The same headers from any other address are
+/// ignored, so no client can have the node name another site.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trusted_proxy_names_the_harvest_url_and_no_one_else_does() {
+    let node = TestNode::start_with(
+        "polar",
+        &[
+            ("MERIDIAN_HTTP__PLAINTEXT", "true"),
+            ("MERIDIAN_HTTP__TRUSTED_PROXIES", "127.0.0.1"),
+        ],
+    );
+    let http = node.http.expect("an HTTP listener");
+    let base_url = |answer: &str| {
+        let start = answer.find("<baseURL>").expect("a baseURL") + "<baseURL>".len();
+        let end = answer[start..].find("</baseURL>").unwrap();
+        answer[start..start + end].to_owned()
+    };
+    let forwarded = [
+        ("X-Forwarded-For", "192.0.2.1"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Host", "data.example.edu"),
+    ];
+    let identify = "/oai?verb=Identify";
+
+    let proxy: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let answer = plain_get_with(proxy, http, identify, &forwarded).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(base_url(&answer), "https://data.example.edu/oai");
+    // Only the scheme forwarded: the host is the request's own.
+    let answer = plain_get_with(proxy, http, identify, &forwarded[1..2]).await;
+    assert_eq!(base_url(&answer), "https://localhost/oai");
+    // A host that could break out of the URL is not believed.
+    let hostile = [("X-Forwarded-Host", "evil.example/\"><x")];
+    let answer = plain_get_with(proxy, http, identify, &hostile).await;
+    assert_eq!(base_url(&answer), "http://localhost/oai");
+
+    let direct: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let answer = plain_get_with(direct, http, identify, &forwarded).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(base_url(&answer), "http://localhost/oai");
 }
 
 /// Issue 9, item 5: connections that connect and then say nothing cannot

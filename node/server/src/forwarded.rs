@@ -1,7 +1,9 @@
 //! The client behind a reverse proxy: a request that arrives from one of
 //! the configured proxies (`http.trusted_proxies`) counts against the
 //! address its `X-Forwarded-For` names, so that rate limits and anonymous
-//! read places apply to each client, not to the proxy as a whole.
+//! read places apply to each client, not to the proxy as a whole; and the
+//! scheme and host the client asked for (`X-Forwarded-Proto`,
+//! `X-Forwarded-Host`) are the ones links the node writes use.
 //!
 //! Each proxy appends the address it received the request from, so the
 //! list is read from its right end: the first entry that is not a trusted
@@ -20,6 +22,13 @@ use crate::web::ClientConn;
 /// The header proxies (nginx, HAProxy, Apache, Traefik, cloud balancers)
 /// append the address they received a request from to.
 const FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// The scheme the client spoke to the proxy (`https` where the proxy ends
+/// TLS and passes plain HTTP on).
+const FORWARDED_PROTO: &str = "x-forwarded-proto";
+/// The host the client asked the proxy for, where the proxy passes on a
+/// `Host` of its own.
+const FORWARDED_HOST: &str = "x-forwarded-host";
 
 /// How many entries of the list are read at most, from the right: a
 /// chain of proxies longer than this is not a deployment, and a client
@@ -78,6 +87,52 @@ impl TrustedProxies {
     }
 }
 
+/// The scheme and host a client asked a trusted proxy for, as the proxy
+/// says; a request extension, present only on requests from a trusted
+/// proxy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardedOrigin {
+    /// `http` or `https`; anything else is not believed.
+    pub scheme: Option<&'static str>,
+    /// A plausible host name or address, with its port if any.
+    pub host: Option<String>,
+}
+
+impl ForwardedOrigin {
+    /// What the proxy `headers` came from says. A header sent more than
+    /// once, or listing several values (a chain of proxies), is read at
+    /// its last value: the one the nearest proxy set.
+    pub fn read(headers: &HeaderMap) -> Self {
+        let scheme = last_value(headers, FORWARDED_PROTO).and_then(|value| {
+            ["https", "http"]
+                .into_iter()
+                .find(|scheme| value.eq_ignore_ascii_case(scheme))
+        });
+        let host = last_value(headers, FORWARDED_HOST)
+            .filter(|host| plausible_host(host))
+            .map(str::to_owned);
+        Self { scheme, host }
+    }
+}
+
+/// The last comma-separated value of the last `name` header, trimmed.
+fn last_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let value = headers.get_all(name).iter().next_back()?.to_str().ok()?;
+    let last = value.rsplit(',').next()?.trim();
+    (!last.is_empty()).then_some(last)
+}
+
+/// Whether `host` can stand in a URL as its authority: a name, an IPv4
+/// address or a bracketed IPv6 address, with an optional port; nothing
+/// that could end the URL or the XML it is written into.
+pub fn plausible_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+}
+
 /// One entry of the list: an address, as proxies write it with or without
 /// a port (`192.0.2.1`, `192.0.2.1:4711`, `2001:db8::1`, `[2001:db8::1]:4711`).
 fn parse_entry(entry: &str) -> Option<IpAddr> {
@@ -90,7 +145,8 @@ fn parse_entry(entry: &str) -> Option<IpAddr> {
 
 /// Puts the forwarded client in place of the proxy's address in the
 /// request's connection info, which every route's client address
-/// ([`crate::web::ClientAddr`]) reads.
+/// ([`crate::web::ClientAddr`]) reads, and, on a request from a trusted
+/// proxy, what it forwarded of the client's URL as a [`ForwardedOrigin`].
 pub fn resolve(proxies: &TrustedProxies, request: &mut axum::extract::Request) {
     if proxies.is_empty() {
         return;
@@ -98,14 +154,17 @@ pub fn resolve(proxies: &TrustedProxies, request: &mut axum::extract::Request) {
     let Some(ConnectInfo(conn)) = request.extensions().get::<ConnectInfo<ClientConn>>() else {
         return;
     };
-    let client = proxies.client(conn.addr, request.headers());
-    if client != conn.addr {
-        let conn = ClientConn {
-            addr: client,
-            activity: conn.activity.clone(),
-        };
-        request.extensions_mut().insert(ConnectInfo(conn));
+    if !proxies.trusts(conn.addr.ip()) {
+        return;
     }
+    let client = proxies.client(conn.addr, request.headers());
+    let conn = ClientConn {
+        addr: client,
+        activity: conn.activity.clone(),
+    };
+    let origin = ForwardedOrigin::read(request.headers());
+    request.extensions_mut().insert(ConnectInfo(conn));
+    request.extensions_mut().insert(origin);
 }
 
 #[cfg(test)]
@@ -238,6 +297,59 @@ mod tests {
             client(&trusted, "[::ffff:127.0.0.1]:5000", &["::ffff:192.0.2.7"]),
             "192.0.2.7"
         );
+    }
+
+    fn origin(values: &[(&str, &str)]) -> ForwardedOrigin {
+        let mut headers = HeaderMap::new();
+        for (name, value) in values {
+            let name = axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+            headers.append(name, HeaderValue::from_str(value).unwrap());
+        }
+        ForwardedOrigin::read(&headers)
+    }
+
+    #[test]
+    fn the_nearest_proxy_names_the_scheme_and_host() {
+        assert_eq!(origin(&[]), ForwardedOrigin::default());
+        assert_eq!(
+            origin(&[
+                ("x-forwarded-proto", "HTTPS"),
+                ("x-forwarded-host", "data.example.edu")
+            ]),
+            ForwardedOrigin {
+                scheme: Some("https"),
+                host: Some("data.example.edu".into())
+            }
+        );
+        // A chain of proxies: the last value is the nearest one's.
+        assert_eq!(
+            origin(&[
+                ("x-forwarded-proto", "http, https"),
+                ("x-forwarded-host", "evil.example"),
+                (
+                    "x-forwarded-host",
+                    "inner.example:8443, data.example.edu:443"
+                )
+            ]),
+            ForwardedOrigin {
+                scheme: Some("https"),
+                host: Some("data.example.edu:443".into())
+            }
+        );
+        // What could not stand in a URL is not believed.
+        assert_eq!(
+            origin(&[
+                ("x-forwarded-proto", "javascript"),
+                ("x-forwarded-host", "a.example/<x>")
+            ]),
+            ForwardedOrigin::default()
+        );
+        assert_eq!(
+            origin(&[("x-forwarded-proto", "https, "), ("x-forwarded-host", "")]),
+            ForwardedOrigin::default()
+        );
+        assert!(plausible_host("[2001:db8::1]:8443"));
+        assert!(!plausible_host(&"a".repeat(256)));
     }
 
     #[test]

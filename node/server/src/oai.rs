@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -34,6 +34,7 @@ use meridian_core::oai::{self, Filter, Item, Position, Set, Status};
 use meridian_core::sync::Replicator;
 
 use crate::catalog::Catalog;
+use crate::forwarded::ForwardedOrigin;
 use crate::limit;
 use crate::web::ClientAddr;
 use request::{Checked, ListArgs, OaiError, Prefix, Request, Verb};
@@ -105,6 +106,7 @@ async fn provenance_schema() -> impl IntoResponse {
 async fn get_oai(
     State(provider): State<Arc<Provider>>,
     client: ClientAddr,
+    forwarded: Option<Extension<ForwardedOrigin>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -113,12 +115,14 @@ async fn get_oai(
         .into_owned()
         .take(request::MAX_ARGUMENTS + 1)
         .collect();
-    serve(provider, client, &headers, pairs).await
+    let forwarded = forwarded.map(|Extension(origin)| origin);
+    serve(provider, client, &headers, forwarded.as_ref(), pairs).await
 }
 
 async fn post_oai(
     State(provider): State<Arc<Provider>>,
     client: ClientAddr,
+    forwarded: Option<Extension<ForwardedOrigin>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -165,7 +169,8 @@ async fn post_oai(
         .into_owned()
         .take(request::MAX_ARGUMENTS + 1)
         .collect();
-    serve(provider, client, &headers, pairs).await
+    let forwarded = forwarded.map(|Extension(origin)| origin);
+    serve(provider, client, &headers, forwarded.as_ref(), pairs).await
 }
 
 /// 503 with Retry-After: the protocol's way to tell a harvester to wait.
@@ -182,6 +187,7 @@ async fn serve(
     provider: Arc<Provider>,
     client: ClientAddr,
     headers: &HeaderMap,
+    forwarded: Option<&ForwardedOrigin>,
     pairs: Vec<(String, String)>,
 ) -> Response {
     if let Err(status) = provider
@@ -194,7 +200,7 @@ async fn serve(
         Ok(slot) => slot,
         Err(status) => return busy(format!("{}\n", status.message())),
     };
-    let base_url = provider.base_url(headers);
+    let base_url = provider.base_url(headers, forwarded);
     let work = provider.clone();
     let answer = tokio::task::spawn_blocking(move || {
         let _slot = slot;
@@ -257,23 +263,25 @@ struct Draft {
 
 impl Provider {
     /// `baseURL`: the configured one, else the request's scheme and host
-    /// with `/oai`.
-    fn base_url(&self, headers: &HeaderMap) -> String {
+    /// with `/oai`, as a trusted proxy forwarded them where one did.
+    fn base_url(&self, headers: &HeaderMap, forwarded: Option<&ForwardedOrigin>) -> String {
         if let Some(url) = &self.node.config().oai.base_url {
             return url.clone();
         }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.len() <= 255
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        let forwarded = forwarded.cloned().unwrap_or_default();
+        let host = forwarded
+            .host
+            .or_else(|| {
+                headers
+                    .get(header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|h| crate::forwarded::plausible_host(h))
+                    .map(str::to_owned)
             })
-            .map(str::to_owned)
             .unwrap_or_else(|| self.node.config().node_id.to_string());
-        let scheme = if self.plaintext { "http" } else { "https" };
+        let scheme = forwarded
+            .scheme
+            .unwrap_or(if self.plaintext { "http" } else { "https" });
         format!("{scheme}://{host}/oai")
     }
 
