@@ -553,6 +553,83 @@ fn an_incremental_harvest_from_a_datestamp_gets_only_what_changed() {
     assert_eq!(results[0]["problems"], json!([]));
 }
 
+/// The key compromise drill, seen by a harvester: the records a revoked
+/// key signed are told deleted to a harvester that harvests
+/// incrementally from before the revocation, and nothing else is.
+#[test]
+fn an_incremental_harvest_learns_what_a_revocation_set_aside() {
+    if !tools_ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("oai-rev");
+    let root_key = tmp.path().join("oai-rev-root.key");
+    crate::support::init_node(
+        "oai-rev",
+        &data,
+        &["--root-key", root_key.to_str().unwrap()],
+    );
+    let node = TestNode::start_at(
+        meridian_testkit::harness::meridian_bin(),
+        &data,
+        "oai-rev",
+        &[],
+    )
+    .unwrap();
+    // Imports records, returning the log size after them.
+    let import = |ids: &[&str]| -> String {
+        let lines: Vec<String> = ids
+            .iter()
+            .map(|id| line(id, "public", "earth", ""))
+            .collect();
+        let out = node.run_with_stdin(
+            &["holdings", "import", "-", "--json"],
+            Some(&lines.join("\n")),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary: Value = serde_json::from_slice(&out.stdout).expect("import json");
+        summary["log_size"].as_u64().expect("log_size").to_string()
+    };
+    let from = import(&["R-0", "R-1"]);
+    let status = crate::support::keys_status(&node, None);
+    let leaked = status["signing_key"].as_str().unwrap().to_owned();
+    // The key leaked after R-1: are in doubt.
+    import(&["R-2", "R-3"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let since = time_now();
+    std::thread::sleep(Duration::from_millis(1100));
+    node.ok(&[
+        "keys",
+        "revoke",
+        &leaked,
+        "--from-index",
+        &from,
+        "--root-key",
+        root_key.to_str().unwrap(),
+    ]);
+    let results = check(
+        &node,
+        "validate",
+        &[],
+        Some(
+            &json!([{"args": [["verb", "ListIdentifiers"], ["metadataPrefix", "oai_dc"], ["from", since]], "follow": true}]),
+        ),
+    );
+    assert_eq!(
+        once(&results[0]["ids"]),
+        BTreeMap::from([
+            ("oai:oai-rev:oai-rev/R-2".to_owned(), true),
+            ("oai:oai-rev:oai-rev/R-3".to_owned(), true),
+        ]),
+        "{results}"
+    );
+    assert_eq!(results[0]["problems"], json!([]));
+}
+
 fn time_now() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -17,7 +17,7 @@ use crate::node::handoff::Handed;
 use crate::node::{Node, NodeError};
 use crate::proto::log_entry::Body;
 use crate::proto::{Envelope, LogEntry};
-use crate::sign::{AUDIENCE_TYPE, KEYSET_TYPE, RECORD_TYPE};
+use crate::sign::{AUDIENCE_TYPE, RECORD_TYPE};
 use crate::store::{tree, Store, StoreError};
 use prost::Message as _;
 
@@ -363,13 +363,7 @@ fn withdrawn_at(store: &Store, origin: &str, index: LogIndex) -> Result<Vec<Stri
 
 /// Whether a stored entry is a key set that revokes a key.
 fn revokes(entry: &StoredEntry) -> bool {
-    match entry {
-        StoredEntry::Signed(envelope) if envelope.payload_type == KEYSET_TYPE => matches!(
-            entry.entry(),
-            Ok(Some(LogEntry { body: Some(Body::KeySet(set)), .. })) if !set.revocations.is_empty()
-        ),
-        _ => false,
-    }
+    entry.revoked_from().is_some()
 }
 
 /// The id of the record in entry `index` when `chain` quarantines it: its

@@ -110,6 +110,23 @@ impl StoredEntry {
             StoredEntry::Redacted { .. } => Ok(None),
         }
     }
+
+    /// For a key set that revokes signing keys: the first log position
+    /// whose entries one of its revocations distrusts.
+    pub fn revoked_from(&self) -> Option<u64> {
+        match self {
+            StoredEntry::Signed(envelope) if envelope.payload_type == KEYSET_TYPE => {
+                match self.entry() {
+                    Ok(Some(LogEntry {
+                        body: Some(Body::KeySet(set)),
+                        ..
+                    })) => set.revocations.iter().map(|r| r.from_index).min(),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
 }
 
 /// What the log says of one record without reading its entry: its latest
@@ -205,6 +222,10 @@ pub struct LogAppend {
     pub nodes: Vec<((u32, u64), Hash)>,
     /// Positions of the key-set entries among the entries.
     pub key_sets: Vec<u64>,
+    /// Where the entries' revocations begin, if they revoke keys: the
+    /// records stored from there are restated to harvesters
+    /// ([`crate::store::Restatement`]), some now set aside.
+    pub restate_from: Option<u64>,
     /// Positions of the audience entries among the entries.
     pub audiences: Vec<u64>,
     /// Records of the origin withdrawn by this append without an entry of
@@ -283,6 +304,10 @@ impl<S: NodeStore> Appender<S> {
         }
         if matches!(entry, StoredEntry::Signed(e) if e.payload_type == KEYSET_TYPE) {
             self.append.key_sets.push(index);
+            if let Some(from) = entry.revoked_from() {
+                let first = self.append.restate_from.map_or(from, |held| held.min(from));
+                self.append.restate_from = Some(first);
+            }
         }
         if matches!(entry, StoredEntry::Signed(e) if e.payload_type == AUDIENCE_TYPE) {
             self.append.audiences.push(index);

@@ -12,7 +12,10 @@
 //! is listed there (never skipped, and listed twice only when it really
 //! changed). A record's datestamp is when that entry was stored here
 //! ([`crate::store::Arrival::stored_at`]), which never decreases along the
-//! order, so `from`/`until` select a contiguous stretch of it.
+//! order, so `from`/`until` select a contiguous stretch of it. A record
+//! whose listing changed without an entry of its own (a revocation set it
+//! aside; a listing left its origin out) is listed at its origin's latest
+//! restatement instead ([`crate::store::Restatement`]), with its time.
 //!
 //! **Visibility.** Harvesters are anonymous: a record is listed whole only
 //! when its current version is PUBLIC by [`Viewer::may_see`] (decided first
@@ -33,7 +36,7 @@ use crate::keyset::KeyChain;
 use crate::log::{LastPublic, RecordState, StoredEntry};
 use crate::node::{Node, NodeError};
 use crate::proto::{log_entry::Body, DatasetRecord, Envelope, LogEntry};
-use crate::store::StoreError;
+use crate::store::{Restatement, StoreError};
 use crate::visibility::{self, Delivery, Viewer};
 
 /// Versions of one record walked back to find one that was PUBLIC, for a
@@ -175,7 +178,8 @@ pub fn scan(
     deadline: Instant,
 ) -> Result<Scan, NodeError> {
     let store = node.store();
-    let mut rings: HashMap<String, Option<Arc<KeyChain>>> = HashMap::new();
+    restate_returned(node)?;
+    let mut rings: HashMap<String, Listed> = HashMap::new();
     let mut out = Scan::default();
     let mut slots: Vec<Slot> = Vec::new();
     let mut remaining = 0u64;
@@ -194,27 +198,28 @@ pub fn scan(
                 continue;
             }
         }
-        let ring = match rings.get(&arrival.origin) {
-            Some(ring) => ring.clone(),
+        let listed = match rings.get(&arrival.origin) {
+            Some(listed) => listed.clone(),
             None => {
-                let ring = listed_keys(node, &arrival.origin);
-                rings.insert(arrival.origin.clone(), ring.clone());
-                ring
+                let listed = Listed::of(node, &arrival.origin)?;
+                rings.insert(arrival.origin.clone(), listed.clone());
+                listed
             }
         };
         // A quarantined origin, or one whose chain does not verify, lists
         // as one this node holds nothing of.
-        let Some(ring) = ring else { continue };
+        let Some(ring) = listed.keys else { continue };
+        let range = arrival.listed(listed.restatement.as_ref());
         let mut index = if arrival.seq == start.seq {
-            start.index.max(arrival.first)
+            start.index.max(range.start)
         } else {
-            arrival.first
+            range.start
         };
-        while index < arrival.end() {
+        while index < range.end {
             let batch = store.entries(
                 &arrival.origin,
                 LogIndex(index),
-                (arrival.end() - index).min(256) as usize,
+                (range.end - index).min(256) as usize,
             )?;
             if batch.is_empty() {
                 return Err(StoreError::Corrupt {
@@ -297,12 +302,33 @@ pub fn scan(
     finish(out, slots)
 }
 
+/// How a listing treats an origin's arrivals.
+#[derive(Clone)]
+struct Listed {
+    /// The key chain its records are listed under; `None` while it is
+    /// left out.
+    keys: Option<Arc<KeyChain>>,
+    /// Its latest restatement: what it lists again, and so not before.
+    restatement: Option<Restatement>,
+}
+
+impl Listed {
+    fn of(node: &Node, origin: &str) -> Result<Self, NodeError> {
+        Ok(Self {
+            keys: listed_keys(node, origin)?,
+            restatement: node.store().restatement(origin)?,
+        })
+    }
+}
+
 /// The key chain `origin`'s records are listed under: `None` for a
 /// quarantined origin, and for one whose chain does not verify from its
 /// pinned root (its records are not served until it does; said once per
-/// call, so once per listing), which holds up none of the others.
-fn listed_keys(node: &Node, origin: &str) -> Option<Arc<KeyChain>> {
-    match node.origin_keys(origin) {
+/// call, so once per listing), which holds up none of the others. A
+/// listing that leaves an origin out notes it, so that its records are
+/// restated once it is listed again ([`restate_returned`]).
+fn listed_keys(node: &Node, origin: &str) -> Result<Option<Arc<KeyChain>>, NodeError> {
+    let keys = match node.origin_keys(origin) {
         Ok(chain) => chain,
         Err(e) => {
             tracing::warn!(
@@ -312,7 +338,30 @@ fn listed_keys(node: &Node, origin: &str) -> Option<Arc<KeyChain>> {
             );
             None
         }
+    };
+    if keys.is_none() {
+        node.store().note_left_out(origin)?;
     }
+    Ok(keys)
+}
+
+/// Restates the records of each origin a listing left out that would be
+/// listed now: a harvester that harvested incrementally meanwhile was not
+/// told of them, and their entries' datestamps are from before. Run
+/// before a listing walks, so that it meets the restatements.
+fn restate_returned(node: &Node) -> Result<(), NodeError> {
+    for origin in node.store().left_out()? {
+        if let Ok(Some(_)) = node.origin_keys(&origin) {
+            if let Some(restatement) = node.store().restate(&origin)? {
+                tracing::info!(
+                    origin = %origin,
+                    entries = restatement.end,
+                    "the origin is listed again: its records are restated to harvesters"
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One item of a page as [`scan`] collects it: a deleted record is ready;
@@ -434,7 +483,7 @@ pub fn get(node: &Node, origin: &str, id: &str) -> Result<Option<Item>, NodeErro
         } if found == id => Status::Deleted { last_public },
         _ => return Ok(None),
     };
-    let Some(arrival) = store.arrival_of(origin, state.log_index)? else {
+    let Some(arrival) = store.listed_arrival(origin, state.log_index)? else {
         return Ok(None);
     };
     Ok(Some(Item {
@@ -496,26 +545,33 @@ pub fn sets_from(
 ) -> Result<(Position, bool), NodeError> {
     let store = node.store();
     let mut reached = start;
+    restate_returned(node)?;
     // Each origin's keys, looked up once per call (and a chain that does
     // not verify said once).
-    let mut chains: HashMap<String, Option<Arc<KeyChain>>> = HashMap::new();
+    let mut chains: HashMap<String, Listed> = HashMap::new();
     for arrival in store.arrivals_from(start.seq) {
         let arrival = arrival?;
+        let listed = match chains.get(&arrival.origin) {
+            Some(listed) => listed.clone(),
+            None => {
+                let listed = Listed::of(node, &arrival.origin)?;
+                chains.insert(arrival.origin.clone(), listed.clone());
+                listed
+            }
+        };
+        let range = arrival.listed(listed.restatement.as_ref());
         let mut index = if arrival.seq == start.seq {
-            start.index.max(arrival.first)
+            start.index.max(range.start)
         } else {
-            arrival.first
+            range.start
         };
         // A quarantined origin, or one whose chain does not verify, lists
         // as one this node holds nothing of.
-        let chain = chains
-            .entry(arrival.origin.clone())
-            .or_insert_with(|| listed_keys(node, &arrival.origin))
-            .clone();
+        let chain = listed.keys;
         if chain.is_none() {
-            index = arrival.end();
+            index = range.end;
         }
-        while index < arrival.end() {
+        while index < range.end {
             if Instant::now() >= deadline {
                 let at = Position {
                     seq: arrival.seq,
@@ -526,7 +582,7 @@ pub fn sets_from(
             let batch = store.entries(
                 &arrival.origin,
                 LogIndex(index),
-                (arrival.end() - index).min(256) as usize,
+                (range.end - index).min(256) as usize,
             )?;
             if batch.is_empty() {
                 break;

@@ -61,16 +61,26 @@ pub mod tree {
     /// log position of that audience. Entries held as digests before it
     /// are asked for again ([`super::Store::refill`]).
     pub const REFILLS: &str = "refill_by_origin_v1";
+    /// Each origin's latest restatement ([`super::Restatement`]): entries
+    /// stored before it that harvesters are to be told of again, from
+    /// where the restatement stands in [`ARRIVALS`].
+    pub const RESTATEMENTS: &str = "restatement_by_origin_v1";
+    /// Origins an OAI-PMH listing left out (their chain did not verify, or
+    /// they were quarantined), with when it first did: restated once they
+    /// are listed again.
+    pub const LEFT_OUT: &str = "left_out_by_origin_v1";
 }
 
 /// On-disk format version of this database. Version 2 adds to each record
 /// state the note of the record's latest public version
 /// ([`LastPublic`]), which a release that reads version 1 would take for a
 /// damaged state: marked so, it refuses the store clearly instead.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Versions this build opens as they are and marks [`FORMAT_VERSION`]:
-/// version 1 is version 2 with no state noted.
-const FORMAT_UPGRADES: [&[u8]; 1] = [b"1"];
+/// version 1 is version 2 with no state noted, and version 2 is version 3
+/// without restatements (which a release reading version 2 would take for
+/// damaged arrivals).
+const FORMAT_UPGRADES: [&[u8]; 2] = [b"1", b"2"];
 const FORMAT_KEY: &[u8] = b"format_version";
 
 /// Why a store operation failed.
@@ -164,7 +174,9 @@ fn decode_state(bytes: &[u8]) -> Result<RecordState, StoreError> {
 /// One append as this node stored it: `count` entries of `origin`'s log
 /// from index `first`, stored at `stored_at` (Unix seconds), the `seq`-th
 /// (in order, with gaps) of every append this node made or received.
-/// Arrival times never decrease with `seq`.
+/// Arrival times never decrease with `seq`. A `restated` arrival brought
+/// nothing: it is where entries stored before are listed again
+/// ([`Restatement`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Arrival {
     pub seq: u64,
@@ -172,15 +184,24 @@ pub struct Arrival {
     pub origin: String,
     pub first: u64,
     pub count: u64,
+    pub restated: bool,
 }
 
+/// Marks a restatement in [`tree::ARRIVALS`], before the origin: never the
+/// first byte of UTF-8.
+const RESTATED_MARK: u8 = 0xff;
+
 impl Arrival {
-    /// Value in [`tree::ARRIVALS`]: time, first, count, origin.
+    /// Value in [`tree::ARRIVALS`]: time, first, count, then the origin,
+    /// after [`RESTATED_MARK`] for a restatement.
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(24 + self.origin.len());
+        let mut out = Vec::with_capacity(25 + self.origin.len());
         out.extend_from_slice(&self.stored_at.to_be_bytes());
         out.extend_from_slice(&self.first.to_be_bytes());
         out.extend_from_slice(&self.count.to_be_bytes());
+        if self.restated {
+            out.push(RESTATED_MARK);
+        }
         out.extend_from_slice(self.origin.as_bytes());
         out
     }
@@ -189,13 +210,18 @@ impl Arrival {
         if seq.len() != 8 || value.len() < 24 {
             return Err(StoreError::corrupt(tree::ARRIVALS, "short arrival"));
         }
+        let (restated, origin) = match &value[24..] {
+            [RESTATED_MARK, origin @ ..] => (true, origin),
+            origin => (false, origin),
+        };
         Ok(Self {
             seq: u64_at(seq),
             stored_at: u64_at(&value[..8]),
             first: u64_at(&value[8..16]),
             count: u64_at(&value[16..24]),
-            origin: String::from_utf8(value[24..].to_vec())
+            origin: String::from_utf8(origin.to_vec())
                 .map_err(|_| StoreError::corrupt(tree::ARRIVALS, "origin is not UTF-8"))?,
+            restated,
         })
     }
 
@@ -211,6 +237,70 @@ impl Arrival {
     /// Index after the last entry of the append.
     pub fn end(&self) -> u64 {
         self.first + self.count
+    }
+
+    /// The entries a harvest lists at this arrival, given the origin's
+    /// latest restatement: all of them, except those a later restatement
+    /// lists again (an earlier arrival of the origin ends where the
+    /// restatement starts, and an earlier restatement starts no sooner).
+    pub fn listed(&self, restatement: Option<&Restatement>) -> std::ops::Range<u64> {
+        match restatement {
+            Some(later) if later.seq > self.seq => {
+                self.first..self.end().min(later.first).max(self.first)
+            }
+            _ => self.first..self.end(),
+        }
+    }
+}
+
+/// A point in the order of arrivals where entries `first..end` of an
+/// origin's log, stored before, are listed to harvesters again with the
+/// restatement's time as their datestamp: what a harvest shows of them
+/// changed without an entry of their own (a revocation set some aside, or
+/// the origin is listed again after a listing left it out). Only the
+/// latest restatement of an origin counts; each starts no later than the
+/// one before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restatement {
+    pub seq: u64,
+    pub stored_at: u64,
+    pub first: u64,
+    pub end: u64,
+}
+
+impl Restatement {
+    /// Value in [`tree::RESTATEMENTS`]: seq, time, first, end.
+    fn encode(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out[..8].copy_from_slice(&self.seq.to_be_bytes());
+        out[8..16].copy_from_slice(&self.stored_at.to_be_bytes());
+        out[16..24].copy_from_slice(&self.first.to_be_bytes());
+        out[24..].copy_from_slice(&self.end.to_be_bytes());
+        out
+    }
+
+    fn decode(value: &[u8]) -> Result<Self, StoreError> {
+        if value.len() != 32 {
+            return Err(StoreError::corrupt(tree::RESTATEMENTS, "short value"));
+        }
+        Ok(Self {
+            seq: u64_at(&value[..8]),
+            stored_at: u64_at(&value[8..16]),
+            first: u64_at(&value[16..24]),
+            end: u64_at(&value[24..]),
+        })
+    }
+
+    /// The arrival row of the restatement.
+    fn arrival(&self, origin: &str) -> Arrival {
+        Arrival {
+            seq: self.seq,
+            stored_at: self.stored_at,
+            origin: origin.to_owned(),
+            first: self.first,
+            count: self.end - self.first,
+            restated: true,
+        }
     }
 }
 
@@ -241,6 +331,8 @@ pub struct Store {
     keysets: sled::Tree,
     audiences: sled::Tree,
     refills: sled::Tree,
+    restatements: sled::Tree,
+    left_out: sled::Tree,
     /// Held while an append commits, so that appends commit in the order of
     /// their arrival sequence; holds the last arrival's time, so that
     /// arrival times never go back even when the clock does.
@@ -359,6 +451,8 @@ impl Store {
             keysets: db.open_tree(tree::KEYSETS)?,
             audiences: db.open_tree(tree::AUDIENCES)?,
             refills: db.open_tree(tree::REFILLS)?,
+            restatements: db.open_tree(tree::RESTATEMENTS)?,
+            left_out: db.open_tree(tree::LEFT_OUT)?,
             arrival_clock: Arc::default(),
             durable: Arc::default(),
             unflushed: Arc::default(),
@@ -442,6 +536,7 @@ impl Store {
                 origin: origin.clone(),
                 first: dated,
                 count: size - dated,
+                restated: false,
             };
             self.arrivals
                 .insert(arrival.seq.to_be_bytes(), arrival.encode())?;
@@ -506,8 +601,90 @@ impl Store {
             count: u64_at(&value[16..24]),
             first: u64_at(&found[prefix.len()..]),
             origin: origin.to_owned(),
+            restated: false,
         };
         Ok((index.get() < arrival.end()).then_some(arrival))
+    }
+
+    /// The arrival a harvest lists entry `index` of `origin` at: the
+    /// origin's latest restatement where it covers the entry, else the
+    /// append that brought it.
+    pub fn listed_arrival(
+        &self,
+        origin: &str,
+        index: LogIndex,
+    ) -> Result<Option<Arrival>, StoreError> {
+        match self.restatement(origin)? {
+            Some(r) if (r.first..r.end).contains(&index.get()) => Ok(Some(r.arrival(origin))),
+            _ => self.arrival_of(origin, index),
+        }
+    }
+
+    /// `origin`'s latest restatement, if it has one.
+    pub fn restatement(&self, origin: &str) -> Result<Option<Restatement>, StoreError> {
+        self.restatements
+            .get(origin.as_bytes())?
+            .map(|value| Restatement::decode(&value))
+            .transpose()
+    }
+
+    /// Notes that a listing left `origin` out, unless noted already.
+    pub fn note_left_out(&self, origin: &str) -> Result<(), StoreError> {
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        // Already noted: the note keeps when it first was.
+        let _ = self.left_out.compare_and_swap(
+            origin.as_bytes(),
+            None::<&[u8]>,
+            Some(&unix_now().to_be_bytes()[..]),
+        )?;
+        Ok(())
+    }
+
+    /// The origins a listing left out since they were last restated.
+    pub fn left_out(&self) -> Result<Vec<String>, StoreError> {
+        self.left_out
+            .iter()
+            .keys()
+            .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
+            .collect()
+    }
+
+    /// Restates every entry of `origin` stored so far, now, and clears the
+    /// note that a listing left it out: harvesters that harvested while it
+    /// was left out are told of its records again. `None` for an origin
+    /// with no entries (nothing to tell; the note is cleared).
+    pub fn restate(&self, origin: &str) -> Result<Option<Restatement>, StoreError> {
+        let _gate = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        let mut clock = self.arrival_clock.lock().unwrap_or_else(|p| p.into_inner());
+        let end = self.log_size(origin)?;
+        if end == 0 {
+            self.left_out.remove(origin.as_bytes())?;
+            return Ok(None);
+        }
+        let restatement = Restatement {
+            seq: self.ids.next()?,
+            stored_at: unix_now().max(*clock),
+            first: 0,
+            end,
+        };
+        (&self.arrivals, &self.restatements, &self.left_out)
+            .transaction(|(arrivals, restatements, left_out)| {
+                let row = restatement.arrival(origin);
+                arrivals.insert(row.seq.to_be_bytes().to_vec(), row.encode())?;
+                restatements.insert(origin.as_bytes(), &restatement.encode()[..])?;
+                left_out.remove(origin.as_bytes())?;
+                Ok(())
+            })
+            .map_err(|e: TransactionError<()>| match e {
+                TransactionError::Abort(()) => StoreError::corrupt(
+                    tree::RESTATEMENTS,
+                    format!("{origin}: restatement aborted"),
+                ),
+                TransactionError::Storage(e) => e.into(),
+            })?;
+        *clock = restatement.stored_at;
+        self.db.flush()?;
+        Ok(Some(restatement))
     }
 
     /// The log index of the version of a record that entry `index` of
@@ -1258,9 +1435,25 @@ impl Store {
                     origin: origin.to_owned(),
                     first: append.base_size,
                     count: append.entries.len() as u64,
+                    restated: false,
                 })
             })
             .transpose()?;
+        // A revocation restates what it may set aside, with the append,
+        // and from no later than the origin's restatement before
+        // (restatements are written only with the arrival clock held).
+        let restatement = match (&arrival, append.restate_from) {
+            (Some(arrival), Some(from)) => {
+                let held = self.restatement(origin)?.map_or(from, |held| held.first);
+                Some(Restatement {
+                    seq: self.ids.next()?,
+                    stored_at: arrival.stored_at,
+                    first: from.min(held),
+                    end: append.new_size(),
+                })
+            }
+            _ => None,
+        };
         let result = (
             &self.records,
             &self.log,
@@ -1272,6 +1465,7 @@ impl Store {
             &self.live,
             &self.keysets,
             &self.audiences,
+            &self.restatements,
         )
             .transaction(
                 |(
@@ -1285,6 +1479,7 @@ impl Store {
                     live,
                     keysets,
                     audiences,
+                    restatements,
                 )| {
                     let found = heads
                         .get(origin.as_bytes())?
@@ -1318,6 +1513,11 @@ impl Store {
                             index_key(origin, arrival.first),
                             &arrival.by_origin_value()[..],
                         )?;
+                    }
+                    if let Some(restatement) = &restatement {
+                        let row = restatement.arrival(origin);
+                        arrivals.insert(row.seq.to_be_bytes().to_vec(), row.encode())?;
+                        restatements.insert(origin.as_bytes(), &restatement.encode()[..])?;
                     }
                     for ((level, first), run) in &node_runs {
                         merkle.insert(node_key(origin, *level, *first), run.as_slice())?;
@@ -1768,6 +1968,77 @@ mod tests {
         );
     }
 
+    /// Restatements: a revoking append restates from its first revoked
+    /// position, never later than the one before; a restatement of a
+    /// left-out origin restates everything and clears the note; each
+    /// arrival lists only what no later restatement lists again; all of it
+    /// survives a reopen.
+    #[test]
+    fn restatements_list_entries_again_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let arrivals = |store: &Store| -> Vec<Arrival> {
+            store.arrivals_from(0).map(Result::unwrap).collect()
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.commit(&append("polar", 0, &["a", "b"])).unwrap();
+            store.commit(&append("uni", 0, &["u"])).unwrap();
+            let mut revoking = append("polar", 2, &["c"]);
+            revoking.restate_from = Some(1);
+            store.commit(&revoking).unwrap();
+            let r = store.restatement("polar").unwrap().unwrap();
+            assert_eq!((r.first, r.end), (1, 3));
+            let mut later = append("polar", 3, &["d"]);
+            later.restate_from = Some(2);
+            store.commit(&later).unwrap();
+            let r = store.restatement("polar").unwrap().unwrap();
+            assert_eq!((r.first, r.end), (1, 4), "starts no later than before");
+            assert_eq!(store.restatement("uni").unwrap(), None);
+
+            store.note_left_out("uni").unwrap();
+            store.note_left_out("uni").unwrap();
+            store.note_left_out("gone").unwrap();
+            assert_eq!(store.left_out().unwrap(), ["gone", "uni"]);
+            assert_eq!(store.restate("gone").unwrap(), None, "nothing to tell");
+            let u = store.restate("uni").unwrap().unwrap();
+            assert_eq!((u.first, u.end), (0, 1));
+            assert!(store.left_out().unwrap().is_empty());
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let all = arrivals(&store);
+        let listed: Vec<(&str, bool, std::ops::Range<u64>)> = all
+            .iter()
+            .map(|a| {
+                let latest = store.restatement(&a.origin).unwrap();
+                (a.origin.as_str(), a.restated, a.listed(latest.as_ref()))
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("polar", false, 0..1),
+                ("uni", false, 0..0),
+                ("polar", false, 2..2),
+                ("polar", true, 1..1),
+                ("polar", false, 3..3),
+                ("polar", true, 1..4),
+                ("uni", true, 0..1),
+            ]
+        );
+        let restated = store.restatement("polar").unwrap().unwrap();
+        let at = |index| {
+            store
+                .listed_arrival("polar", LogIndex(index))
+                .unwrap()
+                .unwrap()
+        };
+        assert!(!at(0).restated);
+        assert_eq!(at(2).seq, restated.seq);
+        assert_eq!(at(2).stored_at, restated.stored_at);
+        assert!(all.windows(2).all(|w| w[0].stored_at <= w[1].stored_at));
+    }
+
     #[test]
     fn the_durable_size_grows_only_at_a_flush() {
         let dir = tempfile::tempdir().unwrap();
@@ -2074,26 +2345,33 @@ mod tests {
     }
 
     /// A store of format 1 opens as it is, its record states noting nothing,
-    /// and is marked format 2, which a release that reads only format 1
-    /// refuses clearly.
+    /// and one of format 2 as it is; each is marked the current format,
+    /// which a release that reads only its own refuses clearly.
     #[test]
-    fn a_store_of_format_1_opens_and_is_marked_format_2() {
-        let dir = tempfile::tempdir().unwrap();
-        {
+    fn stores_of_formats_1_and_2_open_and_are_marked_current() {
+        for old in [&b"1"[..], b"2"] {
+            let dir = tempfile::tempdir().unwrap();
+            {
+                let store = Store::open(dir.path()).unwrap();
+                store.commit(&append("polar", 0, &["a"])).unwrap();
+                if old == b"1" {
+                    store.forget_public_notes();
+                }
+                store.raw_tree(tree::META).insert(FORMAT_KEY, old).unwrap();
+                store.flush().unwrap();
+            }
             let store = Store::open(dir.path()).unwrap();
-            store.commit(&append("polar", 0, &["a"])).unwrap();
-            store.forget_public_notes();
-            store.raw_tree(tree::META).insert(FORMAT_KEY, b"1").unwrap();
-            store.flush().unwrap();
+            let state = store.record_state("polar", "a").unwrap().unwrap();
+            let noted = if old == b"1" {
+                LastPublic::Unnoted
+            } else {
+                LastPublic::Never
+            };
+            assert_eq!((state.log_index, state.last_public), (LogIndex(0), noted));
+            assert_eq!(store.restatement("polar").unwrap(), None);
+            let format = store.raw_tree(tree::META).get(FORMAT_KEY).unwrap().unwrap();
+            assert_eq!(format.as_ref(), FORMAT_VERSION.to_string().as_bytes());
         }
-        let store = Store::open(dir.path()).unwrap();
-        let state = store.record_state("polar", "a").unwrap().unwrap();
-        assert_eq!(
-            (state.log_index, state.last_public),
-            (LogIndex(0), LastPublic::Unnoted)
-        );
-        let format = store.raw_tree(tree::META).get(FORMAT_KEY).unwrap().unwrap();
-        assert_eq!(format.as_ref(), b"2");
     }
 
     #[test]

@@ -2842,6 +2842,9 @@ async fn harvests_leave_out_an_origin_whose_key_chain_does_not_verify_and_list_t
     let mut all = listed();
     all.sort();
     assert_eq!(all, ["HERE-1", "PDC-1", "PDC-2", "UNI-1"]);
+    // Where an incremental harvest would go on from.
+    let after = after_last_arrival(&fed.here);
+    assert!(harvest_from(&fed.here, after).is_empty());
 
     let pinned = repin(&fed.here, POLAR, &stranger_root());
     let mut rest = listed();
@@ -2863,7 +2866,116 @@ async fn harvests_leave_out_an_origin_whose_key_chain_does_not_verify_and_list_t
     assert_eq!(origins(), [HERE, POLAR, UNI]);
     let mut again = listed();
     again.sort();
-    assert_eq!(again, all);
+    assert_eq!(again, all, "each record once");
+
+    // A harvester that harvested while the origin was left out is told of
+    // its records by its next incremental harvest: they are restated, with
+    // the time of their return as their datestamp. Nothing else is.
+    assert_eq!(
+        harvest_from(&fed.here, after),
+        [("PDC-1".to_owned(), true), ("PDC-2".to_owned(), true)]
+    );
+    let restated = fed.here.store().restatement(POLAR).unwrap().unwrap();
+    assert_eq!(
+        (restated.first, restated.end),
+        (0, fed.here.store().log_size(POLAR).unwrap())
+    );
+    let told = oai::get(&fed.here, POLAR, "PDC-1").unwrap().unwrap();
+    assert_eq!(told.datestamp, restated.stored_at);
+    assert!(fed.here.store().left_out().unwrap().is_empty());
+    // Once restated, the next listings restate nothing again.
+    let after = after_last_arrival(&fed.here);
+    listed();
+    assert!(harvest_from(&fed.here, after).is_empty());
+}
+
+/// The position after every arrival `node` holds: where an incremental
+/// harvest that ended now goes on from.
+fn after_last_arrival(node: &Node) -> crate::oai::Position {
+    let last = node.store().arrivals_from(0).last().unwrap().unwrap();
+    crate::oai::Position {
+        seq: last.seq + 1,
+        index: 0,
+    }
+}
+
+/// What an OAI-PMH harvest from `at` lists at `node`: each record's id, and
+/// whether it is listed whole (else as deleted).
+fn harvest_from(node: &Node, at: crate::oai::Position) -> Vec<(String, bool)> {
+    let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let scan =
+        crate::oai::scan(node, at, &crate::oai::Filter::default(), 100, true, later).unwrap();
+    assert_eq!(scan.remaining, Some(0));
+    scan.items
+        .into_iter()
+        .map(|item| (item.id, matches!(item.status, crate::oai::Status::Live(_))))
+        .collect()
+}
+
+/// A revocation sets aside records stored before it: a harvester that took
+/// them is told by its next incremental harvest that they are deleted (they
+/// are restated from the revocation's first position, with the revoking
+/// append's time), and the records before that position are not listed
+/// again. Signed again, they come back whole.
+#[tokio::test]
+async fn an_incremental_harvest_learns_what_a_revocation_set_aside() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    assert_honest_retry(&fed).await;
+    let from = fed.polar.store().log_size(POLAR).unwrap();
+    import(&fed.polar, 3, 2);
+    assert_honest_retry(&fed).await;
+    let all = harvest_from(&fed.here, crate::oai::Position::default());
+    assert_eq!(all.len(), 4, "{all:?}");
+    let after = after_last_arrival(&fed.here);
+
+    revoke_polar_key_from(&fed, from);
+    assert_honest_retry(&fed).await;
+    assert_eq!(fed.here.quarantine_count(POLAR).unwrap(), 2);
+    assert_eq!(
+        harvest_from(&fed.here, after),
+        [("PDC-3".to_owned(), false), ("PDC-4".to_owned(), false)]
+    );
+    let restated = fed.here.store().restatement(POLAR).unwrap().unwrap();
+    assert_eq!(
+        (restated.first, restated.end),
+        (from, fed.here.store().log_size(POLAR).unwrap())
+    );
+    let datestamp = |id: &str| {
+        crate::oai::get(&fed.here, POLAR, id)
+            .unwrap()
+            .unwrap()
+            .datestamp
+    };
+    assert_eq!(datestamp("PDC-3"), restated.stored_at);
+    let first = fed
+        .here
+        .store()
+        .arrivals_from(0)
+        .find(|a| a.as_ref().unwrap().origin == POLAR)
+        .unwrap()
+        .unwrap();
+    assert_eq!(datestamp("PDC-1"), first.stored_at);
+    // A whole harvest lists each record once.
+    let mut whole = harvest_from(&fed.here, crate::oai::Position::default());
+    whole.sort();
+    assert_eq!(
+        whole,
+        [
+            ("PDC-1".to_owned(), true),
+            ("PDC-2".to_owned(), true),
+            ("PDC-3".to_owned(), false),
+            ("PDC-4".to_owned(), false)
+        ]
+    );
+
+    let after = after_last_arrival(&fed.here);
+    assert_eq!(fed.polar.resign(false).unwrap().ids, ["PDC-3", "PDC-4"]);
+    assert_honest_retry(&fed).await;
+    assert_eq!(
+        harvest_from(&fed.here, after),
+        [("PDC-3".to_owned(), true), ("PDC-4".to_owned(), true)]
+    );
 }
 
 /// Issue 11 item 6: the origin's audience decides, and its changes reach
