@@ -2039,6 +2039,101 @@ mod tests {
         assert!(all.windows(2).all(|w| w[0].stored_at <= w[1].stored_at));
     }
 
+    /// One step of [`a_walk_lists_each_entry_once_and_from_any_point_what_changed`].
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Appends `count` entries to origin `origin`, revoking from
+        /// `revoke` (a fraction of the log) when set.
+        Append {
+            origin: usize,
+            count: u64,
+            revoke: Option<u8>,
+        },
+        /// Restates origin `origin` (left out, listed again).
+        Restate { origin: usize },
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            3 => (0..3usize, 1..4u64, proptest::option::weighted(0.3, any::<u8>()))
+                .prop_map(|(origin, count, revoke)| Step::Append { origin, count, revoke }),
+            1 => (0..3usize).prop_map(|origin| Step::Restate { origin }),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Whatever appends, revocations and restatements happened, a walk of
+        /// every arrival lists each entry of each origin exactly once; and a
+        /// walk from any point lists at least every entry appended or
+        /// restated after it.
+        #[test]
+        fn a_walk_lists_each_entry_once_and_from_any_point_what_changed(
+            steps in proptest::collection::vec(step(), 1..24),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let origins = ["a", "b", "c"];
+            // Per step: the arrival sequence before it, and what it changed.
+            let mut changed: Vec<(u64, String, std::ops::Range<u64>)> = Vec::new();
+            let mut n = 0;
+            for step in steps {
+                let before = store.arrivals_from(0).last().map_or(0, |a| a.unwrap().seq);
+                match step {
+                    Step::Append { origin, count, revoke } => {
+                        let origin = origins[origin];
+                        let base = store.log_size(origin).unwrap();
+                        let ids: Vec<String> = (0..count).map(|_| { n += 1; format!("r{n}") }).collect();
+                        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                        let mut append = append(origin, base, &ids);
+                        append.nodes.clear();
+                        append.restate_from = revoke.map(|f| u64::from(f) * base / 256);
+                        store.commit(&append).unwrap();
+                        let first = append.restate_from.unwrap_or(base);
+                        changed.push((before, origin.into(), first..base + count));
+                    }
+                    Step::Restate { origin } => {
+                        let origin = origins[origin];
+                        store.restate(origin).unwrap();
+                        changed.push((before, origin.into(), 0..store.log_size(origin).unwrap()));
+                    }
+                }
+            }
+            let arrivals: Vec<Arrival> = store.arrivals_from(0).map(Result::unwrap).collect();
+            let walk = |from: u64| -> Vec<(String, u64)> {
+                let mut listed = Vec::new();
+                for a in arrivals.iter().filter(|a| a.seq > from) {
+                    let latest = store.restatement(&a.origin).unwrap();
+                    listed.extend(a.listed(latest.as_ref()).map(|i| (a.origin.clone(), i)));
+                }
+                listed
+            };
+            let mut whole = walk(0);
+            whole.sort();
+            let mut expected: Vec<(String, u64)> = origins
+                .iter()
+                .flat_map(|o| (0..store.log_size(o).unwrap()).map(|i| (o.to_string(), i)))
+                .collect();
+            expected.sort();
+            proptest::prop_assert_eq!(whole, expected);
+            for (before, origin, range) in &changed {
+                let since: std::collections::HashSet<(String, u64)> =
+                    walk(*before).into_iter().collect();
+                for i in range.clone() {
+                    proptest::prop_assert!(
+                        since.contains(&(origin.clone(), i)),
+                        "{} entry {} changed after arrival {} but is not listed from there",
+                        origin, i, before
+                    );
+                }
+            }
+            let times: Vec<u64> = arrivals.iter().map(|a| a.stored_at).collect();
+            proptest::prop_assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        }
+    }
+
     #[test]
     fn the_durable_size_grows_only_at_a_flush() {
         let dir = tempfile::tempdir().unwrap();
