@@ -179,7 +179,7 @@ pub fn scan(
 ) -> Result<Scan, NodeError> {
     let store = node.store();
     restate_returned(node)?;
-    let mut rings: HashMap<String, Listed> = HashMap::new();
+    let mut origins = Origins::default();
     let mut out = Scan::default();
     let mut slots: Vec<Slot> = Vec::new();
     let mut remaining = 0u64;
@@ -198,14 +198,7 @@ pub fn scan(
                 continue;
             }
         }
-        let listed = match rings.get(&arrival.origin) {
-            Some(listed) => listed.clone(),
-            None => {
-                let listed = Listed::of(node, &arrival.origin)?;
-                rings.insert(arrival.origin.clone(), listed.clone());
-                listed
-            }
-        };
+        let listed = origins.get(node, &arrival.origin)?;
         // A quarantined origin, or one whose chain does not verify, lists
         // as one this node holds nothing of.
         let Some(ring) = listed.keys else { continue };
@@ -312,12 +305,22 @@ struct Listed {
     restatement: Option<Restatement>,
 }
 
-impl Listed {
-    fn of(node: &Node, origin: &str) -> Result<Self, NodeError> {
-        Ok(Self {
+/// Each origin's [`Listed`], looked up once per listing (and a chain that
+/// does not verify said once).
+#[derive(Default)]
+struct Origins(HashMap<String, Listed>);
+
+impl Origins {
+    fn get(&mut self, node: &Node, origin: &str) -> Result<Listed, NodeError> {
+        if let Some(listed) = self.0.get(origin) {
+            return Ok(listed.clone());
+        }
+        let listed = Listed {
             keys: listed_keys(node, origin)?,
             restatement: node.store().restatement(origin)?,
-        })
+        };
+        self.0.insert(origin.to_owned(), listed.clone());
+        Ok(listed)
     }
 }
 
@@ -546,19 +549,10 @@ pub fn sets_from(
     let store = node.store();
     let mut reached = start;
     restate_returned(node)?;
-    // Each origin's keys, looked up once per call (and a chain that does
-    // not verify said once).
-    let mut chains: HashMap<String, Listed> = HashMap::new();
+    let mut origins = Origins::default();
     for arrival in store.arrivals_from(start.seq) {
         let arrival = arrival?;
-        let listed = match chains.get(&arrival.origin) {
-            Some(listed) => listed.clone(),
-            None => {
-                let listed = Listed::of(node, &arrival.origin)?;
-                chains.insert(arrival.origin.clone(), listed.clone());
-                listed
-            }
-        };
+        let listed = origins.get(node, &arrival.origin)?;
         let range = arrival.listed(listed.restatement.as_ref());
         let mut index = if arrival.seq == start.seq {
             start.index.max(range.start)
