@@ -74,7 +74,8 @@ pub mod tree {
 /// On-disk format version of this database. Version 2 adds to each record
 /// state the note of the record's latest public version
 /// ([`LastPublic`]), which a release that reads version 1 would take for a
-/// damaged state: marked so, it refuses the store clearly instead.
+/// damaged state: marked so, it refuses the store clearly instead. Version
+/// 3 adds restatements ([`Restatement`]) to the arrivals.
 pub const FORMAT_VERSION: u32 = 3;
 /// Versions this build opens as they are and marks [`FORMAT_VERSION`]:
 /// version 1 is version 2 with no state noted, and version 2 is version 3
