@@ -15,7 +15,7 @@ use meridian_testkit::harness::{
     anonymous_channel, held, meridian_bin, peer_channel, record_line, TestNode,
 };
 
-use crate::support::{init_node, keys_status, searched};
+use crate::support::{import_at, init_node, keys_status, searched};
 
 /// `meridian init` of node `polar` in `data`, its root key written to
 /// `root_key` (outside the data directory).
@@ -199,21 +199,6 @@ where
         assert!(std::time::Instant::now() < deadline, "timed out: {what}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-}
-
-/// Imports `lines` at `node` and returns its log size afterwards.
-fn import_at(node: &TestNode, lines: &[String]) -> u64 {
-    let out = node.run_with_stdin(
-        &["holdings", "import", "-", "--json"],
-        Some(&lines.join("\n")),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("import json");
-    summary["log_size"].as_u64().expect("log_size")
 }
 
 fn set(ids: &[&str]) -> BTreeSet<String> {

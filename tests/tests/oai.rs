@@ -532,14 +532,7 @@ fn an_incremental_harvest_from_a_datestamp_gets_only_what_changed() {
     changed["title"] = json!("Survey R-5, second edition");
     node.import(&[changed.to_string(), line("R-20", "public", "earth", "")]);
     node.ok(&["holdings", "rm", "R-7", "--yes"]);
-    let results = check(
-        &node,
-        "validate",
-        &[],
-        Some(
-            &json!([{"args": [["verb", "ListIdentifiers"], ["metadataPrefix", "oai_dc"], ["from", since]], "follow": true}]),
-        ),
-    );
+    let results = identifiers_since(&node, &since);
     let got = once(&results[0]["ids"]);
     assert_eq!(
         got,
@@ -577,24 +570,14 @@ fn an_incremental_harvest_learns_what_a_revocation_set_aside() {
     )
     .unwrap();
     // Imports records, returning the log size after them.
-    let import = |ids: &[&str]| -> String {
+    let import = |ids: &[&str]| -> u64 {
         let lines: Vec<String> = ids
             .iter()
             .map(|id| line(id, "public", "earth", ""))
             .collect();
-        let out = node.run_with_stdin(
-            &["holdings", "import", "-", "--json"],
-            Some(&lines.join("\n")),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let summary: Value = serde_json::from_slice(&out.stdout).expect("import json");
-        summary["log_size"].as_u64().expect("log_size").to_string()
+        crate::support::import_at(&node, &lines)
     };
-    let from = import(&["R-0", "R-1"]);
+    let from = import(&["R-0", "R-1"]).to_string();
     let status = crate::support::keys_status(&node, None);
     let leaked = status["signing_key"].as_str().unwrap().to_owned();
     // The key leaked after R-1: are in doubt.
@@ -611,14 +594,7 @@ fn an_incremental_harvest_learns_what_a_revocation_set_aside() {
         "--root-key",
         root_key.to_str().unwrap(),
     ]);
-    let results = check(
-        &node,
-        "validate",
-        &[],
-        Some(
-            &json!([{"args": [["verb", "ListIdentifiers"], ["metadataPrefix", "oai_dc"], ["from", since]], "follow": true}]),
-        ),
-    );
+    let results = identifiers_since(&node, &since);
     assert_eq!(
         once(&results[0]["ids"]),
         BTreeMap::from([
@@ -628,6 +604,19 @@ fn an_incremental_harvest_learns_what_a_revocation_set_aside() {
         "{results}"
     );
     assert_eq!(results[0]["problems"], json!([]));
+}
+
+/// `ListIdentifiers` from `since` at `node`, followed to its end and
+/// checked against the schemas.
+fn identifiers_since(node: &TestNode, since: &str) -> Value {
+    check(
+        node,
+        "validate",
+        &[],
+        Some(
+            &json!([{"args": [["verb", "ListIdentifiers"], ["metadataPrefix", "oai_dc"], ["from", since]], "follow": true}]),
+        ),
+    )
 }
 
 fn time_now() -> String {

@@ -25,6 +25,21 @@ pub fn init_node(name: &str, data: &std::path::Path, extra: &[&str]) {
     );
 }
 
+/// Imports `lines` at `node` and returns its log size afterwards.
+pub fn import_at(node: &TestNode, lines: &[String]) -> u64 {
+    let out = node.run_with_stdin(
+        &["holdings", "import", "-", "--json"],
+        Some(&lines.join("\n")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("import json");
+    summary["log_size"].as_u64().expect("log_size")
+}
+
 /// `keys status --json` (of `origin`, or of the node itself).
 pub fn keys_status(node: &TestNode, origin: Option<&str>) -> serde_json::Value {
     let mut args = vec!["keys", "status", "--json"];
