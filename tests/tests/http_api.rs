@@ -189,6 +189,26 @@ fn facet(answer: &Value, name: &str) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// The OAI-PMH `baseURL` is the address the harvester asked for, over
+/// HTTP/1.1 (its `Host`) and over HTTP/2 (its `:authority`, which carries
+/// no `Host` header): never the node's id in place of the host.
+#[test]
+fn the_harvest_url_is_the_one_asked_for_over_either_http_version() {
+    let node = TestNode::start("polar");
+    let port = node.http.expect("an HTTP listener").port();
+    for version in ["--http1.1", "--http2"] {
+        let reply = call_with(&node, "GET", "/oai?verb=Identify", None, &[], &[version]);
+        assert_eq!(reply.status, 200, "{version}: {}", reply.body);
+        assert!(
+            reply
+                .body
+                .contains(&format!("<baseURL>https://localhost:{port}/oai</baseURL>")),
+            "{version}: {}",
+            reply.body
+        );
+    }
+}
+
 #[test]
 fn search_pages_with_facets_and_cursors_by_get_and_post() {
     let node = TestNode::start("polar");

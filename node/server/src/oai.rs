@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Extension, RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -107,6 +107,7 @@ async fn get_oai(
     State(provider): State<Arc<Provider>>,
     client: ClientAddr,
     forwarded: Option<Extension<ForwardedOrigin>>,
+    uri: Uri,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -116,13 +117,15 @@ async fn get_oai(
         .take(request::MAX_ARGUMENTS + 1)
         .collect();
     let forwarded = forwarded.map(|Extension(origin)| origin);
-    serve(provider, client, &headers, forwarded.as_ref(), pairs).await
+    let base_url = provider.base_url(&uri, &headers, forwarded.as_ref());
+    serve(provider, client, base_url, pairs).await
 }
 
 async fn post_oai(
     State(provider): State<Arc<Provider>>,
     client: ClientAddr,
     forwarded: Option<Extension<ForwardedOrigin>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -170,7 +173,8 @@ async fn post_oai(
         .take(request::MAX_ARGUMENTS + 1)
         .collect();
     let forwarded = forwarded.map(|Extension(origin)| origin);
-    serve(provider, client, &headers, forwarded.as_ref(), pairs).await
+    let base_url = provider.base_url(&uri, &headers, forwarded.as_ref());
+    serve(provider, client, base_url, pairs).await
 }
 
 /// 503 with Retry-After: the protocol's way to tell a harvester to wait.
@@ -186,8 +190,7 @@ fn busy(why: String) -> Response {
 async fn serve(
     provider: Arc<Provider>,
     client: ClientAddr,
-    headers: &HeaderMap,
-    forwarded: Option<&ForwardedOrigin>,
+    base_url: String,
     pairs: Vec<(String, String)>,
 ) -> Response {
     if let Err(status) = provider
@@ -200,7 +203,6 @@ async fn serve(
         Ok(slot) => slot,
         Err(status) => return busy(format!("{}\n", status.message())),
     };
-    let base_url = provider.base_url(headers, forwarded);
     let work = provider.clone();
     let answer = tokio::task::spawn_blocking(move || {
         let _slot = slot;
@@ -263,21 +265,25 @@ struct Draft {
 
 impl Provider {
     /// `baseURL`: the configured one, else the request's scheme and host
-    /// with `/oai`, as a trusted proxy forwarded them where one did.
-    fn base_url(&self, headers: &HeaderMap, forwarded: Option<&ForwardedOrigin>) -> String {
+    /// with `/oai`, as a trusted proxy forwarded them where one did. The
+    /// host is the request's authority (HTTP/2 sends it so, with no `Host`
+    /// header), else its `Host`.
+    fn base_url(
+        &self,
+        uri: &Uri,
+        headers: &HeaderMap,
+        forwarded: Option<&ForwardedOrigin>,
+    ) -> String {
         if let Some(url) = &self.node.config().oai.base_url {
             return url.clone();
         }
         let forwarded = forwarded.cloned().unwrap_or_default();
+        let plausible =
+            |host: &str| crate::forwarded::plausible_host(host).then(|| host.to_owned());
         let host = forwarded
             .host
-            .or_else(|| {
-                headers
-                    .get(header::HOST)
-                    .and_then(|v| v.to_str().ok())
-                    .filter(|h| crate::forwarded::plausible_host(h))
-                    .map(str::to_owned)
-            })
+            .or_else(|| uri.authority().and_then(|a| plausible(a.as_str())))
+            .or_else(|| plausible(headers.get(header::HOST)?.to_str().ok()?))
             .unwrap_or_else(|| self.node.config().node_id.to_string());
         let scheme = forwarded
             .scheme
