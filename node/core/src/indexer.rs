@@ -119,7 +119,7 @@ impl Node {
                     };
                     let entry = &entry;
                     if let Some(chain) = &chain {
-                        if revokes(entry) {
+                        if entry.revoked_from().is_some() {
                             // A set that revokes a key: what it quarantines
                             // leaves the index, with the cursor past it, and
                             // so does what an audience it set aside had let
@@ -359,11 +359,6 @@ fn withdrawn_at(store: &Store, origin: &str, index: LogIndex) -> Result<Vec<Stri
         );
     }
     Ok(ids)
-}
-
-/// Whether a stored entry is a key set that revokes a key.
-fn revokes(entry: &StoredEntry) -> bool {
-    entry.revoked_from().is_some()
 }
 
 /// The id of the record in entry `index` when `chain` quarantines it: its

@@ -292,6 +292,20 @@ impl Restatement {
         })
     }
 
+    /// Writes the restatement of `origin`: its row in the order of
+    /// arrivals and the origin's latest in [`tree::RESTATEMENTS`].
+    fn put<E>(
+        &self,
+        origin: &str,
+        arrivals: &sled::transaction::TransactionalTree,
+        restatements: &sled::transaction::TransactionalTree,
+    ) -> sled::transaction::ConflictableTransactionResult<(), E> {
+        let row = self.arrival(origin);
+        arrivals.insert(row.seq.to_be_bytes().to_vec(), row.encode())?;
+        restatements.insert(origin.as_bytes(), &self.encode()[..])?;
+        Ok(())
+    }
+
     /// The arrival row of the restatement.
     fn arrival(&self, origin: &str) -> Arrival {
         Arrival {
@@ -670,9 +684,7 @@ impl Store {
         };
         (&self.arrivals, &self.restatements, &self.left_out)
             .transaction(|(arrivals, restatements, left_out)| {
-                let row = restatement.arrival(origin);
-                arrivals.insert(row.seq.to_be_bytes().to_vec(), row.encode())?;
-                restatements.insert(origin.as_bytes(), &restatement.encode()[..])?;
+                restatement.put(origin, arrivals, restatements)?;
                 left_out.remove(origin.as_bytes())?;
                 Ok(())
             })
@@ -1516,9 +1528,7 @@ impl Store {
                         )?;
                     }
                     if let Some(restatement) = &restatement {
-                        let row = restatement.arrival(origin);
-                        arrivals.insert(row.seq.to_be_bytes().to_vec(), row.encode())?;
-                        restatements.insert(origin.as_bytes(), &restatement.encode()[..])?;
+                        restatement.put(origin, arrivals, restatements)?;
                     }
                     for ((level, first), run) in &node_runs {
                         merkle.insert(node_key(origin, *level, *first), run.as_slice())?;
