@@ -68,14 +68,6 @@ impl Bits {
         Ok(bits)
     }
 
-    /// Keeps the documents also in `other` (of the same segment).
-    pub fn and(&mut self, other: &Bits) {
-        for (word, other) in self.words.iter_mut().zip(other.words.iter()) {
-            *word &= other;
-        }
-        self.count();
-    }
-
     fn count(&mut self) {
         self.len = self.words.iter().map(|w| w.count_ones()).sum();
     }
@@ -212,31 +204,68 @@ impl BitsCache {
     }
 }
 
-/// The documents of one segment's [`Bits`], in order; a scorer that scores
-/// 0.
+/// The first document at or after `from` in every one of `sets` (of one
+/// segment, at least one), or [`TERMINATED`]. The sets are ANDed a word
+/// at a time as they are read: a held set is shared by every search, and
+/// a copy of it narrowed by the others would cost each search a bit per
+/// document of the segment.
+pub(crate) fn next_in_all(sets: &[Arc<Bits>], from: DocId) -> DocId {
+    let [first, rest @ ..] = sets else {
+        return TERMINATED;
+    };
+    if rest.is_empty() {
+        return first.next_from(from);
+    }
+    if from >= first.max_doc {
+        return TERMINATED;
+    }
+    let word_at = |at: usize| {
+        rest.iter()
+            .fold(first.words[at], |word, set| word & set.words[at])
+    };
+    let mut at = from as usize / 64;
+    let mut word = word_at(at) & (u64::MAX << (from % 64));
+    loop {
+        if word != 0 {
+            return (at * 64) as DocId + word.trailing_zeros();
+        }
+        at += 1;
+        if at == first.words.len() {
+            return TERMINATED;
+        }
+        word = word_at(at);
+    }
+}
+
+/// The documents of one segment in every one of some [`Bits`], in order;
+/// a scorer that scores 0.
 pub(crate) struct BitsDocSet {
-    bits: Arc<Bits>,
+    /// At least one.
+    sets: Box<[Arc<Bits>]>,
     doc: DocId,
 }
 
 impl BitsDocSet {
-    pub fn new(bits: Arc<Bits>) -> Self {
-        let doc = bits.next_from(0);
-        Self { bits, doc }
+    pub fn new(sets: Vec<Arc<Bits>>) -> Self {
+        let doc = next_in_all(&sets, 0);
+        Self {
+            sets: sets.into(),
+            doc,
+        }
     }
 }
 
 impl DocSet for BitsDocSet {
     fn advance(&mut self) -> DocId {
         if self.doc != TERMINATED {
-            self.doc = self.bits.next_from(self.doc + 1);
+            self.doc = next_in_all(&self.sets, self.doc + 1);
         }
         self.doc
     }
 
     fn seek(&mut self, target: DocId) -> DocId {
         if self.doc < target {
-            self.doc = self.bits.next_from(target);
+            self.doc = next_in_all(&self.sets, target);
         }
         self.doc
     }
@@ -245,8 +274,9 @@ impl DocSet for BitsDocSet {
         self.doc
     }
 
+    /// At most this many: the smallest set's count.
     fn size_hint(&self) -> u32 {
-        self.bits.len()
+        self.sets.iter().map(|set| set.len()).min().unwrap_or(0)
     }
 }
 
@@ -268,18 +298,31 @@ mod tests {
         }
         bits.count();
         assert_eq!(bits.len(), 4);
-        // A narrowed copy counts what it kept.
-        let mut narrowed = bits.clone();
-        let mut other = Bits::empty(130);
-        other.words[0] = 1 << 63;
-        narrowed.and(&other);
-        assert_eq!((narrowed.len(), narrowed.next_from(0)), (1, 63));
         let found: Vec<DocId> = [0, 1, 63, 64, 65, 129, 130, 5_000]
             .iter()
             .map(|&from| bits.next_from(from))
             .collect();
         assert_eq!(found, [0, 63, 63, 64, 129, 129, TERMINATED, TERMINATED]);
-        let mut scorer = BitsDocSet::new(Arc::new(bits));
+        // With another set: the documents in both, found across words.
+        let bits = Arc::new(bits);
+        let mut other = Bits::empty(130);
+        for doc in [1, 63, 100, 129] {
+            other.words[doc as usize / 64] |= 1 << (doc % 64);
+        }
+        other.count();
+        let both = [bits.clone(), Arc::new(other)];
+        let found: Vec<DocId> = [0, 63, 64, 129, 130]
+            .iter()
+            .map(|&from| next_in_all(&both, from))
+            .collect();
+        assert_eq!(found, [63, 63, 129, 129, TERMINATED]);
+        let mut narrowed = BitsDocSet::new(both.to_vec());
+        assert_eq!(narrowed.size_hint(), 4);
+        assert_eq!(
+            [narrowed.doc(), narrowed.advance(), narrowed.advance()],
+            [63, 129, TERMINATED]
+        );
+        let mut scorer = BitsDocSet::new(vec![bits]);
         assert_eq!(scorer.size_hint(), 4);
         assert_eq!(
             [
@@ -291,6 +334,9 @@ mod tests {
             [0, 63, 129, TERMINATED]
         );
         assert_eq!(scorer.advance(), TERMINATED);
-        assert_eq!(BitsDocSet::new(Arc::new(Bits::empty(0))).doc(), TERMINATED);
+        assert_eq!(
+            BitsDocSet::new(vec![Arc::new(Bits::empty(0))]).doc(),
+            TERMINATED
+        );
     }
 }

@@ -1,10 +1,10 @@
 //! The keyword filters of a search (who may see a record, origin,
-//! discipline, access, licence, format) as one clause: per segment, the
-//! documents that hold, for every filter, one of its terms, as a bitset.
+//! discipline, access, licence, format) as one clause: per segment and
+//! filter, the documents holding one of the filter's terms, as a bitset.
 //!
 //! A filter's terms are ORed into a bitset ([`BitsCache::any`]: held when
-//! dense, the common case for audiences and disciplines); the filters are
-//! ANDed into the bitset the conjunction seeks.
+//! dense, the common case for audiences and disciplines); the conjunction
+//! seeks the documents in every filter's bitset, ANDed as they are read.
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tantivy::query::{EnableScoring, Explanation, Query, Scorer, Weight};
 use tantivy::{DocId, Score, SegmentReader, TantivyError, Term};
 
-use super::bits::{Bits, BitsCache, BitsDocSet};
+use super::bits::{next_in_all, Bits, BitsCache, BitsDocSet};
 
 /// Documents holding, for every filter, at least one of its terms. Scores
 /// 0: filters change the match set, never the ranking.
@@ -34,21 +34,13 @@ impl FilterQuery {
         &self.filters
     }
 
-    /// The documents of `reader`'s segment that pass every filter.
-    fn bits(&self, reader: &SegmentReader) -> tantivy::Result<Arc<Bits>> {
-        let mut all: Option<Arc<Bits>> = None;
-        for terms in &self.filters {
-            let any = self.cache.any(reader, terms)?;
-            all = Some(match all {
-                None => any,
-                Some(mut both) => {
-                    // A held bitset is copied before it is narrowed.
-                    Arc::make_mut(&mut both).and(&any);
-                    both
-                }
-            });
-        }
-        Ok(all.unwrap_or_else(|| Arc::new(Bits::empty(reader.max_doc()))))
+    /// The documents of `reader`'s segment that pass each filter, one set
+    /// per filter: those that pass them all are in every set.
+    fn bits(&self, reader: &SegmentReader) -> tantivy::Result<Vec<Arc<Bits>>> {
+        self.filters
+            .iter()
+            .map(|terms| self.cache.any(reader, terms))
+            .collect()
     }
 }
 
@@ -72,7 +64,7 @@ impl Weight for FilterQuery {
     }
 
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
-        if self.bits(reader)?.next_from(doc) != doc {
+        if next_in_all(&self.bits(reader)?, doc) != doc {
             return Err(TantivyError::InvalidArgument(format!(
                 "document #({doc}) does not pass the filters"
             )));
