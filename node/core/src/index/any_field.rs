@@ -10,6 +10,8 @@
 //! the documents the rest of the query proposes, and scores only the
 //! documents that are collected.
 
+use std::sync::Arc;
+
 use tantivy::fieldnorm::FieldNormReader;
 use tantivy::postings::{Postings, SegmentPostings};
 use tantivy::query::{Bm25Weight, EmptyScorer, EnableScoring, Explanation, Query, Scorer, Weight};
@@ -48,10 +50,10 @@ impl Query for AnyFieldQuery {
                     EnableScoring::Enabled {
                         statistics_provider,
                         ..
-                    } => Some(
+                    } => Some(Arc::new(
                         Bm25Weight::for_terms(statistics_provider, std::slice::from_ref(term))?
                             .boost_by(*boost),
-                    ),
+                    )),
                     EnableScoring::Disabled { .. } => None,
                 };
                 Ok(FieldTerm {
@@ -71,10 +73,11 @@ impl Query for AnyFieldQuery {
 }
 
 /// One field's term and, when scores are asked for, its BM25 weight with
-/// the field's boost.
+/// the field's boost, shared by its scorers in every segment (a weight
+/// holds a kilobyte of cached norms).
 struct FieldTerm {
     term: Term,
-    bm25: Option<Bm25Weight>,
+    bm25: Option<Arc<Bm25Weight>>,
 }
 
 impl FieldTerm {
@@ -103,10 +106,18 @@ impl FieldTerm {
                     .fieldnorms_readers()
                     .get_field(field)?
                     .unwrap_or_else(|| FieldNormReader::constant(reader.max_doc(), 1));
-                Some((norms, bm25.boost_by(boost)))
+                let bm25 = if boost == 1.0 {
+                    bm25.clone()
+                } else {
+                    Arc::new(bm25.boost_by(boost))
+                };
+                Some((norms, bm25))
             }
         };
-        Ok(Some(FieldScorer { postings, scoring }))
+        Ok(Some(FieldScorer {
+            postings: Box::new(postings),
+            scoring,
+        }))
     }
 }
 
@@ -161,14 +172,16 @@ impl Weight for AnyFieldWeight {
 }
 
 /// One field's postings of the word, scored as tantivy's term scorer
-/// scores them. Held by value rather than as a boxed scorer: the union
+/// scores them. Held as postings rather than as a boxed scorer: the union
 /// asks each field for its document on every step, and a call through a
-/// box is not inlined.
+/// `dyn` box is not inlined. The postings are boxed all the same: they
+/// hold their decoded block, some two kilobytes that every move of the
+/// scorer would copy, for each word, field and segment of a search.
 struct FieldScorer {
-    postings: SegmentPostings,
+    postings: Box<SegmentPostings>,
     /// The field's norms and BM25 weight; none when scores are not asked
     /// for.
-    scoring: Option<(FieldNormReader, Bm25Weight)>,
+    scoring: Option<(FieldNormReader, Arc<Bm25Weight>)>,
 }
 
 impl FieldScorer {
