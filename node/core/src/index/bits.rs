@@ -82,21 +82,29 @@ impl Bits {
 
     /// The first document at or after `from`, or [`TERMINATED`].
     pub fn next_from(&self, from: DocId) -> DocId {
-        if from >= self.max_doc {
+        first_set(from, self.max_doc, |at| self.words[at])
+    }
+}
+
+/// The first set bit at or after `from` of `max_doc` bits, read 64 at a
+/// time by `word_at` (the index of a word), or [`TERMINATED`].
+#[inline]
+fn first_set(from: DocId, max_doc: DocId, word_at: impl Fn(usize) -> u64) -> DocId {
+    if from >= max_doc {
+        return TERMINATED;
+    }
+    let words = (max_doc as usize).div_ceil(64);
+    let mut at = from as usize / 64;
+    let mut word = word_at(at) & (u64::MAX << (from % 64));
+    loop {
+        if word != 0 {
+            return (at * 64) as DocId + word.trailing_zeros();
+        }
+        at += 1;
+        if at == words {
             return TERMINATED;
         }
-        let mut at = from as usize / 64;
-        let mut word = self.words[at] & (u64::MAX << (from % 64));
-        loop {
-            if word != 0 {
-                return (at * 64) as DocId + word.trailing_zeros();
-            }
-            at += 1;
-            if at == self.words.len() {
-                return TERMINATED;
-            }
-            word = self.words[at];
-        }
+        word = word_at(at);
     }
 }
 
@@ -216,25 +224,10 @@ pub(crate) fn next_in_all(sets: &[Arc<Bits>], from: DocId) -> DocId {
     if rest.is_empty() {
         return first.next_from(from);
     }
-    if from >= first.max_doc {
-        return TERMINATED;
-    }
-    let word_at = |at: usize| {
+    first_set(from, first.max_doc, |at| {
         rest.iter()
             .fold(first.words[at], |word, set| word & set.words[at])
-    };
-    let mut at = from as usize / 64;
-    let mut word = word_at(at) & (u64::MAX << (from % 64));
-    loop {
-        if word != 0 {
-            return (at * 64) as DocId + word.trailing_zeros();
-        }
-        at += 1;
-        if at == first.words.len() {
-            return TERMINATED;
-        }
-        word = word_at(at);
-    }
+    })
 }
 
 /// The documents of one segment in every one of some [`Bits`], in order;
