@@ -361,6 +361,15 @@ mod tests {
             BooleanQuery::new(vec![(Occur::Must, text), (Occur::Must, even())])
         };
         close(&top(&and(any())), &top(&and(union())));
+        // Boosted from outside, its field scorers take the boost as the
+        // union's term scorers do.
+        let boosted = |query: Box<dyn Query>| BoostQuery::new(query, 2.5);
+        let boosted_any = top(&boosted(any()));
+        close(&boosted_any, &top(&boosted(union())));
+        assert!(boosted_any
+            .iter()
+            .zip(&top(&*any()))
+            .all(|((b, _), (s, _))| (b - 2.5 * s).abs() < 1e-4));
         assert!(!top(&and(any())).is_empty());
         // Sought to documents a third clause mostly turns down; and
         // excluded.

@@ -32,7 +32,8 @@ const DENSE: u32 = 64;
 const MAX_HELD_BYTES: usize = 64 << 20;
 
 /// Documents of one segment, a bit each, and how many there are.
-#[derive(Debug, Clone)]
+/// Never copied: a held set is shared by every search that reads it.
+#[derive(Debug)]
 pub(crate) struct Bits {
     words: Box<[u64]>,
     max_doc: DocId,
