@@ -396,6 +396,11 @@ async fn assert_honest_retry(fed: &Federation) {
     let size = fed.polar.store().log_size(POLAR).unwrap();
     assert_eq!(fed.here.store().log_size(POLAR).unwrap(), size);
     assert_eq!(
+        fed.here.store().durable_log_size(POLAR),
+        size,
+        "a pull is durable when its round ends"
+    );
+    assert_eq!(
         fed.here.store().checkpoint(POLAR).unwrap(),
         fed.polar.store().checkpoint(POLAR).unwrap(),
         "the receiver holds the origin's checkpoint over the whole log"
@@ -1004,8 +1009,8 @@ async fn a_peer_answering_as_another_node_is_refused() {
 #[tokio::test]
 async fn a_bad_entry_in_a_later_batch_keeps_the_earlier_batches_and_the_pull_resumes() {
     let fed = federation();
-    import(&fed.polar, 1, BATCH + 20);
-    let bad = BATCH as u64 + 7;
+    import(&fed.polar, 1, 2 * BATCH + 20);
+    let bad = 2 * BATCH as u64 + 7;
     let report = tampered_round(&fed, move |items| {
         envelope(item(items, bad)).payload[5] ^= 0x20
     })
@@ -1017,16 +1022,18 @@ async fn a_bad_entry_in_a_later_batch_keeps_the_earlier_batches_and_the_pull_res
         },
     );
     assert_refused(&fed.sync, &report, UNI, &expected, 1);
-    // The first batch committed whole with its cursor; nothing of the second.
-    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), BATCH as u64);
-    let last_good = format!("PDC-{}", BATCH - 1);
+    // The first two batches committed whole with their cursor, and are
+    // durable although the pull failed; nothing of the third.
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 2 * BATCH as u64);
+    assert_eq!(fed.here.store().durable_log_size(POLAR), 2 * BATCH as u64);
+    let last_good = format!("PDC-{}", 2 * BATCH - 1);
     assert!(fed
         .here
         .store()
         .record_state(POLAR, &last_good)
         .unwrap()
         .is_some());
-    let first_refused = format!("PDC-{BATCH}");
+    let first_refused = format!("PDC-{}", 2 * BATCH);
     assert_eq!(
         fed.here
             .store()
