@@ -28,7 +28,7 @@ use tonic::Status;
 
 use crate::catalog::Catalog;
 use crate::limit;
-use crate::web::{AppState, ClientAddr};
+use crate::web::{AppState, Arrived, ClientAddr};
 
 /// The OpenAPI 3.1 document of every route the HTTP server serves.
 pub const OPENAPI: &str = include_str!("api/openapi.json");
@@ -271,6 +271,7 @@ async fn get_record(
 async fn list_records(
     State(state): State<AppState>,
     addr: ClientAddr,
+    arrived: Arrived,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let viewer = admit(&state.catalog, addr)?;
@@ -291,7 +292,7 @@ async fn list_records(
             _ => return Err(unknown_param(&name)),
         }
     }
-    let deadline = state.catalog.deadline(None);
+    let deadline = state.catalog.answer_by(arrived.0);
     let page = state
         .catalog
         .list_records(request, viewer, deadline)
@@ -595,6 +596,61 @@ mod tests {
             let name = &reference[..reference.find('"').unwrap()];
             assert!(doc["components"]["schemas"][name].is_object(), "{name}");
         }
+    }
+
+    /// A listing's deadline counts from when the request reached the
+    /// listener, as the listener's timeout does: a request that waited
+    /// for its place is answered with the documented JSON error by the
+    /// handler, before the listener would cut it off without a body.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_listing_answers_by_the_deadline_counted_from_its_arrival() {
+        use tower::ServiceExt;
+        let (node, replicator, _dir) = crate::test_node(&[
+            ("MERIDIAN_LIMITS__REQUEST_TIMEOUT_SECS", "2"),
+            ("MERIDIAN_SYNC__ROUND_TIMEOUT_SECS", "1"),
+        ]);
+        let lines: Vec<String> = (0..3)
+            .map(|n| crate::record_line(&format!("r{n}"), "public", "earth"))
+            .collect();
+        tokio::task::block_in_place(|| node.import_lines(1, &lines).unwrap());
+        let app = routes().with_state(AppState {
+            catalog: std::sync::Arc::new(Catalog::new(replicator.clone())),
+            replicator,
+        });
+        let list = |arrived: std::time::Instant| {
+            let request = axum::http::Request::get("/api/v1/records?origin=polar")
+                .extension(axum::extract::ConnectInfo(crate::web::ClientConn {
+                    addr: "127.0.0.1:4000".parse().unwrap(),
+                    activity: None,
+                }))
+                .extension(Arrived(arrived))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let app = app.clone();
+            async move {
+                let response = app.oneshot(request).await.unwrap();
+                let status = response.status();
+                let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                (
+                    status,
+                    serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+                )
+            }
+        };
+        let (status, page) = list(std::time::Instant::now()).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["records"].as_array().unwrap().len(), 3, "{page}");
+
+        let waited = std::time::Instant::now() - std::time::Duration::from_secs(2);
+        let (status, error) = list(waited).await;
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{error}");
+        assert_eq!(error["code"], "DEADLINE_EXCEEDED", "{error}");
+        assert!(
+            error["message"].as_str().unwrap().contains("page token"),
+            "{error}"
+        );
     }
 
     #[test]

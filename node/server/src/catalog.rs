@@ -100,6 +100,15 @@ impl Catalog {
         Instant::now() + asked.map_or(self.request_timeout, |t| t.min(self.request_timeout))
     }
 
+    /// The deadline of a read over HTTP that reached the listener at
+    /// `arrived`: a little before the listener's own request timeout, which
+    /// counts from then too, so that the read answers what it found and
+    /// how to go on rather than being cut off without an answer.
+    pub fn answer_by(&self, arrived: Instant) -> Instant {
+        let margin = (self.request_timeout / 10).min(Duration::from_millis(500));
+        arrived + self.request_timeout - margin
+    }
+
     /// A search for `viewer`, with its completeness report; a live one
     /// waits for peers at most `within` (the caller's own deadline) too.
     pub async fn search(
@@ -118,9 +127,15 @@ impl Catalog {
         request: proto::GetRecordRequest,
         viewer: Viewer,
     ) -> Result<proto::RecordView, Status> {
-        let _slot = self.read_slot(&viewer).await?;
+        // The slot goes with the work: a caller that leaves does not free
+        // it while the read still runs.
+        let slot = self.read_slot(&viewer).await?;
         let node = self.node.clone();
-        let view = blocking(move || node.get(&request.origin, &request.id, &viewer)).await?;
+        let view = blocking(move || {
+            let _slot = slot;
+            node.get(&request.origin, &request.id, &viewer)
+        })
+        .await?;
         Ok(convert::record_view(view))
     }
 
@@ -132,9 +147,10 @@ impl Catalog {
         viewer: Viewer,
         deadline: Instant,
     ) -> Result<proto::ListRecordsResponse, Status> {
-        let _slot = self.read_slot(&viewer).await?;
+        let slot = self.read_slot(&viewer).await?;
         let node = self.node.clone();
         let page = blocking(move || {
+            let _slot = slot;
             node.list_until(
                 &request.origin,
                 page_size(request.page_size),
@@ -464,6 +480,57 @@ mod tests {
         .unwrap_err();
         assert_eq!(left.code(), tonic::Code::DeadlineExceeded, "{left}");
         assert_eq!(node.metrics().limit_hits.get(Limit::SearchTime), 1);
+    }
+
+    /// An anonymous listing keeps its read slot while its scan runs, even
+    /// when the caller has left: a caller that hangs up at once cannot keep
+    /// more scans going than there are slots.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_anonymous_listing_keeps_its_slot_until_its_scan_ends() {
+        let (node, replicator, _dir) =
+            crate::test_node(&[("MERIDIAN_LIMITS__ANONYMOUS_READS", "1")]);
+        // Records an anonymous caller may not see: a listing scans them all
+        // and answers an empty page.
+        let lines: Vec<String> = (0..30_000)
+            .map(|n| crate::record_line(&format!("r{n:05}"), "private", "earth"))
+            .collect();
+        let stored = tokio::task::block_in_place(|| node.import_lines(1, &lines).unwrap());
+        assert_eq!(stored.stored, 30_000, "{:?}", stored.errors.first());
+        let catalog = Catalog::new(replicator);
+        let list = || {
+            catalog.list_records(
+                proto::ListRecordsRequest {
+                    origin: "polar".into(),
+                    ..Default::default()
+                },
+                Viewer::Anonymous,
+                Instant::now() + Duration::from_secs(60),
+            )
+        };
+        let started = Instant::now();
+        let page = list().await.unwrap();
+        let took = started.elapsed();
+        assert!(page.records.is_empty(), "{} records", page.records.len());
+        assert!(
+            took >= Duration::from_millis(10),
+            "{took:?}: too short to leave early"
+        );
+
+        let left = tokio::time::timeout(Duration::from_millis(1), list()).await;
+        assert!(left.is_err(), "a listing of everything took {took:?}");
+        assert_eq!(
+            catalog.anonymous_reads.available_permits(),
+            0,
+            "the scan still runs and holds its slot"
+        );
+        let waited = Instant::now();
+        while catalog.anonymous_reads.available_permits() == 0 {
+            assert!(
+                waited.elapsed() < Duration::from_secs(30),
+                "the slot was never given back"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     /// A search gives up when its caller's deadline passes, and keeps its

@@ -101,6 +101,9 @@ pub async fn serve(
             // answered by its own deadline.
             tower::ServiceBuilder::new()
                 .map_request(move |mut request: axum::extract::Request| {
+                    request
+                        .extensions_mut()
+                        .insert(crate::web::Arrived(std::time::Instant::now()));
                     crate::forwarded::resolve(&proxies, &mut request);
                     request
                 })

@@ -48,6 +48,28 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// When a request reached the listener, before it waited for one of the
+/// listener's places: a handler's deadline counts from it, as the
+/// listener's request timeout does. A request that did not pass the
+/// listener (a test's) arrived when it is read.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrived(pub std::time::Instant);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Arrived {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<Arrived>()
+            .copied()
+            .unwrap_or_else(|| Arrived(std::time::Instant::now())))
+    }
+}
+
 /// How long a request's body may take to arrive whole: a client that sends
 /// its body a byte at a time holds one of the listener's request places for
 /// no longer than this.
