@@ -15,6 +15,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::ids::{LogIndex, RecordId};
+use crate::keyset::KeyChain;
 use crate::log::{RecordState, SignedEntry, StoredEntry, UnsignedEntry};
 use crate::metrics::ImportResult;
 use crate::node::{Node, NodeError};
@@ -377,7 +378,7 @@ impl Node {
         if state.deleted {
             return Err(not_found());
         }
-        let chain = self.origin_keys(origin)?.ok_or_else(not_found)?;
+        let chain = self.readable_keys(origin, viewer)?.ok_or_else(not_found)?;
         let envelope = self.stored_envelope(origin, state.log_index)?;
         // Whether the viewer may see it, from the few fields that say so,
         // before any signature is checked: a hidden record answers about
@@ -437,7 +438,7 @@ impl Node {
         let mut after = decode_page_token(page_token)?;
         let mut page = Page::default();
         // A quarantined origin lists as one this node holds nothing of.
-        let Some(ring) = self.origin_keys(origin)? else {
+        let Some(ring) = self.readable_keys(origin, viewer)? else {
             return Ok(page);
         };
         loop {
@@ -523,6 +524,26 @@ impl Node {
         };
         let view = self.read_entry(self.node_id(), state.log_index)?;
         Ok(Some((state, view.record)))
+    }
+
+    /// The chain `origin`'s records are read under for `viewer`: none for
+    /// a quarantined origin and, for anyone but the operator, none for one
+    /// whose chain does not verify from its pinned root (its records are
+    /// not served until it does, as in the OAI-PMH listings). Its records
+    /// then answer exactly as missing ones, so a caller cannot tell which
+    /// origins this node holds; the operator is told why.
+    fn readable_keys(
+        &self,
+        origin: &str,
+        viewer: &Viewer,
+    ) -> Result<Option<Arc<KeyChain>>, NodeError> {
+        match self.origin_keys(origin) {
+            Err(NodeError::Sign(e)) if !matches!(viewer, Viewer::Operator { .. }) => {
+                tracing::debug!(origin = %origin, error = %e, "the origin's key chain does not verify: its records are not served");
+                Ok(None)
+            }
+            other => other,
+        }
     }
 
     /// Reads and verifies entry `index` of `origin`'s log.

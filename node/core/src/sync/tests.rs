@@ -2593,6 +2593,43 @@ async fn an_origin_whose_key_chain_does_not_verify_is_not_indexed_until_it_does(
     );
 }
 
+/// While an origin's key chain does not verify, its records are not
+/// served, and to anyone but the operator they answer exactly as missing
+/// ones: a record, a missing id and a listing say nothing of whether this
+/// node holds the origin. The operator is told why.
+#[tokio::test]
+async fn an_origin_whose_key_chain_does_not_verify_answers_as_one_not_held() {
+    use crate::node::NodeError;
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    assert_honest_retry(&fed).await;
+    let anonymous = Viewer::Anonymous;
+    assert!(fed.here.get(POLAR, "PDC-1", &anonymous).is_ok());
+    repin(&fed.here, POLAR, &stranger_root());
+
+    let not_found = |id: &str| match fed.here.get(POLAR, id, &anonymous) {
+        Err(NodeError::NotFound { origin, id: named }) => {
+            assert_eq!((origin.as_str(), named.as_str()), (POLAR, id));
+        }
+        other => panic!("{id}: {other:?}"),
+    };
+    not_found("PDC-1");
+    not_found("NOPE");
+    let page = fed.here.list(POLAR, 10, "", false, &anonymous).unwrap();
+    assert!(page.records.is_empty(), "{} records", page.records.len());
+    let never_held = fed.here.list("nowhere", 10, "", false, &anonymous).unwrap();
+    assert_eq!(page.next_page_token, never_held.next_page_token);
+
+    let operator = fed.here.operator();
+    assert!(
+        matches!(
+            fed.here.get(POLAR, "PDC-1", &operator),
+            Err(NodeError::Sign(_))
+        ),
+        "the operator is told why"
+    );
+}
+
 /// Which audience of an origin counts depends on its revocations, read
 /// from its key chain. While the chain does not verify, no audience is
 /// chosen (an error), and a pinned peer is granted none of the origin's
