@@ -5,13 +5,20 @@
 //! assigns it (section 3.6 of OAI-PMH 2.0).
 
 use meridian_core::oai::Set;
+use meridian_core::record::MAX_NAME_CHARS;
 use time::macros::format_description;
 
-/// Longest argument value accepted, in bytes (tokens have their own bound).
+/// Longest argument value accepted, in bytes (sets and tokens have their
+/// own bounds).
 pub const MAX_VALUE_BYTES: usize = 4096;
+/// Longest `set` accepted, in bytes: the setSpec of the longest project a
+/// record may name, every byte of it escaped (`~XX`) and every character
+/// four bytes long. Disciplines and origins are shorter.
+pub const MAX_SET_BYTES: usize = "project:".len() + 3 * 4 * MAX_NAME_CHARS;
 /// Longest resumption token accepted, in characters, checked before any
-/// decoding.
-pub const MAX_TOKEN_LEN: usize = 2048;
+/// decoding: a token carries the set of its list, fixed fields (under 512
+/// bytes) and its MAC, in base64.
+pub const MAX_TOKEN_LEN: usize = (MAX_SET_BYTES + 512).div_ceil(3) * 4;
 /// Most arguments one request may carry.
 pub const MAX_ARGUMENTS: usize = 16;
 
@@ -229,10 +236,10 @@ pub fn check(pairs: Vec<(String, String)>) -> Result<Checked, Refusal> {
         if args.iter().any(|(k, _)| *k == key) {
             return Err(bad(format!("the argument {key} is repeated")));
         }
-        let limit = if key == "resumptionToken" {
-            MAX_TOKEN_LEN
-        } else {
-            MAX_VALUE_BYTES
+        let limit = match key.as_str() {
+            "resumptionToken" => MAX_TOKEN_LEN,
+            "set" => MAX_SET_BYTES,
+            _ => MAX_VALUE_BYTES,
         };
         if value.len() > limit {
             return Err(bad(format!(
@@ -300,8 +307,11 @@ pub fn check(pairs: Vec<(String, String)>) -> Result<Checked, Refusal> {
                     args: ListArgs {
                         prefix,
                         set,
-                        from: from.map(|(t, _)| t),
-                        until: until.map(|(t, _)| t),
+                        // Legal dates before any datestamp (1970 and
+                        // earlier): `from` selects everything, `until`
+                        // nothing (every record was stored after 0).
+                        from: from.map(|(t, _)| t.max(0) as u64),
+                        until: until.map(|(t, _)| t.max(0) as u64),
                         day_granularity: from.or(until).is_some_and(|(_, day)| day),
                     },
                 }
@@ -334,9 +344,9 @@ fn truncate(text: &str) -> String {
 }
 
 /// A `from` or `until` value: `YYYY-MM-DD` or `YYYY-MM-DDThh:mm:ssZ`, as
-/// Unix seconds (a day's last second for `until` given as a day), and
-/// whether it was a day.
-pub fn parse_date(name: &str, text: &str, end_of_day: bool) -> Result<(u64, bool), String> {
+/// Unix seconds (a day's last second for `until` given as a day; before
+/// 1970, negative), and whether it was a day.
+pub fn parse_date(name: &str, text: &str, end_of_day: bool) -> Result<(i64, bool), String> {
     let bad = || {
         format!(
             "{name} `{}` is not a date: write YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ (UTC)",
@@ -373,11 +383,7 @@ pub fn parse_date(name: &str, text: &str, end_of_day: bool) -> Result<(u64, bool
         }
         _ => return Err(bad()),
     };
-    let seconds = at.0.unix_timestamp();
-    if seconds < 0 {
-        return Err(format!("{name} `{text}` is before 1970"));
-    }
-    Ok((seconds as u64, at.1))
+    Ok((at.0.unix_timestamp(), at.1))
 }
 
 /// `YYYY-MM-DDThh:mm:ssZ` of Unix seconds.
@@ -622,6 +628,22 @@ mod tests {
                 }
             }
         );
+        // Dates before 1970 are legal: from them, everything; until them,
+        // nothing (no record was stored at second 0 or before).
+        let early = |name: &str, value: &str| {
+            let checked = check(pairs(&[
+                ("verb", "ListRecords"),
+                ("metadataPrefix", "oai_dc"),
+                (name, value),
+            ]))
+            .unwrap();
+            match checked.request {
+                Request::List { args, .. } => (args.from, args.until),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(early("from", "1900-01-01"), (Some(0), None));
+        assert_eq!(early("until", "1969-12-31T23:59:59Z"), (None, Some(0)));
     }
 
     #[test]
@@ -646,6 +668,11 @@ mod tests {
         ] {
             assert!(parse_date("from", bad, false).is_err(), "{bad}");
         }
+        assert_eq!(parse_date("until", "1969-12-31", true).unwrap(), (-1, true));
+        assert_eq!(
+            parse_date("from", "1900-01-01", false).unwrap().0,
+            -2_208_988_800
+        );
         assert_eq!(datestamp(1_709_208_001), "2024-02-29T12:00:01Z");
     }
 

@@ -177,4 +177,54 @@ mod tests {
         let long = "A".repeat(MAX_TOKEN_LEN + 1);
         assert!(key.open(&long).unwrap_err().contains("at most"));
     }
+
+    /// A list of the longest set a record can make, with every number at
+    /// its largest, gets a token that is accepted back: as an argument and
+    /// when opened.
+    #[test]
+    fn the_token_of_the_longest_set_is_accepted() {
+        use super::super::request::{check, set_spec, MAX_SET_BYTES};
+        use meridian_core::record::MAX_NAME_CHARS;
+        let key = TokenKey::new(&[7; 32]);
+        // Four bytes a character, each escaped as `~XX`.
+        let project = "🧊".repeat(MAX_NAME_CHARS);
+        let set = Set::Project(project);
+        assert_eq!(set_spec(&set).len(), MAX_SET_BYTES);
+        let longest = Token {
+            records: false,
+            args: ListArgs {
+                prefix: Prefix::OaiDatacite,
+                set: Some(set),
+                from: Some(u64::MAX),
+                until: Some(u64::MAX),
+                day_granularity: true,
+            },
+            position: Position {
+                seq: u64::MAX,
+                index: u64::MAX,
+            },
+            cursor: u64::MAX,
+            complete: Some(u64::MAX),
+        };
+        let sealed = key.seal(&longest);
+        assert!(sealed.len() <= MAX_TOKEN_LEN, "{} characters", sealed.len());
+        assert_eq!(key.open(&sealed).unwrap(), longest);
+        let pairs = |args: &[(&str, &str)]| {
+            args.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        check(pairs(&[
+            ("verb", "ListIdentifiers"),
+            ("resumptionToken", &sealed),
+        ]))
+        .unwrap();
+        let spec = set_spec(longest.args.set.as_ref().unwrap());
+        check(pairs(&[
+            ("verb", "ListIdentifiers"),
+            ("metadataPrefix", "oai_datacite"),
+            ("set", &spec),
+        ]))
+        .unwrap();
+    }
 }
