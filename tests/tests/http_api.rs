@@ -450,6 +450,7 @@ fn bad_input_is_refused_with_400_naming_the_field() {
         ("timeFrom=yesterday", "timeFrom"),
         ("scope=EVERYWHERE", "scope"),
         ("after=not-a-cursor", "after"),
+        ("scope=SCOPE_LIVE&after=not-a-cursor", "after"),
         ("query=%28unclosed", "query"),
         ("colour=blue", "colour"),
     ] {

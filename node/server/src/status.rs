@@ -199,6 +199,7 @@ fn search_field(message: &str) -> Option<&'static str> {
         "time_from" => "time_from",
         "time_to" => "time_to",
         "year" => "year_from",
+        "after" => "after",
         _ => return None,
     })
 }
