@@ -392,7 +392,7 @@ impl HoldingsIndex {
         // in `cursors` is searchable (what read-your-writes waits for).
         self.reader.reload()?;
         *self.cursors.write().unwrap_or_else(|p| p.into_inner()) = payload.cursors;
-        self.snapshots.withdraw(&withdrawn);
+        self.snapshots.withdraw(&withdrawn, self.generation());
         Ok(())
     }
 
@@ -465,7 +465,12 @@ impl HoldingsIndex {
 
     /// Drops every held snapshot (see [`Snapshots::clear`]).
     pub fn drop_snapshots(&self) {
-        self.snapshots.clear();
+        self.snapshots.clear(self.generation());
+    }
+
+    /// The generation of the reader's current searcher.
+    fn generation(&self) -> u64 {
+        self.reader.searcher().generation().generation_id()
     }
 
     /// Records in the index (all visibilities).
@@ -703,7 +708,10 @@ impl HoldingsIndex {
         let next_cursor = match (page.top.last(), hits.last()) {
             (Some(top), Some(hit)) if page.remaining > hits.len() as u64 => Some(
                 Cursor {
-                    snapshot: Some(self.snapshots.keep(&searcher)),
+                    // Taken when the search was prepared: if a record was
+                    // withdrawn since, it is not kept, and the next page
+                    // reads the index as it is then.
+                    snapshot: self.snapshots.keep(&searcher),
                     fingerprint: plan.fingerprint,
                     sort: plan.sort,
                     primary: top.primary,
