@@ -884,6 +884,29 @@ fn phrases_operators_and_prefixes() {
     assert_eq!(f.text("glacier ;;"), set(&["t1", "t2"]));
 }
 
+/// A term without searchable content is read as if it were not written:
+/// negated, it excludes nothing; as an alternative, it adds nothing.
+#[test]
+fn a_punctuation_term_constrains_nothing_negated_or_as_an_alternative() {
+    let f = text_corpus();
+    let everything = set(&["t1", "t2", "t3"]);
+    let glacier = set(&["t1", "t2"]);
+    for text in [
+        "glacier -!",
+        r#"glacier -"–""#,
+        "glacier NOT title:;;",
+        "glacier -(! ;)",
+        "glacier -(! OR ;)",
+        "glacier OR !",
+        "-! glacier",
+    ] {
+        assert_eq!(f.text(text), glacier, "{text}");
+    }
+    assert_eq!(f.text("-(glacier OR !)"), set(&["t3"]));
+    assert_eq!(f.text("-!"), everything);
+    assert_eq!(f.text("NOT (! OR ;)"), everything);
+}
+
 #[test]
 fn a_title_match_ranks_above_a_description_match() {
     let f = text_corpus();
