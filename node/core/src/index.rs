@@ -146,8 +146,14 @@ fn spread_pays(total: u64, largest: u64, postings_in_largest: Option<u64>) -> bo
 #[derive(Debug, Clone, PartialEq)]
 pub enum IndexOp {
     /// Index the record, replacing any earlier version of (origin, id). A
-    /// tombstone (`deleted`) removes it.
+    /// tombstone (`deleted`) removes it. Version 1 is taken to be new to
+    /// the index (nothing to replace): see [`IndexOp::Replace`].
     Upsert(DatasetRecord),
+    /// [`IndexOp::Upsert`] that replaces whatever the index holds of
+    /// (origin, id), whatever its version: for a record that may be
+    /// indexed already at the same version (a refill brings back a version
+    /// the indexer may not have taken out yet).
+    Replace(DatasetRecord),
     /// Remove (origin, id): withdrawn, quarantined, or no longer shown.
     Remove { origin: String, id: String },
 }
@@ -363,7 +369,7 @@ impl HoldingsIndex {
         let withdrawn: Vec<String> = ops
             .iter()
             .filter_map(|op| match op {
-                IndexOp::Upsert(record)
+                IndexOp::Upsert(record) | IndexOp::Replace(record)
                     if record.deleted
                         || (record.version > 1
                             && record.visibility != Visibility::Public as i32) =>
@@ -371,7 +377,7 @@ impl HoldingsIndex {
                     Some(record_key(&record.origin, &record.id))
                 }
                 IndexOp::Remove { origin, id } => Some(record_key(origin, id)),
-                IndexOp::Upsert(_) => None,
+                IndexOp::Upsert(_) | IndexOp::Replace(_) => None,
             })
             .collect();
         if let Err(error) = self.stage(&writer, ops) {
@@ -392,28 +398,32 @@ impl HoldingsIndex {
         // in `cursors` is searchable (what read-your-writes waits for).
         self.reader.reload()?;
         *self.cursors.write().unwrap_or_else(|p| p.into_inner()) = payload.cursors;
-        self.snapshots.withdraw(&withdrawn);
+        self.snapshots.withdraw(&withdrawn, self.generation());
         Ok(())
     }
 
     fn stage(&self, writer: &IndexWriter, ops: Vec<IndexOp>) -> Result<(), TantivyError> {
         for op in ops {
-            match op {
+            let (record, replaces) = match op {
+                // Versions start at 1 and grow with every entry of a record
+                // in its origin's log, so version 1 is the first: nothing
+                // to replace, and no delete for every segment to look up
+                // (most of a bulk load).
                 IndexOp::Upsert(record) => {
-                    // Versions start at 1 and grow with every entry of a
-                    // record in its origin's log, so version 1 is the first:
-                    // nothing to replace, and no delete for every segment
-                    // to look up (most of a bulk load).
-                    if record.version > 1 {
-                        writer.delete_term(self.key_term(&record.origin, &record.id));
-                    }
-                    if !record.deleted {
-                        writer.add_document(self.fields.document(&record))?;
-                    }
+                    let replaces = record.version > 1;
+                    (record, replaces)
                 }
+                IndexOp::Replace(record) => (record, true),
                 IndexOp::Remove { origin, id } => {
                     writer.delete_term(self.key_term(&origin, &id));
+                    continue;
                 }
+            };
+            if replaces {
+                writer.delete_term(self.key_term(&record.origin, &record.id));
+            }
+            if !record.deleted {
+                writer.add_document(self.fields.document(&record))?;
             }
         }
         Ok(())
@@ -465,7 +475,12 @@ impl HoldingsIndex {
 
     /// Drops every held snapshot (see [`Snapshots::clear`]).
     pub fn drop_snapshots(&self) {
-        self.snapshots.clear();
+        self.snapshots.clear(self.generation());
+    }
+
+    /// The generation of the reader's current searcher.
+    fn generation(&self) -> u64 {
+        self.reader.searcher().generation().generation_id()
     }
 
     /// Records in the index (all visibilities).
@@ -703,7 +718,10 @@ impl HoldingsIndex {
         let next_cursor = match (page.top.last(), hits.last()) {
             (Some(top), Some(hit)) if page.remaining > hits.len() as u64 => Some(
                 Cursor {
-                    snapshot: Some(self.snapshots.keep(&searcher)),
+                    // Taken when the search was prepared: if a record was
+                    // withdrawn since, it is not kept, and the next page
+                    // reads the index as it is then.
+                    snapshot: self.snapshots.keep(&searcher),
                     fingerprint: plan.fingerprint,
                     sort: plan.sort,
                     primary: top.primary,

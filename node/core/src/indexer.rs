@@ -282,8 +282,14 @@ impl Node {
         }
     }
 
-    /// Puts `records` in the index as they are: entries the indexer passed
-    /// as digests that a refill brought whole (`sync::receive`).
+    /// Puts `records` in the index as they are: entries a refill brought
+    /// whole (`sync::receive`), which the indexer passed as digests or as
+    /// a version an audience withdrew. Each replaces what the index holds
+    /// of its record, even at version 1: the indexer may not have reached
+    /// the audience whose withdrawal the refill undoes, and the version
+    /// is still indexed. A record whose entry the indexer has not reached
+    /// is left to it: it indexes the entry, whole in the store now, when
+    /// it gets there, and adds a version 1 without replacing anything.
     pub fn index_records(
         &self,
         records: Vec<crate::proto::DatasetRecord>,
@@ -293,10 +299,20 @@ impl Node {
         }
         let _writer = self.live_index().writer();
         let index = self.index();
-        index.apply(
-            records.into_iter().map(IndexOp::Upsert).collect(),
-            &BTreeMap::new(),
-        )?;
+        let cursors = index.cursors();
+        let mut ops = Vec::with_capacity(records.len());
+        for record in records {
+            let reached = cursors.get(&record.origin).copied().unwrap_or(0);
+            let at = self.store().record_state(&record.origin, &record.id)?;
+            if at.is_some_and(|state| state.log_index.get() >= reached) {
+                continue;
+            }
+            ops.push(IndexOp::Replace(record));
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        index.apply(ops, &BTreeMap::new())?;
         self.index_advanced();
         Ok(())
     }
@@ -471,3 +487,6 @@ pub async fn run(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<bool>) 
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

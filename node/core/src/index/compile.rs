@@ -35,7 +35,22 @@ pub(crate) const PREFIX_EXPANSIONS: u32 = 1000;
 enum Matches {
     Everything,
     Nothing,
+    /// Whatever the rest of the query matches: a term without searchable
+    /// content (punctuation only) is read as if it were not written, so
+    /// its negation constrains nothing either, and it adds no alternative.
+    Unconstrained,
     Some(Box<dyn Query>),
+}
+
+/// The clauses of a conjunction.
+enum Conjunction {
+    /// It matches nothing.
+    Nothing,
+    /// Every item is [`Matches::Unconstrained`].
+    Unconstrained,
+    /// Each item required, or excluded when negated; none when it matches
+    /// everything. Clauses may all be exclusions.
+    Clauses(Vec<(Occur, Box<dyn Query>)>),
 }
 
 /// Compiles queries against the index schema and analyzers.
@@ -59,12 +74,13 @@ impl Compiler<'_> {
         // through a call that builds a list of its clauses on every seek.
         match &plan.query {
             Expr::And(items) => match self.conjunction(items) {
-                Some(words) => clauses.extend(words),
-                None => return Box::new(EmptyQuery),
+                Conjunction::Clauses(words) => clauses.extend(words),
+                Conjunction::Unconstrained => {}
+                Conjunction::Nothing => return Box::new(EmptyQuery),
             },
             other => match self.expr(other) {
                 Matches::Nothing => return Box::new(EmptyQuery),
-                Matches::Everything => {}
+                Matches::Everything | Matches::Unconstrained => {}
                 Matches::Some(query) => clauses.push((Occur::Must, query)),
             },
         }
@@ -137,25 +153,30 @@ impl Compiler<'_> {
         boolean(clauses)
     }
 
-    /// The clauses of a conjunction: each item required, or excluded when
-    /// negated; none when it matches everything; `None` when it matches
-    /// nothing. Clauses may all be exclusions.
-    fn conjunction(&self, items: &[Expr]) -> Option<Vec<(Occur, Box<dyn Query>)>> {
+    /// The clauses of a conjunction.
+    fn conjunction(&self, items: &[Expr]) -> Conjunction {
         let mut clauses = Vec::new();
+        let mut constrained = false;
         for item in items {
             let (occur, matches) = match item {
                 Expr::Not(inner) => (Occur::MustNot, self.expr(inner)),
                 other => (Occur::Must, self.expr(other)),
             };
             match (occur, matches) {
-                (Occur::MustNot, Matches::Everything) => return None,
+                (_, Matches::Unconstrained) => continue,
+                (Occur::MustNot, Matches::Everything) => return Conjunction::Nothing,
                 (Occur::MustNot, Matches::Nothing) => {}
                 (_, Matches::Everything) => {}
-                (_, Matches::Nothing) => return None,
+                (_, Matches::Nothing) => return Conjunction::Nothing,
                 (occur, Matches::Some(query)) => clauses.push((occur, query)),
             }
+            constrained = true;
         }
-        Some(clauses)
+        if constrained {
+            Conjunction::Clauses(clauses)
+        } else {
+            Conjunction::Unconstrained
+        }
     }
 
     fn expr(&self, expr: &Expr) -> Matches {
@@ -164,26 +185,27 @@ impl Compiler<'_> {
             Expr::Text {
                 field, text, kind, ..
             } => self.text_query(*field, text, *kind),
-            Expr::And(items) => {
-                let Some(clauses) = self.conjunction(items) else {
-                    return Matches::Nothing;
-                };
-                if clauses.is_empty() {
-                    return Matches::Everything;
-                }
-                Matches::Some(boolean(clauses))
-            }
+            Expr::And(items) => match self.conjunction(items) {
+                Conjunction::Nothing => Matches::Nothing,
+                Conjunction::Unconstrained => Matches::Unconstrained,
+                Conjunction::Clauses(clauses) if clauses.is_empty() => Matches::Everything,
+                Conjunction::Clauses(clauses) => Matches::Some(boolean(clauses)),
+            },
             Expr::Or(items) => {
                 let mut alternatives = Vec::new();
+                let mut constrained = false;
                 for item in items {
                     match self.expr(item) {
                         Matches::Everything => return Matches::Everything,
+                        Matches::Unconstrained => continue,
                         Matches::Nothing => {}
                         Matches::Some(query) => alternatives.push((Occur::Should, query)),
                     }
+                    constrained = true;
                 }
                 match alternatives.len() {
-                    0 => Matches::Nothing,
+                    0 if constrained => Matches::Nothing,
+                    0 => Matches::Unconstrained,
                     1 => Matches::Some(alternatives.remove(0).1),
                     _ => Matches::Some(Box::new(BooleanQuery::new(alternatives))),
                 }
@@ -191,6 +213,7 @@ impl Compiler<'_> {
             Expr::Not(inner) => match self.expr(inner) {
                 Matches::Everything => Matches::Nothing,
                 Matches::Nothing => Matches::Everything,
+                Matches::Unconstrained => Matches::Unconstrained,
                 Matches::Some(query) => Matches::Some(boolean(vec![(Occur::MustNot, query)])),
             },
         }
@@ -198,7 +221,7 @@ impl Compiler<'_> {
 
     /// A term in one field, or in every text field with per-field boosts.
     /// A term without searchable content (punctuation only) constrains
-    /// nothing.
+    /// nothing ([`Matches::Unconstrained`]).
     fn text_query(&self, field: Option<TextField>, text: &str, kind: TextKind) -> Matches {
         let Some(field) = field else {
             if let Some(query) = self.any_field_word(text, kind) {
@@ -212,13 +235,13 @@ impl Compiler<'_> {
                 }
             }
             return match alternatives.len() {
-                0 => Matches::Everything,
+                0 => Matches::Unconstrained,
                 _ => Matches::Some(Box::new(BooleanQuery::new(alternatives))),
             };
         };
         match self.field_query(field, text, kind) {
             Some(query) => Matches::Some(query),
-            None => Matches::Everything,
+            None => Matches::Unconstrained,
         }
     }
 
@@ -250,7 +273,7 @@ impl Compiler<'_> {
             }
         }
         Some(if terms.is_empty() {
-            Matches::Everything
+            Matches::Unconstrained
         } else {
             Matches::Some(Box::new(AnyFieldQuery::new(terms)))
         })

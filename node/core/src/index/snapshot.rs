@@ -12,8 +12,11 @@
 //! deleted record, or a record whose audience may have narrowed, is
 //! recorded against every held snapshot and left out of its later pages
 //! ([`Snapshots::withdraw`]); a revoked origin drops every snapshot
-//! ([`Snapshots::clear`]). However often it is used, a snapshot is dropped
-//! [`MAX_CURSOR_AGE`] after it was taken.
+//! ([`Snapshots::clear`]). A search runs on the searcher it was prepared
+//! with, so a withdrawal can land while it runs, before its snapshot is
+//! held: a searcher older than the last withdrawal is not kept (its next
+//! pages read the index as it is). However often it is used, a snapshot is
+//! dropped [`MAX_CURSOR_AGE`] after it was taken.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -40,11 +43,22 @@ struct Held {
     withdrawn: Arc<BTreeSet<String>>,
 }
 
+/// The snapshots held, and where the last withdrawal was.
+#[derive(Default)]
+struct State {
+    held: HashMap<u64, Held>,
+    /// Reader generation current at the last withdrawal or clear: an older
+    /// searcher may still show what was withdrawn. (Not any generation
+    /// older than the reader's: the reader also reloads for merges, and on
+    /// its own after each commit, which withdraw nothing.)
+    withdrawn_at: u64,
+}
+
 pub(crate) struct Snapshots {
     /// Distinguishes this process's generations from a previous one's.
     epoch: u64,
     ttl: Duration,
-    held: Mutex<HashMap<u64, Held>>,
+    state: Mutex<State>,
 }
 
 impl Snapshots {
@@ -52,22 +66,27 @@ impl Snapshots {
         Self {
             epoch: rand::random(),
             ttl,
-            held: Mutex::new(HashMap::new()),
+            state: Mutex::default(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Held>> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keeps `searcher` for a while and returns its snapshot id.
-    pub fn keep(&self, searcher: &Searcher) -> (u64, u64) {
+    /// Keeps `searcher` for a while and returns its snapshot id; `None`
+    /// when it is not held and a record was withdrawn since it was the
+    /// reader's searcher: it may show that record, and no withdrawn set
+    /// says so.
+    pub fn keep(&self, searcher: &Searcher) -> Option<(u64, u64)> {
         let generation = searcher.generation().generation_id();
         let now = Instant::now();
-        let mut held = self.lock();
-        self.expire(&mut held, now);
+        let mut state = self.lock();
+        let State { held, withdrawn_at } = &mut *state;
+        self.expire(held, now);
         match held.get_mut(&generation) {
             Some(entry) => entry.used = now,
+            None if generation < *withdrawn_at => return None,
             None => {
                 held.insert(
                     generation,
@@ -90,7 +109,7 @@ impl Snapshots {
                 None => break,
             };
         }
-        (self.epoch, generation)
+        Some((self.epoch, generation))
     }
 
     /// The searcher of a snapshot id, if still held, and the record keys
@@ -103,35 +122,42 @@ impl Snapshots {
             return None;
         }
         let now = Instant::now();
-        let mut held = self.lock();
-        self.expire(&mut held, now);
-        let entry = held.get_mut(&generation)?;
+        let mut state = self.lock();
+        self.expire(&mut state.held, now);
+        let entry = state.held.get_mut(&generation)?;
         entry.used = now;
         Some((entry.searcher.clone(), entry.withdrawn.clone()))
     }
 
-    /// Records that `keys` were withdrawn: no held snapshot shows them again.
-    pub fn withdraw(&self, keys: &[String]) {
+    /// Records that `keys` were withdrawn by a commit that `current`, the
+    /// reader generation now, reads: no held snapshot shows them again, and
+    /// no older searcher is kept from now on.
+    pub fn withdraw(&self, keys: &[String], current: u64) {
         if keys.is_empty() {
             return;
         }
-        let mut held = self.lock();
-        held.retain(|_, entry| {
+        let mut state = self.lock();
+        state.withdrawn_at = state.withdrawn_at.max(current);
+        state.held.retain(|_, entry| {
             let withdrawn = Arc::make_mut(&mut entry.withdrawn);
             withdrawn.extend(keys.iter().cloned());
             withdrawn.len() <= MAX_WITHDRAWN
         });
     }
 
-    /// Drops every held snapshot: the next page of each search reads the
-    /// index as it is now (search-after on its sort position).
-    pub fn clear(&self) {
-        self.lock().clear();
+    /// Drops every held snapshot, and keeps none older than `current`, the
+    /// reader generation now: the next page of each search reads the index
+    /// as it is now (search-after on its sort position).
+    pub fn clear(&self, current: u64) {
+        let mut state = self.lock();
+        state.held.clear();
+        state.withdrawn_at = state.withdrawn_at.max(current);
     }
 
     /// The segments the held snapshots read.
     pub fn segments(&self) -> Vec<SegmentId> {
         self.lock()
+            .held
             .values()
             .flat_map(|entry| entry.searcher.segment_readers())
             .map(|segment| segment.segment_id())

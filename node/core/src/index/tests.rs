@@ -884,6 +884,29 @@ fn phrases_operators_and_prefixes() {
     assert_eq!(f.text("glacier ;;"), set(&["t1", "t2"]));
 }
 
+/// A term without searchable content is read as if it were not written:
+/// negated, it excludes nothing; as an alternative, it adds nothing.
+#[test]
+fn a_punctuation_term_constrains_nothing_negated_or_as_an_alternative() {
+    let f = text_corpus();
+    let everything = set(&["t1", "t2", "t3"]);
+    let glacier = set(&["t1", "t2"]);
+    for text in [
+        "glacier -!",
+        r#"glacier -"–""#,
+        "glacier NOT title:;;",
+        "glacier -(! ;)",
+        "glacier -(! OR ;)",
+        "glacier OR !",
+        "-! glacier",
+    ] {
+        assert_eq!(f.text(text), glacier, "{text}");
+    }
+    assert_eq!(f.text("-(glacier OR !)"), set(&["t3"]));
+    assert_eq!(f.text("-!"), everything);
+    assert_eq!(f.text("NOT (! OR ;)"), everything);
+}
+
 #[test]
 fn a_title_match_ranks_above_a_description_match() {
     let f = text_corpus();
@@ -1195,6 +1218,115 @@ fn revocation_is_final_everywhere_withdrawn_records_leave_held_snapshots() {
     }
     let expected: BTreeSet<String> = later[2..].iter().cloned().collect();
     assert_eq!(rest, expected);
+}
+
+/// Ids of every page after `cursor` of `request` for `viewer`.
+fn later_pages(
+    f: &Fixture,
+    request: &SearchRequest,
+    viewer: &Viewer,
+    cursor: Option<String>,
+) -> BTreeSet<String> {
+    let mut after = cursor;
+    let mut ids = BTreeSet::new();
+    while let Some(cursor) = after.take() {
+        let page = f.search(
+            SearchRequest {
+                after: Some(cursor),
+                ..request.clone()
+            },
+            viewer,
+        );
+        ids.extend(page.hits.into_iter().map(|h| h.id));
+        after = page.next_cursor;
+    }
+    ids
+}
+
+/// A search runs on the searcher it was prepared with: a record narrowed
+/// or removed while a page runs, before that page's snapshot is held, is
+/// not shown by the later pages either; nor is a snapshot dropped for a
+/// revocation while a page of it runs held again without what was
+/// withdrawn.
+#[test]
+fn a_record_withdrawn_while_a_page_runs_is_not_on_the_later_pages() {
+    let records: Vec<DatasetRecord> = (0..10).map(|n| glacier_record(n, "p")).collect();
+    let f = fixture(records);
+    let request = SearchRequest {
+        text: "glacier".into(),
+        sort: Sort::Size,
+        limit: 2,
+        ..Default::default()
+    };
+    // The first page is prepared, then a record it does not show is
+    // narrowed to PRIVATE and another removed, then it runs.
+    let prepared = f.index.prepare(&request, &Viewer::Anonymous).unwrap();
+    // Read in one page, which holds no snapshot.
+    let every = f.ids_as(request.clone(), &Viewer::Anonymous);
+    let shown: BTreeSet<String> = every[..2].iter().cloned().collect();
+    let later: Vec<String> = (0..10)
+        .map(|n| format!("p{n:02}"))
+        .filter(|id| !shown.contains(id))
+        .collect();
+    let n: usize = later[0][1..].parse().unwrap();
+    f.add(vec![DatasetRecord {
+        version: 2,
+        visibility: Visibility::Private as i32,
+        ..glacier_record(n, "p")
+    }]);
+    let remove = |id: &str| {
+        f.index
+            .apply(
+                vec![IndexOp::Remove {
+                    origin: HERE.into(),
+                    id: id.to_owned(),
+                }],
+                &BTreeMap::new(),
+            )
+            .unwrap()
+    };
+    remove(&later[1]);
+    let first = prepared.run().unwrap();
+    assert_eq!(
+        first
+            .hits
+            .iter()
+            .map(|h| h.id.clone())
+            .collect::<BTreeSet<_>>(),
+        shown
+    );
+    let rest = later_pages(&f, &request, &Viewer::Anonymous, first.next_cursor);
+    let expected: BTreeSet<String> = later[2..].iter().cloned().collect();
+    assert_eq!(
+        rest, expected,
+        "narrowed {} and removed {}",
+        later[0], later[1]
+    );
+
+    // A second page prepared on a held snapshot, which a revocation drops
+    // (its records removed, every snapshot dropped) while the page runs.
+    let first = f.search(request.clone(), &Viewer::Anonymous);
+    let second = SearchRequest {
+        after: first.next_cursor,
+        ..request.clone()
+    };
+    let prepared = f.index.prepare(&second, &Viewer::Anonymous).unwrap();
+    let page = f.search(second.clone(), &Viewer::Anonymous);
+    let on_page: BTreeSet<String> = page.hits.into_iter().map(|h| h.id).collect();
+    let revoked = later[2..]
+        .iter()
+        .rev()
+        .find(|id| !on_page.contains(*id))
+        .unwrap()
+        .clone();
+    remove(&revoked);
+    f.index.drop_snapshots();
+    let page = prepared.run().unwrap();
+    let rest = later_pages(&f, &request, &Viewer::Anonymous, page.next_cursor);
+    assert!(
+        !rest.contains(&revoked),
+        "revoked {revoked} shown: {rest:?}"
+    );
 }
 
 /// Issue 9, item 7: the scores an anonymous caller gets do not depend on
@@ -2044,7 +2176,7 @@ fn filter_bitsets_of_segments_still_read_are_kept() {
     assert_eq!(f.search(next, &Viewer::Anonymous).hits.len(), 5);
     assert_eq!(f.index.bits_cache.held().0, segments + 1);
     // Without the snapshot, only the merged segment's is kept.
-    f.index.snapshots.clear();
+    f.index.drop_snapshots();
     f.search(request, &Viewer::Anonymous);
     assert_eq!(f.index.bits_cache.held().0, 1);
 }

@@ -614,18 +614,31 @@ pub async fn live(
     let claim = OnBehalfOf::for_viewer(&viewer);
     let local = LocalIndex::new(node.clone(), request.clone(), viewer.clone(), place);
     // Every origin no peer is asked for comes from the local index (as of
-    // the last sync), searched while the peers are asked.
+    // the last sync), searched while the peers are asked. The index keeps
+    // its position in the log of an origin it no longer holds (a revoked
+    // peer): that origin has no records there and gets no line, as in
+    // the federation scope.
     let asked: BTreeSet<&str> = targets.iter().map(|t| t.origin.as_str()).collect();
-    let local_only: Vec<String> = node
+    let mut local_only = Vec::new();
+    for origin in node
         .index()
         .cursors()
         .into_keys()
         .chain(std::iter::once(own.clone()))
         .collect::<BTreeSet<_>>()
-        .into_iter()
-        .filter(|o| !asked.contains(o.as_str()))
-        .filter(|o| request.origins.is_empty() || request.origins.contains(o))
-        .collect();
+    {
+        if asked.contains(origin.as_str())
+            || !(request.origins.is_empty() || request.origins.contains(&origin))
+        {
+            continue;
+        }
+        let held = node
+            .holds_origin(&origin)
+            .map_err(|e| SearchError::Unavailable(e.to_string()))?;
+        if held {
+            local_only.push(origin);
+        }
+    }
     let local_part = (!local_only.is_empty()).then(|| local.search(local_only.clone()));
     let asks = targets.into_iter().map(|target| {
         let mut asked = wire.clone();

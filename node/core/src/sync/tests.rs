@@ -3205,6 +3205,38 @@ async fn a_record_an_audience_withdrew_comes_back_with_a_wider_audience() {
     assert_fsck_clean(&fed.here);
 }
 
+/// A version 1 that an audience withdrew and the next one brings back, both
+/// pulled before the indexer reaches the first: whether the indexer had
+/// indexed the version already or has yet to reach its entry, the record
+/// is indexed once.
+#[tokio::test]
+async fn a_version_1_withdrawn_and_brought_back_before_indexing_is_indexed_once() {
+    for indexed_first in [true, false] {
+        let fed = federation();
+        let in_group = |groups: &[&str]| publish_with_here_in(&fed.polar, groups);
+        in_group(&["polar-consortium"]);
+        let lines = [
+            line("PDC-1", "Ice station 1", "groups"),
+            line("PDC-2", "Ice station 2", "public"),
+        ];
+        assert_eq!(fed.polar.import_lines(1, &lines).unwrap().stored, 2);
+        assert_honest_retry(&fed).await;
+        if indexed_first {
+            assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
+        }
+        in_group(&[]);
+        in_group(&["polar-consortium"]);
+        assert_honest_retry(&fed).await;
+        assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "back");
+        assert_eq!(
+            searched(&fed.here, "station"),
+            ["PDC-1", "PDC-2"],
+            "indexed first: {indexed_first}"
+        );
+        assert_fsck_clean(&fed.here);
+    }
+}
+
 /// Before its first audience an origin serves FEDERATION records to the
 /// peers it pins; a first audience that leaves this node off its roster
 /// withdraws them, although it grants no less than "no audience" would.

@@ -557,3 +557,91 @@ async fn a_dropped_copy_starts_no_search_and_a_running_one_keeps_its_place() {
     })
     .await;
 }
+
+/// A revoked peer's records leave the index, but the index keeps its
+/// position in that peer's log: a live search names no revoked peer in its
+/// report, nor counts it among the peers an anonymous caller is told of,
+/// as the federation scope does not. A suspended peer is not asked and is
+/// answered from its copy.
+#[tokio::test]
+async fn a_live_report_names_no_revoked_peer() {
+    let (here, _here) = crate::test_support::opened_node("here");
+    let (polar, _polar) = crate::test_support::opened_node("polar");
+    let (uni, _uni) = crate::test_support::opened_node("uni");
+    here.trust().add(&polar.invite(), &[]).unwrap();
+    here.trust().add(&uni.invite(), &[]).unwrap();
+    let copies: Vec<crate::index::IndexOp> = ["polar", "uni"]
+        .into_iter()
+        .map(|origin| {
+            let mut record = crate::record::parse_json_line(&crate::test_support::record_line(
+                "PDC-1",
+                "Ice station",
+                "public",
+            ))
+            .unwrap();
+            record.origin = origin.into();
+            record.version = 1;
+            crate::index::IndexOp::Upsert(record)
+        })
+        .collect();
+    let cursors = BTreeMap::from([("polar".to_string(), 1), ("uni".to_string(), 1)]);
+    here.index().apply(copies, &cursors).unwrap();
+    here.trust().set_state("uni", PeerState::Suspended).unwrap();
+    here.trust().set_state("polar", PeerState::Revoked).unwrap();
+    here.unindex_origin("polar").unwrap();
+    // The store holds none of polar's records here: take out the copy the
+    // revocation would have found there.
+    here.index()
+        .apply(
+            vec![crate::index::IndexOp::Remove {
+                origin: "polar".into(),
+                id: "PDC-1".into(),
+            }],
+            &BTreeMap::new(),
+        )
+        .unwrap();
+    assert!(here.index().cursors().contains_key("polar"));
+
+    let dialed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let replicator = Replicator::new(
+        here.clone(),
+        dialing(dialed.clone(), || {
+            Err(SyncError::Unreachable {
+                peer: "nobody".into(),
+                message: "not dialed".into(),
+            })
+        }),
+    );
+    let search = |viewer: Viewer| {
+        live(
+            replicator.clone(),
+            SearchRequest {
+                text: "station".into(),
+                ..Default::default()
+            },
+            proto::SearchRequest::default(),
+            viewer,
+            Duration::from_secs(2),
+            None,
+        )
+    };
+    let operator = Viewer::Operator {
+        node: here.node_id().clone(),
+    };
+    let answer = search(operator).await.unwrap();
+    let named: Vec<&str> = answer
+        .completeness
+        .iter()
+        .map(|line| line.origin.as_str())
+        .collect();
+    assert_eq!(named, ["here", "uni"], "{:?}", answer.completeness);
+    assert_eq!(
+        ids(&answer.results),
+        [("uni".to_string(), "PDC-1".to_string())]
+    );
+
+    let answer = search(Viewer::Anonymous).await.unwrap();
+    let peers: u32 = answer.completeness[1..].iter().map(|line| line.peers).sum();
+    assert_eq!(peers, 1, "{:?}", answer.completeness);
+    assert_eq!(dialed.load(std::sync::atomic::Ordering::SeqCst), 0);
+}

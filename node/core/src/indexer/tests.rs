@@ -1,0 +1,72 @@
+//! The index holds each record once, whichever of a refill and the indexer
+//! takes its entry first.
+
+use crate::node::Node;
+use crate::proto::DatasetRecord;
+use crate::query::SearchRequest;
+use crate::test_support::{opened_node, record_line};
+use crate::visibility::Viewer;
+
+fn operator(node: &Node) -> Viewer {
+    Viewer::Operator {
+        node: node.node_id().clone(),
+    }
+}
+
+/// Ids the operator finds for `text` in the index as it is, and the total.
+fn found(node: &Node, text: &str) -> (Vec<String>, u64) {
+    let request = SearchRequest {
+        text: text.into(),
+        limit: 100,
+        ..Default::default()
+    };
+    let results = node.index().search(&request, &operator(node)).unwrap();
+    let mut ids: Vec<String> = results.hits.into_iter().map(|hit| hit.id).collect();
+    ids.sort();
+    (ids, results.total)
+}
+
+/// `node` with PDC-1 and PDC-2 stored at version 1, not yet indexed; the
+/// stored PDC-1.
+fn stored() -> (std::sync::Arc<Node>, tempfile::TempDir, DatasetRecord) {
+    let (node, dir) = opened_node("here");
+    let lines = [
+        record_line("PDC-1", "Ice station 1", "public"),
+        record_line("PDC-2", "Ice station 2", "public"),
+    ];
+    let outcome = node.import_lines(1, &lines).unwrap();
+    assert_eq!(outcome.stored, 2, "{outcome:?}");
+    let record = node.get("", "PDC-1", &operator(&node)).unwrap().record;
+    assert_eq!(record.version, 1);
+    (node, dir, record)
+}
+
+/// A refill brings back a version 1 the index holds (the indexer had not
+/// yet reached the audience that withdrew it), or one whose entry the
+/// indexer has yet to reach: either way it is found once, and counted
+/// once.
+#[test]
+fn a_version_1_a_refill_brings_back_is_indexed_once() {
+    // Indexed, then brought back by a refill.
+    let (node, _dir, record) = stored();
+    node.catch_up_index(&mut |_| {}).unwrap();
+    node.index_records(vec![record]).unwrap();
+    assert_eq!(
+        found(&node, "station"),
+        (vec!["PDC-1".into(), "PDC-2".into()], 2)
+    );
+    assert_eq!(found(&node, "\"station 1\""), (vec!["PDC-1".into()], 1));
+    let report = crate::fsck::check(&node).unwrap();
+    assert!(report.clean(), "{:?}", report.findings);
+
+    // Brought back before the indexer reaches its entry.
+    let (node, _dir, record) = stored();
+    node.index_records(vec![record]).unwrap();
+    node.catch_up_index(&mut |_| {}).unwrap();
+    assert_eq!(
+        found(&node, "station"),
+        (vec!["PDC-1".into(), "PDC-2".into()], 2)
+    );
+    let report = crate::fsck::check(&node).unwrap();
+    assert!(report.clean(), "{:?}", report.findings);
+}
