@@ -2263,6 +2263,71 @@ async fn an_entry_in_place_of_the_announced_key_set_is_refused() {
     assert_honest_retry(&fed).await;
 }
 
+/// Adversarial: a relay serves the announced key set with its payload
+/// intact but other signatures (none, a forged one, more than an envelope
+/// may carry). The Merkle leaf covers the payload only, so the batch proof
+/// holds; what is stored must still be the envelope the chain verified, or
+/// the chain rebuilt from the store would no longer verify and the origin
+/// would be held back for good. Each is refused at the set's position, the
+/// origin's chain still verifies here, and an honest pull completes.
+#[tokio::test]
+async fn a_key_set_with_other_signatures_than_announced_is_refused() {
+    type Resign = fn(&mut Envelope);
+    let tampers: [(&str, Resign); 3] = [
+        ("no signature", |envelope| envelope.signatures.clear()),
+        ("a forged signature", |envelope| {
+            envelope.signatures[0].sig = vec![0x5a; 64];
+        }),
+        ("40 signatures of unknown keys", |envelope| {
+            for _ in 0..40 {
+                let key = crate::sign::NodeKey::generate();
+                envelope.signatures.push(crate::proto::Signature {
+                    key_id: key.key_id().to_string(),
+                    sig: vec![0xa5; 64],
+                });
+            }
+        }),
+    ];
+    for (n, (what, resign)) in tampers.into_iter().enumerate() {
+        let fed = federation();
+        import(&fed.polar, 1, 2);
+        assert_honest_retry(&fed).await;
+        fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+        import(&fed.polar, 3, 2);
+        let held = fed.here.store().log_size(POLAR).unwrap();
+        assert_eq!(held, 3, "the rotation is entry 3");
+        let report = tampered_round(&fed, move |items| resign(envelope(item(items, 3)))).await;
+        let expected = verify_error(
+            3,
+            SignError::KeySetPosition {
+                index: 3,
+                message: "carries other signatures than the key set verified for this position"
+                    .into(),
+            },
+        );
+        assert_refused(&fed.sync, &report, UNI, &expected, 1);
+        assert!(
+            expected.contains(POLAR) && expected.contains("entry 3"),
+            "{what}"
+        );
+        assert_eq!(fed.here.store().log_size(POLAR).unwrap(), held, "{what}");
+        let chain = fed.here.origin_keys(POLAR);
+        assert!(
+            matches!(&chain, Ok(Some(chain)) if chain.links().len() == 1),
+            "{what} (case {n}): {chain:?}"
+        );
+        assert_honest_retry(&fed).await;
+        let chain = fed.here.origin_keys(POLAR).unwrap().unwrap();
+        assert_eq!(chain.links().len(), 2, "{what}");
+        assert_eq!(
+            stored_envelope(&fed.here, POLAR, 3),
+            stored_envelope(&fed.polar, POLAR, 3),
+            "{what}: the set is stored as the origin signed it"
+        );
+        all_entries_verify(&fed.here, POLAR);
+    }
+}
+
 /// Issue 11, item 3: an origin whose key set expired is stale: still
 /// held and searchable, flagged, counted in the gauge; a renewal ends it.
 #[tokio::test]
