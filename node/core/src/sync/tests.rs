@@ -3233,6 +3233,45 @@ async fn a_record_an_audience_withdrew_comes_back_with_a_wider_audience() {
     assert_fsck_clean(&fed.here);
 }
 
+/// The origin takes this node out of a group, then makes a record it held
+/// in that group PUBLIC, and both arrive in one batch: the audience
+/// withdraws the held version, the later version replaces it. The record
+/// stays readable and searchable at its new version, and `fsck` agrees.
+#[tokio::test]
+async fn a_version_after_an_audience_that_withdrew_its_record_is_kept() {
+    let fed = federation();
+    let in_group = |groups: &[&str]| publish_with_here_in(&fed.polar, groups);
+    in_group(&["polar-consortium"]);
+    import(&fed.polar, 1, 2);
+    narrow(&fed.polar, "PDC-1", "groups");
+    assert_honest_retry(&fed).await;
+    assert!(
+        operator_sees(&fed.here, POLAR, "PDC-1"),
+        "whole in the group"
+    );
+
+    let removed = in_group(&[]);
+    narrow(&fed.polar, "PDC-1", "public");
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok && report.entries == 2, "one batch: {report:?}");
+    let state = fed
+        .here
+        .store()
+        .record_state(POLAR, "PDC-1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (state.version, state.log_index.get(), state.deleted),
+        (3, removed + 1, false),
+        "the later version is the record's state"
+    );
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "version 3 held");
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
+    assert_eq!(fed.here.store().count_live(POLAR).unwrap(), 2);
+    assert_fsck_clean(&fed.here);
+    assert_rebuilt_and_clean(&fed.here, &["PDC-1", "PDC-2"]);
+}
+
 /// Before its first audience an origin serves FEDERATION records to the
 /// peers it pins; a first audience that leaves this node off its roster
 /// withdraws them, although it grants no less than "no audience" would.
