@@ -2741,6 +2741,64 @@ async fn an_origin_whose_key_chain_does_not_verify_is_not_vouched_for() {
     assert!(!fed.here.is_stale(POLAR));
 }
 
+/// An origin whose key chain as stored here does not verify is held back,
+/// whoever serves it: a relay that serves it is not blamed (no rejection,
+/// no failure, no backoff that would delay the other origins it relays),
+/// the round reports the origin held back, and the witness exchange finds
+/// nothing to compare. Once the pin is put right, the relay serves it.
+#[tokio::test]
+async fn an_origin_held_back_here_is_no_fault_of_the_relay_that_serves_it() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    assert_honest_retry(&fed).await;
+    let pinned = repin(&fed.here, POLAR, &stranger_root());
+    assert!(fed.here.origin_keys(POLAR).is_err());
+    import(&fed.polar, 3, 2);
+    fed.uni
+        .import_lines(1, &[line("UNI-1", "Ice station at uni", "public")])
+        .unwrap();
+    let at_uni = Replicator::new(fed.uni.clone(), no_dialing());
+    let report = round_with(&at_uni, POLAR, Served::honest(&fed.polar, UNI)).await;
+    assert!(report.ok, "{report:?}");
+    let held = fed.here.store().log_size(POLAR).unwrap();
+
+    let report = round_with(&fed.sync, UNI, Served::honest(&fed.uni, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.origins, [UNI], "{report:?}");
+    assert_eq!(report.held_back.len(), 1, "{report:?}");
+    assert!(
+        report.held_back[0].starts_with(&format!("{POLAR}: held back: ")),
+        "{report:?}"
+    );
+    let status = status(&fed.sync, UNI);
+    assert_eq!(status.rejected, 0, "{status:?}");
+    assert_eq!(status.consecutive_failures, 0, "{status:?}");
+    assert!(status.last_error.is_empty(), "{status:?}");
+    assert_eq!(
+        fed.here.metrics().rejections.get(RejectReason::Signature),
+        0
+    );
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), held);
+    assert!(fed.here.store().log_size(UNI).unwrap() > 0);
+    let witnessed = crate::proto::WitnessedCheckpoint {
+        checkpoint: Some(checkpoint_of(&fed.uni, POLAR)),
+        origin: POLAR.into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        witness::check(&fed.here, UNI, POLAR, &witnessed).unwrap(),
+        witness::Seen::Unheld
+    );
+
+    repin(&fed.here, POLAR, &pinned);
+    let report = round_with(&fed.sync, UNI, Served::honest(&fed.uni, HERE)).await;
+    assert!(report.ok && report.held_back.is_empty(), "{report:?}");
+    assert_eq!(
+        fed.here.store().log_size(POLAR).unwrap(),
+        fed.polar.store().log_size(POLAR).unwrap()
+    );
+}
+
 /// Sets the TLS keys pinned for `origin` at `node`, as a trust store
 /// written before keys were unique per peer could hold them.
 fn pin_tls_keys(node: &Node, origin: &str, keys: Vec<Vec<u8>>) {
