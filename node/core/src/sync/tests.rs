@@ -3167,6 +3167,21 @@ async fn digests_then_a_wider_audience(fed: &Federation) -> u64 {
     publish_with_here_in(&fed.polar, &["polar-consortium"])
 }
 
+/// `here` pulls what `polar` appended, refilling nothing: the refill that
+/// follows a wider audience is left to the test.
+async fn pull_only(fed: &Federation) {
+    let ours = fed.here.store().log_size(POLAR).unwrap();
+    let polar = Served::honest(&fed.polar, HERE);
+    let idle = std::time::Duration::from_secs(5);
+    receive::pull_origin(&fed.here, &polar, POLAR, POLAR, ours, 0, idle)
+        .await
+        .unwrap();
+    assert_eq!(
+        fed.here.store().log_size(POLAR).unwrap(),
+        fed.polar.store().log_size(POLAR).unwrap()
+    );
+}
+
 /// `polar` places `here` in `groups` (only) and publishes its audience;
 /// returns the audience's position.
 fn publish_with_here_in(polar: &Node, groups: &[&str]) -> u64 {
@@ -3183,6 +3198,7 @@ fn publish_with_here_in(polar: &Node, groups: &[&str]) -> u64 {
 async fn a_refill_restores_nothing_a_relay_altered() {
     let fed = federation();
     let at = digests_then_a_wider_audience(&fed).await;
+    pull_only(&fed).await;
     async fn refill(fed: &Federation, at: u64, change: fn(&mut Envelope)) -> (u64, bool) {
         let tamper = move |items: &mut Vec<PullItem>| change(envelope(item(items, 4)));
         let relay = Served::relay(UNI, &fed.polar, HERE, Box::new(tamper));
@@ -3215,6 +3231,67 @@ async fn a_refill_restores_nothing_a_relay_altered() {
     );
     assert!(!digests_held());
     assert!(operator_sees(&fed.here, POLAR, "PDC-1"));
+
+    // A relay that serves whole what the origin serves as digests: a
+    // version the audience in force still withholds from this node, and
+    // a version the origin has since replaced.
+    async fn refill_whole(fed: &Federation, at: u64, index: u64) -> (u64, bool) {
+        let whole = stored_envelope(&fed.polar, POLAR, index);
+        let tamper = move |items: &mut Vec<PullItem>| {
+            item(items, index).item = Some(pull_item::Item::Entry(whole.clone()));
+        };
+        let relay = Served::relay(UNI, &fed.polar, HERE, Box::new(tamper));
+        let idle = std::time::Duration::from_secs(5);
+        receive::refill_origin(&fed.here, &relay, UNI, POLAR, at, idle)
+            .await
+            .unwrap()
+    }
+    let at_of = |fed: &Federation, id: &str| {
+        let state = fed.polar.store().record_state(POLAR, id).unwrap().unwrap();
+        state.log_index.get()
+    };
+
+    // Held whole in the group, withdrawn when the origin took this node
+    // out; a later audience grants another group, not that one.
+    let fed = federation();
+    publish_with_here_in(&fed.polar, &["polar-consortium"]);
+    import(&fed.polar, 1, 2);
+    narrow(&fed.polar, "PDC-1", "groups");
+    assert_honest_retry(&fed).await;
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "in the group");
+    publish_with_here_in(&fed.polar, &[]);
+    assert_honest_retry(&fed).await;
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "withdrawn");
+    let at = publish_with_here_in(&fed.polar, &["polar-observers"]);
+    pull_only(&fed).await;
+    let v2 = at_of(&fed, "PDC-1");
+    assert_eq!(
+        refill_whole(&fed, at, v2).await,
+        (0, true),
+        "a version the audience in force withholds"
+    );
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"));
+    assert_fsck_clean(&fed.here);
+
+    // Version 1 held as digests, and version 2 (private) as digests after
+    // it; then this node joins the group version 1 was for.
+    let fed = federation();
+    fed.polar.publish_audience().unwrap().expect("an audience");
+    narrow(&fed.polar, "PDC-1", "groups");
+    let v1 = at_of(&fed, "PDC-1");
+    narrow(&fed.polar, "PDC-1", "private");
+    assert_honest_retry(&fed).await;
+    let at = publish_with_here_in(&fed.polar, &["polar-consortium"]);
+    pull_only(&fed).await;
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"));
+    assert_eq!(
+        refill_whole(&fed, at, v1).await,
+        (0, true),
+        "a version the origin replaced"
+    );
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"));
+    assert_eq!(fed.here.store().record_state(POLAR, "PDC-1").unwrap(), None);
+    assert_fsck_clean(&fed.here);
 }
 
 /// A refill still due (one that failed midway keeps its mark) is asked of
