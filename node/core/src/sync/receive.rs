@@ -254,8 +254,6 @@ pub fn apply_batch(
     // audience later in the same batch.
     let mut audiences: RecordAudiences = HashMap::new();
     let mut audience = AudienceInBatch::new(node, &ingest.chain, &origin);
-    // Held versions that later digests withdrew.
-    let mut narrowed = 0;
     // For the indexer, one per entry in order: a record entry's record,
     // any other entry as stored (`node::handoff`).
     let first = appender.next_index();
@@ -326,6 +324,8 @@ pub fn apply_batch(
                             subjects.insert(subject, record.id.clone());
                         }
                         touched.insert(record.id.clone(), state);
+                        // Withdrawn earlier in the batch, current again.
+                        audience.withdrawn.remove(&record.id);
                         audiences.insert(
                             record.id.clone(),
                             (record.visibility, record.groups.clone()),
@@ -417,7 +417,9 @@ pub fn apply_batch(
                 let withdrawn = withdrawal(store, &origin, index, &subject, &subjects, &touched)?;
                 if let Some((id, state)) = &withdrawn {
                     touched.insert(id.clone(), *state);
-                    narrowed += 1;
+                    audience
+                        .withdrawn
+                        .insert(id.clone(), WithdrawReason::Narrowed);
                 }
                 let stored = StoredEntry::Redacted { subject, payload };
                 appender
@@ -446,9 +448,8 @@ pub fn apply_batch(
         ingest.applied += count;
         let metrics = node.metrics();
         metrics.entries_pulled.inc_by(count);
-        metrics.withdrawn.add(WithdrawReason::Narrowed, narrowed);
-        for (reason, n) in audience.withdrawn {
-            metrics.withdrawn.add(reason, n);
+        for reason in audience.withdrawn.into_values() {
+            metrics.withdrawn.add(reason, 1);
         }
         node.changed();
     }
@@ -500,8 +501,9 @@ struct AudienceInBatch<'a> {
     brought: Vec<(u64, Envelope, Arc<AudienceView>)>,
     /// The position of a change that grants this node more than before.
     refill_at: Option<u64>,
-    /// Records the changes withdrew, by why.
-    withdrawn: Vec<(WithdrawReason, u64)>,
+    /// Records the batch withdrew (by a change of audience, or by digests
+    /// of a later version) and no later entry of it brought back, with why.
+    withdrawn: HashMap<String, WithdrawReason>,
 }
 
 impl<'a> AudienceInBatch<'a> {
@@ -513,7 +515,7 @@ impl<'a> AudienceInBatch<'a> {
             in_force: None,
             brought: Vec::new(),
             refill_at: None,
-            withdrawn: Vec::new(),
+            withdrawn: HashMap::new(),
         }
     }
 
@@ -561,10 +563,10 @@ impl<'a> AudienceInBatch<'a> {
                 reason = why.as_str(),
                 "the origin's audience in force no longer lets this node see records it held; withdrawn"
             );
-            self.withdrawn.push((why, withdrawn.len() as u64));
         }
         for (id, state) in withdrawn {
             touched.insert(id.clone(), state);
+            self.withdrawn.insert(id.clone(), why);
             appender.withdraw(id, state);
         }
         self.in_force = Some(to);

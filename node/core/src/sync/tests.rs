@@ -3371,7 +3371,8 @@ async fn a_record_an_audience_withdrew_comes_back_with_a_wider_audience() {
 /// The origin takes this node out of a group, then makes a record it held
 /// in that group PUBLIC, and both arrive in one batch: the audience
 /// withdraws the held version, the later version replaces it. The record
-/// stays readable and searchable at its new version, and `fsck` agrees.
+/// stays readable and searchable at its new version, is not counted as
+/// withdrawn, and `fsck` agrees.
 #[tokio::test]
 async fn a_version_after_an_audience_that_withdrew_its_record_is_kept() {
     let fed = federation();
@@ -3401,6 +3402,7 @@ async fn a_version_after_an_audience_that_withdrew_its_record_is_kept() {
         "the later version is the record's state"
     );
     assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "version 3 held");
+    assert_eq!(withdrawn(&fed.here), [0, 0, 0], "nothing stays withdrawn");
     assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
     assert_eq!(fed.here.store().count_live(POLAR).unwrap(), 2);
     assert_fsck_clean(&fed.here);
