@@ -1027,10 +1027,10 @@ pub(super) async fn refill_origin(
 ) -> Result<(u64, bool), SyncError> {
     let chain = origin_chain(node, origin)?;
     let (n, o) = (node.clone(), origin.to_owned());
-    let held = tokio::task::spawn_blocking(move || Refill::new(&n, &o))
+    let refill = tokio::task::spawn_blocking(move || Refill::new(&n, &o))
         .await
         .map_err(|e| join_error(origin, e))??;
-    let held = Arc::new(held);
+    let refill = Arc::new(refill);
     let mut stream = within(peer, idle, client.pull(origin, 0, 0)).await??;
     let mut covers = false;
     let mut restored = 0;
@@ -1105,11 +1105,11 @@ pub(super) async fn refill_origin(
         if batch.len() >= BATCH || bytes >= MAX_BATCH_BYTES {
             let items = std::mem::take(&mut batch);
             bytes = 0;
-            restored += refill_blocking(node, &chain, origin, items, &held).await?;
+            restored += refill_blocking(node, &chain, origin, items, &refill).await?;
         }
     }
     if !batch.is_empty() {
-        restored += refill_blocking(node, &chain, origin, batch, &held).await?;
+        restored += refill_blocking(node, &chain, origin, batch, &refill).await?;
     }
     Ok((restored, covers))
 }
@@ -1119,10 +1119,15 @@ async fn refill_blocking(
     chain: &Arc<KeyChain>,
     origin: &str,
     items: Vec<PullItem>,
-    held: &Arc<Refill>,
+    refill: &Arc<Refill>,
 ) -> Result<u64, SyncError> {
-    let (n, c, o, w) = (node.clone(), chain.clone(), origin.to_owned(), held.clone());
-    tokio::task::spawn_blocking(move || refill_batch(&n, &c, &o, items, &w))
+    let (n, c, o, r) = (
+        node.clone(),
+        chain.clone(),
+        origin.to_owned(),
+        refill.clone(),
+    );
+    tokio::task::spawn_blocking(move || refill_batch(&n, &c, &o, items, &r))
         .await
         .map_err(|e| join_error(origin, e))?
 }
