@@ -97,8 +97,10 @@ pub struct Link {
     pub index: u64,
     /// The set as signed.
     pub set: KeySet,
-    /// The signed payload bytes (to recognise the entry when it arrives).
-    payload: Vec<u8>,
+    /// The envelope as verified, signatures included: the entry at this
+    /// position must arrive as exactly this, since what is stored is
+    /// verified again whenever the chain is rebuilt from the store.
+    envelope: Envelope,
     signing: KeyRing,
     root: KeyRing,
     /// Expiry in Unix seconds; `None` for a legacy set without one.
@@ -252,7 +254,7 @@ impl KeyChain {
         self.links.push(Link {
             index,
             set,
-            payload: envelope.payload.clone(),
+            envelope: envelope.clone(),
             signing,
             root,
             expires,
@@ -552,8 +554,20 @@ impl KeyChain {
 
     fn open_key_set_entry(&self, index: u64, envelope: &Envelope) -> Result<LogEntry, SignError> {
         match self.set_at(index) {
-            Some(link) if link.payload == envelope.payload => {
+            // Whole, signatures included: the Merkle leaf covers the payload
+            // only, and an entry stored with other signatures than the ones
+            // verified would break the chain when it is rebuilt from the
+            // store.
+            Some(link) if link.envelope == *envelope => {
                 decode_key_set_entry(envelope, &self.origin)
+            }
+            Some(link) if link.envelope.payload == envelope.payload => {
+                Err(SignError::KeySetPosition {
+                    index,
+                    message: "carries other signatures than the key set verified for this \
+                              position"
+                        .into(),
+                })
             }
             Some(_) => Err(SignError::KeySetPosition {
                 index,

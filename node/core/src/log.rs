@@ -230,7 +230,8 @@ pub struct LogAppend {
     pub audiences: Vec<u64>,
     /// Records of the origin withdrawn by this append without an entry of
     /// their own: held here, and no longer for this node by the audience
-    /// the append brings (`sync::receive`).
+    /// the append brings (`sync::receive`). None has a later entry in the
+    /// append: a version after the withdrawal replaces it in `records`.
     pub withdrawn: Vec<(String, RecordState)>,
 }
 
@@ -314,6 +315,10 @@ impl<S: NodeStore> Appender<S> {
         }
         self.append.entries.push((index, entry.encode()));
         if let Some(record) = record {
+            // A version later than an audience that withdrew the record
+            // earlier in this append is the record's state: the withdrawal
+            // no longer applies (the store writes withdrawals last).
+            self.append.withdrawn.retain(|(id, _)| id != &record.0);
             self.append.records.push(record);
         }
         Ok(())

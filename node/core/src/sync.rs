@@ -150,6 +150,16 @@ pub enum SyncError {
     /// The origin is not an active peer of this node.
     #[error("{0}: not an active peer in the trust store")]
     NotTrusted(String),
+    /// The origin's key chain as stored here does not verify from the root
+    /// pinned for it (a pin changed under the store, a stored set damaged):
+    /// the origin is held back, its entries neither pulled nor checked,
+    /// until it verifies again. No fault of the peer that serves it.
+    #[error("{origin}: held back: its key chain as stored here does not verify from the root pinned for it: {source}")]
+    HeldBack {
+        origin: String,
+        #[source]
+        source: SignError,
+    },
     /// A message was larger than allowed.
     #[error("{peer}: message too large: {message}")]
     TooLarge { peer: String, message: String },
@@ -200,6 +210,7 @@ impl SyncError {
             | SyncError::Refused { .. }
             | SyncError::Frozen(_)
             | SyncError::NotTrusted(_)
+            | SyncError::HeldBack { .. }
             | SyncError::Worker { .. }
             | SyncError::Store(_)
             | SyncError::Trust(_) => return None,
@@ -276,6 +287,10 @@ pub struct RoundReport {
     pub entries: u64,
     pub origins: Vec<String>,
     pub error: String,
+    /// Origins this peer serves that are held back here, each with why:
+    /// their key chain as stored here does not verify, so nothing of them
+    /// was pulled. Not a failure of the peer.
+    pub held_back: Vec<String>,
 }
 
 /// One pull of one origin from one of its holders.
@@ -819,10 +834,16 @@ impl Replicator {
         }
         for attempt in finished {
             let report = &mut reports[attempt.holder];
-            report.entries += attempt.entries;
-            report.origins.push(attempt.origin);
-            if let Err(e) = attempt.result {
-                errors[attempt.holder].push(e);
+            match attempt.result {
+                // Nothing was asked of the peer: no fault of it.
+                Err(e @ SyncError::HeldBack { .. }) => report.held_back.push(e.to_string()),
+                result => {
+                    report.entries += attempt.entries;
+                    report.origins.push(attempt.origin);
+                    if let Err(e) = result {
+                        errors[attempt.holder].push(e);
+                    }
+                }
             }
         }
         let waited = started.elapsed().as_secs();
@@ -923,6 +944,16 @@ impl Replicator {
         let lock = self.origin_lock(origin);
         let _guard = lock.lock().await;
         let mut attempts = Vec::new();
+        // An origin whose chain does not verify here is held back whoever
+        // serves it (`docs/security.md`, the operator's files): no holder
+        // is asked, and none is blamed.
+        if let (Err(e @ SyncError::HeldBack { .. }), Some((first, _))) =
+            (origin_chain(node, origin), holding.first())
+        {
+            tracing::warn!(origin = %origin, error = %e, "origin held back: not pulled");
+            attempts.push(Attempt::failed(*first, origin, e));
+            return attempts;
+        }
         for (i, size) in holding {
             let (peer, client) = &peers[*i];
             let ours = match node.store().log_size(origin) {
@@ -958,6 +989,12 @@ impl Replicator {
                 self.idle(),
             )
             .await;
+            if let Err(e @ SyncError::HeldBack { .. }) = result {
+                // The chain broke since it was checked above.
+                tracing::warn!(origin = %origin, error = %e, "origin held back: not pulled");
+                attempts.push(Attempt::failed(*i, origin, e));
+                break;
+            }
             let committed = node.store().log_size(origin).map_or(0, |now| now - ours);
             self.adapt_batch(origin, &result, committed);
             node.metrics().pulls.inc(match &result {
@@ -1401,19 +1438,25 @@ pub(crate) fn origin_chain(
     }
     match node.trust().get(origin)? {
         Some(peer) if peer.state == PeerState::Active => {
-            node.peer_chain(&peer).map_err(|e| match e {
-                crate::node::NodeError::Sign(source) => SyncError::Verify {
-                    origin: origin.to_owned(),
-                    index: 0,
-                    source,
-                },
-                crate::node::NodeError::Store(e) => SyncError::Store(e),
-                other => SyncError::Worker {
-                    origin: origin.to_owned(),
-                    message: other.to_string(),
-                },
-            })
+            node.peer_chain(&peer).map_err(|e| node_error(origin, e))
         }
         _ => Err(SyncError::NotTrusted(origin.to_owned())),
+    }
+}
+
+/// An error of this node about `origin` met while syncing it: a key chain
+/// that does not verify is the chain as stored here, not anything a peer
+/// sent, so the origin is held back.
+pub(crate) fn node_error(origin: &str, e: crate::node::NodeError) -> SyncError {
+    match e {
+        crate::node::NodeError::Sign(source) => SyncError::HeldBack {
+            origin: origin.to_owned(),
+            source,
+        },
+        crate::node::NodeError::Store(e) => SyncError::Store(e),
+        other => SyncError::Worker {
+            origin: origin.to_owned(),
+            message: other.to_string(),
+        },
     }
 }

@@ -207,7 +207,7 @@ fn search_field(message: &str) -> Option<&'static str> {
 /// Errors of the serving side of replication, as a peer sees them.
 pub fn sync(error: SyncError) -> Status {
     match error {
-        SyncError::Frozen(_) | SyncError::NotTrusted(_) => {
+        SyncError::Frozen(_) | SyncError::NotTrusted(_) | SyncError::HeldBack { .. } => {
             Status::failed_precondition(error.to_string())
         }
         SyncError::Unreachable { .. } => Status::unavailable(error.to_string()),

@@ -254,8 +254,6 @@ pub fn apply_batch(
     // audience later in the same batch.
     let mut audiences: RecordAudiences = HashMap::new();
     let mut audience = AudienceInBatch::new(node, &ingest.chain, &origin);
-    // Held versions that later digests withdrew.
-    let mut narrowed = 0;
     // For the indexer, one per entry in order: a record entry's record,
     // any other entry as stored (`node::handoff`).
     let first = appender.next_index();
@@ -326,6 +324,8 @@ pub fn apply_batch(
                             subjects.insert(subject, record.id.clone());
                         }
                         touched.insert(record.id.clone(), state);
+                        // Withdrawn earlier in the batch, current again.
+                        audience.withdrawn.remove(&record.id);
                         audiences.insert(
                             record.id.clone(),
                             (record.visibility, record.groups.clone()),
@@ -417,7 +417,9 @@ pub fn apply_batch(
                 let withdrawn = withdrawal(store, &origin, index, &subject, &subjects, &touched)?;
                 if let Some((id, state)) = &withdrawn {
                     touched.insert(id.clone(), *state);
-                    narrowed += 1;
+                    audience
+                        .withdrawn
+                        .insert(id.clone(), WithdrawReason::Narrowed);
                 }
                 let stored = StoredEntry::Redacted { subject, payload };
                 appender
@@ -446,9 +448,8 @@ pub fn apply_batch(
         ingest.applied += count;
         let metrics = node.metrics();
         metrics.entries_pulled.inc_by(count);
-        metrics.withdrawn.add(WithdrawReason::Narrowed, narrowed);
-        for (reason, n) in audience.withdrawn {
-            metrics.withdrawn.add(reason, n);
+        for reason in audience.withdrawn.into_values() {
+            metrics.withdrawn.add(reason, 1);
         }
         node.changed();
     }
@@ -500,8 +501,9 @@ struct AudienceInBatch<'a> {
     brought: Vec<(u64, Envelope, Arc<AudienceView>)>,
     /// The position of a change that grants this node more than before.
     refill_at: Option<u64>,
-    /// Records the changes withdrew, by why.
-    withdrawn: Vec<(WithdrawReason, u64)>,
+    /// Records the batch withdrew (by a change of audience, or by digests
+    /// of a later version) and no later entry of it brought back, with why.
+    withdrawn: HashMap<String, WithdrawReason>,
 }
 
 impl<'a> AudienceInBatch<'a> {
@@ -513,7 +515,7 @@ impl<'a> AudienceInBatch<'a> {
             in_force: None,
             brought: Vec::new(),
             refill_at: None,
-            withdrawn: Vec::new(),
+            withdrawn: HashMap::new(),
         }
     }
 
@@ -561,10 +563,10 @@ impl<'a> AudienceInBatch<'a> {
                 reason = why.as_str(),
                 "the origin's audience in force no longer lets this node see records it held; withdrawn"
             );
-            self.withdrawn.push((why, withdrawn.len() as u64));
         }
         for (id, state) in withdrawn {
             touched.insert(id.clone(), state);
+            self.withdrawn.insert(id.clone(), why);
             appender.withdraw(id, state);
         }
         self.in_force = Some(to);
@@ -1025,10 +1027,10 @@ pub(super) async fn refill_origin(
 ) -> Result<(u64, bool), SyncError> {
     let chain = origin_chain(node, origin)?;
     let (n, o) = (node.clone(), origin.to_owned());
-    let withdrawn = tokio::task::spawn_blocking(move || n.store().withdrawn_by_audience(&o))
+    let refill = tokio::task::spawn_blocking(move || Refill::new(&n, &o))
         .await
         .map_err(|e| join_error(origin, e))??;
-    let withdrawn = Arc::new(withdrawn);
+    let refill = Arc::new(refill);
     let mut stream = within(peer, idle, client.pull(origin, 0, 0)).await??;
     let mut covers = false;
     let mut restored = 0;
@@ -1103,11 +1105,11 @@ pub(super) async fn refill_origin(
         if batch.len() >= BATCH || bytes >= MAX_BATCH_BYTES {
             let items = std::mem::take(&mut batch);
             bytes = 0;
-            restored += refill_blocking(node, &chain, origin, items, &withdrawn).await?;
+            restored += refill_blocking(node, &chain, origin, items, &refill).await?;
         }
     }
     if !batch.is_empty() {
-        restored += refill_blocking(node, &chain, origin, batch, &withdrawn).await?;
+        restored += refill_blocking(node, &chain, origin, batch, &refill).await?;
     }
     Ok((restored, covers))
 }
@@ -1117,17 +1119,88 @@ async fn refill_blocking(
     chain: &Arc<KeyChain>,
     origin: &str,
     items: Vec<PullItem>,
-    withdrawn: &Arc<HashMap<String, u64>>,
+    refill: &Arc<Refill>,
 ) -> Result<u64, SyncError> {
-    let (n, c, o, w) = (
+    let (n, c, o, r) = (
         node.clone(),
         chain.clone(),
         origin.to_owned(),
-        withdrawn.clone(),
+        refill.clone(),
     );
-    tokio::task::spawn_blocking(move || refill_batch(&n, &c, &o, items, &w))
+    tokio::task::spawn_blocking(move || refill_batch(&n, &c, &o, items, &r))
         .await
         .map_err(|e| join_error(origin, e))?
+}
+
+/// What a refill of one origin reads of what is held here, once.
+pub struct Refill {
+    /// The records an audience withdrew, by id, with their version.
+    withdrawn: HashMap<String, u64>,
+    /// This node as the origin's audience in force sees it.
+    us: Viewer,
+    /// Per record subject digest, the last position of the log held here
+    /// about it (whole or as digests), read when a batch first has a
+    /// record to bring back.
+    latest: std::sync::Mutex<Option<Arc<HashMap<Hash, u64>>>>,
+}
+
+impl Refill {
+    /// Reads what a refill of `origin` at `node` needs before it starts.
+    pub fn new(node: &Node, origin: &str) -> Result<Self, SyncError> {
+        let withdrawn = node.store().withdrawn_by_audience(origin)?;
+        let me = node.node_id();
+        let audience = node
+            .audience(origin)
+            .map_err(|e| super::node_error(origin, e))?;
+        // As `no_longer_for_us` reads it: what that withdraws, a refill
+        // never brings back.
+        let us = Viewer::peer(
+            me.clone(),
+            Grants::of(origin, audience.as_deref(), me.as_str(), false),
+        );
+        Ok(Self {
+            withdrawn,
+            us,
+            latest: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Per record subject digest, the last position held about it.
+    fn latest(&self, node: &Node, origin: &str) -> Result<Arc<HashMap<Hash, u64>>, SyncError> {
+        let mut held = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(latest) = &*held {
+            return Ok(latest.clone());
+        }
+        let store = node.store();
+        let size = store.log_size(origin)?;
+        let mut latest = HashMap::new();
+        let mut from = 0;
+        while from < size {
+            let entries = store.entries(origin, LogIndex(from), BATCH)?;
+            let Some((last, _)) = entries.last() else {
+                break;
+            };
+            from = last.next().get();
+            for (index, entry) in entries {
+                let subject = match entry {
+                    StoredEntry::Redacted { subject, .. } => subject,
+                    StoredEntry::Signed(envelope) => {
+                        match LogEntry::decode(envelope.payload.as_slice()) {
+                            Ok(LogEntry {
+                                body: Some(Body::Record(record)),
+                                ..
+                            }) => log::subject_digest(origin, &record.id),
+                            _ => continue,
+                        }
+                    }
+                };
+                latest.insert(subject, index.get());
+            }
+        }
+        let latest = Arc::new(latest);
+        *held = Some(latest.clone());
+        Ok(latest)
+    }
 }
 
 /// One batch of a refill: each whole entry, verified against the origin's
@@ -1136,20 +1209,24 @@ async fn refill_blocking(
 /// becomes the current state when it is newer than what is held, or when
 /// what is held is this very version withdrawn (by digests at this
 /// position, or by an earlier audience). Anything else is ignored: a relay
-/// cannot make this node hold what the origin did not sign there.
+/// cannot make this node hold what the origin did not sign there, nor a
+/// version that the origin's audience in force does not let it see, nor
+/// one the log held here has a later entry about (a later version or
+/// tombstone, whole or as digests): an honest server sends none of those
+/// whole.
 ///
 /// Only what can change is verified: an entry held whole already, byte for
-/// byte, was verified when it arrived and brings back only a version in
-/// `withdrawn` (the records an audience withdrew, by id, with their
-/// version); an entry whose payload does not hash to the digests held at
-/// its position is ignored before its signature is checked.
+/// byte, was verified when it arrived and brings back only a version
+/// an audience withdrew; an entry whose payload does not hash to the
+/// digests held at its position is ignored before its signature is checked.
 pub fn refill_batch(
     node: &Node,
     chain: &KeyChain,
     origin: &str,
     items: Vec<PullItem>,
-    withdrawn: &HashMap<String, u64>,
+    refill: &Refill,
 ) -> Result<u64, SyncError> {
+    let withdrawn = &refill.withdrawn;
     let store = node.store();
     let mut held = HeldEntries::new(store, origin);
     // In log order: each entry that may change something, and whether it
@@ -1209,7 +1286,22 @@ pub fn refill_batch(
         if entry.index != index || crate::record::validate(&record).is_err() {
             continue;
         }
+        // Not for this node under the audience in force: it stays as held.
+        if !refill
+            .us
+            .may_see_audience(origin, record.visibility, &record.groups)
+        {
+            continue;
+        }
         let digest = log::subject_digest(origin, &record.id);
+        // Superseded by a later entry held here: not the current version.
+        if refill
+            .latest(node, origin)?
+            .get(&digest)
+            .is_some_and(|&last| last > index)
+        {
+            continue;
+        }
         if let Some((held_subject, at)) = subject {
             if held_subject != digest {
                 continue;

@@ -2263,6 +2263,71 @@ async fn an_entry_in_place_of_the_announced_key_set_is_refused() {
     assert_honest_retry(&fed).await;
 }
 
+/// Adversarial: a relay serves the announced key set with its payload
+/// intact but other signatures (none, a forged one, more than an envelope
+/// may carry). The Merkle leaf covers the payload only, so the batch proof
+/// holds; what is stored must still be the envelope the chain verified, or
+/// the chain rebuilt from the store would no longer verify and the origin
+/// would be held back for good. Each is refused at the set's position, the
+/// origin's chain still verifies here, and an honest pull completes.
+#[tokio::test]
+async fn a_key_set_with_other_signatures_than_announced_is_refused() {
+    type Resign = fn(&mut Envelope);
+    let tampers: [(&str, Resign); 3] = [
+        ("no signature", |envelope| envelope.signatures.clear()),
+        ("a forged signature", |envelope| {
+            envelope.signatures[0].sig = vec![0x5a; 64];
+        }),
+        ("40 signatures of unknown keys", |envelope| {
+            for _ in 0..40 {
+                let key = crate::sign::NodeKey::generate();
+                envelope.signatures.push(crate::proto::Signature {
+                    key_id: key.key_id().to_string(),
+                    sig: vec![0xa5; 64],
+                });
+            }
+        }),
+    ];
+    for (n, (what, resign)) in tampers.into_iter().enumerate() {
+        let fed = federation();
+        import(&fed.polar, 1, 2);
+        assert_honest_retry(&fed).await;
+        fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+        import(&fed.polar, 3, 2);
+        let held = fed.here.store().log_size(POLAR).unwrap();
+        assert_eq!(held, 3, "the rotation is entry 3");
+        let report = tampered_round(&fed, move |items| resign(envelope(item(items, 3)))).await;
+        let expected = verify_error(
+            3,
+            SignError::KeySetPosition {
+                index: 3,
+                message: "carries other signatures than the key set verified for this position"
+                    .into(),
+            },
+        );
+        assert_refused(&fed.sync, &report, UNI, &expected, 1);
+        assert!(
+            expected.contains(POLAR) && expected.contains("entry 3"),
+            "{what}"
+        );
+        assert_eq!(fed.here.store().log_size(POLAR).unwrap(), held, "{what}");
+        let chain = fed.here.origin_keys(POLAR);
+        assert!(
+            matches!(&chain, Ok(Some(chain)) if chain.links().len() == 1),
+            "{what} (case {n}): {chain:?}"
+        );
+        assert_honest_retry(&fed).await;
+        let chain = fed.here.origin_keys(POLAR).unwrap().unwrap();
+        assert_eq!(chain.links().len(), 2, "{what}");
+        assert_eq!(
+            stored_envelope(&fed.here, POLAR, 3),
+            stored_envelope(&fed.polar, POLAR, 3),
+            "{what}: the set is stored as the origin signed it"
+        );
+        all_entries_verify(&fed.here, POLAR);
+    }
+}
+
 /// Issue 11, item 3: an origin whose key set expired is stale: still
 /// held and searchable, flagged, counted in the gauge; a renewal ends it.
 #[tokio::test]
@@ -2713,6 +2778,64 @@ async fn an_origin_whose_key_chain_does_not_verify_is_not_vouched_for() {
     assert!(!fed.here.is_stale(POLAR));
 }
 
+/// An origin whose key chain as stored here does not verify is held back,
+/// whoever serves it: a relay that serves it is not blamed (no rejection,
+/// no failure, no backoff that would delay the other origins it relays),
+/// the round reports the origin held back, and the witness exchange finds
+/// nothing to compare. Once the pin is put right, the relay serves it.
+#[tokio::test]
+async fn an_origin_held_back_here_is_no_fault_of_the_relay_that_serves_it() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    assert_honest_retry(&fed).await;
+    let pinned = repin(&fed.here, POLAR, &stranger_root());
+    assert!(fed.here.origin_keys(POLAR).is_err());
+    import(&fed.polar, 3, 2);
+    fed.uni
+        .import_lines(1, &[line("UNI-1", "Ice station at uni", "public")])
+        .unwrap();
+    let at_uni = Replicator::new(fed.uni.clone(), no_dialing());
+    let report = round_with(&at_uni, POLAR, Served::honest(&fed.polar, UNI)).await;
+    assert!(report.ok, "{report:?}");
+    let held = fed.here.store().log_size(POLAR).unwrap();
+
+    let report = round_with(&fed.sync, UNI, Served::honest(&fed.uni, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.origins, [UNI], "{report:?}");
+    assert_eq!(report.held_back.len(), 1, "{report:?}");
+    assert!(
+        report.held_back[0].starts_with(&format!("{POLAR}: held back: ")),
+        "{report:?}"
+    );
+    let status = status(&fed.sync, UNI);
+    assert_eq!(status.rejected, 0, "{status:?}");
+    assert_eq!(status.consecutive_failures, 0, "{status:?}");
+    assert!(status.last_error.is_empty(), "{status:?}");
+    assert_eq!(
+        fed.here.metrics().rejections.get(RejectReason::Signature),
+        0
+    );
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), held);
+    assert!(fed.here.store().log_size(UNI).unwrap() > 0);
+    let witnessed = crate::proto::WitnessedCheckpoint {
+        checkpoint: Some(checkpoint_of(&fed.uni, POLAR)),
+        origin: POLAR.into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        witness::check(&fed.here, UNI, POLAR, &witnessed).unwrap(),
+        witness::Seen::Unheld
+    );
+
+    repin(&fed.here, POLAR, &pinned);
+    let report = round_with(&fed.sync, UNI, Served::honest(&fed.uni, HERE)).await;
+    assert!(report.ok && report.held_back.is_empty(), "{report:?}");
+    assert_eq!(
+        fed.here.store().log_size(POLAR).unwrap(),
+        fed.polar.store().log_size(POLAR).unwrap()
+    );
+}
+
 /// Sets the TLS keys pinned for `origin` at `node`, as a trust store
 /// written before keys were unique per peer could hold them.
 fn pin_tls_keys(node: &Node, origin: &str, keys: Vec<Vec<u8>>) {
@@ -3081,6 +3204,21 @@ async fn digests_then_a_wider_audience(fed: &Federation) -> u64 {
     publish_with_here_in(&fed.polar, &["polar-consortium"])
 }
 
+/// `here` pulls what `polar` appended, refilling nothing: the refill that
+/// follows a wider audience is left to the test.
+async fn pull_only(fed: &Federation) {
+    let ours = fed.here.store().log_size(POLAR).unwrap();
+    let polar = Served::honest(&fed.polar, HERE);
+    let idle = std::time::Duration::from_secs(5);
+    receive::pull_origin(&fed.here, &polar, POLAR, POLAR, ours, 0, idle)
+        .await
+        .unwrap();
+    assert_eq!(
+        fed.here.store().log_size(POLAR).unwrap(),
+        fed.polar.store().log_size(POLAR).unwrap()
+    );
+}
+
 /// `polar` places `here` in `groups` (only) and publishes its audience;
 /// returns the audience's position.
 fn publish_with_here_in(polar: &Node, groups: &[&str]) -> u64 {
@@ -3097,6 +3235,7 @@ fn publish_with_here_in(polar: &Node, groups: &[&str]) -> u64 {
 async fn a_refill_restores_nothing_a_relay_altered() {
     let fed = federation();
     let at = digests_then_a_wider_audience(&fed).await;
+    pull_only(&fed).await;
     async fn refill(fed: &Federation, at: u64, change: fn(&mut Envelope)) -> (u64, bool) {
         let tamper = move |items: &mut Vec<PullItem>| change(envelope(item(items, 4)));
         let relay = Served::relay(UNI, &fed.polar, HERE, Box::new(tamper));
@@ -3129,6 +3268,67 @@ async fn a_refill_restores_nothing_a_relay_altered() {
     );
     assert!(!digests_held());
     assert!(operator_sees(&fed.here, POLAR, "PDC-1"));
+
+    // A relay that serves whole what the origin serves as digests: a
+    // version the audience in force still withholds from this node, and
+    // a version the origin has since replaced.
+    async fn refill_whole(fed: &Federation, at: u64, index: u64) -> (u64, bool) {
+        let whole = stored_envelope(&fed.polar, POLAR, index);
+        let tamper = move |items: &mut Vec<PullItem>| {
+            item(items, index).item = Some(pull_item::Item::Entry(whole.clone()));
+        };
+        let relay = Served::relay(UNI, &fed.polar, HERE, Box::new(tamper));
+        let idle = std::time::Duration::from_secs(5);
+        receive::refill_origin(&fed.here, &relay, UNI, POLAR, at, idle)
+            .await
+            .unwrap()
+    }
+    let at_of = |fed: &Federation, id: &str| {
+        let state = fed.polar.store().record_state(POLAR, id).unwrap().unwrap();
+        state.log_index.get()
+    };
+
+    // Held whole in the group, withdrawn when the origin took this node
+    // out; a later audience grants another group, not that one.
+    let fed = federation();
+    publish_with_here_in(&fed.polar, &["polar-consortium"]);
+    import(&fed.polar, 1, 2);
+    narrow(&fed.polar, "PDC-1", "groups");
+    assert_honest_retry(&fed).await;
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "in the group");
+    publish_with_here_in(&fed.polar, &[]);
+    assert_honest_retry(&fed).await;
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "withdrawn");
+    let at = publish_with_here_in(&fed.polar, &["polar-observers"]);
+    pull_only(&fed).await;
+    let v2 = at_of(&fed, "PDC-1");
+    assert_eq!(
+        refill_whole(&fed, at, v2).await,
+        (0, true),
+        "a version the audience in force withholds"
+    );
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"));
+    assert_fsck_clean(&fed.here);
+
+    // Version 1 held as digests, and version 2 (private) as digests after
+    // it; then this node joins the group version 1 was for.
+    let fed = federation();
+    fed.polar.publish_audience().unwrap().expect("an audience");
+    narrow(&fed.polar, "PDC-1", "groups");
+    let v1 = at_of(&fed, "PDC-1");
+    narrow(&fed.polar, "PDC-1", "private");
+    assert_honest_retry(&fed).await;
+    let at = publish_with_here_in(&fed.polar, &["polar-consortium"]);
+    pull_only(&fed).await;
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"));
+    assert_eq!(
+        refill_whole(&fed, at, v1).await,
+        (0, true),
+        "a version the origin replaced"
+    );
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"));
+    assert_eq!(fed.here.store().record_state(POLAR, "PDC-1").unwrap(), None);
+    assert_fsck_clean(&fed.here);
 }
 
 /// A refill still due (one that failed midway keeps its mark) is asked of
@@ -3235,6 +3435,47 @@ async fn a_version_1_withdrawn_and_brought_back_before_indexing_is_indexed_once(
         );
         assert_fsck_clean(&fed.here);
     }
+}
+
+/// The origin takes this node out of a group, then makes a record it held
+/// in that group PUBLIC, and both arrive in one batch: the audience
+/// withdraws the held version, the later version replaces it. The record
+/// stays readable and searchable at its new version, is not counted as
+/// withdrawn, and `fsck` agrees.
+#[tokio::test]
+async fn a_version_after_an_audience_that_withdrew_its_record_is_kept() {
+    let fed = federation();
+    let in_group = |groups: &[&str]| publish_with_here_in(&fed.polar, groups);
+    in_group(&["polar-consortium"]);
+    import(&fed.polar, 1, 2);
+    narrow(&fed.polar, "PDC-1", "groups");
+    assert_honest_retry(&fed).await;
+    assert!(
+        operator_sees(&fed.here, POLAR, "PDC-1"),
+        "whole in the group"
+    );
+
+    let removed = in_group(&[]);
+    narrow(&fed.polar, "PDC-1", "public");
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok && report.entries == 2, "one batch: {report:?}");
+    let state = fed
+        .here
+        .store()
+        .record_state(POLAR, "PDC-1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (state.version, state.log_index.get(), state.deleted),
+        (3, removed + 1, false),
+        "the later version is the record's state"
+    );
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "version 3 held");
+    assert_eq!(withdrawn(&fed.here), [0, 0, 0], "nothing stays withdrawn");
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
+    assert_eq!(fed.here.store().count_live(POLAR).unwrap(), 2);
+    assert_fsck_clean(&fed.here);
+    assert_rebuilt_and_clean(&fed.here, &["PDC-1", "PDC-2"]);
 }
 
 /// Before its first audience an origin serves FEDERATION records to the

@@ -395,8 +395,10 @@ pub fn check(
         })?;
     let chain = match super::origin_chain(node, origin) {
         Ok(chain) => chain,
-        // Suspended or revoked since it was asked about: nothing to compare.
-        Err(SyncError::NotTrusted(_)) => return Ok(Seen::Unheld),
+        // Suspended or revoked since it was asked about, or held back here
+        // (its chain does not verify from the pin): nothing to compare it
+        // with, and no fault of the peer.
+        Err(SyncError::NotTrusted(_) | SyncError::HeldBack { .. }) => return Ok(Seen::Unheld),
         Err(e) => return Err(e),
     };
     let theirs = match chain.open_checkpoint(envelope) {
