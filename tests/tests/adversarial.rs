@@ -242,8 +242,13 @@ async fn a_peer_whose_key_chain_does_not_verify_holds_up_no_other_peer() {
         here.trust(peer, &[]);
         peer.trust(&here, &[]);
     }
+    // uni holds polar's log too, and serves it to here.
+    uni.trust(&polar, &[]);
+    polar.trust(&uni, &[]);
     polar.import(&[record_line("PDC-1", "Arctic sea ice", "public")]);
     let reports = here.sync_now();
+    assert_eq!(reports["polar"]["ok"], true, "{reports:?}");
+    let reports = uni.sync_now();
     assert_eq!(reports["polar"]["ok"], true, "{reports:?}");
     let listen = here.catalog.unwrap().to_string();
     assert!(here.stop());
@@ -259,16 +264,31 @@ async fn a_peer_whose_key_chain_does_not_verify_holds_up_no_other_peer() {
 
     uni.import(&[record_line("UNI-1", "Campus weather station", "public")]);
     here.import(&[record_line("HERE-1", "Harbour tide gauge", "public")]);
+    polar.import(&[record_line("PDC-2", "Antarctic sea ice", "public")]);
     let reports = uni.sync_now();
     assert_eq!(reports["here"]["ok"], true, "{reports:?}");
+    assert_eq!(reports["polar"]["ok"], true, "{reports:?}");
     assert!(held(&uni, "here", "HERE-1").await.is_some());
     let reports = here.sync_now();
     assert_eq!(reports["uni"]["ok"], true, "{reports:?}");
     assert!(held(&here, "uni", "UNI-1").await.is_some());
+    // What uni serves of polar is not pulled, and no fault of uni's.
+    let held_back = reports["uni"]["held_back"].as_array().unwrap();
+    assert_eq!(held_back.len(), 1, "{reports:?}");
+    assert!(
+        held_back[0]
+            .as_str()
+            .unwrap()
+            .starts_with("polar: held back"),
+        "{reports:?}"
+    );
 
+    // here refuses polar's connections; what here publishes reaches polar
+    // through uni.
     let reports = polar.sync_now();
     assert_eq!(reports["here"]["ok"], false, "{reports:?}");
-    assert!(held(&polar, "here", "HERE-1").await.is_none());
+    assert_eq!(reports["uni"]["ok"], true, "{reports:?}");
+    assert!(held(&polar, "here", "HERE-1").await.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -761,6 +761,7 @@ impl Admin for AdminService {
                     origins: r.origins,
                     error: r.error,
                     outcome: r.outcome,
+                    held_back: r.held_back,
                 })
                 .collect(),
         }))

@@ -32,7 +32,7 @@ pub async fn run(data_dir: &Path, command: SyncCommand) -> Result<i32> {
         failed |= !r.ok;
         if let Some(array) = &mut array {
             array.push(
-                &serde_json::json!({"peer": r.peer, "ok": r.ok, "outcome": r.outcome, "entries": r.entries, "origins": r.origins, "error": r.error}),
+                &serde_json::json!({"peer": r.peer, "ok": r.ok, "outcome": r.outcome, "entries": r.entries, "origins": r.origins, "error": r.error, "held_back": r.held_back}),
             )?;
         } else if r.ok {
             println!(
@@ -48,6 +48,11 @@ pub async fn run(data_dir: &Path, command: SyncCommand) -> Result<i32> {
                 r.outcome.as_str()
             };
             println!("{:<20} {outcome:<7} {}", r.peer, r.error);
+        }
+        if array.is_none() {
+            for why in &r.held_back {
+                println!("{:<28}{why}", r.peer);
+            }
         }
     }
     if let Some(array) = array {
