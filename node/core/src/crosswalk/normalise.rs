@@ -230,8 +230,10 @@ fn fix_date(text: &str) -> Option<String> {
         _ => {}
     }
     // A timestamp without a zone, with `T` or a space: taken as UTC.
+    // `get` rather than slicing: text of any script reaches here, and
+    // byte 10 may fall inside a character.
     if bare.len() >= 19 {
-        let (day, time) = bare.split_at(10);
+        let (day, time) = (bare.get(..10)?, bare.get(10..)?);
         let time = time.strip_prefix(['T', ' '])?;
         let zoned = time.ends_with('Z') || time.rfind(['+', '-']).is_some_and(|at| at >= 8);
         if !zoned && date::canonical(day).is_ok() {
@@ -320,6 +322,25 @@ mod tests {
         assert_eq!(truncate_at_word("alpha beta gamma", 12), "alpha beta");
         assert_eq!(truncate_at_word("alpha beta gamma", 10), "alpha beta");
         assert_eq!(truncate_at_word("alpha beta", 50), "alpha beta");
+    }
+
+    /// Byte 10 of these falls inside a character: reading the day by
+    /// slicing there panicked, and a harvest retried the page for ever.
+    #[test]
+    fn dates_in_other_scripts_are_refused_not_a_panic() {
+        for raw in [
+            "平成30年3月4日",
+            "2018年03月04日 10時",
+            "２０１８-０３-０４T10:11:12",
+            "2018-03-0€T10:11",
+            "2018-03-04T1é",
+        ] {
+            let mut notes = Notes::default();
+            let error = notes.date("d", raw).unwrap_err();
+            assert_eq!(error.field, "d");
+            assert!(error.reason.contains("is not a date"), "{raw}: {error}");
+            assert!(error.reason.contains(raw), "{raw}: {error}");
+        }
     }
 
     #[test]

@@ -756,3 +756,46 @@ fn an_overlong_oai_header_refuses_its_record_by_line() {
     assert_eq!(items[3].outcome, Outcome::Deleted);
     assert_eq!(items[3].header.as_ref().unwrap().identifier, "oai:x:4");
 }
+
+/// A bug that panics while a record is converted refuses that record,
+/// by line, and the records after it are read.
+#[test]
+fn a_panic_converting_one_record_refuses_that_record_only() {
+    let error = guarded(|| panic!("byte index 10 is not a char boundary")).unwrap_err();
+    assert_eq!(error.field, "record");
+    assert!(
+        error.reason.contains("internal error (byte index 10"),
+        "{error}"
+    );
+    let fine = guarded(|| Ok(DatasetRecord::default()));
+    assert_eq!(fine, Ok(DatasetRecord::default()));
+}
+
+/// Dates in other scripts once panicked in `fix_date`: such a record is
+/// refused (DataCite) or its date skipped (Dublin Core), never a panic.
+#[test]
+fn dates_in_other_scripts_refuse_the_record_and_the_next_is_read() {
+    let dc = |date: &str, title: &str| {
+        format!(
+            r#"<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier>id-{title}</dc:identifier><dc:title>{title}</dc:title><dc:creator>X</dc:creator><dc:publisher>P</dc:publisher><dc:date>{date}</dc:date><dc:type>Dataset</dc:type></oai_dc:dc>"#
+        )
+    };
+    let doc = format!(
+        "<all>{}\n{}\n{}</all>",
+        dc("平成30年3月4日", "a"),
+        dc("2018年03月04日 10時", "b"),
+        dc("2018", "c")
+    );
+    let items = items(&doc, Format::OaiDc);
+    assert_eq!(items.len(), 3);
+    for item in &items[..2] {
+        match &item.outcome {
+            Outcome::Refused(e) => {
+                assert_eq!(e.field, "publication_year", "{e}");
+                assert!(e.reason.contains("is not a date"), "{e}");
+            }
+            other => panic!("line {}: {other:?}", item.line),
+        }
+    }
+    assert_eq!(record(&items[2]).record.publication_year, 2018);
+}
