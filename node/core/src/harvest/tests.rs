@@ -524,6 +524,53 @@ async fn a_provider_sending_only_empty_pages_is_stopped() {
     );
 }
 
+/// A provider that sends the same record again and again under fresh
+/// tokens (p1, p2, …), records on every page, is stopped: before, neither
+/// the empty-page nor the token bound caught it, and the run went on for
+/// ever, every other source waiting behind it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_resending_the_same_records_under_fresh_tokens_is_stopped() {
+    let (result, harvester, _dir) = run_scripted(|token| {
+        format!(
+            "<ListRecords>{}<resumptionToken>p{}</resumptionToken></ListRecords>",
+            dc_record(1),
+            page_number(token) + 1
+        )
+    })
+    .await;
+    let error = result.unwrap_err();
+    assert!(matches!(error, HarvestError::Protocol(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "https://loop.example.org/oai?verb=ListRecords&resumptionToken=p{MAX_STALE_PAGES}: "
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "{MAX_STALE_PAGES} pages in a row without a record not sent before"
+        )),
+        "{message}"
+    );
+    let (_, state, _) = harvester.list().unwrap().remove(0);
+    assert_eq!(state.added, 1);
+    assert_eq!(state.token, format!("p{MAX_STALE_PAGES}"));
+}
+
+#[test]
+fn seen_ids_tell_new_identifiers_from_seen_ones() {
+    let mut seen = SeenIds::new();
+    assert!(seen.insert("oai:x:1"));
+    assert!(seen.insert("oai:x:2"));
+    assert!(!seen.insert("oai:x:1"));
+    let fresh = (3..100_000)
+        .filter(|n| seen.insert(&format!("oai:x:{n}")))
+        .count();
+    assert_eq!(fresh, 100_000 - 3, "no new identifier taken as seen");
+    assert!((1..100_000).all(|n| !seen.insert(&format!("oai:x:{n}"))));
+}
+
 /// Empty pages between records, fewer than the bound in a row, are a
 /// provider's right: such a list is harvested to its end.
 #[tokio::test(flavor = "multi_thread")]
