@@ -799,3 +799,57 @@ fn dates_in_other_scripts_refuse_the_record_and_the_next_is_read() {
     }
     assert_eq!(record(&items[2]).record.publication_year, 2018);
 }
+
+/// dc:coverage is free text: a place or a URI with a `/` is not a period
+/// and is skipped with a note (it refused the record: "temporal.start:
+/// `http:` is not a date"), and a DCMI Box ending in `;` is read (it was
+/// dropped without a word).
+#[test]
+fn dc_coverage_that_is_not_a_period_is_noted_and_a_box_may_end_in_a_semicolon() {
+    let dc = |coverage: &str| {
+        format!(
+            r#"<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier>id-1</dc:identifier><dc:title>T</dc:title><dc:creator>X</dc:creator><dc:publisher>P</dc:publisher><dc:date>2018</dc:date><dc:type>Dataset</dc:type>{coverage}</oai_dc:dc>"#
+        )
+    };
+    let doc = dc(
+        "<dc:coverage>http://sws.geonames.org/2635167/</dc:coverage>\
+        <dc:coverage>Norway/Sweden</dc:coverage>\
+        <dc:coverage>westlimit=6.6; southlimit=51.3; eastlimit=11.6; northlimit=53.9;</dc:coverage>\
+        <dc:coverage>2014-01-01/2015-12-31</dc:coverage>",
+    );
+    let found = items(&doc, Format::OaiDc);
+    let Converted { record: r, changes } = record(&found[0]);
+    assert_eq!(
+        r.spatial,
+        [BoundingBox {
+            west: 6.6,
+            south: 51.3,
+            east: 11.6,
+            north: 53.9
+        }]
+    );
+    let t = r.temporal.as_ref().unwrap();
+    assert_eq!(
+        (t.start.as_str(), t.end.as_str()),
+        ("2014-01-01", "2015-12-31")
+    );
+    let notes: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0]
+            .starts_with("temporal: coverage `http://sws.geonames.org/2635167/` is not a period"),
+        "{notes:?}"
+    );
+    assert!(notes[1].contains("`Norway/Sweden`"), "{notes:?}");
+    // A box that cannot be read is noted too, not dropped without a word.
+    let bad_box = items(
+        &dc("<dc:coverage>westlimit=x; southlimit=1; eastlimit=2; northlimit=3</dc:coverage>"),
+        Format::OaiDc,
+    );
+    let Converted { record: r, changes } = record(&bad_box[0]);
+    assert!(r.spatial.is_empty());
+    assert!(
+        changes[0].to_string().contains("not a DCMI Box"),
+        "{changes:?}"
+    );
+}
