@@ -853,3 +853,55 @@ fn dc_coverage_that_is_not_a_period_is_noted_and_a_box_may_end_in_a_semicolon() 
         "{changes:?}"
     );
 }
+
+/// A minimal DataCite resource in namespace `ns` holding `extra`.
+fn resource(ns: &str, extra: &str) -> String {
+    format!(
+        r#"<resource xmlns="{ns}"><identifier identifierType="DOI">10.1234/k3.1</identifier><creators><creator><creatorName>Ruiz, Ana</creatorName></creator></creators><titles><title>Gulf of Maine CTD casts</title></titles><publisher>WHOI</publisher><publicationYear>2012</publicationYear><resourceType resourceTypeGeneral="Dataset">Dataset</resourceType>{extra}</resource>"#
+    )
+}
+
+/// Kernel 3 writes geolocations as text (`<geoLocationBox>south west
+/// north east</geoLocationBox>`, `<geoLocationPoint>lat lon</…>`); only
+/// kernel 4's child elements were read, and such a record was refused
+/// ("spatial[0].west: `` is not a number").
+#[test]
+fn kernel_3_geolocations_are_read() {
+    let xml = resource(
+        "http://datacite.org/schema/kernel-3",
+        "<geoLocations><geoLocation><geoLocationPoint>31.233 -67.302</geoLocationPoint>\
+         <geoLocationBox>41.090 -71.032 42.893 -68.211</geoLocationBox>\
+         <geoLocationPlace>Gulf of Maine</geoLocationPlace></geoLocation></geoLocations>",
+    );
+    let Converted { record: r, changes } = items_of(&xml);
+    assert_eq!(
+        r.spatial,
+        [BoundingBox {
+            west: -71.032,
+            south: 41.090,
+            east: -68.211,
+            north: 42.893
+        }]
+    );
+    assert_eq!(
+        r.geo_points,
+        [GeoPoint {
+            longitude: -67.302,
+            latitude: 31.233
+        }]
+    );
+    assert_eq!(r.geo_places, ["Gulf of Maine"]);
+    assert!(changes.is_empty(), "{changes:?}");
+    // A kernel-3 box of three values is refused, naming what it holds.
+    let bad = resource(
+        "http://datacite.org/schema/kernel-3",
+        "<geoLocations><geoLocation><geoLocationBox>41.090 -71.032 42.893</geoLocationBox></geoLocation></geoLocations>",
+    );
+    match &items(&bad, Format::DataciteXml)[0].outcome {
+        Outcome::Refused(e) => {
+            assert_eq!(e.field, "spatial[0].west");
+            assert!(e.reason.contains("`41.090 -71.032 42.893`"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
