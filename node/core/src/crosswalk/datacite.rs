@@ -703,7 +703,20 @@ pub fn to_record(
         }
     }
     record.dataset_version = notes.text("dataset_version", &resource.version, Shape::OneLine);
-    record.language = resource.language.trim().to_owned();
+    // `xs:language` lets DataCite hold `English`; the model holds BCP 47
+    // tags. What is not one is left out and reported, as for Dublin Core.
+    let language = resource.language.trim();
+    if language.is_empty() || record::check_language_tag(language) {
+        record.language = language.to_owned();
+    } else {
+        notes.note(
+            "language",
+            format!(
+                "`{}` is not a language tag (BCP 47); not kept",
+                short(language)
+            ),
+        );
+    }
     for (index, edges) in resource.boxes.iter().enumerate() {
         let mut values = [0.0f64; 4];
         for (value, (text, side)) in values

@@ -905,3 +905,20 @@ fn kernel_3_geolocations_are_read() {
         other => panic!("{other:?}"),
     }
 }
+
+/// DataCite's `language` is an `xs:language`, which `English` is; the
+/// model holds BCP 47 tags. Such a value refused the whole record; it is
+/// left out with a note, as the Dublin Core mapping does.
+#[test]
+fn a_datacite_language_that_is_not_a_tag_is_noted_not_fatal() {
+    let xml = resource(datacite::NAMESPACE, "<language>English</language>");
+    let Converted { record: r, changes } = items_of(&xml);
+    assert_eq!(r.language, "");
+    let said: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        said,
+        ["language: `English` is not a language tag (BCP 47); not kept"]
+    );
+    let xml = resource(datacite::NAMESPACE, "<language>de-AT</language>");
+    assert_eq!(items_of(&xml).record.language, "de-AT");
+}
