@@ -624,7 +624,10 @@ pub fn to_record(
             "Available"
                 if embargoed && information.is_empty() && record.embargo_until.is_empty() =>
             {
-                record.embargo_until = notes.date("embargo_until", date)?;
+                match notes.date("embargo_until", date) {
+                    Ok(until) => record.embargo_until = until,
+                    Err(e) => notes.note("embargo_until", format!("{}; not kept", e.reason)),
+                }
                 continue;
             }
             "Collected" if information.is_empty() && record.temporal.is_none() => {
@@ -657,6 +660,15 @@ pub fn to_record(
         });
     }
     limit_to(&mut record.dates, record::MAX_DATES, "dates", notes);
+    // The model needs an embargo's end; without a usable `Available` date
+    // access is left unset, as for Dublin Core, not the record refused.
+    if embargoed && record.embargo_until.is_empty() {
+        record.access = Access::Unspecified as i32;
+        notes.note(
+            "access",
+            "embargoed access without an end date (an `Available` date); access left unset",
+        );
+    }
     let abstract_ = resource
         .descriptions
         .iter()

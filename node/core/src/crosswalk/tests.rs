@@ -922,3 +922,43 @@ fn a_datacite_language_that_is_not_a_tag_is_noted_not_fatal() {
     let xml = resource(datacite::NAMESPACE, "<language>de-AT</language>");
     assert_eq!(items_of(&xml).record.language, "de-AT");
 }
+
+/// Embargoed access without a usable `Available` date refused the record
+/// ("embargo_until: is required"); as for Dublin Core, access is left
+/// unset, reported, and the rest kept.
+#[test]
+fn embargoed_access_without_a_usable_end_leaves_access_unset() {
+    let embargoed = r#"<rightsList><rights rightsURI="info:eu-repo/semantics/embargoedAccess"/><rights rightsURI="https://creativecommons.org/licenses/by/4.0/"/></rightsList>"#;
+    for dates in [
+        "",
+        r#"<dates><date dateType="Available">after the cruise</date></dates>"#,
+    ] {
+        let xml = resource(datacite::NAMESPACE, &format!("{embargoed}{dates}"));
+        let Converted { record: r, changes } = items_of(&xml);
+        assert_eq!(r.access, Access::Unspecified as i32, "{dates}");
+        assert_eq!(r.embargo_until, "");
+        assert_eq!(r.license, "CC-BY-4.0");
+        let said: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        assert!(
+            said.last()
+                .is_some_and(|s| s.starts_with("access: embargoed access without an end date")),
+            "{dates}: {said:?}"
+        );
+        if !dates.is_empty() {
+            assert!(
+                said[0].starts_with("embargo_until: `after the cruise` is not a date"),
+                "{said:?}"
+            );
+        }
+    }
+    // With its end, the embargo is kept.
+    let xml = resource(
+        datacite::NAMESPACE,
+        &format!(r#"{embargoed}<dates><date dateType="Available">2030-01-01</date></dates>"#),
+    );
+    let r = items_of(&xml).record;
+    assert_eq!(
+        (r.access, r.embargo_until.as_str()),
+        (Access::Embargoed as i32, "2030-01-01")
+    );
+}
