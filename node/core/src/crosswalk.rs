@@ -152,6 +152,17 @@ impl<R: BufRead> Iterator for XmlRecords<R> {
                 header: None,
                 outcome: Outcome::Refused(RecordError::new("header", reason)),
             },
+            // A header that says `deleted` makes a tombstone, whatever
+            // metadata a provider still sends with it.
+            tree::Found::Metadata {
+                line,
+                header: Some(header),
+                ..
+            } if header.deleted => Item {
+                line,
+                header: Some(header),
+                outcome: Outcome::Deleted,
+            },
             tree::Found::Metadata {
                 line,
                 header,

@@ -962,3 +962,22 @@ fn embargoed_access_without_a_usable_end_leaves_access_unset() {
         (Access::Embargoed as i32, "2030-01-01")
     );
 }
+
+/// A record whose header says `deleted` is a deletion even when the
+/// provider still sends its metadata: it was imported as a live record.
+#[test]
+fn a_deleted_header_with_metadata_is_a_deletion() {
+    let page = DC_PAGE.replacen(
+        "<header><identifier>oai:dspace.example.edu:123456789/42</identifier>",
+        r#"<header status="deleted"><identifier>oai:dspace.example.edu:123456789/42</identifier>"#,
+        1,
+    );
+    let items = items(&page, Format::OaiDc);
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0].outcome, Outcome::Deleted);
+    assert_eq!(
+        items[0].header.as_ref().unwrap().identifier,
+        "oai:dspace.example.edu:123456789/42"
+    );
+    assert_eq!(items[1].outcome, Outcome::Deleted);
+}
