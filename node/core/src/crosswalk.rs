@@ -152,6 +152,17 @@ impl<R: BufRead> Iterator for XmlRecords<R> {
                 header: None,
                 outcome: Outcome::Refused(RecordError::new("header", reason)),
             },
+            // A header that says `deleted` makes a tombstone, whatever
+            // metadata a provider still sends with it.
+            tree::Found::Metadata {
+                line,
+                header: Some(header),
+                ..
+            } if header.deleted => Item {
+                line,
+                header: Some(header),
+                outcome: Outcome::Deleted,
+            },
             tree::Found::Metadata {
                 line,
                 header,
@@ -168,12 +179,13 @@ impl<R: BufRead> Iterator for XmlRecords<R> {
                         if replaced {
                             notes.note("xml", "bytes that were not UTF-8 replaced by U+FFFD");
                         }
-                        let record = match self.format {
+                        let format = self.format;
+                        let record = guarded(|| match format {
                             Format::OaiDc => dc::to_record(&element, &id, &mut notes),
                             _ => {
                                 datacite::to_record(&datacite::from_xml(&element), &id, &mut notes)
                             }
-                        };
+                        });
                         match record {
                             Ok(record) => Outcome::Record(Box::new(Converted {
                                 record,
@@ -208,12 +220,37 @@ pub fn read_datacite_json(line: &str) -> Result<Converted, RecordError> {
     }
     let value: serde_json::Value =
         serde_json::from_str(line).map_err(|e| RecordError::new("json", e.to_string()))?;
-    let resource = datacite::from_json(&value)?;
     let mut notes = normalise::Notes::default();
-    let record = datacite::to_record(&resource, &IdSource::FromMetadata, &mut notes)?;
+    let record = guarded(|| {
+        let resource = datacite::from_json(&value)?;
+        datacite::to_record(&resource, &IdSource::FromMetadata, &mut notes)
+    })?;
     Ok(Converted {
         record,
         changes: notes.changes,
+    })
+}
+
+/// Runs one record's conversion, a panic in it (a bug) refusing that
+/// record instead of unwinding through the reader: a harvest would fetch
+/// and fail the same page at every run, and an import would lose the
+/// records read but not yet sent. The panic is reported as such.
+fn guarded(
+    convert: impl FnOnce() -> Result<DatasetRecord, RecordError>,
+) -> Result<DatasetRecord, RecordError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(convert)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(RecordError::new(
+            "record",
+            format!(
+                "cannot be converted: an internal error ({}); please report it",
+                normalise::short(&what)
+            ),
+        ))
     })
 }
 

@@ -13,8 +13,10 @@
 //! short by a crash or a network failure resumes where it stopped; a
 //! provider that no longer knows the token (`badResumptionToken`) gets the
 //! list again from `from`, and the pages seen twice change nothing. A
-//! provider whose list does not move on (the token it was asked with, or
-//! [`MAX_EMPTY_PAGES`] pages in a row without a record) stops the run.
+//! provider whose list does not move on (the token it was asked with, a
+//! token it gave before, [`MAX_EMPTY_PAGES`] pages in a row without a
+//! record, or [`MAX_STALE_PAGES`] in a row without a record it had not
+//! sent before) stops the run.
 //!
 //! HTTP is not done here: the edge supplies a [`Fetch`].
 
@@ -47,6 +49,15 @@ const MAX_RESTARTS: u32 = 3;
 /// send a few empty pages (a set filtered after paging), but one that sends
 /// only empty pages with fresh tokens would keep a run going for ever.
 pub const MAX_EMPTY_PAGES: u32 = 100;
+/// Pages in a row that bring no OAI identifier the run has not seen before
+/// after which a run stops: a provider that sends the same records again
+/// and again under fresh tokens would keep a run going for ever, and runs
+/// are one at a time, so every other source would wait.
+pub const MAX_STALE_PAGES: u32 = 100;
+/// Bits of the filter of identifiers a run has seen ([`SeenIds`]): 8 MiB.
+const SEEN_BITS: usize = 1 << 26;
+/// Probes per identifier in that filter.
+const SEEN_PROBES: usize = 7;
 /// The metadata prefixes a source may use.
 pub const PREFIXES: [&str; 2] = ["oai_datacite", "oai_dc"];
 
@@ -350,6 +361,8 @@ impl Harvester {
         };
         let mut restarts = 0;
         let mut empty_pages = 0;
+        let mut stale_pages = 0;
+        let mut seen_ids = SeenIds::new();
         // Digests of the tokens this run was given, by page: a list that
         // hands out a token again goes round in a circle, records or not.
         let mut tokens_seen: HashMap<[u8; 32], u64> = HashMap::new();
@@ -378,6 +391,8 @@ impl Harvester {
                         tracing::info!(source = %source.name, "resumption token refused; listing again from the start");
                         restarts += 1;
                         tokens_seen.clear();
+                        seen_ids = SeenIds::new();
+                        stale_pages = 0;
                         state.token.clear();
                         self.save(source, state)?;
                         continue;
@@ -414,6 +429,18 @@ impl Harvester {
             if empty_pages >= MAX_EMPTY_PAGES && !next.is_empty() {
                 return Err(HarvestError::Protocol(format!(
                     "{url}: {MAX_EMPTY_PAGES} pages in a row without a record: the provider's list does not end"
+                )));
+            }
+            // Every identifier is recorded: no short-circuit.
+            let mut brings_new = false;
+            for header in items.iter().filter_map(|item| item.header.as_ref()) {
+                brings_new |= seen_ids.insert(&header.identifier);
+            }
+            stale_pages = if brings_new { 0 } else { stale_pages + 1 };
+            if stale_pages >= MAX_STALE_PAGES && !next.is_empty() {
+                return Err(HarvestError::Protocol(format!(
+                    "{url}: {MAX_STALE_PAGES} pages in a row without a record not sent before \
+                     in this run: the provider's list does not end"
                 )));
             }
             if !next.is_empty() {
@@ -552,6 +579,38 @@ impl Harvester {
         let excess = state.rejections.len().saturating_sub(KEPT_REJECTIONS);
         state.rejections.drain(..excess);
         Ok(())
+    }
+}
+
+/// The OAI identifiers a run was given, in bounded memory: a Bloom filter
+/// of [`SEEN_BITS`] bits, [`SEEN_PROBES`] probes from each identifier's
+/// SHA-256. It may take a new identifier for one seen — about one in 10^7
+/// after 10^6 identifiers, one in 20 after 10^7 — never a seen one for new;
+/// a run stops only when every identifier of [`MAX_STALE_PAGES`] pages in a
+/// row is taken as seen, so an honest list of any size is not stopped.
+struct SeenIds {
+    bits: Vec<u64>,
+}
+
+impl SeenIds {
+    fn new() -> Self {
+        Self {
+            bits: vec![0; SEEN_BITS / 64],
+        }
+    }
+
+    /// Records `id`; whether it is new to the run.
+    fn insert(&mut self, id: &str) -> bool {
+        let digest = Sha256::digest(id.as_bytes());
+        let mut new = false;
+        for probe in digest.chunks_exact(4).take(SEEN_PROBES) {
+            let at =
+                u32::from_le_bytes([probe[0], probe[1], probe[2], probe[3]]) as usize % SEEN_BITS;
+            let (word, bit) = (at / 64, 1u64 << (at % 64));
+            new |= self.bits[word] & bit == 0;
+            self.bits[word] |= bit;
+        }
+        new
     }
 }
 

@@ -338,7 +338,11 @@ pub fn rights_license(rights: &Rights) -> Option<String> {
         })
 }
 
-/// The SPDX id of a Creative Commons license URI.
+/// The SPDX id of a Creative Commons license URI. A ported license
+/// (`…/licenses/by/3.0/de/`) is its own license, `CC-BY-3.0-DE`, not the
+/// unported one; a port SPDX does not list is no SPDX license (the URI is
+/// kept as a rights statement). `deed.xx` and `legalcode` name a page of
+/// the license, not a port.
 fn creative_commons(uri: &str) -> Option<String> {
     let rest = uri
         .split_once("creativecommons.org/")
@@ -346,6 +350,15 @@ fn creative_commons(uri: &str) -> Option<String> {
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
         ["publicdomain", "zero", version, ..] => Some(format!("CC0-{version}")),
+        ["licenses", kind, version, port, ..]
+            if (2..=3).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_alphabetic()) =>
+        {
+            Some(format!(
+                "CC-{}-{version}-{}",
+                kind.to_ascii_uppercase(),
+                port.to_ascii_uppercase()
+            ))
+        }
         ["licenses", kind, version, ..] => {
             Some(format!("CC-{}-{version}", kind.to_ascii_uppercase()))
         }
@@ -2460,6 +2473,32 @@ mod tests {
     }
 
     // --- The example holdings.
+
+    /// A ported Creative Commons license is its own SPDX license: it was
+    /// read as the unported one (`…/by/3.0/de/` as `CC-BY-3.0`).
+    #[test]
+    fn ported_creative_commons_licenses_keep_their_port() {
+        let license = |uri: &str| {
+            rights_license(&Rights {
+                uri: uri.to_owned(),
+                ..Default::default()
+            })
+        };
+        let cc = "https://creativecommons.org/licenses/";
+        for (path, want) in [
+            ("by/3.0/de/", Some("CC-BY-3.0-DE")),
+            ("by-sa/2.0/uk", Some("CC-BY-SA-2.0-UK")),
+            ("by-nc-nd/3.0/igo/", Some("CC-BY-NC-ND-3.0-IGO")),
+            // A port SPDX does not list is no SPDX license.
+            ("by/3.0/es/", None),
+            // Pages of an unported license.
+            ("by/4.0/", Some("CC-BY-4.0")),
+            ("by/4.0/deed.de", Some("CC-BY-4.0")),
+            ("by/4.0/legalcode", Some("CC-BY-4.0")),
+        ] {
+            assert_eq!(license(&format!("{cc}{path}")).as_deref(), want, "{path}");
+        }
+    }
 
     #[test]
     fn example_holdings_parse_with_every_field() {

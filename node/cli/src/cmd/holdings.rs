@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -218,11 +219,16 @@ async fn import(
     // the node acknowledges chunks in the order it receives them, so what is
     // left when the stream ends was not stored.
     let pending = Arc::new(Mutex::new(VecDeque::<(u64, u64)>::new()));
+    // The last chunk line handed to the node: if reading fails midway,
+    // the lines after it were not sent.
+    let sent_through = Arc::new(AtomicU64::new(0));
     let send = {
         let pending = pending.clone();
+        let sent_through = sent_through.clone();
         move |chunk: proto::ImportChunk| {
             let last = chunk.first_line + chunk.lines.len() as u64 - 1;
             lock(&pending).push_back((chunk.first_line, last));
+            sent_through.store(last, Ordering::SeqCst);
             tx.blocking_send(chunk).is_ok()
         }
     };
@@ -337,7 +343,20 @@ async fn import(
         ));
     }
     drop(acks);
-    let read = reader_task.await??;
+    // A panic of the reading thread (a bug) ends the stream early: the
+    // records it had read and not sent are lost, so it is reported as a
+    // stop with the lines not stored, like any other.
+    let (read, read_failure) = match reader_task.await {
+        Ok(read) => (read?, None),
+        Err(e) => {
+            let from = unsent_from(&positions, sent_through.load(Ordering::SeqCst));
+            let outcome = ReadOutcome::stopped(Vec::new(), from);
+            (
+                outcome,
+                Some(format!("reading {} failed: {e}", file.display())),
+            )
+        }
+    };
     rejected += read.errors.len() as u64;
     errors.extend(read.errors);
     progress.finish_and_clear();
@@ -361,7 +380,11 @@ async fn import(
         .drain(..)
         .map(|(first, last)| (file_line(&positions, first), file_line(&positions, last)))
         .collect();
-    if failure.is_some() || !not_stored.is_empty() || read.unread_from.is_some() {
+    if failure.is_some()
+        || read_failure.is_some()
+        || !not_stored.is_empty()
+        || read.unread_from.is_some()
+    {
         let mut spans: Vec<String> = not_stored
             .iter()
             .map(|(first, last)| format!("{first}-{last}"))
@@ -369,9 +392,10 @@ async fn import(
         if let Some(from) = read.unread_from {
             spans.push(format!("{} to the end", file_line(&positions, from)));
         }
-        let reason = match &failure {
-            Some(status) => refused(status.clone()).to_string(),
-            None => "the node ended the import early".to_owned(),
+        let reason = match (&failure, read_failure) {
+            (Some(status), _) => refused(status.clone()).to_string(),
+            (None, Some(reading)) => reading,
+            (None, None) => "the node ended the import early".to_owned(),
         };
         writeln!(stderr, "import stopped: {reason}")?;
         if !spans.is_empty() {
@@ -442,6 +466,21 @@ impl ReadOutcome {
             deleted: 0,
         }
     }
+}
+
+/// The chunk line that starts what was not sent when reading stopped
+/// after chunk line `sent` went out. For a format other than JSON Lines, a
+/// record converted but not sent has its position; when none was, the
+/// position after the last one read is added, so that [`file_line`] names
+/// the line reading had reached.
+fn unsent_from(positions: &Mutex<Vec<u64>>, sent: u64) -> u64 {
+    let mut positions = lock(positions);
+    if let Some(&last) = positions.last() {
+        if positions.len() as u64 <= sent {
+            positions.push(last + 1);
+        }
+    }
+    sent + 1
 }
 
 /// The file line of chunk line `n`: itself for JSON Lines, else the line
@@ -840,5 +879,25 @@ async fn each_page(
             return Ok(());
         }
         token = page.next_page_token;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// When reading stops midway, the lines not stored are named from the
+    /// first record that was not sent, or from where reading had got to.
+    #[test]
+    fn lines_not_sent_are_named_by_their_line_in_the_file() {
+        // JSON Lines: chunk lines are file lines.
+        let none = Mutex::new(Vec::new());
+        assert_eq!(file_line(&none, unsent_from(&none, 2000)), 2001);
+        // Records starting on lines 3, 9, 14; the first two were sent.
+        let positions = Mutex::new(vec![3, 9, 14]);
+        assert_eq!(file_line(&positions, unsent_from(&positions, 2)), 14);
+        // All three were sent: reading had got past line 14.
+        let positions = Mutex::new(vec![3, 9, 14]);
+        assert_eq!(file_line(&positions, unsent_from(&positions, 3)), 15);
     }
 }

@@ -198,15 +198,24 @@ pub fn from_xml(resource: &Element) -> Resource {
     for location in resource.list("geoLocations", "geoLocation") {
         out.places
             .extend(location.all("geoLocationPlace").map(text));
-        out.points
-            .extend(location.all("geoLocationPoint").map(point));
+        for p in location.all("geoLocationPoint") {
+            // Kernel 3 writes a point as text: `lat lon`.
+            out.points.push(match kernel3_numbers::<2>(p) {
+                Some([lat, lon]) => [lon, lat],
+                None => point(p),
+            });
+        }
         for b in location.all("geoLocationBox") {
-            out.boxes.push([
-                b.child_text("westBoundLongitude").to_owned(),
-                b.child_text("southBoundLatitude").to_owned(),
-                b.child_text("eastBoundLongitude").to_owned(),
-                b.child_text("northBoundLatitude").to_owned(),
-            ]);
+            // Kernel 3 writes a box as text: `south west north east`.
+            out.boxes.push(match kernel3_numbers::<4>(b) {
+                Some([south, west, north, east]) => [west, south, east, north],
+                None => [
+                    b.child_text("westBoundLongitude").to_owned(),
+                    b.child_text("southBoundLatitude").to_owned(),
+                    b.child_text("eastBoundLongitude").to_owned(),
+                    b.child_text("northBoundLatitude").to_owned(),
+                ],
+            });
         }
         for polygon in location.all("geoLocationPolygon") {
             out.polygons
@@ -214,6 +223,25 @@ pub fn from_xml(resource: &Element) -> Resource {
         }
     }
     out
+}
+
+/// The `N` whitespace-separated values of a kernel-3 point or box, written
+/// as the element's text; `None` for the kernel-4 form (child elements).
+/// A kernel-3 text with another count of values is kept whole in every
+/// slot, so the record is refused naming it.
+fn kernel3_numbers<const N: usize>(element: &Element) -> Option<[String; N]> {
+    let text = element.text.trim();
+    if !element.children.is_empty() || text.is_empty() {
+        return None;
+    }
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    Some(std::array::from_fn(|at| {
+        if parts.len() == N {
+            parts[at].to_owned()
+        } else {
+            text.to_owned()
+        }
+    }))
 }
 
 /// Reads the JSON of the DataCite REST API: a response (`{"data": {…}}`),
@@ -596,7 +624,10 @@ pub fn to_record(
             "Available"
                 if embargoed && information.is_empty() && record.embargo_until.is_empty() =>
             {
-                record.embargo_until = notes.date("embargo_until", date)?;
+                match notes.date("embargo_until", date) {
+                    Ok(until) => record.embargo_until = until,
+                    Err(e) => notes.note("embargo_until", format!("{}; not kept", e.reason)),
+                }
                 continue;
             }
             "Collected" if information.is_empty() && record.temporal.is_none() => {
@@ -629,6 +660,15 @@ pub fn to_record(
         });
     }
     limit_to(&mut record.dates, record::MAX_DATES, "dates", notes);
+    // The model needs an embargo's end; without a usable `Available` date
+    // access is left unset, as for Dublin Core, not the record refused.
+    if embargoed && record.embargo_until.is_empty() {
+        record.access = Access::Unspecified as i32;
+        notes.note(
+            "access",
+            "embargoed access without an end date (an `Available` date); access left unset",
+        );
+    }
     let abstract_ = resource
         .descriptions
         .iter()
@@ -675,7 +715,20 @@ pub fn to_record(
         }
     }
     record.dataset_version = notes.text("dataset_version", &resource.version, Shape::OneLine);
-    record.language = resource.language.trim().to_owned();
+    // `xs:language` lets DataCite hold `English`; the model holds BCP 47
+    // tags. What is not one is left out and reported, as for Dublin Core.
+    let language = resource.language.trim();
+    if language.is_empty() || record::check_language_tag(language) {
+        record.language = language.to_owned();
+    } else {
+        notes.note(
+            "language",
+            format!(
+                "`{}` is not a language tag (BCP 47); not kept",
+                short(language)
+            ),
+        );
+    }
     for (index, edges) in resource.boxes.iter().enumerate() {
         let mut values = [0.0f64; 4];
         for (value, (text, side)) in values

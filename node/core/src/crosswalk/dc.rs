@@ -192,12 +192,38 @@ pub fn to_record(
             }
         }
     }
+    // dc:coverage is free text: a DCMI Box and a `start/end` period are
+    // read; a place (`Norway/Sweden`) or a URI (a GeoNames place) is not a
+    // period, and is skipped with a note rather than refusing the record.
     for coverage in texts("coverage") {
         if let Some(b) = dcmi_box(coverage) {
             record.spatial.push(b);
+        } else if coverage.contains("limit=") {
+            notes.note(
+                "spatial",
+                format!(
+                    "`{}` is not a DCMI Box with four numbers; not kept",
+                    short(coverage)
+                ),
+            );
         } else if let Some((start, end)) = coverage.split_once('/') {
-            if record.temporal.is_none() {
-                record.temporal = notes.date_range(start, end)?;
+            if record.temporal.is_some() {
+                continue;
+            }
+            let mut tried = Notes::default();
+            match tried.date_range(start, end) {
+                Ok(temporal) => {
+                    record.temporal = temporal;
+                    notes.changes.append(&mut tried.changes);
+                }
+                Err(e) => notes.note(
+                    "temporal",
+                    format!(
+                        "coverage `{}` is not a period `start/end` ({}); not kept",
+                        short(coverage),
+                        e.reason
+                    ),
+                ),
             }
         }
     }
@@ -209,6 +235,10 @@ pub fn to_record(
 fn dcmi_box(text: &str) -> Option<BoundingBox> {
     let mut sides = [None; 4];
     for part in text.split(';') {
+        // `…; northlimit=53.9;`: a trailing separator ends no part.
+        if part.trim().is_empty() {
+            continue;
+        }
         let (key, value) = part.split_once('=')?;
         let slot = match key.trim() {
             "westlimit" => 0,

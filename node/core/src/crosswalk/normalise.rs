@@ -229,20 +229,40 @@ fn fix_date(text: &str) -> Option<String> {
         }
         _ => {}
     }
-    // A timestamp without a zone, with `T` or a space: taken as UTC.
-    if bare.len() >= 19 {
-        let (day, time) = bare.split_at(10);
-        let time = time.strip_prefix(['T', ' '])?;
-        let zoned = time.ends_with('Z') || time.rfind(['+', '-']).is_some_and(|at| at >= 8);
-        if !zoned && date::canonical(day).is_ok() {
-            return Some(format!("{day}T{time}Z"));
-        }
-        // A date with a time that cannot be read: the day is what is known.
-        if date::canonical(day).is_ok() {
-            return Some(day.to_owned());
-        }
+    // A timestamp with `T` or a space, to the second or the minute, with a
+    // zone or without one (taken as UTC). `get` rather than slicing: text
+    // of any script reaches here, and byte 10 may fall inside a character.
+    let (day, time) = (bare.get(..10)?, bare.get(10..)?);
+    let time = time.strip_prefix(['T', ' '])?;
+    let looks_like_time = time
+        .get(..3)
+        .and_then(|h| h.strip_suffix(':'))
+        .is_some_and(digits);
+    if !looks_like_time || date::canonical(day).is_err() {
+        return None;
     }
-    None
+    let (clock, zone) = match time.find(['Z', 'z', '+', '-']) {
+        Some(at) => (&time[..at], &time[at..]),
+        None => (time, ""),
+    };
+    let zone = if zone.is_empty() || zone.eq_ignore_ascii_case("z") {
+        "Z"
+    } else {
+        zone
+    };
+    let hh_mm =
+        |t: &str| t.len() == 5 && t.as_bytes()[2] == b':' && digits(&t[..2]) && digits(&t[3..]);
+    let clock = if hh_mm(clock) {
+        format!("{clock}:00")
+    } else {
+        clock.to_owned()
+    };
+    let stamp = format!("{day}T{clock}{zone}");
+    if date::canonical(&stamp).is_ok() {
+        return Some(stamp);
+    }
+    // A date with a time that cannot be read: the day is what is known.
+    Some(day.to_owned())
 }
 
 /// A text shortened for a message.
@@ -320,6 +340,43 @@ mod tests {
         assert_eq!(truncate_at_word("alpha beta gamma", 12), "alpha beta");
         assert_eq!(truncate_at_word("alpha beta gamma", 10), "alpha beta");
         assert_eq!(truncate_at_word("alpha beta", 50), "alpha beta");
+    }
+
+    /// Byte 10 of these falls inside a character: reading the day by
+    /// slicing there panicked, and a harvest retried the page for ever.
+    #[test]
+    fn dates_in_other_scripts_are_refused_not_a_panic() {
+        for raw in [
+            "平成30年3月4日",
+            "2018年03月04日 10時",
+            "２０１８-０３-０４T10:11:12",
+            "2018-03-0€T10:11",
+            "2018-03-04T1é",
+        ] {
+            let mut notes = Notes::default();
+            let error = notes.date("d", raw).unwrap_err();
+            assert_eq!(error.field, "d");
+            assert!(error.reason.contains("is not a date"), "{raw}: {error}");
+            assert!(error.reason.contains(raw), "{raw}: {error}");
+        }
+    }
+
+    /// W3CDTF allows a time to the minute (`hh:mmTZD`); seconds are 00.
+    #[test]
+    fn timestamps_to_the_minute_are_read() {
+        for (raw, want) in [
+            ("2020-03-04T10:11Z", "2020-03-04T10:11:00Z"),
+            ("2020-03-04T10:11+01:00", "2020-03-04T09:11:00Z"),
+            ("2020-03-04T10:11-05:00", "2020-03-04T15:11:00Z"),
+            ("2020-03-04 10:11", "2020-03-04T10:11:00Z"),
+            ("2020-03-04T10:11", "2020-03-04T10:11:00Z"),
+            // A time that cannot be read: the day is what is known.
+            ("2020-03-04T25:61", "2020-03-04"),
+        ] {
+            let mut notes = Notes::default();
+            assert_eq!(notes.date("d", raw).as_deref(), Ok(want), "{raw}");
+            assert_eq!(notes.changes.len(), 1, "{raw}: {:?}", notes.changes);
+        }
     }
 
     #[test]

@@ -756,3 +756,228 @@ fn an_overlong_oai_header_refuses_its_record_by_line() {
     assert_eq!(items[3].outcome, Outcome::Deleted);
     assert_eq!(items[3].header.as_ref().unwrap().identifier, "oai:x:4");
 }
+
+/// A bug that panics while a record is converted refuses that record,
+/// by line, and the records after it are read.
+#[test]
+fn a_panic_converting_one_record_refuses_that_record_only() {
+    let error = guarded(|| panic!("byte index 10 is not a char boundary")).unwrap_err();
+    assert_eq!(error.field, "record");
+    assert!(
+        error.reason.contains("internal error (byte index 10"),
+        "{error}"
+    );
+    let fine = guarded(|| Ok(DatasetRecord::default()));
+    assert_eq!(fine, Ok(DatasetRecord::default()));
+}
+
+/// Dates in other scripts once panicked in `fix_date`: such a record is
+/// refused (DataCite) or its date skipped (Dublin Core), never a panic.
+#[test]
+fn dates_in_other_scripts_refuse_the_record_and_the_next_is_read() {
+    let dc = |date: &str, title: &str| {
+        format!(
+            r#"<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier>id-{title}</dc:identifier><dc:title>{title}</dc:title><dc:creator>X</dc:creator><dc:publisher>P</dc:publisher><dc:date>{date}</dc:date><dc:type>Dataset</dc:type></oai_dc:dc>"#
+        )
+    };
+    let doc = format!(
+        "<all>{}\n{}\n{}</all>",
+        dc("平成30年3月4日", "a"),
+        dc("2018年03月04日 10時", "b"),
+        dc("2018", "c")
+    );
+    let items = items(&doc, Format::OaiDc);
+    assert_eq!(items.len(), 3);
+    for item in &items[..2] {
+        match &item.outcome {
+            Outcome::Refused(e) => {
+                assert_eq!(e.field, "publication_year", "{e}");
+                assert!(e.reason.contains("is not a date"), "{e}");
+            }
+            other => panic!("line {}: {other:?}", item.line),
+        }
+    }
+    assert_eq!(record(&items[2]).record.publication_year, 2018);
+}
+
+/// dc:coverage is free text: a place or a URI with a `/` is not a period
+/// and is skipped with a note (it refused the record: "temporal.start:
+/// `http:` is not a date"), and a DCMI Box ending in `;` is read (it was
+/// dropped without a word).
+#[test]
+fn dc_coverage_that_is_not_a_period_is_noted_and_a_box_may_end_in_a_semicolon() {
+    let dc = |coverage: &str| {
+        format!(
+            r#"<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier>id-1</dc:identifier><dc:title>T</dc:title><dc:creator>X</dc:creator><dc:publisher>P</dc:publisher><dc:date>2018</dc:date><dc:type>Dataset</dc:type>{coverage}</oai_dc:dc>"#
+        )
+    };
+    let doc = dc(
+        "<dc:coverage>http://sws.geonames.org/2635167/</dc:coverage>\
+        <dc:coverage>Norway/Sweden</dc:coverage>\
+        <dc:coverage>westlimit=6.6; southlimit=51.3; eastlimit=11.6; northlimit=53.9;</dc:coverage>\
+        <dc:coverage>2014-01-01/2015-12-31</dc:coverage>",
+    );
+    let found = items(&doc, Format::OaiDc);
+    let Converted { record: r, changes } = record(&found[0]);
+    assert_eq!(
+        r.spatial,
+        [BoundingBox {
+            west: 6.6,
+            south: 51.3,
+            east: 11.6,
+            north: 53.9
+        }]
+    );
+    let t = r.temporal.as_ref().unwrap();
+    assert_eq!(
+        (t.start.as_str(), t.end.as_str()),
+        ("2014-01-01", "2015-12-31")
+    );
+    let notes: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0]
+            .starts_with("temporal: coverage `http://sws.geonames.org/2635167/` is not a period"),
+        "{notes:?}"
+    );
+    assert!(notes[1].contains("`Norway/Sweden`"), "{notes:?}");
+    // A box that cannot be read is noted too, not dropped without a word.
+    let bad_box = items(
+        &dc("<dc:coverage>westlimit=x; southlimit=1; eastlimit=2; northlimit=3</dc:coverage>"),
+        Format::OaiDc,
+    );
+    let Converted { record: r, changes } = record(&bad_box[0]);
+    assert!(r.spatial.is_empty());
+    assert!(
+        changes[0].to_string().contains("not a DCMI Box"),
+        "{changes:?}"
+    );
+}
+
+/// A minimal DataCite resource in namespace `ns` holding `extra`.
+fn resource(ns: &str, extra: &str) -> String {
+    format!(
+        r#"<resource xmlns="{ns}"><identifier identifierType="DOI">10.1234/k3.1</identifier><creators><creator><creatorName>Ruiz, Ana</creatorName></creator></creators><titles><title>Gulf of Maine CTD casts</title></titles><publisher>WHOI</publisher><publicationYear>2012</publicationYear><resourceType resourceTypeGeneral="Dataset">Dataset</resourceType>{extra}</resource>"#
+    )
+}
+
+/// Kernel 3 writes geolocations as text (`<geoLocationBox>south west
+/// north east</geoLocationBox>`, `<geoLocationPoint>lat lon</…>`); only
+/// kernel 4's child elements were read, and such a record was refused
+/// ("spatial[0].west: `` is not a number").
+#[test]
+fn kernel_3_geolocations_are_read() {
+    let xml = resource(
+        "http://datacite.org/schema/kernel-3",
+        "<geoLocations><geoLocation><geoLocationPoint>31.233 -67.302</geoLocationPoint>\
+         <geoLocationBox>41.090 -71.032 42.893 -68.211</geoLocationBox>\
+         <geoLocationPlace>Gulf of Maine</geoLocationPlace></geoLocation></geoLocations>",
+    );
+    let Converted { record: r, changes } = items_of(&xml);
+    assert_eq!(
+        r.spatial,
+        [BoundingBox {
+            west: -71.032,
+            south: 41.090,
+            east: -68.211,
+            north: 42.893
+        }]
+    );
+    assert_eq!(
+        r.geo_points,
+        [GeoPoint {
+            longitude: -67.302,
+            latitude: 31.233
+        }]
+    );
+    assert_eq!(r.geo_places, ["Gulf of Maine"]);
+    assert!(changes.is_empty(), "{changes:?}");
+    // A kernel-3 box of three values is refused, naming what it holds.
+    let bad = resource(
+        "http://datacite.org/schema/kernel-3",
+        "<geoLocations><geoLocation><geoLocationBox>41.090 -71.032 42.893</geoLocationBox></geoLocation></geoLocations>",
+    );
+    match &items(&bad, Format::DataciteXml)[0].outcome {
+        Outcome::Refused(e) => {
+            assert_eq!(e.field, "spatial[0].west");
+            assert!(e.reason.contains("`41.090 -71.032 42.893`"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// DataCite's `language` is an `xs:language`, which `English` is; the
+/// model holds BCP 47 tags. Such a value refused the whole record; it is
+/// left out with a note, as the Dublin Core mapping does.
+#[test]
+fn a_datacite_language_that_is_not_a_tag_is_noted_not_fatal() {
+    let xml = resource(datacite::NAMESPACE, "<language>English</language>");
+    let Converted { record: r, changes } = items_of(&xml);
+    assert_eq!(r.language, "");
+    let said: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        said,
+        ["language: `English` is not a language tag (BCP 47); not kept"]
+    );
+    let xml = resource(datacite::NAMESPACE, "<language>de-AT</language>");
+    assert_eq!(items_of(&xml).record.language, "de-AT");
+}
+
+/// Embargoed access without a usable `Available` date refused the record
+/// ("embargo_until: is required"); as for Dublin Core, access is left
+/// unset, reported, and the rest kept.
+#[test]
+fn embargoed_access_without_a_usable_end_leaves_access_unset() {
+    let embargoed = r#"<rightsList><rights rightsURI="info:eu-repo/semantics/embargoedAccess"/><rights rightsURI="https://creativecommons.org/licenses/by/4.0/"/></rightsList>"#;
+    for dates in [
+        "",
+        r#"<dates><date dateType="Available">after the cruise</date></dates>"#,
+    ] {
+        let xml = resource(datacite::NAMESPACE, &format!("{embargoed}{dates}"));
+        let Converted { record: r, changes } = items_of(&xml);
+        assert_eq!(r.access, Access::Unspecified as i32, "{dates}");
+        assert_eq!(r.embargo_until, "");
+        assert_eq!(r.license, "CC-BY-4.0");
+        let said: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        assert!(
+            said.last()
+                .is_some_and(|s| s.starts_with("access: embargoed access without an end date")),
+            "{dates}: {said:?}"
+        );
+        if !dates.is_empty() {
+            assert!(
+                said[0].starts_with("embargo_until: `after the cruise` is not a date"),
+                "{said:?}"
+            );
+        }
+    }
+    // With its end, the embargo is kept.
+    let xml = resource(
+        datacite::NAMESPACE,
+        &format!(r#"{embargoed}<dates><date dateType="Available">2030-01-01</date></dates>"#),
+    );
+    let r = items_of(&xml).record;
+    assert_eq!(
+        (r.access, r.embargo_until.as_str()),
+        (Access::Embargoed as i32, "2030-01-01")
+    );
+}
+
+/// A record whose header says `deleted` is a deletion even when the
+/// provider still sends its metadata: it was imported as a live record.
+#[test]
+fn a_deleted_header_with_metadata_is_a_deletion() {
+    let page = DC_PAGE.replacen(
+        "<header><identifier>oai:dspace.example.edu:123456789/42</identifier>",
+        r#"<header status="deleted"><identifier>oai:dspace.example.edu:123456789/42</identifier>"#,
+        1,
+    );
+    let items = items(&page, Format::OaiDc);
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0].outcome, Outcome::Deleted);
+    assert_eq!(
+        items[0].header.as_ref().unwrap().identifier,
+        "oai:dspace.example.edu:123456789/42"
+    );
+    assert_eq!(items[1].outcome, Outcome::Deleted);
+}

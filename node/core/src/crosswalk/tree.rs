@@ -325,7 +325,11 @@ impl<R: BufRead> Scan<R> {
     }
 
     fn ends_inside(&self) -> XmlError {
-        self.error_here(format!("the document ends inside <{}>", self.target))
+        self.error_here(format!(
+            "the document ends at byte {} inside <{}>: it was cut short",
+            self.reader.buffer_position(),
+            self.target
+        ))
     }
 }
 
@@ -552,6 +556,20 @@ impl<R: BufRead> Iterator for Scan<R> {
                     }
                 }
                 Event::Eof => {
+                    // quick-xml ends without an error when elements are
+                    // still open: a document cut short (a truncated
+                    // download or file) would pass for a complete one, a
+                    // page without its token for a list's last page.
+                    if let Some(open) = self.path.last() {
+                        let message = format!(
+                            "the document ends at byte {} inside <{}>, {} element(s) still open: \
+                             it was cut short",
+                            self.reader.buffer_position(),
+                            short_name(open),
+                            self.path.len()
+                        );
+                        return self.error(message);
+                    }
                     self.done = true;
                     return None;
                 }
@@ -559,6 +577,11 @@ impl<R: BufRead> Iterator for Scan<R> {
             }
         }
     }
+}
+
+/// An element name for a message, at most 64 characters.
+fn short_name(name: &str) -> String {
+    name.chars().take(64).collect()
 }
 
 impl<R: BufRead> Scan<R> {
@@ -631,6 +654,37 @@ mod tests {
             .find_map(Result::err)
             .unwrap();
         assert_eq!(error.line, 3, "{error}");
+    }
+
+    /// A page cut short after a record, its closing tags and token
+    /// missing, is an error naming where it ends: read as complete, it
+    /// would pass for the last page of its list.
+    #[test]
+    fn a_document_cut_short_is_an_error_naming_where_it_ends() {
+        let record = r#"<record><header><identifier>oai:x:1</identifier><datestamp>2024-01-01</datestamp></header><metadata><dc><title>t</title></dc></metadata></record>"#;
+        let doc = format!("<OAI-PMH>\n<responseDate>2024-01-02T03:04:05Z</responseDate>\n<ListRecords>{record}\n{record}");
+        let mut scan = Scan::new(doc.as_bytes(), "dc");
+        let found: Vec<Result<Found, XmlError>> = scan.by_ref().collect();
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[..2].iter().all(Result::is_ok), "{found:?}");
+        let error = found[2].as_ref().unwrap_err();
+        assert_eq!(error.line, 4, "{error}");
+        assert!(
+            error
+                .message
+                .contains(&format!("ends at byte {} inside <ListRecords>", doc.len())),
+            "{error}"
+        );
+        assert!(error.message.contains("cut short"), "{error}");
+        assert!(scan.envelope.resumption_token.is_none());
+        // Cut inside a record's metadata: the same, naming the element.
+        let cut = "<OAI-PMH><ListRecords><record><metadata><dc><title>t";
+        let error = Scan::new(cut.as_bytes(), "dc")
+            .find_map(Result::err)
+            .expect("cut short");
+        assert!(error.message.contains("inside <dc>"), "{error}");
+        // A complete document still ends quietly.
+        assert!(Scan::new(PAGE.as_bytes(), "dc").all(|f| f.is_ok()));
     }
 
     #[test]

@@ -382,10 +382,14 @@ fn next_from_follows_the_granularity() {
 }
 
 /// A hostile or broken provider: Identify as usual, and every ListRecords
-/// answered by `page` from the request's resumption token ("" for the first).
+/// answered by `page` from the request's resumption token ("" for the
+/// first): the whole response body.
 struct Scripted {
-    page: Box<dyn Fn(&str) -> String + Send + Sync>,
+    page: Box<PageFn>,
 }
+
+/// A scripted page: the body answering a resumption token.
+type PageFn = dyn Fn(&str) -> Vec<u8> + Send + Sync;
 
 #[async_trait::async_trait]
 impl Fetch for Scripted {
@@ -397,7 +401,7 @@ impl Fetch for Scripted {
             ));
         }
         let token = q.get("resumptionToken").map_or("", String::as_str);
-        Ok(envelope(&(self.page)(token)))
+        Ok((self.page)(token))
     }
 }
 
@@ -413,10 +417,18 @@ fn page_number(token: &str) -> u32 {
     token.strip_prefix('p').map_or(0, |n| n.parse().unwrap())
 }
 
-/// Runs source `loop` of a node harvesting `page`; the run must end within
-/// a minute (before the bounds, these runs never ended).
+/// Runs source `loop` of a node harvesting `page` (the OAI-PMH element's
+/// content); the run must end within a minute (before the bounds, these
+/// runs never ended).
 async fn run_scripted(
     page: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> (Result<State, HarvestError>, Harvester, tempfile::TempDir) {
+    run_scripted_body(move |token| envelope(&page(token))).await
+}
+
+/// [`run_scripted`] with `page` giving the whole response body.
+async fn run_scripted_body(
+    page: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
 ) -> (Result<State, HarvestError>, Harvester, tempfile::TempDir) {
     let (node, dir) = crate::test_support::opened_node("polar");
     let fetch = Arc::new(Scripted {
@@ -512,6 +524,53 @@ async fn a_provider_sending_only_empty_pages_is_stopped() {
     );
 }
 
+/// A provider that sends the same record again and again under fresh
+/// tokens (p1, p2, …), records on every page, is stopped: before, neither
+/// the empty-page nor the token bound caught it, and the run went on for
+/// ever, every other source waiting behind it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_provider_resending_the_same_records_under_fresh_tokens_is_stopped() {
+    let (result, harvester, _dir) = run_scripted(|token| {
+        format!(
+            "<ListRecords>{}<resumptionToken>p{}</resumptionToken></ListRecords>",
+            dc_record(1),
+            page_number(token) + 1
+        )
+    })
+    .await;
+    let error = result.unwrap_err();
+    assert!(matches!(error, HarvestError::Protocol(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "https://loop.example.org/oai?verb=ListRecords&resumptionToken=p{MAX_STALE_PAGES}: "
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "{MAX_STALE_PAGES} pages in a row without a record not sent before"
+        )),
+        "{message}"
+    );
+    let (_, state, _) = harvester.list().unwrap().remove(0);
+    assert_eq!(state.added, 1);
+    assert_eq!(state.token, format!("p{MAX_STALE_PAGES}"));
+}
+
+#[test]
+fn seen_ids_tell_new_identifiers_from_seen_ones() {
+    let mut seen = SeenIds::new();
+    assert!(seen.insert("oai:x:1"));
+    assert!(seen.insert("oai:x:2"));
+    assert!(!seen.insert("oai:x:1"));
+    let fresh = (3..100_000)
+        .filter(|n| seen.insert(&format!("oai:x:{n}")))
+        .count();
+    assert_eq!(fresh, 100_000 - 3, "no new identifier taken as seen");
+    assert!((1..100_000).all(|n| !seen.insert(&format!("oai:x:{n}"))));
+}
+
 /// Empty pages between records, fewer than the bound in a row, are a
 /// provider's right: such a list is harvested to its end.
 #[tokio::test(flavor = "multi_thread")]
@@ -564,4 +623,51 @@ async fn an_overlong_resumption_token_is_an_error_naming_the_url() {
     let (_, state, _) = harvester.list().unwrap().remove(0);
     assert!(state.token.is_empty(), "no token cut short is kept");
     assert_eq!(state.added, 0);
+}
+
+/// A page cut short after a record (a dropped connection the HTTP layer
+/// did not notice, a proxy's truncated body) has neither its closing tags
+/// nor its token. Read as complete, it was the list's last page: the run
+/// ended, `from` moved to this list's date, and the rest of the list was
+/// never harvested. It is an error naming the URL and token, and the
+/// state stays at the page before it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_cut_short_fails_the_run_and_keeps_its_state() {
+    let (result, harvester, _dir) = run_scripted_body(|token| {
+        let page = match token {
+            "" => format!(
+                "<ListRecords>{}{}<resumptionToken>p1</resumptionToken></ListRecords></OAI-PMH>",
+                dc_record(1),
+                dc_record(2)
+            ),
+            // Two records, cut after the first `</record>`.
+            _ => format!("<ListRecords>{}{}", dc_record(3), dc_record(4))
+                .split_inclusive("</record>")
+                .next()
+                .unwrap()
+                .to_owned(),
+        };
+        format!(
+            r#"<?xml version="1.0"?><OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/"><responseDate>2024-03-05T10:00:00Z</responseDate>{page}"#
+        )
+        .into_bytes()
+    })
+    .await;
+    let error = result.unwrap_err();
+    assert!(matches!(error, HarvestError::Protocol(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("https://loop.example.org/oai?verb=ListRecords&resumptionToken=p1: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("inside <ListRecords>") && message.contains("cut short"),
+        "{message}"
+    );
+    let (_, state, _) = harvester.list().unwrap().remove(0);
+    assert_eq!(state.token, "p1", "the run resumes at the page cut short");
+    assert_eq!(state.from, "", "the next list starts where this one did");
+    assert!(state.interrupted);
+    assert_eq!((state.added, state.pages), (2, 1));
+    assert_eq!(state.last_error, message);
 }
