@@ -323,6 +323,24 @@ fn oai_dc_and_bad_input_are_reported_by_line() {
         "{stderr}"
     );
 
+    // A document that ends between records, its outer element never
+    // closed: the record before is read, and the import fails, saying the
+    // file was cut short rather than taking it as complete.
+    let cut = std::fs::read_to_string(fixture(EXAMPLES[0]))
+        .unwrap()
+        .replace("<?xml version=\"1.0\" encoding=\"UTF-8\"?>", "<all>");
+    let path = write(dir.path(), "cut.xml", &cut);
+    let (code, stdout, stderr) = import(&node, "datacite-xml", &path);
+    assert_eq!(code, Some(1), "{stdout} {stderr}");
+    assert!(
+        stdout.contains("stored 0, unchanged 1, rejected 1"),
+        "{stdout} {stderr}"
+    );
+    assert!(
+        stderr.contains("inside <all>") && stderr.contains("cut short"),
+        "{stderr}"
+    );
+
     // DataCite JSON lines: a bad one is named by its line, the others stored.
     let good = crosswalk::datacite::to_json(&held["oai:repo.example.org:7"]).to_string();
     let lines = format!(
