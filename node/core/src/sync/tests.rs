@@ -3366,6 +3366,56 @@ async fn a_refill_still_due_is_tried_again_in_a_round_with_nothing_new() {
     assert_eq!(fed.here.store().refill_due(POLAR).unwrap(), None);
 }
 
+/// A refill that stored what it brought back but did not index it (the
+/// process died between the two, or the index failed) leaves nothing out
+/// of search: the next round and the next index catch-up index it,
+/// although the index's cursor is past its position and the refill finds
+/// nothing more to restore.
+#[tokio::test]
+async fn a_refill_cut_off_before_its_index_commit_is_indexed_later() {
+    let fed = federation();
+    let at = digests_then_a_wider_audience(&fed).await;
+    pull_only(&fed).await;
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
+    assert_eq!(fed.here.store().refill_due(POLAR).unwrap(), Some(at));
+
+    // The store part of the refill of entry 4 (PDC-1 v2), as a refill
+    // writes it, and no index commit after it.
+    let whole = fed
+        .polar
+        .store()
+        .entry(POLAR, crate::ids::LogIndex(4))
+        .unwrap()
+        .unwrap();
+    let Some(LogEntry {
+        body: Some(Body::Record(record)),
+        ..
+    }) = whole.entry().unwrap()
+    else {
+        panic!("entry 4 is a record");
+    };
+    assert_eq!((record.id.as_str(), record.version), ("PDC-1", 2));
+    let store = fed.here.store();
+    let held = store.record_state(POLAR, "PDC-1").unwrap();
+    let state = RecordState::of_version(&record, crate::ids::LogIndex(4), held.as_ref());
+    let subject = log::subject_digest(POLAR, "PDC-1");
+    store
+        .refill(
+            POLAR,
+            &[(4, whole.encode())],
+            &[("PDC-1".into(), state, subject)],
+        )
+        .unwrap();
+    store.flush().unwrap();
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "stored");
+
+    assert_honest_retry(&fed).await;
+    assert_eq!(fed.here.store().refill_due(POLAR).unwrap(), None);
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
+    assert!(fed.here.store().refilled(POLAR).unwrap().is_empty());
+    assert_fsck_clean(&fed.here);
+}
+
 /// A record an audience withdrew comes back when a later audience lets this
 /// node see it again: the refill finds the entry held whole (not verified
 /// again) and makes its version current once more.
