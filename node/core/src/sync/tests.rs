@@ -3857,6 +3857,91 @@ async fn witnessed_checkpoints_are_told_apart_from_forks() {
         .all(|head| head.origin != POLAR));
 }
 
+/// A peer that serves like `served` and witnesses from `node`'s store.
+struct Witnessing {
+    served: Served,
+    node: Arc<Node>,
+}
+
+#[async_trait::async_trait]
+impl FederationPeer for Witnessing {
+    async fn node_info(&self) -> Result<NodeInfo, SyncError> {
+        self.served.node_info().await
+    }
+
+    async fn pull(
+        &self,
+        origin: &str,
+        after_index: u64,
+        max_batch: u32,
+    ) -> Result<PullStream, SyncError> {
+        self.served.pull(origin, after_index, max_batch).await
+    }
+
+    async fn hint(&self, _origin: &str, _size: u64) -> Result<(), SyncError> {
+        Ok(())
+    }
+
+    async fn search(
+        &self,
+        _request: crate::proto::PeerSearchRequest,
+    ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
+        Err(no_searches())
+    }
+
+    async fn witness(
+        &self,
+        request: crate::proto::WitnessRequest,
+    ) -> Result<crate::proto::WitnessResponse, SyncError> {
+        crate::sync::witness::answer(&self.node, &request)
+    }
+}
+
+/// A witness that has not pulled a revocation yet holds the checkpoint the
+/// origin signed before it, with the key it revoked since from before that
+/// checkpoint's size. Refused as evidence here, it is no fault of the
+/// witness: not counted as a rejection, not reported as a problem, and
+/// nothing is frozen.
+#[tokio::test]
+async fn a_witness_holding_a_checkpoint_from_before_a_revocation_is_not_blamed() {
+    use crate::sync::witness::{self, Seen};
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    let at_uni = Replicator::new(fed.uni.clone(), no_dialing());
+    let report = round_with(&at_uni, POLAR, Served::honest(&fed.polar, UNI)).await;
+    assert!(report.ok, "{report:?}");
+    let theirs = fed.uni.store().log_size(POLAR).unwrap();
+    assert_honest_retry(&fed).await;
+
+    // Revoked from before the size of the checkpoint `uni` holds; `here`
+    // pulls the revocation, `uni` does not.
+    revoke_polar_key_from(&fed, 2);
+    assert_honest_retry(&fed).await;
+    assert!(fed.here.store().log_size(POLAR).unwrap() > theirs);
+
+    let asked = witness::request(&fed.here).unwrap();
+    let answer = witness::answer(&fed.uni, &asked).unwrap();
+    let held = answer.checkpoints[0].clone();
+    let rejected = |n: &Node| {
+        n.metrics()
+            .rejections
+            .get(crate::metrics::RejectReason::Checkpoint)
+    };
+    let before = rejected(&fed.here);
+    let witnessing = Witnessing {
+        served: Served::honest(&fed.uni, HERE),
+        node: fed.uni.clone(),
+    };
+    let problems = fed.sync.witness_with(UNI, &witnessing).await;
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(rejected(&fed.here), before, "counted as a rejection");
+    assert_eq!(
+        witness::check(&fed.here, UNI, POLAR, &held).unwrap(),
+        Seen::Unheld
+    );
+    assert!(!fed.here.store().is_frozen(POLAR).unwrap());
+}
+
 #[test]
 fn a_witness_request_over_its_bound_is_refused_before_any_work() {
     let fed = federation();
