@@ -319,6 +319,11 @@ impl Node {
         // Read under the writer, so that no later version of a record is
         // indexed between reading its state and replacing it.
         let reached = index.cursors().get(origin).copied().unwrap_or(0);
+        // A version a revocation quarantines stays out, as the indexer
+        // leaves it out (it may have arrived since the refill).
+        let chain = self
+            .origin_keys(origin)?
+            .filter(|chain| !chain.revocations().is_empty());
         let mut ops = Vec::with_capacity(noted.len());
         for (id, _) in &noted {
             let Some(state) = self.store().record_state(origin, id)? else {
@@ -329,10 +334,18 @@ impl Node {
             if state.deleted || state.log_index.get() >= reached {
                 continue;
             }
-            let entry = self
-                .store()
-                .entry(origin, state.log_index)?
-                .and_then(|entry| entry.entry().ok().flatten());
+            let Some(StoredEntry::Signed(envelope)) =
+                self.store().entry(origin, state.log_index)?
+            else {
+                continue;
+            };
+            if chain
+                .as_ref()
+                .is_some_and(|chain| quarantined_id(chain, state.log_index, &envelope).is_some())
+            {
+                continue;
+            }
+            let entry = LogEntry::decode(envelope.payload.as_slice()).ok();
             if let Some(LogEntry {
                 body: Some(Body::Record(record)),
                 ..

@@ -3377,10 +3377,19 @@ async fn a_refill_cut_off_before_its_index_commit_is_indexed_later() {
     let at = digests_then_a_wider_audience(&fed).await;
     pull_only(&fed).await;
     assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
-    assert_eq!(fed.here.store().refill_due(POLAR).unwrap(), Some(at));
+    refill_store_part(&fed, at);
 
-    // The store part of the refill of entry 4 (PDC-1 v2), as a refill
-    // writes it, and no index commit after it.
+    assert_honest_retry(&fed).await;
+    assert_eq!(fed.here.store().refill_due(POLAR).unwrap(), None);
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
+    assert!(fed.here.store().refilled(POLAR).unwrap().is_empty());
+    assert_fsck_clean(&fed.here);
+}
+
+/// The store part of the refill of entry 4 (PDC-1 v2) that the audience
+/// at `at` asks for, as a refill writes it, and no index commit after it.
+fn refill_store_part(fed: &Federation, at: u64) {
+    assert_eq!(fed.here.store().refill_due(POLAR).unwrap(), Some(at));
     let whole = fed
         .polar
         .store()
@@ -3408,10 +3417,27 @@ async fn a_refill_cut_off_before_its_index_commit_is_indexed_later() {
         .unwrap();
     store.flush().unwrap();
     assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "stored");
+}
 
+/// What such a refill left for the index stays out of search when a
+/// revocation pulled since covers it (the revoked key also signed the
+/// audience that asked for the refill, so the record is withdrawn).
+#[tokio::test]
+async fn a_refill_left_for_the_index_stays_out_once_quarantined() {
+    let fed = federation();
+    let at = digests_then_a_wider_audience(&fed).await;
+    pull_only(&fed).await;
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
+    refill_store_part(&fed, at);
+
+    // PDC-1 v2 (entry 4) is in the revoked range; the indexer reaches the
+    // revoking set before it indexes what the refill left.
+    revoke_polar_key_from(&fed, 4);
+    pull_only(&fed).await;
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "quarantined");
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
     assert_honest_retry(&fed).await;
-    assert_eq!(fed.here.store().refill_due(POLAR).unwrap(), None);
-    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
     assert!(fed.here.store().refilled(POLAR).unwrap().is_empty());
     assert_fsck_clean(&fed.here);
 }
