@@ -44,7 +44,16 @@ impl Node {
         go_on: &dyn Fn() -> bool,
     ) -> Result<u64, NodeError> {
         let _writer = self.live_index().writer();
-        self.fill(&self.index(), progress, go_on)
+        let index = self.index();
+        let seen = self.fill(&index, progress, go_on)?;
+        // What a refill restored that a crash or an error kept from the
+        // index (`Node::index_refilled`).
+        for origin in self.store().refilled_origins()? {
+            if self.holds_origin(&origin)? && self.origin_keys(&origin).is_ok() {
+                self.apply_refilled(&index, &origin)?;
+            }
+        }
+        Ok(seen)
     }
 
     fn fill(
@@ -282,38 +291,76 @@ impl Node {
         }
     }
 
-    /// Puts `records` in the index as they are: entries a refill brought
-    /// whole (`sync::receive`), which the indexer passed as digests or as
-    /// a version an audience withdrew. Each replaces what the index holds
-    /// of its record, even at version 1: the indexer may not have reached
-    /// the audience whose withdrawal the refill undoes, and the version
-    /// is still indexed. A record whose entry the indexer has not reached
-    /// is left to it: it indexes the entry, whole in the store now, when
-    /// it gets there, and adds a version 1 without replacing anything.
-    pub fn index_records(
-        &self,
-        records: Vec<crate::proto::DatasetRecord>,
-    ) -> Result<(), NodeError> {
-        if records.is_empty() {
+    /// Puts in the index, as they are, the records a refill of `origin`
+    /// brought back (noted in the store with their states,
+    /// `Store::refilled`): entries the indexer passed as digests or as a
+    /// version an audience withdrew, so its cursor is already past them.
+    /// Each replaces what the index holds of its record, even at version
+    /// 1: the indexer may not have reached the audience whose withdrawal
+    /// the refill undoes, and the version is still indexed. A record whose
+    /// current entry the indexer has not reached is left to it: it indexes
+    /// the entry, whole in the store now, when it gets there. The notes are
+    /// cleared only after the index commit, so a crash or an error before
+    /// it leaves them for the next call (a refill, or any catch-up).
+    pub fn index_refilled(&self, origin: &str) -> Result<(), NodeError> {
+        if self.store().refilled(origin)?.is_empty() {
             return Ok(());
         }
         let _writer = self.live_index().writer();
-        let index = self.index();
-        let cursors = index.cursors();
-        let mut ops = Vec::with_capacity(records.len());
-        for record in records {
-            let reached = cursors.get(&record.origin).copied().unwrap_or(0);
-            let at = self.store().record_state(&record.origin, &record.id)?;
-            if at.is_some_and(|state| state.log_index.get() >= reached) {
-                continue;
-            }
-            ops.push(IndexOp::Replace(record));
-        }
-        if ops.is_empty() {
+        self.apply_refilled(&self.index(), origin)
+    }
+
+    /// [`Node::index_refilled`], under the index writer.
+    fn apply_refilled(&self, index: &HoldingsIndex, origin: &str) -> Result<(), NodeError> {
+        let noted = self.store().refilled(origin)?;
+        if noted.is_empty() {
             return Ok(());
         }
-        index.apply(ops, &BTreeMap::new())?;
-        self.index_advanced();
+        // Read under the writer, so that no later version of a record is
+        // indexed between reading its state and replacing it.
+        let reached = index.cursors().get(origin).copied().unwrap_or(0);
+        // A version a revocation quarantines stays out, as the indexer
+        // leaves it out (it may have arrived since the refill).
+        let chain = self
+            .origin_keys(origin)?
+            .filter(|chain| !chain.revocations().is_empty());
+        let mut ops = Vec::with_capacity(noted.len());
+        for (id, _) in &noted {
+            let Some(state) = self.store().record_state(origin, id)? else {
+                continue;
+            };
+            // Withdrawn or superseded since, or not reached: the indexer
+            // takes the entry its state points at when it gets there.
+            if state.deleted || state.log_index.get() >= reached {
+                continue;
+            }
+            let Some(StoredEntry::Signed(envelope)) =
+                self.store().entry(origin, state.log_index)?
+            else {
+                continue;
+            };
+            if chain
+                .as_ref()
+                .is_some_and(|chain| quarantined_id(chain, state.log_index, &envelope).is_some())
+            {
+                continue;
+            }
+            let entry = LogEntry::decode(envelope.payload.as_slice()).ok();
+            if let Some(LogEntry {
+                body: Some(Body::Record(record)),
+                ..
+            }) = entry
+            {
+                if record.id == *id && !record.deleted {
+                    ops.push(IndexOp::Replace(record));
+                }
+            }
+        }
+        if !ops.is_empty() {
+            index.apply(ops, &BTreeMap::new())?;
+            self.index_advanced();
+        }
+        self.store().refilled_indexed(origin, &noted)?;
         Ok(())
     }
 

@@ -54,6 +54,16 @@ pub const MAX_REASON_BYTES: usize = 512;
 /// At most this many TLS keys in a set: the key in use and the next one
 /// while a TLS key rotation is under way, and room to spare.
 pub const MAX_TLS_KEYS: usize = 4;
+/// Most signing keys (`keys`) one key set may list. An entry or checkpoint
+/// carries at most 32 signatures (`sign::MAX_SIGNATURES`), so a larger set
+/// could never meet a threshold over them.
+pub const MAX_SIGNING_KEYS: usize = sign::MAX_SIGNATURES;
+/// Most root keys (`root_keys`) one key set may list: the first set is
+/// signed by every root key, in at most 32 signatures.
+pub const MAX_ROOT_KEYS: usize = sign::MAX_SIGNATURES;
+/// Most DOI prefixes one key set may claim: as many as a node may declare
+/// (`config::MAX_DOI_PREFIXES`).
+pub const MAX_KEY_SET_DOI_PREFIXES: usize = crate::config::MAX_DOI_PREFIXES;
 /// A TLS key's SubjectPublicKeyInfo is at most this long (an Ed25519 one is
 /// 44 bytes, an RSA-4096 one about 550).
 pub const MAX_TLS_KEY_BYTES: usize = 1024;
@@ -192,6 +202,7 @@ impl KeyChain {
                     None => decode_key_set_entry(envelope, &self.origin)?,
                 };
                 let set = key_set_of(&entry)?;
+                check_counts(index, set)?;
                 let root = KeyRing::root_of_key_set(set)?;
                 if let Some(pinned) = &self.pinned {
                     if root.key(&KeyId::of(pinned)).is_none() {
@@ -220,6 +231,7 @@ impl KeyChain {
                 // Signed by the threshold of the current set's root.
                 let (entry, _) = sign::open_entry(envelope, &last.root)?;
                 let set = key_set_of(&entry)?;
+                check_counts(index, set)?;
                 if set.version <= last.set.version {
                     return Err(SignError::KeySetReplayed {
                         latest: last.set.version,
@@ -280,12 +292,6 @@ impl KeyChain {
             )));
         }
         let mut revoked = self.revoked.clone();
-        if set.revocations.len() > MAX_REVOCATIONS {
-            return Err(position(format!(
-                "{} revocations, more than {MAX_REVOCATIONS}",
-                set.revocations.len()
-            )));
-        }
         for (i, revocation) in set.revocations.iter().enumerate() {
             let what = format!("revocations[{i}]");
             let key_id = KeyId::from_str(&revocation.key_id)
@@ -775,12 +781,6 @@ fn check_expiry(set: &KeySet, now: i64) -> Result<Option<i64>, SignError> {
 /// twice.
 fn check_tls_keys(index: u64, set: &KeySet) -> Result<(), SignError> {
     let position = |message: String| SignError::KeySetPosition { index, message };
-    if set.tls_keys.len() > MAX_TLS_KEYS {
-        return Err(position(format!(
-            "{} TLS keys, more than {MAX_TLS_KEYS}",
-            set.tls_keys.len()
-        )));
-    }
     for (i, key) in set.tls_keys.iter().enumerate() {
         if key.is_empty() || key.len() > MAX_TLS_KEY_BYTES {
             return Err(position(format!(
@@ -793,6 +793,37 @@ fn check_tls_keys(index: u64, set: &KeySet) -> Result<(), SignError> {
         }
     }
     Ok(())
+}
+
+/// Refuses the set at `index` when one of its lists is longer than its
+/// bound, naming the list and its length: checked before any of its keys is
+/// parsed or vetted, so a set's cost is bounded by its counts, not only by
+/// its size.
+fn check_counts(index: u64, set: &KeySet) -> Result<(), SignError> {
+    let lists = [
+        ("keys", "signing keys", set.keys.len(), MAX_SIGNING_KEYS),
+        ("root_keys", "root keys", set.root_keys.len(), MAX_ROOT_KEYS),
+        ("tls_keys", "TLS keys", set.tls_keys.len(), MAX_TLS_KEYS),
+        (
+            "revocations",
+            "revocations",
+            set.revocations.len(),
+            MAX_REVOCATIONS,
+        ),
+        (
+            "doi_prefixes",
+            "DOI prefixes",
+            set.doi_prefixes.len(),
+            MAX_KEY_SET_DOI_PREFIXES,
+        ),
+    ];
+    match lists.into_iter().find(|(_, _, count, max)| count > max) {
+        Some((field, what, count, max)) => Err(SignError::KeySetPosition {
+            index,
+            message: format!("{field}: {count} {what}, more than {max}"),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Signs `set` as entry `index` of `origin`'s log with each of `roots`:

@@ -61,6 +61,12 @@ pub mod tree {
     /// log position of that audience. Entries held as digests before it
     /// are asked for again ([`super::Store::refill`]).
     pub const REFILLS: &str = "refill_by_origin_v1";
+    /// Records a refill brought back, by origin and id, with the log
+    /// position of the version it restored: written with the restored
+    /// states and removed once the index holds them, so a crash or an
+    /// index error in between cannot leave them out of search for good
+    /// (the index's cursor is already past their positions).
+    pub const REFILLED: &str = "refilled_by_origin_record_v1";
     /// Each origin's latest restatement ([`super::Restatement`]): entries
     /// stored before it that harvesters are to be told of again, from
     /// where the restatement stands in [`ARRIVALS`].
@@ -346,6 +352,7 @@ pub struct Store {
     keysets: sled::Tree,
     audiences: sled::Tree,
     refills: sled::Tree,
+    refilled: sled::Tree,
     restatements: sled::Tree,
     left_out: sled::Tree,
     /// Held while an append commits, so that appends commit in the order of
@@ -466,6 +473,7 @@ impl Store {
             keysets: db.open_tree(tree::KEYSETS)?,
             audiences: db.open_tree(tree::AUDIENCES)?,
             refills: db.open_tree(tree::REFILLS)?,
+            refilled: db.open_tree(tree::REFILLED)?,
             restatements: db.open_tree(tree::RESTATEMENTS)?,
             left_out: db.open_tree(tree::LEFT_OUT)?,
             arrival_clock: Arc::default(),
@@ -1061,10 +1069,57 @@ impl Store {
         Ok(())
     }
 
+    /// The records of `origin` a refill brought back that the index may not
+    /// hold yet: id and the log position of the version restored.
+    pub fn refilled(&self, origin: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let prefix = origin_prefix(origin);
+        let mut noted = Vec::new();
+        for item in self.refilled.scan_prefix(&prefix) {
+            let (key, at) = item?;
+            let id = std::str::from_utf8(&key[prefix.len()..])
+                .map_err(|e| StoreError::corrupt(tree::REFILLED, format!("{origin}: {e}")))?;
+            noted.push((id.to_owned(), u64_at(&at)));
+        }
+        Ok(noted)
+    }
+
+    /// The origins with records a refill brought back that the index may
+    /// not hold yet ([`Store::refilled`]).
+    pub fn refilled_origins(&self) -> Result<Vec<String>, StoreError> {
+        let mut origins: Vec<String> = Vec::new();
+        for item in self.refilled.iter().keys() {
+            let key = item?;
+            let end = key.iter().position(|&b| b == 0).unwrap_or(key.len());
+            let origin = String::from_utf8_lossy(&key[..end]).into_owned();
+            if origins.last() != Some(&origin) {
+                origins.push(origin);
+            }
+        }
+        Ok(origins)
+    }
+
+    /// Forgets the notes of [`Store::refilled`] once the index holds what
+    /// they name; a note written again since (a later refill) stays.
+    pub fn refilled_indexed(
+        &self,
+        origin: &str,
+        noted: &[(String, u64)],
+    ) -> Result<(), StoreError> {
+        for (id, at) in noted {
+            let _ = self.refilled.compare_and_swap(
+                record_key(origin, id),
+                Some(&at.to_be_bytes()[..]),
+                None as Option<&[u8]>,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Puts the whole entries of a refill in place of the digests held at
     /// their positions (`replaced`: index, stored entry bytes), and the
     /// records they bring back (`records`, with their subject digests), in
-    /// one transaction. The leaves do not change: each entry hashes to the
+    /// one transaction, noting each record brought back for the index
+    /// ([`Store::refilled`]). The leaves do not change: each entry hashes to the
     /// digests it replaces (the caller checked), so the log and its tree
     /// stay as they are; the subject digests go in just before
     /// ([`Store::put_subjects`]). Call under the origin's sync lock.
@@ -1108,14 +1163,20 @@ impl Store {
                 .iter()
                 .map(|(id, _, subject)| (subject, id.as_str())),
         )?;
-        (&self.log, &self.records, &self.live)
-            .transaction(|(log, records, live)| {
+        (&self.log, &self.records, &self.live, &self.refilled)
+            .transaction(|(log, records, live, refilled)| {
                 for (key, run) in &packed {
                     log.insert(key.as_slice(), run.as_slice())?;
                 }
                 let mut gained: i64 = 0;
                 for (id, state, _) in restored {
                     gained += i64::from(!state.deleted);
+                    if !state.deleted {
+                        refilled.insert(
+                            record_key(origin, id),
+                            &state.log_index.get().to_be_bytes()[..],
+                        )?;
+                    }
                     if let Some(old) =
                         records.insert(record_key(origin, id), &encode_state(state)[..])?
                     {

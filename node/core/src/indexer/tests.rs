@@ -26,6 +26,22 @@ fn found(node: &Node, text: &str) -> (Vec<String>, u64) {
     (ids, results.total)
 }
 
+/// `record`, held at its current state, as a refill notes it for the
+/// index; then indexed as a refill does.
+fn refilled(node: &Node, record: &DatasetRecord) {
+    let store = node.store();
+    let state = store
+        .record_state(&record.origin, &record.id)
+        .unwrap()
+        .unwrap();
+    let subject = crate::log::subject_digest(&record.origin, &record.id);
+    store
+        .refill(&record.origin, &[], &[(record.id.clone(), state, subject)])
+        .unwrap();
+    node.index_refilled(&record.origin).unwrap();
+    assert!(store.refilled(&record.origin).unwrap().is_empty());
+}
+
 /// `node` with PDC-1 and PDC-2 stored at version 1, not yet indexed; the
 /// stored PDC-1.
 fn stored() -> (std::sync::Arc<Node>, tempfile::TempDir, DatasetRecord) {
@@ -50,7 +66,7 @@ fn a_version_1_a_refill_brings_back_is_indexed_once() {
     // Indexed, then brought back by a refill.
     let (node, _dir, record) = stored();
     node.catch_up_index(&mut |_| {}).unwrap();
-    node.index_records(vec![record]).unwrap();
+    refilled(&node, &record);
     assert_eq!(
         found(&node, "station"),
         (vec!["PDC-1".into(), "PDC-2".into()], 2)
@@ -61,7 +77,7 @@ fn a_version_1_a_refill_brings_back_is_indexed_once() {
 
     // Brought back before the indexer reaches its entry.
     let (node, _dir, record) = stored();
-    node.index_records(vec![record]).unwrap();
+    refilled(&node, &record);
     node.catch_up_index(&mut |_| {}).unwrap();
     assert_eq!(
         found(&node, "station"),
@@ -69,4 +85,36 @@ fn a_version_1_a_refill_brings_back_is_indexed_once() {
     );
     let report = crate::fsck::check(&node).unwrap();
     assert!(report.clean(), "{:?}", report.findings);
+}
+
+/// A record a refill left for the index that a revocation quarantines
+/// since stays out of the index: the indexer removed it at the revoking
+/// set, and what the refill left does not bring it back.
+#[test]
+fn a_refilled_record_a_revocation_quarantines_stays_out_of_the_index() {
+    let (node, _dir, record) = stored();
+    node.catch_up_index(&mut |_| {}).unwrap();
+    let at = node
+        .store()
+        .record_state(&record.origin, &record.id)
+        .unwrap()
+        .unwrap()
+        .log_index;
+    // Noted by a refill whose index commit did not happen.
+    let store = node.store();
+    let state = store
+        .record_state(&record.origin, &record.id)
+        .unwrap()
+        .unwrap();
+    let subject = crate::log::subject_digest(&record.origin, &record.id);
+    store
+        .refill(&record.origin, &[], &[(record.id.clone(), state, subject)])
+        .unwrap();
+    let key = node.key().key_id().clone();
+    node.revoke_key(Vec::new(), key, at.get(), "leaked".into(), 30)
+        .unwrap();
+    node.catch_up_index(&mut |_| {}).unwrap();
+    // Both versions are in the revoked range.
+    assert_eq!(found(&node, "station"), (vec![], 0));
+    assert!(store.refilled(&record.origin).unwrap().is_empty());
 }

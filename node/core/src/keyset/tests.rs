@@ -912,3 +912,76 @@ fn a_key_sets_tls_keys_are_bounded() {
         .unwrap();
     assert_eq!(chain.latest().unwrap().set.tls_keys.len(), 2);
 }
+
+/// Adversarial: a set whose signing keys, root keys or DOI prefixes are
+/// more than their bounds is refused, naming the list and its length,
+/// before any of its keys is vetted (these keys would not even parse), as
+/// the first set and as a later one; the set before it stays current.
+#[test]
+fn a_key_sets_lists_are_bounded_before_any_key_is_vetted() {
+    let origin = new_origin();
+    let (chain, _, _) = rotated(&origin);
+    let unsound = |n: usize| -> Vec<PublicKey> {
+        (0..n)
+            .map(|i| PublicKey {
+                key_id: format!("not-a-key-{i}"),
+                ed25519: vec![0; 3],
+            })
+            .collect()
+    };
+    let refused = |chain: &KeyChain, index: u64, envelope: &Envelope, says: &str| {
+        let mut chain = chain.clone();
+        let version = chain.latest().map(|l| l.set.version);
+        match chain.extend(index, envelope, now_unix()) {
+            Err(SignError::KeySetPosition { index: at, message }) => {
+                assert_eq!(at, index);
+                assert_eq!(message, says);
+            }
+            other => panic!("expected a refusal saying {says:?}, got {other:?}"),
+        }
+        assert_eq!(chain.latest().map(|l| l.set.version), version);
+    };
+    let mut third = set(&origin, 3, 1, in_a_year());
+    third.keys = unsound(MAX_SIGNING_KEYS + 1);
+    let envelope = sign_key_set(&[&origin.root], ORIGIN, 9, third);
+    refused(&chain, 9, &envelope, "keys: 33 signing keys, more than 32");
+
+    let mut third = set(&origin, 3, 1, in_a_year());
+    third.root_keys = unsound(MAX_ROOT_KEYS + 1);
+    let envelope = sign_key_set(&[&origin.root], ORIGIN, 9, third);
+    refused(
+        &chain,
+        9,
+        &envelope,
+        "root_keys: 33 root keys, more than 32",
+    );
+
+    let mut third = set(&origin, 3, 1, in_a_year());
+    third.doi_prefixes = vec!["10.5285".into(); MAX_KEY_SET_DOI_PREFIXES + 1];
+    let envelope = sign_key_set(&[&origin.root], ORIGIN, 9, third);
+    refused(
+        &chain,
+        9,
+        &envelope,
+        "doi_prefixes: 65 DOI prefixes, more than 64",
+    );
+
+    // The first set, signed by the pinned root.
+    let pinned = KeyChain::new(ORIGIN, Some(origin.root.verifying_key()));
+    let mut first = set(&origin, 1, 0, in_a_year());
+    first.keys.extend(unsound(MAX_SIGNING_KEYS));
+    let envelope = sign_key_set(&[&origin.root], ORIGIN, 0, first);
+    refused(&pinned, 0, &envelope, "keys: 33 signing keys, more than 32");
+
+    // At the bounds, the counts pass and the keys are vetted as ever.
+    let mut third = set(&origin, 3, 1, in_a_year());
+    third.doi_prefixes = vec!["10.5285".into(); MAX_KEY_SET_DOI_PREFIXES];
+    let mut chain = chain.clone();
+    chain
+        .extend(
+            9,
+            &sign_key_set(&[&origin.root], ORIGIN, 9, third),
+            now_unix(),
+        )
+        .unwrap();
+}

@@ -1027,9 +1027,13 @@ pub(super) async fn refill_origin(
 ) -> Result<(u64, bool), SyncError> {
     let chain = origin_chain(node, origin)?;
     let (n, o) = (node.clone(), origin.to_owned());
-    let refill = tokio::task::spawn_blocking(move || Refill::new(&n, &o))
-        .await
-        .map_err(|e| join_error(origin, e))??;
+    // First what an earlier refill stored but did not index.
+    let refill = tokio::task::spawn_blocking(move || {
+        index_refilled(&n, &o)?;
+        Refill::new(&n, &o)
+    })
+    .await
+    .map_err(|e| join_error(origin, e))??;
     let refill = Arc::new(refill);
     let mut stream = within(peer, idle, client.pull(origin, 0, 0)).await??;
     let mut covers = false;
@@ -1268,8 +1272,7 @@ pub fn refill_batch(
     } = check_batch(chain, unverified);
     let mut verified: Vec<Option<PullItem>> = verified.into_iter().map(Some).collect();
     let mut replaced = Vec::new();
-    let mut restored: HashMap<String, (RecordState, Hash, crate::proto::DatasetRecord)> =
-        HashMap::new();
+    let mut restored: HashMap<String, (RecordState, Hash)> = HashMap::new();
     for (index, candidate) in candidates {
         let (entry, subject) = match candidate {
             Candidate::Digests(subject, at) => {
@@ -1316,7 +1319,7 @@ pub fn refill_batch(
             replaced.push((index, StoredEntry::Signed(envelope).encode()));
         }
         let current = match restored.get(&record.id) {
-            Some((state, _, _)) => Some(*state),
+            Some((state, _)) => Some(*state),
             None => store.record_state(origin, &record.id)?,
         };
         let state = RecordState::of_version(&record, LogIndex(index), current.as_ref());
@@ -1334,7 +1337,7 @@ pub fn refill_batch(
             }
         };
         if takes {
-            restored.insert(record.id.clone(), (state, digest, record));
+            restored.insert(record.id.clone(), (state, digest));
         }
     }
     if replaced.is_empty() && restored.is_empty() {
@@ -1342,23 +1345,26 @@ pub fn refill_batch(
     }
     let states: Vec<(String, RecordState, Hash)> = restored
         .iter()
-        .map(|(id, (state, subject, _))| (id.clone(), *state, *subject))
+        .map(|(id, (state, subject))| (id.clone(), *state, *subject))
         .collect();
     store.refill(origin, &replaced, &states)?;
     store.flush()?;
     // Digests handed over at these positions are whole now.
     node.handoff.forget(origin);
-    let records: Vec<crate::proto::DatasetRecord> = restored
-        .into_values()
-        .filter(|(state, _, _)| !state.deleted)
-        .map(|(_, _, record)| record)
-        .collect();
-    let count = records.len() as u64;
-    node.index_records(records).map_err(|e| SyncError::Worker {
+    let count = states.iter().filter(|(_, state, _)| !state.deleted).count() as u64;
+    // The store noted the records for the index with their states: what
+    // this does not index (a crash, an error), the next refill or index
+    // catch-up does.
+    index_refilled(node, origin)?;
+    Ok(count)
+}
+
+/// Indexes what refills of `origin` brought back ([`Node::index_refilled`]).
+fn index_refilled(node: &Node, origin: &str) -> Result<(), SyncError> {
+    node.index_refilled(origin).map_err(|e| SyncError::Worker {
         origin: origin.to_owned(),
         message: e.to_string(),
-    })?;
-    Ok(count)
+    })
 }
 
 /// An entry of a refill batch that may change what is held.

@@ -3366,6 +3366,82 @@ async fn a_refill_still_due_is_tried_again_in_a_round_with_nothing_new() {
     assert_eq!(fed.here.store().refill_due(POLAR).unwrap(), None);
 }
 
+/// A refill that stored what it brought back but did not index it (the
+/// process died between the two, or the index failed) leaves nothing out
+/// of search: the next round and the next index catch-up index it,
+/// although the index's cursor is past its position and the refill finds
+/// nothing more to restore.
+#[tokio::test]
+async fn a_refill_cut_off_before_its_index_commit_is_indexed_later() {
+    let fed = federation();
+    let at = digests_then_a_wider_audience(&fed).await;
+    pull_only(&fed).await;
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
+    refill_store_part(&fed, at);
+
+    assert_honest_retry(&fed).await;
+    assert_eq!(fed.here.store().refill_due(POLAR).unwrap(), None);
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2"]);
+    assert!(fed.here.store().refilled(POLAR).unwrap().is_empty());
+    assert_fsck_clean(&fed.here);
+}
+
+/// The store part of the refill of entry 4 (PDC-1 v2) that the audience
+/// at `at` asks for, as a refill writes it, and no index commit after it.
+fn refill_store_part(fed: &Federation, at: u64) {
+    assert_eq!(fed.here.store().refill_due(POLAR).unwrap(), Some(at));
+    let whole = fed
+        .polar
+        .store()
+        .entry(POLAR, crate::ids::LogIndex(4))
+        .unwrap()
+        .unwrap();
+    let Some(LogEntry {
+        body: Some(Body::Record(record)),
+        ..
+    }) = whole.entry().unwrap()
+    else {
+        panic!("entry 4 is a record");
+    };
+    assert_eq!((record.id.as_str(), record.version), ("PDC-1", 2));
+    let store = fed.here.store();
+    let held = store.record_state(POLAR, "PDC-1").unwrap();
+    let state = RecordState::of_version(&record, crate::ids::LogIndex(4), held.as_ref());
+    let subject = log::subject_digest(POLAR, "PDC-1");
+    store
+        .refill(
+            POLAR,
+            &[(4, whole.encode())],
+            &[("PDC-1".into(), state, subject)],
+        )
+        .unwrap();
+    store.flush().unwrap();
+    assert!(operator_sees(&fed.here, POLAR, "PDC-1"), "stored");
+}
+
+/// What such a refill left for the index stays out of search when a
+/// revocation pulled since covers it (the revoked key also signed the
+/// audience that asked for the refill, so the record is withdrawn).
+#[tokio::test]
+async fn a_refill_left_for_the_index_stays_out_once_quarantined() {
+    let fed = federation();
+    let at = digests_then_a_wider_audience(&fed).await;
+    pull_only(&fed).await;
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
+    refill_store_part(&fed, at);
+
+    // PDC-1 v2 (entry 4) is in the revoked range; the indexer reaches the
+    // revoking set before it indexes what the refill left.
+    revoke_polar_key_from(&fed, 4);
+    pull_only(&fed).await;
+    assert!(!operator_sees(&fed.here, POLAR, "PDC-1"), "quarantined");
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
+    assert_honest_retry(&fed).await;
+    assert_eq!(searched(&fed.here, "station"), ["PDC-2"]);
+    assert!(fed.here.store().refilled(POLAR).unwrap().is_empty());
+    assert_fsck_clean(&fed.here);
+}
+
 /// A record an audience withdrew comes back when a later audience lets this
 /// node see it again: the refill finds the entry held whole (not verified
 /// again) and makes its version current once more.
@@ -3805,6 +3881,91 @@ async fn witnessed_checkpoints_are_told_apart_from_forks() {
         .origins
         .iter()
         .all(|head| head.origin != POLAR));
+}
+
+/// A peer that serves like `served` and witnesses from `node`'s store.
+struct Witnessing {
+    served: Served,
+    node: Arc<Node>,
+}
+
+#[async_trait::async_trait]
+impl FederationPeer for Witnessing {
+    async fn node_info(&self) -> Result<NodeInfo, SyncError> {
+        self.served.node_info().await
+    }
+
+    async fn pull(
+        &self,
+        origin: &str,
+        after_index: u64,
+        max_batch: u32,
+    ) -> Result<PullStream, SyncError> {
+        self.served.pull(origin, after_index, max_batch).await
+    }
+
+    async fn hint(&self, _origin: &str, _size: u64) -> Result<(), SyncError> {
+        Ok(())
+    }
+
+    async fn search(
+        &self,
+        _request: crate::proto::PeerSearchRequest,
+    ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
+        Err(no_searches())
+    }
+
+    async fn witness(
+        &self,
+        request: crate::proto::WitnessRequest,
+    ) -> Result<crate::proto::WitnessResponse, SyncError> {
+        crate::sync::witness::answer(&self.node, &request)
+    }
+}
+
+/// A witness that has not pulled a revocation yet holds the checkpoint the
+/// origin signed before it, with the key it revoked since from before that
+/// checkpoint's size. Refused as evidence here, it is no fault of the
+/// witness: not counted as a rejection, not reported as a problem, and
+/// nothing is frozen.
+#[tokio::test]
+async fn a_witness_holding_a_checkpoint_from_before_a_revocation_is_not_blamed() {
+    use crate::sync::witness::{self, Seen};
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    let at_uni = Replicator::new(fed.uni.clone(), no_dialing());
+    let report = round_with(&at_uni, POLAR, Served::honest(&fed.polar, UNI)).await;
+    assert!(report.ok, "{report:?}");
+    let theirs = fed.uni.store().log_size(POLAR).unwrap();
+    assert_honest_retry(&fed).await;
+
+    // Revoked from before the size of the checkpoint `uni` holds; `here`
+    // pulls the revocation, `uni` does not.
+    revoke_polar_key_from(&fed, 2);
+    assert_honest_retry(&fed).await;
+    assert!(fed.here.store().log_size(POLAR).unwrap() > theirs);
+
+    let asked = witness::request(&fed.here).unwrap();
+    let answer = witness::answer(&fed.uni, &asked).unwrap();
+    let held = answer.checkpoints[0].clone();
+    let rejected = |n: &Node| {
+        n.metrics()
+            .rejections
+            .get(crate::metrics::RejectReason::Checkpoint)
+    };
+    let before = rejected(&fed.here);
+    let witnessing = Witnessing {
+        served: Served::honest(&fed.uni, HERE),
+        node: fed.uni.clone(),
+    };
+    let problems = fed.sync.witness_with(UNI, &witnessing).await;
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(rejected(&fed.here), before, "counted as a rejection");
+    assert_eq!(
+        witness::check(&fed.here, UNI, POLAR, &held).unwrap(),
+        Seen::Unheld
+    );
+    assert!(!fed.here.store().is_frozen(POLAR).unwrap());
 }
 
 #[test]

@@ -319,8 +319,9 @@ pub enum Seen {
     /// A checkpoint of a longer log that extends the one held here.
     Newer,
     /// Nothing to compare it with now: no checkpoint is held here, the
-    /// origin is no longer active, or the checkpoint is beyond the log held
-    /// here and signed by keys not pulled yet.
+    /// origin is no longer active, the checkpoint is beyond the log held
+    /// here and signed by keys not pulled yet, or it is signed by a key the
+    /// origin revoked since from before its size.
     Unheld,
     /// The two conflict: the origin is now frozen, with this reason.
     Equivocation(String),
@@ -403,6 +404,22 @@ pub fn check(
     };
     let theirs = match chain.open_checkpoint(envelope) {
         Ok(theirs) => theirs,
+        // Signed by the keys that governed its size, one of them revoked
+        // since from before it: what a witness that has not pulled the
+        // revocation yet holds, as the origin signed it then. It is no
+        // evidence (it vouches for entries the key's thief may have
+        // forged), and no fault of the peer that holds it.
+        Err(SignError::RevokedCheckpoint { key_id, from, size }) => {
+            tracing::debug!(
+                origin = %origin,
+                via,
+                key = %key_id,
+                from,
+                size,
+                "witnessed checkpoint signed by a key revoked since; not compared"
+            );
+            return Ok(Seen::Unheld);
+        }
         Err(source) => {
             // A checkpoint beyond the log held here may be signed under a
             // key set this node has not pulled yet: not checkable now. The
