@@ -272,7 +272,9 @@ fn scan_log(
 ) -> Result<LogScan, NodeError> {
     let store = node.store();
     let mut scan = LogScan {
-        leaves: Vec::with_capacity(size as usize),
+        // The size is read from the store, which may be damaged: the
+        // leaves grow as entries are found, not by what the size claims.
+        leaves: Vec::with_capacity(size.min(1 << 16) as usize),
         latest: HashMap::new(),
         restorable: HashMap::new(),
     };

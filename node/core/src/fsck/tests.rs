@@ -299,3 +299,24 @@ fn repair_notes_the_states_of_a_store_written_before() {
     );
     assert!(repair(&node).unwrap().repaired.is_empty(), "once is enough");
 }
+
+/// A log size damaged to a huge value is named, not taken as the number of
+/// entries to make room for.
+#[test]
+fn a_damaged_log_size_is_named_without_making_room_for_it() {
+    let (node, _dir) = holding();
+    let sizes = node.store().raw_tree(tree::LOG_SIZES);
+    sizes
+        .insert(POLAR.as_bytes(), &u64::MAX.to_be_bytes()[..])
+        .unwrap();
+    let report = check(&node).unwrap();
+    assert!(!report.clean());
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.part == "log" && f.to_string().contains("polar")),
+        "{:#?}",
+        report.findings
+    );
+}
