@@ -47,12 +47,15 @@ pub const STORE_DUMP: &str = "store.dump";
 /// Version of the backup layout this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 pub use crate::node::RECOVERY_FILE;
-use crate::node::ROOT_KEY_FILE;
+use crate::node::{NEXT_KEY_FILE, ROOT_KEY_FILE};
 /// The files of a data directory a backup carries, besides the store.
 /// The first three every node has.
-const NODE_FILES: [&str; 9] = [
+const NODE_FILES: [&str; 10] = [
     CONFIG_FILE,
     KEY_FILE,
+    // The new signing key of a rotation cut short after its key set was
+    // stored: the next start puts it in place of the key file.
+    NEXT_KEY_FILE,
     // The root key, when the operator keeps it in the data directory.
     ROOT_KEY_FILE,
     TLS_KEY_FILE,
@@ -65,8 +68,9 @@ const NODE_FILES: [&str; 9] = [
 ];
 /// Files that hold private keys: restored with mode 0600 whatever the
 /// manifest says.
-const PRIVATE_FILES: [&str; 5] = [
+const PRIVATE_FILES: [&str; 6] = [
     KEY_FILE,
+    NEXT_KEY_FILE,
     ROOT_KEY_FILE,
     TLS_KEY_FILE,
     PUBLIC_KEY_FILE,
@@ -152,6 +156,11 @@ pub struct Manifest {
     pub origins: BTreeMap<String, u64>,
     /// Every file of the backup but the manifest, by name.
     pub files: BTreeMap<String, FileEntry>,
+    /// The node was recovering its own log from its peers when the backup
+    /// was taken: the backup may lack entries it had signed, so it is
+    /// restored recovering, never with [`Recovery::Skip`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovering: bool,
 }
 
 /// A writer that hashes and counts what passes through it, and adds the
@@ -256,6 +265,14 @@ fn write_into(
     written: &AtomicU64,
 ) -> Result<(Manifest, std::time::Duration), BackupError> {
     use std::os::unix::fs::PermissionsExt;
+    let own = node.node_id().as_str();
+    let dump_started = std::time::Instant::now();
+    // Key changes (a rotation stores its key set, then puts the new key in
+    // place of the key file) and own appends (they sign a checkpoint after
+    // their commit) happen under this lock: held while the files are
+    // copied and the store dumped, the keys, the own log and its
+    // checkpoint agree.
+    let writer = node.writer.lock().unwrap_or_else(|p| p.into_inner());
     let mut files = BTreeMap::new();
     for file in NODE_FILES {
         let source = node.data_dir().join(file);
@@ -285,19 +302,14 @@ fn write_into(
         bytes: 0,
         written,
     };
-    let own = node.node_id().as_str();
-    let dump_started = std::time::Instant::now();
-    let (summary, checkpoint) = {
-        // Own appends sign a checkpoint after their commit, under this lock:
-        // held, the own log and its checkpoint agree.
-        let _writer = node.writer.lock().unwrap_or_else(|p| p.into_inner());
-        node.store()
-            .dump(&mut out, |store| store.checkpoint(own))
-            .map_err(|source| BackupError::Dump {
-                path: dump_path.clone(),
-                source,
-            })?
-    };
+    let (summary, checkpoint) = node
+        .store()
+        .dump(&mut out, |store| store.checkpoint(own))
+        .map_err(|source| BackupError::Dump {
+            path: dump_path.clone(),
+            source,
+        })?;
+    drop(writer);
     let writes_held = dump_started.elapsed();
     let Hashing {
         inner, hash, bytes, ..
@@ -339,6 +351,7 @@ fn write_into(
         own_checkpoint: checkpoint.map(hex::encode).unwrap_or_default(),
         origins: summary.origins,
         files,
+        recovering: node.recovering(),
     };
     let manifest_path = partial.join(MANIFEST_FILE);
     let mut out = create_private(&manifest_path)?;
@@ -471,6 +484,15 @@ pub fn restore(
 ) -> Result<Manifest, BackupError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let manifest = verify(backup)?;
+    if manifest.recovering && recovery == Recovery::Skip {
+        return Err(BackupError::Manifest {
+            path: backup.join(MANIFEST_FILE),
+            message: "the backup was taken while the node was recovering its own log from its \
+                      peers, so it may lack entries the node had signed: restore it without \
+                      --no-recover"
+                .into(),
+        });
+    }
     if data_dir.exists() {
         let mut entries = std::fs::read_dir(data_dir).map_err(io(data_dir))?;
         if entries.next().is_some() {

@@ -183,3 +183,61 @@ fn a_restore_cut_short_leaves_a_recovering_node() {
     let err = node.import_lines(1, &lines(20..21)).unwrap_err();
     assert!(err.to_string().contains("recovering its own log"), "{err}");
 }
+
+/// A key rotation cut short after its key set was stored, before the new
+/// key replaced the key file, as a crash leaves it: a backup taken then
+/// (offline, as the node was left) carries the new key, and the restored
+/// node finishes the rotation and signs with it.
+#[test]
+fn a_backup_of_a_rotation_cut_short_restores_a_node_that_signs() {
+    let (node, dir) = opened_node("polar");
+    let data = node.data_dir().to_owned();
+    let old_key = std::fs::read(data.join(KEY_FILE)).unwrap();
+    node.rotate_keys(Vec::new(), false, 30).unwrap();
+    let new_id = node.key().key_id().clone();
+    drop(node);
+    std::fs::rename(data.join(KEY_FILE), data.join(NEXT_KEY_FILE)).unwrap();
+    std::fs::write(data.join(KEY_FILE), old_key).unwrap();
+    std::fs::set_permissions(data.join(KEY_FILE), std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let node = Node::open_as_is(&data, &BTreeMap::new()).unwrap();
+    let backup = dir.path().join("backup");
+    create(&node, &backup, &std::sync::atomic::AtomicU64::new(0)).unwrap();
+    drop(node);
+    let restored = dir.path().join("restored");
+    restore(&backup, &restored, Recovery::Skip).unwrap();
+    assert_eq!(mode(&restored.join(NEXT_KEY_FILE)), 0o600);
+    let node = Node::open(&restored, &BTreeMap::new()).unwrap();
+    assert_eq!(node.key().key_id(), &new_id);
+    let outcome = node.import_lines(1, &lines(0..1)).unwrap();
+    assert_eq!(outcome.stored, 1, "{outcome:?}");
+}
+
+/// A backup of a node still recovering its own log may lack entries the
+/// node had signed: it is restored recovering, and a restore that would
+/// start it as it was is refused, writing nothing.
+#[test]
+fn a_backup_taken_while_recovering_is_restored_only_recovering() {
+    let (dir, backup, _) = backed_up();
+    let recovering = dir.path().join("recovering");
+    restore(&backup, &recovering, Recovery::FromPeers).unwrap();
+    let node = Node::open(&recovering, &BTreeMap::new()).unwrap();
+    assert!(node.recovering());
+    let again = dir.path().join("backup-2");
+    let manifest = create(&node, &again, &std::sync::atomic::AtomicU64::new(0)).unwrap();
+    assert!(manifest.recovering);
+    drop(node);
+
+    let skipped = dir.path().join("skipped");
+    let err = restore(&again, &skipped, Recovery::Skip).unwrap_err();
+    assert!(err.to_string().contains("without --no-recover"), "{err}");
+    assert!(!skipped.exists(), "nothing written");
+    let restored = dir.path().join("restored");
+    restore(&again, &restored, Recovery::FromPeers).unwrap();
+    let node = Node::open(&restored, &BTreeMap::new()).unwrap();
+    assert!(node.recovering());
+
+    // A backup of a node that is not recovering says nothing of it.
+    let json = std::fs::read_to_string(backup.join(MANIFEST_FILE)).unwrap();
+    assert!(!json.contains("recovering"), "{json}");
+}
