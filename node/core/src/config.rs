@@ -557,14 +557,24 @@ impl Config {
         path: &Path,
         env: &BTreeMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                })?;
+        let overrides = apply_overrides(&mut table, env)?;
+        // A value an override set is blamed on its variable, not the file.
+        let invalid = |message: String| match blamed(&overrides, &message) {
+            Some(variable) => ConfigError::Override {
+                variable: variable.to_owned(),
+                message,
+            },
+            None => ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            },
         };
-        let mut table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
-        apply_overrides(&mut table, env)?;
         let config: Config = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
@@ -578,6 +588,92 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        // Bounds first, so no value below is large enough to overflow where
+        // it is added to a clock or sizes a semaphore.
+        let limits = &self.limits;
+        for (key, value, max) in [
+            ("limits.concurrency", limits.concurrency as u64, MAX_COUNT),
+            (
+                "limits.anonymous_reads",
+                limits.anonymous_reads as u64,
+                MAX_COUNT,
+            ),
+            ("limits.searches", limits.searches as u64, MAX_COUNT),
+            (
+                "limits.max_connections",
+                limits.max_connections as u64,
+                MAX_COUNT,
+            ),
+            (
+                "limits.max_handshakes",
+                limits.max_handshakes as u64,
+                MAX_COUNT,
+            ),
+            (
+                "limits.requests_per_second",
+                limits.requests_per_second.into(),
+                MAX_COUNT,
+            ),
+            (
+                "limits.request_burst",
+                limits.request_burst.into(),
+                MAX_COUNT,
+            ),
+            (
+                "limits.request_timeout_secs",
+                limits.request_timeout_secs,
+                MAX_SECS,
+            ),
+            (
+                "limits.idle_timeout_secs",
+                limits.idle_timeout_secs,
+                MAX_SECS,
+            ),
+            (
+                "limits.hint_interval_secs",
+                limits.hint_interval_secs,
+                MAX_SECS,
+            ),
+            ("sync.interval_secs", self.sync.interval_secs, MAX_SECS),
+            (
+                "sync.idle_timeout_secs",
+                self.sync.idle_timeout_secs,
+                MAX_SECS,
+            ),
+            (
+                "search.max_search_ms",
+                self.search.max_search_ms,
+                MAX_SECS * 1000,
+            ),
+            (
+                "search.max_live_deadline_ms",
+                self.search.max_live_deadline_ms,
+                MAX_SECS * 1000,
+            ),
+            (
+                "search.audit_retention_days",
+                self.search.audit_retention_days,
+                MAX_SECS / 86_400 * 100,
+            ),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(format!(
+                    "{key}: must be at least 1 and at most {max}, not {value}"
+                ));
+            }
+        }
+        if limits.connections_per_address as u64 > MAX_COUNT {
+            return Err(format!(
+                "limits.connections_per_address: must be at most {MAX_COUNT} (0 sets no cap), not {}",
+                limits.connections_per_address
+            ));
+        }
+        if limits.max_message_bytes > MAX_MESSAGE_BYTES {
+            return Err(format!(
+                "limits.max_message_bytes: must be at most {MAX_MESSAGE_BYTES}, not {}",
+                limits.max_message_bytes
+            ));
+        }
         if self.search.live_deadline_ms == 0
             || self.search.live_deadline_ms > self.search.max_live_deadline_ms
         {
@@ -586,9 +682,6 @@ impl Config {
                 self.search.max_live_deadline_ms
             ));
         }
-        if self.search.max_search_ms == 0 {
-            return Err("search.max_search_ms: must be at least 1".into());
-        }
         if !STORE_CACHE_MIB.contains(&self.store.cache_mib) {
             return Err(format!(
                 "store.cache_mib: must be {} to {}, not {}",
@@ -596,9 +689,6 @@ impl Config {
                 STORE_CACHE_MIB.end(),
                 self.store.cache_mib
             ));
-        }
-        if self.search.audit_retention_days == 0 {
-            return Err("search.audit_retention_days: must be at least 1".into());
         }
         if self.doi_prefixes.len() > MAX_DOI_PREFIXES {
             return Err(format!(
@@ -611,12 +701,6 @@ impl Config {
                 "doi_prefixes: `{bad}` is not a DOI prefix (`10.` and digits, dot-separated, e.g. `10.5285`)"
             ));
         }
-        if self.sync.interval_secs == 0 {
-            return Err("sync.interval_secs: must be at least 1".into());
-        }
-        if self.sync.idle_timeout_secs == 0 {
-            return Err("sync.idle_timeout_secs: must be at least 1".into());
-        }
         if self.sync.round_timeout_secs == 0
             || self.sync.round_timeout_secs >= self.limits.request_timeout_secs
         {
@@ -624,22 +708,6 @@ impl Config {
                 "sync.round_timeout_secs: must be at least 1 and less than limits.request_timeout_secs ({})",
                 self.limits.request_timeout_secs
             ));
-        }
-        for (key, value) in [
-            ("anonymous_reads", self.limits.anonymous_reads),
-            ("searches", self.limits.searches),
-            ("max_connections", self.limits.max_connections),
-            ("max_handshakes", self.limits.max_handshakes),
-            ("idle_timeout_secs", self.limits.idle_timeout_secs as usize),
-            (
-                "requests_per_second",
-                self.limits.requests_per_second as usize,
-            ),
-            ("request_burst", self.limits.request_burst as usize),
-        ] {
-            if value == 0 {
-                return Err(format!("limits.{key}: must be at least 1"));
-            }
         }
         if self.limits.max_message_bytes < 64 * 1024 {
             return Err("limits.max_message_bytes: must be at least 65536".into());
@@ -853,6 +921,12 @@ fn injected_service_link(variable: &str, value: &str) -> bool {
 
 /// Most DOI prefixes one node may claim (`doi_prefixes`).
 pub const MAX_DOI_PREFIXES: usize = 64;
+/// Largest count a limit may set (places, connections, requests).
+const MAX_COUNT: u64 = 1 << 20;
+/// Longest time, in seconds, a timeout or interval may set: a year.
+const MAX_SECS: u64 = 365 * 86_400;
+/// Largest message `limits.max_message_bytes` may allow.
+const MAX_MESSAGE_BYTES: usize = 1 << 30;
 
 /// Whether `prefix` is a DOI prefix: `10.` then dot-separated runs of
 /// digits (`10.5285`, `10.1000.100`), at most 32 characters.
@@ -864,11 +938,14 @@ pub fn is_doi_prefix(prefix: &str) -> bool {
         })
 }
 
+/// Puts the `MERIDIAN_*` overrides of `env` into `table`; returns each key
+/// set, dotted (`limits.searches`), with the variable that set it.
 fn apply_overrides(
     table: &mut toml::Table,
     env: &BTreeMap<String, String>,
-) -> Result<(), ConfigError> {
+) -> Result<Vec<(String, String)>, ConfigError> {
     let keys = schema_keys();
+    let mut applied = Vec::new();
     for (variable, value) in env.range("MERIDIAN_".to_owned()..) {
         let Some(rest) = variable.strip_prefix("MERIDIAN_") else {
             break;
@@ -921,8 +998,24 @@ fn apply_overrides(
                 .ok_or_else(|| refused(format!("`{key}` is not a table")))?;
         }
         slot.insert(path[path.len() - 1].clone(), parsed);
+        applied.push((path.join("."), variable.clone()));
     }
-    Ok(())
+    Ok(applied)
+}
+
+/// The variable that set the key an error `message` is about, when one of
+/// `overrides` did: messages of the checks start with the key
+/// (`limits.searches: …`), the parser's name it in backquotes.
+fn blamed<'a>(overrides: &'a [(String, String)], message: &str) -> Option<&'a str> {
+    overrides
+        .iter()
+        .find(|(key, _)| {
+            message
+                .strip_prefix(key.as_str())
+                .is_some_and(|rest| rest.starts_with(':'))
+                || message.contains(&format!("`{key}`"))
+        })
+        .map(|(_, variable)| variable.as_str())
 }
 
 #[cfg(test)]
@@ -1093,6 +1186,59 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
+        assert!(err.to_string().contains("MERIDIAN_LISTEN"), "{err}");
+    }
+
+    /// Every limit, timeout and interval is held within bounds, so none
+    /// stalls the node (no place to serve a request) or overflows a clock;
+    /// a value an override set is blamed on its variable, one the file set
+    /// on the file.
+    #[test]
+    fn limits_out_of_bounds_are_refused_naming_the_key_and_where_it_was_set() {
+        let refused = |variable: &str, value: &str| {
+            Config::parse(BASE, Path::new("m.toml"), &env(&[(variable, value)]))
+                .unwrap_err()
+                .to_string()
+        };
+        let err = refused("MERIDIAN_LIMITS__CONCURRENCY", "0");
+        assert!(
+            err.starts_with("environment variable MERIDIAN_LIMITS__CONCURRENCY: limits.concurrency: must be at least 1"),
+            "{err}"
+        );
+        for (variable, key) in [
+            (
+                "MERIDIAN_LIMITS__IDLE_TIMEOUT_SECS",
+                "limits.idle_timeout_secs",
+            ),
+            (
+                "MERIDIAN_LIMITS__HINT_INTERVAL_SECS",
+                "limits.hint_interval_secs",
+            ),
+            (
+                "MERIDIAN_LIMITS__REQUEST_TIMEOUT_SECS",
+                "limits.request_timeout_secs",
+            ),
+            ("MERIDIAN_LIMITS__SEARCHES", "limits.searches"),
+            ("MERIDIAN_SYNC__INTERVAL_SECS", "sync.interval_secs"),
+            (
+                "MERIDIAN_LIMITS__CONNECTIONS_PER_ADDRESS",
+                "limits.connections_per_address",
+            ),
+        ] {
+            let err = refused(variable, &i64::MAX.to_string());
+            assert!(
+                err.contains(variable) && err.contains(key) && err.contains("at most"),
+                "{err}"
+            );
+        }
+        let in_file = format!("{BASE}\n[limits]\nsearches = 0\n");
+        let err = Config::parse(&in_file, Path::new("m.toml"), &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("m.toml: limits.searches: must be at least 1"),
+            "{err}"
+        );
     }
 
     #[test]
