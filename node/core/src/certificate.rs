@@ -61,9 +61,11 @@ impl TlsIdentity {
         Self::create_as(dir, node_id, TLS_NEXT_KEY_FILE, TLS_NEXT_CERT_FILE)
     }
 
-    /// Removes the next TLS key and certificate, if there are any.
+    /// Removes the next TLS key and certificate, if there are any: the
+    /// certificate first, since a next certificate without its key is what
+    /// [`TlsIdentity::load`] takes for a switch cut between its renames.
     pub fn remove_next(dir: &Path) -> Result<(), TlsError> {
-        for name in [TLS_NEXT_KEY_FILE, TLS_NEXT_CERT_FILE] {
+        for name in [TLS_NEXT_CERT_FILE, TLS_NEXT_KEY_FILE] {
             let path = dir.join(name);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
@@ -76,7 +78,7 @@ impl TlsIdentity {
                 }
             }
         }
-        Ok(())
+        sync_dir(dir)
     }
 
     fn create_as(
@@ -109,6 +111,7 @@ impl TlsIdentity {
                 path: cert_path.display().to_string(),
                 source,
             })?;
+        sync_dir(dir)?;
         Ok(Self {
             cert: cert.der().to_vec(),
             key_der: key.serialize_der(),
@@ -129,6 +132,14 @@ impl TlsIdentity {
     /// no next key.
     pub fn load_next(dir: &Path) -> Result<Option<Self>, TlsError> {
         if !dir.join(TLS_NEXT_KEY_FILE).exists() {
+            return Ok(None);
+        }
+        if !dir.join(TLS_NEXT_CERT_FILE).exists() {
+            // Its making or its removal was cut short (the key is written
+            // before the certificate, and removed after it): no key set
+            // lists a key whose certificate was never written, and one
+            // being removed was given up.
+            Self::remove_next(dir)?;
             return Ok(None);
         }
         Self::load_from(dir, TLS_NEXT_KEY_FILE, TLS_NEXT_CERT_FILE).map(Some)
@@ -200,14 +211,21 @@ impl TlsIdentity {
 /// Renames `from` to `to` inside `dir` (replacing `to`) and makes the
 /// rename durable.
 fn rename_durably(dir: &Path, from: &str, to: &str) -> Result<(), TlsError> {
-    let file_error = |path: &Path, source| TlsError::File {
-        path: path.display().to_string(),
+    std::fs::rename(dir.join(from), dir.join(to)).map_err(|source| TlsError::File {
+        path: dir.join(from).display().to_string(),
         source,
-    };
-    std::fs::rename(dir.join(from), dir.join(to)).map_err(|e| file_error(&dir.join(from), e))?;
+    })?;
+    sync_dir(dir)
+}
+
+/// Makes the names in `dir` (files created, renamed or removed) durable.
+fn sync_dir(dir: &Path) -> Result<(), TlsError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| file_error(dir, e))
+        .map_err(|source| TlsError::File {
+            path: dir.display().to_string(),
+            source,
+        })
 }
 
 /// How operators and logs name a TLS key: `sha256:` and the first 16 bytes
@@ -455,5 +473,30 @@ mod tests {
         assert!(none.to_string().contains("keys rotate --tls"), "{none}");
         assert_ne!(tls_key_id(old.spki()), tls_key_id(third.spki()));
         assert!(tls_key_id(old.spki()).starts_with("sha256:"));
+    }
+
+    /// A next key whose making or removal a crash cut short (the key there,
+    /// its certificate not) is given up: the identity in use loads as it
+    /// was, with no next key, and a new next key can be made.
+    #[test]
+    fn a_next_key_cut_short_is_given_up_and_the_key_in_use_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let in_use = TlsIdentity::create(dir.path(), "polar").unwrap();
+        TlsIdentity::create_next(dir.path(), "polar").unwrap();
+        // The crash: the certificate removed, the key not yet.
+        std::fs::remove_file(dir.path().join(TLS_NEXT_CERT_FILE)).unwrap();
+        assert_eq!(TlsIdentity::load(dir.path()).unwrap().spki(), in_use.spki());
+        assert!(TlsIdentity::load_next(dir.path()).unwrap().is_none());
+        assert!(!dir.path().join(TLS_NEXT_KEY_FILE).exists());
+        let next = TlsIdentity::create_next(dir.path(), "polar").unwrap();
+        assert_eq!(
+            TlsIdentity::load_next(dir.path()).unwrap().unwrap().spki(),
+            next.spki()
+        );
+
+        // Removed in the order that leaves no such certificate behind: the
+        // key in use still loads whatever step a crash stops at.
+        TlsIdentity::remove_next(dir.path()).unwrap();
+        assert_eq!(TlsIdentity::load(dir.path()).unwrap().spki(), in_use.spki());
     }
 }
