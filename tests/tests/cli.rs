@@ -456,3 +456,32 @@ fn every_json_output_is_one_json_value() {
     assert_eq!(created["node_id"], "fresh", "{created}");
     assert!(created["key_id"].as_str().unwrap().starts_with("ed25519:"));
 }
+
+/// A log filter that does not parse stops `serve` at once, naming
+/// `log.level`, instead of running at `info` as if nothing was asked.
+#[test]
+fn a_log_level_that_is_no_filter_stops_the_node_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let data = data.to_str().unwrap();
+    let init = meridian(&[
+        "init",
+        "--node-id",
+        "logs",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data,
+    ]);
+    assert!(init.status.success(), "{init:?}");
+    let out = meridian_with(
+        &["serve", "--data-dir", data],
+        &[("MERIDIAN_LOG__LEVEL", "info,meridian=[")],
+    );
+    assert!(!out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("log.level: `info,meridian=[` is not a log filter"),
+        "{stderr}"
+    );
+}

@@ -100,16 +100,22 @@ pub fn process_env() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Sets up tracing as the node's configuration asks.
-pub fn init_tracing(config: &Config) {
+/// Sets up tracing as the node's configuration asks; a `log.level` that is
+/// not a filter is refused, naming it, rather than read as `info`.
+pub fn init_tracing(config: &Config) -> Result<()> {
     // tantivy reports every commit at info; keep it to warnings unless asked.
     let level = if config.log.level.contains("tantivy") {
         config.log.level.clone()
     } else {
         format!("{},tantivy=warn", config.log.level)
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&level).map_err(|e| {
+        anyhow::anyhow!(
+            "log.level: `{}` is not a log filter ({e}); write a level (error, warn, info, \
+             debug, trace) or directives such as `info,meridian_core=debug`",
+            config.log.level
+        )
+    })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -117,12 +123,13 @@ pub fn init_tracing(config: &Config) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Human => builder.try_init(),
     };
+    Ok(())
 }
 
 pub async fn serve(data_dir: &Path) -> Result<()> {
     let env = process_env();
     // Logging first: opening the node may repair what a crash left.
-    init_tracing(&Config::load(data_dir, &env)?);
+    init_tracing(&Config::load(data_dir, &env)?)?;
     let node = Node::open(data_dir, &env)?;
     let listeners = meridian_server::Listeners::bind(&node).await?;
     let (catalog, admin_path) = (listeners.catalog, listeners.admin_path.clone());
