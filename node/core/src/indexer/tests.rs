@@ -26,9 +26,9 @@ fn found(node: &Node, text: &str) -> (Vec<String>, u64) {
     (ids, results.total)
 }
 
-/// `record`, held at its current state, as a refill notes it for the
-/// index; then indexed as a refill does.
-fn refilled(node: &Node, record: &DatasetRecord) {
+/// `record`, held at its current state, noted for the index as a refill
+/// notes what it brings back.
+fn noted_as_refilled(node: &Node, record: &DatasetRecord) {
     let store = node.store();
     let state = store
         .record_state(&record.origin, &record.id)
@@ -38,8 +38,13 @@ fn refilled(node: &Node, record: &DatasetRecord) {
     store
         .refill(&record.origin, &[], &[(record.id.clone(), state, subject)])
         .unwrap();
+}
+
+/// `record` noted as a refill notes it, then indexed as a refill does.
+fn refilled(node: &Node, record: &DatasetRecord) {
+    noted_as_refilled(node, record);
     node.index_refilled(&record.origin).unwrap();
-    assert!(store.refilled(&record.origin).unwrap().is_empty());
+    assert!(node.store().refilled(&record.origin).unwrap().is_empty());
 }
 
 /// `node` with PDC-1 and PDC-2 stored at version 1, not yet indexed; the
@@ -101,20 +106,12 @@ fn a_refilled_record_a_revocation_quarantines_stays_out_of_the_index() {
         .unwrap()
         .log_index;
     // Noted by a refill whose index commit did not happen.
-    let store = node.store();
-    let state = store
-        .record_state(&record.origin, &record.id)
-        .unwrap()
-        .unwrap();
-    let subject = crate::log::subject_digest(&record.origin, &record.id);
-    store
-        .refill(&record.origin, &[], &[(record.id.clone(), state, subject)])
-        .unwrap();
+    noted_as_refilled(&node, &record);
     let key = node.key().key_id().clone();
     node.revoke_key(Vec::new(), key, at.get(), "leaked".into(), 30)
         .unwrap();
     node.catch_up_index(&mut |_| {}).unwrap();
     // Both versions are in the revoked range.
     assert_eq!(found(&node, "station"), (vec![], 0));
-    assert!(store.refilled(&record.origin).unwrap().is_empty());
+    assert!(node.store().refilled(&record.origin).unwrap().is_empty());
 }

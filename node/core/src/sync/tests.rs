@@ -3442,6 +3442,19 @@ async fn a_refill_left_for_the_index_stays_out_once_quarantined() {
     assert_fsck_clean(&fed.here);
 }
 
+/// This node in polar's group `polar-consortium`, and polar's PDC-1 (of
+/// PDC-1 and PDC-2) narrowed to that group: pulled and held whole here.
+async fn held_whole_in_the_group(fed: &Federation) {
+    publish_with_here_in(&fed.polar, &["polar-consortium"]);
+    import(&fed.polar, 1, 2);
+    narrow(&fed.polar, "PDC-1", "groups");
+    assert_honest_retry(fed).await;
+    assert!(
+        operator_sees(&fed.here, POLAR, "PDC-1"),
+        "whole in the group"
+    );
+}
+
 /// A record an audience withdrew comes back when a later audience lets this
 /// node see it again: the refill finds the entry held whole (not verified
 /// again) and makes its version current once more.
@@ -3449,14 +3462,7 @@ async fn a_refill_left_for_the_index_stays_out_once_quarantined() {
 async fn a_record_an_audience_withdrew_comes_back_with_a_wider_audience() {
     let fed = federation();
     let in_group = |groups: &[&str]| publish_with_here_in(&fed.polar, groups);
-    in_group(&["polar-consortium"]);
-    import(&fed.polar, 1, 2);
-    narrow(&fed.polar, "PDC-1", "groups");
-    assert_honest_retry(&fed).await;
-    assert!(
-        operator_sees(&fed.here, POLAR, "PDC-1"),
-        "whole in the group"
-    );
+    held_whole_in_the_group(&fed).await;
 
     in_group(&[]);
     assert_honest_retry(&fed).await;
@@ -3522,14 +3528,7 @@ async fn a_version_1_withdrawn_and_brought_back_before_indexing_is_indexed_once(
 async fn a_version_after_an_audience_that_withdrew_its_record_is_kept() {
     let fed = federation();
     let in_group = |groups: &[&str]| publish_with_here_in(&fed.polar, groups);
-    in_group(&["polar-consortium"]);
-    import(&fed.polar, 1, 2);
-    narrow(&fed.polar, "PDC-1", "groups");
-    assert_honest_retry(&fed).await;
-    assert!(
-        operator_sees(&fed.here, POLAR, "PDC-1"),
-        "whole in the group"
-    );
+    held_whole_in_the_group(&fed).await;
 
     let removed = in_group(&[]);
     narrow(&fed.polar, "PDC-1", "public");
