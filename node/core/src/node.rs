@@ -679,6 +679,30 @@ impl Node {
         Ok(tls_keys_in(&*self.peer_chain(peer)?, peer))
     }
 
+    /// Pins a peer from its invitation, in `groups`, unless a key of the
+    /// invitation is another peer's as this node judges keys in a
+    /// handshake ([`Node::peer_by_tls_key`]): pinned for it, listed in the
+    /// current key set it holds of it, or, while its key chain does not
+    /// verify, listed in any of its stored sets. A TLS key that a peer's
+    /// rotated set lists but no pin names would otherwise be pinned for the
+    /// newcomer too, and every handshake with it refused as ambiguous.
+    pub fn pin(&self, invite: &Invite, groups: &[String]) -> Result<Peer, NodeError> {
+        Ok(self
+            .trust
+            .add_unless_held(invite, groups, &|peer| self.tls_keys_judged(peer))?)
+    }
+
+    /// Every TLS key this node takes as `peer`'s in a handshake: those its
+    /// verified chain lists ([`Node::peer_tls_keys`]); while the chain does
+    /// not verify, every key that could be its
+    /// ([`Node::tls_keys_of_unverified`]).
+    fn tls_keys_judged(&self, peer: &Peer) -> Vec<Vec<u8>> {
+        match self.chain_or_refusal(peer) {
+            Ok(chain) => tls_keys_in(&chain, peer),
+            Err((_, listed)) => self.tls_keys_of_unverified(peer, listed),
+        }
+    }
+
     /// The pinned peer, in any state, whose current TLS keys
     /// ([`Node::peer_tls_keys`]) include `spki`; an error when more than one
     /// lists it (never the first match).

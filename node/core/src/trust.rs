@@ -243,8 +243,23 @@ impl TrustStore {
         })
     }
 
-    /// Pins a peer from its invitation, in `groups`.
+    /// Pins a peer from its invitation, in `groups`, unless a key of the
+    /// invitation is pinned for another peer. The node pins with
+    /// [`crate::node::Node::pin`], which also refuses a TLS key another
+    /// peer's key sets list.
     pub fn add(&self, invite: &Invite, groups: &[String]) -> Result<Peer, TrustError> {
+        self.add_unless_held(invite, groups, &|_| Vec::new())
+    }
+
+    /// [`TrustStore::add`], refusing as well a TLS key that `held` names
+    /// for another peer: the keys the node takes as that peer's in a
+    /// handshake besides those pinned (the ones its key sets list).
+    pub fn add_unless_held(
+        &self,
+        invite: &Invite,
+        groups: &[String],
+        held: &dyn Fn(&Peer) -> Vec<Vec<u8>>,
+    ) -> Result<Peer, TrustError> {
         if invite.node_id == self.own_id {
             return Err(TrustError::SelfPin(invite.node_id.to_string()));
         }
@@ -261,7 +276,7 @@ impl TrustStore {
             }
             let what = if other.identity_key == identity_key {
                 "identity key"
-            } else if other.tls_keys.contains(&tls_key) {
+            } else if other.tls_keys.contains(&tls_key) || held(&other).contains(&tls_key) {
                 "TLS key"
             } else {
                 continue;

@@ -670,7 +670,7 @@ impl Admin for AdminService {
         let node = self.node.clone();
         let peer = blocking(move || {
             let invite = Invite::from_token(&req.invite)?;
-            let peer = node.trust().add(&invite, &req.groups)?;
+            let peer = node.pin(&invite, &req.groups)?;
             // Who the node's records are for changed: it says so, signed.
             node.publish_audience()?;
             Ok(peer)

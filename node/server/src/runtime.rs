@@ -303,7 +303,7 @@ async fn run(
     let replicator = Replicator::new(node.clone(), crate::peer::connector(node.clone()));
 
     let (public_health, health, v1, v1alpha) = support(&[CATALOG_SERVICE, FEDERATION_SERVICE])?;
-    let public_health = PublicHealth(public_health);
+    let public_health = PublicHealth::new(public_health);
     public_health.set(ServingStatus::NotServing).await;
     let (admin_health, admin_health_service, admin_v1, admin_v1alpha) = support(&[ADMIN_SERVICE])?;
     // The operator's socket serves from the start: it is how a catching-up
@@ -326,8 +326,9 @@ async fn run(
     let tasks = Tasks::start(&replicator, &harvester);
     let (stop_tx, stop_rx) = watch::channel(false);
     let manager = crate::notify::Notifier::from_env();
+    let probed = node.clone();
     let health_task = tokio::spawn(report_health(
-        node.clone(),
+        move || probed.index_behind(),
         public_health.clone(),
         manager.clone(),
         stop_rx.clone(),
@@ -337,7 +338,7 @@ async fn run(
         manager.stopping();
         // Draining: load balancers and probes see NOT_SERVING before the
         // listeners stop taking connections.
-        public_health.set(ServingStatus::NotServing).await;
+        public_health.drain().await;
         let _ = stop_tx.send(true);
     });
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -449,52 +450,110 @@ async fn run(
 }
 
 /// The public listener's health: the node as a whole (the empty service
-/// name) and each public service, always together.
+/// name) and each public service, always together. Once drained it stays
+/// NOT_SERVING, whatever the node's health says after.
 #[derive(Clone)]
-struct PublicHealth(tonic_health::server::HealthReporter);
+struct PublicHealth {
+    reporter: tonic_health::server::HealthReporter,
+    draining: Arc<tokio::sync::Mutex<bool>>,
+}
 
 impl PublicHealth {
+    fn new(reporter: tonic_health::server::HealthReporter) -> Self {
+        Self {
+            reporter,
+            draining: Arc::default(),
+        }
+    }
+
     async fn set(&self, status: ServingStatus) {
         for service in ["", CATALOG_SERVICE, FEDERATION_SERVICE] {
-            self.0.set_service_status(service, status).await;
+            self.reporter.set_service_status(service, status).await;
         }
+    }
+
+    /// Reports the node's health; false once the node drains (the status
+    /// then stays NOT_SERVING).
+    async fn follow(&self, status: ServingStatus) -> bool {
+        let draining = self.draining.lock().await;
+        if *draining {
+            return false;
+        }
+        self.set(status).await;
+        true
+    }
+
+    /// NOT_SERVING for good: the node stops.
+    async fn drain(&self) {
+        let mut draining = self.draining.lock().await;
+        *draining = true;
+        self.set(ServingStatus::NotServing).await;
     }
 }
 
-/// Public health turns SERVING once the index has caught up with what the
-/// store held at start (a search before that would miss records), and is
-/// turned back by the drain at shutdown. The service manager (systemd's
-/// `Type=notify`) hears `READY=1` at the same moment, and how far the index
-/// is behind until then.
-async fn report_health(
-    node: Arc<Node>,
+/// How often public health is re-decided once the node has served.
+const HEALTH_EVERY: Duration = Duration::from_secs(1);
+
+/// Public health is SERVING while the index has caught up with the store
+/// (a search before would miss records) and NOT_SERVING while it is behind
+/// or the store cannot say: the decision `/healthz` and `meridian health`
+/// make on every call. It is made again every `HEALTH_EVERY` (every 100 ms
+/// until the first catch-up), both ways, until the drain at shutdown turns
+/// it NOT_SERVING for good: an index that cannot advance or a failing store
+/// takes the node out of a load balancer. The service manager (systemd's
+/// `Type=notify`) hears `READY=1` at the first catch-up, and how far the
+/// index is behind until then.
+async fn report_health<E: std::fmt::Display + Send + 'static>(
+    index_behind: impl Fn() -> Result<u64, E> + Clone + Send + 'static,
     health: PublicHealth,
     manager: crate::notify::Notifier,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let mut reported = std::time::Instant::now();
+    let mut ready = false;
+    let mut serving = false;
     loop {
-        if *stop.borrow() {
-            return;
-        }
-        let n = node.clone();
-        match tokio::task::spawn_blocking(move || n.index_behind()).await {
-            Ok(Ok(0)) => break,
+        let behind = index_behind.clone();
+        let now = match tokio::task::spawn_blocking(behind).await {
+            Ok(Ok(0)) => Ok(()),
             Ok(Ok(behind)) => {
-                if reported.elapsed() >= std::time::Duration::from_secs(5) {
+                if !ready && reported.elapsed() >= Duration::from_secs(5) {
                     manager.catching_up(behind);
                     reported = std::time::Instant::now();
                 }
+                Err(format!("the index is {behind} entries behind the store"))
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot tell how far the index is behind"),
-            Err(e) => tracing::warn!(error = %e, "health check stopped"),
+            Ok(Err(e)) => Err(format!("cannot tell how far the index is behind: {e}")),
+            Err(e) => Err(format!("health check stopped: {e}")),
+        };
+        if now.is_ok() != serving {
+            let status = match now {
+                Ok(()) => ServingStatus::Serving,
+                Err(_) => ServingStatus::NotServing,
+            };
+            if *stop.borrow() || !health.follow(status).await {
+                return;
+            }
+            serving = now.is_ok();
+            match now {
+                Ok(()) if !ready => {
+                    ready = true;
+                    manager.ready();
+                    tracing::info!("index caught up; serving");
+                }
+                Ok(()) => tracing::info!("healthy again; serving"),
+                Err(reason) => tracing::warn!(reason, "unhealthy; not serving"),
+            }
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    if !*stop.borrow() {
-        health.set(ServingStatus::Serving).await;
-        manager.ready();
-        tracing::info!("index caught up; serving");
+        let pause = if ready {
+            HEALTH_EVERY
+        } else {
+            Duration::from_millis(100)
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }
 
@@ -524,5 +583,85 @@ async fn reload_on_hangup(
                 tracing::error!(error = %e, "public certificate not reloaded; keeping the one in use")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tonic_health::pb::health_check_response::ServingStatus as Reported;
+    use tonic_health::pb::health_server::Health;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::server::{HealthReporter, HealthService};
+
+    async fn status(service: &HealthService, name: &str) -> Reported {
+        service
+            .check(tonic::Request::new(HealthCheckRequest {
+                service: name.into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .status()
+    }
+
+    /// Waits (a few seconds at most) until the node as a whole and every
+    /// public service report `want`.
+    async fn becomes(service: &HealthService, want: Reported, why: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(4);
+        loop {
+            let mut all = Vec::new();
+            for name in ["", CATALOG_SERVICE, FEDERATION_SERVICE] {
+                all.push(status(service, name).await);
+            }
+            if all.iter().all(|s| *s == want) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{why}: {all:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Health follows the node both ways after it first served: an index
+    /// that stops advancing or a store that cannot answer turns it
+    /// NOT_SERVING, the recovery SERVING again, and the drain for good.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn public_health_follows_the_node_until_the_drain() {
+        let reporter = HealthReporter::new();
+        let service = HealthService::from_health_reporter(reporter.clone());
+        let health = PublicHealth::new(reporter);
+        health.set(ServingStatus::NotServing).await;
+        let behind: Arc<Mutex<Result<u64, String>>> = Arc::new(Mutex::new(Ok(7)));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let probed = behind.clone();
+        let task = tokio::spawn(report_health(
+            move || probed.lock().unwrap().clone(),
+            health.clone(),
+            crate::notify::Notifier::default(),
+            stop_rx,
+        ));
+
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        becomes(&service, Reported::NotServing, "behind at start").await;
+        *behind.lock().unwrap() = Ok(0);
+        becomes(&service, Reported::Serving, "caught up").await;
+        *behind.lock().unwrap() = Ok(3);
+        becomes(&service, Reported::NotServing, "index stuck").await;
+        *behind.lock().unwrap() = Ok(0);
+        becomes(&service, Reported::Serving, "index advanced").await;
+        *behind.lock().unwrap() = Err("the store failed".into());
+        becomes(&service, Reported::NotServing, "store failing").await;
+        *behind.lock().unwrap() = Ok(0);
+        becomes(&service, Reported::Serving, "store back").await;
+
+        health.drain().await;
+        let _ = stop_tx.send(true);
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("the health task ends at the stop")
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        becomes(&service, Reported::NotServing, "drained").await;
     }
 }

@@ -2914,6 +2914,49 @@ async fn a_peer_whose_key_chain_does_not_verify_is_not_identified_and_holds_up_n
     assert_eq!(identified(&uni_key).as_deref(), Some(UNI));
 }
 
+/// `trust add` refuses a TLS key another peer holds as this node judges
+/// it in a handshake, not only as pinned from its invitation: after
+/// polar's TLS rotation, switch and renewal (its current set lists only a
+/// key no pin names), an invitation for a newcomer that carries polar's
+/// key is refused naming polar, and polar is still identified by it.
+#[tokio::test]
+async fn a_tls_key_a_peer_s_key_set_lists_is_not_pinned_for_another() {
+    use base64::Engine as _;
+    let fed = federation();
+    let polar_pinned = fed.polar.tls().spki().to_vec();
+    fed.polar.rotate_tls(Vec::new(), 30).unwrap();
+    fed.polar.switch_tls().unwrap();
+    fed.polar.rotate_keys(Vec::new(), true, 30).unwrap();
+    let polar_key = fed.polar.tls().spki().to_vec();
+    assert_ne!(polar_key, polar_pinned);
+    assert_honest_retry(&fed).await;
+    let here = &fed.here;
+    let pin = here.trust().get(POLAR).unwrap().unwrap();
+    assert_eq!(pin.tls_keys, vec![polar_pinned.clone()]);
+    assert_eq!(here.peer_tls_keys(&pin).unwrap(), vec![polar_key.clone()]);
+
+    let (bio, _dir) = open_node("bio", &BTreeMap::new());
+    let mut invite = bio.invite();
+    for key in [&polar_key, &polar_pinned] {
+        invite.tls_key = base64::engine::general_purpose::STANDARD.encode(key);
+        match here.pin(&invite, &[]) {
+            Err(NodeError::Trust(TrustError::KeyInUse { what, peer })) => {
+                assert_eq!((what, peer.as_str()), ("TLS key", POLAR))
+            }
+            other => panic!("polar's TLS key was pinned for bio: {other:?}"),
+        }
+    }
+    assert!(here.trust().get("bio").unwrap().is_none());
+    let identified = here.peer_by_tls_key(&polar_key).unwrap().unwrap();
+    assert_eq!(identified.node_id.as_str(), POLAR);
+
+    // Bio's own key is pinned as usual.
+    let pinned = here.pin(&bio.invite(), &[]).unwrap();
+    assert_eq!(pinned.node_id.as_str(), "bio");
+    let polar_again = here.peer_by_tls_key(&polar_key).unwrap().unwrap();
+    assert_eq!(polar_again.node_id.as_str(), POLAR);
+}
+
 /// Quarantine counts are per origin: an origin whose key chain does not
 /// verify is listed apart with why (what its revocations quarantine is
 /// unknown), and the others are counted as before, the gauge with them.
