@@ -521,10 +521,17 @@ async fn report_health<E: std::fmt::Display + Send + 'static>(
                     manager.catching_up(behind);
                     reported = std::time::Instant::now();
                 }
-                Err(format!("the index is {behind} entries behind the store"))
+                // Every bulk import or pull passes here: not a fault.
+                Err((
+                    format!("the index is {behind} entries behind the store"),
+                    false,
+                ))
             }
-            Ok(Err(e)) => Err(format!("cannot tell how far the index is behind: {e}")),
-            Err(e) => Err(format!("health check stopped: {e}")),
+            Ok(Err(e)) => Err((
+                format!("cannot tell how far the index is behind: {e}"),
+                true,
+            )),
+            Err(e) => Err((format!("health check stopped: {e}"), true)),
         };
         if now.is_ok() != serving {
             let status = match now {
@@ -542,7 +549,10 @@ async fn report_health<E: std::fmt::Display + Send + 'static>(
                     tracing::info!("index caught up; serving");
                 }
                 Ok(()) => tracing::info!("healthy again; serving"),
-                Err(reason) => tracing::warn!(reason, "unhealthy; not serving"),
+                Err((reason, false)) => {
+                    tracing::info!(reason, "not serving while the index catches up")
+                }
+                Err((reason, true)) => tracing::warn!(reason, "unhealthy; not serving"),
             }
         }
         let pause = if ready {
