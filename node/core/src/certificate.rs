@@ -279,15 +279,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(file_error)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|source| TlsError::File {
-                path: dir.display().to_string(),
-                source,
-            })?;
+    match path.parent() {
+        Some(dir) => sync_dir(dir),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn pem_to_der(pem: &str) -> Option<Vec<u8>> {

@@ -1085,15 +1085,19 @@ impl Store {
 
     /// The origins with records a refill brought back that the index may
     /// not hold yet ([`Store::refilled`]).
+    /// Every catch-up of the index asks, so it reads one key per origin
+    /// (notes of an origin no longer held may stay, many of them), not
+    /// every note.
     pub fn refilled_origins(&self) -> Result<Vec<String>, StoreError> {
         let mut origins: Vec<String> = Vec::new();
-        for item in self.refilled.iter().keys() {
+        let mut from: Vec<u8> = Vec::new();
+        while let Some(item) = self.refilled.range(from.as_slice()..).keys().next() {
             let key = item?;
             let end = key.iter().position(|&b| b == 0).unwrap_or(key.len());
-            let origin = String::from_utf8_lossy(&key[..end]).into_owned();
-            if origins.last() != Some(&origin) {
-                origins.push(origin);
-            }
+            origins.push(String::from_utf8_lossy(&key[..end]).into_owned());
+            // Past every `origin ␀ …` key of this origin.
+            from = key[..end].to_vec();
+            from.push(1);
         }
         Ok(origins)
     }
@@ -2014,6 +2018,21 @@ mod tests {
             key_sets: Vec::new(),
             ..LogAppend::default()
         }
+    }
+
+    /// The origins with refill notes, each once and in order, whatever
+    /// number of notes each holds, and an origin whose name starts with
+    /// another's not taken for it.
+    #[test]
+    fn the_origins_with_refill_notes_are_listed_once_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.refilled_origins().unwrap().is_empty());
+        let notes = store.raw_tree(tree::REFILLED);
+        for key in ["a\0x", "a\0y", "a\0z", "ab\0q", "b\0r", "b\0s"] {
+            notes.insert(key.as_bytes(), &[][..]).unwrap();
+        }
+        assert_eq!(store.refilled_origins().unwrap(), ["a", "ab", "b"]);
     }
 
     #[test]
