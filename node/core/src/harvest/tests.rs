@@ -571,6 +571,34 @@ fn seen_ids_tell_new_identifiers_from_seen_ones() {
     assert!((1..100_000).all(|n| !seen.insert(&format!("oai:x:{n}"))));
 }
 
+/// The filter holds 8 MiB whatever a run brings, answers alike in every
+/// process, and takes a new identifier for a seen one as rarely as
+/// `docs/harvest.md` says.
+#[test]
+fn seen_ids_are_bounded_deterministic_and_rarely_wrong() {
+    let mut seen = SeenIds::new();
+    assert_eq!(seen.0.num_bits(), SEEN_BITS);
+    assert_eq!(std::mem::size_of_val(seen.0.as_slice()), 8 << 20);
+    assert_eq!(seen.0.num_hashes(), SEEN_PROBES);
+    // A fixed seed: a random one would give two filters different hashes.
+    assert_eq!(
+        seen.0.source_hash("oai:x:1"),
+        SeenIds::new().0.source_hash("oai:x:1")
+    );
+    assert!(seen.0.expected_false_pos(1_000_000) < 1.5e-7);
+    assert!((0.03..0.07).contains(&seen.0.expected_false_pos(10_000_000)));
+    for n in 0..1_000_000 {
+        seen.insert(&format!("oai:x:{n}"));
+    }
+    let taken_as_seen = (1_000_000..2_000_000)
+        .filter(|n| !seen.insert(&format!("oai:y:{n}")))
+        .count();
+    assert!(
+        taken_as_seen <= 2,
+        "{taken_as_seen} new identifiers taken as seen"
+    );
+}
+
 /// Empty pages between records, fewer than the bound in a row, are a
 /// provider's right: such a list is harvested to its end.
 #[tokio::test(flavor = "multi_thread")]
