@@ -526,24 +526,21 @@ impl Node {
         Ok(Some((state, view.record)))
     }
 
-    /// The chain `origin`'s records are read under for `viewer`: none for
-    /// a quarantined origin and, for anyone but the operator, none for one
-    /// whose chain does not verify from its pinned root (its records are
-    /// not served until it does, as in the OAI-PMH listings). Its records
-    /// then answer exactly as missing ones, so a caller cannot tell which
-    /// origins this node holds; the operator is told why.
+    /// The chain `origin`'s records are read under for `viewer`: for anyone
+    /// but the operator, [`Node::served_keys`] (none for a quarantined
+    /// origin or one whose chain does not verify, whose records then
+    /// answer exactly as missing ones); the operator is told why.
     fn readable_keys(
         &self,
         origin: &str,
         viewer: &Viewer,
     ) -> Result<Option<Arc<KeyChain>>, NodeError> {
-        match self.origin_keys(origin) {
-            Err(NodeError::Sign(e)) if !matches!(viewer, Viewer::Operator { .. }) => {
-                tracing::debug!(origin = %origin, error = %e, "the origin's key chain does not verify: its records are not served");
-                Ok(None)
-            }
-            other => other,
+        if matches!(viewer, Viewer::Operator { .. }) {
+            return self.origin_keys(origin);
         }
+        self.served_keys(origin, |e| {
+            tracing::debug!(origin = %origin, error = %e, "the origin's key chain does not verify: its records are not served");
+        })
     }
 
     /// Reads and verifies entry `index` of `origin`'s log.

@@ -541,6 +541,30 @@ impl Node {
         }
     }
 
+    /// The key chain `origin`'s records are served under to anyone but the
+    /// operator: none for a quarantined origin, and none for one whose chain
+    /// does not verify from its pinned root. Which of that origin's records
+    /// a revocation quarantines is unknown until the chain verifies, so none
+    /// is served meanwhile, and they answer exactly as missing ones (the
+    /// holdings' reads, OAI-PMH): a caller cannot tell which origins this
+    /// node holds. Why the chain does not verify is handed to `unverified`,
+    /// for the caller to say at its own level (per request, or once per
+    /// listing); any other error is returned. The operator reads under
+    /// [`Node::origin_keys`] and is told why.
+    pub fn served_keys(
+        &self,
+        origin: &str,
+        unverified: impl FnOnce(&SignError),
+    ) -> Result<Option<Arc<KeyChain>>, NodeError> {
+        match self.origin_keys(origin) {
+            Err(NodeError::Sign(e)) => {
+                unverified(&e);
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
     /// The stored chain of `peer`'s log, verified from the root pinned for
     /// it; rebuilt only when a key set was added since or the pin changed.
     /// A chain that does not verify is refused with the same error, without

@@ -331,21 +331,32 @@ impl Origins {
 /// listing that leaves an origin out notes it, so that its records are
 /// restated once it is listed again ([`restate_returned`]).
 fn listed_keys(node: &Node, origin: &str) -> Result<Option<Arc<KeyChain>>, NodeError> {
-    let keys = match node.origin_keys(origin) {
-        Ok(chain) => chain,
-        Err(e) => {
-            tracing::warn!(
-                origin = %origin,
-                error = %e,
-                "the origin's key chain does not verify: its records are left out of the listing"
-            );
-            None
-        }
-    };
+    let keys = shown_keys(node, origin, |e| {
+        tracing::warn!(
+            origin = %origin,
+            error = %e,
+            "the origin's key chain does not verify: its records are left out of the listing"
+        );
+    });
     if keys.is_none() {
         node.store().note_left_out(origin)?;
     }
     Ok(keys)
+}
+
+/// The key chain `origin`'s records are shown under over OAI-PMH
+/// ([`Node::served_keys`]). A chain that cannot be read for another reason
+/// (the store failed to read it) leaves the origin out too, so that one
+/// origin holds up no answer; `say` is told why either way.
+fn shown_keys(
+    node: &Node,
+    origin: &str,
+    say: impl Fn(&dyn std::fmt::Display),
+) -> Option<Arc<KeyChain>> {
+    node.served_keys(origin, |e| say(e)).unwrap_or_else(|e| {
+        say(&e);
+        None
+    })
 }
 
 /// Restates the records of each origin a listing left out that would be
@@ -453,14 +464,9 @@ pub fn get(node: &Node, origin: &str, id: &str) -> Result<Option<Item>, NodeErro
     // no record to show, as in the listings. A broken chain is said here
     // at debug level only: a harvester asks once per record, and the
     // listings, the indexer and `peers status` say it already.
-    let ring = match node.origin_keys(origin) {
-        Ok(ring) => ring,
-        Err(e) => {
-            tracing::debug!(origin = %origin, error = %e, "the origin's key chain does not verify: its records are not served");
-            None
-        }
-    };
-    let Some(ring) = ring else {
+    let Some(ring) = shown_keys(node, origin, |e| {
+        tracing::debug!(origin = %origin, error = %e, "the origin's key chain does not verify: its records are not served");
+    }) else {
         return Ok(None);
     };
     let Some(state) = store.record_state(origin, id)? else {
