@@ -706,6 +706,8 @@ mod tests {
         }
     }
 
+    /// An index of `records`, each committed on its own, so that copies
+    /// of one DOI lie in different segments.
     fn holdings(
         records: Vec<crate::proto::DatasetRecord>,
     ) -> (
@@ -714,8 +716,10 @@ mod tests {
     ) {
         let dir = tempfile::tempdir().unwrap();
         let index = std::sync::Arc::new(crate::index::HoldingsIndex::open(dir.path()).unwrap());
-        let ops = records.into_iter().map(crate::index::IndexOp::Upsert);
-        index.apply(ops.collect(), &BTreeMap::new()).unwrap();
+        for record in records {
+            let op = crate::index::IndexOp::Upsert(record);
+            index.apply(vec![op], &BTreeMap::new()).unwrap();
+        }
         (index, dir)
     }
 
