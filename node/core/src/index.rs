@@ -118,8 +118,50 @@ impl PreparedSearch {
     /// than a look at the clock would matter and always runs to its end.
     pub fn run_until(self, deadline: Option<Instant>) -> Result<SearchResults, SearchError> {
         let index = self.index.clone();
-        index.run(self, deadline)
+        index.run(self, deadline, false).map(|(results, _)| results)
     }
+
+    /// [`Self::run_until`], with every copy the search matches of each DOI
+    /// that more than one record of the index carries, by the DOI's key
+    /// ([`crate::record::canonical_doi`]), for each such DOI on the page:
+    /// what merging one dataset's copies across pages needs
+    /// ([`crate::search::merge_copies`]).
+    ///
+    /// The copies are matched by the same query (the viewer's visibility,
+    /// scope and filters, the spatial check, what was withdrawn from the
+    /// snapshot) on the same snapshot, and ranked with the same scores and
+    /// tie-break, so a copy this search would not show is never named, and
+    /// whether a copy came before the page is exactly whether an earlier
+    /// page showed it. A DOI no other record carries costs one dictionary
+    /// lookup per segment; one that others carry, a search of its postings
+    /// alone (each record has one DOI, so a page's lookups read at most
+    /// the index's records once), and the stored documents of at most
+    /// [`MAX_DOI_COPIES`] copies.
+    pub fn run_with_copies(
+        self,
+        deadline: Option<Instant>,
+    ) -> Result<(SearchResults, BTreeMap<String, DoiCopies>), SearchError> {
+        let index = self.index.clone();
+        index.run(self, deadline, true)
+    }
+}
+
+/// Most copies of one DOI a page reads and names
+/// ([`PreparedSearch::run_with_copies`]): the best-ranked ones. One dataset
+/// is held at a few origins; more copies than this are one origin's
+/// records repeating a DOI, whose stored documents a page should not have
+/// to read by the thousand.
+pub const MAX_DOI_COPIES: usize = 64;
+
+/// The copies a search matches of one DOI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DoiCopies {
+    /// Some copy ranks at or before the cursor the page starts after: an
+    /// earlier page showed the dataset.
+    pub shown_before: bool,
+    /// The best-ranked copies, at most [`MAX_DOI_COPIES`], in the search's
+    /// order (the page's own copies among them); empty when `shown_before`.
+    pub copies: Vec<Hit>,
 }
 
 /// Whether a search of an index of `total` records, `largest` of them in
@@ -631,12 +673,15 @@ impl HoldingsIndex {
         })
     }
 
-    /// Runs a prepared search, until `deadline` at most.
+    /// Runs a prepared search, until `deadline` at most; with `copies`,
+    /// also the copies of the page's shared DOIs
+    /// ([`PreparedSearch::run_with_copies`]).
     fn run(
         &self,
         prepared: PreparedSearch,
         deadline: Option<Instant>,
-    ) -> Result<SearchResults, SearchError> {
+        copies: bool,
+    ) -> Result<(SearchResults, BTreeMap<String, DoiCopies>), SearchError> {
         let PreparedSearch {
             plan,
             searcher,
@@ -715,6 +760,19 @@ impl HoldingsIndex {
             .iter()
             .map(|top| self.hit(&searcher, top, highlighter.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
+        let copies = if copies {
+            let lookup = CopyLookup {
+                searcher: &searcher,
+                query: &*query,
+                collector: &collector,
+                scoring,
+                highlighter: highlighter.as_ref(),
+                deadline: deadline.as_ref(),
+            };
+            self.doi_copies(&lookup, &hits)?
+        } else {
+            BTreeMap::new()
+        };
         let next_cursor = match (page.top.last(), hits.last()) {
             (Some(top), Some(hit)) if page.remaining > hits.len() as u64 => Some(
                 Cursor {
@@ -750,12 +808,88 @@ impl HoldingsIndex {
         } else {
             BTreeMap::new()
         };
-        Ok(SearchResults {
+        let results = SearchResults {
             hits,
             total: page.total,
             facets,
             next_cursor,
-        })
+        };
+        Ok((results, copies))
+    }
+
+    /// The copies of each DOI of `hits` that other records of the index
+    /// carry too, as `lookup`'s search matches and ranks them, by DOI key.
+    fn doi_copies(
+        &self,
+        lookup: &CopyLookup<'_>,
+        hits: &[Hit],
+    ) -> Result<BTreeMap<String, DoiCopies>, SearchError> {
+        let mut found = BTreeMap::new();
+        for hit in hits {
+            let key = crate::record::canonical_doi(&hit.doi);
+            if key.is_empty() || found.contains_key(&key) {
+                continue;
+            }
+            let term = Term::from_field_text(self.fields.doi_key, &key);
+            // Deleted documents included: an overcount costs a lookup that
+            // finds one copy.
+            let mut records = 0;
+            for segment in lookup.searcher.segment_readers() {
+                records += segment
+                    .inverted_index(self.fields.doi_key)?
+                    .doc_freq(&term)
+                    .map_err(TantivyError::from)?;
+            }
+            if records < 2 {
+                continue;
+            }
+            if lookup.deadline.is_some_and(Deadline::passed) {
+                return Err(SearchError::Deadline);
+            }
+            // The search's own query, narrowed to the DOI by a clause that
+            // scores 0: each copy's score is the search's, to the bit.
+            let query = tantivy::query::BooleanQuery::new(vec![
+                (tantivy::query::Occur::Must, lookup.query.box_clone()),
+                (
+                    tantivy::query::Occur::Must,
+                    Box::new(tantivy::query::ConstScoreQuery::new(
+                        Box::new(tantivy::query::TermQuery::new(
+                            term,
+                            tantivy::schema::IndexRecordOption::Basic,
+                        )),
+                        0.0,
+                    )),
+                ),
+            ]);
+            let collector = PageCollector {
+                limit: MAX_DOI_COPIES,
+                facets: false,
+                ..lookup.collector.clone()
+            };
+            let page = lookup.searcher.search_with_executor(
+                &query,
+                &collector,
+                &Executor::SingleThread,
+                lookup.scoring,
+            )?;
+            let shown_before = page.remaining < page.total;
+            let copies = if shown_before {
+                Vec::new()
+            } else {
+                page.top
+                    .iter()
+                    .map(|top| self.hit(lookup.searcher, top, lookup.highlighter))
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            found.insert(
+                key,
+                DoiCopies {
+                    shown_before,
+                    copies,
+                },
+            );
+        }
+        Ok(found)
     }
 
     /// Merges every segment into one, as background merges eventually do.
@@ -817,6 +951,16 @@ impl HoldingsIndex {
             verified: true,
         })
     }
+}
+
+/// What a search's lookup of a DOI's copies shares with the search.
+struct CopyLookup<'a> {
+    searcher: &'a Searcher,
+    query: &'a dyn tantivy::query::Query,
+    collector: &'a PageCollector,
+    scoring: EnableScoring<'a>,
+    highlighter: Option<&'a Highlighter>,
+    deadline: Option<&'a Deadline>,
 }
 
 fn commit(writer: &mut IndexWriter, payload: &Payload) -> Result<(), TantivyError> {

@@ -159,7 +159,8 @@ pub struct Hit {
     pub access: Access,
     pub visibility: Visibility,
     /// Other origins' copies of the same DOI merged into this hit, which is
-    /// the authoritative one ([`crate::search::dedupe`]).
+    /// the authoritative one ([`crate::search::merge_copies`] over a
+    /// search's pages, [`crate::search::dedupe`] over a live answer).
     pub also_at: Vec<AlsoAt>,
     /// From this node's index, which holds only records whose signature it
     /// verified; false for a peer's live answer, which is its word.

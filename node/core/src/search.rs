@@ -10,10 +10,10 @@ pub mod live;
 
 use std::borrow::Borrow;
 use std::cell::LazyCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::index::{PreparedSearch, Work};
+use crate::index::{DoiCopies, PreparedSearch, Work};
 use crate::node::Node;
 use crate::query::{Scope, SearchError, SearchRequest, SearchResults};
 use crate::sync::{PeerStatus, Replicator};
@@ -180,8 +180,7 @@ impl Prepared {
         replicator: &Replicator,
         deadline: Option<std::time::Instant>,
     ) -> Result<Answer, SearchError> {
-        let mut results = self.search.run_until(deadline)?;
-        results.hits = dedupe(std::mem::take(&mut results.hits), || Registrants::of(node));
+        let mut results = page(self.search, deadline, || Registrants::of(node))?;
         results.next_cursor = results
             .next_cursor
             .map(|token| node.cursor_key().seal(&token, self.issued));
@@ -208,6 +207,18 @@ impl Prepared {
             completeness,
         })
     }
+}
+
+/// One page of a local search, one hit per DOI across its pages
+/// ([`merge_copies`]).
+fn page<R: Borrow<Registrants>>(
+    search: PreparedSearch,
+    deadline: Option<std::time::Instant>,
+    registrants: impl FnOnce() -> R,
+) -> Result<SearchResults, SearchError> {
+    let (mut results, copies) = search.run_with_copies(deadline)?;
+    results.hits = merge_copies(std::mem::take(&mut results.hits), copies, registrants);
+    Ok(results)
 }
 
 /// The line of this node's own holdings: complete as far as the index has
@@ -380,6 +391,62 @@ impl Registrants {
     }
 }
 
+/// One hit per DOI over all the pages of a search of the local index: a
+/// page's hit whose DOI other records carry too becomes, at the place of
+/// the first of its copies to rank there, the authoritative copy's hit
+/// among every copy the search matches (`copies`, from
+/// [`PreparedSearch::run_with_copies`]), naming the others in
+/// [`Hit::also_at`]; it is left out when a copy ranked on an earlier page,
+/// which showed the dataset. The authoritative copy is chosen as
+/// [`dedupe`] chooses it, among the [`crate::index::MAX_DOI_COPIES`]
+/// best-ranked copies. Hits without a DOI never merge.
+///
+/// A page can so hold fewer hits than asked for, or none, and still have
+/// a next page: its cursor follows the copies, as totals and facets count
+/// them. `registrants` is asked only when copies merge.
+pub fn merge_copies<R: Borrow<Registrants>>(
+    hits: Vec<crate::query::Hit>,
+    mut copies: BTreeMap<String, DoiCopies>,
+    registrants: impl FnOnce() -> R,
+) -> Vec<crate::query::Hit> {
+    let registrants = LazyCell::new(registrants);
+    let mut placed = BTreeSet::new();
+    let mut merged = Vec::with_capacity(hits.len());
+    for hit in hits {
+        let Some(key) = doi_key(&hit.doi) else {
+            merged.push(hit);
+            continue;
+        };
+        if placed.contains(&key) {
+            // Merged into the hit placed before it.
+            continue;
+        }
+        // A DOI that no other record carries has no entry: two hits of
+        // one page that share a DOI always do.
+        let Some(found) = copies.remove(&key) else {
+            merged.push(hit);
+            continue;
+        };
+        placed.insert(key.clone());
+        if found.shown_before {
+            continue;
+        }
+        let mut group = found.copies;
+        if !group
+            .iter()
+            .any(|c| (&c.origin, &c.id) == (&hit.origin, &hit.id))
+        {
+            group.push(hit);
+        }
+        if group.len() == 1 {
+            merged.extend(group);
+        } else {
+            merged.push(authoritative(group, (*registrants).borrow().of_doi(&key)));
+        }
+    }
+    merged
+}
+
 /// One hit per DOI: copies of the same DOI from several origins become the
 /// authoritative copy's hit, at the place of the best-ranked copy, listing
 /// the others in [`Hit::also_at`]. The authoritative copy is the one from
@@ -422,31 +489,40 @@ pub fn dedupe<R: Borrow<Registrants>>(
                 if copies.len() == 1 {
                     return copies.remove(0);
                 }
-                let registrant = (*registrants).borrow().of_doi(&key);
-                let oldest = |h: &crate::query::Hit| {
-                    (
-                        registrant != Some(h.origin.as_str()),
-                        h.updated_at.is_empty(),
-                        h.updated_at.clone(),
-                        h.origin.clone(),
-                        h.id.clone(),
-                    )
-                };
-                copies.sort_by_key(oldest);
-                let mut copies = copies.into_iter();
-                let mut authoritative = copies.next().expect("a DOI's group has a copy");
-                authoritative
-                    .also_at
-                    .extend(copies.map(|c| crate::query::AlsoAt {
-                        origin: c.origin,
-                        id: c.id,
-                    }));
-                authoritative.also_at.sort();
-                authoritative.also_at.dedup();
-                authoritative
+                authoritative(copies, (*registrants).borrow().of_doi(&key))
             }
         })
         .collect()
+}
+
+/// The authoritative one of a DOI's `copies` (at least one), naming the
+/// others in [`Hit::also_at`]: `registrant`'s copy, else the oldest signed
+/// one (earliest `updated_at`, then origin and id).
+fn authoritative(
+    mut copies: Vec<crate::query::Hit>,
+    registrant: Option<&str>,
+) -> crate::query::Hit {
+    let oldest = |h: &crate::query::Hit| {
+        (
+            registrant != Some(h.origin.as_str()),
+            h.updated_at.is_empty(),
+            h.updated_at.clone(),
+            h.origin.clone(),
+            h.id.clone(),
+        )
+    };
+    copies.sort_by_key(oldest);
+    let mut copies = copies.into_iter();
+    let mut authoritative = copies.next().expect("a DOI's group has a copy");
+    authoritative
+        .also_at
+        .extend(copies.map(|c| crate::query::AlsoAt {
+            origin: c.origin,
+            id: c.id,
+        }));
+    authoritative.also_at.sort();
+    authoritative.also_at.dedup();
+    authoritative
 }
 
 #[cfg(test)]
@@ -603,6 +679,274 @@ mod tests {
             Registrants::default()
         });
         assert_eq!((merged.len(), asked), (1, 1));
+    }
+
+    // ------------------------------------------------ copies across pages
+
+    /// A record of `origin` whose title says `ice` `weight` times (more
+    /// ranks first for the query `ice`).
+    fn copy(
+        origin: &str,
+        id: &str,
+        doi: &str,
+        weight: usize,
+        updated_at: &str,
+    ) -> crate::proto::DatasetRecord {
+        crate::proto::DatasetRecord {
+            origin: origin.into(),
+            id: id.into(),
+            version: 1,
+            title: vec!["ice"; weight].join(" "),
+            doi: doi.into(),
+            publication_year: 2020,
+            visibility: crate::proto::Visibility::Public as i32,
+            updated_at: updated_at.into(),
+            size_bytes: 1,
+            ..Default::default()
+        }
+    }
+
+    /// An index of `records`, each committed on its own, so that copies
+    /// of one DOI lie in different segments.
+    fn holdings(
+        records: Vec<crate::proto::DatasetRecord>,
+    ) -> (
+        std::sync::Arc<crate::index::HoldingsIndex>,
+        tempfile::TempDir,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let index = std::sync::Arc::new(crate::index::HoldingsIndex::open(dir.path()).unwrap());
+        for record in records {
+            let op = crate::index::IndexOp::Upsert(record);
+            index.apply(vec![op], &BTreeMap::new()).unwrap();
+        }
+        (index, dir)
+    }
+
+    /// A page's hits as [`keys`] gives them, and its total.
+    type Page = (Vec<(String, String, Vec<String>)>, u64);
+
+    /// Every page of `request` as `viewer` gets it, following the cursors.
+    fn pages(
+        index: &std::sync::Arc<crate::index::HoldingsIndex>,
+        mut request: SearchRequest,
+        viewer: &Viewer,
+        registrants: &Registrants,
+    ) -> Vec<Page> {
+        let mut pages = Vec::new();
+        loop {
+            let prepared = index.prepare(&request, viewer).unwrap();
+            let results = page(prepared, None, || registrants).unwrap();
+            pages.push((keys(&results.hits), results.total));
+            match results.next_cursor {
+                Some(cursor) => request.after = Some(cursor),
+                None => return pages,
+            }
+            assert!(pages.len() < 20, "the cursors do not end");
+        }
+    }
+
+    fn shown(origin: &str, id: &str, also_at: &[&str]) -> (String, String, Vec<String>) {
+        (
+            origin.into(),
+            id.into(),
+            also_at.iter().map(|a| (*a).to_owned()).collect(),
+        )
+    }
+
+    fn ice(limit: usize) -> SearchRequest {
+        SearchRequest {
+            text: "ice".into(),
+            limit,
+            ..Default::default()
+        }
+    }
+
+    /// Ranked P-1, U-1, U-2, G-1, G-2 for `ice`; P-1 and U-2 are one DOI,
+    /// G-2's DOI only starts like it, U-1 and G-1 have none.
+    fn boundary_corpus() -> Vec<crate::proto::DatasetRecord> {
+        vec![
+            copy("polar", "P-1", "10.5285/ice", 5, "2020-01-01T00:00:00Z"),
+            copy("uni", "U-1", "", 4, "2020-01-01T00:00:00Z"),
+            copy(
+                "uni",
+                "U-2",
+                "https://doi.org/10.5285/ICE",
+                3,
+                "2024-01-01T00:00:00Z",
+            ),
+            copy("gen", "G-1", "", 2, "2020-01-01T00:00:00Z"),
+            copy("gen", "G-2", "10.5285/ice2", 2, "2020-01-01T00:00:00Z"),
+        ]
+    }
+
+    #[test]
+    fn copies_on_either_side_of_a_page_boundary_appear_once_on_the_first_page() {
+        let (index, _dir) = holdings(boundary_corpus());
+        // The ranking the pages cut: P-1 and U-2 on either side.
+        let ranked = index.search(&ice(10), &Viewer::Anonymous).unwrap();
+        let ids: Vec<&str> = ranked.hits.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(ids, ["P-1", "U-1", "U-2", "G-1", "G-2"]);
+        assert_eq!(
+            pages(&index, ice(2), &Viewer::Anonymous, &Registrants::default()),
+            vec![
+                // The oldest copy, naming the one of the next page.
+                (
+                    vec![
+                        shown("polar", "P-1", &["uni/U-2"]),
+                        shown("uni", "U-1", &[])
+                    ],
+                    5
+                ),
+                // U-2 is not shown again; records without a DOI, and a
+                // DOI that only starts like another, never merge.
+                (vec![shown("gen", "G-1", &[])], 5),
+                (vec![shown("gen", "G-2", &[])], 5),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_registrants_copy_wins_even_when_it_ranks_on_a_later_page() {
+        let (index, _dir) = holdings(boundary_corpus());
+        let prefixes = vec!["10.5285".to_owned()];
+        let (uni, _) = Registrants::from_claims([claim("uni", &prefixes, true)]);
+        assert_eq!(
+            pages(&index, ice(2), &Viewer::Anonymous, &uni),
+            vec![
+                // At the place of the best-ranked copy, P-1.
+                (
+                    vec![
+                        shown("uni", "U-2", &["polar/P-1"]),
+                        shown("uni", "U-1", &[])
+                    ],
+                    5
+                ),
+                (vec![shown("gen", "G-1", &[])], 5),
+                (vec![shown("gen", "G-2", &[])], 5),
+            ]
+        );
+    }
+
+    /// A copy the viewer may not see is matched by no lookup: it neither
+    /// hides a copy the viewer sees nor is named, nor chosen.
+    #[test]
+    fn copies_the_viewer_may_not_see_are_neither_named_nor_hide_a_visible_copy() {
+        let restricted = |mut record: crate::proto::DatasetRecord, visibility, groups: &[&str]| {
+            record.visibility = visibility as i32;
+            record.groups = groups.iter().map(|g| (*g).to_owned()).collect();
+            record
+        };
+        let doi = "10.5285/ice";
+        let (index, _dir) = holdings(vec![
+            // Ranks first, and is the oldest copy.
+            restricted(
+                copy("uni", "H-1", doi, 6, "2018-01-01T00:00:00Z"),
+                crate::proto::Visibility::Private,
+                &[],
+            ),
+            copy("polar", "P-1", doi, 5, "2020-01-01T00:00:00Z"),
+            copy("gen", "G-1", "", 4, "2020-01-01T00:00:00Z"),
+            restricted(
+                copy("uni", "U-2", doi, 3, "2019-01-01T00:00:00Z"),
+                crate::proto::Visibility::Groups,
+                &["ice-team"],
+            ),
+            copy("gen", "G-3", doi, 2, "2024-01-01T00:00:00Z"),
+        ]);
+        let none = Registrants::default();
+        // Sees P-1, G-1 and G-3.
+        assert_eq!(
+            pages(&index, ice(1), &Viewer::Anonymous, &none),
+            vec![
+                (vec![shown("polar", "P-1", &["gen/G-3"])], 3),
+                (vec![shown("gen", "G-1", &[])], 3),
+                (vec![], 3),
+            ]
+        );
+        // Outside the group: the same.
+        let outsider = Viewer::peer_of("peer.example", "uni", &[]);
+        assert_eq!(
+            pages(&index, ice(1), &outsider, &none),
+            pages(&index, ice(1), &Viewer::Anonymous, &none)
+        );
+        // In the group: U-2 too, the oldest it may see.
+        let member = Viewer::peer_of("peer.example", "uni", &["ice-team"]);
+        assert_eq!(
+            pages(&index, ice(1), &member, &none),
+            vec![
+                (vec![shown("uni", "U-2", &["gen/G-3", "polar/P-1"])], 4),
+                (vec![shown("gen", "G-1", &[])], 4),
+                (vec![], 4),
+                (vec![], 4),
+            ]
+        );
+        // Filters bound the copies as they bound the hits.
+        let filtered = SearchRequest {
+            origins: vec!["polar".into(), "gen".into()],
+            ..ice(1)
+        };
+        let operator = Viewer::Operator {
+            node: "here.example".parse().unwrap(),
+        };
+        assert_eq!(
+            pages(&index, filtered, &operator, &none),
+            vec![
+                (vec![shown("polar", "P-1", &["gen/G-3"])], 3),
+                (vec![shown("gen", "G-1", &[])], 3),
+                (vec![], 3),
+            ]
+        );
+    }
+
+    #[test]
+    fn copies_merge_across_pages_sorted_by_size_or_update_too() {
+        let sized = |mut record: crate::proto::DatasetRecord, size| {
+            record.size_bytes = size;
+            record
+        };
+        let doi = "10.5285/ice";
+        // Ranked P-1, U-1, U-2, G-1 by either sort; U-1 and U-2 tie, and
+        // their keys order them.
+        let (index, _dir) = holdings(vec![
+            sized(copy("polar", "P-1", doi, 1, "2024-03-01T00:00:00Z"), 300),
+            sized(copy("uni", "U-1", "", 1, "2023-01-01T00:00:00Z"), 200),
+            sized(copy("uni", "U-2", doi, 1, "2023-01-01T00:00:00Z"), 200),
+            sized(copy("gen", "G-1", "", 1, "2022-01-01T00:00:00Z"), 100),
+        ]);
+        for sort in [crate::query::Sort::Size, crate::query::Sort::Updated] {
+            let request = SearchRequest {
+                sort,
+                limit: 2,
+                ..Default::default()
+            };
+            let ranked = index
+                .search(
+                    &SearchRequest {
+                        limit: 10,
+                        ..request.clone()
+                    },
+                    &Viewer::Anonymous,
+                )
+                .unwrap();
+            let ids: Vec<&str> = ranked.hits.iter().map(|h| h.id.as_str()).collect();
+            assert_eq!(ids, ["P-1", "U-1", "U-2", "G-1"], "{sort:?}");
+            assert_eq!(
+                pages(&index, request, &Viewer::Anonymous, &Registrants::default()),
+                vec![
+                    // U-2 is the older copy, at P-1's place.
+                    (
+                        vec![
+                            shown("uni", "U-2", &["polar/P-1"]),
+                            shown("uni", "U-1", &[])
+                        ],
+                        4
+                    ),
+                    (vec![shown("gen", "G-1", &[])], 4),
+                ],
+                "{sort:?}"
+            );
+        }
     }
 
     #[test]

@@ -143,6 +143,7 @@ fn value_names(column: &StrColumn) -> tantivy::Result<Arc<[String]>> {
 }
 
 /// Everything the search asks of one pass.
+#[derive(Clone)]
 pub(crate) struct PageCollector {
     pub sort: Sort,
     /// Whether scores differ between hits (false when the query has no

@@ -24,8 +24,9 @@ use crate::query::expr::TextField;
 use crate::record::{access_name, visibility_name};
 
 /// Version of the on-disk layout: schema and analyzers. An index written
-/// under another version is refused and must be rebuilt.
-pub(crate) const SCHEMA_VERSION: u32 = 3;
+/// under another version is refused and must be rebuilt. Version 4 added
+/// [`Fields::doi_key`].
+pub(crate) const SCHEMA_VERSION: u32 = 4;
 
 /// English text: words, lower case, ASCII-folded, stemmed.
 pub(crate) const TEXT_ANALYZER: &str = "meridian_text";
@@ -76,6 +77,11 @@ pub(crate) struct Fields {
     pub updated_at: Field,
     pub size: Field,
     pub doi: Field,
+    /// The DOI as copies of one dataset at several origins share it
+    /// ([`crate::record::canonical_doi`]), one raw term; absent without a
+    /// DOI. Not stored: a search looks up a hit's other copies by it
+    /// (docs/decisions/doi-registrant.md).
+    pub doi_key: Field,
     /// Temporal coverage in Unix seconds; absent without coverage.
     pub time_start: Field,
     pub time_end: Field,
@@ -124,6 +130,7 @@ impl Fields {
         let updated_at = builder.add_text_field("updated_at", STORED);
         let size = builder.add_u64_field(column::SIZE, FAST | STORED);
         let doi = builder.add_text_field("doi", STRING | STORED);
+        let doi_key = builder.add_text_field("doi_key", STRING);
         let time_start = builder.add_i64_field("time_start", fast_i64.clone());
         let time_end = builder.add_i64_field("time_end", fast_i64);
         let box_west = builder.add_f64_field(column::BOX_WEST, fast_f64.clone());
@@ -152,6 +159,7 @@ impl Fields {
             updated_at,
             size,
             doi,
+            doi_key,
             time_start,
             time_end,
             box_west,
@@ -227,6 +235,10 @@ impl Fields {
         doc.add_u64(self.size, record.size_bytes);
         if !record.doi.is_empty() {
             doc.add_text(self.doi, &record.doi);
+        }
+        let doi_key = crate::record::canonical_doi(&record.doi);
+        if !doi_key.is_empty() {
+            doc.add_text(self.doi_key, &doi_key);
         }
         if let Some((start, end)) = temporal_span(record) {
             doc.add_i64(self.time_start, start);
