@@ -368,23 +368,28 @@ impl Node {
     pub fn unindex_origin(&self, origin: &str) -> Result<(), NodeError> {
         let _writer = self.live_index().writer();
         let index = self.index();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.store().list_records(origin, after.as_deref(), BATCH)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            let ops = page
-                .into_iter()
-                .map(|(id, _)| IndexOp::Remove {
-                    origin: origin.to_owned(),
-                    id,
-                })
-                .collect();
-            index.apply(ops, &BTreeMap::new())?;
-        }
-        // Searches paged before the revocation read it no more.
+        let removed = (|| -> Result<(), NodeError> {
+            let mut after: Option<String> = None;
+            loop {
+                let page = self.store().list_records(origin, after.as_deref(), BATCH)?;
+                let Some((last, _)) = page.last() else {
+                    return Ok(());
+                };
+                after = Some(last.clone());
+                let ops = page
+                    .into_iter()
+                    .map(|(id, _)| IndexOp::Remove {
+                        origin: origin.to_owned(),
+                        id,
+                    })
+                    .collect();
+                index.apply(ops, &BTreeMap::new())?;
+            }
+        })();
+        // Searches paged before the revocation read it no more, even if
+        // removing its records failed part way.
         index.drop_snapshots();
-        Ok(())
+        removed
     }
 }
 
