@@ -43,7 +43,7 @@ use tantivy::{
     SegmentReader, TantivyDocument, TantivyError, Term,
 };
 
-pub use self::generation::{LiveIndex, NextGeneration};
+pub use self::generation::{LiveIndex, NextGeneration, Rebuild};
 
 use self::bits::BitsCache;
 use self::collect::{PageCollector, SegmentColumns, TopHit};
