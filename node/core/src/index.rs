@@ -43,7 +43,7 @@ use tantivy::{
     SegmentReader, TantivyDocument, TantivyError, Term,
 };
 
-pub use self::generation::{LiveIndex, NextGeneration};
+pub use self::generation::{LiveIndex, NextGeneration, Rebuild};
 
 use self::bits::BitsCache;
 use self::collect::{PageCollector, SegmentColumns, TopHit};
@@ -275,6 +275,9 @@ pub struct HoldingsIndex {
     snapshots: Snapshots,
     columns: Arc<SegmentColumns>,
     bits_cache: Arc<BitsCache>,
+    /// Makes every reload fail, as a disk or mapping error would.
+    #[cfg(test)]
+    fail_reload: std::sync::atomic::AtomicBool,
 }
 
 impl HoldingsIndex {
@@ -362,6 +365,8 @@ impl HoldingsIndex {
             snapshots: Snapshots::new(snapshot_ttl),
             columns: Arc::default(),
             bits_cache: Arc::default(),
+            #[cfg(test)]
+            fail_reload: Default::default(),
         })
     }
 
@@ -436,12 +441,25 @@ impl HoldingsIndex {
             writer.rollback()?;
             return Err(error.into());
         }
+        // Noted before the reload, which can fail: the withdrawals are
+        // durable now, and a reader that did not load them must not serve
+        // them.
+        self.snapshots.withdraw(&withdrawn);
         // Searchers see the commit before the cursors say so: a position
         // in `cursors` is searchable (what read-your-writes waits for).
-        self.reader.reload()?;
+        self.reload()?;
         *self.cursors.write().unwrap_or_else(|p| p.into_inner()) = payload.cursors;
-        self.snapshots.withdraw(&withdrawn, self.generation());
+        self.snapshots.loaded(self.generation());
         Ok(())
+    }
+
+    /// Loads the last commit into the reader.
+    fn reload(&self) -> Result<(), TantivyError> {
+        #[cfg(test)]
+        if self.fail_reload.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(TantivyError::InternalError("reload refused".to_owned()));
+        }
+        self.reader.reload()
     }
 
     fn stage(&self, writer: &IndexWriter, ops: Vec<IndexOp>) -> Result<(), TantivyError> {
@@ -623,12 +641,14 @@ impl HoldingsIndex {
         viewer: &Viewer,
     ) -> Result<PreparedSearch, SearchError> {
         let plan = request.plan()?;
+        // A held snapshot leaves out what was withdrawn since it was taken;
+        // the reader's searcher, what it has not loaded yet.
         let (searcher, withdrawn) = plan
             .after
             .as_ref()
             .and_then(|cursor| cursor.snapshot)
             .and_then(|id| self.snapshots.get(id))
-            .unwrap_or_else(|| (self.reader.searcher(), Arc::default()));
+            .unwrap_or_else(|| (self.reader.searcher(), self.snapshots.unread()));
         let compiler = Compiler {
             fields: &self.fields,
             bits_cache: &self.bits_cache,
@@ -903,7 +923,7 @@ impl HoldingsIndex {
             cursors: self.cursors(),
         };
         commit(&mut writer, &payload)?;
-        self.reader.reload()
+        self.reload()
     }
 
     fn hit(

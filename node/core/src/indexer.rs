@@ -3,8 +3,9 @@
 //! The index records, per origin, the log position it has applied (in its
 //! commit payload). Catching up reads each origin's log from there, so after
 //! a crash the node resumes without a full rebuild. A rebuild fills a fresh
-//! index generation and switches to it when complete; searches keep using
-//! the old one until then.
+//! index generation and switches to it when complete; until then searches
+//! keep using the old one, which keeps taking changes, withdrawals
+//! included.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,12 +46,23 @@ impl Node {
     ) -> Result<u64, NodeError> {
         let _writer = self.live_index().writer();
         let index = self.index();
-        let seen = self.fill(&index, progress, go_on)?;
-        // What a refill restored that a crash or an error kept from the
-        // index (`Node::index_refilled`).
+        self.catch_up(&index, progress, go_on, Filling::InUse)
+    }
+
+    /// Brings `index` up to the store: the log entries it has not applied,
+    /// then what a refill restored that a crash or an error kept from it
+    /// (`Node::index_refilled`). Under the writer.
+    fn catch_up(
+        &self,
+        index: &HoldingsIndex,
+        progress: &mut dyn FnMut(u64),
+        go_on: &dyn Fn() -> bool,
+        filling: Filling,
+    ) -> Result<u64, NodeError> {
+        let seen = self.fill(index, progress, go_on, filling)?;
         for origin in self.store().refilled_origins()? {
             if self.holds_origin(&origin)? && self.origin_keys(&origin).is_ok() {
-                self.apply_refilled(&index, &origin)?;
+                self.apply_refilled(index, &origin, filling)?;
             }
         }
         Ok(seen)
@@ -61,6 +73,7 @@ impl Node {
         index: &HoldingsIndex,
         progress: &mut dyn FnMut(u64),
         go_on: &dyn Fn() -> bool,
+        filling: Filling,
     ) -> Result<u64, NodeError> {
         let mut cursors = index.cursors();
         let mut seen = 0;
@@ -99,9 +112,9 @@ impl Node {
                 self.handoff.forget(&origin);
             }
             while from < size && go_on() {
-                let handed = match chain {
-                    Some(_) => None,
-                    None => self.handoff.take(&origin, from, size),
+                let handed = match (&chain, filling) {
+                    (None, Filling::InUse) => self.handoff.take(&origin, from, size),
+                    _ => None,
                 };
                 let entries = match handed {
                     Some(handed) => handed,
@@ -211,14 +224,48 @@ impl Node {
     }
 
     /// Rebuilds the index from the store into a new generation and switches
-    /// to it. Searches use the old index until the new one is complete.
+    /// to it. Searches use the old index until the new one is complete, and
+    /// the old one keeps taking changes meanwhile: the new one is filled
+    /// without the writer, then, under it, catches up from the log
+    /// positions it reached (as after a crash), leaves out the origins
+    /// revoked since, and replaces the old one.
     pub fn rebuild_index(&self, progress: &mut dyn FnMut(u64)) -> Result<u64, NodeError> {
-        let _writer = self.live_index().writer();
-        let next = self.live_index().next()?;
-        let seen = self.fill(&next.index, progress, &|| true)?;
-        self.live_index().switch(next)?;
+        let live = self.live_index();
+        let rebuild = live.rebuild()?;
+        let next = rebuild.index().clone();
+        let mut filled = self.fill(&next, progress, &|| true, Filling::Rebuild)?;
+        // What the store took while it filled, still without the writer,
+        // so that little is left to take under it.
+        filled += self.fill(
+            &next,
+            &mut |seen| progress(filled + seen),
+            &|| true,
+            Filling::Rebuild,
+        )?;
+        let _writer = live.writer();
+        // A refill's notes are cleared once the next generation has them:
+        // the index in use takes them first, should the switch fail.
+        let in_use = self.index();
+        for origin in self.store().refilled_origins()? {
+            if self.holds_origin(&origin)? && self.origin_keys(&origin).is_ok() {
+                self.apply_refilled(&in_use, &origin, Filling::InUse)?;
+            }
+        }
+        let caught_up = self.catch_up(
+            &next,
+            &mut |seen| progress(filled + seen),
+            &|| true,
+            Filling::Rebuild,
+        )?;
+        // The index in use took their records out (`Node::unindex_origin`).
+        for origin in next.cursors().into_keys() {
+            if !self.holds_origin(&origin)? {
+                self.remove_records(&next, &origin)?;
+            }
+        }
+        rebuild.switch()?;
         self.index_advanced();
-        Ok(seen)
+        Ok(filled + caught_up)
     }
 
     /// How much of `origin`'s log the index in use has applied: every entry
@@ -307,11 +354,18 @@ impl Node {
             return Ok(());
         }
         let _writer = self.live_index().writer();
-        self.apply_refilled(&self.index(), origin)
+        self.apply_refilled(&self.index(), origin, Filling::InUse)
     }
 
-    /// [`Node::index_refilled`], under the index writer.
-    fn apply_refilled(&self, index: &HoldingsIndex, origin: &str) -> Result<(), NodeError> {
+    /// [`Node::index_refilled`], under the index writer. The notes stay
+    /// while a rebuild fills the next generation: it may have passed their
+    /// entries, and takes them when it catches up.
+    fn apply_refilled(
+        &self,
+        index: &HoldingsIndex,
+        origin: &str,
+        filling: Filling,
+    ) -> Result<(), NodeError> {
         let noted = self.store().refilled(origin)?;
         if noted.is_empty() {
             return Ok(());
@@ -360,7 +414,9 @@ impl Node {
             index.apply(ops, &BTreeMap::new())?;
             self.index_advanced();
         }
-        self.store().refilled_indexed(origin, &noted)?;
+        if filling == Filling::Rebuild || !self.live_index().rebuilding() {
+            self.store().refilled_indexed(origin, &noted)?;
+        }
         Ok(())
     }
 
@@ -368,10 +424,21 @@ impl Node {
     pub fn unindex_origin(&self, origin: &str) -> Result<(), NodeError> {
         let _writer = self.live_index().writer();
         let index = self.index();
+        let removed = self.remove_records(&index, origin);
+        // Searches paged before the revocation read it no more, even if
+        // removing its records failed part way.
+        index.drop_snapshots();
+        removed
+    }
+
+    /// Removes every record of `origin` from `index`.
+    fn remove_records(&self, index: &HoldingsIndex, origin: &str) -> Result<(), NodeError> {
         let mut after: Option<String> = None;
         loop {
             let page = self.store().list_records(origin, after.as_deref(), BATCH)?;
-            let Some((last, _)) = page.last() else { break };
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
             after = Some(last.clone());
             let ops = page
                 .into_iter()
@@ -382,10 +449,17 @@ impl Node {
                 .collect();
             index.apply(ops, &BTreeMap::new())?;
         }
-        // Searches paged before the revocation read it no more.
-        index.drop_snapshots();
-        Ok(())
     }
+}
+
+/// Which index a catch-up fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Filling {
+    /// The index in use: takes the entries sync handed over.
+    InUse,
+    /// A rebuild's next generation: reads every entry from the store,
+    /// leaving the handed ones to the index in use.
+    Rebuild,
 }
 
 /// Whether a stored entry is an origin's audience.

@@ -1,7 +1,8 @@
 //! Generations of the index on disk: `index/CURRENT` names the directory
 //! (`g1`, `g2`, …) in use. A rebuild fills the next generation while
-//! searches keep using the current one, then switches `CURRENT` atomically
-//! (write, fsync, rename, fsync the directory) and removes the old one.
+//! searches keep using the current one, which keeps taking changes, then
+//! switches `CURRENT` atomically (write, fsync, rename, fsync the
+//! directory) and removes the old one.
 //! A rebuild cut short by a crash leaves its unfinished generation (or,
 //! killed between the switch and the removal, the old one) behind;
 //! [`LiveIndex::remove_abandoned`], run when the node opens, removes every
@@ -9,6 +10,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use super::{HoldingsIndex, IndexError};
@@ -20,14 +22,53 @@ pub struct LiveIndex {
     root: PathBuf,
     current: RwLock<Arc<HoldingsIndex>>,
     dir: Mutex<PathBuf>,
-    /// Serialises writers: catch-up, rebuild, removals.
+    /// Serialises writers of the index in use: catch-up, removals, and a
+    /// rebuild's last catch-up and switch.
     writer: Mutex<()>,
+    /// One rebuild at a time.
+    rebuild: Mutex<()>,
+    /// Whether a rebuild is filling the next generation.
+    rebuilding: AtomicBool,
 }
 
 /// A generation being filled by a rebuild.
 pub struct NextGeneration {
     pub index: Arc<HoldingsIndex>,
     dir: PathBuf,
+}
+
+/// A rebuild under way ([`LiveIndex::rebuild`]): its generation, filled
+/// without the writer, and switched to under it.
+pub struct Rebuild<'a> {
+    live: &'a LiveIndex,
+    next: Option<NextGeneration>,
+    _one: MutexGuard<'a, ()>,
+}
+
+impl Rebuild<'_> {
+    /// The index being filled.
+    pub fn index(&self) -> &Arc<HoldingsIndex> {
+        &self
+            .next
+            .as_ref()
+            .expect("switched rebuilds are gone")
+            .index
+    }
+
+    /// Makes the filled generation the current one ([`LiveIndex::switch`]).
+    /// Called under the writer, once the generation has caught up.
+    pub fn switch(mut self) -> Result<(), IndexError> {
+        let next = self.next.take().expect("switched once");
+        self.live.switch(next)
+    }
+}
+
+impl Drop for Rebuild<'_> {
+    fn drop(&mut self) {
+        // A rebuild that failed leaves its generation behind, removed when
+        // the node opens next (`LiveIndex::remove_abandoned`).
+        self.live.rebuilding.store(false, Ordering::SeqCst);
+    }
 }
 
 impl LiveIndex {
@@ -56,6 +97,8 @@ impl LiveIndex {
             current: RwLock::new(Arc::new(index)),
             dir: Mutex::new(dir),
             writer: Mutex::new(()),
+            rebuild: Mutex::new(()),
+            rebuilding: AtomicBool::new(false),
         })
     }
 
@@ -97,6 +140,29 @@ impl LiveIndex {
     /// Held by whoever writes to the index.
     pub fn writer(&self) -> MutexGuard<'_, ()> {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a rebuild: waits for any other to end, then makes an empty
+    /// index in the next generation's directory. Until the rebuild is
+    /// switched to or dropped, [`LiveIndex::rebuilding`] says so.
+    pub fn rebuild(&self) -> Result<Rebuild<'_>, IndexError> {
+        let one = self.rebuild.lock().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.writer();
+        self.rebuilding.store(true, Ordering::SeqCst);
+        let mut rebuild = Rebuild {
+            live: self,
+            next: None,
+            _one: one,
+        };
+        rebuild.next = Some(self.next()?);
+        Ok(rebuild)
+    }
+
+    /// Whether a rebuild is filling the next generation: what changes the
+    /// index in use without a log position (a refill's notes) must be
+    /// left for the rebuild to take as well.
+    pub fn rebuilding(&self) -> bool {
+        self.rebuilding.load(Ordering::SeqCst)
     }
 
     /// An empty index in the next generation's directory.

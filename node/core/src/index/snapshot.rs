@@ -17,6 +17,13 @@
 //! held: a searcher older than the last withdrawal is not kept (its next
 //! pages read the index as it is). However often it is used, a snapshot is
 //! dropped [`MAX_CURSOR_AGE`] after it was taken.
+//!
+//! A withdrawal is noted once its commit is durable, before the reader
+//! loads it ([`Snapshots::withdraw`]), and settled when the reader has
+//! ([`Snapshots::loaded`]). Should the reload fail, the current searcher
+//! may still show what was withdrawn: until a reload succeeds, searches of
+//! it leave those records out ([`Snapshots::unread`]) and no searcher is
+//! kept.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -52,6 +59,10 @@ struct State {
     /// older than the reader's: the reader also reloads for merges, and on
     /// its own after each commit, which withdraw nothing.)
     withdrawn_at: u64,
+    /// Record keys withdrawn by commits the reader has not been seen to
+    /// load (its reload failed, or has not happened yet): the current
+    /// searcher may show them.
+    unread: Option<Arc<BTreeSet<String>>>,
 }
 
 pub(crate) struct Snapshots {
@@ -76,17 +87,21 @@ impl Snapshots {
 
     /// Keeps `searcher` for a while and returns its snapshot id; `None`
     /// when it is not held and a record was withdrawn since it was the
-    /// reader's searcher: it may show that record, and no withdrawn set
-    /// says so.
+    /// reader's searcher, or by a commit the reader has not loaded: it may
+    /// show that record, and no withdrawn set says so.
     pub fn keep(&self, searcher: &Searcher) -> Option<(u64, u64)> {
         let generation = searcher.generation().generation_id();
         let now = Instant::now();
         let mut state = self.lock();
-        let State { held, withdrawn_at } = &mut *state;
+        let State {
+            held,
+            withdrawn_at,
+            unread,
+        } = &mut *state;
         self.expire(held, now);
         match held.get_mut(&generation) {
             Some(entry) => entry.used = now,
-            None if generation < *withdrawn_at => return None,
+            None if unread.is_some() || generation < *withdrawn_at => return None,
             None => {
                 held.insert(
                     generation,
@@ -129,20 +144,39 @@ impl Snapshots {
         Some((entry.searcher.clone(), entry.withdrawn.clone()))
     }
 
-    /// Records that `keys` were withdrawn by a commit that `current`, the
-    /// reader generation now, reads: no held snapshot shows them again, and
-    /// no older searcher is kept from now on.
-    pub fn withdraw(&self, keys: &[String], current: u64) {
+    /// Records that `keys` were withdrawn by a commit that is durable but
+    /// that the reader may not have loaded: no held snapshot shows them
+    /// again, searches of the current searcher leave them out, and no
+    /// searcher is kept, until [`Self::loaded`].
+    pub fn withdraw(&self, keys: &[String]) {
         if keys.is_empty() {
             return;
         }
         let mut state = self.lock();
-        state.withdrawn_at = state.withdrawn_at.max(current);
+        let unread = Arc::make_mut(state.unread.get_or_insert_with(Arc::default));
+        unread.extend(keys.iter().cloned());
         state.held.retain(|_, entry| {
             let withdrawn = Arc::make_mut(&mut entry.withdrawn);
             withdrawn.extend(keys.iter().cloned());
             withdrawn.len() <= MAX_WITHDRAWN
         });
+    }
+
+    /// Records that the reader loaded every commit so far, and `current`
+    /// is its generation now: searchers of it show nothing withdrawn, and
+    /// no older one is kept from now on. Called under the index writer, so
+    /// that no withdrawal is committed between the reload and this.
+    pub fn loaded(&self, current: u64) {
+        let mut state = self.lock();
+        if state.unread.take().is_some() {
+            state.withdrawn_at = state.withdrawn_at.max(current);
+        }
+    }
+
+    /// Record keys withdrawn by commits the reader has not been seen to
+    /// load: a search of the current searcher leaves them out.
+    pub fn unread(&self) -> Arc<BTreeSet<String>> {
+        self.lock().unread.clone().unwrap_or_default()
     }
 
     /// Drops every held snapshot, and keeps none older than `current`, the

@@ -1329,6 +1329,98 @@ fn a_record_withdrawn_while_a_page_runs_is_not_on_the_later_pages() {
     );
 }
 
+/// A commit whose reader reload fails is durable all the same: what it
+/// withdrew leaves the held snapshots, the page that was running and the
+/// searches made before a reload succeeds, and no searcher that may still
+/// show it is kept. A later reload settles it.
+#[test]
+fn a_withdrawal_whose_reload_fails_is_not_shown() {
+    use std::sync::atomic::Ordering;
+    let request = SearchRequest {
+        text: "glacier".into(),
+        sort: Sort::Size,
+        limit: 2,
+        ..Default::default()
+    };
+    let anonymous = Viewer::Anonymous;
+    // A record the first page does not show deleted, another narrowed to
+    // PRIVATE, each by a commit the reader fails to load; what they are.
+    let withdraw = |f: &Fixture| {
+        let every = f.ids_as(request.clone(), &anonymous);
+        f.index.fail_reload.store(true, Ordering::Relaxed);
+        let removed = f.index.apply(
+            vec![IndexOp::Remove {
+                origin: HERE.into(),
+                id: every[2].clone(),
+            }],
+            &BTreeMap::new(),
+        );
+        assert!(removed.is_err());
+        let n: usize = every[3][1..].parse().unwrap();
+        let narrowed = f.index.apply(
+            upserts(vec![DatasetRecord {
+                version: 2,
+                visibility: Visibility::Private as i32,
+                ..glacier_record(n, "p")
+            }]),
+            &BTreeMap::new(),
+        );
+        assert!(narrowed.is_err());
+        set(&[&every[2], &every[3]])
+    };
+    let corpus = || fixture((0..10).map(|n| glacier_record(n, "p")).collect());
+
+    // A snapshot held, and a page of it running, when the withdrawals come.
+    let f = corpus();
+    let held = f.search(request.clone(), &anonymous);
+    let second = SearchRequest {
+        after: held.next_cursor.clone(),
+        ..request.clone()
+    };
+    let running = f.index.prepare(&second, &anonymous).unwrap();
+    let withdrawn = withdraw(&f);
+    let rest = later_pages(&f, &request, &anonymous, held.next_cursor);
+    assert!(rest.is_disjoint(&withdrawn), "held snapshot: {rest:?}");
+    // The page may show what was withdrawn while it ran; its next may not.
+    let page = running.run().unwrap();
+    let rest = later_pages(&f, &request, &anonymous, page.next_cursor);
+    assert!(
+        rest.is_disjoint(&withdrawn),
+        "page of a held snapshot: {rest:?}"
+    );
+
+    // No snapshot held: the first page running when the withdrawals come
+    // keeps none, and searches of the reader leave them out.
+    let f = corpus();
+    let running = f.index.prepare(&request, &anonymous).unwrap();
+    let withdrawn = withdraw(&f);
+    let page = running.run().unwrap();
+    assert!(
+        f.index.snapshots.get(snapshot_of(&page)).is_none(),
+        "a snapshot kept that may show a withdrawn record"
+    );
+    let rest = later_pages(&f, &request, &anonymous, page.next_cursor);
+    assert!(rest.is_disjoint(&withdrawn), "first page running: {rest:?}");
+    let every: BTreeSet<String> = f.ids_as(request.clone(), &anonymous).into_iter().collect();
+    assert_eq!(every.len(), 8, "{every:?}");
+    assert!(every.is_disjoint(&withdrawn), "new search: {every:?}");
+
+    // Once a reload succeeds, the reader shows the withdrawals itself and
+    // snapshots are kept again.
+    f.index.fail_reload.store(false, Ordering::Relaxed);
+    f.add(Vec::new());
+    assert!(f.index.snapshots.unread().is_empty());
+    assert_eq!(f.ids_as(request.clone(), &anonymous).len(), 8);
+    let first = f.search(request.clone(), &anonymous);
+    assert!(f.index.snapshots.get(snapshot_of(&first)).is_some());
+}
+
+/// The snapshot id a page's cursor names (`(0, 0)` for none).
+fn snapshot_of(page: &SearchResults) -> (u64, u64) {
+    let cursor = page.next_cursor.as_deref().expect("a next page");
+    Cursor::decode(cursor).unwrap().snapshot.unwrap_or_default()
+}
+
 /// Issue 9, item 7: the scores an anonymous caller gets do not depend on
 /// records it may not see.
 #[test]

@@ -1,6 +1,9 @@
 //! The index holds each record once, whichever of a refill and the indexer
 //! takes its entry first.
 
+use std::time::Duration;
+
+use crate::ids::RecordId;
 use crate::node::Node;
 use crate::proto::DatasetRecord;
 use crate::query::SearchRequest;
@@ -114,4 +117,56 @@ fn a_refilled_record_a_revocation_quarantines_stays_out_of_the_index() {
     // Both versions are in the revoked range.
     assert_eq!(found(&node, "station"), (vec![], 0));
     assert!(node.store().refilled(&record.origin).unwrap().is_empty());
+}
+
+/// While a rebuild fills the next generation, the index in use keeps
+/// taking changes: a record deleted meanwhile leaves search at once and is
+/// not in the rebuilt index, and one imported meanwhile is. What a refill
+/// noted meanwhile reaches both.
+#[test]
+fn changes_made_while_a_rebuild_runs_reach_search_and_stay_after_it() {
+    let (node, _dir, _) = stored();
+    node.catch_up_index(&mut |_| {}).unwrap();
+    let mut changed = false;
+    node.rebuild_index(&mut |_| {
+        if std::mem::replace(&mut changed, true) {
+            return;
+        }
+        // The next generation holds both records by now.
+        node.delete(&RecordId::parse("PDC-1").unwrap()).unwrap();
+        // A refill's notes are left for the rebuild, which may have passed
+        // their entries.
+        let kept = node.get("", "PDC-2", &operator(&node)).unwrap().record;
+        noted_as_refilled(&node, &kept);
+        node.index_refilled(&kept.origin).unwrap();
+        assert!(!node.store().refilled(&kept.origin).unwrap().is_empty());
+        let line = record_line("PDC-3", "Ice station 3", "public");
+        assert_eq!(node.import_lines(3, &[line]).unwrap().stored, 1);
+        // Indexed on a thread of its own, as the indexer task does: the
+        // rebuild waits here for it.
+        let (done, indexed) = std::sync::mpsc::channel();
+        let indexer = node.clone();
+        std::thread::spawn(move || {
+            let _ = done.send(indexer.catch_up_index(&mut |_| {}).map(|_| ()));
+        });
+        indexed
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the index in use took no change while a rebuild ran")
+            .unwrap();
+        assert_eq!(
+            found(&node, "station"),
+            (vec!["PDC-2".into(), "PDC-3".into()], 2),
+            "while the rebuild runs"
+        );
+    })
+    .unwrap();
+    assert!(changed);
+    assert!(node.store().refilled_origins().unwrap().is_empty());
+    assert_eq!(
+        found(&node, "station"),
+        (vec!["PDC-2".into(), "PDC-3".into()], 2),
+        "after the rebuild"
+    );
+    let report = crate::fsck::check(&node).unwrap();
+    assert!(report.clean(), "{:?}", report.findings);
 }

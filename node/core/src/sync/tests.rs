@@ -1209,6 +1209,60 @@ async fn a_narrowed_then_withdrawn_record_leaves_the_replicas() {
     assert_rebuilt_and_clean(&fed.here, &["PDC-1", "PDC-3"]);
 }
 
+/// A peer revoked while a rebuild runs leaves search at once, and the
+/// rebuilt index, which had taken its records before, does not bring them
+/// back.
+#[tokio::test]
+async fn a_peer_revoked_while_a_rebuild_runs_leaves_search_and_stays_out() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    import(&fed.here, 7, 1);
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert_eq!(searched(&fed.here, "station"), ["PDC-1", "PDC-2", "PDC-7"]);
+    let here = fed.here.clone();
+    let every: u64 = here
+        .store()
+        .origins()
+        .unwrap()
+        .iter()
+        .map(|(_, size)| size)
+        .sum();
+    let mut revoked = false;
+    here.rebuild_index(&mut |seen| {
+        // Once the next generation holds every entry, polar's included.
+        if seen < every || std::mem::replace(&mut revoked, true) {
+            return;
+        }
+        here.trust().set_state(POLAR, PeerState::Revoked).unwrap();
+        // As `trust revoke` does, on a thread of its own: the rebuild
+        // waits here for it.
+        let (done, unindexed) = std::sync::mpsc::channel();
+        let node = here.clone();
+        std::thread::spawn(move || {
+            let _ = done.send(node.unindex_origin(POLAR));
+        });
+        unindexed
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a revocation waited for the rebuild")
+            .unwrap();
+        let request = crate::query::SearchRequest {
+            text: "station".into(),
+            ..Default::default()
+        };
+        let found = here.index().search(&request, &here.operator()).unwrap();
+        let ids: Vec<_> = found.hits.iter().map(|hit| hit.id.as_str()).collect();
+        assert_eq!(ids, ["PDC-7"], "while the rebuild runs");
+    })
+    .unwrap();
+    assert!(revoked);
+    assert_eq!(
+        searched(&fed.here, "station"),
+        ["PDC-7"],
+        "after the rebuild"
+    );
+}
+
 /// The indexer takes what a pull applied from sync's hands instead of
 /// reading it back, and indexes the same as from the store: new records,
 /// a version, a deletion, and a version withdrawn by digests in the same
