@@ -477,12 +477,28 @@ pub enum Recovery {
 /// or absent: verifies it ([`verify`]), writes the files with the modes
 /// `meridian init` gives them, loads the store, and (with
 /// [`Recovery::FromPeers`]) marks the node as recovering.
+///
+/// Every file is hashed again as it is restored, the dump as it is loaded:
+/// a backup that changed since [`verify`] read it (flaky or shared storage,
+/// a file replaced meanwhile) is refused, naming the file. A refused
+/// restore removes what it wrote and leaves `data_dir` as it found it.
 pub fn restore(
     backup: &Path,
     data_dir: &Path,
     recovery: Recovery,
 ) -> Result<Manifest, BackupError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    restore_reading(backup, data_dir, recovery, |path| std::fs::File::open(path))
+}
+
+/// [`restore`], reading the store's dump from what `open_dump` opens.
+fn restore_reading<R: Read>(
+    backup: &Path,
+    data_dir: &Path,
+    recovery: Recovery,
+    open_dump: impl FnOnce(&Path) -> std::io::Result<R>,
+) -> Result<Manifest, BackupError> {
+    // A fast refusal of a damaged or partial backup before anything is
+    // written; the digests are checked again on what is restored.
     let manifest = verify(backup)?;
     if manifest.recovering && recovery == Recovery::Skip {
         return Err(BackupError::Manifest {
@@ -493,20 +509,51 @@ pub fn restore(
                 .into(),
         });
     }
-    if data_dir.exists() {
+    let created = !data_dir.exists();
+    if !created {
         let mut entries = std::fs::read_dir(data_dir).map_err(io(data_dir))?;
         if entries.next().is_some() {
             return Err(BackupError::NotEmpty(data_dir.to_owned()));
         }
     }
     std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+    let mut written = Vec::new();
+    match write_restored(
+        backup,
+        data_dir,
+        &manifest,
+        recovery,
+        open_dump,
+        &mut written,
+    ) {
+        Ok(()) => Ok(manifest),
+        Err(e) => {
+            undo_restore(data_dir, created, &written);
+            Err(e)
+        }
+    }
+}
+
+/// Writes the restored node into the empty directory `data_dir`, adding
+/// each path it creates to `written` before it writes there.
+fn write_restored<R: Read>(
+    backup: &Path,
+    data_dir: &Path,
+    manifest: &Manifest,
+    recovery: Recovery,
+    open_dump: impl FnOnce(&Path) -> std::io::Result<R>,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), BackupError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
         .map_err(io(data_dir))?;
     // Marked recovering before anything else is written: a restore cut
-    // short (killed, or refused below) leaves a node that takes its own log
-    // back from its peers before it signs, never one that signs again at
-    // positions its peers already hold (they would freeze it as a fork).
+    // short (killed) leaves a node that takes its own log back from its
+    // peers before it signs, never one that signs again at positions its
+    // peers already hold (they would freeze it as a fork). A refused
+    // restore removes the marker last.
     let marker = data_dir.join(RECOVERY_FILE);
+    written.push(marker.clone());
     write_marker(
         &marker,
         &format!(
@@ -529,7 +576,8 @@ pub fn restore(
         if hex::encode(Sha256::digest(&bytes)) != entry.sha256 {
             return Err(BackupError::Damaged {
                 path: source,
-                message: "changed while it was restored".into(),
+                message: "changed while it was restored: its SHA-256 differs from the manifest's"
+                    .into(),
             });
         }
         let mut out = std::fs::OpenOptions::new()
@@ -538,21 +586,45 @@ pub fn restore(
             .mode(mode)
             .open(&target)
             .map_err(io(&target))?;
+        written.push(target.clone());
         out.write_all(&bytes)
             .and_then(|()| out.set_permissions(std::fs::Permissions::from_mode(mode)))
             .and_then(|()| out.sync_all())
             .map_err(io(&target))?;
     }
     let dump_path = backup.join(STORE_DUMP);
-    let dump = std::fs::File::open(&dump_path).map_err(io(&dump_path))?;
-    let summary = Store::load_dump(
-        &data_dir.join(STORE_DIR),
-        &mut std::io::BufReader::new(dump),
-    )
-    .map_err(|source| BackupError::Dump {
+    let entry = &manifest.files[STORE_DUMP];
+    let changed = |message: String| BackupError::Damaged {
+        path: dump_path.clone(),
+        message: format!("changed while it was restored: {message}"),
+    };
+    let mut dump = HashingReader {
+        inner: open_dump(&dump_path).map_err(io(&dump_path))?,
+        hash: Sha256::new(),
+        bytes: 0,
+    };
+    let store_dir = data_dir.join(STORE_DIR);
+    written.push(store_dir.clone());
+    let loaded = Store::load_dump(&store_dir, &mut std::io::BufReader::new(&mut dump));
+    // What was loaded is what was hashed: the rest of the file (a dump that
+    // grew, or one the load stopped reading) is hashed too, so a dump that
+    // changed is named as such, whatever the load made of it.
+    let rest = std::io::copy(&mut dump, &mut std::io::sink());
+    let (bytes, sha256) = (dump.bytes, hex::encode(dump.hash.finalize()));
+    if rest.is_ok() && bytes != entry.bytes {
+        return Err(changed(format!(
+            "{bytes} bytes, the manifest says {}",
+            entry.bytes
+        )));
+    }
+    if rest.is_ok() && sha256 != entry.sha256 {
+        return Err(changed("its SHA-256 differs from the manifest's".into()));
+    }
+    let summary = loaded.map_err(|source| BackupError::Dump {
         path: dump_path.clone(),
         source,
     })?;
+    rest.map_err(io(&dump_path))?;
     if summary.origins != manifest.origins {
         return Err(BackupError::Damaged {
             path: dump_path,
@@ -569,8 +641,63 @@ pub fn restore(
         )?,
         Recovery::Skip => std::fs::remove_file(&marker).map_err(io(&marker))?,
     }
-    sync_dir(data_dir)?;
-    Ok(manifest)
+    sync_dir(data_dir)
+}
+
+/// Removes what a refused restore wrote into `data_dir` (`written`, in the
+/// order it was written: the recovery marker first), the marker last, so
+/// that a removal cut short still leaves a recovering node; and `data_dir`
+/// itself when the restore `created` it.
+fn undo_restore(data_dir: &Path, created: bool, written: &[PathBuf]) {
+    let mut failed = false;
+    for path in written.iter().rev() {
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+        match removed {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove what a refused restore wrote");
+                failed = true;
+                break;
+            }
+        }
+    }
+    if created && !failed {
+        if let Err(e) = std::fs::remove_dir(data_dir) {
+            tracing::warn!(path = %data_dir.display(), error = %e, "could not remove the directory of a refused restore");
+        }
+    }
+    let synced = if data_dir.exists() {
+        data_dir.to_owned()
+    } else {
+        match data_dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        }
+    };
+    if let Err(e) = sync_dir(&synced) {
+        tracing::warn!(error = %e, "could not sync after a refused restore");
+    }
+}
+
+/// A reader that hashes and counts what passes through it.
+struct HashingReader<R> {
+    inner: R,
+    hash: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,11 @@
 //! checkpoint covers the whole log); each record state names the record's
 //! last entry and notes its latest public version where the log has it;
 //! and the index holds exactly the live records up to its cursor, each
-//! once, at its version. [`repair`] re-derives what can be derived without
-//! anyone else's key: the index, the notes of the latest public versions,
-//! and the own log's checkpoint.
+//! once, at its version. A peer whose stored key chain does not verify
+//! from the root pinned for it (sync holds it back) is named where the
+//! chain breaks, and its log checked without its keys. [`repair`]
+//! re-derives what can be derived without anyone else's key: the index,
+//! the notes of the latest public versions, and the own log's checkpoint.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -157,17 +159,33 @@ fn examine(node: &Node, renote: bool) -> Result<FsckReport, NodeError> {
             origin,
             out: &mut report.findings,
         };
-        let ring = node.origin_keys(origin)?;
+        // A peer whose stored key chain does not verify from its pin is
+        // held back by sync and the indexer: named where its chain breaks,
+        // and its log checked without its keys.
+        let (ring, broken) = match node.origin_keys(origin) {
+            Ok(ring) => (ring, None),
+            Err(NodeError::Sign(error)) => (None, Some(error)),
+            Err(e) => return Err(e),
+        };
         let scan = scan_log(node, origin, *size, ring.as_deref(), &mut findings)?;
         report.entries += scan.leaves.len() as u64;
         check_merkle(node, origin, &scan, &mut findings)?;
         check_checkpoint(node, origin, &scan, ring.as_deref(), &mut findings)?;
+        if let Some(error) = &broken {
+            name_chain_break(node, origin, error, &mut findings)?;
+        }
         let (read, noted) = check_records(node, origin, &scan, renote, &mut findings)?;
         report.records += read;
         if noted > 0 {
             report.repaired.push(format!(
                 "noted the latest public version in {noted} record states of {origin}"
             ));
+        }
+        if broken.is_some() {
+            // What the index took of it before it was held back cannot be
+            // held to its quarantine, which its chain decides.
+            documents.remove(origin.as_str());
+            continue;
         }
         let cursor = cursors.get(origin.as_str()).copied().unwrap_or(0);
         let durable = store.durable_log_size(origin).min(*size);
@@ -261,6 +279,102 @@ pub fn repair(node: &Node) -> Result<FsckReport, NodeError> {
     let mut after = check(node)?;
     after.repaired = repaired;
     Ok(after)
+}
+
+/// Names where `origin`'s stored key chain stops verifying from the root
+/// pinned for it (`error`, as the chain was refused): the first stored key
+/// set that does not extend the chain before it.
+///
+/// A log's Merkle leaves cover each entry's payload, not its signatures.
+/// So a key set whose payload the origin's stored checkpoint covers, but
+/// whose signatures do not verify, holds the payload the origin signed
+/// with other signatures than the origin's: stripped, forged or padded by
+/// a relay before batches whose key set differs from the verified one were
+/// refused (`keyset::KeyChain::open_entries`). Nothing here can put the
+/// origin's signatures back: the entry has to be fetched again from a peer.
+fn name_chain_break(
+    node: &Node,
+    origin: &str,
+    error: &crate::sign::SignError,
+    findings: &mut Findings<'_>,
+) -> Result<(), NodeError> {
+    let store = node.store();
+    let pinned = node
+        .trust()
+        .get(origin)?
+        .and_then(|peer| peer.pinned_root().ok());
+    let mut chain = KeyChain::new(origin, pinned);
+    let now = crate::keyset::now_unix();
+    let mut failed: Option<(u64, Option<crate::sign::SignError>)> = None;
+    for index in store.key_set_positions(origin)? {
+        // `None`: no signed entry where the key sets say one is.
+        let extended = match store.entry(origin, LogIndex(index))? {
+            Some(StoredEntry::Signed(envelope)) => {
+                chain.extend(index, &envelope, now).map_err(Some)
+            }
+            _ => Err(None),
+        };
+        if let Err(e) = extended {
+            failed = Some((index, e));
+            break;
+        }
+    }
+    let at = failed.as_ref().map(|(index, _)| *index);
+    let reason = failed
+        .as_ref()
+        .and_then(|(_, e)| e.as_ref())
+        .map_or_else(|| error.to_string(), ToString::to_string);
+    // Only the signatures fail (the payload is a valid next set), and the
+    // stored checkpoint, which agrees with the log's leaves, covers it.
+    let signatures_only = failed.as_ref().is_some_and(|(_, e)| {
+        use crate::sign::SignError as E;
+        matches!(
+            e,
+            Some(
+                E::NoSignature
+                    | E::TooManySignatures { .. }
+                    | E::NotAKeyId { .. }
+                    | E::DuplicateSignature(_)
+                    | E::UnknownKey(_)
+                    | E::BadSignature { .. }
+                    | E::MalformedSignature { .. }
+                    | E::ThresholdNotMet { .. }
+            )
+        )
+    });
+    let checkpoint_agrees = !findings
+        .out
+        .iter()
+        .any(|f| f.origin == origin && f.part == "checkpoint");
+    let covered = store
+        .checkpoint(origin)?
+        .as_deref()
+        .and_then(crate::sync::receive::stored_checkpoint_size);
+    let message = match (at, chain.latest()) {
+        (Some(index), Some(before))
+            if signatures_only && checkpoint_agrees && covered.is_some_and(|size| size > index) =>
+        {
+            format!(
+                "the key set's signatures differ from the ones the origin signed: its payload is \
+                 covered by the origin's stored checkpoint, but its signatures do not verify \
+                 against the set at entry {} ({reason}); the origin is held back (not pulled, \
+                 not indexed further) until this entry is fetched again from a peer",
+                before.index
+            )
+        }
+        (Some(_), Some(before)) => format!(
+            "the key set does not verify against the set at entry {} ({reason}); the origin is \
+             held back (not pulled, not indexed further) until it does",
+            before.index
+        ),
+        _ => format!(
+            "the origin's key chain does not verify from the root pinned for it ({reason}); the \
+             origin is held back (not pulled, not indexed further) until it does: check the \
+             pin (`meridian trust show {origin}`), or the stored set is damaged"
+        ),
+    };
+    findings.add("log", tree::KEYSETS, None, at, message, false);
+    Ok(())
 }
 
 fn scan_log(

@@ -162,12 +162,97 @@ fn a_recovering_node_appends_nothing_of_its_own_until_recovery_ends() {
     assert_eq!(node.import_lines(1, &lines(20..21)).unwrap().log_size, 22);
 }
 
-/// A restore that stops before its end (here refused once the store is
-/// loaded: the manifest names other log sizes) leaves a node that is
-/// recovering, even when a finished restore would not have been: it
-/// appends nothing of its own before its peers give its log back.
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `bytes` with every "Ice core 7" made "Ice core X": a dump of the same
+/// length that loads, holding a title the node never signed.
+fn tampered(bytes: &[u8]) -> Vec<u8> {
+    let (from, to) = (b"Ice core 7", b"Ice core X");
+    let mut out = bytes.to_vec();
+    let mut found = 0;
+    for at in 0..out.len() - from.len() {
+        if &out[at..at + from.len()] == from {
+            out[at..at + from.len()].copy_from_slice(to);
+            found += 1;
+        }
+    }
+    assert!(found > 0, "the dump holds the title");
+    out
+}
+
+/// A dump that changes after `verify` read it (replaced on the backup's
+/// storage, or read back differently) is refused once it is loaded, naming
+/// it, and the target directory is left as it was found: nothing of the
+/// changed store (its trust store, its records) is left for a node to open.
 #[test]
-fn a_restore_cut_short_leaves_a_recovering_node() {
+fn a_dump_that_changes_after_it_was_verified_is_refused_and_nothing_stays() {
+    let (dir, backup, _) = backed_up();
+    let dump = backup.join(STORE_DUMP);
+    let original = std::fs::read(&dump).unwrap();
+
+    // Replaced between the check and the load.
+    let target = dir.path().join("restored");
+    let err = restore_reading(&backup, &target, Recovery::Skip, |path| {
+        std::fs::write(path, tampered(&original))?;
+        std::fs::File::open(path)
+    })
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, BackupError::Damaged { .. }), "{message}");
+    assert!(message.contains(&dump.display().to_string()), "{message}");
+    assert!(
+        message.contains("changed while it was restored"),
+        "{message}"
+    );
+    assert!(message.contains("SHA-256"), "{message}");
+    assert!(!target.exists(), "{:?}", names(&target));
+    std::fs::write(&dump, &original).unwrap();
+
+    // Read back differently while it is loaded (the file on disk is intact),
+    // into an empty directory the operator made: it stays, empty.
+    let made = dir.path().join("made");
+    std::fs::create_dir(&made).unwrap();
+    let err = restore_reading(&backup, &made, Recovery::FromPeers, |_| {
+        Ok(std::io::Cursor::new(tampered(&original)))
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("SHA-256"), "{err}");
+    assert!(names(&made).is_empty(), "{:?}", names(&made));
+
+    // Grown: the load refuses the bytes after its end, and the error says
+    // the file changed.
+    let mut longer = original.clone();
+    longer.push(0);
+    let err = restore_reading(&backup, &target, Recovery::Skip, |_| {
+        Ok(std::io::Cursor::new(longer))
+    })
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("changed while it was restored"),
+        "{message}"
+    );
+    assert!(message.contains("bytes, the manifest says"), "{message}");
+    assert!(!target.exists());
+
+    // The backup itself restores.
+    restore(&backup, &target, Recovery::Skip).unwrap();
+    let node = Node::open(&target, &BTreeMap::new()).unwrap();
+    assert_eq!(node.store().log_size("polar").unwrap(), 21);
+}
+
+/// A restore refused once the store is loaded (here the manifest names
+/// other log sizes) removes what it wrote: the directory is as it was.
+#[test]
+fn a_restore_refused_after_loading_leaves_nothing() {
     let (dir, backup, mut manifest) = backed_up();
     manifest.origins.insert("polar".into(), 999);
     std::fs::write(
@@ -178,10 +263,32 @@ fn a_restore_cut_short_leaves_a_recovering_node() {
     let restored = dir.path().join("restored");
     let err = restore(&backup, &restored, Recovery::Skip).unwrap_err();
     assert!(err.to_string().contains("differ in size"), "{err}");
-    let node = Node::open(&restored, &BTreeMap::new()).unwrap();
-    assert!(node.recovering());
-    let err = node.import_lines(1, &lines(20..21)).unwrap_err();
-    assert!(err.to_string().contains("recovering its own log"), "{err}");
+    assert!(!restored.exists(), "{:?}", names(&restored));
+}
+
+/// A restore that stops before its end without undoing what it wrote (a
+/// kill; here the load dies) leaves a node that is recovering, even when a
+/// finished restore would not have been: it appends nothing of its own
+/// before its peers give its log back.
+#[test]
+fn a_restore_cut_short_leaves_a_recovering_node() {
+    struct Dies;
+    impl Read for Dies {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            panic!("killed while the dump is read");
+        }
+    }
+    let (dir, backup, _) = backed_up();
+    let restored = dir.path().join("restored");
+    let cut = std::panic::catch_unwind(|| {
+        restore_reading(&backup, &restored, Recovery::Skip, |_| Ok(Dies))
+    });
+    assert!(cut.is_err());
+    assert!(
+        restored.join(RECOVERY_FILE).exists(),
+        "{:?}",
+        names(&restored)
+    );
 }
 
 /// A key rotation cut short after its key set was stored, before the new

@@ -2382,6 +2382,108 @@ async fn a_key_set_with_other_signatures_than_announced_is_refused() {
     }
 }
 
+/// A store that took a key set with other signatures than the origin's
+/// (stripped, forged or padded by a relay, before such batches were
+/// refused) holds the origin back for good. `fsck` names the entry and
+/// why, and checks the rest of the store, where it used to stop at the
+/// chain's error; `--repair` does not claim to fix it.
+#[tokio::test]
+async fn fsck_names_a_key_set_stored_with_other_signatures_than_the_origins() {
+    type Resign = fn(&mut Envelope);
+    let tampers: [(&str, Resign); 3] = [
+        ("no signature", |envelope| envelope.signatures.clear()),
+        ("a forged signature", |envelope| {
+            envelope.signatures[0].sig = vec![0x5a; 64];
+        }),
+        ("40 signatures of unknown keys", |envelope| {
+            for _ in 0..40 {
+                let key = crate::sign::NodeKey::generate();
+                envelope.signatures.push(crate::proto::Signature {
+                    key_id: key.key_id().to_string(),
+                    sig: vec![0xa5; 64],
+                });
+            }
+        }),
+    ];
+    for (what, resign) in tampers {
+        let fed = federation();
+        import(&fed.polar, 1, 2);
+        assert_honest_retry(&fed).await;
+        fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+        import(&fed.polar, 3, 2);
+        assert_honest_retry(&fed).await;
+        // The rotation is entry 3; stored here as the old relay left it:
+        // the payload the origin signed, other signatures.
+        let mut damaged = stored_envelope(&fed.here, POLAR, 3);
+        resign(&mut damaged);
+        let store = fed.here.store();
+        store
+            .refill(POLAR, &[(3, StoredEntry::Signed(damaged).encode())], &[])
+            .unwrap();
+        store.flush().unwrap();
+        // Opened again, as after a restart, through a backup of the store.
+        let dir = tempfile::tempdir().unwrap();
+        let backup = dir.path().join("backup");
+        crate::backup::create(&fed.here, &backup, &Default::default()).unwrap();
+        let restored = dir.path().join("restored");
+        crate::backup::restore(&backup, &restored, crate::backup::Recovery::Skip).unwrap();
+        let node = Node::open(&restored, &BTreeMap::new()).unwrap();
+        assert!(
+            matches!(
+                crate::sync::origin_chain(&node, POLAR),
+                Err(SyncError::HeldBack { .. })
+            ),
+            "{what}"
+        );
+
+        let report = crate::fsck::check(&node).unwrap();
+        let named: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.origin == POLAR)
+            .collect();
+        assert_eq!(named.len(), 1, "{what}: {:#?}", report.findings);
+        let finding = named[0];
+        assert_eq!(finding.log_index, Some(3), "{what}: {finding}");
+        assert_eq!(finding.tree, crate::store::tree::KEYSETS);
+        assert!(!finding.repairable);
+        assert!(
+            finding
+                .message
+                .starts_with("the key set's signatures differ from the ones the origin signed"),
+            "{what}: {finding}"
+        );
+        assert!(finding.message.contains("entry 0"), "{what}: {finding}");
+        assert!(
+            report.findings.iter().all(|f| f.origin == POLAR),
+            "the other origins are checked as usual: {:#?}",
+            report.findings
+        );
+        let repaired = crate::fsck::repair(&node).unwrap();
+        assert_eq!(repaired.findings, report.findings, "{what}");
+    }
+}
+
+/// An origin held back because its pin changed under the store is named
+/// at its first key set, pointing to the pin, not to a relay.
+#[tokio::test]
+async fn fsck_names_an_origin_whose_pin_no_longer_verifies_its_chain() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    assert_honest_retry(&fed).await;
+    let pinned = repin(&fed.here, POLAR, &stranger_root());
+    let report = crate::fsck::check(&fed.here).unwrap();
+    assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
+    let finding = &report.findings[0];
+    assert_eq!(
+        (finding.origin.as_str(), finding.log_index),
+        (POLAR, Some(0))
+    );
+    assert!(finding.message.contains("check the pin"), "{finding}");
+    repin(&fed.here, POLAR, &pinned);
+    assert!(crate::fsck::check(&fed.here).unwrap().clean());
+}
+
 /// Issue 11, item 3: an origin whose key set expired is stale: still
 /// held and searchable, flagged, counted in the gauge; a renewal ends it.
 #[tokio::test]
