@@ -99,6 +99,10 @@ pub struct PreparedSearch {
     query: Box<dyn tantivy::query::Query>,
     /// Whether scores may use the corpus's statistics.
     corpus_statistics: bool,
+    /// Whether the search reads what its earlier pages read: a first page,
+    /// or a next page whose snapshot is held. Only then does a copy ranked
+    /// before the cursor say that an earlier page showed its dataset.
+    same_as_earlier_pages: bool,
     work: Work,
 }
 
@@ -130,13 +134,16 @@ impl PreparedSearch {
     /// The copies are matched by the same query (the viewer's visibility,
     /// scope and filters, the spatial check, what was withdrawn from the
     /// snapshot) on the same snapshot, and ranked with the same scores and
-    /// tie-break, so a copy this search would not show is never named, and
-    /// whether a copy came before the page is exactly whether an earlier
-    /// page showed it. A DOI no other record carries costs one dictionary
-    /// lookup per segment; one that others carry, a search of its postings
-    /// alone (each record has one DOI, so a page's lookups read at most
-    /// the index's records once), and the stored documents of at most
-    /// [`MAX_DOI_COPIES`] copies.
+    /// tie-break, so a copy this search would not show is never named.
+    /// Whether a copy came before the page is whether an earlier page
+    /// showed it when the page reads its earlier pages' snapshot; when that
+    /// snapshot is gone, no hit is left out for it (a dataset may then show
+    /// twice, never not at all). A DOI no other live record carries costs
+    /// a read of its postings; one that others carry, a search of its
+    /// postings alone (each record has one DOI, so a page's lookups read at
+    /// most the index's records once), under the search's deadline, and the
+    /// stored documents of at most [`MAX_DOI_COPIES`] copies; a DOI that
+    /// more records matching the search carry has no entry.
     pub fn run_with_copies(
         self,
         deadline: Option<Instant>,
@@ -146,12 +153,12 @@ impl PreparedSearch {
     }
 }
 
-/// Most copies of one DOI a page reads and names
-/// ([`PreparedSearch::run_with_copies`]): the best-ranked ones. One dataset
-/// is held at a few origins; more copies than this are one origin's
-/// records repeating a DOI, whose stored documents a page should not have
-/// to read by the thousand.
-pub const MAX_DOI_COPIES: usize = 64;
+/// Most copies of one DOI a search merges ([`PreparedSearch::run_with_copies`]).
+/// One dataset is held at a few origins; a DOI that more records matching
+/// a search carry is one origin's records repeating it (a collection's
+/// granules), which stay apart rather than have their stored documents
+/// read, and all but one left out, on every page.
+pub const MAX_DOI_COPIES: usize = 16;
 
 /// The copies a search matches of one DOI.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,8 +166,9 @@ pub struct DoiCopies {
     /// Some copy ranks at or before the cursor the page starts after: an
     /// earlier page showed the dataset.
     pub shown_before: bool,
-    /// The best-ranked copies, at most [`MAX_DOI_COPIES`], in the search's
-    /// order (the page's own copies among them); empty when `shown_before`.
+    /// The copies ranked after the cursor, at most [`MAX_DOI_COPIES`], in
+    /// the search's order (the page's own copies among them); empty when
+    /// `shown_before`.
     pub copies: Vec<Hit>,
 }
 
@@ -643,12 +651,14 @@ impl HoldingsIndex {
         let plan = request.plan()?;
         // A held snapshot leaves out what was withdrawn since it was taken;
         // the reader's searcher, what it has not loaded yet.
-        let (searcher, withdrawn) = plan
+        let held = plan
             .after
             .as_ref()
             .and_then(|cursor| cursor.snapshot)
-            .and_then(|id| self.snapshots.get(id))
-            .unwrap_or_else(|| (self.reader.searcher(), self.snapshots.unread()));
+            .and_then(|id| self.snapshots.get(id));
+        let same_as_earlier_pages = plan.after.is_none() || held.is_some();
+        let (searcher, withdrawn) =
+            held.unwrap_or_else(|| (self.reader.searcher(), self.snapshots.unread()));
         let compiler = Compiler {
             fields: &self.fields,
             bits_cache: &self.bits_cache,
@@ -686,6 +696,7 @@ impl HoldingsIndex {
             // search), so that the order does not depend on where a record
             // lives.
             corpus_statistics: viewer.index_filter().is_none() && !plan.comparable_scores,
+            same_as_earlier_pages,
             plan,
             searcher,
             query,
@@ -707,6 +718,7 @@ impl HoldingsIndex {
             searcher,
             query,
             corpus_statistics,
+            same_as_earlier_pages,
             work,
             ..
         } = prepared;
@@ -788,6 +800,11 @@ impl HoldingsIndex {
                 scoring,
                 highlighter: highlighter.as_ref(),
                 deadline: deadline.as_ref(),
+                same_as_earlier_pages,
+                last_shown: plan
+                    .after
+                    .as_ref()
+                    .map(|c| (c.origin.as_str(), c.id.as_str())),
             };
             self.doi_copies(&lookup, &hits)?
         } else {
@@ -851,19 +868,10 @@ impl HoldingsIndex {
                 continue;
             }
             let term = Term::from_field_text(self.fields.doi_key, &key);
-            // Deleted documents included: an overcount costs a lookup that
-            // finds one copy.
-            let mut records = 0;
-            for segment in lookup.searcher.segment_readers() {
-                records += segment
-                    .inverted_index(self.fields.doi_key)?
-                    .doc_freq(&term)
-                    .map_err(TantivyError::from)?;
-            }
-            if records < 2 {
+            if live_postings(lookup.searcher, self.fields.doi_key, &term, 2)? < 2 {
                 continue;
             }
-            if lookup.deadline.is_some_and(Deadline::passed) {
+            if lookup.deadline.is_some_and(Deadline::look) {
                 return Err(SearchError::Deadline);
             }
             // The search's own query, narrowed to the DOI by a clause that
@@ -892,8 +900,17 @@ impl HoldingsIndex {
                 &Executor::SingleThread,
                 lookup.scoring,
             )?;
-            let shown_before = page.remaining < page.total;
-            let copies = if shown_before {
+            // More copies than that are one origin's records sharing a
+            // DOI, not one dataset's copies: they stay apart, so none of
+            // them is left out of every page.
+            if page.total > MAX_DOI_COPIES as u64 {
+                continue;
+            }
+            // A copy before the cursor was on an earlier page only if the
+            // earlier pages read this snapshot; otherwise the hit is kept,
+            // since showing a dataset twice is better than never.
+            let shown_before = lookup.same_as_earlier_pages && page.remaining < page.total;
+            let mut copies = if shown_before {
                 Vec::new()
             } else {
                 page.top
@@ -901,6 +918,16 @@ impl HoldingsIndex {
                     .map(|top| self.hit(lookup.searcher, top, lookup.highlighter))
                     .collect::<Result<Vec<_>, _>>()?
             };
+            // The cursor's own record was shown, whatever a sum of its
+            // scores in another order makes of its rank here.
+            let shown_before = shown_before
+                || (lookup.same_as_earlier_pages
+                    && copies
+                        .iter()
+                        .any(|c| lookup.last_shown == Some((c.origin.as_str(), c.id.as_str()))));
+            if shown_before {
+                copies.clear();
+            }
             found.insert(
                 key,
                 DoiCopies {
@@ -973,6 +1000,38 @@ impl HoldingsIndex {
     }
 }
 
+/// How many live documents (not deleted) of `searcher` hold `term` in
+/// `field`, counted up to `enough`.
+fn live_postings(
+    searcher: &Searcher,
+    field: tantivy::schema::Field,
+    term: &Term,
+    enough: u32,
+) -> Result<u32, TantivyError> {
+    let mut found = 0;
+    for segment in searcher.segment_readers() {
+        let Some(mut postings) = segment
+            .inverted_index(field)?
+            .read_postings(term, tantivy::schema::IndexRecordOption::Basic)?
+        else {
+            continue;
+        };
+        use tantivy::DocSet;
+        let alive = segment.alive_bitset();
+        let mut doc = postings.doc();
+        while doc != tantivy::TERMINATED {
+            if alive.is_none_or(|alive| alive.is_alive(doc)) {
+                found += 1;
+                if found >= enough {
+                    return Ok(found);
+                }
+            }
+            doc = postings.advance();
+        }
+    }
+    Ok(found)
+}
+
 /// What a search's lookup of a DOI's copies shares with the search.
 struct CopyLookup<'a> {
     searcher: &'a Searcher,
@@ -981,6 +1040,10 @@ struct CopyLookup<'a> {
     scoring: EnableScoring<'a>,
     highlighter: Option<&'a Highlighter>,
     deadline: Option<&'a Deadline>,
+    /// [`PreparedSearch::same_as_earlier_pages`].
+    same_as_earlier_pages: bool,
+    /// The record the page before ended with (origin, id), from the cursor.
+    last_shown: Option<(&'a str, &'a str)>,
 }
 
 fn commit(writer: &mut IndexWriter, payload: &Payload) -> Result<(), TantivyError> {

@@ -398,8 +398,9 @@ impl Registrants {
 /// [`PreparedSearch::run_with_copies`]), naming the others in
 /// [`Hit::also_at`]; it is left out when a copy ranked on an earlier page,
 /// which showed the dataset. The authoritative copy is chosen as
-/// [`dedupe`] chooses it, among the [`crate::index::MAX_DOI_COPIES`]
-/// best-ranked copies. Hits without a DOI never merge.
+/// [`dedupe`] chooses it. Hits without a DOI never merge, nor do those of
+/// a DOI more than [`crate::index::MAX_DOI_COPIES`] records matching the
+/// search carry (they have no entry in `copies`).
 ///
 /// A page can so hold fewer hits than asked for, or none, and still have
 /// a next page: its cursor follows the copies, as totals and facets count
@@ -897,6 +898,76 @@ mod tests {
                 (vec![], 3),
             ]
         );
+    }
+
+    /// A next page whose snapshot is gone reads the index as it is now,
+    /// where a copy ranked before the cursor may never have been on an
+    /// earlier page: its dataset is shown (again, perhaps), not left out.
+    #[test]
+    fn a_page_that_lost_its_snapshot_leaves_out_no_dataset() {
+        let doi = "10.5285/ice";
+        let (index, _dir) = holdings(vec![
+            copy("gen", "A-1", "", 5, "2020-01-01T00:00:00Z"),
+            copy("gen", "A-2", "", 4, "2020-01-01T00:00:00Z"),
+            copy("polar", "P-1", doi, 3, "2020-01-01T00:00:00Z"),
+            copy("uni", "U-2", doi, 2, "2024-01-01T00:00:00Z"),
+        ]);
+        let none = Registrants::default();
+        let first = page(
+            index.prepare(&ice(2), &Viewer::Anonymous).unwrap(),
+            None,
+            || &none,
+        )
+        .unwrap();
+        assert_eq!(
+            keys(&first.hits),
+            vec![shown("gen", "A-1", &[]), shown("gen", "A-2", &[])]
+        );
+        // A copy that ranks before the cursor arrives, and the page's
+        // snapshot is dropped (as a revocation, or its age, drops it).
+        let arrived = copy("gen", "X-1", doi, 6, "2025-01-01T00:00:00Z");
+        index
+            .apply(
+                vec![crate::index::IndexOp::Upsert(arrived)],
+                &BTreeMap::new(),
+            )
+            .unwrap();
+        index.drop_snapshots();
+        let mut next = ice(2);
+        next.after = first.next_cursor;
+        let second = page(
+            index.prepare(&next, &Viewer::Anonymous).unwrap(),
+            None,
+            || &none,
+        )
+        .unwrap();
+        assert_eq!(
+            keys(&second.hits),
+            vec![shown("polar", "P-1", &["uni/U-2"])]
+        );
+    }
+
+    /// More records matching a search than a dataset has copies, sharing
+    /// one DOI, are one origin's records (granules): each stays a hit of
+    /// its own, none is left out of every page.
+    #[test]
+    fn records_beyond_a_datasets_copies_sharing_a_doi_each_stay_a_hit() {
+        let many = crate::index::MAX_DOI_COPIES + 1;
+        let (index, _dir) = holdings(
+            (0..many)
+                .map(|i| copy("gen", &format!("G-{i:02}"), "10.5285/granules", 2, ""))
+                .collect(),
+        );
+        let shown_ids: BTreeSet<String> =
+            pages(&index, ice(5), &Viewer::Anonymous, &Registrants::default())
+                .into_iter()
+                .flat_map(|(hits, _)| hits)
+                .map(|(origin, id, also_at)| {
+                    assert_eq!((origin.as_str(), also_at), ("gen", vec![]));
+                    id
+                })
+                .collect();
+        assert_eq!(shown_ids.len(), many);
     }
 
     #[test]

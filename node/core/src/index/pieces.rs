@@ -48,7 +48,7 @@ impl Deadline {
     }
 
     /// Looks at the clock (and at the other threads).
-    fn look(&self) -> bool {
+    pub fn look(&self) -> bool {
         if self.passed() {
             return true;
         }
