@@ -1130,9 +1130,9 @@ impl Replicator {
                         attempts.push(Attempt::failed(*i, origin, e));
                         continue 'holders;
                     }
-                    // A peer that could not answer (it holds the origin
-                    // back too, it is busy or gone) is not: no failure is
-                    // counted that would delay the other origins it serves.
+                    // A peer that did not answer (gone, busy, refusing
+                    // the pull) is not: no failure is counted that would
+                    // delay the other origins it serves.
                     Err(e) => {
                         tracing::warn!(
                             peer = %peer.node_id,

@@ -2521,7 +2521,7 @@ async fn a_key_set_stored_with_other_signatures_is_fetched_again_from_a_peer() {
 
 /// A peer that serves a stream rewritten by `tamper` after the key sets
 /// were announced: it lies about the announced sets too. `refuses`: it
-/// refuses every pull instead, as a peer that holds the origin back.
+/// refuses every pull instead.
 struct Rewritten {
     inner: Served,
     tamper: Tamper,
@@ -2561,7 +2561,7 @@ impl FederationPeer for Rewritten {
         if self.refuses {
             return Err(SyncError::Refused {
                 peer: self.inner.claims.clone(),
-                message: format!("{origin}: held back"),
+                message: format!("no log of {origin} here"),
             });
         }
         let stream = self.inner.pull(origin, after_index, max_batch).await?;
@@ -2669,8 +2669,8 @@ async fn a_key_set_fetched_again_that_is_not_the_origins_changes_nothing() {
             ),
             "{what}"
         );
-        // A peer that refuses to serve the origin (it holds it back too)
-        // sent nothing wrong: not blamed, no failure counted.
+        // A peer that refuses the pull sent nothing wrong: not blamed, no
+        // failure counted.
         let refusing = Rewritten::new(
             Served::relay(UNI, &fed.polar, HERE, Box::new(|_| {})),
             Box::new(|_| {}),
