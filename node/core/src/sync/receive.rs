@@ -1574,10 +1574,22 @@ fn put_key_set(
     let mut chain = damaged.before.clone();
     chain
         .extend(index, fetched, keyset::now_unix())
-        .map_err(|source| SyncError::Verify {
-            origin: origin.to_owned(),
-            index,
-            source,
+        .map_err(|source| {
+            if *fetched == damaged.stored {
+                // The peer holds the same damaged copy (a relay it took it
+                // from altered it too): nothing it sent is its fault, and
+                // the origin stays held back.
+                SyncError::HeldBack {
+                    origin: origin.to_owned(),
+                    source,
+                }
+            } else {
+                SyncError::Verify {
+                    origin: origin.to_owned(),
+                    index,
+                    source,
+                }
+            }
         })?;
     let store = node.store();
     store.refill(
