@@ -326,22 +326,9 @@ fn name_chain_break(
         .map_or_else(|| error.to_string(), ToString::to_string);
     // Only the signatures fail (the payload is a valid next set), and the
     // stored checkpoint, which agrees with the log's leaves, covers it.
-    let signatures_only = failed.as_ref().is_some_and(|(_, e)| {
-        use crate::sign::SignError as E;
-        matches!(
-            e,
-            Some(
-                E::NoSignature
-                    | E::TooManySignatures { .. }
-                    | E::NotAKeyId { .. }
-                    | E::DuplicateSignature(_)
-                    | E::UnknownKey(_)
-                    | E::BadSignature { .. }
-                    | E::MalformedSignature { .. }
-                    | E::ThresholdNotMet { .. }
-            )
-        )
-    });
+    let signatures_only = failed
+        .as_ref()
+        .is_some_and(|(_, e)| e.as_ref().is_some_and(crate::keyset::fails_on_signatures));
     let checkpoint_agrees = !findings
         .out
         .iter()

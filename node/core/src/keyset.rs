@@ -93,6 +93,27 @@ pub fn now_unix() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Whether `error`, met while a key-set entry was verified as the next set
+/// of a chain, is about its signatures only: none, too many, unknown keys,
+/// signatures that do not verify, a threshold not met. The payload was not
+/// looked at, or was a valid next set. A log's Merkle leaves cover the
+/// payload, not the signatures, so such an entry whose payload the log
+/// holds can be made whole by the origin's own envelope for it, fetched
+/// again from a peer (`crate::sync`).
+pub fn fails_on_signatures(error: &SignError) -> bool {
+    matches!(
+        error,
+        SignError::NoSignature
+            | SignError::TooManySignatures { .. }
+            | SignError::NotAKeyId { .. }
+            | SignError::DuplicateSignature(_)
+            | SignError::UnknownKey(_)
+            | SignError::BadSignature { .. }
+            | SignError::MalformedSignature { .. }
+            | SignError::ThresholdNotMet { .. }
+    )
+}
+
 /// RFC 3339 text (UTC, to the second) of `days` days after `now`.
 pub fn expiry_after(now: i64, days: u32) -> String {
     let at = OffsetDateTime::from_unix_timestamp(now + i64::from(days) * DAY_SECS)

@@ -575,6 +575,16 @@ impl Node {
         self.chain_or_refusal(peer).map_err(|(error, _)| error)
     }
 
+    /// Forgets the chain built for `origin`, so that the next use builds
+    /// it again from the store: a stored key-set entry was put in place of
+    /// another at the same position, which the cache does not see.
+    pub(crate) fn forget_chain(&self, origin: &str) {
+        self.chains
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(origin);
+    }
+
     /// [`Node::peer_chain`], and with a chain that does not verify, the TLS
     /// keys its stored sets list, read without verifying them (kept with
     /// the refusal: [`Refusal`]); none with any other error.

@@ -914,7 +914,21 @@ impl Replicator {
         Ok(size == 0
             || size > ours
             || (size == ours && self.lacks_checkpoint(origin, ours)?)
-            || node.store().refill_due(origin)?.is_some_and(|at| size > at))
+            || node.store().refill_due(origin)?.is_some_and(|at| size > at)
+            || (size == ours && self.mendable(origin)?))
+    }
+
+    /// Whether `origin` is held back by a key set stored here with other
+    /// signatures than the origin's: a holder of its log may put it right
+    /// (`Replicator::refetch_key_sets`), with nothing new to pull.
+    fn mendable(&self, origin: &str) -> Result<bool, SyncError> {
+        if !matches!(
+            origin_chain(&self.node, origin),
+            Err(SyncError::HeldBack { .. })
+        ) {
+            return Ok(false);
+        }
+        Ok(receive::damaged_key_set(&self.node, origin)?.is_some())
     }
 
     /// Whether the checkpoint held for `origin` covers less than the `held`
@@ -946,13 +960,20 @@ impl Replicator {
         let mut attempts = Vec::new();
         // An origin whose chain does not verify here is held back whoever
         // serves it (`docs/security.md`, the operator's files): no holder
-        // is asked, and none is blamed.
+        // is pulled from, and none is blamed. Only a key set stored with
+        // other signatures than the origin's is first asked of the holders
+        // again, and what they send judged as any pulled entry.
         if let (Err(e @ SyncError::HeldBack { .. }), Some((first, _))) =
             (origin_chain(node, origin), holding.first())
         {
-            tracing::warn!(origin = %origin, error = %e, "origin held back: not pulled");
-            attempts.push(Attempt::failed(*first, origin, e));
-            return attempts;
+            if !self
+                .refetch_key_sets(origin, holding, peers, &mut attempts)
+                .await
+            {
+                tracing::warn!(origin = %origin, error = %e, "origin held back: not pulled");
+                attempts.push(Attempt::failed(*first, origin, e));
+                return attempts;
+            }
         }
         for (i, size) in holding {
             let (peer, client) = &peers[*i];
@@ -1013,14 +1034,7 @@ impl Replicator {
                 }
                 Err(e) => {
                     tracing::warn!(peer = %peer.node_id, origin = %origin, error = %e, "pull failed");
-                    self.update(&peer.node_id, |s| {
-                        s.reachable = reachable_after(&e);
-                        s.last_error = e.to_string();
-                        if e.is_rejection() {
-                            s.rejected += 1;
-                        }
-                    });
-                    self.count_rejection(&e);
+                    self.pull_failed(&peer.node_id, &e);
                     Attempt::failed(*i, origin, e)
                 }
             };
@@ -1033,6 +1047,106 @@ impl Replicator {
             }
         }
         attempts
+    }
+
+    /// Counts a pull from `peer` that failed with `e` in its status.
+    fn pull_failed(&self, peer: &str, e: &SyncError) {
+        self.update(peer, |s| {
+            s.reachable = reachable_after(e);
+            s.last_error = e.to_string();
+            if e.is_rejection() {
+                s.rejected += 1;
+            }
+        });
+        self.count_rejection(e);
+    }
+
+    /// While `origin` is held back by a key set stored here with other
+    /// signatures than the origin's (`receive::damaged_key_set`), asks its
+    /// holders in turn, each that holds the entry, for that one entry and
+    /// puts the origin's envelope in place of the stored one
+    /// (`receive::refetch_key_set`); then the next such set, if any. A
+    /// holder that sends anything else is counted as for a bad entry of a
+    /// pull, and the next one is asked; one that does not answer is only
+    /// logged. Returns whether the origin's chain verifies now. Call under
+    /// the origin's lock.
+    async fn refetch_key_sets(
+        &self,
+        origin: &str,
+        holding: &[(usize, u64)],
+        peers: &[(Peer, Arc<dyn FederationPeer>)],
+        attempts: &mut Vec<Attempt>,
+    ) -> bool {
+        let node = &self.node;
+        let mut mended: Option<u64> = None;
+        'holders: for (i, size) in holding {
+            let (peer, client) = &peers[*i];
+            loop {
+                let damaged = match receive::damaged_key_set(node, origin) {
+                    Ok(Some(damaged)) => damaged,
+                    Ok(None) => break 'holders,
+                    Err(e) => {
+                        tracing::warn!(origin = %origin, error = %e, "cannot read the origin's key sets");
+                        break 'holders;
+                    }
+                };
+                let index = damaged.index;
+                // Each set put right moves the break forward, or ends it.
+                if mended.is_some_and(|at| index <= at) {
+                    break 'holders;
+                }
+                if *size <= index {
+                    continue 'holders;
+                }
+                let result = receive::refetch_key_set(
+                    node,
+                    client.as_ref(),
+                    &peer.node_id,
+                    origin,
+                    damaged,
+                    self.idle(),
+                )
+                .await;
+                match result {
+                    Ok(()) => {
+                        tracing::info!(
+                            origin = %origin,
+                            index,
+                            peer = %peer.node_id,
+                            "key set stored with other signatures than the origin's replaced by the origin's, fetched from a peer"
+                        );
+                        mended = Some(index);
+                    }
+                    // What the peer sent is blamed as a bad entry of a pull.
+                    Err(e) if e.is_rejection() => {
+                        tracing::warn!(
+                            peer = %peer.node_id,
+                            origin = %origin,
+                            index,
+                            error = %e,
+                            "key set fetched again refused"
+                        );
+                        self.pull_failed(&peer.node_id, &e);
+                        attempts.push(Attempt::failed(*i, origin, e));
+                        continue 'holders;
+                    }
+                    // A peer that did not answer (gone, busy, refusing
+                    // the pull) is not: no failure is counted that would
+                    // delay the other origins it serves.
+                    Err(e) => {
+                        tracing::warn!(
+                            peer = %peer.node_id,
+                            origin = %origin,
+                            index,
+                            error = %e,
+                            "key set not fetched again"
+                        );
+                        continue 'holders;
+                    }
+                }
+            }
+        }
+        origin_chain(node, origin).is_ok()
     }
 
     /// When an audience of `origin` granted this node more than it held,

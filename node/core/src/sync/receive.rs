@@ -1415,6 +1415,194 @@ impl<'a> HeldEntries<'a> {
     }
 }
 
+/// A key-set entry of a peer's log stored here with other signatures than
+/// the ones the origin signed it with: the first stored set that does not
+/// extend the chain before it, for its signatures only. A release that took
+/// a relay's batch whose key set differed from the one it verified could
+/// store one (signatures stripped, forged or padded: the Merkle leaf covers
+/// the payload only); it holds the origin back until the origin's own
+/// envelope for it is fetched again ([`refetch_key_set`]).
+pub(crate) struct DamagedKeySet {
+    /// Its log position.
+    pub index: u64,
+    /// The chain up to the set before it, verified from the pinned root.
+    before: KeyChain,
+    /// The entry as stored.
+    stored: Envelope,
+}
+
+/// The key set of `origin` stored with other signatures than the origin's,
+/// when that is where its chain stops verifying from the root pinned for
+/// it. `None` for this node's own log, for a chain that verifies, and for
+/// one that breaks otherwise (a pin changed, a set that is not a valid
+/// next set), which no peer's copy can mend.
+pub(crate) fn damaged_key_set(
+    node: &Node,
+    origin: &str,
+) -> Result<Option<DamagedKeySet>, SyncError> {
+    if origin == node.node_id().as_str() {
+        return Ok(None);
+    }
+    let Some(pinned) = node
+        .trust()
+        .get(origin)?
+        .and_then(|peer| peer.pinned_root().ok())
+    else {
+        return Ok(None);
+    };
+    let store = node.store();
+    let mut chain = KeyChain::new(origin, Some(pinned));
+    let now = keyset::now_unix();
+    for index in store.key_set_positions(origin)? {
+        let Some(StoredEntry::Signed(stored)) = store.entry(origin, LogIndex(index))? else {
+            return Ok(None);
+        };
+        // A set that does not verify leaves the chain as it was.
+        match chain.extend(index, &stored, now) {
+            Ok(()) => {}
+            Err(e) if keyset::fails_on_signatures(&e) => {
+                return Ok(Some(DamagedKeySet {
+                    index,
+                    before: chain,
+                    stored,
+                }));
+            }
+            Err(_) => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// Asks `peer` for the `damaged` key set of `origin` alone and puts the
+/// origin's envelope for it in place of the one stored
+/// ([`put_key_set`]). The pull asked for starts at its position in
+/// batches of one; the first item must be a checkpoint (not needed here,
+/// not verified), then the key set announced at the position or the entry
+/// served there, whichever comes first, is taken; the key sets announced
+/// after it are skipped, anything else is refused. Each item is held to
+/// its bound before it is looked at, at most a checkpoint, the key sets a
+/// pull may announce and the entry are read, and the stream is dropped
+/// then. Call under the origin's sync lock.
+pub(super) async fn refetch_key_set(
+    node: &Arc<Node>,
+    client: &dyn FederationPeer,
+    peer: &str,
+    origin: &str,
+    damaged: DamagedKeySet,
+    idle: Duration,
+) -> Result<(), SyncError> {
+    let index = damaged.index;
+    let mut stream = within(peer, idle, client.pull(origin, index, 1)).await??;
+    let bounds = Bounds::new(peer, origin);
+    let refused = |at: u64, message: String| SyncError::Sequence {
+        origin: origin.to_owned(),
+        index: at,
+        message,
+    };
+    let mut read = 0;
+    let fetched = loop {
+        let Some(next) = within(peer, idle, stream.next()).await? else {
+            return Err(refused(
+                index,
+                "the pull ended before the key set asked for".into(),
+            ));
+        };
+        let item = next?;
+        item_bounds(&item).map_err(|message| bounds.overrun(item.index, message))?;
+        read += 1;
+        if read > MAX_ANNOUNCED_KEY_SETS + 2 {
+            return Err(bounds.overrun(
+                item.index,
+                format!("more than {MAX_ANNOUNCED_KEY_SETS} key sets before the one asked for"),
+            ));
+        }
+        match &item.item {
+            Some(pull_item::Item::Checkpoint(_)) if read == 1 => {}
+            _ if read == 1 => {
+                return Err(refused(
+                    index,
+                    "pull did not start with a checkpoint".into(),
+                ))
+            }
+            Some(pull_item::Item::KeySet(envelope) | pull_item::Item::Entry(envelope))
+                if item.index == index =>
+            {
+                break envelope.clone();
+            }
+            Some(pull_item::Item::KeySet(_)) if item.index > index => {}
+            _ => {
+                return Err(refused(
+                    item.index,
+                    format!(
+                        "{} where the key set at {index} was asked for",
+                        describe(&item)
+                    ),
+                ))
+            }
+        }
+    };
+    drop(stream);
+    let (n, o) = (node.clone(), origin.to_owned());
+    tokio::task::spawn_blocking(move || put_key_set(&n, &o, &damaged, &fetched))
+        .await
+        .map_err(|e| join_error(origin, e))?
+}
+
+/// Puts `fetched`, a peer's envelope of the `damaged` key set, in place of
+/// the one stored, once it is the origin's: its payload is the stored
+/// payload byte for byte (so the log's leaf and its tree stay as they are:
+/// [`crate::store::Store::refill`]), and its signatures make it the next
+/// set of the chain before it, verified as the chain is
+/// ([`KeyChain::extend`]). Anything else is refused as a bad entry from
+/// the peer, and nothing is stored. The chain is built again from the
+/// store at its next use, and the indexer takes the origin up where it
+/// stopped. Call under the origin's sync lock. Blocking.
+fn put_key_set(
+    node: &Node,
+    origin: &str,
+    damaged: &DamagedKeySet,
+    fetched: &Envelope,
+) -> Result<(), SyncError> {
+    let index = damaged.index;
+    if fetched.payload != damaged.stored.payload {
+        return Err(SyncError::Sequence {
+            origin: origin.to_owned(),
+            index,
+            message: "differs from the key set held at this position".into(),
+        });
+    }
+    let mut chain = damaged.before.clone();
+    chain
+        .extend(index, fetched, keyset::now_unix())
+        .map_err(|source| {
+            if *fetched == damaged.stored {
+                // The peer holds the same damaged copy (a relay it took it
+                // from altered it too): nothing it sent is its fault, and
+                // the origin stays held back.
+                SyncError::HeldBack {
+                    origin: origin.to_owned(),
+                    source,
+                }
+            } else {
+                SyncError::Verify {
+                    origin: origin.to_owned(),
+                    index,
+                    source,
+                }
+            }
+        })?;
+    let store = node.store();
+    store.refill(
+        origin,
+        &[(index, StoredEntry::Signed(fetched.clone()).encode())],
+        &[],
+    )?;
+    store.flush()?;
+    node.forget_chain(origin);
+    node.changed();
+    Ok(())
+}
+
 fn join_error(origin: &str, e: tokio::task::JoinError) -> SyncError {
     SyncError::Worker {
         origin: origin.to_owned(),

@@ -2464,6 +2464,343 @@ async fn fsck_names_a_key_set_stored_with_other_signatures_than_the_origins() {
     }
 }
 
+/// Rewrites the signatures of an envelope.
+type Resign = fn(&mut Envelope);
+
+/// The tampers a relay could once leave on a stored key-set entry.
+fn key_set_tampers() -> [(&'static str, Resign); 3] {
+    [
+        ("no signature", |envelope| envelope.signatures.clear()),
+        ("a forged signature", |envelope| {
+            envelope.signatures[0].sig = vec![0x5a; 64];
+        }),
+        ("40 signatures of unknown keys", |envelope| {
+            for _ in 0..40 {
+                let key = crate::sign::NodeKey::generate();
+                envelope.signatures.push(crate::proto::Signature {
+                    key_id: key.key_id().to_string(),
+                    sig: vec![0xa5; 64],
+                });
+            }
+        }),
+    ]
+}
+
+/// `here` holds `polar`'s log through a rotation at entry 3 (entries 0–5),
+/// with entry 3 stored as `resign` leaves it: the payload the origin
+/// signed, other signatures, as a relay could leave it before such batches
+/// were refused. The chain is built again from the store, as after a
+/// restart, and does not verify: `polar` is held back. Returns the stored
+/// entry.
+async fn damaged_key_set_here(fed: &Federation, resign: Resign) -> Envelope {
+    import(&fed.polar, 1, 2);
+    assert_honest_retry(fed).await;
+    fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+    import(&fed.polar, 3, 2);
+    assert_honest_retry(fed).await;
+    fed.here.catch_up_index(&mut |_| {}).unwrap();
+    let mut damaged = stored_envelope(&fed.here, POLAR, 3);
+    resign(&mut damaged);
+    let store = fed.here.store();
+    store
+        .refill(
+            POLAR,
+            &[(3, StoredEntry::Signed(damaged.clone()).encode())],
+            &[],
+        )
+        .unwrap();
+    store.flush().unwrap();
+    fed.here.forget_chain(POLAR);
+    assert!(matches!(
+        crate::sync::origin_chain(&fed.here, POLAR),
+        Err(SyncError::HeldBack { .. })
+    ));
+    damaged
+}
+
+/// A store holding a key set with other signatures than the origin's has
+/// the origin held back; one round with a peer that holds the origin's
+/// log fetches that one entry again, checks it, and puts it in place: the
+/// entry is the origin's byte for byte, the chain verifies, fsck is clean,
+/// the origin's later entries are pulled in the same round and indexed.
+/// A peer that holds no more than this node puts it right too.
+#[tokio::test]
+async fn a_key_set_stored_with_other_signatures_is_fetched_again_from_a_peer() {
+    for (n, (what, resign)) in key_set_tampers().into_iter().enumerate() {
+        let fed = federation();
+        damaged_key_set_here(&fed, resign).await;
+        assert!(!crate::fsck::check(&fed.here).unwrap().clean(), "{what}");
+        // The origin goes on meanwhile; in the first case it does not.
+        let grows = n > 0;
+        if grows {
+            import(&fed.polar, 5, 2);
+        }
+        let report = round_with(
+            &fed.sync,
+            UNI,
+            Served::relay(UNI, &fed.polar, HERE, Box::new(|_| {})),
+        )
+        .await;
+        assert!(
+            report.ok && report.held_back.is_empty(),
+            "{what}: {report:?}"
+        );
+        assert_eq!(report.entries, if grows { 2 } else { 0 }, "{what}");
+        assert_eq!(
+            stored_envelope(&fed.here, POLAR, 3),
+            stored_envelope(&fed.polar, POLAR, 3),
+            "{what}: the set is stored as the origin signed it"
+        );
+        let chain = fed.here.origin_keys(POLAR).unwrap().unwrap();
+        assert_eq!(chain.links().len(), 2, "{what}");
+        let size = fed.polar.store().log_size(POLAR).unwrap();
+        assert_eq!(fed.here.store().log_size(POLAR).unwrap(), size, "{what}");
+        assert_eq!(
+            fed.here.store().checkpoint(POLAR).unwrap(),
+            fed.polar.store().checkpoint(POLAR).unwrap(),
+            "{what}"
+        );
+        all_entries_verify(&fed.here, POLAR);
+        fed.here.catch_up_index(&mut |_| {}).unwrap();
+        assert_eq!(
+            fed.here.index().cursors().get(POLAR).copied(),
+            Some(size),
+            "{what}: the index took the origin up again"
+        );
+        let report = crate::fsck::check(&fed.here).unwrap();
+        assert!(report.clean(), "{what}: {:#?}", report.findings);
+        assert_eq!(status(&fed.sync, UNI).rejected, 0, "{what}");
+    }
+}
+
+/// A peer that serves a stream rewritten by `tamper` after the key sets
+/// were announced: it lies about the announced sets too. `refuses`: it
+/// refuses every pull instead.
+struct Rewritten {
+    inner: Served,
+    tamper: Tamper,
+    refuses: bool,
+}
+
+impl Rewritten {
+    fn new(inner: Served, tamper: Tamper) -> Self {
+        Self {
+            inner,
+            tamper,
+            refuses: false,
+        }
+    }
+
+    fn refusing(self) -> Self {
+        Self {
+            refuses: true,
+            ..self
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl FederationPeer for Rewritten {
+    async fn node_info(&self) -> Result<NodeInfo, SyncError> {
+        self.inner.node_info().await
+    }
+
+    async fn pull(
+        &self,
+        origin: &str,
+        after_index: u64,
+        max_batch: u32,
+    ) -> Result<PullStream, SyncError> {
+        use futures::StreamExt;
+        if self.refuses {
+            return Err(SyncError::Refused {
+                peer: self.inner.claims.clone(),
+                message: format!("no log of {origin} here"),
+            });
+        }
+        let stream = self.inner.pull(origin, after_index, max_batch).await?;
+        let mut items: Vec<PullItem> = stream
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        (self.tamper)(&mut items);
+        Ok(Box::pin(futures::stream::iter(items.into_iter().map(Ok))))
+    }
+
+    async fn hint(&self, origin: &str, size: u64) -> Result<(), SyncError> {
+        self.inner.hint(origin, size).await
+    }
+
+    async fn search(
+        &self,
+        request: crate::proto::PeerSearchRequest,
+    ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
+        self.inner.search(request).await
+    }
+}
+
+/// A peer asked again for a key set stored with other signatures than the
+/// origin's that answers with another payload, or with signatures that do
+/// not make it the next set, is refused and counted as for a bad entry:
+/// nothing stored changes, the origin stays held back and nothing more of
+/// it is pulled. An honest peer then puts it right.
+#[tokio::test]
+async fn a_key_set_fetched_again_that_is_not_the_origins_changes_nothing() {
+    type Lie = fn(&mut Envelope, &Envelope);
+    let lies: [(&str, Lie, &str); 3] = [
+        (
+            "another payload",
+            |envelope, _| {
+                let at = envelope.payload.len() / 2;
+                envelope.payload[at] ^= 0x01;
+            },
+            "differs from the key set held at this position",
+        ),
+        (
+            "a forged signature",
+            |envelope, _| envelope.signatures[0].sig = vec![0x5a; 64],
+            "",
+        ),
+        (
+            "no signature",
+            |envelope, _| envelope.signatures.clear(),
+            "",
+        ),
+    ];
+    for (what, lie, message) in lies {
+        let fed = federation();
+        let damaged = damaged_key_set_here(&fed, |envelope| {
+            envelope.signatures[0].sig = vec![0x33; 64];
+        })
+        .await;
+        import(&fed.polar, 5, 2);
+        let held = fed.here.store().log_size(POLAR).unwrap();
+        let copy = damaged.clone();
+        let tamper: Tamper = Box::new(move |items: &mut Vec<PullItem>| {
+            for item in items.iter_mut().filter(|item| item.index == 3) {
+                if let Some(pull_item::Item::KeySet(envelope) | pull_item::Item::Entry(envelope)) =
+                    &mut item.item
+                {
+                    lie(envelope, &copy);
+                }
+            }
+        });
+        let hostile = Rewritten::new(
+            Served::relay(UNI, &fed.polar, HERE, Box::new(|_| {})),
+            tamper,
+        );
+        let report = round_with(&fed.sync, UNI, hostile).await;
+        assert!(!report.ok, "{what}: {report:?}");
+        assert!(report.error.contains("entry 3"), "{what}: {report:?}");
+        // Counted as a bad entry of a pull: its signatures, or its payload.
+        let reason = if message.is_empty() {
+            RejectReason::Signature
+        } else {
+            assert_eq!(report.error, sequence_error(3, message), "{what}");
+            RejectReason::Sequence
+        };
+        assert_eq!(fed.here.metrics().rejections.get(reason), 1, "{what}");
+        assert_eq!(report.held_back.len(), 1, "{what}: {report:?}");
+        let status = status(&fed.sync, UNI);
+        assert_eq!(status.rejected, 1, "{what}: {status:?}");
+        assert_eq!(
+            stored_envelope(&fed.here, POLAR, 3),
+            damaged,
+            "{what}: nothing stored changed"
+        );
+        assert_eq!(fed.here.store().log_size(POLAR).unwrap(), held, "{what}");
+        assert!(
+            matches!(
+                crate::sync::origin_chain(&fed.here, POLAR),
+                Err(SyncError::HeldBack { .. })
+            ),
+            "{what}"
+        );
+        // A peer that refuses the pull sent nothing wrong: not blamed, no
+        // failure counted.
+        let refusing = Rewritten::new(
+            Served::relay(UNI, &fed.polar, HERE, Box::new(|_| {})),
+            Box::new(|_| {}),
+        )
+        .refusing();
+        let report = round_with(&fed.sync, UNI, refusing).await;
+        assert!(report.ok, "{what}: {report:?}");
+        assert_eq!(report.held_back.len(), 1, "{what}: {report:?}");
+        let after = fed.sync.status()[UNI].clone();
+        assert_eq!(
+            (after.rejected, after.consecutive_failures),
+            (1, 0),
+            "{what}: {after:?}"
+        );
+        assert_eq!(stored_envelope(&fed.here, POLAR, 3), damaged, "{what}");
+        let report = round_with(
+            &fed.sync,
+            UNI,
+            Served::relay(UNI, &fed.polar, HERE, Box::new(|_| {})),
+        )
+        .await;
+        assert!(
+            report.ok && report.held_back.is_empty(),
+            "{what}: {report:?}"
+        );
+        assert_eq!(
+            stored_envelope(&fed.here, POLAR, 3),
+            stored_envelope(&fed.polar, POLAR, 3),
+            "{what}"
+        );
+        assert!(crate::fsck::check(&fed.here).unwrap().clean(), "{what}");
+    }
+}
+
+/// A peer whose own copy of the key set carries the same damage (a relay
+/// altered it on its way there too) sends nothing that is its fault: it is
+/// not blamed, no failure is counted that would delay the other origins it
+/// serves, and the origin stays held back until a peer holds the origin's.
+#[tokio::test]
+async fn a_peer_holding_the_same_damaged_key_set_is_not_blamed() {
+    let fed = federation();
+    let damaged = damaged_key_set_here(&fed, |envelope| {
+        envelope.signatures[0].sig = vec![0x33; 64];
+    })
+    .await;
+    import(&fed.polar, 5, 2);
+    let copy = damaged.clone();
+    let same_damage: Tamper = Box::new(move |items: &mut Vec<PullItem>| {
+        for item in items.iter_mut().filter(|item| item.index == 3) {
+            if let Some(pull_item::Item::KeySet(envelope) | pull_item::Item::Entry(envelope)) =
+                &mut item.item
+            {
+                *envelope = copy.clone();
+            }
+        }
+    });
+    let damaged_too = Rewritten::new(
+        Served::relay(UNI, &fed.polar, HERE, Box::new(|_| {})),
+        same_damage,
+    );
+    let report = round_with(&fed.sync, UNI, damaged_too).await;
+    assert_eq!(report.held_back.len(), 1, "{report:?}");
+    let status = fed.sync.status()[UNI].clone();
+    assert_eq!(
+        (status.rejected, status.consecutive_failures),
+        (0, 0),
+        "{status:?}"
+    );
+    assert_eq!(
+        fed.here.metrics().rejections.get(RejectReason::Signature),
+        0
+    );
+    assert_eq!(stored_envelope(&fed.here, POLAR, 3), damaged);
+    let report = round_with(
+        &fed.sync,
+        UNI,
+        Served::relay(UNI, &fed.polar, HERE, Box::new(|_| {})),
+    )
+    .await;
+    assert!(report.ok && report.held_back.is_empty(), "{report:?}");
+}
+
 /// An origin held back because its pin changed under the store is named
 /// at its first key set, pointing to the pin, not to a relay.
 #[tokio::test]
