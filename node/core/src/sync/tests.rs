@@ -2326,22 +2326,7 @@ async fn an_entry_in_place_of_the_announced_key_set_is_refused() {
 /// origin's chain still verifies here, and an honest pull completes.
 #[tokio::test]
 async fn a_key_set_with_other_signatures_than_announced_is_refused() {
-    type Resign = fn(&mut Envelope);
-    let tampers: [(&str, Resign); 3] = [
-        ("no signature", |envelope| envelope.signatures.clear()),
-        ("a forged signature", |envelope| {
-            envelope.signatures[0].sig = vec![0x5a; 64];
-        }),
-        ("40 signatures of unknown keys", |envelope| {
-            for _ in 0..40 {
-                let key = crate::sign::NodeKey::generate();
-                envelope.signatures.push(crate::proto::Signature {
-                    key_id: key.key_id().to_string(),
-                    sig: vec![0xa5; 64],
-                });
-            }
-        }),
-    ];
+    let tampers = key_set_tampers();
     for (n, (what, resign)) in tampers.into_iter().enumerate() {
         let fed = federation();
         import(&fed.polar, 1, 2);
@@ -2389,22 +2374,7 @@ async fn a_key_set_with_other_signatures_than_announced_is_refused() {
 /// chain's error; `--repair` does not claim to fix it.
 #[tokio::test]
 async fn fsck_names_a_key_set_stored_with_other_signatures_than_the_origins() {
-    type Resign = fn(&mut Envelope);
-    let tampers: [(&str, Resign); 3] = [
-        ("no signature", |envelope| envelope.signatures.clear()),
-        ("a forged signature", |envelope| {
-            envelope.signatures[0].sig = vec![0x5a; 64];
-        }),
-        ("40 signatures of unknown keys", |envelope| {
-            for _ in 0..40 {
-                let key = crate::sign::NodeKey::generate();
-                envelope.signatures.push(crate::proto::Signature {
-                    key_id: key.key_id().to_string(),
-                    sig: vec![0xa5; 64],
-                });
-            }
-        }),
-    ];
+    let tampers = key_set_tampers();
     for (what, resign) in tampers {
         let fed = federation();
         import(&fed.polar, 1, 2);
