@@ -100,9 +100,12 @@ pub struct PreparedSearch {
     /// Whether scores may use the corpus's statistics.
     corpus_statistics: bool,
     /// Whether the search reads what its earlier pages read: a first page,
-    /// or a next page whose snapshot is held. Only then does a copy ranked
-    /// before the cursor say that an earlier page showed its dataset.
+    /// or a next page whose snapshot is held, for a caller who sees what
+    /// the earlier page's caller saw. Only then does a copy ranked before
+    /// the cursor say that an earlier page showed its dataset.
     same_as_earlier_pages: bool,
+    /// [`Viewer::seen`] of the caller, carried by the next page's cursor.
+    seen: u64,
     work: Work,
 }
 
@@ -656,7 +659,11 @@ impl HoldingsIndex {
             .as_ref()
             .and_then(|cursor| cursor.snapshot)
             .and_then(|id| self.snapshots.get(id));
-        let same_as_earlier_pages = plan.after.is_none() || held.is_some();
+        let seen = viewer.seen();
+        let same_as_earlier_pages = match &plan.after {
+            None => true,
+            Some(cursor) => held.is_some() && cursor.seen == seen,
+        };
         let (searcher, withdrawn) =
             held.unwrap_or_else(|| (self.reader.searcher(), self.snapshots.unread()));
         let compiler = Compiler {
@@ -697,6 +704,7 @@ impl HoldingsIndex {
             // lives.
             corpus_statistics: viewer.index_filter().is_none() && !plan.comparable_scores,
             same_as_earlier_pages,
+            seen,
             plan,
             searcher,
             query,
@@ -719,6 +727,7 @@ impl HoldingsIndex {
             query,
             corpus_statistics,
             same_as_earlier_pages,
+            seen,
             work,
             ..
         } = prepared;
@@ -822,6 +831,7 @@ impl HoldingsIndex {
                     primary: top.primary,
                     origin: hit.origin.clone(),
                     id: hit.id.clone(),
+                    seen,
                 }
                 .encode(),
             ),

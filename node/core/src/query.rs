@@ -594,6 +594,7 @@ mod tests {
             primary: 7,
             origin: "a".into(),
             id: "1".into(),
+            seen: 0,
         }
         .encode();
         let same = SearchRequest {

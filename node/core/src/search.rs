@@ -947,6 +947,31 @@ mod tests {
         );
     }
 
+    /// A caller who sees more on a next page (a group granted meanwhile)
+    /// may see a copy ranked before the cursor that no earlier page showed:
+    /// it leaves no hit out for it.
+    #[test]
+    fn a_caller_who_sees_more_on_a_next_page_is_left_no_dataset_out() {
+        let doi = "10.5285/ice";
+        let mut grouped = copy("uni", "U-2", doi, 6, "2019-01-01T00:00:00Z");
+        grouped.visibility = crate::proto::Visibility::Groups as i32;
+        grouped.groups = vec!["ice-team".into()];
+        let (index, _dir) = holdings(vec![
+            grouped,
+            copy("gen", "A-1", "", 5, "2020-01-01T00:00:00Z"),
+            copy("polar", "P-1", doi, 3, "2020-01-01T00:00:00Z"),
+        ]);
+        let none = Registrants::default();
+        let outsider = Viewer::peer_of("peer.example", "uni", &[]);
+        let first = page(index.prepare(&ice(1), &outsider).unwrap(), None, || &none).unwrap();
+        assert_eq!(keys(&first.hits), vec![shown("gen", "A-1", &[])]);
+        let member = Viewer::peer_of("peer.example", "uni", &["ice-team"]);
+        let mut next = ice(1);
+        next.after = first.next_cursor;
+        let second = page(index.prepare(&next, &member).unwrap(), None, || &none).unwrap();
+        assert_eq!(keys(&second.hits), vec![shown("polar", "P-1", &[])]);
+    }
+
     /// More records matching a search than a dataset has copies, sharing
     /// one DOI, are one origin's records (granules): each stays a hit of
     /// its own, none is left out of every page.

@@ -174,6 +174,25 @@ impl Viewer {
     }
 }
 
+impl Viewer {
+    /// A digest of what this viewer may see in the index (its
+    /// [`Viewer::index_filter`]), the same in every process of this build:
+    /// whether two pages of one search were asked by a caller who saw the
+    /// same records.
+    pub fn seen(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut terms = self.index_filter();
+        if let Some(terms) = terms.as_mut() {
+            terms.sort();
+        }
+        // Fixed keys: the same in every process of one build (a token
+        // from another build at worst reads as another caller's).
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        terms.hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
 /// Audience term of PUBLIC records: every viewer.
 const ANYONE: &str = "anyone";
 

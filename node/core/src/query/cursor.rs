@@ -42,6 +42,12 @@ pub struct Cursor {
     /// Key of the last hit.
     pub origin: String,
     pub id: String,
+    /// What the page's caller could see ([`crate::visibility::Viewer::seen`]):
+    /// a next page for a caller who now sees more does not take a copy of
+    /// a DOI ranked before it for one an earlier page showed. 0 in tokens
+    /// made before it was carried.
+    #[serde(default)]
+    pub seen: u64,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -159,6 +165,7 @@ mod tests {
             primary: 1 << 63,
             origin: "pdc.example".into(),
             id: "PDC-2021/0412 é".into(),
+            seen: 7,
         };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
     }
@@ -190,6 +197,7 @@ mod tests {
             primary: 4,
             origin: "a".into(),
             id: "b".into(),
+            seen: 5,
         }
         .encode();
         let sealed = key(1).seal(&token, 1_000);
