@@ -303,32 +303,18 @@ fn name_chain_break(
         .trust()
         .get(origin)?
         .and_then(|peer| peer.pinned_root().ok());
-    let mut chain = KeyChain::new(origin, pinned);
-    let now = crate::keyset::now_unix();
-    let mut failed: Option<(u64, Option<crate::sign::SignError>)> = None;
-    for index in store.key_set_positions(origin)? {
-        // `None`: no signed entry where the key sets say one is.
-        let extended = match store.entry(origin, LogIndex(index))? {
-            Some(StoredEntry::Signed(envelope)) => {
-                chain.extend(index, &envelope, now).map_err(Some)
-            }
-            _ => Err(None),
-        };
-        if let Err(e) = extended {
-            failed = Some((index, e));
-            break;
-        }
-    }
-    let at = failed.as_ref().map(|(index, _)| *index);
+    let (chain, failed) = crate::node::walk_chain(store, origin, pinned)?;
+    let at = failed.as_ref().map(|broken| broken.index);
     let reason = failed
         .as_ref()
-        .and_then(|(_, e)| e.as_ref())
+        .and_then(|broken| broken.error.as_ref())
         .map_or_else(|| error.to_string(), ToString::to_string);
     // Only the signatures fail (the payload is a valid next set), and the
     // stored checkpoint, which agrees with the log's leaves, covers it.
     let signatures_only = failed
         .as_ref()
-        .is_some_and(|(_, e)| e.as_ref().is_some_and(crate::keyset::fails_on_signatures));
+        .and_then(|broken| broken.error.as_ref())
+        .is_some_and(crate::keyset::fails_on_signatures);
     let checkpoint_agrees = !findings
         .out
         .iter()

@@ -919,24 +919,24 @@ impl HoldingsIndex {
             // A copy before the cursor was on an earlier page only if the
             // earlier pages read this snapshot; otherwise the hit is kept,
             // since showing a dataset twice is better than never.
-            let shown_before = lookup.same_as_earlier_pages && page.remaining < page.total;
-            let mut copies = if shown_before {
-                Vec::new()
-            } else {
-                page.top
+            let mut shown_before = lookup.same_as_earlier_pages && page.remaining < page.total;
+            let mut copies = Vec::new();
+            if !shown_before {
+                copies = page
+                    .top
                     .iter()
                     .map(|top| self.hit(lookup.searcher, top, lookup.highlighter))
-                    .collect::<Result<Vec<_>, _>>()?
-            };
-            // The cursor's own record was shown, whatever a sum of its
-            // scores in another order makes of its rank here.
-            let shown_before = shown_before
-                || (lookup.same_as_earlier_pages
+                    .collect::<Result<Vec<_>, _>>()?;
+                // The cursor's own record was shown, whatever a sum of its
+                // scores in another order makes of its rank here.
+                if lookup.same_as_earlier_pages
                     && copies
                         .iter()
-                        .any(|c| lookup.last_shown == Some((c.origin.as_str(), c.id.as_str()))));
-            if shown_before {
-                copies.clear();
+                        .any(|c| lookup.last_shown == Some((c.origin.as_str(), c.id.as_str())))
+                {
+                    shown_before = true;
+                    copies.clear();
+                }
             }
             found.insert(
                 key,

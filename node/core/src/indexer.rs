@@ -60,12 +60,19 @@ impl Node {
         filling: Filling,
     ) -> Result<u64, NodeError> {
         let seen = self.fill(index, progress, go_on, filling)?;
+        self.apply_all_refilled(index, filling)?;
+        Ok(seen)
+    }
+
+    /// What a refill restored, for every origin held whose chain verifies
+    /// ([`Node::index_refilled`]), into `index`. Under the writer.
+    fn apply_all_refilled(&self, index: &HoldingsIndex, filling: Filling) -> Result<(), NodeError> {
         for origin in self.store().refilled_origins()? {
             if self.holds_origin(&origin)? && self.origin_keys(&origin).is_ok() {
                 self.apply_refilled(index, &origin, filling)?;
             }
         }
-        Ok(seen)
+        Ok(())
     }
 
     fn fill(
@@ -245,12 +252,7 @@ impl Node {
         let _writer = live.writer();
         // A refill's notes are cleared once the next generation has them:
         // the index in use takes them first, should the switch fail.
-        let in_use = self.index();
-        for origin in self.store().refilled_origins()? {
-            if self.holds_origin(&origin)? && self.origin_keys(&origin).is_ok() {
-                self.apply_refilled(&in_use, &origin, Filling::InUse)?;
-            }
-        }
+        self.apply_all_refilled(&self.index(), Filling::InUse)?;
         let caught_up = self.catch_up(
             &next,
             &mut |seen| progress(filled + seen),

@@ -1708,21 +1708,59 @@ pub(crate) fn build_chain(
     origin: &str,
     pinned: Option<ed25519_dalek::VerifyingKey>,
 ) -> Result<KeyChain, NodeError> {
+    match walk_chain(store, origin, pinned)? {
+        (chain, None) => Ok(chain),
+        (_, Some(ChainBreak { error: Some(e), .. })) => Err(e.into()),
+        (_, Some(ChainBreak { index, .. })) => Err(StoreError::Corrupt {
+            tree: crate::store::tree::KEYSETS,
+            detail: format!("{origin} entry {index} is not a stored key set"),
+        }
+        .into()),
+    }
+}
+
+/// Where a stored key chain stops verifying: the first key-set position
+/// whose entry does not extend the chain before it.
+pub(crate) struct ChainBreak {
+    pub index: u64,
+    /// The entry stored there; `None` when it is no signed entry.
+    pub stored: Option<crate::proto::Envelope>,
+    /// Why it does not extend the chain; `None` with no signed entry.
+    pub error: Option<SignError>,
+}
+
+/// `origin`'s key chain as far as its stored key sets verify, link by link
+/// (from `pinned` for a peer), and where it stops, if it does.
+pub(crate) fn walk_chain(
+    store: &Store,
+    origin: &str,
+    pinned: Option<ed25519_dalek::VerifyingKey>,
+) -> Result<(KeyChain, Option<ChainBreak>), StoreError> {
     let mut chain = KeyChain::new(origin, pinned);
     let now = keyset::now_unix();
     for index in store.key_set_positions(origin)? {
-        match store.entry(origin, LogIndex(index))? {
-            Some(StoredEntry::Signed(envelope)) => chain.extend(index, &envelope, now)?,
+        let stored = match store.entry(origin, LogIndex(index))? {
+            Some(StoredEntry::Signed(envelope)) => envelope,
             _ => {
-                return Err(StoreError::Corrupt {
-                    tree: crate::store::tree::KEYSETS,
-                    detail: format!("{origin} entry {index} is not a stored key set"),
-                }
-                .into())
+                let broken = ChainBreak {
+                    index,
+                    stored: None,
+                    error: None,
+                };
+                return Ok((chain, Some(broken)));
             }
+        };
+        // A set that does not verify leaves the chain as it was.
+        if let Err(error) = chain.extend(index, &stored, now) {
+            let broken = ChainBreak {
+                index,
+                stored: Some(stored),
+                error: Some(error),
+            };
+            return Ok((chain, Some(broken)));
         }
     }
-    Ok(chain)
+    Ok((chain, None))
 }
 
 /// The signing key to use: the key file's, if the current set lists it,

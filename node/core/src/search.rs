@@ -707,6 +707,17 @@ mod tests {
         }
     }
 
+    /// `record` with `visibility`, for `groups`.
+    fn restricted(
+        mut record: crate::proto::DatasetRecord,
+        visibility: crate::proto::Visibility,
+        groups: &[&str],
+    ) -> crate::proto::DatasetRecord {
+        record.visibility = visibility as i32;
+        record.groups = groups.iter().map(|g| (*g).to_owned()).collect();
+        record
+    }
+
     /// An index of `records`, each committed on its own, so that copies
     /// of one DOI lie in different segments.
     fn holdings(
@@ -833,11 +844,6 @@ mod tests {
     /// hides a copy the viewer sees nor is named, nor chosen.
     #[test]
     fn copies_the_viewer_may_not_see_are_neither_named_nor_hide_a_visible_copy() {
-        let restricted = |mut record: crate::proto::DatasetRecord, visibility, groups: &[&str]| {
-            record.visibility = visibility as i32;
-            record.groups = groups.iter().map(|g| (*g).to_owned()).collect();
-            record
-        };
         let doi = "10.5285/ice";
         let (index, _dir) = holdings(vec![
             // Ranks first, and is the oldest copy.
@@ -953,11 +959,12 @@ mod tests {
     #[test]
     fn a_caller_who_sees_more_on_a_next_page_is_left_no_dataset_out() {
         let doi = "10.5285/ice";
-        let mut grouped = copy("uni", "U-2", doi, 6, "2019-01-01T00:00:00Z");
-        grouped.visibility = crate::proto::Visibility::Groups as i32;
-        grouped.groups = vec!["ice-team".into()];
         let (index, _dir) = holdings(vec![
-            grouped,
+            restricted(
+                copy("uni", "U-2", doi, 6, "2019-01-01T00:00:00Z"),
+                crate::proto::Visibility::Groups,
+                &["ice-team"],
+            ),
             copy("gen", "A-1", "", 5, "2020-01-01T00:00:00Z"),
             copy("polar", "P-1", doi, 3, "2020-01-01T00:00:00Z"),
         ]);

@@ -10,7 +10,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use super::{HoldingsIndex, IndexError};
@@ -25,10 +24,8 @@ pub struct LiveIndex {
     /// Serialises writers of the index in use: catch-up, removals, and a
     /// rebuild's last catch-up and switch.
     writer: Mutex<()>,
-    /// One rebuild at a time.
+    /// One rebuild at a time, held while it runs ([`LiveIndex::rebuilding`]).
     rebuild: Mutex<()>,
-    /// Whether a rebuild is filling the next generation.
-    rebuilding: AtomicBool,
 }
 
 /// A generation being filled by a rebuild.
@@ -38,7 +35,9 @@ pub struct NextGeneration {
 }
 
 /// A rebuild under way ([`LiveIndex::rebuild`]): its generation, filled
-/// without the writer, and switched to under it.
+/// without the writer, and switched to under it. A rebuild that fails
+/// leaves its generation behind, removed when the node opens next
+/// ([`LiveIndex::remove_abandoned`]).
 pub struct Rebuild<'a> {
     live: &'a LiveIndex,
     next: Option<NextGeneration>,
@@ -60,14 +59,6 @@ impl Rebuild<'_> {
     pub fn switch(mut self) -> Result<(), IndexError> {
         let next = self.next.take().expect("switched once");
         self.live.switch(next)
-    }
-}
-
-impl Drop for Rebuild<'_> {
-    fn drop(&mut self) {
-        // A rebuild that failed leaves its generation behind, removed when
-        // the node opens next (`LiveIndex::remove_abandoned`).
-        self.live.rebuilding.store(false, Ordering::SeqCst);
     }
 }
 
@@ -98,7 +89,6 @@ impl LiveIndex {
             dir: Mutex::new(dir),
             writer: Mutex::new(()),
             rebuild: Mutex::new(()),
-            rebuilding: AtomicBool::new(false),
         })
     }
 
@@ -148,7 +138,6 @@ impl LiveIndex {
     pub fn rebuild(&self) -> Result<Rebuild<'_>, IndexError> {
         let one = self.rebuild.lock().unwrap_or_else(|p| p.into_inner());
         let _writer = self.writer();
-        self.rebuilding.store(true, Ordering::SeqCst);
         let mut rebuild = Rebuild {
             live: self,
             next: None,
@@ -162,7 +151,10 @@ impl LiveIndex {
     /// index in use without a log position (a refill's notes) must be
     /// left for the rebuild to take as well.
     pub fn rebuilding(&self) -> bool {
-        self.rebuilding.load(Ordering::SeqCst)
+        matches!(
+            self.rebuild.try_lock(),
+            Err(std::sync::TryLockError::WouldBlock)
+        )
     }
 
     /// An empty index in the next generation's directory.

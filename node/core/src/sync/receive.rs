@@ -1450,27 +1450,19 @@ pub(crate) fn damaged_key_set(
     else {
         return Ok(None);
     };
-    let store = node.store();
-    let mut chain = KeyChain::new(origin, Some(pinned));
-    let now = keyset::now_unix();
-    for index in store.key_set_positions(origin)? {
-        let Some(StoredEntry::Signed(stored)) = store.entry(origin, LogIndex(index))? else {
-            return Ok(None);
-        };
-        // A set that does not verify leaves the chain as it was.
-        match chain.extend(index, &stored, now) {
-            Ok(()) => {}
-            Err(e) if keyset::fails_on_signatures(&e) => {
-                return Ok(Some(DamagedKeySet {
-                    index,
-                    before: chain,
-                    stored,
-                }));
-            }
-            Err(_) => return Ok(None),
-        }
-    }
-    Ok(None)
+    let (before, broken) = crate::node::walk_chain(node.store(), origin, Some(pinned))?;
+    Ok(match broken {
+        Some(crate::node::ChainBreak {
+            index,
+            stored: Some(stored),
+            error: Some(error),
+        }) if keyset::fails_on_signatures(&error) => Some(DamagedKeySet {
+            index,
+            before,
+            stored,
+        }),
+        _ => None,
+    })
 }
 
 /// Asks `peer` for the `damaged` key set of `origin` alone and puts the
