@@ -163,6 +163,18 @@ pub struct Manifest {
     pub recovering: bool,
 }
 
+impl FileEntry {
+    /// How a file of `bytes` bytes hashed into `hash` differs from this
+    /// entry of the manifest; `None` when it does not.
+    fn differs(&self, bytes: u64, hash: Sha256) -> Option<String> {
+        if bytes != self.bytes {
+            return Some(format!("{bytes} bytes, the manifest says {}", self.bytes));
+        }
+        (hex::encode(hash.finalize()) != self.sha256)
+            .then(|| "its SHA-256 differs from the manifest's".to_owned())
+    }
+}
+
 /// A writer that hashes and counts what passes through it, and adds the
 /// count to `written` (for progress reports).
 struct Hashing<'a, W> {
@@ -435,14 +447,8 @@ pub fn verify(dir: &Path) -> Result<Manifest, BackupError> {
         };
         let mut hash = Sha256::new();
         let bytes = std::io::copy(&mut file, &mut hash).map_err(io(&file_path))?;
-        if bytes != entry.bytes {
-            return Err(damaged(format!(
-                "{bytes} bytes, the manifest says {}",
-                entry.bytes
-            )));
-        }
-        if hex::encode(hash.finalize()) != entry.sha256 {
-            return Err(damaged("its SHA-256 differs from the manifest's".into()));
+        if let Some(difference) = entry.differs(bytes, hash) {
+            return Err(damaged(difference));
         }
     }
     Ok(manifest)
@@ -573,11 +579,12 @@ fn write_restored<R: Read>(
         };
         let (source, target) = (backup.join(name), data_dir.join(name));
         let bytes = std::fs::read(&source).map_err(io(&source))?;
-        if hex::encode(Sha256::digest(&bytes)) != entry.sha256 {
+        let mut hash = Sha256::new();
+        hash.update(&bytes);
+        if let Some(difference) = entry.differs(bytes.len() as u64, hash) {
             return Err(BackupError::Damaged {
                 path: source,
-                message: "changed while it was restored: its SHA-256 differs from the manifest's"
-                    .into(),
+                message: format!("changed while it was restored: {difference}"),
             });
         }
         let mut out = std::fs::OpenOptions::new()
@@ -610,15 +617,10 @@ fn write_restored<R: Read>(
     // grew, or one the load stopped reading) is hashed too, so a dump that
     // changed is named as such, whatever the load made of it.
     let rest = std::io::copy(&mut dump, &mut std::io::sink());
-    let (bytes, sha256) = (dump.bytes, hex::encode(dump.hash.finalize()));
-    if rest.is_ok() && bytes != entry.bytes {
-        return Err(changed(format!(
-            "{bytes} bytes, the manifest says {}",
-            entry.bytes
-        )));
-    }
-    if rest.is_ok() && sha256 != entry.sha256 {
-        return Err(changed("its SHA-256 differs from the manifest's".into()));
+    if rest.is_ok() {
+        if let Some(difference) = entry.differs(dump.bytes, dump.hash) {
+            return Err(changed(difference));
+        }
     }
     let summary = loaded.map_err(|source| BackupError::Dump {
         path: dump_path.clone(),
