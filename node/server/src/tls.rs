@@ -656,7 +656,15 @@ pub fn incoming(
     });
     tokio::spawn(async move {
         loop {
-            let (tcp, remote) = match listener.accept().await {
+            // Once the server has stopped taking connections, the loop ends
+            // at once, closing the listener and letting go of the TLS
+            // configuration (and the node its certificate and trust checks
+            // hold), not at the next connection attempt.
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = tx.closed() => return,
+            };
+            let (tcp, remote) = match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -664,9 +672,6 @@ pub fn incoming(
                     continue;
                 }
             };
-            if tx.is_closed() {
-                return;
-            }
             let address = match &per_address {
                 Some(table) => match table.take(remote.ip()) {
                     Some(place) => Some(place),
@@ -786,25 +791,26 @@ mod tests {
     /// Issue 9, item 5: connections that never finish their handshake hold
     /// at most the handshake cap; one more is closed at once, and so is any
     /// beyond the connection cap.
-    #[tokio::test]
-    async fn limits_on_the_open_listener_close_what_is_over_the_caps() {
-        let dir = tempfile::tempdir().unwrap();
-        let identity = TlsIdentity::create(dir.path(), "polar").unwrap();
+    /// A certificate resolver for a node `polar` created in `dir`.
+    fn resolver(dir: &std::path::Path) -> Arc<CertResolver> {
+        let identity = TlsIdentity::create(dir, "polar").unwrap();
         PublicIdentity::create(
-            dir.path(),
+            dir,
             "polar",
             &PublicIdentity::default_names("127.0.0.1:0".parse().unwrap()),
         )
         .unwrap();
         use meridian_core::certificate::{PUBLIC_CERT_FILE, PUBLIC_KEY_FILE};
-        let public = PublicIdentity::load(
-            &dir.path().join(PUBLIC_CERT_FILE),
-            &dir.path().join(PUBLIC_KEY_FILE),
-        )
-        .unwrap();
+        let public =
+            PublicIdentity::load(&dir.join(PUBLIC_CERT_FILE), &dir.join(PUBLIC_KEY_FILE)).unwrap();
         let held = Arc::new(identity.clone());
-        let certs = Arc::new(CertResolver::new(Arc::new(move || held.clone()), &public).unwrap());
-        let config = server_config(certs, Arc::new(|_: &[u8]| Ok(()))).unwrap();
+        Arc::new(CertResolver::new(Arc::new(move || held.clone()), &public).unwrap())
+    }
+
+    #[tokio::test]
+    async fn limits_on_the_open_listener_close_what_is_over_the_caps() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = server_config(resolver(dir.path()), Arc::new(|_: &[u8]| Ok(()))).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = Metrics::default();
@@ -853,6 +859,41 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(open.get(), 0, "closed connections still counted as open");
+    }
+
+    /// Once the server stops taking connections (it drops the stream), the
+    /// listener closes and the TLS configuration is let go of at once, not
+    /// at the next connection attempt: the node that configuration holds
+    /// (its certificates, its trust checks) is then free, and its store
+    /// can be closed and opened again by the stopping process.
+    #[tokio::test]
+    async fn a_stopped_server_closes_its_listener_and_lets_go_of_its_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = resolver(dir.path());
+        let held = Arc::downgrade(&certs);
+        let config = server_config(certs, Arc::new(|_: &[u8]| Ok(()))).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let caps = ConnCaps {
+            connections: 3,
+            per_address: 0,
+            handshakes: 2,
+            idle_timeout: Duration::from_secs(180),
+            listener: Listener::Grpc,
+            metrics: Metrics::default(),
+        };
+        let incoming = incoming(listener, Arc::new(config), caps);
+        assert!(TcpStream::connect(addr).await.is_ok(), "listening");
+        drop(incoming);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while held.strong_count() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(held.strong_count(), 0, "the configuration is still held");
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "the listener still takes connections"
+        );
     }
 
     /// Places per address: an IPv6 host's addresses share their /64 and an
