@@ -300,7 +300,8 @@ fn wait_for(socket: &UnixDatagram, what: &str, at_most: Duration) -> Vec<String>
 
 /// Under systemd `Type=notify`, READY=1 reaches the service manager only
 /// once the node serves (listeners bound, index caught up: public health
-/// SERVING), and STOPPING=1 when it drains.
+/// SERVING), STOPPING=1 when it drains, and then a longer stop timeout
+/// while it snapshots its store.
 #[tokio::test(flavor = "multi_thread")]
 async fn systemd_hears_ready_only_once_the_node_serves_and_stopping_at_shutdown() {
     let dir = tempfile::tempdir().unwrap();
@@ -316,10 +317,21 @@ async fn systemd_hears_ready_only_once_the_node_serves_and_stopping_at_shutdown(
         .collect();
     node.import(&lines);
     assert!(node.stop(), "a clean stop");
-    let at_stop = wait_for(&manager, "STOPPING=1", Duration::from_secs(5));
+    let mut at_stop = wait_for(&manager, "STOPPING=1", Duration::from_secs(5));
     assert!(
         !at_stop.iter().any(|m| m.contains("READY=1")),
         "{at_stop:?}"
+    );
+    // Then, drained, it asks for time to snapshot its store: the node has
+    // exited, so every message it sent is queued.
+    at_stop.extend(drain(&manager));
+    let stopping = at_stop.iter().position(|m| m.contains("STOPPING=1"));
+    let snapshot = at_stop
+        .iter()
+        .position(|m| m.contains("EXTEND_TIMEOUT_USEC=") && m.contains("STATUS="));
+    assert!(
+        snapshot.is_some() && stopping < snapshot,
+        "no extension of the stop for the store's snapshot after STOPPING=1: {at_stop:?}"
     );
 
     // Without its index the node re-derives it at start: not ready until then.

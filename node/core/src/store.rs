@@ -1643,6 +1643,31 @@ impl Store {
     }
 }
 
+/// Brings sled's snapshot of its page table in `path` up to the end of
+/// its log, so that the next open reads only what is written after this
+/// one. sled 0.34 writes that snapshot only when it opens a database, after
+/// replaying everything its log holds past the last one: every open pays
+/// for all writes since the open before (15 s after 10,000,000 imported
+/// records, 2 cores). A node calls this at a clean stop, once it has let go
+/// of its store, so that the cost falls on the stop, as a database's
+/// shutdown checkpoint does. It takes as long as the replay.
+///
+/// Fails, changing nothing, while anything else holds the store open.
+pub fn snapshot_page_table(path: &Path) -> Result<(), StoreError> {
+    if !path.join("conf").exists() {
+        return Err(StoreError::Db(sled::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no store in {}", path.display()),
+        ))));
+    }
+    // A small cache: the open reads the log, not the trees.
+    let db = open_db(path, 1 << 20)?;
+    // The snapshot is on disk once the open returns; this flush only
+    // closes the database as every stop does.
+    db.flush()?;
+    Ok(())
+}
+
 /// Opens sled in `path`. sled lets go of its file lock only some time after
 /// a database is dropped (its threads hold it until they stop), so opening
 /// again what this process just closed (a loaded dump, a reopen) waits up

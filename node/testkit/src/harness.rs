@@ -242,14 +242,16 @@ impl TestNode {
         unsafe { libc::kill(child.id() as i32, signal) };
     }
 
-    /// SIGTERM and wait for a graceful exit; returns whether it exited cleanly.
+    /// SIGTERM and wait for a graceful exit; returns whether it exited
+    /// cleanly within the 60 s the deployment files give a stop (a stop
+    /// snapshots the store, which takes longer the more was written).
     pub fn stop(&mut self) -> bool {
         let Some(mut child) = self.child.take() else {
             return true;
         };
         // SAFETY: the pid is our own child, not yet reaped.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 return status.success();

@@ -149,8 +149,33 @@ pub async fn serve(data_dir: &Path) -> Result<()> {
     );
     std::io::stdout().flush()?;
     listeners.serve(node, shutdown_signal()).await?;
+    snapshot_store(data_dir).await;
     tracing::info!("node stopped");
     Ok(())
+}
+
+/// Once the node has let go of its store, has sled write the snapshot that
+/// spares the next start a replay of everything written since this one
+/// ([`meridian_core::store::snapshot_page_table`]). A failure costs only
+/// that: the next start replays the log, as after a crash.
+async fn snapshot_store(data_dir: &Path) {
+    let store = data_dir.join(meridian_core::node::STORE_DIR);
+    // Under systemd: say what the stop waits for, and give it time beyond
+    // `TimeoutStopSec`, since it grows with what was written.
+    meridian_server::notify::Notifier::from_env()
+        .notify("STATUS=writing the store's snapshot\nEXTEND_TIMEOUT_USEC=300000000");
+    let started = std::time::Instant::now();
+    match tokio::task::spawn_blocking(move || meridian_core::store::snapshot_page_table(&store))
+        .await
+    {
+        Ok(Ok(())) => {
+            tracing::info!(took = ?started.elapsed(), "store snapshot written; the next start reads the log from here")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot write the store's snapshot; the next start replays its log")
+        }
+        Err(e) => tracing::warn!(error = %e, "the store's snapshot did not finish"),
+    }
 }
 
 async fn shutdown_signal() {

@@ -569,7 +569,7 @@ pub(crate) async fn catalog_client(
 }
 
 /// Stops `node` and starts it again on the same data directory, printing
-/// how long it took to listen, to say it serves, and to answer `first`
+/// how long the stop took, how long the start took to listen, to say it serves, and to answer `first`
 /// (warm page cache: the files were just in use). Returns a new admin
 /// client.
 async fn restart(
@@ -577,9 +577,14 @@ async fn restart(
     node_dir: &Path,
     first: &SearchRequest,
 ) -> Result<AdminClient<Channel>> {
+    let stopping = Instant::now();
     if !node.stop() {
         bail!("the node did not stop cleanly");
     }
+    println!(
+        "stop: exited after {:.0} ms (its store's snapshot included)",
+        stopping.elapsed().as_secs_f64() * 1e3
+    );
     let started = Instant::now();
     node.serve();
     let listening = started.elapsed();
