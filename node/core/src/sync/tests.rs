@@ -2543,6 +2543,69 @@ async fn a_key_set_stored_with_other_signatures_is_fetched_again_from_a_peer() {
     }
 }
 
+/// Two key sets of one chain stored with other signatures (the rotations
+/// at entries 3 and 6, each damaged its own way): one round puts right
+/// the first, then the second, which the first hid, and pulls what the
+/// origin wrote after them.
+#[tokio::test]
+async fn two_damaged_key_sets_of_one_chain_are_both_put_right_in_one_round() {
+    let tampers = key_set_tampers();
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    assert_honest_retry(&fed).await;
+    fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+    import(&fed.polar, 3, 2);
+    fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+    import(&fed.polar, 5, 2);
+    assert_honest_retry(&fed).await;
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 9);
+    let store = fed.here.store();
+    for (index, (_, resign)) in [(3, tampers[0]), (6, tampers[2])] {
+        let mut damaged = stored_envelope(&fed.here, POLAR, index);
+        resign(&mut damaged);
+        store
+            .refill(
+                POLAR,
+                &[(index, StoredEntry::Signed(damaged).encode())],
+                &[],
+            )
+            .unwrap();
+    }
+    store.flush().unwrap();
+    fed.here.forget_chain(POLAR);
+    assert!(matches!(
+        crate::sync::origin_chain(&fed.here, POLAR),
+        Err(SyncError::HeldBack { .. })
+    ));
+    let report = crate::fsck::check(&fed.here).unwrap();
+    assert!(!report.clean());
+    import(&fed.polar, 7, 2);
+
+    let report = round_with(
+        &fed.sync,
+        UNI,
+        Served::relay(UNI, &fed.polar, HERE, Box::new(|_| {})),
+    )
+    .await;
+    assert!(report.ok && report.held_back.is_empty(), "{report:?}");
+    assert_eq!(report.entries, 2, "{report:?}");
+    for index in [3, 6] {
+        assert_eq!(
+            stored_envelope(&fed.here, POLAR, index),
+            stored_envelope(&fed.polar, POLAR, index),
+            "entry {index} is stored as the origin signed it"
+        );
+    }
+    assert_eq!(
+        fed.here.origin_keys(POLAR).unwrap().unwrap().links().len(),
+        3
+    );
+    all_entries_verify(&fed.here, POLAR);
+    let report = crate::fsck::check(&fed.here).unwrap();
+    assert!(report.clean(), "{:#?}", report.findings);
+    assert_eq!(status(&fed.sync, UNI).rejected, 0);
+}
+
 /// A peer that serves a stream rewritten by `tamper` after the key sets
 /// were announced: it lies about the announced sets too. `refuses`: it
 /// refuses every pull instead.
