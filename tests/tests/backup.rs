@@ -307,3 +307,65 @@ async fn a_stopped_node_is_backed_up_and_restored_with_or_without_recovery() {
     waiting.import(&lines(20..22));
     assert_eq!(status(&waiting)["log_size"], 23);
 }
+
+/// `meridian restore` killed (`kill -9`) while it loads the store leaves a
+/// directory that neither `serve` nor `fsck` opens: each says the restore
+/// did not finish and what to do. Removed, the directory takes the same
+/// backup whole, and `fsck` finds it clean.
+#[test]
+fn a_restore_killed_while_it_loads_the_store_is_refused_until_done_again() {
+    let mut node = TestNode::start("polar");
+    node.import(&lines(0..1000));
+    assert!(node.stop());
+    let work = tempfile::tempdir().unwrap();
+    let backup = work.path().join("backup");
+    node.ok(&["backup", backup.to_str().unwrap()]);
+
+    let target = work.path().join("restored");
+    let mut killed = false;
+    for attempt in 0..20 {
+        let _ = std::fs::remove_dir_all(&target);
+        let mut restore = Command::new(meridian_bin())
+            .args(["restore", backup.to_str().unwrap(), "--data-dir"])
+            .arg(&target)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("meridian runs");
+        // The store's directory appears when its load begins.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !target.join("store").exists() && Instant::now() < deadline {
+            if restore.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        restore.kill().unwrap();
+        let status = restore.wait().unwrap();
+        if status.success() {
+            eprintln!("restore: finished before the kill, attempt {attempt}");
+            continue;
+        }
+        killed = true;
+        break;
+    }
+    assert!(killed, "every restore finished before its kill");
+
+    for command in [&["fsck"][..], &["serve"][..]] {
+        let out = meridian(&target, command);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {out:?}");
+        let error = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            error.contains("a restore into this directory began and did not finish")
+                && error.contains("run `meridian restore` again"),
+            "{command:?}: {error}"
+        );
+    }
+
+    std::fs::remove_dir_all(&target).unwrap();
+    let out = meridian(&target, &["restore", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let (clean, report) = fsck(&target);
+    assert!(clean, "{report}");
+}

@@ -22,7 +22,10 @@
 //! was taken; signing others at the same indices would fork its log. So a
 //! restore leaves [`RECOVERY_FILE`] in the data directory: the node then
 //! appends nothing of its own until it has pulled its own log back from its
-//! peers ([`crate::sync`]) or the operator ends the recovery.
+//! peers ([`crate::sync`]) or the operator ends the recovery. Until its
+//! last step a restore also leaves [`RESTORE_UNFINISHED_FILE`], so a
+//! restore cut short (killed) leaves a directory no command opens: its
+//! store may hold only part of the backup.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -46,8 +49,8 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const STORE_DUMP: &str = "store.dump";
 /// Version of the backup layout this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
-pub use crate::node::RECOVERY_FILE;
 use crate::node::{NEXT_KEY_FILE, ROOT_KEY_FILE};
+pub use crate::node::{RECOVERY_FILE, RESTORE_UNFINISHED_FILE};
 /// The files of a data directory a backup carries, besides the store.
 /// The first three every node has.
 const NODE_FILES: [&str; 10] = [
@@ -567,6 +570,17 @@ fn write_restored<R: Read>(
             manifest.node_id, manifest.created
         ),
     )?;
+    // Then the mark of a restore under way, removed last: a directory a
+    // restore did not finish is refused by every command that opens it.
+    let unfinished = data_dir.join(RESTORE_UNFINISHED_FILE);
+    written.push(unfinished.clone());
+    write_marker(
+        &unfinished,
+        &format!(
+            "of the backup of {} taken {}\n",
+            manifest.node_id, manifest.created
+        ),
+    )?;
     sync_dir(data_dir)?;
     for (name, entry) in &manifest.files {
         if name == STORE_DUMP {
@@ -643,6 +657,8 @@ fn write_restored<R: Read>(
         )?,
         Recovery::Skip => std::fs::remove_file(&marker).map_err(io(&marker))?,
     }
+    sync_dir(data_dir)?;
+    std::fs::remove_file(&unfinished).map_err(io(&unfinished))?;
     sync_dir(data_dir)
 }
 

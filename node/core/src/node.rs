@@ -33,6 +33,11 @@ pub const INDEX_DIR: &str = "index";
 /// In a data directory: the node was restored from a backup and is
 /// recovering its own log from its peers ([`crate::backup`]).
 pub const RECOVERY_FILE: &str = "recovering";
+/// In a data directory while `meridian restore` writes it, removed as the
+/// restore's last step: a restore cut short (killed, a full disk) leaves
+/// a directory whose store may hold part of the backup, which no command
+/// opens as a node ([`NodeError::RestoreUnfinished`]).
+pub const RESTORE_UNFINISHED_FILE: &str = "restore-unfinished";
 /// In a data directory: the root key, unless the operator keeps it
 /// elsewhere (`meridian init --root-key FILE`).
 pub const ROOT_KEY_FILE: &str = "root.key";
@@ -98,6 +103,12 @@ pub enum NodeError {
     /// A key operation cannot be done; the message says why and what to do.
     #[error("keys: {0}")]
     Keys(String),
+    /// A restore into the data directory began and did not finish.
+    #[error(
+        "{path}: a restore into this directory began and did not finish ({note}), so its store \
+         may hold only part of the backup; remove the directory and run `meridian restore` again"
+    )]
+    RestoreUnfinished { path: PathBuf, note: String },
     /// The node was restored from a backup and has not yet pulled its own
     /// log back from its peers: an entry signed now could take an index a
     /// peer already holds a different entry at (a fork of its own log).
@@ -377,6 +388,13 @@ impl Node {
         data_dir: &Path,
         env: &BTreeMap<String, String>,
     ) -> Result<Arc<Self>, NodeError> {
+        let unfinished = data_dir.join(RESTORE_UNFINISHED_FILE);
+        if let Ok(note) = std::fs::read_to_string(&unfinished) {
+            return Err(NodeError::RestoreUnfinished {
+                path: data_dir.to_owned(),
+                note: note.trim().to_owned(),
+            });
+        }
         let config = Config::load(data_dir, env)?;
         let key = NodeKey::load(&data_dir.join(KEY_FILE))?;
         let tls = TlsIdentity::load(data_dir)?;

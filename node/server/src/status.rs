@@ -107,7 +107,7 @@ pub fn node(error: NodeError) -> Status {
         NodeError::Index(ref e) => index(e),
         NodeError::Sign(ref e) => sign(e),
         NodeError::Tls(ref e) => tls(e),
-        NodeError::DataDir { .. } => internal(&error),
+        NodeError::DataDir { .. } | NodeError::RestoreUnfinished { .. } => internal(&error),
         NodeError::Recovering | NodeError::Keys(_) | NodeError::Audience(_) => {
             Status::failed_precondition(error.to_string())
         }

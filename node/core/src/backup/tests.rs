@@ -267,28 +267,65 @@ fn a_restore_refused_after_loading_leaves_nothing() {
 }
 
 /// A restore that stops before its end without undoing what it wrote (a
-/// kill; here the load dies) leaves a node that is recovering, even when a
-/// finished restore would not have been: it appends nothing of its own
-/// before its peers give its log back.
+/// kill; here the load dies halfway through the dump, the store half
+/// loaded) leaves a directory that no command opens as a node, saying
+/// what happened and what to do; were it opened anyway, it would be
+/// recovering, even when a finished restore would not have been. Removed,
+/// the directory takes the same backup again.
 #[test]
-fn a_restore_cut_short_leaves_a_recovering_node() {
-    struct Dies;
+fn a_restore_cut_short_leaves_a_directory_no_command_opens() {
+    /// The dump's first half, then a kill.
+    struct Dies {
+        dump: std::fs::File,
+        left: u64,
+    }
     impl Read for Dies {
-        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
-            panic!("killed while the dump is read");
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.left == 0 {
+                panic!("killed while the dump is read");
+            }
+            let most = buf.len().min(self.left as usize);
+            let n = self.dump.read(&mut buf[..most])?;
+            self.left -= n as u64;
+            Ok(n)
         }
     }
-    let (dir, backup, _) = backed_up();
+    let (dir, backup, manifest) = backed_up();
     let restored = dir.path().join("restored");
     let cut = std::panic::catch_unwind(|| {
-        restore_reading(&backup, &restored, Recovery::Skip, |_| Ok(Dies))
+        restore_reading(&backup, &restored, Recovery::Skip, |path| {
+            Ok(Dies {
+                dump: std::fs::File::open(path)?,
+                left: manifest.files[STORE_DUMP].bytes / 2,
+            })
+        })
     });
     assert!(cut.is_err());
     assert!(
-        restored.join(RECOVERY_FILE).exists(),
+        restored.join(STORE_DIR).exists() && restored.join(RECOVERY_FILE).exists(),
         "{:?}",
         names(&restored)
     );
+    for opened in [
+        Node::open(&restored, &BTreeMap::new()).err(),
+        Node::open_as_is(&restored, &BTreeMap::new()).err(),
+    ] {
+        let err = opened.expect("a directory a restore did not finish is refused");
+        assert!(matches!(err, NodeError::RestoreUnfinished { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("did not finish")
+                && message.contains(&manifest.node_id)
+                && message.contains("run `meridian restore` again"),
+            "{message}"
+        );
+    }
+
+    std::fs::remove_dir_all(&restored).unwrap();
+    restore(&backup, &restored, Recovery::Skip).unwrap();
+    assert!(!restored.join(RESTORE_UNFINISHED_FILE).exists());
+    let node = Node::open(&restored, &BTreeMap::new()).unwrap();
+    assert!(!node.recovering());
 }
 
 /// A key rotation cut short after its key set was stored, before the new
