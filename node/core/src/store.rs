@@ -1674,6 +1674,7 @@ pub fn snapshot_page_table(path: &Path) -> Result<(), StoreError> {
 /// to [`LOCK_RELEASE`] for that; a lock another process holds is still an
 /// error, after that wait.
 fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+    remove_unfinished_snapshots(path)?;
     let deadline = std::time::Instant::now() + LOCK_RELEASE;
     loop {
         match sled::Config::new()
@@ -1690,6 +1691,51 @@ fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
             opened => return Ok(opened?),
         }
     }
+}
+
+/// sled 0.34 writes a snapshot into `snap.<position>.generating` and
+/// renames it into place once it is synced; a process killed before the
+/// rename (a stop's snapshot cut short by the grace period, a start's by a
+/// crash) leaves the file behind, and the next open takes it for the newest
+/// snapshot, fails its checksum and refuses the store as corrupt (sled issue
+/// 1527). Such a file is never a whole snapshot, so it is removed before an
+/// open, while no process holds the store's lock (sled's `flock` on its
+/// `db` file); a store that someone holds is left alone, and the open then
+/// waits or fails on the lock as before.
+fn remove_unfinished_snapshots(path: &Path) -> Result<(), StoreError> {
+    use std::os::fd::AsRawFd;
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return Ok(()); // no store yet: sled makes it
+    };
+    let unfinished: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|file| {
+            file.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("snap.") && name.ends_with(".generating"))
+        })
+        .collect();
+    if unfinished.is_empty() {
+        return Ok(());
+    }
+    let Ok(db) = std::fs::File::open(path.join("db")) else {
+        return Ok(());
+    };
+    // SAFETY: `flock` on a descriptor this function owns; the lock goes
+    // with the descriptor when `db` is dropped.
+    if unsafe { libc::flock(db.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Ok(());
+    }
+    for file in unfinished {
+        tracing::warn!(file = %file.display(), "removing a store snapshot whose writing was cut short");
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::Db(sled::Error::Io(e))),
+        }
+    }
+    Ok(())
 }
 
 /// Mebibytes of decoded pages a store keeps in memory unless its node's
@@ -2081,6 +2127,54 @@ mod tests {
         assert_eq!(
             listed.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
             ["b"]
+        );
+    }
+
+    /// A snapshot whose writing was cut short (a kill before sled renamed
+    /// it into place) does not keep the store from opening: sled took it
+    /// for the newest snapshot and refused the store as corrupt. A whole
+    /// snapshot and the data stay; the unfinished file goes.
+    #[test]
+    fn a_snapshot_cut_short_does_not_keep_the_store_from_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        for names in [&["a", "b"][..], &["c"][..]] {
+            let store = Store::open(dir.path()).unwrap();
+            let base = store.log_size("polar").unwrap();
+            store.commit(&append("polar", base, names)).unwrap();
+            store.flush().unwrap();
+        }
+        // The second open wrote a snapshot; a later one was being written.
+        let snapshots = |dir: &Path| -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|name| name.starts_with("snap."))
+                .collect();
+            names.sort();
+            names
+        };
+        let whole = snapshots(dir.path());
+        assert_eq!(whole.len(), 1, "{whole:?}");
+        let bytes = std::fs::read(dir.path().join(&whole[0])).unwrap();
+        std::fs::write(
+            dir.path().join("snap.7FFFFFFFFFFFFFFF.generating"),
+            &bytes[..bytes.len() / 2],
+        )
+        .unwrap();
+
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.log_size("polar").unwrap(), 3);
+        assert_eq!(
+            store.entry("polar", LogIndex(2)).unwrap().unwrap(),
+            entry("c")
+        );
+        drop(store);
+        assert!(
+            snapshots(dir.path())
+                .iter()
+                .all(|name| !name.ends_with(".generating")),
+            "{:?}",
+            snapshots(dir.path())
         );
     }
 
