@@ -148,8 +148,9 @@ pub async fn serve(data_dir: &Path) -> Result<()> {
         admin_path.display()
     );
     std::io::stdout().flush()?;
+    let released = std::sync::Arc::downgrade(&node);
     listeners.serve(node, shutdown_signal()).await?;
-    snapshot_store(data_dir).await;
+    snapshot_store(data_dir, released).await;
     tracing::info!("node stopped");
     Ok(())
 }
@@ -157,8 +158,19 @@ pub async fn serve(data_dir: &Path) -> Result<()> {
 /// Once the node has let go of its store, has sled write the snapshot that
 /// spares the next start a replay of everything written since this one
 /// ([`meridian_core::store::snapshot_page_table`]). A failure costs only
-/// that: the next start replays the log, as after a crash.
-async fn snapshot_store(data_dir: &Path) {
+/// that: the next start replays the log, as after a crash. So does a node
+/// still held [`RELEASE_WAIT`] after the stop (a connection the drain
+/// closed whose task has not ended, a search still running): the stop
+/// does not wait longer for it.
+async fn snapshot_store(data_dir: &Path, node: std::sync::Weak<Node>) {
+    let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
+    while node.strong_count() > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(after = ?RELEASE_WAIT, "the node is still in use after the stop; no store snapshot: the next start replays its log");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let store = data_dir.join(meridian_core::node::STORE_DIR);
     // Under systemd: say what the stop waits for, and give it time beyond
     // `TimeoutStopSec`, since it grows with what was written.
@@ -177,6 +189,10 @@ async fn snapshot_store(data_dir: &Path) {
         Err(e) => tracing::warn!(error = %e, "the store's snapshot did not finish"),
     }
 }
+
+/// How long a stop waits for the node to be let go of before it gives up
+/// the store's snapshot.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
