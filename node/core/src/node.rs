@@ -48,6 +48,23 @@ pub const GENESIS_FILE: &str = "keyset-1.dsse";
 /// key set that lists it is durable and it replaces the key file.
 pub const NEXT_KEY_FILE: &str = "identity.key.next";
 
+/// Refuses `data_dir` when a restore began writing it and did not finish
+/// ([`RESTORE_UNFINISHED_FILE`]): its store may hold part of a backup. A
+/// mark that cannot be read still refuses.
+pub fn refuse_unfinished_restore(data_dir: &Path) -> Result<(), NodeError> {
+    let mark = data_dir.join(RESTORE_UNFINISHED_FILE);
+    match std::fs::symlink_metadata(&mark) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(NodeError::RestoreUnfinished {
+            path: data_dir.to_owned(),
+            note: match std::fs::read_to_string(&mark) {
+                Ok(note) => note.trim().to_owned(),
+                Err(e) => format!("{}: {e}", mark.display()),
+            },
+        }),
+    }
+}
+
 /// Why a node operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -388,13 +405,7 @@ impl Node {
         data_dir: &Path,
         env: &BTreeMap<String, String>,
     ) -> Result<Arc<Self>, NodeError> {
-        let unfinished = data_dir.join(RESTORE_UNFINISHED_FILE);
-        if let Ok(note) = std::fs::read_to_string(&unfinished) {
-            return Err(NodeError::RestoreUnfinished {
-                path: data_dir.to_owned(),
-                note: note.trim().to_owned(),
-            });
-        }
+        refuse_unfinished_restore(data_dir)?;
         let config = Config::load(data_dir, env)?;
         let key = NodeKey::load(&data_dir.join(KEY_FILE))?;
         let tls = TlsIdentity::load(data_dir)?;

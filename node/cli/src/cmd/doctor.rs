@@ -128,6 +128,13 @@ fn at_rest(dir: &Path) -> Vec<Check> {
         }
     };
     let mut checks = vec![directory(dir, &meta)];
+    if let Err(e) = meridian_core::node::refuse_unfinished_restore(dir) {
+        checks.push(Check::fail(
+            "restore",
+            e.to_string(),
+            format!("remove {shown} and run `meridian restore BACKUP --data-dir {shown}` again"),
+        ));
+    }
     checks.push(match Config::load(dir, &process_env()) {
         Ok(config) => Check::ok(
             "configuration",

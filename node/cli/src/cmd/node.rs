@@ -128,6 +128,8 @@ pub fn init_tracing(config: &Config) -> Result<()> {
 
 pub async fn serve(data_dir: &Path) -> Result<()> {
     let env = process_env();
+    // Before the configuration: a restore cut short may not have written it.
+    meridian_core::node::refuse_unfinished_restore(data_dir)?;
     // Logging first: opening the node may repair what a crash left.
     init_tracing(&Config::load(data_dir, &env)?)?;
     let node = Node::open(data_dir, &env)?;
