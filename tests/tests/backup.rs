@@ -371,6 +371,22 @@ fn a_restore_killed_while_it_loads_the_store_is_refused_until_done_again() {
         "{said}"
     );
 
+    // Killed before the configuration was written: the same refusal,
+    // not a missing configuration.
+    let early = work.path().join("early");
+    std::fs::create_dir(&early).unwrap();
+    std::fs::copy(
+        target.join("restore-unfinished"),
+        early.join("restore-unfinished"),
+    )
+    .unwrap();
+    let out = meridian(&early, &["serve"]);
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(2) && error.contains("did not finish"),
+        "{out:?}"
+    );
+
     std::fs::remove_dir_all(&target).unwrap();
     let out = meridian(&target, &["restore", backup.to_str().unwrap()]);
     assert!(out.status.success(), "{out:?}");

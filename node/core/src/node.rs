@@ -50,12 +50,13 @@ pub const NEXT_KEY_FILE: &str = "identity.key.next";
 
 /// Refuses `data_dir` when a restore began writing it and did not finish
 /// ([`RESTORE_UNFINISHED_FILE`]): its store may hold part of a backup. A
-/// mark that cannot be read still refuses.
+/// mark that is there but cannot be read still refuses; a directory that
+/// cannot be looked into is left to what reads it next to name.
 pub fn refuse_unfinished_restore(data_dir: &Path) -> Result<(), NodeError> {
     let mark = data_dir.join(RESTORE_UNFINISHED_FILE);
     match std::fs::symlink_metadata(&mark) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        _ => Err(NodeError::RestoreUnfinished {
+        Err(_) => Ok(()),
+        Ok(_) => Err(NodeError::RestoreUnfinished {
             path: data_dir.to_owned(),
             note: match std::fs::read_to_string(&mark) {
                 Ok(note) => note.trim().to_owned(),

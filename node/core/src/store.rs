@@ -1674,9 +1674,10 @@ pub fn snapshot_page_table(path: &Path) -> Result<(), StoreError> {
 /// to [`LOCK_RELEASE`] for that; a lock another process holds is still an
 /// error, after that wait.
 fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
-    remove_unfinished_snapshots(path)?;
     let deadline = std::time::Instant::now() + LOCK_RELEASE;
     loop {
+        // Before each attempt: while the lock is held it is left alone.
+        remove_unfinished_snapshots(path)?;
         match sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
@@ -1698,10 +1699,11 @@ fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
 /// rename (a stop's snapshot cut short by the grace period, a start's by a
 /// crash) leaves the file behind, and the next open takes it for the newest
 /// snapshot, fails its checksum and refuses the store as corrupt (sled issue
-/// 1527). Such a file is never a whole snapshot, so it is removed before an
-/// open, while no process holds the store's lock (sled's `flock` on its
-/// `db` file); a store that someone holds is left alone, and the open then
-/// waits or fails on the lock as before.
+/// 1527). sled reads a snapshot only once it is renamed, so removing such
+/// a file loses nothing the open does not write again. It is removed before
+/// each attempt to open, while no process holds the store's lock (sled's
+/// `flock` on its `db` file); a store that someone holds is left alone,
+/// and the open then waits or fails on the lock as before.
 fn remove_unfinished_snapshots(path: &Path) -> Result<(), StoreError> {
     use std::os::fd::AsRawFd;
     let Ok(entries) = std::fs::read_dir(path) else {
