@@ -270,7 +270,7 @@ pub fn repair(node: &Node) -> Result<FsckReport, NodeError> {
         .iter()
         .any(|f| f.repairable && f.part == "index")
     {
-        let seen = node.rebuild_index(&mut |_| {})?;
+        let seen = node.rebuild_index(&mut |_| {})?.entries;
         repaired.push(format!("rebuilt the index from the store ({seen} entries)"));
     }
     // Repairs are on disk when the command returns, whatever else still

@@ -74,7 +74,23 @@ impl Node {
         }
         Ok(())
     }
+}
 
+/// What [`Node::rebuild_index`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// Log entries the new generation applied.
+    pub entries: u64,
+    /// Of them, those applied while the index writer was held, when the
+    /// index in use took no change.
+    pub under_writer: u64,
+}
+
+/// Most passes a rebuild makes without the index writer over what the
+/// store took while it filled.
+const CATCH_UP_PASSES: usize = 8;
+
+impl Node {
     fn fill(
         &self,
         index: &HoldingsIndex,
@@ -236,19 +252,28 @@ impl Node {
     /// without the writer, then, under it, catches up from the log
     /// positions it reached (as after a crash), leaves out the origins
     /// revoked since, and replaces the old one.
-    pub fn rebuild_index(&self, progress: &mut dyn FnMut(u64)) -> Result<u64, NodeError> {
+    pub fn rebuild_index(&self, progress: &mut dyn FnMut(u64)) -> Result<Rebuilt, NodeError> {
         let live = self.live_index();
         let rebuild = live.rebuild()?;
         let next = rebuild.index().clone();
         let mut filled = self.fill(&next, progress, &|| true, Filling::Rebuild)?;
         // What the store took while it filled, still without the writer,
-        // so that little is left to take under it.
-        filled += self.fill(
-            &next,
-            &mut |seen| progress(filled + seen),
-            &|| true,
-            Filling::Rebuild,
-        )?;
+        // pass after pass until one finds nothing (or after a few, should a
+        // pull never pause): what is left to take under the writer is then
+        // what arrived during the last, short pass, however much an import
+        // or a pull brought during the long ones.
+        for _ in 0..CATCH_UP_PASSES {
+            let took = self.fill(
+                &next,
+                &mut |seen| progress(filled + seen),
+                &|| true,
+                Filling::Rebuild,
+            )?;
+            filled += took;
+            if took == 0 {
+                break;
+            }
+        }
         let _writer = live.writer();
         // A refill's notes are cleared once the next generation has them:
         // the index in use takes them first, should the switch fail.
@@ -267,7 +292,15 @@ impl Node {
         }
         rebuild.switch()?;
         self.index_advanced();
-        Ok(filled + caught_up)
+        tracing::info!(
+            entries = filled + caught_up,
+            under_writer = caught_up,
+            "index rebuilt"
+        );
+        Ok(Rebuilt {
+            entries: filled + caught_up,
+            under_writer: caught_up,
+        })
     }
 
     /// How much of `origin`'s log the index in use has applied: every entry

@@ -303,8 +303,8 @@ impl Admin for AdminService {
                 }));
             });
             let last = result
-                .map(|indexed| proto::RebuildProgress {
-                    indexed,
+                .map(|rebuilt| proto::RebuildProgress {
+                    indexed: rebuilt.entries,
                     total,
                     done: true,
                 })

@@ -119,6 +119,35 @@ fn a_refilled_record_a_revocation_quarantines_stays_out_of_the_index() {
     assert!(node.store().refilled(&record.origin).unwrap().is_empty());
 }
 
+/// What an import or a pull adds while a rebuild fills its generation is
+/// taken in further passes without the index writer, so the writer is held
+/// only for what arrived during the last pass, which found nothing: here
+/// nothing, although records came in during the first pass and the second.
+#[test]
+fn what_arrives_while_a_rebuild_fills_is_taken_before_it_holds_the_writer() {
+    let (node, _dir, _) = stored();
+    node.catch_up_index(&mut |_| {}).unwrap();
+    let mut calls = 0;
+    let rebuilt = node
+        .rebuild_index(&mut |_| {
+            calls += 1;
+            if calls <= 2 {
+                let id = format!("PDC-{}", 10 + calls);
+                let line = record_line(&id, &format!("Ice station {id}"), "public");
+                assert_eq!(node.import_lines(3, &[line]).unwrap().stored, 1);
+            }
+        })
+        .unwrap();
+    assert_eq!(
+        rebuilt,
+        crate::indexer::Rebuilt {
+            entries: 5,
+            under_writer: 0
+        }
+    );
+    assert_eq!(found(&node, "station").1, 4);
+}
+
 /// While a rebuild fills the next generation, the index in use keeps
 /// taking changes: a record deleted meanwhile leaves search at once and is
 /// not in the rebuilt index, and one imported meanwhile is. What a refill
