@@ -812,6 +812,18 @@ mod tests {
         Arc::new(CertResolver::new(Arc::new(move || held.clone()), &public).unwrap())
     }
 
+    /// Caps of a gRPC listener: 3 connections, 2 handshakes at once.
+    fn test_caps(metrics: &Metrics) -> ConnCaps {
+        ConnCaps {
+            connections: 3,
+            per_address: 0,
+            handshakes: 2,
+            idle_timeout: Duration::from_secs(180),
+            listener: Listener::Grpc,
+            metrics: metrics.clone(),
+        }
+    }
+
     #[tokio::test]
     async fn limits_on_the_open_listener_close_what_is_over_the_caps() {
         let dir = tempfile::tempdir().unwrap();
@@ -819,14 +831,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = Metrics::default();
-        let caps = ConnCaps {
-            connections: 3,
-            per_address: 0,
-            handshakes: 2,
-            idle_timeout: Duration::from_secs(180),
-            listener: Listener::Grpc,
-            metrics: metrics.clone(),
-        };
+        let caps = test_caps(&metrics);
         let _incoming = incoming(listener, Arc::new(config), caps);
 
         // Closed by the server within a second: reads end (or fail).
@@ -880,14 +885,7 @@ mod tests {
         let config = server_config(certs, Arc::new(|_: &[u8]| Ok(()))).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let caps = ConnCaps {
-            connections: 3,
-            per_address: 0,
-            handshakes: 2,
-            idle_timeout: Duration::from_secs(180),
-            listener: Listener::Grpc,
-            metrics: Metrics::default(),
-        };
+        let caps = test_caps(&Metrics::default());
         let incoming = incoming(listener, Arc::new(config), caps);
         // A client that connects and says nothing: its handshake is under
         // way when the server stops.

@@ -2469,23 +2469,36 @@ async fn damaged_key_set_here(fed: &Federation, resign: Resign) -> Envelope {
     import(&fed.polar, 3, 2);
     assert_honest_retry(fed).await;
     fed.here.catch_up_index(&mut |_| {}).unwrap();
-    let mut damaged = stored_envelope(&fed.here, POLAR, 3);
-    resign(&mut damaged);
+    store_damaged(fed, &[(3, resign)]).remove(0)
+}
+
+/// Stores `polar`'s entry at each index of `damaged` in `here` as its
+/// `Resign` leaves it, and builds the chain again from the store, as after
+/// a restart: `polar` is held back. Returns the stored entries.
+fn store_damaged(fed: &Federation, damaged: &[(u64, Resign)]) -> Vec<Envelope> {
     let store = fed.here.store();
-    store
-        .refill(
-            POLAR,
-            &[(3, StoredEntry::Signed(damaged.clone()).encode())],
-            &[],
-        )
-        .unwrap();
+    let stored = damaged
+        .iter()
+        .map(|(index, resign)| {
+            let mut envelope = stored_envelope(&fed.here, POLAR, *index);
+            resign(&mut envelope);
+            store
+                .refill(
+                    POLAR,
+                    &[(*index, StoredEntry::Signed(envelope.clone()).encode())],
+                    &[],
+                )
+                .unwrap();
+            envelope
+        })
+        .collect();
     store.flush().unwrap();
     fed.here.forget_chain(POLAR);
     assert!(matches!(
         crate::sync::origin_chain(&fed.here, POLAR),
         Err(SyncError::HeldBack { .. })
     ));
-    damaged
+    stored
 }
 
 /// A store holding a key set with other signatures than the origin's has
@@ -2559,24 +2572,7 @@ async fn two_damaged_key_sets_of_one_chain_are_both_put_right_in_one_round() {
     import(&fed.polar, 5, 2);
     assert_honest_retry(&fed).await;
     assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 9);
-    let store = fed.here.store();
-    for (index, (_, resign)) in [(3, tampers[0]), (6, tampers[2])] {
-        let mut damaged = stored_envelope(&fed.here, POLAR, index);
-        resign(&mut damaged);
-        store
-            .refill(
-                POLAR,
-                &[(index, StoredEntry::Signed(damaged).encode())],
-                &[],
-            )
-            .unwrap();
-    }
-    store.flush().unwrap();
-    fed.here.forget_chain(POLAR);
-    assert!(matches!(
-        crate::sync::origin_chain(&fed.here, POLAR),
-        Err(SyncError::HeldBack { .. })
-    ));
+    store_damaged(&fed, &[(3, tampers[0].1), (6, tampers[2].1)]);
     let report = crate::fsck::check(&fed.here).unwrap();
     assert!(!report.clean());
     import(&fed.polar, 7, 2);
