@@ -321,6 +321,11 @@ fn a_restore_cut_short_leaves_a_directory_no_command_opens() {
         );
     }
 
+    // Restored over, it is named as what it is, not as a node.
+    let err = restore(&backup, &restored, Recovery::Skip).unwrap_err();
+    assert!(matches!(err, BackupError::Unfinished(_)), "{err}");
+    assert!(err.to_string().contains("did not finish"), "{err}");
+
     std::fs::remove_dir_all(&restored).unwrap();
     restore(&backup, &restored, Recovery::Skip).unwrap();
     assert!(!restored.join(RESTORE_UNFINISHED_FILE).exists());
