@@ -872,9 +872,14 @@ impl HoldingsIndex {
         hits: &[Hit],
     ) -> Result<BTreeMap<String, DoiCopies>, SearchError> {
         let mut found = BTreeMap::new();
+        // Each DOI is looked at once per page, whether its copies merge or
+        // (too many, or none other live) stay apart.
+        let mut looked_at = HashSet::new();
         for hit in hits {
-            let key = crate::record::canonical_doi(&hit.doi);
-            if key.is_empty() || found.contains_key(&key) {
+            let Some(key) = crate::search::doi_key(&hit.doi) else {
+                continue;
+            };
+            if !looked_at.insert(key.clone()) {
                 continue;
             }
             let term = Term::from_field_text(self.fields.doi_key, &key);

@@ -40,25 +40,20 @@ pub struct NextGeneration {
 /// ([`LiveIndex::remove_abandoned`]).
 pub struct Rebuild<'a> {
     live: &'a LiveIndex,
-    next: Option<NextGeneration>,
+    next: NextGeneration,
     _one: MutexGuard<'a, ()>,
 }
 
 impl Rebuild<'_> {
     /// The index being filled.
     pub fn index(&self) -> &Arc<HoldingsIndex> {
-        &self
-            .next
-            .as_ref()
-            .expect("switched rebuilds are gone")
-            .index
+        &self.next.index
     }
 
     /// Makes the filled generation the current one ([`LiveIndex::switch`]).
     /// Called under the writer, once the generation has caught up.
-    pub fn switch(mut self) -> Result<(), IndexError> {
-        let next = self.next.take().expect("switched once");
-        self.live.switch(next)
+    pub fn switch(self) -> Result<(), IndexError> {
+        self.live.switch(self.next)
     }
 }
 
@@ -138,13 +133,11 @@ impl LiveIndex {
     pub fn rebuild(&self) -> Result<Rebuild<'_>, IndexError> {
         let one = self.rebuild.lock().unwrap_or_else(|p| p.into_inner());
         let _writer = self.writer();
-        let mut rebuild = Rebuild {
+        Ok(Rebuild {
             live: self,
-            next: None,
+            next: self.next()?,
             _one: one,
-        };
-        rebuild.next = Some(self.next()?);
-        Ok(rebuild)
+        })
     }
 
     /// Whether a rebuild is filling the next generation: what changes the
@@ -158,7 +151,7 @@ impl LiveIndex {
     }
 
     /// An empty index in the next generation's directory.
-    pub fn next(&self) -> Result<NextGeneration, IndexError> {
+    fn next(&self) -> Result<NextGeneration, IndexError> {
         let dir = next_dir(&self.root);
         let index = Arc::new(HoldingsIndex::create_fresh(&dir)?);
         Ok(NextGeneration { index, dir })
@@ -166,7 +159,7 @@ impl LiveIndex {
 
     /// Makes a filled generation the current one and removes the old one
     /// (open readers of it keep their mapped files until they finish).
-    pub fn switch(&self, next: NextGeneration) -> Result<(), IndexError> {
+    fn switch(&self, next: NextGeneration) -> Result<(), IndexError> {
         switch_current(&self.root, &next.dir)?;
         let old = std::mem::replace(
             &mut *self.current.write().unwrap_or_else(|p| p.into_inner()),

@@ -236,8 +236,7 @@ impl Fields {
         if !record.doi.is_empty() {
             doc.add_text(self.doi, &record.doi);
         }
-        let doi_key = crate::record::canonical_doi(&record.doi);
-        if !doi_key.is_empty() {
+        if let Some(doi_key) = crate::search::doi_key(&record.doi) {
             doc.add_text(self.doi_key, &doi_key);
         }
         if let Some((start, end)) = temporal_span(record) {
