@@ -712,17 +712,10 @@ impl Replicator {
     /// Records that nothing could be pulled from `peer` this round.
     fn failed(&self, peer: &str, e: SyncError) -> RoundReport {
         tracing::warn!(peer = %peer, error = %e, "sync failed");
-        self.update(peer, |s| {
-            s.reachable = reachable_after(&e);
-            s.last_error = e.to_string();
-            s.consecutive_failures += 1;
-            // A node that answered with the wrong key is counted like any
-            // peer that sent what it must not.
-            if e.is_rejection() {
-                s.rejected += 1;
-            }
-        });
-        self.count_rejection(&e);
+        // A node that answered with the wrong key is counted like any peer
+        // that sent what it must not.
+        self.pull_failed(peer, &e);
+        self.update(peer, |s| s.consecutive_failures += 1);
         RoundReport {
             peer: peer.to_owned(),
             outcome: outcome_of(&e).into(),
