@@ -93,11 +93,6 @@ pub enum BackupError {
         "{0}: not empty; a backup is restored only into an empty directory, never over a node"
     )]
     NotEmpty(PathBuf),
-    /// A restore target that holds what a restore cut short left.
-    #[error(
-        "{0}: holds a restore that did not finish; remove the directory and run the restore again"
-    )]
-    Unfinished(PathBuf),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {
@@ -527,11 +522,9 @@ fn restore_reading<R: Read>(
     if !created {
         let mut entries = std::fs::read_dir(data_dir).map_err(io(data_dir))?;
         if entries.next().is_some() {
-            return Err(if data_dir.join(RESTORE_UNFINISHED_FILE).exists() {
-                BackupError::Unfinished(data_dir.to_owned())
-            } else {
-                BackupError::NotEmpty(data_dir.to_owned())
-            });
+            // What a restore cut short left is named as such.
+            crate::node::refuse_unfinished_restore(data_dir)?;
+            return Err(BackupError::NotEmpty(data_dir.to_owned()));
         }
     }
     std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;

@@ -25,6 +25,20 @@ use prost::Message as _;
 /// Log entries read and applied per index commit.
 const BATCH: usize = 50_000;
 
+/// What [`Node::rebuild_index`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rebuilt {
+    /// Log entries the new generation applied.
+    pub entries: u64,
+    /// Of them, those applied while the index writer was held, when the
+    /// index in use took no change.
+    pub under_writer: u64,
+}
+
+/// Most passes a rebuild makes without the index writer over what the
+/// store took while it filled.
+const CATCH_UP_PASSES: usize = 8;
+
 impl Node {
     /// The search index in use.
     pub fn index(&self) -> Arc<HoldingsIndex> {
@@ -74,23 +88,7 @@ impl Node {
         }
         Ok(())
     }
-}
 
-/// What [`Node::rebuild_index`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rebuilt {
-    /// Log entries the new generation applied.
-    pub entries: u64,
-    /// Of them, those applied while the index writer was held, when the
-    /// index in use took no change.
-    pub under_writer: u64,
-}
-
-/// Most passes a rebuild makes without the index writer over what the
-/// store took while it filled.
-const CATCH_UP_PASSES: usize = 8;
-
-impl Node {
     fn fill(
         &self,
         index: &HoldingsIndex,

@@ -97,6 +97,13 @@ impl Notifier {
         self.notify("STOPPING=1\nSTATUS=draining");
     }
 
+    /// The node, drained, writes its store's snapshot; that takes longer
+    /// the more was written since it started, so the stop gets 5 more
+    /// minutes than `TimeoutStopSec`.
+    pub fn snapshotting_store(&self) {
+        self.notify("STATUS=writing the store's snapshot\nEXTEND_TIMEOUT_USEC=300000000");
+    }
+
     /// Progress while the index catches up.
     pub fn catching_up(&self, behind: u64) {
         self.notify(&format!(

@@ -793,9 +793,6 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt;
 
-    /// Issue 9, item 5: connections that never finish their handshake hold
-    /// at most the handshake cap; one more is closed at once, and so is any
-    /// beyond the connection cap.
     /// A certificate resolver for a node `polar` created in `dir`.
     fn resolver(dir: &std::path::Path) -> Arc<CertResolver> {
         let identity = TlsIdentity::create(dir, "polar").unwrap();
@@ -824,6 +821,9 @@ mod tests {
         }
     }
 
+    /// Issue 9, item 5: connections that never finish their handshake hold
+    /// at most the handshake cap; one more is closed at once, and so is any
+    /// beyond the connection cap.
     #[tokio::test]
     async fn limits_on_the_open_listener_close_what_is_over_the_caps() {
         let dir = tempfile::tempdir().unwrap();

@@ -174,10 +174,7 @@ async fn snapshot_store(data_dir: &Path, node: std::sync::Weak<Node>) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     let store = data_dir.join(meridian_core::node::STORE_DIR);
-    // Under systemd: say what the stop waits for, and give it time beyond
-    // `TimeoutStopSec`, since it grows with what was written.
-    meridian_server::notify::Notifier::from_env()
-        .notify("STATUS=writing the store's snapshot\nEXTEND_TIMEOUT_USEC=300000000");
+    meridian_server::notify::Notifier::from_env().snapshotting_store();
     let started = std::time::Instant::now();
     match tokio::task::spawn_blocking(move || meridian_core::store::snapshot_page_table(&store))
         .await

@@ -323,7 +323,10 @@ fn a_restore_cut_short_leaves_a_directory_no_command_opens() {
 
     // Restored over, it is named as what it is, not as a node.
     let err = restore(&backup, &restored, Recovery::Skip).unwrap_err();
-    assert!(matches!(err, BackupError::Unfinished(_)), "{err}");
+    assert!(
+        matches!(err, BackupError::Node(NodeError::RestoreUnfinished { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("did not finish"), "{err}");
 
     std::fs::remove_dir_all(&restored).unwrap();
