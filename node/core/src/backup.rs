@@ -178,26 +178,51 @@ impl FileEntry {
     }
 }
 
-/// A writer that hashes and counts what passes through it, and adds the
-/// count to `written` (for progress reports).
-struct Hashing<'a, W> {
-    inner: W,
+/// A reader or writer that hashes and counts what passes through it, and
+/// adds the count to `progress` when there is one (for progress reports).
+struct Hashing<'a, T> {
+    inner: T,
     hash: Sha256,
     bytes: u64,
-    written: &'a AtomicU64,
+    progress: Option<&'a AtomicU64>,
+}
+
+impl<'a, T> Hashing<'a, T> {
+    fn new(inner: T, progress: Option<&'a AtomicU64>) -> Self {
+        Self {
+            inner,
+            hash: Sha256::new(),
+            bytes: 0,
+            progress,
+        }
+    }
+
+    fn passed(&mut self, bytes: &[u8]) {
+        self.hash.update(bytes);
+        self.bytes += bytes.len() as u64;
+        if let Some(progress) = self.progress {
+            progress.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        }
+    }
 }
 
 impl<W: Write> Write for Hashing<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.bytes += n as u64;
-        self.written.fetch_add(n as u64, Ordering::Relaxed);
+        self.passed(&buf[..n]);
         Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+impl<R: Read> Read for Hashing<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.passed(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -311,12 +336,10 @@ fn write_into(
         );
     }
     let dump_path = partial.join(STORE_DUMP);
-    let mut out = Hashing {
-        inner: std::io::BufWriter::new(create_private(&dump_path)?),
-        hash: Sha256::new(),
-        bytes: 0,
-        written,
-    };
+    let mut out = Hashing::new(
+        std::io::BufWriter::new(create_private(&dump_path)?),
+        Some(written),
+    );
     let (summary, checkpoint) = node
         .store()
         .dump(&mut out, |store| store.checkpoint(own))
@@ -621,11 +644,7 @@ fn write_restored<R: Read>(
         path: dump_path.clone(),
         message: format!("changed while it was restored: {message}"),
     };
-    let mut dump = HashingReader {
-        inner: open_dump(&dump_path).map_err(io(&dump_path))?,
-        hash: Sha256::new(),
-        bytes: 0,
-    };
+    let mut dump = Hashing::new(open_dump(&dump_path).map_err(io(&dump_path))?, None);
     let store_dir = data_dir.join(STORE_DIR);
     written.push(store_dir.clone());
     let loaded = Store::load_dump(&store_dir, &mut std::io::BufReader::new(&mut dump));
@@ -701,22 +720,6 @@ fn undo_restore(data_dir: &Path, created: bool, written: &[PathBuf]) {
     };
     if let Err(e) = sync_dir(&synced) {
         tracing::warn!(error = %e, "could not sync after a refused restore");
-    }
-}
-
-/// A reader that hashes and counts what passes through it.
-struct HashingReader<R> {
-    inner: R,
-    hash: Sha256,
-    bytes: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
     }
 }
 
