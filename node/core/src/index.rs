@@ -52,7 +52,7 @@ use self::directory::IndexDirectory;
 use self::highlight::Highlighter;
 use self::pieces::Deadline;
 use self::schema::{record_key, Fields, PLAIN_ANALYZER, SCHEMA_VERSION};
-use self::snapshot::{Snapshots, SNAPSHOT_TTL};
+use self::snapshot::{Snapshots, MAX_UNREAD, SNAPSHOT_TTL};
 use self::spatial::Rect;
 use crate::proto::{DatasetRecord, Visibility};
 use crate::query::cursor::Cursor;
@@ -659,20 +659,32 @@ impl HoldingsIndex {
             .as_ref()
             .and_then(|cursor| cursor.snapshot)
             .and_then(|id| self.snapshots.get(id));
-        let seen = viewer.seen();
+        // What the viewer may see, worked out once for the whole search.
+        let audience = viewer.index_filter();
+        let seen = crate::visibility::audience_digest(audience.as_deref());
         let same_as_earlier_pages = match &plan.after {
             None => true,
             Some(cursor) => held.is_some() && cursor.seen == seen,
         };
-        let (searcher, withdrawn) =
-            held.unwrap_or_else(|| (self.reader.searcher(), self.snapshots.unread()));
+        let (searcher, withdrawn) = match held {
+            Some(held) => held,
+            None => {
+                let unread = self.snapshots.unread().map_err(|_| {
+                    SearchError::Unavailable(format!(
+                        "the search index has failed to load more than {MAX_UNREAD} withdrawn \
+                         records and would show them; searches resume once it loads them"
+                    ))
+                })?;
+                (self.reader.searcher(), unread)
+            }
+        };
         let compiler = Compiler {
             fields: &self.fields,
             bits_cache: &self.bits_cache,
             text: &self.text,
             plain: &self.plain,
         };
-        let query = compiler.build(&plan, viewer);
+        let query = compiler.build(&plan, audience.as_deref());
         let query: Box<dyn tantivy::query::Query> = if withdrawn.is_empty() {
             query
         } else {
@@ -702,7 +714,7 @@ impl HoldingsIndex {
             // record; nor do scores merged with other nodes' (a live
             // search), so that the order does not depend on where a record
             // lives.
-            corpus_statistics: viewer.index_filter().is_none() && !plan.comparable_scores,
+            corpus_statistics: audience.is_none() && !plan.comparable_scores,
             same_as_earlier_pages,
             seen,
             plan,

@@ -174,23 +174,33 @@ impl Viewer {
     }
 }
 
-impl Viewer {
-    /// A digest of what this viewer may see in the index (its
-    /// [`Viewer::index_filter`]), the same in every process of this build:
-    /// whether two pages of one search were asked by a caller who saw the
-    /// same records.
-    pub fn seen(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut terms = self.index_filter();
-        if let Some(terms) = terms.as_mut() {
-            terms.sort();
+/// A digest of what a viewer whose [`Viewer::index_filter`] is `audience`
+/// may see in the index, the same in every process and every build:
+/// whether two pages of one search were asked by a caller who saw the same
+/// records (a cursor carries it).
+pub fn audience_digest(audience: Option<&[String]>) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    match audience {
+        None => hash.update(b"everything"),
+        Some(terms) => {
+            let mut terms: Vec<&str> = terms.iter().map(String::as_str).collect();
+            terms.sort_unstable();
+            terms.dedup();
+            hash.update(b"terms");
+            // Length-prefixed, so no two lists hash the same bytes.
+            for term in terms {
+                hash.update((term.len() as u64).to_le_bytes());
+                hash.update(term.as_bytes());
+            }
         }
-        // Fixed keys: the same in every process of one build (a token
-        // from another build at worst reads as another caller's).
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        terms.hash(&mut hasher);
-        hasher.finish()
     }
+    let digest = hash.finalize();
+    u64::from_le_bytes(
+        digest[..8]
+            .try_into()
+            .expect("a SHA-256 digest has 32 bytes"),
+    )
 }
 
 /// Audience term of PUBLIC records: every viewer.
@@ -553,6 +563,38 @@ mod tests {
     /// Issue 11 item 6: a relay that pins an outsider in a group does not
     /// widen the group: the outsider's grants come from the origin's
     /// audience, and the relay's own trust store is not consulted.
+    /// A cursor carries the digest of what its caller may see, so the
+    /// digest must not change with the build that computes it (a node
+    /// upgraded between two pages) nor with the order of the terms, and
+    /// must tell different audiences apart.
+    #[test]
+    fn the_audience_digest_is_stable_and_tells_audiences_apart() {
+        let terms = |list: &[&str]| list.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        // The first 8 bytes, little-endian, of SHA-256 over "terms" and
+        // each term after its length as a little-endian u64.
+        let anonymous = Viewer::Anonymous.index_filter();
+        assert_eq!(audience_digest(anonymous.as_deref()), 0xa181_a788_b9d6_b9d9);
+        assert_eq!(audience_digest(None), 0x7e2b_c3cf_d84e_a4a0);
+        let ab = audience_digest(Some(&terms(&["anyone", "fed:b"])));
+        assert_eq!(audience_digest(Some(&terms(&["fed:b", "anyone"]))), ab);
+        assert_eq!(
+            audience_digest(Some(&terms(&["fed:b", "anyone", "fed:b"]))),
+            ab
+        );
+        let others = [
+            audience_digest(None),
+            audience_digest(Some(&[])),
+            audience_digest(Some(&terms(&["anyone"]))),
+            audience_digest(Some(&terms(&["anyonefed:b"]))),
+            audience_digest(Some(&terms(&["anyone", "fed:c"]))),
+        ];
+        for other in others {
+            assert_ne!(other, ab);
+        }
+        let distinct: BTreeSet<u64> = others.into_iter().collect();
+        assert_eq!(distinct.len(), others.len());
+    }
+
     #[test]
     fn a_relay_cannot_widen_an_origins_group() {
         let audience = audience_of(

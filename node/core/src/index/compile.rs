@@ -1,4 +1,6 @@
-//! A [`Plan`] and a [`Viewer`] compiled into one tantivy query.
+//! A [`Plan`] and what the caller may see
+//! ([`Viewer::index_filter`](crate::visibility::Viewer::index_filter))
+//! compiled into one tantivy query.
 //!
 //! The text query scores; every filter (visibility, scope, value filters,
 //! year, time, the spatial prefilter) is a `Must` clause scoring 0, so
@@ -25,7 +27,6 @@ use super::filter::FilterQuery;
 use super::schema::{analyze, Fields};
 use crate::query::expr::{Expr, TextField, TextKind};
 use crate::query::Plan;
-use crate::visibility::Viewer;
 
 /// Most index terms a prefix expands to; beyond it the rarest
 /// (lexicographically last) expansions are not searched.
@@ -65,8 +66,10 @@ pub(crate) struct Compiler<'a> {
 }
 
 impl Compiler<'_> {
-    /// The whole query: text, visibility, scope and filters.
-    pub fn build(&self, plan: &Plan, viewer: &Viewer) -> Box<dyn Query> {
+    /// The whole query: text, visibility (`audience`, the caller's
+    /// [`Viewer::index_filter`](crate::visibility::Viewer::index_filter)),
+    /// scope and filters.
+    pub fn build(&self, plan: &Plan, audience: Option<&[String]>) -> Box<dyn Query> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         // The words of a conjunction are clauses of the whole query, beside
         // the filters, rather than a query of their own: one intersection
@@ -92,8 +95,8 @@ impl Compiler<'_> {
                 keywords.push(terms.collect());
             }
         };
-        if let Some(audience) = viewer.index_filter() {
-            keyword(fields.audience, &audience);
+        if let Some(audience) = audience {
+            keyword(fields.audience, audience);
         }
         if let Some(origin) = &plan.local_origin {
             keyword(fields.origin, std::slice::from_ref(origin));

@@ -23,7 +23,9 @@
 //! ([`Snapshots::loaded`]). Should the reload fail, the current searcher
 //! may still show what was withdrawn: until a reload succeeds, searches of
 //! it leave those records out ([`Snapshots::unread`]) and no searcher is
-//! kept.
+//! kept. Past [`MAX_UNREAD`] such records searches are refused instead,
+//! until a reload succeeds: the set, and the clause every search would
+//! build of it, stay bounded however long the reloads fail.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -41,6 +43,20 @@ pub(crate) const MAX_SNAPSHOTS: usize = 32;
 /// Most withdrawn records one snapshot leaves out; past it the snapshot is
 /// dropped (its next pages read the index as it is).
 pub(crate) const MAX_WITHDRAWN: usize = 4096;
+/// Most records withdrawn by commits the reader failed to load that
+/// searches leave out; past it they are refused until a reload succeeds.
+pub(crate) const MAX_UNREAD: usize = 65_536;
+
+/// The reader has not loaded more than [`MAX_UNREAD`] withdrawals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooManyUnread;
+
+/// Withdrawals by commits the reader has not been seen to load.
+#[derive(Clone)]
+enum Unread {
+    Keys(Arc<BTreeSet<String>>),
+    TooMany,
+}
 
 struct Held {
     searcher: Searcher,
@@ -62,7 +78,7 @@ struct State {
     /// Record keys withdrawn by commits the reader has not been seen to
     /// load (its reload failed, or has not happened yet): the current
     /// searcher may show them.
-    unread: Option<Arc<BTreeSet<String>>>,
+    unread: Option<Unread>,
 }
 
 pub(crate) struct Snapshots {
@@ -153,8 +169,16 @@ impl Snapshots {
             return;
         }
         let mut state = self.lock();
-        let unread = Arc::make_mut(state.unread.get_or_insert_with(Arc::default));
-        unread.extend(keys.iter().cloned());
+        let unread = state
+            .unread
+            .get_or_insert_with(|| Unread::Keys(Arc::default()));
+        if let Unread::Keys(set) = unread {
+            let set = Arc::make_mut(set);
+            set.extend(keys.iter().cloned());
+            if set.len() > MAX_UNREAD {
+                *unread = Unread::TooMany;
+            }
+        }
         state.held.retain(|_, entry| {
             let withdrawn = Arc::make_mut(&mut entry.withdrawn);
             withdrawn.extend(keys.iter().cloned());
@@ -174,9 +198,14 @@ impl Snapshots {
     }
 
     /// Record keys withdrawn by commits the reader has not been seen to
-    /// load: a search of the current searcher leaves them out.
-    pub fn unread(&self) -> Arc<BTreeSet<String>> {
-        self.lock().unread.clone().unwrap_or_default()
+    /// load: a search of the current searcher leaves them out. An error
+    /// when there are more than [`MAX_UNREAD`]: no search may run on it.
+    pub fn unread(&self) -> Result<Arc<BTreeSet<String>>, TooManyUnread> {
+        match &self.lock().unread {
+            None => Ok(Arc::default()),
+            Some(Unread::Keys(keys)) => Ok(keys.clone()),
+            Some(Unread::TooMany) => Err(TooManyUnread),
+        }
     }
 
     /// Drops every held snapshot, and keeps none older than `current`, the

@@ -1409,10 +1409,57 @@ fn a_withdrawal_whose_reload_fails_is_not_shown() {
     // snapshots are kept again.
     f.index.fail_reload.store(false, Ordering::Relaxed);
     f.add(Vec::new());
-    assert!(f.index.snapshots.unread().is_empty());
+    assert!(f.index.snapshots.unread().unwrap().is_empty());
     assert_eq!(f.ids_as(request.clone(), &anonymous).len(), 8);
     let first = f.search(request.clone(), &anonymous);
     assert!(f.index.snapshots.get(snapshot_of(&first)).is_some());
+}
+
+/// While reloads keep failing, the withdrawals searches must leave out
+/// pile up: past `MAX_UNREAD` searches are refused, with a message that
+/// says why, instead of holding an ever larger set and clause; the first
+/// reload that succeeds brings them back.
+#[test]
+fn searches_are_refused_once_too_many_withdrawals_are_unloaded() {
+    use std::sync::atomic::Ordering;
+    let request = SearchRequest {
+        text: "glacier".into(),
+        ..Default::default()
+    };
+    let anonymous = Viewer::Anonymous;
+    let f = fixture((0..4).map(|n| glacier_record(n, "p")).collect());
+    f.index.fail_reload.store(true, Ordering::Relaxed);
+    let removals = |ids: std::ops::Range<usize>| {
+        ids.map(|n| IndexOp::Remove {
+            origin: HERE.into(),
+            id: format!("gone-{n}"),
+        })
+        .collect::<Vec<_>>()
+    };
+    assert!(f
+        .index
+        .apply(removals(0..MAX_UNREAD), &BTreeMap::new())
+        .is_err());
+    // At the bound searches still run, leaving the withdrawals out.
+    assert_eq!(f.ids_as(request.clone(), &anonymous).len(), 4);
+    assert!(f
+        .index
+        .apply(removals(MAX_UNREAD..MAX_UNREAD + 1), &BTreeMap::new())
+        .is_err());
+    let refused = f.index.search(&request, &anonymous).err();
+    match refused {
+        Some(SearchError::Unavailable(message)) => {
+            assert!(message.contains("withdrawn"), "{message}")
+        }
+        other => panic!("searched past the bound: {other:?}"),
+    }
+    // Memory stays bounded: the set is dropped, not kept growing.
+    assert!(f.index.snapshots.unread().is_err());
+
+    f.index.fail_reload.store(false, Ordering::Relaxed);
+    f.add(Vec::new());
+    assert!(f.index.snapshots.unread().unwrap().is_empty());
+    assert_eq!(f.ids_as(request, &anonymous).len(), 4);
 }
 
 /// The snapshot id a page's cursor names (`(0, 0)` for none).
