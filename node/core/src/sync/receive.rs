@@ -874,8 +874,10 @@ pub(super) async fn pull_origin(
         Some(item) => item?,
         None => return Ok(0),
     };
+    // The checkpoint and the key sets announced after it are held until
+    // they are checked, and their bytes with them: they stay in the pull's
+    // budget, as one opening batch, until then.
     bounds.admit(&first).await?;
-    bounds.close();
     let Some(pull_item::Item::Checkpoint(checkpoint)) = first.item else {
         return Err(SyncError::Sequence {
             origin: origin.to_owned(),
@@ -890,7 +892,6 @@ pub(super) async fn pull_origin(
     while let Some(next) = within(peer, idle, stream.next()).await? {
         let item = next?;
         bounds.admit(&item).await?;
-        bounds.close();
         match item.item {
             Some(pull_item::Item::KeySet(envelope)) => {
                 if announced.len() >= MAX_ANNOUNCED_KEY_SETS {
@@ -907,10 +908,12 @@ pub(super) async fn pull_origin(
             }
         }
     }
+    let opening = bounds.close();
     let (n, o) = (node.clone(), origin.to_owned());
     let ingest = tokio::task::spawn_blocking(move || begin_ingest(&n, &o, &checkpoint, &announced))
         .await
         .map_err(|e| join_error(origin, e))??;
+    drop(opening);
     let Some(mut ingest) = ingest else {
         return Ok(0);
     };
@@ -1078,7 +1081,8 @@ pub(super) async fn refill_origin(
                 last_entry = Some(item.index);
                 behind.then(|| "an entry at or before the one before it".to_owned())
             }
-            None => None,
+            // Nothing to take, and nothing else would end a stream of them.
+            None => Some("an empty item".to_owned()),
         };
         if let Some(message) = unexpected {
             return Err(bounds.overrun(item.index, message));

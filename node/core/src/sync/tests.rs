@@ -1724,11 +1724,12 @@ async fn a_checkpoint_lost_in_a_crash_is_kept_again_at_the_next_pull() {
 }
 
 /// A peer that claims `uni`, announces `polar`'s head, and answers a pull
-/// with `polar`'s checkpoint and then `item(index)` for each next index,
-/// up to `cap` items, counting how many the receiver took.
+/// with `polar`'s checkpoint and then `item(index)` for each next index
+/// (`None`: an item with nothing in it), up to `cap` items, counting how
+/// many the receiver took.
 struct Endless {
     source: Arc<Node>,
-    item: Arc<dyn Fn(u64) -> pull_item::Item + Send + Sync>,
+    item: Arc<dyn Fn(u64) -> Option<pull_item::Item> + Send + Sync>,
     cap: usize,
     taken: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -1768,7 +1769,7 @@ impl FederationPeer for Endless {
             taken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Ok(PullItem {
                 index,
-                item: Some(item(index)),
+                item: item(index),
             })
         });
         Ok(Box::pin(futures::stream::iter(
@@ -1796,13 +1797,45 @@ async fn endless_round(
     let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let peer = Endless {
         source: fed.polar.clone(),
-        item: Arc::new(item),
+        item: Arc::new(move |index| Some(item(index))),
         cap,
         taken: taken.clone(),
     };
     let pinned = fed.sync.node().trust().get(UNI).unwrap().unwrap();
     let report = fed.sync.sync_peer(pinned, Arc::new(peer)).await;
     (report, taken.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+/// The key sets a pull announces are held until the chain is extended with
+/// them, after the last of them has come: their bytes stay in the pull's
+/// budget until then, so a peer that pads each to the envelope bound is cut
+/// off at the batch budget, not after holding 64 of them.
+#[tokio::test]
+async fn announced_key_sets_count_against_the_pulls_budget() {
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    let mut padded = stored_envelope(&fed.polar, POLAR, 0);
+    padded.payload_type = "k".repeat(1_000_000);
+    let (report, taken) = endless_round(&fed, 10_000, move |_| {
+        pull_item::Item::KeySet(padded.clone())
+    })
+    .await;
+    let bytes = 32 << 20;
+    assert!(
+        report
+            .error
+            .ends_with(&format!("more than {bytes} bytes without a proof")),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .error
+            .starts_with("uni: pull of polar cut off at entry"),
+        "{report:?}"
+    );
+    assert!(taken <= 34, "the receiver held {taken} padded key sets");
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert_honest_retry(&fed).await;
 }
 
 /// A peer that answers a pull with proofs alone, batch after batch, brings
@@ -1826,31 +1859,36 @@ async fn a_pull_of_proofs_alone_is_cut_off_at_the_first() {
 }
 
 /// A refill reads a stream that must make progress too: a second
-/// checkpoint, or a proof with no entries before it, cuts it off at once,
-/// naming the peer.
+/// checkpoint, a proof with no entries before it, a key set it has seen,
+/// or an item with nothing in it cuts it off at once, naming the peer
+/// (the refill runs under the origin's lock: a stream that never ended
+/// would stop the origin's sync from every holder).
 #[tokio::test]
 async fn a_refill_from_a_peer_that_makes_no_progress_is_cut_off() {
     let fed = federation();
     let at = digests_then_a_wider_audience(&fed).await;
     let checkpoint = checkpoint_of(&fed.polar, POLAR);
-    let cases: Vec<(pull_item::Item, &str)> = vec![
+    let cases: Vec<(Option<pull_item::Item>, &str)> = vec![
         (
-            pull_item::Item::Checkpoint(checkpoint),
+            Some(pull_item::Item::Checkpoint(checkpoint)),
             "a second checkpoint",
         ),
         (
-            pull_item::Item::Proof(crate::proto::BatchProof {
+            Some(pull_item::Item::Proof(crate::proto::BatchProof {
                 size: 0,
                 hashes: Vec::new(),
-            }),
+            })),
             "a proof of a batch with no entries",
         ),
         (
             // The key set at entry 0 again and again, after the
             // announced ones.
-            pull_item::Item::KeySet(stored_envelope(&fed.polar, POLAR, 0)),
+            Some(pull_item::Item::KeySet(stored_envelope(
+                &fed.polar, POLAR, 0,
+            ))),
             "a key set at or before the one before it",
         ),
+        (None, "an empty item"),
     ];
     for (sent, message) in cases {
         let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
