@@ -101,6 +101,9 @@ label!(
         WrongNode => "wrong_node",
         /// A message or pulled item over its bound.
         TooLarge => "too_large",
+        /// An answer that breaks the protocol's rules (an origin listed
+        /// twice in what the peer says it holds).
+        Malformed => "malformed",
     }
 );
 

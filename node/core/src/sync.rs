@@ -178,6 +178,10 @@ pub enum SyncError {
         index: u64,
         message: String,
     },
+    /// The peer's answer breaks the protocol's rules (its account of what
+    /// it holds lists an origin twice): nothing is taken from it.
+    #[error("{peer}: malformed answer: {message}")]
+    Malformed { peer: String, message: String },
     /// A worker of this node failed (a bug): nothing of the batch was kept.
     #[error("{origin}: worker failed: {message}")]
     Worker { origin: String, message: String },
@@ -204,6 +208,7 @@ impl SyncError {
             SyncError::Equivocation { .. } => RejectReason::Equivocation,
             SyncError::WrongNode { .. } | SyncError::Impostor { .. } => RejectReason::WrongNode,
             SyncError::TooLarge { .. } | SyncError::Overrun { .. } => RejectReason::TooLarge,
+            SyncError::Malformed { .. } => RejectReason::Malformed,
             SyncError::Unreachable { .. }
             | SyncError::Stalled { .. }
             | SyncError::Busy { .. }
@@ -704,6 +709,20 @@ impl Replicator {
             return Err(SyncError::WrongNode {
                 peer: peer.node_id.to_string(),
                 found: info.node_id,
+            });
+        }
+        // Each origin once: a round tries every listed holder of an origin
+        // in turn, under the origin's lock, so a peer listing one origin
+        // many times would be pulled from (and wait out) that many times.
+        let mut listed = std::collections::HashSet::with_capacity(info.origins.len());
+        if let Some(twice) = info.origins.iter().find(|h| !listed.insert(&h.origin)) {
+            let origin = match twice.origin.len() {
+                0..=64 => format!("{:?}", twice.origin),
+                n => format!("of {n} bytes"),
+            };
+            return Err(SyncError::Malformed {
+                peer: peer.node_id.to_string(),
+                message: format!("an origin {origin} is listed twice in what it holds"),
             });
         }
         Ok(info)

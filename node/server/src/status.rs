@@ -224,6 +224,7 @@ pub fn sync(error: SyncError) -> Status {
         | SyncError::Invalid { .. }
         | SyncError::Unproven { .. }
         | SyncError::Equivocation { .. } => Status::data_loss(error.to_string()),
+        SyncError::Malformed { .. } => Status::invalid_argument(error.to_string()),
         SyncError::Store(e) => store(e),
         SyncError::Trust(e) => trust(e),
         SyncError::Worker { .. } => internal(&error),

@@ -1838,6 +1838,60 @@ async fn announced_key_sets_count_against_the_pulls_budget() {
     assert_honest_retry(&fed).await;
 }
 
+/// A peer that lists an origin many times in what it holds would be tried
+/// as that many holders in one round, each pull under the origin's lock
+/// (a silent one waiting out the idle timeout each time): its answer is
+/// refused as malformed, naming it, and nothing is pulled from it.
+#[tokio::test]
+async fn a_peer_listing_an_origin_twice_is_refused_before_any_pull() {
+    struct Repeating {
+        source: Arc<Node>,
+        pulls: Arc<std::sync::atomic::AtomicUsize>,
+    }
+    #[async_trait::async_trait]
+    impl FederationPeer for Repeating {
+        async fn node_info(&self) -> Result<NodeInfo, SyncError> {
+            let (_, size) = serve_checkpoint(&self.source, POLAR)?.expect("polar has a log");
+            let head = OriginHead {
+                origin: POLAR.into(),
+                size,
+            };
+            Ok(NodeInfo {
+                node_id: UNI.into(),
+                origins: vec![head; 1_000],
+                ..NodeInfo::default()
+            })
+        }
+        async fn pull(&self, _: &str, _: u64, _: u32) -> Result<PullStream, SyncError> {
+            self.pulls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(Box::pin(futures::stream::pending()))
+        }
+        async fn hint(&self, _origin: &str, _size: u64) -> Result<(), SyncError> {
+            Ok(())
+        }
+        async fn search(
+            &self,
+            _request: crate::proto::PeerSearchRequest,
+        ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
+            Err(no_searches())
+        }
+    }
+    let fed = federation();
+    import(&fed.polar, 1, 3);
+    let pulls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let peer = Repeating {
+        source: fed.polar.clone(),
+        pulls: pulls.clone(),
+    };
+    let pinned = fed.sync.node().trust().get(UNI).unwrap().unwrap();
+    let report = fed.sync.sync_peer(pinned, Arc::new(peer)).await;
+    let expected = "uni: malformed answer: an origin \"polar\" is listed twice in what it holds";
+    assert_refused(&fed.sync, &report, UNI, expected, 1);
+    assert_eq!(pulls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
+    assert_honest_retry(&fed).await;
+}
+
 /// A peer that answers a pull with proofs alone, batch after batch, brings
 /// nothing and would hold the pull, and with it the origin's sync, open for
 /// as long as it went on: the first batch without entries ends the pull.
