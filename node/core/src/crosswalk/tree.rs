@@ -33,6 +33,10 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 pub const MAX_ERROR_BYTES: usize = 8 * 1024;
 /// Most OAI-PMH `error` elements accepted in one response.
 pub const MAX_ERRORS: usize = 16;
+/// Most attributes accepted on one element: DataCite's richest carry five
+/// or six. Past it the element is refused before more are read, so a tag of
+/// millions costs no more than its length.
+pub const MAX_ATTRIBUTES: usize = 64;
 
 /// An element: its local name, attributes (local names), text and children.
 #[derive(Debug, Default, Clone)]
@@ -231,15 +235,21 @@ impl<R: BufRead> Scan<R> {
                     message: e.to_string(),
                 })?;
             let refused = match event {
-                Event::Start(e) => {
-                    let (element, r) = element(&e);
-                    replaced |= r;
-                    size += weight(&element);
-                    elements += 1;
-                    stack.push(element);
-                    (stack.len() > MAX_DEPTH)
-                        .then(|| format!("elements nested deeper than {MAX_DEPTH}"))
-                }
+                Event::Start(e) => match element(&e) {
+                    Ok((element, r)) => {
+                        replaced |= r;
+                        size += weight(&element);
+                        elements += 1;
+                        stack.push(element);
+                        (stack.len() > MAX_DEPTH)
+                            .then(|| format!("elements nested deeper than {MAX_DEPTH}"))
+                    }
+                    // Counted as open, so that it is read to its end.
+                    Err(reason) => {
+                        stack.push(Element::default());
+                        Some(reason)
+                    }
+                },
                 Event::End(_) => {
                     let Some(done) = stack.pop() else {
                         return Err(self.error_here("an end tag without its start"));
@@ -362,29 +372,42 @@ fn decode(bytes: &[u8]) -> (Cow<'_, str>, bool) {
     (text, replaced)
 }
 
-fn element(start: &BytesStart<'_>) -> (Element, bool) {
+/// The element a start tag opens, and whether invalid UTF-8 was replaced;
+/// an error past [`MAX_ATTRIBUTES`]. An attribute named twice keeps its
+/// first value (quick-xml's own check for that compares every pair).
+fn element(start: &BytesStart<'_>) -> Result<(Element, bool), String> {
     let (name, mut replaced) = decode(start.local_name().into_inner());
-    let mut attrs = Vec::new();
-    for attr in start.attributes().flatten() {
+    let mut attrs: Vec<(String, String)> = Vec::new();
+    let mut read = start.attributes();
+    read.with_checks(false);
+    for (n, attr) in read.flatten().enumerate() {
+        if n >= MAX_ATTRIBUTES {
+            return Err(format!(
+                "<{name}> has more than {MAX_ATTRIBUTES} attributes"
+            ));
+        }
         let key = attr.key;
         if key.as_namespace_binding().is_some() {
             continue;
         }
         let (local, r1) = decode(key.local_name().into_inner());
+        if attrs.iter().any(|(k, _)| *k == local) {
+            continue;
+        }
         let (value, r2) = decode(&attr.value);
         replaced |= r1 || r2;
         let value = quick_xml::escape::unescape_with(&value, html_entity)
             .map_or_else(|_| value.to_string(), Cow::into_owned);
         attrs.push((local.into_owned(), value));
     }
-    (
+    Ok((
         Element {
             name: name.into_owned(),
             attrs,
             ..Default::default()
         },
         replaced,
-    )
+    ))
 }
 
 impl<R: BufRead> Iterator for Scan<R> {
@@ -402,7 +425,27 @@ impl<R: BufRead> Iterator for Scan<R> {
             };
             match event {
                 Event::Start(e) => {
-                    let (start, _) = element(&e);
+                    let start = match element(&e) {
+                        Ok((start, _)) => start,
+                        // A metadata element: refused as one past another
+                        // bound is, and the next one read.
+                        Err(reason) if e.local_name().into_inner() == self.target.as_bytes() => {
+                            let line = self.line();
+                            let header = self.header.clone().filter(|_| self.in_record());
+                            if let Err(e) = self.skip(1) {
+                                self.done = true;
+                                return Some(Err(e));
+                            }
+                            self.yielded = true;
+                            return Some(Ok(Found::Metadata {
+                                line,
+                                header,
+                                element: Err(reason),
+                                replaced: false,
+                            }));
+                        }
+                        Err(reason) => return self.error(reason),
+                    };
                     if start.name == self.target {
                         let line = self.line();
                         if let Some(reason) =
@@ -785,6 +828,62 @@ mod tests {
             } => assert_eq!((*line, ok.child_text("title")), (2, "ok")),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A tag of countless attributes costs no more than its length: past
+    /// the bound, a metadata element (or one inside it) is refused and the
+    /// next read; an envelope element is an error naming its line. An
+    /// attribute named twice keeps its first value.
+    #[test]
+    fn elements_of_countless_attributes_are_refused_in_time() {
+        let attributes = |n: usize| (0..n).map(|i| format!(r#" a{i}="v""#)).collect::<String>();
+        let many = attributes(200_000);
+        let next = "<resource><title x=\"1\" x=\"2\">ok</title></resource>";
+        let started = std::time::Instant::now();
+        for doc in [
+            format!("<all><resource{many}><title>t</title></resource>\n{next}</all>"),
+            format!("<all><resource><title{many}>t</title></resource>\n{next}</all>"),
+        ] {
+            let found: Vec<Found> = Scan::new(doc.as_bytes(), "resource")
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(found.len(), 2);
+            let e = refusal(&found[0]);
+            assert!(
+                e.contains(&format!("more than {MAX_ATTRIBUTES} attributes")),
+                "{e}"
+            );
+            match &found[1] {
+                Found::Metadata {
+                    line,
+                    element: Ok(ok),
+                    ..
+                } => {
+                    assert_eq!((*line, ok.child_text("title")), (2, "ok"));
+                    assert_eq!(ok.child("title").unwrap().attr("x"), Some("1"));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let doc = format!("<OAI-PMH>\n<ListRecords{many}></ListRecords></OAI-PMH>");
+        let error = Scan::new(doc.as_bytes(), "dc")
+            .find_map(Result::err)
+            .expect("too many attributes");
+        assert_eq!(error.line, 2, "{error}");
+        assert!(
+            error.message.contains("<ListRecords> has more than"),
+            "{error}"
+        );
+        // Exactly at the bound is fine.
+        let doc = format!(
+            "<resource{}><title>t</title></resource>",
+            attributes(MAX_ATTRIBUTES)
+        );
+        assert!(Scan::new(doc.as_bytes(), "resource")
+            .all(|f| matches!(f, Ok(Found::Metadata { element: Ok(_), .. }))));
+        // Quadratic reading of 200,000 attributes took minutes; this, well
+        // under a second even unoptimised.
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 
     /// Nesting outside the metadata elements is bounded too: a deeper
