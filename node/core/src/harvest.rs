@@ -389,9 +389,15 @@ impl Harvester {
             }
             if let Some((code, message)) = envelope.errors.first() {
                 match code.as_str() {
-                    "noRecordsMatch" => return Ok(()),
-                    "badResumptionToken" if !state.token.is_empty() && restarts < MAX_RESTARTS => {
-                        tracing::info!(source = %source.name, "resumption token refused; listing again from the start");
+                    // An empty list. Given for a resumption token instead,
+                    // it says the provider lost the list it was paging
+                    // through, as badResumptionToken would: taken for the
+                    // end, it would skip the rest of the list for good.
+                    "noRecordsMatch" if state.token.is_empty() => return Ok(()),
+                    "badResumptionToken" | "noRecordsMatch"
+                        if !state.token.is_empty() && restarts < MAX_RESTARTS =>
+                    {
+                        tracing::info!(source = %source.name, code = %code, "resumption token refused; listing again from the start");
                         restarts += 1;
                         tokens_seen.clear();
                         seen_ids = SeenIds::new();

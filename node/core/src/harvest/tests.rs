@@ -299,6 +299,51 @@ async fn a_refused_token_lists_again_from_the_start_of_the_list() {
     assert!(held(&node).values().all(|(version, _)| *version == 1));
 }
 
+/// `noRecordsMatch` answers the first request of a list that is empty.
+/// Given for a resumption token, the provider lost the list it was paging
+/// through: the list is asked for again from its start, as for
+/// `badResumptionToken`, and the rest of it is harvested, not skipped.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_records_match_for_a_token_lists_again_instead_of_ending() {
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = asked.clone();
+    let (result, _harvester, _dir) = run_scripted(move |token| match token {
+        "" => format!(
+            "<ListRecords>{}{}<resumptionToken>p1</resumptionToken></ListRecords>",
+            dc_record(1),
+            dc_record(2)
+        ),
+        _ if counted.fetch_add(1, Ordering::SeqCst) == 0 => {
+            r#"<error code="noRecordsMatch">result set expired</error>"#.to_owned()
+        }
+        _ => format!(
+            "<ListRecords>{}{}<resumptionToken/></ListRecords>",
+            dc_record(3),
+            dc_record(4)
+        ),
+    })
+    .await;
+    let state = result.unwrap();
+    assert_eq!((state.added, state.unchanged), (4, 2), "{state:?}");
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+
+    // A provider that keeps answering so is stopped after a few restarts,
+    // with an error that says what it answered, and nothing of the list is
+    // taken for done.
+    let (result, harvester, _dir) = run_scripted(move |token| match token {
+        "" => format!(
+            "<ListRecords>{}<resumptionToken>p1</resumptionToken></ListRecords>",
+            dc_record(1)
+        ),
+        _ => r#"<error code="noRecordsMatch">result set expired</error>"#.to_owned(),
+    })
+    .await;
+    let error = result.unwrap_err().to_string();
+    assert!(error.contains("OAI-PMH error noRecordsMatch"), "{error}");
+    let (_, state, _) = harvester.list().unwrap().remove(0);
+    assert_eq!(state.from, "", "the list's start was not moved on");
+}
+
 #[test]
 fn sources_are_checked_named_and_removed() {
     let (_provider, harvester, _node, _dir) = setup();
