@@ -165,18 +165,24 @@ enum Verdict {
     },
 }
 
-/// Lists records for an anonymous harvester from `start`: at most `want`,
-/// then looks on for the rest: counts it when `count` is set, else stops
-/// at the first (both until `deadline`). `next` is set only when a record
-/// is known to follow or the deadline cut the page or the count short.
+/// Lists records for an anonymous harvester from `start`: at most `want`
+/// until `deadline`, then looks on for the rest: counts it until `count`
+/// (or `deadline`, whichever comes first) when given, else stops at the
+/// first. `next` is set only when a record is known to follow or the
+/// deadline cut the page or the count short.
 pub fn scan(
     node: &Node,
     start: Position,
     filter: &Filter,
     want: usize,
-    count: bool,
+    count: Option<Instant>,
     deadline: Instant,
 ) -> Result<Scan, NodeError> {
+    // A count cut short costs the page nothing but its size.
+    let count_deadline = count.map(|until| until.min(deadline));
+    // At least one entry is judged whatever the deadline, so that a scan
+    // resumed where the last one stopped always gets further.
+    let mut judged = false;
     let store = node.store();
     restate_returned(node)?;
     let mut origins = Origins::default();
@@ -222,7 +228,11 @@ pub fn scan(
                 .into());
             }
             for (at, stored) in batch {
-                if Instant::now() >= deadline {
+                let stop = match count_deadline {
+                    Some(until) if counting => until,
+                    _ => deadline,
+                };
+                if judged && Instant::now() >= stop {
                     if counting {
                         // Unknown whether more follow: keep the token.
                         out.remaining = None;
@@ -236,6 +246,7 @@ pub fn scan(
                     return finish(out, slots);
                 }
                 index = at.get() + 1;
+                judged = true;
                 let verdict = judge(node, &ring, &arrival.origin, at, stored)?;
                 let matches = |record: Option<&DatasetRecord>| match &filter.set {
                     None | Some(Set::Origin(_)) => true,
@@ -249,7 +260,7 @@ pub fn scan(
                     }
                     _ if counting => {
                         remaining += 1;
-                        if !count {
+                        if count.is_none() {
                             // One more exists: the page gets a token.
                             return finish(out, slots);
                         }
@@ -766,7 +777,7 @@ mod tests {
         let mut out = Vec::new();
         let mut at = Position::default();
         loop {
-            let scan = scan(node, at, filter, page, false, later()).unwrap();
+            let scan = scan(node, at, filter, page, None, later()).unwrap();
             assert!(!scan.cut_short);
             assert!(scan.items.len() <= page);
             out.extend(
@@ -825,7 +836,7 @@ mod tests {
             Position::default(),
             &Filter::default(),
             7,
-            true,
+            Some(later()),
             later(),
         )
         .unwrap();
@@ -833,6 +844,21 @@ mod tests {
             first.items.len() as u64 + first.remaining.unwrap(),
             want.len() as u64
         );
+        // A count whose own time is up leaves the page whole, its token
+        // set, and the size unknown.
+        let uncounted = scan(
+            &node,
+            Position::default(),
+            &Filter::default(),
+            7,
+            Some(Instant::now()),
+            later(),
+        )
+        .unwrap();
+        assert_eq!(uncounted.items.len(), 7);
+        assert!(!uncounted.cut_short);
+        assert_eq!(uncounted.next, first.next);
+        assert_eq!(uncounted.remaining, None);
 
         // Reads answer as lists do; never-public records do not exist.
         assert!(matches!(
@@ -918,7 +944,7 @@ mod tests {
                 Position::default(),
                 &Filter::default(),
                 4,
-                false,
+                None,
                 later(),
             )
             .unwrap();
@@ -933,17 +959,18 @@ mod tests {
         let (_, done) = sets_from(&node, Position::default(), &mut sets, later()).unwrap();
         assert!(done);
         assert_eq!(sets, BTreeSet::from([Set::Origin("polar".into())]));
-        // A passed deadline stops a scan where it stood.
+        // A passed deadline stops a scan after the first entry it judged.
         let stopped = scan(
             &node,
             Position::default(),
             &Filter::default(),
             4,
-            false,
+            None,
             Instant::now(),
         )
         .unwrap();
         assert!(stopped.cut_short && stopped.items.is_empty() && stopped.next.is_some());
+        assert_ne!(stopped.next, Some(Position::default()), "no progress");
     }
 
     /// A record that was PUBLIC is told deleted however many hidden
@@ -1087,7 +1114,7 @@ mod tests {
     fn harvest_from(node: &Node, mut at: Position) -> Vec<String> {
         let mut out = Vec::new();
         loop {
-            let scan = scan(node, at, &Filter::default(), 4, false, later()).unwrap();
+            let scan = scan(node, at, &Filter::default(), 4, None, later()).unwrap();
             out.extend(scan.items.iter().map(|i| i.id.clone()));
             match scan.next {
                 Some(next) => at = next,

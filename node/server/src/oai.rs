@@ -19,7 +19,7 @@ pub mod request;
 pub mod token;
 pub mod xml;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,11 @@ const RETRY_AFTER_SECS: &str = "2";
 /// Largest body of a request by POST, in bytes: a request carries at most
 /// [`request::MAX_ARGUMENTS`] arguments of [`request::MAX_VALUE_BYTES`] each.
 pub const MAX_POST_BYTES: usize = 64 * 1024;
+/// How long the first page of a list may spend counting the rest for
+/// `completeListSize` (optional in OAI-PMH: omitted when the count does
+/// not finish), so that a large store's first page does not hold a worker
+/// for the whole request budget.
+const COUNT_BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The provider's state.
 pub struct Provider {
@@ -60,7 +65,15 @@ pub struct Provider {
     budget: Duration,
     /// The sets of the holdings as they last stood when asked for.
     sets: Mutex<SetsFound>,
+    /// Lists the deadline cut short before they found a record: by the
+    /// request's sealed token (its arguments and start), where the scan
+    /// got to, so that the same request asked again goes on from there.
+    /// At most [`MAX_LISTS_UNDER_WAY`], the oldest dropped first.
+    under_way: Mutex<VecDeque<(String, Position)>>,
 }
+
+/// Most lists cut short before their first record that are remembered.
+const MAX_LISTS_UNDER_WAY: usize = 64;
 
 /// The sets of the PUBLIC records at one state of the holdings, as far as
 /// the scan for them went.
@@ -77,23 +90,31 @@ struct SetsFound {
 /// The routes of the provider: `/oai` (GET and POST) and the schema of its
 /// provenance records at `/oai/provenance.xsd`.
 pub fn router(replicator: Arc<Replicator>, catalog: Arc<Catalog>) -> Router {
-    let node = replicator.node().clone();
-    let config = node.config();
-    let limits = config.limits.clone();
-    let provider = Arc::new(Provider {
-        tokens: TokenKey::new(node.key().derive_secret("oai resumption token").as_slice()),
-        page_size: config.oai.page_size,
-        plaintext: config.http.plaintext,
-        catalog,
-        // Leave room to write the answer inside the request timeout.
-        budget: Duration::from_secs(limits.request_timeout_secs) * 3 / 4,
-        sets: Mutex::default(),
-        node,
-    });
+    routes(Provider::new(replicator.node().clone(), catalog))
+}
+
+fn routes(provider: Provider) -> Router {
     Router::new()
         .route("/oai", get(get_oai).post(post_oai))
         .route("/oai/provenance.xsd", get(provenance_schema))
-        .with_state(provider)
+        .with_state(Arc::new(provider))
+}
+
+impl Provider {
+    fn new(node: Arc<Node>, catalog: Arc<Catalog>) -> Self {
+        let config = node.config();
+        Self {
+            tokens: TokenKey::new(node.key().derive_secret("oai resumption token").as_slice()),
+            page_size: config.oai.page_size,
+            plaintext: config.http.plaintext,
+            catalog,
+            // Leave room to write the answer inside the request timeout.
+            budget: Duration::from_secs(config.limits.request_timeout_secs) * 3 / 4,
+            sets: Mutex::default(),
+            under_way: Mutex::default(),
+            node,
+        }
+    }
 }
 
 async fn provenance_schema() -> impl IntoResponse {
@@ -525,6 +546,25 @@ impl Provider {
         Ok(found.sets.clone())
     }
 
+    /// Where a list asked for by the sealed token `asked` got to before
+    /// its deadline, taken out of [`Provider::under_way`]; with `reached`,
+    /// records that instead.
+    fn went_on(&self, asked: &str, reached: Option<Position>) -> Option<Position> {
+        let mut under_way = self.under_way.lock().unwrap_or_else(|p| p.into_inner());
+        let held = under_way
+            .iter()
+            .position(|(key, _)| key == asked)
+            .and_then(|at| under_way.remove(at))
+            .map(|(_, position)| position);
+        if let Some(reached) = reached {
+            if under_way.len() >= MAX_LISTS_UNDER_WAY {
+                under_way.pop_front();
+            }
+            under_way.push_back((asked.to_owned(), reached));
+        }
+        held
+    }
+
     fn list(
         &self,
         base_url: &str,
@@ -541,17 +581,19 @@ impl Provider {
             ..
         } = token.args.clone();
         let filter = Filter { from, until, set };
-        let scan = oai::scan(
-            &self.node,
-            token.position,
-            &filter,
-            self.page_size,
-            token.complete.is_none(),
-            deadline,
-        )
-        .map_err(|e| Answer::Fault(e.into()))?;
+        // Counted once, when the list begins: a later page of a list whose
+        // count did not finish goes without, rather than count again.
+        let count = (!resumed).then(|| Instant::now() + COUNT_BUDGET);
+        // A request asked again after its scan was cut short before the
+        // first record starts where that scan stopped: nothing it passed
+        // matched, and nothing stored since comes before it.
+        let asked = self.tokens.seal(&token);
+        let start = self.went_on(&asked, None).unwrap_or(token.position);
+        let scan = oai::scan(&self.node, start, &filter, self.page_size, count, deadline)
+            .map_err(|e| Answer::Fault(e.into()))?;
         if scan.items.is_empty() {
-            if scan.cut_short {
+            if let (true, Some(reached)) = (scan.cut_short, scan.next) {
+                self.went_on(&asked, Some(reached));
                 return Err(Answer::Fault(Fault::Busy(
                     "the list could not be read in time; retry the same request\n".into(),
                 )));
@@ -676,11 +718,58 @@ mod tests {
 
     /// The provider of a new node, behind the server's own body limit.
     fn provider() -> (Router, Arc<Node>, tempfile::TempDir) {
+        provider_with(|_| {})
+    }
+
+    /// [`provider`], its settings changed by `change`.
+    fn provider_with(change: impl FnOnce(&mut Provider)) -> (Router, Arc<Node>, tempfile::TempDir) {
         let (node, replicator, dir) = crate::test_node(&[]);
         let catalog = Arc::new(Catalog::new(replicator.clone()));
         let limit = node.config().limits.max_message_bytes;
-        let router = router(replicator, catalog).layer(axum::extract::DefaultBodyLimit::max(limit));
+        let mut provider = Provider::new(node.clone(), catalog);
+        change(&mut provider);
+        let router = routes(provider).layer(axum::extract::DefaultBodyLimit::max(limit));
         (router, node, dir)
+    }
+
+    /// A list whose first record lies past what one request's budget can
+    /// scan (here a budget of nothing: one entry per request) is answered
+    /// "retry the same request"; each retry goes on from where the one
+    /// before stopped, so the record is listed in the end. Before, every
+    /// retry began again at the start and the list never began.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_list_cut_short_before_its_first_record_goes_on_when_asked_again() {
+        let (router, node, _dir) = provider_with(|p| p.budget = Duration::ZERO);
+        let mut lines: Vec<String> = (0..8)
+            .map(|i| crate::record_line(&format!("HIDDEN-{i}"), "private", "glaciology"))
+            .collect();
+        lines.push(crate::record_line("OPEN", "public", "glaciology"));
+        node.import_lines(1, &lines).unwrap();
+        let mut answers = Vec::new();
+        let listed = loop {
+            let (status, body) =
+                post(&router, "verb=ListIdentifiers&metadataPrefix=oai_dc".into()).await;
+            if status == StatusCode::OK {
+                break body;
+            }
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+            assert!(body.contains("retry the same request"), "{body}");
+            answers.push(status);
+            assert!(
+                answers.len() <= 12,
+                "no progress after {} requests",
+                answers.len()
+            );
+        };
+        assert!(listed.contains("OPEN"), "{listed}");
+        assert!(!listed.contains("HIDDEN"), "{listed}");
+        // Another list (another format) starts from the beginning.
+        let (status, _) = post(
+            &router,
+            "verb=ListIdentifiers&metadataPrefix=oai_datacite".into(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     }
 
     async fn post(router: &Router, body: String) -> (StatusCode, String) {

@@ -3643,7 +3643,7 @@ async fn harvests_leave_out_an_origin_whose_key_chain_does_not_verify_and_list_t
             Position::default(),
             &Filter::default(),
             100,
-            true,
+            Some(later()),
             later(),
         )
         .unwrap();
@@ -3727,8 +3727,15 @@ fn after_last_arrival(node: &Node) -> crate::oai::Position {
 /// whether it is listed whole (else as deleted).
 fn harvest_from(node: &Node, at: crate::oai::Position) -> Vec<(String, bool)> {
     let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let scan =
-        crate::oai::scan(node, at, &crate::oai::Filter::default(), 100, true, later).unwrap();
+    let scan = crate::oai::scan(
+        node,
+        at,
+        &crate::oai::Filter::default(),
+        100,
+        Some(later),
+        later,
+    )
+    .unwrap();
     assert_eq!(scan.remaining, Some(0));
     scan.items
         .into_iter()
