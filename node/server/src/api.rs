@@ -341,6 +341,11 @@ async fn json_body<T: serde::de::DeserializeOwned>(
                         crate::web::BODY_ARRIVAL.as_secs()
                     ),
                 ),
+                crate::web::BodyError::Broken(why) => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_ARGUMENT",
+                    format!("the body could not be read: {why}"),
+                ),
             }
         })?;
     let is_json = headers

@@ -36,7 +36,7 @@ use meridian_core::sync::Replicator;
 use crate::catalog::Catalog;
 use crate::forwarded::ForwardedOrigin;
 use crate::limit;
-use crate::web::ClientAddr;
+use crate::web::{Arrived, ClientAddr};
 use request::{Checked, ListArgs, OaiError, Prefix, Request, Verb};
 use token::{Token, TokenKey};
 use xml::Xml;
@@ -127,6 +127,7 @@ async fn provenance_schema() -> impl IntoResponse {
 async fn get_oai(
     State(provider): State<Arc<Provider>>,
     client: ClientAddr,
+    arrived: Arrived,
     forwarded: Option<Extension<ForwardedOrigin>>,
     uri: Uri,
     headers: HeaderMap,
@@ -139,12 +140,13 @@ async fn get_oai(
         .collect();
     let forwarded = forwarded.map(|Extension(origin)| origin);
     let base_url = provider.base_url(&uri, &headers, forwarded.as_ref());
-    serve(provider, client, base_url, pairs).await
+    serve(provider, client, arrived, base_url, pairs).await
 }
 
 async fn post_oai(
     State(provider): State<Arc<Provider>>,
     client: ClientAddr,
+    arrived: Arrived,
     forwarded: Option<Extension<ForwardedOrigin>>,
     uri: Uri,
     headers: HeaderMap,
@@ -168,6 +170,13 @@ async fn post_oai(
                     "the request's body did not arrive whole within {} s\n",
                     crate::web::BODY_ARRIVAL.as_secs()
                 ),
+            )
+                .into_response()
+        }
+        Err(crate::web::BodyError::Broken(why)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("the request's body could not be read: {why}\n"),
             )
                 .into_response()
         }
@@ -195,7 +204,7 @@ async fn post_oai(
         .collect();
     let forwarded = forwarded.map(|Extension(origin)| origin);
     let base_url = provider.base_url(&uri, &headers, forwarded.as_ref());
-    serve(provider, client, base_url, pairs).await
+    serve(provider, client, arrived, base_url, pairs).await
 }
 
 /// 503 with Retry-After: the protocol's way to tell a harvester to wait.
@@ -211,9 +220,16 @@ fn busy(why: String) -> Response {
 async fn serve(
     provider: Arc<Provider>,
     client: ClientAddr,
+    arrived: Arrived,
     base_url: String,
     pairs: Vec<(String, String)>,
 ) -> Response {
+    // The request's budget, and no later than the listener's own timeout
+    // allows, which counts from the request's arrival: time spent waiting
+    // for a place or a slot counts, so the answer is this provider's (a
+    // page and how to go on, or a 503 with Retry-After), never the
+    // listener cutting the request off without one.
+    let deadline = (Instant::now() + provider.budget).min(provider.catalog.answer_by(arrived.0));
     if let Err(status) = provider
         .catalog
         .admit(&limit::client_at(Some(client.0), None))
@@ -227,7 +243,7 @@ async fn serve(
     let work = provider.clone();
     let answer = tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        work.answer(&base_url, pairs)
+        work.answer(&base_url, pairs, deadline)
     })
     .await;
     match answer {
@@ -317,8 +333,12 @@ impl Provider {
     }
 
     /// Answers one request: the XML of the response, or a fault.
-    fn answer(&self, base_url: &str, pairs: Vec<(String, String)>) -> Result<Vec<u8>, Fault> {
-        let deadline = Instant::now() + self.budget;
+    fn answer(
+        &self,
+        base_url: &str,
+        pairs: Vec<(String, String)>,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, Fault> {
         let checked = match request::check(pairs) {
             Ok(checked) => checked,
             Err((verb, echo, error)) => return Ok(self.error(base_url, verb, &echo, &error)),
@@ -732,6 +752,28 @@ mod tests {
         (router, node, dir)
     }
 
+    /// A request's time counts from its arrival at the listener, as the
+    /// listener's own timeout does: one that waited there for most of it
+    /// gets the provider's 503 and Retry-After in time, not the listener
+    /// cutting it off without an answer.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_list_answers_by_the_deadline_counted_from_its_arrival() {
+        let (router, node, _dir) = provider();
+        let lines: Vec<String> = (0..3)
+            .map(|i| crate::record_line(&format!("OPEN-{i}"), "public", "glaciology"))
+            .collect();
+        node.import_lines(1, &lines).unwrap();
+        let list = "verb=ListIdentifiers&metadataPrefix=oai_dc".to_owned();
+        let (status, body) = post(&router, list.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.contains("OPEN-2"), "{body}");
+        let timeout = Duration::from_secs(node.config().limits.request_timeout_secs);
+        let waited = Instant::now() - timeout;
+        let (status, body) = post_arrived(&router, list, waited).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.contains("retry the same request"), "{body}");
+    }
+
     /// A list whose first record lies past what one request's budget can
     /// scan (here a budget of nothing: one entry per request) is answered
     /// "retry the same request"; each retry goes on from where the one
@@ -773,8 +815,14 @@ mod tests {
     }
 
     async fn post(router: &Router, body: String) -> (StatusCode, String) {
+        post_arrived(router, body, Instant::now()).await
+    }
+
+    /// [`post`] of a request that reached the listener at `arrived`.
+    async fn post_arrived(router: &Router, body: String, arrived: Instant) -> (StatusCode, String) {
         let mut request = axum::http::Request::post("/oai")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .extension(Arrived(arrived))
             .body(axum::body::Body::from(body))
             .unwrap();
         request.extensions_mut().insert(ConnectInfo(ClientConn {

@@ -78,10 +78,12 @@ pub const BODY_ARRIVAL: std::time::Duration = std::time::Duration::from_secs(10)
 /// Why a request's body was not read.
 #[derive(Debug, PartialEq, Eq)]
 pub enum BodyError {
-    /// Larger than the route takes (or broken off).
+    /// Larger than the route takes.
     TooLarge,
     /// Not whole within [`BODY_ARRIVAL`].
     TooSlow,
+    /// Broken off on its way (a reset stream, a malformed chunk): why.
+    Broken(String),
 }
 
 /// Reads a request's body of at most `max` bytes, arriving within
@@ -97,7 +99,17 @@ async fn read_body_within(
 ) -> Result<axum::body::Bytes, BodyError> {
     match tokio::time::timeout(within, axum::body::to_bytes(body, max)).await {
         Err(_) => Err(BodyError::TooSlow),
-        Ok(Err(_)) => Err(BodyError::TooLarge),
+        Ok(Err(e)) => {
+            let e = e.into_inner();
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*e);
+            while let Some(at) = cause {
+                if at.is::<http_body_util::LengthLimitError>() {
+                    return Err(BodyError::TooLarge);
+                }
+                cause = at.source();
+            }
+            Err(BodyError::Broken(e.to_string()))
+        }
         Ok(Ok(bytes)) => Ok(bytes),
     }
 }
@@ -121,5 +133,22 @@ mod tests {
         assert_eq!(large.unwrap_err(), BodyError::TooLarge);
         let read = read_body(axum::body::Body::from("verb=Identify"), 1024).await;
         assert_eq!(read.unwrap(), "verb=Identify");
+        // A body broken off on its way is not called too large.
+        let parts: Vec<Result<axum::body::Bytes, std::io::Error>> = vec![
+            Ok(axum::body::Bytes::from_static(b"verb=")),
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "stream reset",
+            )),
+        ];
+        let broken = read_body(
+            axum::body::Body::from_stream(futures::stream::iter(parts)),
+            1024,
+        )
+        .await;
+        match broken.unwrap_err() {
+            BodyError::Broken(why) => assert!(why.contains("stream reset"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 }
