@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use meridian_core::ids::{NodeId, RecordId};
 use meridian_core::index::Work;
 use meridian_core::node::Node;
 use meridian_core::sync::Replicator;
@@ -127,6 +128,14 @@ impl Catalog {
         request: proto::GetRecordRequest,
         viewer: Viewer,
     ) -> Result<proto::RecordView, Status> {
+        // Names no record could have are refused before any work, and
+        // never echoed whole (an id may be as long as the message).
+        if !request.origin.is_empty() {
+            NodeId::parse(&request.origin)
+                .map_err(|e| crate::status::invalid_field("origin", format!("origin: {e}")))?;
+        }
+        RecordId::parse(&request.id)
+            .map_err(|e| crate::status::invalid_field("id", format!("id: {e}")))?;
         // The slot goes with the work: a caller that leaves does not free
         // it while the read still runs.
         let slot = self.read_slot(&viewer).await?;
@@ -432,6 +441,40 @@ mod tests {
         search(node.operator()).await.unwrap();
         drop(held);
         search(Viewer::Anonymous).await.unwrap();
+    }
+
+    /// A record id or origin no record could have is refused as invalid,
+    /// naming the field, before any work and without echoing it whole; a
+    /// valid name of no record is NOT_FOUND, as before.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn get_record_refuses_names_no_record_could_have() {
+        let (_node, replicator, _dir) = crate::test_node(&[]);
+        let catalog = Catalog::new(replicator);
+        let get = |origin: &str, id: String| {
+            catalog.get_record(
+                proto::GetRecordRequest {
+                    origin: origin.into(),
+                    id,
+                },
+                Viewer::Anonymous,
+            )
+        };
+        let huge = "x".repeat(1 << 20);
+        for (origin, id, field) in [
+            ("polar", huge.clone(), "id"),
+            ("polar", String::new(), "id"),
+            ("polar", "a b".to_owned(), "id"),
+            (huge.as_str(), "PDC-1".to_owned(), "origin"),
+            ("Polar!", "PDC-1".to_owned(), "origin"),
+        ] {
+            let refused = get(origin, id).await.unwrap_err();
+            assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused}");
+            assert_eq!(crate::status::field(&refused), Some(field), "{refused}");
+            assert!(refused.message().len() < 200, "{}", refused.message().len());
+        }
+        let missing = get("polar", "PDC-404".into()).await.unwrap_err();
+        assert_eq!(missing.code(), tonic::Code::NotFound, "{missing}");
+        assert!(missing.message().contains("PDC-404"), "{missing}");
     }
 
     /// Imports 30,000 records titled "Ice core rN", enough that a search of

@@ -417,6 +417,15 @@ fn escape_part(text: &str) -> String {
     out
 }
 
+/// The byte two hex digits spell; `None` for anything else (a sign, which
+/// `from_str_radix` would take, included).
+fn hex_byte(pair: &[u8]) -> Option<u8> {
+    if pair.len() != 2 || !pair.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()
+}
+
 fn unescape_part(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -424,11 +433,11 @@ fn unescape_part(text: &str) -> Option<String> {
     while i < bytes.len() {
         match bytes[i] {
             b'~' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                if hex.bytes().any(|b| b.is_ascii_lowercase()) {
+                let hex = bytes.get(i + 1..i + 3)?;
+                if hex.iter().any(|b| b.is_ascii_lowercase()) {
                     return None;
                 }
-                let byte = u8::from_str_radix(hex, 16).ok()?;
+                let byte = hex_byte(hex)?;
                 if spec_char(byte) {
                     // One spelling per set: a plain character is never escaped.
                     return None;
@@ -516,8 +525,7 @@ pub fn parse_identifier(node: &str, identifier: &str) -> Option<(String, String)
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            out.push(hex_byte(bytes.get(i + 1..i + 3)?)?);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -699,6 +707,9 @@ mod tests {
             "discipline:~2",
             "discipline:~61",
             "discipline:~7e",
+            // A sign is not a hex digit: one spelling per set.
+            "discipline:~+4",
+            "discipline:~-4",
         ] {
             assert!(parse_set(bad).is_err(), "{bad}");
         }
@@ -717,5 +728,7 @@ mod tests {
         assert_eq!(parse_identifier("polar", "oai:other:uni/x"), None);
         assert_eq!(parse_identifier("polar", "oai:polar:uni"), None);
         assert_eq!(parse_identifier("polar", "oai:polar:uni/%zz"), None);
+        assert_eq!(parse_identifier("polar", "oai:polar:uni/%+4"), None);
+        assert_eq!(parse_identifier("polar", "oai:polar:uni/%4"), None);
     }
 }
