@@ -142,19 +142,79 @@ impl Encoding {
     }
 }
 
-/// A `Location` made absolute against the URI that answered.
+/// A `Location` made absolute against the URI that answered, by RFC 3986
+/// §5.2 (a fragment is dropped: it is never sent).
 fn resolve(base: &Uri, location: &str) -> String {
-    if location.starts_with("http://") || location.starts_with("https://") {
-        return location.to_owned();
-    }
+    let location = location.split('#').next().unwrap_or_default();
     let scheme = base.scheme_str().unwrap_or("http");
     let authority = base.authority().map_or("", |a| a.as_str());
-    if location.starts_with('/') {
-        format!("{scheme}://{authority}{location}")
+    // A scheme: letters, digits, `+`, `-`, `.` before the first `:`,
+    // starting with a letter.
+    let has_scheme = location.split_once(':').is_some_and(|(name, _)| {
+        name.starts_with(|c: char| c.is_ascii_alphabetic())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    if has_scheme {
+        return location.to_owned();
+    }
+    if let Some(rest) = location.strip_prefix("//") {
+        let (host, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+        return format!("{scheme}://{host}{}", without_dot_segments(path));
+    }
+    let (path, query) = match location.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (location, None),
+    };
+    let base_path = base.path();
+    let path = if path.is_empty() {
+        base_path.to_owned()
+    } else if path.starts_with('/') {
+        without_dot_segments(path)
     } else {
-        let path = base.path();
-        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
-        format!("{scheme}://{authority}{dir}{location}")
+        let dir = &base_path[..base_path.rfind('/').map_or(0, |i| i + 1)];
+        let dir = if dir.is_empty() { "/" } else { dir };
+        without_dot_segments(&format!("{dir}{path}"))
+    };
+    let query = match query {
+        Some(query) => format!("?{query}"),
+        None if location.is_empty() => base.query().map(|q| format!("?{q}")).unwrap_or_default(),
+        None => String::new(),
+    };
+    format!("{scheme}://{authority}{path}{query}")
+}
+
+/// A path with its `.` and `..` segments taken out (RFC 3986 §5.2.4).
+fn without_dot_segments(path: &str) -> String {
+    let (path, query) = match path.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path, None),
+    };
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *segment {
+            "." | ".." => {
+                if *segment == ".." && out.len() > 1 {
+                    out.pop();
+                }
+                // A directory reference at the end keeps its slash.
+                if last {
+                    out.push("");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    let mut joined = out.join("/");
+    if path.starts_with('/') && !joined.starts_with('/') {
+        joined.insert(0, '/');
+    }
+    match query {
+        Some(query) => format!("{joined}?{query}"),
+        None => joined,
     }
 }
 
@@ -365,5 +425,55 @@ mod tests {
             resolve(&base, "provider?verb=Identify"),
             "https://repo.example.org:8443/oai/provider?verb=Identify"
         );
+        assert_eq!(
+            resolve(&base, "//mirror.example.org/oai?verb=Identify"),
+            "https://mirror.example.org/oai?verb=Identify"
+        );
+        assert_eq!(
+            resolve(&base, "?verb=ListSets"),
+            "https://repo.example.org:8443/oai/request?verb=ListSets"
+        );
+    }
+
+    /// The examples of RFC 3986 §5.4.1 (those with an http scheme; a
+    /// fragment is dropped, as it is never sent).
+    #[test]
+    fn redirects_resolve_as_rfc_3986_says() {
+        let base: Uri = "http://a/b/c/d;p?q".parse().unwrap();
+        for (reference, want) in [
+            ("g", "http://a/b/c/g"),
+            ("./g", "http://a/b/c/g"),
+            ("g/", "http://a/b/c/g/"),
+            ("/g", "http://a/g"),
+            ("//g", "http://g"),
+            ("?y", "http://a/b/c/d;p?y"),
+            ("g?y", "http://a/b/c/g?y"),
+            ("#s", "http://a/b/c/d;p?q"),
+            ("g#s", "http://a/b/c/g"),
+            ("g?y#s", "http://a/b/c/g?y"),
+            (";x", "http://a/b/c/;x"),
+            ("g;x", "http://a/b/c/g;x"),
+            ("", "http://a/b/c/d;p?q"),
+            (".", "http://a/b/c/"),
+            ("./", "http://a/b/c/"),
+            ("..", "http://a/b/"),
+            ("../", "http://a/b/"),
+            ("../g", "http://a/b/g"),
+            ("../..", "http://a/"),
+            ("../../", "http://a/"),
+            ("../../g", "http://a/g"),
+            // Abnormal examples (§5.4.2).
+            ("../../../g", "http://a/g"),
+            ("/./g", "http://a/g"),
+            ("/../g", "http://a/g"),
+            ("g.", "http://a/b/c/g."),
+            ("..g", "http://a/b/c/..g"),
+            ("./../g", "http://a/b/g"),
+            ("g/./h", "http://a/b/c/g/h"),
+            ("g/../h", "http://a/b/c/h"),
+            ("http://b/c", "http://b/c"),
+        ] {
+            assert_eq!(resolve(&base, reference), want, "{reference:?}");
+        }
     }
 }
