@@ -103,7 +103,9 @@ pub struct Page {
     /// (not sent).
     pub verified: usize,
     /// The deadline passed before the page filled (not sent): the token
-    /// resumes after the last entry scanned.
+    /// resumes after the last record on the page, or after the last entry
+    /// scanned when there is none (an id the caller may not see: see
+    /// [`Node::list_until`]).
     pub cut_short: bool,
 }
 
@@ -414,9 +416,12 @@ impl Node {
         self.list_until(origin, page_size, page_token, include_deleted, viewer, None)
     }
 
-    /// [`Node::list`] that stops scanning when `deadline` passes: the page
-    /// then holds what was found, and its token resumes after the last
-    /// entry scanned. Visibility is decided before any signature is
+    /// [`Node::list`] that stops scanning when `deadline` passes, after
+    /// the first entry at least: the page then holds what was found, and
+    /// its token resumes after the last record on it. A page cut short
+    /// with no record has the token of the last entry scanned, which names
+    /// a record the caller may not see: a caller who is not the operator
+    /// must not be handed it. Visibility is decided before any signature is
     /// verified, from the audience fields of the stored payload (verified
     /// when it was stored), so records the viewer may not see cost a read
     /// and a small decode, never a verification.
@@ -447,9 +452,13 @@ impl Node {
                 .list_records(origin, after.as_deref(), page_size)?;
             let exhausted = batch.len() < page_size;
             for (id, state) in batch {
-                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                if page.scanned > 0 && deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                     page.cut_short = true;
-                    page.next_page_token = after.as_deref().map(encode_page_token);
+                    let last = match page.records.last() {
+                        Some(view) => Some(view.record.id.as_str()),
+                        None => after.as_deref(),
+                    };
+                    page.next_page_token = last.map(encode_page_token);
                     return Ok(page);
                 }
                 after = Some(id);
@@ -903,12 +912,13 @@ mod tests {
         let page = node.list("", 10, "", false, &node.operator()).unwrap();
         assert_eq!((page.records.len(), page.verified), (10, 10));
 
-        // A deadline that has passed stops the scan at once, with a token
-        // that resumes where it stopped.
+        // A deadline that has passed stops the scan after one entry, with
+        // a token that resumes where it stopped.
         let page = node
             .list_until("", 10, "", false, &Viewer::Anonymous, Some(Instant::now()))
             .unwrap();
-        assert!(page.cut_short && page.records.is_empty() && page.scanned == 0);
+        assert!(page.cut_short && page.records.is_empty() && page.scanned == 1);
+        assert_eq!(page.next_page_token, Some(encode_page_token("HIDDEN-00000")));
         let soon = Instant::now() + Duration::from_millis(1);
         let page = node
             .list_until("", 10, "", false, &Viewer::Anonymous, Some(soon))

@@ -614,8 +614,10 @@ mod tests {
             ("MERIDIAN_LIMITS__REQUEST_TIMEOUT_SECS", "2"),
             ("MERIDIAN_SYNC__ROUND_TIMEOUT_SECS", "1"),
         ]);
+        // Listed by id: the hidden records come first.
         let lines: Vec<String> = (0..3)
-            .map(|n| crate::record_line(&format!("r{n}"), "public", "earth"))
+            .map(|n| crate::record_line(&format!("h{n}"), "private", "earth"))
+            .chain((0..3).map(|n| crate::record_line(&format!("r{n}"), "public", "earth")))
             .collect();
         tokio::task::block_in_place(|| node.import_lines(1, &lines).unwrap());
         let app = routes().with_state(AppState {
@@ -656,6 +658,7 @@ mod tests {
             error["message"].as_str().unwrap().contains("page token"),
             "{error}"
         );
+        assert!(!error.to_string().contains("h0"), "{error}");
     }
 
     #[test]

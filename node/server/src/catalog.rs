@@ -170,14 +170,17 @@ impl Catalog {
             )
         })
         .await?;
-        if page.cut_short {
-            // Without how many records were scanned: that counts records
-            // the caller may not see.
+        if page.cut_short && page.records.is_empty() {
+            // Neither the token (it names the last entry scanned) nor how
+            // many were scanned: both tell of records the caller may not
+            // see.
             return Err(Status::deadline_exceeded(
-                "the deadline passed before the page was full; ask again with the page token \
-                 of the last page or a longer deadline",
+                "the deadline passed before the page found a record; ask again with the page \
+                 token of the last page or a longer deadline",
             ));
         }
+        // A page cut short with records is sent as far as it got: its token
+        // resumes after its last record.
         Ok(convert::page(page))
     }
 }
@@ -475,6 +478,85 @@ mod tests {
         let missing = get("polar", "PDC-404".into()).await.unwrap_err();
         assert_eq!(missing.code(), tonic::Code::NotFound, "{missing}");
         assert!(missing.message().contains("PDC-404"), "{missing}");
+    }
+
+    /// A listing its deadline cuts short sends the records it found, with
+    /// a token after the last of them, so that every request gets further
+    /// (each scans one entry at least); one that found none is refused
+    /// without a token, which would name a record the caller may not see.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_listing_cut_short_sends_what_it_found_and_goes_on_from_there() {
+        let (node, replicator, _dir) = crate::test_node(&[]);
+        let lines: Vec<String> = ["a-open", "b-hidden", "c-open", "d-open"]
+            .iter()
+            .map(|id| {
+                let visibility = if id.ends_with("hidden") {
+                    "private"
+                } else {
+                    "public"
+                };
+                crate::record_line(id, visibility, "earth")
+            })
+            .collect();
+        tokio::task::block_in_place(|| node.import_lines(1, &lines).unwrap());
+        let catalog = Catalog::new(replicator);
+        let mut token = String::new();
+        let mut listed = Vec::new();
+        let mut refused = 0;
+        for _ in 0..10 {
+            let request = proto::ListRecordsRequest {
+                origin: "polar".into(),
+                page_size: 10,
+                page_token: token.clone(),
+                ..Default::default()
+            };
+            // A deadline already passed: one entry per request.
+            match catalog
+                .list_records(request, Viewer::Anonymous, Instant::now())
+                .await
+            {
+                Ok(page) => {
+                    listed.extend(
+                        page.records
+                            .iter()
+                            .map(|r| r.record.as_ref().map(|r| r.id.clone()).unwrap_or_default()),
+                    );
+                    if page.next_page_token.is_empty() {
+                        break;
+                    }
+                    token = page.next_page_token;
+                }
+                Err(status) => {
+                    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status}");
+                    assert!(!status.message().contains("hidden"), "{status}");
+                    refused += 1;
+                    // Asked again from the last token, it goes no further
+                    // than before: a longer deadline is needed.
+                    break;
+                }
+            }
+        }
+        assert_eq!(listed, ["a-open"], "then the hidden one stops it");
+        assert_eq!(refused, 1);
+        let rest = catalog
+            .list_records(
+                proto::ListRecordsRequest {
+                    origin: "polar".into(),
+                    page_size: 10,
+                    page_token: token,
+                    ..Default::default()
+                },
+                Viewer::Anonymous,
+                Instant::now() + Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        let ids: Vec<String> = rest
+            .records
+            .iter()
+            .filter_map(|r| r.record.as_ref().map(|r| r.id.clone()))
+            .collect();
+        assert_eq!(ids, ["c-open", "d-open"]);
     }
 
     /// Imports 30,000 records titled "Ice core rN", enough that a search of
