@@ -305,9 +305,7 @@ impl Node {
     /// what is stored is what planning under the lock would have stored.
     pub fn commit_signed(&self, chunk: SignedChunk) -> Result<ImportOutcome, NodeError> {
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        if self.recovering() {
-            return Err(NodeError::Recovering);
-        }
+        self.may_append()?;
         let appender = self.store().appender(self.node_id())?;
         let chunk = if appender.next_index() == chunk.first && Arc::ptr_eq(&chunk.key, &self.key())
         {
@@ -918,7 +916,10 @@ mod tests {
             .list_until("", 10, "", false, &Viewer::Anonymous, Some(Instant::now()))
             .unwrap();
         assert!(page.cut_short && page.records.is_empty() && page.scanned == 1);
-        assert_eq!(page.next_page_token, Some(encode_page_token("HIDDEN-00000")));
+        assert_eq!(
+            page.next_page_token,
+            Some(encode_page_token("HIDDEN-00000"))
+        );
         let soon = Instant::now() + Duration::from_millis(1);
         let page = node
             .list_until("", 10, "", false, &Viewer::Anonymous, Some(soon))

@@ -1333,7 +1333,9 @@ impl Node {
         if self.recovering() {
             return Err(NodeError::Recovering);
         }
-        let chain = self.own_chain();
+        // Read from the store, not the chain held: the next set follows
+        // the last one stored, whichever way it came.
+        let chain = self.reload_own_chain()?;
         let latest = chain
             .latest()
             .ok_or_else(|| NodeError::Keys("this node's log holds no key set yet".into()))?;
@@ -1344,6 +1346,16 @@ impl Node {
             // A retired key is revoked without a new signing key.
             KeyChange::Revoke { key_id, .. } => latest.signing().key(key_id).is_none(),
         };
+        if keep_signing_key && latest.signing().key(current.key_id()).is_none() {
+            // A set that kept it would bring back a key the node's own log
+            // retired (this one came from a backup older than that).
+            return Err(NodeError::Keys(format!(
+                "this node's signing key {} is not in its key set {}, and a new set that kept \
+                 it would bring it back: rotate the signing key first (`meridian keys rotate`)",
+                current.key_id(),
+                latest.set.version
+            )));
+        }
         if let KeyChange::Revoke { key_id, .. } = &change {
             // The root the next set keeps: its own, or its signing keys.
             let root = if latest.set.root_keys.is_empty() {
@@ -1495,6 +1507,11 @@ impl Node {
             vec![(StoredEntry::Signed(envelope), leaf, None)],
             &signing,
         )?;
+        // The set is durable: the node signs with its keys from now on,
+        // whatever happens to the files below (a key file not yet replaced
+        // is replaced at the next start).
+        *self.key.write().unwrap_or_else(|p| p.into_inner()) = signing.clone();
+        let chain = self.reload_own_chain()?;
         if !keep_signing_key {
             replace_key_file(&self.data_dir)?;
         }
@@ -1507,8 +1524,6 @@ impl Node {
         {
             self.replace_data_dir_root(new_roots)?;
         }
-        *self.key.write().unwrap_or_else(|p| p.into_inner()) = signing.clone();
-        let chain = self.reload_own_chain()?;
         let (action, detail) = if let KeyChange::Revoke {
             key_id,
             from,
@@ -1584,9 +1599,7 @@ impl Node {
         appender: Appender<OriginNodes<'_>>,
         entries: Vec<UnsignedEntry>,
     ) -> Result<u64, NodeError> {
-        if self.recovering() {
-            return Err(NodeError::Recovering);
-        }
+        self.may_append()?;
         let key = self.key();
         let signed = self.sign_own(&key, appender.next_index(), entries);
         self.commit_own(appender, signed, &key)
@@ -1658,6 +1671,38 @@ impl Node {
         self.recovering.load(Ordering::SeqCst)
     }
 
+    /// Whether this node may sign entries of its own log now: not while it
+    /// recovers its log, and not with a signing key its current key set
+    /// does not list (a backup restored from before a rotation brings the
+    /// key it had then, and its peers hand back the set that retired it):
+    /// every peer would refuse what it signed.
+    pub(crate) fn may_append(&self) -> Result<(), NodeError> {
+        if self.recovering() {
+            return Err(NodeError::Recovering);
+        }
+        let key = self.key();
+        let chain = self.own_chain();
+        match chain.latest() {
+            Some(latest) if latest.signing().key(key.key_id()).is_none() => {
+                Err(NodeError::Keys(format!(
+                    "this node's signing key {} is not in its key set {} (its signing keys: \
+                     {}), so nothing it signed would be accepted; the key of that set is not \
+                     here (a backup from before a rotation?): rotate the signing key with the \
+                     root key (`meridian keys rotate`, docs/operations/keys.md)",
+                    key.key_id(),
+                    latest.set.version,
+                    latest
+                        .signing()
+                        .key_ids()
+                        .map(KeyId::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Ends the recovery of a restored node: it appends its own entries
     /// again after the last one it holds. Returns whether it was
     /// recovering.
@@ -1666,6 +1711,10 @@ impl Node {
         if !self.recovering() {
             return Ok(false);
         }
+        // The key sets signed after the backup came back with the log: the
+        // chain held since the start predates them, and the next renewal
+        // or rotation must follow the last of them, as the signing must.
+        let chain = self.reload_own_chain()?;
         let marker = self.data_dir.join(RECOVERY_FILE);
         let dir_error = |e: std::io::Error| NodeError::DataDir {
             path: marker.clone(),
@@ -1682,9 +1731,16 @@ impl Node {
         self.recovering.store(false, Ordering::SeqCst);
         tracing::warn!(
             log_size = self.store.log_size(self.node_id())?,
+            key_set = chain.latest().map_or(0, |latest| latest.set.version),
             "recovery ended: this node appends its own entries again"
         );
         drop(_guard);
+        if let Err(e) = self.may_append() {
+            // Recovery is over all the same: the log is whole. What it
+            // signs waits for the operator's rotation.
+            tracing::error!(error = %e, "recovery ended, but this node cannot sign");
+            return Ok(true);
+        }
         // Trust changes made while recovering are published now.
         self.publish_audience()?;
         Ok(true)

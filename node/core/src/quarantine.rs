@@ -224,9 +224,7 @@ impl Node {
     /// first, which ends their quarantine the same way.
     pub fn resign(&self, dry_run: bool) -> Result<Resigned, NodeError> {
         let guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        if self.recovering() {
-            return Err(NodeError::Recovering);
-        }
+        self.may_append()?;
         let origin = self.node_id().clone();
         let quarantined = self.quarantined(origin.as_str())?;
         let ids: Vec<String> = quarantined.iter().map(|q| q.id.clone()).collect();

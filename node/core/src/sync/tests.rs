@@ -2298,6 +2298,80 @@ async fn a_restored_node_takes_its_own_log_back_before_it_signs_again() {
     assert!(!fed.uni.store().is_frozen(POLAR).unwrap());
 }
 
+/// A node restored from a backup older than its last key set takes that
+/// set back with its log, and follows it: after a renewal it signs on and
+/// renews to the set after it; after a rotation (whose new signing key the
+/// backup lacks) it signs nothing and renews nothing, each refusal saying
+/// why, until the operator rotates with the root key. Its peers accept
+/// what it signs then. Before, it kept the chain of its backup: it renewed
+/// to a version already taken, or signed with the retired key, and its
+/// peers refused both.
+#[tokio::test]
+async fn a_restored_node_follows_the_key_sets_signed_after_its_backup() {
+    for rotated in [false, true] {
+        let fed = federation();
+        let uni_sync = Replicator::new(fed.uni.clone(), no_dialing());
+        import(&fed.polar, 1, 3);
+        let backups = tempfile::tempdir().unwrap();
+        let backup = backups.path().join("polar-1");
+        crate::backup::create(&fed.polar, &backup, &Default::default()).unwrap();
+        let backed_up = fed.polar.own_chain().latest().unwrap().set.version;
+        fed.polar.rotate_keys(Vec::new(), !rotated, 30).unwrap();
+        import(&fed.polar, 4, 2);
+        let published = fed.polar.store().log_size(POLAR).unwrap();
+        let report = round_with(&uni_sync, POLAR, Served::honest(&fed.polar, UNI)).await;
+        assert!(report.ok, "{report:?}");
+
+        let restored_dir = backups.path().join("restored");
+        crate::backup::restore(&backup, &restored_dir, crate::backup::Recovery::FromPeers).unwrap();
+        let restored = Node::open(&restored_dir, &BTreeMap::new()).unwrap();
+        let sync = Replicator::new(
+            restored.clone(),
+            reaching(vec![fed.uni.clone(), fed.here.clone()], POLAR),
+        );
+        let reports = sync.round(true).await;
+        assert!(reports.iter().all(|r| r.ok), "{reports:?}");
+        assert!(!restored.recovering());
+        // With a key it may sign with, its audience first (the fixture pins
+        // peers without publishing one).
+        let audience = u64::from(!rotated);
+        assert_eq!(
+            restored.store().log_size(POLAR).unwrap(),
+            published + audience
+        );
+        let latest = || restored.own_chain().latest().unwrap().set.version;
+        assert_eq!(latest(), backed_up + 1, "rotated: {rotated}");
+
+        let record = |n: u32| line(&format!("PDC-after-{n}"), "After", "public");
+        if rotated {
+            let refused = restored.import_lines(1, &[record(1)]).unwrap_err();
+            let message = refused.to_string();
+            assert!(message.contains("is not in its key set"), "{message}");
+            assert!(message.contains("keys rotate"), "{message}");
+            let refused = restored.rotate_keys(Vec::new(), true, 30).unwrap_err();
+            assert!(
+                refused.to_string().contains("rotate the signing key first"),
+                "{refused}"
+            );
+            assert_eq!(restored.store().log_size(POLAR).unwrap(), published);
+            restored.rotate_keys(Vec::new(), false, 30).unwrap();
+        } else {
+            restored.rotate_keys(Vec::new(), true, 30).unwrap();
+        }
+        assert_eq!(latest(), backed_up + 2, "rotated: {rotated}");
+        restored.import_lines(1, &[record(2)]).unwrap();
+
+        let report = round_with(&uni_sync, POLAR, Served::honest(&restored, UNI)).await;
+        assert!(report.ok, "rotated: {rotated}: {report:?}");
+        assert_eq!(
+            fed.uni.store().log_size(POLAR).unwrap(),
+            restored.store().log_size(POLAR).unwrap()
+        );
+        assert!(!fed.uni.store().is_frozen(POLAR).unwrap());
+        all_entries_verify(&fed.uni, POLAR);
+    }
+}
+
 // ------------------------------------------------------------ key rotation
 
 /// Entries `[0, size)` of `origin` at `node` all verify against the keys
