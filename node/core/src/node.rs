@@ -1198,6 +1198,10 @@ impl Node {
                 );
             }
         }
+        // The rename or removal survives a crash.
+        std::fs::File::open(&self.data_dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| file_error(&self.data_dir, e))?;
         Ok(())
     }
 
@@ -1391,6 +1395,12 @@ impl Node {
                     root_path.display()
                 )));
             }
+        }
+        // A root named by its file that is the data directory's all the
+        // same is the data directory's: a new root replaces it there.
+        if !root_in_data_dir && root_path.exists() {
+            let here = NodeKey::load(&root_path)?;
+            root_in_data_dir = roots.iter().any(|root| root.key_id() == here.key_id());
         }
         for root in &roots {
             if latest.root().key(root.key_id()).is_none() {

@@ -295,6 +295,24 @@ fn a_root_in_the_data_directory_is_replaced_by_the_new_one() {
     );
     let stale = node.rotate_keys(vec![old_root], true, 30).unwrap_err();
     assert!(stale.to_string().contains("not a root key"), "{stale}");
+
+    // Named by its file, the data directory's root is still replaced
+    // there: renewals without `--root-key` go on working.
+    let named = NodeKey::load(&data.join(ROOT_KEY_FILE)).unwrap();
+    let newer = NodeKey::generate();
+    node.rotate_root(vec![named], vec![NodeKey::from_seed(&newer.seed())], 1, 30)
+        .unwrap();
+    assert_eq!(
+        NodeKey::load(&data.join(ROOT_KEY_FILE)).unwrap().key_id(),
+        newer.key_id()
+    );
+    assert_eq!(
+        node.rotate_keys(Vec::new(), true, 30)
+            .unwrap()
+            .links()
+            .len(),
+        5
+    );
 }
 
 /// Cost of finding the peer behind a client certificate key among 20
