@@ -389,7 +389,12 @@ impl Node {
         let node = Self::open_as_is(data_dir, env)?;
         node.publish_key_set()?;
         node.finish_key_rename()?;
-        node.publish_audience()?;
+        // A trust store whose audience cannot be published (one stored by
+        // a release that did not check first) keeps the audience in force,
+        // which grants no more than it did: the node starts all the same.
+        if let Err(e) = node.publish_audience() {
+            tracing::error!(error = %e, "this node's audience could not be published");
+        }
         node.checkpoint_own_log()?;
         // Renewal and the stale count only log what fails: a node whose
         // root is elsewhere still starts.
@@ -751,6 +756,7 @@ impl Node {
     /// rotated set lists but no pin names would otherwise be pinned for the
     /// newcomer too, and every handshake with it refused as ambiguous.
     pub fn pin(&self, invite: &Invite, groups: &[String]) -> Result<Peer, NodeError> {
+        self.check_audience_with(invite.node_id.as_str(), groups)?;
         Ok(self
             .trust
             .add_unless_held(invite, groups, &|peer| self.tls_keys_judged(peer))?)

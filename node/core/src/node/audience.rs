@@ -30,6 +30,23 @@ pub(crate) struct SetAside {
 }
 
 impl Node {
+    /// Refuses a trust change after which this node's audience could not be
+    /// published (past [`visibility::MAX_ROSTER`] peers or
+    /// [`visibility::MAX_AUDIENCE_GROUPS`] groups): `peer`, active with
+    /// `groups`, added or changed. Called before the change is stored, so a
+    /// refused one leaves the trust store as it was.
+    pub fn check_audience_with(&self, peer: &str, groups: &[String]) -> Result<(), NodeError> {
+        let peers = self.trust.active()?;
+        let members = peers
+            .iter()
+            .filter(|p| p.node_id.as_str() != peer)
+            .map(|p| (p.node_id.as_str(), p.groups.as_slice()))
+            .chain(std::iter::once((peer, groups)));
+        let audience = visibility::audience_of(self.node_id().as_str(), members)?;
+        AudienceView::check(self.node_id().as_str(), &audience)?;
+        Ok(())
+    }
+
     /// Appends this node's audience to its own log when its trust store
     /// says something else than the latest one published: at start and
     /// after every change of a peer's state or groups. Nothing is appended

@@ -338,3 +338,41 @@ fn finding_the_peer_behind_a_tls_key_costs() {
         started.elapsed() / 2_000
     );
 }
+
+/// A trust change after which the node's audience could not be published
+/// (past its bound of groups) is refused before it is stored, naming the
+/// bound, whichever way it comes: a pin, new groups, a peer resumed. A
+/// trust store that holds such a change all the same (stored by a release
+/// that did not check) still opens: the audience in force stays.
+#[test]
+fn a_trust_change_past_the_audiences_bounds_is_refused_before_it_is_stored() {
+    let (node, dir) = crate::test_support::opened_node("here");
+    let (uni, _uni_dir) = crate::test_support::opened_node("uni");
+    let too_many: Vec<String> = (0..=crate::visibility::MAX_AUDIENCE_GROUPS)
+        .map(|i| format!("g{i}"))
+        .collect();
+    let bound = format!("at most {}", crate::visibility::MAX_AUDIENCE_GROUPS);
+
+    let refused = node.pin(&uni.invite(), &too_many).unwrap_err();
+    assert!(refused.to_string().contains(&bound), "{refused}");
+    assert!(
+        node.trust().get("uni").unwrap().is_none(),
+        "stored all the same"
+    );
+
+    node.pin(&uni.invite(), &["g0".to_owned()]).unwrap();
+    node.publish_audience().unwrap();
+    let refused = node.check_audience_with("uni", &too_many).unwrap_err();
+    assert!(refused.to_string().contains(&bound), "{refused}");
+    assert_eq!(node.trust().get("uni").unwrap().unwrap().groups, ["g0"]);
+
+    // Stored past the bound by other means: the node opens, and its
+    // audience in force is the last one published.
+    node.trust().set_groups("uni", &too_many).unwrap();
+    let size = node.store().log_size("here").unwrap();
+    let data = node.data_dir().to_owned();
+    drop(node);
+    let reopened = Node::open(&data, &BTreeMap::new()).unwrap();
+    assert_eq!(reopened.store().log_size("here").unwrap(), size);
+    drop(dir);
+}
