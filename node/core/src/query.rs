@@ -29,6 +29,10 @@ pub const MAX_FILTER_VALUES: usize = 256;
 /// and formats are short words. A live search copies the request to every
 /// peer, and each peer keeps its filters in its audit for months.
 pub const MAX_FILTER_VALUE_BYTES: usize = 256;
+/// Longest `time_from` or `time_to`, in bytes, spaces around it included:
+/// an RFC 3339 time is 35 at most. Bounded for the same reason as
+/// [`MAX_FILTER_VALUE_BYTES`].
+pub const MAX_TIME_BYTES: usize = 64;
 /// Values returned per facet, the most frequent first.
 pub const FACET_TOP_N: usize = 20;
 /// The facets of [`SearchResults::facets`], in display order.
@@ -431,14 +435,17 @@ fn check_bbox(bbox: &BoundingBox) -> Result<(), SearchError> {
 /// The inclusive span of a temporal filter: from the first second of `from`
 /// to the last second of `to`.
 fn time_span(from: Option<&str>, to: Option<&str>) -> Result<Option<OpenRange<i64>>, SearchError> {
-    let parse = |name: &str, text: Option<&str>, pick: fn((i64, i64)) -> i64| match text
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        None => Ok(None),
-        Some(text) => crate::date::bounds(text)
-            .map(|span| Some(pick(span)))
-            .map_err(|e| SearchError::Invalid(format!("{name}: {e}"))),
+    let parse = |name: &str, text: Option<&str>, pick: fn((i64, i64)) -> i64| match text {
+        Some(text) if text.len() > MAX_TIME_BYTES => Err(SearchError::Invalid(format!(
+            "{name}: {} bytes, at most {MAX_TIME_BYTES}",
+            text.len()
+        ))),
+        _ => match text.map(str::trim).filter(|t| !t.is_empty()) {
+            None => Ok(None),
+            Some(text) => crate::date::bounds(text)
+                .map(|span| Some(pick(span)))
+                .map_err(|e| SearchError::Invalid(format!("{name}: {e}"))),
+        },
     };
     let from = parse("time_from", from, |(first, _)| first)?;
     let to = parse("time_to", to, |(_, last)| last)?;
@@ -526,6 +533,22 @@ mod tests {
             },
             "time_from",
         );
+        // Padded past the bound, valid or blank within it: refused before
+        // it is read, since a live search copies it to every peer.
+        for padded in ["2020".to_owned() + &" ".repeat(300), " ".repeat(300)] {
+            bad(
+                SearchRequest {
+                    time_to: Some(padded),
+                    ..Default::default()
+                },
+                &format!("bytes, at most {MAX_TIME_BYTES}"),
+            );
+        }
+        let padded_within = SearchRequest {
+            time_from: Some(format!(" {} ", "2021-05-01T00:00:00.000000000+01:00")),
+            ..Default::default()
+        };
+        assert!(padded_within.plan().is_ok());
         bad(
             SearchRequest {
                 time_from: Some("2021".into()),

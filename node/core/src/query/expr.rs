@@ -127,13 +127,15 @@ fn error<T>(position: usize, message: impl Into<String>) -> Result<T, QueryError
 
 /// Parses a query text.
 pub fn parse(text: &str) -> Result<Expr, QueryError> {
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() > MAX_QUERY_CHARS {
+    // Counted before anything is copied: a text may be as long as the
+    // message that carries it.
+    if text.chars().take(MAX_QUERY_CHARS + 1).count() > MAX_QUERY_CHARS {
         return error(
             MAX_QUERY_CHARS,
             format!("the query is longer than {MAX_QUERY_CHARS} characters"),
         );
     }
+    let chars: Vec<char> = text.chars().collect();
     let tokens = lex(&chars)?;
     let mut parser = Parser {
         tokens: &tokens,
@@ -695,6 +697,10 @@ mod tests {
         fails_at(&prefixes.join(" "), 4 * MAX_PREFIXES, "prefixes");
         assert!(parse(&prefixes[..MAX_PREFIXES].join(" ")).is_ok());
         fails_at(&"x".repeat(MAX_QUERY_CHARS + 1), MAX_QUERY_CHARS, "longer");
+        // As long as a message may be (16 MiB, multi-byte): refused on a
+        // count of its first characters, nothing copied.
+        fails_at(&"é".repeat(8 << 20), MAX_QUERY_CHARS, "longer");
+        assert!(parse(&"é".repeat(MAX_QUERY_CHARS)).is_ok());
     }
 
     fn query_like() -> impl Strategy<Value = String> {
