@@ -241,7 +241,14 @@ pub trait FederationPeer: Send + Sync {
     async fn hint(&self, origin: &str, size: u64) -> Result<(), SyncError>;
     /// One page of a live search, answered from the peer's own index for
     /// the audience the request claims (see [`crate::search::live`]).
-    async fn search(&self, request: PeerSearchRequest) -> Result<PeerSearchResponse, SyncError>;
+    /// A live search asked on a client's behalf; `within` is how long the
+    /// asker waits, sent as the call's deadline so that the peer gives up
+    /// when the asker does.
+    async fn search(
+        &self,
+        request: PeerSearchRequest,
+        within: Duration,
+    ) -> Result<PeerSearchResponse, SyncError>;
     /// The peer's newest checkpoints of the origins asked about, with
     /// consistency proofs and its cosignatures ([`witness`]). A peer
     /// that does not witness answers nothing.

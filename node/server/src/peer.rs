@@ -95,8 +95,13 @@ impl FederationPeer for RemotePeer {
     async fn search(
         &self,
         request: proto::PeerSearchRequest,
+        within: std::time::Duration,
     ) -> Result<proto::PeerSearchResponse, SyncError> {
         let mut client = self.client.clone();
+        // Sent as `grpc-timeout`: the peer's search stops when this one
+        // stops waiting, not at its own longest.
+        let mut request = tonic::Request::new(request);
+        request.set_timeout(within);
         client
             .search(request)
             .await

@@ -216,8 +216,12 @@ async fn ask(
     replicator: Arc<Replicator>,
     peer: Peer,
     request: proto::PeerSearchRequest,
+    deadline: Instant,
 ) -> Result<proto::PeerSearchResponse, SyncError> {
-    replicator.dial(peer).await?.search(request).await
+    let client = replicator.dial(peer).await?;
+    client
+        .search(request, deadline.saturating_duration_since(Instant::now()))
+        .await
 }
 
 /// Asks the target's origin, hedging to its replica holder when the
@@ -236,7 +240,7 @@ async fn ask_origin(
     };
     let second = holders.next();
     let primary_id = primary.node_id.to_string();
-    let mut first = Box::pin(ask(replicator.clone(), primary, request.clone()));
+    let mut first = Box::pin(ask(replicator.clone(), primary, request.clone(), deadline));
     let early = tokio::select! {
         result = &mut first => Some(result),
         _ = tokio::time::sleep_until(hedge_at) => None,
@@ -249,7 +253,9 @@ async fn ask_origin(
         (Some(Err(e)), None) => Outcome::Failed(coverage_of(&e)),
         (Some(Err(e)), Some(holder)) => {
             let by = holder.node_id.to_string();
-            match tokio::time::timeout_at(deadline, ask(replicator, holder, request)).await {
+            match tokio::time::timeout_at(deadline, ask(replicator, holder, request, deadline))
+                .await
+            {
                 Ok(Ok(response)) => Outcome::Answered { by, response },
                 // The origin's own failure is what the report names.
                 Ok(Err(_)) | Err(_) => Outcome::Failed(coverage_of(&e)),
@@ -265,7 +271,7 @@ async fn ask_origin(
         },
         (None, Some(holder)) => {
             let by = holder.node_id.to_string();
-            let hedge = Box::pin(ask(replicator, holder, request));
+            let hedge = Box::pin(ask(replicator, holder, request, deadline));
             race(first, primary_id, hedge, by, deadline).await
         }
     };

@@ -258,6 +258,7 @@ impl FederationPeer for Served {
     async fn search(
         &self,
         _request: crate::proto::PeerSearchRequest,
+        _within: std::time::Duration,
     ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
         Err(no_searches())
     }
@@ -1447,6 +1448,7 @@ impl FederationPeer for Silent {
     async fn search(
         &self,
         _request: crate::proto::PeerSearchRequest,
+        _within: std::time::Duration,
     ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
         Err(no_searches())
     }
@@ -1784,6 +1786,7 @@ impl FederationPeer for Endless {
     async fn search(
         &self,
         _request: crate::proto::PeerSearchRequest,
+        _within: std::time::Duration,
     ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
         Err(no_searches())
     }
@@ -1872,6 +1875,7 @@ async fn a_peer_listing_an_origin_twice_is_refused_before_any_pull() {
         async fn search(
             &self,
             _request: crate::proto::PeerSearchRequest,
+            _within: std::time::Duration,
         ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
             Err(no_searches())
         }
@@ -2830,8 +2834,9 @@ impl FederationPeer for Rewritten {
     async fn search(
         &self,
         request: crate::proto::PeerSearchRequest,
+        within: std::time::Duration,
     ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
-        self.inner.search(request).await
+        self.inner.search(request, within).await
     }
 }
 
@@ -4648,6 +4653,7 @@ impl FederationPeer for Witnessing {
     async fn search(
         &self,
         _request: crate::proto::PeerSearchRequest,
+        _within: std::time::Duration,
     ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
         Err(no_searches())
     }

@@ -391,9 +391,12 @@ fn dialing(
     })
 }
 
-/// A peer that answers a live search, with nothing, after `after`.
+/// A peer that answers a live search, with nothing, after `after`, and
+/// notes how long each asker said it would wait.
+#[derive(Default)]
 struct Slow {
     after: Duration,
+    within: Arc<std::sync::Mutex<Vec<Duration>>>,
 }
 
 #[async_trait::async_trait]
@@ -415,7 +418,9 @@ impl crate::sync::FederationPeer for Slow {
     async fn search(
         &self,
         _request: proto::PeerSearchRequest,
+        within: std::time::Duration,
     ) -> Result<proto::PeerSearchResponse, SyncError> {
+        self.within.lock().unwrap().push(within);
         tokio::time::sleep(self.after).await;
         Ok(proto::PeerSearchResponse::default())
     }
@@ -494,6 +499,43 @@ async fn a_live_search_searches_at_most_two_local_copies_at_once() {
     assert_eq!(searching(), 0, "every place given back");
 }
 
+/// A peer is told how long the asker waits (sent as the call's
+/// `grpc-timeout`), so that its search stops when the asker stops
+/// waiting, not at the longest it allows.
+#[tokio::test]
+async fn a_peer_is_told_how_long_the_asker_waits() {
+    let (node, _dir) = crate::test_support::opened_node("here");
+    let within = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let told = within.clone();
+    let replicator = Replicator::new(
+        node.clone(),
+        dialing(Arc::default(), move || {
+            Ok(Arc::new(Slow {
+                after: Duration::ZERO,
+                within: told.clone(),
+            }) as Arc<dyn crate::sync::FederationPeer>)
+        }),
+    );
+    let local = LocalIndex::new(node, SearchRequest::default(), Viewer::Anonymous, None);
+    let wait = Duration::from_millis(800);
+    let (origin, found) = ask_or_replica(
+        replicator,
+        target("peer-1"),
+        proto::PeerSearchRequest::default(),
+        Instant::now() + wait,
+        local,
+    )
+    .await;
+    assert!(matches!(found, Found::Live { .. }), "{origin}");
+    let within = within.lock().unwrap().clone();
+    assert_eq!(within.len(), 1, "{within:?}");
+    assert!(
+        within[0] <= wait && within[0] > wait / 2,
+        "told {:?} of {wait:?}",
+        within[0]
+    );
+}
+
 /// A copy searched for an origin that answers after all is dropped: one
 /// still waiting for a place never starts, and one under way keeps its
 /// place until its search ends (a blocking search cannot be called back),
@@ -506,6 +548,7 @@ async fn a_dropped_copy_starts_no_search_and_a_running_one_keeps_its_place() {
     let slow = dialing(dialed, || {
         Ok(Arc::new(Slow {
             after: Duration::from_millis(1500),
+            ..Slow::default()
         }) as Arc<dyn crate::sync::FederationPeer>)
     });
     let replicator = Replicator::new(node.clone(), slow);
