@@ -45,6 +45,7 @@ use crate::node::Node;
 use crate::proto::{self, Access, Visibility};
 use crate::query::{
     Hit, Scope, SearchError, SearchRequest, SearchResults, Sort, FACETS, FACET_TOP_N,
+    MAX_FILTER_VALUE_BYTES,
 };
 use crate::sync::{Replicator, SyncError};
 use crate::trust::Peer;
@@ -493,7 +494,11 @@ fn hit_from_wire(hit: proto::SearchHit) -> Hit {
 /// A peer's answer for `origin` as results `viewer` may be shown: hits of
 /// another origin, or that the viewer may not see, are dropped (a peer
 /// that breaks the rule leaks nothing through this node); at most `limit`
-/// hits and the known facets' top values are kept.
+/// hits are kept. Of its facets, each known one once, with its top values
+/// that could be true: each value once and no longer than a filter value,
+/// the `origin` facet naming `origin` only, years as numbers, and no count
+/// above the answer's total (so a peer cannot push the true values of the
+/// merged facets out of their top, nor name origins it was not asked for).
 pub(crate) fn accept(
     origin: &str,
     viewer: &Viewer,
@@ -507,19 +512,30 @@ pub(crate) fn accept(
         .take(limit)
         .map(hit_from_wire)
         .collect();
-    let facets = response
-        .facets
-        .into_iter()
-        .filter(|f| FACETS.contains(&f.name.as_str()))
-        .map(|f| {
-            let mut values: Vec<(String, u64)> =
-                f.values.into_iter().map(|v| (v.value, v.count)).collect();
-            values.truncate(FACET_TOP_N);
-            (f.name, values)
-        })
-        .collect();
+    let total = response.total.max(hits.len() as u64);
+    let mut facets: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    for facet in response.facets {
+        if !FACETS.contains(&facet.name.as_str()) || facets.contains_key(&facet.name) {
+            continue;
+        }
+        let could_be = |value: &str| match facet.name.as_str() {
+            "origin" => value == origin,
+            "year" => value.parse::<u32>().is_ok(),
+            _ => value.len() <= MAX_FILTER_VALUE_BYTES,
+        };
+        let mut values: Vec<(String, u64)> = Vec::new();
+        for value in facet.values {
+            if values.len() == FACET_TOP_N {
+                break;
+            }
+            if could_be(&value.value) && !values.iter().any(|(v, _)| *v == value.value) {
+                values.push((value.value, value.count.min(total)));
+            }
+        }
+        facets.insert(facet.name, values);
+    }
     SearchResults {
-        total: response.total.max(hits.len() as u64),
+        total,
         hits,
         facets,
         next_cursor: None,

@@ -143,6 +143,79 @@ fn a_peer_answer_keeps_only_the_asked_origin_and_what_the_viewer_may_see() {
     );
 }
 
+/// A peer's facets are held to what could be true of its answer: no other
+/// origin named, no count above its total, no value past a filter value's
+/// length, no year that is not a number, each facet and value once. So a
+/// peer cannot make the merged facets name origins it was not asked for,
+/// nor push the true values out of their top with counts of u64::MAX.
+#[test]
+fn a_peers_facets_cannot_name_other_origins_or_outweigh_the_rest() {
+    let values = |pairs: &[(&str, u64)]| {
+        pairs
+            .iter()
+            .map(|(value, count)| proto::FacetValue {
+                value: (*value).into(),
+                count: *count,
+            })
+            .collect()
+    };
+    let long = "x".repeat(crate::query::MAX_FILTER_VALUE_BYTES + 1);
+    let facet = |name: &str, pairs: &[(&str, u64)]| proto::Facet {
+        name: name.into(),
+        values: values(pairs),
+    };
+    let response = proto::PeerSearchResponse {
+        hits: Vec::new(),
+        total: 7,
+        facets: vec![
+            facet("origin", &[("victim", u64::MAX), ("b", 7)]),
+            facet("origin", &[("other", 3)]),
+            facet(
+                "discipline",
+                &[
+                    ("made-up", u64::MAX),
+                    ("made-up", 5),
+                    (&long, 1),
+                    ("ice", 2),
+                ],
+            ),
+            facet("year", &[("1999", 4), ("soon", 2)]),
+        ],
+        positions: Vec::new(),
+    };
+    let accepted = accept("b", &Viewer::Anonymous, 20, response);
+    assert_eq!(accepted.facets["origin"], [("b".to_owned(), 7)]);
+    assert_eq!(
+        accepted.facets["discipline"],
+        [("made-up".to_owned(), 7), ("ice".to_owned(), 2)]
+    );
+    assert_eq!(accepted.facets["year"], [("1999".to_owned(), 4)]);
+
+    // Merged with this node's own part, the true values keep their place.
+    let own = SearchResults {
+        total: 50,
+        hits: Vec::new(),
+        facets: BTreeMap::from([(
+            "discipline".to_owned(),
+            (0..20).map(|i| (format!("d{i:02}"), 40 - i)).collect(),
+        )]),
+        next_cursor: None,
+    };
+    let merged = merge(
+        Sort::Relevance,
+        10,
+        vec![own, accepted],
+        &Default::default(),
+    );
+    let disciplines: Vec<&str> = merged.facets["discipline"]
+        .iter()
+        .map(|(value, _)| value.as_str())
+        .collect();
+    assert_eq!(disciplines.len(), FACET_TOP_N);
+    assert_eq!(disciplines[0], "d00");
+    assert!(!disciplines.contains(&"made-up"), "{disciplines:?}");
+}
+
 /// A peer's hit is its word: not marked verified, its snippet made markup
 /// this node would write, and a score that is not a finite positive number
 /// counts 0, so no peer ranks first by NaN or infinity.
