@@ -303,6 +303,39 @@ async fn an_out_of_range_date_is_rejected_by_line_and_the_rest_stored() {
     assert!(err.message().contains("time_from"), "{}", err.message());
 }
 
+/// The admin socket's messages are bounded as its client's are, not by
+/// `limits.max_message_bytes` (what the public listeners take from
+/// strangers): with that set small, an import still sends its 4 MiB chunks
+/// and every line is stored.
+#[test]
+fn an_import_is_not_held_to_the_public_listeners_message_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start_at(
+        meridian_testkit::harness::meridian_bin(),
+        dir.path(),
+        "polar",
+        &[("MERIDIAN_LIMITS__MAX_MESSAGE_BYTES", "262144")],
+    )
+    .unwrap();
+    let padding = "x".repeat(1_900);
+    let lines: Vec<String> = (0..2_800)
+        .map(|i| {
+            let mut record: serde_json::Value =
+                serde_json::from_str(&record_line(&format!("PDC-{i}"), "Ice survey", "public"))
+                    .unwrap();
+            record["description"] = serde_json::json!(format!("{padding} {i}"));
+            record.to_string()
+        })
+        .collect();
+    let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+    assert!(bytes > 5 << 20, "{bytes} bytes");
+    let out = node.run_with_stdin(&["holdings", "import", "-"], Some(&lines.join("\n")));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("stored 2800"), "{stdout}");
+}
+
 /// The operator's search for `query`: its total.
 fn search_total(node: &TestNode, query: &str) -> u64 {
     let out = node.ok(&["search", query, "--limit", "0", "--json"]);

@@ -11,8 +11,9 @@ use meridian_proto::admin_client::AdminClient;
 use tokio::net::UnixListener;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-/// Largest message the operator's client sends or accepts.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest message the operator's client and the admin socket's service
+/// send or accept.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why the admin socket could not be bound.
 #[derive(Debug, thiserror::Error)]

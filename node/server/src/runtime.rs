@@ -320,8 +320,7 @@ async fn run(
         meridian_core::harvest::Harvester::new(node.clone(), Arc::new(crate::fetch::HttpFetch))
             .map_err(|e| ServeError::Harvest(e.to_string()))?,
     );
-    let admin_service =
-        AdminServer::new(AdminService::new(replicator.clone(), harvester.clone())).limited(&limits);
+    let admin_service = stack::operator(AdminService::new(replicator.clone(), harvester.clone()));
 
     let tasks = Tasks::start(&replicator, &harvester);
     let (stop_tx, stop_rx) = watch::channel(false);

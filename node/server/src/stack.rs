@@ -51,9 +51,13 @@ impl<T: Federation> Limited for FederationServer<T> {
     }
 }
 
-impl<T: Admin> Limited for AdminServer<T> {
-    fn limited(self, limits: &Limits) -> Self {
-        self.max_decoding_message_size(limits.max_message_bytes)
-            .max_encoding_message_size(limits.max_message_bytes)
-    }
+/// The operator's service on the admin socket. Its messages are bounded as
+/// its client's are ([`crate::admin_socket::MAX_MESSAGE_BYTES`]), not by
+/// `limits.max_message_bytes`, which bounds what the public listeners take
+/// from strangers: an import sends chunks of up to 4 MiB and a line, and
+/// its answer lists the lines refused.
+pub fn operator<T: Admin>(service: T) -> AdminServer<T> {
+    AdminServer::new(service)
+        .max_decoding_message_size(crate::admin_socket::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(crate::admin_socket::MAX_MESSAGE_BYTES)
 }
