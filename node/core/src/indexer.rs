@@ -24,6 +24,10 @@ use prost::Message as _;
 
 /// Log entries read and applied per index commit.
 const BATCH: usize = 50_000;
+/// Most bytes of stored entries read for one batch: entries may be as
+/// large as a record line (1 MiB), and a batch of 50,000 such would not
+/// fit in memory.
+const BATCH_BYTES: usize = 64 << 20;
 
 /// What [`Node::rebuild_index`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,9 +143,16 @@ impl Node {
                 };
                 let entries = match handed {
                     Some(handed) => handed,
+                    // Up to the flushed size, not past it: what a crash
+                    // could take back stays out of the index.
                     None => self
                         .store()
-                        .entries(&origin, LogIndex(from), BATCH)?
+                        .entries_within(
+                            &origin,
+                            LogIndex(from),
+                            BATCH.min((size - from) as usize),
+                            BATCH_BYTES,
+                        )?
                         .into_iter()
                         .map(|(index, entry)| (index, Handed::Stored(entry)))
                         .collect(),

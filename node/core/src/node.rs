@@ -387,6 +387,10 @@ impl Node {
     /// removed.
     pub fn open(data_dir: &Path, env: &BTreeMap<String, String>) -> Result<Arc<Self>, NodeError> {
         let node = Self::open_as_is(data_dir, env)?;
+        // Before anything is appended: an append could bring the log back
+        // up to an index cursor that a crash left past it, and the index
+        // would then keep what the store lost.
+        node.reconcile_index()?;
         node.publish_key_set()?;
         node.finish_key_rename()?;
         // A trust store whose audience cannot be published (one stored by
@@ -400,7 +404,6 @@ impl Node {
         // root is elsewhere still starts.
         node.key_upkeep();
         node.warn_if_tls_key_unlisted();
-        node.reconcile_index()?;
         node.live_index().remove_abandoned();
         Ok(node)
     }

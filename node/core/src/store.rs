@@ -963,7 +963,21 @@ impl Store {
         from: LogIndex,
         limit: usize,
     ) -> Result<Vec<(LogIndex, StoredEntry)>, StoreError> {
+        self.entries_within(origin, from, limit, usize::MAX)
+    }
+
+    /// [`Store::entries`], stopping once the entries read hold `max_bytes`
+    /// (one at least), so that a batch of large entries is bounded in
+    /// memory as well as in count.
+    pub fn entries_within(
+        &self,
+        origin: &str,
+        from: LogIndex,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(LogIndex, StoredEntry)>, StoreError> {
         let from = from.get();
+        let mut bytes_read = 0usize;
         let prefix = origin_prefix(origin);
         let mut out = Vec::with_capacity(limit.min(4096));
         let start = match self.run_containing(&self.log, &prefix, from)? {
@@ -981,9 +995,10 @@ impl Store {
                 if index < from {
                     continue;
                 }
-                if out.len() >= limit {
+                if out.len() >= limit || (!out.is_empty() && bytes_read >= max_bytes) {
                     break 'runs;
                 }
+                bytes_read = bytes_read.saturating_add(bytes.len());
                 out.push((LogIndex(index), decode_entry(origin, index, bytes)?));
             }
         }
@@ -2344,6 +2359,30 @@ mod tests {
             let times: Vec<u64> = arrivals.iter().map(|a| a.stored_at).collect();
             proptest::prop_assert!(times.windows(2).all(|w| w[0] <= w[1]));
         }
+    }
+
+    /// A read bounded in bytes stops once it holds them, one entry at
+    /// least, and reads on where it stopped.
+    #[test]
+    fn entries_are_read_within_a_byte_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .commit(&append("polar", 0, &["a", "b", "c", "d"]))
+            .unwrap();
+        let all = store.entries("polar", LogIndex(0), 100).unwrap();
+        assert_eq!(all.len(), 4);
+        let one = store.entries_within("polar", LogIndex(0), 100, 1).unwrap();
+        assert_eq!(one.len(), 1);
+        let next = store.entries_within("polar", LogIndex(1), 100, 1).unwrap();
+        assert_eq!(
+            next.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [LogIndex(1)]
+        );
+        let rest = store
+            .entries_within("polar", LogIndex(1), 100, usize::MAX)
+            .unwrap();
+        assert_eq!(rest.len(), 3);
     }
 
     #[test]

@@ -199,3 +199,50 @@ fn changes_made_while_a_rebuild_runs_reach_search_and_stay_after_it() {
     let report = crate::fsck::check(&node).unwrap();
     assert!(report.clean(), "{:?}", report.findings);
 }
+
+/// The indexer reads only what the store has flushed: an entry committed
+/// and not yet flushed (a crash could take it back) stays out of the index,
+/// and the index's cursor never passes the durable log. Before, the batch
+/// read ran on to the end of the committed log.
+#[test]
+fn what_is_committed_but_not_flushed_is_not_indexed() {
+    use crate::ids::LogIndex;
+    use crate::log::{RecordState, UnsignedEntry};
+    let (node, _dir, _) = stored();
+    let origin = node.node_id().to_string();
+    node.catch_up_index(&mut |_| {}).unwrap();
+    // A record stored and flushed that the index has yet to take, then one
+    // committed after it and not flushed.
+    node.import_lines(1, &[record_line("PDC-3", "Ice station 3", "public")])
+        .unwrap();
+    let durable = node.store().durable_log_size(&origin);
+    assert_eq!(node.index().cursors().get(&origin), Some(&(durable - 1)));
+
+    let mut late =
+        crate::record::parse_json_line(&record_line("PDC-late", "Ice late", "public")).unwrap();
+    late.origin = origin.clone();
+    late.version = 1;
+    let mut appender = node.store().appender(&origin).unwrap();
+    let index = LogIndex(appender.next_index());
+    let state = RecordState::of_version(&late, index, None);
+    let signed = node.sign_own(
+        &node.key(),
+        index.get(),
+        vec![UnsignedEntry::record(late, state)],
+    );
+    for (entry, leaf, state) in signed {
+        appender.push(&entry, leaf, state).unwrap();
+    }
+    node.store().commit(&appender.finish()).unwrap();
+    assert_eq!(node.store().log_size(&origin).unwrap(), durable + 1);
+    assert_eq!(node.store().durable_log_size(&origin), durable);
+
+    node.catch_up_index(&mut |_| {}).unwrap();
+    assert_eq!(node.index().cursors().get(&origin), Some(&durable));
+    assert_eq!(found(&node, "late").1, 0, "indexed before it was durable");
+
+    node.store().flush().unwrap();
+    node.catch_up_index(&mut |_| {}).unwrap();
+    assert_eq!(node.index().cursors().get(&origin), Some(&(durable + 1)));
+    assert_eq!(found(&node, "late").1, 1);
+}
