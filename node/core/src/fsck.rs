@@ -140,7 +140,7 @@ fn examine(node: &Node, renote: bool) -> Result<FsckReport, NodeError> {
     let store = node.store();
     let mut report = FsckReport::default();
     let index = node.index();
-    let cursors = index.cursors();
+    let cursors = index.committed_cursors();
     // The index's documents by origin and id: the versions indexed.
     let mut documents: BTreeMap<String, HashMap<String, Vec<u64>>> = BTreeMap::new();
     for (origin, id, version) in index.documents()? {

@@ -278,8 +278,12 @@ struct Payload {
 pub struct HoldingsIndex {
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
-    /// Cursors of the last commit.
+    /// Cursors of the last commit the reader loaded: what is searchable.
     cursors: RwLock<BTreeMap<String, u64>>,
+    /// Cursors of the last commit, loaded by the reader or not: what the
+    /// index holds on disk, where the indexer goes on from. Ahead of
+    /// `cursors` while reloads fail.
+    committed: RwLock<BTreeMap<String, u64>>,
     fields: Fields,
     text: TextAnalyzer,
     plain: TextAnalyzer,
@@ -288,7 +292,7 @@ pub struct HoldingsIndex {
     bits_cache: Arc<BitsCache>,
     /// Makes every reload fail, as a disk or mapping error would.
     #[cfg(test)]
-    fail_reload: std::sync::atomic::AtomicBool,
+    pub(crate) fail_reload: std::sync::atomic::AtomicBool,
 }
 
 impl HoldingsIndex {
@@ -369,6 +373,7 @@ impl HoldingsIndex {
         Ok(Self {
             reader,
             writer: Mutex::new(writer),
+            committed: RwLock::new(payload.cursors.clone()),
             cursors: RwLock::new(payload.cursors),
             fields,
             text,
@@ -442,7 +447,7 @@ impl HoldingsIndex {
             writer.rollback()?;
             return Err(error.into());
         }
-        let mut merged = self.cursors();
+        let mut merged = self.committed_cursors();
         merged.extend(cursors.iter().map(|(origin, at)| (origin.clone(), *at)));
         let payload = Payload {
             schema: SCHEMA_VERSION,
@@ -452,6 +457,10 @@ impl HoldingsIndex {
             writer.rollback()?;
             return Err(error.into());
         }
+        // Durable: the next apply goes on from here even if the reload
+        // below fails (from the searchable cursors it would apply the same
+        // entries again, and index each new record twice).
+        *self.committed.write().unwrap_or_else(|p| p.into_inner()) = payload.cursors.clone();
         // Noted before the reload, which can fail: the withdrawals are
         // durable now, and a reader that did not load them must not serve
         // them.
@@ -460,6 +469,22 @@ impl HoldingsIndex {
         // in `cursors` is searchable (what read-your-writes waits for).
         self.reload()?;
         *self.cursors.write().unwrap_or_else(|p| p.into_inner()) = payload.cursors;
+        self.snapshots.loaded(self.generation());
+        Ok(())
+    }
+
+    /// Loads into the reader a commit whose reload failed, if there is
+    /// one: what it applied becomes searchable, and what it withdrew is
+    /// settled ([`Snapshots::loaded`]). Nothing else would load it while
+    /// nothing new is applied.
+    pub fn load_committed(&self) -> Result<(), IndexError> {
+        let _writer = self.writer();
+        let committed = self.committed_cursors();
+        if committed == self.cursors() {
+            return Ok(());
+        }
+        self.reload()?;
+        *self.cursors.write().unwrap_or_else(|p| p.into_inner()) = committed;
         self.snapshots.loaded(self.generation());
         Ok(())
     }
@@ -510,9 +535,19 @@ impl HoldingsIndex {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Per-origin log positions of the last commit: where to resume.
+    /// Per-origin log positions of the last commit the reader loaded:
+    /// every entry below is searchable.
     pub fn cursors(&self) -> BTreeMap<String, u64> {
         self.cursors
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Per-origin log positions of the last commit, whether or not the
+    /// reader loaded it: what the index holds, and where to resume.
+    pub fn committed_cursors(&self) -> BTreeMap<String, u64> {
+        self.committed
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -974,7 +1009,7 @@ impl HoldingsIndex {
         writer.merge(&segments).wait()?;
         let payload = Payload {
             schema: SCHEMA_VERSION,
-            cursors: self.cursors(),
+            cursors: self.committed_cursors(),
         };
         commit(&mut writer, &payload)?;
         self.reload()

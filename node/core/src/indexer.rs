@@ -100,7 +100,9 @@ impl Node {
         go_on: &dyn Fn() -> bool,
         filling: Filling,
     ) -> Result<u64, NodeError> {
-        let mut cursors = index.cursors();
+        // A commit whose reload failed becomes searchable first.
+        index.load_committed()?;
+        let mut cursors = index.committed_cursors();
         let mut seen = 0;
         for (origin, _) in self.store().origins()? {
             // Quarantined origins (revoked or unknown) stay out of the index.
@@ -223,7 +225,7 @@ impl Node {
     /// does not hold. Returns whether it rebuilt.
     pub fn reconcile_index(&self) -> Result<bool, NodeError> {
         let mut ahead = Vec::new();
-        for (origin, cursor) in self.index().cursors() {
+        for (origin, cursor) in self.index().committed_cursors() {
             let size = self.store().log_size(&origin)?;
             if cursor > size {
                 ahead.push(format!("{origin}: index at {cursor}, log at {size}"));
@@ -416,7 +418,7 @@ impl Node {
         }
         // Read under the writer, so that no later version of a record is
         // indexed between reading its state and replacing it.
-        let reached = index.cursors().get(origin).copied().unwrap_or(0);
+        let reached = index.committed_cursors().get(origin).copied().unwrap_or(0);
         // A version a revocation quarantines stays out, as the indexer
         // leaves it out (it may have arrived since the refill).
         let chain = self

@@ -246,3 +246,28 @@ fn what_is_committed_but_not_flushed_is_not_indexed() {
     assert_eq!(node.index().cursors().get(&origin), Some(&(durable + 1)));
     assert_eq!(found(&node, "late").1, 1);
 }
+
+/// A commit whose reader reload fails is durable all the same: the indexer
+/// goes on from it, not from what the reader last loaded. Before, it
+/// applied the same entries again, and every new record was indexed twice.
+#[test]
+fn entries_committed_before_a_failed_reload_are_not_indexed_again() {
+    use std::sync::atomic::Ordering;
+    let (node, _dir, _) = stored();
+    node.index().fail_reload.store(true, Ordering::Relaxed);
+    assert!(node.catch_up_index(&mut |_| {}).is_err());
+    let origin = node.node_id().to_string();
+    let size = node.store().log_size(&origin).unwrap();
+    assert_eq!(node.index().committed_cursors().get(&origin), Some(&size));
+    assert_ne!(node.index().cursors().get(&origin), Some(&size));
+
+    node.index().fail_reload.store(false, Ordering::Relaxed);
+    node.catch_up_index(&mut |_| {}).unwrap();
+    let mut documents = node.index().documents().unwrap();
+    let all = documents.len();
+    documents.sort();
+    documents.dedup();
+    assert_eq!(documents.len(), all, "a record indexed twice");
+    assert_eq!(all, 2);
+    assert_eq!(found(&node, "station").1, 2);
+}
