@@ -336,6 +336,82 @@ fn an_import_is_not_held_to_the_public_listeners_message_bound() {
     assert!(stdout.contains("stored 2800"), "{stdout}");
 }
 
+/// An import chunk is bounded before its lines are read, and a refused
+/// line's error quotes at most a little of it, escaped: a chunk of more
+/// lines than any client sends, or numbered past 64 bits, is refused by
+/// field; lines holding many control characters are each refused
+/// with a short reason, and the good lines beside them are stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn import_chunks_and_the_errors_they_bring_back_are_bounded() {
+    let node = TestNode::start("polar");
+    let admin = meridian_server::admin_socket::connect(node.data_dir())
+        .await
+        .unwrap();
+    let import = |chunks: Vec<ImportChunk>| {
+        let mut admin = admin.clone();
+        async move {
+            let mut acks = admin.import(tokio_stream::iter(chunks)).await?.into_inner();
+            let mut all = Vec::new();
+            while let Some(ack) = acks.message().await? {
+                all.push(ack);
+            }
+            Ok::<_, tonic::Status>(all)
+        }
+    };
+    for chunk in [
+        ImportChunk {
+            first_line: 1,
+            lines: vec!["{}".to_owned(); 10_001],
+            ..Default::default()
+        },
+        ImportChunk {
+            first_line: u64::MAX,
+            lines: vec!["{}".to_owned(); 2],
+            ..Default::default()
+        },
+    ] {
+        let refused = import(vec![chunk]).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused}");
+        assert!(
+            refused.message().contains("at most 10000 lines"),
+            "{refused}"
+        );
+    }
+
+    let del = "\u{7f}".repeat(64 << 10);
+    let mut lines: Vec<String> = (0..20)
+        .map(|i| record_line(&format!("PDC-{i}"), "Ice survey", "public"))
+        .collect();
+    for (n, field) in ["orcid", "date", "key"].iter().enumerate() {
+        let mut record: serde_json::Value =
+            serde_json::from_str(&record_line(&format!("BAD-{n}"), "Bad", "public")).unwrap();
+        match *field {
+            "orcid" => {
+                record["creators"] = serde_json::json!([{"name": "Ruiz, Ana", "orcid": del}])
+            }
+            "date" => record["embargo_until"] = serde_json::json!(format!("\u{1b}]2;x\u{7}{del}")),
+            _ => record[format!("\u{1b}[2J{del}")] = serde_json::json!(1),
+        }
+        lines.insert(5 * n + 3, record.to_string());
+    }
+    let acks = import(vec![ImportChunk {
+        first_line: 1,
+        lines,
+        ..Default::default()
+    }])
+    .await
+    .unwrap();
+    let stored: u64 = acks.iter().map(|a| a.stored).sum();
+    let errors: Vec<&meridian_proto::LineError> = acks.iter().flat_map(|a| &a.errors).collect();
+    assert_eq!(stored, 20);
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    for error in errors {
+        let text = format!("{}: {}", error.field, error.reason);
+        assert!(text.len() < 1200, "{} bytes: {text}", text.len());
+        assert!(!text.chars().any(|c| c.is_control()), "{text:?}");
+    }
+}
+
 /// The operator's search for `query`: its total.
 fn search_total(node: &TestNode, query: &str) -> u64 {
     let out = node.ok(&["search", query, "--limit", "0", "--json"]);

@@ -1189,7 +1189,11 @@ fn json_error(error: serde_path_to_error::Error<serde_json::Error>) -> RecordErr
             segments.last(),
             Some(serde_path_to_error::Segment::Map { key }) if *key == name
         );
-        let field = if at_key { path.clone() } else { child(&name) };
+        let field = if at_key {
+            path.clone()
+        } else {
+            child(&key_text(&name))
+        };
         let reason = if expected.is_empty() {
             "unknown field".to_owned()
         } else {
@@ -1239,7 +1243,7 @@ fn path_text(segments: &[&serde_path_to_error::Segment]) -> String {
                 if !path.is_empty() {
                     path.push('.');
                 }
-                path.push_str(key);
+                path.push_str(&key_text(key));
             }
             Segment::Unknown => {
                 if !path.is_empty() {
@@ -1469,7 +1473,7 @@ fn check_orcid(field: &str, value: &str) -> Result<(), RecordError> {
             field,
             format!(
                 "`{}` is not an ORCID iD (expected 0000-0000-0000-000X)",
-                value.escape_debug()
+                short_text(value)
             ),
         )
     };
@@ -1580,7 +1584,7 @@ fn check_doi(field: &str, value: &str) -> Result<(), RecordError> {
             field,
             format!(
                 "`{}` is not a DOI (expected the bare form 10.<registrant>/<suffix>, e.g. 10.1234/abc)",
-                value.escape_debug()
+                short_text(value)
             ),
         )
     };
@@ -1745,7 +1749,7 @@ fn check_license(field: &str, value: &str) -> Result<(), RecordError> {
         field,
         format!(
             "`{}` is not an SPDX license identifier (see https://spdx.org/licenses/) nor a LicenseRef-…",
-            value.escape_debug()
+            short_text(value)
         ),
     ))
 }
@@ -1836,7 +1840,7 @@ pub fn check_group_name(name: &str) -> Result<(), String> {
     if !(first_ok && rest_ok) {
         return Err(format!(
             "`{}` is not a group name (lowercase letters, digits, `-`, `_`, `.`; starting with a letter or digit)",
-            name.escape_debug()
+            short_text(name)
         ));
     }
     Ok(())
@@ -2008,8 +2012,19 @@ fn check_uri(field: &str, value: &str) -> Result<(), RecordError> {
     Ok(())
 }
 
+/// A JSON key as part of a field path: as it is when it is a short word,
+/// else as [`short_text`] gives it (a key may hold control characters,
+/// which an error message must not hand to a terminal).
+fn key_text(key: &str) -> String {
+    if key.len() <= 60 && key.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') {
+        key.to_owned()
+    } else {
+        short_text(key)
+    }
+}
+
 /// Text for an error message: at most 60 characters of it, escaped.
-fn short_text(value: &str) -> String {
+pub(crate) fn short_text(value: &str) -> String {
     let mut shown: String = value.chars().take(60).collect();
     if shown.len() < value.len() {
         shown.push('…');
@@ -2416,8 +2431,9 @@ fn check_date(field: &str, value: &str) -> Result<(), RecordError> {
         return Err(RecordError::new(
             field,
             format!(
-                "`{}` is not in canonical form; write `{canonical}`",
-                value.escape_debug()
+                "`{}` is not in canonical form; write `{}`",
+                short_text(value),
+                short_text(&canonical)
             ),
         ));
     }

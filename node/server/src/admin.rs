@@ -25,6 +25,9 @@ const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How often a backup in progress reports the bytes it wrote.
 const BACKUP_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Most lines one import chunk may carry (the client sends 2,000 at most).
+const MAX_IMPORT_CHUNK_LINES: usize = 10_000;
+
 pub struct AdminService {
     node: Arc<Node>,
     replicator: Arc<Replicator>,
@@ -342,6 +345,26 @@ impl Admin for AdminService {
                         break;
                     }
                 };
+                // Bounded before any line is read: each refused line is
+                // answered with its error, so the lines bound the answer.
+                if chunk.lines.len() > MAX_IMPORT_CHUNK_LINES
+                    || chunk
+                        .first_line
+                        .checked_add(chunk.lines.len() as u64)
+                        .is_none()
+                {
+                    let refused = status::invalid_field(
+                        "lines",
+                        format!(
+                            "a chunk of {} lines from line {}: at most {MAX_IMPORT_CHUNK_LINES} \
+                             lines, numbered within 64 bits",
+                            chunk.lines.len(),
+                            chunk.first_line
+                        ),
+                    );
+                    let _ = prepared_tx.send(Err(refused)).await;
+                    break;
+                }
                 let node = parser_node.clone();
                 let prepared = tokio::task::spawn_blocking(move || {
                     node.prepare_lines(chunk.first_line, &chunk.lines)
