@@ -125,10 +125,18 @@ pub struct Envelope {
     pub response_date: String,
 }
 
-/// Counts the lines consumed from a reader.
+/// Longest piece of a document read as one event (a text, a tag): quick-xml
+/// holds an event whole before the scan can weigh it, so a text of a
+/// gigabyte in a file would be held whole. Far above any record's bound
+/// ([`MAX_RECORD_XML_BYTES`]): past it the document is an error.
+pub const MAX_EVENT_BYTES: usize = 16 << 20;
+
+/// Counts the lines consumed from a reader, and refuses to read on past
+/// [`MAX_EVENT_BYTES`] since the scan last reset `since_event`.
 struct Lines<R> {
     inner: R,
     line: u64,
+    since_event: usize,
 }
 
 impl<R: BufRead> std::io::Read for Lines<R> {
@@ -143,10 +151,16 @@ impl<R: BufRead> std::io::Read for Lines<R> {
 
 impl<R: BufRead> BufRead for Lines<R> {
     fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.since_event > MAX_EVENT_BYTES {
+            return Err(std::io::Error::other(format!(
+                "a text or tag longer than {MAX_EVENT_BYTES} bytes"
+            )));
+        }
         self.inner.fill_buf()
     }
 
     fn consume(&mut self, amt: usize) {
+        self.since_event = self.since_event.saturating_add(amt);
         // The buffer is not empty (it holds `amt` bytes), so this does no I/O.
         if let Ok(buf) = self.inner.fill_buf() {
             let n = amt.min(buf.len());
@@ -182,6 +196,7 @@ impl<R: BufRead> Scan<R> {
         let mut reader = Reader::from_reader(Lines {
             inner: input,
             line: 1,
+            since_event: 0,
         });
         let config = reader.config_mut();
         config.expand_empty_elements = true;
@@ -227,6 +242,7 @@ impl<R: BufRead> Scan<R> {
         let mut replaced = false;
         loop {
             self.buf.clear();
+            self.reader.get_mut().since_event = 0;
             let event = self
                 .reader
                 .read_event_into(&mut self.buf)
@@ -317,6 +333,7 @@ impl<R: BufRead> Scan<R> {
     fn skip(&mut self, mut depth: usize) -> Result<(), XmlError> {
         while depth > 0 {
             self.buf.clear();
+            self.reader.get_mut().since_event = 0;
             let event = self
                 .reader
                 .read_event_into(&mut self.buf)
@@ -419,6 +436,7 @@ impl<R: BufRead> Iterator for Scan<R> {
         }
         loop {
             self.buf.clear();
+            self.reader.get_mut().since_event = 0;
             let event = match self.reader.read_event_into(&mut self.buf) {
                 Ok(event) => event.into_owned(),
                 Err(e) => return self.error(e),
@@ -828,6 +846,33 @@ mod tests {
             } => assert_eq!((*line, ok.child_text("title")), (2, "ok")),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A text of any length is not held whole: past [`MAX_EVENT_BYTES`] the
+    /// document is an error naming the line, read from a stream that never
+    /// holds it (as a file import reads).
+    #[test]
+    fn a_text_past_the_event_bound_is_an_error_not_held_whole() {
+        struct Endless(Vec<u8>);
+        impl std::io::Read for Endless {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = buf.len().min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                Ok(n)
+            }
+        }
+        let head = b"<all>\n<resource><title>".to_vec();
+        let text = std::io::Read::chain(head.as_slice(), Endless(vec![b'x'; 64 << 10]));
+        let error = Scan::new(std::io::BufReader::new(text), "resource")
+            .find_map(Result::err)
+            .expect("an error");
+        assert_eq!(error.line, 2, "{error}");
+        assert!(
+            error
+                .message
+                .contains(&format!("longer than {MAX_EVENT_BYTES} bytes")),
+            "{error}"
+        );
     }
 
     /// A tag of countless attributes costs no more than its length: past
