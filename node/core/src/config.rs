@@ -122,6 +122,54 @@ pub struct OaiConfig {
     pub base_url: Option<String>,
 }
 
+/// Why `text` is not an address peers can dial: `host:port`, the host a
+/// DNS name, an IPv4 address or a bracketed IPv6 one, the port 1–65535,
+/// nothing else (it goes into invitations as it is).
+pub fn check_endpoint(text: &str) -> Result<(), String> {
+    if text.contains("://") {
+        return Err("is `host:port`, without a scheme".into());
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err("is `host:port`: the port is missing".into());
+    };
+    if !matches!(port.parse::<u16>(), Ok(1..)) || port.starts_with('+') {
+        return Err(format!("has port `{port}`, not 1 to 65535"));
+    }
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host.len() <= 253
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        }
+    };
+    if !host_ok {
+        return Err(format!(
+            "has host `{host}`, not a DNS name, an IPv4 address or a bracketed IPv6 one"
+        ));
+    }
+    Ok(())
+}
+
+/// Why `text` is not a base URL harvesters can be given: an absolute
+/// `http` or `https` URL with a host and no query or fragment.
+fn check_base_url(text: &str) -> Result<(), String> {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or("is not an http or https URL")?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err("has no host".into());
+    }
+    if text.contains(['?', '#']) || text.contains(char::is_whitespace) {
+        return Err("must not hold a query, a fragment or spaces".into());
+    }
+    Ok(())
+}
+
 /// Largest OAI-PMH page.
 pub const MAX_OAI_PAGE_SIZE: usize = 1000;
 
@@ -712,6 +760,12 @@ impl Config {
         if self.limits.max_message_bytes < 64 * 1024 {
             return Err("limits.max_message_bytes: must be at least 65536".into());
         }
+        if let Some(endpoint) = &self.endpoint {
+            check_endpoint(endpoint).map_err(|why| format!("endpoint: `{endpoint}` {why}"))?;
+        }
+        if let Some(url) = &self.oai.base_url {
+            check_base_url(url).map_err(|why| format!("oai.base_url: `{url}` {why}"))?;
+        }
         for origin in &self.http.cors_origins {
             check_cors_origin(origin)
                 .map_err(|why| format!("http.cors_origins: `{origin}` {why}"))?;
@@ -1239,6 +1293,52 @@ mod tests {
             err.starts_with("m.toml: limits.searches: must be at least 1"),
             "{err}"
         );
+    }
+
+    /// An endpoint peers could not dial, or a base URL harvesters could
+    /// not use, is refused at start naming the variable, not put into
+    /// invitations and Identify as it is.
+    #[test]
+    fn endpoints_and_base_urls_are_checked() {
+        let parsed = |variable: &str, value: &str| {
+            Config::parse(BASE, Path::new("m.toml"), &env(&[(variable, value)]))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        for good in [
+            "node.example.org:7400",
+            "10.0.0.1:7400",
+            "[2001:db8::1]:7400",
+            "polar-dc:443",
+        ] {
+            parsed("MERIDIAN_ENDPOINT", good).unwrap();
+        }
+        for bad in [
+            "https://node:7400",
+            "node",
+            "node:0",
+            "node:70000",
+            "node:+1",
+            ":7400",
+            "no de:7400",
+            "2001:db8::1:7400",
+            "node/x:7400",
+        ] {
+            let err = parsed("MERIDIAN_ENDPOINT", bad).unwrap_err();
+            assert!(
+                err.contains("MERIDIAN_ENDPOINT") && err.contains("endpoint:"),
+                "{bad}: {err}"
+            );
+        }
+        parsed("MERIDIAN_OAI__BASE_URL", "https://data.example.org/oai").unwrap();
+        for bad in [
+            "data.example.org/oai",
+            "https:///oai",
+            "https://x/oai?verb=Identify",
+        ] {
+            let err = parsed("MERIDIAN_OAI__BASE_URL", bad).unwrap_err();
+            assert!(err.contains("oai.base_url"), "{bad}: {err}");
+        }
     }
 
     #[test]
