@@ -1061,14 +1061,27 @@ fn apply_overrides(
 /// `overrides` did: messages of the checks start with the key
 /// (`limits.searches: …`), the parser's name it in backquotes.
 fn blamed<'a>(overrides: &'a [(String, String)], message: &str) -> Option<&'a str> {
+    let named = |key: &str| {
+        message
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.starts_with(':'))
+            || message.contains(&format!("`{key}`"))
+    };
+    // A key the message is about first; else one it names as the other
+    // side of a rule between two keys (`must be less than KEY (N)`).
+    let mentioned = |key: &str| {
+        message.match_indices(key).any(|(at, _)| {
+            let before = message[..at].chars().next_back();
+            let after = message[at + key.len()..].chars().next();
+            let apart =
+                |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'));
+            apart(before) && apart(after)
+        })
+    };
     overrides
         .iter()
-        .find(|(key, _)| {
-            message
-                .strip_prefix(key.as_str())
-                .is_some_and(|rest| rest.starts_with(':'))
-                || message.contains(&format!("`{key}`"))
-        })
+        .find(|(key, _)| named(key))
+        .or_else(|| overrides.iter().find(|(key, _)| mentioned(key)))
         .map(|(_, variable)| variable.as_str())
 }
 
@@ -1293,6 +1306,24 @@ mod tests {
             err.starts_with("m.toml: limits.searches: must be at least 1"),
             "{err}"
         );
+    }
+
+    /// A rule between two keys broken by an override of the other key is
+    /// blamed on that override, not on the file.
+    #[test]
+    fn a_rule_between_two_keys_names_the_override_that_broke_it() {
+        let err = Config::parse(
+            BASE,
+            Path::new("m.toml"),
+            &env(&[("MERIDIAN_LIMITS__REQUEST_TIMEOUT_SECS", "30")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("environment variable MERIDIAN_LIMITS__REQUEST_TIMEOUT_SECS: "),
+            "{err}"
+        );
+        assert!(err.contains("sync.round_timeout_secs"), "{err}");
     }
 
     /// An endpoint peers could not dial, or a base URL harvesters could
