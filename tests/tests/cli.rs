@@ -382,6 +382,14 @@ fn every_json_output_is_one_json_value() {
     let put = parse(&out.stdout, &args);
     assert_eq!(put["id"], "J-4", "{put}");
     assert_eq!(put["stored"], true, "{put}");
+    // Pretty-printed, with a key given twice: refused as import refuses
+    // it, not stored with one of the two.
+    let mut twice = record_line("J-5", "Fjord water", "public");
+    twice.insert_str(1, "\n  \"title\": \"First title\",\n");
+    let out = node.run_with_stdin(&["holdings", "put"], Some(&twice));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("more than once"), "{stderr}");
     // import and put wait until searchable: all four are found at once.
     assert_eq!(ok(&["search", "fjord", "--json"])["total"], 4);
     assert_eq!(ok(&["health", "--json"])["healthy"], true);

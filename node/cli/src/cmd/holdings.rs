@@ -711,12 +711,17 @@ async fn put(client: &mut AdminClient<Channel>, wait: bool, json: bool) -> Resul
     if text.len() > record::MAX_LINE_BYTES {
         bail!("record: longer than {} bytes", record::MAX_LINE_BYTES);
     }
-    // Accept pretty-printed JSON: the node takes one record per line.
+    // Accept pretty-printed JSON: the node takes one record per line. A
+    // line break in JSON is whitespace between tokens (a string holds none
+    // raw), so the text is joined as it is, not parsed and written again,
+    // which would keep one of a key given twice and hide the mistake the
+    // node reports for it.
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("json: {e}"))?;
+    let line = text.replace(['\n', '\r'], " ");
     let chunk = proto::ImportChunk {
         first_line: 1,
-        lines: vec![value.to_string()],
+        lines: vec![line.trim().to_owned()],
         ..Default::default()
     };
     let mut acks = client
