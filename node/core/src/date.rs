@@ -27,7 +27,7 @@ impl Precision {
     /// Parses any accepted form.
     pub fn parse(text: &str) -> Result<Self, DateError> {
         let text = text.trim();
-        let err = || DateError::Malformed(crate::record::short_text(text));
+        let err = || DateError::Malformed(crate::quote::short_text(text));
         if text.len() == 4 && text.bytes().all(|b| b.is_ascii_digit()) {
             let year: i32 = text.parse().map_err(|_| err())?;
             return Ok(Self::Year(year));

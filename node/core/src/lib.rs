@@ -6,6 +6,7 @@
 //! | module | owns |
 //! | --- | --- |
 //! | [`ids`] | the names the domain passes around: node ids, record ids, log positions |
+//! | `quote` | text from input quoted in error messages: bounded and escaped |
 //! | [`config`] | the TOML configuration and its environment overrides |
 //! | [`date`] | dates as records carry them (`YYYY`, `YYYY-MM-DD`, RFC 3339) |
 //! | [`record`] | the metadata model's JSON form and its validation (DESIGN §2) |
@@ -50,6 +51,7 @@ pub mod node;
 pub mod oai;
 pub mod quarantine;
 pub mod query;
+mod quote;
 pub mod record;
 pub mod search;
 pub mod sign;

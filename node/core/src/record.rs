@@ -16,6 +16,7 @@
 //! field (the index can group one DOI held at several nodes), and
 //! [`to_json`] followed by [`parse_json_line`] gives back the same record.
 
+use crate::quote::short_text;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -1730,7 +1731,8 @@ fn check_license(field: &str, value: &str) -> Result<(), RecordError> {
             return Err(RecordError::new(
                 field,
                 format!(
-                    "`{value}`: after `LicenseRef-` only letters, digits, `.` and `-` may follow"
+                    "`{}`: after `LicenseRef-` only letters, digits, `.` and `-` may follow",
+                    short_text(value)
                 ),
             ));
         }
@@ -1742,7 +1744,10 @@ fn check_license(field: &str, value: &str) -> Result<(), RecordError> {
     if value.contains(char::is_whitespace) {
         return Err(RecordError::new(
             field,
-            format!("`{value}` looks like a license expression; give one SPDX identifier or a LicenseRef-…"),
+            format!(
+                "`{}` looks like a license expression; give one SPDX identifier or a LicenseRef-…",
+                short_text(value)
+            ),
         ));
     }
     Err(RecordError::new(
@@ -2021,15 +2026,6 @@ fn key_text(key: &str) -> String {
     } else {
         short_text(key)
     }
-}
-
-/// Text for an error message: at most 60 characters of it, escaped.
-pub(crate) fn short_text(value: &str) -> String {
-    let mut shown: String = value.chars().take(60).collect();
-    if shown.len() < value.len() {
-        shown.push('…');
-    }
-    shown.escape_debug().to_string()
 }
 
 /// Subjects: bounded; each a value with a scheme, a URI or a code (a bare
