@@ -284,6 +284,9 @@ pub struct HoldingsIndex {
     /// index holds on disk, where the indexer goes on from. Ahead of
     /// `cursors` while reloads fail.
     committed: RwLock<BTreeMap<String, u64>>,
+    /// A commit was made that the reader has not loaded (its reload
+    /// failed): [`HoldingsIndex::load_committed`] loads it.
+    unloaded: std::sync::atomic::AtomicBool,
     fields: Fields,
     text: TextAnalyzer,
     plain: TextAnalyzer,
@@ -374,6 +377,7 @@ impl HoldingsIndex {
             reader,
             writer: Mutex::new(writer),
             committed: RwLock::new(payload.cursors.clone()),
+            unloaded: Default::default(),
             cursors: RwLock::new(payload.cursors),
             fields,
             text,
@@ -461,6 +465,8 @@ impl HoldingsIndex {
         // below fails (from the searchable cursors it would apply the same
         // entries again, and index each new record twice).
         *self.committed.write().unwrap_or_else(|p| p.into_inner()) = payload.cursors.clone();
+        self.unloaded
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         // Noted before the reload, which can fail: the withdrawals are
         // durable now, and a reader that did not load them must not serve
         // them.
@@ -468,9 +474,17 @@ impl HoldingsIndex {
         // Searchers see the commit before the cursors say so: a position
         // in `cursors` is searchable (what read-your-writes waits for).
         self.reload()?;
-        *self.cursors.write().unwrap_or_else(|p| p.into_inner()) = payload.cursors;
-        self.snapshots.loaded(self.generation());
+        self.loaded(payload.cursors);
         Ok(())
+    }
+
+    /// Records that the reader loaded the last commit, whose cursors are
+    /// `cursors`. Under the writer.
+    fn loaded(&self, cursors: BTreeMap<String, u64>) {
+        *self.cursors.write().unwrap_or_else(|p| p.into_inner()) = cursors;
+        self.unloaded
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.snapshots.loaded(self.generation());
     }
 
     /// Loads into the reader a commit whose reload failed, if there is
@@ -479,13 +493,11 @@ impl HoldingsIndex {
     /// nothing new is applied.
     pub fn load_committed(&self) -> Result<(), IndexError> {
         let _writer = self.writer();
-        let committed = self.committed_cursors();
-        if committed == self.cursors() {
+        if !self.unloaded.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
         }
         self.reload()?;
-        *self.cursors.write().unwrap_or_else(|p| p.into_inner()) = committed;
-        self.snapshots.loaded(self.generation());
+        self.loaded(self.committed_cursors());
         Ok(())
     }
 

@@ -100,8 +100,13 @@ impl Node {
         go_on: &dyn Fn() -> bool,
         filling: Filling,
     ) -> Result<u64, NodeError> {
-        // A commit whose reload failed becomes searchable first.
-        index.load_committed()?;
+        // A commit whose reload failed becomes searchable first. Should
+        // the reload fail again, the catch-up goes on all the same: each
+        // commit notes what it withdraws (`Snapshots::withdraw`) whether or
+        // not the reader loads it.
+        if let Err(e) = index.load_committed() {
+            tracing::error!(error = %e, "the index reader cannot load the last commit");
+        }
         let mut cursors = index.committed_cursors();
         let mut seen = 0;
         for (origin, _) in self.store().origins()? {
