@@ -183,6 +183,10 @@ pub fn scan(
     // At least one entry is judged whatever the deadline, so that a scan
     // resumed where the last one stopped always gets further.
     let mut judged = false;
+    // Counting every record after the page, until the count's own time is
+    // up; after that only whether one more follows is found out (a token
+    // must lead to a record), until the deadline.
+    let mut counting_all = count.is_some();
     let store = node.store();
     restate_returned(node)?;
     let mut origins = Origins::default();
@@ -228,11 +232,14 @@ pub fn scan(
                 .into());
             }
             for (at, stored) in batch {
-                let stop = match count_deadline {
-                    Some(until) if counting => until,
-                    _ => deadline,
-                };
-                if judged && Instant::now() >= stop {
+                if judged
+                    && counting
+                    && counting_all
+                    && count_deadline.is_some_and(|until| Instant::now() >= until)
+                {
+                    counting_all = false;
+                }
+                if judged && Instant::now() >= deadline {
                     if counting {
                         // Unknown whether more follow: keep the token.
                         out.remaining = None;
@@ -260,8 +267,10 @@ pub fn scan(
                     }
                     _ if counting => {
                         remaining += 1;
-                        if count.is_none() {
-                            // One more exists: the page gets a token.
+                        if !counting_all {
+                            // One more exists: the page gets a token, its
+                            // list's size unknown.
+                            out.remaining = None;
                             return finish(out, slots);
                         }
                         continue;
@@ -302,7 +311,8 @@ pub fn scan(
     if remaining == 0 {
         out.next = None;
     }
-    out.remaining = Some(remaining);
+    // Counted whole, or nothing follows: the size is known.
+    out.remaining = (counting_all || remaining == 0).then_some(remaining);
     finish(out, slots)
 }
 
@@ -859,6 +869,19 @@ mod tests {
         assert!(!uncounted.cut_short);
         assert_eq!(uncounted.next, first.next);
         assert_eq!(uncounted.remaining, None);
+        // Still, a page that holds the last records gets no token: whether
+        // one more follows is found out whatever the count's time.
+        let whole = scan(
+            &node,
+            Position::default(),
+            &Filter::default(),
+            want.len(),
+            Some(Instant::now()),
+            later(),
+        )
+        .unwrap();
+        assert_eq!(whole.items.len(), want.len());
+        assert_eq!((whole.next, whole.remaining), (None, Some(0)));
 
         // Reads answer as lists do; never-public records do not exist.
         assert!(matches!(
