@@ -396,8 +396,12 @@ impl Node {
         // A trust store whose audience cannot be published (one stored by
         // a release that did not check first) keeps the audience in force,
         // which grants no more than it did: the node starts all the same.
-        if let Err(e) = node.publish_audience() {
-            tracing::error!(error = %e, "this node's audience could not be published");
+        match node.publish_audience() {
+            Ok(_) => {}
+            Err(e @ (NodeError::Audience(_) | NodeError::Keys(_))) => {
+                tracing::error!(error = %e, "this node's audience could not be published");
+            }
+            Err(e) => return Err(e),
         }
         node.checkpoint_own_log()?;
         // Renewal and the stale count only log what fails: a node whose
@@ -759,6 +763,9 @@ impl Node {
     /// rotated set lists but no pin names would otherwise be pinned for the
     /// newcomer too, and every handshake with it refused as ambiguous.
     pub fn pin(&self, invite: &Invite, groups: &[String]) -> Result<Peer, NodeError> {
+        // Checked and stored as one under the writer, so that two pins at
+        // once cannot each pass the bound that together they break.
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         self.check_audience_with(invite.node_id.as_str(), groups)?;
         Ok(self
             .trust

@@ -224,7 +224,6 @@ impl Node {
     /// first, which ends their quarantine the same way.
     pub fn resign(&self, dry_run: bool) -> Result<Resigned, NodeError> {
         let guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        self.may_append()?;
         let origin = self.node_id().clone();
         let quarantined = self.quarantined(origin.as_str())?;
         let ids: Vec<String> = quarantined.iter().map(|q| q.id.clone()).collect();
@@ -234,6 +233,9 @@ impl Node {
                 log_size: self.store().log_size(&origin)?,
             });
         }
+        // What a dry run says needs no signing: only a run that signs must
+        // be able to.
+        self.may_append()?;
         let key = self.key();
         let mut log_size = 0;
         for chunk in quarantined.chunks(RESIGN_CHUNK) {

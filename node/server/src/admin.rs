@@ -724,12 +724,7 @@ impl Admin for AdminService {
         let state = convert::requested_peer_state(req.state)?;
         let node = self.node.clone();
         let peer = blocking(move || {
-            if state == PeerState::Active {
-                if let Some(peer) = node.trust().get(&req.node_id)? {
-                    node.check_audience_with(&req.node_id, &peer.groups)?;
-                }
-            }
-            let peer = node.trust().set_state(&req.node_id, state)?;
+            let peer = node.set_peer_state(&req.node_id, state)?;
             if peer.state == PeerState::Revoked {
                 // Entries under a revoked key are quarantined: out of search at once.
                 node.unindex_origin(&peer.node_id)?;
@@ -748,8 +743,7 @@ impl Admin for AdminService {
         let req = request.into_inner();
         let node = self.node.clone();
         let peer = blocking(move || {
-            node.check_audience_with(&req.node_id, &req.groups)?;
-            let peer = node.trust().set_groups(&req.node_id, &req.groups)?;
+            let peer = node.set_peer_groups(&req.node_id, &req.groups)?;
             node.publish_audience()?;
             Ok(peer)
         })

@@ -12,7 +12,7 @@ use crate::keyset::KeyChain;
 use crate::log::{StoredEntry, UnsignedEntry};
 use crate::proto::{log_entry::Body, Audience, Envelope};
 use crate::store::{tree, StoreError};
-use crate::trust::PeerState;
+use crate::trust::{Peer, PeerState};
 use crate::visibility::{self, AudienceView, Grants, Viewer};
 
 /// The audience chosen per origin, with the latest audience position and
@@ -45,6 +45,26 @@ impl Node {
         let audience = visibility::audience_of(self.node_id().as_str(), members)?;
         AudienceView::check(self.node_id().as_str(), &audience)?;
         Ok(())
+    }
+
+    /// Sets `peer`'s groups, refused as [`Node::check_audience_with`]
+    /// refuses, checked and stored as one.
+    pub fn set_peer_groups(&self, peer: &str, groups: &[String]) -> Result<Peer, NodeError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.check_audience_with(peer, groups)?;
+        Ok(self.trust.set_groups(peer, groups)?)
+    }
+
+    /// Sets `peer`'s state; resuming it is refused as
+    /// [`Node::check_audience_with`] refuses, checked and stored as one.
+    pub fn set_peer_state(&self, peer: &str, state: PeerState) -> Result<Peer, NodeError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if state == PeerState::Active {
+            if let Some(held) = self.trust.get(peer)? {
+                self.check_audience_with(peer, &held.groups)?;
+            }
+        }
+        Ok(self.trust.set_state(peer, state)?)
     }
 
     /// Appends this node's audience to its own log when its trust store

@@ -362,13 +362,28 @@ fn a_trust_change_past_the_audiences_bounds_is_refused_before_it_is_stored() {
 
     node.pin(&uni.invite(), &["g0".to_owned()]).unwrap();
     node.publish_audience().unwrap();
-    let refused = node.check_audience_with("uni", &too_many).unwrap_err();
+    let refused = node.set_peer_groups("uni", &too_many).unwrap_err();
     assert!(refused.to_string().contains(&bound), "{refused}");
     assert_eq!(node.trust().get("uni").unwrap().unwrap().groups, ["g0"]);
+    // Resumed with groups stored past the bound (by a release that did not
+    // check): refused, and the peer stays suspended.
+    node.set_peer_state("uni", crate::trust::PeerState::Suspended)
+        .unwrap();
+    node.trust().set_groups("uni", &too_many).unwrap();
+    let refused = node
+        .set_peer_state("uni", crate::trust::PeerState::Active)
+        .unwrap_err();
+    assert!(refused.to_string().contains(&bound), "{refused}");
+    assert_eq!(
+        node.trust().get("uni").unwrap().unwrap().state,
+        crate::trust::PeerState::Suspended
+    );
 
     // Stored past the bound by other means: the node opens, and its
     // audience in force is the last one published.
-    node.trust().set_groups("uni", &too_many).unwrap();
+    node.trust()
+        .set_state("uni", crate::trust::PeerState::Active)
+        .unwrap();
     let size = node.store().log_size("here").unwrap();
     let data = node.data_dir().to_owned();
     drop(node);
