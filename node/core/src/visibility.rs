@@ -560,9 +560,6 @@ mod tests {
         }
     }
 
-    /// Issue 11 item 6: a relay that pins an outsider in a group does not
-    /// widen the group: the outsider's grants come from the origin's
-    /// audience, and the relay's own trust store is not consulted.
     /// A cursor carries the digest of what its caller may see, so the
     /// digest must not change with the build that computes it (a node
     /// upgraded between two pages) nor with the order of the terms, and
@@ -595,6 +592,9 @@ mod tests {
         assert_eq!(distinct.len(), others.len());
     }
 
+    /// Issue 11 item 6: a relay that pins an outsider in a group does not
+    /// widen the group: the outsider's grants come from the origin's
+    /// audience, and the relay's own trust store is not consulted.
     #[test]
     fn a_relay_cannot_widen_an_origins_group() {
         let audience = audience_of(

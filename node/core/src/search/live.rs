@@ -520,7 +520,9 @@ pub(crate) fn accept(
         }
         let could_be = |value: &str| match facet.name.as_str() {
             "origin" => value == origin,
-            "year" => value.parse::<u32>().is_ok(),
+            "year" => value
+                .parse::<u32>()
+                .is_ok_and(|year| year.to_string() == value),
             _ => value.len() <= MAX_FILTER_VALUE_BYTES,
         };
         let mut values: Vec<(String, u64)> = Vec::new();
