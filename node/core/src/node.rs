@@ -1717,12 +1717,7 @@ impl Node {
                      root key (`meridian keys rotate`, docs/operations/keys.md)",
                     key.key_id(),
                     latest.set.version,
-                    latest
-                        .signing()
-                        .key_ids()
-                        .map(KeyId::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    signing_key_ids(latest)
                 )))
             }
             _ => Ok(()),
@@ -1903,14 +1898,18 @@ fn current_signing_key(
              restore the key file of that set",
             key.key_id(),
             latest.set.version,
-            latest
-                .signing()
-                .key_ids()
-                .map(KeyId::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            signing_key_ids(latest)
         ),
     })
+}
+
+/// The signing keys of a key set, for a message.
+fn signing_key_ids(link: &crate::keyset::Link) -> String {
+    link.signing()
+        .key_ids()
+        .map(KeyId::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Moves [`NEXT_KEY_FILE`] over the key file, durably.
