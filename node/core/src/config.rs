@@ -125,7 +125,7 @@ pub struct OaiConfig {
 /// Why `text` is not an address peers can dial: `host:port`, the host a
 /// DNS name, an IPv4 address or a bracketed IPv6 one, the port 1–65535,
 /// nothing else (it goes into invitations as it is).
-pub fn check_endpoint(text: &str) -> Result<(), String> {
+fn check_endpoint(text: &str) -> Result<(), String> {
     if text.contains("://") {
         return Err("is `host:port`, without a scheme".into());
     }

@@ -178,15 +178,13 @@ pub fn scan(
     count: Option<Instant>,
     deadline: Instant,
 ) -> Result<Scan, NodeError> {
-    // A count cut short costs the page nothing but its size.
-    let count_deadline = count.map(|until| until.min(deadline));
     // At least one entry is judged whatever the deadline, so that a scan
     // resumed where the last one stopped always gets further.
     let mut judged = false;
-    // Counting every record after the page, until the count's own time is
-    // up; after that only whether one more follows is found out (a token
-    // must lead to a record), until the deadline.
-    let mut counting_all = count.is_some();
+    // Every record after the page is counted until this time; after it, or
+    // without it, only whether one more follows is found out (a token must
+    // lead to a record), until the deadline.
+    let mut count_until = count;
     let store = node.store();
     restate_returned(node)?;
     let mut origins = Origins::default();
@@ -232,14 +230,11 @@ pub fn scan(
                 .into());
             }
             for (at, stored) in batch {
-                if judged
-                    && counting
-                    && counting_all
-                    && count_deadline.is_some_and(|until| Instant::now() >= until)
-                {
-                    counting_all = false;
+                let now = Instant::now();
+                if judged && counting && count_until.is_some_and(|until| now >= until) {
+                    count_until = None;
                 }
-                if judged && Instant::now() >= deadline {
+                if judged && now >= deadline {
                     if counting {
                         // Unknown whether more follow: keep the token.
                         out.remaining = None;
@@ -267,7 +262,7 @@ pub fn scan(
                     }
                     _ if counting => {
                         remaining += 1;
-                        if !counting_all {
+                        if count_until.is_none() {
                             // One more exists: the page gets a token, its
                             // list's size unknown.
                             out.remaining = None;
@@ -312,7 +307,7 @@ pub fn scan(
         out.next = None;
     }
     // Counted whole, or nothing follows: the size is known.
-    out.remaining = (counting_all || remaining == 0).then_some(remaining);
+    out.remaining = (count_until.is_some() || remaining == 0).then_some(remaining);
     finish(out, slots)
 }
 

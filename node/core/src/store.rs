@@ -2379,6 +2379,16 @@ mod tests {
             next.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
             [LogIndex(1)]
         );
+        // It reads on until what it holds reaches the bound.
+        let first_two: usize = all[..2].iter().map(|(_, e)| e.encode().len()).sum();
+        let count = |max: usize| {
+            store
+                .entries_within("polar", LogIndex(0), 100, max)
+                .unwrap()
+                .len()
+        };
+        assert_eq!(count(first_two), 2);
+        assert_eq!(count(first_two + 1), 3);
         let rest = store
             .entries_within("polar", LogIndex(1), 100, usize::MAX)
             .unwrap();

@@ -723,13 +723,12 @@ impl Replicator {
         // many times would be pulled from (and wait out) that many times.
         let mut listed = std::collections::HashSet::with_capacity(info.origins.len());
         if let Some(twice) = info.origins.iter().find(|h| !listed.insert(&h.origin)) {
-            let origin = match twice.origin.len() {
-                0..=64 => format!("{:?}", twice.origin),
-                n => format!("of {n} bytes"),
-            };
             return Err(SyncError::Malformed {
                 peer: peer.node_id.to_string(),
-                message: format!("an origin {origin} is listed twice in what it holds"),
+                message: format!(
+                    "an origin \"{}\" is listed twice in what it holds",
+                    crate::quote::short_text(&twice.origin)
+                ),
             });
         }
         Ok(info)

@@ -413,26 +413,27 @@ mod tests {
         let base: Uri = "https://repo.example.org:8443/oai/request?verb=Identify"
             .parse()
             .unwrap();
-        assert_eq!(
-            resolve(&base, "https://other.org/oai"),
-            "https://other.org/oai"
-        );
-        assert_eq!(
-            resolve(&base, "/v2/oai?verb=Identify"),
-            "https://repo.example.org:8443/v2/oai?verb=Identify"
-        );
-        assert_eq!(
-            resolve(&base, "provider?verb=Identify"),
-            "https://repo.example.org:8443/oai/provider?verb=Identify"
-        );
-        assert_eq!(
-            resolve(&base, "//mirror.example.org/oai?verb=Identify"),
-            "https://mirror.example.org/oai?verb=Identify"
-        );
-        assert_eq!(
-            resolve(&base, "?verb=ListSets"),
-            "https://repo.example.org:8443/oai/request?verb=ListSets"
-        );
+        for (location, want) in [
+            ("https://other.org/oai", "https://other.org/oai"),
+            (
+                "/v2/oai?verb=Identify",
+                "https://repo.example.org:8443/v2/oai?verb=Identify",
+            ),
+            (
+                "provider?verb=Identify",
+                "https://repo.example.org:8443/oai/provider?verb=Identify",
+            ),
+            (
+                "//mirror.example.org/oai?verb=Identify",
+                "https://mirror.example.org/oai?verb=Identify",
+            ),
+            (
+                "?verb=ListSets",
+                "https://repo.example.org:8443/oai/request?verb=ListSets",
+            ),
+        ] {
+            assert_eq!(resolve(&base, location), want, "{location:?}");
+        }
     }
 
     /// The examples of RFC 3986 §5.4.1 (those with an http scheme; a

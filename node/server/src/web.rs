@@ -101,12 +101,11 @@ async fn read_body_within(
         Err(_) => Err(BodyError::TooSlow),
         Ok(Err(e)) => {
             let e = e.into_inner();
-            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*e);
-            while let Some(at) = cause {
-                if at.is::<http_body_util::LengthLimitError>() {
-                    return Err(BodyError::TooLarge);
-                }
-                cause = at.source();
+            let first: &(dyn std::error::Error + 'static) = &*e;
+            let too_large = std::iter::successors(Some(first), |at| at.source())
+                .any(|at| at.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                return Err(BodyError::TooLarge);
             }
             Err(BodyError::Broken(e.to_string()))
         }

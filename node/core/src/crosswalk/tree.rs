@@ -241,8 +241,7 @@ impl<R: BufRead> Scan<R> {
         let mut stack = vec![start];
         let mut replaced = false;
         loop {
-            self.buf.clear();
-            self.reader.get_mut().since_event = 0;
+            self.begin_event();
             let event = self
                 .reader
                 .read_event_into(&mut self.buf)
@@ -332,8 +331,7 @@ impl<R: BufRead> Scan<R> {
     /// keeping only that count, however deep it goes.
     fn skip(&mut self, mut depth: usize) -> Result<(), XmlError> {
         while depth > 0 {
-            self.buf.clear();
-            self.reader.get_mut().since_event = 0;
+            self.begin_event();
             let event = self
                 .reader
                 .read_event_into(&mut self.buf)
@@ -435,8 +433,7 @@ impl<R: BufRead> Iterator for Scan<R> {
             return None;
         }
         loop {
-            self.buf.clear();
-            self.reader.get_mut().since_event = 0;
+            self.begin_event();
             let event = match self.reader.read_event_into(&mut self.buf) {
                 Ok(event) => event.into_owned(),
                 Err(e) => return self.error(e),
@@ -448,19 +445,13 @@ impl<R: BufRead> Iterator for Scan<R> {
                         // A metadata element: refused as one past another
                         // bound is, and the next one read.
                         Err(reason) if e.local_name().into_inner() == self.target.as_bytes() => {
-                            let line = self.line();
-                            let header = self.header.clone().filter(|_| self.in_record());
-                            if let Err(e) = self.skip(1) {
-                                self.done = true;
-                                return Some(Err(e));
-                            }
-                            self.yielded = true;
-                            return Some(Ok(Found::Metadata {
-                                line,
-                                header,
+                            let found = Found::Metadata {
+                                line: self.line(),
+                                header: self.header.clone().filter(|_| self.in_record()),
                                 element: Err(reason),
                                 replaced: false,
-                            }));
+                            };
+                            return self.skip_and_yield(found);
                         }
                         Err(reason) => return self.error(reason),
                     };
@@ -469,12 +460,7 @@ impl<R: BufRead> Iterator for Scan<R> {
                         if let Some(reason) =
                             self.header_refused.clone().filter(|_| self.in_record())
                         {
-                            if let Err(e) = self.skip(1) {
-                                self.done = true;
-                                return Some(Err(e));
-                            }
-                            self.yielded = true;
-                            return Some(Ok(Found::Refused { line, reason }));
+                            return self.skip_and_yield(Found::Refused { line, reason });
                         }
                         let header = self.header.clone().filter(|_| self.in_record());
                         match self.capture(start) {
@@ -646,6 +632,24 @@ fn short_name(name: &str) -> String {
 }
 
 impl<R: BufRead> Scan<R> {
+    /// Clears the buffer and the count of bytes [`MAX_EVENT_BYTES`] bounds,
+    /// before every event read.
+    fn begin_event(&mut self) {
+        self.buf.clear();
+        self.reader.get_mut().since_event = 0;
+    }
+
+    /// Reads past the element whose start was just read and yields `found`
+    /// for it, as the current OAI record's.
+    fn skip_and_yield(&mut self, found: Found) -> Option<Result<Found, XmlError>> {
+        if let Err(e) = self.skip(1) {
+            self.done = true;
+            return Some(Err(e));
+        }
+        self.yielded = true;
+        Some(Ok(found))
+    }
+
     /// Whether the scan is inside an OAI-PMH `record` element.
     fn in_record(&self) -> bool {
         self.records > 0
@@ -794,6 +798,25 @@ mod tests {
         }
     }
 
+    /// What a scan of `doc` for `resource` finds: two records, the first
+    /// refused for `reason`, the second read; its line and element.
+    fn refused_then_read(doc: &str, reason: &str) -> (u64, Element) {
+        let found: Vec<Found> = Scan::new(doc.as_bytes(), "resource")
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(found.len(), 2);
+        let e = refusal(&found[0]);
+        assert!(e.contains(reason), "{e}");
+        match &found[1] {
+            Found::Metadata {
+                line,
+                element: Ok(ok),
+                ..
+            } => (*line, ok.clone()),
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// `<a/>` holds no text but costs a node of the tree: a record of
     /// countless empty elements is refused, not built.
     #[test]
@@ -802,21 +825,9 @@ mod tests {
         let doc = format!(
             "<all><resource>{empty}</resource><resource><title>ok</title></resource></all>"
         );
-        let found: Vec<Found> = Scan::new(doc.as_bytes(), "resource")
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(found.len(), 2);
-        let e = refusal(&found[0]);
-        assert!(
-            e.contains(&format!("more than {MAX_RECORD_ELEMENTS} elements")),
-            "{e}"
-        );
-        match &found[1] {
-            Found::Metadata {
-                element: Ok(ok), ..
-            } => assert_eq!(ok.child_text("title"), "ok"),
-            other => panic!("{other:?}"),
-        }
+        let reason = format!("more than {MAX_RECORD_ELEMENTS} elements");
+        let (_, ok) = refused_then_read(&doc, &reason);
+        assert_eq!(ok.child_text("title"), "ok");
     }
 
     /// A record nested far past the bound is read to its end keeping only
@@ -829,23 +840,8 @@ mod tests {
             "<a>".repeat(depth),
             "</a>".repeat(depth)
         );
-        let found: Vec<Found> = Scan::new(doc.as_bytes(), "resource")
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(found.len(), 2);
-        let e = refusal(&found[0]);
-        assert!(
-            e.contains(&format!("nested deeper than {MAX_DEPTH}")),
-            "{e}"
-        );
-        match &found[1] {
-            Found::Metadata {
-                line,
-                element: Ok(ok),
-                ..
-            } => assert_eq!((*line, ok.child_text("title")), (2, "ok")),
-            other => panic!("{other:?}"),
-        }
+        let (line, ok) = refused_then_read(&doc, &format!("nested deeper than {MAX_DEPTH}"));
+        assert_eq!((line, ok.child_text("title")), (2, "ok"));
     }
 
     /// A text of any length is not held whole: past [`MAX_EVENT_BYTES`] the
@@ -853,16 +849,8 @@ mod tests {
     /// holds it (as a file import reads).
     #[test]
     fn a_text_past_the_event_bound_is_an_error_not_held_whole() {
-        struct Endless(Vec<u8>);
-        impl std::io::Read for Endless {
-            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                let n = buf.len().min(self.0.len());
-                buf[..n].copy_from_slice(&self.0[..n]);
-                Ok(n)
-            }
-        }
-        let head = b"<all>\n<resource><title>".to_vec();
-        let text = std::io::Read::chain(head.as_slice(), Endless(vec![b'x'; 64 << 10]));
+        let head: &[u8] = b"<all>\n<resource><title>";
+        let text = std::io::Read::chain(head, std::io::repeat(b'x'));
         let error = Scan::new(std::io::BufReader::new(text), "resource")
             .find_map(Result::err)
             .expect("an error");
@@ -889,26 +877,10 @@ mod tests {
             format!("<all><resource{many}><title>t</title></resource>\n{next}</all>"),
             format!("<all><resource><title{many}>t</title></resource>\n{next}</all>"),
         ] {
-            let found: Vec<Found> = Scan::new(doc.as_bytes(), "resource")
-                .map(Result::unwrap)
-                .collect();
-            assert_eq!(found.len(), 2);
-            let e = refusal(&found[0]);
-            assert!(
-                e.contains(&format!("more than {MAX_ATTRIBUTES} attributes")),
-                "{e}"
-            );
-            match &found[1] {
-                Found::Metadata {
-                    line,
-                    element: Ok(ok),
-                    ..
-                } => {
-                    assert_eq!((*line, ok.child_text("title")), (2, "ok"));
-                    assert_eq!(ok.child("title").unwrap().attr("x"), Some("1"));
-                }
-                other => panic!("{other:?}"),
-            }
+            let reason = format!("more than {MAX_ATTRIBUTES} attributes");
+            let (line, ok) = refused_then_read(&doc, &reason);
+            assert_eq!((line, ok.child_text("title")), (2, "ok"));
+            assert_eq!(ok.child("title").unwrap().attr("x"), Some("1"));
         }
         let doc = format!("<OAI-PMH>\n<ListRecords{many}></ListRecords></OAI-PMH>");
         let error = Scan::new(doc.as_bytes(), "dc")

@@ -36,15 +36,25 @@ impl Node {
     /// `groups`, added or changed. Called before the change is stored, so a
     /// refused one leaves the trust store as it was.
     pub fn check_audience_with(&self, peer: &str, groups: &[String]) -> Result<(), NodeError> {
+        self.derived_audience(Some((peer, groups))).map(|_| ())
+    }
+
+    /// The audience the trust store's active peers make, checked as peers
+    /// check it; with `changed`, that peer active with those groups in
+    /// place of what the trust store holds for it.
+    fn derived_audience(
+        &self,
+        changed: Option<(&str, &[String])>,
+    ) -> Result<(Audience, AudienceView), NodeError> {
         let peers = self.trust.active()?;
         let members = peers
             .iter()
-            .filter(|p| p.node_id.as_str() != peer)
+            .filter(|p| changed.is_none_or(|(peer, _)| p.node_id.as_str() != peer))
             .map(|p| (p.node_id.as_str(), p.groups.as_slice()))
-            .chain(std::iter::once((peer, groups)));
+            .chain(changed);
         let audience = visibility::audience_of(self.node_id().as_str(), members)?;
-        AudienceView::check(self.node_id().as_str(), &audience)?;
-        Ok(())
+        let view = AudienceView::check(self.node_id().as_str(), &audience)?;
+        Ok((audience, view))
     }
 
     /// Sets `peer`'s groups, refused as [`Node::check_audience_with`]
@@ -79,16 +89,9 @@ impl Node {
             return Ok(None);
         }
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let peers = self.trust.active()?;
-        let audience = visibility::audience_of(
-            self.node_id().as_str(),
-            peers
-                .iter()
-                .map(|p| (p.node_id.as_str(), p.groups.as_slice())),
-        )?;
         // Compared with the audience in force (not one a revoked key
         // signed), so a revocation is followed by the genuine audience.
-        let derived = AudienceView::check(self.node_id().as_str(), &audience)?;
+        let (audience, derived) = self.derived_audience(None)?;
         match self.audience(self.node_id().as_str())? {
             Some(in_force) if *in_force == derived => return Ok(None),
             // No peer can pull a node that pins none, so nobody holds its

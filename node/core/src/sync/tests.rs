@@ -1725,27 +1725,30 @@ async fn a_checkpoint_lost_in_a_crash_is_kept_again_at_the_next_pull() {
     );
 }
 
-/// A peer that claims `uni`, announces `polar`'s head, and answers a pull
-/// with `polar`'s checkpoint and then `item(index)` for each next index
-/// (`None`: an item with nothing in it), up to `cap` items, counting how
-/// many the receiver took.
+/// A peer that claims `uni`, announces `polar`'s head (`listed` times),
+/// and answers a pull with `polar`'s checkpoint and then `item(index)` for
+/// each next index (`None`: an item with nothing in it), up to `cap` items,
+/// counting how many the receiver took.
 struct Endless {
     source: Arc<Node>,
     item: Arc<dyn Fn(u64) -> Option<pull_item::Item> + Send + Sync>,
     cap: usize,
     taken: Arc<std::sync::atomic::AtomicUsize>,
+    /// How many times it lists `polar`'s head (once, honestly).
+    listed: usize,
 }
 
 #[async_trait::async_trait]
 impl FederationPeer for Endless {
     async fn node_info(&self) -> Result<NodeInfo, SyncError> {
         let (_, size) = serve_checkpoint(&self.source, POLAR)?.expect("polar has a log");
+        let head = OriginHead {
+            origin: POLAR.into(),
+            size,
+        };
         Ok(NodeInfo {
             node_id: UNI.into(),
-            origins: vec![OriginHead {
-                origin: POLAR.into(),
-                size,
-            }],
+            origins: vec![head; self.listed],
             ..NodeInfo::default()
         })
     }
@@ -1803,6 +1806,7 @@ async fn endless_round(
         item: Arc::new(move |index| Some(item(index))),
         cap,
         taken: taken.clone(),
+        listed: 1,
     };
     let pinned = fed.sync.node().trust().get(UNI).unwrap().unwrap();
     let report = fed.sync.sync_peer(pinned, Arc::new(peer)).await;
@@ -1847,51 +1851,21 @@ async fn announced_key_sets_count_against_the_pulls_budget() {
 /// refused as malformed, naming it, and nothing is pulled from it.
 #[tokio::test]
 async fn a_peer_listing_an_origin_twice_is_refused_before_any_pull() {
-    struct Repeating {
-        source: Arc<Node>,
-        pulls: Arc<std::sync::atomic::AtomicUsize>,
-    }
-    #[async_trait::async_trait]
-    impl FederationPeer for Repeating {
-        async fn node_info(&self) -> Result<NodeInfo, SyncError> {
-            let (_, size) = serve_checkpoint(&self.source, POLAR)?.expect("polar has a log");
-            let head = OriginHead {
-                origin: POLAR.into(),
-                size,
-            };
-            Ok(NodeInfo {
-                node_id: UNI.into(),
-                origins: vec![head; 1_000],
-                ..NodeInfo::default()
-            })
-        }
-        async fn pull(&self, _: &str, _: u64, _: u32) -> Result<PullStream, SyncError> {
-            self.pulls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Ok(Box::pin(futures::stream::pending()))
-        }
-        async fn hint(&self, _origin: &str, _size: u64) -> Result<(), SyncError> {
-            Ok(())
-        }
-        async fn search(
-            &self,
-            _request: crate::proto::PeerSearchRequest,
-            _within: std::time::Duration,
-        ) -> Result<crate::proto::PeerSearchResponse, SyncError> {
-            Err(no_searches())
-        }
-    }
     let fed = federation();
     import(&fed.polar, 1, 3);
-    let pulls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let peer = Repeating {
+    let taken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let peer = Endless {
         source: fed.polar.clone(),
-        pulls: pulls.clone(),
+        item: Arc::new(|_| None),
+        cap: 10_000,
+        taken: taken.clone(),
+        listed: 1_000,
     };
     let pinned = fed.sync.node().trust().get(UNI).unwrap().unwrap();
     let report = fed.sync.sync_peer(pinned, Arc::new(peer)).await;
     let expected = "uni: malformed answer: an origin \"polar\" is listed twice in what it holds";
     assert_refused(&fed.sync, &report, UNI, expected, 1);
-    assert_eq!(pulls.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(taken.load(std::sync::atomic::Ordering::SeqCst), 0, "pulled");
     assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 0);
     assert_honest_retry(&fed).await;
 }
@@ -1955,6 +1929,7 @@ async fn a_refill_from_a_peer_that_makes_no_progress_is_cut_off() {
             item: Arc::new(move |_| sent.clone()),
             cap: 10_000,
             taken: taken.clone(),
+            listed: 1,
         };
         let idle = std::time::Duration::from_secs(5);
         let error = receive::refill_origin(&fed.here, &peer, UNI, POLAR, at, idle)
