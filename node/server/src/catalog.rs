@@ -17,11 +17,14 @@ use meridian_proto as proto;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
+mod position;
+
 use crate::limit::{self, RateLimiter};
 use crate::{caller, convert, status};
 use meridian_core::metrics::{Limit, Metrics, SearchScope};
 use meridian_core::query::{Scope, SearchError};
 use meridian_core::search::live;
+use position::PositionKey;
 
 /// Default and largest page of `ListRecords`.
 const DEFAULT_PAGE: u32 = 100;
@@ -41,12 +44,15 @@ pub struct Catalog {
     anonymous_limit: usize,
     request_timeout: Duration,
     rates: RateLimiter,
+    /// Seals the page tokens of `ListRecords`.
+    positions: PositionKey,
 }
 
 impl Catalog {
     pub fn new(replicator: Arc<Replicator>) -> Self {
         let limits = replicator.node().config().limits.clone();
         let rates = RateLimiter::new(&limits, replicator.node().metrics());
+        let positions = PositionKey::new(&replicator.node().key().derive_secret("list position"));
         Self {
             node: replicator.node().clone(),
             replicator,
@@ -54,6 +60,7 @@ impl Catalog {
             anonymous_limit: limits.anonymous_reads,
             request_timeout: Duration::from_secs(limits.request_timeout_secs),
             rates,
+            positions,
         }
     }
 
@@ -149,13 +156,25 @@ impl Catalog {
     }
 
     /// A page of an origin's records that `viewer` may see, scanned until
-    /// `deadline` at most.
+    /// `deadline` at most. A page the deadline cut short before it found
+    /// a record is empty, with a token that goes on from where it stopped:
+    /// sealed, as every token is, since that place is a record the caller
+    /// may not see.
     pub async fn list_records(
         &self,
-        request: proto::ListRecordsRequest,
+        mut request: proto::ListRecordsRequest,
         viewer: Viewer,
         deadline: Instant,
     ) -> Result<proto::ListRecordsResponse, Status> {
+        let origin = if request.origin.is_empty() {
+            self.node.node_id().to_string()
+        } else {
+            request.origin.clone()
+        };
+        request.page_token = self
+            .positions
+            .open(&origin, &request.page_token)
+            .map_err(|e| crate::status::invalid_field("page_token", format!("page_token: {e}")))?;
         let slot = self.read_slot(&viewer).await?;
         let node = self.node.clone();
         let page = blocking(move || {
@@ -170,23 +189,14 @@ impl Catalog {
             )
         })
         .await?;
-        if page.cut_short && page.records.is_empty() {
-            // Neither the token (it names the last entry scanned) nor how
-            // many were scanned: both tell of records the caller may not
-            // see.
-            return Err(Status::deadline_exceeded(NOTHING_FOUND_IN_TIME));
-        }
-        // A page cut short with records is sent as far as it got: its token
-        // resumes after its last record.
-        Ok(convert::page(page))
+        let mut page = convert::page(page);
+        page.next_page_token = self
+            .positions
+            .seal(&origin, &page.next_page_token)
+            .map_err(|e| crate::status::internal(&e))?;
+        Ok(page)
     }
 }
-
-/// A listing's answer when its deadline passed before it found a record:
-/// nothing else, since anything more (a token, a count) would tell of
-/// records the caller may not see.
-pub(crate) const NOTHING_FOUND_IN_TIME: &str = "the deadline passed before the page found a \
-     record; ask again with the page token of the last page or a longer deadline";
 
 /// `Catalog` on gRPC: who is calling, then the shared [`Catalog`].
 pub struct CatalogService {
@@ -485,12 +495,14 @@ mod tests {
 
     /// A listing its deadline cuts short sends the records it found, with
     /// a token after the last of them, so that every request gets further
-    /// (each scans one entry at least); one that found none is refused
-    /// without a token, which would name a record the caller may not see.
+    /// (each scans one entry at least). One that found none is an empty
+    /// page whose token goes on past the hidden record it stopped at: the
+    /// token is sealed, as every one is, so it names nothing.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_listing_cut_short_sends_what_it_found_and_goes_on_from_there() {
+        use base64::Engine as _;
         let (node, replicator, _dir) = crate::test_node(&[]);
-        let lines: Vec<String> = ["a-open", "b-hidden", "c-open", "d-open"]
+        let lines: Vec<String> = ["a-open", "b-hidden", "c-hidden", "d-open", "e-open"]
             .iter()
             .map(|id| {
                 let visibility = if id.ends_with("hidden") {
@@ -503,64 +515,69 @@ mod tests {
             .collect();
         tokio::task::block_in_place(|| node.import_lines(1, &lines).unwrap());
         let catalog = Catalog::new(replicator);
-        let mut token = String::new();
-        let mut listed = Vec::new();
-        let mut refused = 0;
-        for _ in 0..10 {
-            let request = proto::ListRecordsRequest {
-                origin: "polar".into(),
-                page_size: 10,
-                page_token: token.clone(),
-                ..Default::default()
-            };
-            // A deadline already passed: one entry per request.
-            match catalog
-                .list_records(request, Viewer::Anonymous, Instant::now())
-                .await
-            {
-                Ok(page) => {
-                    listed.extend(
-                        page.records
-                            .iter()
-                            .map(|r| r.record.as_ref().map(|r| r.id.clone()).unwrap_or_default()),
-                    );
-                    if page.next_page_token.is_empty() {
-                        break;
-                    }
-                    token = page.next_page_token;
-                }
-                Err(status) => {
-                    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status}");
-                    assert_eq!(status.message(), NOTHING_FOUND_IN_TIME);
-                    assert!(status.metadata().is_empty(), "{status:?}");
-                    refused += 1;
-                    // Asked again from the last token, it goes no further
-                    // than before: a longer deadline is needed.
-                    break;
-                }
-            }
-        }
-        assert_eq!(listed, ["a-open"], "then the hidden one stops it");
-        assert_eq!(refused, 1);
-        let rest = catalog
-            .list_records(
+        let list = |origin: &str, page_token: String, deadline: Instant| {
+            catalog.list_records(
                 proto::ListRecordsRequest {
-                    origin: "polar".into(),
+                    origin: origin.into(),
                     page_size: 10,
-                    page_token: token,
+                    page_token,
                     ..Default::default()
                 },
                 Viewer::Anonymous,
-                Instant::now() + Duration::from_secs(10),
+                deadline,
             )
+        };
+        let ids = |page: &proto::ListRecordsResponse| -> Vec<String> {
+            page.records
+                .iter()
+                .filter_map(|r| r.record.as_ref().map(|r| r.id.clone()))
+                .collect()
+        };
+        // A deadline already passed: one entry per request.
+        let mut token = String::new();
+        let mut pages = Vec::new();
+        let mut tokens = Vec::new();
+        for _ in 0..10 {
+            let page = list("polar", token, Instant::now()).await.unwrap();
+            pages.push(ids(&page));
+            token = page.next_page_token;
+            if token.is_empty() {
+                break;
+            }
+            tokens.push(token.clone());
+        }
+        assert_eq!(
+            pages,
+            [
+                vec!["a-open"],
+                vec![],
+                vec![],
+                vec!["d-open"],
+                vec!["e-open"]
+            ],
+            "the hidden run is crossed one empty page at a time"
+        );
+        // Every token has one form and one length, whatever it stands on.
+        for token in &tokens {
+            assert!(token.starts_with("p1."), "{token}");
+            assert_eq!(token.len(), tokens[0].len(), "{token}");
+        }
+        // A token belongs to the listing of its origin.
+        let elsewhere = list("marine", tokens[1].clone(), Instant::now())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            elsewhere.code(),
+            tonic::Code::InvalidArgument,
+            "{elsewhere}"
+        );
+        assert_eq!(crate::status::field(&elsewhere), Some("page_token"));
+        // A plain token from before tokens were sealed still goes on.
+        let plain = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("a-open");
+        let rest = list("polar", plain, Instant::now() + Duration::from_secs(10))
             .await
             .unwrap();
-        let ids: Vec<String> = rest
-            .records
-            .iter()
-            .filter_map(|r| r.record.as_ref().map(|r| r.id.clone()))
-            .collect();
-        assert_eq!(ids, ["c-open", "d-open"]);
+        assert_eq!(ids(&rest), ["d-open", "e-open"]);
     }
 
     /// Imports 30,000 records titled "Ice core rN", enough that a search of
