@@ -455,9 +455,18 @@ pub struct Limits {
     /// addresses, where every client is the proxy's address.
     #[serde(default = "default_connections_per_address")]
     pub connections_per_address: usize,
-    /// TLS handshakes in progress at once on each public listener.
+    /// TLS handshakes in progress at once on each public listener. One
+    /// address holds at most an eighth of them while connections are
+    /// capped per address.
     #[serde(default = "default_max_handshakes")]
     pub max_handshakes: usize,
+    /// Requests one client (an address, an IPv6 address by its /64, or the
+    /// client a trusted proxy names) may have in progress at once on the
+    /// HTTP listener; more are refused with 429 at once rather than queued
+    /// for one of its `concurrency` places. 0 sets no cap: for a listener
+    /// behind a proxy that hides client addresses.
+    #[serde(default = "default_requests_at_once_per_client")]
+    pub requests_at_once_per_client: usize,
     /// A connection on a public listener that has held no request for this
     /// many seconds is closed, giving its place back.
     #[serde(default = "default_idle_timeout_secs")]
@@ -503,6 +512,9 @@ fn default_connections_per_address() -> usize {
 fn default_max_handshakes() -> usize {
     64
 }
+fn default_requests_at_once_per_client() -> usize {
+    32
+}
 fn default_idle_timeout_secs() -> u64 {
     180
 }
@@ -536,6 +548,7 @@ impl Default for Limits {
             max_connections: default_max_connections(),
             connections_per_address: default_connections_per_address(),
             max_handshakes: default_max_handshakes(),
+            requests_at_once_per_client: default_requests_at_once_per_client(),
             idle_timeout_secs: default_idle_timeout_secs(),
             requests_per_second: default_requests_per_second(),
             request_burst: default_request_burst(),
@@ -710,11 +723,21 @@ impl Config {
                 ));
             }
         }
-        if limits.connections_per_address as u64 > MAX_COUNT {
-            return Err(format!(
-                "limits.connections_per_address: must be at most {MAX_COUNT} (0 sets no cap), not {}",
-                limits.connections_per_address
-            ));
+        for (key, value) in [
+            (
+                "limits.connections_per_address",
+                limits.connections_per_address,
+            ),
+            (
+                "limits.requests_at_once_per_client",
+                limits.requests_at_once_per_client,
+            ),
+        ] {
+            if value as u64 > MAX_COUNT {
+                return Err(format!(
+                    "{key}: must be at most {MAX_COUNT} (0 sets no cap), not {value}"
+                ));
+            }
         }
         if limits.max_message_bytes > MAX_MESSAGE_BYTES {
             return Err(format!(
@@ -1290,6 +1313,10 @@ mod tests {
             (
                 "MERIDIAN_LIMITS__CONNECTIONS_PER_ADDRESS",
                 "limits.connections_per_address",
+            ),
+            (
+                "MERIDIAN_LIMITS__REQUESTS_AT_ONCE_PER_CLIENT",
+                "limits.requests_at_once_per_client",
             ),
         ] {
             let err = refused(variable, &i64::MAX.to_string());

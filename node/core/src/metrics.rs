@@ -141,6 +141,8 @@ label!(
         Handshakes => "handshakes",
         /// A client's request rate.
         RequestRate => "request_rate",
+        /// A client's requests in progress on the HTTP listener.
+        RequestsAtOnce => "requests_at_once",
         /// Anonymous reads in progress.
         AnonymousReads => "anonymous_reads",
         /// Searches in progress for others than the operator.

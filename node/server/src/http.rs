@@ -13,20 +13,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method};
 
 use axum::Router;
 use futures::StreamExt;
 use meridian_core::config::Limits;
-use meridian_core::metrics::{Listener, Metrics};
+use meridian_core::metrics::{Limit, Listener, Metrics};
 use meridian_core::sync::Replicator;
 use tokio::net::TcpListener;
+use tonic::Status;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::catalog::Catalog;
 use crate::forwarded::TrustedProxies;
 use crate::idle::IdleLayer;
-use crate::tls::TlsConn;
+use crate::tls::{PerAddress, TlsConn};
 use crate::web::{AppState, ClientConn};
 
 /// Every route of the HTTP server ([`crate::api::table`]), with
@@ -64,15 +65,67 @@ fn cors(origins: &[String]) -> CorsLayer {
     }
 }
 
-/// Runs `request` once one of the listener's `places` is free.
-async fn within_places(
-    places: &Arc<tokio::sync::Semaphore>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    // The semaphore is never closed.
-    let _place = places.acquire().await;
-    next.run(request).await
+/// What a request on the HTTP listener runs within: a place among the
+/// listener's, at most `per_client` of them for one client, and the
+/// listener's request timeout counted from its arrival.
+#[derive(Clone)]
+struct Places {
+    places: Arc<tokio::sync::Semaphore>,
+    per_client: Option<Arc<PerAddress>>,
+    timeout: Duration,
+    metrics: Metrics,
+}
+
+impl Places {
+    /// Runs `request` once one of the listener's places is free, if its
+    /// client does not hold its share of them already; answers in the
+    /// API's JSON when the request is refused or runs out of time.
+    async fn run(
+        self,
+        request: axum::extract::Request,
+        next: axum::middleware::Next,
+    ) -> axum::response::Response {
+        let arrived = request
+            .extensions()
+            .get::<crate::web::Arrived>()
+            .map_or_else(std::time::Instant::now, |arrived| arrived.0);
+        let client = request
+            .extensions()
+            .get::<ConnectInfo<ClientConn>>()
+            .map(|ConnectInfo(conn)| conn.addr);
+        let _share = match (&self.per_client, client) {
+            (Some(table), Some(client)) => match table.take(client.ip()) {
+                Some(share) => Some(share),
+                None => {
+                    self.metrics.limit_hits.inc(Limit::RequestsAtOnce);
+                    return refusal(Status::resource_exhausted(format!(
+                        "too many requests at once from {}: at most {}; retry once one has been answered",
+                        crate::limit::client_at(Some(client), None),
+                        table.cap()
+                    )));
+                }
+            },
+            _ => None,
+        };
+        let deadline = tokio::time::Instant::from_std(arrived + self.timeout);
+        let run = async {
+            // The semaphore is never closed.
+            let _place = self.places.acquire().await;
+            next.run(request).await
+        };
+        match tokio::time::timeout_at(deadline, run).await {
+            Ok(response) => response,
+            Err(_) => refusal(Status::deadline_exceeded(format!(
+                "the request took longer than the listener's request timeout ({} s)",
+                self.timeout.as_secs()
+            ))),
+        }
+    }
+}
+
+/// `status` as the API's JSON error.
+fn refusal(status: Status) -> axum::response::Response {
+    axum::response::IntoResponse::into_response(crate::api::ApiError::from(status))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, over TLS with
@@ -88,17 +141,23 @@ pub async fn serve(
     metrics: &Metrics,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let places = Arc::new(tokio::sync::Semaphore::new(limits.concurrency));
+    let places = Places {
+        places: Arc::new(tokio::sync::Semaphore::new(limits.concurrency)),
+        per_client: (limits.requests_at_once_per_client > 0)
+            .then(|| PerAddress::new(limits.requests_at_once_per_client)),
+        timeout: Duration::from_secs(limits.request_timeout_secs),
+        metrics: metrics.clone(),
+    };
     let router = router
         .layer(axum::extract::DefaultBodyLimit::max(
             limits.max_message_bytes,
         ))
         .layer(
-            // The deadline is outside the cap on requests at once, and the
-            // place is taken when the request is called (tower's limit
-            // takes it before, where no deadline runs): time spent waiting
-            // for a place counts, so a request queued behind slow ones is
-            // answered by its own deadline.
+            // The deadline counts from arrival and covers the wait for a
+            // place ([`Places::run`]), so a request queued behind slow
+            // ones is answered by its own deadline; a client holding its
+            // share of places is refused before it waits, so one client's
+            // slow requests cannot queue ahead of everyone else's.
             tower::ServiceBuilder::new()
                 .map_request(move |mut request: axum::extract::Request| {
                     request
@@ -108,13 +167,8 @@ pub async fn serve(
                     request
                 })
                 .layer(tower_http::trace::TraceLayer::new_for_http())
-                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    Duration::from_secs(limits.request_timeout_secs),
-                ))
                 .layer(axum::middleware::from_fn(move |request, next| {
-                    let places = places.clone();
-                    async move { within_places(&places, request, next).await }
+                    places.clone().run(request, next)
                 })),
         );
     let router = router.layer(IdleLayer::new(|extensions| {
@@ -282,5 +336,105 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
         Ok(self.local)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// `GET path` over HTTP/1.1 from `ip` to `addr`: the status and body.
+    async fn get(addr: SocketAddr, ip: &str, path: &str) -> (u16, String) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+        let mut tcp = socket.connect(addr).await.unwrap();
+        tcp.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.unwrap();
+        let status = answer[9..12].parse().unwrap();
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// One client's slow requests hold at most its share of the listener's
+    /// places: one more from it is refused at once (429, JSON, counted)
+    /// while another client is served; a request past the listener's
+    /// timeout is answered in JSON too, with 504.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn one_client_holds_at_most_its_share_of_the_places() {
+        let limits = Limits {
+            requests_at_once_per_client: 2,
+            request_timeout_secs: 2,
+            ..Limits::default()
+        };
+        let slow = Arc::new(AtomicUsize::new(0));
+        let router = {
+            let slow = slow.clone();
+            Router::new()
+                .route("/fast", axum::routing::get(|| async { "ok" }))
+                .route(
+                    "/slow",
+                    axum::routing::get(move || async move {
+                        slow.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        "late"
+                    }),
+                )
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let metrics = Metrics::default();
+        let server_metrics = metrics.clone();
+        tokio::spawn(async move {
+            serve(
+                listener,
+                None,
+                router,
+                &limits,
+                TrustedProxies::default(),
+                &server_metrics,
+                std::future::pending(),
+            )
+            .await
+        });
+        let held: Vec<_> = (0..2)
+            .map(|_| tokio::spawn(get(addr, "127.0.0.1", "/slow")))
+            .collect();
+        while slow.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (status, body) = get(addr, "127.0.0.1", "/fast").await;
+        assert_eq!(status, 429, "{body}");
+        let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(error["code"], "RESOURCE_EXHAUSTED", "{body}");
+        assert!(
+            error["message"].as_str().unwrap().contains("127.0.0.1"),
+            "{body}"
+        );
+        assert_eq!(metrics.limit_hits.get(Limit::RequestsAtOnce), 1);
+        assert_eq!(
+            get(addr, "127.0.0.2", "/fast").await,
+            (200, "ok".to_owned())
+        );
+        for request in held {
+            let (status, body) = request.await.unwrap();
+            assert_eq!(status, 504, "{body}");
+            let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(error["code"], "DEADLINE_EXCEEDED", "{body}");
+        }
+        // Their places are given back.
+        assert_eq!(
+            get(addr, "127.0.0.1", "/fast").await,
+            (200, "ok".to_owned())
+        );
     }
 }

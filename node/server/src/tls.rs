@@ -530,15 +530,23 @@ impl AsyncWrite for TlsConn {
 /// it holds a connection, so the map holds at most as many addresses as
 /// the listener holds connections.
 #[derive(Debug)]
-struct PerAddress {
+pub(crate) struct PerAddress {
     cap: usize,
     open: std::sync::Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl PerAddress {
+    /// A table that gives each address `cap` places.
+    pub(crate) fn new(cap: usize) -> Arc<Self> {
+        Arc::new(Self {
+            cap,
+            open: std::sync::Mutex::default(),
+        })
+    }
+
     /// A place for one more connection from `remote`, or `None` when its
     /// address holds `cap` already.
-    fn take(self: &Arc<Self>, remote: IpAddr) -> Option<AddressPlace> {
+    pub(crate) fn take(self: &Arc<Self>, remote: IpAddr) -> Option<AddressPlace> {
         let address = address_of(remote);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let count = open.entry(address).or_insert(0);
@@ -550,6 +558,11 @@ impl PerAddress {
             table: self.clone(),
             address,
         })
+    }
+
+    /// The places each address has.
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
     }
 
     /// How many addresses hold a connection now.
@@ -648,12 +661,11 @@ pub fn incoming(
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let connections = Arc::new(tokio::sync::Semaphore::new(caps.connections));
     let handshakes = Arc::new(tokio::sync::Semaphore::new(caps.handshakes));
-    let per_address = (caps.per_address > 0).then(|| {
-        Arc::new(PerAddress {
-            cap: caps.per_address,
-            open: std::sync::Mutex::default(),
-        })
-    });
+    let per_address = (caps.per_address > 0).then(|| PerAddress::new(caps.per_address));
+    // While connections are capped per address, so are handshakes: one
+    // address holds at most an eighth of the listener's, and cannot keep
+    // every other client (pinned peers too) from being accepted.
+    let handshaking = (caps.per_address > 0).then(|| PerAddress::new((caps.handshakes / 8).max(1)));
     tokio::spawn(async move {
         loop {
             // Once the server has stopped taking connections, the loop ends
@@ -690,6 +702,17 @@ pub fn incoming(
                 caps.metrics.limit_hits.inc(Limit::Handshakes);
                 tracing::warn!(remote = %remote, limit = caps.handshakes, "connection closed: too many tls handshakes in progress");
                 continue;
+            };
+            let handshake = match &handshaking {
+                Some(table) => match table.take(remote.ip()) {
+                    Some(place) => (handshake, Some(place)),
+                    None => {
+                        caps.metrics.limit_hits.inc(Limit::Handshakes);
+                        tracing::warn!(remote = %remote, limit = table.cap, "connection closed: too many tls handshakes in progress from its address");
+                        continue;
+                    }
+                },
+                None => (handshake, None),
             };
             caps.metrics.connections_accepted.inc(caps.listener);
             let _ = tcp.set_nodelay(true);
@@ -869,6 +892,58 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(open.get(), 0, "closed connections still counted as open");
+    }
+
+    /// While connections are capped per address, one address holds at
+    /// most an eighth of the handshake places: silent connections from it
+    /// past that are closed at once, and another address still gets in.
+    #[tokio::test]
+    async fn one_address_cannot_take_every_handshake_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = server_config(resolver(dir.path()), Arc::new(|_: &[u8]| Ok(()))).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let metrics = Metrics::default();
+        let caps = ConnCaps {
+            connections: 64,
+            per_address: 64,
+            handshakes: 16,
+            ..test_caps(&metrics)
+        };
+        let _incoming = incoming(listener, Arc::new(config), caps);
+        let from = |ip: &str| {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+            socket.connect(addr)
+        };
+        async fn closed_at_once(stream: &mut TcpStream) -> bool {
+            let mut byte = [0u8; 1];
+            matches!(
+                tokio::time::timeout(Duration::from_secs(1), stream.read(&mut byte)).await,
+                Ok(Ok(0)) | Ok(Err(_))
+            )
+        }
+        let mut silent = vec![
+            from("127.0.0.1").await.unwrap(),
+            from("127.0.0.1").await.unwrap(),
+        ];
+        let mut third = from("127.0.0.1").await.unwrap();
+        assert!(
+            closed_at_once(&mut third).await,
+            "a third handshake from one address"
+        );
+        let mut other = from("127.0.0.2").await.unwrap();
+        assert!(
+            !closed_at_once(&mut other).await,
+            "another address was refused"
+        );
+        for stream in &mut silent {
+            assert!(
+                !closed_at_once(stream).await,
+                "a handshake within the cap was closed"
+            );
+        }
+        assert_eq!(metrics.limit_hits.get(Limit::Handshakes), 1);
     }
 
     /// Once the server stops taking connections (it drops the stream), the
