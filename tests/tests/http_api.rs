@@ -533,10 +533,18 @@ fn bad_input_is_refused_with_400_naming_the_field() {
     let unknown = get(&node, "/api/v1/nothing");
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.json()["code"], "NOT_FOUND");
-    assert_eq!(
-        call(&node, "DELETE", "/api/v1/records/polar/PDC-1", None, &[]).status,
-        405
+    let wrong_method = call(&node, "DELETE", "/api/v1/records/polar/PDC-1", None, &[]);
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.json()["code"], "UNIMPLEMENTED");
+    assert!(
+        wrong_method.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("DELETE"),
+        "{}",
+        wrong_method.body
     );
+    assert_eq!(wrong_method.header("allow"), Some("GET,HEAD"));
     // The node still answers.
     assert_eq!(get(&node, "/api/v1/records/polar/PDC-1").status, 200);
 }

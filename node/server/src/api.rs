@@ -82,7 +82,8 @@ pub fn table() -> Vec<Route> {
     ]
 }
 
-/// The router of [`table`]; any other path is a JSON 404.
+/// The router of [`table`]; any other path is a JSON 404, and a method a
+/// route does not take a JSON 405.
 pub fn routes() -> Router<AppState> {
     table()
         .into_iter()
@@ -90,6 +91,13 @@ pub fn routes() -> Router<AppState> {
             router.route(route.path, route.handler)
         })
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route") })
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "UNIMPLEMENTED",
+                format!("this route does not take {method}; its `Allow` header says what it takes"),
+            )
+        })
 }
 
 /// `/openapi.json`.
