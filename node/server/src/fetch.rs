@@ -73,7 +73,7 @@ impl Fetch for HttpFetch {
                     .get(header::LOCATION)
                     .and_then(|v| v.to_str().ok())
                     .ok_or_else(|| format!("{url}: HTTP {status} without a Location"))?;
-                url = resolve(&uri, location);
+                url = follow(&uri, location).map_err(|e| format!("{url}: {e}"))?;
                 redirects += 1;
                 continue;
             }
@@ -140,6 +140,22 @@ impl Encoding {
             }
         }
     }
+}
+
+/// Where a redirect from `from` to `location` leads, unless it leads from
+/// TLS to plain HTTP: a source configured with `https://` (and perhaps its
+/// own `ca_cert`) is never read in the clear because it said so.
+fn follow(from: &Uri, location: &str) -> Result<String, String> {
+    let to = resolve(from, location);
+    let plain = to
+        .get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
+    if from.scheme_str() == Some("https") && plain {
+        return Err(format!(
+            "redirected from https to plain http ({to}); configure the http address if it is meant"
+        ));
+    }
+    Ok(to)
 }
 
 /// A `Location` made absolute against the URI that answered, by RFC 3986
@@ -405,6 +421,37 @@ mod tests {
         assert_eq!(
             Encoding::Gzip.decode(at_bound).unwrap().len(),
             MAX_RESPONSE_BYTES
+        );
+    }
+
+    #[test]
+    fn a_redirect_from_tls_to_plain_http_is_refused() {
+        let https: Uri = "https://repo.example.org/oai?verb=Identify"
+            .parse()
+            .unwrap();
+        let http: Uri = "http://repo.example.org/oai?verb=Identify".parse().unwrap();
+        for location in [
+            "http://169.254.169.254/latest",
+            "HTTP://repo.example.org/oai",
+        ] {
+            let refused = follow(&https, location).unwrap_err();
+            assert!(refused.contains("from https to plain http"), "{refused}");
+        }
+        assert_eq!(
+            follow(&https, "/oai2").unwrap(),
+            "https://repo.example.org/oai2"
+        );
+        assert_eq!(
+            follow(&https, "https://mirror.example.org/oai").unwrap(),
+            "https://mirror.example.org/oai"
+        );
+        assert_eq!(
+            follow(&http, "https://repo.example.org/oai").unwrap(),
+            "https://repo.example.org/oai"
+        );
+        assert_eq!(
+            follow(&http, "http://mirror.example.org/oai").unwrap(),
+            "http://mirror.example.org/oai"
         );
     }
 
