@@ -16,7 +16,13 @@
 //! Atomicity: everything is written into a hidden directory beside the
 //! target, fsynced, and renamed into place; an interrupted backup leaves
 //! no directory under the target's name, and the hidden one has no
-//! manifest, so [`verify`] refuses it.
+//! manifest, so [`verify`] refuses it. A backup whose rename fails removes
+//! the hidden directory: complete, it holds a manifest and the keys.
+//!
+//! A restore reads only what the manifest lists, and each listed file only
+//! when it is a regular file of the listed size (a symbolic link is not
+//! followed), never further than that size: a link to a device or a named
+//! pipe in its place is refused, not read without end.
 //!
 //! A restored node may have signed and published entries after the backup
 //! was taken; signing others at the same indices would fork its log. So a
@@ -49,11 +55,11 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const STORE_DUMP: &str = "store.dump";
 /// Version of the backup layout this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
-use crate::node::{NEXT_KEY_FILE, ROOT_KEY_FILE};
+use crate::node::{GENESIS_FILE, NEXT_KEY_FILE, ROOT_KEY_FILE};
 pub use crate::node::{RECOVERY_FILE, RESTORE_UNFINISHED_FILE};
 /// The files of a data directory a backup carries, besides the store.
 /// The first three every node has.
-const NODE_FILES: [&str; 10] = [
+const NODE_FILES: [&str; 11] = [
     CONFIG_FILE,
     KEY_FILE,
     // The new signing key of a rotation cut short after its key set was
@@ -61,6 +67,10 @@ const NODE_FILES: [&str; 10] = [
     NEXT_KEY_FILE,
     // The root key, when the operator keeps it in the data directory.
     ROOT_KEY_FILE,
+    // The first key set, signed by the root at `init`, which the first
+    // start puts at entry 0: without it a node never started would start
+    // its log with a key set where its identity key is its own root.
+    GENESIS_FILE,
     TLS_KEY_FILE,
     TLS_CERT_FILE,
     PUBLIC_CERT_FILE,
@@ -81,6 +91,9 @@ const PRIVATE_FILES: [&str; 6] = [
 ];
 /// Largest manifest read.
 const MANIFEST_MAX_BYTES: u64 = 1 << 20;
+/// Largest node file (configuration, key, certificate, key set) a backup
+/// may list and a restore reads.
+const NODE_FILE_MAX_BYTES: u64 = 1 << 20;
 
 /// Why a backup or restore failed. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -242,10 +255,92 @@ fn sync_dir(dir: &Path) -> Result<(), BackupError> {
         .map_err(io(dir))
 }
 
+/// Why a file of a backup with metadata `meta` is not what the manifest
+/// lists as `entry` (a regular file of `entry.bytes` bytes); `None` when
+/// it is.
+fn not_as_listed(meta: &std::fs::Metadata, entry: &FileEntry) -> Option<String> {
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        return Some(
+            "a symbolic link, not a regular file: a backup holds only regular files".into(),
+        );
+    }
+    if !kind.is_file() {
+        return Some("not a regular file: a backup holds only regular files".into());
+    }
+    (meta.len() != entry.bytes)
+        .then(|| format!("{} bytes, the manifest says {}", meta.len(), entry.bytes))
+}
+
+/// Refuses the file of a backup at `path` unless it is a regular file of
+/// the size the manifest lists as `entry`, reading none of it: a symbolic
+/// link is not followed.
+fn check_listed(path: &Path, entry: &FileEntry) -> Result<(), BackupError> {
+    let damaged = |message: String| BackupError::Damaged {
+        path: path.to_owned(),
+        message,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => not_as_listed(&meta, entry).map_or(Ok(()), |why| Err(damaged(why))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(damaged("missing".into())),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// Opens `path` to read it if it is a regular file. A symbolic link put in
+/// its place is not followed and a named pipe not waited on: either is
+/// refused.
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let not_regular = |what: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{what}, not a regular file: a backup holds only regular files"),
+        )
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => not_regular("a symbolic link"),
+            _ => e,
+        })?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(not_regular("a special file"));
+    }
+    Ok(file)
+}
+
+/// Opens the file of a backup at `path` that the manifest lists as
+/// `entry`, once [`check_listed`] and [`open_regular`] find it a regular
+/// file of the listed size. What is read of it ends one byte past that
+/// size, so a file that grew since is told from the listed one without
+/// reading the rest.
+fn open_listed(
+    path: &Path,
+    entry: &FileEntry,
+) -> Result<std::io::Take<std::fs::File>, BackupError> {
+    check_listed(path, entry)?;
+    let file = open_regular(path).map_err(io(path))?;
+    Ok(file.take(entry.bytes + 1))
+}
+
 /// Writes a backup of `node` into `dest`, which must not exist. The node
 /// may be serving meanwhile: only its store writes wait for the dump.
 /// Adds the bytes it writes to `written` as it goes.
 pub fn create(node: &Node, dest: &Path, written: &AtomicU64) -> Result<Manifest, BackupError> {
+    create_then_rename(node, dest, written, || {})
+}
+
+/// [`create`], calling `before_rename` once the backup is complete, just
+/// before it is renamed into place.
+fn create_then_rename(
+    node: &Node,
+    dest: &Path,
+    written: &AtomicU64,
+    before_rename: impl FnOnce(),
+) -> Result<Manifest, BackupError> {
     use std::os::unix::fs::DirBuilderExt;
     if dest.exists() {
         return Err(BackupError::Exists(dest.to_owned()));
@@ -284,8 +379,34 @@ pub fn create(node: &Node, dest: &Path, written: &AtomicU64) -> Result<Manifest,
         let _ = std::fs::remove_dir_all(&partial);
         return Err(BackupError::Exists(dest.to_owned()));
     }
-    std::fs::rename(&partial, dest).map_err(io(dest))?;
-    sync_dir(&parent)?;
+    before_rename();
+    if let Err(e) = std::fs::rename(&partial, dest) {
+        // Complete, the hidden directory holds a manifest and copies of the
+        // keys: it is not left behind.
+        if let Err(removal) = std::fs::remove_dir_all(&partial) {
+            tracing::warn!(
+                dir = %partial.display(),
+                error = %removal,
+                "could not remove a backup that was not renamed into place; it holds the node's keys"
+            );
+        }
+        use std::io::ErrorKind::{AlreadyExists, DirectoryNotEmpty, NotADirectory};
+        return Err(match e.kind() {
+            AlreadyExists | DirectoryNotEmpty | NotADirectory => {
+                BackupError::Exists(dest.to_owned())
+            }
+            _ => io(dest)(e),
+        });
+    }
+    // The backup is complete and in place: a rename that may not survive a
+    // crash yet is no reason to report it failed.
+    if let Err(e) = sync_dir(&parent) {
+        tracing::warn!(
+            dir = %dest.display(),
+            error = %e,
+            "backup written, but its directory could not be synced"
+        );
+    }
     tracing::info!(
         dir = %dest.display(),
         own_log_size = manifest.own_log_size,
@@ -313,6 +434,9 @@ fn write_into(
     // copied and the store dumped, the keys, the own log and its
     // checkpoint agree.
     let writer = node.writer.lock().unwrap_or_else(|p| p.into_inner());
+    // Recovery ends under the same lock: read here, the flag is the one
+    // that holds for the dump taken below.
+    let recovering = node.recovering();
     let mut files = BTreeMap::new();
     for file in NODE_FILES {
         let source = node.data_dir().join(file);
@@ -389,7 +513,7 @@ fn write_into(
         own_checkpoint: checkpoint.map(hex::encode).unwrap_or_default(),
         origins: summary.origins,
         files,
-        recovering: node.recovering(),
+        recovering,
     };
     let manifest_path = partial.join(MANIFEST_FILE);
     let mut out = create_private(&manifest_path)?;
@@ -411,7 +535,7 @@ pub fn verify(dir: &Path) -> Result<Manifest, BackupError> {
         path: path.clone(),
         message,
     };
-    let file = match std::fs::File::open(&path) {
+    let file = match open_regular(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(BackupError::NoManifest(path))
@@ -459,22 +583,22 @@ pub fn verify(dir: &Path) -> Result<Manifest, BackupError> {
                 "files: {name:?} is not a file a backup holds"
             )));
         }
+        if name != STORE_DUMP && entry.bytes > NODE_FILE_MAX_BYTES {
+            return Err(manifest_error(format!(
+                "files: {name} of {} bytes, larger than a node's file may be \
+                 ({NODE_FILE_MAX_BYTES} bytes)",
+                entry.bytes
+            )));
+        }
         let file_path = dir.join(name);
-        let damaged = |message: String| BackupError::Damaged {
-            path: file_path.clone(),
-            message,
-        };
-        let mut file = match std::fs::File::open(&file_path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(damaged("missing".into()))
-            }
-            Err(e) => return Err(io(&file_path)(e)),
-        };
+        let mut file = open_listed(&file_path, entry)?;
         let mut hash = Sha256::new();
         let bytes = std::io::copy(&mut file, &mut hash).map_err(io(&file_path))?;
         if let Some(difference) = entry.differs(bytes, hash) {
-            return Err(damaged(difference));
+            return Err(BackupError::Damaged {
+                path: file_path,
+                message: difference,
+            });
         }
     }
     Ok(manifest)
@@ -519,7 +643,7 @@ pub fn restore(
     data_dir: &Path,
     recovery: Recovery,
 ) -> Result<Manifest, BackupError> {
-    restore_reading(backup, data_dir, recovery, |path| std::fs::File::open(path))
+    restore_reading(backup, data_dir, recovery, open_regular)
 }
 
 /// [`restore`], reading the store's dump from what `open_dump` opens.
@@ -617,7 +741,11 @@ fn write_restored<R: Read>(
             entry.mode & 0o644
         };
         let (source, target) = (backup.join(name), data_dir.join(name));
-        let bytes = std::fs::read(&source).map_err(io(&source))?;
+        let mut bytes = Vec::new();
+        open_listed(&source, entry)
+            .map_err(changed_since_verified)?
+            .read_to_end(&mut bytes)
+            .map_err(io(&source))?;
         let mut hash = Sha256::new();
         hash.update(&bytes);
         if let Some(difference) = entry.differs(bytes.len() as u64, hash) {
@@ -644,7 +772,11 @@ fn write_restored<R: Read>(
         path: dump_path.clone(),
         message: format!("changed while it was restored: {message}"),
     };
-    let mut dump = Hashing::new(open_dump(&dump_path).map_err(io(&dump_path))?, None);
+    check_listed(&dump_path, entry).map_err(changed_since_verified)?;
+    let opened = open_dump(&dump_path).map_err(io(&dump_path))?;
+    // One byte past the listed size tells a dump that grew from the listed
+    // one; a dump replaced by an endless one is read no further.
+    let mut dump = Hashing::new(opened.take(entry.bytes + 1), None);
     let store_dir = data_dir.join(STORE_DIR);
     written.push(store_dir.clone());
     let loaded = Store::load_dump(&store_dir, &mut std::io::BufReader::new(&mut dump));
@@ -681,6 +813,17 @@ fn write_restored<R: Read>(
     sync_dir(data_dir)?;
     std::fs::remove_file(&unfinished).map_err(io(&unfinished))?;
     sync_dir(data_dir)
+}
+
+/// `e`, said of a file that [`verify`] found as listed.
+fn changed_since_verified(e: BackupError) -> BackupError {
+    match e {
+        BackupError::Damaged { path, message } => BackupError::Damaged {
+            path,
+            message: format!("changed while it was restored: {message}"),
+        },
+        e => e,
+    }
 }
 
 /// Removes what a refused restore wrote into `data_dir` (`written`, in the

@@ -393,3 +393,151 @@ fn a_backup_taken_while_recovering_is_restored_only_recovering() {
     let json = std::fs::read_to_string(backup.join(MANIFEST_FILE)).unwrap();
     assert!(!json.contains("recovering"), "{json}");
 }
+
+/// A node made with its root key kept elsewhere and never started holds
+/// its first key set, signed by that root, only as a file: a backup of it
+/// carries the file, and the restored node starts its log with that set,
+/// not with one where its identity key is its own root.
+#[test]
+fn a_backup_of_a_node_never_started_keeps_its_first_key_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("polar");
+    let root_file = dir.path().join("offline-root.key");
+    let config =
+        crate::config::Config::new(&"polar".parse().unwrap(), "127.0.0.1:0".parse().unwrap());
+    let identity =
+        Node::create_with_root(&data, config, std::slice::from_ref(&root_file), 1, 30).unwrap();
+    let root = crate::sign::NodeKey::load(&root_file).unwrap();
+
+    let node = Node::open_as_is(&data, &BTreeMap::new()).unwrap();
+    let backup = dir.path().join("backup");
+    let manifest = create(&node, &backup, &std::sync::atomic::AtomicU64::new(0)).unwrap();
+    drop(node);
+    let restored = dir.path().join("restored");
+    restore(&backup, &restored, Recovery::Skip).unwrap();
+
+    let node = Node::open(&restored, &BTreeMap::new()).unwrap();
+    let chain = node.own_chain();
+    let first = &chain.links()[0];
+    assert_eq!((first.index, first.set.version), (0, 1));
+    let root_ids: Vec<_> = first.set.root_keys.iter().map(|k| &k.key_id).collect();
+    assert_eq!(root_ids, [&root.key_id().to_string()]);
+    assert_ne!(root.key_id(), &identity);
+    // Peers pin the root, not the identity key.
+    assert_eq!(node.invite().key_id, root.key_id().to_string());
+    assert!(
+        manifest.files.contains_key(crate::node::GENESIS_FILE),
+        "{:?}",
+        manifest.files.keys()
+    );
+}
+
+/// Runs `f` on another thread and returns what it returns, failing the
+/// test when it takes longer than ten seconds (a read that never ends).
+fn within_ten_seconds<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || send.send(f()));
+    receive
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("returned within ten seconds")
+}
+
+/// A file of a backup is read only when it is a regular file of the size
+/// the manifest lists: a key file replaced by a symbolic link (to an
+/// endless device or a large file) or by a named pipe is refused at once,
+/// naming it, and nothing is written to the target.
+#[test]
+fn a_backup_file_that_is_not_a_regular_file_is_refused_at_once_naming_it() {
+    let (dir, backup, manifest) = backed_up();
+    let key = backup.join(KEY_FILE);
+    let large = dir.path().join("large");
+    std::fs::write(&large, vec![7u8; 3 << 20]).unwrap();
+    let fifo = dir.path().join("fifo");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+
+    let replacements: [(&str, &dyn Fn()); 3] = [
+        ("a symbolic link to /dev/zero", &|| {
+            std::os::unix::fs::symlink("/dev/zero", &key).unwrap()
+        }),
+        ("a symbolic link to a large file", &|| {
+            std::os::unix::fs::symlink(&large, &key).unwrap()
+        }),
+        ("a named pipe", &|| std::fs::rename(&fifo, &key).unwrap()),
+    ];
+    for (what, replace) in replacements {
+        std::fs::remove_file(&key).unwrap();
+        replace();
+        let (checked, target) = (backup.clone(), dir.path().join("restored"));
+        let (verified, restored) = within_ten_seconds(move || {
+            let verified = verify(&checked).map(|_| ());
+            let restored = restore(&checked, &target, Recovery::FromPeers).map(|_| ());
+            (verified, restored)
+        });
+        for err in [verified.unwrap_err(), restored.unwrap_err()] {
+            let message = err.to_string();
+            assert!(
+                matches!(err, BackupError::Damaged { .. }),
+                "{what}: {message}"
+            );
+            assert!(
+                message.contains(&key.display().to_string()),
+                "{what}: {message}"
+            );
+            assert!(message.contains("not a regular file"), "{what}: {message}");
+        }
+        assert!(
+            !dir.path().join("restored").exists(),
+            "{what}: nothing written"
+        );
+    }
+
+    // A regular key file larger than a node file can be, listed so.
+    std::fs::remove_file(&key).unwrap();
+    std::fs::copy(&large, &key).unwrap();
+    let mut listed = manifest;
+    let entry = listed.files.get_mut(KEY_FILE).unwrap();
+    entry.bytes = 3 << 20;
+    entry.sha256 = hex::encode(Sha256::digest(std::fs::read(&key).unwrap()));
+    std::fs::write(
+        backup.join(MANIFEST_FILE),
+        serde_json::to_vec(&listed).unwrap(),
+    )
+    .unwrap();
+    let err = verify(&backup).unwrap_err().to_string();
+    assert!(
+        err.contains(KEY_FILE) && err.contains("larger than"),
+        "{err}"
+    );
+    let target = dir.path().join("restored");
+    let err = restore(&backup, &target, Recovery::FromPeers).unwrap_err();
+    assert!(err.to_string().contains(KEY_FILE), "{err}");
+    assert!(!target.exists(), "nothing written");
+}
+
+/// A backup whose directory name is taken just before the rename (another
+/// backup to the same name finished first) is refused, and leaves no
+/// hidden directory behind with a manifest and copies of the keys.
+#[test]
+fn a_backup_that_cannot_be_renamed_into_place_leaves_nothing_behind() {
+    let (node, dir) = opened_node("polar");
+    let dest = dir.path().join("backup");
+    let err = create_then_rename(&node, &dest, &Default::default(), || {
+        std::fs::create_dir(&dest).unwrap();
+        std::fs::write(dest.join("other"), b"another backup").unwrap();
+    })
+    .unwrap_err();
+    assert!(matches!(err, BackupError::Exists(_)), "{err}");
+    assert!(err.to_string().contains("already exists"), "{err}");
+    assert_eq!(
+        names(&dest),
+        ["other"],
+        "the other directory is left as it was"
+    );
+    let leftovers: Vec<_> = names(dir.path())
+        .into_iter()
+        .filter(|name| name.contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
