@@ -442,7 +442,9 @@ impl Slot {
     ) -> Option<Slot> {
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             caps.metrics.limit_hits.inc(Limit::Connections);
-            tracing::warn!(remote = %remote, limit = caps.connections, "connection closed: too many connections");
+            if let Some(held_back) = CAPPED.admit() {
+                tracing::warn!(remote = %remote, limit = caps.connections, held_back, "connection closed: too many connections");
+            }
             return None;
         };
         let open = caps.metrics.connections_open.of(caps.listener);
@@ -522,6 +524,46 @@ impl AsyncWrite for TlsConn {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// Warnings of connections closed at a cap, and of failed handshakes:
+/// anyone can cause them as fast as they can connect, so each kind is
+/// written at most once a second, with how many were held back since
+/// (`held_back`); the metrics count every one.
+static CAPPED: LogThrottle = LogThrottle::every(Duration::from_secs(1));
+static HANDSHAKES_FAILED: LogThrottle = LogThrottle::every(Duration::from_secs(1));
+
+/// Lets a warning through at most once per interval.
+pub(crate) struct LogThrottle {
+    interval: Duration,
+    /// When one was last let through, and how many were held back since.
+    state: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl LogThrottle {
+    pub(crate) const fn every(interval: Duration) -> Self {
+        Self {
+            interval,
+            state: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(held back since the last one let through)` when a warning may
+    /// be written now; `None` (and one more held back) when not.
+    pub(crate) fn admit(&self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match state.0 {
+            Some(at) if now.duration_since(at) < self.interval => {
+                state.1 += 1;
+                None
+            }
+            _ => {
+                state.0 = Some(now);
+                Some(std::mem::take(&mut state.1))
+            }
+        }
     }
 }
 
@@ -689,7 +731,9 @@ pub fn incoming(
                     Some(place) => Some(place),
                     None => {
                         caps.metrics.limit_hits.inc(Limit::ConnectionsPerAddress);
-                        tracing::warn!(remote = %remote, limit = caps.per_address, "connection closed: too many connections from its address");
+                        if let Some(held_back) = CAPPED.admit() {
+                            tracing::warn!(remote = %remote, limit = caps.per_address, held_back, "connection closed: too many connections from its address");
+                        }
                         continue;
                     }
                 },
@@ -700,7 +744,9 @@ pub fn incoming(
             };
             let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
                 caps.metrics.limit_hits.inc(Limit::Handshakes);
-                tracing::warn!(remote = %remote, limit = caps.handshakes, "connection closed: too many tls handshakes in progress");
+                if let Some(held_back) = CAPPED.admit() {
+                    tracing::warn!(remote = %remote, limit = caps.handshakes, held_back, "connection closed: too many tls handshakes in progress");
+                }
                 continue;
             };
             let handshake = match &handshaking {
@@ -708,7 +754,9 @@ pub fn incoming(
                     Some(place) => (handshake, Some(place)),
                     None => {
                         caps.metrics.limit_hits.inc(Limit::Handshakes);
-                        tracing::warn!(remote = %remote, limit = table.cap, "connection closed: too many tls handshakes in progress from its address");
+                        if let Some(held_back) = CAPPED.admit() {
+                            tracing::warn!(remote = %remote, limit = table.cap, held_back, "connection closed: too many tls handshakes in progress from its address");
+                        }
                         continue;
                     }
                 },
@@ -744,9 +792,15 @@ pub fn incoming(
                         tracing::debug!(remote = %remote, "connection closed before a tls hello")
                     }
                     Ok(Err(e)) => {
-                        tracing::warn!(remote = %remote, error = %e, "tls handshake refused")
+                        if let Some(held_back) = HANDSHAKES_FAILED.admit() {
+                            tracing::warn!(remote = %remote, error = %e, held_back, "tls handshake refused");
+                        }
                     }
-                    Err(_) => tracing::warn!(remote = %remote, "tls handshake timed out"),
+                    Err(_) => {
+                        if let Some(held_back) = HANDSHAKES_FAILED.admit() {
+                            tracing::warn!(remote = %remote, held_back, "tls handshake timed out");
+                        }
+                    }
                 }
             });
         }
@@ -944,6 +998,20 @@ mod tests {
             );
         }
         assert_eq!(metrics.limit_hits.get(Limit::Handshakes), 1);
+    }
+
+    /// A warning anyone can cause is written once per interval, saying how
+    /// many were held back.
+    #[test]
+    fn a_throttled_warning_says_how_many_it_held_back() {
+        let throttle = LogThrottle::every(Duration::from_millis(200));
+        assert_eq!(throttle.admit(), Some(0));
+        for _ in 0..5 {
+            assert_eq!(throttle.admit(), None);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(throttle.admit(), Some(5));
+        assert_eq!(throttle.admit(), None);
     }
 
     /// Once the server stops taking connections (it drops the stream), the
