@@ -437,22 +437,26 @@ mod tests {
             let refused = follow(&https, location).unwrap_err();
             assert!(refused.contains("from https to plain http"), "{refused}");
         }
-        assert_eq!(
-            follow(&https, "/oai2").unwrap(),
-            "https://repo.example.org/oai2"
-        );
-        assert_eq!(
-            follow(&https, "https://mirror.example.org/oai").unwrap(),
-            "https://mirror.example.org/oai"
-        );
-        assert_eq!(
-            follow(&http, "https://repo.example.org/oai").unwrap(),
-            "https://repo.example.org/oai"
-        );
-        assert_eq!(
-            follow(&http, "http://mirror.example.org/oai").unwrap(),
-            "http://mirror.example.org/oai"
-        );
+        for (from, location, to) in [
+            (&https, "/oai2", "https://repo.example.org/oai2"),
+            (
+                &https,
+                "https://mirror.example.org/oai",
+                "https://mirror.example.org/oai",
+            ),
+            (
+                &http,
+                "https://repo.example.org/oai",
+                "https://repo.example.org/oai",
+            ),
+            (
+                &http,
+                "http://mirror.example.org/oai",
+                "http://mirror.example.org/oai",
+            ),
+        ] {
+            assert_eq!(follow(from, location).unwrap(), to, "{from} → {location}");
+        }
     }
 
     #[test]

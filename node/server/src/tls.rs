@@ -886,6 +886,16 @@ mod tests {
         Arc::new(CertResolver::new(Arc::new(move || held.clone()), &public).unwrap())
     }
 
+    /// Whether the server closes `stream` within a second: reads end (or
+    /// fail).
+    async fn closed_at_once(stream: &mut TcpStream) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), stream.read(&mut byte)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+
     /// Caps of a gRPC listener: 3 connections, 2 handshakes at once.
     fn test_caps(metrics: &Metrics) -> ConnCaps {
         ConnCaps {
@@ -911,14 +921,6 @@ mod tests {
         let caps = test_caps(&metrics);
         let _incoming = incoming(listener, Arc::new(config), caps);
 
-        // Closed by the server within a second: reads end (or fail).
-        async fn closed_at_once(stream: &mut TcpStream) -> bool {
-            let mut byte = [0u8; 1];
-            matches!(
-                tokio::time::timeout(Duration::from_secs(1), stream.read(&mut byte)).await,
-                Ok(Ok(0)) | Ok(Err(_))
-            )
-        }
         let mut slow = Vec::new();
         for _ in 0..2 {
             slow.push(TcpStream::connect(addr).await.unwrap());
@@ -970,13 +972,6 @@ mod tests {
             socket.bind(format!("{ip}:0").parse().unwrap()).unwrap();
             socket.connect(addr)
         };
-        async fn closed_at_once(stream: &mut TcpStream) -> bool {
-            let mut byte = [0u8; 1];
-            matches!(
-                tokio::time::timeout(Duration::from_secs(1), stream.read(&mut byte)).await,
-                Ok(Ok(0)) | Ok(Err(_))
-            )
-        }
         let mut silent = vec![
             from("127.0.0.1").await.unwrap(),
             from("127.0.0.1").await.unwrap(),
