@@ -46,7 +46,7 @@ use crate::certificate::{
     TLS_NEXT_KEY_FILE,
 };
 use crate::config::{CONFIG_FILE, KEY_FILE};
-use crate::node::{Node, NodeError, STORE_DIR};
+use crate::node::{Node, NodeError, INDEX_DIR, STORE_DIR};
 use crate::store::{DumpError, Store, StoreError};
 
 /// The manifest of a backup, written last.
@@ -170,8 +170,15 @@ pub struct Manifest {
     pub own_checkpoint: String,
     /// Every origin's log size in the backup.
     pub origins: BTreeMap<String, u64>,
-    /// Every file of the backup but the manifest, by name.
+    /// Every file of the backup but the manifest and the operator's, by
+    /// name.
     pub files: BTreeMap<String, FileEntry>,
+    /// The operator's own certificate and key (`tls.public_cert`,
+    /// `tls.public_key`), when the configuration names files directly in
+    /// the data directory ([`operator_files`]), by name: restored there
+    /// with mode 0600.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub operator_files: BTreeMap<String, FileEntry>,
     /// The node was recovering its own log from its peers when the backup
     /// was taken: the backup may lack entries it had signed, so it is
     /// restored recovering, never with [`Recovery::Skip`].
@@ -247,6 +254,80 @@ fn create_private(path: &Path) -> Result<std::fs::File, BackupError> {
         .mode(0o600)
         .open(path)
         .map_err(io(path))
+}
+
+/// The names, in the data directory, of the operator's own certificate
+/// and key (`tls.public_cert`, `tls.public_key`) when the configuration
+/// names files directly in it (a relative path of one name, or an
+/// absolute one there): a restored node reads them where it did.
+fn operator_files(node: &Node) -> Vec<String> {
+    let tls = &node.config().tls;
+    [&tls.public_cert, &tls.public_key]
+        .into_iter()
+        .flatten()
+        .filter_map(|path| {
+            let inside = match path.strip_prefix(node.data_dir()) {
+                Ok(inside) => inside,
+                Err(_) if path.is_relative() => path,
+                Err(_) => return None,
+            };
+            let name = operator_file_name(inside);
+            if name.is_none() {
+                tracing::warn!(
+                    path = %path.display(),
+                    "the backup does not carry this file of tls: only files directly in the \
+                     data directory, by names the node does not use, are carried; copy it yourself"
+                );
+            }
+            name.map(str::to_owned)
+        })
+        .collect()
+}
+
+/// `path` as the name of an operator's file a backup may carry and a
+/// restore write: one plain name, not hidden, and none the node uses.
+fn operator_file_name(path: &Path) -> Option<&str> {
+    let mut components = path.components();
+    let (Some(std::path::Component::Normal(name)), None) = (components.next(), components.next())
+    else {
+        return None;
+    };
+    let name = name.to_str()?;
+    let reserved = NODE_FILES.contains(&name)
+        || [
+            STORE_DUMP,
+            MANIFEST_FILE,
+            STORE_DIR,
+            INDEX_DIR,
+            RECOVERY_FILE,
+            RESTORE_UNFINISHED_FILE,
+        ]
+        .contains(&name);
+    (!name.starts_with('.') && !reserved).then_some(name)
+}
+
+/// Copies `source` into the backup at `target` (mode 0600), counting its
+/// bytes in `written`; `None` when there is no such file.
+fn carry(
+    source: &Path,
+    target: &Path,
+    written: &AtomicU64,
+) -> Result<Option<FileEntry>, BackupError> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(source) else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(source).map_err(io(source))?;
+    let mut out = create_private(target)?;
+    out.write_all(&bytes)
+        .and_then(|()| out.sync_all())
+        .map_err(io(target))?;
+    written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    Ok(Some(FileEntry {
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        bytes: bytes.len() as u64,
+        mode: meta.permissions().mode() & 0o777,
+    }))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), BackupError> {
@@ -425,7 +506,6 @@ fn write_into(
     partial: &Path,
     written: &AtomicU64,
 ) -> Result<(Manifest, std::time::Duration), BackupError> {
-    use std::os::unix::fs::PermissionsExt;
     let own = node.node_id().as_str();
     let dump_started = std::time::Instant::now();
     // Key changes (a rotation stores its key set, then puts the new key in
@@ -440,24 +520,16 @@ fn write_into(
     let mut files = BTreeMap::new();
     for file in NODE_FILES {
         let source = node.data_dir().join(file);
-        let Ok(meta) = std::fs::metadata(&source) else {
-            continue;
-        };
-        let bytes = std::fs::read(&source).map_err(io(&source))?;
-        let target = partial.join(file);
-        let mut out = create_private(&target)?;
-        out.write_all(&bytes)
-            .and_then(|()| out.sync_all())
-            .map_err(io(&target))?;
-        written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        files.insert(
-            file.to_owned(),
-            FileEntry {
-                sha256: hex::encode(Sha256::digest(&bytes)),
-                bytes: bytes.len() as u64,
-                mode: meta.permissions().mode() & 0o777,
-            },
-        );
+        if let Some(entry) = carry(&source, &partial.join(file), written)? {
+            files.insert(file.to_owned(), entry);
+        }
+    }
+    let mut operator = BTreeMap::new();
+    for file in operator_files(node) {
+        let source = node.data_dir().join(&file);
+        if let Some(entry) = carry(&source, &partial.join(&file), written)? {
+            operator.insert(file, entry);
+        }
     }
     let dump_path = partial.join(STORE_DUMP);
     let mut out = Hashing::new(
@@ -513,6 +585,7 @@ fn write_into(
         own_checkpoint: checkpoint.map(hex::encode).unwrap_or_default(),
         origins: summary.origins,
         files,
+        operator_files: operator,
         recovering,
     };
     let manifest_path = partial.join(MANIFEST_FILE);
@@ -577,8 +650,18 @@ pub fn verify(dir: &Path) -> Result<Manifest, BackupError> {
             return Err(manifest_error(format!("files: {required} is not listed")));
         }
     }
-    for (name, entry) in &manifest.files {
-        if !NODE_FILES.contains(&name.as_str()) && name != STORE_DUMP {
+    for name in manifest.operator_files.keys() {
+        if operator_file_name(Path::new(name)) != Some(name.as_str()) {
+            return Err(manifest_error(format!(
+                "operator_files: {name:?} is not a name a restore may write"
+            )));
+        }
+    }
+    for (name, entry) in manifest.files.iter().chain(&manifest.operator_files) {
+        if !NODE_FILES.contains(&name.as_str())
+            && name != STORE_DUMP
+            && !manifest.operator_files.contains_key(name)
+        {
             return Err(manifest_error(format!(
                 "files: {name:?} is not a file a backup holds"
             )));
@@ -731,11 +814,13 @@ fn write_restored<R: Read>(
         ),
     )?;
     sync_dir(data_dir)?;
-    for (name, entry) in &manifest.files {
+    for (name, entry) in manifest.files.iter().chain(&manifest.operator_files) {
         if name == STORE_DUMP {
             continue;
         }
-        let mode = if PRIVATE_FILES.contains(&name.as_str()) {
+        let mode = if PRIVATE_FILES.contains(&name.as_str())
+            || manifest.operator_files.contains_key(name)
+        {
             0o600
         } else {
             entry.mode & 0o644

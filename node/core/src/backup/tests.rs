@@ -541,3 +541,65 @@ fn a_backup_that_cannot_be_renamed_into_place_leaves_nothing_behind() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// The operator's own certificate and key, named by the configuration as
+/// files in the data directory, come back with the node (mode 0600); a
+/// manifest that names an operator's file outside it, or one of the
+/// node's own, is refused.
+#[test]
+fn an_operators_certificate_in_the_data_directory_is_carried() {
+    let (dir, data) = crate::test_support::created_node("polar");
+    let config = data.join(CONFIG_FILE);
+    let mut table: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+    table.insert(
+        "tls".into(),
+        toml::Value::Table(
+            [("public_cert", "site.crt"), ("public_key", "site.key")]
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), toml::Value::from(value)))
+                .collect(),
+        ),
+    );
+    std::fs::write(&config, table.to_string()).unwrap();
+    std::fs::write(data.join("site.crt"), "the operator's certificate").unwrap();
+    std::fs::write(data.join("site.key"), "the operator's key").unwrap();
+    let node = Node::open(&data, &BTreeMap::new()).unwrap();
+    let backup = dir.path().join("backup-1");
+    let manifest = create(&node, &backup, &Default::default()).unwrap();
+    drop(node);
+    let carried: Vec<&str> = manifest.operator_files.keys().map(String::as_str).collect();
+    assert_eq!(carried, ["site.crt", "site.key"]);
+
+    let restored = dir.path().join("restored");
+    restore(&backup, &restored, Recovery::Skip).unwrap();
+    for (file, text) in [
+        ("site.crt", "the operator's certificate"),
+        ("site.key", "the operator's key"),
+    ] {
+        assert_eq!(std::fs::read_to_string(restored.join(file)).unwrap(), text);
+        assert_eq!(mode(&restored.join(file)), 0o600, "{file}");
+    }
+    Node::open(&restored, &BTreeMap::new()).unwrap();
+
+    for name in [
+        "../site.key",
+        "sub/site.key",
+        ".hidden",
+        KEY_FILE,
+        STORE_DIR,
+    ] {
+        let mut listed = manifest.clone();
+        let entry = listed.operator_files["site.key"].clone();
+        listed.operator_files.insert(name.into(), entry);
+        std::fs::write(
+            backup.join(MANIFEST_FILE),
+            serde_json::to_vec(&listed).unwrap(),
+        )
+        .unwrap();
+        let err = verify(&backup).unwrap_err().to_string();
+        assert!(
+            err.contains("not a name a restore may write"),
+            "{name}: {err}"
+        );
+    }
+}
