@@ -676,6 +676,22 @@ fn check_checkpoint(
     let checkpoint = match opened {
         Ok(checkpoint) => checkpoint,
         Err((message, repairable)) => {
+            // Re-signing would publish a shorter log than the broken
+            // checkpoint says this node may have sent its peers.
+            let claimed = Envelope::decode(bytes.as_slice())
+                .ok()
+                .and_then(|envelope| {
+                    crate::proto::Checkpoint::decode(envelope.payload.as_slice()).ok()
+                })
+                .map_or(0, |checkpoint| checkpoint.size);
+            let (message, repairable) = if claimed > size {
+                (
+                    format!("{message}; it claims {claimed} entries and the log holds {size}"),
+                    false,
+                )
+            } else {
+                (message, repairable)
+            };
             findings.add(
                 "checkpoint",
                 tree::CHECKPOINTS,

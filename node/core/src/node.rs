@@ -479,14 +479,22 @@ impl Node {
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let origin = self.node_id();
         let size = self.store.log_size(origin)?;
-        let signed = match self.store.checkpoint(origin)? {
-            Some(bytes) => crate::proto::Envelope::decode(bytes.as_slice())
-                .ok()
-                .and_then(|envelope| self.own_chain().open_checkpoint(&envelope).ok())
-                .map(|checkpoint| checkpoint.size),
+        let stored = match self.store.checkpoint(origin)? {
+            Some(bytes) => crate::proto::Envelope::decode(bytes.as_slice()).ok(),
             None => None,
         };
-        match signed {
+        let signed = stored
+            .as_ref()
+            .and_then(|envelope| self.own_chain().open_checkpoint(envelope).ok())
+            .map(|checkpoint| checkpoint.size);
+        // A checkpoint that no longer verifies still says how long a log
+        // this node may have published: damage that broke it may have cut
+        // the log too.
+        let claimed = stored
+            .as_ref()
+            .and_then(|envelope| crate::proto::Checkpoint::decode(envelope.payload.as_slice()).ok())
+            .map(|checkpoint| checkpoint.size);
+        match signed.or(claimed) {
             Some(signed) if signed == size => return Ok(false),
             Some(signed) if signed > size => {
                 // Never re-sign a shorter log: peers hold the longer one.
@@ -508,7 +516,7 @@ impl Node {
             .put_checkpoint(origin, &checkpoint.encode_to_vec())?;
         self.store.flush()?;
         tracing::warn!(
-            signed = signed.unwrap_or(0),
+            signed = signed.or(claimed).unwrap_or(0),
             size,
             "own log was ahead of its last checkpoint; signed a new one"
         );

@@ -199,6 +199,35 @@ fn an_own_log_ahead_of_its_checkpoint_is_named_and_signed_over() {
     );
 }
 
+/// A checkpoint whose signature no longer verifies, claiming more entries
+/// than the log holds, is not re-signed over the shorter log, neither by
+/// `repair` nor at start: peers may hold the longer one.
+#[test]
+fn a_broken_checkpoint_over_a_longer_log_is_not_signed_over() {
+    let (node, _dir) = node();
+    node.import_lines(1, &[line(1, "Ice station 1")]).unwrap();
+    node.catch_up_index(&mut |_| {}).unwrap();
+    let stored = node.store().checkpoint(POLAR).unwrap().unwrap();
+    let mut envelope = crate::proto::Envelope::decode(stored.as_slice()).unwrap();
+    let mut checkpoint = crate::proto::Checkpoint::decode(envelope.payload.as_slice()).unwrap();
+    checkpoint.size += 3;
+    envelope.payload = checkpoint.encode_to_vec();
+    let broken = envelope.encode_to_vec();
+    node.store().put_checkpoint(POLAR, &broken).unwrap();
+
+    let report = check(&node).unwrap();
+    assert_eq!(report.findings.len(), 1, "{:#?}", report.findings);
+    let finding = report.findings[0].to_string();
+    assert!(
+        finding.contains("does not verify")
+            && finding.contains("claims 5 entries and the log holds 2"),
+        "{finding}"
+    );
+    assert!(!repair(&node).unwrap().clean());
+    assert!(!node.checkpoint_own_log().unwrap());
+    assert_eq!(node.store().checkpoint(POLAR).unwrap().unwrap(), broken);
+}
+
 #[test]
 fn a_damaged_merkle_node_and_entry_are_named_and_not_repaired() {
     let (node, _dir) = holding();
