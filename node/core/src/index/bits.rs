@@ -110,7 +110,9 @@ fn first_set(from: DocId, max_doc: DocId, word_at: impl Fn(usize) -> u64) -> Doc
 }
 
 /// The bitsets of dense term sets, per segment, at most [`MAX_HELD_BYTES`]
-/// of them.
+/// of them and their keys: a key holds its term set, which a caller names
+/// (up to 256 values of 256 bytes in one filter), and may outweigh its
+/// bitset on a small segment.
 pub(crate) struct BitsCache {
     held: Mutex<Held>,
     max_bytes: usize,
@@ -120,7 +122,8 @@ type Key = (SegmentId, Box<[Term]>);
 
 #[derive(Default)]
 struct Held {
-    sets: HashMap<Key, Arc<Bits>>,
+    /// Each bitset with what it costs the cache ([`cost`]).
+    sets: HashMap<Key, (Arc<Bits>, usize)>,
     /// Keys in the order they were held, oldest first.
     order: VecDeque<Key>,
     bytes: usize,
@@ -146,7 +149,7 @@ impl BitsCache {
     /// read from the postings otherwise.
     pub fn any(&self, reader: &SegmentReader, terms: &[Term]) -> tantivy::Result<Arc<Bits>> {
         let key: Key = (reader.segment_id(), terms.into());
-        if let Some(bits) = self.lock().sets.get(&key) {
+        if let Some((bits, _)) = self.lock().sets.get(&key) {
             return Ok(bits.clone());
         }
         let mut found = Vec::with_capacity(terms.len());
@@ -173,35 +176,36 @@ impl BitsCache {
         if sets.contains_key(&key) {
             return;
         }
-        while *bytes + bits.bytes() > self.max_bytes {
+        let cost = cost(&key.1, &bits);
+        while *bytes + cost > self.max_bytes {
             let Some(oldest) = order.pop_front() else {
                 // Larger than the whole cache: not held.
                 return;
             };
-            if let Some(dropped) = sets.remove(&oldest) {
-                *bytes -= dropped.bytes();
+            if let Some((_, dropped)) = sets.remove(&oldest) {
+                *bytes -= dropped;
             }
         }
-        *bytes += bits.bytes();
+        *bytes += cost;
         order.push_back(key.clone());
-        sets.insert(key, bits);
+        sets.insert(key, (bits, cost));
     }
 
     /// Forgets the bitsets of segments other than `live`.
     pub fn retain(&self, live: &HashSet<SegmentId>) {
         let mut held = self.lock();
         let Held { sets, order, bytes } = &mut *held;
-        sets.retain(|(segment, _), bits| {
+        sets.retain(|(segment, _), (_, cost)| {
             let keep = live.contains(segment);
             if !keep {
-                *bytes -= bits.bytes();
+                *bytes -= *cost;
             }
             keep
         });
         order.retain(|(segment, _)| live.contains(segment));
     }
 
-    /// Bitsets held, and their bytes.
+    /// Bitsets held, and their bytes with their keys'.
     #[cfg(test)]
     pub fn held(&self) -> (usize, usize) {
         let held = self.lock();
@@ -211,6 +215,16 @@ impl BitsCache {
     fn lock(&self) -> MutexGuard<'_, Held> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// What holding `bits` under the term set `terms` costs the cache: the
+/// bitset, and its key twice (in the map and in the order of holding).
+pub(crate) fn cost(terms: &[Term], bits: &Bits) -> usize {
+    let key: usize = terms
+        .iter()
+        .map(|term| std::mem::size_of::<Term>() + term.serialized_term().len())
+        .sum();
+    bits.bytes() + 2 * (std::mem::size_of::<Key>() + key)
 }
 
 /// The first document at or after `from` in every one of `sets` (of one

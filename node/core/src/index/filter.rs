@@ -76,6 +76,7 @@ impl Weight for FilterQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::bits::cost;
     use std::collections::HashSet;
     use tantivy::collector::DocSetCollector;
     use tantivy::query::{BooleanQuery, Occur, TermQuery};
@@ -190,11 +191,13 @@ mod tests {
         matches(&searcher, &query);
         // `common` and `rare or other` in each of the three segments;
         // `n5` and `rare` alone not.
-        let one = 1_000usize.div_ceil(64) * 8;
-        assert_eq!(cache.held(), (6, 6 * one));
+        let bits = Bits::empty(1_000);
+        let common = cost(&[t(a, "common")], &bits);
+        let either = cost(&[t(a, "rare"), t(a, "other")], &bits);
+        assert_eq!(cache.held(), (6, 3 * (common + either)));
         let first = searcher.segment_readers()[0].segment_id();
         cache.retain(&HashSet::from([first]));
-        assert_eq!(cache.held(), (2, 2 * one));
+        assert_eq!(cache.held(), (2, common + either));
         cache.retain(&HashSet::new());
         assert_eq!(cache.held(), (0, 0));
     }
@@ -202,7 +205,7 @@ mod tests {
     #[test]
     fn a_full_cache_drops_its_oldest_bitsets() {
         let (searcher, a, b) = index();
-        let one = 1_000usize.div_ceil(64) * 8;
+        let one = cost(&[Term::from_field_text(a, "common")], &Bits::empty(1_000));
         let cache = Arc::new(BitsCache::holding(2 * one));
         let query = |value: &str| {
             let term = Term::from_field_text(b, value);
@@ -222,5 +225,29 @@ mod tests {
         );
         assert_eq!(matches(&searcher, &query("b2")), want);
         assert!(cache.held().1 <= 2 * one);
+    }
+
+    /// A caller naming many long values in one filter cannot grow the
+    /// cache past its bound: the term sets it keys by are counted.
+    #[test]
+    fn the_terms_a_cache_is_keyed_by_count_against_its_bound() {
+        let (searcher, a, _) = index();
+        let bound = 1 << 20;
+        let cache = Arc::new(BitsCache::holding(bound));
+        let long = "x".repeat(200);
+        for round in 0..40 {
+            // One common value, dense in every segment, and 255 made up.
+            let mut values = vec![Term::from_field_text(a, "common")];
+            values
+                .extend((0..255).map(|n| Term::from_field_text(a, &format!("{round}-{n}-{long}"))));
+            let query = FilterQuery::new(vec![values], cache.clone()).unwrap();
+            matches(&searcher, &query);
+            assert!(cache.held().1 <= bound, "round {round}");
+        }
+        // Each key holds more than 255 × 200 bytes, twice: no more than
+        // the bound's worth of them, of the 120 term sets made.
+        let (held, _) = cache.held();
+        assert!(held > 0, "none held");
+        assert!(held <= bound / (2 * 255 * 200), "{held} held");
     }
 }
