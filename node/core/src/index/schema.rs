@@ -20,7 +20,7 @@ use tantivy::TantivyDocument;
 use super::spatial::Rect;
 use super::stem::MemoStemmer;
 use crate::proto::DatasetRecord;
-use crate::query::expr::TextField;
+use crate::query::expr::{TextField, MAX_WORD_BYTES};
 use crate::record::{access_name, visibility_name};
 
 /// Version of the on-disk layout: schema and analyzers. An index written
@@ -297,10 +297,11 @@ pub(crate) fn query_text_analyzer() -> TextAnalyzer {
     plain().filter(Stemmer::new(Language::English)).build()
 }
 
-/// Words, at most 64 bytes, lower case, ASCII-folded: every analyzer's start.
+/// Words shorter than [`MAX_WORD_BYTES`], lower case, ASCII-folded: every
+/// analyzer's start.
 fn plain() -> TextAnalyzerBuilder<impl tantivy::tokenizer::Tokenizer> {
     TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(64))
+        .filter(RemoveLongFilter::limit(MAX_WORD_BYTES))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
 }

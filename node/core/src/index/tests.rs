@@ -2319,3 +2319,15 @@ fn filter_bitsets_of_segments_still_read_are_kept() {
     f.search(request, &Viewer::Anonymous);
     assert_eq!(f.index.bits_cache.held().0, 1);
 }
+
+/// The longest word a query takes is indexed, and finds its record: the
+/// query's bound and the analyzer's agree.
+#[test]
+fn the_longest_word_a_query_takes_is_indexed() {
+    let longest = "x".repeat(crate::query::expr::MAX_WORD_BYTES - 1);
+    let f = fixture(vec![DatasetRecord {
+        title: format!("checksum {longest}"),
+        ..record("PDC-1")
+    }]);
+    assert_eq!(f.text(&longest), set(&["PDC-1"]));
+}

@@ -34,6 +34,10 @@ pub const MAX_TERMS: usize = 64;
 /// Most prefixes (`glac*`) in one query: each reads the postings of up to
 /// a thousand terms in five fields.
 pub const MAX_PREFIXES: usize = 8;
+/// Words of this many bytes or more are not indexed (a checksum, a long
+/// run of digits), so a query naming one is refused rather than left to
+/// match nothing, or, dropped by the analyzer, everything.
+pub const MAX_WORD_BYTES: usize = 64;
 
 /// A text field a query term may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -463,12 +467,27 @@ impl Parser<'_> {
         }
     }
 
-    /// Counts the words of `text` (at least one) towards [`MAX_TERMS`].
+    /// Counts the words of `text` (at least one) towards [`MAX_TERMS`];
+    /// refuses one of [`MAX_WORD_BYTES`] or more.
     fn count_terms(&mut self, position: usize, text: &str) -> Result<(), QueryError> {
-        let words = text
+        let mut words = 0;
+        for word in text
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
-            .count();
+        {
+            if word.len() >= MAX_WORD_BYTES {
+                let start: String = word.chars().take(12).collect();
+                return error(
+                    position,
+                    format!(
+                        "the word {start}… is {} bytes long; words of {MAX_WORD_BYTES} bytes \
+                         or more are not indexed, so none could match",
+                        word.len()
+                    ),
+                );
+            }
+            words += 1;
+        }
         self.terms += words.max(1);
         if self.terms > MAX_TERMS {
             return error(
@@ -541,6 +560,33 @@ mod tests {
         // Not the same term: another field, or a prefix.
         assert!(matches!(parse("ice title:ice").unwrap(), Expr::And(items) if items.len() == 2));
         assert!(matches!(parse("ice ice*").unwrap(), Expr::And(items) if items.len() == 2));
+    }
+
+    /// A word too long to be indexed is refused, naming it, wherever it
+    /// stands: alone, in a phrase, in a field, negated, as a prefix.
+    #[test]
+    fn a_word_too_long_to_be_indexed_is_refused() {
+        let checksum = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(checksum.len(), MAX_WORD_BYTES);
+        for query in [
+            checksum.to_owned(),
+            format!("glacier {checksum}"),
+            format!("\"ice {checksum}\""),
+            format!("title:{checksum}"),
+            format!("-{checksum}"),
+            format!("{checksum}*"),
+        ] {
+            let err = parse(&query).unwrap_err();
+            assert!(
+                err.message.contains("e3b0c44298fc…") && err.message.contains("64 bytes"),
+                "{query}: {err}"
+            );
+        }
+        // One byte shorter is a word as any other.
+        assert!(parse(&checksum[1..]).is_ok());
+        // Counted in bytes, as the index counts them.
+        assert!(parse(&"é".repeat(32)).is_err());
+        assert!(parse(&"é".repeat(31)).is_ok());
     }
 
     #[test]
@@ -700,7 +746,9 @@ mod tests {
         // As long as a message may be (16 MiB, multi-byte): refused on a
         // count of its first characters, nothing copied.
         fails_at(&"é".repeat(8 << 20), MAX_QUERY_CHARS, "longer");
-        assert!(parse(&"é".repeat(MAX_QUERY_CHARS)).is_ok());
+        let longest = vec!["é".repeat(24); 40].join(" ") + "é";
+        assert_eq!(longest.chars().count(), MAX_QUERY_CHARS);
+        assert!(parse(&longest).is_ok());
     }
 
     fn query_like() -> impl Strategy<Value = String> {
