@@ -629,9 +629,11 @@ impl HoldingsIndex {
         query: &dyn tantivy::query::Query,
     ) -> Option<Work> {
         let total = searcher.num_docs();
+        let phrase = cost::has_phrase(&plan.query);
         // A small index is searched before a handoff would be done, and is
-        // what most nodes hold: no dictionary lookups for those.
-        if total <= INLINE_POSTINGS {
+        // what most nodes hold: no dictionary lookups for those, unless the
+        // query holds a phrase, which may read every posting of its words.
+        if total <= INLINE_POSTINGS && !phrase {
             return Some(Work::Small);
         }
         let segments = searcher.segment_readers();
@@ -659,6 +661,11 @@ impl HoldingsIndex {
         {
             return None;
         }
+        let postings = if phrase {
+            postings.map(|_| cost::every_posting(query, &mut |term| doc_freq(largest, term)))
+        } else {
+            postings
+        };
         let scaled = postings.map_or(total, |postings| {
             (postings as f64 * total as f64 / largest_docs.max(1) as f64) as u64
         });

@@ -79,6 +79,36 @@ pub(crate) fn postings(query: &dyn Query, doc_freq: &mut dyn FnMut(&Term) -> u64
     sum
 }
 
+/// Every posting of every term `query` names, with `doc_freq` giving each
+/// term's: what a query holding a phrase may read whatever leads it. A
+/// phrase's scorer steps to its first match as it is built, and to its
+/// next one at each seek, through the documents holding all its words,
+/// checking their positions: a phrase whose words are common but never
+/// side by side reads them all, however rare the word beside it.
+pub(crate) fn every_posting(query: &dyn Query, doc_freq: &mut dyn FnMut(&Term) -> u64) -> u64 {
+    let mut sum = 0u64;
+    query.query_terms(&mut |term, _| sum = sum.saturating_add(doc_freq(term)));
+    sum
+}
+
+/// Whether `expr` holds a phrase: a quoted one, or a word the analyzer
+/// splits (`sea-ice`), matched as a phrase of its parts.
+pub(crate) fn has_phrase(expr: &Expr) -> bool {
+    match expr {
+        Expr::All => false,
+        Expr::Text { kind, text, .. } => {
+            *kind == TextKind::Phrase
+                || text
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|word| !word.is_empty())
+                    .nth(1)
+                    .is_some()
+        }
+        Expr::And(items) | Expr::Or(items) => items.iter().any(has_phrase),
+        Expr::Not(inner) => has_phrase(inner),
+    }
+}
+
 /// Whether `expr` holds a prefix: its query reads the postings of up to
 /// [`super::compile::PREFIX_EXPANSIONS`] terms the dictionary expands it
 /// to, which its own term does not tell.

@@ -2331,3 +2331,28 @@ fn the_longest_word_a_query_takes_is_indexed() {
     }]);
     assert_eq!(f.text(&longest), set(&["PDC-1"]));
 }
+
+/// A search holding phrases is costed by every posting of their words,
+/// not by its rarest clause, and is not run inline even on a small index:
+/// a phrase's scorer steps through all the documents holding its words
+/// while it looks for them side by side.
+#[test]
+fn phrases_are_costed_by_every_posting_of_their_words() {
+    let f = fixture(
+        (0..5_000)
+            .map(|n| DatasetRecord {
+                title: format!("w{n} of and the"),
+                ..record(&format!("r{n:05}"))
+            })
+            .collect(),
+    );
+    for (text, small) in [
+        ("of and the", true),
+        ("\"of and\"", true),
+        ("\"the of\" \"and of\" \"the and\"", false),
+        ("w17 \"the of\" \"and of\" \"the and\"", false),
+        ("w17 the-of and-of the-and", false),
+    ] {
+        assert_eq!(f.prepare(text).work() == Work::Small, small, "{text}");
+    }
+}
