@@ -507,34 +507,27 @@ impl Replicator {
                     problems.push(format!("{origin}: equivocation: {reason}; origin frozen"));
                 }
                 Ok(Ok(_)) => {
-                    let (Some(chain), Some(cosignature), Some(envelope)) =
-                        (&witness_chain, &item.cosignature, &item.checkpoint)
+                    let (Some(chain), Some(cosignature)) = (&witness_chain, &item.cosignature)
                     else {
                         continue;
                     };
                     let Some(cosigned) = witness::open_cosignature(chain, peer, cosignature) else {
                         continue;
                     };
-                    let Ok(checkpoint) =
-                        crate::proto::Checkpoint::decode(envelope.payload.as_slice())
-                    else {
-                        continue;
-                    };
-                    if cosigned.origin == origin
-                        && cosigned.size == checkpoint.size
-                        && cosigned.root == checkpoint.root
-                    {
-                        if let Ok(Some(held)) = node.store().checkpoint(&origin) {
-                            let held = crate::proto::Envelope::decode(held.as_slice())
-                                .ok()
-                                .and_then(|e| {
-                                    crate::proto::Checkpoint::decode(e.payload.as_slice()).ok()
-                                });
-                            if let Some(held) = held {
-                                self.cosigners
-                                    .note(&origin, &held.root, &cosigned.root, peer);
-                            }
-                        }
+                    // What the witness cosigned counts when it is the
+                    // checkpoint held here, whatever the peer sent beside
+                    // it (which may not verify).
+                    let held = node
+                        .store()
+                        .checkpoint(&origin)
+                        .ok()
+                        .flatten()
+                        .and_then(|held| {
+                            let envelope = crate::proto::Envelope::decode(held.as_slice()).ok()?;
+                            crate::proto::Checkpoint::decode(envelope.payload.as_slice()).ok()
+                        });
+                    if let Some(held) = held {
+                        self.cosigners.note(&origin, &held, &cosigned, peer);
                     }
                 }
                 Ok(Err(e)) => {

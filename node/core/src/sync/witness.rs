@@ -650,10 +650,12 @@ pub struct Cosigners {
 type Cosigned = (Vec<u8>, BTreeSet<String>);
 
 impl Cosigners {
-    /// Notes that `witness` cosigned `origin`'s checkpoint of head `root`;
-    /// only the newest head held here counts.
-    pub fn note(&self, origin: &str, held_root: &[u8], cosigned_root: &[u8], witness: &str) {
-        if held_root != cosigned_root {
+    /// Notes that `witness` cosigned `cosigned`, if that is the checkpoint
+    /// of `origin` held here (`held`): the same origin, size and root.
+    /// Only the newest head held here counts.
+    pub fn note(&self, origin: &str, held: &Checkpoint, cosigned: &Cosignature, witness: &str) {
+        let held_root = held.root.as_slice();
+        if cosigned.origin != origin || cosigned.size != held.size || cosigned.root != held_root {
             return;
         }
         let mut map = self.by_origin.lock().unwrap_or_else(|p| p.into_inner());

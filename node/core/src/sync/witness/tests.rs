@@ -257,14 +257,32 @@ fn a_file_that_is_not_evidence_is_refused_with_its_reason() {
     assert!(refused(&evidence).contains("more than"));
 }
 
+/// A witness counts for the head held here only when it cosigned that
+/// checkpoint: its origin, size and root; only the newest head counts.
 #[test]
 fn cosigners_count_only_the_newest_head() {
+    let head = |size: u64, root: &[u8]| Checkpoint {
+        origin: ORIGIN.into(),
+        size,
+        root: root.to_vec(),
+    };
+    let cosigned = |origin: &str, size: u64, root: &[u8]| Cosignature {
+        origin: origin.into(),
+        size,
+        root: root.to_vec(),
+        ..Default::default()
+    };
     let cosigners = Cosigners::default();
-    cosigners.note(ORIGIN, b"head-1", b"head-1", "uni");
-    cosigners.note(ORIGIN, b"head-1", b"head-1", "uni");
-    cosigners.note(ORIGIN, b"head-1", b"head-0", "genomics");
+    let held = head(1, b"head-1");
+    cosigners.note(ORIGIN, &held, &cosigned(ORIGIN, 1, b"head-1"), "uni");
+    cosigners.note(ORIGIN, &held, &cosigned(ORIGIN, 1, b"head-1"), "uni");
+    cosigners.note(ORIGIN, &held, &cosigned(ORIGIN, 1, b"head-0"), "genomics");
+    // The held root at another size, or of another origin: not this head.
+    cosigners.note(ORIGIN, &held, &cosigned(ORIGIN, 9, b"head-1"), "marine");
+    cosigners.note(ORIGIN, &held, &cosigned("other", 1, b"head-1"), "ocean");
     assert_eq!(cosigners.count(ORIGIN, b"head-1"), 1);
-    cosigners.note(ORIGIN, b"head-2", b"head-2", "genomics");
+    let newer = head(2, b"head-2");
+    cosigners.note(ORIGIN, &newer, &cosigned(ORIGIN, 2, b"head-2"), "genomics");
     assert_eq!(cosigners.count(ORIGIN, b"head-1"), 0);
     assert_eq!(cosigners.count(ORIGIN, b"head-2"), 1);
 }
