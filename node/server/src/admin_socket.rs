@@ -1,5 +1,9 @@
 //! The admin socket: a Unix socket inside the data directory that only the
 //! operator's account can reach, and the client every operator command uses.
+//! The client talks only to a node running as its own user: what it sends
+//! may be a root key, and a socket at the place it looks could be anyone's
+//! (a relative `--data-dir` in a shared directory, a directory others may
+//! write to).
 
 pub mod authority;
 
@@ -70,6 +74,25 @@ pub enum ConnectError {
         "no node is running in {dir} (no {ADMIN_SOCKET}); start it with `meridian serve --data-dir {dir}`"
     )]
     NotRunning { dir: String },
+    #[error(
+        "cannot look at the admin socket in {dir}: {source}; run the command as the user the node runs as \
+         (e.g. `sudo -u meridian meridian ...`)"
+    )]
+    Unreadable {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the process listening on the admin socket in {dir} runs as uid {listener}, not as this user \
+         (uid {own}); nothing was sent to it. Run the command as the user the node runs as \
+         (e.g. `sudo -u meridian meridian ...`)"
+    )]
+    AnotherUser {
+        dir: String,
+        listener: u32,
+        own: u32,
+    },
     #[error("cannot reach the node's admin socket in {dir}: {source}")]
     Unreachable {
         dir: String,
@@ -78,27 +101,64 @@ pub enum ConnectError {
     },
 }
 
-/// Connects to the admin socket of the node running in `data_dir`.
+/// Connects to the admin socket of the node running in `data_dir`, if the
+/// process listening there runs as this user.
 pub async fn connect(data_dir: &Path) -> Result<AdminClient<Channel>, ConnectError> {
     let socket = data_dir.join(ADMIN_SOCKET);
     let dir = data_dir.display().to_string();
-    if !socket.exists() {
-        return Err(ConnectError::NotRunning { dir });
+    match std::fs::symlink_metadata(&socket) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ConnectError::NotRunning { dir })
+        }
+        Err(source) => return Err(ConnectError::Unreadable { dir, source }),
     }
+    let own = own_uid();
+    // Where the connector leaves the uid of a listener of another user.
+    let stranger = std::sync::Arc::new(std::sync::Mutex::new(None::<u32>));
+    let seen = stranger.clone();
     let channel = Endpoint::from_static("http://admin.local")
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let socket = socket.clone();
+            let seen = seen.clone();
             async move {
-                tokio::net::UnixStream::connect(socket)
-                    .await
-                    .map(TokioIo::new)
+                let stream = tokio::net::UnixStream::connect(socket).await?;
+                let listener = stream.peer_cred()?.uid();
+                if let Err(refusal) = same_user(listener, own) {
+                    *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(listener);
+                    return Err(refusal);
+                }
+                Ok(TokioIo::new(stream))
             }
         }))
-        .await
-        .map_err(|source| ConnectError::Unreachable { dir, source })?;
+        .await;
+    let listener = *stranger.lock().unwrap_or_else(|p| p.into_inner());
+    let channel = match (channel, listener) {
+        (Ok(channel), None) => channel,
+        (_, Some(listener)) => return Err(ConnectError::AnotherUser { dir, listener, own }),
+        (Err(source), None) => return Err(ConnectError::Unreachable { dir, source }),
+    };
     Ok(AdminClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+/// Refuses a listener running as `listener` when this process runs as
+/// `own`: the operator's commands go to a node of the operator's own.
+fn same_user(listener: u32, own: u32) -> std::io::Result<()> {
+    if listener == own {
+        return Ok(());
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        format!("the admin socket's listener runs as uid {listener}, not {own}"),
+    ))
+}
+
+/// The user this process runs as.
+fn own_uid() -> u32 {
+    // SAFETY: geteuid takes nothing, touches no memory and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 #[cfg(test)]
@@ -126,5 +186,30 @@ mod tests {
             bind(&path).await,
             Err(BindError::AlreadyRunning(_))
         ));
+    }
+
+    /// The client connects to a node of its own user, and to no other.
+    #[tokio::test]
+    async fn the_client_talks_only_to_a_listener_of_its_own_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(ADMIN_SOCKET);
+        let listener = bind(&path).await.unwrap();
+        let accepted = tokio::spawn(async move { listener.accept().await.map(|_| ()) });
+        // Connecting is lazy in nothing here: the connector runs at once.
+        connect(dir.path()).await.unwrap();
+        accepted.await.unwrap().unwrap();
+        assert!(same_user(own_uid(), own_uid()).is_ok());
+        let refused = same_user(own_uid() + 1, own_uid()).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::PermissionDenied);
+        let message = ConnectError::AnotherUser {
+            dir: "/srv/meridian".into(),
+            listener: 1001,
+            own: 1000,
+        }
+        .to_string();
+        assert!(
+            message.contains("uid 1001") && message.contains("nothing was sent"),
+            "{message}"
+        );
     }
 }
