@@ -10,6 +10,7 @@
 //! writer lock, that the chunk's place in the log and its key still hold.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -55,12 +56,24 @@ pub struct ImportOutcome {
 /// A chunk of import lines, parsed and validated, not yet stored.
 #[derive(Debug, Default)]
 pub struct PreparedChunk {
-    records: Vec<DatasetRecord>,
+    /// Each record with its line.
+    records: Vec<(u64, DatasetRecord)>,
     outcome: ImportOutcome,
 }
 
 /// States planned for records but not yet stored, by id.
 type Touched = HashMap<String, (RecordState, DatasetRecord)>;
+
+/// What [`Node::plan`] made of a chunk's records.
+struct Planned {
+    entries: Vec<UnsignedEntry>,
+    /// The states they leave, by id.
+    touched: Touched,
+    /// Records the same as the version held.
+    unchanged: u64,
+    /// Lines refused.
+    refused: Vec<LineError>,
+}
 
 /// A chunk whose records have versions and log positions, not yet signed.
 struct PlannedChunk {
@@ -69,6 +82,12 @@ struct PlannedChunk {
     entries: Vec<UnsignedEntry>,
     touched: Touched,
     unchanged: u64,
+    /// Lines planning refused (a tombstone of a record never held).
+    refused: Vec<LineError>,
+    /// The own log's state it was planned on, and the one it leaves when
+    /// it commits as planned ([`Node::own_head`]).
+    basis: u64,
+    head: u64,
 }
 
 /// A chunk planned and signed, waiting to commit ([`Node::commit_signed`]).
@@ -83,6 +102,9 @@ pub struct SignedChunk {
     /// The states its records leave, for the chunk planned after it.
     touched: Touched,
     unchanged: u64,
+    refused: Vec<LineError>,
+    basis: u64,
+    head: u64,
 }
 
 /// What one [`Node::import_step`] did: the pending chunk's commit and the
@@ -140,7 +162,7 @@ impl Node {
         let mut prepared = PreparedChunk::default();
         for (offset, result) in checked.into_iter().enumerate() {
             match result {
-                Ok(record) => prepared.records.push(record),
+                Ok(record) => prepared.records.push((first_line + offset as u64, record)),
                 Err(e) => prepared.outcome.reject(first_line + offset as u64, e),
             }
         }
@@ -158,7 +180,7 @@ impl Node {
         let mut prepared = PreparedChunk::default();
         for (offset, result) in parsed.into_iter().enumerate() {
             match result {
-                Ok(record) => prepared.records.push(record),
+                Ok(record) => prepared.records.push((first_line + offset as u64, record)),
                 Err(e) => prepared.outcome.reject(first_line + offset as u64, e),
             }
         }
@@ -209,51 +231,68 @@ impl Node {
         prepared: PreparedChunk,
         after: Option<&SignedChunk>,
     ) -> Result<PlannedChunk, NodeError> {
-        let (first, earlier) = match after {
+        // Read before the store: an append after this moves the head, and
+        // the chunk is planned again when it commits.
+        let (first, earlier, basis) = match after {
             Some(after) => (
                 after.first + after.signed.len() as u64,
                 Some(&after.touched),
+                after.head,
             ),
-            None => (self.store().log_size(self.node_id())?, None),
+            None => {
+                let basis = self.own_head.load(Ordering::SeqCst);
+                (self.store().log_size(self.node_id())?, None, basis)
+            }
         };
-        self.plan_at(prepared, first, earlier)
+        self.plan_at(prepared, first, earlier, basis)
     }
 
-    /// Plans `prepared` from log position `first` ([`Node::plan`]).
+    /// Plans `prepared` from log position `first` ([`Node::plan`]), on the
+    /// own log's state `basis`.
     fn plan_at(
         &self,
         prepared: PreparedChunk,
         first: u64,
         earlier: Option<&Touched>,
+        basis: u64,
     ) -> Result<PlannedChunk, NodeError> {
-        let (entries, touched, unchanged) = self.plan(&prepared.records, first, earlier)?;
+        let Planned {
+            entries,
+            touched,
+            unchanged,
+            refused,
+        } = self.plan(&prepared.records, first, earlier)?;
         Ok(PlannedChunk {
             prepared,
             first,
             entries,
             touched,
             unchanged,
+            refused,
+            basis,
+            head: self.fresh_head(),
         })
     }
 
-    /// The versions of `records` as entries from log position `first`, with
-    /// the states they leave and how many records are unchanged. `earlier`
-    /// holds states planned but not yet stored.
+    /// The versions of `records` (each with its line) as entries from log
+    /// position `first`, with the states they leave. `earlier` holds states
+    /// planned but not yet stored.
     fn plan(
         &self,
-        records: &[DatasetRecord],
+        records: &[(u64, DatasetRecord)],
         first: u64,
         earlier: Option<&Touched>,
-    ) -> Result<(Vec<UnsignedEntry>, Touched, u64), NodeError> {
+    ) -> Result<Planned, NodeError> {
         // The latest state of each id this chunk touches, so an id repeated
         // within the chunk sees its own earlier line.
         let mut touched = Touched::new();
         let mut planned: Vec<UnsignedEntry> = Vec::with_capacity(records.len());
         let mut unchanged = 0;
+        let mut refused = Vec::new();
         // Whether any of this node's entries is quarantined (a revoked key).
         let chain = self.own_chain();
         let revoking = !chain.revocations().is_empty();
-        for record in records {
+        for (line, record) in records {
             let mut record = record.clone();
             let mut quarantined = false;
             let planned_before = touched
@@ -272,6 +311,18 @@ impl Node {
                     current
                 }
             };
+            if record.deleted && previous.is_none() {
+                // As `holdings rm` answers for it: likely a mistyped id.
+                refused.push(LineError {
+                    line: *line,
+                    field: "id".into(),
+                    reason: format!(
+                        "a tombstone of {}, a record this node does not hold",
+                        crate::quote::short_text(&record.id)
+                    ),
+                });
+                continue;
+            }
             let index = LogIndex(first + planned.len() as u64);
             let Some(state) = plan_version(&mut record, previous, quarantined, index) else {
                 unchanged += 1;
@@ -280,7 +331,12 @@ impl Node {
             touched.insert(record.id.clone(), (state, record.clone()));
             planned.push(UnsignedEntry::record(record, state));
         }
-        Ok((planned, touched, unchanged))
+        Ok(Planned {
+            entries: planned,
+            touched,
+            unchanged,
+            refused,
+        })
     }
 
     /// Signs a planned chunk's entries with the signing key in use, in
@@ -295,20 +351,28 @@ impl Node {
             signed,
             touched: planned.touched,
             unchanged: planned.unchanged,
+            refused: planned.refused,
+            basis: planned.basis,
+            head: planned.head,
         }
     }
 
     /// Appends a signed chunk in one transaction, flushes and signs a
     /// checkpoint, under the writer lock. When the log has moved since the
-    /// chunk was planned (a delete or a key change came in between) or the
-    /// signing key changed, the chunk is planned and signed again first, so
-    /// what is stored is what planning under the lock would have stored.
+    /// chunk was planned (a delete or a key change came in between, or the
+    /// chunk it was planned after was itself planned again) or the signing
+    /// key changed, the chunk is planned and signed again first, so what is
+    /// stored is what planning under the lock would have stored. The log's
+    /// length alone cannot tell: a chunk planned again may end where the
+    /// one after it was planned to begin.
     pub fn commit_signed(&self, chunk: SignedChunk) -> Result<ImportOutcome, NodeError> {
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         self.may_append()?;
         let appender = self.store().appender(self.node_id())?;
-        let chunk = if appender.next_index() == chunk.first && Arc::ptr_eq(&chunk.key, &self.key())
-        {
+        let as_planned = appender.next_index() == chunk.first
+            && self.own_head.load(Ordering::SeqCst) == chunk.basis
+            && Arc::ptr_eq(&chunk.key, &self.key());
+        let chunk = if as_planned {
             chunk
         } else {
             tracing::debug!(
@@ -316,12 +380,21 @@ impl Node {
                 log_size = appender.next_index(),
                 "the log moved while an import chunk was signed; planning it again"
             );
-            self.sign_chunk(self.plan_at(chunk.prepared, appender.next_index(), None)?)
+            let basis = self.own_head.load(Ordering::SeqCst);
+            self.sign_chunk(self.plan_at(chunk.prepared, appender.next_index(), None, basis)?)
         };
+        let head = chunk.head;
         let mut outcome = chunk.prepared.outcome;
         outcome.unchanged += chunk.unchanged;
+        outcome.rejected += chunk.refused.len() as u64;
+        outcome.errors.extend(chunk.refused);
+        outcome.errors.sort_by_key(|error| error.line);
         outcome.stored = chunk.signed.len() as u64;
         outcome.log_size = self.commit_own(appender, chunk.signed, &chunk.key)?;
+        if as_planned {
+            // The chunk planned after this one was planned on what it left.
+            self.own_head.store(head, Ordering::SeqCst);
+        }
         let imports = &self.metrics().imports;
         imports.add(ImportResult::Stored, outcome.stored);
         imports.add(ImportResult::Unchanged, outcome.unchanged);
@@ -625,6 +698,13 @@ fn plan_version(
             if record.deleted && state.deleted {
                 return None;
             }
+            if record.deleted {
+                // A tombstone carries the audience of the version it
+                // withdraws, whatever the line says: it goes to exactly
+                // those who saw that version.
+                record.visibility = old.visibility;
+                record.groups = old.groups.clone();
+            }
             let mut candidate = record.clone();
             candidate.version = old.version;
             if stamp_missing {
@@ -850,6 +930,78 @@ mod tests {
         assert_eq!(a.log_index.get(), tombstone_at.get() + 1);
         let report = crate::fsck::check(&node).unwrap();
         assert!(report.clean(), "{:?}", report.findings);
+    }
+
+    /// A chunk planned after one that was itself planned again is planned
+    /// again too, even when the log ends where it was planned to begin:
+    /// its states were taken from a plan that did not land.
+    #[test]
+    fn a_chunk_after_one_planned_again_is_planned_again() {
+        let (node, _dir) = polar();
+        let z = crate::test_support::record_line("Z", "Ice core Z", "private");
+        let first = vec![line("Y", "public"), z.clone()];
+        let signed = node
+            .import_step(None, Some(node.prepare_lines(1, &first)))
+            .signed
+            .unwrap()
+            .unwrap();
+        // Another import stores Z as the first chunk has it: that chunk is
+        // planned again with Y alone, and ends where the next one begins.
+        node.import_lines(1, std::slice::from_ref(&z)).unwrap();
+        let step = node.import_step(
+            Some(signed),
+            Some(node.prepare_lines(3, &[line("Y", "private")])),
+        );
+        let committed = step.committed.unwrap().unwrap();
+        assert_eq!((committed.stored, committed.unchanged), (1, 1));
+        let committed = node.commit_signed(step.signed.unwrap().unwrap()).unwrap();
+        assert_eq!(committed.stored, 1);
+        // Y's note of its latest PUBLIC version is its own version 1.
+        let state = node.store().record_state("polar", "Y").unwrap().unwrap();
+        assert_eq!(state.version, 2);
+        let y1 = node
+            .store()
+            .record_state("polar", "Z")
+            .unwrap()
+            .unwrap()
+            .log_index
+            .get()
+            + 1;
+        assert_eq!(state.last_public, crate::log::LastPublic::At(LogIndex(y1)));
+        let report = crate::fsck::check(&node).unwrap();
+        assert!(report.clean(), "{:?}", report.findings);
+    }
+
+    /// An imported tombstone carries the audience of the version it
+    /// withdraws, whatever its line says; one of a record never held is
+    /// refused, naming its line and the field.
+    #[test]
+    fn an_imported_tombstone_keeps_the_audience_it_withdraws() {
+        let (node, _dir) = polar();
+        node.import_lines(1, &[line("HIDDEN", "private")]).unwrap();
+        let tombstones = [
+            r#"{"origin": "polar", "id": "HIDDEN", "version": 1, "deleted": true}"#.to_owned(),
+            r#"{"origin": "polar", "id": "NOWHERE", "version": 1, "deleted": true, "visibility": "public"}"#.to_owned(),
+        ];
+        let outcome = node.import_lines(7, &tombstones).unwrap();
+        assert_eq!(
+            (outcome.stored, outcome.rejected),
+            (1, 1),
+            "{:?}",
+            outcome.errors
+        );
+        let error = &outcome.errors[0];
+        assert_eq!((error.line, error.field.as_str()), (8, "id"));
+        assert!(error.reason.contains("NOWHERE"), "{}", error.reason);
+        let state = node
+            .store()
+            .record_state("polar", "HIDDEN")
+            .unwrap()
+            .unwrap();
+        let tombstone = node.read_entry("polar", state.log_index).unwrap();
+        assert!(tombstone.record.deleted);
+        assert_eq!(tombstone.record.visibility, Visibility::Private as i32);
+        assert!(node.get("polar", "HIDDEN", &Viewer::Anonymous).is_err());
     }
 
     /// A read of a record the caller may not see checks no signature: it

@@ -197,6 +197,13 @@ pub struct Node {
     /// Entries sync applied, decoded, for the indexer to take rather than
     /// read back ([`handoff::Handoff`]).
     pub(crate) handoff: handoff::Handoff,
+    /// Names the state of the own log an import chunk was planned on: each
+    /// append gives it a new value, except an import chunk committed as
+    /// planned, which gives it the one the chunk planned after it expects
+    /// ([`Node::import_step`]).
+    pub(crate) own_head: AtomicU64,
+    /// Where new values of `own_head` come from.
+    pub(crate) heads: AtomicU64,
     /// Places for the searches run for others than the operator
     /// (`limits.searches`).
     search_slots: Arc<tokio::sync::Semaphore>,
@@ -467,6 +474,8 @@ impl Node {
             quarantine_counts: Mutex::default(),
             audiences: Mutex::default(),
             handoff: handoff::Handoff::default(),
+            own_head: AtomicU64::new(0),
+            heads: AtomicU64::new(0),
             search_slots,
         };
         Ok(Arc::new(node))
@@ -1639,6 +1648,11 @@ impl Node {
         self.commit_own(appender, signed, &key)
     }
 
+    /// A value of [`Node::own_head`] never given before.
+    pub(crate) fn fresh_head(&self) -> u64 {
+        self.heads.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
     /// Signs `entries` with `key` as this node's log entries from position
     /// `first` on, in parallel.
     pub(crate) fn sign_own(
@@ -1676,6 +1690,9 @@ impl Node {
         if appender.is_empty() {
             return Ok(self.store.log_size(origin)?);
         }
+        // Before anything is written: an append that fails half way has
+        // moved the log as surely as one that lands.
+        self.own_head.store(self.fresh_head(), Ordering::SeqCst);
         let root = appender.root().map_err(StoreError::from)?;
         let append = appender.finish();
         let size = append.new_size();
