@@ -673,7 +673,7 @@ fn judge(
     // set aside by a revocation included), else unknown.
     let last_public = match state.last_public {
         LastPublic::Never => return Ok(Verdict::Skip),
-        LastPublic::At(noted) => earlier_public_version(node, origin, noted, &state)?,
+        LastPublic::At(noted) => earlier_public_version(node, origin, &id, noted, &state)?,
         // As before the notes: a PUBLIC current version (a tombstone, or
         // set aside) is told deleted too.
         LastPublic::Unnoted => {
@@ -695,6 +695,7 @@ fn judge(
 fn earlier_public_version(
     node: &Node,
     origin: &str,
+    id: &str,
     noted: LogIndex,
     state: &RecordState,
 ) -> Result<Option<Box<DatasetRecord>>, NodeError> {
@@ -704,7 +705,24 @@ fn earlier_public_version(
     let Some(StoredEntry::Signed(envelope)) = node.store().entry(origin, noted)? else {
         return Ok(None);
     };
-    Ok(record_of(&envelope).ok().map(Box::new))
+    // A note is only as good as the store: what it points at must be a
+    // PUBLIC version of this record, or nothing of it is shown.
+    let public = matches!(
+        visibility::pull_delivery(&Viewer::Anonymous, &envelope.payload),
+        Ok((Delivery::Envelope, Some(_)))
+    );
+    let record = record_of(&envelope)
+        .ok()
+        .filter(|record| public && record.id == id);
+    if record.is_none() {
+        tracing::warn!(
+            origin,
+            id = %crate::quote::short_text(id),
+            noted = noted.get(),
+            "the note of a record's last PUBLIC version points elsewhere; run `meridian fsck`"
+        );
+    }
+    Ok(record.map(Box::new))
 }
 
 /// For a state written before the notes were kept: the latest PUBLIC live
@@ -1035,6 +1053,38 @@ mod tests {
             report.repaired
         );
         told(&node);
+    }
+
+    /// A note of a record's last PUBLIC version that points at another
+    /// record's entry (a damaged store) shows nothing of that entry: the
+    /// record is told deleted without its sets.
+    #[test]
+    fn a_note_pointing_at_another_record_shows_nothing_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(dir.path());
+        let mut secret: serde_json::Value =
+            serde_json::from_str(&line("SECRET", "federation")).unwrap();
+        secret["disciplines"] = serde_json::json!(["oncology"]);
+        node.import_lines(1, &[line("GONE", "public"), secret.to_string()])
+            .unwrap();
+        let hidden = crate::test_support::record_line("GONE", "Ice core, hidden", "federation");
+        node.import_lines(1, &[hidden]).unwrap();
+        let state = |id: &str| node.store().record_state("polar", id).unwrap().unwrap();
+        let held = state("GONE");
+        let elsewhere = LastPublic::At(state("SECRET").log_index);
+        assert_eq!(
+            node.store()
+                .renote("polar", &[("GONE".into(), held, elsewhere)])
+                .unwrap(),
+            1
+        );
+        let item = get(&node, "polar", "GONE").unwrap().expect("told deleted");
+        assert!(
+            matches!(item.status, Status::Deleted { last_public: None }),
+            "{:?}",
+            item.status
+        );
+        assert!(!item.sets().contains(&Set::Discipline("oncology".into())));
     }
 
     /// A store written before the notes were kept answers as it did: a
