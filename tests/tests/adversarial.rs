@@ -261,6 +261,12 @@ async fn a_peer_whose_key_chain_does_not_verify_holds_up_no_other_peer() {
     assert_eq!(status["polar"]["stale"], true);
     assert_eq!(status["uni"]["keys_unverified"], "");
     assert_eq!(status["uni"]["stale"], false);
+    // `trust show`, which `doctor` points to, shows the pin and why.
+    let shown: serde_json::Value =
+        serde_json::from_str(&here.ok(&["trust", "show", "polar", "--json"])).unwrap();
+    assert_eq!(shown["node_id"], "polar", "{shown}");
+    let why = shown["key_sets_unverified"].as_str().unwrap();
+    assert!(why.contains("not signed by the pinned root key"), "{why}");
 
     uni.import(&[record_line("UNI-1", "Campus weather station", "public")]);
     here.import(&[record_line("HERE-1", "Harbour tide gauge", "public")]);

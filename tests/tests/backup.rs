@@ -219,6 +219,27 @@ async fn a_restored_node_recovers_its_own_log_from_its_peer_and_never_forks_it()
     assert!(!refused.status.success());
     let error = String::from_utf8_lossy(&refused.stderr);
     assert!(error.contains("recovering its own log"), "{error}");
+    // With --json, what was stored and why it stopped is one JSON value.
+    let refused = restored.run_with_stdin(
+        &["holdings", "import", "-", "--json"],
+        Some(&lines(900..901).join("\n")),
+    );
+    assert!(!refused.status.success());
+    let stopped: serde_json::Value = serde_json::from_slice(&refused.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&refused.stdout)));
+    assert!(
+        stopped["stopped"]
+            .as_str()
+            .unwrap()
+            .contains("recovering its own log"),
+        "{stopped}"
+    );
+    assert_eq!(stopped["stored"], 0, "{stopped}");
+    assert_eq!(
+        stopped["lines_not_stored"],
+        serde_json::json!(["1-1"]),
+        "{stopped}"
+    );
 
     // It pulls its own entries back from the peer, verified with its key.
     let reports = restored.sync_now();
@@ -392,4 +413,28 @@ fn a_restore_killed_while_it_loads_the_store_is_refused_until_done_again() {
     assert!(out.status.success(), "{out:?}");
     let (clean, report) = fsck(&target);
     assert!(clean, "{report}");
+}
+
+/// A backup of a stopped node says on stderr what of its configuration it
+/// does not carry: an operator's certificate in a directory of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_says_which_operator_certificate_it_does_not_carry() {
+    let mut node = TestNode::start("polar");
+    assert!(node.stop());
+    let work = tempfile::tempdir().unwrap();
+    let dest = work.path().join("cold");
+    let out = Command::new(meridian_bin())
+        .args(["backup", dest.to_str().unwrap(), "--data-dir"])
+        .arg(node.data_dir())
+        .env("MERIDIAN_TLS__PUBLIC_CERT", "certs/site.crt")
+        .env("MERIDIAN_TLS__PUBLIC_KEY", "certs/site.key")
+        .stdin(Stdio::null())
+        .output()
+        .expect("meridian runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("certs/site.crt") && stderr.contains("does not carry"),
+        "{stderr}"
+    );
 }

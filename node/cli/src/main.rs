@@ -36,6 +36,15 @@ async fn main() {
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
+        // Warnings of work a one-shot command does itself (a backup or
+        // fsck of a stopped node, a restore) reach the operator; a serving
+        // node logs as its configuration says.
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn,tantivy=error"))
+            .without_time()
+            .with_target(false)
+            .try_init();
     }
     match cmd::run(cli).await {
         Ok(code) => std::process::exit(code),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use futures::Stream;
 use meridian_core::harvest::{Harvester, Source, State};
 use meridian_core::ids::RecordId;
-use meridian_core::node::Node;
+use meridian_core::node::{Node, NodeError};
 use meridian_core::sync::Replicator;
 use meridian_core::trust::{Invite, PeerState};
 use meridian_proto as proto;
@@ -655,14 +655,23 @@ impl Admin for AdminService {
         let own = origin.is_empty() || origin == self.node.node_id().as_str();
         let node = self.node.clone();
         let lookup = origin.clone();
-        let chain = blocking(move || {
+        let chain = tokio::task::spawn_blocking(move || {
             if own {
                 Ok(Some(node.own_chain()))
             } else {
                 node.origin_keys(&lookup)
             }
         })
-        .await?
+        .await
+        .map_err(status::join)?
+        .map_err(|e| match e {
+            // The peer's state, which the operator acts on (`trust show`
+            // says so beside the pin), not a fault of this node.
+            NodeError::Sign(e) => Status::failed_precondition(format!(
+                "the key sets of {origin} held here do not verify from its pinned root: {e}"
+            )),
+            e => status::node(e),
+        })?
         .ok_or_else(|| Status::not_found(format!("no trusted origin {origin} here")))?;
         let mut status = if own {
             self.own_keys_status(&chain)

@@ -405,9 +405,23 @@ async fn import(
                 spans.join(", ")
             )?;
         }
-        println!(
-            "stored {stored}, unchanged {unchanged}, rejected {rejected} before the import stopped"
-        );
+        if json {
+            let errors: Vec<serde_json::Value> = errors
+                .iter()
+                .map(|(line, message)| serde_json::json!({"line": line, "message": message}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "stopped": reason, "lines_not_stored": spans,
+                    "stored": stored, "unchanged": unchanged, "rejected": rejected, "errors": errors,
+                })
+            );
+        } else {
+            println!(
+                "stored {stored}, unchanged {unchanged}, rejected {rejected} before the import stopped"
+            );
+        }
         return Ok(1);
     }
     let secs = started.elapsed().as_secs_f64();

@@ -156,6 +156,9 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
             // The peer's key history as this node verified it from the
             // pinned root; none before its first key set is held here (or
             // for a revoked peer, whose chain is no longer read).
+            // A chain that does not verify is shown as such beside the
+            // pin: it is what this command is run to look into.
+            let mut unverified = None;
             let history = match client
                 .keys_status(proto::KeysStatusRequest {
                     origin: node_id.clone(),
@@ -164,6 +167,10 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
             {
                 Ok(status) => Some(status.into_inner()),
                 Err(status) if status.code() == tonic::Code::NotFound => None,
+                Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                    unverified = Some(status.message().to_owned());
+                    None
+                }
                 Err(status) => return Err(refused(status)),
             };
             if json {
@@ -178,6 +185,9 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
                 shown["stale"] = history
                     .as_ref()
                     .map_or(serde_json::json!(false), |h| h["stale"].clone());
+                if let Some(reason) = &unverified {
+                    shown["key_sets_unverified"] = serde_json::json!(reason);
+                }
                 shown["audit"] = audit
                     .map(
                         |e| serde_json::json!({"at": e.at, "action": e.action, "detail": e.detail}),
@@ -220,7 +230,10 @@ pub async fn run(data_dir: &Path, command: TrustCommand) -> Result<()> {
                         println!("  STALE: the current key set expired");
                     }
                 }
-                _ => println!("key sets:   none held here yet (pinned from the invitation)"),
+                _ => match &unverified {
+                    Some(reason) => println!("key sets:   DO NOT VERIFY: {reason}"),
+                    None => println!("key sets:   none held here yet (pinned from the invitation)"),
+                },
             }
             println!("audit:");
             for event in audit {
