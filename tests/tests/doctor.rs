@@ -110,6 +110,27 @@ fn doctor_passes_a_healthy_node_and_names_each_problem_with_its_fix() {
     assert_eq!(failed["fix"], format!("chmod 600 {}", key.display()));
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
 
+    // So does a root key kept in the data directory, when it is there.
+    let root = polar.data_dir().join("root.key");
+    std::fs::copy(&key, &root).unwrap();
+    std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let (code, checks) = doctor(&polar);
+    assert_eq!(code, 1);
+    assert_eq!(check(&checks, "root key")["verdict"], "fail", "{checks:#?}");
+    std::fs::remove_file(&root).unwrap();
+
+    // A data directory its group may write to is named.
+    let dir = polar.data_dir();
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o770)).unwrap();
+    let (_, checks) = doctor(&polar);
+    let open = check(&checks, "data directory");
+    assert_eq!(open["verdict"], "warn", "{checks:#?}");
+    assert!(
+        open["detail"].as_str().unwrap().contains("socket"),
+        "{open}"
+    );
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+
     // Stopped, with a configuration that does not parse: both said.
     assert!(polar.stop());
     let config = polar.data_dir().join("meridian.toml");

@@ -333,9 +333,6 @@ impl Node {
                 )));
             }
         }
-        std::fs::create_dir_all(data_dir).map_err(|e| dir_error(e.to_string()))?;
-        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| dir_error(e.to_string()))?;
         let key = NodeKey::generate();
         let root_paths = if root_files.is_empty() {
             vec![data_dir.join(ROOT_KEY_FILE)]
@@ -348,6 +345,11 @@ impl Node {
                 taken.display()
             )));
         }
+        // Once nothing refuses the init: a refused one leaves the
+        // directory as it was.
+        std::fs::create_dir_all(data_dir).map_err(|e| dir_error(e.to_string()))?;
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| dir_error(e.to_string()))?;
         let roots: Vec<NodeKey> = root_paths.iter().map(|_| NodeKey::generate()).collect();
         for (root, path) in roots.iter().zip(&root_paths) {
             root.save(path)?;
@@ -378,8 +380,14 @@ impl Node {
                 &PublicIdentity::default_names(config.listen),
             )?;
         }
-        std::fs::write(data_dir.join(crate::config::CONFIG_FILE), config.to_toml())
-            .map_err(|e| dir_error(e.to_string()))?;
+        // Last, whole or not at all: a crash before it leaves a directory
+        // `init` names as taken (its key exists), never one whose
+        // configuration is cut short.
+        write_replacing(
+            &data_dir.join(crate::config::CONFIG_FILE),
+            config.to_toml().as_bytes(),
+        )
+        .map_err(|e| dir_error(format!("{}: {e}", crate::config::CONFIG_FILE)))?;
         // The store is made by the first `open`. Opening it here too would
         // race that open: sled lets go of its file lock only some time after
         // the database is dropped, so `create` then `open` in one process
@@ -1958,6 +1966,22 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .open(path)?;
     file.write_all(bytes)?;
     file.sync_all()?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a file beside it, synced and renamed
+/// into place: a crash leaves the old file or the new one, never a part.
+fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut staged = path.as_os_str().to_owned();
+    staged.push(".new");
+    let staged = PathBuf::from(staged);
+    // A leftover of a crash here is only ever a copy being written.
+    let _ = std::fs::remove_file(&staged);
+    write_durably(&staged, bytes)?;
+    std::fs::rename(&staged, path)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::File::open(dir)?.sync_all()?;
     }

@@ -151,6 +151,16 @@ fn at_rest(dir: &Path) -> Vec<Check> {
         "tls key",
         &dir.join(certificate::TLS_KEY_FILE),
     ));
+    // Kept in the data directory only by some operators, and only for a
+    // while during a rotation: checked when there.
+    for (check, file) in [
+        ("root key", meridian_core::node::ROOT_KEY_FILE),
+        ("next identity key", meridian_core::node::NEXT_KEY_FILE),
+    ] {
+        if dir.join(file).exists() {
+            checks.push(private_file(check, &dir.join(file)));
+        }
+    }
     if let Ok(config) = Config::load(dir, &process_env()) {
         let (cert, key) = config.public_identity_paths(dir);
         checks.push(private_file("public tls key", &key));
@@ -175,12 +185,17 @@ fn directory(dir: &Path, meta: &std::fs::Metadata) -> Check {
             "run meridian as the directory's owner, or `chown -R` it to the node's account",
         );
     }
-    if mode & 0o007 != 0 {
+    if mode & 0o077 != 0 {
         return Check::warn(
             "data directory",
             format!(
-                "{} has mode {mode:04o}: other users can reach records that are not public",
-                dir.display()
+                "{} has mode {mode:04o}: other users can reach records that are not public{}",
+                dir.display(),
+                if mode & 0o022 != 0 {
+                    ", and put a socket of their own where the CLI looks for the node's"
+                } else {
+                    ""
+                }
             ),
             format!("chmod 700 {}", dir.display()),
         );

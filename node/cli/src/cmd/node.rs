@@ -62,7 +62,7 @@ pub fn init(data_dir: &Path, args: &InitArgs) -> Result<()> {
             "{}",
             serde_json::json!({
                 "node_id": args.node_id.as_str(), "key_id": key_id.to_string(),
-                "listen": args.listen, "http": http, "data_dir": data_dir,
+                "listen": args.listen, "http": http, "data_dir": data_dir.display().to_string(),
             })
         );
         return Ok(());

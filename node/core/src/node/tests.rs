@@ -391,3 +391,34 @@ fn a_trust_change_past_the_audiences_bounds_is_refused_before_it_is_stored() {
     assert_eq!(reopened.store().log_size("here").unwrap(), size);
     drop(dir);
 }
+
+/// An init refused (its root key file is taken) leaves the directory as
+/// it was, mode included; one that goes through leaves a whole
+/// configuration and no staged copy of it.
+#[test]
+fn a_refused_init_leaves_the_directory_as_it_was() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("polar");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let taken = dir.path().join("root.key");
+    std::fs::write(&taken, "an operator's file").unwrap();
+    let config =
+        || crate::config::Config::new(&"polar".parse().unwrap(), "127.0.0.1:0".parse().unwrap());
+    let refused =
+        Node::create_with_root(&data, config(), std::slice::from_ref(&taken), 1, 30).unwrap_err();
+    assert!(
+        refused.to_string().contains("never overwritten"),
+        "{refused}"
+    );
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o750);
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0);
+
+    Node::create_with(&data, config()).unwrap();
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    crate::config::Config::load(&data, &BTreeMap::new()).unwrap();
+    assert!(!data.join("meridian.toml.new").exists());
+}
