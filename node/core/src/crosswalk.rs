@@ -147,6 +147,17 @@ impl<R: BufRead> Iterator for XmlRecords<R> {
                 header: Some(header),
                 outcome: Outcome::Deleted,
             },
+            tree::Found::Empty { line, header } => Item {
+                line,
+                header: Some(header),
+                outcome: Outcome::Refused(RecordError::new(
+                    "metadata",
+                    match self.format {
+                        Format::OaiDc => "no oai_dc:dc element in the record: nothing to import",
+                        _ => "no DataCite resource element in the record: nothing to import",
+                    },
+                )),
+            },
             tree::Found::Refused { line, reason } => Item {
                 line,
                 header: None,

@@ -542,6 +542,14 @@ impl Harvester {
                         rejections.push(format!("{oai_id}: {}: {}", e.field, e.reason))
                     }
                     Outcome::Deleted => {
+                        // The provider's last word on an id stands: a live
+                        // version listed before its deletion in this page
+                        // is not imported after it.
+                        while let Some(at) = ids.iter().position(|pending| *pending == oai_id) {
+                            ids.remove(at);
+                            records.remove(at);
+                            new.remove(at);
+                        }
                         let Ok(id) = RecordId::parse(&oai_id) else {
                             rejections.push(format!("{oai_id}: id: not a record id"));
                             continue;

@@ -155,10 +155,18 @@ impl Notes {
         Ok((!start.is_empty() || !end.is_empty()).then_some(TemporalCoverage { start, end }))
     }
 
-    /// The year of a date ([`Notes::date`]'s rules).
+    /// The year of a date ([`Notes::date`]'s rules), as written: a time
+    /// with an offset is not moved into another year by its conversion to
+    /// UTC (`2020-12-31T20:00:00-05:00` is of 2020).
     pub fn year(&mut self, field: &str, raw: &str) -> Result<u32, RecordError> {
         let date = self.date(field, raw)?;
-        date[..4]
+        let raw = raw.trim();
+        let written = raw
+            .get(..4)
+            .filter(|year| year.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|_| !raw[4..].starts_with(|c: char| c.is_ascii_digit()));
+        written
+            .unwrap_or(&date[..4])
             .parse()
             .map_err(|_| RecordError::new(field, format!("`{date}` has no year")))
     }

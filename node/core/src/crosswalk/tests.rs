@@ -800,6 +800,26 @@ fn dates_in_other_scripts_refuse_the_record_and_the_next_is_read() {
     assert_eq!(record(&items[2]).record.publication_year, 2018);
 }
 
+/// A publication year is the year of the date as written: a time late on
+/// New Year's Eve with an offset west of UTC is not of the next year.
+#[test]
+fn a_publication_year_is_the_year_the_date_was_written_in() {
+    let dc = |date: &str| {
+        format!(
+            r#"<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier>id-1</dc:identifier><dc:title>T</dc:title><dc:creator>X</dc:creator><dc:publisher>P</dc:publisher><dc:date>{date}</dc:date><dc:type>Dataset</dc:type></oai_dc:dc>"#
+        )
+    };
+    for (date, year) in [
+        ("2020-12-31T20:00:00-05:00", 2020),
+        ("2021-01-01T02:00:00+09:00", 2021),
+        ("2020-05", 2020),
+        ("2019", 2019),
+    ] {
+        let items = items(&dc(date), Format::OaiDc);
+        assert_eq!(record(&items[0]).record.publication_year, year, "{date}");
+    }
+}
+
 /// dc:coverage is free text: a place or a URI with a `/` is not a period
 /// and is skipped with a note (it refused the record: "temporal.start:
 /// `http:` is not a date"), and a DCMI Box ending in `;` is read (it was

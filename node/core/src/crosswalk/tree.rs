@@ -99,6 +99,9 @@ pub enum Found {
     },
     /// An OAI-PMH record whose header says `deleted`.
     Deleted { line: u64, header: Header },
+    /// A live OAI-PMH record without the metadata element looked for (an
+    /// empty `<metadata/>`, another format): nothing to import, and said so.
+    Empty { line: u64, header: Header },
     /// An OAI-PMH record refused for its header (a value past its bound),
     /// named by line: the header is not kept.
     Refused { line: u64, reason: String },
@@ -594,10 +597,12 @@ impl<R: BufRead> Iterator for Scan<R> {
                                 reason,
                             }));
                         }
-                        if let Some(header) = header.filter(|h| h.deleted && !self.yielded) {
-                            return Some(Ok(Found::Deleted {
-                                line: self.line(),
-                                header,
+                        if let Some(header) = header.filter(|_| !self.yielded) {
+                            let line = self.line();
+                            return Some(Ok(if header.deleted {
+                                Found::Deleted { line, header }
+                            } else {
+                                Found::Empty { line, header }
                             }));
                         }
                     }

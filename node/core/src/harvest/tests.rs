@@ -744,3 +744,73 @@ async fn a_page_cut_short_fails_the_run_and_keeps_its_state() {
     assert_eq!((state.added, state.pages), (2, 1));
     assert_eq!(state.last_error, message);
 }
+
+/// A provider answering every list with one page: `body`.
+struct OnePage(String);
+
+#[async_trait::async_trait]
+impl Fetch for OnePage {
+    async fn get(&self, url: &str, _ca: &str) -> Result<Vec<u8>, String> {
+        if query(url).get("verb").map(String::as_str) == Some("Identify") {
+            return Ok(envelope(
+                "<Identify><granularity>YYYY-MM-DD</granularity></Identify>",
+            ));
+        }
+        Ok(envelope(&self.0))
+    }
+}
+
+/// Within one page the provider's last word on an id stands: a record
+/// listed live and then deleted is not held afterwards, whether it was
+/// held before or not; a live record without metadata is refused by id.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_listed_then_deleted_in_one_page_ends_deleted() {
+    let live = |id: &str| {
+        format!(
+            r#"<record><header><identifier>oai:repo:{id}</identifier><datestamp>2024-03-01</datestamp></header><metadata><oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Record {id}</dc:title><dc:creator>Ruiz, Ana</dc:creator><dc:publisher>Repo</dc:publisher><dc:date>2020</dc:date><dc:type>Dataset</dc:type></oai_dc:dc></metadata></record>"#
+        )
+    };
+    let gone = |id: &str| {
+        format!(
+            r#"<record><header status="deleted"><identifier>oai:repo:{id}</identifier><datestamp>2024-03-02</datestamp></header></record>"#
+        )
+    };
+    let (node, _dir) = crate::test_support::opened_node("polar");
+    node.import_lines(
+        1,
+        &[crate::test_support::record_line(
+            "oai:repo:1",
+            "Record 1",
+            "federation",
+        )],
+    )
+    .unwrap();
+    // And a live record without metadata: refused, not dropped unsaid.
+    let empty = r#"<record><header><identifier>oai:repo:4</identifier><datestamp>2024-03-01</datestamp></header><metadata/></record>"#;
+    let page = format!(
+        "<ListRecords>{}{}{}{}{}{empty}</ListRecords>",
+        live("1"),
+        gone("1"),
+        live("2"),
+        gone("2"),
+        live("3")
+    );
+    let harvester = Harvester::new(node.clone(), Arc::new(OnePage(page))).unwrap();
+    harvester
+        .add(Source {
+            name: "repo".into(),
+            url: "https://repo.example.org/oai".into(),
+            prefix: "oai_dc".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let state = harvester.run("repo", &quiet).await.unwrap();
+    assert_eq!(
+        state.rejections,
+        ["oai:repo:4: metadata: no oai_dc:dc element in the record: nothing to import"]
+    );
+    let held = held(&node);
+    assert!(held["oai:repo:1"].1, "held before: ends deleted");
+    assert!(!held.contains_key("oai:repo:2"), "never held: not stored");
+    assert_eq!(held["oai:repo:3"], (1, false));
+}
