@@ -5,7 +5,9 @@
 use super::normalise::{short, Notes, Shape};
 use super::tree::Element;
 use super::IdSource;
-use crate::proto::{Access, BoundingBox, Creator, DatasetRecord, RelatedIdentifier, Rights};
+use crate::proto::{
+    Access, BoundingBox, Creator, DatasetRecord, GeoPoint, RelatedIdentifier, Rights,
+};
 use crate::record::{self, RecordError};
 
 /// The record an `oai_dc:dc` element describes, normalised and validated.
@@ -192,12 +194,32 @@ pub fn to_record(
             }
         }
     }
-    // dc:coverage is free text: a DCMI Box and a `start/end` period are
-    // read; a place (`Norway/Sweden`) or a URI (a GeoNames place) is not a
-    // period, and is skipped with a note rather than refusing the record.
+    // dc:coverage is free text: a DCMI Box, a DCMI Point and a `start/end`
+    // period are read; anything else (`Svalbard`, `Norway/Sweden`, a
+    // GeoNames URI) is a place, as this node's own export writes places.
+    let place = |record: &mut DatasetRecord, notes: &mut Notes, coverage: &str| {
+        if record.geo_places.len() >= record::MAX_GEO_PLACES {
+            notes.note(
+                "geo_places",
+                format!(
+                    "`{}`: more than {} places; not kept",
+                    short(coverage),
+                    record::MAX_GEO_PLACES
+                ),
+            );
+            return;
+        }
+        let field = format!("geo_places[{}]", record.geo_places.len());
+        let text = notes.text(&field, coverage, Shape::OneLine);
+        if !text.is_empty() && !record.geo_places.contains(&text) {
+            record.geo_places.push(text);
+        }
+    };
     for coverage in texts("coverage") {
         if let Some(b) = dcmi_box(coverage) {
             record.spatial.push(b);
+        } else if let Some(point) = dcmi_point(coverage) {
+            record.geo_points.push(point);
         } else if coverage.contains("limit=") {
             notes.note(
                 "spatial",
@@ -216,19 +238,43 @@ pub fn to_record(
                     record.temporal = temporal;
                     notes.changes.append(&mut tried.changes);
                 }
-                Err(e) => notes.note(
-                    "temporal",
-                    format!(
-                        "coverage `{}` is not a period `start/end` ({}); not kept",
-                        short(coverage),
-                        e.reason
-                    ),
-                ),
+                Err(e) => {
+                    notes.note(
+                        "temporal",
+                        format!(
+                            "coverage `{}` is not a period `start/end` ({}); kept as a place",
+                            short(coverage),
+                            e.reason
+                        ),
+                    );
+                    place(&mut record, notes, coverage);
+                }
             }
+        } else {
+            place(&mut record, notes, coverage);
         }
     }
     record::validate(&record)?;
     Ok(record)
+}
+
+/// A DCMI Point (`east=…; north=…`, other parts such as `name=` aside).
+fn dcmi_point(text: &str) -> Option<GeoPoint> {
+    let (mut east, mut north) = (None, None);
+    for part in text.split(';') {
+        let Some((key, value)) = part.split_once('=') else {
+            continue;
+        };
+        match key.trim() {
+            "east" => east = Some(value.trim().parse::<f64>().ok()?),
+            "north" => north = Some(value.trim().parse::<f64>().ok()?),
+            _ => {}
+        }
+    }
+    Some(GeoPoint {
+        longitude: east?,
+        latitude: north?,
+    })
 }
 
 /// A DCMI Box (`westlimit=…; southlimit=…; eastlimit=…; northlimit=…`).

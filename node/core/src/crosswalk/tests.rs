@@ -861,6 +861,26 @@ fn dc_coverage_that_is_not_a_period_is_noted_and_a_box_may_end_in_a_semicolon() 
         "{notes:?}"
     );
     assert!(notes[1].contains("`Norway/Sweden`"), "{notes:?}");
+    // What is not a period is kept as a place, as this node's export
+    // writes places.
+    assert_eq!(
+        r.geo_places,
+        ["http://sws.geonames.org/2635167/", "Norway/Sweden"]
+    );
+    let places = items(
+        &dc("<dc:coverage>Svalbard</dc:coverage>             <dc:coverage>name=Ny-Ålesund; east=11.92; north=78.92</dc:coverage>"),
+        Format::OaiDc,
+    );
+    let Converted { record: r, changes } = record(&places[0]);
+    assert_eq!(r.geo_places, ["Svalbard"]);
+    assert_eq!(
+        r.geo_points,
+        [GeoPoint {
+            longitude: 11.92,
+            latitude: 78.92
+        }]
+    );
+    assert!(changes.is_empty(), "{changes:?}");
     // A box that cannot be read is noted too, not dropped without a word.
     let bad_box = items(
         &dc("<dc:coverage>westlimit=x; southlimit=1; eastlimit=2; northlimit=3</dc:coverage>"),
