@@ -40,7 +40,11 @@ pub fn to_record(
         IdSource::FromMetadata => {
             let other = texts("identifier")
                 .into_iter()
-                .find(|i| !i.contains("://") && !i.chars().any(char::is_whitespace))
+                .find(|i| {
+                    !i.contains("://")
+                        && !i.chars().any(char::is_whitespace)
+                        && !names_a_serial_or_book(i)
+                })
                 .map(str::to_owned);
             (!record.doi.is_empty())
                 .then(|| record.doi.clone())
@@ -256,6 +260,37 @@ pub fn to_record(
     }
     record::validate(&record)?;
     Ok(record)
+}
+
+/// Whether `identifier` is an ISSN or an ISBN (bare, or as `issn:`,
+/// `urn:isbn:` …): it names the journal or book a record appeared in, which
+/// other records share, so it is never taken as a record's id.
+fn names_a_serial_or_book(identifier: &str) -> bool {
+    let lower = identifier.to_ascii_lowercase();
+    let bare = ["urn:issn:", "urn:isbn:", "issn:", "isbn:"]
+        .iter()
+        .find_map(|prefix| lower.strip_prefix(prefix))
+        .unwrap_or(&lower);
+    let digits: Vec<u32> = bare
+        .chars()
+        .filter(|c| *c != '-')
+        .map(|c| if c == 'x' { Some(10) } else { c.to_digit(10) })
+        .collect::<Option<_>>()
+        .unwrap_or_default();
+    // The check digit tells one from a number that merely looks like one
+    // (`2018-0042`): X (10) only last, in an ISSN or an ISBN-10.
+    let weighted = |weights: &mut dyn Iterator<Item = u32>| -> u32 {
+        digits.iter().zip(weights).map(|(d, w)| d * w).sum()
+    };
+    let x_only_last = digits[..digits.len().saturating_sub(1)]
+        .iter()
+        .all(|d| *d < 10);
+    match digits.len() {
+        8 => bare.len() == 9 && x_only_last && weighted(&mut (1..=8).rev()) % 11 == 0,
+        10 => x_only_last && weighted(&mut (1..=10).rev()) % 11 == 0,
+        13 => digits.iter().all(|d| *d < 10) && weighted(&mut [1, 3].into_iter().cycle()) % 10 == 0,
+        _ => false,
+    }
 }
 
 /// A DCMI Point (`east=…; north=…`, other parts such as `name=` aside).

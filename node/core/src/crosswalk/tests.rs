@@ -800,6 +800,46 @@ fn dates_in_other_scripts_refuse_the_record_and_the_next_is_read() {
     assert_eq!(record(&items[2]).record.publication_year, 2018);
 }
 
+/// A Dublin Core record without a DOI takes its first identifier that is
+/// not a URL as id, but never an ISSN or ISBN: the journal or book it
+/// appeared in, which other records share.
+#[test]
+fn a_dc_record_never_takes_a_journals_issn_as_its_id() {
+    let dc = |identifiers: &str| {
+        format!(
+            r#"<oai_dc:dc xmlns:oai_dc="http://www.openarchives.org/OAI/2.0/oai_dc/" xmlns:dc="http://purl.org/dc/elements/1.1/">{identifiers}<dc:title>T</dc:title><dc:creator>X</dc:creator><dc:publisher>P</dc:publisher><dc:date>2018</dc:date><dc:type>Dataset</dc:type></oai_dc:dc>"#
+        )
+    };
+    for serial in [
+        "1866-3516",
+        "urn:issn:0028-0836",
+        "ISBN:978-3-16-148410-0",
+        "0-306-40615-2",
+    ] {
+        let doc = dc(&format!(
+            "<dc:identifier>{serial}</dc:identifier><dc:identifier>repo-item-42</dc:identifier>"
+        ));
+        let items = items(&doc, Format::OaiDc);
+        assert_eq!(record(&items[0]).record.id, "repo-item-42", "{serial}");
+    }
+    // A number that merely looks like one (its check digit is wrong) is
+    // an id as any other.
+    let looks_like = items(
+        &dc("<dc:identifier>2018-0042</dc:identifier>"),
+        Format::OaiDc,
+    );
+    assert_eq!(record(&looks_like[0]).record.id, "2018-0042");
+    // Alone, it gives no id: the record is refused, naming the field.
+    let alone = items(
+        &dc("<dc:identifier>1866-3516</dc:identifier>"),
+        Format::OaiDc,
+    );
+    match &alone[0].outcome {
+        Outcome::Refused(e) => assert_eq!(e.field, "id", "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A publication year is the year of the date as written: a time late on
 /// New Year's Eve with an offset west of UTC is not of the next year.
 #[test]
