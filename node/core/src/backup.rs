@@ -260,7 +260,7 @@ fn create_private(path: &Path) -> Result<std::fs::File, BackupError> {
 /// and key (`tls.public_cert`, `tls.public_key`) when the configuration
 /// names files directly in it (a relative path of one name, or an
 /// absolute one there): a restored node reads them where it did.
-fn operator_files(node: &Node) -> Vec<String> {
+fn operator_files(node: &Node) -> std::collections::BTreeSet<String> {
     let tls = &node.config().tls;
     [&tls.public_cert, &tls.public_key]
         .into_iter()
@@ -271,6 +271,13 @@ fn operator_files(node: &Node) -> Vec<String> {
                 Err(_) if path.is_relative() => path,
                 Err(_) => return None,
             };
+            // `public.crt` named as the operator's own: carried anyway.
+            if inside
+                .to_str()
+                .is_some_and(|name| NODE_FILES.contains(&name))
+            {
+                return None;
+            }
             let name = operator_file_name(inside);
             if name.is_none() {
                 tracing::warn!(
@@ -301,6 +308,7 @@ fn operator_file_name(path: &Path) -> Option<&str> {
             INDEX_DIR,
             RECOVERY_FILE,
             RESTORE_UNFINISHED_FILE,
+            crate::config::ADMIN_SOCKET,
         ]
         .contains(&name);
     (!name.starts_with('.') && !reserved).then_some(name)
@@ -527,6 +535,19 @@ fn write_into(
     let mut operator = BTreeMap::new();
     for file in operator_files(node) {
         let source = node.data_dir().join(&file);
+        // As a restore would refuse it: a backup that cannot be restored
+        // is refused when it is taken.
+        if let Ok(meta) = std::fs::metadata(&source) {
+            if meta.len() > NODE_FILE_MAX_BYTES {
+                return Err(BackupError::Damaged {
+                    path: source,
+                    message: format!(
+                        "{} bytes, larger than a node's file may be ({NODE_FILE_MAX_BYTES} bytes)",
+                        meta.len()
+                    ),
+                });
+            }
+        }
         if let Some(entry) = carry(&source, &partial.join(&file), written)? {
             operator.insert(file, entry);
         }
@@ -657,15 +678,14 @@ pub fn verify(dir: &Path) -> Result<Manifest, BackupError> {
             )));
         }
     }
-    for (name, entry) in manifest.files.iter().chain(&manifest.operator_files) {
-        if !NODE_FILES.contains(&name.as_str())
-            && name != STORE_DUMP
-            && !manifest.operator_files.contains_key(name)
-        {
+    for name in manifest.files.keys() {
+        if !NODE_FILES.contains(&name.as_str()) && name != STORE_DUMP {
             return Err(manifest_error(format!(
                 "files: {name:?} is not a file a backup holds"
             )));
         }
+    }
+    for (name, entry) in manifest.files.iter().chain(&manifest.operator_files) {
         if name != STORE_DUMP && entry.bytes > NODE_FILE_MAX_BYTES {
             return Err(manifest_error(format!(
                 "files: {name} of {} bytes, larger than a node's file may be \

@@ -511,18 +511,19 @@ impl Node {
             .as_ref()
             .and_then(|envelope| crate::proto::Checkpoint::decode(envelope.payload.as_slice()).ok())
             .map(|checkpoint| checkpoint.size);
-        match signed.or(claimed) {
-            Some(signed) if signed == size => return Ok(false),
-            Some(signed) if signed > size => {
-                // Never re-sign a shorter log: peers hold the longer one.
-                tracing::error!(
-                    signed,
-                    size,
-                    "own log is shorter than its last checkpoint; run `meridian fsck`"
-                );
-                return Ok(false);
-            }
-            _ => {}
+        if signed == Some(size) {
+            return Ok(false);
+        }
+        // A broken checkpoint over the whole log is signed again; one over
+        // more than the log never is.
+        if let Some(signed) = signed.or(claimed).filter(|signed| *signed > size) {
+            // Never re-sign a shorter log: peers hold the longer one.
+            tracing::error!(
+                signed,
+                size,
+                "own log is shorter than its last checkpoint; run `meridian fsck`"
+            );
+            return Ok(false);
         }
         if size == 0 {
             return Ok(false);

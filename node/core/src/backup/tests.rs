@@ -581,7 +581,28 @@ fn an_operators_certificate_in_the_data_directory_is_carried() {
     }
     Node::open(&restored, &BTreeMap::new()).unwrap();
 
+    // One file holding both, named twice: carried once.
+    let (other_dir, data) = crate::test_support::created_node("uni");
+    let config = data.join(CONFIG_FILE);
+    let mut table: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+    table.insert(
+        "tls".into(),
+        toml::Value::Table(
+            [("public_cert", "site.pem"), ("public_key", "site.pem")]
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), toml::Value::from(value)))
+                .collect(),
+        ),
+    );
+    std::fs::write(&config, table.to_string()).unwrap();
+    std::fs::write(data.join("site.pem"), "certificate and key").unwrap();
+    let both = Node::open(&data, &BTreeMap::new()).unwrap();
+    let carried = create(&both, &other_dir.path().join("backup"), &Default::default()).unwrap();
+    let names: Vec<&str> = carried.operator_files.keys().map(String::as_str).collect();
+    assert_eq!(names, ["site.pem"]);
+
     for name in [
+        "admin.sock",
         "../site.key",
         "sub/site.key",
         ".hidden",

@@ -226,6 +226,18 @@ fn a_broken_checkpoint_over_a_longer_log_is_not_signed_over() {
     assert!(!repair(&node).unwrap().clean());
     assert!(!node.checkpoint_own_log().unwrap());
     assert_eq!(node.store().checkpoint(POLAR).unwrap().unwrap(), broken);
+
+    // Broken over exactly the log it has: signed again.
+    checkpoint.size -= 3;
+    envelope.payload = checkpoint.encode_to_vec();
+    envelope.signatures[0].sig[0] ^= 1;
+    node.store()
+        .put_checkpoint(POLAR, &envelope.encode_to_vec())
+        .unwrap();
+    assert!(!check(&node).unwrap().clean());
+    let repaired = repair(&node).unwrap();
+    assert!(repaired.clean(), "{:#?}", repaired.findings);
+    assert!(check(&node).unwrap().clean());
 }
 
 #[test]
