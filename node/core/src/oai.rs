@@ -1062,29 +1062,42 @@ mod tests {
     fn a_note_pointing_at_another_record_shows_nothing_of_it() {
         let dir = tempfile::tempdir().unwrap();
         let node = node(dir.path());
+        // Both kinds of entry it could point at: another record's PUBLIC
+        // version (only the id tells), and a hidden one.
+        let mut other: serde_json::Value = serde_json::from_str(&line("OTHER", "public")).unwrap();
+        other["disciplines"] = serde_json::json!(["oncology"]);
         let mut secret: serde_json::Value =
             serde_json::from_str(&line("SECRET", "federation")).unwrap();
         secret["disciplines"] = serde_json::json!(["oncology"]);
-        node.import_lines(1, &[line("GONE", "public"), secret.to_string()])
-            .unwrap();
+        node.import_lines(
+            1,
+            &[
+                line("GONE", "public"),
+                other.to_string(),
+                secret.to_string(),
+            ],
+        )
+        .unwrap();
         let hidden = crate::test_support::record_line("GONE", "Ice core, hidden", "federation");
         node.import_lines(1, &[hidden]).unwrap();
         let state = |id: &str| node.store().record_state("polar", id).unwrap().unwrap();
-        let held = state("GONE");
-        let elsewhere = LastPublic::At(state("SECRET").log_index);
-        assert_eq!(
-            node.store()
-                .renote("polar", &[("GONE".into(), held, elsewhere)])
-                .unwrap(),
-            1
-        );
-        let item = get(&node, "polar", "GONE").unwrap().expect("told deleted");
-        assert!(
-            matches!(item.status, Status::Deleted { last_public: None }),
-            "{:?}",
-            item.status
-        );
-        assert!(!item.sets().contains(&Set::Discipline("oncology".into())));
+        for elsewhere in ["OTHER", "SECRET"] {
+            let held = state("GONE");
+            let note = LastPublic::At(state(elsewhere).log_index);
+            assert_eq!(
+                node.store()
+                    .renote("polar", &[("GONE".into(), held, note)])
+                    .unwrap(),
+                1
+            );
+            let item = get(&node, "polar", "GONE").unwrap().expect("told deleted");
+            assert!(
+                matches!(item.status, Status::Deleted { last_public: None }),
+                "{elsewhere}: {:?}",
+                item.status
+            );
+            assert!(!item.sets().contains(&Set::Discipline("oncology".into())));
+        }
     }
 
     /// A store written before the notes were kept answers as it did: a

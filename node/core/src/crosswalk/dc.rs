@@ -219,11 +219,25 @@ pub fn to_record(
             record.geo_places.push(text);
         }
     };
+    // A period: kept when the record has none yet; `None` when it is not
+    // one (the reason), for the caller to keep the text as a place.
+    let period =
+        |record: &mut DatasetRecord, notes: &mut Notes, start: &str, end: &str| -> Option<String> {
+            let mut tried = Notes::default();
+            match tried.date_range(start, end) {
+                Ok(temporal) => {
+                    if record.temporal.is_none() {
+                        record.temporal = temporal;
+                        notes.changes.append(&mut tried.changes);
+                    }
+                    None
+                }
+                Err(e) => Some(e.reason),
+            }
+        };
     for coverage in texts("coverage") {
         if let Some(b) = dcmi_box(coverage) {
             record.spatial.push(b);
-        } else if let Some(point) = dcmi_point(coverage) {
-            record.geo_points.push(point);
         } else if coverage.contains("limit=") {
             notes.note(
                 "spatial",
@@ -232,29 +246,51 @@ pub fn to_record(
                     short(coverage)
                 ),
             );
+        } else if coverage.contains("east=") || coverage.contains("north=") {
+            match dcmi_point(coverage) {
+                Some(point) if record.geo_points.len() < record::MAX_GEO_POINTS => {
+                    record.geo_points.push(point)
+                }
+                Some(_) => notes.note(
+                    "geo_points",
+                    format!(
+                        "`{}`: more than {} points; not kept",
+                        short(coverage),
+                        record::MAX_GEO_POINTS
+                    ),
+                ),
+                None => notes.note(
+                    "geo_points",
+                    format!(
+                        "`{}` is not a DCMI Point in degrees (east -180 to 180, north -90 to 90); \
+                         not kept",
+                        short(coverage)
+                    ),
+                ),
+            }
+        } else if let Some((start, end)) = dcmi_period(coverage) {
+            if let Some(reason) = period(&mut record, notes, &start, &end) {
+                notes.note(
+                    "temporal",
+                    format!(
+                        "`{}` is not a DCMI Period ({reason}); not kept",
+                        short(coverage)
+                    ),
+                );
+            }
         } else if let Some((start, end)) = coverage.split_once('/') {
-            if record.temporal.is_some() {
-                continue;
+            if let Some(reason) = period(&mut record, notes, start, end) {
+                notes.note(
+                    "temporal",
+                    format!(
+                        "coverage `{}` is not a period `start/end` ({reason}); kept as a place",
+                        short(coverage)
+                    ),
+                );
+                place(&mut record, notes, coverage);
             }
-            let mut tried = Notes::default();
-            match tried.date_range(start, end) {
-                Ok(temporal) => {
-                    record.temporal = temporal;
-                    notes.changes.append(&mut tried.changes);
-                }
-                Err(e) => {
-                    notes.note(
-                        "temporal",
-                        format!(
-                            "coverage `{}` is not a period `start/end` ({}); kept as a place",
-                            short(coverage),
-                            e.reason
-                        ),
-                    );
-                    place(&mut record, notes, coverage);
-                }
-            }
-        } else {
+        } else if period(&mut record, notes, coverage, coverage).is_some() {
+            // Not a date either (a year, a day: the period of that date).
             place(&mut record, notes, coverage);
         }
     }
@@ -267,10 +303,10 @@ pub fn to_record(
 /// other records share, so it is never taken as a record's id.
 fn names_a_serial_or_book(identifier: &str) -> bool {
     let lower = identifier.to_ascii_lowercase();
-    let bare = ["urn:issn:", "urn:isbn:", "issn:", "isbn:"]
+    let prefixed = ["urn:issn:", "urn:isbn:", "issn:", "isbn:"]
         .iter()
-        .find_map(|prefix| lower.strip_prefix(prefix))
-        .unwrap_or(&lower);
+        .find_map(|prefix| lower.strip_prefix(prefix));
+    let bare = prefixed.unwrap_or(&lower);
     let digits: Vec<u32> = bare
         .chars()
         .filter(|c| *c != '-')
@@ -278,7 +314,9 @@ fn names_a_serial_or_book(identifier: &str) -> bool {
         .collect::<Option<_>>()
         .unwrap_or_default();
     // The check digit tells one from a number that merely looks like one
-    // (`2018-0042`): X (10) only last, in an ISSN or an ISBN-10.
+    // (`2018-0042`): X (10) only last, in an ISSN or an ISBN-10. Written
+    // bare, an ISBN-10 needs its hyphens and an ISBN-13 its 978 or 979, so
+    // that a plain number of ten or thirteen digits stays an id.
     let weighted = |weights: &mut dyn Iterator<Item = u32>| -> u32 {
         digits.iter().zip(weights).map(|(d, w)| d * w).sum()
     };
@@ -286,14 +324,28 @@ fn names_a_serial_or_book(identifier: &str) -> bool {
         .iter()
         .all(|d| *d < 10);
     match digits.len() {
-        8 => bare.len() == 9 && x_only_last && weighted(&mut (1..=8).rev()) % 11 == 0,
-        10 => x_only_last && weighted(&mut (1..=10).rev()) % 11 == 0,
-        13 => digits.iter().all(|d| *d < 10) && weighted(&mut [1, 3].into_iter().cycle()) % 10 == 0,
+        8 => {
+            bare.len() == 9
+                && bare.as_bytes()[4] == b'-'
+                && x_only_last
+                && weighted(&mut (1..=8).rev()) % 11 == 0
+        }
+        10 => {
+            (prefixed.is_some() || bare.contains('-'))
+                && x_only_last
+                && weighted(&mut (1..=10).rev()) % 11 == 0
+        }
+        13 => {
+            (bare.starts_with("978") || bare.starts_with("979"))
+                && digits.iter().all(|d| *d < 10)
+                && weighted(&mut [1, 3].into_iter().cycle()) % 10 == 0
+        }
         _ => false,
     }
 }
 
-/// A DCMI Point (`east=…; north=…`, other parts such as `name=` aside).
+/// A DCMI Point in degrees (`east=…; north=…`, other parts such as
+/// `name=` aside): none in another projection, or out of range.
 fn dcmi_point(text: &str) -> Option<GeoPoint> {
     let (mut east, mut north) = (None, None);
     for part in text.split(';') {
@@ -303,13 +355,33 @@ fn dcmi_point(text: &str) -> Option<GeoPoint> {
         match key.trim() {
             "east" => east = Some(value.trim().parse::<f64>().ok()?),
             "north" => north = Some(value.trim().parse::<f64>().ok()?),
+            "projection" => return None,
             _ => {}
         }
     }
-    Some(GeoPoint {
-        longitude: east?,
-        latitude: north?,
-    })
+    let (longitude, latitude) = (east?, north?);
+    ((-180.0..=180.0).contains(&longitude) && (-90.0..=90.0).contains(&latitude)).then_some(
+        GeoPoint {
+            longitude,
+            latitude,
+        },
+    )
+}
+
+/// The ends of a DCMI Period (`start=…; end=…`, other parts aside).
+fn dcmi_period(text: &str) -> Option<(String, String)> {
+    let (mut start, mut end) = (None, None);
+    for part in text.split(';') {
+        match part
+            .split_once('=')
+            .map(|(key, value)| (key.trim(), value.trim()))
+        {
+            Some(("start", value)) => start = Some(value.to_owned()),
+            Some(("end", value)) => end = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+    (start.is_some() || end.is_some()).then(|| (start.unwrap_or_default(), end.unwrap_or_default()))
 }
 
 /// A DCMI Box (`westlimit=…; southlimit=…; eastlimit=…; northlimit=…`).

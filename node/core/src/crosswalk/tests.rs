@@ -824,11 +824,15 @@ fn a_dc_record_never_takes_a_journals_issn_as_its_id() {
     }
     // A number that merely looks like one (its check digit is wrong) is
     // an id as any other.
-    let looks_like = items(
-        &dc("<dc:identifier>2018-0042</dc:identifier>"),
-        Format::OaiDc,
-    );
-    assert_eq!(record(&looks_like[0]).record.id, "2018-0042");
+    // So is a plain number of ten digits with a valid ISBN check digit,
+    // and a 13-digit one without 978 or 979.
+    for id in ["2018-0042", "0306406152", "1234567890128"] {
+        let looks_like = items(
+            &dc(&format!("<dc:identifier>{id}</dc:identifier>")),
+            Format::OaiDc,
+        );
+        assert_eq!(record(&looks_like[0]).record.id, id);
+    }
     // Alone, it gives no id: the record is refused, naming the field.
     let alone = items(
         &dc("<dc:identifier>1866-3516</dc:identifier>"),
@@ -921,6 +925,42 @@ fn dc_coverage_that_is_not_a_period_is_noted_and_a_box_may_end_in_a_semicolon() 
         }]
     );
     assert!(changes.is_empty(), "{changes:?}");
+    // A date or a DCMI Period is a period, not a place; a point not in
+    // degrees, or past the bound on points, is noted and the record kept.
+    for (coverage, start, end) in [
+        ("2019", "2019", "2019"),
+        ("start=2010; end=2020; scheme=W3C-DTF", "2010", "2020"),
+    ] {
+        let found = items(
+            &dc(&format!("<dc:coverage>{coverage}</dc:coverage>")),
+            Format::OaiDc,
+        );
+        let r = &record(&found[0]).record;
+        assert!(r.geo_places.is_empty(), "{coverage}: {:?}", r.geo_places);
+        let t = r.temporal.as_ref().unwrap();
+        assert!(
+            t.start.starts_with(start) && t.end.starts_with(end),
+            "{coverage}: {t:?}"
+        );
+    }
+    let many: String = (0..=record::MAX_GEO_POINTS)
+        .map(|n| format!("<dc:coverage>east={}; north=10</dc:coverage>", n % 180))
+        .collect();
+    let found = items(
+        &dc(&format!(
+            "<dc:coverage>east=500000; north=6600000; projection=UTM zone 33N</dc:coverage>{many}"
+        )),
+        Format::OaiDc,
+    );
+    let Converted { record: r, changes } = record(&found[0]);
+    assert_eq!(r.geo_points.len(), record::MAX_GEO_POINTS);
+    let notes: Vec<String> = changes.iter().map(ToString::to_string).collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].contains("not a DCMI Point in degrees"),
+        "{notes:?}"
+    );
+    assert!(notes[1].contains("more than 100 points"), "{notes:?}");
     // A box that cannot be read is noted too, not dropped without a word.
     let bad_box = items(
         &dc("<dc:coverage>westlimit=x; southlimit=1; eastlimit=2; northlimit=3</dc:coverage>"),
