@@ -41,6 +41,7 @@ async fn main() {
         // node logs as its configuration says.
         let _ = tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_env_filter(tracing_subscriber::EnvFilter::new("warn,tantivy=error"))
             .without_time()
             .with_target(false)

@@ -139,6 +139,9 @@ label!(
         ConnectionsPerAddress => "connections_per_address",
         /// A public listener's cap on TLS handshakes in progress.
         Handshakes => "handshakes",
+        /// A public listener's cap on TLS handshakes in progress from one
+        /// address.
+        HandshakesPerAddress => "handshakes_per_address",
         /// A client's request rate.
         RequestRate => "request_rate",
         /// A client's requests in progress on the HTTP listener.

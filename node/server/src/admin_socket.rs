@@ -104,6 +104,11 @@ pub enum ConnectError {
 /// Connects to the admin socket of the node running in `data_dir`, if the
 /// process listening there runs as this user.
 pub async fn connect(data_dir: &Path) -> Result<AdminClient<Channel>, ConnectError> {
+    connect_as(data_dir, own_uid()).await
+}
+
+/// [`connect`] for a client running as `own`.
+async fn connect_as(data_dir: &Path, own: u32) -> Result<AdminClient<Channel>, ConnectError> {
     let socket = data_dir.join(ADMIN_SOCKET);
     let dir = data_dir.display().to_string();
     match std::fs::symlink_metadata(&socket) {
@@ -113,7 +118,6 @@ pub async fn connect(data_dir: &Path) -> Result<AdminClient<Channel>, ConnectErr
         }
         Err(source) => return Err(ConnectError::Unreadable { dir, source }),
     }
-    let own = own_uid();
     // Where the connector leaves the uid of a listener of another user.
     let stranger = std::sync::Arc::new(std::sync::Mutex::new(None::<u32>));
     let seen = stranger.clone();
@@ -194,22 +198,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(ADMIN_SOCKET);
         let listener = bind(&path).await.unwrap();
-        let accepted = tokio::spawn(async move { listener.accept().await.map(|_| ()) });
-        // Connecting is lazy in nothing here: the connector runs at once.
+        tokio::spawn(async move { while listener.accept().await.is_ok() {} });
+        // The connector runs at once, not at the first call.
         connect(dir.path()).await.unwrap();
-        accepted.await.unwrap().unwrap();
-        assert!(same_user(own_uid(), own_uid()).is_ok());
-        let refused = same_user(own_uid() + 1, own_uid()).unwrap_err();
-        assert_eq!(refused.kind(), std::io::ErrorKind::PermissionDenied);
-        let message = ConnectError::AnotherUser {
-            dir: "/srv/meridian".into(),
-            listener: 1001,
-            own: 1000,
+        // As another user sees this node's socket.
+        let other = own_uid().wrapping_add(1);
+        let refused = connect_as(dir.path(), other).await.unwrap_err();
+        match &refused {
+            ConnectError::AnotherUser { listener, own, .. } => {
+                assert_eq!((*listener, *own), (own_uid(), other));
+            }
+            other => panic!("{other}"),
         }
-        .to_string();
-        assert!(
-            message.contains("uid 1001") && message.contains("nothing was sent"),
-            "{message}"
-        );
+        let message = refused.to_string();
+        assert!(message.contains("nothing was sent"), "{message}");
     }
 }

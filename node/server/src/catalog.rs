@@ -572,11 +572,19 @@ mod tests {
             "{elsewhere}"
         );
         assert_eq!(crate::status::field(&elsewhere), Some("page_token"));
-        // A plain token from before tokens were sealed still goes on.
-        let plain = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("a-open");
-        let rest = list("polar", plain, Instant::now() + Duration::from_secs(10))
-            .await
-            .unwrap();
+        // A token the caller wrote (the form tokens had before they were
+        // sealed) would start after any id it names: refused.
+        let plain = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("b-hidden");
+        let written = list("polar", plain, Instant::now()).await.unwrap_err();
+        assert_eq!(written.code(), tonic::Code::InvalidArgument, "{written}");
+        // The token handed out goes on.
+        let rest = list(
+            "polar",
+            tokens[2].clone(),
+            Instant::now() + Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
         assert_eq!(ids(&rest), ["d-open", "e-open"]);
     }
 

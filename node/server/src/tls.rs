@@ -442,7 +442,7 @@ impl Slot {
     ) -> Option<Slot> {
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             caps.metrics.limit_hits.inc(Limit::Connections);
-            if let Some(held_back) = CAPPED.admit() {
+            if let Some(held_back) = caps.warnings.connections.admit() {
                 tracing::warn!(remote = %remote, limit = caps.connections, held_back, "connection closed: too many connections");
             }
             return None;
@@ -527,14 +527,34 @@ impl AsyncWrite for TlsConn {
     }
 }
 
-/// Warnings of connections closed at a cap, and of failed handshakes:
-/// anyone can cause them as fast as they can connect, so each kind is
-/// written at most once a second, with how many were held back since
-/// (`held_back`); the metrics count every one.
-static CAPPED: LogThrottle = LogThrottle::every(Duration::from_secs(1));
-static HANDSHAKES_FAILED: LogThrottle = LogThrottle::every(Duration::from_secs(1));
+/// One listener's warnings of connections closed at a cap, and of failed
+/// handshakes: anyone can cause them as fast as they can connect, so each
+/// kind is written at most once a second, with how many of that kind were
+/// held back since (`held_back`); the metrics count every one.
+#[derive(Debug)]
+pub struct Warnings {
+    connections: LogThrottle,
+    connections_per_address: LogThrottle,
+    handshakes: LogThrottle,
+    handshakes_per_address: LogThrottle,
+    handshakes_failed: LogThrottle,
+}
+
+impl Default for Warnings {
+    fn default() -> Self {
+        let every = || LogThrottle::every(Duration::from_secs(1));
+        Self {
+            connections: every(),
+            connections_per_address: every(),
+            handshakes: every(),
+            handshakes_per_address: every(),
+            handshakes_failed: every(),
+        }
+    }
+}
 
 /// Lets a warning through at most once per interval.
+#[derive(Debug)]
 pub(crate) struct LogThrottle {
     interval: Duration,
     /// When one was last let through, and how many were held back since.
@@ -670,6 +690,8 @@ pub struct ConnCaps {
     /// Which listener this is, in the metrics.
     pub listener: Listener,
     pub metrics: Metrics,
+    /// How often this listener's refusals are logged.
+    pub warnings: Arc<Warnings>,
 }
 
 impl ConnCaps {
@@ -686,6 +708,7 @@ impl ConnCaps {
             idle_timeout: Duration::from_secs(limits.idle_timeout_secs),
             listener,
             metrics: metrics.clone(),
+            warnings: Arc::default(),
         }
     }
 }
@@ -731,7 +754,7 @@ pub fn incoming(
                     Some(place) => Some(place),
                     None => {
                         caps.metrics.limit_hits.inc(Limit::ConnectionsPerAddress);
-                        if let Some(held_back) = CAPPED.admit() {
+                        if let Some(held_back) = caps.warnings.connections_per_address.admit() {
                             tracing::warn!(remote = %remote, limit = caps.per_address, held_back, "connection closed: too many connections from its address");
                         }
                         continue;
@@ -744,7 +767,7 @@ pub fn incoming(
             };
             let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
                 caps.metrics.limit_hits.inc(Limit::Handshakes);
-                if let Some(held_back) = CAPPED.admit() {
+                if let Some(held_back) = caps.warnings.handshakes.admit() {
                     tracing::warn!(remote = %remote, limit = caps.handshakes, held_back, "connection closed: too many tls handshakes in progress");
                 }
                 continue;
@@ -753,8 +776,8 @@ pub fn incoming(
                 Some(table) => match table.take(remote.ip()) {
                     Some(place) => (handshake, Some(place)),
                     None => {
-                        caps.metrics.limit_hits.inc(Limit::Handshakes);
-                        if let Some(held_back) = CAPPED.admit() {
+                        caps.metrics.limit_hits.inc(Limit::HandshakesPerAddress);
+                        if let Some(held_back) = caps.warnings.handshakes_per_address.admit() {
                             tracing::warn!(remote = %remote, limit = table.cap, held_back, "connection closed: too many tls handshakes in progress from its address");
                         }
                         continue;
@@ -768,6 +791,7 @@ pub fn incoming(
             let acceptor = acceptor.clone();
             let tx = tx.clone();
             let idle_timeout = caps.idle_timeout;
+            let warnings = caps.warnings.clone();
             tokio::spawn(async move {
                 // A handshake still under way when the server stops ends
                 // with it: it holds the configuration too.
@@ -792,12 +816,12 @@ pub fn incoming(
                         tracing::debug!(remote = %remote, "connection closed before a tls hello")
                     }
                     Ok(Err(e)) => {
-                        if let Some(held_back) = HANDSHAKES_FAILED.admit() {
+                        if let Some(held_back) = warnings.handshakes_failed.admit() {
                             tracing::warn!(remote = %remote, error = %e, held_back, "tls handshake refused");
                         }
                     }
                     Err(_) => {
-                        if let Some(held_back) = HANDSHAKES_FAILED.admit() {
+                        if let Some(held_back) = warnings.handshakes_failed.admit() {
                             tracing::warn!(remote = %remote, held_back, "tls handshake timed out");
                         }
                     }
@@ -905,6 +929,7 @@ mod tests {
             idle_timeout: Duration::from_secs(180),
             listener: Listener::Grpc,
             metrics: metrics.clone(),
+            warnings: Arc::default(),
         }
     }
 
@@ -992,7 +1017,8 @@ mod tests {
                 "a handshake within the cap was closed"
             );
         }
-        assert_eq!(metrics.limit_hits.get(Limit::Handshakes), 1);
+        assert_eq!(metrics.limit_hits.get(Limit::HandshakesPerAddress), 1);
+        assert_eq!(metrics.limit_hits.get(Limit::Handshakes), 0);
     }
 
     /// A warning anyone can cause is written once per interval, saying how

@@ -406,17 +406,10 @@ async fn import(
             )?;
         }
         if json {
-            let errors: Vec<serde_json::Value> = errors
-                .iter()
-                .map(|(line, message)| serde_json::json!({"line": line, "message": message}))
-                .collect();
-            println!(
-                "{}",
-                serde_json::json!({
-                    "stopped": reason, "lines_not_stored": spans,
-                    "stored": stored, "unchanged": unchanged, "rejected": rejected, "errors": errors,
-                })
-            );
+            let mut summary = import_summary(stored, unchanged, rejected, &errors, &read.changes);
+            summary["stopped"] = serde_json::json!(reason);
+            summary["lines_not_stored"] = serde_json::json!(spans);
+            println!("{summary}");
         } else {
             println!(
                 "stored {stored}, unchanged {unchanged}, rejected {rejected} before the import stopped"
@@ -432,19 +425,12 @@ async fn import(
         Some(0.0)
     };
     if json {
-        let errors: Vec<serde_json::Value> = errors
-            .iter()
-            .map(|(line, message)| serde_json::json!({"line": line, "message": message}))
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({
-                "stored": stored, "unchanged": unchanged, "rejected": rejected, "errors": errors,
-                "changes": read.changes.iter().map(|(line, message)| serde_json::json!({"line": line, "message": message})).collect::<Vec<_>>(),
-                "seconds": secs, "log_size": log_size,
-                "searchable": waited.is_some(), "searchable_after_secs": waited,
-            })
-        );
+        let mut summary = import_summary(stored, unchanged, rejected, &errors, &read.changes);
+        summary["seconds"] = serde_json::json!(secs);
+        summary["log_size"] = serde_json::json!(log_size);
+        summary["searchable"] = serde_json::json!(waited.is_some());
+        summary["searchable_after_secs"] = serde_json::json!(waited);
+        println!("{summary}");
     } else {
         println!(
             "stored {stored}, unchanged {unchanged}, rejected {rejected} ({total} records in {secs:.1}s, {:.0} records/s)",
@@ -785,6 +771,26 @@ async fn put(client: &mut AdminClient<Channel>, wait: bool, json: bool) -> Resul
 
 /// How long the index may go without advancing before the wait gives up.
 const STALLED: Duration = Duration::from_secs(60);
+
+/// What `holdings import --json` says of an import, whether it ended or
+/// stopped: the counts, each line refused and each change made, by line.
+fn import_summary(
+    stored: u64,
+    unchanged: u64,
+    rejected: u64,
+    errors: &[(u64, String)],
+    changes: &[(u64, String)],
+) -> serde_json::Value {
+    let by_line = |list: &[(u64, String)]| -> Vec<serde_json::Value> {
+        list.iter()
+            .map(|(line, message)| serde_json::json!({"line": line, "message": message}))
+            .collect()
+    };
+    serde_json::json!({
+        "stored": stored, "unchanged": unchanged, "rejected": rejected,
+        "errors": by_line(errors), "changes": by_line(changes),
+    })
+}
 
 /// Waits, unless told not to, until this node's log up to `log_size` is
 /// searchable; the seconds it took, or `None` when it did not wait.
