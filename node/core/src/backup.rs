@@ -53,8 +53,10 @@ use crate::store::{DumpError, Store, StoreError};
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The store's dump inside a backup.
 pub const STORE_DUMP: &str = "store.dump";
-/// Version of the backup layout this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the backup layout this build writes; it reads every one up
+/// to it. Version 2 may carry `keyset-1.dsse` and the operator's files,
+/// which a build reading only version 1 would refuse by name.
+pub const FORMAT_VERSION: u32 = 2;
 use crate::node::{GENESIS_FILE, NEXT_KEY_FILE, ROOT_KEY_FILE};
 pub use crate::node::{RECOVERY_FILE, RESTORE_UNFINISHED_FILE};
 /// The files of a data directory a backup carries, besides the store.
@@ -649,10 +651,10 @@ pub fn verify(dir: &Path) -> Result<Manifest, BackupError> {
     let value: serde_json::Value =
         serde_json::from_slice(&text).map_err(|e| manifest_error(format!("not JSON: {e}")))?;
     match value.get("format").and_then(serde_json::Value::as_u64) {
-        Some(found) if found == u64::from(FORMAT_VERSION) => {}
+        Some(found) if (1..=u64::from(FORMAT_VERSION)).contains(&found) => {}
         Some(found) => {
             return Err(manifest_error(format!(
-                "format: version {found}, this meridian reads version {FORMAT_VERSION}; \
+                "format: version {found}, this meridian reads versions 1 to {FORMAT_VERSION}; \
                  use the matching meridian release"
             )))
         }

@@ -518,7 +518,8 @@ impl Harvester {
             let mut ids = Vec::new();
             let mut new = Vec::new();
             let mut rejections = Vec::new();
-            let mut normalised = 0u64;
+            // Changes made to each pending record to make it valid.
+            let mut changes: Vec<u64> = Vec::new();
             let mut deleted = 0u64;
             for item in items {
                 let oai_id = item
@@ -528,7 +529,7 @@ impl Harvester {
                 match item.outcome {
                     Outcome::Record(converted) => {
                         let mut record = converted.record;
-                        normalised += converted.changes.len() as u64;
+                        changes.push(converted.changes.len() as u64);
                         if visibility != Visibility::Unspecified {
                             record.visibility = visibility as i32;
                             record.groups = groups.clone();
@@ -549,6 +550,7 @@ impl Harvester {
                             ids.remove(at);
                             records.remove(at);
                             new.remove(at);
+                            changes.remove(at);
                         }
                         let Ok(id) = RecordId::parse(&oai_id) else {
                             rejections.push(format!("{oai_id}: id: not a record id"));
@@ -578,6 +580,7 @@ impl Harvester {
                 .zip(&refused)
                 .filter(|(new, refused)| **new && !**refused)
                 .count() as u64;
+            let normalised: u64 = changes.iter().sum();
             Ok::<_, HarvestError>(((outcome, added), rejections, normalised, deleted))
         })
         .await

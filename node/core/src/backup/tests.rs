@@ -118,6 +118,15 @@ fn a_partial_or_foreign_backup_is_refused_clearly() {
     .unwrap();
     let err = verify(&backup).unwrap_err().to_string();
     assert!(err.contains("version 99"), "{err}");
+    // A backup of the layout before is still read.
+    let (_whole_dir, whole, mut older) = backed_up();
+    older.format = 1;
+    std::fs::write(
+        whole.join(MANIFEST_FILE),
+        serde_json::to_vec(&older).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(verify(&whole).unwrap(), older);
     let mut escaping = manifest;
     let entry = escaping.files[KEY_FILE].clone();
     escaping.files.insert("../identity.key".into(), entry);
