@@ -551,6 +551,19 @@ fn a_backup_that_cannot_be_renamed_into_place_leaves_nothing_behind() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// Names `cert` and `key` as the public certificate and key in the
+/// configuration of the node in `data`.
+fn name_public_identity(data: &Path, cert: &str, key: &str) {
+    let config = data.join(CONFIG_FILE);
+    let mut table: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
+    let tls = [("public_cert", cert), ("public_key", key)]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), toml::Value::from(value)))
+        .collect();
+    table.insert("tls".into(), toml::Value::Table(tls));
+    std::fs::write(&config, table.to_string()).unwrap();
+}
+
 /// The operator's own certificate and key, named by the configuration as
 /// files in the data directory, come back with the node (mode 0600); a
 /// manifest that names an operator's file outside it, or one of the
@@ -558,18 +571,7 @@ fn a_backup_that_cannot_be_renamed_into_place_leaves_nothing_behind() {
 #[test]
 fn an_operators_certificate_in_the_data_directory_is_carried() {
     let (dir, data) = crate::test_support::created_node("polar");
-    let config = data.join(CONFIG_FILE);
-    let mut table: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
-    table.insert(
-        "tls".into(),
-        toml::Value::Table(
-            [("public_cert", "site.crt"), ("public_key", "site.key")]
-                .into_iter()
-                .map(|(key, value)| (key.to_owned(), toml::Value::from(value)))
-                .collect(),
-        ),
-    );
-    std::fs::write(&config, table.to_string()).unwrap();
+    name_public_identity(&data, "site.crt", "site.key");
     std::fs::write(data.join("site.crt"), "the operator's certificate").unwrap();
     std::fs::write(data.join("site.key"), "the operator's key").unwrap();
     let node = Node::open(&data, &BTreeMap::new()).unwrap();
@@ -592,18 +594,7 @@ fn an_operators_certificate_in_the_data_directory_is_carried() {
 
     // One file holding both, named twice: carried once.
     let (other_dir, data) = crate::test_support::created_node("uni");
-    let config = data.join(CONFIG_FILE);
-    let mut table: toml::Table = std::fs::read_to_string(&config).unwrap().parse().unwrap();
-    table.insert(
-        "tls".into(),
-        toml::Value::Table(
-            [("public_cert", "site.pem"), ("public_key", "site.pem")]
-                .into_iter()
-                .map(|(key, value)| (key.to_owned(), toml::Value::from(value)))
-                .collect(),
-        ),
-    );
-    std::fs::write(&config, table.to_string()).unwrap();
+    name_public_identity(&data, "site.pem", "site.pem");
     std::fs::write(data.join("site.pem"), "certificate and key").unwrap();
     let both = Node::open(&data, &BTreeMap::new()).unwrap();
     let carried = create(&both, &other_dir.path().join("backup"), &Default::default()).unwrap();

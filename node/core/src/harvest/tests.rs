@@ -121,14 +121,8 @@ impl Provider {
     }
 }
 
-fn setup() -> (Arc<Provider>, Harvester, Arc<Node>, tempfile::TempDir) {
-    let (node, dir) = crate::test_support::opened_node("polar");
-    let provider = Arc::new(Provider::default());
-    for i in 1..=5 {
-        provider.put(&i.to_string(), "2024-03-01", Some(&format!("Record {i}")));
-    }
-    provider.put("6", "2024-03-01", Some("")); // no title: refused
-    let harvester = Harvester::new(node.clone(), provider.clone()).unwrap();
+/// Adds the source `repo`, in `oai_dc`, to `harvester`.
+fn add_repo(harvester: &Harvester) {
     harvester
         .add(Source {
             name: "repo".into(),
@@ -137,6 +131,17 @@ fn setup() -> (Arc<Provider>, Harvester, Arc<Node>, tempfile::TempDir) {
             ..Default::default()
         })
         .unwrap();
+}
+
+fn setup() -> (Arc<Provider>, Harvester, Arc<Node>, tempfile::TempDir) {
+    let (node, dir) = crate::test_support::opened_node("polar");
+    let provider = Arc::new(Provider::default());
+    for i in 1..=5 {
+        provider.put(&i.to_string(), "2024-03-01", Some(&format!("Record {i}")));
+    }
+    provider.put("6", "2024-03-01", Some("")); // no title: refused
+    let harvester = Harvester::new(node.clone(), provider.clone()).unwrap();
+    add_repo(&harvester);
     (provider, harvester, node, dir)
 }
 
@@ -796,14 +801,7 @@ async fn a_record_listed_then_deleted_in_one_page_ends_deleted() {
         live("3")
     );
     let harvester = Harvester::new(node.clone(), Arc::new(OnePage(page))).unwrap();
-    harvester
-        .add(Source {
-            name: "repo".into(),
-            url: "https://repo.example.org/oai".into(),
-            prefix: "oai_dc".into(),
-            ..Default::default()
-        })
-        .unwrap();
+    add_repo(&harvester);
     let state = harvester.run("repo", &quiet).await.unwrap();
     assert_eq!(
         state.rejections,
