@@ -27,6 +27,19 @@ fn backed_up() -> (tempfile::TempDir, std::path::PathBuf, Manifest) {
     (dir, backup, manifest)
 }
 
+/// Checks that `backup` is refused by `verify` and by a restore into
+/// `dir/restored`, each naming `file`, and that nothing is written; returns
+/// `verify`'s refusal.
+fn refused_naming(dir: &Path, backup: &Path, file: &str) -> String {
+    let err = verify(backup).unwrap_err().to_string();
+    assert!(err.contains(file), "{err}");
+    let target = dir.join("restored");
+    let restored = restore(backup, &target, Recovery::FromPeers).unwrap_err();
+    assert!(restored.to_string().contains(file), "{restored}");
+    assert!(!target.exists(), "nothing is written from a refused backup");
+    err
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -75,13 +88,9 @@ fn a_flipped_byte_names_the_file_it_is_in() {
         let at = bytes.len() / 2;
         bytes[at] ^= 0x01;
         std::fs::write(&path, &bytes).unwrap();
-        let err = verify(&backup).unwrap_err().to_string();
+        let err = refused_naming(dir.path(), &backup, file);
         assert!(err.contains(&path.display().to_string()), "{file}: {err}");
         assert!(err.contains("SHA-256"), "{file}: {err}");
-        let target = dir.path().join("restored");
-        let err = restore(&backup, &target, Recovery::FromPeers).unwrap_err();
-        assert!(err.to_string().contains(file), "{err}");
-        assert!(!target.exists(), "nothing is written from a damaged backup");
     }
 }
 
@@ -514,15 +523,8 @@ fn a_backup_file_that_is_not_a_regular_file_is_refused_at_once_naming_it() {
         serde_json::to_vec(&listed).unwrap(),
     )
     .unwrap();
-    let err = verify(&backup).unwrap_err().to_string();
-    assert!(
-        err.contains(KEY_FILE) && err.contains("larger than"),
-        "{err}"
-    );
-    let target = dir.path().join("restored");
-    let err = restore(&backup, &target, Recovery::FromPeers).unwrap_err();
-    assert!(err.to_string().contains(KEY_FILE), "{err}");
-    assert!(!target.exists(), "nothing written");
+    let err = refused_naming(dir.path(), &backup, KEY_FILE);
+    assert!(err.contains("larger than"), "{err}");
 }
 
 /// A backup whose directory name is taken just before the rename (another
