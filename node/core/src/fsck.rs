@@ -322,7 +322,8 @@ fn name_chain_break(
     let covered = store
         .checkpoint(origin)?
         .as_deref()
-        .and_then(crate::sync::receive::stored_checkpoint_size);
+        .and_then(crate::log::stored_checkpoint)
+        .map(|c| c.size);
     let message = match (at, chain.latest()) {
         (Some(index), Some(before))
             if signatures_only && checkpoint_agrees && covered.is_some_and(|size| size > index) =>
@@ -678,12 +679,7 @@ fn check_checkpoint(
         Err((message, repairable)) => {
             // Re-signing would publish a shorter log than the broken
             // checkpoint says this node may have sent its peers.
-            let claimed = Envelope::decode(bytes.as_slice())
-                .ok()
-                .and_then(|envelope| {
-                    crate::proto::Checkpoint::decode(envelope.payload.as_slice()).ok()
-                })
-                .map_or(0, |checkpoint| checkpoint.size);
+            let claimed = crate::log::stored_checkpoint(&bytes).map_or(0, |c| c.size);
             let (message, repairable) = if claimed > size {
                 (
                     format!("{message}; it claims {claimed} entries and the log holds {size}"),

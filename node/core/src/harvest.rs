@@ -185,6 +185,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A record of a harvested page waiting to be imported with the rest.
+struct Pending {
+    oai_id: String,
+    record: crate::proto::DatasetRecord,
+    /// Not held here before this page.
+    new: bool,
+    /// Changes made to it to make it valid.
+    changes: u64,
+}
+
 impl Harvester {
     pub fn new(node: Arc<Node>, fetch: Arc<dyn Fetch>) -> Result<Self, HarvestError> {
         let table = node.store().table(TABLE)?;
@@ -514,12 +524,9 @@ impl Harvester {
             record::parse_visibility(&source.visibility).unwrap_or(Visibility::Unspecified);
         let groups = source.groups.clone();
         let (outcome, rejections, normalised, deleted) = tokio::task::spawn_blocking(move || {
-            let mut records = Vec::new();
-            let mut ids = Vec::new();
-            let mut new = Vec::new();
+            // The page's records to import, in its order.
+            let mut pending: Vec<Pending> = Vec::new();
             let mut rejections = Vec::new();
-            // Changes made to each pending record to make it valid.
-            let mut changes: Vec<u64> = Vec::new();
             let mut deleted = 0u64;
             for item in items {
                 let oai_id = item
@@ -529,15 +536,17 @@ impl Harvester {
                 match item.outcome {
                     Outcome::Record(converted) => {
                         let mut record = converted.record;
-                        changes.push(converted.changes.len() as u64);
                         if visibility != Visibility::Unspecified {
                             record.visibility = visibility as i32;
                             record.groups = groups.clone();
                         }
                         let held = node.store().record_state(node.node_id(), &record.id)?;
-                        new.push(held.is_none());
-                        ids.push(oai_id);
-                        records.push(record);
+                        pending.push(Pending {
+                            oai_id,
+                            record,
+                            new: held.is_none(),
+                            changes: converted.changes.len() as u64,
+                        });
                     }
                     Outcome::Refused(e) => {
                         rejections.push(format!("{oai_id}: {}: {}", e.field, e.reason))
@@ -546,12 +555,7 @@ impl Harvester {
                         // The provider's last word on an id stands: a live
                         // version listed before its deletion in this page
                         // is not imported after it.
-                        while let Some(at) = ids.iter().position(|pending| *pending == oai_id) {
-                            ids.remove(at);
-                            records.remove(at);
-                            new.remove(at);
-                            changes.remove(at);
-                        }
+                        pending.retain(|earlier| earlier.oai_id != oai_id);
                         let Ok(id) = RecordId::parse(&oai_id) else {
                             rejections.push(format!("{oai_id}: id: not a record id"));
                             continue;
@@ -564,23 +568,26 @@ impl Harvester {
                     }
                 }
             }
-            let count = records.len();
+            let records = pending
+                .iter_mut()
+                .map(|item| std::mem::take(&mut item.record))
+                .collect();
             let outcome = node.import_records(1, records)?;
-            let mut refused = vec![false; count];
+            let mut refused = vec![false; pending.len()];
             for error in &outcome.errors {
                 let at = (error.line as usize).saturating_sub(1);
                 if let Some(slot) = refused.get_mut(at) {
                     *slot = true;
                 }
-                let oai_id = ids.get(at).map_or("?", String::as_str);
+                let oai_id = pending.get(at).map_or("?", |item| item.oai_id.as_str());
                 rejections.push(format!("{oai_id}: {}: {}", error.field, error.reason));
             }
-            let added = new
+            let added = pending
                 .iter()
                 .zip(&refused)
-                .filter(|(new, refused)| **new && !**refused)
+                .filter(|(item, refused)| item.new && !**refused)
                 .count() as u64;
-            let normalised: u64 = changes.iter().sum();
+            let normalised: u64 = pending.iter().map(|item| item.changes).sum();
             Ok::<_, HarvestError>(((outcome, added), rejections, normalised, deleted))
         })
         .await

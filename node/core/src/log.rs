@@ -433,6 +433,14 @@ pub fn sign_checkpoint(key: &NodeKey, origin: &str, size: u64, root: Hash) -> En
     key.sign(CHECKPOINT_TYPE, checkpoint.encode_to_vec())
 }
 
+/// The checkpoint in a stored checkpoint envelope, its signature not
+/// checked again (it was when stored; a damaged one says what it claims);
+/// `None` if it does not decode.
+pub fn stored_checkpoint(envelope: &[u8]) -> Option<Checkpoint> {
+    let envelope = Envelope::decode(envelope).ok()?;
+    Checkpoint::decode(envelope.payload.as_slice()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

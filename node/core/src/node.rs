@@ -496,20 +496,18 @@ impl Node {
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let origin = self.node_id();
         let size = self.store.log_size(origin)?;
-        let stored = match self.store.checkpoint(origin)? {
-            Some(bytes) => crate::proto::Envelope::decode(bytes.as_slice()).ok(),
-            None => None,
-        };
+        let stored = self.store.checkpoint(origin)?;
         let signed = stored
-            .as_ref()
-            .and_then(|envelope| self.own_chain().open_checkpoint(envelope).ok())
+            .as_deref()
+            .and_then(|bytes| crate::proto::Envelope::decode(bytes).ok())
+            .and_then(|envelope| self.own_chain().open_checkpoint(&envelope).ok())
             .map(|checkpoint| checkpoint.size);
         // A checkpoint that no longer verifies still says how long a log
         // this node may have published: damage that broke it may have cut
         // the log too.
         let claimed = stored
-            .as_ref()
-            .and_then(|envelope| crate::proto::Checkpoint::decode(envelope.payload.as_slice()).ok())
+            .as_deref()
+            .and_then(log::stored_checkpoint)
             .map(|checkpoint| checkpoint.size);
         if signed == Some(size) {
             return Ok(false);

@@ -707,13 +707,7 @@ fn earlier_public_version(
     };
     // A note is only as good as the store: what it points at must be a
     // PUBLIC version of this record, or nothing of it is shown.
-    let public = matches!(
-        visibility::pull_delivery(&Viewer::Anonymous, &envelope.payload),
-        Ok((Delivery::Envelope, Some(_)))
-    );
-    let record = record_of(&envelope)
-        .ok()
-        .filter(|record| public && record.id == id);
+    let record = public_record(&envelope).filter(|record| record.id == id);
     if record.is_none() {
         tracing::warn!(
             origin,
@@ -743,18 +737,22 @@ fn walk_to_public_version(
         let Some(StoredEntry::Signed(envelope)) = store.entry(origin, at)? else {
             continue;
         };
-        let Ok((Delivery::Envelope, Some(_))) =
-            visibility::pull_delivery(&Viewer::Anonymous, &envelope.payload)
-        else {
-            continue;
-        };
-        if let Ok(record) = record_of(&envelope) {
-            if !record.deleted {
-                return Ok(Some(Box::new(record)));
-            }
+        if let Some(record) = public_record(&envelope).filter(|record| !record.deleted) {
+            return Ok(Some(Box::new(record)));
         }
     }
     Ok(None)
+}
+
+/// The record in a stored envelope if anonymous callers may receive it
+/// whole (decoded as [`record_of`]).
+fn public_record(envelope: &crate::proto::Envelope) -> Option<DatasetRecord> {
+    let Ok((Delivery::Envelope, Some(_))) =
+        visibility::pull_delivery(&Viewer::Anonymous, &envelope.payload)
+    else {
+        return None;
+    };
+    record_of(envelope).ok()
 }
 
 /// The record in a stored envelope, decoded without checking its signature

@@ -522,10 +522,7 @@ impl Replicator {
                         .checkpoint(&origin)
                         .ok()
                         .flatten()
-                        .and_then(|held| {
-                            let envelope = crate::proto::Envelope::decode(held.as_slice()).ok()?;
-                            crate::proto::Checkpoint::decode(envelope.payload.as_slice()).ok()
-                        });
+                        .and_then(|held| crate::log::stored_checkpoint(&held));
                     if let Some(held) = held {
                         self.cosigners.note(&origin, &held, &cosigned, peer);
                     }
@@ -953,7 +950,8 @@ impl Replicator {
             .store()
             .checkpoint(origin)?
             .as_deref()
-            .and_then(receive::stored_checkpoint_size);
+            .and_then(crate::log::stored_checkpoint)
+            .map(|c| c.size);
         Ok(signed.is_none_or(|signed| signed < held))
     }
 

@@ -142,7 +142,10 @@ pub fn begin_ingest(
         // checkpoint reached the disk): keep this one, which covers it.
         if cp.size == ours {
             let held = node.store().checkpoint(origin)?;
-            let held_size = held.as_deref().and_then(stored_checkpoint_size);
+            let held_size = held
+                .as_deref()
+                .and_then(log::stored_checkpoint)
+                .map(|c| c.size);
             if held_size.is_none_or(|held| held < cp.size) {
                 node.store()
                     .put_checkpoint(origin, &checkpoint.encode_to_vec())?;
@@ -717,15 +720,6 @@ pub fn finish_ingest(node: &Node, ingest: &Ingest) -> Result<(), SyncError> {
     // serves and checks the next pull against.
     node.store().flush()?;
     Ok(())
-}
-
-/// The size a stored checkpoint envelope signs (it was verified when
-/// stored); `None` if it does not decode.
-pub fn stored_checkpoint_size(envelope: &[u8]) -> Option<u64> {
-    let envelope = Envelope::decode(envelope).ok()?;
-    Checkpoint::decode(envelope.payload.as_slice())
-        .ok()
-        .map(|c| c.size)
 }
 
 /// `what` from `peer`, or [`SyncError::Stalled`] once it has taken `idle`.
