@@ -124,6 +124,7 @@ pub fn search_json(answer: &proto::SearchResponse) -> serde_json::Value {
     serde_json::json!({
         "total": answer.total,
         "total_is_lower_bound": answer.total_is_lower_bound,
+        "total_is_estimate": answer.total_is_estimate,
         "took_micros": answer.took_micros,
         "next_cursor": answer.next_cursor,
         "hits": answer.hits.iter().map(|h| serde_json::json!({
@@ -158,7 +159,12 @@ fn strip_marks(snippet: &str) -> String {
 pub fn print_search(answer: &proto::SearchResponse) {
     let plain = !std::io::stdout().is_terminal();
     println!(
-        "{} hits ({:.1} ms)",
+        "{}{} hits ({:.1} ms)",
+        if answer.total_is_estimate {
+            "about "
+        } else {
+            ""
+        },
         answer.total,
         answer.took_micros as f64 / 1000.0
     );

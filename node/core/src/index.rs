@@ -21,6 +21,7 @@ mod filter;
 mod generation;
 pub(crate) mod highlight;
 mod pieces;
+mod prune;
 
 pub use self::highlight::escape as escape_html;
 mod schema;
@@ -46,11 +47,11 @@ use tantivy::{
 pub use self::generation::{LiveIndex, NextGeneration, Rebuild};
 
 use self::bits::BitsCache;
-use self::collect::{PageCollector, SegmentColumns, TopHit};
+use self::collect::{Page, PageCollector, SegmentColumns, TopHit};
 use self::compile::Compiler;
 use self::directory::IndexDirectory;
 use self::highlight::Highlighter;
-use self::pieces::Deadline;
+use self::pieces::{Deadline, Sample, Walk};
 use self::schema::{record_key, Fields, PLAIN_ANALYZER, SCHEMA_VERSION};
 use self::snapshot::{Snapshots, MAX_UNREAD, SNAPSHOT_TTL};
 use self::spatial::Rect;
@@ -71,6 +72,22 @@ pub(crate) const SEARCH_THREADS: usize = 2;
 /// 16 KiB, reading a page of hits took 6% of a search at 1M records; with
 /// 4 KiB, 3%, for a store 18% larger.
 const STORE_BLOCK_BYTES: usize = 4 << 10;
+/// Matches beyond which a ranked search's total and facet counts are
+/// estimated from a sample of the index and its top hits found by a pass
+/// that steps over what cannot reach them ([`prune`]): counting every
+/// match costs some 40 ns of wall time each on two threads, so at this
+/// many a search takes 20 ms, and a common word among ten million records
+/// matches millions.
+const EXACT_MATCHES: u64 = 500_000;
+/// Matches an estimate's sample is meant to hold: a total off by about
+/// half a percent (one in the square root of the sample).
+const SAMPLE_MATCHES: u64 = 32_768;
+/// Documents in a window of the sample: windows this short spread the
+/// sample over records of every origin and import, which lie in runs of
+/// document ids.
+const SAMPLE_WIDTH: tantivy::DocId = 256;
+/// At most one window in this many is sampled.
+const MAX_SAMPLE_EVERY: u64 = 64;
 /// Postings a search must read before spreading it over threads pays.
 const SPREAD_POSTINGS: u64 = 50_000;
 /// Postings a search reads in well under a millisecond (a few nanoseconds
@@ -107,6 +124,9 @@ pub struct PreparedSearch {
     /// [`Viewer::seen`] of the caller, carried by the next page's cursor.
     seen: u64,
     work: Work,
+    /// The records the search matches at most, over the whole index
+    /// ([`cost::matches`]); the index's records when that is not known.
+    matches: u64,
 }
 
 impl PreparedSearch {
@@ -293,6 +313,10 @@ pub struct HoldingsIndex {
     snapshots: Snapshots,
     columns: Arc<SegmentColumns>,
     bits_cache: Arc<BitsCache>,
+    /// What common terms score at most in each segment.
+    peaks: Arc<any_field::Peaks>,
+    /// When a search's counts are estimated (changed by tests only).
+    estimates: RwLock<Estimates>,
     /// Makes every reload fail, as a disk or mapping error would.
     #[cfg(test)]
     pub(crate) fail_reload: std::sync::atomic::AtomicBool,
@@ -385,6 +409,8 @@ impl HoldingsIndex {
             snapshots: Snapshots::new(snapshot_ttl),
             columns: Arc::default(),
             bits_cache: Arc::default(),
+            peaks: Arc::default(),
+            estimates: RwLock::default(),
             #[cfg(test)]
             fail_reload: Default::default(),
         })
@@ -617,7 +643,8 @@ impl HoldingsIndex {
     /// a query whose cost is not known from its terms. With the largest
     /// segment on one thread the other saves at most the smaller of that
     /// segment and the rest, so an index that is mostly one segment is
-    /// searched on one thread.
+    /// searched on one thread. Told with it: how many records the query
+    /// matches at most, scaled the same way.
     ///
     /// `None` when the dictionaries alone tell that the query matches no
     /// record: a word it needs is in no segment. Tantivy would build a
@@ -627,14 +654,14 @@ impl HoldingsIndex {
         searcher: &Searcher,
         plan: &Plan,
         query: &dyn tantivy::query::Query,
-    ) -> Option<Work> {
+    ) -> Option<(Work, u64)> {
         let total = searcher.num_docs();
         let phrase = cost::has_phrase(&plan.query);
         // A small index is searched before a handoff would be done, and is
         // what most nodes hold: no dictionary lookups for those, unless the
         // query holds a phrase, which may read every posting of its words.
         if total <= INLINE_POSTINGS && !phrase {
-            return Some(Work::Small);
+            return Some((Work::Small, total));
         }
         let segments = searcher.segment_readers();
         let largest = segments.iter().max_by_key(|segment| segment.num_docs())?;
@@ -666,16 +693,32 @@ impl HoldingsIndex {
         } else {
             postings
         };
-        let scaled = postings.map_or(total, |postings| {
-            (postings as f64 * total as f64 / largest_docs.max(1) as f64) as u64
-        });
-        Some(if scaled <= INLINE_POSTINGS {
+        let scale = |count: Option<u64>| {
+            count.map_or(total, |count| {
+                (count as f64 * total as f64 / largest_docs.max(1) as f64) as u64
+            })
+        };
+        let scaled = scale(postings);
+        let work = if scaled <= INLINE_POSTINGS {
             Work::Small
         } else if spread_pays(total, largest_docs, postings) {
             Work::Spread
         } else {
             Work::Single
-        })
+        };
+        // A search matches no more records than it reads postings; only
+        // one that may match enough to be estimated is bounded closer.
+        let exact_matches = self.estimates().exact_matches;
+        let matches = if scaled < exact_matches || postings.is_none() {
+            scaled
+        } else {
+            scale(cost::matches(query, &mut |term| doc_freq(largest, term)))
+        };
+        Some((work, matches.min(total)))
+    }
+
+    fn estimates(&self) -> Estimates {
+        *self.estimates.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Answers one page of a search as `viewer` may see it.
@@ -735,6 +778,7 @@ impl HoldingsIndex {
         let compiler = Compiler {
             fields: &self.fields,
             bits_cache: &self.bits_cache,
+            peaks: &self.peaks,
             text: &self.text,
             plain: &self.plain,
         };
@@ -753,12 +797,12 @@ impl HoldingsIndex {
                 ),
             ]))
         };
-        let (query, work) = match self.work(&searcher, &plan, &*query) {
+        let (query, (work, matches)) = match self.work(&searcher, &plan, &*query) {
             Some(work) => (query, work),
             // Answered as every search is, from no documents.
             None => (
                 Box::new(tantivy::query::EmptyQuery) as Box<dyn tantivy::query::Query>,
-                Work::Small,
+                (Work::Small, 0),
             ),
         };
         Ok(PreparedSearch {
@@ -775,6 +819,7 @@ impl HoldingsIndex {
             searcher,
             query,
             work,
+            matches,
         })
     }
 
@@ -795,6 +840,7 @@ impl HoldingsIndex {
             same_as_earlier_pages,
             seen,
             work,
+            matches,
             ..
         } = prepared;
         let collector = PageCollector {
@@ -820,31 +866,67 @@ impl HoldingsIndex {
             EnableScoring::disabled_from_searcher(&searcher)
         };
         let deadline = deadline.map(Deadline::new);
-        let page = match work {
-            Work::Spread => pieces::search(
+        let (executor, threads) = match work {
+            Work::Spread => (searcher.index().search_executor(), SEARCH_THREADS),
+            Work::Single | Work::Small => (&Executor::SingleThread, 1),
+        };
+        let walk = |collector: &PageCollector, scoring, walk| {
+            pieces::search(
                 &searcher,
                 &*query,
-                &collector,
-                searcher.index().search_executor(),
-                SEARCH_THREADS,
+                collector,
+                executor,
+                threads,
                 scoring,
+                walk,
                 deadline.as_ref(),
-            )?,
-            Work::Single => pieces::search(
+            )
+        };
+        let estimates = self.estimates();
+        let large = matches >= estimates.exact_matches;
+        let estimated = if work != Work::Small && large && collector.ranked() {
+            estimate(
+                estimates,
                 &searcher,
-                &*query,
                 &collector,
-                &Executor::SingleThread,
-                1,
-                scoring,
-                deadline.as_ref(),
-            )?,
-            Work::Small => searcher.search_with_executor(
-                &*query,
-                &collector,
-                &Executor::SingleThread,
-                scoring,
-            )?,
+                matches,
+                |collector, sample| {
+                    let scoring = EnableScoring::disabled_from_searcher(&searcher);
+                    walk(collector, scoring, Walk::Sample(sample)).map(|(page, _)| page)
+                },
+            )?
+        } else {
+            None
+        };
+        let (page, estimated) = match estimated {
+            Some(counted) => {
+                // Top hits by a pass that steps over what cannot reach
+                // them; the counts come from the sample.
+                let top = PageCollector {
+                    facets: false,
+                    ..collector.clone()
+                };
+                let (mut page, walked) = walk(&top, scoring, Walk::Pruned)?;
+                if walked.skipped {
+                    // Matches after the page went uncounted.
+                    page.remaining = page.remaining.max(plan.limit as u64 + 1);
+                }
+                page.total = counted.total;
+                page.facets = counted.facets;
+                (page, true)
+            }
+            None => {
+                let page = match work {
+                    Work::Spread | Work::Single => walk(&collector, scoring, Walk::Every)?.0,
+                    Work::Small => searcher.search_with_executor(
+                        &*query,
+                        &collector,
+                        &Executor::SingleThread,
+                        scoring,
+                    )?,
+                };
+                (page, false)
+            }
         };
         if deadline.as_ref().is_some_and(Deadline::passed) {
             return Err(SearchError::Deadline);
@@ -859,6 +941,7 @@ impl HoldingsIndex {
             .collect::<HashSet<_>>();
         self.columns.retain(&live);
         self.bits_cache.retain(&live);
+        self.peaks.retain(&live);
         let highlighter = plan
             .highlight
             .then(|| Highlighter::new(&plan.query, &self.fields, &self.text, &self.plain));
@@ -924,6 +1007,7 @@ impl HoldingsIndex {
         let results = SearchResults {
             hits,
             total: page.total,
+            estimated,
             facets,
             next_cursor,
         };
@@ -1078,6 +1162,79 @@ impl HoldingsIndex {
             also_at: Vec::new(),
             verified: true,
         })
+    }
+}
+
+/// The total and facet counts of a search that matches at least
+/// [`EXACT_MATCHES`] records, estimated from its matches in a sample of the
+/// index (windows of [`SAMPLE_WIDTH`] documents) meant to hold some
+/// [`SAMPLE_MATCHES`] of them, going by the `matches` the search may have
+/// at most; `count` counts them. `None` when the sample says the search
+/// matches fewer, and its counts are to be exact.
+fn estimate(
+    estimates: Estimates,
+    searcher: &Searcher,
+    collector: &PageCollector,
+    matches: u64,
+    count: impl Fn(&PageCollector, Sample) -> tantivy::Result<Page>,
+) -> Result<Option<Page>, SearchError> {
+    let every = (matches / estimates.sample_matches.max(1)).min(MAX_SAMPLE_EVERY);
+    if every < 2 {
+        return Ok(None);
+    }
+    let sample = Sample {
+        width: SAMPLE_WIDTH,
+        every: every as tantivy::DocId,
+    };
+    let counter = PageCollector {
+        limit: 0,
+        after: None,
+        scored: false,
+        ..collector.clone()
+    };
+    let counted = count(&counter, sample)?;
+    let readers = searcher.segment_readers();
+    let docs: u64 = readers.iter().map(|r| u64::from(r.max_doc())).sum();
+    let sampled: u64 = readers.iter().map(|r| sample.docs_in(r.max_doc())).sum();
+    if sampled == 0 {
+        return Ok(None);
+    }
+    let scaled = |count: u64| (count as f64 * docs as f64 / sampled as f64).round() as u64;
+    let total = scaled(counted.total);
+    if total < estimates.exact_matches {
+        return Ok(None);
+    }
+    let facets = counted
+        .facets
+        .into_iter()
+        .map(|(name, values)| {
+            let values = values.into_iter().map(|(v, c)| (v, scaled(c))).collect();
+            (name, values)
+        })
+        .collect();
+    Ok(Some(Page {
+        total,
+        facets,
+        ..Page::default()
+    }))
+}
+
+/// When a ranked search's total and facet counts are estimated, and from
+/// how large a sample.
+#[derive(Debug, Clone, Copy)]
+struct Estimates {
+    /// [`EXACT_MATCHES`].
+    exact_matches: u64,
+    /// [`SAMPLE_MATCHES`].
+    sample_matches: u64,
+}
+
+impl Default for Estimates {
+    fn default() -> Self {
+        Self {
+            exact_matches: EXACT_MATCHES,
+            sample_matches: SAMPLE_MATCHES,
+        }
     }
 }
 

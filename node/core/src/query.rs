@@ -135,8 +135,13 @@ impl Default for SearchRequest {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SearchResults {
     pub hits: Vec<Hit>,
-    /// Exact number of records matching the request that the viewer may see.
+    /// Number of records matching the request that the viewer may see:
+    /// exact unless `estimated`.
     pub total: u64,
+    /// The total and the facet counts are estimated from a sample of the
+    /// index (a search matching hundreds of thousands of records); the
+    /// hits are exact either way.
+    pub estimated: bool,
     /// Facet name (see [`FACETS`]) → the top values with their counts over
     /// every visible match, most frequent first. Empty unless asked for.
     pub facets: BTreeMap<String, Vec<(String, u64)>>,

@@ -93,6 +93,7 @@ pub fn search_response(answer: Answer, took_micros: u64) -> proto::SearchRespons
             .collect(),
         took_micros,
         total_is_lower_bound: true,
+        total_is_estimate: results.estimated,
     }
 }
 
@@ -141,6 +142,7 @@ pub fn forwarded(forwarded: Forwarded) -> proto::PeerSearchResponse {
     proto::PeerSearchResponse {
         hits: forwarded.results.hits.into_iter().map(hit).collect(),
         total: forwarded.results.total,
+        total_is_estimate: forwarded.results.estimated,
         facets: facets(forwarded.results.facets),
         positions: forwarded
             .positions

@@ -9,24 +9,154 @@
 //! documents. This one keeps the field scorers side by side, seeks them to
 //! the documents the rest of the query proposes, and scores only the
 //! documents that are collected.
+//!
+//! As one word of a conjunction whose other scoring clauses are words too,
+//! it steps over documents that cannot reach a page's worst hit during a
+//! pass that prunes ([`super::prune`]).
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tantivy::fieldnorm::FieldNormReader;
+use tantivy::index::SegmentId;
 use tantivy::postings::{Postings, SegmentPostings};
 use tantivy::query::{Bm25Weight, EmptyScorer, EnableScoring, Explanation, Query, Scorer, Weight};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DocId, DocSet, Score, SegmentReader, TantivyError, Term, TERMINATED};
 
+use super::prune;
+
+/// Postings a term must have in a segment before its [`Peaks`] there are
+/// worth reading: a rarer term costs little to score whatever. (Tests
+/// read them for the terms of small indexes too.)
+const PEAK_POSTINGS: u32 = if cfg!(test) { 64 } else { 8192 };
+/// Terms whose peaks are held, over all segments: 1 KiB each.
+const MAX_PEAKS: usize = 16_384;
+
+/// For each length a field may have (coded in a byte, as tantivy keeps
+/// field lengths), the highest count of a term among the documents of a
+/// segment with that length: what the term can score at most there,
+/// under any BM25 weight (a score rises with the count and falls with the
+/// length). Far less than the score of an endless count that BM25 tends
+/// to, which is all a term's statistics tell; read once per segment and
+/// term, from every posting, and kept for every search (segments never
+/// change).
+#[derive(Default)]
+pub(crate) struct Peaks {
+    held: Mutex<HashMap<(SegmentId, Term), PeaksOf>>,
+}
+
+/// One term's peaks in one segment, by coded field length.
+type PeaksOf = Arc<[u32]>;
+
+impl Peaks {
+    /// The peaks of `term` in `reader`'s segment, whose field lengths are
+    /// `norms`; `None` for a term too rare to be worth it.
+    fn of(
+        &self,
+        reader: &SegmentReader,
+        term: &Term,
+        norms: &FieldNormReader,
+    ) -> tantivy::Result<Option<PeaksOf>> {
+        let key = (reader.segment_id(), term.clone());
+        let held = || self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(peaks) = held().get(&key) {
+            return Ok(Some(peaks.clone()));
+        }
+        let index = reader.inverted_index(term.field())?;
+        if index.doc_freq(term)? < PEAK_POSTINGS {
+            return Ok(None);
+        }
+        let Some(mut postings) = index.read_postings(term, IndexRecordOption::WithFreqs)? else {
+            return Ok(None);
+        };
+        let mut peaks = vec![0u32; 256];
+        let mut doc = postings.doc();
+        while doc != TERMINATED {
+            let peak = &mut peaks[usize::from(norms.fieldnorm_id(doc))];
+            *peak = (*peak).max(postings.term_freq());
+            doc = postings.advance();
+        }
+        let peaks: PeaksOf = peaks.into();
+        let mut held = held();
+        if held.len() >= MAX_PEAKS {
+            held.clear();
+        }
+        held.insert(key, peaks.clone());
+        Ok(Some(peaks))
+    }
+
+    /// Forgets segments other than `live`.
+    pub fn retain(&self, live: &HashSet<SegmentId>) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.retain(|(segment, _), _| live.contains(segment));
+    }
+}
+
+/// The unfielded words of a conjunction whose every scoring clause is
+/// such a word, so that each word can tell what the others may add to a
+/// document's score in a segment: a document whose own word cannot reach
+/// the bar less that is no hit.
+pub(crate) struct Words {
+    /// Each word's field terms with their weights, once its weight is
+    /// built with scores.
+    terms: Box<[OnceLock<Arc<[FieldTerm]>>]>,
+    peaks: Arc<Peaks>,
+}
+
+impl Words {
+    pub fn new(count: usize, peaks: Arc<Peaks>) -> Self {
+        Self {
+            terms: (0..count).map(|_| OnceLock::new()).collect(),
+            peaks,
+        }
+    }
+
+    /// What the words other than `at` may add at most in `reader`'s
+    /// segment; `None` while some word's weight is not built.
+    fn others(&self, at: usize, reader: &SegmentReader) -> tantivy::Result<Option<Score>> {
+        let mut sum = 0.0;
+        for (n, word) in self.terms.iter().enumerate() {
+            if n == at {
+                continue;
+            }
+            let Some(terms) = word.get() else {
+                return Ok(None);
+            };
+            for term in terms.iter() {
+                sum += term.most(reader, &self.peaks)?;
+            }
+        }
+        Ok(Some(sum))
+    }
+}
+
 /// Terms of one word in several fields, each with its boost.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct AnyFieldQuery {
     terms: Vec<(Term, Score)>,
+    /// The conjunction's words and this one's place among them, when every
+    /// scoring clause of the query is such a word.
+    words: Option<(Arc<Words>, usize)>,
+}
+
+impl std::fmt::Debug for AnyFieldQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnyFieldQuery")
+            .field("terms", &self.terms)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AnyFieldQuery {
     pub fn new(terms: Vec<(Term, Score)>) -> Self {
-        Self { terms }
+        Self { terms, words: None }
+    }
+
+    /// Word `at` of `words`: the query's other scoring clauses are the
+    /// other words, so it may prune.
+    pub fn among(&mut self, words: Arc<Words>, at: usize) {
+        self.words = Some((words, at));
     }
 }
 
@@ -61,8 +191,18 @@ impl Query for AnyFieldQuery {
                     bm25,
                 })
             })
-            .collect::<tantivy::Result<_>>()?;
-        Ok(Box::new(AnyFieldWeight { terms }))
+            .collect::<tantivy::Result<Vec<FieldTerm>>>()?;
+        let terms: Arc<[FieldTerm]> = terms.into();
+        if let (Some((words, at)), EnableScoring::Enabled { .. }) = (&self.words, scoring) {
+            if let Some(slot) = words.terms.get(*at) {
+                // Built again (a DOI's copies), with the same statistics.
+                let _ = slot.set(terms.clone());
+            }
+        }
+        Ok(Box::new(AnyFieldWeight {
+            terms,
+            words: self.words.clone(),
+        }))
     }
 
     fn query_terms<'a>(&'a self, visitor: &mut dyn FnMut(&'a Term, bool)) {
@@ -81,6 +221,27 @@ struct FieldTerm {
 }
 
 impl FieldTerm {
+    /// The most the term may add to a score in `reader`'s segment: by its
+    /// [`Peaks`] there, or for a rarer term by its weight alone.
+    fn most(&self, reader: &SegmentReader, peaks: &Peaks) -> tantivy::Result<Score> {
+        let Some(bm25) = &self.bm25 else {
+            return Ok(1.0);
+        };
+        let field = self.term.field();
+        if reader.inverted_index(field)?.doc_freq(&self.term)? == 0 {
+            return Ok(0.0);
+        }
+        let norms = norms(reader, field)?;
+        Ok(match peaks.of(reader, &self.term, &norms)? {
+            None => bm25.max_score(),
+            Some(peaks) => (0..=u8::MAX)
+                .zip(peaks.iter())
+                .filter(|(_, &count)| count > 0)
+                .map(|(norm, &count)| bm25.score(norm, count))
+                .fold(0.0, Score::max),
+        })
+    }
+
     /// The term's postings in `reader`'s segment; `None` when the segment
     /// does not hold it.
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Option<FieldScorer>> {
@@ -102,10 +263,7 @@ impl FieldTerm {
         let scoring = match &self.bm25 {
             None => None,
             Some(bm25) => {
-                let norms = reader
-                    .fieldnorms_readers()
-                    .get_field(field)?
-                    .unwrap_or_else(|| FieldNormReader::constant(reader.max_doc(), 1));
+                let norms = norms(reader, field)?;
                 let bm25 = if boost == 1.0 {
                     bm25.clone()
                 } else {
@@ -117,24 +275,51 @@ impl FieldTerm {
         Ok(Some(FieldScorer {
             postings: Box::new(postings),
             scoring,
+            most: Score::INFINITY,
         }))
     }
 }
 
+/// The lengths of `field` in `reader`'s segment.
+fn norms(
+    reader: &SegmentReader,
+    field: tantivy::schema::Field,
+) -> tantivy::Result<FieldNormReader> {
+    Ok(reader
+        .fieldnorms_readers()
+        .get_field(field)?
+        .unwrap_or_else(|| FieldNormReader::constant(reader.max_doc(), 1)))
+}
+
 struct AnyFieldWeight {
-    terms: Vec<FieldTerm>,
+    terms: Arc<[FieldTerm]>,
+    words: Option<(Arc<Words>, usize)>,
 }
 
 impl Weight for AnyFieldWeight {
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        // Pruning compares scores with what the other words may add, all
+        // weighed alike: not under a boost from outside.
+        let words = self.words.as_ref().filter(|_| {
+            prune::in_pass() && boost == 1.0 && self.terms.iter().all(|t| t.bm25.is_some())
+        });
         let mut scorers = Vec::with_capacity(self.terms.len());
-        for term in &self.terms {
-            scorers.extend(term.scorer(reader, boost)?);
+        for term in self.terms.iter() {
+            if let Some(mut scorer) = term.scorer(reader, boost)? {
+                if let Some((words, _)) = words {
+                    scorer.most = term.most(reader, &words.peaks)?;
+                }
+                scorers.push(scorer);
+            }
         }
+        let rest = match words {
+            Some((words, at)) => words.others(*at, reader)?,
+            None => None,
+        };
         Ok(if scorers.is_empty() {
             Box::new(EmptyScorer)
         } else {
-            Box::new(AnyFieldScorer::new(scorers))
+            Box::new(AnyFieldScorer::new(scorers, rest))
         })
     }
 
@@ -143,7 +328,7 @@ impl Weight for AnyFieldWeight {
         let mut matched = false;
         let mut score = 0.0;
         let mut details = Vec::new();
-        for term in &self.terms {
+        for term in self.terms.iter() {
             let Some(mut field) = term.scorer(reader, 1.0)? else {
                 continue;
             };
@@ -182,6 +367,9 @@ struct FieldScorer {
     /// The field's norms and BM25 weight; none when scores are not asked
     /// for.
     scoring: Option<(FieldNormReader, Arc<Bm25Weight>)>,
+    /// The most the field may add to a score in this segment (when the
+    /// word may prune).
+    most: Score,
 }
 
 impl FieldScorer {
@@ -212,47 +400,121 @@ impl FieldScorer {
 }
 
 /// The field scorers, each on its own document; the union is on the least.
+///
+/// During a pass that prunes, a word that may prune takes its fields from
+/// the one that may add least to a score to the one that may add most, and
+/// the fields that together cannot lift a document to the bar (with what
+/// the other words may add) stop leading: the union steps through the
+/// documents of the other fields only, and the led fields are sought to a
+/// document only to score it. A document holding the word in led fields
+/// alone is no hit. This is MaxScore (Turtle and Flood, 1995) over the
+/// fields of one word. Scores are summed in the fields' own order either
+/// way, so that a document scores the same to the bit in every pass.
 struct AnyFieldScorer {
     scorers: Vec<FieldScorer>,
     doc: DocId,
+    /// When the word may prune.
+    pruning: Option<Pruning>,
+}
+
+/// What a word needs to prune.
+struct Pruning {
+    /// What the query's other words may add to a score at most.
+    rest: Score,
+    /// The field scorers from the least to the most they may add.
+    order: Vec<usize>,
+    /// What the first `n + 1` of `order` may add together.
+    most: Vec<Score>,
+    /// Field scorers `order[..led]` are led: they may be behind the union's
+    /// document. The others are each on their first document at or after
+    /// it.
+    led: usize,
 }
 
 impl AnyFieldScorer {
-    fn new(scorers: Vec<FieldScorer>) -> Self {
+    fn new(scorers: Vec<FieldScorer>, rest: Option<Score>) -> Self {
+        let pruning = rest.map(|rest| {
+            let mut order: Vec<usize> = (0..scorers.len()).collect();
+            order.sort_by(|&a, &b| scorers[a].most.total_cmp(&scorers[b].most));
+            let mut sum = 0.0;
+            let most = order
+                .iter()
+                .map(|&at| {
+                    sum += scorers[at].most;
+                    sum
+                })
+                .collect();
+            Pruning {
+                rest,
+                order,
+                most,
+                led: 0,
+            }
+        });
         let doc = scorers
             .iter()
             .map(FieldScorer::doc)
             .min()
             .unwrap_or(TERMINATED);
-        Self { scorers, doc }
+        Self {
+            scorers,
+            doc,
+            pruning,
+        }
+    }
+
+    /// Moves the leading fields with `step` and the union to the least of
+    /// their documents, after letting the fields that cannot reach the bar
+    /// be led; nowhere (`TERMINATED`) once every field is led.
+    #[inline]
+    fn move_by(&mut self, mut step: impl FnMut(&mut FieldScorer) -> DocId) -> DocId {
+        let mut next = TERMINATED;
+        match &mut self.pruning {
+            None => {
+                for scorer in &mut self.scorers {
+                    next = next.min(step(scorer));
+                }
+            }
+            Some(pruning) => {
+                if let Some(bar) = prune::bar() {
+                    let fields = pruning.order.len();
+                    while pruning.led < fields
+                        && prune::below(pruning.most[pruning.led] + pruning.rest, bar)
+                    {
+                        pruning.led += 1;
+                    }
+                    if pruning.led > 0 {
+                        prune::skipped();
+                    }
+                }
+                for &at in &pruning.order[pruning.led..] {
+                    next = next.min(step(&mut self.scorers[at]));
+                }
+            }
+        }
+        self.doc = next;
+        next
     }
 }
 
 impl DocSet for AnyFieldScorer {
     fn advance(&mut self) -> DocId {
         let current = self.doc;
-        let mut next = TERMINATED;
-        for scorer in &mut self.scorers {
-            let mut doc = scorer.doc();
+        self.move_by(|scorer| {
+            let doc = scorer.doc();
             if doc == current {
-                doc = scorer.postings.advance();
+                scorer.postings.advance()
+            } else {
+                doc
             }
-            next = next.min(doc);
-        }
-        self.doc = next;
-        next
+        })
     }
 
     fn seek(&mut self, target: DocId) -> DocId {
         if self.doc >= target {
             return self.doc;
         }
-        let mut next = TERMINATED;
-        for scorer in &mut self.scorers {
-            next = next.min(scorer.seek(target));
-        }
-        self.doc = next;
-        next
+        self.move_by(|scorer| scorer.seek(target))
     }
 
     fn doc(&self) -> DocId {
@@ -271,6 +533,11 @@ impl DocSet for AnyFieldScorer {
 impl Scorer for AnyFieldScorer {
     fn score(&mut self) -> Score {
         let doc = self.doc;
+        if let Some(pruning) = &self.pruning {
+            for &at in &pruning.order[..pruning.led] {
+                self.scorers[at].seek(doc);
+            }
+        }
         self.scorers
             .iter()
             .filter(|s| s.doc() == doc)

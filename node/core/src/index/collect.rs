@@ -22,6 +22,7 @@ use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyError};
 
+use super::pieces::Bar;
 use super::schema::column;
 use super::spatial::Rect;
 use crate::query::Sort;
@@ -156,6 +157,13 @@ pub(crate) struct PageCollector {
     /// Parts of the query box; `None` without a spatial filter.
     pub spatial: Option<Vec<Rect>>,
     pub columns: Arc<SegmentColumns>,
+}
+
+impl PageCollector {
+    /// Whether hits are ordered by score.
+    pub fn ranked(&self) -> bool {
+        self.scored && self.sort == Sort::Relevance
+    }
 }
 
 /// A top hit, resolved.
@@ -399,7 +407,7 @@ impl Collector for PageCollector {
     }
 
     fn requires_scoring(&self) -> bool {
-        self.scored && self.sort == Sort::Relevance
+        self.ranked()
     }
 
     fn merge_fruits(&self, segments: Vec<SegmentPage>) -> tantivy::Result<Page> {
@@ -635,6 +643,21 @@ impl SegmentCollector for PageSegment {
             str_facets: self.str_facets,
             year_counts: self.years.map(YearCounts::into_counts).unwrap_or_default(),
         }
+    }
+}
+
+impl Bar for PageSegment {
+    /// The page's worst hit's score, once the page is full and ordered by
+    /// score: a document scoring less cannot enter it (one scoring the same
+    /// may, by its key).
+    fn bar(&self) -> Option<Score> {
+        if !matches!(self.sort, SortColumn::Score) || self.limit == 0 || self.top.len() < self.limit
+        {
+            return None;
+        }
+        self.top
+            .peek()
+            .map(|worst| f32::from_bits(worst.score_bits))
     }
 }
 

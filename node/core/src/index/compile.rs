@@ -22,6 +22,7 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::Term;
 
 use super::any_field::AnyFieldQuery;
+use super::any_field::{Peaks, Words};
 use super::bits::BitsCache;
 use super::filter::FilterQuery;
 use super::schema::{analyze, Fields};
@@ -59,6 +60,8 @@ pub(crate) struct Compiler<'a> {
     pub fields: &'a Fields,
     /// Bitsets of the dense keyword filters.
     pub bits_cache: &'a Arc<BitsCache>,
+    /// What common terms score at most in each segment.
+    pub peaks: &'a Arc<Peaks>,
     /// The stemming analyzer of most text fields.
     pub text: &'a TextAnalyzer,
     /// The analyzer of names and of prefixes (no stemming).
@@ -87,6 +90,7 @@ impl Compiler<'_> {
                 Matches::Some(query) => clauses.push((Occur::Must, query)),
             },
         }
+        share_words(&mut clauses, self.peaks);
         let fields = self.fields;
         let mut keywords: Vec<Vec<Term>> = Vec::new();
         let mut keyword = |field: Field, values: &[String]| {
@@ -329,6 +333,27 @@ impl Compiler<'_> {
         match field {
             TextField::Creator => self.plain,
             _ => self.text,
+        }
+    }
+}
+
+/// Tells each unfielded word of the text's `clauses` what the others may
+/// add to a score, so that it may prune ([`super::prune`]): only when
+/// every clause that scores is such a word. Exclusions do not score, nor
+/// do the filters added later.
+fn share_words(clauses: &mut [(Occur, Box<dyn Query>)], peaks: &Arc<Peaks>) {
+    let scoring = || clauses.iter().filter(|(occur, _)| *occur != Occur::MustNot);
+    let count = scoring().count();
+    if count == 0 || !scoring().all(|(_, query)| query.is::<AnyFieldQuery>()) {
+        return;
+    }
+    let words = Arc::new(Words::new(count, peaks.clone()));
+    let scoring = clauses
+        .iter_mut()
+        .filter(|(occur, _)| *occur != Occur::MustNot);
+    for (at, (_, query)) in scoring.enumerate() {
+        if let Some(word) = query.downcast_mut::<AnyFieldQuery>() {
+            word.among(words.clone(), at);
         }
     }
 }

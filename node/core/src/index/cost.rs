@@ -27,6 +27,18 @@ const SEEK_POSTINGS: u64 = 4;
 /// `Some(0)` only when a clause it needs has no postings, that is, when it
 /// matches nothing ([`super::HoldingsIndex`] answers those without a search).
 pub(crate) fn postings(query: &dyn Query, doc_freq: &mut dyn FnMut(&Term) -> u64) -> Option<u64> {
+    read(query, doc_freq, SEEK_POSTINGS)
+}
+
+/// Documents `query` matches at most, with `doc_freq` giving each term's:
+/// what its smallest required clause matches; `None` when that is not
+/// known from terms.
+pub(crate) fn matches(query: &dyn Query, doc_freq: &mut dyn FnMut(&Term) -> u64) -> Option<u64> {
+    read(query, doc_freq, 0)
+}
+
+/// [`postings`] with a seek costing `seek` postings.
+fn read(query: &dyn Query, doc_freq: &mut dyn FnMut(&Term) -> u64, seek: u64) -> Option<u64> {
     if query.is::<EmptyQuery>() {
         return Some(0);
     }
@@ -43,16 +55,16 @@ pub(crate) fn postings(query: &dyn Query, doc_freq: &mut dyn FnMut(&Term) -> u64
             // segment is read.
             let lead = required
                 .iter()
-                .filter_map(|clause| postings(*clause, doc_freq))
+                .filter_map(|clause| read(*clause, doc_freq, seek))
                 .min()?;
-            let sought = (required.len() as u64 - 1).saturating_mul(SEEK_POSTINGS);
+            let sought = (required.len() as u64 - 1).saturating_mul(seek);
             return Some(lead.saturating_mul(1 + sought));
         }
         return clauses
             .iter()
             .filter(|(occur, _)| *occur == Occur::Should)
             .try_fold(0u64, |sum, (_, clause)| {
-                Some(sum.saturating_add(postings(&**clause, doc_freq)?))
+                Some(sum.saturating_add(read(&**clause, doc_freq, seek)?))
             });
     }
     if let Some(filters) = query.downcast_ref::<FilterQuery>() {
@@ -67,9 +79,7 @@ pub(crate) fn postings(query: &dyn Query, doc_freq: &mut dyn FnMut(&Term) -> u64
     if let Some(phrase) = query.downcast_ref::<PhraseQuery>() {
         let terms = phrase.phrase_terms();
         let lead = terms.iter().map(&mut *doc_freq).min()?;
-        let sought = (terms.len() as u64)
-            .saturating_sub(1)
-            .saturating_mul(SEEK_POSTINGS);
+        let sought = (terms.len() as u64).saturating_sub(1).saturating_mul(seek);
         return Some(lead.saturating_mul(1 + sought));
     }
     let mut sum = None::<u64>;
@@ -173,6 +183,15 @@ mod tests {
         // A phrase needs every word: the rarest leads.
         let phrase = PhraseQuery::new(vec![term("aaaa"), term("aa"), term("aaa")]);
         assert_eq!(cost(&phrase), Some(200 * (1 + 2 * SEEK_POSTINGS)));
+        // What they match at most: their smallest required clause's.
+        let most = |query: &dyn Query| {
+            matches(query, &mut |term| {
+                100 * term.value().as_str().map_or(0, |text| text.len() as u64)
+            })
+        };
+        assert_eq!(most(&and), Some(200));
+        assert_eq!(most(&wrapped), Some(600));
+        assert_eq!(most(&phrase), Some(200));
     }
 
     #[test]

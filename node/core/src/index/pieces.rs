@@ -15,7 +15,9 @@ use std::time::Instant;
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::{EnableScoring, Query, Weight};
-use tantivy::{DocId, DocSet, Executor, Searcher, SegmentReader};
+use tantivy::{DocId, Executor, Score, Searcher, SegmentReader};
+
+use super::prune;
 
 /// Shares per thread: more than one lets a thread that finishes early
 /// take over work (matches need not spread evenly over the documents);
@@ -129,21 +131,84 @@ fn whole_segments_balance(max_docs: &[DocId], threads: usize, total: u64) -> boo
     most * loads.len() as u64 * 10 <= total * 11
 }
 
+/// A segment collector that can tell the least score a document must
+/// reach to change what it collects.
+pub(crate) trait Bar {
+    /// `None` while every document would.
+    fn bar(&self) -> Option<Score>;
+}
+
+/// Which documents of each piece a search visits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Walk {
+    /// Every match.
+    Every,
+    /// Matches that may reach the collector's [`Bar`]; runs of documents
+    /// that cannot are stepped over ([`prune`]).
+    Pruned,
+    /// Every match in a sample of the documents ([`Sample`]).
+    Sample(Sample),
+}
+
+/// Windows of `width` documents, one in every `every`, from each
+/// segment's first document: a sample of the segment that does not
+/// depend on what is searched, so that counts from it scale to the whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sample {
+    pub width: DocId,
+    pub every: DocId,
+}
+
+impl Sample {
+    /// The windows that meet `docs`, cut to it.
+    fn windows(self, docs: Range<DocId>) -> impl Iterator<Item = Range<DocId>> {
+        let stride = self.width.saturating_mul(self.every.max(1)).max(1);
+        let first = docs.start / stride;
+        let last = docs.end.div_ceil(stride);
+        (first..last).filter_map(move |n| {
+            let start = n.checked_mul(stride)?;
+            let window = start.max(docs.start)..start.saturating_add(self.width).min(docs.end);
+            (!window.is_empty()).then_some(window)
+        })
+    }
+
+    /// How many of a segment's `max_doc` documents the sample holds.
+    pub fn docs_in(self, max_doc: DocId) -> u64 {
+        self.windows(0..max_doc)
+            .map(|w| u64::from(w.len() as u32))
+            .sum()
+    }
+}
+
+/// What a search found beside its fruit.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Walked {
+    /// A pruned walk stepped over documents: matches may have gone
+    /// uncollected.
+    pub skipped: bool,
+}
+
 /// Runs `query` over every document of `searcher` as tantivy's
 /// `search_with_executor` does, with the work cut into [`shares`] for
-/// `threads` threads. The collector gets one fruit per piece, so several
-/// may come from one segment. Every thread stops stepping once `deadline`
-/// passes, with what it collected so far: the caller asks
-/// [`Deadline::passed`] whether the fruit is whole.
-pub(crate) fn search<C: Collector>(
+/// `threads` threads, visiting the documents `walk` says. The collector
+/// gets one fruit per piece, so several may come from one segment. Every
+/// thread stops stepping once `deadline` passes, with what it collected so
+/// far: the caller asks [`Deadline::passed`] whether the fruit is whole.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn search<C>(
     searcher: &Searcher,
     query: &dyn Query,
     collector: &C,
     executor: &Executor,
     threads: usize,
     scoring: EnableScoring<'_>,
+    walk: Walk,
     deadline: Option<&Deadline>,
-) -> tantivy::Result<C::Fruit> {
+) -> tantivy::Result<(C::Fruit, Walked)>
+where
+    C: Collector,
+    C::Child: Bar,
+{
     let weight = query.weight(scoring)?;
     let readers = searcher.segment_readers();
     let max_docs: Vec<DocId> = readers.iter().map(SegmentReader::max_doc).collect();
@@ -152,61 +217,119 @@ pub(crate) fn search<C: Collector>(
             share
                 .into_iter()
                 .map(|piece| {
-                    collect(
-                        collector,
-                        weight.as_ref(),
-                        piece.segment as u32,
-                        &readers[piece.segment],
-                        piece.docs,
+                    let reader = &readers[piece.segment];
+                    let child = collector.for_segment(piece.segment as u32, reader)?;
+                    let scored = collector.requires_scoring();
+                    let step = Step {
+                        weight: weight.as_ref(),
+                        reader,
+                        scored,
                         deadline,
-                    )
+                    };
+                    step.collect(child, piece.docs, walk)
                 })
                 .collect::<tantivy::Result<Vec<_>>>()
         },
         shares(&max_docs, threads).into_iter(),
     )?;
-    collector.merge_fruits(fruits.into_iter().flatten().collect())
+    let mut walked = Walked::default();
+    let fruits = fruits
+        .into_iter()
+        .flatten()
+        .map(|(fruit, skipped)| {
+            walked.skipped |= skipped;
+            fruit
+        })
+        .collect();
+    Ok((collector.merge_fruits(fruits)?, walked))
 }
 
-/// Feeds the live documents of `docs` that match to a new segment
-/// collector, with their scores when the collector wants them, until
-/// `deadline` passes.
-fn collect<C: Collector>(
-    collector: &C,
-    weight: &dyn Weight,
-    segment: u32,
-    reader: &SegmentReader,
-    docs: Range<DocId>,
-    deadline: Option<&Deadline>,
-) -> tantivy::Result<<C::Child as SegmentCollector>::Fruit> {
-    let mut child = collector.for_segment(segment, reader)?;
-    if deadline.is_some_and(Deadline::look) {
-        return Ok(child.harvest());
-    }
-    let mut scorer = weight.scorer(reader, 1.0)?;
-    let mut doc = scorer.doc();
-    if doc < docs.start {
-        doc = scorer.seek(docs.start);
-    }
-    let alive = reader.alive_bitset();
-    let scored = collector.requires_scoring();
-    let mut steps = STEPS_PER_LOOK;
-    // `TERMINATED` is above every range's end.
-    while doc < docs.end {
-        if alive.is_none_or(|alive| alive.is_alive(doc)) {
-            let score = if scored { scorer.score() } else { 0.0 };
-            child.collect(doc, score);
+/// What collecting one piece needs besides its collector.
+struct Step<'a> {
+    weight: &'a dyn Weight,
+    reader: &'a SegmentReader,
+    scored: bool,
+    deadline: Option<&'a Deadline>,
+}
+
+impl Step<'_> {
+    /// Feeds the live documents of `docs` that match and that `walk`
+    /// visits to `child`, with their scores when the collector wants
+    /// them, until the deadline passes; and tells whether a pruned walk
+    /// stepped over any.
+    fn collect<S: SegmentCollector + Bar>(
+        &self,
+        mut child: S,
+        docs: Range<DocId>,
+        walk: Walk,
+    ) -> tantivy::Result<(S::Fruit, bool)> {
+        if self.deadline.is_some_and(Deadline::look) {
+            return Ok((child.harvest(), false));
         }
-        doc = scorer.advance();
-        steps -= 1;
-        if steps == 0 {
-            if deadline.is_some_and(Deadline::look) {
-                break;
+        let scorer = || self.weight.scorer(self.reader, 1.0);
+        match walk {
+            Walk::Every => {
+                self.run(&mut *scorer()?, &mut child, docs, |_| {});
+                Ok((child.harvest(), false))
             }
-            steps = STEPS_PER_LOOK;
+            Walk::Pruned => {
+                // Begun before the scorer is built, which then prepares
+                // to prune.
+                let pass = prune::Pass::begin();
+                self.run(&mut *scorer()?, &mut child, docs, |child| {
+                    if let Some(bar) = child.bar() {
+                        pass.raise(bar);
+                    }
+                });
+                let skipped = pass.stepped_over();
+                drop(pass);
+                Ok((child.harvest(), skipped))
+            }
+            Walk::Sample(sample) => {
+                let mut scorer = scorer()?;
+                for window in sample.windows(docs) {
+                    if !self.run(&mut *scorer, &mut child, window, |_| {}) {
+                        break;
+                    }
+                }
+                Ok((child.harvest(), false))
+            }
         }
     }
-    Ok(child.harvest())
+
+    /// Collects the matches of `docs` (the scorer is at or before its
+    /// start), calling `after` after each; false when the deadline passed.
+    fn run<S: SegmentCollector>(
+        &self,
+        scorer: &mut dyn tantivy::query::Scorer,
+        child: &mut S,
+        docs: Range<DocId>,
+        mut after: impl FnMut(&S),
+    ) -> bool {
+        let mut doc = scorer.doc();
+        if doc < docs.start {
+            doc = scorer.seek(docs.start);
+        }
+        let alive = self.reader.alive_bitset();
+        let mut steps = STEPS_PER_LOOK;
+        // `TERMINATED` is above every range's end.
+        while doc < docs.end {
+            if alive.is_none_or(|alive| alive.is_alive(doc)) {
+                let score = if self.scored { scorer.score() } else { 0.0 };
+                child.collect(doc, score);
+                after(child);
+            }
+            doc = scorer.advance();
+            steps -= 1;
+            if steps == 0 {
+                if self.deadline.is_some_and(Deadline::look) {
+                    return false;
+                }
+                steps = STEPS_PER_LOOK;
+            }
+        }
+        true
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +341,32 @@ mod tests {
             .into_iter()
             .map(|share| share.into_iter().map(|p| (p.segment, p.docs)).collect())
             .collect()
+    }
+
+    #[test]
+    fn a_sample_is_every_nth_window_of_each_segment_cut_to_the_piece() {
+        let sample = Sample {
+            width: 10,
+            every: 4,
+        };
+        let windows = |docs: Range<DocId>| sample.windows(docs).collect::<Vec<_>>();
+        assert_eq!(windows(0..100), [0..10, 40..50, 80..90]);
+        assert_eq!(windows(5..85), [5..10, 40..50, 80..85]);
+        assert_eq!(windows(10..40), Vec::<Range<DocId>>::new());
+        assert_eq!(windows(45..46), vec![45..46]);
+        // Pieces of a segment hold together what the segment holds.
+        let whole: u64 = windows(0..1_000).iter().map(|w| w.len() as u64).sum();
+        let cut: u64 = [0..333, 333..700, 700..1_000]
+            .into_iter()
+            .flat_map(|piece| sample.windows(piece))
+            .map(|w| w.len() as u64)
+            .sum();
+        assert_eq!((whole, cut), (250, 250));
+        assert_eq!(sample.docs_in(1_000), 250);
+        assert_eq!(sample.docs_in(45), 15);
+        assert_eq!(sample.docs_in(0), 0);
+        let all = Sample { width: 7, every: 1 };
+        assert_eq!(all.docs_in(100), 100);
     }
 
     #[test]

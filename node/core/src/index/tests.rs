@@ -2356,3 +2356,175 @@ fn phrases_are_costed_by_every_posting_of_their_words() {
         assert_eq!(f.prepare(text).work() == Work::Small, small, "{text}");
     }
 }
+
+/// `n` records whose titles, descriptions and keywords are runs of a few
+/// common words, of varied lengths and counts, so that blocks of postings
+/// differ in their best scores; every third one federation-only, every
+/// fifth in another discipline.
+fn common_words(n: usize) -> Vec<DatasetRecord> {
+    const WORDS: [&str; 6] = ["ice", "sea", "melt", "snow", "rock", "river"];
+    let mut random = 11u64;
+    let mut next = move |m: u64| {
+        random = random
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (random >> 33) % m
+    };
+    (0..n)
+        .map(|i| {
+            let mut text = |longest: u64, least: u64| {
+                let len = least + next(longest - least + 1);
+                (0..len)
+                    .map(|_| WORDS[next(WORDS.len() as u64) as usize])
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let title = text(6, 1);
+            let description = text(40, 0);
+            let keywords = vec![text(1, 1)];
+            DatasetRecord {
+                title,
+                description,
+                keywords,
+                disciplines: vec![if i % 5 == 0 { "ocean" } else { "earth" }.into()],
+                visibility: if i % 3 == 0 {
+                    Visibility::Federation
+                } else {
+                    Visibility::Public
+                } as i32,
+                ..record(&format!("r{i:05}"))
+            }
+        })
+        .collect()
+}
+
+/// An index of `records` in three segments.
+fn in_three_segments(records: Vec<DatasetRecord>) -> Fixture {
+    let f = fixture(Vec::new());
+    for part in records.chunks(records.len().div_ceil(3)) {
+        f.add(part.to_vec());
+    }
+    f
+}
+
+impl Fixture {
+    /// Has searches estimate their counts from 2,000 matches up, from a
+    /// sample meant to hold 256; or (`false`) count every match.
+    fn estimate(&self, estimate: bool) {
+        *self.index.estimates.write().unwrap() = if estimate {
+            Estimates {
+                exact_matches: 2_000,
+                sample_matches: 256,
+            }
+        } else {
+            Estimates {
+                exact_matches: u64::MAX,
+                ..Estimates::default()
+            }
+        };
+    }
+
+    /// `request` as `viewer`, counting every match and estimating.
+    fn exact_and_estimated(
+        &self,
+        request: &SearchRequest,
+        viewer: &Viewer,
+    ) -> (SearchResults, SearchResults) {
+        self.estimate(false);
+        let exact = self.search(request.clone(), viewer);
+        self.estimate(true);
+        (exact, self.search(request.clone(), viewer))
+    }
+}
+
+#[test]
+fn a_large_search_has_exact_hits_on_every_page_and_estimated_counts() {
+    let f = in_three_segments(common_words(24_000));
+    let stepped = prune::stepped();
+    let ocean = || vec!["ocean".to_owned()];
+    let searches: Vec<(SearchRequest, Viewer)> = vec![
+        (SearchRequest::default(), operator()),
+        (SearchRequest::default(), Viewer::Anonymous),
+        (
+            SearchRequest {
+                disciplines: ocean(),
+                ..Default::default()
+            },
+            operator(),
+        ),
+    ];
+    for text in ["ice", "sea ice", "melt snow -title:river", "rock sea river"] {
+        for (request, viewer) in &searches {
+            let request = SearchRequest {
+                text: text.into(),
+                limit: 10,
+                facets: true,
+                ..request.clone()
+            };
+            let (mut after_exact, mut after_estimating) = (None, None);
+            for page in 0..3 {
+                let at = |after: &Option<String>| SearchRequest {
+                    after: after.clone(),
+                    ..request.clone()
+                };
+                let want = f.exact_and_estimated(&at(&after_exact), viewer).0;
+                let got = f.exact_and_estimated(&at(&after_estimating), viewer).1;
+                let hits = |r: &SearchResults| {
+                    r.hits
+                        .iter()
+                        .map(|h| (h.id.clone(), h.score))
+                        .collect::<Vec<_>>()
+                };
+                let context = format!("{text:?}, {viewer:?}, page {page}");
+                assert_eq!(hits(&got), hits(&want), "{context}");
+                assert_eq!(want.hits.len(), 10, "{context}");
+                assert!(!want.estimated, "{context}");
+                // Large enough to estimate, and close.
+                assert!(want.total >= 2_000, "{context}: {}", want.total);
+                assert!(got.estimated, "{context}");
+                let off = (got.total as f64 - want.total as f64).abs() / want.total as f64;
+                assert!(off < 0.15, "{context}: {} for {}", got.total, want.total);
+                for (name, values) in &want.facets {
+                    for (value, count) in values.iter().filter(|(_, c)| *c >= 1_000) {
+                        let estimated = got.facets[name]
+                            .iter()
+                            .find(|(v, _)| v == value)
+                            .map_or(0, |(_, c)| *c);
+                        let off = (estimated as f64 - *count as f64).abs() / *count as f64;
+                        assert!(
+                            off < 0.25,
+                            "{context}: {name}={value} {estimated} for {count}"
+                        );
+                    }
+                }
+                assert!(got.next_cursor.is_some() && want.next_cursor.is_some());
+                after_exact = want.next_cursor;
+                after_estimating = got.next_cursor;
+            }
+        }
+    }
+    assert!(prune::stepped() > stepped, "no run was stepped over");
+
+    // What the sample says matches fewer is counted exactly: the words
+    // match thousands, and the filters leave a few.
+    let few = SearchRequest {
+        text: "ice".into(),
+        disciplines: ocean(),
+        year: Some((Some(2021), None)),
+        limit: 10,
+        ..Default::default()
+    };
+    let (want, got) = f.exact_and_estimated(&few, &operator());
+    assert!(!got.estimated);
+    assert_eq!(got.total, want.total);
+    // Nor is a search in another order than relevance estimated.
+    let by_size = SearchRequest {
+        text: "ice".into(),
+        sort: Sort::Size,
+        limit: 10,
+        ..Default::default()
+    };
+    let (want, got) = f.exact_and_estimated(&by_size, &operator());
+    assert!(!got.estimated);
+    assert_eq!(got.total, want.total);
+}

@@ -538,6 +538,7 @@ pub(crate) fn accept(
     }
     SearchResults {
         total,
+        estimated: response.total_is_estimate,
         hits,
         facets,
         next_cursor: None,
@@ -566,12 +567,14 @@ pub(crate) fn merge(
     registrants: &super::Registrants,
 ) -> SearchResults {
     let mut total = 0;
+    let mut estimated = false;
     let mut hits = Vec::new();
     let mut facets: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     // Peers' counts are theirs to claim: summed without overflow, so a
     // peer's u64::MAX neither panics nor wraps the total to a small one.
     for part in parts {
         total = u64::saturating_add(total, part.total);
+        estimated |= part.estimated;
         hits.extend(part.hits);
         for (name, values) in part.facets {
             let counts = facets.entry(name).or_default();
@@ -598,6 +601,7 @@ pub(crate) fn merge(
     SearchResults {
         hits,
         total,
+        estimated,
         facets,
         next_cursor: None,
     }

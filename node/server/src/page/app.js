@@ -220,6 +220,7 @@ async function run() {
   }
   const total = Number(answer.total || 0);
   summary.textContent = total === 0 ? "No dataset matches."
+    : answer.totalIsEstimate ? "About " + total.toLocaleString("en") + " datasets (counted in a sample; peers may hold more)."
     : (total === 1 ? "1 dataset" : total.toLocaleString("en") + " datasets") + " (at least: peers may hold more).";
   renderHits(answer);
   renderFacets(answer.facets);

@@ -111,6 +111,7 @@ fn a_peer_answer_keeps_only_the_asked_origin_and_what_the_viewer_may_see() {
             hit("x", "injected", 9.0, Visibility::Public),
         ],
         total: 4,
+        total_is_estimate: false,
         facets: vec![
             proto::Facet {
                 name: "origin".into(),
@@ -167,6 +168,7 @@ fn a_peers_facets_cannot_name_other_origins_or_outweigh_the_rest() {
     let response = proto::PeerSearchResponse {
         hits: Vec::new(),
         total: 7,
+        total_is_estimate: true,
         facets: vec![
             facet("origin", &[("victim", u64::MAX), ("b", 7)]),
             facet("origin", &[("other", 3)]),
@@ -184,6 +186,7 @@ fn a_peers_facets_cannot_name_other_origins_or_outweigh_the_rest() {
         positions: Vec::new(),
     };
     let accepted = accept("b", &Viewer::Anonymous, 20, response);
+    assert!(accepted.estimated, "the peer's counts are its estimates");
     assert_eq!(accepted.facets["origin"], [("b".to_owned(), 7)]);
     assert_eq!(
         accepted.facets["discipline"],
@@ -194,6 +197,7 @@ fn a_peers_facets_cannot_name_other_origins_or_outweigh_the_rest() {
     // Merged with this node's own part, the true values keep their place.
     let own = SearchResults {
         total: 50,
+        estimated: false,
         hits: Vec::new(),
         facets: BTreeMap::from([(
             "discipline".to_owned(),
@@ -242,6 +246,7 @@ fn a_peers_hit_is_unverified_sanitized_and_cannot_outrank_by_nan() {
 #[test]
 fn merged_pages_rank_in_one_order_and_sum_totals_and_facets() {
     let part = |origin: &str, scores: &[f32], total: u64, count: u64| SearchResults {
+        estimated: origin == "b",
         hits: scores
             .iter()
             .enumerate()
@@ -271,6 +276,7 @@ fn merged_pages_rank_in_one_order_and_sum_totals_and_facets() {
         ]
     );
     assert_eq!(merged.total, 17);
+    assert!(merged.estimated, "b's counts were estimated, so is the sum");
     assert_eq!(
         merged.facets["access"],
         vec![("open".into(), 6), ("a".into(), 1), ("b".into(), 1)]
