@@ -79,8 +79,10 @@ const STORE_BLOCK_BYTES: usize = 4 << 10;
 /// many a search takes 20 ms, and a common word among ten million records
 /// matches millions.
 const EXACT_MATCHES: u64 = 500_000;
-/// Matches an estimate's sample is meant to hold: a total off by about
-/// half a percent (one in the square root of the sample).
+/// Matches an estimate's sample is meant to hold, going by what the
+/// dictionaries bound (which may be some times too many): a total off by
+/// about a percent at most (one in the square root of what the sample
+/// holds).
 const SAMPLE_MATCHES: u64 = 32_768;
 /// Documents in a window of the sample: windows this short spread the
 /// sample over records of every origin and import, which lie in runs of
@@ -127,6 +129,9 @@ pub struct PreparedSearch {
     /// The records the search matches at most, over the whole index
     /// ([`cost::matches`]); the index's records when that is not known.
     matches: u64,
+    /// Whether its words may prune ([`prune`]): a search whose top hits
+    /// cannot be found without scoring every match counts every match.
+    prunes: bool,
 }
 
 impl PreparedSearch {
@@ -782,7 +787,7 @@ impl HoldingsIndex {
             text: &self.text,
             plain: &self.plain,
         };
-        let query = compiler.build(&plan, audience.as_deref());
+        let (query, prunes) = compiler.build(&plan, audience.as_deref());
         let query: Box<dyn tantivy::query::Query> = if withdrawn.is_empty() {
             query
         } else {
@@ -820,6 +825,7 @@ impl HoldingsIndex {
             query,
             work,
             matches,
+            prunes,
         })
     }
 
@@ -841,6 +847,7 @@ impl HoldingsIndex {
             seen,
             work,
             matches,
+            prunes,
             ..
         } = prepared;
         let collector = PageCollector {
@@ -854,6 +861,7 @@ impl HoldingsIndex {
             facets: plan.facets,
             spatial: plan.bbox.as_ref().map(Rect::parts_of),
             columns: self.columns.clone(),
+            weights: None,
         };
         let statistics: &dyn tantivy::query::Bm25StatisticsProvider = if corpus_statistics {
             &searcher
@@ -884,7 +892,7 @@ impl HoldingsIndex {
         };
         let estimates = self.estimates();
         let large = matches >= estimates.exact_matches;
-        let estimated = if work != Work::Small && large && collector.ranked() {
+        let estimated = if work != Work::Small && large && prunes && collector.ranked() {
             estimate(
                 estimates,
                 &searcher,
@@ -1183,38 +1191,25 @@ fn estimate(
         return Ok(None);
     }
     let sample = Sample {
-        width: SAMPLE_WIDTH,
+        width: estimates.sample_width,
         every: every as tantivy::DocId,
     };
+    let readers = searcher.segment_readers();
+    let weights = readers.iter().map(|r| sample.weight(r.max_doc())).collect();
     let counter = PageCollector {
         limit: 0,
         after: None,
         scored: false,
+        weights: Some(weights),
         ..collector.clone()
     };
     let counted = count(&counter, sample)?;
-    let readers = searcher.segment_readers();
-    let docs: u64 = readers.iter().map(|r| u64::from(r.max_doc())).sum();
-    let sampled: u64 = readers.iter().map(|r| sample.docs_in(r.max_doc())).sum();
-    if sampled == 0 {
+    if counted.total < estimates.exact_matches {
         return Ok(None);
     }
-    let scaled = |count: u64| (count as f64 * docs as f64 / sampled as f64).round() as u64;
-    let total = scaled(counted.total);
-    if total < estimates.exact_matches {
-        return Ok(None);
-    }
-    let facets = counted
-        .facets
-        .into_iter()
-        .map(|(name, values)| {
-            let values = values.into_iter().map(|(v, c)| (v, scaled(c))).collect();
-            (name, values)
-        })
-        .collect();
     Ok(Some(Page {
-        total,
-        facets,
+        total: counted.total,
+        facets: counted.facets,
         ..Page::default()
     }))
 }
@@ -1227,6 +1222,8 @@ struct Estimates {
     exact_matches: u64,
     /// [`SAMPLE_MATCHES`].
     sample_matches: u64,
+    /// [`SAMPLE_WIDTH`].
+    sample_width: tantivy::DocId,
 }
 
 impl Default for Estimates {
@@ -1234,6 +1231,7 @@ impl Default for Estimates {
         Self {
             exact_matches: EXACT_MATCHES,
             sample_matches: SAMPLE_MATCHES,
+            sample_width: SAMPLE_WIDTH,
         }
     }
 }

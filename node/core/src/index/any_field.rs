@@ -30,8 +30,8 @@ use super::prune;
 /// worth reading: a rarer term costs little to score whatever. (Tests
 /// read them for the terms of small indexes too.)
 const PEAK_POSTINGS: u32 = if cfg!(test) { 64 } else { 8192 };
-/// Terms whose peaks are held, over all segments: 1 KiB each.
-const MAX_PEAKS: usize = 16_384;
+/// Terms whose peaks are held per segment: 1 KiB each.
+const MAX_PEAKS_PER_SEGMENT: usize = 4096;
 
 /// For each length a field may have (coded in a byte, as tantivy keeps
 /// field lengths), the highest count of a term among the documents of a
@@ -39,11 +39,12 @@ const MAX_PEAKS: usize = 16_384;
 /// under any BM25 weight (a score rises with the count and falls with the
 /// length). Far less than the score of an endless count that BM25 tends
 /// to, which is all a term's statistics tell; read once per segment and
-/// term, from every posting, and kept for every search (segments never
-/// change).
+/// term, from every posting (some milliseconds for a term in millions of
+/// documents, paid by the first search that needs it, which two threads
+/// may both pay), and kept for every search (segments never change).
 #[derive(Default)]
 pub(crate) struct Peaks {
-    held: Mutex<HashMap<(SegmentId, Term), PeaksOf>>,
+    held: Mutex<HashMap<SegmentId, HashMap<Term, PeaksOf>>>,
 }
 
 /// One term's peaks in one segment, by coded field length.
@@ -58,9 +59,9 @@ impl Peaks {
         term: &Term,
         norms: &FieldNormReader,
     ) -> tantivy::Result<Option<PeaksOf>> {
-        let key = (reader.segment_id(), term.clone());
+        let segment = reader.segment_id();
         let held = || self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(peaks) = held().get(&key) {
+        if let Some(peaks) = held().get(&segment).and_then(|terms| terms.get(term)) {
             return Ok(Some(peaks.clone()));
         }
         let index = reader.inverted_index(term.field())?;
@@ -79,17 +80,20 @@ impl Peaks {
         }
         let peaks: PeaksOf = peaks.into();
         let mut held = held();
-        if held.len() >= MAX_PEAKS {
-            held.clear();
+        let terms = held.entry(segment).or_default();
+        if terms.len() >= MAX_PEAKS_PER_SEGMENT {
+            terms.clear();
         }
-        held.insert(key, peaks.clone());
+        terms.insert(term.clone(), peaks.clone());
         Ok(Some(peaks))
     }
 
     /// Forgets segments other than `live`.
     pub fn retain(&self, live: &HashSet<SegmentId>) {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        held.retain(|(segment, _), _| live.contains(segment));
+        if held.keys().any(|segment| !live.contains(segment)) {
+            held.retain(|segment, _| live.contains(segment));
+        }
     }
 }
 

@@ -157,6 +157,10 @@ pub(crate) struct PageCollector {
     /// Parts of the query box; `None` without a spatial filter.
     pub spatial: Option<Vec<Rect>>,
     pub columns: Arc<SegmentColumns>,
+    /// How many documents each one counted stands for, by segment ordinal,
+    /// when counting a sample ([`super::pieces::Sample::weight`]); every
+    /// one stands for itself without.
+    pub weights: Option<Arc<[f64]>>,
 }
 
 impl PageCollector {
@@ -413,9 +417,19 @@ impl Collector for PageCollector {
     fn merge_fruits(&self, segments: Vec<SegmentPage>) -> tantivy::Result<Page> {
         let mut page = Page::default();
         let mut candidates = Vec::new();
-        let mut years: BTreeMap<u64, u64> = BTreeMap::new();
+        // Summed as floats: whole counts stay exact (far below 2^53), and
+        // a sample's weighted ones are rounded once, at the end.
+        let mut total = 0.0;
+        let mut facets: BTreeMap<&'static str, BTreeMap<String, f64>> = BTreeMap::new();
+        let mut years: BTreeMap<u64, f64> = BTreeMap::new();
         for (at, segment) in segments.iter().enumerate() {
-            page.total += segment.total;
+            let weight = self
+                .weights
+                .as_ref()
+                .and_then(|weights| weights.get(segment.segment as usize))
+                .copied()
+                .unwrap_or(1.0);
+            total += segment.total as f64 * weight;
             page.remaining += segment.remaining;
             candidates.extend(segment.top.iter().map(|entry| Candidate {
                 at,
@@ -423,21 +437,35 @@ impl Collector for PageCollector {
                 key: None,
             }));
             for facet in &segment.str_facets {
-                let values = page.facets.entry(facet.name).or_default();
+                let values = facets.entry(facet.name).or_default();
                 for (name, &count) in facet.names.iter().zip(&facet.counts) {
                     if count > 0 {
-                        *values.entry(name.clone()).or_default() += count;
+                        *values.entry(name.clone()).or_default() += count as f64 * weight;
                     }
                 }
             }
             for (year, count) in &segment.year_counts {
-                *years.entry(*year).or_default() += count;
+                *years.entry(*year).or_default() += *count as f64 * weight;
             }
         }
+        let whole = |count: f64| count.round() as u64;
+        page.total = whole(total);
+        page.facets = facets
+            .into_iter()
+            .map(|(name, values)| {
+                (
+                    name,
+                    values.into_iter().map(|(v, c)| (v, whole(c))).collect(),
+                )
+            })
+            .collect();
         if self.facets {
             page.facets.insert(
                 YEAR_FACET,
-                years.into_iter().map(|(y, c)| (y.to_string(), c)).collect(),
+                years
+                    .into_iter()
+                    .map(|(y, c)| (y.to_string(), whole(c)))
+                    .collect(),
             );
         }
         page.top = top_hits(&segments, candidates, self.limit)?;

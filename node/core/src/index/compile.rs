@@ -71,8 +71,20 @@ pub(crate) struct Compiler<'a> {
 impl Compiler<'_> {
     /// The whole query: text, visibility (`audience`, the caller's
     /// [`Viewer::index_filter`](crate::visibility::Viewer::index_filter)),
-    /// scope and filters.
-    pub fn build(&self, plan: &Plan, audience: Option<&[String]>) -> Box<dyn Query> {
+    /// scope and filters; and whether its words may prune
+    /// ([`super::prune`]).
+    pub fn build(&self, plan: &Plan, audience: Option<&[String]>) -> (Box<dyn Query>, bool) {
+        let mut prunes = false;
+        let query = self.build_query(plan, audience, &mut prunes);
+        (query, prunes)
+    }
+
+    fn build_query(
+        &self,
+        plan: &Plan,
+        audience: Option<&[String]>,
+        prunes: &mut bool,
+    ) -> Box<dyn Query> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         // The words of a conjunction are clauses of the whole query, beside
         // the filters, rather than a query of their own: one intersection
@@ -90,7 +102,7 @@ impl Compiler<'_> {
                 Matches::Some(query) => clauses.push((Occur::Must, query)),
             },
         }
-        share_words(&mut clauses, self.peaks);
+        *prunes = share_words(&mut clauses, self.peaks);
         let fields = self.fields;
         let mut keywords: Vec<Vec<Term>> = Vec::new();
         let mut keyword = |field: Field, values: &[String]| {
@@ -339,13 +351,13 @@ impl Compiler<'_> {
 
 /// Tells each unfielded word of the text's `clauses` what the others may
 /// add to a score, so that it may prune ([`super::prune`]): only when
-/// every clause that scores is such a word. Exclusions do not score, nor
-/// do the filters added later.
-fn share_words(clauses: &mut [(Occur, Box<dyn Query>)], peaks: &Arc<Peaks>) {
+/// every clause that scores is such a word (and then true). Exclusions do
+/// not score, nor do the filters added later.
+fn share_words(clauses: &mut [(Occur, Box<dyn Query>)], peaks: &Arc<Peaks>) -> bool {
     let scoring = || clauses.iter().filter(|(occur, _)| *occur != Occur::MustNot);
     let count = scoring().count();
     if count == 0 || !scoring().all(|(_, query)| query.is::<AnyFieldQuery>()) {
-        return;
+        return false;
     }
     let words = Arc::new(Words::new(count, peaks.clone()));
     let scoring = clauses
@@ -356,6 +368,7 @@ fn share_words(clauses: &mut [(Occur, Box<dyn Query>)], peaks: &Arc<Peaks>) {
             word.among(words.clone(), at);
         }
     }
+    true
 }
 
 /// The conjunction of `clauses`; exclusions alone are taken from every

@@ -153,6 +153,9 @@ pub(crate) enum Walk {
 /// Windows of `width` documents, one in every `every`, from each
 /// segment's first document: a sample of the segment that does not
 /// depend on what is searched, so that counts from it scale to the whole.
+/// A segment no longer than one stride (`width` times `every`: a recent,
+/// small one, often one origin's records) is counted whole, with weight 1,
+/// rather than by its first window scaled as if it were a sample of more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Sample {
     pub width: DocId,
@@ -160,23 +163,42 @@ pub(crate) struct Sample {
 }
 
 impl Sample {
-    /// The windows that meet `docs`, cut to it.
-    fn windows(self, docs: Range<DocId>) -> impl Iterator<Item = Range<DocId>> {
-        let stride = self.width.saturating_mul(self.every.max(1)).max(1);
+    fn stride(self) -> DocId {
+        self.width.saturating_mul(self.every.max(1)).max(1)
+    }
+
+    /// The windows of a segment of `max_doc` documents that meet `docs`,
+    /// cut to it.
+    fn windows(self, max_doc: DocId, docs: Range<DocId>) -> impl Iterator<Item = Range<DocId>> {
+        let (stride, width) = if max_doc <= self.stride() {
+            // Counted whole: one window, the segment.
+            (max_doc.max(1), max_doc.max(1))
+        } else {
+            (self.stride(), self.width)
+        };
         let first = docs.start / stride;
         let last = docs.end.div_ceil(stride);
         (first..last).filter_map(move |n| {
             let start = n.checked_mul(stride)?;
-            let window = start.max(docs.start)..start.saturating_add(self.width).min(docs.end);
+            let window = start.max(docs.start)..start.saturating_add(width).min(docs.end);
             (!window.is_empty()).then_some(window)
         })
     }
 
     /// How many of a segment's `max_doc` documents the sample holds.
-    pub fn docs_in(self, max_doc: DocId) -> u64 {
-        self.windows(0..max_doc)
+    fn docs_in(self, max_doc: DocId) -> u64 {
+        self.windows(max_doc, 0..max_doc)
             .map(|w| u64::from(w.len() as u32))
             .sum()
+    }
+
+    /// How many documents of a segment of `max_doc` each one the sample
+    /// holds stands for.
+    pub fn weight(self, max_doc: DocId) -> f64 {
+        match self.docs_in(max_doc) {
+            0 => 1.0,
+            sampled => f64::from(max_doc) / sampled as f64,
+        }
     }
 }
 
@@ -287,8 +309,9 @@ impl Step<'_> {
             }
             Walk::Sample(sample) => {
                 let mut scorer = scorer()?;
-                for window in sample.windows(docs) {
-                    if !self.run(&mut *scorer, &mut child, window, |_| {}) {
+                let mut steps = STEPS_PER_LOOK;
+                for window in sample.windows(self.reader.max_doc(), docs) {
+                    if !self.run_counting(&mut *scorer, &mut child, window, &mut steps, |_| {}) {
                         break;
                     }
                 }
@@ -304,6 +327,20 @@ impl Step<'_> {
         scorer: &mut dyn tantivy::query::Scorer,
         child: &mut S,
         docs: Range<DocId>,
+        after: impl FnMut(&S),
+    ) -> bool {
+        let mut steps = STEPS_PER_LOOK;
+        self.run_counting(scorer, child, docs, &mut steps, after)
+    }
+
+    /// [`Self::run`] with the steps left before the next look at the clock
+    /// carried from a run before.
+    fn run_counting<S: SegmentCollector>(
+        &self,
+        scorer: &mut dyn tantivy::query::Scorer,
+        child: &mut S,
+        docs: Range<DocId>,
+        steps: &mut u32,
         mut after: impl FnMut(&S),
     ) -> bool {
         let mut doc = scorer.doc();
@@ -311,7 +348,6 @@ impl Step<'_> {
             doc = scorer.seek(docs.start);
         }
         let alive = self.reader.alive_bitset();
-        let mut steps = STEPS_PER_LOOK;
         // `TERMINATED` is above every range's end.
         while doc < docs.end {
             if alive.is_none_or(|alive| alive.is_alive(doc)) {
@@ -320,12 +356,12 @@ impl Step<'_> {
                 after(child);
             }
             doc = scorer.advance();
-            steps -= 1;
-            if steps == 0 {
+            *steps -= 1;
+            if *steps == 0 {
                 if self.deadline.is_some_and(Deadline::look) {
                     return false;
                 }
-                steps = STEPS_PER_LOOK;
+                *steps = STEPS_PER_LOOK;
             }
         }
         true
@@ -349,24 +385,36 @@ mod tests {
             width: 10,
             every: 4,
         };
-        let windows = |docs: Range<DocId>| sample.windows(docs).collect::<Vec<_>>();
-        assert_eq!(windows(0..100), [0..10, 40..50, 80..90]);
-        assert_eq!(windows(5..85), [5..10, 40..50, 80..85]);
-        assert_eq!(windows(10..40), Vec::<Range<DocId>>::new());
-        assert_eq!(windows(45..46), vec![45..46]);
+        let windows =
+            |max_doc: DocId, docs: Range<DocId>| sample.windows(max_doc, docs).collect::<Vec<_>>();
+        assert_eq!(windows(100, 0..100), [0..10, 40..50, 80..90]);
+        assert_eq!(windows(100, 5..85), [5..10, 40..50, 80..85]);
+        assert_eq!(windows(100, 10..40), Vec::<Range<DocId>>::new());
+        assert_eq!(windows(100, 45..46), vec![45..46]);
         // Pieces of a segment hold together what the segment holds.
-        let whole: u64 = windows(0..1_000).iter().map(|w| w.len() as u64).sum();
+        let whole: u64 = windows(1_000, 0..1_000)
+            .iter()
+            .map(|w| w.len() as u64)
+            .sum();
         let cut: u64 = [0..333, 333..700, 700..1_000]
             .into_iter()
-            .flat_map(|piece| sample.windows(piece))
+            .flat_map(|piece| sample.windows(1_000, piece))
             .map(|w| w.len() as u64)
             .sum();
         assert_eq!((whole, cut), (250, 250));
         assert_eq!(sample.docs_in(1_000), 250);
+        assert_eq!(sample.weight(1_000), 4.0);
         assert_eq!(sample.docs_in(45), 15);
+        assert_eq!(sample.weight(45), 3.0);
+        // A segment no longer than one stride is counted whole.
+        assert_eq!(windows(40, 0..40), vec![0..40]);
+        assert_eq!(windows(40, 12..30), vec![12..30]);
+        assert_eq!(sample.weight(40), 1.0);
+        assert_eq!(sample.weight(7), 1.0);
         assert_eq!(sample.docs_in(0), 0);
         let all = Sample { width: 7, every: 1 };
         assert_eq!(all.docs_in(100), 100);
+        assert_eq!(all.weight(100), 1.0);
     }
 
     #[test]

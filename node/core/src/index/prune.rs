@@ -1,28 +1,22 @@
 //! Top hits without scoring every match.
 //!
 //! A search of a common word at ten million records matches millions of
-//! them, and scoring each to keep the ten best is most of its time. Each
-//! block of 128 postings of a term carries the highest score any posting
-//! in it can reach (tantivy stores the posting that scores best), so a
-//! word can tell, for a run of documents, the most it may add to a score
-//! there. Once a page's worst hit scores above what a run may reach, the
-//! run holds no hit of the page and is stepped over unscored: the idea of
-//! block-max WAND (Ding and Suel, 2011), applied to the unfielded words of
-//! a conjunction ([`super::any_field`]).
+//! them, and scoring each to keep the ten best is most of its time. Once a
+//! page is full, its worst hit sets a bar: a document that cannot score
+//! above it is of no use to the page. The unfielded words of a conjunction
+//! ([`super::any_field`]) know, for each of their fields, the most it may
+//! add to a score, and let the fields that together cannot lift a
+//! document to the bar stop leading (MaxScore, Turtle and Flood, 1995), so
+//! the documents holding the word in those fields alone are stepped over
+//! unscored. The bounds hold for every document, so the page is exactly
+//! the page of a pass that scores everything.
 //!
 //! Stepping over documents leaves them out of the match set, so a pass
 //! that prunes yields top hits only, never a total or facet counts. The
-//! least score a hit must reach is per thread: a search's pieces each run
-//! on one thread, scorer and collector side by side
-//! ([`super::pieces`]), and a pass that prunes holds a [`Pass`] for each
-//! piece. Every other search sees no bar and prunes nothing.
-//!
-//! A block's best posting is chosen when the segment is written, by the
-//! segment's own average field length; scores use the whole index's. The
-//! two agree unless a segment's average differs enough to change which
-//! posting of a block scores highest, so on several segments a hit may,
-//! rarely, be passed over for one that scores a little less, as in
-//! tantivy's own top-hit search.
+//! bar is per thread: a search's pieces each run on one thread, scorer and
+//! collector side by side ([`super::pieces`]), and a pass that prunes
+//! holds a [`Pass`] for each piece, begun before its scorer is built.
+//! Every other search sees no bar and prunes nothing.
 
 use std::cell::Cell;
 

@@ -2409,12 +2409,14 @@ fn in_three_segments(records: Vec<DatasetRecord>) -> Fixture {
 
 impl Fixture {
     /// Has searches estimate their counts from 2,000 matches up, from a
-    /// sample meant to hold 256; or (`false`) count every match.
+    /// sample of windows of 16 documents meant to hold 2,048; or (`false`)
+    /// count every match.
     fn estimate(&self, estimate: bool) {
         *self.index.estimates.write().unwrap() = if estimate {
             Estimates {
                 exact_matches: 2_000,
-                sample_matches: 256,
+                sample_matches: 2_048,
+                sample_width: 16,
             }
         } else {
             Estimates {
@@ -2515,6 +2517,16 @@ fn a_large_search_has_exact_hits_on_every_page_and_estimated_counts() {
         ..Default::default()
     };
     let (want, got) = f.exact_and_estimated(&few, &operator());
+    assert!(!got.estimated);
+    assert_eq!(got.total, want.total);
+    // Nor is one whose top hits need every match scored: a phrase.
+    let phrase = SearchRequest {
+        text: "\"sea ice\"".into(),
+        limit: 10,
+        ..Default::default()
+    };
+    let (want, got) = f.exact_and_estimated(&phrase, &operator());
+    assert!(want.total >= 2_000, "{}", want.total);
     assert!(!got.estimated);
     assert_eq!(got.total, want.total);
     // Nor is a search in another order than relevance estimated.
