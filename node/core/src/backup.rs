@@ -317,7 +317,9 @@ fn operator_file_name(path: &Path) -> Option<&str> {
 }
 
 /// Copies `source` into the backup at `target` (mode 0600), counting its
-/// bytes in `written`; `None` when there is no such file.
+/// bytes in `written`; `None` when there is no such file. A file larger
+/// than a restore takes is refused, as a restore would refuse it: a backup
+/// that cannot be restored is refused when it is taken.
 fn carry(
     source: &Path,
     target: &Path,
@@ -327,6 +329,15 @@ fn carry(
     let Ok(meta) = std::fs::metadata(source) else {
         return Ok(None);
     };
+    if meta.len() > NODE_FILE_MAX_BYTES {
+        return Err(BackupError::Damaged {
+            path: source.to_owned(),
+            message: format!(
+                "{} bytes, larger than a node's file may be ({NODE_FILE_MAX_BYTES} bytes)",
+                meta.len()
+            ),
+        });
+    }
     let bytes = std::fs::read(source).map_err(io(source))?;
     let mut out = create_private(target)?;
     out.write_all(&bytes)
@@ -537,19 +548,6 @@ fn write_into(
     let mut operator = BTreeMap::new();
     for file in operator_files(node) {
         let source = node.data_dir().join(&file);
-        // As a restore would refuse it: a backup that cannot be restored
-        // is refused when it is taken.
-        if let Ok(meta) = std::fs::metadata(&source) {
-            if meta.len() > NODE_FILE_MAX_BYTES {
-                return Err(BackupError::Damaged {
-                    path: source,
-                    message: format!(
-                        "{} bytes, larger than a node's file may be ({NODE_FILE_MAX_BYTES} bytes)",
-                        meta.len()
-                    ),
-                });
-            }
-        }
         if let Some(entry) = carry(&source, &partial.join(&file), written)? {
             operator.insert(file, entry);
         }

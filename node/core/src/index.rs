@@ -1204,14 +1204,7 @@ fn estimate(
         ..collector.clone()
     };
     let counted = count(&counter, sample)?;
-    if counted.total < estimates.exact_matches {
-        return Ok(None);
-    }
-    Ok(Some(Page {
-        total: counted.total,
-        facets: counted.facets,
-        ..Page::default()
-    }))
+    Ok((counted.total >= estimates.exact_matches).then_some(counted))
 }
 
 /// When a ranked search's total and facet counts are estimated, and from

@@ -514,7 +514,8 @@ impl Node {
         }
         // A broken checkpoint over the whole log is signed again; one over
         // more than the log never is.
-        if let Some(signed) = signed.or(claimed).filter(|signed| *signed > size) {
+        // (A checkpoint that verifies claims what it signs.)
+        if let Some(signed) = claimed.filter(|signed| *signed > size) {
             // Never re-sign a shorter log: peers hold the longer one.
             tracing::error!(
                 signed,
@@ -532,7 +533,7 @@ impl Node {
             .put_checkpoint(origin, &checkpoint.encode_to_vec())?;
         self.store.flush()?;
         tracing::warn!(
-            signed = signed.or(claimed).unwrap_or(0),
+            signed = claimed.unwrap_or(0),
             size,
             "own log was ahead of its last checkpoint; signed a new one"
         );

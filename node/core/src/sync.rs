@@ -418,8 +418,7 @@ impl Replicator {
             .checkpoint(origin)
             .ok()
             .flatten()
-            .and_then(|bytes| crate::proto::Envelope::decode(bytes.as_slice()).ok())
-            .and_then(|e| crate::proto::Checkpoint::decode(e.payload.as_slice()).ok());
+            .and_then(|bytes| crate::log::stored_checkpoint(&bytes));
         match held {
             Some(checkpoint) => self.cosigners.count(origin, &checkpoint.root),
             None => 0,

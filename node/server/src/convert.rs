@@ -308,3 +308,38 @@ pub fn keys_status(
         cosigners: 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn results(estimated: bool) -> query::SearchResults {
+        query::SearchResults {
+            hits: Vec::new(),
+            total: 3_351_798,
+            estimated,
+            facets: BTreeMap::new(),
+            next_cursor: None,
+        }
+    }
+
+    /// A client and a peer are told when a total is an estimate, and only
+    /// then.
+    #[test]
+    fn an_estimated_total_says_so_on_the_wire() {
+        for estimated in [true, false] {
+            let answer = Answer {
+                results: results(estimated),
+                completeness: Vec::new(),
+            };
+            let wire = search_response(answer, 1);
+            assert_eq!(wire.total_is_estimate, estimated);
+            assert_eq!(wire.total, 3_351_798);
+            let forwarded = forwarded(Forwarded {
+                results: results(estimated),
+                positions: Vec::new(),
+            });
+            assert_eq!(forwarded.total_is_estimate, estimated);
+        }
+    }
+}

@@ -51,26 +51,27 @@ pub(crate) struct Peaks {
 type PeaksOf = Arc<[u32]>;
 
 impl Peaks {
-    /// The peaks of `term` in `reader`'s segment, whose field lengths are
-    /// `norms`; `None` for a term too rare to be worth it.
+    /// The peaks of `term` in `reader`'s segment, where it has `doc_freq`
+    /// postings; `None` for a term too rare to be worth it.
     fn of(
         &self,
         reader: &SegmentReader,
         term: &Term,
-        norms: &FieldNormReader,
+        doc_freq: u32,
     ) -> tantivy::Result<Option<PeaksOf>> {
+        if doc_freq < PEAK_POSTINGS {
+            return Ok(None);
+        }
         let segment = reader.segment_id();
         let held = || self.held.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(peaks) = held().get(&segment).and_then(|terms| terms.get(term)) {
             return Ok(Some(peaks.clone()));
         }
         let index = reader.inverted_index(term.field())?;
-        if index.doc_freq(term)? < PEAK_POSTINGS {
-            return Ok(None);
-        }
         let Some(mut postings) = index.read_postings(term, IndexRecordOption::WithFreqs)? else {
             return Ok(None);
         };
+        let norms = norms(reader, term.field())?;
         let mut peaks = vec![0u32; 256];
         let mut doc = postings.doc();
         while doc != TERMINATED {
@@ -231,12 +232,13 @@ impl FieldTerm {
         let Some(bm25) = &self.bm25 else {
             return Ok(1.0);
         };
-        let field = self.term.field();
-        if reader.inverted_index(field)?.doc_freq(&self.term)? == 0 {
+        let doc_freq = reader
+            .inverted_index(self.term.field())?
+            .doc_freq(&self.term)?;
+        if doc_freq == 0 {
             return Ok(0.0);
         }
-        let norms = norms(reader, field)?;
-        Ok(match peaks.of(reader, &self.term, &norms)? {
+        Ok(match peaks.of(reader, &self.term, doc_freq)? {
             None => bm25.max_score(),
             Some(peaks) => (0..=u8::MAX)
                 .zip(peaks.iter())

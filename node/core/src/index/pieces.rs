@@ -289,53 +289,36 @@ impl Step<'_> {
             return Ok((child.harvest(), false));
         }
         let scorer = || self.weight.scorer(self.reader, 1.0);
-        match walk {
-            Walk::Every => {
-                self.run(&mut *scorer()?, &mut child, docs, |_| {});
-                Ok((child.harvest(), false))
-            }
+        let mut steps = STEPS_PER_LOOK;
+        let windows: Box<dyn Iterator<Item = Range<DocId>>> = match walk {
             Walk::Pruned => {
                 // Begun before the scorer is built, which then prepares
                 // to prune.
                 let pass = prune::Pass::begin();
-                self.run(&mut *scorer()?, &mut child, docs, |child| {
+                self.run(&mut *scorer()?, &mut child, docs, &mut steps, |child| {
                     if let Some(bar) = child.bar() {
                         pass.raise(bar);
                     }
                 });
-                let skipped = pass.stepped_over();
-                drop(pass);
-                Ok((child.harvest(), skipped))
+                return Ok((child.harvest(), pass.stepped_over()));
             }
-            Walk::Sample(sample) => {
-                let mut scorer = scorer()?;
-                let mut steps = STEPS_PER_LOOK;
-                for window in sample.windows(self.reader.max_doc(), docs) {
-                    if !self.run_counting(&mut *scorer, &mut child, window, &mut steps, |_| {}) {
-                        break;
-                    }
-                }
-                Ok((child.harvest(), false))
+            Walk::Every => Box::new(std::iter::once(docs)),
+            Walk::Sample(sample) => Box::new(sample.windows(self.reader.max_doc(), docs)),
+        };
+        let mut scorer = scorer()?;
+        for window in windows {
+            if !self.run(&mut *scorer, &mut child, window, &mut steps, |_| {}) {
+                break;
             }
         }
+        Ok((child.harvest(), false))
     }
 
     /// Collects the matches of `docs` (the scorer is at or before its
-    /// start), calling `after` after each; false when the deadline passed.
+    /// start), calling `after` after each, with `steps` left before the
+    /// next look at the clock (carried from one window to the next); false
+    /// when the deadline passed.
     fn run<S: SegmentCollector>(
-        &self,
-        scorer: &mut dyn tantivy::query::Scorer,
-        child: &mut S,
-        docs: Range<DocId>,
-        after: impl FnMut(&S),
-    ) -> bool {
-        let mut steps = STEPS_PER_LOOK;
-        self.run_counting(scorer, child, docs, &mut steps, after)
-    }
-
-    /// [`Self::run`] with the steps left before the next look at the clock
-    /// carried from a run before.
-    fn run_counting<S: SegmentCollector>(
         &self,
         scorer: &mut dyn tantivy::query::Scorer,
         child: &mut S,

@@ -624,10 +624,7 @@ pub fn request(node: &Node) -> Result<WitnessRequest, SyncError> {
         let Some(bytes) = node.store().checkpoint(&origin)? else {
             continue;
         };
-        let size = Envelope::decode(bytes.as_slice())
-            .ok()
-            .and_then(|e| Checkpoint::decode(e.payload.as_slice()).ok())
-            .map(|c| c.size);
+        let size = crate::log::stored_checkpoint(&bytes).map(|c| c.size);
         let Some(size) = size else {
             continue;
         };
