@@ -590,6 +590,7 @@ impl Node {
                 ),
             });
         }
+        record::check_new(&record)?;
         record.origin = self.node_id().to_string();
         if record.visibility == Visibility::Unspecified as i32 {
             record.visibility = self.default_visibility() as i32;
@@ -848,6 +849,43 @@ mod tests {
         assert_eq!(imports.get(ImportResult::Stored), 2);
         assert_eq!(imports.get(ImportResult::Unchanged), 1);
         assert_eq!(imports.get(ImportResult::Rejected), 1);
+    }
+
+    /// An id or DOI holding an invisible format character is refused on its
+    /// line, by JSON Lines and by a harvest's records alike; the lines around
+    /// it are stored, and letters beyond ASCII are ids like any other.
+    #[test]
+    fn a_new_id_with_an_invisible_character_is_refused_on_its_line() {
+        let (node, _dir) = polar();
+        let lines = vec![
+            line("A-1", "public"),
+            line("A-\u{200B}1", "public"),
+            line("\u{202E}1-A", "public"),
+            line("Ålesund-ｸ-1", "public"),
+        ];
+        let outcome = node.import_lines(1, &lines).unwrap();
+        assert_eq!((outcome.stored, outcome.rejected), (2, 2), "{outcome:?}");
+        let refused: Vec<(u64, &str, bool)> = outcome
+            .errors
+            .iter()
+            .map(|e| (e.line, e.field.as_str(), e.reason.contains("U+")))
+            .collect();
+        assert_eq!(refused, [(2, "id", true), (3, "id", true)]);
+        assert!(outcome.errors[0].reason.contains("U+200B at byte 2"));
+        assert!(node.get("polar", "Ålesund-ｸ-1", &node.operator()).is_ok());
+
+        let before = node.store().log_size("polar").unwrap();
+        let mut record = record::parse_json_line(&line("B-1", "public")).unwrap();
+        record.doi = "10.1234/b\u{00AD}1".into();
+        let outcome = node.import_records(7, vec![record]).unwrap();
+        assert_eq!(outcome.stored, 0, "{outcome:?}");
+        assert_eq!(
+            (outcome.errors[0].line, outcome.errors[0].field.as_str()),
+            (7, "doi")
+        );
+        assert!(outcome.errors[0].reason.contains("U+00AD"));
+        let after = node.store().log_size("polar").unwrap();
+        assert_eq!(after, before, "nothing of a refused record was written");
     }
 
     /// An import stream signs a chunk while the one before it commits: the

@@ -19,6 +19,7 @@
 use crate::quote::short_text;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::date;
 use crate::ids::{NodeId, RecordId};
@@ -504,6 +505,34 @@ pub fn parse_json_line(line: &str) -> Result<DatasetRecord, RecordError> {
     let record = input.into_record()?;
     validate(&record)?;
     Ok(record)
+}
+
+/// The rules a record this node writes meets beyond [`validate`]'s: its
+/// `id` and `doi` hold no Unicode format character (category Cf: soft
+/// hyphen, zero-width space and joiners, bidirectional controls, byte order
+/// mark). Such a character is invisible, so `A-1` and `A-\u{200B}1` would be
+/// two records that read alike, and a copied DOI would not be found as the
+/// same DOI. A peer's record is held only to [`validate`]: an origin may
+/// have signed such an id before the rule, and refusing its entry would
+/// stop its log there for good (docs/decisions/record-ids.md).
+pub fn check_new(record: &DatasetRecord) -> Result<(), RecordError> {
+    for (field, value) in [("id", &record.id), ("doi", &record.doi)] {
+        if let Some((at, c)) = value
+            .char_indices()
+            .find(|&(_, c)| !c.is_ascii() && c.general_category() == GeneralCategory::Format)
+        {
+            return Err(RecordError::new(
+                field,
+                format!(
+                    "`{}` holds the invisible format character U+{:04X} at byte {at}; \
+                     remove it (two ids that read alike would be two records)",
+                    value.escape_debug(),
+                    u32::from(c)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks every rule of a record; the first broken one is reported.
@@ -2931,6 +2960,39 @@ mod tests {
         ] {
             record.creators[1].orcid = shape.into();
             assert_invalid(&record, "creators[1].orcid", "expected 0000-0000-0000-000X");
+        }
+    }
+
+    /// Invisible format characters (Unicode category Cf) are refused in a
+    /// new record's id and DOI, wherever they sit; visible letters of any
+    /// script are not. A peer's record is held to `validate` alone.
+    #[test]
+    fn new_ids_and_dois_hold_no_invisible_format_characters() {
+        let mut record = sea_ice();
+        for id in ["PDC-2021-0412", "Ålesund/ｸ-1", "データ:1", "PDC\u{00E9}"] {
+            record.id = id.into();
+            assert!(check_new(&record).is_ok(), "{id}");
+        }
+        record.id = "PDC-2021-0412".into();
+        for (field, value, hidden) in [
+            ("id", "PDC-\u{200B}2021", "U+200B"),
+            ("id", "\u{FEFF}PDC-2021", "U+FEFF"),
+            ("id", "PDC-\u{202E}1202", "U+202E"),
+            ("id", "PDC\u{2060}", "U+2060"),
+            ("id", "PDC-\u{E0041}", "U+E0041"),
+            ("doi", "10.1234/pdc\u{00AD}2021", "U+00AD"),
+            ("doi", "10.1234/pdc\u{200D}2021", "U+200D"),
+        ] {
+            let mut bad = record.clone();
+            match field {
+                "id" => bad.id = value.into(),
+                _ => bad.doi = value.into(),
+            }
+            assert!(
+                validate(&bad).is_ok(),
+                "{value:?} is valid for a peer's record"
+            );
+            assert_rejected(check_new(&bad), field, hidden);
         }
     }
 

@@ -618,6 +618,28 @@ async fn a_signed_record_that_breaks_the_record_rules_is_refused() {
     assert_eq!(fed.here.store().record_state(POLAR, "").unwrap(), None);
 }
 
+/// An origin may have signed an id holding an invisible format character
+/// before such ids were refused at import: its replicas keep taking its
+/// log rather than stop at that entry for good.
+#[tokio::test]
+async fn a_peer_record_whose_id_holds_a_format_character_still_replicates() {
+    let fed = federation();
+    import(&fed.polar, 1, 2);
+    let id = "PDC-\u{200B}1";
+    let record = raw_record(POLAR, id, 1);
+    assert!(crate::record::check_new(&record).is_err());
+    let index = publish_raw(&fed.polar, record);
+    let report = round_with(&fed.sync, POLAR, Served::honest(&fed.polar, HERE)).await;
+    assert!(report.ok, "{report:?}");
+    assert_eq!(
+        fed.here.store().log_size(POLAR).unwrap(),
+        fed.polar.store().log_size(POLAR).unwrap()
+    );
+    let state = fed.here.store().record_state(POLAR, id).unwrap();
+    assert_eq!(state.map(|state| state.log_index.0), Some(index));
+    assert!(operator_sees(&fed.here, POLAR, id));
+}
+
 #[tokio::test]
 async fn reordered_skipped_or_stray_entries_are_refused() {
     let fed = federation();
