@@ -344,17 +344,22 @@ fn names_a_serial_or_book(identifier: &str) -> bool {
     }
 }
 
+/// The `key=value` parts of a DCMI encoding (`a=1; b=2`), trimmed; a part
+/// without `=` is passed over.
+fn dcmi_parts(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.split(';')
+        .filter_map(|part| part.split_once('='))
+        .map(|(key, value)| (key.trim(), value.trim()))
+}
+
 /// A DCMI Point in degrees (`east=…; north=…`, other parts such as
 /// `name=` aside): none in another projection, or out of range.
 fn dcmi_point(text: &str) -> Option<GeoPoint> {
     let (mut east, mut north) = (None, None);
-    for part in text.split(';') {
-        let Some((key, value)) = part.split_once('=') else {
-            continue;
-        };
-        match key.trim() {
-            "east" => east = Some(value.trim().parse::<f64>().ok()?),
-            "north" => north = Some(value.trim().parse::<f64>().ok()?),
+    for (key, value) in dcmi_parts(text) {
+        match key {
+            "east" => east = Some(value.parse::<f64>().ok()?),
+            "north" => north = Some(value.parse::<f64>().ok()?),
             "projection" => return None,
             _ => {}
         }
@@ -371,13 +376,10 @@ fn dcmi_point(text: &str) -> Option<GeoPoint> {
 /// The ends of a DCMI Period (`start=…; end=…`, other parts aside).
 fn dcmi_period(text: &str) -> Option<(String, String)> {
     let (mut start, mut end) = (None, None);
-    for part in text.split(';') {
-        match part
-            .split_once('=')
-            .map(|(key, value)| (key.trim(), value.trim()))
-        {
-            Some(("start", value)) => start = Some(value.to_owned()),
-            Some(("end", value)) => end = Some(value.to_owned()),
+    for (key, value) in dcmi_parts(text) {
+        match key {
+            "start" => start = Some(value.to_owned()),
+            "end" => end = Some(value.to_owned()),
             _ => {}
         }
     }

@@ -2278,13 +2278,7 @@ async fn a_restored_node_takes_its_own_log_back_before_it_signs_again() {
     assert!(matches!(err, crate::node::NodeError::Recovering), "{err}");
 
     // Every peer reached, none holds more: it signs on after the last.
-    let sync = Replicator::new(
-        restored.clone(),
-        reaching(vec![fed.uni.clone(), fed.here.clone()], POLAR),
-    );
-    let reports = sync.round(true).await;
-    assert!(reports.iter().all(|r| r.ok), "{reports:?}");
-    assert!(!restored.recovering());
+    recover_from_every_peer(&fed, &restored).await;
     // Its first own entry after the recovery is the audience its trust
     // store says (the fixture pins peers without publishing one), then the
     // new record.
@@ -2297,6 +2291,18 @@ async fn a_restored_node_takes_its_own_log_back_before_it_signs_again() {
     assert!(report.ok, "{report:?}");
     assert_eq!(fed.uni.store().log_size(POLAR).unwrap(), published + 2);
     assert!(!fed.uni.store().is_frozen(POLAR).unwrap());
+}
+
+/// A round of the restored `polar` that reaches both of its peers, after
+/// which it has recovered its own log and may sign again.
+async fn recover_from_every_peer(fed: &Federation, restored: &Arc<Node>) {
+    let sync = Replicator::new(
+        restored.clone(),
+        reaching(vec![fed.uni.clone(), fed.here.clone()], POLAR),
+    );
+    let reports = sync.round(true).await;
+    assert!(reports.iter().all(|r| r.ok), "{reports:?}");
+    assert!(!restored.recovering());
 }
 
 /// A node restored from a backup older than its last key set takes that
@@ -2326,13 +2332,7 @@ async fn a_restored_node_follows_the_key_sets_signed_after_its_backup() {
         let restored_dir = backups.path().join("restored");
         crate::backup::restore(&backup, &restored_dir, crate::backup::Recovery::FromPeers).unwrap();
         let restored = Node::open(&restored_dir, &BTreeMap::new()).unwrap();
-        let sync = Replicator::new(
-            restored.clone(),
-            reaching(vec![fed.uni.clone(), fed.here.clone()], POLAR),
-        );
-        let reports = sync.round(true).await;
-        assert!(reports.iter().all(|r| r.ok), "{reports:?}");
-        assert!(!restored.recovering());
+        recover_from_every_peer(&fed, &restored).await;
         // With a key it may sign with, its audience first (the fixture pins
         // peers without publishing one).
         let audience = u64::from(!rotated);
