@@ -20,6 +20,7 @@ mod directory;
 mod filter;
 mod generation;
 pub(crate) mod highlight;
+mod interrupt;
 mod pieces;
 mod prune;
 
@@ -51,7 +52,8 @@ use self::collect::{Page, PageCollector, SegmentColumns, TopHit};
 use self::compile::Compiler;
 use self::directory::IndexDirectory;
 use self::highlight::Highlighter;
-use self::pieces::{Deadline, Sample, Walk};
+use self::interrupt::Deadline;
+use self::pieces::{Sample, Walk};
 use self::schema::{record_key, Fields, PLAIN_ANALYZER, SCHEMA_VERSION};
 use self::snapshot::{Snapshots, MAX_UNREAD, SNAPSHOT_TTL};
 use self::spatial::Rect;

@@ -12,7 +12,8 @@
 //!
 //! As one word of a conjunction whose other scoring clauses are words too,
 //! it steps over documents that cannot reach a page's worst hit during a
-//! pass that prunes ([`super::prune`]).
+//! pass that prunes ([`super::prune`]), and ends at the search's deadline
+//! inside a step of a conjunction ([`super::interrupt`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -24,7 +25,7 @@ use tantivy::query::{Bm25Weight, EmptyScorer, EnableScoring, Explanation, Query,
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DocId, DocSet, Score, SegmentReader, TantivyError, Term, TERMINATED};
 
-use super::prune;
+use super::{interrupt, prune};
 
 /// Postings a term must have in a segment before its [`Peaks`] there are
 /// worth reading: a rarer term costs little to score whatever. (Tests
@@ -474,6 +475,12 @@ impl AnyFieldScorer {
     /// be led; nowhere (`TERMINATED`) once every field is led.
     #[inline]
     fn move_by(&mut self, mut step: impl FnMut(&mut FieldScorer) -> DocId) -> DocId {
+        // A conjunction may step through millions of one word's documents
+        // in one of its steps: the deadline ends it here.
+        if interrupt::cut() {
+            self.doc = TERMINATED;
+            return TERMINATED;
+        }
         let mut next = TERMINATED;
         match &mut self.pruning {
             None => {

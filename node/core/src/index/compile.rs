@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, Occur, PhrasePrefixQuery,
-    PhraseQuery, Query, RangeQuery, TermQuery,
+    Query, RangeQuery, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
@@ -25,6 +25,7 @@ use super::any_field::AnyFieldQuery;
 use super::any_field::{Peaks, Words};
 use super::bits::BitsCache;
 use super::filter::FilterQuery;
+use super::interrupt::BoundedPhrase;
 use super::schema::{analyze, Fields};
 use crate::query::expr::{Expr, TextField, TextKind};
 use crate::query::Plan;
@@ -311,7 +312,7 @@ impl Compiler<'_> {
                         term_of(&terms.remove(0).1),
                         IndexRecordOption::WithFreqs,
                     ))),
-                    _ => Some(Box::new(PhraseQuery::new_with_offset(
+                    _ => Some(Box::new(BoundedPhrase::new(
                         terms.iter().map(|(at, t)| (*at, term_of(t))).collect(),
                     ))),
                 }

@@ -10,10 +10,11 @@
 //! terms (a range, every record) reads a column of the whole segment, so
 //! its cost is not known from the dictionary: `None`.
 
-use tantivy::query::{BooleanQuery, EmptyQuery, Occur, PhraseQuery, Query};
+use tantivy::query::{BooleanQuery, EmptyQuery, Occur, Query};
 use tantivy::Term;
 
 use super::filter::FilterQuery;
+use super::interrupt::BoundedPhrase;
 use crate::query::expr::{Expr, TextKind};
 
 /// What seeking a clause to a document costs, in postings read in a row:
@@ -76,8 +77,8 @@ fn read(query: &dyn Query, doc_freq: &mut dyn FnMut(&Term) -> u64, seek: u64) ->
             .map(|terms| terms.iter().map(&mut *doc_freq).sum::<u64>())
             .min();
     }
-    if let Some(phrase) = query.downcast_ref::<PhraseQuery>() {
-        let terms = phrase.phrase_terms();
+    if let Some(phrase) = query.downcast_ref::<BoundedPhrase>() {
+        let terms = phrase.phrase().phrase_terms();
         let lead = terms.iter().map(&mut *doc_freq).min()?;
         let sought = (terms.len() as u64).saturating_sub(1).saturating_mul(seek);
         return Some(lead.saturating_mul(1 + sought));
@@ -181,7 +182,7 @@ mod tests {
         assert_eq!(cost(&wrapped), Some(600 * (1 + SEEK_POSTINGS)));
         assert_eq!(cost(&EmptyQuery), Some(0));
         // A phrase needs every word: the rarest leads.
-        let phrase = PhraseQuery::new(vec![term("aaaa"), term("aa"), term("aaa")]);
+        let phrase = BoundedPhrase::new(vec![(0, term("aaaa")), (1, term("aa")), (2, term("aaa"))]);
         assert_eq!(cost(&phrase), Some(200 * (1 + 2 * SEEK_POSTINGS)));
         // What they match at most: their smallest required clause's.
         let most = |query: &dyn Query| {

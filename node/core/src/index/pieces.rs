@@ -10,13 +10,12 @@
 //! balance over the threads stay whole.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::{EnableScoring, Query, Weight};
 use tantivy::{DocId, Executor, Score, Searcher, SegmentReader};
 
+use super::interrupt::{self, Deadline};
 use super::prune;
 
 /// Shares per thread: more than one lets a thread that finishes early
@@ -27,40 +26,6 @@ const SHARES_PER_THREAD: u64 = 2;
 /// Documents a search steps over between two looks at the clock: tens
 /// of microseconds of work, against some 25 ns per look.
 const STEPS_PER_LOOK: u32 = 1024;
-
-/// When a search gives up, shared by its threads: the first to see the
-/// time pass stops the others at their next look.
-#[derive(Debug)]
-pub(crate) struct Deadline {
-    at: Instant,
-    passed: AtomicBool,
-}
-
-impl Deadline {
-    pub fn new(at: Instant) -> Self {
-        Self {
-            at,
-            passed: AtomicBool::new(false),
-        }
-    }
-
-    /// Whether the search was cut short: some thread saw `at` pass.
-    pub fn passed(&self) -> bool {
-        self.passed.load(Ordering::Relaxed)
-    }
-
-    /// Looks at the clock (and at the other threads).
-    pub fn look(&self) -> bool {
-        if self.passed() {
-            return true;
-        }
-        let passed = Instant::now() >= self.at;
-        if passed {
-            self.passed.store(true, Ordering::Relaxed);
-        }
-        passed
-    }
-}
 
 /// One range of one segment's documents.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,6 +253,9 @@ impl Step<'_> {
         if self.deadline.is_some_and(Deadline::look) {
             return Ok((child.harvest(), false));
         }
+        // Kept until the walk ends: a scorer that stops inside one step
+        // then marks the deadline passed.
+        let _watch = interrupt::Watch::begin(self.deadline);
         let scorer = || self.weight.scorer(self.reader, 1.0);
         let mut steps = STEPS_PER_LOOK;
         let windows: Box<dyn Iterator<Item = Range<DocId>>> = match walk {
