@@ -19,7 +19,7 @@
 use crate::quote::short_text;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
 
 use crate::date;
 use crate::ids::{NodeId, RecordId};
@@ -509,18 +509,36 @@ pub fn parse_json_line(line: &str) -> Result<DatasetRecord, RecordError> {
 
 /// The rules a record this node writes meets beyond [`validate`]'s: its
 /// `id` and `doi` hold no Unicode format character (category Cf: soft
-/// hyphen, zero-width space and joiners, bidirectional controls, byte order
-/// mark). Such a character is invisible, so `A-1` and `A-\u{200B}1` would be
-/// two records that read alike, and a copied DOI would not be found as the
-/// same DOI. A peer's record is held only to [`validate`]: an origin may
-/// have signed such an id before the rule, and refusing its entry would
-/// stop its log there for good (docs/decisions/record-ids.md).
+/// hyphen, zero-width space, word joiner, bidirectional controls, byte
+/// order mark, tags). Such a character is invisible, so `A-1` and
+/// `A-\u{200B}1` would be two records that read alike, and a copied DOI
+/// would not be found as the same DOI. The zero-width joiner and
+/// non-joiner stay allowed between two letters of a script that spells
+/// with them (Persian, the Indic scripts), never beside ASCII. A peer's
+/// record is held only to [`validate`]: an origin may have signed such an
+/// id before the rule, and refusing its entry would stop its log there for
+/// good (docs/decisions/record-ids.md).
 pub fn check_new(record: &DatasetRecord) -> Result<(), RecordError> {
     for (field, value) in [("id", &record.id), ("doi", &record.doi)] {
-        if let Some((at, c)) = value
-            .char_indices()
-            .find(|&(_, c)| !c.is_ascii() && c.general_category() == GeneralCategory::Format)
-        {
+        if value.is_ascii() {
+            continue;
+        }
+        let chars: Vec<(usize, char)> = value.char_indices().collect();
+        let spelled = |at: Option<&(usize, char)>| {
+            at.is_some_and(|&(_, c)| {
+                !c.is_ascii()
+                    && (c.is_alphabetic()
+                        || c.general_category_group() == GeneralCategoryGroup::Mark)
+            })
+        };
+        let hidden = chars.iter().enumerate().find(|&(n, &(_, c))| {
+            c.general_category() == GeneralCategory::Format
+                && !(matches!(c, '\u{200C}' | '\u{200D}')
+                    && n > 0
+                    && spelled(chars.get(n - 1))
+                    && spelled(chars.get(n + 1)))
+        });
+        if let Some((_, &(at, c))) = hidden {
             return Err(RecordError::new(
                 field,
                 format!(
@@ -2969,7 +2987,15 @@ mod tests {
     #[test]
     fn new_ids_and_dois_hold_no_invisible_format_characters() {
         let mut record = sea_ice();
-        for id in ["PDC-2021-0412", "Ålesund/ｸ-1", "データ:1", "PDC\u{00E9}"] {
+        for id in [
+            "PDC-2021-0412",
+            "Ålesund/ｸ-1",
+            "データ:1",
+            "PDC\u{00E9}",
+            // Joiners that spell: Persian, Devanagari.
+            "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}-1",
+            "\u{0915}\u{094D}\u{200D}\u{0937}-1",
+        ] {
             record.id = id.into();
             assert!(check_new(&record).is_ok(), "{id}");
         }
@@ -2980,6 +3006,11 @@ mod tests {
             ("id", "PDC-\u{202E}1202", "U+202E"),
             ("id", "PDC\u{2060}", "U+2060"),
             ("id", "PDC-\u{E0041}", "U+E0041"),
+            // Joiners beside ASCII, or at an end, spell nothing.
+            ("id", "AB\u{200C}CD", "U+200C"),
+            ("id", "A-\u{200D}1", "U+200D"),
+            ("id", "\u{0645}\u{06CC}\u{200C}", "U+200C"),
+            ("id", "\u{200D}\u{0915}", "U+200D"),
             ("doi", "10.1234/pdc\u{00AD}2021", "U+00AD"),
             ("doi", "10.1234/pdc\u{200D}2021", "U+200D"),
         ] {
