@@ -1069,12 +1069,19 @@ impl HoldingsIndex {
                 facets: false,
                 ..lookup.collector.clone()
             };
+            // The query's phrases and words stop inside a step at the
+            // deadline here too ([`interrupt`]).
+            let watch = interrupt::Watch::begin(lookup.deadline);
             let page = lookup.searcher.search_with_executor(
                 &query,
                 &collector,
                 &Executor::SingleThread,
                 lookup.scoring,
             )?;
+            drop(watch);
+            if lookup.deadline.is_some_and(Deadline::passed) {
+                return Err(SearchError::Deadline);
+            }
             // More copies than that are one origin's records sharing a
             // DOI, not one dataset's copies: they stay apart, so none of
             // them is left out of every page.
