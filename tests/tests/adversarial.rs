@@ -1,7 +1,8 @@
 //! Real nodes over real TLS, facing callers they must refuse: an unpinned
 //! node, a pinned peer reached at another node's address, suspended and
-//! revoked peers, a peer whose key chain no longer verifies, an oversized
-//! message, and a peer asking for records its groups may not see.
+//! revoked peers, a peer whose key chain no longer verifies, a key set
+//! stored with other signatures than its origin's, an oversized message,
+//! and a peer asking for records its groups may not see.
 
 use std::collections::BTreeSet;
 
@@ -295,6 +296,124 @@ async fn a_peer_whose_key_chain_does_not_verify_holds_up_no_other_peer() {
     assert_eq!(reports["here"]["ok"], false, "{reports:?}");
     assert_eq!(reports["uni"]["ok"], true, "{reports:?}");
     assert!(held(&polar, "here", "HERE-1").await.is_some());
+}
+
+/// Clears, in the store of the stopped node in `data`, the signatures of
+/// `origin`'s key set of version `version`, as a relay could once leave
+/// them; returns the entry's position in the origin's log.
+fn strip_key_set_signatures(data: &std::path::Path, origin: &str, version: u64) -> u64 {
+    use meridian_core::log::StoredEntry;
+    use meridian_core::proto::{log_entry::Body, LogEntry};
+    use meridian_core::store::Store;
+    use prost::Message;
+    let store = Store::open(&data.join("store")).expect("store");
+    let entries = store
+        .entries(origin, meridian_core::ids::LogIndex(0), 1000)
+        .unwrap();
+    let (index, mut envelope) = entries
+        .into_iter()
+        .find_map(|(index, entry)| {
+            let StoredEntry::Signed(envelope) = entry else {
+                return None;
+            };
+            let entry = LogEntry::decode(envelope.payload.as_slice()).ok()?;
+            let Some(Body::KeySet(set)) = entry.body else {
+                return None;
+            };
+            (set.version == version).then_some((index.0, envelope))
+        })
+        .unwrap_or_else(|| panic!("{origin} holds no key set {version}"));
+    assert!(!envelope.signatures.is_empty());
+    envelope.signatures.clear();
+    store
+        .refill(
+            origin,
+            &[(index, StoredEntry::Signed(envelope).encode())],
+            &[],
+        )
+        .unwrap();
+    store.flush().unwrap();
+    index
+}
+
+/// A key set held with other signatures than its origin's (a relay's
+/// doing, before relays were checked) holds its origin back, and `fsck`
+/// names the entry. The running node fetches the entry again from a peer
+/// that relays the origin's log (the origin's own connections are refused
+/// while its keys are unknown), puts it in place, and pulls the origin in
+/// the same round: its records are found again, new ones arrive, and
+/// `fsck` is clean. Real processes; in-process, `sync::tests` covers each
+/// kind of damage and each kind of peer answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_set_stored_with_other_signatures_is_fetched_again_from_a_relay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("here");
+    let mut here = TestNode::start_at(meridian_bin(), &data, "here", &[]).unwrap();
+    let polar = TestNode::start("polar");
+    let uni = TestNode::start("uni");
+    for peer in [&polar, &uni] {
+        here.trust(peer, &[]);
+        peer.trust(&here, &[]);
+    }
+    uni.trust(&polar, &[]);
+    polar.trust(&uni, &[]);
+    polar.import(&[record_line("PDC-1", "Arctic sea ice", "public")]);
+    // A second key set, whose new signing key signs what follows.
+    polar.ok(&["keys", "rotate"]);
+    polar.import(&[record_line("PDC-2", "Antarctic sea ice", "public")]);
+    for node in [&uni, &here] {
+        let reports = node.sync_now();
+        assert_eq!(reports["polar"]["ok"], true, "{}: {reports:?}", node.name);
+    }
+    let both = BTreeSet::from(["polar/PDC-1".to_owned(), "polar/PDC-2".to_owned()]);
+    assert_eq!(searched(&here, "sea ice"), both);
+
+    let listen = here.catalog.unwrap().to_string();
+    assert!(here.stop());
+    let index = strip_key_set_signatures(&data, "polar", 2);
+    let out = here.run(&["fsck", "--json"]);
+    assert!(
+        !out.status.success(),
+        "fsck passed a key set without signatures"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let finding = &report["findings"][0];
+    assert_eq!(
+        report["findings"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    assert_eq!(
+        (&finding["origin"], &finding["log_index"]),
+        (&"polar".into(), &index.into())
+    );
+    let message = finding["message"].as_str().unwrap();
+    assert!(message.contains("fetched again from a peer"), "{message}");
+
+    let here = restart(&data, "here", &listen);
+    let why = here.peers_status()["polar"]["keys_unverified"].clone();
+    assert_ne!(why, "", "polar is not held back");
+    let reports = here.sync_now();
+    assert_eq!(reports["uni"]["ok"], true, "{reports:?}");
+    let status = here.peers_status();
+    assert_eq!(status["polar"]["keys_unverified"], "", "{status:?}");
+    assert_eq!(status["polar"]["stale"], false, "{status:?}");
+    assert_eq!(status["uni"]["rejected"], 0, "{status:?}");
+    assert_eq!(searched(&here, "sea ice"), both);
+
+    polar.import(&[record_line("PDC-3", "Sea ice in the Ross Sea", "public")]);
+    let reports = here.sync_now();
+    assert_eq!(reports["polar"]["ok"], true, "{reports:?}");
+    assert!(held(&here, "polar", "PDC-3").await.is_some());
+
+    let mut here = here;
+    assert!(here.stop());
+    let out = here.run(&["fsck", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
