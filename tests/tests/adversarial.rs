@@ -228,6 +228,21 @@ fn restart(data: &std::path::Path, name: &str, listen: &str) -> TestNode {
     }
 }
 
+/// Nodes `here` (in `data`), `polar` and `uni`, each pinning the others:
+/// uni holds polar's log too, and serves it to here.
+fn here_polar_and_a_relay(data: &std::path::Path) -> (TestNode, TestNode, TestNode) {
+    let here = TestNode::start_at(meridian_bin(), data, "here", &[]).unwrap();
+    let polar = TestNode::start("polar");
+    let uni = TestNode::start("uni");
+    for peer in [&polar, &uni] {
+        here.trust(peer, &[]);
+        peer.trust(&here, &[]);
+    }
+    uni.trust(&polar, &[]);
+    polar.trust(&uni, &[]);
+    (here, polar, uni)
+}
+
 /// One peer whose key chain, as stored at a node, no longer verifies from
 /// the root pinned for it is held back alone: `peers status` names it with
 /// why, its connections are refused, and the other peers' handshakes and
@@ -236,16 +251,7 @@ fn restart(data: &std::path::Path, name: &str, listen: &str) -> TestNode {
 async fn a_peer_whose_key_chain_does_not_verify_holds_up_no_other_peer() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("here");
-    let mut here = TestNode::start_at(meridian_bin(), &data, "here", &[]).unwrap();
-    let polar = TestNode::start("polar");
-    let uni = TestNode::start("uni");
-    for peer in [&polar, &uni] {
-        here.trust(peer, &[]);
-        peer.trust(&here, &[]);
-    }
-    // uni holds polar's log too, and serves it to here.
-    uni.trust(&polar, &[]);
-    polar.trust(&uni, &[]);
+    let (mut here, polar, uni) = here_polar_and_a_relay(&data);
     polar.import(&[record_line("PDC-1", "Arctic sea ice", "public")]);
     let reports = here.sync_now();
     assert_eq!(reports["polar"]["ok"], true, "{reports:?}");
@@ -348,15 +354,7 @@ fn strip_key_set_signatures(data: &std::path::Path, origin: &str, version: u64) 
 async fn a_key_set_stored_with_other_signatures_is_fetched_again_from_a_relay() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("here");
-    let mut here = TestNode::start_at(meridian_bin(), &data, "here", &[]).unwrap();
-    let polar = TestNode::start("polar");
-    let uni = TestNode::start("uni");
-    for peer in [&polar, &uni] {
-        here.trust(peer, &[]);
-        peer.trust(&here, &[]);
-    }
-    uni.trust(&polar, &[]);
-    polar.trust(&uni, &[]);
+    let (mut here, polar, uni) = here_polar_and_a_relay(&data);
     polar.import(&[record_line("PDC-1", "Arctic sea ice", "public")]);
     // A second key set, whose new signing key signs what follows.
     polar.ok(&["keys", "rotate"]);
