@@ -590,10 +590,7 @@ impl Node {
                 ),
             });
         }
-        // A delete names a record already held, whatever its id.
-        if !record.deleted {
-            record::check_new(&record)?;
-        }
+        record::check_new(&record)?;
         record.origin = self.node_id().to_string();
         if record.visibility == Visibility::Unspecified as i32 {
             record.visibility = self.default_visibility() as i32;

@@ -19,7 +19,8 @@
 use crate::quote::short_text;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCategory};
+use unicode_normalization::char::canonical_combining_class;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::date;
 use crate::ids::{NodeId, RecordId};
@@ -509,49 +510,51 @@ pub fn parse_json_line(line: &str) -> Result<DatasetRecord, RecordError> {
 
 /// The rules a record this node writes meets beyond [`validate`]'s: its
 /// `id` and `doi` hold no Unicode format character (category Cf: soft
-/// hyphen, zero-width space, word joiner, bidirectional controls, byte
-/// order mark, tags). Such a character is invisible, so `A-1` and
-/// `A-\u{200B}1` would be two records that read alike, and a copied DOI
-/// would not be found as the same DOI. The zero-width joiner and
-/// non-joiner stay allowed between two letters of a script that spells
-/// with them (Persian, the Indic scripts), never beside ASCII. A peer's
-/// record is held only to [`validate`]: an origin may have signed such an
-/// id before the rule, and refusing its entry would stop its log there for
-/// good (docs/decisions/record-ids.md).
+/// hyphen, zero-width space, joiners, word joiner, bidirectional
+/// controls, byte order mark, tags). Such a character is invisible, so
+/// `A-1` and `A-\u{200B}1` would be two records that read alike, and a
+/// copied DOI would not be found as the same DOI. One exception, in ids
+/// only: a zero-width joiner or non-joiner right after a virama and before
+/// a letter, where the Indic scripts spell with it (RFC 5892's rule for
+/// the joiners in domain names, its Arabic half aside). A delete names a
+/// record already held, so its id is not checked. A peer's record is held
+/// only to [`validate`]: an origin may have signed such an id before the
+/// rule, and refusing its entry would stop its log there for good
+/// (docs/decisions/record-ids.md).
 pub fn check_new(record: &DatasetRecord) -> Result<(), RecordError> {
-    for (field, value) in [("id", &record.id), ("doi", &record.doi)] {
+    let id = (!record.deleted).then_some(("id", &record.id));
+    for (field, value) in id.into_iter().chain([("doi", &record.doi)]) {
         if value.is_ascii() {
             continue;
         }
-        let chars: Vec<(usize, char)> = value.char_indices().collect();
-        let spelled = |at: Option<&(usize, char)>| {
-            at.is_some_and(|&(_, c)| {
-                !c.is_ascii()
-                    && (c.is_alphabetic()
-                        || c.general_category_group() == GeneralCategoryGroup::Mark)
-            })
-        };
-        let hidden = chars.iter().enumerate().find(|&(n, &(_, c))| {
-            c.general_category() == GeneralCategory::Format
-                && !(matches!(c, '\u{200C}' | '\u{200D}')
-                    && n > 0
-                    && spelled(chars.get(n - 1))
-                    && spelled(chars.get(n + 1)))
-        });
-        if let Some((_, &(at, c))) = hidden {
-            return Err(RecordError::new(
-                field,
-                format!(
-                    "`{}` holds the invisible format character U+{:04X} at byte {at}; \
-                     remove it (two ids that read alike would be two records)",
-                    value.escape_debug(),
-                    u32::from(c)
-                ),
-            ));
+        let mut before = None;
+        let mut chars = value.char_indices().peekable();
+        while let Some((at, c)) = chars.next() {
+            if c.general_category() == GeneralCategory::Format {
+                let spells = field == "id"
+                    && matches!(c, '\u{200C}' | '\u{200D}')
+                    && before.is_some_and(|b| canonical_combining_class(b) == VIRAMA)
+                    && chars.peek().is_some_and(|&(_, next)| next.is_alphabetic());
+                if !spells {
+                    return Err(RecordError::new(
+                        field,
+                        format!(
+                            "`{}` holds the invisible format character U+{:04X} at byte {at}; \
+                             remove it (two ids that read alike would be two records)",
+                            value.escape_debug(),
+                            u32::from(c)
+                        ),
+                    ));
+                }
+            }
+            before = Some(c);
         }
     }
     Ok(())
 }
+
+/// The canonical combining class of a virama.
+const VIRAMA: u8 = 9;
 
 /// Checks every rule of a record; the first broken one is reported.
 ///
@@ -2992,9 +2995,9 @@ mod tests {
             "Ålesund/ｸ-1",
             "データ:1",
             "PDC\u{00E9}",
-            // Joiners that spell: Persian, Devanagari.
-            "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}-1",
+            // Joiners that spell, after a virama: Devanagari, Malayalam.
             "\u{0915}\u{094D}\u{200D}\u{0937}-1",
+            "\u{0D28}\u{0D4D}\u{200C}\u{0D28}-1",
         ] {
             record.id = id.into();
             assert!(check_new(&record).is_ok(), "{id}");
@@ -3006,11 +3009,19 @@ mod tests {
             ("id", "PDC-\u{202E}1202", "U+202E"),
             ("id", "PDC\u{2060}", "U+2060"),
             ("id", "PDC-\u{E0041}", "U+E0041"),
-            // Joiners beside ASCII, or at an end, spell nothing.
+            // Joiners anywhere but after a virama and before a letter.
             ("id", "AB\u{200C}CD", "U+200C"),
             ("id", "A-\u{200D}1", "U+200D"),
-            ("id", "\u{0645}\u{06CC}\u{200C}", "U+200C"),
+            ("id", "\u{30C7}\u{200D}\u{30FC}\u{30BF}:1", "U+200D"),
+            ("id", "\u{0414}\u{0410}\u{200C}\u{041D}\u{041D}-1", "U+200C"),
+            ("id", "\u{00C6}\u{200D}\u{00F8}-1", "U+200D"),
+            ("id", "PDC-e\u{0301}\u{200D}\u{00E9}", "U+200D"),
+            ("id", "\u{0915}\u{200D}\u{0937}-1", "U+200D"),
+            ("id", "\u{0915}\u{094D}\u{200D}", "U+200D"),
+            ("id", "\u{0915}\u{094D}\u{200D}-1", "U+200D"),
+            ("id", "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}-1", "U+200C"),
             ("id", "\u{200D}\u{0915}", "U+200D"),
+            ("doi", "10.1234/\u{0915}\u{094D}\u{200D}\u{0937}", "U+200D"),
             ("doi", "10.1234/pdc\u{00AD}2021", "U+00AD"),
             ("doi", "10.1234/pdc\u{200D}2021", "U+200D"),
         ] {
@@ -3025,6 +3036,14 @@ mod tests {
             );
             assert_rejected(check_new(&bad), field, hidden);
         }
+        // A delete names a held record by its id, whatever it holds; its
+        // DOI is still checked.
+        let mut delete = record.clone();
+        delete.deleted = true;
+        delete.id = "PDC-\u{200B}2021".into();
+        assert!(check_new(&delete).is_ok());
+        delete.doi = "10.1234/pdc\u{00AD}2021".into();
+        assert_rejected(check_new(&delete), "doi", "U+00AD");
     }
 
     #[test]
