@@ -540,7 +540,7 @@ pub fn check_new(record: &DatasetRecord) -> Result<(), RecordError> {
                         field,
                         format!(
                             "`{}` holds the invisible format character U+{:04X} at byte {at}; \
-                             remove it (two ids that read alike would be two records)",
+                             remove it (two values that read alike would differ)",
                             value.escape_debug(),
                             u32::from(c)
                         ),

@@ -230,12 +230,23 @@ impl FieldTerm {
     /// The most the term may add to a score in `reader`'s segment: by its
     /// [`Peaks`] there, or for a rarer term by its weight alone.
     fn most(&self, reader: &SegmentReader, peaks: &Peaks) -> tantivy::Result<Score> {
-        let Some(bm25) = &self.bm25 else {
-            return Ok(1.0);
-        };
         let doc_freq = reader
             .inverted_index(self.term.field())?
             .doc_freq(&self.term)?;
+        self.most_of(reader, peaks, doc_freq)
+    }
+
+    /// [`FieldTerm::most`] for a term with `doc_freq` postings in the
+    /// segment (known once its postings are open).
+    fn most_of(
+        &self,
+        reader: &SegmentReader,
+        peaks: &Peaks,
+        doc_freq: u32,
+    ) -> tantivy::Result<Score> {
+        let Some(bm25) = &self.bm25 else {
+            return Ok(1.0);
+        };
         if doc_freq == 0 {
             return Ok(0.0);
         }
@@ -314,7 +325,8 @@ impl Weight for AnyFieldWeight {
         for term in self.terms.iter() {
             if let Some(mut scorer) = term.scorer(reader, boost)? {
                 if let Some((words, _)) = words {
-                    scorer.most = term.most(reader, &words.peaks)?;
+                    let doc_freq = scorer.postings.doc_freq();
+                    scorer.most = term.most_of(reader, &words.peaks, doc_freq)?;
                 }
                 scorers.push(scorer);
             }

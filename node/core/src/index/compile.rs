@@ -75,17 +75,6 @@ impl Compiler<'_> {
     /// scope and filters; and whether its words may prune
     /// ([`super::prune`]).
     pub fn build(&self, plan: &Plan, audience: Option<&[String]>) -> (Box<dyn Query>, bool) {
-        let mut prunes = false;
-        let query = self.build_query(plan, audience, &mut prunes);
-        (query, prunes)
-    }
-
-    fn build_query(
-        &self,
-        plan: &Plan,
-        audience: Option<&[String]>,
-        prunes: &mut bool,
-    ) -> Box<dyn Query> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         // The words of a conjunction are clauses of the whole query, beside
         // the filters, rather than a query of their own: one intersection
@@ -95,15 +84,15 @@ impl Compiler<'_> {
             Expr::And(items) => match self.conjunction(items) {
                 Conjunction::Clauses(words) => clauses.extend(words),
                 Conjunction::Unconstrained => {}
-                Conjunction::Nothing => return Box::new(EmptyQuery),
+                Conjunction::Nothing => return (Box::new(EmptyQuery), false),
             },
             other => match self.expr(other) {
-                Matches::Nothing => return Box::new(EmptyQuery),
+                Matches::Nothing => return (Box::new(EmptyQuery), false),
                 Matches::Everything | Matches::Unconstrained => {}
                 Matches::Some(query) => clauses.push((Occur::Must, query)),
             },
         }
-        *prunes = share_words(&mut clauses, self.peaks);
+        let prunes = share_words(&mut clauses, self.peaks);
         let fields = self.fields;
         let mut keywords: Vec<Vec<Term>> = Vec::new();
         let mut keyword = |field: Field, values: &[String]| {
@@ -168,9 +157,9 @@ impl Compiler<'_> {
             clauses.push((Occur::Must, Box::new(ConstScoreQuery::new(filter, 0.0))));
         }
         if clauses.is_empty() {
-            return Box::new(AllQuery);
+            return (Box::new(AllQuery), prunes);
         }
-        boolean(clauses)
+        (boolean(clauses), prunes)
     }
 
     /// The clauses of a conjunction.

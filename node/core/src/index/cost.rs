@@ -78,9 +78,10 @@ fn read(query: &dyn Query, doc_freq: &mut dyn FnMut(&Term) -> u64, seek: u64) ->
             .min();
     }
     if let Some(phrase) = query.downcast_ref::<BoundedPhrase>() {
-        let terms = phrase.phrase().phrase_terms();
-        let lead = terms.iter().map(&mut *doc_freq).min()?;
-        let sought = (terms.len() as u64).saturating_sub(1).saturating_mul(seek);
+        let lead = phrase.words().map(&mut *doc_freq).min()?;
+        let sought = (phrase.words().len() as u64)
+            .saturating_sub(1)
+            .saturating_mul(seek);
         return Some(lead.saturating_mul(1 + sought));
     }
     let mut sum = None::<u64>;

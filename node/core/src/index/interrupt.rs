@@ -6,12 +6,12 @@
 //! step, through every document that holds all its words; a conjunction of
 //! words steps through one word's documents until the others hold one too.
 //! For common words that are never side by side, or never in one record,
-//! one step reads them all (a second and more at ten million records),
-//! past any deadline.
+//! one step reads all of them in its segment, past any deadline.
 //!
-//! So the postings of a phrase ([`BoundedPhrase`]) and the fields of an
-//! unfielded word ([`super::any_field`]) ask [`cut`] as they move. While a
-//! [`Watch`] is kept on the thread, `cut` looks at the clock every
+//! So the walk over the matches, the postings of a phrase
+//! ([`BoundedPhrase`]) and the fields of an unfielded word
+//! ([`super::any_field`]) all ask [`cut`] as they move. While a [`Watch`]
+//! is kept on the thread, `cut` looks at the clock every
 //! [`MOVES_PER_LOOK`] moves; once the deadline has passed it stays true and
 //! they end (`TERMINATED`). The watch then marks the search's deadline as
 //! passed, so what was collected is never taken for a whole answer.
@@ -23,9 +23,7 @@ use std::time::Instant;
 
 use tantivy::fieldnorm::FieldNormReader;
 use tantivy::postings::{Postings, SegmentPostings};
-use tantivy::query::{
-    Bm25Weight, EmptyScorer, EnableScoring, Explanation, PhraseQuery, Query, Scorer, Weight,
-};
+use tantivy::query::{Bm25Weight, EmptyScorer, EnableScoring, Explanation, Query, Scorer, Weight};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, DocSet, Score, SegmentReader, Term, TERMINATED};
 
@@ -201,44 +199,49 @@ impl<P: Postings> Postings for Bounded<P> {
 /// the same documents and scores.
 #[derive(Clone, Debug)]
 pub(crate) struct BoundedPhrase {
-    phrase: PhraseQuery,
-    /// The words, each with its position in the phrase.
+    /// The words, each with its position in the phrase, in that order.
     terms: Vec<(usize, Term)>,
 }
 
 impl BoundedPhrase {
-    /// `terms` (two at least, of one field, with their positions).
-    pub fn new(terms: Vec<(usize, Term)>) -> Self {
-        Self {
-            phrase: PhraseQuery::new_with_offset(terms.clone()),
-            terms,
-        }
+    /// `terms`: two at least, of one field, with their positions.
+    pub fn new(mut terms: Vec<(usize, Term)>) -> Self {
+        assert!(terms.len() > 1, "a phrase has two words at least");
+        let field = terms[0].1.field();
+        assert!(terms.iter().all(|(_, term)| term.field() == field));
+        terms.sort_by_key(|&(at, _)| at);
+        Self { terms }
     }
 
-    pub fn phrase(&self) -> &PhraseQuery {
-        &self.phrase
+    /// The words, in the phrase's order.
+    pub fn words(&self) -> impl ExactSizeIterator<Item = &Term> {
+        self.terms.iter().map(|(_, term)| term)
     }
 }
 
 impl Query for BoundedPhrase {
     fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
-        let terms = self.phrase.phrase_terms();
         let bm25 = match scoring {
             EnableScoring::Enabled {
                 statistics_provider,
                 ..
-            } => Some(Bm25Weight::for_terms(statistics_provider, &terms)?),
+            } => {
+                let words: Vec<Term> = self.words().cloned().collect();
+                Some(Bm25Weight::for_terms(statistics_provider, &words)?)
+            }
             EnableScoring::Disabled { .. } => None,
         };
         Ok(Box::new(BoundedPhraseWeight {
-            field: self.phrase.field(),
+            field: self.terms[0].1.field(),
             terms: self.terms.clone(),
             bm25,
         }))
     }
 
     fn query_terms<'a>(&'a self, visitor: &mut dyn FnMut(&'a Term, bool)) {
-        self.phrase.query_terms(visitor);
+        for term in self.words() {
+            visitor(term, true);
+        }
     }
 }
 
@@ -504,8 +507,9 @@ mod tests {
         ];
         for (at, terms) in phrases.into_iter().enumerate() {
             let ours = BoundedPhrase::new(terms.clone());
+            let tantivys = tantivy::query::PhraseQuery::new_with_offset(terms.clone());
             for scored in [true, false] {
-                let expected = hits(&searcher, ours.phrase(), scored);
+                let expected = hits(&searcher, &tantivys, scored);
                 assert_eq!(hits(&searcher, &ours, scored), expected, "{terms:?}");
                 // Each but the last matches some of the documents.
                 assert_eq!(expected.0 == 0, at == 6, "{terms:?}: {}", expected.0);
@@ -550,6 +554,39 @@ mod tests {
         assert!(past.passed());
         // Nothing is cut on a thread without a watch.
         assert_eq!(weight.scorer(reader, 1.0).unwrap().doc(), 19_999);
+    }
+
+    /// The same for a conjunction of two unfielded words that no document
+    /// but the last holds together: the intersection steps through one
+    /// word's documents as its scorer is built, and stops at the deadline.
+    #[test]
+    fn a_conjunction_of_words_stops_at_the_deadline_inside_one_step() {
+        let texts = (0..19_999)
+            .map(|n| if n % 2 == 0 { "alpha" } else { "beta" }.to_owned())
+            .chain(["alpha beta".to_owned()]);
+        let (searcher, text) = index_of(texts);
+        let word = |word: &str| -> Box<dyn Query> {
+            Box::new(super::super::any_field::AnyFieldQuery::new(vec![(
+                Term::from_field_text(text, word),
+                1.0,
+            )]))
+        };
+        let both = tantivy::query::BooleanQuery::new(vec![
+            (tantivy::query::Occur::Must, word("alpha")),
+            (tantivy::query::Occur::Must, word("beta")),
+        ]);
+        let reader = searcher.segment_reader(0);
+        let weight = both
+            .weight(EnableScoring::enabled_from_searcher(&searcher))
+            .unwrap();
+        assert_eq!(weight.scorer(reader, 1.0).unwrap().doc(), 19_999);
+        let past = Deadline::new(Instant::now());
+        {
+            let _watch = Watch::begin(Some(&past));
+            let scorer = weight.scorer(reader, 1.0).unwrap();
+            assert_eq!(scorer.doc(), TERMINATED, "cut while it was built");
+        }
+        assert!(past.passed());
     }
 
     #[test]

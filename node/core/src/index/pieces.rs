@@ -24,7 +24,10 @@ use super::prune;
 const SHARES_PER_THREAD: u64 = 2;
 
 /// Documents a search steps over between two looks at the clock: tens
-/// of microseconds of work, against some 25 ns per look.
+/// of microseconds of work, against some 25 ns per look. (Counted here
+/// rather than by [`interrupt::cut`], whose count is a thread-local: a
+/// walk that asked it at every step measured 1–5% slower at 1,000,000
+/// records.)
 const STEPS_PER_LOOK: u32 = 1024;
 
 /// One range of one segment's documents.
@@ -322,6 +325,151 @@ impl Step<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
+    use tantivy::query::{EnableScoring, Explanation, Scorer};
+    use tantivy::schema::{Schema, TEXT};
+    use tantivy::{doc, Index, IndexWriter, TERMINATED};
+
+    /// Counts what it is fed.
+    struct Counting;
+
+    struct CountingSegment(u64);
+
+    impl Collector for Counting {
+        type Fruit = u64;
+        type Child = CountingSegment;
+
+        fn for_segment(&self, _: u32, _: &SegmentReader) -> tantivy::Result<CountingSegment> {
+            Ok(CountingSegment(0))
+        }
+
+        fn requires_scoring(&self) -> bool {
+            false
+        }
+
+        fn merge_fruits(&self, counts: Vec<u64>) -> tantivy::Result<u64> {
+            Ok(counts.into_iter().sum())
+        }
+    }
+
+    impl SegmentCollector for CountingSegment {
+        type Fruit = u64;
+
+        fn collect(&mut self, _: DocId, _: Score) {
+            self.0 += 1;
+        }
+
+        fn harvest(self) -> u64 {
+            self.0
+        }
+    }
+
+    impl Bar for CountingSegment {
+        fn bar(&self) -> Option<Score> {
+            None
+        }
+    }
+
+    /// The last document of a segment, from a scorer that takes `build` to
+    /// be built and then steps through every document in its first step,
+    /// asking [`interrupt::cut`] at each, as a phrase of common words does.
+    #[derive(Debug, Clone)]
+    struct Slow {
+        build: Duration,
+    }
+
+    struct SlowWeight(Duration);
+
+    struct Last {
+        doc: DocId,
+    }
+
+    impl tantivy::DocSet for Last {
+        fn advance(&mut self) -> DocId {
+            self.doc = TERMINATED;
+            self.doc
+        }
+
+        fn doc(&self) -> DocId {
+            self.doc
+        }
+
+        fn size_hint(&self) -> u32 {
+            1
+        }
+    }
+
+    impl Query for Slow {
+        fn weight(&self, _: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+            Ok(Box::new(SlowWeight(self.build)))
+        }
+    }
+
+    impl Weight for SlowWeight {
+        fn scorer(&self, reader: &SegmentReader, _: Score) -> tantivy::Result<Box<dyn Scorer>> {
+            std::thread::sleep(self.0);
+            // Its first step: to the last document, past every other.
+            let mut doc = 0;
+            while doc + 1 < reader.max_doc() {
+                if interrupt::cut() {
+                    doc = TERMINATED;
+                    break;
+                }
+                doc += 1;
+            }
+            Ok(Box::new(Last { doc }))
+        }
+
+        fn explain(&self, _: &SegmentReader, _: DocId) -> tantivy::Result<Explanation> {
+            Ok(Explanation::new("last", 1.0))
+        }
+    }
+
+    impl Scorer for Last {
+        fn score(&mut self) -> Score {
+            1.0
+        }
+    }
+
+    /// A deadline that passes while a piece's scorer is being built, after
+    /// the walk's first look at the clock, stops the scorer inside its one
+    /// long step, and the walk marks the search's deadline passed, so that
+    /// the caller does not take what was collected for the whole.
+    #[test]
+    fn a_deadline_that_passes_while_a_scorer_is_built_stops_the_walk() {
+        let mut schema = Schema::builder();
+        let text = schema.add_text_field("text", TEXT);
+        let index = Index::create_in_ram(schema.build());
+        let mut writer: IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
+        for _ in 0..20_000 {
+            writer.add_document(doc!(text => "ice")).unwrap();
+        }
+        writer.commit().unwrap();
+        let searcher = index.reader().unwrap().searcher();
+        let slow = Slow {
+            build: Duration::from_millis(300),
+        };
+        let walk = |deadline: Option<&Deadline>| {
+            let scoring = EnableScoring::disabled_from_searcher(&searcher);
+            let executor = Executor::SingleThread;
+            search(
+                &searcher,
+                &slow,
+                &Counting,
+                &executor,
+                1,
+                scoring,
+                Walk::Every,
+                deadline,
+            )
+            .unwrap()
+            .0
+        };
+        assert_eq!(walk(None), 1);
+        let deadline = Deadline::new(Instant::now() + Duration::from_millis(100));
+        assert_eq!(walk(Some(&deadline)), 0, "the last document was reached");
+        assert!(deadline.passed());
+    }
 
     fn ranges(max_docs: &[DocId], threads: usize) -> Vec<Vec<(usize, Range<DocId>)>> {
         shares(max_docs, threads)
