@@ -514,43 +514,69 @@ pub fn parse_json_line(line: &str) -> Result<DatasetRecord, RecordError> {
 /// controls, byte order mark, tags). Such a character is invisible, so
 /// `A-1` and `A-\u{200B}1` would be two records that read alike, and a
 /// copied DOI would not be found as the same DOI. One exception, in ids
-/// only: a zero-width joiner or non-joiner right after a virama and before
-/// a letter, where the Indic scripts spell with it (RFC 5892's rule for
-/// the joiners in domain names, its Arabic half aside). A delete names a
-/// record already held, so its id is not checked. A peer's record is held
-/// only to [`validate`]: an origin may have signed such an id before the
-/// rule, and refusing its entry would stop its log there for good
-/// (docs/decisions/record-ids.md).
+/// only: a joiner where a script spells with it ([`joiner_spells`]). A
+/// delete names a record already held, so its id is not checked. A peer's
+/// record is held only to [`validate`]: an origin may have signed such an
+/// id before the rule, and refusing its entry would stop its log there for
+/// good (docs/decisions/record-ids.md).
 pub fn check_new(record: &DatasetRecord) -> Result<(), RecordError> {
     let id = (!record.deleted).then_some(("id", &record.id));
     for (field, value) in id.into_iter().chain([("doi", &record.doi)]) {
         if value.is_ascii() {
             continue;
         }
-        let mut before = None;
-        let mut chars = value.char_indices().peekable();
-        while let Some((at, c)) = chars.next() {
-            if c.general_category() == GeneralCategory::Format {
-                let spells = field == "id"
-                    && matches!(c, '\u{200C}' | '\u{200D}')
-                    && before.is_some_and(|b| canonical_combining_class(b) == VIRAMA)
-                    && chars.peek().is_some_and(|&(_, next)| next.is_alphabetic());
-                if !spells {
-                    return Err(RecordError::new(
-                        field,
-                        format!(
-                            "`{}` holds the invisible format character U+{:04X} at byte {at}; \
-                             remove it (two values that read alike would differ)",
-                            value.escape_debug(),
-                            u32::from(c)
-                        ),
-                    ));
-                }
+        for (at, c) in value.char_indices() {
+            if c.general_category() == GeneralCategory::Format
+                && !(field == "id" && joiner_spells(value, at, c))
+            {
+                return Err(RecordError::new(
+                    field,
+                    format!(
+                        "`{}` holds the invisible format character U+{:04X} at byte {at}; \
+                         remove it (two values that read alike would differ)",
+                        value.escape_debug(),
+                        u32::from(c)
+                    ),
+                ));
             }
-            before = Some(c);
         }
     }
     Ok(())
+}
+
+/// Whether `c`, at byte `at` of `value`, is a joiner that a script spells
+/// with: the rule RFC 5892 (appendix A, CONTEXTJ) sets for the joiners in
+/// domain names. A zero-width joiner or non-joiner right after a virama,
+/// before a letter (the Indic scripts: `क्` + U+200D + `ष`); and a
+/// non-joiner between a letter that joins on its left and one that joins
+/// on its right, marks that do not join aside (Persian: `می` + U+200C +
+/// `خواهم`).
+fn joiner_spells(value: &str, at: usize, c: char) -> bool {
+    use unicode_joining_type::{get_joining_type, JoiningType as Joins};
+    if !matches!(c, '\u{200C}' | '\u{200D}') {
+        return false;
+    }
+    let (before, after) = (&value[..at], &value[at + c.len_utf8()..]);
+    let after_virama = before
+        .chars()
+        .next_back()
+        .is_some_and(|b| canonical_combining_class(b) == VIRAMA)
+        && after.chars().next().is_some_and(char::is_alphabetic);
+    let joins = |text: &mut dyn Iterator<Item = char>, sides: [Joins; 2]| {
+        text.map(get_joining_type)
+            .find(|&joins| joins != Joins::Transparent)
+            .is_some_and(|joins| sides.contains(&joins))
+    };
+    after_virama
+        || c == '\u{200C}'
+            && joins(
+                &mut before.chars().rev(),
+                [Joins::LeftJoining, Joins::DualJoining],
+            )
+            && joins(
+                &mut after.chars(),
+                [Joins::RightJoining, Joins::DualJoining],
+            )
 }
 
 /// The canonical combining class of a virama.
@@ -2998,6 +3024,11 @@ mod tests {
             // Joiners that spell, after a virama: Devanagari, Malayalam.
             "\u{0915}\u{094D}\u{200D}\u{0937}-1",
             "\u{0D28}\u{0D4D}\u{200C}\u{0D28}-1",
+            // A non-joiner between letters that join: Persian, with and
+            // without a mark (fatha) beside it.
+            "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}-1",
+            "\u{0645}\u{064E}\u{200C}\u{064E}\u{062E}-1",
+            "\u{0646}\u{0627}\u{0645}\u{0647}\u{200C}\u{0627}-1",
         ] {
             record.id = id.into();
             assert!(check_new(&record).is_ok(), "{id}");
@@ -3019,7 +3050,15 @@ mod tests {
             ("id", "\u{0915}\u{200D}\u{0937}-1", "U+200D"),
             ("id", "\u{0915}\u{094D}\u{200D}", "U+200D"),
             ("id", "\u{0915}\u{094D}\u{200D}-1", "U+200D"),
-            ("id", "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}-1", "U+200C"),
+            // A non-joiner after a letter that does not join on its left
+            // (waw), at an end, before a letter that does not join on its
+            // right, or a joiner in its place.
+            ("id", "\u{0648}\u{200C}\u{062E}-1", "U+200C"),
+            ("id", "\u{0645}\u{200C}", "U+200C"),
+            ("id", "\u{0645}\u{200C}-1", "U+200C"),
+            ("id", "\u{0645}\u{200C}A", "U+200C"),
+            ("id", "\u{0645}\u{064E}\u{200C}\u{064E}", "U+200C"),
+            ("id", "\u{0645}\u{200D}\u{062E}-1", "U+200D"),
             ("id", "\u{200D}\u{0915}", "U+200D"),
             ("doi", "10.1234/\u{0915}\u{094D}\u{200D}\u{0937}", "U+200D"),
             ("doi", "10.1234/pdc\u{00AD}2021", "U+00AD"),
