@@ -23,6 +23,7 @@ pub(crate) mod highlight;
 mod interrupt;
 mod pieces;
 mod prune;
+mod range;
 
 pub use self::highlight::escape as escape_html;
 mod schema;

@@ -8,14 +8,15 @@
 //! clause of the query itself: hits, totals and facet counts all come from
 //! the same restricted match set. The keyword filters (visibility, origin,
 //! discipline, access, licence, format) are one clause, a bitset per
-//! segment ([`super::filter`]).
+//! segment ([`super::filter`]); each range of a column (year, time, the
+//! spatial prefilter) one clause that says how much it holds
+//! ([`super::range`]).
 
 use std::ops::Bound;
 use std::sync::Arc;
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, Occur, PhrasePrefixQuery,
-    Query, RangeQuery, TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, EmptyQuery, Occur, PhrasePrefixQuery, Query, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
@@ -26,6 +27,7 @@ use super::any_field::{Peaks, Words};
 use super::bits::BitsCache;
 use super::filter::FilterQuery;
 use super::interrupt::BoundedPhrase;
+use super::range::{ColumnRange, Values};
 use super::schema::{analyze, Fields};
 use crate::query::expr::{Expr, TextField, TextKind};
 use crate::query::Plan;
@@ -115,46 +117,45 @@ impl Compiler<'_> {
         if let Some(keywords) = FilterQuery::new(keywords, self.bits_cache.clone()) {
             clauses.push((Occur::Must, Box::new(keywords)));
         }
-        let mut filters: Vec<Box<dyn Query>> = Vec::new();
+        let mut filters = Vec::new();
         if let Some((from, to)) = plan.year {
-            let bound = |year: Option<u64>| {
-                year.map_or(Bound::Unbounded, |y| {
-                    Bound::Included(Term::from_field_u64(fields.year, y))
-                })
-            };
-            filters.push(Box::new(RangeQuery::new(bound(from), bound(to))));
+            let bound = |year: Option<u64>| year.map_or(Bound::Unbounded, Bound::Included);
+            filters.push(ColumnRange::new(
+                fields.year,
+                Values::U64(bound(from), bound(to)),
+            ));
         }
         if let Some((from, to)) = plan.time {
             // Overlap of [start, end] with [from, to]: start <= to and end >= from.
             // Records without coverage have neither value and never match.
             if let Some(to) = to {
-                filters.push(Box::new(RangeQuery::new(
-                    Bound::Unbounded,
-                    Bound::Included(Term::from_field_i64(fields.time_start, to)),
-                )));
+                filters.push(ColumnRange::new(
+                    fields.time_start,
+                    Values::I64(Bound::Unbounded, Bound::Included(to)),
+                ));
             }
             if let Some(from) = from {
-                filters.push(Box::new(RangeQuery::new(
-                    Bound::Included(Term::from_field_i64(fields.time_end, from)),
-                    Bound::Unbounded,
-                )));
+                filters.push(ColumnRange::new(
+                    fields.time_end,
+                    Values::I64(Bound::Included(from), Bound::Unbounded),
+                ));
             }
         }
         if let Some(bbox) = &plan.bbox {
             // A superset by latitude: some part reaches down to the box's
             // north and some part up to its south. The collector decides
             // exactly, part by part.
-            filters.push(Box::new(RangeQuery::new(
-                Bound::Unbounded,
-                Bound::Included(Term::from_field_f64(fields.box_south, bbox.north)),
-            )));
-            filters.push(Box::new(RangeQuery::new(
-                Bound::Included(Term::from_field_f64(fields.box_north, bbox.south)),
-                Bound::Unbounded,
-            )));
+            filters.push(ColumnRange::new(
+                fields.box_south,
+                Values::F64(Bound::Unbounded, Bound::Included(bbox.north)),
+            ));
+            filters.push(ColumnRange::new(
+                fields.box_north,
+                Values::F64(Bound::Included(bbox.south), Bound::Unbounded),
+            ));
         }
         for filter in filters {
-            clauses.push((Occur::Must, Box::new(ConstScoreQuery::new(filter, 0.0))));
+            clauses.push((Occur::Must, Box::new(filter)));
         }
         if clauses.is_empty() {
             return (Box::new(AllQuery), prunes);
