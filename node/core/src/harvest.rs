@@ -16,7 +16,8 @@
 //! provider whose list does not move on (the token it was asked with, a
 //! token it gave before, [`MAX_EMPTY_PAGES`] pages in a row without a
 //! record, or [`MAX_STALE_PAGES`] in a row without a record it had not
-//! sent before) stops the run.
+//! sent before) stops the run, and so does a list that goes on past
+//! [`MAX_RUN_PAGES`]; the next run continues that one.
 //!
 //! HTTP is not done here: the edge supplies a [`Fetch`].
 
@@ -54,6 +55,13 @@ pub const MAX_EMPTY_PAGES: u32 = 100;
 /// and again under fresh tokens would keep a run going for ever, and runs
 /// are one at a time, so every other source would wait.
 pub const MAX_STALE_PAGES: u32 = 100;
+/// Pages one run fetches at most; a list that goes on stops there, and the
+/// next run continues it. The bounds above catch lists that repeat
+/// themselves; this one catches a list that never repeats (fresh tokens,
+/// fresh identifiers, for ever), and bounds what a run keeps of its tokens
+/// (some 5 MB) and how full its filter of identifiers gets. An honest list
+/// of 10,000,000 records fits in one run at 100 records a page.
+pub const MAX_RUN_PAGES: u64 = 100_000;
 /// Bits of the filter of identifiers a run has seen ([`SeenIds`]): 8 MiB.
 const SEEN_BITS: usize = 1 << 26;
 /// Probes per identifier in that filter.
@@ -167,6 +175,8 @@ pub struct Harvester {
     fetch: Arc<dyn Fetch>,
     table: Table,
     running: Mutex<BTreeSet<String>>,
+    /// Pages one run fetches at most ([`MAX_RUN_PAGES`]).
+    run_pages: u64,
 }
 
 /// Marks a source as running until dropped.
@@ -203,7 +213,17 @@ impl Harvester {
             fetch,
             table,
             running: Mutex::new(BTreeSet::new()),
+            run_pages: MAX_RUN_PAGES,
         })
+    }
+
+    /// A harvester whose runs fetch at most `pages` pages.
+    #[cfg(test)]
+    fn with_run_pages(self, pages: u64) -> Self {
+        Self {
+            run_pages: pages,
+            ..self
+        }
     }
 
     /// Adds a source after checking its settings. Its first run is due now.
@@ -373,6 +393,7 @@ impl Harvester {
             Format::DataciteXml
         };
         let mut restarts = 0;
+        let mut run_pages = 0u64;
         let mut empty_pages = 0;
         let mut stale_pages = 0;
         let mut seen_ids = SeenIds::new();
@@ -477,6 +498,17 @@ impl Harvester {
             progress(state);
             if state.token.is_empty() {
                 return Ok(());
+            }
+            run_pages += 1;
+            if run_pages >= self.run_pages {
+                if let Some(next) = prefetched.take() {
+                    next.abort();
+                }
+                return Err(HarvestError::Protocol(format!(
+                    "{}: {run_pages} pages in this run and the list goes on: the run stops \
+                     here, and the next one continues from this page",
+                    list_url(source, &state.token, &state.from)
+                )));
             }
         }
     }

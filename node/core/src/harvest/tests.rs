@@ -608,6 +608,67 @@ async fn a_provider_resending_the_same_records_under_fresh_tokens_is_stopped() {
     assert_eq!(state.token, format!("p{MAX_STALE_PAGES}"));
 }
 
+/// A provider whose list never ends nor repeats itself (a fresh record
+/// under a fresh token on every page) is stopped at the pages one run may
+/// fetch; the next run continues where it stopped, and stops there again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_that_never_ends_stops_at_the_pages_of_one_run_and_the_next_continues() {
+    let (node, _dir) = crate::test_support::opened_node("polar");
+    let fetch = Arc::new(Scripted {
+        page: Box::new(|token| {
+            let n = page_number(token);
+            envelope(&format!(
+                "<ListRecords>{}<resumptionToken>p{}</resumptionToken></ListRecords>",
+                dc_record(n),
+                n + 1
+            ))
+        }),
+    });
+    let harvester = Harvester::new(node.clone(), fetch)
+        .unwrap()
+        .with_run_pages(30);
+    harvester
+        .add(Source {
+            name: "loop".into(),
+            url: "https://loop.example.org/oai".into(),
+            prefix: "oai_dc".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    for run in 1..=2u64 {
+        let error = tokio::time::timeout(Duration::from_secs(60), harvester.run("loop", &quiet))
+            .await
+            .expect("the run ends")
+            .unwrap_err();
+        assert!(matches!(error, HarvestError::Protocol(_)), "{error:?}");
+        let message = error.to_string();
+        assert_eq!(
+            message,
+            format!(
+                "https://loop.example.org/oai?verb=ListRecords&resumptionToken=p{}: 30 pages \
+                 in this run and the list goes on: the run stops here, and the next one \
+                 continues from this page",
+                30 * run
+            )
+        );
+        let (_, state, _) = harvester.list().unwrap().remove(0);
+        assert_eq!(state.last_error, message);
+        assert_eq!(state.token, format!("p{}", 30 * run));
+        assert!(state.interrupted, "the next run resumes the list");
+        // The counts of a run that stopped carry into the one resuming it.
+        assert_eq!((state.added, state.pages), (30 * run, 30 * run));
+    }
+    // Each record once, the last of the second run included.
+    let store = node.store();
+    let held = |n: u64| {
+        store
+            .record_state(node.node_id(), &format!("oai:loop:{n}"))
+            .unwrap()
+    };
+    assert!((0..60).all(|n| held(n).is_some_and(|s| s.version == 1)));
+    assert!(held(60).is_none());
+}
+
 #[test]
 fn seen_ids_tell_new_identifiers_from_seen_ones() {
     let mut seen = SeenIds::new();
