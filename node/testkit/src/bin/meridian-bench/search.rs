@@ -119,6 +119,17 @@ enum Filter {
     Years(u32, u32),
 }
 
+impl Filter {
+    /// What the filter filters on, as the report names it.
+    fn kind(&self) -> &'static str {
+        match self {
+            Filter::Discipline(_) => "discipline",
+            Filter::Access(_) => "access",
+            Filter::Years(..) => "years",
+        }
+    }
+}
+
 impl Query {
     fn text(&self) -> String {
         self.terms.join(" ")
@@ -427,6 +438,17 @@ async fn bench(args: Args) -> Result<()> {
             if terms == 1 { " " } else { "s" },
             Summary::of(&some)
         );
+    }
+    if args.corpus == Corpus::Generated {
+        for kind in ["discipline", "access", "years"] {
+            let some: Vec<f64> = latencies
+                .iter()
+                .zip(&queries)
+                .filter(|(_, q)| q.filter.as_ref().map(Filter::kind) == Some(kind))
+                .map(|(l, _)| *l)
+                .collect();
+            println!("  {kind:<10} {}", Summary::of(&some));
+        }
     }
     println!("  in node  {} (took_micros)", Summary::of(&server));
     let (mut found, mut none, mut none_in_node) = (Vec::new(), Vec::new(), Vec::new());
