@@ -16,7 +16,9 @@ use std::fmt;
 use std::ops::{Bound, RangeBounds};
 
 use tantivy::columnar::{Column, HasAssociatedColumnType};
-use tantivy::query::{EnableScoring, Explanation, Query, RangeQuery, Scorer, Weight};
+use tantivy::query::{
+    AllScorer, EmptyScorer, EnableScoring, Explanation, Query, RangeQuery, Scorer, Weight,
+};
 use tantivy::schema::Field;
 use tantivy::{DocId, DocSet, Score, SegmentReader, Term};
 
@@ -131,14 +133,24 @@ struct RangeWeight {
 
 impl Weight for RangeWeight {
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        Ok(Box::new(Sized {
-            held: held(reader, &self.column, self.values)?,
-            scorer: self.tantivy.scorer(reader, boost)?,
-        }))
+        let scorer = self.tantivy.scorer(reader, boost)?;
+        // Where tantivy saw from the column's bounds that the range holds
+        // nothing or everything, its size is known.
+        let held = if scorer.is::<EmptyScorer>() {
+            0
+        } else if scorer.is::<AllScorer>() {
+            reader.max_doc()
+        } else {
+            held(reader, &self.column, self.values)?
+        };
+        Ok(Box::new(Sized { held, scorer }))
     }
 
+    /// Whether `doc` is in the range (tantivy's error when it is not), at
+    /// the score a filter has: 0.
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
-        self.tantivy.explain(reader, doc)
+        self.tantivy.explain(reader, doc)?;
+        Ok(Explanation::new("range", 0.0))
     }
 }
 
@@ -176,7 +188,7 @@ impl Scorer for Sized {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tantivy::collector::Count;
+    use tantivy::collector::{Count, TopDocs};
     use tantivy::query::{BooleanQuery, Occur, TermQuery};
     use tantivy::schema::{IndexRecordOption, NumericOptions, Schema, STRING};
     use tantivy::{doc, Index};
@@ -241,6 +253,14 @@ mod tests {
                 ColumnRange::new(year, Values::U64(Bound::Excluded(2025), Bound::Unbounded)),
                 0,
             ),
+            // Outside the column's values: tantivy's empty scorer.
+            (
+                ColumnRange::new(
+                    year,
+                    Values::U64(Bound::Included(1800), Bound::Included(1900)),
+                ),
+                0,
+            ),
             // Either of two values of a document: parts 3..4 and 4..5.
             (
                 ColumnRange::new(
@@ -268,13 +288,16 @@ mod tests {
     /// with it), and the conjunction matches what tantivy's range does.
     #[test]
     fn a_narrow_range_says_it_is_smaller_than_a_common_word() {
-        let (index, year, _, _, word) = segment();
+        let (index, year, _, _, word_field) = segment();
         let searcher = index.reader().unwrap().searcher();
         let range = ColumnRange::new(
             year,
             Values::U64(Bound::Included(2004), Bound::Included(2005)),
         );
-        let word = TermQuery::new(Term::from_field_text(word, "w"), IndexRecordOption::Basic);
+        let word = TermQuery::new(
+            Term::from_field_text(word_field, "w"),
+            IndexRecordOption::Basic,
+        );
         let conjunction = BooleanQuery::new(vec![
             (Occur::Must, Box::new(word.clone()) as Box<dyn Query>),
             (Occur::Must, Box::new(range.clone())),
@@ -297,5 +320,20 @@ mod tests {
             size < 5_000,
             "the range ({size}) is smaller than the word (5,000)"
         );
+        // A filter: it adds nothing to the word's score.
+        let top = searcher
+            .search(&conjunction, &TopDocs::with_limit(1))
+            .unwrap();
+        let (score, address) = top[0];
+        let word = TermQuery::new(
+            Term::from_field_text(word_field, "w"),
+            IndexRecordOption::Basic,
+        )
+        .weight(EnableScoring::enabled_from_searcher(&searcher))
+        .unwrap();
+        let alone = word.explain(searcher.segment_reader(0), address.doc_id);
+        assert_eq!(alone.unwrap().value(), score);
+        let explained = weight.explain(searcher.segment_reader(0), address.doc_id);
+        assert_eq!(explained.unwrap().value(), 0.0);
     }
 }
