@@ -16,9 +16,7 @@ use std::fmt;
 use std::ops::{Bound, RangeBounds};
 
 use tantivy::columnar::{Column, HasAssociatedColumnType};
-use tantivy::query::{
-    AllScorer, EmptyScorer, EnableScoring, Explanation, Query, RangeQuery, Scorer, Weight,
-};
+use tantivy::query::{EmptyScorer, EnableScoring, Explanation, Query, RangeQuery, Scorer, Weight};
 use tantivy::schema::Field;
 use tantivy::{DocId, DocSet, Score, SegmentReader, Term};
 
@@ -135,15 +133,13 @@ impl Weight for RangeWeight {
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
         let scorer = self.tantivy.scorer(reader, boost)?;
         // Where tantivy saw from the column's bounds that the range holds
-        // nothing or everything, its size is known.
+        // nothing, it needs no sample.
         let held = if scorer.is::<EmptyScorer>() {
             0
-        } else if scorer.is::<AllScorer>() {
-            reader.max_doc()
         } else {
             held(reader, &self.column, self.values)?
         };
-        Ok(Box::new(Sized { held, scorer }))
+        Ok(Box::new(SizedRange { held, scorer }))
     }
 
     /// Whether `doc` is in the range (tantivy's error when it is not), at
@@ -155,12 +151,12 @@ impl Weight for RangeWeight {
 }
 
 /// tantivy's scorer of a range, saying how many documents it holds.
-struct Sized {
+struct SizedRange {
     held: u32,
     scorer: Box<dyn Scorer>,
 }
 
-impl DocSet for Sized {
+impl DocSet for SizedRange {
     fn advance(&mut self) -> DocId {
         self.scorer.advance()
     }
@@ -178,7 +174,7 @@ impl DocSet for Sized {
     }
 }
 
-impl Scorer for Sized {
+impl Scorer for SizedRange {
     /// A filter changes the match set, never the ranking.
     fn score(&mut self) -> Score {
         0.0
