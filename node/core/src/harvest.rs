@@ -93,6 +93,10 @@ pub enum HarvestError {
     /// The provider answered with an OAI-PMH error or a document that is not OAI-PMH.
     #[error("{0}")]
     Protocol(String),
+    /// The run fetched [`MAX_RUN_PAGES`] pages and the list goes on; the
+    /// next run, due at once, continues it.
+    #[error("{0}")]
+    PageCap(String),
     /// The stored state is from an unknown format version.
     #[error(
         "harvest source `{name}`: stored in format {version}; this release reads {FORMAT_VERSION}"
@@ -145,6 +149,10 @@ pub struct State {
     pub list_started: String,
     /// Whether a run stopped before its list ended (it resumes at `token`).
     pub interrupted: bool,
+    /// Whether the last run stopped at [`MAX_RUN_PAGES`] with the list going
+    /// on: the next run is due at once, scheduled or not.
+    #[serde(default)]
+    pub continues: bool,
     pub last_started: String,
     pub last_finished: String,
     pub next_run: String,
@@ -283,8 +291,9 @@ impl Harvester {
 
     /// Names of the sources to run at `now` (RFC 3339): the scheduled ones
     /// whose next run is due, and any whose last run a crash or a stop cut
-    /// short (it resumes at its token at once, scheduled or not). A run
-    /// that ended in an error waits for its next scheduled run instead.
+    /// short, or that stopped at [`MAX_RUN_PAGES`] (it resumes at its token
+    /// at once, scheduled or not). A run that ended in an error waits for
+    /// its next scheduled run instead.
     pub fn due(&self, now: &str) -> Result<Vec<String>, HarvestError> {
         let now = crate::date::bounds(now).map(|b| b.0).unwrap_or(i64::MAX);
         Ok(self
@@ -293,6 +302,7 @@ impl Harvester {
             .filter(|(source, state, running)| {
                 !running
                     && (cut_short(state)
+                        || state.continues
                         || source.every_secs > 0
                             && crate::date::bounds(&state.next_run).map_or(true, |b| b.0 <= now))
             })
@@ -355,9 +365,15 @@ impl Harvester {
             state.rejections.clear();
         }
         state.interrupted = true;
+        state.continues = false;
         self.save(&source, &state)?;
         let result = self.pages(&source, &mut state, progress).await;
-        if let Err(error) = &result {
+        if let Err(HarvestError::PageCap(message)) = &result {
+            // Not the provider's fault: the list goes on at the next run.
+            state.last_error = message.clone();
+            state.continues = true;
+            tracing::info!(source = %source.name, pages = self.run_pages, "harvest run at its page cap; the next run continues the list");
+        } else if let Err(error) = &result {
             // The token and `from` stay: the next run resumes the list.
             state.last_error = error.to_string();
             tracing::warn!(source = %source.name, error = %error, "harvest stopped");
@@ -430,6 +446,7 @@ impl Harvester {
                     {
                         tracing::info!(source = %source.name, code = %code, "resumption token refused; listing again from the start");
                         restarts += 1;
+                        run_pages = 0;
                         tokens_seen.clear();
                         seen_ids = SeenIds::new();
                         stale_pages = 0;
@@ -483,7 +500,9 @@ impl Harvester {
                      in this run: the provider's list does not end"
                 )));
             }
-            if !next.is_empty() {
+            // The run's last page: nothing to fetch ahead.
+            let last = run_pages + 1 >= self.run_pages;
+            if !next.is_empty() && !last {
                 let (fetch, url, ca) = (
                     self.fetch.clone(),
                     list_url(source, &next, &state.from),
@@ -491,22 +510,26 @@ impl Harvester {
                 );
                 prefetched = Some(tokio::spawn(async move { fetch.get(&url, &ca).await }));
             }
-            self.apply(source, state, items).await?;
-            state.pages += 1;
-            state.token = next;
-            self.save(source, state)?;
+            let stored = self.apply(source, state, items).await.and_then(|()| {
+                state.pages += 1;
+                state.token = next;
+                self.save(source, state)
+            });
+            if let Err(error) = stored {
+                if let Some(ahead) = prefetched.take() {
+                    ahead.abort();
+                }
+                return Err(error);
+            }
             progress(state);
             if state.token.is_empty() {
                 return Ok(());
             }
             run_pages += 1;
-            if run_pages >= self.run_pages {
-                if let Some(next) = prefetched.take() {
-                    next.abort();
-                }
-                return Err(HarvestError::Protocol(format!(
+            if last {
+                return Err(HarvestError::PageCap(format!(
                     "{}: {run_pages} pages in this run and the list goes on: the run stops \
-                     here, and the next one continues from this page",
+                     here, and the next one, due at once, continues from this page",
                     list_url(source, &state.token, &state.from)
                 )));
             }

@@ -126,6 +126,8 @@ pub fn harvest(error: meridian_core::harvest::HarvestError) -> Status {
         HarvestError::Fetch(_) | HarvestError::Protocol(_) => {
             Status::unavailable(error.to_string())
         }
+        // The run did its share; the list goes on at the next run.
+        HarvestError::PageCap(_) => Status::resource_exhausted(error.to_string()),
         HarvestError::Version { .. } => Status::failed_precondition(error.to_string()),
         HarvestError::Node(e) => node(e),
         HarvestError::Store(e) => store(e),

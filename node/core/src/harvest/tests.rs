@@ -610,12 +610,16 @@ async fn a_provider_resending_the_same_records_under_fresh_tokens_is_stopped() {
 
 /// A provider whose list never ends nor repeats itself (a fresh record
 /// under a fresh token on every page) is stopped at the pages one run may
-/// fetch; the next run continues where it stopped, and stops there again.
+/// fetch. The next run is due at once, though the source has no schedule,
+/// and continues where the last stopped.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_list_that_never_ends_stops_at_the_pages_of_one_run_and_the_next_continues() {
     let (node, _dir) = crate::test_support::opened_node("polar");
+    let fetched = Arc::new(AtomicU32::new(0));
+    let counted = fetched.clone();
     let fetch = Arc::new(Scripted {
-        page: Box::new(|token| {
+        page: Box::new(move |token| {
+            counted.fetch_add(1, Ordering::Relaxed);
             let n = page_number(token);
             envelope(&format!(
                 "<ListRecords>{}<resumptionToken>p{}</resumptionToken></ListRecords>",
@@ -640,21 +644,28 @@ async fn a_list_that_never_ends_stops_at_the_pages_of_one_run_and_the_next_conti
             .await
             .expect("the run ends")
             .unwrap_err();
-        assert!(matches!(error, HarvestError::Protocol(_)), "{error:?}");
+        assert!(matches!(error, HarvestError::PageCap(_)), "{error:?}");
         let message = error.to_string();
         assert_eq!(
             message,
             format!(
                 "https://loop.example.org/oai?verb=ListRecords&resumptionToken=p{}: 30 pages \
-                 in this run and the list goes on: the run stops here, and the next one \
-                 continues from this page",
+                 in this run and the list goes on: the run stops here, and the next one, due \
+                 at once, continues from this page",
                 30 * run
             )
         );
+        let now = crate::date::now_rfc3339();
+        assert_eq!(harvester.due(&now).unwrap(), ["loop"]);
         let (_, state, _) = harvester.list().unwrap().remove(0);
         assert_eq!(state.last_error, message);
         assert_eq!(state.token, format!("p{}", 30 * run));
-        assert!(state.interrupted, "the next run resumes the list");
+        assert!(
+            state.interrupted && state.continues,
+            "the next run resumes the list"
+        );
+        // No page is fetched ahead past the last one a run may store.
+        assert_eq!(u64::from(fetched.load(Ordering::Relaxed)), 30 * run);
         // The counts of a run that stopped carry into the one resuming it.
         assert_eq!((state.added, state.pages), (30 * run, 30 * run));
     }
