@@ -363,7 +363,7 @@ fn a_backup_of_a_rotation_cut_short_restores_a_node_that_signs() {
     let (node, dir) = opened_node("polar");
     let data = node.data_dir().to_owned();
     let old_key = std::fs::read(data.join(KEY_FILE)).unwrap();
-    node.rotate_keys(Vec::new(), false, 30).unwrap();
+    node.rotate_keys(Vec::new(), false, 90).unwrap();
     let new_id = node.key().key_id().clone();
     drop(node);
     std::fs::rename(data.join(KEY_FILE), data.join(NEXT_KEY_FILE)).unwrap();

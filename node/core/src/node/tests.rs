@@ -184,7 +184,7 @@ fn a_node_made_before_root_keys_rotates_with_its_identity_key_as_root() {
         let identity = node.key().key_id().clone();
         // Peers pin the identity key: it is the root.
         assert_eq!(node.invite().key_id, identity.to_string());
-        let chain = node.rotate_keys(Vec::new(), false, 30).unwrap();
+        let chain = node.rotate_keys(Vec::new(), false, 90).unwrap();
         let second = &chain.links()[1].set;
         assert_eq!(second.root_keys[0].key_id, identity.to_string());
         assert_ne!(node.key().key_id(), &identity);
@@ -199,7 +199,7 @@ fn a_node_made_before_root_keys_rotates_with_its_identity_key_as_root() {
     // A root that is not the node's is refused, naming the key.
     let stranger = crate::sign::NodeKey::generate();
     let err = node
-        .rotate_keys(vec![stranger], false, 30)
+        .rotate_keys(vec![stranger], false, 90)
         .unwrap_err()
         .to_string();
     assert!(err.contains("is not a root key of key set 2"), "{err}");
@@ -228,7 +228,7 @@ fn a_rotation_cut_before_the_key_file_was_replaced_is_finished_at_start() {
     let old_key = std::fs::read(data.join(crate::config::KEY_FILE)).unwrap();
     let new_id = {
         let node = Node::open(&data, &BTreeMap::new()).unwrap();
-        node.rotate_keys(Vec::new(), false, 30).unwrap();
+        node.rotate_keys(Vec::new(), false, 90).unwrap();
         node.key().key_id().clone()
     };
     // As if the rename had not happened: the new key back in `.next`,
@@ -287,13 +287,13 @@ fn a_root_in_the_data_directory_is_replaced_by_the_new_one() {
     );
     // Renewal with the data directory's root: the new one.
     assert_eq!(
-        node.rotate_keys(Vec::new(), true, 30)
+        node.rotate_keys(Vec::new(), true, 90)
             .unwrap()
             .links()
             .len(),
         3
     );
-    let stale = node.rotate_keys(vec![old_root], true, 30).unwrap_err();
+    let stale = node.rotate_keys(vec![old_root], true, 90).unwrap_err();
     assert!(stale.to_string().contains("not a root key"), "{stale}");
 
     // Named by its file, the data directory's root is still replaced
@@ -307,7 +307,7 @@ fn a_root_in_the_data_directory_is_replaced_by_the_new_one() {
         newer.key_id()
     );
     assert_eq!(
-        node.rotate_keys(Vec::new(), true, 30)
+        node.rotate_keys(Vec::new(), true, 90)
             .unwrap()
             .links()
             .len(),

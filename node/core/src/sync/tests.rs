@@ -2323,7 +2323,7 @@ async fn a_restored_node_follows_the_key_sets_signed_after_its_backup() {
         let backup = backups.path().join("polar-1");
         crate::backup::create(&fed.polar, &backup, &Default::default()).unwrap();
         let backed_up = fed.polar.own_chain().latest().unwrap().set.version;
-        fed.polar.rotate_keys(Vec::new(), !rotated, 30).unwrap();
+        fed.polar.rotate_keys(Vec::new(), !rotated, 90).unwrap();
         import(&fed.polar, 4, 2);
         let published = fed.polar.store().log_size(POLAR).unwrap();
         let report = round_with(&uni_sync, POLAR, Served::honest(&fed.polar, UNI)).await;
@@ -2349,15 +2349,15 @@ async fn a_restored_node_follows_the_key_sets_signed_after_its_backup() {
             let message = refused.to_string();
             assert!(message.contains("is not in its key set"), "{message}");
             assert!(message.contains("keys rotate"), "{message}");
-            let refused = restored.rotate_keys(Vec::new(), true, 30).unwrap_err();
+            let refused = restored.rotate_keys(Vec::new(), true, 90).unwrap_err();
             assert!(
                 refused.to_string().contains("rotate the signing key first"),
                 "{refused}"
             );
             assert_eq!(restored.store().log_size(POLAR).unwrap(), published);
-            restored.rotate_keys(Vec::new(), false, 30).unwrap();
+            restored.rotate_keys(Vec::new(), false, 90).unwrap();
         } else {
-            restored.rotate_keys(Vec::new(), true, 30).unwrap();
+            restored.rotate_keys(Vec::new(), true, 90).unwrap();
         }
         assert_eq!(latest(), backed_up + 2, "rotated: {rotated}");
         restored.import_lines(1, &[record(2)]).unwrap();
@@ -2399,7 +2399,7 @@ async fn replication_continues_through_a_rotation_with_no_re_pinning() {
     import(&fed.polar, 1, 3);
     assert_honest_retry(&fed).await;
     let old = fed.polar.key().key_id().clone();
-    let chain = fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+    let chain = fed.polar.rotate_keys(Vec::new(), false, 90).unwrap();
     assert_eq!(chain.links().len(), 2);
     assert_ne!(fed.polar.key().key_id(), &old);
     import(&fed.polar, 4, 3);
@@ -2412,7 +2412,7 @@ async fn replication_continues_through_a_rotation_with_no_re_pinning() {
     assert_eq!(held.links()[1].index, 4);
     all_entries_verify(&fed.here, POLAR);
     // A second rotation, pulled by a node that already holds the first.
-    fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+    fed.polar.rotate_keys(Vec::new(), false, 90).unwrap();
     import(&fed.polar, 7, 2);
     assert_honest_retry(&fed).await;
     assert_eq!(
@@ -2432,7 +2432,7 @@ async fn a_retired_key_signing_a_new_entry_is_refused_and_nothing_advances() {
     assert_honest_retry(&fed).await;
     let held = fed.here.store().log_size(POLAR).unwrap();
     let old = fed.polar.key();
-    fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+    fed.polar.rotate_keys(Vec::new(), false, 90).unwrap();
     assert_eq!(held, 3, "the rotation is entry 3");
     import(&fed.polar, 3, 2);
     let forged = old.sign(RECORD_TYPE, stored_envelope(&fed.polar, POLAR, 5).payload);
@@ -2471,7 +2471,7 @@ async fn an_entry_in_place_of_the_announced_key_set_is_refused() {
     let fed = federation();
     import(&fed.polar, 1, 2);
     assert_honest_retry(&fed).await;
-    fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+    fed.polar.rotate_keys(Vec::new(), false, 90).unwrap();
     import(&fed.polar, 3, 1);
     let held = fed.here.store().log_size(POLAR).unwrap();
     let report = tampered_round(&fed, |items| {
@@ -2498,7 +2498,7 @@ async fn a_key_set_with_other_signatures_than_announced_is_refused() {
         let fed = federation();
         import(&fed.polar, 1, 2);
         assert_honest_retry(&fed).await;
-        fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+        fed.polar.rotate_keys(Vec::new(), false, 90).unwrap();
         import(&fed.polar, 3, 2);
         let held = fed.here.store().log_size(POLAR).unwrap();
         assert_eq!(held, 3, "the rotation is entry 3");
@@ -2546,7 +2546,7 @@ async fn fsck_names_a_key_set_stored_with_other_signatures_than_the_origins() {
         let fed = federation();
         import(&fed.polar, 1, 2);
         assert_honest_retry(&fed).await;
-        fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+        fed.polar.rotate_keys(Vec::new(), false, 90).unwrap();
         import(&fed.polar, 3, 2);
         assert_honest_retry(&fed).await;
         // The rotation is entry 3; stored here as the old relay left it:
@@ -2632,7 +2632,7 @@ fn key_set_tampers() -> [(&'static str, Resign); 3] {
 async fn damaged_key_set_here(fed: &Federation, resign: Resign) -> Envelope {
     import(&fed.polar, 1, 2);
     assert_honest_retry(fed).await;
-    fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+    fed.polar.rotate_keys(Vec::new(), false, 90).unwrap();
     import(&fed.polar, 3, 2);
     assert_honest_retry(fed).await;
     fed.here.catch_up_index(&mut |_| {}).unwrap();
@@ -2733,9 +2733,9 @@ async fn two_damaged_key_sets_of_one_chain_are_both_put_right_in_one_round() {
     let fed = federation();
     import(&fed.polar, 1, 2);
     assert_honest_retry(&fed).await;
-    fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+    fed.polar.rotate_keys(Vec::new(), false, 90).unwrap();
     import(&fed.polar, 3, 2);
-    fed.polar.rotate_keys(Vec::new(), false, 30).unwrap();
+    fed.polar.rotate_keys(Vec::new(), false, 90).unwrap();
     import(&fed.polar, 5, 2);
     assert_honest_retry(&fed).await;
     assert_eq!(fed.here.store().log_size(POLAR).unwrap(), 9);
@@ -3070,7 +3070,7 @@ async fn an_expired_key_set_makes_its_origin_stale_until_renewed() {
         .iter()
         .any(|(origin, c)| origin.is_empty() && *c == crate::search::Coverage::Stale));
     // The origin renews; once pulled, it is no longer stale then.
-    fed.polar.rotate_keys(Vec::new(), true, 30).unwrap();
+    fed.polar.rotate_keys(Vec::new(), true, 90).unwrap();
     assert_honest_retry(&fed).await;
     let stale = fed.here.stale_origins_at(later).unwrap();
     assert!(!stale.iter().any(|(o, _)| o == POLAR), "{stale:?}");
@@ -3616,7 +3616,7 @@ async fn a_tls_key_a_peer_s_key_set_lists_is_not_pinned_for_another() {
     let polar_pinned = fed.polar.tls().spki().to_vec();
     fed.polar.rotate_tls(Vec::new(), 30).unwrap();
     fed.polar.switch_tls().unwrap();
-    fed.polar.rotate_keys(Vec::new(), true, 30).unwrap();
+    fed.polar.rotate_keys(Vec::new(), true, 90).unwrap();
     let polar_key = fed.polar.tls().spki().to_vec();
     assert_ne!(polar_key, polar_pinned);
     assert_honest_retry(&fed).await;
