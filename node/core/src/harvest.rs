@@ -365,13 +365,13 @@ impl Harvester {
             state.rejections.clear();
         }
         state.interrupted = true;
-        state.continues = false;
         self.save(&source, &state)?;
         let result = self.pages(&source, &mut state, progress).await;
+        // Cleared only as the run ends: one cut short keeps it, and resumes.
+        state.continues = matches!(result, Err(HarvestError::PageCap(_)));
         if let Err(HarvestError::PageCap(message)) = &result {
             // Not the provider's fault: the list goes on at the next run.
             state.last_error = message.clone();
-            state.continues = true;
             tracing::info!(source = %source.name, pages = self.run_pages, "harvest run at its page cap; the next run continues the list");
         } else if let Err(error) = &result {
             // The token and `from` stay: the next run resumes the list.

@@ -155,6 +155,7 @@ fn harvest_status(source: Source, state: State, running: bool) -> proto::Harvest
             pages: state.pages,
             last_error: state.last_error,
             rejections: state.rejections,
+            continues: state.continues,
         }),
     }
 }

@@ -252,6 +252,7 @@ fn status_json(status: &proto::HarvestSourceStatus) -> serde_json::Value {
         "added": state.added, "changed": state.changed, "unchanged": state.unchanged,
         "deleted": state.deleted, "rejected": state.rejected, "normalised": state.normalised,
         "pages": state.pages, "last_error": state.last_error, "rejections": state.rejections,
+        "continues": state.continues,
     })
 }
 
@@ -287,7 +288,9 @@ fn print_status(status: &proto::HarvestSourceStatus) {
     }
     println!(
         "next run:   {}",
-        if source.every_secs == 0 {
+        if state.continues {
+            "at once: the list goes on past the pages of one run".to_owned()
+        } else if source.every_secs == 0 {
             "on demand (`meridian harvest run`)".to_owned()
         } else {
             state.next_run.clone()

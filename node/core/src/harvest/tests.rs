@@ -481,10 +481,22 @@ async fn run_scripted_body(
     page: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
 ) -> (Result<State, HarvestError>, Harvester, tempfile::TempDir) {
     let (node, dir) = crate::test_support::opened_node("polar");
+    let harvester = scripted(node, Harvester::new, page);
+    let result = run_loop(&harvester).await;
+    (result, harvester, dir)
+}
+
+/// A harvester made by `new` with one source, `loop`, whose provider
+/// answers with `page`.
+fn scripted(
+    node: Arc<Node>,
+    new: impl FnOnce(Arc<Node>, Arc<dyn Fetch>) -> Result<Harvester, HarvestError>,
+    page: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static,
+) -> Harvester {
     let fetch = Arc::new(Scripted {
         page: Box::new(page),
     });
-    let harvester = Harvester::new(node, fetch).unwrap();
+    let harvester = new(node, fetch).unwrap();
     harvester
         .add(Source {
             name: "loop".into(),
@@ -493,10 +505,14 @@ async fn run_scripted_body(
             ..Default::default()
         })
         .unwrap();
-    let result = tokio::time::timeout(Duration::from_secs(60), harvester.run("loop", &quiet))
+    harvester
+}
+
+/// One run of source `loop`, which must end within a minute.
+async fn run_loop(harvester: &Harvester) -> Result<State, HarvestError> {
+    tokio::time::timeout(Duration::from_secs(60), harvester.run("loop", &quiet))
         .await
-        .expect("the run ends");
-    (result, harvester, dir)
+        .expect("the run ends")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -608,42 +624,33 @@ async fn a_provider_resending_the_same_records_under_fresh_tokens_is_stopped() {
     assert_eq!(state.token, format!("p{MAX_STALE_PAGES}"));
 }
 
-/// A provider whose list never ends nor repeats itself (a fresh record
-/// under a fresh token on every page) is stopped at the pages one run may
-/// fetch. The next run is due at once, though the source has no schedule,
-/// and continues where the last stopped.
+/// A list longer than one run may fetch, which never repeats itself (a
+/// fresh record under a fresh token on every page, as one that never ends
+/// would send), is stopped at the pages one run may fetch. The next run is
+/// due at once, though the source has no schedule, and continues where the
+/// last stopped; the run that reaches the list's end is not due again.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_list_that_never_ends_stops_at_the_pages_of_one_run_and_the_next_continues() {
+async fn a_list_longer_than_a_run_is_fetched_in_runs_each_due_at_once() {
     let (node, _dir) = crate::test_support::opened_node("polar");
     let fetched = Arc::new(AtomicU32::new(0));
     let counted = fetched.clone();
-    let fetch = Arc::new(Scripted {
-        page: Box::new(move |token| {
-            counted.fetch_add(1, Ordering::Relaxed);
-            let n = page_number(token);
-            envelope(&format!(
-                "<ListRecords>{}<resumptionToken>p{}</resumptionToken></ListRecords>",
-                dc_record(n),
-                n + 1
-            ))
-        }),
+    let capped = |node, fetch| Harvester::new(node, fetch).map(|h| h.with_run_pages(30));
+    let harvester = scripted(node.clone(), capped, move |token| {
+        counted.fetch_add(1, Ordering::Relaxed);
+        // 75 pages.
+        let n = page_number(token);
+        let next = if n + 1 < 75 {
+            format!("p{}", n + 1)
+        } else {
+            String::new()
+        };
+        envelope(&format!(
+            "<ListRecords>{}<resumptionToken>{next}</resumptionToken></ListRecords>",
+            dc_record(n)
+        ))
     });
-    let harvester = Harvester::new(node.clone(), fetch)
-        .unwrap()
-        .with_run_pages(30);
-    harvester
-        .add(Source {
-            name: "loop".into(),
-            url: "https://loop.example.org/oai".into(),
-            prefix: "oai_dc".into(),
-            ..Default::default()
-        })
-        .unwrap();
     for run in 1..=2u64 {
-        let error = tokio::time::timeout(Duration::from_secs(60), harvester.run("loop", &quiet))
-            .await
-            .expect("the run ends")
-            .unwrap_err();
+        let error = run_loop(&harvester).await.unwrap_err();
         assert!(matches!(error, HarvestError::PageCap(_)), "{error:?}");
         let message = error.to_string();
         assert_eq!(
@@ -669,15 +676,20 @@ async fn a_list_that_never_ends_stops_at_the_pages_of_one_run_and_the_next_conti
         // The counts of a run that stopped carry into the one resuming it.
         assert_eq!((state.added, state.pages), (30 * run, 30 * run));
     }
-    // Each record once, the last of the second run included.
+    let state = run_loop(&harvester).await.unwrap();
+    assert!(!state.interrupted && !state.continues && state.token.is_empty());
+    assert_eq!((state.added, state.pages), (75, 75));
+    assert_eq!(fetched.load(Ordering::Relaxed), 75);
+    let now = crate::date::now_rfc3339();
+    assert!(harvester.due(&now).unwrap().is_empty(), "the list ended");
+    // Each record once.
     let store = node.store();
     let held = |n: u64| {
         store
             .record_state(node.node_id(), &format!("oai:loop:{n}"))
             .unwrap()
     };
-    assert!((0..60).all(|n| held(n).is_some_and(|s| s.version == 1)));
-    assert!(held(60).is_none());
+    assert!((0..75).all(|n| held(n).is_some_and(|s| s.version == 1)));
 }
 
 #[test]
