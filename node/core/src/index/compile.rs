@@ -117,10 +117,10 @@ impl Compiler<'_> {
         if let Some(keywords) = FilterQuery::new(keywords, self.bits_cache.clone()) {
             clauses.push((Occur::Must, Box::new(keywords)));
         }
-        let mut filters = Vec::new();
+        let mut filter = |range: ColumnRange| clauses.push((Occur::Must, Box::new(range)));
         if let Some((from, to)) = plan.year {
             let bound = |year: Option<u64>| year.map_or(Bound::Unbounded, Bound::Included);
-            filters.push(ColumnRange::new(
+            filter(ColumnRange::new(
                 fields.year,
                 Values::U64(bound(from), bound(to)),
             ));
@@ -129,13 +129,13 @@ impl Compiler<'_> {
             // Overlap of [start, end] with [from, to]: start <= to and end >= from.
             // Records without coverage have neither value and never match.
             if let Some(to) = to {
-                filters.push(ColumnRange::new(
+                filter(ColumnRange::new(
                     fields.time_start,
                     Values::I64(Bound::Unbounded, Bound::Included(to)),
                 ));
             }
             if let Some(from) = from {
-                filters.push(ColumnRange::new(
+                filter(ColumnRange::new(
                     fields.time_end,
                     Values::I64(Bound::Included(from), Bound::Unbounded),
                 ));
@@ -145,17 +145,14 @@ impl Compiler<'_> {
             // A superset by latitude: some part reaches down to the box's
             // north and some part up to its south. The collector decides
             // exactly, part by part.
-            filters.push(ColumnRange::new(
+            filter(ColumnRange::new(
                 fields.box_south,
                 Values::F64(Bound::Unbounded, Bound::Included(bbox.north)),
             ));
-            filters.push(ColumnRange::new(
+            filter(ColumnRange::new(
                 fields.box_north,
                 Values::F64(Bound::Included(bbox.south), Bound::Unbounded),
             ));
-        }
-        for filter in filters {
-            clauses.push((Occur::Must, Box::new(filter)));
         }
         if clauses.is_empty() {
             return (Box::new(AllQuery), prunes);

@@ -184,14 +184,16 @@ impl Scorer for SizedRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
     use tantivy::collector::{Count, TopDocs};
     use tantivy::query::{BooleanQuery, Occur, TermQuery};
     use tantivy::schema::{IndexRecordOption, NumericOptions, Schema, STRING};
     use tantivy::{doc, Index};
 
     /// A segment of 10,000 documents: `year` 2000 + n % 20, `part` from n
-    /// % 10 to n % 10 + 1 (two values), `coverage` on every third, and the
-    /// word `w` on every other.
+    /// % 10 to n % 10 + 1 (two values), `coverage` on every third, the
+    /// word `w` on every other and the word `v` on every third.
     fn segment() -> (Index, Field, Field, Field, Field) {
         let mut builder = Schema::builder();
         let fast = NumericOptions::default().set_fast();
@@ -210,6 +212,9 @@ mod tests {
             }
             if n % 2 == 0 {
                 document.add_text(word, "w");
+            }
+            if n % 3 == 0 {
+                document.add_text(word, "v");
             }
             writer.add_document(document).unwrap();
         }
@@ -277,6 +282,120 @@ mod tests {
             let off = (i64::from(size) - holds as i64).abs();
             assert!(off <= 300, "{range:?}: said {size}, holds {holds}");
         }
+    }
+
+    /// Moves of a word's postings a search makes.
+    #[derive(Clone)]
+    struct Counted {
+        word: TermQuery,
+        moves: Arc<AtomicU32>,
+    }
+
+    impl Query for Counted {
+        fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+            Ok(Box::new(CountedWeight {
+                word: self.word.weight(scoring)?,
+                moves: self.moves.clone(),
+            }))
+        }
+    }
+
+    impl fmt::Debug for Counted {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("Counted")
+        }
+    }
+
+    struct CountedWeight {
+        word: Box<dyn Weight>,
+        moves: Arc<AtomicU32>,
+    }
+
+    impl Weight for CountedWeight {
+        fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+            Ok(Box::new(CountedScorer {
+                word: self.word.scorer(reader, boost)?,
+                moves: self.moves.clone(),
+            }))
+        }
+
+        fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+            self.word.explain(reader, doc)
+        }
+    }
+
+    struct CountedScorer {
+        word: Box<dyn Scorer>,
+        moves: Arc<AtomicU32>,
+    }
+
+    impl DocSet for CountedScorer {
+        fn advance(&mut self) -> DocId {
+            self.moves.fetch_add(1, Ordering::Relaxed);
+            self.word.advance()
+        }
+
+        fn seek(&mut self, target: DocId) -> DocId {
+            self.moves.fetch_add(1, Ordering::Relaxed);
+            self.word.seek(target)
+        }
+
+        fn doc(&self) -> DocId {
+            self.word.doc()
+        }
+
+        fn size_hint(&self) -> u32 {
+            self.word.size_hint()
+        }
+    }
+
+    impl Scorer for CountedScorer {
+        fn score(&mut self) -> Score {
+            self.word.score()
+        }
+    }
+
+    /// In a conjunction with two words, on a half and a third of the
+    /// documents, a range of a twentieth of them leads: the words move
+    /// about as often as the range holds documents. With tantivy's range,
+    /// which says it holds every document, the words first agree on each
+    /// of the sixth of the documents they share, and only then is the
+    /// range asked.
+    #[test]
+    fn a_narrow_range_leads_a_conjunction_of_common_words() {
+        let (index, year, _, _, word_field) = segment();
+        let searcher = index.reader().unwrap().searcher();
+        let range = ColumnRange::new(
+            year,
+            Values::U64(Bound::Included(2006), Bound::Included(2006)),
+        );
+        let moves = |filter: Box<dyn Query>| {
+            let moves = Arc::new(AtomicU32::new(0));
+            let counted = |text: &str| -> Box<dyn Query> {
+                Box::new(Counted {
+                    word: TermQuery::new(
+                        Term::from_field_text(word_field, text),
+                        IndexRecordOption::Basic,
+                    ),
+                    moves: moves.clone(),
+                })
+            };
+            let conjunction = BooleanQuery::new(vec![
+                (Occur::Must, counted("w")),
+                (Occur::Must, counted("v")),
+                (Occur::Must, filter),
+            ]);
+            // Year 2006 (n % 20 == 6, so n is even) and n % 3 == 0: n % 60
+            // == 6, 167 documents.
+            assert_eq!(searcher.search(&conjunction, &Count).unwrap(), 167);
+            moves.load(Ordering::Relaxed)
+        };
+        let led = moves(Box::new(range.clone()));
+        let last = moves(Box::new(range.tantivy_query()));
+        assert!(
+            led * 3 < last,
+            "the range led ({led} moves of the words), not last ({last})"
+        );
     }
 
     /// A range that holds fewer documents than a word says so (a
