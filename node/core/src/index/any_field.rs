@@ -33,6 +33,15 @@ use super::{interrupt, prune};
 const PEAK_POSTINGS: u32 = if cfg!(test) { 64 } else { 8192 };
 /// Terms whose peaks are held per segment: 1 KiB each.
 const MAX_PEAKS_PER_SEGMENT: usize = 4096;
+/// Documents in a window of a [`Ceiling`].
+const WINDOW: DocId = 128;
+/// Bytes of [`Ceiling`]s held for all segments (a word's ceilings over
+/// ten million documents take 312 KiB).
+const MAX_CEILING_BYTES: usize = 64 << 20;
+/// How far the statistics may move (new documents, merges) before a
+/// word's [`Ceiling`] in a segment is reckoned again: by the factor its
+/// scores may have risen by.
+const MAX_DRIFT: Score = 1.25;
 
 /// For each length a field may have (coded in a byte, as tantivy keeps
 /// field lengths), the highest count of a term among the documents of a
@@ -43,13 +52,198 @@ const MAX_PEAKS_PER_SEGMENT: usize = 4096;
 /// term, from every posting (some milliseconds for a term in millions of
 /// documents, paid by the first search that needs it, which two threads
 /// may both pay), and kept for every search (segments never change).
+///
+/// The same cache holds each common word's [`Ceiling`]s.
 #[derive(Default)]
 pub(crate) struct Peaks {
     held: Mutex<HashMap<SegmentId, HashMap<Term, PeaksOf>>>,
+    ceilings: Mutex<Ceilings>,
 }
 
 /// One term's peaks in one segment, by coded field length.
 type PeaksOf = Arc<[u32]>;
+
+/// The [`Ceiling`]s held, by segment and word (its field terms), and
+/// their bytes. A word may have ceilings under more than one set of
+/// statistics at once: anonymous callers' searches weigh words by fixed
+/// statistics, an operator's by the corpus's own.
+#[derive(Default)]
+struct Ceilings {
+    held: HashMap<WordIn, Vec<Arc<Ceiling>>>,
+    bytes: usize,
+}
+
+/// A word (its field terms) in a segment.
+type WordIn = (SegmentId, Box<[Term]>);
+
+/// [`Ceiling`]s held for one word in one segment, under as many sets of
+/// statistics.
+const MAX_CEILINGS_PER_WORD: usize = 4;
+
+impl Ceilings {
+    fn retain(&mut self, live: &HashSet<SegmentId>) {
+        self.held.retain(|(segment, _), _| live.contains(segment));
+        self.bytes = self.held.values().flatten().map(|c| c.bytes()).sum();
+    }
+}
+
+/// What one word may score at most in each window of [`WINDOW`]
+/// documents of a segment: the best sum of its fields' scores among the
+/// window's documents, reckoned from every posting with the weights of
+/// the search that first needed it.
+///
+/// The peaks bound a field's score over a whole segment, and a common
+/// word's fields together reach a page's worst hit nearly everywhere by
+/// them, although few documents hold the word in all its fields at once.
+/// A window's ceiling is what its best document scores, so a search skips
+/// every window whose ceiling (summed with the other words' ceilings
+/// there) is below the bar. Read once per segment and word (as long as a
+/// search reading every match of the word), paid by the first search that
+/// needs it and kept while the statistics stay near those it was
+/// reckoned with ([`MAX_DRIFT`]).
+pub(crate) struct Ceiling {
+    windows: Box<[Score]>,
+    /// The weights the ceilings were reckoned with, one for each of the
+    /// word's field terms.
+    weights: Box<[Arc<Bm25Weight>]>,
+    /// For each field term, the counts of the word among the segment's
+    /// documents of each coded field length: what a change of weights is
+    /// measured on.
+    counts: Box<[Counts]>,
+}
+
+/// The least and the highest count of a term among a segment's documents
+/// of each coded field length (0 and 0 for a length no document holding
+/// the term has).
+#[derive(Clone)]
+struct Counts {
+    least: [u32; 256],
+    most: [u32; 256],
+}
+
+impl Counts {
+    const NONE: Self = Self {
+        least: [u32::MAX; 256],
+        most: [0; 256],
+    };
+
+    fn add(&mut self, norm: u8, count: u32) {
+        let at = usize::from(norm);
+        self.least[at] = self.least[at].min(count);
+        self.most[at] = self.most[at].max(count);
+    }
+
+    /// Each length a document has, with its least and highest count.
+    fn held(&self) -> impl Iterator<Item = (u8, u32, u32)> + '_ {
+        (0..=u8::MAX)
+            .zip(self.least.iter().zip(self.most.iter()))
+            .filter(|(_, (_, &most))| most > 0)
+            .map(|(norm, (&least, &most))| (norm, least, most))
+    }
+}
+
+impl Ceiling {
+    /// Reckons `terms`' ceilings in `reader`'s segment; every term has a
+    /// weight. `None` when the search's deadline passes first.
+    fn reckon(reader: &SegmentReader, terms: &[FieldTerm]) -> tantivy::Result<Option<Self>> {
+        let mut windows = vec![0.0; reader.max_doc().div_ceil(WINDOW) as usize];
+        let mut fields = Vec::with_capacity(terms.len());
+        for term in terms {
+            fields.push(term.scorer(reader, 1.0)?);
+        }
+        let mut counts = vec![Counts::NONE; terms.len()];
+        // Each window's documents' scores summed field by field in the
+        // order the word's scorer sums them.
+        let mut sums = [0.0 as Score; WINDOW as usize];
+        loop {
+            let first = fields
+                .iter()
+                .flatten()
+                .map(FieldScorer::doc)
+                .min()
+                .unwrap_or(TERMINATED);
+            if first == TERMINATED {
+                break;
+            }
+            if interrupt::cut() {
+                return Ok(None);
+            }
+            let start = first - first % WINDOW;
+            let end = start.saturating_add(WINDOW);
+            sums.fill(0.0);
+            for (field, counts) in fields.iter_mut().zip(counts.iter_mut()) {
+                let Some(field) = field else {
+                    continue;
+                };
+                let mut doc = field.doc();
+                while doc < end {
+                    sums[(doc - start) as usize] += field.score();
+                    if let Some((norms, _)) = &field.scoring {
+                        counts.add(norms.fieldnorm_id(doc), field.postings.term_freq());
+                    }
+                    doc = field.postings.advance();
+                }
+            }
+            windows[(start / WINDOW) as usize] = sums.iter().copied().fold(0.0, Score::max);
+        }
+        let weights = terms.iter().filter_map(|term| term.bm25.clone()).collect();
+        Ok(Some(Self {
+            windows: windows.into(),
+            weights,
+            counts: counts.into(),
+        }))
+    }
+
+    fn bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.windows)
+            + std::mem::size_of_val(&*self.counts)
+            + self.weights.len() * std::mem::size_of::<Bm25Weight>()
+    }
+
+    /// The factor by which a document's score under the weights of
+    /// `terms` may exceed its score under those the ceilings were
+    /// reckoned with (at least 1); and the factor by which it may fall
+    /// short (at least 1), which says how loose the ceilings have become.
+    ///
+    /// A field's score is `w · f / (f + k)` for a count `f` and a `k`
+    /// set by the document's length and the field's mean length. Under
+    /// other statistics `w` and `k` change, and at one length the ratio of
+    /// the two scores moves monotonically with `f`: over the counts the
+    /// word has at that length, it is greatest and least at the least and
+    /// the highest count. So the ratios at those two counts, for each
+    /// length the word's documents have, bound it, and for a word in one
+    /// field some document's score changes by each.
+    fn drift(&self, terms: &[FieldTerm]) -> (Score, Score) {
+        let (mut rise, mut fall): (Score, Score) = (1.0, 1.0);
+        for ((term, then), counts) in terms
+            .iter()
+            .zip(self.weights.iter())
+            .zip(self.counts.iter())
+        {
+            let Some(now) = &term.bm25 else {
+                return (Score::INFINITY, Score::INFINITY);
+            };
+            if Arc::ptr_eq(now, then) {
+                continue;
+            }
+            for (norm, least, most) in counts.held() {
+                for count in [least, most] {
+                    let ratio = now.score(norm, count) / then.score(norm, count);
+                    rise = rise.max(ratio);
+                    fall = fall.max(1.0 / ratio);
+                }
+            }
+        }
+        let finite = |factor: Score| {
+            if factor.is_finite() {
+                factor
+            } else {
+                Score::INFINITY
+            }
+        };
+        (finite(rise), finite(fall))
+    }
+}
 
 impl Peaks {
     /// The peaks of `term` in `reader`'s segment, where it has `doc_freq`
@@ -90,12 +284,76 @@ impl Peaks {
         Ok(Some(peaks))
     }
 
+    /// The ceilings of the word of field `terms` in `reader`'s segment,
+    /// and by how much its scores may have risen since they were
+    /// reckoned; `None` for a word too rare to be worth them or a search
+    /// without scores.
+    fn ceiling(
+        &self,
+        reader: &SegmentReader,
+        terms: &[FieldTerm],
+    ) -> tantivy::Result<Option<(Arc<Ceiling>, Score)>> {
+        if terms.iter().any(|term| term.bm25.is_none()) {
+            return Ok(None);
+        }
+        let mut postings = 0;
+        for term in terms {
+            let doc_freq = reader
+                .inverted_index(term.term.field())?
+                .doc_freq(&term.term)?;
+            postings = postings.max(doc_freq);
+        }
+        if postings < PEAK_POSTINGS {
+            return Ok(None);
+        }
+        let key = (
+            reader.segment_id(),
+            terms
+                .iter()
+                .map(|t| t.term.clone())
+                .collect::<Box<[Term]>>(),
+        );
+        let held = || self.ceilings.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = held().held.get(&key).cloned().unwrap_or_default();
+        for ceiling in kept {
+            let (rise, fall) = ceiling.drift(terms);
+            if rise <= MAX_DRIFT && fall <= MAX_DRIFT {
+                return Ok(Some((ceiling, rise)));
+            }
+        }
+        let Some(ceiling) = Ceiling::reckon(reader, terms)? else {
+            return Ok(None);
+        };
+        let ceiling = Arc::new(ceiling);
+        let mut held = held();
+        if held.bytes + ceiling.bytes() > MAX_CEILING_BYTES {
+            held.held.clear();
+            held.bytes = 0;
+        }
+        let ceilings = held.held.entry(key).or_default();
+        // The one held longest gives way: its statistics are either those
+        // of an index that has since moved on, or in use beside others.
+        let gone = if ceilings.len() >= MAX_CEILINGS_PER_WORD {
+            ceilings.remove(0).bytes()
+        } else {
+            0
+        };
+        ceilings.push(ceiling.clone());
+        held.bytes = held.bytes + ceiling.bytes() - gone;
+        Ok(Some((ceiling, 1.0)))
+    }
+
     /// Forgets segments other than `live`.
     pub fn retain(&self, live: &HashSet<SegmentId>) {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         if held.keys().any(|segment| !live.contains(segment)) {
             held.retain(|segment, _| live.contains(segment));
         }
+        drop(held);
+        self.ceilings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(live);
     }
 }
 
@@ -108,6 +366,9 @@ pub(crate) struct Words {
     /// built with scores.
     terms: Box<[OnceLock<Arc<[FieldTerm]>>]>,
     peaks: Arc<Peaks>,
+    /// [`Words::limits`] by segment, once summed: every word's scorer in
+    /// every piece of a segment reads the same.
+    limits: Mutex<HashMap<SegmentId, Arc<[Score]>>>,
 }
 
 impl Words {
@@ -115,6 +376,7 @@ impl Words {
         Self {
             terms: (0..count).map(|_| OnceLock::new()).collect(),
             peaks,
+            limits: Mutex::default(),
         }
     }
 
@@ -134,6 +396,47 @@ impl Words {
             }
         }
         Ok(Some(sum))
+    }
+
+    /// What the words may score together at most in each window of
+    /// `reader`'s segment: each common word by its [`Ceiling`] there,
+    /// every other by its peaks. `None` while some word's weight is not
+    /// built, or when no word is common enough to have ceilings.
+    fn limits(&self, reader: &SegmentReader) -> tantivy::Result<Option<Arc<[Score]>>> {
+        let segment = reader.segment_id();
+        let held = || self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(limits) = held().get(&segment) {
+            return Ok(Some(limits.clone()));
+        }
+        let mut limits: Option<Vec<Score>> = None;
+        let mut flat = 0.0;
+        for word in self.terms.iter() {
+            let Some(terms) = word.get() else {
+                return Ok(None);
+            };
+            match self.peaks.ceiling(reader, terms)? {
+                Some((ceiling, drift)) => {
+                    let limits = limits.get_or_insert_with(|| vec![0.0; ceiling.windows.len()]);
+                    for (limit, window) in limits.iter_mut().zip(ceiling.windows.iter()) {
+                        *limit += window * drift;
+                    }
+                }
+                None => {
+                    for term in terms.iter() {
+                        flat += term.most(reader, &self.peaks)?;
+                    }
+                }
+            }
+        }
+        let Some(mut limits) = limits else {
+            return Ok(None);
+        };
+        for limit in &mut limits {
+            *limit += flat;
+        }
+        let limits: Arc<[Score]> = limits.into();
+        held().insert(segment, limits.clone());
+        Ok(Some(limits))
     }
 }
 
@@ -331,15 +634,17 @@ impl Weight for AnyFieldWeight {
                 scorers.push(scorer);
             }
         }
-        let rest = match words {
-            Some((words, at)) => words.others(*at, reader)?,
+        if scorers.is_empty() {
+            return Ok(Box::new(EmptyScorer));
+        }
+        let pruning = match words {
+            Some((words, at)) => words
+                .others(*at, reader)?
+                .map(|rest| -> tantivy::Result<_> { Ok((rest, words.limits(reader)?)) })
+                .transpose()?,
             None => None,
         };
-        Ok(if scorers.is_empty() {
-            Box::new(EmptyScorer)
-        } else {
-            Box::new(AnyFieldScorer::new(scorers, rest))
-        })
+        Ok(Box::new(AnyFieldScorer::new(scorers, pruning)))
     }
 
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
@@ -418,6 +723,16 @@ impl FieldScorer {
     }
 }
 
+/// Windows of [`Ceiling`]s stepped over since the process started.
+#[cfg(test)]
+static WINDOWS_SKIPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many windows pruning passes stepped over by their ceilings.
+#[cfg(test)]
+pub(crate) fn windows_skipped() -> u64 {
+    WINDOWS_SKIPPED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The field scorers, each on its own document; the union is on the least.
 ///
 /// During a pass that prunes, a word that may prune takes its fields from
@@ -429,6 +744,12 @@ impl FieldScorer {
 /// alone is no hit. This is MaxScore (Turtle and Flood, 1995) over the
 /// fields of one word. Scores are summed in the fields' own order either
 /// way, so that a document scores the same to the bit in every pass.
+///
+/// Where common words have [`Ceiling`]s, the union also steps over every
+/// window of [`WINDOW`] documents in which the words together cannot
+/// reach the bar: block-max pruning (Ding and Suel, 2011), over windows of
+/// document ids rather than a field's blocks of postings, so that one
+/// bound covers a document's every field and word.
 struct AnyFieldScorer {
     scorers: Vec<FieldScorer>,
     doc: DocId,
@@ -448,11 +769,17 @@ struct Pruning {
     /// document. The others are each on their first document at or after
     /// it.
     led: usize,
+    /// What the query's words may score together at most in each window
+    /// of [`WINDOW`] documents ([`Words::limits`]): the union steps over
+    /// the windows where that is below the bar.
+    limits: Option<Arc<[Score]>>,
 }
 
 impl AnyFieldScorer {
-    fn new(scorers: Vec<FieldScorer>, rest: Option<Score>) -> Self {
-        let pruning = rest.map(|rest| {
+    /// A union of `scorers`; one that may prune when told what the other
+    /// words may add at most, and what all may score in each window.
+    fn new(scorers: Vec<FieldScorer>, pruning: Option<(Score, Option<Arc<[Score]>>)>) -> Self {
+        let pruning = pruning.map(|(rest, limits)| {
             let mut order: Vec<usize> = (0..scorers.len()).collect();
             order.sort_by(|&a, &b| scorers[a].most.total_cmp(&scorers[b].most));
             let mut sum = 0.0;
@@ -468,6 +795,7 @@ impl AnyFieldScorer {
                 order,
                 most,
                 led: 0,
+                limits,
             }
         });
         let doc = scorers
@@ -489,7 +817,7 @@ impl AnyFieldScorer {
     fn move_by(&mut self, mut step: impl FnMut(&mut FieldScorer) -> DocId) -> DocId {
         // A conjunction may step through millions of one word's documents
         // in one of its steps: the deadline ends it here.
-        if interrupt::cut() {
+        if interrupt::cut() || self.doc == TERMINATED {
             self.doc = TERMINATED;
             return TERMINATED;
         }
@@ -501,7 +829,8 @@ impl AnyFieldScorer {
                 }
             }
             Some(pruning) => {
-                if let Some(bar) = prune::bar() {
+                let bar = prune::bar();
+                if let Some(bar) = bar {
                     let fields = pruning.order.len();
                     while pruning.led < fields
                         && prune::below(pruning.most[pruning.led] + pruning.rest, bar)
@@ -512,8 +841,42 @@ impl AnyFieldScorer {
                         prune::skipped();
                     }
                 }
-                for &at in &pruning.order[pruning.led..] {
+                let leading = &pruning.order[pruning.led..];
+                for &at in leading {
                     next = next.min(step(&mut self.scorers[at]));
+                }
+                if let (Some(bar), Some(limits)) = (bar, &pruning.limits) {
+                    // On to the first document in a window that may
+                    // reach the bar.
+                    while next != TERMINATED {
+                        let window = (next / WINDOW) as usize;
+                        let open = limits
+                            .get(window..)
+                            .and_then(|rest| rest.iter().position(|&l| !prune::below(l, bar)));
+                        match open {
+                            Some(0) => break,
+                            Some(past) => {
+                                prune::skipped();
+                                #[cfg(test)]
+                                WINDOWS_SKIPPED
+                                    .fetch_add(past as u64, std::sync::atomic::Ordering::Relaxed);
+                                let target = (window + past) as DocId * WINDOW;
+                                next = TERMINATED;
+                                for &at in leading {
+                                    next = next.min(self.scorers[at].seek(target));
+                                }
+                            }
+                            None => {
+                                prune::skipped();
+                                #[cfg(test)]
+                                WINDOWS_SKIPPED.fetch_add(
+                                    (limits.len() - window) as u64,
+                                    std::sync::atomic::Ordering::Relaxed,
+                                );
+                                next = TERMINATED;
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -578,6 +941,169 @@ mod tests {
     use tantivy::query::{BooleanQuery, BoostQuery, Occur, TermQuery};
     use tantivy::schema::{Schema, TEXT};
     use tantivy::{doc, Index};
+
+    /// `terms` with their weights under `searcher`'s statistics.
+    fn weighed(searcher: &tantivy::Searcher, terms: &[(Term, Score)]) -> Vec<FieldTerm> {
+        terms
+            .iter()
+            .map(|(term, boost)| FieldTerm {
+                term: term.clone(),
+                bm25: Some(Arc::new(
+                    Bm25Weight::for_terms(searcher, std::slice::from_ref(term))
+                        .unwrap()
+                        .boost_by(*boost),
+                )),
+            })
+            .collect()
+    }
+
+    /// Each document's score for the word of `terms` in `reader`'s
+    /// segment, under `searcher`'s statistics.
+    fn scores(
+        searcher: &tantivy::Searcher,
+        reader: &SegmentReader,
+        terms: &[(Term, Score)],
+    ) -> Vec<(DocId, Score)> {
+        let weight = AnyFieldQuery::new(terms.to_vec())
+            .weight(EnableScoring::enabled_from_searcher(searcher))
+            .unwrap();
+        let mut scorer = weight.scorer(reader, 1.0).unwrap();
+        let mut scores = Vec::new();
+        while scorer.doc() != TERMINATED {
+            scores.push((scorer.doc(), scorer.score()));
+            scorer.advance();
+        }
+        scores
+    }
+
+    #[test]
+    fn ceilings_are_each_windows_best_score_and_hold_as_statistics_move() {
+        let mut builder = Schema::builder();
+        let title = builder.add_text_field("title", TEXT);
+        let body = builder.add_text_field("body", TEXT);
+        let index = Index::create_in_ram(builder.build());
+        let mut writer: tantivy::IndexWriter =
+            index.writer_with_num_threads(1, 20_000_000).unwrap();
+        for n in 0..1000usize {
+            // No document holds the word in the sixth window.
+            let ice = |m: usize| if n / 128 == 5 { 0 } else { n % m };
+            writer
+                .add_document(doc!(
+                    title => format!("{}{}", "ice ".repeat(ice(3)), "x ".repeat(n % 7)),
+                    body => format!("{}{}", "ice ".repeat(ice(5)), "rock ".repeat(n % 11)),
+                ))
+                .unwrap();
+        }
+        writer.commit().unwrap();
+        let terms = vec![
+            (Term::from_field_text(title, "ice"), 3.0),
+            (Term::from_field_text(body, "ice"), 1.0),
+        ];
+        let searcher = index.reader().unwrap().searcher();
+        let reader = &searcher.segment_readers()[0];
+        let ceiling = Ceiling::reckon(reader, &weighed(&searcher, &terms))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ceiling.windows.len(), 8);
+        let mut best = vec![0.0; 8];
+        for (doc, score) in scores(&searcher, reader, &terms) {
+            let window = &mut best[(doc / WINDOW) as usize];
+            *window = Score::max(*window, score);
+        }
+        assert_eq!(best[5], 0.0);
+        assert!(best.iter().filter(|&&b| b > 0.0).count() == 7);
+        for (reckoned, best) in ceiling.windows.iter().zip(&best) {
+            assert!(
+                (reckoned - best).abs() <= 1e-6 * best,
+                "{reckoned} for {best}"
+            );
+        }
+        // The same statistics: no drift, and the cache keeps one.
+        assert_eq!(ceiling.drift(&weighed(&searcher, &terms)), (1.0, 1.0));
+        let peaks = Peaks::default();
+        let (held, drift) = peaks
+            .ceiling(reader, &weighed(&searcher, &terms))
+            .unwrap()
+            .unwrap();
+        assert_eq!(drift, 1.0);
+        let (again, _) = peaks
+            .ceiling(reader, &weighed(&searcher, &terms))
+            .unwrap()
+            .unwrap();
+        assert!(Arc::ptr_eq(&held, &again));
+
+        // Documents without the word and with longer bodies: the word's
+        // weight rises, and so does every score in the first segment.
+        let segment = reader.segment_id();
+        for _ in 0..3000 {
+            writer
+                .add_document(doc!(title => "rock", body => "rock ".repeat(40)))
+                .unwrap();
+        }
+        writer.commit().unwrap();
+        let larger = index.reader().unwrap().searcher();
+        let reader = larger
+            .segment_readers()
+            .iter()
+            .find(|r| r.segment_id() == segment)
+            .unwrap();
+        let (drift, _) = ceiling.drift(&weighed(&larger, &terms));
+        assert!(drift > 1.0 && drift.is_finite(), "{drift}");
+        let mut rose = false;
+        for ((doc, now), (_, then)) in scores(&larger, reader, &terms).into_iter().zip(scores(
+            &searcher,
+            &searcher.segment_readers()[0],
+            &terms,
+        )) {
+            rose |= now > then * 1.01;
+            let limit = ceiling.windows[(doc / WINDOW) as usize] * drift;
+            assert!(
+                now <= limit * (1.0 + 1e-6),
+                "doc {doc}: {now} above {limit}"
+            );
+        }
+        assert!(rose);
+        // For a word in one field, the drift is what some document's score
+        // rose by: the bound is tight.
+        let body_only = &terms[1..];
+        let alone = Ceiling::reckon(
+            &searcher.segment_readers()[0],
+            &weighed(&searcher, body_only),
+        )
+        .unwrap()
+        .unwrap();
+        let (rise, fall) = alone.drift(&weighed(&larger, body_only));
+        assert_eq!(fall, 1.0, "every score rose");
+        let rose_most = scores(&larger, reader, body_only)
+            .into_iter()
+            .zip(scores(&searcher, &searcher.segment_readers()[0], body_only))
+            .map(|((_, now), (_, then))| now / then)
+            .fold(0.0, Score::max);
+        assert!(
+            (rise - rose_most).abs() <= 1e-5 * rise,
+            "{rise} for {rose_most}"
+        );
+        // And the other way, from the larger index's statistics back to
+        // the smaller's: scores fall, by as much as the ceilings are loose.
+        let back = Ceiling::reckon(reader, &weighed(&larger, body_only))
+            .unwrap()
+            .unwrap();
+        let (rise, fall) = back.drift(&weighed(&searcher, body_only));
+        assert_eq!(rise, 1.0);
+        assert!(
+            (fall - rose_most).abs() <= 1e-3 * fall,
+            "{fall} for {rose_most}"
+        );
+        // Under statistics this far from its own (the word's weight has
+        // more than doubled), a ceiling is reckoned again.
+        assert!(drift > MAX_DRIFT, "{drift}");
+        let (anew, drift) = peaks
+            .ceiling(reader, &weighed(&larger, &terms))
+            .unwrap()
+            .unwrap();
+        assert!(!Arc::ptr_eq(&held, &anew));
+        assert_eq!(drift, 1.0);
+    }
 
     /// Same matches and the same scores as the boolean union of boosted
     /// term clauses it replaces, alone and inside an intersection.

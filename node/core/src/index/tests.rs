@@ -2454,6 +2454,7 @@ impl Fixture {
 fn a_large_search_has_exact_hits_on_every_page_and_estimated_counts() {
     let f = in_three_segments(common_words(24_000));
     let stepped = prune::stepped();
+    let windows = any_field::windows_skipped();
     let ocean = || vec!["ocean".to_owned()];
     let searches: Vec<(SearchRequest, Viewer)> = vec![
         (SearchRequest::default(), operator()),
@@ -2517,6 +2518,10 @@ fn a_large_search_has_exact_hits_on_every_page_and_estimated_counts() {
         }
     }
     assert!(prune::stepped() > stepped, "no run was stepped over");
+    assert!(
+        any_field::windows_skipped() > windows,
+        "no window was stepped over by its ceilings"
+    );
 
     // What the sample says matches fewer is counted exactly: the words
     // match thousands, and the filters leave a few.
