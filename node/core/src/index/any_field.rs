@@ -1,4 +1,5 @@
-//! One word in any of several fields: the unfielded term of a query.
+//! One word in any of several fields: the unfielded term of a query (and
+//! a word in one field, as the same with one field).
 //!
 //! Matches the documents holding any of the terms and scores a match as
 //! the sum of each field's BM25 score times its boost, as a `BooleanQuery`
@@ -357,8 +358,8 @@ impl Peaks {
     }
 }
 
-/// The unfielded words of a conjunction whose every scoring clause is
-/// such a word, so that each word can tell what the others may add to a
+/// The words (unfielded, or in one field) of a conjunction whose every
+/// scoring clause is such a word, so that each word can tell what the others may add to a
 /// document's score in a segment: a document whose own word cannot reach
 /// the bar less that is no hit.
 pub(crate) struct Words {

@@ -16,9 +16,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, EmptyQuery, Occur, PhrasePrefixQuery, Query, TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, EmptyQuery, Occur, PhrasePrefixQuery, Query,
 };
-use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::schema::Field;
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::Term;
 
@@ -295,10 +295,14 @@ impl Compiler<'_> {
                 let mut terms = analyze(analyzer, text);
                 match terms.len() {
                     0 => None,
-                    1 => Some(Box::new(TermQuery::new(
+                    // One field's word, scored as a term query scores it;
+                    // as an unfielded word is, so that a conjunction of
+                    // such words ends at the deadline inside a step, and
+                    // may prune.
+                    1 => Some(Box::new(AnyFieldQuery::new(vec![(
                         term_of(&terms.remove(0).1),
-                        IndexRecordOption::WithFreqs,
-                    ))),
+                        1.0,
+                    )]))),
                     _ => Some(Box::new(BoundedPhrase::new(
                         terms.iter().map(|(at, t)| (*at, term_of(t))).collect(),
                     ))),

@@ -9,8 +9,8 @@
 //! one step reads all of them in its segment, past any deadline.
 //!
 //! So the walk over the matches, the postings of a phrase
-//! ([`BoundedPhrase`]) and the fields of an unfielded word
-//! ([`super::any_field`]) all ask [`cut`] as they move. While a [`Watch`]
+//! ([`BoundedPhrase`]) and the fields of a word, unfielded or in one field
+//! ([`super::any_field`]), all ask [`cut`] as they move. While a [`Watch`]
 //! is kept on the thread, `cut` looks at the clock every
 //! [`MOVES_PER_LOOK`] moves; once the deadline has passed it stays true and
 //! they end (`TERMINATED`). The watch then marks the search's deadline as

@@ -3,12 +3,12 @@
 //! A search of a common word at ten million records matches millions of
 //! them, and scoring each to keep the ten best is most of its time. Once a
 //! page is full, its worst hit sets a bar: a document that cannot score
-//! above it is of no use to the page. The unfielded words of a conjunction
-//! ([`super::any_field`]) know, for each of their fields, the most it may
-//! add to a score, and let the fields that together cannot lift a
-//! document to the bar stop leading (MaxScore, Turtle and Flood, 1995), so
-//! the documents holding the word in those fields alone are stepped over
-//! unscored; and common words know what they score at most in each window
+//! above it is of no use to the page. The words of a conjunction, unfielded
+//! or in one field ([`super::any_field`]), know, for each of their fields,
+//! the most it may add to a score, and let the fields that together cannot
+//! lift a document to the bar stop leading (MaxScore, Turtle and Flood,
+//! 1995), so the documents holding the word in those fields alone are
+//! stepped over unscored; and common words know what they score at most in each window
 //! of documents, so windows where the words together cannot reach the bar
 //! are stepped over whole. The bounds hold for every document, so the page
 //! is exactly the page of a pass that scores everything.

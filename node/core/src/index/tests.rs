@@ -2229,6 +2229,77 @@ fn a_search_past_its_deadline_is_given_up() {
     assert_eq!(small.run_until(Some(passed)).unwrap().total, 21);
 }
 
+/// A conjunction of fielded words that no record but the last holds
+/// together steps through one word's records inside one step; it ends
+/// there once the deadline has passed, as a conjunction of unfielded
+/// words does, and scores as tantivy's term query scores a word.
+#[test]
+fn a_conjunction_of_fielded_words_stops_at_the_deadline_inside_one_step() {
+    let records: Vec<DatasetRecord> = (0..20_000)
+        .map(|n| DatasetRecord {
+            title: match n {
+                19_999 => "alpha beta",
+                n if n % 2 == 0 => "alpha",
+                _ => "beta",
+            }
+            .into(),
+            ..record(&format!("r{n:05}"))
+        })
+        .collect();
+    let f = fixture(records);
+    let searcher = f.index.reader.searcher();
+    let prepared = f.prepare("title:alpha title:beta");
+    let weight = prepared
+        .query
+        .weight(tantivy::query::EnableScoring::enabled_from_searcher(
+            &searcher,
+        ))
+        .unwrap();
+    // The segment that holds the one match, after thousands of records
+    // holding one word or the other.
+    let (reader, found) = searcher
+        .segment_readers()
+        .iter()
+        .find_map(|reader| {
+            let scorer = weight.scorer(reader, 1.0).unwrap();
+            (scorer.doc() != tantivy::TERMINATED).then(|| (reader, scorer.doc()))
+        })
+        .expect("found without a deadline");
+    assert!(found >= 8_000, "{found}");
+    let past = interrupt::Deadline::new(std::time::Instant::now());
+    {
+        let _watch = interrupt::Watch::begin(Some(&past));
+        let scorer = weight.scorer(reader, 1.0).unwrap();
+        assert_eq!(scorer.doc(), tantivy::TERMINATED, "cut while it was built");
+    }
+    assert!(past.passed());
+
+    // The word alone scores as a term query.
+    let title = f.index.fields.title;
+    let word = f.prepare("title:alpha");
+    let term = tantivy::query::TermQuery::new(
+        Term::from_field_text(title, "alpha"),
+        tantivy::schema::IndexRecordOption::WithFreqs,
+    );
+    let scores = |query: &dyn tantivy::query::Query| {
+        let weight = query
+            .weight(tantivy::query::EnableScoring::enabled_from_searcher(
+                &searcher,
+            ))
+            .unwrap();
+        let mut scorer = weight.scorer(reader, 1.0).unwrap();
+        let mut scores = Vec::new();
+        while scorer.doc() != tantivy::TERMINATED {
+            scores.push((scorer.doc(), scorer.score().to_bits()));
+            scorer.advance();
+        }
+        scores
+    };
+    let want = scores(&term);
+    assert!(want.len() > 1_000 && want.iter().any(|(doc, _)| *doc == found));
+    assert_eq!(scores(&*word.query), want);
+}
+
 /// A query needing a word that no segment holds is answered from the
 /// dictionaries, with no scorer built, and reads as any search that
 /// matches nothing: no hits, no cursor, every facet empty. A word only a
