@@ -2538,7 +2538,13 @@ fn a_large_search_has_exact_hits_on_every_page_and_estimated_counts() {
             operator(),
         ),
     ];
-    for text in ["ice", "sea ice", "melt snow -title:river", "rock sea river"] {
+    for text in [
+        "ice",
+        "sea ice",
+        "melt snow -title:river",
+        "rock sea river",
+        "description:ice",
+    ] {
         for (request, viewer) in &searches {
             let request = SearchRequest {
                 text: text.into(),
