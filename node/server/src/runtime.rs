@@ -127,9 +127,8 @@ async fn scheduled_harvests(
                 Ok(state) => {
                     tracing::info!(source = %name, added = state.added, changed = state.changed, deleted = state.deleted, rejected = state.rejected, "scheduled harvest done")
                 }
-                Err(meridian_core::harvest::HarvestError::PageCap(e)) => {
-                    tracing::info!(source = %name, note = %e, "scheduled harvest at its page cap; the list goes on at the next tick")
-                }
+                // The run has said so; the list goes on at the next tick.
+                Err(meridian_core::harvest::HarvestError::PageCap(_)) => {}
                 Err(e) => tracing::warn!(source = %name, error = %e, "scheduled harvest failed"),
             }
         }

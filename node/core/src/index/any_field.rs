@@ -235,14 +235,7 @@ impl Ceiling {
                 }
             }
         }
-        let finite = |factor: Score| {
-            if factor.is_finite() {
-                factor
-            } else {
-                Score::INFINITY
-            }
-        };
-        (finite(rise), finite(fall))
+        (rise, fall)
     }
 }
 
@@ -276,13 +269,18 @@ impl Peaks {
             doc = postings.advance();
         }
         let peaks: PeaksOf = peaks.into();
-        let mut held = held();
+        self.keep(segment, term, peaks.clone());
+        Ok(Some(peaks))
+    }
+
+    /// Holds `peaks` as `term`'s in `segment`.
+    fn keep(&self, segment: SegmentId, term: &Term, peaks: PeaksOf) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let terms = held.entry(segment).or_default();
         if terms.len() >= MAX_PEAKS_PER_SEGMENT {
             terms.clear();
         }
-        terms.insert(term.clone(), peaks.clone());
-        Ok(Some(peaks))
+        terms.insert(term.clone(), peaks);
     }
 
     /// The ceilings of the word of field `terms` in `reader`'s segment,
@@ -297,14 +295,12 @@ impl Peaks {
         if terms.iter().any(|term| term.bm25.is_none()) {
             return Ok(None);
         }
-        let mut postings = 0;
+        let mut doc_freqs = Vec::with_capacity(terms.len());
         for term in terms {
-            let doc_freq = reader
-                .inverted_index(term.term.field())?
-                .doc_freq(&term.term)?;
-            postings = postings.max(doc_freq);
+            let index = reader.inverted_index(term.term.field())?;
+            doc_freqs.push(index.doc_freq(&term.term)?);
         }
-        if postings < PEAK_POSTINGS {
+        if doc_freqs.iter().all(|&doc_freq| doc_freq < PEAK_POSTINGS) {
             return Ok(None);
         }
         let key = (
@@ -325,6 +321,13 @@ impl Peaks {
         let Some(ceiling) = Ceiling::reckon(reader, terms)? else {
             return Ok(None);
         };
+        // The reckoning read every posting: each field's highest counts
+        // are its peaks, not to be read again.
+        for ((term, counts), doc_freq) in terms.iter().zip(ceiling.counts.iter()).zip(doc_freqs) {
+            if doc_freq >= PEAK_POSTINGS {
+                self.keep(reader.segment_id(), &term.term, counts.most.to_vec().into());
+            }
+        }
         let ceiling = Arc::new(ceiling);
         let mut held = held();
         if held.bytes + ceiling.bytes() > MAX_CEILING_BYTES {
@@ -359,9 +362,9 @@ impl Peaks {
 }
 
 /// The words (unfielded, or in one field) of a conjunction whose every
-/// scoring clause is such a word, so that each word can tell what the others may add to a
-/// document's score in a segment: a document whose own word cannot reach
-/// the bar less that is no hit.
+/// scoring clause is such a word, so that each word can tell what the
+/// others may add to a document's score in a segment: a document whose
+/// own word cannot reach the bar less that is no hit.
 pub(crate) struct Words {
     /// Each word's field terms with their weights, once its weight is
     /// built with scores.
@@ -626,23 +629,27 @@ impl Weight for AnyFieldWeight {
             prune::in_pass() && boost == 1.0 && self.terms.iter().all(|t| t.bm25.is_some())
         });
         let mut scorers = Vec::with_capacity(self.terms.len());
+        let mut held = Vec::with_capacity(self.terms.len());
         for term in self.terms.iter() {
-            if let Some(mut scorer) = term.scorer(reader, boost)? {
-                if let Some((words, _)) = words {
-                    let doc_freq = scorer.postings.doc_freq();
-                    scorer.most = term.most_of(reader, &words.peaks, doc_freq)?;
-                }
+            if let Some(scorer) = term.scorer(reader, boost)? {
                 scorers.push(scorer);
+                held.push(term);
             }
         }
         if scorers.is_empty() {
             return Ok(Box::new(EmptyScorer));
         }
         let pruning = match words {
-            Some((words, at)) => words
-                .others(*at, reader)?
-                .map(|rest| -> tantivy::Result<_> { Ok((rest, words.limits(reader)?)) })
-                .transpose()?,
+            Some((words, at)) => {
+                // Ceilings first: reckoning them keeps the peaks the
+                // bounds below read, so no posting is read twice.
+                let limits = words.limits(reader)?;
+                for (scorer, term) in scorers.iter_mut().zip(held) {
+                    let doc_freq = scorer.postings.doc_freq();
+                    scorer.most = term.most_of(reader, &words.peaks, doc_freq)?;
+                }
+                words.others(*at, reader)?.map(|rest| (rest, limits))
+            }
             None => None,
         };
         Ok(Box::new(AnyFieldScorer::new(scorers, pruning)))
@@ -1032,6 +1039,21 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(Arc::ptr_eq(&held, &again));
+        // Reckoning them kept each field's peaks, as reading them anew
+        // gives.
+        for (term, _) in &terms {
+            let doc_freq = reader
+                .inverted_index(term.field())
+                .unwrap()
+                .doc_freq(term)
+                .unwrap();
+            let read = Peaks::default()
+                .of(reader, term, doc_freq)
+                .unwrap()
+                .unwrap();
+            let kept = peaks.held.lock().unwrap()[&reader.segment_id()][term].clone();
+            assert_eq!(kept, read);
+        }
 
         // Documents without the word and with longer bodies: the word's
         // weight rises, and so does every score in the first segment.

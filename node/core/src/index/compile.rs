@@ -344,8 +344,8 @@ impl Compiler<'_> {
 /// Tells each word (unfielded, or in one field) of the text's `clauses`
 /// what the others may add to a score, so that it may prune
 /// ([`super::prune`]): only when every clause that scores is such a word
-/// (and then true). Exclusions do
-/// not score, nor do the filters added later.
+/// (and then true). Exclusions do not score, nor do the filters added
+/// later.
 fn share_words(clauses: &mut [(Occur, Box<dyn Query>)], peaks: &Arc<Peaks>) -> bool {
     let scoring = || clauses.iter().filter(|(occur, _)| *occur != Occur::MustNot);
     let count = scoring().count();

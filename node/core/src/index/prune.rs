@@ -8,9 +8,9 @@
 //! the most it may add to a score, and let the fields that together cannot
 //! lift a document to the bar stop leading (MaxScore, Turtle and Flood,
 //! 1995), so the documents holding the word in those fields alone are
-//! stepped over unscored; and common words know what they score at most in each window
-//! of documents, so windows where the words together cannot reach the bar
-//! are stepped over whole. The bounds hold for every document, so the page
+//! stepped over unscored; and common words know what they score at most
+//! in each window of documents, so windows where the words together
+//! cannot reach the bar are stepped over whole. The bounds hold for every document, so the page
 //! is exactly the page of a pass that scores everything.
 //!
 //! Stepping over documents leaves them out of the match set, so a pass
